@@ -1,0 +1,59 @@
+/** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
+import { exitCodeFor, messageOf, UsageError } from '#domain/errors';
+import { abortCommand } from './commands/abort.ts';
+import { beginCommand } from './commands/begin.ts';
+import { endCommand } from './commands/end.ts';
+import { preflightCommand } from './commands/preflight.ts';
+import { runCommand } from './commands/run.ts';
+import { statusCommand } from './commands/status.ts';
+import { type HolderConfig, runHolder } from './holder.ts';
+
+const commands: Record<string, { run: (args: string[]) => Promise<number>; summary: string }> = {
+  preflight: { run: preflightCommand, summary: 'check that a backup can be taken here' },
+  begin: { run: beginCommand, summary: 'start a backup held by a background process' },
+  end: { run: endCommand, summary: 'end the backup and hand over backup_label, tablespace_map, history' },
+  abort: { run: abortCommand, summary: 'end the backup without artifacts' },
+  status: { run: statusCommand, summary: 'is a backup in progress here, and how did the last one end' },
+  run: { run: runCommand, summary: 'begin, run a snapshot command, end (abort if it fails)' },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  return [
+    'usage: pgsnap <command> [options]',
+    '',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Connection settings come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD / PGPASSFILE.',
+    'Every command takes --json (one JSON document on stdout) and --help.',
+    'Exit codes: 0 ok, 1 failure, 2 usage error, 3 a precondition is not met.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === '__holder') return runHolder(JSON.parse(args[0]!) as HolderConfig);
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`pgsnap: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+  return command.run(args);
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const name = error instanceof Error ? error.name : 'Error';
+    process.stderr.write(`pgsnap: ${messageOf(error)}\n`);
+    const separator = argv.indexOf('--');
+    if ((separator < 0 ? argv : argv.slice(0, separator)).includes('--json')) {
+      process.stdout.write(`${JSON.stringify({ error: { name, message: messageOf(error) } }, null, 2)}\n`);
+    }
+    process.exitCode = exitCodeFor(error);
+  },
+);

@@ -1,0 +1,60 @@
+/** `pgsnap abort`: end the backup session without artifacts. */
+import { PreconditionError } from '#domain/errors';
+import { parse } from '../cli-args.ts';
+import { type Context, createContext } from '../context.ts';
+import { request } from '../control.ts';
+import { inspect } from '../inspect.ts';
+import { table } from '../output.ts';
+import { help } from './begin.ts';
+
+export const abortUsage = `pgsnap abort [--reason R] [--json]
+
+Ends the backup in progress here without keeping anything: the holder closes
+its session and PostgreSQL leaves backup mode.`;
+
+export async function abort(ctx: Context, reason: string): Promise<{ backupId: string; reason: string }> {
+  const current = await inspect(ctx.state);
+  if (current.kind === 'stopped') {
+    // Backup mode already ended; discarding the hand-over is all that is left to do.
+    const { backupId, label, startedAt } = current.stopped;
+    ctx.state.writeOutcome({
+      backupId,
+      label,
+      outcome: 'aborted',
+      reason,
+      at: new Date().toISOString(),
+      startedAt,
+    });
+    ctx.state.clearStopped();
+    ctx.state.unlock();
+    return { backupId, reason };
+  }
+  if (current.kind !== 'active') {
+    throw new PreconditionError('no backup is in progress here; nothing to abort');
+  }
+  const answer = await request(ctx.state.socketPath, { op: 'abort', reason });
+  if (answer && !answer.ok) throw new Error(answer.error.message);
+  // Wait until the holder has closed its session, so that on return the server has left backup mode.
+  const deadline = Date.now() + 15_000;
+  while ((await inspect(ctx.state)).kind === 'active') {
+    if (Date.now() > deadline)
+      throw new Error(`the holder (pid ${current.session.holderPid}) did not stop within 15s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { backupId: current.session.backupId, reason };
+}
+
+export async function abortCommand(args: string[]): Promise<number> {
+  const { values } = parse('abort', args, { reason: { type: 'string' } });
+  if (values.help) return help(abortUsage);
+  const ctx = createContext(values);
+  const result = await abort(ctx, values.reason ?? 'aborted by operator');
+  ctx.out.result(
+    { aborted: true, ...result },
+    table([
+      ['aborted', result.backupId],
+      ['reason', result.reason],
+    ]),
+  );
+  return 0;
+}

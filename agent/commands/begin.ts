@@ -1,0 +1,203 @@
+/** `pgsnap begin`: start the holder and return once the server is in backup mode. */
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { PreconditionError, UsageError } from '#domain/errors';
+import { formatDuration, newBackupId, parseDuration, validateBackupId, validateLabel } from '#domain/input';
+import { parse } from '../cli-args.ts';
+import { type Context, createContext } from '../context.ts';
+import type { HolderConfig } from '../holder.ts';
+import { inspect } from '../inspect.ts';
+import { table } from '../output.ts';
+import { connect } from '../postgres.ts';
+import { preflight } from '../preflight.ts';
+import type { SessionRecord } from '../state.ts';
+
+export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--json]
+
+Starts a non-exclusive backup held by a background process (the holder) and
+returns once PostgreSQL is in backup mode. End it with pgsnap end.`;
+
+export interface BeginOptions {
+  label: string;
+  fast: boolean;
+  maxDurationMs: number;
+  backupId?: string;
+}
+
+export const defaultMaxDurationMs = 3_600_000;
+
+export async function begin(ctx: Context, options: BeginOptions): Promise<SessionRecord> {
+  const backupId = options.backupId ?? newBackupId();
+  const { state } = ctx;
+
+  const current = await inspect(state);
+  if (current.kind === 'active') {
+    const s = current.session;
+    throw new PreconditionError(
+      `backup ${s.backupId} (label ${JSON.stringify(s.label)}) is in progress here since ${s.startedAt}, ` +
+        `held by pid ${s.holderPid}; end it with pgsnap end or pgsnap abort before starting another`,
+    );
+  }
+  if (current.kind === 'stopped') {
+    throw new PreconditionError(
+      `backup ${current.stopped.backupId} was stopped but pgsnap end did not finish handing over its artifacts; ` +
+        'run pgsnap end to finish it (or pgsnap abort to discard it) before starting another',
+    );
+  }
+
+  const client = await connect();
+  try {
+    const report = await preflight(client);
+    const failed = report.findings.filter((f) => !f.ok && f.severity === 'error');
+    if (failed.length > 0) {
+      throw new PreconditionError(
+        `cannot start a backup:\n${failed.map((f) => `  - ${f.message}`).join('\n')}\n(run pgsnap preflight for all checks)`,
+      );
+    }
+  } finally {
+    await client.end();
+  }
+
+  if (!state.tryLock(backupId)) {
+    throw new PreconditionError(
+      `another pgsnap begin for this cluster is starting right now (${JSON.stringify(state.readLock())}); try again`,
+    );
+  }
+  const config: HolderConfig = {
+    stateRoot: ctx.stateRoot,
+    key: state.key,
+    backupId,
+    label: options.label,
+    fast: options.fast,
+    maxDurationMs: options.maxDurationMs,
+  };
+  try {
+    return await spawnHolder(ctx, config);
+  } catch (error) {
+    // The holder records its own failure and releases the lock; this covers a holder that never ran.
+    if (state.readLock()?.pid === process.pid) state.unlock();
+    throw error;
+  }
+}
+
+/**
+ * Starts the holder detached (setsid), so killing begin's process group does
+ * not reach it, and waits for its one-line report on fd 3.
+ */
+function spawnHolder(ctx: Context, config: HolderConfig): Promise<SessionRecord> {
+  const log = openSync(ctx.state.logPath, 'a', 0o600);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, process.argv[1]!, '__holder', JSON.stringify(config)],
+    {
+      detached: true,
+      stdio: ['ignore', log, log, 'pipe'],
+      env: process.env,
+    },
+  );
+  const started = Date.now();
+  const progress = setInterval(() => {
+    ctx.out.progress(
+      `waiting for pg_backup_start (${formatDuration(Date.now() - started)})` +
+        (config.fast
+          ? ''
+          : ': the checkpoint is spread over checkpoint_completion_target; --fast forces it now'),
+    );
+  }, 5_000);
+  return new Promise<SessionRecord>((resolve, reject) => {
+    let text = '';
+    const channel = child.stdio[3] as NodeJS.ReadableStream;
+    channel.setEncoding('utf8');
+    channel.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    const settle = () => {
+      clearInterval(progress);
+      child.unref();
+      (channel as unknown as { destroy(): void }).destroy();
+      let message: { ok: boolean; session?: SessionRecord; error?: { name: string; message: string } };
+      try {
+        message = JSON.parse(text);
+      } catch {
+        reject(new Error(`the holder exited without starting the backup; see ${ctx.state.logPath}`));
+        return;
+      }
+      if (message.ok && message.session) resolve(message.session);
+      else {
+        const error = new Error(`the backup did not start: ${message.error?.message}`);
+        if (message.error?.name) error.name = message.error.name;
+        reject(message.error?.name === 'PreconditionError' ? new PreconditionError(error.message) : error);
+      }
+    };
+    channel.on('end', settle);
+    child.on('error', (error) => {
+      clearInterval(progress);
+      reject(error);
+    });
+  });
+}
+
+export function describeSession(session: SessionRecord): Array<[string, unknown]> {
+  return [
+    ['backupId', session.backupId],
+    ['label', session.label],
+    ['startLsn', session.startLsn],
+    ['startWalFile', session.startWalFile],
+    ['timeline', session.timeline],
+    ['systemIdentifier', session.systemIdentifier],
+    ['serverVersion', session.serverVersion],
+    ['startedAt', session.startedAt],
+    [
+      'backupFrom',
+      session.fromStandby === undefined ? undefined : session.fromStandby ? 'standby' : 'primary',
+    ],
+    ['holderPid', session.holderPid],
+    ['serverPid', session.serverPid],
+    ['expiresAt', session.expiresAt],
+  ];
+}
+
+export function beginDocument(session: SessionRecord): Record<string, unknown> {
+  return Object.fromEntries(describeSession(session).filter(([, value]) => value !== undefined));
+}
+
+export function parseBeginOptions(values: {
+  label?: string;
+  fast?: boolean;
+  'max-duration'?: string;
+  'backup-id'?: string;
+}): BeginOptions {
+  return {
+    label: validateLabel(values.label ?? ''),
+    fast: values.fast ?? false,
+    maxDurationMs: values['max-duration']
+      ? parseDuration(values['max-duration'], '--max-duration')
+      : defaultMaxDurationMs,
+    ...(values['backup-id'] ? { backupId: validateBackupId(values['backup-id']) } : {}),
+  };
+}
+
+export const beginFlags = {
+  label: { type: 'string' },
+  fast: { type: 'boolean', default: false },
+  'max-duration': { type: 'string' },
+  'backup-id': { type: 'string' },
+} as const;
+
+export async function beginCommand(args: string[]): Promise<number> {
+  const { values } = parse('begin', args, beginFlags);
+  if (values.help) return help(beginUsage);
+  if (values.label === undefined) {
+    throw new UsageError('pgsnap begin: --label is required, e.g. pgsnap begin --label nightly');
+  }
+  const options = parseBeginOptions(values);
+  const ctx = createContext(values);
+  const session = await begin(ctx, options);
+  ctx.out.result(beginDocument(session), table(describeSession(session)));
+  return 0;
+}
+
+export function help(usage: string): number {
+  process.stdout.write(`${usage}\n`);
+  return 0;
+}

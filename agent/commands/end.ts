@@ -1,0 +1,203 @@
+/** `pgsnap end`: stop the backup, confirm its WAL is archived, hand over the artifacts byte for byte. */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { BackupInvalidError, PreconditionError } from '#domain/errors';
+import { parseDuration } from '#domain/input';
+import { waitForArchive } from '../archive-wait.ts';
+import { parse } from '../cli-args.ts';
+import { type Context, createContext } from '../context.ts';
+import { request } from '../control.ts';
+import { inspect } from '../inspect.ts';
+import { table } from '../output.ts';
+import { connect } from '../postgres.ts';
+import { type StoppedRecord, writeFileDurably } from '../state.ts';
+import { help } from './begin.ts';
+
+export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--json]
+
+Ends the backup started by pgsnap begin, waits until the stop segment and the
+backup history file are archived, and writes backup_label, tablespace_map (when
+non-empty) and the backup history file into DIR.`;
+
+export interface Artifact {
+  name: string;
+  path?: string;
+  sha256: string;
+  bytes: number;
+  content: string;
+}
+
+export interface EndResult {
+  backupId: string;
+  label: string;
+  startLsn: string;
+  stopLsn: string;
+  startWalFile: string;
+  stopWalFile: string;
+  timeline: number;
+  stopTimeline: number;
+  systemIdentifier: string;
+  backupFrom: 'primary' | 'standby';
+  startedAt: string;
+  stoppedAt: string;
+  archiveWaitMs: number;
+  artifacts: Artifact[];
+}
+
+export const defaultArchiveTimeoutMs = 600_000;
+
+/** Asks the holder to stop the backup, or picks up a stop whose hand-over was interrupted. */
+async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
+  const current = await inspect(ctx.state);
+  switch (current.kind) {
+    case 'stopped':
+      ctx.out.progress(
+        `resuming the end of backup ${current.stopped.backupId}, stopped at ${current.stopped.stopLsn}`,
+      );
+      return current.stopped;
+    case 'lost':
+      throw new BackupInvalidError(
+        `backup ${current.outcome.backupId} is not valid: ${current.outcome.reason}. Take a new backup with pgsnap begin.`,
+      );
+    case 'none': {
+      const last = current.outcome;
+      if (last && last.outcome !== 'completed') {
+        throw new BackupInvalidError(
+          `backup ${last.backupId} is not valid: it was ${last.outcome} at ${last.at} (${last.reason}). ` +
+            'Take a new backup with pgsnap begin.',
+        );
+      }
+      throw new PreconditionError('no backup is in progress here; start one with pgsnap begin');
+    }
+    case 'active': {
+      const answer = await request(ctx.state.socketPath, { op: 'end' });
+      if (!answer) {
+        // The holder went away between the two questions: inspect again to say why.
+        return stopOrResume(ctx);
+      }
+      if (!answer.ok) {
+        if (answer.error.name === 'PreconditionError') throw new PreconditionError(answer.error.message);
+        throw new BackupInvalidError(answer.error.message);
+      }
+      return answer.result as unknown as StoppedRecord;
+    }
+  }
+}
+
+export function artifactsOf(stopped: StoppedRecord): Array<{ name: string; content: string }> {
+  const files = [{ name: 'backup_label', content: stopped.labelFile }];
+  // An empty tablespace_map must not be written (func.sgml): only when there are tablespaces.
+  if (stopped.tablespaceMap !== '') files.push({ name: 'tablespace_map', content: stopped.tablespaceMap });
+  if (stopped.historyFileName && stopped.historyFile !== undefined) {
+    files.push({ name: stopped.historyFileName, content: stopped.historyFile });
+  }
+  return files;
+}
+
+export async function end(
+  ctx: Context,
+  options: { output?: string; archiveTimeoutMs: number },
+): Promise<EndResult> {
+  const stopped = await stopOrResume(ctx);
+  const client = await connect();
+  let archiveWaitMs: number;
+  try {
+    const files = [stopped.stopWalFile];
+    if (stopped.historyFileName) files.push(stopped.historyFileName);
+    const archiveMode = (await client.query<{ v: string }>("SELECT current_setting('archive_mode') AS v"))
+      .rows[0]!.v;
+    if (stopped.fromStandby && archiveMode !== 'always') {
+      ctx.out.progress(
+        `this standby does not archive (archive_mode=${archiveMode}); make sure the primary archives ${stopped.stopWalFile}`,
+      );
+      archiveWaitMs = 0;
+    } else {
+      archiveWaitMs = await waitForArchive(client, {
+        files,
+        timeoutMs: options.archiveTimeoutMs,
+        versionNum: stopped.versionNum!,
+        fromStandby: stopped.fromStandby ?? false,
+        progress: ctx.out.progress,
+      });
+    }
+  } finally {
+    await client.end();
+  }
+
+  const outputDir = options.output ? resolve(options.output) : undefined;
+  if (outputDir) mkdirSync(outputDir, { recursive: true, mode: 0o700 });
+  const artifacts: Artifact[] = artifactsOf(stopped).map(({ name, content }) => {
+    const bytes = Buffer.from(content, 'utf8');
+    const path = outputDir ? join(outputDir, name) : undefined;
+    if (path) writeFileDurably(path, bytes);
+    return {
+      name,
+      ...(path ? { path } : {}),
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      bytes: bytes.length,
+      content,
+    };
+  });
+
+  ctx.state.writeOutcome({
+    backupId: stopped.backupId,
+    label: stopped.label,
+    outcome: 'completed',
+    reason: `stopped at ${stopped.stopLsn}; WAL through ${stopped.stopWalFile} archived`,
+    at: new Date().toISOString(),
+    startedAt: stopped.startedAt,
+  });
+  ctx.state.clearStopped();
+  ctx.state.unlock();
+  return {
+    backupId: stopped.backupId,
+    label: stopped.label,
+    startLsn: stopped.startLsn!,
+    stopLsn: stopped.stopLsn,
+    startWalFile: stopped.startWalFile!,
+    stopWalFile: stopped.stopWalFile,
+    timeline: stopped.timeline!,
+    stopTimeline: stopped.stopTimeline,
+    systemIdentifier: stopped.systemIdentifier!,
+    backupFrom: stopped.fromStandby ? 'standby' : 'primary',
+    startedAt: stopped.startedAt,
+    stoppedAt: stopped.stoppedAt,
+    archiveWaitMs,
+    artifacts,
+  };
+}
+
+export async function endCommand(args: string[]): Promise<number> {
+  const { values } = parse('end', args, {
+    output: { type: 'string' },
+    'archive-timeout': { type: 'string' },
+  });
+  if (values.help) return help(endUsage);
+  const archiveTimeoutMs = values['archive-timeout']
+    ? parseDuration(values['archive-timeout'], '--archive-timeout')
+    : defaultArchiveTimeoutMs;
+  const ctx = createContext(values);
+  const result = await end(ctx, { ...(values.output ? { output: values.output } : {}), archiveTimeoutMs });
+  const lines = table([
+    ['backupId', result.backupId],
+    ['startLsn', result.startLsn],
+    ['stopLsn', result.stopLsn],
+    ['stopWalFile', result.stopWalFile],
+    ['backupFrom', result.backupFrom],
+  ]);
+  for (const artifact of result.artifacts) {
+    lines.push(
+      `${artifact.name}: ${artifact.path ?? '(not written: no --output)'} sha256 ${artifact.sha256}`,
+    );
+    if (!artifact.path)
+      lines.push(
+        ...artifact.content
+          .trimEnd()
+          .split('\n')
+          .map((line) => `  ${line}`),
+      );
+  }
+  ctx.out.result({ ...result }, lines);
+  return 0;
+}

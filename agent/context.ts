@@ -1,0 +1,23 @@
+/** What every command resolves first: which cluster, and where its local state lives. */
+import { validateClusterName } from '#domain/input';
+import { createOutput, type Output } from './output.ts';
+import { ClusterState, clusterKey, defaultStateRoot } from './state.ts';
+
+export interface Context {
+  out: Output;
+  stateRoot: string;
+  cluster: string | undefined;
+  state: ClusterState;
+}
+
+export function createContext(values: { json?: boolean; cluster?: string; 'state-dir'?: string }): Context {
+  const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
+  if (cluster !== undefined) validateClusterName(cluster);
+  const stateRoot = values['state-dir'] ?? defaultStateRoot();
+  return {
+    out: createOutput(values.json ?? false),
+    stateRoot,
+    cluster,
+    state: new ClusterState(stateRoot, clusterKey(cluster)),
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Typed errors. Their `name` is part of the interface: Step Functions Retry/Catch
+ * and the CLI's exit code both match on it.
+ */
+
+/** Bad command line or input: exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Something must change before the command can work (server settings, a backup in progress): exit code 3. */
+export class PreconditionError extends Error {
+  override name = 'PreconditionError';
+}
+
+/** The backup session was lost or aborted; the backup is not valid and must be taken again. */
+export class BackupInvalidError extends Error {
+  override name = 'BackupInvalidError';
+}
+
+/** PostgreSQL could not be reached or refused us. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+}
+
+/** A wait ran past its bound. */
+export class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+export const exitCodes = { ok: 0, failure: 1, usage: 2, precondition: 3 } as const;
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return exitCodes.usage;
+  if (error instanceof PreconditionError) return exitCodes.precondition;
+  return exitCodes.failure;
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,76 @@
+/**
+ * What the local state says about the cluster's backup, reconciled with
+ * reality: a holder that no longer answers is dead, and PostgreSQL aborted its
+ * backup when the session closed.
+ */
+import { request } from './control.ts';
+import type { ClusterState, OutcomeRecord, SessionRecord, StoppedRecord } from './state.ts';
+
+export type Inspection =
+  | { kind: 'none'; outcome: OutcomeRecord | undefined }
+  | { kind: 'active'; session: SessionRecord & { elapsedMs: number } }
+  | { kind: 'stopped'; stopped: StoppedRecord }
+  | { kind: 'lost'; outcome: OutcomeRecord };
+
+export async function inspect(state: ClusterState): Promise<Inspection> {
+  const live = await request(state.socketPath, { op: 'status' });
+  if (live?.ok)
+    return { kind: 'active', session: live.result as unknown as SessionRecord & { elapsedMs: number } };
+
+  const stopped = state.readStopped();
+  if (stopped) return { kind: 'stopped', stopped };
+
+  const session = state.readSession();
+  const lock = state.readLock();
+  // Between `begin` taking the lock and the holder listening, only the processes' pids tell that it is alive.
+  const startingPid = [session?.holderPid, lock?.pid].find((pid) => pid !== undefined && isAlive(pid));
+  if (startingPid !== undefined) {
+    const startedAt = session?.startedAt ?? new Date().toISOString();
+    return {
+      kind: 'active',
+      session: {
+        ...(session ?? {
+          backupId: lock!.backupId,
+          label: '',
+          fast: false,
+          holderPid: startingPid,
+          startedAt,
+          maxDurationMs: 0,
+          expiresAt: startedAt,
+        }),
+        state: 'starting',
+        elapsedMs: Date.now() - Date.parse(startedAt),
+      },
+    };
+  }
+  if (session || lock) {
+    // Nobody answers on the socket, yet a backup was recorded: its holder was killed.
+    const backupId = session?.backupId ?? lock?.backupId ?? 'unknown';
+    const outcome: OutcomeRecord = {
+      backupId,
+      label: session?.label ?? '',
+      outcome: 'lost',
+      reason:
+        `the holder${session ? ` (pid ${session.holderPid})` : ''} ended without stopping the backup ` +
+        '(killed?); PostgreSQL aborted the backup when its session closed',
+      at: new Date().toISOString(),
+      ...(session ? { startedAt: session.startedAt } : {}),
+    };
+    state.writeOutcome(outcome);
+    state.clearSession();
+    state.unlock();
+    return { kind: 'lost', outcome };
+  }
+  return { kind: 'none', outcome: state.readOutcome() };
+}
+
+function isAlive(pid: number): boolean {
+  // kill(0) and kill(-1) would address process groups, not a process.
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,46 @@
+/** Runs the bundled pgsnap CLI as an operator would, and reads its answer. */
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+export const pgsnapBin = resolve(import.meta.dirname, '../../dist/pgsnap.mjs');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed, when it is one JSON document. */
+  json: Record<string, unknown> | undefined;
+}
+
+export function pgsnap(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: { timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((resolveResult, reject) => {
+    const child = spawn(process.execPath, [pgsnapBin, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c;
+    });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = JSON.parse(stdout) as Record<string, unknown>;
+      } catch {
+        json = undefined;
+      }
+      resolveResult({ code: code ?? -1, stdout, stderr, json });
+    });
+  });
+}
