@@ -1,0 +1,104 @@
+/**
+ * Turns a copied or snapshotted data directory into one that PostgreSQL will
+ * recover correctly (docs, "Recovering Using a Continuous Archive Backup";
+ * research notes §3).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Files that must not survive into a restored data directory. */
+const staleFiles = [
+  'postmaster.pid',
+  'postmaster.opts',
+  'standby.signal',
+  'recovery.signal',
+  'backup_manifest',
+];
+
+/** Directories whose contents belong to the running server that was copied, not to the backup. */
+const runtimeDirs = [
+  'pg_wal',
+  'pg_replslot',
+  'pg_dynshmem',
+  'pg_notify',
+  'pg_serial',
+  'pg_snapshots',
+  'pg_stat_tmp',
+  'pg_subtrans',
+];
+
+export interface RecoveryTarget {
+  kind: 'time' | 'lsn' | 'name' | 'immediate';
+  value?: string;
+}
+
+export interface PrepareOptions {
+  pgdata: string;
+  backupLabel: string;
+  tablespaceMap?: string;
+  /** Checked against the artifacts before they are written, when given. */
+  expectedSha256?: { backupLabel?: string; tablespaceMap?: string };
+  restoreCommand: string;
+  target?: RecoveryTarget;
+  targetAction?: 'promote' | 'pause' | 'shutdown';
+  /** A restored copy must not push WAL into production's archive unless asked to. */
+  keepArchiving?: boolean;
+  standby?: { primaryConninfo: string };
+}
+
+export function sha256(content: string): string {
+  return createHash('sha256').update(Buffer.from(content, 'utf8')).digest('hex');
+}
+
+function quote(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+export function prepareDataDirectory(options: PrepareOptions): void {
+  const { pgdata } = options;
+  if (!existsSync(join(pgdata, 'PG_VERSION'))) {
+    throw new Error(`${pgdata} is not a PostgreSQL data directory (no PG_VERSION)`);
+  }
+  for (const [name, content, expected] of [
+    ['backup_label', options.backupLabel, options.expectedSha256?.backupLabel],
+    ['tablespace_map', options.tablespaceMap ?? '', options.expectedSha256?.tablespaceMap],
+  ] as const) {
+    if (expected && sha256(content) !== expected) {
+      throw new Error(
+        `${name} does not match its recorded sha256 ${expected} (got ${sha256(content)}); refusing to restore`,
+      );
+    }
+  }
+
+  for (const file of staleFiles) rmSync(join(pgdata, file), { force: true });
+  // A leftover exclusive backup (≤14) may have left its own label in the copy: always replace both files.
+  rmSync(join(pgdata, 'backup_label'), { force: true });
+  rmSync(join(pgdata, 'tablespace_map'), { force: true });
+  for (const dir of runtimeDirs) {
+    const path = join(pgdata, dir);
+    if (!existsSync(path)) continue;
+    for (const entry of readdirSync(path)) rmSync(join(path, entry), { recursive: true, force: true });
+  }
+  mkdirSync(join(pgdata, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
+
+  writeFileSync(join(pgdata, 'backup_label'), options.backupLabel, { mode: 0o600 });
+  if (options.tablespaceMap)
+    writeFileSync(join(pgdata, 'tablespace_map'), options.tablespaceMap, { mode: 0o600 });
+
+  const settings: Array<[string, string]> = [['restore_command', quote(options.restoreCommand)]];
+  if (!options.keepArchiving) settings.push(['archive_mode', 'off']);
+  // Pinned, so that recovery never follows a timeline some other restore pushed into the archive.
+  settings.push(['recovery_target_timeline', quote('current')]);
+  if (options.target) {
+    const name =
+      options.target.kind === 'immediate' ? 'recovery_target' : `recovery_target_${options.target.kind}`;
+    settings.push([name, quote(options.target.kind === 'immediate' ? 'immediate' : options.target.value!)]);
+    settings.push(['recovery_target_action', options.targetAction ?? 'promote']);
+  }
+  if (options.standby) settings.push(['primary_conninfo', quote(options.standby.primaryConninfo)]);
+  // postgresql.auto.conf is read last, so these win over whatever the copied postgresql.conf says.
+  const lines = settings.map(([key, value]) => `${key} = ${value}`).join('\n');
+  writeFileSync(join(pgdata, 'postgresql.auto.conf'), `# pgsnap restore\n${lines}\n`, { flag: 'a' });
+  writeFileSync(join(pgdata, options.standby ? 'standby.signal' : 'recovery.signal'), '', { mode: 0o600 });
+}
