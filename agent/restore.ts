@@ -96,7 +96,8 @@ export function prepareDataDirectory(options: PrepareOptions): void {
     settings.push([name, quote(options.target.kind === 'immediate' ? 'immediate' : options.target.value!)]);
     settings.push(['recovery_target_action', options.targetAction ?? 'promote']);
   }
-  if (options.standby) settings.push(['primary_conninfo', quote(options.standby.primaryConninfo)]);
+  // A snapshot of a standby carries its primary_conninfo; a restored copy must not follow that primary.
+  settings.push(['primary_conninfo', quote(options.standby?.primaryConninfo ?? '')]);
   // postgresql.auto.conf is read last, so these win over whatever the copied postgresql.conf says.
   const lines = settings.map(([key, value]) => `${key} = ${value}`).join('\n');
   writeFileSync(join(pgdata, 'postgresql.auto.conf'), `# pgsnap restore\n${lines}\n`, { flag: 'a' });

@@ -155,8 +155,19 @@ export class Cluster {
   }
 
   start(): void {
-    asPostgres(join(this.bin, 'pg_ctl'), ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start']);
     running.add(this);
+    const result = asPostgres(
+      join(this.bin, 'pg_ctl'),
+      ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start'],
+      {
+        allowFailure: true,
+      },
+    );
+    if (result.status !== 0) {
+      throw new Error(
+        `PostgreSQL ${this.major} did not start in ${this.dataDir}; its log ends:\n${this.log().slice(-3000)}`,
+      );
+    }
   }
 
   stopSync(mode: 'fast' | 'immediate' = 'fast'): void {
