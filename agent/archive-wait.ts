@@ -16,7 +16,7 @@ export interface ArchiveWaitOptions {
   /** On a standby the stop segment is archived only once the primary finishes it. */
   fromStandby: boolean;
   progress: (message: string) => void;
-  pollMs?: number;
+  maxPollMs?: number;
 }
 
 /**
@@ -45,7 +45,8 @@ async function archivedByStats(client: Client, file: string): Promise<boolean> {
 
 export async function waitForArchive(client: Client, options: ArchiveWaitOptions): Promise<number> {
   const started = Date.now();
-  const pollMs = options.pollMs ?? 200;
+  // Start polling fast: the archiver usually ships the stop segment within milliseconds of the switch.
+  let pollMs = 10;
   let useStatusDir = options.versionNum >= 120000;
   let lastProgress = started;
   const pending = new Set(options.files);
@@ -83,6 +84,7 @@ export async function waitForArchive(client: Client, options: ArchiveWaitOptions
       );
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
+    pollMs = Math.min(pollMs * 2, options.maxPollMs ?? 1_000);
   }
   return Date.now() - started;
 }

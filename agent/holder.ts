@@ -156,7 +156,9 @@ export async function runHolder(config: HolderConfig): Promise<never> {
     });
     const facts = await serverFacts(client);
     await hardenSession(client, facts.versionNum);
+    const callStarted = performance.now();
     const startLsn = await startBackup(client, facts.versionNum, config.label, config.fast);
+    const startCallMs = Math.round(performance.now() - callStarted);
     const timeline = await currentTimeline(client);
     session = {
       ...session,
@@ -170,6 +172,7 @@ export async function runHolder(config: HolderConfig): Promise<never> {
       versionNum: facts.versionNum,
       segmentSize: facts.segmentSize,
       fromStandby: facts.inRecovery,
+      startCallMs,
     };
     state.writeSession(session);
     log(`backup ${config.backupId} started at ${startLsn} on backend ${facts.backendPid}`);
@@ -209,7 +212,9 @@ export async function runHolder(config: HolderConfig): Promise<never> {
 
 /** Stops the backup and collects everything a restore needs, before anything can lose it. */
 async function stop(client: Client, session: SessionRecord): Promise<StoppedRecord> {
+  const callStarted = performance.now();
   const result = await stopBackup(client, session.versionNum!);
+  const stopCallMs = Math.round(performance.now() - callStarted);
   const stoppedAt = new Date().toISOString();
   const label = parseBackupLabel(result.labelFile);
   const segmentSize = session.segmentSize!;
@@ -236,6 +241,7 @@ async function stop(client: Client, session: SessionRecord): Promise<StoppedReco
     stopWalFile: walFileNameBefore(stopTimeline, stopLsn, segmentSize),
     stopTimeline,
     stoppedAt,
+    stopCallMs,
     labelFile: result.labelFile,
     tablespaceMap: result.tablespaceMap,
     ...(historyFileName ? { historyFileName } : {}),

@@ -38,6 +38,8 @@ export interface SessionRecord {
   versionNum?: number;
   segmentSize?: number;
   fromStandby?: boolean;
+  /** How long pg_backup_start took, as the holder saw it. */
+  startCallMs?: number;
 }
 
 export interface StoppedRecord extends SessionRecord {
@@ -45,6 +47,7 @@ export interface StoppedRecord extends SessionRecord {
   stopWalFile: string;
   stopTimeline: number;
   stoppedAt: string;
+  stopCallMs: number;
   labelFile: string;
   tablespaceMap: string;
   historyFileName?: string;

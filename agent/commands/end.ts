@@ -42,6 +42,9 @@ export interface EndResult {
   startedAt: string;
   stoppedAt: string;
   archiveWaitMs: number;
+  /** Time spent in pg_backup_start and pg_backup_stop, as the holder saw it. */
+  startCallMs?: number;
+  stopCallMs: number;
   artifacts: Artifact[];
 }
 
@@ -164,6 +167,8 @@ export async function end(
     startedAt: stopped.startedAt,
     stoppedAt: stopped.stoppedAt,
     archiveWaitMs,
+    ...(stopped.startCallMs !== undefined ? { startCallMs: stopped.startCallMs } : {}),
+    stopCallMs: stopped.stopCallMs,
     artifacts,
   };
 }
