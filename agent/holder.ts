@@ -17,15 +17,8 @@ import {
   walFileNameBefore,
 } from '#domain/wal';
 import { type ControlRequest, listen } from './control.ts';
-import {
-  type Client,
-  connect,
-  currentTimeline,
-  hardenSession,
-  serverFacts,
-  startBackup,
-  stopBackup,
-} from './postgres.ts';
+import { type Client, connect, currentTimeline, hardenSession, startBackup, stopBackup } from './postgres.ts';
+import { preflight } from './preflight.ts';
 import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from './state.ts';
 
 export interface HolderConfig {
@@ -154,7 +147,15 @@ export async function runHolder(config: HolderConfig): Promise<never> {
     client.on('error', (error) => {
       if (!finishing) void finish('lost', `the backup session failed: ${error.message}`, 1);
     });
-    const facts = await serverFacts(client);
+    // Preflight runs on the session that will hold the backup, so what it checks is what the backup gets.
+    const { facts, findings } = await preflight(client);
+    const failed = findings.filter((f) => !f.ok && f.severity === 'error');
+    if (failed.length > 0) {
+      throw new PreconditionError(
+        `cannot start a backup:\n${failed.map((f) => `  - ${f.message}`).join('\n')}\n` +
+          '(run pgsnap preflight for all checks)',
+      );
+    }
     await hardenSession(client, facts.versionNum);
     const callStarted = performance.now();
     const startLsn = await startBackup(client, facts.versionNum, config.label, config.fast);

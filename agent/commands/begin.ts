@@ -1,15 +1,13 @@
 /** `pgsnap begin`: start the holder and return once the server is in backup mode. */
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { PreconditionError, UsageError } from '#domain/errors';
+import { ConnectionError, PreconditionError, UsageError } from '#domain/errors';
 import { formatDuration, newBackupId, parseDuration, validateBackupId, validateLabel } from '#domain/input';
 import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
 import type { HolderConfig } from '../holder.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
-import { connect } from '../postgres.ts';
-import { preflight } from '../preflight.ts';
 import type { SessionRecord } from '../state.ts';
 
 export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--json]
@@ -43,19 +41,6 @@ export async function begin(ctx: Context, options: BeginOptions): Promise<Sessio
       `backup ${current.stopped.backupId} was stopped but pgsnap end did not finish handing over its artifacts; ` +
         'run pgsnap end to finish it (or pgsnap abort to discard it) before starting another',
     );
-  }
-
-  const client = await connect();
-  try {
-    const report = await preflight(client);
-    const failed = report.findings.filter((f) => !f.ok && f.severity === 'error');
-    if (failed.length > 0) {
-      throw new PreconditionError(
-        `cannot start a backup:\n${failed.map((f) => `  - ${f.message}`).join('\n')}\n(run pgsnap preflight for all checks)`,
-      );
-    }
-  } finally {
-    await client.end();
   }
 
   if (!state.tryLock(backupId)) {
@@ -123,11 +108,7 @@ function spawnHolder(ctx: Context, config: HolderConfig): Promise<SessionRecord>
         return;
       }
       if (message.ok && message.session) resolve(message.session);
-      else {
-        const error = new Error(`the backup did not start: ${message.error?.message}`);
-        if (message.error?.name) error.name = message.error.name;
-        reject(message.error?.name === 'PreconditionError' ? new PreconditionError(error.message) : error);
-      }
+      else reject(holderError(message.error));
     };
     channel.on('end', settle);
     child.on('error', (error) => {
@@ -135,6 +116,16 @@ function spawnHolder(ctx: Context, config: HolderConfig): Promise<SessionRecord>
       reject(error);
     });
   });
+}
+
+/** Rebuilds the holder's error with its name, so the exit code and Step Functions see the same one. */
+function holderError(error: { name: string; message: string } | undefined): Error {
+  const message = error?.message ?? 'the holder gave no reason';
+  if (error?.name === 'PreconditionError') return new PreconditionError(message);
+  if (error?.name === 'ConnectionError') return new ConnectionError(message);
+  const rebuilt = new Error(`the backup did not start: ${message}`);
+  rebuilt.name = error?.name ?? 'Error';
+  return rebuilt;
 }
 
 export function describeSession(session: SessionRecord): Array<[string, unknown]> {
