@@ -36,7 +36,8 @@ export function binDir(major: Major): string {
   const system = `/usr/lib/postgresql/${major}/bin`;
   if (existsSync(join(system, 'postgres'))) return system;
   try {
-    return join(dirname(require.resolve(`pg${major}/package.json`)), 'native', 'bin');
+    // The package exports only dist/index.js; the binaries sit beside it in native/bin.
+    return join(dirname(require.resolve(`pg${major}`)), '..', 'native', 'bin');
   } catch {
     throw new Error(
       `no PostgreSQL ${major} here: install postgresql-${major} or run npm install (pinned embedded binaries)`,
