@@ -2,6 +2,7 @@
 import { exitCodeFor, messageOf, UsageError } from '#domain/errors';
 import { abortCommand } from './commands/abort.ts';
 import { beginCommand } from './commands/begin.ts';
+import { demoCommand } from './commands/demo.ts';
 import { endCommand } from './commands/end.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { runCommand } from './commands/run.ts';
@@ -15,6 +16,7 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; summa
   abort: { run: abortCommand, summary: 'end the backup without artifacts' },
   status: { run: statusCommand, summary: 'is a backup in progress here, and how did the last one end' },
   run: { run: runCommand, summary: 'begin, run a snapshot command, end (abort if it fails)' },
+  demo: { run: demoCommand, summary: 'a backup under load and a restore drill on this machine (npm start)' },
 };
 
 function usage(): string {

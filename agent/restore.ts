@@ -45,6 +45,36 @@ export interface PrepareOptions {
   /** A restored copy must not push WAL into production's archive unless asked to. */
   keepArchiving?: boolean;
   standby?: { primaryConninfo: string };
+  /** New locations for tablespaces, by OID: recovery recreates pg_tblspc links from tablespace_map. */
+  tablespaces?: Record<string, string>;
+}
+
+/*
+ * tablespace_map: one `<oid> <path>` line per tablespace, with \n, \r and \\ in
+ * the path escaped by a backslash (research notes §1). Remapping rewrites only the
+ * paths asked for; everything else stays byte for byte.
+ */
+function escapeMapPath(path: string): string {
+  return path.replace(/[\\\n\r]/g, (char) => `\\${char}`);
+}
+
+export function remapTablespaces(map: string, locations: Record<string, string>): string {
+  const seen = new Set<string>();
+  const lines = map.split('\n').map((line) => {
+    const space = line.indexOf(' ');
+    const oid = line.slice(0, space);
+    const location = locations[oid];
+    if (space < 0 || location === undefined) return line;
+    seen.add(oid);
+    return `${oid} ${escapeMapPath(location)}`;
+  });
+  const unknown = Object.keys(locations).filter((oid) => !seen.has(oid));
+  if (unknown.length > 0) {
+    throw new Error(
+      `--tablespace ${unknown.join(', ')}: no such tablespace OID in this backup's tablespace_map`,
+    );
+  }
+  return lines.join('\n');
 }
 
 export function sha256(content: string): string {
@@ -83,8 +113,12 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   mkdirSync(join(pgdata, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
 
   writeFileSync(join(pgdata, 'backup_label'), options.backupLabel, { mode: 0o600 });
-  if (options.tablespaceMap)
-    writeFileSync(join(pgdata, 'tablespace_map'), options.tablespaceMap, { mode: 0o600 });
+  if (options.tablespaceMap) {
+    const map = options.tablespaces
+      ? remapTablespaces(options.tablespaceMap, options.tablespaces)
+      : options.tablespaceMap;
+    writeFileSync(join(pgdata, 'tablespace_map'), map, { mode: 0o600 });
+  }
 
   const settings: Array<[string, string]> = [['restore_command', quote(options.restoreCommand)]];
   if (!options.keepArchiving) settings.push(['archive_mode', 'off']);

@@ -1,0 +1,38 @@
+/** `npm start` runs `pgsnap demo`: it must pass its own drill and leave nothing behind. */
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { pgsnap } from '../support/pgsnap.ts';
+
+it('takes a backup under load, restores it twice, checks the rows, and removes everything it made', async () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-demo-test-'));
+  // As root the demo's server runs as postgres, which must be able to reach its directory.
+  chmodSync(scratch, 0o711);
+  try {
+    const result = await pgsnap(['demo', '--json'], { TMPDIR: scratch }, { timeoutMs: 180_000 });
+    expect(result.code, result.stderr).toBe(0);
+    const report = result.json!;
+    expect(report.ok).toBe(true);
+    expect(report.backupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    const drills = report.drills as Array<{
+      name: string;
+      expectedRows: number;
+      foundRows: number;
+      extraRows: number;
+      amcheck: string;
+    }>;
+    expect(drills).toHaveLength(2);
+    for (const drill of drills) {
+      expect(drill.expectedRows).toBeGreaterThan(0);
+      expect(drill.foundRows).toBe(drill.expectedRows);
+      expect(drill.amcheck).toBe('passed');
+    }
+    // The point-in-time drill stops exactly at the restore point: nothing written after it comes back.
+    expect(drills[1]!.extraRows).toBe(0);
+    expect(result.stderr).toMatch(/\[\s*\d+\w*\] \d+\. begin/);
+    expect(readdirSync(scratch)).toEqual([]);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
