@@ -18,12 +18,41 @@ export function parse<T extends Options>(
   options: T,
   allowPositionals = false,
 ) {
+  let parsed: ReturnType<typeof parseWithTokens<T>>;
   try {
-    return parseArgs({ args, options: { ...commonOptions, ...options }, strict: true, allowPositionals });
+    parsed = parseWithTokens(args, options, allowPositionals);
   } catch (error) {
     throw new UsageError(
       `pgsnap ${command}: ${(error as Error).message}. Run pgsnap ${command} --help for usage.`,
     );
+  }
+  refuseRepeated(command, parsed.tokens);
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+function parseWithTokens<T extends Options>(args: string[], options: T, allowPositionals: boolean) {
+  return parseArgs({
+    args,
+    options: { ...commonOptions, ...options },
+    strict: true,
+    allowPositionals,
+    tokens: true,
+  });
+}
+
+/** parseArgs keeps the last of a repeated option; `--label a --label b` is more likely a mistake than a choice. */
+function refuseRepeated(command: string, tokens: Array<{ kind: string; name?: string; value?: string }>) {
+  const given = new Map<string, string[]>();
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.value === undefined) continue;
+    given.set(token.name!, [...(given.get(token.name!) ?? []), token.value]);
+  }
+  for (const [name, values] of given) {
+    if (values.length > 1) {
+      throw new UsageError(
+        `pgsnap ${command}: --${name} is given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(', ')}); give it once`,
+      );
+    }
   }
 }
 

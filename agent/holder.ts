@@ -72,6 +72,8 @@ export async function runHolder(config: HolderConfig): Promise<never> {
 
   /** Ends the holder. Closing the session makes PostgreSQL abort a backup that was not stopped. */
   const finish = async (outcome: Outcome | 'stopped', reason: string, exitCode: number): Promise<never> => {
+    // The first cause is the one recorded: an abort during pg_backup_start also makes the start fail.
+    if (finishing) return new Promise<never>(() => {});
     finishing = true;
     clearInterval(heartbeat);
     clearTimeout(expiry);

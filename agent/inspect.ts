@@ -3,6 +3,7 @@
  * reality: a holder that no longer answers is dead, and PostgreSQL aborted its
  * backup when the session closed.
  */
+import { readFileSync } from 'node:fs';
 import { request } from './control.ts';
 import type { ClusterState, OutcomeRecord, SessionRecord, StoppedRecord } from './state.ts';
 
@@ -69,8 +70,24 @@ function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A killed holder is re-parented to PID 1 once begin has exited, and stays a
+ * zombie, which kill(0) still finds, until PID 1 reaps it: in a container whose
+ * PID 1 is not an init, that is never. proc(5): state is the field after the
+ * parenthesised command name.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    // No procfs (not Linux): kill(0) is all there is to go on.
+    return false;
   }
 }

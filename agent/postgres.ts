@@ -3,7 +3,7 @@
  * variables, the hardened backup session, and version-dependent backup calls.
  */
 import { existsSync } from 'node:fs';
-import pg from 'pg';
+import type pg from 'pg';
 import { ConnectionError, PreconditionError } from '#domain/errors';
 
 export type Client = pg.Client;
@@ -25,7 +25,9 @@ export interface ConnectOptions {
 export async function connect(options: ConnectOptions = {}): Promise<Client> {
   const env = options.env ?? process.env;
   const { host, port } = connectionTarget(env);
-  const client = new pg.Client({
+  // Loaded on first use: commands that never connect (status, abort, the CLI side of begin) start faster.
+  const { default: driver } = await import('pg');
+  const client = new driver.Client({
     host,
     port,
     application_name: options.applicationName ?? 'pgsnap',
@@ -60,6 +62,14 @@ function explainConnectError(error: unknown, host: string, port: number, env: No
     return new ConnectionError(
       `PostgreSQL at ${where} refused user ${user}: ${message}. ` +
         'Check PGUSER and set PGPASSWORD or a PGPASSFILE entry for this host, port and user.',
+      { cause: error },
+    );
+  }
+  // pg has no error code for this: it finds no password (PGPASSWORD, PGPASSFILE) when SCRAM asks for one.
+  if (/client password must be a (non-empty )?string/.test(message)) {
+    return new ConnectionError(
+      `PostgreSQL at ${where} asks user ${user} for a password and none was found. ` +
+        'Set PGPASSWORD or a PGPASSFILE entry for this host, port and user.',
       { cause: error },
     );
   }
@@ -133,7 +143,12 @@ export async function hardenSession(client: Client, versionNum: number): Promise
     ['tcp_keepalives_interval', '10'],
     ['tcp_keepalives_count', '6'],
   ];
-  if (versionNum >= 140000) settings.push(['idle_session_timeout', '0']);
+  if (versionNum >= 140000) {
+    settings.push(['idle_session_timeout', '0']);
+    // Without it a backend whose holder went away keeps waiting for pg_backup_start's spread checkpoint
+    // (minutes) before it notices and aborts the backup; with it, it notices within a second.
+    settings.push(['client_connection_check_interval', '1s']);
+  }
   if (versionNum >= 170000) settings.push(['transaction_timeout', '0']);
   for (const [name, value] of settings) {
     await client.query('SELECT set_config($1, $2, false)', [name, value]);

@@ -77,6 +77,7 @@ export async function preflight(client: Client): Promise<PreflightReport> {
 
   const archiveCommand = await setting(client, 'archive_command');
   const archiveLibrary = facts.versionNum >= 150000 ? await setting(client, 'archive_library') : '';
+  // SHOW answers '(disabled)' for a configured archive_command while archive_mode is off (show_archive_command).
   const commandSet = (archiveCommand !== '' && archiveCommand !== '(disabled)') || archiveLibrary !== '';
   add(
     'archive_command',
@@ -86,7 +87,10 @@ export async function preflight(client: Client): Promise<PreflightReport> {
       ? archiveLibrary
         ? `archive_library is ${archiveLibrary}`
         : `archive_command is ${archiveCommand}`
-      : "no archive_command or archive_library is set; set archive_command = 'pgsnap wal-push %p' and reload",
+      : archiveCommand === '(disabled)'
+        ? 'archive_command is disabled because archive_mode is off; once archive_mode is on, make sure ' +
+          "archive_command (e.g. 'pgsnap wal-push %p') or archive_library is set"
+        : "no archive_command or archive_library is set; set archive_command = 'pgsnap wal-push %p' and reload",
   );
 
   const archiver = (

@@ -1,5 +1,6 @@
 /** `pgsnap begin`: start the holder and return once the server is in backup mode. */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import { ConnectionError, PreconditionError, UsageError } from '#domain/errors';
 import { formatDuration, newBackupId, parseDuration, validateBackupId, validateLabel } from '#domain/input';
@@ -24,7 +25,16 @@ export interface BeginOptions {
 
 export const defaultMaxDurationMs = 3_600_000;
 
-export async function begin(ctx: Context, options: BeginOptions): Promise<SessionRecord> {
+/**
+ * Starts the holder and waits until the server is in backup mode. Aborting
+ * `signal` (an interrupted `pgsnap run`) stops the holder, and begin rejects
+ * once the holder is gone.
+ */
+export async function begin(
+  ctx: Context,
+  options: BeginOptions,
+  signal?: AbortSignal,
+): Promise<SessionRecord> {
   const backupId = options.backupId ?? newBackupId();
   const { state } = ctx;
 
@@ -43,6 +53,7 @@ export async function begin(ctx: Context, options: BeginOptions): Promise<Sessio
     );
   }
 
+  signal?.throwIfAborted();
   if (!state.tryLock(backupId)) {
     throw new PreconditionError(
       `another pgsnap begin for this cluster is starting right now (${JSON.stringify(state.readLock())}); try again`,
@@ -57,7 +68,7 @@ export async function begin(ctx: Context, options: BeginOptions): Promise<Sessio
     maxDurationMs: options.maxDurationMs,
   };
   try {
-    return await spawnHolder(ctx, config);
+    return await spawnHolder(ctx, config, signal);
   } catch (error) {
     // The holder records its own failure and releases the lock; this covers a holder that never ran.
     if (state.readLock()?.pid === process.pid) state.unlock();
@@ -69,7 +80,7 @@ export async function begin(ctx: Context, options: BeginOptions): Promise<Sessio
  * Starts the holder detached (setsid), so killing begin's process group does
  * not reach it, and waits for its one-line report on fd 3.
  */
-function spawnHolder(ctx: Context, config: HolderConfig): Promise<SessionRecord> {
+function spawnHolder(ctx: Context, config: HolderConfig, signal?: AbortSignal): Promise<SessionRecord> {
   const log = openSync(ctx.state.logPath, 'a', 0o600);
   const child = spawn(
     process.execPath,
@@ -89,6 +100,9 @@ function spawnHolder(ctx: Context, config: HolderConfig): Promise<SessionRecord>
           : ': the checkpoint is spread over checkpoint_completion_target; --fast forces it now'),
     );
   }, 5_000);
+  // The holder aborts on SIGTERM, whatever it is doing.
+  const stopHolder = () => child.kill('SIGTERM');
+  signal?.addEventListener('abort', stopHolder, { once: true });
   return new Promise<SessionRecord>((resolve, reject) => {
     let text = '';
     const channel = child.stdio[3] as NodeJS.ReadableStream;
@@ -96,10 +110,17 @@ function spawnHolder(ctx: Context, config: HolderConfig): Promise<SessionRecord>
     channel.on('data', (chunk: string) => {
       text += chunk;
     });
-    const settle = () => {
+    const settle = async () => {
       clearInterval(progress);
-      child.unref();
+      signal?.removeEventListener('abort', stopHolder);
       (channel as unknown as { destroy(): void }).destroy();
+      if (signal?.aborted) {
+        // Return only once the holder has closed its session, so that nothing is left in backup mode.
+        if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+        reject(signal.reason);
+        return;
+      }
+      child.unref();
       let message: { ok: boolean; session?: SessionRecord; error?: { name: string; message: string } };
       try {
         message = JSON.parse(text);
@@ -110,7 +131,7 @@ function spawnHolder(ctx: Context, config: HolderConfig): Promise<SessionRecord>
       if (message.ok && message.session) resolve(message.session);
       else reject(holderError(message.error));
     };
-    channel.on('end', settle);
+    channel.on('end', () => void settle());
     child.on('error', (error) => {
       clearInterval(progress);
       reject(error);

@@ -1,9 +1,11 @@
 /** `pgsnap run -- CMD…`: begin, run any snapshot command, end; abort if it fails or is interrupted. */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { UsageError } from '#domain/errors';
+import { newBackupId } from '#domain/input';
 import { parse } from '../cli-args.ts';
-import { createContext } from '../context.ts';
+import { type Context, createContext } from '../context.ts';
 import { table } from '../output.ts';
+import type { SessionRecord } from '../state.ts';
 import { abort } from './abort.ts';
 import { begin, beginFlags, help, parseBeginOptions } from './begin.ts';
 import { defaultArchiveTimeoutMs, end } from './end.ts';
@@ -25,51 +27,66 @@ export async function runCommand(args: string[]): Promise<number> {
       'pgsnap run: give the snapshot command after --, e.g. pgsnap run --label nightly -- ./snap.sh',
     );
   }
-  const options = parseBeginOptions({ ...values, label: values.label ?? 'pgsnap run' });
+  const parsed = parseBeginOptions({ ...values, label: values.label ?? 'pgsnap run' });
+  // Chosen here so that an interrupted begin can still be reported by its backupId.
+  const options = { ...parsed, backupId: parsed.backupId ?? newBackupId() };
   const ctx = createContext(values);
-  const session = await begin(ctx, options);
-  ctx.out.progress(`backup ${session.backupId} started at ${session.startLsn}; running ${command.join(' ')}`);
 
+  // Listen from the start: a slow begin (a spread checkpoint) is interrupted as often as the command.
   let interrupted: NodeJS.Signals | undefined;
-  const child = spawn(command[0]!, command.slice(1), {
-    stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
-    env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn ?? '' },
-  });
-  // With --json, stdout carries one document: the command's own output goes to stderr.
-  child.stdout?.pipe(process.stderr);
+  let child: ChildProcess | undefined;
+  const beginning = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     interrupted = signal;
-    child.kill(signal);
+    if (child) child.kill(signal);
+    else beginning.abort(new Error(`interrupted by ${signal}`));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
-    (resolve) => {
-      child.on('error', (error) => resolve({ code: null, signal: null, error }));
-      child.on('exit', (code, signal) => resolve({ code, signal }));
-    },
-  );
+  let session: SessionRecord;
+  try {
+    session = await begin(ctx, options, beginning.signal);
+  } catch (error) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!interrupted) throw error;
+    // begin has stopped the holder: the backup never started.
+    return reportAborted(
+      ctx,
+      options.backupId,
+      `interrupted by ${interrupted} before the backup started`,
+      interrupted,
+    );
+  }
+  ctx.out.progress(`backup ${session.backupId} started at ${session.startLsn}; running ${command.join(' ')}`);
+
+  let exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error } | undefined;
+  if (!interrupted) {
+    const running = spawn(command[0]!, command.slice(1), {
+      stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
+      env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn ?? '' },
+    });
+    child = running;
+    // With --json, stdout carries one document: the command's own output goes to stderr.
+    running.stdout?.pipe(process.stderr);
+    exit = await new Promise((resolve) => {
+      running.on('error', (error) => resolve({ code: null, signal: null, error }));
+      running.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+  }
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
   const failure = interrupted
     ? `interrupted by ${interrupted}`
-    : exit.error
+    : exit?.error
       ? `${command[0]} could not run: ${exit.error.message}`
-      : exit.code !== 0
-        ? `${command.join(' ')} failed (${exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`})`
+      : exit?.code !== 0
+        ? `${command.join(' ')} failed (${exit?.signal ? `killed by ${exit.signal}` : `exit code ${exit?.code}`})`
         : undefined;
   if (failure) {
     await abort(ctx, failure);
-    const doc = { backupId: session.backupId, aborted: true, reason: failure };
-    ctx.out.result(
-      doc,
-      table([
-        ['aborted', session.backupId],
-        ['reason', failure],
-      ]),
-    );
-    return interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : 1;
+    return reportAborted(ctx, session.backupId, failure, interrupted);
   }
   const result = await end(ctx, {
     ...(values.output ? { output: values.output } : {}),
@@ -88,4 +105,20 @@ export async function runCommand(args: string[]): Promise<number> {
     ]),
   );
   return 0;
+}
+
+function reportAborted(
+  ctx: Context,
+  backupId: string,
+  reason: string,
+  interrupted: NodeJS.Signals | undefined,
+): number {
+  ctx.out.result(
+    { backupId, aborted: true, reason },
+    table([
+      ['aborted', backupId],
+      ['reason', reason],
+    ]),
+  );
+  return interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : 1;
 }

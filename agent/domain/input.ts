@@ -16,7 +16,9 @@ export function validateLabel(label: string): string {
   if (label.length === 0) throw new UsageError('--label must not be empty; use for example --label nightly');
   const bytes = Buffer.byteLength(label, 'utf8');
   if (bytes > maxLabelBytes) {
-    throw new UsageError(`--label is ${bytes} bytes; PostgreSQL accepts at most ${maxLabelBytes}`);
+    throw new UsageError(
+      `--label is ${bytes} bytes; PostgreSQL accepts at most ${maxLabelBytes}, so shorten it`,
+    );
   }
   for (const [index, char] of [...label].entries()) {
     if (!labelCharacter.test(char)) {

@@ -1,0 +1,64 @@
+/**
+ * What an operator checks after a failure: that PostgreSQL is not left in
+ * backup mode. PostgreSQL 15 has no pg_is_in_backup(), so "not in backup mode"
+ * is proven from the outside: no pgsnap session is connected, the server logged
+ * that it aborted the backup (when one was running), and a new begin + end works.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, onTestFinished } from 'vitest';
+import { Cluster, type ClusterOptions } from './cluster.ts';
+import { pgsnap } from './pgsnap.ts';
+
+/** Logged by do_pg_abort_backup when the session that ran pg_backup_start closes without pg_backup_stop. */
+export const backupAbortedLogLine = 'aborting backup due to backend exiting before pg_backup_stop was called';
+
+export interface TestCluster {
+  cluster: Cluster;
+  /** libpq settings for the cluster, and a state directory of the test's own. */
+  env: NodeJS.ProcessEnv;
+  stateDir: string;
+}
+
+/** A throwaway cluster and pgsnap state directory, both removed when the test finishes, also on failure. */
+export async function clusterForTest(options: ClusterOptions = {}): Promise<TestCluster> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'pgsnap-state-'));
+  onTestFinished(() => rmSync(stateDir, { recursive: true, force: true }));
+  const cluster = await Cluster.create({ major: 15, ...options });
+  onTestFinished(() => cluster.destroy());
+  return { cluster, env: { ...cluster.env, PGSNAP_STATE_DIR: stateDir }, stateDir };
+}
+
+/** The backends pgsnap holds a backup session on (application_name `pgsnap:<backupId>`). */
+export async function pgsnapSessions(cluster: Cluster): Promise<Array<{ pid: number; app: string }>> {
+  return cluster.query<{ pid: number; app: string }>(
+    "SELECT pid, application_name AS app FROM pg_stat_activity WHERE application_name LIKE 'pgsnap:%'",
+  );
+}
+
+/**
+ * Asserts that the server is not in backup mode and that pgsnap can take the
+ * next backup. `abortLogged`: a backup was running and its session closed, so
+ * the server must have logged that it aborted it.
+ */
+export async function expectNotInBackup(
+  cluster: Cluster,
+  env: NodeJS.ProcessEnv,
+  options: { abortLogged?: boolean } = {},
+): Promise<void> {
+  // A closed session's backend leaves pg_stat_activity a moment after the client goes.
+  await expect.poll(() => pgsnapSessions(cluster), { timeout: 10_000 }).toEqual([]);
+  if (options.abortLogged) {
+    await expect.poll(() => cluster.log(), { timeout: 10_000 }).toContain(backupAbortedLogLine);
+  }
+  const status = await pgsnap(['status', '--json'], env);
+  expect(status.code, status.stderr).toBe(0);
+  expect(status.json).toMatchObject({ inProgress: false });
+
+  const begun = await pgsnap(['begin', '--label', 'after the failure', '--fast', '--json'], env);
+  expect(begun.code, begun.stderr).toBe(0);
+  const ended = await pgsnap(['end', '--json'], env);
+  expect(ended.code, ended.stderr).toBe(0);
+  expect(ended.json).toMatchObject({ backupId: begun.json!.backupId, label: 'after the failure' });
+}
