@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 
 export type Major = number;
 
@@ -228,7 +228,8 @@ export class Cluster {
   }
 
   async client(): Promise<pg.Client> {
-    const client = new pg.Client({
+    const { default: driver } = await import('pg');
+    const client = new driver.Client({
       host: this.socketDir,
       port: this.port,
       user: 'postgres',
