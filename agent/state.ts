@@ -98,23 +98,36 @@ function ensurePrivateDir(path: string): void {
   }
 }
 
-/** Writes a file so that a crash leaves either the old or the new content, never a torn one. */
-export function writeFileDurably(path: string, content: string | Buffer, mode = 0o600): void {
+/**
+ * Writes a file so that a reader sees either the old or the new content, never a
+ * torn one; with `durable` it also survives a power loss (fsync of file and directory).
+ */
+export function writeFileAtomically(
+  path: string,
+  content: string | Buffer,
+  options: { durable: boolean },
+): void {
   const temporary = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temporary, 'w', mode);
+  const fd = openSync(temporary, 'w', 0o600);
   try {
     writeSync(fd, typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
-    fsyncSync(fd);
+    if (options.durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   renameSync(temporary, path);
+  if (!options.durable) return;
   const dir = openSync(join(path, '..'), 'r');
   try {
     fsyncSync(dir);
   } finally {
     closeSync(dir);
   }
+}
+
+/** For what must not be lost: a stopped backup's artifacts, outcomes, files handed to the operator. */
+export function writeFileDurably(path: string, content: string | Buffer): void {
+  writeFileAtomically(path, content, { durable: true });
 }
 
 function readJson<T>(path: string): T | undefined {
@@ -172,7 +185,7 @@ export class ClusterState {
 
   /** Hands the lock to another process (begin → holder), so liveness follows the process that holds it. */
   passLock(backupId: string, pid: number): void {
-    writeFileDurably(this.lockPath, `${JSON.stringify({ backupId, pid })}\n`);
+    writeFileAtomically(this.lockPath, `${JSON.stringify({ backupId, pid })}\n`, { durable: false });
   }
 
   unlock(): void {
@@ -183,7 +196,8 @@ export class ClusterState {
     return readJson<SessionRecord>(join(this.dir, 'session.json'));
   }
   writeSession(session: SessionRecord): void {
-    writeFileDurably(join(this.dir, 'session.json'), JSON.stringify(session, null, 2));
+    // Not fsynced: a host crash ends the backup session too, so the record has nothing left to describe.
+    writeFileAtomically(join(this.dir, 'session.json'), JSON.stringify(session, null, 2), { durable: false });
   }
   clearSession(): void {
     rmSync(join(this.dir, 'session.json'), { force: true });
