@@ -39,3 +39,18 @@ export function exitCodeFor(error: unknown): number {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The state machine's input (or a Lambda's event) is not valid; the message names the field. */
+export class InvalidInputError extends UsageError {
+  override name = 'InvalidInputError';
+}
+
+/** An EBS snapshot of the set ended in `error`, vanished, or never completed: the backup is not valid. */
+export class SnapshotFailedError extends Error {
+  override name = 'SnapshotFailedError';
+}
+
+/** The cluster's database host could not be found, or more than one instance matched. */
+export class InstanceNotFoundError extends PreconditionError {
+  override name = 'InstanceNotFoundError';
+}

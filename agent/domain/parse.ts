@@ -1,0 +1,11 @@
+/** Schema validation at the edge, with one error type and messages that name the field. */
+import type { z } from 'zod';
+import { InvalidInputError } from './errors.ts';
+
+/** Parses `value` with `schema`; on failure throws InvalidInputError listing each wrong field by its path. */
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`);
+  throw new InvalidInputError(`${what} is not valid: ${problems.join('; ')}`);
+}

@@ -1,0 +1,26 @@
+/** Lambda for "Check the request and find the cluster": the state machine's first step. */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { z } from 'zod';
+import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup-plan';
+import { parseWith } from '#domain/parse';
+
+const ec2 = new EC2Client({});
+const sfn = new SFNClient({});
+
+const environmentSchema = z.object({
+  PGSNAP_CLUSTERS: z.string().transform((text) => clusterTargetsSchema.parse(JSON.parse(text))),
+});
+
+const eventSchema = z.object({
+  input: z.unknown(),
+  executionName: z.string(),
+  executionArn: z.string(),
+  executionStartTime: z.string(),
+  stateMachineArn: z.string(),
+});
+
+export async function handler(event: unknown): Promise<BackupPlan> {
+  const { PGSNAP_CLUSTERS } = parseWith(environmentSchema, process.env, 'the prepare-backup environment');
+  return planBackup({ ec2, sfn }, parseWith(eventSchema, event, 'the prepare-backup event'), PGSNAP_CLUSTERS);
+}

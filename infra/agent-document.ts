@@ -1,0 +1,103 @@
+/**
+ * The SSM Command document through which the state machine runs the agent on
+ * the database host. SSM pastes parameter values into the script text, so
+ * every parameter is held to a strict allowedPattern or allowedValues that
+ * admits no quote, `$`, backquote, backslash or newline; each value is also
+ * placed inside single quotes, so even a space stays one argument.
+ */
+import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+
+/** The document's parameters: what each admits is the interface between state machine and host. */
+export const agentDocumentParameters = {
+  command: {
+    type: 'String',
+    description: 'The agent command to run.',
+    allowedValues: ['begin', 'end', 'abort'],
+  },
+  cluster: {
+    type: 'String',
+    description: 'The cluster, as named in the configuration.',
+    allowedPattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
+  },
+  backupId: {
+    type: 'String',
+    description: 'The backupId, which is also the execution name.',
+    allowedPattern: '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
+  },
+  label: {
+    type: 'String',
+    description: 'Written into backup_label (begin).',
+    default: 'pgsnap',
+    allowedPattern: '^[A-Za-z0-9._:@+=,/][A-Za-z0-9 ._:@+=,/-]{0,127}$',
+  },
+  fast: {
+    type: 'String',
+    description: 'Request an immediate checkpoint (begin).',
+    default: 'false',
+    allowedValues: ['true', 'false'],
+  },
+  maxDuration: {
+    type: 'String',
+    description: 'Past this the holder aborts the backup (begin), e.g. 60m.',
+    default: '60m',
+    allowedPattern: '^[1-9][0-9]{0,4}m$',
+  },
+  reason: {
+    type: 'String',
+    description: 'Why the backup is aborted (abort).',
+    default: 'aborted by the state machine',
+    allowedPattern: '^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,199}$',
+  },
+  taskToken: {
+    type: 'String',
+    description: 'The Step Functions task token the agent answers with SendTaskSuccess or SendTaskFailure.',
+    allowedPattern: '^[A-Za-z0-9+/=_-]{1,4096}$',
+  },
+} as const;
+
+export type AgentDocumentParameter = keyof typeof agentDocumentParameters;
+
+/**
+ * The script. `pgsnap` reads its connection settings (PGHOST, PGUSER, PGSNAP_REPO…)
+ * from /etc/pgsnap/pgsnap.env, which the installation writes.
+ */
+export const agentDocumentScript = [
+  'set -euo pipefail',
+  'export PATH=/usr/local/bin:/usr/bin:/bin',
+  'if [ -r /etc/pgsnap/pgsnap.env ]; then set -a; . /etc/pgsnap/pgsnap.env; set +a; fi',
+  "case '{{ command }}' in",
+  "  begin) set -- begin --label '{{ label }}' --backup-id '{{ backupId }}' --max-duration '{{ maxDuration }}'",
+  '         if [ \'{{ fast }}\' = true ]; then set -- "$@" --fast; fi ;;',
+  '  end) set -- end ;;',
+  "  abort) set -- abort --reason '{{ reason }}' ;;",
+  'esac',
+  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --task-token '{{ taskToken }}' --json",
+];
+
+export class AgentDocument extends Construct {
+  readonly documentName: string;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    const document = new CfnDocument(this, 'Document', {
+      documentType: 'Command',
+      documentFormat: 'JSON',
+      updateMethod: 'NewVersion',
+      content: {
+        schemaVersion: '2.2',
+        description: 'Runs the pgsnap agent (begin, end or abort) for a backup driven by Step Functions.',
+        parameters: agentDocumentParameters,
+        mainSteps: [
+          {
+            action: 'aws:runShellScript',
+            name: 'runPgsnap',
+            precondition: { StringEquals: ['platformType', 'Linux'] },
+            inputs: { runCommand: agentDocumentScript, timeoutSeconds: '7200' },
+          },
+        ],
+      },
+    });
+    this.documentName = document.ref;
+  }
+}

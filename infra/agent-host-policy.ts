@@ -1,0 +1,55 @@
+/**
+ * The managed policy operators attach to the database host's instance role
+ * (next to AmazonSSMManagedInstanceCore): the agent answers the state machine
+ * itself (SendTaskSuccess/Failure/Heartbeat) and reads and writes the
+ * repository under its clusters' prefixes.
+ */
+import { Stack } from 'aws-cdk-lib';
+import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+export interface AgentHostPolicyProps {
+  stateMachineArn: string;
+  repositories: Array<{ bucket: IBucket; prefix: string; cluster: string }>;
+  /** The key of a repository bucket this stack created. */
+  repositoryKey?: IKey;
+}
+
+export class AgentHostPolicy extends Construct {
+  readonly policy: ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: AgentHostPolicyProps) {
+    super(scope, id);
+    this.policy = new ManagedPolicy(this, 'Policy', {
+      description: 'pgsnap agent on a database host: answer the backup state machine, use the repository',
+      statements: [
+        new PolicyStatement({
+          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          resources: [props.stateMachineArn],
+        }),
+        ...props.repositories.flatMap(({ bucket, prefix, cluster }) => [
+          new PolicyStatement({
+            actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+            resources: [bucket.arnForObjects(`${prefix}${cluster}/*`)],
+          }),
+          new PolicyStatement({
+            actions: ['s3:ListBucket'],
+            resources: [bucket.bucketArn],
+            conditions: { StringLike: { 's3:prefix': [`${prefix}${cluster}/*`] } },
+          }),
+        ]),
+      ],
+    });
+    if (props.repositoryKey) {
+      this.policy.addStatements(
+        new PolicyStatement({
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [props.repositoryKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
+        }),
+      );
+    }
+  }
+}

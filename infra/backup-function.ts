@@ -1,0 +1,55 @@
+/**
+ * One Lambda handler from functions/, bundled by the local esbuild: the
+ * current Node.js runtime, ESM, structured JSON logs, a log group with
+ * retention, X-Ray tracing.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ApplicationLogLevel, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface BackupFunctionProps {
+  /** The file in functions/ without extension, e.g. `create-snapshots`. */
+  handler: string;
+  description: string;
+  environment?: Record<string, string>;
+  timeout?: Duration;
+}
+
+export class BackupFunction extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: BackupFunctionProps) {
+    super(scope, id, {
+      entry: join(root, 'functions', `${props.handler}.ts`),
+      handler: 'handler',
+      projectRoot: root,
+      depsLockFilePath: join(root, 'package-lock.json'),
+      runtime: Runtime.NODEJS_24_X,
+      description: props.description,
+      memorySize: 256,
+      timeout: props.timeout ?? Duration.seconds(60),
+      tracing: Tracing.ACTIVE,
+      loggingFormat: LoggingFormat.JSON,
+      applicationLogLevelV2: ApplicationLogLevel.INFO,
+      logGroup: new LogGroup(scope, `${id}Logs`, {
+        retention: RetentionDays.THREE_MONTHS,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+      environment: props.environment ?? {},
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        // The runtime provides the AWS SDK v3.
+        externalModules: ['@aws-sdk/*'],
+        banner:
+          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      },
+    });
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Everything pgsnap deploys for one environment, as one construct a team can
+ * add to its own CDK app: the repository bucket, the agent's SSM document, the
+ * backup state machine and its Lambdas, schedules, alarms, and the policy for
+ * the database hosts.
+ */
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { ClusterTarget } from '#domain/backup-plan';
+import { snapshotTags } from '#domain/snapshots';
+import { AgentDocument } from './agent-document.ts';
+import { AgentHostPolicy } from './agent-host-policy.ts';
+import { BackupAlarms } from './backup-alarms.ts';
+import { BackupFunction } from './backup-function.ts';
+import { BackupSchedules } from './backup-schedules.ts';
+import { BackupStateMachine } from './backup-state-machine.ts';
+import { hostStatements } from './cluster-hosts.ts';
+import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config.ts';
+import { RepositoryBucket } from './repository-bucket.ts';
+
+export interface PgsnapProps {
+  /** The environment's configuration; validated (and defaulted) here if it was not already. */
+  environment: EnvironmentInput | EnvironmentConfig;
+}
+
+/** Lambda environment variables share a 4 KB limit. */
+const maxClustersVariableBytes = 3_500;
+
+export class Pgsnap extends Construct {
+  readonly repository: RepositoryBucket;
+  readonly backup: BackupStateMachine;
+  readonly hostPolicy: AgentHostPolicy;
+  readonly alarms: BackupAlarms;
+  readonly document: AgentDocument;
+
+  constructor(scope: Construct, id: string, props: PgsnapProps) {
+    super(scope, id);
+    const config = environmentSchema.parse(props.environment);
+    const stack = Stack.of(this);
+    const stateMachineName = `pgsnap-${config.name}-backup`;
+    const stateMachineArn = BackupStateMachine.arnFor(this, stateMachineName);
+
+    this.repository = new RepositoryBucket(this, 'Repository');
+    const bucketOf = new Map<string, IBucket>();
+    const repositoryOf = (cluster: EnvironmentConfig['clusters'][number]): IBucket => {
+      const name = cluster.repository.bucketName;
+      if (!name) return this.repository.bucket;
+      let bucket = bucketOf.get(name);
+      if (!bucket) {
+        bucket = new RepositoryBucket(this, `Repository-${name}`, { bucketName: name }).bucket;
+        bucketOf.set(name, bucket);
+      }
+      return bucket;
+    };
+
+    this.document = new AgentDocument(this, 'AgentDocument');
+
+    const targets: ClusterTarget[] = config.clusters.map((cluster) => ({
+      name: cluster.name,
+      ...('instanceId' in cluster.instance
+        ? { instanceId: cluster.instance.instanceId }
+        : { instanceTags: cluster.instance.tags }),
+      volumeIds: cluster.volumeIds ?? [],
+      fastCheckpoint: cluster.fastCheckpoint,
+      maxBackupMinutes: cluster.maxBackupMinutes,
+      repository: { bucket: repositoryOf(cluster).bucketName, prefix: cluster.repository.prefix },
+    }));
+    const clustersVariable = JSON.stringify(targets);
+    if (Buffer.byteLength(clustersVariable) > maxClustersVariableBytes) {
+      throw new Error(
+        `environment ${config.name}: too many clusters for one stack; split them into environments`,
+      );
+    }
+
+    const prepareBackup = new BackupFunction(this, 'PrepareBackup', {
+      handler: 'prepare-backup',
+      description: 'pgsnap: checks a backup request and finds the cluster',
+      environment: { PGSNAP_CLUSTERS: clustersVariable },
+    });
+    prepareBackup.addToRolePolicy(
+      new PolicyStatement({ actions: ['states:ListExecutions'], resources: [stateMachineArn] }),
+    );
+    prepareBackup.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['states:DescribeExecution'],
+        resources: [
+          stack.formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${stateMachineName}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+
+    const createSnapshots = new BackupFunction(this, 'CreateSnapshots', {
+      handler: 'create-snapshots',
+      description: "pgsnap: snapshots the cluster's volumes in one CreateSnapshots call",
+    });
+    const clusterNames = config.clusters.map((c) => c.name);
+    for (const statement of hostStatements(
+      this,
+      config.clusters,
+      ['ec2:CreateSnapshots'],
+      'aws:ResourceTag',
+    )) {
+      createSnapshots.addToRolePolicy(statement);
+    }
+    const snapshotArn = stack.formatArn({
+      service: 'ec2',
+      account: '',
+      resource: 'snapshot',
+      resourceName: '*',
+    });
+    createSnapshots.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ec2:CreateSnapshots'],
+        resources: [stack.formatArn({ service: 'ec2', resource: 'volume', resourceName: '*' })],
+      }),
+    );
+    createSnapshots.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ec2:CreateSnapshots'],
+        resources: [snapshotArn],
+        conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: clusterNames } },
+      }),
+    );
+    createSnapshots.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ec2:CreateTags'],
+        resources: [snapshotArn],
+        conditions: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshots' } },
+      }),
+    );
+
+    const checkSnapshots = new BackupFunction(this, 'CheckSnapshots', {
+      handler: 'check-snapshots',
+      description: 'pgsnap: checks whether the snapshots of a backup are completed',
+      environment: {
+        PGSNAP_FIRST_POLL_SECONDS: String(config.timeouts.firstPollSeconds),
+        PGSNAP_MAX_POLL_SECONDS: String(config.timeouts.maxPollSeconds),
+        PGSNAP_SNAPSHOT_HOURS: String(config.timeouts.snapshotHours),
+      },
+    });
+
+    const deleteSnapshots = new BackupFunction(this, 'DeleteSnapshots', {
+      handler: 'delete-snapshots',
+      description: "pgsnap: deletes a failed backup's snapshots, found by their tags",
+      timeout: Duration.minutes(2),
+    });
+    deleteSnapshots.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ec2:DeleteSnapshot'],
+        resources: [snapshotArn],
+        conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
+      }),
+    );
+
+    // Describe* calls have no resource-level permissions in EC2.
+    const describe = (actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
+    prepareBackup.addToRolePolicy(describe(['ec2:DescribeInstances']));
+    createSnapshots.addToRolePolicy(
+      describe(['ec2:DescribeInstances', 'ec2:DescribeVolumes', 'ec2:DescribeSnapshots']),
+    );
+    checkSnapshots.addToRolePolicy(describe(['ec2:DescribeSnapshots']));
+    deleteSnapshots.addToRolePolicy(describe(['ec2:DescribeSnapshots']));
+
+    this.backup = new BackupStateMachine(this, 'Backup', {
+      stateMachineName,
+      functions: { prepareBackup, createSnapshots, checkSnapshots, deleteSnapshots },
+      documentName: this.document.documentName,
+      timeouts: config.timeouts,
+    });
+    for (const statement of hostStatements(this, config.clusters, ['ssm:SendCommand'], 'ssm:resourceTag')) {
+      this.backup.stateMachine.addToRolePolicy(statement);
+    }
+
+    new BackupSchedules(this, 'Schedules', {
+      clusters: config.clusters,
+      stateMachine: this.backup.stateMachine,
+    });
+    this.alarms = new BackupAlarms(this, 'Alarms', {
+      clusters: config.clusters,
+      notifications: config.notifications,
+      stateMachine: this.backup.stateMachine,
+    });
+    this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
+      stateMachineArn,
+      repositories: config.clusters.map((cluster) => ({
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      ...(this.repository.key ? { repositoryKey: this.repository.key } : {}),
+    });
+  }
+}
