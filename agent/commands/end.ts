@@ -11,7 +11,7 @@ import { request } from '../control.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import { connect } from '../postgres.ts';
-import { type StoppedRecord, writeFileDurably } from '../state.ts';
+import { type Outcome, type StoppedRecord, writeFileDurably } from '../state.ts';
 import { help } from './begin.ts';
 
 export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--json]
@@ -50,6 +50,12 @@ export interface EndResult {
 
 export const defaultArchiveTimeoutMs = 600_000;
 
+const invalidBecause: Record<Exclude<Outcome, 'completed' | 'failed'>, string> = {
+  aborted: 'it was aborted',
+  expired: 'it ran past its maximum duration',
+  lost: 'its session was lost',
+};
+
 /** Asks the holder to stop the backup, or picks up a stop whose hand-over was interrupted. */
 async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
   const current = await inspect(ctx.state);
@@ -65,9 +71,15 @@ async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
       );
     case 'none': {
       const last = current.outcome;
+      if (last?.outcome === 'failed') {
+        // A begin that failed never put the server in backup mode: there is nothing to end.
+        throw new PreconditionError(
+          `no backup is in progress here: the last begin (${last.backupId}) failed at ${last.at}: ${last.reason}`,
+        );
+      }
       if (last && last.outcome !== 'completed') {
         throw new BackupInvalidError(
-          `backup ${last.backupId} is not valid: it was ${last.outcome} at ${last.at} (${last.reason}). ` +
+          `backup ${last.backupId} is not valid: ${invalidBecause[last.outcome]} at ${last.at} (${last.reason}). ` +
             'Take a new backup with pgsnap begin.',
         );
       }

@@ -185,6 +185,13 @@ describe('connection failures say how to connect', () => {
         );
       }
     }
+    // The failed begin never started a backup: end has nothing to end, and says why.
+    expectError(
+      await pgsnap(['end', '--json'], { ...env, PGPORT: nowhere }),
+      3,
+      'PreconditionError',
+      /no backup is in progress here: the last begin \(\S+\) failed at .*: cannot connect to PostgreSQL/,
+    );
     await expectNotInBackup(cluster, env);
   });
 

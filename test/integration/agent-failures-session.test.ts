@@ -5,10 +5,15 @@
  * checks: the exit code, a message that says what to do, `status`, and that
  * the server is not left in backup mode.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { clusterForTest, expectNotInBackup, pgsnapSessions } from '../support/backup-mode.ts';
+import {
+  backupAbortedLogLine,
+  clusterForTest,
+  expectNotInBackup,
+  pgsnapSessions,
+} from '../support/backup-mode.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { isRunning, spawnWatched } from '../support/processes.ts';
 
@@ -148,6 +153,48 @@ describe('the backup session', () => {
     expect(ended.stderr).toContain(`backup ${begun.backupId} is not valid`);
     expect(ended.stderr).toContain('snapshot tool failed');
     await expectNotInBackup(cluster, env, { abortLogged: true });
+  });
+
+  it('end waits for a failing archiver only up to its bound, keeps the artifacts, and a second end hands them over', async () => {
+    const { cluster, env, stateDir } = await clusterForTest();
+    const gate = join(cluster.dataDir, 'archiving-blocked');
+    const archive = cluster.archiveDir;
+    cluster.configure({
+      archive_command: `'test ! -f ${gate} && test ! -f ${archive}/%f && cp %p ${archive}/%f'`,
+    });
+    cluster.stopSync('fast');
+    cluster.start();
+    const begun = await begin(env, '--label', 'archiver down');
+
+    writeFileSync(gate, '');
+    const timedOut = await pgsnap(['end', '--archive-timeout', '2s', '--json'], env);
+    expect(timedOut.code).toBe(1);
+    const { error } = timedOut.json as { error: { name: string; message: string } };
+    expect(error.name).toBe('TimeoutError');
+    expect(error.message).toMatch(
+      /^[0-9A-F]{24}(, [0-9A-F]{24}\.[0-9A-F]{8}\.backup)? not archived after 2s/,
+    );
+    expect(error.message).toContain('run pgsnap end again to keep waiting (the artifacts are kept)');
+    // Backup mode ended with pg_backup_stop; only the hand-over is pending.
+    expect(await pgsnapSessions(cluster)).toEqual([]);
+    expect(await statusOf(env)).toMatchObject({
+      inProgress: true,
+      state: 'stopped',
+      backupId: begun.backupId,
+      note: expect.stringContaining('run pgsnap end'),
+    });
+
+    rmSync(gate);
+    // A reload wakes the archiver, which otherwise retries a failed segment only after a minute.
+    await cluster.query('SELECT pg_reload_conf()');
+    const output = join(stateDir, 'artifacts');
+    const ended = await pgsnap(['end', '--archive-timeout', '60s', '--output', output, '--json'], env);
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(ended.stderr).toContain(`resuming the end of backup ${begun.backupId}`);
+    expect(ended.json).toMatchObject({ backupId: begun.backupId, startLsn: begun.startLsn });
+    expect(readFileSync(join(output, 'backup_label'), 'utf8')).toContain('LABEL: archiver down\n');
+    expect(cluster.log()).not.toContain(backupAbortedLogLine);
+    await expectNotInBackup(cluster, env);
   });
 
   it('is one at a time: a second begin is refused naming the backup in progress, over an owner-only channel', async () => {
