@@ -4,7 +4,7 @@
  * research notes §3).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Files that must not survive into a restored data directory. */
@@ -110,14 +110,20 @@ export function prepareDataDirectory(options: PrepareOptions): void {
     if (!existsSync(path)) continue;
     for (const entry of readdirSync(path)) rmSync(join(path, entry), { recursive: true, force: true });
   }
+  // Whoever runs the restore (often root), what it writes must belong to the server's user, as PGDATA does.
+  const owner = statSync(pgdata);
+  const own = (path: string) => chownSync(path, owner.uid, owner.gid);
   mkdirSync(join(pgdata, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
+  own(join(pgdata, 'pg_wal', 'archive_status'));
 
   writeFileSync(join(pgdata, 'backup_label'), options.backupLabel, { mode: 0o600 });
+  own(join(pgdata, 'backup_label'));
   if (options.tablespaceMap) {
     const map = options.tablespaces
       ? remapTablespaces(options.tablespaceMap, options.tablespaces)
       : options.tablespaceMap;
     writeFileSync(join(pgdata, 'tablespace_map'), map, { mode: 0o600 });
+    own(join(pgdata, 'tablespace_map'));
   }
 
   const settings: Array<[string, string]> = [['restore_command', quote(options.restoreCommand)]];
@@ -135,5 +141,8 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   // postgresql.auto.conf is read last, so these win over whatever the copied postgresql.conf says.
   const lines = settings.map(([key, value]) => `${key} = ${value}`).join('\n');
   writeFileSync(join(pgdata, 'postgresql.auto.conf'), `# pgsnap restore\n${lines}\n`, { flag: 'a' });
-  writeFileSync(join(pgdata, options.standby ? 'standby.signal' : 'recovery.signal'), '', { mode: 0o600 });
+  own(join(pgdata, 'postgresql.auto.conf'));
+  const signal = join(pgdata, options.standby ? 'standby.signal' : 'recovery.signal');
+  writeFileSync(signal, '', { mode: 0o600 });
+  own(signal);
 }

@@ -1,28 +1,44 @@
 /** `pgsnap run -- CMD…`: begin, run any snapshot command, end; abort if it fails or is interrupted. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { UsageError } from '#domain/errors';
+import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
 import { newBackupId } from '#domain/input';
 import { parse } from '../cli-args.ts';
+import { clusterPaths } from '../cluster-paths.ts';
 import { type Context, createContext } from '../context.ts';
 import { table } from '../output.ts';
+import { connect } from '../postgres.ts';
+import { createProvider, type VolumeSnapshot } from '../providers/provider.ts';
 import type { SessionRecord } from '../state.ts';
 import { abort } from './abort.ts';
 import { begin, beginFlags, help, parseBeginOptions } from './begin.ts';
-import { defaultArchiveTimeoutMs, end } from './end.ts';
+import { defaultArchiveTimeoutMs, type EndResult, end } from './end.ts';
 
 export const runUsage = `pgsnap run [--label L] [--fast] [--max-duration 1h] [--output DIR] [--json] -- CMD ARGS...
+pgsnap run --provider copy --snapshot-dir DIR | --provider btrfs | --provider exec -- CMD ARGS... [options]
 
-Begins a backup, runs CMD with PGSNAP_BACKUP_ID and PGSNAP_START_LSN in its
-environment, and ends the backup. If CMD fails or the run is interrupted, the
-backup is aborted and the exit code is non-zero.`;
+Begins a backup, takes the snapshot, and ends the backup. The snapshot is CMD
+(run with PGSNAP_BACKUP_ID and PGSNAP_START_LSN in its environment) or a
+provider that captures the data directory, every tablespace and pg_wal. If the
+snapshot fails or the run is interrupted, the backup is aborted, what was
+captured is deleted, and the exit code is non-zero.`;
 
 export async function runCommand(args: string[]): Promise<number> {
   const separator = args.indexOf('--');
   const flags = separator < 0 ? args : args.slice(0, separator);
   const command = separator < 0 ? [] : args.slice(separator + 1);
-  const { values } = parse('run', flags, { ...beginFlags, output: { type: 'string' } });
+  const { values } = parse('run', flags, {
+    ...beginFlags,
+    output: { type: 'string' },
+    provider: { type: 'string' },
+    'snapshot-dir': { type: 'string' },
+  });
   if (values.help) return help(runUsage);
-  if (command.length === 0) {
+  if (values.provider && values.provider !== 'exec' && command.length > 0) {
+    throw new UsageError(
+      `pgsnap run: cannot specify both --provider ${values.provider} and a command after --`,
+    );
+  }
+  if (!values.provider && command.length === 0) {
     throw new UsageError(
       'pgsnap run: give the snapshot command after --, e.g. pgsnap run --label nightly -- ./snap.sh',
     );
@@ -31,6 +47,13 @@ export async function runCommand(args: string[]): Promise<number> {
   // Chosen here so that an interrupted begin can still be reported by its backupId.
   const options = { ...parsed, backupId: parsed.backupId ?? newBackupId() };
   const ctx = createContext(values);
+  const provider = values.provider
+    ? await createProvider(values.provider, {
+        ...(values['snapshot-dir'] ? { snapshotDir: values['snapshot-dir'] } : {}),
+        command,
+      })
+    : undefined;
+  const paths = provider ? await discoverPaths() : [];
 
   // Listen from the start: a slow begin (a spread checkpoint) is interrupted as often as the command.
   let interrupted: NodeJS.Signals | undefined;
@@ -58,10 +81,23 @@ export async function runCommand(args: string[]): Promise<number> {
       interrupted,
     );
   }
-  ctx.out.progress(`backup ${session.backupId} started at ${session.startLsn}; running ${command.join(' ')}`);
+  ctx.out.progress(
+    `backup ${session.backupId} started at ${session.startLsn}; ` +
+      (provider
+        ? `taking ${provider.name} snapshots of ${paths.map((p) => p.path).join(', ')}`
+        : `running ${command.join(' ')}`),
+  );
 
   let exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error } | undefined;
-  if (!interrupted) {
+  let snapshots: VolumeSnapshot[] = [];
+  let providerFailure: string | undefined;
+  if (!interrupted && provider) {
+    try {
+      snapshots = await provider.snapshot(session.backupId, paths);
+    } catch (error) {
+      providerFailure = `the ${provider.name} snapshot failed: ${messageOf(error)}`;
+    }
+  } else if (!interrupted) {
     const running = spawn(command[0]!, command.slice(1), {
       stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
       env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn ?? '' },
@@ -79,25 +115,37 @@ export async function runCommand(args: string[]): Promise<number> {
 
   const failure = interrupted
     ? `interrupted by ${interrupted}`
-    : exit?.error
-      ? `${command[0]} could not run: ${exit.error.message}`
-      : exit?.code !== 0
-        ? `${command.join(' ')} failed (${exit?.signal ? `killed by ${exit.signal}` : `exit code ${exit?.code}`})`
-        : undefined;
+    : provider
+      ? providerFailure
+      : exit?.error
+        ? `${command[0]} could not run: ${exit.error.message}`
+        : exit?.code !== 0
+          ? `${command.join(' ')} failed (${exit?.signal ? `killed by ${exit.signal}` : `exit code ${exit?.code}`})`
+          : undefined;
   if (failure) {
     await abort(ctx, failure);
+    // A snapshot of an aborted backup cannot be restored: nothing of it may stay behind.
+    await provider?.delete(snapshots);
     return reportAborted(ctx, session.backupId, failure, interrupted);
   }
-  const result = await end(ctx, {
-    ...(values.output ? { output: values.output } : {}),
-    archiveTimeoutMs: defaultArchiveTimeoutMs,
-  });
+  let result: EndResult;
+  try {
+    result = await end(ctx, {
+      ...(values.output ? { output: values.output } : {}),
+      archiveTimeoutMs: defaultArchiveTimeoutMs,
+    });
+  } catch (error) {
+    // Only an invalid backup loses its snapshots; a timeout waiting for the archive can be resumed with end.
+    if (error instanceof BackupInvalidError) await provider?.delete(snapshots);
+    throw error;
+  }
   ctx.out.result(
-    { ...result },
+    { ...result, ...(provider ? { provider: provider.name, snapshots } : {}) },
     table([
       ['backupId', result.backupId],
       ['startLsn', result.startLsn],
       ['stopLsn', result.stopLsn],
+      ...snapshots.map((v): [string, unknown] => [`${v.role} snapshot`, `${v.source} -> ${v.snapshot}`]),
       ...result.artifacts.map((a): [string, unknown] => [
         a.name,
         `${a.path ?? '(not written)'} sha256 ${a.sha256}`,
@@ -121,4 +169,13 @@ function reportAborted(
     ]),
   );
   return interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : 1;
+}
+
+async function discoverPaths() {
+  const client = await connect();
+  try {
+    return await clusterPaths(client);
+  } finally {
+    await client.end();
+  }
 }

@@ -123,6 +123,8 @@ export interface ClusterOptions {
   archiveDir?: string;
   /** Set up from an existing data directory (a restore) instead of initdb. */
   dataDir?: string;
+  /** initdb into this (empty) directory, with pg_wal at `walDir` when given: volumes of one's own. */
+  initdbAt?: { dataDir: string; walDir?: string };
   root?: string;
 }
 
@@ -156,7 +158,7 @@ export class Cluster {
   static async create(options: ClusterOptions = {}): Promise<Cluster> {
     const major = options.major ?? newestAvailableMajor();
     const root = options.root ?? ownedDir(mkdtempSync(join(tmpdir(), `pgsnap-pg${major}-`)));
-    const dataDir = options.dataDir ?? join(root, 'data');
+    const dataDir = options.dataDir ?? options.initdbAt?.dataDir ?? join(root, 'data');
     const socketDir = ownedDir(join(root, 'sock'));
     const archiveDir = options.archiveDir ?? ownedDir(join(root, 'archive'));
     const port = await freePort();
@@ -171,6 +173,7 @@ export class Cluster {
         '-E',
         'UTF8',
         '--locale=C',
+        ...(options.initdbAt?.walDir ? ['--waldir', options.initdbAt.walDir] : []),
       ]);
     }
     cluster.configure({

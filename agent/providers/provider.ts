@@ -1,0 +1,59 @@
+/**
+ * Snapshot providers: how the files of a cluster are captured inside one
+ * backup session, and how a snapshot becomes a directory again for a restore.
+ * Inside backup mode the snapshots of several volumes need not be
+ * simultaneous (archive base backups are "immune to file system changes",
+ * docs), except for a standby's pg_control (research notes §3).
+ */
+import { UsageError } from '#domain/errors';
+import type { ClusterPath } from '../cluster-paths.ts';
+
+export interface VolumeSnapshot {
+  role: ClusterPath['role'];
+  /** The path that was captured. */
+  source: string;
+  oid?: string;
+  /** What the provider needs to find the snapshot again: a directory, a subvolume, an id. */
+  snapshot: string;
+}
+
+export interface SnapshotProvider {
+  readonly name: string;
+  /** Captures every path; on failure, whatever was already captured is removed before the error is thrown. */
+  snapshot(backupId: string, paths: ClusterPath[]): Promise<VolumeSnapshot[]>;
+  /** Materializes one snapshot at `target` (which must not exist yet). */
+  restore(snapshot: VolumeSnapshot, target: string): Promise<void>;
+  delete(snapshots: VolumeSnapshot[]): Promise<void>;
+}
+
+export interface ProviderOptions {
+  /** copy: where copies go. */
+  snapshotDir?: string;
+  /** exec: the operator's command. */
+  command?: string[];
+}
+
+export const providerNames = ['copy', 'btrfs', 'exec'] as const;
+export type ProviderName = (typeof providerNames)[number];
+
+export async function createProvider(name: string, options: ProviderOptions): Promise<SnapshotProvider> {
+  switch (name) {
+    case 'copy': {
+      if (!options.snapshotDir)
+        throw new UsageError('--provider copy needs --snapshot-dir DIR, where the copies go');
+      const { CopyProvider } = await import('./copy.ts');
+      return new CopyProvider(options.snapshotDir);
+    }
+    case 'btrfs': {
+      const { BtrfsProvider } = await import('./btrfs.ts');
+      return new BtrfsProvider();
+    }
+    case 'exec': {
+      if (!options.command?.length) throw new UsageError('--provider exec needs the command after --');
+      const { ExecProvider } = await import('./exec.ts');
+      return new ExecProvider(options.command);
+    }
+    default:
+      throw new UsageError(`--provider ${JSON.stringify(name)} is not one of ${providerNames.join(', ')}`);
+  }
+}

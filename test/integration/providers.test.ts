@@ -1,0 +1,184 @@
+/**
+ * Snapshot providers through `pgsnap run --provider`: a multi-volume backup on
+ * real btrfs volumes (PGDATA, a tablespace and pg_wal each on its own loop
+ * device) restored from its snapshots; the copy and exec providers.
+ */
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BtrfsProvider } from '../../agent/providers/btrfs.ts';
+import type { VolumeSnapshot } from '../../agent/providers/provider.ts';
+import { prepareDataDirectory } from '../../agent/restore.ts';
+import { BtrfsVolumes, btrfsUnavailable } from '../support/btrfs.ts';
+import { asPostgres, Cluster, ownedDir, systemBin } from '../support/cluster.ts';
+import { pgsnap } from '../support/pgsnap.ts';
+import { startWriter } from '../support/writer.ts';
+
+const unavailable = btrfsUnavailable();
+if (unavailable && process.env.CI) {
+  throw new Error(`CI must run the btrfs tests, but ${unavailable}`);
+}
+if (unavailable) console.warn(`SKIPPING the btrfs multi-volume test: ${unavailable}`);
+
+describe('btrfs provider', () => {
+  it.skipIf(unavailable !== undefined)(
+    'restores PGDATA, a tablespace and pg_wal from snapshots of three separate volumes',
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), 'pgsnap-btrfs-'));
+      chmodSync(root, 0o711);
+      const volumes = new BtrfsVolumes(root);
+      let source: Cluster | undefined;
+      let restored: Cluster | undefined;
+      try {
+        const data = volumes.create('pgdata');
+        const tablespace = volumes.create('ts1');
+        const wal = volumes.create('pgwal');
+        source = await Cluster.create({
+          major: 15,
+          root: ownedDir(join(root, 'cluster')),
+          initdbAt: { dataDir: data.subvolume, walDir: wal.subvolume },
+        });
+        await source.query(`CREATE TABLESPACE ts1 LOCATION '${tablespace.subvolume}'`);
+        await source.query('CREATE TABLE in_ts (id bigint PRIMARY KEY, payload text) TABLESPACE ts1');
+        await source.query('CREATE TABLE in_base (id bigint PRIMARY KEY, payload text)');
+        const env = { ...source.env, PGSNAP_STATE_DIR: join(root, 'state') };
+
+        const writerClient = await source.client();
+        const writer = startWriter(writerClient, ['in_ts', 'in_base']);
+        const artifacts = join(root, 'artifacts');
+        const ran = await pgsnap(
+          ['run', '--provider', 'btrfs', '--fast', '--output', artifacts, '--json'],
+          env,
+        );
+        const committedBeforeEnd = writer.lastCommitted;
+        await writer.stop();
+        await writerClient.end();
+        expect(ran.code, ran.stderr).toBe(0);
+        const snapshots = ran.json!.snapshots as VolumeSnapshot[];
+        expect(snapshots.map((s) => [s.role, s.source])).toEqual([
+          ['data', data.subvolume],
+          ['tablespace', tablespace.subvolume],
+          ['wal', wal.subvolume],
+        ]);
+        // The writer kept committing during the run; everything up to the last commit seen before end must return.
+        expect(committedBeforeEnd).toBeGreaterThan(0);
+
+        // The replacement host: the same mount points, the volumes restored from their snapshots.
+        source.stopSync('fast');
+        const provider = new BtrfsProvider();
+        for (const snapshot of snapshots) {
+          renameSync(snapshot.source, `${snapshot.source}.lost`);
+          await provider.restore(snapshot, snapshot.source);
+        }
+        prepareDataDirectory({
+          pgdata: data.subvolume,
+          backupLabel: readFileSync(join(artifacts, 'backup_label'), 'utf8'),
+          tablespaceMap: readFileSync(join(artifacts, 'tablespace_map'), 'utf8'),
+          restoreCommand: `cp ${source.archiveDir}/%f %p`,
+        });
+        // pg_wal is still the link onto the WAL volume, and its old contents are gone.
+        expect(readdirSync(join(data.subvolume, 'pg_wal'))).toEqual(['archive_status']);
+        restored = await Cluster.create({
+          major: 15,
+          root: ownedDir(join(root, 'restored')),
+          dataDir: data.subvolume,
+          archiveDir: source.archiveDir,
+        });
+        await restored.waitForPromotion();
+        for (const table of ['in_ts', 'in_base']) {
+          const [row] = await restored.query<{ n: string }>(
+            `SELECT count(*) AS n FROM ${table} WHERE id <= $1`,
+            [committedBeforeEnd],
+          );
+          expect(Number(row!.n), table).toBe(committedBeforeEnd);
+        }
+        const amcheck = asPostgres(
+          join(systemBin, 'pg_amcheck'),
+          [
+            '-h',
+            restored.socketDir,
+            '-p',
+            String(restored.port),
+            '-U',
+            'postgres',
+            '--install-missing',
+            '--heapallindexed',
+            '-d',
+            'postgres',
+          ],
+          { allowFailure: true },
+        );
+        expect(amcheck.status, amcheck.stdout + amcheck.stderr).toBe(0);
+      } finally {
+        restored?.stopSync('immediate');
+        source?.stopSync('immediate');
+        volumes.destroy();
+      }
+    },
+  );
+});
+
+describe('copy and exec providers', () => {
+  it('copies the data directory inside backup mode and refuses a command beside --provider copy', async () => {
+    const source = await Cluster.create({ major: 15 });
+    try {
+      const env = { ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+      const snapshotDir = join(source.root, 'snapshots');
+      const ran = await pgsnap(
+        ['run', '--provider', 'copy', '--snapshot-dir', snapshotDir, '--fast', '--json'],
+        env,
+      );
+      expect(ran.code, ran.stderr).toBe(0);
+      const [snapshot] = ran.json!.snapshots as VolumeSnapshot[];
+      expect(snapshot!.role).toBe('data');
+      expect(readFileSync(join(snapshot!.snapshot, 'PG_VERSION'), 'utf8').trim()).toBe('15');
+
+      const both = await pgsnap(
+        ['run', '--provider', 'copy', '--snapshot-dir', snapshotDir, '--', 'true'],
+        env,
+      );
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('cannot specify both --provider copy and a command after --');
+      const noDir = await pgsnap(['run', '--provider', 'copy'], env);
+      expect(noDir.code).toBe(2);
+      expect(noDir.stderr).toContain('--provider copy needs --snapshot-dir DIR');
+    } finally {
+      source.destroy();
+    }
+  });
+
+  it("runs the operator's command with the paths, keeps its reference, and aborts when it fails", async () => {
+    const source = await Cluster.create({ major: 15 });
+    try {
+      const env = { ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+      const seen = join(source.root, 'seen');
+      const ran = await pgsnap(
+        [
+          'run',
+          '--provider',
+          'exec',
+          '--json',
+          '--',
+          'sh',
+          '-c',
+          `printf '%s' "$PGSNAP_PATHS" > ${seen}; echo snap-0123`,
+        ],
+        env,
+      );
+      expect(ran.code, ran.stderr).toBe(0);
+      expect(readFileSync(seen, 'utf8')).toBe(`data ${source.dataDir}`);
+      expect((ran.json!.snapshots as VolumeSnapshot[])[0]!.snapshot).toBe('snap-0123');
+
+      const failed = await pgsnap(['run', '--provider', 'exec', '--json', '--', 'sh', '-c', 'exit 4'], env);
+      expect(failed.code).toBe(1);
+      expect(failed.json!.aborted).toBe(true);
+      expect(String(failed.json!.reason)).toContain('the exec snapshot failed');
+      const status = await pgsnap(['status', '--json'], env);
+      expect(status.json!.inProgress).toBe(false);
+    } finally {
+      source.destroy();
+      rmSync(join(source.root), { recursive: true, force: true });
+    }
+  });
+});
