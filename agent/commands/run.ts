@@ -61,7 +61,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const beginning = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     interrupted = signal;
-    if (child) child.kill(signal);
+    if (child) stopCommand(child, signal);
     else beginning.abort(new Error(`interrupted by ${signal}`));
   };
   process.on('SIGINT', onSignal);
@@ -99,6 +99,8 @@ export async function runCommand(args: string[]): Promise<number> {
     }
   } else if (!interrupted) {
     const running = spawn(command[0]!, command.slice(1), {
+      // A process group of its own, so that a signal reaches the script and everything it started.
+      detached: true,
       stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
       env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn ?? '' },
     });
@@ -178,4 +180,41 @@ async function discoverPaths() {
   } finally {
     await client.end();
   }
+}
+
+/** How long a snapshot command gets to exit after a signal before it is killed. */
+const killAfterMs = 30_000;
+
+function groupAlive(group: number): boolean {
+  try {
+    process.kill(group, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Forwards the signal to the command's whole process group; once the command
+ * itself has exited, whatever it left running is terminated too (background
+ * jobs of a non-interactive shell ignore SIGINT), and killed if it lingers.
+ */
+function stopCommand(child: ChildProcess, signal: NodeJS.Signals): void {
+  const group = -child.pid!;
+  if (!groupAlive(group)) return;
+  process.kill(group, signal);
+  const kill = setTimeout(() => groupAlive(group) && process.kill(group, 'SIGKILL'), killAfterMs);
+  kill.unref();
+  child.once('exit', () => {
+    if (groupAlive(group)) process.kill(group, 'SIGTERM');
+    clearTimeout(kill);
+    const deadline = Date.now() + 5_000;
+    const sweep = setInterval(() => {
+      if (!groupAlive(group)) clearInterval(sweep);
+      else if (Date.now() > deadline) {
+        process.kill(group, 'SIGKILL');
+        clearInterval(sweep);
+      }
+    }, 50);
+  });
 }

@@ -13,7 +13,7 @@ import {
   pgsnapSessions,
 } from '../support/backup-mode.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
-import { spawnWatched } from '../support/processes.ts';
+import { isRunning, spawnWatched } from '../support/processes.ts';
 
 interface Finding {
   check: string;
@@ -104,35 +104,41 @@ describe('pgsnap run', () => {
   it.for([
     ['SIGTERM', 143],
     ['SIGINT', 130],
-  ] as const)('aborts the backup when it receives %s while the command runs', async ([signal, exitCode]) => {
-    const { cluster, env } = await clusterForTest();
-    const run = spawnWatched(
-      process.execPath,
-      [
-        pgsnapBin,
-        'run',
-        '--label',
-        'interrupted',
-        '--fast',
-        '--',
-        'sh',
-        '-c',
-        'echo snapshotting; exec sleep 60',
-      ],
-      env,
-    );
-    await run.waitFor('snapshotting');
-    expect(await pgsnapSessions(cluster)).toHaveLength(1);
-    run.child.kill(signal);
+  ] as const)(
+    'aborts the backup when it receives %s while the command runs, and stops what the command started',
+    async ([signal, exitCode]) => {
+      const { cluster, env } = await clusterForTest();
+      const childPidFile = join(cluster.root, 'snapshot-child.pid');
+      const run = spawnWatched(
+        process.execPath,
+        [
+          pgsnapBin,
+          'run',
+          '--label',
+          'interrupted',
+          '--fast',
+          '--',
+          'sh',
+          '-c',
+          // A script that starts a child of its own, as snapshot tools do.
+          `sleep 60 & echo $! > ${childPidFile}; echo snapshotting; wait`,
+        ],
+        env,
+      );
+      await run.waitFor('snapshotting');
+      expect(await pgsnapSessions(cluster)).toHaveLength(1);
+      run.child.kill(signal);
 
-    expect(await run.exited).toEqual({ code: exitCode, signal: null });
-    expect(run.stdout()).toContain(`interrupted by ${signal}`);
-    expect(await statusOf(env)).toMatchObject({
-      inProgress: false,
-      last: { outcome: 'aborted', reason: `interrupted by ${signal}` },
-    });
-    await expectNotInBackup(cluster, env, { abortLogged: true });
-  });
+      expect(await run.exited).toEqual({ code: exitCode, signal: null });
+      expect(run.stdout()).toContain(`interrupted by ${signal}`);
+      expect(isRunning(Number(readFileSync(childPidFile, 'utf8')))).toBe(false);
+      expect(await statusOf(env)).toMatchObject({
+        inProgress: false,
+        last: { outcome: 'aborted', reason: `interrupted by ${signal}` },
+      });
+      await expectNotInBackup(cluster, env, { abortLogged: true });
+    },
+  );
   it('aborts the backup when it receives SIGTERM while begin still waits for the checkpoint', async () => {
     // Without --fast, pg_backup_start waits for a checkpoint spread over 0.9 × 30s: begin is slow.
     const { cluster, env } = await clusterForTest({
