@@ -38,7 +38,9 @@ const cluster = await Cluster.create({
   settings: { log_min_duration_statement: '0', log_statement: "'none'" },
 });
 try {
-  await cluster.query('CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g');
+  await cluster.query(
+    'CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g',
+  );
   const env = { ...cluster.env, PGSNAP_STATE_DIR: mkdtempSync(join(tmpdir(), 'pgsnap-bench-state-')) };
   const rows: Array<{ begin: number; end: number; archiveWait: number; psql: number }> = [];
   for (let i = 0; i < runs; i++) {
@@ -52,10 +54,26 @@ try {
     if (ended.code !== 0) throw new Error(ended.stderr);
 
     t = performance.now();
-    const peer = spawnSync(join(systemBin, 'psql'), [
-      '-X', '-q', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', 'postgres',
-      '-c', `SELECT pg_backup_start('psql ${i}', true)`, '-c', 'SELECT * FROM pg_backup_stop(true)',
-    ], { encoding: 'utf8' });
+    const peer = spawnSync(
+      join(systemBin, 'psql'),
+      [
+        '-X',
+        '-q',
+        '-h',
+        cluster.socketDir,
+        '-p',
+        String(cluster.port),
+        '-U',
+        'postgres',
+        '-d',
+        'postgres',
+        '-c',
+        `SELECT pg_backup_start('psql ${i}', true)`,
+        '-c',
+        'SELECT * FROM pg_backup_stop(true)',
+      ],
+      { encoding: 'utf8' },
+    );
     const psql = performance.now() - t;
     if (peer.status !== 0) throw new Error(peer.stderr);
     rows.push({ begin, end, archiveWait: ended.json!.archiveWaitMs as number, psql });
@@ -68,7 +86,9 @@ try {
   const starts = serverDurations(log, isStart).filter((_, i) => i % 2 === 0);
   const stops = serverDurations(log, isStop).filter((_, i) => i % 2 === 0);
   if (starts.length !== runs || stops.length !== runs) {
-    throw new Error(`expected ${runs} logged calls of each, found ${starts.length} starts and ${stops.length} stops`);
+    throw new Error(
+      `expected ${runs} logged calls of each, found ${starts.length} starts and ${stops.length} stops`,
+    );
   }
 
   const f = (n: number) => n.toFixed(0).padStart(7);
