@@ -52,7 +52,7 @@ export const agentDocumentParameters = {
   taskToken: {
     type: 'String',
     description: 'The Step Functions task token the agent answers with SendTaskSuccess or SendTaskFailure.',
-    allowedPattern: '^[A-Za-z0-9+/=_-]{1,4096}$',
+    allowedPattern: '^[A-Za-z0-9+/=][A-Za-z0-9+/=_-]{0,4095}$',
   },
 } as const;
 

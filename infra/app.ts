@@ -1,9 +1,12 @@
 /** The CDK app: one pgsnap stack per environment of the configuration (cdk.json context "pgsnap:config"). */
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { loadConfig } from './config.ts';
 import { PgsnapStack } from './pgsnap-stack.ts';
 
 const app = new App();
+// Synthesis fails on any cdk-nag finding that is not acknowledged with its reason.
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 const config = loadConfig(app.node.tryGetContext('pgsnap:config') ?? 'pgsnap.config.json');
 for (const environment of config.environments) {
   new PgsnapStack(app, `pgsnap-${environment.name}`, { environment });

@@ -10,6 +10,7 @@ import { ApplicationLogLevel, LoggingFormat, Runtime, Tracing } from 'aws-cdk-li
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { acknowledge, wildcardReasons } from './acknowledge.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -50,6 +51,11 @@ export class BackupFunction extends NodejsFunction {
         banner:
           "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       },
+    });
+    acknowledge(this, {
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+        "AWSLambdaBasicExecutionRole only lets the function write its own log streams; it is AWS's maintained minimum",
+      'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; so do EC2 Describe* calls, which only read`,
     });
   }
 }

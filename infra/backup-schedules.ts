@@ -4,10 +4,12 @@
  * backupId (Scheduler cannot compute one), exactly as `pgsnap backup start` does.
  */
 import { TimeZone } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { acknowledge, arnReference, wildcardReasons } from './acknowledge.ts';
 import { BackupFunction } from './backup-function.ts';
 import type { ClusterConfig } from './config.ts';
 
@@ -27,6 +29,13 @@ export class BackupSchedules extends Construct {
       environment: { PGSNAP_STATE_MACHINE_ARN: props.stateMachine.stateMachineArn },
     });
     props.stateMachine.grantStartExecution(this.startBackup);
+    const role = new Role(this, 'SchedulerRole', {
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      description: 'pgsnap schedules: invoke the start-backup Lambda',
+    });
+    acknowledge(role, {
+      [`AwsSolutions-IAM5[Resource::${arnReference(this.startBackup)}:*]`]: wildcardReasons.lambdaVersions,
+    });
     for (const cluster of props.clusters) {
       for (const schedule of cluster.schedules) {
         new Schedule(this, `${cluster.name}-${schedule.name}`, {
@@ -39,6 +48,7 @@ export class BackupSchedules extends Construct {
               trigger: 'schedule',
             }),
             retryAttempts: 2,
+            role,
           }),
         });
       }

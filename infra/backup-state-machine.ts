@@ -31,6 +31,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { CallAwsService, EventBridgePutEvents, LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { acknowledge, arnReference, nagArn, wildcardReasons } from './acknowledge.ts';
 import type { AgentDocumentParameter } from './agent-document.ts';
 
 /** Namespace and names of the metrics the alarms watch. */
@@ -305,6 +306,17 @@ export class BackupStateMachine extends Construct {
         'pgsnap: a consistent snapshot backup of one PostgreSQL cluster; the execution name is the backupId',
       tracingEnabled: true,
       logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: true },
+    });
+    acknowledge(this, {
+      'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; nor do cloudwatch:PutMetricData (the backup counters) and the log delivery actions`,
+      ...Object.fromEntries(
+        Object.values(props.functions).map((fn) => [
+          `AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`,
+          wildcardReasons.lambdaVersions,
+        ]),
+      ),
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'instance/*')}]`]:
+        'ssm:SendCommand to a cluster selected by tags is allowed on instances carrying exactly those tags (condition)',
     });
   }
 

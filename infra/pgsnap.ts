@@ -10,6 +10,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { ClusterTarget } from '#domain/backup-plan';
 import { snapshotTags } from '#domain/snapshots';
+import { acknowledge, nagArn } from './acknowledge.ts';
 import { AgentDocument } from './agent-document.ts';
 import { AgentHostPolicy } from './agent-host-policy.ts';
 import { BackupAlarms } from './backup-alarms.ts';
@@ -136,6 +137,17 @@ export class Pgsnap extends Construct {
       }),
     );
 
+    const snapshotWildcard = `AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'snapshot/*', { account: false })}]`;
+    acknowledge(createSnapshots, {
+      [snapshotWildcard]:
+        'snapshot ids are not known before they exist; creating and tagging is allowed only for snapshots ' +
+        'tagged with a configured cluster (aws:RequestTag) and only as part of CreateSnapshots (ec2:CreateAction)',
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'volume/*')}]`]:
+        'CreateSnapshots needs the volumes of the instance; the instance permission limits which volumes those are',
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'instance/*')}]`]:
+        'a cluster selected by tags may be snapshotted only on instances carrying exactly those tags (condition)',
+    });
+
     const checkSnapshots = new BackupFunction(this, 'CheckSnapshots', {
       handler: 'check-snapshots',
       description: 'pgsnap: checks whether the snapshots of a backup are completed',
@@ -158,6 +170,15 @@ export class Pgsnap extends Construct {
         conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
       }),
     );
+
+    acknowledge(deleteSnapshots, {
+      [snapshotWildcard]:
+        'deletion is allowed only for snapshots tagged with a configured cluster (aws:ResourceTag)',
+    });
+    acknowledge(prepareBackup, {
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'states', `execution:${stateMachineName}:*`)}]`]:
+        "reads the input of this state machine's own running executions, to find a running backup of the same cluster",
+    });
 
     // Describe* calls have no resource-level permissions in EC2.
     const describe = (actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });

@@ -1,0 +1,318 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import validateAsl from 'asl-validator';
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { agentDocumentParameters } from '../../infra/agent-document.ts';
+import { type SynthesizedStack, stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
+
+let synthesized: SynthesizedStack;
+beforeAll(() => {
+  synthesized = synthStack();
+});
+
+describe('cdk-nag', () => {
+  test('AwsSolutions reports no finding that is not acknowledged, and every acknowledgement gives its reason', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-nag-'));
+    try {
+      const { app } = synthStack(undefined, { nag: true, outdir });
+      let failure: unknown;
+      try {
+        app.synth();
+      } catch (error) {
+        failure = error;
+      }
+      const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
+        pluginReports: Array<{ violations: Array<{ ruleName: string; violatingResources: unknown[] }> }>;
+      };
+      const violations = report.pluginReports.flatMap((r) => r.violations);
+      expect(violations).toEqual([]);
+      expect(failure).toBeUndefined();
+
+      const acknowledgements = app.node
+        .findAll()
+        .flatMap((c) => c.node.metadata.filter((m) => m.type === 'aws:cdk:acknowledged-rules'))
+        .flatMap((m) => Object.entries(m.data as Record<string, string>));
+      expect(acknowledgements.length).toBeGreaterThan(0);
+      for (const [id, reason] of acknowledgements) {
+        // Besides ours, CDK itself acknowledges CloudFormation-Validate rules it knows not to apply.
+        if (id.startsWith('AwsSolutions')) expect(id).toMatch(/^AwsSolutions-(IAM4|IAM5)\[.+\]$/);
+        expect(reason.length, id).toBeGreaterThan(30);
+      }
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the repository bucket', () => {
+  test('blocks public access, encrypts with its own KMS key, keeps versions and expires noncurrent ones', () => {
+    const { template } = synthesized;
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) }),
+        ],
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 30 }, Status: 'Enabled' }),
+        ]),
+      },
+      LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'repository/' }),
+    });
+    template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+
+  test('refuses requests without TLS', () => {
+    synthesized.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  test('an existing bucket is imported, not created', () => {
+    const { template } = synthStack({
+      name: 'imported',
+      clusters: [
+        {
+          name: 'orders-db',
+          instance: { instanceId: 'i-0123456789abcdef0' },
+          repository: { bucketName: 'existing-backups', prefix: 'pg/' },
+        },
+      ],
+    });
+    const policies = JSON.stringify(template.findResources('AWS::IAM::ManagedPolicy'));
+    expect(policies).toContain('arn:');
+    expect(policies).toContain(':s3:::existing-backups/pg/orders-db/*');
+  });
+});
+
+describe('the state machine', () => {
+  test('is a Standard state machine with X-Ray tracing and full execution logs', () => {
+    synthesized.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      StateMachineName: 'pgsnap-test-backup',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+    });
+  });
+
+  test('its synthesized ASL is valid', () => {
+    const result = validateAsl(stateMachineDefinition(synthesized.template));
+    expect(result.errorsText()).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  test('every step after begin catches every error into the one cleanup path, which ends failed', () => {
+    const asl = stateMachineDefinition(synthesized.template);
+    const catchTarget = (name: string) =>
+      (asl.States[name]!.Catch as Array<{ ErrorEquals: string[]; Next: string }> | undefined)?.find((c) =>
+        c.ErrorEquals.includes('States.ALL'),
+      )?.Next;
+    const successPath = [
+      'Begin the backup on the host',
+      "Snapshot the cluster's volumes",
+      'End the backup on the host',
+      'Check whether the snapshots are completed',
+      'Count the completed backup',
+      'Announce the completed backup',
+    ];
+    for (const step of successPath)
+      expect(catchTarget(step), step).toBe('Can the host still be in backup mode?');
+    const tasks = Object.entries(asl.States).filter(([, s]) => s.Type === 'Task');
+    const cleanup = [
+      'Abort the backup on the host',
+      "Delete the backup's snapshots",
+      'Count the failed backup',
+      'Announce the failed backup',
+    ];
+    // Every task is either before begin, on the success path, or on the cleanup path: none is left uncaught.
+    expect(tasks.map(([name]) => name).sort()).toEqual(
+      ['Check the request and find the cluster', ...successPath, ...cleanup].sort(),
+    );
+    let state = 'Abort the backup on the host';
+    const walked: string[] = [];
+    while (asl.States[state]!.Type !== 'Fail') {
+      walked.push(state);
+      expect(catchTarget(state), `${state} goes on when it fails`).toBe(asl.States[state]!.Next);
+      state = asl.States[state]!.Next as string;
+    }
+    expect(walked).toEqual(cleanup);
+    expect(asl.States[state]).toMatchObject({ ErrorPath: '$.error.Error', CausePath: '$.error.Cause' });
+  });
+
+  test('begin and end run on the host through SSM with a task token, a heartbeat and a timeout', () => {
+    const asl = stateMachineDefinition(synthesized.template);
+    for (const step of [
+      'Begin the backup on the host',
+      'End the backup on the host',
+      'Abort the backup on the host',
+    ]) {
+      expect(asl.States[step]).toMatchObject({
+        Resource: 'arn:aws:states:::aws-sdk:ssm:sendCommand.waitForTaskToken',
+        HeartbeatSeconds: 300,
+        Parameters: { Parameters: { 'taskToken.$': 'States.Array($$.Task.Token)' } },
+      });
+      expect(asl.States[step]!.TimeoutSeconds).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('the SSM document', () => {
+  test('holds every parameter to an anchored allowedPattern or a list of allowedValues', () => {
+    const documents = Object.values(synthesized.template.findResources('AWS::SSM::Document'));
+    expect(documents).toHaveLength(1);
+    const parameters = documents[0]!.Properties.Content.parameters as Record<string, Record<string, unknown>>;
+    expect(Object.keys(parameters).sort()).toEqual(Object.keys(agentDocumentParameters).sort());
+    for (const [name, parameter] of Object.entries(parameters)) {
+      const pattern = parameter.allowedPattern as string | undefined;
+      const values = parameter.allowedValues as string[] | undefined;
+      expect(pattern !== undefined || values !== undefined, name).toBe(true);
+      // Anchored at both ends: a pattern that matches a part lets anything through around it.
+      if (pattern) expect(pattern, name).toMatch(/^\^.*\$$/);
+    }
+  });
+});
+
+describe('the Lambdas', () => {
+  test('run the current Node.js runtime with structured JSON logs and tracing', () => {
+    const functions = synthesized.template.findResources('AWS::Lambda::Function');
+    expect(Object.keys(functions)).toHaveLength(5);
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        LoggingConfig: { LogFormat: 'JSON' },
+        TracingConfig: { Mode: 'Active' },
+      });
+    }
+  });
+
+  test('the first step knows each cluster from the configuration', () => {
+    const functions = Object.values(synthesized.template.findResources('AWS::Lambda::Function'));
+    const prepare = functions.find((fn) => fn.Properties.Environment?.Variables?.PGSNAP_CLUSTERS);
+    const clusters = JSON.stringify(prepare!.Properties.Environment.Variables.PGSNAP_CLUSTERS);
+    expect(clusters).toContain('i-0123456789abcdef0');
+    expect(clusters).toContain('billing-db');
+  });
+});
+
+describe('least privilege', () => {
+  const statements = (type: string) =>
+    Object.values(synthesized.template.findResources(type)).flatMap(
+      (p) => p.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>,
+    );
+
+  test('snapshots can be created only with a cluster tag, tagged only by CreateSnapshots, deleted only when tagged', () => {
+    const all = statements('AWS::IAM::Policy');
+    const on = (action: string) => all.filter((s) => [s.Action].flat().includes(action));
+    const snapshotCreate = on('ec2:CreateSnapshots').find((s) =>
+      JSON.stringify(s.Resource).includes('snapshot/*'),
+    );
+    expect(snapshotCreate?.Condition).toEqual({
+      StringEquals: { 'aws:RequestTag/pgsnap:cluster': ['orders-db', 'billing-db'] },
+    });
+    expect(on('ec2:CreateTags')[0]?.Condition).toEqual({
+      StringEquals: { 'ec2:CreateAction': 'CreateSnapshots' },
+    });
+    expect(on('ec2:DeleteSnapshot')[0]?.Condition).toEqual({
+      StringEquals: { 'aws:ResourceTag/pgsnap:cluster': ['orders-db', 'billing-db'] },
+    });
+  });
+
+  test('SendCommand reaches the named instance, and tag-selected hosts only with their tags', () => {
+    const sendCommand = statements('AWS::IAM::Policy').filter((s) =>
+      [s.Action].flat().includes('ssm:SendCommand'),
+    );
+    expect(JSON.stringify(sendCommand)).toContain('instance/i-0123456789abcdef0');
+    expect(sendCommand).toContainEqual(
+      expect.objectContaining({
+        Condition: {
+          StringEquals: { 'ssm:resourceTag/pgsnap:cluster': 'billing-db', 'ssm:resourceTag/role': 'primary' },
+        },
+      }),
+    );
+  });
+
+  test("the hosts' managed policy answers the state machine and reaches only its cluster's prefix", () => {
+    const hostPolicy = statements('AWS::IAM::ManagedPolicy');
+    expect(hostPolicy).toContainEqual(
+      expect.objectContaining({
+        Action: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+      }),
+    );
+    const objects = JSON.stringify(hostPolicy.filter((s) => [s.Action].flat().includes('s3:PutObject')));
+    expect(objects).toContain('/pgsnap/orders-db/*');
+    expect(objects).toContain('/billing-db/*');
+  });
+});
+
+describe('schedules and alarms', () => {
+  test('each configured schedule invokes start-backup for its cluster', () => {
+    const schedules = Object.values(synthesized.template.findResources('AWS::Scheduler::Schedule'));
+    expect(schedules.map((s) => s.Properties.ScheduleExpression).sort()).toEqual([
+      'cron(0 3 * * ? *)',
+      'rate(1 hour)',
+    ]);
+    for (const schedule of schedules) {
+      expect(JSON.parse(schedule.Properties.Target.Input)).toMatchObject({
+        cluster: 'orders-db',
+        trigger: 'schedule',
+      });
+    }
+  });
+
+  test('each cluster has a failed-backup alarm and an RPO alarm on its own metrics', () => {
+    const alarms = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties,
+    );
+    const rpo = alarms.find(
+      (a) => a.MetricName === 'BackupCompleted' && JSON.stringify(a.Dimensions).includes('orders-db'),
+    );
+    expect(rpo).toMatchObject({
+      Namespace: 'pgsnap',
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      Period: 3600,
+      EvaluationPeriods: 26,
+      TreatMissingData: 'breaching',
+    });
+    for (const cluster of ['orders-db', 'billing-db']) {
+      expect(
+        alarms
+          .filter((a) => JSON.stringify(a.Dimensions ?? []).includes(cluster))
+          .map((a) => a.MetricName)
+          .sort(),
+      ).toEqual(['BackupCompleted', 'BackupFailed']);
+    }
+  });
+
+  test('failure and completion events reach the notification topic', () => {
+    synthesized.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['pgsnap'],
+        'detail-type': ['pgsnap backup failed', 'pgsnap backup completed'],
+      },
+    });
+    synthesized.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'dba@example.com',
+    });
+  });
+});

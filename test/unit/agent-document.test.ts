@@ -1,0 +1,163 @@
+/**
+ * The host path: SSM pastes parameter values into the document's script. A
+ * value is either refused by its allowedPattern/allowedValues (as SSM does
+ * before running anything) or reaches pgsnap as exactly one argument.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { newBackupId, validateClusterName, validateLabel } from '#domain/input';
+import { agentDocumentParameters, agentDocumentScript } from '../../infra/agent-document.ts';
+
+type Name = keyof typeof agentDocumentParameters;
+
+/** What SSM does with a SendCommand: check each value, fill in defaults, substitute into the script. */
+function render(values: Partial<Record<Name, string>>): string {
+  let script = agentDocumentScript.join('\n');
+  for (const [name, parameter] of Object.entries(agentDocumentParameters) as Array<
+    [Name, (typeof agentDocumentParameters)[Name]]
+  >) {
+    const value = values[name] ?? ('default' in parameter ? parameter.default : undefined);
+    if (value === undefined) throw new Error(`parameter ${name} is required`);
+    if ('allowedValues' in parameter && !(parameter.allowedValues as readonly string[]).includes(value)) {
+      throw new Error(`refused: ${name} is not one of the allowed values`);
+    }
+    if ('allowedPattern' in parameter && !new RegExp(parameter.allowedPattern).test(value)) {
+      throw new Error(`refused: ${name} does not match its allowedPattern`);
+    }
+    script = script.replaceAll(`{{ ${name} }}`, value);
+  }
+  return script;
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-document-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const fakeBin = join(scratch, 'bin');
+const canary = join(scratch, 'pwned');
+execFileSync('mkdir', ['-p', fakeBin]);
+// Stands in for the agent: prints the arguments it received, one JSON array.
+writeFileSync(
+  join(fakeBin, 'pgsnap'),
+  `#!${process.execPath}\nprocess.stdout.write(JSON.stringify(process.argv.slice(2)));\n`,
+);
+chmodSync(join(fakeBin, 'pgsnap'), 0o755);
+
+/** Runs the rendered script with the fake agent first on PATH; returns the arguments pgsnap got. */
+function run(values: Partial<Record<Name, string>>): string[] {
+  const pathLine = 'export PATH=/usr/local/bin:/usr/bin:/bin';
+  const script = render(values);
+  expect(script).toContain(pathLine);
+  const output = execFileSync(
+    'bash',
+    ['-c', script.replace(pathLine, `export PATH=${fakeBin}:/usr/bin:/bin`)],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return JSON.parse(output);
+}
+
+const token = 'AQCEAAAAKgAAAAMAAAAAAAAAAaB+c/9Xz=='.padEnd(900, 'Ab0+/');
+const backupId = newBackupId();
+const valid = { cluster: 'orders-db', backupId, taskToken: token };
+
+describe('values the document accepts reach pgsnap intact, one argument each', () => {
+  test('begin with a label that has spaces and punctuation, and a fast checkpoint', () => {
+    const label = 'nightly run 2026/11/21 12:00 @eu+1,x=y';
+    expect(run({ ...valid, command: 'begin', label, fast: 'true', maxDuration: '90m' })).toEqual([
+      'begin',
+      '--label',
+      label,
+      '--backup-id',
+      backupId,
+      '--max-duration',
+      '90m',
+      '--fast',
+      '--cluster',
+      'orders-db',
+      '--task-token',
+      token,
+      '--json',
+    ]);
+  });
+
+  test('end and abort take only what they need', () => {
+    expect(run({ ...valid, command: 'end' })).toEqual([
+      'end',
+      '--cluster',
+      'orders-db',
+      '--task-token',
+      token,
+      '--json',
+    ]);
+    expect(run({ ...valid, command: 'abort', reason: 'the state machine caught States.Timeout' })).toEqual([
+      'abort',
+      '--reason',
+      'the state machine caught States.Timeout',
+      '--cluster',
+      'orders-db',
+      '--task-token',
+      token,
+      '--json',
+    ]);
+  });
+});
+
+describe('hostile values are refused before anything runs', () => {
+  const hostile = [
+    "x'; touch CANARY; echo '",
+    'x$(touch CANARY)',
+    'x`touch CANARY`',
+    'x\ntouch CANARY',
+    'x" && touch CANARY && "',
+    'x\\',
+    'x;touch CANARY',
+    'x|touch CANARY',
+    '--fast',
+    '-x',
+    '',
+  ].map((value) => value.replaceAll('CANARY', canary));
+
+  const targets: Name[] = [
+    'command',
+    'cluster',
+    'backupId',
+    'label',
+    'fast',
+    'maxDuration',
+    'reason',
+    'taskToken',
+  ];
+  for (const name of targets) {
+    test(`${name}`, () => {
+      for (const value of hostile) {
+        expect(() => run({ ...valid, command: 'begin', [name]: value }), JSON.stringify(value)).toThrow(
+          /refused/,
+        );
+      }
+      expect(existsSync(canary)).toBe(false);
+    });
+  }
+
+  test('a very long token or label is refused', () => {
+    expect(() => run({ ...valid, command: 'end', taskToken: 'A'.repeat(4097) })).toThrow(
+      /refused: taskToken/,
+    );
+    expect(() => run({ ...valid, command: 'begin', label: 'a'.repeat(129) })).toThrow(/refused: label/);
+  });
+});
+
+describe("the document's patterns agree with the agent's own validation", () => {
+  test('labels and cluster names the document admits, the agent accepts', () => {
+    for (const label of ['nightly', 'a', 'weekly 2026/11:21 @x+y=z,w-v_u.t', `A${'b'.repeat(127)}`]) {
+      expect(new RegExp(agentDocumentParameters.label.allowedPattern).test(label)).toBe(true);
+      expect(validateLabel(label)).toBe(label);
+    }
+    for (const cluster of ['orders-db', 'a', 'pg.15_main', `a${'b'.repeat(62)}`]) {
+      expect(new RegExp(agentDocumentParameters.cluster.allowedPattern).test(cluster)).toBe(true);
+      expect(validateClusterName(cluster)).toBe(cluster);
+    }
+  });
+});
