@@ -8,7 +8,13 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 },
+        // Projects with different maxWorkers need groups of their own (vitest 4); unit tests run first.
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 10_000,
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         extends: true,
@@ -19,6 +25,7 @@ export default defineConfig({
           hookTimeout: 60_000,
           // Two cores: more parallel clusters only make every test slower.
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
       {
