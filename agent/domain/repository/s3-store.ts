@@ -1,0 +1,181 @@
+/**
+ * The `s3://` backend. PutObject is atomic (readers see the old object or the
+ * new one, never a part), so no temporary names are needed. Credentials come
+ * from the AWS SDK's default chain.
+ */
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  S3Client,
+  type S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { RepositoryAccessError, RepositoryUnreachableError } from './errors.ts';
+import type { S3Location } from './location.ts';
+import { checkKey, type ObjectStore, type PutOptions } from './store.ts';
+
+export interface S3StoreOptions {
+  /** For tests and tools that bring their own client (e.g. one with a mocked transport). */
+  client?: S3Client;
+}
+
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  private readonly client: S3Client;
+  /** Some S3-compatible servers reject conditional writes; then existence is checked before writing only. */
+  private conditionalWrites = true;
+
+  constructor(
+    private readonly location: S3Location,
+    options: S3StoreOptions = {},
+  ) {
+    this.url = location.url;
+    // The SDK warns on every start under Node 20 that later releases need 22: it would fill the server
+    // log through archive_command and restore_command, once per file.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    this.client =
+      options.client ??
+      new S3Client({
+        ...(location.region ? { region: location.region } : {}),
+        ...(location.endpoint ? { endpoint: location.endpoint } : {}),
+        forcePathStyle: location.forcePathStyle,
+        maxAttempts: 4,
+      });
+  }
+
+  private key(key: string): string {
+    checkKey(key);
+    return this.location.prefix ? `${this.location.prefix}/${key}` : key;
+  }
+
+  private where(key: string): string {
+    return `s3://${this.location.bucket}/${this.key(key)}`;
+  }
+
+  private explain(error: unknown, action: string, key: string): Error {
+    const e = error as S3ServiceException & { code?: string };
+    const status = e.$metadata?.httpStatusCode;
+    const detail = status ? `${e.name} (HTTP ${status})` : `${e.code ?? e.name}: ${e.message}`;
+    const what = `${action} ${this.where(key)} failed: ${detail}`;
+    if (status === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId') {
+      return new RepositoryAccessError(
+        `${what}; check the AWS credentials of the user running pgsnap and the bucket policy ` +
+          '(s3:GetObject, s3:PutObject, s3:ListBucket on the prefix)',
+        { cause: error },
+      );
+    }
+    if (e.name === 'NoSuchBucket') {
+      return new RepositoryAccessError(`${what}; create the bucket or fix the repository URL`, {
+        cause: error,
+      });
+    }
+    if (status !== undefined && status >= 400 && status < 500) {
+      return new RepositoryAccessError(what, { cause: error });
+    }
+    return new RepositoryUnreachableError(
+      `${what}; the repository is unreachable (network, endpoint or S3 outage), try again later`,
+      { cause: error },
+    );
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      const answer = await this.client.send(
+        new GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }),
+      );
+      return Buffer.from(await answer.Body!.transformToByteArray());
+    } catch (error) {
+      if ((error as Error).name === 'NoSuchKey') return undefined;
+      throw this.explain(error, 'GetObject', key);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
+      return true;
+    } catch (error) {
+      const e = error as S3ServiceException;
+      if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) {
+        return false;
+      }
+      throw this.explain(error, 'HeadObject', key);
+    }
+  }
+
+  async putIfAbsent(key: string, body: Buffer, options: PutOptions = {}): Promise<'created' | 'exists'> {
+    // If-None-Match makes the write itself conditional on S3; the check before it covers servers that ignore it.
+    if (await this.exists(key)) return 'exists';
+    try {
+      await this.send(key, body, options, this.conditionalWrites);
+      return 'created';
+    } catch (error) {
+      const e = error as S3ServiceException;
+      const status = e.$metadata?.httpStatusCode;
+      if (status === 412 || e.name === 'PreconditionFailed') return 'exists';
+      if (status === 409 || e.name === 'ConditionalRequestConflict') {
+        return (await this.exists(key)) ? 'exists' : this.putIfAbsent(key, body, options);
+      }
+      if (status === 501 && this.conditionalWrites) {
+        this.conditionalWrites = false;
+        return this.putIfAbsent(key, body, options);
+      }
+      throw this.explain(error, 'PutObject', key);
+    }
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<void> {
+    try {
+      await this.send(key, body, options, false);
+    } catch (error) {
+      throw this.explain(error, 'PutObject', key);
+    }
+  }
+
+  private async send(key: string, body: Buffer, options: PutOptions, ifNoneMatch: boolean): Promise<void> {
+    const input: PutObjectCommandInput = {
+      Bucket: this.location.bucket,
+      Key: this.key(key),
+      Body: body,
+      ContentLength: body.length,
+      ...(ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+      ...(this.location.sse ? { ServerSideEncryption: this.location.sse } : {}),
+      ...(this.location.kmsKeyId ? { SSEKMSKeyId: this.location.kmsKeyId } : {}),
+      ...(options.bulk && this.location.storageClass ? { StorageClass: this.location.storageClass } : {}),
+    };
+    await this.client.send(new PutObjectCommand(input));
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const full = this.location.prefix ? `${this.location.prefix}/${prefix}` : prefix;
+    const names = new Set<string>();
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.location.bucket,
+            Prefix: full,
+            Delimiter: '/',
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (error) {
+        throw this.explain(error, 'ListObjectsV2', prefix || '.');
+      }
+      for (const p of page.CommonPrefixes ?? []) names.add(p.Prefix!.slice(full.length).replace(/\/$/, ''));
+      for (const o of page.Contents ?? []) names.add(o.Key!.slice(full.length));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    names.delete('');
+    return [...names].sort();
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * How one archived WAL file is stored: a zstd skippable frame holding
+ * pgsnap's header (name, sha256 and size of the original, size of the
+ * compressed part), followed by the zstd-compressed file.
+ *
+ * The checksum travels inside the object, so it is the same in a bucket and in
+ * a directory, survives any copy between them, and is verified on every fetch.
+ * Decoders skip skippable frames (RFC 8878 §3.1.2), so `zstd -d` restores the
+ * original file without pgsnap.
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { z } from 'zod';
+import { CorruptObjectError } from './errors.ts';
+
+export const walCodecs = ['zstd'] as const;
+export type WalCodec = (typeof walCodecs)[number];
+export const walExtension: Record<WalCodec, string> = { zstd: 'zst' };
+
+/** Skippable frame magic 0x184D2A50 + 0x0E: any of the 16 values is skipped by zstd decoders. */
+const skippableMagic = 0x184d2a5e;
+
+const headerSchema = z
+  .object({
+    format: z.literal('pgsnap-wal'),
+    version: z.literal(1),
+    name: z.string(),
+    codec: z.enum(walCodecs),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    bytes: z.number().int().nonnegative(),
+    compressedBytes: z.number().int().nonnegative(),
+  })
+  .strict();
+
+export type WalObjectHeader = z.infer<typeof headerSchema>;
+
+interface Zstd {
+  compress(data: Buffer): Promise<Buffer>;
+  decompress(data: Buffer): Promise<Buffer>;
+}
+
+let zstd: Zstd | undefined;
+
+/**
+ * The codec is a native module (prebuilt for Linux, macOS and Windows), loaded
+ * on first use only: commands that never touch WAL do not pay for it.
+ */
+function loadZstd(): Zstd {
+  if (!zstd) {
+    try {
+      zstd = createRequire(import.meta.url)('@mongodb-js/zstd') as Zstd;
+    } catch (error) {
+      throw new Error(
+        `cannot load the zstd codec (@mongodb-js/zstd): ${(error as Error).message}. ` +
+          'Reinstall pgsnap with npm so that the prebuilt binary for this platform is installed.',
+        { cause: error },
+      );
+    }
+  }
+  return zstd;
+}
+
+export function sha256(content: Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+export async function encodeWalObject(name: string, content: Buffer): Promise<Buffer> {
+  const compressed = await loadZstd().compress(content);
+  const header: WalObjectHeader = {
+    format: 'pgsnap-wal',
+    version: 1,
+    name,
+    codec: 'zstd',
+    sha256: sha256(content),
+    bytes: content.length,
+    compressedBytes: compressed.length,
+  };
+  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+  const frame = Buffer.alloc(8);
+  frame.writeUInt32LE(skippableMagic, 0);
+  frame.writeUInt32LE(headerBytes.length, 4);
+  return Buffer.concat([frame, headerBytes, compressed]);
+}
+
+/** Reads the header only; `where` names the object in messages. */
+export function readWalObjectHeader(object: Buffer, where: string): WalObjectHeader {
+  if (object.length < 8 || object.readUInt32LE(0) !== skippableMagic) {
+    throw new CorruptObjectError(`${where} is not a pgsnap WAL object (no pgsnap header)`);
+  }
+  const length = object.readUInt32LE(4);
+  if (object.length < 8 + length) {
+    throw new CorruptObjectError(`${where} is truncated: it ends inside its header`);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(object.subarray(8, 8 + length).toString('utf8'));
+  } catch {
+    throw new CorruptObjectError(`${where} has an unreadable pgsnap header`);
+  }
+  const parsed = headerSchema.safeParse(header);
+  if (!parsed.success) {
+    throw new CorruptObjectError(`${where} has an invalid pgsnap header: ${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/** Decompresses and verifies an object: its size, its checksum, and that it holds the file asked for. */
+export async function decodeWalObject(
+  name: string,
+  object: Buffer,
+  where: string,
+): Promise<{ content: Buffer; header: WalObjectHeader }> {
+  const header = readWalObjectHeader(object, where);
+  const start = 8 + object.readUInt32LE(4);
+  const compressedLength = object.length - start;
+  if (compressedLength !== header.compressedBytes) {
+    throw new CorruptObjectError(
+      `${where} is ${compressedLength < header.compressedBytes ? 'truncated' : 'longer than written'}: ` +
+        `${compressedLength} compressed bytes, its header says ${header.compressedBytes}`,
+    );
+  }
+  if (header.name !== name) {
+    throw new CorruptObjectError(
+      `${where} holds ${header.name}, not ${name}: it was copied over another file`,
+    );
+  }
+  let content: Buffer;
+  try {
+    content = await loadZstd().decompress(object.subarray(start));
+  } catch (error) {
+    throw new CorruptObjectError(`${where} does not decompress: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const actual = sha256(content);
+  if (content.length !== header.bytes || actual !== header.sha256) {
+    throw new CorruptObjectError(
+      `${where} is corrupt: its content has sha256 ${actual} (${content.length} bytes), ` +
+        `but ${header.sha256} (${header.bytes} bytes) was stored`,
+    );
+  }
+  return { content, header };
+}
