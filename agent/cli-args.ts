@@ -8,6 +8,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 export const commonOptions = {
   json: { type: 'boolean', default: false },
   cluster: { type: 'string' },
+  repo: { type: 'string' },
   'state-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies Options;

@@ -1,13 +1,18 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
 import { exitCodeFor, messageOf, UsageError } from '#domain/errors';
 import { abortCommand } from './commands/abort.ts';
+import { backupsCommand } from './commands/backups.ts';
 import { beginCommand } from './commands/begin.ts';
 import { demoCommand } from './commands/demo.ts';
 import { endCommand } from './commands/end.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
+import { walFetchCommand } from './commands/wal-fetch.ts';
+import { walPushCommand } from './commands/wal-push.ts';
 import { type HolderConfig, runHolder } from './holder.ts';
+import { type ArchiverConfig, runArchiver } from './wal-archiver.ts';
+import { type PrefetcherConfig, runPrefetcher } from './wal-prefetcher.ts';
 
 const commands: Record<string, { run: (args: string[]) => Promise<number>; summary: string }> = {
   preflight: { run: preflightCommand, summary: 'check that a backup can be taken here' },
@@ -16,6 +21,9 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; summa
   abort: { run: abortCommand, summary: 'end the backup without artifacts' },
   status: { run: statusCommand, summary: 'is a backup in progress here, and how did the last one end' },
   run: { run: runCommand, summary: 'begin, run a snapshot command, end (abort if it fails)' },
+  'wal-push': { run: walPushCommand, summary: 'archive_command: store a WAL file in the repository' },
+  'wal-fetch': { run: walFetchCommand, summary: 'restore_command: fetch a WAL file from the repository' },
+  backups: { run: backupsCommand, summary: 'the catalog: backups list, backups show ID' },
   demo: { run: demoCommand, summary: 'a backup under load and a restore drill on this machine (npm start)' },
 };
 
@@ -35,6 +43,8 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === '__holder') return runHolder(JSON.parse(args[0]!) as HolderConfig);
+  if (name === '__wal-archiver') return runArchiver(JSON.parse(args[0]!) as ArchiverConfig);
+  if (name === '__wal-prefetcher') return runPrefetcher(JSON.parse(args[0]!) as PrefetcherConfig);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;

@@ -1,0 +1,145 @@
+/** `pgsnap wal-push %p`: the archive_command. */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { UsageError } from '#domain/errors';
+import { formatDuration, parseDuration } from '#domain/input';
+import { requireWalFileName } from '#domain/wal-file';
+import { parse } from '../cli-args.ts';
+import { lockHolder, privateDirectory, spawnDaemon } from '../daemon.ts';
+import { createOutput } from '../output.ts';
+import { systemIdentifierOf } from '../pgdata.ts';
+import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
+import { defaultStateRoot } from '../state.ts';
+import { type ArchiverConfig, archiverLockName, PinCache, pushFile } from '../wal-archiver.ts';
+import { help } from './begin.ts';
+
+export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel 4]] [--json]
+
+The archive_command. Compresses the WAL file at PATH (%p) with zstd, stores
+it with its sha256 in the repository, and exits 0 once it is there. A file
+already archived with the same content is success; with different content it
+is an error that names both checksums, and nothing is overwritten. Needs no
+database connection. In postgresql.conf:
+
+  archive_command = 'pgsnap wal-push %p --repo s3://bucket/pg --cluster orders-db'
+
+--async          a resident archiver pushes every ready file in parallel, and
+                 wal-push returns at once for a file already pushed
+--parallel N     files pushed at the same time by the archiver (default 4)
+--timeout D      how long wal-push waits for the archiver (default 60s)
+--spool-dir DIR  the archiver's status files (default: the state directory)
+--pgdata DIR     the data directory (default: the current directory, where
+                 PostgreSQL runs archive_command)
+
+Exit codes: 0 archived; 1 not archived (PostgreSQL keeps the file and
+retries); 2 usage error; 3 the repository belongs to another cluster.`;
+
+const flags = {
+  async: { type: 'boolean', default: false },
+  parallel: { type: 'string' },
+  timeout: { type: 'string' },
+  'spool-dir': { type: 'string' },
+  pgdata: { type: 'string' },
+} as const;
+
+export async function walPushCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse('wal-push', args, flags, true);
+  if (values.help) return help(walPushUsage);
+  if (positionals.length !== 1) {
+    throw new UsageError(`pgsnap wal-push: give one file, as archive_command = 'pgsnap wal-push %p ...'`);
+  }
+  const path = positionals[0]!;
+  requireWalFileName(basename(path));
+  const choice = requireRepositoryChoice('wal-push', values);
+  const pgdata = resolve(values.pgdata ?? process.cwd());
+  const out = createOutput(values.json);
+  if (!values.async) {
+    if (values.parallel !== undefined) throw new UsageError('pgsnap wal-push: --parallel needs --async');
+    const repository = await open(choice);
+    try {
+      const result = await pushFile(repository, new PinCache(repository), pgdata, path);
+      if (result.status === 'already-present') {
+        out.progress(
+          `${result.name} is already in ${repository.url} with the same content (sha256 ${result.sha256})`,
+        );
+      }
+      if (out.json) out.result({ ...result }, []);
+      return 0;
+    } finally {
+      repository.close();
+    }
+  }
+
+  const parallel = Number(values.parallel ?? 4);
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
+    throw new UsageError('pgsnap wal-push: --parallel must be a whole number from 1 to 64');
+  }
+  const timeoutMs = values.timeout ? parseDuration(values.timeout, '--timeout') : 60_000;
+  return pushAsync({
+    name: basename(path),
+    pgdata,
+    choice,
+    parallel,
+    timeoutMs,
+    spoolRoot: values['spool-dir'] ?? defaultStateRoot(),
+  });
+}
+
+/**
+ * The spool is per cluster and per system identifier: segment names repeat
+ * between clusters, and a status file of another cluster must never vouch for
+ * one of ours.
+ */
+export function archiveSpool(spoolRoot: string, cluster: string, pgdata: string): string {
+  return privateDirectory(join(spoolRoot, cluster, `wal-push-${systemIdentifierOf(pgdata)}`));
+}
+
+async function pushAsync(options: {
+  name: string;
+  pgdata: string;
+  choice: RepositoryChoice;
+  parallel: number;
+  timeoutMs: number;
+  spoolRoot: string;
+}): Promise<number> {
+  const spool = archiveSpool(options.spoolRoot, options.choice.cluster, options.pgdata);
+  const ok = join(spool, `${options.name}.ok`);
+  const failed = join(spool, `${options.name}.error`);
+  const config: ArchiverConfig = {
+    pgdata: options.pgdata,
+    spool,
+    repository: options.choice,
+    parallel: options.parallel,
+    idleExitMs: 10_000,
+  };
+  const started = Date.now();
+  let checkedArchiver = 0;
+  for (;;) {
+    if (existsSync(ok)) return 0;
+    if (existsSync(failed)) {
+      let message = '';
+      try {
+        message = readFileSync(failed, 'utf8').trim();
+      } catch {
+        continue; // replaced just now: look again
+      }
+      rmSync(failed, { force: true });
+      process.stderr.write(`pgsnap: ${options.name} not archived yet: ${message}\n`);
+      return 1;
+    }
+    if (Date.now() - checkedArchiver > 1_000) {
+      checkedArchiver = Date.now();
+      if (lockHolder(join(spool, archiverLockName)) === undefined) {
+        spawnDaemon('__wal-archiver', config, { cwd: options.pgdata, log: join(spool, 'archiver.log') });
+      }
+    }
+    if (Date.now() - started > options.timeoutMs) {
+      process.stderr.write(
+        `pgsnap: ${options.name} not archived within ${formatDuration(options.timeoutMs)}; the archiver ` +
+          `(see ${join(spool, 'archiver.log')}) is still working on it, and PostgreSQL will ask again\n`,
+      );
+      return 1;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Background helpers of wal-push --async and wal-fetch --prefetch: a private
+ * spool directory, a pid file that admits one helper at a time, and a detached
+ * start, so the helper outlives the archive_command or restore_command that
+ * started it and PostgreSQL never waits for it.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+
+export function privateDirectory(path: string): string {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  return path;
+}
+
+export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    return Number(readFileSync(path, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a live process holds the pid file. */
+export function lockHolder(path: string): number | undefined {
+  const pid = readPid(path);
+  return pid !== undefined && isAlive(pid) ? pid : undefined;
+}
+
+/** Takes the pid file for this process; false when a live process holds it. A stale one is replaced. */
+export function takePidLock(path: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (lockHolder(path) !== undefined) return false;
+      rmSync(path, { force: true });
+    }
+  }
+  return false;
+}
+
+export function releasePidLock(path: string): void {
+  if (readPid(path) === process.pid) rmSync(path, { force: true });
+}
+
+/** Starts `pgsnap <hidden command> <config>` detached, logging to `log`, and does not wait for it. */
+export function spawnDaemon(command: string, config: object, options: { cwd: string; log: string }): void {
+  const log = openSync(options.log, 'a', 0o600);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, process.argv[1]!, command, JSON.stringify(config)],
+    { detached: true, stdio: ['ignore', log, log], cwd: options.cwd, env: process.env },
+  );
+  closeSync(log);
+  child.unref();
+}
+
+export function daemonLog(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} [${process.pid}] ${message}\n`);
+}

@@ -1,0 +1,179 @@
+/**
+ * wal-push and wal-fetch as PostgreSQL runs them (archive_command as the
+ * server user, no environment but the command line), against a directory and
+ * a local S3 server.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, ownedDir } from '../support/cluster.ts';
+import { pgsnap } from '../support/pgsnap.ts';
+import { type BackendKind, testRepository } from '../support/repository.ts';
+import { LocalS3 } from '../support/s3.ts';
+
+let s3: LocalS3;
+beforeAll(async () => {
+  s3 = await LocalS3.start();
+});
+afterAll(async () => {
+  await s3?.destroy();
+});
+
+/** Makes the server finish `count` segments with data in them; returns their names. */
+async function switchSegments(cluster: Cluster, count: number): Promise<string[]> {
+  const names: string[] = [];
+  await cluster.query('CREATE TABLE IF NOT EXISTS filler (id serial, payload text)');
+  for (let i = 0; i < count; i++) {
+    await cluster.query(
+      'INSERT INTO filler (payload) SELECT repeat(md5(g::text), 8) FROM generate_series(1, 5000) g',
+    );
+    const [row] = await cluster.query<{ name: string }>(
+      'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+    );
+    await cluster.query('SELECT pg_switch_wal()');
+    names.push(row!.name);
+  }
+  return names;
+}
+
+async function waitForArchived(cluster: Cluster, last: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await cluster.query<{ last: string | null; failed: string }>(
+      'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
+    );
+    if (row?.last && row.last >= last) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${last} not archived (last ${row?.last}, ${row?.failed} failures); server log:\n${cluster.log().slice(-3000)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe.each<BackendKind>(['file', 's3'])('on a %s repository', (kind) => {
+  it('archives every segment the server hands over and fetches each back byte for byte', async () => {
+    const repo = testRepository(kind, s3);
+    const cluster = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+    const out = mkdtempSync(join(tmpdir(), 'pgsnap-fetched-'));
+    try {
+      const segments = await switchSegments(cluster, 3);
+      await waitForArchived(cluster, segments.at(-1)!);
+      for (const segment of segments) {
+        const target = join(out, segment);
+        const fetched = await pgsnap(['wal-fetch', segment, target, ...repo.flags], repo.env);
+        expect(fetched.code, fetched.stderr).toBe(0);
+        expect(readFileSync(target).equals(readFileSync(join(cluster.dataDir, 'pg_wal', segment)))).toBe(
+          true,
+        );
+      }
+      const repository = await repo.open();
+      const [control] = await cluster.query<{ id: string }>(
+        'SELECT system_identifier::text AS id FROM pg_control_system()',
+      );
+      expect(await repository.readPin()).toMatchObject({
+        systemIdentifier: control!.id,
+        walCompression: 'zstd',
+      });
+      repository.close();
+    } finally {
+      cluster.destroy();
+      repo.destroy();
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('takes a segment pushed twice as success and refuses other content under its name, naming both checksums', async () => {
+    const repo = testRepository(kind, s3);
+    const cluster = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+    const elsewhere = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-forged-')));
+    try {
+      const [segment] = await switchSegments(cluster, 1);
+      await waitForArchived(cluster, segment!);
+      const original = join(cluster.dataDir, 'pg_wal', segment!);
+
+      const again = await pgsnap(
+        ['wal-push', original, '--pgdata', cluster.dataDir, ...repo.flags],
+        repo.env,
+      );
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/already in .* with the same content/);
+
+      const forged = Buffer.from(readFileSync(original));
+      forged[100_000]! ^= 0xff;
+      writeFileSync(join(elsewhere, segment!), forged);
+      const conflict = await pgsnap(
+        ['wal-push', join(elsewhere, segment!), '--json', ...repo.flags],
+        repo.env,
+      );
+      expect(conflict.code).toBe(1);
+      expect(conflict.json?.error).toMatchObject({ name: 'RepositoryConflictError' });
+      const { createHash } = await import('node:crypto');
+      for (const content of [readFileSync(original), forged]) {
+        expect(conflict.stderr).toContain(createHash('sha256').update(content).digest('hex'));
+      }
+      const fetched = await pgsnap(['wal-fetch', segment!, join(elsewhere, 'back'), ...repo.flags], repo.env);
+      expect(fetched.code).toBe(0);
+      expect(readFileSync(join(elsewhere, 'back')).equals(readFileSync(original))).toBe(true);
+    } finally {
+      cluster.destroy();
+      repo.destroy();
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  it('says nothing for a file that is not there, and stops recovery for a damaged one', async () => {
+    const repo = testRepository(kind, s3);
+    const cluster = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+    const out = mkdtempSync(join(tmpdir(), 'pgsnap-fetched-'));
+    try {
+      const [segment] = await switchSegments(cluster, 1);
+      await waitForArchived(cluster, segment!);
+      for (const missing of ['000000010000000000000099', '00000002.history']) {
+        const result = await pgsnap(['wal-fetch', missing, join(out, 'x'), ...repo.flags], repo.env);
+        expect(result).toMatchObject({ code: 1, stdout: '', stderr: '' });
+      }
+
+      const repository = await repo.open();
+      const pin = await repository.requirePin();
+      const key = repository.walKey(pin, segment!);
+      const stored = (await repository.store.get(key))!;
+      await repository.store.put(key, stored.subarray(0, stored.length - 1000));
+      repository.close();
+      const damaged = await pgsnap(['wal-fetch', segment!, join(out, 'x'), ...repo.flags], repo.env);
+      expect(damaged.code).toBe(128);
+      expect(damaged.stderr).toMatch(/truncated/);
+    } finally {
+      cluster.destroy();
+      repo.destroy();
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses WAL from another cluster archiving under the same name', async () => {
+    const repo = testRepository(kind, s3);
+    const first = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+    const second = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+    try {
+      const [segment] = await switchSegments(first, 1);
+      await waitForArchived(first, segment!);
+      await switchSegments(second, 1);
+      const deadline = Date.now() + 30_000;
+      while (!/ClusterMismatch|system identifier/.test(second.log()) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(second.log()).toMatch(/belongs to the cluster with system identifier \d+.*Nothing was written/);
+      const [stats] = await second.query<{ last: string | null; failed: string }>(
+        'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
+      );
+      expect(stats).toMatchObject({ last: null });
+      expect(Number(stats!.failed)).toBeGreaterThan(0);
+    } finally {
+      first.destroy();
+      second.destroy();
+      repo.destroy();
+    }
+  });
+});

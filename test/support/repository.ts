@@ -1,0 +1,72 @@
+/**
+ * Repositories for tests, one per test: a directory the server user owns, or
+ * a prefix on a local S3 server; and the archive_command / restore_command
+ * that point PostgreSQL at them. The server runs these commands without our
+ * environment, so everything they need is in the command line.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openRepository } from '#domain/repository/open';
+import type { Repository } from '#domain/repository/repository';
+import { ownedDir } from './cluster.ts';
+import { pgsnapBin } from './pgsnap.ts';
+import type { LocalS3 } from './s3.ts';
+
+export type BackendKind = 'file' | 's3';
+
+export interface TestRepository {
+  kind: BackendKind;
+  url: string;
+  cluster: string;
+  /** Environment for pgsnap run by the test (credentials for the local S3 server). */
+  env: Record<string, string>;
+  /** archive_command, quoted for postgresql.conf. */
+  archiveCommand(extra?: string): string;
+  /** restore_command, quoted for postgresql.conf. */
+  restoreCommand(extra?: string): string;
+  /** pgsnap's flags for this repository, for commands the test runs. */
+  flags: string[];
+  open(): Promise<Repository>;
+  destroy(): void;
+}
+
+let counter = 0;
+
+export function testRepository(kind: BackendKind, s3?: LocalS3, cluster = 'orders-db'): TestRepository {
+  counter += 1;
+  let url: string;
+  let dir: string | undefined;
+  if (kind === 'file') {
+    dir = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-repo-')), 0o750);
+    url = `file://${dir}`;
+  } else {
+    if (!s3) throw new Error('an s3 test repository needs the local S3 server');
+    url = s3.url(`repo-${process.pid}-${counter}`);
+  }
+  const env = kind === 's3' ? s3!.env : {};
+  const prefix = [
+    'env',
+    ...Object.entries(env).map(([key, value]) => `${key}=${value}`),
+    process.execPath,
+    pgsnapBin,
+  ].join(' ');
+  const flags = ['--repo', url, '--cluster', cluster];
+  const repoFlags = `--repo "${url}" --cluster ${cluster}`;
+  return {
+    kind,
+    url,
+    cluster,
+    env,
+    flags,
+    archiveCommand: (extra = '') => `'${prefix} wal-push %p ${repoFlags} ${extra}'`,
+    restoreCommand: (extra = '') => `'${prefix} wal-fetch %f %p ${repoFlags} ${extra}'`,
+    open: () => {
+      Object.assign(process.env, env);
+      return openRepository(url, cluster);
+    },
+    destroy: () => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
