@@ -38,6 +38,17 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
+          setupFiles: ['test/support/promise-with-resolvers.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+        },
+      },
     ],
   },
 });

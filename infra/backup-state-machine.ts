@@ -113,8 +113,19 @@ export class BackupStateMachine extends Construct {
         resultPath,
       });
 
-    const lambda = (name: string, fn: IFunction, payload: TaskInput, resultPath: string) =>
-      new LambdaInvoke(this, name, { lambdaFunction: fn, payload, payloadResponseOnly: true, resultPath });
+    /**
+     * A Lambda step given `payload` (the whole state when undefined), whose
+     * result goes to `resultPath`, or replaces the state when
+     * none is given. ("$" would mean the same, but aws-local-stepfunctions 3.0.0
+     * stores the result under a key named "$", so it is left out.)
+     */
+    const lambda = (name: string, fn: IFunction, payload: TaskInput | undefined, resultPath?: string) =>
+      new LambdaInvoke(this, name, {
+        lambdaFunction: fn,
+        ...(payload ? { payload } : {}),
+        payloadResponseOnly: true,
+        ...(resultPath ? { resultPath } : {}),
+      });
 
     const countMetric = (name: string, metricName: string) =>
       new CallAwsService(this, name, {
@@ -154,7 +165,6 @@ export class BackupStateMachine extends Construct {
         executionStartTime: JsonPath.executionStartTime,
         stateMachineArn: JsonPath.stateMachineId,
       }),
-      '$',
     );
     const refuse = new Fail(this, 'The backup request is refused', {
       errorPath: '$.error.Error',
@@ -202,7 +212,7 @@ export class BackupStateMachine extends Construct {
     const check = lambda(
       'Check whether the snapshots are completed',
       props.functions.checkSnapshots,
-      TaskInput.fromJsonPathAt('$'),
+      undefined, // the whole state: the snapshot set and the last poll
       '$.poll',
     ).addRetry({
       errors: ['RequestLimitExceeded', 'InternalError'],

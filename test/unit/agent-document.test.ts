@@ -9,28 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { newBackupId, validateClusterName, validateLabel } from '#domain/input';
-import { agentDocumentParameters, agentDocumentScript } from '../../infra/agent-document.ts';
+import { agentDocumentParameters } from '../../infra/agent-document.ts';
+import { type DocumentParameter, documentPathLine, renderAgentDocument } from '../support/ssm-document.ts';
 
-type Name = keyof typeof agentDocumentParameters;
-
-/** What SSM does with a SendCommand: check each value, fill in defaults, substitute into the script. */
-function render(values: Partial<Record<Name, string>>): string {
-  let script = agentDocumentScript.join('\n');
-  for (const [name, parameter] of Object.entries(agentDocumentParameters) as Array<
-    [Name, (typeof agentDocumentParameters)[Name]]
-  >) {
-    const value = values[name] ?? ('default' in parameter ? parameter.default : undefined);
-    if (value === undefined) throw new Error(`parameter ${name} is required`);
-    if ('allowedValues' in parameter && !(parameter.allowedValues as readonly string[]).includes(value)) {
-      throw new Error(`refused: ${name} is not one of the allowed values`);
-    }
-    if ('allowedPattern' in parameter && !new RegExp(parameter.allowedPattern).test(value)) {
-      throw new Error(`refused: ${name} does not match its allowedPattern`);
-    }
-    script = script.replaceAll(`{{ ${name} }}`, value);
-  }
-  return script;
-}
+type Name = DocumentParameter;
+const render = renderAgentDocument;
 
 const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-document-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

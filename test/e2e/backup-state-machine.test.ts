@@ -1,0 +1,415 @@
+/**
+ * The synthesized backup state machine, run locally: the Lambda steps are the
+ * real handlers against an in-memory EC2 (aws-sdk-client-mock), the SSM steps
+ * run the real agent document with bash and the bundled agent against a real
+ * PostgreSQL 15. Each run is judged as an operator would: the outcome and its
+ * reason, the events, the snapshots left in the account, and whether the
+ * server left backup mode.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { newBackupId } from '#domain/input';
+import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
+import { handler as createSnapshots } from '../../functions/create-snapshots.ts';
+import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts';
+import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
+import type { EnvironmentInput } from '../../infra/config.ts';
+import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts';
+import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
+import { Cluster } from '../support/cluster.ts';
+import { FakeEc2 } from '../support/fake-ec2.ts';
+import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from '../support/local-backup.ts';
+import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
+import { fakeBinDir, renderAgentDocument, runDocument } from '../support/ssm-document.ts';
+
+const instanceId = 'i-0123456789abcdef0';
+const volumes = {
+  root: 'vol-0000000000000000a',
+  data: 'vol-0000000000000000b',
+  wal: 'vol-0000000000000000c',
+  other: 'vol-0000000000000000d',
+};
+const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-e2e-backup';
+
+function environment(hostCommandSeconds: number): EnvironmentInput {
+  return {
+    name: 'e2e',
+    account: '111122223333',
+    region: 'eu-west-1',
+    clusters: [
+      {
+        name: 'orders-db',
+        instance: { instanceId },
+        volumeIds: [volumes.data, volumes.wal],
+        fastCheckpoint: true,
+      },
+    ],
+    timeouts: { hostCommandSeconds, heartbeatSeconds: 60 },
+  };
+}
+const definition = stateMachineDefinition(synthStack(environment(120)).template);
+/** A definition whose host steps time out after 3 s, for the timeout case. */
+const impatientDefinition = stateMachineDefinition(synthStack(environment(3)).template);
+
+const ec2 = new FakeEc2(instanceId, [
+  { volumeId: volumes.root, device: '/dev/xvda' },
+  { volumeId: volumes.data, device: '/dev/sdf' },
+  { volumeId: volumes.wal, device: '/dev/sdg' },
+  { volumeId: volumes.other, device: '/dev/sdh' },
+]);
+const sfn = mockClient(SFNClient);
+
+let cluster: Cluster;
+let scratch: string;
+let env: NodeJS.ProcessEnv;
+let shimDir: string;
+
+beforeAll(async () => {
+  cluster = await Cluster.create({ major: 15 });
+  scratch = mkdtempSync(join(tmpdir(), 'pgsnap-e2e-'));
+  env = { ...cluster.env, PGSNAP_STATE_DIR: join(scratch, 'state') };
+  /*
+   * Stands in for the installed agent. The real agent answers Step Functions
+   * itself with SendTaskSuccess/SendTaskFailure; here its --json document is the
+   * answer, so the token is dropped and the rest reaches the bundled agent as is.
+   */
+  shimDir = fakeBinDir(
+    join(scratch, 'bin'),
+    [
+      '#!/bin/bash',
+      'args=()',
+      'while [ $# -gt 0 ]; do',
+      '  if [ "$1" = --task-token ]; then shift 2; continue; fi',
+      '  args+=("$1"); shift',
+      'done',
+      `exec ${process.execPath} ${pgsnapBin} "\${args[@]}"`,
+    ].join('\n'),
+  );
+  process.env.PGSNAP_CLUSTERS = JSON.stringify([
+    {
+      name: 'orders-db',
+      instanceId,
+      volumeIds: [volumes.data, volumes.wal],
+      fastCheckpoint: true,
+      maxBackupMinutes: 60,
+      repository: { bucket: 'backups', prefix: 'pgsnap/' },
+    },
+  ]);
+  process.env.PGSNAP_FIRST_POLL_SECONDS = '15';
+  process.env.PGSNAP_MAX_POLL_SECONDS = '300';
+  process.env.PGSNAP_SNAPSHOT_HOURS = '24';
+});
+
+afterAll(() => {
+  cluster?.destroy();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  sfn.reset();
+  sfn.on(ListExecutionsCommand).resolves({ executions: [] });
+});
+
+class NamedError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+interface HostLog {
+  commands: string[];
+  beginResult?: Record<string, Json>;
+  /** performance.now() when begin and end returned, and around the snapshot step. */
+  beginReturned?: number;
+  endReturned?: number;
+  snapshotStarted?: number;
+  snapshotReturned?: number;
+}
+
+/** The SSM steps: SendCommand's parameters through the real document and the real agent. */
+function onHost(log: HostLog): TaskHandler {
+  return async (input) => {
+    const parameters = (input as { Parameters: Record<string, string[]> }).Parameters;
+    const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, value[0]!]));
+    log.commands.push(values.command!);
+    const result = await runDocument(renderAgentDocument(values), shimDir, env);
+    let document: Record<string, Json> | undefined;
+    try {
+      document = JSON.parse(result.stdout);
+    } catch {
+      document = undefined;
+    }
+    if (result.code !== 0) {
+      const error = document?.error as { name: string; message: string } | undefined;
+      throw new NamedError(error?.name ?? 'Error', error?.message ?? result.stderr);
+    }
+    if (values.command === 'begin') {
+      log.beginResult = document;
+      log.beginReturned = performance.now();
+    }
+    if (values.command === 'end') log.endReturned = performance.now();
+    return document as Json;
+  };
+}
+
+async function backup(
+  options: {
+    hooks?: { afterSnapshot?: (log: HostLog) => Promise<void> | void };
+    handlers?: (log: HostLog) => Record<string, TaskHandler>;
+    definition?: Record<string, unknown>;
+  } = {},
+): Promise<{ run: LocalBackupRun; log: HostLog; backupId: string }> {
+  const log: HostLog = { commands: [] };
+  const backupId = newBackupId();
+  const host = onHost(log);
+  const run = await runLocalBackup(options.definition ?? definition, {
+    backupId,
+    stateMachineArn,
+    input: { cluster: 'orders-db', label: 'e2e backup', trigger: 'cli' },
+    handlers: {
+      'Check the request and find the cluster': (input) => prepareBackup(input) as unknown as Json,
+      'Begin the backup on the host': host,
+      "Snapshot the cluster's volumes": async (input) => {
+        log.snapshotStarted = performance.now();
+        const result = await createSnapshots(input);
+        log.snapshotReturned = performance.now();
+        await options.hooks?.afterSnapshot?.(log);
+        return result as unknown as Json;
+      },
+      'End the backup on the host': host,
+      'Check whether the snapshots are completed': (input) => checkSnapshots(input) as unknown as Json,
+      'Abort the backup on the host': host,
+      "Delete the backup's snapshots": (input) => deleteSnapshots(input) as unknown as Json,
+      ...options.handlers?.(log),
+    },
+  });
+  return { run, log, backupId };
+}
+
+function abortLines(): number {
+  return cluster.log().split(backupAbortedLogLine).length - 1;
+}
+
+/** Not in backup mode: no pgsnap session on the server, and the agent reports nothing in progress. */
+async function expectBackupModeLeft(): Promise<void> {
+  await expect.poll(() => pgsnapSessions(cluster), { timeout: 10_000 }).toEqual([]);
+  const status = await pgsnap(['status', '--cluster', 'orders-db', '--json'], env);
+  expect(status.json).toMatchObject({ inProgress: false });
+}
+
+function snapshotsOf(backupId: string) {
+  return [...ec2.snapshots.values()].filter((s) =>
+    s.Tags.some((t) => t.Key === 'pgsnap:backup-id' && t.Value === backupId),
+  );
+}
+
+describe('a backup through the synthesized state machine', () => {
+  test('succeeds: snapshots of exactly the cluster volumes, backup mode left, completion announced', async () => {
+    ec2.reset({ completeAfterPolls: 3 });
+    const { run, log, backupId } = await backup();
+    expect(run.failure).toBeUndefined();
+    expect(log.commands).toEqual(['begin', 'end']);
+    const snapshots = snapshotsOf(backupId);
+    expect(snapshots.map((s) => [s.VolumeId, s.State])).toEqual([
+      [volumes.data, 'completed'],
+      [volumes.wal, 'completed'],
+    ]);
+    expect(run.events).toEqual([
+      {
+        detailType: 'pgsnap backup completed',
+        detail: expect.objectContaining({
+          cluster: 'orders-db',
+          backupId,
+          label: 'e2e backup',
+          startLsn: log.beginResult!.startLsn,
+          stopLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
+          snapshots: expect.arrayContaining([expect.objectContaining({ volumeId: volumes.wal })]),
+        }),
+      },
+    ]);
+    expect(run.metrics).toEqual([{ name: 'BackupCompleted', cluster: 'orders-db' }]);
+    // End ran right after CreateSnapshots returned, before any snapshot was completed.
+    const end = run.entered.indexOf('End the backup on the host');
+    expect(run.entered.slice(end - 1, end + 2)).toEqual([
+      "Snapshot the cluster's volumes",
+      'End the backup on the host',
+      'Check whether the snapshots are completed',
+    ]);
+    await expectBackupModeLeft();
+
+    const inBackupMode = log.endReturned! - log.beginReturned!;
+    const snapshotStep = log.snapshotReturned! - log.snapshotStarted!;
+    console.log(
+      `time in backup mode (begin returned → end returned): ${inBackupMode.toFixed(0)} ms, ` +
+        `of which the snapshot step: ${snapshotStep.toFixed(0)} ms; ` +
+        `${run.entered.length} states entered, ${run.entered.filter((s) => s.startsWith('Check whether')).length} polls`,
+    );
+  });
+
+  test('begin fails: nothing is snapshotted and the failure is announced with its reason', async () => {
+    ec2.reset({ completeAfterPolls: 1 });
+    // No archiving configured: the agent's preflight refuses to start a backup.
+    await cluster.query("ALTER SYSTEM SET archive_command = ''");
+    await cluster.query('SELECT pg_reload_conf()');
+    try {
+      const { run, log, backupId } = await backup();
+      expect(run.failure).toMatchObject({
+        error: 'PreconditionError',
+        cause: expect.stringMatching(/archiv/),
+      });
+      expect(log.commands).toEqual(['begin', 'abort']);
+      expect(ec2.calls).not.toContain('CreateSnapshots');
+      expect(snapshotsOf(backupId)).toEqual([]);
+      expect(run.events).toEqual([
+        {
+          detailType: 'pgsnap backup failed',
+          detail: expect.objectContaining({ backupId, error: 'PreconditionError', cleanup: { deleted: [] } }),
+        },
+      ]);
+      expect(run.metrics).toEqual([{ name: 'BackupFailed', cluster: 'orders-db' }]);
+    } finally {
+      await cluster.query('ALTER SYSTEM RESET archive_command');
+      await cluster.query('SELECT pg_reload_conf()');
+    }
+    await expectBackupModeLeft();
+  });
+
+  test('CreateSnapshots fails: the host aborts the backup and the failure names EC2’s error', async () => {
+    ec2.reset({
+      completeAfterPolls: 1,
+      createFails: Object.assign(new Error('Maximum number of snapshots reached'), {
+        name: 'SnapshotLimitExceeded',
+      }),
+    });
+    const aborted = abortLines();
+    const { run, log, backupId } = await backup();
+    expect(run.failure).toMatchObject({ error: 'SnapshotLimitExceeded' });
+    expect(log.commands).toEqual(['begin', 'abort']);
+    expect(snapshotsOf(backupId)).toEqual([]);
+    expect(run.events.map((e) => [e.detailType, e.detail.error])).toEqual([
+      ['pgsnap backup failed', 'SnapshotLimitExceeded'],
+    ]);
+    await expectBackupModeLeft();
+    expect(abortLines()).toBe(aborted + 1);
+  });
+
+  test('a snapshot ends in error: every snapshot of the set is deleted and the failure names the snapshot', async () => {
+    ec2.reset({ completeAfterPolls: 3, errorOn: { volumeId: volumes.wal, atPoll: 2 } });
+    const { run, log, backupId } = await backup();
+    expect(run.failure).toMatchObject({
+      error: 'SnapshotFailedError',
+      cause: expect.stringContaining(`of volume ${volumes.wal} is in state error`),
+    });
+    // Backup mode had already ended normally: there is nothing to abort on the host.
+    expect(log.commands).toEqual(['begin', 'end']);
+    expect(snapshotsOf(backupId)).toEqual([]);
+    expect(run.events).toEqual([
+      {
+        detailType: 'pgsnap backup failed',
+        detail: expect.objectContaining({
+          backupId,
+          error: 'SnapshotFailedError',
+          cleanup: { deleted: [expect.stringMatching(/^snap-/), expect.stringMatching(/^snap-/)] },
+        }),
+      },
+    ]);
+    await expectBackupModeLeft();
+  });
+
+  test('end fails (the backup session was terminated): snapshots deleted, failure says the backup is not valid', async () => {
+    ec2.reset({ completeAfterPolls: 1 });
+    const aborted = abortLines();
+    const { run, log, backupId } = await backup({
+      hooks: {
+        afterSnapshot: async () => {
+          await cluster.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pgsnap:%'",
+          );
+          await expect.poll(() => pgsnapSessions(cluster)).toEqual([]);
+        },
+      },
+    });
+    expect(run.failure).toMatchObject({
+      error: 'BackupInvalidError',
+      cause: expect.stringContaining('not valid'),
+    });
+    expect(log.commands).toEqual(['begin', 'end', 'abort']);
+    expect(snapshotsOf(backupId)).toEqual([]);
+    expect(run.events.map((e) => [e.detailType, e.detail.error])).toEqual([
+      ['pgsnap backup failed', 'BackupInvalidError'],
+    ]);
+    await expectBackupModeLeft();
+    expect(abortLines()).toBe(aborted + 1);
+  });
+
+  test('the holder dies while holding: PostgreSQL aborts the backup, snapshots deleted, failure announced', async () => {
+    ec2.reset({ completeAfterPolls: 1 });
+    const aborted = abortLines();
+    const { run, log, backupId } = await backup({
+      hooks: {
+        afterSnapshot: async (hostLog) => {
+          process.kill(hostLog.beginResult!.holderPid as number, 'SIGKILL');
+          await expect.poll(() => pgsnapSessions(cluster)).toEqual([]);
+        },
+      },
+    });
+    expect(run.failure?.error).toBe('BackupInvalidError');
+    expect(log.commands).toEqual(['begin', 'end', 'abort']);
+    expect(snapshotsOf(backupId)).toEqual([]);
+    expect(run.events.map((e) => e.detail.error)).toEqual(['BackupInvalidError']);
+    await expectBackupModeLeft();
+    expect(abortLines()).toBe(aborted + 1);
+  });
+
+  test('end times out: the host is told to abort, snapshots deleted, the failure is States.Timeout', async () => {
+    ec2.reset({ completeAfterPolls: 1 });
+    const aborted = abortLines();
+    const { run, log, backupId } = await backup({
+      definition: impatientDefinition,
+      // The host never answers end (SSM agent hung, instance unreachable): the task token is never returned.
+      handlers: (hostLog) => ({
+        'End the backup on the host': () => {
+          hostLog.commands.push('end (no answer)');
+          return new Promise<Json>(() => {});
+        },
+      }),
+    });
+    expect(run.failure).toMatchObject({ error: 'States.Timeout' });
+    expect(log.commands).toEqual(['begin', 'end (no answer)', 'abort']);
+    expect(snapshotsOf(backupId)).toEqual([]);
+    expect(run.events.map((e) => [e.detailType, e.detail.error])).toEqual([
+      ['pgsnap backup failed', 'States.Timeout'],
+    ]);
+    await expectBackupModeLeft();
+    expect(abortLines()).toBe(aborted + 1);
+  });
+
+  test('another backup of the cluster is running: this one ends at once, touching nothing', async () => {
+    ec2.reset({ completeAfterPolls: 1 });
+    const earlier = '20261121T000000Z-000001';
+    sfn.on(ListExecutionsCommand).resolves({
+      executions: [
+        {
+          name: earlier,
+          executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${earlier}`,
+          stateMachineArn,
+          startDate: new Date('2026-11-21T00:00:00Z'),
+          status: 'RUNNING',
+        },
+      ],
+    });
+    sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify({ cluster: 'orders-db' }) });
+    const { run, log } = await backup();
+    expect(run.failure).toBeUndefined();
+    expect(run.output).toMatchObject({ runningBackupId: earlier });
+    expect(run.entered.at(-1)).toBe('Leave it to the backup already running');
+    expect(log.commands).toEqual([]);
+    expect(ec2.calls).toEqual([]);
+    expect(run.events).toEqual([]);
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Runs the synthesized backup definition with aws-local-stepfunctions, every
+ * Task bound to a local handler by its state name, and records what a user
+ * would look at afterwards: the outcome, the events, the metrics, and each
+ * state entered (the transitions Step Functions would bill).
+ */
+import { StateMachine } from 'aws-local-stepfunctions';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type TaskHandler = (input: Json) => Promise<Json> | Json;
+
+export interface LocalBackupRun {
+  /** The Fail state's error and cause, when the execution failed. */
+  failure?: { error: string; cause: string };
+  output?: Json;
+  /** States in the order they were entered. */
+  entered: string[];
+  events: Array<{ detailType: string; detail: Record<string, Json> }>;
+  metrics: Array<{ name: string; cluster: string }>;
+}
+
+export const taskToken = 'AAAAKgAAAAIAAAAAAAAAAdGVzdC10b2tlbg==';
+
+export async function runLocalBackup(
+  definition: Record<string, unknown>,
+  options: {
+    backupId: string;
+    input: Json;
+    stateMachineArn: string;
+    handlers: Record<string, TaskHandler>;
+  },
+): Promise<LocalBackupRun> {
+  const run: LocalBackupRun = { entered: [], events: [], metrics: [] };
+  const record =
+    (kind: 'event' | 'metric'): TaskHandler =>
+    (input) => {
+      const parameters = input as Record<string, Json>;
+      if (kind === 'event') {
+        for (const entry of parameters.Entries as Array<Record<string, Json>>) {
+          const detail = typeof entry.Detail === 'string' ? JSON.parse(entry.Detail) : entry.Detail;
+          run.events.push({ detailType: entry.DetailType as string, detail });
+        }
+      } else {
+        for (const datum of parameters.MetricData as Array<Record<string, Json>>) {
+          const dimensions = datum.Dimensions as Array<{ Name: string; Value: string }>;
+          run.metrics.push({ name: datum.MetricName as string, cluster: dimensions[0]!.Value });
+        }
+      }
+      return {};
+    };
+  const machine = new StateMachine(definition as never, {
+    validationOptions: { checkArn: false, checkPaths: false },
+  });
+  const execution = machine.run(options.input, {
+    overrides: {
+      taskResourceLocalHandlers: {
+        'Count the completed backup': record('metric'),
+        'Count the failed backup': record('metric'),
+        'Announce the completed backup': record('event'),
+        'Announce the failed backup': record('event'),
+        ...options.handlers,
+      } as never,
+      waitTimeOverrides: { 'Wait before checking the snapshots again': 0 },
+      retryIntervalOverrides: {
+        "Snapshot the cluster's volumes": 0,
+        'Check whether the snapshots are completed': 0,
+        "Delete the backup's snapshots": 0,
+        'Count the completed backup': 0,
+        'Count the failed backup': 0,
+        'Announce the completed backup': 0,
+        'Announce the failed backup': 0,
+        'Check the request and find the cluster': 0,
+      },
+    },
+    context: {
+      Execution: {
+        Id: `${options.stateMachineArn.replace(':stateMachine:', ':execution:')}:${options.backupId}`,
+        Name: options.backupId,
+      },
+      StateMachine: { Id: options.stateMachineArn, Name: options.stateMachineArn.split(':').pop() },
+      Task: { Token: taskToken },
+    } as never,
+  });
+  const logging = (async () => {
+    for await (const event of execution.eventLogs) {
+      if (event.type === 'StateEntered') run.entered.push(event.state.name);
+    }
+  })();
+  try {
+    run.output = (await execution.result) as Json;
+  } catch (error) {
+    const cause = (error as { cause?: { name: string; message: string } }).cause;
+    if (!cause) throw error;
+    run.failure = { error: cause.name, cause: cause.message };
+  }
+  await logging;
+  return run;
+}
