@@ -1,6 +1,7 @@
 /** What every command resolves first: which cluster, and where its local state lives. */
 import { validateClusterName } from '#domain/input';
 import { createOutput, type Output } from './output.ts';
+import { type RepositoryChoice, repositoryChoice } from './repository-options.ts';
 import { ClusterState, clusterKey, defaultStateRoot } from './state.ts';
 
 export interface Context {
@@ -8,9 +9,16 @@ export interface Context {
   stateRoot: string;
   cluster: string | undefined;
   state: ClusterState;
+  /** Where backups are catalogued (--repo / PGSNAP_REPO), if anywhere. */
+  repository: RepositoryChoice | undefined;
 }
 
-export function createContext(values: { json?: boolean; cluster?: string; 'state-dir'?: string }): Context {
+export function createContext(values: {
+  json?: boolean;
+  cluster?: string;
+  repo?: string;
+  'state-dir'?: string;
+}): Context {
   const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
   if (cluster !== undefined) validateClusterName(cluster);
   const stateRoot = values['state-dir'] ?? defaultStateRoot();
@@ -19,5 +27,6 @@ export function createContext(values: { json?: boolean; cluster?: string; 'state
     stateRoot,
     cluster,
     state: new ClusterState(stateRoot, clusterKey(cluster)),
+    repository: repositoryChoice(values),
   };
 }

@@ -16,7 +16,6 @@ export interface RepositoryChoice {
 
 /** The configured repository, or undefined when none is; a repository without a cluster name is a usage error. */
 export function repositoryChoice(
-  command: string,
   values: RepositoryValues,
   env: NodeJS.ProcessEnv = process.env,
 ): RepositoryChoice | undefined {
@@ -25,7 +24,7 @@ export function repositoryChoice(
   const cluster = values.cluster ?? env.PGSNAP_CLUSTER;
   if (!cluster) {
     throw new UsageError(
-      `pgsnap ${command}: a repository needs a cluster name: give --cluster NAME (or PGSNAP_CLUSTER), ` +
+      `a repository needs a cluster name: give --cluster NAME (or PGSNAP_CLUSTER), ` +
         'the name this cluster has in the repository, e.g. --cluster orders-db',
     );
   }
@@ -33,7 +32,7 @@ export function repositoryChoice(
 }
 
 export function requireRepositoryChoice(command: string, values: RepositoryValues): RepositoryChoice {
-  const choice = repositoryChoice(command, values);
+  const choice = repositoryChoice(values);
   if (!choice) {
     throw new UsageError(
       `pgsnap ${command}: no repository: give --repo s3://bucket/prefix or --repo file:///dir ` +

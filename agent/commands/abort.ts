@@ -1,5 +1,6 @@
 /** `pgsnap abort`: end the backup session without artifacts. */
-import { PreconditionError } from '#domain/errors';
+import { messageOf, PreconditionError } from '#domain/errors';
+import { recordEnded } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
 import { request } from '../control.ts';
@@ -27,6 +28,7 @@ export async function abort(ctx: Context, reason: string): Promise<{ backupId: s
     });
     ctx.state.clearStopped();
     ctx.state.unlock();
+    await catalogAbort(ctx, backupId, reason);
     return { backupId, reason };
   }
   if (current.kind !== 'active') {
@@ -41,7 +43,20 @@ export async function abort(ctx: Context, reason: string): Promise<{ backupId: s
       throw new Error(`the holder (pid ${current.session.holderPid}) did not stop within 15s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  await catalogAbort(ctx, current.session.backupId, reason);
   return { backupId: current.session.backupId, reason };
+}
+
+/** The abort itself has happened; a catalog that cannot be updated is reported, not fatal. */
+async function catalogAbort(ctx: Context, backupId: string, reason: string): Promise<void> {
+  if (!ctx.repository) return;
+  try {
+    await recordEnded(ctx.repository, backupId, 'aborted', reason);
+  } catch (error) {
+    ctx.out.progress(
+      `backup ${backupId} aborted, but its manifest still says otherwise: ${messageOf(error)}`,
+    );
+  }
 }
 
 export async function abortCommand(args: string[]): Promise<number> {

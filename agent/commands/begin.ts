@@ -2,19 +2,25 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
-import { ConnectionError, PreconditionError, UsageError } from '#domain/errors';
+import { ConnectionError, messageOf, PreconditionError, UsageError } from '#domain/errors';
 import { formatDuration, newBackupId, parseDuration, validateBackupId, validateLabel } from '#domain/input';
+import { recordStarted } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
 import type { HolderConfig } from '../holder.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import type { SessionRecord } from '../state.ts';
+import { abort } from './abort.ts';
 
 export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--json]
 
 Starts a non-exclusive backup held by a background process (the holder) and
-returns once PostgreSQL is in backup mode. End it with pgsnap end.`;
+returns once PostgreSQL is in backup mode. End it with pgsnap end.
+
+With a repository (--repo and --cluster, or PGSNAP_REPO and PGSNAP_CLUSTER),
+the backup is catalogued there as started; a repository that belongs to
+another cluster, or cannot be reached, aborts the backup at once.`;
 
 export interface BeginOptions {
   label: string;
@@ -67,13 +73,24 @@ export async function begin(
     fast: options.fast,
     maxDurationMs: options.maxDurationMs,
   };
+  let session: SessionRecord;
   try {
-    return await spawnHolder(ctx, config, signal);
+    session = await spawnHolder(ctx, config, signal);
   } catch (error) {
     // The holder records its own failure and releases the lock; this covers a holder that never ran.
     if (state.readLock()?.pid === process.pid) state.unlock();
     throw error;
   }
+  if (ctx.repository) {
+    try {
+      await recordStarted(ctx.repository, session);
+    } catch (error) {
+      // A backup the repository cannot catalogue (another cluster's name, unreachable) is not kept running.
+      await abort(ctx, `the repository did not record the backup: ${messageOf(error)}`).catch(() => {});
+      throw error;
+    }
+  }
+  return session;
 }
 
 /**

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { BackupInvalidError, PreconditionError } from '#domain/errors';
 import { parseDuration } from '#domain/input';
 import { waitForArchive } from '../archive-wait.ts';
+import { type StoredBackup, storeBackup } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
 import { request } from '../control.ts';
@@ -14,15 +15,24 @@ import { connect } from '../postgres.ts';
 import { type Outcome, type StoppedRecord, writeFileDurably } from '../state.ts';
 import { help } from './begin.ts';
 
-export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--json]
+export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--json]
 
 Ends the backup started by pgsnap begin, waits until the stop segment and the
 backup history file are archived, and writes backup_label, tablespace_map (when
-non-empty) and the backup history file into DIR.`;
+non-empty) and the backup history file into DIR.
+
+With a repository (--repo and --cluster, or PGSNAP_REPO and PGSNAP_CLUSTER),
+end also checks that every WAL segment from start to stop is there, stores the
+artifacts under backups/<backupId>/ and marks the manifest completed. If the
+repository cannot be reached, the artifacts stay in the state directory and
+pgsnap end can be run again. --snapshots-pending leaves the manifest stopped
+for whoever waits for the snapshots to complete (the state machine).`;
 
 export interface Artifact {
   name: string;
   path?: string;
+  /** Where the artifact is in the repository. */
+  url?: string;
   sha256: string;
   bytes: number;
   content: string;
@@ -46,6 +56,8 @@ export interface EndResult {
   startCallMs?: number;
   stopCallMs: number;
   artifacts: Artifact[];
+  /** The backup's catalog entry, when a repository is configured. */
+  manifest?: { url: string; state: string };
 }
 
 export const defaultArchiveTimeoutMs = 600_000;
@@ -112,7 +124,7 @@ export function artifactsOf(stopped: StoppedRecord): Array<{ name: string; conte
 
 export async function end(
   ctx: Context,
-  options: { output?: string; archiveTimeoutMs: number },
+  options: { output?: string; archiveTimeoutMs: number; snapshotsPending?: boolean },
 ): Promise<EndResult> {
   const stopped = await stopOrResume(ctx);
   const client = await connect();
@@ -154,6 +166,15 @@ export async function end(
       content,
     };
   });
+  let stored: StoredBackup | undefined;
+  if (ctx.repository) {
+    stored = await storeBackup(ctx.repository, stopped, artifacts, {
+      archiveWaitMs,
+      snapshotsPending: options.snapshotsPending ?? false,
+      progress: ctx.out.progress,
+    });
+    for (const artifact of artifacts) artifact.url = stored.urls[artifact.name];
+  }
 
   ctx.state.writeOutcome({
     backupId: stopped.backupId,
@@ -182,6 +203,7 @@ export async function end(
     ...(stopped.startCallMs !== undefined ? { startCallMs: stopped.startCallMs } : {}),
     stopCallMs: stopped.stopCallMs,
     artifacts,
+    ...(stored ? { manifest: { url: stored.manifestUrl, state: stored.manifest.state } } : {}),
   };
 }
 
@@ -189,25 +211,31 @@ export async function endCommand(args: string[]): Promise<number> {
   const { values } = parse('end', args, {
     output: { type: 'string' },
     'archive-timeout': { type: 'string' },
+    'snapshots-pending': { type: 'boolean', default: false },
   });
   if (values.help) return help(endUsage);
   const archiveTimeoutMs = values['archive-timeout']
     ? parseDuration(values['archive-timeout'], '--archive-timeout')
     : defaultArchiveTimeoutMs;
   const ctx = createContext(values);
-  const result = await end(ctx, { ...(values.output ? { output: values.output } : {}), archiveTimeoutMs });
+  const result = await end(ctx, {
+    ...(values.output ? { output: values.output } : {}),
+    archiveTimeoutMs,
+    snapshotsPending: values['snapshots-pending'],
+  });
   const lines = table([
     ['backupId', result.backupId],
     ['startLsn', result.startLsn],
     ['stopLsn', result.stopLsn],
     ['stopWalFile', result.stopWalFile],
     ['backupFrom', result.backupFrom],
+    ['manifest', result.manifest ? `${result.manifest.url} (${result.manifest.state})` : undefined],
   ]);
   for (const artifact of result.artifacts) {
     lines.push(
-      `${artifact.name}: ${artifact.path ?? '(not written: no --output)'} sha256 ${artifact.sha256}`,
+      `${artifact.name}: ${artifact.path ?? artifact.url ?? '(not written: no --output)'} sha256 ${artifact.sha256}`,
     );
-    if (!artifact.path)
+    if (!artifact.path && !artifact.url)
       lines.push(
         ...artifact.content
           .trimEnd()

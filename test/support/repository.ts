@@ -25,6 +25,8 @@ export interface TestRepository {
   archiveCommand(extra?: string): string;
   /** restore_command, quoted for postgresql.conf. */
   restoreCommand(extra?: string): string;
+  /** restore_command unquoted, for prepareDataDirectory. */
+  restoreCommandLine(extra?: string): string;
   /** pgsnap's flags for this repository, for commands the test runs. */
   flags: string[];
   open(): Promise<Repository>;
@@ -61,6 +63,7 @@ export function testRepository(kind: BackendKind, s3?: LocalS3, cluster = 'order
     flags,
     archiveCommand: (extra = '') => `'${prefix} wal-push %p ${repoFlags} ${extra}'`,
     restoreCommand: (extra = '') => `'${prefix} wal-fetch %f %p ${repoFlags} ${extra}'`,
+    restoreCommandLine: (extra = '') => `${prefix} wal-fetch %f %p ${repoFlags} ${extra}`.trimEnd(),
     open: () => {
       Object.assign(process.env, env);
       return openRepository(url, cluster);

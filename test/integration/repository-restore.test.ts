@@ -1,0 +1,149 @@
+/**
+ * A backup restored from the repository alone: begin catalogues it, end
+ * stores the artifacts beside the WAL, and the restore reads backup_label back
+ * from backups/<backupId>/ and recovers through restore_command = pgsnap
+ * wal-fetch. Nothing else of the source survives.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareDataDirectory } from '../../agent/restore.ts';
+import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
+import { pgsnap } from '../support/pgsnap.ts';
+import { type BackendKind, testRepository } from '../support/repository.ts';
+import { LocalS3 } from '../support/s3.ts';
+import { startWriter } from '../support/writer.ts';
+
+const run = promisify(execFile);
+
+let s3: LocalS3;
+beforeAll(async () => {
+  s3 = await LocalS3.start();
+});
+afterAll(async () => {
+  await s3?.destroy();
+});
+
+describe.each<BackendKind>(['file', 's3'])('a backup catalogued in a %s repository', (kind) => {
+  it('restores from the repository alone: backup_label from backups/<backupId>/, WAL through wal-fetch', async () => {
+    const repo = testRepository(kind, s3);
+    const source = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+    let restored: Cluster | undefined;
+    try {
+      await source.query('CREATE TABLE t (id bigint PRIMARY KEY, payload text)');
+      const env = { ...source.env, ...repo.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+      const writerClient = await source.client();
+      const writer = startWriter(writerClient, ['t']);
+      let backupId: string;
+      let committedBeforeEnd: number;
+      let startLsn: string;
+      const backupDir = ownedDir(join(source.root, 'backup'));
+      try {
+        const begun = await pgsnap(
+          ['begin', '--label', 'repository proof', '--fast', '--json', ...repo.flags],
+          env,
+        );
+        expect(begun.code, begun.stderr).toBe(0);
+        backupId = begun.json!.backupId as string;
+        startLsn = begun.json!.startLsn as string;
+        const started = await pgsnap(['backups', 'show', backupId, '--json', ...repo.flags], env);
+        expect(started.json).toMatchObject({
+          backupId,
+          state: 'started',
+          label: 'repository proof',
+          startLsn,
+        });
+
+        await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
+        committedBeforeEnd = writer.lastCommitted;
+        const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+        expect(ended.code, ended.stderr).toBe(0);
+        expect(ended.json!.manifest).toMatchObject({ state: 'completed' });
+      } finally {
+        await writer.stop();
+        await writerClient.end();
+      }
+      expect(committedBeforeEnd).toBeGreaterThan(0);
+
+      const list = await pgsnap(['backups', 'list', '--json', ...repo.flags], env);
+      expect(list.json!.backups).toEqual([expect.objectContaining({ backupId, state: 'completed' })]);
+      const verified = await pgsnap(['backups', 'show', backupId, '--verify', ...repo.flags], env);
+      expect(verified.code, verified.stderr).toBe(0);
+      expect(verified.stdout).toMatch(/verified: +artifacts ok, \d+ WAL segments present/);
+
+      // The source host is gone: only the repository is left.
+      source.stopSync('immediate');
+      const repository = await repo.open();
+      const manifest = (await repository.readManifest(backupId))!;
+      expect(manifest.artifacts.map((a) => a.name).sort()).toEqual([
+        expect.stringMatching(/^[0-9A-F]{24}\.[0-9A-F]{8}\.backup$/),
+        'backup_label',
+      ]);
+      const labelRecord = manifest.artifacts.find((a) => a.name === 'backup_label')!;
+      const label = (await repository.readArtifact(backupId, labelRecord)).toString('utf8');
+      repository.close();
+      expect(label).toContain('LABEL: repository proof');
+
+      const restoredData = join(backupDir, 'data');
+      prepareDataDirectory({
+        pgdata: restoredData,
+        backupLabel: label,
+        expectedSha256: { backupLabel: labelRecord.sha256 },
+        restoreCommand: repo.restoreCommandLine(),
+      });
+      chownTree(backupDir);
+      restored = await Cluster.fromCopy({
+        major: source.major,
+        root: backupDir,
+        dataDir: restoredData,
+        archiveDir: ownedDir(join(backupDir, 'archive')),
+      });
+      await restored.waitForPromotion();
+      const [row] = await restored.query<{ n: string }>('SELECT count(*) AS n FROM t WHERE id <= $1', [
+        committedBeforeEnd,
+      ]);
+      expect(Number(row!.n)).toBe(committedBeforeEnd);
+      expect(restored.log()).toContain(`redo starts at ${startLsn}`);
+      expect(restored.log()).toContain('consistent recovery state reached');
+    } finally {
+      restored?.destroy();
+      source.destroy();
+      repo.destroy();
+    }
+  });
+});
+
+it('begin refuses a repository pinned to another cluster and leaves no backup running', async () => {
+  const repo = testRepository('file');
+  const first = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+  const second = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+  try {
+    const env1 = { ...first.env, PGSNAP_STATE_DIR: join(first.root, 'state') };
+    const begun = await pgsnap(['begin', '--label', 'first', '--fast', '--json', ...repo.flags], env1);
+    expect(begun.code, begun.stderr).toBe(0);
+    expect((await pgsnap(['abort', ...repo.flags], env1)).code).toBe(0);
+    const aborted = await pgsnap(
+      ['backups', 'show', begun.json!.backupId as string, '--json', ...repo.flags],
+      {},
+    );
+    expect(aborted.json).toMatchObject({ state: 'aborted', failure: { reason: 'aborted by operator' } });
+
+    const env2 = { ...second.env, PGSNAP_STATE_DIR: join(second.root, 'state') };
+    const refused = await pgsnap(['begin', '--label', 'second', '--fast', '--json', ...repo.flags], env2);
+    expect(refused.code).toBe(3);
+    expect(refused.json!.error).toMatchObject({ name: 'ClusterMismatchError' });
+    const [backends] = await second.query<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name LIKE 'pgsnap%'",
+    );
+    expect(Number(backends!.n)).toBe(0);
+    const status = await pgsnap(['status', '--json'], env2);
+    expect(status.json).toMatchObject({ inProgress: false });
+    const list = await pgsnap(['backups', 'list', '--json', ...repo.flags], {});
+    expect((list.json!.backups as Array<{ label: string }>).map((b) => b.label)).toEqual(['first']);
+  } finally {
+    first.destroy();
+    second.destroy();
+    repo.destroy();
+  }
+});
