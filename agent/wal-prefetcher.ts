@@ -53,6 +53,7 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
   const missingUntil = new Map<string, number>();
   const parallel = Math.min(config.ahead, 4);
   let lastWant: string | undefined;
+  let fetched = 0;
   let lastRequestAt = Date.now();
   let stopping = false;
   process.on('SIGTERM', () => {
@@ -70,6 +71,7 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
       const temporary = join(config.spool, `.${name}.tmp`);
       writeFileSync(temporary, content, { mode: 0o600 });
       renameSync(temporary, join(config.spool, name));
+      fetched += 1;
     } catch (error) {
       // The restore_command fetches it itself and reports the problem where PostgreSQL logs it.
       missingUntil.set(name, Date.now() + missingRetryMs);
@@ -134,6 +136,7 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
     }
     releasePidLock(lock);
     repository.close();
+    daemonLog(`prefetcher stopped after ${fetched} segments prefetched`);
   }
   return 0;
 }

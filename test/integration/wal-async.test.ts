@@ -1,0 +1,156 @@
+/**
+ * The throughput modes: wal-push --async (a resident archiver pushing ready
+ * segments in parallel) under a pgbench write load, and wal-fetch --prefetch
+ * (the next segments downloaded while PostgreSQL replays) in a restore.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { prepareDataDirectory } from '../../agent/restore.ts';
+import { Cluster, chownTree, clientBin, ownedDir } from '../support/cluster.ts';
+import { pgsnap } from '../support/pgsnap.ts';
+import { testRepository } from '../support/repository.ts';
+import { LocalS3 } from '../support/s3.ts';
+
+const run = promisify(execFile);
+
+let s3: LocalS3;
+beforeAll(async () => {
+  s3 = await LocalS3.start();
+});
+afterAll(async () => {
+  await s3?.destroy();
+});
+
+async function pgbench(cluster: Cluster, args: string[]): Promise<void> {
+  await run(clientBin('pgbench') ?? 'pgbench', args, { env: { ...process.env, ...cluster.env } });
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Switches to a new segment and waits until everything before it is archived; returns the last one. */
+async function archiveEverything(cluster: Cluster): Promise<string> {
+  const [row] = await cluster.query<{ name: string }>(
+    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+  );
+  await cluster.query('SELECT pg_switch_wal()');
+  await waitFor(`${row!.name} archived`, async () => {
+    const [stats] = await cluster.query<{ last: string | null }>(
+      'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+    );
+    return stats?.last && stats.last >= row!.name ? true : undefined;
+  });
+  return row!.name;
+}
+
+it('wal-push --async keeps up with a pgbench write load on S3, and every segment arrives intact', async () => {
+  const repo = testRepository('s3', s3);
+  const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
+  try {
+    const spool = ownedDir(join(cluster.root, 'spool'));
+    cluster.configure({ archive_command: repo.archiveCommand(`--async --parallel 4 --spool-dir ${spool}`) });
+    await cluster.query('SELECT pg_reload_conf()');
+    await pgbench(cluster, ['-i', '-s', '5', '-q']);
+    await pgbench(cluster, ['-T', '5', '-c', '2']);
+    const last = await archiveEverything(cluster);
+
+    const [stats] = await cluster.query<{ archived: string; failed: string }>(
+      'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
+    );
+    expect(Number(stats!.failed)).toBe(0);
+    const repository = await repo.open();
+    const pin = await repository.requirePin();
+    const stored = await repository.store.list(`${repo.cluster}/wal/`);
+    expect(stored.length).toBe(Number(stats!.archived));
+    expect(stored.at(-1)).toBe(`${last}.zst`);
+    // Every segment decodes and verifies; the last ones are still in pg_wal to compare byte for byte.
+    for (const object of stored) {
+      const name = object.replace(/\.zst$/, '');
+      const content = await repository.fetchWal(pin, name);
+      const local = join(cluster.dataDir, 'pg_wal', name);
+      if (existsSync(local)) expect(content!.equals(readFileSync(local))).toBe(true);
+    }
+    repository.close();
+    const [spoolDir] = readdirSync(join(spool, repo.cluster));
+    const log = readFileSync(join(spool, repo.cluster, spoolDir!, 'archiver.log'), 'utf8');
+    expect(log).toMatch(/archiver started for .* 4 in parallel/);
+  } finally {
+    cluster.destroy();
+    repo.destroy();
+  }
+});
+
+it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by its helper', async () => {
+  const repo = testRepository('file');
+  const source = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+  let restored: Cluster | undefined;
+  try {
+    const env = { ...source.env, ...repo.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+    await pgbench(source, ['-i', '-s', '2', '-q']);
+    const begun = await pgsnap(['begin', '--label', 'prefetch', '--fast', '--json', ...repo.flags], env);
+    expect(begun.code, begun.stderr).toBe(0);
+    const backupDir = ownedDir(join(source.root, 'backup'));
+    await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
+    const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+    expect(ended.code, ended.stderr).toBe(0);
+    // WAL after the backup, for recovery to replay through the repository.
+    await pgbench(source, ['-t', '3000', '-c', '2']);
+    await archiveEverything(source);
+    const [expected] = await source.query<{ sum: string }>(
+      'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+    );
+    source.stopSync('fast');
+
+    const repository = await repo.open();
+    const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
+    const label = await repository.readArtifact(
+      manifest.backupId,
+      manifest.artifacts.find((a) => a.name === 'backup_label')!,
+    );
+    repository.close();
+    const spool = ownedDir(join(backupDir, 'spool'));
+    prepareDataDirectory({
+      pgdata: join(backupDir, 'data'),
+      backupLabel: label.toString('utf8'),
+      restoreCommand: repo.restoreCommandLine(`--prefetch 4 --spool-dir ${spool}`),
+    });
+    chownTree(backupDir);
+    restored = await Cluster.fromCopy({
+      major: source.major,
+      root: backupDir,
+      dataDir: join(backupDir, 'data'),
+      archiveDir: ownedDir(join(backupDir, 'archive')),
+    });
+    await restored.waitForPromotion();
+    const [sum] = await restored.query<{ sum: string }>(
+      'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+    );
+    expect(sum!.sum).toBe(expected!.sum);
+
+    // The helper stops once recovery no longer asks, having fetched ahead, and leaves no segment behind.
+    const [spoolDir] = readdirSync(join(spool, repo.cluster));
+    const dir = join(spool, repo.cluster, spoolDir!);
+    const log = await waitFor('the prefetcher to stop', async () => {
+      const text = existsSync(join(dir, 'prefetcher.log'))
+        ? readFileSync(join(dir, 'prefetcher.log'), 'utf8')
+        : '';
+      return /prefetcher stopped/.test(text) ? text : undefined;
+    });
+    expect(Number(/after (\d+) segments prefetched/.exec(log)![1])).toBeGreaterThan(0);
+    expect(readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f))).toEqual([]);
+  } finally {
+    restored?.destroy();
+    source.destroy();
+    repo.destroy();
+  }
+});
