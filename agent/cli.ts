@@ -6,6 +6,7 @@ import { beginCommand } from './commands/begin.ts';
 import { demoCommand } from './commands/demo.ts';
 import { endCommand } from './commands/end.ts';
 import { preflightCommand } from './commands/preflight.ts';
+import { restoreCommand } from './commands/restore.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { walFetchCommand } from './commands/wal-fetch.ts';
@@ -21,6 +22,10 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; summa
   abort: { run: abortCommand, summary: 'end the backup without artifacts' },
   status: { run: statusCommand, summary: 'is a backup in progress here, and how did the last one end' },
   run: { run: runCommand, summary: 'begin, run a snapshot command, end (abort if it fails)' },
+  restore: {
+    run: restoreCommand,
+    summary: 'prepare a restored data directory: artifacts, stale files, recovery target',
+  },
   'wal-push': { run: walPushCommand, summary: 'archive_command: store a WAL file in the repository' },
   'wal-fetch': { run: walFetchCommand, summary: 'restore_command: fetch a WAL file from the repository' },
   backups: { run: backupsCommand, summary: 'the catalog: backups list, backups show ID' },

@@ -1,0 +1,208 @@
+/**
+ * `pgsnap restore` on a data directory restored from a snapshot, driven from a
+ * file:// repository: point in time to a named restore point with the
+ * tablespace moved, and the refusals that keep an operator from restoring
+ * something that cannot be consistent.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
+import { pgsnap } from '../support/pgsnap.ts';
+import { type TestRepository, testRepository } from '../support/repository.ts';
+
+const run = promisify(execFile);
+
+interface Backup {
+  source: Cluster;
+  repo: TestRepository;
+  env: NodeJS.ProcessEnv;
+  backupId: string;
+  startLsn: string;
+  stopLsn: string;
+  snapshot: string;
+  tablespaceSnapshot: string;
+  tablespaceOid: string;
+  rowsAtRestorePoint: number;
+}
+
+/** A backup of a cluster with a tablespace, 100 rows, a restore point, then 50 more rows. */
+async function takeBackup(): Promise<Backup> {
+  const repo = testRepository('file');
+  const source = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
+  const tablespaceDir = ownedDir(join(source.root, 'ts'));
+  await source.query(`CREATE TABLESPACE ts LOCATION '${tablespaceDir}'`);
+  await source.query('CREATE TABLE t (id bigint PRIMARY KEY) TABLESPACE ts');
+  await source.query('INSERT INTO t SELECT generate_series(1, 60)');
+  const env = { ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+  const begun = await pgsnap(['begin', '--label', 'restore tests', '--fast', '--json', ...repo.flags], env);
+  expect(begun.code, begun.stderr).toBe(0);
+  const snapshot = join(ownedDir(join(source.root, 'snapshot')), 'data');
+  const tablespaceSnapshot = join(source.root, 'snapshot', 'ts');
+  await run('cp', ['-a', source.dataDir, snapshot]);
+  await run('cp', ['-a', tablespaceDir, tablespaceSnapshot]);
+  await source.query('INSERT INTO t SELECT generate_series(61, 100)');
+  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+  expect(ended.code, ended.stderr).toBe(0);
+  await source.query("SELECT pg_create_restore_point('before-the-mistake')");
+  await source.query('INSERT INTO t SELECT generate_series(101, 150)');
+  await source.query('SELECT pg_switch_wal()');
+  const [oid] = await source.query<{ oid: string }>(
+    "SELECT oid::text FROM pg_tablespace WHERE spcname = 'ts'",
+  );
+  return {
+    source,
+    repo,
+    env,
+    backupId: begun.json!.backupId as string,
+    startLsn: begun.json!.startLsn as string,
+    stopLsn: ended.json!.stopLsn as string,
+    snapshot,
+    tablespaceSnapshot,
+    tablespaceOid: oid!.oid,
+    rowsAtRestorePoint: 100,
+  };
+}
+
+let backup: Backup;
+beforeAll(async () => {
+  backup = await takeBackup();
+  // Archive everything up to the restore point and beyond before the source goes.
+  for (let i = 0; i < 100; i++) {
+    const [row] = await backup.source.query<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+    );
+    if (Number(row!.n) === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}, 120_000);
+afterAll(() => {
+  backup?.source.destroy();
+  backup?.repo.destroy();
+});
+
+describe('pgsnap restore', () => {
+  it('recovers to a named restore point from the repository, with the tablespace in a new place', async () => {
+    const root = ownedDir(join(backup.source.root, 'pitr'));
+    await run('cp', ['-a', backup.snapshot, join(root, 'data')]);
+    await run('cp', ['-a', backup.tablespaceSnapshot, join(root, 'ts')]);
+    const restored = await pgsnap(
+      [
+        'restore',
+        '--backup-id',
+        backup.backupId,
+        '--pgdata',
+        join(root, 'data'),
+        '--tablespace',
+        `${backup.tablespaceOid}=${join(root, 'ts')}`,
+        '--target-name',
+        'before-the-mistake',
+        '--json',
+        ...backup.repo.flags,
+      ],
+      backup.repo.env,
+    );
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.json).toMatchObject({
+      backupId: backup.backupId,
+      archiving: 'off',
+      target: { kind: 'name' },
+    });
+    expect(readFileSync(join(root, 'data', 'tablespace_map'), 'utf8')).toBe(
+      `${backup.tablespaceOid} ${join(root, 'ts')}\n`,
+    );
+    chownTree(root);
+    const cluster = await Cluster.create({
+      major: backup.source.major,
+      root,
+      dataDir: join(root, 'data'),
+      archiveDir: ownedDir(join(root, 'unused-archive')),
+    });
+    try {
+      await cluster.waitForPromotion();
+      const [row] = await cluster.query<{ n: string; max: string }>(
+        'SELECT count(*) AS n, max(id) AS max FROM t',
+      );
+      expect(Number(row!.n)).toBe(backup.rowsAtRestorePoint);
+      expect(Number(row!.max)).toBe(backup.rowsAtRestorePoint);
+      expect(cluster.log()).toContain('recovery stopping at restore point "before-the-mistake"');
+      const [mode] = await cluster.query<{ v: string }>("SELECT current_setting('archive_mode') AS v");
+      expect(mode!.v).toBe('off');
+    } finally {
+      cluster.destroy();
+    }
+  });
+
+  it('refuses a data directory of another cluster, and leaves it untouched', async () => {
+    const other = await Cluster.create({});
+    try {
+      other.stopSync('fast');
+      const refused = await pgsnap(
+        [
+          'restore',
+          '--backup-id',
+          backup.backupId,
+          '--pgdata',
+          other.dataDir,
+          '--json',
+          ...backup.repo.flags,
+        ],
+        backup.repo.env,
+      );
+      expect(refused.code).toBe(3);
+      const [sourceId] = await backup.source.query<{ id: string }>(
+        'SELECT system_identifier::text AS id FROM pg_control_system()',
+      );
+      expect(refused.stderr).toContain(
+        `but backup ${backup.backupId} was taken of orders-db (system identifier ${sourceId!.id})`,
+      );
+      expect(existsSync(join(other.dataDir, 'backup_label'))).toBe(false);
+      expect(existsSync(join(other.dataDir, 'recovery.signal'))).toBe(false);
+    } finally {
+      other.destroy();
+    }
+  });
+
+  it('refuses a target before the consistency point, saying why', async () => {
+    const flags = [
+      'restore',
+      '--backup-id',
+      backup.backupId,
+      '--pgdata',
+      backup.snapshot,
+      ...backup.repo.flags,
+    ];
+    const byLsn = await pgsnap([...flags, '--target-lsn', backup.startLsn], backup.repo.env);
+    expect(byLsn.code).toBe(3);
+    expect(byLsn.stderr).toContain(
+      `--target-lsn ${backup.startLsn} is before the backup's consistency point (${backup.stopLsn}`,
+    );
+    const byTime = await pgsnap([...flags, '--target-time', '2020-01-01T00:00:00Z'], backup.repo.env);
+    expect(byTime.code).toBe(3);
+    expect(byTime.stderr).toContain("is before the backup's consistency point");
+    const both = await pgsnap([...flags, '--target', 'immediate', '--target-name', 'x'], backup.repo.env);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('cannot specify both --target-name and --target');
+    const noZone = await pgsnap([...flags, '--target-time', '2030-01-01 10:00'], backup.repo.env);
+    expect(noZone.code).toBe(2);
+    // Nothing was written into the snapshot by any refusal.
+    expect(existsSync(join(backup.snapshot, 'backup_label'))).toBe(false);
+  });
+
+  it('refuses a data directory a server is running in', async () => {
+    const flags = [
+      'restore',
+      '--backup-id',
+      backup.backupId,
+      '--pgdata',
+      backup.source.dataDir,
+      ...backup.repo.flags,
+    ];
+    const refused = await pgsnap(flags, backup.repo.env);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/a server \(pid \d+\) is running in/);
+    expect(existsSync(join(backup.source.dataDir, 'backup_label'))).toBe(false);
+  });
+});
