@@ -9,7 +9,12 @@ const ec2 = new EC2Client({});
 const sfn = new SFNClient({});
 
 const environmentSchema = z.object({
-  PGSNAP_CLUSTERS: z.string().transform((text) => clusterTargetsSchema.parse(JSON.parse(text))),
+  PGSNAP_CLUSTERS: z.string().transform((text, ctx) => {
+    const parsed = clusterTargetsSchema.safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom' });
+    return z.NEVER;
+  }),
 });
 
 const eventSchema = z.object({

@@ -4,6 +4,7 @@
  * a bracketed finding is covered only by its full id.
  */
 import { type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
 
 export function acknowledge(scope: IConstruct, findings: Record<string, string>): void {
@@ -13,6 +14,11 @@ export function acknowledge(scope: IConstruct, findings: Record<string, string>)
 /** How cdk-nag writes a resource's ARN attribute inside a finding id: `<LogicalId.Arn>`. */
 export function arnReference(resource: IConstruct): string {
   return `<${Stack.of(resource).getLogicalId(resource.node.defaultChild as CfnElement)}.Arn>`;
+}
+
+/** A created bucket appears in findings by its logical id, an imported one by its literal ARN. */
+export function bucketFinding(bucket: IBucket): string {
+  return bucket.node.defaultChild ? arnReference(bucket) : `arn:<AWS::Partition>:s3:::${bucket.bucketName}`;
 }
 
 /**

@@ -49,6 +49,11 @@ export const agentDocumentParameters = {
     default: 'aborted by the state machine',
     allowedPattern: '^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,199}$',
   },
+  repository: {
+    type: 'String',
+    description: 'The repository URL, the same the state machine records the manifest in.',
+    allowedPattern: '^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|file:///[A-Za-z0-9._/-]+)$',
+  },
   taskToken: {
     type: 'String',
     description: 'The Step Functions task token the agent answers with SendTaskSuccess or SendTaskFailure.',
@@ -69,10 +74,11 @@ export const agentDocumentScript = [
   "case '{{ command }}' in",
   "  begin) set -- begin --label '{{ label }}' --backup-id '{{ backupId }}' --max-duration '{{ maxDuration }}'",
   '         if [ \'{{ fast }}\' = true ]; then set -- "$@" --fast; fi ;;',
-  '  end) set -- end ;;',
+  // The state machine marks the manifest completed once the snapshots are; until then end leaves it stopped.
+  '  end) set -- end --snapshots-pending ;;',
   "  abort) set -- abort --reason '{{ reason }}' ;;",
   'esac',
-  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --task-token '{{ taskToken }}' --json",
+  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --task-token '{{ taskToken }}' --json",
 ];
 
 export class AgentDocument extends Construct {

@@ -9,12 +9,7 @@ import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { acknowledge, arnReference } from './acknowledge.ts';
-
-/** A created bucket appears in findings by its logical id, an imported one by its literal ARN. */
-function bucketReference(bucket: IBucket): string {
-  return bucket.node.defaultChild ? arnReference(bucket) : `arn:<AWS::Partition>:s3:::${bucket.bucketName}`;
-}
+import { acknowledge, bucketFinding } from './acknowledge.ts';
 
 export interface AgentHostPolicyProps {
   stateMachineArn: string;
@@ -51,7 +46,7 @@ export class AgentHostPolicy extends Construct {
     acknowledge(this, {
       ...Object.fromEntries(
         props.repositories.map(({ bucket, prefix, cluster }) => [
-          `AwsSolutions-IAM5[Resource::${bucketReference(bucket)}/${prefix}${cluster}/*]`,
+          `AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}${cluster}/*]`,
           `the agent of ${cluster} reads and writes WAL and artifacts under its own cluster's prefix, and nowhere else`,
         ]),
       ),

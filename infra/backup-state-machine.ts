@@ -4,7 +4,9 @@
  * soon as every snapshot is pending, wait with growing pauses until every
  * snapshot is completed, then announce the backup. Every failure after begin
  * takes the one cleanup path: abort on the host (if it may still be in backup
- * mode), delete the snapshots, count and announce the failure, fail.
+ * mode), delete the snapshots, mark the manifest failed with the reason, count
+ * and announce the failure, fail. The manifest gets the snapshot ids before
+ * end runs, and is marked completed only when every snapshot is.
  *
  * The execution name is the backupId; the state after the first step is the
  * BackupPlan (agent/domain/backup-plan.ts), to which each step adds its result.
@@ -56,6 +58,7 @@ export interface BackupStateMachineProps {
     createSnapshots: IFunction;
     checkSnapshots: IFunction;
     deleteSnapshots: IFunction;
+    recordBackup: IFunction;
   };
   /** The SSM Command document that runs the agent. */
   documentName: string;
@@ -104,6 +107,7 @@ export class BackupStateMachine extends Construct {
               ]),
             ),
             cluster: JsonPath.array(JsonPath.stringAt('$.cluster')),
+            repository: JsonPath.array(JsonPath.stringAt('$.repository')),
             backupId: JsonPath.array(JsonPath.stringAt('$.backupId')),
             taskToken: JsonPath.array(JsonPath.taskToken),
           },
@@ -125,6 +129,29 @@ export class BackupStateMachine extends Construct {
         ...(payload ? { payload } : {}),
         payloadResponseOnly: true,
         ...(resultPath ? { resultPath } : {}),
+      });
+
+    const record = (
+      name: string,
+      state: 'snapshotting' | 'completed' | 'failed',
+      extra: Record<string, unknown>,
+    ) =>
+      lambda(
+        name,
+        props.functions.recordBackup,
+        TaskInput.fromObject({
+          state,
+          cluster: JsonPath.stringAt('$.cluster'),
+          backupId: JsonPath.stringAt('$.backupId'),
+          repository: JsonPath.stringAt('$.repository'),
+          ...extra,
+        }),
+        JsonPath.DISCARD,
+      ).addRetry({
+        errors: ['RepositoryUnreachableError', 'Lambda.TooManyRequestsException'],
+        interval: Duration.seconds(5),
+        backoffRate: 2,
+        maxAttempts: 4,
       });
 
     const countMetric = (name: string, metricName: string) =>
@@ -203,6 +230,9 @@ export class BackupStateMachine extends Construct {
       backoffRate: 2,
       maxAttempts: 3,
     });
+    const recordSnapshots = record('Record the snapshots in the manifest', 'snapshotting', {
+      snapshots: JsonPath.objectAt('$.snapshotSet.snapshots'),
+    });
     const end = onHost(
       'End the backup on the host',
       { command: 'end' },
@@ -223,6 +253,9 @@ export class BackupStateMachine extends Construct {
     const allCompleted = new Choice(this, 'Are all snapshots completed?');
     const waitForSnapshots = new Wait(this, 'Wait before checking the snapshots again', {
       time: WaitTime.secondsPath('$.poll.waitSeconds'),
+    });
+    const markCompleted = record('Mark the backup completed in the manifest', 'completed', {
+      snapshots: JsonPath.objectAt('$.snapshotSet.snapshots'),
     });
     const countCompleted = countMetric('Count the completed backup', backupMetrics.completed).addRetry({
       maxAttempts: 2,
@@ -256,6 +289,9 @@ export class BackupStateMachine extends Construct {
       TaskInput.fromObject({ backupId: JsonPath.stringAt('$.backupId') }),
       '$.cleanup',
     ).addRetry({ errors: ['States.ALL'], interval: Duration.seconds(10), backoffRate: 2, maxAttempts: 4 });
+    const markFailed = record('Mark the backup failed in the manifest', 'failed', {
+      error: JsonPath.objectAt('$.error'),
+    });
     const countFailed = countMetric('Count the failed backup', backupMetrics.failed).addRetry({
       maxAttempts: 2,
     });
@@ -275,17 +311,22 @@ export class BackupStateMachine extends Construct {
 
     // A cleanup step that fails is recorded and the path goes on: the failure is announced whatever happens.
     abort.addCatch(deleteSnapshots, { resultPath: '$.abort' });
-    deleteSnapshots.addCatch(countFailed, { resultPath: '$.cleanup' });
+    deleteSnapshots.addCatch(markFailed, { resultPath: '$.cleanup' });
+    markFailed.addCatch(countFailed, { resultPath: '$.manifestError' });
     countFailed.addCatch(announceFailed, { resultPath: JsonPath.DISCARD });
     announceFailed.addCatch(failed, { resultPath: JsonPath.DISCARD });
     stillInBackup.when(Condition.isPresent('$.end'), deleteSnapshots).otherwise(abort);
     abort.next(deleteSnapshots);
-    deleteSnapshots.next(countFailed);
+    deleteSnapshots.next(markFailed);
+    markFailed.next(countFailed);
     countFailed.next(announceFailed);
     announceFailed.next(failed);
 
-    const afterBegin: TaskStateBase[] = [begin, snapshot, end, check, countCompleted, announceCompleted];
+    const afterBegin: TaskStateBase[] = [begin, snapshot, recordSnapshots, end, check, markCompleted];
     for (const step of afterBegin) step.addCatch(stillInBackup, fail('States.ALL'));
+    // Once the manifest says completed, the backup is good: failing to count or announce it must not undo it.
+    countCompleted.addCatch(announceCompleted, { resultPath: '$.countError' });
+    announceCompleted.addCatch(done, { resultPath: '$.announceError' });
     prepare.addCatch(refuse, fail('States.ALL'));
 
     const definition = prepare.next(
@@ -293,13 +334,14 @@ export class BackupStateMachine extends Construct {
     );
     begin
       .next(snapshot)
+      .next(recordSnapshots)
       .next(end)
       .next(check)
       .next(
         allCompleted
           .when(
             Condition.booleanEquals('$.poll.completed', true),
-            countCompleted.next(announceCompleted).next(done),
+            markCompleted.next(countCompleted).next(announceCompleted).next(done),
           )
           .otherwise(waitForSnapshots.next(check)),
       );

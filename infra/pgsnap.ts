@@ -10,7 +10,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { ClusterTarget } from '#domain/backup-plan';
 import { snapshotTags } from '#domain/snapshots';
-import { acknowledge, nagArn } from './acknowledge.ts';
+import { acknowledge, bucketFinding, nagArn } from './acknowledge.ts';
 import { AgentDocument } from './agent-document.ts';
 import { AgentHostPolicy } from './agent-host-policy.ts';
 import { BackupAlarms } from './backup-alarms.ts';
@@ -66,7 +66,7 @@ export class Pgsnap extends Construct {
       volumeIds: cluster.volumeIds ?? [],
       fastCheckpoint: cluster.fastCheckpoint,
       maxBackupMinutes: cluster.maxBackupMinutes,
-      repository: { bucket: repositoryOf(cluster).bucketName, prefix: cluster.repository.prefix },
+      repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
     }));
     const clustersVariable = JSON.stringify(targets);
     if (Buffer.byteLength(clustersVariable) > maxClustersVariableBytes) {
@@ -180,6 +180,32 @@ export class Pgsnap extends Construct {
         "reads the input of this state machine's own running executions, to find a running backup of the same cluster",
     });
 
+    const recordBackup = new BackupFunction(this, 'RecordBackup', {
+      handler: 'record-backup',
+      description: "pgsnap: records the snapshots, the completion or the failure in the backup's manifest",
+    });
+    for (const cluster of config.clusters) {
+      const backups = `${cluster.repository.prefix}${cluster.name}/backups/*`;
+      repositoryOf(cluster).grantReadWrite(recordBackup, backups);
+      acknowledge(recordBackup, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(repositoryOf(cluster))}/${backups}]`]: `reads and rewrites the manifests of ${cluster.name}'s backups, under its prefix only`,
+      });
+    }
+    acknowledge(recordBackup, {
+      'AwsSolutions-IAM5[Action::s3:GetObject*]':
+        'CDK grantReadWrite: object reads, limited to the backups prefix',
+      'AwsSolutions-IAM5[Action::s3:GetBucket*]':
+        'CDK grantReadWrite: bucket location and settings, read only',
+      'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantReadWrite: listing, needed to tell a missing manifest',
+      'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
+        'CDK grantReadWrite: object writes, limited to the backups prefix',
+      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
+      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+        'CDK key grant for the repository key, needed for SSE-KMS objects',
+      'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
+        'CDK key grant for the repository key, needed for SSE-KMS objects',
+    });
+
     // Describe* calls have no resource-level permissions in EC2.
     const describe = (actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
     prepareBackup.addToRolePolicy(describe(['ec2:DescribeInstances']));
@@ -191,7 +217,7 @@ export class Pgsnap extends Construct {
 
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
-      functions: { prepareBackup, createSnapshots, checkSnapshots, deleteSnapshots },
+      functions: { prepareBackup, createSnapshots, checkSnapshots, deleteSnapshots, recordBackup },
       documentName: this.document.documentName,
       timeouts: config.timeouts,
     });

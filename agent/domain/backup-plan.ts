@@ -16,7 +16,8 @@ export const clusterTargetSchema = z.strictObject({
   volumeIds: z.array(z.string()).default([]),
   fastCheckpoint: z.boolean(),
   maxBackupMinutes: z.int(),
-  repository: z.strictObject({ bucket: z.string(), prefix: z.string() }),
+  /** The repository URL the agent and the manifest steps use: `s3://bucket/prefix`. */
+  repository: z.string(),
 });
 export type ClusterTarget = z.output<typeof clusterTargetSchema>;
 
@@ -32,7 +33,7 @@ export interface BackupPlan {
   instanceId: string;
   volumeIds: string[];
   maxBackupMinutes: number;
-  repository: { bucket: string; prefix: string };
+  repository: string;
   /** Set when an earlier backup of this cluster is still running: this one then ends without doing anything. */
   runningBackupId?: string;
 }

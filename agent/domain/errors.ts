@@ -54,3 +54,8 @@ export class SnapshotFailedError extends Error {
 export class InstanceNotFoundError extends PreconditionError {
   override name = 'InstanceNotFoundError';
 }
+
+/** The repository has no manifest for the backup, or one in a state that does not allow the step. */
+export class ManifestStateError extends PreconditionError {
+  override name = 'ManifestStateError';
+}

@@ -17,6 +17,7 @@ import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../../functions/create-snapshots.ts';
 import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts';
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
+import { handler as recordBackup } from '../../functions/record-backup.ts';
 import type { EnvironmentInput } from '../../infra/config.ts';
 import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
@@ -24,6 +25,7 @@ import { Cluster } from '../support/cluster.ts';
 import { FakeEc2 } from '../support/fake-ec2.ts';
 import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from '../support/local-backup.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
+import { type TestRepository, testRepository } from '../support/repository.ts';
 import { fakeBinDir, renderAgentDocument, runDocument } from '../support/ssm-document.ts';
 
 const instanceId = 'i-0123456789abcdef0';
@@ -64,12 +66,16 @@ const ec2 = new FakeEc2(instanceId, [
 const sfn = mockClient(SFNClient);
 
 let cluster: Cluster;
+let repo: TestRepository;
 let scratch: string;
 let env: NodeJS.ProcessEnv;
 let shimDir: string;
 
 beforeAll(async () => {
-  cluster = await Cluster.create({ major: 15 });
+  repo = testRepository('file');
+  // The server archives into the repository itself, as on a real host (archive_command = pgsnap wal-push).
+  cluster = await Cluster.create({ major: 15, settings: { archive_command: repo.archiveCommand() } });
+  await cluster.query('SELECT pg_switch_wal()');
   scratch = mkdtempSync(join(tmpdir(), 'pgsnap-e2e-'));
   env = { ...cluster.env, PGSNAP_STATE_DIR: join(scratch, 'state') };
   /*
@@ -96,7 +102,7 @@ beforeAll(async () => {
       volumeIds: [volumes.data, volumes.wal],
       fastCheckpoint: true,
       maxBackupMinutes: 60,
-      repository: { bucket: 'backups', prefix: 'pgsnap/' },
+      repository: repo.url,
     },
   ]);
   process.env.PGSNAP_FIRST_POLL_SECONDS = '15';
@@ -106,6 +112,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   cluster?.destroy();
+  repo?.destroy();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -185,6 +192,9 @@ async function backup(
       'Check whether the snapshots are completed': (input) => checkSnapshots(input) as unknown as Json,
       'Abort the backup on the host': host,
       "Delete the backup's snapshots": (input) => deleteSnapshots(input) as unknown as Json,
+      'Record the snapshots in the manifest': (input) => recordBackup(input) as unknown as Json,
+      'Mark the backup completed in the manifest': (input) => recordBackup(input) as unknown as Json,
+      'Mark the backup failed in the manifest': (input) => recordBackup(input) as unknown as Json,
       ...options.handlers?.(log),
     },
   });
@@ -200,6 +210,15 @@ async function expectBackupModeLeft(): Promise<void> {
   await expect.poll(() => pgsnapSessions(cluster), { timeout: 10_000 }).toEqual([]);
   const status = await pgsnap(['status', '--cluster', 'orders-db', '--json'], env);
   expect(status.json).toMatchObject({ inProgress: false });
+}
+
+async function manifestOf(backupId: string) {
+  const repository = await repo.open();
+  try {
+    return await repository.readManifest(backupId);
+  } finally {
+    repository.close();
+  }
 }
 
 function snapshotsOf(backupId: string) {
@@ -233,10 +252,18 @@ describe('a backup through the synthesized state machine', () => {
       },
     ]);
     expect(run.metrics).toEqual([{ name: 'BackupCompleted', cluster: 'orders-db' }]);
-    // End ran right after CreateSnapshots returned, before any snapshot was completed.
+    const manifest = await manifestOf(backupId);
+    expect(manifest).toMatchObject({
+      state: 'completed',
+      startLsn: log.beginResult!.startLsn,
+      snapshots: snapshots.map((s) => ({ provider: 'ebs', snapshotId: s.SnapshotId, state: 'completed' })),
+    });
+    expect(manifest!.artifacts.map((a) => a.name)).toContain('backup_label');
+    // End ran as soon as the snapshot ids were in the manifest, before any snapshot was completed.
     const end = run.entered.indexOf('End the backup on the host');
-    expect(run.entered.slice(end - 1, end + 2)).toEqual([
+    expect(run.entered.slice(end - 2, end + 2)).toEqual([
       "Snapshot the cluster's volumes",
+      'Record the snapshots in the manifest',
       'End the backup on the host',
       'Check whether the snapshots are completed',
     ]);
@@ -272,6 +299,8 @@ describe('a backup through the synthesized state machine', () => {
         },
       ]);
       expect(run.metrics).toEqual([{ name: 'BackupFailed', cluster: 'orders-db' }]);
+      // The backup never started, so it was never catalogued.
+      expect(await manifestOf(backupId)).toBeUndefined();
     } finally {
       await cluster.query('ALTER SYSTEM RESET archive_command');
       await cluster.query('SELECT pg_reload_conf()');
@@ -294,6 +323,12 @@ describe('a backup through the synthesized state machine', () => {
     expect(run.events.map((e) => [e.detailType, e.detail.error])).toEqual([
       ['pgsnap backup failed', 'SnapshotLimitExceeded'],
     ]);
+    expect(await manifestOf(backupId)).toMatchObject({
+      state: 'failed',
+      failure: {
+        reason: expect.stringContaining('SnapshotLimitExceeded: Maximum number of snapshots reached'),
+      },
+    });
     await expectBackupModeLeft();
     expect(abortLines()).toBe(aborted + 1);
   });
@@ -318,6 +353,10 @@ describe('a backup through the synthesized state machine', () => {
         }),
       },
     ]);
+    expect(await manifestOf(backupId)).toMatchObject({
+      state: 'failed',
+      failure: { reason: expect.stringMatching(/^SnapshotFailedError: .* is in state error/) },
+    });
     await expectBackupModeLeft();
   });
 
@@ -343,6 +382,10 @@ describe('a backup through the synthesized state machine', () => {
     expect(run.events.map((e) => [e.detailType, e.detail.error])).toEqual([
       ['pgsnap backup failed', 'BackupInvalidError'],
     ]);
+    expect(await manifestOf(backupId)).toMatchObject({
+      state: 'failed',
+      failure: { reason: expect.stringContaining('BackupInvalidError') },
+    });
     await expectBackupModeLeft();
     expect(abortLines()).toBe(aborted + 1);
   });
@@ -362,6 +405,7 @@ describe('a backup through the synthesized state machine', () => {
     expect(log.commands).toEqual(['begin', 'end', 'abort']);
     expect(snapshotsOf(backupId)).toEqual([]);
     expect(run.events.map((e) => e.detail.error)).toEqual(['BackupInvalidError']);
+    expect(await manifestOf(backupId)).toMatchObject({ state: 'failed' });
     await expectBackupModeLeft();
     expect(abortLines()).toBe(aborted + 1);
   });
@@ -385,6 +429,10 @@ describe('a backup through the synthesized state machine', () => {
     expect(run.events.map((e) => [e.detailType, e.detail.error])).toEqual([
       ['pgsnap backup failed', 'States.Timeout'],
     ]);
+    expect(await manifestOf(backupId)).toMatchObject({
+      state: 'failed',
+      failure: { reason: expect.stringContaining('States.Timeout') },
+    });
     await expectBackupModeLeft();
     expect(abortLines()).toBe(aborted + 1);
   });

@@ -129,23 +129,30 @@ describe('the state machine', () => {
     const successPath = [
       'Begin the backup on the host',
       "Snapshot the cluster's volumes",
+      'Record the snapshots in the manifest',
       'End the backup on the host',
       'Check whether the snapshots are completed',
-      'Count the completed backup',
-      'Announce the completed backup',
+      'Mark the backup completed in the manifest',
     ];
     for (const step of successPath)
       expect(catchTarget(step), step).toBe('Can the host still be in backup mode?');
+    // Once the manifest says completed the backup is good: a failed count or announcement must not delete it.
+    const afterCompleted = ['Count the completed backup', 'Announce the completed backup'];
+    expect(afterCompleted.map(catchTarget)).toEqual([
+      'Announce the completed backup',
+      'The backup is completed',
+    ]);
     const tasks = Object.entries(asl.States).filter(([, s]) => s.Type === 'Task');
     const cleanup = [
       'Abort the backup on the host',
       "Delete the backup's snapshots",
+      'Mark the backup failed in the manifest',
       'Count the failed backup',
       'Announce the failed backup',
     ];
     // Every task is either before begin, on the success path, or on the cleanup path: none is left uncaught.
     expect(tasks.map(([name]) => name).sort()).toEqual(
-      ['Check the request and find the cluster', ...successPath, ...cleanup].sort(),
+      ['Check the request and find the cluster', ...successPath, ...afterCompleted, ...cleanup].sort(),
     );
     let state = 'Abort the backup on the host';
     const walked: string[] = [];
@@ -194,7 +201,7 @@ describe('the SSM document', () => {
 describe('the Lambdas', () => {
   test('run the current Node.js runtime with structured JSON logs and tracing', () => {
     const functions = synthesized.template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(5);
+    expect(Object.keys(functions)).toHaveLength(6);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',

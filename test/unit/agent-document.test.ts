@@ -29,12 +29,10 @@ chmodSync(join(fakeBin, 'pgsnap'), 0o755);
 
 /** Runs the rendered script with the fake agent first on PATH; returns the arguments pgsnap got. */
 function run(values: Partial<Record<Name, string>>): string[] {
-  const pathLine = 'export PATH=/usr/local/bin:/usr/bin:/bin';
   const script = render(values);
-  expect(script).toContain(pathLine);
   const output = execFileSync(
     'bash',
-    ['-c', script.replace(pathLine, `export PATH=${fakeBin}:/usr/bin:/bin`)],
+    ['-c', script.replace(documentPathLine, `export PATH=${fakeBin}:/usr/bin:/bin`)],
     {
       encoding: 'utf8',
     },
@@ -44,7 +42,8 @@ function run(values: Partial<Record<Name, string>>): string[] {
 
 const token = 'AQCEAAAAKgAAAAMAAAAAAAAAAaB+c/9Xz=='.padEnd(900, 'Ab0+/');
 const backupId = newBackupId();
-const valid = { cluster: 'orders-db', backupId, taskToken: token };
+const repository = 's3://backups.example/pgsnap';
+const valid = { cluster: 'orders-db', backupId, repository, taskToken: token };
 
 describe('values the document accepts reach pgsnap intact, one argument each', () => {
   test('begin with a label that has spaces and punctuation, and a fast checkpoint', () => {
@@ -60,6 +59,8 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       '--fast',
       '--cluster',
       'orders-db',
+      '--repo',
+      repository,
       '--task-token',
       token,
       '--json',
@@ -69,8 +70,11 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
   test('end and abort take only what they need', () => {
     expect(run({ ...valid, command: 'end' })).toEqual([
       'end',
+      '--snapshots-pending',
       '--cluster',
       'orders-db',
+      '--repo',
+      repository,
       '--task-token',
       token,
       '--json',
@@ -81,6 +85,8 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       'the state machine caught States.Timeout',
       '--cluster',
       'orders-db',
+      '--repo',
+      repository,
       '--task-token',
       token,
       '--json',

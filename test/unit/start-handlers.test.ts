@@ -27,7 +27,7 @@ const clusters: ClusterTarget[] = [
     volumeIds: ['vol-0000000000000000b'],
     fastCheckpoint: true,
     maxBackupMinutes: 60,
-    repository: { bucket: 'backups', prefix: 'pgsnap/' },
+    repository: 's3://backups/pgsnap',
   },
   {
     name: 'billing-db',
@@ -35,7 +35,7 @@ const clusters: ClusterTarget[] = [
     volumeIds: [],
     fastCheckpoint: false,
     maxBackupMinutes: 30,
-    repository: { bucket: 'backups', prefix: '' },
+    repository: 's3://backups',
   },
 ];
 
@@ -66,7 +66,7 @@ describe('prepare-backup', () => {
       instanceId: 'i-0123456789abcdef0',
       volumeIds: ['vol-0000000000000000b'],
       maxBackupMinutes: 60,
-      repository: { bucket: 'backups', prefix: 'pgsnap/' },
+      repository: 's3://backups/pgsnap',
     });
   });
 
