@@ -137,7 +137,7 @@ it('begin refuses a repository pinned to another cluster and leaves no backup ru
       "SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name LIKE 'pgsnap%'",
     );
     expect(Number(backends!.n)).toBe(0);
-    const status = await pgsnap(['status', '--json'], env2);
+    const status = await pgsnap(['status', '--json', '--cluster', repo.cluster], env2);
     expect(status.json).toMatchObject({ inProgress: false });
     const list = await pgsnap(['backups', 'list', '--json', ...repo.flags], {});
     expect((list.json!.backups as Array<{ label: string }>).map((b) => b.label)).toEqual(['first']);
