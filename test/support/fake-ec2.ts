@@ -27,6 +27,8 @@ export interface FakeSnapshot {
 export interface FakeEc2Behaviour {
   /** DescribeSnapshots polls of a snapshot before it is completed. */
   completeAfterPolls: number;
+  /** Instead of counting polls: the snapshots are completed once this says so (a simulated clock). */
+  completedWhen?: () => boolean;
   /** The snapshot of this volume ends in error at its `atPoll`th poll. */
   errorOn?: { volumeId: string; atPoll: number };
   /** CreateSnapshots fails with this error (after creating nothing). */
@@ -129,10 +131,10 @@ export class FakeEc2 {
   private poll(snapshot: FakeSnapshot): void {
     if (snapshot.State !== 'pending') return;
     snapshot.polls++;
-    const { errorOn, completeAfterPolls } = this.behaviour;
+    const { errorOn, completeAfterPolls, completedWhen } = this.behaviour;
     if (errorOn && errorOn.volumeId === snapshot.VolumeId && snapshot.polls >= errorOn.atPoll) {
       snapshot.State = 'error';
-    } else if (snapshot.polls >= completeAfterPolls) {
+    } else if (completedWhen ? completedWhen() : snapshot.polls >= completeAfterPolls) {
       snapshot.State = 'completed';
     }
   }

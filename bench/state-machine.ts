@@ -1,0 +1,120 @@
+/**
+ * bench/state-machine: what one successful backup costs in Step Functions.
+ *
+ * Runs the synthesized definition with aws-local-stepfunctions: the Lambda
+ * steps are the real handlers over an in-memory EC2, whose snapshots complete
+ * after a simulated `hours` (the Wait state's seconds are added to a clock
+ * instead of slept); the host and manifest steps answer at once. Counts the
+ * state transitions (every state entered, as Step Functions bills them), the
+ * ones spent polling, and prints the cost at list price.
+ * Goal: at most 20 transitions outside polling, at most 30 polls per hour.
+ *
+ * usage: npx tsx bench/state-machine.ts [hours=1]
+ */
+import '../test/support/promise-with-resolvers.ts';
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { newBackupId } from '#domain/input';
+import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
+import { handler as createSnapshots } from '../functions/create-snapshots.ts';
+import { handler as prepareBackup } from '../functions/prepare-backup.ts';
+import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
+import { FakeEc2 } from '../test/support/fake-ec2.ts';
+import { type Json, runLocalBackup } from '../test/support/local-backup.ts';
+
+const hours = Number(process.argv[2] ?? 1);
+/** List prices, us-east-1: Standard workflows per state transition; Lambda per request and per GB-second (arm64 not used). */
+const price = { transition: 0.000025, lambdaRequest: 0.0000002, lambdaGbSecond: 0.0000166667 };
+/** Assumed per Lambda invocation: 256 MB for 300 ms (cold starts included, generously). */
+const lambdaGbSeconds = 0.25 * 0.3;
+
+const instanceId = 'i-0123456789abcdef0';
+const volumes = ['vol-0000000000000000b', 'vol-0000000000000000c'];
+const stateMachineArn = 'arn:aws:states:us-east-1:111122223333:stateMachine:pgsnap-bench-backup';
+
+const { template } = synthStack({
+  name: 'bench',
+  clusters: [{ name: 'orders-db', instance: { instanceId }, volumeIds: volumes }],
+});
+const definition = stateMachineDefinition(template);
+const timeouts = { firstPollSeconds: 15, maxPollSeconds: 300, snapshotHours: 24 };
+
+process.env.PGSNAP_CLUSTERS = JSON.stringify([
+  {
+    name: 'orders-db',
+    instanceId,
+    volumeIds: volumes,
+    fastCheckpoint: false,
+    maxBackupMinutes: 60,
+    repository: 's3://b',
+  },
+]);
+process.env.PGSNAP_FIRST_POLL_SECONDS = String(timeouts.firstPollSeconds);
+process.env.PGSNAP_MAX_POLL_SECONDS = String(timeouts.maxPollSeconds);
+process.env.PGSNAP_SNAPSHOT_HOURS = String(timeouts.snapshotHours);
+mockClient(SFNClient).on(ListExecutionsCommand).resolves({ executions: [] });
+
+let simulatedSeconds = 0;
+const ec2 = new FakeEc2(instanceId, [
+  { volumeId: 'vol-0000000000000000a', device: '/dev/xvda' },
+  { volumeId: volumes[0]!, device: '/dev/sdf' },
+  { volumeId: volumes[1]!, device: '/dev/sdg' },
+]);
+ec2.reset({
+  completeAfterPolls: Number.POSITIVE_INFINITY,
+  completedWhen: () => simulatedSeconds >= hours * 3600,
+});
+
+let lambdaInvocations = 0;
+const lambda =
+  (fn: (event: unknown) => Promise<unknown>) =>
+  async (input: Json): Promise<Json> => {
+    lambdaInvocations++;
+    return (await fn(input)) as Json;
+  };
+const answer = (document: Json) => () => document;
+
+const run = await runLocalBackup(definition, {
+  backupId: newBackupId(),
+  stateMachineArn,
+  input: { cluster: 'orders-db', trigger: 'schedule' },
+  handlers: {
+    'Check the request and find the cluster': lambda(prepareBackup),
+    'Begin the backup on the host': answer({ startLsn: '0/2000028', holderPid: 1 }),
+    "Snapshot the cluster's volumes": lambda(createSnapshots),
+    'Record the snapshots in the manifest': lambda(async () => ({ state: 'snapshotting' })),
+    'End the backup on the host': answer({ stopLsn: '0/2000138' }),
+    'Check whether the snapshots are completed': lambda(async (input) => {
+      // The wait the previous poll asked for has passed.
+      const poll = (input as { poll?: { waitSeconds: number } }).poll;
+      simulatedSeconds += poll?.waitSeconds ?? 0;
+      return checkSnapshots(input);
+    }),
+    'Mark the backup completed in the manifest': lambda(async () => ({ state: 'completed' })),
+  },
+});
+if (run.failure) throw new Error(`the backup failed: ${run.failure.error}: ${run.failure.cause}`);
+
+const pollStates = new Set([
+  'Check whether the snapshots are completed',
+  'Are all snapshots completed?',
+  'Wait before checking the snapshots again',
+]);
+const polls = run.entered.filter((s) => s === 'Check whether the snapshots are completed').length;
+const pollingTransitions = run.entered.filter((s) => pollStates.has(s)).length;
+const otherTransitions = run.entered.length - pollingTransitions;
+const stepFunctionsCost = run.entered.length * price.transition;
+const lambdaCost = lambdaInvocations * (price.lambdaRequest + lambdaGbSeconds * price.lambdaGbSecond);
+
+const lines = [
+  `bench/state-machine: one successful backup, snapshots completing after ${hours} h (simulated)`,
+  `  transitions outside polling: ${otherTransitions} (goal <= 20)`,
+  `  polls: ${polls} over ${(simulatedSeconds / 3600).toFixed(2)} h of waiting, ${(polls / hours).toFixed(1)} per hour (goal <= 30)`,
+  `  transitions spent polling: ${pollingTransitions} (check + choice + wait per poll)`,
+  `  total transitions: ${run.entered.length}; Lambda invocations: ${lambdaInvocations}`,
+  `  cost per backup at list price: Step Functions $${stepFunctionsCost.toFixed(5)} ` +
+    `+ Lambda $${lambdaCost.toFixed(5)} = $${(stepFunctionsCost + lambdaCost).toFixed(5)}`,
+  `  (${price.transition * 1000} USD per 1000 transitions; Lambda 256 MB x 300 ms per invocation assumed)`,
+];
+console.log(lines.join('\n'));
+if (otherTransitions > 20 || polls / hours > 30) process.exitCode = 1;
