@@ -4,6 +4,7 @@
  * `abort` marks it aborted. Until `end` has stored everything, the artifacts
  * stay in the local state directory (stopped.json) and `end` can be run again.
  */
+
 import { hostname } from 'node:os';
 import { messageOf, PreconditionError } from '#domain/errors';
 import type { ClusterIdentity } from '#domain/repository/cluster-pin';
@@ -11,6 +12,7 @@ import { RepositoryUnreachableError } from '#domain/repository/errors';
 import type { ArtifactRecord, BackupState, Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal-file';
+import type { VolumeSnapshot } from './providers/provider.ts';
 import { open, type RepositoryChoice } from './repository-options.ts';
 import type { SessionRecord, StoppedRecord } from './state.ts';
 
@@ -159,6 +161,41 @@ export async function storeBackup(
         urls,
         manifestUrl: repository.where(repository.backupKey(stopped.backupId, 'manifest.json')),
       };
+    });
+  } finally {
+    repository.close();
+  }
+}
+
+/**
+ * Records the snapshots a local provider took, as soon as they exist, so that
+ * none can be orphaned unnoticed: the manifest goes `started` → `snapshotting`
+ * with them, or, after they were deleted with an aborted backup, says so.
+ */
+export async function recordLocalSnapshots(
+  choice: RepositoryChoice,
+  backupId: string,
+  provider: string,
+  snapshots: VolumeSnapshot[],
+  state: 'taken' | 'deleted',
+): Promise<void> {
+  const repository = await open(choice);
+  try {
+    const manifest = await repository.readManifest(backupId);
+    if (!manifest) return;
+    const now = new Date().toISOString();
+    await repository.writeManifest({
+      ...manifest,
+      ...(manifest.state === 'started' ? { state: 'snapshotting' as const } : {}),
+      snapshots: snapshots.map((s) => ({
+        provider,
+        snapshotId: s.snapshot,
+        state,
+        role: s.role,
+        path: s.source,
+        ...(s.oid ? { tablespaceOid: s.oid } : {}),
+      })),
+      updatedAt: now,
     });
   } finally {
     repository.close();

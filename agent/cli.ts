@@ -4,6 +4,7 @@ import { abortCommand } from './commands/abort.ts';
 import { backupsCommand } from './commands/backups.ts';
 import { beginCommand } from './commands/begin.ts';
 import { demoCommand } from './commands/demo.ts';
+import { drillCommand } from './commands/drill.ts';
 import { endCommand } from './commands/end.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { restoreCommand } from './commands/restore.ts';
@@ -26,6 +27,7 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; summa
     run: restoreCommand,
     summary: 'prepare a restored data directory: artifacts, stale files, recovery target',
   },
+  drill: { run: drillCommand, summary: 'restore drill of a backup with a local provider, data checked' },
   'wal-push': { run: walPushCommand, summary: 'archive_command: store a WAL file in the repository' },
   'wal-fetch': { run: walFetchCommand, summary: 'restore_command: fetch a WAL file from the repository' },
   backups: { run: backupsCommand, summary: 'the catalog: backups list, backups show ID' },

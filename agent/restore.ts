@@ -4,8 +4,20 @@
  * research notes §3).
  */
 import { createHash } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { PreconditionError } from '#domain/errors';
 
 /** Files that must not survive into a restored data directory. */
 const staleFiles = [
@@ -47,6 +59,51 @@ export interface PrepareOptions {
   standby?: { primaryConninfo: string };
   /** New locations for tablespaces, by OID: recovery recreates pg_tblspc links from tablespace_map. */
   tablespaces?: Record<string, string>;
+  /** Where pg_wal goes (an empty directory): replaces the copied pg_wal, or the link it was. */
+  walDir?: string;
+}
+
+function processesWorkingIn(): Array<{ pid: number; cwd: string }> {
+  const found: Array<{ pid: number; cwd: string }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      found.push({ pid: Number(entry), cwd: realpathSync(`/proc/${entry}/cwd`) });
+    } catch {}
+  }
+  return found;
+}
+
+/**
+ * Refuses to prepare a data directory that a running server uses, or whose
+ * pg_wal link leads into a running server's WAL: emptying it would destroy
+ * that server's WAL. (A server's working directory is its data directory.)
+ */
+export function refuseLiveDirectories(pgdata: string, walDir?: string): void {
+  const servers = processesWorkingIn();
+  const home = realpathSync(pgdata);
+  const here = servers.find((p) => p.cwd === home);
+  if (here)
+    throw new PreconditionError(
+      `a server (pid ${here.pid}) is running in ${pgdata}; stop it before restoring into it`,
+    );
+  const wal = join(pgdata, 'pg_wal');
+  if (walDir || !lstatSync(wal, { throwIfNoEntry: false })?.isSymbolicLink()) return;
+  const target = realpathSync(wal);
+  for (const server of servers) {
+    let theirs: string;
+    try {
+      theirs = realpathSync(join(server.cwd, 'pg_wal'));
+    } catch {
+      continue;
+    }
+    if (theirs === target) {
+      throw new PreconditionError(
+        `${wal} links to ${target}, the WAL of the server (pid ${server.pid}) running in ${server.cwd}; ` +
+          'restoring would empty it. Give the restored cluster a WAL directory of its own (--waldir DIR)',
+      );
+    }
+  }
 }
 
 /*
@@ -101,6 +158,12 @@ export function prepareDataDirectory(options: PrepareOptions): void {
     }
   }
 
+  refuseLiveDirectories(pgdata, options.walDir);
+  if (options.walDir) {
+    rmSync(join(pgdata, 'pg_wal'), { recursive: true, force: true });
+    mkdirSync(options.walDir, { recursive: true, mode: 0o700 });
+    symlinkSync(options.walDir, join(pgdata, 'pg_wal'));
+  }
   for (const file of staleFiles) rmSync(join(pgdata, file), { force: true });
   // A leftover exclusive backup (≤14) may have left its own label in the copy: always replace both files.
   rmSync(join(pgdata, 'backup_label'), { force: true });
@@ -115,6 +178,7 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   const own = (path: string) => chownSync(path, owner.uid, owner.gid);
   mkdirSync(join(pgdata, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
   own(join(pgdata, 'pg_wal', 'archive_status'));
+  if (options.walDir) own(options.walDir);
 
   writeFileSync(join(pgdata, 'backup_label'), options.backupLabel, { mode: 0o600 });
   own(join(pgdata, 'backup_label'));

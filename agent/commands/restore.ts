@@ -20,7 +20,7 @@ import { help } from './begin.ts';
 export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
                [--target-action promote|pause|shutdown] [--standby --primary-conninfo CONNINFO]
-               [--keep-archiving] [--json]
+               [--waldir DIR] [--keep-archiving] [--json]
 
 Prepares DIR, a data directory restored from a snapshot of backup ID, for
 recovery: checks it is the backup's cluster, removes what must not survive,
@@ -99,28 +99,8 @@ function parseTablespaces(specs: string[] | undefined): Record<string, string> |
   return locations;
 }
 
-/** Refuses to touch a data directory a server is running in: removing its postmaster.pid would be a disaster. */
-function refuseRunningServer(pgdata: string): void {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  } catch {
-    return;
-  }
-  try {
-    // A snapshot carries the pid of the server it was taken from; only a server working in this directory counts.
-    if (realpathSync(`/proc/${pid}/cwd`) === realpathSync(pgdata)) {
-      throw new PreconditionError(
-        `a server (pid ${pid}) is running in ${pgdata}; stop it before restoring into it`,
-      );
-    }
-  } catch (error) {
-    if (error instanceof PreconditionError) throw error;
-  }
-}
-
 /** The command PostgreSQL will run to fetch WAL: this very pgsnap, with the repository in its flags. */
-function walFetchCommand(url: string, cluster: string): string {
+export function walFetchCommand(url: string, cluster: string): string {
   const quote = (value: string) => `'${value.replaceAll("'", `'"'"'`)}'`;
   return [process.execPath, process.argv[1]!, 'wal-fetch', '%f', '%p', '--repo', url, '--cluster', cluster]
     .map((part) => (part === '%f' || part === '%p' || /^[\w./:=-]+$/.test(part) ? part : quote(part)))
@@ -141,6 +121,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
     standby: { type: 'boolean', default: false },
     'primary-conninfo': { type: 'string' },
     'keep-archiving': { type: 'boolean', default: false },
+    waldir: { type: 'string' },
   });
   if (values.help) return help(restoreUsage);
   if (!values['backup-id'])
@@ -192,7 +173,6 @@ export async function restoreCommand(args: string[]): Promise<number> {
           `${manifest.cluster} (system identifier ${manifest.systemIdentifier}); restore this backup's own snapshot`,
       );
     }
-    refuseRunningServer(pgdata);
 
     const artifact = async (name: string) => {
       const record = manifest.artifacts.find((a) => a.name === name);
@@ -219,6 +199,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
       restoreCommand: restoreCommandLine,
       ...(target ? { target, targetAction: (action as (typeof targetActions)[number]) ?? 'promote' } : {}),
       keepArchiving: values['keep-archiving'],
+      ...(values.waldir ? { walDir: values.waldir } : {}),
       ...(values.standby ? { standby: { primaryConninfo: values['primary-conninfo']! } } : {}),
     });
     const result = {

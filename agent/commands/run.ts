@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
 import { newBackupId } from '#domain/input';
+import { recordLocalSnapshots } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { clusterPaths } from '../cluster-paths.ts';
 import { type Context, createContext } from '../context.ts';
@@ -91,9 +92,21 @@ export async function runCommand(args: string[]): Promise<number> {
   let exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error } | undefined;
   let snapshots: VolumeSnapshot[] = [];
   let providerFailure: string | undefined;
+  const deleteSnapshots = async () => {
+    if (!provider || snapshots.length === 0) return;
+    await provider.delete(snapshots);
+    if (!ctx.repository) return;
+    await recordLocalSnapshots(ctx.repository, session.backupId, provider.name, snapshots, 'deleted').catch(
+      (error: Error) =>
+        ctx.out.progress(`the manifest could not record the deleted snapshots: ${error.message}`),
+    );
+  };
   if (!interrupted && provider) {
     try {
       snapshots = await provider.snapshot(session.backupId, paths);
+      if (ctx.repository) {
+        await recordLocalSnapshots(ctx.repository, session.backupId, provider.name, snapshots, 'taken');
+      }
     } catch (error) {
       providerFailure = `the ${provider.name} snapshot failed: ${messageOf(error)}`;
     }
@@ -127,7 +140,7 @@ export async function runCommand(args: string[]): Promise<number> {
   if (failure) {
     await abort(ctx, failure);
     // A snapshot of an aborted backup cannot be restored: nothing of it may stay behind.
-    await provider?.delete(snapshots);
+    await deleteSnapshots();
     return reportAborted(ctx, session.backupId, failure, interrupted);
   }
   let result: EndResult;
@@ -138,7 +151,7 @@ export async function runCommand(args: string[]): Promise<number> {
     });
   } catch (error) {
     // Only an invalid backup loses its snapshots; a timeout waiting for the archive can be resumed with end.
-    if (error instanceof BackupInvalidError) await provider?.delete(snapshots);
+    if (error instanceof BackupInvalidError) await deleteSnapshots();
     throw error;
   }
   ctx.out.result(

@@ -5,7 +5,7 @@
  * the snapshot holds exactly that directory.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { chownSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PreconditionError } from '#domain/errors';
@@ -35,6 +35,9 @@ export class BtrfsProvider implements SnapshotProvider {
         // Snapshots live beside the subvolume, on the same file system (btrfs cannot snapshot across them).
         const dir = join(dirname(path.path), '.pgsnap', backupId);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
+        // They hold the server user's files and are restored for it: they belong to the subvolume's owner.
+        const owner = statSync(path.path);
+        for (const d of [dirname(dir), dir]) chownSync(d, owner.uid, owner.gid);
         const snapshot = join(dir, basename(path.path));
         await run('btrfs', ['subvolume', 'snapshot', '-r', path.path, snapshot]);
         taken.push({ role: path.role, source: path.path, ...(path.oid ? { oid: path.oid } : {}), snapshot });
@@ -48,6 +51,15 @@ export class BtrfsProvider implements SnapshotProvider {
 
   async restore(snapshot: VolumeSnapshot, target: string): Promise<void> {
     await run('btrfs', ['subvolume', 'snapshot', snapshot.snapshot, target]);
+  }
+
+  /** A writable snapshot can only be made on the snapshot's own file system: beside it. */
+  scratchTarget(snapshot: VolumeSnapshot, _workDir: string, name: string): string {
+    return join(dirname(snapshot.snapshot), `drill-${name}`);
+  }
+
+  async discard(target: string): Promise<void> {
+    await run('btrfs', ['subvolume', 'delete', target]).catch(() => {});
   }
 
   async delete(snapshots: VolumeSnapshot[]): Promise<void> {

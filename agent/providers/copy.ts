@@ -38,6 +38,14 @@ export class CopyProvider implements SnapshotProvider {
     await run('cp', ['-a', snapshot.snapshot, target]);
   }
 
+  scratchTarget(_snapshot: VolumeSnapshot, workDir: string, name: string): string {
+    return join(workDir, name);
+  }
+
+  async discard(target: string): Promise<void> {
+    rmSync(target, { recursive: true, force: true });
+  }
+
   async delete(snapshots: VolumeSnapshot[]): Promise<void> {
     for (const s of snapshots) rmSync(s.snapshot, { recursive: true, force: true });
   }

@@ -40,5 +40,13 @@ export class ExecProvider implements SnapshotProvider {
     );
   }
 
+  scratchTarget(): string {
+    throw new PreconditionError(
+      'the exec provider cannot restore: restore with the tool that took the snapshot',
+    );
+  }
+
+  async discard(): Promise<void> {}
+
   async delete(): Promise<void> {}
 }

@@ -23,6 +23,13 @@ export interface SnapshotProvider {
   snapshot(backupId: string, paths: ClusterPath[]): Promise<VolumeSnapshot[]>;
   /** Materializes one snapshot at `target` (which must not exist yet). */
   restore(snapshot: VolumeSnapshot, target: string): Promise<void>;
+  /**
+   * Where a drill may materialize `snapshot` as `name`: inside `workDir`, or,
+   * for a provider that can only clone on the snapshot's own file system, beside it.
+   */
+  scratchTarget(snapshot: VolumeSnapshot, workDir: string, name: string): string;
+  /** Removes what `restore` made at `target`. */
+  discard(target: string): Promise<void>;
   delete(snapshots: VolumeSnapshot[]): Promise<void>;
 }
 
@@ -36,13 +43,21 @@ export interface ProviderOptions {
 export const providerNames = ['copy', 'btrfs', 'exec'] as const;
 export type ProviderName = (typeof providerNames)[number];
 
-export async function createProvider(name: string, options: ProviderOptions): Promise<SnapshotProvider> {
+/** Providers a drill can restore with on this host. */
+export const localProviders: readonly string[] = ['copy', 'btrfs'];
+
+export async function createProvider(
+  name: string,
+  options: ProviderOptions,
+  purpose: 'snapshot' | 'restore' = 'snapshot',
+): Promise<SnapshotProvider> {
   switch (name) {
     case 'copy': {
-      if (!options.snapshotDir)
+      if (!options.snapshotDir && purpose === 'snapshot') {
         throw new UsageError('--provider copy needs --snapshot-dir DIR, where the copies go');
+      }
       const { CopyProvider } = await import('./copy.ts');
-      return new CopyProvider(options.snapshotDir);
+      return new CopyProvider(options.snapshotDir ?? '');
     }
     case 'btrfs': {
       const { BtrfsProvider } = await import('./btrfs.ts');

@@ -13,6 +13,7 @@ import { prepareDataDirectory } from '../../agent/restore.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../support/btrfs.ts';
 import { asPostgres, Cluster, ownedDir, systemBin } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
+import { testRepository } from '../support/repository.ts';
 import { startWriter } from '../support/writer.ts';
 
 const unavailable = btrfsUnavailable();
@@ -114,6 +115,59 @@ describe('btrfs provider', () => {
         restored?.stopSync('immediate');
         source?.stopSync('immediate');
         volumes.destroy();
+      }
+    },
+  );
+});
+
+describe('btrfs provider with a repository', () => {
+  it.skipIf(unavailable !== undefined)(
+    'drills a three-volume btrfs backup beside its running source, never touching the source WAL',
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), 'pgsnap-btrfs-drill-'));
+      chmodSync(root, 0o711);
+      const volumes = new BtrfsVolumes(root);
+      const repo = testRepository('file');
+      let source: Cluster | undefined;
+      try {
+        const data = volumes.create('pgdata');
+        const tablespace = volumes.create('ts1');
+        const wal = volumes.create('pgwal');
+        source = await Cluster.create({
+          major: 15,
+          root: ownedDir(join(root, 'cluster')),
+          initdbAt: { dataDir: data.subvolume, walDir: wal.subvolume },
+          settings: { archive_command: repo.archiveCommand() },
+        });
+        await source.query(`CREATE TABLESPACE ts1 LOCATION '${tablespace.subvolume}'`);
+        await source.query(
+          'CREATE TABLE t TABLESPACE ts1 AS SELECT g AS id FROM generate_series(1, 10000) g',
+        );
+        const env = { ...source.env, PGSNAP_STATE_DIR: join(root, 'state') };
+        const ran = await pgsnap(['run', '--provider', 'btrfs', '--fast', '--json', ...repo.flags], env);
+        expect(ran.code, ran.stderr).toBe(0);
+        const walBefore = readdirSync(wal.subvolume).filter((f) => /^[0-9A-F]{24}$/.test(f));
+
+        const drilled = await pgsnap(
+          ['drill', '--backup-id', ran.json!.backupId as string, '--json', ...repo.flags],
+          {},
+        );
+        expect(drilled.code, drilled.stderr).toBe(0);
+        expect(drilled.json).toMatchObject({
+          ok: true,
+          provider: 'btrfs',
+          check: { consistent: true, amcheck: 'passed' },
+        });
+        // The drill restored the WAL volume's snapshot beside it and used that: the source's segments are all there.
+        const walAfter = readdirSync(wal.subvolume).filter((f) => /^[0-9A-F]{24}$/.test(f));
+        expect(walAfter).toEqual(expect.arrayContaining(walBefore));
+        await source.query('INSERT INTO t VALUES (0)');
+        // Its scratch subvolumes are gone again.
+        expect(readdirSync(join(wal.mountPoint, '.pgsnap', ran.json!.backupId as string))).toEqual(['pgwal']);
+      } finally {
+        source?.stopSync('immediate');
+        volumes.destroy();
+        repo.destroy();
       }
     },
   );

@@ -35,7 +35,12 @@ export const manifestSnapshotSchema = z.strictObject({
   snapshotId: z.string(),
   volumeId: z.string().optional(),
   state: z.string().optional(),
+  /** Local providers: what the snapshot holds and where it was taken, so a drill can put it back. */
+  role: z.enum(['data', 'tablespace', 'wal']).optional(),
+  path: z.string().optional(),
+  tablespaceOid: z.string().regex(/^\d+$/).optional(),
 });
+export type ManifestSnapshot = z.infer<typeof manifestSnapshotSchema>;
 
 export const manifestSchema = z.strictObject({
   schemaVersion: z.literal(manifestSchemaVersion),

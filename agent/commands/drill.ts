@@ -1,0 +1,171 @@
+/**
+ * `pgsnap drill --backup-id ID`: a restore drill of any backup whose snapshots
+ * a local provider can restore: the snapshots put back in a scratch place, the
+ * data directory prepared from the repository, recovered to the end of the
+ * backup on a throwaway server, and checked. A backup is only trusted once
+ * drilled. Everything the drill made is removed afterwards.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PreconditionError, UsageError } from '#domain/errors';
+import { formatDuration, validateBackupId } from '#domain/input';
+import type { Manifest } from '#domain/repository/manifest';
+import { parse } from '../cli-args.ts';
+import { createContext } from '../context.ts';
+import { checkRestoredCluster, type DataCheck } from '../local/checks.ts';
+import { Cluster, ownedDir } from '../local/cluster.ts';
+import { systemIdentifierOf } from '../pgdata.ts';
+import { createProvider, localProviders, type SnapshotProvider } from '../providers/provider.ts';
+import { open, requireRepositoryChoice } from '../repository-options.ts';
+import { prepareDataDirectory } from '../restore.ts';
+import { help } from './begin.ts';
+import { walFetchCommand } from './restore.ts';
+
+export const drillUsage = `pgsnap drill --backup-id ID --repo URL --cluster NAME [--keep] [--json]
+
+Restores backup ID from its local snapshots (copy or btrfs) into a scratch
+place, recovers it to the end of the backup on a throwaway server, and checks
+it: consistency reached, pg_amcheck --heapallindexed on every database, and
+pg_checksums when data checksums are on. Exits 0 only if every check passed.`;
+
+export interface DrillReport {
+  backupId: string;
+  provider: string;
+  restoreMs: number;
+  check: DataCheck;
+  ok: boolean;
+}
+
+function localSnapshots(manifest: Manifest) {
+  const snapshots = manifest.snapshots;
+  const provider = snapshots[0]?.provider;
+  if (!provider || !localProviders.includes(provider) || snapshots.some((s) => !s.role || !s.path)) {
+    throw new PreconditionError(
+      `backup ${manifest.backupId} has ${provider ? `${provider} snapshots` : 'no snapshots in its manifest'}; ` +
+        `a drill restores ${localProviders.join(' or ')} snapshots on this host. For EBS, create volumes from ` +
+        'the snapshots, mount them, and run pgsnap restore.',
+    );
+  }
+  const gone = snapshots.filter((s) => s.state === 'deleted');
+  if (gone.length > 0) throw new PreconditionError(`backup ${manifest.backupId}'s snapshots were deleted`);
+  return { provider, snapshots };
+}
+
+export async function drillCommand(args: string[]): Promise<number> {
+  const { values } = parse('drill', args, {
+    'backup-id': { type: 'string' },
+    repo: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  });
+  if (values.help) return help(drillUsage);
+  if (!values['backup-id'])
+    throw new UsageError('pgsnap drill: --backup-id is required (pgsnap backups list shows them)');
+  const backupId = validateBackupId(values['backup-id']);
+  const ctx = createContext(values);
+  const choice = requireRepositoryChoice('drill', values);
+  const started = Date.now();
+  const progress = (message: string) =>
+    ctx.out.progress(`[${formatDuration(Date.now() - started)}] ${message}`);
+
+  const repository = await open(choice);
+  let manifest: Manifest | undefined;
+  let label: string;
+  let map: { text: string; sha256: string } | undefined;
+  try {
+    manifest = await repository.readManifest(backupId);
+    if (!manifest) throw new PreconditionError(`there is no backup ${backupId} in ${repository.url}`);
+    if (manifest.state !== 'completed') {
+      throw new PreconditionError(
+        `backup ${backupId} is ${manifest.state}, not completed; only a completed backup can be drilled`,
+      );
+    }
+    const labelRecord = manifest.artifacts.find((a) => a.name === 'backup_label');
+    if (!labelRecord) throw new PreconditionError(`backup ${backupId} has no backup_label`);
+    label = (await repository.readArtifact(backupId, labelRecord)).toString('utf8');
+    const mapRecord = manifest.artifacts.find((a) => a.name === 'tablespace_map');
+    if (mapRecord) {
+      map = {
+        text: (await repository.readArtifact(backupId, mapRecord)).toString('utf8'),
+        sha256: mapRecord.sha256,
+      };
+    }
+  } finally {
+    repository.close();
+  }
+  const { provider: providerName, snapshots } = localSnapshots(manifest);
+  const provider: SnapshotProvider = await createProvider(providerName, {}, 'restore');
+
+  const work = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-drill-')), 0o711);
+  const made: string[] = [];
+  let cluster: Cluster | undefined;
+  try {
+    progress(`restoring ${snapshots.length} ${providerName} snapshot(s) of backup ${backupId}`);
+    const restoredAt = Date.now();
+    const targets = new Map<string, string>();
+    for (const snapshot of snapshots) {
+      const name = snapshot.role === 'tablespace' ? `tablespace-${snapshot.tablespaceOid}` : snapshot.role!;
+      const volume = { role: snapshot.role!, source: snapshot.path!, snapshot: snapshot.snapshotId };
+      const target = provider.scratchTarget(volume, work, `${backupId}-${name}`);
+      await provider.restore(volume, target);
+      made.push(target);
+      targets.set(name, target);
+    }
+    const pgdata = targets.get('data');
+    if (!pgdata) throw new PreconditionError(`backup ${backupId} has no snapshot of its data directory`);
+    if (systemIdentifierOf(pgdata) !== manifest.systemIdentifier) {
+      throw new PreconditionError(
+        `the restored snapshot of backup ${backupId} is not of cluster ${manifest.cluster}`,
+      );
+    }
+    const tablespaces = Object.fromEntries(
+      snapshots
+        .filter((s) => s.role === 'tablespace')
+        .map((s) => [s.tablespaceOid!, targets.get(`tablespace-${s.tablespaceOid}`)!]),
+    );
+    progress(
+      'preparing the data directory from the repository: backup_label, tablespace_map, restore_command',
+    );
+    prepareDataDirectory({
+      pgdata,
+      backupLabel: label,
+      expectedSha256: { backupLabel: manifest.artifacts.find((a) => a.name === 'backup_label')!.sha256 },
+      ...(map ? { tablespaceMap: map.text, tablespaces } : {}),
+      // Never the production WAL: the restored WAL volume if there is one, else a fresh directory.
+      walDir: targets.get('wal') ?? join(work, 'pg_wal'),
+      restoreCommand: walFetchCommand(choice.url, choice.cluster),
+      target: { kind: 'immediate' },
+      targetAction: 'promote',
+    });
+    const major = Number(readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim());
+    progress(
+      `recovering on a throwaway PostgreSQL ${major} server to the end of the backup (${manifest.stopLsn})`,
+    );
+    cluster = await Cluster.create({
+      major,
+      root: ownedDir(join(work, 'server')),
+      dataDir: pgdata,
+      archiveDir: ownedDir(join(work, 'archive')),
+    });
+    await cluster.waitForPromotion(600_000);
+    const restoreMs = Date.now() - restoredAt;
+    progress('checking the data: pg_amcheck --heapallindexed on every database, pg_checksums');
+    const check = await checkRestoredCluster(cluster);
+    const report: DrillReport = { backupId, provider: providerName, restoreMs, check, ok: check.ok };
+    ctx.out.result({ ...report }, [
+      `drill of backup ${backupId}: ${check.ok ? 'PASSED' : 'FAILED'}`,
+      `  restore and recovery  ${formatDuration(restoreMs)} (${providerName})`,
+      `  consistent            ${check.consistent ? 'yes' : 'NO'}`,
+      `  pg_amcheck            ${check.amcheck} (${check.tables} tables)`,
+      `  data checksums        ${check.checksums}`,
+      ...check.problems.map((p) => `  problem: ${p}`),
+    ]);
+    return check.ok ? 0 : 1;
+  } finally {
+    cluster?.stopSync('immediate');
+    if (!values.keep) {
+      for (const target of made.reverse()) await provider.discard(target);
+      rmSync(work, { recursive: true, force: true, maxRetries: 5 });
+    } else progress(`kept ${[work, ...made].join(', ')}`);
+  }
+}

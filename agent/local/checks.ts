@@ -1,0 +1,73 @@
+/**
+ * What a restore drill checks on a restored cluster, the way an operator
+ * would: recovery reached consistency, every table and index reads back
+ * (pg_amcheck --heapallindexed), and, with data checksums on, every page's
+ * checksum after a clean shutdown (pg_checksums --check).
+ */
+import { existsSync } from 'node:fs';
+import { asPostgres, type Cluster, clientBin } from './cluster.ts';
+
+export interface DataCheck {
+  consistent: boolean;
+  amcheck: 'passed' | 'failed' | 'not available';
+  checksums: 'passed' | 'failed' | 'off' | 'not available';
+  tables: number;
+  /** The tools' complaints, when a check failed. */
+  problems: string[];
+  ok: boolean;
+}
+
+/** Runs the checks; stops the cluster (cleanly, as pg_checksums needs). */
+export async function checkRestoredCluster(cluster: Cluster): Promise<DataCheck> {
+  const problems: string[] = [];
+  const consistent = cluster.log().includes('consistent recovery state reached');
+  if (!consistent) problems.push('the server log never said "consistent recovery state reached"');
+  const [count] = await cluster.query<{ n: string }>(
+    "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' AND relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)",
+  );
+  const [checksumSetting] = await cluster.query<{ v: string }>(
+    "SELECT current_setting('data_checksums') AS v",
+  );
+
+  let amcheck: DataCheck['amcheck'] = 'not available';
+  const amcheckBin = clientBin('pg_amcheck');
+  if (amcheckBin && cluster.major >= 14) {
+    const result = asPostgres(
+      amcheckBin,
+      [
+        '-h',
+        cluster.socketDir,
+        '-p',
+        String(cluster.port),
+        '-U',
+        'postgres',
+        '--all',
+        '--install-missing',
+        '--heapallindexed',
+      ],
+      { allowFailure: true },
+    );
+    amcheck = result.status === 0 ? 'passed' : 'failed';
+    if (result.status !== 0)
+      problems.push(`pg_amcheck: ${(result.stdout + result.stderr).trim().slice(0, 2000)}`);
+  }
+
+  cluster.stopSync('fast');
+  let checksums: DataCheck['checksums'] = checksumSetting?.v === 'on' ? 'not available' : 'off';
+  // pg_checksums must be of the server's own major version: it reads pg_control.
+  const checksumsBin = `/usr/lib/postgresql/${cluster.major}/bin/pg_checksums`;
+  if (checksums === 'not available' && existsSync(checksumsBin)) {
+    const result = asPostgres(checksumsBin, ['--check', '-D', cluster.dataDir], { allowFailure: true });
+    checksums = result.status === 0 ? 'passed' : 'failed';
+    if (result.status !== 0)
+      problems.push(`pg_checksums: ${(result.stdout + result.stderr).trim().slice(0, 2000)}`);
+  }
+  return {
+    consistent,
+    amcheck,
+    checksums,
+    tables: Number(count?.n ?? 0),
+    problems,
+    ok: consistent && amcheck !== 'failed' && checksums !== 'failed',
+  };
+}
