@@ -3,8 +3,6 @@
  * backup (volumes created and mounted, or a copy) so that PostgreSQL recovers it
  * correctly, from the backup's artifacts and WAL in the repository.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
 import { PreconditionError, UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/input';
 import type { Manifest } from '#domain/repository/manifest';
