@@ -6,9 +6,10 @@ import { type Context, createContext } from '../context.ts';
 import { request } from '../control.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
 import { help } from './begin.ts';
 
-export const abortUsage = `pgsnap abort [--reason R] [--json]
+export const abortUsage = `pgsnap abort [--reason R] [--task-token T] [--json]
 
 Ends the backup in progress here without keeping anything: the holder closes
 its session and PostgreSQL leaves backup mode.`;
@@ -60,10 +61,15 @@ async function catalogAbort(ctx: Context, backupId: string, reason: string): Pro
 }
 
 export async function abortCommand(args: string[]): Promise<number> {
-  const { values } = parse('abort', args, { reason: { type: 'string' } });
+  const { values } = parse('abort', args, { reason: { type: 'string' }, ...taskTokenFlag });
   if (values.help) return help(abortUsage);
   const ctx = createContext(values);
-  const result = await abort(ctx, values.reason ?? 'aborted by operator');
+  const result = await answeringStepFunctions(
+    values['task-token'],
+    () => abort(ctx, values.reason ?? 'aborted by operator'),
+    (aborted) => ({ aborted: true, ...aborted }),
+    ctx.out,
+  );
   ctx.out.result(
     { aborted: true, ...result },
     table([

@@ -11,9 +11,10 @@ import type { HolderConfig } from '../holder.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import type { SessionRecord } from '../state.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
 import { abort } from './abort.ts';
 
-export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--json]
+export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--task-token T] [--json]
 
 Starts a non-exclusive backup held by a background process (the holder) and
 returns once PostgreSQL is in backup mode. End it with pgsnap end.
@@ -214,14 +215,20 @@ export const beginFlags = {
 } as const;
 
 export async function beginCommand(args: string[]): Promise<number> {
-  const { values } = parse('begin', args, beginFlags);
+  const { values } = parse('begin', args, { ...beginFlags, ...taskTokenFlag });
   if (values.help) return help(beginUsage);
-  if (values.label === undefined) {
-    throw new UsageError('pgsnap begin: --label is required, e.g. pgsnap begin --label nightly');
-  }
-  const options = parseBeginOptions(values);
   const ctx = createContext(values);
-  const session = await begin(ctx, options);
+  const session = await answeringStepFunctions(
+    values['task-token'],
+    () => {
+      if (values.label === undefined) {
+        throw new UsageError('pgsnap begin: --label is required, e.g. pgsnap begin --label nightly');
+      }
+      return begin(ctx, parseBeginOptions(values));
+    },
+    beginDocument,
+    ctx.out,
+  );
   ctx.out.result(beginDocument(session), table(describeSession(session)));
   return 0;
 }

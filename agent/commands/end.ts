@@ -13,9 +13,10 @@ import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import { connect } from '../postgres.ts';
 import { type Outcome, type StoppedRecord, writeFileDurably } from '../state.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
 import { help } from './begin.ts';
 
-export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--json]
+export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
 
 Ends the backup started by pgsnap begin, waits until the stop segment and the
 backup history file are archived, and writes backup_label, tablespace_map (when
@@ -212,17 +213,23 @@ export async function endCommand(args: string[]): Promise<number> {
     output: { type: 'string' },
     'archive-timeout': { type: 'string' },
     'snapshots-pending': { type: 'boolean', default: false },
+    ...taskTokenFlag,
   });
   if (values.help) return help(endUsage);
-  const archiveTimeoutMs = values['archive-timeout']
-    ? parseDuration(values['archive-timeout'], '--archive-timeout')
-    : defaultArchiveTimeoutMs;
   const ctx = createContext(values);
-  const result = await end(ctx, {
-    ...(values.output ? { output: values.output } : {}),
-    archiveTimeoutMs,
-    snapshotsPending: values['snapshots-pending'],
-  });
+  const result = await answeringStepFunctions(
+    values['task-token'],
+    () =>
+      end(ctx, {
+        ...(values.output ? { output: values.output } : {}),
+        archiveTimeoutMs: values['archive-timeout']
+          ? parseDuration(values['archive-timeout'], '--archive-timeout')
+          : defaultArchiveTimeoutMs,
+        snapshotsPending: values['snapshots-pending'],
+      }),
+    (ended) => ({ ...ended }),
+    ctx.out,
+  );
   const lines = table([
     ['backupId', result.backupId],
     ['startLsn', result.startLsn],

@@ -2,7 +2,8 @@
  * The synthesized backup state machine, run locally: the Lambda steps are the
  * real handlers against an in-memory EC2 (aws-sdk-client-mock), the SSM steps
  * run the real agent document with bash and the bundled agent against a real
- * PostgreSQL 15. Each run is judged as an operator would: the outcome and its
+ * PostgreSQL 15, which answers with --task-token through a local stand-in for
+ * the Step Functions API (SendTaskSuccess / SendTaskFailure). Each run is judged as an operator would: the outcome and its
  * reason, the events, the snapshots left in the account, and whether the
  * server left backup mode.
  */
@@ -23,7 +24,14 @@ import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts'
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { Cluster } from '../support/cluster.ts';
 import { FakeEc2 } from '../support/fake-ec2.ts';
-import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from '../support/local-backup.ts';
+import { FakeStepFunctionsEndpoint } from '../support/fake-sfn-endpoint.ts';
+import {
+  type Json,
+  type LocalBackupRun,
+  runLocalBackup,
+  type TaskHandler,
+  taskToken,
+} from '../support/local-backup.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 import { fakeBinDir, renderAgentDocument, runDocument } from '../support/ssm-document.ts';
@@ -70,6 +78,7 @@ let repo: TestRepository;
 let scratch: string;
 let env: NodeJS.ProcessEnv;
 let shimDir: string;
+let stepFunctions: FakeStepFunctionsEndpoint;
 
 beforeAll(async () => {
   repo = testRepository('file');
@@ -77,24 +86,10 @@ beforeAll(async () => {
   cluster = await Cluster.create({ major: 15, settings: { archive_command: repo.archiveCommand() } });
   await cluster.query('SELECT pg_switch_wal()');
   scratch = mkdtempSync(join(tmpdir(), 'pgsnap-e2e-'));
-  env = { ...cluster.env, PGSNAP_STATE_DIR: join(scratch, 'state') };
-  /*
-   * Stands in for the installed agent. The real agent answers Step Functions
-   * itself with SendTaskSuccess/SendTaskFailure; here its --json document is the
-   * answer, so the token is dropped and the rest reaches the bundled agent as is.
-   */
-  shimDir = fakeBinDir(
-    join(scratch, 'bin'),
-    [
-      '#!/bin/bash',
-      'args=()',
-      'while [ $# -gt 0 ]; do',
-      '  if [ "$1" = --task-token ]; then shift 2; continue; fi',
-      '  args+=("$1"); shift',
-      'done',
-      `exec ${process.execPath} ${pgsnapBin} "\${args[@]}"`,
-    ].join('\n'),
-  );
+  stepFunctions = await FakeStepFunctionsEndpoint.start();
+  env = { ...cluster.env, ...stepFunctions.env, PGSNAP_STATE_DIR: join(scratch, 'state') };
+  // The installed agent: /usr/local/bin/pgsnap on a host.
+  shimDir = fakeBinDir(join(scratch, 'bin'), `#!/bin/sh\nexec ${process.execPath} ${pgsnapBin} "$@"\n`);
   process.env.PGSNAP_CLUSTERS = JSON.stringify([
     {
       name: 'orders-db',
@@ -110,23 +105,18 @@ beforeAll(async () => {
   process.env.PGSNAP_SNAPSHOT_HOURS = '24';
 });
 
-afterAll(() => {
+afterAll(async () => {
+  await stepFunctions?.close();
   cluster?.destroy();
   repo?.destroy();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 beforeEach(() => {
+  stepFunctions.calls.length = 0;
   sfn.reset();
   sfn.on(ListExecutionsCommand).resolves({ executions: [] });
 });
-
-class NamedError extends Error {
-  constructor(name: string, message: string) {
-    super(message);
-    this.name = name;
-  }
-}
 
 interface HostLog {
   commands: string[];
@@ -138,29 +128,33 @@ interface HostLog {
   snapshotReturned?: number;
 }
 
-/** The SSM steps: SendCommand's parameters through the real document and the real agent. */
+/**
+ * The SSM steps: SendCommand's parameters through the real document and the
+ * real agent; the task's result is what the agent sends with SendTaskSuccess,
+ * its error what it sends with SendTaskFailure.
+ */
 function onHost(log: HostLog): TaskHandler {
   return async (input) => {
     const parameters = (input as { Parameters: Record<string, string[]> }).Parameters;
     const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, value[0]!]));
     log.commands.push(values.command!);
-    const result = await runDocument(renderAgentDocument(values), shimDir, env);
-    let document: Record<string, Json> | undefined;
-    try {
-      document = JSON.parse(result.stdout);
-    } catch {
-      document = undefined;
-    }
-    if (result.code !== 0) {
-      const error = document?.error as { name: string; message: string } | undefined;
-      throw new NamedError(error?.name ?? 'Error', error?.message ?? result.stderr);
-    }
+    const answer = stepFunctions.answerFor(values.taskToken!);
+    const exited = runDocument(renderAgentDocument(values), shimDir, env);
+    const document = (await Promise.race([
+      answer,
+      exited.then(async (result) => {
+        // An agent that exits without answering would leave the task to time out in AWS; say so at once here.
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        throw new Error(`the agent exited ${result.code} without answering Step Functions: ${result.stderr}`);
+      }),
+    ])) as Record<string, Json>;
     if (values.command === 'begin') {
       log.beginResult = document;
       log.beginReturned = performance.now();
     }
     if (values.command === 'end') log.endReturned = performance.now();
-    return document as Json;
+    await exited;
+    return document;
   };
 }
 
@@ -233,6 +227,11 @@ describe('a backup through the synthesized state machine', () => {
     const { run, log, backupId } = await backup();
     expect(run.failure).toBeUndefined();
     expect(log.commands).toEqual(['begin', 'end']);
+    // The agent answered both steps itself, with the execution's task token.
+    expect(stepFunctions.calls.filter((c) => c.action === 'SendTaskSuccess')).toEqual([
+      { action: 'SendTaskSuccess', taskToken },
+      { action: 'SendTaskSuccess', taskToken },
+    ]);
     const snapshots = snapshotsOf(backupId);
     expect(snapshots.map((s) => [s.VolumeId, s.State])).toEqual([
       [volumes.data, 'completed'],

@@ -1,0 +1,73 @@
+/**
+ * `--task-token`: the agent answers Step Functions itself. While the command
+ * runs it sends SendTaskHeartbeat every minute (a spread checkpoint or the
+ * archive wait can take a while), then SendTaskSuccess with the command's JSON
+ * document, or SendTaskFailure with the error's name (which the state
+ * machine's Catch matches) and message. The state machine never polls the host.
+ */
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { messageOf } from '#domain/errors';
+
+export const taskTokenFlag = { 'task-token': { type: 'string' } } as const;
+
+/** Step Functions' limits on SendTaskFailure's fields. */
+const maxErrorLength = 256;
+const maxCauseLength = 32_768;
+
+export interface TaskTokenOptions {
+  progress: (message: string) => void;
+  heartbeatMs?: number;
+  /** For tests; by default a client for the instance's region and credentials. */
+  client?: SFNClient;
+}
+
+/**
+ * Runs `work`; with a task token, reports its outcome to Step Functions.
+ * The command's own outcome (result or error, and so its exit code) is kept.
+ */
+export async function answeringStepFunctions<T>(
+  taskToken: string | undefined,
+  work: () => Promise<T>,
+  document: (result: T) => Record<string, unknown>,
+  options: TaskTokenOptions,
+): Promise<T> {
+  if (taskToken === undefined) return work();
+  // Loaded on demand: most commands never talk to Step Functions.
+  const sfn = await import('@aws-sdk/client-sfn');
+  const client = options.client ?? new sfn.SFNClient({});
+  const heartbeat = setInterval(() => {
+    client.send(new sfn.SendTaskHeartbeatCommand({ taskToken })).catch((error: unknown) => {
+      options.progress(`Step Functions did not take the heartbeat: ${messageOf(error)}`);
+    });
+  }, options.heartbeatMs ?? 60_000);
+  try {
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      clearInterval(heartbeat);
+      const name = error instanceof Error ? error.name : 'Error';
+      await client
+        .send(
+          new sfn.SendTaskFailureCommand({
+            taskToken,
+            error: name.slice(0, maxErrorLength),
+            cause: messageOf(error).slice(0, maxCauseLength),
+          }),
+        )
+        .catch((reportError: unknown) => {
+          options.progress(`could not report the failure to Step Functions: ${messageOf(reportError)}`);
+        });
+      throw error;
+    }
+    clearInterval(heartbeat);
+    await client.send(
+      new sfn.SendTaskSuccessCommand({ taskToken, output: JSON.stringify(document(result)) }),
+    );
+    return result;
+  } finally {
+    clearInterval(heartbeat);
+    // Its keep-alive sockets would hold the command open.
+    if (!options.client) client.destroy();
+  }
+}

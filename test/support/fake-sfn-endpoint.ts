@@ -1,0 +1,88 @@
+/**
+ * A local stand-in for the Step Functions API's task-token calls, on
+ * 127.0.0.1: the agent, run with `--task-token` and AWS_ENDPOINT_URL_SFN
+ * pointing here, answers through SendTaskSuccess / SendTaskFailure /
+ * SendTaskHeartbeat exactly as it does in AWS (JSON 1.0 protocol).
+ */
+import { createServer, type Server } from 'node:http';
+
+export class TaskFailure extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+interface Waiter {
+  resolve: (output: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+export class FakeStepFunctionsEndpoint {
+  private readonly waiters = new Map<string, Waiter>();
+  /** Every call received, in order: `SendTaskSuccess`, `SendTaskHeartbeat`… */
+  readonly calls: Array<{ action: string; taskToken: string }> = [];
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<FakeStepFunctionsEndpoint> {
+    let endpoint: FakeStepFunctionsEndpoint | undefined;
+    const server = createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8');
+      request.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      request.on('end', () => {
+        const action = String(request.headers['x-amz-target'] ?? '').replace('AWSStepFunctions.', '');
+        const input = JSON.parse(body || '{}') as {
+          taskToken: string;
+          output?: string;
+          error?: string;
+          cause?: string;
+        };
+        endpoint!.receive(action, input);
+        response.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+        response.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    endpoint = new FakeStepFunctionsEndpoint(server, `http://127.0.0.1:${port}`);
+    return endpoint;
+  }
+
+  /** The environment that points the AWS SDK in the agent here. */
+  get env(): Record<string, string> {
+    return {
+      AWS_ENDPOINT_URL_SFN: this.url,
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+    };
+  }
+
+  /** The answer for `taskToken`: the output of SendTaskSuccess, or SendTaskFailure's error as a rejection. */
+  answerFor(taskToken: string): Promise<unknown> {
+    return new Promise((resolve, reject) => this.waiters.set(taskToken, { resolve, reject }));
+  }
+
+  private receive(
+    action: string,
+    input: { taskToken: string; output?: string; error?: string; cause?: string },
+  ) {
+    this.calls.push({ action, taskToken: input.taskToken });
+    const waiter = this.waiters.get(input.taskToken);
+    if (!waiter || action === 'SendTaskHeartbeat') return;
+    this.waiters.delete(input.taskToken);
+    if (action === 'SendTaskSuccess') waiter.resolve(JSON.parse(input.output ?? 'null'));
+    else waiter.reject(new TaskFailure(input.error ?? 'Error', input.cause ?? ''));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
