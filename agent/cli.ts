@@ -1,6 +1,7 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
 import { exitCodeFor, messageOf, UsageError } from '#domain/errors';
 import { abortCommand } from './commands/abort.ts';
+import { backupCommand } from './commands/backup.ts';
 import { backupsCommand } from './commands/backups.ts';
 import { beginCommand } from './commands/begin.ts';
 import { demoCommand } from './commands/demo.ts';
@@ -8,6 +9,7 @@ import { drillCommand } from './commands/drill.ts';
 import { endCommand } from './commands/end.ts';
 import { preflightCommand } from './commands/preflight.ts';
 import { restoreCommand } from './commands/restore.ts';
+import { retentionCommand } from './commands/retention.ts';
 import { runCommand } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { walFetchCommand } from './commands/wal-fetch.ts';
@@ -28,9 +30,11 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; summa
     summary: 'prepare a restored data directory: artifacts, stale files, recovery target',
   },
   drill: { run: drillCommand, summary: 'restore drill of a backup with a local provider, data checked' },
+  retention: { run: retentionCommand, summary: 'delete backups and WAL a retention policy no longer keeps' },
   'wal-push': { run: walPushCommand, summary: 'archive_command: store a WAL file in the repository' },
   'wal-fetch': { run: walFetchCommand, summary: 'restore_command: fetch a WAL file from the repository' },
   backups: { run: backupsCommand, summary: 'the catalog: backups list, backups show ID' },
+  backup: { run: backupCommand, summary: 'backup start --cluster X [--wait]: a backup in AWS, followed' },
   demo: { run: demoCommand, summary: 'a backup under load and a restore drill on this machine (npm start)' },
 };
 

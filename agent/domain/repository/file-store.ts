@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chown, link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chown, link, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { RepositoryAccessError, RepositoryUnreachableError } from './errors.ts';
 import type { FileLocation } from './location.ts';
@@ -118,6 +118,20 @@ export class FileStore implements ObjectStore {
       throw this.explain(error as NodeJS.ErrnoException, 'replace', path);
     }
     await syncDirectory(dirname(path));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.checkRoot();
+    const path = this.path(key);
+    try {
+      await unlink(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw this.explain(error as NodeJS.ErrnoException, 'delete', path);
+    }
+    // A backup's directory goes with its last object, so listings do not show empty backups.
+    await rmdir(dirname(path)).catch(() => {});
+    await syncDirectory(dirname(dirname(path))).catch(() => {});
   }
 
   async list(prefix: string): Promise<string[]> {

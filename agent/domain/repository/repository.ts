@@ -20,6 +20,8 @@ import { type ArtifactRecord, type Manifest, parseManifest, validateManifest } f
 import type { ObjectStore } from './store.ts';
 import { decodeWalObject, encodeWalObject, readWalObjectHeader, sha256, walExtension } from './wal-object.ts';
 
+const compressionSuffix = new RegExp(`\\.(${Object.values(walExtension).join('|')})$`);
+
 export interface PushResult {
   status: 'stored' | 'already-present';
   sha256: string;
@@ -204,6 +206,27 @@ export class Repository {
   async listBackupIds(): Promise<string[]> {
     const names = await this.store.list(`${this.cluster}/backups/`);
     return names.filter((name) => /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(name));
+  }
+
+  /** The archived WAL files, by name (without the compression extension) and key. */
+  async listWal(): Promise<Array<{ name: string; key: string }>> {
+    const files = await this.store.list(`${this.cluster}/wal/`);
+    return files.map((file) => ({
+      name: file.replace(compressionSuffix, ''),
+      key: `${this.cluster}/wal/${file}`,
+    }));
+  }
+
+  async deleteWal(key: string): Promise<void> {
+    if (!key.startsWith(`${this.cluster}/wal/`)) throw new Error(`not a WAL key of ${this.cluster}: ${key}`);
+    await this.store.delete(key);
+  }
+
+  /** Artifacts first, the manifest last: a manifest never points at an artifact already gone. */
+  async deleteBackup(manifest: Manifest): Promise<void> {
+    for (const artifact of manifest.artifacts)
+      await this.store.delete(this.backupKey(manifest.backupId, artifact.name));
+    await this.store.delete(this.backupKey(manifest.backupId, 'manifest.json'));
   }
 
   close(): void {

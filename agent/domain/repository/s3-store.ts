@@ -4,6 +4,7 @@
  * from the AWS SDK's default chain.
  */
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -147,6 +148,14 @@ export class S3Store implements ObjectStore {
       ...(options.bulk && this.location.storageClass ? { StorageClass: this.location.storageClass } : {}),
     };
     await this.client.send(new PutObjectCommand(input));
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
+    } catch (error) {
+      throw this.explain(error, 'DeleteObject', key);
+    }
   }
 
   async list(prefix: string): Promise<string[]> {

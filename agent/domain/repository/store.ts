@@ -22,6 +22,8 @@ export interface ObjectStore {
   putIfAbsent(key: string, body: Buffer, options?: PutOptions): Promise<'created' | 'exists'>;
   /** Stores the object, replacing any previous one atomically (for documents that change: manifests). */
   put(key: string, body: Buffer, options?: PutOptions): Promise<void>;
+  /** Removes the object; removing one that is not there is not an error (retention may run twice). */
+  delete(key: string): Promise<void>;
   /** Names one level below `prefix` (which ends in `/`): objects and "directories" alike, sorted. */
   list(prefix: string): Promise<string[]>;
   /** Releases connections, so a short-lived process can exit at once. */

@@ -1,0 +1,107 @@
+/** `pgsnap retention`: apply a retention policy to a repository (snapshots, artifacts, manifests, WAL). */
+import { UsageError } from '#domain/errors';
+import type { Manifest } from '#domain/repository/manifest';
+import {
+  applyRetention,
+  type RetentionPolicy,
+  type SnapshotDeleter,
+  validatePolicy,
+} from '#domain/retention';
+import { parse } from '../cli-args.ts';
+import { createContext } from '../context.ts';
+import { table } from '../output.ts';
+import { createProvider, localProviders } from '../providers/provider.ts';
+import { open, requireRepositoryChoice } from '../repository-options.ts';
+import { help } from './begin.ts';
+
+export const retentionUsage = `pgsnap retention (--keep-last N | --keep-days D | both) [--dry-run] --repo URL --cluster NAME [--json]
+
+Keeps the last N completed backups and/or those younger than D days, and
+always the newest completed backup, backups in progress and backups with a
+locked snapshot. Deletes the others (snapshots, then artifacts, then the
+manifest) and the WAL older than the oldest kept backup's start; timeline
+history files stay. --dry-run lists what would go and deletes nothing.`;
+
+/** Deletes a backup's snapshots with the provider that took them; a locked EBS snapshot is reported, not an error. */
+const deleteSnapshots: SnapshotDeleter = async (manifest: Manifest) => {
+  const live = manifest.snapshots.filter((s) => s.state !== 'deleted');
+  const locked: string[] = [];
+  const local = live.filter((s) => localProviders.includes(s.provider));
+  if (local.length > 0) {
+    const provider = await createProvider(local[0]!.provider, {}, 'restore');
+    await provider.delete(
+      local.map((s) => ({ role: s.role ?? 'data', source: s.path ?? '', snapshot: s.snapshotId })),
+    );
+  }
+  const ebs = live.filter((s) => s.provider === 'ebs');
+  if (ebs.length > 0) {
+    const { EC2Client, DeleteSnapshotCommand } = await import('@aws-sdk/client-ec2');
+    const ec2 = new EC2Client({});
+    try {
+      for (const s of ebs) {
+        try {
+          await ec2.send(new DeleteSnapshotCommand({ SnapshotId: s.snapshotId }));
+        } catch (error) {
+          const name = (error as Error).name;
+          if (/Lock/i.test(name)) locked.push(s.snapshotId);
+          else if (name !== 'InvalidSnapshot.NotFound') throw error;
+        }
+      }
+    } finally {
+      ec2.destroy();
+    }
+  }
+  return { locked };
+};
+
+function policyFrom(values: { 'keep-last'?: string; 'keep-days'?: string }): RetentionPolicy {
+  const number = (flag: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    const value = Number(text);
+    if (!/^\d+(\.\d+)?$/.test(text))
+      throw new UsageError(`--${flag} takes a number; got ${JSON.stringify(text)}`);
+    return value;
+  };
+  const keepLast = number('keep-last', values['keep-last']);
+  const keepDays = number('keep-days', values['keep-days']);
+  return validatePolicy({
+    ...(keepLast !== undefined ? { keepLast } : {}),
+    ...(keepDays !== undefined ? { keepDays } : {}),
+  });
+}
+
+export async function retentionCommand(args: string[]): Promise<number> {
+  const { values } = parse('retention', args, {
+    'keep-last': { type: 'string' },
+    'keep-days': { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    repo: { type: 'string' },
+  });
+  if (values.help) return help(retentionUsage);
+  const policy = policyFrom(values);
+  const ctx = createContext(values);
+  const repository = await open(requireRepositoryChoice('retention', values));
+  try {
+    const result = await applyRetention(repository, {
+      policy,
+      dryRun: values['dry-run'],
+      deleteSnapshots,
+      progress: ctx.out.progress,
+    });
+    const verb = values['dry-run'] ? 'would delete' : 'deleted';
+    ctx.out.result({ dryRun: values['dry-run'], policy, ...result }, [
+      ...result.keep.map((k) => `keep    ${k.backupId} (${k.state}, ${k.reason})`),
+      ...result.remove.map((r) => `${verb.padEnd(7)} ${r.backupId} (${r.state})`),
+      ...result.lockedSnapshots.map((l) => `locked  ${l.backupId}: ${l.snapshotIds.join(', ')} (kept)`),
+      ...table([
+        [
+          'WAL',
+          `${verb} ${result.removeWal.length} file(s)${result.walFrom ? `; kept from ${result.walFrom}` : ''}`,
+        ],
+      ]),
+    ]);
+    return 0;
+  } finally {
+    repository.close();
+  }
+}

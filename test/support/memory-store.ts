@@ -1,0 +1,33 @@
+/** An ObjectStore in memory, for unit tests of what runs on top of a repository. */
+import type { ObjectStore } from '../../agent/domain/repository/store.ts';
+
+export class MemoryStore implements ObjectStore {
+  readonly url = 'memory://test';
+  readonly objects = new Map<string, Buffer>();
+
+  async get(key: string) {
+    return this.objects.get(key);
+  }
+  async exists(key: string) {
+    return this.objects.has(key);
+  }
+  async putIfAbsent(key: string, body: Buffer) {
+    if (this.objects.has(key)) return 'exists' as const;
+    this.objects.set(key, body);
+    return 'created' as const;
+  }
+  async put(key: string, body: Buffer) {
+    this.objects.set(key, body);
+  }
+  async delete(key: string) {
+    this.objects.delete(key);
+  }
+  async list(prefix: string) {
+    const names = new Set<string>();
+    for (const key of this.objects.keys()) {
+      if (key.startsWith(prefix)) names.add(key.slice(prefix.length).split('/')[0]!);
+    }
+    return [...names].sort();
+  }
+  close() {}
+}
