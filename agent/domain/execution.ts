@@ -7,6 +7,7 @@
 import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
+  GetExecutionHistoryCommand,
   ListExecutionsCommand,
   type SFNClient,
   StartExecutionCommand,
@@ -126,4 +127,65 @@ export async function findEarlierRunningBackup(
     nextToken = page.nextToken;
   } while (nextToken);
   return undefined;
+}
+
+export interface ExecutionOutcome {
+  status: 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+  /** The execution's output when it succeeded. */
+  output?: unknown;
+  /** The Fail state's error and cause otherwise. */
+  error?: string;
+  cause?: string;
+}
+
+const ends: Record<string, ExecutionOutcome['status']> = {
+  ExecutionSucceeded: 'SUCCEEDED',
+  ExecutionFailed: 'FAILED',
+  ExecutionTimedOut: 'TIMED_OUT',
+  ExecutionAborted: 'ABORTED',
+};
+
+/**
+ * Follows an execution until it ends, reporting each state it enters. Polls
+ * the history, from every 2 s up to every 15 s: a backup spends most of its
+ * time waiting for snapshots, and a person watching wants the first steps
+ * quickly.
+ */
+export async function followExecution(
+  sfn: SFNClient,
+  executionArn: string,
+  options: { progress: (message: string) => void; sleep?: (ms: number) => Promise<void> },
+): Promise<ExecutionOutcome> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  let seen = 0;
+  for (let delayMs = 2_000; ; delayMs = Math.min(15_000, delayMs * 1.5)) {
+    let nextToken: string | undefined;
+    do {
+      const page = await sfn.send(
+        new GetExecutionHistoryCommand({
+          executionArn,
+          maxResults: 1000,
+          ...(nextToken ? { nextToken } : {}),
+        }),
+      );
+      for (const event of page.events ?? []) {
+        if ((event.id ?? 0) <= seen) continue;
+        seen = event.id ?? seen;
+        const entered = event.stateEnteredEventDetails?.name;
+        if (entered && event.type !== 'ChoiceStateEntered') options.progress(entered);
+        const status = ends[event.type ?? ''];
+        if (!status) continue;
+        const failed = event.executionFailedEventDetails;
+        const output = event.executionSucceededEventDetails?.output;
+        return {
+          status,
+          ...(output !== undefined ? { output: JSON.parse(output) } : {}),
+          ...(failed?.error !== undefined ? { error: failed.error } : {}),
+          ...(failed?.cause !== undefined ? { cause: failed.cause } : {}),
+        };
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    await sleep(delayMs);
+  }
 }

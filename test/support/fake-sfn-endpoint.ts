@@ -2,7 +2,9 @@
  * A local stand-in for the Step Functions API's task-token calls, on
  * 127.0.0.1: the agent, run with `--task-token` and AWS_ENDPOINT_URL_SFN
  * pointing here, answers through SendTaskSuccess / SendTaskFailure /
- * SendTaskHeartbeat exactly as it does in AWS (JSON 1.0 protocol).
+ * SendTaskHeartbeat exactly as it does in AWS (JSON 1.0 protocol). Other
+ * actions (StartExecution, GetExecutionHistory…) answer with what a test sets
+ * through `handle`.
  */
 import { createServer, type Server } from 'node:http';
 
@@ -20,6 +22,9 @@ interface Waiter {
 
 export class FakeStepFunctionsEndpoint {
   private readonly waiters = new Map<string, Waiter>();
+  private readonly handlers = new Map<string, (input: Record<string, unknown>) => unknown>();
+  /** The input of every call to a handled action, in order. */
+  readonly requests: Array<{ action: string; input: Record<string, unknown> }> = [];
   /** Every call received, in order: `SendTaskSuccess`, `SendTaskHeartbeat`… */
   readonly calls: Array<{ action: string; taskToken: string }> = [];
   private constructor(
@@ -37,14 +42,15 @@ export class FakeStepFunctionsEndpoint {
       });
       request.on('end', () => {
         const action = String(request.headers['x-amz-target'] ?? '').replace('AWSStepFunctions.', '');
-        const input = JSON.parse(body || '{}') as {
-          taskToken: string;
-          output?: string;
-          error?: string;
-          cause?: string;
-        };
-        endpoint!.receive(action, input);
+        const input = JSON.parse(body || '{}');
+        const handler = endpoint!.handlers.get(action);
         response.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+        if (handler) {
+          endpoint!.requests.push({ action, input });
+          response.end(JSON.stringify(handler(input)));
+          return;
+        }
+        endpoint!.receive(action, input);
         response.end('{}');
       });
     });
@@ -53,6 +59,11 @@ export class FakeStepFunctionsEndpoint {
     const port = typeof address === 'object' && address ? address.port : 0;
     endpoint = new FakeStepFunctionsEndpoint(server, `http://127.0.0.1:${port}`);
     return endpoint;
+  }
+
+  /** Answers `action` (e.g. `StartExecution`) with what `handler` returns. */
+  handle(action: string, handler: (input: Record<string, unknown>) => unknown): void {
+    this.handlers.set(action, handler);
   }
 
   /** The environment that points the AWS SDK in the agent here. */

@@ -1,0 +1,144 @@
+/**
+ * `pgsnap backup start` as an operator runs it: the bundled CLI against a
+ * local stand-in for the Step Functions API.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { FakeStepFunctionsEndpoint } from '../support/fake-sfn-endpoint.ts';
+import { pgsnap } from '../support/pgsnap.ts';
+
+const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-prod-backup';
+let endpoint: FakeStepFunctionsEndpoint;
+
+beforeAll(async () => {
+  endpoint = await FakeStepFunctionsEndpoint.start();
+});
+afterAll(() => endpoint.close());
+beforeEach(() => {
+  endpoint.requests.length = 0;
+  endpoint.handle('StartExecution', (input) => ({
+    executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${input.name}`,
+    startDate: Date.now() / 1000,
+  }));
+});
+
+const entered = (id: number, name: string, type = 'TaskStateEntered') => ({
+  id,
+  type,
+  timestamp: Date.now() / 1000,
+  stateEnteredEventDetails: { name },
+});
+
+/** Each GetExecutionHistory call returns one more slice of the history. */
+function history(...slices: Array<Array<Record<string, unknown>>>) {
+  let calls = 0;
+  endpoint.handle('GetExecutionHistory', () => ({ events: slices.slice(0, ++calls).flat() }));
+}
+
+const env = () => ({ ...endpoint.env, PGSNAP_STATE_MACHINE_ARN: stateMachineArn });
+
+describe('pgsnap backup start', () => {
+  test('starts an execution named after a new backupId with the documented input', async () => {
+    const result = await pgsnap(
+      ['backup', 'start', '--cluster', 'orders-db', '--label', 'before upgrade', '--json'],
+      env(),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const [start] = endpoint.requests;
+    expect(start).toMatchObject({ action: 'StartExecution', input: { stateMachineArn } });
+    expect(JSON.parse(start!.input.input as string)).toEqual({
+      cluster: 'orders-db',
+      label: 'before upgrade',
+      trigger: 'cli',
+    });
+    expect(result.json).toEqual({
+      backupId: start!.input.name,
+      executionArn: expect.stringMatching(/:execution:pgsnap-prod-backup:\d{8}T\d{6}Z-[0-9a-f]{6}$/),
+    });
+  });
+
+  test('--wait follows the backup step by step and exits 0 once it is completed', async () => {
+    history(
+      [entered(2, 'Check the request and find the cluster'), entered(4, 'Begin the backup on the host')],
+      [
+        entered(7, 'Are all snapshots completed?', 'ChoiceStateEntered'),
+        entered(9, 'Mark the backup completed in the manifest'),
+        {
+          id: 12,
+          type: 'ExecutionSucceeded',
+          executionSucceededEventDetails: { output: '{"backupId":"x"}' },
+        },
+      ],
+    );
+    const result = await pgsnap(
+      [
+        'backup',
+        'start',
+        '--cluster',
+        'orders-db',
+        '--backup-id',
+        '20261121T143000Z-a1b2c3',
+        '--wait',
+        '--json',
+      ],
+      env(),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ backupId: '20261121T143000Z-a1b2c3', status: 'SUCCEEDED' });
+    const steps = result.stderr.split('\n').filter((line) => line.startsWith('pgsnap: '));
+    expect(steps.slice(1)).toEqual([
+      'pgsnap: Check the request and find the cluster',
+      'pgsnap: Begin the backup on the host',
+      'pgsnap: Mark the backup completed in the manifest',
+    ]);
+  });
+
+  test('--wait exits 1 with the error and cause when the backup failed', async () => {
+    history([
+      entered(2, 'Begin the backup on the host'),
+      {
+        id: 20,
+        type: 'ExecutionFailed',
+        executionFailedEventDetails: { error: 'PreconditionError', cause: 'archive_command is not set' },
+      },
+    ]);
+    const result = await pgsnap(['backup', 'start', '--cluster', 'orders-db', '--wait', '--json'], env());
+    expect(result.code).toBe(1);
+    expect(result.json).toMatchObject({
+      status: 'FAILED',
+      error: 'PreconditionError',
+      cause: 'archive_command is not set',
+    });
+  });
+
+  test('--wait exits 3 when another backup of the cluster was running', async () => {
+    history([
+      {
+        id: 5,
+        type: 'ExecutionSucceeded',
+        executionSucceededEventDetails: { output: '{"runningBackupId":"20261121T120000Z-000001"}' },
+      },
+    ]);
+    const result = await pgsnap(['backup', 'start', '--cluster', 'orders-db', '--wait'], env());
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain(
+      'backup 20261121T120000Z-000001 of orders-db is running; this one did nothing',
+    );
+  });
+
+  test.each([
+    [['backup', 'start', '--label', 'x'], /give --cluster NAME/],
+    [['backup', 'start', '--cluster', 'orders-db', '--label', "x'y"], /label/],
+    [['backup', 'stop', '--cluster', 'orders-db'], /unknown subcommand "stop"/],
+  ])('%j is a usage error that starts nothing', async (args, message) => {
+    const result = await pgsnap(args, env());
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(endpoint.requests).toEqual([]);
+  });
+
+  test('without a state machine it says where to find one', async () => {
+    const result = await pgsnap(['backup', 'start', '--cluster', 'orders-db'], endpoint.env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('PGSNAP_STATE_MACHINE_ARN');
+  });
+});
