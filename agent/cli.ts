@@ -5,6 +5,7 @@ import { backupCommand } from './commands/backup.ts';
 import { backupsCommand } from './commands/backups.ts';
 import { beginCommand } from './commands/begin.ts';
 import { demoCommand } from './commands/demo.ts';
+import { discoverCommand } from './commands/discover.ts';
 import { drillCommand } from './commands/drill.ts';
 import { endCommand } from './commands/end.ts';
 import { preflightCommand } from './commands/preflight.ts';
@@ -34,6 +35,7 @@ const commands: Record<string, { run: (args: string[]) => Promise<number>; summa
   'wal-push': { run: walPushCommand, summary: 'archive_command: store a WAL file in the repository' },
   'wal-fetch': { run: walFetchCommand, summary: 'restore_command: fetch a WAL file from the repository' },
   backups: { run: backupsCommand, summary: 'the catalog: backups list, backups show ID' },
+  discover: { run: discoverCommand, summary: 'which volumes (EBS ids, devices, mounts) hold the cluster' },
   backup: { run: backupCommand, summary: 'backup start --cluster X [--wait]: a backup in AWS, followed' },
   demo: { run: demoCommand, summary: 'a backup under load and a restore drill on this machine (npm start)' },
 };
