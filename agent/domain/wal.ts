@@ -6,6 +6,8 @@
  * and it always uses the current timeline.
  */
 
+import { segmentName } from './wal-file.ts';
+
 const lsnPattern = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
 /** Parses PostgreSQL's `X/Y` text form into a 64-bit position. */
@@ -19,16 +21,9 @@ export function formatLsn(lsn: bigint): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
-function hex8(value: bigint | number): string {
-  return value.toString(16).toUpperCase().padStart(8, '0');
-}
-
 /** XLogFileName: the segment that contains `lsn` on `timeline`. */
 export function walFileName(timeline: number, lsn: bigint, segmentSize: number): string {
-  const segSize = BigInt(segmentSize);
-  const segmentsPerId = 0x1_0000_0000n / segSize;
-  const segno = lsn / segSize;
-  return `${hex8(timeline)}${hex8(segno / segmentsPerId)}${hex8(segno % segmentsPerId)}`;
+  return segmentName(timeline, lsn / BigInt(segmentSize), segmentSize);
 }
 
 /**
@@ -42,7 +37,8 @@ export function walFileNameBefore(timeline: number, lsn: bigint, segmentSize: nu
 
 /** Name of the backup history file PostgreSQL writes at stop: `<start segment>.<offset>.backup`. */
 export function backupHistoryFileName(timeline: number, startLsn: bigint, segmentSize: number): string {
-  return `${walFileName(timeline, startLsn, segmentSize)}.${hex8(startLsn % BigInt(segmentSize))}.backup`;
+  const offset = (startLsn % BigInt(segmentSize)).toString(16).toUpperCase().padStart(8, '0');
+  return `${walFileName(timeline, startLsn, segmentSize)}.${offset}.backup`;
 }
 
 export interface BackupLabel {
