@@ -159,6 +159,8 @@ export async function runHolder(config: HolderConfig): Promise<never> {
       );
     }
     await hardenSession(client, facts.versionNum);
+    // The backup starts when pg_backup_start is called (its START TIME), not when the holder did.
+    const backupStartedAt = new Date().toISOString();
     const callStarted = performance.now();
     const startLsn = await startBackup(client, facts.versionNum, config.label, config.fast);
     const startCallMs = Math.round(performance.now() - callStarted);
@@ -166,6 +168,7 @@ export async function runHolder(config: HolderConfig): Promise<never> {
     session = {
       ...session,
       state: 'in-backup',
+      startedAt: backupStartedAt,
       serverPid: facts.backendPid,
       startLsn,
       startWalFile: walFileName(timeline, parseLsn(startLsn), facts.segmentSize),

@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { chownSync, mkdirSync, statSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PreconditionError } from '#domain/errors';
@@ -65,6 +66,8 @@ export class BtrfsProvider implements SnapshotProvider {
   async delete(snapshots: VolumeSnapshot[]): Promise<void> {
     for (const s of snapshots) {
       await run('btrfs', ['subvolume', 'delete', s.snapshot]).catch(() => {});
+      // The backup's directory goes with its last snapshot.
+      await rmdir(dirname(s.snapshot)).catch(() => {});
     }
   }
 }
