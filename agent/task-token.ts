@@ -33,7 +33,7 @@ export async function answeringStepFunctions<T>(
 ): Promise<T> {
   if (taskToken === undefined) return work();
   // Loaded on demand: most commands never talk to Step Functions.
-  const sfn = await import('@aws-sdk/client-sfn');
+  const sfn = await import('./step-functions.ts');
   const client = options.client ?? new sfn.SFNClient({});
   const heartbeat = setInterval(() => {
     client.send(new sfn.SendTaskHeartbeatCommand({ taskToken })).catch((error: unknown) => {

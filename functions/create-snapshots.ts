@@ -1,6 +1,7 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
+import { PreconditionError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { createSnapshotSet, type SnapshotSet } from '#domain/snapshots';
 
@@ -12,12 +13,25 @@ const eventSchema = z.object({
   instanceId: z.string(),
   /** From the configuration; when empty, the volumes that begin reported. */
   volumeIds: z.array(z.string()),
-  begin: z.object({ volumes: z.array(z.object({ volumeId: z.string() })).optional() }),
+  begin: z.object({
+    volumes: z.array(z.object({ volumeId: z.string() })).optional(),
+    /** What `pgsnap begin --volumes` could not place on an EBS volume. */
+    problems: z.array(z.string()).optional(),
+  }),
 });
 
 export async function handler(event: unknown): Promise<SnapshotSet> {
   const request = parseWith(eventSchema, event, 'the create-snapshots event');
-  const volumeIds =
-    request.volumeIds.length > 0 ? request.volumeIds : (request.begin.volumes ?? []).map((v) => v.volumeId);
-  return createSnapshotSet(ec2, { ...request, volumeIds });
+  if (request.volumeIds.length > 0) return createSnapshotSet(ec2, request);
+  // Without configured volumeIds, the volumes the host found; a part it could not place makes the set incomplete.
+  const problems = request.begin.problems ?? [];
+  if (problems.length > 0) {
+    throw new PreconditionError(
+      `the host cannot tell every EBS volume of ${request.cluster}: ${problems.join('; ')}`,
+    );
+  }
+  return createSnapshotSet(ec2, {
+    ...request,
+    volumeIds: (request.begin.volumes ?? []).map((v) => v.volumeId),
+  });
 }

@@ -72,7 +72,7 @@ export const agentDocumentScript = [
   'export PATH=/usr/local/bin:/usr/bin:/bin',
   'if [ -r /etc/pgsnap/pgsnap.env ]; then set -a; . /etc/pgsnap/pgsnap.env; set +a; fi',
   "case '{{ command }}' in",
-  "  begin) set -- begin --label '{{ label }}' --backup-id '{{ backupId }}' --max-duration '{{ maxDuration }}'",
+  "  begin) set -- begin --volumes --label '{{ label }}' --backup-id '{{ backupId }}' --max-duration '{{ maxDuration }}'",
   '         if [ \'{{ fast }}\' = true ]; then set -- "$@" --fast; fi ;;',
   // The state machine marks the manifest completed once the snapshots are; until then end leaves it stopped.
   '  end) set -- end --snapshots-pending ;;',

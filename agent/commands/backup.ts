@@ -1,4 +1,5 @@
 /** `pgsnap backup start`: start a backup in AWS (an execution of the state machine) and follow it. */
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { UsageError } from '#domain/errors';
 import { type ExecutionOutcome, followExecution, startBackupExecution } from '#domain/execution';
 import { validateBackupId } from '#domain/input';
@@ -55,7 +56,6 @@ export async function backupCommand(args: string[]): Promise<number> {
   }
   const backupId = values['backup-id'] ? validateBackupId(values['backup-id']) : undefined;
 
-  const { SFNClient } = await import('@aws-sdk/client-sfn');
   const sfn = new SFNClient({});
   try {
     const started = await startBackupExecution(sfn, {

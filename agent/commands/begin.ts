@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
+import type { Discovery } from '#domain/block-devices';
 import { ConnectionError, messageOf, PreconditionError, UsageError } from '#domain/errors';
 import { formatDuration, newBackupId, parseDuration, validateBackupId, validateLabel } from '#domain/input';
 import { recordStarted } from '../backup-catalog.ts';
@@ -13,8 +14,9 @@ import { table } from '../output.ts';
 import type { SessionRecord } from '../state.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
 import { abort } from './abort.ts';
+import { discover } from './discover.ts';
 
-export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--task-token T] [--json]
+export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]
 
 Starts a non-exclusive backup held by a background process (the holder) and
 returns once PostgreSQL is in backup mode. End it with pgsnap end.
@@ -215,21 +217,36 @@ export const beginFlags = {
 } as const;
 
 export async function beginCommand(args: string[]): Promise<number> {
-  const { values } = parse('begin', args, { ...beginFlags, ...taskTokenFlag });
+  const { values } = parse('begin', args, {
+    ...beginFlags,
+    ...taskTokenFlag,
+    volumes: { type: 'boolean', default: false },
+  });
   if (values.help) return help(beginUsage);
   const ctx = createContext(values);
+  // --volumes: also say which EBS volumes hold the cluster, for the state machine to snapshot.
+  let volumes: Pick<Discovery, 'volumes' | 'problems'> | undefined;
+  const document = (session: SessionRecord) => ({ ...beginDocument(session), ...volumes });
   const session = await answeringStepFunctions(
     values['task-token'],
-    () => {
+    async () => {
       if (values.label === undefined) {
         throw new UsageError('pgsnap begin: --label is required, e.g. pgsnap begin --label nightly');
       }
-      return begin(ctx, parseBeginOptions(values));
+      const started = await begin(ctx, parseBeginOptions(values));
+      if (values.volumes) {
+        // The backup has started: a discovery that fails is reported, not allowed to fail begin.
+        volumes = await discover().then(
+          ({ volumes: found, problems }) => ({ volumes: found, problems }),
+          (error: unknown) => ({ volumes: [], problems: [`pgsnap discover failed: ${messageOf(error)}`] }),
+        );
+      }
+      return started;
     },
-    beginDocument,
+    document,
     ctx.out,
   );
-  ctx.out.result(beginDocument(session), table(describeSession(session)));
+  ctx.out.result(document(session), table(describeSession(session)));
   return 0;
 }
 

@@ -50,6 +50,7 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
     const label = 'nightly run 2026/11/21 12:00 @eu+1,x=y';
     expect(run({ ...valid, command: 'begin', label, fast: 'true', maxDuration: '90m' })).toEqual([
       'begin',
+      '--volumes',
       '--label',
       label,
       '--backup-id',

@@ -104,6 +104,19 @@ describe('create-snapshots', () => {
     ).toEqual([volumes.data, volumes.other]);
   });
 
+  test('refuses to snapshot when the host could not place part of the cluster on an EBS volume', async () => {
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    const problem = 'pg_wal is on xvdg, which shows no EBS volume id';
+    await expect(
+      createSnapshots({
+        ...event,
+        volumeIds: [],
+        begin: { volumes: [{ volumeId: volumes.data }], problems: [problem] },
+      }),
+    ).rejects.toMatchObject({ name: 'PreconditionError', message: expect.stringContaining(problem) });
+    expect(ec2.commandCalls(CreateSnapshotsCommand)).toHaveLength(0);
+  });
+
   test('a repeated call returns the set already taken instead of taking a second one', async () => {
     ec2.on(DescribeSnapshotsCommand).resolves({
       Snapshots: [{ SnapshotId: 'snap-1', VolumeId: volumes.data, State: 'pending', StartTime: new Date() }],
