@@ -5,7 +5,7 @@
  * backup on a throwaway server, and checked. A backup is only trusted once
  * drilled. Everything the drill made is removed afterwards.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PreconditionError, UsageError } from '#domain/errors';
@@ -14,13 +14,11 @@ import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../cli-args.ts';
 import { createContext } from '../context.ts';
 import { checkRestoredCluster, type DataCheck } from '../local/checks.ts';
-import { Cluster, ownedDir } from '../local/cluster.ts';
-import { systemIdentifierOf } from '../pgdata.ts';
+import { ownedDir } from '../local/cluster.ts';
+import { type Recovered, recoverFromSnapshots } from '../local/recover.ts';
 import { createProvider, localProviders, type SnapshotProvider } from '../providers/provider.ts';
 import { open, requireRepositoryChoice } from '../repository-options.ts';
-import { prepareDataDirectory } from '../restore.ts';
 import { help } from './begin.ts';
-import { walFetchCommand } from './restore.ts';
 
 export const drillUsage = `pgsnap drill --backup-id ID --repo URL --cluster NAME [--keep] [--json]
 
@@ -97,58 +95,26 @@ export async function drillCommand(args: string[]): Promise<number> {
   const provider: SnapshotProvider = await createProvider(providerName, {}, 'restore');
 
   const work = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-drill-')), 0o711);
-  const made: string[] = [];
-  let cluster: Cluster | undefined;
+  let recovered: Recovered | undefined;
   try {
-    progress(`restoring ${snapshots.length} ${providerName} snapshot(s) of backup ${backupId}`);
-    const restoredAt = Date.now();
-    const targets = new Map<string, string>();
-    for (const snapshot of snapshots) {
-      const name = snapshot.role === 'tablespace' ? `tablespace-${snapshot.tablespaceOid}` : snapshot.role!;
-      const volume = { role: snapshot.role!, source: snapshot.path!, snapshot: snapshot.snapshotId };
-      const target = provider.scratchTarget(volume, work, `${backupId}-${name}`);
-      await provider.restore(volume, target);
-      made.push(target);
-      targets.set(name, target);
-    }
-    const pgdata = targets.get('data');
-    if (!pgdata) throw new PreconditionError(`backup ${backupId} has no snapshot of its data directory`);
-    if (systemIdentifierOf(pgdata) !== manifest.systemIdentifier) {
-      throw new PreconditionError(
-        `the restored snapshot of backup ${backupId} is not of cluster ${manifest.cluster}`,
-      );
-    }
-    const tablespaces = Object.fromEntries(
-      snapshots
-        .filter((s) => s.role === 'tablespace')
-        .map((s) => [s.tablespaceOid!, targets.get(`tablespace-${s.tablespaceOid}`)!]),
-    );
     progress(
-      'preparing the data directory from the repository: backup_label, tablespace_map, restore_command',
+      `restoring ${snapshots.length} ${providerName} snapshot(s) of backup ${backupId} and recovering it ` +
+        `on a throwaway server to the end of the backup (${manifest.stopLsn})`,
     );
-    prepareDataDirectory({
-      pgdata,
-      backupLabel: label,
-      expectedSha256: { backupLabel: manifest.artifacts.find((a) => a.name === 'backup_label')!.sha256 },
-      ...(map ? { tablespaceMap: map.text, tablespaces } : {}),
-      // Never the production WAL: the restored WAL volume if there is one, else a fresh directory.
-      walDir: targets.get('wal') ?? join(work, 'pg_wal'),
-      restoreCommand: walFetchCommand(choice.url, choice.cluster),
+    recovered = await recoverFromSnapshots({
+      backupId,
+      cluster: manifest.cluster,
+      systemIdentifier: manifest.systemIdentifier,
+      label: { text: label, sha256: manifest.artifacts.find((a) => a.name === 'backup_label')!.sha256 },
+      ...(map ? { map } : {}),
+      provider,
+      snapshots,
+      repository: choice,
       target: { kind: 'immediate' },
-      targetAction: 'promote',
+      work,
+      name: 'drill',
     });
-    const major = Number(readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim());
-    progress(
-      `recovering on a throwaway PostgreSQL ${major} server to the end of the backup (${manifest.stopLsn})`,
-    );
-    cluster = await Cluster.create({
-      major,
-      root: ownedDir(join(work, 'server')),
-      dataDir: pgdata,
-      archiveDir: ownedDir(join(work, 'archive')),
-    });
-    await cluster.waitForPromotion(600_000);
-    const restoreMs = Date.now() - restoredAt;
+    const { cluster, restoreMs } = recovered;
     progress('checking the data: pg_amcheck --heapallindexed on every database, pg_checksums');
     const check = await checkRestoredCluster(cluster);
     const report: DrillReport = { backupId, provider: providerName, restoreMs, check, ok: check.ok };
@@ -162,10 +128,9 @@ export async function drillCommand(args: string[]): Promise<number> {
     ]);
     return check.ok ? 0 : 1;
   } finally {
-    cluster?.stopSync('immediate');
     if (!values.keep) {
-      for (const target of made.reverse()) await provider.discard(target);
+      await recovered?.discard();
       rmSync(work, { recursive: true, force: true, maxRetries: 5 });
-    } else progress(`kept ${[work, ...made].join(', ')}`);
+    } else progress(`kept ${work}`);
   }
 }

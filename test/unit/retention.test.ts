@@ -194,6 +194,7 @@ describe('retention over random histories', () => {
           if (restorable.length > 0 && completed.length > 0) {
             const from = restorable
               .map((m) => parseSegmentName(m.startWalFile, segmentSize).segno)
+              // biome-ignore lint/complexity/useMathMinMax: segment numbers are bigint, which Math.min refuses
               .reduce((a, b) => (a < b ? a : b));
             for (const name of wal) {
               const present = store.objects.has(`${cluster}/wal/${name}.zst`);
