@@ -1,31 +1,37 @@
 /**
- * `pgsnap demo` (`npm start`): the embedded default on one machine. A throwaway
- * cluster under pgbench load, a backup with the copy provider, then the drill:
- * restore to the end of the backup and to a named restore point, check the rows,
- * run pg_amcheck. Everything it made is removed at the end, also after Ctrl-C.
+ * `pgsnap demo` (`npm start`): the embedded default on one machine, through
+ * the product's own path. A throwaway cluster whose PGDATA, tablespace and
+ * pg_wal are on three btrfs volumes when the machine allows (root, loop
+ * devices, btrfs-progs), else in directories; archiving with `pgsnap wal-push`
+ * into a file:// repository; a pgbench load; a backup (begin, snapshot with the
+ * btrfs or copy provider, end); then the drill: recover from the snapshots and
+ * the repository to the end of the backup and to a named restore point, check
+ * the rows, run pg_amcheck. Everything it made is removed at the end, also
+ * after Ctrl-C.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import { PreconditionError } from '#domain/errors';
 import { formatDuration } from '#domain/input';
+import type { Manifest } from '#domain/repository/manifest';
 import { waitForArchive } from '../archive-wait.ts';
+import { recordLocalSnapshots } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
+import { clusterPaths } from '../cluster-paths.ts';
 import { createContext } from '../context.ts';
-import {
-  asPostgres,
-  Cluster,
-  chownTree,
-  clientBin,
-  newestAvailableMajor,
-  ownedDir,
-} from '../local/cluster.ts';
+import { BtrfsVolumes, btrfsUnavailable } from '../local/btrfs-volumes.ts';
+import { checkRestoredCluster, type DataCheck } from '../local/checks.ts';
+import { asPostgres, Cluster, clientBin, newestAvailableMajor, ownedDir } from '../local/cluster.ts';
+import { recoverFromSnapshots } from '../local/recover.ts';
 import { startWriter, type Writer } from '../local/writer.ts';
 import { createOutput } from '../output.ts';
-import { prepareDataDirectory, type RecoveryTarget } from '../restore.ts';
+import { createProvider, type SnapshotProvider } from '../providers/provider.ts';
+import { open, type RepositoryChoice } from '../repository-options.ts';
+import type { RecoveryTarget } from '../restore.ts';
 import { begin, help } from './begin.ts';
 import { end } from './end.ts';
 
@@ -37,8 +43,9 @@ const run = (file: string, args: string[]) => execFileAsync(file, args, { signal
 export const demoUsage = `pgsnap demo [--keep] [--json]
 
 Runs a whole backup and restore drill on this machine with no AWS: a throwaway
-PostgreSQL cluster under load, a backup, two restores, and a data check.
-Exits 0 only if the restored data checked out.`;
+PostgreSQL cluster under load archiving into a file:// repository, a backup
+(btrfs volume snapshots when run as root with btrfs-progs, else copies), two
+recoveries, and a data check. Exits 0 only if the restored data checked out.`;
 
 interface DrillResult {
   name: string;
@@ -46,8 +53,12 @@ interface DrillResult {
   expectedRows: number;
   foundRows: number;
   extraRows: number;
-  amcheck: 'passed' | 'failed' | 'not available';
+  amcheck: DataCheck['amcheck'];
   ok: boolean;
+}
+
+function shellQuote(value: string): string {
+  return /^[\w./:=@%-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
 }
 
 export async function demoCommand(args: string[]): Promise<number> {
@@ -60,6 +71,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     step += 1;
     out.progress(`[${formatDuration(Date.now() - started).padStart(5)}] ${step}. ${message}`);
   };
+  const detail = (message: string) => out.progress(`        ${message}`);
 
   const work = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-demo-')), 0o711);
   if (asPostgres('test', ['-x', work], { allowFailure: true }).status !== 0) {
@@ -70,6 +82,8 @@ export async function demoCommand(args: string[]): Promise<number> {
   }
   const clusters: Cluster[] = [];
   const children: ChildProcess[] = [];
+  const discards: Array<() => Promise<void>> = [];
+  let volumes: BtrfsVolumes | undefined;
   let writer: Writer | undefined;
   let writerClient: pg.Client | undefined;
   const cleanup = async () => {
@@ -78,7 +92,9 @@ export async function demoCommand(args: string[]): Promise<number> {
     await writerClient?.end().catch(() => {});
     running.abort();
     for (const child of children) child.kill('SIGTERM');
+    for (const discard of discards.reverse()) await discard().catch(() => {});
     for (const cluster of clusters.reverse()) cluster.stopSync('immediate');
+    volumes?.destroy();
     if (!values.keep) rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
   const onSignal = (signal: NodeJS.Signals) => {
@@ -90,10 +106,54 @@ export async function demoCommand(args: string[]): Promise<number> {
 
   try {
     const major = newestAvailableMajor();
-    progress(`starting a throwaway PostgreSQL ${major} cluster in ${work}`);
-    const source = await Cluster.create({ major, root: ownedDir(join(work, 'source')) });
+    const noVolumes = btrfsUnavailable();
+    let dataDir: string;
+    let walDir: string;
+    let tablespaceDir: string;
+    let provider: SnapshotProvider;
+    if (noVolumes === undefined) {
+      progress('making three btrfs volumes on loop devices: PGDATA, a tablespace, pg_wal');
+      volumes = new BtrfsVolumes(join(work, 'volumes'));
+      dataDir = volumes.create('pgdata', 1024).subvolume;
+      tablespaceDir = volumes.create('tablespace', 512).subvolume;
+      walDir = volumes.create('pgwal', 1024).subvolume;
+      provider = await createProvider('btrfs', {});
+    } else {
+      progress(
+        `no volume snapshots here (${noVolumes}): PGDATA, a tablespace and pg_wal in directories, copied`,
+      );
+      dataDir = join(ownedDir(join(work, 'pgdata')), 'data');
+      tablespaceDir = ownedDir(join(work, 'tablespace'));
+      walDir = join(ownedDir(join(work, 'pgwal')), 'wal');
+      provider = await createProvider('copy', { snapshotDir: ownedDir(join(work, 'snapshots')) });
+    }
+
+    const repository: RepositoryChoice = {
+      url: `file://${ownedDir(join(work, 'repository'), 0o750)}`,
+      cluster: 'demo',
+    };
+    const walPush = [
+      process.execPath,
+      process.argv[1]!,
+      'wal-push',
+      '%p',
+      '--repo',
+      repository.url,
+      '--cluster',
+      repository.cluster,
+    ]
+      .map(shellQuote)
+      .join(' ');
+    progress(
+      `starting a throwaway PostgreSQL ${major} cluster, archiving with pgsnap wal-push into ${repository.url}`,
+    );
+    const source = await Cluster.create({
+      major,
+      root: ownedDir(join(work, 'source')),
+      initdbAt: { dataDir, walDir },
+      settings: { archive_command: `'${walPush.replaceAll("'", "''")}'`, max_wal_size: "'256MB'" },
+    });
     clusters.push(source);
-    const tablespaceDir = ownedDir(join(work, 'source', 'tablespace'));
     await source.query(`CREATE TABLESPACE demo_ts LOCATION '${tablespaceDir}'`);
     await source.query('CREATE TABLE demo_events (id bigint PRIMARY KEY, payload text) TABLESPACE demo_ts');
 
@@ -102,10 +162,9 @@ export async function demoCommand(args: string[]): Promise<number> {
     if (pgbench) {
       progress('loading pgbench data (scale 10, about 160 MB)');
       await run(pgbench, [...pgArgs, '-i', '-q', '-s', '10', 'postgres']);
-      const load = spawn(pgbench, [...pgArgs, '-c', '2', '-j', '2', '-T', '3600', 'postgres'], {
-        stdio: 'ignore',
-      });
-      children.push(load);
+      children.push(
+        spawn(pgbench, [...pgArgs, '-c', '2', '-j', '2', '-T', '3600', 'postgres'], { stdio: 'ignore' }),
+      );
     }
     writerClient = await source.client();
     writer = startWriter(writerClient, ['demo_events'], 1);
@@ -114,29 +173,33 @@ export async function demoCommand(args: string[]): Promise<number> {
 
     // The agent takes its connection from the libpq environment, as on a database host.
     Object.assign(process.env, source.env);
-    const ctx = createContext({ 'state-dir': join(work, 'state'), json: values.json });
-    progress('begin: starting the backup session (pg_backup_start, fast checkpoint)');
-    const beginAt = Date.now();
-    const session = await begin(ctx, { label: 'pgsnap demo', fast: true, maxDurationMs: 600_000 });
-    out.progress(
-      `        backup ${session.backupId} in backup mode from ${session.startLsn} (${session.startWalFile})`,
+    const ctx = createContext({
+      'state-dir': join(work, 'state'),
+      json: values.json,
+      repo: repository.url,
+      cluster: 'demo',
+    });
+    progress(
+      'begin: the holder starts the backup session (pg_backup_start, fast checkpoint); manifest "started"',
     );
+    const session = await begin(ctx, { label: 'pgsnap demo', fast: true, maxDurationMs: 600_000 });
+    detail(`backup ${session.backupId} in backup mode from ${session.startLsn} (${session.startWalFile})`);
 
-    progress('snapshot (copy provider): copying PGDATA and the tablespace while the load runs');
+    const paths = await clusterPaths(writerClient);
+    progress(`snapshot (${provider.name}): ${paths.map((p) => `${p.role} ${p.path}`).join(', ')}`);
     const snapshotAt = Date.now();
-    const snapshot = join(work, 'snapshot');
-    mkdirSync(snapshot);
-    await run('cp', ['-a', source.dataDir, join(snapshot, 'data')]);
-    await run('cp', ['-a', tablespaceDir, join(snapshot, 'tablespace')]);
+    const snapshots = await provider.snapshot(session.backupId, paths);
     const snapshotMs = Date.now() - snapshotAt;
+    await recordLocalSnapshots(repository, session.backupId, provider.name, snapshots, 'taken');
+    discards.push(() => provider.delete(snapshots));
 
     const committedBeforeEnd = writer.lastCommitted;
-    progress('end: pg_backup_stop, waiting for the stop segment to be archived');
-    const ended = await end(ctx, { output: join(work, 'artifacts'), archiveTimeoutMs: 300_000 });
-    const inBackupMs = Date.parse(ended.stoppedAt) - beginAt;
-    out.progress(
-      `        stopped at ${ended.stopLsn}; ${ended.artifacts.map((a) => a.name).join(', ')} written`,
+    progress(
+      'end: pg_backup_stop, the WAL up to the stop segment in the repository, artifacts stored; manifest "completed"',
     );
+    const ended = await end(ctx, { archiveTimeoutMs: 300_000 });
+    const inBackupMs = Date.parse(ended.stoppedAt) - Date.parse(session.startedAt);
+    detail(`stopped at ${ended.stopLsn}; ${ended.artifacts.map((a) => a.name).join(', ')} stored`);
 
     await writer.stop();
     const restorePointRows = writer.lastCommitted;
@@ -145,94 +208,88 @@ export async function demoCommand(args: string[]): Promise<number> {
     writer = startWriter(writerClient, ['demo_events'], 1, restorePointRows);
     await new Promise((r) => setTimeout(r, 500));
     await writer.stop();
-    await writerClient.end();
-    writerClient = undefined;
     for (const child of children) child.kill('SIGTERM');
-
-    const client = await source.client();
     const [{ segment }] = (
-      await client.query<{ segment: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS segment')
+      await writerClient.query<{ segment: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS segment')
     ).rows as [{ segment: string }];
-    await client.query('SELECT pg_switch_wal()');
-    await waitForArchive(client, {
+    await writerClient.query('SELECT pg_switch_wal()');
+    await waitForArchive(writerClient, {
       files: [segment],
       timeoutMs: 120_000,
       versionNum: source.major * 10000,
       fromStandby: false,
-      progress: out.progress,
+      progress: detail,
     });
-    const walArchived = (
-      await client.query<{ n: string }>('SELECT archived_count AS n FROM pg_stat_archiver')
-    ).rows[0]!.n;
-    await client.end();
-    source.stopSync('fast');
+    await writerClient.end();
+    writerClient = undefined;
 
-    const file = (name: string) => readFileSync(join(work, 'artifacts', name), 'utf8');
-    const map = file('tablespace_map');
-    const oid = map.split(' ')[0]!;
+    const repo = await open(repository);
+    let manifest: Manifest;
+    let label: { text: string; sha256: string };
+    let map: { text: string; sha256: string } | undefined;
+    try {
+      manifest = (await repo.readManifest(session.backupId))!;
+      const artifact = async (name: string) => {
+        const record = manifest.artifacts.find((a) => a.name === name);
+        return (
+          record && {
+            text: (await repo.readArtifact(session.backupId, record)).toString('utf8'),
+            sha256: record.sha256,
+          }
+        );
+      };
+      label = (await artifact('backup_label'))!;
+      map = await artifact('tablespace_map');
+    } finally {
+      repo.close();
+    }
+    const walFiles = readdirSync(join(repository.url.slice('file://'.length), 'demo', 'wal')).length;
+
     const drill = async (
       name: string,
       target: RecoveryTarget,
       expectedRows: number,
     ): Promise<DrillResult> => {
-      progress(`drill "${name}": restoring the snapshot and recovering from the archive`);
-      const drillAt = Date.now();
-      const root = ownedDir(join(work, `drill-${clusters.length}`));
-      await run('cp', ['-a', join(snapshot, 'data'), join(root, 'data')]);
-      await run('cp', ['-a', join(snapshot, 'tablespace'), join(root, 'tablespace')]);
-      prepareDataDirectory({
-        pgdata: join(root, 'data'),
-        backupLabel: file('backup_label'),
-        tablespaceMap: map,
-        tablespaces: { [oid]: join(root, 'tablespace') },
-        restoreCommand: `cp ${source.archiveDir}/%f %p`,
+      progress(
+        `drill "${name}": the snapshots cloned, recovered from the repository beside the running source`,
+      );
+      const recovered = await recoverFromSnapshots({
+        backupId: session.backupId,
+        cluster: 'demo',
+        systemIdentifier: manifest.systemIdentifier,
+        label,
+        ...(map ? { map } : {}),
+        provider,
+        snapshots: manifest.snapshots,
+        repository,
         target,
-        targetAction: 'promote',
+        work,
+        name: target.kind,
       });
-      chownTree(root);
-      const restored = await Cluster.create({
-        major,
-        root,
-        dataDir: join(root, 'data'),
-        archiveDir: source.archiveDir,
-      });
-      clusters.push(restored);
-      await restored.waitForPromotion();
-      const restoreMs = Date.now() - drillAt;
-      const [row] = await restored.query<{ found: string; extra: string }>(
+      discards.push(recovered.discard);
+      const [row] = await recovered.cluster.query<{ found: string; extra: string }>(
         'SELECT count(*) FILTER (WHERE id <= $1) AS found, count(*) FILTER (WHERE id > $1) AS extra FROM demo_events',
         [expectedRows],
       );
-      const amcheckBin = clientBin('pg_amcheck');
-      let amcheck: DrillResult['amcheck'] = 'not available';
-      if (amcheckBin && major >= 14) {
-        const result = asPostgres(
-          amcheckBin,
-          [
-            '-h',
-            restored.socketDir,
-            '-p',
-            String(restored.port),
-            '-U',
-            'postgres',
-            '--install-missing',
-            '--heapallindexed',
-            '-d',
-            'postgres',
-          ],
-          { allowFailure: true },
-        );
-        amcheck = result.status === 0 ? 'passed' : 'failed';
-      }
-      restored.stopSync('fast');
+      const check = await checkRestoredCluster(recovered.cluster);
+      await recovered.discard();
       const foundRows = Number(row!.found);
       const extraRows = Number(row!.extra);
       const exact = target.kind === 'name';
-      const ok = foundRows === expectedRows && (!exact || extraRows === 0) && amcheck !== 'failed';
-      out.progress(
-        `        ${ok ? 'ok' : 'FAILED'}: ${foundRows} of ${expectedRows} rows${exact ? `, ${extraRows} after the target` : ''}, pg_amcheck ${amcheck}, ${formatDuration(restoreMs)}`,
+      const ok = foundRows === expectedRows && (!exact || extraRows === 0) && check.ok;
+      detail(
+        `${ok ? 'ok' : 'FAILED'}: ${foundRows} of ${expectedRows} rows${exact ? `, ${extraRows} after the target` : ''}, ` +
+          `pg_amcheck ${check.amcheck}, checksums ${check.checksums}, ${formatDuration(recovered.restoreMs)}`,
       );
-      return { name, restoreMs, expectedRows, foundRows, extraRows, amcheck, ok };
+      return {
+        name,
+        restoreMs: recovered.restoreMs,
+        expectedRows,
+        foundRows,
+        extraRows,
+        amcheck: check.amcheck,
+        ok,
+      };
     };
 
     const drills = [
@@ -248,11 +305,13 @@ export async function demoCommand(args: string[]): Promise<number> {
       ok,
       backupId: ended.backupId,
       serverVersion: session.serverVersion,
+      provider: provider.name,
+      repository: repository.url,
       startLsn: ended.startLsn,
       stopLsn: ended.stopLsn,
       inBackupModeMs: inBackupMs,
       snapshotMs,
-      walSegmentsArchived: Number(walArchived),
+      walFilesInRepository: walFiles,
       drills,
       totalMs: Date.now() - started,
     };
@@ -260,9 +319,10 @@ export async function demoCommand(args: string[]): Promise<number> {
       '',
       'pgsnap demo report',
       `  backup            ${ended.backupId} (PostgreSQL ${session.serverVersion})`,
+      `  volumes           ${provider.name === 'btrfs' ? 'PGDATA, tablespace, pg_wal on three btrfs volumes' : 'directories, copied'}`,
       `  LSNs              ${ended.startLsn} .. ${ended.stopLsn}`,
-      `  in backup mode    ${formatDuration(inBackupMs)} (snapshot by copy: ${formatDuration(snapshotMs)})`,
-      `  WAL archived      ${walArchived} files`,
+      `  in backup mode    ${formatDuration(inBackupMs)} (${provider.name} snapshot: ${formatDuration(snapshotMs)})`,
+      `  WAL archived      ${walFiles} files in ${repository.url}`,
       ...drills.map(
         (d) =>
           `  drill             ${d.name}: ${d.ok ? 'ok' : 'FAILED'}, ${d.foundRows}/${d.expectedRows} rows, amcheck ${d.amcheck}, restore ${formatDuration(d.restoreMs)}`,

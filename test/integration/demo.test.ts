@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { btrfsUnavailable } from '../support/btrfs.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 
 it('takes a backup under load, restores it twice, checks the rows, and removes everything it made', async () => {
@@ -15,6 +16,10 @@ it('takes a backup under load, restores it twice, checks the rows, and removes e
     const report = result.json!;
     expect(report.ok).toBe(true);
     expect(report.backupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    // Where the machine allows (as in CI), PGDATA, the tablespace and pg_wal are on three btrfs volumes.
+    expect(report.provider).toBe(btrfsUnavailable() === undefined ? 'btrfs' : 'copy');
+    if (process.env.CI) expect(report.provider).toBe('btrfs');
+    expect(report.walFilesInRepository).toBeGreaterThan(0);
     const drills = report.drills as Array<{
       name: string;
       expectedRows: number;
