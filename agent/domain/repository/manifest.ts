@@ -42,6 +42,23 @@ export const manifestSnapshotSchema = z.strictObject({
 });
 export type ManifestSnapshot = z.infer<typeof manifestSnapshotSchema>;
 
+/**
+ * One disaster-recovery copy of one snapshot of the set, in another region or
+ * account. The source manifest and the DR-side manifest carry the same list.
+ */
+export const manifestCopySchema = z.strictObject({
+  account: z.string().regex(/^\d{12}$/),
+  region: z.string(),
+  sourceSnapshotId: z.string(),
+  /** Absent when the copy could not even be started. */
+  snapshotId: z.string().optional(),
+  volumeId: z.string().optional(),
+  /** EC2's snapshot state (pending, completed, error), or `failed` when pgsnap gave the copy up. */
+  state: z.string(),
+  reason: z.string().optional(),
+});
+export type ManifestCopy = z.infer<typeof manifestCopySchema>;
+
 export const manifestSchema = z.strictObject({
   schemaVersion: z.literal(manifestSchemaVersion),
   cluster: z.string(),
@@ -62,6 +79,8 @@ export const manifestSchema = z.strictObject({
   wal: z.strictObject({ first: walFile, last: walFile }).optional(),
   artifacts: z.array(artifactSchema),
   snapshots: z.array(manifestSnapshotSchema),
+  /** Disaster-recovery copies of the snapshots; absent when the backup is not copied. */
+  copies: z.array(manifestCopySchema).optional(),
   timings: z.strictObject({
     startedAt: timestamp,
     stoppedAt: timestamp.optional(),

@@ -1,0 +1,48 @@
+/** Lambda for "Check whether the DR copies are completed": one poll, and the wait before the next. */
+import { STSClient } from '@aws-sdk/client-sts';
+import { z } from 'zod';
+import { type CopyProgress, checkDrCopies } from '#domain/dr-copies';
+import { drTargetVariable, openDrSession } from '#domain/dr-target';
+import { parseWith } from '#domain/parse';
+import { manifestCopySchema } from '#domain/repository/manifest';
+
+const sts = new STSClient({});
+
+const environmentSchema = z.object({
+  PGSNAP_DR: drTargetVariable,
+  PGSNAP_FIRST_POLL_SECONDS: z.coerce.number().int().min(1),
+  PGSNAP_MAX_POLL_SECONDS: z.coerce.number().int().min(1),
+  PGSNAP_COPY_HOURS: z.coerce.number().int().min(1),
+});
+
+const eventSchema = z.object({
+  backupId: z.string(),
+  dr: z.object({
+    account: z.string(),
+    region: z.string(),
+    copies: z.array(manifestCopySchema).min(1),
+    startedAt: z.iso.datetime(),
+  }),
+  copyPoll: z.object({ attempt: z.int().min(0) }).default({ attempt: 0 }),
+});
+
+export async function handler(event: unknown): Promise<CopyProgress> {
+  const env = parseWith(environmentSchema, process.env, 'the check-copies environment');
+  const request = parseWith(eventSchema, event, 'the check-copies event');
+  const session = await openDrSession(sts, env.PGSNAP_DR, {
+    sessionName: `pgsnap-check-${request.backupId}`,
+  });
+  try {
+    return await checkDrCopies(session.ec2, {
+      copySet: request.dr,
+      attempt: request.copyPoll.attempt,
+      settings: {
+        firstPollSeconds: env.PGSNAP_FIRST_POLL_SECONDS,
+        maxPollSeconds: env.PGSNAP_MAX_POLL_SECONDS,
+        snapshotHours: env.PGSNAP_COPY_HOURS,
+      },
+    });
+  } finally {
+    session.close();
+  }
+}

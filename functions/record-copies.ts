@@ -1,0 +1,78 @@
+/**
+ * Lambda for "Record the DR copies": how they ended, in the source and the
+ * DR-side manifest; sharing and grants taken back; given-up copies deleted.
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { STSClient } from '@aws-sdk/client-sts';
+import { z } from 'zod';
+import { finishDrCopies } from '#domain/dr-copies';
+import { drTargetVariable, openDrSession } from '#domain/dr-target';
+import { parseWith } from '#domain/parse';
+import { manifestCopySchema } from '#domain/repository/manifest';
+import { openRepository } from '#domain/repository/open';
+
+const sts = new STSClient({});
+
+const environmentSchema = z.object({ PGSNAP_DR: drTargetVariable });
+
+const target = {
+  cluster: z.string(),
+  backupId: z.string(),
+  repository: z.string(),
+  snapshotSet: z.object({
+    snapshots: z.array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() })).min(1),
+  }),
+};
+const copySet = z.object({
+  account: z.string(),
+  region: z.string(),
+  copies: z.array(manifestCopySchema),
+  startedAt: z.iso.datetime(),
+});
+
+const eventSchema = z.discriminatedUnion('outcome', [
+  z.object({ ...target, outcome: z.literal('completed'), dr: copySet }),
+  z.object({
+    ...target,
+    outcome: z.literal('failed'),
+    dr: copySet.optional(),
+    error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+  }),
+]);
+
+export async function handler(event: unknown): Promise<{ copies: z.infer<typeof manifestCopySchema>[] }> {
+  const { PGSNAP_DR } = parseWith(environmentSchema, process.env, 'the record-copies environment');
+  const request = parseWith(eventSchema, event, 'the record-copies event');
+  const source = {
+    ec2: new EC2Client({ region: PGSNAP_DR.sourceRegion }),
+    kms: new KMSClient({ region: PGSNAP_DR.sourceRegion }),
+  };
+  const session = await openDrSession(sts, PGSNAP_DR, { sessionName: `pgsnap-record-${request.backupId}` });
+  const repository = await openRepository(request.repository, request.cluster);
+  try {
+    const dr = await session.openRepository(request.cluster);
+    const common = {
+      target: PGSNAP_DR,
+      backupId: request.backupId,
+      snapshots: request.snapshotSet.snapshots,
+      ...(request.dr ? { copySet: request.dr } : {}),
+    };
+    return await finishDrCopies(
+      { source, drEc2: session.ec2 },
+      { source: repository, dr },
+      request.outcome === 'completed'
+        ? { ...common, outcome: 'completed' }
+        : {
+            ...common,
+            outcome: 'failed',
+            reason: `${request.error.Error}: ${request.error.Cause ?? 'no cause given'}`,
+          },
+    );
+  } finally {
+    repository.close();
+    session.close();
+    source.ec2.destroy();
+    source.kms.destroy();
+  }
+}
