@@ -158,7 +158,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     await source.query('CREATE TABLE demo_events (id bigint PRIMARY KEY, payload text) TABLESPACE demo_ts');
 
     const pgbench = clientBin('pgbench');
-    const pgArgs = ['-h', source.socketDir, '-p', String(source.port), '-U', 'postgres'];
+    const pgArgs = source.clientArgs;
     if (pgbench) {
       progress('loading pgbench data (scale 10, about 160 MB)');
       await run(pgbench, [...pgArgs, '-i', '-q', '-s', '10', 'postgres']);

@@ -17,6 +17,26 @@ export interface DataCheck {
   ok: boolean;
 }
 
+/**
+ * pg_amcheck (14+) with --heapallindexed on the running cluster, as the server's user;
+ * undefined when the tool or the server's version cannot do it.
+ */
+export function runAmcheck(
+  cluster: Cluster,
+  scope: string[] = ['-d', 'postgres'],
+): { ok: boolean; output: string } | undefined {
+  const amcheckBin = clientBin('pg_amcheck');
+  if (!amcheckBin || cluster.major < 14) return undefined;
+  const result = asPostgres(
+    amcheckBin,
+    [...cluster.clientArgs, ...scope, '--install-missing', '--heapallindexed'],
+    {
+      allowFailure: true,
+    },
+  );
+  return { ok: result.status === 0, output: (result.stdout + result.stderr).trim() };
+}
+
 /** Runs the checks; stops the cluster (cleanly, as pg_checksums needs). */
 export async function checkRestoredCluster(cluster: Cluster): Promise<DataCheck> {
   const problems: string[] = [];
@@ -29,28 +49,9 @@ export async function checkRestoredCluster(cluster: Cluster): Promise<DataCheck>
     "SELECT current_setting('data_checksums') AS v",
   );
 
-  let amcheck: DataCheck['amcheck'] = 'not available';
-  const amcheckBin = clientBin('pg_amcheck');
-  if (amcheckBin && cluster.major >= 14) {
-    const result = asPostgres(
-      amcheckBin,
-      [
-        '-h',
-        cluster.socketDir,
-        '-p',
-        String(cluster.port),
-        '-U',
-        'postgres',
-        '--all',
-        '--install-missing',
-        '--heapallindexed',
-      ],
-      { allowFailure: true },
-    );
-    amcheck = result.status === 0 ? 'passed' : 'failed';
-    if (result.status !== 0)
-      problems.push(`pg_amcheck: ${(result.stdout + result.stderr).trim().slice(0, 2000)}`);
-  }
+  const amcheckRun = runAmcheck(cluster, ['--all']);
+  const amcheck: DataCheck['amcheck'] = amcheckRun ? (amcheckRun.ok ? 'passed' : 'failed') : 'not available';
+  if (amcheckRun && !amcheckRun.ok) problems.push(`pg_amcheck: ${amcheckRun.output.slice(0, 2000)}`);
 
   cluster.stopSync('fast');
   let checksums: DataCheck['checksums'] = checksumSetting?.v === 'on' ? 'not available' : 'off';

@@ -150,6 +150,11 @@ export class Cluster {
     return join(this.root, 'server.log');
   }
 
+  /** Connection flags for the client tools (psql, pgbench, pg_amcheck). */
+  get clientArgs(): string[] {
+    return ['-h', this.socketDir, '-p', String(this.port), '-U', 'postgres'];
+  }
+
   /** libpq environment for clients and for pgsnap. */
   get env(): NodeJS.ProcessEnv {
     return { PGHOST: this.socketDir, PGPORT: String(this.port), PGUSER: 'postgres', PGDATABASE: 'postgres' };

@@ -7,11 +7,12 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runAmcheck } from '../../agent/local/checks.ts';
 import { BtrfsProvider } from '../../agent/providers/btrfs.ts';
 import type { VolumeSnapshot } from '../../agent/providers/provider.ts';
 import { prepareDataDirectory } from '../../agent/restore.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../support/btrfs.ts';
-import { asPostgres, Cluster, ownedDir, systemBin } from '../support/cluster.ts';
+import { Cluster, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { testRepository } from '../support/repository.ts';
 import { startWriter } from '../support/writer.ts';
@@ -94,23 +95,8 @@ describe('btrfs provider', () => {
           );
           expect(Number(row!.n), table).toBe(committedBeforeEnd);
         }
-        const amcheck = asPostgres(
-          join(systemBin, 'pg_amcheck'),
-          [
-            '-h',
-            restored.socketDir,
-            '-p',
-            String(restored.port),
-            '-U',
-            'postgres',
-            '--install-missing',
-            '--heapallindexed',
-            '-d',
-            'postgres',
-          ],
-          { allowFailure: true },
-        );
-        expect(amcheck.status, amcheck.stdout + amcheck.stderr).toBe(0);
+        const amcheck = runAmcheck(restored!);
+        expect(amcheck?.ok, amcheck?.output).toBe(true);
       } finally {
         restored?.stopSync('immediate');
         source?.stopSync('immediate');

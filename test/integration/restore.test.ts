@@ -9,8 +9,9 @@ import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runAmcheck } from '../../agent/local/checks.ts';
 import { prepareDataDirectory, sha256 } from '../../agent/restore.ts';
-import { asPostgres, Cluster, chownTree, majorVersions, ownedDir, systemBin } from '../support/cluster.ts';
+import { Cluster, chownTree, majorVersions, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { startWriter } from '../support/writer.ts';
 
@@ -104,23 +105,8 @@ describe.each(majorVersions)('PostgreSQL %i', (major) => {
         );
         expect(ts!.location).toBe(tablespaceDir);
 
-        const amcheck = asPostgres(
-          join(systemBin, 'pg_amcheck'),
-          [
-            '-h',
-            restored.socketDir,
-            '-p',
-            String(restored.port),
-            '-U',
-            'postgres',
-            '--install-missing',
-            '--heapallindexed',
-            '-d',
-            'postgres',
-          ],
-          { allowFailure: true },
-        );
-        expect(amcheck.status, `${amcheck.stdout}${amcheck.stderr}`).toBe(0);
+        const amcheck = runAmcheck(restored!);
+        expect(amcheck?.ok, amcheck?.output).toBe(true);
       } finally {
         await writer.stop().catch(() => {});
         await writerClient.end().catch(() => {});
