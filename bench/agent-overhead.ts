@@ -59,12 +59,7 @@ try {
       [
         '-X',
         '-q',
-        '-h',
-        cluster.socketDir,
-        '-p',
-        String(cluster.port),
-        '-U',
-        'postgres',
+        ...cluster.clientArgs,
         '-d',
         'postgres',
         '-c',
