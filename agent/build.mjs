@@ -1,15 +1,25 @@
-// Bundles the agent into one file, dist/pgsnap.mjs: what `bin` points at and what is installed on a host.
-import { chmodSync } from 'node:fs';
+// Bundles the agent into dist/: pgsnap.mjs, what `bin` points at and what is installed on a host, and one
+// chunk per command loaded on demand, so that a command starts without parsing the others' dependencies
+// (archive_command and restore_command start pgsnap once per WAL file).
+//
+// Files are written under temporary names and renamed into place, chunks before the entry point, so that
+// a pgsnap started while another build runs (parallel test runs) never reads a partial file; chunks of
+// earlier builds are removed only once they are old enough that no running pgsnap still loads them.
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
-await build({
-  entryPoints: ['agent/cli.ts'],
-  outfile: 'dist/pgsnap.mjs',
+const result = await build({
+  entryPoints: { pgsnap: 'agent/cli.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunks/[name]-[hash]',
+  splitting: true,
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  // pg is CommonJS; give the bundle a require() for the modules it loads that way.
+  // pg is CommonJS; give every chunk a require() for the modules it loads that way.
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __pgsnapCreateRequire } from 'node:module';\nconst require = __pgsnapCreateRequire(import.meta.url);",
   },
@@ -18,5 +28,19 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
+  write: false,
 });
-chmodSync('dist/pgsnap.mjs', 0o755);
+const entry = resolve('dist/pgsnap.mjs');
+const files = [...result.outputFiles].sort((a, b) => (a.path === entry) - (b.path === entry));
+for (const file of files) {
+  mkdirSync(dirname(file.path), { recursive: true });
+  const temporary = `${file.path}.tmp-${process.pid}`;
+  writeFileSync(temporary, file.contents, { mode: file.path === entry ? 0o755 : 0o644 });
+  renameSync(temporary, file.path);
+}
+const current = new Set(files.map((file) => file.path));
+const chunks = resolve('dist/chunks');
+for (const name of readdirSync(chunks)) {
+  const path = join(chunks, name);
+  if (!current.has(path) && Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { force: true });
+}

@@ -1,43 +1,77 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
 import { exitCodeFor, messageOf, UsageError } from '#domain/errors';
-import { abortCommand } from './commands/abort.ts';
-import { backupCommand } from './commands/backup.ts';
-import { backupsCommand } from './commands/backups.ts';
-import { beginCommand } from './commands/begin.ts';
-import { demoCommand } from './commands/demo.ts';
-import { discoverCommand } from './commands/discover.ts';
-import { drillCommand } from './commands/drill.ts';
-import { endCommand } from './commands/end.ts';
-import { preflightCommand } from './commands/preflight.ts';
-import { restoreCommand } from './commands/restore.ts';
-import { retentionCommand } from './commands/retention.ts';
-import { runCommand } from './commands/run.ts';
-import { statusCommand } from './commands/status.ts';
-import { walFetchCommand } from './commands/wal-fetch.ts';
-import { walPushCommand } from './commands/wal-push.ts';
-import { type HolderConfig, runHolder } from './holder.ts';
-import { type ArchiverConfig, runArchiver } from './wal-archiver.ts';
-import { type PrefetcherConfig, runPrefetcher } from './wal-prefetcher.ts';
+import type { HolderConfig } from './holder.ts';
+import type { ArchiverConfig } from './wal-archiver.ts';
+import type { PrefetcherConfig } from './wal-prefetcher.ts';
 
-const commands: Record<string, { run: (args: string[]) => Promise<number>; summary: string }> = {
-  preflight: { run: preflightCommand, summary: 'check that a backup can be taken here' },
-  begin: { run: beginCommand, summary: 'start a backup held by a background process' },
-  end: { run: endCommand, summary: 'end the backup and hand over backup_label, tablespace_map, history' },
-  abort: { run: abortCommand, summary: 'end the backup without artifacts' },
-  status: { run: statusCommand, summary: 'is a backup in progress here, and how did the last one end' },
-  run: { run: runCommand, summary: 'begin, run a snapshot command, end (abort if it fails)' },
+type Run = (args: string[]) => Promise<number>;
+
+/**
+ * Each command is loaded when it runs: archive_command and restore_command
+ * start pgsnap once per WAL file, and should not pay for the AWS SDK or pg
+ * they never use (the bundle is split per command, agent/build.mjs).
+ */
+const commands: Record<string, { load: () => Promise<Run>; summary: string }> = {
+  preflight: {
+    load: () => import('./commands/preflight.ts').then((m) => m.preflightCommand),
+    summary: 'check that a backup can be taken here',
+  },
+  begin: {
+    load: () => import('./commands/begin.ts').then((m) => m.beginCommand),
+    summary: 'start a backup held by a background process',
+  },
+  end: {
+    load: () => import('./commands/end.ts').then((m) => m.endCommand),
+    summary: 'end the backup and hand over backup_label, tablespace_map, history',
+  },
+  abort: {
+    load: () => import('./commands/abort.ts').then((m) => m.abortCommand),
+    summary: 'end the backup without artifacts',
+  },
+  status: {
+    load: () => import('./commands/status.ts').then((m) => m.statusCommand),
+    summary: 'is a backup in progress here, and how did the last one end',
+  },
+  run: {
+    load: () => import('./commands/run.ts').then((m) => m.runCommand),
+    summary: 'begin, run a snapshot command, end (abort if it fails)',
+  },
   restore: {
-    run: restoreCommand,
+    load: () => import('./commands/restore.ts').then((m) => m.restoreCommand),
     summary: 'prepare a restored data directory: artifacts, stale files, recovery target',
   },
-  drill: { run: drillCommand, summary: 'restore drill of a backup with a local provider, data checked' },
-  retention: { run: retentionCommand, summary: 'delete backups and WAL a retention policy no longer keeps' },
-  'wal-push': { run: walPushCommand, summary: 'archive_command: store a WAL file in the repository' },
-  'wal-fetch': { run: walFetchCommand, summary: 'restore_command: fetch a WAL file from the repository' },
-  backups: { run: backupsCommand, summary: 'the catalog: backups list, backups show ID' },
-  discover: { run: discoverCommand, summary: 'which volumes (EBS ids, devices, mounts) hold the cluster' },
-  backup: { run: backupCommand, summary: 'backup start --cluster X [--wait]: a backup in AWS, followed' },
-  demo: { run: demoCommand, summary: 'a backup under load and a restore drill on this machine (npm start)' },
+  drill: {
+    load: () => import('./commands/drill.ts').then((m) => m.drillCommand),
+    summary: 'restore drill of a backup with a local provider, data checked',
+  },
+  retention: {
+    load: () => import('./commands/retention.ts').then((m) => m.retentionCommand),
+    summary: 'delete backups and WAL a retention policy no longer keeps',
+  },
+  'wal-push': {
+    load: () => import('./commands/wal-push.ts').then((m) => m.walPushCommand),
+    summary: 'archive_command: store a WAL file in the repository',
+  },
+  'wal-fetch': {
+    load: () => import('./commands/wal-fetch.ts').then((m) => m.walFetchCommand),
+    summary: 'restore_command: fetch a WAL file from the repository',
+  },
+  backups: {
+    load: () => import('./commands/backups.ts').then((m) => m.backupsCommand),
+    summary: 'the catalog: backups list, backups show ID',
+  },
+  discover: {
+    load: () => import('./commands/discover.ts').then((m) => m.discoverCommand),
+    summary: 'which volumes (EBS ids, devices, mounts) hold the cluster',
+  },
+  backup: {
+    load: () => import('./commands/backup.ts').then((m) => m.backupCommand),
+    summary: 'backup start --cluster X [--wait]: a backup in AWS, followed',
+  },
+  demo: {
+    load: () => import('./commands/demo.ts').then((m) => m.demoCommand),
+    summary: 'a backup under load and a restore drill on this machine (npm start)',
+  },
 };
 
 function usage(): string {
@@ -55,16 +89,22 @@ function usage(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  if (name === '__holder') return runHolder(JSON.parse(args[0]!) as HolderConfig);
-  if (name === '__wal-archiver') return runArchiver(JSON.parse(args[0]!) as ArchiverConfig);
-  if (name === '__wal-prefetcher') return runPrefetcher(JSON.parse(args[0]!) as PrefetcherConfig);
+  if (name === '__holder') {
+    return (await import('./holder.ts')).runHolder(JSON.parse(args[0]!) as HolderConfig);
+  }
+  if (name === '__wal-archiver') {
+    return (await import('./wal-archiver.ts')).runArchiver(JSON.parse(args[0]!) as ArchiverConfig);
+  }
+  if (name === '__wal-prefetcher') {
+    return (await import('./wal-prefetcher.ts')).runPrefetcher(JSON.parse(args[0]!) as PrefetcherConfig);
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;
   }
   const command = commands[name];
   if (!command) throw new UsageError(`pgsnap: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
-  return command.run(args);
+  return (await command.load())(args);
 }
 
 const argv = process.argv.slice(2);

@@ -1,7 +1,6 @@
 /** Which repository a command uses: --repo / PGSNAP_REPO and --cluster / PGSNAP_CLUSTER, validated once here. */
 import { UsageError } from '#domain/errors';
 import { validateClusterName } from '#domain/input';
-import { openRepository } from '#domain/repository/open';
 import type { Repository } from '#domain/repository/repository';
 
 export interface RepositoryValues {
@@ -44,6 +43,8 @@ export function requireRepositoryChoice(command: string, values: RepositoryValue
   return choice;
 }
 
-export function open(choice: RepositoryChoice): Promise<Repository> {
+/** Opens the repository; its code (and the AWS SDK for s3://) is loaded only now. */
+export async function open(choice: RepositoryChoice): Promise<Repository> {
+  const { openRepository } = await import('#domain/repository/open');
   return openRepository(choice.url, choice.cluster);
 }

@@ -65,12 +65,7 @@ export interface OutcomeRecord {
   startedAt?: string;
 }
 
-export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.PGSNAP_STATE_DIR) return env.PGSNAP_STATE_DIR;
-  if (process.getuid?.() === 0) return '/run/pgsnap';
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'pgsnap');
-  return `/tmp/pgsnap-${process.getuid?.() ?? 'user'}`;
-}
+export { defaultStateRoot } from './state-root.ts';
 
 /**
  * The key of a cluster on this host: its name when the operator gave one,

@@ -16,7 +16,7 @@ import { messageOf } from '#domain/errors';
 import { type ClusterIdentity, type ClusterPin, checkClusterPin } from '#domain/repository/cluster-pin';
 import type { PushResult, Repository } from '#domain/repository/repository';
 import { checkSegment, requireWalFileName } from '#domain/wal-file';
-import { daemonLog, isAlive, releasePidLock, takePidLock } from './daemon.ts';
+import { archiverLockName, daemonLog, isAlive, releasePidLock, takePidLock } from './daemon.ts';
 import { dataDirectoryIdentity, pgVersionOf, walDirectoryOf } from './pgdata.ts';
 import { open, type RepositoryChoice } from './repository-options.ts';
 
@@ -82,8 +82,6 @@ export interface ArchiverConfig {
   /** The archiver exits after this long with nothing to push; the next wal-push starts it again. */
   idleExitMs: number;
 }
-
-export const archiverLockName = 'archiver.pid';
 
 /** Timeline history files first, as the server's own archiver orders them, then by name. */
 function archiveOrder(a: string, b: string): number {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import { nextSegmentName, walFileKind } from '#domain/wal-file';
-import { daemonLog, releasePidLock, takePidLock } from './daemon.ts';
+import { daemonLog, prefetcherLockName, releasePidLock, takePidLock } from './daemon.ts';
 import { open, type RepositoryChoice } from './repository-options.ts';
 
 export interface PrefetcherConfig {
@@ -24,7 +24,6 @@ export interface PrefetcherConfig {
   idleExitMs: number;
 }
 
-export const prefetcherLockName = 'prefetcher.pid';
 const wantFile = 'want';
 /** A segment not yet in the repository is asked for again after this long (the archive may still grow). */
 const missingRetryMs = 1_000;
@@ -53,6 +52,8 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
   const missingUntil = new Map<string, number>();
   const parallel = Math.min(config.ahead, 4);
   let lastWant: string | undefined;
+  /** Segments this helper put in the spool and has not removed itself: when one goes, recovery took it. */
+  const placed = new Set<string>();
   let fetched = 0;
   let lastRequestAt = Date.now();
   let stopping = false;
@@ -71,6 +72,7 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
       const temporary = join(config.spool, `.${name}.tmp`);
       writeFileSync(temporary, content, { mode: 0o600 });
       renameSync(temporary, join(config.spool, name));
+      placed.add(name);
       fetched += 1;
     } catch (error) {
       // The restore_command fetches it itself and reports the problem where PostgreSQL logs it.
@@ -83,7 +85,19 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
 
   try {
     while (!stopping) {
-      const want = readWant(config.spool);
+      const listing = new Set(readdirSync(config.spool));
+      let taken: string | undefined;
+      for (const name of placed) {
+        if (listing.has(name)) continue;
+        placed.delete(name);
+        if (taken === undefined || name > taken) taken = name;
+      }
+      // Recovery only moves forward: the furthest of what was asked for and what was taken (a restore_command
+      // that moves spooled files itself, without starting pgsnap, tells only by taking them).
+      const want = [readWant(config.spool), taken, lastWant]
+        .filter((name): name is string => name !== undefined)
+        .sort()
+        .at(-1);
       const now = Date.now();
       if (want !== lastWant) {
         lastWant = want;
@@ -106,10 +120,13 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
         }
         const inWindow = new Set(window);
         const spooled = new Set<string>();
-        for (const file of readdirSync(config.spool)) {
+        for (const file of listing) {
           if (walFileKind(file) !== 'segment') continue;
           if (inWindow.has(file)) spooled.add(file);
-          else if (!inFlight.has(file)) rmSync(join(config.spool, file), { force: true });
+          else if (!inFlight.has(file)) {
+            placed.delete(file);
+            rmSync(join(config.spool, file), { force: true });
+          }
         }
         for (const name of window) {
           if (inFlight.size >= parallel) break;

@@ -5,9 +5,9 @@ import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
+import { printUsage } from '../daemon.ts';
 import { createOutput, table } from '../output.ts';
 import { open, requireRepositoryChoice } from '../repository-options.ts';
-import { help } from './begin.ts';
 
 export const backupsUsage = `pgsnap backups list [--json]
 pgsnap backups show ID [--verify] [--json]
@@ -24,7 +24,7 @@ export async function backupsCommand(args: string[]): Promise<number> {
     { verify: { type: 'boolean', default: false } },
     true,
   );
-  if (values.help) return help(backupsUsage);
+  if (values.help) return printUsage(backupsUsage);
   const [action, ...rest] = positionals;
   const out = createOutput(values.json);
   if (action === 'list' && rest.length === 0) {

@@ -5,11 +5,10 @@ import { dirname, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '#domain/errors';
 import { requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
-import { lockHolder, privateDirectory, spawnDaemon } from '../daemon.ts';
+import { lockHolder, prefetcherLockName, printUsage, privateDirectory, spawnDaemon } from '../daemon.ts';
 import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
-import { defaultStateRoot } from '../state.ts';
-import { type PrefetcherConfig, prefetcherLockName, writeWant } from '../wal-prefetcher.ts';
-import { help } from './begin.ts';
+import { defaultStateRoot } from '../state-root.ts';
+import { type PrefetcherConfig, writeWant } from '../wal-prefetcher.ts';
 
 /**
  * PostgreSQL takes any exit status up to 125 from restore_command as "no such
@@ -29,8 +28,17 @@ sha256, and writes it to PATH (%p). In postgresql.conf of a restored server:
 
 --prefetch N     keep the next N segments downloaded and verified ahead of
                  recovery by a helper that exits once recovery stops asking
---spool-dir DIR  where prefetched segments wait (default: the state
-                 directory; on the file system of pg_wal they are moved, not copied)
+--spool-dir DIR  the directory where prefetched segments wait, for this
+                 restore only (default: one under the state directory); on the
+                 file system of pg_wal they are moved, not copied
+
+When replay is faster than starting pgsnap (tens of milliseconds per segment),
+let the shell take prefetched segments and start pgsnap only for the others:
+
+  restore_command = 'test -f /var/tmp/pgsnap-prefetch/%f && mv /var/tmp/pgsnap-prefetch/%f %p ||
+    pgsnap wal-fetch %f %p --prefetch 8 --spool-dir /var/tmp/pgsnap-prefetch --repo ... --cluster ...'
+
+(one line; the helper notices what the shell took and keeps fetching ahead).
 
 Exit codes: 0 fetched; 1 not in the repository (quietly: PostgreSQL asks for
 files that do not exist, such as the next timeline's history file); ${stopRecoveryExitCode} the
@@ -53,7 +61,7 @@ export async function walFetchCommand(args: string[]): Promise<number> {
 
 async function walFetch(args: string[]): Promise<number> {
   const { values, positionals } = parse('wal-fetch', args, flags, true);
-  if (values.help) return help(walFetchUsage);
+  if (values.help) return printUsage(walFetchUsage);
   if (positionals.length !== 2) {
     throw new UsageError(`give the file and the path, as restore_command = 'pgsnap wal-fetch %f %p ...'`);
   }
@@ -66,7 +74,9 @@ async function walFetch(args: string[]): Promise<number> {
   }
 
   if (ahead > 0 && kind === 'segment') {
-    const spool = fetchSpool(values['spool-dir'] ?? defaultStateRoot(), choice);
+    const spool = values['spool-dir']
+      ? privateDirectory(resolve(values['spool-dir']))
+      : fetchSpool(defaultStateRoot(), choice);
     writeWant(spool, name);
     ensurePrefetcher({ spool, repository: choice, ahead, idleExitMs: 15_000 });
     if (takeFromSpool(join(spool, name), path)) return 0;
@@ -86,7 +96,7 @@ async function walFetch(args: string[]): Promise<number> {
   }
 }
 
-/** Per data directory and repository: two restores on one host never share prefetched files. */
+/** By default per data directory and repository: two restores on one host never share prefetched files. */
 function fetchSpool(spoolRoot: string, choice: RepositoryChoice): string {
   const key = createHash('sha256')
     .update(`${realpathSync(process.cwd())}\n${choice.url}\n${choice.cluster}`)

@@ -5,13 +5,12 @@ import { UsageError } from '#domain/errors';
 import { formatDuration, parseDuration } from '#domain/input';
 import { requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
-import { lockHolder, privateDirectory, spawnDaemon } from '../daemon.ts';
+import { archiverLockName, lockHolder, printUsage, privateDirectory, spawnDaemon } from '../daemon.ts';
 import { createOutput } from '../output.ts';
 import { systemIdentifierOf } from '../pgdata.ts';
 import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
-import { defaultStateRoot } from '../state.ts';
-import { type ArchiverConfig, archiverLockName, PinCache, pushFile } from '../wal-archiver.ts';
-import { help } from './begin.ts';
+import { defaultStateRoot } from '../state-root.ts';
+import type { ArchiverConfig } from '../wal-archiver.ts';
 
 export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel 4]] [--json]
 
@@ -44,7 +43,7 @@ const flags = {
 
 export async function walPushCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse('wal-push', args, flags, true);
-  if (values.help) return help(walPushUsage);
+  if (values.help) return printUsage(walPushUsage);
   if (positionals.length !== 1) {
     throw new UsageError(`pgsnap wal-push: give one file, as archive_command = 'pgsnap wal-push %p ...'`);
   }
@@ -55,6 +54,7 @@ export async function walPushCommand(args: string[]): Promise<number> {
   const out = createOutput(values.json);
   if (!values.async) {
     if (values.parallel !== undefined) throw new UsageError('pgsnap wal-push: --parallel needs --async');
+    const { PinCache, pushFile } = await import('../wal-archiver.ts');
     const repository = await open(choice);
     try {
       const result = await pushFile(repository, new PinCache(repository), pgdata, path);

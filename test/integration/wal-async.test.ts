@@ -138,8 +138,7 @@ it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by i
     expect(sum!.sum).toBe(expected!.sum);
 
     // The helper stops once recovery no longer asks, having fetched ahead, and leaves no segment behind.
-    const [spoolDir] = readdirSync(join(spool, repo.cluster));
-    const dir = join(spool, repo.cluster, spoolDir!);
+    const dir = spool;
     const log = await waitFor('the prefetcher to stop', async () => {
       const text = existsSync(join(dir, 'prefetcher.log'))
         ? readFileSync(join(dir, 'prefetcher.log'), 'utf8')

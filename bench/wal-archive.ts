@@ -1,0 +1,211 @@
+/**
+ * bench/wal-archive: archiving under a pgbench write load, with archive_command
+ *   - `cp` into a directory (the floor),
+ *   - `pgsnap wal-push` (synchronous) and `pgsnap wal-push --async`,
+ *     each to a file:// repository and to a local S3 server (s3rver),
+ * all in the same run, one fresh cluster each, the same load for each.
+ *
+ * Printed for each: segments archived per second (from the start of the load
+ * until the last segment it wrote is archived), the archiver's largest backlog
+ * (`.ready` files in pg_wal/archive_status, sampled every 50 ms), and the
+ * latency of one archive_command (median and 95th percentile, timed by a
+ * wrapper that is the same for all). Goal: async push to the local S3 server
+ * sustains at least 70 % of cp's segments per second, and the backlog never
+ * exceeds 4 segments.
+ *
+ * usage: npx tsx bench/wal-archive.ts [seconds=30] [clients=4] [scale=10]
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Cluster, clientBin, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
+import { testRepository } from '../test/support/repository.ts';
+import { LocalS3 } from '../test/support/s3.ts';
+
+const run = promisify(execFile);
+const seconds = Number(process.argv[2] ?? 30);
+const clients = Number(process.argv[3] ?? 4);
+const scale = Number(process.argv[4] ?? 10);
+const pgbench = clientBin('pgbench') ?? 'pgbench';
+
+interface Target {
+  name: string;
+  /** archive_command, without quotes; `spool` is a directory the server user owns. */
+  command(root: string): string;
+  cleanup?: () => void;
+}
+
+interface Result {
+  name: string;
+  segments: number;
+  seconds: number;
+  maxBacklog: number;
+  latencies: number[];
+  failures: number;
+  /** What the failed archive_command calls said (from the server log). */
+  reasons: string[];
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? Number.NaN;
+}
+
+function unquote(command: string): string {
+  return command.replace(/^'|'$/g, '');
+}
+
+const debug = (m: string) => process.env.BENCH_DEBUG && process.stderr.write(`  ${m}\n`);
+
+async function measure(target: Target): Promise<Result> {
+  const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
+  try {
+    const env = { ...process.env, ...cluster.env };
+    const timings = join(cluster.root, 'archive-times');
+    const wrapper = join(cluster.root, 'timed.sh');
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nstart=$(date +%s%N)\n"$@"\nrc=$?\necho "$start $(date +%s%N) $rc" >> ${timings}\nexit $rc\n`,
+    );
+    chmodSync(wrapper, 0o755);
+    ownedDir(join(cluster.root, 'spool'));
+    ownedDir(join(cluster.root, 'archive'));
+    writeFileSync(timings, '');
+    await run('chown', ['postgres', timings]);
+    await run(pgbench, ['-i', '-s', String(scale), '-q'], { env });
+    debug('initialised');
+    // Archiving starts now, with the initial load's WAL already gone: only the benchmark's WAL is measured.
+    await cluster.query('CHECKPOINT');
+    cluster.configure({ archive_command: `'${wrapper} ${target.command(cluster.root)}'` });
+    await cluster.query('SELECT pg_reload_conf()');
+    const initial = await currentSegment(cluster);
+    await cluster.query('SELECT pg_switch_wal()');
+    await waitArchived(cluster, initial);
+    debug('archiving caught up');
+    writeFileSync(timings, '');
+    const [before] = await cluster.query<{ archived: string; failed: string }>(
+      'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
+    );
+
+    let maxBacklog = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      const client = await cluster.client();
+      while (sampling) {
+        const { rows } = await client.query<{ n: string }>(
+          "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+        );
+        maxBacklog = Math.max(maxBacklog, Number(rows[0]!.n));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await client.end();
+    })();
+    const started = performance.now();
+    await run(pgbench, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n'], { env });
+    const current = await currentSegment(cluster);
+    await cluster.query('SELECT pg_switch_wal()');
+    await waitArchived(cluster, current);
+    const elapsed = (performance.now() - started) / 1000;
+    sampling = false;
+    await sampler;
+
+    const [after] = await cluster.query<{ archived: string; failed: string }>(
+      'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
+    );
+    const latencies = readFileSync(timings, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(' ').map(Number))
+      .filter(([, , rc]) => rc === 0)
+      .map(([start, end]) => (end! - start!) / 1e6);
+    return {
+      name: target.name,
+      segments: Number(after!.archived) - Number(before!.archived),
+      seconds: elapsed,
+      maxBacklog,
+      latencies,
+      failures: Number(after!.failed) - Number(before!.failed),
+      reasons: [...new Set(cluster.log().match(/pgsnap: .*/g) ?? [])],
+    };
+  } finally {
+    cluster.destroy();
+    target.cleanup?.();
+  }
+}
+
+/** The segment being written; after pg_switch_wal() it is the last one to wait for. */
+async function currentSegment(cluster: Cluster): Promise<string> {
+  const [row] = await cluster.query<{ name: string }>(
+    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+  );
+  return row!.name;
+}
+
+async function waitArchived(cluster: Cluster, name: string): Promise<void> {
+  for (const deadline = Date.now() + 600_000; Date.now() < deadline; ) {
+    const [row] = await cluster.query<{ last: string | null }>(
+      'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+    );
+    if (row?.last && row.last >= name) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${name} not archived within 10 minutes:\n${cluster.log().slice(-2000)}`);
+}
+
+const s3 = await LocalS3.start();
+try {
+  const pgsnapTarget = (name: string, kind: 'file' | 's3', async: boolean): Target => {
+    // A repository of its own per run: every cluster has a new system identifier.
+    const repo = testRepository(kind, s3, 'bench');
+    return {
+      name,
+      command: (root) => unquote(repo.archiveCommand(async ? `--async --spool-dir ${root}/spool` : '')),
+      cleanup: () => repo.destroy(),
+    };
+  };
+  const targets: Array<() => Target> = [
+    () => ({ name: 'cp to a directory', command: (root) => `cp %p ${root}/archive/%f` }),
+    () => pgsnapTarget('pgsnap sync file://', 'file', false),
+    () => pgsnapTarget('pgsnap async file://', 'file', true),
+    () => pgsnapTarget('pgsnap sync s3 (local)', 's3', false),
+    () => pgsnapTarget('pgsnap async s3 (local)', 's3', true),
+  ];
+  const results: Result[] = [];
+  for (const make of targets) {
+    const target = make();
+    process.stderr.write(`${target.name}...\n`);
+    results.push(await measure(target));
+  }
+  const floor = results[0]!;
+  const floorRate = floor.segments / floor.seconds;
+  const lines = [
+    `wal-archive: pgbench -T ${seconds} -c ${clients} -j 2 (scale ${scale}), PostgreSQL ${newestAvailableMajor()}, ` +
+      `${new Date().toISOString()}`,
+    '',
+    'archive_command           segments  seconds  seg/s  vs cp  max backlog  latency p50 / p95 ms  failures',
+    ...results.map((r) => {
+      const rate = r.segments / r.seconds;
+      return [
+        r.name.padEnd(24),
+        String(r.segments).padStart(9),
+        r.seconds.toFixed(1).padStart(8),
+        rate.toFixed(2).padStart(6),
+        `${Math.round((rate / floorRate) * 100)}%`.padStart(6),
+        String(r.maxBacklog).padStart(12),
+        `${percentile(r.latencies, 0.5).toFixed(0)} / ${percentile(r.latencies, 0.95).toFixed(0)}`.padStart(
+          21,
+        ),
+        String(r.failures).padStart(9),
+      ].join(' ');
+    }),
+  ];
+  for (const r of results.filter((r) => r.reasons.length > 0)) {
+    lines.push('', `${r.name}: ${r.reasons.join('\n  ')}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  writeFileSync(join(import.meta.dirname, 'results', 'wal-archive.txt'), `${lines.join('\n')}\n`);
+} finally {
+  await s3.destroy();
+}

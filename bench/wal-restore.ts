@@ -1,0 +1,155 @@
+/**
+ * bench/wal-restore: recovery of the same WAL with restore_command
+ *   - `cp` from a directory (the floor),
+ *   - `pgsnap wal-fetch` and `pgsnap wal-fetch --prefetch 8`, from a file://
+ *     repository and from a local S3 server (s3rver),
+ *   - the same with the shell moving prefetched segments itself (`+sh`: test -f
+ *     SPOOL/%f && mv SPOOL/%f %p || pgsnap wal-fetch ...), so that pgsnap starts
+ *     only for segments not fetched ahead,
+ * all in the same run: one base backup taken under pgbench, then the WAL of a
+ * pgbench run replayed on a fresh copy of the backup for each. Timed from
+ * starting the server until it has left recovery. Goal: pgsnap at most 1.3× cp.
+ *
+ * usage: npx tsx bench/wal-restore.ts [seconds=30] [clients=4] [scale=10]
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readSegmentHeader } from '../agent/domain/wal-file.ts';
+import { prepareDataDirectory } from '../agent/restore.ts';
+import { Cluster, chownTree, clientBin, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
+import { pgsnap } from '../test/support/pgsnap.ts';
+import { type TestRepository, testRepository } from '../test/support/repository.ts';
+import { LocalS3 } from '../test/support/s3.ts';
+
+const run = promisify(execFile);
+const seconds = Number(process.argv[2] ?? 30);
+const clients = Number(process.argv[3] ?? 4);
+const scale = Number(process.argv[4] ?? 10);
+const pgbench = clientBin('pgbench') ?? 'pgbench';
+
+async function waitArchived(cluster: Cluster, name: string): Promise<void> {
+  for (const deadline = Date.now() + 600_000; Date.now() < deadline; ) {
+    const [row] = await cluster.query<{ last: string | null }>(
+      'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+    );
+    if (row?.last && row.last >= name) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${name} not archived`);
+}
+
+/** Pushes every file of a cp archive into a repository, as wal-push would have. */
+async function fill(repo: TestRepository, archiveDir: string): Promise<void> {
+  const repository = await repo.open();
+  const files = readdirSync(archiveDir).sort();
+  const first = readSegmentHeader(
+    readFileSync(join(archiveDir, files.find((f) => /^[0-9A-F]{24}$/.test(f))!)),
+  )!;
+  const pin = await repository.pin(
+    { systemIdentifier: first.systemIdentifier, walSegmentSize: first.segmentSize },
+    'bench',
+  );
+  for (const file of files) await repository.pushWal(pin, file, readFileSync(join(archiveDir, file)));
+  repository.close();
+}
+
+const s3 = await LocalS3.start();
+const source = await Cluster.create();
+const work = ownedDir(join(source.root, 'work'));
+try {
+  const env = { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+  await run(pgbench, ['-i', '-s', String(scale), '-q'], { env });
+  const begun = await pgsnap(['begin', '--label', 'bench', '--fast', '--json'], env);
+  if (begun.code !== 0) throw new Error(begun.stderr);
+  await run('cp', ['-a', source.dataDir, join(work, 'base')]);
+  const ended = await pgsnap(['end', '--json'], env);
+  if (ended.code !== 0) throw new Error(ended.stderr);
+  const label = (ended.json!.artifacts as Array<{ name: string; content: string }>).find(
+    (a) => a.name === 'backup_label',
+  )!.content;
+  await run(pgbench, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n'], { env });
+  const [last] = await source.query<{ name: string }>(
+    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+  );
+  await source.query('SELECT pg_switch_wal()');
+  await waitArchived(source, last!.name);
+  const [expected] = await source.query<{ sum: string }>(
+    'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+  );
+  source.stopSync('fast');
+  const segments = readdirSync(source.archiveDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length;
+
+  const repos = { file: testRepository('file', undefined, 'bench'), s3: testRepository('s3', s3, 'bench') };
+  await fill(repos.file, source.archiveDir);
+  await fill(repos.s3, source.archiveDir);
+
+  const shellTakes = (repo: TestRepository) => (spool: string) =>
+    `test -f ${spool}/%f && mv ${spool}/%f %p || ${repo.restoreCommandLine(`--prefetch 8 --spool-dir ${spool}`)}`;
+  const variants: Array<[string, (spool: string) => string]> = [
+    ['cp from a directory', () => `cp ${source.archiveDir}/%f %p`],
+    ['pgsnap file://', () => repos.file.restoreCommandLine()],
+    [
+      'pgsnap file:// --prefetch 8',
+      (spool) => repos.file.restoreCommandLine(`--prefetch 8 --spool-dir ${spool}`),
+    ],
+    ['pgsnap file:// --prefetch 8 +sh', shellTakes(repos.file)],
+    ['pgsnap s3 (local)', () => repos.s3.restoreCommandLine()],
+    [
+      'pgsnap s3 (local) --prefetch 8',
+      (spool) => repos.s3.restoreCommandLine(`--prefetch 8 --spool-dir ${spool}`),
+    ],
+    ['pgsnap s3 (local) --prefetch 8 +sh', shellTakes(repos.s3)],
+  ];
+  const results: Array<{ name: string; seconds: number }> = [];
+  for (const [index, [name, command]] of variants.entries()) {
+    process.stderr.write(`${name}...\n`);
+    const root = ownedDir(join(work, `restore-${index}`));
+    await run('cp', ['-a', join(work, 'base'), join(root, 'data')]);
+    const spool = ownedDir(join(root, 'spool'));
+    prepareDataDirectory({ pgdata: join(root, 'data'), backupLabel: label, restoreCommand: command(spool) });
+    chownTree(root);
+    const started = performance.now();
+    const restored = await Cluster.fromCopy({
+      major: source.major,
+      root,
+      dataDir: join(root, 'data'),
+      archiveDir: ownedDir(join(root, 'archive')),
+    });
+    try {
+      for (;;) {
+        const [row] = await restored.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+        if (!row?.r) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      results.push({ name, seconds: (performance.now() - started) / 1000 });
+      const [sum] = await restored.query<{ sum: string }>(
+        'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+      );
+      if (sum!.sum !== expected!.sum)
+        throw new Error(`${name}: restored data differs (${sum!.sum} ≠ ${expected!.sum})`);
+    } finally {
+      restored.destroy();
+    }
+  }
+  for (const repo of Object.values(repos)) repo.destroy();
+
+  const floor = results[0]!.seconds;
+  const lines = [
+    `wal-restore: ${segments} segments of pgbench -T ${seconds} -c ${clients} (scale ${scale}), ` +
+      `PostgreSQL ${newestAvailableMajor()}, ${new Date().toISOString()}`,
+    '',
+    'restore_command                      seconds  vs cp',
+    ...results.map(
+      (r) =>
+        `${r.name.padEnd(35)} ${r.seconds.toFixed(2).padStart(8)}  ${(r.seconds / floor).toFixed(2).padStart(5)}×`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  writeFileSync(join(import.meta.dirname, 'results', 'wal-restore.txt'), `${lines.join('\n')}\n`);
+} finally {
+  source.destroy();
+  rmSync(work, { recursive: true, force: true });
+  await s3.destroy();
+}
