@@ -11,12 +11,6 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 export const archiverLockName = 'archiver.pid';
 export const prefetcherLockName = 'prefetcher.pid';
 
-/** Prints a command's usage (--help). */
-export function printUsage(usage: string): number {
-  process.stdout.write(`${usage}\n`);
-  return 0;
-}
-
 export function privateDirectory(path: string): string {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   return path;

@@ -5,9 +5,9 @@ import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
-import { printUsage } from '../daemon.ts';
 import { createOutput, table } from '../output.ts';
 import { open, requireRepositoryChoice } from '../repository-options.ts';
+import { printUsage } from '../usage.ts';
 
 export const backupsUsage = `pgsnap backups list [--json]
 pgsnap backups show ID [--verify] [--json]

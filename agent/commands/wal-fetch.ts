@@ -5,9 +5,10 @@ import { dirname, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '#domain/errors';
 import { requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
-import { lockHolder, prefetcherLockName, printUsage, privateDirectory, spawnDaemon } from '../daemon.ts';
+import { lockHolder, prefetcherLockName, privateDirectory, spawnDaemon } from '../daemon.ts';
 import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
 import { defaultStateRoot } from '../state-root.ts';
+import { printUsage } from '../usage.ts';
 import { type PrefetcherConfig, writeWant } from '../wal-prefetcher.ts';
 
 /**

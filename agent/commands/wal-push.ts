@@ -5,11 +5,12 @@ import { UsageError } from '#domain/errors';
 import { formatDuration, parseDuration } from '#domain/input';
 import { requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
-import { archiverLockName, lockHolder, printUsage, privateDirectory, spawnDaemon } from '../daemon.ts';
+import { archiverLockName, lockHolder, privateDirectory, spawnDaemon } from '../daemon.ts';
 import { createOutput } from '../output.ts';
 import { systemIdentifierOf } from '../pgdata.ts';
 import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
 import { defaultStateRoot } from '../state-root.ts';
+import { printUsage } from '../usage.ts';
 import type { ArchiverConfig } from '../wal-archiver.ts';
 
 export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel 4]] [--json]

@@ -91,6 +91,8 @@ describe.each<BackendKind>(['file', 's3'])('a backup catalogued in a %s reposito
         backupLabel: label,
         expectedSha256: { backupLabel: labelRecord.sha256 },
         restoreCommand: repo.restoreCommandLine(),
+        // The restored cluster is this cluster from now on: it archives its new timeline into the same place.
+        keepArchiving: true,
       });
       chownTree(backupDir);
       restored = await Cluster.fromCopy({
@@ -98,6 +100,7 @@ describe.each<BackendKind>(['file', 's3'])('a backup catalogued in a %s reposito
         root: backupDir,
         dataDir: restoredData,
         archiveDir: ownedDir(join(backupDir, 'archive')),
+        settings: { archive_command: repo.archiveCommand() },
       });
       await restored.waitForPromotion();
       const [row] = await restored.query<{ n: string }>('SELECT count(*) AS n FROM t WHERE id <= $1', [
@@ -106,6 +109,26 @@ describe.each<BackendKind>(['file', 's3'])('a backup catalogued in a %s reposito
       expect(Number(row!.n)).toBe(committedBeforeEnd);
       expect(restored.log()).toContain(`redo starts at ${startLsn}`);
       expect(restored.log()).toContain('consistent recovery state reached');
+
+      // The new timeline's history file and segments are archived like any other file.
+      const [timeline] = await restored.query<{ tli: number }>(
+        'SELECT timeline_id AS tli FROM pg_control_checkpoint()',
+      );
+      const history = `${timeline!.tli.toString(16).toUpperCase().padStart(8, '0')}.history`;
+      await restored.query('CREATE TABLE after_restore AS SELECT 1 AS x');
+      const [segment] = await restored.query<{ name: string }>(
+        'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+      );
+      await restored.query('SELECT pg_switch_wal()');
+      const target = join(backupDir, 'fetched');
+      for (const name of [history, segment!.name]) {
+        let fetched = await pgsnap(['wal-fetch', name, target, ...repo.flags], env);
+        for (let i = 0; fetched.code === 1 && i < 100; i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          fetched = await pgsnap(['wal-fetch', name, target, ...repo.flags], env);
+        }
+        expect(fetched.code, `${name}: ${fetched.stderr}`).toBe(0);
+      }
     } finally {
       restored?.destroy();
       source.destroy();
