@@ -2,6 +2,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { loadConfig } from './config.ts';
+import { DrStack } from './dr-stack.ts';
 import { PgsnapStack } from './pgsnap-stack.ts';
 
 const app = new App();
@@ -10,4 +11,6 @@ Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 const config = loadConfig(app.node.tryGetContext('pgsnap:config') ?? 'pgsnap.config.json');
 for (const environment of config.environments) {
   new PgsnapStack(app, `pgsnap-${environment.name}`, { environment });
+  // Deployed in the DR account and region, before the source stack (README "Cross-account DR").
+  if (environment.dr) new DrStack(app, `pgsnap-${environment.name}-dr`, { environment });
 }

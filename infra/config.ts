@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { validateClusterName, validateLabel } from '#domain/input';
+import { drSchema, retentionSchema } from './dr-config.ts';
 
 /** Turns one of the agent's validators into a zod check, so a value is judged the same on both sides. */
 function checkedBy(validate: (value: string) => string) {
@@ -67,6 +68,10 @@ export const clusterSchema = z.strictObject({
   maxBackupMinutes: z.int().min(1).max(1440).default(60),
   /** The RPO alarm fires when no backup of this cluster completed within this many hours. */
   rpoHours: z.int().min(1).max(168).default(26),
+  /** Retention at the source and in DR (infra/dr-config.ts); none: backups are kept until deleted by hand. */
+  retention: retentionSchema.optional(),
+  /** Copy this cluster's backups to the environment's DR account/region, when it has one. */
+  copyToDr: z.boolean().default(true),
 });
 
 export const environmentSchema = z.strictObject({
@@ -108,6 +113,8 @@ export const environmentSchema = z.strictObject({
       maxPollSeconds: 300,
       snapshotHours: 24,
     }),
+  /** Disaster-recovery copies to another region and/or account (infra/dr-config.ts). */
+  dr: drSchema.optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -6,7 +6,7 @@
  */
 import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { Bucket, IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { ClusterTarget } from '#domain/backup-plan';
 import { snapshotTags } from '#domain/snapshots';
@@ -19,7 +19,9 @@ import { BackupSchedules } from './backup-schedules.ts';
 import { BackupStateMachine } from './backup-state-machine.ts';
 import { hostStatements } from './cluster-hosts.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config.ts';
+import { drNames, isCrossAccountDr } from './dr-config.ts';
 import { RepositoryBucket } from './repository-bucket.ts';
+import { WalReplication } from './wal-replication.ts';
 
 export interface PgsnapProps {
   /** The environment's configuration; validated (and defaulted) here if it was not already. */
@@ -234,6 +236,17 @@ export class Pgsnap extends Construct {
       notifications: config.notifications,
       stateMachine: this.backup.stateMachine,
     });
+    const dr = config.dr;
+    const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
+    if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
+      new WalReplication(this, 'WalReplication', {
+        bucket: this.repository.bucket as Bucket,
+        key: this.repository.key,
+        names: drNames(config, dr),
+        crossAccount: isCrossAccountDr(config, dr),
+        walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
+      });
+    }
     this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
       stateMachineArn,
       repositories: config.clusters.map((cluster) => ({

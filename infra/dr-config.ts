@@ -1,0 +1,103 @@
+/**
+ * The disaster-recovery part of an environment's configuration, and the
+ * names both stacks derive from it. The source stack and the DR stack live in
+ * different accounts and cannot reference each other's resources, so each
+ * DR resource has a name fixed by the environment, known to both sides.
+ */
+import { z } from 'zod';
+
+const accountId = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
+
+export const drSchema = z.strictObject({
+  /** The DR account; absent: the environment's own account (a copy to another region only). */
+  account: accountId.optional(),
+  /** The DR region: the copies and the DR bucket live there. */
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/),
+  /**
+   * Proves that the source is the party the DR role trusts (the confused-deputy guard); required
+   * for another account. Not a secret, but not guessable either: e.g. `pgsnap-prod-` and random hex.
+   */
+  externalId: z
+    .string()
+    .regex(/^[\w+=,.@:/-]{8,1224}$/, '8 or more of letters, digits and + = , . @ : / -')
+    .optional(),
+  /** S3 Object Lock on the DR bucket: objects cannot be deleted or overwritten for this long. */
+  objectLock: z
+    .strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.int().min(1).max(36_500) })
+    .optional(),
+  /** EBS snapshot lock on the DR copies, once completed. */
+  snapshotLock: z
+    .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.int().min(1).max(36_500) })
+    .optional(),
+  /** Copies not completed this many hours after they were started are given up (the backup stays). */
+  copyHours: z.int().min(1).max(72).default(24),
+  /** Replicate each copied cluster's WAL into the DR bucket (S3 replication on a bucket the stack creates). */
+  replicateWal: z.boolean().default(true),
+});
+export type DrConfig = z.infer<typeof drSchema>;
+
+/** Retention of one cluster's backups, at the source and, separately, in the DR repository. */
+export const retentionSchema = z
+  .strictObject({
+    keepLast: z.int().min(1).optional(),
+    keepDays: z.number().positive().optional(),
+    /** The DR repository's own policy; the source policy when absent. */
+    dr: z
+      .strictObject({ keepLast: z.int().min(1).optional(), keepDays: z.number().positive().optional() })
+      .optional(),
+    /** Retention also runs on this schedule (besides at the end of every backup). */
+    schedule: z
+      .string()
+      .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
+      .default('rate(1 day)'),
+  })
+  .refine((r) => r.keepLast !== undefined || r.keepDays !== undefined, 'give keepLast and/or keepDays');
+export type RetentionConfig = z.infer<typeof retentionSchema>;
+
+export interface DrNames {
+  account: string;
+  region: string;
+  bucketName: string;
+  keyAlias: string;
+  /** The role the source assumes in the DR account (cross-account only). */
+  roleName: string;
+  /** The source's role for the DR copy Lambdas, and for WAL replication. */
+  copierRoleName: string;
+  replicationRoleName: string;
+}
+
+/** The fixed names of an environment's DR resources. */
+export function drNames(environment: { name: string; account?: string | undefined }, dr: DrConfig): DrNames {
+  const account = dr.account ?? environment.account;
+  if (dr.account && dr.account !== environment.account && !(environment.account && dr.externalId)) {
+    throw new Error(
+      `environment ${environment.name}: copies to account ${dr.account} need the environment's own account ` +
+        'and dr.externalId (the DR role trusts only that account, with that external id)',
+    );
+  }
+  if (!account) {
+    throw new Error(
+      `environment ${environment.name}: a DR copy needs the environment's account (or dr.account) to name the DR bucket`,
+    );
+  }
+  const bucketName = `pgsnap-dr-${environment.name}-${account}-${dr.region}`;
+  if (bucketName.length > 63) {
+    throw new Error(
+      `environment ${environment.name}: the DR bucket name ${bucketName} is longer than 63 characters; shorten the environment name`,
+    );
+  }
+  return {
+    account,
+    region: dr.region,
+    bucketName,
+    keyAlias: `alias/pgsnap-${environment.name}-dr`,
+    roleName: `pgsnap-${environment.name}-dr-copy`,
+    copierRoleName: `pgsnap-${environment.name}-dr-copier`,
+    replicationRoleName: `pgsnap-${environment.name}-wal-replication`,
+  };
+}
+
+/** Whether the DR account is another account than the source's. */
+export function isCrossAccountDr(environment: { account?: string | undefined }, dr: DrConfig): boolean {
+  return dr.account !== undefined && dr.account !== environment.account;
+}

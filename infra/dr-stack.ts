@@ -1,0 +1,276 @@
+/**
+ * The stack for the disaster-recovery account and region (`pgsnap-<name>-dr`):
+ * the DR bucket (same layout as the source repository, optionally under S3
+ * Object Lock), the DR key that encrypts the bucket and the snapshot copies,
+ * and, when the DR account is another account, the role the source assumes
+ * to copy there. Deploy it before the source stack: it names the source's
+ * roles by ARN in conditions, which need not exist yet, while the source's
+ * WAL replication needs the DR bucket.
+ */
+import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  AccountPrincipal,
+  ArnPrincipal,
+  Effect,
+  PolicyDocument,
+  PolicyStatement,
+  Role,
+} from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  ObjectLockRetention,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { snapshotTags } from '#domain/snapshots';
+import { acknowledge } from './acknowledge.ts';
+import type { EnvironmentConfig } from './config.ts';
+import { type DrNames, drNames, isCrossAccountDr } from './dr-config.ts';
+
+export interface DrStackProps extends StackProps {
+  environment: EnvironmentConfig;
+}
+
+/** What the DR role (and EBS on its behalf) may do with the source snapshots' keys. */
+const sourceKeyActions = [
+  'kms:Decrypt',
+  'kms:DescribeKey',
+  'kms:CreateGrant',
+  'kms:ReEncryptFrom',
+  'kms:GenerateDataKeyWithoutPlaintext',
+];
+
+export class DrStack extends Stack {
+  readonly names: DrNames;
+  readonly bucket: Bucket;
+  readonly key: Key;
+  readonly role: Role | undefined;
+
+  constructor(scope: Construct, id: string, props: DrStackProps) {
+    const { environment, ...stackProps } = props;
+    const dr = environment.dr;
+    if (!dr) throw new Error(`environment ${environment.name} has no dr configuration`);
+    const names = drNames(environment, dr);
+    super(scope, id, {
+      description: `pgsnap disaster-recovery copies of ${environment.name}`,
+      env: { account: names.account, region: names.region },
+      ...stackProps,
+    });
+    this.names = names;
+    const sourceAccount = environment.account ?? names.account;
+    const sourceRegion = environment.region ?? '*';
+    const sourceRole = (name: string) => `arn:${this.partition}:iam::${sourceAccount}:role/${name}`;
+    const crossAccount = isCrossAccountDr(environment, dr);
+    const clusters = environment.clusters.filter((c) => c.copyToDr);
+    const clusterNames = clusters.map((c) => c.name);
+
+    this.key = new Key(this, 'Key', {
+      alias: names.keyAlias,
+      description: `pgsnap ${environment.name} DR: the DR bucket and the snapshot copies`,
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // WAL replication writes into the DR bucket as the source's replication role: it may encrypt, nothing more.
+    this.key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'SourceWalReplicationEncrypts',
+        principals: [new AccountPrincipal(sourceAccount)],
+        actions: ['kms:Encrypt', 'kms:GenerateDataKey'],
+        resources: ['*'],
+        conditions: {
+          ArnEquals: { 'aws:PrincipalArn': sourceRole(names.replicationRoleName) },
+          StringEquals: { 'kms:ViaService': `s3.${names.region}.amazonaws.com` },
+        },
+      }),
+    );
+    if (!crossAccount) {
+      // The same account copies with the copier's own credentials: it encrypts the copies through EBS and
+      // the DR objects through S3, and reads them back.
+      this.key.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'SourceCopierUsesTheKeyThroughEbsAndS3',
+          principals: [new AccountPrincipal(sourceAccount)],
+          actions: [
+            'kms:Encrypt',
+            'kms:Decrypt',
+            'kms:ReEncrypt*',
+            'kms:GenerateDataKey*',
+            'kms:DescribeKey',
+            'kms:CreateGrant',
+          ],
+          resources: ['*'],
+          conditions: {
+            ArnEquals: { 'aws:PrincipalArn': sourceRole(names.copierRoleName) },
+            StringEquals: {
+              'kms:ViaService': [`ec2.${names.region}.amazonaws.com`, `s3.${names.region}.amazonaws.com`],
+            },
+          },
+        }),
+      );
+    }
+
+    const accessLogs = new Bucket(this, 'AccessLogs', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: BucketEncryption.S3_MANAGED,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.bucket = new Bucket(this, 'Bucket', {
+      bucketName: names.bucketName,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: BucketEncryption.KMS,
+      encryptionKey: this.key,
+      bucketKeyEnabled: true,
+      // Replicated objects belong to the DR account, whoever wrote them.
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      // Replication needs versioning on both sides; it also lets an overwrite or delete be undone.
+      versioned: true,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'dr/',
+      ...(dr.objectLock
+        ? {
+            objectLockEnabled: true,
+            objectLockDefaultRetention:
+              dr.objectLock.mode === 'COMPLIANCE'
+                ? ObjectLockRetention.compliance(Duration.days(dr.objectLock.days))
+                : ObjectLockRetention.governance(Duration.days(dr.objectLock.days)),
+          }
+        : {}),
+      lifecycleRules: [
+        {
+          noncurrentVersionExpiration: Duration.days((dr.objectLock?.days ?? 0) + 30),
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const walObjects = clusters.map((c) =>
+      this.bucket.arnForObjects(`${c.repository.prefix}${c.name}/wal/*`),
+    );
+    if (walObjects.length > 0) {
+      this.bucket.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'SourceWalReplication',
+          principals: [new ArnPrincipal(sourceRole(names.replicationRoleName))],
+          actions: [
+            's3:ReplicateObject',
+            's3:ReplicateDelete',
+            's3:ReplicateTags',
+            's3:ObjectOwnerOverrideToBucketOwner',
+          ],
+          resources: walObjects,
+        }),
+      );
+      this.bucket.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'SourceWalReplicationChecksVersioning',
+          principals: [new ArnPrincipal(sourceRole(names.replicationRoleName))],
+          actions: ['s3:GetBucketVersioning', 's3:PutBucketVersioning'],
+          resources: [this.bucket.bucketArn],
+        }),
+      );
+    }
+
+    if (crossAccount) {
+      this.role = new Role(this, 'CopyRole', {
+        roleName: names.roleName,
+        description: `pgsnap ${environment.name}: assumed by the source account's DR copier to copy backups here`,
+        assumedBy: new AccountPrincipal(sourceAccount).withConditions({
+          StringEquals: { 'sts:ExternalId': dr.externalId },
+          ArnEquals: { 'aws:PrincipalArn': sourceRole(names.copierRoleName) },
+        }),
+        maxSessionDuration: Duration.hours(1),
+        inlinePolicies: { copy: this.copyPolicy(names, sourceAccount, sourceRegion, clusterNames) },
+      });
+      // The copies are re-encrypted with the DR key, and the DR objects encrypted with it.
+      this.key.grantEncryptDecrypt(this.role);
+      this.key.grant(this.role, 'kms:CreateGrant', 'kms:DescribeKey');
+      for (const cluster of clusters) {
+        this.bucket.grantReadWrite(this.role, `${cluster.repository.prefix}${cluster.name}/*`);
+      }
+      acknowledge(this.role, {
+        [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:${sourceRegion}:${sourceAccount}:key/*]`]:
+          'the source volumes may be encrypted with any of the source account’s keys; EBS uses them only ' +
+          'through the grant the source makes for each backup, and only via EC2 (kms:ViaService)',
+        [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${sourceRegion}::snapshot/*]`]:
+          'the source snapshot ids are not known in advance; they can be copied only when the source shares them',
+        [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${names.region}::snapshot/*]`]:
+          'copy ids are not known in advance; copies are created and tagged only with a configured cluster tag, ' +
+          'deleted only when carrying one',
+        'AwsSolutions-IAM5[Resource::*]': 'ec2:DescribeSnapshots supports no resource-level permissions',
+        'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+          'CDK key grant on the DR key: re-encryption of the copies',
+        'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
+          'CDK key grant on the DR key: SSE-KMS objects and copies',
+        'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantReadWrite on the copied clusters’ prefixes',
+        'AwsSolutions-IAM5[Action::s3:GetBucket*]':
+          'CDK grantReadWrite: bucket location and settings, read only',
+        'AwsSolutions-IAM5[Action::s3:List*]':
+          'CDK grantReadWrite: listing the catalog for retention and restore',
+        'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
+          'CDK grantReadWrite: DR retention deletes expired backups',
+        'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
+        ...Object.fromEntries(
+          clusters.map((c) => [
+            `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as never)}.Arn>/${c.repository.prefix}${c.name}/*]`,
+            `the artifacts, manifests and cluster.json of ${c.name}, under its prefix only`,
+          ]),
+        ),
+      });
+    }
+  }
+
+  private copyPolicy(
+    names: DrNames,
+    sourceAccount: string,
+    sourceRegion: string,
+    clusterNames: string[],
+  ): PolicyDocument {
+    const snapshots = (region: string) => `arn:${this.partition}:ec2:${region}::snapshot/*`;
+    return new PolicyDocument({
+      statements: [
+        new PolicyStatement({
+          sid: 'CopySharedSourceSnapshots',
+          actions: ['ec2:CopySnapshot'],
+          resources: [snapshots(sourceRegion)],
+        }),
+        new PolicyStatement({
+          sid: 'CreateTaggedCopies',
+          actions: ['ec2:CopySnapshot'],
+          resources: [snapshots(names.region)],
+          conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: clusterNames } },
+        }),
+        new PolicyStatement({
+          sid: 'TagCopiesAsTheyAreMade',
+          actions: ['ec2:CreateTags'],
+          resources: [snapshots(names.region)],
+          conditions: { StringEquals: { 'ec2:CreateAction': 'CopySnapshot' } },
+        }),
+        new PolicyStatement({
+          sid: 'DeleteAndLockOwnCopies',
+          actions: ['ec2:DeleteSnapshot', 'ec2:LockSnapshot'],
+          resources: [snapshots(names.region)],
+          conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
+        }),
+        new PolicyStatement({
+          sid: 'DescribeSnapshots',
+          actions: ['ec2:DescribeSnapshots'],
+          resources: ['*'],
+        }),
+        new PolicyStatement({
+          sid: 'UseSourceKeysThroughEbs',
+          effect: Effect.ALLOW,
+          actions: sourceKeyActions,
+          resources: [`arn:${this.partition}:kms:${sourceRegion}:${sourceAccount}:key/*`],
+          conditions: { StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } },
+        }),
+      ],
+    });
+  }
+}

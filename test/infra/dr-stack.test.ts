@@ -1,0 +1,288 @@
+/**
+ * The DR stack (destination account) and the source stack's WAL replication
+ * into it: CDK assertions on what each account allows the other, and cdk-nag
+ * with no unacknowledged finding on either stack.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, test } from 'vitest';
+import { type EnvironmentInput, environmentSchema } from '../../infra/config.ts';
+import { DrStack } from '../../infra/dr-stack.ts';
+import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
+
+const source = { account: '111122223333', region: 'eu-west-1' };
+const drAccount = '444455556666';
+
+function environment(dr: Record<string, unknown>): EnvironmentInput {
+  return {
+    name: 'prod',
+    ...source,
+    clusters: [
+      {
+        name: 'orders-db',
+        instance: { instanceId: 'i-0123456789abcdef0' },
+        volumeIds: ['vol-0a1b2c3d4e5f60001'],
+        repository: { prefix: 'pgsnap/' },
+      },
+      { name: 'scratch-db', instance: { instanceId: 'i-0123456789abcdef1' }, copyToDr: false },
+    ],
+    dr: dr as EnvironmentInput['dr'],
+  };
+}
+
+const crossAccount = environment({
+  account: drAccount,
+  region: 'us-west-2',
+  externalId: 'pgsnap-prod-7f3a9c2e',
+  objectLock: { mode: 'COMPLIANCE', days: 30 },
+});
+const sameAccount = environment({ region: 'us-west-2' });
+
+function synth(input: EnvironmentInput, options: { nag?: boolean; outdir?: string } = {}) {
+  const app = new App({
+    context: { 'aws:cdk:bundling-stacks': [] },
+    ...(options.outdir ? { outdir: options.outdir } : {}),
+  });
+  if (options.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const parsed = environmentSchema.parse(input);
+  const sourceStack = new PgsnapStack(app, 'pgsnap-prod', { environment: parsed });
+  const drStack = new DrStack(app, 'pgsnap-prod-dr', { environment: parsed });
+  return { app, source: Template.fromStack(sourceStack), dr: Template.fromStack(drStack), drStack };
+}
+
+describe('cdk-nag', () => {
+  for (const [name, input] of [
+    ['cross-account', crossAccount],
+    ['same-account', sameAccount],
+  ] as const) {
+    test(`${name}: no finding on the source or the DR stack that is not acknowledged with its reason`, () => {
+      const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-dr-nag-'));
+      try {
+        const { app } = synth(input, { nag: true, outdir });
+        let failure: unknown;
+        try {
+          app.synth();
+        } catch (error) {
+          failure = error;
+        }
+        const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as {
+          pluginReports: Array<{ violations: Array<{ ruleName: string; violatingResources: unknown[] }> }>;
+        };
+        expect(report.pluginReports.flatMap((r) => r.violations)).toEqual([]);
+        expect(failure).toBeUndefined();
+        const acknowledged = app.node
+          .findAll()
+          .flatMap((c) => c.node.metadata.filter((m) => m.type === 'aws:cdk:acknowledged-rules'))
+          .flatMap((m) => Object.entries(m.data as Record<string, string>));
+        for (const [id, reason] of acknowledged) expect(reason.length, id).toBeGreaterThan(30);
+      } finally {
+        rmSync(outdir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+describe('the DR stack', () => {
+  test('is deployed in the DR account and region', () => {
+    const { drStack } = synth(crossAccount);
+    expect([drStack.account, drStack.region]).toEqual([drAccount, 'us-west-2']);
+  });
+
+  test('the DR bucket has a fixed name, its own key, versions, Object Lock when asked, and no public access', () => {
+    const { dr } = synth(crossAccount);
+    dr.hasResourceProperties('AWS::S3::Bucket', {
+      BucketName: `pgsnap-dr-prod-${drAccount}-us-west-2`,
+      VersioningConfiguration: { Status: 'Enabled' },
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: 'Enabled',
+        Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 30 } },
+      },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+      PublicAccessBlockConfiguration: Match.objectLike({
+        BlockPublicAcls: true,
+        RestrictPublicBuckets: true,
+      }),
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) }),
+        ],
+      },
+    });
+    dr.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/pgsnap-prod-dr' });
+    dr.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+
+  test('without objectLock the bucket has none', () => {
+    const { dr } = synth(sameAccount);
+    dr.resourcePropertiesCountIs('AWS::S3::Bucket', { ObjectLockEnabled: true }, 0);
+  });
+
+  test('the copy role trusts only the source copier role, and only with the external id', () => {
+    const { dr } = synth(crossAccount);
+    dr.hasResourceProperties('AWS::IAM::Role', {
+      RoleName: 'pgsnap-prod-dr-copy',
+      AssumeRolePolicyDocument: {
+        Statement: [
+          {
+            Action: 'sts:AssumeRole',
+            Effect: 'Allow',
+            Principal: { AWS: Match.anyValue() },
+            Condition: {
+              StringEquals: { 'sts:ExternalId': 'pgsnap-prod-7f3a9c2e' },
+              ArnEquals: {
+                'aws:PrincipalArn': {
+                  'Fn::Join': [
+                    '',
+                    ['arn:', { Ref: 'AWS::Partition' }, ':iam::111122223333:role/pgsnap-prod-dr-copier'],
+                  ],
+                },
+              },
+            },
+          },
+        ],
+      },
+    });
+    const trust = JSON.stringify(dr.findResources('AWS::IAM::Role'));
+    expect(trust).toContain(':iam::111122223333:root');
+  });
+
+  test('the copy role creates copies only with a configured cluster tag and uses source keys only through EC2', () => {
+    const { dr } = synth(crossAccount);
+    const role = Object.values(
+      dr.findResources('AWS::IAM::Role', { Properties: { RoleName: 'pgsnap-prod-dr-copy' } }),
+    )[0]!;
+    const statements = role.Properties.Policies[0].PolicyDocument.Statement as Array<Record<string, unknown>>;
+    const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
+    expect(bySid.CreateTaggedCopies).toMatchObject({
+      Action: 'ec2:CopySnapshot',
+      Condition: { StringEquals: { 'aws:RequestTag/pgsnap:cluster': ['orders-db'] } },
+    });
+    expect(bySid.DeleteAndLockOwnCopies).toMatchObject({
+      Condition: { StringEquals: { 'aws:ResourceTag/pgsnap:cluster': ['orders-db'] } },
+    });
+    expect(bySid.UseSourceKeysThroughEbs).toMatchObject({
+      Action: [
+        'kms:Decrypt',
+        'kms:DescribeKey',
+        'kms:CreateGrant',
+        'kms:ReEncryptFrom',
+        'kms:GenerateDataKeyWithoutPlaintext',
+      ],
+      Condition: { StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } },
+    });
+    expect(JSON.stringify(bySid.UseSourceKeysThroughEbs!.Resource)).toContain(
+      ':kms:eu-west-1:111122223333:key/*',
+    );
+    // scratch-db is not copied: nothing names it.
+    expect(JSON.stringify(dr.toJSON())).not.toContain('scratch-db');
+  });
+
+  test('the key lets the source replication role encrypt through S3, and nothing else', () => {
+    const { dr } = synth(crossAccount);
+    const key = Object.values(dr.findResources('AWS::KMS::Key'))[0]!;
+    const statements = key.Properties.KeyPolicy.Statement as Array<Record<string, unknown>>;
+    const forSource = statements.filter((s) => JSON.stringify(s.Principal).includes('111122223333'));
+    expect(forSource).toEqual([
+      expect.objectContaining({
+        Sid: 'SourceWalReplicationEncrypts',
+        Action: ['kms:Encrypt', 'kms:GenerateDataKey'],
+        Condition: {
+          ArnEquals: { 'aws:PrincipalArn': expect.anything() },
+          StringEquals: { 'kms:ViaService': 's3.us-west-2.amazonaws.com' },
+        },
+      }),
+    ]);
+  });
+
+  test('the bucket lets the source replication role replicate into the WAL prefix of copied clusters only', () => {
+    const { dr } = synth(crossAccount);
+    const policy = Object.values(dr.findResources('AWS::S3::BucketPolicy')).find((p) =>
+      JSON.stringify(p).includes('SourceWalReplication'),
+    )!;
+    const statement = (policy.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>).find(
+      (s) => s.Sid === 'SourceWalReplication',
+    )!;
+    expect(statement.Action).toEqual([
+      's3:ReplicateObject',
+      's3:ReplicateDelete',
+      's3:ReplicateTags',
+      's3:ObjectOwnerOverrideToBucketOwner',
+    ]);
+    expect(JSON.stringify(statement.Resource)).toContain('/pgsnap/orders-db/wal/*');
+    expect(JSON.stringify(statement.Principal)).toContain(
+      ':iam::111122223333:role/pgsnap-prod-wal-replication',
+    );
+  });
+
+  test('in the same account there is no role to assume; the key lets the source copier use it through EC2 and S3', () => {
+    const { dr } = synth(sameAccount);
+    dr.resourceCountIs('AWS::IAM::Role', 0);
+    const key = Object.values(dr.findResources('AWS::KMS::Key'))[0]!;
+    const copier = (key.Properties.KeyPolicy.Statement as Array<Record<string, unknown>>).find(
+      (s) => s.Sid === 'SourceCopierUsesTheKeyThroughEbsAndS3',
+    );
+    expect(copier).toMatchObject({
+      Condition: {
+        StringEquals: { 'kms:ViaService': ['ec2.us-west-2.amazonaws.com', 's3.us-west-2.amazonaws.com'] },
+      },
+    });
+  });
+});
+
+describe('the source stack', () => {
+  test("replicates each copied cluster's WAL, and only its WAL, into the DR bucket, owned by the DR account", () => {
+    const { source } = synth(crossAccount);
+    source.hasResourceProperties('AWS::S3::Bucket', {
+      ReplicationConfiguration: {
+        Role: Match.anyValue(),
+        Rules: [
+          {
+            Id: 'wal-0',
+            Status: 'Enabled',
+            Priority: 0,
+            Filter: { Prefix: 'pgsnap/orders-db/wal/' },
+            DeleteMarkerReplication: { Status: 'Disabled' },
+            SourceSelectionCriteria: { SseKmsEncryptedObjects: { Status: 'Enabled' } },
+            Destination: {
+              Account: drAccount,
+              AccessControlTranslation: { Owner: 'Destination' },
+              Bucket: {
+                'Fn::Join': [
+                  '',
+                  ['arn:', { Ref: 'AWS::Partition' }, `:s3:::pgsnap-dr-prod-${drAccount}-us-west-2`],
+                ],
+              },
+              EncryptionConfiguration: {
+                ReplicaKmsKeyID: {
+                  'Fn::Join': [
+                    '',
+                    ['arn:', { Ref: 'AWS::Partition' }, `:kms:us-west-2:${drAccount}:alias/pgsnap-prod-dr`],
+                  ],
+                },
+              },
+            },
+          },
+        ],
+      },
+    });
+    source.hasResourceProperties('AWS::IAM::Role', { RoleName: 'pgsnap-prod-wal-replication' });
+  });
+
+  test('an environment without dr replicates nothing', () => {
+    const { dr: _, ...input } = crossAccount;
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const template = Template.fromStack(
+      new PgsnapStack(app, 'plain', { environment: environmentSchema.parse(input) }),
+    );
+    template.resourcePropertiesCountIs('AWS::S3::Bucket', { ReplicationConfiguration: Match.anyValue() }, 0);
+  });
+
+  test('a DR account without an external id is refused, naming it', () => {
+    expect(() => synth(environment({ account: drAccount, region: 'us-west-2' }))).toThrow(/dr\.externalId/);
+  });
+});
