@@ -13,7 +13,10 @@
  * sustains at least 70 % of cp's segments per second, and the backlog never
  * exceeds 4 segments.
  *
- * usage: npx tsx bench/wal-archive.ts [seconds=30] [clients=4] [scale=10]
+ * With `bulk`, each pgbench transaction inserts 200 rows of 400 bytes instead of
+ * the TPC-B-like one, for a WAL rate that makes the archiver work.
+ *
+ * usage: npx tsx bench/wal-archive.ts [seconds=30] [clients=4] [scale=10] [tpcb|bulk]
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,6 +30,7 @@ const run = promisify(execFile);
 const seconds = Number(process.argv[2] ?? 30);
 const clients = Number(process.argv[3] ?? 4);
 const scale = Number(process.argv[4] ?? 10);
+const mode = process.argv[5] === 'bulk' ? 'bulk' : 'tpcb';
 const pgbench = clientBin('pgbench') ?? 'pgbench';
 
 interface Target {
@@ -74,6 +78,12 @@ async function measure(target: Target): Promise<Result> {
     writeFileSync(timings, '');
     await run('chown', ['postgres', timings]);
     await run(pgbench, ['-i', '-s', String(scale), '-q'], { env });
+    const script = join(cluster.root, 'bulk.sql');
+    writeFileSync(
+      script,
+      "\\set id random(1, 1000000000)\nINSERT INTO bulk SELECT g, repeat('x', 400) FROM generate_series(:id, :id + 199) g;\n",
+    );
+    await cluster.query('CREATE TABLE bulk (id bigint, payload text)');
     debug('initialised');
     // Archiving starts now, with the initial load's WAL already gone: only the benchmark's WAL is measured.
     await cluster.query('CHECKPOINT');
@@ -102,7 +112,8 @@ async function measure(target: Target): Promise<Result> {
       await client.end();
     })();
     const started = performance.now();
-    await run(pgbench, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n'], { env });
+    const load = mode === 'bulk' ? ['-f', script] : [];
+    await run(pgbench, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n', ...load], { env });
     const current = await currentSegment(cluster);
     await cluster.query('SELECT pg_switch_wal()');
     await waitArchived(cluster, current);
@@ -181,7 +192,8 @@ try {
   const floor = results[0]!;
   const floorRate = floor.segments / floor.seconds;
   const lines = [
-    `wal-archive: pgbench -T ${seconds} -c ${clients} -j 2 (scale ${scale}), PostgreSQL ${newestAvailableMajor()}, ` +
+    `wal-archive: pgbench ${mode === 'bulk' ? '-f bulk.sql (200 rows of 400 bytes a transaction) ' : ''}-T ${seconds} ` +
+      `-c ${clients} -j 2 (scale ${scale}), PostgreSQL ${newestAvailableMajor()}, ` +
       `${new Date().toISOString()}`,
     '',
     'archive_command           segments  seconds  seg/s  vs cp  max backlog  latency p50 / p95 ms  failures',
@@ -205,7 +217,10 @@ try {
     lines.push('', `${r.name}: ${r.reasons.join('\n  ')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
-  writeFileSync(join(import.meta.dirname, 'results', 'wal-archive.txt'), `${lines.join('\n')}\n`);
+  writeFileSync(
+    join(import.meta.dirname, 'results', `wal-archive${mode === 'bulk' ? '-bulk' : ''}.txt`),
+    `${lines.join('\n')}\n`,
+  );
 } finally {
   await s3.destroy();
 }
