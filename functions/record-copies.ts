@@ -37,7 +37,8 @@ const eventSchema = z.discriminatedUnion('outcome', [
     ...target,
     outcome: z.literal('failed'),
     dr: copySet.optional(),
-    error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+    /** What the state machine caught on the copy path. */
+    copyError: z.object({ Error: z.string(), Cause: z.string().optional() }),
   }),
 ]);
 
@@ -66,7 +67,7 @@ export async function handler(event: unknown): Promise<{ copies: z.infer<typeof 
         : {
             ...common,
             outcome: 'failed',
-            reason: `${request.error.Error}: ${request.error.Cause ?? 'no cause given'}`,
+            reason: `${request.copyError.Error}: ${request.copyError.Cause ?? 'no cause given'}`,
           },
     );
   } finally {

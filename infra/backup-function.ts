@@ -6,6 +6,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { IRole } from 'aws-cdk-lib/aws-iam';
 import { ApplicationLogLevel, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -20,6 +21,8 @@ export interface BackupFunctionProps {
   description: string;
   environment?: Record<string, string>;
   timeout?: Duration;
+  /** A role of the caller's, e.g. one with a fixed name that another account's policies can name. */
+  role?: IRole;
 }
 
 export class BackupFunction extends NodejsFunction {
@@ -41,6 +44,7 @@ export class BackupFunction extends NodejsFunction {
         removalPolicy: RemovalPolicy.DESTROY,
       }),
       environment: props.environment ?? {},
+      ...(props.role ? { role: props.role } : {}),
       bundling: {
         format: OutputFormat.ESM,
         target: 'node24',

@@ -22,6 +22,7 @@ import {
   IntegrationPattern,
   JsonPath,
   LogLevel,
+  type State,
   StateMachine,
   StateMachineType,
   Succeed,
@@ -63,6 +64,8 @@ export interface BackupStateMachineProps {
   /** The SSM Command document that runs the agent. */
   documentName: string;
   timeouts: { hostCommandSeconds: number; heartbeatSeconds: number };
+  /** Steps run once the backup is completed and announced (DR copies, retention), ending in `done`. */
+  afterCompleted?: (scope: Construct, done: Succeed) => State;
 }
 
 export class BackupStateMachine extends Construct {
@@ -270,6 +273,7 @@ export class BackupStateMachine extends Construct {
       snapshots: JsonPath.objectAt('$.snapshotSet.snapshots'),
     }).addRetry({ maxAttempts: 2 });
     const done = new Succeed(this, 'The backup is completed');
+    const finish = props.afterCompleted ? props.afterCompleted(this, done) : done;
 
     // ---- the one cleanup path ----
 
@@ -326,7 +330,7 @@ export class BackupStateMachine extends Construct {
     for (const step of afterBegin) step.addCatch(stillInBackup, fail('States.ALL'));
     // Once the manifest says completed, the backup is good: failing to count or announce it must not undo it.
     countCompleted.addCatch(announceCompleted, { resultPath: '$.countError' });
-    announceCompleted.addCatch(done, { resultPath: '$.announceError' });
+    announceCompleted.addCatch(finish, { resultPath: '$.announceError' });
     prepare.addCatch(refuse, fail('States.ALL'));
 
     const definition = prepare.next(
@@ -341,7 +345,7 @@ export class BackupStateMachine extends Construct {
         allCompleted
           .when(
             Condition.booleanEquals('$.poll.completed', true),
-            markCompleted.next(countCompleted).next(announceCompleted).next(done),
+            markCompleted.next(countCompleted).next(announceCompleted).next(finish),
           )
           .otherwise(waitForSnapshots.next(check)),
       );

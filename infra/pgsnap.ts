@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import type { ClusterTarget } from '#domain/backup-plan';
 import { snapshotTags } from '#domain/snapshots';
 import { acknowledge, bucketFinding, nagArn } from './acknowledge.ts';
+import { AfterBackup } from './after-backup.ts';
 import { AgentDocument } from './agent-document.ts';
 import { AgentHostPolicy } from './agent-host-policy.ts';
 import { BackupAlarms } from './backup-alarms.ts';
@@ -217,11 +218,19 @@ export class Pgsnap extends Construct {
     checkSnapshots.addToRolePolicy(describe(['ec2:DescribeSnapshots']));
     deleteSnapshots.addToRolePolicy(describe(['ec2:DescribeSnapshots']));
 
+    const afterBackup = new AfterBackup(this, 'AfterBackup', {
+      config,
+      repositoryOf: (cluster) => {
+        const bucket = repositoryOf(cluster);
+        return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
+      },
+    });
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
       functions: { prepareBackup, createSnapshots, checkSnapshots, deleteSnapshots, recordBackup },
       documentName: this.document.documentName,
       timeouts: config.timeouts,
+      afterCompleted: (scope, done) => afterBackup.steps(scope, done),
     });
     for (const statement of hostStatements(this, config.clusters, ['ssm:SendCommand'], 'ssm:resourceTag')) {
       this.backup.stateMachine.addToRolePolicy(statement);
@@ -236,6 +245,7 @@ export class Pgsnap extends Construct {
       notifications: config.notifications,
       stateMachine: this.backup.stateMachine,
     });
+    afterBackup.attach(this.backup.stateMachine, this.alarms.topic);
     const dr = config.dr;
     const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
     if (dr?.replicateWal && this.repository.key && replicated.length > 0) {

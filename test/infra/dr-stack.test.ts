@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import validateAsl from 'asl-validator';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -13,6 +14,7 @@ import { describe, expect, test } from 'vitest';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
+import { stateMachineDefinition } from '../support/backup-stack.ts';
 
 const source = { account: '111122223333', region: 'eu-west-1' };
 const drAccount = '444455556666';
@@ -27,6 +29,7 @@ function environment(dr: Record<string, unknown>): EnvironmentInput {
         instance: { instanceId: 'i-0123456789abcdef0' },
         volumeIds: ['vol-0a1b2c3d4e5f60001'],
         repository: { prefix: 'pgsnap/' },
+        retention: { keepLast: 7, dr: { keepDays: 35 } },
       },
       { name: 'scratch-db', instance: { instanceId: 'i-0123456789abcdef1' }, copyToDr: false },
     ],
@@ -271,6 +274,58 @@ describe('the source stack', () => {
       },
     });
     source.hasResourceProperties('AWS::IAM::Role', { RoleName: 'pgsnap-prod-wal-replication' });
+  });
+
+  test('the state machine copies to DR after the announcement and applies retention last; its ASL is valid', () => {
+    const { source } = synth(crossAccount);
+    const definition = stateMachineDefinition(source);
+    const result = validateAsl(definition);
+    expect(result.errorsText()).toBe('');
+    const states = definition.States;
+    expect(states['Announce the completed backup']!.Next).toBe('Copy the backup to DR');
+    expect(states['Record the completed DR copies']!.Next).toBe('Apply retention');
+    expect(states['Announce the failed DR copy']!.Next).toBe('Apply retention');
+    expect(states['Apply retention']!.Next).toBe('The backup is completed');
+    // The copy path never reaches the backup's own failure path.
+    const copyCatches = [
+      'Copy the backup to DR',
+      'Check whether the DR copies are completed',
+      'Record the completed DR copies',
+    ].flatMap((name) => (states[name]!.Catch as Array<{ Next: string }>).map((c) => c.Next));
+    expect(new Set(copyCatches)).toEqual(new Set(['Note the failed DR copy']));
+  });
+
+  test('retention runs on its own schedule too, invoking the retention function with the cluster', () => {
+    const { source } = synth(crossAccount);
+    const schedules = Object.values(
+      source.findResources('AWS::Scheduler::Schedule', {
+        Properties: { Description: 'pgsnap retention of orders-db' },
+      }),
+    );
+    expect(schedules).toHaveLength(1);
+    const target = schedules[0]!.Properties.Target;
+    expect(schedules[0]!.Properties.ScheduleExpression).toBe('rate(1 day)');
+    expect(target.Arn['Fn::GetAtt'][0]).toMatch(/ApplyRetention/);
+    expect(JSON.stringify(target.Input)).toContain(
+      '{\\"cluster\\":\\"orders-db\\",\\"repository\\":\\"s3://',
+    );
+  });
+
+  test('a failed DR copy has its own alarm', () => {
+    const { source } = synth(crossAccount);
+    source.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'CopyFailed',
+      Namespace: 'pgsnap',
+      Dimensions: [{ Name: 'Cluster', Value: 'orders-db' }],
+    });
+  });
+
+  test('the copier role has its fixed name, may assume only the DR role, and grants only to it', () => {
+    const { source } = synth(crossAccount);
+    source.hasResourceProperties('AWS::IAM::Role', { RoleName: 'pgsnap-prod-dr-copier' });
+    const policies = JSON.stringify(source.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain(':iam::444455556666:role/pgsnap-prod-dr-copy');
+    expect(policies).toContain('"kms:GranteePrincipal"');
   });
 
   test('an environment without dr replicates nothing', () => {

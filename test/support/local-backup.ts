@@ -60,7 +60,10 @@ export async function runLocalBackup(
         'Announce the failed backup': record('event'),
         ...options.handlers,
       } as never,
-      waitTimeOverrides: { 'Wait before checking the snapshots again': 0 },
+      waitTimeOverrides: {
+        'Wait before checking the snapshots again': 0,
+        'Wait before checking the DR copies again': 0,
+      },
       retryIntervalOverrides: {
         "Snapshot the cluster's volumes": 0,
         'Check whether the snapshots are completed': 0,
@@ -70,6 +73,13 @@ export async function runLocalBackup(
         'Announce the completed backup': 0,
         'Announce the failed backup': 0,
         'Check the request and find the cluster': 0,
+        'Copy the backup to DR': 0,
+        'Check whether the DR copies are completed': 0,
+        'Record the completed DR copies': 0,
+        'Record the failed DR copies': 0,
+        'Count the failed DR copy': 0,
+        'Announce the failed DR copy': 0,
+        'Apply retention': 0,
       },
     },
     context: {

@@ -503,7 +503,7 @@ describe('record-copies', () => {
       });
     ec2.resetHistory();
     const error = { Error: 'CopyFailedError', Cause: 'DR copy snap-dr00000000000002 is in state error' };
-    await recordCopies(event({ outcome: 'failed', dr, error }));
+    await recordCopies(event({ outcome: 'failed', dr, copyError: error }));
     const deleted = await sentBy(ec2, DeleteSnapshotCommand);
     expect(deleted.map((d) => [d.region, d.accessKeyId, d.input.SnapshotId])).toEqual([
       ['us-west-2', 'ASIADRACCOUNT', 'snap-dr00000000000001'],
@@ -529,7 +529,7 @@ describe('record-copies', () => {
 
   test('failed before any copy started: the source manifest records the failure for each snapshot', async () => {
     useTarget('same-account');
-    await recordCopies(event({ outcome: 'failed', error: { Error: 'States.Timeout' } }));
+    await recordCopies(event({ outcome: 'failed', copyError: { Error: 'States.Timeout' } }));
     const src = await sourceRepository();
     try {
       const manifest = (await src.readManifest(backupId))!;

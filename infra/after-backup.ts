@@ -1,0 +1,339 @@
+/**
+ * The source account's side of DR copies and retention: the Lambdas of the
+ * steps in after-backup-steps.ts, the copier role with its fixed name (the DR
+ * stack trusts exactly that ARN), their permissions, the alarm on failed
+ * copies, and one EventBridge Scheduler schedule per cluster that runs
+ * retention on its own.
+ */
+import { Duration, Stack } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { DrTarget } from '#domain/dr-target';
+import { snapshotTags } from '#domain/snapshots';
+import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from './acknowledge.ts';
+import { type AfterBackupFunctions, afterBackupSteps, copyMetrics } from './after-backup-steps.ts';
+import { BackupFunction } from './backup-function.ts';
+import { backupMetrics } from './backup-state-machine.ts';
+import type { EnvironmentConfig } from './config.ts';
+import { drNames, isCrossAccountDr } from './dr-config.ts';
+
+export interface AfterBackupProps {
+  config: EnvironmentConfig;
+  /** The repository bucket of a cluster, and its URL (as the agent uses it). */
+  repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
+}
+
+const grantOperations = [
+  'Decrypt',
+  'DescribeKey',
+  'CreateGrant',
+  'ReEncryptFrom',
+  'GenerateDataKeyWithoutPlaintext',
+];
+
+export class AfterBackup extends Construct {
+  readonly functions: AfterBackupFunctions = {};
+  private readonly config: EnvironmentConfig;
+
+  constructor(scope: Construct, id: string, props: AfterBackupProps) {
+    super(scope, id);
+    const { config } = props;
+    this.config = config;
+    const stack = Stack.of(this);
+    const dr = config.dr;
+    const copied = dr ? config.clusters.filter((c) => c.copyToDr) : [];
+    const retained = config.clusters.filter((c) => c.retention);
+    if (copied.length === 0 && retained.length === 0) return;
+
+    const sourceSnapshots = stack.formatArn({
+      service: 'ec2',
+      account: '',
+      resource: 'snapshot',
+      resourceName: '*',
+    });
+    const managedClusters = config.clusters.map((c) => c.name);
+    let role: Role | undefined;
+    let target: DrTarget | undefined;
+    if (dr && copied.length > 0) {
+      const names = drNames(config, dr);
+      const crossAccount = isCrossAccountDr(config, dr);
+      const drRoleArn = `arn:${stack.partition}:iam::${names.account}:role/${names.roleName}`;
+      const prefixOf = (c: (typeof copied)[number]) => c.repository.prefix.replace(/\/+$/, '');
+      target = {
+        sourceAccount: config.account ?? stack.account,
+        sourceRegion: config.region ?? stack.region,
+        account: names.account,
+        region: names.region,
+        kmsKeyArn: `arn:${stack.partition}:kms:${names.region}:${names.account}:${names.keyAlias}`,
+        ...(crossAccount ? { roleArn: drRoleArn, externalId: dr.externalId! } : {}),
+        clusters: Object.fromEntries(
+          copied.map((c) => [
+            c.name,
+            {
+              repository: `s3://${names.bucketName}${prefixOf(c) ? `/${prefixOf(c)}` : ''}?region=${names.region}`,
+            },
+          ]),
+        ),
+      };
+      role = new Role(this, 'CopierRole', {
+        roleName: names.copierRoleName,
+        description: `pgsnap ${config.name}: copies backups to DR and applies retention`,
+        assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+        managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
+      });
+      const sourceKeys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+      role.addToPolicy(new PolicyStatement({ actions: ['ec2:DescribeSnapshots'], resources: ['*'] }));
+      if (crossAccount) {
+        role.addToPolicy(new PolicyStatement({ actions: ['sts:AssumeRole'], resources: [drRoleArn] }));
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['ec2:ModifySnapshotAttribute'],
+            resources: [sourceSnapshots],
+            conditions: {
+              StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copied.map((c) => c.name) },
+            },
+          }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['kms:CreateGrant'],
+            resources: [sourceKeys],
+            conditions: {
+              StringEquals: { 'kms:GranteePrincipal': drRoleArn },
+              'ForAllValues:StringEquals': { 'kms:GrantOperations': grantOperations },
+            },
+          }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['kms:DescribeKey', 'kms:ListGrants', 'kms:RevokeGrant'],
+            resources: [sourceKeys],
+          }),
+        );
+      } else {
+        const drSnapshots = `arn:${stack.partition}:ec2:${names.region}::snapshot/*`;
+        const copiedNames = copied.map((c) => c.name);
+        role.addToPolicy(
+          new PolicyStatement({ actions: ['ec2:CopySnapshot'], resources: [sourceSnapshots] }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['ec2:CopySnapshot'],
+            resources: [drSnapshots],
+            conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: copiedNames } },
+          }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['ec2:CreateTags'],
+            resources: [drSnapshots],
+            conditions: { StringEquals: { 'ec2:CreateAction': 'CopySnapshot' } },
+          }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['ec2:DeleteSnapshot', 'ec2:LockSnapshot'],
+            resources: [drSnapshots],
+            conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copiedNames } },
+          }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: [
+              'kms:Decrypt',
+              'kms:DescribeKey',
+              'kms:CreateGrant',
+              'kms:ReEncryptFrom',
+              'kms:GenerateDataKeyWithoutPlaintext',
+            ],
+            resources: [sourceKeys],
+            conditions: { StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } },
+          }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+            resources: copied.map(
+              (c) => `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}${c.name}/*`,
+            ),
+          }),
+        );
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: ['s3:ListBucket'],
+            resources: [`arn:${stack.partition}:s3:::${names.bucketName}`],
+          }),
+        );
+      }
+    }
+
+    const environment = {
+      ...(target ? { PGSNAP_DR: stack.toJsonString(target) } : {}),
+      PGSNAP_FIRST_POLL_SECONDS: String(config.timeouts.firstPollSeconds),
+      PGSNAP_MAX_POLL_SECONDS: String(config.timeouts.maxPollSeconds),
+      PGSNAP_COPY_HOURS: String(dr?.copyHours ?? 24),
+    };
+    const fn = (id: string, handler: string, description: string, timeout = Duration.minutes(2)) =>
+      new BackupFunction(this, id, { handler, description, environment, timeout, ...(role ? { role } : {}) });
+    if (target) {
+      this.functions.copySnapshots = fn(
+        'CopySnapshots',
+        'copy-snapshots',
+        'pgsnap: starts the DR copies of a backup',
+        Duration.minutes(5),
+      );
+      this.functions.checkCopies = fn(
+        'CheckCopies',
+        'check-copies',
+        'pgsnap: checks whether the DR copies are completed',
+      );
+      this.functions.recordCopies = fn(
+        'RecordCopies',
+        'record-copies',
+        'pgsnap: records how the DR copies ended',
+        Duration.minutes(5),
+      );
+    }
+    if (retained.length > 0) {
+      const applyRetention = new BackupFunction(this, 'ApplyRetention', {
+        handler: 'apply-retention',
+        description: "pgsnap: deletes backups and WAL past the cluster's retention, at the source and in DR",
+        environment: {
+          ...environment,
+          PGSNAP_RETENTION: JSON.stringify(
+            Object.fromEntries(
+              retained.map((c) => [
+                c.name,
+                { keepLast: c.retention!.keepLast, keepDays: c.retention!.keepDays, dr: c.retention!.dr },
+              ]),
+            ),
+          ),
+        },
+        timeout: Duration.minutes(15),
+        ...(role ? { role } : {}),
+      });
+      this.functions.applyRetention = applyRetention;
+      applyRetention.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['ec2:DeleteSnapshot'],
+          resources: [sourceSnapshots],
+          conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: managedClusters } },
+        }),
+      );
+      const schedulerRole = new Role(this, 'RetentionSchedulerRole', {
+        assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+        description: 'pgsnap: lets EventBridge Scheduler run retention',
+      });
+      for (const cluster of retained) {
+        new Schedule(this, `${cluster.name}-retention`, {
+          description: `pgsnap retention of ${cluster.name}`,
+          schedule: ScheduleExpression.expression(cluster.retention!.schedule),
+          target: new LambdaInvoke(applyRetention, {
+            input: ScheduleTargetInput.fromObject({
+              cluster: cluster.name,
+              repository: props.repositoryOf(cluster).url,
+            }),
+            role: schedulerRole,
+          }),
+        });
+      }
+      acknowledge(schedulerRole, {
+        [`AwsSolutions-IAM5[Resource::${arnReference(applyRetention)}:*]`]: wildcardReasons.lambdaVersions,
+      });
+    }
+
+    // Source repository: copy reads the backup, record rewrites the manifest, retention deletes.
+    const all = Object.values(this.functions);
+    for (const cluster of config.clusters) {
+      const { bucket } = props.repositoryOf(cluster);
+      const prefix = `${cluster.repository.prefix}${cluster.name}/*`;
+      for (const f of all) {
+        bucket.grantReadWrite(f, prefix);
+        acknowledge(role ?? f, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}]`]: `reads the backups of ${cluster.name}, rewrites their manifests and deletes what retention lets go, under its prefix only`,
+        });
+      }
+    }
+    const grantReasons = {
+      'AwsSolutions-IAM5[Action::s3:GetObject*]':
+        'CDK grantReadWrite: object reads, limited to the cluster prefixes',
+      'AwsSolutions-IAM5[Action::s3:GetBucket*]':
+        'CDK grantReadWrite: bucket location and settings, read only',
+      'AwsSolutions-IAM5[Action::s3:List*]':
+        'CDK grantReadWrite: listing the catalog and the WAL for retention',
+      'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
+        'CDK grantReadWrite: retention deletes backups and WAL it lets go',
+      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
+      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+        'CDK key grant for the repository key, needed for SSE-KMS objects',
+      'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
+        'CDK key grant for the repository key, needed for SSE-KMS objects',
+      'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; so does ec2:DescribeSnapshots, which only reads`,
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'snapshot/*', { account: false })}]`]:
+        'snapshot ids are not known in advance; sharing and deleting are allowed only for snapshots tagged with a configured cluster',
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'kms', 'key/*')}]`]:
+        'the volumes may be encrypted with any key of the account; grants are limited to the DR role and the operations a copy needs',
+    };
+    for (const f of all) acknowledge(f, grantReasons);
+    if (role) {
+      acknowledge(role, {
+        ...grantReasons,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+          "AWSLambdaBasicExecutionRole only lets the functions write their own log streams; it is AWS's maintained minimum",
+        ...(dr && target && !target.roleArn
+          ? {
+              [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${target.region}::snapshot/*]`]:
+                'copy ids are not known in advance; copies are made and tagged only with a configured cluster tag',
+              ...Object.fromEntries(
+                copied.map((c) => [
+                  `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${drNames(config, dr).bucketName}/${c.repository.prefix}${c.name}/*]`,
+                  `the DR artifacts and manifests of ${c.name}, under its prefix only`,
+                ]),
+              ),
+            }
+          : {}),
+      });
+    }
+  }
+
+  /** The steps for the state machine, ending in `done`. */
+  steps(scope: Construct, done: Succeed): State {
+    return afterBackupSteps(scope, done, this.functions);
+  }
+
+  /** Acknowledges on the state machine what invoking these functions adds; adds the failed-copy alarm. */
+  attach(stateMachine: StateMachine, topic: ITopic): void {
+    acknowledge(stateMachine, {
+      ...Object.fromEntries(
+        Object.values(this.functions).map((fn) => [
+          `AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`,
+          wildcardReasons.lambdaVersions,
+        ]),
+      ),
+    });
+    if (!this.functions.copySnapshots) return;
+    for (const cluster of this.config.clusters.filter((c) => c.copyToDr)) {
+      new Alarm(this, `${cluster.name}-CopyFailed`, {
+        alarmDescription: `A DR copy of a ${cluster.name} backup failed; the backup itself is completed at the source`,
+        metric: new Metric({
+          namespace: backupMetrics.namespace,
+          metricName: copyMetrics.failed,
+          dimensionsMap: { [backupMetrics.dimension]: cluster.name },
+          statistic: 'Sum',
+          period: Duration.minutes(5),
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }).addAlarmAction(new SnsAction(topic));
+    }
+  }
+}

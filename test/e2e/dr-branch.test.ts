@@ -1,0 +1,331 @@
+/**
+ * The synthesized state machine with DR copies and retention, run locally
+ * with aws-local-stepfunctions: the Lambda steps are the real handlers over an
+ * in-memory EC2/KMS/STS that tells regions and accounts apart, and file://
+ * repositories for the source and DR. The host steps are stand-ins that write
+ * what the agent writes (the started and stopped manifest, backup_label):
+ * the agent itself is exercised by backup-state-machine.test.ts. Each run is
+ * judged as an operator would: the outcome, the events, both manifests, and
+ * the snapshots left in each account and region.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { newBackupId } from '#domain/input';
+import type { Manifest } from '#domain/repository/manifest';
+import { openRepository } from '#domain/repository/open';
+import { handler as applyRetention } from '../../functions/apply-retention.ts';
+import { handler as checkCopies } from '../../functions/check-copies.ts';
+import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
+import { handler as copySnapshots } from '../../functions/copy-snapshots.ts';
+import { handler as createSnapshots } from '../../functions/create-snapshots.ts';
+import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts';
+import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
+import { handler as recordBackup } from '../../functions/record-backup.ts';
+import { handler as recordCopies } from '../../functions/record-copies.ts';
+import type { EnvironmentInput } from '../../infra/config.ts';
+import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
+import { FakeDrAws } from '../support/fake-dr-aws.ts';
+import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from '../support/local-backup.ts';
+
+const instanceId = 'i-0123456789abcdef0';
+const source = {
+  account: '111122223333',
+  region: 'eu-west-1',
+  accessKeyId: 'AKIASOURCE',
+  keyArn: 'arn:aws:kms:eu-west-1:111122223333:key/1111',
+};
+const dr = { account: '444455556666', region: 'us-west-2', accessKeyId: 'ASIADR' };
+const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-e2e-backup';
+const volumes = { data: 'vol-0000000000000000b', wal: 'vol-0000000000000000c' };
+
+const environment: EnvironmentInput = {
+  name: 'e2e',
+  account: source.account,
+  region: source.region,
+  clusters: [
+    {
+      name: 'orders-db',
+      instance: { instanceId },
+      volumeIds: [volumes.data, volumes.wal],
+      retention: { keepLast: 1 },
+    },
+  ],
+  dr: { account: dr.account, region: dr.region, externalId: 'pgsnap-e2e-5c1d8e2a' },
+};
+const definition = stateMachineDefinition(synthStack(environment).template);
+
+const aws = new FakeDrAws(source, dr, instanceId, [
+  { volumeId: 'vol-0000000000000000a', device: '/dev/xvda' },
+  { volumeId: volumes.data, device: '/dev/sdf' },
+  { volumeId: volumes.wal, device: '/dev/sdg' },
+]);
+const sfn = mockClient(SFNClient);
+
+let dir: string;
+let sourceUrl: string;
+let drUrl: string;
+
+const identity = { systemIdentifier: '7311111111111111111', walSegmentSize: 16 * 1024 * 1024 };
+
+function manifestOf(backupId: string, state: Manifest['state'], extra: Partial<Manifest> = {}): Manifest {
+  const now = new Date().toISOString();
+  return {
+    schemaVersion: 1,
+    cluster: 'orders-db',
+    backupId,
+    label: 'e2e',
+    state,
+    ...identity,
+    serverVersion: '15.18',
+    backupFrom: 'primary',
+    timeline: 1,
+    startLsn: '0/2000028',
+    startWalFile: '000000010000000000000002',
+    artifacts: [],
+    snapshots: [],
+    timings: { startedAt: now },
+    host: 'db1',
+    updatedAt: now,
+    ...extra,
+  };
+}
+
+/** What `pgsnap begin` and `pgsnap end` write into the repository, and answer. */
+const host: TaskHandler = async (input): Promise<Json> => {
+  const parameters = (input as { Parameters: Record<string, string[]> }).Parameters;
+  const command = parameters.command![0]!;
+  const backupId = parameters.backupId![0]!;
+  const repository = await openRepository(sourceUrl, 'orders-db');
+  try {
+    if (command === 'begin') {
+      await repository.pin(identity, 'e2e');
+      await repository.writeManifest(manifestOf(backupId, 'started'));
+      return { startLsn: '0/2000028', timeline: 1 };
+    }
+    if (command === 'end') {
+      const manifest = (await repository.readManifest(backupId))!;
+      const label = await repository.putArtifact(
+        backupId,
+        'backup_label',
+        Buffer.from(`LABEL: ${backupId}\n`),
+      );
+      await repository.writeManifest({
+        ...manifest,
+        state: 'stopped',
+        stopLsn: '0/2000138',
+        stopWalFile: '000000010000000000000002',
+        artifacts: [label],
+      });
+      return { stopLsn: '0/2000138' };
+    }
+    return {};
+  } finally {
+    repository.close();
+  }
+};
+
+const invoke =
+  (fn: (event: unknown) => Promise<unknown>): TaskHandler =>
+  async (input) =>
+    (await fn(input)) as Json;
+
+interface DrRun {
+  run: LocalBackupRun;
+  backupId: string;
+  events: Array<{ detailType: string; detail: Record<string, Json> }>;
+  metrics: string[];
+}
+
+async function backup(): Promise<DrRun> {
+  const backupId = newBackupId();
+  const events: DrRun['events'] = [];
+  const metrics: string[] = [];
+  const run = await runLocalBackup(definition, {
+    backupId,
+    stateMachineArn,
+    input: { cluster: 'orders-db', label: 'e2e', trigger: 'cli' },
+    handlers: {
+      'Check the request and find the cluster': invoke(prepareBackup),
+      'Begin the backup on the host': host,
+      "Snapshot the cluster's volumes": invoke(createSnapshots),
+      'Record the snapshots in the manifest': invoke(recordBackup),
+      'End the backup on the host': host,
+      'Check whether the snapshots are completed': invoke(checkSnapshots),
+      'Mark the backup completed in the manifest': invoke(recordBackup),
+      'Abort the backup on the host': host,
+      "Delete the backup's snapshots": invoke(deleteSnapshots),
+      'Mark the backup failed in the manifest': invoke(recordBackup),
+      'Copy the backup to DR': invoke(copySnapshots),
+      'Check whether the DR copies are completed': invoke(checkCopies),
+      'Record the completed DR copies': invoke(recordCopies),
+      'Record the failed DR copies': invoke(recordCopies),
+      'Count the failed DR copy': (input) => {
+        for (const datum of (input as { MetricData: Array<{ MetricName: string }> }).MetricData) {
+          metrics.push(datum.MetricName);
+        }
+        return {};
+      },
+      'Announce the failed DR copy': (input) => {
+        for (const entry of (input as { Entries: Array<{ DetailType: string; Detail: unknown }> }).Entries) {
+          const detail = typeof entry.Detail === 'string' ? JSON.parse(entry.Detail) : entry.Detail;
+          events.push({ detailType: entry.DetailType, detail });
+        }
+        return {};
+      },
+      'Apply retention': invoke(applyRetention),
+    },
+  });
+  return {
+    run,
+    backupId,
+    events: [...run.events, ...events],
+    metrics: [...run.metrics.map((m) => m.name), ...metrics],
+  };
+}
+
+async function read(url: string, backupId: string): Promise<Manifest | undefined> {
+  const repository = await openRepository(url, 'orders-db');
+  try {
+    return await repository.readManifest(backupId);
+  } finally {
+    repository.close();
+  }
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pgsnap-dr-e2e-'));
+  mkdirSync(join(dir, 'source'));
+  mkdirSync(join(dir, 'dr'));
+  sourceUrl = `file://${dir}/source`;
+  drUrl = `file://${dir}/dr`;
+  aws.reset();
+  sfn.reset();
+  sfn.on(ListExecutionsCommand).resolves({ executions: [] });
+  process.env.AWS_ACCESS_KEY_ID = source.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = 'secret';
+  process.env.AWS_REGION = source.region;
+  process.env.PGSNAP_CLUSTERS = JSON.stringify([
+    {
+      name: 'orders-db',
+      instanceId,
+      volumeIds: [volumes.data, volumes.wal],
+      fastCheckpoint: false,
+      maxBackupMinutes: 60,
+      repository: sourceUrl,
+    },
+  ]);
+  process.env.PGSNAP_FIRST_POLL_SECONDS = '15';
+  process.env.PGSNAP_MAX_POLL_SECONDS = '300';
+  process.env.PGSNAP_SNAPSHOT_HOURS = '24';
+  process.env.PGSNAP_COPY_HOURS = '24';
+  process.env.PGSNAP_DR = JSON.stringify({
+    sourceAccount: source.account,
+    sourceRegion: source.region,
+    account: dr.account,
+    region: dr.region,
+    kmsKeyArn: `arn:aws:kms:${dr.region}:${dr.account}:alias/pgsnap-e2e-dr`,
+    roleArn: `arn:aws:iam::${dr.account}:role/pgsnap-e2e-dr-copy`,
+    externalId: 'pgsnap-e2e-5c1d8e2a',
+    clusters: { 'orders-db': { repository: drUrl } },
+  });
+  process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('DR copies in the backup workflow', () => {
+  test('a completed backup is copied into the DR account, recorded on both sides, and nothing stays shared', async () => {
+    const { run, backupId, events } = await backup();
+    expect(run.failure).toBeUndefined();
+    expect(run.entered).toContain('Record the completed DR copies');
+    expect(run.entered.at(-2)).toBe('Apply retention');
+
+    const copies = aws.in(dr.region, dr.account);
+    expect(copies).toHaveLength(2);
+    expect(copies.every((c) => c.State === 'completed' && c.KmsKeyId?.includes(`:${dr.account}:`))).toBe(
+      true,
+    );
+    const sourceManifest = (await read(sourceUrl, backupId))!;
+    expect(sourceManifest.state).toBe('completed');
+    expect(sourceManifest.copies?.map((c) => [c.account, c.region, c.state])).toEqual([
+      [dr.account, dr.region, 'completed'],
+      [dr.account, dr.region, 'completed'],
+    ]);
+    const drManifest = (await read(drUrl, backupId))!;
+    expect(drManifest.state).toBe('completed');
+    expect(drManifest.snapshots.map((s) => s.snapshotId).sort()).toEqual(
+      copies.map((c) => c.SnapshotId).sort(),
+    );
+
+    // The sharing and the KMS grant were only for the copy.
+    expect(aws.in(source.region, source.account).every((s) => s.sharedWith.size === 0)).toBe(true);
+    expect(aws.grants.size).toBe(0);
+    expect(events.map((e) => e.detailType)).toEqual(['pgsnap backup completed']);
+  });
+
+  test('a copy in error leaves the backup completed, deletes the failed copies, and raises its own event and metric', async () => {
+    aws.reset({ copyFails: true });
+    const { run, backupId, events, metrics } = await backup();
+    expect(run.failure).toBeUndefined();
+    expect(run.entered).toContain('Record the failed DR copies');
+    expect(events.map((e) => e.detailType)).toEqual(['pgsnap backup completed', 'pgsnap copy failed']);
+    expect(events[1]!.detail).toMatchObject({ backupId, error: 'CopyFailedError' });
+    expect(metrics).toContain('CopyFailed');
+    expect(metrics).not.toContain('BackupFailed');
+
+    const sourceManifest = (await read(sourceUrl, backupId))!;
+    expect(sourceManifest.state).toBe('completed');
+    expect(sourceManifest.copies?.map((c) => c.state)).toEqual(['failed', 'failed']);
+    expect((await read(drUrl, backupId))?.state).toBe('failed');
+    expect(aws.in(dr.region, dr.account)).toEqual([]);
+    // The source snapshots are the backup: they stay, and are no longer shared.
+    expect(aws.in(source.region, source.account).map((s) => s.sharedWith.size)).toEqual([0, 0]);
+    expect(aws.grants.size).toBe(0);
+  });
+});
+
+describe('retention at the end of the workflow', () => {
+  test('a backup past the policy whose snapshot is locked stays and is reported, and the workflow succeeds', async () => {
+    const older = '20200101T000000Z-0000aa';
+    const repository = await openRepository(sourceUrl, 'orders-db');
+    await repository.pin(identity, 'e2e');
+    await repository.writeManifest(
+      manifestOf(older, 'completed', {
+        snapshots: [
+          { provider: 'ebs', snapshotId: 'snap-locked', volumeId: volumes.data, state: 'completed' },
+        ],
+        timings: { startedAt: '2020-01-01T00:00:00.000Z', completedAt: '2020-01-01T00:10:00.000Z' },
+      }),
+    );
+    const evenOlder = '20190101T000000Z-0000bb';
+    await repository.writeManifest(
+      manifestOf(evenOlder, 'completed', {
+        snapshots: [
+          { provider: 'ebs', snapshotId: 'snap-unlocked', volumeId: volumes.data, state: 'completed' },
+        ],
+        timings: { startedAt: '2019-01-01T00:00:00.000Z', completedAt: '2019-01-01T00:10:00.000Z' },
+      }),
+    );
+    repository.close();
+    aws.add({ SnapshotId: 'snap-locked', region: source.region, owner: source.account, locked: true });
+    aws.add({ SnapshotId: 'snap-unlocked', region: source.region, owner: source.account });
+
+    const { run, backupId } = await backup();
+    expect(run.failure).toBeUndefined();
+    const output = run.output as { retention?: Record<string, Json>; retentionError?: Json };
+    expect(output.retentionError).toBeUndefined();
+    expect(output.retention?.source).toMatchObject({
+      removed: [evenOlder],
+      lockedSnapshots: [{ backupId: older, snapshotIds: ['snap-locked'] }],
+    });
+    expect(await read(sourceUrl, older)).toBeDefined();
+    expect(await read(sourceUrl, evenOlder)).toBeUndefined();
+    expect(aws.snapshots.has('snap-locked')).toBe(true);
+    expect(aws.snapshots.has('snap-unlocked')).toBe(false);
+    expect((await read(sourceUrl, backupId))?.state).toBe('completed');
+  });
+});
