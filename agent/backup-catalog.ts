@@ -212,7 +212,8 @@ export async function recordEnded(
   const repository = await open(choice);
   try {
     const manifest = await repository.readManifest(backupId);
-    if (!manifest || manifest.state === 'completed') return;
+    // An ended backup keeps the account of how it ended.
+    if (!manifest || ['completed', 'aborted', 'failed'].includes(manifest.state)) return;
     const now = new Date().toISOString();
     await repository.writeManifest({ ...manifest, state, failure: { reason, at: now }, updatedAt: now });
   } finally {

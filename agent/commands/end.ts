@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { BackupInvalidError, PreconditionError } from '#domain/errors';
 import { parseDuration } from '#domain/input';
 import { waitForArchive } from '../archive-wait.ts';
-import { type StoredBackup, storeBackup } from '../backup-catalog.ts';
+import { recordEnded, type StoredBackup, storeBackup } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
 import { request } from '../control.ts';
@@ -69,6 +69,19 @@ const invalidBecause: Record<Exclude<Outcome, 'completed' | 'failed'>, string> =
   lost: 'its session was lost',
 };
 
+/**
+ * The error for a backup that can no longer be valid, after marking its
+ * manifest failed with the reason, so the catalog never shows it as started.
+ */
+async function invalid(ctx: Context, backupId: string, message: string): Promise<BackupInvalidError> {
+  if (ctx.repository) {
+    await recordEnded(ctx.repository, backupId, 'failed', message).catch((error: Error) =>
+      ctx.out.progress(`the manifest of ${backupId} could not be marked failed: ${error.message}`),
+    );
+  }
+  return new BackupInvalidError(message);
+}
+
 /** Asks the holder to stop the backup, or picks up a stop whose hand-over was interrupted. */
 async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
   const current = await inspect(ctx.state);
@@ -79,7 +92,9 @@ async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
       );
       return current.stopped;
     case 'lost':
-      throw new BackupInvalidError(
+      throw await invalid(
+        ctx,
+        current.outcome.backupId,
         `backup ${current.outcome.backupId} is not valid: ${current.outcome.reason}. Take a new backup with pgsnap begin.`,
       );
     case 'none': {
@@ -91,7 +106,9 @@ async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
         );
       }
       if (last && last.outcome !== 'completed') {
-        throw new BackupInvalidError(
+        throw await invalid(
+          ctx,
+          last.backupId,
           `backup ${last.backupId} is not valid: ${invalidBecause[last.outcome]} at ${last.at} (${last.reason}). ` +
             'Take a new backup with pgsnap begin.',
         );
@@ -106,7 +123,7 @@ async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
       }
       if (!answer.ok) {
         if (answer.error.name === 'PreconditionError') throw new PreconditionError(answer.error.message);
-        throw new BackupInvalidError(answer.error.message);
+        throw await invalid(ctx, current.session.backupId, answer.error.message);
       }
       return answer.result as unknown as StoppedRecord;
     }
