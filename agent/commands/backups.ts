@@ -8,6 +8,7 @@ import { parse } from '../cli-args.ts';
 import { createOutput, table } from '../output.ts';
 import { open, requireRepositoryChoice } from '../repository-options.ts';
 import { printUsage } from '../usage.ts';
+import { copiesSummary, copyLines } from './backup-copies.ts';
 
 export const backupsUsage = `pgsnap backups list [--json]
 pgsnap backups show ID [--verify] [--json]
@@ -77,9 +78,10 @@ function listLines(manifests: Manifest[]): string[] {
     m.timings.startedAt.replace(/\.\d+Z$/, 'Z'),
     m.startLsn,
     m.stopLsn ?? '-',
+    copiesSummary(m),
     m.label,
   ]);
-  const header = ['BACKUP ID', 'STATE', 'STARTED', 'START LSN', 'STOP LSN', 'LABEL'];
+  const header = ['BACKUP ID', 'STATE', 'STARTED', 'START LSN', 'STOP LSN', 'COPIES', 'LABEL'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [header, ...rows].map((r) =>
     r
@@ -134,5 +136,6 @@ function showLines(m: Manifest, verified: Verification | undefined): string[] {
       ['verified', verified ? `artifacts ok, ${verified.walSegments} WAL segments present` : undefined],
     ]),
     ...m.artifacts.map((a) => `artifact ${a.name}: ${a.bytes} bytes, sha256 ${a.sha256}`),
+    ...copyLines(m),
   ];
 }
