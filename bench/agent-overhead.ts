@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type Major, systemBin } from '../test/support/cluster.ts';
 import { pgsnap } from '../test/support/pgsnap.ts';
@@ -42,7 +42,7 @@ try {
     'CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g',
   );
   const env = { ...cluster.env, PGSNAP_STATE_DIR: mkdtempSync(join(tmpdir(), 'pgsnap-bench-state-')) };
-  const rows: Array<{ begin: number; end: number; archiveWait: number; psql: number }> = [];
+  const rows: Array<{ begin: number; end: number; archiveWait: number; psql: number; node: number }> = [];
   for (let i = 0; i < runs; i++) {
     let t = performance.now();
     const begun = await pgsnap(['begin', '--label', `bench ${i}`, '--fast', '--json'], env);
@@ -71,7 +71,12 @@ try {
     );
     const psql = performance.now() - t;
     if (peer.status !== 0) throw new Error(peer.stderr);
-    rows.push({ begin, end, archiveWait: ended.json!.archiveWaitMs as number, psql });
+    // The floor under any Node.js agent on this machine right now: begin+end start the runtime three times
+    // (begin, the holder, end). Measured in the same run, so load from elsewhere shows in both columns.
+    t = performance.now();
+    spawnSync(process.execPath, ['-e', '0']);
+    const node = performance.now() - t;
+    rows.push({ begin, end, archiveWait: ended.json!.archiveWaitMs as number, psql, node });
   }
 
   const log = cluster.log();
@@ -88,21 +93,33 @@ try {
 
   const f = (n: number) => n.toFixed(0).padStart(7);
   console.log(`pgsnap agent overhead: PostgreSQL ${major}, ${runs} begin+end pairs (ms)`);
-  console.log('  run   begin  pg_start      end  pg_stop  arch.wait  overhead | psql start+stop(true)');
+  console.log(
+    '  run   begin  pg_start      end  pg_stop  arch.wait  overhead | psql start+stop(true)  node -e 0',
+  );
   const overheads = rows.map((row, i) => row.begin + row.end - starts[i]! - stops[i]!);
   rows.forEach((row, i) => {
     console.log(
-      `${String(i + 1).padStart(5)} ${f(row.begin)} ${f(starts[i]!)}  ${f(row.end)}  ${f(stops[i]!)}    ${f(row.archiveWait)}   ${f(overheads[i]!)} | ${f(row.psql)}`,
+      `${String(i + 1).padStart(5)} ${f(row.begin)} ${f(starts[i]!)}  ${f(row.end)}  ${f(stops[i]!)}    ${f(row.archiveWait)}   ${f(overheads[i]!)} | ${f(row.psql)}              ${f(row.node)}`,
     );
   });
   const m = (values: number[]) => f(median(values));
   console.log(
-    `median ${m(rows.map((r) => r.begin))} ${m(starts)}  ${m(rows.map((r) => r.end))}  ${m(stops)}    ${m(rows.map((r) => r.archiveWait))}   ${m(overheads)} | ${m(rows.map((r) => r.psql))}`,
+    `median ${m(rows.map((r) => r.begin))} ${m(starts)}  ${m(rows.map((r) => r.end))}  ${m(stops)}    ${m(rows.map((r) => r.archiveWait))}   ${m(overheads)} | ${m(rows.map((r) => r.psql))}              ${m(rows.map((r) => r.node))}`,
   );
   const overhead = median(overheads);
   console.log(
     `\nagent overhead per begin+end pair (median, wall minus time in pg_backup_start/stop): ${overhead.toFixed(0)} ms ` +
       `(goal <= 300 ms: ${overhead <= 300 ? 'met' : 'NOT met'}); of that, archive wait ${median(rows.map((r) => r.archiveWait)).toFixed(0)} ms`,
+  );
+  const nodeStart = median(rows.map((r) => r.node));
+  console.log(
+    `three bare Node.js starts (begin, holder, end) cost ${(3 * nodeStart).toFixed(0)} ms on this machine in this run; ` +
+      `what pgsnap's own code adds beyond them: ${(overhead - 3 * nodeStart).toFixed(0)} ms`,
+  );
+  console.log(
+    `load average at the end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} on ${cpus().length} cores`,
   );
 } finally {
   cluster.destroy();
