@@ -73,6 +73,7 @@ export class AfterBackup extends Construct {
         region: names.region,
         kmsKeyArn: `arn:${stack.partition}:kms:${names.region}:${names.account}:${names.keyAlias}`,
         ...(crossAccount ? { roleArn: drRoleArn, externalId: dr.externalId! } : {}),
+        ...(dr.snapshotLock ? { snapshotLock: dr.snapshotLock } : {}),
         clusters: Object.fromEntries(
           copied.map((c) => [
             c.name,

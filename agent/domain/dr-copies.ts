@@ -21,6 +21,7 @@ import {
   DeleteSnapshotCommand,
   DescribeSnapshotsCommand,
   type EC2Client,
+  LockSnapshotCommand,
   ModifySnapshotAttributeCommand,
   type Snapshot,
 } from '@aws-sdk/client-ec2';
@@ -383,6 +384,20 @@ export async function finishDrCopies(
   if (request.outcome === 'completed') {
     if (!request.copySet) throw new Error('completed copies need the copy set');
     copies = request.copySet.copies.map((c) => ({ ...c, state: 'completed' }));
+    // Locked copies cannot be deleted, in the DR account either, until the lock expires.
+    const lock = target.snapshotLock;
+    if (lock) {
+      for (const copy of copies) {
+        if (!copy.snapshotId) continue;
+        await clients.drEc2.send(
+          new LockSnapshotCommand({
+            SnapshotId: copy.snapshotId,
+            LockMode: lock.mode,
+            LockDuration: lock.days,
+          }),
+        );
+      }
+    }
   } else {
     const reason = request.reason;
     for (const copy of await snapshotsTaggedWith(clients.drEc2, backupId)) {

@@ -31,6 +31,10 @@ export const drTargetSchema = z
     /** The role the source assumes in the DR account; required when the DR account is another account. */
     roleArn: z.string().startsWith('arn:').optional(),
     externalId: z.string().min(2).optional(),
+    /** EBS snapshot lock put on each DR copy once it is completed. */
+    snapshotLock: z
+      .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.int().min(1).max(36_500) })
+      .optional(),
     /** The DR repository of each cluster that is copied: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
     clusters: z.record(z.string(), z.strictObject({ repository: z.string() })),
   })

@@ -12,6 +12,7 @@ import {
   DeleteSnapshotCommand,
   DescribeSnapshotsCommand,
   EC2Client,
+  LockSnapshotCommand,
   ModifySnapshotAttributeCommand,
 } from '@aws-sdk/client-ec2';
 import {
@@ -525,6 +526,31 @@ describe('record-copies', () => {
       drRepo.close();
     }
     expect(kms.commandCalls(RevokeGrantCommand)).toHaveLength(1);
+  });
+
+  test('completed with snapshotLock: each DR copy is locked in the DR account and region', async () => {
+    process.env.PGSNAP_DR = JSON.stringify({
+      ...target('cross-account'),
+      snapshotLock: { mode: 'governance', days: 35 },
+    });
+    const dr = await copySnapshots(event());
+    ec2.on(LockSnapshotCommand).resolves({});
+    await recordCopies(event({ outcome: 'completed', dr }));
+    const locks = await sentBy(ec2, LockSnapshotCommand);
+    expect(locks.map((l) => [l.region, l.accessKeyId, l.input])).toEqual(
+      dr.copies.map((c) => [
+        'us-west-2',
+        'ASIADRACCOUNT',
+        { SnapshotId: c.snapshotId, LockMode: 'governance', LockDuration: 35 },
+      ]),
+    );
+  });
+
+  test('completed without snapshotLock locks nothing', async () => {
+    useTarget('cross-account');
+    const dr = await copySnapshots(event());
+    await recordCopies(event({ outcome: 'completed', dr }));
+    expect(ec2.commandCalls(LockSnapshotCommand)).toHaveLength(0);
   });
 
   test('failed before any copy started: the source manifest records the failure for each snapshot', async () => {
