@@ -1,0 +1,145 @@
+/**
+ * The retention Lambda: the source policy with the source account's EC2, the
+ * DR policy with the DR account's (the assumed role) in the DR region; locked
+ * snapshots reported, their backups kept.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { Manifest } from '#domain/repository/manifest';
+import { openRepository } from '#domain/repository/open';
+import { handler as applyRetention } from '../../functions/apply-retention.ts';
+
+const ec2 = mockClient(EC2Client);
+const sts = mockClient(STSClient);
+let dir: string;
+
+const identity = { systemIdentifier: '7311111111111111111', walSegmentSize: 16 * 1024 * 1024 };
+
+function manifest(backupId: string, day: number, snapshotId: string): Manifest {
+  const at = `2026-11-${String(day).padStart(2, '0')}T03:00:00.000Z`;
+  return {
+    schemaVersion: 1,
+    cluster: 'orders-db',
+    backupId,
+    label: 'nightly',
+    state: 'completed',
+    ...identity,
+    serverVersion: '15.18',
+    backupFrom: 'primary',
+    timeline: 1,
+    startLsn: '0/2000028',
+    startWalFile: '000000010000000000000002',
+    artifacts: [],
+    snapshots: [{ provider: 'ebs', snapshotId, volumeId: 'vol-1', state: 'completed' }],
+    timings: { startedAt: at, completedAt: at },
+    host: 'db1',
+    updatedAt: at,
+  };
+}
+
+async function seed(url: string, prefix: string): Promise<void> {
+  const repository = await openRepository(url, 'orders-db');
+  await repository.pin(identity, 'test');
+  await repository.writeManifest(manifest('20261101T030000Z-000001', 1, `${prefix}-old`));
+  await repository.writeManifest(manifest('20261102T030000Z-000002', 2, `${prefix}-locked`));
+  await repository.writeManifest(manifest('20261103T030000Z-000003', 3, `${prefix}-new`));
+  repository.close();
+}
+
+async function backupIds(url: string): Promise<string[]> {
+  const repository = await openRepository(url, 'orders-db');
+  try {
+    return await repository.listBackupIds();
+  } finally {
+    repository.close();
+  }
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pgsnap-retention-'));
+  for (const side of ['source', 'dr']) mkdirSync(join(dir, side));
+  await seed(`file://${dir}/source`, 'snap-src');
+  await seed(`file://${dir}/dr`, 'snap-dr');
+  ec2.reset();
+  sts.reset();
+  process.env.AWS_ACCESS_KEY_ID = 'AKIASOURCE';
+  process.env.AWS_SECRET_ACCESS_KEY = 'secret';
+  process.env.AWS_REGION = 'eu-west-1';
+  sts.on(AssumeRoleCommand).resolves({
+    Credentials: {
+      AccessKeyId: 'ASIADR',
+      SecretAccessKey: 's',
+      SessionToken: 't',
+      Expiration: new Date(Date.now() + 900_000),
+    },
+  });
+  ec2.on(DeleteSnapshotCommand).callsFake((input: { SnapshotId: string }) => {
+    if (input.SnapshotId.endsWith('-locked')) {
+      throw Object.assign(new Error(`${input.SnapshotId} is locked`), { name: 'SnapshotLocked' });
+    }
+    return {};
+  });
+  process.env.PGSNAP_DR = JSON.stringify({
+    sourceAccount: '111122223333',
+    sourceRegion: 'eu-west-1',
+    account: '444455556666',
+    region: 'us-west-2',
+    kmsKeyArn: 'arn:aws:kms:us-west-2:444455556666:alias/pgsnap-prod-dr',
+    roleArn: 'arn:aws:iam::444455556666:role/pgsnap-prod-dr-copy',
+    externalId: 'pgsnap-prod-7f3a',
+    clusters: { 'orders-db': { repository: `file://${dir}/dr` } },
+  });
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('apply-retention', () => {
+  test('applies the source policy with the source EC2 and the DR policy with the DR account’s EC2 in the DR region', async () => {
+    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1, dr: { keepLast: 2 } } });
+    const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
+    const deletes = await Promise.all(
+      ec2.commandCalls(DeleteSnapshotCommand).map(async (call) => {
+        const client = call.thisValue as EC2Client;
+        return [
+          call.args[0].input.SnapshotId,
+          await client.config.region(),
+          (await client.config.credentials()).accessKeyId,
+        ];
+      }),
+    );
+    expect(deletes).toEqual([
+      ['snap-src-old', 'eu-west-1', 'AKIASOURCE'],
+      ['snap-src-locked', 'eu-west-1', 'AKIASOURCE'],
+      ['snap-dr-old', 'us-west-2', 'ASIADR'],
+    ]);
+    expect(sts.commandCalls(AssumeRoleCommand)[0]!.args[0].input).toMatchObject({
+      RoleArn: 'arn:aws:iam::444455556666:role/pgsnap-prod-dr-copy',
+      ExternalId: 'pgsnap-prod-7f3a',
+    });
+    expect(outcome.source).toMatchObject({
+      removed: ['20261101T030000Z-000001'],
+      lockedSnapshots: [{ backupId: '20261102T030000Z-000002', snapshotIds: ['snap-src-locked'] }],
+    });
+    expect(outcome.dr).toMatchObject({ removed: ['20261101T030000Z-000001'], lockedSnapshots: [] });
+    expect(await backupIds(`file://${dir}/source`)).toEqual([
+      '20261102T030000Z-000002',
+      '20261103T030000Z-000003',
+    ]);
+    expect(await backupIds(`file://${dir}/dr`)).toEqual([
+      '20261102T030000Z-000002',
+      '20261103T030000Z-000003',
+    ]);
+  });
+
+  test('a cluster without a retention policy keeps everything and touches nothing', async () => {
+    process.env.PGSNAP_RETENTION = JSON.stringify({});
+    expect(await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` })).toEqual({});
+    expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
+    expect(await backupIds(`file://${dir}/source`)).toHaveLength(3);
+  });
+});
