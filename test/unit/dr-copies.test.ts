@@ -553,6 +553,30 @@ describe('record-copies', () => {
     expect(ec2.commandCalls(LockSnapshotCommand)).toHaveLength(0);
   });
 
+  test('failed after a copy was locked: the locked copy stays, the others go, and the failure is recorded', async () => {
+    useTarget('cross-account');
+    const dr = await copySnapshots(event());
+    ec2
+      .on(DescribeSnapshotsCommand, { Filters: [{ Name: 'tag:pgsnap:backup-id', Values: [backupId] }] })
+      .resolves({
+        Snapshots: dr.copies.map((c) => ({ SnapshotId: c.snapshotId })),
+      });
+    ec2
+      .on(DeleteSnapshotCommand, { SnapshotId: dr.copies[0]!.snapshotId })
+      .rejects(Object.assign(new Error('locked'), { name: 'SnapshotLocked' }));
+    const copyError = { Error: 'SnapshotLockFailed', Cause: 'the second copy could not be locked' };
+    await recordCopies(event({ outcome: 'failed', dr, copyError }));
+    expect(ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId)).toEqual(
+      dr.copies.map((c) => c.snapshotId),
+    );
+    const src = await sourceRepository();
+    try {
+      expect((await src.readManifest(backupId))!.copies?.map((c) => c.state)).toEqual(['failed', 'failed']);
+    } finally {
+      src.close();
+    }
+  });
+
   test('failed before any copy started: the source manifest records the failure for each snapshot', async () => {
     useTarget('same-account');
     await recordCopies(event({ outcome: 'failed', copyError: { Error: 'States.Timeout' } }));
