@@ -9,12 +9,7 @@ import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } f
 import { dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
-const result = await build({
-  entryPoints: { pgsnap: 'agent/cli.ts' },
-  outdir: 'dist',
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
-  splitting: true,
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -29,13 +24,27 @@ const result = await build({
   minifySyntax: true,
   logLevel: 'warning',
   write: false,
+};
+
+const result = await build({
+  ...common,
+  entryPoints: { pgsnap: 'agent/cli.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunks/[name]-[hash]',
+  splitting: true,
 });
+// The same agent as one file, for database hosts: `install -m 755 dist/pgsnap-agent.mjs /usr/local/bin/pgsnap`.
+const single = await build({ ...common, entryPoints: ['agent/cli.ts'], outfile: 'dist/pgsnap-agent.mjs' });
 const entry = resolve('dist/pgsnap.mjs');
-const files = [...result.outputFiles].sort((a, b) => (a.path === entry) - (b.path === entry));
+const files = [...single.outputFiles, ...result.outputFiles].sort(
+  (a, b) => (a.path === entry) - (b.path === entry),
+);
 for (const file of files) {
   mkdirSync(dirname(file.path), { recursive: true });
   const temporary = `${file.path}.tmp-${process.pid}`;
-  writeFileSync(temporary, file.contents, { mode: file.path === entry ? 0o755 : 0o644 });
+  const executable = file.path === entry || file.path.endsWith('pgsnap-agent.mjs');
+  writeFileSync(temporary, file.contents, { mode: executable ? 0o755 : 0o644 });
   renameSync(temporary, file.path);
 }
 const current = new Set(files.map((file) => file.path));
