@@ -38,7 +38,13 @@ import { ManifestStateError, TimeoutError } from './errors.ts';
 import { checkClusterPin } from './repository/cluster-pin.ts';
 import type { Manifest, ManifestCopy } from './repository/manifest.ts';
 import type { Repository } from './repository/repository.ts';
-import { nextWaitSeconds, type PollSettings, type SnapshotOfSet, snapshotTags } from './snapshots.ts';
+import {
+  nextWaitSeconds,
+  type PollSettings,
+  type SnapshotOfSet,
+  snapshotsOfBackup,
+  snapshotTags,
+} from './snapshots.ts';
 
 /** Tag on a DR copy naming the snapshot it was copied from. */
 export const copyTags = { sourceSnapshotId: 'pgsnap:source-snapshot-id' } as const;
@@ -72,23 +78,6 @@ export interface SourceClients {
   /** EC2 and KMS in the source account and region. */
   ec2: EC2Client;
   kms: KMSClient;
-}
-
-async function snapshotsTaggedWith(ec2: EC2Client, backupId: string): Promise<Snapshot[]> {
-  const found: Snapshot[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ec2.send(
-      new DescribeSnapshotsCommand({
-        OwnerIds: ['self'],
-        Filters: [{ Name: `tag:${snapshotTags.backupId}`, Values: [backupId] }],
-        ...(NextToken ? { NextToken } : {}),
-      }),
-    );
-    found.push(...(page.Snapshots ?? []));
-    NextToken = page.NextToken;
-  } while (NextToken);
-  return found;
 }
 
 function sourceIdOf(snapshot: Snapshot): string | undefined {
@@ -160,7 +149,7 @@ export async function startDrCopies(
   const { target, cluster, backupId } = request;
   const sourceIds = request.snapshots.map((s) => s.snapshotId);
   if (isCrossAccount(target)) await shareWithDrAccount(clients.source, target, backupId, sourceIds);
-  const existing = await snapshotsTaggedWith(clients.drEc2, backupId);
+  const existing = await snapshotsOfBackup(clients.drEc2, backupId);
   const copies: ManifestCopy[] = [];
   for (const snapshot of request.snapshots) {
     const already = existing.find((s) => sourceIdOf(s) === snapshot.snapshotId);
@@ -400,7 +389,7 @@ export async function finishDrCopies(
     }
   } else {
     const reason = request.reason;
-    for (const copy of await snapshotsTaggedWith(clients.drEc2, backupId)) {
+    for (const copy of await snapshotsOfBackup(clients.drEc2, backupId)) {
       try {
         await clients.drEc2.send(new DeleteSnapshotCommand({ SnapshotId: copy.SnapshotId }));
       } catch (error) {

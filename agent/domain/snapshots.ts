@@ -46,7 +46,8 @@ function describe(snapshot: Snapshot): SnapshotOfSet {
   };
 }
 
-async function snapshotsOfBackup(ec2: EC2Client, backupId: string): Promise<Snapshot[]> {
+/** Every snapshot in this account and region tagged with the backupId, across pages. */
+export async function snapshotsOfBackup(ec2: EC2Client, backupId: string): Promise<Snapshot[]> {
   const found: Snapshot[] = [];
   let NextToken: string | undefined;
   do {
