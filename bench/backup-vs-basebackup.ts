@@ -1,29 +1,56 @@
 /**
  * bench/backup-vs-basebackup: what a backup costs a busy server, pgsnap with
- * btrfs snapshots against pg_basebackup, on the same cluster at several sizes.
+ * btrfs snapshots against pg_basebackup, on the same cluster at several sizes,
+ * each with a spread and with an immediate start checkpoint.
  *
  * For each size, one PostgreSQL 15 cluster with PGDATA (pg_wal inside) on a
  * btrfs volume on a loop device, loaded with `pgbench -i` (server-side
- * generation, logged tables), then under a pgbench load: three backups with
- * `pgsnap run --provider btrfs --fast`, then one with
- * `pg_basebackup -X stream -c fast` into a plain directory on the same disk.
+ * generation, logged tables), then, each under a pgbench load of its own:
+ * - `pgsnap run --provider btrfs`: pgsnap's default mode. pg_backup_start(fast
+ *   => false) requests a spread checkpoint, throttled like the regular ones
+ *   (checkpoint_completion_target x checkpoint_timeout): what an operator
+ *   runs to back up without slowing the database. The goals are this mode's.
+ * - `pgsnap run --provider btrfs --fast`: pg_backup_start(fast => true), an
+ *   immediate checkpoint, at full speed.
+ * - `pg_basebackup -X stream -c spread` (its default) and `-c fast`, into a
+ *   plain directory on the same disk: like for like with both pgsnap modes.
+ * - with `--with-checkpoint`, `CHECKPOINT` alone, as a reference: the immediate
+ *   checkpoint every fast start forces, and what no fast start can go below
+ *   (left out by default to keep the run to about half an hour).
  * For each backup: its wall time (process start to exit), TPS during it as a
- * share of the TPS in the 15 s just before it, the transactions lost against
+ * share of the TPS in the baseline before it, the transactions lost against
  * that rate, the latency, and the WAL the server wrote in between
  * (pg_wal_lsn_diff). Goal (issue 6): pgsnap's time grows at most 1.2x from the
- * smallest to the largest size, and its TPS stays at or above 95 % of baseline.
+ * smallest to the largest size, and its TPS stays at or above 95 % of
+ * baseline at every size.
  *
- * Both backups force an immediate checkpoint (`--fast`, `-c fast`), and on a
- * disk-bound load that checkpoint is most of what a short backup costs. So the
- * server log's checkpoint lines split each window into "in the checkpoint"
- * and "outside it", and a plain `CHECKPOINT` under the same load is measured
- * as a reference: what no backup with a fast start can go below.
+ * The checkpoint regime is the same in the baseline as during the backup:
+ * - checkpoint_timeout = 30s, the minimum (with the default 5 min a spread
+ *   checkpoint lasts 4.5 min and so would every spread backup), and
+ *   checkpoint_completion_target at its default 0.9: a regular checkpoint is
+ *   spread over about 27 s of every 30 s, the same 90 % of the time as with
+ *   any timeout, but on a shorter cycle (more full-page writes in the WAL
+ *   than with a production timeout). max_wal_size = 4GB, so that none is
+ *   triggered by WAL. (The load of the cluster runs with 30min, unmeasured.)
+ * - Each pgbench run starts right after a CHECKPOINT (every run starts from the
+ *   same state, and the timer from a known point); the first regular (timed)
+ *   checkpoint starts about 30 s later, with 30 s of the load's dirty pages to
+ *   write, as in a steady state. The baseline is the 45 s from 1 s before its
+ *   logged start: one whole regular checkpoint, the pause after it, and the
+ *   first half of the next one. The backup then starts about 14 s into that
+ *   one, mid-cycle, about the average phase of a backup started at a random
+ *   time: a spread start waits for the running checkpoint to end and then for
+ *   one of its own, spread over another 27 s (so a spread backup lasts about
+ *   40 s whatever the size); a fast start makes the running checkpoint finish
+ *   at full speed and then runs an immediate one. The baseline's share of time
+ *   inside checkpoints and its complete checkpoints, from the server log, are
+ *   printed beside it.
  *
  * Choices that shape the figures:
  * - fsync is on while measuring (the test fixture turns it off, and so does the
  *   load, which is not measured): production runs with it,
  *   and it makes every commit wait for the disk, which is where a backup
- *   competes with the load (the checkpoint pg_backup_start forces, the btrfs
+ *   competes with the load (the checkpoint pg_backup_start requests, the btrfs
  *   transaction commit behind a snapshot, pg_basebackup reading every file and
  *   writing and syncing its copy).
  * - The load is unthrottled (`pgbench -c 2 -j 2`). At a fixed rate below
@@ -34,19 +61,30 @@
  *   interference rather than pgbench merely losing a core. Latency is printed
  *   beside it.
  * - TPS is counted from pgbench's per-transaction log (`-l`: completion time
- *   and latency of every transaction), not its `-P 1` lines: a pgsnap backup
- *   lasts two to four seconds here, and one-second progress lines cannot
- *   resolve a window that short, let alone the checkpoint inside it. pgbench is ended by terminating its sessions, which
- *   makes it close its logs; a log that does not cover the window is an error.
- * - Each backup runs under a pgbench of its own, started after a CHECKPOINT,
- *   so that every baseline starts from the same state, and with no other
- *   checkpoint due (max_wal_size, checkpoint_timeout). pgsnap's snapshots are
- *   deleted after each measurement (a kept snapshot makes later writes share
- *   extents, which would tax the next baseline), pg_basebackup's copy too.
+ *   and latency of every transaction), not its `-P 1` lines: a fast pgsnap
+ *   backup lasts a few seconds, and one-second progress lines cannot resolve a
+ *   window that short, let alone the checkpoints inside it. The server log's
+ *   checkpoint lines split each window into "in a checkpoint" and "outside".
+ *   pgbench is ended by terminating its sessions, which makes it close its
+ *   logs; a log that does not cover the window is an error.
+ * - pgsnap's snapshots are deleted after each measurement (a kept snapshot
+ *   makes later writes share extents, which would tax the next baseline),
+ *   pg_basebackup's copy too.
+ * - One run of each mode per size (the whole run has to fit in about half an
+ *   hour); the code takes the median when `runs` is raised.
  *
- * The machine is shared: other processes add noise to every figure.
+ * The machine is shared: other processes add noise to every figure. So each
+ * row also gets the lowest and highest TPS over 5 s steps of its windows, and
+ * the machine's CPU and I/O pressure (PSI) in both: a share is only as good as
+ * the calm around it.
  *
- * usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, default 1,4,8]
+ * With `--control[=N]` (3 by default), only pgsnap's default mode is measured,
+ * N times, each run followed by a control: the same window (same phase, same
+ * length) with nothing run in it, so that the noise and the checkpoint phase
+ * alone can be told from the backup's cost. A run with either option is
+ * recorded in a file of its own.
+ *
+ * usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, default 1,4,8] [--with-checkpoint | --control[=N]]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,28 +95,75 @@ import { BtrfsVolumes, btrfsUnavailable } from '../test/support/btrfs.ts';
 import { Cluster, ownedDir, systemBin } from '../test/support/cluster.ts';
 import { pgsnapBin } from '../test/support/pgsnap.ts';
 
-const sizesGb = (process.argv[2] ?? '1,4,8').split(',').map(Number);
-if (sizesGb.length === 0 || sizesGb.some((gb) => !(gb > 0))) {
-  console.error('usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, e.g. 1,4,8]');
+const args = process.argv.slice(2);
+const flags = args.filter((a) => a.startsWith('--'));
+const withCheckpoint = flags.includes('--with-checkpoint');
+const controlFlag = flags.find((f) => /^--control(=\d+)?$/.test(f));
+const controlRounds = controlFlag ? Number(controlFlag.split('=')[1] ?? 3) : 0;
+const sizesGb = (args.find((a) => !a.startsWith('--')) ?? '1,4,8').split(',').map(Number);
+if (
+  sizesGb.length === 0 ||
+  sizesGb.some((gb) => !(gb > 0)) ||
+  flags.some((f) => f !== '--with-checkpoint' && f !== controlFlag) ||
+  (controlFlag !== undefined && (withCheckpoint || !(controlRounds >= 1)))
+) {
+  console.error(
+    'usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, e.g. 1,4,8] [--with-checkpoint | --control[=N]]',
+  );
   process.exit(2);
 }
 
 /** pgbench -i: about 15 MB per scale unit (accounts table and its primary key). */
 const mbPerScale = 15;
+/** At least this much load before the baseline may start. */
 const warmupMs = 5_000;
-const baselineMs = 15_000;
+/** From just before the start of a regular checkpoint: one whole cycle of 30 s and half of the next. */
+const baselineMs = 45_000;
+/** How long before the regular checkpoint's logged start the baseline begins, so that it holds all of it. */
+const baselineLeadMs = 1_000;
 /** Load after the backup, so that transactions in flight at its end are counted. */
 const tailMs = 2_000;
-const pgsnapRuns = 3;
-const resultsFile = resolve(import.meta.dirname, 'results/backup-vs-basebackup.txt');
+/** A run with other rows is recorded beside the default one, not over it. */
+const resultsFile = resolve(
+  import.meta.dirname,
+  `results/backup-vs-basebackup${controlRounds ? '-control' : withCheckpoint ? '-with-checkpoint' : ''}.txt`,
+);
 const settings = {
   shared_buffers: "'1GB'",
   maintenance_work_mem: "'512MB'",
-  // No checkpoint but the backup's own inside a measurement (each starts with a CHECKPOINT).
+  // No checkpoint triggered by WAL: only the timed ones and those the backups request.
   max_wal_size: "'4GB'",
-  checkpoint_timeout: "'30min'",
   log_timezone: "'UTC'",
 };
+/** While measuring; checkpoint_completion_target is left at its default (0.9), and printed as the server has it. */
+const measuredSettings = {
+  fsync: 'on',
+  checkpoint_timeout: "'30s'",
+};
+
+type ModeKey = 'pgsnap' | 'control' | 'pgsnap-fast' | 'basebackup-spread' | 'basebackup-fast' | 'checkpoint';
+interface Mode {
+  key: ModeKey;
+  name: string;
+  runs: number;
+}
+/**
+ * In the order they are measured at each size, round by round; one run each, so that 1, 4 and 8 GB fit in
+ * about half an hour. With --control, pgsnap's default mode and the control instead, alternating.
+ */
+const modes: Mode[] = controlRounds
+  ? [
+      { key: 'pgsnap', name: 'pgsnap (default)', runs: controlRounds },
+      // Right after it: the same window with nothing run in it, for as long as that backup took.
+      { key: 'control', name: 'no backup (control)', runs: controlRounds },
+    ]
+  : [
+      { key: 'pgsnap', name: 'pgsnap (default)', runs: 1 },
+      { key: 'pgsnap-fast', name: 'pgsnap --fast', runs: 1 },
+      { key: 'basebackup-spread', name: 'pg_basebackup -c spread', runs: 1 },
+      { key: 'basebackup-fast', name: 'pg_basebackup -c fast', runs: 1 },
+      ...(withCheckpoint ? [{ key: 'checkpoint' as const, name: 'CHECKPOINT', runs: 1 }] : []),
+    ];
 
 const began = performance.now();
 const report: string[] = [];
@@ -177,6 +262,8 @@ interface WindowStats {
   tps: number;
   meanMs: number;
   p95Ms: number;
+  /** Length of the intervals counted. */
+  ms: number;
 }
 interface Interval {
   from: number;
@@ -193,6 +280,7 @@ function statsOver(txns: Transaction[], intervals: Interval[]): WindowStats {
     tps: inside.length / (ms / 1000),
     meanMs: inside.reduce((a, b) => a + b, 0) / Math.max(1, inside.length),
     p95Ms: inside[Math.floor(inside.length * 0.95)] ?? Number.NaN,
+    ms,
   };
 }
 
@@ -210,6 +298,7 @@ function split(window: Interval, cuts: Interval[]): { inside: Interval[]; outsid
   if (window.to > at) outside.push({ from: at, to: window.to });
   return { inside, outside };
 }
+const length = (intervals: Interval[]) => intervals.reduce((sum, i) => sum + i.to - i.from, 0);
 
 /** pgbench -l lines: client_id transaction_no time(us) script_no time_epoch time_us [...] */
 function readTransactions(logDir: string, mustCover: number): Transaction[] {
@@ -231,43 +320,118 @@ function readTransactions(logDir: string, mustCover: number): Transaction[] {
 }
 
 interface Checkpoint extends Interval {
+  /** Its flags as the log gives them: `time` for a regular one, `force wait` for a spread request, `immediate force wait`… */
+  kind: string;
+  /** Buffers written and the sync phase's length, from its `complete` line. */
   buffers: number;
+  syncMs: number;
+  /** Not complete when the log was read: it runs to the end of the window at least. */
+  running: boolean;
 }
 /**
- * Checkpoints that overlap [from, to), from the server log (log_checkpoints is on by default since 15;
+ * The server log's checkpoint lines (log_checkpoints is on by default since 15;
  * the fixture's log_line_prefix starts with the time, in log_timezone, set to UTC here).
  */
+function checkpointLines(log: string): Array<{ at: number; event: string; rest: string }> {
+  return [...log.matchAll(/^(\S+ \S+) UTC \[\d+\] LOG: {2}checkpoint (starting|complete): (.*)$/gm)].map(
+    (m) => ({ at: Date.parse(`${m[1]!.replace(' ', 'T')}Z`), event: m[2]!, rest: m[3]!.trim() }),
+  );
+}
+/** Checkpoints that overlap [from, to), `to` in the past; one that has not completed yet counts up to `to`. */
 function checkpointsIn(log: string, from: number, to: number): Checkpoint[] {
   const found: Checkpoint[] = [];
-  let started: number | undefined;
-  for (const m of log.matchAll(/^(\S+ \S+) UTC \[\d+\] LOG: {2}checkpoint (starting|complete): (.*)$/gm)) {
-    const at = Date.parse(`${m[1]!.replace(' ', 'T')}Z`);
-    if (m[2] === 'starting') started = at;
+  let started: { at: number; kind: string } | undefined;
+  for (const line of checkpointLines(log)) {
+    if (line.event === 'starting') started = { at: line.at, kind: line.rest };
     else if (started !== undefined) {
-      if (at >= from && started < to) {
-        found.push({ from: started, to: at, buffers: Number(/wrote (\d+) buffers/.exec(m[3]!)?.[1]) });
+      if (line.at >= from && started.at < to) {
+        found.push({
+          from: started.at,
+          to: line.at,
+          kind: started.kind,
+          buffers: Number(/wrote (\d+) buffers/.exec(line.rest)?.[1]),
+          syncMs: Number(/sync=([\d.]+) s/.exec(line.rest)?.[1]) * 1000,
+          running: false,
+        });
       }
       started = undefined;
     }
   }
+  if (started !== undefined && started.at < to) {
+    found.push({ from: started.at, to, kind: started.kind, buffers: 0, syncMs: 0, running: true });
+  }
   return found;
+}
+/** Waits for a regular (timed) checkpoint to start at or after `after`; returns when it started. */
+async function regularCheckpointStart(cluster: Cluster, after: number, timeoutMs: number): Promise<number> {
+  const deadline = epochMs() + timeoutMs;
+  for (;;) {
+    const line = checkpointLines(cluster.log()).find(
+      (l) => l.event === 'starting' && l.rest === 'time' && l.at >= after,
+    );
+    if (line) return line.at;
+    if (epochMs() > deadline) {
+      throw new Error(
+        `no regular checkpoint started within ${timeoutMs / 1000} s (checkpoint_timeout = 30s)`,
+      );
+    }
+    await sleep(200);
+  }
+}
+
+/** Time (us) in which some task on the machine was stalled on CPU and on I/O (PSI, Linux 4.20+). */
+function pressure(): { cpu: number; io: number } | undefined {
+  try {
+    const total = (resource: string) =>
+      Number(/^some .*total=(\d+)/m.exec(readFileSync(`/proc/pressure/${resource}`, 'utf8'))?.[1]);
+    return { cpu: total('cpu'), io: total('io') };
+  } catch {
+    return undefined;
+  }
+}
+type Pressure = ReturnType<typeof pressure>;
+/** Stall shares of the window between two readings. */
+function stalled(from: Pressure, to: Pressure, ms: number): { cpu: number; io: number } | undefined {
+  if (!from || !to) return undefined;
+  return { cpu: (to.cpu - from.cpu) / 1000 / ms, io: (to.io - from.io) / 1000 / ms };
+}
+
+/** The lowest and highest TPS over the whole 5 s steps of a window. */
+function steps(txns: Transaction[], window: Interval, stepMs = 5_000): { min: number; max: number } {
+  const rates: number[] = [];
+  for (let at = window.from; at + stepMs <= window.to; at += stepMs) {
+    rates.push(statsOver(txns, [{ from: at, to: at + stepMs }]).tps);
+  }
+  return { min: Math.min(...rates), max: Math.max(...rates) };
 }
 
 interface Measured<T> {
   wallMs: number;
   base: WindowStats;
+  /** Lowest and highest TPS over 5 s steps of the baseline, and of the backup when it lasts 10 s or more. */
+  baseSteps: { min: number; max: number };
+  duringSteps: { min: number; max: number } | undefined;
+  /** Share of the window in which some task on the machine waited for a CPU or for I/O: our load's and everyone else's. */
+  baseStall: { cpu: number; io: number } | undefined;
+  duringStall: { cpu: number; io: number } | undefined;
+  /** The baseline's share of time inside checkpoints, and the checkpoints that started and ended inside it. */
+  baseInCheckpoint: number;
+  baseCompleteCheckpoints: Checkpoint[];
   during: WindowStats;
   walBytes: number;
-  /** Checkpoints inside the backup (the one it forces, unless another was running), and the TPS beside them. */
+  /** Checkpoints that overlap the backup (a running regular one, then the one it requests), and the TPS beside them. */
   checkpoints: Checkpoint[];
   inCheckpoints: WindowStats;
   outsideCheckpoints: WindowStats;
+  /** How far into a running checkpoint the backup started (ms), if one was running. */
+  startedIntoCheckpointMs: number | undefined;
   detail: T;
 }
 
 /**
- * One backup under its own pgbench run: CHECKPOINT, warm-up, baseline, the
- * backup, a tail; TPS and latency from the per-transaction log.
+ * One backup under its own pgbench run: CHECKPOINT, load until a regular
+ * checkpoint starts, a baseline of 45 s from there, the backup, a tail; TPS
+ * and latency from the per-transaction log.
  */
 async function underLoad<T>(
   cluster: Cluster,
@@ -278,6 +442,7 @@ async function underLoad<T>(
 ): Promise<Measured<T>> {
   mkdirSync(logDir, { recursive: true });
   await db.query('CHECKPOINT');
+  const loadFrom = epochMs();
   const bench = start(
     join(systemBin, 'pgbench'),
     ['-c', '2', '-j', '2', '-T', '86400', '-l', `--log-prefix=${join(logDir, 'txn')}`],
@@ -290,15 +455,20 @@ async function underLoad<T>(
   const assertRunning = (when: string) => {
     if (pgbench.exit) throw new Error(`pgbench stopped ${when}:\n${pgbench.exit.stderr.slice(-2000)}`);
   };
-  await sleep(warmupMs + baselineMs);
+  const regular = await regularCheckpointStart(cluster, loadFrom + warmupMs, 45_000);
+  // Read within 200 ms of the checkpoint's start, so about the start of the baseline.
+  const pressureAtBase = pressure();
+  await sleep(Math.max(0, regular - baselineLeadMs + baselineMs - epochMs()));
   assertRunning('before the backup');
 
   const lsn = async () =>
     (await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
   const before = await lsn();
+  const pressureAtFrom = pressure();
   const from = epochMs();
   const detail = await backup();
   const to = epochMs();
+  const pressureAtTo = pressure();
   const after = await lsn();
   const wal = await db.query<{ bytes: string }>('SELECT pg_wal_lsn_diff($1, $2)::bigint::text AS bytes', [
     after,
@@ -312,40 +482,81 @@ async function underLoad<T>(
   await bench.exited;
   const txns = readTransactions(logDir, to);
   rmSync(logDir, { recursive: true, force: true });
-  const checkpoints = checkpointsIn(cluster.log(), from, to);
+  const log = cluster.log();
+  const baseWindow = { from: from - baselineMs, to: from };
+  const baseCheckpoints = checkpointsIn(log, baseWindow.from, baseWindow.to);
+  const checkpoints = checkpointsIn(log, from, to);
   const parts = split({ from, to }, checkpoints);
+  const running = checkpoints.find((c) => c.from < from);
   return {
     wallMs: to - from,
-    base: statsOver(txns, [{ from: from - baselineMs, to: from }]),
+    base: statsOver(txns, [baseWindow]),
+    baseSteps: steps(txns, baseWindow),
+    duringSteps: to - from >= 10_000 ? steps(txns, { from, to }) : undefined,
+    baseStall: stalled(pressureAtBase, pressureAtFrom, from - (regular - baselineLeadMs)),
+    duringStall: stalled(pressureAtFrom, pressureAtTo, to - from),
+    baseInCheckpoint: length(split(baseWindow, baseCheckpoints).inside) / baselineMs,
+    baseCompleteCheckpoints: baseCheckpoints.filter(
+      (c) => c.from >= baseWindow.from && c.to <= baseWindow.to,
+    ),
     during: statsOver(txns, [{ from, to }]),
     walBytes: Number(wal.rows[0]!.bytes),
     checkpoints,
     inCheckpoints: statsOver(txns, parts.inside),
     outsideCheckpoints: statsOver(txns, parts.outside),
+    startedIntoCheckpointMs: running ? from - running.from : undefined,
     detail,
   };
 }
 
-interface PgsnapDetail {
-  snapshots: Array<{ snapshot: string }>;
-  startCallMs: number;
-  stopCallMs: number;
-  archiveWaitMs: number;
-  heldMs: number;
+interface Detail {
+  pgsnap?: {
+    snapshots: Array<{ snapshot: string }>;
+    startCallMs: number;
+    stopCallMs: number;
+    archiveWaitMs: number;
+    heldMs: number;
+  };
+  copiedBytes?: number;
 }
-async function pgsnapBackup(env: NodeJS.ProcessEnv, output: string, label: string): Promise<PgsnapDetail> {
+async function pgsnapBackup(
+  env: NodeJS.ProcessEnv,
+  output: string,
+  label: string,
+  fast: boolean,
+): Promise<Detail> {
   const { stdout } = await run(
     process.execPath,
-    [pgsnapBin, 'run', '--provider', 'btrfs', '--fast', '--label', label, '--output', output, '--json'],
+    [
+      pgsnapBin,
+      'run',
+      '--provider',
+      'btrfs',
+      ...(fast ? ['--fast'] : []),
+      '--label',
+      label,
+      '--output',
+      output,
+      '--json',
+    ],
     env,
   );
-  const result = JSON.parse(stdout) as PgsnapDetail & { startedAt: string; stoppedAt: string };
+  const result = JSON.parse(stdout) as {
+    snapshots: Array<{ snapshot: string }>;
+    startCallMs: number;
+    stopCallMs: number;
+    archiveWaitMs: number;
+    startedAt: string;
+    stoppedAt: string;
+  };
   return {
-    snapshots: result.snapshots,
-    startCallMs: result.startCallMs,
-    stopCallMs: result.stopCallMs,
-    archiveWaitMs: result.archiveWaitMs,
-    heldMs: Date.parse(result.stoppedAt) - Date.parse(result.startedAt),
+    pgsnap: {
+      snapshots: result.snapshots,
+      startCallMs: result.startCallMs,
+      stopCallMs: result.stopCallMs,
+      archiveWaitMs: result.archiveWaitMs,
+      heldMs: Date.parse(result.stoppedAt) - Date.parse(result.startedAt),
+    },
   };
 }
 
@@ -358,8 +569,12 @@ function deleteSnapshots(snapshots: Array<{ snapshot: string }>, mountPoint: str
   execFileSync('btrfs', ['subvolume', 'sync', mountPoint], { stdio: 'ignore' });
 }
 
-async function basebackup(env: NodeJS.ProcessEnv, target: string): Promise<{ copiedBytes: number }> {
-  await run(join(systemBin, 'pg_basebackup'), ['-D', target, '-X', 'stream', '-c', 'fast'], env);
+async function basebackup(
+  env: NodeJS.ProcessEnv,
+  target: string,
+  checkpoint: 'spread' | 'fast',
+): Promise<Detail> {
+  await run(join(systemBin, 'pg_basebackup'), ['-D', target, '-X', 'stream', '-c', checkpoint], env);
   const copiedBytes = Number(execFileSync('du', ['-sb', target], { encoding: 'utf8' }).split('\t')[0]);
   rmSync(target, { recursive: true, force: true });
   return { copiedBytes };
@@ -369,10 +584,9 @@ interface SizeResult {
   gb: number;
   scale: number;
   dbBytes: number;
-  /** The reference: the immediate checkpoint both backups force, alone. */
-  checkpoint: Measured<unknown>;
-  pgsnap: Measured<PgsnapDetail>[];
-  basebackup: Measured<{ copiedBytes: number }>;
+  /** The checkpoint settings as the server reported them while measuring. */
+  server: string;
+  runs: Record<ModeKey, Measured<Detail>[]>;
 }
 
 /** Everything one size makes is removed before the next size is loaded, to free its disk. */
@@ -388,8 +602,8 @@ async function measureSize(root: string, gb: number): Promise<SizeResult> {
 async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
   mkdirSync(dir, { mode: 0o711 });
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  // It makes its directory.
   const volumes = new BtrfsVolumes(join(dir, 'volumes'));
-  mkdirSync(join(dir, 'volumes'));
   cleanups.push(() => volumes.destroy());
   // Data and its index, pg_wal up to max_wal_size and beyond, room for btrfs metadata; the image is sparse.
   const volume = volumes.create('pgdata', Math.ceil(gb * 1024 * 1.3) + 4096 + 2048);
@@ -399,8 +613,8 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
     major: 15,
     root: ownedDir(join(dir, 'cluster')),
     initdbAt: { dataDir: volume.subvolume },
-    // Loading is not measured: no need to sync or archive until it is done.
-    settings: { ...settings, fsync: 'off', archive_command: "'/bin/true'" },
+    // Loading is not measured: no need to sync, archive or checkpoint often until it is done.
+    settings: { ...settings, fsync: 'off', checkpoint_timeout: "'30min'", archive_command: "'/bin/true'" },
   });
   cleanups.push(() => cluster.destroy());
   const db = await cluster.client();
@@ -410,7 +624,7 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
   progress(`${gb} GB: loading pgbench scale ${scale}`);
   await run(join(systemBin, 'pgbench'), ['-i', '-I', 'dtGvp', '-s', String(scale)], env);
   cluster.configure({
-    fsync: 'on',
+    ...measuredSettings,
     archive_command: `'test ! -f ${cluster.archiveDir}/%f && cp %p ${cluster.archiveDir}/%f'`,
   });
   await db.query('SELECT pg_reload_conf()');
@@ -419,26 +633,46 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
   execFileSync('sync', ['-f', volume.mountPoint]);
   const size = await db.query<{ bytes: string }>("SELECT pg_database_size('postgres')::text AS bytes");
   const dbBytes = Number(size.rows[0]!.bytes);
-  progress(`${gb} GB: loaded, database ${(dbBytes / 2 ** 30).toFixed(2)} GiB`);
+  const shown = await db.query<{ name: string; setting: string }>(
+    `SELECT name, current_setting(name) AS setting FROM unnest(ARRAY['checkpoint_timeout',
+       'checkpoint_completion_target', 'max_wal_size', 'fsync', 'shared_buffers']) AS name`,
+  );
+  const server = shown.rows.map((r) => `${r.name} = ${r.setting}`).join(', ');
+  progress(`${gb} GB: loaded, database ${(dbBytes / 2 ** 30).toFixed(2)} GiB; ${server}`);
 
-  progress(`${gb} GB: CHECKPOINT alone under load (reference)`);
-  const checkpoint = await underLoad(cluster, db, env, join(dir, 'pgbench-log'), () =>
-    run(join(systemBin, 'psql'), ['-X', '-q', '-c', 'CHECKPOINT'], env),
-  );
-  const pgsnap: Measured<PgsnapDetail>[] = [];
-  for (let i = 1; i <= pgsnapRuns; i++) {
-    progress(`${gb} GB: pgsnap backup ${i}/${pgsnapRuns} under load`);
-    const measured = await underLoad(cluster, db, env, join(dir, 'pgbench-log'), () =>
-      pgsnapBackup(env, join(dir, `artifacts-${i}`), `bench ${gb} GB ${i}`),
-    );
-    deleteSnapshots(measured.detail.snapshots, volume.mountPoint);
-    pgsnap.push(measured);
+  const runs = Object.fromEntries(modes.map((m) => [m.key, []])) as unknown as SizeResult['runs'];
+  const logDir = join(dir, 'pgbench-log');
+  const rounds = Math.max(...modes.map((m) => m.runs));
+  for (let i = 1; i <= rounds; i++) {
+    for (const mode of modes.filter((m) => i <= m.runs)) {
+      progress(`${gb} GB: ${mode.name} ${i}/${mode.runs} under load`);
+      const label = `bench ${gb} GB ${mode.key} ${i}`;
+      const backup = (): Promise<Detail> => {
+        switch (mode.key) {
+          case 'pgsnap':
+          case 'pgsnap-fast':
+            return pgsnapBackup(
+              env,
+              join(dir, `artifacts-${mode.key}-${i}`),
+              label,
+              mode.key === 'pgsnap-fast',
+            );
+          case 'basebackup-spread':
+            return basebackup(env, join(dir, 'basebackup'), 'spread');
+          case 'basebackup-fast':
+            return basebackup(env, join(dir, 'basebackup'), 'fast');
+          case 'checkpoint':
+            return run(join(systemBin, 'psql'), ['-X', '-q', '-c', 'CHECKPOINT'], env).then(() => ({}));
+          case 'control':
+            return sleep(runs.pgsnap.at(-1)?.wallMs ?? 40_000).then(() => ({}));
+        }
+      };
+      const measured = await underLoad(cluster, db, env, logDir, backup);
+      if (measured.detail.pgsnap) deleteSnapshots(measured.detail.pgsnap.snapshots, volume.mountPoint);
+      runs[mode.key].push(measured);
+    }
   }
-  progress(`${gb} GB: pg_basebackup under load`);
-  const base = await underLoad(cluster, db, env, join(dir, 'pgbench-log'), () =>
-    basebackup(env, join(dir, 'basebackup')),
-  );
-  return { gb, scale, dbBytes, checkpoint, pgsnap, basebackup: base };
+  return { gb, scale, dbBytes, server, runs };
 }
 
 const median = (values: number[]) => {
@@ -449,17 +683,17 @@ const median = (values: number[]) => {
 const share = (m: Measured<unknown>) => m.during.tps / m.base.tps;
 /** Transactions the load did not complete during the backup, against its baseline rate; unlike the share, it grows with the length of the backup. */
 const lost = (m: Measured<unknown>) => ((m.base.tps - m.during.tps) * m.wallMs) / 1000;
-const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '-');
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** Right-aligned columns of the given widths; the first one left-aligned. */
 function columns(widths: number[], cells: string[]): string {
   return `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' ')}`;
 }
-const widths = [13, 8, 8, 7, 7, 7, 8, 7, 7, 8, 7, 7, 7, 7];
+const widths = [23, 7, 8, 7, 7, 7, 8, 7, 7, 7, 9, 7, 7, 7, 7];
 
 function printSize(r: SizeResult): void {
-  say(`${r.gb} GB: database ${(r.dbBytes / 2 ** 30).toFixed(2)} GiB (pgbench scale ${r.scale})`);
+  say(`${r.gb} GB: database ${(r.dbBytes / 2 ** 30).toFixed(2)} GiB (pgbench scale ${r.scale}); ${r.server}`);
   say(
     columns(widths, [
       'backup',
@@ -472,13 +706,20 @@ function printSize(r: SizeResult): void {
       'during',
       'p95',
       'WAL MB',
+      'base ckpt',
       'ckpt s',
       'buffers',
       'in ckpt',
       'outside',
     ]),
   );
-  const row = (name: string, m: Measured<unknown>) =>
+  const rows: Array<[string, Measured<Detail>]> = modes.flatMap((mode) =>
+    r.runs[mode.key].map((m, i): [string, Measured<Detail>] => [
+      mode.runs > 1 ? `${mode.name} ${i + 1}` : mode.name,
+      m,
+    ]),
+  );
+  for (const [name, m] of rows) {
     say(
       columns(widths, [
         name,
@@ -491,93 +732,109 @@ function printSize(r: SizeResult): void {
         m.during.meanMs.toFixed(1),
         m.during.p95Ms.toFixed(1),
         (m.walBytes / 2 ** 20).toFixed(1),
+        `${(m.baseInCheckpoint * 100).toFixed(0)}%/${m.baseCompleteCheckpoints.length}`,
         (m.checkpoints.reduce((sum, c) => sum + c.to - c.from, 0) / 1000).toFixed(2),
         String(m.checkpoints.reduce((sum, c) => sum + c.buffers, 0)),
-        m.checkpoints.length ? pct(m.inCheckpoints.tps / m.base.tps) : '-',
-        pct(m.outsideCheckpoints.tps / m.base.tps),
+        m.inCheckpoints.ms >= 1000 ? pct(m.inCheckpoints.tps / m.base.tps) : '-',
+        m.outsideCheckpoints.ms >= 1000 ? pct(m.outsideCheckpoints.tps / m.base.tps) : '-',
       ]),
     );
-  row('CHECKPOINT', r.checkpoint);
-  r.pgsnap.forEach((m, i) => {
-    row(`pgsnap ${i + 1}`, m);
-  });
-  row('pg_basebackup', r.basebackup);
-  for (const [i, m] of r.pgsnap.entries()) {
-    const d = m.detail;
+  }
+  for (const [name, m] of rows) {
+    const notes: string[] = [];
+    const p = m.detail.pgsnap;
+    if (p) {
+      notes.push(
+        `pg_backup_start ${secs(p.startCallMs)}, in backup mode ${secs(p.heldMs - p.startCallMs)} ` +
+          `(to pg_backup_stop, ${p.stopCallMs} ms), archive wait ${p.archiveWaitMs} ms`,
+      );
+    }
+    if (m.detail.copiedBytes !== undefined) {
+      notes.push(`copied ${(m.detail.copiedBytes / 2 ** 30).toFixed(2)} GiB`);
+    }
+    notes.push(
+      m.startedIntoCheckpointMs === undefined
+        ? 'started with no checkpoint running'
+        : `started ${secs(m.startedIntoCheckpointMs)} into a running checkpoint`,
+    );
+    const during = m.checkpoints.map((c) =>
+      c.running
+        ? `${c.kind} (still running when the log was read; ${secs(c.to - c.from)} of it in the window)`
+        : `${c.kind} ${secs(c.to - c.from)} (${c.buffers} buffers, sync ${secs(c.syncMs)})`,
+    );
+    notes.push(`checkpoints overlapping it: ${during.length ? during.join(', ') : 'none'}`);
+    say(`  ${name}: ${notes.join('; ')}`);
+    const tpsSteps = (x: { min: number; max: number }) => `${x.min.toFixed(0)}-${x.max.toFixed(0)}`;
+    const stall = (x: { cpu: number; io: number } | undefined) =>
+      x ? `cpu ${pct(x.cpu)}, io ${pct(x.io)}` : 'not available';
     say(
-      `  pgsnap ${i + 1}: holder up ${secs(d.heldMs)} (start to pg_backup_stop); pg_backup_start ${d.startCallMs} ms, ` +
-        `pg_backup_stop ${d.stopCallMs} ms, archive wait ${d.archiveWaitMs} ms`,
+      `    noise: TPS in 5 s steps, baseline ${tpsSteps(m.baseSteps)}` +
+        (m.duringSteps ? `, during ${tpsSteps(m.duringSteps)}` : '') +
+        `; machine stalled (PSI some), baseline ${stall(m.baseStall)}, during ${stall(m.duringStall)}`,
     );
   }
-  say(`  pg_basebackup copied ${(r.basebackup.detail.copiedBytes / 2 ** 30).toFixed(2)} GiB`);
   say();
 }
 
+/** The modes that take a backup; the CHECKPOINT reference and the control are not. */
+const backupModes = modes.filter((m) => m.key !== 'checkpoint' && m.key !== 'control');
+
 function printSummary(results: SizeResult[]): void {
-  say('Summary (pgsnap: median of its runs at each size)');
-  const w = [7, 9, 10, 8, 7, 9, 2, 10, 10, 8, 7, 2, 11];
-  say(
-    columns(w, [
-      'size',
-      'pgsnap s',
-      'TPS share',
-      'lost tx',
-      'WAL MB',
-      'w/o ckpt',
-      '|',
-      'basebkp s',
-      'TPS share',
-      'lost tx',
-      'WAL MB',
-      '|',
-      'CHECKPOINT',
-    ]),
-  );
-  for (const r of results) {
-    const p = r.pgsnap;
-    const b = r.basebackup;
-    say(
-      columns(w, [
-        `${r.gb} GB`,
-        (median(p.map((m) => m.wallMs)) / 1000).toFixed(2),
-        pct(median(p.map(share))),
-        median(p.map(lost)).toFixed(0),
-        (median(p.map((m) => m.walBytes)) / 2 ** 20).toFixed(1),
-        pct(median(p.map((m) => m.outsideCheckpoints.tps / m.base.tps))),
-        '|',
-        (b.wallMs / 1000).toFixed(2),
-        pct(share(b)),
-        lost(b).toFixed(0),
-        (b.walBytes / 2 ** 20).toFixed(1),
-        '|',
-        pct(share(r.checkpoint)),
-      ]),
-    );
+  say('Summary (median of the runs of each mode at each size)');
+  const w = [23, 5, 7, 9, 7, 7, 9];
+  say(columns(w, ['backup', 'size', 'wall s', 'TPS share', 'lost tx', 'WAL MB', 'base ckpt']));
+  for (const mode of modes) {
+    for (const r of results) {
+      const runs = r.runs[mode.key];
+      say(
+        columns(w, [
+          mode.name,
+          `${r.gb} GB`,
+          (median(runs.map((m) => m.wallMs)) / 1000).toFixed(2),
+          pct(median(runs.map(share))),
+          median(runs.map(lost)).toFixed(0),
+          (median(runs.map((m) => m.walBytes)) / 2 ** 20).toFixed(1),
+          `${(median(runs.map((m) => m.baseInCheckpoint)) * 100).toFixed(0)} %`,
+        ]),
+      );
+    }
   }
   say();
+  const all = results.flatMap((r) => modes.flatMap((mode) => r.runs[mode.key]));
+  const withoutRegular = all.filter((m) => !m.baseCompleteCheckpoints.some((c) => c.kind === 'time')).length;
+  say(
+    `baselines: ${all.length - withoutRegular} of ${all.length} held a whole regular (timed) checkpoint; ` +
+      `inside checkpoints ${pct(Math.min(...all.map((m) => m.baseInCheckpoint)))} to ` +
+      `${pct(Math.max(...all.map((m) => m.baseInCheckpoint)))} of the time`,
+  );
   const first = results[0]!;
   const last = results.at(-1)!;
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  const tools = [
-    ['pgsnap', (r: SizeResult) => r.pgsnap],
-    ['pg_basebackup', (r: SizeResult) => [r.basebackup]],
-  ] as const;
-  for (const [name, runs] of tools) {
-    const label = name === 'pgsnap' ? '' : ' (for comparison)';
+  for (const mode of backupModes) {
+    const name = mode.key === 'pgsnap' ? `${mode.name}, the goals` : `${mode.name} (for comparison)`;
+    const runs = (r: SizeResult) => r.runs[mode.key];
     if (results.length > 1) {
       const growth = median(runs(last).map((m) => m.wallMs)) / median(runs(first).map((m) => m.wallMs));
       say(
-        `${name}${label}: backup time ${first.gb} GB -> ${last.gb} GB grows ${growth.toFixed(2)}x ` +
+        `${name}: backup time ${first.gb} GB -> ${last.gb} GB grows ${growth.toFixed(2)}x ` +
           `(goal <= 1.2x: ${verdict(growth <= 1.2)})`,
       );
     }
     const shares = results.map((r) => median(runs(r).map(share)));
     const lowest = Math.min(...shares);
-    const lowestRun = Math.min(...results.flatMap((r) => runs(r).map(share)));
     say(
-      `${name}${label}: TPS during backup, lowest size ${pct(lowest)} of baseline ` +
-        `(goal >= 95 %: ${verdict(lowest >= 0.95)}); lowest single run ${pct(lowestRun)}`,
+      `${name}: TPS during backup ${shares.map(pct).join(' / ')} of baseline at ${results.map((r) => `${r.gb}`).join(' / ')} GB ` +
+        `(goal >= 95 % at every size: ${verdict(lowest >= 0.95)})`,
     );
+  }
+  if (controlRounds) {
+    for (const r of results) {
+      const each = (key: ModeKey) => r.runs[key].map((m) => pct(share(m))).join(', ');
+      say(
+        `${r.gb} GB, TPS share of each round: pgsnap (default) ${each('pgsnap')}; ` +
+          `no backup (control), the same window with nothing run in it: ${each('control')}`,
+      );
+    }
   }
 }
 
@@ -605,19 +862,41 @@ async function main(): Promise<void> {
 
   say(
     `backup-vs-basebackup: PostgreSQL 15, PGDATA on btrfs on a loop device; ${cpus().length} cores, ` +
-      `${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; ${new Date().toISOString()}`,
+      `${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, shared with other work (noise); ${new Date().toISOString()}`,
   );
   say(
-    `load: pgbench -c 2 -j 2 unthrottled, fsync on; baseline = the ${baselineMs / 1000} s before each backup; ` +
-      `pgsnap run --provider btrfs --fast x${pgsnapRuns}, pg_basebackup -X stream -c fast x1`,
+    'load: pgbench -c 2 -j 2 unthrottled, fsync on; checkpoint_timeout = 30s (the minimum), ' +
+      'checkpoint_completion_target = 0.9 (the default), max_wal_size = 4GB: a regular checkpoint is spread ' +
+      'over ~27 s of every 30 s, in the baseline as during the backup',
+  );
+  say(
+    `baseline: the ${baselineMs / 1000} s from ${baselineLeadMs / 1000} s before the start of the first regular ` +
+      'checkpoint after the load starts (~30 s after a CHECKPOINT): one whole regular checkpoint and the first ' +
+      'half of the next, so baseline and backup are measured under the same checkpoint regime; each backup ' +
+      'starts ~14 s into that next one, mid-cycle (a spread start waits for it, then for one of its own)',
+  );
+  say(
+    `backups, each under its own pgbench run, ${modes.map((m) => `${m.name} x${m.runs}`).join(', ')}: ` +
+      'pgsnap (default) = pgsnap run --provider btrfs (pg_backup_start with fast => false: a spread ' +
+      'checkpoint); --fast = an immediate one; pg_basebackup -X stream -c spread (its default) / -c fast' +
+      (withCheckpoint
+        ? '; CHECKPOINT = psql -c CHECKPOINT alone, the reference for the immediate checkpoint every fast start forces'
+        : '') +
+      (controlRounds
+        ? '; no backup (control) = the same window as the pgsnap (default) run just before it (same phase, ' +
+          'same length), with nothing run in it; the two alternate'
+        : ''),
   );
   say(
     'columns: wall time of the backup command; TPS in the baseline and during the backup, their ratio, and ' +
       'the transactions lost against the baseline rate; ' +
       'mean latency (ms) in both, p95 during; WAL from pg_current_wal_lsn() before to after (it includes ' +
-      'the rest of the segment skipped by the switch at the end of every backup); checkpoints inside the backup ' +
-      '(seconds, buffers written, from the server log) and the TPS share inside them and outside them. ' +
-      'CHECKPOINT is a reference: psql -c CHECKPOINT alone, the immediate checkpoint both backups force',
+      'the rest of the segment skipped by the switch at the end of every backup); base ckpt: share of the ' +
+      'baseline inside checkpoints / checkpoints that started and ended inside it; checkpoints overlapping ' +
+      'the backup (seconds, buffers written, from the server log; one still running when the log was read ' +
+      'counts to the end of the backup) and the TPS share inside them and outside ' +
+      'them (- under 1 s). noise: the lowest and highest TPS over 5 s steps, and the share of time some task ' +
+      'on the machine waited for a CPU or for I/O (/proc/pressure; our own load included)',
   );
   say();
   const results: SizeResult[] = [];
