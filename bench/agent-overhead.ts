@@ -11,7 +11,7 @@
  * usage: npx tsx bench/agent-overhead.ts [runs=20] [major=15]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type Major, systemBin } from '../test/support/cluster.ts';
@@ -33,6 +33,7 @@ function serverDurations(log: string, fn: RegExp): number[] {
     .map((m) => Number(m[1]));
 }
 
+const stateDir = mkdtempSync(join(tmpdir(), 'pgsnap-bench-state-'));
 const cluster = await Cluster.create({
   major,
   settings: { log_min_duration_statement: '0', log_statement: "'none'" },
@@ -41,7 +42,7 @@ try {
   await cluster.query(
     'CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g',
   );
-  const env = { ...cluster.env, PGSNAP_STATE_DIR: mkdtempSync(join(tmpdir(), 'pgsnap-bench-state-')) };
+  const env = { ...cluster.env, PGSNAP_STATE_DIR: stateDir };
   const rows: Array<{ begin: number; end: number; archiveWait: number; psql: number; node: number }> = [];
   for (let i = 0; i < runs; i++) {
     let t = performance.now();
@@ -123,4 +124,5 @@ try {
   );
 } finally {
   cluster.destroy();
+  rmSync(stateDir, { recursive: true, force: true });
 }
