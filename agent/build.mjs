@@ -36,8 +36,16 @@ const result = await build({
 });
 // The same agent as one file, for database hosts: `install -m 755 dist/pgsnap-agent.mjs /usr/local/bin/pgsnap`.
 const single = await build({ ...common, entryPoints: ['agent/cli.ts'], outfile: 'dist/pgsnap-agent.mjs' });
+// The CDK app's synthesis for `pgsnap demo`, loaded by path at run time so that neither build above carries
+// aws-cdk-lib (it comes from the project's node_modules: the demo runs from a checkout).
+const synth = await build({
+  ...common,
+  entryPoints: ['infra/local-synth.ts'],
+  outfile: 'dist/local-synth.mjs',
+  external: [...common.external, 'aws-cdk-lib', 'constructs', 'cdk-nag'],
+});
 const entry = resolve('dist/pgsnap.mjs');
-const files = [...single.outputFiles, ...result.outputFiles].sort(
+const files = [...single.outputFiles, ...synth.outputFiles, ...result.outputFiles].sort(
   (a, b) => (a.path === entry) - (b.path === entry),
 );
 for (const file of files) {

@@ -11,16 +11,15 @@
  *
  * usage: npx tsx bench/state-machine.ts [hours=1]
  */
-import '../test/support/promise-with-resolvers.ts';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { newBackupId } from '#domain/input';
+import { type Json, runLocalBackup } from '../agent/local/state-machine.ts';
 import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../functions/create-snapshots.ts';
 import { handler as prepareBackup } from '../functions/prepare-backup.ts';
 import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
 import { FakeEc2 } from '../test/support/fake-ec2.ts';
-import { type Json, runLocalBackup } from '../test/support/local-backup.ts';
 
 const hours = Number(process.argv[2] ?? 1);
 /** List prices, us-east-1: Standard workflows per state transition; Lambda per request and per GB-second (arm64 not used). */

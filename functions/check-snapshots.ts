@@ -4,8 +4,6 @@ import { z } from 'zod';
 import { parseWith } from '#domain/parse';
 import { checkSnapshotSet, type SnapshotProgress } from '#domain/snapshots';
 
-const ec2 = new EC2Client({});
-
 const environmentSchema = z.object({
   PGSNAP_FIRST_POLL_SECONDS: z.coerce.number().int().min(1),
   PGSNAP_MAX_POLL_SECONDS: z.coerce.number().int().min(1),
@@ -20,16 +18,21 @@ const eventSchema = z.object({
   poll: z.object({ attempt: z.int().min(0) }).default({ attempt: 0 }),
 });
 
-export async function handler(event: unknown): Promise<SnapshotProgress> {
-  const env = parseWith(environmentSchema, process.env, 'the check-snapshots environment');
-  const request = parseWith(eventSchema, event, 'the check-snapshots event');
-  return checkSnapshotSet(ec2, {
-    set: request.snapshotSet,
-    attempt: request.poll.attempt,
-    settings: {
-      firstPollSeconds: env.PGSNAP_FIRST_POLL_SECONDS,
-      maxPollSeconds: env.PGSNAP_MAX_POLL_SECONDS,
-      snapshotHours: env.PGSNAP_SNAPSHOT_HOURS,
-    },
-  });
-}
+/** The handler with its EC2 client given: AWS's in Lambda, the local volumes' in `pgsnap demo`. */
+export const checkSnapshotsHandler =
+  (ec2: EC2Client) =>
+  async (event: unknown): Promise<SnapshotProgress> => {
+    const env = parseWith(environmentSchema, process.env, 'the check-snapshots environment');
+    const request = parseWith(eventSchema, event, 'the check-snapshots event');
+    return checkSnapshotSet(ec2, {
+      set: request.snapshotSet,
+      attempt: request.poll.attempt,
+      settings: {
+        firstPollSeconds: env.PGSNAP_FIRST_POLL_SECONDS,
+        maxPollSeconds: env.PGSNAP_MAX_POLL_SECONDS,
+        snapshotHours: env.PGSNAP_SNAPSHOT_HOURS,
+      },
+    });
+  };
+
+export const handler = checkSnapshotsHandler(new EC2Client({}));

@@ -5,8 +5,6 @@ import { PreconditionError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { createSnapshotSet, type SnapshotSet } from '#domain/snapshots';
 
-const ec2 = new EC2Client({});
-
 const eventSchema = z.object({
   cluster: z.string(),
   backupId: z.string(),
@@ -20,18 +18,23 @@ const eventSchema = z.object({
   }),
 });
 
-export async function handler(event: unknown): Promise<SnapshotSet> {
-  const request = parseWith(eventSchema, event, 'the create-snapshots event');
-  if (request.volumeIds.length > 0) return createSnapshotSet(ec2, request);
-  // Without configured volumeIds, the volumes the host found; a part it could not place makes the set incomplete.
-  const problems = request.begin.problems ?? [];
-  if (problems.length > 0) {
-    throw new PreconditionError(
-      `the host cannot tell every EBS volume of ${request.cluster}: ${problems.join('; ')}`,
-    );
-  }
-  return createSnapshotSet(ec2, {
-    ...request,
-    volumeIds: (request.begin.volumes ?? []).map((v) => v.volumeId),
-  });
-}
+/** The handler with its EC2 client given: AWS's in Lambda, the local volumes' in `pgsnap demo`. */
+export const createSnapshotsHandler =
+  (ec2: EC2Client) =>
+  async (event: unknown): Promise<SnapshotSet> => {
+    const request = parseWith(eventSchema, event, 'the create-snapshots event');
+    if (request.volumeIds.length > 0) return createSnapshotSet(ec2, request);
+    // Without configured volumeIds, the volumes the host found; a part it could not place makes the set incomplete.
+    const problems = request.begin.problems ?? [];
+    if (problems.length > 0) {
+      throw new PreconditionError(
+        `the host cannot tell every EBS volume of ${request.cluster}: ${problems.join('; ')}`,
+      );
+    }
+    return createSnapshotSet(ec2, {
+      ...request,
+      volumeIds: (request.begin.volumes ?? []).map((v) => v.volumeId),
+    });
+  };
+
+export const handler = createSnapshotsHandler(new EC2Client({}));

@@ -4,10 +4,12 @@ import { z } from 'zod';
 import { parseWith } from '#domain/parse';
 import { deleteSnapshotSet } from '#domain/snapshots';
 
-const ec2 = new EC2Client({});
-
 const eventSchema = z.object({ backupId: z.string().min(1) });
 
-export async function handler(event: unknown): Promise<{ deleted: string[] }> {
-  return deleteSnapshotSet(ec2, parseWith(eventSchema, event, 'the delete-snapshots event'));
-}
+/** The handler with its EC2 client given: AWS's in Lambda, the local volumes' in `pgsnap demo`. */
+export const deleteSnapshotsHandler =
+  (ec2: EC2Client) =>
+  (event: unknown): Promise<{ deleted: string[] }> =>
+    deleteSnapshotSet(ec2, parseWith(eventSchema, event, 'the delete-snapshots event'));
+
+export const handler = deleteSnapshotsHandler(new EC2Client({}));

@@ -5,9 +5,6 @@ import { z } from 'zod';
 import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup-plan';
 import { parseWith } from '#domain/parse';
 
-const ec2 = new EC2Client({});
-const sfn = new SFNClient({});
-
 const environmentSchema = z.object({
   PGSNAP_CLUSTERS: z.string().transform((text, ctx) => {
     const parsed = clusterTargetsSchema.safeParse(JSON.parse(text));
@@ -25,7 +22,12 @@ const eventSchema = z.object({
   stateMachineArn: z.string(),
 });
 
-export async function handler(event: unknown): Promise<BackupPlan> {
-  const { PGSNAP_CLUSTERS } = parseWith(environmentSchema, process.env, 'the prepare-backup environment');
-  return planBackup({ ec2, sfn }, parseWith(eventSchema, event, 'the prepare-backup event'), PGSNAP_CLUSTERS);
-}
+/** The handler with its clients given: AWS's in Lambda, local stand-ins in `pgsnap demo`. */
+export const prepareBackupHandler =
+  (clients: { ec2: EC2Client; sfn: SFNClient }) =>
+  (event: unknown): Promise<BackupPlan> => {
+    const { PGSNAP_CLUSTERS } = parseWith(environmentSchema, process.env, 'the prepare-backup environment');
+    return planBackup(clients, parseWith(eventSchema, event, 'the prepare-backup event'), PGSNAP_CLUSTERS);
+  };
+
+export const handler = prepareBackupHandler({ ec2: new EC2Client({}), sfn: new SFNClient({}) });

@@ -3,49 +3,71 @@
  * the product's own path. A throwaway cluster whose PGDATA, tablespace and
  * pg_wal are on three btrfs volumes when the machine allows (root, loop
  * devices, btrfs-progs), else in directories; archiving with `pgsnap wal-push`
- * into a file:// repository; a pgbench load; a backup (begin, snapshot with the
- * btrfs or copy provider, end); then the drill: recover from the snapshots and
- * the repository to the end of the backup and to a named restore point, check
- * the rows, run pg_amcheck. Everything it made is removed at the end, also
- * after Ctrl-C.
+ * into a file:// repository; a pgbench load; a backup driven by the state
+ * machine the CDK app synthesizes, executed locally (agent/local/local-backup.ts:
+ * the SSM steps run the agent document, the EC2 steps the btrfs or copy
+ * provider); then the drill: recover from the snapshots and the repository to
+ * the end of the backup and to a point in time between two known commits,
+ * check the rows, run pg_amcheck. Everything it made is removed at the end,
+ * also after Ctrl-C.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import { PreconditionError } from '#domain/errors';
-import { formatDuration } from '#domain/input';
+import { formatDuration, newBackupId } from '#domain/input';
 import type { Manifest } from '#domain/repository/manifest';
+import type * as LocalSynth from '../../infra/local-synth.ts';
 import { waitForArchive } from '../archive-wait.ts';
 import { recordLocalSnapshots } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { clusterPaths } from '../cluster-paths.ts';
-import { createContext } from '../context.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../local/btrfs-volumes.ts';
 import { checkRestoredCluster, type DataCheck } from '../local/checks.ts';
 import { asPostgres, Cluster, clientBin, newestAvailableMajor, ownedDir } from '../local/cluster.ts';
+import type { LocalVolume } from '../local/local-ec2.ts';
 import { recoverFromSnapshots } from '../local/recover.ts';
 import { startWriter, type Writer } from '../local/writer.ts';
 import { createOutput } from '../output.ts';
 import { createProvider, type SnapshotProvider } from '../providers/provider.ts';
 import { open, type RepositoryChoice } from '../repository-options.ts';
 import type { RecoveryTarget } from '../restore.ts';
-import { begin, help } from './begin.ts';
-import { end } from './end.ts';
+import { help } from './begin.ts';
 
 const execFileAsync = promisify(execFile);
 /** Aborts every command still running when the demo is interrupted. */
 const running = new AbortController();
 const run = (file: string, args: string[]) => execFileAsync(file, args, { signal: running.signal });
 
+/** The host as the local EC2 presents it. */
+const localInstanceId = 'i-0000000000000000a';
+
+/**
+ * The CDK app's synthesis, built beside pgsnap.mjs (dist/local-synth.mjs) and
+ * loaded by path, so that pgsnap itself does not carry aws-cdk-lib.
+ */
+async function loadLocalSynth(): Promise<typeof LocalSynth> {
+  const candidates = ['../local-synth.mjs', './local-synth.mjs'].map((p) => new URL(p, import.meta.url));
+  const found = candidates.find((url) => existsSync(url));
+  if (!found) {
+    throw new PreconditionError(
+      'pgsnap demo synthesizes the CDK app and runs from the project checkout: run npm install && npm start there',
+    );
+  }
+  return import(pathToFileURL(found.pathname).href);
+}
+
 export const demoUsage = `pgsnap demo [--keep] [--json]
 
 Runs a whole backup and restore drill on this machine with no AWS: a throwaway
 PostgreSQL cluster under load archiving into a file:// repository, a backup
-(btrfs volume snapshots when run as root with btrfs-progs, else copies), two
-recoveries, and a data check. Exits 0 only if the restored data checked out.`;
+driven by the CDK app's state machine executed locally (btrfs volume snapshots
+when run as root with btrfs-progs, else copies), two recoveries (end of backup,
+a point in time), and a data check. Exits 0 only if the restored data checked out.`;
 
 interface DrillResult {
   name: string;
@@ -73,6 +95,8 @@ export async function demoCommand(args: string[]): Promise<number> {
   };
   const detail = (message: string) => out.progress(`        ${message}`);
 
+  // The AWS SDK's notice that it will need Node.js 22 from 2027 would repeat at every step of the demo.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const work = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-demo-')), 0o711);
   if (asPostgres('test', ['-x', work], { allowFailure: true }).status !== 0) {
     rmSync(work, { recursive: true, force: true });
@@ -171,41 +195,96 @@ export async function demoCommand(args: string[]): Promise<number> {
     progress(`load running: ${pgbench ? 'pgbench -c 2, and ' : ''}a writer inserting numbered rows`);
     await new Promise((r) => setTimeout(r, 1_000));
 
-    // The agent takes its connection from the libpq environment, as on a database host.
-    Object.assign(process.env, source.env);
-    const ctx = createContext({
-      'state-dir': join(work, 'state'),
-      json: values.json,
-      repo: repository.url,
-      cluster: 'demo',
-    });
-    progress(
-      'begin: the holder starts the backup session (pg_backup_start, fast checkpoint); manifest "started"',
+    progress("synthesizing the CDK app (infra/): the backup state machine and the agent's SSM document");
+    const synthesized = (await loadLocalSynth()).synthesizeForLocalRun(
+      {
+        name: 'demo',
+        clusters: [
+          {
+            name: 'demo',
+            instance: { instanceId: localInstanceId },
+            fastCheckpoint: true,
+            maxBackupMinutes: 10,
+          },
+        ],
+        timeouts: { hostCommandSeconds: 600, heartbeatSeconds: 120 },
+      },
+      join(work, 'cdk.out'),
     );
-    const session = await begin(ctx, { label: 'pgsnap demo', fast: true, maxDurationMs: 600_000 });
-    detail(`backup ${session.backupId} in backup mode from ${session.startLsn} (${session.startWalFile})`);
+    detail(
+      `${Object.keys(synthesized.definition.States).length} states, starting at "${synthesized.definition.StartAt}"`,
+    );
 
+    // Each of the cluster's directories stands for an EBS volume of the host; the root volume holds none of it.
     const paths = await clusterPaths(writerClient);
-    progress(`snapshot (${provider.name}): ${paths.map((p) => `${p.role} ${p.path}`).join(', ')}`);
-    const snapshotAt = Date.now();
-    const snapshots = await provider.snapshot(session.backupId, paths);
-    const snapshotMs = Date.now() - snapshotAt;
-    await recordLocalSnapshots(repository, session.backupId, provider.name, snapshots, 'taken');
-    discards.push(() => provider.delete(snapshots));
-
-    const committedBeforeEnd = writer.lastCommitted;
-    progress(
-      'end: pg_backup_stop, the WAL up to the stop segment in the repository, artifacts stored; manifest "completed"',
+    const hostVolumes: LocalVolume[] = [
+      { volumeId: 'vol-0000000000000000f', device: '/dev/xvda' },
+      ...paths.map((holds, index) => ({
+        volumeId: `vol-${(index + 1).toString(16).padStart(17, '0')}`,
+        device: `/dev/sd${String.fromCharCode(102 + index)}`,
+        holds,
+      })),
+    ];
+    for (const v of hostVolumes.slice(1))
+      detail(`${v.volumeId} ${v.device}: ${v.holds!.role} ${v.holds!.path}`);
+    // Loaded here, after the environment above is set: the AWS SDK reads it when its clients are made.
+    const [{ runBackupLocally }, { LocalEc2 }] = await Promise.all([
+      import('../local/local-backup.ts'),
+      import('../local/local-ec2.ts'),
+    ]);
+    const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes);
+    const backupId = newBackupId();
+    discards.push(() => provider.delete(ec2.takenFor(backupId)));
+    // The agent as installed on a host (/usr/local/bin/pgsnap): this very pgsnap.
+    const agentBinDir = ownedDir(join(work, 'bin'), 0o755);
+    writeFileSync(
+      join(agentBinDir, 'pgsnap'),
+      `#!/bin/sh\nexec ${[process.execPath, process.argv[1]!].map(shellQuote).join(' ')} "$@"\n`,
+      { mode: 0o755 },
     );
-    const ended = await end(ctx, { archiveTimeoutMs: 300_000 });
-    const inBackupMs = Date.parse(ended.stoppedAt) - Date.parse(session.startedAt);
-    detail(`stopped at ${ended.stopLsn}; ${ended.artifacts.map((a) => a.name).join(', ')} stored`);
+    let committedBeforeEnd = 0;
+    progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
+    const backup = await runBackupLocally({
+      synthesized,
+      backupId,
+      cluster: 'demo',
+      label: 'pgsnap demo',
+      target: {
+        volumeIds: hostVolumes.slice(1).map((v) => v.volumeId),
+        fastCheckpoint: true,
+        maxBackupMinutes: 10,
+        repository: repository.url,
+      },
+      ec2,
+      agentBinDir,
+      // The agent takes its connection from the libpq environment, as on a database host.
+      agentEnv: { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(work, 'state') },
+      progress,
+      detail,
+      onStateEntered: (name) => {
+        if (name === 'End the backup on the host') committedBeforeEnd = writer?.lastCommitted ?? 0;
+      },
+    });
+    if (backup.run.failure || !backup.begin || !backup.end) {
+      throw new Error(
+        `the backup failed: ${backup.run.failure ? `${backup.run.failure.error}: ${backup.run.failure.cause}` : 'the agent did not answer'}`,
+      );
+    }
+    const session = backup.begin;
+    const ended = backup.end;
+    const snapshotMs = backup.snapshotMs ?? 0;
+    const inBackupMs = Date.parse(String(ended.stoppedAt)) - Date.parse(String(ended.startedAt));
+    detail(`in backup mode from ${String(ended.startLsn)} to ${String(ended.stopLsn)}`);
+    // The manifest names EC2's view of the snapshots; a drill here needs the provider's.
+    await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'taken');
 
     await writer.stop();
-    const restorePointRows = writer.lastCommitted;
-    await source.query("SELECT pg_create_restore_point('pgsnap-demo')");
-    progress(`named restore point "pgsnap-demo" after row ${restorePointRows}; more rows after it`);
-    writer = startWriter(writerClient, ['demo_events'], 1, restorePointRows);
+    const pointInTimeRows = writer.lastCommitted;
+    const [{ at }] = (await writerClient.query<{ at: string }>('SELECT clock_timestamp()::text AS at'))
+      .rows as [{ at: string }];
+    await new Promise((r) => setTimeout(r, 200));
+    progress(`a point in time, ${at}, between row ${pointInTimeRows} and the rows after it`);
+    writer = startWriter(writerClient, ['demo_events'], 1, pointInTimeRows);
     await new Promise((r) => setTimeout(r, 500));
     await writer.stop();
     for (const child of children) child.kill('SIGTERM');
@@ -228,12 +307,12 @@ export async function demoCommand(args: string[]): Promise<number> {
     let label: { text: string; sha256: string };
     let map: { text: string; sha256: string } | undefined;
     try {
-      manifest = (await repo.readManifest(session.backupId))!;
+      manifest = (await repo.readManifest(backupId))!;
       const artifact = async (name: string) => {
         const record = manifest.artifacts.find((a) => a.name === name);
         return (
           record && {
-            text: (await repo.readArtifact(session.backupId, record)).toString('utf8'),
+            text: (await repo.readArtifact(backupId, record)).toString('utf8'),
             sha256: record.sha256,
           }
         );
@@ -254,7 +333,7 @@ export async function demoCommand(args: string[]): Promise<number> {
         `drill "${name}": the snapshots cloned, recovered from the repository beside the running source`,
       );
       const recovered = await recoverFromSnapshots({
-        backupId: session.backupId,
+        backupId: backupId,
         cluster: 'demo',
         systemIdentifier: manifest.systemIdentifier,
         label,
@@ -275,7 +354,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       await recovered.discard();
       const foundRows = Number(row!.found);
       const extraRows = Number(row!.extra);
-      const exact = target.kind === 'name';
+      const exact = target.kind === 'time';
       const ok = foundRows === expectedRows && (!exact || extraRows === 0) && check.ok;
       detail(
         `${ok ? 'ok' : 'FAILED'}: ${foundRows} of ${expectedRows} rows${exact ? `, ${extraRows} after the target` : ''}, ` +
@@ -295,20 +374,21 @@ export async function demoCommand(args: string[]): Promise<number> {
     const drills = [
       await drill('end of backup (recovery_target = immediate)', { kind: 'immediate' }, committedBeforeEnd),
       await drill(
-        'point in time (recovery_target_name = pgsnap-demo)',
-        { kind: 'name', value: 'pgsnap-demo' },
-        restorePointRows,
+        `point in time (recovery_target_time = ${at})`,
+        { kind: 'time', value: at },
+        pointInTimeRows,
       ),
     ];
     const ok = drills.every((d) => d.ok);
     const report = {
       ok,
-      backupId: ended.backupId,
-      serverVersion: session.serverVersion,
+      backupId,
+      serverVersion: String(session.serverVersion),
+      stateMachine: { states: backup.run.entered.length, events: backup.run.events.map((e) => e.detailType) },
       provider: provider.name,
       repository: repository.url,
-      startLsn: ended.startLsn,
-      stopLsn: ended.stopLsn,
+      startLsn: String(ended.startLsn),
+      stopLsn: String(ended.stopLsn),
       inBackupModeMs: inBackupMs,
       snapshotMs,
       walFilesInRepository: walFiles,
@@ -318,9 +398,10 @@ export async function demoCommand(args: string[]): Promise<number> {
     out.result(report, [
       '',
       'pgsnap demo report',
-      `  backup            ${ended.backupId} (PostgreSQL ${session.serverVersion})`,
+      `  backup            ${backupId} (PostgreSQL ${String(session.serverVersion)})`,
+      `  state machine     the CDK app's, run locally: ${backup.run.entered.length} states, succeeded`,
       `  volumes           ${provider.name === 'btrfs' ? 'PGDATA, tablespace, pg_wal on three btrfs volumes' : 'directories, copied'}`,
-      `  LSNs              ${ended.startLsn} .. ${ended.stopLsn}`,
+      `  LSNs              ${String(ended.startLsn)} .. ${String(ended.stopLsn)}`,
       `  in backup mode    ${formatDuration(inBackupMs)} (${provider.name} snapshot: ${formatDuration(snapshotMs)})`,
       `  WAL archived      ${walFiles} files in ${repository.url}`,
       ...drills.map(

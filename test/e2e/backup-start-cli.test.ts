@@ -3,14 +3,14 @@
  * local stand-in for the Step Functions API.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { FakeStepFunctionsEndpoint } from '../support/fake-sfn-endpoint.ts';
+import { TaskTokenEndpoint } from '../../agent/local/task-token-endpoint.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 
 const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-prod-backup';
-let endpoint: FakeStepFunctionsEndpoint;
+let endpoint: TaskTokenEndpoint;
 
 beforeAll(async () => {
-  endpoint = await FakeStepFunctionsEndpoint.start();
+  endpoint = await TaskTokenEndpoint.start();
 });
 afterAll(() => endpoint.close());
 beforeEach(() => {

@@ -14,6 +14,14 @@ import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { newBackupId } from '#domain/input';
+import {
+  type Json,
+  type LocalBackupRun,
+  runLocalBackup,
+  type TaskHandler,
+  taskToken,
+} from '../../agent/local/state-machine.ts';
+import { TaskTokenEndpoint } from '../../agent/local/task-token-endpoint.ts';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../../functions/create-snapshots.ts';
 import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts';
@@ -24,14 +32,6 @@ import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts'
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { Cluster } from '../support/cluster.ts';
 import { FakeEc2 } from '../support/fake-ec2.ts';
-import { FakeStepFunctionsEndpoint } from '../support/fake-sfn-endpoint.ts';
-import {
-  type Json,
-  type LocalBackupRun,
-  runLocalBackup,
-  type TaskHandler,
-  taskToken,
-} from '../support/local-backup.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 import { fakeBinDir, renderAgentDocument, runDocument } from '../support/ssm-document.ts';
@@ -78,7 +78,7 @@ let repo: TestRepository;
 let scratch: string;
 let env: NodeJS.ProcessEnv;
 let shimDir: string;
-let stepFunctions: FakeStepFunctionsEndpoint;
+let stepFunctions: TaskTokenEndpoint;
 
 beforeAll(async () => {
   repo = testRepository('file');
@@ -86,7 +86,7 @@ beforeAll(async () => {
   cluster = await Cluster.create({ major: 15, settings: { archive_command: repo.archiveCommand() } });
   await cluster.query('SELECT pg_switch_wal()');
   scratch = mkdtempSync(join(tmpdir(), 'pgsnap-e2e-'));
-  stepFunctions = await FakeStepFunctionsEndpoint.start();
+  stepFunctions = await TaskTokenEndpoint.start();
   env = { ...cluster.env, ...stepFunctions.env, PGSNAP_STATE_DIR: join(scratch, 'state') };
   // The installed agent: /usr/local/bin/pgsnap on a host.
   shimDir = fakeBinDir(join(scratch, 'bin'), `#!/bin/sh\nexec ${process.execPath} ${pgsnapBin} "$@"\n`);

@@ -17,6 +17,12 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { newBackupId } from '#domain/input';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
+import {
+  type Json,
+  type LocalBackupRun,
+  runLocalBackup,
+  type TaskHandler,
+} from '../../agent/local/state-machine.ts';
 import { handler as applyRetention } from '../../functions/apply-retention.ts';
 import { handler as checkCopies } from '../../functions/check-copies.ts';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
@@ -29,7 +35,6 @@ import { handler as recordCopies } from '../../functions/record-copies.ts';
 import type { EnvironmentInput } from '../../infra/config.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { FakeDrAws } from '../support/fake-dr-aws.ts';
-import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from '../support/local-backup.ts';
 
 const instanceId = 'i-0123456789abcdef0';
 const source = {

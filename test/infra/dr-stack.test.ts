@@ -46,15 +46,18 @@ const crossAccount = environment({
 const sameAccount = environment({ region: 'us-west-2' });
 
 function synth(input: EnvironmentInput, options: { nag?: boolean; outdir?: string } = {}) {
-  const app = new App({
-    context: { 'aws:cdk:bundling-stacks': [] },
-    ...(options.outdir ? { outdir: options.outdir } : {}),
-  });
+  // Synthesized into a directory of its own, removed here unless the caller chose it.
+  const outdir = options.outdir ?? mkdtempSync(join(tmpdir(), 'pgsnap-cdk-'));
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] }, outdir });
   if (options.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  const parsed = environmentSchema.parse(input);
-  const sourceStack = new PgsnapStack(app, 'pgsnap-prod', { environment: parsed });
-  const drStack = new DrStack(app, 'pgsnap-prod-dr', { environment: parsed });
-  return { app, source: Template.fromStack(sourceStack), dr: Template.fromStack(drStack), drStack };
+  try {
+    const parsed = environmentSchema.parse(input);
+    const sourceStack = new PgsnapStack(app, 'pgsnap-prod', { environment: parsed });
+    const drStack = new DrStack(app, 'pgsnap-prod-dr', { environment: parsed });
+    return { app, source: Template.fromStack(sourceStack), dr: Template.fromStack(drStack), drStack };
+  } finally {
+    if (!options.outdir) rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 describe('cdk-nag', () => {
@@ -330,10 +333,12 @@ describe('the source stack', () => {
 
   test('an environment without dr replicates nothing', () => {
     const { dr: _, ...input } = crossAccount;
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-cdk-'));
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] }, outdir });
     const template = Template.fromStack(
       new PgsnapStack(app, 'plain', { environment: environmentSchema.parse(input) }),
     );
+    rmSync(outdir, { recursive: true, force: true });
     template.resourcePropertiesCountIs('AWS::S3::Bucket', { ReplicationConfiguration: Match.anyValue() }, 0);
   });
 

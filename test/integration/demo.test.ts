@@ -1,4 +1,5 @@
 /** `npm start` runs `pgsnap demo`: it must pass its own drill and leave nothing behind. */
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,7 @@ import { expect, it } from 'vitest';
 import { btrfsUnavailable } from '../support/btrfs.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 
-it('takes a backup under load, restores it twice, checks the rows, and removes everything it made', async () => {
+it('takes a backup under load through the synthesized state machine, restores it twice, checks the rows, and removes everything it made', async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-demo-test-'));
   // As root the demo's server runs as postgres, which must be able to reach its directory.
   chmodSync(scratch, 0o711);
@@ -34,9 +35,23 @@ it('takes a backup under load, restores it twice, checks the rows, and removes e
       expect(drill.amcheck).toBe('passed');
     }
     // The point-in-time drill stops exactly at the restore point: nothing written after it comes back.
+    expect(drills[1]!.name).toMatch(/recovery_target_time/);
     expect(drills[1]!.extraRows).toBe(0);
-    expect(result.stderr).toMatch(/\[\s*\d+\w*\] \d+\. begin/);
+    // The backup was the synthesized state machine's, run to its success state, with the agent on the host steps.
+    const stateMachine = report.stateMachine as { states: number; events: string[] };
+    expect(stateMachine.events).toEqual(['pgsnap backup completed']);
+    for (const step of [
+      'Begin the backup on the host',
+      "Snapshot the cluster's volumes",
+      'End the backup on the host',
+    ]) {
+      expect(result.stderr).toMatch(new RegExp(`\\[\\s*\\d+\\w*\\] \\d+\\. state machine: ${step}`));
+    }
+    expect(result.stderr).toContain('state machine: The backup is completed');
     expect(readdirSync(scratch)).toEqual([]);
+    // No server (or anything else) it started is still running from its directory.
+    const leftovers = spawnSync('pgrep', ['-f', scratch], { encoding: 'utf8' });
+    expect(leftovers.stdout).toBe('');
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -1,11 +1,11 @@
 /**
- * What SSM Run Command does with the agent document: check each parameter
- * value against its allowedPattern or allowedValues, fill in defaults, paste
- * the values into the script, and run it with bash.
+ * The agent document as the tests run it: the infra's parameters and script,
+ * rendered and run as SSM would (agent/local/agent-document.ts), with a
+ * directory of the test's choosing first on PATH.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { renderDocument, replaceLine, runScript } from '../../agent/local/agent-document.ts';
 import { agentDocumentParameters, agentDocumentScript } from '../../infra/agent-document.ts';
 
 export type DocumentParameter = keyof typeof agentDocumentParameters;
@@ -14,20 +14,10 @@ export const documentPathLine = 'export PATH=/usr/local/bin:/usr/bin:/bin';
 
 /** Refuses a value as SSM would (`refused: …`), or returns the script with every value pasted in. */
 export function renderAgentDocument(values: Partial<Record<DocumentParameter, string>>): string {
-  let script = agentDocumentScript.join('\n');
-  for (const [name, parameter] of Object.entries(agentDocumentParameters) as Array<
-    [DocumentParameter, (typeof agentDocumentParameters)[DocumentParameter]]
-  >) {
-    const value = values[name] ?? ('default' in parameter ? parameter.default : undefined);
-    if (value === undefined) throw new Error(`parameter ${name} is required`);
-    if ('allowedValues' in parameter && !(parameter.allowedValues as readonly string[]).includes(value)) {
-      throw new Error(`refused: ${name} is not one of the allowed values`);
-    }
-    if ('allowedPattern' in parameter && !new RegExp(parameter.allowedPattern).test(value)) {
-      throw new Error(`refused: ${name} does not match its allowedPattern`);
-    }
-    script = script.replaceAll(`{{ ${name} }}`, value);
-  }
+  const script = renderDocument(
+    { parameters: agentDocumentParameters, runCommand: [...agentDocumentScript] },
+    values,
+  );
   if (!script.includes(documentPathLine)) throw new Error('the document no longer sets PATH as expected');
   return script;
 }
@@ -46,24 +36,5 @@ export function runDocument(
   binDir: string,
   env: NodeJS.ProcessEnv,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'bash',
-      ['-c', script.replace(documentPathLine, `export PATH=${binDir}:/usr/bin:/bin`)],
-      {
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      stderr += c;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runScript(replaceLine(script, documentPathLine, `export PATH=${binDir}:/usr/bin:/bin`), env);
 }

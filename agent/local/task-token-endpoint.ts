@@ -20,7 +20,7 @@ interface Waiter {
   reject: (error: Error) => void;
 }
 
-export class FakeStepFunctionsEndpoint {
+export class TaskTokenEndpoint {
   private readonly waiters = new Map<string, Waiter>();
   private readonly handlers = new Map<string, (input: Record<string, unknown>) => unknown>();
   /** The input of every call to a handled action, in order. */
@@ -32,8 +32,8 @@ export class FakeStepFunctionsEndpoint {
     readonly url: string,
   ) {}
 
-  static async start(): Promise<FakeStepFunctionsEndpoint> {
-    let endpoint: FakeStepFunctionsEndpoint | undefined;
+  static async start(): Promise<TaskTokenEndpoint> {
+    let endpoint: TaskTokenEndpoint | undefined;
     const server = createServer((request, response) => {
       let body = '';
       request.setEncoding('utf8');
@@ -57,7 +57,7 @@ export class FakeStepFunctionsEndpoint {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
-    endpoint = new FakeStepFunctionsEndpoint(server, `http://127.0.0.1:${port}`);
+    endpoint = new TaskTokenEndpoint(server, `http://127.0.0.1:${port}`);
     return endpoint;
   }
 

@@ -2,8 +2,12 @@
  * Runs the synthesized backup definition with aws-local-stepfunctions, every
  * Task bound to a local handler by its state name, and records what a user
  * would look at afterwards: the outcome, the events, the metrics, and each
- * state entered (the transitions Step Functions would bill).
+ * state entered (the transitions Step Functions would bill). Used by `pgsnap
+ * demo`, the end-to-end tests and bench/state-machine. Waits between snapshot
+ * polls and retry intervals are cut to nothing: a local snapshot is complete
+ * when taken, and a retry here is for a local fault.
  */
+import './promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -28,6 +32,8 @@ export async function runLocalBackup(
     input: Json;
     stateMachineArn: string;
     handlers: Record<string, TaskHandler>;
+    /** Called as each state is entered, for progress. */
+    onStateEntered?: (name: string) => void;
   },
 ): Promise<LocalBackupRun> {
   const run: LocalBackupRun = { entered: [], events: [], metrics: [] };
@@ -93,7 +99,9 @@ export async function runLocalBackup(
   });
   const logging = (async () => {
     for await (const event of execution.eventLogs) {
-      if (event.type === 'StateEntered') run.entered.push(event.state.name);
+      if (event.type !== 'StateEntered') continue;
+      run.entered.push(event.state.name);
+      options.onStateEntered?.(event.state.name);
     }
   })();
   try {

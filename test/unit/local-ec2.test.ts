@@ -1,0 +1,90 @@
+/**
+ * The local EC2 that `pgsnap demo` gives the backup's Lambdas: driven through
+ * the same domain code as in AWS (createSnapshotSet, checkSnapshotSet,
+ * deleteSnapshotSet), it must take real provider snapshots of exactly the
+ * requested volumes, find them again by the backup's tag, and delete them.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, test } from 'vitest';
+import { checkSnapshotSet, createSnapshotSet, deleteSnapshotSet } from '#domain/snapshots';
+import { LocalEc2 } from '../../agent/local/local-ec2.ts';
+import { CopyProvider } from '../../agent/providers/copy.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-local-ec2-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function directory(name: string, content: string): string {
+  const dir = join(scratch, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'file'), content);
+  return dir;
+}
+
+const instanceId = 'i-0000000000000000a';
+const data = directory('data', 'the data directory');
+const wal = directory('wal', 'the WAL');
+const other = directory('other', 'not part of the cluster');
+const ec2 = new LocalEc2(new CopyProvider(join(scratch, 'snapshots')), instanceId, [
+  { volumeId: 'vol-0000000000000000f', device: '/dev/xvda' },
+  { volumeId: 'vol-00000000000000001', device: '/dev/sdf', holds: { role: 'data', path: data } },
+  { volumeId: 'vol-00000000000000002', device: '/dev/sdg', holds: { role: 'wal', path: wal } },
+  { volumeId: 'vol-00000000000000003', device: '/dev/sdh', holds: { role: 'data', path: other } },
+]);
+const settings = { firstPollSeconds: 1, maxPollSeconds: 5, snapshotHours: 1 };
+
+test('snapshots exactly the requested volumes, is found again by tag, completes, and deletes what it took', async () => {
+  const request = {
+    cluster: 'demo',
+    backupId: '20261121T120000Z-abcdef',
+    instanceId,
+    volumeIds: ['vol-00000000000000001', 'vol-00000000000000002'],
+  };
+  const set = await createSnapshotSet(ec2.client, request);
+  expect(set.snapshots.map((s) => s.volumeId).sort()).toEqual(request.volumeIds);
+  const taken = ec2.takenFor(request.backupId);
+  expect(taken.map((t) => t.source).sort()).toEqual([data, wal].sort());
+  for (const snapshot of taken) {
+    expect(readFileSync(join(snapshot.snapshot, 'file'), 'utf8')).toBe(
+      readFileSync(join(snapshot.source, 'file'), 'utf8'),
+    );
+  }
+  // A repeated call (a retried step) returns the set already taken rather than a second one.
+  const again = await createSnapshotSet(ec2.client, request);
+  expect(again.snapshots.map((s) => s.snapshotId).sort()).toEqual(
+    set.snapshots.map((s) => s.snapshotId).sort(),
+  );
+  expect(ec2.takenFor(request.backupId)).toHaveLength(2);
+
+  const progress = await checkSnapshotSet(ec2.client, { set, attempt: 0, settings });
+  expect(progress).toMatchObject({ completed: true, progress: '100%' });
+
+  const { deleted } = await deleteSnapshotSet(ec2.client, { backupId: request.backupId });
+  expect(deleted.sort()).toEqual(set.snapshots.map((s) => s.snapshotId).sort());
+  for (const snapshot of taken) expect(existsSync(snapshot.snapshot)).toBe(false);
+  await expect(checkSnapshotSet(ec2.client, { set, attempt: 1, settings })).rejects.toThrow(
+    /no longer exists/,
+  );
+});
+
+test('refuses a volume that is not attached, and an instance that is not this host', async () => {
+  const backupId = '20261121T120000Z-bbbbbb';
+  await expect(
+    createSnapshotSet(ec2.client, {
+      cluster: 'demo',
+      backupId,
+      instanceId,
+      volumeIds: ['vol-00000000000000009'],
+    }),
+  ).rejects.toThrow(/vol-00000000000000009 of cluster demo is not attached/);
+  await expect(
+    createSnapshotSet(ec2.client, {
+      cluster: 'demo',
+      backupId,
+      instanceId: 'i-0000000000000000b',
+      volumeIds: ['vol-00000000000000001'],
+    }),
+  ).rejects.toThrow(/not this host/);
+  expect(ec2.takenFor(backupId)).toEqual([]);
+});
