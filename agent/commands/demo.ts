@@ -89,9 +89,15 @@ export async function demoCommand(args: string[]): Promise<number> {
   const out = createOutput(values.json);
   const started = Date.now();
   let step = 0;
-  const progress = (message: string) => {
+  let interrupted = false;
+  const say = (message: string) => {
     step += 1;
     out.progress(`[${formatDuration(Date.now() - started).padStart(5)}] ${step}. ${message}`);
+  };
+  const progress = (message: string) => {
+    // Once interrupted, the next step is not started: the cleanup under way must not race new servers or clones.
+    if (interrupted) throw new Error('interrupted');
+    say(message);
   };
   const detail = (message: string) => out.progress(`        ${message}`);
 
@@ -106,6 +112,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   }
   const clusters: Cluster[] = [];
   const children: ChildProcess[] = [];
+  const hostCommands = new Set<Promise<unknown>>();
   const discards: Array<() => Promise<void>> = [];
   let volumes: BtrfsVolumes | undefined;
   let writer: Writer | undefined;
@@ -116,12 +123,18 @@ export async function demoCommand(args: string[]): Promise<number> {
     await writerClient?.end().catch(() => {});
     running.abort();
     for (const child of children) child.kill('SIGTERM');
+    // The agent commands the state machine started end with the abort above; their files are about to go.
+    await Promise.race([
+      Promise.allSettled([...hostCommands]),
+      new Promise((resolve) => setTimeout(resolve, 15_000).unref()),
+    ]);
     for (const discard of discards.reverse()) await discard().catch(() => {});
     for (const cluster of clusters.reverse()) cluster.stopSync('immediate');
     volumes?.destroy();
     if (!values.keep) rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
   const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
     out.progress(`${signal}: stopping and removing everything the demo made`);
     void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
@@ -257,9 +270,12 @@ export async function demoCommand(args: string[]): Promise<number> {
       },
       ec2,
       agentBinDir,
+      signal: running.signal,
+      hostCommands,
       // The agent takes its connection from the libpq environment, as on a database host.
       agentEnv: { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(work, 'state') },
-      progress,
+      // The state machine's steps are shown; stopping it once interrupted is the abort signal's work.
+      progress: say,
       detail,
       onStateEntered: (name) => {
         if (name === 'End the backup on the host') committedBeforeEnd = writer?.lastCommitted ?? 0;

@@ -36,14 +36,22 @@ export function replaceLine(script: string, line: string, replacement: string): 
   return lines.join('\n');
 }
 
-/** Runs a rendered script with bash, as SSM's aws:runShellScript does; stderr lines also go to `onStderr`. */
+/**
+ * Runs a rendered script with bash, as SSM's aws:runShellScript does; stderr
+ * lines also go to `onStderr`. Aborting `signal` ends the script (SIGTERM).
+ */
 export function runScript(
   script: string,
   env: NodeJS.ProcessEnv,
   onStderr?: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', script], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(signal ? { signal } : {}),
+    });
     let stdout = '';
     let stderr = '';
     let partial = '';

@@ -40,6 +40,10 @@ export interface LocalBackupRequest {
   agentEnv: NodeJS.ProcessEnv;
   progress: (message: string) => void;
   detail: (message: string) => void;
+  /** Ends the host commands under way, and starts no other (the demo interrupted). */
+  signal?: AbortSignal;
+  /** Host commands still running are kept here until they exit, so that a cleanup can wait for them. */
+  hostCommands?: Set<Promise<unknown>>;
   /** Called as each state is entered, before its work starts. */
   onStateEntered?: (name: string) => void;
 }
@@ -83,10 +87,16 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
     let script = renderDocument(synthesized.agentDocument, values);
     script = replaceLine(script, documentPathLine, `export PATH=${request.agentBinDir}:/usr/bin:/bin`);
     script = replaceLine(script, documentSettingsLine, ': settings from the environment of pgsnap demo');
+    if (request.signal?.aborted) throw new Error('interrupted: no more host commands');
     const answer = endpoint.answerFor(values.taskToken ?? '');
-    const exited = runScript(script, { ...request.agentEnv, ...endpoint.env }, (line) =>
-      detail(`agent: ${line}`),
+    const exited = runScript(
+      script,
+      { ...request.agentEnv, ...endpoint.env },
+      (line) => detail(`agent: ${line}`),
+      request.signal,
     );
+    request.hostCommands?.add(exited);
+    void exited.finally(() => request.hostCommands?.delete(exited)).catch(() => {});
     const document = (await Promise.race([
       answer,
       exited.then(async (ran) => {

@@ -101,7 +101,11 @@ export async function runLocalBackup(
     for await (const event of execution.eventLogs) {
       if (event.type !== 'StateEntered') continue;
       run.entered.push(event.state.name);
-      options.onStateEntered?.(event.state.name);
+      try {
+        options.onStateEntered?.(event.state.name);
+      } catch {
+        // Progress is not the execution's business: a failing callback must not end the event loop.
+      }
     }
   })();
   try {

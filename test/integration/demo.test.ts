@@ -1,11 +1,11 @@
 /** `npm start` runs `pgsnap demo`: it must pass its own drill and leave nothing behind. */
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { btrfsUnavailable } from '../support/btrfs.ts';
-import { pgsnap } from '../support/pgsnap.ts';
+import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 
 it('takes a backup under load through the synthesized state machine, restores it twice, checks the rows, and removes everything it made', async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-demo-test-'));
@@ -52,6 +52,36 @@ it('takes a backup under load through the synthesized state machine, restores it
     // No server (or anything else) it started is still running from its directory.
     const leftovers = spawnSync('pgrep', ['-f', scratch], { encoding: 'utf8' });
     expect(leftovers.stdout).toBe('');
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
+
+it('removes everything it made when interrupted with Ctrl-C in the middle of the backup', async () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-demo-test-'));
+  chmodSync(scratch, 0o711);
+  try {
+    const child = spawn(process.execPath, [pgsnapBin, 'demo'], {
+      env: { ...process.env, TMPDIR: scratch },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        // The server is in backup mode and the snapshots are taken: the most to undo.
+        if (stderr.includes('state machine: End the backup on the host')) resolve();
+      });
+      void exited.then(() => reject(new Error(`the demo ended before it was interrupted: ${stderr}`)));
+    });
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(130);
+    expect(stderr).toContain('SIGINT: stopping and removing everything the demo made');
+    expect(readdirSync(scratch)).toEqual([]);
+    expect(spawnSync('pgrep', ['-f', scratch], { encoding: 'utf8' }).stdout).toBe('');
+    expect(spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout).not.toContain(scratch);
+    expect(readFileSync('/proc/mounts', 'utf8')).not.toContain(scratch);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
