@@ -28,7 +28,7 @@ export async function abort(ctx: Context, reason: string): Promise<{ backupId: s
       startedAt,
     });
     ctx.state.clearStopped();
-    ctx.state.unlock();
+    ctx.state.unlock(backupId);
     await catalogAbort(ctx, backupId, reason);
     return { backupId, reason };
   }

@@ -203,7 +203,7 @@ export async function end(
     startedAt: stopped.startedAt,
   });
   ctx.state.clearStopped();
-  ctx.state.unlock();
+  ctx.state.unlock(stopped.backupId);
   return {
     backupId: stopped.backupId,
     label: stopped.label,
