@@ -54,6 +54,8 @@ export async function runAgentService(stateRoot: string): Promise<number> {
   }
   // Left by an agent service that was killed: nobody listens on it.
   rmSync(socketPath, { force: true });
+  // Loaded now rather than by the first begin, which would wait for it.
+  await import('pg');
 
   const sessions = new Map<string, Held>();
   const begin = (config: SessionConfig, env: Record<string, string>): Promise<Record<string, unknown>> => {

@@ -178,9 +178,11 @@ export async function hardenSession(client: Client, versionNum: number): Promise
     settings.push(['client_connection_check_interval', '1s']);
   }
   if (versionNum >= 170000) settings.push(['transaction_timeout', '0']);
-  for (const [name, value] of settings) {
-    await client.query('SELECT set_config($1, $2, false)', [name, value]);
-  }
+  // One round trip: set_config over the pairs, in order.
+  await client.query(
+    'SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS s(name, value)',
+    [settings.map(([name]) => name), settings.map(([, value]) => value)],
+  );
 }
 
 /** pg_backup_start on 15+, pg_start_backup(label, fast, false) on 9.6–14. Returns the start LSN text. */

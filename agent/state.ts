@@ -222,7 +222,8 @@ export class ClusterState {
   readOutcome(): OutcomeRecord | undefined {
     return readJson<OutcomeRecord>(join(this.dir, 'last.json'));
   }
-  writeOutcome(outcome: OutcomeRecord): void {
-    writeFileDurably(join(this.dir, 'last.json'), JSON.stringify(outcome, null, 2));
+  /** Durable by default: an aborted, expired or lost backup must be reported as such after a crash too. */
+  writeOutcome(outcome: OutcomeRecord, options = { durable: true }): void {
+    writeFileAtomically(join(this.dir, 'last.json'), JSON.stringify(outcome, null, 2), options);
   }
 }

@@ -7,7 +7,7 @@ import { request } from '../control.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
-import { help } from './begin.ts';
+import { printUsage } from '../usage.ts';
 
 export const abortUsage = `pgsnap abort [--reason R] [--task-token T] [--json]
 
@@ -62,7 +62,7 @@ async function catalogAbort(ctx: Context, backupId: string, reason: string): Pro
 
 export async function abortCommand(args: string[]): Promise<number> {
   const { values } = parse('abort', args, { reason: { type: 'string' }, ...taskTokenFlag });
-  if (values.help) return help(abortUsage);
+  if (values.help) return printUsage(abortUsage);
   const ctx = createContext(values);
   const result = await answeringStepFunctions(
     values['task-token'],

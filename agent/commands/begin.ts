@@ -1,5 +1,4 @@
 /** `pgsnap begin`: start the holder and return once the server is in backup mode. */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import type { Discovery } from '#domain/block-devices';
@@ -15,7 +14,6 @@ import type { SessionConfig, SessionReport } from '../session.ts';
 import { agentSocketPath, type SessionRecord } from '../state.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
 import { abort } from './abort.ts';
-import { discover } from './discover.ts';
 
 export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]
 
@@ -169,7 +167,13 @@ async function askAgentService(
  * Starts the holder detached (setsid), so killing begin's process group does
  * not reach it, and waits for its one-line report on fd 3.
  */
-function spawnHolder(ctx: Context, config: SessionConfig, signal?: AbortSignal): Promise<SessionRecord> {
+async function spawnHolder(
+  ctx: Context,
+  config: SessionConfig,
+  signal?: AbortSignal,
+): Promise<SessionRecord> {
+  // Loaded here: with the agent service running, begin never spawns anything.
+  const { spawn } = await import('node:child_process');
   const log = openSync(ctx.state.logPath, 'a', 0o600);
   const child = spawn(
     process.execPath,
@@ -297,6 +301,7 @@ export async function beginCommand(args: string[]): Promise<number> {
       const started = await begin(ctx, parseBeginOptions(values));
       if (values.volumes) {
         // The backup has started: a discovery that fails is reported, not allowed to fail begin.
+        const { discover } = await import('./discover.ts');
         volumes = await discover().then(
           ({ volumes: found, problems }) => ({ volumes: found, problems }),
           (error: unknown) => ({ volumes: [], problems: [`pgsnap discover failed: ${messageOf(error)}`] }),
