@@ -46,7 +46,7 @@ async function archivedByStats(client: Client, file: string): Promise<boolean> {
 export async function waitForArchive(client: Client, options: ArchiveWaitOptions): Promise<number> {
   const started = Date.now();
   // Start polling fast: the archiver usually ships the stop segment within milliseconds of the switch.
-  let pollMs = 10;
+  let pollMs = 5;
   let useStatusDir = options.versionNum >= 120000;
   let lastProgress = started;
   const pending = new Set(options.files);

@@ -5,9 +5,36 @@
 // Files are written under temporary names and renamed into place, chunks before the entry point, so that
 // a pgsnap started while another build runs (parallel test runs) never reads a partial file; chunks of
 // earlier builds are removed only once they are old enough that no running pgsnap still loads them.
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
+
+// pg asks, when it is loaded, whether it runs in a Cloudflare Worker by constructing a `Response`; on Node.js 20
+// touching that global loads the whole bundled fetch implementation (undici), 20-80 ms on these machines in every
+// process that connects (end, the holder). The agent only ever runs on Node.js.
+const notCloudflare = {
+  name: 'pg-not-cloudflare',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const probe = "typeof Response === 'function'";
+      if (!source.includes(probe))
+        throw new Error(`${args.path}: the Cloudflare probe changed; review this plugin`);
+      return { contents: source.replace(probe, 'false'), loader: 'js' };
+    });
+  },
+};
 
 const common = {
   bundle: true,
@@ -19,6 +46,7 @@ const common = {
     js: "#!/usr/bin/env node\nimport { createRequire as __pgsnapCreateRequire } from 'node:module';\nconst require = __pgsnapCreateRequire(import.meta.url);",
   },
   external: ['pg-native'],
+  plugins: [notCloudflare],
   // Less to parse at every start (three starts per begin+end); names stay readable in stack traces.
   minifyWhitespace: true,
   minifySyntax: true,
@@ -34,10 +62,8 @@ const result = await build({
   chunkNames: 'chunks/[name]-[hash]',
   splitting: true,
 });
-// The same agent as one file, for database hosts: `install -m 755 dist/pgsnap-agent.mjs /usr/local/bin/pgsnap`.
-const single = await build({ ...common, entryPoints: ['agent/cli.ts'], outfile: 'dist/pgsnap-agent.mjs' });
-// The CDK app's synthesis for `pgsnap demo`, loaded by path at run time so that neither build above carries
-// aws-cdk-lib (it comes from the project's node_modules: the demo runs from a checkout).
+// The CDK app's synthesis for `pgsnap demo`, loaded by path at run time so that the agent does not carry
+// aws-cdk-lib (it comes from the project's node_modules: the demo runs from a checkout). Not for hosts.
 const synth = await build({
   ...common,
   entryPoints: ['infra/local-synth.ts'],
@@ -45,19 +71,64 @@ const synth = await build({
   external: [...common.external, 'aws-cdk-lib', 'constructs', 'cdk-nag'],
 });
 const entry = resolve('dist/pgsnap.mjs');
-const files = [...single.outputFiles, ...synth.outputFiles, ...result.outputFiles].sort(
-  (a, b) => (a.path === entry) - (b.path === entry),
-);
-for (const file of files) {
+const files = result.outputFiles.sort((a, b) => (a.path === entry) - (b.path === entry));
+for (const file of [...synth.outputFiles, ...files]) {
   mkdirSync(dirname(file.path), { recursive: true });
   const temporary = `${file.path}.tmp-${process.pid}`;
-  const executable = file.path === entry || file.path.endsWith('pgsnap-agent.mjs');
-  writeFileSync(temporary, file.contents, { mode: executable ? 0o755 : 0o644 });
+  writeFileSync(temporary, file.contents, { mode: file.path === entry ? 0o755 : 0o644 });
   renameSync(temporary, file.path);
 }
+writeAgentTarball(files);
+rmSync(resolve('dist/pgsnap-agent.mjs'), { force: true });
 const current = new Set(files.map((file) => file.path));
 const chunks = resolve('dist/chunks');
 for (const name of readdirSync(chunks)) {
   const path = join(chunks, name);
   if (!current.has(path) && Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { force: true });
+}
+
+/**
+ * The agent for database hosts, dist/pgsnap-agent.tar.gz: this build's split files under lib/pgsnap/ and
+ * bin/pgsnap, a symlink to lib/pgsnap/pgsnap.mjs, so that `tar -xzf pgsnap-agent.tar.gz -C /usr/local`
+ * installs it. Node.js resolves the symlink of the main module, so the chunks load from beside the real file;
+ * each command then parses only its own code, which archive_command and restore_command, run once per WAL
+ * file, would otherwise pay for at every start (a single 3.6 MB file took twice as long to start).
+ * Chunks come before the entry point, and the symlink last, so an extraction over a running install never
+ * points at a file whose chunks are not there yet. Packed by the system tar (GNU or bsdtar), owned by root.
+ */
+function writeAgentTarball(outputs) {
+  const stage = resolve(`dist/.agent-${process.pid}`);
+  rmSync(stage, { recursive: true, force: true });
+  const lib = join(stage, 'lib/pgsnap');
+  mkdirSync(join(lib, 'chunks'), { recursive: true });
+  mkdirSync(join(stage, 'bin'));
+  for (const dir of [lib, join(lib, 'chunks')]) chmodSync(dir, 0o755);
+  const names = ['lib/pgsnap/', 'lib/pgsnap/chunks/'];
+  for (const file of outputs) {
+    const name = `lib/pgsnap/${relative(resolve('dist'), file.path)}`;
+    writeFileSync(join(stage, name), file.contents);
+    chmodSync(join(stage, name), file.path === entry ? 0o755 : 0o644);
+    names.push(name);
+  }
+  symlinkSync('../lib/pgsnap/pgsnap.mjs', join(stage, 'bin/pgsnap'));
+  names.push('bin/pgsnap');
+  // No entries for bin/ and lib/ themselves (--no-recursion, each name listed): extracting must not change
+  // the modes of /usr/local's directories.
+  const path = resolve('dist/pgsnap-agent.tar.gz');
+  try {
+    execFileSync('tar', [
+      '--create',
+      '--gzip',
+      `--file=${path}.tmp-${process.pid}`,
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '--no-recursion',
+      `--directory=${stage}`,
+      ...names,
+    ]);
+    renameSync(`${path}.tmp-${process.pid}`, path);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
 }

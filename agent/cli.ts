@@ -1,6 +1,6 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
 import { exitCodeFor, messageOf, UsageError } from '#domain/errors';
-import type { HolderConfig } from './holder.ts';
+import type { SessionConfig } from './session.ts';
 import type { ArchiverConfig } from './wal-archiver.ts';
 import type { PrefetcherConfig } from './wal-prefetcher.ts';
 
@@ -18,7 +18,7 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
   },
   begin: {
     load: () => import('./commands/begin.ts').then((m) => m.beginCommand),
-    summary: 'start a backup held by a background process',
+    summary: 'start a backup held by the agent service, or by a background process',
   },
   end: {
     load: () => import('./commands/end.ts').then((m) => m.endCommand),
@@ -35,6 +35,10 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
   run: {
     load: () => import('./commands/run.ts').then((m) => m.runCommand),
     summary: 'begin, run a snapshot command, end (abort if it fails)',
+  },
+  agent: {
+    load: () => import('./commands/agent.ts').then((m) => m.agentCommand),
+    summary: 'the resident agent service: holds backup sessions for begin (a systemd service)',
   },
   restore: {
     load: () => import('./commands/restore.ts').then((m) => m.restoreCommand),
@@ -90,7 +94,7 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === '__holder') {
-    return (await import('./holder.ts')).runHolder(JSON.parse(args[0]!) as HolderConfig);
+    return (await import('./holder.ts')).runHolder(JSON.parse(args[0]!) as SessionConfig);
   }
   if (name === '__wal-archiver') {
     return (await import('./wal-archiver.ts')).runArchiver(JSON.parse(args[0]!) as ArchiverConfig);

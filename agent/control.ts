@@ -1,19 +1,28 @@
 /**
- * The control channel between the CLI and the holder: newline-delimited JSON
- * over a Unix socket created 0600 inside the 0700 state directory.
+ * The control channels: newline-delimited JSON over Unix sockets created 0600
+ * inside the 0700 state directory. One per held session (`holder.sock`, for
+ * status, end and abort, whichever process holds it), and the agent service's
+ * (`agent.sock`, where begin asks for a session).
  */
 import { chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 
+import type { SessionConfig } from './session.ts';
+
 export type ControlRequest = { op: 'status' } | { op: 'end' } | { op: 'abort'; reason: string };
+
+export type AgentRequest =
+  | { op: 'status' }
+  /** `env`: the libpq settings of the begin that asks, so the session connects as a holder it spawned would. */
+  | { op: 'begin'; config: SessionConfig; env: Record<string, string> };
 
 export type ControlResponse =
   | { ok: true; result: Record<string, unknown> }
   | { ok: false; error: { name: string; message: string } };
 
-export async function listen(
+export async function listen<Request = ControlRequest>(
   path: string,
-  handle: (request: ControlRequest) => Promise<Record<string, unknown>>,
+  handle: (request: Request) => Promise<Record<string, unknown>>,
 ): Promise<Server> {
   const server = createServer((socket) => {
     let buffer = '';
@@ -25,9 +34,9 @@ export async function listen(
       if (newline < 0) return;
       const line = buffer.slice(0, newline);
       buffer = '';
-      let request: ControlRequest;
+      let request: Request;
       try {
-        request = JSON.parse(line) as ControlRequest;
+        request = JSON.parse(line) as Request;
       } catch {
         socket.end(
           `${JSON.stringify({ ok: false, error: { name: 'UsageError', message: 'bad request' } })}\n`,
@@ -57,8 +66,11 @@ export async function listen(
   return server;
 }
 
-/** Sends one request; resolves undefined when no holder listens there. */
-export function request(path: string, message: ControlRequest): Promise<ControlResponse | undefined> {
+/** Sends one request; resolves undefined when nobody listens there. */
+export function request(
+  path: string,
+  message: ControlRequest | AgentRequest,
+): Promise<ControlResponse | undefined> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     let buffer = '';
@@ -71,7 +83,7 @@ export function request(path: string, message: ControlRequest): Promise<ControlR
       try {
         resolve(JSON.parse(buffer) as ControlResponse);
       } catch {
-        reject(new Error(`the holder closed the control channel without an answer (${path})`));
+        reject(new Error(`the control channel ${path} closed without an answer`));
       }
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {

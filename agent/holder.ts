@@ -1,45 +1,18 @@
 /**
- * The holder: a detached process that owns the backup session between `begin`
- * and `end`. It is started by `begin` in a session of its own (setsid), so it
- * survives when begin's whole process group is killed, as SSM Run Command and
- * CI runners do when a command returns.
+ * The holder: a detached process that owns one backup session between `begin`
+ * and `end`, used when no agent service runs (agent-service.ts). It is started
+ * by `begin` in a session of its own (setsid), so it survives when begin's
+ * whole process group is killed, as SSM Run Command and CI runners do when a
+ * command returns. The session itself is session.ts; this file is what a
+ * process of its own adds: the report on fd 3, the log on stderr, signals, exit.
  */
-import { closeSync, readFileSync, writeSync } from 'node:fs';
-import type { Server } from 'node:net';
-import { join } from 'node:path';
-import { BackupInvalidError, messageOf, PreconditionError } from '#domain/errors';
-import {
-  backupHistoryFileName,
-  formatLsn,
-  parseBackupLabel,
-  parseLsn,
-  walFileName,
-  walFileNameBefore,
-} from '#domain/wal';
-import { type ControlRequest, listen } from './control.ts';
-import { type Client, connect, currentTimeline, hardenSession, startBackup, stopBackup } from './postgres.ts';
-import { preflight } from './preflight.ts';
-import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from './state.ts';
-
-export interface HolderConfig {
-  stateRoot: string;
-  key: string;
-  backupId: string;
-  label: string;
-  fast: boolean;
-  maxDurationMs: number;
-}
+import { closeSync, writeSync } from 'node:fs';
+import { holdSession, type SessionConfig, type SessionReport } from './session.ts';
 
 /** File descriptor on which the holder tells `begin` that backup mode started (or why not). */
 const reportFd = 3;
-const heartbeatMs = 5_000;
 
-/** The holder's stderr is the state directory's holder.log. */
-function log(message: string): void {
-  process.stderr.write(`${new Date().toISOString()} [holder ${process.pid}] ${message}\n`);
-}
-
-function report(message: Record<string, unknown>): void {
+function report(message: SessionReport): void {
   try {
     writeSync(reportFd, `${JSON.stringify(message)}\n`);
     closeSync(reportFd);
@@ -48,231 +21,19 @@ function report(message: Record<string, unknown>): void {
   }
 }
 
-export async function runHolder(config: HolderConfig): Promise<never> {
-  const state = new ClusterState(config.stateRoot, config.key);
-  const startedAt = new Date();
-  let session: SessionRecord = {
-    backupId: config.backupId,
-    label: config.label,
-    fast: config.fast,
-    holderPid: process.pid,
-    startedAt: startedAt.toISOString(),
-    maxDurationMs: config.maxDurationMs,
-    expiresAt: new Date(startedAt.getTime() + config.maxDurationMs).toISOString(),
-    state: 'starting',
-  };
-  state.writeSession(session);
-  state.passLock(config.backupId, process.pid);
-
-  let client: Client | undefined;
-  let server: Server | undefined;
-  let finishing = false;
-  let heartbeat: NodeJS.Timeout | undefined;
-  let expiry: NodeJS.Timeout | undefined;
-
-  /** Ends the holder. Closing the session makes PostgreSQL abort a backup that was not stopped. */
-  const finish = async (outcome: Outcome | 'stopped', reason: string, exitCode: number): Promise<never> => {
-    // The first cause is the one recorded: an abort during pg_backup_start also makes the start fail.
-    if (finishing) return new Promise<never>(() => {});
-    finishing = true;
-    clearInterval(heartbeat);
-    clearTimeout(expiry);
-    log(`${outcome}: ${reason}`);
-    await client?.end().catch(() => {});
-    // Let a pending answer on the control channel reach its reader before the process goes.
-    await new Promise<void>((resolve) => {
-      if (!server) return resolve();
-      server.close(() => resolve());
-      setTimeout(resolve, 2_000).unref();
-    });
-    state.clearSession();
-    if (outcome !== 'stopped') {
-      state.writeOutcome({
-        backupId: session.backupId,
-        label: session.label,
-        outcome,
-        reason,
-        at: new Date().toISOString(),
-        startedAt: session.startedAt,
-      });
-      state.unlock();
-    }
-    // The lock stays taken after a stop: it passes to `end`, which releases it once the artifacts are handed over.
-    process.exit(exitCode);
-  };
-
-  const handle = async (request: ControlRequest): Promise<Record<string, unknown>> => {
-    switch (request.op) {
-      case 'status':
-        return { ...session, elapsedMs: Date.now() - startedAt.getTime() };
-      case 'abort':
-        setImmediate(() => void finish('aborted', request.reason, 0));
-        return { ...session, aborted: true, reason: request.reason };
-      case 'end': {
-        if (session.state !== 'in-backup' || !client) {
-          throw new PreconditionError(
-            `backup ${session.backupId} is ${session.state}, not in backup mode yet; wait for begin to return`,
-          );
-        }
-        session = { ...session, state: 'stopping' };
-        state.writeSession(session);
-        try {
-          const stopped = await stop(client, session);
-          state.writeStopped(stopped);
-          setImmediate(() => void finish('stopped', `backup mode ended at ${stopped.stopLsn}`, 0));
-          return { ...stopped };
-        } catch (error) {
-          const reason = `pg_backup_stop failed: ${messageOf(error)}`;
-          setImmediate(() => void finish('lost', reason, 1));
-          throw new BackupInvalidError(`backup ${session.backupId} is not valid: ${reason}`);
-        }
-      }
-    }
-  };
-
+export async function runHolder(config: SessionConfig): Promise<never> {
+  const held = holdSession(config, {
+    pid: process.pid,
+    heldBy: 'holder',
+    env: process.env,
+    report,
+    // The holder's stderr is the state directory's holder.log.
+    log: (message) =>
+      process.stderr.write(`${new Date().toISOString()} [holder ${process.pid}] ${message}\n`),
+  });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => void finish('aborted', `holder received ${signal}`, 1));
+    process.on(signal, () => void held.abort(`holder received ${signal}`));
   }
   process.on('SIGHUP', () => {});
-
-  try {
-    server = await listen(state.socketPath, handle);
-    client = await connect({ applicationName: `pgsnap:${config.backupId}` });
-    client.on('end', () => {
-      if (!finishing)
-        void finish(
-          'lost',
-          'the backup session closed unexpectedly (server restart or terminated backend)',
-          1,
-        );
-    });
-    client.on('error', (error) => {
-      if (!finishing) void finish('lost', `the backup session failed: ${error.message}`, 1);
-    });
-    // Preflight runs on the session that will hold the backup, so what it checks is what the backup gets.
-    const { facts, findings } = await preflight(client);
-    const failed = findings.filter((f) => !f.ok && f.severity === 'error');
-    if (failed.length > 0) {
-      throw new PreconditionError(
-        `cannot start a backup:\n${failed.map((f) => `  - ${f.message}`).join('\n')}\n` +
-          '(run pgsnap preflight for all checks)',
-      );
-    }
-    await hardenSession(client, facts.versionNum);
-    // The backup starts when pg_backup_start is called (its START TIME), not when the holder did.
-    const backupStartedAt = new Date().toISOString();
-    const callStarted = performance.now();
-    const startLsn = await startBackup(client, facts.versionNum, config.label, config.fast);
-    const startCallMs = Math.round(performance.now() - callStarted);
-    const timeline = await currentTimeline(client);
-    session = {
-      ...session,
-      state: 'in-backup',
-      startedAt: backupStartedAt,
-      serverPid: facts.backendPid,
-      startLsn,
-      startWalFile: walFileName(timeline, parseLsn(startLsn), facts.segmentSize),
-      timeline,
-      systemIdentifier: facts.systemIdentifier,
-      serverVersion: facts.version,
-      versionNum: facts.versionNum,
-      segmentSize: facts.segmentSize,
-      fromStandby: facts.inRecovery,
-      startCallMs,
-    };
-    state.writeSession(session);
-    log(`backup ${config.backupId} started at ${startLsn} on backend ${facts.backendPid}`);
-
-    const pidAtStart = facts.backendPid;
-    heartbeat = setInterval(() => {
-      if (finishing || session.state !== 'in-backup') return;
-      client!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid').then(
-        ({ rows }) => {
-          // A pooler in transaction mode can hand us another backend: the backup would be lost silently.
-          if (rows[0]?.pid !== pidAtStart && !finishing) {
-            void finish(
-              'lost',
-              `the session moved from backend ${pidAtStart} to ${rows[0]?.pid} (a pooler?)`,
-              1,
-            );
-          }
-        },
-        (error: Error) => {
-          if (!finishing) void finish('lost', `the backup session failed: ${error.message}`, 1);
-        },
-      );
-    }, heartbeatMs);
-    expiry = setTimeout(() => {
-      if (session.state === 'in-backup') {
-        void finish('expired', `the maximum backup duration of ${config.maxDurationMs / 1000}s passed`, 1);
-      }
-    }, config.maxDurationMs);
-    report({ ok: true, session });
-  } catch (error) {
-    const err = error as Error;
-    report({ ok: false, error: { name: err.name, message: err.message } });
-    return finish('failed', err.message, 1);
-  }
-  return new Promise<never>(() => {});
-}
-
-/** Stops the backup and collects everything a restore needs, before anything can lose it. */
-async function stop(client: Client, session: SessionRecord): Promise<StoppedRecord> {
-  const callStarted = performance.now();
-  const result = await stopBackup(client, session.versionNum!);
-  const stopCallMs = Math.round(performance.now() - callStarted);
-  const stoppedAt = new Date().toISOString();
-  const label = parseBackupLabel(result.labelFile);
-  const segmentSize = session.segmentSize!;
-  const stopLsn = parseLsn(result.lsn);
-  let historyFileName: string | undefined;
-  let historyFile: string | undefined;
-  let stopTimeline = label.startTimeline;
-  if (!session.fromStandby) {
-    // Only a primary writes a backup history file (do_pg_backup_stop). Read it now: the next backup's stop
-    // may delete it from pg_wal once it is archived.
-    historyFileName = backupHistoryFileName(label.startTimeline, label.startLsn, segmentSize);
-    historyFile = await readWalDirFile(client, historyFileName);
-    if (historyFile) stopTimeline = parseBackupLabel(historyFile).stopTimeline ?? stopTimeline;
-  } else {
-    const { rows } = await client.query<{ tli: number }>(
-      'SELECT min_recovery_end_timeline AS tli FROM pg_control_recovery()',
-    );
-    stopTimeline = Number(rows[0]?.tli) || stopTimeline;
-  }
-  return {
-    ...session,
-    state: 'stopping',
-    stopLsn: formatLsn(stopLsn),
-    stopWalFile: walFileNameBefore(stopTimeline, stopLsn, segmentSize),
-    stopTimeline,
-    stoppedAt,
-    stopCallMs,
-    labelFile: result.labelFile,
-    tablespaceMap: result.tablespaceMap,
-    ...(historyFileName ? { historyFileName } : {}),
-    ...(historyFile !== undefined ? { historyFile } : {}),
-  };
-}
-
-/**
- * Reads a file from pg_wal through the server (superuser, or EXECUTE on
- * pg_read_binary_file), falling back to the file system when the agent runs on
- * the host with access to the data directory.
- */
-async function readWalDirFile(client: Client, name: string): Promise<string | undefined> {
-  try {
-    const { rows } = await client.query<{ content: Buffer }>(
-      "SELECT pg_read_binary_file('pg_wal/' || $1::text) AS content",
-      [name],
-    );
-    return rows[0]!.content.toString('utf8');
-  } catch {
-    try {
-      const { rows } = await client.query<{ dir: string }>("SELECT current_setting('data_directory') AS dir");
-      return readFileSync(join(rows[0]!.dir, 'pg_wal', name), 'utf8');
-    } catch {
-      return undefined;
-    }
-  }
+  process.exit(await held.finished);
 }

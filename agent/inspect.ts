@@ -52,8 +52,8 @@ export async function inspect(state: ClusterState): Promise<Inspection> {
       label: session?.label ?? '',
       outcome: 'lost',
       reason:
-        `the holder${session ? ` (pid ${session.holderPid})` : ''} ended without stopping the backup ` +
-        '(killed?); PostgreSQL aborted the backup when its session closed',
+        `${session?.heldBy === 'agent' ? 'the agent service' : 'the holder'}${session ? ` (pid ${session.holderPid})` : ''} ` +
+        'ended without stopping the backup (killed?); PostgreSQL aborted the backup when its session closed',
       at: new Date().toISOString(),
       ...(session ? { startedAt: session.startedAt } : {}),
     };

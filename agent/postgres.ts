@@ -3,6 +3,7 @@
  * variables, the hardened backup session, and version-dependent backup calls.
  */
 import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import type pg from 'pg';
 import { ConnectionError, PreconditionError } from '#domain/errors';
 
@@ -18,7 +19,33 @@ export function connectionTarget(env: NodeJS.ProcessEnv = process.env): { host: 
 
 export interface ConnectOptions {
   applicationName?: string;
+  /** libpq settings other than this process's own (the agent service connecting for a begin). */
   env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * What pg would otherwise take from process.env, taken from `env` instead, as
+ * libpq would: user defaults to the OS user, database to the user, the password
+ * to PGPASSWORD or else the password file, TLS to PGSSLMODE.
+ */
+async function settingsFrom(env: NodeJS.ProcessEnv, host: string, port: number) {
+  const user = env.PGUSER || env.USER || userInfo().username;
+  const database = env.PGDATABASE || user;
+  const { passwordFromFile } = await import('./pgpass.ts');
+  const mode = env.PGSSLMODE;
+  return {
+    user,
+    database,
+    // None found: pg then fails with "client password must be a non-empty string" (explainConnectError).
+    password: env.PGPASSWORD ?? (() => passwordFromFile(env, { host, port, database, user }) ?? ''),
+    ssl:
+      mode === 'require' || mode === 'verify-ca' || mode === 'verify-full' || mode === 'prefer'
+        ? true
+        : mode === 'no-verify'
+          ? { rejectUnauthorized: false }
+          : false,
+    ...(env.PGOPTIONS ? { options: env.PGOPTIONS } : {}),
+  };
 }
 
 /** Opens a connection configured from PG* variables; failures become messages that say what to do. */
@@ -28,6 +55,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Client> {
   // Loaded on first use: commands that never connect (status, abort, the CLI side of begin) start faster.
   const { default: driver } = await import('pg');
   const client = new driver.Client({
+    ...(options.env && options.env !== process.env ? await settingsFrom(env, host, port) : {}),
     host,
     port,
     application_name: options.applicationName ?? 'pgsnap',
@@ -150,9 +178,11 @@ export async function hardenSession(client: Client, versionNum: number): Promise
     settings.push(['client_connection_check_interval', '1s']);
   }
   if (versionNum >= 170000) settings.push(['transaction_timeout', '0']);
-  for (const [name, value] of settings) {
-    await client.query('SELECT set_config($1, $2, false)', [name, value]);
-  }
+  // One round trip: set_config over the pairs, in order.
+  await client.query(
+    'SELECT set_config(name, value, false) FROM unnest($1::text[], $2::text[]) AS s(name, value)',
+    [settings.map(([name]) => name), settings.map(([, value]) => value)],
+  );
 }
 
 /** pg_backup_start on 15+, pg_start_backup(label, fast, false) on 9.6–14. Returns the start LSN text. */

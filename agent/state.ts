@@ -24,7 +24,9 @@ export interface SessionRecord {
   backupId: string;
   label: string;
   fast: boolean;
+  /** The process holding the session: a holder of its own, or the agent service. */
   holderPid: number;
+  heldBy?: 'holder' | 'agent';
   serverPid?: number;
   startedAt: string;
   maxDurationMs: number;
@@ -67,6 +69,11 @@ export interface OutcomeRecord {
 
 export { defaultStateRoot } from './state-root.ts';
 
+/** The agent service's control socket, in the state root beside the clusters' directories. */
+export function agentSocketPath(stateRoot: string): string {
+  return join(stateRoot, 'agent.sock');
+}
+
 /**
  * The key of a cluster on this host: its name when the operator gave one,
  * otherwise the connection target, so that `begin` and `end` run with the same
@@ -78,7 +85,8 @@ export function clusterKey(cluster: string | undefined, env: NodeJS.ProcessEnv =
   return `pg-${port}-${createHash('sha256').update(`${host}:${port}`).digest('hex').slice(0, 10)}`;
 }
 
-function ensurePrivateDir(path: string): void {
+/** Creates `path` 0700, or checks that it is ours and private. */
+export function ensurePrivateDir(path: string): void {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   const stat = statSync(path);
   const uid = process.getuid?.();
@@ -183,7 +191,9 @@ export class ClusterState {
     writeFileAtomically(this.lockPath, `${JSON.stringify({ backupId, pid })}\n`, { durable: false });
   }
 
-  unlock(): void {
+  /** Releases the lock; with a backupId, only if that backup still holds it (not a later begin). */
+  unlock(backupId?: string): void {
+    if (backupId !== undefined && this.readLock()?.backupId !== backupId) return;
     rmSync(this.lockPath, { force: true });
   }
 
@@ -212,7 +222,8 @@ export class ClusterState {
   readOutcome(): OutcomeRecord | undefined {
     return readJson<OutcomeRecord>(join(this.dir, 'last.json'));
   }
-  writeOutcome(outcome: OutcomeRecord): void {
-    writeFileDurably(join(this.dir, 'last.json'), JSON.stringify(outcome, null, 2));
+  /** Durable by default: an aborted, expired or lost backup must be reported as such after a crash too. */
+  writeOutcome(outcome: OutcomeRecord, options = { durable: true }): void {
+    writeFileAtomically(join(this.dir, 'last.json'), JSON.stringify(outcome, null, 2), options);
   }
 }

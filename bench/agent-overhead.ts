@@ -1,21 +1,25 @@
 /**
  * bench/agent-overhead: what the agent adds on top of PostgreSQL's own
- * pg_backup_start / pg_backup_stop, over repeated begin+end pairs.
+ * pg_backup_start / pg_backup_stop, over repeated begin+end pairs, in the two
+ * ways a session can be held, side by side in the same run: by the resident
+ * agent service (`pgsnap agent`: two Node.js starts per pair, begin and end)
+ * and by a holder process that begin spawns (three: begin, holder, end).
  *
- * Side by side from the same runs: the wall time of `pgsnap begin` and
- * `pgsnap end`, the time the server itself spent in the two calls (from its
- * log, log_min_duration_statement = 0), and the archive wait. As a peer, the
- * same pair run by one psql session (`pg_backup_stop(true)` waits for the
- * archive itself). Goal: the agent adds at most 300 ms per pair (median).
+ * For each: the wall time of `pgsnap begin` and `pgsnap end`, the time the
+ * server itself spent in the two calls (from its log,
+ * log_min_duration_statement = 0), and the archive wait. As peers, the same
+ * pair run by one psql session (`pg_backup_stop(true)` waits for the archive
+ * itself), and a bare `node -e 0`. Goal: the agent adds at most 300 ms per
+ * pair (median).
  *
  * usage: npx tsx bench/agent-overhead.ts [runs=20] [major=15]
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type Major, systemBin } from '../test/support/cluster.ts';
-import { pgsnap } from '../test/support/pgsnap.ts';
+import { pgsnap, pgsnapBin } from '../test/support/pgsnap.ts';
 
 const runs = Number(process.argv[2] ?? 20);
 const major = Number(process.argv[3] ?? 15) as Major;
@@ -33,7 +37,33 @@ function serverDurations(log: string, fn: RegExp): number[] {
     .map((m) => Number(m[1]));
 }
 
-const stateDir = mkdtempSync(join(tmpdir(), 'pgsnap-bench-state-'));
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+
+interface Pair {
+  begin: number;
+  end: number;
+  archiveWait: number;
+}
+
+async function pair(env: NodeJS.ProcessEnv, label: string): Promise<Pair> {
+  let t = performance.now();
+  const begun = await pgsnap(['begin', '--label', label, '--fast', '--json'], env);
+  const begin = performance.now() - t;
+  if (begun.code !== 0) throw new Error(begun.stderr);
+  t = performance.now();
+  const ended = await pgsnap(['end', '--json'], env);
+  const end = performance.now() - t;
+  if (ended.code !== 0) throw new Error(ended.stderr);
+  return { begin, end, archiveWait: ended.json!.archiveWaitMs as number };
+}
+
+// Two state directories: the service runs on one; on the other begin finds no service and spawns a holder.
+const serviceStateDir = mkdtempSync(join(tmpdir(), 'pgsnap-bench-service-'));
+const holderStateDir = mkdtempSync(join(tmpdir(), 'pgsnap-bench-holder-'));
+let service: ChildProcess | undefined;
 const cluster = await Cluster.create({
   major,
   settings: { log_min_duration_statement: '0', log_statement: "'none'" },
@@ -42,19 +72,22 @@ try {
   await cluster.query(
     'CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g',
   );
-  const env = { ...cluster.env, PGSNAP_STATE_DIR: stateDir };
-  const rows: Array<{ begin: number; end: number; archiveWait: number; psql: number; node: number }> = [];
+  const loadAtStart = load();
+  service = spawn(process.execPath, [pgsnapBin, 'agent'], {
+    env: { PATH: process.env.PATH, PGSNAP_STATE_DIR: serviceStateDir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    service!.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('listening on') && resolve());
+    service!.on('exit', () => reject(new Error('pgsnap agent exited')));
+  });
+  const serviceEnv = { ...cluster.env, PGSNAP_STATE_DIR: serviceStateDir };
+  const holderEnv = { ...cluster.env, PGSNAP_STATE_DIR: holderStateDir };
+  const rows: Array<{ service: Pair; holder: Pair; psql: number; node: number }> = [];
   for (let i = 0; i < runs; i++) {
+    const held = await pair(serviceEnv, `bench service ${i}`);
+    const spawned = await pair(holderEnv, `bench holder ${i}`);
     let t = performance.now();
-    const begun = await pgsnap(['begin', '--label', `bench ${i}`, '--fast', '--json'], env);
-    const begin = performance.now() - t;
-    if (begun.code !== 0) throw new Error(begun.stderr);
-    t = performance.now();
-    const ended = await pgsnap(['end', '--json'], env);
-    const end = performance.now() - t;
-    if (ended.code !== 0) throw new Error(ended.stderr);
-
-    t = performance.now();
     const peer = spawnSync(
       join(systemBin, 'psql'),
       [
@@ -72,57 +105,104 @@ try {
     );
     const psql = performance.now() - t;
     if (peer.status !== 0) throw new Error(peer.stderr);
-    // The floor under any Node.js agent on this machine right now: begin+end start the runtime three times
-    // (begin, the holder, end). Measured in the same run, so load from elsewhere shows in both columns.
+    // The floor under any Node.js command on this machine right now, measured in the same run.
     t = performance.now();
     spawnSync(process.execPath, ['-e', '0']);
     const node = performance.now() - t;
-    rows.push({ begin, end, archiveWait: ended.json!.archiveWaitMs as number, psql, node });
+    rows.push({ service: held, holder: spawned, psql, node });
   }
 
   const log = cluster.log();
   const isStart = major >= 15 ? /pg_backup_start/ : /pg_start_backup/;
   const isStop = major >= 15 ? /pg_backup_stop/ : /pg_stop_backup/;
-  // Calls alternate agent, psql: the agent's are the even ones.
-  const starts = serverDurations(log, isStart).filter((_, i) => i % 2 === 0);
-  const stops = serverDurations(log, isStop).filter((_, i) => i % 2 === 0);
-  if (starts.length !== runs || stops.length !== runs) {
+  // Calls come in threes: the service's pair, the holder's, psql's.
+  const starts = serverDurations(log, isStart);
+  const stops = serverDurations(log, isStop);
+  if (starts.length !== 3 * runs || stops.length !== 3 * runs) {
     throw new Error(
-      `expected ${runs} logged calls of each, found ${starts.length} starts and ${stops.length} stops`,
+      `expected ${3 * runs} logged calls of each, found ${starts.length} starts and ${stops.length} stops`,
     );
   }
+  const of = (values: number[], k: number) => values.filter((_, i) => i % 3 === k);
+  const pg = {
+    service: { start: of(starts, 0), stop: of(stops, 0) },
+    holder: { start: of(starts, 1), stop: of(stops, 1) },
+  };
+  const overhead = (mode: 'service' | 'holder') =>
+    rows.map((row, i) => row[mode].begin + row[mode].end - pg[mode].start[i]! - pg[mode].stop[i]!);
+  const serviceOverheads = overhead('service');
+  const holderOverheads = overhead('holder');
 
-  const f = (n: number) => n.toFixed(0).padStart(7);
-  console.log(`pgsnap agent overhead: PostgreSQL ${major}, ${runs} begin+end pairs (ms)`);
+  const f = (n: number) => n.toFixed(0).padStart(6);
+  console.log(`pgsnap agent overhead: PostgreSQL ${major}, ${runs} begin+end pairs in each mode (ms)`);
   console.log(
-    '  run   begin  pg_start      end  pg_stop  arch.wait  overhead | psql start+stop(true)  node -e 0',
+    '       |          agent service (pgsnap agent)           |       holder spawned by begin (no service)      |',
   );
-  const overheads = rows.map((row, i) => row.begin + row.end - starts[i]! - stops[i]!);
+  console.log(
+    '   run |  begin pg_start    end pg_stop arch.w overhead |  begin pg_start    end pg_stop arch.w overhead | psql s+s(true) node -e 0',
+  );
+  const line = (
+    name: string,
+    s: Pair,
+    sp: { start: number; stop: number },
+    so: number,
+    h: Pair,
+    hp: { start: number; stop: number },
+    ho: number,
+    psql: number,
+    node: number,
+  ) =>
+    `${name.padStart(6)} | ${f(s.begin)}   ${f(sp.start)} ${f(s.end)}  ${f(sp.stop)} ${f(s.archiveWait)}   ${f(so)} | ` +
+    `${f(h.begin)}   ${f(hp.start)} ${f(h.end)}  ${f(hp.stop)} ${f(h.archiveWait)}   ${f(ho)} |         ${f(psql)}    ${f(node)}`;
   rows.forEach((row, i) => {
     console.log(
-      `${String(i + 1).padStart(5)} ${f(row.begin)} ${f(starts[i]!)}  ${f(row.end)}  ${f(stops[i]!)}    ${f(row.archiveWait)}   ${f(overheads[i]!)} | ${f(row.psql)}              ${f(row.node)}`,
+      line(
+        String(i + 1),
+        row.service,
+        { start: pg.service.start[i]!, stop: pg.service.stop[i]! },
+        serviceOverheads[i]!,
+        row.holder,
+        { start: pg.holder.start[i]!, stop: pg.holder.stop[i]! },
+        holderOverheads[i]!,
+        row.psql,
+        row.node,
+      ),
     );
   });
-  const m = (values: number[]) => f(median(values));
-  console.log(
-    `median ${m(rows.map((r) => r.begin))} ${m(starts)}  ${m(rows.map((r) => r.end))}  ${m(stops)}    ${m(rows.map((r) => r.archiveWait))}   ${m(overheads)} | ${m(rows.map((r) => r.psql))}              ${m(rows.map((r) => r.node))}`,
-  );
-  const overhead = median(overheads);
-  console.log(
-    `\nagent overhead per begin+end pair (median, wall minus time in pg_backup_start/stop): ${overhead.toFixed(0)} ms ` +
-      `(goal <= 300 ms: ${overhead <= 300 ? 'met' : 'NOT met'}); of that, archive wait ${median(rows.map((r) => r.archiveWait)).toFixed(0)} ms`,
-  );
+  const medianPair = (mode: 'service' | 'holder'): Pair => ({
+    begin: median(rows.map((r) => r[mode].begin)),
+    end: median(rows.map((r) => r[mode].end)),
+    archiveWait: median(rows.map((r) => r[mode].archiveWait)),
+  });
   const nodeStart = median(rows.map((r) => r.node));
   console.log(
-    `three bare Node.js starts (begin, holder, end) cost ${(3 * nodeStart).toFixed(0)} ms on this machine in this run; ` +
-      `what pgsnap's own code adds beyond them: ${(overhead - 3 * nodeStart).toFixed(0)} ms`,
+    line(
+      'median',
+      medianPair('service'),
+      { start: median(pg.service.start), stop: median(pg.service.stop) },
+      median(serviceOverheads),
+      medianPair('holder'),
+      { start: median(pg.holder.start), stop: median(pg.holder.stop) },
+      median(holderOverheads),
+      median(rows.map((r) => r.psql)),
+      nodeStart,
+    ),
   );
+  const verdict = (ms: number) => `${ms.toFixed(0)} ms (goal <= 300 ms: ${ms <= 300 ? 'met' : 'NOT met'})`;
   console.log(
-    `load average at the end: ${loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')} on ${cpus().length} cores`,
+    '\nagent overhead per begin+end pair (median, wall minus time in pg_backup_start/stop):\n' +
+      `  with the agent service:       ${verdict(median(serviceOverheads))}; ` +
+      `two bare Node.js starts cost ${(2 * nodeStart).toFixed(0)} ms of it\n` +
+      `  with a holder spawned by begin: ${verdict(median(holderOverheads))}; ` +
+      `three bare Node.js starts cost ${(3 * nodeStart).toFixed(0)} ms of it`,
   );
+  console.log(`load average at the start: ${loadAtStart}; at the end: ${load()} (on ${cpus().length} cores)`);
 } finally {
+  if (service && service.exitCode === null) {
+    service.kill('SIGTERM');
+    await new Promise((resolve) => service!.once('exit', resolve));
+  }
   cluster.destroy();
-  rmSync(stateDir, { recursive: true, force: true });
+  rmSync(serviceStateDir, { recursive: true, force: true });
+  rmSync(holderStateDir, { recursive: true, force: true });
 }

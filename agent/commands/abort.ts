@@ -7,7 +7,7 @@ import { request } from '../control.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
-import { help } from './begin.ts';
+import { printUsage } from '../usage.ts';
 
 export const abortUsage = `pgsnap abort [--reason R] [--task-token T] [--json]
 
@@ -28,7 +28,7 @@ export async function abort(ctx: Context, reason: string): Promise<{ backupId: s
       startedAt,
     });
     ctx.state.clearStopped();
-    ctx.state.unlock();
+    ctx.state.unlock(backupId);
     await catalogAbort(ctx, backupId, reason);
     return { backupId, reason };
   }
@@ -62,7 +62,7 @@ async function catalogAbort(ctx: Context, backupId: string, reason: string): Pro
 
 export async function abortCommand(args: string[]): Promise<number> {
   const { values } = parse('abort', args, { reason: { type: 'string' }, ...taskTokenFlag });
-  if (values.help) return help(abortUsage);
+  if (values.help) return printUsage(abortUsage);
   const ctx = createContext(values);
   const result = await answeringStepFunctions(
     values['task-token'],

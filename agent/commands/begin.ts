@@ -1,5 +1,4 @@
 /** `pgsnap begin`: start the holder and return once the server is in backup mode. */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import type { Discovery } from '#domain/block-devices';
@@ -8,18 +7,20 @@ import { formatDuration, newBackupId, parseDuration, validateBackupId, validateL
 import { recordStarted } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
-import type { HolderConfig } from '../holder.ts';
+import { request } from '../control.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
-import type { SessionRecord } from '../state.ts';
+import type { SessionConfig, SessionReport } from '../session.ts';
+import { agentSocketPath, type SessionRecord } from '../state.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
 import { abort } from './abort.ts';
-import { discover } from './discover.ts';
 
 export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]
 
-Starts a non-exclusive backup held by a background process (the holder) and
-returns once PostgreSQL is in backup mode. End it with pgsnap end.
+Starts a non-exclusive backup and returns once PostgreSQL is in backup mode.
+The session is held by the agent service (pgsnap agent) when it runs, and
+otherwise by a background process of its own (the holder). End it with
+pgsnap end.
 
 With a repository (--repo and --cluster, or PGSNAP_REPO and PGSNAP_CLUSTER),
 the backup is catalogued there as started; a repository that belongs to
@@ -68,7 +69,7 @@ export async function begin(
       `another pgsnap begin for this cluster is starting right now (${JSON.stringify(state.readLock())}); try again`,
     );
   }
-  const config: HolderConfig = {
+  const config: SessionConfig = {
     stateRoot: ctx.stateRoot,
     key: state.key,
     backupId,
@@ -78,7 +79,7 @@ export async function begin(
   };
   let session: SessionRecord;
   try {
-    session = await spawnHolder(ctx, config, signal);
+    session = (await askAgentService(ctx, config, signal)) ?? (await spawnHolder(ctx, config, signal));
   } catch (error) {
     // The holder records its own failure and releases the lock; this covers a holder that never ran.
     if (state.readLock()?.pid === process.pid) state.unlock();
@@ -96,11 +97,83 @@ export async function begin(
   return session;
 }
 
+/** Progress while pg_backup_start waits for its checkpoint; returns what stops it. */
+function reportWaiting(ctx: Context, config: SessionConfig): () => void {
+  const started = Date.now();
+  const progress = setInterval(() => {
+    ctx.out.progress(
+      `waiting for pg_backup_start (${formatDuration(Date.now() - started)})` +
+        (config.fast
+          ? ''
+          : ': the checkpoint is spread over checkpoint_completion_target; --fast forces it now'),
+    );
+  }, 5_000);
+  return () => clearInterval(progress);
+}
+
+/** The libpq settings the session must connect with: begin's own, as a holder would inherit them. */
+function libpqEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] =>
+        entry[1] !== undefined && (entry[0].startsWith('PG') || entry[0] === 'HOME' || entry[0] === 'USER'),
+    ),
+  );
+}
+
+/**
+ * Asks the agent service to hold the session; undefined when none runs here.
+ * The answer comes once the server is in backup mode, or once a session that
+ * failed to start is closed. Aborting `signal` aborts the session.
+ */
+async function askAgentService(
+  ctx: Context,
+  config: SessionConfig,
+  signal?: AbortSignal,
+): Promise<SessionRecord | undefined> {
+  const stopProgress = reportWaiting(ctx, config);
+  let settled = false;
+  const abortSession = async () => {
+    // The session listens on its socket from its first moment on; until then, ask again.
+    while (!settled) {
+      const answer = await request(ctx.state.socketPath, {
+        op: 'abort',
+        reason: `begin was interrupted (${messageOf(signal?.reason)})`,
+      }).catch(() => undefined);
+      if (answer) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const onAbort = () => void abortSession();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const answer = await request(agentSocketPath(ctx.stateRoot), { op: 'begin', config, env: libpqEnv() });
+    if (!answer) return undefined;
+    if (signal?.aborted) {
+      // Backup mode started before the abort reached the session: end it, and return once it is closed.
+      if (answer.ok) await abort(ctx, `begin was interrupted (${messageOf(signal.reason)})`).catch(() => {});
+      throw signal.reason;
+    }
+    if (!answer.ok) throw holderError(answer.error);
+    return (answer.result as { session: SessionRecord }).session;
+  } finally {
+    settled = true;
+    stopProgress();
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
 /**
  * Starts the holder detached (setsid), so killing begin's process group does
  * not reach it, and waits for its one-line report on fd 3.
  */
-function spawnHolder(ctx: Context, config: HolderConfig, signal?: AbortSignal): Promise<SessionRecord> {
+async function spawnHolder(
+  ctx: Context,
+  config: SessionConfig,
+  signal?: AbortSignal,
+): Promise<SessionRecord> {
+  // Loaded here: with the agent service running, begin never spawns anything.
+  const { spawn } = await import('node:child_process');
   const log = openSync(ctx.state.logPath, 'a', 0o600);
   const child = spawn(
     process.execPath,
@@ -111,15 +184,7 @@ function spawnHolder(ctx: Context, config: HolderConfig, signal?: AbortSignal): 
       env: process.env,
     },
   );
-  const started = Date.now();
-  const progress = setInterval(() => {
-    ctx.out.progress(
-      `waiting for pg_backup_start (${formatDuration(Date.now() - started)})` +
-        (config.fast
-          ? ''
-          : ': the checkpoint is spread over checkpoint_completion_target; --fast forces it now'),
-    );
-  }, 5_000);
+  const stopProgress = reportWaiting(ctx, config);
   // The holder aborts on SIGTERM, whatever it is doing.
   const stopHolder = () => child.kill('SIGTERM');
   signal?.addEventListener('abort', stopHolder, { once: true });
@@ -131,7 +196,7 @@ function spawnHolder(ctx: Context, config: HolderConfig, signal?: AbortSignal): 
       text += chunk;
     });
     const settle = async () => {
-      clearInterval(progress);
+      stopProgress();
       signal?.removeEventListener('abort', stopHolder);
       (channel as unknown as { destroy(): void }).destroy();
       if (signal?.aborted) {
@@ -141,25 +206,25 @@ function spawnHolder(ctx: Context, config: HolderConfig, signal?: AbortSignal): 
         return;
       }
       child.unref();
-      let message: { ok: boolean; session?: SessionRecord; error?: { name: string; message: string } };
+      let message: SessionReport;
       try {
         message = JSON.parse(text);
       } catch {
         reject(new Error(`the holder exited without starting the backup; see ${ctx.state.logPath}`));
         return;
       }
-      if (message.ok && message.session) resolve(message.session);
+      if (message.ok) resolve(message.session);
       else reject(holderError(message.error));
     };
     channel.on('end', () => void settle());
     child.on('error', (error) => {
-      clearInterval(progress);
+      stopProgress();
       reject(error);
     });
   });
 }
 
-/** Rebuilds the holder's error with its name, so the exit code and Step Functions see the same one. */
+/** Rebuilds the session's error with its name, so the exit code and Step Functions see the same one. */
 function holderError(error: { name: string; message: string } | undefined): Error {
   const message = error?.message ?? 'the holder gave no reason';
   if (error?.name === 'PreconditionError') return new PreconditionError(message);
@@ -236,6 +301,7 @@ export async function beginCommand(args: string[]): Promise<number> {
       const started = await begin(ctx, parseBeginOptions(values));
       if (values.volumes) {
         // The backup has started: a discovery that fails is reported, not allowed to fail begin.
+        const { discover } = await import('./discover.ts');
         volumes = await discover().then(
           ({ volumes: found, problems }) => ({ volumes: found, problems }),
           (error: unknown) => ({ volumes: [], problems: [`pgsnap discover failed: ${messageOf(error)}`] }),

@@ -14,7 +14,7 @@ import { table } from '../output.ts';
 import { connect } from '../postgres.ts';
 import { type Outcome, type StoppedRecord, writeFileDurably } from '../state.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
-import { help } from './begin.ts';
+import { printUsage } from '../usage.ts';
 
 export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
 
@@ -144,8 +144,21 @@ export async function end(
   ctx: Context,
   options: { output?: string; archiveTimeoutMs: number; snapshotsPending?: boolean },
 ): Promise<EndResult> {
-  const stopped = await stopOrResume(ctx);
-  const client = await connect();
+  // Connecting for the archive wait overlaps the stop: a connection, and loading pg, cost as much as the stop.
+  const connecting = connect().then(
+    (client) => ({ client }),
+    (error: unknown) => ({ error }),
+  );
+  let stopped: StoppedRecord;
+  try {
+    stopped = await stopOrResume(ctx);
+  } catch (error) {
+    await connecting.then((c) => ('client' in c ? c.client.end() : undefined)).catch(() => {});
+    throw error;
+  }
+  const connected = await connecting;
+  if ('error' in connected) throw connected.error;
+  const { client } = connected;
   let archiveWaitMs: number;
   try {
     const files = [stopped.stopWalFile];
@@ -194,16 +207,21 @@ export async function end(
     for (const artifact of artifacts) artifact.url = stored.urls[artifact.name];
   }
 
-  ctx.state.writeOutcome({
-    backupId: stopped.backupId,
-    label: stopped.label,
-    outcome: 'completed',
-    reason: `stopped at ${stopped.stopLsn}; WAL through ${stopped.stopWalFile} archived`,
-    at: new Date().toISOString(),
-    startedAt: stopped.startedAt,
-  });
+  // Not fsynced: the artifacts have been handed over, and what a crash could lose here is status's note
+  // about the last backup, or (the removal of stopped.json undone) a hand-over that a second end repeats.
+  ctx.state.writeOutcome(
+    {
+      backupId: stopped.backupId,
+      label: stopped.label,
+      outcome: 'completed',
+      reason: `stopped at ${stopped.stopLsn}; WAL through ${stopped.stopWalFile} archived`,
+      at: new Date().toISOString(),
+      startedAt: stopped.startedAt,
+    },
+    { durable: false },
+  );
   ctx.state.clearStopped();
-  ctx.state.unlock();
+  ctx.state.unlock(stopped.backupId);
   return {
     backupId: stopped.backupId,
     label: stopped.label,
@@ -232,7 +250,7 @@ export async function endCommand(args: string[]): Promise<number> {
     'snapshots-pending': { type: 'boolean', default: false },
     ...taskTokenFlag,
   });
-  if (values.help) return help(endUsage);
+  if (values.help) return printUsage(endUsage);
   const ctx = createContext(values);
   const result = await answeringStepFunctions(
     values['task-token'],

@@ -4,7 +4,7 @@ import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
-import { help } from './begin.ts';
+import { printUsage } from '../usage.ts';
 
 export const statusUsage = `pgsnap status [--json]
 
@@ -50,7 +50,7 @@ export async function status(ctx: Context): Promise<Record<string, unknown>> {
 
 export async function statusCommand(args: string[]): Promise<number> {
   const { values } = parse('status', args, {});
-  if (values.help) return help(statusUsage);
+  if (values.help) return printUsage(statusUsage);
   const ctx = createContext(values);
   const doc = await status(ctx);
   const last = doc.last as { backupId: string; outcome: string; reason: string; at: string } | null;
