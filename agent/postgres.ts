@@ -37,7 +37,8 @@ async function settingsFrom(env: NodeJS.ProcessEnv, host: string, port: number) 
     user,
     database,
     // None found: pg then fails with "client password must be a non-empty string" (explainConnectError).
-    password: env.PGPASSWORD ?? (() => passwordFromFile(env, { host, port, database, user }) ?? ''),
+    password:
+      env.PGPASSWORD ?? (async () => (await passwordFromFile(env, { host, port, database, user })) ?? ''),
     ssl:
       mode === 'require' || mode === 'verify-ca' || mode === 'verify-full' || mode === 'prefer'
         ? true
