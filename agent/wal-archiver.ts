@@ -153,6 +153,11 @@ export async function runArchiver(config: ArchiverConfig): Promise<number> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // wal-push asks again for a file that failed: try everything now instead of after the back-off.
+  process.on('SIGUSR1', () => {
+    retryAt.clear();
+    wake();
+  });
   // A new .ready file wakes the pusher at once; the timer is the fallback where inotify is not available.
   let watcher: FSWatcher | undefined;
   try {

@@ -92,7 +92,11 @@ export interface ArchiveCommandOptions {
 
 /**
  * `archive_command` for `wal-push --async`: when the pusher has already
- * stored this very file, remove its `.ok` and report success. While the live
+ * stored this very file, report success. The `.ok` stays where it is: should
+ * PostgreSQL ask again for the same file (it crashed before marking it done),
+ * the answer is still there, and the pusher removes it once the file is no
+ * longer `.ready`. (Removing it here would leave a file the pusher believes
+ * pushed with no answer for a second asking.) While the live
  * pusher is on it (the file became ready a moment ago, and PostgreSQL asks at
  * once), wait for it in the shell, polling every 20 ms for at most 5 s: about
  * as long as a push takes, where starting pgsnap would take a Node.js start
@@ -106,7 +110,7 @@ export function archiveCommandLine(options: ArchiveCommandOptions): string {
     `ok=${spool}/%f.$(stat -c %%i-%%s-%%.9Y %p 2>/dev/null).ok`,
     'n=0',
     'while :',
-    'do test -f "$ok" && rm -f "$ok" && exit 0',
+    'do test -f "$ok" && exit 0',
     `test $n -lt 250 && test ! -f ${spool}/%f.error && { read pid < ${spool}/${archiverLockName}; } 2>/dev/null && kill -0 "$pid" 2>/dev/null || break`,
     'n=$((n+1))',
     'sleep 0.02',

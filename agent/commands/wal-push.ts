@@ -173,11 +173,17 @@ async function pushAsync(options: {
   };
   const started = Date.now();
   let checkedArchiver = 0;
+  // PostgreSQL asks again after a failure: the pusher's last answer is spent, and it should try now rather
+  // than when its back-off says.
+  if (existsSync(failed)) {
+    rmSync(failed, { force: true });
+    const pusher = lockHolder(join(spool, archiverLockName));
+    if (pusher !== undefined) process.kill(pusher, 'SIGUSR1');
+  }
   for (;;) {
-    if (existsSync(ok)) {
-      rmSync(ok, { force: true });
-      return 0;
-    }
+    // The .ok stays: PostgreSQL may ask again for the same file (a crash before it marked it done), and
+    // the pusher removes it once the file is no longer ready.
+    if (existsSync(ok)) return 0;
     if (existsSync(failed)) {
       let message = '';
       try {
