@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** The pid files of the two helpers, in their spool directories. */
 export const archiverLockName = 'archiver.pid';
@@ -23,6 +24,15 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether the server of `pgdata` runs: a helper of a server that is gone has nothing left to do. */
+export function postmasterAlive(pgdata: string): boolean {
+  try {
+    return isAlive(Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]));
+  } catch {
+    return false;
   }
 }
 

@@ -138,8 +138,9 @@ export function sha256(content: string): string {
   return createHash('sha256').update(Buffer.from(content, 'utf8')).digest('hex');
 }
 
+/** A postgresql.conf string: the GUC parser reads backslash escapes as well as doubled quotes. */
 function quote(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
+  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
 }
 
 export function prepareDataDirectory(options: PrepareOptions): void {

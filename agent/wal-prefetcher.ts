@@ -6,14 +6,25 @@
  * The restore_command writes the name it was asked for to `want`; the helper
  * keeps the N segments after it in the spool and drops the rest. Objects in
  * the repository never change, so a spooled file is always the right content.
+ * The shell part of the restore_command (wal-commands.ts) moves spooled
+ * segments into place without starting pgsnap; the helper learns that
+ * recovery moved on by seeing them go.
+ *
+ * For a file it finds not to be in the repository — the segment after the end
+ * of the archive, the history files PostgreSQL probes for when it picks a new
+ * timeline — it leaves `<file>.missing`, rechecked every second and removed
+ * when the file appears or the helper exits, so that the shell can answer
+ * "not there" without starting pgsnap either.
  */
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import { nextSegmentName, walFileKind } from '#domain/wal-file';
-import { daemonLog, prefetcherLockName, releasePidLock, takePidLock } from './daemon.ts';
+import { daemonLog, postmasterAlive, prefetcherLockName, releasePidLock, takePidLock } from './daemon.ts';
 import { open, type RepositoryChoice } from './repository-options.ts';
+import { missingMarkerName } from './wal-commands.ts';
 
 export interface PrefetcherConfig {
   spool: string;
@@ -22,11 +33,34 @@ export interface PrefetcherConfig {
   ahead: number;
   /** The helper exits after this long without a request, and empties the spool. */
   idleExitMs: number;
+  /** The first segment recovery will ask for, when the helper starts before it asked for one. */
+  first?: string;
+  /** The data directory being recovered: the helper stops when its server does. */
+  pgdata?: string;
 }
 
 const wantFile = 'want';
-/** A segment not yet in the repository is asked for again after this long (the archive may still grow). */
+/**
+ * A file not yet in the repository is asked for again after this long (the
+ * archive may still grow): the age of a `.missing` marker stays below about
+ * this.
+ */
 const missingRetryMs = 1_000;
+
+function writeMarker(spool: string, name: string): void {
+  writeFileSync(join(spool, missingMarkerName(name)), '', { mode: 0o600 });
+}
+
+function removeMarker(spool: string, name: string): void {
+  rmSync(join(spool, missingMarkerName(name)), { force: true });
+}
+
+/** The history files PostgreSQL asks for around a timeline: its own (at promotion) and the next one's. */
+function historyProbes(segment: string): string[] {
+  const timeline = Number.parseInt(segment.slice(0, 8), 16);
+  const hex = (tli: number) => tli.toString(16).toUpperCase().padStart(8, '0');
+  return [`${hex(timeline)}.history`, `${hex(timeline + 1)}.history`];
+}
 
 export function readWant(spool: string): string | undefined {
   try {
@@ -50,38 +84,78 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
   let pin: ClusterPin | undefined;
   const inFlight = new Set<string>();
   const missingUntil = new Map<string, number>();
-  const parallel = Math.min(config.ahead, 4);
+  const refetched = new Set<string>();
+  // Decompressing and checking is CPU work: more at once than there are CPUs only delays the next segment.
+  const parallel = Math.min(config.ahead, 4, availableParallelism());
   let lastWant: string | undefined;
-  /** Segments this helper put in the spool and has not removed itself: when one goes, recovery took it. */
+  /** The newest segment recovery took from the spool. */
+  let lastTaken: string | undefined;
+  /** Segments in the spool that this helper has not removed itself: when one goes, recovery took it. */
   const placed = new Set<string>();
   let fetched = 0;
   let lastRequestAt = Date.now();
+  let checkedServerAt = Date.now();
   let stopping = false;
   process.on('SIGTERM', () => {
     stopping = true;
   });
 
-  const fetch = async (name: string) => {
+  /** A second copy of a spooled segment, for the restore_command to copy rather than take. */
+  const keepAgain = (name: string) => {
+    const temporary = join(config.spool, `.${name}.again.tmp`);
+    try {
+      copyFileSync(join(config.spool, name), temporary);
+      renameSync(temporary, join(config.spool, `${name}.again`));
+    } catch {
+      rmSync(temporary, { force: true }); // taken meanwhile: fetched again on the next round
+    }
+  };
+
+  const fetch = async (name: string, as = name) => {
+    // Tells a restore_command that started pgsnap to wait for this fetch rather than do it again.
+    const fetching = join(config.spool, `${name}.fetching`);
+    writeFileSync(fetching, '', { mode: 0o600 });
     try {
       pin ??= await repository.requirePin();
       const content = await repository.fetchWal(pin, name);
       if (!content) {
         missingUntil.set(name, Date.now() + missingRetryMs);
+        writeMarker(config.spool, name);
         return;
       }
-      const temporary = join(config.spool, `.${name}.tmp`);
+      const temporary = join(config.spool, `.${as}.tmp`);
       writeFileSync(temporary, content, { mode: 0o600 });
-      renameSync(temporary, join(config.spool, name));
-      placed.add(name);
+      renameSync(temporary, join(config.spool, as));
+      removeMarker(config.spool, name);
+      missingUntil.delete(name);
+      if (as === name) placed.add(name);
       fetched += 1;
     } catch (error) {
       // The restore_command fetches it itself and reports the problem where PostgreSQL logs it.
+      removeMarker(config.spool, name);
       missingUntil.set(name, Date.now() + missingRetryMs);
       daemonLog(`${name}: ${messageOf(error)}`);
     } finally {
+      rmSync(fetching, { force: true });
       inFlight.delete(name);
     }
   };
+
+  let probedAt = 0;
+  let probesAnsweredAt = 0;
+  const probeHistory = async (names: string[]) => {
+    for (const name of names) {
+      try {
+        if (pin && !(await repository.hasWal(pin, name))) writeMarker(config.spool, name);
+        else removeMarker(config.spool, name);
+      } catch (error) {
+        removeMarker(config.spool, name);
+        daemonLog(`${name}: ${messageOf(error)}`);
+      }
+    }
+    probesAnsweredAt = Date.now();
+  };
+  let probing: Promise<void> | undefined;
 
   try {
     while (!stopping) {
@@ -92,6 +166,9 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
         placed.delete(name);
         if (taken === undefined || name > taken) taken = name;
       }
+      // Segments the restore_command that started this helper spooled count as placed too.
+      for (const file of listing) if (walFileKind(file) === 'segment') placed.add(file);
+      if (taken !== undefined && (lastTaken === undefined || taken > lastTaken)) lastTaken = taken;
       // Recovery only moves forward: the furthest of what was asked for and what was taken (a restore_command
       // that moves spooled files itself, without starting pgsnap, tells only by taking them).
       const want = [readWant(config.spool), taken, lastWant]
@@ -99,13 +176,18 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
         .sort()
         .at(-1);
       const now = Date.now();
+      if (config.pgdata && now - checkedServerAt > 500) {
+        checkedServerAt = now;
+        if (!postmasterAlive(config.pgdata)) break;
+      }
       if (want !== lastWant) {
         lastWant = want;
         lastRequestAt = now;
       } else if (now - lastRequestAt > config.idleExitMs) {
         break;
       }
-      if (want && pin === undefined && inFlight.size === 0) {
+      const base = want ?? config.first;
+      if (base && pin === undefined && inFlight.size === 0) {
         try {
           pin = await repository.requirePin();
         } catch (error) {
@@ -113,14 +195,50 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
           break;
         }
       }
-      if (want && pin) {
+      if (base && pin) {
         const window: string[] = [];
-        for (let step = 1; step <= config.ahead; step++) {
-          window.push(nextSegmentName(want, pin.walSegmentSize, step));
+        // Before recovery asked for a segment, the window starts at the first one it will ask for.
+        for (let step = want ? 1 : 0; window.length < config.ahead; step++) {
+          window.push(nextSegmentName(base, pin.walSegmentSize, step));
+        }
+        const probes = historyProbes(base);
+        if (!probing && now - probedAt >= missingRetryMs) {
+          probedAt = now;
+          probing = probeHistory(probes).finally(() => {
+            probing = undefined;
+          });
+        }
+        // At the end of the archive, PostgreSQL asks once more for the last segment it replayed (to start
+        // the new timeline from it), right after taking it: keep a second copy, `<segment>.again`, which
+        // the restore_command copies instead of moving.
+        const last = [...(lastTaken ? [lastTaken] : []), ...window].find((name) =>
+          missingUntil.has(nextSegmentName(name, pin!.walSegmentSize)),
+        );
+        if (last && !listing.has(`${last}.again`) && !inFlight.has(last)) {
+          if (listing.has(last)) keepAgain(last);
+          else if (last === lastTaken && !refetched.has(last)) {
+            refetched.add(last);
+            inFlight.add(last);
+            void fetch(last, `${last}.again`);
+          }
+        }
+        for (const file of listing) {
+          if (file.endsWith('.again') && file !== `${last}.again`)
+            rmSync(join(config.spool, file), { force: true });
         }
         const inWindow = new Set(window);
         const spooled = new Set<string>();
         for (const file of listing) {
+          if (file.endsWith('.missing')) {
+            const name = file.slice(0, -'.missing'.length);
+            // A marker says "not there" for about a second at most: older, or out of sight, it goes.
+            const fresh = probes.includes(name)
+              ? now - probesAnsweredAt < 2 * missingRetryMs
+              : inWindow.has(name) &&
+                (inFlight.has(name) || (missingUntil.get(name) ?? 0) > now - missingRetryMs);
+            if (!fresh) rmSync(join(config.spool, file), { force: true });
+            continue;
+          }
           if (walFileKind(file) !== 'segment') continue;
           if (inWindow.has(file)) spooled.add(file);
           else if (!inFlight.has(file)) {
@@ -145,10 +263,14 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    while (inFlight.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (inFlight.size > 0 || probing) await new Promise((resolve) => setTimeout(resolve, 10));
   } finally {
+    // Markers first: while the pid file is there, the shell trusts them.
     for (const file of readdirSync(config.spool)) {
-      if (walFileKind(file) === 'segment' || file.endsWith('.tmp'))
+      if (file.endsWith('.missing')) rmSync(join(config.spool, file), { force: true });
+    }
+    for (const file of readdirSync(config.spool)) {
+      if (walFileKind(file) === 'segment' || /\.(tmp|fetching|again)$/.test(file))
         rmSync(join(config.spool, file), { force: true });
     }
     releasePidLock(lock);

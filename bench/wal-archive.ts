@@ -1,8 +1,10 @@
 /**
  * bench/wal-archive: archiving under a pgbench write load, with archive_command
  *   - `cp` into a directory (the floor),
- *   - `pgsnap wal-push` (synchronous) and `pgsnap wal-push --async`,
- *     each to a file:// repository and to a local S3 server (s3rver),
+ *   - `pgsnap wal-push` (synchronous) and `pgsnap wal-push --async` with the
+ *     shell fast path that `wal-push --print-command --async` writes (pgsnap
+ *     starts only when the pusher is not ahead), each to a file:// repository
+ *     and to a local S3 server (s3rver),
  * all in the same run, one fresh cluster each, the same load for each.
  *
  * Printed for each: segments archived per second (from the start of the load
@@ -20,11 +22,14 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { confQuote, shellQuote } from '../agent/wal-commands.ts';
 import { Cluster, clientBin, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
 import { testRepository } from '../test/support/repository.ts';
 import { LocalS3 } from '../test/support/s3.ts';
+import { stopWalHelpers } from '../test/support/wal-helpers.ts';
 
 const run = promisify(execFile);
 const seconds = Number(process.argv[2] ?? 30);
@@ -35,8 +40,8 @@ const pgbench = clientBin('pgbench') ?? 'pgbench';
 
 interface Target {
   name: string;
-  /** archive_command, without quotes; `spool` is a directory the server user owns. */
-  command(root: string): string;
+  /** archive_command, a shell line without the postgresql.conf quotes. */
+  command(cluster: Cluster): string;
   cleanup?: () => void;
 }
 
@@ -56,9 +61,7 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? Number.NaN;
 }
 
-function unquote(command: string): string {
-  return command.replace(/^'|'$/g, '');
-}
+const formatLoad = (load: number[]) => load.map((n) => n.toFixed(2)).join(' ');
 
 const debug = (m: string) => process.env.BENCH_DEBUG && process.stderr.write(`  ${m}\n`);
 
@@ -70,7 +73,7 @@ async function measure(target: Target): Promise<Result> {
     const wrapper = join(cluster.root, 'timed.sh');
     writeFileSync(
       wrapper,
-      `#!/bin/sh\nstart=$(date +%s%N)\n"$@"\nrc=$?\necho "$start $(date +%s%N) $rc" >> ${timings}\nexit $rc\n`,
+      `#!/bin/sh\nstart=$(date +%s%N)\nsh -c "$1"\nrc=$?\necho "$start $(date +%s%N) $rc" >> ${timings}\nexit $rc\n`,
     );
     chmodSync(wrapper, 0o755);
     ownedDir(join(cluster.root, 'spool'));
@@ -87,7 +90,7 @@ async function measure(target: Target): Promise<Result> {
     debug('initialised');
     // Archiving starts now, with the initial load's WAL already gone: only the benchmark's WAL is measured.
     await cluster.query('CHECKPOINT');
-    cluster.configure({ archive_command: `'${wrapper} ${target.command(cluster.root)}'` });
+    cluster.configure({ archive_command: confQuote(`${wrapper} ${shellQuote(target.command(cluster))}`) });
     await cluster.query('SELECT pg_reload_conf()');
     const initial = await currentSegment(cluster);
     await cluster.query('SELECT pg_switch_wal()');
@@ -141,6 +144,8 @@ async function measure(target: Target): Promise<Result> {
       reasons: [...new Set(cluster.log().match(/pgsnap: .*/g) ?? [])],
     };
   } finally {
+    cluster.stopSync('immediate');
+    await stopWalHelpers(cluster.root);
     cluster.destroy();
     target.cleanup?.();
   }
@@ -172,20 +177,30 @@ try {
     const repo = testRepository(kind, s3, 'bench');
     return {
       name,
-      command: (root) => unquote(repo.archiveCommand(async ? `--async --spool-dir ${root}/spool` : '')),
+      command: (cluster) =>
+        async
+          ? repo.asyncArchiveCommandLine({ spoolRoot: join(cluster.root, 'spool'), pgdata: cluster.dataDir })
+          : repo.archiveCommand().replace(/^'|'$/g, ''),
       cleanup: () => repo.destroy(),
     };
   };
   const targets: Array<() => Target> = [
-    () => ({ name: 'cp to a directory', command: (root) => `cp %p ${root}/archive/%f` }),
+    () => ({ name: 'cp to a directory', command: (cluster) => `cp %p ${cluster.root}/archive/%f` }),
     () => pgsnapTarget('pgsnap sync file://', 'file', false),
     () => pgsnapTarget('pgsnap async file://', 'file', true),
     () => pgsnapTarget('pgsnap sync s3 (local)', 's3', false),
     () => pgsnapTarget('pgsnap async s3 (local)', 's3', true),
   ];
   const results: Result[] = [];
-  for (const make of targets) {
+  const loadBefore = loadavg();
+  // BENCH_ONLY=regex runs the floor and the matching variants only, for quick iterations.
+  const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
+  for (const [index, make] of targets.entries()) {
     const target = make();
+    if (index > 0 && only && !only.test(target.name)) {
+      target.cleanup?.();
+      continue;
+    }
     process.stderr.write(`${target.name}...\n`);
     results.push(await measure(target));
   }
@@ -195,6 +210,7 @@ try {
     `wal-archive: pgbench ${mode === 'bulk' ? '-f bulk.sql (200 rows of 400 bytes a transaction) ' : ''}-T ${seconds} ` +
       `-c ${clients} -j 2 (scale ${scale}), PostgreSQL ${newestAvailableMajor()}, ` +
       `${new Date().toISOString()}`,
+    `load average (1, 5, 15 min) before ${formatLoad(loadBefore)}, after ${formatLoad(loadavg())}; 2 CPUs shared with other work`,
     '',
     'archive_command           segments  seconds  seg/s  vs cp  max backlog  latency p50 / p95 ms  failures',
     ...results.map((r) => {

@@ -3,9 +3,10 @@
  *   - `cp` from a directory (the floor),
  *   - `pgsnap wal-fetch` and `pgsnap wal-fetch --prefetch 8`, from a file://
  *     repository and from a local S3 server (s3rver),
- *   - the same with the shell moving prefetched segments itself (`+sh`: test -f
- *     SPOOL/%f && mv SPOOL/%f %p || pgsnap wal-fetch ...), so that pgsnap starts
- *     only for segments not fetched ahead,
+ *   - the same with the shell fast path that `wal-fetch --print-command
+ *     --prefetch 8` writes (`+sh`: the shell moves prefetched segments into
+ *     place and answers "not there" from the live prefetcher's markers), so
+ *     that pgsnap starts only for files not fetched ahead,
  * all in the same run: one base backup taken under pgbench, then the WAL of a
  * pgbench run replayed on a fresh copy of the backup for each. Timed from
  * starting the server until it has left recovery. Goal: pgsnap at most 1.3× cp.
@@ -14,6 +15,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readSegmentHeader } from '../agent/domain/wal-file.ts';
@@ -22,8 +24,10 @@ import { Cluster, chownTree, clientBin, newestAvailableMajor, ownedDir } from '.
 import { pgsnap } from '../test/support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../test/support/repository.ts';
 import { LocalS3 } from '../test/support/s3.ts';
+import { stopWalHelpers } from '../test/support/wal-helpers.ts';
 
 const run = promisify(execFile);
+const formatLoad = (load: number[]) => load.map((n) => n.toFixed(2)).join(' ');
 const seconds = Number(process.argv[2] ?? 30);
 const clients = Number(process.argv[3] ?? 4);
 const scale = Number(process.argv[4] ?? 10);
@@ -86,7 +90,11 @@ try {
   await fill(repos.s3, source.archiveDir);
 
   const shellTakes = (repo: TestRepository) => (spool: string) =>
-    `test -f ${spool}/%f && mv ${spool}/%f %p || ${repo.restoreCommandLine(`--prefetch 8 --spool-dir ${spool}`)}`;
+    repo.prefetchRestoreCommandLine({
+      spool,
+      prefetch: 8,
+      ...(process.env.BENCH_PGSNAP ? { pgsnap: [process.env.BENCH_PGSNAP] } : {}),
+    });
   const variants: Array<[string, (spool: string) => string]> = [
     ['cp from a directory', () => `cp ${source.archiveDir}/%f %p`],
     ['pgsnap file://', () => repos.file.restoreCommandLine()],
@@ -103,7 +111,11 @@ try {
     ['pgsnap s3 (local) --prefetch 8 +sh', shellTakes(repos.s3)],
   ];
   const results: Array<{ name: string; seconds: number }> = [];
+  const loadBefore = loadavg();
+  // BENCH_ONLY=regex runs the floor and the matching variants only, for quick iterations.
+  const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
   for (const [index, [name, command]] of variants.entries()) {
+    if (index > 0 && only && !only.test(name)) continue;
     process.stderr.write(`${name}...\n`);
     const root = ownedDir(join(work, `restore-${index}`));
     await run('cp', ['-a', join(work, 'base'), join(root, 'data')]);
@@ -129,7 +141,13 @@ try {
       );
       if (sum!.sum !== expected!.sum)
         throw new Error(`${name}: restored data differs (${sum!.sum} ≠ ${expected!.sum})`);
+      if (process.env.BENCH_DEBUG) {
+        writeFileSync(`/tmp/restore-${index}.log`, restored.log());
+        await run('sh', ['-c', `cp ${spool}/prefetcher.log /tmp/prefetcher-${index}.log || true`]);
+      }
     } finally {
+      restored.stopSync('immediate');
+      await stopWalHelpers(root);
       restored.destroy();
     }
   }
@@ -139,6 +157,7 @@ try {
   const lines = [
     `wal-restore: ${segments} segments of pgbench -T ${seconds} -c ${clients} (scale ${scale}), ` +
       `PostgreSQL ${newestAvailableMajor()}, ${new Date().toISOString()}`,
+    `load average (1, 5, 15 min) before ${formatLoad(loadBefore)}, after ${formatLoad(loadavg())}; 2 CPUs shared with other work`,
     '',
     'restore_command                      seconds  vs cp',
     ...results.map(

@@ -3,6 +3,8 @@
  * backup (volumes created and mounted, or a copy) so that PostgreSQL recovers it
  * correctly, from the backup's artifacts and WAL in the repository.
  */
+
+import { resolve } from 'node:path';
 import { PreconditionError, UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/input';
 import type { Manifest } from '#domain/repository/manifest';
@@ -13,19 +15,28 @@ import { table } from '../output.ts';
 import { systemIdentifierOf } from '../pgdata.ts';
 import { open, requireRepositoryChoice } from '../repository-options.ts';
 import { prepareDataDirectory, type RecoveryTarget } from '../restore.ts';
+import { defaultPrefetchSpool, plainRestoreCommandLine, restoreCommandLine } from '../wal-commands.ts';
 import { help } from './begin.ts';
 
 export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
                [--target-action promote|pause|shutdown] [--standby --primary-conninfo CONNINFO]
-               [--waldir DIR] [--keep-archiving] [--json]
+               [--waldir DIR] [--keep-archiving] [--prefetch N [--spool-dir DIR]] [--json]
 
 Prepares DIR, a data directory restored from a snapshot of backup ID, for
 recovery: checks it is the backup's cluster, removes what must not survive,
 writes backup_label and tablespace_map byte for byte after checking their
 sha256, turns archiving off (unless --keep-archiving), and sets
 restore_command to pgsnap wal-fetch, the signal file and the target. Then
-start the server on DIR.`;
+start the server on DIR.
+
+--prefetch N     restore_command keeps the next N segments fetched and
+                 verified ahead of recovery, and moves them into place with
+                 the shell, without starting pgsnap for each (8 is a good
+                 start when the repository is S3)
+--spool-dir DIR  where prefetched segments wait (default: pg_wal/pgsnap-prefetch
+                 of DIR, on the file system of pg_wal, so that taking one is a
+                 rename)`;
 
 const targetActions = ['promote', 'pause', 'shutdown'] as const;
 
@@ -97,12 +108,19 @@ function parseTablespaces(specs: string[] | undefined): Record<string, string> |
   return locations;
 }
 
-/** The command PostgreSQL will run to fetch WAL: this very pgsnap, with the repository in its flags. */
-export function walFetchCommand(url: string, cluster: string): string {
-  const quote = (value: string) => `'${value.replaceAll("'", `'"'"'`)}'`;
-  return [process.execPath, process.argv[1]!, 'wal-fetch', '%f', '%p', '--repo', url, '--cluster', cluster]
-    .map((part) => (part === '%f' || part === '%p' || /^[\w./:=-]+$/.test(part) ? part : quote(part)))
-    .join(' ');
+/**
+ * The command PostgreSQL will run to fetch WAL: this very pgsnap, with the
+ * repository in its flags; with prefetch, the shell fast path that moves
+ * prefetched segments into place without starting pgsnap.
+ */
+export function walFetchCommand(
+  url: string,
+  cluster: string,
+  prefetch?: { ahead: number; spool: string },
+): string {
+  return prefetch
+    ? restoreCommandLine({ url, cluster, prefetch: prefetch.ahead, spool: prefetch.spool })
+    : plainRestoreCommandLine({ url, cluster });
 }
 
 export async function restoreCommand(args: string[]): Promise<number> {
@@ -120,6 +138,8 @@ export async function restoreCommand(args: string[]): Promise<number> {
     'primary-conninfo': { type: 'string' },
     'keep-archiving': { type: 'boolean', default: false },
     waldir: { type: 'string' },
+    prefetch: { type: 'string' },
+    'spool-dir': { type: 'string' },
   });
   if (values.help) return help(restoreUsage);
   if (!values['backup-id'])
@@ -140,6 +160,12 @@ export async function restoreCommand(args: string[]): Promise<number> {
   }
   if (values.standby && action) throw new UsageError('cannot specify both --standby and --target-action');
   const tablespaces = parseTablespaces(values.tablespace);
+  const ahead = values.prefetch === undefined ? 0 : Number(values.prefetch);
+  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 64) {
+    throw new UsageError('--prefetch must be a whole number of segments from 0 to 64');
+  }
+  if (values['spool-dir'] !== undefined && ahead === 0)
+    throw new UsageError('--spool-dir needs --prefetch N');
   const ctx = createContext(values);
   const choice = requireRepositoryChoice('restore', values);
 
@@ -184,7 +210,13 @@ export async function restoreCommand(args: string[]): Promise<number> {
         `backup ${backupId} has no backup_label in its manifest; it cannot be restored`,
       );
     const map = await artifact('tablespace_map');
-    const restoreCommandLine = walFetchCommand(choice.url, choice.cluster);
+    const restoreCommandLine = walFetchCommand(
+      choice.url,
+      choice.cluster,
+      ahead > 0
+        ? { ahead, spool: resolve(values['spool-dir'] ?? defaultPrefetchSpool(resolve(pgdata))) }
+        : undefined,
+    );
     prepareDataDirectory({
       pgdata,
       backupLabel: label.text,

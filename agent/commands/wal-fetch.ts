@@ -1,14 +1,31 @@
 /** `pgsnap wal-fetch %f %p`: the restore_command. */
 import { createHash } from 'node:crypto';
-import { copyFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '#domain/errors';
-import { requireWalFileName } from '#domain/wal-file';
+import type { ClusterPin } from '#domain/repository/cluster-pin';
+import type { Repository } from '#domain/repository/repository';
+import { nextSegmentName, requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
 import { lockHolder, prefetcherLockName, privateDirectory, spawnDaemon } from '../daemon.ts';
+import { walDirectoryOf } from '../pgdata.ts';
 import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
 import { defaultStateRoot } from '../state-root.ts';
 import { printUsage } from '../usage.ts';
+import {
+  confQuote,
+  defaultPrefetchSpool,
+  plainRestoreCommandLine,
+  restoreCommandLine,
+} from '../wal-commands.ts';
 import { type PrefetcherConfig, writeWant } from '../wal-prefetcher.ts';
 
 /**
@@ -21,6 +38,7 @@ import { type PrefetcherConfig, writeWant } from '../wal-prefetcher.ts';
 export const stopRecoveryExitCode = 128;
 
 export const walFetchUsage = `pgsnap wal-fetch FILE PATH --repo URL --cluster NAME [--prefetch N]
+pgsnap wal-fetch --print-command --repo URL --cluster NAME [--prefetch N] [--spool-dir DIR | --pgdata DIR]
 
 The restore_command. Fetches FILE (%f) from the repository, checks its
 sha256, and writes it to PATH (%p). In postgresql.conf of a restored server:
@@ -30,16 +48,16 @@ sha256, and writes it to PATH (%p). In postgresql.conf of a restored server:
 --prefetch N     keep the next N segments downloaded and verified ahead of
                  recovery by a helper that exits once recovery stops asking
 --spool-dir DIR  the directory where prefetched segments wait, for this
-                 restore only (default: one under the state directory); on the
-                 file system of pg_wal they are moved, not copied
+                 restore only (default: pg_wal/pgsnap-prefetch, on the file
+                 system of pg_wal, so that taking a segment is a rename)
+--print-command  print the restore_command line for postgresql.conf, every
+                 value shell-quoted; with --prefetch, the shell fast path that
+                 moves prefetched segments into place and starts pgsnap only
+                 for the others (give --pgdata DIR for the default spool)
 
-When replay is faster than starting pgsnap (tens of milliseconds per segment),
-let the shell take prefetched segments and start pgsnap only for the others:
-
-  restore_command = 'test -f /var/tmp/pgsnap-prefetch/%f && mv /var/tmp/pgsnap-prefetch/%f %p ||
-    pgsnap wal-fetch %f %p --prefetch 8 --spool-dir /var/tmp/pgsnap-prefetch --repo ... --cluster ...'
-
-(one line; the helper notices what the shell took and keeps fetching ahead).
+When replay is faster than starting pgsnap (tens of milliseconds a segment),
+use the line that --print-command --prefetch 8 prints: the shell moves
+prefetched segments into place, and pgsnap starts only for the others.
 
 Exit codes: 0 fetched; 1 not in the repository (quietly: PostgreSQL asks for
 files that do not exist, such as the next timeline's history file); ${stopRecoveryExitCode} the
@@ -49,6 +67,8 @@ recovery instead of ending it early: fix the cause and start the server again.`;
 const flags = {
   prefetch: { type: 'string' },
   'spool-dir': { type: 'string' },
+  pgdata: { type: 'string' },
+  'print-command': { type: 'boolean', default: false },
 } as const;
 
 export async function walFetchCommand(args: string[]): Promise<number> {
@@ -63,30 +83,81 @@ export async function walFetchCommand(args: string[]): Promise<number> {
 async function walFetch(args: string[]): Promise<number> {
   const { values, positionals } = parse('wal-fetch', args, flags, true);
   if (values.help) return printUsage(walFetchUsage);
+  const ahead = Number(values.prefetch ?? 0);
+  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 64) {
+    throw new UsageError('--prefetch must be a whole number of segments from 0 to 64');
+  }
+  if (values['print-command']) {
+    if (positionals.length > 0) throw new UsageError('--print-command takes no file');
+    const choice = requireRepositoryChoice('wal-fetch', values);
+    const line =
+      ahead > 0
+        ? restoreCommandLine({
+            spool: resolve(values['spool-dir'] ?? defaultPrefetchSpool(resolve(values.pgdata ?? '.'))),
+            url: choice.url,
+            cluster: choice.cluster,
+            prefetch: ahead,
+          })
+        : plainRestoreCommandLine(choice);
+    process.stdout.write(
+      values.json
+        ? `${JSON.stringify({ restoreCommand: line })}\n`
+        : `restore_command = ${confQuote(line)}\n`,
+    );
+    return 0;
+  }
   if (positionals.length !== 2) {
     throw new UsageError(`give the file and the path, as restore_command = 'pgsnap wal-fetch %f %p ...'`);
   }
   const [name, path] = positionals as [string, string];
   const kind = requireWalFileName(name);
   const choice = requireRepositoryChoice('wal-fetch', values);
-  const ahead = Number(values.prefetch ?? 0);
-  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 64) {
-    throw new UsageError('--prefetch must be a whole number of segments from 0 to 64');
-  }
 
-  if (ahead > 0 && kind === 'segment') {
-    const spool = values['spool-dir']
-      ? privateDirectory(resolve(values['spool-dir']))
-      : fetchSpool(defaultStateRoot(), choice);
-    writeWant(spool, name);
-    ensurePrefetcher({ spool, repository: choice, ahead, idleExitMs: 15_000 });
-    if (takeFromSpool(join(spool, name), path)) return 0;
+  /** Where this call also spools the next segments: when it has just started the prefetcher. */
+  let aheadSpool: string | undefined;
+  if (ahead > 0) {
+    const spool = privateDirectory(
+      values['spool-dir'] ? resolve(values['spool-dir']) : prefetchSpool(process.cwd(), choice),
+    );
+    const running = lockHolder(join(spool, prefetcherLockName)) !== undefined;
+    if (kind === 'segment') writeWant(spool, name);
+    if (!running) {
+      // Before the first segment (PostgreSQL asks for history files first), start from the backup's.
+      const first = kind === 'segment' ? undefined : backupStartSegment(process.cwd());
+      ensurePrefetcher({
+        spool,
+        repository: choice,
+        ahead,
+        idleExitMs: 15_000,
+        ...(existsSync(join(process.cwd(), 'postmaster.pid')) ? { pgdata: process.cwd() } : {}),
+        ...(first ? { first } : {}),
+      });
+      aheadSpool = spool;
+    }
+    if (kind === 'segment') {
+      if (takeFromSpool(join(spool, name), path)) return 0;
+      // A running prefetcher is most likely fetching it right now: quicker than fetching it again.
+      if (running && (await awaitSpooled(spool, name, 5_000)) && takeFromSpool(join(spool, name), path)) {
+        return 0;
+      }
+    }
   }
 
   const repository = await open(choice);
   try {
     const pin = await repository.requirePin();
+    // The prefetcher just started takes a Node.js start and more before its first segment is ready:
+    // fetch the next few alongside this one, so that PostgreSQL does not start pgsnap for them as well.
+    const alongside =
+      aheadSpool && kind === 'segment'
+        ? [1, 2]
+            .slice(0, ahead)
+            .map((step) =>
+              spoolAhead(repository, pin, aheadSpool!, nextSegmentName(name, pin.walSegmentSize, step)),
+            )
+        : [];
     const content = await repository.fetchWal(pin, name);
+    await Promise.all(alongside);
     if (!content) return 1;
     const temporary = join(dirname(path), `.pgsnap-${process.pid}.tmp`);
     writeFileSync(temporary, content, { mode: 0o600 });
@@ -97,13 +168,53 @@ async function walFetch(args: string[]): Promise<number> {
   }
 }
 
-/** By default per data directory and repository: two restores on one host never share prefetched files. */
-function fetchSpool(spoolRoot: string, choice: RepositoryChoice): string {
+/** Fetches a segment into the spool, for the prefetcher to count as its own; quietly nothing on any failure. */
+async function spoolAhead(
+  repository: Repository,
+  pin: ClusterPin,
+  spool: string,
+  name: string,
+): Promise<void> {
+  const temporary = join(spool, `.${name}.${process.pid}.tmp`);
+  try {
+    const content = await repository.fetchWal(pin, name);
+    if (!content) return;
+    writeFileSync(temporary, content, { mode: 0o600 });
+    renameSync(temporary, join(spool, name));
+  } catch {
+    rmSync(temporary, { force: true });
+  }
+}
+
+function prefetchSpool(cwd: string, choice: RepositoryChoice): string {
+  if (existsSync(walDirectoryOf(cwd))) return defaultPrefetchSpool(cwd);
   const key = createHash('sha256')
-    .update(`${realpathSync(process.cwd())}\n${choice.url}\n${choice.cluster}`)
+    .update(`${realpathSync(cwd)}\n${choice.url}\n${choice.cluster}`)
     .digest('hex')
     .slice(0, 16);
-  return privateDirectory(join(spoolRoot, choice.cluster, `wal-fetch-${key}`));
+  return join(defaultStateRoot(), choice.cluster, `wal-fetch-${key}`);
+}
+
+/** The first segment of the backup being restored, from backup_label (backup_label.old once recovery read it). */
+function backupStartSegment(pgdata: string): string | undefined {
+  for (const file of ['backup_label', 'backup_label.old']) {
+    try {
+      const match = /^START WAL LOCATION: .*\(file ([0-9A-F]{24})\)$/m.exec(
+        readFileSync(join(pgdata, file), 'utf8'),
+      );
+      if (match) return match[1];
+    } catch {}
+  }
+  return undefined;
+}
+
+/** Waits while the prefetcher is fetching `name`; true when it is then in the spool. */
+async function awaitSpooled(spool: string, name: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (existsSync(join(spool, `${name}.fetching`)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return existsSync(join(spool, name));
 }
 
 function ensurePrefetcher(config: PrefetcherConfig): void {

@@ -1,7 +1,7 @@
 /** `pgsnap wal-push %p`: the archive_command. */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { UsageError } from '#domain/errors';
+import { messageOf, UsageError } from '#domain/errors';
 import { formatDuration, parseDuration } from '#domain/input';
 import { requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
@@ -12,8 +12,17 @@ import { open, type RepositoryChoice, requireRepositoryChoice } from '../reposit
 import { defaultStateRoot } from '../state-root.ts';
 import { printUsage } from '../usage.ts';
 import type { ArchiverConfig } from '../wal-archiver.ts';
+import {
+  archiveCommandLine,
+  confQuote,
+  errorStatusName,
+  okStatusName,
+  plainArchiveCommandLine,
+  statusKey,
+} from '../wal-commands.ts';
 
 export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel 4]] [--json]
+pgsnap wal-push --print-command --repo URL --cluster NAME [--async ...] [--pgdata DIR]
 
 The archive_command. Compresses the WAL file at PATH (%p) with zstd, stores
 it with its sha256 in the repository, and exits 0 once it is there. A file
@@ -23,13 +32,18 @@ database connection. In postgresql.conf:
 
   archive_command = 'pgsnap wal-push %p --repo s3://bucket/pg --cluster orders-db'
 
---async          a resident archiver pushes every ready file in parallel, and
-                 wal-push returns at once for a file already pushed
+--async          a resident pusher pushes every ready file in parallel, and
+                 the archive_command returns at once, without starting
+                 pgsnap, for a file already pushed (see --print-command)
 --parallel N     files pushed at the same time by the archiver (default 4)
 --timeout D      how long wal-push waits for the archiver (default 60s)
 --spool-dir DIR  the archiver's status files (default: the state directory)
 --pgdata DIR     the data directory (default: the current directory, where
                  PostgreSQL runs archive_command)
+--print-command  print the archive_command line for postgresql.conf, every
+                 value shell-quoted; with --async, the shell fast path that
+                 answers from the pusher's spool and starts pgsnap only when
+                 the pusher is not ahead
 
 Exit codes: 0 archived; 1 not archived (PostgreSQL keeps the file and
 retries); 2 usage error; 3 the repository belongs to another cluster.`;
@@ -40,11 +54,15 @@ const flags = {
   timeout: { type: 'string' },
   'spool-dir': { type: 'string' },
   pgdata: { type: 'string' },
+  'print-command': { type: 'boolean', default: false },
 } as const;
+
+type ParsedValues = ReturnType<typeof parse<typeof flags>>['values'];
 
 export async function walPushCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse('wal-push', args, flags, true);
   if (values.help) return printUsage(walPushUsage);
+  if (values['print-command']) return printCommand(values, positionals);
   if (positionals.length !== 1) {
     throw new UsageError(`pgsnap wal-push: give one file, as archive_command = 'pgsnap wal-push %p ...'`);
   }
@@ -71,19 +89,57 @@ export async function walPushCommand(args: string[]): Promise<number> {
     }
   }
 
-  const parallel = Number(values.parallel ?? 4);
-  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
-    throw new UsageError('pgsnap wal-push: --parallel must be a whole number from 1 to 64');
-  }
+  const parallel = parseParallel(values.parallel);
   const timeoutMs = values.timeout ? parseDuration(values.timeout, '--timeout') : 60_000;
   return pushAsync({
     name: basename(path),
+    path,
     pgdata,
     choice,
     parallel,
     timeoutMs,
     spoolRoot: values['spool-dir'] ?? defaultStateRoot(),
   });
+}
+
+function parseParallel(value: string | undefined): number {
+  const parallel = Number(value ?? 4);
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
+    throw new UsageError('pgsnap wal-push: --parallel must be a whole number from 1 to 64');
+  }
+  return parallel;
+}
+
+function printCommand(values: ParsedValues, positionals: string[]): number {
+  if (positionals.length > 0) throw new UsageError('pgsnap wal-push --print-command takes no file');
+  const choice = requireRepositoryChoice('wal-push', values);
+  let line: string;
+  if (values.async) {
+    const pgdata = resolve(values.pgdata ?? process.cwd());
+    const spoolRoot = resolve(values['spool-dir'] ?? defaultStateRoot());
+    let spool: string;
+    try {
+      spool = join(spoolRoot, choice.cluster, `wal-push-${systemIdentifierOf(pgdata)}`);
+    } catch (error) {
+      throw new UsageError(
+        `--print-command --async: ${pgdata} is not a data directory (${messageOf(error)}); ` +
+          "give --pgdata DIR: the spool is named after the cluster's system identifier",
+      );
+    }
+    line = archiveCommandLine({
+      spool,
+      spoolRoot,
+      url: choice.url,
+      cluster: choice.cluster,
+      parallel: parseParallel(values.parallel),
+    });
+  } else {
+    if (values.parallel !== undefined) throw new UsageError('pgsnap wal-push: --parallel needs --async');
+    line = plainArchiveCommandLine({ url: choice.url, cluster: choice.cluster });
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify({ archiveCommand: line })}\n`);
+  else process.stdout.write(`archive_command = ${confQuote(line)}\n`);
+  return 0;
 }
 
 /**
@@ -97,6 +153,7 @@ export function archiveSpool(spoolRoot: string, cluster: string, pgdata: string)
 
 async function pushAsync(options: {
   name: string;
+  path: string;
   pgdata: string;
   choice: RepositoryChoice;
   parallel: number;
@@ -104,8 +161,9 @@ async function pushAsync(options: {
   spoolRoot: string;
 }): Promise<number> {
   const spool = archiveSpool(options.spoolRoot, options.choice.cluster, options.pgdata);
-  const ok = join(spool, `${options.name}.ok`);
-  const failed = join(spool, `${options.name}.error`);
+  // The same status the shell fast path looks for: the .ok of this very file, not of another of its name.
+  const ok = join(spool, okStatusName(options.name, statusKey(options.path)));
+  const failed = join(spool, errorStatusName(options.name));
   const config: ArchiverConfig = {
     pgdata: options.pgdata,
     spool,
@@ -115,7 +173,16 @@ async function pushAsync(options: {
   };
   const started = Date.now();
   let checkedArchiver = 0;
+  // PostgreSQL asks again after a failure: the pusher's last answer is spent, and it should try now rather
+  // than when its back-off says.
+  if (existsSync(failed)) {
+    rmSync(failed, { force: true });
+    const pusher = lockHolder(join(spool, archiverLockName));
+    if (pusher !== undefined) process.kill(pusher, 'SIGUSR1');
+  }
   for (;;) {
+    // The .ok stays: PostgreSQL may ask again for the same file (a crash before it marked it done), and
+    // the pusher removes it once the file is no longer ready.
     if (existsSync(ok)) return 0;
     if (existsSync(failed)) {
       let message = '';

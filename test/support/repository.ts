@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRepository } from '#domain/repository/open';
 import type { Repository } from '#domain/repository/repository';
+import { systemIdentifierOf } from '../../agent/pgdata.ts';
+import { archiveCommandLine, restoreCommandLine } from '../../agent/wal-commands.ts';
 import { ownedDir } from './cluster.ts';
 import { pgsnapBin } from './pgsnap.ts';
 import type { LocalS3 } from './s3.ts';
@@ -27,6 +29,18 @@ export interface TestRepository {
   restoreCommand(extra?: string): string;
   /** restore_command unquoted, for prepareDataDirectory. */
   restoreCommandLine(extra?: string): string;
+  /**
+   * archive_command (unquoted) for wal-push --async with the shell fast path, as
+   * `wal-push --print-command --async` writes it; `pgsnap` replaces how pgsnap is started.
+   */
+  asyncArchiveCommandLine(options: {
+    spoolRoot: string;
+    pgdata: string;
+    parallel?: number;
+    pgsnap?: string[];
+  }): string;
+  /** restore_command (unquoted) for wal-fetch --prefetch with the shell fast path. */
+  prefetchRestoreCommandLine(options: { spool: string; prefetch?: number; pgsnap?: string[] }): string;
   /** pgsnap's flags for this repository, for commands the test runs. */
   flags: string[];
   open(): Promise<Repository>;
@@ -53,6 +67,11 @@ export function testRepository(kind: BackendKind, s3?: LocalS3, cluster = 'order
     process.execPath,
     pgsnapBin,
   ].join(' ');
+  const pgsnapArgv = [
+    ...(kind === 's3' ? ['env', ...Object.entries(env).map(([key, value]) => `${key}=${value}`)] : []),
+    process.execPath,
+    pgsnapBin,
+  ];
   const flags = ['--repo', url, '--cluster', cluster];
   const repoFlags = `--repo "${url}" --cluster ${cluster}`;
   return {
@@ -64,6 +83,23 @@ export function testRepository(kind: BackendKind, s3?: LocalS3, cluster = 'order
     archiveCommand: (extra = '') => `'${prefix} wal-push %p ${repoFlags} ${extra}'`,
     restoreCommand: (extra = '') => `'${prefix} wal-fetch %f %p ${repoFlags} ${extra}'`,
     restoreCommandLine: (extra = '') => `${prefix} wal-fetch %f %p ${repoFlags} ${extra}`.trimEnd(),
+    asyncArchiveCommandLine: (options) =>
+      archiveCommandLine({
+        spool: join(options.spoolRoot, cluster, `wal-push-${systemIdentifierOf(options.pgdata)}`),
+        spoolRoot: options.spoolRoot,
+        url,
+        cluster,
+        parallel: options.parallel ?? 4,
+        pgsnap: options.pgsnap ?? pgsnapArgv,
+      }),
+    prefetchRestoreCommandLine: (options) =>
+      restoreCommandLine({
+        spool: options.spool,
+        url,
+        cluster,
+        prefetch: options.prefetch ?? 8,
+        pgsnap: options.pgsnap ?? pgsnapArgv,
+      }),
     open: () => {
       Object.assign(process.env, env);
       return openRepository(url, cluster);

@@ -1,0 +1,446 @@
+/**
+ * The archive_command and restore_command lines that answer from the helpers'
+ * spools in the shell (wal-commands.ts), as PostgreSQL runs them: under a
+ * write load and through a restore, on file:// and S3, on PostgreSQL 15 and
+ * on another major version; and what they must never do — vouch for a file
+ * the pusher did not store, or swallow a failed push.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareDataDirectory } from '../../agent/restore.ts';
+import { archiveCommandLine, okStatusName, statusKey } from '../../agent/wal-commands.ts';
+import { asPostgres, Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
+import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
+import { type BackendKind, type TestRepository, testRepository } from '../support/repository.ts';
+import { LocalS3 } from '../support/s3.ts';
+import { stopWalHelpers } from '../support/wal-helpers.ts';
+
+const run = promisify(execFile);
+
+let s3: LocalS3;
+beforeAll(async () => {
+  s3 = await LocalS3.start();
+});
+afterAll(async () => {
+  await s3?.destroy();
+});
+
+async function pgbench(cluster: Cluster, args: string[]): Promise<void> {
+  await run(clientBin('pgbench') ?? 'pgbench', args, { env: { ...process.env, ...cluster.env } });
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  cluster?: Cluster,
+  timeoutMs = 90_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out waiting for ${what}${cluster ? `; server log:\n${cluster.log().slice(-4000)}` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function archiverStats(cluster: Cluster) {
+  const [row] = await cluster.query<{
+    archived: string;
+    failed: string;
+    last: string | null;
+    lastFailed: string | null;
+  }>(
+    `SELECT archived_count::text AS archived, failed_count::text AS failed, last_archived_wal AS last,
+            last_failed_wal AS "lastFailed" FROM pg_stat_archiver`,
+  );
+  return row!;
+}
+
+/** Switches to a new segment and waits until everything before it is archived; returns the last one. */
+async function archiveEverything(cluster: Cluster): Promise<string> {
+  // pg_switch_wal() does nothing on a segment with nothing in it.
+  await cluster.query("SELECT pg_logical_emit_message(false, 'pgsnap-test', 'switch')");
+  const [row] = await cluster.query<{ name: string }>(
+    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+  );
+  await cluster.query('SELECT pg_switch_wal()');
+  await waitFor(
+    `${row!.name} archived`,
+    async () => {
+      const stats = await archiverStats(cluster);
+      return stats.last && stats.last >= row!.name ? true : undefined;
+    },
+    cluster,
+  );
+  return row!.name;
+}
+
+/** Makes the server finish `count` segments with data in them; returns their names. */
+async function switchSegments(cluster: Cluster, count: number): Promise<string[]> {
+  const names: string[] = [];
+  await cluster.query('CREATE TABLE IF NOT EXISTS filler (id serial, payload text)');
+  for (let i = 0; i < count; i++) {
+    await cluster.query('INSERT INTO filler (payload) SELECT md5(g::text) FROM generate_series(1, 2000) g');
+    const [row] = await cluster.query<{ name: string }>(
+      'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+    );
+    await cluster.query('SELECT pg_switch_wal()');
+    names.push(row!.name);
+  }
+  return names;
+}
+
+/** Sets archive_command to a shell line and makes the server use it. */
+async function useArchiveCommand(cluster: Cluster, line: string): Promise<void> {
+  cluster.configure({ archive_command: `'${line.replaceAll("'", "''")}'` });
+  await cluster.query('SELECT pg_reload_conf()');
+}
+
+/** Every archived file decodes, verifies, and matches what pg_wal still holds of it. */
+async function expectArchivedIntact(repo: TestRepository, cluster: Cluster, count: number): Promise<void> {
+  const repository = await repo.open();
+  try {
+    const pin = await repository.requirePin();
+    const stored = await repository.listWal();
+    expect(stored.length).toBe(count);
+    for (const { name } of stored) {
+      const content = await repository.fetchWal(pin, name);
+      const local = join(cluster.dataDir, 'pg_wal', name);
+      if (existsSync(local)) expect(content!.equals(readFileSync(local))).toBe(true);
+    }
+  } finally {
+    repository.close();
+  }
+}
+
+/** The server log's lines from the archive_command's slow path (pgsnap wal-push). */
+function pushComplaints(cluster: Cluster): string[] {
+  return cluster.log().match(/pgsnap: .*/g) ?? [];
+}
+
+const roundTrips: Array<[BackendKind, Major]> = [
+  ['file', 15],
+  ['s3', 15],
+  ['file', 17],
+];
+
+describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => {
+  it('archives a write load through the async fast path and restores it through the prefetch fast path', async () => {
+    const repo = testRepository(kind, s3);
+    const source = await Cluster.create({ major, settings: { archive_command: "'/bin/false'" } });
+    let restored: Cluster | undefined;
+    try {
+      const spoolRoot = ownedDir(join(source.root, 'spool'));
+      await useArchiveCommand(source, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir }));
+      const env = { ...source.env, ...repo.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+      await pgbench(source, ['-i', '-s', '2', '-q']);
+      const begun = await pgsnap(['begin', '--label', 'fast path', '--fast', '--json', ...repo.flags], env);
+      expect(begun.code, begun.stderr).toBe(0);
+      const backupDir = ownedDir(join(source.root, 'backup'));
+      await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
+      const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+      expect(ended.code, ended.stderr).toBe(0);
+      await pgbench(source, ['-t', '2000', '-c', '4', '-j', '2']);
+      await archiveEverything(source);
+      const stats = await archiverStats(source);
+      expect(Number(stats.failed), pushComplaints(source).join('\n')).toBe(0);
+      await expectArchivedIntact(repo, source, Number(stats.archived));
+      // The backup history file is archived like a segment and fetched back byte for byte.
+      const backupHistory = readdirSync(join(source.dataDir, 'pg_wal')).find((f) => f.endsWith('.backup'));
+      expect(backupHistory).toBeDefined();
+      const fetchedHistory = join(backupDir, backupHistory!);
+      const fetched = await pgsnap(['wal-fetch', backupHistory!, fetchedHistory, ...repo.flags], repo.env);
+      expect(fetched.code, fetched.stderr).toBe(0);
+      expect(readFileSync(fetchedHistory)).toEqual(
+        readFileSync(join(source.dataDir, 'pg_wal', backupHistory!)),
+      );
+      const [expected] = await source.query<{ sum: string }>(
+        'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+      );
+      source.stopSync('fast');
+
+      const pgdata = join(backupDir, 'data');
+      if (kind === 'file') {
+        // pgsnap restore writes the fast-path restore_command itself (the S3 credentials of the local
+        // server would not reach it: there the test writes the same line with them).
+        const restoredCmd = await pgsnap(
+          [
+            'restore',
+            '--backup-id',
+            begun.json!.backupId as string,
+            '--pgdata',
+            pgdata,
+            '--prefetch',
+            '4',
+            '--json',
+            ...repo.flags,
+          ],
+          env,
+        );
+        expect(restoredCmd.code, restoredCmd.stderr).toBe(0);
+        expect(restoredCmd.json!.restoreCommand).toContain('mv -f "$f" %p');
+      } else {
+        const repository = await repo.open();
+        const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
+        const label = await repository.readArtifact(
+          manifest.backupId,
+          manifest.artifacts.find((a) => a.name === 'backup_label')!,
+        );
+        repository.close();
+        prepareDataDirectory({
+          pgdata,
+          backupLabel: label.toString('utf8'),
+          restoreCommand: repo.prefetchRestoreCommandLine({
+            spool: join(pgdata, 'pg_wal', 'pgsnap-prefetch'),
+            prefetch: 4,
+          }),
+        });
+      }
+      chownTree(backupDir);
+      restored = await Cluster.fromCopy({
+        major,
+        root: backupDir,
+        dataDir: pgdata,
+        archiveDir: ownedDir(join(backupDir, 'archive')),
+      });
+      await restored.waitForPromotion();
+      const [sum] = await restored.query<{ sum: string }>(
+        'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+      );
+      expect(sum!.sum).toBe(expected!.sum);
+      // Segments were taken from the spool, fetched ahead by the prefetcher.
+      const spool = join(pgdata, 'pg_wal', 'pgsnap-prefetch');
+      restored.stopSync('fast');
+      const log = await waitFor('the prefetcher to stop', async () => {
+        const text = existsSync(join(spool, 'prefetcher.log'))
+          ? readFileSync(join(spool, 'prefetcher.log'), 'utf8')
+          : '';
+        return /prefetcher stopped/.test(text) ? text : undefined;
+      });
+      expect(Number(/after (\d+) segments prefetched/.exec(log)![1])).toBeGreaterThan(0);
+      expect(readdirSync(spool).filter((f) => /^[0-9A-F]{24}|\.missing$/.test(f))).toEqual([]);
+    } finally {
+      restored?.stopSync('immediate');
+      source.stopSync('immediate');
+      await stopWalHelpers(source.root);
+      restored?.destroy();
+      source.destroy();
+      repo.destroy();
+    }
+  });
+});
+
+describe('the archive_command fast path', () => {
+  it('archives, by the shell alone, every file the pusher stored', async () => {
+    const repo = testRepository('file');
+    const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
+    try {
+      const spoolRoot = ownedDir(join(cluster.root, 'spool'));
+      const segments = await switchSegments(cluster, 3);
+      // The pusher, started by hand as PostgreSQL would start it, stores every ready file.
+      const started = asPostgres(process.execPath, [
+        pgsnapBin,
+        'wal-push',
+        join(cluster.dataDir, 'pg_wal', segments[0]!),
+        '--async',
+        '--spool-dir',
+        spoolRoot,
+        '--pgdata',
+        cluster.dataDir,
+        ...repo.flags,
+      ]);
+      expect(started.status, started.stderr).toBe(0);
+      const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
+      const ready = readdirSync(join(cluster.dataDir, 'pg_wal', 'archive_status'))
+        .filter((f) => f.endsWith('.ready'))
+        .map((f) => f.slice(0, -'.ready'.length));
+      expect(ready).toEqual(expect.arrayContaining(segments));
+      for (const name of ready) {
+        const ok = okStatusName(name, statusKey(join(cluster.dataDir, 'pg_wal', name)));
+        await waitFor(ok, async () => (existsSync(join(spool, ok)) ? true : undefined));
+      }
+      // With pgsnap replaced by false, only the shell can report success.
+      const failedBefore = Number((await archiverStats(cluster)).failed);
+      await useArchiveCommand(
+        cluster,
+        repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir, pgsnap: ['/bin/false'] }),
+      );
+      await waitFor(
+        'the three segments archived',
+        async () => {
+          const stats = await archiverStats(cluster);
+          return stats.last && stats.last >= segments[2]! ? true : undefined;
+        },
+        cluster,
+      );
+      await expectArchivedIntact(repo, cluster, ready.length);
+      expect(Number((await archiverStats(cluster)).failed)).toBe(failedBefore);
+    } finally {
+      cluster.stopSync('immediate');
+      await stopWalHelpers(cluster.root);
+      cluster.destroy();
+      repo.destroy();
+    }
+  });
+
+  it('does not trust an .ok written for another file of the same name: that file is refused, not reported archived', async () => {
+    const repo = testRepository('file');
+    const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
+    try {
+      const spoolRoot = ownedDir(join(cluster.root, 'spool'));
+      const [segment] = await switchSegments(cluster, 1);
+      const path = join(cluster.dataDir, 'pg_wal', segment!);
+      const pushed = asPostgres(process.execPath, [
+        pgsnapBin,
+        'wal-push',
+        path,
+        '--async',
+        '--spool-dir',
+        spoolRoot,
+        '--pgdata',
+        cluster.dataDir,
+        ...repo.flags,
+      ]);
+      expect(pushed.status, pushed.stderr).toBe(0);
+      const original = readFileSync(path);
+      const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
+      const staleOk = okStatusName(segment!, statusKey(path));
+      expect(existsSync(join(spool, staleOk))).toBe(true);
+      await stopWalHelpers(spoolRoot);
+      // The data directory changes under the spool (pg_rewind, a restored copy on the same host): a file of
+      // the same name with other content, ready to archive, while the .ok of the first is still there.
+      const altered = Buffer.from(original);
+      altered[8192 * 4 + 100] = altered[8192 * 4 + 100]! ^ 0xff;
+      writeFileSync(`${path}.new`, altered, { mode: 0o600 });
+      chownTree(`${path}.new`);
+      renameSync(`${path}.new`, path);
+      const failedBefore = Number((await archiverStats(cluster)).failed);
+      await useArchiveCommand(cluster, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir }));
+      const stats = await waitFor(
+        'the archive_command to fail',
+        async () => {
+          const s = await archiverStats(cluster);
+          return Number(s.failed) > failedBefore ? s : undefined;
+        },
+        cluster,
+      );
+      expect(stats.lastFailed).toBe(segment);
+      expect(stats.last).not.toBe(segment);
+      expect(pushComplaints(cluster).join('\n')).toMatch(/already in the repository with different content/);
+      expect(existsSync(join(spool, staleOk))).toBe(false);
+      // The repository still holds the first file, untouched.
+      const repository = await repo.open();
+      const stored = await repository.fetchWal(await repository.requirePin(), segment!);
+      repository.close();
+      expect(stored!.equals(original)).toBe(true);
+    } finally {
+      cluster.stopSync('immediate');
+      await stopWalHelpers(cluster.root);
+      cluster.destroy();
+      repo.destroy();
+    }
+  });
+
+  it('fails while the pusher reports an error, and PostgreSQL retries until every segment is in', async () => {
+    const repo = testRepository('file');
+    const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
+    const walDir = join(repo.url.slice('file://'.length), repo.cluster, 'wal');
+    try {
+      const spoolRoot = ownedDir(join(cluster.root, 'spool'));
+      await useArchiveCommand(cluster, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir }));
+      await switchSegments(cluster, 1);
+      await archiveEverything(cluster);
+      chmodSync(walDir, 0o555); // the server user can no longer store anything
+      const during = await switchSegments(cluster, 3);
+      await waitFor(
+        'a failed archive_command',
+        async () => (Number((await archiverStats(cluster)).failed) > 0 ? true : undefined),
+        cluster,
+      );
+      expect(pushComplaints(cluster).join('\n')).toContain(`${during[0]} not archived yet: `);
+      expect((await archiverStats(cluster)).last! < during[0]!).toBe(true);
+      chmodSync(walDir, 0o750);
+      const after = await switchSegments(cluster, 1); // wakes the archiver from its wait after failures
+      await waitFor(
+        'everything archived after the repair',
+        async () => {
+          const stats = await archiverStats(cluster);
+          return stats.last && stats.last >= after[0]! ? true : undefined;
+        },
+        cluster,
+      );
+      const stats = await archiverStats(cluster);
+      await expectArchivedIntact(repo, cluster, Number(stats.archived));
+      const repository = await repo.open();
+      const names = (await repository.listWal()).map((w) => w.name);
+      repository.close();
+      for (const segment of [...during, ...after]) expect(names).toContain(segment);
+    } finally {
+      if (existsSync(walDir)) chmodSync(walDir, 0o750);
+      cluster.stopSync('immediate');
+      await stopWalHelpers(cluster.root);
+      cluster.destroy();
+      repo.destroy();
+    }
+  });
+
+  it('reports success in the shell only for the file whose status it finds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgsnap-fast-path-'));
+    try {
+      const spool = join(dir, 'spool');
+      execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+      const segment = '000000010000000000000005';
+      const path = join(dir, 'pg_wal', segment);
+      writeFileSync(path, 'first');
+      // The line as PostgreSQL runs it: %p, %f and %% replaced; pgsnap (the slow path) replaced by false.
+      const line = archiveCommandLine({
+        spool,
+        spoolRoot: dir,
+        url: 'file:///nonexistent',
+        cluster: 'orders-db',
+        parallel: 4,
+        pgsnap: ['/bin/false'],
+      });
+      const archive = () => {
+        const shell = line
+          .replaceAll('%p', `pg_wal/${segment}`)
+          .replaceAll('%f', segment)
+          .replaceAll('%%', '%');
+        try {
+          execFileSync('sh', ['-c', shell], { cwd: dir, stdio: 'ignore' });
+          return 0;
+        } catch (error) {
+          return (error as { status: number }).status;
+        }
+      };
+      expect(archive()).not.toBe(0);
+      writeFileSync(join(spool, `${segment}.ok`), ''); // keyed by name alone: not enough
+      expect(archive()).not.toBe(0);
+      writeFileSync(join(spool, okStatusName(segment, statusKey(path))), '');
+      expect(archive()).toBe(0);
+      writeFileSync(`${path}.new`, 'other');
+      renameSync(`${path}.new`, path);
+      expect(archive()).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
