@@ -187,7 +187,10 @@ export class Cluster {
       unix_socket_directories: `'${socketDir}'`,
       wal_level: 'replica',
       archive_mode: 'on',
-      archive_command: `'test ! -f ${archiveDir}/%f && cp %p ${archiveDir}/%f'`,
+      // Idempotent, unlike the documentation's `test ! -f && cp`: after an immediate stop the archiver may be
+      // asked again for a file it already archived (.done not yet written), which must then succeed; a file of
+      // the same name with other content still fails, and a copy cut short never has the final name.
+      archive_command: `'(test ! -f ${archiveDir}/%f || cmp -s %p ${archiveDir}/%f) && cp %p ${archiveDir}/%f.tmp && mv ${archiveDir}/%f.tmp ${archiveDir}/%f'`,
       max_wal_senders: '4',
       fsync: 'off',
       ...options.settings,
