@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDataDirectory } from '../../agent/restore.ts';
-import { archiveCommandLine, okStatusName, statusKey } from '../../agent/wal-commands.ts';
+import { archiveCommandLine, confQuote, okStatusName, statusKey } from '../../agent/wal-commands.ts';
 import { asPostgres, Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type BackendKind, type TestRepository, testRepository } from '../support/repository.ts';
@@ -246,6 +246,117 @@ describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => 
       repo.destroy();
     }
   });
+});
+
+it('archives the .history and .partial files of a promotion, and a later restore follows that timeline from the repository', async () => {
+  const repo = testRepository('file');
+  const source = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
+  const restored: Cluster[] = [];
+  try {
+    const spoolRoot = ownedDir(join(source.root, 'spool'));
+    await useArchiveCommand(source, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir }));
+    const env = { ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
+    await pgbench(source, ['-i', '-s', '1', '-q']);
+    const begun = await pgsnap(['begin', '--label', 'timelines', '--fast', '--json', ...repo.flags], env);
+    expect(begun.code, begun.stderr).toBe(0);
+    const backupDir = ownedDir(join(source.root, 'backup'));
+    for (const copy of ['a', 'b']) await run('cp', ['-a', source.dataDir, join(backupDir, copy)]);
+    const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+    expect(ended.code, ended.stderr).toBe(0);
+    await pgbench(source, ['-t', '500', '-c', '2']);
+    await archiveEverything(source);
+    // WAL only in the source's pg_wal, never archived: a copy that replays it and is promoted archives
+    // that last segment of timeline 1 as .partial (a segment restored from the archive is not).
+    await pgbench(source, ['-t', '200', '-c', '2']);
+    const [current] = await source.query<{ name: string }>(
+      'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+    );
+    source.stopSync('immediate'); // a clean shutdown would switch to a new segment and archive this one
+
+    const restore = async (copy: string, extra: string[]) => {
+      const pgdata = join(backupDir, copy);
+      const prepared = await pgsnap(
+        [
+          'restore',
+          '--backup-id',
+          begun.json!.backupId as string,
+          '--pgdata',
+          pgdata,
+          '--prefetch',
+          '4',
+          ...extra,
+          ...repo.flags,
+        ],
+        env,
+      );
+      expect(prepared.code, prepared.stderr).toBe(0);
+      return pgdata;
+    };
+    // A: restored, promoted to timeline 2, archiving on into the same repository.
+    const pgdataA = await restore('a', ['--keep-archiving']);
+    await run('cp', [join(source.dataDir, 'pg_wal', current!.name), join(pgdataA, 'pg_wal')]);
+    chownTree(backupDir);
+    const a = await Cluster.fromCopy({
+      major: source.major,
+      root: backupDir,
+      dataDir: pgdataA,
+      archiveDir: ownedDir(join(backupDir, 'archive-a')),
+      // The same spool as the source's (same system identifier): a restored copy reusing it.
+      settings: { archive_command: confQuote(repo.asyncArchiveCommandLine({ spoolRoot, pgdata: pgdataA })) },
+    });
+    restored.push(a);
+    await a.waitForPromotion();
+    await a.query('CREATE TABLE after_promotion AS SELECT g AS id FROM generate_series(1, 1234) g');
+    await archiveEverything(a);
+    const walA = join(pgdataA, 'pg_wal');
+    expect(existsSync(join(walA, '00000002.history'))).toBe(true);
+    // The promotion archives the last segment of timeline 1 as .partial (pg_wal may already have dropped it).
+    const partial = await waitFor(
+      'the .partial and .history archived',
+      async () => {
+        const repository = await repo.open();
+        const names = (await repository.listWal()).map((w) => w.name);
+        repository.close();
+        return names.includes('00000002.history') ? names.find((n) => n.endsWith('.partial')) : undefined;
+      },
+      a,
+    );
+    for (const name of ['00000002.history', partial]) {
+      const target = join(backupDir, `fetched-${name}`);
+      const fetched = await pgsnap(['wal-fetch', name, target, ...repo.flags], repo.env);
+      expect(fetched.code, fetched.stderr).toBe(0);
+      if (existsSync(join(walA, name)))
+        expect(readFileSync(target).equals(readFileSync(join(walA, name)))).toBe(true);
+      else expect(readFileSync(target).length).toBe(16 * 1024 * 1024);
+    }
+    a.stopSync('fast');
+
+    // B: the same backup, told to follow the newest timeline: it fetches 00000002.history from the
+    // repository and replays A's timeline.
+    const pgdataB = await restore('b', []);
+    writeFileSync(join(pgdataB, 'postgresql.auto.conf'), "recovery_target_timeline = 'latest'\n", {
+      flag: 'a',
+    });
+    chownTree(backupDir);
+    const b = await Cluster.fromCopy({
+      major: source.major,
+      root: backupDir,
+      dataDir: pgdataB,
+      archiveDir: ownedDir(join(backupDir, 'archive-b')),
+    });
+    restored.push(b);
+    await b.waitForPromotion();
+    const [row] = await b.query<{ n: string }>('SELECT count(*)::text AS n FROM after_promotion');
+    expect(row!.n).toBe('1234');
+    expect(b.log()).toMatch(/restored log file "00000002.history" from archive/);
+  } finally {
+    for (const cluster of restored) cluster.stopSync('immediate');
+    source.stopSync('immediate');
+    await stopWalHelpers(source.root);
+    for (const cluster of restored) cluster.destroy();
+    source.destroy();
+    repo.destroy();
+  }
 });
 
 describe('the archive_command fast path', () => {
