@@ -104,14 +104,14 @@ export interface ArchiveCommandOptions {
  * pgsnap, which starts the pusher, waits, and reports an error to PostgreSQL.
  */
 export function archiveCommandLine(options: ArchiveCommandOptions): string {
-  const spool = literal(options.spool);
   const pgsnap = (options.pgsnap ?? selfCommand()).map(literal).join(' ');
   return [
-    `ok=${spool}/%f.$(stat -c %%i-%%s-%%.9Y %p 2>/dev/null).ok`,
+    `s=${literal(options.spool)}`,
+    'ok="$s/%f.$(stat -c %%i-%%s-%%.9Y %p 2>/dev/null).ok"',
     'n=0',
     'while :',
     'do test -f "$ok" && exit 0',
-    `test $n -lt 250 && test ! -f ${spool}/%f.error && { read pid < ${spool}/${archiverLockName}; } 2>/dev/null && kill -0 "$pid" 2>/dev/null || break`,
+    `test $n -lt 250 && test ! -f "$s/%f.error" && { read pid < "$s/${archiverLockName}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null || break`,
     'n=$((n+1))',
     'sleep 0.02',
     'done',
@@ -145,16 +145,43 @@ export interface RestoreCommandOptions {
  * prefetcher is ignored, and pgsnap asks the repository itself.
  */
 export function restoreCommandLine(options: RestoreCommandOptions): string {
-  const spool = literal(options.spool);
   const pgsnap = (options.pgsnap ?? selfCommand()).map(literal).join(' ');
   return [
-    `f=${spool}/%f`,
+    `s=${literal(options.spool)}`,
+    'f="$s/%f"',
     'test -f "$f" && mv -f "$f" %p && exit 0',
     'test -f "$f.again" && cp "$f.again" %p && exit 0',
-    `test -f "$f.missing" && { read pid < ${spool}/${prefetcherLockName}; } 2>/dev/null && kill -0 "$pid" 2>/dev/null && exit 1`,
-    `exec ${pgsnap} wal-fetch %f %p --prefetch ${options.prefetch} --spool-dir ${spool} ` +
+    `test -f "$f.missing" && { read pid < "$s/${prefetcherLockName}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null && exit 1`,
+    `exec ${pgsnap} wal-fetch %f %p --prefetch ${options.prefetch} --spool-dir "$s" ` +
       `--repo ${literal(options.url)} --cluster ${literal(options.cluster)}`,
   ].join('; ');
+}
+
+/**
+ * PostgreSQL up to 15 builds the command in a buffer of MAXPGPATH (1024)
+ * bytes and silently cuts what does not fit (pgarch.c, xlogarchive.c): a cut
+ * line is a shell syntax error at every call. The length with the longest %p
+ * and %f, to check against that.
+ */
+export function expandedLength(line: string): number {
+  return line
+    .replaceAll('%p', 'pg_wal/000000010000000000000001.00000028.backup')
+    .replaceAll('%f', '000000010000000000000001.00000028.backup')
+    .replaceAll('%%', '%').length;
+}
+
+/** Where PostgreSQL 15 and older cut the command (MAXPGPATH less the terminating zero). */
+export const commandLimitBefore16 = 1023;
+
+/** Says so on stderr when PostgreSQL 15 or older would cut the line (see commandLimitBefore16). */
+export function warnIfTooLong(line: string, setting: string): void {
+  const length = expandedLength(line);
+  if (length <= commandLimitBefore16) return;
+  process.stderr.write(
+    `pgsnap: warning: this ${setting} is ${length} bytes with the longest file names; PostgreSQL 15 and ` +
+      `older cut it at ${commandLimitBefore16} bytes, which breaks the shell line. Shorten it: a shorter ` +
+      '--spool-dir, pgsnap installed under a shorter path, or the line in a script of its own.\n',
+  );
 }
 
 /** The plain archive_command: pgsnap for every file. */

@@ -12,10 +12,16 @@ import { parseLsn } from '#domain/wal';
 import { parse, refuseTogether } from '../cli-args.ts';
 import { createContext } from '../context.ts';
 import { table } from '../output.ts';
-import { systemIdentifierOf } from '../pgdata.ts';
+import { pgVersionOf, systemIdentifierOf } from '../pgdata.ts';
 import { open, requireRepositoryChoice } from '../repository-options.ts';
 import { prepareDataDirectory, type RecoveryTarget } from '../restore.ts';
-import { defaultPrefetchSpool, plainRestoreCommandLine, restoreCommandLine } from '../wal-commands.ts';
+import {
+  commandLimitBefore16,
+  defaultPrefetchSpool,
+  expandedLength,
+  plainRestoreCommandLine,
+  restoreCommandLine,
+} from '../wal-commands.ts';
 import { help } from './begin.ts';
 
 export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
@@ -217,6 +223,13 @@ export async function restoreCommand(args: string[]): Promise<number> {
         ? { ahead, spool: resolve(values['spool-dir'] ?? defaultPrefetchSpool(resolve(pgdata))) }
         : undefined,
     );
+    const major = Number(pgVersionOf(pgdata) ?? 16);
+    if (major < 16 && expandedLength(restoreCommandLine) > commandLimitBefore16) {
+      throw new PreconditionError(
+        `the restore_command would be ${expandedLength(restoreCommandLine)} bytes, and PostgreSQL ${major} ` +
+          `cuts it at ${commandLimitBefore16}: give a shorter --spool-dir, or install pgsnap under a shorter path`,
+      );
+    }
     prepareDataDirectory({
       pgdata,
       backupLabel: label.text,

@@ -25,6 +25,7 @@ import {
   defaultPrefetchSpool,
   plainRestoreCommandLine,
   restoreCommandLine,
+  warnIfTooLong,
 } from '../wal-commands.ts';
 import { type PrefetcherConfig, writeWant } from '../wal-prefetcher.ts';
 
@@ -99,6 +100,7 @@ async function walFetch(args: string[]): Promise<number> {
             prefetch: ahead,
           })
         : plainRestoreCommandLine(choice);
+    warnIfTooLong(line, 'restore_command');
     process.stdout.write(
       values.json
         ? `${JSON.stringify({ restoreCommand: line })}\n`

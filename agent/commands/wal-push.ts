@@ -19,6 +19,7 @@ import {
   okStatusName,
   plainArchiveCommandLine,
   statusKey,
+  warnIfTooLong,
 } from '../wal-commands.ts';
 
 export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel 4]] [--json]
@@ -137,6 +138,7 @@ function printCommand(values: ParsedValues, positionals: string[]): number {
     if (values.parallel !== undefined) throw new UsageError('pgsnap wal-push: --parallel needs --async');
     line = plainArchiveCommandLine({ url: choice.url, cluster: choice.cluster });
   }
+  warnIfTooLong(line, 'archive_command');
   if (values.json) process.stdout.write(`${JSON.stringify({ archiveCommand: line })}\n`);
   else process.stdout.write(`archive_command = ${confQuote(line)}\n`);
   return 0;

@@ -21,7 +21,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDataDirectory } from '../../agent/restore.ts';
-import { archiveCommandLine, confQuote, okStatusName, statusKey } from '../../agent/wal-commands.ts';
+import {
+  archiveCommandLine,
+  commandLimitBefore16,
+  confQuote,
+  expandedLength,
+  okStatusName,
+  statusKey,
+} from '../../agent/wal-commands.ts';
 import { asPostgres, Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type BackendKind, type TestRepository, testRepository } from '../support/repository.ts';
@@ -149,7 +156,10 @@ describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => 
     let restored: Cluster | undefined;
     try {
       const spoolRoot = ownedDir(join(source.root, 'spool'));
-      await useArchiveCommand(source, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir }));
+      const line = repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir });
+      // PostgreSQL 15 and older cut longer lines (the credentials of the local S3 server make this one long).
+      expect(expandedLength(line)).toBeLessThanOrEqual(commandLimitBefore16);
+      await useArchiveCommand(source, line);
       const env = { ...source.env, ...repo.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
       await pgbench(source, ['-i', '-s', '2', '-q']);
       const begun = await pgsnap(['begin', '--label', 'fast path', '--fast', '--json', ...repo.flags], env);
@@ -157,7 +167,7 @@ describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => 
       const backupDir = ownedDir(join(source.root, 'backup'));
       await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
       const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-      expect(ended.code, ended.stderr).toBe(0);
+      expect(ended.code, `${ended.stderr}\n${source.log().slice(-3000)}`).toBe(0);
       await pgbench(source, ['-t', '2000', '-c', '4', '-j', '2']);
       await archiveEverything(source);
       const stats = await archiverStats(source);
