@@ -12,6 +12,9 @@
  * starting the server until it has left recovery. Goal: pgsnap at most 1.3× cp.
  *
  * usage: npx tsx bench/wal-restore.ts [seconds=30] [clients=4] [scale=10]
+ * BENCH_ONLY=regex runs cp and the matching variants; BENCH_PGSNAP=script starts pgsnap through a wrapper
+ * in the +sh lines (to log slow-path calls); BENCH_DEBUG=1 keeps each restore's server and prefetcher logs
+ * in /tmp.
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

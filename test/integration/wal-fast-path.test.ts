@@ -27,6 +27,7 @@ import {
   confQuote,
   expandedLength,
   okStatusName,
+  restoreCommandLine,
   statusKey,
 } from '../../agent/wal-commands.ts';
 import { asPostgres, Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
@@ -521,6 +522,45 @@ describe('the archive_command fast path', () => {
       cluster.destroy();
       repo.destroy();
     }
+  });
+
+  it('is printed by --print-command as PostgreSQL must read it, every value quoted', async () => {
+    const spool = "/tmp/pgsnap it's % here";
+    const url = 's3://bucket/pg?endpoint=http%3A%2F%2F127.0.0.1%3A9000&path-style=true';
+    const printed = await pgsnap(
+      [
+        'wal-fetch',
+        '--print-command',
+        '--prefetch',
+        '8',
+        '--spool-dir',
+        spool,
+        '--repo',
+        url,
+        '--cluster',
+        'orders-db',
+      ],
+      {},
+    );
+    expect(printed.code, printed.stderr).toBe(0);
+    const line = restoreCommandLine({
+      spool,
+      url,
+      cluster: 'orders-db',
+      prefetch: 8,
+      pgsnap: [process.execPath, pgsnapBin],
+    });
+    expect(printed.stdout).toBe(`restore_command = ${confQuote(line)}\n`);
+    // What the shell receives once PostgreSQL replaced %f, %p and %%: the spool and the URL come through intact.
+    const shell = line
+      .replaceAll('%f', '000000010000000000000001')
+      .replaceAll('%p', 'pg_wal/RECOVERYXLOG')
+      .replaceAll('%%', '%');
+    const echoed = execFileSync('sh', ['-c', `${shell.replace(/; exec .*$/, '')}; echo "$s"`], {
+      encoding: 'utf8',
+    });
+    expect(echoed.trim()).toBe(spool);
+    expect(shell).toContain(`'${url}'`);
   });
 
   it('reports success in the shell only for the file whose status it finds', () => {
