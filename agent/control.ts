@@ -66,8 +66,26 @@ export async function listen<Request = ControlRequest>(
   return server;
 }
 
-/** Sends one request; resolves undefined when nobody listens there. */
-export function request(
+/**
+ * Sends one request; resolves undefined when nobody listens there. A
+ * connection reset before any answer arrived (seen under load in CI with the
+ * agent service) is retried once: every request is safe to repeat (status
+ * reads, abort of a finishing session answers the same, end resumes).
+ */
+export async function request(
+  path: string,
+  message: ControlRequest | AgentRequest,
+): Promise<ControlResponse | undefined> {
+  try {
+    return await requestOnce(path, message);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ECONNRESET') throw error;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return requestOnce(path, message);
+  }
+}
+
+function requestOnce(
   path: string,
   message: ControlRequest | AgentRequest,
 ): Promise<ControlResponse | undefined> {
