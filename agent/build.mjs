@@ -88,13 +88,43 @@ for (const name of readdirSync(chunks)) {
 }
 
 /**
+ * The one module the bundle cannot hold: the zstd codec, a native addon that wal-push and wal-fetch load at
+ * run time. Its loader and the prebuilt binary npm installed here (for this machine's platform: build on an
+ * arm64 machine for arm64 hosts) go under lib/pgsnap/node_modules, where the chunks' require finds them.
+ * Returns the names to pack, directories first.
+ */
+function stageNativeModules(stage) {
+  const scope = resolve('node_modules/@mongodb-js');
+  const names = ['lib/pgsnap/node_modules/', 'lib/pgsnap/node_modules/@mongodb-js/'];
+  mkdirSync(join(stage, 'lib/pgsnap/node_modules/@mongodb-js'), { recursive: true });
+  const packages = readdirSync(scope).filter((name) => name === 'zstd' || name.startsWith('zstd-'));
+  if (!packages.some((name) => name.startsWith('zstd-'))) {
+    throw new Error('no prebuilt @mongodb-js/zstd binary in node_modules for this platform: run npm install');
+  }
+  for (const name of packages) {
+    const dir = `lib/pgsnap/node_modules/@mongodb-js/${name}/`;
+    mkdirSync(join(stage, dir));
+    names.push(dir);
+    for (const file of readdirSync(join(scope, name))) {
+      if (name === 'zstd' && !['package.json', 'index.js', 'bindings.js', 'LICENSE.md'].includes(file))
+        continue;
+      writeFileSync(join(stage, dir, file), readFileSync(join(scope, name, file)), { mode: 0o644 });
+      names.push(`${dir}${file}`);
+    }
+  }
+  for (const dir of names.filter((n) => n.endsWith('/'))) chmodSync(join(stage, dir), 0o755);
+  return names;
+}
+
+/**
  * The agent for database hosts, dist/pgsnap-agent.tar.gz: this build's split files under lib/pgsnap/ and
  * bin/pgsnap, a symlink to lib/pgsnap/pgsnap.mjs, so that `tar -xzf pgsnap-agent.tar.gz -C /usr/local`
  * installs it. Node.js resolves the symlink of the main module, so the chunks load from beside the real file;
  * each command then parses only its own code, which archive_command and restore_command, run once per WAL
  * file, would otherwise pay for at every start (a single 3.6 MB file took twice as long to start).
- * Chunks come before the entry point, and the symlink last, so an extraction over a running install never
- * points at a file whose chunks are not there yet. Packed by the system tar (GNU or bsdtar), owned by root.
+ * The codec and the chunks come before the entry point, and the symlink last, so an extraction over a
+ * running install never points at a file whose chunks are not there yet. Packed by the system tar (GNU or
+ * bsdtar), owned by root.
  */
 function writeAgentTarball(outputs) {
   const stage = resolve(`dist/.agent-${process.pid}`);
@@ -103,7 +133,7 @@ function writeAgentTarball(outputs) {
   mkdirSync(join(lib, 'chunks'), { recursive: true });
   mkdirSync(join(stage, 'bin'));
   for (const dir of [lib, join(lib, 'chunks')]) chmodSync(dir, 0o755);
-  const names = ['lib/pgsnap/', 'lib/pgsnap/chunks/'];
+  const names = ['lib/pgsnap/', 'lib/pgsnap/chunks/', ...stageNativeModules(stage)];
   for (const file of outputs) {
     const name = `lib/pgsnap/${relative(resolve('dist'), file.path)}`;
     writeFileSync(join(stage, name), file.contents);

@@ -72,12 +72,21 @@ export function releasePidLock(path: string): void {
 }
 
 /** Starts `pgsnap <hidden command> <config>` detached, logging to `log`, and does not wait for it. */
-export function spawnDaemon(command: string, config: object, options: { cwd: string; log: string }): void {
+export function spawnDaemon(
+  command: string,
+  config: object,
+  options: { cwd: string; log: string; env?: Record<string, string> },
+): void {
   const log = openSync(options.log, 'a', 0o600);
   const child = spawn(
     process.execPath,
     [...process.execArgv, process.argv[1]!, command, JSON.stringify(config)],
-    { detached: true, stdio: ['ignore', log, log], cwd: options.cwd, env: process.env },
+    {
+      detached: true,
+      stdio: ['ignore', log, log],
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+    },
   );
   closeSync(log);
   child.unref();

@@ -86,7 +86,8 @@ export interface ArchiveCommandOptions {
   spoolRoot: string;
   url: string;
   cluster: string;
-  parallel: number;
+  /** Given only when the operator chose it: otherwise the pusher decides on its host. */
+  parallel?: number | undefined;
   pgsnap?: string[];
 }
 
@@ -117,7 +118,7 @@ export function archiveCommandLine(options: ArchiveCommandOptions): string {
     'done',
     [
       `exec ${pgsnap} wal-push %p --async`,
-      ...(options.parallel !== 4 ? [`--parallel ${options.parallel}`] : []),
+      ...(options.parallel !== undefined ? [`--parallel ${options.parallel}`] : []),
       `--spool-dir ${literal(options.spoolRoot)} --repo ${literal(options.url)} --cluster ${literal(options.cluster)}`,
     ].join(' '),
   ].join('; ');

@@ -1,5 +1,6 @@
 /** `pgsnap wal-push %p`: the archive_command. */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '#domain/errors';
 import { formatDuration, parseDuration } from '#domain/input';
@@ -22,7 +23,7 @@ import {
   warnIfTooLong,
 } from '../wal-commands.ts';
 
-export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel 4]] [--json]
+export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel N]] [--json]
 pgsnap wal-push --print-command --repo URL --cluster NAME [--async ...] [--pgdata DIR]
 
 The archive_command. Compresses the WAL file at PATH (%p) with zstd, stores
@@ -36,7 +37,8 @@ database connection. In postgresql.conf:
 --async          a resident pusher pushes every ready file in parallel, and
                  the archive_command returns at once, without starting
                  pgsnap, for a file already pushed (see --print-command)
---parallel N     files pushed at the same time by the archiver (default 4)
+--parallel N     files pushed at the same time by the archiver (default: the
+                 number of CPUs, from 2 to 4)
 --timeout D      how long wal-push waits for the archiver (default 60s)
 --spool-dir DIR  the archiver's status files (default: the state directory)
 --pgdata DIR     the data directory (default: the current directory, where
@@ -103,8 +105,22 @@ export async function walPushCommand(args: string[]): Promise<number> {
   });
 }
 
-function parseParallel(value: string | undefined): number {
-  const parallel = Number(value ?? 4);
+/**
+ * Pushes at once, by default: one per CPU, at least 2 and at most 4. Each
+ * push compresses a segment on a core the database also needs; beyond the
+ * cores, more pushes only make each one slower. On this project's 2-core
+ * machines, under bench/wal-archive's bulk load to the local S3 server, the
+ * archiver's largest backlog was 4, 4, 5 segments with 2 pushes, 6, 5, 5 with
+ * 3 and 6, 7, 6 with 4.
+ */
+export function defaultParallel(): number {
+  return Math.min(4, Math.max(2, availableParallelism()));
+}
+
+/** --parallel, or undefined for the default (decided where the pusher runs). */
+function parseParallel(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const parallel = Number(value);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
     throw new UsageError('pgsnap wal-push: --parallel must be a whole number from 1 to 64');
   }
@@ -149,6 +165,17 @@ function printCommand(values: ParsedValues, positionals: string[]): number {
  * between clusters, and a status file of another cluster must never vouch for
  * one of ours.
  */
+/**
+ * Threads for the pusher's libuv pool. Each push compresses in that pool, and
+ * so do the file reads of every other push: with the default 4 threads and 4
+ * pushes compressing, reads queued behind compression (a 16 MiB segment took
+ * 130 ms to read, median, under bench/wal-archive's bulk load). Two more than
+ * the pushes keeps room for the rest.
+ */
+export function archiverThreads(parallel: number): number {
+  return Math.max(4, parallel + 2);
+}
+
 export function archiveSpool(spoolRoot: string, cluster: string, pgdata: string): string {
   return privateDirectory(join(spoolRoot, cluster, `wal-push-${systemIdentifierOf(pgdata)}`));
 }
@@ -158,7 +185,7 @@ async function pushAsync(options: {
   path: string;
   pgdata: string;
   choice: RepositoryChoice;
-  parallel: number;
+  parallel: number | undefined;
   timeoutMs: number;
   spoolRoot: string;
 }): Promise<number> {
@@ -170,7 +197,7 @@ async function pushAsync(options: {
     pgdata: options.pgdata,
     spool,
     repository: options.choice,
-    parallel: options.parallel,
+    parallel: options.parallel ?? defaultParallel(),
     idleExitMs: 10_000,
   };
   const started = Date.now();
@@ -200,7 +227,11 @@ async function pushAsync(options: {
     if (Date.now() - checkedArchiver > 1_000) {
       checkedArchiver = Date.now();
       if (lockHolder(join(spool, archiverLockName)) === undefined) {
-        spawnDaemon('__wal-archiver', config, { cwd: options.pgdata, log: join(spool, 'archiver.log') });
+        spawnDaemon('__wal-archiver', config, {
+          cwd: options.pgdata,
+          log: join(spool, 'archiver.log'),
+          env: { UV_THREADPOOL_SIZE: String(archiverThreads(config.parallel)) },
+        });
       }
     }
     if (Date.now() - started > options.timeoutMs) {

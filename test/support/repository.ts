@@ -89,7 +89,7 @@ export function testRepository(kind: BackendKind, s3?: LocalS3, cluster = 'order
         spoolRoot: options.spoolRoot,
         url,
         cluster,
-        parallel: options.parallel ?? 4,
+        parallel: options.parallel,
         pgsnap: options.pgsnap ?? pgsnapArgv,
       }),
     prefetchRestoreCommandLine: (options) =>

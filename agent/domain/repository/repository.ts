@@ -100,9 +100,13 @@ export class Repository {
    */
   async pushWal(pin: ClusterPin, name: string, content: Buffer): Promise<PushResult> {
     const key = this.walKey(pin, name);
-    const object = await encodeWalObject(name, content);
+    // Whether the object is there already is asked while the file is being compressed: on S3 a round trip
+    // that would otherwise come after the encoding, before the PUT.
+    const [present, object] = await Promise.all([this.store.exists(key), encodeWalObject(name, content)]);
     const header = readWalObjectHeader(object, key);
-    const result = await this.store.putIfAbsent(key, object, { bulk: true });
+    const result = present
+      ? 'exists'
+      : await this.store.putIfAbsent(key, object, { bulk: true, checked: true });
     if (result === 'created') {
       return {
         status: 'stored',

@@ -109,7 +109,7 @@ export class S3Store implements ObjectStore {
 
   async putIfAbsent(key: string, body: Buffer, options: PutOptions = {}): Promise<'created' | 'exists'> {
     // If-None-Match makes the write itself conditional on S3; the check before it covers servers that ignore it.
-    if (await this.exists(key)) return 'exists';
+    if (!options.checked && (await this.exists(key))) return 'exists';
     try {
       await this.send(key, body, options, this.conditionalWrites);
       return 'created';

@@ -7,6 +7,11 @@
 export interface PutOptions {
   /** WAL and artifacts: the bulk of the repository, stored with the configured storage class. */
   bulk?: boolean;
+  /**
+   * putIfAbsent only: the caller has just seen the key absent, so the store
+   * need not look again before writing (S3: no HEAD before the conditional PUT).
+   */
+  checked?: boolean;
 }
 
 export interface ObjectStore {
