@@ -138,6 +138,11 @@ export interface RestoreCommandOptions {
  * file into place (or copy the second copy the prefetcher keeps of the last
  * segment of the archive, which PostgreSQL asks for twice); say "not there"
  * for a file the live prefetcher just found missing; otherwise start pgsnap.
+ * While the live prefetcher is fetching the very file (recovery caught up with
+ * it), wait for it in the shell, polling every 20 ms for at most 5 s, rather
+ * than start pgsnap, which would wait for the same fetch a Node.js start later
+ * (bench/wal-restore, local S3: two of the three slow-path calls of a run were
+ * such waits, 230 and 310 ms each).
  *
  * A `.missing` marker is trusted only while the prefetcher that maintains it
  * is alive (`kill -0` on its pid file): it rechecks every second and removes
@@ -150,6 +155,11 @@ export function restoreCommandLine(options: RestoreCommandOptions): string {
   return [
     `s=${literal(options.spool)}`,
     'f="$s/%f"',
+    'n=0',
+    `while test -f "$f.fetching" && test $n -lt 250 && { read pid < "$s/${prefetcherLockName}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null`,
+    'do n=$((n+1))',
+    'sleep 0.02',
+    'done',
     'test -f "$f" && mv -f "$f" %p && exit 0',
     'test -f "$f.again" && cp "$f.again" %p && exit 0',
     `test -f "$f.missing" && { read pid < "$s/${prefetcherLockName}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null && exit 1`,

@@ -107,11 +107,11 @@ export async function walPushCommand(args: string[]): Promise<number> {
 
 /**
  * Pushes at once, by default: one per CPU, at least 2 and at most 4. Each
- * push compresses a segment on a core the database also needs; beyond the
- * cores, more pushes only make each one slower. On this project's 2-core
- * machines, under bench/wal-archive's bulk load to the local S3 server, the
- * archiver's largest backlog was 4, 4, 5 segments with 2 pushes, 6, 5, 5 with
- * 3 and 6, 7, 6 with 4.
+ * push compresses a segment on a core the database also needs: more pushes
+ * than cores take CPU from the database's backends without pushing faster.
+ * (On this project's 2-core machines, under bench/wal-archive's bulk load, the
+ * archiver's largest backlog to the local S3 server was 4, 4, 5, 7, 4, 5 with
+ * 2 pushes and 6, 7, 6, 2, 8 with 4: a median of 4.5 against 6, in much noise.)
  */
 export function defaultParallel(): number {
   return Math.min(4, Math.max(2, availableParallelism()));

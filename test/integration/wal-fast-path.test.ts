@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prefetcherLockName } from '../../agent/daemon.ts';
 import { prepareDataDirectory } from '../../agent/restore.ts';
 import {
   archiveCommandLine,
@@ -600,6 +601,52 @@ describe('the archive_command fast path', () => {
       writeFileSync(`${path}.new`, 'other');
       renameSync(`${path}.new`, path);
       expect(archive()).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the restore_command fast path', () => {
+  it('waits in the shell for a file the live prefetcher is fetching, and starts pgsnap only without one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgsnap-fast-path-'));
+    try {
+      const spool = join(dir, 'spool');
+      execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+      const segment = '000000010000000000000007';
+      // pgsnap (the slow path) replaced by a command that says it ran: the answer must come from the spool.
+      const line = restoreCommandLine({
+        spool,
+        url: 'file:///nonexistent',
+        cluster: 'orders-db',
+        prefetch: 8,
+        pgsnap: ['sh', '-c', 'echo slow path; exit 7', 'pgsnap'],
+      });
+      const restore = () =>
+        run(
+          'sh',
+          ['-c', line.replaceAll('%p', `pg_wal/${segment}`).replaceAll('%f', segment).replaceAll('%%', '%')],
+          { cwd: dir },
+        ).then(
+          ({ stdout }) => ({ status: 0, stdout }),
+          (error: { code: number; stdout: string }) => ({ status: error.code, stdout: error.stdout }),
+        );
+
+      // A live prefetcher (this test process) is fetching the file: the line waits, then takes it.
+      writeFileSync(join(spool, prefetcherLockName), `${process.pid}\n`);
+      writeFileSync(join(spool, `${segment}.fetching`), '');
+      const waiting = restore();
+      await new Promise((r) => setTimeout(r, 300));
+      writeFileSync(join(spool, segment), 'segment content');
+      rmSync(join(spool, `${segment}.fetching`));
+      expect(await waiting).toEqual({ status: 0, stdout: '' });
+      expect(readFileSync(join(dir, 'pg_wal', segment), 'utf8')).toBe('segment content');
+      expect(existsSync(join(spool, segment))).toBe(false);
+
+      // A .fetching left by a prefetcher that is gone is not waited for: pgsnap is started at once.
+      writeFileSync(join(spool, `${segment}.fetching`), '');
+      writeFileSync(join(spool, prefetcherLockName), '999999999\n');
+      expect(await restore()).toEqual({ status: 7, stdout: 'slow path\n' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
