@@ -96,7 +96,8 @@ for (const codec of codecs) {
   });
   const decompressSeconds = await time(async () => {
     for (const [i, object] of compressed.entries()) {
-      if (!(await codec.decompress(object)).equals(segments[i]!)) throw new Error(`${codec.name}: round trip`);
+      if (!(await codec.decompress(object)).equals(segments[i]!))
+        throw new Error(`${codec.name}: round trip`);
     }
   });
   const stored = compressed.reduce((sum, c) => sum + c.length, 0);
