@@ -11,6 +11,7 @@ import {
   clusterForTest,
   expectNotInBackup,
   pgsnapSessions,
+  statusOf,
 } from '../support/backup-mode.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { isRunning, spawnWatched } from '../support/processes.ts';
@@ -20,12 +21,6 @@ interface Finding {
   ok: boolean;
   severity: 'error' | 'warning';
   message: string;
-}
-
-async function statusOf(env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const result = await pgsnap(['status', '--json'], env);
-  expect(result.code, result.stderr).toBe(0);
-  return result.json!;
 }
 
 describe('pgsnap run', () => {

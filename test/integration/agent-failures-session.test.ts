@@ -9,32 +9,16 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  type Begun,
   backupAbortedLogLine,
+  begin,
   clusterForTest,
   expectNotInBackup,
   pgsnapSessions,
+  statusOf,
 } from '../support/backup-mode.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { isRunning, spawnWatched } from '../support/processes.ts';
-
-interface Begun {
-  backupId: string;
-  holderPid: number;
-  serverPid: number;
-  startLsn: string;
-}
-
-async function begin(env: NodeJS.ProcessEnv, ...flags: string[]): Promise<Begun> {
-  const result = await pgsnap(['begin', '--fast', '--json', ...flags], env);
-  expect(result.code, result.stderr).toBe(0);
-  return result.json as unknown as Begun;
-}
-
-async function statusOf(env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const result = await pgsnap(['status', '--json'], env);
-  expect(result.code, result.stderr).toBe(0);
-  return result.json!;
-}
 
 describe('the backup session', () => {
   it("survives begin's whole process group being killed right after begin returns, and end then succeeds", async () => {

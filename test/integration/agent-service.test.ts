@@ -10,32 +10,15 @@ import { describe, expect, it } from 'vitest';
 import { startAgentService } from '../support/agent-service.ts';
 import {
   backupAbortedLogLine,
+  begin,
   clusterForTest,
   expectNotInBackup,
   pgsnapSessions,
+  statusOf,
 } from '../support/backup-mode.ts';
 import { Cluster } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { isRunning } from '../support/processes.ts';
-
-interface Begun {
-  backupId: string;
-  holderPid: number;
-  serverPid: number;
-  startLsn: string;
-}
-
-async function begin(env: NodeJS.ProcessEnv, ...flags: string[]): Promise<Begun> {
-  const result = await pgsnap(['begin', '--fast', '--json', ...flags], env);
-  expect(result.code, result.stderr).toBe(0);
-  return result.json as unknown as Begun;
-}
-
-async function statusOf(env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const result = await pgsnap(['status', '--json'], env);
-  expect(result.code, result.stderr).toBe(0);
-  return result.json!;
-}
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 

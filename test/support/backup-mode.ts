@@ -11,6 +11,28 @@ import { expect, onTestFinished } from 'vitest';
 import { Cluster, type ClusterOptions } from './cluster.ts';
 import { pgsnap } from './pgsnap.ts';
 
+/** What `pgsnap begin --json` prints, as far as the tests read it. */
+export interface Begun {
+  backupId: string;
+  holderPid: number;
+  serverPid: number;
+  startLsn: string;
+}
+
+/** `pgsnap begin --fast --json` with more flags; it must succeed. */
+export async function begin(env: NodeJS.ProcessEnv, ...flags: string[]): Promise<Begun> {
+  const result = await pgsnap(['begin', '--fast', '--json', ...flags], env);
+  expect(result.code, result.stderr).toBe(0);
+  return result.json as unknown as Begun;
+}
+
+/** `pgsnap status --json`; it must succeed. */
+export async function statusOf(env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+  const result = await pgsnap(['status', '--json'], env);
+  expect(result.code, result.stderr).toBe(0);
+  return result.json!;
+}
+
 /** Logged by do_pg_abort_backup when the session that ran pg_backup_start closes without pg_backup_stop. */
 export const backupAbortedLogLine = 'aborting backup due to backend exiting before pg_backup_stop was called';
 
