@@ -18,7 +18,7 @@ import {
   fstatSync,
   openSync,
   readdirSync,
-  readSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -88,21 +88,14 @@ export async function pushFile(
 ): Promise<PushResult & { name: string; statusKey: string }> {
   const name = basename(path);
   requireWalFileName(name);
-  // One read into a buffer of the file's size, on this thread: a segment is in the page cache, and
-  // readFile's 512 KiB steps through the thread pool would queue behind the other pushes' compression.
+  // Read on this thread (readFileSync of the open file: one buffer of its size): a segment is in the page
+  // cache, and the promise API's 512 KiB steps through libuv's pool would queue behind other pushes' compression.
   const fd = openSync(path, 'r');
   let content: Buffer;
   let statusKey: string;
   try {
-    const stats = fstatSync(fd, { bigint: true });
-    statusKey = statusKeyOf(stats);
-    content = Buffer.allocUnsafe(Number(stats.size));
-    let read = 0;
-    while (read < content.length) {
-      const n = readSync(fd, content, read, content.length - read, read);
-      if (n === 0) throw new Error(`${path} ended at byte ${read} of ${content.length} while being read`);
-      read += n;
-    }
+    statusKey = statusKeyOf(fstatSync(fd, { bigint: true }));
+    content = readFileSync(fd);
   } finally {
     closeSync(fd);
   }

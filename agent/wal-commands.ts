@@ -37,6 +37,11 @@ export function selfCommand(): string[] {
   return [process.execPath, process.argv[1]!];
 }
 
+/** Shell: whether the helper whose pid file `lock` is in the spool `$s` is alive. */
+function helperAlive(lock: string): string {
+  return `{ read pid < "$s/${lock}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null`;
+}
+
 /**
  * What makes an `.ok` status file speak for one file and no other: its inode,
  * size and modification time to the nanosecond, as `stat -c %i-%s-%.9Y`
@@ -112,7 +117,7 @@ export function archiveCommandLine(options: ArchiveCommandOptions): string {
     'n=0',
     'while :',
     'do test -f "$ok" && exit 0',
-    `test $n -lt 250 && test ! -f "$s/%f.error" && { read pid < "$s/${archiverLockName}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null || break`,
+    `test $n -lt 250 && test ! -f "$s/%f.error" && ${helperAlive(archiverLockName)} || break`,
     'n=$((n+1))',
     'sleep 0.02',
     'done',
@@ -156,13 +161,13 @@ export function restoreCommandLine(options: RestoreCommandOptions): string {
     `s=${literal(options.spool)}`,
     'f="$s/%f"',
     'n=0',
-    `while test -f "$f.fetching" && test $n -lt 250 && { read pid < "$s/${prefetcherLockName}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null`,
+    `while test -f "$f.fetching" && test $n -lt 250 && ${helperAlive(prefetcherLockName)}`,
     'do n=$((n+1))',
     'sleep 0.02',
     'done',
     'test -f "$f" && mv -f "$f" %p && exit 0',
     'test -f "$f.again" && cp "$f.again" %p && exit 0',
-    `test -f "$f.missing" && { read pid < "$s/${prefetcherLockName}"; } 2>/dev/null && kill -0 "$pid" 2>/dev/null && exit 1`,
+    `test -f "$f.missing" && ${helperAlive(prefetcherLockName)} && exit 1`,
     `exec ${pgsnap} wal-fetch %f %p --prefetch ${options.prefetch} --spool-dir "$s" ` +
       `--repo ${literal(options.url)} --cluster ${literal(options.cluster)}`,
   ].join('; ');
