@@ -79,10 +79,12 @@
  * the calm around it.
  *
  * With `--control[=N]` (3 by default), only pgsnap's default mode is measured,
- * N times, each run followed by a control: the same window (same phase, same
- * length) with nothing run in it, so that the noise and the checkpoint phase
- * alone can be told from the backup's cost. A run with either option is
- * recorded in a file of its own.
+ * N times, each run followed by the same backup start and stop from psql
+ * (PostgreSQL's own part: its checkpoint, no pgsnap process, no snapshot) and
+ * by a control: the same window (same phase, same length) with nothing run in
+ * it, so that the noise and the checkpoint phase alone can be told from the
+ * backup's cost, and PostgreSQL's part of it from pgsnap's. A run with either
+ * option is recorded in a file of its own.
  *
  * usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, default 1,4,8] [--with-checkpoint | --control[=N]]
  */
@@ -141,7 +143,14 @@ const measuredSettings = {
   checkpoint_timeout: "'30s'",
 };
 
-type ModeKey = 'pgsnap' | 'control' | 'pgsnap-fast' | 'basebackup-spread' | 'basebackup-fast' | 'checkpoint';
+type ModeKey =
+  | 'pgsnap'
+  | 'postgres-only'
+  | 'control'
+  | 'pgsnap-fast'
+  | 'basebackup-spread'
+  | 'basebackup-fast'
+  | 'checkpoint';
 interface Mode {
   key: ModeKey;
   name: string;
@@ -154,6 +163,8 @@ interface Mode {
 const modes: Mode[] = controlRounds
   ? [
       { key: 'pgsnap', name: 'pgsnap (default)', runs: controlRounds },
+      // PostgreSQL's part alone: the same backup start and stop with no pgsnap process and no snapshot.
+      { key: 'postgres-only', name: 'pg_backup_start/stop', runs: controlRounds },
       // Right after it: the same window with nothing run in it, for as long as that backup took.
       { key: 'control', name: 'no backup (control)', runs: controlRounds },
     ]
@@ -663,6 +674,22 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
             return basebackup(env, join(dir, 'basebackup'), 'fast');
           case 'checkpoint':
             return run(join(systemBin, 'psql'), ['-X', '-q', '-c', 'CHECKPOINT'], env).then(() => ({}));
+          case 'postgres-only':
+            // One psql session, as pgsnap holds one: start spread, stop waiting for the archive, like pgsnap run.
+            return run(
+              join(systemBin, 'psql'),
+              [
+                '-X',
+                '-q',
+                '-v',
+                'ON_ERROR_STOP=1',
+                '-c',
+                `SELECT pg_backup_start('${label}', false)`,
+                '-c',
+                'SELECT lsn FROM pg_backup_stop(true)',
+              ],
+              env,
+            ).then(() => ({}));
           case 'control':
             return sleep(runs.pgsnap.at(-1)?.wallMs ?? 40_000).then(() => ({}));
         }
@@ -776,8 +803,10 @@ function printSize(r: SizeResult): void {
   say();
 }
 
-/** The modes that take a backup; the CHECKPOINT reference and the control are not. */
-const backupModes = modes.filter((m) => m.key !== 'checkpoint' && m.key !== 'control');
+/** The modes that take a backup; the CHECKPOINT reference, PostgreSQL alone and the control are not. */
+const backupModes = modes.filter(
+  (m) => m.key !== 'checkpoint' && m.key !== 'control' && m.key !== 'postgres-only',
+);
 
 function printSummary(results: SizeResult[]): void {
   say('Summary (median of the runs of each mode at each size)');
@@ -832,6 +861,7 @@ function printSummary(results: SizeResult[]): void {
       const each = (key: ModeKey) => r.runs[key].map((m) => pct(share(m))).join(', ');
       say(
         `${r.gb} GB, TPS share of each round: pgsnap (default) ${each('pgsnap')}; ` +
+          `pg_backup_start/stop alone (psql, no snapshot) ${each('postgres-only')}; ` +
           `no backup (control), the same window with nothing run in it: ${each('control')}`,
       );
     }
@@ -883,8 +913,9 @@ async function main(): Promise<void> {
         ? '; CHECKPOINT = psql -c CHECKPOINT alone, the reference for the immediate checkpoint every fast start forces'
         : '') +
       (controlRounds
-        ? '; no backup (control) = the same window as the pgsnap (default) run just before it (same phase, ' +
-          'same length), with nothing run in it; the two alternate'
+        ? '; pg_backup_start/stop = psql running pg_backup_start(label, false) and pg_backup_stop(true) in ' +
+          'one session, no snapshot: what PostgreSQL itself costs; no backup (control) = the same window as the ' +
+          'pgsnap (default) run of the round (same phase, same length), with nothing run in it; the three alternate'
         : ''),
   );
   say(
