@@ -176,6 +176,12 @@ const modes: Mode[] = controlRounds
       ...(withCheckpoint ? [{ key: 'checkpoint' as const, name: 'CHECKPOINT', runs: 1 }] : []),
     ];
 
+// BENCH_MODES=key,key keeps only those modes, for experiments.
+if (process.env.BENCH_MODES) {
+  const keep = process.env.BENCH_MODES.split(',');
+  modes.splice(0, modes.length, ...modes.filter((m) => keep.includes(m.key)));
+}
+
 const began = performance.now();
 const report: string[] = [];
 function say(line = ''): void {
@@ -407,6 +413,21 @@ function stalled(from: Pressure, to: Pressure, ms: number): { cpu: number; io: n
   return { cpu: (to.cpu - from.cpu) / 1000 / ms, io: (to.io - from.io) / 1000 / ms };
 }
 
+/** TPS of each second of `window` as a share of `base` (in tens of percent, 0-9, + above 100 %), | where a checkpoint starts, ! where one ends. */
+function profileOf(txns: Transaction[], window: Interval, checkpoints: Checkpoint[], base: number): string {
+  let line = '';
+  for (let at = window.from; at + 1000 <= window.to; at += 1000) {
+    const marks = checkpoints
+      .map((c) =>
+        c.from >= at && c.from < at + 1000 ? '|' : !c.running && c.to >= at && c.to < at + 1000 ? '!' : '',
+      )
+      .join('');
+    const share = statsOver(txns, [{ from: at, to: at + 1000 }]).tps / base;
+    line += marks + (share >= 1 ? '+' : String(Math.floor(share * 10)));
+  }
+  return line;
+}
+
 /** The lowest and highest TPS over the whole 5 s steps of a window. */
 function steps(txns: Transaction[], window: Interval, stepMs = 5_000): { min: number; max: number } {
   const rates: number[] = [];
@@ -436,6 +457,8 @@ interface Measured<T> {
   outsideCheckpoints: WindowStats;
   /** How far into a running checkpoint the backup started (ms), if one was running. */
   startedIntoCheckpointMs: number | undefined;
+  /** TPS in each second of the backup, and where checkpoints started (|) and ended (!) in it. */
+  profile: string;
   detail: T;
 }
 
@@ -516,6 +539,7 @@ async function underLoad<T>(
     inCheckpoints: statsOver(txns, parts.inside),
     outsideCheckpoints: statsOver(txns, parts.outside),
     startedIntoCheckpointMs: running ? from - running.from : undefined,
+    profile: profileOf(txns, { from, to }, checkpoints, statsOver(txns, [baseWindow]).tps),
     detail,
   };
 }
@@ -799,14 +823,15 @@ function printSize(r: SizeResult): void {
         (m.duringSteps ? `, during ${tpsSteps(m.duringSteps)}` : '') +
         `; machine stalled (PSI some), baseline ${stall(m.baseStall)}, during ${stall(m.duringStall)}`,
     );
+    say(
+      `    per second (share of baseline TPS in tenths, + at or above it; | checkpoint starts, ! ends): ${m.profile}`,
+    );
   }
   say();
 }
 
 /** The modes that take a backup; the CHECKPOINT reference, PostgreSQL alone and the control are not. */
-const backupModes = modes.filter(
-  (m) => m.key !== 'checkpoint' && m.key !== 'control' && m.key !== 'postgres-only',
-);
+const backupModes = modes.filter((m) => !['checkpoint', 'control', 'postgres-only'].includes(m.key));
 
 function printSummary(results: SizeResult[]): void {
   say('Summary (median of the runs of each mode at each size)');
@@ -858,11 +883,9 @@ function printSummary(results: SizeResult[]): void {
   }
   if (controlRounds) {
     for (const r of results) {
-      const each = (key: ModeKey) => r.runs[key].map((m) => pct(share(m))).join(', ');
       say(
-        `${r.gb} GB, TPS share of each round: pgsnap (default) ${each('pgsnap')}; ` +
-          `pg_backup_start/stop alone (psql, no snapshot) ${each('postgres-only')}; ` +
-          `no backup (control), the same window with nothing run in it: ${each('control')}`,
+        `${r.gb} GB, TPS share of each round: ` +
+          modes.map((m) => `${m.name} ${r.runs[m.key].map((x) => pct(share(x))).join(', ')}`).join('; '),
       );
     }
   }
