@@ -17,12 +17,12 @@
  * "not there" without starting pgsnap either.
  */
 import { copyFileSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import { nextSegmentName, walFileKind } from '#domain/wal-file';
 import { daemonLog, postmasterAlive, prefetcherLockName, releasePidLock, takePidLock } from './daemon.ts';
+import { placeFile } from './place-file.ts';
 import { open, type RepositoryChoice } from './repository-options.ts';
 import { missingMarkerName } from './wal-commands.ts';
 
@@ -85,8 +85,9 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
   const inFlight = new Set<string>();
   const missingUntil = new Map<string, number>();
   const refetched = new Set<string>();
-  // Decompressing and checking is CPU work: more at once than there are CPUs only delays the next segment.
-  const parallel = Math.min(config.ahead, 4, availableParallelism());
+  // Four at once, whatever the number of CPUs: a fetch also waits for the repository, and with two CPUs four
+  // in flight placed a segment every 47 ms where two placed one every 73 (bench/wal-restore, local S3).
+  const parallel = Math.min(config.ahead, 4);
   let lastWant: string | undefined;
   /** The newest segment recovery took from the spool. */
   let lastTaken: string | undefined;
@@ -123,9 +124,7 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
         writeMarker(config.spool, name);
         return;
       }
-      const temporary = join(config.spool, `.${as}.tmp`);
-      writeFileSync(temporary, content, { mode: 0o600 });
-      renameSync(temporary, join(config.spool, as));
+      placeFile(join(config.spool, `.${as}.tmp`), join(config.spool, as), content);
       removeMarker(config.spool, name);
       missingUntil.delete(name);
       if (as === name) placed.add(name);

@@ -126,6 +126,15 @@ try {
     prepareDataDirectory({ pgdata: join(root, 'data'), backupLabel: label, restoreCommand: command(spool) });
     chownTree(root);
     const started = performance.now();
+    // BENCH_DEBUG: how many prefetched segments wait in the spool, every 20 ms (is recovery waiting for them?).
+    const spoolTrace: number[] = [];
+    const tracer = process.env.BENCH_DEBUG
+      ? setInterval(() => {
+          try {
+            spoolTrace.push(readdirSync(spool).filter((f) => /^[0-9A-F]{24}$/.test(f)).length);
+          } catch {}
+        }, 20)
+      : undefined;
     const restored = await Cluster.fromCopy({
       major: source.major,
       root,
@@ -139,6 +148,10 @@ try {
         await new Promise((r) => setTimeout(r, 20));
       }
       results.push({ name, seconds: (performance.now() - started) / 1000 });
+      if (tracer) {
+        clearInterval(tracer);
+        process.stderr.write(`  spooled segments every 20 ms: ${spoolTrace.join('')}\n`);
+      }
       const [sum] = await restored.query<{ sum: string }>(
         'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
       );

@@ -1,14 +1,6 @@
 /** `pgsnap wal-fetch %f %p`: the restore_command. */
 import { createHash } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
@@ -17,6 +9,7 @@ import { nextSegmentName, requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
 import { lockHolder, prefetcherLockName, privateDirectory, spawnDaemon } from '../daemon.ts';
 import { walDirectoryOf } from '../pgdata.ts';
+import { placeFile } from '../place-file.ts';
 import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
 import { defaultStateRoot } from '../state-root.ts';
 import { printUsage } from '../usage.ts';
@@ -159,12 +152,9 @@ async function walFetch(args: string[]): Promise<number> {
             )
         : [];
     const content = await repository.fetchWal(pin, name);
+    if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
     await Promise.all(alongside);
-    if (!content) return 1;
-    const temporary = join(dirname(path), `.pgsnap-${process.pid}.tmp`);
-    writeFileSync(temporary, content, { mode: 0o600 });
-    renameSync(temporary, path);
-    return 0;
+    return content ? 0 : 1;
   } finally {
     repository.close();
   }
@@ -177,15 +167,10 @@ async function spoolAhead(
   spool: string,
   name: string,
 ): Promise<void> {
-  const temporary = join(spool, `.${name}.${process.pid}.tmp`);
   try {
     const content = await repository.fetchWal(pin, name);
-    if (!content) return;
-    writeFileSync(temporary, content, { mode: 0o600 });
-    renameSync(temporary, join(spool, name));
-  } catch {
-    rmSync(temporary, { force: true });
-  }
+    if (content) placeFile(join(spool, `.${name}.${process.pid}.tmp`), join(spool, name), content);
+  } catch {}
 }
 
 function prefetchSpool(cwd: string, choice: RepositoryChoice): string {
