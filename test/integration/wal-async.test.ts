@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { prepareDataDirectory } from '../../agent/restore.ts';
-import { Cluster, chownTree, clientBin, ownedDir } from '../support/cluster.ts';
+import { type Cluster, chownTree, clientBin, ownedDir } from '../support/cluster.ts';
+import { clusterForTest, repositoryForTest, restoredClusterForTest } from '../support/fixtures.ts';
 import { pgsnap } from '../support/pgsnap.ts';
-import { testRepository } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
 
 const run = promisify(execFile);
@@ -54,102 +54,92 @@ async function archiveEverything(cluster: Cluster): Promise<string> {
 }
 
 it('wal-push --async keeps up with a pgbench write load on S3, and every segment arrives intact', async () => {
-  const repo = testRepository('s3', s3);
-  const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
-  try {
-    const spool = ownedDir(join(cluster.root, 'spool'));
-    cluster.configure({ archive_command: repo.archiveCommand(`--async --parallel 4 --spool-dir ${spool}`) });
-    await cluster.query('SELECT pg_reload_conf()');
-    await pgbench(cluster, ['-i', '-s', '5', '-q']);
-    await pgbench(cluster, ['-T', '5', '-c', '2']);
-    const last = await archiveEverything(cluster);
+  const repo = repositoryForTest('s3', s3);
+  const { cluster } = await clusterForTest({ settings: { archive_command: "'/bin/false'" } });
+  const spool = ownedDir(join(cluster.root, 'spool'));
+  cluster.configure({ archive_command: repo.archiveCommand(`--async --parallel 4 --spool-dir ${spool}`) });
+  await cluster.query('SELECT pg_reload_conf()');
+  await pgbench(cluster, ['-i', '-s', '5', '-q']);
+  await pgbench(cluster, ['-T', '5', '-c', '2']);
+  const last = await archiveEverything(cluster);
 
-    const [stats] = await cluster.query<{ archived: string; failed: string }>(
-      'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
-    );
-    expect(Number(stats!.failed)).toBe(0);
-    const repository = await repo.open();
-    const pin = await repository.requirePin();
-    const stored = await repository.store.list(`${repo.cluster}/wal/`);
-    expect(stored.length).toBe(Number(stats!.archived));
-    expect(stored.at(-1)).toBe(`${last}.zst`);
-    // Every segment decodes and verifies; the last ones are still in pg_wal to compare byte for byte.
-    for (const object of stored) {
-      const name = object.replace(/\.zst$/, '');
-      const content = await repository.fetchWal(pin, name);
-      const local = join(cluster.dataDir, 'pg_wal', name);
-      if (existsSync(local)) expect(content!.equals(readFileSync(local))).toBe(true);
-    }
-    repository.close();
-    const [spoolDir] = readdirSync(join(spool, repo.cluster));
-    const log = readFileSync(join(spool, repo.cluster, spoolDir!, 'archiver.log'), 'utf8');
-    expect(log).toMatch(/archiver started for .* 4 in parallel/);
-  } finally {
-    cluster.destroy();
-    repo.destroy();
+  const [stats] = await cluster.query<{ archived: string; failed: string }>(
+    'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
+  );
+  expect(Number(stats!.failed)).toBe(0);
+  const repository = await repo.open();
+  const pin = await repository.requirePin();
+  const stored = await repository.store.list(`${repo.cluster}/wal/`);
+  expect(stored.length).toBe(Number(stats!.archived));
+  expect(stored.at(-1)).toBe(`${last}.zst`);
+  // Every segment decodes and verifies; the last ones are still in pg_wal to compare byte for byte.
+  for (const object of stored) {
+    const name = object.replace(/\.zst$/, '');
+    const content = await repository.fetchWal(pin, name);
+    const local = join(cluster.dataDir, 'pg_wal', name);
+    if (existsSync(local)) expect(content!.equals(readFileSync(local))).toBe(true);
   }
+  repository.close();
+  const [spoolDir] = readdirSync(join(spool, repo.cluster));
+  const log = readFileSync(join(spool, repo.cluster, spoolDir!, 'archiver.log'), 'utf8');
+  expect(log).toMatch(/archiver started for .* 4 in parallel/);
 });
 
 it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by its helper', async () => {
-  const repo = testRepository('file');
-  const source = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
-  let restored: Cluster | undefined;
-  try {
-    const env = { ...source.env, ...repo.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
-    await pgbench(source, ['-i', '-s', '2', '-q']);
-    const begun = await pgsnap(['begin', '--label', 'prefetch', '--fast', '--json', ...repo.flags], env);
-    expect(begun.code, begun.stderr).toBe(0);
-    const backupDir = ownedDir(join(source.root, 'backup'));
-    await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
-    const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-    expect(ended.code, ended.stderr).toBe(0);
-    // WAL after the backup, for recovery to replay through the repository.
-    await pgbench(source, ['-t', '3000', '-c', '2']);
-    await archiveEverything(source);
-    const [expected] = await source.query<{ sum: string }>(
-      'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-    );
-    source.stopSync('fast');
+  const repo = repositoryForTest('file');
+  const { cluster: source, env: sourceEnv } = await clusterForTest({
+    settings: { archive_command: repo.archiveCommand() },
+  });
+  const env = { ...sourceEnv, ...repo.env };
+  await pgbench(source, ['-i', '-s', '2', '-q']);
+  const begun = await pgsnap(['begin', '--label', 'prefetch', '--fast', '--json', ...repo.flags], env);
+  expect(begun.code, begun.stderr).toBe(0);
+  const backupDir = ownedDir(join(source.root, 'backup'));
+  await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
+  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+  expect(ended.code, ended.stderr).toBe(0);
+  // WAL after the backup, for recovery to replay through the repository.
+  await pgbench(source, ['-t', '3000', '-c', '2']);
+  await archiveEverything(source);
+  const [expected] = await source.query<{ sum: string }>(
+    'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+  );
+  source.stopSync('fast');
 
-    const repository = await repo.open();
-    const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
-    const label = await repository.readArtifact(
-      manifest.backupId,
-      manifest.artifacts.find((a) => a.name === 'backup_label')!,
-    );
-    repository.close();
-    const spool = ownedDir(join(backupDir, 'spool'));
-    prepareDataDirectory({
-      pgdata: join(backupDir, 'data'),
-      backupLabel: label.toString('utf8'),
-      restoreCommand: repo.restoreCommandLine(`--prefetch 4 --spool-dir ${spool}`),
-    });
-    chownTree(backupDir);
-    restored = await Cluster.fromCopy({
-      major: source.major,
-      root: backupDir,
-      dataDir: join(backupDir, 'data'),
-      archiveDir: ownedDir(join(backupDir, 'archive')),
-    });
-    await restored.waitForPromotion();
-    const [sum] = await restored.query<{ sum: string }>(
-      'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-    );
-    expect(sum!.sum).toBe(expected!.sum);
+  const repository = await repo.open();
+  const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
+  const label = await repository.readArtifact(
+    manifest.backupId,
+    manifest.artifacts.find((a) => a.name === 'backup_label')!,
+  );
+  repository.close();
+  const spool = ownedDir(join(backupDir, 'spool'));
+  prepareDataDirectory({
+    pgdata: join(backupDir, 'data'),
+    backupLabel: label.toString('utf8'),
+    restoreCommand: repo.restoreCommandLine(`--prefetch 4 --spool-dir ${spool}`),
+  });
+  chownTree(backupDir);
+  const restored = await restoredClusterForTest({
+    major: source.major,
+    root: backupDir,
+    dataDir: join(backupDir, 'data'),
+    archiveDir: ownedDir(join(backupDir, 'archive')),
+  });
+  await restored.waitForPromotion();
+  const [sum] = await restored.query<{ sum: string }>(
+    'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+  );
+  expect(sum!.sum).toBe(expected!.sum);
 
-    // The helper stops once recovery no longer asks, having fetched ahead, and leaves no segment behind.
-    const dir = spool;
-    const log = await waitFor('the prefetcher to stop', async () => {
-      const text = existsSync(join(dir, 'prefetcher.log'))
-        ? readFileSync(join(dir, 'prefetcher.log'), 'utf8')
-        : '';
-      return /prefetcher stopped/.test(text) ? text : undefined;
-    });
-    expect(Number(/after (\d+) segments prefetched/.exec(log)![1])).toBeGreaterThan(0);
-    expect(readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f))).toEqual([]);
-  } finally {
-    restored?.destroy();
-    source.destroy();
-    repo.destroy();
-  }
+  // The helper stops once recovery no longer asks, having fetched ahead, and leaves no segment behind.
+  const dir = spool;
+  const log = await waitFor('the prefetcher to stop', async () => {
+    const text = existsSync(join(dir, 'prefetcher.log'))
+      ? readFileSync(join(dir, 'prefetcher.log'), 'utf8')
+      : '';
+    return /prefetcher stopped/.test(text) ? text : undefined;
+  });
+  expect(Number(/after (\d+) segments prefetched/.exec(log)![1])).toBeGreaterThan(0);
+  expect(readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f))).toEqual([]);
 });

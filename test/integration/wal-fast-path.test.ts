@@ -6,20 +6,10 @@
  * the pusher did not store, or swallow a failed push.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { prefetcherLockName } from '../../agent/daemon.ts';
 import { prepareDataDirectory } from '../../agent/restore.ts';
 import {
@@ -31,9 +21,15 @@ import {
   restoreCommandLine,
   statusKey,
 } from '../../agent/wal-commands.ts';
-import { asPostgres, Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
+import { asPostgres, type Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
+import {
+  clusterForTest,
+  repositoryForTest,
+  restoredClusterForTest,
+  tempDirForTest,
+} from '../support/fixtures.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
-import { type BackendKind, type TestRepository, testRepository } from '../support/repository.ts';
+import type { BackendKind, TestRepository } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
 import { stopWalHelpers } from '../support/wal-helpers.ts';
 
@@ -153,141 +149,48 @@ const roundTrips: Array<[BackendKind, Major]> = [
 
 describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => {
   it('archives a write load through the async fast path and restores it through the prefetch fast path', async () => {
-    const repo = testRepository(kind, s3);
-    const source = await Cluster.create({ major, settings: { archive_command: "'/bin/false'" } });
-    let restored: Cluster | undefined;
-    try {
-      const spoolRoot = ownedDir(join(source.root, 'spool'));
-      const line = repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir });
-      // PostgreSQL 15 and older cut longer lines (the credentials of the local S3 server make this one long).
-      expect(expandedLength(line)).toBeLessThanOrEqual(commandLimitBefore16);
-      await useArchiveCommand(source, line);
-      const env = { ...source.env, ...repo.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
-      await pgbench(source, ['-i', '-s', '2', '-q']);
-      const begun = await pgsnap(['begin', '--label', 'fast path', '--fast', '--json', ...repo.flags], env);
-      expect(begun.code, begun.stderr).toBe(0);
-      const backupDir = ownedDir(join(source.root, 'backup'));
-      await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
-      const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-      expect(ended.code, `${ended.stderr}\n${source.log().slice(-3000)}`).toBe(0);
-      await pgbench(source, ['-t', '2000', '-c', '4', '-j', '2']);
-      await archiveEverything(source);
-      const stats = await archiverStats(source);
-      expect(Number(stats.failed), pushComplaints(source).join('\n')).toBe(0);
-      await expectArchivedIntact(repo, source, Number(stats.archived));
-      // The backup history file is archived like a segment and fetched back byte for byte.
-      const backupHistory = readdirSync(join(source.dataDir, 'pg_wal')).find((f) => f.endsWith('.backup'));
-      expect(backupHistory).toBeDefined();
-      const fetchedHistory = join(backupDir, backupHistory!);
-      const fetched = await pgsnap(['wal-fetch', backupHistory!, fetchedHistory, ...repo.flags], repo.env);
-      expect(fetched.code, fetched.stderr).toBe(0);
-      expect(readFileSync(fetchedHistory)).toEqual(
-        readFileSync(join(source.dataDir, 'pg_wal', backupHistory!)),
-      );
-      const [expected] = await source.query<{ sum: string }>(
-        'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-      );
-      source.stopSync('fast');
-
-      const pgdata = join(backupDir, 'data');
-      if (kind === 'file') {
-        // pgsnap restore writes the fast-path restore_command itself (the S3 credentials of the local
-        // server would not reach it: there the test writes the same line with them).
-        const restoredCmd = await pgsnap(
-          [
-            'restore',
-            '--backup-id',
-            begun.json!.backupId as string,
-            '--pgdata',
-            pgdata,
-            '--prefetch',
-            '4',
-            '--json',
-            ...repo.flags,
-          ],
-          env,
-        );
-        expect(restoredCmd.code, restoredCmd.stderr).toBe(0);
-        expect(restoredCmd.json!.restoreCommand).toContain('mv -f "$f" %p');
-      } else {
-        const repository = await repo.open();
-        const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
-        const label = await repository.readArtifact(
-          manifest.backupId,
-          manifest.artifacts.find((a) => a.name === 'backup_label')!,
-        );
-        repository.close();
-        prepareDataDirectory({
-          pgdata,
-          backupLabel: label.toString('utf8'),
-          restoreCommand: repo.prefetchRestoreCommandLine({
-            spool: join(pgdata, 'pg_wal', 'pgsnap-prefetch'),
-            prefetch: 4,
-          }),
-        });
-      }
-      chownTree(backupDir);
-      restored = await Cluster.fromCopy({
-        major,
-        root: backupDir,
-        dataDir: pgdata,
-        archiveDir: ownedDir(join(backupDir, 'archive')),
-      });
-      await restored.waitForPromotion();
-      const [sum] = await restored.query<{ sum: string }>(
-        'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-      );
-      expect(sum!.sum).toBe(expected!.sum);
-      // Segments were taken from the spool, fetched ahead by the prefetcher.
-      const spool = join(pgdata, 'pg_wal', 'pgsnap-prefetch');
-      restored.stopSync('fast');
-      const log = await waitFor('the prefetcher to stop', async () => {
-        const text = existsSync(join(spool, 'prefetcher.log'))
-          ? readFileSync(join(spool, 'prefetcher.log'), 'utf8')
-          : '';
-        return /prefetcher stopped/.test(text) ? text : undefined;
-      });
-      expect(Number(/after (\d+) segments prefetched/.exec(log)![1])).toBeGreaterThan(0);
-      expect(readdirSync(spool).filter((f) => /^[0-9A-F]{24}|\.missing$/.test(f))).toEqual([]);
-    } finally {
-      restored?.stopSync('immediate');
-      source.stopSync('immediate');
-      await stopWalHelpers(source.root);
-      restored?.destroy();
-      source.destroy();
-      repo.destroy();
-    }
-  });
-});
-
-it('archives the .history and .partial files of a promotion, and a later restore follows that timeline from the repository', async () => {
-  const repo = testRepository('file');
-  const source = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
-  const restored: Cluster[] = [];
-  try {
+    const repo = repositoryForTest(kind, s3);
+    const { cluster: source, env: sourceEnv } = await clusterForTest({
+      major,
+      settings: { archive_command: "'/bin/false'" },
+    });
     const spoolRoot = ownedDir(join(source.root, 'spool'));
-    await useArchiveCommand(source, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir }));
-    const env = { ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
-    await pgbench(source, ['-i', '-s', '1', '-q']);
-    const begun = await pgsnap(['begin', '--label', 'timelines', '--fast', '--json', ...repo.flags], env);
+    const line = repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir });
+    // PostgreSQL 15 and older cut longer lines (the credentials of the local S3 server make this one long).
+    expect(expandedLength(line)).toBeLessThanOrEqual(commandLimitBefore16);
+    await useArchiveCommand(source, line);
+    const env = { ...sourceEnv, ...repo.env };
+    await pgbench(source, ['-i', '-s', '2', '-q']);
+    const begun = await pgsnap(['begin', '--label', 'fast path', '--fast', '--json', ...repo.flags], env);
     expect(begun.code, begun.stderr).toBe(0);
     const backupDir = ownedDir(join(source.root, 'backup'));
-    for (const copy of ['a', 'b']) await run('cp', ['-a', source.dataDir, join(backupDir, copy)]);
+    await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
     const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-    expect(ended.code, ended.stderr).toBe(0);
-    await pgbench(source, ['-t', '500', '-c', '2']);
+    expect(ended.code, `${ended.stderr}\n${source.log().slice(-3000)}`).toBe(0);
+    await pgbench(source, ['-t', '2000', '-c', '4', '-j', '2']);
     await archiveEverything(source);
-    // WAL only in the source's pg_wal, never archived: a copy that replays it and is promoted archives
-    // that last segment of timeline 1 as .partial (a segment restored from the archive is not).
-    await pgbench(source, ['-t', '200', '-c', '2']);
-    const [current] = await source.query<{ name: string }>(
-      'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+    const stats = await archiverStats(source);
+    expect(Number(stats.failed), pushComplaints(source).join('\n')).toBe(0);
+    await expectArchivedIntact(repo, source, Number(stats.archived));
+    // The backup history file is archived like a segment and fetched back byte for byte.
+    const backupHistory = readdirSync(join(source.dataDir, 'pg_wal')).find((f) => f.endsWith('.backup'));
+    expect(backupHistory).toBeDefined();
+    const fetchedHistory = join(backupDir, backupHistory!);
+    const fetched = await pgsnap(['wal-fetch', backupHistory!, fetchedHistory, ...repo.flags], repo.env);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    expect(readFileSync(fetchedHistory)).toEqual(
+      readFileSync(join(source.dataDir, 'pg_wal', backupHistory!)),
     );
-    source.stopSync('immediate'); // a clean shutdown would switch to a new segment and archive this one
+    const [expected] = await source.query<{ sum: string }>(
+      'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+    );
+    source.stopSync('fast');
 
-    const restore = async (copy: string, extra: string[]) => {
-      const pgdata = join(backupDir, copy);
-      const prepared = await pgsnap(
+    const pgdata = join(backupDir, 'data');
+    if (kind === 'file') {
+      // pgsnap restore writes the fast-path restore_command itself (the S3 credentials of the local
+      // server would not reach it: there the test writes the same line with them).
+      const restoredCmd = await pgsnap(
         [
           'restore',
           '--backup-id',
@@ -296,233 +199,288 @@ it('archives the .history and .partial files of a promotion, and a later restore
           pgdata,
           '--prefetch',
           '4',
-          ...extra,
+          '--json',
           ...repo.flags,
         ],
         env,
       );
-      expect(prepared.code, prepared.stderr).toBe(0);
-      return pgdata;
-    };
-    // A: restored, promoted to timeline 2, archiving on into the same repository.
-    const pgdataA = await restore('a', ['--keep-archiving']);
-    await run('cp', [join(source.dataDir, 'pg_wal', current!.name), join(pgdataA, 'pg_wal')]);
-    chownTree(backupDir);
-    const a = await Cluster.fromCopy({
-      major: source.major,
-      root: backupDir,
-      dataDir: pgdataA,
-      archiveDir: ownedDir(join(backupDir, 'archive-a')),
-      // The same spool as the source's (same system identifier): a restored copy reusing it.
-      settings: { archive_command: confQuote(repo.asyncArchiveCommandLine({ spoolRoot, pgdata: pgdataA })) },
-    });
-    restored.push(a);
-    await a.waitForPromotion();
-    await a.query('CREATE TABLE after_promotion AS SELECT g AS id FROM generate_series(1, 1234) g');
-    await archiveEverything(a);
-    const walA = join(pgdataA, 'pg_wal');
-    expect(existsSync(join(walA, '00000002.history'))).toBe(true);
-    // The promotion archives the last segment of timeline 1 as .partial (pg_wal may already have dropped it).
-    const partial = await waitFor(
-      'the .partial and .history archived',
-      async () => {
-        const repository = await repo.open();
-        const names = (await repository.listWal()).map((w) => w.name);
-        repository.close();
-        return names.includes('00000002.history') ? names.find((n) => n.endsWith('.partial')) : undefined;
-      },
-      a,
-    );
-    for (const name of ['00000002.history', partial]) {
-      const target = join(backupDir, `fetched-${name}`);
-      const fetched = await pgsnap(['wal-fetch', name, target, ...repo.flags], repo.env);
-      expect(fetched.code, fetched.stderr).toBe(0);
-      if (existsSync(join(walA, name)))
-        expect(readFileSync(target).equals(readFileSync(join(walA, name)))).toBe(true);
-      else expect(readFileSync(target).length).toBe(16 * 1024 * 1024);
+      expect(restoredCmd.code, restoredCmd.stderr).toBe(0);
+      expect(restoredCmd.json!.restoreCommand).toContain('mv -f "$f" %p');
+    } else {
+      const repository = await repo.open();
+      const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
+      const label = await repository.readArtifact(
+        manifest.backupId,
+        manifest.artifacts.find((a) => a.name === 'backup_label')!,
+      );
+      repository.close();
+      prepareDataDirectory({
+        pgdata,
+        backupLabel: label.toString('utf8'),
+        restoreCommand: repo.prefetchRestoreCommandLine({
+          spool: join(pgdata, 'pg_wal', 'pgsnap-prefetch'),
+          prefetch: 4,
+        }),
+      });
     }
-    a.stopSync('fast');
-
-    // B: the same backup, told to follow the newest timeline: it fetches 00000002.history from the
-    // repository and replays A's timeline.
-    const pgdataB = await restore('b', []);
-    writeFileSync(join(pgdataB, 'postgresql.auto.conf'), "recovery_target_timeline = 'latest'\n", {
-      flag: 'a',
-    });
     chownTree(backupDir);
-    const b = await Cluster.fromCopy({
-      major: source.major,
+    const restored = await restoredClusterForTest({
+      major,
       root: backupDir,
-      dataDir: pgdataB,
-      archiveDir: ownedDir(join(backupDir, 'archive-b')),
+      dataDir: pgdata,
+      archiveDir: ownedDir(join(backupDir, 'archive')),
     });
-    restored.push(b);
-    await b.waitForPromotion();
-    const [row] = await b.query<{ n: string }>('SELECT count(*)::text AS n FROM after_promotion');
-    expect(row!.n).toBe('1234');
-    expect(b.log()).toMatch(/restored log file "00000002.history" from archive/);
-  } finally {
-    for (const cluster of restored) cluster.stopSync('immediate');
-    source.stopSync('immediate');
-    await stopWalHelpers(source.root);
-    for (const cluster of restored) cluster.destroy();
-    source.destroy();
-    repo.destroy();
+    await restored.waitForPromotion();
+    const [sum] = await restored.query<{ sum: string }>(
+      'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+    );
+    expect(sum!.sum).toBe(expected!.sum);
+    // Segments were taken from the spool, fetched ahead by the prefetcher.
+    const spool = join(pgdata, 'pg_wal', 'pgsnap-prefetch');
+    restored.stopSync('fast');
+    const log = await waitFor('the prefetcher to stop', async () => {
+      const text = existsSync(join(spool, 'prefetcher.log'))
+        ? readFileSync(join(spool, 'prefetcher.log'), 'utf8')
+        : '';
+      return /prefetcher stopped/.test(text) ? text : undefined;
+    });
+    expect(Number(/after (\d+) segments prefetched/.exec(log)![1])).toBeGreaterThan(0);
+    expect(readdirSync(spool).filter((f) => /^[0-9A-F]{24}|\.missing$/.test(f))).toEqual([]);
+  });
+});
+
+it('archives the .history and .partial files of a promotion, and a later restore follows that timeline from the repository', async () => {
+  const repo = repositoryForTest('file');
+  const { cluster: source, env } = await clusterForTest({ settings: { archive_command: "'/bin/false'" } });
+  const spoolRoot = ownedDir(join(source.root, 'spool'));
+  await useArchiveCommand(source, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir }));
+  await pgbench(source, ['-i', '-s', '1', '-q']);
+  const begun = await pgsnap(['begin', '--label', 'timelines', '--fast', '--json', ...repo.flags], env);
+  expect(begun.code, begun.stderr).toBe(0);
+  const backupDir = ownedDir(join(source.root, 'backup'));
+  for (const copy of ['a', 'b']) await run('cp', ['-a', source.dataDir, join(backupDir, copy)]);
+  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+  expect(ended.code, ended.stderr).toBe(0);
+  await pgbench(source, ['-t', '500', '-c', '2']);
+  await archiveEverything(source);
+  // WAL only in the source's pg_wal, never archived: a copy that replays it and is promoted archives
+  // that last segment of timeline 1 as .partial (a segment restored from the archive is not).
+  await pgbench(source, ['-t', '200', '-c', '2']);
+  const [current] = await source.query<{ name: string }>(
+    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
+  );
+  source.stopSync('immediate'); // a clean shutdown would switch to a new segment and archive this one
+
+  const restore = async (copy: string, extra: string[]) => {
+    const pgdata = join(backupDir, copy);
+    const prepared = await pgsnap(
+      [
+        'restore',
+        '--backup-id',
+        begun.json!.backupId as string,
+        '--pgdata',
+        pgdata,
+        '--prefetch',
+        '4',
+        ...extra,
+        ...repo.flags,
+      ],
+      env,
+    );
+    expect(prepared.code, prepared.stderr).toBe(0);
+    return pgdata;
+  };
+  // A: restored, promoted to timeline 2, archiving on into the same repository.
+  const pgdataA = await restore('a', ['--keep-archiving']);
+  await run('cp', [join(source.dataDir, 'pg_wal', current!.name), join(pgdataA, 'pg_wal')]);
+  chownTree(backupDir);
+  const a = await restoredClusterForTest({
+    major: source.major,
+    root: backupDir,
+    dataDir: pgdataA,
+    archiveDir: ownedDir(join(backupDir, 'archive-a')),
+    // The same spool as the source's (same system identifier): a restored copy reusing it.
+    settings: { archive_command: confQuote(repo.asyncArchiveCommandLine({ spoolRoot, pgdata: pgdataA })) },
+  });
+  await a.waitForPromotion();
+  await a.query('CREATE TABLE after_promotion AS SELECT g AS id FROM generate_series(1, 1234) g');
+  await archiveEverything(a);
+  const walA = join(pgdataA, 'pg_wal');
+  expect(existsSync(join(walA, '00000002.history'))).toBe(true);
+  // The promotion archives the last segment of timeline 1 as .partial (pg_wal may already have dropped it).
+  const partial = await waitFor(
+    'the .partial and .history archived',
+    async () => {
+      const repository = await repo.open();
+      const names = (await repository.listWal()).map((w) => w.name);
+      repository.close();
+      return names.includes('00000002.history') ? names.find((n) => n.endsWith('.partial')) : undefined;
+    },
+    a,
+  );
+  for (const name of ['00000002.history', partial]) {
+    const target = join(backupDir, `fetched-${name}`);
+    const fetched = await pgsnap(['wal-fetch', name, target, ...repo.flags], repo.env);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    if (existsSync(join(walA, name)))
+      expect(readFileSync(target).equals(readFileSync(join(walA, name)))).toBe(true);
+    else expect(readFileSync(target).length).toBe(16 * 1024 * 1024);
   }
+  a.stopSync('fast');
+
+  // B: the same backup, told to follow the newest timeline: it fetches 00000002.history from the
+  // repository and replays A's timeline.
+  const pgdataB = await restore('b', []);
+  writeFileSync(join(pgdataB, 'postgresql.auto.conf'), "recovery_target_timeline = 'latest'\n", {
+    flag: 'a',
+  });
+  chownTree(backupDir);
+  const b = await restoredClusterForTest({
+    major: source.major,
+    root: backupDir,
+    dataDir: pgdataB,
+    archiveDir: ownedDir(join(backupDir, 'archive-b')),
+  });
+  await b.waitForPromotion();
+  const [row] = await b.query<{ n: string }>('SELECT count(*)::text AS n FROM after_promotion');
+  expect(row!.n).toBe('1234');
+  expect(b.log()).toMatch(/restored log file "00000002.history" from archive/);
 });
 
 describe('the archive_command fast path', () => {
   it('archives, by the shell alone, every file the pusher stored', async () => {
-    const repo = testRepository('file');
-    const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
-    try {
-      const spoolRoot = ownedDir(join(cluster.root, 'spool'));
-      const segments = await switchSegments(cluster, 3);
-      // The pusher, started by hand as PostgreSQL would start it, stores every ready file.
-      const started = asPostgres(process.execPath, [
-        pgsnapBin,
-        'wal-push',
-        join(cluster.dataDir, 'pg_wal', segments[0]!),
-        '--async',
-        '--spool-dir',
-        spoolRoot,
-        '--pgdata',
-        cluster.dataDir,
-        ...repo.flags,
-      ]);
-      expect(started.status, started.stderr).toBe(0);
-      const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
-      const ready = readdirSync(join(cluster.dataDir, 'pg_wal', 'archive_status'))
-        .filter((f) => f.endsWith('.ready'))
-        .map((f) => f.slice(0, -'.ready'.length));
-      expect(ready).toEqual(expect.arrayContaining(segments));
-      for (const name of ready) {
-        const ok = okStatusName(name, statusKey(join(cluster.dataDir, 'pg_wal', name)));
-        await waitFor(ok, async () => (existsSync(join(spool, ok)) ? true : undefined));
-      }
-      // With pgsnap replaced by false, only the shell can report success.
-      const failedBefore = Number((await archiverStats(cluster)).failed);
-      await useArchiveCommand(
-        cluster,
-        repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir, pgsnap: ['/bin/false'] }),
-      );
-      await waitFor(
-        'the three segments archived',
-        async () => {
-          const stats = await archiverStats(cluster);
-          return stats.last && stats.last >= segments[2]! ? true : undefined;
-        },
-        cluster,
-      );
-      await expectArchivedIntact(repo, cluster, ready.length);
-      expect(Number((await archiverStats(cluster)).failed)).toBe(failedBefore);
-    } finally {
-      cluster.stopSync('immediate');
-      await stopWalHelpers(cluster.root);
-      cluster.destroy();
-      repo.destroy();
+    const repo = repositoryForTest('file');
+    const { cluster } = await clusterForTest({ settings: { archive_command: "'/bin/false'" } });
+    const spoolRoot = ownedDir(join(cluster.root, 'spool'));
+    const segments = await switchSegments(cluster, 3);
+    // The pusher, started by hand as PostgreSQL would start it, stores every ready file.
+    const started = asPostgres(process.execPath, [
+      pgsnapBin,
+      'wal-push',
+      join(cluster.dataDir, 'pg_wal', segments[0]!),
+      '--async',
+      '--spool-dir',
+      spoolRoot,
+      '--pgdata',
+      cluster.dataDir,
+      ...repo.flags,
+    ]);
+    expect(started.status, started.stderr).toBe(0);
+    const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
+    const ready = readdirSync(join(cluster.dataDir, 'pg_wal', 'archive_status'))
+      .filter((f) => f.endsWith('.ready'))
+      .map((f) => f.slice(0, -'.ready'.length));
+    expect(ready).toEqual(expect.arrayContaining(segments));
+    for (const name of ready) {
+      const ok = okStatusName(name, statusKey(join(cluster.dataDir, 'pg_wal', name)));
+      await waitFor(ok, async () => (existsSync(join(spool, ok)) ? true : undefined));
     }
+    // With pgsnap replaced by false, only the shell can report success.
+    const failedBefore = Number((await archiverStats(cluster)).failed);
+    await useArchiveCommand(
+      cluster,
+      repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir, pgsnap: ['/bin/false'] }),
+    );
+    await waitFor(
+      'the three segments archived',
+      async () => {
+        const stats = await archiverStats(cluster);
+        return stats.last && stats.last >= segments[2]! ? true : undefined;
+      },
+      cluster,
+    );
+    await expectArchivedIntact(repo, cluster, ready.length);
+    expect(Number((await archiverStats(cluster)).failed)).toBe(failedBefore);
   });
 
   it('does not trust an .ok written for another file of the same name: that file is refused, not reported archived', async () => {
-    const repo = testRepository('file');
-    const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
-    try {
-      const spoolRoot = ownedDir(join(cluster.root, 'spool'));
-      const [segment] = await switchSegments(cluster, 1);
-      const path = join(cluster.dataDir, 'pg_wal', segment!);
-      const pushed = asPostgres(process.execPath, [
-        pgsnapBin,
-        'wal-push',
-        path,
-        '--async',
-        '--spool-dir',
-        spoolRoot,
-        '--pgdata',
-        cluster.dataDir,
-        ...repo.flags,
-      ]);
-      expect(pushed.status, pushed.stderr).toBe(0);
-      const original = readFileSync(path);
-      const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
-      const staleOk = okStatusName(segment!, statusKey(path));
-      expect(existsSync(join(spool, staleOk))).toBe(true);
-      await stopWalHelpers(spoolRoot);
-      // The data directory changes under the spool (pg_rewind, a restored copy on the same host): a file of
-      // the same name with other content, ready to archive, while the .ok of the first is still there.
-      const altered = Buffer.from(original);
-      altered[8192 * 4 + 100] = altered[8192 * 4 + 100]! ^ 0xff;
-      writeFileSync(`${path}.new`, altered, { mode: 0o600 });
-      chownTree(`${path}.new`);
-      renameSync(`${path}.new`, path);
-      const failedBefore = Number((await archiverStats(cluster)).failed);
-      await useArchiveCommand(cluster, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir }));
-      const stats = await waitFor(
-        'the archive_command to fail',
-        async () => {
-          const s = await archiverStats(cluster);
-          return Number(s.failed) > failedBefore ? s : undefined;
-        },
-        cluster,
-      );
-      expect(stats.lastFailed).toBe(segment);
-      expect(stats.last).not.toBe(segment);
-      expect(pushComplaints(cluster).join('\n')).toMatch(/already in the repository with different content/);
-      expect(existsSync(join(spool, staleOk))).toBe(false);
-      // The repository still holds the first file, untouched.
-      const repository = await repo.open();
-      const stored = await repository.fetchWal(await repository.requirePin(), segment!);
-      repository.close();
-      expect(stored!.equals(original)).toBe(true);
-    } finally {
-      cluster.stopSync('immediate');
-      await stopWalHelpers(cluster.root);
-      cluster.destroy();
-      repo.destroy();
-    }
+    const repo = repositoryForTest('file');
+    const { cluster } = await clusterForTest({ settings: { archive_command: "'/bin/false'" } });
+    const spoolRoot = ownedDir(join(cluster.root, 'spool'));
+    const [segment] = await switchSegments(cluster, 1);
+    const path = join(cluster.dataDir, 'pg_wal', segment!);
+    const pushed = asPostgres(process.execPath, [
+      pgsnapBin,
+      'wal-push',
+      path,
+      '--async',
+      '--spool-dir',
+      spoolRoot,
+      '--pgdata',
+      cluster.dataDir,
+      ...repo.flags,
+    ]);
+    expect(pushed.status, pushed.stderr).toBe(0);
+    const original = readFileSync(path);
+    const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
+    const staleOk = okStatusName(segment!, statusKey(path));
+    expect(existsSync(join(spool, staleOk))).toBe(true);
+    await stopWalHelpers(spoolRoot);
+    // The data directory changes under the spool (pg_rewind, a restored copy on the same host): a file of
+    // the same name with other content, ready to archive, while the .ok of the first is still there.
+    const altered = Buffer.from(original);
+    altered[8192 * 4 + 100] = altered[8192 * 4 + 100]! ^ 0xff;
+    writeFileSync(`${path}.new`, altered, { mode: 0o600 });
+    chownTree(`${path}.new`);
+    renameSync(`${path}.new`, path);
+    const failedBefore = Number((await archiverStats(cluster)).failed);
+    await useArchiveCommand(cluster, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir }));
+    const stats = await waitFor(
+      'the archive_command to fail',
+      async () => {
+        const s = await archiverStats(cluster);
+        return Number(s.failed) > failedBefore ? s : undefined;
+      },
+      cluster,
+    );
+    expect(stats.lastFailed).toBe(segment);
+    expect(stats.last).not.toBe(segment);
+    expect(pushComplaints(cluster).join('\n')).toMatch(/already in the repository with different content/);
+    expect(existsSync(join(spool, staleOk))).toBe(false);
+    // The repository still holds the first file, untouched.
+    const repository = await repo.open();
+    const stored = await repository.fetchWal(await repository.requirePin(), segment!);
+    repository.close();
+    expect(stored!.equals(original)).toBe(true);
   });
 
   it('fails while the pusher reports an error, and PostgreSQL retries until every segment is in', async () => {
-    const repo = testRepository('file');
-    const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
+    const repo = repositoryForTest('file');
+    const { cluster } = await clusterForTest({ settings: { archive_command: "'/bin/false'" } });
     const walDir = join(repo.url.slice('file://'.length), repo.cluster, 'wal');
-    try {
-      const spoolRoot = ownedDir(join(cluster.root, 'spool'));
-      await useArchiveCommand(cluster, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir }));
-      await switchSegments(cluster, 1);
-      await archiveEverything(cluster);
-      chmodSync(walDir, 0o555); // the server user can no longer store anything
-      const during = await switchSegments(cluster, 3);
-      await waitFor(
-        'a failed archive_command',
-        async () => (Number((await archiverStats(cluster)).failed) > 0 ? true : undefined),
-        cluster,
-      );
-      expect(pushComplaints(cluster).join('\n')).toContain(`${during[0]} not archived yet: `);
-      expect((await archiverStats(cluster)).last! < during[0]!).toBe(true);
-      chmodSync(walDir, 0o750);
-      const after = await switchSegments(cluster, 1); // wakes the archiver from its wait after failures
-      await waitFor(
-        'everything archived after the repair',
-        async () => {
-          const stats = await archiverStats(cluster);
-          return stats.last && stats.last >= after[0]! ? true : undefined;
-        },
-        cluster,
-      );
-      const stats = await archiverStats(cluster);
-      await expectArchivedIntact(repo, cluster, Number(stats.archived));
-      const repository = await repo.open();
-      const names = (await repository.listWal()).map((w) => w.name);
-      repository.close();
-      for (const segment of [...during, ...after]) expect(names).toContain(segment);
-    } finally {
+    // Registered after the cluster, so run before its cleanup: the WAL dir writable again on failure.
+    onTestFinished(() => {
       if (existsSync(walDir)) chmodSync(walDir, 0o750);
-      cluster.stopSync('immediate');
-      await stopWalHelpers(cluster.root);
-      cluster.destroy();
-      repo.destroy();
-    }
+    });
+    const spoolRoot = ownedDir(join(cluster.root, 'spool'));
+    await useArchiveCommand(cluster, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir }));
+    await switchSegments(cluster, 1);
+    await archiveEverything(cluster);
+    chmodSync(walDir, 0o555); // the server user can no longer store anything
+    const during = await switchSegments(cluster, 3);
+    await waitFor(
+      'a failed archive_command',
+      async () => (Number((await archiverStats(cluster)).failed) > 0 ? true : undefined),
+      cluster,
+    );
+    expect(pushComplaints(cluster).join('\n')).toContain(`${during[0]} not archived yet: `);
+    expect((await archiverStats(cluster)).last! < during[0]!).toBe(true);
+    chmodSync(walDir, 0o750);
+    const after = await switchSegments(cluster, 1); // wakes the archiver from its wait after failures
+    await waitFor(
+      'everything archived after the repair',
+      async () => {
+        const stats = await archiverStats(cluster);
+        return stats.last && stats.last >= after[0]! ? true : undefined;
+      },
+      cluster,
+    );
+    const stats = await archiverStats(cluster);
+    await expectArchivedIntact(repo, cluster, Number(stats.archived));
+    const repository = await repo.open();
+    const names = (await repository.listWal()).map((w) => w.name);
+    repository.close();
+    for (const segment of [...during, ...after]) expect(names).toContain(segment);
   });
 
   it('is printed by --print-command as PostgreSQL must read it, every value quoted', async () => {
@@ -565,90 +523,82 @@ describe('the archive_command fast path', () => {
   });
 
   it('reports success in the shell only for the file whose status it finds', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pgsnap-fast-path-'));
-    try {
-      const spool = join(dir, 'spool');
-      execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
-      const segment = '000000010000000000000005';
-      const path = join(dir, 'pg_wal', segment);
-      writeFileSync(path, 'first');
-      // The line as PostgreSQL runs it: %p, %f and %% replaced; pgsnap (the slow path) replaced by false.
-      const line = archiveCommandLine({
-        spool,
-        spoolRoot: dir,
-        url: 'file:///nonexistent',
-        cluster: 'orders-db',
-        parallel: 4,
-        pgsnap: ['/bin/false'],
-      });
-      const archive = () => {
-        const shell = line
-          .replaceAll('%p', `pg_wal/${segment}`)
-          .replaceAll('%f', segment)
-          .replaceAll('%%', '%');
-        try {
-          execFileSync('sh', ['-c', shell], { cwd: dir, stdio: 'ignore' });
-          return 0;
-        } catch (error) {
-          return (error as { status: number }).status;
-        }
-      };
-      expect(archive()).not.toBe(0);
-      writeFileSync(join(spool, `${segment}.ok`), ''); // keyed by name alone: not enough
-      expect(archive()).not.toBe(0);
-      writeFileSync(join(spool, okStatusName(segment, statusKey(path))), '');
-      expect(archive()).toBe(0);
-      writeFileSync(`${path}.new`, 'other');
-      renameSync(`${path}.new`, path);
-      expect(archive()).not.toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDirForTest('pgsnap-fast-path-');
+    const spool = join(dir, 'spool');
+    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    const segment = '000000010000000000000005';
+    const path = join(dir, 'pg_wal', segment);
+    writeFileSync(path, 'first');
+    // The line as PostgreSQL runs it: %p, %f and %% replaced; pgsnap (the slow path) replaced by false.
+    const line = archiveCommandLine({
+      spool,
+      spoolRoot: dir,
+      url: 'file:///nonexistent',
+      cluster: 'orders-db',
+      parallel: 4,
+      pgsnap: ['/bin/false'],
+    });
+    const archive = () => {
+      const shell = line
+        .replaceAll('%p', `pg_wal/${segment}`)
+        .replaceAll('%f', segment)
+        .replaceAll('%%', '%');
+      try {
+        execFileSync('sh', ['-c', shell], { cwd: dir, stdio: 'ignore' });
+        return 0;
+      } catch (error) {
+        return (error as { status: number }).status;
+      }
+    };
+    expect(archive()).not.toBe(0);
+    writeFileSync(join(spool, `${segment}.ok`), ''); // keyed by name alone: not enough
+    expect(archive()).not.toBe(0);
+    writeFileSync(join(spool, okStatusName(segment, statusKey(path))), '');
+    expect(archive()).toBe(0);
+    writeFileSync(`${path}.new`, 'other');
+    renameSync(`${path}.new`, path);
+    expect(archive()).not.toBe(0);
   });
 });
 
 describe('the restore_command fast path', () => {
   it('waits in the shell for a file the live prefetcher is fetching, and starts pgsnap only without one', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pgsnap-fast-path-'));
-    try {
-      const spool = join(dir, 'spool');
-      execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
-      const segment = '000000010000000000000007';
-      // pgsnap (the slow path) replaced by a command that says it ran: the answer must come from the spool.
-      const line = restoreCommandLine({
-        spool,
-        url: 'file:///nonexistent',
-        cluster: 'orders-db',
-        prefetch: 8,
-        pgsnap: ['sh', '-c', 'echo slow path; exit 7', 'pgsnap'],
-      });
-      const restore = () =>
-        run(
-          'sh',
-          ['-c', line.replaceAll('%p', `pg_wal/${segment}`).replaceAll('%f', segment).replaceAll('%%', '%')],
-          { cwd: dir },
-        ).then(
-          ({ stdout }) => ({ status: 0, stdout }),
-          (error: { code: number; stdout: string }) => ({ status: error.code, stdout: error.stdout }),
-        );
+    const dir = tempDirForTest('pgsnap-fast-path-');
+    const spool = join(dir, 'spool');
+    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    const segment = '000000010000000000000007';
+    // pgsnap (the slow path) replaced by a command that says it ran: the answer must come from the spool.
+    const line = restoreCommandLine({
+      spool,
+      url: 'file:///nonexistent',
+      cluster: 'orders-db',
+      prefetch: 8,
+      pgsnap: ['sh', '-c', 'echo slow path; exit 7', 'pgsnap'],
+    });
+    const restore = () =>
+      run(
+        'sh',
+        ['-c', line.replaceAll('%p', `pg_wal/${segment}`).replaceAll('%f', segment).replaceAll('%%', '%')],
+        { cwd: dir },
+      ).then(
+        ({ stdout }) => ({ status: 0, stdout }),
+        (error: { code: number; stdout: string }) => ({ status: error.code, stdout: error.stdout }),
+      );
 
-      // A live prefetcher (this test process) is fetching the file: the line waits, then takes it.
-      writeFileSync(join(spool, prefetcherLockName), `${process.pid}\n`);
-      writeFileSync(join(spool, `${segment}.fetching`), '');
-      const waiting = restore();
-      await new Promise((r) => setTimeout(r, 300));
-      writeFileSync(join(spool, segment), 'segment content');
-      rmSync(join(spool, `${segment}.fetching`));
-      expect(await waiting).toEqual({ status: 0, stdout: '' });
-      expect(readFileSync(join(dir, 'pg_wal', segment), 'utf8')).toBe('segment content');
-      expect(existsSync(join(spool, segment))).toBe(false);
+    // A live prefetcher (this test process) is fetching the file: the line waits, then takes it.
+    writeFileSync(join(spool, prefetcherLockName), `${process.pid}\n`);
+    writeFileSync(join(spool, `${segment}.fetching`), '');
+    const waiting = restore();
+    await new Promise((r) => setTimeout(r, 300));
+    writeFileSync(join(spool, segment), 'segment content');
+    rmSync(join(spool, `${segment}.fetching`));
+    expect(await waiting).toEqual({ status: 0, stdout: '' });
+    expect(readFileSync(join(dir, 'pg_wal', segment), 'utf8')).toBe('segment content');
+    expect(existsSync(join(spool, segment))).toBe(false);
 
-      // A .fetching left by a prefetcher that is gone is not waited for: pgsnap is started at once.
-      writeFileSync(join(spool, `${segment}.fetching`), '');
-      writeFileSync(join(spool, prefetcherLockName), '999999999\n');
-      expect(await restore()).toEqual({ status: 7, stdout: 'slow path\n' });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // A .fetching left by a prefetcher that is gone is not waited for: pgsnap is started at once.
+    writeFileSync(join(spool, `${segment}.fetching`), '');
+    writeFileSync(join(spool, prefetcherLockName), '999999999\n');
+    expect(await restore()).toEqual({ status: 7, stdout: 'slow path\n' });
   });
 });

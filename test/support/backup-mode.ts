@@ -4,11 +4,9 @@
  * is proven from the outside: no pgsnap session is connected, the server logged
  * that it aborted the backup (when one was running), and a new begin + end works.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { expect, onTestFinished } from 'vitest';
-import { Cluster, type ClusterOptions } from './cluster.ts';
+import { expect } from 'vitest';
+import type { Cluster, ClusterOptions } from './cluster.ts';
+import { clusterForTest as anyClusterForTest, type TestCluster } from './fixtures.ts';
 import { pgsnap } from './pgsnap.ts';
 
 /** What `pgsnap begin --json` prints, as far as the tests read it. */
@@ -36,20 +34,15 @@ export async function statusOf(env: NodeJS.ProcessEnv): Promise<Record<string, u
 /** Logged by do_pg_abort_backup when the session that ran pg_backup_start closes without pg_backup_stop. */
 export const backupAbortedLogLine = 'aborting backup due to backend exiting before pg_backup_stop was called';
 
-export interface TestCluster {
-  cluster: Cluster;
-  /** libpq settings for the cluster, and a state directory of the test's own. */
-  env: NodeJS.ProcessEnv;
-  stateDir: string;
-}
+export type { TestCluster };
 
-/** A throwaway cluster and pgsnap state directory, both removed when the test finishes, also on failure. */
-export async function clusterForTest(options: ClusterOptions = {}): Promise<TestCluster> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'pgsnap-state-'));
-  onTestFinished(() => rmSync(stateDir, { recursive: true, force: true }));
-  const cluster = await Cluster.create({ major: 15, ...options });
-  onTestFinished(() => cluster.destroy());
-  return { cluster, env: { ...cluster.env, PGSNAP_STATE_DIR: stateDir }, stateDir };
+/**
+ * A throwaway cluster and pgsnap state directory, both removed when the test
+ * finishes, also on failure: fixtures.ts's clusterForTest, on PostgreSQL 15
+ * unless told otherwise.
+ */
+export function clusterForTest(options: ClusterOptions = {}): Promise<TestCluster> {
+  return anyClusterForTest({ major: 15, ...options });
 }
 
 /** The backends pgsnap holds a backup session on (application_name `pgsnap:<backupId>`). */
