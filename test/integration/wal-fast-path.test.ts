@@ -168,6 +168,13 @@ describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => 
     const ended = await pgsnap(['end', '--json', ...repo.flags], env);
     expect(ended.code, `${ended.stderr}\n${source.log().slice(-3000)}`).toBe(0);
     await pgbench(source, ['-t', '2000', '-c', '4', '-j', '2']);
+    // A few more segments, so that recovery needs more than the first restore_command fetches itself
+    // (its own segment and two alongside) and the prefetcher has to deliver some: the load alone wrote
+    // about four, and on a busy machine the prefetcher could start too late to place any.
+    for (let i = 0; i < 6; i++) {
+      await source.query('UPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1');
+      await source.query('SELECT pg_switch_wal()');
+    }
     await archiveEverything(source);
     const stats = await archiverStats(source);
     expect(Number(stats.failed), pushComplaints(source).join('\n')).toBe(0);
