@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { prepareDataDirectory } from '../../agent/restore.ts';
+import { copyBackup } from '../support/backup-mode.ts';
 import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
@@ -88,12 +89,7 @@ describe.each(['sync', 'async'])('S3 stopped under a write load (%s wal-push)', 
     const writerClient = await source.client();
     const writer = startWriter(writerClient, ['t']);
 
-    const begun = await pgsnap(['begin', '--label', 'outage', '--fast', '--json', ...repo.flags], env);
-    expect(begun.code, begun.stderr).toBe(0);
-    const backupDir = ownedDir(join(source.root, 'backup'));
-    await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
-    const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-    expect(ended.code, ended.stderr).toBe(0);
+    const { backupId, backupDir } = await copyBackup(source, env, { label: 'outage', flags: repo.flags });
 
     await s3.stop();
     const before = await archiverStats(source);
@@ -120,12 +116,7 @@ describe.each(['sync', 'async'])('S3 stopped under a write load (%s wal-push)', 
     });
     source.stopSync('fast');
 
-    const restored = await restoreFromRepository(
-      repo,
-      begun.json!.backupId as string,
-      backupDir,
-      source.major,
-    );
+    const restored = await restoreFromRepository(repo, backupId, backupDir, source.major);
     const [row] = await restored.query<{ n: string; max: string }>(
       'SELECT count(*) AS n, max(id) AS max FROM t',
     );

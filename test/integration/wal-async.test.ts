@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { prepareDataDirectory } from '../../agent/restore.ts';
+import { copyBackup } from '../support/backup-mode.ts';
 import { type Cluster, chownTree, clientBin, ownedDir } from '../support/cluster.ts';
 import { clusterForTest, repositoryForTest, restoredClusterForTest } from '../support/fixtures.ts';
-import { pgsnap } from '../support/pgsnap.ts';
 import { LocalS3 } from '../support/s3.ts';
 
 const run = promisify(execFile);
@@ -92,12 +92,7 @@ it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by i
   });
   const env = { ...sourceEnv, ...repo.env };
   await pgbench(source, ['-i', '-s', '2', '-q']);
-  const begun = await pgsnap(['begin', '--label', 'prefetch', '--fast', '--json', ...repo.flags], env);
-  expect(begun.code, begun.stderr).toBe(0);
-  const backupDir = ownedDir(join(source.root, 'backup'));
-  await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
-  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-  expect(ended.code, ended.stderr).toBe(0);
+  const { backupId, backupDir } = await copyBackup(source, env, { label: 'prefetch', flags: repo.flags });
   // WAL after the backup, for recovery to replay through the repository.
   await pgbench(source, ['-t', '3000', '-c', '2']);
   await archiveEverything(source);
@@ -107,7 +102,7 @@ it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by i
   source.stopSync('fast');
 
   const repository = await repo.open();
-  const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
+  const manifest = (await repository.readManifest(backupId))!;
   const label = await repository.readArtifact(
     manifest.backupId,
     manifest.artifacts.find((a) => a.name === 'backup_label')!,

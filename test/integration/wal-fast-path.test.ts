@@ -21,6 +21,7 @@ import {
   restoreCommandLine,
   statusKey,
 } from '../../agent/wal-commands.ts';
+import { copyBackup } from '../support/backup-mode.ts';
 import { asPostgres, type Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
 import {
   clusterForTest,
@@ -161,12 +162,7 @@ describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => 
     await useArchiveCommand(source, line);
     const env = { ...sourceEnv, ...repo.env };
     await pgbench(source, ['-i', '-s', '2', '-q']);
-    const begun = await pgsnap(['begin', '--label', 'fast path', '--fast', '--json', ...repo.flags], env);
-    expect(begun.code, begun.stderr).toBe(0);
-    const backupDir = ownedDir(join(source.root, 'backup'));
-    await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
-    const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-    expect(ended.code, `${ended.stderr}\n${source.log().slice(-3000)}`).toBe(0);
+    const { backupId, backupDir } = await copyBackup(source, env, { label: 'fast path', flags: repo.flags });
     await pgbench(source, ['-t', '2000', '-c', '4', '-j', '2']);
     // A few more segments, so that recovery needs more than the first restore_command fetches itself
     // (its own segment and two alongside) and the prefetcher has to deliver some: the load alone wrote
@@ -198,24 +194,14 @@ describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => 
       // pgsnap restore writes the fast-path restore_command itself (the S3 credentials of the local
       // server would not reach it: there the test writes the same line with them).
       const restoredCmd = await pgsnap(
-        [
-          'restore',
-          '--backup-id',
-          begun.json!.backupId as string,
-          '--pgdata',
-          pgdata,
-          '--prefetch',
-          '4',
-          '--json',
-          ...repo.flags,
-        ],
+        ['restore', '--backup-id', backupId, '--pgdata', pgdata, '--prefetch', '4', '--json', ...repo.flags],
         env,
       );
       expect(restoredCmd.code, restoredCmd.stderr).toBe(0);
       expect(restoredCmd.json!.restoreCommand).toContain('mv -f "$f" %p');
     } else {
       const repository = await repo.open();
-      const manifest = (await repository.readManifest(begun.json!.backupId as string))!;
+      const manifest = (await repository.readManifest(backupId))!;
       const label = await repository.readArtifact(
         manifest.backupId,
         manifest.artifacts.find((a) => a.name === 'backup_label')!,
@@ -262,12 +248,11 @@ it('archives the .history and .partial files of a promotion, and a later restore
   const spoolRoot = ownedDir(join(source.root, 'spool'));
   await useArchiveCommand(source, repo.asyncArchiveCommandLine({ spoolRoot, pgdata: source.dataDir }));
   await pgbench(source, ['-i', '-s', '1', '-q']);
-  const begun = await pgsnap(['begin', '--label', 'timelines', '--fast', '--json', ...repo.flags], env);
-  expect(begun.code, begun.stderr).toBe(0);
-  const backupDir = ownedDir(join(source.root, 'backup'));
-  for (const copy of ['a', 'b']) await run('cp', ['-a', source.dataDir, join(backupDir, copy)]);
-  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
-  expect(ended.code, ended.stderr).toBe(0);
+  const { backupId, backupDir } = await copyBackup(source, env, {
+    label: 'timelines',
+    flags: repo.flags,
+    copies: ['a', 'b'],
+  });
   await pgbench(source, ['-t', '500', '-c', '2']);
   await archiveEverything(source);
   // WAL only in the source's pg_wal, never archived: a copy that replays it and is promoted archives
@@ -281,17 +266,7 @@ it('archives the .history and .partial files of a promotion, and a later restore
   const restore = async (copy: string, extra: string[]) => {
     const pgdata = join(backupDir, copy);
     const prepared = await pgsnap(
-      [
-        'restore',
-        '--backup-id',
-        begun.json!.backupId as string,
-        '--pgdata',
-        pgdata,
-        '--prefetch',
-        '4',
-        ...extra,
-        ...repo.flags,
-      ],
+      ['restore', '--backup-id', backupId, '--pgdata', pgdata, '--prefetch', '4', ...extra, ...repo.flags],
       env,
     );
     expect(prepared.code, prepared.stderr).toBe(0);

@@ -4,8 +4,11 @@
  * is proven from the outside: no pgsnap session is connected, the server logged
  * that it aborted the backup (when one was running), and a new begin + end works.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { expect } from 'vitest';
-import type { Cluster, ClusterOptions } from './cluster.ts';
+import { type Cluster, type ClusterOptions, ownedDir } from './cluster.ts';
 import { clusterForTest as anyClusterForTest, type TestCluster } from './fixtures.ts';
 import { pgsnap } from './pgsnap.ts';
 
@@ -22,6 +25,28 @@ export async function begin(env: NodeJS.ProcessEnv, ...flags: string[]): Promise
   const result = await pgsnap(['begin', '--fast', '--json', ...flags], env);
   expect(result.code, result.stderr).toBe(0);
   return result.json as unknown as Begun;
+}
+
+/**
+ * A backup taken the way a snapshot takes one, with `cp -a` as the snapshot:
+ * `begin --fast`, the data directory copied to `<root>/backup/<copy>` for each
+ * copy (default: `data`), `end`. Both must succeed; the server log's tail is
+ * shown when end fails.
+ */
+export async function copyBackup(
+  source: Cluster,
+  env: NodeJS.ProcessEnv,
+  options: { label: string; flags: string[]; copies?: string[] },
+): Promise<{ backupId: string; backupDir: string }> {
+  const begun = await pgsnap(['begin', '--label', options.label, '--fast', '--json', ...options.flags], env);
+  expect(begun.code, begun.stderr).toBe(0);
+  const backupDir = ownedDir(join(source.root, 'backup'));
+  for (const copy of options.copies ?? ['data']) {
+    await promisify(execFile)('cp', ['-a', source.dataDir, join(backupDir, copy)]);
+  }
+  const ended = await pgsnap(['end', '--json', ...options.flags], env);
+  expect(ended.code, `${ended.stderr}\n${source.log().slice(-3000)}`).toBe(0);
+  return { backupId: begun.json!.backupId as string, backupDir };
 }
 
 /** `pgsnap status --json`; it must succeed. */
