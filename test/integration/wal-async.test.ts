@@ -12,6 +12,7 @@ import { prepareDataDirectory } from '../../agent/restore.ts';
 import { copyBackup } from '../support/backup-mode.ts';
 import { type Cluster, chownTree, clientBin, ownedDir } from '../support/cluster.ts';
 import { clusterForTest, repositoryForTest, restoredClusterForTest } from '../support/fixtures.ts';
+import { storedBackupLabel } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
 
 const run = promisify(execFile);
@@ -101,17 +102,10 @@ it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by i
   );
   source.stopSync('fast');
 
-  const repository = await repo.open();
-  const manifest = (await repository.readManifest(backupId))!;
-  const label = await repository.readArtifact(
-    manifest.backupId,
-    manifest.artifacts.find((a) => a.name === 'backup_label')!,
-  );
-  repository.close();
   const spool = ownedDir(join(backupDir, 'spool'));
   prepareDataDirectory({
     pgdata: join(backupDir, 'data'),
-    backupLabel: label.toString('utf8'),
+    backupLabel: await storedBackupLabel(repo, backupId),
     restoreCommand: repo.restoreCommandLine(`--prefetch 4 --spool-dir ${spool}`),
   });
   chownTree(backupDir);

@@ -30,7 +30,7 @@ import {
   tempDirForTest,
 } from '../support/fixtures.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
-import type { BackendKind, TestRepository } from '../support/repository.ts';
+import { type BackendKind, storedBackupLabel, type TestRepository } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
 import { stopWalHelpers } from '../support/wal-helpers.ts';
 
@@ -88,15 +88,20 @@ async function archiveEverything(cluster: Cluster): Promise<string> {
     'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
   );
   await cluster.query('SELECT pg_switch_wal()');
+  await waitArchivedThrough(cluster, row!.name, `${row!.name} archived`);
+  return row!.name;
+}
+
+/** Waits until the archiver has archived `name` (and so everything before it). */
+async function waitArchivedThrough(cluster: Cluster, name: string, what: string): Promise<void> {
   await waitFor(
-    `${row!.name} archived`,
+    what,
     async () => {
       const stats = await archiverStats(cluster);
-      return stats.last && stats.last >= row!.name ? true : undefined;
+      return stats.last && stats.last >= name ? true : undefined;
     },
     cluster,
   );
-  return row!.name;
 }
 
 /** Makes the server finish `count` segments with data in them; returns their names. */
@@ -200,16 +205,9 @@ describe.each(roundTrips)('on a %s repository, PostgreSQL %i', (kind, major) => 
       expect(restoredCmd.code, restoredCmd.stderr).toBe(0);
       expect(restoredCmd.json!.restoreCommand).toContain('mv -f "$f" %p');
     } else {
-      const repository = await repo.open();
-      const manifest = (await repository.readManifest(backupId))!;
-      const label = await repository.readArtifact(
-        manifest.backupId,
-        manifest.artifacts.find((a) => a.name === 'backup_label')!,
-      );
-      repository.close();
       prepareDataDirectory({
         pgdata,
-        backupLabel: label.toString('utf8'),
+        backupLabel: await storedBackupLabel(repo, backupId),
         restoreCommand: repo.prefetchRestoreCommandLine({
           spool: join(pgdata, 'pg_wal', 'pgsnap-prefetch'),
           prefetch: 4,
@@ -363,14 +361,7 @@ describe('the archive_command fast path', () => {
       cluster,
       repo.asyncArchiveCommandLine({ spoolRoot, pgdata: cluster.dataDir, pgsnap: ['/bin/false'] }),
     );
-    await waitFor(
-      'the three segments archived',
-      async () => {
-        const stats = await archiverStats(cluster);
-        return stats.last && stats.last >= segments[2]! ? true : undefined;
-      },
-      cluster,
-    );
+    await waitArchivedThrough(cluster, segments[2]!, 'the three segments archived');
     await expectArchivedIntact(repo, cluster, ready.length);
     expect(Number((await archiverStats(cluster)).failed)).toBe(failedBefore);
   });
@@ -449,14 +440,7 @@ describe('the archive_command fast path', () => {
     expect((await archiverStats(cluster)).last! < during[0]!).toBe(true);
     chmodSync(walDir, 0o750);
     const after = await switchSegments(cluster, 1); // wakes the archiver from its wait after failures
-    await waitFor(
-      'everything archived after the repair',
-      async () => {
-        const stats = await archiverStats(cluster);
-        return stats.last && stats.last >= after[0]! ? true : undefined;
-      },
-      cluster,
-    );
+    await waitArchivedThrough(cluster, after[0]!, 'everything archived after the repair');
     const stats = await archiverStats(cluster);
     await expectArchivedIntact(repo, cluster, Number(stats.archived));
     const repository = await repo.open();

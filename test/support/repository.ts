@@ -109,3 +109,18 @@ export function testRepository(kind: BackendKind, s3?: LocalS3, cluster = 'order
     },
   };
 }
+
+/** The backup_label a backup stored in the repository, read back (and checked against its manifest). */
+export async function storedBackupLabel(repo: TestRepository, backupId: string): Promise<string> {
+  const repository = await repo.open();
+  try {
+    const manifest = (await repository.readManifest(backupId))!;
+    const label = await repository.readArtifact(
+      manifest.backupId,
+      manifest.artifacts.find((a) => a.name === 'backup_label')!,
+    );
+    return label.toString('utf8');
+  } finally {
+    repository.close();
+  }
+}
