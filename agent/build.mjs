@@ -46,6 +46,7 @@ const common = {
     js: "#!/usr/bin/env node\nimport { createRequire as __pgsnapCreateRequire } from 'node:module';\nconst require = __pgsnapCreateRequire(import.meta.url);",
   },
   external: ['pg-native'],
+  mainFields: ['module', 'main'],
   plugins: [notCloudflare],
   // Less to parse at every start (three starts per begin+end); names stay readable in stack traces.
   minifyWhitespace: true,

@@ -140,18 +140,22 @@ async function walFetch(args: string[]): Promise<number> {
 
   const repository = await open(choice);
   try {
-    const pin = await repository.requirePin();
+    const pinning = repository.requirePin();
+    const fetching = repository.fetchWalWhilePinning(pinning, name);
     // The prefetcher just started takes a Node.js start and more before its first segment is ready:
     // fetch the next few alongside this one, so that PostgreSQL does not start pgsnap for them as well.
+    // (Never rejected: a failure to read the pin is reported by the fetch above.)
     const alongside =
       aheadSpool && kind === 'segment'
-        ? [1, 2]
-            .slice(0, ahead)
-            .map((step) =>
-              spoolAhead(repository, pin, aheadSpool!, nextSegmentName(name, pin.walSegmentSize, step)),
-            )
+        ? [1, 2].slice(0, ahead).map((step) =>
+            pinning.then(
+              (pin) =>
+                spoolAhead(repository, pin, aheadSpool!, nextSegmentName(name, pin.walSegmentSize, step)),
+              () => {},
+            ),
+          )
         : [];
-    const content = await repository.fetchWal(pin, name);
+    const content = await fetching;
     if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
     await Promise.all(alongside);
     return content ? 0 : 1;

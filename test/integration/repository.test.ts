@@ -95,6 +95,25 @@ describe.each(backends)('repository on $name', (backend) => {
     repo.close();
   });
 
+  it('fetches a segment while reading the pin, and names a missing cluster rather than a missing file', async () => {
+    const repo = await fresh();
+    const pin = await repo.pin(identity, 'test');
+    await repo.pushWal(pin, '000000010000000000000001', content(1));
+    const fetched = await repo.fetchWalWhilePinning(repo.requirePin(), '000000010000000000000001');
+    expect(fetched?.equals(content(1))).toBe(true);
+    expect(await repo.fetchWalWhilePinning(repo.requirePin(), '000000010000000000000002')).toBeUndefined();
+
+    const unknown = await fresh();
+    await expect(
+      unknown.fetchWalWhilePinning(unknown.requirePin(), '000000010000000000000001'),
+    ).rejects.toMatchObject({
+      name: 'UnknownClusterError',
+      message: expect.stringContaining(unknown.cluster),
+    });
+    repo.close();
+    unknown.close();
+  });
+
   it('takes the same segment twice as success and refuses different content naming both checksums', async () => {
     const repo = await fresh();
     const pin = await repo.pin(identity, 'test');

@@ -32,8 +32,11 @@ export interface ClusterIdentity {
   pgVersion?: string;
 }
 
+/** The codec a new cluster's WAL is stored with. */
+export const newPinCodec: WalCodec = 'zstd';
+
 export function newClusterPin(cluster: string, identity: ClusterIdentity, createdBy: string): ClusterPin {
-  const codec: WalCodec = 'zstd';
+  const codec = newPinCodec;
   return {
     schemaVersion: 1,
     cluster,

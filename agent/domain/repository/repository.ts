@@ -13,6 +13,7 @@ import {
   type ClusterPin,
   checkClusterPin,
   newClusterPin,
+  newPinCodec,
   parseClusterPin,
 } from './cluster-pin.ts';
 import { CorruptObjectError, RepositoryConflictError, UnknownClusterError } from './errors.ts';
@@ -49,7 +50,7 @@ export class Repository {
     return `${this.cluster}/cluster.json`;
   }
 
-  walKey(pin: ClusterPin, name: string): string {
+  walKey(pin: Pick<ClusterPin, 'walCompression'>, name: string): string {
     return `${this.cluster}/wal/${name}.${walExtension[pin.walCompression]}`;
   }
 
@@ -153,6 +154,19 @@ export class Repository {
     const object = await this.store.get(key);
     if (!object) return undefined;
     return (await decodeWalObject(name, object, this.where(key))).content;
+  }
+
+  /**
+   * fetchWal for a caller still reading the pin (the first call of a
+   * restore_command): the object is asked for meanwhile, one round trip where
+   * there would be two, under the key of the codec new pins name; should the
+   * pin name another, it is fetched again under that codec's key.
+   */
+  async fetchWalWhilePinning(pinning: Promise<ClusterPin>, name: string): Promise<Buffer | undefined> {
+    const guess = this.walKey({ walCompression: newPinCodec }, name);
+    const [pin, object] = await Promise.all([pinning, this.store.get(guess)]);
+    if (this.walKey(pin, name) !== guess) return this.fetchWal(pin, name);
+    return object && (await decodeWalObject(name, object, this.where(guess))).content;
   }
 
   async hasWal(pin: ClusterPin, name: string): Promise<boolean> {
