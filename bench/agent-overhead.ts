@@ -20,15 +20,10 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type Major, systemBin } from '../test/support/cluster.ts';
 import { pgsnap, pgsnapBin } from '../test/support/pgsnap.ts';
+import { median } from './stats.ts';
 
 const runs = Number(process.argv[2] ?? 20);
 const major = Number(process.argv[3] ?? 15) as Major;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** Server-side durations of the backup calls, in order, from the log. */
 function serverDurations(log: string, fn: RegExp): number[] {

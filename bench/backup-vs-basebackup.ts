@@ -96,6 +96,7 @@ import type pg from 'pg';
 import { BtrfsVolumes, btrfsUnavailable } from '../test/support/btrfs.ts';
 import { Cluster, ownedDir, systemBin } from '../test/support/cluster.ts';
 import { pgsnapBin } from '../test/support/pgsnap.ts';
+import { median } from './stats.ts';
 
 const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('--'));
@@ -726,11 +727,6 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
   return { gb, scale, dbBytes, server, runs };
 }
 
-const median = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const share = (m: Measured<unknown>) => m.during.tps / m.base.tps;
 /** Transactions the load did not complete during the backup, against its baseline rate; unlike the share, it grows with the length of the backup. */
 const lost = (m: Measured<unknown>) => ((m.base.tps - m.during.tps) * m.wallMs) / 1000;

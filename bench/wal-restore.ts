@@ -11,7 +11,7 @@
  * pgbench run replayed on a fresh copy of the backup for each. Timed from
  * starting the server until it has left recovery. Goal: pgsnap at most 1.3× cp.
  *
- * usage: npx tsx bench/wal-restore.ts [seconds=30] [clients=4] [scale=10]
+ * usage: npx tsx bench/wal-restore.ts [seconds=30] [clients=4] [scale=10] [rounds=3]
  * BENCH_ONLY=regex runs cp and the matching variants; BENCH_PGSNAP=script starts pgsnap through a wrapper
  * in the +sh lines (to log slow-path calls); BENCH_DEBUG=1 keeps each restore's server and prefetcher logs
  * in /tmp.
@@ -28,12 +28,14 @@ import { pgsnap } from '../test/support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../test/support/repository.ts';
 import { LocalS3 } from '../test/support/s3.ts';
 import { stopWalHelpers } from '../test/support/wal-helpers.ts';
+import { median } from './stats.ts';
 
 const run = promisify(execFile);
 const formatLoad = (load: number[]) => load.map((n) => n.toFixed(2)).join(' ');
 const seconds = Number(process.argv[2] ?? 30);
 const clients = Number(process.argv[3] ?? 4);
 const scale = Number(process.argv[4] ?? 10);
+const rounds = Number(process.argv[5] ?? 3);
 const pgbench = clientBin('pgbench') ?? 'pgbench';
 
 async function waitArchived(cluster: Cluster, name: string): Promise<void> {
@@ -113,73 +115,82 @@ try {
     ],
     ['pgsnap s3 (local) --prefetch 8 +sh', shellTakes(repos.s3)],
   ];
-  const results: Array<{ name: string; seconds: number }> = [];
+  /** Seconds per variant, one per round. */
+  const results = new Map<string, number[]>();
   const loadBefore = loadavg();
   // BENCH_ONLY=regex runs the floor and the matching variants only, for quick iterations.
   const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
-  for (const [index, [name, command]] of variants.entries()) {
-    if (index > 0 && only && !only.test(name)) continue;
-    process.stderr.write(`${name}...\n`);
-    const root = ownedDir(join(work, `restore-${index}`));
-    await run('cp', ['-a', join(work, 'base'), join(root, 'data')]);
-    const spool = ownedDir(join(root, 'spool'));
-    prepareDataDirectory({ pgdata: join(root, 'data'), backupLabel: label, restoreCommand: command(spool) });
-    chownTree(root);
-    const started = performance.now();
-    // BENCH_DEBUG: how many prefetched segments wait in the spool, every 20 ms (is recovery waiting for them?).
-    const spoolTrace: number[] = [];
-    const tracer = process.env.BENCH_DEBUG
-      ? setInterval(() => {
-          try {
-            spoolTrace.push(readdirSync(spool).filter((f) => /^[0-9A-F]{24}$/.test(f)).length);
-          } catch {}
-        }, 20)
-      : undefined;
-    const restored = await Cluster.fromCopy({
-      major: source.major,
-      root,
-      dataDir: join(root, 'data'),
-      archiveDir: ownedDir(join(root, 'archive')),
-    });
-    try {
-      for (;;) {
-        const [row] = await restored.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-        if (!row?.r) break;
-        await new Promise((r) => setTimeout(r, 20));
+  const chosen = [...variants.entries()].filter(([index, [name]]) => index === 0 || !only || only.test(name));
+  // Rounds interleave the variants, so that a slow spell of the machine falls on all of them alike.
+  for (let round = 1; round <= rounds; round++) {
+    for (const [index, [name, command]] of chosen) {
+      process.stderr.write(`round ${round}/${rounds}: ${name}...\n`);
+      const root = ownedDir(join(work, `restore-${index}`));
+      await run('cp', ['-a', join(work, 'base'), join(root, 'data')]);
+      const spool = ownedDir(join(root, 'spool'));
+      prepareDataDirectory({
+        pgdata: join(root, 'data'),
+        backupLabel: label,
+        restoreCommand: command(spool),
+      });
+      chownTree(root);
+      const started = performance.now();
+      // BENCH_DEBUG: how many prefetched segments wait in the spool, every 20 ms (is recovery waiting for them?).
+      const spoolTrace: number[] = [];
+      const tracer = process.env.BENCH_DEBUG
+        ? setInterval(() => {
+            try {
+              spoolTrace.push(readdirSync(spool).filter((f) => /^[0-9A-F]{24}$/.test(f)).length);
+            } catch {}
+          }, 20)
+        : undefined;
+      const restored = await Cluster.fromCopy({
+        major: source.major,
+        root,
+        dataDir: join(root, 'data'),
+        archiveDir: ownedDir(join(root, 'archive')),
+      });
+      try {
+        for (;;) {
+          const [row] = await restored.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+          if (!row?.r) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        results.set(name, [...(results.get(name) ?? []), (performance.now() - started) / 1000]);
+        if (tracer) {
+          clearInterval(tracer);
+          process.stderr.write(`  spooled segments every 20 ms: ${spoolTrace.join('')}\n`);
+        }
+        const [sum] = await restored.query<{ sum: string }>(
+          'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
+        );
+        if (sum!.sum !== expected!.sum)
+          throw new Error(`${name}: restored data differs (${sum!.sum} ≠ ${expected!.sum})`);
+        if (process.env.BENCH_DEBUG) {
+          writeFileSync(`/tmp/restore-${index}.log`, restored.log());
+          await run('sh', ['-c', `cp ${spool}/prefetcher.log /tmp/prefetcher-${index}.log || true`]);
+        }
+      } finally {
+        restored.stopSync('immediate');
+        await stopWalHelpers(root);
+        restored.destroy();
       }
-      results.push({ name, seconds: (performance.now() - started) / 1000 });
-      if (tracer) {
-        clearInterval(tracer);
-        process.stderr.write(`  spooled segments every 20 ms: ${spoolTrace.join('')}\n`);
-      }
-      const [sum] = await restored.query<{ sum: string }>(
-        'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-      );
-      if (sum!.sum !== expected!.sum)
-        throw new Error(`${name}: restored data differs (${sum!.sum} ≠ ${expected!.sum})`);
-      if (process.env.BENCH_DEBUG) {
-        writeFileSync(`/tmp/restore-${index}.log`, restored.log());
-        await run('sh', ['-c', `cp ${spool}/prefetcher.log /tmp/prefetcher-${index}.log || true`]);
-      }
-    } finally {
-      restored.stopSync('immediate');
-      await stopWalHelpers(root);
-      restored.destroy();
     }
   }
   for (const repo of Object.values(repos)) repo.destroy();
 
-  const floor = results[0]!.seconds;
+  const floor = results.get(variants[0]![0])!;
   const lines = [
     `wal-restore: ${segments} segments of pgbench -T ${seconds} -c ${clients} (scale ${scale}), ` +
-      `PostgreSQL ${newestAvailableMajor()}, ${new Date().toISOString()}`,
+      `PostgreSQL ${newestAvailableMajor()}, ${rounds} round(s), ${new Date().toISOString()}`,
     `load average (1, 5, 15 min) before ${formatLoad(loadBefore)}, after ${formatLoad(loadavg())}; 2 CPUs shared with other work`,
     '',
-    'restore_command                      seconds  vs cp',
-    ...results.map(
-      (r) =>
-        `${r.name.padEnd(35)} ${r.seconds.toFixed(2).padStart(8)}  ${(r.seconds / floor).toFixed(2).padStart(5)}×`,
-    ),
+    // Each round's time against the same round's cp: the ratio of the medians would mix slow and quick spells.
+    'restore_command                    median s  vs cp (median)  vs cp in each round',
+    ...[...results].map(([name, times]) => {
+      const ratios = times.map((t, i) => t / floor[i]!);
+      return `${name.padEnd(35)} ${median(times).toFixed(2).padStart(7)}  ${median(ratios).toFixed(2).padStart(13)}×  ${ratios.map((r) => `${r.toFixed(2)}×`).join(' ')}`;
+    }),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   writeFileSync(join(import.meta.dirname, 'results', 'wal-restore.txt'), `${lines.join('\n')}\n`);
