@@ -92,6 +92,19 @@ export function spawnDaemon(
   child.unref();
 }
 
+let logFd: number | undefined;
+
+/**
+ * From now on daemonLog appends to `path` instead of stderr: for a
+ * restore_command that stays on as the prefetcher (wal-fetch --stay), whose
+ * stderr is the server log.
+ */
+export function logTo(path: string): void {
+  logFd = openSync(path, 'a', 0o600);
+}
+
 export function daemonLog(message: string): void {
-  process.stderr.write(`${new Date().toISOString()} [${process.pid}] ${message}\n`);
+  const line = `${new Date().toISOString()} [${process.pid}] ${message}\n`;
+  if (logFd === undefined) process.stderr.write(line);
+  else writeSync(logFd, line);
 }

@@ -149,6 +149,13 @@ export interface RestoreCommandOptions {
  * (bench/wal-restore, local S3: two of the three slow-path calls of a run were
  * such waits, 230 and 310 ms each).
  *
+ * With no live prefetcher (the first call of a recovery), pgsnap is started
+ * with --stay in the background: it reports on descriptor 3, which the shell
+ * reads through `$(...)`, and the shell answers PostgreSQL as soon as the file
+ * is in place, while pgsnap goes on as the prefetcher. (`$(...)` ends when the
+ * descriptor closes, not when the process does.) Any other answer, or none,
+ * and pgsnap is run again in the foreground.
+ *
  * A `.missing` marker is trusted only while the prefetcher that maintains it
  * is alive (`kill -0` on its pid file): it rechecks every second and removes
  * markers when it exits, so an answer is at most about a second old — the same
@@ -160,16 +167,22 @@ export function restoreCommandLine(options: RestoreCommandOptions): string {
   return [
     `s=${literal(options.spool)}`,
     'f="$s/%f"',
+    // a: whether the prefetcher is alive (used three times: a function keeps the line short).
+    `a() { ${helperAlive(prefetcherLockName)}; }`,
     'n=0',
-    `while test -f "$f.fetching" && test $n -lt 250 && ${helperAlive(prefetcherLockName)}`,
+    'while test -f "$f.fetching" && test $n -lt 250 && a',
     'do n=$((n+1))',
     'sleep 0.02',
     'done',
     'test -f "$f" && mv -f "$f" %p && exit 0',
     'test -f "$f.again" && cp "$f.again" %p && exit 0',
-    `test -f "$f.missing" && ${helperAlive(prefetcherLockName)} && exit 1`,
-    `exec ${pgsnap} wal-fetch %f %p --prefetch ${options.prefetch} --spool-dir "$s" ` +
-      `--repo ${literal(options.url)} --cluster ${literal(options.cluster)}`,
+    'test -f "$f.missing" && a && exit 1',
+    `p() { exec ${pgsnap} wal-fetch %f %p --prefetch ${options.prefetch} --spool-dir "$s" ` +
+      `--repo ${literal(options.url)} --cluster ${literal(options.cluster)} "$@"; }`,
+    'a || { r=$(p --stay 3>&1 >&2 &)',
+    'test "$r" = fetched && exit 0',
+    'test "$r" = missing && exit 1; }',
+    'p',
   ].join('; ');
 }
 

@@ -20,6 +20,7 @@ import { copyFileSync, readdirSync, readFileSync, renameSync, rmSync, writeFileS
 import { join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
+import type { Repository } from '#domain/repository/repository';
 import { nextSegmentName, walFileKind } from '#domain/wal-file';
 import { daemonLog, postmasterAlive, prefetcherLockName, releasePidLock, takePidLock } from './daemon.ts';
 import { placeFile } from './place-file.ts';
@@ -77,10 +78,28 @@ export function writeWant(spool: string, name: string): void {
   renameSync(temporary, join(spool, wantFile));
 }
 
+/** The detached helper: `pgsnap __wal-prefetcher CONFIG`. */
 export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
+  if (!takePrefetcherLock(config.spool)) return 0;
+  await prefetch(config, await open(config.repository));
+  return 0;
+}
+
+/** Makes this process the spool's prefetcher; false when a live one is there. */
+export function takePrefetcherLock(spool: string): boolean {
+  return takePidLock(join(spool, prefetcherLockName));
+}
+
+/**
+ * Keeps the segments after the wanted one in the spool until recovery stops
+ * asking, the server is gone or a signal comes, then empties the spool,
+ * releases the lock (taken with takePrefetcherLock) and closes `repository`.
+ * PostgreSQL signals the process group of its startup process at shutdown
+ * (SIGTERM, SIGINT, SIGQUIT), which a prefetcher that a restore_command
+ * became (wal-fetch --stay) is part of: each ends the loop.
+ */
+export async function prefetch(config: PrefetcherConfig, repository: Repository): Promise<void> {
   const lock = join(config.spool, prefetcherLockName);
-  if (!takePidLock(lock)) return 0;
-  const repository = await open(config.repository);
   let pin: ClusterPin | undefined;
   const inFlight = new Set<string>();
   const missingUntil = new Map<string, number>();
@@ -97,9 +116,11 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
   let lastRequestAt = Date.now();
   let checkedServerAt = Date.now();
   let stopping = false;
-  process.on('SIGTERM', () => {
-    stopping = true;
-  });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
+    process.on(signal, () => {
+      stopping = true;
+    });
+  }
 
   /** A second copy of a spooled segment, for the restore_command to copy rather than take. */
   const keepAgain = (name: string) => {
@@ -276,5 +297,4 @@ export async function runPrefetcher(config: PrefetcherConfig): Promise<number> {
     repository.close();
     daemonLog(`prefetcher stopped after ${fetched} segments prefetched`);
   }
-  return 0;
 }

@@ -67,6 +67,7 @@ async function fill(repo: TestRepository, archiveDir: string): Promise<void> {
 const s3 = await LocalS3.start();
 const source = await Cluster.create();
 const work = ownedDir(join(source.root, 'work'));
+const repos = { file: testRepository('file', undefined, 'bench'), s3: testRepository('s3', s3, 'bench') };
 try {
   const env = { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
   await run(pgbench, ['-i', '-s', String(scale), '-q'], { env });
@@ -90,7 +91,6 @@ try {
   source.stopSync('fast');
   const segments = readdirSync(source.archiveDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length;
 
-  const repos = { file: testRepository('file', undefined, 'bench'), s3: testRepository('s3', s3, 'bench') };
   await fill(repos.file, source.archiveDir);
   await fill(repos.s3, source.archiveDir);
 
@@ -117,6 +117,8 @@ try {
   ];
   /** Seconds per variant, one per round. */
   const results = new Map<string, number[]>();
+  /** CPU the local S3 server used during each restore (ms): on the same two cores, which real S3 is not. */
+  const serverCpu = new Map<string, number[]>();
   const loadBefore = loadavg();
   // BENCH_ONLY=regex runs the floor and the matching variants only, for quick iterations.
   const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
@@ -135,6 +137,7 @@ try {
       });
       chownTree(root);
       const started = performance.now();
+      const serverCpuBefore = s3.cpuMs() ?? 0;
       // BENCH_DEBUG: how many prefetched segments wait in the spool, every 20 ms (is recovery waiting for them?).
       const spoolTrace: number[] = [];
       const tracer = process.env.BENCH_DEBUG
@@ -157,6 +160,7 @@ try {
           await new Promise((r) => setTimeout(r, 20));
         }
         results.set(name, [...(results.get(name) ?? []), (performance.now() - started) / 1000]);
+        serverCpu.set(name, [...(serverCpu.get(name) ?? []), (s3.cpuMs() ?? 0) - serverCpuBefore]);
         if (tracer) {
           clearInterval(tracer);
           process.stderr.write(`  spooled segments every 20 ms: ${spoolTrace.join('')}\n`);
@@ -177,7 +181,6 @@ try {
       }
     }
   }
-  for (const repo of Object.values(repos)) repo.destroy();
 
   const floor = results.get(variants[0]![0])!;
   const lines = [
@@ -186,15 +189,20 @@ try {
     `load average (1, 5, 15 min) before ${formatLoad(loadBefore)}, after ${formatLoad(loadavg())}; 2 CPUs shared with other work`,
     '',
     // Each round's time against the same round's cp: the ratio of the medians would mix slow and quick spells.
-    'restore_command                    median s  vs cp (median)  vs cp in each round',
+    'restore_command                    median s  vs cp (median)  S3 server CPU  vs cp in each round',
     ...[...results].map(([name, times]) => {
       const ratios = times.map((t, i) => t / floor[i]!);
-      return `${name.padEnd(35)} ${median(times).toFixed(2).padStart(7)}  ${median(ratios).toFixed(2).padStart(13)}×  ${ratios.map((r) => `${r.toFixed(2)}×`).join(' ')}`;
+      const cpu = `${median(serverCpu.get(name)!).toFixed(0)} ms`;
+      return `${name.padEnd(35)} ${median(times).toFixed(2).padStart(7)}  ${median(ratios).toFixed(2).padStart(13)}×  ${cpu.padStart(13)}  ${ratios.map((r) => `${r.toFixed(2)}×`).join(' ')}`;
     }),
+    '',
+    'S3 server CPU: what the local S3 server (s3rver, a Node.js process) used during the restore, on the',
+    'same two cores as the recovery and pgsnap; a real S3 endpoint takes none of them.',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   writeFileSync(join(import.meta.dirname, 'results', 'wal-restore.txt'), `${lines.join('\n')}\n`);
 } finally {
+  for (const repo of Object.values(repos)) repo.destroy();
   source.destroy();
   rmSync(work, { recursive: true, force: true });
   await s3.destroy();

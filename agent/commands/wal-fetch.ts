@@ -1,13 +1,29 @@
 /** `pgsnap wal-fetch %f %p`: the restore_command. */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { messageOf, UsageError } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
-import { nextSegmentName, requireWalFileName } from '#domain/wal-file';
+import { nextSegmentName, requireWalFileName, walFileKind } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
-import { lockHolder, prefetcherLockName, privateDirectory, spawnDaemon } from '../daemon.ts';
+import {
+  lockHolder,
+  logTo,
+  prefetcherLockName,
+  privateDirectory,
+  releasePidLock,
+  spawnDaemon,
+} from '../daemon.ts';
 import { walDirectoryOf } from '../pgdata.ts';
 import { placeFile } from '../place-file.ts';
 import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
@@ -20,7 +36,7 @@ import {
   restoreCommandLine,
   warnIfTooLong,
 } from '../wal-commands.ts';
-import { type PrefetcherConfig, writeWant } from '../wal-prefetcher.ts';
+import { type PrefetcherConfig, prefetch, takePrefetcherLock, writeWant } from '../wal-prefetcher.ts';
 
 /**
  * PostgreSQL takes any exit status up to 125 from restore_command as "no such
@@ -44,6 +60,8 @@ sha256, and writes it to PATH (%p). In postgresql.conf of a restored server:
 --spool-dir DIR  the directory where prefetched segments wait, for this
                  restore only (default: pg_wal/pgsnap-prefetch, on the file
                  system of pg_wal, so that taking a segment is a rename)
+--stay           (used by that line) report on descriptor 3 once the file is
+                 in place, and go on as the prefetcher
 --print-command  print the restore_command line for postgresql.conf, every
                  value shell-quoted; with --prefetch, the shell fast path that
                  moves prefetched segments into place and starts pgsnap only
@@ -63,6 +81,7 @@ const flags = {
   'spool-dir': { type: 'string' },
   pgdata: { type: 'string' },
   'print-command': { type: 'boolean', default: false },
+  stay: { type: 'boolean', default: false },
 } as const;
 
 export async function walFetchCommand(args: string[]): Promise<number> {
@@ -108,25 +127,20 @@ async function walFetch(args: string[]): Promise<number> {
   const kind = requireWalFileName(name);
   const choice = requireRepositoryChoice('wal-fetch', values);
 
+  if (values.stay) {
+    if (ahead === 0) throw new UsageError('--stay needs --prefetch N');
+    return stayAsPrefetcher(name, path, prefetcherConfig(choice, ahead, values['spool-dir'], kind));
+  }
+
   /** Where this call also spools the next segments: when it has just started the prefetcher. */
   let aheadSpool: string | undefined;
   if (ahead > 0) {
-    const spool = privateDirectory(
-      values['spool-dir'] ? resolve(values['spool-dir']) : prefetchSpool(process.cwd(), choice),
-    );
+    const config = prefetcherConfig(choice, ahead, values['spool-dir'], kind);
+    const spool = config.spool;
     const running = lockHolder(join(spool, prefetcherLockName)) !== undefined;
     if (kind === 'segment') writeWant(spool, name);
     if (!running) {
-      // Before the first segment (PostgreSQL asks for history files first), start from the backup's.
-      const first = kind === 'segment' ? undefined : backupStartSegment(process.cwd());
-      ensurePrefetcher({
-        spool,
-        repository: choice,
-        ahead,
-        idleExitMs: 15_000,
-        ...(existsSync(join(process.cwd(), 'postmaster.pid')) ? { pgdata: process.cwd() } : {}),
-        ...(first ? { first } : {}),
-      });
+      ensurePrefetcher(config);
       aheadSpool = spool;
     }
     if (kind === 'segment') {
@@ -162,6 +176,65 @@ async function walFetch(args: string[]): Promise<number> {
   } finally {
     repository.close();
   }
+}
+
+/** The prefetcher of this restore: its spool, and where it starts when PostgreSQL asked for a history file. */
+function prefetcherConfig(
+  choice: RepositoryChoice,
+  ahead: number,
+  spoolDir: string | undefined,
+  kind: ReturnType<typeof requireWalFileName>,
+): PrefetcherConfig {
+  const cwd = process.cwd();
+  // Before the first segment (PostgreSQL asks for history files first), start from the backup's.
+  const first = kind === 'segment' ? undefined : backupStartSegment(cwd);
+  return {
+    spool: privateDirectory(spoolDir ? resolve(spoolDir) : prefetchSpool(cwd, choice)),
+    repository: choice,
+    ahead,
+    idleExitMs: 15_000,
+    ...(existsSync(join(cwd, 'postmaster.pid')) ? { pgdata: cwd } : {}),
+    ...(first ? { first } : {}),
+  };
+}
+
+/**
+ * `--stay`, the first call of the shell fast path (wal-commands.ts): fetch
+ * the file, tell the shell on descriptor 3 (`fetched`, `missing`, `failed`,
+ * or `busy` when another prefetcher holds the spool) and close it, which lets
+ * the shell answer PostgreSQL at once, and go on as this restore's
+ * prefetcher. One Node.js start and one repository connection serve the whole
+ * recovery, where a detached helper would start a second of each beside the
+ * first call, on the same cores, at the moment PostgreSQL waits. On `failed`
+ * the shell runs wal-fetch again without --stay, which reports the error the
+ * way PostgreSQL needs it.
+ */
+async function stayAsPrefetcher(name: string, path: string, config: PrefetcherConfig): Promise<number> {
+  const report = (outcome: 'fetched' | 'missing' | 'failed' | 'busy') => {
+    try {
+      writeSync(3, `${outcome}\n`);
+      closeSync(3);
+    } catch {}
+  };
+  if (!takePrefetcherLock(config.spool)) {
+    report('busy');
+    return 0;
+  }
+  logTo(join(config.spool, 'prefetcher.log'));
+  let prefetching: Promise<void> | undefined;
+  try {
+    const repository = await open(config.repository);
+    if (walFileKind(name) === 'segment') writeWant(config.spool, name);
+    prefetching = prefetch(config, repository);
+    const content = await repository.fetchWalWhilePinning(repository.requirePin(), name);
+    if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
+    report(content ? 'fetched' : 'missing');
+  } catch {
+    report('failed');
+  }
+  if (prefetching) await prefetching;
+  else releasePidLock(join(config.spool, prefetcherLockName));
+  return 0;
 }
 
 /** Fetches a segment into the spool, for the prefetcher to count as its own; quietly nothing on any failure. */

@@ -5,12 +5,22 @@
  * on another major version; and what they must never do — vouch for a file
  * the pusher did not store, or swallow a failed push.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { prefetcherLockName } from '../../agent/daemon.ts';
+import { isAlive, prefetcherLockName } from '../../agent/daemon.ts';
 import { prepareDataDirectory } from '../../agent/restore.ts';
 import {
   archiveCommandLine,
@@ -484,7 +494,7 @@ describe('the archive_command fast path', () => {
       .replaceAll('%f', '000000010000000000000001')
       .replaceAll('%p', 'pg_wal/RECOVERYXLOG')
       .replaceAll('%%', '%');
-    const echoed = execFileSync('sh', ['-c', `${shell.replace(/; exec .*$/, '')}; echo "$s"`], {
+    const echoed = execFileSync('sh', ['-c', `${shell.replace(/; p\(\) \{.*$/, '')}; echo "$s"`], {
       encoding: 'utf8',
     });
     expect(echoed.trim()).toBe(spool);
@@ -531,6 +541,78 @@ describe('the archive_command fast path', () => {
 });
 
 describe('the restore_command fast path', () => {
+  it('starts pgsnap once: the first call answers as soon as its file is in place and stays on as the prefetcher', async () => {
+    const repo = repositoryForTest('file');
+    const segmentSize = 16 * 2 ** 20;
+    const segments = [1, 2, 3, 4].map((n) => `00000001000000000000000${n}`);
+    const bytes = (i: number) => Buffer.alloc(segmentSize, `segment ${i} `);
+    const repository = await repo.open();
+    const pin = await repository.pin(
+      { systemIdentifier: '7710631090410220509', walSegmentSize: segmentSize },
+      'test',
+    );
+    for (const [i, name] of segments.entries()) await repository.pushWal(pin, name, bytes(i));
+    repository.close();
+    const dir = tempDirForTest('pgsnap-fast-path-');
+    const spool = join(dir, 'spool');
+    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    const line = restoreCommandLine({
+      spool,
+      url: repo.url,
+      cluster: repo.cluster,
+      prefetch: 2,
+      pgsnap: [process.execPath, pgsnapBin],
+    });
+    // Run as PostgreSQL runs it: sh -c, stderr to the server log (a file), and done when sh exits.
+    const restore = (name: string) =>
+      new Promise<number>((done, fail) => {
+        const log = openSync(join(dir, 'server.log'), 'a');
+        const command = line
+          .replaceAll('%p', 'pg_wal/RECOVERYXLOG')
+          .replaceAll('%f', name)
+          .replaceAll('%%', '%');
+        const child = spawn('sh', ['-c', command], { cwd: dir, stdio: ['ignore', 'ignore', log] });
+        closeSync(log);
+        child.once('error', fail);
+        child.once('exit', (code) => done(code ?? -1));
+      });
+    const prefetcher = () => {
+      const pid = Number(readFileSync(join(spool, prefetcherLockName), 'utf8'));
+      onTestFinished(() => {
+        if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      });
+      return pid;
+    };
+
+    expect(await restore(segments[0]!)).toBe(0);
+    expect(readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(bytes(0))).toBe(true);
+    // The shell has answered; the process that fetched the file is still there, as the prefetcher.
+    const pid = prefetcher();
+    expect(isAlive(pid)).toBe(true);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(
+      expect.arrayContaining(['wal-fetch', segments[0], '--stay']),
+    );
+    await waitFor('the next two segments in the spool', async () =>
+      existsSync(join(spool, segments[1]!)) && existsSync(join(spool, segments[2]!)) ? true : undefined,
+    );
+    expect(existsSync(join(spool, segments[3]!))).toBe(false); // two ahead, as asked
+    expect(await restore(segments[1]!)).toBe(0);
+    expect(readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(bytes(1))).toBe(true);
+    expect(prefetcher()).toBe(pid); // answered from the spool, by the same prefetcher
+    // Stopped as PostgreSQL stops it (a signal to its startup process's group): it empties the spool.
+    process.kill(pid, 'SIGTERM');
+    await waitFor('the prefetcher to stop', async () => (isAlive(pid) ? undefined : true));
+    expect(readdirSync(spool).filter((f) => /^[0-9A-F]{24}/.test(f))).toEqual([]);
+    expect(existsSync(join(spool, prefetcherLockName))).toBe(false);
+    expect(readFileSync(join(spool, 'prefetcher.log'), 'utf8')).toMatch(
+      /prefetcher stopped after \d+ segments/,
+    );
+
+    // A file the repository does not have: "not there" (1), and the call stays on as the prefetcher all the same.
+    expect(await restore('00000002.history')).toBe(1);
+    expect(isAlive(prefetcher())).toBe(true);
+  });
+
   it('waits in the shell for a file the live prefetcher is fetching, and starts pgsnap only without one', async () => {
     const dir = tempDirForTest('pgsnap-fast-path-');
     const spool = join(dir, 'spool');
