@@ -4,7 +4,7 @@
  * wal-fetch --prefetch): stopped by the pid in their pid file before the
  * test removes their spool, so that none writes into a directory being removed.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 function pidFiles(dir: string, depth = 4): string[] {
@@ -39,4 +39,21 @@ export async function stopWalHelpers(...dirs: string[]): Promise<void> {
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;
   while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+/**
+ * Waits until the prefetcher of `spool` has logged that it stopped, and
+ * returns how many segments it says it prefetched.
+ */
+export async function prefetchedWhenStopped(spool: string, timeoutMs = 90_000): Promise<number> {
+  const log = join(spool, 'prefetcher.log');
+  for (const deadline = Date.now() + timeoutMs; ; ) {
+    const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+    const stopped = /prefetcher stopped after (\d+) segments prefetched/.exec(text);
+    if (stopped) return Number(stopped[1]);
+    if (Date.now() > deadline) {
+      throw new Error(`the prefetcher of ${spool} did not stop within ${timeoutMs} ms; its log:\n${text}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
