@@ -17,6 +17,7 @@ import type { Repository } from '#domain/repository/repository';
 import { nextSegmentName, requireWalFileName, walFileKind } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
 import {
+  daemonLog,
   lockHolder,
   logTo,
   prefetcherLockName,
@@ -225,7 +226,8 @@ async function stayAsPrefetcher(name: string, path: string, config: PrefetcherCo
   try {
     const repository = await open(config.repository);
     if (walFileKind(name) === 'segment') writeWant(config.spool, name);
-    prefetching = prefetch(config, repository);
+    // Handled at once: a failure of the loop must not end this process before the file is reported.
+    prefetching = prefetch(config, repository).catch((error: unknown) => daemonLog(messageOf(error)));
     const content = await repository.fetchWalWhilePinning(repository.requirePin(), name);
     if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
     report(content ? 'fetched' : 'missing');
