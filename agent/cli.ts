@@ -1,5 +1,5 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
-import { exitCodeFor, messageOf, UsageError } from '#domain/errors';
+import { exitCodeFor, messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import type { SessionConfig } from './session.ts';
 import type { ArchiverConfig } from './wal-archiver.ts';
 import type { PrefetcherConfig } from './wal-prefetcher.ts';
@@ -112,6 +112,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const argv = process.argv.slice(2);
+// The restore_command: any failure, also one before wal-fetch's code is loaded (an install being replaced)
+// or outside its own error handling, must stop recovery, not read as "no such file" (exit 1).
+const restoreCommand = argv[0] === 'wal-fetch';
+if (restoreCommand) {
+  process.on('uncaughtException', (error) => {
+    process.stderr.write(`pgsnap wal-fetch: ${messageOf(error)}\n`);
+    process.exit(stopRecoveryExitCode);
+  });
+}
 main(argv).then(
   (code) => {
     process.exitCode = code;
@@ -123,6 +132,6 @@ main(argv).then(
     if ((separator < 0 ? argv : argv.slice(0, separator)).includes('--json')) {
       process.stdout.write(`${JSON.stringify({ error: { name, message: messageOf(error) } }, null, 2)}\n`);
     }
-    process.exitCode = exitCodeFor(error);
+    process.exitCode = restoreCommand ? stopRecoveryExitCode : exitCodeFor(error);
   },
 );

@@ -11,7 +11,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { messageOf, UsageError } from '#domain/errors';
+import { messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
 import { nextSegmentName, requireWalFileName, walFileKind } from '#domain/wal-file';
@@ -38,15 +38,6 @@ import {
   warnIfTooLong,
 } from '../wal-commands.ts';
 import { type PrefetcherConfig, prefetch, takePrefetcherLock, writeWant } from '../wal-prefetcher.ts';
-
-/**
- * PostgreSQL takes any exit status up to 125 from restore_command as "no such
- * file" and goes on: past the consistency point it ends recovery there and
- * promotes, silently dropping the rest of the WAL. Above 125 it stops recovery
- * with FATAL (RestoreArchivedFile: wait_result_is_any_signal(rc, true)), which
- * is what a damaged or unreachable repository calls for.
- */
-export const stopRecoveryExitCode = 128;
 
 export const walFetchUsage = `pgsnap wal-fetch FILE PATH --repo URL --cluster NAME [--prefetch N]
 pgsnap wal-fetch --print-command --repo URL --cluster NAME [--prefetch N] [--spool-dir DIR | --pgdata DIR]

@@ -30,6 +30,16 @@ export class TimeoutError extends Error {
 
 export const exitCodes = { ok: 0, failure: 1, usage: 2, precondition: 3 } as const;
 
+/**
+ * The exit status of `wal-fetch` for every failure. PostgreSQL takes any exit
+ * status up to 125 from restore_command as "no such file" and goes on: past
+ * the consistency point it ends recovery there and promotes, silently
+ * dropping the rest of the WAL. Above 125 it stops recovery with FATAL
+ * (RestoreArchivedFile: wait_result_is_any_signal(rc, true)), which is what a
+ * damaged or unreachable repository, or a broken pgsnap, calls for.
+ */
+export const stopRecoveryExitCode = 128;
+
 export function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return exitCodes.usage;
   if (error instanceof PreconditionError) return exitCodes.precondition;

@@ -3,12 +3,13 @@
  * server user, no environment but the command line), against a directory and
  * a local S3 server.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, ownedDir } from '../support/cluster.ts';
-import { pgsnap } from '../support/pgsnap.ts';
+import { tempDirForTest } from '../support/fixtures.ts';
+import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type BackendKind, testRepository } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
 
@@ -179,4 +180,26 @@ describe.each<BackendKind>(['file', 's3'])('on a %s repository', (kind) => {
       repo.destroy();
     }
   });
+});
+
+it('wal-fetch stops recovery (exit 128), not "no such file", when its own code cannot be loaded', async () => {
+  // An install being replaced under a running recovery: the entry point is there, the command's chunk is not.
+  const copy = tempDirForTest('pgsnap-broken-install-');
+  cpSync(dirname(pgsnapBin), copy, {
+    recursive: true,
+    filter: (path) => !/[\\/]wal-fetch-[^/]*\.mjs$/.test(path) && !path.endsWith('.tar.gz'),
+  });
+  expect(readdirSync(join(copy, 'chunks')).some((f) => f.startsWith('wal-fetch-'))).toBe(false);
+  const args = [
+    'wal-fetch',
+    '000000010000000000000001',
+    join(copy, 'x'),
+    '--repo',
+    `file://${copy}`,
+    '--cluster',
+    'c',
+  ];
+  const result = await pgsnap(args, {}, { bin: join(copy, basename(pgsnapBin)) });
+  expect(result.code).toBe(128);
+  expect(result.stderr).toMatch(/pgsnap: Cannot find module .*wal-fetch-/);
 });

@@ -15,10 +15,10 @@ export interface CliResult {
 export function pgsnap(
   args: string[],
   env: NodeJS.ProcessEnv,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; bin?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolveResult, reject) => {
-    const child = spawn(process.execPath, [pgsnapBin, ...args], {
+    const child = spawn(process.execPath, [options.bin ?? pgsnapBin, ...args], {
       env: { PATH: process.env.PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
