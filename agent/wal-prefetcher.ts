@@ -98,8 +98,14 @@ export function takePrefetcherLock(spool: string): boolean {
  * (SIGTERM, SIGINT, SIGQUIT), which a prefetcher that a restore_command
  * became (wal-fetch --stay) is part of: each ends the loop.
  */
-export async function prefetch(config: PrefetcherConfig, repository: Repository): Promise<void> {
+export async function prefetch(
+  config: PrefetcherConfig,
+  repository: Repository,
+  /** The pin being read already (by the restore_command this process is): not read a second time. */
+  pinning?: Promise<ClusterPin>,
+): Promise<void> {
   const lock = join(config.spool, prefetcherLockName);
+  const readPin = () => pinning ?? repository.requirePin();
   let pin: ClusterPin | undefined;
   const inFlight = new Set<string>();
   const missingUntil = new Map<string, number>();
@@ -138,7 +144,7 @@ export async function prefetch(config: PrefetcherConfig, repository: Repository)
     const fetching = join(config.spool, `${name}.fetching`);
     writeFileSync(fetching, '', { mode: 0o600 });
     try {
-      pin ??= await repository.requirePin();
+      pin ??= await readPin();
       const content = await repository.fetchWal(pin, name);
       if (!content) {
         missingUntil.set(name, Date.now() + missingRetryMs);
@@ -209,7 +215,7 @@ export async function prefetch(config: PrefetcherConfig, repository: Repository)
       const base = want ?? config.first;
       if (base && pin === undefined && inFlight.size === 0) {
         try {
-          pin = await repository.requirePin();
+          pin = await readPin();
         } catch (error) {
           daemonLog(messageOf(error));
           break;

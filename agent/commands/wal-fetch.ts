@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
-import { nextSegmentName, requireWalFileName, walFileKind } from '#domain/wal-file';
+import { nextSegmentName, requireWalFileName } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
 import {
   daemonLog,
@@ -121,7 +121,7 @@ async function walFetch(args: string[]): Promise<number> {
 
   if (values.stay) {
     if (ahead === 0) throw new UsageError('--stay needs --prefetch N');
-    return stayAsPrefetcher(name, path, prefetcherConfig(choice, ahead, values['spool-dir'], kind));
+    return stayAsPrefetcher(name, kind, path, prefetcherConfig(choice, ahead, values['spool-dir'], kind));
   }
 
   /** Where this call also spools the next segments: when it has just started the prefetcher. */
@@ -201,7 +201,12 @@ function prefetcherConfig(
  * the shell runs wal-fetch again without --stay, which reports the error the
  * way PostgreSQL needs it.
  */
-async function stayAsPrefetcher(name: string, path: string, config: PrefetcherConfig): Promise<number> {
+async function stayAsPrefetcher(
+  name: string,
+  kind: ReturnType<typeof requireWalFileName>,
+  path: string,
+  config: PrefetcherConfig,
+): Promise<number> {
   const report = (outcome: 'fetched' | 'missing' | 'failed' | 'busy') => {
     try {
       writeSync(3, `${outcome}\n`);
@@ -216,10 +221,15 @@ async function stayAsPrefetcher(name: string, path: string, config: PrefetcherCo
   let prefetching: Promise<void> | undefined;
   try {
     const repository = await open(config.repository);
-    if (walFileKind(name) === 'segment') writeWant(config.spool, name);
+    if (kind === 'segment') writeWant(config.spool, name);
+    // One read of the pin, for this file and for the loop.
+    const pinning = repository.requirePin();
+    pinning.catch(() => {}); // reported by the fetch below
     // Handled at once: a failure of the loop must not end this process before the file is reported.
-    prefetching = prefetch(config, repository).catch((error: unknown) => daemonLog(messageOf(error)));
-    const content = await repository.fetchWalWhilePinning(repository.requirePin(), name);
+    prefetching = prefetch(config, repository, pinning).catch((error: unknown) =>
+      daemonLog(messageOf(error)),
+    );
+    const content = await repository.fetchWalWhilePinning(pinning, name);
     if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
     report(content ? 'fetched' : 'missing');
   } catch {
