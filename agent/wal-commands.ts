@@ -11,6 +11,7 @@
  */
 import { type BigIntStats, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { stopRecoveryExitCode } from '#domain/errors';
 import { archiverLockName, prefetcherLockName } from './daemon.ts';
 import { walDirectoryOf } from './pgdata.ts';
 
@@ -18,6 +19,16 @@ import { walDirectoryOf } from './pgdata.ts';
 export function shellQuote(value: string): string {
   return /^[\w./:=@+,-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
 }
+
+/** Shell: exit as pgsnap answered on descriptor 3 (read into `$r`): 0 `fetched`, 1 `missing`; otherwise go on. */
+const answerAsReported = 'case $r in fetched) exit 0;; missing) exit 1;; esac';
+
+/**
+ * Shell, after pgsnap gave no answer (its status in `$e`): stop recovery. The
+ * status goes to the server log, as Node.js failing to start may say little
+ * else.
+ */
+const noAnswer = ['echo "pgsnap wal-fetch: exit $e" >&2', `exit ${stopRecoveryExitCode}`];
 
 /**
  * PostgreSQL replaces %p, %f and %r in the command and, from version 16,
@@ -154,7 +165,14 @@ export interface RestoreCommandOptions {
  * reads through `$(...)`, and the shell answers PostgreSQL as soon as the file
  * is in place, while pgsnap goes on as the prefetcher. (`$(...)` ends when the
  * descriptor closes, not when the process does.) Any other answer, or none,
- * and pgsnap is run again in the foreground.
+ * and pgsnap is run again in the foreground, with --report.
+ *
+ * The line answers "fetched" or "not there" only when pgsnap said so on
+ * descriptor 3; anything else stops recovery (exit 128). Its exit status alone
+ * cannot be trusted: Node.js exits 1 when the script is not there (an install
+ * moved or half-replaced) and 9 on a bad NODE_OPTIONS, and PostgreSQL reads
+ * any status up to 125 as "no such file", past the consistency point as the
+ * end of the WAL: it would promote early, dropping the rest.
  *
  * A `.missing` marker is trusted only while the prefetcher that maintains it
  * is alive (`kill -0` on its pid file): it rechecks every second and removes
@@ -179,10 +197,10 @@ export function restoreCommandLine(options: RestoreCommandOptions): string {
     'test -f "$f.missing" && a && exit 1',
     `p() { exec ${pgsnap} wal-fetch %f %p --prefetch ${options.prefetch} --spool-dir "$s" ` +
       `--repo ${literal(options.url)} --cluster ${literal(options.cluster)} "$@"; }`,
-    'a || { r=$(p --stay 3>&1 >&2 &)',
-    'test "$r" = fetched && exit 0',
-    'test "$r" = missing && exit 1; }',
-    'p',
+    `t() { ${answerAsReported}; }`,
+    'a || { r=$(p --stay 3>&1 >&2 &); t; }',
+    'r=$(p --report 3>&1 >&2); e=$?; t',
+    ...noAnswer,
   ].join('; ');
 }
 
@@ -223,14 +241,23 @@ export function plainArchiveCommandLine(options: {
   return `${pgsnap} wal-push %p --repo ${literal(options.url)} --cluster ${literal(options.cluster)}`;
 }
 
-/** The plain restore_command, without prefetch. */
+/**
+ * The restore_command without prefetch: pgsnap for every file, its answer
+ * read as the fast path reads it (see restoreCommandLine), so that Node.js
+ * failing to start stops recovery rather than ending it.
+ */
 export function plainRestoreCommandLine(options: {
   url: string;
   cluster: string;
   pgsnap?: string[];
 }): string {
   const pgsnap = (options.pgsnap ?? selfCommand()).map(literal).join(' ');
-  return `${pgsnap} wal-fetch %f %p --repo ${literal(options.url)} --cluster ${literal(options.cluster)}`;
+  return [
+    `r=$(${pgsnap} wal-fetch %f %p --report --repo ${literal(options.url)} --cluster ${literal(options.cluster)} 3>&1 >&2)`,
+    'e=$?',
+    answerAsReported,
+    ...noAnswer,
+  ].join('; ');
 }
 
 /**

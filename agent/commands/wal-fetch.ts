@@ -54,6 +54,9 @@ sha256, and writes it to PATH (%p). In postgresql.conf of a restored server:
                  system of pg_wal, so that taking a segment is a rename)
 --stay           (used by that line) report on descriptor 3 once the file is
                  in place, and go on as the prefetcher
+--report         (used by that line) say on descriptor 3 \`fetched\` or
+                 \`missing\`, so that the line can tell pgsnap's "not there"
+                 from Node.js failing to start
 --print-command  print the restore_command line for postgresql.conf, every
                  value shell-quoted; with --prefetch, the shell fast path that
                  moves prefetched segments into place and starts pgsnap only
@@ -74,6 +77,7 @@ const flags = {
   pgdata: { type: 'string' },
   'print-command': { type: 'boolean', default: false },
   stay: { type: 'boolean', default: false },
+  report: { type: 'boolean', default: false },
 } as const;
 
 export async function walFetchCommand(args: string[]): Promise<number> {
@@ -123,11 +127,25 @@ async function walFetch(args: string[]): Promise<number> {
     if (ahead === 0) throw new UsageError('--stay needs --prefetch N');
     return stayAsPrefetcher(name, kind, path, prefetcherConfig(choice, ahead, values['spool-dir'], kind));
   }
+  const status = await fetchOne(name, kind, path, choice, ahead, values['spool-dir']);
+  // Only after an answer: on a failure the exception leaves without one, and the line stops recovery.
+  if (values.report) reportToShell(status === 0 ? 'fetched' : 'missing');
+  return status;
+}
 
+/** Fetches one file into place, from the spool or the repository: 0 fetched, 1 not in the repository. */
+async function fetchOne(
+  name: string,
+  kind: ReturnType<typeof requireWalFileName>,
+  path: string,
+  choice: RepositoryChoice,
+  ahead: number,
+  spoolDir: string | undefined,
+): Promise<0 | 1> {
   /** Where this call also spools the next segments: when it has just started the prefetcher. */
   let aheadSpool: string | undefined;
   if (ahead > 0) {
-    const config = prefetcherConfig(choice, ahead, values['spool-dir'], kind);
+    const config = prefetcherConfig(choice, ahead, spoolDir, kind);
     const spool = config.spool;
     const running = lockHolder(join(spool, prefetcherLockName)) !== undefined;
     if (kind === 'segment') writeWant(spool, name);
@@ -207,14 +225,8 @@ async function stayAsPrefetcher(
   path: string,
   config: PrefetcherConfig,
 ): Promise<number> {
-  const report = (outcome: 'fetched' | 'missing' | 'failed' | 'busy') => {
-    try {
-      writeSync(3, `${outcome}\n`);
-      closeSync(3);
-    } catch {}
-  };
   if (!takePrefetcherLock(config.spool)) {
-    report('busy');
+    reportToShell('busy');
     return 0;
   }
   logTo(join(config.spool, 'prefetcher.log'));
@@ -231,13 +243,25 @@ async function stayAsPrefetcher(
     );
     const content = await repository.fetchWalWhilePinning(pinning, name);
     if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
-    report(content ? 'fetched' : 'missing');
+    reportToShell(content ? 'fetched' : 'missing');
   } catch {
-    report('failed');
+    reportToShell('failed');
   }
   if (prefetching) await prefetching;
   else releasePidLock(join(config.spool, prefetcherLockName));
   return 0;
+}
+
+/**
+ * The answer the fast path line (wal-commands.ts) reads on descriptor 3: it
+ * trusts only this, not the exit status, which Node.js also uses when it
+ * cannot start at all. Closing the descriptor ends the shell's `$(...)`.
+ */
+function reportToShell(outcome: 'fetched' | 'missing' | 'failed' | 'busy'): void {
+  try {
+    writeSync(3, `${outcome}\n`);
+    closeSync(3);
+  } catch {}
 }
 
 /** Fetches a segment into the spool, for the prefetcher to count as its own; quietly nothing on any failure. */

@@ -28,6 +28,7 @@ import {
   confQuote,
   expandedLength,
   okStatusName,
+  plainRestoreCommandLine,
   restoreCommandLine,
   statusKey,
 } from '../../agent/wal-commands.ts';
@@ -616,17 +617,9 @@ describe('the restore_command fast path', () => {
       url: 'file:///nonexistent',
       cluster: 'orders-db',
       prefetch: 8,
-      pgsnap: ['sh', '-c', 'echo slow path; exit 7', 'pgsnap'],
+      pgsnap: ['sh', '-c', 'echo slow path >&2; exit 7', 'pgsnap'],
     });
-    const restore = () =>
-      run(
-        'sh',
-        ['-c', line.replaceAll('%p', `pg_wal/${segment}`).replaceAll('%f', segment).replaceAll('%%', '%')],
-        { cwd: dir },
-      ).then(
-        ({ stdout }) => ({ status: 0, stdout }),
-        (error: { code: number; stdout: string }) => ({ status: error.code, stdout: error.stdout }),
-      );
+    const restore = () => runRestoreLine(line, segment, `pg_wal/${segment}`, dir);
 
     // A live prefetcher (this test process) is fetching the file: the line waits, then takes it.
     writeFileSync(join(spool, prefetcherLockName), `${process.pid}\n`);
@@ -635,13 +628,91 @@ describe('the restore_command fast path', () => {
     await new Promise((r) => setTimeout(r, 300));
     writeFileSync(join(spool, segment), 'segment content');
     rmSync(join(spool, `${segment}.fetching`));
-    expect(await waiting).toEqual({ status: 0, stdout: '' });
+    expect(await waiting).toEqual({ status: 0, stderr: '' });
     expect(readFileSync(join(dir, 'pg_wal', segment), 'utf8')).toBe('segment content');
     expect(existsSync(join(spool, segment))).toBe(false);
 
     // A .fetching left by a prefetcher that is gone is not waited for: pgsnap is started at once.
     writeFileSync(join(spool, `${segment}.fetching`), '');
     writeFileSync(join(spool, prefetcherLockName), '999999999\n');
-    expect(await restore()).toEqual({ status: 7, stdout: 'slow path\n' });
+    // (A stand-in that gives no answer on descriptor 3: recovery stops, as below.)
+    expect(await restore()).toEqual({
+      status: 128,
+      stderr: expect.stringMatching(/^slow path\n(.|\n)*slow path\npgsnap wal-fetch: exit 7\n$/),
+    });
+  });
+
+  it('stops recovery when Node.js cannot run pgsnap, whose exit status PostgreSQL would read as "not there"', async () => {
+    const repo = repositoryForTest('file');
+    const repository = await repo.open();
+    const segmentSize = 16 * 2 ** 20;
+    const pin = await repository.pin(
+      { systemIdentifier: '7710631090410220509', walSegmentSize: segmentSize },
+      'test',
+    );
+    const segment = '000000010000000000000001';
+    await repository.pushWal(pin, segment, Buffer.alloc(segmentSize, 'segment 1 '));
+    repository.close();
+    const dir = tempDirForTest('pgsnap-fast-path-');
+    const spool = join(dir, 'spool');
+    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    const lineFor = (pgsnapCommand: string[]) =>
+      restoreCommandLine({ spool, url: repo.url, cluster: repo.cluster, prefetch: 2, pgsnap: pgsnapCommand });
+    const restore = (line: string, name: string, env?: NodeJS.ProcessEnv) =>
+      runRestoreLine(line, name, 'pg_wal/RECOVERYXLOG', dir, env);
+
+    // The install moved away under a recovery: Node.js exits 1, the status of "not there".
+    const moved = lineFor([process.execPath, join(dir, 'gone', 'pgsnap.mjs')]);
+    const answer = await restore(moved, segment);
+    expect(answer.status).toBe(128);
+    expect(answer.stderr).toContain('Cannot find module');
+    expect(answer.stderr).toContain('pgsnap wal-fetch: exit 1');
+    expect(existsSync(join(dir, 'pg_wal', 'RECOVERYXLOG'))).toBe(false);
+
+    // A bad NODE_OPTIONS in the server's environment: Node.js exits 9.
+    const line = lineFor([process.execPath, pgsnapBin]);
+    const badOptions = await restore(line, segment, { NODE_OPTIONS: '--no-such-option' });
+    expect(badOptions.status).toBe(128);
+    expect(badOptions.stderr).toContain('pgsnap wal-fetch: exit 9');
+
+    // pgsnap in the foreground (a live prefetcher that has not got the file): its answers pass through.
+    writeFileSync(join(spool, prefetcherLockName), `${process.pid}\n`);
+    expect(await restore(line, segment)).toEqual({ status: 0, stderr: '' });
+    expect(
+      readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(Buffer.alloc(segmentSize, 'segment 1 ')),
+    ).toBe(true);
+    expect(await restore(line, '00000002.history')).toEqual({ status: 1, stderr: '' });
+    expect(readdirSync(spool)).not.toContain('prefetcher.log'); // in the foreground: no prefetcher was started
+
+    // The line without prefetch (what pgsnap restore writes by default) reads pgsnap's answer the same way.
+    const plain = (pgsnapCommand: string[]) =>
+      plainRestoreCommandLine({ url: repo.url, cluster: repo.cluster, pgsnap: pgsnapCommand });
+    rmSync(join(dir, 'pg_wal', 'RECOVERYXLOG'));
+    expect(await restore(plain([process.execPath, join(dir, 'gone', 'pgsnap.mjs')]), segment)).toEqual({
+      status: 128,
+      stderr: expect.stringContaining('pgsnap wal-fetch: exit 1'),
+    });
+    expect(existsSync(join(dir, 'pg_wal', 'RECOVERYXLOG'))).toBe(false);
+    expect(await restore(plain([process.execPath, pgsnapBin]), segment)).toEqual({ status: 0, stderr: '' });
+    expect(existsSync(join(dir, 'pg_wal', 'RECOVERYXLOG'))).toBe(true);
+    expect(await restore(plain([process.execPath, pgsnapBin]), '00000002.history')).toEqual({
+      status: 1,
+      stderr: '',
+    });
   });
 });
+
+/** Runs a restore_command line as PostgreSQL does (sh -c, in the data directory) for one file. */
+function runRestoreLine(
+  line: string,
+  name: string,
+  path: string,
+  cwd: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ status: number; stderr: string }> {
+  const command = line.replaceAll('%p', path).replaceAll('%f', name).replaceAll('%%', '%');
+  return run('sh', ['-c', command], { cwd, env: { ...process.env, ...env } }).then(
+    ({ stderr }) => ({ status: 0, stderr }),
+    (error: { code: number; stderr: string }) => ({ status: error.code, stderr: error.stderr }),
+  );
+}
