@@ -11,6 +11,13 @@
  * pgbench run replayed on a fresh copy of the backup for each. Timed from
  * starting the server until it has left recovery. Goal: pgsnap at most 1.3× cp.
  *
+ * The WAL's make-up sets the floor: the default 30 s of pgbench right after
+ * the base backup's checkpoint is dense in full-page images, which replay fast
+ * (about 60 ms a segment with cp on a 2-core machine: as fast as the
+ * prefetcher can decompress and verify); a longer run adds WAL of small
+ * records, slower to replay per segment. A run with other than 30 seconds is
+ * recorded in results/wal-restore-<seconds>s.txt.
+ *
  * usage: npx tsx bench/wal-restore.ts [seconds=30] [clients=4] [scale=10] [rounds=3]
  * BENCH_ONLY=regex runs cp and the matching variants; BENCH_PGSNAP=script starts pgsnap through a wrapper
  * in the +sh lines (to log slow-path calls); BENCH_DEBUG=1 keeps each restore's server and prefetcher logs
@@ -200,7 +207,9 @@ try {
     'same two cores as the recovery and pgsnap; a real S3 endpoint takes none of them.',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  writeFileSync(join(import.meta.dirname, 'results', 'wal-restore.txt'), `${lines.join('\n')}\n`);
+  // Another length of load makes other WAL (see the usage above): recorded beside the default run, not over it.
+  const resultsFile = `wal-restore${seconds === 30 ? '' : `-${seconds}s`}.txt`;
+  writeFileSync(join(import.meta.dirname, 'results', resultsFile), `${lines.join('\n')}\n`);
 } finally {
   for (const repo of Object.values(repos)) repo.destroy();
   source.destroy();
