@@ -158,6 +158,47 @@ export async function preflight(client: Client): Promise<PreflightReport> {
     );
   }
 
+  // pg_backup_start runs in a statement, whose snapshot keeps this backend's xmin for the whole wait for the
+  // checkpoint; PostgreSQL holds back pruning and vacuum for it only in the tables of this database.
+  const { database, others, waitSeconds } = (
+    await client.query<{ database: string; others: number; waitSeconds: number }>(
+      `SELECT current_database() AS database,
+              (SELECT count(*)::int FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                  AND backend_type = 'client backend' AND application_name NOT LIKE 'pgsnap%') AS others,
+              (SELECT round(setting::int * current_setting('checkpoint_completion_target')::float8)::int
+                 FROM pg_settings WHERE name = 'checkpoint_timeout') AS "waitSeconds"`,
+    )
+  ).rows[0]!;
+  if (facts.inRecovery) {
+    // No pruning here; but hot_standby_feedback sends this backend's xmin to the primary, for every database.
+    const feedback = (await setting(client, 'hot_standby_feedback')) === 'on';
+    add(
+      'backup_database',
+      !feedback,
+      'warning',
+      feedback
+        ? 'hot_standby_feedback is on: the snapshot pg_backup_start keeps while it waits for the restartpoint ' +
+            `(about ${waitSeconds} s unless --fast) reaches the primary, which cannot prune or vacuum the rows ` +
+            'updated or deleted meanwhile, in any database'
+        : 'hot_standby_feedback is off: the snapshot pg_backup_start keeps while it waits does not reach the primary',
+    );
+  } else
+    add(
+      'backup_database',
+      others === 0,
+      'warning',
+      others === 0
+        ? `no other session uses database ${database}, where pg_backup_start holds a snapshot while it waits ` +
+            'for the checkpoint'
+        : `${others} other session${others === 1 ? '' : 's'} use${others === 1 ? 's' : ''} database ${database}, ` +
+            'where pg_backup_start runs: its statement keeps a snapshot while it waits for the checkpoint (about ' +
+            `${waitSeconds} s, checkpoint_completion_target x checkpoint_timeout, unless --fast), and meanwhile ` +
+            "PostgreSQL cannot prune or vacuum the rows updated or deleted in this database's tables, which slows " +
+            'a busy workload more the longer it lasts. Set PGDATABASE for pgsnap to a database no workload uses ' +
+            `(${database === 'postgres' ? 'CREATE DATABASE pgsnap' : 'postgres, or CREATE DATABASE pgsnap'})`,
+    );
+
   // Outside a transaction a pooler in transaction mode may answer each statement from another backend.
   const secondPid = await scalar<number>(client, 'SELECT pg_backend_pid() AS value');
   const sameSession = secondPid === facts.backendPid;

@@ -181,6 +181,7 @@ export function holdSession(config: SessionConfig, hooks: SessionHooks): HeldSes
           '(run pgsnap preflight for all checks)',
       );
     }
+    for (const warning of findings.filter((f) => !f.ok)) hooks.log(`warning: ${warning.message}`);
     await hardenSession(client, facts.versionNum);
     // The backup starts when pg_backup_start is called (its START TIME), not when the holder did.
     const backupStartedAt = new Date().toISOString();

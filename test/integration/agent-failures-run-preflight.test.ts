@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   backupAbortedLogLine,
   clusterForTest,
@@ -185,6 +185,37 @@ describe('pgsnap preflight', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.json).toMatchObject({ ok: true, serverVersion: expect.stringMatching(/^15\./) });
     expect(result.failed).toEqual([]);
+  });
+
+  it('warns when a workload uses the database where pg_backup_start would keep its snapshot, naming the fix', async () => {
+    const { cluster, env } = await clusterForTest();
+    const workload = await cluster.client(); // connected to postgres, as pgsnap is by default here
+    onTestFinished(() => workload.end());
+    const shared = await preflight(env);
+    expect(shared.code, shared.stderr).toBe(0); // a warning does not stop a backup
+    expect(shared.failed).toEqual([
+      {
+        check: 'backup_database',
+        ok: false,
+        severity: 'warning',
+        message: expect.stringMatching(
+          /^1 other session uses database postgres, where pg_backup_start runs: .*\(about \d+ s, .*cannot prune or vacuum.*Set PGDATABASE for pgsnap to a database no workload uses \(CREATE DATABASE pgsnap\)$/,
+        ),
+      },
+    ]);
+
+    // The advice is enough: in a database of its own, nothing to warn about.
+    await cluster.query('CREATE DATABASE pgsnap');
+    const apart = await preflight({ ...env, PGDATABASE: 'pgsnap' });
+    expect(apart.code, apart.stderr).toBe(0);
+    expect(apart.failed).toEqual([]);
+    expect(apart.json?.findings).toContainEqual(
+      expect.objectContaining({
+        check: 'backup_database',
+        ok: true,
+        message: expect.stringContaining('pgsnap'),
+      }),
+    );
   });
 
   it('fails (exit 3) with archive_mode off, saying to turn it on; begin is refused the same way', async () => {
