@@ -86,7 +86,19 @@
  * backup's cost, and PostgreSQL's part of it from pgsnap's. A run with either
  * option is recorded in a file of its own.
  *
- * usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, default 1,4,8] [--with-checkpoint | --control[=N]]
+ * The load runs in a database of its own (`bench`), and the backups connect
+ * to `postgres`, as an application and a backup tool do in production (and
+ * as the README asks of pgsnap's PGDATABASE). pg_backup_start runs in a
+ * statement, whose snapshot keeps its backend's xmin for the whole wait for
+ * the checkpoint (about 40 s here, minutes with a production
+ * checkpoint_timeout); PostgreSQL holds back pruning and vacuum only for the
+ * tables of the database that backend is connected to, so in the load's own
+ * database every row pgbench updates in that time stays, dead, in its HOT
+ * chain (pgbench_branches has one row per scale unit, updated by every
+ * transaction), and TPS sinks the longer the wait lasts. `--same-database`
+ * runs the load in `postgres` too, to measure that.
+ *
+ * usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, default 1,4,8] [--with-checkpoint | --control[=N]] [--same-database]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -101,17 +113,21 @@ import { median } from './stats.ts';
 const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('--'));
 const withCheckpoint = flags.includes('--with-checkpoint');
+const sameDatabase = flags.includes('--same-database');
+/** Where pgbench runs; the backups connect to `postgres`. */
+const loadDatabase = sameDatabase ? 'postgres' : 'bench';
 const controlFlag = flags.find((f) => /^--control(=\d+)?$/.test(f));
 const controlRounds = controlFlag ? Number(controlFlag.split('=')[1] ?? 3) : 0;
 const sizesGb = (args.find((a) => !a.startsWith('--')) ?? '1,4,8').split(',').map(Number);
 if (
   sizesGb.length === 0 ||
   sizesGb.some((gb) => !(gb > 0)) ||
-  flags.some((f) => f !== '--with-checkpoint' && f !== controlFlag) ||
+  flags.some((f) => f !== '--with-checkpoint' && f !== '--same-database' && f !== controlFlag) ||
   (controlFlag !== undefined && (withCheckpoint || !(controlRounds >= 1)))
 ) {
   console.error(
-    'usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, e.g. 1,4,8] [--with-checkpoint | --control[=N]]',
+    'usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, e.g. 1,4,8] [--with-checkpoint | --control[=N]] ' +
+      '[--same-database]',
   );
   process.exit(2);
 }
@@ -129,7 +145,8 @@ const tailMs = 2_000;
 /** A run with other rows is recorded beside the default one, not over it. */
 const resultsFile = resolve(
   import.meta.dirname,
-  `results/backup-vs-basebackup${controlRounds ? '-control' : withCheckpoint ? '-with-checkpoint' : ''}.txt`,
+  `results/backup-vs-basebackup${controlRounds ? '-control' : withCheckpoint ? '-with-checkpoint' : ''}` +
+    `${sameDatabase ? '-same-database' : ''}.txt`,
 );
 const settings = {
   shared_buffers: "'1GB'",
@@ -656,9 +673,11 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
   const db = await cluster.client();
   cleanups.push(() => void db.end());
   const env = { ...cluster.env, PGSNAP_STATE_DIR: mkdtempSync(join(dir, 'state-')) };
+  const loadEnv = { ...env, PGDATABASE: loadDatabase };
+  if (!sameDatabase) await db.query(`CREATE DATABASE ${loadDatabase}`);
 
-  progress(`${gb} GB: loading pgbench scale ${scale}`);
-  await run(join(systemBin, 'pgbench'), ['-i', '-I', 'dtGvp', '-s', String(scale)], env);
+  progress(`${gb} GB: loading pgbench scale ${scale} into database ${loadDatabase}`);
+  await run(join(systemBin, 'pgbench'), ['-i', '-I', 'dtGvp', '-s', String(scale)], loadEnv);
   cluster.configure({
     ...measuredSettings,
     archive_command: `'test ! -f ${cluster.archiveDir}/%f && cp %p ${cluster.archiveDir}/%f'`,
@@ -667,7 +686,9 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
   await db.query('CHECKPOINT');
   // What was written with fsync off is still dirty in the page cache: write it out now, not in a baseline.
   execFileSync('sync', ['-f', volume.mountPoint]);
-  const size = await db.query<{ bytes: string }>("SELECT pg_database_size('postgres')::text AS bytes");
+  const size = await db.query<{ bytes: string }>('SELECT pg_database_size($1)::text AS bytes', [
+    loadDatabase,
+  ]);
   const dbBytes = Number(size.rows[0]!.bytes);
   const shown = await db.query<{ name: string; setting: string }>(
     `SELECT name, current_setting(name) AS setting FROM unnest(ARRAY['checkpoint_timeout',
@@ -719,7 +740,7 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
             return sleep(runs.pgsnap.at(-1)?.wallMs ?? 40_000).then(() => ({}));
         }
       };
-      const measured = await underLoad(cluster, db, env, logDir, backup);
+      const measured = await underLoad(cluster, db, loadEnv, logDir, backup);
       if (measured.detail.pgsnap) deleteSnapshots(measured.detail.pgsnap.snapshots, volume.mountPoint);
       runs[mode.key].push(measured);
     }
@@ -914,7 +935,8 @@ async function main(): Promise<void> {
       `${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, shared with other work (noise); ${new Date().toISOString()}`,
   );
   say(
-    'load: pgbench -c 2 -j 2 unthrottled, fsync on; checkpoint_timeout = 30s (the minimum), ' +
+    `load: pgbench -c 2 -j 2 unthrottled in database ${loadDatabase} (the backups connect to postgres${sameDatabase ? ' too: --same-database' : ''}), ` +
+      'fsync on; checkpoint_timeout = 30s (the minimum), ' +
       'checkpoint_completion_target = 0.9 (the default), max_wal_size = 4GB: a regular checkpoint is spread ' +
       'over ~27 s of every 30 s, in the baseline as during the backup',
   );
