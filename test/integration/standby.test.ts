@@ -72,6 +72,27 @@ it('backs up a hot standby and restores it, end waiting for the standby to archi
 
     const preflight = await pgsnap(['preflight', '--json'], env);
     expect(preflight.code, preflight.stdout).toBe(0);
+    const backupDatabase = (report: typeof preflight) =>
+      (report.json!.findings as Array<{ check: string; ok: boolean; message: string }>).find(
+        (f) => f.check === 'backup_database',
+      );
+    expect(backupDatabase(preflight)).toMatchObject({
+      ok: true,
+      message: expect.stringMatching(/^hot_standby_feedback is off/),
+    });
+    // With feedback on, the snapshot pg_backup_start keeps reaches the primary, for every database: a warning.
+    standby.configure({ hot_standby_feedback: 'on' });
+    await standby.query('SELECT pg_reload_conf()');
+    // (A new session has the setting once the postmaster has read the file again.)
+    const feedback = async () =>
+      (await standby!.query<{ v: string }>("SELECT current_setting('hot_standby_feedback') AS v"))[0]!.v;
+    for (let i = 0; i < 100 && (await feedback()) !== 'on'; i++) await new Promise((r) => setTimeout(r, 50));
+    const withFeedback = await pgsnap(['preflight', '--json'], env);
+    expect(withFeedback.code, withFeedback.stdout).toBe(0); // a warning does not stop a backup
+    expect(backupDatabase(withFeedback)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/^hot_standby_feedback is on: .*reaches the primary.*in any database$/),
+    });
     const begun = await pgsnap(['begin', '--label', 'from standby', '--json'], env);
     expect(begun.code, begun.stderr).toBe(0);
     expect(begun.json!.backupFrom).toBe('standby');
