@@ -105,7 +105,13 @@ export async function prefetch(
   pinning?: Promise<ClusterPin>,
 ): Promise<void> {
   const lock = join(config.spool, prefetcherLockName);
-  const readPin = () => pinning ?? repository.requirePin();
+  // The pin being read is used once: a read that failed is asked again, not answered from the same rejection.
+  let given = pinning;
+  const readPin = () => {
+    const reading = given ?? repository.requirePin();
+    given = undefined;
+    return reading;
+  };
   let pin: ClusterPin | undefined;
   const inFlight = new Set<string>();
   const missingUntil = new Map<string, number>();

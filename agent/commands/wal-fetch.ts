@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
-import { nextSegmentName, requireWalFileName } from '#domain/wal-file';
+import { nextSegmentName, requireWalFileName, type WalFileKind } from '#domain/wal-file';
 import { parse } from '../cli-args.ts';
 import {
   daemonLog,
@@ -136,7 +136,7 @@ async function walFetch(args: string[]): Promise<number> {
 /** Fetches one file into place, from the spool or the repository: 0 fetched, 1 not in the repository. */
 async function fetchOne(
   name: string,
-  kind: ReturnType<typeof requireWalFileName>,
+  kind: WalFileKind,
   path: string,
   choice: RepositoryChoice,
   ahead: number,
@@ -193,7 +193,7 @@ function prefetcherConfig(
   choice: RepositoryChoice,
   ahead: number,
   spoolDir: string | undefined,
-  kind: ReturnType<typeof requireWalFileName>,
+  kind: WalFileKind,
 ): PrefetcherConfig {
   const cwd = process.cwd();
   // Before the first segment (PostgreSQL asks for history files first), start from the backup's.
@@ -216,12 +216,12 @@ function prefetcherConfig(
  * prefetcher. One Node.js start and one repository connection serve the whole
  * recovery, where a detached helper would start a second of each beside the
  * first call, on the same cores, at the moment PostgreSQL waits. On `failed`
- * the shell runs wal-fetch again without --stay, which reports the error the
- * way PostgreSQL needs it.
+ * the shell runs wal-fetch again in the foreground (--report), which reports
+ * the error the way PostgreSQL needs it.
  */
 async function stayAsPrefetcher(
   name: string,
-  kind: ReturnType<typeof requireWalFileName>,
+  kind: WalFileKind,
   path: string,
   config: PrefetcherConfig,
 ): Promise<number> {
