@@ -105,13 +105,6 @@ export async function prefetch(
   pinning?: Promise<ClusterPin>,
 ): Promise<void> {
   const lock = join(config.spool, prefetcherLockName);
-  // The pin being read is used once: a read that failed is asked again, not answered from the same rejection.
-  let given = pinning;
-  const readPin = () => {
-    const reading = given ?? repository.requirePin();
-    given = undefined;
-    return reading;
-  };
   let pin: ClusterPin | undefined;
   const inFlight = new Set<string>();
   const missingUntil = new Map<string, number>();
@@ -145,13 +138,12 @@ export async function prefetch(
     }
   };
 
-  const fetch = async (name: string, as = name) => {
+  const fetch = async (pinned: ClusterPin, name: string, as = name) => {
     // Tells a restore_command that started pgsnap to wait for this fetch rather than do it again.
     const fetching = join(config.spool, `${name}.fetching`);
     writeFileSync(fetching, '', { mode: 0o600 });
     try {
-      pin ??= await readPin();
-      const content = await repository.fetchWal(pin, name);
+      const content = await repository.fetchWal(pinned, name);
       if (!content) {
         missingUntil.set(name, Date.now() + missingRetryMs);
         writeMarker(config.spool, name);
@@ -219,11 +211,13 @@ export async function prefetch(
         break;
       }
       const base = want ?? config.first;
-      if (base && pin === undefined && inFlight.size === 0) {
+      if (base && pin === undefined) {
+        // Read once, before the first fetch. When it fails, this helper stops and frees the spool: the
+        // restore_command reports the failure to PostgreSQL, and the next wal-fetch starts a prefetcher again.
         try {
-          pin = await readPin();
+          pin = await (pinning ?? repository.requirePin());
         } catch (error) {
-          daemonLog(messageOf(error));
+          daemonLog(`cannot read the cluster pin, prefetch stops: ${messageOf(error)}`);
           break;
         }
       }
@@ -251,7 +245,7 @@ export async function prefetch(
           else if (last === lastTaken && !refetched.has(last)) {
             refetched.add(last);
             inFlight.add(last);
-            void fetch(last, `${last}.again`);
+            void fetch(pin, last, `${last}.again`);
           }
         }
         for (const file of listing) {
@@ -290,7 +284,7 @@ export async function prefetch(
             break;
           }
           inFlight.add(name);
-          void fetch(name);
+          void fetch(pin, name);
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 10));

@@ -1,0 +1,73 @@
+/**
+ * The prefetcher of `wal-fetch --prefetch` on top of a repository in memory:
+ * what it does when the repository fails it, here at the first read of the
+ * cluster pin (handed over by the restore_command that became the helper).
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { lockHolder, prefetcherLockName } from '../../agent/daemon.ts';
+import { RepositoryUnreachableError } from '../../agent/domain/repository/errors.ts';
+import { Repository } from '../../agent/domain/repository/repository.ts';
+import { segmentName } from '../../agent/domain/wal-file.ts';
+import { prefetch, takePrefetcherLock, writeWant } from '../../agent/wal-prefetcher.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+
+const segmentSize = 16 * 1024 * 1024;
+let spool: string | undefined;
+afterEach(() => {
+  if (spool) rmSync(spool, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 8_000): Promise<T> {
+  for (const deadline = Date.now() + timeoutMs; ; ) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+it('stops at once and frees the spool when its read of the cluster pin fails; the next prefetcher fetches ahead', async () => {
+  const repository = new Repository(new MemoryStore(), 'orders-db');
+  const pin = await repository.pin(
+    { systemIdentifier: '7300000000000000001', walSegmentSize: segmentSize },
+    'test',
+  );
+  const names = [1n, 2n, 3n].map((segno) => segmentName(1, segno, segmentSize));
+  for (const name of names) await repository.pushWal(pin, name, Buffer.from(`the content of ${name}`));
+  const dir = mkdtempSync(join(tmpdir(), 'pgsnap-prefetch-'));
+  spool = dir;
+  const config = {
+    spool: dir,
+    repository: { url: 'memory://test', cluster: 'orders-db' },
+    ahead: 2,
+    idleExitMs: 2_000,
+  };
+  // Recovery has taken the first segment and asks for what follows.
+  writeWant(dir, names[0]!);
+
+  // The restore_command's read of the pin, handed over, failed: the repository was briefly unreachable.
+  const failedRead = Promise.reject(new RepositoryUnreachableError('the repository did not answer'));
+  failedRead.catch(() => {});
+  expect(takePrefetcherLock(dir)).toBe(true);
+  // Returns (an idle one would wait ten minutes for recovery, far past the test's timeout), with the lock
+  // released and nothing spooled.
+  await prefetch({ ...config, idleExitMs: 600_000 }, repository, failedRead);
+  expect(lockHolder(join(dir, prefetcherLockName))).toBeUndefined();
+  expect(readdirSync(dir).filter((file) => /^[0-9A-F]{24}$/.test(file))).toEqual([]);
+
+  // The next wal-fetch starts another, which reads the pin itself.
+  expect(takePrefetcherLock(dir)).toBe(true);
+  const helper = prefetch(config, new Repository(repository.store, 'orders-db'));
+  await until('the next two segments in the spool', () =>
+    names.slice(1).every((name) => readdirSync(dir).includes(name)) ? true : undefined,
+  );
+  for (const name of names.slice(1)) {
+    expect(readFileSync(join(dir, name), 'utf8')).toBe(`the content of ${name}`);
+  }
+  // With no further request it ends by itself, and leaves no segment behind.
+  await helper;
+  expect(readdirSync(dir).filter((file) => /^[0-9A-F]{24}$/.test(file))).toEqual([]);
+}, 15_000);
