@@ -905,6 +905,20 @@ function printSummary(results: SizeResult[]): void {
           modes.map((m) => `${m.name} ${r.runs[m.key].map((x) => pct(share(x))).join(', ')}`).join('; '),
       );
     }
+    // The control is the same window with nothing in it: what the load does there anyway (the phase of its
+    // checkpoints, the machine's noise). A backup's share over the control's share of its round is what the
+    // backup itself costs.
+    for (const mode of modes.filter((m) => m.key !== 'control')) {
+      const ratios = results.map((r) =>
+        r.runs[mode.key].map((x, round) => share(x) / share(r.runs.control[round]!)),
+      );
+      say(
+        `${mode.name}, TPS share over the control's share of the same round: ` +
+          results
+            .map((r, i) => `${r.gb} GB ${ratios[i]!.map(pct).join(', ')} (median ${pct(median(ratios[i]!))})`)
+            .join('; '),
+      );
+    }
   }
 }
 
