@@ -208,7 +208,10 @@ try {
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   // Another length of load makes other WAL (see the usage above): recorded beside the default run, not over it.
-  const resultsFile = `wal-restore${seconds === 30 ? '' : `-${seconds}s`}.txt`;
+  // A run of some variants only (BENCH_ONLY) is kept beside the full one, not over it.
+  const resultsFile =
+    `wal-restore${seconds === 30 ? '' : `-${seconds}s`}` +
+    `${process.env.BENCH_ONLY ? `-only-${process.env.BENCH_ONLY.replace(/[^a-z0-9]+/gi, '')}` : ''}.txt`;
   writeFileSync(join(import.meta.dirname, 'results', resultsFile), `${lines.join('\n')}\n`);
 } finally {
   for (const repo of Object.values(repos)) repo.destroy();
