@@ -197,10 +197,12 @@ export async function demoCommand(args: string[]): Promise<number> {
     const pgbench = clientBin('pgbench');
     const pgArgs = source.clientArgs;
     if (pgbench) {
-      progress('loading pgbench data (scale 10, about 160 MB)');
-      await run(pgbench, [...pgArgs, '-i', '-q', '-s', '10', 'postgres']);
+      // In a database of its own, as an application's: the agent connects to postgres (see the README).
+      await source.query('CREATE DATABASE app');
+      progress('loading pgbench data into database app (scale 10, about 160 MB)');
+      await run(pgbench, [...pgArgs, '-i', '-q', '-s', '10', 'app']);
       children.push(
-        spawn(pgbench, [...pgArgs, '-c', '2', '-j', '2', '-T', '3600', 'postgres'], { stdio: 'ignore' }),
+        spawn(pgbench, [...pgArgs, '-c', '2', '-j', '2', '-T', '3600', 'app'], { stdio: 'ignore' }),
       );
     }
     writerClient = await source.client();
