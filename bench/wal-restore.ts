@@ -207,8 +207,8 @@ try {
     'same two cores as the recovery and pgsnap; a real S3 endpoint takes none of them.',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  // Another length of load makes other WAL (see the usage above): recorded beside the default run, not over it.
-  // A run of some variants only (BENCH_ONLY) is kept beside the full one, not over it.
+  // Another length of load makes other WAL (see the usage above), and BENCH_ONLY leaves variants out: either
+  // run is recorded beside the default one, not over it.
   const resultsFile =
     `wal-restore${seconds === 30 ? '' : `-${seconds}s`}` +
     `${process.env.BENCH_ONLY ? `-only-${process.env.BENCH_ONLY.replace(/[^a-z0-9]+/gi, '')}` : ''}.txt`;
