@@ -142,11 +142,11 @@ const baselineMs = 45_000;
 const baselineLeadMs = 1_000;
 /** Load after the backup, so that transactions in flight at its end are counted. */
 const tailMs = 2_000;
-/** A run with other rows is recorded beside the default one, not over it. */
+/** A run with other rows or other sizes is recorded beside the default one, not over it. */
 const resultsFile = resolve(
   import.meta.dirname,
   `results/backup-vs-basebackup${controlRounds ? '-control' : withCheckpoint ? '-with-checkpoint' : ''}` +
-    `${sameDatabase ? '-same-database' : ''}.txt`,
+    `${sizesGb.join(',') === '1,4,8' ? '' : `-${sizesGb.join('-')}gb`}${sameDatabase ? '-same-database' : ''}.txt`,
 );
 const settings = {
   shared_buffers: "'1GB'",
