@@ -17,6 +17,7 @@ import {
   parseClusterPin,
 } from './cluster-pin.ts';
 import { CorruptObjectError, RepositoryConflictError, UnknownClusterError } from './errors.ts';
+import { InOrder } from './in-order.ts';
 import { type ArtifactRecord, type Manifest, parseManifest, validateManifest } from './manifest.ts';
 import type { ObjectStore } from './store.ts';
 import { decodeWalObject, encodeWalObject, readWalObjectHeader, sha256, walExtension } from './wal-object.ts';
@@ -32,6 +33,9 @@ export interface PushResult {
 }
 
 export class Repository {
+  /** WAL objects fetched at once are decoded one at a time, the earliest file first (see InOrder). */
+  readonly #decoding = new InOrder();
+
   constructor(
     readonly store: ObjectStore,
     readonly cluster: string,
@@ -153,7 +157,7 @@ export class Repository {
     const key = this.walKey(pin, name);
     const object = await this.store.get(key);
     if (!object) return undefined;
-    return (await decodeWalObject(name, object, this.where(key))).content;
+    return this.#decode(name, object, key);
   }
 
   /**
@@ -166,7 +170,11 @@ export class Repository {
     const guess = this.walKey({ walCompression: newPinCodec }, name);
     const [pin, object] = await Promise.all([pinning, this.store.get(guess)]);
     if (this.walKey(pin, name) !== guess) return this.fetchWal(pin, name);
-    return object && (await decodeWalObject(name, object, this.where(guess))).content;
+    return object && this.#decode(name, object, guess);
+  }
+
+  async #decode(name: string, object: Buffer, key: string): Promise<Buffer> {
+    return (await this.#decoding.run(name, () => decodeWalObject(name, object, this.where(key)))).content;
   }
 
   async hasWal(pin: ClusterPin, name: string): Promise<boolean> {
