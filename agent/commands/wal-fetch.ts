@@ -236,14 +236,13 @@ async function stayAsPrefetcher(
     if (kind === 'segment') writeWant(config.spool, name);
     // One read of the pin, for this file and for the loop.
     const pinning = repository.requirePin();
-    pinning.catch(() => {}); // reported by the fetch below
-    // Handled at once: a failure of the loop must not end this process before the file is reported.
-    prefetching = prefetch(config, repository, pinning).catch((error: unknown) =>
-      daemonLog(messageOf(error)),
-    );
     const content = await repository.fetchWalWhilePinning(pinning, name);
     if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
     reportToShell(content ? 'fetched' : 'missing');
+    // Only now: PostgreSQL waits for this file alone, and fetches of the next ones would share the CPU with it.
+    prefetching = prefetch(config, repository, pinning).catch((error: unknown) =>
+      daemonLog(messageOf(error)),
+    );
   } catch {
     reportToShell('failed');
   }
