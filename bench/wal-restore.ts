@@ -45,6 +45,22 @@ const scale = Number(process.argv[4] ?? 10);
 const rounds = Number(process.argv[5] ?? 3);
 const pgbench = clientBin('pgbench') ?? 'pgbench';
 
+/**
+ * From the server log (its %m prefix): milliseconds from the start of archive
+ * recovery to the first file in place, the part of a restore that a Node.js
+ * start and the first fetch cost before any replay.
+ */
+function firstFileMs(log: string): number {
+  const at = (event: string) => {
+    const match = new RegExp(`^(\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}) .*${event}`, 'm').exec(
+      log,
+    );
+    if (!match) throw new Error(`the server log has no "${event}"`);
+    return Date.parse(`${match[1]!.replace(' ', 'T')}Z`);
+  };
+  return at('restored log file') - at('starting archive recovery');
+}
+
 async function waitArchived(cluster: Cluster, name: string): Promise<void> {
   for (const deadline = Date.now() + 600_000; Date.now() < deadline; ) {
     const [row] = await cluster.query<{ last: string | null }>(
@@ -126,6 +142,8 @@ try {
   const results = new Map<string, number[]>();
   /** CPU the local S3 server used during each restore (ms): on the same two cores, which real S3 is not. */
   const serverCpu = new Map<string, number[]>();
+  /** Milliseconds until the first file was in place (firstFileMs). */
+  const firstFile = new Map<string, number[]>();
   const loadBefore = loadavg();
   // BENCH_ONLY=regex runs the floor and the matching variants only, for quick iterations.
   const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
@@ -168,6 +186,7 @@ try {
         }
         results.set(name, [...(results.get(name) ?? []), (performance.now() - started) / 1000]);
         serverCpu.set(name, [...(serverCpu.get(name) ?? []), (s3.cpuMs() ?? 0) - serverCpuBefore]);
+        firstFile.set(name, [...(firstFile.get(name) ?? []), firstFileMs(restored.log())]);
         if (tracer) {
           clearInterval(tracer);
           process.stderr.write(`  spooled segments every 20 ms: ${spoolTrace.join('')}\n`);
@@ -190,19 +209,26 @@ try {
   }
 
   const floor = results.get(variants[0]![0])!;
+  const floorFirst = firstFile.get(variants[0]![0])!;
   const lines = [
     `wal-restore: ${segments} segments of pgbench -T ${seconds} -c ${clients} (scale ${scale}), ` +
       `PostgreSQL ${newestAvailableMajor()}, ${rounds} round(s), ${new Date().toISOString()}`,
     `load average (1, 5, 15 min) before ${formatLoad(loadBefore)}, after ${formatLoad(loadavg())}; 2 CPUs shared with other work`,
     '',
     // Each round's time against the same round's cp: the ratio of the medians would mix slow and quick spells.
-    'restore_command                    median s  vs cp (median)  S3 server CPU  vs cp in each round',
+    'restore_command                    median s  vs cp (median)  first file  the rest vs cp  S3 server CPU  vs cp in each round',
     ...[...results].map(([name, times]) => {
       const ratios = times.map((t, i) => t / floor[i]!);
       const cpu = `${median(serverCpu.get(name)!).toFixed(0)} ms`;
-      return `${name.padEnd(35)} ${median(times).toFixed(2).padStart(7)}  ${median(ratios).toFixed(2).padStart(13)}×  ${cpu.padStart(13)}  ${ratios.map((r) => `${r.toFixed(2)}×`).join(' ')}`;
+      const firsts = firstFile.get(name)!;
+      const first = `${median(firsts).toFixed(0)} ms`;
+      // The same round's times less the first file's wait: the pace once pgsnap has started.
+      const rest = median(times.map((t, i) => (t - firsts[i]! / 1000) / (floor[i]! - floorFirst[i]! / 1000)));
+      return `${name.padEnd(35)} ${median(times).toFixed(2).padStart(7)}  ${median(ratios).toFixed(2).padStart(13)}×  ${first.padStart(10)}  ${rest.toFixed(2).padStart(13)}×  ${cpu.padStart(13)}  ${ratios.map((r) => `${r.toFixed(2)}×`).join(' ')}`;
     }),
     '',
+    'first file: from the start of archive recovery to the first file in place (median, server log);',
+    'the rest vs cp: the restore less that wait, against the same of cp in the same round (median).',
     'S3 server CPU: what the local S3 server (s3rver, a Node.js process) used during the restore, on the',
     'same two cores as the recovery and pgsnap; a real S3 endpoint takes none of them.',
   ];
