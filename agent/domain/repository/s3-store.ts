@@ -87,7 +87,9 @@ export class S3Store implements ObjectStore {
       const answer = await this.client.send(
         new GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }),
       );
-      return Buffer.from(await answer.Body!.transformToByteArray());
+      const bytes = await answer.Body!.transformToByteArray();
+      // A view of the same memory: Buffer.from(bytes) would copy a whole WAL object once more.
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
       if ((error as Error).name === 'NoSuchKey') return undefined;
       throw this.explain(error, 'GetObject', key);
