@@ -5,24 +5,30 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
-import { z } from 'zod';
 import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { applyEbsRetention, type RetentionSummary } from '#domain/ebs-retention';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
+import * as z from '#domain/zod';
 
 const ec2 = new EC2Client({});
 const sts = new STSClient({});
 
-const policy = z.object({ keepLast: z.int().min(1).optional(), keepDays: z.number().positive().optional() });
+const policy = z.object({
+  keepLast: z.optional(z.int().check(z.gte(1))),
+  keepDays: z.optional(z.number().check(z.positive())),
+});
 
 const environmentSchema = z.object({
   /** The retention policy of each cluster that has one. */
-  PGSNAP_RETENTION: z
-    .string()
-    .transform((text) => JSON.parse(text))
-    .pipe(z.record(z.string(), policy.extend({ dr: policy.optional() }))),
-  PGSNAP_DR: drTargetVariable.optional(),
+  PGSNAP_RETENTION: z.pipe(
+    z.pipe(
+      z.string(),
+      z.transform((text) => JSON.parse(text)),
+    ),
+    z.record(z.string(), z.extend(policy, { dr: z.optional(policy) })),
+  ),
+  PGSNAP_DR: z.optional(drTargetVariable),
 });
 
 const eventSchema = z.object({ cluster: z.string(), repository: z.string() });

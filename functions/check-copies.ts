@@ -1,18 +1,18 @@
 /** Lambda for "Check whether the DR copies are completed": one poll, and the wait before the next. */
 import { STSClient } from '@aws-sdk/client-sts';
-import { z } from 'zod';
 import { type CopyProgress, checkDrCopies } from '#domain/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
+import * as z from '#domain/zod';
 
 const sts = new STSClient({});
 
 const environmentSchema = z.object({
   PGSNAP_DR: drTargetVariable,
-  PGSNAP_FIRST_POLL_SECONDS: z.coerce.number().int().min(1),
-  PGSNAP_MAX_POLL_SECONDS: z.coerce.number().int().min(1),
-  PGSNAP_COPY_HOURS: z.coerce.number().int().min(1),
+  PGSNAP_FIRST_POLL_SECONDS: z.pipe(z.coerce.number(), z.int().check(z.gte(1))),
+  PGSNAP_MAX_POLL_SECONDS: z.pipe(z.coerce.number(), z.int().check(z.gte(1))),
+  PGSNAP_COPY_HOURS: z.pipe(z.coerce.number(), z.int().check(z.gte(1))),
 });
 
 const eventSchema = z.object({
@@ -20,10 +20,10 @@ const eventSchema = z.object({
   dr: z.object({
     account: z.string(),
     region: z.string(),
-    copies: z.array(manifestCopySchema).min(1),
+    copies: z.array(manifestCopySchema).check(z.minLength(1)),
     startedAt: z.iso.datetime(),
   }),
-  copyPoll: z.object({ attempt: z.int().min(0) }).default({ attempt: 0 }),
+  copyPoll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),
 });
 
 export async function handler(event: unknown): Promise<CopyProgress> {

@@ -1,21 +1,23 @@
 /** Lambda for "Check whether the snapshots are completed": one poll, and the wait before the next. */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { z } from 'zod';
 import { parseWith } from '#domain/parse';
 import { checkSnapshotSet, type SnapshotProgress } from '#domain/snapshots';
+import * as z from '#domain/zod';
 
 const environmentSchema = z.object({
-  PGSNAP_FIRST_POLL_SECONDS: z.coerce.number().int().min(1),
-  PGSNAP_MAX_POLL_SECONDS: z.coerce.number().int().min(1),
-  PGSNAP_SNAPSHOT_HOURS: z.coerce.number().int().min(1),
+  PGSNAP_FIRST_POLL_SECONDS: z.pipe(z.coerce.number(), z.int().check(z.gte(1))),
+  PGSNAP_MAX_POLL_SECONDS: z.pipe(z.coerce.number(), z.int().check(z.gte(1))),
+  PGSNAP_SNAPSHOT_HOURS: z.pipe(z.coerce.number(), z.int().check(z.gte(1))),
 });
 
 const eventSchema = z.object({
   snapshotSet: z.object({
-    snapshots: z.array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() })).min(1),
+    snapshots: z
+      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
+      .check(z.minLength(1)),
     createdAt: z.iso.datetime(),
   }),
-  poll: z.object({ attempt: z.int().min(0) }).default({ attempt: 0 }),
+  poll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),
 });
 
 /** The handler with its EC2 client given: AWS's in Lambda, the local volumes' in `pgsnap demo`. */

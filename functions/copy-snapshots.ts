@@ -2,11 +2,11 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { STSClient } from '@aws-sdk/client-sts';
-import { z } from 'zod';
 import { copyBackupToDrRepository, type DrCopySet, startDrCopies } from '#domain/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
+import * as z from '#domain/zod';
 
 const sts = new STSClient({});
 
@@ -17,7 +17,9 @@ const eventSchema = z.object({
   backupId: z.string(),
   repository: z.string(),
   snapshotSet: z.object({
-    snapshots: z.array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() })).min(1),
+    snapshots: z
+      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
+      .check(z.minLength(1)),
   }),
 });
 

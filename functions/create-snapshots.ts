@@ -1,9 +1,9 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { z } from 'zod';
 import { PreconditionError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { createSnapshotSet, type SnapshotSet } from '#domain/snapshots';
+import * as z from '#domain/zod';
 
 const eventSchema = z.object({
   cluster: z.string(),
@@ -12,9 +12,9 @@ const eventSchema = z.object({
   /** From the configuration; when empty, the volumes that begin reported. */
   volumeIds: z.array(z.string()),
   begin: z.object({
-    volumes: z.array(z.object({ volumeId: z.string() })).optional(),
+    volumes: z.optional(z.array(z.object({ volumeId: z.string() }))),
     /** What `pgsnap begin --volumes` could not place on an EBS volume. */
-    problems: z.array(z.string()).optional(),
+    problems: z.optional(z.array(z.string())),
   }),
 });
 

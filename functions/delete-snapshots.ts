@@ -1,10 +1,10 @@
 /** Lambda for "Delete the backup's snapshots", on the failure path. */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { z } from 'zod';
 import { parseWith } from '#domain/parse';
 import { deleteSnapshotSet } from '#domain/snapshots';
+import * as z from '#domain/zod';
 
-const eventSchema = z.object({ backupId: z.string().min(1) });
+const eventSchema = z.object({ backupId: z.string().check(z.minLength(1)) });
 
 /** The handler with its EC2 client given: AWS's in Lambda, the local volumes' in `pgsnap demo`. */
 export const deleteSnapshotsHandler =

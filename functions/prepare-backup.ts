@@ -1,17 +1,20 @@
 /** Lambda for "Check the request and find the cluster": the state machine's first step. */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { z } from 'zod';
 import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup-plan';
 import { parseWith } from '#domain/parse';
+import * as z from '#domain/zod';
 
 const environmentSchema = z.object({
-  PGSNAP_CLUSTERS: z.string().transform((text, ctx) => {
-    const parsed = clusterTargetsSchema.safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data;
-    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom' });
-    return z.NEVER;
-  }),
+  PGSNAP_CLUSTERS: z.pipe(
+    z.string(),
+    z.transform((text, ctx) => {
+      const parsed = clusterTargetsSchema.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data;
+      for (const issue of parsed.error.issues) ctx.issues.push({ ...issue, code: 'custom', input: text });
+      return z.NEVER;
+    }),
+  ),
 });
 
 const eventSchema = z.object({

@@ -1,10 +1,10 @@
 /** Lambda for the manifest steps: snapshots recorded, backup completed, backup failed. */
 
-import { z } from 'zod';
 import { recordCompleted, recordFailed, recordSnapshotting } from '#domain/backup-record';
 import { parseWith } from '#domain/parse';
 import type { BackupState } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
+import * as z from '#domain/zod';
 
 const snapshots = z.array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }));
 const target = { cluster: z.string(), backupId: z.string(), repository: z.string() };
@@ -15,7 +15,7 @@ const eventSchema = z.discriminatedUnion('state', [
   z.object({
     ...target,
     state: z.literal('failed'),
-    error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+    error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
   }),
 ]);
 

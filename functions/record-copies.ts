@@ -5,12 +5,12 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { STSClient } from '@aws-sdk/client-sts';
-import { z } from 'zod';
 import { finishDrCopies } from '#domain/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
+import * as z from '#domain/zod';
 
 const sts = new STSClient({});
 
@@ -21,7 +21,9 @@ const target = {
   backupId: z.string(),
   repository: z.string(),
   snapshotSet: z.object({
-    snapshots: z.array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() })).min(1),
+    snapshots: z
+      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
+      .check(z.minLength(1)),
   }),
 };
 const copySet = z.object({
@@ -36,9 +38,9 @@ const eventSchema = z.discriminatedUnion('outcome', [
   z.object({
     ...target,
     outcome: z.literal('failed'),
-    dr: copySet.optional(),
+    dr: z.optional(copySet),
     /** What the state machine caught on the copy path. */
-    copyError: z.object({ Error: z.string(), Cause: z.string().optional() }),
+    copyError: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
   }),
 ]);
 

@@ -1,12 +1,12 @@
 /** Lambda that a schedule invokes: starts a backup execution named after a new backupId. */
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { z } from 'zod';
 import { type StartedBackup, startBackupExecution } from '#domain/execution';
 import { parseWith } from '#domain/parse';
+import * as z from '#domain/zod';
 
 const sfn = new SFNClient({});
 
-const environmentSchema = z.object({ PGSNAP_STATE_MACHINE_ARN: z.string().startsWith('arn:') });
+const environmentSchema = z.object({ PGSNAP_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')) });
 
 export async function handler(event: unknown): Promise<StartedBackup> {
   const { PGSNAP_STATE_MACHINE_ARN } = parseWith(

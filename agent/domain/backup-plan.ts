@@ -4,16 +4,16 @@
  */
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import { z } from 'zod';
 import { InstanceNotFoundError, InvalidInputError } from './errors.ts';
 import { backupIdOfExecution, findEarlierRunningBackup, parseExecutionInput } from './execution.ts';
+import * as z from './zod.ts';
 
 /** What the state machine's Lambdas know of each cluster (from the deployment configuration). */
 export const clusterTargetSchema = z.strictObject({
   name: z.string(),
-  instanceId: z.string().optional(),
-  instanceTags: z.record(z.string(), z.string()).optional(),
-  volumeIds: z.array(z.string()).default([]),
+  instanceId: z.optional(z.string()),
+  instanceTags: z.optional(z.record(z.string(), z.string())),
+  volumeIds: z._default(z.array(z.string()), []),
   fastCheckpoint: z.boolean(),
   maxBackupMinutes: z.int(),
   /** The repository URL the agent and the manifest steps use: `s3://bucket/prefix`. */

@@ -9,61 +9,69 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
-import { z } from 'zod';
 import { PreconditionError } from './errors.ts';
 import { parseRepositoryUrl } from './repository/location.ts';
 import { openRepository } from './repository/open.ts';
 import { Repository } from './repository/repository.ts';
 import { S3Store } from './repository/s3-store.ts';
+import * as z from './zod.ts';
 
-const accountId = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
+const accountId = z.string().check(z.regex(/^\d{12}$/, 'a 12-digit AWS account id'));
 
 export const drTargetSchema = z
   .object({
     /** The account and region the backups are taken in. */
     sourceAccount: accountId,
-    sourceRegion: z.string().min(1),
+    sourceRegion: z.string().check(z.minLength(1)),
     /** The account and region the copies go to. */
     account: accountId,
-    region: z.string().min(1),
+    region: z.string().check(z.minLength(1)),
     /** The DR key, in the DR account and region (key or alias ARN): the copies are re-encrypted with it. */
-    kmsKeyArn: z.string().startsWith('arn:'),
+    kmsKeyArn: z.string().check(z.startsWith('arn:')),
     /** The role the source assumes in the DR account; required when the DR account is another account. */
-    roleArn: z.string().startsWith('arn:').optional(),
-    externalId: z.string().min(2).optional(),
+    roleArn: z.optional(z.string().check(z.startsWith('arn:'))),
+    externalId: z.optional(z.string().check(z.minLength(2))),
     /** EBS snapshot lock put on each DR copy once it is completed. */
-    snapshotLock: z
-      .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.int().min(1).max(36_500) })
-      .optional(),
+    snapshotLock: z.optional(
+      z.strictObject({
+        mode: z.enum(['governance', 'compliance']),
+        days: z.int().check(z.gte(1), z.lte(36_500)),
+      }),
+    ),
     /** The DR repository of each cluster that is copied: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
     clusters: z.record(z.string(), z.strictObject({ repository: z.string() })),
   })
-  .superRefine((target, ctx) => {
-    const crossAccount = target.account !== target.sourceAccount;
-    if (crossAccount && !(target.roleArn && target.externalId)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['roleArn'],
-        message: `copies to account ${target.account} need the DR role's roleArn and externalId`,
-      });
-    }
-    if (!crossAccount && target.region === target.sourceRegion) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['region'],
-        message: 'a DR copy in the source account must go to another region',
-      });
-    }
-  });
+  .check(
+    z.superRefine((target, ctx) => {
+      const crossAccount = target.account !== target.sourceAccount;
+      if (crossAccount && !(target.roleArn && target.externalId)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['roleArn'],
+          message: `copies to account ${target.account} need the DR role's roleArn and externalId`,
+        });
+      }
+      if (!crossAccount && target.region === target.sourceRegion) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['region'],
+          message: 'a DR copy in the source account must go to another region',
+        });
+      }
+    }),
+  );
 export type DrTarget = z.infer<typeof drTargetSchema>;
 
 /** The DR target as JSON in an environment variable (PGSNAP_DR). */
-export const drTargetVariable = z.string().transform((text, ctx) => {
-  const parsed = drTargetSchema.safeParse(JSON.parse(text));
-  if (parsed.success) return parsed.data;
-  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom' });
-  return z.NEVER;
-});
+export const drTargetVariable = z.pipe(
+  z.string(),
+  z.transform((text, ctx) => {
+    const parsed = drTargetSchema.safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) ctx.issues.push({ ...issue, code: 'custom', input: text });
+    return z.NEVER;
+  }),
+);
 
 export function isCrossAccount(target: DrTarget): boolean {
   return target.account !== target.sourceAccount;

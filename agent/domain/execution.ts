@@ -12,19 +12,21 @@ import {
   type SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { z } from 'zod';
 import { InvalidInputError } from './errors.ts';
 import { newBackupId, validateBackupId, validateClusterName, validateLabel } from './input.ts';
 import { parseWith } from './parse.ts';
+import * as z from './zod.ts';
 
 function checkedBy(validate: (value: string) => string) {
-  return z.string().superRefine((value, ctx) => {
-    try {
-      validate(value);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    }
-  });
+  return z.string().check(
+    z.superRefine((value, ctx) => {
+      try {
+        validate(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
+  );
 }
 
 /**
@@ -35,11 +37,11 @@ export const executionInputSchema = z.strictObject({
   /** The cluster to back up, as named in the configuration (`orders-db`). */
   cluster: checkedBy(validateClusterName),
   /** Written into backup_label; defaults to the trigger (`on-demand`, `scheduled`). */
-  label: checkedBy(validateLabel).optional(),
+  label: z.optional(checkedBy(validateLabel)),
   /** Immediate checkpoint instead of a spread one; defaults to the cluster's setting. */
-  fast: z.boolean().optional(),
+  fast: z.optional(z.boolean()),
   /** Who started it, for the record. */
-  trigger: z.enum(['console', 'cli', 'schedule']).default('console'),
+  trigger: z._default(z.enum(['console', 'cli', 'schedule']), 'console'),
 });
 
 export type ExecutionInput = z.output<typeof executionInputSchema>;

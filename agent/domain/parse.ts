@@ -1,9 +1,10 @@
 /** Schema validation at the edge, with one error type and messages that name the field. */
-import type { z } from 'zod';
+
 import { InvalidInputError } from './errors.ts';
+import type * as z from './zod.ts';
 
 /** Parses `value` with `schema`; on failure throws InvalidInputError listing each wrong field by its path. */
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+export function parseWith<S extends z.ZodMiniType>(schema: S, value: unknown, what: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`);

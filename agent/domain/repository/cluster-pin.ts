@@ -5,23 +5,21 @@
  * without the pin a second cluster archiving under the same name would mix its
  * WAL into the first one's and make both unrestorable.
  */
-import { z } from 'zod';
+import * as z from '../zod.ts';
 import { ClusterMismatchError, ManifestInvalidError } from './errors.ts';
 import { type WalCodec, walCodecs } from './wal-object.ts';
 
-export const clusterPinSchema = z
-  .object({
-    schemaVersion: z.literal(1),
-    cluster: z.string(),
-    systemIdentifier: z.string().regex(/^\d+$/),
-    /** Major version, as in PG_VERSION ("15", "9.6"); informative: a new major has a new system identifier. */
-    pgVersion: z.string().optional(),
-    walSegmentSize: z.number().int().positive(),
-    walCompression: z.enum(walCodecs),
-    createdAt: z.iso.datetime(),
-    createdBy: z.string(),
-  })
-  .strict();
+export const clusterPinSchema = z.strictObject({
+  schemaVersion: z.literal(1),
+  cluster: z.string(),
+  systemIdentifier: z.string().check(z.regex(/^\d+$/)),
+  /** Major version, as in PG_VERSION ("15", "9.6"); informative: a new major has a new system identifier. */
+  pgVersion: z.optional(z.string()),
+  walSegmentSize: z.int().check(z.positive()),
+  walCompression: z.enum(walCodecs),
+  createdAt: z.iso.datetime(),
+  createdBy: z.string(),
+});
 
 export type ClusterPin = z.infer<typeof clusterPinSchema>;
 

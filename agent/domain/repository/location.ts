@@ -5,8 +5,8 @@
  * operator's environment, need nothing else.
  */
 import { isAbsolute, normalize } from 'node:path';
-import { z } from 'zod';
 import { UsageError } from '../errors.ts';
+import * as z from '../zod.ts';
 
 /** Storage classes whose objects can be read at once; Glacier classes would make WAL unfetchable. */
 export const storageClasses = [
@@ -29,18 +29,19 @@ export const s3OptionDocs = {
 } as const;
 
 const s3Options = z
-  .object({
-    region: z.string().min(1).optional(),
-    endpoint: z.url({ protocol: /^https?$/ }).optional(),
-    'path-style': z.enum(['true', 'false']).optional(),
-    sse: z.enum(['AES256', 'aws:kms']).optional(),
-    'kms-key-id': z.string().min(1).optional(),
-    'storage-class': z.enum(storageClasses).optional(),
+  .strictObject({
+    region: z.optional(z.string().check(z.minLength(1))),
+    endpoint: z.optional(z.url({ protocol: /^https?$/ })),
+    'path-style': z.optional(z.enum(['true', 'false'])),
+    sse: z.optional(z.enum(['AES256', 'aws:kms'])),
+    'kms-key-id': z.optional(z.string().check(z.minLength(1))),
+    'storage-class': z.optional(z.enum(storageClasses)),
   })
-  .strict()
-  .refine((o) => o['kms-key-id'] === undefined || o.sse === 'aws:kms', {
-    message: 'kms-key-id needs sse=aws:kms',
-  });
+  .check(
+    z.refine((o) => o['kms-key-id'] === undefined || o.sse === 'aws:kms', {
+      message: 'kms-key-id needs sse=aws:kms',
+    }),
+  );
 
 export interface FileLocation {
   kind: 'file';

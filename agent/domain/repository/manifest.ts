@@ -9,7 +9,7 @@
  * stored and the WAL from start to stop is in the repository; `completed`
  * means the snapshots are complete too, and only then is the backup restorable.
  */
-import { z } from 'zod';
+import * as z from '../zod.ts';
 import { ManifestInvalidError } from './errors.ts';
 
 export const manifestSchemaVersion = 1;
@@ -17,28 +17,28 @@ export const manifestSchemaVersion = 1;
 export const backupStates = ['started', 'snapshotting', 'stopped', 'completed', 'failed', 'aborted'] as const;
 export type BackupState = (typeof backupStates)[number];
 
-const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/, 'an LSN such as 16/B374D848');
-const walFile = z.string().regex(/^[0-9A-F]{24}$/, 'a WAL segment name');
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in hex');
+const lsn = z.string().check(z.regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/, 'an LSN such as 16/B374D848'));
+const walFile = z.string().check(z.regex(/^[0-9A-F]{24}$/, 'a WAL segment name'));
+const sha256 = z.string().check(z.regex(/^[0-9a-f]{64}$/, 'a sha256 in hex'));
 const timestamp = z.iso.datetime();
 
 export const artifactSchema = z.strictObject({
   /** `backup_label`, `tablespace_map` or the backup history file's name. */
-  name: z.string().regex(/^[A-Za-z0-9_.]+$/),
+  name: z.string().check(z.regex(/^[A-Za-z0-9_.]+$/)),
   sha256,
-  bytes: z.number().int().nonnegative(),
+  bytes: z.int().check(z.nonnegative()),
 });
 export type ArtifactRecord = z.infer<typeof artifactSchema>;
 
 export const manifestSnapshotSchema = z.strictObject({
   provider: z.string(),
   snapshotId: z.string(),
-  volumeId: z.string().optional(),
-  state: z.string().optional(),
+  volumeId: z.optional(z.string()),
+  state: z.optional(z.string()),
   /** Local providers: what the snapshot holds and where it was taken, so a drill can put it back. */
-  role: z.enum(['data', 'tablespace', 'wal']).optional(),
-  path: z.string().optional(),
-  tablespaceOid: z.string().regex(/^\d+$/).optional(),
+  role: z.optional(z.enum(['data', 'tablespace', 'wal'])),
+  path: z.optional(z.string()),
+  tablespaceOid: z.optional(z.string().check(z.regex(/^\d+$/))),
 });
 export type ManifestSnapshot = z.infer<typeof manifestSnapshotSchema>;
 
@@ -47,48 +47,48 @@ export type ManifestSnapshot = z.infer<typeof manifestSnapshotSchema>;
  * account. The source manifest and the DR-side manifest carry the same list.
  */
 export const manifestCopySchema = z.strictObject({
-  account: z.string().regex(/^\d{12}$/),
+  account: z.string().check(z.regex(/^\d{12}$/)),
   region: z.string(),
   sourceSnapshotId: z.string(),
   /** Absent when the copy could not even be started. */
-  snapshotId: z.string().optional(),
-  volumeId: z.string().optional(),
+  snapshotId: z.optional(z.string()),
+  volumeId: z.optional(z.string()),
   /** EC2's snapshot state (pending, completed, error), or `failed` when pgsnap gave the copy up. */
   state: z.string(),
-  reason: z.string().optional(),
+  reason: z.optional(z.string()),
 });
 export type ManifestCopy = z.infer<typeof manifestCopySchema>;
 
 export const manifestSchema = z.strictObject({
   schemaVersion: z.literal(manifestSchemaVersion),
   cluster: z.string(),
-  backupId: z.string().regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/),
+  backupId: z.string().check(z.regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/)),
   label: z.string(),
   state: z.enum(backupStates),
-  systemIdentifier: z.string().regex(/^\d+$/),
+  systemIdentifier: z.string().check(z.regex(/^\d+$/)),
   serverVersion: z.string(),
   backupFrom: z.enum(['primary', 'standby']),
-  walSegmentSize: z.number().int().positive(),
-  timeline: z.number().int().positive(),
+  walSegmentSize: z.int().check(z.positive()),
+  timeline: z.int().check(z.positive()),
   startLsn: lsn,
   startWalFile: walFile,
-  stopLsn: lsn.optional(),
-  stopWalFile: walFile.optional(),
-  stopTimeline: z.number().int().positive().optional(),
+  stopLsn: z.optional(lsn),
+  stopWalFile: z.optional(walFile),
+  stopTimeline: z.optional(z.int().check(z.positive())),
   /** The WAL a restore needs, first and last segment inclusive. */
-  wal: z.strictObject({ first: walFile, last: walFile }).optional(),
+  wal: z.optional(z.strictObject({ first: walFile, last: walFile })),
   artifacts: z.array(artifactSchema),
   snapshots: z.array(manifestSnapshotSchema),
   /** Disaster-recovery copies of the snapshots; absent when the backup is not copied. */
-  copies: z.array(manifestCopySchema).optional(),
+  copies: z.optional(z.array(manifestCopySchema)),
   timings: z.strictObject({
     startedAt: timestamp,
-    stoppedAt: timestamp.optional(),
-    completedAt: timestamp.optional(),
+    stoppedAt: z.optional(timestamp),
+    completedAt: z.optional(timestamp),
     /** From pg_backup_stop until the stop segment was archived. */
-    archiveWaitMs: z.number().int().nonnegative().optional(),
+    archiveWaitMs: z.optional(z.int().check(z.nonnegative())),
   }),
-  failure: z.strictObject({ reason: z.string(), at: timestamp }).optional(),
+  failure: z.optional(z.strictObject({ reason: z.string(), at: timestamp })),
   host: z.string(),
   updatedAt: timestamp,
 });

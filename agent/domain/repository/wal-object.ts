@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { z } from 'zod';
+import * as z from '../zod.ts';
 import { CorruptObjectError } from './errors.ts';
 
 export const walCodecs = ['zstd'] as const;
@@ -20,17 +20,15 @@ export const walExtension: Record<WalCodec, string> = { zstd: 'zst' };
 /** Skippable frame magic 0x184D2A50 + 0x0E: any of the 16 values is skipped by zstd decoders. */
 const skippableMagic = 0x184d2a5e;
 
-const headerSchema = z
-  .object({
-    format: z.literal('pgsnap-wal'),
-    version: z.literal(1),
-    name: z.string(),
-    codec: z.enum(walCodecs),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    bytes: z.number().int().nonnegative(),
-    compressedBytes: z.number().int().nonnegative(),
-  })
-  .strict();
+const headerSchema = z.strictObject({
+  format: z.literal('pgsnap-wal'),
+  version: z.literal(1),
+  name: z.string(),
+  codec: z.enum(walCodecs),
+  sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
+  bytes: z.int().check(z.nonnegative()),
+  compressedBytes: z.int().check(z.nonnegative()),
+});
 
 export type WalObjectHeader = z.infer<typeof headerSchema>;
 
