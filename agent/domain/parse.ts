@@ -1,5 +1,4 @@
 /** Schema validation at the edge, with one error type and messages that name the field. */
-
 import { InvalidInputError } from './errors.ts';
 import type * as z from './zod.ts';
 
