@@ -7,7 +7,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
 import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { applyEbsRetention, type RetentionSummary } from '#domain/ebs-retention';
-import { parseWith } from '#domain/parse';
+import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 
@@ -21,13 +21,7 @@ const policy = z.object({
 
 const environmentSchema = z.object({
   /** The retention policy of each cluster that has one. */
-  PGSNAP_RETENTION: z.pipe(
-    z.pipe(
-      z.string(),
-      z.transform((text) => JSON.parse(text)),
-    ),
-    z.record(z.string(), z.extend(policy, { dr: z.optional(policy) })),
-  ),
+  PGSNAP_RETENTION: jsonText(z.record(z.string(), z.extend(policy, { dr: z.optional(policy) }))),
   PGSNAP_DR: z.optional(drTargetVariable),
 });
 

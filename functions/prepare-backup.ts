@@ -2,19 +2,11 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup-plan';
-import { parseWith } from '#domain/parse';
+import { jsonText, parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 
 const environmentSchema = z.object({
-  PGSNAP_CLUSTERS: z.pipe(
-    z.string(),
-    z.transform((text, ctx) => {
-      const parsed = clusterTargetsSchema.safeParse(JSON.parse(text));
-      if (parsed.success) return parsed.data;
-      for (const issue of parsed.error.issues) ctx.issues.push({ ...issue, code: 'custom', input: text });
-      return z.NEVER;
-    }),
-  ),
+  PGSNAP_CLUSTERS: jsonText(clusterTargetsSchema),
 });
 
 const eventSchema = z.object({

@@ -10,6 +10,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
 import { PreconditionError } from './errors.ts';
+import { jsonText } from './parse.ts';
 import { parseRepositoryUrl } from './repository/location.ts';
 import { openRepository } from './repository/open.ts';
 import { Repository } from './repository/repository.ts';
@@ -63,15 +64,7 @@ export const drTargetSchema = z
 export type DrTarget = z.infer<typeof drTargetSchema>;
 
 /** The DR target as JSON in an environment variable (PGSNAP_DR). */
-export const drTargetVariable = z.pipe(
-  z.string(),
-  z.transform((text, ctx) => {
-    const parsed = drTargetSchema.safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data;
-    for (const issue of parsed.error.issues) ctx.issues.push({ ...issue, code: 'custom', input: text });
-    return z.NEVER;
-  }),
-);
+export const drTargetVariable = jsonText(drTargetSchema);
 
 export function isCrossAccount(target: DrTarget): boolean {
   return target.account !== target.sourceAccount;
