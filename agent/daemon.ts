@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { createLockFile } from './lock-file.ts';
 
 /** The pid files of the two helpers, in their spool directories. */
 export const archiverLockName = 'archiver.pid';
@@ -53,16 +54,9 @@ export function lockHolder(path: string): number | undefined {
 /** Takes the pid file for this process; false when a live process holds it. A stale one is replaced. */
 export function takePidLock(path: string): boolean {
   for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return true;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (lockHolder(path) !== undefined) return false;
-      rmSync(path, { force: true });
-    }
+    if (createLockFile(path, `${process.pid}\n`)) return true;
+    if (lockHolder(path) !== undefined) return false;
+    rmSync(path, { force: true });
   }
   return false;
 }

@@ -59,7 +59,8 @@ export async function inspect(state: ClusterState): Promise<Inspection> {
     };
     state.writeOutcome(outcome);
     state.clearSession();
-    state.unlock();
+    // Only the lock seen dead: a begin that took a new one since then is alive.
+    if (lock) state.unlock(lock.backupId);
     return { kind: 'lost', outcome };
   }
   return { kind: 'none', outcome: state.readOutcome() };

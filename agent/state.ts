@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
+import { createLockFile } from './lock-file.ts';
 import { connectionTarget } from './postgres.ts';
 
 export interface SessionRecord {
@@ -166,22 +167,14 @@ export class ClusterState {
 
   /** Takes the one-backup-at-a-time lock for `pid`; false if it is already taken. */
   tryLock(backupId: string, pid = process.pid): boolean {
-    try {
-      const fd = openSync(this.lockPath, 'wx', 0o600);
-      writeSync(fd, `${JSON.stringify({ backupId, pid })}\n`);
-      closeSync(fd);
-      return true;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw error;
-    }
+    return createLockFile(this.lockPath, `${JSON.stringify({ backupId, pid })}\n`);
   }
 
   readLock(): { backupId: string; pid: number } | undefined {
     try {
       return readJson<{ backupId: string; pid: number }>(this.lockPath);
     } catch {
-      // A lock torn by a crash between create and write: its backup never started.
+      // Never half-written (createLockFile), but perhaps empty after a power loss: its backup never started.
       return { backupId: 'unknown', pid: -1 };
     }
   }

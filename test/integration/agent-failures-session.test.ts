@@ -216,7 +216,7 @@ describe('the backup session', () => {
       pgsnap(['begin', '--label', 'racer one', '--fast', '--json'], env),
       pgsnap(['begin', '--label', 'racer two', '--fast', '--json'], env),
     ]);
-    expect(results.map((r) => r.code).sort()).toEqual([0, 3]);
+    expect(results.map((r) => r.code).sort(), results.map((r) => r.stderr).join('\n')).toEqual([0, 3]);
     const winner = results.find((r) => r.code === 0)!;
     const loser = results.find((r) => r.code === 3)!;
     expect(loser.stderr).toMatch(/in progress here|is starting right now/);
