@@ -101,11 +101,15 @@ export function takePrefetcherLock(spool: string): boolean {
 export async function prefetch(
   config: PrefetcherConfig,
   repository: Repository,
-  /** The pin being read already (by the restore_command this process is): not read a second time. */
-  pinning?: Promise<ClusterPin>,
+  /**
+   * The pin, read or being read by the restore_command this process is: not
+   * read a second time. Given as read, the first round runs before prefetch
+   * returns: the next segments are marked `.fetching` by then.
+   */
+  known?: ClusterPin | Promise<ClusterPin>,
 ): Promise<void> {
   const lock = join(config.spool, prefetcherLockName);
-  let pin: ClusterPin | undefined;
+  let pin = known instanceof Promise ? undefined : known;
   const inFlight = new Set<string>();
   const missingUntil = new Map<string, number>();
   const refetched = new Set<string>();
@@ -215,7 +219,7 @@ export async function prefetch(
         // Read once, before the first fetch. When it fails, this helper stops and frees the spool: the
         // restore_command reports the failure to PostgreSQL, and the next wal-fetch starts a prefetcher again.
         try {
-          pin = await (pinning ?? repository.requirePin());
+          pin = await (known ?? repository.requirePin());
         } catch (error) {
           daemonLog(`cannot read the cluster pin, prefetch stops: ${messageOf(error)}`);
           break;

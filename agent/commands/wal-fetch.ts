@@ -238,11 +238,15 @@ async function stayAsPrefetcher(
     const pinning = repository.requirePin();
     const content = await repository.fetchWalWhilePinning(pinning, name);
     if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
-    reportToShell(content ? 'fetched' : 'missing');
-    // Only now: PostgreSQL waits for this file alone, and fetches of the next ones would share the CPU with it.
-    prefetching = prefetch(config, repository, pinning).catch((error: unknown) =>
+    // Only now: PostgreSQL waits for this file alone, and fetches of the next ones would share the CPU with
+    // it. But before the answer: PostgreSQL asks for the next segment some 10 ms after it, and the shell
+    // waits for a fetch only if it finds its `.fetching` marker; without one it starts pgsnap, a second
+    // Node.js start (620 ms for the second segment in a bench/wal-restore round from S3, against 70 to
+    // 100 ms of replay per segment). Handed the pin as read, prefetch marks them before it returns.
+    prefetching = prefetch(config, repository, await pinning).catch((error: unknown) =>
       daemonLog(messageOf(error)),
     );
+    reportToShell(content ? 'fetched' : 'missing');
   } catch {
     reportToShell('failed');
   }

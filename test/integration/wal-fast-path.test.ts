@@ -539,7 +539,7 @@ describe('the restore_command fast path', () => {
   it('starts pgsnap once: the first call answers as soon as its file is in place and stays on as the prefetcher', async () => {
     const repo = repositoryForTest('file');
     const segmentSize = 16 * 2 ** 20;
-    const segments = [1, 2, 3, 4].map((n) => `00000001000000000000000${n}`);
+    const segments = [1, 2, 3, 4, 5].map((n) => `00000001000000000000000${n}`);
     const bytes = (i: number) => Buffer.alloc(segmentSize, `segment ${i} `);
     const repository = await repo.open();
     const pin = await repository.pin(
@@ -556,8 +556,17 @@ describe('the restore_command fast path', () => {
       url: repo.url,
       cluster: repo.cluster,
       prefetch: 2,
-      pgsnap: [process.execPath, pgsnapBin],
+      // Counts its starts: sh execs Node.js in its own place, so the prefetcher's pid is Node's.
+      pgsnap: [
+        'sh',
+        '-c',
+        'echo >> "$0.starts"; exec "$@"',
+        join(dir, 'pgsnap'),
+        process.execPath,
+        pgsnapBin,
+      ],
     });
+    const starts = () => readFileSync(join(dir, 'pgsnap.starts'), 'utf8').split('\n').length - 1;
     // Run as PostgreSQL runs it: sh -c, stderr to the server log (a file), and done when sh exits.
     const restore = (name: string) =>
       new Promise<number>((done, fail) => {
@@ -587,13 +596,20 @@ describe('the restore_command fast path', () => {
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(
       expect.arrayContaining(['wal-fetch', segments[0], '--stay']),
     );
-    await waitFor('the next two segments in the spool', async () =>
-      existsSync(join(spool, segments[1]!)) && existsSync(join(spool, segments[2]!)) ? true : undefined,
-    );
-    expect(existsSync(join(spool, segments[3]!))).toBe(false); // two ahead, as asked
+    // PostgreSQL asks for the next segment right after the answer: the shell waits for the prefetcher's fetch
+    // of it, and does not start pgsnap a second time.
     expect(await restore(segments[1]!)).toBe(0);
     expect(readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(bytes(1))).toBe(true);
+    expect(prefetcher()).toBe(pid);
+    expect(starts()).toBe(1);
+    await waitFor('the next two segments in the spool', async () =>
+      existsSync(join(spool, segments[2]!)) && existsSync(join(spool, segments[3]!)) ? true : undefined,
+    );
+    expect(existsSync(join(spool, segments[4]!))).toBe(false); // two ahead, as asked
+    expect(await restore(segments[2]!)).toBe(0);
+    expect(readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(bytes(2))).toBe(true);
     expect(prefetcher()).toBe(pid); // answered from the spool, by the same prefetcher
+    expect(starts()).toBe(1);
     // Stopped as PostgreSQL stops it (a signal to its startup process's group): it empties the spool.
     process.kill(pid, 'SIGTERM');
     expect(await prefetchedWhenStopped(spool)).toBeGreaterThanOrEqual(2);

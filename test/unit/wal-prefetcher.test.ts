@@ -71,3 +71,34 @@ it('stops at once and frees the spool when its read of the cluster pin fails; th
   await helper;
   expect(readdirSync(dir).filter((file) => /^[0-9A-F]{24}$/.test(file))).toEqual([]);
 }, 15_000);
+
+it('handed the pin as read, marks the next segments as being fetched before it returns', async () => {
+  const repository = new Repository(new MemoryStore(), 'orders-db');
+  const pin = await repository.pin(
+    { systemIdentifier: '7300000000000000001', walSegmentSize: segmentSize },
+    'test',
+  );
+  const names = [1n, 2n, 3n, 4n].map((segno) => segmentName(1, segno, segmentSize));
+  for (const name of names) await repository.pushWal(pin, name, Buffer.from(`the content of ${name}`));
+  const dir = mkdtempSync(join(tmpdir(), 'pgsnap-prefetch-'));
+  spool = dir;
+  // The restore_command that becomes the prefetcher has placed the first segment and not answered yet:
+  // PostgreSQL asks for the next one right after the answer, and the shell waits only for a marked fetch.
+  writeWant(dir, names[0]!);
+  expect(takePrefetcherLock(dir)).toBe(true);
+  const helper = prefetch(
+    { spool: dir, repository: { url: 'memory://test', cluster: 'orders-db' }, ahead: 3, idleExitMs: 300 },
+    repository,
+    pin,
+  );
+  expect(
+    readdirSync(dir)
+      .filter((file) => file.endsWith('.fetching'))
+      .sort(),
+  ).toEqual(names.slice(1).map((name) => `${name}.fetching`));
+  await until('the next three segments in the spool', () =>
+    names.slice(1).every((name) => readdirSync(dir).includes(name)) ? true : undefined,
+  );
+  expect(readdirSync(dir).filter((file) => file.endsWith('.fetching'))).toEqual([]);
+  await helper;
+});
