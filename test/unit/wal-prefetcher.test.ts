@@ -72,7 +72,7 @@ it('stops at once and frees the spool when its read of the cluster pin fails; th
   expect(readdirSync(dir).filter((file) => /^[0-9A-F]{24}$/.test(file))).toEqual([]);
 }, 15_000);
 
-it('handed the pin as read, marks the next segments as being fetched before it returns', async () => {
+it('handed the pin as read, marks the next segment as being fetched before it returns, then fetches the rest', async () => {
   const repository = new Repository(new MemoryStore(), 'orders-db');
   const pin = await repository.pin(
     { systemIdentifier: '7300000000000000001', walSegmentSize: segmentSize },
@@ -91,11 +91,8 @@ it('handed the pin as read, marks the next segments as being fetched before it r
     repository,
     pin,
   );
-  expect(
-    readdirSync(dir)
-      .filter((file) => file.endsWith('.fetching'))
-      .sort(),
-  ).toEqual(names.slice(1).map((name) => `${name}.fetching`));
+  // Only that one: the answer waits for this round, and each fetch started costs the SDK's setup.
+  expect(readdirSync(dir).filter((file) => file.endsWith('.fetching'))).toEqual([`${names[1]}.fetching`]);
   await until('the next three segments in the spool', () =>
     names.slice(1).every((name) => readdirSync(dir).includes(name)) ? true : undefined,
   );
