@@ -41,6 +41,7 @@ export interface PrefetcherConfig {
 }
 
 const wantFile = 'want';
+const noop = () => {};
 /**
  * A file not yet in the repository is asked for again after this long (the
  * archive may still grow): the age of a `.missing` marker stays below about
@@ -107,6 +108,12 @@ export async function prefetch(
    * returns: the next segments are marked `.fetching` by then.
    */
   known?: ClusterPin | Promise<ClusterPin>,
+  /**
+   * The first file's fetch, when the next segment is fetched alongside it:
+   * rounds after the first wait for it, so that the rest of the window does
+   * not share the CPU with the file PostgreSQL is waiting for.
+   */
+  holdUntil?: Promise<unknown>,
 ): Promise<void> {
   const lock = join(config.spool, prefetcherLockName);
   let pin = known instanceof Promise ? undefined : known;
@@ -118,10 +125,10 @@ export async function prefetch(
   const parallel = Math.min(config.ahead, 4);
   /**
    * The first round, which runs before prefetch returns when the pin is
-   * handed over as read, starts one fetch and nothing else: wal-fetch --stay
-   * answers PostgreSQL after it, and the next segment is the one PostgreSQL
-   * asks for first. (From the local S3 server, the round took 5.3 ms so, and
-   * 9.4 ms starting four fetches and the history probes.)
+   * handed over as read, starts one fetch and nothing else: the next segment,
+   * the one PostgreSQL asks for first, while wal-fetch --stay is still
+   * fetching the first file. (From the local S3 server, the round took 5.3 ms
+   * so, and 9.4 ms starting four fetches and the history probes.)
    */
   let round = 0;
   let lastWant: string | undefined;
@@ -300,6 +307,7 @@ export async function prefetch(
         }
       }
       round += 1;
+      if (round === 1 && holdUntil) await holdUntil.then(noop, noop);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     while (inFlight.size > 0 || probing) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -236,16 +236,26 @@ async function stayAsPrefetcher(
     if (kind === 'segment') writeWant(config.spool, name);
     // One read of the pin, for this file and for the loop.
     const pinning = repository.requirePin();
-    const content = await repository.fetchWalWhilePinning(pinning, name);
-    if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
-    // Only now: PostgreSQL waits for this file alone, and fetches of the next ones would share the CPU with
-    // it. But before the answer: PostgreSQL asks for the next segment some 10 ms after it, and the shell
-    // waits for a fetch only if it finds its `.fetching` marker; without one it starts pgsnap, a second
-    // Node.js start (620 ms for the second segment in a bench/wal-restore round from S3, against 70 to
-    // 100 ms of replay per segment). Handed the pin as read, prefetch marks them before it returns.
-    prefetching = prefetch(config, repository, await pinning).catch((error: unknown) =>
-      daemonLog(messageOf(error)),
-    );
+    const placing = repository.fetchWalWhilePinning(pinning, name).then((content) => {
+      if (content) placeFile(join(dirname(path), `.pgsnap-${process.pid}.tmp`), path, content);
+      return content;
+    });
+    placing.catch(() => {}); // awaited below
+    // The prefetcher starts before the answer: PostgreSQL asks for the next segment some 10 ms after it,
+    // and the shell waits for a fetch only if it finds its `.fetching` marker; without one it starts
+    // pgsnap, a second Node.js start (620 ms for the second segment in a bench/wal-restore round from S3,
+    // against 70 to 100 ms of replay per segment). Handed the pin as read, prefetch marks the next segment
+    // before it returns. After a segment, that next one is fetched alongside it (it was ready 124 to
+    // 161 ms after the first otherwise, where cp has it 13 ms after); the rest of the window waits for
+    // this file, which PostgreSQL is waiting for.
+    const startPrefetch = async (holdUntil?: Promise<unknown>) => {
+      prefetching = prefetch(config, repository, await pinning, holdUntil).catch((error: unknown) =>
+        daemonLog(messageOf(error)),
+      );
+    };
+    if (kind === 'segment') await startPrefetch(placing);
+    const content = await placing;
+    if (!prefetching) await startPrefetch();
     reportToShell(content ? 'fetched' : 'missing');
   } catch {
     reportToShell('failed');

@@ -99,3 +99,38 @@ it('handed the pin as read, marks the next segment as being fetched before it re
   expect(readdirSync(dir).filter((file) => file.endsWith('.fetching'))).toEqual([]);
   await helper;
 });
+
+it('fetches only the next segment until the first file is in place, then the rest of the window', async () => {
+  const repository = new Repository(new MemoryStore(), 'orders-db');
+  const pin = await repository.pin(
+    { systemIdentifier: '7300000000000000001', walSegmentSize: segmentSize },
+    'test',
+  );
+  const names = [1n, 2n, 3n, 4n].map((segno) => segmentName(1, segno, segmentSize));
+  for (const name of names) await repository.pushWal(pin, name, Buffer.from(`the content of ${name}`));
+  const dir = mkdtempSync(join(tmpdir(), 'pgsnap-prefetch-'));
+  spool = dir;
+  writeWant(dir, names[0]!);
+  expect(takePrefetcherLock(dir)).toBe(true);
+  // wal-fetch --stay is still fetching the first segment, which PostgreSQL waits for.
+  let placeFirst: () => void = () => {};
+  const firstPlaced = new Promise<void>((resolve) => {
+    placeFirst = resolve;
+  });
+  const helper = prefetch(
+    { spool: dir, repository: { url: 'memory://test', cluster: 'orders-db' }, ahead: 3, idleExitMs: 1_000 },
+    repository,
+    pin,
+    firstPlaced,
+  );
+  const spooled = () => readdirSync(dir).filter((file) => /^[0-9A-F]{24}$/.test(file));
+  await until('the next segment in the spool', () => (spooled().length > 0 ? true : undefined));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(spooled()).toEqual([names[1]]);
+  expect(readdirSync(dir).filter((file) => file.endsWith('.fetching'))).toEqual([]);
+  placeFirst();
+  await until('the whole window in the spool', () =>
+    names.slice(1).every((name) => readdirSync(dir).includes(name)) ? true : undefined,
+  );
+  await helper;
+});
