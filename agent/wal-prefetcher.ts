@@ -105,7 +105,7 @@ export async function prefetch(
   /**
    * The pin, read or being read by the restore_command this process is: not
    * read a second time. Given as read, the first round runs before prefetch
-   * returns: the next segments are marked `.fetching` by then.
+   * returns: the next segment is marked `.fetching` by then.
    */
   known?: ClusterPin | Promise<ClusterPin>,
   /**

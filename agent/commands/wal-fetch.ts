@@ -245,9 +245,10 @@ async function stayAsPrefetcher(
     // and the shell waits for a fetch only if it finds its `.fetching` marker; without one it starts
     // pgsnap, a second Node.js start (620 ms for the second segment in a bench/wal-restore round from S3,
     // against 70 to 100 ms of replay per segment). Handed the pin as read, prefetch marks the next segment
-    // before it returns. After a segment, that next one is fetched alongside it (it was ready 124 to
-    // 161 ms after the first otherwise, where cp has it 13 ms after); the rest of the window waits for
-    // this file, which PostgreSQL is waiting for.
+    // before it returns. After a segment, that next one is fetched alongside it (it was ready 73 to 161 ms
+    // after the first otherwise, where cp has it 12 ms after); the rest of the window waits for this file,
+    // which PostgreSQL is waiting for. Should this file fail, the prefetcher goes on all the same, as after
+    // a later file's failure: the shell reports the failure through a wal-fetch in the foreground.
     const startPrefetch = async (holdUntil?: Promise<unknown>) => {
       prefetching = prefetch(config, repository, await pinning, holdUntil).catch((error: unknown) =>
         daemonLog(messageOf(error)),
