@@ -72,7 +72,8 @@ it('stops at once and frees the spool when its read of the cluster pin fails; th
   expect(readdirSync(dir).filter((file) => /^[0-9A-F]{24}$/.test(file))).toEqual([]);
 }, 15_000);
 
-it('handed the pin as read, marks the next segment as being fetched before it returns, then fetches the rest', async () => {
+/** A repository in memory holding four segments, the first of which recovery has, and an empty spool. */
+async function fourSegments() {
   const repository = new Repository(new MemoryStore(), 'orders-db');
   const pin = await repository.pin(
     { systemIdentifier: '7300000000000000001', walSegmentSize: segmentSize },
@@ -82,16 +83,21 @@ it('handed the pin as read, marks the next segment as being fetched before it re
   for (const name of names) await repository.pushWal(pin, name, Buffer.from(`the content of ${name}`));
   const dir = mkdtempSync(join(tmpdir(), 'pgsnap-prefetch-'));
   spool = dir;
-  // The restore_command that becomes the prefetcher has placed the first segment and not answered yet:
-  // PostgreSQL asks for the next one right after the answer, and the shell waits only for a marked fetch.
   writeWant(dir, names[0]!);
   expect(takePrefetcherLock(dir)).toBe(true);
+  return { repository, pin, names, dir };
+}
+
+it('handed the pin as read, marks the next segment as being fetched before it returns, then fetches the rest', async () => {
+  const { repository, pin, names, dir } = await fourSegments();
+  // The restore_command that becomes the prefetcher has placed the first segment and not answered yet:
+  // PostgreSQL asks for the next one right after the answer, and the shell waits only for a marked fetch.
   const helper = prefetch(
     { spool: dir, repository: { url: 'memory://test', cluster: 'orders-db' }, ahead: 3, idleExitMs: 300 },
     repository,
     pin,
   );
-  // Only that one: the answer waits for this round, and each fetch started costs the SDK's setup.
+  // Only that one: the answer to PostgreSQL waits for this round.
   expect(readdirSync(dir).filter((file) => file.endsWith('.fetching'))).toEqual([`${names[1]}.fetching`]);
   await until('the next three segments in the spool', () =>
     names.slice(1).every((name) => readdirSync(dir).includes(name)) ? true : undefined,
@@ -101,17 +107,7 @@ it('handed the pin as read, marks the next segment as being fetched before it re
 });
 
 it('fetches only the next segment until the first file is in place, then the rest of the window', async () => {
-  const repository = new Repository(new MemoryStore(), 'orders-db');
-  const pin = await repository.pin(
-    { systemIdentifier: '7300000000000000001', walSegmentSize: segmentSize },
-    'test',
-  );
-  const names = [1n, 2n, 3n, 4n].map((segno) => segmentName(1, segno, segmentSize));
-  for (const name of names) await repository.pushWal(pin, name, Buffer.from(`the content of ${name}`));
-  const dir = mkdtempSync(join(tmpdir(), 'pgsnap-prefetch-'));
-  spool = dir;
-  writeWant(dir, names[0]!);
-  expect(takePrefetcherLock(dir)).toBe(true);
+  const { repository, pin, names, dir } = await fourSegments();
   // wal-fetch --stay is still fetching the first segment, which PostgreSQL waits for.
   let placeFirst: () => void = () => {};
   const firstPlaced = new Promise<void>((resolve) => {
