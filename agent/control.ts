@@ -6,10 +6,19 @@
  */
 import { chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
-
+import { BackupInvalidError, ConnectionError, PreconditionError, TimeoutError } from '#domain/errors';
 import type { SessionConfig } from './session.ts';
 
-export type ControlRequest = { op: 'status' } | { op: 'end' } | { op: 'abort'; reason: string };
+/**
+ * `backupId` on end and abort: the backup the asker means. The session refuses
+ * a request for another one, so that a late or repeated step (the state
+ * machine's) never ends or aborts a backup someone else started, even when
+ * that backup began after the asker last looked.
+ */
+export type ControlRequest =
+  | { op: 'status' }
+  | { op: 'end'; backupId?: string }
+  | { op: 'abort'; reason: string; backupId?: string };
 
 export type AgentRequest =
   | { op: 'status' }
@@ -109,4 +118,22 @@ function requestOnce(
       else reject(error);
     });
   });
+}
+
+const typedErrors: Record<string, new (message: string) => Error> = {
+  PreconditionError,
+  BackupInvalidError,
+  ConnectionError,
+  TimeoutError,
+};
+
+/**
+ * The error the other end of a control channel threw, rebuilt with its name:
+ * the exit code and Step Functions' Catch both match on it.
+ */
+export function answerError(error: { name: string; message: string }): Error {
+  const typed = typedErrors[error.name];
+  const rebuilt = typed ? new typed(error.message) : new Error(error.message);
+  rebuilt.name = error.name;
+  return rebuilt;
 }

@@ -123,14 +123,25 @@ export function holdSession(config: SessionConfig, hooks: SessionHooks): HeldSes
     return exitCode;
   };
 
+  /** A request for another backup must leave this one as it is: the asker did not start it. */
+  const refuseAnother = (backupId: string | undefined, op: 'end' | 'abort') => {
+    if (backupId === undefined || backupId === session.backupId) return;
+    throw new PreconditionError(
+      `backup ${backupId} is not in progress here: backup ${session.backupId} is, and pgsnap ${op} ` +
+        'leaves it as it is',
+    );
+  };
+
   const handle = async (request: ControlRequest): Promise<Record<string, unknown>> => {
     switch (request.op) {
       case 'status':
         return { ...session, elapsedMs: Date.now() - startedAt.getTime() };
       case 'abort':
+        refuseAnother(request.backupId, 'abort');
         setImmediate(() => void finish('aborted', request.reason, 0));
         return { ...session, aborted: true, reason: request.reason };
       case 'end': {
+        refuseAnother(request.backupId, 'end');
         if (session.state !== 'in-backup' || !client) {
           throw new PreconditionError(
             `backup ${session.backupId} is ${session.state}, not in backup mode yet; wait for begin to return`,

@@ -90,7 +90,9 @@ export async function begin(
       await recordStarted(ctx.repository, session);
     } catch (error) {
       // A backup the repository cannot catalogue (another cluster's name, unreachable) is not kept running.
-      await abort(ctx, `the repository did not record the backup: ${messageOf(error)}`).catch(() => {});
+      await abort(ctx, `the repository did not record the backup: ${messageOf(error)}`, backupId).catch(
+        () => {},
+      );
       throw error;
     }
   }
@@ -139,6 +141,7 @@ async function askAgentService(
       const answer = await request(ctx.state.socketPath, {
         op: 'abort',
         reason: `begin was interrupted (${messageOf(signal?.reason)})`,
+        backupId: config.backupId,
       }).catch(() => undefined);
       if (answer) return;
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -151,7 +154,11 @@ async function askAgentService(
     if (!answer) return undefined;
     if (signal?.aborted) {
       // Backup mode started before the abort reached the session: end it, and return once it is closed.
-      if (answer.ok) await abort(ctx, `begin was interrupted (${messageOf(signal.reason)})`).catch(() => {});
+      if (answer.ok) {
+        await abort(ctx, `begin was interrupted (${messageOf(signal.reason)})`, config.backupId).catch(
+          () => {},
+        );
+      }
       throw signal.reason;
     }
     if (!answer.ok) throw holderError(answer.error);

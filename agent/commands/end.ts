@@ -3,20 +3,20 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BackupInvalidError, PreconditionError } from '#domain/errors';
-import { parseDuration } from '#domain/input';
+import { parseDuration, validateBackupId } from '#domain/input';
 import { waitForArchive } from '../archive-wait.ts';
 import { recordEnded, type StoredBackup, storeBackup } from '../backup-catalog.ts';
 import { parse } from '../cli-args.ts';
 import { type Context, createContext } from '../context.ts';
 import { request } from '../control.ts';
-import { inspect } from '../inspect.ts';
+import { type Inspection, inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import { connect } from '../postgres.ts';
-import { type Outcome, type StoppedRecord, writeFileDurably } from '../state.ts';
+import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../state.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
 import { printUsage } from '../usage.ts';
 
-export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
+export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
 
 Ends the backup started by pgsnap begin, waits until the stop segment and the
 backup history file are archived, and writes backup_label, tablespace_map (when
@@ -27,7 +27,11 @@ end also checks that every WAL segment from start to stop is there, stores the
 artifacts under backups/<backupId>/ and marks the manifest completed. If the
 repository cannot be reached, the artifacts stay in the state directory and
 pgsnap end can be run again. --snapshots-pending leaves the manifest stopped
-for whoever waits for the snapshots to complete (the state machine).`;
+for whoever waits for the snapshots to complete (the state machine).
+
+With --backup-id, only that backup: when another one is in progress here,
+end refuses (exit 3) naming both, and leaves the other one as it is. The
+state machine always names its backup, so it never ends one it did not start.`;
 
 export interface Artifact {
   name: string;
@@ -82,9 +86,37 @@ async function invalid(ctx: Context, backupId: string, message: string): Promise
   return new BackupInvalidError(message);
 }
 
+/**
+ * Refuses an end of `backupId` when another backup is the one here, before
+ * anything is touched: that one goes on, and its manifest stays as it is.
+ */
+function refuseAnother(current: Inspection, backupId: string, last: OutcomeRecord | undefined): void {
+  const other =
+    current.kind === 'active'
+      ? current.session.backupId
+      : current.kind === 'stopped'
+        ? current.stopped.backupId
+        : undefined;
+  if (other === backupId) return;
+  if (other !== undefined) {
+    throw new PreconditionError(
+      `backup ${backupId} is not in progress here: backup ${other} is, and is left as it is; ` +
+        `pgsnap end --backup-id ${other} ends that one`,
+    );
+  }
+  const outcome = current.kind === 'lost' ? current.outcome : last;
+  // The outcome of backupId itself is end's to report, as without --backup-id.
+  if (outcome?.backupId === backupId) return;
+  throw new PreconditionError(
+    `backup ${backupId} is not in progress here; no backup is` +
+      (outcome ? ` (the last one here, ${outcome.backupId}, ${outcome.outcome} at ${outcome.at})` : ''),
+  );
+}
+
 /** Asks the holder to stop the backup, or picks up a stop whose hand-over was interrupted. */
-async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
+async function stopOrResume(ctx: Context, backupId?: string): Promise<StoppedRecord> {
   const current = await inspect(ctx.state);
+  if (backupId !== undefined) refuseAnother(current, backupId, ctx.state.readOutcome());
   switch (current.kind) {
     case 'stopped':
       ctx.out.progress(
@@ -105,6 +137,11 @@ async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
           `no backup is in progress here: the last begin (${last.backupId}) failed at ${last.at}: ${last.reason}`,
         );
       }
+      if (last?.outcome === 'completed' && last.backupId === backupId) {
+        throw new PreconditionError(
+          `backup ${backupId} has already ended: completed at ${last.at} (${last.reason})`,
+        );
+      }
       if (last && last.outcome !== 'completed') {
         throw await invalid(
           ctx,
@@ -116,10 +153,13 @@ async function stopOrResume(ctx: Context): Promise<StoppedRecord> {
       throw new PreconditionError('no backup is in progress here; start one with pgsnap begin');
     }
     case 'active': {
-      const answer = await request(ctx.state.socketPath, { op: 'end' });
+      const answer = await request(ctx.state.socketPath, {
+        op: 'end',
+        ...(backupId !== undefined ? { backupId } : {}),
+      });
       if (!answer) {
         // The holder went away between the two questions: inspect again to say why.
-        return stopOrResume(ctx);
+        return stopOrResume(ctx, backupId);
       }
       if (!answer.ok) {
         if (answer.error.name === 'PreconditionError') throw new PreconditionError(answer.error.message);
@@ -142,7 +182,7 @@ export function artifactsOf(stopped: StoppedRecord): Array<{ name: string; conte
 
 export async function end(
   ctx: Context,
-  options: { output?: string; archiveTimeoutMs: number; snapshotsPending?: boolean },
+  options: { output?: string; archiveTimeoutMs: number; snapshotsPending?: boolean; backupId?: string },
 ): Promise<EndResult> {
   // Connecting for the archive wait overlaps the stop: a connection, and loading pg, cost as much as the stop.
   const connecting = connect().then(
@@ -151,7 +191,7 @@ export async function end(
   );
   let stopped: StoppedRecord;
   try {
-    stopped = await stopOrResume(ctx);
+    stopped = await stopOrResume(ctx, options.backupId);
   } catch (error) {
     await connecting.then((c) => ('client' in c ? c.client.end() : undefined)).catch(() => {});
     throw error;
@@ -248,6 +288,7 @@ export async function endCommand(args: string[]): Promise<number> {
     output: { type: 'string' },
     'archive-timeout': { type: 'string' },
     'snapshots-pending': { type: 'boolean', default: false },
+    'backup-id': { type: 'string' },
     ...taskTokenFlag,
   });
   if (values.help) return printUsage(endUsage);
@@ -261,6 +302,7 @@ export async function endCommand(args: string[]): Promise<number> {
           ? parseDuration(values['archive-timeout'], '--archive-timeout')
           : defaultArchiveTimeoutMs,
         snapshotsPending: values['snapshots-pending'],
+        ...(values['backup-id'] !== undefined ? { backupId: validateBackupId(values['backup-id']) } : {}),
       }),
     (ended) => ({ ...ended }),
     ctx.out,

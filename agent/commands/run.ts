@@ -138,7 +138,7 @@ export async function runCommand(args: string[]): Promise<number> {
           ? `${command.join(' ')} failed (${exit?.signal ? `killed by ${exit.signal}` : `exit code ${exit?.code}`})`
           : undefined;
   if (failure) {
-    await abort(ctx, failure);
+    await abort(ctx, failure, session.backupId);
     // A snapshot of an aborted backup cannot be restored: nothing of it may stay behind.
     await deleteSnapshots();
     return reportAborted(ctx, session.backupId, failure, interrupted);
@@ -148,6 +148,7 @@ export async function runCommand(args: string[]): Promise<number> {
     result = await end(ctx, {
       ...(values.output ? { output: values.output } : {}),
       archiveTimeoutMs: defaultArchiveTimeoutMs,
+      backupId: session.backupId,
     });
   } catch (error) {
     // Only an invalid backup loses its snapshots; a timeout waiting for the archive can be resumed with end.
