@@ -22,7 +22,7 @@ export const agentDocumentParameters = {
   },
   backupId: {
     type: 'String',
-    description: 'The backupId, which is also the execution name.',
+    description: 'The backupId, which is also the execution name; begin, end and abort act only on it.',
     allowedPattern: '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
   },
   label: {
@@ -75,8 +75,9 @@ export const agentDocumentScript = [
   "  begin) set -- begin --volumes --label '{{ label }}' --backup-id '{{ backupId }}' --max-duration '{{ maxDuration }}'",
   '         if [ \'{{ fast }}\' = true ]; then set -- "$@" --fast; fi ;;',
   // The state machine marks the manifest completed once the snapshots are; until then end leaves it stopped.
-  '  end) set -- end --snapshots-pending ;;',
-  "  abort) set -- abort --reason '{{ reason }}' ;;",
+  // end and abort name the backup too: another one held on the host (an operator's) is never touched.
+  "  end) set -- end --snapshots-pending --backup-id '{{ backupId }}' ;;",
+  "  abort) set -- abort --backup-id '{{ backupId }}' --reason '{{ reason }}' ;;",
   'esac',
   "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --task-token '{{ taskToken }}' --json",
 ];

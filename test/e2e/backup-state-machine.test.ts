@@ -121,6 +121,8 @@ beforeEach(() => {
 interface HostLog {
   commands: string[];
   beginResult?: Record<string, Json>;
+  /** What abort sent with SendTaskSuccess. */
+  abortResult?: Record<string, Json>;
   /** performance.now() when begin and end returned, and around the snapshot step. */
   beginReturned?: number;
   endReturned?: number;
@@ -153,6 +155,7 @@ function onHost(log: HostLog): TaskHandler {
       log.beginReturned = performance.now();
     }
     if (values.command === 'end') log.endReturned = performance.now();
+    if (values.command === 'abort') log.abortResult = document;
     await exited;
     return document;
   };
@@ -434,6 +437,61 @@ describe('a backup through the synthesized state machine', () => {
     });
     await expectBackupModeLeft();
     expect(abortLines()).toBe(aborted + 1);
+  });
+
+  test("an operator's own backup is held on the host: the execution is refused, cleans up, and leaves that backup held", async () => {
+    ec2.reset({ completeAfterPolls: 1 });
+    const aborted = abortLines();
+    // A manual begin (or pgsnap run from cron) on the host, outside Step Functions.
+    const operatorFlags = ['--cluster', 'orders-db', '--repo', repo.url, '--json'];
+    const begun = await pgsnap(['begin', '--label', 'operator nightly', '--fast', ...operatorFlags], env);
+    expect(begun.code, begun.stderr).toBe(0);
+    const operatorBackupId = begun.json!.backupId as string;
+    try {
+      const { run, log, backupId } = await backup();
+      expect(run.failure).toMatchObject({
+        error: 'PreconditionError',
+        cause: expect.stringContaining(
+          `backup ${operatorBackupId} (label "operator nightly") is in progress`,
+        ),
+      });
+      expect(log.commands).toEqual(['begin', 'abort']);
+      // The cleanup's abort succeeded, for its own backupId, and said it left the other backup alone.
+      expect(stepFunctions.calls.map((c) => c.action).filter((a) => a !== 'SendTaskHeartbeat')).toEqual([
+        'SendTaskFailure',
+        'SendTaskSuccess',
+      ]);
+      expect(log.abortResult).toMatchObject({
+        aborted: false,
+        backupId,
+        inProgress: operatorBackupId,
+      });
+      expect(ec2.calls).not.toContain('CreateSnapshots');
+      expect(run.events.map((e) => [e.detailType, e.detail.backupId, e.detail.error])).toEqual([
+        ['pgsnap backup failed', backupId, 'PreconditionError'],
+      ]);
+      expect(await manifestOf(backupId)).toBeUndefined();
+
+      // The operator's backup is untouched: its session is held, the server logged no abort, status shows it.
+      expect(await pgsnapSessions(cluster)).toEqual([
+        { pid: begun.json!.serverPid, app: `pgsnap:${operatorBackupId}` },
+      ]);
+      expect(abortLines()).toBe(aborted);
+      const status = await pgsnap(['status', '--cluster', 'orders-db', '--json'], env);
+      expect(status.json).toMatchObject({ inProgress: true, state: 'in-backup', backupId: operatorBackupId });
+      expect(await manifestOf(operatorBackupId)).toMatchObject({ state: 'started' });
+
+      // And it ends normally afterwards: complete in the repository.
+      const ended = await pgsnap(['end', ...operatorFlags], env);
+      expect(ended.code, ended.stderr).toBe(0);
+      expect(ended.json).toMatchObject({ backupId: operatorBackupId, label: 'operator nightly' });
+      expect(await manifestOf(operatorBackupId)).toMatchObject({ state: 'completed' });
+    } finally {
+      // The next test needs the host free, whatever failed above; nothing to do once end succeeded.
+      await pgsnap(['abort', '--backup-id', operatorBackupId, ...operatorFlags], env);
+    }
+    await expectBackupModeLeft();
+    expect(abortLines()).toBe(aborted);
   });
 
   test('another backup of the cluster is running: this one ends at once, touching nothing', async () => {

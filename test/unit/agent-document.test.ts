@@ -68,10 +68,12 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
     ]);
   });
 
-  test('end and abort take only what they need', () => {
+  test('end and abort take only what they need, and name their backup', () => {
     expect(run({ ...valid, command: 'end' })).toEqual([
       'end',
       '--snapshots-pending',
+      '--backup-id',
+      backupId,
       '--cluster',
       'orders-db',
       '--repo',
@@ -82,6 +84,8 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
     ]);
     expect(run({ ...valid, command: 'abort', reason: 'the state machine caught States.Timeout' })).toEqual([
       'abort',
+      '--backup-id',
+      backupId,
       '--reason',
       'the state machine caught States.Timeout',
       '--cluster',
