@@ -57,7 +57,7 @@ const common = {
 
 const result = await build({
   ...common,
-  entryPoints: { pgsnap: 'agent/cli.ts' },
+  entryPoints: { pgsnap: 'agent/cli/main.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunks/[name]-[hash]',

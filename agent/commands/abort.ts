@@ -1,13 +1,13 @@
 /** `pgsnap abort`: end the backup session without artifacts. */
 import { messageOf, PreconditionError } from '#domain/errors';
-import { recordEnded } from '../backup-catalog.ts';
-import { parse } from '../cli-args.ts';
-import { type Context, createContext } from '../context.ts';
-import { request } from '../control.ts';
-import { inspect } from '../inspect.ts';
-import { table } from '../output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
-import { printUsage } from '../usage.ts';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { printUsage } from '../cli/usage.ts';
+import { recordEnded } from '../session/catalog.ts';
+import { request } from '../session/control.ts';
+import { inspect } from '../session/inspect.ts';
 
 export const abortUsage = `pgsnap abort [--reason R] [--task-token T] [--json]
 

@@ -1,10 +1,10 @@
 /** `pgsnap backup start`: start a backup in AWS (an execution of the state machine) and follow it. */
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { type ExecutionOutcome, followExecution, startBackupExecution } from '#domain/backup/execution';
+import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
-import { type ExecutionOutcome, followExecution, startBackupExecution } from '#domain/execution';
-import { validateBackupId } from '#domain/input';
-import { parse } from '../cli-args.ts';
-import { createOutput, table } from '../output.ts';
+import { parse } from '../cli/args.ts';
+import { createOutput, table } from '../cli/output.ts';
 import { help } from './begin.ts';
 
 export const backupUsage = `pgsnap backup start --cluster NAME [--label L] [--fast] [--backup-id ID]

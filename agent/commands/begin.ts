@@ -1,18 +1,24 @@
 /** `pgsnap begin`: start the holder and return once the server is in backup mode. */
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
-import type { Discovery } from '#domain/block-devices';
+import {
+  formatDuration,
+  newBackupId,
+  parseDuration,
+  validateBackupId,
+  validateLabel,
+} from '#domain/backup/input';
 import { ConnectionError, messageOf, PreconditionError, UsageError } from '#domain/errors';
-import { formatDuration, newBackupId, parseDuration, validateBackupId, validateLabel } from '#domain/input';
-import { recordStarted } from '../backup-catalog.ts';
-import { parse } from '../cli-args.ts';
-import { type Context, createContext } from '../context.ts';
-import { request } from '../control.ts';
-import { inspect } from '../inspect.ts';
-import { table } from '../output.ts';
-import type { SessionConfig, SessionReport } from '../session.ts';
-import { agentSocketPath, type SessionRecord } from '../state.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { recordStarted } from '../session/catalog.ts';
+import { request } from '../session/control.ts';
+import { inspect } from '../session/inspect.ts';
+import type { SessionConfig, SessionReport } from '../session/session.ts';
+import { agentSocketPath, type SessionRecord } from '../session/state.ts';
+import type { Discovery } from '../volumes/block-devices.ts';
 import { abort } from './abort.ts';
 
 export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]

@@ -2,17 +2,17 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { exitCodes } from '#domain/errors';
+import { parse } from '../cli/args.ts';
+import { createOutput } from '../cli/output.ts';
+import { connect } from '../postgres/client.ts';
 import {
   type ClusterPath,
   type Discovery,
   discoverVolumes,
   type FindmntOutput,
   type SysfsReader,
-} from '#domain/block-devices';
-import { exitCodes } from '#domain/errors';
-import { parse } from '../cli-args.ts';
-import { createOutput } from '../output.ts';
-import { connect } from '../postgres.ts';
+} from '../volumes/block-devices.ts';
 import { help } from './begin.ts';
 
 export const discoverUsage = `pgsnap discover [--json]

@@ -1,8 +1,8 @@
 /** `pgsnap preflight`: can a backup start and end here? */
-import { parse } from '../cli-args.ts';
-import { createContext } from '../context.ts';
-import { connect } from '../postgres.ts';
-import { preflight } from '../preflight.ts';
+import { parse } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { connect } from '../postgres/client.ts';
+import { preflight } from '../session/preflight.ts';
 import { help } from './begin.ts';
 
 export const preflightUsage = `pgsnap preflight [--json]

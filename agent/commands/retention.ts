@@ -1,17 +1,18 @@
 /** `pgsnap retention`: apply a retention policy to a repository (snapshots, artifacts, manifests, WAL). */
-import { UsageError } from '#domain/errors';
-import type { Manifest } from '#domain/repository/manifest';
+
 import {
   applyRetention,
   type RetentionPolicy,
   type SnapshotDeleter,
   validatePolicy,
-} from '#domain/retention';
-import { parse } from '../cli-args.ts';
-import { createContext } from '../context.ts';
-import { table } from '../output.ts';
+} from '#domain/backup/retention';
+import { UsageError } from '#domain/errors';
+import type { Manifest } from '#domain/repository/manifest';
+import { parse } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { createProvider, localProviders } from '../providers/provider.ts';
-import { open, requireRepositoryChoice } from '../repository-options.ts';
 import { help } from './begin.ts';
 
 export const retentionUsage = `pgsnap retention (--keep-last N | --keep-days D | both) [--dry-run] --repo URL --cluster NAME [--json]

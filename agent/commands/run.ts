@@ -1,15 +1,15 @@
 /** `pgsnap run -- CMD…`: begin, run any snapshot command, end; abort if it fails or is interrupted. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { newBackupId } from '#domain/backup/input';
 import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
-import { newBackupId } from '#domain/input';
-import { recordLocalSnapshots } from '../backup-catalog.ts';
-import { parse } from '../cli-args.ts';
-import { clusterPaths } from '../cluster-paths.ts';
-import { type Context, createContext } from '../context.ts';
-import { table } from '../output.ts';
-import { connect } from '../postgres.ts';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { connect } from '../postgres/client.ts';
 import { createProvider, type VolumeSnapshot } from '../providers/provider.ts';
-import type { SessionRecord } from '../state.ts';
+import { recordLocalSnapshots } from '../session/catalog.ts';
+import type { SessionRecord } from '../session/state.ts';
+import { clusterPaths } from '../volumes/cluster-paths.ts';
 import { abort } from './abort.ts';
 import { begin, beginFlags, help, parseBeginOptions } from './begin.ts';
 import { defaultArchiveTimeoutMs, type EndResult, end } from './end.ts';

@@ -6,7 +6,7 @@
  * docs), except for a standby's pg_control (research notes §3).
  */
 import { UsageError } from '#domain/errors';
-import type { ClusterPath } from '../cluster-paths.ts';
+import type { ClusterPath } from '../volumes/cluster-paths.ts';
 
 export interface VolumeSnapshot {
   role: ClusterPath['role'];
