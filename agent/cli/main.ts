@@ -1,5 +1,6 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
-import { exitCodeFor, messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
+import { existsSync } from 'node:fs';
+import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import type { SessionConfig } from '../session/session.ts';
 import type { ArchiverConfig } from '../wal/archiver.ts';
 import type { PrefetcherConfig } from '../wal/prefetcher.ts';
@@ -73,10 +74,25 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
     summary: 'backup start --cluster X [--wait]: a backup in AWS, followed',
   },
   demo: {
-    load: () => import('../../local/demo.ts').then((m) => m.demoCommand),
+    load: loadDemo,
     summary: 'a backup under load and a restore drill on this machine (npm start)',
   },
 };
+
+/**
+ * The demo is the local harness (local/demo.ts), not the agent: the agent imports none of local/. It is
+ * built as a bundle of its own beside this one (agent/build.mjs) and loaded by path, in a checkout only;
+ * the host install leaves it out.
+ */
+async function loadDemo(): Promise<Run> {
+  const bundle = new URL('./demo.mjs', import.meta.url);
+  if (!existsSync(bundle)) {
+    throw new PreconditionError(
+      'pgsnap demo runs from a project checkout, not from an installed agent: npm install && npm start',
+    );
+  }
+  return ((await import(bundle.href)) as { demoCommand: Run }).demoCommand;
+}
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
