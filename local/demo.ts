@@ -24,8 +24,9 @@ import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../agent/cli/args.ts';
 import { createOutput } from '../agent/cli/output.ts';
 import { open, type RepositoryChoice } from '../agent/cli/repository-options.ts';
-import { help } from '../agent/commands/begin.ts';
-import { createProvider, type SnapshotProvider } from '../agent/providers/provider.ts';
+import { printUsage } from '../agent/cli/usage.ts';
+import { createProvider } from '../agent/providers/create.ts';
+import type { SnapshotProvider } from '../agent/providers/provider.ts';
 import { checkRestoredCluster, type DataCheck } from '../agent/restore/checks.ts';
 import { asPostgres, Cluster, clientBin, newestAvailableMajor, ownedDir } from '../agent/restore/cluster.ts';
 import type { RecoveryTarget } from '../agent/restore/prepare.ts';
@@ -85,7 +86,7 @@ function shellQuote(value: string): string {
 
 export async function demoCommand(args: string[]): Promise<number> {
   const { values } = parse('demo', args, { keep: { type: 'boolean', default: false } });
-  if (values.help) return help(demoUsage);
+  if (values.help) return printUsage(demoUsage);
   const out = createOutput(values.json);
   const started = Date.now();
   let step = 0;

@@ -1,7 +1,7 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
 import { existsSync } from 'node:fs';
 import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageError } from '#domain/errors';
-import type { SessionConfig } from '../session/session.ts';
+import type { SessionConfig } from '../session/config.ts';
 import type { ArchiverConfig } from '../wal/archiver.ts';
 import type { PrefetcherConfig } from '../wal/prefetcher.ts';
 

@@ -13,10 +13,12 @@ import { parse } from '../cli/args.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { printUsage } from '../cli/usage.ts';
 import { recordStarted } from '../session/catalog.ts';
+import type { SessionConfig } from '../session/config.ts';
 import { request } from '../session/control.ts';
 import { inspect } from '../session/inspect.ts';
-import type { SessionConfig, SessionReport } from '../session/session.ts';
+import type { SessionReport } from '../session/session.ts';
 import { agentSocketPath, type SessionRecord } from '../session/state.ts';
 import type { Discovery } from '../volumes/block-devices.ts';
 import { abort } from './abort.ts';
@@ -293,7 +295,7 @@ export async function beginCommand(args: string[]): Promise<number> {
     ...taskTokenFlag,
     volumes: { type: 'boolean', default: false },
   });
-  if (values.help) return help(beginUsage);
+  if (values.help) return printUsage(beginUsage);
   const ctx = createContext(values);
   // --volumes: also say which EBS volumes hold the cluster, for the state machine to snapshot.
   let volumes: Pick<Discovery, 'volumes' | 'problems'> | undefined;
@@ -319,10 +321,5 @@ export async function beginCommand(args: string[]): Promise<number> {
     ctx.out,
   );
   ctx.out.result(document(session), table(describeSession(session)));
-  return 0;
-}
-
-export function help(usage: string): number {
-  process.stdout.write(`${usage}\n`);
   return 0;
 }

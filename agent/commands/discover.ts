@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { exitCodes } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { createOutput } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
 import { connect } from '../postgres/client.ts';
 import {
   type ClusterPath,
@@ -13,7 +14,6 @@ import {
   type FindmntOutput,
   type SysfsReader,
 } from '../volumes/block-devices.ts';
-import { help } from './begin.ts';
 
 export const discoverUsage = `pgsnap discover [--json]
 
@@ -78,7 +78,7 @@ export async function discover(): Promise<Discovery> {
 
 export async function discoverCommand(args: string[]): Promise<number> {
   const { values } = parse('discover', args, {});
-  if (values.help) return help(discoverUsage);
+  if (values.help) return printUsage(discoverUsage);
   const out = createOutput(values.json);
   const found = await discover();
   const lines = found.paths.map(

@@ -13,6 +13,7 @@ import { parse, refuseTogether } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
 import { pgVersionOf, systemIdentifierOf } from '../postgres/pgdata.ts';
 import { prepareDataDirectory, type RecoveryTarget } from '../restore/prepare.ts';
 import {
@@ -22,7 +23,6 @@ import {
   plainRestoreCommandLine,
   restoreCommandLine,
 } from '../wal/shell-lines.ts';
-import { help } from './begin.ts';
 
 export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
@@ -147,7 +147,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
     prefetch: { type: 'string' },
     'spool-dir': { type: 'string' },
   });
-  if (values.help) return help(restoreUsage);
+  if (values.help) return printUsage(restoreUsage);
   if (!values['backup-id'])
     throw new UsageError('pgsnap restore: --backup-id is required (pgsnap backups list shows them)');
   if (!values.pgdata)

@@ -12,8 +12,8 @@ import { parse } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
-import { createProvider, localProviders } from '../providers/provider.ts';
-import { help } from './begin.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createProvider, localProviders } from '../providers/create.ts';
 
 export const retentionUsage = `pgsnap retention (--keep-last N | --keep-days D | both) [--dry-run] --repo URL --cluster NAME [--json]
 
@@ -78,7 +78,7 @@ export async function retentionCommand(args: string[]): Promise<number> {
     'dry-run': { type: 'boolean', default: false },
     repo: { type: 'string' },
   });
-  if (values.help) return help(retentionUsage);
+  if (values.help) return printUsage(retentionUsage);
   const policy = policyFrom(values);
   const ctx = createContext(values);
   const repository = await open(requireRepositoryChoice('retention', values));

@@ -7,7 +7,7 @@
 import { chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 
-import type { SessionConfig } from './session.ts';
+import type { SessionConfig } from './config.ts';
 
 export type ControlRequest = { op: 'status' } | { op: 'end' } | { op: 'abort'; reason: string };
 

@@ -7,7 +7,8 @@
  * process of its own adds: the report on fd 3, the log on stderr, signals, exit.
  */
 import { closeSync, writeSync } from 'node:fs';
-import { holdSession, type SessionConfig, type SessionReport } from './session.ts';
+import type { SessionConfig } from './config.ts';
+import { holdSession, type SessionReport } from './session.ts';
 
 /** File descriptor on which the holder tells `begin` that backup mode started (or why not). */
 const reportFd = 3;

@@ -10,8 +10,9 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { validateBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
+import type { SessionConfig } from './config.ts';
 import { type AgentRequest, listen, request } from './control.ts';
-import { type HeldSession, holdSession, type SessionConfig } from './session.ts';
+import { type HeldSession, holdSession } from './session.ts';
 import { agentSocketPath, ClusterState, ensurePrivateDir } from './state.ts';
 
 interface Held {

@@ -27,19 +27,10 @@ import {
   startBackup,
   stopBackup,
 } from '../postgres/client.ts';
+import type { SessionConfig } from './config.ts';
 import { type ControlRequest, listen } from './control.ts';
 import { preflight } from './preflight.ts';
 import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from './state.ts';
-
-/** What `begin` asks for: which cluster's state, and the backup to start. */
-export interface SessionConfig {
-  stateRoot: string;
-  key: string;
-  backupId: string;
-  label: string;
-  fast: boolean;
-  maxDurationMs: number;
-}
 
 /** What begin is told once: backup mode started, or why not. */
 export type SessionReport =
