@@ -44,7 +44,7 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
-          setupFiles: ['agent/local/promise-with-resolvers.ts'],
+          setupFiles: ['local/promise-with-resolvers.ts'],
           testTimeout: 120_000,
           hookTimeout: 60_000,
         },

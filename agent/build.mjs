@@ -57,7 +57,7 @@ const common = {
 
 const result = await build({
   ...common,
-  entryPoints: { pgsnap: 'agent/cli.ts' },
+  entryPoints: { pgsnap: 'agent/cli/main.ts', demo: 'local/demo.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunks/[name]-[hash]',
@@ -79,7 +79,8 @@ for (const file of [...synth.outputFiles, ...files]) {
   writeFileSync(temporary, file.contents, { mode: file.path === entry ? 0o755 : 0o644 });
   renameSync(temporary, file.path);
 }
-writeAgentTarball(files);
+// The demo is not for hosts (agent/cli/main.ts loads it by path when it is there).
+writeAgentTarball(files.filter((file) => file.path !== resolve('dist/demo.mjs')));
 rmSync(resolve('dist/pgsnap-agent.mjs'), { force: true });
 const current = new Set(files.map((file) => file.path));
 const chunks = resolve('dist/chunks');

@@ -13,11 +13,11 @@
  */
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { newBackupId } from '#domain/input';
-import { type Json, runLocalBackup } from '../agent/local/state-machine.ts';
+import { newBackupId } from '#domain/backup/input';
 import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../functions/create-snapshots.ts';
 import { handler as prepareBackup } from '../functions/prepare-backup.ts';
+import { type Json, runLocalBackup } from '../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
 import { FakeEc2 } from '../test/support/fake-ec2.ts';
 

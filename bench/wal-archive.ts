@@ -25,7 +25,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { confQuote, shellQuote } from '../agent/wal-commands.ts';
+import { confQuote, shellQuote } from '../agent/wal/shell-lines.ts';
 import { Cluster, clientBin, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
 import { testRepository } from '../test/support/repository.ts';
 import { LocalS3 } from '../test/support/s3.ts';

@@ -20,7 +20,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from 'node:zlib';
-import { zstdLevel } from '../agent/domain/repository/wal-object.ts';
+import { zstdLevel } from '#domain/repository/wal-object';
 import { Cluster, clientBin, newestAvailableMajor } from '../test/support/cluster.ts';
 
 const run = promisify(execFile);

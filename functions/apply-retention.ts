@@ -5,8 +5,8 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
-import { drTargetVariable, openDrSession } from '#domain/dr-target';
-import { applyEbsRetention, type RetentionSummary } from '#domain/ebs-retention';
+import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
+import { applyEbsRetention, type RetentionSummary } from '#domain/ebs/retention';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';

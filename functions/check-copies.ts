@@ -1,7 +1,7 @@
 /** Lambda for "Check whether the DR copies are completed": one poll, and the wait before the next. */
 import { STSClient } from '@aws-sdk/client-sts';
-import { type CopyProgress, checkDrCopies } from '#domain/dr-copies';
-import { drTargetVariable, openDrSession } from '#domain/dr-target';
+import { type CopyProgress, checkDrCopies } from '#domain/ebs/dr-copies';
+import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import * as z from '#domain/zod';

@@ -1,7 +1,7 @@
 /** Lambda for "Check whether the snapshots are completed": one poll, and the wait before the next. */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { checkSnapshotSet, type SnapshotProgress } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
-import { checkSnapshotSet, type SnapshotProgress } from '#domain/snapshots';
 import * as z from '#domain/zod';
 
 const environmentSchema = z.object({

@@ -2,8 +2,8 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { STSClient } from '@aws-sdk/client-sts';
-import { copyBackupToDrRepository, type DrCopySet, startDrCopies } from '#domain/dr-copies';
-import { drTargetVariable, openDrSession } from '#domain/dr-target';
+import { copyBackupToDrRepository, type DrCopySet, startDrCopies } from '#domain/ebs/dr-copies';
+import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';

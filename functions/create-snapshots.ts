@@ -1,8 +1,8 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { createSnapshotSet, type SnapshotSet } from '#domain/ebs/snapshots';
 import { PreconditionError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
-import { createSnapshotSet, type SnapshotSet } from '#domain/snapshots';
 import * as z from '#domain/zod';
 
 const eventSchema = z.object({

@@ -1,7 +1,7 @@
 /** Lambda for "Delete the backup's snapshots", on the failure path. */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { deleteSnapshotSet } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
-import { deleteSnapshotSet } from '#domain/snapshots';
 import * as z from '#domain/zod';
 
 const eventSchema = z.object({ backupId: z.string().check(z.minLength(1)) });

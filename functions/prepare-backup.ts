@@ -1,7 +1,7 @@
 /** Lambda for "Check the request and find the cluster": the state machine's first step. */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup-plan';
+import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup/plan';
 import { jsonText, parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 

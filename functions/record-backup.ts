@@ -1,6 +1,6 @@
 /** Lambda for the manifest steps: snapshots recorded, backup completed, backup failed. */
 
-import { recordCompleted, recordFailed, recordSnapshotting } from '#domain/backup-record';
+import { recordCompleted, recordFailed, recordSnapshotting } from '#domain/backup/record';
 import { parseWith } from '#domain/parse';
 import type { BackupState } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';

@@ -5,8 +5,8 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { STSClient } from '@aws-sdk/client-sts';
-import { finishDrCopies } from '#domain/dr-copies';
-import { drTargetVariable, openDrSession } from '#domain/dr-target';
+import { finishDrCopies } from '#domain/ebs/dr-copies';
+import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';

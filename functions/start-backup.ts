@@ -1,6 +1,6 @@
 /** Lambda that a schedule invokes: starts a backup execution named after a new backupId. */
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { type StartedBackup, startBackupExecution } from '#domain/execution';
+import { type StartedBackup, startBackupExecution } from '#domain/backup/execution';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 

@@ -9,7 +9,7 @@
  * end runs, and is marked completed only when every snapshot is.
  *
  * The execution name is the backupId; the state after the first step is the
- * BackupPlan (agent/domain/backup-plan.ts), to which each step adds its result.
+ * BackupPlan (domain/backup/plan.ts), to which each step adds its result.
  */
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';

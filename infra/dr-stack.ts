@@ -25,7 +25,7 @@ import {
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { snapshotTags } from '#domain/snapshots';
+import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge } from './acknowledge.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { type DrNames, drNames, isCrossAccountDr } from './dr-config.ts';

@@ -1,15 +1,16 @@
 /** `pgsnap abort`: end the backup session without artifacts. */
+
+import { validateBackupId } from '#domain/backup/input';
 import { messageOf, PreconditionError } from '#domain/errors';
-import { validateBackupId } from '#domain/input';
-import { recordEnded } from '../backup-catalog.ts';
-import { parse } from '../cli-args.ts';
-import { type Context, createContext } from '../context.ts';
-import { answerError, request } from '../control.ts';
-import { type Inspection, inspect } from '../inspect.ts';
-import { table } from '../output.ts';
-import type { OutcomeRecord } from '../state.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
-import { printUsage } from '../usage.ts';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { printUsage } from '../cli/usage.ts';
+import { recordEnded } from '../session/catalog.ts';
+import { answerError, request } from '../session/control.ts';
+import { type Inspection, inspect } from '../session/inspect.ts';
+import type { OutcomeRecord } from '../session/state.ts';
 
 export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token T] [--json]
 

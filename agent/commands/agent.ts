@@ -1,7 +1,7 @@
 /** `pgsnap agent`: the resident agent service, which holds backup sessions so that begin needs no holder. */
-import { parse } from '../cli-args.ts';
-import { defaultStateRoot } from '../state.ts';
-import { printUsage } from '../usage.ts';
+import { parse } from '../cli/args.ts';
+import { printUsage } from '../cli/usage.ts';
+import { defaultStateRoot } from '../session/state.ts';
 
 export const agentUsage = `pgsnap agent [--state-dir DIR]
 
@@ -16,6 +16,6 @@ the one begin, end and status use (PGSNAP_STATE_DIR or --state-dir).`;
 export async function agentCommand(args: string[]): Promise<number> {
   const { values } = parse('agent', args, {});
   if (values.help) return printUsage(agentUsage);
-  const { runAgentService } = await import('../agent-service.ts');
+  const { runAgentService } = await import('../session/service.ts');
   return runAgentService(values['state-dir'] ?? defaultStateRoot());
 }

@@ -1,11 +1,11 @@
 /** `pgsnap backup start`: start a backup in AWS (an execution of the state machine) and follow it. */
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { type ExecutionOutcome, followExecution, startBackupExecution } from '#domain/backup/execution';
+import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
-import { type ExecutionOutcome, followExecution, startBackupExecution } from '#domain/execution';
-import { validateBackupId } from '#domain/input';
-import { parse } from '../cli-args.ts';
-import { createOutput, table } from '../output.ts';
-import { help } from './begin.ts';
+import { parse } from '../cli/args.ts';
+import { createOutput, table } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
 
 export const backupUsage = `pgsnap backup start --cluster NAME [--label L] [--fast] [--backup-id ID]
                     [--state-machine ARN] [--wait] [--json]
@@ -35,7 +35,7 @@ function outcomeLines(outcome: ExecutionOutcome): Array<[string, unknown]> {
 
 export async function backupCommand(args: string[]): Promise<number> {
   const [subcommand, ...rest] = args;
-  if (subcommand === '--help' || subcommand === '-h') return help(backupUsage);
+  if (subcommand === '--help' || subcommand === '-h') return printUsage(backupUsage);
   if (subcommand !== 'start') {
     throw new UsageError(
       `pgsnap backup: unknown subcommand ${JSON.stringify(subcommand ?? '')}; use pgsnap backup start --cluster NAME ` +
@@ -43,7 +43,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     );
   }
   const { values } = parse('backup start', rest, flags);
-  if (values.help) return help(backupUsage);
+  if (values.help) return printUsage(backupUsage);
   const out = createOutput(values.json);
   const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
   if (!cluster) throw new UsageError('pgsnap backup start: give --cluster NAME (or PGSNAP_CLUSTER)');

@@ -1,13 +1,14 @@
 /** `pgsnap backups list` and `pgsnap backups show ID`: the catalog, read from the repository. */
+
+import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
-import { validateBackupId } from '#domain/input';
 import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
-import { segmentRange } from '#domain/wal-file';
-import { parse } from '../cli-args.ts';
-import { createOutput, table } from '../output.ts';
-import { open, requireRepositoryChoice } from '../repository-options.ts';
-import { printUsage } from '../usage.ts';
+import { segmentRange } from '#domain/wal/file';
+import { parse } from '../cli/args.ts';
+import { createOutput, table } from '../cli/output.ts';
+import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
 import { copiesSummary, copyLines } from './backup-copies.ts';
 
 export const backupsUsage = `pgsnap backups list [--json]

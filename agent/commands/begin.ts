@@ -1,18 +1,26 @@
 /** `pgsnap begin`: start the holder and return once the server is in backup mode. */
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
-import type { Discovery } from '#domain/block-devices';
+import {
+  formatDuration,
+  newBackupId,
+  parseDuration,
+  validateBackupId,
+  validateLabel,
+} from '#domain/backup/input';
 import { ConnectionError, messageOf, PreconditionError, UsageError } from '#domain/errors';
-import { formatDuration, newBackupId, parseDuration, validateBackupId, validateLabel } from '#domain/input';
-import { recordStarted } from '../backup-catalog.ts';
-import { parse } from '../cli-args.ts';
-import { type Context, createContext } from '../context.ts';
-import { request } from '../control.ts';
-import { inspect } from '../inspect.ts';
-import { table } from '../output.ts';
-import type { SessionConfig, SessionReport } from '../session.ts';
-import { agentSocketPath, type SessionRecord } from '../state.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { printUsage } from '../cli/usage.ts';
+import { recordStarted } from '../session/catalog.ts';
+import type { SessionConfig } from '../session/config.ts';
+import { request } from '../session/control.ts';
+import { inspect } from '../session/inspect.ts';
+import type { SessionReport } from '../session/session.ts';
+import { agentSocketPath, type SessionRecord } from '../session/state.ts';
+import type { Discovery } from '../volumes/block-devices.ts';
 import { abort } from './abort.ts';
 
 export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]
@@ -294,7 +302,7 @@ export async function beginCommand(args: string[]): Promise<number> {
     ...taskTokenFlag,
     volumes: { type: 'boolean', default: false },
   });
-  if (values.help) return help(beginUsage);
+  if (values.help) return printUsage(beginUsage);
   const ctx = createContext(values);
   // --volumes: also say which EBS volumes hold the cluster, for the state machine to snapshot.
   let volumes: Pick<Discovery, 'volumes' | 'problems'> | undefined;
@@ -320,10 +328,5 @@ export async function beginCommand(args: string[]): Promise<number> {
     ctx.out,
   );
   ctx.out.result(document(session), table(describeSession(session)));
-  return 0;
-}
-
-export function help(usage: string): number {
-  process.stdout.write(`${usage}\n`);
   return 0;
 }

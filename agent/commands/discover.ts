@@ -2,18 +2,18 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { exitCodes } from '#domain/errors';
+import { parse } from '../cli/args.ts';
+import { createOutput } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
+import { connect } from '../postgres/client.ts';
 import {
   type ClusterPath,
   type Discovery,
   discoverVolumes,
   type FindmntOutput,
   type SysfsReader,
-} from '#domain/block-devices';
-import { exitCodes } from '#domain/errors';
-import { parse } from '../cli-args.ts';
-import { createOutput } from '../output.ts';
-import { connect } from '../postgres.ts';
-import { help } from './begin.ts';
+} from '../volumes/block-devices.ts';
 
 export const discoverUsage = `pgsnap discover [--json]
 
@@ -78,7 +78,7 @@ export async function discover(): Promise<Discovery> {
 
 export async function discoverCommand(args: string[]): Promise<number> {
   const { values } = parse('discover', args, {});
-  if (values.help) return help(discoverUsage);
+  if (values.help) return printUsage(discoverUsage);
   const out = createOutput(values.json);
   const found = await discover();
   const lines = found.paths.map(

@@ -8,17 +8,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatDuration, validateBackupId } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
-import { formatDuration, validateBackupId } from '#domain/input';
 import type { Manifest } from '#domain/repository/manifest';
-import { parse } from '../cli-args.ts';
-import { createContext } from '../context.ts';
-import { checkRestoredCluster, type DataCheck } from '../local/checks.ts';
-import { ownedDir } from '../local/cluster.ts';
-import { type Recovered, recoverFromSnapshots } from '../local/recover.ts';
-import { createProvider, localProviders, type SnapshotProvider } from '../providers/provider.ts';
-import { open, requireRepositoryChoice } from '../repository-options.ts';
-import { help } from './begin.ts';
+import { parse } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createProvider, localProviders } from '../providers/create.ts';
+import type { SnapshotProvider } from '../providers/provider.ts';
+import { checkRestoredCluster, type DataCheck } from '../restore/checks.ts';
+import { ownedDir } from '../restore/cluster.ts';
+import { type Recovered, recoverFromSnapshots } from '../restore/recover.ts';
 
 export const drillUsage = `pgsnap drill --backup-id ID --repo URL --cluster NAME [--keep] [--json]
 
@@ -56,7 +57,7 @@ export async function drillCommand(args: string[]): Promise<number> {
     repo: { type: 'string' },
     keep: { type: 'boolean', default: false },
   });
-  if (values.help) return help(drillUsage);
+  if (values.help) return printUsage(drillUsage);
   if (!values['backup-id'])
     throw new UsageError('pgsnap drill: --backup-id is required (pgsnap backups list shows them)');
   const backupId = validateBackupId(values['backup-id']);

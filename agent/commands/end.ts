@@ -2,19 +2,19 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseDuration, validateBackupId } from '#domain/backup/input';
 import { BackupInvalidError, PreconditionError } from '#domain/errors';
-import { parseDuration, validateBackupId } from '#domain/input';
-import { waitForArchive } from '../archive-wait.ts';
-import { recordEnded, type StoredBackup, storeBackup } from '../backup-catalog.ts';
-import { parse } from '../cli-args.ts';
-import { type Context, createContext } from '../context.ts';
-import { request } from '../control.ts';
-import { type Inspection, inspect } from '../inspect.ts';
-import { table } from '../output.ts';
-import { connect } from '../postgres.ts';
-import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../state.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
-import { printUsage } from '../usage.ts';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { printUsage } from '../cli/usage.ts';
+import { connect } from '../postgres/client.ts';
+import { waitForArchive } from '../session/archive-wait.ts';
+import { recordEnded, type StoredBackup, storeBackup } from '../session/catalog.ts';
+import { request } from '../session/control.ts';
+import { type Inspection, inspect } from '../session/inspect.ts';
+import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../session/state.ts';
 
 export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
 

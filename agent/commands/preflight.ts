@@ -1,9 +1,9 @@
 /** `pgsnap preflight`: can a backup start and end here? */
-import { parse } from '../cli-args.ts';
-import { createContext } from '../context.ts';
-import { connect } from '../postgres.ts';
-import { preflight } from '../preflight.ts';
-import { help } from './begin.ts';
+import { parse } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { printUsage } from '../cli/usage.ts';
+import { connect } from '../postgres/client.ts';
+import { preflight } from '../session/preflight.ts';
 
 export const preflightUsage = `pgsnap preflight [--json]
 
@@ -12,7 +12,7 @@ archiver's health. Exits 3 when a backup could not be taken.`;
 
 export async function preflightCommand(args: string[]): Promise<number> {
   const { values } = parse('preflight', args, {});
-  if (values.help) return help(preflightUsage);
+  if (values.help) return printUsage(preflightUsage);
   const ctx = createContext(values);
   const client = await connect();
   try {

@@ -5,24 +5,24 @@
  */
 
 import { resolve } from 'node:path';
+import { validateBackupId } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
-import { validateBackupId } from '#domain/input';
 import type { Manifest } from '#domain/repository/manifest';
-import { parseLsn } from '#domain/wal';
-import { parse, refuseTogether } from '../cli-args.ts';
-import { createContext } from '../context.ts';
-import { table } from '../output.ts';
-import { pgVersionOf, systemIdentifierOf } from '../pgdata.ts';
-import { open, requireRepositoryChoice } from '../repository-options.ts';
-import { prepareDataDirectory, type RecoveryTarget } from '../restore.ts';
+import { parseLsn } from '#domain/wal/lsn';
+import { parse, refuseTogether } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
+import { pgVersionOf, systemIdentifierOf } from '../postgres/pgdata.ts';
+import { prepareDataDirectory, type RecoveryTarget } from '../restore/prepare.ts';
 import {
   commandLimitBefore16,
   defaultPrefetchSpool,
   expandedLength,
   plainRestoreCommandLine,
   restoreCommandLine,
-} from '../wal-commands.ts';
-import { help } from './begin.ts';
+} from '../wal/shell-lines.ts';
 
 export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
@@ -147,7 +147,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
     prefetch: { type: 'string' },
     'spool-dir': { type: 'string' },
   });
-  if (values.help) return help(restoreUsage);
+  if (values.help) return printUsage(restoreUsage);
   if (!values['backup-id'])
     throw new UsageError('pgsnap restore: --backup-id is required (pgsnap backups list shows them)');
   if (!values.pgdata)

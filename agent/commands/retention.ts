@@ -1,18 +1,19 @@
 /** `pgsnap retention`: apply a retention policy to a repository (snapshots, artifacts, manifests, WAL). */
-import { UsageError } from '#domain/errors';
-import type { Manifest } from '#domain/repository/manifest';
+
 import {
   applyRetention,
   type RetentionPolicy,
   type SnapshotDeleter,
   validatePolicy,
-} from '#domain/retention';
-import { parse } from '../cli-args.ts';
-import { createContext } from '../context.ts';
-import { table } from '../output.ts';
-import { createProvider, localProviders } from '../providers/provider.ts';
-import { open, requireRepositoryChoice } from '../repository-options.ts';
-import { help } from './begin.ts';
+} from '#domain/backup/retention';
+import { UsageError } from '#domain/errors';
+import type { Manifest } from '#domain/repository/manifest';
+import { parse } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createProvider, localProviders } from '../providers/create.ts';
 
 export const retentionUsage = `pgsnap retention (--keep-last N | --keep-days D | both) [--dry-run] --repo URL --cluster NAME [--json]
 
@@ -77,7 +78,7 @@ export async function retentionCommand(args: string[]): Promise<number> {
     'dry-run': { type: 'boolean', default: false },
     repo: { type: 'string' },
   });
-  if (values.help) return help(retentionUsage);
+  if (values.help) return printUsage(retentionUsage);
   const policy = policyFrom(values);
   const ctx = createContext(values);
   const repository = await open(requireRepositoryChoice('retention', values));

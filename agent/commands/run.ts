@@ -1,17 +1,19 @@
 /** `pgsnap run -- CMD…`: begin, run any snapshot command, end; abort if it fails or is interrupted. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { newBackupId } from '#domain/backup/input';
 import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
-import { newBackupId } from '#domain/input';
-import { recordLocalSnapshots } from '../backup-catalog.ts';
-import { parse } from '../cli-args.ts';
-import { clusterPaths } from '../cluster-paths.ts';
-import { type Context, createContext } from '../context.ts';
-import { table } from '../output.ts';
-import { connect } from '../postgres.ts';
-import { createProvider, type VolumeSnapshot } from '../providers/provider.ts';
-import type { SessionRecord } from '../state.ts';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
+import { connect } from '../postgres/client.ts';
+import { createProvider } from '../providers/create.ts';
+import type { VolumeSnapshot } from '../providers/provider.ts';
+import { recordLocalSnapshots } from '../session/catalog.ts';
+import type { SessionRecord } from '../session/state.ts';
+import { clusterPaths } from '../volumes/cluster-paths.ts';
 import { abort } from './abort.ts';
-import { begin, beginFlags, help, parseBeginOptions } from './begin.ts';
+import { begin, beginFlags, parseBeginOptions } from './begin.ts';
 import { defaultArchiveTimeoutMs, type EndResult, end } from './end.ts';
 
 export const runUsage = `pgsnap run [--label L] [--fast] [--max-duration 1h] [--output DIR] [--json] -- CMD ARGS...
@@ -33,7 +35,7 @@ export async function runCommand(args: string[]): Promise<number> {
     provider: { type: 'string' },
     'snapshot-dir': { type: 'string' },
   });
-  if (values.help) return help(runUsage);
+  if (values.help) return printUsage(runUsage);
   if (values.provider && values.provider !== 'exec' && command.length > 0) {
     throw new UsageError(
       `pgsnap run: cannot specify both --provider ${values.provider} and a command after --`,

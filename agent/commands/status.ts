@@ -1,10 +1,10 @@
 /** `pgsnap status`: what pg_is_in_backup() and pg_backup_start_time() once told, for pgsnap's backups. */
-import { formatDuration } from '#domain/input';
-import { parse } from '../cli-args.ts';
-import { type Context, createContext } from '../context.ts';
-import { inspect } from '../inspect.ts';
-import { table } from '../output.ts';
-import { printUsage } from '../usage.ts';
+import { formatDuration } from '#domain/backup/input';
+import { parse } from '../cli/args.ts';
+import { type Context, createContext } from '../cli/context.ts';
+import { table } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
+import { inspect } from '../session/inspect.ts';
 
 export const statusUsage = `pgsnap status [--json]
 

@@ -14,8 +14,12 @@ import { dirname, join, resolve } from 'node:path';
 import { messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
-import { nextSegmentName, requireWalFileName, type WalFileKind } from '#domain/wal-file';
-import { parse } from '../cli-args.ts';
+import { nextSegmentName, requireWalFileName, type WalFileKind } from '#domain/wal/file';
+import { parse } from '../cli/args.ts';
+import { open, type RepositoryChoice, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
+import { walDirectoryOf } from '../postgres/pgdata.ts';
+import { defaultStateRoot } from '../session/state-root.ts';
 import {
   daemonLog,
   lockHolder,
@@ -24,20 +28,16 @@ import {
   privateDirectory,
   releasePidLock,
   spawnDaemon,
-} from '../daemon.ts';
-import { walDirectoryOf } from '../pgdata.ts';
-import { placeFile } from '../place-file.ts';
-import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
-import { defaultStateRoot } from '../state-root.ts';
-import { printUsage } from '../usage.ts';
+} from '../wal/daemon.ts';
+import { placeFile } from '../wal/place-file.ts';
+import { type PrefetcherConfig, prefetch, takePrefetcherLock, writeWant } from '../wal/prefetcher.ts';
 import {
   confQuote,
   defaultPrefetchSpool,
   plainRestoreCommandLine,
   restoreCommandLine,
   warnIfTooLong,
-} from '../wal-commands.ts';
-import { type PrefetcherConfig, prefetch, takePrefetcherLock, writeWant } from '../wal-prefetcher.ts';
+} from '../wal/shell-lines.ts';
 
 export const walFetchUsage = `pgsnap wal-fetch FILE PATH --repo URL --cluster NAME [--prefetch N]
 pgsnap wal-fetch --print-command --repo URL --cluster NAME [--prefetch N] [--spool-dir DIR | --pgdata DIR]

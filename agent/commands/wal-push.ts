@@ -2,17 +2,17 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { formatDuration, parseDuration } from '#domain/backup/input';
 import { messageOf, UsageError } from '#domain/errors';
-import { formatDuration, parseDuration } from '#domain/input';
-import { requireWalFileName } from '#domain/wal-file';
-import { parse } from '../cli-args.ts';
-import { archiverLockName, lockHolder, privateDirectory, spawnDaemon } from '../daemon.ts';
-import { createOutput } from '../output.ts';
-import { systemIdentifierOf } from '../pgdata.ts';
-import { open, type RepositoryChoice, requireRepositoryChoice } from '../repository-options.ts';
-import { defaultStateRoot } from '../state-root.ts';
-import { printUsage } from '../usage.ts';
-import type { ArchiverConfig } from '../wal-archiver.ts';
+import { requireWalFileName } from '#domain/wal/file';
+import { parse } from '../cli/args.ts';
+import { createOutput } from '../cli/output.ts';
+import { open, type RepositoryChoice, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
+import { systemIdentifierOf } from '../postgres/pgdata.ts';
+import { defaultStateRoot } from '../session/state-root.ts';
+import type { ArchiverConfig } from '../wal/archiver.ts';
+import { archiverLockName, lockHolder, privateDirectory, spawnDaemon } from '../wal/daemon.ts';
 import {
   archiveCommandLine,
   confQuote,
@@ -21,7 +21,7 @@ import {
   plainArchiveCommandLine,
   statusKey,
   warnIfTooLong,
-} from '../wal-commands.ts';
+} from '../wal/shell-lines.ts';
 
 export const walPushUsage = `pgsnap wal-push PATH --repo URL --cluster NAME [--async [--parallel N]] [--json]
 pgsnap wal-push --print-command --repo URL --cluster NAME [--async ...] [--pgdata DIR]
@@ -76,7 +76,7 @@ export async function walPushCommand(args: string[]): Promise<number> {
   const out = createOutput(values.json);
   if (!values.async) {
     if (values.parallel !== undefined) throw new UsageError('pgsnap wal-push: --parallel needs --async');
-    const { PinCache, pushFile } = await import('../wal-archiver.ts');
+    const { PinCache, pushFile } = await import('../wal/archiver.ts');
     const repository = await open(choice);
     try {
       const result = await pushFile(repository, new PinCache(repository), pgdata, path);

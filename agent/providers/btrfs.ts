@@ -10,7 +10,7 @@ import { rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PreconditionError } from '#domain/errors';
-import type { ClusterPath } from '../cluster-paths.ts';
+import type { ClusterPath } from '../volumes/cluster-paths.ts';
 import type { SnapshotProvider, VolumeSnapshot } from './provider.ts';
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ClusterPath } from '../cluster-paths.ts';
+import type { ClusterPath } from '../volumes/cluster-paths.ts';
 import type { SnapshotProvider, VolumeSnapshot } from './provider.ts';
 
 const run = promisify(execFile);

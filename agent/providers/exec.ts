@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { PreconditionError } from '#domain/errors';
-import type { ClusterPath } from '../cluster-paths.ts';
+import type { ClusterPath } from '../volumes/cluster-paths.ts';
 import type { SnapshotProvider, VolumeSnapshot } from './provider.ts';
 
 const run = promisify(execFile);

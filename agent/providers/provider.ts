@@ -5,8 +5,7 @@
  * simultaneous (archive base backups are "immune to file system changes",
  * docs), except for a standby's pg_control (research notes §3).
  */
-import { UsageError } from '#domain/errors';
-import type { ClusterPath } from '../cluster-paths.ts';
+import type { ClusterPath } from '../volumes/cluster-paths.ts';
 
 export interface VolumeSnapshot {
   role: ClusterPath['role'];
@@ -31,44 +30,4 @@ export interface SnapshotProvider {
   /** Removes what `restore` made at `target`. */
   discard(target: string): Promise<void>;
   delete(snapshots: VolumeSnapshot[]): Promise<void>;
-}
-
-export interface ProviderOptions {
-  /** copy: where copies go. */
-  snapshotDir?: string;
-  /** exec: the operator's command. */
-  command?: string[];
-}
-
-export const providerNames = ['copy', 'btrfs', 'exec'] as const;
-export type ProviderName = (typeof providerNames)[number];
-
-/** Providers a drill can restore with on this host. */
-export const localProviders: readonly string[] = ['copy', 'btrfs'];
-
-export async function createProvider(
-  name: string,
-  options: ProviderOptions,
-  purpose: 'snapshot' | 'restore' = 'snapshot',
-): Promise<SnapshotProvider> {
-  switch (name) {
-    case 'copy': {
-      if (!options.snapshotDir && purpose === 'snapshot') {
-        throw new UsageError('--provider copy needs --snapshot-dir DIR, where the copies go');
-      }
-      const { CopyProvider } = await import('./copy.ts');
-      return new CopyProvider(options.snapshotDir ?? '');
-    }
-    case 'btrfs': {
-      const { BtrfsProvider } = await import('./btrfs.ts');
-      return new BtrfsProvider();
-    }
-    case 'exec': {
-      if (!options.command?.length) throw new UsageError('--provider exec needs the command after --');
-      const { ExecProvider } = await import('./exec.ts');
-      return new ExecProvider(options.command);
-    }
-    default:
-      throw new UsageError(`--provider ${JSON.stringify(name)} is not one of ${providerNames.join(', ')}`);
-  }
 }

@@ -1,4 +1,4 @@
-/** The part of pgpass (pg's own password-file reader, no published types) that agent/pgpass.ts uses. */
+/** The part of pgpass (pg's own password-file reader, no published types) that agent/postgres/pgpass.ts uses. */
 declare module 'pgpass/lib/helper.js' {
   import type { Readable } from 'node:stream';
 

@@ -3,7 +3,7 @@
  * local stand-in for the Step Functions API.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { TaskTokenEndpoint } from '../../agent/local/task-token-endpoint.ts';
+import { TaskTokenEndpoint } from '../../local/task-token-endpoint.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 
 const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-prod-backup';

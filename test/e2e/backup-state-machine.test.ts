@@ -13,21 +13,21 @@ import { join } from 'node:path';
 import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { newBackupId } from '#domain/input';
-import {
-  type Json,
-  type LocalBackupRun,
-  runLocalBackup,
-  type TaskHandler,
-  taskToken,
-} from '../../agent/local/state-machine.ts';
-import { TaskTokenEndpoint } from '../../agent/local/task-token-endpoint.ts';
+import { newBackupId } from '#domain/backup/input';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../../functions/create-snapshots.ts';
 import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts';
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import type { EnvironmentInput } from '../../infra/config.ts';
+import {
+  type Json,
+  type LocalBackupRun,
+  runLocalBackup,
+  type TaskHandler,
+  taskToken,
+} from '../../local/state-machine.ts';
+import { TaskTokenEndpoint } from '../../local/task-token-endpoint.ts';
 import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { Cluster } from '../support/cluster.ts';

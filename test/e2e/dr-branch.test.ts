@@ -14,15 +14,9 @@ import { join } from 'node:path';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { newBackupId } from '#domain/input';
+import { newBackupId } from '#domain/backup/input';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
-import {
-  type Json,
-  type LocalBackupRun,
-  runLocalBackup,
-  type TaskHandler,
-} from '../../agent/local/state-machine.ts';
 import { handler as applyRetention } from '../../functions/apply-retention.ts';
 import { handler as checkCopies } from '../../functions/check-copies.ts';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
@@ -33,6 +27,12 @@ import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { handler as recordCopies } from '../../functions/record-copies.ts';
 import type { EnvironmentInput } from '../../infra/config.ts';
+import {
+  type Json,
+  type LocalBackupRun,
+  runLocalBackup,
+  type TaskHandler,
+} from '../../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { FakeDrAws } from '../support/fake-dr-aws.ts';
 

@@ -9,7 +9,7 @@
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { request } from '../../agent/control.ts';
+import { request } from '../../agent/session/control.ts';
 import {
   backupAbortedLogLine,
   begin,

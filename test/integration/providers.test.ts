@@ -7,10 +7,10 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runAmcheck } from '../../agent/local/checks.ts';
 import { BtrfsProvider } from '../../agent/providers/btrfs.ts';
 import type { VolumeSnapshot } from '../../agent/providers/provider.ts';
-import { prepareDataDirectory } from '../../agent/restore.ts';
+import { runAmcheck } from '../../agent/restore/checks.ts';
+import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../support/btrfs.ts';
 import { Cluster, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';

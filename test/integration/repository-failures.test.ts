@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { prepareDataDirectory } from '../../agent/restore.ts';
+import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
 import { copyBackup } from '../support/backup-mode.ts';
 import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';

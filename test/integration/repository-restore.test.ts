@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareDataDirectory } from '../../agent/restore.ts';
+import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
 import { chownTree, ownedDir } from '../support/cluster.ts';
 import { clusterForTest, repositoryForTest, restoredClusterForTest } from '../support/fixtures.ts';
 import { pgsnap } from '../support/pgsnap.ts';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
-import { prepareDataDirectory } from '../../agent/restore.ts';
+import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
 import { asPostgres, Cluster, chownTree, ownedDir, systemBin } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 

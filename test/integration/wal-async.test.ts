@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { prepareDataDirectory } from '../../agent/restore.ts';
+import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
 import { copyBackup } from '../support/backup-mode.ts';
 import { type Cluster, chownTree, clientBin, ownedDir } from '../support/cluster.ts';
 import { clusterForTest, repositoryForTest, restoredClusterForTest } from '../support/fixtures.ts';

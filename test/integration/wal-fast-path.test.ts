@@ -20,8 +20,8 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { isAlive, prefetcherLockName } from '../../agent/daemon.ts';
-import { prepareDataDirectory } from '../../agent/restore.ts';
+import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
+import { isAlive, prefetcherLockName } from '../../agent/wal/daemon.ts';
 import {
   archiveCommandLine,
   commandLimitBefore16,
@@ -31,7 +31,7 @@ import {
   plainRestoreCommandLine,
   restoreCommandLine,
   statusKey,
-} from '../../agent/wal-commands.ts';
+} from '../../agent/wal/shell-lines.ts';
 import { copyBackup } from '../support/backup-mode.ts';
 import { asPostgres, type Cluster, chownTree, clientBin, type Major, ownedDir } from '../support/cluster.ts';
 import {

@@ -1,8 +1,8 @@
 /**
- * Throwaway clusters for tests: the product's own local clusters (agent/local/cluster.ts),
+ * Throwaway clusters for tests: the product's own local clusters (agent/restore/cluster.ts),
  * on the version matrix: 15 is the system PostgreSQL, 14/16/17/18 the pinned embedded binaries.
  */
-export * from '../../agent/local/cluster.ts';
+export * from '../../agent/restore/cluster.ts';
 
 export const majorVersions = [14, 15, 16, 17, 18] as const;
 

@@ -1,5 +1,5 @@
 /** An ObjectStore in memory, for unit tests of what runs on top of a repository. */
-import type { ObjectStore } from '../../agent/domain/repository/store.ts';
+import type { ObjectStore } from '#domain/repository/store';
 
 export class MemoryStore implements ObjectStore {
   readonly url = 'memory://test';

@@ -1,12 +1,12 @@
 /**
  * The agent document as the tests run it: the infra's parameters and script,
- * rendered and run as SSM would (agent/local/agent-document.ts), with a
+ * rendered and run as SSM would (local/agent-document.ts), with a
  * directory of the test's choosing first on PATH.
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderDocument, replaceLine, runScript } from '../../agent/local/agent-document.ts';
 import { agentDocumentParameters, agentDocumentScript } from '../../infra/agent-document.ts';
+import { renderDocument, replaceLine, runScript } from '../../local/agent-document.ts';
 
 export type DocumentParameter = keyof typeof agentDocumentParameters;
 

@@ -1,1 +1,1 @@
-export * from '../../agent/local/writer.ts';
+export * from '../../local/writer.ts';

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { newBackupId, validateClusterName, validateLabel } from '#domain/input';
+import { newBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
 import { agentDocumentParameters } from '../../infra/agent-document.ts';
 import { type DocumentParameter, documentPathLine, renderAgentDocument } from '../support/ssm-document.ts';
 

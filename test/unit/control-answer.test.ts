@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { exitCodeFor, PreconditionError } from '#domain/errors';
-import { answerError } from '../../agent/control.ts';
+import { answerError } from '../../agent/session/control.ts';
 
 describe('answerError', () => {
   test('a PreconditionError stays one: exit code 3 and the same name for Step Functions', () => {

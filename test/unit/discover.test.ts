@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { type ClusterPath, discoverVolumes, type FindmntOutput, recordedSysfs } from '#domain/block-devices';
+import {
+  type ClusterPath,
+  discoverVolumes,
+  type FindmntOutput,
+  recordedSysfs,
+} from '../../agent/volumes/block-devices.ts';
 
 function fixture(name: string) {
   const recording = JSON.parse(

@@ -25,7 +25,7 @@ import {
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { type AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import type { DrTarget } from '#domain/dr-target';
+import type { DrTarget } from '#domain/ebs/dr-target';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import { handler as checkCopies } from '../../functions/check-copies.ts';

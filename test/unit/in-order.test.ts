@@ -4,7 +4,7 @@
  * objects arrived in.
  */
 import { expect, it } from 'vitest';
-import { InOrder } from '../../agent/domain/repository/in-order.ts';
+import { InOrder } from '#domain/repository/in-order';
 
 it('runs one piece of work at a time, the lowest key waiting first', async () => {
   const turns = new InOrder();

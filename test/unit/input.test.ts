@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '#domain/errors';
 import {
   newBackupId,
   parseDuration,
   validateBackupId,
   validateClusterName,
   validateLabel,
-} from '#domain/input';
+} from '#domain/backup/input';
+import { UsageError } from '#domain/errors';
 
 describe('labels', () => {
   it('accepts ordinary labels', () => {

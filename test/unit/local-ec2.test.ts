@@ -8,9 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { checkSnapshotSet, createSnapshotSet, deleteSnapshotSet } from '#domain/snapshots';
-import { LocalEc2 } from '../../agent/local/local-ec2.ts';
+import { checkSnapshotSet, createSnapshotSet, deleteSnapshotSet } from '#domain/ebs/snapshots';
 import { CopyProvider } from '../../agent/providers/copy.ts';
+import { LocalEc2 } from '../../local/local-ec2.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-local-ec2-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { passwordFromFile } from '../../agent/pgpass.ts';
+import { passwordFromFile } from '../../agent/postgres/pgpass.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-pgpass-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

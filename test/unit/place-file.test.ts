@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { placeFile } from '../../agent/place-file.ts';
+import { placeFile } from '../../agent/wal/place-file.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-place-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { remapTablespaces } from '../../agent/restore.ts';
+import { remapTablespaces } from '../../agent/restore/prepare.ts';
 
 describe('tablespace remapping', () => {
   const map = '16384 /mnt/ts1\n16385 /mnt/odd\\\\path\n';

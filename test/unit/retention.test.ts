@@ -6,10 +6,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Manifest } from '../../agent/domain/repository/manifest.ts';
-import { Repository } from '../../agent/domain/repository/repository.ts';
-import { applyRetention, planRetention } from '../../agent/domain/retention.ts';
-import { parseSegmentName, segmentName } from '../../agent/domain/wal-file.ts';
+import { applyRetention, planRetention } from '#domain/backup/retention';
+import type { Manifest } from '#domain/repository/manifest';
+import { Repository } from '#domain/repository/repository';
+import { parseSegmentName, segmentName } from '#domain/wal/file';
 import { MemoryStore } from '../support/memory-store.ts';
 
 const segmentSize = 16 * 1024 * 1024;

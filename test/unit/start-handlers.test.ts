@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
-import type { ClusterTarget } from '#domain/backup-plan';
+import type { ClusterTarget } from '#domain/backup/plan';
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as startBackup } from '../../functions/start-backup.ts';
 

@@ -7,7 +7,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { BackupInvalidError } from '#domain/errors';
-import { answeringStepFunctions } from '../../agent/task-token.ts';
+import { answeringStepFunctions } from '../../agent/cli/task-token.ts';
 
 const sfn = mockClient(SFNClient);
 const client = new SFNClient({ region: 'eu-west-1' });

@@ -5,7 +5,7 @@ import {
   readSegmentHeader,
   segmentRange,
   walFileKind,
-} from '#domain/wal-file';
+} from '#domain/wal/file';
 
 const mb16 = 16 * 1024 * 1024;
 

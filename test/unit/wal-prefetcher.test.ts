@@ -7,11 +7,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { lockHolder, prefetcherLockName } from '../../agent/daemon.ts';
-import { RepositoryUnreachableError } from '../../agent/domain/repository/errors.ts';
-import { Repository } from '../../agent/domain/repository/repository.ts';
-import { segmentName } from '../../agent/domain/wal-file.ts';
-import { prefetch, takePrefetcherLock, writeWant } from '../../agent/wal-prefetcher.ts';
+import { RepositoryUnreachableError } from '#domain/repository/errors';
+import { Repository } from '#domain/repository/repository';
+import { segmentName } from '#domain/wal/file';
+import { lockHolder, prefetcherLockName } from '../../agent/wal/daemon.ts';
+import { prefetch, takePrefetcherLock, writeWant } from '../../agent/wal/prefetcher.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 
 const segmentSize = 16 * 1024 * 1024;

@@ -6,7 +6,7 @@ import {
   parseLsn,
   walFileName,
   walFileNameBefore,
-} from '#domain/wal';
+} from '#domain/wal/lsn';
 
 const mb16 = 16 * 1024 * 1024;
 

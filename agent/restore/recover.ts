@@ -1,0 +1,103 @@
+/**
+ * Recovering a backup from its local snapshots on this host, beside its
+ * source: each snapshot cloned into a scratch place, the data directory
+ * prepared from the repository's artifacts with a WAL directory of its own,
+ * and a throwaway server recovering it. Shared by `pgsnap drill` and the demo.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PreconditionError } from '#domain/errors';
+import type { ManifestSnapshot } from '#domain/repository/manifest';
+import type { RepositoryChoice } from '../cli/repository-options.ts';
+import { walFetchCommand } from '../commands/restore.ts';
+import { systemIdentifierOf } from '../postgres/pgdata.ts';
+import type { SnapshotProvider } from '../providers/provider.ts';
+import { Cluster, ownedDir } from './cluster.ts';
+import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';
+
+export interface RecoverRequest {
+  backupId: string;
+  cluster: string;
+  systemIdentifier: string;
+  label: { text: string; sha256: string };
+  map?: { text: string; sha256: string };
+  provider: SnapshotProvider;
+  snapshots: ManifestSnapshot[];
+  repository: RepositoryChoice;
+  target: RecoveryTarget;
+  /** A scratch directory the server's user can reach. */
+  work: string;
+  /** Tells several recoveries in one scratch directory apart. */
+  name: string;
+}
+
+export interface Recovered {
+  cluster: Cluster;
+  restoreMs: number;
+  /** Stops the server and removes everything the recovery made. */
+  discard(): Promise<void>;
+}
+
+export async function recoverFromSnapshots(request: RecoverRequest): Promise<Recovered> {
+  const { provider, work, name } = request;
+  const started = Date.now();
+  const made: string[] = [];
+  let cluster: Cluster | undefined;
+  const discard = async () => {
+    cluster?.stopSync('immediate');
+    for (const target of made.reverse()) await provider.discard(target);
+  };
+  try {
+    const targets = new Map<string, string>();
+    for (const snapshot of request.snapshots) {
+      const role = snapshot.role ?? 'data';
+      const key = role === 'tablespace' ? `tablespace-${snapshot.tablespaceOid}` : role;
+      const volume = { role, source: snapshot.path ?? '', snapshot: snapshot.snapshotId };
+      const target = provider.scratchTarget(volume, work, `${request.backupId}-${name}-${key}`);
+      await provider.restore(volume, target);
+      made.push(target);
+      targets.set(key, target);
+    }
+    const pgdata = targets.get('data');
+    if (!pgdata)
+      throw new PreconditionError(`backup ${request.backupId} has no snapshot of its data directory`);
+    if (systemIdentifierOf(pgdata) !== request.systemIdentifier) {
+      throw new PreconditionError(
+        `the restored snapshot of backup ${request.backupId} is not of cluster ${request.cluster}`,
+      );
+    }
+    const tablespaces = Object.fromEntries(
+      request.snapshots
+        .filter((s) => s.role === 'tablespace')
+        .map((s) => [s.tablespaceOid!, targets.get(`tablespace-${s.tablespaceOid}`)!]),
+    );
+    const walDir = targets.get('wal') ?? join(work, `${name}-pg_wal`);
+    if (!targets.has('wal')) made.push(walDir);
+    prepareDataDirectory({
+      pgdata,
+      backupLabel: request.label.text,
+      expectedSha256: {
+        backupLabel: request.label.sha256,
+        ...(request.map ? { tablespaceMap: request.map.sha256 } : {}),
+      },
+      ...(request.map ? { tablespaceMap: request.map.text, tablespaces } : {}),
+      // Never the source's WAL: the restored WAL volume if there is one, else a fresh directory.
+      walDir,
+      restoreCommand: walFetchCommand(request.repository.url, request.repository.cluster),
+      target: request.target,
+      targetAction: 'promote',
+    });
+    const major = Number(readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim());
+    cluster = await Cluster.create({
+      major,
+      root: ownedDir(join(work, `${name}-server`)),
+      dataDir: pgdata,
+      archiveDir: ownedDir(join(work, `${name}-unused-archive`)),
+    });
+    await cluster.waitForPromotion(600_000);
+    return { cluster, restoreMs: Date.now() - started, discard };
+  } catch (error) {
+    await discard();
+    throw error;
+  }
+}

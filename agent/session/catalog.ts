@@ -1,0 +1,222 @@
+/**
+ * The agent's side of the catalog: `begin` writes the manifest as `started`,
+ * `end` stores the artifacts beside the WAL and completes the manifest,
+ * `abort` marks it aborted. Until `end` has stored everything, the artifacts
+ * stay in the local state directory (stopped.json) and `end` can be run again.
+ */
+
+import { hostname } from 'node:os';
+import { messageOf, PreconditionError } from '#domain/errors';
+import type { ClusterIdentity } from '#domain/repository/cluster-pin';
+import { RepositoryUnreachableError } from '#domain/repository/errors';
+import type { ArtifactRecord, BackupState, Manifest } from '#domain/repository/manifest';
+import type { Repository } from '#domain/repository/repository';
+import { segmentRange } from '#domain/wal/file';
+import { open, type RepositoryChoice } from '../cli/repository-options.ts';
+import type { VolumeSnapshot } from '../providers/provider.ts';
+import type { SessionRecord, StoppedRecord } from './state.ts';
+
+/** A mistake in archive_command, found when the backup is about to be catalogued. */
+export class WalMissingError extends PreconditionError {
+  override name = 'WalMissingError';
+}
+
+function identityOf(session: SessionRecord): ClusterIdentity {
+  const versionNum = session.versionNum ?? 0;
+  return {
+    systemIdentifier: session.systemIdentifier!,
+    walSegmentSize: session.segmentSize!,
+    ...(versionNum
+      ? {
+          pgVersion:
+            versionNum >= 100000
+              ? String(Math.floor(versionNum / 10000))
+              : `${Math.floor(versionNum / 10000)}.${Math.floor(versionNum / 100) % 100}`,
+        }
+      : {}),
+  };
+}
+
+function startedManifest(repository: Repository, session: SessionRecord): Manifest {
+  const now = new Date().toISOString();
+  return {
+    schemaVersion: 1,
+    cluster: repository.cluster,
+    backupId: session.backupId,
+    label: session.label,
+    state: 'started',
+    systemIdentifier: session.systemIdentifier!,
+    serverVersion: session.serverVersion!,
+    backupFrom: session.fromStandby ? 'standby' : 'primary',
+    walSegmentSize: session.segmentSize!,
+    timeline: session.timeline!,
+    startLsn: session.startLsn!,
+    startWalFile: session.startWalFile!,
+    artifacts: [],
+    snapshots: [],
+    timings: { startedAt: session.startedAt },
+    host: hostname(),
+    updatedAt: now,
+  };
+}
+
+/** Retries what failed because the repository could not be reached, a few times over about 15 s. */
+async function withRetry<T>(what: string, progress: (message: string) => void, fn: () => Promise<T>) {
+  for (let attempt = 1, delayMs = 1_000; ; attempt++, delayMs *= 2) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!(error instanceof RepositoryUnreachableError) || attempt >= 5) throw error;
+      progress(`${what}: ${messageOf(error)}; trying again in ${delayMs / 1000}s`);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+/** Pins the cluster in the repository and writes the manifest as `started`. */
+export async function recordStarted(choice: RepositoryChoice, session: SessionRecord): Promise<Manifest> {
+  const repository = await open(choice);
+  try {
+    await repository.pin(identityOf(session), 'pgsnap begin');
+    const manifest = startedManifest(repository, session);
+    await repository.writeManifest(manifest);
+    return manifest;
+  } finally {
+    repository.close();
+  }
+}
+
+export interface StoredBackup {
+  manifest: Manifest;
+  /** Where each artifact is in the repository, by name. */
+  urls: Record<string, string>;
+  manifestUrl: string;
+}
+
+/**
+ * Checks that the WAL from start to stop is in the repository, stores the
+ * artifacts byte for byte, and writes the manifest as `completed` (or
+ * `stopped` while snapshots are still being taken). Throws, leaving the manifest
+ * as it was, when any of that fails.
+ */
+export async function storeBackup(
+  choice: RepositoryChoice,
+  stopped: StoppedRecord,
+  artifacts: Array<{ name: string; content: string }>,
+  options: { archiveWaitMs: number; snapshotsPending: boolean; progress: (message: string) => void },
+): Promise<StoredBackup> {
+  const repository = await open(choice);
+  try {
+    return await withRetry('storing the backup in the repository', options.progress, async () => {
+      const pin = await repository.pin(identityOf(stopped), 'pgsnap end');
+      const needed =
+        stopped.stopTimeline === stopped.timeline
+          ? segmentRange(stopped.startWalFile!, stopped.stopWalFile, pin.walSegmentSize)
+          : [
+              stopped.startWalFile!,
+              stopped.stopWalFile,
+              `${stopped.stopTimeline.toString(16).toUpperCase().padStart(8, '0')}.history`,
+            ];
+      if (stopped.historyFileName) needed.push(stopped.historyFileName);
+      const missing: string[] = [];
+      for (const name of needed) if (!(await repository.hasWal(pin, name))) missing.push(name);
+      if (missing.length > 0) {
+        throw new WalMissingError(
+          `the server archived ${missing.join(', ')} but not into ${repository.url}: archive_command must be ` +
+            `pgsnap wal-push %p --repo ${choice.url} --cluster ${choice.cluster}. Push them with pgsnap wal-push ` +
+            'from the archive, then run pgsnap end again (the artifacts are kept)',
+        );
+      }
+      const records: ArtifactRecord[] = [];
+      const urls: Record<string, string> = {};
+      for (const artifact of artifacts) {
+        records.push(
+          await repository.putArtifact(stopped.backupId, artifact.name, Buffer.from(artifact.content)),
+        );
+        urls[artifact.name] = repository.where(repository.backupKey(stopped.backupId, artifact.name));
+      }
+      const now = new Date().toISOString();
+      const previous =
+        (await repository.readManifest(stopped.backupId)) ?? startedManifest(repository, stopped);
+      const state: BackupState = options.snapshotsPending ? 'stopped' : 'completed';
+      const manifest: Manifest = {
+        ...previous,
+        state,
+        stopLsn: stopped.stopLsn,
+        stopWalFile: stopped.stopWalFile,
+        stopTimeline: stopped.stopTimeline,
+        wal: { first: stopped.startWalFile!, last: stopped.stopWalFile },
+        artifacts: records,
+        timings: {
+          ...previous.timings,
+          stoppedAt: stopped.stoppedAt,
+          archiveWaitMs: Math.round(options.archiveWaitMs),
+          ...(state === 'completed' ? { completedAt: now } : {}),
+        },
+        updatedAt: now,
+      };
+      await repository.writeManifest(manifest);
+      return {
+        manifest,
+        urls,
+        manifestUrl: repository.where(repository.backupKey(stopped.backupId, 'manifest.json')),
+      };
+    });
+  } finally {
+    repository.close();
+  }
+}
+
+/**
+ * Records the snapshots a local provider took, as soon as they exist, so that
+ * none can be orphaned unnoticed: the manifest goes `started` → `snapshotting`
+ * with them, or, after they were deleted with an aborted backup, says so.
+ */
+export async function recordLocalSnapshots(
+  choice: RepositoryChoice,
+  backupId: string,
+  provider: string,
+  snapshots: VolumeSnapshot[],
+  state: 'taken' | 'deleted',
+): Promise<void> {
+  const repository = await open(choice);
+  try {
+    const manifest = await repository.readManifest(backupId);
+    if (!manifest) return;
+    const now = new Date().toISOString();
+    await repository.writeManifest({
+      ...manifest,
+      ...(manifest.state === 'started' ? { state: 'snapshotting' as const } : {}),
+      snapshots: snapshots.map((s) => ({
+        provider,
+        snapshotId: s.snapshot,
+        state,
+        role: s.role,
+        path: s.source,
+        ...(s.oid ? { tablespaceOid: s.oid } : {}),
+      })),
+      updatedAt: now,
+    });
+  } finally {
+    repository.close();
+  }
+}
+
+/** Marks a catalogued backup as ended without being usable; a backup never catalogued is left alone. */
+export async function recordEnded(
+  choice: RepositoryChoice,
+  backupId: string,
+  state: 'aborted' | 'failed',
+  reason: string,
+): Promise<void> {
+  const repository = await open(choice);
+  try {
+    const manifest = await repository.readManifest(backupId);
+    // An ended backup keeps the account of how it ended.
+    if (!manifest || ['completed', 'aborted', 'failed'].includes(manifest.state)) return;
+    const now = new Date().toISOString();
+    await repository.writeManifest({ ...manifest, state, failure: { reason, at: now }, updatedAt: now });
+  } finally {
+    repository.close();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Background helpers of wal-push --async and wal-fetch --prefetch: a private
+ * spool directory, a pid file that admits one helper at a time, and a detached
+ * start, so the helper outlives the archive_command or restore_command that
+ * started it and PostgreSQL never waits for it.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLockFile } from '../session/lock-file.ts';
+
+/** The pid files of the two helpers, in their spool directories. */
+export const archiverLockName = 'archiver.pid';
+export const prefetcherLockName = 'prefetcher.pid';
+
+export function privateDirectory(path: string): string {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  return path;
+}
+
+export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether the server of `pgdata` runs: a helper of a server that is gone has nothing left to do. */
+export function postmasterAlive(pgdata: string): boolean {
+  try {
+    return isAlive(Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]));
+  } catch {
+    return false;
+  }
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    return Number(readFileSync(path, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a live process holds the pid file. */
+export function lockHolder(path: string): number | undefined {
+  const pid = readPid(path);
+  return pid !== undefined && isAlive(pid) ? pid : undefined;
+}
+
+/** Takes the pid file for this process; false when a live process holds it. A stale one is replaced. */
+export function takePidLock(path: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (createLockFile(path, `${process.pid}\n`)) return true;
+    if (lockHolder(path) !== undefined) return false;
+    rmSync(path, { force: true });
+  }
+  return false;
+}
+
+export function releasePidLock(path: string): void {
+  if (readPid(path) === process.pid) rmSync(path, { force: true });
+}
+
+/** Starts `pgsnap <hidden command> <config>` detached, logging to `log`, and does not wait for it. */
+export function spawnDaemon(
+  command: string,
+  config: object,
+  options: { cwd: string; log: string; env?: Record<string, string> },
+): void {
+  const log = openSync(options.log, 'a', 0o600);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, process.argv[1]!, command, JSON.stringify(config)],
+    {
+      detached: true,
+      stdio: ['ignore', log, log],
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+    },
+  );
+  closeSync(log);
+  child.unref();
+}
+
+let logFd: number | undefined;
+
+/**
+ * From now on daemonLog appends to `path` instead of stderr: for a
+ * restore_command that stays on as the prefetcher (wal-fetch --stay), whose
+ * stderr is the server log.
+ */
+export function logTo(path: string): void {
+  logFd = openSync(path, 'a', 0o600);
+}
+
+export function daemonLog(message: string): void {
+  const line = `${new Date().toISOString()} [${process.pid}] ${message}\n`;
+  if (logFd === undefined) process.stderr.write(line);
+  else writeSync(logFd, line);
+}

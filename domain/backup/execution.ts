@@ -1,0 +1,193 @@
+/**
+ * A backup execution of the state machine: its documented input, its name
+ * (the backupId), how one is started, and whether another one of the same
+ * cluster is running. Shared by `pgsnap backup start`, the schedule's Lambda and
+ * the state machine's first step.
+ */
+import {
+  DescribeExecutionCommand,
+  ExecutionAlreadyExists,
+  GetExecutionHistoryCommand,
+  ListExecutionsCommand,
+  type SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import { InvalidInputError } from '../errors.ts';
+import { parseWith } from '../parse.ts';
+import * as z from '../zod.ts';
+import { newBackupId, validateBackupId, validateClusterName, validateLabel } from './input.ts';
+
+function checkedBy(validate: (value: string) => string) {
+  return z.string().check(
+    z.superRefine((value, ctx) => {
+      try {
+        validate(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
+  );
+}
+
+/**
+ * The state machine's input. Start an execution with it from the console, the
+ * CLI or a schedule; the execution's name must be the backupId.
+ */
+export const executionInputSchema = z.strictObject({
+  /** The cluster to back up, as named in the configuration (`orders-db`). */
+  cluster: checkedBy(validateClusterName),
+  /** Written into backup_label; defaults to the trigger (`on-demand`, `scheduled`). */
+  label: z.optional(checkedBy(validateLabel)),
+  /** Immediate checkpoint instead of a spread one; defaults to the cluster's setting. */
+  fast: z.optional(z.boolean()),
+  /** Who started it, for the record. */
+  trigger: z._default(z.enum(['console', 'cli', 'schedule']), 'console'),
+});
+
+export type ExecutionInput = z.output<typeof executionInputSchema>;
+
+export function parseExecutionInput(value: unknown): ExecutionInput {
+  return parseWith(executionInputSchema, value, 'the backup request');
+}
+
+/** The execution name is the backupId, so that starting the same backup twice starts it once. */
+export function backupIdOfExecution(executionName: string): string {
+  try {
+    return validateBackupId(executionName);
+  } catch {
+    throw new InvalidInputError(
+      `the execution name ${JSON.stringify(executionName)} is not a backupId: name the execution like ` +
+        `${newBackupId()} (pgsnap backup start does this for you)`,
+    );
+  }
+}
+
+export interface StartedBackup {
+  backupId: string;
+  executionArn: string;
+}
+
+/** Starts a backup execution named after a new (or given) backupId; repeating a start with the same id is harmless. */
+export async function startBackupExecution(
+  sfn: SFNClient,
+  request: { stateMachineArn: string; input: unknown; backupId?: string },
+): Promise<StartedBackup> {
+  const input = parseExecutionInput(request.input);
+  const backupId = request.backupId ? validateBackupId(request.backupId) : newBackupId();
+  try {
+    const started = await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: request.stateMachineArn,
+        name: backupId,
+        input: JSON.stringify(input),
+      }),
+    );
+    return { backupId, executionArn: started.executionArn! };
+  } catch (error) {
+    if (error instanceof ExecutionAlreadyExists) {
+      throw new InvalidInputError(
+        `backup ${backupId} was already started with another input; pick a new backupId or leave it out`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * The backupId of an earlier running execution that backs up the same cluster,
+ * if any. Two executions started together both see each other; only the later
+ * one (by start time, then name) steps aside. Step Functions cannot filter
+ * executions by input, so each running one is read.
+ */
+export async function findEarlierRunningBackup(
+  sfn: SFNClient,
+  request: { stateMachineArn: string; cluster: string; executionArn: string; startedAt: Date },
+): Promise<string | undefined> {
+  const mine = { startedAt: request.startedAt.getTime(), name: request.executionArn.split(':').pop() ?? '' };
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(
+      new ListExecutionsCommand({
+        stateMachineArn: request.stateMachineArn,
+        statusFilter: 'RUNNING',
+        ...(nextToken ? { nextToken } : {}),
+      }),
+    );
+    for (const execution of page.executions ?? []) {
+      if (execution.executionArn === request.executionArn) continue;
+      const theirs = { startedAt: execution.startDate?.getTime() ?? 0, name: execution.name ?? '' };
+      const earlier =
+        theirs.startedAt < mine.startedAt || (theirs.startedAt === mine.startedAt && theirs.name < mine.name);
+      if (!earlier) continue;
+      const described = await sfn.send(
+        new DescribeExecutionCommand({ executionArn: execution.executionArn }),
+      );
+      const input = executionInputSchema.safeParse(JSON.parse(described.input ?? '{}'));
+      if (input.success && input.data.cluster === request.cluster) return execution.name;
+    }
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return undefined;
+}
+
+export interface ExecutionOutcome {
+  status: 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+  /** The execution's output when it succeeded. */
+  output?: unknown;
+  /** The Fail state's error and cause otherwise. */
+  error?: string;
+  cause?: string;
+}
+
+const ends: Record<string, ExecutionOutcome['status']> = {
+  ExecutionSucceeded: 'SUCCEEDED',
+  ExecutionFailed: 'FAILED',
+  ExecutionTimedOut: 'TIMED_OUT',
+  ExecutionAborted: 'ABORTED',
+};
+
+/**
+ * Follows an execution until it ends, reporting each state it enters. Polls
+ * the history, from every 2 s up to every 15 s: a backup spends most of its
+ * time waiting for snapshots, and a person watching wants the first steps
+ * quickly.
+ */
+export async function followExecution(
+  sfn: SFNClient,
+  executionArn: string,
+  options: { progress: (message: string) => void; sleep?: (ms: number) => Promise<void> },
+): Promise<ExecutionOutcome> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  let seen = 0;
+  for (let delayMs = 2_000; ; delayMs = Math.min(15_000, delayMs * 1.5)) {
+    let nextToken: string | undefined;
+    do {
+      const page = await sfn.send(
+        new GetExecutionHistoryCommand({
+          executionArn,
+          maxResults: 1000,
+          ...(nextToken ? { nextToken } : {}),
+        }),
+      );
+      for (const event of page.events ?? []) {
+        if ((event.id ?? 0) <= seen) continue;
+        seen = event.id ?? seen;
+        const entered = event.stateEnteredEventDetails?.name;
+        if (entered && event.type !== 'ChoiceStateEntered') options.progress(entered);
+        const status = ends[event.type ?? ''];
+        if (!status) continue;
+        const failed = event.executionFailedEventDetails;
+        const output = event.executionSucceededEventDetails?.output;
+        return {
+          status,
+          ...(output !== undefined ? { output: JSON.parse(output) } : {}),
+          ...(failed?.error !== undefined ? { error: failed.error } : {}),
+          ...(failed?.cause !== undefined ? { cause: failed.cause } : {}),
+        };
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    await sleep(delayMs);
+  }
+}

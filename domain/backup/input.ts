@@ -1,0 +1,91 @@
+/** Validation of operator input, at the edge, with messages that say what to do. */
+import { randomBytes } from 'node:crypto';
+import { UsageError } from '../errors.ts';
+
+/** PostgreSQL refuses labels over 1024 bytes (MAXPGPATH in do_pg_backup_start). */
+export const maxLabelBytes = 1024;
+
+/*
+ * backup_label is read back with sscanf line by line, so a newline in the label
+ * corrupts it; and labels travel through SSM documents and shell scripts, so
+ * anything a shell would interpret is refused rather than quoted.
+ */
+const labelCharacter = /[A-Za-z0-9 ._:@+=,/-]/;
+
+export function validateLabel(label: string): string {
+  if (label.length === 0) throw new UsageError('--label must not be empty; use for example --label nightly');
+  const bytes = Buffer.byteLength(label, 'utf8');
+  if (bytes > maxLabelBytes) {
+    throw new UsageError(
+      `--label is ${bytes} bytes; PostgreSQL accepts at most ${maxLabelBytes}, so shorten it`,
+    );
+  }
+  for (const [index, char] of [...label].entries()) {
+    if (!labelCharacter.test(char)) {
+      throw new UsageError(
+        `--label may contain only letters, digits, space and . _ : @ + = , / - ; ` +
+          `it has ${JSON.stringify(char)} at position ${index + 1}`,
+      );
+    }
+  }
+  if (label.startsWith('-') || label.startsWith(' ')) {
+    throw new UsageError('--label must not start with "-" or a space');
+  }
+  return label;
+}
+
+const backupIdPattern = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+
+/** A backupId sorts by time and is unique: `20261121T143000Z-a1b2c3`. */
+export function newBackupId(now = new Date()): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function validateBackupId(backupId: string): string {
+  if (!backupIdPattern.test(backupId)) {
+    throw new UsageError(
+      `--backup-id ${JSON.stringify(backupId)} is not a backupId; expected the form 20261121T143000Z-a1b2c3`,
+    );
+  }
+  return backupId;
+}
+
+const clusterPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+export function validateClusterName(name: string): string {
+  if (!clusterPattern.test(name)) {
+    throw new UsageError(
+      `cluster name ${JSON.stringify(name)} is not valid: use 1-63 lower-case letters, digits, . _ -, ` +
+        'starting with a letter or digit (e.g. orders-db)',
+    );
+  }
+  return name;
+}
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `90s`, `15m`, `1h`, `1h30m`; a unit is required so that `3600` is never misread. */
+export function parseDuration(text: string, flag: string): number {
+  const parts = [...text.matchAll(/(\d+)(ms|s|m|h|d)/g)];
+  if (parts.length === 0 || parts.map((part) => part[0]).join('') !== text) {
+    throw new UsageError(
+      `${flag} ${JSON.stringify(text)} is not a duration; use for example 90s, 15m, 1h or 1h30m`,
+    );
+  }
+  const millis = parts.reduce((sum, part) => sum + Number(part[1]) * durationUnits[part[2]!]!, 0);
+  if (millis <= 0) throw new UsageError(`${flag} must be longer than zero`);
+  return millis;
+}
+
+export function formatDuration(millis: number): string {
+  if (millis < 1000) return `${millis}ms`;
+  const seconds = Math.round(millis / 1000);
+  if (seconds < 120) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 120) return `${minutes}m${seconds % 60 ? `${seconds % 60}s` : ''}`;
+  return `${Math.floor(minutes / 60)}h${minutes % 60 ? `${minutes % 60}m` : ''}`;
+}

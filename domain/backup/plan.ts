@@ -1,0 +1,105 @@
+/**
+ * The first step of a backup: check the request, find the cluster's host and
+ * settings, and see whether another backup of the cluster is already running.
+ */
+import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { InstanceNotFoundError, InvalidInputError } from '../errors.ts';
+import * as z from '../zod.ts';
+import { backupIdOfExecution, findEarlierRunningBackup, parseExecutionInput } from './execution.ts';
+
+/** What the state machine's Lambdas know of each cluster (from the deployment configuration). */
+export const clusterTargetSchema = z.strictObject({
+  name: z.string(),
+  instanceId: z.optional(z.string()),
+  instanceTags: z.optional(z.record(z.string(), z.string())),
+  volumeIds: z._default(z.array(z.string()), []),
+  fastCheckpoint: z.boolean(),
+  maxBackupMinutes: z.int(),
+  /** The repository URL the agent and the manifest steps use: `s3://bucket/prefix`. */
+  repository: z.string(),
+});
+export type ClusterTarget = z.output<typeof clusterTargetSchema>;
+
+export const clusterTargetsSchema = z.array(clusterTargetSchema);
+
+/** The state every later step of the state machine reads. */
+export interface BackupPlan {
+  backupId: string;
+  cluster: string;
+  label: string;
+  fast: boolean;
+  trigger: string;
+  instanceId: string;
+  volumeIds: string[];
+  maxBackupMinutes: number;
+  repository: string;
+  /** Set when an earlier backup of this cluster is still running: this one then ends without doing anything. */
+  runningBackupId?: string;
+}
+
+export interface PlanRequest {
+  input: unknown;
+  executionName: string;
+  executionArn: string;
+  executionStartTime: string;
+  stateMachineArn: string;
+}
+
+async function findInstance(ec2: EC2Client, target: ClusterTarget): Promise<string> {
+  if (target.instanceId) return target.instanceId;
+  const tags = Object.entries(target.instanceTags ?? {});
+  const found = await ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [
+        ...tags.map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
+        { Name: 'instance-state-name', Values: ['running'] },
+      ],
+    }),
+  );
+  const ids = (found.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
+  const selector = tags.map(([key, value]) => `${key}=${value}`).join(', ');
+  if (ids.length !== 1) {
+    throw new InstanceNotFoundError(
+      ids.length === 0
+        ? `no running instance has the tags ${selector} of cluster ${target.name}; is the database host running?`
+        : `${ids.length} running instances (${ids.join(', ')}) have the tags ${selector} of cluster ${target.name}; ` +
+            'make the tags select exactly one, or configure its instanceId',
+    );
+  }
+  return ids[0]!;
+}
+
+export async function planBackup(
+  clients: { ec2: EC2Client; sfn: SFNClient },
+  request: PlanRequest,
+  clusters: ClusterTarget[],
+): Promise<BackupPlan> {
+  const input = parseExecutionInput(request.input);
+  const backupId = backupIdOfExecution(request.executionName);
+  const target = clusters.find((cluster) => cluster.name === input.cluster);
+  if (!target) {
+    throw new InvalidInputError(
+      `the backup request is not valid: cluster: ${input.cluster} is not configured here ` +
+        `(configured: ${clusters.map((c) => c.name).join(', ')})`,
+    );
+  }
+  const runningBackupId = await findEarlierRunningBackup(clients.sfn, {
+    stateMachineArn: request.stateMachineArn,
+    cluster: target.name,
+    executionArn: request.executionArn,
+    startedAt: new Date(request.executionStartTime),
+  });
+  const plan = {
+    backupId,
+    cluster: target.name,
+    label: input.label ?? (input.trigger === 'schedule' ? 'scheduled' : 'on-demand'),
+    fast: input.fast ?? target.fastCheckpoint,
+    trigger: input.trigger,
+    volumeIds: target.volumeIds,
+    maxBackupMinutes: target.maxBackupMinutes,
+    repository: target.repository,
+  };
+  if (runningBackupId) return { ...plan, instanceId: target.instanceId ?? '', runningBackupId };
+  return { ...plan, instanceId: await findInstance(clients.ec2, target) };
+}

@@ -1,0 +1,181 @@
+/**
+ * Retention: which backups go, and which WAL no kept backup needs any more.
+ *
+ * A backup is kept when the policy keeps it (the last N completed, and/or those
+ * younger than D days), and always when it is the newest completed backup, in
+ * progress, or has a locked snapshot. Failed and aborted backups older than the
+ * newest completed one go. WAL goes when it is older than the start segment of
+ * the oldest kept backup; timeline `.history` files always stay, since any
+ * later restore may have to follow them. A backup is deleted snapshots first,
+ * then its artifacts, then its manifest, so that no manifest ever points at
+ * something already gone.
+ */
+import { UsageError } from '../errors.ts';
+import type { Manifest } from '../repository/manifest.ts';
+import type { Repository } from '../repository/repository.ts';
+import { parseSegmentName, walFileKind } from '../wal/file.ts';
+
+export interface RetentionPolicy {
+  keepLast?: number;
+  keepDays?: number;
+}
+
+export type KeepReason = 'policy' | 'newest completed' | 'in progress' | 'locked snapshot' | 'recent failure';
+
+export interface RetentionPlan {
+  keep: Array<{ backupId: string; state: Manifest['state']; reason: KeepReason }>;
+  remove: Array<{ backupId: string; state: Manifest['state'] }>;
+  /** WAL file names (without the compression extension) that no kept backup needs. */
+  removeWal: string[];
+  /** The oldest segment still needed, if any backup needs WAL. */
+  walFrom?: string;
+}
+
+const inProgress: ReadonlyArray<Manifest['state']> = ['started', 'snapshotting', 'stopped'];
+
+export function validatePolicy(policy: RetentionPolicy): RetentionPolicy {
+  if (policy.keepLast === undefined && policy.keepDays === undefined) {
+    throw new UsageError('retention needs --keep-last N and/or --keep-days D');
+  }
+  if (policy.keepLast !== undefined && !(Number.isInteger(policy.keepLast) && policy.keepLast >= 1)) {
+    throw new UsageError(`--keep-last must be a whole number of at least 1; got ${policy.keepLast}`);
+  }
+  if (policy.keepDays !== undefined && !(policy.keepDays > 0)) {
+    throw new UsageError(`--keep-days must be more than 0; got ${policy.keepDays}`);
+  }
+  return policy;
+}
+
+function walCut(
+  kept: Manifest[],
+  walFiles: string[],
+  segmentSize: number,
+): Pick<RetentionPlan, 'removeWal' | 'walFrom'> {
+  const needing = kept.filter((m) => m.state === 'completed' || inProgress.includes(m.state));
+  if (needing.length === 0) return { removeWal: [] };
+  const oldest = needing.reduce((a, b) =>
+    parseSegmentName(a.startWalFile, segmentSize).segno <= parseSegmentName(b.startWalFile, segmentSize).segno
+      ? a
+      : b,
+  );
+  const from = parseSegmentName(oldest.startWalFile, segmentSize).segno;
+  const removeWal = walFiles.filter((name) => {
+    const kind = walFileKind(name);
+    if (kind === undefined || kind === 'history') return false;
+    // Segments, .partial files and backup history files are named after a segment: older than the cut, they go.
+    return parseSegmentName(name.slice(0, 24), segmentSize).segno < from;
+  });
+  return { removeWal, walFrom: oldest.startWalFile };
+}
+
+export function planRetention(input: {
+  backups: Manifest[];
+  walFiles: string[];
+  policy: RetentionPolicy;
+  now: Date;
+  /** backupIds whose snapshots are locked against deletion. */
+  locked?: ReadonlySet<string>;
+}): RetentionPlan {
+  const policy = validatePolicy(input.policy);
+  const backups = [...input.backups].sort((a, b) => a.backupId.localeCompare(b.backupId));
+  const completed = backups.filter((m) => m.state === 'completed');
+  const newest = completed.at(-1);
+  const byPolicy = new Set<string>();
+  if (policy.keepLast !== undefined)
+    for (const m of completed.slice(-policy.keepLast)) byPolicy.add(m.backupId);
+  if (policy.keepDays !== undefined) {
+    const limit = input.now.getTime() - policy.keepDays * 86_400_000;
+    for (const m of completed) if (Date.parse(m.timings.startedAt) >= limit) byPolicy.add(m.backupId);
+  }
+  const keep: RetentionPlan['keep'] = [];
+  const remove: RetentionPlan['remove'] = [];
+  for (const m of backups) {
+    const reason: KeepReason | undefined = input.locked?.has(m.backupId)
+      ? 'locked snapshot'
+      : m.backupId === newest?.backupId
+        ? 'newest completed'
+        : inProgress.includes(m.state)
+          ? 'in progress'
+          : byPolicy.has(m.backupId)
+            ? 'policy'
+            : m.state !== 'completed' && (!newest || m.backupId > newest.backupId)
+              ? 'recent failure'
+              : undefined;
+    if (reason) keep.push({ backupId: m.backupId, state: m.state, reason });
+    else remove.push({ backupId: m.backupId, state: m.state });
+  }
+  const keptManifests = backups.filter((m) => keep.some((k) => k.backupId === m.backupId));
+  // Nothing completed yet: no backup can be restored, so no WAL can be said to be unneeded.
+  if (!newest) return { keep, remove, removeWal: [] };
+  const segmentSize = newest.walSegmentSize;
+  return { keep, remove, ...walCut(keptManifests, input.walFiles, segmentSize) };
+}
+
+/** Deletes a backup's snapshots; names the ones that are locked (which stay, and keep the backup). */
+export type SnapshotDeleter = (manifest: Manifest) => Promise<{ locked: string[] }>;
+
+export interface RetentionResult extends RetentionPlan {
+  lockedSnapshots: Array<{ backupId: string; snapshotIds: string[] }>;
+}
+
+/** Applies the policy to one repository; with `dryRun`, only says what would go. */
+export async function applyRetention(
+  repository: Repository,
+  options: {
+    policy: RetentionPolicy;
+    now?: Date;
+    dryRun: boolean;
+    deleteSnapshots: SnapshotDeleter;
+    progress?: (message: string) => void;
+  },
+): Promise<RetentionResult> {
+  const backups: Manifest[] = [];
+  for (const backupId of await repository.listBackupIds()) {
+    const manifest = await repository.readManifest(backupId);
+    if (manifest) backups.push(manifest);
+  }
+  const wal = await repository.listWal();
+  const plan = planRetention({
+    backups,
+    walFiles: wal.map((w) => w.name),
+    policy: options.policy,
+    now: options.now ?? new Date(),
+  });
+  if (options.dryRun) return { ...plan, lockedSnapshots: [] };
+
+  const lockedSnapshots: RetentionResult['lockedSnapshots'] = [];
+  const locked = new Set<string>();
+  for (const { backupId } of plan.remove) {
+    const manifest = backups.find((m) => m.backupId === backupId)!;
+    const result = await options.deleteSnapshots(manifest);
+    if (result.locked.length > 0) {
+      // Reported, not an error: a locked snapshot is someone's deliberate protection.
+      lockedSnapshots.push({ backupId, snapshotIds: result.locked });
+      locked.add(backupId);
+      options.progress?.(`backup ${backupId} stays: snapshot(s) ${result.locked.join(', ')} are locked`);
+      continue;
+    }
+    await repository.deleteBackup(manifest);
+    options.progress?.(`deleted backup ${backupId} (${manifest.state})`);
+  }
+  // Locked backups are kept, and so is the WAL they need: plan again with them.
+  const final = planRetention({
+    backups: backups.filter(
+      (m) => !plan.remove.some((r) => r.backupId === m.backupId) || locked.has(m.backupId),
+    ),
+    walFiles: wal.map((w) => w.name),
+    policy: options.policy,
+    now: options.now ?? new Date(),
+    locked,
+  });
+  for (const name of final.removeWal) await repository.deleteWal(wal.find((w) => w.name === name)!.key);
+  if (final.removeWal.length > 0)
+    options.progress?.(`deleted ${final.removeWal.length} WAL file(s) before ${final.walFrom}`);
+  return {
+    keep: final.keep,
+    remove: plan.remove.filter((r) => !locked.has(r.backupId)),
+    removeWal: final.removeWal,
+    ...(final.walFrom ? { walFrom: final.walFrom } : {}),
+    lockedSnapshots,
+  };
+}

@@ -1,0 +1,261 @@
+/**
+ * One cluster's part of a repository, laid out as in DESIGN.md:
+ *
+ *   <cluster>/cluster.json
+ *   <cluster>/wal/<file>.zst
+ *   <cluster>/backups/<backupId>/{manifest.json, backup_label, tablespace_map, <…>.backup}
+ *
+ * The same keys in a bucket and in a directory.
+ */
+import { validateBackupId } from '../backup/input.ts';
+import {
+  type ClusterIdentity,
+  type ClusterPin,
+  checkClusterPin,
+  newClusterPin,
+  newPinCodec,
+  parseClusterPin,
+} from './cluster-pin.ts';
+import { CorruptObjectError, RepositoryConflictError, UnknownClusterError } from './errors.ts';
+import { InOrder } from './in-order.ts';
+import { type ArtifactRecord, type Manifest, parseManifest, validateManifest } from './manifest.ts';
+import type { ObjectStore } from './store.ts';
+import { decodeWalObject, encodeWalObject, readWalObjectHeader, sha256, walExtension } from './wal-object.ts';
+
+const compressionSuffix = new RegExp(`\\.(${Object.values(walExtension).join('|')})$`);
+
+export interface PushResult {
+  status: 'stored' | 'already-present';
+  sha256: string;
+  bytes: number;
+  storedBytes: number;
+  key: string;
+}
+
+export class Repository {
+  /** WAL objects fetched at once are decoded one at a time, the earliest file first (see InOrder). */
+  readonly #decoding = new InOrder();
+
+  constructor(
+    readonly store: ObjectStore,
+    readonly cluster: string,
+  ) {}
+
+  /** `s3://bucket/prefix/orders-db`: where this cluster's part of the repository is. */
+  get url(): string {
+    return `${this.store.url}/${this.cluster}`;
+  }
+
+  where(key: string): string {
+    return `${this.store.url}/${key}`;
+  }
+
+  private get pinKey(): string {
+    return `${this.cluster}/cluster.json`;
+  }
+
+  walKey(pin: Pick<ClusterPin, 'walCompression'>, name: string): string {
+    return `${this.cluster}/wal/${name}.${walExtension[pin.walCompression]}`;
+  }
+
+  backupKey(backupId: string, name: string): string {
+    return `${this.cluster}/backups/${validateBackupId(backupId)}/${name}`;
+  }
+
+  async readPin(): Promise<ClusterPin | undefined> {
+    const bytes = await this.store.get(this.pinKey);
+    return bytes && parseClusterPin(bytes, this.where(this.pinKey));
+  }
+
+  /** The pin, or UnknownClusterError: for readers, which must not create a cluster. */
+  async requirePin(): Promise<ClusterPin> {
+    const pin = await this.readPin();
+    if (!pin) {
+      throw new UnknownClusterError(
+        `there is no cluster ${JSON.stringify(this.cluster)} in repository ${this.store.url} ` +
+          `(no ${this.pinKey}); check --repo and --cluster (PGSNAP_REPO, PGSNAP_CLUSTER)`,
+      );
+    }
+    return pin;
+  }
+
+  /**
+   * Pins the cluster name to `identity` on first use, and checks the pin on
+   * every later one. Two first writers race safely: one creates, the other
+   * reads what was created and checks it.
+   */
+  async pin(identity: ClusterIdentity, createdBy: string): Promise<ClusterPin> {
+    let pin = await this.readPin();
+    if (!pin) {
+      const created = newClusterPin(this.cluster, identity, createdBy);
+      const result = await this.store.putIfAbsent(
+        this.pinKey,
+        Buffer.from(`${JSON.stringify(created, null, 2)}\n`),
+      );
+      pin = result === 'created' ? created : await this.requirePin();
+    }
+    checkClusterPin(pin, identity, this.url);
+    return pin;
+  }
+
+  /**
+   * Archives one WAL file. A file already there with the same content is
+   * success (the archiver retries after a crash between our write and its own
+   * bookkeeping); with other content it is an error, and nothing is overwritten.
+   */
+  async pushWal(pin: ClusterPin, name: string, content: Buffer): Promise<PushResult> {
+    const key = this.walKey(pin, name);
+    // Whether the object is there already is asked while the file is being compressed: on S3 a round trip
+    // that would otherwise come after the encoding, before the PUT.
+    const [present, object] = await Promise.all([this.store.exists(key), encodeWalObject(name, content)]);
+    const header = readWalObjectHeader(object, key);
+    const result = present
+      ? 'exists'
+      : await this.store.putIfAbsent(key, object, { bulk: true, checked: true });
+    if (result === 'created') {
+      return {
+        status: 'stored',
+        sha256: header.sha256,
+        bytes: content.length,
+        storedBytes: object.length,
+        key,
+      };
+    }
+    const existing = await this.store.get(key);
+    let stored: string;
+    try {
+      stored = existing
+        ? (await decodeWalObject(name, existing, this.where(key))).header.sha256
+        : '(vanished)';
+    } catch (error) {
+      if (!(error instanceof CorruptObjectError)) throw error;
+      throw new RepositoryConflictError(
+        `${name} is already in the repository but that object is damaged (${error.message}); ` +
+          `this file has sha256 ${header.sha256}. Nothing was overwritten: inspect ${this.where(key)}, ` +
+          'move it aside, and the archiver will push this file again.',
+        { cause: error },
+      );
+    }
+    if (stored !== header.sha256) {
+      throw new RepositoryConflictError(
+        `${name} is already in the repository with different content: stored sha256 ${stored}, ` +
+          `this file sha256 ${header.sha256}. Nothing was overwritten. Two servers may be archiving as ` +
+          `cluster ${this.cluster}, or a restored copy kept the production archive_command.`,
+      );
+    }
+    return {
+      status: 'already-present',
+      sha256: header.sha256,
+      bytes: content.length,
+      storedBytes: existing?.length ?? 0,
+      key,
+    };
+  }
+
+  /** The verified content of an archived file, or undefined when it is not in the repository. */
+  async fetchWal(pin: ClusterPin, name: string): Promise<Buffer | undefined> {
+    const key = this.walKey(pin, name);
+    const object = await this.store.get(key);
+    if (!object) return undefined;
+    return this.#decode(name, object, key);
+  }
+
+  /**
+   * fetchWal for a caller still reading the pin (the first call of a
+   * restore_command): the object is asked for meanwhile, one round trip where
+   * there would be two, under the key of the codec new pins name; should the
+   * pin name another, it is fetched again under that codec's key.
+   */
+  async fetchWalWhilePinning(pinning: Promise<ClusterPin>, name: string): Promise<Buffer | undefined> {
+    const guess = this.walKey({ walCompression: newPinCodec }, name);
+    const [pin, object] = await Promise.all([pinning, this.store.get(guess)]);
+    if (this.walKey(pin, name) !== guess) return this.fetchWal(pin, name);
+    return object && this.#decode(name, object, guess);
+  }
+
+  async #decode(name: string, object: Buffer, key: string): Promise<Buffer> {
+    return (await this.#decoding.run(name, () => decodeWalObject(name, object, this.where(key)))).content;
+  }
+
+  async hasWal(pin: ClusterPin, name: string): Promise<boolean> {
+    return this.store.exists(this.walKey(pin, name));
+  }
+
+  /**
+   * Stores one artifact of a backup byte for byte. Artifacts never change once
+   * written: storing the same bytes again (a retried `end`) is success.
+   */
+  async putArtifact(backupId: string, name: string, content: Buffer): Promise<ArtifactRecord> {
+    const key = this.backupKey(backupId, name);
+    const record = { name, sha256: sha256(content), bytes: content.length };
+    if ((await this.store.putIfAbsent(key, content, { bulk: true })) === 'exists') {
+      const existing = await this.store.get(key);
+      const stored = existing ? sha256(existing) : '(vanished)';
+      if (stored !== record.sha256) {
+        throw new RepositoryConflictError(
+          `${this.where(key)} already exists with sha256 ${stored}, not ${record.sha256}; nothing was overwritten`,
+        );
+      }
+    }
+    return record;
+  }
+
+  /** Reads an artifact and checks it against the manifest's record of it. */
+  async readArtifact(backupId: string, record: ArtifactRecord): Promise<Buffer> {
+    const key = this.backupKey(backupId, record.name);
+    const content = await this.store.get(key);
+    if (!content)
+      throw new CorruptObjectError(`${this.where(key)} is missing; the backup cannot be restored`);
+    const actual = sha256(content);
+    if (actual !== record.sha256 || content.length !== record.bytes) {
+      throw new CorruptObjectError(
+        `${this.where(key)} is corrupt: sha256 ${actual} (${content.length} bytes), the manifest says ` +
+          `${record.sha256} (${record.bytes} bytes)`,
+      );
+    }
+    return content;
+  }
+
+  async writeManifest(manifest: Manifest): Promise<void> {
+    const key = this.backupKey(manifest.backupId, 'manifest.json');
+    const valid = validateManifest(manifest, this.where(key));
+    await this.store.put(key, Buffer.from(`${JSON.stringify(valid, null, 2)}\n`));
+  }
+
+  async readManifest(backupId: string): Promise<Manifest | undefined> {
+    const key = this.backupKey(backupId, 'manifest.json');
+    const bytes = await this.store.get(key);
+    return bytes && parseManifest(bytes, this.where(key));
+  }
+
+  /** backupIds in the catalog, oldest first (a backupId sorts by its start time). */
+  async listBackupIds(): Promise<string[]> {
+    const names = await this.store.list(`${this.cluster}/backups/`);
+    return names.filter((name) => /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(name));
+  }
+
+  /** The archived WAL files, by name (without the compression extension) and key. */
+  async listWal(): Promise<Array<{ name: string; key: string }>> {
+    const files = await this.store.list(`${this.cluster}/wal/`);
+    return files.map((file) => ({
+      name: file.replace(compressionSuffix, ''),
+      key: `${this.cluster}/wal/${file}`,
+    }));
+  }
+
+  async deleteWal(key: string): Promise<void> {
+    if (!key.startsWith(`${this.cluster}/wal/`)) throw new Error(`not a WAL key of ${this.cluster}: ${key}`);
+    await this.store.delete(key);
+  }
+
+  /** Artifacts first, the manifest last: a manifest never points at an artifact already gone. */
+  async deleteBackup(manifest: Manifest): Promise<void> {
+    for (const artifact of manifest.artifacts)
+      await this.store.delete(this.backupKey(manifest.backupId, artifact.name));
+    await this.store.delete(this.backupKey(manifest.backupId, 'manifest.json'));
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}

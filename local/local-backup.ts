@@ -1,0 +1,159 @@
+/**
+ * A backup driven on one machine by the state machine the CDK app synthesizes,
+ * as `pgsnap demo` runs it: aws-local-stepfunctions executes the definition,
+ * and each Task is bound to the code that runs it in AWS:
+ * - the Lambda steps are the functions/ handlers, with EC2 answered by the
+ *   local snapshot provider (local-ec2.ts) and the repository a file:// URL;
+ * - the SSM steps render the synthesized agent document and run it with bash,
+ *   as SSM Run Command would, and the agent answers with its task token
+ *   through a local SendTaskSuccess/SendTaskFailure endpoint;
+ * - the metric and event steps are shown as progress.
+ */
+import { ListExecutionsCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import { checkSnapshotsHandler } from '../functions/check-snapshots.ts';
+import { createSnapshotsHandler } from '../functions/create-snapshots.ts';
+import { deleteSnapshotsHandler } from '../functions/delete-snapshots.ts';
+import { prepareBackupHandler } from '../functions/prepare-backup.ts';
+import { handler as recordBackup } from '../functions/record-backup.ts';
+import type { SynthesizedForLocalRun } from '../infra/local-synth.ts';
+import { renderDocument, replaceLine, runScript } from './agent-document.ts';
+import type { LocalEc2 } from './local-ec2.ts';
+import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from './state-machine.ts';
+import { TaskTokenEndpoint } from './task-token-endpoint.ts';
+
+/** Lines of the agent document the local run changes: PATH gets the local agent, settings come from `env`. */
+const documentPathLine = 'export PATH=/usr/local/bin:/usr/bin:/bin';
+const documentSettingsLine =
+  'if [ -r /etc/pgsnap/pgsnap.env ]; then set -a; . /etc/pgsnap/pgsnap.env; set +a; fi';
+
+export interface LocalBackupRequest {
+  synthesized: SynthesizedForLocalRun;
+  backupId: string;
+  cluster: string;
+  label: string;
+  /** The configuration the Lambdas read (PGSNAP_CLUSTERS) for this one cluster. */
+  target: { volumeIds: string[]; fastCheckpoint: boolean; maxBackupMinutes: number; repository: string };
+  ec2: LocalEc2;
+  /** A directory with an executable `pgsnap` (the agent as installed on a host). */
+  agentBinDir: string;
+  /** The agent's environment: the libpq settings and its state directory. */
+  agentEnv: NodeJS.ProcessEnv;
+  progress: (message: string) => void;
+  detail: (message: string) => void;
+  /** Ends the host commands under way, and starts no other (the demo interrupted). */
+  signal?: AbortSignal;
+  /** Host commands still running are kept here until they exit, so that a cleanup can wait for them. */
+  hostCommands?: Set<Promise<unknown>>;
+  /** Called as each state is entered, before its work starts. */
+  onStateEntered?: (name: string) => void;
+}
+
+export interface LocalBackupResult {
+  run: LocalBackupRun;
+  /** What the agent answered for begin and end (its --json documents). */
+  begin?: Record<string, Json>;
+  end?: Record<string, Json>;
+  snapshotMs?: number;
+}
+
+/** ListExecutions as Step Functions would answer it here: this execution is the only one running. */
+function localExecutions(execution: { executionArn: string; name: string; startDate: Date }): SFNClient {
+  return {
+    send: async (command: unknown) => {
+      if (!(command instanceof ListExecutionsCommand)) {
+        throw new Error(`the local run does not answer ${(command as object).constructor.name}`);
+      }
+      return { executions: [{ ...execution, status: 'RUNNING', stateMachineArn: '' }] };
+    },
+  } as unknown as SFNClient;
+}
+
+export async function runBackupLocally(request: LocalBackupRequest): Promise<LocalBackupResult> {
+  const { synthesized, ec2, progress, detail } = request;
+  const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-demo-backup';
+  Object.assign(process.env, {
+    PGSNAP_CLUSTERS: JSON.stringify([
+      { name: request.cluster, instanceId: ec2.instanceId, ...request.target },
+    ]),
+    PGSNAP_FIRST_POLL_SECONDS: '1',
+    PGSNAP_MAX_POLL_SECONDS: '5',
+    PGSNAP_SNAPSHOT_HOURS: '1',
+  });
+  const result: Partial<LocalBackupResult> = {};
+  const endpoint = await TaskTokenEndpoint.start();
+  const onHost: TaskHandler = async (input) => {
+    const parameters = (input as { Parameters: Record<string, string[]> }).Parameters;
+    const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, value[0]]));
+    let script = renderDocument(synthesized.agentDocument, values);
+    script = replaceLine(script, documentPathLine, `export PATH=${request.agentBinDir}:/usr/bin:/bin`);
+    script = replaceLine(script, documentSettingsLine, ': settings from the environment of pgsnap demo');
+    if (request.signal?.aborted) throw new Error('interrupted: no more host commands');
+    const answer = endpoint.answerFor(values.taskToken ?? '');
+    const exited = runScript(
+      script,
+      { ...request.agentEnv, ...endpoint.env },
+      (line) => detail(`agent: ${line}`),
+      request.signal,
+    );
+    request.hostCommands?.add(exited);
+    void exited.finally(() => request.hostCommands?.delete(exited)).catch(() => {});
+    const document = (await Promise.race([
+      answer,
+      exited.then(async (ran) => {
+        // In AWS a silent agent leaves the task to time out; here it is said at once.
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        throw new Error(`the agent exited ${ran.code} without answering Step Functions: ${ran.stderr}`);
+      }),
+    ])) as Record<string, Json>;
+    await exited;
+    if (values.command === 'begin') result.begin = document;
+    if (values.command === 'end') result.end = document;
+    return document;
+  };
+  const ec2Client = ec2.client;
+  const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${request.backupId}`;
+  const sfn = localExecutions({ executionArn, name: request.backupId, startDate: new Date() });
+  const createSnapshots = createSnapshotsHandler(ec2Client);
+  const started = Date.now();
+  try {
+    const run = await runLocalBackup(synthesized.definition, {
+      backupId: request.backupId,
+      stateMachineArn,
+      input: { cluster: request.cluster, label: request.label, trigger: 'cli' },
+      onStateEntered: (name) => {
+        request.onStateEntered?.(name);
+        progress(`state machine: ${name}`);
+      },
+      handlers: {
+        'Check the request and find the cluster': (input) =>
+          prepareBackupHandler({ ec2: ec2Client, sfn })(input) as unknown as Promise<Json>,
+        'Begin the backup on the host': onHost,
+        "Snapshot the cluster's volumes": async (input) => {
+          const at = Date.now();
+          const set = await createSnapshots(input);
+          result.snapshotMs = Date.now() - at;
+          return set as unknown as Json;
+        },
+        'End the backup on the host': onHost,
+        'Check whether the snapshots are completed': (input) =>
+          checkSnapshotsHandler(ec2Client)(input) as unknown as Promise<Json>,
+        'Abort the backup on the host': onHost,
+        "Delete the backup's snapshots": (input) =>
+          deleteSnapshotsHandler(ec2Client)(input) as unknown as Promise<Json>,
+        'Record the snapshots in the manifest': (input) => recordBackup(input) as unknown as Promise<Json>,
+        'Mark the backup completed in the manifest': (input) =>
+          recordBackup(input) as unknown as Promise<Json>,
+        'Mark the backup failed in the manifest': (input) => recordBackup(input) as unknown as Promise<Json>,
+      },
+    });
+    for (const metric of run.metrics) detail(`metric ${metric.name} (cluster ${metric.cluster})`);
+    for (const event of run.events) detail(`event "${event.detailType}"`);
+    detail(
+      `execution ${run.failure ? `failed: ${run.failure.error}: ${run.failure.cause}` : 'succeeded'} ` +
+        `after ${run.entered.length} states in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+    return { ...result, run };
+  } finally {
+    await endpoint.close();
+  }
+}
