@@ -163,17 +163,24 @@ async function backup(
     hooks?: { afterSnapshot?: (log: HostLog) => Promise<void> | void };
     handlers?: (log: HostLog) => Record<string, TaskHandler>;
     definition?: Record<string, unknown>;
+    /** The execution's name; a new backupId, as `pgsnap backup start` names it, unless given. */
+    executionName?: string;
+    input?: Json;
   } = {},
-): Promise<{ run: LocalBackupRun; log: HostLog; backupId: string }> {
+): Promise<{ run: LocalBackupRun; log: HostLog; backupId: string; startTime?: string }> {
   const log: HostLog = { commands: [] };
-  const backupId = newBackupId();
+  const executionName = options.executionName ?? newBackupId();
   const host = onHost(log);
+  let startTime: string | undefined;
   const run = await runLocalBackup(options.definition ?? definition, {
-    backupId,
+    executionName,
     stateMachineArn,
-    input: { cluster: 'orders-db', label: 'e2e backup', trigger: 'cli' },
+    input: options.input ?? { cluster: 'orders-db', label: 'e2e backup', trigger: 'cli' },
     handlers: {
-      'Check the request and find the cluster': (input) => prepareBackup(input) as unknown as Json,
+      'Check the request and find the cluster': (input) => {
+        startTime = (input as { executionStartTime: string }).executionStartTime;
+        return prepareBackup(input) as unknown as Json;
+      },
       'Begin the backup on the host': host,
       "Snapshot the cluster's volumes": async (input) => {
         log.snapshotStarted = performance.now();
@@ -192,7 +199,8 @@ async function backup(
       ...options.handlers?.(log),
     },
   });
-  return { run, log, backupId };
+  // backupId is the name given, as pgsnap backup start gives it; a test naming the execution otherwise derives it.
+  return { run, log, backupId: executionName, ...(startTime !== undefined ? { startTime } : {}) };
 }
 
 function abortLines(): number {
