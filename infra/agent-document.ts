@@ -22,7 +22,7 @@ export const agentDocumentParameters = {
   },
   backupId: {
     type: 'String',
-    description: 'The backupId, which is also the execution name.',
+    description: "The backupId: the execution's name, or derived from its name and start time.",
     allowedPattern: '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
   },
   label: {
