@@ -74,7 +74,7 @@ const lambda =
 const answer = (document: Json) => () => document;
 
 const run = await runLocalBackup(definition, {
-  backupId: newBackupId(),
+  executionName: newBackupId(),
   stateMachineArn,
   input: { cluster: 'orders-db', trigger: 'schedule' },
   handlers: {

@@ -9,11 +9,13 @@ const environmentSchema = z.object({
   PGSNAP_CLUSTERS: jsonText(clusterTargetsSchema),
 });
 
+/** What the state machine passes from its context object ($$.Execution, $$.StateMachine). */
 const eventSchema = z.object({
   input: z.unknown(),
   executionName: z.string(),
   executionArn: z.string(),
-  executionStartTime: z.string(),
+  /** ISO 8601 with milliseconds (`2026-11-21T14:30:00.123Z`); part of the backupId of an execution not named after one. */
+  executionStartTime: z.iso.datetime({ offset: true }),
   stateMachineArn: z.string(),
 });
 

@@ -22,7 +22,8 @@ export const agentDocumentParameters = {
   },
   backupId: {
     type: 'String',
-    description: 'The backupId, which is also the execution name; begin, end and abort act only on it.',
+    description:
+      "The backupId: the execution's name, or derived from its name and start time; begin, end and abort act only on it.",
     allowedPattern: '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
   },
   label: {

@@ -8,8 +8,10 @@
  * and announce the failure, fail. The manifest gets the snapshot ids before
  * end runs, and is marked completed only when every snapshot is.
  *
- * The execution name is the backupId; the state after the first step is the
- * BackupPlan (domain/backup/plan.ts), to which each step adds its result.
+ * The first step works out the backupId from the execution (its name when that
+ * is one, otherwise derived from its name and start time: backupIdOfExecution
+ * in domain/backup/execution.ts); the state after it is the BackupPlan
+ * (domain/backup/plan.ts), to which each step adds its result.
  */
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -359,7 +361,7 @@ export class BackupStateMachine extends Construct {
       stateMachineType: StateMachineType.STANDARD,
       definitionBody: DefinitionBody.fromChainable(definition),
       comment:
-        'pgsnap: a consistent snapshot backup of one PostgreSQL cluster; the execution name is the backupId',
+        'pgsnap: a consistent snapshot backup of one PostgreSQL cluster; the backupId is the execution name, or is derived from the name and start time',
       tracingEnabled: true,
       logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: true },
     });

@@ -117,7 +117,7 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
   const started = Date.now();
   try {
     const run = await runLocalBackup(synthesized.definition, {
-      backupId: request.backupId,
+      executionName: request.backupId,
       stateMachineArn,
       input: { cluster: request.cluster, label: request.label, trigger: 'cli' },
       onStateEntered: (name) => {

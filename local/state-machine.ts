@@ -28,7 +28,8 @@ export const taskToken = 'AAAAKgAAAAIAAAAAAAAAAdGVzdC10b2tlbg==';
 export async function runLocalBackup(
   definition: Record<string, unknown>,
   options: {
-    backupId: string;
+    /** As `pgsnap backup start` names it (the backupId), or as the console does (a UUID). */
+    executionName: string;
     input: Json;
     stateMachineArn: string;
     handlers: Record<string, TaskHandler>;
@@ -88,10 +89,11 @@ export async function runLocalBackup(
         'Apply retention': 0,
       },
     },
+    // aws-local-stepfunctions sets $$.Execution.StartTime itself, to when the run starts, as Step Functions does.
     context: {
       Execution: {
-        Id: `${options.stateMachineArn.replace(':stateMachine:', ':execution:')}:${options.backupId}`,
-        Name: options.backupId,
+        Id: `${options.stateMachineArn.replace(':stateMachine:', ':execution:')}:${options.executionName}`,
+        Name: options.executionName,
       },
       StateMachine: { Id: options.stateMachineArn, Name: options.stateMachineArn.split(':').pop() },
       Task: { Token: taskToken },

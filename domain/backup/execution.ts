@@ -1,8 +1,8 @@
 /**
- * A backup execution of the state machine: its documented input, its name
- * (the backupId), how one is started, and whether another one of the same
- * cluster is running. Shared by `pgsnap backup start`, the schedule's Lambda and
- * the state machine's first step.
+ * A backup execution of the state machine: its documented input, its backupId
+ * (its name, or derived from its name and start time), how one is started, and
+ * whether another one of the same cluster is running. Shared by `pgsnap backup
+ * start`, the schedule's Lambda and the state machine's first step.
  */
 import {
   DescribeExecutionCommand,
@@ -15,7 +15,14 @@ import {
 import { InvalidInputError } from '../errors.ts';
 import { parseWith } from '../parse.ts';
 import * as z from '../zod.ts';
-import { newBackupId, validateBackupId, validateClusterName, validateLabel } from './input.ts';
+import {
+  backupIdFrom,
+  isBackupId,
+  newBackupId,
+  validateBackupId,
+  validateClusterName,
+  validateLabel,
+} from './input.ts';
 
 function checkedBy(validate: (value: string) => string) {
   return z.string().check(
@@ -31,7 +38,7 @@ function checkedBy(validate: (value: string) => string) {
 
 /**
  * The state machine's input. Start an execution with it from the console, the
- * CLI or a schedule; the execution's name must be the backupId.
+ * CLI or a schedule; any execution name will do (see backupIdOfExecution).
  */
 export const executionInputSchema = z.strictObject({
   /** The cluster to back up, as named in the configuration (`orders-db`). */
@@ -50,16 +57,27 @@ export function parseExecutionInput(value: unknown): ExecutionInput {
   return parseWith(executionInputSchema, value, 'the backup request');
 }
 
-/** The execution name is the backupId, so that starting the same backup twice starts it once. */
-export function backupIdOfExecution(executionName: string): string {
-  try {
-    return validateBackupId(executionName);
-  } catch {
+/**
+ * The backupId of a backup execution. `pgsnap backup start` and the schedules
+ * name the execution after a new backupId, so that starting the same backup
+ * twice starts it once; that name is the backupId. Any other name (the
+ * console's default, a random UUID, or one the operator typed: Step Functions
+ * allows 1 to 80 characters, non-ASCII ones too, but no white space, brackets,
+ * wildcards, control characters or any of " # % \ ^ | ~ ` $ & , ; : /, per
+ * the StartExecution API reference) gets a backupId derived from the
+ * execution: its start time, then a hash of its name. Both are fixed for the
+ * life of the execution, so a retried first step, or another execution
+ * looking at this one while it runs, finds the same backupId; and ids still
+ * sort by time.
+ */
+export function backupIdOfExecution(execution: { name: string; startTime: Date }): string {
+  if (isBackupId(execution.name)) return execution.name;
+  if (Number.isNaN(execution.startTime.getTime())) {
     throw new InvalidInputError(
-      `the execution name ${JSON.stringify(executionName)} is not a backupId: name the execution like ` +
-        `${newBackupId()} (pgsnap backup start does this for you)`,
+      `execution ${JSON.stringify(execution.name)} has no valid start time, so no backupId can be derived from it`,
     );
   }
+  return backupIdFrom(execution.startTime, execution.name);
 }
 
 export interface StartedBackup {
@@ -96,7 +114,8 @@ export async function startBackupExecution(
 
 /**
  * The backupId of an earlier running execution that backs up the same cluster,
- * if any. Two executions started together both see each other; only the later
+ * if any (derived as that execution's first step derived it, whatever its
+ * name). Two executions started together both see each other; only the later
  * one (by start time, then name) steps aside. Step Functions cannot filter
  * executions by input, so each running one is read.
  */
@@ -124,7 +143,9 @@ export async function findEarlierRunningBackup(
         new DescribeExecutionCommand({ executionArn: execution.executionArn }),
       );
       const input = executionInputSchema.safeParse(JSON.parse(described.input ?? '{}'));
-      if (input.success && input.data.cluster === request.cluster) return execution.name;
+      if (input.success && input.data.cluster === request.cluster) {
+        return backupIdOfExecution({ name: theirs.name, startTime: new Date(theirs.startedAt) });
+      }
     }
     nextToken = page.nextToken;
   } while (nextToken);

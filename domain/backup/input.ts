@@ -1,5 +1,5 @@
 /** Validation of operator input, at the edge, with messages that say what to do. */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { UsageError } from '../errors.ts';
 
 /** PostgreSQL refuses labels over 1024 bytes (MAXPGPATH in do_pg_backup_start). */
@@ -36,13 +36,30 @@ export function validateLabel(label: string): string {
 
 const backupIdPattern = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
-/** A backupId sorts by time and is unique: `20261121T143000Z-a1b2c3`. */
-export function newBackupId(now = new Date()): string {
-  const stamp = now
+/** The time part of a backupId: UTC, to the second (`20261121T143000Z`). */
+function backupIdStamp(time: Date): string {
+  return time
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}/, '');
-  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** A backupId sorts by time and is unique: `20261121T143000Z-a1b2c3`. */
+export function newBackupId(now = new Date()): string {
+  return `${backupIdStamp(now)}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The backupId of something that has a time and a name, the same every time
+ * it is asked: the time to the second, then the first six hex digits of the
+ * SHA-256 of the name (its UTF-8 bytes), so that any name gives a valid one.
+ */
+export function backupIdFrom(time: Date, name: string): string {
+  return `${backupIdStamp(time)}-${createHash('sha256').update(name, 'utf8').digest('hex').slice(0, 6)}`;
+}
+
+export function isBackupId(text: string): boolean {
+  return backupIdPattern.test(text);
 }
 
 export function validateBackupId(backupId: string): string {

@@ -76,7 +76,8 @@ export async function planBackup(
   clusters: ClusterTarget[],
 ): Promise<BackupPlan> {
   const input = parseExecutionInput(request.input);
-  const backupId = backupIdOfExecution(request.executionName);
+  const startedAt = new Date(request.executionStartTime);
+  const backupId = backupIdOfExecution({ name: request.executionName, startTime: startedAt });
   const target = clusters.find((cluster) => cluster.name === input.cluster);
   if (!target) {
     throw new InvalidInputError(
@@ -88,7 +89,7 @@ export async function planBackup(
     stateMachineArn: request.stateMachineArn,
     cluster: target.name,
     executionArn: request.executionArn,
-    startedAt: new Date(request.executionStartTime),
+    startedAt,
   });
   const plan = {
     backupId,

@@ -7,6 +7,7 @@
  * reason, the events, the snapshots left in the account, and whether the
  * server left backup mode.
  */
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,17 +167,24 @@ async function backup(
     hooks?: { afterSnapshot?: (log: HostLog) => Promise<void> | void };
     handlers?: (log: HostLog) => Record<string, TaskHandler>;
     definition?: Record<string, unknown>;
+    /** The execution's name; a new backupId, as `pgsnap backup start` names it, unless given. */
+    executionName?: string;
+    input?: Json;
   } = {},
-): Promise<{ run: LocalBackupRun; log: HostLog; backupId: string }> {
+): Promise<{ run: LocalBackupRun; log: HostLog; backupId: string; startTime?: string }> {
   const log: HostLog = { commands: [] };
-  const backupId = newBackupId();
+  const executionName = options.executionName ?? newBackupId();
   const host = onHost(log);
+  let startTime: string | undefined;
   const run = await runLocalBackup(options.definition ?? definition, {
-    backupId,
+    executionName,
     stateMachineArn,
-    input: { cluster: 'orders-db', label: 'e2e backup', trigger: 'cli' },
+    input: options.input ?? { cluster: 'orders-db', label: 'e2e backup', trigger: 'cli' },
     handlers: {
-      'Check the request and find the cluster': (input) => prepareBackup(input) as unknown as Json,
+      'Check the request and find the cluster': (input) => {
+        startTime = (input as { executionStartTime: string }).executionStartTime;
+        return prepareBackup(input) as unknown as Json;
+      },
       'Begin the backup on the host': host,
       "Snapshot the cluster's volumes": async (input) => {
         log.snapshotStarted = performance.now();
@@ -195,7 +203,8 @@ async function backup(
       ...options.handlers?.(log),
     },
   });
-  return { run, log, backupId };
+  // backupId is the name given, as pgsnap backup start gives it; a test naming the execution otherwise derives it.
+  return { run, log, backupId: executionName, ...(startTime !== undefined ? { startTime } : {}) };
 }
 
 function abortLines(): number {
@@ -216,6 +225,16 @@ async function manifestOf(backupId: string) {
   } finally {
     repository.close();
   }
+}
+
+/**
+ * The backupId of an execution not named after one, worked out here by hand:
+ * its start time in UTC to the second, then the first six hex digits of the
+ * SHA-256 of its name.
+ */
+function derivedBackupId(executionName: string, startTime: string): string {
+  const stamp = `${startTime.slice(0, 19).replace(/[-:]/g, '')}Z`;
+  return `${stamp}-${createHash('sha256').update(executionName).digest('hex').slice(0, 6)}`;
 }
 
 function snapshotsOf(backupId: string) {
@@ -278,6 +297,30 @@ describe('a backup through the synthesized state machine', () => {
         `of which the snapshot step: ${snapshotStep.toFixed(0)} ms; ` +
         `${run.entered.length} states entered, ${run.entered.filter((s) => s.startsWith('Check whether')).length} polls`,
     );
+  });
+
+  test("started from the console under the console's default name (a UUID): completed, under a backupId derived from the execution", async () => {
+    ec2.reset({ completeAfterPolls: 2 });
+    const executionName = randomUUID();
+    // What an operator pastes into the console's input box.
+    const { run, log, startTime } = await backup({ executionName, input: { cluster: 'orders-db' } });
+    expect(run.failure).toBeUndefined();
+    const backupId = derivedBackupId(executionName, startTime!);
+    expect(run.output).toMatchObject({ backupId, trigger: 'console', label: 'on-demand' });
+    expect(log.commands).toEqual(['begin', 'end']);
+    // The host held the backup under that backupId (the agent wrote the manifest), EC2 tagged the snapshots with it.
+    expect(await manifestOf(backupId)).toMatchObject({ backupId, state: 'completed', label: 'on-demand' });
+    expect(snapshotsOf(backupId).map((s) => [s.VolumeId, s.State])).toEqual([
+      [volumes.data, 'completed'],
+      [volumes.wal, 'completed'],
+    ]);
+    expect(run.events).toEqual([
+      {
+        detailType: 'pgsnap backup completed',
+        detail: expect.objectContaining({ backupId, trigger: 'console' }),
+      },
+    ]);
+    await expectBackupModeLeft();
   });
 
   test('begin fails: nothing is snapshotted and the failure is announced with its reason', async () => {

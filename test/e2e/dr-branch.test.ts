@@ -150,7 +150,7 @@ async function backup(): Promise<DrRun> {
   const events: DrRun['events'] = [];
   const metrics: string[] = [];
   const run = await runLocalBackup(definition, {
-    backupId,
+    executionName: backupId,
     stateMachineArn,
     input: { cluster: 'orders-db', label: 'e2e', trigger: 'cli' },
     handlers: {

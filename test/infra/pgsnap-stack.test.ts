@@ -120,6 +120,21 @@ describe('the state machine', () => {
     expect(result.isValid).toBe(true);
   });
 
+  test("only the first step reads the execution's name and start time; every later one reads the backupId it made of them", () => {
+    const asl = stateMachineDefinition(synthesized.template);
+    expect(asl.States['Check the request and find the cluster']!.Parameters).toMatchObject({
+      'executionName.$': '$$.Execution.Name',
+      'executionStartTime.$': '$$.Execution.StartTime',
+    });
+    const readingTheExecution = Object.entries(asl.States)
+      .filter(([, state]) => JSON.stringify(state).includes('$$.Execution.'))
+      .map(([name]) => name);
+    expect(readingTheExecution).toEqual(['Check the request and find the cluster']);
+    expect(asl.States['Begin the backup on the host']).toMatchObject({
+      Parameters: { Parameters: { 'backupId.$': 'States.Array($.backupId)' } },
+    });
+  });
+
   test('every step after begin catches every error into the one cleanup path, which ends failed', () => {
     const asl = stateMachineDefinition(synthesized.template);
     const catchTarget = (name: string) =>

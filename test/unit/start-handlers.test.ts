@@ -18,6 +18,8 @@ const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsn
 const executionArn = (name: string) =>
   `arn:aws:states:eu-west-1:111122223333:execution:pgsnap-test-backup:${name}`;
 const backupId = '20261121T143000Z-a1b2c3';
+/** The console's default execution name: a random UUID. */
+const consoleName = '3f8e2c1a-9b4d-4e7f-a2c6-5d1b0e9f7a34';
 const startedAt = '2026-11-21T14:30:00.000Z';
 
 const clusters: ClusterTarget[] = [
@@ -108,11 +110,27 @@ describe('prepare-backup', () => {
     });
   });
 
-  test('an execution not named after a backupId is refused, saying how to name it', async () => {
-    await expect(prepareBackup(event({ cluster: 'orders-db' }, 'my-backup'))).rejects.toMatchObject({
-      name: 'InvalidInputError',
-      message: expect.stringMatching(/"my-backup" is not a backupId.*pgsnap backup start/),
+  test("an execution under the console's default name (a UUID) is planned under a backupId derived from it", async () => {
+    const plan = await prepareBackup(event({ cluster: 'orders-db' }, consoleName));
+    // The start time 2026-11-21T14:30:00.000Z, then the SHA-256 of the name.
+    expect(plan).toMatchObject({
+      backupId: '20261121T143000Z-92dc8c',
+      trigger: 'console',
+      label: 'on-demand',
     });
+    expect(await prepareBackup(event({ cluster: 'orders-db' }, consoleName))).toEqual(plan);
+  });
+
+  test('an event without a valid start time is refused', () => {
+    // The event is parsed before anything asynchronous starts, so the handler throws at once.
+    expect(() =>
+      prepareBackup({ ...event({ cluster: 'orders-db' }, consoleName), executionStartTime: 'yesterday' }),
+    ).toThrow(
+      expect.objectContaining({
+        name: 'InvalidInputError',
+        message: expect.stringContaining('executionStartTime'),
+      }),
+    );
   });
 
   test('steps aside for an earlier running backup of the same cluster, and only that', async () => {
@@ -149,6 +167,29 @@ describe('prepare-backup', () => {
     expect(await prepareBackup(event({ cluster: 'orders-db' }))).toMatchObject({
       runningBackupId: '20261121T142500Z-000003',
     });
+  });
+
+  test('names an earlier running backup started from the console by the backupId its own first step derived', async () => {
+    sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify({ cluster: 'orders-db' }) });
+    sfn.on(ListExecutionsCommand).resolves({
+      executions: [
+        {
+          name: consoleName,
+          executionArn: executionArn(consoleName),
+          startDate: new Date('2026-11-21T14:29:00.456Z'),
+          stateMachineArn,
+          status: 'RUNNING',
+        },
+      ],
+    });
+    const earlier = await prepareBackup({
+      ...event({ cluster: 'orders-db' }, consoleName),
+      executionStartTime: '2026-11-21T14:29:00.456Z',
+    });
+    expect(await prepareBackup(event({ cluster: 'orders-db' }))).toMatchObject({
+      runningBackupId: earlier.backupId,
+    });
+    expect(earlier.backupId).toBe('20261121T142900Z-92dc8c');
   });
 });
 
