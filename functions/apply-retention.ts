@@ -9,19 +9,17 @@ import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { applyEbsRetention, type RetentionSummary } from '#domain/ebs-retention';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
+import { retentionPolicySchema } from '#domain/retention';
 import * as z from '#domain/zod';
 
 const ec2 = new EC2Client({});
 const sts = new STSClient({});
 
-const policy = z.object({
-  keepLast: z.optional(z.int().check(z.gte(1))),
-  keepDays: z.optional(z.number().check(z.positive())),
-});
-
 const environmentSchema = z.object({
   /** The retention policy of each cluster that has one. */
-  PGSNAP_RETENTION: jsonText(z.record(z.string(), z.extend(policy, { dr: z.optional(policy) }))),
+  PGSNAP_RETENTION: jsonText(
+    z.record(z.string(), z.extend(retentionPolicySchema, { dr: z.optional(retentionPolicySchema) })),
+  ),
   PGSNAP_DR: z.optional(drTargetVariable),
 });
 

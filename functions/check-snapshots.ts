@@ -1,7 +1,7 @@
 /** Lambda for "Check whether the snapshots are completed": one poll, and the wait before the next. */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { parseWith } from '#domain/parse';
-import { checkSnapshotSet, type SnapshotProgress } from '#domain/snapshots';
+import { checkSnapshotSet, type SnapshotProgress, snapshotListSchema } from '#domain/snapshots';
 import * as z from '#domain/zod';
 
 const environmentSchema = z.object({
@@ -12,9 +12,7 @@ const environmentSchema = z.object({
 
 const eventSchema = z.object({
   snapshotSet: z.object({
-    snapshots: z
-      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
-      .check(z.minLength(1)),
+    snapshots: snapshotListSchema,
     createdAt: z.iso.datetime(),
   }),
   poll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),

@@ -6,6 +6,7 @@ import { copyBackupToDrRepository, type DrCopySet, startDrCopies } from '#domain
 import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
+import { snapshotListSchema } from '#domain/snapshots';
 import * as z from '#domain/zod';
 
 const sts = new STSClient({});
@@ -17,9 +18,7 @@ const eventSchema = z.object({
   backupId: z.string(),
   repository: z.string(),
   snapshotSet: z.object({
-    snapshots: z
-      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
-      .check(z.minLength(1)),
+    snapshots: snapshotListSchema,
   }),
 });
 

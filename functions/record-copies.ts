@@ -10,6 +10,7 @@ import { drTargetVariable, openDrSession } from '#domain/dr-target';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
+import { snapshotListSchema } from '#domain/snapshots';
 import * as z from '#domain/zod';
 
 const sts = new STSClient({});
@@ -21,9 +22,7 @@ const target = {
   backupId: z.string(),
   repository: z.string(),
   snapshotSet: z.object({
-    snapshots: z
-      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
-      .check(z.minLength(1)),
+    snapshots: snapshotListSchema,
   }),
 };
 const copySet = z.object({
