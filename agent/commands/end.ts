@@ -72,8 +72,10 @@ const invalidBecause: Record<Exclude<Outcome, 'completed' | 'failed'>, string> =
 /**
  * The error for a backup that can no longer be valid, after marking its
  * manifest failed with the reason, so the catalog never shows it as started.
- * A backup that was aborted is recorded as aborted, with the abort's reason:
- * this end did not make it fail, and an abort already recorded stays as it is.
+ * The reason is written as the state machine writes one ("Error: cause"),
+ * since this is the first failure recorded and a later one keeps it. A backup
+ * that was aborted is recorded as aborted, with the abort's reason: this end
+ * did not make it fail, and an abort already recorded stays as it is.
  */
 async function invalid(
   ctx: Context,
@@ -81,13 +83,15 @@ async function invalid(
   message: string,
   aborted?: { reason: string },
 ): Promise<BackupInvalidError> {
+  const invalidError = new BackupInvalidError(message);
   if (ctx.repository) {
     const state = aborted ? 'aborted' : 'failed';
-    await recordEnded(ctx.repository, backupId, state, aborted?.reason ?? message).catch((error: Error) =>
+    const reason = aborted?.reason ?? `${invalidError.name}: ${message}`;
+    await recordEnded(ctx.repository, backupId, state, reason).catch((error: Error) =>
       ctx.out.progress(`the manifest of ${backupId} could not be marked ${state}: ${error.message}`),
     );
   }
-  return new BackupInvalidError(message);
+  return invalidError;
 }
 
 /** Asks the holder to stop the backup, or picks up a stop whose hand-over was interrupted. */
