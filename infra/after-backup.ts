@@ -15,6 +15,7 @@ import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { grantOperations } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from './acknowledge.ts';
@@ -29,14 +30,6 @@ export interface AfterBackupProps {
   /** The repository bucket of a cluster, and its URL (as the agent uses it). */
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
 }
-
-const grantOperations = [
-  'Decrypt',
-  'DescribeKey',
-  'CreateGrant',
-  'ReEncryptFrom',
-  'GenerateDataKeyWithoutPlaintext',
-];
 
 export class AfterBackup extends Construct {
   readonly functions: AfterBackupFunctions = {};

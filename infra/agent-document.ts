@@ -7,6 +7,7 @@
  */
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { backupIdPattern, clusterNamePattern, labelPattern } from '#domain/backup/input';
 
 /** The document's parameters: what each admits is the interface between state machine and host. */
 export const agentDocumentParameters = {
@@ -18,19 +19,19 @@ export const agentDocumentParameters = {
   cluster: {
     type: 'String',
     description: 'The cluster, as named in the configuration.',
-    allowedPattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
+    allowedPattern: clusterNamePattern.source,
   },
   backupId: {
     type: 'String',
     description:
       "The backupId: the execution's name, or derived from its name and start time; begin, end and abort act only on it.",
-    allowedPattern: '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
+    allowedPattern: backupIdPattern.source,
   },
   label: {
     type: 'String',
     description: 'Written into backup_label (begin).',
     default: 'pgsnap',
-    allowedPattern: '^[A-Za-z0-9._:@+=,/][A-Za-z0-9 ._:@+=,/-]{0,127}$',
+    allowedPattern: labelPattern.source,
   },
   fast: {
     type: 'String',

@@ -295,7 +295,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     const inBackupMs = Date.parse(String(ended.stoppedAt)) - Date.parse(String(ended.startedAt));
     detail(`in backup mode from ${String(ended.startLsn)} to ${String(ended.stopLsn)}`);
     // The manifest names EC2's view of the snapshots; a drill here needs the provider's.
-    await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'taken');
+    await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'described');
 
     await writer.stop();
     const pointInTimeRows = writer.lastCommitted;
