@@ -57,7 +57,7 @@ test('a reader in another process never sees a lock without its content', async 
     const torn: string[] = [];
     const until = Date.now() + 1_500;
     // Read until the taker has been at it for a while: it needs ~0.3 s to start.
-    while (Date.now() < until || seen < 100) {
+    while (Date.now() < until || seen <= 100) {
       let text: string;
       try {
         text = readFileSync(lock, 'utf8');
