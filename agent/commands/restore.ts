@@ -100,7 +100,8 @@ export function recoveryTarget(
   return undefined;
 }
 
-function parseTablespaces(specs: string[] | undefined): Record<string, string> | undefined {
+/** `--tablespace OID=DIR`, once per tablespace that moves; one place for each OID. */
+export function parseTablespaces(specs: string[] | undefined): Record<string, string> | undefined {
   if (!specs?.length) return undefined;
   const locations: Record<string, string> = {};
   for (const spec of specs) {
@@ -109,7 +110,14 @@ function parseTablespaces(specs: string[] | undefined): Record<string, string> |
       throw new UsageError(
         `--tablespace ${JSON.stringify(spec)}: use OID=/absolute/dir, e.g. 16384=/mnt/ts1`,
       );
-    locations[match[1]!] = match[2]!;
+    const oid = match[1]!;
+    const dir = match[2]!;
+    if (locations[oid] !== undefined && locations[oid] !== dir) {
+      throw new UsageError(
+        `--tablespace ${oid} is given two places (${locations[oid]} and ${dir}); give each tablespace OID once`,
+      );
+    }
+    locations[oid] = dir;
   }
   return locations;
 }
