@@ -4,6 +4,7 @@
  * correctly, from the backup's artifacts and WAL in the repository.
  */
 
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PreconditionError, UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/input';
@@ -15,12 +16,14 @@ import { table } from '../output.ts';
 import { pgVersionOf, systemIdentifierOf } from '../pgdata.ts';
 import { open, requireRepositoryChoice } from '../repository-options.ts';
 import { prepareDataDirectory, type RecoveryTarget } from '../restore.ts';
+import { requireServerCanRun } from '../server-can-run.ts';
 import {
   commandLimitBefore16,
   defaultPrefetchSpool,
   expandedLength,
   plainRestoreCommandLine,
   restoreCommandLine,
+  selfCommand,
 } from '../wal-commands.ts';
 import { help } from './begin.ts';
 
@@ -131,10 +134,11 @@ export function walFetchCommand(
   url: string,
   cluster: string,
   prefetch?: { ahead: number; spool: string },
+  pgsnap: string[] = selfCommand(),
 ): string {
   return prefetch
-    ? restoreCommandLine({ url, cluster, prefetch: prefetch.ahead, spool: prefetch.spool })
-    : plainRestoreCommandLine({ url, cluster });
+    ? restoreCommandLine({ url, cluster, prefetch: prefetch.ahead, spool: prefetch.spool, pgsnap })
+    : plainRestoreCommandLine({ url, cluster, pgsnap });
 }
 
 export async function restoreCommand(args: string[]): Promise<number> {
@@ -238,6 +242,8 @@ export async function restoreCommand(args: string[]): Promise<number> {
           `cuts it at ${commandLimitBefore16}: give a shorter --spool-dir, or install pgsnap under a shorter path`,
       );
     }
+    // The server on PGDATA runs as its owner; whoever runs this restore (often root) may reach more.
+    requireServerCanRun(selfCommand(), statSync(pgdata).uid, 'restore_command');
     prepareDataDirectory({
       pgdata,
       backupLabel: label.text,

@@ -6,6 +6,14 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { btrfsUnavailable } from '../support/btrfs.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
+import { privateCheckout, reachableBy } from '../support/private-checkout.ts';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) {
+  console.warn(
+    'SKIPPING the demo from a checkout the server cannot reach: only as root does it run the servers as another user (postgres)',
+  );
+}
 
 it('takes a backup under load through the synthesized state machine, restores it twice, checks the rows, and removes everything it made', async () => {
   const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-demo-test-'));
@@ -86,3 +94,37 @@ it('removes everything it made when interrupted with Ctrl-C in the middle of the
     rmSync(scratch, { recursive: true, force: true });
   }
 });
+
+it.skipIf(!isRoot)(
+  "works from a checkout under a directory the servers' user cannot enter, with Node.js installed there too",
+  async () => {
+    // A clone under /root (0700), Node.js from nvm under it: postgres can reach neither.
+    const checkout = privateCheckout();
+    const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-demo-test-'));
+    chmodSync(scratch, 0o711);
+    try {
+      expect(reachableBy('postgres', checkout.home)).toBe(false);
+      const result = await pgsnap(
+        ['demo', '--json'],
+        { TMPDIR: scratch },
+        // Stopped like Ctrl-C if it hangs, so that it still removes its volumes and servers.
+        { bin: checkout.bin, node: checkout.node, timeoutMs: 180_000, timeoutSignal: 'SIGTERM' },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const report = result.json!;
+      expect(report.ok).toBe(true);
+      // Archiving worked: the archive_command ran pgsnap wal-push, and both drills' restore_command wal-fetch.
+      expect(report.walFilesInRepository).toBeGreaterThan(0);
+      const drills = report.drills as Array<{ expectedRows: number; foundRows: number }>;
+      expect(drills).toHaveLength(2);
+      for (const drill of drills) expect(drill.foundRows).toBe(drill.expectedRows);
+      // What it put where the servers could run it went with the rest.
+      expect(readdirSync(scratch)).toEqual([]);
+      expect(spawnSync('pgrep', ['-f', scratch], { encoding: 'utf8' }).stdout).toBe('');
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+      checkout.destroy();
+    }
+  },
+  240_000,
+);

@@ -12,9 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAmcheck } from '../../agent/local/checks.ts';
 import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
+import { privateCheckout } from '../support/private-checkout.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 
 const run = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) {
+  console.warn(
+    "SKIPPING the restore_command reachability refusal: only root runs pgsnap where the data directory's owner cannot",
+  );
+}
 
 interface Backup {
   source: Cluster;
@@ -239,4 +246,41 @@ describe('pgsnap restore', () => {
     expect(refused.stderr).toMatch(/a server \(pid \d+\) is running in/);
     expect(existsSync(join(backup.source.dataDir, 'backup_label'))).toBe(false);
   });
+
+  it.skipIf(!isRoot)(
+    "refuses, as root, a restore_command that the data directory's owner could not run, saying what to do",
+    async () => {
+      // A checkout under a 0700 directory, as a clone under /root is; Node.js from nvm under it too.
+      const checkout = privateCheckout();
+      try {
+        const flags = [
+          'restore',
+          '--backup-id',
+          backup.backupId,
+          '--pgdata',
+          backup.snapshot,
+          ...backup.repo.flags,
+        ];
+        const theirNode = await pgsnap(flags, backup.repo.env, { bin: checkout.bin, node: checkout.node });
+        expect(theirNode.code, theirNode.stderr).toBe(3);
+        expect(theirNode.stderr).toContain(
+          `PostgreSQL runs restore_command as postgres, who cannot enter ${checkout.home} (drwx------ root:root)`,
+        );
+        expect(theirNode.stderr).toContain(
+          `Node.js is at ${checkout.node}: install Node.js where postgres can run it`,
+        );
+        const systemNode = await pgsnap(flags, backup.repo.env, { bin: checkout.bin });
+        expect(systemNode.code, systemNode.stderr).toBe(3);
+        expect(systemNode.stderr).toContain(`who cannot enter ${checkout.home}`);
+        expect(systemNode.stderr).toContain(
+          'install the agent where postgres can reach it (tar -xzf dist/pgsnap-agent.tar.gz -C /usr/local',
+        );
+        // Refused before anything was written: the server was never given a line it cannot run.
+        expect(existsSync(join(backup.snapshot, 'backup_label'))).toBe(false);
+        expect(existsSync(join(backup.snapshot, 'recovery.signal'))).toBe(false);
+      } finally {
+        checkout.destroy();
+      }
+    },
+  );
 });
