@@ -28,16 +28,24 @@ import { printUsage } from '../agent/cli/usage.ts';
 import { createProvider } from '../agent/providers/create.ts';
 import type { SnapshotProvider } from '../agent/providers/provider.ts';
 import { checkRestoredCluster, type DataCheck } from '../agent/restore/checks.ts';
-import { asPostgres, Cluster, clientBin, newestAvailableMajor, ownedDir } from '../agent/restore/cluster.ts';
+import {
+  asPostgres,
+  Cluster,
+  clientBin,
+  newestAvailableMajor,
+  ownedDir,
+  serverUid,
+} from '../agent/restore/cluster.ts';
 import type { RecoveryTarget } from '../agent/restore/prepare.ts';
 import { recoverFromSnapshots } from '../agent/restore/recover.ts';
 import { waitForArchive } from '../agent/session/archive-wait.ts';
 import { recordLocalSnapshots } from '../agent/session/catalog.ts';
 import { clusterPaths } from '../agent/volumes/cluster-paths.ts';
 import type * as LocalSynth from '../infra/local-synth.ts';
-import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
-import type { LocalVolume } from './local-ec2.ts';
-import { startWriter, type Writer } from './writer.ts';
+import { BtrfsVolumes, btrfsUnavailable } from '../local/btrfs-volumes.ts';
+import type { LocalVolume } from '../local/local-ec2.ts';
+import { stageAgent } from '../local/staged-agent.ts';
+import { startWriter, type Writer } from '../local/writer.ts';
 
 const execFileAsync = promisify(execFile);
 /** Aborts every command still running when the demo is interrupted. */
@@ -170,16 +178,9 @@ export async function demoCommand(args: string[]): Promise<number> {
       url: `file://${ownedDir(join(work, 'repository'), 0o750)}`,
       cluster: 'demo',
     };
-    const walPush = [
-      process.execPath,
-      process.argv[1]!,
-      'wal-push',
-      '%p',
-      '--repo',
-      repository.url,
-      '--cluster',
-      repository.cluster,
-    ]
+    // What the servers run (archive_command, the drills' restore_command), where their user can run it.
+    const agent = stageAgent(join(work, 'agent'), serverUid());
+    const walPush = [...agent, 'wal-push', '%p', '--repo', repository.url, '--cluster', repository.cluster]
       .map(shellQuote)
       .join(' ');
     progress(
@@ -192,6 +193,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       settings: { archive_command: `'${walPush.replaceAll("'", "''")}'`, max_wal_size: "'256MB'" },
     });
     clusters.push(source);
+    detail(`the servers run pgsnap as ${agent.join(' ')}`);
     await source.query(`CREATE TABLESPACE demo_ts LOCATION '${tablespaceDir}'`);
     await source.query('CREATE TABLE demo_events (id bigint PRIMARY KEY, payload text) TABLESPACE demo_ts');
 
@@ -251,13 +253,11 @@ export async function demoCommand(args: string[]): Promise<number> {
     const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes);
     const backupId = newBackupId();
     discards.push(() => provider.delete(ec2.takenFor(backupId)));
-    // The agent as installed on a host (/usr/local/bin/pgsnap): this very pgsnap.
+    // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
     const agentBinDir = ownedDir(join(work, 'bin'), 0o755);
-    writeFileSync(
-      join(agentBinDir, 'pgsnap'),
-      `#!/bin/sh\nexec ${[process.execPath, process.argv[1]!].map(shellQuote).join(' ')} "$@"\n`,
-      { mode: 0o755 },
-    );
+    writeFileSync(join(agentBinDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
+      mode: 0o755,
+    });
     let committedBeforeEnd = 0;
     progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
     const backup = await runBackupLocally({
@@ -363,6 +363,7 @@ export async function demoCommand(args: string[]): Promise<number> {
         target,
         work,
         name: target.kind,
+        pgsnap: agent,
       });
       discards.push(recovered.discard);
       const [row] = await recovered.cluster.query<{ found: string; extra: string }>(
