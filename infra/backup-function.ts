@@ -26,6 +26,9 @@ export interface BackupFunctionProps {
 }
 
 export class BackupFunction extends NodejsFunction {
+  /** The file in functions/ it runs, e.g. `create-snapshots`. */
+  readonly handlerName: string;
+
   constructor(scope: Construct, id: string, props: BackupFunctionProps) {
     super(scope, id, {
       entry: join(root, 'functions', `${props.handler}.ts`),
@@ -56,6 +59,7 @@ export class BackupFunction extends NodejsFunction {
           "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       },
     });
+    this.handlerName = props.handler;
     acknowledge(this, {
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
         "AWSLambdaBasicExecutionRole only lets the function write its own log streams; it is AWS's maintained minimum",
