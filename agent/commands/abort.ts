@@ -6,10 +6,10 @@ import { type Context, createContext } from '../context.ts';
 import { request } from '../control.ts';
 import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../task-token.ts';
 import { printUsage } from '../usage.ts';
 
-export const abortUsage = `pgsnap abort [--reason R] [--task-token T] [--json]
+export const abortUsage = `pgsnap abort [--reason R] [--task-token T [--heartbeat-seconds S]] [--json]
 
 Ends the backup in progress here without keeping anything: the holder closes
 its session and PostgreSQL leaves backup mode.`;
@@ -68,7 +68,10 @@ export async function abortCommand(args: string[]): Promise<number> {
     values['task-token'],
     () => abort(ctx, values.reason ?? 'aborted by operator'),
     (aborted) => ({ aborted: true, ...aborted }),
-    ctx.out,
+    {
+      progress: (message: string) => ctx.out.progress(message),
+      heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']),
+    },
   );
   ctx.out.result(
     { aborted: true, ...result },

@@ -12,10 +12,10 @@ import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import type { SessionConfig, SessionReport } from '../session.ts';
 import { agentSocketPath, type SessionRecord } from '../state.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../task-token.ts';
 import { abort } from './abort.ts';
 
-export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]
+export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T [--heartbeat-seconds S]] [--json]
 
 Starts a non-exclusive backup and returns once PostgreSQL is in backup mode.
 The session is held by the agent service (pgsnap agent) when it runs, and
@@ -310,7 +310,10 @@ export async function beginCommand(args: string[]): Promise<number> {
       return started;
     },
     document,
-    ctx.out,
+    {
+      progress: (message: string) => ctx.out.progress(message),
+      heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']),
+    },
   );
   ctx.out.result(document(session), table(describeSession(session)));
   return 0;

@@ -13,10 +13,10 @@ import { inspect } from '../inspect.ts';
 import { table } from '../output.ts';
 import { connect } from '../postgres.ts';
 import { type Outcome, type StoppedRecord, writeFileDurably } from '../state.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../task-token.ts';
 import { printUsage } from '../usage.ts';
 
-export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
+export const endUsage = `pgsnap end [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T [--heartbeat-seconds S]] [--json]
 
 Ends the backup started by pgsnap begin, waits until the stop segment and the
 backup history file are archived, and writes backup_label, tablespace_map (when
@@ -263,7 +263,10 @@ export async function endCommand(args: string[]): Promise<number> {
         snapshotsPending: values['snapshots-pending'],
       }),
     (ended) => ({ ...ended }),
-    ctx.out,
+    {
+      progress: (message: string) => ctx.out.progress(message),
+      heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']),
+    },
   );
   const lines = table([
     ['backupId', result.backupId],
