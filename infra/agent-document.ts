@@ -56,6 +56,12 @@ export const agentDocumentParameters = {
     description: 'The repository URL, the same the state machine records the manifest in.',
     allowedPattern: '^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|file:///[A-Za-z0-9._/-]+)$',
   },
+  heartbeatSeconds: {
+    type: 'String',
+    description:
+      "The Task state's HeartbeatSeconds; the agent sends SendTaskHeartbeat three times within it.",
+    allowedPattern: '^[1-9][0-9]{0,7}$',
+  },
   taskToken: {
     type: 'String',
     description: 'The Step Functions task token the agent answers with SendTaskSuccess or SendTaskFailure.',
@@ -81,7 +87,7 @@ export const agentDocumentScript = [
   "  end) set -- end --snapshots-pending --backup-id '{{ backupId }}' ;;",
   "  abort) set -- abort --backup-id '{{ backupId }}' --reason '{{ reason }}' ;;",
   'esac',
-  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --task-token '{{ taskToken }}' --json",
+  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --task-token '{{ taskToken }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
 ];
 
 export class AgentDocument extends Construct {
@@ -91,6 +97,8 @@ export class AgentDocument extends Construct {
     super(scope, id);
     const document = new CfnDocument(this, 'Document', {
       documentType: 'Command',
+      // Run Command then refuses any target but an EC2 instance, the only kind of database host pgsnap backs up.
+      targetType: '/AWS::EC2::Instance',
       documentFormat: 'JSON',
       updateMethod: 'NewVersion',
       content: {
