@@ -6,6 +6,7 @@
  */
 import {
   CreateSnapshotsCommand,
+  type CreateSnapshotsCommandOutput,
   DeleteSnapshotCommand,
   DescribeInstancesCommand,
   DescribeLockedSnapshotsCommand,
@@ -200,29 +201,31 @@ export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequ
   const boot = attached.find((volume) => volume.device !== undefined && volume.device === rootDevice);
   const intent =
     repository && manifest ? await writeSnapshotting(repository, { ...manifest, snapshots: [] }) : undefined;
-  const call = ec2.send(
-    new CreateSnapshotsCommand({
-      InstanceSpecification: {
-        InstanceId: request.instanceId,
-        ExcludeBootVolume: !(boot && request.volumeIds.includes(boot.volumeId)),
-        ExcludeDataVolumeIds: attached
-          .filter((volume) => volume !== boot && !request.volumeIds.includes(volume.volumeId))
-          .map((volume) => volume.volumeId),
-      },
-      Description: `pgsnap backup ${request.backupId} of ${request.cluster}`,
-      TagSpecifications: [
-        {
-          ResourceType: 'snapshot',
-          Tags: [
-            { Key: snapshotTags.cluster, Value: request.cluster },
-            { Key: snapshotTags.backupId, Value: request.backupId },
-            { Key: 'Name', Value: `pgsnap ${request.cluster} ${request.backupId}` },
-          ],
+  let created: CreateSnapshotsCommandOutput;
+  try {
+    created = await ec2.send(
+      new CreateSnapshotsCommand({
+        InstanceSpecification: {
+          InstanceId: request.instanceId,
+          ExcludeBootVolume: !(boot && request.volumeIds.includes(boot.volumeId)),
+          ExcludeDataVolumeIds: attached
+            .filter((volume) => volume !== boot && !request.volumeIds.includes(volume.volumeId))
+            .map((volume) => volume.volumeId),
         },
-      ],
-    }),
-  );
-  const created = await call.catch(async (error: unknown) => {
+        Description: `pgsnap backup ${request.backupId} of ${request.cluster}`,
+        TagSpecifications: [
+          {
+            ResourceType: 'snapshot',
+            Tags: [
+              { Key: snapshotTags.cluster, Value: request.cluster },
+              { Key: snapshotTags.backupId, Value: request.backupId },
+              { Key: 'Name', Value: `pgsnap ${request.cluster} ${request.backupId}` },
+            ],
+          },
+        ],
+      }),
+    );
+  } catch (error) {
     // A request EC2 refused with a client error (4xx: RequestLimitExceeded,
     // SnapshotCreationPerVolumeRateExceeded, a bad parameter) took no snapshot, so the intent is
     // taken back and a retry may call again. A server error (InternalError, 5xx) or no answer at
@@ -236,7 +239,7 @@ export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequ
       });
     }
     throw error;
-  });
+  }
   const createdAt = new Date().toISOString();
   const snapshots = (created.Snapshots ?? []).map(
     (s): SnapshotOfSet => ({ snapshotId: s.SnapshotId!, volumeId: s.VolumeId!, state: s.State ?? 'pending' }),
