@@ -45,7 +45,13 @@ export class Moto {
   private constructor(
     private readonly child: ChildProcess,
     readonly port: number,
+    private readonly output: { text: string },
   ) {}
+
+  /** What moto printed so far (its request log and tracebacks), the first 1 MB: for failure messages. */
+  get log(): string {
+    return this.output.text;
+  }
 
   /**
    * Starts moto_server on 127.0.0.1 on a free port; fails, saying how to
@@ -75,6 +81,7 @@ export class Moto {
     });
     running.add(child);
     child.once('exit', () => running.delete(child));
+    const log = { text: '' };
     let output = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -83,6 +90,7 @@ export class Moto {
       }, 30_000);
       const read = (chunk: string) => {
         // werkzeug logs every request on stderr: it is read all along (or the pipe fills), kept only at first.
+        if (log.text.length < 1_000_000) log.text += chunk;
         if (output.length < 100_000) output += chunk;
         if (output.includes(`Running on http://127.0.0.1:${port}`)) {
           clearTimeout(timer);
@@ -96,7 +104,13 @@ export class Moto {
         reject(new Error(`moto_server exited (${code}) before listening; output:\n${output}`));
       });
     });
-    return new Moto(child, port);
+    return new Moto(child, port, log);
+  }
+
+  /** Forgets every resource (POST /moto-api/reset); its configuration stays. */
+  async reset(): Promise<void> {
+    const answer = await fetch(`${this.endpoint}/moto-api/reset`, { method: 'POST' });
+    if (!answer.ok) throw new Error(`moto-api/reset answered ${answer.status}: ${await answer.text()}`);
   }
 
   /** Sets moto's own configuration (POST /moto-api/config), e.g. to let Step Functions execute. */
