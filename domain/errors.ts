@@ -60,6 +60,14 @@ export class SnapshotFailedError extends Error {
   override name = 'SnapshotFailedError';
 }
 
+/**
+ * An earlier CreateSnapshots of the backup may have taken a set that cannot
+ * be found yet: the backup is given up rather than snapshotted twice.
+ */
+export class SnapshotSetUnknownError extends Error {
+  override name = 'SnapshotSetUnknownError';
+}
+
 /** The cluster's database host could not be found, or more than one instance matched. */
 export class InstanceNotFoundError extends PreconditionError {
   override name = 'InstanceNotFoundError';

@@ -3,12 +3,15 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { createSnapshotSet, type SnapshotSet } from '#domain/ebs/snapshots';
 import { PreconditionError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
+import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 
 const eventSchema = z.object({
   cluster: z.string(),
   backupId: z.string(),
   instanceId: z.string(),
+  /** The backup's repository: the call and its snapshot ids are recorded in the manifest (idempotency). */
+  repository: z.optional(z.string()),
   /** From the configuration; when empty, the volumes that begin reported. */
   volumeIds: z.array(z.string()),
   begin: z.object({
@@ -22,19 +25,22 @@ const eventSchema = z.object({
 export const createSnapshotsHandler =
   (ec2: EC2Client) =>
   async (event: unknown): Promise<SnapshotSet> => {
-    const request = parseWith(eventSchema, event, 'the create-snapshots event');
-    if (request.volumeIds.length > 0) return createSnapshotSet(ec2, request);
+    const { repository: url, ...request } = parseWith(eventSchema, event, 'the create-snapshots event');
     // Without configured volumeIds, the volumes the host found; a part it could not place makes the set incomplete.
-    const problems = request.begin.problems ?? [];
+    const problems = request.volumeIds.length > 0 ? [] : (request.begin.problems ?? []);
     if (problems.length > 0) {
       throw new PreconditionError(
         `the host cannot tell every EBS volume of ${request.cluster}: ${problems.join('; ')}`,
       );
     }
-    return createSnapshotSet(ec2, {
-      ...request,
-      volumeIds: (request.begin.volumes ?? []).map((v) => v.volumeId),
-    });
+    const volumeIds =
+      request.volumeIds.length > 0 ? request.volumeIds : (request.begin.volumes ?? []).map((v) => v.volumeId);
+    const repository = url ? await openRepository(url, request.cluster) : undefined;
+    try {
+      return await createSnapshotSet(ec2, { ...request, volumeIds, ...(repository ? { repository } : {}) });
+    } finally {
+      repository?.close();
+    }
   };
 
 export const handler = createSnapshotsHandler(new EC2Client({}));

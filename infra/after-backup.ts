@@ -83,7 +83,13 @@ export class AfterBackup extends Construct {
         managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
       });
       const sourceKeys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
-      role.addToPolicy(new PolicyStatement({ actions: ['ec2:DescribeSnapshots'], resources: ['*'] }));
+      // DescribeLockedSnapshots: whether a snapshot whose delete failed is locked (retention, failed copies).
+      role.addToPolicy(
+        new PolicyStatement({
+          actions: ['ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots'],
+          resources: ['*'],
+        }),
+      );
       if (crossAccount) {
         role.addToPolicy(new PolicyStatement({ actions: ['sts:AssumeRole'], resources: [drRoleArn] }));
         role.addToPolicy(
@@ -245,6 +251,10 @@ export class AfterBackup extends Construct {
           resources: [sourceSnapshots],
           conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: managedClusters } },
         }),
+      );
+      // After a failed delete, whether the snapshot is locked; a Describe with no resource-level permissions.
+      applyRetention.addToRolePolicy(
+        new PolicyStatement({ actions: ['ec2:DescribeLockedSnapshots'], resources: ['*'] }),
       );
       const schedulerRole = new Role(this, 'RetentionSchedulerRole', {
         assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),

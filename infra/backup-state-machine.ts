@@ -233,6 +233,8 @@ export class BackupStateMachine extends Construct {
         cluster: JsonPath.stringAt('$.cluster'),
         backupId: JsonPath.stringAt('$.backupId'),
         instanceId: JsonPath.stringAt('$.instanceId'),
+        // The call and its snapshot ids are recorded in the manifest: a retry takes no second set.
+        repository: JsonPath.stringAt('$.repository'),
         volumeIds: JsonPath.listAt('$.volumeIds'),
         begin: JsonPath.objectAt('$.begin'),
       }),

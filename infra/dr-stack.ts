@@ -258,7 +258,8 @@ export class DrStack extends Stack {
         }),
         new PolicyStatement({
           sid: 'DescribeSnapshots',
-          actions: ['ec2:DescribeSnapshots'],
+          // DescribeLockedSnapshots: whether a copy whose delete failed is locked.
+          actions: ['ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots'],
           resources: ['*'],
         }),
         new PolicyStatement({

@@ -188,27 +188,33 @@ export class Pgsnap extends Construct {
       handler: 'record-backup',
       description: "pgsnap: records the snapshots, the completion or the failure in the backup's manifest",
     });
-    for (const cluster of config.clusters) {
-      const backups = `${cluster.repository.prefix}${cluster.name}/backups/*`;
-      repositoryOf(cluster).grantReadWrite(recordBackup, backups);
-      acknowledge(recordBackup, {
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(repositoryOf(cluster))}/${backups}]`]: `reads and rewrites the manifests of ${cluster.name}'s backups, under its prefix only`,
+    // CreateSnapshots records its call and the snapshot ids in the manifest too (idempotency).
+    for (const fn of [recordBackup, createSnapshots]) {
+      for (const cluster of config.clusters) {
+        const backups = `${cluster.repository.prefix}${cluster.name}/backups/*`;
+        repositoryOf(cluster).grantReadWrite(fn, backups);
+        acknowledge(fn, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(repositoryOf(cluster))}/${backups}]`]: `reads and rewrites the manifests of ${cluster.name}'s backups, under its prefix only`,
+        });
+      }
+    }
+    for (const fn of [recordBackup, createSnapshots]) {
+      acknowledge(fn, {
+        'AwsSolutions-IAM5[Action::s3:GetObject*]':
+          'CDK grantReadWrite: object reads, limited to the backups prefix',
+        'AwsSolutions-IAM5[Action::s3:GetBucket*]':
+          'CDK grantReadWrite: bucket location and settings, read only',
+        'AwsSolutions-IAM5[Action::s3:List*]':
+          'CDK grantReadWrite: listing, needed to tell a missing manifest',
+        'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
+          'CDK grantReadWrite: object writes, limited to the backups prefix',
+        'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
+        'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+          'CDK key grant for the repository key, needed for SSE-KMS objects',
+        'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
+          'CDK key grant for the repository key, needed for SSE-KMS objects',
       });
     }
-    acknowledge(recordBackup, {
-      'AwsSolutions-IAM5[Action::s3:GetObject*]':
-        'CDK grantReadWrite: object reads, limited to the backups prefix',
-      'AwsSolutions-IAM5[Action::s3:GetBucket*]':
-        'CDK grantReadWrite: bucket location and settings, read only',
-      'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantReadWrite: listing, needed to tell a missing manifest',
-      'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
-        'CDK grantReadWrite: object writes, limited to the backups prefix',
-      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
-      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
-        'CDK key grant for the repository key, needed for SSE-KMS objects',
-      'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
-        'CDK key grant for the repository key, needed for SSE-KMS objects',
-    });
 
     // Describe* calls have no resource-level permissions in EC2.
     const describe = (actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });

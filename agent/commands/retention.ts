@@ -36,17 +36,12 @@ const deleteSnapshots: SnapshotDeleter = async (manifest: Manifest) => {
   }
   const ebs = live.filter((s) => s.provider === 'ebs');
   if (ebs.length > 0) {
-    const { EC2Client, DeleteSnapshotCommand } = await import('@aws-sdk/client-ec2');
+    const { EC2Client } = await import('@aws-sdk/client-ec2');
+    const { deleteSnapshotUnlessLocked } = await import('#domain/ebs/snapshots');
     const ec2 = new EC2Client({});
     try {
       for (const s of ebs) {
-        try {
-          await ec2.send(new DeleteSnapshotCommand({ SnapshotId: s.snapshotId }));
-        } catch (error) {
-          const name = (error as Error).name;
-          if (/Lock/i.test(name)) locked.push(s.snapshotId);
-          else if (name !== 'InvalidSnapshot.NotFound') throw error;
-        }
+        if ((await deleteSnapshotUnlessLocked(ec2, s.snapshotId)) === 'locked') locked.push(s.snapshotId);
       }
     } finally {
       ec2.destroy();

@@ -18,8 +18,6 @@
  */
 import {
   CopySnapshotCommand,
-  DeleteSnapshotCommand,
-  DescribeSnapshotsCommand,
   type EC2Client,
   LockSnapshotCommand,
   ModifySnapshotAttributeCommand,
@@ -39,11 +37,14 @@ import type { Manifest, ManifestCopy } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { type DrTarget, isCrossAccount } from './dr-target.ts';
 import {
+  deleteSnapshotUnlessLocked,
   nextWaitSeconds,
   type PollSettings,
   type SnapshotOfSet,
+  snapshotsById,
   snapshotsOfBackup,
   snapshotTags,
+  visibilityGraceMs,
 } from './snapshots.ts';
 
 /** Tag on a DR copy naming the snapshot it was copied from. */
@@ -85,6 +86,43 @@ function sourceIdOf(snapshot: Snapshot): string | undefined {
 }
 
 /**
+ * The keys that encrypt the source snapshots, which the DR account must be
+ * granted. An unencrypted snapshot needs none: it is shared as it is and its
+ * copy is encrypted with the DR key. An encrypted snapshot whose key EC2 does
+ * not report cannot be granted, and the copy in the DR account would fail
+ * later with an error that does not say why; it is refused here, as is a
+ * snapshot that does not exist.
+ */
+async function keysOfSourceSnapshots(
+  source: SourceClients,
+  target: DrTarget,
+  backupId: string,
+  snapshotIds: string[],
+): Promise<Set<string>> {
+  const described = await snapshotsById(source.ec2, snapshotIds);
+  const missing = snapshotIds.filter((id) => !described.some((s) => s.SnapshotId === id));
+  if (missing.length > 0) {
+    throw new CopyFailedError(
+      `snapshot ${missing.join(', ')} of backup ${backupId} does not exist in ${target.sourceRegion}; ` +
+        'there is nothing to copy to DR',
+    );
+  }
+  const keys = new Set<string>();
+  for (const snapshot of described) {
+    if (!snapshot.Encrypted) continue;
+    if (!snapshot.KmsKeyId) {
+      throw new CopyFailedError(
+        `snapshot ${snapshot.SnapshotId} of backup ${backupId} is encrypted, but EC2 reports no KMS key for it, ` +
+          `so account ${target.account} cannot be granted its use and the copy would fail; encrypt the ` +
+          "cluster's volumes with a customer managed key (EBS encryption by default can name one) and take a new backup",
+      );
+    }
+    keys.add(snapshot.KmsKeyId);
+  }
+  return keys;
+}
+
+/**
  * Shares the source snapshots with the DR account and grants the DR role the
  * use of their keys. Refuses snapshots under the AWS managed key, which no
  * other account can ever use.
@@ -95,11 +133,7 @@ async function shareWithDrAccount(
   backupId: string,
   snapshotIds: string[],
 ): Promise<void> {
-  const described = await source.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
-  const keys = new Set<string>();
-  for (const snapshot of described.Snapshots ?? []) {
-    if (snapshot.Encrypted && snapshot.KmsKeyId) keys.add(snapshot.KmsKeyId);
-  }
+  const keys = await keysOfSourceSnapshots(source, target, backupId, snapshotIds);
   for (const keyId of keys) {
     const key = await source.kms.send(new DescribeKeyCommand({ KeyId: keyId }));
     if (key.KeyMetadata?.KeyManager === 'AWS') {
@@ -278,9 +312,11 @@ export async function checkDrCopies(
   },
 ): Promise<CopyProgress> {
   const ids = request.copySet.copies.map((c) => c.snapshotId).filter((id): id is string => id !== undefined);
-  const found = (await drEc2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids }))).Snapshots ?? [];
+  const found = await snapshotsById(drEc2, ids);
   const missing = ids.filter((id) => !found.some((s) => s.SnapshotId === id));
-  if (missing.length > 0) {
+  const now = request.now ?? new Date();
+  // A copy just started may not be visible yet (eventual consistency): pending until the grace is over.
+  if (missing.length > 0 && now.getTime() - Date.parse(request.copySet.startedAt) > visibilityGraceMs) {
     throw new CopyFailedError(
       `DR copy ${missing.join(', ')} no longer exists in ${request.copySet.region} of account ${request.copySet.account}`,
     );
@@ -293,9 +329,12 @@ export async function checkDrCopies(
     );
   }
   const attempt = request.attempt + 1;
-  const completed = found.every((s) => s.State === 'completed');
-  const lowest = Math.min(...found.map((s) => Number.parseInt(s.Progress ?? '0', 10) || 0));
-  const elapsedMs = (request.now ?? new Date()).getTime() - Date.parse(request.copySet.startedAt);
+  const completed = missing.length === 0 && found.every((s) => s.State === 'completed');
+  const lowest = Math.min(
+    ...found.map((s) => Number.parseInt(s.Progress ?? '0', 10) || 0),
+    ...missing.map(() => 0),
+  );
+  const elapsedMs = now.getTime() - Date.parse(request.copySet.startedAt);
   if (!completed && elapsedMs > request.settings.snapshotHours * 3_600_000) {
     throw new TimeoutError(
       `DR copies ${ids.join(', ')} are not completed ${request.settings.snapshotHours}h after they were started ` +
@@ -323,10 +362,8 @@ async function grantsOfBackup(
   backupId: string,
   snapshotIds: string[],
 ): Promise<Array<{ keyId: string; grantId: string }>> {
-  const described = await source.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
-  const keys = new Set(
-    (described.Snapshots ?? []).flatMap((s) => (s.Encrypted && s.KmsKeyId ? [s.KmsKeyId] : [])),
-  );
+  const described = await snapshotsById(source.ec2, snapshotIds);
+  const keys = new Set(described.flatMap((s) => (s.Encrypted && s.KmsKeyId ? [s.KmsKeyId] : [])));
   const grants: Array<{ keyId: string; grantId: string }> = [];
   for (const keyId of keys) {
     let Marker: string | undefined;
@@ -390,13 +427,8 @@ export async function finishDrCopies(
   } else {
     const reason = request.reason;
     for (const copy of await snapshotsOfBackup(clients.drEc2, backupId)) {
-      try {
-        await clients.drEc2.send(new DeleteSnapshotCommand({ SnapshotId: copy.SnapshotId }));
-      } catch (error) {
-        const name = (error as Error).name;
-        // A copy locked before the failure (snapshotLock) stays; DR retention reports it until the lock ends.
-        if (name !== 'InvalidSnapshot.NotFound' && !/lock/i.test(name)) throw error;
-      }
+      // A copy locked before the failure (snapshotLock) stays; DR retention reports it until the lock ends.
+      await deleteSnapshotUnlessLocked(clients.drEc2, copy.SnapshotId!);
     }
     copies = request.snapshots.map((s) => {
       const started = request.copySet?.copies.find((c) => c.sourceSnapshotId === s.snapshotId);

@@ -4,10 +4,11 @@
  * `applyRetention` calls, and the policy run for one cluster at the source
  * and in DR, each with its own policy and its own EC2.
  */
-import { DeleteSnapshotCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { applyRetention, type RetentionPolicy, type SnapshotDeleter } from '../backup/retention.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
+import { deleteSnapshotUnlessLocked } from './snapshots.ts';
 
 /**
  * Deletes a backup's EBS snapshots. A snapshot under an EBS snapshot lock is
@@ -20,13 +21,8 @@ export function ebsSnapshotDeleter(ec2: EC2Client): SnapshotDeleter {
     const locked: string[] = [];
     for (const snapshot of manifest.snapshots) {
       if (snapshot.provider !== 'ebs' || snapshot.state === 'deleted') continue;
-      try {
-        await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshot.snapshotId }));
-      } catch (error) {
-        const name = (error as Error).name;
-        // EC2 refuses to delete a snapshot in a lock's cooling-off or lock period (SnapshotLocked).
-        if (/lock/i.test(name)) locked.push(snapshot.snapshotId);
-        else if (name !== 'InvalidSnapshot.NotFound') throw error;
+      if ((await deleteSnapshotUnlessLocked(ec2, snapshot.snapshotId)) === 'locked') {
+        locked.push(snapshot.snapshotId);
       }
     }
     return { locked };

@@ -6,14 +6,25 @@
  */
 import {
   CreateSnapshotsCommand,
+  type CreateSnapshotsCommandOutput,
   DeleteSnapshotCommand,
   DescribeInstancesCommand,
+  DescribeLockedSnapshotsCommand,
+  type DescribeLockedSnapshotsCommandOutput,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   type EC2Client,
   type Snapshot,
 } from '@aws-sdk/client-ec2';
-import { PreconditionError, SnapshotFailedError, TimeoutError } from '../errors.ts';
+import {
+  ManifestStateError,
+  PreconditionError,
+  SnapshotFailedError,
+  SnapshotSetUnknownError,
+  TimeoutError,
+} from '../errors.ts';
+import type { Manifest } from '../repository/manifest.ts';
+import type { Repository } from '../repository/repository.ts';
 import * as z from '../zod.ts';
 
 /** Tags on every snapshot pgsnap takes; cleanup and IAM conditions rely on them. */
@@ -43,6 +54,12 @@ export interface SnapshotSetRequest {
   instanceId: string;
   /** Exactly the volumes that hold PGDATA, tablespaces and pg_wal. */
   volumeIds: string[];
+  /**
+   * The backup's repository: when given, the call is recorded in the manifest
+   * before it is made and the snapshot ids right after, so that a repeated
+   * call never takes a second set (see createSnapshotSet).
+   */
+  repository?: Repository;
 }
 
 function describe(snapshot: Snapshot): SnapshotOfSet {
@@ -72,19 +89,95 @@ export async function snapshotsOfBackup(ec2: EC2Client, backupId: string): Promi
 }
 
 /**
+ * The snapshots of `ids` that exist. DescribeSnapshots with SnapshotIds fails
+ * the whole call with InvalidSnapshot.NotFound when one of them does not exist
+ * ("The specified snapshot does not exist": EC2 API reference, error codes);
+ * then a `snapshot-id` filter, which returns only the ones that exist and
+ * fails on none, tells which are missing.
+ */
+export async function snapshotsById(ec2: EC2Client, ids: string[]): Promise<Snapshot[]> {
+  try {
+    return (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids }))).Snapshots ?? [];
+  } catch (error) {
+    if ((error as Error).name !== 'InvalidSnapshot.NotFound') throw error;
+  }
+  const found: Snapshot[] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await ec2.send(
+      new DescribeSnapshotsCommand({
+        Filters: [{ Name: 'snapshot-id', Values: ids }],
+        ...(NextToken ? { NextToken } : {}),
+      }),
+    );
+    found.push(...(page.Snapshots ?? []));
+    NextToken = page.NextToken;
+  } while (NextToken);
+  return found;
+}
+
+/**
+ * How long a snapshot may be missing from DescribeSnapshots after it was
+ * created before it counts as gone. The EC2 API is eventually consistent: a
+ * resource just created can be reported as not existing for a while, and AWS
+ * advises retrying with backoff "up to a few minutes"
+ * (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
+ */
+export const visibilityGraceMs = 5 * 60_000;
+
+/**
  * Snapshots exactly the requested volumes of the instance in one
  * CreateSnapshots call. CreateSnapshots takes an instance and exclusions, not a
  * list of volumes: every other attached volume is excluded, and the boot volume
  * too unless it holds the cluster (it cannot be named in ExcludeDataVolumeIds).
+ *
  * A repeated call for the same backupId returns the set already taken.
+ * CreateSnapshots takes no ClientToken (it is not among the actions the EC2
+ * idempotency guide lists, https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html),
+ * and the tags it puts on the set are found by DescribeSnapshots only
+ * eventually (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html):
+ * a retry seconds later can find no set and take a second one. So, given the
+ * repository, the call is recorded in the manifest first (state
+ * `snapshotting` with no snapshots: "CreateSnapshots may have run") and the
+ * ids right after it returns; S3 reads are strongly consistent after a write
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel).
+ * A repeated call then returns the recorded ids, or, when the earlier call
+ * ended without recording them, searches the tags and, finding nothing,
+ * fails with SnapshotSetUnknownError rather than take a second set: the
+ * failure path deletes whatever the earlier call made, by its tags.
  */
 export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequest): Promise<SnapshotSet> {
+  const { repository } = request;
+  const manifest = repository ? await manifestBeforeSnapshots(repository, request.backupId) : undefined;
+  if (manifest?.state === 'snapshotting') {
+    const recorded = manifest.snapshots.filter((s) => s.provider === 'ebs' && s.volumeId);
+    if (recorded.length > 0) {
+      return {
+        snapshots: recorded.map((s) => ({
+          snapshotId: s.snapshotId,
+          volumeId: s.volumeId!,
+          state: s.state ?? 'pending',
+        })),
+        createdAt: manifest.updatedAt,
+      };
+    }
+  }
   const existing = await snapshotsOfBackup(ec2, request.backupId);
   if (existing.length > 0) {
-    return {
+    const found = {
       snapshots: existing.map(describe),
       createdAt: (existing[0]!.StartTime ?? new Date()).toISOString(),
     };
+    if (repository && manifest) await recordSnapshotIds(repository, manifest, found);
+    return found;
+  }
+  if (manifest?.state === 'snapshotting') {
+    throw new SnapshotSetUnknownError(
+      `an earlier CreateSnapshots for backup ${request.backupId} of ${request.cluster} ended without recording ` +
+        `its snapshots (manifest in ${repository!.url} updated ${manifest.updatedAt}), and none tagged with ` +
+        'the backup are visible yet; the backup is given up instead of taking a second set, and the failure ' +
+        'path deletes what the earlier call made. The next backup starts afresh',
+    );
   }
   if (request.volumeIds.length === 0) {
     throw new PreconditionError(
@@ -113,28 +206,47 @@ export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequ
     );
   }
   const boot = attached.find((volume) => volume.device !== undefined && volume.device === rootDevice);
-  const created = await ec2.send(
-    new CreateSnapshotsCommand({
-      InstanceSpecification: {
-        InstanceId: request.instanceId,
-        ExcludeBootVolume: !(boot && request.volumeIds.includes(boot.volumeId)),
-        ExcludeDataVolumeIds: attached
-          .filter((volume) => volume !== boot && !request.volumeIds.includes(volume.volumeId))
-          .map((volume) => volume.volumeId),
-      },
-      Description: `pgsnap backup ${request.backupId} of ${request.cluster}`,
-      TagSpecifications: [
-        {
-          ResourceType: 'snapshot',
-          Tags: [
-            { Key: snapshotTags.cluster, Value: request.cluster },
-            { Key: snapshotTags.backupId, Value: request.backupId },
-            { Key: 'Name', Value: `pgsnap ${request.cluster} ${request.backupId}` },
-          ],
+  const intent =
+    repository && manifest ? await writeSnapshotting(repository, { ...manifest, snapshots: [] }) : undefined;
+  let created: CreateSnapshotsCommandOutput;
+  try {
+    created = await ec2.send(
+      new CreateSnapshotsCommand({
+        InstanceSpecification: {
+          InstanceId: request.instanceId,
+          ExcludeBootVolume: !(boot && request.volumeIds.includes(boot.volumeId)),
+          ExcludeDataVolumeIds: attached
+            .filter((volume) => volume !== boot && !request.volumeIds.includes(volume.volumeId))
+            .map((volume) => volume.volumeId),
         },
-      ],
-    }),
-  );
+        Description: `pgsnap backup ${request.backupId} of ${request.cluster}`,
+        TagSpecifications: [
+          {
+            ResourceType: 'snapshot',
+            Tags: [
+              { Key: snapshotTags.cluster, Value: request.cluster },
+              { Key: snapshotTags.backupId, Value: request.backupId },
+              { Key: 'Name', Value: `pgsnap ${request.cluster} ${request.backupId}` },
+            ],
+          },
+        ],
+      }),
+    );
+  } catch (error) {
+    // A request EC2 refused with a client error (4xx: RequestLimitExceeded,
+    // SnapshotCreationPerVolumeRateExceeded, a bad parameter) took no snapshot, so the intent is
+    // taken back and a retry may call again. A server error (InternalError, 5xx) or no answer at
+    // all leaves it unknown whether the set was taken: the intent stays.
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (repository && intent && status !== undefined && status >= 400 && status < 500) {
+      await repository.writeManifest({
+        ...intent,
+        state: manifest!.state,
+        updatedAt: new Date().toISOString(),
+      });
+    }
+    throw error;
+  }
   const createdAt = new Date().toISOString();
   const snapshots = (created.Snapshots ?? []).map(
     (s): SnapshotOfSet => ({ snapshotId: s.SnapshotId!, volumeId: s.VolumeId!, state: s.State ?? 'pending' }),
@@ -145,7 +257,50 @@ export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequ
       `CreateSnapshots of ${request.instanceId} returned no snapshot of ${notTaken.join(', ')}; the backup is not valid`,
     );
   }
+  if (repository && intent) await recordSnapshotIds(repository, intent, { snapshots, createdAt });
   return { snapshots, createdAt };
+}
+
+/** The manifest begin wrote, which must still be `started` (or `snapshotting` from an earlier call). */
+async function manifestBeforeSnapshots(repository: Repository, backupId: string): Promise<Manifest> {
+  const manifest = await repository.readManifest(backupId);
+  if (!manifest) {
+    throw new ManifestStateError(
+      `snapshotting the volumes: backup ${backupId} has no manifest in ${repository.url}; pgsnap begin on ` +
+        'the host writes it when it uses the same repository (--repo or PGSNAP_REPO): check the agent installation',
+    );
+  }
+  if (manifest.state !== 'started' && manifest.state !== 'snapshotting') {
+    throw new ManifestStateError(
+      `snapshotting the volumes: the manifest of backup ${backupId} is ${manifest.state}, not started; ` +
+        'no snapshots are taken for it',
+    );
+  }
+  return manifest;
+}
+
+async function writeSnapshotting(repository: Repository, manifest: Manifest): Promise<Manifest> {
+  const written: Manifest = { ...manifest, state: 'snapshotting', updatedAt: new Date().toISOString() };
+  await repository.writeManifest(written);
+  return written;
+}
+
+async function recordSnapshotIds(
+  repository: Repository,
+  manifest: Manifest,
+  set: SnapshotSet,
+): Promise<void> {
+  await repository.writeManifest({
+    ...manifest,
+    state: 'snapshotting',
+    snapshots: set.snapshots.map((s) => ({
+      provider: 'ebs',
+      snapshotId: s.snapshotId,
+      volumeId: s.volumeId,
+      state: s.state,
+    })),
+    updatedAt: set.createdAt,
+  });
 }
 
 export interface PollSettings {
@@ -176,11 +331,15 @@ export async function checkSnapshotSet(
   request: { set: SnapshotSet; attempt: number; settings: PollSettings; now?: Date },
 ): Promise<SnapshotProgress> {
   const ids = request.set.snapshots.map((s) => s.snapshotId);
-  const found = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids }));
-  const snapshots = found.Snapshots ?? [];
+  const snapshots = await snapshotsById(ec2, ids);
   const missing = ids.filter((id) => !snapshots.some((s) => s.SnapshotId === id));
-  if (missing.length > 0) {
-    throw new SnapshotFailedError(`snapshot ${missing.join(', ')} no longer exists; the backup is not valid`);
+  const now = request.now ?? new Date();
+  const sinceCreated = now.getTime() - new Date(request.set.createdAt).getTime();
+  if (missing.length > 0 && sinceCreated > visibilityGraceMs) {
+    throw new SnapshotFailedError(
+      `snapshot ${missing.join(', ')} no longer exists (DescribeSnapshots does not find it ` +
+        `${Math.round(sinceCreated / 60_000)} min after it was taken); the backup is not valid`,
+    );
   }
   const failed = snapshots.find((s) => s.State === 'error');
   if (failed) {
@@ -190,10 +349,13 @@ export async function checkSnapshotSet(
     );
   }
   const attempt = request.attempt + 1;
-  const completed = snapshots.every((s) => s.State === 'completed');
-  const progress = snapshots.map((s) => Number.parseInt(s.Progress ?? '0', 10) || 0);
-  const elapsedMs = (request.now ?? new Date()).getTime() - new Date(request.set.createdAt).getTime();
-  if (!completed && elapsedMs > request.settings.snapshotHours * 3_600_000) {
+  // A snapshot not visible yet (within the grace) is taken for pending.
+  const completed = missing.length === 0 && snapshots.every((s) => s.State === 'completed');
+  const progress = [
+    ...snapshots.map((s) => Number.parseInt(s.Progress ?? '0', 10) || 0),
+    ...missing.map(() => 0),
+  ];
+  if (!completed && sinceCreated > request.settings.snapshotHours * 3_600_000) {
     throw new TimeoutError(
       `snapshots ${ids.join(', ')} are not completed ${request.settings.snapshotHours}h after they were taken ` +
         `(lowest progress ${Math.min(...progress)}%); the backup is abandoned`,
@@ -223,4 +385,42 @@ export async function deleteSnapshotSet(
     deleted.push(snapshot.SnapshotId!);
   }
   return { deleted };
+}
+
+/** Lock states in which EC2 refuses to delete the snapshot (EC2 API reference, LockedSnapshotsInfo). */
+const deleteRefusingLockStates = new Set(['compliance-cooloff', 'governance', 'compliance']);
+
+/**
+ * Deletes one snapshot: `deleted`, `gone` when it no longer exists
+ * (InvalidSnapshot.NotFound: retention may run twice), or `locked` when it is
+ * under an EBS snapshot lock. The error EC2 answers a delete of a locked
+ * snapshot with is not among its documented error codes, so a failed delete is
+ * not judged by its name: DescribeLockedSnapshots says whether the snapshot is
+ * locked (state compliance-cooloff, governance or compliance; `expired` is not
+ * locked). Any other failure keeps its error, for the step's Retry.
+ */
+export async function deleteSnapshotUnlessLocked(
+  ec2: EC2Client,
+  snapshotId: string,
+): Promise<'deleted' | 'gone' | 'locked'> {
+  try {
+    await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
+    return 'deleted';
+  } catch (error) {
+    if ((error as Error).name === 'InvalidSnapshot.NotFound') return 'gone';
+    let answer: DescribeLockedSnapshotsCommandOutput;
+    try {
+      answer = await ec2.send(new DescribeLockedSnapshotsCommand({ SnapshotIds: [snapshotId] }));
+    } catch (describeError) {
+      throw new Error(
+        `DeleteSnapshot of ${snapshotId} failed (${(error as Error).name}: ${(error as Error).message}), ` +
+          `and DescribeLockedSnapshots could not tell whether it is locked (${(describeError as Error).name}); ` +
+          'allow ec2:DescribeLockedSnapshots to the role',
+        { cause: error },
+      );
+    }
+    const lock = answer.Snapshots?.find((s) => s.SnapshotId === snapshotId);
+    if (lock?.LockState && deleteRefusingLockStates.has(lock.LockState)) return 'locked';
+    throw error;
+  }
 }

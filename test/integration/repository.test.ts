@@ -1,16 +1,19 @@
 /**
- * The repository on both backends, the same tests for each: a directory and a
- * local S3 server. What is stored is read back byte for byte; what is damaged
- * is detected; what is already there is never overwritten; a cluster name stays
+ * The repository on every backend, the same tests for each: a directory, the
+ * local S3 server (s3rver) and moto_server's S3 (the AWS emulator, which
+ * also honours conditional writes, IfNoneMatch, as S3 does; s3rver ignores
+ * them). What is stored is read back byte for byte; what is damaged is
+ * detected; what is already there is never overwritten; a cluster name stays
  * pinned to one cluster.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRepository } from '#domain/repository/open';
 import type { Repository } from '#domain/repository/repository';
+import { Moto, skipWithoutMoto } from '../support/moto.ts';
 import { LocalS3 } from '../support/s3.ts';
 
 const mb16 = 16 * 1024 * 1024;
@@ -32,16 +35,27 @@ interface Backend {
     write(key: string, body: Buffer): Promise<void>;
   };
   env?: () => Record<string, string>;
+  /** Whether PutObject honours IfNoneMatch (S3 and moto do; s3rver ignores it). */
+  conditionalWrites: boolean;
+  skip?: boolean;
 }
 
 let s3: LocalS3;
+let moto: Moto | undefined;
 const fileRoot = mkdtempSync(join(tmpdir(), 'pgsnap-repo-'));
 
 beforeAll(async () => {
   s3 = await LocalS3.start();
   Object.assign(process.env, s3.env);
+  if (!skipWithoutMoto) {
+    moto = await Moto.start();
+    const client = motoClient();
+    await client.send(new CreateBucketCommand({ Bucket: 'pgsnap-moto' }));
+    client.destroy();
+  }
 });
 afterAll(async () => {
+  await moto?.stop();
   await s3?.destroy();
   rmSync(fileRoot, { recursive: true, force: true });
 });
@@ -54,6 +68,7 @@ const backends: Backend[] = [
       read: async (key) => readFileSync(join(fileRoot, key)),
       write: async (key, body) => writeFileSync(join(fileRoot, key), body),
     },
+    conditionalWrites: true,
   },
   {
     name: 's3://',
@@ -72,8 +87,39 @@ const backends: Backend[] = [
         client.destroy();
       },
     },
+    conditionalWrites: false,
+  },
+  {
+    name: 's3:// on moto',
+    url: () =>
+      `s3://pgsnap-moto/repo?endpoint=${encodeURIComponent(moto!.endpoint)}&path-style=true&region=us-east-1`,
+    raw: {
+      read: async (key) => {
+        const client = motoClient();
+        const answer = await client.send(new GetObjectCommand({ Bucket: 'pgsnap-moto', Key: `repo/${key}` }));
+        const body = Buffer.from(await answer.Body!.transformToByteArray());
+        client.destroy();
+        return body;
+      },
+      write: async (key, body) => {
+        const client = motoClient();
+        await client.send(new PutObjectCommand({ Bucket: 'pgsnap-moto', Key: `repo/${key}`, Body: body }));
+        client.destroy();
+      },
+    },
+    conditionalWrites: true,
+    skip: skipWithoutMoto,
   },
 ];
+
+function motoClient(): S3Client {
+  return new S3Client({
+    ...moto!.client(),
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
 
 describe.each(backends)('repository on $name', (backend) => {
   let cluster = 0;
@@ -81,6 +127,40 @@ describe.each(backends)('repository on $name', (backend) => {
     cluster += 1;
     return openRepository(backend.url(), `db-${cluster}`);
   }
+  if (backend.skip) return;
+
+  it('does every store operation: put, get, exists, putIfAbsent, list, delete', async () => {
+    const { store, cluster } = await fresh();
+    const key = (name: string) => `${cluster}/store/${name}`;
+    expect(await store.get(key('a'))).toBeUndefined();
+    expect(await store.exists(key('a'))).toBe(false);
+    expect(await store.putIfAbsent(key('a'), Buffer.from('first'))).toBe('created');
+    expect(await store.putIfAbsent(key('a'), Buffer.from('second'))).toBe('exists');
+    expect((await store.get(key('a')))?.toString()).toBe('first');
+    await store.put(key('b'), Buffer.from('one'));
+    await store.put(key('b'), Buffer.from('two'));
+    expect((await store.get(key('b')))?.toString()).toBe('two');
+    await store.put(key('dir/c'), Buffer.from('deeper'));
+    expect(await store.list(`${cluster}/store/`)).toEqual(['a', 'b', 'dir']);
+    await store.delete(key('a'));
+    await store.delete(key('a'));
+    expect(await store.exists(key('a'))).toBe(false);
+    expect(await store.list(`${cluster}/store/`)).toEqual(['b', 'dir']);
+    store.close();
+  });
+
+  it.skipIf(!backend.conditionalWrites)(
+    'a conditional write (IfNoneMatch) never replaces an object, even without the existence check first',
+    async () => {
+      const { store, cluster } = await fresh();
+      const key = `${cluster}/wal/000000010000000000000001.zst`;
+      expect(await store.putIfAbsent(key, Buffer.from('first'), { checked: true })).toBe('created');
+      // `checked`: the caller has just seen the key absent, so only the condition on the PUT stops it.
+      expect(await store.putIfAbsent(key, Buffer.from('second'), { checked: true })).toBe('exists');
+      expect((await store.get(key))?.toString()).toBe('first');
+      store.close();
+    },
+  );
 
   it('stores a WAL segment compressed and gives back the same bytes', async () => {
     const repo = await fresh();

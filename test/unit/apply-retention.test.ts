@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DeleteSnapshotCommand, DescribeLockedSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -84,6 +84,12 @@ beforeEach(async () => {
     }
     return {};
   });
+  ec2.on(DescribeLockedSnapshotsCommand).callsFake((input: { SnapshotIds: string[] }) => ({
+    Snapshots: input.SnapshotIds.filter((id) => id.endsWith('-locked')).map((SnapshotId) => ({
+      SnapshotId,
+      LockState: 'governance',
+    })),
+  }));
   process.env.PGSNAP_DR = JSON.stringify({
     sourceAccount: '111122223333',
     sourceRegion: 'eu-west-1',

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import {
   CopySnapshotCommand,
   DeleteSnapshotCommand,
+  DescribeLockedSnapshotsCommand,
   DescribeSnapshotsCommand,
   EC2Client,
   LockSnapshotCommand,
@@ -564,6 +565,9 @@ describe('record-copies', () => {
     ec2
       .on(DeleteSnapshotCommand, { SnapshotId: dr.copies[0]!.snapshotId })
       .rejects(Object.assign(new Error('locked'), { name: 'SnapshotLocked' }));
+    ec2.on(DescribeLockedSnapshotsCommand).resolves({
+      Snapshots: [{ SnapshotId: dr.copies[0]!.snapshotId, LockState: 'compliance-cooloff' }],
+    });
     const copyError = { Error: 'SnapshotLockFailed', Cause: 'the second copy could not be locked' };
     await recordCopies(event({ outcome: 'failed', dr, copyError }));
     expect(ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId)).toEqual(

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { checkSnapshotSet, createSnapshotSet, deleteSnapshotSet } from '#domain/ebs/snapshots';
+import { checkSnapshotSet, createSnapshotSet, deleteSnapshotSet, visibilityGraceMs } from '#domain/ebs/snapshots';
 import { CopyProvider } from '../../agent/providers/copy.ts';
 import { LocalEc2 } from '../../local/local-ec2.ts';
 
@@ -63,7 +63,12 @@ test('snapshots exactly the requested volumes, is found again by tag, completes,
   const { deleted } = await deleteSnapshotSet(ec2.client, { backupId: request.backupId });
   expect(deleted.sort()).toEqual(set.snapshots.map((s) => s.snapshotId).sort());
   for (const snapshot of taken) expect(existsSync(snapshot.snapshot)).toBe(false);
-  await expect(checkSnapshotSet(ec2.client, { set, attempt: 1, settings })).rejects.toThrow(
+  // Missing right after it was taken may be EC2's eventual consistency: pending, until the grace is over.
+  expect(await checkSnapshotSet(ec2.client, { set, attempt: 1, settings })).toMatchObject({
+    completed: false,
+  });
+  const later = new Date(Date.parse(set.createdAt) + visibilityGraceMs + 1_000);
+  await expect(checkSnapshotSet(ec2.client, { set, attempt: 2, settings, now: later })).rejects.toThrow(
     /no longer exists/,
   );
 });
