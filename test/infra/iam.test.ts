@@ -282,11 +282,13 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
       },
     }));
   if (command.client === 's3') {
-    const keys =
-      handler === 'record-backup'
-        ? [`${c.prefix}backups/${backupId}/manifest.json`]
-        : [`${c.prefix}cluster.json`, `${c.prefix}backups/${backupId}/manifest.json`];
-    const listPrefix = handler === 'record-backup' ? `${c.prefix}backups/` : c.prefix;
+    // record-backup and create-snapshots only read and rewrite the backup's manifest (create-snapshots records
+    // its call there, for idempotency); the others also read the cluster's pin.
+    const manifestOnly = handler === 'record-backup' || handler === 'create-snapshots';
+    const keys = manifestOnly
+      ? [`${c.prefix}backups/${backupId}/manifest.json`]
+      : [`${c.prefix}cluster.json`, `${c.prefix}backups/${backupId}/manifest.json`];
+    const listPrefix = manifestOnly ? `${c.prefix}backups/` : c.prefix;
     const sent = s3Requests(
       'own',
       command.operation,
@@ -349,6 +351,18 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
       if (handler === 'record-copies') return [inDr];
       if (handler === 'apply-retention') return [atSource, inDr];
       throw new Error(`ec2:DeleteSnapshot from ${handler} is not in the table of requests`);
+    }
+    case 'ec2:DescribeLockedSnapshots': {
+      // Asked after a failed delete, wherever that delete was (above): no resource-level permissions.
+      const atSource = {
+        as: 'own' as const,
+        request: { action: 'ec2:DescribeLockedSnapshots', resource: '*' },
+      };
+      const inDr = { as: 'dr' as const, request: { action: 'ec2:DescribeLockedSnapshots', resource: '*' } };
+      if (handler === 'delete-snapshots') return [atSource];
+      if (handler === 'record-copies') return [inDr];
+      if (handler === 'apply-retention') return [atSource, inDr];
+      throw new Error(`ec2:DescribeLockedSnapshots from ${handler} is not in the table of requests`);
     }
     case 'ec2:CopySnapshot': {
       const newCopies = `arn:aws:ec2:${drRegion}::snapshot/*`;

@@ -9,6 +9,7 @@ import {
   CreateSnapshotsCommand,
   DeleteSnapshotCommand,
   DescribeInstancesCommand,
+  DescribeLockedSnapshotsCommand,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   EC2Client,
@@ -211,6 +212,17 @@ export class FakeDrAws {
       }
       this.snapshots.delete(input.SnapshotId);
       return {};
+    });
+
+    ec2.on(DescribeLockedSnapshotsCommand).callsFake(async (input, getClient) => {
+      const { region, owner } = await this.where(getClient);
+      const locked = (input.SnapshotIds ?? []).filter((id: string) => {
+        const snapshot = this.snapshots.get(id);
+        return snapshot?.locked && snapshot.region === region && snapshot.owner === owner;
+      });
+      return {
+        Snapshots: locked.map((SnapshotId: string) => ({ SnapshotId, LockState: 'governance' as const })),
+      };
     });
 
     this.kms.on(DescribeKeyCommand).callsFake((input) => ({

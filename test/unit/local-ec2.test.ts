@@ -8,7 +8,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { checkSnapshotSet, createSnapshotSet, deleteSnapshotSet, visibilityGraceMs } from '#domain/ebs/snapshots';
+import {
+  checkSnapshotSet,
+  createSnapshotSet,
+  deleteSnapshotSet,
+  visibilityGraceMs,
+} from '#domain/ebs/snapshots';
 import { CopyProvider } from '../../agent/providers/copy.ts';
 import { LocalEc2 } from '../../local/local-ec2.ts';
 
