@@ -16,7 +16,7 @@ import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { recordStarted } from '../session/catalog.ts';
 import type { SessionConfig } from '../session/config.ts';
-import { request } from '../session/control.ts';
+import { answerError, request } from '../session/control.ts';
 import { inspect } from '../session/inspect.ts';
 import type { SessionReport } from '../session/session.ts';
 import { agentSocketPath, type SessionRecord } from '../session/state.ts';
@@ -239,13 +239,15 @@ async function spawnHolder(
   });
 }
 
-/** Rebuilds the session's error with its name, so the exit code and Step Functions see the same one. */
-function holderError(error: { name: string; message: string } | undefined): Error {
-  const message = error?.message ?? 'the holder gave no reason';
-  if (error?.name === 'PreconditionError') return new PreconditionError(message);
-  if (error?.name === 'ConnectionError') return new ConnectionError(message);
-  const rebuilt = new Error(`the backup did not start: ${message}`);
-  rebuilt.name = error?.name ?? 'Error';
+/**
+ * The session's error as it came (answerError keeps its name, which the exit code and Step Functions
+ * match on), said to be begin's when it is not one the operator acts on as it is.
+ */
+function holderError(error: { name: string; message: string }): Error {
+  const rebuilt = answerError(error);
+  if (!(rebuilt instanceof PreconditionError || rebuilt instanceof ConnectionError)) {
+    rebuilt.message = `the backup did not start: ${rebuilt.message}`;
+  }
   return rebuilt;
 }
 

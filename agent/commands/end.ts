@@ -12,7 +12,7 @@ import { printUsage } from '../cli/usage.ts';
 import { connect } from '../postgres/client.ts';
 import { waitForArchive } from '../session/archive-wait.ts';
 import { recordEnded, type StoredBackup, storeBackup } from '../session/catalog.ts';
-import { request } from '../session/control.ts';
+import { answerError, request } from '../session/control.ts';
 import { type Inspection, inspect } from '../session/inspect.ts';
 import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../session/state.ts';
 
@@ -162,8 +162,10 @@ async function stopOrResume(ctx: Context, backupId?: string): Promise<StoppedRec
         return stopOrResume(ctx, backupId);
       }
       if (!answer.ok) {
-        if (answer.error.name === 'PreconditionError') throw new PreconditionError(answer.error.message);
-        throw await invalid(ctx, current.session.backupId, answer.error.message);
+        // A refusal leaves the backup as it is; any other failure of the stop has cost the backup its validity.
+        const error = answerError(answer.error);
+        if (error instanceof PreconditionError) throw error;
+        throw await invalid(ctx, current.session.backupId, error.message);
       }
       return answer.result as unknown as StoppedRecord;
     }
