@@ -3,18 +3,19 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { newBackupId } from '#domain/backup/input';
 import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
+import { beginFlags, parseBeginOptions } from '../cli/begin-options.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
 import { connect } from '../postgres/client.ts';
 import { createProvider } from '../providers/create.ts';
 import type { VolumeSnapshot } from '../providers/provider.ts';
+import { abort } from '../session/abort.ts';
+import { begin } from '../session/begin.ts';
 import { recordLocalSnapshots } from '../session/catalog.ts';
+import { defaultArchiveTimeoutMs, type EndResult, end } from '../session/end.ts';
 import type { SessionRecord } from '../session/state.ts';
 import { clusterPaths } from '../volumes/cluster-paths.ts';
-import { abort } from './abort.ts';
-import { begin, beginFlags, parseBeginOptions } from './begin.ts';
-import { defaultArchiveTimeoutMs, type EndResult, end } from './end.ts';
 
 export const runUsage = `pgsnap run [--label L] [--fast] [--max-duration 1h] [--output DIR] [--json] -- CMD ARGS...
 pgsnap run --provider copy --snapshot-dir DIR | --provider btrfs | --provider exec -- CMD ARGS... [options]
