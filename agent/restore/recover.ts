@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import type { ManifestSnapshot } from '#domain/repository/manifest';
 import type { RepositoryChoice } from '../cli/repository-options.ts';
-import { walFetchCommand } from '../commands/restore.ts';
 import { systemIdentifierOf } from '../postgres/pgdata.ts';
 import type { SnapshotProvider } from '../providers/provider.ts';
+import { walFetchLine } from '../wal/shell-lines.ts';
 import { Cluster, ownedDir } from './cluster.ts';
 import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';
 
@@ -83,7 +83,7 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
       ...(request.map ? { tablespaceMap: request.map.text, tablespaces } : {}),
       // Never the source's WAL: the restored WAL volume if there is one, else a fresh directory.
       walDir,
-      restoreCommand: walFetchCommand(request.repository.url, request.repository.cluster),
+      restoreCommand: walFetchLine(request.repository.url, request.repository.cluster),
       target: request.target,
       targetAction: 'promote',
     });
