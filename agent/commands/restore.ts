@@ -4,28 +4,16 @@
  * correctly, from the backup's artifacts and WAL in the repository.
  */
 
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { validateBackupId } from '#domain/backup/input';
-import { PreconditionError, UsageError } from '#domain/errors';
-import type { Manifest } from '#domain/repository/manifest';
+import { UsageError } from '#domain/errors';
 import { parseLsn } from '#domain/wal/lsn';
 import { parse, refuseTogether } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
-import { pgVersionOf, systemIdentifierOf } from '../postgres/pgdata.ts';
-import { prepareDataDirectory, type RecoveryTarget } from '../restore/prepare.ts';
-import { requireServerCanRun } from '../restore/server-can-run.ts';
-import {
-  commandLimitBefore16,
-  defaultPrefetchSpool,
-  expandedLength,
-  plainRestoreCommandLine,
-  restoreCommandLine,
-  selfCommand,
-} from '../wal/shell-lines.ts';
+import type { RecoveryTarget } from '../restore/prepare.ts';
+import { type RestoreResult, restoreBackup } from '../restore/restore-backup.ts';
 
 export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
@@ -49,35 +37,35 @@ start the server on DIR.
 
 const targetActions = ['promote', 'pause', 'shutdown'] as const;
 
-/** One recovery target at most, checked against the backup's consistency point. */
-export function recoveryTarget(
-  values: { 'target-time'?: string; 'target-lsn'?: string; 'target-name'?: string; target?: string },
-  manifest: Manifest,
-): RecoveryTarget | undefined {
+/**
+ * One recovery target at most, as the flags give it; restoreBackup checks it
+ * against the backup's consistency point.
+ */
+function parseRecoveryTarget(values: {
+  'target-time'?: string;
+  'target-lsn'?: string;
+  'target-name'?: string;
+  target?: string;
+}): { target: RecoveryTarget; flag: string } | undefined {
   refuseTogether('restore', values, ['target-time', 'target-lsn', 'target-name', 'target']);
-  const stop = `the backup's consistency point (${manifest.stopLsn} at ${manifest.timings.stoppedAt})`;
   if (values.target !== undefined) {
     if (values.target !== 'immediate') {
       throw new UsageError(
         `--target takes only "immediate" (the end of the backup); got ${JSON.stringify(values.target)}`,
       );
     }
-    return { kind: 'immediate' };
+    return { target: { kind: 'immediate' }, flag: '--target immediate' };
   }
   if (values['target-lsn'] !== undefined) {
-    let lsn: bigint;
     try {
-      lsn = parseLsn(values['target-lsn']);
+      parseLsn(values['target-lsn']);
     } catch (error) {
       throw new UsageError(`--target-lsn: ${(error as Error).message}`);
     }
-    if (manifest.stopLsn && lsn < parseLsn(manifest.stopLsn)) {
-      throw new PreconditionError(
-        `--target-lsn ${values['target-lsn']} is before ${stop}: PostgreSQL would stop recovery before the ` +
-          'restored files are consistent. Choose a later target, or restore an earlier backup.',
-      );
-    }
-    return { kind: 'lsn', value: values['target-lsn'] };
+    return {
+      target: { kind: 'lsn', value: values['target-lsn'] },
+      flag: `--target-lsn ${values['target-lsn']}`,
+    };
   }
   if (values['target-time'] !== undefined) {
     const time = Date.parse(values['target-time']);
@@ -86,19 +74,19 @@ export function recoveryTarget(
         `--target-time ${JSON.stringify(values['target-time'])} is not a time with a zone; use e.g. 2026-11-21T14:30:00Z`,
       );
     }
-    if (manifest.timings.stoppedAt && time < Date.parse(manifest.timings.stoppedAt)) {
-      throw new PreconditionError(
-        `--target-time ${values['target-time']} is before ${stop}: PostgreSQL would stop recovery before the ` +
-          'restored files are consistent. Choose a later time, or restore an earlier backup.',
-      );
-    }
-    return { kind: 'time', value: new Date(time).toISOString() };
+    return {
+      target: { kind: 'time', value: new Date(time).toISOString() },
+      flag: `--target-time ${values['target-time']}`,
+    };
   }
   if (values['target-name'] !== undefined) {
     if (values['target-name'] === '' || Buffer.byteLength(values['target-name']) > 63) {
       throw new UsageError('--target-name must be the name given to pg_create_restore_point (1 to 63 bytes)');
     }
-    return { kind: 'name', value: values['target-name'] };
+    return {
+      target: { kind: 'name', value: values['target-name'] },
+      flag: `--target-name ${values['target-name']}`,
+    };
   }
   return undefined;
 }
@@ -123,22 +111,6 @@ export function parseTablespaces(specs: string[] | undefined): Record<string, st
     locations[oid] = dir;
   }
   return locations;
-}
-
-/**
- * The command PostgreSQL will run to fetch WAL: this very pgsnap, with the
- * repository in its flags; with prefetch, the shell fast path that moves
- * prefetched segments into place without starting pgsnap.
- */
-export function walFetchCommand(
-  url: string,
-  cluster: string,
-  prefetch?: { ahead: number; spool: string },
-  pgsnap: string[] = selfCommand(),
-): string {
-  return prefetch
-    ? restoreCommandLine({ url, cluster, prefetch: prefetch.ahead, spool: prefetch.spool, pgsnap })
-    : plainRestoreCommandLine({ url, cluster, pgsnap });
 }
 
 export async function restoreCommand(args: string[]): Promise<number> {
@@ -184,112 +156,43 @@ export async function restoreCommand(args: string[]): Promise<number> {
   }
   if (values['spool-dir'] !== undefined && ahead === 0)
     throw new UsageError('--spool-dir needs --prefetch N');
+  const target = parseRecoveryTarget(values);
   const ctx = createContext(values);
   const choice = requireRepositoryChoice('restore', values);
 
   const repository = await open(choice);
+  let result: RestoreResult;
   try {
-    const manifest = await repository.readManifest(backupId);
-    if (!manifest) {
-      throw new PreconditionError(
-        `there is no backup ${backupId} in ${repository.url}; pgsnap backups list shows what there is`,
-      );
-    }
-    if (manifest.state !== 'completed') {
-      throw new PreconditionError(
-        `backup ${backupId} is ${manifest.state}, not completed${manifest.failure ? ` (${manifest.failure.reason})` : ''}; ` +
-          'only a completed backup can be restored',
-      );
-    }
-    const target = recoveryTarget(values, manifest);
-    const pgdata = values.pgdata;
-    let found: string;
-    try {
-      found = systemIdentifierOf(pgdata);
-    } catch (error) {
-      throw new PreconditionError(`${pgdata} is not a restored data directory: ${(error as Error).message}`);
-    }
-    if (found !== manifest.systemIdentifier) {
-      throw new PreconditionError(
-        `${pgdata} holds the cluster with system identifier ${found}, but backup ${backupId} was taken of ` +
-          `${manifest.cluster} (system identifier ${manifest.systemIdentifier}); restore this backup's own snapshot`,
-      );
-    }
-
-    const artifact = async (name: string) => {
-      const record = manifest.artifacts.find((a) => a.name === name);
-      return record
-        ? { record, text: (await repository.readArtifact(backupId, record)).toString('utf8') }
-        : undefined;
-    };
-    const label = await artifact('backup_label');
-    if (!label)
-      throw new PreconditionError(
-        `backup ${backupId} has no backup_label in its manifest; it cannot be restored`,
-      );
-    const map = await artifact('tablespace_map');
-    const restoreCommandLine = walFetchCommand(
-      choice.url,
-      choice.cluster,
-      ahead > 0
-        ? { ahead, spool: resolve(values['spool-dir'] ?? defaultPrefetchSpool(resolve(pgdata))) }
-        : undefined,
-    );
-    const major = Number(pgVersionOf(pgdata) ?? 16);
-    if (major < 16 && expandedLength(restoreCommandLine) > commandLimitBefore16) {
-      throw new PreconditionError(
-        `the restore_command would be ${expandedLength(restoreCommandLine)} bytes, and PostgreSQL ${major} ` +
-          `cuts it at ${commandLimitBefore16}: give a shorter --spool-dir, or install pgsnap under a shorter path`,
-      );
-    }
-    // The server on PGDATA runs as its owner; whoever runs this restore (often root) may reach more.
-    requireServerCanRun(selfCommand(), statSync(pgdata).uid, 'restore_command');
-    prepareDataDirectory({
-      pgdata,
-      backupLabel: label.text,
-      expectedSha256: {
-        backupLabel: label.record.sha256,
-        ...(map ? { tablespaceMap: map.record.sha256 } : {}),
-      },
-      ...(map ? { tablespaceMap: map.text } : {}),
+    result = await restoreBackup(repository, choice, {
+      backupId,
+      pgdata: values.pgdata,
+      ...(target ? { target: target.target, targetFlag: target.flag } : {}),
+      ...(action ? { targetAction: action as (typeof targetActions)[number] } : {}),
       ...(tablespaces ? { tablespaces } : {}),
-      restoreCommand: restoreCommandLine,
-      ...(target ? { target, targetAction: (action as (typeof targetActions)[number]) ?? 'promote' } : {}),
       keepArchiving: values['keep-archiving'],
       ...(values.waldir ? { walDir: values.waldir } : {}),
       ...(values.standby ? { standby: { primaryConninfo: values['primary-conninfo']! } } : {}),
+      prefetch: { ahead, ...(values['spool-dir'] ? { spoolDir: values['spool-dir'] } : {}) },
     });
-    const result = {
-      backupId,
-      pgdata,
-      systemIdentifier: found,
-      stopLsn: manifest.stopLsn,
-      target: target ?? { kind: 'end of WAL' },
-      mode: values.standby ? 'standby' : 'recovery',
-      archiving: values['keep-archiving'] ? 'kept' : 'off',
-      restoreCommand: restoreCommandLine,
-      written: [
-        'backup_label',
-        ...(map ? ['tablespace_map'] : []),
-        values.standby ? 'standby.signal' : 'recovery.signal',
-      ],
-    };
-    ctx.out.result(result, [
-      ...table([
-        ['backupId', backupId],
-        ['pgdata', pgdata],
-        ['consistent at', manifest.stopLsn],
-        [
-          'target',
-          target ? `${target.kind}${target.value ? ` ${target.value}` : ''}` : 'end of the archived WAL',
-        ],
-        ['archiving', result.archiving],
-        ['restore_command', restoreCommandLine],
-      ]),
-      `ready: start the server on ${pgdata} (pg_ctl -D ${pgdata} start)`,
-    ]);
-    return 0;
   } finally {
     repository.close();
   }
+  const { target: shown } = result;
+  ctx.out.result({ ...result }, [
+    ...table([
+      ['backupId', result.backupId],
+      ['pgdata', result.pgdata],
+      ['consistent at', result.stopLsn],
+      [
+        'target',
+        shown.kind === 'end of WAL'
+          ? 'end of the archived WAL'
+          : `${shown.kind}${shown.value ? ` ${shown.value}` : ''}`,
+      ],
+      ['archiving', result.archiving],
+      ['restore_command', result.restoreCommand],
+    ]),
+    `ready: start the server on ${result.pgdata} (pg_ctl -D ${result.pgdata} start)`,
+  ]);
+  return 0;
 }

@@ -3,18 +3,19 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { newBackupId } from '#domain/backup/input';
 import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
+import { beginFlags, parseBeginOptions } from '../cli/begin-options.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
 import { connect } from '../postgres/client.ts';
 import { createProvider } from '../providers/create.ts';
-import type { VolumeSnapshot } from '../providers/provider.ts';
+import type { SnapshotProvider, VolumeSnapshot } from '../providers/provider.ts';
+import { abort } from '../session/abort.ts';
+import { type BeginOptions, begin } from '../session/begin.ts';
 import { recordLocalSnapshots } from '../session/catalog.ts';
+import { defaultArchiveTimeoutMs, type EndResult, end } from '../session/end.ts';
 import type { SessionRecord } from '../session/state.ts';
-import { clusterPaths } from '../volumes/cluster-paths.ts';
-import { abort } from './abort.ts';
-import { begin, beginFlags, parseBeginOptions } from './begin.ts';
-import { defaultArchiveTimeoutMs, type EndResult, end } from './end.ts';
+import { type ClusterPath, clusterPaths } from '../volumes/cluster-paths.ts';
 
 export const runUsage = `pgsnap run [--label L] [--fast] [--max-duration 1h] [--output DIR] [--json] -- CMD ARGS...
 pgsnap run --provider copy --snapshot-dir DIR | --provider btrfs | --provider exec -- CMD ARGS... [options]
@@ -26,6 +27,42 @@ snapshot fails or the run is interrupted, the backup is aborted, what was
 captured is deleted, and the exit code is non-zero.`;
 
 export async function runCommand(args: string[]): Promise<number> {
+  const { values, command } = parseRunArgs(args);
+  if (values.help) return printUsage(runUsage);
+  const options = runOptions(values, command);
+  const ctx = createContext(values);
+  const snapshot = await planSnapshot(values, command);
+  // Listen from the start: a slow begin (a spread checkpoint) is interrupted as often as the command.
+  const interrupts = listenForInterrupts();
+  let session: SessionRecord;
+  try {
+    session = await begin(ctx, options, interrupts.beginning);
+  } catch (error) {
+    interrupts.stop();
+    if (!interrupts.signal) throw error;
+    // begin has stopped the holder: the backup never started.
+    return reportAborted(
+      ctx,
+      options.backupId,
+      `interrupted by ${interrupts.signal} before the backup started`,
+      interrupts.signal,
+    );
+  }
+  const taken = await takeSnapshot(ctx, session, snapshot, interrupts);
+  interrupts.stop();
+  const failure = interrupts.signal ? `interrupted by ${interrupts.signal}` : taken.failure;
+  if (failure) {
+    await abort(ctx, failure, session.backupId);
+    // A snapshot of an aborted backup cannot be restored: nothing of it may stay behind.
+    await deleteSnapshots(ctx, session, snapshot, taken.snapshots);
+    return reportAborted(ctx, session.backupId, failure, interrupts.signal);
+  }
+  const result = await endBackup(ctx, session, values.output, snapshot, taken.snapshots);
+  printEnded(ctx, result, snapshot, taken.snapshots);
+  return 0;
+}
+
+function parseRunArgs(args: string[]) {
   const separator = args.indexOf('--');
   const flags = separator < 0 ? args : args.slice(0, separator);
   const command = separator < 0 ? [] : args.slice(separator + 1);
@@ -35,7 +72,13 @@ export async function runCommand(args: string[]): Promise<number> {
     provider: { type: 'string' },
     'snapshot-dir': { type: 'string' },
   });
-  if (values.help) return printUsage(runUsage);
+  return { values, command };
+}
+
+type RunValues = ReturnType<typeof parseRunArgs>['values'];
+
+/** Begin's options, after refusing a run that names no snapshot, or two. */
+function runOptions(values: RunValues, command: string[]): BeginOptions & { backupId: string } {
   if (values.provider && values.provider !== 'exec' && command.length > 0) {
     throw new UsageError(
       `pgsnap run: cannot specify both --provider ${values.provider} and a command after --`,
@@ -48,17 +91,37 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const parsed = parseBeginOptions({ ...values, label: values.label ?? 'pgsnap run' });
   // Chosen here so that an interrupted begin can still be reported by its backupId.
-  const options = { ...parsed, backupId: parsed.backupId ?? newBackupId() };
-  const ctx = createContext(values);
+  return { ...parsed, backupId: parsed.backupId ?? newBackupId() };
+}
+
+/** What takes the snapshot: a provider, with the paths it captures, or the operator's command. */
+interface SnapshotPlan {
+  provider: SnapshotProvider | undefined;
+  paths: ClusterPath[];
+  command: string[];
+}
+
+async function planSnapshot(values: RunValues, command: string[]): Promise<SnapshotPlan> {
   const provider = values.provider
     ? await createProvider(values.provider, {
         ...(values['snapshot-dir'] ? { snapshotDir: values['snapshot-dir'] } : {}),
         command,
       })
     : undefined;
-  const paths = provider ? await discoverPaths() : [];
+  return { provider, paths: provider ? await discoverPaths() : [], command };
+}
 
-  // Listen from the start: a slow begin (a spread checkpoint) is interrupted as often as the command.
+/** SIGINT and SIGTERM: they stop begin while it runs, and are forwarded to the snapshot command once it runs. */
+interface Interrupts {
+  /** The signal that interrupted the run, once one did. */
+  readonly signal: NodeJS.Signals | undefined;
+  /** Aborted when a signal comes before the snapshot command runs. */
+  readonly beginning: AbortSignal;
+  forwardTo(child: ChildProcess): void;
+  stop(): void;
+}
+
+function listenForInterrupts(): Interrupts {
   let interrupted: NodeJS.Signals | undefined;
   let child: ChildProcess | undefined;
   const beginning = new AbortController();
@@ -69,94 +132,118 @@ export async function runCommand(args: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let session: SessionRecord;
-  try {
-    session = await begin(ctx, options, beginning.signal);
-  } catch (error) {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (!interrupted) throw error;
-    // begin has stopped the holder: the backup never started.
-    return reportAborted(
-      ctx,
-      options.backupId,
-      `interrupted by ${interrupted} before the backup started`,
-      interrupted,
-    );
-  }
+  return {
+    get signal() {
+      return interrupted;
+    },
+    beginning: beginning.signal,
+    forwardTo(running) {
+      child = running;
+    },
+    stop() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/** Takes the snapshot inside the backup; `failure` says why it was not taken. */
+async function takeSnapshot(
+  ctx: Context,
+  session: SessionRecord,
+  { provider, paths, command }: SnapshotPlan,
+  interrupts: Interrupts,
+): Promise<{ snapshots: VolumeSnapshot[]; failure?: string }> {
   ctx.out.progress(
     `backup ${session.backupId} started at ${session.startLsn}; ` +
       (provider
         ? `taking ${provider.name} snapshots of ${paths.map((p) => p.path).join(', ')}`
         : `running ${command.join(' ')}`),
   );
-
-  let exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error } | undefined;
-  let snapshots: VolumeSnapshot[] = [];
-  let providerFailure: string | undefined;
-  const deleteSnapshots = async () => {
-    if (!provider || snapshots.length === 0) return;
-    await provider.delete(snapshots);
-    if (!ctx.repository) return;
-    await recordLocalSnapshots(ctx.repository, session.backupId, provider.name, snapshots, 'deleted').catch(
-      (error: Error) =>
-        ctx.out.progress(`the manifest could not record the deleted snapshots: ${error.message}`),
-    );
-  };
-  if (!interrupted && provider) {
+  if (interrupts.signal) return { snapshots: [] };
+  if (provider) {
+    let snapshots: VolumeSnapshot[] = [];
     try {
       snapshots = await provider.snapshot(session.backupId, paths);
       if (ctx.repository) {
         await recordLocalSnapshots(ctx.repository, session.backupId, provider.name, snapshots, 'taken');
       }
+      return { snapshots };
     } catch (error) {
-      providerFailure = `the ${provider.name} snapshot failed: ${messageOf(error)}`;
+      return { snapshots, failure: `the ${provider.name} snapshot failed: ${messageOf(error)}` };
     }
-  } else if (!interrupted) {
-    const running = spawn(command[0]!, command.slice(1), {
-      // A process group of its own, so that a signal reaches the script and everything it started.
-      detached: true,
-      stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
-      env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn ?? '' },
-    });
-    child = running;
-    // With --json, stdout carries one document: the command's own output goes to stderr.
-    running.stdout?.pipe(process.stderr);
-    exit = await new Promise((resolve) => {
-      running.on('error', (error) => resolve({ code: null, signal: null, error }));
-      running.on('exit', (code, signal) => resolve({ code, signal }));
-    });
   }
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  const exit = await runSnapshotCommand(ctx, session, command, interrupts);
+  if (exit.error) return { snapshots: [], failure: `${command[0]} could not run: ${exit.error.message}` };
+  if (exit.code !== 0) {
+    const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+    return { snapshots: [], failure: `${command.join(' ')} failed (${how})` };
+  }
+  return { snapshots: [] };
+}
 
-  const failure = interrupted
-    ? `interrupted by ${interrupted}`
-    : provider
-      ? providerFailure
-      : exit?.error
-        ? `${command[0]} could not run: ${exit.error.message}`
-        : exit?.code !== 0
-          ? `${command.join(' ')} failed (${exit?.signal ? `killed by ${exit.signal}` : `exit code ${exit?.code}`})`
-          : undefined;
-  if (failure) {
-    await abort(ctx, failure, session.backupId);
-    // A snapshot of an aborted backup cannot be restored: nothing of it may stay behind.
-    await deleteSnapshots();
-    return reportAborted(ctx, session.backupId, failure, interrupted);
-  }
-  let result: EndResult;
+async function runSnapshotCommand(
+  ctx: Context,
+  session: SessionRecord,
+  command: string[],
+  interrupts: Interrupts,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }> {
+  const running = spawn(command[0]!, command.slice(1), {
+    // A process group of its own, so that a signal reaches the script and everything it started.
+    detached: true,
+    stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
+    env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn ?? '' },
+  });
+  interrupts.forwardTo(running);
+  // With --json, stdout carries one document: the command's own output goes to stderr.
+  running.stdout?.pipe(process.stderr);
+  return new Promise((resolve) => {
+    running.on('error', (error) => resolve({ code: null, signal: null, error }));
+    running.on('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+async function endBackup(
+  ctx: Context,
+  session: SessionRecord,
+  output: string | undefined,
+  snapshot: SnapshotPlan,
+  snapshots: VolumeSnapshot[],
+): Promise<EndResult> {
   try {
-    result = await end(ctx, {
-      ...(values.output ? { output: values.output } : {}),
+    return await end(ctx, {
+      ...(output ? { output } : {}),
       archiveTimeoutMs: defaultArchiveTimeoutMs,
       backupId: session.backupId,
     });
   } catch (error) {
     // Only an invalid backup loses its snapshots; a timeout waiting for the archive can be resumed with end.
-    if (error instanceof BackupInvalidError) await deleteSnapshots();
+    if (error instanceof BackupInvalidError) await deleteSnapshots(ctx, session, snapshot, snapshots);
     throw error;
   }
+}
+
+async function deleteSnapshots(
+  ctx: Context,
+  session: SessionRecord,
+  { provider }: SnapshotPlan,
+  snapshots: VolumeSnapshot[],
+): Promise<void> {
+  if (!provider || snapshots.length === 0) return;
+  await provider.delete(snapshots);
+  if (!ctx.repository) return;
+  await recordLocalSnapshots(ctx.repository, session.backupId, provider.name, snapshots, 'deleted').catch(
+    (error: Error) =>
+      ctx.out.progress(`the manifest could not record the deleted snapshots: ${error.message}`),
+  );
+}
+
+function printEnded(
+  ctx: Context,
+  result: EndResult,
+  { provider }: SnapshotPlan,
+  snapshots: VolumeSnapshot[],
+): void {
   ctx.out.result(
     { ...result, ...(provider ? { provider: provider.name, snapshots } : {}) },
     table([
@@ -170,7 +257,6 @@ export async function runCommand(args: string[]): Promise<number> {
       ]),
     ]),
   );
-  return 0;
 }
 
 function reportAborted(

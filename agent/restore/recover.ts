@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import type { ManifestSnapshot } from '#domain/repository/manifest';
 import type { RepositoryChoice } from '../cli/repository-options.ts';
-import { walFetchCommand } from '../commands/restore.ts';
 import { systemIdentifierOf } from '../postgres/pgdata.ts';
 import type { SnapshotProvider } from '../providers/provider.ts';
-import { selfCommand } from '../wal/shell-lines.ts';
+import { selfCommand, walFetchLine } from '../wal/shell-lines.ts';
 import { Cluster, ownedDir, serverUid } from './cluster.ts';
 import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';
 import { requireServerCanRun } from './server-can-run.ts';
@@ -89,7 +88,7 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
       ...(request.map ? { tablespaceMap: request.map.text, tablespaces } : {}),
       // Never the source's WAL: the restored WAL volume if there is one, else a fresh directory.
       walDir,
-      restoreCommand: walFetchCommand(request.repository.url, request.repository.cluster, undefined, pgsnap),
+      restoreCommand: walFetchLine(request.repository.url, request.repository.cluster, undefined, pgsnap),
       target: request.target,
       targetAction: 'promote',
     });

@@ -1,6 +1,6 @@
 /**
  * The holder: a detached process that owns one backup session between `begin`
- * and `end`, used when no agent service runs (agent-service.ts). It is started
+ * and `end`, used when no agent service runs (service.ts). It is started
  * by `begin` in a session of its own (setsid), so it survives when begin's
  * whole process group is killed, as SSM Run Command and CI runners do when a
  * command returns. The session itself is session.ts; this file is what a

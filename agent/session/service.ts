@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { validateBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
 import type { SessionConfig } from './config.ts';
-import { type AgentRequest, listen, request } from './control.ts';
+import { type AgentRequest, answerError, listen, request } from './control.ts';
 import { type HeldSession, holdSession } from './session.ts';
 import { agentSocketPath, ClusterState, ensurePrivateDir } from './state.ts';
 
@@ -77,11 +77,7 @@ export async function runAgentService(stateRoot: string): Promise<number> {
         report: (report) => {
           if (report.ok) return resolveBegin({ session: report.session });
           // Answer only once the session is closed, as begin does with a holder, so nothing is left in backup mode.
-          void held.finished.then(() => {
-            const error = new Error(report.error.message);
-            error.name = report.error.name;
-            rejectBegin(error);
-          });
+          void held.finished.then(() => rejectBegin(answerError(report.error)));
         },
       });
       sessions.set(config.key, { config, held });

@@ -3,7 +3,7 @@
  * `begin` to `end`. The same code runs in the two places a session can be
  * held: a detached holder process per backup (holder.ts) and the resident
  * agent service, which holds several clusters' sessions at once
- * (agent-service.ts). What differs between them (how begin is told that
+ * (service.ts). What differs between them (how begin is told that
  * backup mode started, where the log goes, what ending means for the
  * process) comes in as hooks.
  */
@@ -24,6 +24,7 @@ import {
   connect,
   currentTimeline,
   hardenSession,
+  type ServerFacts,
   startBackup,
   stopBackup,
 } from '../postgres/client.ts';
@@ -62,126 +63,89 @@ const heartbeatMs = 5_000;
  * files are the same whichever process holds it.
  */
 export function holdSession(config: SessionConfig, hooks: SessionHooks): HeldSession {
-  const state = new ClusterState(config.stateRoot, config.key);
-  const startedAt = new Date();
-  let session: SessionRecord = {
-    backupId: config.backupId,
-    label: config.label,
-    fast: config.fast,
-    holderPid: hooks.pid,
-    heldBy: hooks.heldBy,
-    startedAt: startedAt.toISOString(),
-    maxDurationMs: config.maxDurationMs,
-    expiresAt: new Date(startedAt.getTime() + config.maxDurationMs).toISOString(),
-    state: 'starting',
-  };
-  state.writeSession(session);
-  state.passLock(config.backupId, hooks.pid);
+  const holding = new Holding(config, hooks);
+  holding.start().catch((error: Error) => holding.failToStart(error));
+  return { finished: holding.finished, abort: (reason) => holding.finish('aborted', reason, 1) };
+}
 
-  let client: Client | undefined;
-  let server: Server | undefined;
-  let finishing = false;
-  let heartbeat: NodeJS.Timeout | undefined;
-  let expiry: NodeJS.Timeout | undefined;
-  let resolveFinished: (exitCode: number) => void = () => {};
-  const finished = new Promise<number>((resolve) => {
-    resolveFinished = resolve;
+/**
+ * One session's life. `start` runs its phases in order (listen, connect,
+ * preflight, backup mode, watch); `answer` serves the control socket
+ * meanwhile; `finish` ends it from any of them, and only once.
+ */
+class Holding {
+  private readonly config: SessionConfig;
+  private readonly hooks: SessionHooks;
+  private readonly state: ClusterState;
+  private readonly startedAt = new Date();
+  private session: SessionRecord;
+  private client: Client | undefined;
+  private server: Server | undefined;
+  private finishing = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private expiry: NodeJS.Timeout | undefined;
+  private resolveFinished: (exitCode: number) => void = () => {};
+  /** Resolves once the session is closed and its outcome recorded, with the holder's exit code. */
+  readonly finished = new Promise<number>((resolve) => {
+    this.resolveFinished = resolve;
   });
 
-  /** Closing the session makes PostgreSQL abort a backup that was not stopped. */
-  const finish = async (outcome: Outcome | 'stopped', reason: string, exitCode: number): Promise<number> => {
-    // The first cause is the one recorded: an abort during pg_backup_start also makes the start fail.
-    if (finishing) return finished;
-    finishing = true;
-    clearInterval(heartbeat);
-    clearTimeout(expiry);
-    hooks.log(`${outcome}: ${reason}`);
-    await client?.end().catch(() => {});
-    // Let a pending answer on the control channel reach its reader before the session's socket goes.
-    await new Promise<void>((resolve) => {
-      if (!server) return resolve();
-      server.close(() => resolve());
-      setTimeout(resolve, 2_000).unref();
-    });
-    state.clearSession();
-    if (outcome !== 'stopped') {
-      state.writeOutcome({
-        backupId: session.backupId,
-        label: session.label,
-        outcome,
-        reason,
-        at: new Date().toISOString(),
-        startedAt: session.startedAt,
-      });
-    }
-    // After a stop, the durable stopped record keeps the next begin out until `end` has handed the artifacts
-    // over; the lock must not outlive the session, since the agent service's pid stays alive.
-    state.unlock(session.backupId);
-    resolveFinished(exitCode);
-    return exitCode;
-  };
+  /** Records the session as starting and takes begin's lock over, before anything can fail. */
+  constructor(config: SessionConfig, hooks: SessionHooks) {
+    this.config = config;
+    this.hooks = hooks;
+    this.state = new ClusterState(config.stateRoot, config.key);
+    this.session = {
+      backupId: config.backupId,
+      label: config.label,
+      fast: config.fast,
+      holderPid: hooks.pid,
+      heldBy: hooks.heldBy,
+      startedAt: this.startedAt.toISOString(),
+      maxDurationMs: config.maxDurationMs,
+      expiresAt: new Date(this.startedAt.getTime() + config.maxDurationMs).toISOString(),
+      state: 'starting',
+    };
+    this.state.writeSession(this.session);
+    this.state.passLock(config.backupId, hooks.pid);
+  }
 
-  /** A request for another backup must leave this one as it is: the asker did not start it. */
-  const refuseAnother = (backupId: string | undefined, op: 'end' | 'abort') => {
-    if (backupId === undefined || backupId === session.backupId) return;
-    throw new PreconditionError(
-      `backup ${backupId} is not in progress here: backup ${session.backupId} is, and pgsnap ${op} ` +
-        'leaves it as it is',
-    );
-  };
+  async start(): Promise<void> {
+    this.server = await listen(this.state.socketPath, (request) => this.answer(request));
+    const client = await this.connect();
+    const facts = await this.checkPreflight(client);
+    await this.startBackupMode(client, facts);
+    this.watch(client, facts.backendPid);
+    this.hooks.report({ ok: true, session: this.session });
+  }
 
-  const handle = async (request: ControlRequest): Promise<Record<string, unknown>> => {
-    switch (request.op) {
-      case 'status':
-        return { ...session, elapsedMs: Date.now() - startedAt.getTime() };
-      case 'abort':
-        refuseAnother(request.backupId, 'abort');
-        setImmediate(() => void finish('aborted', request.reason, 0));
-        return { ...session, aborted: true, reason: request.reason };
-      case 'end': {
-        refuseAnother(request.backupId, 'end');
-        if (session.state !== 'in-backup' || !client) {
-          throw new PreconditionError(
-            `backup ${session.backupId} is ${session.state}, not in backup mode yet; wait for begin to return`,
-          );
-        }
-        session = { ...session, state: 'stopping' };
-        state.writeSession(session);
-        try {
-          const stopped = await stop(client, session);
-          state.writeStopped(stopped);
-          setImmediate(() => void finish('stopped', `backup mode ended at ${stopped.stopLsn}`, 0));
-          return { ...stopped };
-        } catch (error) {
-          const reason = `pg_backup_stop failed: ${messageOf(error)}`;
-          setImmediate(() => void finish('lost', reason, 1));
-          throw new BackupInvalidError(`backup ${session.backupId} is not valid: ${reason}`);
-        }
-      }
-    }
-  };
+  failToStart(error: Error): void {
+    this.hooks.report({ ok: false, error: { name: error.name, message: error.message } });
+    void this.finish('failed', error.message, 1);
+  }
 
-  const start = async () => {
-    server = await listen(state.socketPath, handle);
-    client = await connect({ applicationName: `pgsnap:${config.backupId}`, env: hooks.env });
+  /** Opens the one connection that holds the backup; its loss ends the session. */
+  private async connect(): Promise<Client> {
+    const client = await connect({ applicationName: `pgsnap:${this.config.backupId}`, env: this.hooks.env });
+    this.client = client;
     // An abort that came while connecting found nothing to close; in the agent service nothing else would.
-    if (finishing) {
+    if (this.finishing) {
       await client.end().catch(() => {});
-      server.close();
+      this.server?.close();
       throw new Error('the backup was aborted before it started');
     }
-    client.on('end', () => {
-      if (!finishing)
-        void finish(
-          'lost',
-          'the backup session closed unexpectedly (server restart or terminated backend)',
-          1,
-        );
-    });
-    client.on('error', (error) => {
-      if (!finishing) void finish('lost', `the backup session failed: ${error.message}`, 1);
-    });
-    // Preflight runs on the session that will hold the backup, so what it checks is what the backup gets.
+    client.on('end', () =>
+      this.lose('the backup session closed unexpectedly (server restart or terminated backend)'),
+    );
+    client.on('error', (error) => this.lose(`the backup session failed: ${error.message}`));
+    return client;
+  }
+
+  /**
+   * Preflight runs on the session that will hold the backup, so what it
+   * checks is what the backup gets; the session is then hardened.
+   */
+  private async checkPreflight(client: Client): Promise<ServerFacts> {
     const { facts, findings } = await preflight(client);
     const failed = findings.filter((f) => !f.ok && f.severity === 'error');
     if (failed.length > 0) {
@@ -190,16 +154,21 @@ export function holdSession(config: SessionConfig, hooks: SessionHooks): HeldSes
           '(run pgsnap preflight for all checks)',
       );
     }
-    for (const warning of findings.filter((f) => !f.ok)) hooks.log(`warning: ${warning.message}`);
+    for (const warning of findings.filter((f) => !f.ok)) this.hooks.log(`warning: ${warning.message}`);
     await hardenSession(client, facts.versionNum);
+    return facts;
+  }
+
+  /** pg_backup_start, and the session recorded as in backup mode with what a restore needs of it. */
+  private async startBackupMode(client: Client, facts: ServerFacts): Promise<void> {
     // The backup starts when pg_backup_start is called (its START TIME), not when the holder did.
     const backupStartedAt = new Date().toISOString();
     const callStarted = performance.now();
-    const startLsn = await startBackup(client, facts.versionNum, config.label, config.fast);
+    const startLsn = await startBackup(client, facts.versionNum, this.config.label, this.config.fast);
     const startCallMs = Math.round(performance.now() - callStarted);
     const timeline = await currentTimeline(client);
-    session = {
-      ...session,
+    this.session = {
+      ...this.session,
       state: 'in-backup',
       startedAt: backupStartedAt,
       serverPid: facts.backendPid,
@@ -213,40 +182,116 @@ export function holdSession(config: SessionConfig, hooks: SessionHooks): HeldSes
       fromStandby: facts.inRecovery,
       startCallMs,
     };
-    state.writeSession(session);
-    hooks.log(`backup ${config.backupId} started at ${startLsn} on backend ${facts.backendPid}`);
+    this.state.writeSession(this.session);
+    this.hooks.log(`backup ${this.config.backupId} started at ${startLsn} on backend ${facts.backendPid}`);
+  }
 
-    const pidAtStart = facts.backendPid;
-    heartbeat = setInterval(() => {
-      if (finishing || session.state !== 'in-backup') return;
-      client!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid').then(
+  /** The heartbeat, which notices a session moved to another backend, and the maximum duration. */
+  private watch(client: Client, pidAtStart: number): void {
+    this.heartbeat = setInterval(() => {
+      if (this.finishing || this.session.state !== 'in-backup') return;
+      client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid').then(
         ({ rows }) => {
           // A pooler in transaction mode can hand us another backend: the backup would be lost silently.
-          if (rows[0]?.pid !== pidAtStart && !finishing) {
-            void finish(
-              'lost',
-              `the session moved from backend ${pidAtStart} to ${rows[0]?.pid} (a pooler?)`,
-              1,
-            );
+          if (rows[0]?.pid !== pidAtStart) {
+            this.lose(`the session moved from backend ${pidAtStart} to ${rows[0]?.pid} (a pooler?)`);
           }
         },
-        (error: Error) => {
-          if (!finishing) void finish('lost', `the backup session failed: ${error.message}`, 1);
-        },
+        (error: Error) => this.lose(`the backup session failed: ${error.message}`),
       );
     }, heartbeatMs);
-    expiry = setTimeout(() => {
-      if (session.state === 'in-backup') {
-        void finish('expired', `the maximum backup duration of ${config.maxDurationMs / 1000}s passed`, 1);
+    this.expiry = setTimeout(() => {
+      if (this.session.state === 'in-backup') {
+        void this.finish(
+          'expired',
+          `the maximum backup duration of ${this.config.maxDurationMs / 1000}s passed`,
+          1,
+        );
       }
-    }, config.maxDurationMs);
-    hooks.report({ ok: true, session });
-  };
-  start().catch((error: Error) => {
-    hooks.report({ ok: false, error: { name: error.name, message: error.message } });
-    void finish('failed', error.message, 1);
-  });
-  return { finished, abort: (reason) => finish('aborted', reason, 1) };
+    }, this.config.maxDurationMs);
+  }
+
+  private lose(reason: string): void {
+    if (!this.finishing) void this.finish('lost', reason, 1);
+  }
+
+  /** The control socket: status, abort, and end, which stops the backup. */
+  private async answer(request: ControlRequest): Promise<Record<string, unknown>> {
+    switch (request.op) {
+      case 'status':
+        return { ...this.session, elapsedMs: Date.now() - this.startedAt.getTime() };
+      case 'abort':
+        this.refuseAnother(request.backupId, 'abort');
+        setImmediate(() => void this.finish('aborted', request.reason, 0));
+        return { ...this.session, aborted: true, reason: request.reason };
+      case 'end':
+        this.refuseAnother(request.backupId, 'end');
+        return { ...(await this.end()) };
+    }
+  }
+
+  /** A request for another backup must leave this one as it is: the asker did not start it. */
+  private refuseAnother(backupId: string | undefined, op: 'end' | 'abort'): void {
+    if (backupId === undefined || backupId === this.session.backupId) return;
+    throw new PreconditionError(
+      `backup ${backupId} is not in progress here: backup ${this.session.backupId} is, and pgsnap ${op} ` +
+        'leaves it as it is',
+    );
+  }
+
+  /** pg_backup_stop, its result kept durably for `end` to hand over, then the session closed. */
+  private async end(): Promise<StoppedRecord> {
+    if (this.session.state !== 'in-backup' || !this.client) {
+      throw new PreconditionError(
+        `backup ${this.session.backupId} is ${this.session.state}, not in backup mode yet; wait for begin to return`,
+      );
+    }
+    this.session = { ...this.session, state: 'stopping' };
+    this.state.writeSession(this.session);
+    try {
+      const stopped = await stop(this.client, this.session);
+      this.state.writeStopped(stopped);
+      setImmediate(() => void this.finish('stopped', `backup mode ended at ${stopped.stopLsn}`, 0));
+      return stopped;
+    } catch (error) {
+      const reason = `pg_backup_stop failed: ${messageOf(error)}`;
+      setImmediate(() => void this.finish('lost', reason, 1));
+      throw new BackupInvalidError(`backup ${this.session.backupId} is not valid: ${reason}`);
+    }
+  }
+
+  /** Closing the session makes PostgreSQL abort a backup that was not stopped. */
+  async finish(outcome: Outcome | 'stopped', reason: string, exitCode: number): Promise<number> {
+    // The first cause is the one recorded: an abort during pg_backup_start also makes the start fail.
+    if (this.finishing) return this.finished;
+    this.finishing = true;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.expiry);
+    this.hooks.log(`${outcome}: ${reason}`);
+    await this.client?.end().catch(() => {});
+    // Let a pending answer on the control channel reach its reader before the session's socket goes.
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      setTimeout(resolve, 2_000).unref();
+    });
+    this.state.clearSession();
+    if (outcome !== 'stopped') {
+      this.state.writeOutcome({
+        backupId: this.session.backupId,
+        label: this.session.label,
+        outcome,
+        reason,
+        at: new Date().toISOString(),
+        startedAt: this.session.startedAt,
+      });
+    }
+    // After a stop, the durable stopped record keeps the next begin out until `end` has handed the artifacts
+    // over; the lock must not outlive the session, since the agent service's pid stays alive.
+    this.state.unlock(this.session.backupId);
+    this.resolveFinished(exitCode);
+    return exitCode;
+  }
 }
 
 /** Stops the backup and collects everything a restore needs, before anything can lose it. */

@@ -9,7 +9,7 @@
  * --async`, the prefetcher of `wal-fetch --prefetch`) with builtins, `stat`
  * and `mv` only, and which starts pgsnap only when the helper is not ahead.
  */
-import { type BigIntStats, statSync } from 'node:fs';
+import { type BigIntStats, closeSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopRecoveryExitCode } from '#domain/errors';
 import { walDirectoryOf } from '../postgres/pgdata.ts';
@@ -205,6 +205,18 @@ export function restoreCommandLine(options: RestoreCommandOptions): string {
 }
 
 /**
+ * The answer the fast path line (restoreCommandLine) reads on descriptor 3: it
+ * trusts only this, not the exit status, which Node.js also uses when it
+ * cannot start at all. Closing the descriptor ends the shell's `$(...)`.
+ */
+export function reportToShell(outcome: 'fetched' | 'missing' | 'failed' | 'busy'): void {
+  try {
+    writeSync(3, `${outcome}\n`);
+    closeSync(3);
+  } catch {}
+}
+
+/**
  * PostgreSQL up to 15 builds the command in a buffer of MAXPGPATH (1024)
  * bytes and silently cuts what does not fit (pgarch.c, xlogarchive.c): a cut
  * line is a shell syntax error at every call. The length with the longest %p
@@ -258,6 +270,22 @@ export function plainRestoreCommandLine(options: {
     answerAsReported,
     ...noAnswer,
   ].join('; ');
+}
+
+/**
+ * The restore_command PostgreSQL will run to fetch WAL: this very pgsnap,
+ * with the repository in its flags; with prefetch, the shell fast path that
+ * moves prefetched segments into place without starting pgsnap.
+ */
+export function walFetchLine(
+  url: string,
+  cluster: string,
+  prefetch?: { ahead: number; spool: string },
+  pgsnap: string[] = selfCommand(),
+): string {
+  return prefetch
+    ? restoreCommandLine({ url, cluster, prefetch: prefetch.ahead, spool: prefetch.spool, pgsnap })
+    : plainRestoreCommandLine({ url, cluster, pgsnap });
 }
 
 /**
