@@ -29,7 +29,7 @@ import {
   waitArchived,
 } from '../support/archiving.ts';
 import { copyBackup } from '../support/backup-mode.ts';
-import { asPostgres, chownTree, ownedDir } from '../support/cluster.ts';
+import { asPostgres, type Cluster, chownTree, ownedDir } from '../support/cluster.ts';
 import {
   clusterForTest,
   repositoryForTest,
@@ -38,10 +38,32 @@ import {
 } from '../support/fixtures.ts';
 import { pgbench } from '../support/pgbench.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
+import type { TestRepository } from '../support/repository.ts';
 import { waitFor } from '../support/wait.ts';
 import { stopWalHelpers } from '../support/wal-helpers.ts';
 
 const run = promisify(execFile);
+
+/**
+ * `wal-push --async` for one file, run as the server user the way
+ * archive_command runs it, so that the pusher starts; returns the spool it
+ * answers from.
+ */
+function pushAsyncByHand(cluster: Cluster, repo: TestRepository, spoolRoot: string, path: string): string {
+  const pushed = asPostgres(process.execPath, [
+    pgsnapBin,
+    'wal-push',
+    path,
+    '--async',
+    '--spool-dir',
+    spoolRoot,
+    '--pgdata',
+    cluster.dataDir,
+    ...repo.flags,
+  ]);
+  expect(pushed.status, pushed.stderr).toBe(0);
+  return join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
+}
 
 it('archives the .history and .partial files of a promotion, and a later restore follows that timeline from the repository', async () => {
   const repo = repositoryForTest('file');
@@ -135,19 +157,7 @@ describe('the archive_command fast path', () => {
     const spoolRoot = ownedDir(join(cluster.root, 'spool'));
     const segments = await switchSegments(cluster, 3);
     // The pusher, started by hand as PostgreSQL would start it, stores every ready file.
-    const started = asPostgres(process.execPath, [
-      pgsnapBin,
-      'wal-push',
-      join(cluster.dataDir, 'pg_wal', segments[0]!),
-      '--async',
-      '--spool-dir',
-      spoolRoot,
-      '--pgdata',
-      cluster.dataDir,
-      ...repo.flags,
-    ]);
-    expect(started.status, started.stderr).toBe(0);
-    const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
+    const spool = pushAsyncByHand(cluster, repo, spoolRoot, join(cluster.dataDir, 'pg_wal', segments[0]!));
     const ready = readdirSync(join(cluster.dataDir, 'pg_wal', 'archive_status'))
       .filter((f) => f.endsWith('.ready'))
       .map((f) => f.slice(0, -'.ready'.length));
@@ -175,20 +185,8 @@ describe('the archive_command fast path', () => {
     const spoolRoot = ownedDir(join(cluster.root, 'spool'));
     const [segment] = await switchSegments(cluster, 1);
     const path = join(cluster.dataDir, 'pg_wal', segment!);
-    const pushed = asPostgres(process.execPath, [
-      pgsnapBin,
-      'wal-push',
-      path,
-      '--async',
-      '--spool-dir',
-      spoolRoot,
-      '--pgdata',
-      cluster.dataDir,
-      ...repo.flags,
-    ]);
-    expect(pushed.status, pushed.stderr).toBe(0);
+    const spool = pushAsyncByHand(cluster, repo, spoolRoot, path);
     const original = readFileSync(path);
-    const spool = join(spoolRoot, repo.cluster, readdirSync(join(spoolRoot, repo.cluster))[0]!);
     const staleOk = okStatusName(segment!, statusKey(path));
     expect(existsSync(join(spool, staleOk))).toBe(true);
     await stopWalHelpers(spoolRoot);
