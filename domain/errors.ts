@@ -68,4 +68,13 @@ export class InstanceNotFoundError extends PreconditionError {
 /** The repository has no manifest for the backup, or one in a state that does not allow the step. */
 export class ManifestStateError extends PreconditionError {
   override name = 'ManifestStateError';
+  /** The backup, and the state its manifest is in (`none`: it has none), when the error is about one. */
+  readonly backupId: string | undefined;
+  readonly state: string | undefined;
+
+  constructor(message: string, about: { backupId?: string; state?: string } = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.backupId = about.backupId;
+    this.state = about.state;
+  }
 }

@@ -5,6 +5,7 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { STSClient } from '@aws-sdk/client-sts';
+import { retentionPolicySchema } from '#domain/backup/retention';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { applyEbsRetention, type RetentionSummary } from '#domain/ebs/retention';
 import { jsonText, parseWith } from '#domain/parse';
@@ -14,14 +15,11 @@ import * as z from '#domain/zod';
 const ec2 = new EC2Client({});
 const sts = new STSClient({});
 
-const policy = z.object({
-  keepLast: z.optional(z.int().check(z.gte(1))),
-  keepDays: z.optional(z.number().check(z.positive())),
-});
-
 const environmentSchema = z.object({
   /** The retention policy of each cluster that has one. */
-  PGSNAP_RETENTION: jsonText(z.record(z.string(), z.extend(policy, { dr: z.optional(policy) }))),
+  PGSNAP_RETENTION: jsonText(
+    z.record(z.string(), z.extend(retentionPolicySchema, { dr: z.optional(retentionPolicySchema) })),
+  ),
   PGSNAP_DR: z.optional(drTargetVariable),
 });
 

@@ -1,6 +1,6 @@
 /** Lambda for "Check whether the snapshots are completed": one poll, and the wait before the next. */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { checkSnapshotSet, type SnapshotProgress } from '#domain/ebs/snapshots';
+import { checkSnapshotSet, type SnapshotProgress, snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 
@@ -12,9 +12,7 @@ const environmentSchema = z.object({
 
 const eventSchema = z.object({
   snapshotSet: z.object({
-    snapshots: z
-      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
-      .check(z.minLength(1)),
+    snapshots: snapshotListSchema,
     createdAt: z.iso.datetime(),
   }),
   poll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),

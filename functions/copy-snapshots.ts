@@ -4,6 +4,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { STSClient } from '@aws-sdk/client-sts';
 import { copyBackupToDrRepository, type DrCopySet, startDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
+import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
@@ -17,9 +18,7 @@ const eventSchema = z.object({
   backupId: z.string(),
   repository: z.string(),
   snapshotSet: z.object({
-    snapshots: z
-      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
-      .check(z.minLength(1)),
+    snapshots: snapshotListSchema,
   }),
 });
 

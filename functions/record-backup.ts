@@ -1,17 +1,17 @@
 /** Lambda for the manifest steps: snapshots recorded, backup completed, backup failed. */
 
-import { recordCompleted, recordFailed, recordSnapshotting } from '#domain/backup/record';
+import { type LifecycleState, recordStep } from '#domain/backup/lifecycle';
+import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
-import type { BackupState } from '#domain/repository/manifest';
+import type { ManifestSnapshot } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 
-const snapshots = z.array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }));
 const target = { cluster: z.string(), backupId: z.string(), repository: z.string() };
 
 const eventSchema = z.discriminatedUnion('state', [
-  z.object({ ...target, state: z.literal('snapshotting'), snapshots }),
-  z.object({ ...target, state: z.literal('completed'), snapshots }),
+  z.object({ ...target, state: z.literal('snapshotting'), snapshots: snapshotListSchema }),
+  z.object({ ...target, state: z.literal('completed'), snapshots: snapshotListSchema }),
   z.object({
     ...target,
     state: z.literal('failed'),
@@ -19,21 +19,24 @@ const eventSchema = z.discriminatedUnion('state', [
   }),
 ]);
 
-export async function handler(event: unknown): Promise<{ state: BackupState | 'none' }> {
+const ebs = (snapshots: z.infer<typeof snapshotListSchema>): ManifestSnapshot[] =>
+  snapshots.map((s) => ({ provider: 'ebs', snapshotId: s.snapshotId, volumeId: s.volumeId, state: s.state }));
+
+export async function handler(event: unknown): Promise<{ state: LifecycleState }> {
   const request = parseWith(eventSchema, event, 'the record-backup event');
   const repository = await openRepository(request.repository, request.cluster);
   try {
-    switch (request.state) {
-      case 'snapshotting':
-        return await recordSnapshotting(repository, request);
-      case 'completed':
-        return await recordCompleted(repository, request);
-      case 'failed':
-        return await recordFailed(repository, {
-          backupId: request.backupId,
-          reason: `${request.error.Error}: ${request.error.Cause ?? 'no cause given'}`,
-        });
-    }
+    const { state } = await recordStep(
+      repository,
+      request.backupId,
+      request.state === 'failed'
+        ? { step: 'fail', reason: `${request.error.Error}: ${request.error.Cause ?? 'no cause given'}` }
+        : {
+            step: request.state === 'snapshotting' ? 'snapshotsTaken' : 'snapshotsCompleted',
+            snapshots: ebs(request.snapshots),
+          },
+    );
+    return { state };
   } finally {
     repository.close();
   }

@@ -7,6 +7,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { STSClient } from '@aws-sdk/client-sts';
 import { finishDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
+import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
@@ -21,9 +22,7 @@ const target = {
   backupId: z.string(),
   repository: z.string(),
   snapshotSet: z.object({
-    snapshots: z
-      .array(z.object({ snapshotId: z.string(), volumeId: z.string(), state: z.string() }))
-      .check(z.minLength(1)),
+    snapshots: snapshotListSchema,
   }),
 };
 const copySet = z.object({

@@ -15,6 +15,7 @@ import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { grantOperations } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from './acknowledge.ts';
@@ -29,14 +30,6 @@ export interface AfterBackupProps {
   /** The repository bucket of a cluster, and its URL (as the agent uses it). */
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
 }
-
-const grantOperations = [
-  'Decrypt',
-  'DescribeKey',
-  'CreateGrant',
-  'ReEncryptFrom',
-  'GenerateDataKeyWithoutPlaintext',
-];
 
 export class AfterBackup extends Construct {
   readonly functions: AfterBackupFunctions = {};
@@ -156,6 +149,31 @@ export class AfterBackup extends Construct {
             ],
             resources: [sourceKeys],
             conditions: { StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } },
+          }),
+        );
+        // The DR key's policy names the account principal (KMS refuses a key policy naming a role that does not
+        // exist yet, and the DR stack is deployed first), which only lets IAM policies decide: the copier needs its
+        // own statement for the key, which EBS uses to re-encrypt the copies and S3 to encrypt the DR objects. Its
+        // id is unknown here, so the key is named by its alias (kms:ResourceAliases) and used only through EBS
+        // and S3 in the DR region (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html).
+        role.addToPolicy(
+          new PolicyStatement({
+            actions: [
+              'kms:Decrypt',
+              'kms:DescribeKey',
+              'kms:CreateGrant',
+              'kms:ReEncryptFrom',
+              'kms:ReEncryptTo',
+              'kms:GenerateDataKey',
+              'kms:GenerateDataKeyWithoutPlaintext',
+            ],
+            resources: [`arn:${stack.partition}:kms:${names.region}:${names.account}:key/*`],
+            conditions: {
+              'ForAnyValue:StringEquals': { 'kms:ResourceAliases': names.keyAlias },
+              StringEquals: {
+                'kms:ViaService': [`ec2.${names.region}.amazonaws.com`, `s3.${names.region}.amazonaws.com`],
+              },
+            },
           }),
         );
         role.addToPolicy(
@@ -292,6 +310,8 @@ export class AfterBackup extends Construct {
           ? {
               [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${target.region}::snapshot/*]`]:
                 'copy ids are not known in advance; copies are made and tagged only with a configured cluster tag',
+              [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:${target.region}:${target.account}:key/*]`]:
+                "the DR key's id is not known to the source stack; only the key with the DR alias, and only through EBS and S3",
               ...Object.fromEntries(
                 copied.map((c) => [
                   `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${drNames(config, dr).bucketName}/${c.repository.prefix}${c.name}/*]`,

@@ -7,6 +7,7 @@
  */
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { backupIdPattern, clusterNamePattern, labelPattern } from '#domain/backup/input';
 
 /** The document's parameters: what each admits is the interface between state machine and host. */
 export const agentDocumentParameters = {
@@ -18,19 +19,19 @@ export const agentDocumentParameters = {
   cluster: {
     type: 'String',
     description: 'The cluster, as named in the configuration.',
-    allowedPattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
+    allowedPattern: clusterNamePattern.source,
   },
   backupId: {
     type: 'String',
     description:
       "The backupId: the execution's name, or derived from its name and start time; begin, end and abort act only on it.",
-    allowedPattern: '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
+    allowedPattern: backupIdPattern.source,
   },
   label: {
     type: 'String',
     description: 'Written into backup_label (begin).',
     default: 'pgsnap',
-    allowedPattern: '^[A-Za-z0-9._:@+=,/][A-Za-z0-9 ._:@+=,/-]{0,127}$',
+    allowedPattern: labelPattern.source,
   },
   fast: {
     type: 'String',
@@ -54,6 +55,12 @@ export const agentDocumentParameters = {
     type: 'String',
     description: 'The repository URL, the same the state machine records the manifest in.',
     allowedPattern: '^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|file:///[A-Za-z0-9._/-]+)$',
+  },
+  heartbeatSeconds: {
+    type: 'String',
+    description:
+      "The Task state's HeartbeatSeconds; the agent sends SendTaskHeartbeat three times within it.",
+    allowedPattern: '^[1-9][0-9]{0,7}$',
   },
   taskToken: {
     type: 'String',
@@ -80,7 +87,7 @@ export const agentDocumentScript = [
   "  end) set -- end --snapshots-pending --backup-id '{{ backupId }}' ;;",
   "  abort) set -- abort --backup-id '{{ backupId }}' --reason '{{ reason }}' ;;",
   'esac',
-  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --task-token '{{ taskToken }}' --json",
+  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --task-token '{{ taskToken }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
 ];
 
 export class AgentDocument extends Construct {
@@ -90,6 +97,8 @@ export class AgentDocument extends Construct {
     super(scope, id);
     const document = new CfnDocument(this, 'Document', {
       documentType: 'Command',
+      // Run Command then refuses any target but an EC2 instance, the only kind of database host pgsnap backs up.
+      targetType: '/AWS::EC2::Instance',
       documentFormat: 'JSON',
       updateMethod: 'NewVersion',
       content: {

@@ -1,7 +1,7 @@
 /**
- * One Lambda handler from functions/, bundled by the local esbuild: the
- * current Node.js runtime, ESM, structured JSON logs, a log group with
- * retention, X-Ray tracing.
+ * One Lambda handler from functions/, bundled by the local esbuild with the
+ * pinned AWS SDK: the current Node.js runtime, ESM, structured JSON logs, a
+ * log group with retention, X-Ray tracing.
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,24 @@ import { acknowledge, wildcardReasons } from './acknowledge.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * How the handlers are bundled. The AWS SDK is bundled too, the versions
+ * pinned in package.json, not left to the one the runtime happens to ship
+ * (NodejsFunction's default `externalModules: ['@aws-sdk/*']`): the code needs
+ * commands and parameters newer than some runtime releases have, such as
+ * EC2 LockSnapshot and S3 PutObject's IfNoneMatch, and the versions it is
+ * tested with are the ones that run.
+ */
+export const lambdaBundling = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  minify: true,
+  sourceMap: true,
+  externalModules: [] as string[],
+  // Bundled CommonJS dependencies call require(), which an ES module lacks.
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+};
+
 export interface BackupFunctionProps {
   /** The file in functions/ without extension, e.g. `create-snapshots`. */
   handler: string;
@@ -26,6 +44,9 @@ export interface BackupFunctionProps {
 }
 
 export class BackupFunction extends NodejsFunction {
+  /** The file in functions/ it runs, e.g. `create-snapshots`. */
+  readonly handlerName: string;
+
   constructor(scope: Construct, id: string, props: BackupFunctionProps) {
     super(scope, id, {
       entry: join(root, 'functions', `${props.handler}.ts`),
@@ -45,17 +66,9 @@ export class BackupFunction extends NodejsFunction {
       }),
       environment: props.environment ?? {},
       ...(props.role ? { role: props.role } : {}),
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        // The runtime provides the AWS SDK v3.
-        externalModules: ['@aws-sdk/*'],
-        banner:
-          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-      },
+      bundling: lambdaBundling,
     });
+    this.handlerName = props.handler;
     acknowledge(this, {
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
         "AWSLambdaBasicExecutionRole only lets the function write its own log streams; it is AWS's maintained minimum",

@@ -89,8 +89,11 @@ export class BackupStateMachine extends Construct {
       parameters: Partial<Record<AgentDocumentParameter, string>>,
       resultPath: string,
       timeoutSeconds: number,
-    ) =>
-      new CallAwsService(this, name, {
+    ) => {
+      // A heartbeat no shorter than the timeout adds nothing, and AWS requires it to be shorter (Task state).
+      const heartbeatSeconds =
+        props.timeouts.heartbeatSeconds < timeoutSeconds ? props.timeouts.heartbeatSeconds : undefined;
+      return new CallAwsService(this, name, {
         service: 'ssm',
         action: 'sendCommand',
         integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
@@ -115,12 +118,17 @@ export class BackupStateMachine extends Construct {
             repository: JsonPath.array(JsonPath.stringAt('$.repository')),
             backupId: JsonPath.array(JsonPath.stringAt('$.backupId')),
             taskToken: JsonPath.array(JsonPath.taskToken),
+            // The agent heartbeats by the configured setting even where the state has no heartbeat (abort).
+            heartbeatSeconds: [String(props.timeouts.heartbeatSeconds)],
           },
         },
-        heartbeatTimeout: Timeout.duration(Duration.seconds(props.timeouts.heartbeatSeconds)),
+        ...(heartbeatSeconds
+          ? { heartbeatTimeout: Timeout.duration(Duration.seconds(heartbeatSeconds)) }
+          : {}),
         taskTimeout: Timeout.duration(Duration.seconds(timeoutSeconds)),
         resultPath,
       });
+    };
 
     /**
      * A Lambda step given `payload` (the whole state when undefined), whose
@@ -287,6 +295,7 @@ export class BackupStateMachine extends Construct {
         reason: JsonPath.format('the state machine caught {}', JsonPath.stringAt('$.error.Error')),
       },
       '$.abort',
+      // Aborting takes seconds; with the default heartbeat (300 s) the timeout alone bounds the wait.
       Math.min(props.timeouts.hostCommandSeconds, 300),
     );
     const deleteSnapshots = lambda(

@@ -74,6 +74,9 @@ export const clusterSchema = z.strictObject({
   copyToDr: z.boolean().default(true),
 });
 
+/** The shortest heartbeatSeconds accepted (see its message). */
+export const minHeartbeatSeconds = 60;
+
 export const environmentSchema = z.strictObject({
   /** Names the stack: `pgsnap-<name>`. */
   name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/),
@@ -98,8 +101,19 @@ export const environmentSchema = z.strictObject({
     .strictObject({
       /** How long `begin` and `end` may run on the host (a spread checkpoint, the archive wait). */
       hostCommandSeconds: z.int().min(1).default(1800),
-      /** The agent heartbeats every minute while it waits; silence this long means the host is gone. */
-      heartbeatSeconds: z.int().min(1).default(300),
+      /**
+       * Silence this long from the host means it is gone. The agent heartbeats three times within it;
+       * less than hostCommandSeconds (and than 300 s, the abort's timeout, for the abort to heartbeat).
+       */
+      heartbeatSeconds: z
+        .int()
+        .min(
+          minHeartbeatSeconds,
+          `at least ${minHeartbeatSeconds}: the clock starts when the state machine sends the command, and the ` +
+            'first heartbeat comes only once SSM has delivered it to the host and pgsnap has started (seconds, at ' +
+            'times tens of seconds), then every third of heartbeatSeconds',
+        )
+        .default(300),
       /** Waits between snapshot polls start here and double up to `maxPollSeconds`. */
       firstPollSeconds: z.int().min(1).default(15),
       maxPollSeconds: z.int().min(1).default(300),

@@ -5,6 +5,7 @@
  * DR resource has a name fixed by the environment, known to both sides.
  */
 import { z } from 'zod';
+import { retentionPolicySchema } from '#domain/backup/retention';
 
 const accountId = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
 
@@ -39,12 +40,9 @@ export type DrConfig = z.infer<typeof drSchema>;
 /** Retention of one cluster's backups, at the source and, separately, in the DR repository. */
 export const retentionSchema = z
   .strictObject({
-    keepLast: z.int().min(1).optional(),
-    keepDays: z.number().positive().optional(),
+    ...retentionPolicySchema.shape,
     /** The DR repository's own policy; the source policy when absent. */
-    dr: z
-      .strictObject({ keepLast: z.int().min(1).optional(), keepDays: z.number().positive().optional() })
-      .optional(),
+    dr: z.optional(retentionPolicySchema),
     /** Retention also runs on this schedule (besides at the end of every backup). */
     schedule: z
       .string()

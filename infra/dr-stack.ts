@@ -25,6 +25,7 @@ import {
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { grantOperations } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge } from './acknowledge.ts';
 import type { EnvironmentConfig } from './config.ts';
@@ -34,14 +35,11 @@ export interface DrStackProps extends StackProps {
   environment: EnvironmentConfig;
 }
 
-/** What the DR role (and EBS on its behalf) may do with the source snapshots' keys. */
-const sourceKeyActions = [
-  'kms:Decrypt',
-  'kms:DescribeKey',
-  'kms:CreateGrant',
-  'kms:ReEncryptFrom',
-  'kms:GenerateDataKeyWithoutPlaintext',
-];
+/**
+ * What the DR role (and EBS on its behalf) may do with the source snapshots' keys: exactly what the
+ * copier's grant gives it (dr-copies), so that the grant and this policy cannot drift apart.
+ */
+const sourceKeyActions = grantOperations.map((operation) => `kms:${operation}`);
 
 export class DrStack extends Stack {
   readonly names: DrNames;

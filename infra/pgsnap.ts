@@ -12,8 +12,9 @@ import type { ClusterTarget } from '#domain/backup/plan';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, bucketFinding, nagArn } from './acknowledge.ts';
 import { AfterBackup } from './after-backup.ts';
-import { AgentDocument } from './agent-document.ts';
+import { AgentDocument, agentDocumentParameters } from './agent-document.ts';
 import { AgentHostPolicy } from './agent-host-policy.ts';
+import { AwsLimits } from './aws-limits.ts';
 import { BackupAlarms } from './backup-alarms.ts';
 import { BackupFunction } from './backup-function.ts';
 import { BackupSchedules } from './backup-schedules.ts';
@@ -257,6 +258,14 @@ export class Pgsnap extends Construct {
         walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
       });
     }
+    // cdk synth fails on any of AWS's documented limits the definition or a schedule breaks.
+    this.node.addValidation(
+      new AwsLimits(this, {
+        parameters: agentDocumentParameters,
+        // The execution name (backupId) has a fixed form, a cluster name at most 63 characters (domain/backup/input.ts).
+        inputMaxLength: { '$.backupId': '20260101T030000Z-a1b2c3'.length, '$.cluster': 63 },
+      }),
+    );
     this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
       stateMachineArn,
       repositories: config.clusters.map((cluster) => ({

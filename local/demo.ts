@@ -35,6 +35,7 @@ import {
   type Major,
   newestAvailableMajor,
   ownedDir,
+  serverUid,
 } from '../agent/restore/cluster.ts';
 import type { RecoveryTarget } from '../agent/restore/prepare.ts';
 import { recoverFromSnapshots } from '../agent/restore/recover.ts';
@@ -45,6 +46,7 @@ import type * as LocalSynth from '../infra/local-synth.ts';
 import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
 import type { LocalBackupResult } from './local-backup.ts';
 import type { LocalVolume } from './local-ec2.ts';
+import { stageAgent } from './staged-agent.ts';
 import { startWriter, type Writer } from './writer.ts';
 
 const execFileAsync = promisify(execFile);
@@ -177,13 +179,14 @@ export async function demoCommand(args: string[]): Promise<number> {
     const demo: Demo = { out, started, work, made, say, progress, detail };
     const major = newestAvailableMajor();
     const layout = await prepareVolumes(demo);
-    const { repository, source } = await startSource(demo, major, layout);
+    const { repository, agent, source } = await startSource(demo, major, layout);
     const writerClient = await startLoad(demo, source);
     const synthesized = await synthesizeStateMachine(demo);
     const backup = await takeBackup(demo, {
       synthesized,
       provider: layout.provider,
       repository,
+      agent,
       source,
       writerClient,
     });
@@ -196,6 +199,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       artifacts,
       provider: layout.provider,
       repository,
+      agent,
       pointInTime,
     });
     return printReport(demo, { backup, provider: layout.provider, repository, walFiles, drills });
@@ -248,26 +252,23 @@ async function prepareVolumes({ work, made, progress }: Demo): Promise<Layout> {
   };
 }
 
-/** The file:// repository, and the source cluster archiving into it with pgsnap wal-push, with its tablespace and table. */
+/**
+ * The file:// repository, pgsnap staged where the servers' user can run it,
+ * and the source cluster archiving into the repository with that pgsnap's
+ * wal-push, with its tablespace and table.
+ */
 async function startSource(
-  { work, made, progress }: Demo,
+  { work, made, progress, detail }: Demo,
   major: Major,
   { dataDir, walDir, tablespaceDir }: Layout,
-): Promise<{ repository: RepositoryChoice; source: Cluster }> {
+): Promise<{ repository: RepositoryChoice; agent: string[]; source: Cluster }> {
   const repository: RepositoryChoice = {
     url: `file://${ownedDir(join(work, 'repository'), 0o750)}`,
     cluster: 'demo',
   };
-  const walPush = [
-    process.execPath,
-    process.argv[1]!,
-    'wal-push',
-    '%p',
-    '--repo',
-    repository.url,
-    '--cluster',
-    repository.cluster,
-  ]
+  // What the servers run (archive_command, the drills' restore_command), where their user can run it.
+  const agent = stageAgent(join(work, 'agent'), serverUid());
+  const walPush = [...agent, 'wal-push', '%p', '--repo', repository.url, '--cluster', repository.cluster]
     .map(shellQuote)
     .join(' ');
   progress(
@@ -280,9 +281,10 @@ async function startSource(
     settings: { archive_command: `'${walPush.replaceAll("'", "''")}'`, max_wal_size: "'256MB'" },
   });
   made.clusters.push(source);
+  detail(`the servers run pgsnap as ${agent.join(' ')}`);
   await source.query(`CREATE TABLESPACE demo_ts LOCATION '${tablespaceDir}'`);
   await source.query('CREATE TABLE demo_events (id bigint PRIMARY KEY, payload text) TABLESPACE demo_ts');
-  return { repository, source };
+  return { repository, agent, source };
 }
 
 /** pgbench in a database of its own (where there is a pgbench), and a writer of numbered rows; returns the writer's session. */
@@ -356,12 +358,15 @@ async function takeBackup(
     synthesized,
     provider,
     repository,
+    agent,
     source,
     writerClient,
   }: {
     synthesized: LocalSynth.SynthesizedForLocalRun;
     provider: SnapshotProvider;
     repository: RepositoryChoice;
+    /** The staged pgsnap the servers run, installed on the host as the agent. */
+    agent: string[];
     source: Cluster;
     writerClient: pg.Client;
   },
@@ -386,13 +391,11 @@ async function takeBackup(
   const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes);
   const backupId = newBackupId();
   made.discards.push(() => provider.delete(ec2.takenFor(backupId)));
-  // The agent as installed on a host (/usr/local/bin/pgsnap): this very pgsnap.
+  // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
   const agentBinDir = ownedDir(join(work, 'bin'), 0o755);
-  writeFileSync(
-    join(agentBinDir, 'pgsnap'),
-    `#!/bin/sh\nexec ${[process.execPath, process.argv[1]!].map(shellQuote).join(' ')} "$@"\n`,
-    { mode: 0o755 },
-  );
+  writeFileSync(join(agentBinDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
+    mode: 0o755,
+  });
   let committedBeforeEnd = 0;
   progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
   const backup = await runBackupLocally({
@@ -430,7 +433,7 @@ async function takeBackup(
   const inBackupMs = Date.parse(String(ended.stoppedAt)) - Date.parse(String(ended.startedAt));
   detail(`in backup mode from ${String(ended.startLsn)} to ${String(ended.stopLsn)}`);
   // The manifest names EC2's view of the snapshots; a drill here needs the provider's.
-  await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'taken');
+  await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'described');
   return { backupId, run: backup.run, session, ended, snapshotMs, inBackupMs, committedBeforeEnd };
 }
 
@@ -515,16 +518,18 @@ async function runDrills(
     artifacts,
     provider,
     repository,
+    agent,
     pointInTime,
   }: {
     backup: Backup;
     artifacts: Artifacts;
     provider: SnapshotProvider;
     repository: RepositoryChoice;
+    agent: string[];
     pointInTime: { at: string; pointInTimeRows: number };
   },
 ): Promise<DrillResult[]> {
-  const restore = { backupId: backup.backupId, artifacts, provider, repository };
+  const restore = { backupId: backup.backupId, artifacts, provider, repository, agent };
   return [
     await drill(
       demo,
@@ -555,7 +560,15 @@ async function drill(
     artifacts: { manifest, label, map },
     provider,
     repository,
-  }: { backupId: string; artifacts: Artifacts; provider: SnapshotProvider; repository: RepositoryChoice },
+    agent,
+  }: {
+    backupId: string;
+    artifacts: Artifacts;
+    provider: SnapshotProvider;
+    repository: RepositoryChoice;
+    /** The staged pgsnap, for the restored server's restore_command. */
+    agent: string[];
+  },
   name: string,
   target: RecoveryTarget,
   expectedRows: number,
@@ -573,6 +586,7 @@ async function drill(
     target,
     work,
     name: target.kind,
+    pgsnap: agent,
   });
   made.discards.push(recovered.discard);
   const [row] = await recovered.cluster.query<{ found: string; extra: string }>(

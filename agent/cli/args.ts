@@ -27,7 +27,7 @@ export function parse<T extends Options>(
       `pgsnap ${command}: ${(error as Error).message}. Run pgsnap ${command} --help for usage.`,
     );
   }
-  refuseRepeated(command, parsed.tokens);
+  refuseRepeated(command, parsed.tokens, options);
   return { values: parsed.values, positionals: parsed.positionals };
 }
 
@@ -41,11 +41,20 @@ function parseWithTokens<T extends Options>(args: string[], options: T, allowPos
   });
 }
 
-/** parseArgs keeps the last of a repeated option; `--label a --label b` is more likely a mistake than a choice. */
-function refuseRepeated(command: string, tokens: Array<{ kind: string; name?: string; value?: string }>) {
+/**
+ * parseArgs keeps the last of a repeated option; `--label a --label b` is more
+ * likely a mistake than a choice. Options declared `multiple: true`
+ * (`restore --tablespace OID=DIR ...`) collect every value instead.
+ */
+function refuseRepeated(
+  command: string,
+  tokens: Array<{ kind: string; name?: string; value?: string }>,
+  options: Options,
+) {
   const given = new Map<string, string[]>();
   for (const token of tokens) {
     if (token.kind !== 'option' || token.value === undefined) continue;
+    if (options[token.name!]?.multiple) continue;
     given.set(token.name!, [...(given.get(token.name!) ?? []), token.value]);
   }
   for (const [name, values] of given) {

@@ -1,14 +1,36 @@
 /**
  * `--task-token`: the agent answers Step Functions itself. While the command
- * runs it sends SendTaskHeartbeat every minute (a spread checkpoint or the
- * archive wait can take a while), then SendTaskSuccess with the command's JSON
+ * runs it sends SendTaskHeartbeat (a spread checkpoint or the archive wait can
+ * take a while) three times per `--heartbeat-seconds`, the Task state's
+ * HeartbeatSeconds, which the SSM document passes on: one lost or late
+ * heartbeat does not time the task out. Then SendTaskSuccess with the command's JSON
  * document, or SendTaskFailure with the error's name (which the state
  * machine's Catch matches) and message. The state machine never polls the host.
  */
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import { messageOf } from '#domain/errors';
+import { messageOf, UsageError } from '#domain/errors';
 
-export const taskTokenFlag = { 'task-token': { type: 'string' } } as const;
+export const taskTokenFlag = {
+  'task-token': { type: 'string' },
+  'heartbeat-seconds': { type: 'string' },
+} as const;
+
+/** Without --heartbeat-seconds (a task token given by hand), a heartbeat every minute. */
+const defaultHeartbeatMs = 60_000;
+
+/**
+ * How often to send SendTaskHeartbeat for a Task state whose HeartbeatSeconds
+ * is `heartbeatSeconds` (the --heartbeat-seconds flag): a third of it.
+ */
+export function heartbeatIntervalMs(heartbeatSeconds: string | undefined): number {
+  if (heartbeatSeconds === undefined) return defaultHeartbeatMs;
+  if (!/^[1-9][0-9]{0,7}$/.test(heartbeatSeconds)) {
+    throw new UsageError(
+      `--heartbeat-seconds ${heartbeatSeconds}: give the Task state's HeartbeatSeconds, a whole number of seconds`,
+    );
+  }
+  return Math.floor((Number(heartbeatSeconds) * 1000) / 3);
+}
 
 /** Step Functions' limits on SendTaskFailure's fields. */
 const maxErrorLength = 256;
@@ -16,6 +38,7 @@ const maxCauseLength = 32_768;
 
 export interface TaskTokenOptions {
   progress: (message: string) => void;
+  /** How often to heartbeat (heartbeatIntervalMs); every minute when absent. */
   heartbeatMs?: number;
   /** For tests; by default a client for the instance's region and credentials. */
   client?: SFNClient;
@@ -39,7 +62,7 @@ export async function answeringStepFunctions<T>(
     client.send(new sfn.SendTaskHeartbeatCommand({ taskToken })).catch((error: unknown) => {
       options.progress(`Step Functions did not take the heartbeat: ${messageOf(error)}`);
     });
-  }, options.heartbeatMs ?? 60_000);
+  }, options.heartbeatMs ?? defaultHeartbeatMs);
   try {
     let result: T;
     try {

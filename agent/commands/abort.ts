@@ -5,14 +5,14 @@ import { messageOf, PreconditionError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { recordEnded } from '../session/catalog.ts';
 import { answerError, request } from '../session/control.ts';
 import { type Inspection, inspect } from '../session/inspect.ts';
 import type { OutcomeRecord } from '../session/state.ts';
 
-export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token T] [--json]
+export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token T [--heartbeat-seconds S]] [--json]
 
 Ends the backup in progress here without keeping anything: the holder closes
 its session and PostgreSQL leaves backup mode.
@@ -149,7 +149,10 @@ export async function abortCommand(args: string[]): Promise<number> {
         values['backup-id'] === undefined ? undefined : validateBackupId(values['backup-id']),
       ),
     (result) => ({ ...result }),
-    ctx.out,
+    {
+      progress: (message: string) => ctx.out.progress(message),
+      heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']),
+    },
   );
   ctx.out.result(
     { ...result },

@@ -12,7 +12,7 @@ import { ConnectionError, messageOf, PreconditionError, UsageError } from '#doma
 import { parse } from '../cli/args.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { recordStarted } from '../session/catalog.ts';
 import type { SessionConfig } from '../session/config.ts';
@@ -23,7 +23,7 @@ import { agentSocketPath, type SessionRecord } from '../session/state.ts';
 import type { Discovery } from '../volumes/block-devices.ts';
 import { abort } from './abort.ts';
 
-export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]
+export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T [--heartbeat-seconds S]] [--json]
 
 Starts a non-exclusive backup and returns once PostgreSQL is in backup mode.
 The session is held by the agent service (pgsnap agent) when it runs, and
@@ -325,7 +325,10 @@ export async function beginCommand(args: string[]): Promise<number> {
       return started;
     },
     document,
-    ctx.out,
+    {
+      progress: (message: string) => ctx.out.progress(message),
+      heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']),
+    },
   );
   ctx.out.result(document(session), table(describeSession(session)));
   return 0;

@@ -7,7 +7,7 @@ import { BackupInvalidError, PreconditionError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { connect } from '../postgres/client.ts';
 import { waitForArchive } from '../session/archive-wait.ts';
@@ -16,7 +16,7 @@ import { request } from '../session/control.ts';
 import { type Inspection, inspect } from '../session/inspect.ts';
 import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../session/state.ts';
 
-export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
+export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T [--heartbeat-seconds S]] [--json]
 
 Ends the backup started by pgsnap begin, waits until the stop segment and the
 backup history file are archived, and writes backup_label, tablespace_map (when
@@ -76,14 +76,26 @@ const invalidBecause: Record<Exclude<Outcome, 'completed' | 'failed'>, string> =
 /**
  * The error for a backup that can no longer be valid, after marking its
  * manifest failed with the reason, so the catalog never shows it as started.
+ * The reason is written as the state machine writes one ("Error: cause"),
+ * since this is the first failure recorded and a later one keeps it. A backup
+ * that was aborted is recorded as aborted, with the abort's reason: this end
+ * did not make it fail, and an abort already recorded stays as it is.
  */
-async function invalid(ctx: Context, backupId: string, message: string): Promise<BackupInvalidError> {
+async function invalid(
+  ctx: Context,
+  backupId: string,
+  message: string,
+  aborted?: { reason: string },
+): Promise<BackupInvalidError> {
+  const invalidError = new BackupInvalidError(message);
   if (ctx.repository) {
-    await recordEnded(ctx.repository, backupId, 'failed', message).catch((error: Error) =>
-      ctx.out.progress(`the manifest of ${backupId} could not be marked failed: ${error.message}`),
+    const state = aborted ? 'aborted' : 'failed';
+    const reason = aborted?.reason ?? `${invalidError.name}: ${message}`;
+    await recordEnded(ctx.repository, backupId, state, reason).catch((error: Error) =>
+      ctx.out.progress(`the manifest of ${backupId} could not be marked ${state}: ${error.message}`),
     );
   }
-  return new BackupInvalidError(message);
+  return invalidError;
 }
 
 /**
@@ -148,6 +160,7 @@ async function stopOrResume(ctx: Context, backupId?: string): Promise<StoppedRec
           last.backupId,
           `backup ${last.backupId} is not valid: ${invalidBecause[last.outcome]} at ${last.at} (${last.reason}). ` +
             'Take a new backup with pgsnap begin.',
+          last.outcome === 'aborted' ? { reason: last.reason } : undefined,
         );
       }
       throw new PreconditionError('no backup is in progress here; start one with pgsnap begin');
@@ -305,7 +318,10 @@ export async function endCommand(args: string[]): Promise<number> {
         ...(values['backup-id'] !== undefined ? { backupId: validateBackupId(values['backup-id']) } : {}),
       }),
     (ended) => ({ ...ended }),
-    ctx.out,
+    {
+      progress: (message: string) => ctx.out.progress(message),
+      heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']),
+    },
   );
   const lines = table([
     ['backupId', result.backupId],

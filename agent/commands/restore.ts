@@ -4,6 +4,7 @@
  * correctly, from the backup's artifacts and WAL in the repository.
  */
 
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { validateBackupId } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
@@ -16,12 +17,14 @@ import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
 import { pgVersionOf, systemIdentifierOf } from '../postgres/pgdata.ts';
 import { prepareDataDirectory, type RecoveryTarget } from '../restore/prepare.ts';
+import { requireServerCanRun } from '../restore/server-can-run.ts';
 import {
   commandLimitBefore16,
   defaultPrefetchSpool,
   expandedLength,
   plainRestoreCommandLine,
   restoreCommandLine,
+  selfCommand,
 } from '../wal/shell-lines.ts';
 
 export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
@@ -100,7 +103,8 @@ export function recoveryTarget(
   return undefined;
 }
 
-function parseTablespaces(specs: string[] | undefined): Record<string, string> | undefined {
+/** `--tablespace OID=DIR`, once per tablespace that moves; one place for each OID. */
+export function parseTablespaces(specs: string[] | undefined): Record<string, string> | undefined {
   if (!specs?.length) return undefined;
   const locations: Record<string, string> = {};
   for (const spec of specs) {
@@ -109,7 +113,14 @@ function parseTablespaces(specs: string[] | undefined): Record<string, string> |
       throw new UsageError(
         `--tablespace ${JSON.stringify(spec)}: use OID=/absolute/dir, e.g. 16384=/mnt/ts1`,
       );
-    locations[match[1]!] = match[2]!;
+    const oid = match[1]!;
+    const dir = match[2]!;
+    if (locations[oid] !== undefined && locations[oid] !== dir) {
+      throw new UsageError(
+        `--tablespace ${oid} is given two places (${locations[oid]} and ${dir}); give each tablespace OID once`,
+      );
+    }
+    locations[oid] = dir;
   }
   return locations;
 }
@@ -123,10 +134,11 @@ export function walFetchCommand(
   url: string,
   cluster: string,
   prefetch?: { ahead: number; spool: string },
+  pgsnap: string[] = selfCommand(),
 ): string {
   return prefetch
-    ? restoreCommandLine({ url, cluster, prefetch: prefetch.ahead, spool: prefetch.spool })
-    : plainRestoreCommandLine({ url, cluster });
+    ? restoreCommandLine({ url, cluster, prefetch: prefetch.ahead, spool: prefetch.spool, pgsnap })
+    : plainRestoreCommandLine({ url, cluster, pgsnap });
 }
 
 export async function restoreCommand(args: string[]): Promise<number> {
@@ -230,6 +242,8 @@ export async function restoreCommand(args: string[]): Promise<number> {
           `cuts it at ${commandLimitBefore16}: give a shorter --spool-dir, or install pgsnap under a shorter path`,
       );
     }
+    // The server on PGDATA runs as its owner; whoever runs this restore (often root) may reach more.
+    requireServerCanRun(selfCommand(), statSync(pgdata).uid, 'restore_command');
     prepareDataDirectory({
       pgdata,
       backupLabel: label.text,

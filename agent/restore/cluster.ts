@@ -88,14 +88,20 @@ export function asPostgres(file: string, args: string[], options: { allowFailure
   return result;
 }
 
+/** The uid the throwaway servers run as: postgres as root, else this process's. */
+export function serverUid(): number {
+  return isRoot
+    ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim())
+    : process.getuid!();
+}
+
 /** Makes a directory the server user owns. */
 export function ownedDir(path: string, mode = 0o700): string {
   mkdirSync(path, { recursive: true });
   chmodSync(path, mode);
   if (isRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(path, uid, gid);
+    chownSync(path, serverUid(), gid);
   }
   return path;
 }

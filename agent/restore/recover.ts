@@ -12,8 +12,10 @@ import type { RepositoryChoice } from '../cli/repository-options.ts';
 import { walFetchCommand } from '../commands/restore.ts';
 import { systemIdentifierOf } from '../postgres/pgdata.ts';
 import type { SnapshotProvider } from '../providers/provider.ts';
-import { Cluster, ownedDir } from './cluster.ts';
+import { selfCommand } from '../wal/shell-lines.ts';
+import { Cluster, ownedDir, serverUid } from './cluster.ts';
 import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';
+import { requireServerCanRun } from './server-can-run.ts';
 
 export interface RecoverRequest {
   backupId: string;
@@ -29,6 +31,8 @@ export interface RecoverRequest {
   work: string;
   /** Tells several recoveries in one scratch directory apart. */
   name: string;
+  /** pgsnap as the restored server's restore_command runs it (default: this one, selfCommand). */
+  pgsnap?: string[];
 }
 
 export interface Recovered {
@@ -71,6 +75,8 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
         .filter((s) => s.role === 'tablespace')
         .map((s) => [s.tablespaceOid!, targets.get(`tablespace-${s.tablespaceOid}`)!]),
     );
+    const pgsnap = request.pgsnap ?? selfCommand();
+    requireServerCanRun(pgsnap, serverUid(), 'restore_command');
     const walDir = targets.get('wal') ?? join(work, `${name}-pg_wal`);
     if (!targets.has('wal')) made.push(walDir);
     prepareDataDirectory({
@@ -83,7 +89,7 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
       ...(request.map ? { tablespaceMap: request.map.text, tablespaces } : {}),
       // Never the source's WAL: the restored WAL volume if there is one, else a fresh directory.
       walDir,
-      restoreCommand: walFetchCommand(request.repository.url, request.repository.cluster),
+      restoreCommand: walFetchCommand(request.repository.url, request.repository.cluster, undefined, pgsnap),
       target: request.target,
       targetAction: 'promote',
     });

@@ -6,10 +6,11 @@
  */
 
 import { hostname } from 'node:os';
+import { applyStep, checkStep, recordStep } from '#domain/backup/lifecycle';
 import { messageOf, PreconditionError } from '#domain/errors';
 import type { ClusterIdentity } from '#domain/repository/cluster-pin';
 import { RepositoryUnreachableError } from '#domain/repository/errors';
-import type { ArtifactRecord, BackupState, Manifest } from '#domain/repository/manifest';
+import type { ArtifactRecord, Manifest, ManifestSnapshot } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';
 import { open, type RepositoryChoice } from '../cli/repository-options.ts';
@@ -78,9 +79,11 @@ export async function recordStarted(choice: RepositoryChoice, session: SessionRe
   const repository = await open(choice);
   try {
     await repository.pin(identityOf(session), 'pgsnap begin');
-    const manifest = startedManifest(repository, session);
-    await repository.writeManifest(manifest);
-    return manifest;
+    const { manifest } = await recordStep(repository, session.backupId, {
+      step: 'begin',
+      manifest: startedManifest(repository, session),
+    });
+    return manifest!;
   } finally {
     repository.close();
   }
@@ -97,7 +100,9 @@ export interface StoredBackup {
  * Checks that the WAL from start to stop is in the repository, stores the
  * artifacts byte for byte, and writes the manifest as `completed` (or
  * `stopped` while snapshots are still being taken). Throws, leaving the manifest
- * as it was, when any of that fails.
+ * as it was, when any of that fails, and before storing anything when the
+ * manifest no longer allows it (the backup was aborted or failed meanwhile).
+ * A second end after one that wrote the manifest leaves it as it is.
  */
 export async function storeBackup(
   choice: RepositoryChoice,
@@ -109,6 +114,11 @@ export async function storeBackup(
   try {
     return await withRetry('storing the backup in the repository', options.progress, async () => {
       const pin = await repository.pin(identityOf(stopped), 'pgsnap end');
+      const target = { backupId: stopped.backupId, where: repository.url };
+      const begun = startedManifest(repository, stopped);
+      const step = options.snapshotsPending ? ('stop' as const) : ('end' as const);
+      // Before anything is stored: a backup aborted or failed meanwhile must not get artifacts.
+      checkStep(await repository.readManifest(stopped.backupId), step, target);
       const needed =
         stopped.stopTimeline === stopped.timeline
           ? segmentRange(stopped.startWalFile!, stopped.stopWalFile, pin.walSegmentSize)
@@ -135,29 +145,26 @@ export async function storeBackup(
         );
         urls[artifact.name] = repository.where(repository.backupKey(stopped.backupId, artifact.name));
       }
-      const now = new Date().toISOString();
-      const previous =
-        (await repository.readManifest(stopped.backupId)) ?? startedManifest(repository, stopped);
-      const state: BackupState = options.snapshotsPending ? 'stopped' : 'completed';
-      const manifest: Manifest = {
-        ...previous,
-        state,
-        stopLsn: stopped.stopLsn,
-        stopWalFile: stopped.stopWalFile,
-        stopTimeline: stopped.stopTimeline,
-        wal: { first: stopped.startWalFile!, last: stopped.stopWalFile },
-        artifacts: records,
-        timings: {
-          ...previous.timings,
-          stoppedAt: stopped.stoppedAt,
-          archiveWaitMs: Math.round(options.archiveWaitMs),
-          ...(state === 'completed' ? { completedAt: now } : {}),
+      const { manifest, changed } = applyStep(
+        await repository.readManifest(stopped.backupId),
+        {
+          step,
+          begun,
+          stop: {
+            stopLsn: stopped.stopLsn,
+            stopWalFile: stopped.stopWalFile,
+            stopTimeline: stopped.stopTimeline,
+            wal: { first: stopped.startWalFile!, last: stopped.stopWalFile },
+            artifacts: records,
+            stoppedAt: stopped.stoppedAt,
+            archiveWaitMs: options.archiveWaitMs,
+          },
         },
-        updatedAt: now,
-      };
-      await repository.writeManifest(manifest);
+        target,
+      );
+      if (changed) await repository.writeManifest(manifest!);
       return {
-        manifest,
+        manifest: manifest!,
         urls,
         manifestUrl: repository.where(repository.backupKey(stopped.backupId, 'manifest.json')),
       };
@@ -169,40 +176,41 @@ export async function storeBackup(
 
 /**
  * Records the snapshots a local provider took, as soon as they exist, so that
- * none can be orphaned unnoticed: the manifest goes `started` → `snapshotting`
- * with them, or, after they were deleted with an aborted backup, says so.
+ * none can be orphaned unnoticed (`taken`: the manifest goes `started` →
+ * `snapshotting` with them), that they were deleted with a backup given up
+ * (`deleted`), or the provider's own account of the snapshots the state
+ * machine recorded through the local EC2 (`described`, for a drill).
  */
 export async function recordLocalSnapshots(
   choice: RepositoryChoice,
   backupId: string,
   provider: string,
   snapshots: VolumeSnapshot[],
-  state: 'taken' | 'deleted',
+  state: 'taken' | 'deleted' | 'described',
 ): Promise<void> {
+  const records: ManifestSnapshot[] = snapshots.map((s) => ({
+    provider,
+    snapshotId: s.snapshot,
+    state: state === 'deleted' ? 'deleted' : 'taken',
+    role: s.role,
+    path: s.source,
+    ...(s.oid ? { tablespaceOid: s.oid } : {}),
+  }));
+  const step = (
+    { taken: 'snapshotsTaken', deleted: 'snapshotsDeleted', described: 'snapshotsDescribed' } as const
+  )[state];
   const repository = await open(choice);
   try {
-    const manifest = await repository.readManifest(backupId);
-    if (!manifest) return;
-    const now = new Date().toISOString();
-    await repository.writeManifest({
-      ...manifest,
-      ...(manifest.state === 'started' ? { state: 'snapshotting' as const } : {}),
-      snapshots: snapshots.map((s) => ({
-        provider,
-        snapshotId: s.snapshot,
-        state,
-        role: s.role,
-        path: s.source,
-        ...(s.oid ? { tablespaceOid: s.oid } : {}),
-      })),
-      updatedAt: now,
-    });
+    await recordStep(repository, backupId, { step, snapshots: records });
   } finally {
     repository.close();
   }
 }
 
-/** Marks a catalogued backup as ended without being usable; a backup never catalogued is left alone. */
+/**
+ * Marks a catalogued backup as ended without being usable; a backup never
+ * catalogued, or one that already ended so, is left alone (see domain/backup/lifecycle.ts).
+ */
 export async function recordEnded(
   choice: RepositoryChoice,
   backupId: string,
@@ -211,11 +219,7 @@ export async function recordEnded(
 ): Promise<void> {
   const repository = await open(choice);
   try {
-    const manifest = await repository.readManifest(backupId);
-    // An ended backup keeps the account of how it ended.
-    if (!manifest || ['completed', 'aborted', 'failed'].includes(manifest.state)) return;
-    const now = new Date().toISOString();
-    await repository.writeManifest({ ...manifest, state, failure: { reason, at: now }, updatedAt: now });
+    await recordStep(repository, backupId, { step: state === 'aborted' ? 'abort' : 'fail', reason });
   } finally {
     repository.close();
   }

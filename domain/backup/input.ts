@@ -2,22 +2,42 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { UsageError } from '../errors.ts';
 
-/** PostgreSQL refuses labels over 1024 bytes (MAXPGPATH in do_pg_backup_start). */
-export const maxLabelBytes = 1024;
+/*
+ * Each rule here is the one source of what an input may be: the SSM
+ * document's allowedPatterns and the manifest schema are made from these
+ * patterns, not written again. They are kept to what both JavaScript and the
+ * (Java) regular expressions SSM evaluates read the same way: no \d, no flags.
+ */
+
+/**
+ * The longest label the whole path carries. PostgreSQL would take 1024 bytes
+ * (MAXPGPATH in do_pg_backup_start), but a label the state machine is given
+ * also reaches the host as a parameter of the SSM document, whose pattern is
+ * made from this limit; every character a label may have is one byte.
+ */
+export const maxLabelLength = 128;
 
 /*
  * backup_label is read back with sscanf line by line, so a newline in the label
  * corrupts it; and labels travel through SSM documents and shell scripts, so
  * anything a shell would interpret is refused rather than quoted.
  */
-const labelCharacter = /[A-Za-z0-9 ._:@+=,/-]/;
+const labelCharacters = 'A-Za-z0-9 ._:@+=,/-';
+const labelCharacter = new RegExp(`[${labelCharacters}]`);
+/** The first character is neither "-" (it would read as a flag) nor a space. */
+const labelFirstCharacters = 'A-Za-z0-9._:@+=,/';
+
+/** Exactly the labels validateLabel accepts, as one pattern (the SSM document's allowedPattern). */
+export const labelPattern = new RegExp(
+  `^[${labelFirstCharacters}][${labelCharacters}]{0,${maxLabelLength - 1}}$`,
+);
 
 export function validateLabel(label: string): string {
   if (label.length === 0) throw new UsageError('--label must not be empty; use for example --label nightly');
-  const bytes = Buffer.byteLength(label, 'utf8');
-  if (bytes > maxLabelBytes) {
+  if (label.length > maxLabelLength) {
     throw new UsageError(
-      `--label is ${bytes} bytes; PostgreSQL accepts at most ${maxLabelBytes}, so shorten it`,
+      `--label is ${label.length} characters; a backup takes at most ${maxLabelLength} (the state machine ` +
+        'passes it to the host through the SSM document), so shorten it',
     );
   }
   for (const [index, char] of [...label].entries()) {
@@ -34,7 +54,8 @@ export function validateLabel(label: string): string {
   return label;
 }
 
-const backupIdPattern = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+/** What a backupId is (see newBackupId); the manifest, the catalog's listing and the SSM document use it. */
+export const backupIdPattern = /^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
 
 /** The time part of a backupId: UTC, to the second (`20261121T143000Z`). */
 function backupIdStamp(time: Date): string {
@@ -71,10 +92,11 @@ export function validateBackupId(backupId: string): string {
   return backupId;
 }
 
-const clusterPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** What a cluster name is; the SSM document uses it. */
+export const clusterNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export function validateClusterName(name: string): string {
-  if (!clusterPattern.test(name)) {
+  if (!clusterNamePattern.test(name)) {
     throw new UsageError(
       `cluster name ${JSON.stringify(name)} is not valid: use 1-63 lower-case letters, digits, . _ -, ` +
         'starting with a letter or digit (e.g. orders-db)',

@@ -14,11 +14,20 @@ import { UsageError } from '../errors.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { parseSegmentName, walFileKind } from '../wal/file.ts';
+import * as z from '../zod.ts';
 
-export interface RetentionPolicy {
-  keepLast?: number;
-  keepDays?: number;
-}
+/**
+ * A retention policy: the one rule for the CLI's flags, the environment's configuration (infra) and
+ * the apply-retention Lambda's environment. At least one of the two is needed where a policy is
+ * given whole (validatePolicy, the configuration).
+ */
+export const retentionPolicySchema = z.strictObject({
+  /** Keep the last N completed backups. */
+  keepLast: z.optional(z.int().check(z.gte(1))),
+  /** Keep the completed backups younger than D days. */
+  keepDays: z.optional(z.number().check(z.positive())),
+});
+export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
 
 export type KeepReason = 'policy' | 'newest completed' | 'in progress' | 'locked snapshot' | 'recent failure';
 
@@ -33,17 +42,21 @@ export interface RetentionPlan {
 
 const inProgress: ReadonlyArray<Manifest['state']> = ['started', 'snapshotting', 'stopped'];
 
+const flagRules: Record<keyof RetentionPolicy, string> = {
+  keepLast: '--keep-last must be a whole number of at least 1',
+  keepDays: '--keep-days must be more than 0',
+};
+
 export function validatePolicy(policy: RetentionPolicy): RetentionPolicy {
   if (policy.keepLast === undefined && policy.keepDays === undefined) {
     throw new UsageError('retention needs --keep-last N and/or --keep-days D');
   }
-  if (policy.keepLast !== undefined && !(Number.isInteger(policy.keepLast) && policy.keepLast >= 1)) {
-    throw new UsageError(`--keep-last must be a whole number of at least 1; got ${policy.keepLast}`);
+  const parsed = retentionPolicySchema.safeParse(policy);
+  if (!parsed.success) {
+    const field = parsed.error.issues[0]?.path[0] as keyof RetentionPolicy;
+    throw new UsageError(`${flagRules[field]}; got ${policy[field]}`);
   }
-  if (policy.keepDays !== undefined && !(policy.keepDays > 0)) {
-    throw new UsageError(`--keep-days must be more than 0; got ${policy.keepDays}`);
-  }
-  return policy;
+  return parsed.data;
 }
 
 function walCut(

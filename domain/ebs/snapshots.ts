@@ -14,15 +14,22 @@ import {
   type Snapshot,
 } from '@aws-sdk/client-ec2';
 import { PreconditionError, SnapshotFailedError, TimeoutError } from '../errors.ts';
+import * as z from '../zod.ts';
 
 /** Tags on every snapshot pgsnap takes; cleanup and IAM conditions rely on them. */
 export const snapshotTags = { cluster: 'pgsnap:cluster', backupId: 'pgsnap:backup-id' } as const;
 
-export interface SnapshotOfSet {
-  snapshotId: string;
-  volumeId: string;
-  state: string;
-}
+/**
+ * One snapshot of the set as the state machine carries it between steps; every handler that takes
+ * the set parses it with this schema. A set is never empty: no backup has zero volumes.
+ */
+export const snapshotOfSetSchema = z.object({
+  snapshotId: z.string(),
+  volumeId: z.string(),
+  state: z.string(),
+});
+export const snapshotListSchema = z.array(snapshotOfSetSchema).check(z.minLength(1));
+export type SnapshotOfSet = z.infer<typeof snapshotOfSetSchema>;
 
 export interface SnapshotSet {
   snapshots: SnapshotOfSet[];

@@ -9,6 +9,7 @@
  * stored and the WAL from start to stop is in the repository; `completed`
  * means the snapshots are complete too, and only then is the backup restorable.
  */
+import { backupIdPattern } from '../backup/input.ts';
 import * as z from '../zod.ts';
 import { ManifestInvalidError } from './errors.ts';
 
@@ -62,7 +63,7 @@ export type ManifestCopy = z.infer<typeof manifestCopySchema>;
 export const manifestSchema = z.strictObject({
   schemaVersion: z.literal(manifestSchemaVersion),
   cluster: z.string(),
-  backupId: z.string().check(z.regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/)),
+  backupId: z.string().check(z.regex(backupIdPattern)),
   label: z.string(),
   state: z.enum(backupStates),
   systemIdentifier: z.string().check(z.regex(/^\d+$/)),

@@ -7,7 +7,7 @@
  *
  * The same keys in a bucket and in a directory.
  */
-import { validateBackupId } from '../backup/input.ts';
+import { backupIdPattern, validateBackupId } from '../backup/input.ts';
 import {
   type ClusterIdentity,
   type ClusterPin,
@@ -231,7 +231,7 @@ export class Repository {
   /** backupIds in the catalog, oldest first (a backupId sorts by its start time). */
   async listBackupIds(): Promise<string[]> {
     const names = await this.store.list(`${this.cluster}/backups/`);
-    return names.filter((name) => /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(name));
+    return names.filter((name) => backupIdPattern.test(name));
   }
 
   /** The archived WAL files, by name (without the compression extension) and key. */

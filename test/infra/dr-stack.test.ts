@@ -11,6 +11,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, test } from 'vitest';
+import { grantOperations } from '#domain/ebs/dr-copies';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
@@ -186,6 +187,27 @@ describe('the DR stack', () => {
     );
     // scratch-db is not copied: nothing names it.
     expect(JSON.stringify(dr.toJSON())).not.toContain('scratch-db');
+  });
+
+  test('the grant the copier asks KMS for is the one its policy allows and the one the DR role may use', () => {
+    const { source, dr } = synth(crossAccount);
+    const sourceStatements = Object.values(source.findResources('AWS::IAM::Policy')).flatMap(
+      (p) => p.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>,
+    );
+    const grantConditions = sourceStatements
+      .filter((s) => s.Action === 'kms:CreateGrant')
+      .map((s) => (s.Condition as Record<string, Record<string, unknown>>)['ForAllValues:StringEquals']);
+    // dr-copies sends CreateGrant with exactly grantOperations: a policy allowing fewer is AccessDenied.
+    expect(grantConditions).toEqual([{ 'kms:GrantOperations': grantOperations }]);
+    const role = Object.values(
+      dr.findResources('AWS::IAM::Role', { Properties: { RoleName: 'pgsnap-prod-dr-copy' } }),
+    )[0]!;
+    const drStatements = role.Properties.Policies[0].PolicyDocument.Statement as Array<
+      Record<string, unknown>
+    >;
+    expect(drStatements.find((s) => s.Sid === 'UseSourceKeysThroughEbs')?.Action).toEqual(
+      grantOperations.map((operation) => `kms:${operation}`),
+    );
   });
 
   test('the key lets the source replication role encrypt through S3, and nothing else', () => {

@@ -3,9 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import validateAsl from 'asl-validator';
 import { Match } from 'aws-cdk-lib/assertions';
+import type { CfnStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { agentDocumentParameters } from '../../infra/agent-document.ts';
-import { type SynthesizedStack, stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
+import {
+  type SynthesizedStack,
+  stateMachineDefinition,
+  synthStack,
+  testEnvironment,
+} from '../support/backup-stack.ts';
 
 let synthesized: SynthesizedStack;
 beforeAll(() => {
@@ -189,15 +195,74 @@ describe('the state machine', () => {
     ]) {
       expect(asl.States[step]).toMatchObject({
         Resource: 'arn:aws:states:::aws-sdk:ssm:sendCommand.waitForTaskToken',
-        HeartbeatSeconds: 300,
-        Parameters: { Parameters: { 'taskToken.$': 'States.Array($$.Task.Token)' } },
+        // The agent heartbeats by the configured HeartbeatSeconds, which the document passes on.
+        Parameters: {
+          Parameters: { 'taskToken.$': 'States.Array($$.Task.Token)', heartbeatSeconds: ['300'] },
+        },
       });
       expect(asl.States[step]!.TimeoutSeconds).toBeGreaterThan(0);
     }
+    expect(asl.States['Begin the backup on the host']!.HeartbeatSeconds).toBe(300);
+    expect(asl.States['End the backup on the host']!.HeartbeatSeconds).toBe(300);
+  });
+
+  test("every Task state's HeartbeatSeconds is less than its TimeoutSeconds, the abort's too", () => {
+    const asl = stateMachineDefinition(synthesized.template);
+    const tasks = Object.entries(asl.States).filter(([, s]) => s.Type === 'Task');
+    for (const [name, state] of tasks) {
+      if (state.HeartbeatSeconds === undefined || state.TimeoutSeconds === undefined) continue;
+      expect(state.HeartbeatSeconds as number, name).toBeLessThan(state.TimeoutSeconds as number);
+    }
+    // Its timeout (300 s) is no longer than the heartbeat: the timeout alone bounds the wait.
+    expect(asl.States['Abort the backup on the host']).toMatchObject({ TimeoutSeconds: 300 });
+    expect(asl.States['Abort the backup on the host']!.HeartbeatSeconds).toBeUndefined();
+  });
+});
+
+describe("AWS's documented limits, at synth", () => {
+  test('synth fails on a Task state whose heartbeat is not shorter than its timeout, naming the state and the rule', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-limits-'));
+    const { app, stack } = synthStack(undefined, { deferSynth: true, outdir });
+    const machine = stack.pgsnap.backup.stateMachine.node.defaultChild as CfnStateMachine;
+    machine.definitionString = JSON.stringify({
+      StartAt: 'Abort the backup on the host',
+      States: {
+        'Abort the backup on the host': {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::aws-sdk:ssm:sendCommand.waitForTaskToken',
+          HeartbeatSeconds: 300,
+          TimeoutSeconds: 300,
+          End: true,
+        },
+      },
+    });
+    try {
+      expect(() => app.synth()).toThrow(
+        /Task state "Abort the backup on the host": HeartbeatSeconds \(300\) must be less than TimeoutSeconds \(300\), as AWS's Task state requires/,
+      );
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+
+  test('synth fails on a schedule Scheduler would refuse, naming the schedule and the rule', () => {
+    const input = {
+      ...testEnvironment,
+      clusters: [
+        { ...testEnvironment.clusters[0]!, schedules: [{ name: 'never', expression: 'rate(0 hours)' }] },
+      ],
+    };
+    expect(() => synthStack(input)).toThrow(
+      /Schedule ".*orders-db-never.*": rate\(0 hours\) must be rate\(value unit\): a positive whole number/,
+    );
   });
 });
 
 describe('the SSM document', () => {
+  test('runs on EC2 instances only (TargetType)', () => {
+    synthesized.template.hasResourceProperties('AWS::SSM::Document', { TargetType: '/AWS::EC2::Instance' });
+  });
+
   test('holds every parameter to an anchored allowedPattern or a list of allowedValues', () => {
     const documents = Object.values(synthesized.template.findResources('AWS::SSM::Document'));
     expect(documents).toHaveLength(1);

@@ -37,25 +37,25 @@ describe('bad labels are refused before a backup starts', () => {
     await expectNotInBackup(cluster, env);
   });
 
-  it('a label over 1024 bytes is refused; 1024 bytes, the most PostgreSQL takes, is accepted', async () => {
+  it('a label over 128 characters is refused; 128, the most the SSM document carries, is accepted', async () => {
     const { cluster, env } = await clusterForTest();
-    const tooLong = await pgsnap(['begin', '--label', 'x'.repeat(1025), '--json'], env);
+    const tooLong = await pgsnap(['begin', '--label', 'x'.repeat(129), '--json'], env);
     expectError(
       tooLong,
       2,
       'UsageError',
-      /--label is 1025 bytes; PostgreSQL accepts at most 1024, so shorten it/,
+      /--label is 129 characters; a backup takes at most 128 .*, so shorten it/,
     );
     await expectNotInBackup(cluster, env);
 
-    const longest = await pgsnap(['begin', '--label', 'x'.repeat(1024), '--fast', '--json'], env);
+    const longest = await pgsnap(['begin', '--label', 'x'.repeat(128), '--fast', '--json'], env);
     expect(longest.code, longest.stderr).toBe(0);
     const ended = await pgsnap(['end', '--json'], env);
     expect(ended.code, ended.stderr).toBe(0);
     const label = (ended.json!.artifacts as Array<{ name: string; content: string }>).find(
       (a) => a.name === 'backup_label',
     );
-    expect(label?.content).toContain(`LABEL: ${'x'.repeat(1024)}\n`);
+    expect(label?.content).toContain(`LABEL: ${'x'.repeat(128)}\n`);
   });
 
   it('labels with shell metacharacters are refused, by begin and by run, naming the character', async () => {

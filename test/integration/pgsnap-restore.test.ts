@@ -1,7 +1,7 @@
 /**
  * `pgsnap restore` on a data directory restored from a snapshot, driven from a
- * file:// repository: point in time to a named restore point with the
- * tablespace moved, and the refusals that keep an operator from restoring
+ * file:// repository: point in time to a named restore point with both
+ * tablespaces moved, and the refusals that keep an operator from restoring
  * something that cannot be consistent.
  */
 import { execFile } from 'node:child_process';
@@ -9,11 +9,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAmcheck } from '../../agent/restore/checks.ts';
 import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
+import { privateCheckout } from '../support/private-checkout.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 
 const run = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) {
+  console.warn(
+    "SKIPPING the restore_command reachability refusal: only root runs pgsnap where the data directory's owner cannot",
+  );
+}
 
 interface Backup {
   source: Cluster;
@@ -23,34 +31,43 @@ interface Backup {
   startLsn: string;
   stopLsn: string;
   snapshot: string;
-  tablespaceSnapshot: string;
-  tablespaceOid: string;
+  /** The copies of the two tablespaces, by tablespace OID. */
+  tablespaceSnapshots: Record<string, string>;
   rowsAtRestorePoint: number;
 }
 
-/** A backup of a cluster with a tablespace, 100 rows, a restore point, then 50 more rows. */
+/**
+ * A backup of a cluster with two tablespaces (table t in ts, its primary key
+ * index in ts_index), 100 rows, a restore point, then 50 more rows.
+ */
 async function takeBackup(): Promise<Backup> {
   const repo = testRepository('file');
   const source = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
-  const tablespaceDir = ownedDir(join(source.root, 'ts'));
-  await source.query(`CREATE TABLESPACE ts LOCATION '${tablespaceDir}'`);
-  await source.query('CREATE TABLE t (id bigint PRIMARY KEY) TABLESPACE ts');
+  const tablespaceDirs = {
+    ts: ownedDir(join(source.root, 'ts')),
+    ts_index: ownedDir(join(source.root, 'ts_index')),
+  };
+  for (const [name, dir] of Object.entries(tablespaceDirs)) {
+    await source.query(`CREATE TABLESPACE ${name} LOCATION '${dir}'`);
+  }
+  await source.query('CREATE TABLE t (id bigint PRIMARY KEY USING INDEX TABLESPACE ts_index) TABLESPACE ts');
   await source.query('INSERT INTO t SELECT generate_series(1, 60)');
   const env = { ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
   const begun = await pgsnap(['begin', '--label', 'restore tests', '--fast', '--json', ...repo.flags], env);
   expect(begun.code, begun.stderr).toBe(0);
   const snapshot = join(ownedDir(join(source.root, 'snapshot')), 'data');
-  const tablespaceSnapshot = join(source.root, 'snapshot', 'ts');
   await run('cp', ['-a', source.dataDir, snapshot]);
-  await run('cp', ['-a', tablespaceDir, tablespaceSnapshot]);
+  for (const [name, dir] of Object.entries(tablespaceDirs)) {
+    await run('cp', ['-a', dir, join(source.root, 'snapshot', name)]);
+  }
   await source.query('INSERT INTO t SELECT generate_series(61, 100)');
   const ended = await pgsnap(['end', '--json', ...repo.flags], env);
   expect(ended.code, ended.stderr).toBe(0);
   await source.query("SELECT pg_create_restore_point('before-the-mistake')");
   await source.query('INSERT INTO t SELECT generate_series(101, 150)');
   await source.query('SELECT pg_switch_wal()');
-  const [oid] = await source.query<{ oid: string }>(
-    "SELECT oid::text FROM pg_tablespace WHERE spcname = 'ts'",
+  const tablespaces = await source.query<{ oid: string; name: string }>(
+    "SELECT oid::text, spcname AS name FROM pg_tablespace WHERE spcname IN ('ts', 'ts_index')",
   );
   return {
     source,
@@ -60,8 +77,9 @@ async function takeBackup(): Promise<Backup> {
     startLsn: begun.json!.startLsn as string,
     stopLsn: ended.json!.stopLsn as string,
     snapshot,
-    tablespaceSnapshot,
-    tablespaceOid: oid!.oid,
+    tablespaceSnapshots: Object.fromEntries(
+      tablespaces.map(({ oid, name }) => [oid, join(source.root, 'snapshot', name)]),
+    ),
     rowsAtRestorePoint: 100,
   };
 }
@@ -84,10 +102,17 @@ afterAll(() => {
 });
 
 describe('pgsnap restore', () => {
-  it('recovers to a named restore point from the repository, with the tablespace in a new place', async () => {
+  it('recovers to a named restore point from the repository, with both tablespaces in new places', async () => {
     const root = ownedDir(join(backup.source.root, 'pitr'));
     await run('cp', ['-a', backup.snapshot, join(root, 'data')]);
-    await run('cp', ['-a', backup.tablespaceSnapshot, join(root, 'ts')]);
+    // The new places: ts-<oid>, beside the restored data directory, neither where the source has it.
+    const moved = Object.entries(backup.tablespaceSnapshots).map(([oid, copy]) => ({
+      oid,
+      copy,
+      to: join(root, `ts-${oid}`),
+    }));
+    expect(moved).toHaveLength(2);
+    for (const { copy, to } of moved) await run('cp', ['-a', copy, to]);
     const restored = await pgsnap(
       [
         'restore',
@@ -95,8 +120,7 @@ describe('pgsnap restore', () => {
         backup.backupId,
         '--pgdata',
         join(root, 'data'),
-        '--tablespace',
-        `${backup.tablespaceOid}=${join(root, 'ts')}`,
+        ...moved.flatMap(({ oid, to }) => ['--tablespace', `${oid}=${to}`]),
         '--target-name',
         'before-the-mistake',
         '--json',
@@ -110,9 +134,8 @@ describe('pgsnap restore', () => {
       archiving: 'off',
       target: { kind: 'name' },
     });
-    expect(readFileSync(join(root, 'data', 'tablespace_map'), 'utf8')).toBe(
-      `${backup.tablespaceOid} ${join(root, 'ts')}\n`,
-    );
+    const map = readFileSync(join(root, 'data', 'tablespace_map'), 'utf8');
+    expect(map.split('\n').filter(Boolean).sort()).toEqual(moved.map(({ oid, to }) => `${oid} ${to}`).sort());
     chownTree(root);
     const cluster = await Cluster.create({
       major: backup.source.major,
@@ -127,6 +150,24 @@ describe('pgsnap restore', () => {
       );
       expect(Number(row!.n)).toBe(backup.rowsAtRestorePoint);
       expect(Number(row!.max)).toBe(backup.rowsAtRestorePoint);
+      // The rows through the index in the other tablespace, and both in their new places.
+      const client = await cluster.client();
+      try {
+        await client.query('SET enable_seqscan = off');
+        const plan = await client.query<{ 'QUERY PLAN': string }>('EXPLAIN SELECT id FROM t WHERE id = 42');
+        expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toContain('t_pkey');
+        expect((await client.query('SELECT id FROM t WHERE id = 42')).rows).toEqual([{ id: '42' }]);
+      } finally {
+        await client.end();
+      }
+      const locations = await cluster.query<{ oid: string; location: string }>(
+        "SELECT oid::text, pg_tablespace_location(oid) AS location FROM pg_tablespace WHERE spcname IN ('ts', 'ts_index')",
+      );
+      expect(locations.map(({ oid, location }) => `${oid} ${location}`).sort()).toEqual(
+        moved.map(({ oid, to }) => `${oid} ${to}`).sort(),
+      );
+      const amcheck = runAmcheck(cluster);
+      expect(amcheck?.ok, amcheck?.output).toBe(true);
       expect(cluster.log()).toContain('recovery stopping at restore point "before-the-mistake"');
       const [mode] = await cluster.query<{ v: string }>("SELECT current_setting('archive_mode') AS v");
       expect(mode!.v).toBe('off');
@@ -205,4 +246,41 @@ describe('pgsnap restore', () => {
     expect(refused.stderr).toMatch(/a server \(pid \d+\) is running in/);
     expect(existsSync(join(backup.source.dataDir, 'backup_label'))).toBe(false);
   });
+
+  it.skipIf(!isRoot)(
+    "refuses, as root, a restore_command that the data directory's owner could not run, saying what to do",
+    async () => {
+      // A checkout under a 0700 directory, as a clone under /root is; Node.js from nvm under it too.
+      const checkout = privateCheckout();
+      try {
+        const flags = [
+          'restore',
+          '--backup-id',
+          backup.backupId,
+          '--pgdata',
+          backup.snapshot,
+          ...backup.repo.flags,
+        ];
+        const theirNode = await pgsnap(flags, backup.repo.env, { bin: checkout.bin, node: checkout.node });
+        expect(theirNode.code, theirNode.stderr).toBe(3);
+        expect(theirNode.stderr).toContain(
+          `PostgreSQL runs restore_command as postgres, who cannot enter ${checkout.home} (drwx------ root:root)`,
+        );
+        expect(theirNode.stderr).toContain(
+          `Node.js is at ${checkout.node}: install Node.js where postgres can run it`,
+        );
+        const systemNode = await pgsnap(flags, backup.repo.env, { bin: checkout.bin });
+        expect(systemNode.code, systemNode.stderr).toBe(3);
+        expect(systemNode.stderr).toContain(`who cannot enter ${checkout.home}`);
+        expect(systemNode.stderr).toContain(
+          'install the agent where postgres can reach it (tar -xzf dist/pgsnap-agent.tar.gz -C /usr/local',
+        );
+        // Refused before anything was written: the server was never given a line it cannot run.
+        expect(existsSync(join(backup.snapshot, 'backup_label'))).toBe(false);
+        expect(existsSync(join(backup.snapshot, 'recovery.signal'))).toBe(false);
+      } finally {
+        checkout.destroy();
+      }
+    },
+  );
 });

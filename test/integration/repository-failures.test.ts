@@ -4,6 +4,7 @@
  * the backup is not reported complete, and `end` run again completes it).
  */
 import { execFile } from 'node:child_process';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,6 +23,21 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
+
+/**
+ * Makes `dir` refuse new files to this user, and returns what undoes it (safe to call twice). Root
+ * ignores permissions, so for root the immutable attribute (chattr +i, which only root may set); any
+ * other user takes its own write permission on the directory away.
+ */
+async function refuseNewFiles(dir: string): Promise<() => Promise<void>> {
+  if (process.getuid?.() === 0) {
+    await run('chattr', ['+i', dir]);
+    return () => run('chattr', ['-i', dir]).then(() => undefined);
+  }
+  const { mode } = statSync(dir);
+  chmodSync(dir, mode & ~0o222);
+  return async () => chmodSync(dir, mode);
+}
 
 /** Restores `backupDir/data` from the repository alone and returns the restored cluster. */
 async function restoreFromRepository(
@@ -150,9 +166,9 @@ it('end that cannot store the artifacts keeps them locally and stores them when 
   const backupId = begun.json!.backupId as string;
   const backupDir = join(repo.url.slice('file://'.length), repo.cluster, 'backups', backupId);
 
-  // The backup's directory refuses new files (even to root), while WAL archiving goes on.
-  await run('chattr', ['+i', backupDir]);
-  cleanups.push(() => run('chattr', ['-i', backupDir]).then(() => undefined));
+  // The backup's directory refuses new files to the user running end, while WAL archiving goes on.
+  const allowNewFiles = await refuseNewFiles(backupDir);
+  cleanups.push(allowNewFiles);
   const failed = await pgsnap(['end', '--json', ...repo.flags], env);
   expect(failed.code).toBe(1);
   expect(failed.json!.error).toMatchObject({ name: 'RepositoryAccessError' });
@@ -161,7 +177,7 @@ it('end that cannot store the artifacts keeps them locally and stores them when 
     backupId,
   });
 
-  await run('chattr', ['-i', backupDir]);
+  await allowNewFiles();
   const ended = await pgsnap(['end', '--json', ...repo.flags], env);
   expect(ended.code, ended.stderr).toBe(0);
   expect(ended.json!.manifest).toMatchObject({ state: 'completed' });

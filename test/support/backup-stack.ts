@@ -45,7 +45,7 @@ export interface SynthesizedStack {
 
 export function synthStack(
   environment: EnvironmentInput = testEnvironment,
-  options: { nag?: boolean; outdir?: string } = {},
+  options: { nag?: boolean; outdir?: string; deferSynth?: boolean } = {},
 ): SynthesizedStack {
   // Synthesized into a directory of its own, removed here unless the caller chose it.
   const outdir = options.outdir ?? mkdtempSync(join(tmpdir(), 'pgsnap-cdk-'));
@@ -54,6 +54,8 @@ export function synthStack(
   const stack = new PgsnapStack(app, `pgsnap-${environment.name}`, {
     environment: environmentSchema.parse(environment),
   });
+  // deferSynth: the caller changes the stack, then synthesizes `app` itself (template is not read).
+  if (options.deferSynth) return { app, stack, template: undefined as never };
   try {
     return { app, stack, template: Template.fromStack(stack) };
   } finally {

@@ -15,10 +15,16 @@ export interface CliResult {
 export function pgsnap(
   args: string[],
   env: NodeJS.ProcessEnv,
-  options: { timeoutMs?: number; bin?: string } = {},
+  options: {
+    timeoutMs?: number;
+    bin?: string;
+    node?: string;
+    /** How the command is stopped at the timeout: SIGTERM lets one that cleans up after itself (demo) do so. */
+    timeoutSignal?: NodeJS.Signals;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolveResult, reject) => {
-    const child = spawn(process.execPath, [options.bin ?? pgsnapBin, ...args], {
+    const child = spawn(options.node ?? process.execPath, [options.bin ?? pgsnapBin, ...args], {
       env: { PATH: process.env.PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -30,7 +36,10 @@ export function pgsnap(
     child.stderr.setEncoding('utf8').on('data', (c: string) => {
       stderr += c;
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 90_000);
+    const timer = setTimeout(
+      () => child.kill(options.timeoutSignal ?? 'SIGKILL'),
+      options.timeoutMs ?? 90_000,
+    );
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);

@@ -43,7 +43,7 @@ function run(values: Partial<Record<Name, string>>): string[] {
 const token = 'AQCEAAAAKgAAAAMAAAAAAAAAAaB+c/9Xz=='.padEnd(900, 'Ab0+/');
 const backupId = newBackupId();
 const repository = 's3://backups.example/pgsnap';
-const valid = { cluster: 'orders-db', backupId, repository, taskToken: token };
+const valid = { cluster: 'orders-db', backupId, repository, taskToken: token, heartbeatSeconds: '300' };
 
 describe('values the document accepts reach pgsnap intact, one argument each', () => {
   test('begin with a label that has spaces and punctuation, and a fast checkpoint', () => {
@@ -64,6 +64,8 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       repository,
       '--task-token',
       token,
+      '--heartbeat-seconds',
+      '300',
       '--json',
     ]);
   });
@@ -80,6 +82,8 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       repository,
       '--task-token',
       token,
+      '--heartbeat-seconds',
+      '300',
       '--json',
     ]);
     expect(run({ ...valid, command: 'abort', reason: 'the state machine caught States.Timeout' })).toEqual([
@@ -94,6 +98,8 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       repository,
       '--task-token',
       token,
+      '--heartbeat-seconds',
+      '300',
       '--json',
     ]);
   });
@@ -123,6 +129,7 @@ describe('hostile values are refused before anything runs', () => {
     'maxDuration',
     'reason',
     'taskToken',
+    'heartbeatSeconds',
   ];
   for (const name of targets) {
     test(`${name}`, () => {

@@ -36,4 +36,14 @@ describe('the deployment configuration', () => {
       'cluster orders-db appears twice in prod',
     );
   });
+
+  test('refuses a heartbeatSeconds too short for the first heartbeat to arrive, and says why', () => {
+    expect(() =>
+      parseConfig({
+        environments: [{ name: 'prod', clusters: [cluster], timeouts: { heartbeatSeconds: 30 } }],
+      }),
+    ).toThrow(
+      /timeouts\.heartbeatSeconds: at least 60: .*SSM has delivered it to the host and pgsnap has started/,
+    );
+  });
 });

@@ -18,7 +18,7 @@ describe('labels', () => {
   it.each([
     ['empty', '', /must not be empty/],
     ['a newline', 'a\nb', /"\\n" at position 2/],
-    ['over 1024 bytes', 'x'.repeat(1025), /1025 bytes; PostgreSQL accepts at most 1024/],
+    ['over 128 characters', 'x'.repeat(129), /129 characters; a backup takes at most 128/],
     ['a command substitution', 'x$(reboot)', /"\$" at position 2/],
     ['a quote', "it's", /"'" at position 3/],
     ['a backtick', 'a`id`', /"`" at position 2/],
@@ -29,8 +29,8 @@ describe('labels', () => {
     expect(() => validateLabel(label)).toThrow(message);
   });
 
-  it('accepts exactly 1024 bytes', () => {
-    expect(validateLabel('x'.repeat(1024))).toHaveLength(1024);
+  it('accepts exactly 128 characters, the most the SSM document carries', () => {
+    expect(validateLabel('x'.repeat(128))).toHaveLength(128);
   });
 });
 

@@ -7,7 +7,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { BackupInvalidError } from '#domain/errors';
-import { answeringStepFunctions } from '../../agent/cli/task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs } from '../../agent/cli/task-token.ts';
 
 const sfn = mockClient(SFNClient);
 const client = new SFNClient({ region: 'eu-west-1' });
@@ -83,5 +83,16 @@ describe('--task-token', () => {
       ),
     ).toBe(42);
     expect(sfn.calls()).toHaveLength(0);
+  });
+});
+
+describe('--heartbeat-seconds', () => {
+  test("heartbeats three times within the Task state's HeartbeatSeconds, every minute without it", () => {
+    expect(heartbeatIntervalMs('300')).toBe(100_000);
+    expect(heartbeatIntervalMs('60')).toBe(20_000);
+    expect(heartbeatIntervalMs(undefined)).toBe(60_000);
+    expect(() => heartbeatIntervalMs('5m')).toThrow(
+      /--heartbeat-seconds 5m: give the Task state's HeartbeatSeconds/,
+    );
   });
 });

@@ -1,0 +1,48 @@
+/**
+ * The agent where the demo's servers can run it. As root, the throwaway
+ * servers run as postgres, and their archive_command and restore_command run
+ * pgsnap; the checkout pgsnap runs from may be where postgres cannot reach (a
+ * clone under /root, mode 0700), and so may Node.js (nvm under a home
+ * directory). So the agent is installed from this build's host tarball
+ * (dist/pgsnap-agent.tar.gz, what goes to /usr/local on a database host) into
+ * a directory the demo owns, and Node.js is linked, or copied, beside it when
+ * the servers' user cannot run this one. The directory goes with the demo's.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PreconditionError } from '#domain/errors';
+import { firstBlocked, pathChecks, requireServerCanRun } from '../agent/restore/server-can-run.ts';
+
+/** Installs the agent under `dir` and returns the command line (Node.js, script) the servers run. */
+export function stageAgent(dir: string, uid: number): string[] {
+  const tarball = join(dirname(realpathSync(process.argv[1]!)), 'pgsnap-agent.tar.gz');
+  if (!existsSync(tarball)) {
+    throw new PreconditionError(
+      `pgsnap demo installs the agent from the build beside it (${tarball}) and runs from the project checkout: ` +
+        'run npm install && npm start there',
+    );
+  }
+  // The tarball has no entries for bin/ and lib/ (it must not change /usr/local's): made here, whatever the umask.
+  for (const sub of ['', 'bin', 'lib']) {
+    mkdirSync(join(dir, sub), { recursive: true });
+    chmodSync(join(dir, sub), 0o755);
+  }
+  execFileSync('tar', ['-xzf', tarball, '-C', dir]);
+  let node = process.execPath;
+  if (firstBlocked(uid, pathChecks(node, '-x'))) {
+    node = join(dir, 'bin', 'node');
+    try {
+      linkSync(process.execPath, node);
+    } catch {}
+    // A link shares the original's mode; when that is what stops the server's user, a copy of its own.
+    if (!existsSync(node) || firstBlocked(uid, pathChecks(node, '-x'))) {
+      rmSync(node, { force: true });
+      copyFileSync(process.execPath, node);
+      chmodSync(node, 0o755);
+    }
+  }
+  const command = [node, join(dir, 'lib', 'pgsnap', 'pgsnap.mjs')];
+  requireServerCanRun(command, uid, 'archive_command and restore_command');
+  return command;
+}
