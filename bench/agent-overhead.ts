@@ -16,11 +16,12 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type Major, systemBin } from '../test/support/cluster.ts';
 import { pgsnap, pgsnapBin } from '../test/support/pgsnap.ts';
-import { median } from './stats.ts';
+import { loadAverage } from './lib/machine.ts';
+import { median } from './lib/stats.ts';
 
 const runs = Number(process.argv[2] ?? 20);
 const major = Number(process.argv[3] ?? 15) as Major;
@@ -31,11 +32,6 @@ function serverDurations(log: string, fn: RegExp): number[] {
     .filter((m) => fn.test(m[2]!))
     .map((m) => Number(m[1]));
 }
-
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
 
 interface Pair {
   begin: number;
@@ -67,7 +63,7 @@ try {
   await cluster.query(
     'CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g',
   );
-  const loadAtStart = load();
+  const loadAtStart = loadAverage();
   service = spawn(process.execPath, [pgsnapBin, 'agent'], {
     env: { PATH: process.env.PATH, PGSNAP_STATE_DIR: serviceStateDir },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -191,7 +187,9 @@ try {
       `  with a holder spawned by begin: ${verdict(median(holderOverheads))}; ` +
       `three bare Node.js starts cost ${(3 * nodeStart).toFixed(0)} ms of it`,
   );
-  console.log(`load average at the start: ${loadAtStart}; at the end: ${load()} (on ${cpus().length} cores)`);
+  console.log(
+    `load average at the start: ${loadAtStart}; at the end: ${loadAverage()} (on ${cpus().length} cores)`,
+  );
 } finally {
   if (service && service.exitCode === null) {
     service.kill('SIGTERM');

@@ -100,15 +100,28 @@
  *
  * usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, default 1,4,8] [--with-checkpoint | --control[=N]] [--same-database]
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import type pg from 'pg';
-import { BtrfsVolumes, btrfsUnavailable } from '../test/support/btrfs.ts';
-import { Cluster, ownedDir, systemBin } from '../test/support/cluster.ts';
-import { pgsnapBin } from '../test/support/pgsnap.ts';
-import { median } from './stats.ts';
+import { btrfsUnavailable } from '../test/support/btrfs.ts';
+import { systemBin } from '../test/support/cluster.ts';
+import { basebackup, type Detail, deleteSnapshots, pgsnapBackup } from './lib/backups.ts';
+import { clusterOnBtrfs } from './lib/btrfs-cluster.ts';
+import { sleep } from './lib/clock.ts';
+import {
+  cleanUp,
+  cleanUpOnSignals,
+  cleanupMark,
+  onCleanup,
+  run,
+  stopChildren,
+  wasInterrupted,
+} from './lib/processes.ts';
+import { Report, resultsPath } from './lib/report.ts';
+import { median } from './lib/stats.ts';
+import { columns, pct, secs } from './lib/table.ts';
+import { type LoadWindows, type Measured, underLoad } from './lib/under-load.ts';
 
 const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('--'));
@@ -134,18 +147,19 @@ if (
 
 /** pgbench -i: about 15 MB per scale unit (accounts table and its primary key). */
 const mbPerScale = 15;
-/** At least this much load before the baseline may start. */
-const warmupMs = 5_000;
-/** From just before the start of a regular checkpoint: one whole cycle of 30 s and half of the next. */
-const baselineMs = 45_000;
-/** How long before the regular checkpoint's logged start the baseline begins, so that it holds all of it. */
-const baselineLeadMs = 1_000;
-/** Load after the backup, so that transactions in flight at its end are counted. */
-const tailMs = 2_000;
+/**
+ * The baseline: from just before the start of a regular checkpoint, one whole cycle of 30 s and half of the
+ * next; at least 5 s of load before it, 2 s after the backup.
+ */
+const loadWindows: LoadWindows = {
+  warmupMs: 5_000,
+  baselineMs: 45_000,
+  baselineLeadMs: 1_000,
+  tailMs: 2_000,
+};
 /** A run with other rows or other sizes is recorded beside the default one, not over it. */
-const resultsFile = resolve(
-  import.meta.dirname,
-  `results/backup-vs-basebackup${controlRounds ? '-control' : withCheckpoint ? '-with-checkpoint' : ''}` +
+const resultsFile = resultsPath(
+  `backup-vs-basebackup${controlRounds ? '-control' : withCheckpoint ? '-with-checkpoint' : ''}` +
     `${sizesGb.join(',') === '1,4,8' ? '' : `-${sizesGb.join('-')}gb`}${sameDatabase ? '-same-database' : ''}.txt`,
 );
 const settings = {
@@ -200,438 +214,13 @@ if (process.env.BENCH_MODES) {
   modes.splice(0, modes.length, ...modes.filter((m) => keep.includes(m.key)));
 }
 
-const began = performance.now();
-const report: string[] = [];
-function say(line = ''): void {
-  console.log(line);
-  report.push(line);
-}
-function progress(message: string): void {
-  const s = Math.round((performance.now() - began) / 1000);
-  console.error(
-    `[${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}] ${message}`,
-  );
-}
-const epochMs = () => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// Cleanup in LIFO order, also after a failure or a signal; children are ended by their pid first.
-const cleanups: Array<() => void> = [];
-const children = new Set<ChildProcess>();
-/** Runs the cleanup steps registered since `mark`, newest first. */
-function cleanUp(mark = 0): void {
-  while (cleanups.length > mark) {
-    try {
-      cleanups.pop()!();
-    } catch (error) {
-      console.error(`cleanup: ${(error as Error).message}`);
-    }
-  }
-}
-async function stopChildren(): Promise<void> {
-  const exits = [...children].map(
-    (child) => new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('close', () => r()))),
-  );
-  for (const child of children) child.kill('SIGTERM');
-  const killer = setTimeout(() => {
-    for (const child of children) child.kill('SIGKILL');
-  }, 15_000);
-  await Promise.all(exits);
-  clearTimeout(killer);
-}
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    progress(`${signal}: stopping what this benchmark started`);
-    void stopChildren().finally(() => {
-      cleanUp();
-      writeResults(`interrupted by ${signal}`);
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    });
-  });
-}
-
-interface Exit {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-function start(command: string, args: string[], env: NodeJS.ProcessEnv): { exited: Promise<Exit> } {
-  const child = spawn(command, args, {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c;
-  });
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c;
-  });
-  const exited = new Promise<Exit>((r, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      children.delete(child);
-      r({ code, stdout, stderr });
-    });
-  });
-  return { exited };
-}
-async function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Exit> {
-  const exit = await start(command, args, env).exited;
-  if (exit.code !== 0) {
-    throw new Error(`${command} ${args.join(' ')} failed (exit ${exit.code}):\n${exit.stderr.slice(-2000)}`);
-  }
-  return exit;
-}
-
-interface Transaction {
-  /** Completion, epoch ms. */
-  at: number;
-  latencyMs: number;
-}
-interface WindowStats {
-  tps: number;
-  meanMs: number;
-  p95Ms: number;
-  /** Length of the intervals counted. */
-  ms: number;
-}
-interface Interval {
-  from: number;
-  to: number;
-}
-/** TPS and latency of the transactions completed inside the (disjoint) intervals. */
-function statsOver(txns: Transaction[], intervals: Interval[]): WindowStats {
-  const inside = txns
-    .filter((t) => intervals.some((i) => t.at >= i.from && t.at < i.to))
-    .map((t) => t.latencyMs);
-  inside.sort((a, b) => a - b);
-  const ms = intervals.reduce((sum, i) => sum + Math.max(0, i.to - i.from), 0);
-  return {
-    tps: inside.length / (ms / 1000),
-    meanMs: inside.reduce((a, b) => a + b, 0) / Math.max(1, inside.length),
-    p95Ms: inside[Math.floor(inside.length * 0.95)] ?? Number.NaN,
-    ms,
-  };
-}
-
-/** The parts of `window` inside the `cuts` and outside them; the cuts are disjoint and in order. */
-function split(window: Interval, cuts: Interval[]): { inside: Interval[]; outside: Interval[] } {
-  const inside = cuts
-    .map((c) => ({ from: Math.max(window.from, c.from), to: Math.min(window.to, c.to) }))
-    .filter((c) => c.to > c.from);
-  const outside: Interval[] = [];
-  let at = window.from;
-  for (const c of inside) {
-    if (c.from > at) outside.push({ from: at, to: c.from });
-    at = c.to;
-  }
-  if (window.to > at) outside.push({ from: at, to: window.to });
-  return { inside, outside };
-}
-const length = (intervals: Interval[]) => intervals.reduce((sum, i) => sum + i.to - i.from, 0);
-
-/** pgbench -l lines: client_id transaction_no time(us) script_no time_epoch time_us [...] */
-function readTransactions(logDir: string, mustCover: number): Transaction[] {
-  const txns: Transaction[] = [];
-  for (const file of readdirSync(logDir)) {
-    let last = 0;
-    for (const line of readFileSync(join(logDir, file), 'utf8').split('\n')) {
-      const f = line.split(' ');
-      const latency = Number(f[2]);
-      if (f.length < 6 || !Number.isFinite(latency)) continue;
-      last = Number(f[4]) * 1000 + Number(f[5]) / 1000;
-      txns.push({ at: last, latencyMs: latency / 1000 });
-    }
-    if (last < mustCover) {
-      throw new Error(`pgbench log ${file} ends before the backup window does; is pgbench still running?`);
-    }
-  }
-  return txns;
-}
-
-interface Checkpoint extends Interval {
-  /** Its flags as the log gives them: `time` for a regular one, `force wait` for a spread request, `immediate force wait`… */
-  kind: string;
-  /** Buffers written and the sync phase's length, from its `complete` line. */
-  buffers: number;
-  syncMs: number;
-  /** Not complete when the log was read: it runs to the end of the window at least. */
-  running: boolean;
-}
-/**
- * The server log's checkpoint lines (log_checkpoints is on by default since 15;
- * the fixture's log_line_prefix starts with the time, in log_timezone, set to UTC here).
- */
-function checkpointLines(log: string): Array<{ at: number; event: string; rest: string }> {
-  return [...log.matchAll(/^(\S+ \S+) UTC \[\d+\] LOG: {2}checkpoint (starting|complete): (.*)$/gm)].map(
-    (m) => ({ at: Date.parse(`${m[1]!.replace(' ', 'T')}Z`), event: m[2]!, rest: m[3]!.trim() }),
-  );
-}
-/** Checkpoints that overlap [from, to), `to` in the past; one that has not completed yet counts up to `to`. */
-function checkpointsIn(log: string, from: number, to: number): Checkpoint[] {
-  const found: Checkpoint[] = [];
-  let started: { at: number; kind: string } | undefined;
-  for (const line of checkpointLines(log)) {
-    if (line.event === 'starting') started = { at: line.at, kind: line.rest };
-    else if (started !== undefined) {
-      if (line.at >= from && started.at < to) {
-        found.push({
-          from: started.at,
-          to: line.at,
-          kind: started.kind,
-          buffers: Number(/wrote (\d+) buffers/.exec(line.rest)?.[1]),
-          syncMs: Number(/sync=([\d.]+) s/.exec(line.rest)?.[1]) * 1000,
-          running: false,
-        });
-      }
-      started = undefined;
-    }
-  }
-  if (started !== undefined && started.at < to) {
-    found.push({ from: started.at, to, kind: started.kind, buffers: 0, syncMs: 0, running: true });
-  }
-  return found;
-}
-/** Waits for a regular (timed) checkpoint to start at or after `after`; returns when it started. */
-async function regularCheckpointStart(cluster: Cluster, after: number, timeoutMs: number): Promise<number> {
-  const deadline = epochMs() + timeoutMs;
-  for (;;) {
-    const line = checkpointLines(cluster.log()).find(
-      (l) => l.event === 'starting' && l.rest === 'time' && l.at >= after,
-    );
-    if (line) return line.at;
-    if (epochMs() > deadline) {
-      throw new Error(
-        `no regular checkpoint started within ${timeoutMs / 1000} s (checkpoint_timeout = 30s)`,
-      );
-    }
-    await sleep(200);
-  }
-}
-
-/** Time (us) in which some task on the machine was stalled on CPU and on I/O (PSI, Linux 4.20+). */
-function pressure(): { cpu: number; io: number } | undefined {
-  try {
-    const total = (resource: string) =>
-      Number(/^some .*total=(\d+)/m.exec(readFileSync(`/proc/pressure/${resource}`, 'utf8'))?.[1]);
-    return { cpu: total('cpu'), io: total('io') };
-  } catch {
-    return undefined;
-  }
-}
-type Pressure = ReturnType<typeof pressure>;
-/** Stall shares of the window between two readings. */
-function stalled(from: Pressure, to: Pressure, ms: number): { cpu: number; io: number } | undefined {
-  if (!from || !to) return undefined;
-  return { cpu: (to.cpu - from.cpu) / 1000 / ms, io: (to.io - from.io) / 1000 / ms };
-}
-
-/** TPS of each second of `window` as a share of `base` (in tens of percent, 0-9, + above 100 %), | where a checkpoint starts, ! where one ends. */
-function profileOf(txns: Transaction[], window: Interval, checkpoints: Checkpoint[], base: number): string {
-  let line = '';
-  for (let at = window.from; at + 1000 <= window.to; at += 1000) {
-    const marks = checkpoints
-      .map((c) =>
-        c.from >= at && c.from < at + 1000 ? '|' : !c.running && c.to >= at && c.to < at + 1000 ? '!' : '',
-      )
-      .join('');
-    const share = statsOver(txns, [{ from: at, to: at + 1000 }]).tps / base;
-    line += marks + (share >= 1 ? '+' : String(Math.floor(share * 10)));
-  }
-  return line;
-}
-
-/** The lowest and highest TPS over the whole 5 s steps of a window. */
-function steps(txns: Transaction[], window: Interval, stepMs = 5_000): { min: number; max: number } {
-  const rates: number[] = [];
-  for (let at = window.from; at + stepMs <= window.to; at += stepMs) {
-    rates.push(statsOver(txns, [{ from: at, to: at + stepMs }]).tps);
-  }
-  return { min: Math.min(...rates), max: Math.max(...rates) };
-}
-
-interface Measured<T> {
-  wallMs: number;
-  base: WindowStats;
-  /** Lowest and highest TPS over 5 s steps of the baseline, and of the backup when it lasts 10 s or more. */
-  baseSteps: { min: number; max: number };
-  duringSteps: { min: number; max: number } | undefined;
-  /** Share of the window in which some task on the machine waited for a CPU or for I/O: our load's and everyone else's. */
-  baseStall: { cpu: number; io: number } | undefined;
-  duringStall: { cpu: number; io: number } | undefined;
-  /** The baseline's share of time inside checkpoints, and the checkpoints that started and ended inside it. */
-  baseInCheckpoint: number;
-  baseCompleteCheckpoints: Checkpoint[];
-  during: WindowStats;
-  walBytes: number;
-  /** Checkpoints that overlap the backup (a running regular one, then the one it requests), and the TPS beside them. */
-  checkpoints: Checkpoint[];
-  inCheckpoints: WindowStats;
-  outsideCheckpoints: WindowStats;
-  /** How far into a running checkpoint the backup started (ms), if one was running. */
-  startedIntoCheckpointMs: number | undefined;
-  /** TPS in each second of the backup, and where checkpoints started (|) and ended (!) in it. */
-  profile: string;
-  detail: T;
-}
-
-/**
- * One backup under its own pgbench run: CHECKPOINT, load until a regular
- * checkpoint starts, a baseline of 45 s from there, the backup, a tail; TPS
- * and latency from the per-transaction log.
- */
-async function underLoad<T>(
-  cluster: Cluster,
-  db: pg.Client,
-  env: NodeJS.ProcessEnv,
-  logDir: string,
-  backup: () => Promise<T>,
-): Promise<Measured<T>> {
-  mkdirSync(logDir, { recursive: true });
-  await db.query('CHECKPOINT');
-  const loadFrom = epochMs();
-  const bench = start(
-    join(systemBin, 'pgbench'),
-    ['-c', '2', '-j', '2', '-T', '86400', '-l', `--log-prefix=${join(logDir, 'txn')}`],
-    env,
-  );
-  const pgbench: { exit?: Exit } = {};
-  void bench.exited.then((exit) => {
-    pgbench.exit = exit;
-  });
-  const assertRunning = (when: string) => {
-    if (pgbench.exit) throw new Error(`pgbench stopped ${when}:\n${pgbench.exit.stderr.slice(-2000)}`);
-  };
-  const regular = await regularCheckpointStart(cluster, loadFrom + warmupMs, 45_000);
-  // Read within 200 ms of the checkpoint's start, so about the start of the baseline.
-  const pressureAtBase = pressure();
-  await sleep(Math.max(0, regular - baselineLeadMs + baselineMs - epochMs()));
-  assertRunning('before the backup');
-
-  const lsn = async () =>
-    (await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
-  const before = await lsn();
-  const pressureAtFrom = pressure();
-  const from = epochMs();
-  const detail = await backup();
-  const to = epochMs();
-  const pressureAtTo = pressure();
-  const after = await lsn();
-  const wal = await db.query<{ bytes: string }>('SELECT pg_wal_lsn_diff($1, $2)::bigint::text AS bytes', [
-    after,
-    before,
-  ]);
-  await sleep(tailMs);
-
-  assertRunning('during the backup');
-  // Losing their sessions makes pgbench's clients abort and pgbench close its logs (exit code 2).
-  await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgbench'");
-  await bench.exited;
-  const txns = readTransactions(logDir, to);
-  rmSync(logDir, { recursive: true, force: true });
-  const log = cluster.log();
-  const baseWindow = { from: from - baselineMs, to: from };
-  const baseCheckpoints = checkpointsIn(log, baseWindow.from, baseWindow.to);
-  const checkpoints = checkpointsIn(log, from, to);
-  const parts = split({ from, to }, checkpoints);
-  const running = checkpoints.find((c) => c.from < from);
-  return {
-    wallMs: to - from,
-    base: statsOver(txns, [baseWindow]),
-    baseSteps: steps(txns, baseWindow),
-    duringSteps: to - from >= 10_000 ? steps(txns, { from, to }) : undefined,
-    baseStall: stalled(pressureAtBase, pressureAtFrom, from - (regular - baselineLeadMs)),
-    duringStall: stalled(pressureAtFrom, pressureAtTo, to - from),
-    baseInCheckpoint: length(split(baseWindow, baseCheckpoints).inside) / baselineMs,
-    baseCompleteCheckpoints: baseCheckpoints.filter(
-      (c) => c.from >= baseWindow.from && c.to <= baseWindow.to,
-    ),
-    during: statsOver(txns, [{ from, to }]),
-    walBytes: Number(wal.rows[0]!.bytes),
-    checkpoints,
-    inCheckpoints: statsOver(txns, parts.inside),
-    outsideCheckpoints: statsOver(txns, parts.outside),
-    startedIntoCheckpointMs: running ? from - running.from : undefined,
-    profile: profileOf(txns, { from, to }, checkpoints, statsOver(txns, [baseWindow]).tps),
-    detail,
-  };
-}
-
-interface Detail {
-  pgsnap?: {
-    snapshots: Array<{ snapshot: string }>;
-    startCallMs: number;
-    stopCallMs: number;
-    archiveWaitMs: number;
-    heldMs: number;
-  };
-  copiedBytes?: number;
-}
-async function pgsnapBackup(
-  env: NodeJS.ProcessEnv,
-  output: string,
-  label: string,
-  fast: boolean,
-): Promise<Detail> {
-  const { stdout } = await run(
-    process.execPath,
-    [
-      pgsnapBin,
-      'run',
-      '--provider',
-      'btrfs',
-      ...(fast ? ['--fast'] : []),
-      '--label',
-      label,
-      '--output',
-      output,
-      '--json',
-    ],
-    env,
-  );
-  const result = JSON.parse(stdout) as {
-    snapshots: Array<{ snapshot: string }>;
-    startCallMs: number;
-    stopCallMs: number;
-    archiveWaitMs: number;
-    startedAt: string;
-    stoppedAt: string;
-  };
-  return {
-    pgsnap: {
-      snapshots: result.snapshots,
-      startCallMs: result.startCallMs,
-      stopCallMs: result.stopCallMs,
-      archiveWaitMs: result.archiveWaitMs,
-      heldMs: Date.parse(result.stoppedAt) - Date.parse(result.startedAt),
-    },
-  };
-}
-
-function deleteSnapshots(snapshots: Array<{ snapshot: string }>, mountPoint: string): void {
-  for (const { snapshot } of snapshots) {
-    execFileSync('btrfs', ['subvolume', 'delete', '-c', snapshot], { stdio: 'ignore' });
-    rmSync(join(snapshot, '..'), { recursive: true, force: true });
-  }
-  // Wait for btrfs to free the deleted snapshots' extents, so that the cleaner does not run inside the next baseline.
-  execFileSync('btrfs', ['subvolume', 'sync', mountPoint], { stdio: 'ignore' });
-}
-
-async function basebackup(
-  env: NodeJS.ProcessEnv,
-  target: string,
-  checkpoint: 'spread' | 'fast',
-): Promise<Detail> {
-  await run(join(systemBin, 'pg_basebackup'), ['-D', target, '-X', 'stream', '-c', checkpoint], env);
-  const copiedBytes = Number(execFileSync('du', ['-sb', target], { encoding: 'utf8' }).split('\t')[0]);
-  rmSync(target, { recursive: true, force: true });
-  return { copiedBytes };
-}
+const report = new Report(resultsFile);
+const say = (line?: string) => report.say(line);
+const progress = (message: string) => report.progress(message);
+cleanUpOnSignals(
+  (signal) => progress(`${signal}: stopping what this benchmark started`),
+  (signal) => report.write(`interrupted by ${signal}`),
+);
 
 interface SizeResult {
   gb: number;
@@ -644,7 +233,7 @@ interface SizeResult {
 
 /** Everything one size makes is removed before the next size is loaded, to free its disk. */
 async function measureSize(root: string, gb: number): Promise<SizeResult> {
-  const mark = cleanups.length;
+  const mark = cleanupMark();
   try {
     return await measureSizeIn(join(root, `${gb}gb`), gb);
   } finally {
@@ -653,25 +242,13 @@ async function measureSize(root: string, gb: number): Promise<SizeResult> {
 }
 
 async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
-  mkdirSync(dir, { mode: 0o711 });
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  // It makes its directory.
-  const volumes = new BtrfsVolumes(join(dir, 'volumes'));
-  cleanups.push(() => volumes.destroy());
-  // Data and its index, pg_wal up to max_wal_size and beyond, room for btrfs metadata; the image is sparse.
-  const volume = volumes.create('pgdata', Math.ceil(gb * 1024 * 1.3) + 4096 + 2048);
-
   const scale = Math.max(1, Math.round((gb * 1024) / mbPerScale));
-  const cluster = await Cluster.create({
-    major: 15,
-    root: ownedDir(join(dir, 'cluster')),
-    initdbAt: { dataDir: volume.subvolume },
+  const { cluster, volume, db } = await clusterOnBtrfs(dir, {
+    // Data and its index, pg_wal up to max_wal_size and beyond, room for btrfs metadata; the image is sparse.
+    volumeMb: Math.ceil(gb * 1024 * 1.3) + 4096 + 2048,
     // Loading is not measured: no need to sync, archive or checkpoint often until it is done.
     settings: { ...settings, fsync: 'off', checkpoint_timeout: "'30min'", archive_command: "'/bin/true'" },
   });
-  cleanups.push(() => cluster.destroy());
-  const db = await cluster.client();
-  cleanups.push(() => void db.end());
   const env = { ...cluster.env, PGSNAP_STATE_DIR: mkdtempSync(join(dir, 'state-')) };
   const loadEnv = { ...env, PGDATABASE: loadDatabase };
   if (!sameDatabase) await db.query(`CREATE DATABASE ${loadDatabase}`);
@@ -740,7 +317,7 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
             return sleep(runs.pgsnap.at(-1)?.wallMs ?? 40_000).then(() => ({}));
         }
       };
-      const measured = await underLoad(cluster, db, loadEnv, logDir, backup);
+      const measured = await underLoad(cluster, db, loadEnv, logDir, backup, loadWindows);
       if (measured.detail.pgsnap) deleteSnapshots(measured.detail.pgsnap.snapshots, volume.mountPoint);
       runs[mode.key].push(measured);
     }
@@ -751,13 +328,7 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
 const share = (m: Measured<unknown>) => m.during.tps / m.base.tps;
 /** Transactions the load did not complete during the backup, against its baseline rate; unlike the share, it grows with the length of the backup. */
 const lost = (m: Measured<unknown>) => ((m.base.tps - m.during.tps) * m.wallMs) / 1000;
-const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '-');
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-/** Right-aligned columns of the given widths; the first one left-aligned. */
-function columns(widths: number[], cells: string[]): string {
-  return `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' ')}`;
-}
 const widths = [23, 7, 8, 7, 7, 7, 8, 7, 7, 7, 9, 7, 7, 7, 7];
 
 function printSize(r: SizeResult): void {
@@ -922,15 +493,6 @@ function printSummary(results: SizeResult[]): void {
   }
 }
 
-let finished = false;
-function writeResults(status: string): void {
-  if (finished) return;
-  finished = true;
-  mkdirSync(join(resultsFile, '..'), { recursive: true });
-  const elapsed = ((performance.now() - began) / 60_000).toFixed(1);
-  writeFileSync(resultsFile, `${[...report, '', `(${status}; ${elapsed} min in all)`].join('\n')}\n`);
-}
-
 async function main(): Promise<void> {
   const missing = btrfsUnavailable();
   if (missing) throw new Error(`cannot make btrfs volumes: ${missing}`);
@@ -942,7 +504,7 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'pgsnap-bench-bb-'));
   // The server user has to reach its socket, archive and volume below here.
   chmodSync(root, 0o711);
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  onCleanup(() => rmSync(root, { recursive: true, force: true }));
 
   say(
     `backup-vs-basebackup: PostgreSQL 15, PGDATA on btrfs on a loop device; ${cpus().length} cores, ` +
@@ -955,7 +517,7 @@ async function main(): Promise<void> {
       'over ~27 s of every 30 s, in the baseline as during the backup',
   );
   say(
-    `baseline: the ${baselineMs / 1000} s from ${baselineLeadMs / 1000} s before the start of the first regular ` +
+    `baseline: the ${loadWindows.baselineMs / 1000} s from ${loadWindows.baselineLeadMs / 1000} s before the start of the first regular ` +
       'checkpoint after the load starts (~30 s after a CHECKPOINT): one whole regular checkpoint and the first ' +
       'half of the next, so baseline and backup are measured under the same checkpoint regime; each backup ' +
       'starts ~14 s into that next one, mid-cycle (a spread start waits for it, then for one of its own)',
@@ -996,16 +558,16 @@ async function main(): Promise<void> {
 
 try {
   await main();
-  writeResults('completed');
+  report.write('completed');
 } catch (error) {
   // After a signal, its handler cleans up and records the interruption.
-  if (!interrupted) {
+  if (!wasInterrupted()) {
     console.error(error);
     say(`FAILED: ${(error as Error).message}`);
     await stopChildren();
-    writeResults('failed');
+    report.write('failed');
     process.exitCode = 1;
   }
 } finally {
-  if (!interrupted) cleanUp();
+  if (!wasInterrupted()) cleanUp();
 }

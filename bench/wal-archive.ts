@@ -26,17 +26,21 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { confQuote, shellQuote } from '../agent/wal/shell-lines.ts';
-import { Cluster, clientBin, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
+import { archiverStats, currentSegment, waitArchived } from '../test/support/archiving.ts';
+import { Cluster, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
+import { pgbench } from '../test/support/pgbench.ts';
 import { testRepository } from '../test/support/repository.ts';
 import { LocalS3 } from '../test/support/s3.ts';
 import { stopWalHelpers } from '../test/support/wal-helpers.ts';
+import { loadAverage } from './lib/machine.ts';
+import { printAndRecord } from './lib/report.ts';
+import { percentile } from './lib/stats.ts';
 
 const run = promisify(execFile);
 const seconds = Number(process.argv[2] ?? 30);
 const clients = Number(process.argv[3] ?? 4);
 const scale = Number(process.argv[4] ?? 10);
 const mode = process.argv[5] === 'bulk' ? 'bulk' : 'tpcb';
-const pgbench = clientBin('pgbench') ?? 'pgbench';
 
 interface Target {
   name: string;
@@ -56,19 +60,11 @@ interface Result {
   reasons: string[];
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? Number.NaN;
-}
-
-const formatLoad = (load: number[]) => load.map((n) => n.toFixed(2)).join(' ');
-
 const debug = (m: string) => process.env.BENCH_DEBUG && process.stderr.write(`  ${m}\n`);
 
 async function measure(target: Target): Promise<Result> {
   const cluster = await Cluster.create({ settings: { archive_command: "'/bin/false'" } });
   try {
-    const env = { ...process.env, ...cluster.env };
     const timings = join(cluster.root, 'archive-times');
     const wrapper = join(cluster.root, 'timed.sh');
     writeFileSync(
@@ -80,7 +76,7 @@ async function measure(target: Target): Promise<Result> {
     ownedDir(join(cluster.root, 'archive'));
     writeFileSync(timings, '');
     await run('chown', ['postgres', timings]);
-    await run(pgbench, ['-i', '-s', String(scale), '-q'], { env });
+    await pgbench(cluster, ['-i', '-s', String(scale), '-q']);
     const script = join(cluster.root, 'bulk.sql');
     writeFileSync(
       script,
@@ -94,12 +90,10 @@ async function measure(target: Target): Promise<Result> {
     await cluster.query('SELECT pg_reload_conf()');
     const initial = await currentSegment(cluster);
     await cluster.query('SELECT pg_switch_wal()');
-    await waitArchived(cluster, initial);
+    await waitArchived(cluster, initial, archivedWait);
     debug('archiving caught up');
     writeFileSync(timings, '');
-    const [before] = await cluster.query<{ archived: string; failed: string }>(
-      'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
-    );
+    const before = await archiverStats(cluster);
 
     let maxBacklog = 0;
     let sampling = true;
@@ -116,17 +110,15 @@ async function measure(target: Target): Promise<Result> {
     })();
     const started = performance.now();
     const load = mode === 'bulk' ? ['-f', script] : [];
-    await run(pgbench, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n', ...load], { env });
+    await pgbench(cluster, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n', ...load]);
     const current = await currentSegment(cluster);
     await cluster.query('SELECT pg_switch_wal()');
-    await waitArchived(cluster, current);
+    await waitArchived(cluster, current, archivedWait);
     const elapsed = (performance.now() - started) / 1000;
     sampling = false;
     await sampler;
 
-    const [after] = await cluster.query<{ archived: string; failed: string }>(
-      'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
-    );
+    const after = await archiverStats(cluster);
     const latencies = readFileSync(timings, 'utf8')
       .trim()
       .split('\n')
@@ -136,11 +128,11 @@ async function measure(target: Target): Promise<Result> {
       .map(([start, end]) => (end! - start!) / 1e6);
     return {
       name: target.name,
-      segments: Number(after!.archived) - Number(before!.archived),
+      segments: after.archived - before.archived,
       seconds: elapsed,
       maxBacklog,
       latencies,
-      failures: Number(after!.failed) - Number(before!.failed),
+      failures: after.failed - before.failed,
       reasons: [...new Set(cluster.log().match(/pgsnap: .*/g) ?? [])],
     };
   } finally {
@@ -151,24 +143,8 @@ async function measure(target: Target): Promise<Result> {
   }
 }
 
-/** The segment being written; after pg_switch_wal() it is the last one to wait for. */
-async function currentSegment(cluster: Cluster): Promise<string> {
-  const [row] = await cluster.query<{ name: string }>(
-    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
-  );
-  return row!.name;
-}
-
-async function waitArchived(cluster: Cluster, name: string): Promise<void> {
-  for (const deadline = Date.now() + 600_000; Date.now() < deadline; ) {
-    const [row] = await cluster.query<{ last: string | null }>(
-      'SELECT last_archived_wal AS last FROM pg_stat_archiver',
-    );
-    if (row?.last && row.last >= name) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${name} not archived within 10 minutes:\n${cluster.log().slice(-2000)}`);
-}
+/** Archiving is timed up to the last segment: polled often, given 10 minutes. */
+const archivedWait = { timeoutMs: 600_000, intervalMs: 20 };
 
 const s3 = await LocalS3.start();
 try {
@@ -210,7 +186,7 @@ try {
     `wal-archive: pgbench ${mode === 'bulk' ? '-f bulk.sql (200 rows of 400 bytes a transaction) ' : ''}-T ${seconds} ` +
       `-c ${clients} -j 2 (scale ${scale}), PostgreSQL ${newestAvailableMajor()}, ` +
       `${new Date().toISOString()}`,
-    `load average (1, 5, 15 min) before ${formatLoad(loadBefore)}, after ${formatLoad(loadavg())}; 2 CPUs shared with other work`,
+    `load average (1, 5, 15 min) before ${loadAverage(loadBefore)}, after ${loadAverage()}; 2 CPUs shared with other work`,
     '',
     'archive_command           segments  seconds  seg/s  vs cp  max backlog  latency p50 / p95 ms  failures',
     ...results.map((r) => {
@@ -232,11 +208,7 @@ try {
   for (const r of results.filter((r) => r.reasons.length > 0)) {
     lines.push('', `${r.name}: ${r.reasons.join('\n  ')}`);
   }
-  process.stdout.write(`${lines.join('\n')}\n`);
-  writeFileSync(
-    join(import.meta.dirname, 'results', `wal-archive${mode === 'bulk' ? '-bulk' : ''}.txt`),
-    `${lines.join('\n')}\n`,
-  );
+  printAndRecord(`wal-archive${mode === 'bulk' ? '-bulk' : ''}.txt`, lines);
 } finally {
   await s3.destroy();
 }

@@ -12,22 +12,21 @@
  *
  * usage: npx tsx bench/wal-codec.ts [seconds of pgbench=20] [clients=4] [scale=10]
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from 'node:zlib';
 import { zstdLevel } from '#domain/repository/wal-object';
-import { Cluster, clientBin, newestAvailableMajor } from '../test/support/cluster.ts';
+import { Cluster, newestAvailableMajor } from '../test/support/cluster.ts';
+import { pgbench } from '../test/support/pgbench.ts';
+import { loadAverage } from './lib/machine.ts';
+import { printAndRecord } from './lib/report.ts';
 
-const run = promisify(execFile);
 const seconds = Number(process.argv[2] ?? 20);
 const clients = Number(process.argv[3] ?? 4);
 const scale = Number(process.argv[4] ?? 10);
-const pgbench = clientBin('pgbench') ?? 'pgbench';
 
 interface Codec {
   name: string;
@@ -62,9 +61,8 @@ const codecs: Codec[] = [
 async function segmentsOfALoad(): Promise<Buffer[]> {
   const cluster = await Cluster.create({});
   try {
-    const env = { ...process.env, ...cluster.env };
-    await run(pgbench, ['-i', '-s', String(scale), '-q'], { env });
-    await run(pgbench, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n'], { env });
+    await pgbench(cluster, ['-i', '-s', String(scale), '-q']);
+    await pgbench(cluster, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n']);
     await cluster.query('SELECT pg_switch_wal()');
     await cluster.query('CHECKPOINT');
     await new Promise((r) => setTimeout(r, 2000));
@@ -128,12 +126,9 @@ rows.push(
 const lines = [
   `wal-codec: ${segments.length} segments (${mb.toFixed(0)} MB) of pgbench -T ${seconds} -c ${clients} ` +
     `(scale ${scale}), PostgreSQL ${newestAvailableMajor()}, one after the other in one thread, ${new Date().toISOString()}`,
-  `load average (1, 5, 15 min) before ${loadBefore.map((n) => n.toFixed(2)).join(' ')}, after ${loadavg()
-    .map((n) => n.toFixed(2))
-    .join(' ')}; 2 CPUs shared with other work`,
+  `load average (1, 5, 15 min) before ${loadAverage(loadBefore)}, after ${loadAverage()}; 2 CPUs shared with other work`,
   '',
   'codec                  compress MB/s  decompress MB/s  ratio  ms per segment (c / d)',
   ...rows,
 ];
-process.stdout.write(`${lines.join('\n')}\n`);
-writeFileSync(join(import.meta.dirname, 'results', 'wal-codec.txt'), `${lines.join('\n')}\n`);
+printAndRecord('wal-codec.txt', lines);

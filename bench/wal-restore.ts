@@ -30,20 +30,22 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readSegmentHeader } from '#domain/wal/file';
 import { prepareDataDirectory } from '../agent/restore/prepare.ts';
-import { Cluster, chownTree, clientBin, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
+import { currentSegment, waitArchived } from '../test/support/archiving.ts';
+import { Cluster, chownTree, newestAvailableMajor, ownedDir } from '../test/support/cluster.ts';
+import { balanceSum, pgbench } from '../test/support/pgbench.ts';
 import { pgsnap } from '../test/support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../test/support/repository.ts';
 import { LocalS3 } from '../test/support/s3.ts';
 import { stopWalHelpers } from '../test/support/wal-helpers.ts';
-import { median } from './stats.ts';
+import { loadAverage } from './lib/machine.ts';
+import { printAndRecord } from './lib/report.ts';
+import { median } from './lib/stats.ts';
 
 const run = promisify(execFile);
-const formatLoad = (load: number[]) => load.map((n) => n.toFixed(2)).join(' ');
 const seconds = Number(process.argv[2] ?? 30);
 const clients = Number(process.argv[3] ?? 4);
 const scale = Number(process.argv[4] ?? 10);
 const rounds = Number(process.argv[5] ?? 3);
-const pgbench = clientBin('pgbench') ?? 'pgbench';
 
 /**
  * From the server log (its %m prefix): milliseconds from the start of archive
@@ -59,17 +61,6 @@ function firstFileMs(log: string): number {
     return Date.parse(`${match[1]!.replace(' ', 'T')}Z`);
   };
   return at('restored log file') - at('starting archive recovery');
-}
-
-async function waitArchived(cluster: Cluster, name: string): Promise<void> {
-  for (const deadline = Date.now() + 600_000; Date.now() < deadline; ) {
-    const [row] = await cluster.query<{ last: string | null }>(
-      'SELECT last_archived_wal AS last FROM pg_stat_archiver',
-    );
-    if (row?.last && row.last >= name) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${name} not archived`);
 }
 
 /** Pushes every file of a cp archive into a repository, as wal-push would have. */
@@ -93,7 +84,7 @@ const work = ownedDir(join(source.root, 'work'));
 const repos = { file: testRepository('file', undefined, 'bench'), s3: testRepository('s3', s3, 'bench') };
 try {
   const env = { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
-  await run(pgbench, ['-i', '-s', String(scale), '-q'], { env });
+  await pgbench(source, ['-i', '-s', String(scale), '-q']);
   const begun = await pgsnap(['begin', '--label', 'bench', '--fast', '--json'], env);
   if (begun.code !== 0) throw new Error(begun.stderr);
   await run('cp', ['-a', source.dataDir, join(work, 'base')]);
@@ -102,15 +93,11 @@ try {
   const label = (ended.json!.artifacts as Array<{ name: string; content: string }>).find(
     (a) => a.name === 'backup_label',
   )!.content;
-  await run(pgbench, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n'], { env });
-  const [last] = await source.query<{ name: string }>(
-    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
-  );
+  await pgbench(source, ['-T', String(seconds), '-c', String(clients), '-j', '2', '-n']);
+  const last = await currentSegment(source);
   await source.query('SELECT pg_switch_wal()');
-  await waitArchived(source, last!.name);
-  const [expected] = await source.query<{ sum: string }>(
-    'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-  );
+  await waitArchived(source, last, { timeoutMs: 600_000, intervalMs: 50 });
+  const expected = await balanceSum(source);
   source.stopSync('fast');
   const segments = readdirSync(source.archiveDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length;
 
@@ -191,11 +178,8 @@ try {
           clearInterval(tracer);
           process.stderr.write(`  spooled segments every 20 ms: ${spoolTrace.join('')}\n`);
         }
-        const [sum] = await restored.query<{ sum: string }>(
-          'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-        );
-        if (sum!.sum !== expected!.sum)
-          throw new Error(`${name}: restored data differs (${sum!.sum} ≠ ${expected!.sum})`);
+        const sum = await balanceSum(restored);
+        if (sum !== expected) throw new Error(`${name}: restored data differs (${sum} ≠ ${expected})`);
         if (process.env.BENCH_DEBUG) {
           writeFileSync(`/tmp/restore-${index}.log`, restored.log());
           await run('sh', ['-c', `cp ${spool}/prefetcher.log /tmp/prefetcher-${index}.log || true`]);
@@ -213,7 +197,7 @@ try {
   const lines = [
     `wal-restore: ${segments} segments of pgbench -T ${seconds} -c ${clients} (scale ${scale}), ` +
       `PostgreSQL ${newestAvailableMajor()}, ${rounds} round(s), ${new Date().toISOString()}`,
-    `load average (1, 5, 15 min) before ${formatLoad(loadBefore)}, after ${formatLoad(loadavg())}; 2 CPUs shared with other work`,
+    `load average (1, 5, 15 min) before ${loadAverage(loadBefore)}, after ${loadAverage()}; 2 CPUs shared with other work`,
     '',
     // Each round's time against the same round's cp: the ratio of the medians would mix slow and quick spells.
     'restore_command                    median s  vs cp (median)  first file  the rest vs cp  S3 server CPU  vs cp in each round',
@@ -232,13 +216,12 @@ try {
     'S3 server CPU: what the local S3 server (s3rver, a Node.js process) used during the restore, on the',
     'same two cores as the recovery and pgsnap; a real S3 endpoint takes none of them.',
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
   // Another length of load makes other WAL (see the usage above), and BENCH_ONLY leaves variants out: either
   // run is recorded beside the default one, not over it.
   const resultsFile =
     `wal-restore${seconds === 30 ? '' : `-${seconds}s`}` +
     `${process.env.BENCH_ONLY ? `-only-${process.env.BENCH_ONLY.replace(/[^a-z0-9]+/gi, '')}` : ''}.txt`;
-  writeFileSync(join(import.meta.dirname, 'results', resultsFile), `${lines.join('\n')}\n`);
+  printAndRecord(resultsFile, lines);
 } finally {
   for (const repo of Object.values(repos)) repo.destroy();
   source.destroy();

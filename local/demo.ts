@@ -22,7 +22,7 @@ import { formatDuration, newBackupId } from '#domain/backup/input';
 import { PreconditionError } from '#domain/errors';
 import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../agent/cli/args.ts';
-import { createOutput } from '../agent/cli/output.ts';
+import { createOutput, type Output } from '../agent/cli/output.ts';
 import { open, type RepositoryChoice } from '../agent/cli/repository-options.ts';
 import { printUsage } from '../agent/cli/usage.ts';
 import { createProvider } from '../agent/providers/create.ts';
@@ -32,6 +32,7 @@ import {
   asPostgres,
   Cluster,
   clientBin,
+  type Major,
   newestAvailableMajor,
   ownedDir,
   serverUid,
@@ -42,10 +43,11 @@ import { waitForArchive } from '../agent/session/archive-wait.ts';
 import { recordLocalSnapshots } from '../agent/session/catalog.ts';
 import { clusterPaths } from '../agent/volumes/cluster-paths.ts';
 import type * as LocalSynth from '../infra/local-synth.ts';
-import { BtrfsVolumes, btrfsUnavailable } from '../local/btrfs-volumes.ts';
-import type { LocalVolume } from '../local/local-ec2.ts';
-import { stageAgent } from '../local/staged-agent.ts';
-import { startWriter, type Writer } from '../local/writer.ts';
+import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
+import type { LocalBackupResult } from './local-backup.ts';
+import type { LocalVolume } from './local-ec2.ts';
+import { stageAgent } from './staged-agent.ts';
+import { startWriter, type Writer } from './writer.ts';
 
 const execFileAsync = promisify(execFile);
 /** Aborts every command still running when the demo is interrupted. */
@@ -92,6 +94,57 @@ function shellQuote(value: string): string {
   return /^[\w./:=@%-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
 }
 
+/** What every phase of the demo speaks through, and what it has made so far. */
+interface Demo {
+  out: Output;
+  started: number;
+  work: string;
+  made: Made;
+  /** The next numbered step, also once interrupted (the state machine's steps, which its abort signal stops). */
+  say(message: string): void;
+  /** The next numbered step; refused once interrupted. */
+  progress(message: string): void;
+  /** A line under the current step. */
+  detail(message: string): void;
+}
+
+/**
+ * Everything the demo started or made, stopped and removed by `cleanUp`:
+ * the load first, then the commands still running, the drills' clones, the
+ * servers, the volumes, and the work directory (unless --keep).
+ */
+class Made {
+  readonly clusters: Cluster[] = [];
+  readonly children: ChildProcess[] = [];
+  readonly hostCommands = new Set<Promise<unknown>>();
+  readonly discards: Array<() => Promise<void>> = [];
+  volumes: BtrfsVolumes | undefined;
+  writer: Writer | undefined;
+  writerClient: pg.Client | undefined;
+
+  constructor(
+    private readonly work: string,
+    private readonly keep: boolean,
+  ) {}
+
+  async cleanUp(): Promise<void> {
+    // The writer first: its queries would fail, unhandled, once the server is gone.
+    await this.writer?.stop().catch(() => {});
+    await this.writerClient?.end().catch(() => {});
+    running.abort();
+    for (const child of this.children) child.kill('SIGTERM');
+    // The agent commands the state machine started end with the abort above; their files are about to go.
+    await Promise.race([
+      Promise.allSettled([...this.hostCommands]),
+      new Promise((resolve) => setTimeout(resolve, 15_000).unref()),
+    ]);
+    for (const discard of this.discards.reverse()) await discard().catch(() => {});
+    for (const cluster of this.clusters.reverse()) cluster.stopSync('immediate');
+    this.volumes?.destroy();
+    if (!this.keep) rmSync(this.work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  }
+}
+
 export async function demoCommand(args: string[]): Promise<number> {
   const { values } = parse('demo', args, { keep: { type: 'boolean', default: false } });
   if (values.help) return printUsage(demoUsage);
@@ -112,6 +165,53 @@ export async function demoCommand(args: string[]): Promise<number> {
 
   // The AWS SDK's notice that it will need Node.js 22 from 2027 would repeat at every step of the demo.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const work = makeWorkDir();
+  const made = new Made(work, values.keep);
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
+    out.progress(`${signal}: stopping and removing everything the demo made`);
+    void made.cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    const demo: Demo = { out, started, work, made, say, progress, detail };
+    const major = newestAvailableMajor();
+    const layout = await prepareVolumes(demo);
+    const { repository, agent, source } = await startSource(demo, major, layout);
+    const writerClient = await startLoad(demo, source);
+    const synthesized = await synthesizeStateMachine(demo);
+    const backup = await takeBackup(demo, {
+      synthesized,
+      provider: layout.provider,
+      repository,
+      agent,
+      source,
+      writerClient,
+    });
+    const pointInTime = await markPointInTime(demo, writerClient);
+    await archiveLastSegment(demo, source, writerClient);
+    const artifacts = await readBackupArtifacts(repository, backup.backupId);
+    const walFiles = readdirSync(join(repository.url.slice('file://'.length), 'demo', 'wal')).length;
+    const drills = await runDrills(demo, {
+      backup,
+      artifacts,
+      provider: layout.provider,
+      repository,
+      agent,
+      pointInTime,
+    });
+    return printReport(demo, { backup, provider: layout.provider, repository, walFiles, drills });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await made.cleanUp();
+  }
+}
+
+/** A work directory below TMPDIR that the server's user can reach. */
+function makeWorkDir(): string {
   const work = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-demo-')), 0o711);
   if (asPostgres('test', ['-x', work], { allowFailure: true }).status !== 0) {
     rmSync(work, { recursive: true, force: true });
@@ -119,321 +219,451 @@ export async function demoCommand(args: string[]): Promise<number> {
       `the server's user cannot reach ${work} (a parent directory is private); set TMPDIR to a directory it can reach, such as /tmp`,
     );
   }
-  const clusters: Cluster[] = [];
-  const children: ChildProcess[] = [];
-  const hostCommands = new Set<Promise<unknown>>();
-  const discards: Array<() => Promise<void>> = [];
-  let volumes: BtrfsVolumes | undefined;
-  let writer: Writer | undefined;
-  let writerClient: pg.Client | undefined;
-  const cleanup = async () => {
-    // The writer first: its queries would fail, unhandled, once the server is gone.
-    await writer?.stop().catch(() => {});
-    await writerClient?.end().catch(() => {});
-    running.abort();
-    for (const child of children) child.kill('SIGTERM');
-    // The agent commands the state machine started end with the abort above; their files are about to go.
-    await Promise.race([
-      Promise.allSettled([...hostCommands]),
-      new Promise((resolve) => setTimeout(resolve, 15_000).unref()),
-    ]);
-    for (const discard of discards.reverse()) await discard().catch(() => {});
-    for (const cluster of clusters.reverse()) cluster.stopSync('immediate');
-    volumes?.destroy();
-    if (!values.keep) rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    interrupted = true;
-    out.progress(`${signal}: stopping and removing everything the demo made`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  return work;
+}
 
-  try {
-    const major = newestAvailableMajor();
-    const noVolumes = btrfsUnavailable();
-    let dataDir: string;
-    let walDir: string;
-    let tablespaceDir: string;
-    let provider: SnapshotProvider;
-    if (noVolumes === undefined) {
-      progress('making three btrfs volumes on loop devices: PGDATA, a tablespace, pg_wal');
-      volumes = new BtrfsVolumes(join(work, 'volumes'));
-      dataDir = volumes.create('pgdata', 1024).subvolume;
-      tablespaceDir = volumes.create('tablespace', 512).subvolume;
-      walDir = volumes.create('pgwal', 1024).subvolume;
-      provider = await createProvider('btrfs', {});
-    } else {
-      progress(
-        `no volume snapshots here (${noVolumes}): PGDATA, a tablespace and pg_wal in directories, copied`,
-      );
-      dataDir = join(ownedDir(join(work, 'pgdata')), 'data');
-      tablespaceDir = ownedDir(join(work, 'tablespace'));
-      walDir = join(ownedDir(join(work, 'pgwal')), 'wal');
-      provider = await createProvider('copy', { snapshotDir: ownedDir(join(work, 'snapshots')) });
-    }
+interface Layout {
+  dataDir: string;
+  walDir: string;
+  tablespaceDir: string;
+  provider: SnapshotProvider;
+}
 
-    const repository: RepositoryChoice = {
-      url: `file://${ownedDir(join(work, 'repository'), 0o750)}`,
-      cluster: 'demo',
+/** Three btrfs volumes (PGDATA, a tablespace, pg_wal) where the machine allows, else three directories. */
+async function prepareVolumes({ work, made, progress }: Demo): Promise<Layout> {
+  const noVolumes = btrfsUnavailable();
+  if (noVolumes === undefined) {
+    progress('making three btrfs volumes on loop devices: PGDATA, a tablespace, pg_wal');
+    const volumes = new BtrfsVolumes(join(work, 'volumes'));
+    made.volumes = volumes;
+    return {
+      dataDir: volumes.create('pgdata', 1024).subvolume,
+      tablespaceDir: volumes.create('tablespace', 512).subvolume,
+      walDir: volumes.create('pgwal', 1024).subvolume,
+      provider: await createProvider('btrfs', {}),
     };
-    // What the servers run (archive_command, the drills' restore_command), where their user can run it.
-    const agent = stageAgent(join(work, 'agent'), serverUid());
-    const walPush = [...agent, 'wal-push', '%p', '--repo', repository.url, '--cluster', repository.cluster]
-      .map(shellQuote)
-      .join(' ');
-    progress(
-      `starting a throwaway PostgreSQL ${major} cluster, archiving with pgsnap wal-push into ${repository.url}`,
-    );
-    const source = await Cluster.create({
-      major,
-      root: ownedDir(join(work, 'source')),
-      initdbAt: { dataDir, walDir },
-      settings: { archive_command: `'${walPush.replaceAll("'", "''")}'`, max_wal_size: "'256MB'" },
-    });
-    clusters.push(source);
-    detail(`the servers run pgsnap as ${agent.join(' ')}`);
-    await source.query(`CREATE TABLESPACE demo_ts LOCATION '${tablespaceDir}'`);
-    await source.query('CREATE TABLE demo_events (id bigint PRIMARY KEY, payload text) TABLESPACE demo_ts');
-
-    const pgbench = clientBin('pgbench');
-    const pgArgs = source.clientArgs;
-    if (pgbench) {
-      // In a database of its own, as an application's: the agent connects to postgres (see the README).
-      await source.query('CREATE DATABASE app');
-      progress('loading pgbench data into database app (scale 10, about 160 MB)');
-      await run(pgbench, [...pgArgs, '-i', '-q', '-s', '10', 'app']);
-      children.push(
-        spawn(pgbench, [...pgArgs, '-c', '2', '-j', '2', '-T', '3600', 'app'], { stdio: 'ignore' }),
-      );
-    }
-    writerClient = await source.client();
-    writer = startWriter(writerClient, ['demo_events'], 1);
-    progress(`load running: ${pgbench ? 'pgbench -c 2, and ' : ''}a writer inserting numbered rows`);
-    await new Promise((r) => setTimeout(r, 1_000));
-
-    progress("synthesizing the CDK app (infra/): the backup state machine and the agent's SSM document");
-    const synthesized = (await loadLocalSynth()).synthesizeForLocalRun(
-      {
-        name: 'demo',
-        clusters: [
-          {
-            name: 'demo',
-            instance: { instanceId: localInstanceId },
-            fastCheckpoint: true,
-            maxBackupMinutes: 10,
-          },
-        ],
-        timeouts: { hostCommandSeconds: 600, heartbeatSeconds: 120 },
-      },
-      join(work, 'cdk.out'),
-    );
-    detail(
-      `${Object.keys(synthesized.definition.States).length} states, starting at "${synthesized.definition.StartAt}"`,
-    );
-
-    // Each of the cluster's directories stands for an EBS volume of the host; the root volume holds none of it.
-    const paths = await clusterPaths(writerClient);
-    const hostVolumes: LocalVolume[] = [
-      { volumeId: 'vol-0000000000000000f', device: '/dev/xvda' },
-      ...paths.map((holds, index) => ({
-        volumeId: `vol-${(index + 1).toString(16).padStart(17, '0')}`,
-        device: `/dev/sd${String.fromCharCode(102 + index)}`,
-        holds,
-      })),
-    ];
-    for (const v of hostVolumes.slice(1))
-      detail(`${v.volumeId} ${v.device}: ${v.holds!.role} ${v.holds!.path}`);
-    // Loaded here, after the environment above is set: the AWS SDK reads it when its clients are made.
-    const [{ runBackupLocally }, { LocalEc2 }] = await Promise.all([
-      import('./local-backup.ts'),
-      import('./local-ec2.ts'),
-    ]);
-    const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes);
-    const backupId = newBackupId();
-    discards.push(() => provider.delete(ec2.takenFor(backupId)));
-    // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
-    const agentBinDir = ownedDir(join(work, 'bin'), 0o755);
-    writeFileSync(join(agentBinDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
-      mode: 0o755,
-    });
-    let committedBeforeEnd = 0;
-    progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
-    const backup = await runBackupLocally({
-      synthesized,
-      backupId,
-      cluster: 'demo',
-      label: 'pgsnap demo',
-      target: {
-        volumeIds: hostVolumes.slice(1).map((v) => v.volumeId),
-        fastCheckpoint: true,
-        maxBackupMinutes: 10,
-        repository: repository.url,
-      },
-      ec2,
-      agentBinDir,
-      signal: running.signal,
-      hostCommands,
-      // The agent takes its connection from the libpq environment, as on a database host.
-      agentEnv: { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(work, 'state') },
-      // The state machine's steps are shown; stopping it once interrupted is the abort signal's work.
-      progress: say,
-      detail,
-      onStateEntered: (name) => {
-        if (name === 'End the backup on the host') committedBeforeEnd = writer?.lastCommitted ?? 0;
-      },
-    });
-    if (backup.run.failure || !backup.begin || !backup.end) {
-      throw new Error(
-        `the backup failed: ${backup.run.failure ? `${backup.run.failure.error}: ${backup.run.failure.cause}` : 'the agent did not answer'}`,
-      );
-    }
-    const session = backup.begin;
-    const ended = backup.end;
-    const snapshotMs = backup.snapshotMs ?? 0;
-    const inBackupMs = Date.parse(String(ended.stoppedAt)) - Date.parse(String(ended.startedAt));
-    detail(`in backup mode from ${String(ended.startLsn)} to ${String(ended.stopLsn)}`);
-    // The manifest names EC2's view of the snapshots; a drill here needs the provider's.
-    await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'described');
-
-    await writer.stop();
-    const pointInTimeRows = writer.lastCommitted;
-    const [{ at }] = (await writerClient.query<{ at: string }>('SELECT clock_timestamp()::text AS at'))
-      .rows as [{ at: string }];
-    await new Promise((r) => setTimeout(r, 200));
-    progress(`a point in time, ${at}, between row ${pointInTimeRows} and the rows after it`);
-    writer = startWriter(writerClient, ['demo_events'], 1, pointInTimeRows);
-    await new Promise((r) => setTimeout(r, 500));
-    await writer.stop();
-    for (const child of children) child.kill('SIGTERM');
-    const [{ segment }] = (
-      await writerClient.query<{ segment: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS segment')
-    ).rows as [{ segment: string }];
-    await writerClient.query('SELECT pg_switch_wal()');
-    await waitForArchive(writerClient, {
-      files: [segment],
-      timeoutMs: 120_000,
-      versionNum: source.major * 10000,
-      fromStandby: false,
-      progress: detail,
-    });
-    await writerClient.end();
-    writerClient = undefined;
-
-    const repo = await open(repository);
-    let manifest: Manifest;
-    let label: { text: string; sha256: string };
-    let map: { text: string; sha256: string } | undefined;
-    try {
-      manifest = (await repo.readManifest(backupId))!;
-      const artifact = async (name: string) => {
-        const record = manifest.artifacts.find((a) => a.name === name);
-        return (
-          record && {
-            text: (await repo.readArtifact(backupId, record)).toString('utf8'),
-            sha256: record.sha256,
-          }
-        );
-      };
-      label = (await artifact('backup_label'))!;
-      map = await artifact('tablespace_map');
-    } finally {
-      repo.close();
-    }
-    const walFiles = readdirSync(join(repository.url.slice('file://'.length), 'demo', 'wal')).length;
-
-    const drill = async (
-      name: string,
-      target: RecoveryTarget,
-      expectedRows: number,
-    ): Promise<DrillResult> => {
-      progress(
-        `drill "${name}": the snapshots cloned, recovered from the repository beside the running source`,
-      );
-      const recovered = await recoverFromSnapshots({
-        backupId: backupId,
-        cluster: 'demo',
-        systemIdentifier: manifest.systemIdentifier,
-        label,
-        ...(map ? { map } : {}),
-        provider,
-        snapshots: manifest.snapshots,
-        repository,
-        target,
-        work,
-        name: target.kind,
-        pgsnap: agent,
-      });
-      discards.push(recovered.discard);
-      const [row] = await recovered.cluster.query<{ found: string; extra: string }>(
-        'SELECT count(*) FILTER (WHERE id <= $1) AS found, count(*) FILTER (WHERE id > $1) AS extra FROM demo_events',
-        [expectedRows],
-      );
-      const check = await checkRestoredCluster(recovered.cluster);
-      await recovered.discard();
-      const foundRows = Number(row!.found);
-      const extraRows = Number(row!.extra);
-      const exact = target.kind === 'time';
-      const ok = foundRows === expectedRows && (!exact || extraRows === 0) && check.ok;
-      detail(
-        `${ok ? 'ok' : 'FAILED'}: ${foundRows} of ${expectedRows} rows${exact ? `, ${extraRows} after the target` : ''}, ` +
-          `pg_amcheck ${check.amcheck}, checksums ${check.checksums}, ${formatDuration(recovered.restoreMs)}`,
-      );
-      return {
-        name,
-        restoreMs: recovered.restoreMs,
-        expectedRows,
-        foundRows,
-        extraRows,
-        amcheck: check.amcheck,
-        ok,
-      };
-    };
-
-    const drills = [
-      await drill('end of backup (recovery_target = immediate)', { kind: 'immediate' }, committedBeforeEnd),
-      await drill(
-        `point in time (recovery_target_time = ${at})`,
-        { kind: 'time', value: at },
-        pointInTimeRows,
-      ),
-    ];
-    const ok = drills.every((d) => d.ok);
-    const report = {
-      ok,
-      backupId,
-      serverVersion: String(session.serverVersion),
-      stateMachine: { states: backup.run.entered.length, events: backup.run.events.map((e) => e.detailType) },
-      provider: provider.name,
-      repository: repository.url,
-      startLsn: String(ended.startLsn),
-      stopLsn: String(ended.stopLsn),
-      inBackupModeMs: inBackupMs,
-      snapshotMs,
-      walFilesInRepository: walFiles,
-      drills,
-      totalMs: Date.now() - started,
-    };
-    out.result(report, [
-      '',
-      'pgsnap demo report',
-      `  backup            ${backupId} (PostgreSQL ${String(session.serverVersion)})`,
-      `  state machine     the CDK app's, run locally: ${backup.run.entered.length} states, succeeded`,
-      `  volumes           ${provider.name === 'btrfs' ? 'PGDATA, tablespace, pg_wal on three btrfs volumes' : 'directories, copied'}`,
-      `  LSNs              ${String(ended.startLsn)} .. ${String(ended.stopLsn)}`,
-      `  in backup mode    ${formatDuration(inBackupMs)} (${provider.name} snapshot: ${formatDuration(snapshotMs)})`,
-      `  WAL archived      ${walFiles} files in ${repository.url}`,
-      ...drills.map(
-        (d) =>
-          `  drill             ${d.name}: ${d.ok ? 'ok' : 'FAILED'}, ${d.foundRows}/${d.expectedRows} rows, amcheck ${d.amcheck}, restore ${formatDuration(d.restoreMs)}`,
-      ),
-      `  data check        ${ok ? 'PASSED' : 'FAILED'}`,
-    ]);
-    return ok ? 0 : 1;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await cleanup();
   }
+  progress(`no volume snapshots here (${noVolumes}): PGDATA, a tablespace and pg_wal in directories, copied`);
+  return {
+    dataDir: join(ownedDir(join(work, 'pgdata')), 'data'),
+    tablespaceDir: ownedDir(join(work, 'tablespace')),
+    walDir: join(ownedDir(join(work, 'pgwal')), 'wal'),
+    provider: await createProvider('copy', { snapshotDir: ownedDir(join(work, 'snapshots')) }),
+  };
+}
+
+/**
+ * The file:// repository, pgsnap staged where the servers' user can run it,
+ * and the source cluster archiving into the repository with that pgsnap's
+ * wal-push, with its tablespace and table.
+ */
+async function startSource(
+  { work, made, progress, detail }: Demo,
+  major: Major,
+  { dataDir, walDir, tablespaceDir }: Layout,
+): Promise<{ repository: RepositoryChoice; agent: string[]; source: Cluster }> {
+  const repository: RepositoryChoice = {
+    url: `file://${ownedDir(join(work, 'repository'), 0o750)}`,
+    cluster: 'demo',
+  };
+  // What the servers run (archive_command, the drills' restore_command), where their user can run it.
+  const agent = stageAgent(join(work, 'agent'), serverUid());
+  const walPush = [...agent, 'wal-push', '%p', '--repo', repository.url, '--cluster', repository.cluster]
+    .map(shellQuote)
+    .join(' ');
+  progress(
+    `starting a throwaway PostgreSQL ${major} cluster, archiving with pgsnap wal-push into ${repository.url}`,
+  );
+  const source = await Cluster.create({
+    major,
+    root: ownedDir(join(work, 'source')),
+    initdbAt: { dataDir, walDir },
+    settings: { archive_command: `'${walPush.replaceAll("'", "''")}'`, max_wal_size: "'256MB'" },
+  });
+  made.clusters.push(source);
+  detail(`the servers run pgsnap as ${agent.join(' ')}`);
+  await source.query(`CREATE TABLESPACE demo_ts LOCATION '${tablespaceDir}'`);
+  await source.query('CREATE TABLE demo_events (id bigint PRIMARY KEY, payload text) TABLESPACE demo_ts');
+  return { repository, agent, source };
+}
+
+/** pgbench in a database of its own (where there is a pgbench), and a writer of numbered rows; returns the writer's session. */
+async function startLoad({ made, progress }: Demo, source: Cluster): Promise<pg.Client> {
+  const pgbench = clientBin('pgbench');
+  const pgArgs = source.clientArgs;
+  if (pgbench) {
+    // In a database of its own, as an application's: the agent connects to postgres (see the README).
+    await source.query('CREATE DATABASE app');
+    progress('loading pgbench data into database app (scale 10, about 160 MB)');
+    await run(pgbench, [...pgArgs, '-i', '-q', '-s', '10', 'app']);
+    made.children.push(
+      spawn(pgbench, [...pgArgs, '-c', '2', '-j', '2', '-T', '3600', 'app'], { stdio: 'ignore' }),
+    );
+  }
+  const writerClient = await source.client();
+  made.writerClient = writerClient;
+  made.writer = startWriter(writerClient, ['demo_events'], 1);
+  progress(`load running: ${pgbench ? 'pgbench -c 2, and ' : ''}a writer inserting numbered rows`);
+  await new Promise((r) => setTimeout(r, 1_000));
+  return writerClient;
+}
+
+/** The CDK app synthesized for this one host: the backup state machine and the agent's SSM document. */
+async function synthesizeStateMachine({
+  work,
+  progress,
+  detail,
+}: Demo): Promise<LocalSynth.SynthesizedForLocalRun> {
+  progress("synthesizing the CDK app (infra/): the backup state machine and the agent's SSM document");
+  const synthesized = (await loadLocalSynth()).synthesizeForLocalRun(
+    {
+      name: 'demo',
+      clusters: [
+        {
+          name: 'demo',
+          instance: { instanceId: localInstanceId },
+          fastCheckpoint: true,
+          maxBackupMinutes: 10,
+        },
+      ],
+      timeouts: { hostCommandSeconds: 600, heartbeatSeconds: 120 },
+    },
+    join(work, 'cdk.out'),
+  );
+  detail(
+    `${Object.keys(synthesized.definition.States).length} states, starting at "${synthesized.definition.StartAt}"`,
+  );
+  return synthesized;
+}
+
+interface Backup {
+  backupId: string;
+  run: LocalBackupResult['run'];
+  session: NonNullable<LocalBackupResult['begin']>;
+  ended: NonNullable<LocalBackupResult['end']>;
+  snapshotMs: number;
+  inBackupMs: number;
+  /** The writer's last committed row when the state machine entered its end step: the end-of-backup drill finds these. */
+  committedBeforeEnd: number;
+}
+
+/**
+ * The backup, by the synthesized state machine run locally: the cluster's
+ * directories as the host's EBS volumes, this very pgsnap as the installed
+ * agent; its snapshots recorded in the manifest as the provider names them.
+ */
+async function takeBackup(
+  { work, made, say, progress, detail }: Demo,
+  {
+    synthesized,
+    provider,
+    repository,
+    agent,
+    source,
+    writerClient,
+  }: {
+    synthesized: LocalSynth.SynthesizedForLocalRun;
+    provider: SnapshotProvider;
+    repository: RepositoryChoice;
+    /** The staged pgsnap the servers run, installed on the host as the agent. */
+    agent: string[];
+    source: Cluster;
+    writerClient: pg.Client;
+  },
+): Promise<Backup> {
+  // Each of the cluster's directories stands for an EBS volume of the host; the root volume holds none of it.
+  const paths = await clusterPaths(writerClient);
+  const hostVolumes: LocalVolume[] = [
+    { volumeId: 'vol-0000000000000000f', device: '/dev/xvda' },
+    ...paths.map((holds, index) => ({
+      volumeId: `vol-${(index + 1).toString(16).padStart(17, '0')}`,
+      device: `/dev/sd${String.fromCharCode(102 + index)}`,
+      holds,
+    })),
+  ];
+  for (const v of hostVolumes.slice(1))
+    detail(`${v.volumeId} ${v.device}: ${v.holds!.role} ${v.holds!.path}`);
+  // Loaded here, after the environment above is set: the AWS SDK reads it when its clients are made.
+  const [{ runBackupLocally }, { LocalEc2 }] = await Promise.all([
+    import('./local-backup.ts'),
+    import('./local-ec2.ts'),
+  ]);
+  const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes);
+  const backupId = newBackupId();
+  made.discards.push(() => provider.delete(ec2.takenFor(backupId)));
+  // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
+  const agentBinDir = ownedDir(join(work, 'bin'), 0o755);
+  writeFileSync(join(agentBinDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
+    mode: 0o755,
+  });
+  let committedBeforeEnd = 0;
+  progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
+  const backup = await runBackupLocally({
+    synthesized,
+    backupId,
+    cluster: 'demo',
+    label: 'pgsnap demo',
+    target: {
+      volumeIds: hostVolumes.slice(1).map((v) => v.volumeId),
+      fastCheckpoint: true,
+      maxBackupMinutes: 10,
+      repository: repository.url,
+    },
+    ec2,
+    agentBinDir,
+    signal: running.signal,
+    hostCommands: made.hostCommands,
+    // The agent takes its connection from the libpq environment, as on a database host.
+    agentEnv: { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(work, 'state') },
+    // The state machine's steps are shown; stopping it once interrupted is the abort signal's work.
+    progress: say,
+    detail,
+    onStateEntered: (name) => {
+      if (name === 'End the backup on the host') committedBeforeEnd = made.writer?.lastCommitted ?? 0;
+    },
+  });
+  if (backup.run.failure || !backup.begin || !backup.end) {
+    throw new Error(
+      `the backup failed: ${backup.run.failure ? `${backup.run.failure.error}: ${backup.run.failure.cause}` : 'the agent did not answer'}`,
+    );
+  }
+  const session = backup.begin;
+  const ended = backup.end;
+  const snapshotMs = backup.snapshotMs ?? 0;
+  const inBackupMs = Date.parse(String(ended.stoppedAt)) - Date.parse(String(ended.startedAt));
+  detail(`in backup mode from ${String(ended.startLsn)} to ${String(ended.stopLsn)}`);
+  // The manifest names EC2's view of the snapshots; a drill here needs the provider's.
+  await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'described');
+  return { backupId, run: backup.run, session, ended, snapshotMs, inBackupMs, committedBeforeEnd };
+}
+
+/**
+ * A point in time between two known commits: the writer stopped, the time
+ * taken, then a few more rows written after it; then the load is stopped.
+ */
+async function markPointInTime(
+  { made, progress }: Demo,
+  writerClient: pg.Client,
+): Promise<{ at: string; pointInTimeRows: number }> {
+  await made.writer!.stop();
+  const pointInTimeRows = made.writer!.lastCommitted;
+  const [{ at }] = (await writerClient.query<{ at: string }>('SELECT clock_timestamp()::text AS at'))
+    .rows as [{ at: string }];
+  await new Promise((r) => setTimeout(r, 200));
+  progress(`a point in time, ${at}, between row ${pointInTimeRows} and the rows after it`);
+  made.writer = startWriter(writerClient, ['demo_events'], 1, pointInTimeRows);
+  await new Promise((r) => setTimeout(r, 500));
+  await made.writer.stop();
+  for (const child of made.children) child.kill('SIGTERM');
+  return { at, pointInTimeRows };
+}
+
+/** Switches to a new segment and waits until the last one written is in the repository; ends the writer's session. */
+async function archiveLastSegment(
+  { made, detail }: Demo,
+  source: Cluster,
+  writerClient: pg.Client,
+): Promise<void> {
+  const [{ segment }] = (
+    await writerClient.query<{ segment: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS segment')
+  ).rows as [{ segment: string }];
+  await writerClient.query('SELECT pg_switch_wal()');
+  await waitForArchive(writerClient, {
+    files: [segment],
+    timeoutMs: 120_000,
+    versionNum: source.major * 10000,
+    fromStandby: false,
+    progress: detail,
+  });
+  await writerClient.end();
+  made.writerClient = undefined;
+}
+
+interface Artifacts {
+  manifest: Manifest;
+  label: { text: string; sha256: string };
+  map: { text: string; sha256: string } | undefined;
+}
+
+/** The backup's manifest, backup_label and tablespace_map, from the repository, as a drill reads them. */
+async function readBackupArtifacts(repository: RepositoryChoice, backupId: string): Promise<Artifacts> {
+  const repo = await open(repository);
+  let manifest: Manifest;
+  let label: { text: string; sha256: string };
+  let map: { text: string; sha256: string } | undefined;
+  try {
+    manifest = (await repo.readManifest(backupId))!;
+    const artifact = async (name: string) => {
+      const record = manifest.artifacts.find((a) => a.name === name);
+      return (
+        record && {
+          text: (await repo.readArtifact(backupId, record)).toString('utf8'),
+          sha256: record.sha256,
+        }
+      );
+    };
+    label = (await artifact('backup_label'))!;
+    map = await artifact('tablespace_map');
+  } finally {
+    repo.close();
+  }
+  return { manifest, label, map };
+}
+
+/** The two drills, one after the other: to the end of the backup, and to the point in time. */
+async function runDrills(
+  demo: Demo,
+  {
+    backup,
+    artifacts,
+    provider,
+    repository,
+    agent,
+    pointInTime,
+  }: {
+    backup: Backup;
+    artifacts: Artifacts;
+    provider: SnapshotProvider;
+    repository: RepositoryChoice;
+    agent: string[];
+    pointInTime: { at: string; pointInTimeRows: number };
+  },
+): Promise<DrillResult[]> {
+  const restore = { backupId: backup.backupId, artifacts, provider, repository, agent };
+  return [
+    await drill(
+      demo,
+      restore,
+      'end of backup (recovery_target = immediate)',
+      { kind: 'immediate' },
+      backup.committedBeforeEnd,
+    ),
+    await drill(
+      demo,
+      restore,
+      `point in time (recovery_target_time = ${pointInTime.at})`,
+      { kind: 'time', value: pointInTime.at },
+      pointInTime.pointInTimeRows,
+    ),
+  ];
+}
+
+/**
+ * One drill: the snapshots cloned and recovered from the repository to
+ * `target` beside the running source, the rows counted, pg_amcheck and the
+ * checksums checked, the clone discarded.
+ */
+async function drill(
+  { work, made, progress, detail }: Demo,
+  {
+    backupId,
+    artifacts: { manifest, label, map },
+    provider,
+    repository,
+    agent,
+  }: {
+    backupId: string;
+    artifacts: Artifacts;
+    provider: SnapshotProvider;
+    repository: RepositoryChoice;
+    /** The staged pgsnap, for the restored server's restore_command. */
+    agent: string[];
+  },
+  name: string,
+  target: RecoveryTarget,
+  expectedRows: number,
+): Promise<DrillResult> {
+  progress(`drill "${name}": the snapshots cloned, recovered from the repository beside the running source`);
+  const recovered = await recoverFromSnapshots({
+    backupId: backupId,
+    cluster: 'demo',
+    systemIdentifier: manifest.systemIdentifier,
+    label,
+    ...(map ? { map } : {}),
+    provider,
+    snapshots: manifest.snapshots,
+    repository,
+    target,
+    work,
+    name: target.kind,
+    pgsnap: agent,
+  });
+  made.discards.push(recovered.discard);
+  const [row] = await recovered.cluster.query<{ found: string; extra: string }>(
+    'SELECT count(*) FILTER (WHERE id <= $1) AS found, count(*) FILTER (WHERE id > $1) AS extra FROM demo_events',
+    [expectedRows],
+  );
+  const check = await checkRestoredCluster(recovered.cluster);
+  await recovered.discard();
+  const foundRows = Number(row!.found);
+  const extraRows = Number(row!.extra);
+  const exact = target.kind === 'time';
+  const ok = foundRows === expectedRows && (!exact || extraRows === 0) && check.ok;
+  detail(
+    `${ok ? 'ok' : 'FAILED'}: ${foundRows} of ${expectedRows} rows${exact ? `, ${extraRows} after the target` : ''}, ` +
+      `pg_amcheck ${check.amcheck}, checksums ${check.checksums}, ${formatDuration(recovered.restoreMs)}`,
+  );
+  return {
+    name,
+    restoreMs: recovered.restoreMs,
+    expectedRows,
+    foundRows,
+    extraRows,
+    amcheck: check.amcheck,
+    ok,
+  };
+}
+
+/** The report, as one JSON document or as lines; 0 only if every drill checked out. */
+function printReport(
+  { out, started }: Demo,
+  {
+    backup: { backupId, run: stateMachineRun, session, ended, snapshotMs, inBackupMs },
+    provider,
+    repository,
+    walFiles,
+    drills,
+  }: {
+    backup: Backup;
+    provider: SnapshotProvider;
+    repository: RepositoryChoice;
+    walFiles: number;
+    drills: DrillResult[];
+  },
+): number {
+  const ok = drills.every((d) => d.ok);
+  const report = {
+    ok,
+    backupId,
+    serverVersion: String(session.serverVersion),
+    stateMachine: {
+      states: stateMachineRun.entered.length,
+      events: stateMachineRun.events.map((e) => e.detailType),
+    },
+    provider: provider.name,
+    repository: repository.url,
+    startLsn: String(ended.startLsn),
+    stopLsn: String(ended.stopLsn),
+    inBackupModeMs: inBackupMs,
+    snapshotMs,
+    walFilesInRepository: walFiles,
+    drills,
+    totalMs: Date.now() - started,
+  };
+  out.result(report, [
+    '',
+    'pgsnap demo report',
+    `  backup            ${backupId} (PostgreSQL ${String(session.serverVersion)})`,
+    `  state machine     the CDK app's, run locally: ${stateMachineRun.entered.length} states, succeeded`,
+    `  volumes           ${provider.name === 'btrfs' ? 'PGDATA, tablespace, pg_wal on three btrfs volumes' : 'directories, copied'}`,
+    `  LSNs              ${String(ended.startLsn)} .. ${String(ended.stopLsn)}`,
+    `  in backup mode    ${formatDuration(inBackupMs)} (${provider.name} snapshot: ${formatDuration(snapshotMs)})`,
+    `  WAL archived      ${walFiles} files in ${repository.url}`,
+    ...drills.map(
+      (d) =>
+        `  drill             ${d.name}: ${d.ok ? 'ok' : 'FAILED'}, ${d.foundRows}/${d.expectedRows} rows, amcheck ${d.amcheck}, restore ${formatDuration(d.restoreMs)}`,
+    ),
+    `  data check        ${ok ? 'PASSED' : 'FAILED'}`,
+  ]);
+  return ok ? 0 : 1;
 }

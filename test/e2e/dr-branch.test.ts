@@ -35,6 +35,7 @@ import {
 } from '../../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { FakeDrAws } from '../support/fake-dr-aws.ts';
+import { testManifest } from '../support/manifests.ts';
 
 const instanceId = 'i-0123456789abcdef0';
 const source = {
@@ -78,25 +79,15 @@ const identity = { systemIdentifier: '7311111111111111111', walSegmentSize: 16 *
 
 function manifestOf(backupId: string, state: Manifest['state'], extra: Partial<Manifest> = {}): Manifest {
   const now = new Date().toISOString();
-  return {
-    schemaVersion: 1,
-    cluster: 'orders-db',
+  return testManifest({
     backupId,
     label: 'e2e',
     state,
     ...identity,
-    serverVersion: '15.18',
-    backupFrom: 'primary',
-    timeline: 1,
-    startLsn: '0/2000028',
-    startWalFile: '000000010000000000000002',
-    artifacts: [],
-    snapshots: [],
     timings: { startedAt: now },
-    host: 'db1',
     updatedAt: now,
     ...extra,
-  };
+  });
 }
 
 /** What `pgsnap begin` and `pgsnap end` write into the repository, and answer. */

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  archivingGate,
   type Begun,
   backupAbortedLogLine,
   begin,
@@ -141,13 +142,7 @@ describe('the backup session', () => {
 
   it('end waits for a failing archiver only up to its bound, keeps the artifacts, and a second end hands them over', async () => {
     const { cluster, env, stateDir } = await clusterForTest();
-    const gate = join(cluster.dataDir, 'archiving-blocked');
-    const archive = cluster.archiveDir;
-    cluster.configure({
-      archive_command: `'test ! -f ${gate} && test ! -f ${archive}/%f && cp %p ${archive}/%f'`,
-    });
-    cluster.stopSync('fast');
-    cluster.start();
+    const gate = archivingGate(cluster);
     const begun = await begin(env, '--label', 'archiver down');
 
     writeFileSync(gate, '');

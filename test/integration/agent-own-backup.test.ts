@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { request } from '../../agent/session/control.ts';
 import {
+  archivingGate,
   backupAbortedLogLine,
   begin,
   clusterForTest,
@@ -176,13 +177,7 @@ describe('end and abort act only on the backup they name', () => {
 
   it('a stopped backup whose hand-over is pending is left as it is by end and abort of another backupId', async () => {
     const { cluster, env } = await clusterForTest();
-    const gate = join(cluster.dataDir, 'archiving-blocked');
-    const archive = cluster.archiveDir;
-    cluster.configure({
-      archive_command: `'test ! -f ${gate} && test ! -f ${archive}/%f && cp %p ${archive}/%f'`,
-    });
-    cluster.stopSync('fast');
-    cluster.start();
+    const gate = archivingGate(cluster);
     const held = await begin(env, '--label', 'hand-over pending');
     writeFileSync(gate, '');
     const timedOut = await pgsnap(['end', '--archive-timeout', '2s', '--json'], env);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAgentService } from '../support/agent-service.ts';
 import {
+  archivingGate,
   backupAbortedLogLine,
   begin,
   clusterForTest,
@@ -207,13 +208,7 @@ describe('the agent service', () => {
 
   it('keeps the stopped record when end is interrupted, and a second end hands the artifacts over', async () => {
     const { cluster, env, stateDir } = await clusterForTest();
-    const gate = join(cluster.dataDir, 'archiving-blocked');
-    const archive = cluster.archiveDir;
-    cluster.configure({
-      archive_command: `'test ! -f ${gate} && test ! -f ${archive}/%f && cp %p ${archive}/%f'`,
-    });
-    cluster.stopSync('fast');
-    cluster.start();
+    const gate = archivingGate(cluster);
     await startAgentService(stateDir);
     const begun = await begin(env, '--label', 'archiver down');
 

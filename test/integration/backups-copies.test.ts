@@ -8,34 +8,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
+import { testManifest } from '../support/manifests.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 
 let dir: string;
 let flags: string[];
 
-const base: Manifest = {
-  schemaVersion: 1,
-  cluster: 'orders-db',
-  backupId: '20261121T143000Z-a1b2c3',
-  label: 'nightly',
+const base: Manifest = testManifest({
   state: 'completed',
-  systemIdentifier: '7311111111111111111',
-  serverVersion: '15.18',
-  backupFrom: 'primary',
-  walSegmentSize: 16 * 1024 * 1024,
-  timeline: 1,
-  startLsn: '0/2000028',
-  startWalFile: '000000010000000000000002',
   stopLsn: '0/2000138',
-  artifacts: [],
   snapshots: [
     { provider: 'ebs', snapshotId: 'snap-a', volumeId: 'vol-a', state: 'completed' },
     { provider: 'ebs', snapshotId: 'snap-b', volumeId: 'vol-b', state: 'completed' },
   ],
-  timings: { startedAt: '2026-11-21T14:30:00.000Z' },
-  host: 'db1',
   updatedAt: '2026-11-21T14:40:00.000Z',
-};
+});
 const copy = (sourceSnapshotId: string, state: string, extra: Record<string, string> = {}) => ({
   account: '444455556666',
   region: 'us-west-2',

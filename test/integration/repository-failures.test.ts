@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
+import { archiverStats, currentSegment, waitArchived } from '../support/archiving.ts';
 import { copyBackup } from '../support/backup-mode.ts';
 import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
+import { waitFor } from '../support/wait.ts';
 import { startWriter } from '../support/writer.ts';
 
 const run = promisify(execFile);
@@ -21,20 +23,6 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /**
  * Makes `dir` refuse new files to this user, and returns what undoes it (safe to call twice). Root
@@ -49,13 +37,6 @@ async function refuseNewFiles(dir: string): Promise<() => Promise<void>> {
   const { mode } = statSync(dir);
   chmodSync(dir, mode & ~0o222);
   return async () => chmodSync(dir, mode);
-}
-
-async function archiverStats(cluster: Cluster) {
-  const [stats] = await cluster.query<{ last: string | null; failed: string }>(
-    'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
-  );
-  return { last: stats!.last, failed: Number(stats!.failed) };
 }
 
 /** Restores `backupDir/data` from the repository alone and returns the restored cluster. */
@@ -113,8 +94,10 @@ describe.each(['sync', 'async'])('S3 stopped under a write load (%s wal-push)', 
       await source.query('SELECT pg_switch_wal()');
       await new Promise((r) => setTimeout(r, 1_000));
     }
-    await waitFor('archive failures while S3 is down', async () =>
-      (await archiverStats(source)).failed > before.failed ? true : undefined,
+    await waitFor(
+      'archive failures while S3 is down',
+      async () => ((await archiverStats(source)).failed > before.failed ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 200 },
     );
     await s3.resume();
 
@@ -122,13 +105,12 @@ describe.each(['sync', 'async'])('S3 stopped under a write load (%s wal-push)', 
     await writer.stop();
     await writerClient.end();
     const committed = writer.lastCommitted;
-    const [current] = await source.query<{ name: string }>(
-      'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
-    );
+    const current = await currentSegment(source);
     await source.query('SELECT pg_switch_wal()');
-    await waitFor('every segment archived after the outage', async () => {
-      const { last } = await archiverStats(source);
-      return last && last >= current!.name ? true : undefined;
+    await waitArchived(source, current, {
+      what: 'every segment archived after the outage',
+      timeoutMs: 120_000,
+      intervalMs: 200,
     });
     source.stopSync('fast');
 

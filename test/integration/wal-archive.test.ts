@@ -7,11 +7,13 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { archiverStats, switchSegments, waitArchived } from '../support/archiving.ts';
 import { Cluster, ownedDir } from '../support/cluster.ts';
 import { tempDirForTest } from '../support/fixtures.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type BackendKind, testRepository } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
+import { waitFor } from '../support/wait.ts';
 
 let s3: LocalS3;
 beforeAll(async () => {
@@ -21,38 +23,8 @@ afterAll(async () => {
   await s3?.destroy();
 });
 
-/** Makes the server finish `count` segments with data in them; returns their names. */
-async function switchSegments(cluster: Cluster, count: number): Promise<string[]> {
-  const names: string[] = [];
-  await cluster.query('CREATE TABLE IF NOT EXISTS filler (id serial, payload text)');
-  for (let i = 0; i < count; i++) {
-    await cluster.query(
-      'INSERT INTO filler (payload) SELECT repeat(md5(g::text), 8) FROM generate_series(1, 5000) g',
-    );
-    const [row] = await cluster.query<{ name: string }>(
-      'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
-    );
-    await cluster.query('SELECT pg_switch_wal()');
-    names.push(row!.name);
-  }
-  return names;
-}
-
-async function waitForArchived(cluster: Cluster, last: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [row] = await cluster.query<{ last: string | null; failed: string }>(
-      'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
-    );
-    if (row?.last && row.last >= last) return;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${last} not archived (last ${row?.last}, ${row?.failed} failures); server log:\n${cluster.log().slice(-3000)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** What these tests fill each segment with: 5000 rows of 256 characters (about 1.3 MB). */
+const filled = { rows: 5000, md5sPerRow: 8 };
 
 describe.each<BackendKind>(['file', 's3'])('on a %s repository', (kind) => {
   it('archives every segment the server hands over and fetches each back byte for byte', async () => {
@@ -60,8 +32,8 @@ describe.each<BackendKind>(['file', 's3'])('on a %s repository', (kind) => {
     const cluster = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
     const out = mkdtempSync(join(tmpdir(), 'pgsnap-fetched-'));
     try {
-      const segments = await switchSegments(cluster, 3);
-      await waitForArchived(cluster, segments.at(-1)!);
+      const segments = await switchSegments(cluster, 3, filled);
+      await waitArchived(cluster, segments.at(-1)!, { timeoutMs: 60_000 });
       for (const segment of segments) {
         const target = join(out, segment);
         const fetched = await pgsnap(['wal-fetch', segment, target, ...repo.flags], repo.env);
@@ -91,8 +63,8 @@ describe.each<BackendKind>(['file', 's3'])('on a %s repository', (kind) => {
     const cluster = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
     const elsewhere = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-forged-')));
     try {
-      const [segment] = await switchSegments(cluster, 1);
-      await waitForArchived(cluster, segment!);
+      const [segment] = await switchSegments(cluster, 1, filled);
+      await waitArchived(cluster, segment!, { timeoutMs: 60_000 });
       const original = join(cluster.dataDir, 'pg_wal', segment!);
 
       const again = await pgsnap(
@@ -130,8 +102,8 @@ describe.each<BackendKind>(['file', 's3'])('on a %s repository', (kind) => {
     const cluster = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
     const out = mkdtempSync(join(tmpdir(), 'pgsnap-fetched-'));
     try {
-      const [segment] = await switchSegments(cluster, 1);
-      await waitForArchived(cluster, segment!);
+      const [segment] = await switchSegments(cluster, 1, filled);
+      await waitArchived(cluster, segment!, { timeoutMs: 60_000 });
       for (const missing of ['000000010000000000000099', '00000002.history']) {
         const result = await pgsnap(['wal-fetch', missing, join(out, 'x'), ...repo.flags], repo.env);
         expect(result).toMatchObject({ code: 1, stdout: '', stderr: '' });
@@ -158,22 +130,21 @@ describe.each<BackendKind>(['file', 's3'])('on a %s repository', (kind) => {
     const first = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
     const second = await Cluster.create({ settings: { archive_command: repo.archiveCommand() } });
     try {
-      const [segment] = await switchSegments(first, 1);
-      await waitForArchived(first, segment!);
-      await switchSegments(second, 1);
+      const [segment] = await switchSegments(first, 1, filled);
+      await waitArchived(first, segment!, { timeoutMs: 60_000 });
+      await switchSegments(second, 1, filled);
       // The failure reaches pg_stat_archiver a moment after the command's message reaches the log.
-      const deadline = Date.now() + 30_000;
-      let stats: { last: string | null; failed: string } | undefined;
-      for (;;) {
-        [stats] = await second.query<{ last: string | null; failed: string }>(
-          'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
-        );
-        if (Number(stats?.failed) > 0 || Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const stats = await waitFor(
+        'a failed archive_command',
+        async () => {
+          const now = await archiverStats(second);
+          return now.failed > 0 ? now : undefined;
+        },
+        { cluster: second, timeoutMs: 30_000 },
+      );
       expect(second.log()).toMatch(/belongs to the cluster with system identifier \d+.*Nothing was written/);
       expect(stats).toMatchObject({ last: null });
-      expect(Number(stats!.failed)).toBeGreaterThan(0);
+      expect(stats.failed).toBeGreaterThan(0);
     } finally {
       first.destroy();
       second.destroy();

@@ -3,20 +3,18 @@
  * segments in parallel) under a pgbench write load, and wal-fetch --prefetch
  * (the next segments downloaded while PostgreSQL replays) in a restore.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { prepareDataDirectory } from '../../agent/restore/prepare.ts';
+import { archiveEverything, archiverStats } from '../support/archiving.ts';
 import { copyBackup } from '../support/backup-mode.ts';
-import { type Cluster, chownTree, clientBin, ownedDir } from '../support/cluster.ts';
+import { chownTree, ownedDir } from '../support/cluster.ts';
 import { clusterForTest, repositoryForTest, restoredClusterForTest } from '../support/fixtures.ts';
+import { balanceSum, pgbench } from '../support/pgbench.ts';
 import { storedBackupLabel } from '../support/repository.ts';
 import { LocalS3 } from '../support/s3.ts';
 import { prefetchedWhenStopped } from '../support/wal-helpers.ts';
-
-const run = promisify(execFile);
 
 let s3: LocalS3;
 beforeAll(async () => {
@@ -26,35 +24,6 @@ afterAll(async () => {
   await s3?.destroy();
 });
 
-async function pgbench(cluster: Cluster, args: string[]): Promise<void> {
-  await run(clientBin('pgbench') ?? 'pgbench', args, { env: { ...process.env, ...cluster.env } });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Switches to a new segment and waits until everything before it is archived; returns the last one. */
-async function archiveEverything(cluster: Cluster): Promise<string> {
-  const [row] = await cluster.query<{ name: string }>(
-    'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name',
-  );
-  await cluster.query('SELECT pg_switch_wal()');
-  await waitFor(`${row!.name} archived`, async () => {
-    const [stats] = await cluster.query<{ last: string | null }>(
-      'SELECT last_archived_wal AS last FROM pg_stat_archiver',
-    );
-    return stats?.last && stats.last >= row!.name ? true : undefined;
-  });
-  return row!.name;
-}
-
 it('wal-push --async keeps up with a pgbench write load on S3, and every segment arrives intact', async () => {
   const repo = repositoryForTest('s3', s3);
   const { cluster } = await clusterForTest({ settings: { archive_command: "'/bin/false'" } });
@@ -63,16 +32,14 @@ it('wal-push --async keeps up with a pgbench write load on S3, and every segment
   await cluster.query('SELECT pg_reload_conf()');
   await pgbench(cluster, ['-i', '-s', '5', '-q']);
   await pgbench(cluster, ['-T', '5', '-c', '2']);
-  const last = await archiveEverything(cluster);
+  const last = await archiveEverything(cluster, { timeoutMs: 60_000 });
 
-  const [stats] = await cluster.query<{ archived: string; failed: string }>(
-    'SELECT archived_count::text AS archived, failed_count::text AS failed FROM pg_stat_archiver',
-  );
-  expect(Number(stats!.failed)).toBe(0);
+  const stats = await archiverStats(cluster);
+  expect(stats.failed).toBe(0);
   const repository = await repo.open();
   const pin = await repository.requirePin();
   const stored = await repository.store.list(`${repo.cluster}/wal/`);
-  expect(stored.length).toBe(Number(stats!.archived));
+  expect(stored.length).toBe(stats.archived);
   expect(stored.at(-1)).toBe(`${last}.zst`);
   // Every segment decodes and verifies; the last ones are still in pg_wal to compare byte for byte.
   for (const object of stored) {
@@ -97,10 +64,8 @@ it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by i
   const { backupId, backupDir } = await copyBackup(source, env, { label: 'prefetch', flags: repo.flags });
   // WAL after the backup, for recovery to replay through the repository.
   await pgbench(source, ['-t', '3000', '-c', '2']);
-  await archiveEverything(source);
-  const [expected] = await source.query<{ sum: string }>(
-    'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-  );
+  await archiveEverything(source, { timeoutMs: 60_000 });
+  const expected = await balanceSum(source);
   source.stopSync('fast');
 
   const spool = ownedDir(join(backupDir, 'spool'));
@@ -117,10 +82,7 @@ it('wal-fetch --prefetch restores a backup, the next segments fetched ahead by i
     archiveDir: ownedDir(join(backupDir, 'archive')),
   });
   await restored.waitForPromotion();
-  const [sum] = await restored.query<{ sum: string }>(
-    'SELECT sum(abalance)::text AS sum FROM pgbench_accounts',
-  );
-  expect(sum!.sum).toBe(expected!.sum);
+  expect(await balanceSum(restored)).toBe(expected);
 
   // The helper stops once recovery no longer asks, having fetched ahead, and leaves no segment behind.
   expect(await prefetchedWhenStopped(spool)).toBeGreaterThan(0);

@@ -12,6 +12,22 @@ import { type Cluster, type ClusterOptions, ownedDir } from './cluster.ts';
 import { clusterForTest as anyClusterForTest, type TestCluster } from './fixtures.ts';
 import { pgsnap } from './pgsnap.ts';
 
+/**
+ * Restarts the server with an archive_command that fails while the returned
+ * file exists (none yet): a test writes it to stop archiving, and removes it
+ * to let the archiver go on.
+ */
+export function archivingGate(cluster: Cluster): string {
+  const gate = join(cluster.dataDir, 'archiving-blocked');
+  const archive = cluster.archiveDir;
+  cluster.configure({
+    archive_command: `'test ! -f ${gate} && test ! -f ${archive}/%f && cp %p ${archive}/%f'`,
+  });
+  cluster.stopSync('fast');
+  cluster.start();
+  return gate;
+}
+
 /** What `pgsnap begin --json` prints, as far as the tests read it. */
 export interface Begun {
   backupId: string;

@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import { handler as applyRetention } from '../../functions/apply-retention.ts';
+import { testManifest } from '../support/manifests.ts';
 
 const ec2 = mockClient(EC2Client);
 const sts = mockClient(STSClient);
@@ -22,24 +23,14 @@ const identity = { systemIdentifier: '7311111111111111111', walSegmentSize: 16 *
 
 function manifest(backupId: string, day: number, snapshotId: string): Manifest {
   const at = `2026-11-${String(day).padStart(2, '0')}T03:00:00.000Z`;
-  return {
-    schemaVersion: 1,
-    cluster: 'orders-db',
+  return testManifest({
     backupId,
-    label: 'nightly',
     state: 'completed',
     ...identity,
-    serverVersion: '15.18',
-    backupFrom: 'primary',
-    timeline: 1,
-    startLsn: '0/2000028',
-    startWalFile: '000000010000000000000002',
-    artifacts: [],
     snapshots: [{ provider: 'ebs', snapshotId, volumeId: 'vol-1', state: 'completed' }],
     timings: { startedAt: at, completedAt: at },
-    host: 'db1',
     updatedAt: at,
-  };
+  });
 }
 
 async function seed(url: string, prefix: string): Promise<void> {

@@ -15,6 +15,7 @@ import { openRepository } from '#domain/repository/open';
 import type { VolumeSnapshot } from '../../agent/providers/provider.ts';
 import { recordEnded, recordLocalSnapshots } from '../../agent/session/catalog.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
+import { testManifest } from '../support/manifests.ts';
 
 const backupId = '20261121T143000Z-a1b2c3';
 const where = 'file:///repo';
@@ -26,25 +27,7 @@ const snapshots = [
   { provider: 'ebs', snapshotId: 'snap-2', volumeId: 'vol-2', state: 'pending' },
 ];
 
-const begun: Manifest = {
-  schemaVersion: 1,
-  cluster: 'orders-db',
-  backupId,
-  label: 'nightly',
-  state: 'started',
-  systemIdentifier: '7311111111111111111',
-  serverVersion: '15.18',
-  backupFrom: 'primary',
-  walSegmentSize: 16 * 1024 * 1024,
-  timeline: 1,
-  startLsn: '0/2000028',
-  startWalFile: '000000010000000000000002',
-  artifacts: [],
-  snapshots: [],
-  timings: { startedAt: at },
-  host: 'db1',
-  updatedAt: at,
-};
+const begun: Manifest = testManifest({ backupId, timings: { startedAt: at }, updatedAt: at });
 
 /** A manifest as it is in each state, with what the steps before wrote into it. */
 function manifestIn(state: LifecycleState): Manifest | undefined {

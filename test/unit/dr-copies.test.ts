@@ -32,6 +32,7 @@ import { openRepository } from '#domain/repository/open';
 import { handler as checkCopies } from '../../functions/check-copies.ts';
 import { handler as copySnapshots } from '../../functions/copy-snapshots.ts';
 import { handler as recordCopies } from '../../functions/record-copies.ts';
+import { testManifest } from '../support/manifests.ts';
 
 const ec2 = mockClient(EC2Client);
 const kms = mockClient(KMSClient);
@@ -54,27 +55,15 @@ let dir: string;
 let sourceUrl: string;
 let drUrl: string;
 
-const completed: Manifest = {
-  schemaVersion: 1,
-  cluster: 'orders-db',
+const completed: Manifest = testManifest({
   backupId,
-  label: 'nightly',
   state: 'completed',
-  systemIdentifier: '7311111111111111111',
-  serverVersion: '15.18',
-  backupFrom: 'primary',
-  walSegmentSize: 16 * 1024 * 1024,
-  timeline: 1,
-  startLsn: '0/2000028',
-  startWalFile: '000000010000000000000002',
   stopLsn: '0/2000138',
   stopWalFile: '000000010000000000000002',
-  artifacts: [],
   snapshots: snapshotSet.snapshots.map((s) => ({ provider: 'ebs', ...s })),
   timings: { startedAt: '2026-11-21T14:30:00.000Z', completedAt: '2026-11-21T14:40:00.000Z' },
-  host: 'db1',
   updatedAt: '2026-11-21T14:40:00.000Z',
-};
+});
 
 function target(kind: 'same-account' | 'cross-account'): DrTarget {
   const common = {

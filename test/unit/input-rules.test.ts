@@ -23,6 +23,7 @@ import { handler as recordCopies } from '../../functions/record-copies.ts';
 import { agentDocumentParameters } from '../../infra/agent-document.ts';
 import { scheduleSchema } from '../../infra/config.ts';
 import { retentionSchema } from '../../infra/dr-config.ts';
+import { testManifest } from '../support/manifests.ts';
 
 const accepts = (check: () => unknown) => {
   try {
@@ -83,25 +84,7 @@ describe('labels: the CLI, the first step, the schedules and the SSM document ac
 });
 
 describe('backupIds: the CLI, the manifest schema and the SSM document accept the same ones', () => {
-  const manifestWith = (backupId: string) => ({
-    schemaVersion: 1,
-    cluster: 'orders-db',
-    backupId,
-    label: 'nightly',
-    state: 'started',
-    systemIdentifier: '7311111111111111111',
-    serverVersion: '15.18',
-    backupFrom: 'primary',
-    walSegmentSize: 16777216,
-    timeline: 1,
-    startLsn: '0/2000028',
-    startWalFile: '000000010000000000000002',
-    artifacts: [],
-    snapshots: [],
-    timings: { startedAt: '2026-11-21T14:30:00.000Z' },
-    host: 'db1',
-    updatedAt: '2026-11-21T14:30:00.000Z',
-  });
+  const manifestWith = (backupId: string) => testManifest({ backupId });
   const ids = [
     newBackupId(),
     '20261121T143000Z-a1b2c3',

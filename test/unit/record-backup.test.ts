@@ -5,30 +5,13 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
+import { testManifest } from '../support/manifests.ts';
 
 const backupId = '20261121T143000Z-a1b2c3';
 let dir: string;
 let url: string;
 
-const started: Manifest = {
-  schemaVersion: 1,
-  cluster: 'orders-db',
-  backupId,
-  label: 'nightly',
-  state: 'started',
-  systemIdentifier: '7311111111111111111',
-  serverVersion: '15.18',
-  backupFrom: 'primary',
-  walSegmentSize: 16 * 1024 * 1024,
-  timeline: 1,
-  startLsn: '0/2000028',
-  startWalFile: '000000010000000000000002',
-  artifacts: [],
-  snapshots: [],
-  timings: { startedAt: '2026-11-21T14:30:00.000Z' },
-  host: 'db1',
-  updatedAt: '2026-11-21T14:30:00.000Z',
-};
+const started: Manifest = testManifest({ backupId });
 
 const snapshots = [
   { snapshotId: 'snap-1', volumeId: 'vol-1', state: 'pending' },
