@@ -5,7 +5,6 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Checkpoint } from './checkpoints.ts';
 
 export interface Transaction {
   /** Completion, epoch ms. */
@@ -77,7 +76,7 @@ export function readTransactions(logDir: string, mustCover: number): Transaction
 export function profileOf(
   txns: Transaction[],
   window: Interval,
-  checkpoints: Checkpoint[],
+  checkpoints: Array<Interval & { running?: boolean }>,
   base: number,
 ): string {
   let line = '';
