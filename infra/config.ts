@@ -24,87 +24,124 @@ const volumeId = z.string().regex(/^vol-[0-9a-f]{8,17}$/, 'an EBS volume id, e.g
 const tagValue = z.string().regex(/^[\w .:/=+@-]{1,256}$/, 'a tag value without quotes or wildcards');
 
 export const scheduleSchema = z.strictObject({
-  /** Names the schedule; unique within the cluster. */
-  name: z.string().regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and -'),
-  /** EventBridge Scheduler expression: `cron(0 3 * * ? *)` or `rate(6 hours)`. */
-  expression: z.string().regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)'),
-  timezone: z.string().default('UTC'),
-  label: checkedBy(validateLabel).default('scheduled'),
+  name: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and -')
+    .describe('Names the schedule; unique within the cluster.'),
+  expression: z
+    .string()
+    .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
+    .describe('EventBridge Scheduler expression: `cron(0 3 * * ? *)` or `rate(6 hours)`.'),
+  timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
+  label: checkedBy(validateLabel).default('scheduled').describe('Written into backup_label.'),
 });
 
 export const clusterSchema = z.strictObject({
-  name: checkedBy(validateClusterName),
-  /** The database host: an instance id, or tags that select exactly one running instance. */
-  instance: z.union([
-    z.strictObject({ instanceId }),
-    z.strictObject({
-      tags: z
-        .record(z.string().regex(/^[\w .:/=+@-]{1,128}$/), tagValue)
-        .refine((tags) => Object.keys(tags).length > 0, 'give at least one tag'),
-    }),
-  ]),
-  /**
-   * The volumes that hold PGDATA, tablespaces and pg_wal. When absent, the
-   * volumes that `pgsnap begin` reports (from `pgsnap discover`) are used.
-   */
-  volumeIds: z.array(volumeId).min(1).optional(),
-  /** Where WAL and artifacts go: the stack's own bucket unless `bucketName` names an existing one. */
+  name: checkedBy(validateClusterName).describe(
+    "The cluster's name (`orders-db`): the repository prefix, tags and metric dimension.",
+  ),
+  instance: z
+    .union([
+      z.strictObject({ instanceId: instanceId.describe('The instance that runs the cluster.') }),
+      z.strictObject({
+        tags: z
+          .record(z.string().regex(/^[\w .:/=+@-]{1,128}$/), tagValue)
+          .refine((tags) => Object.keys(tags).length > 0, 'give at least one tag')
+          .describe('Tags that select exactly one running instance.'),
+      }),
+    ])
+    .describe('The database host: an instance id, or tags that select exactly one running instance.'),
+  volumeIds: z
+    .array(volumeId)
+    .min(1)
+    .optional()
+    .describe(
+      'The volumes that hold PGDATA, tablespaces and pg_wal. When absent, the volumes that `pgsnap begin` reports (from `pgsnap discover`) are used.',
+    ),
   repository: z
     .strictObject({
       bucketName: z
         .string()
         .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
-        .optional(),
+        .optional()
+        .describe("An existing bucket to use instead of the stack's own."),
       prefix: z
         .string()
         .regex(/^([A-Za-z0-9._-]+\/)*$/, 'empty, or path segments each ending in /')
-        .default(''),
+        .default('')
+        .describe("Where in the bucket: the cluster's objects are under `<prefix><cluster>/`."),
     })
-    .default({ prefix: '' }),
-  schedules: z.array(scheduleSchema).default([]),
-  /** Request an immediate checkpoint instead of a spread one. */
-  fastCheckpoint: z.boolean().default(false),
-  /** Past this the holder aborts the backup, whatever else happens. */
-  maxBackupMinutes: z.int().min(1).max(1440).default(60),
-  /** The RPO alarm fires when no backup of this cluster completed within this many hours. */
-  rpoHours: z.int().min(1).max(168).default(26),
-  /** Retention at the source and in DR (infra/dr-config.ts); none: backups are kept until deleted by hand. */
-  retention: retentionSchema.optional(),
-  /** Copy this cluster's backups to the environment's DR account/region, when it has one. */
-  copyToDr: z.boolean().default(true),
+    .default({ prefix: '' })
+    .describe(
+      "Where WAL and artifacts go: the stack's own bucket unless `bucketName` names an existing one.",
+    ),
+  schedules: z
+    .array(scheduleSchema)
+    .default([])
+    .describe('EventBridge Scheduler schedules that start backups.'),
+  fastCheckpoint: z
+    .boolean()
+    .default(false)
+    .describe('Request an immediate checkpoint instead of a spread one.'),
+  maxBackupMinutes: z
+    .int()
+    .min(1)
+    .max(1440)
+    .default(60)
+    .describe('Past this the holder aborts the backup, whatever else happens.'),
+  rpoHours: z
+    .int()
+    .min(1)
+    .max(168)
+    .default(26)
+    .describe('The RPO alarm fires when no backup of this cluster completed within this many hours.'),
+  retention: retentionSchema
+    .optional()
+    .describe(
+      'Retention at the source and in DR (infra/dr-config.ts); none: backups are kept until deleted by hand.',
+    ),
+  copyToDr: z
+    .boolean()
+    .default(true)
+    .describe("Copy this cluster's backups to the environment's DR account/region, when it has one."),
 });
 
 /** The shortest heartbeatSeconds accepted (see its message). */
 export const minHeartbeatSeconds = 60;
 
 export const environmentSchema = z.strictObject({
-  /** Names the stack: `pgsnap-<name>`. */
-  name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/),
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,30}$/)
+    .describe('Names the stack: `pgsnap-<name>`.'),
   account: z
     .string()
     .regex(/^\d{12}$/)
-    .optional(),
+    .optional()
+    .describe('The AWS account the stack deploys to (needed for DR copies).'),
   region: z
     .string()
     .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
-    .optional(),
-  clusters: z.array(clusterSchema).min(1),
+    .optional()
+    .describe('The AWS region the stack deploys to.'),
+  clusters: z.array(clusterSchema).min(1).describe('The clusters this environment backs up.'),
   notifications: z
     .strictObject({
-      /** Subscribed to alarms and failure events. */
-      emails: z.array(z.email()).default([]),
-      /** Also announce completed backups on the topic, not only failures. */
-      onSuccess: z.boolean().default(false),
+      emails: z.array(z.email()).default([]).describe('Subscribed to alarms and failure events.'),
+      onSuccess: z
+        .boolean()
+        .default(false)
+        .describe('Also announce completed backups on the topic, not only failures.'),
     })
-    .default({ emails: [], onSuccess: false }),
+    .default({ emails: [], onSuccess: false })
+    .describe('Who hears of alarms and failures.'),
   timeouts: z
     .strictObject({
-      /** How long `begin` and `end` may run on the host (a spread checkpoint, the archive wait). */
-      hostCommandSeconds: z.int().min(1).default(1800),
-      /**
-       * Silence this long from the host means it is gone. The agent heartbeats three times within it;
-       * less than hostCommandSeconds (and than 300 s, the abort's timeout, for the abort to heartbeat).
-       */
+      hostCommandSeconds: z
+        .int()
+        .min(1)
+        .default(1800)
+        .describe('How long `begin` and `end` may run on the host (a spread checkpoint, the archive wait).'),
       heartbeatSeconds: z
         .int()
         .min(
@@ -113,12 +150,22 @@ export const environmentSchema = z.strictObject({
             'first heartbeat comes only once SSM has delivered it to the host and pgsnap has started (seconds, at ' +
             'times tens of seconds), then every third of heartbeatSeconds',
         )
-        .default(300),
-      /** Waits between snapshot polls start here and double up to `maxPollSeconds`. */
-      firstPollSeconds: z.int().min(1).default(15),
-      maxPollSeconds: z.int().min(1).default(300),
-      /** Snapshots not completed after this many hours fail the backup. */
-      snapshotHours: z.int().min(1).max(72).default(24),
+        .default(300)
+        .describe(
+          "Silence this long from the host means it is gone. The agent heartbeats three times within it; less than hostCommandSeconds (and than 300 s, the abort's timeout, for the abort to heartbeat).",
+        ),
+      firstPollSeconds: z
+        .int()
+        .min(1)
+        .default(15)
+        .describe('Waits between snapshot polls start here and double up to `maxPollSeconds`.'),
+      maxPollSeconds: z.int().min(1).default(300).describe('The longest wait between snapshot polls.'),
+      snapshotHours: z
+        .int()
+        .min(1)
+        .max(72)
+        .default(24)
+        .describe('Snapshots not completed after this many hours fail the backup.'),
     })
     .default({
       hostCommandSeconds: 1800,
@@ -127,12 +174,13 @@ export const environmentSchema = z.strictObject({
       maxPollSeconds: 300,
       snapshotHours: 24,
     }),
-  /** Disaster-recovery copies to another region and/or account (infra/dr-config.ts). */
-  dr: drSchema.optional(),
+  dr: drSchema
+    .optional()
+    .describe('Disaster-recovery copies to another region and/or account (infra/dr-config.ts).'),
 });
 
 export const configSchema = z.strictObject({
-  environments: z.array(environmentSchema).min(1),
+  environments: z.array(environmentSchema).min(1).describe('One stack each.'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -10,30 +10,42 @@ import { retentionPolicySchema } from '#domain/backup/retention';
 const accountId = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
 
 export const drSchema = z.strictObject({
-  /** The DR account; absent: the environment's own account (a copy to another region only). */
-  account: accountId.optional(),
-  /** The DR region: the copies and the DR bucket live there. */
-  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/),
-  /**
-   * Proves that the source is the party the DR role trusts (the confused-deputy guard); required
-   * for another account. Not a secret, but not guessable either: e.g. `pgsnap-prod-` and random hex.
-   */
+  account: accountId
+    .optional()
+    .describe("The DR account; absent: the environment's own account (a copy to another region only)."),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
+    .describe('The DR region: the copies and the DR bucket live there.'),
   externalId: z
     .string()
     .regex(/^[\w+=,.@:/-]{8,1224}$/, '8 or more of letters, digits and + = , . @ : / -')
-    .optional(),
-  /** S3 Object Lock on the DR bucket: objects cannot be deleted or overwritten for this long. */
+    .optional()
+    .describe(
+      'Proves that the source is the party the DR role trusts (the confused-deputy guard); required for another account. Not a secret, but not guessable either: e.g. `pgsnap-prod-` and random hex.',
+    ),
   objectLock: z
     .strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.int().min(1).max(36_500) })
-    .optional(),
-  /** EBS snapshot lock on the DR copies, once completed. */
+    .optional()
+    .describe('S3 Object Lock on the DR bucket: objects cannot be deleted or overwritten for this long.'),
   snapshotLock: z
     .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.int().min(1).max(36_500) })
-    .optional(),
-  /** Copies not completed this many hours after they were started are given up (the backup stays). */
-  copyHours: z.int().min(1).max(72).default(24),
-  /** Replicate each copied cluster's WAL into the DR bucket (S3 replication on a bucket the stack creates). */
-  replicateWal: z.boolean().default(true),
+    .optional()
+    .describe('EBS snapshot lock on the DR copies, once completed.'),
+  copyHours: z
+    .int()
+    .min(1)
+    .max(72)
+    .default(24)
+    .describe(
+      'Copies not completed this many hours after they were started are given up (the backup stays).',
+    ),
+  replicateWal: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Replicate each copied cluster's WAL into the DR bucket (S3 replication on a bucket the stack creates).",
+    ),
 });
 export type DrConfig = z.infer<typeof drSchema>;
 
@@ -41,13 +53,14 @@ export type DrConfig = z.infer<typeof drSchema>;
 export const retentionSchema = z
   .strictObject({
     ...retentionPolicySchema.shape,
-    /** The DR repository's own policy; the source policy when absent. */
-    dr: z.optional(retentionPolicySchema),
-    /** Retention also runs on this schedule (besides at the end of every backup). */
+    dr: z
+      .optional(retentionPolicySchema)
+      .describe("The DR repository's own policy; the source policy when absent."),
     schedule: z
       .string()
       .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
-      .default('rate(1 day)'),
+      .default('rate(1 day)')
+      .describe('Retention also runs on this schedule (besides at the end of every backup).'),
   })
   .refine((r) => r.keepLast !== undefined || r.keepDays !== undefined, 'give keepLast and/or keepDays');
 export type RetentionConfig = z.infer<typeof retentionSchema>;
