@@ -5,14 +5,14 @@ import { messageOf, PreconditionError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { answeringStepFunctions, taskTokenFlag, taskTokenOf } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { recordEnded } from '../session/catalog.ts';
 import { answerError, request } from '../session/control.ts';
 import { type Inspection, inspect } from '../session/inspect.ts';
 import type { OutcomeRecord } from '../session/state.ts';
 
-export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token T] [--json]
+export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token-file F] [--json]
 
 Ends the backup in progress here without keeping anything: the holder closes
 its session and PostgreSQL leaves backup mode.
@@ -141,7 +141,7 @@ export async function abortCommand(args: string[]): Promise<number> {
   if (values.help) return printUsage(abortUsage);
   const ctx = createContext(values);
   const result = await answeringStepFunctions(
-    values['task-token'],
+    taskTokenOf(values),
     () =>
       abort(
         ctx,

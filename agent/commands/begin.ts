@@ -12,7 +12,7 @@ import { ConnectionError, messageOf, PreconditionError, UsageError } from '#doma
 import { parse } from '../cli/args.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { answeringStepFunctions, taskTokenFlag, taskTokenOf } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { recordStarted } from '../session/catalog.ts';
 import type { SessionConfig } from '../session/config.ts';
@@ -23,7 +23,7 @@ import { agentSocketPath, type SessionRecord } from '../session/state.ts';
 import type { Discovery } from '../volumes/block-devices.ts';
 import { abort } from './abort.ts';
 
-export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T] [--json]
+export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token-file F] [--json]
 
 Starts a non-exclusive backup and returns once PostgreSQL is in backup mode.
 The session is held by the agent service (pgsnap agent) when it runs, and
@@ -308,7 +308,7 @@ export async function beginCommand(args: string[]): Promise<number> {
   let volumes: Pick<Discovery, 'volumes' | 'problems'> | undefined;
   const document = (session: SessionRecord) => ({ ...beginDocument(session), ...volumes });
   const session = await answeringStepFunctions(
-    values['task-token'],
+    taskTokenOf(values),
     async () => {
       if (values.label === undefined) {
         throw new UsageError('pgsnap begin: --label is required, e.g. pgsnap begin --label nightly');

@@ -7,7 +7,7 @@ import { BackupInvalidError, PreconditionError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, taskTokenFlag } from '../cli/task-token.ts';
+import { answeringStepFunctions, taskTokenFlag, taskTokenOf } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { connect } from '../postgres/client.ts';
 import { waitForArchive } from '../session/archive-wait.ts';
@@ -16,7 +16,7 @@ import { request } from '../session/control.ts';
 import { type Inspection, inspect } from '../session/inspect.ts';
 import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../session/state.ts';
 
-export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T] [--json]
+export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token-file F] [--json]
 
 Ends the backup started by pgsnap begin, waits until the stop segment and the
 backup history file are archived, and writes backup_label, tablespace_map (when
@@ -294,7 +294,7 @@ export async function endCommand(args: string[]): Promise<number> {
   if (values.help) return printUsage(endUsage);
   const ctx = createContext(values);
   const result = await answeringStepFunctions(
-    values['task-token'],
+    taskTokenOf(values),
     () =>
       end(ctx, {
         ...(values.output ? { output: values.output } : {}),
