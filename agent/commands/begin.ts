@@ -15,7 +15,7 @@ import { table } from '../cli/output.ts';
 import { answeringStepFunctions, taskTokenFlag, taskTokenOf } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { recordStarted } from '../session/catalog.ts';
-import type { SessionConfig } from '../session/config.ts';
+import { maxDurationLimitMs, type SessionConfig } from '../session/config.ts';
 import { request } from '../session/control.ts';
 import { inspect } from '../session/inspect.ts';
 import type { SessionReport } from '../session/session.ts';
@@ -273,6 +273,17 @@ export function beginDocument(session: SessionRecord): Record<string, unknown> {
   return Object.fromEntries(describeSession(session).filter(([, value]) => value !== undefined));
 }
 
+function parseMaxDuration(text: string): number {
+  const millis = parseDuration(text, '--max-duration');
+  if (millis > maxDurationLimitMs) {
+    throw new UsageError(
+      `--max-duration ${text} is longer than pgsnap can time (at most ${formatDuration(maxDurationLimitMs)}, ` +
+        'about 24 days); a backup is held for the minutes its snapshots take: give, for example, 1h or 6h',
+    );
+  }
+  return millis;
+}
+
 export function parseBeginOptions(values: {
   label?: string;
   fast?: boolean;
@@ -282,9 +293,7 @@ export function parseBeginOptions(values: {
   return {
     label: validateLabel(values.label ?? ''),
     fast: values.fast ?? false,
-    maxDurationMs: values['max-duration']
-      ? parseDuration(values['max-duration'], '--max-duration')
-      : defaultMaxDurationMs,
+    maxDurationMs: values['max-duration'] ? parseMaxDuration(values['max-duration']) : defaultMaxDurationMs,
     ...(values['backup-id'] ? { backupId: validateBackupId(values['backup-id']) } : {}),
   };
 }
