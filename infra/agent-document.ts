@@ -71,14 +71,34 @@ export const agentDocumentParameters = {
 
 export type AgentDocumentParameter = keyof typeof agentDocumentParameters;
 
+/** The line that names the settings file: the local run and the tests point it elsewhere. */
+export const agentSettingsLine = 'settings=/etc/pgsnap/pgsnap.env';
+
 /**
  * The script. `pgsnap` reads its connection settings (PGHOST, PGUSER, PGSNAP_REPO…)
- * from /etc/pgsnap/pgsnap.env, which the installation writes.
+ * from /etc/pgsnap/pgsnap.env, which the installation writes. Root sources
+ * that file: one another user owns or may write (or whose directory they may
+ * write) would run their commands as root, so it is refused.
+ *
+ * The task token goes to the agent in its environment, not as an argument:
+ * a command line is readable by every local user (ps), an environment only
+ * by root here. (SSM still keeps the parameter in its command history, and
+ * the rendered script in its root-only orchestration directory.)
  */
 export const agentDocumentScript = [
   'set -euo pipefail',
   'export PATH=/usr/local/bin:/usr/bin:/bin',
-  'if [ -r /etc/pgsnap/pgsnap.env ]; then set -a; . /etc/pgsnap/pgsnap.env; set +a; fi',
+  agentSettingsLine,
+  'if [ -e "$settings" ]; then',
+  '  for p in "$settings" "$(dirname "$settings")"; do',
+  '    if [ "$(stat -Lc %u "$p")" != 0 ] || [ $((0$(stat -Lc %a "$p") & 022)) != 0 ]; then',
+  '      echo "pgsnap: refusing to source $settings: $p must belong to root and be writable by root only (chown root: $p; chmod go-w $p)" >&2',
+  '      exit 3',
+  '    fi',
+  '  done',
+  '  set -a; . "$settings"; set +a',
+  'fi',
+  "export PGSNAP_TASK_TOKEN='{{ taskToken }}'",
   "case '{{ command }}' in",
   "  begin) set -- begin --volumes --label '{{ label }}' --backup-id '{{ backupId }}' --max-duration '{{ maxDuration }}'",
   '         if [ \'{{ fast }}\' = true ]; then set -- "$@" --fast; fi ;;',
@@ -87,7 +107,7 @@ export const agentDocumentScript = [
   "  end) set -- end --snapshots-pending --backup-id '{{ backupId }}' ;;",
   "  abort) set -- abort --backup-id '{{ backupId }}' --reason '{{ reason }}' ;;",
   'esac',
-  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --task-token '{{ taskToken }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
+  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
 ];
 
 export class AgentDocument extends Construct {

@@ -374,7 +374,9 @@ export class BackupStateMachine extends Construct {
       comment:
         'pgsnap: a consistent snapshot backup of one PostgreSQL cluster; the backupId is the execution name, or is derived from the name and start time',
       tracingEnabled: true,
-      logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: true },
+      // Every state, but not its data: the SSM step's parameters carry the task token (anyone who reads the
+      // logs could answer for the host), and inputs and outputs carry hosts' answers.
+      logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: false },
     });
     acknowledge(this, {
       'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; nor do cloudwatch:PutMetricData (the backup counters) and the log delivery actions`,

@@ -15,6 +15,7 @@ import { createSnapshotsHandler } from '../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../functions/delete-snapshots.ts';
 import { prepareBackupHandler } from '../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../functions/record-backup.ts';
+import { agentSettingsLine } from '../infra/agent-document.ts';
 import type { SynthesizedForLocalRun } from '../infra/local-synth.ts';
 import { renderDocument, replaceLine, runScript } from './agent-document.ts';
 import type { LocalEc2 } from './local-ec2.ts';
@@ -23,8 +24,6 @@ import { TaskTokenEndpoint } from './task-token-endpoint.ts';
 
 /** Lines of the agent document the local run changes: PATH gets the local agent, settings come from `env`. */
 const documentPathLine = 'export PATH=/usr/local/bin:/usr/bin:/bin';
-const documentSettingsLine =
-  'if [ -r /etc/pgsnap/pgsnap.env ]; then set -a; . /etc/pgsnap/pgsnap.env; set +a; fi';
 
 export interface LocalBackupRequest {
   synthesized: SynthesizedForLocalRun;
@@ -86,7 +85,11 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
     const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, value[0]]));
     let script = renderDocument(synthesized.agentDocument, values);
     script = replaceLine(script, documentPathLine, `export PATH=${request.agentBinDir}:/usr/bin:/bin`);
-    script = replaceLine(script, documentSettingsLine, ': settings from the environment of pgsnap demo');
+    script = replaceLine(
+      script,
+      agentSettingsLine,
+      'settings= # settings from the environment of pgsnap demo',
+    );
     if (request.signal?.aborted) throw new Error('interrupted: no more host commands');
     const answer = endpoint.answerFor(values.taskToken ?? '');
     const exited = runScript(

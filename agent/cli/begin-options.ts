@@ -1,6 +1,8 @@
 /** The flags of a begin, which `pgsnap begin` and `pgsnap run` both take, mapped onto begin's options. */
-import { parseDuration, validateBackupId, validateLabel } from '#domain/backup/input';
+import { formatDuration, parseDuration, validateBackupId, validateLabel } from '#domain/backup/input';
+import { UsageError } from '#domain/errors';
 import { type BeginOptions, defaultMaxDurationMs } from '../session/begin.ts';
+import { maxDurationLimitMs } from '../session/config.ts';
 
 export const beginFlags = {
   label: { type: 'string' },
@@ -8,6 +10,17 @@ export const beginFlags = {
   'max-duration': { type: 'string' },
   'backup-id': { type: 'string' },
 } as const;
+
+function parseMaxDuration(text: string): number {
+  const millis = parseDuration(text, '--max-duration');
+  if (millis > maxDurationLimitMs) {
+    throw new UsageError(
+      `--max-duration ${text} is longer than pgsnap can time (at most ${formatDuration(maxDurationLimitMs)}, ` +
+        'about 24 days); a backup is held for the minutes its snapshots take: give, for example, 1h or 6h',
+    );
+  }
+  return millis;
+}
 
 export function parseBeginOptions(values: {
   label?: string;
@@ -18,9 +31,7 @@ export function parseBeginOptions(values: {
   return {
     label: validateLabel(values.label ?? ''),
     fast: values.fast ?? false,
-    maxDurationMs: values['max-duration']
-      ? parseDuration(values['max-duration'], '--max-duration')
-      : defaultMaxDurationMs,
+    maxDurationMs: values['max-duration'] ? parseMaxDuration(values['max-duration']) : defaultMaxDurationMs,
     ...(values['backup-id'] ? { backupId: validateBackupId(values['backup-id']) } : {}),
   };
 }

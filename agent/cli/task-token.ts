@@ -7,12 +7,14 @@
  * document, or SendTaskFailure with the error's name (which the state
  * machine's Catch matches) and message. The state machine never polls the host.
  */
+import { readFileSync } from 'node:fs';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { messageOf, UsageError } from '#domain/errors';
 
 export const taskTokenFlag = {
   'task-token': { type: 'string' },
   'heartbeat-seconds': { type: 'string' },
+  'task-token-file': { type: 'string' },
 } as const;
 
 /** Without --heartbeat-seconds (a task token given by hand), a heartbeat every minute. */
@@ -30,6 +32,34 @@ export function heartbeatIntervalMs(heartbeatSeconds: string | undefined): numbe
     );
   }
   return Math.floor((Number(heartbeatSeconds) * 1000) / 3);
+}
+
+/** The environment variable the SSM document passes the token in. */
+export const taskTokenVariable = 'PGSNAP_TASK_TOKEN';
+
+/**
+ * The task token, from PGSNAP_TASK_TOKEN, --task-token-file or --task-token.
+ * A command line is readable by every local user (ps, /proc/PID/cmdline),
+ * an environment only by the process's own user and root
+ * (/proc/PID/environ is mode 0400): the SSM document uses the variable.
+ * --task-token stays for compatibility. The variable is removed from this
+ * process's environment once read, so that nothing pgsnap starts (a
+ * snapshot command, a server run as postgres) inherits it.
+ */
+export function taskTokenOf(
+  values: { 'task-token'?: string; 'task-token-file'?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const fromEnv = env[taskTokenVariable];
+  delete env[taskTokenVariable];
+  const given = [values['task-token'], values['task-token-file']].filter((v) => v !== undefined);
+  if (given.length > 1) throw new UsageError('Cannot specify both --task-token and --task-token-file');
+  if (values['task-token-file'] !== undefined) {
+    const token = readFileSync(values['task-token-file'], 'utf8').trim();
+    if (!token) throw new UsageError(`--task-token-file ${values['task-token-file']} is empty`);
+    return token;
+  }
+  return values['task-token'] ?? (fromEnv || undefined);
 }
 
 /** Step Functions' limits on SendTaskFailure's fields. */

@@ -3,11 +3,16 @@ import { validateBackupId } from '#domain/backup/input';
 import { parse } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../cli/task-token.ts';
+import {
+  answeringStepFunctions,
+  heartbeatIntervalMs,
+  taskTokenFlag,
+  taskTokenOf,
+} from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { abort } from '../session/abort.ts';
 
-export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token T [--heartbeat-seconds S]] [--json]
+export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token-file F [--heartbeat-seconds S]] [--json]
 
 Ends the backup in progress here without keeping anything: the holder closes
 its session and PostgreSQL leaves backup mode.
@@ -26,7 +31,7 @@ export async function abortCommand(args: string[]): Promise<number> {
   if (values.help) return printUsage(abortUsage);
   const ctx = createContext(values);
   const result = await answeringStepFunctions(
-    values['task-token'],
+    taskTokenOf(values),
     () =>
       abort(
         ctx,

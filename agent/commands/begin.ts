@@ -4,13 +4,18 @@ import { parse } from '../cli/args.ts';
 import { beginFlags, parseBeginOptions } from '../cli/begin-options.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../cli/task-token.ts';
+import {
+  answeringStepFunctions,
+  heartbeatIntervalMs,
+  taskTokenFlag,
+  taskTokenOf,
+} from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { begin } from '../session/begin.ts';
 import type { SessionRecord } from '../session/state.ts';
 import type { Discovery } from '../volumes/block-devices.ts';
 
-export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token T [--heartbeat-seconds S]] [--json]
+export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token-file F [--heartbeat-seconds S]] [--json]
 
 Starts a non-exclusive backup and returns once PostgreSQL is in backup mode.
 The session is held by the agent service (pgsnap agent) when it runs, and
@@ -57,7 +62,7 @@ export async function beginCommand(args: string[]): Promise<number> {
   let volumes: Pick<Discovery, 'volumes' | 'problems'> | undefined;
   const document = (session: SessionRecord) => ({ ...beginDocument(session), ...volumes });
   const session = await answeringStepFunctions(
-    values['task-token'],
+    taskTokenOf(values),
     async () => {
       if (values.label === undefined) {
         throw new UsageError('pgsnap begin: --label is required, e.g. pgsnap begin --label nightly');

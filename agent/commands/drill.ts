@@ -5,7 +5,7 @@
  * backup on a throwaway server, and checked. A backup is only trusted once
  * drilled. Everything the drill made is removed afterwards.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration, validateBackupId } from '#domain/backup/input';
@@ -18,7 +18,6 @@ import { printUsage } from '../cli/usage.ts';
 import { createProvider, localProviders } from '../providers/create.ts';
 import type { SnapshotProvider } from '../providers/provider.ts';
 import { checkRestoredCluster, type DataCheck } from '../restore/checks.ts';
-import { ownedDir } from '../restore/cluster.ts';
 import { type Recovered, recoverFromSnapshots } from '../restore/recover.ts';
 
 export const drillUsage = `pgsnap drill --backup-id ID --repo URL --cluster NAME [--keep] [--json]
@@ -95,7 +94,9 @@ export async function drillCommand(args: string[]): Promise<number> {
   const { provider: providerName, snapshots } = localSnapshots(manifest);
   const provider: SnapshotProvider = await createProvider(providerName, {}, 'restore');
 
-  const work = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-drill-')), 0o711);
+  // Ours, 0711: the server's user reaches what is made for it inside, and can plant nothing beside it.
+  const work = mkdtempSync(join(tmpdir(), 'pgsnap-drill-'));
+  chmodSync(work, 0o711);
   let recovered: Recovered | undefined;
   try {
     progress(

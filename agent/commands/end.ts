@@ -3,11 +3,16 @@ import { parseDuration, validateBackupId } from '#domain/backup/input';
 import { parse } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { answeringStepFunctions, heartbeatIntervalMs, taskTokenFlag } from '../cli/task-token.ts';
+import {
+  answeringStepFunctions,
+  heartbeatIntervalMs,
+  taskTokenFlag,
+  taskTokenOf,
+} from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { defaultArchiveTimeoutMs, end } from '../session/end.ts';
 
-export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token T [--heartbeat-seconds S]] [--json]
+export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token-file F [--heartbeat-seconds S]] [--json]
 
 Ends the backup started by pgsnap begin, waits until the stop segment and the
 backup history file are archived, and writes backup_label, tablespace_map (when
@@ -35,7 +40,7 @@ export async function endCommand(args: string[]): Promise<number> {
   if (values.help) return printUsage(endUsage);
   const ctx = createContext(values);
   const result = await answeringStepFunctions(
-    values['task-token'],
+    taskTokenOf(values),
     () =>
       end(ctx, {
         ...(values.output ? { output: values.output } : {}),

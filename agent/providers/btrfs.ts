@@ -5,11 +5,12 @@
  * the snapshot holds exactly that directory.
  */
 import { execFile } from 'node:child_process';
-import { chownSync, mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PreconditionError } from '#domain/errors';
+import { ownedDirectory } from '../postgres/owned-paths.ts';
 import type { ClusterPath } from '../volumes/cluster-paths.ts';
 import type { SnapshotProvider, VolumeSnapshot } from './provider.ts';
 
@@ -17,6 +18,22 @@ const run = promisify(execFile);
 
 /** btrfs gives every subvolume's root directory inode 256. */
 const subvolumeRootInode = 256;
+
+/**
+ * Where the snapshots of `subvolume` for one backup go: beside it, on the
+ * same file system (btrfs cannot snapshot across them), in `.pgsnap/<backupId>`.
+ * Its parent usually belongs to the server's user, who could plant
+ * `.pgsnap -> /etc` there: both directories are made without following a link
+ * and kept ours, mode 0711, so that the server's user can reach a restored
+ * data directory inside but place nothing there (a drill restores into
+ * `drill-<name>` beside the snapshot, a name it could guess). The snapshots
+ * themselves keep the owner of the files they hold.
+ */
+export function snapshotDirectory(subvolume: string, backupId: string): string {
+  const self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  const top = ownedDirectory(join(dirname(subvolume), '.pgsnap'), self, 0o711);
+  return ownedDirectory(join(top, backupId), self, 0o711);
+}
 
 export class BtrfsProvider implements SnapshotProvider {
   readonly name = 'btrfs';
@@ -33,12 +50,7 @@ export class BtrfsProvider implements SnapshotProvider {
     const taken: VolumeSnapshot[] = [];
     try {
       for (const path of paths) {
-        // Snapshots live beside the subvolume, on the same file system (btrfs cannot snapshot across them).
-        const dir = join(dirname(path.path), '.pgsnap', backupId);
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
-        // They hold the server user's files and are restored for it: they belong to the subvolume's owner.
-        const owner = statSync(path.path);
-        for (const d of [dirname(dir), dir]) chownSync(d, owner.uid, owner.gid);
+        const dir = snapshotDirectory(path.path, backupId);
         const snapshot = join(dir, basename(path.path));
         await run('btrfs', ['subvolume', 'snapshot', '-r', path.path, snapshot]);
         taken.push({ role: path.role, source: path.path, ...(path.oid ? { oid: path.oid } : {}), snapshot });

@@ -6,22 +6,13 @@
  * a last resort, when the process exits.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  appendFileSync,
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type pg from 'pg';
+import { appendOwnedFile, type Owner, ownedDirectory } from '../postgres/owned-paths.ts';
 
 export type Major = number;
 
@@ -95,15 +86,21 @@ export function serverUid(): number {
     : process.getuid!();
 }
 
-/** Makes a directory the server user owns. */
+/** The server user, when we are root (the one initdb and pg_ctl run as), otherwise ourselves. */
+function serverUser(): Owner | undefined {
+  if (!isRoot) return undefined;
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+/**
+ * Makes a directory the server user owns. A link or a file already at `path`
+ * is refused, not followed (owned-paths.ts): the directory may be made inside
+ * one that user controls.
+ */
 export function ownedDir(path: string, mode = 0o700): string {
-  mkdirSync(path, { recursive: true });
-  chmodSync(path, mode);
-  if (isRoot) {
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(path, serverUid(), gid);
-  }
-  return path;
+  return ownedDirectory(path, serverUser(), mode);
 }
 
 export function chownTree(path: string): void {
@@ -208,7 +205,8 @@ export class Cluster {
   /** Appends settings to postgresql.conf (the last one wins). */
   configure(settings: Record<string, string>): void {
     const lines = Object.entries(settings).map(([key, value]) => `${key} = ${value}`);
-    appendFileSync(join(this.dataDir, 'postgresql.conf'), `${lines.join('\n')}\n`);
+    // Root appends to a file the server user controls (a restored copy's, in a drill): never through a link.
+    appendOwnedFile(join(this.dataDir, 'postgresql.conf'), `${lines.join('\n')}\n`, statSync(this.dataDir));
   }
 
   start(): void {

@@ -14,10 +14,18 @@ import {
   rmSync,
   statSync,
   symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
+import {
+  appendOwnedFile,
+  emptyDirectory,
+  makeDirectoryAsOwner,
+  type Owner,
+  ownedDirectory,
+  removeTree,
+  writeOwnedFile,
+} from '../postgres/owned-paths.ts';
 
 /** Files that must not survive into a restored data directory. */
 const staleFiles = [
@@ -143,6 +151,42 @@ function quote(value: string): string {
   return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
 }
 
+/**
+ * Empties one of runtimeDirs. A link there (pg_stat_tmp on a tmpfs, or one
+ * planted) is replaced by an empty directory, not followed; pg_wal may be a
+ * link to the server's WAL volume, emptied only when that directory belongs
+ * to the data directory's owner too.
+ */
+function emptyRuntimeDirectory(pgdata: string, name: string, owner: Owner, walDir?: string): void {
+  const path = join(pgdata, name);
+  const found = lstatSync(path, { throwIfNoEntry: false });
+  if (!found) return;
+  if (name === 'pg_wal' && walDir) {
+    // The link made above: the WAL directory the operator gave (a restored WAL volume, or a new one).
+    emptyDirectory(walDir, owner);
+    return;
+  }
+  if (found.isSymbolicLink() && name === 'pg_wal') {
+    const target = realpathSync(path);
+    const stat = lstatSync(target);
+    if (!stat.isDirectory() || stat.uid !== owner.uid) {
+      throw new PreconditionError(
+        `${path} links to ${target}, which is not a directory of the data directory's owner (uid ` +
+          `${owner.uid}; it belongs to uid ${stat.uid}); refusing to empty it. Point pg_wal at the restored ` +
+          'WAL volume, or give the restored cluster a WAL directory of its own (--waldir DIR)',
+      );
+    }
+    emptyDirectory(target, owner);
+    return;
+  }
+  if (found.isDirectory()) {
+    emptyDirectory(path, owner);
+    return;
+  }
+  rmSync(path, { force: true });
+  ownedDirectory(path, owner, 0o700);
+}
+
 export function prepareDataDirectory(options: PrepareOptions): void {
   const { pgdata } = options;
   if (!existsSync(join(pgdata, 'PG_VERSION'))) {
@@ -160,35 +204,30 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   }
 
   refuseLiveDirectories(pgdata, options.walDir);
+  // Whoever runs the restore (often root), what it writes must belong to the server's user, as PGDATA does.
+  // That user controls everything inside PGDATA, links included (research notes §1: a superuser runs
+  // programs as it): nothing there is followed, written through or handed over (owned-paths.ts).
+  const owner = statSync(pgdata);
   if (options.walDir) {
-    rmSync(join(pgdata, 'pg_wal'), { recursive: true, force: true });
+    removeTree(join(pgdata, 'pg_wal'), owner);
     mkdirSync(options.walDir, { recursive: true, mode: 0o700 });
+    chownSync(options.walDir, owner.uid, owner.gid);
     symlinkSync(options.walDir, join(pgdata, 'pg_wal'));
   }
+  // unlink(2): a link among them goes, its target stays.
   for (const file of staleFiles) rmSync(join(pgdata, file), { force: true });
   // A leftover exclusive backup (≤14) may have left its own label in the copy: always replace both files.
   rmSync(join(pgdata, 'backup_label'), { force: true });
   rmSync(join(pgdata, 'tablespace_map'), { force: true });
-  for (const dir of runtimeDirs) {
-    const path = join(pgdata, dir);
-    if (!existsSync(path)) continue;
-    for (const entry of readdirSync(path)) rmSync(join(path, entry), { recursive: true, force: true });
-  }
-  // Whoever runs the restore (often root), what it writes must belong to the server's user, as PGDATA does.
-  const owner = statSync(pgdata);
-  const own = (path: string) => chownSync(path, owner.uid, owner.gid);
-  mkdirSync(join(pgdata, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
-  own(join(pgdata, 'pg_wal', 'archive_status'));
-  if (options.walDir) own(options.walDir);
+  for (const dir of runtimeDirs) emptyRuntimeDirectory(pgdata, dir, owner, options.walDir);
+  makeDirectoryAsOwner(join(pgdata, 'pg_wal', 'archive_status'), owner, 0o700);
 
-  writeFileSync(join(pgdata, 'backup_label'), options.backupLabel, { mode: 0o600 });
-  own(join(pgdata, 'backup_label'));
+  writeOwnedFile(join(pgdata, 'backup_label'), options.backupLabel, 0o600, owner);
   if (options.tablespaceMap) {
     const map = options.tablespaces
       ? remapTablespaces(options.tablespaceMap, options.tablespaces)
       : options.tablespaceMap;
-    writeFileSync(join(pgdata, 'tablespace_map'), map, { mode: 0o600 });
-    own(join(pgdata, 'tablespace_map'));
+    writeOwnedFile(join(pgdata, 'tablespace_map'), map, 0o600, owner);
   }
 
   const settings: Array<[string, string]> = [['restore_command', quote(options.restoreCommand)]];
@@ -205,9 +244,6 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   settings.push(['primary_conninfo', quote(options.standby?.primaryConninfo ?? '')]);
   // postgresql.auto.conf is read last, so these win over whatever the copied postgresql.conf says.
   const lines = settings.map(([key, value]) => `${key} = ${value}`).join('\n');
-  writeFileSync(join(pgdata, 'postgresql.auto.conf'), `# pgsnap restore\n${lines}\n`, { flag: 'a' });
-  own(join(pgdata, 'postgresql.auto.conf'));
-  const signal = join(pgdata, options.standby ? 'standby.signal' : 'recovery.signal');
-  writeFileSync(signal, '', { mode: 0o600 });
-  own(signal);
+  appendOwnedFile(join(pgdata, 'postgresql.auto.conf'), `# pgsnap restore\n${lines}\n`, owner);
+  writeOwnedFile(join(pgdata, options.standby ? 'standby.signal' : 'recovery.signal'), '', 0o600, owner);
 }

@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { validateBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
-import type { SessionConfig } from './config.ts';
+import { maxDurationLimitMs, type SessionConfig } from './config.ts';
 import { type AgentRequest, answerError, listen, request } from './control.ts';
 import { type HeldSession, holdSession } from './session.ts';
 import { agentSocketPath, ClusterState, ensurePrivateDir } from './state.ts';
@@ -29,8 +29,14 @@ function checkConfig(stateRoot: string, config: SessionConfig): SessionConfig {
   if (resolve(config.stateRoot) !== resolve(stateRoot)) {
     throw new UsageError(`this agent service keeps its state in ${stateRoot}, not in ${config.stateRoot}`);
   }
-  if (!Number.isInteger(config.maxDurationMs) || config.maxDurationMs <= 0) {
-    throw new UsageError(`maxDurationMs must be a positive integer, not ${config.maxDurationMs}`);
+  if (
+    !Number.isInteger(config.maxDurationMs) ||
+    config.maxDurationMs <= 0 ||
+    config.maxDurationMs > maxDurationLimitMs
+  ) {
+    throw new UsageError(
+      `maxDurationMs must be a positive integer of at most ${maxDurationLimitMs}, not ${config.maxDurationMs}`,
+    );
   }
   return {
     stateRoot,

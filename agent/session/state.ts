@@ -5,21 +5,11 @@
  * the last backup.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { PreconditionError } from '#domain/errors';
 import { connectionTarget } from '../postgres/client.ts';
 import { createLockFile } from './lock-file.ts';
+import { privateDirectory } from './private-dir.ts';
 
 export interface SessionRecord {
   backupId: string;
@@ -88,18 +78,7 @@ export function clusterKey(cluster: string | undefined, env: NodeJS.ProcessEnv =
 
 /** Creates `path` 0700, or checks that it is ours and private. */
 export function ensurePrivateDir(path: string): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
-  const stat = statSync(path);
-  const uid = process.getuid?.();
-  if (uid !== undefined && stat.uid !== uid) {
-    throw new PreconditionError(`state directory ${path} belongs to uid ${stat.uid}, not to us (uid ${uid})`);
-  }
-  if ((stat.mode & 0o077) !== 0) {
-    throw new PreconditionError(
-      `state directory ${path} is accessible to others (mode ${(stat.mode & 0o777).toString(8)}); ` +
-        `run chmod 700 ${path}`,
-    );
-  }
+  privateDirectory(path);
 }
 
 /**

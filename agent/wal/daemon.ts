@@ -5,7 +5,7 @@
  * started it and PostgreSQL never waits for it.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLockFile } from '../session/lock-file.ts';
 
@@ -13,18 +13,17 @@ import { createLockFile } from '../session/lock-file.ts';
 export const archiverLockName = 'archiver.pid';
 export const prefetcherLockName = 'prefetcher.pid';
 
-export function privateDirectory(path: string): string {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
-  return path;
-}
+export { privateDirectory } from '../session/private-dir.ts';
 
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  } catch {
+    // EPERM: a process of another user, so not our helper (ours run as us): a pid file holding 1, or a pid
+    // reused since, must not pass for a live helper, which would stop archiving until pg_wal fills.
+    return false;
   }
 }
 
@@ -71,7 +70,7 @@ export function spawnDaemon(
   config: object,
   options: { cwd: string; log: string; env?: Record<string, string> },
 ): void {
-  const log = openSync(options.log, 'a', 0o600);
+  const log = openLog(options.log);
   const child = spawn(
     process.execPath,
     [...process.execArgv, process.argv[1]!, command, JSON.stringify(config)],
@@ -86,6 +85,15 @@ export function spawnDaemon(
   child.unref();
 }
 
+/** A log in a private spool, appended to, never through a link (O_NOFOLLOW). */
+function openLog(path: string): number {
+  return openSync(
+    path,
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
+    0o600,
+  );
+}
+
 let logFd: number | undefined;
 
 /**
@@ -94,7 +102,7 @@ let logFd: number | undefined;
  * stderr is the server log.
  */
 export function logTo(path: string): void {
-  logFd = openSync(path, 'a', 0o600);
+  logFd = openLog(path);
 }
 
 export function daemonLog(message: string): void {

@@ -174,6 +174,11 @@ export interface RestoreCommandOptions {
  * any status up to 125 as "no such file", past the consistency point as the
  * end of the WAL: it would promote early, dropping the rest.
  *
+ * Files are taken only from a spool owned by the user the line runs as
+ * (`test -O`): one that someone else made under a shared --spool-dir could
+ * hold any file (privateDirectory, which pgsnap applies before it uses one,
+ * also wants it mode 0700 on a path no one else can rename).
+ *
  * A `.missing` marker is trusted only while the prefetcher that maintains it
  * is alive (`kill -0` on its pid file): it rechecks every second and removes
  * markers when it exits, so an answer is at most about a second old — the same
@@ -192,8 +197,9 @@ export function restoreCommandLine(options: RestoreCommandOptions): string {
     'do n=$((n+1))',
     'sleep 0.02',
     'done',
-    'test -f "$f" && mv -f "$f" %p && exit 0',
-    'test -f "$f.again" && cp "$f.again" %p && exit 0',
+    // Only from a spool of ours (test -O, a builtin): pgsnap makes it 0700 and refuses one it did not make.
+    'test -O "$s" && test -f "$f" && mv -f "$f" %p && exit 0',
+    'test -O "$s" && test -f "$f.again" && cp "$f.again" %p && exit 0',
     'test -f "$f.missing" && a && exit 1',
     `p() { exec ${pgsnap} wal-fetch %f %p --prefetch ${options.prefetch} --spool-dir "$s" ` +
       `--repo ${literal(options.url)} --cluster ${literal(options.cluster)} "$@"; }`,

@@ -157,7 +157,7 @@ export class Repository {
     const key = this.walKey(pin, name);
     const object = await this.store.get(key);
     if (!object) return undefined;
-    return this.#decode(name, object, key);
+    return this.#decode(name, object, key, pin.walSegmentSize);
   }
 
   /**
@@ -170,11 +170,12 @@ export class Repository {
     const guess = this.walKey({ walCompression: newPinCodec }, name);
     const [pin, object] = await Promise.all([pinning, this.store.get(guess)]);
     if (this.walKey(pin, name) !== guess) return this.fetchWal(pin, name);
-    return object && this.#decode(name, object, guess);
+    return object && this.#decode(name, object, guess, pin.walSegmentSize);
   }
 
-  async #decode(name: string, object: Buffer, key: string): Promise<Buffer> {
-    return (await this.#decoding.run(name, () => decodeWalObject(name, object, this.where(key)))).content;
+  async #decode(name: string, object: Buffer, key: string, segmentSize: number): Promise<Buffer> {
+    const decoding = () => decodeWalObject(name, object, this.where(key), segmentSize);
+    return (await this.#decoding.run(name, decoding)).content;
   }
 
   async hasWal(pin: ClusterPin, name: string): Promise<boolean> {

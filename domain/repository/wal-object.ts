@@ -132,13 +132,72 @@ export function readWalObjectHeader(object: Buffer, where: string): WalObjectHea
   return parsed.data;
 }
 
-/** Decompresses and verifies an object: its size, its checksum, and that it holds the file asked for. */
+/** PostgreSQL's largest wal_segment_size (initdb --wal-segsize 1024): no WAL file is larger. */
+export const largestWalFileBytes = 1 << 30;
+
+/** A zstd block never decompresses to more than this (RFC 8878 §3.1.1.2.3, Block_Maximum_Size). */
+const zstdBlockMaximum = 128 << 10;
+
+/**
+ * The most that zstd frames can decompress to, read from their block
+ * headers without decompressing (RFC 8878 §3.1.1): a raw or RLE block says
+ * its size, a compressed one makes at most Block_Maximum_Size. The encoder
+ * fills its blocks, so for pgsnap's objects this is the size of the file
+ * exactly; for a crafted one (a million RLE blocks of 128 KiB from 4 bytes
+ * each) it is what the decoder would allocate, which is then refused before
+ * any of it is. Undefined for what is not a sequence of zstd frames.
+ */
+export function zstdDecodedBound(data: Buffer): number | undefined {
+  let at = 0;
+  let bound = 0;
+  while (at < data.length) {
+    if (at + 8 > data.length) return undefined;
+    const magic = data.readUInt32LE(at);
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      at += 8 + data.readUInt32LE(at + 4);
+      continue;
+    }
+    if (magic !== 0xfd2fb528) return undefined;
+    const descriptor = data[at + 4]!;
+    const singleSegment = (descriptor >> 5) & 1;
+    const checksum = (descriptor >> 2) & 1;
+    const contentSizeBytes = [singleSegment ? 1 : 0, 2, 4, 8][descriptor >> 6]!;
+    at += 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]! + contentSizeBytes;
+    for (let last = false; !last; ) {
+      if (at + 3 > data.length) return undefined;
+      const block = data.readUIntLE(at, 3);
+      last = (block & 1) === 1;
+      const type = (block >> 1) & 3;
+      const size = block >>> 3;
+      if (type === 3) return undefined; // reserved
+      bound += type === 2 ? zstdBlockMaximum : size;
+      at += 3 + (type === 1 ? 1 : size);
+    }
+    if (checksum) at += 4;
+  }
+  return at === data.length ? bound : undefined;
+}
+
+/**
+ * Decompresses and verifies an object: its size, its checksum, and that it
+ * holds the file asked for. It is never decompressed to more than `maxBytes`
+ * (the cluster's segment size; by default the largest PostgreSQL allows): a
+ * crafted object could otherwise decompress without bound and exhaust the
+ * host's memory.
+ */
 export async function decodeWalObject(
   name: string,
   object: Buffer,
   where: string,
+  maxBytes = largestWalFileBytes,
 ): Promise<{ content: Buffer; header: WalObjectHeader }> {
   const header = readWalObjectHeader(object, where);
+  if (header.bytes > maxBytes) {
+    throw new CorruptObjectError(
+      `${where} says it holds ${header.bytes} bytes, more than a WAL file of this cluster can be ` +
+        `(${maxBytes}); it was not written by pgsnap for this cluster`,
+    );
+  }
   const start = 8 + object.readUInt32LE(4);
   const compressedLength = object.length - start;
   if (compressedLength !== header.compressedBytes) {
@@ -150,6 +209,15 @@ export async function decodeWalObject(
   if (header.name !== name) {
     throw new CorruptObjectError(
       `${where} holds ${header.name}, not ${name}: it was copied over another file`,
+    );
+  }
+  const bound = zstdDecodedBound(object.subarray(start));
+  if (bound === undefined || bound > maxBytes + zstdBlockMaximum) {
+    throw new CorruptObjectError(
+      bound === undefined
+        ? `${where} does not hold zstd frames after its header`
+        : `${where} would decompress to up to ${bound} bytes, more than a WAL file of this cluster can be ` +
+            `(${maxBytes}); not decompressed`,
     );
   }
   let content: Buffer;

@@ -5,12 +5,22 @@
  * something that cannot be consistent.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAmcheck } from '../../agent/restore/checks.ts';
-import { Cluster, chownTree, ownedDir } from '../support/cluster.ts';
+import { asPostgres, Cluster, chownTree, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { privateCheckout } from '../support/private-checkout.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
@@ -22,6 +32,10 @@ if (!isRoot) {
     "SKIPPING the restore_command reachability refusal: only root runs pgsnap where the data directory's owner cannot",
   );
 }
+
+const notRoot = process.getuid?.() === 0 ? undefined : 'they need root, which runs pgsnap restore on a host';
+if (notRoot && process.env.CI) throw new Error(`CI must run the root-run restore tests, but ${notRoot}`);
+if (notRoot) console.warn(`SKIPPING the planted-link restore tests: ${notRoot}`);
 
 interface Backup {
   source: Cluster;
@@ -280,6 +294,52 @@ describe('pgsnap restore', () => {
         expect(existsSync(join(backup.snapshot, 'recovery.signal'))).toBe(false);
       } finally {
         checkout.destroy();
+      }
+    },
+  );
+
+  it.skipIf(notRoot !== undefined)(
+    'run as root, follows no link that postgres planted in the restored copy, and leaves their targets unchanged',
+    async () => {
+      const root = ownedDir(join(backup.source.root, 'planted'));
+      const data = join(root, 'data');
+      await run('cp', ['-a', backup.snapshot, data]);
+      // What root owns and postgres must not reach through the restore.
+      const victim = mkdtempSync(join(tmpdir(), 'pgsnap-victim-'));
+      try {
+        const secret = join(victim, 'secret');
+        writeFileSync(secret, 'root only\n', { mode: 0o600 });
+        const kept = join(victim, 'dir');
+        mkdirSync(kept);
+        writeFileSync(join(kept, 'keep'), 'still here');
+        // postgres (a superuser's COPY ... TO PROGRAM) plants the links before the backup is restored.
+        asPostgres('rm', ['-rf', join(data, 'postgresql.auto.conf'), join(data, 'pg_stat_tmp')]);
+        asPostgres('ln', ['-s', secret, join(data, 'postgresql.auto.conf')]);
+        asPostgres('ln', ['-s', kept, join(data, 'pg_stat_tmp')]);
+        const restore = ['restore', '--backup-id', backup.backupId, '--pgdata', data, ...backup.repo.flags];
+
+        const refused = await pgsnap(restore, backup.repo.env);
+        expect(refused.code, refused.stderr).toBe(3);
+        expect(refused.stderr).toContain(`${join(data, 'postgresql.auto.conf')} is a symbolic link`);
+        expect(readFileSync(secret, 'utf8')).toBe('root only\n');
+        expect(statSync(secret).uid).toBe(0);
+        expect(readFileSync(join(kept, 'keep'), 'utf8')).toBe('still here');
+        // The planted pg_stat_tmp became an empty directory of the server's, its target untouched.
+        expect(lstatSync(join(data, 'pg_stat_tmp')).isDirectory()).toBe(true);
+
+        // pg_wal may be a link (a WAL volume), but only to a directory of the data directory's owner.
+        asPostgres('rm', ['-f', join(data, 'postgresql.auto.conf')]);
+        asPostgres('rm', ['-rf', join(data, 'pg_wal')]);
+        asPostgres('ln', ['-s', kept, join(data, 'pg_wal')]);
+        const walRefused = await pgsnap(restore, backup.repo.env);
+        expect(walRefused.code, walRefused.stderr).toBe(3);
+        expect(walRefused.stderr).toContain(
+          `${join(data, 'pg_wal')} links to ${kept}, which is not a directory`,
+        );
+        expect(readFileSync(join(kept, 'keep'), 'utf8')).toBe('still here');
+        expect(statSync(kept).uid).toBe(0);
+      } finally {
+        rmSync(victim, { recursive: true, force: true });
       }
     },
   );

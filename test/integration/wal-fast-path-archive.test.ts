@@ -293,7 +293,7 @@ describe('the archive_command fast path', () => {
   it('reports success in the shell only for the file whose status it finds', () => {
     const dir = tempDirForTest('pgsnap-fast-path-');
     const spool = join(dir, 'spool');
-    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    execFileSync('mkdir', ['-p', '-m', '700', spool, join(dir, 'pg_wal')]);
     const segment = '000000010000000000000005';
     const path = join(dir, 'pg_wal', segment);
     writeFileSync(path, 'first');

@@ -143,7 +143,7 @@ describe('the restore_command fast path', () => {
     repository.close();
     const dir = tempDirForTest('pgsnap-fast-path-');
     const spool = join(dir, 'spool');
-    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    execFileSync('mkdir', ['-p', '-m', '700', spool, join(dir, 'pg_wal')]);
     const line = restoreCommandLine({
       spool,
       url: repo.url,
@@ -218,7 +218,7 @@ describe('the restore_command fast path', () => {
   it('waits in the shell for a file the live prefetcher is fetching, and starts pgsnap only without one', async () => {
     const dir = tempDirForTest('pgsnap-fast-path-');
     const spool = join(dir, 'spool');
-    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    execFileSync('mkdir', ['-p', '-m', '700', spool, join(dir, 'pg_wal')]);
     const segment = '000000010000000000000007';
     // pgsnap (the slow path) replaced by a command that says it ran: the answer must come from the spool.
     const line = restoreCommandLine({
@@ -264,7 +264,7 @@ describe('the restore_command fast path', () => {
     repository.close();
     const dir = tempDirForTest('pgsnap-fast-path-');
     const spool = join(dir, 'spool');
-    execFileSync('mkdir', ['-p', spool, join(dir, 'pg_wal')]);
+    execFileSync('mkdir', ['-p', '-m', '700', spool, join(dir, 'pg_wal')]);
     const lineFor = (pgsnapCommand: string[]) =>
       restoreCommandLine({ spool, url: repo.url, cluster: repo.cluster, prefetch: 2, pgsnap: pgsnapCommand });
     const restore = (line: string, name: string, env?: NodeJS.ProcessEnv) =>

@@ -4,13 +4,19 @@
  * before running anything) or reaches pgsnap as exactly one argument.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { newBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
-import { agentDocumentParameters } from '../../infra/agent-document.ts';
-import { type DocumentParameter, documentPathLine, renderAgentDocument } from '../support/ssm-document.ts';
+import { agentDocumentParameters, agentSettingsLine } from '../../infra/agent-document.ts';
+import { replaceLine } from '../../local/agent-document.ts';
+import {
+  type DocumentParameter,
+  documentPathLine,
+  renderAgentDocument,
+  runDocument,
+} from '../support/ssm-document.ts';
 
 type Name = DocumentParameter;
 const render = renderAgentDocument;
@@ -20,10 +26,11 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const fakeBin = join(scratch, 'bin');
 const canary = join(scratch, 'pwned');
 execFileSync('mkdir', ['-p', fakeBin]);
-// Stands in for the agent: prints the arguments it received, one JSON array.
+// Stands in for the agent: prints the arguments it received, one JSON array, and the token it was given in
+// its environment as a last element.
 writeFileSync(
   join(fakeBin, 'pgsnap'),
-  `#!${process.execPath}\nprocess.stdout.write(JSON.stringify(process.argv.slice(2)));\n`,
+  `#!${process.execPath}\nprocess.stdout.write(JSON.stringify([...process.argv.slice(2), \`env:\${process.env.PGSNAP_TASK_TOKEN}\`]));\n`,
 );
 chmodSync(join(fakeBin, 'pgsnap'), 0o755);
 
@@ -62,11 +69,10 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       'orders-db',
       '--repo',
       repository,
-      '--task-token',
-      token,
       '--heartbeat-seconds',
       '300',
       '--json',
+      `env:${token}`,
     ]);
   });
 
@@ -80,11 +86,10 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       'orders-db',
       '--repo',
       repository,
-      '--task-token',
-      token,
       '--heartbeat-seconds',
       '300',
       '--json',
+      `env:${token}`,
     ]);
     expect(run({ ...valid, command: 'abort', reason: 'the state machine caught States.Timeout' })).toEqual([
       'abort',
@@ -96,12 +101,73 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       'orders-db',
       '--repo',
       repository,
-      '--task-token',
-      token,
       '--heartbeat-seconds',
       '300',
       '--json',
+      `env:${token}`,
     ]);
+  });
+});
+
+describe('the task token', () => {
+  test('reaches pgsnap in its environment and is on no command line of the script', () => {
+    for (const command of ['begin', 'end', 'abort']) {
+      const argv = run({ ...valid, command });
+      expect(argv.at(-1)).toBe(`env:${token}`);
+      expect(argv.slice(0, -1).join(' ')).not.toContain(token.slice(0, 40));
+      // The only line that holds the token assigns it to the variable: no command, so nothing in ps.
+      const lines = render({ ...valid, command }).split('\n');
+      expect(lines.filter((line) => line.includes(token))).toEqual([`export PGSNAP_TASK_TOKEN='${token}'`]);
+    }
+  });
+});
+
+const notRoot = process.getuid?.() === 0 ? undefined : 'they need root, which runs the document through SSM';
+if (notRoot && process.env.CI) throw new Error(`CI must run the settings file tests, but ${notRoot}`);
+if (notRoot) console.warn(`SKIPPING the /etc/pgsnap/pgsnap.env owner and mode tests: ${notRoot}`);
+
+describe.skipIf(notRoot !== undefined)('the settings file root sources (/etc/pgsnap/pgsnap.env)', () => {
+  /** The document with its settings file at `dir`/pgsnap.env (dir made with `dirMode`), run as root. */
+  async function runWithSettings(dirMode: number, file: { mode: number; uid: number }) {
+    const dir = mkdtempSync(join(scratch, 'etc-'));
+    chmodSync(dir, dirMode);
+    const settings = join(dir, 'pgsnap.env');
+    writeFileSync(settings, `touch ${canary}\n`);
+    chmodSync(settings, file.mode);
+    chownSync(settings, file.uid, 0);
+    const script = replaceLine(
+      render({ ...valid, command: 'end' }),
+      agentSettingsLine,
+      `settings=${settings}`,
+    );
+    try {
+      return await runDocument(script, fakeBin, { PATH: '/usr/bin:/bin' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('one that another user owns, or that group or others may write, is refused before anything runs', async () => {
+    const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+    for (const [dirMode, file] of [
+      [0o755, { mode: 0o600, uid: nobody }],
+      [0o755, { mode: 0o666, uid: 0 }],
+      [0o755, { mode: 0o620, uid: 0 }],
+      [0o777, { mode: 0o600, uid: 0 }],
+    ] as const) {
+      const result = await runWithSettings(dirMode, file);
+      expect(result.code, JSON.stringify({ dirMode, file })).toBe(3);
+      expect(result.stderr).toContain('must belong to root and be writable by root only');
+      expect(result.stdout).toBe('');
+      expect(existsSync(canary)).toBe(false);
+    }
+  });
+
+  test("root's own, writable by root only, is sourced", async () => {
+    const result = await runWithSettings(0o755, { mode: 0o644, uid: 0 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(existsSync(canary)).toBe(true);
+    rmSync(canary);
   });
 });
 

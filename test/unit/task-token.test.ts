@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
@@ -7,7 +10,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { BackupInvalidError } from '#domain/errors';
-import { answeringStepFunctions, heartbeatIntervalMs } from '../../agent/cli/task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenOf } from '../../agent/cli/task-token.ts';
 
 const sfn = mockClient(SFNClient);
 const client = new SFNClient({ region: 'eu-west-1' });
@@ -94,5 +97,28 @@ describe('--heartbeat-seconds', () => {
     expect(() => heartbeatIntervalMs('5m')).toThrow(
       /--heartbeat-seconds 5m: give the Task state's HeartbeatSeconds/,
     );
+  });
+});
+
+describe('where the token comes from', () => {
+  test('PGSNAP_TASK_TOKEN, removed from the environment once read, so that nothing pgsnap starts inherits it', () => {
+    const env: NodeJS.ProcessEnv = { PGSNAP_TASK_TOKEN: 'token-env', PATH: '/bin' };
+    expect(taskTokenOf({}, env)).toBe('token-env');
+    expect(env).toEqual({ PATH: '/bin' });
+  });
+
+  test('--task-token-file reads it from a file; --task-token still works; both at once are refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgsnap-token-'));
+    try {
+      writeFileSync(join(dir, 'token'), 'token-file\n', { mode: 0o600 });
+      expect(taskTokenOf({ 'task-token-file': join(dir, 'token') }, {})).toBe('token-file');
+      expect(taskTokenOf({ 'task-token': 'token-flag' }, { PGSNAP_TASK_TOKEN: 'other' })).toBe('token-flag');
+      expect(() => taskTokenOf({ 'task-token': 'a', 'task-token-file': join(dir, 'token') }, {})).toThrow(
+        'Cannot specify both --task-token and --task-token-file',
+      );
+      expect(taskTokenOf({}, {})).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

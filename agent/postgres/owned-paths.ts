@@ -1,0 +1,188 @@
+/**
+ * Writing, emptying and handing over paths inside directories that another
+ * user controls: a restore or a drill runs as root, in a data directory (and
+ * beside volumes) that belong to `postgres`. A database superuser can run
+ * programs as `postgres` (`COPY … TO PROGRAM`), so whatever that user may
+ * plant there — `postgresql.auto.conf -> /etc/shadow`, `pg_stat_tmp -> /` —
+ * must not be followed by root. Node.js has no openat(2), so every final
+ * component is opened with O_NOFOLLOW and then changed through its descriptor
+ * (fchown, fchmod), and trees are emptied by `find -P` (which never follows a
+ * link and works relative to directory descriptors) run as the directory's
+ * owner: it can then remove only what that owner could remove anyway.
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { PreconditionError } from '#domain/errors';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+const { O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constants;
+
+const isRoot = () => process.getuid?.() === 0;
+
+function refuseLink(path: string, error: unknown, what: string): never {
+  const code = (error as NodeJS.ErrnoException).code;
+  // O_NOFOLLOW on a symbolic link fails with ELOOP (open(2)).
+  if (code === 'ELOOP' || code === 'EMLINK') {
+    throw new PreconditionError(
+      `${path} is a symbolic link; pgsnap ${what} and does not follow links in a directory another user ` +
+        `controls. Replace it with a regular file (check where it pointed: it may have been planted)`,
+      { cause: error },
+    );
+  }
+  throw error;
+}
+
+/** Writes through an open descriptor of a regular file, then gives it to `owner`. */
+function writeOwned(fd: number, path: string, content: string | Uint8Array, owner: Owner): void {
+  const stat = fstatSync(fd);
+  // A hard link to a file of someone else (protected_hardlinks off) is refused as a link would be.
+  if (!stat.isFile() || stat.nlink > 1 || (stat.uid !== owner.uid && stat.uid !== process.getuid?.())) {
+    throw new PreconditionError(
+      `${path} is not a regular file of the data directory's owner (uid ${stat.uid}, ${stat.nlink} links); ` +
+        'pgsnap will not write into it: remove it and run the restore again',
+    );
+  }
+  const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+  for (let written = 0; written < bytes.byteLength; ) {
+    written += writeSync(fd, bytes, written, bytes.byteLength - written);
+  }
+  fchownSync(fd, owner.uid, owner.gid);
+}
+
+/** Appends to `path` (created, mode 0600, when missing), never through a link; the file belongs to `owner`. */
+export function appendOwnedFile(path: string, content: string, owner: Owner): void {
+  let fd: number;
+  try {
+    fd = openSync(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  } catch (error) {
+    refuseLink(path, error, `appends to ${basename(path)}`);
+  }
+  try {
+    writeOwned(fd, path, content, owner);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Replaces `path` with a new file holding `content` (a link there is removed, not followed). */
+export function writeOwnedFile(path: string, content: string, mode: number, owner: Owner): void {
+  rmSync(path, { force: true }); // unlink(2): a link goes, its target stays
+  // O_EXCL: should a link appear again meanwhile, open fails rather than follow it.
+  const fd = openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+  try {
+    writeOwned(fd, path, content, owner);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Makes `path` a directory of `owner` with `mode`; an existing directory is
+ * taken over, a link or anything else is refused. Parents are created as
+ * needed, and must be trusted by the caller.
+ */
+export function ownedDirectory(path: string, owner: Owner | undefined, mode: number): string {
+  mkdirSync(dirname(path), { recursive: true });
+  try {
+    mkdirSync(path, { mode });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENOTDIR') {
+      // With O_DIRECTORY, Linux answers ENOTDIR for a link too.
+      const link = lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink();
+      throw new PreconditionError(
+        `${path} is ${link ? 'a symbolic link' : 'not a directory'}; pgsnap makes a directory ` +
+          'there and will not follow or replace what another user may have planted. Remove it and try again',
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  try {
+    fchmodSync(fd, mode);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+/**
+ * `mkdir -p PATH` as `owner` (as ourselves unless root): for a directory
+ * reached through links the owner controls (pg_wal/archive_status), which
+ * root must not resolve itself.
+ */
+export function makeDirectoryAsOwner(path: string, owner: Owner, mode: number): void {
+  if (!isRoot() || owner.uid === 0) {
+    mkdirSync(path, { recursive: true, mode });
+    return;
+  }
+  runAsOwner('mkdir', ['-p', '-m', mode.toString(8), '--', path], owner);
+}
+
+/**
+ * Removes what is inside `dir` without following any link (the directory
+ * itself stays). As root, the work is done as `owner`, the user who controls
+ * the directory.
+ */
+export function emptyDirectory(dir: string, owner: Owner): void {
+  if (!isRoot() || owner.uid === 0) {
+    // Our own directory: a link in it leads only where we could go anyway, and rm removes links, not targets.
+    for (const entry of lstatSync(dir).isDirectory() ? readdirSync(dir) : []) {
+      rmSync(`${dir}/${entry}`, { recursive: true, force: true });
+    }
+    return;
+  }
+  removeAsOwner(['-mindepth', '1'], dir, owner);
+}
+
+/** Removes `path` (a link: the link only) and, for a directory, all in it; as `owner` when root. */
+export function removeTree(path: string, owner: Owner): void {
+  if (!lstatSync(path, { throwIfNoEntry: false })) return;
+  if (!isRoot() || owner.uid === 0) rmSync(path, { recursive: true, force: true });
+  else removeAsOwner([], path, owner);
+}
+
+/** `find -P PATH … -delete`, run as `owner`: -P treats PATH and every entry as what it is, links included. */
+function removeAsOwner(depth: string[], path: string, owner: Owner): void {
+  runAsOwner('find', ['-P', path, ...depth, '-delete'], owner);
+}
+
+function runAsOwner(command: string, args: string[], owner: Owner): void {
+  // libuv drops root's supplementary groups before it changes uid (uv_spawn: setgroups(0, NULL)).
+  const result = spawnSync(command, args, {
+    uid: owner.uid,
+    gid: owner.gid,
+    cwd: '/',
+    encoding: 'utf8',
+  });
+  if (result.error || result.status !== 0) {
+    throw new Error(
+      `${command} ${args.join(' ')} as uid ${owner.uid} failed: ${result.error?.message ?? result.stderr.trim()}`,
+      { cause: result.error },
+    );
+  }
+}
