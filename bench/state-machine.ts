@@ -17,6 +17,7 @@ import { newBackupId } from '#domain/backup/input';
 import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../functions/create-snapshots.ts';
 import { handler as prepareBackup } from '../functions/prepare-backup.ts';
+import { states } from '../infra/state-names.ts';
 import { type Json, runLocalBackup } from '../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
 import { FakeEc2 } from '../test/support/fake-ec2.ts';
@@ -78,28 +79,28 @@ const run = await runLocalBackup(definition, {
   stateMachineArn,
   input: { cluster: 'orders-db', trigger: 'schedule' },
   handlers: {
-    'Check the request and find the cluster': lambda(prepareBackup),
-    'Begin the backup on the host': answer({ startLsn: '0/2000028', holderPid: 1 }),
-    "Snapshot the cluster's volumes": lambda(createSnapshots),
-    'Record the snapshots in the manifest': lambda(async () => ({ state: 'snapshotting' })),
-    'End the backup on the host': answer({ stopLsn: '0/2000138' }),
-    'Check whether the snapshots are completed': lambda(async (input) => {
+    [states.prepare]: lambda(prepareBackup),
+    [states.begin]: answer({ startLsn: '0/2000028', holderPid: 1 }),
+    [states.snapshot]: lambda(createSnapshots),
+    [states.recordSnapshots]: lambda(async () => ({ state: 'snapshotting' })),
+    [states.end]: answer({ stopLsn: '0/2000138' }),
+    [states.checkSnapshots]: lambda(async (input) => {
       // The wait the previous poll asked for has passed.
       const poll = (input as { poll?: { waitSeconds: number } }).poll;
       simulatedSeconds += poll?.waitSeconds ?? 0;
       return checkSnapshots(input);
     }),
-    'Mark the backup completed in the manifest': lambda(async () => ({ state: 'completed' })),
+    [states.markCompleted]: lambda(async () => ({ state: 'completed' })),
   },
 });
 if (run.failure) throw new Error(`the backup failed: ${run.failure.error}: ${run.failure.cause}`);
 
-const pollStates = new Set([
-  'Check whether the snapshots are completed',
-  'Are all snapshots completed?',
-  'Wait before checking the snapshots again',
+const pollStates = new Set<string>([
+  states.checkSnapshots,
+  states.allSnapshotsCompleted,
+  states.waitForSnapshots,
 ]);
-const polls = run.entered.filter((s) => s === 'Check whether the snapshots are completed').length;
+const polls = run.entered.filter((s) => s === states.checkSnapshots).length;
 const pollingTransitions = run.entered.filter((s) => pollStates.has(s)).length;
 const otherTransitions = run.entered.length - pollingTransitions;
 const stepFunctionsCost = run.entered.length * price.transition;
