@@ -4,22 +4,30 @@
  * Runs the synthesized definition with aws-local-stepfunctions: the Lambda
  * steps are the real handlers over an in-memory EC2, whose snapshots complete
  * after a simulated `hours` (the Wait state's seconds are added to a clock
- * instead of slept); the host and manifest steps answer at once. Counts the
+ * instead of slept); the host and manifest steps answer at once (begin writes
+ * the started manifest, in a file:// repository of the run's own). Counts the
  * state transitions (every state entered, as Step Functions bills them), the
  * ones spent polling, and prints the cost at list price.
  * Goal: at most 20 transitions outside polling, at most 30 polls per hour.
  *
  * usage: npx tsx bench/state-machine.ts [hours=1]
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { newBackupId } from '#domain/backup/input';
+import { openRepository } from '#domain/repository/open';
 import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../functions/create-snapshots.ts';
 import { handler as prepareBackup } from '../functions/prepare-backup.ts';
+import { states } from '../infra/state-names.ts';
 import { type Json, runLocalBackup } from '../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
 import { FakeEc2 } from '../test/support/fake-ec2.ts';
+import { startedManifest } from '../test/support/started-manifest.ts';
 
 const hours = Number(process.argv[2] ?? 1);
 /** List prices, us-east-1: Standard workflows per state transition; Lambda per request and per GB-second (arm64 not used). */
@@ -38,6 +46,10 @@ const { template } = synthStack({
 const definition = stateMachineDefinition(template);
 const timeouts = { firstPollSeconds: 15, maxPollSeconds: 300, snapshotHours: 24 };
 
+// The manifests of the run, removed at exit.
+const repositoryDir = mkdtempSync(join(tmpdir(), 'pgsnap-bench-'));
+process.on('exit', () => rmSync(repositoryDir, { recursive: true, force: true }));
+const repositoryUrl = pathToFileURL(repositoryDir).href;
 process.env.PGSNAP_CLUSTERS = JSON.stringify([
   {
     name: 'orders-db',
@@ -45,7 +57,7 @@ process.env.PGSNAP_CLUSTERS = JSON.stringify([
     volumeIds: volumes,
     fastCheckpoint: false,
     maxBackupMinutes: 60,
-    repository: 's3://b',
+    repository: repositoryUrl,
   },
 ]);
 process.env.PGSNAP_FIRST_POLL_SECONDS = String(timeouts.firstPollSeconds);
@@ -78,28 +90,34 @@ const run = await runLocalBackup(definition, {
   stateMachineArn,
   input: { cluster: 'orders-db', trigger: 'schedule' },
   handlers: {
-    'Check the request and find the cluster': lambda(prepareBackup),
-    'Begin the backup on the host': answer({ startLsn: '0/2000028', holderPid: 1 }),
-    "Snapshot the cluster's volumes": lambda(createSnapshots),
-    'Record the snapshots in the manifest': lambda(async () => ({ state: 'snapshotting' })),
-    'End the backup on the host': answer({ stopLsn: '0/2000138' }),
-    'Check whether the snapshots are completed': lambda(async (input) => {
+    [states.prepare]: lambda(prepareBackup),
+    // As pgsnap begin does, the manifest is written as started: Create Snapshots records its call in it.
+    [states.begin]: async (input) => {
+      const [backupId] = (input as { Parameters: { backupId: [string] } }).Parameters.backupId;
+      const repository = await openRepository(repositoryUrl, 'orders-db');
+      await repository.writeManifest(startedManifest('orders-db', backupId));
+      return { startLsn: '0/2000028', holderPid: 1 };
+    },
+    [states.snapshot]: lambda(createSnapshots),
+    [states.recordSnapshots]: lambda(async () => ({ state: 'snapshotting' })),
+    [states.end]: answer({ stopLsn: '0/2000138' }),
+    [states.checkSnapshots]: lambda(async (input) => {
       // The wait the previous poll asked for has passed.
       const poll = (input as { poll?: { waitSeconds: number } }).poll;
       simulatedSeconds += poll?.waitSeconds ?? 0;
       return checkSnapshots(input);
     }),
-    'Mark the backup completed in the manifest': lambda(async () => ({ state: 'completed' })),
+    [states.markCompleted]: lambda(async () => ({ state: 'completed' })),
   },
 });
 if (run.failure) throw new Error(`the backup failed: ${run.failure.error}: ${run.failure.cause}`);
 
-const pollStates = new Set([
-  'Check whether the snapshots are completed',
-  'Are all snapshots completed?',
-  'Wait before checking the snapshots again',
+const pollStates = new Set<string>([
+  states.checkSnapshots,
+  states.allSnapshotsCompleted,
+  states.waitForSnapshots,
 ]);
-const polls = run.entered.filter((s) => s === 'Check whether the snapshots are completed').length;
+const polls = run.entered.filter((s) => s === states.checkSnapshots).length;
 const pollingTransitions = run.entered.filter((s) => pollStates.has(s)).length;
 const otherTransitions = run.entered.length - pollingTransitions;
 const stepFunctionsCost = run.entered.length * price.transition;

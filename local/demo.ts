@@ -43,6 +43,7 @@ import { waitForArchive } from '../agent/session/archive-wait.ts';
 import { recordLocalSnapshots } from '../agent/session/catalog.ts';
 import { clusterPaths } from '../agent/volumes/cluster-paths.ts';
 import type * as LocalSynth from '../infra/local-synth.ts';
+import { states } from '../infra/state-names.ts';
 import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
 import type { LocalBackupResult } from './local-backup.ts';
 import type { LocalVolume } from './local-ec2.ts';
@@ -419,7 +420,7 @@ async function takeBackup(
     progress: say,
     detail,
     onStateEntered: (name) => {
-      if (name === 'End the backup on the host') committedBeforeEnd = made.writer?.lastCommitted ?? 0;
+      if (name === states.end) committedBeforeEnd = made.writer?.lastCommitted ?? 0;
     },
   });
   if (backup.run.failure || !backup.begin || !backup.end) {

@@ -17,6 +17,7 @@ import { prepareBackupHandler } from '../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../functions/record-backup.ts';
 import { agentSettingsLine } from '../infra/agent-document.ts';
 import type { SynthesizedForLocalRun } from '../infra/local-synth.ts';
+import { states } from '../infra/state-names.ts';
 import { renderDocument, replaceLine, runScript } from './agent-document.ts';
 import type { LocalEc2 } from './local-ec2.ts';
 import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from './state-machine.ts';
@@ -128,25 +129,24 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
         progress(`state machine: ${name}`);
       },
       handlers: {
-        'Check the request and find the cluster': (input) =>
+        [states.prepare]: (input) =>
           prepareBackupHandler({ ec2: ec2Client, sfn })(input) as unknown as Promise<Json>,
-        'Begin the backup on the host': onHost,
-        "Snapshot the cluster's volumes": async (input) => {
+        [states.begin]: onHost,
+        [states.snapshot]: async (input) => {
           const at = Date.now();
           const set = await createSnapshots(input);
           result.snapshotMs = Date.now() - at;
           return set as unknown as Json;
         },
-        'End the backup on the host': onHost,
-        'Check whether the snapshots are completed': (input) =>
+        [states.end]: onHost,
+        [states.checkSnapshots]: (input) =>
           checkSnapshotsHandler(ec2Client)(input) as unknown as Promise<Json>,
-        'Abort the backup on the host': onHost,
-        "Delete the backup's snapshots": (input) =>
+        [states.abort]: onHost,
+        [states.deleteSnapshots]: (input) =>
           deleteSnapshotsHandler(ec2Client)(input) as unknown as Promise<Json>,
-        'Record the snapshots in the manifest': (input) => recordBackup(input) as unknown as Promise<Json>,
-        'Mark the backup completed in the manifest': (input) =>
-          recordBackup(input) as unknown as Promise<Json>,
-        'Mark the backup failed in the manifest': (input) => recordBackup(input) as unknown as Promise<Json>,
+        [states.recordSnapshots]: (input) => recordBackup(input) as unknown as Promise<Json>,
+        [states.markCompleted]: (input) => recordBackup(input) as unknown as Promise<Json>,
+        [states.markFailed]: (input) => recordBackup(input) as unknown as Promise<Json>,
       },
     });
     for (const metric of run.metrics) detail(`metric ${metric.name} (cluster ${metric.cluster})`);

@@ -9,6 +9,7 @@
  */
 import './promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { type StateName, states } from '../infra/state-names.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type TaskHandler = (input: Json) => Promise<Json> | Json;
@@ -32,7 +33,7 @@ export async function runLocalBackup(
     executionName: string;
     input: Json;
     stateMachineArn: string;
-    handlers: Record<string, TaskHandler>;
+    handlers: Partial<Record<StateName, TaskHandler>>;
     /** Called as each state is entered, for progress. */
     onStateEntered?: (name: string) => void;
   },
@@ -61,32 +62,32 @@ export async function runLocalBackup(
   const execution = machine.run(options.input, {
     overrides: {
       taskResourceLocalHandlers: {
-        'Count the completed backup': record('metric'),
-        'Count the failed backup': record('metric'),
-        'Announce the completed backup': record('event'),
-        'Announce the failed backup': record('event'),
+        [states.countCompleted]: record('metric'),
+        [states.countFailed]: record('metric'),
+        [states.announceCompleted]: record('event'),
+        [states.announceFailed]: record('event'),
         ...options.handlers,
       } as never,
       waitTimeOverrides: {
-        'Wait before checking the snapshots again': 0,
-        'Wait before checking the DR copies again': 0,
+        [states.waitForSnapshots]: 0,
+        [states.waitForCopies]: 0,
       },
       retryIntervalOverrides: {
-        "Snapshot the cluster's volumes": 0,
-        'Check whether the snapshots are completed': 0,
-        "Delete the backup's snapshots": 0,
-        'Count the completed backup': 0,
-        'Count the failed backup': 0,
-        'Announce the completed backup': 0,
-        'Announce the failed backup': 0,
-        'Check the request and find the cluster': 0,
-        'Copy the backup to DR': 0,
-        'Check whether the DR copies are completed': 0,
-        'Record the completed DR copies': 0,
-        'Record the failed DR copies': 0,
-        'Count the failed DR copy': 0,
-        'Announce the failed DR copy': 0,
-        'Apply retention': 0,
+        [states.snapshot]: 0,
+        [states.checkSnapshots]: 0,
+        [states.deleteSnapshots]: 0,
+        [states.countCompleted]: 0,
+        [states.countFailed]: 0,
+        [states.announceCompleted]: 0,
+        [states.announceFailed]: 0,
+        [states.prepare]: 0,
+        [states.copy]: 0,
+        [states.checkCopies]: 0,
+        [states.recordCopies]: 0,
+        [states.recordFailedCopies]: 0,
+        [states.countCopyFailed]: 0,
+        [states.announceCopyFailed]: 0,
+        [states.applyRetention]: 0,
       },
     },
     // aws-local-stepfunctions sets $$.Execution.StartTime itself, to when the run starts, as Step Functions does.

@@ -3,6 +3,7 @@
  * local stand-in for the Step Functions API.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { states } from '../../infra/state-names.ts';
 import { TaskTokenEndpoint } from '../../local/task-token-endpoint.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 
@@ -58,10 +59,10 @@ describe('pgsnap backup start', () => {
 
   test('--wait follows the backup step by step and exits 0 once it is completed', async () => {
     history(
-      [entered(2, 'Check the request and find the cluster'), entered(4, 'Begin the backup on the host')],
+      [entered(2, states.prepare), entered(4, states.begin)],
       [
-        entered(7, 'Are all snapshots completed?', 'ChoiceStateEntered'),
-        entered(9, 'Mark the backup completed in the manifest'),
+        entered(7, states.allSnapshotsCompleted, 'ChoiceStateEntered'),
+        entered(9, states.markCompleted),
         {
           id: 12,
           type: 'ExecutionSucceeded',
@@ -86,15 +87,15 @@ describe('pgsnap backup start', () => {
     expect(result.json).toMatchObject({ backupId: '20261121T143000Z-a1b2c3', status: 'SUCCEEDED' });
     const steps = result.stderr.split('\n').filter((line) => line.startsWith('pgsnap: '));
     expect(steps.slice(1)).toEqual([
-      'pgsnap: Check the request and find the cluster',
-      'pgsnap: Begin the backup on the host',
-      'pgsnap: Mark the backup completed in the manifest',
+      `pgsnap: ${states.prepare}`,
+      `pgsnap: ${states.begin}`,
+      `pgsnap: ${states.markCompleted}`,
     ]);
   });
 
   test('--wait exits 1 with the error and cause when the backup failed', async () => {
     history([
-      entered(2, 'Begin the backup on the host'),
+      entered(2, states.begin),
       {
         id: 20,
         type: 'ExecutionFailed',

@@ -21,6 +21,7 @@ import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts'
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import type { EnvironmentInput } from '../../infra/config.ts';
+import { type StateName, states } from '../../infra/state-names.ts';
 import {
   type Json,
   type LocalBackupRun,
@@ -165,7 +166,7 @@ function onHost(log: HostLog): TaskHandler {
 async function backup(
   options: {
     hooks?: { afterSnapshot?: (log: HostLog) => Promise<void> | void };
-    handlers?: (log: HostLog) => Record<string, TaskHandler>;
+    handlers?: (log: HostLog) => Partial<Record<StateName, TaskHandler>>;
     definition?: Record<string, unknown>;
     /** The execution's name; a new backupId, as `pgsnap backup start` names it, unless given. */
     executionName?: string;
@@ -181,25 +182,25 @@ async function backup(
     stateMachineArn,
     input: options.input ?? { cluster: 'orders-db', label: 'e2e backup', trigger: 'cli' },
     handlers: {
-      'Check the request and find the cluster': (input) => {
+      [states.prepare]: (input) => {
         startTime = (input as { executionStartTime: string }).executionStartTime;
         return prepareBackup(input) as unknown as Json;
       },
-      'Begin the backup on the host': host,
-      "Snapshot the cluster's volumes": async (input) => {
+      [states.begin]: host,
+      [states.snapshot]: async (input) => {
         log.snapshotStarted = performance.now();
         const result = await createSnapshots(input);
         log.snapshotReturned = performance.now();
         await options.hooks?.afterSnapshot?.(log);
         return result as unknown as Json;
       },
-      'End the backup on the host': host,
-      'Check whether the snapshots are completed': (input) => checkSnapshots(input) as unknown as Json,
-      'Abort the backup on the host': host,
-      "Delete the backup's snapshots": (input) => deleteSnapshots(input) as unknown as Json,
-      'Record the snapshots in the manifest': (input) => recordBackup(input) as unknown as Json,
-      'Mark the backup completed in the manifest': (input) => recordBackup(input) as unknown as Json,
-      'Mark the backup failed in the manifest': (input) => recordBackup(input) as unknown as Json,
+      [states.end]: host,
+      [states.checkSnapshots]: (input) => checkSnapshots(input) as unknown as Json,
+      [states.abort]: host,
+      [states.deleteSnapshots]: (input) => deleteSnapshots(input) as unknown as Json,
+      [states.recordSnapshots]: (input) => recordBackup(input) as unknown as Json,
+      [states.markCompleted]: (input) => recordBackup(input) as unknown as Json,
+      [states.markFailed]: (input) => recordBackup(input) as unknown as Json,
       ...options.handlers?.(log),
     },
   });
@@ -281,12 +282,12 @@ describe('a backup through the synthesized state machine', () => {
     });
     expect(manifest!.artifacts.map((a) => a.name)).toContain('backup_label');
     // End ran as soon as the snapshot ids were in the manifest, before any snapshot was completed.
-    const end = run.entered.indexOf('End the backup on the host');
+    const end = run.entered.indexOf(states.end);
     expect(run.entered.slice(end - 2, end + 2)).toEqual([
-      "Snapshot the cluster's volumes",
-      'Record the snapshots in the manifest',
-      'End the backup on the host',
-      'Check whether the snapshots are completed',
+      states.snapshot,
+      states.recordSnapshots,
+      states.end,
+      states.checkSnapshots,
     ]);
     await expectBackupModeLeft();
 
@@ -295,7 +296,7 @@ describe('a backup through the synthesized state machine', () => {
     console.log(
       `time in backup mode (begin returned → end returned): ${inBackupMode.toFixed(0)} ms, ` +
         `of which the snapshot step: ${snapshotStep.toFixed(0)} ms; ` +
-        `${run.entered.length} states entered, ${run.entered.filter((s) => s.startsWith('Check whether')).length} polls`,
+        `${run.entered.length} states entered, ${run.entered.filter((s) => s === states.checkSnapshots).length} polls`,
     );
   });
 
@@ -462,7 +463,7 @@ describe('a backup through the synthesized state machine', () => {
       definition: impatientDefinition,
       // The host never answers end (SSM agent hung, instance unreachable): the task token is never returned.
       handlers: (hostLog) => ({
-        'End the backup on the host': () => {
+        [states.end]: () => {
           hostLog.commands.push('end (no answer)');
           return new Promise<Json>(() => {});
         },
@@ -555,7 +556,7 @@ describe('a backup through the synthesized state machine', () => {
     const { run, log } = await backup();
     expect(run.failure).toBeUndefined();
     expect(run.output).toMatchObject({ runningBackupId: earlier });
-    expect(run.entered.at(-1)).toBe('Leave it to the backup already running');
+    expect(run.entered.at(-1)).toBe(states.leaveToRunning);
     expect(log.commands).toEqual([]);
     expect(ec2.calls).toEqual([]);
     expect(run.events).toEqual([]);

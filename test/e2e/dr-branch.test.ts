@@ -27,6 +27,7 @@ import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { handler as recordCopies } from '../../functions/record-copies.ts';
 import type { EnvironmentInput } from '../../infra/config.ts';
+import { states } from '../../infra/state-names.ts';
 import {
   type Json,
   type LocalBackupRun,
@@ -145,34 +146,34 @@ async function backup(): Promise<DrRun> {
     stateMachineArn,
     input: { cluster: 'orders-db', label: 'e2e', trigger: 'cli' },
     handlers: {
-      'Check the request and find the cluster': invoke(prepareBackup),
-      'Begin the backup on the host': host,
-      "Snapshot the cluster's volumes": invoke(createSnapshots),
-      'Record the snapshots in the manifest': invoke(recordBackup),
-      'End the backup on the host': host,
-      'Check whether the snapshots are completed': invoke(checkSnapshots),
-      'Mark the backup completed in the manifest': invoke(recordBackup),
-      'Abort the backup on the host': host,
-      "Delete the backup's snapshots": invoke(deleteSnapshots),
-      'Mark the backup failed in the manifest': invoke(recordBackup),
-      'Copy the backup to DR': invoke(copySnapshots),
-      'Check whether the DR copies are completed': invoke(checkCopies),
-      'Record the completed DR copies': invoke(recordCopies),
-      'Record the failed DR copies': invoke(recordCopies),
-      'Count the failed DR copy': (input) => {
+      [states.prepare]: invoke(prepareBackup),
+      [states.begin]: host,
+      [states.snapshot]: invoke(createSnapshots),
+      [states.recordSnapshots]: invoke(recordBackup),
+      [states.end]: host,
+      [states.checkSnapshots]: invoke(checkSnapshots),
+      [states.markCompleted]: invoke(recordBackup),
+      [states.abort]: host,
+      [states.deleteSnapshots]: invoke(deleteSnapshots),
+      [states.markFailed]: invoke(recordBackup),
+      [states.copy]: invoke(copySnapshots),
+      [states.checkCopies]: invoke(checkCopies),
+      [states.recordCopies]: invoke(recordCopies),
+      [states.recordFailedCopies]: invoke(recordCopies),
+      [states.countCopyFailed]: (input) => {
         for (const datum of (input as { MetricData: Array<{ MetricName: string }> }).MetricData) {
           metrics.push(datum.MetricName);
         }
         return {};
       },
-      'Announce the failed DR copy': (input) => {
+      [states.announceCopyFailed]: (input) => {
         for (const entry of (input as { Entries: Array<{ DetailType: string; Detail: unknown }> }).Entries) {
           const detail = typeof entry.Detail === 'string' ? JSON.parse(entry.Detail) : entry.Detail;
           events.push({ detailType: entry.DetailType, detail });
         }
         return {};
       },
-      'Apply retention': invoke(applyRetention),
+      [states.applyRetention]: invoke(applyRetention),
     },
   });
   return {
@@ -237,8 +238,8 @@ describe('DR copies in the backup workflow', () => {
   test('a completed backup is copied into the DR account, recorded on both sides, and nothing stays shared', async () => {
     const { run, backupId, events } = await backup();
     expect(run.failure).toBeUndefined();
-    expect(run.entered).toContain('Record the completed DR copies');
-    expect(run.entered.at(-2)).toBe('Apply retention');
+    expect(run.entered).toContain(states.recordCopies);
+    expect(run.entered.at(-2)).toBe(states.applyRetention);
 
     const copies = aws.in(dr.region, dr.account);
     expect(copies).toHaveLength(2);
@@ -267,7 +268,7 @@ describe('DR copies in the backup workflow', () => {
     aws.reset({ copyFails: true });
     const { run, backupId, events, metrics } = await backup();
     expect(run.failure).toBeUndefined();
-    expect(run.entered).toContain('Record the failed DR copies');
+    expect(run.entered).toContain(states.recordFailedCopies);
     expect(events.map((e) => e.detailType)).toEqual(['pgsnap backup completed', 'pgsnap copy failed']);
     expect(events[1]!.detail).toMatchObject({ backupId, error: 'CopyFailedError' });
     expect(metrics).toContain('CopyFailed');

@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { states } from '../../infra/state-names.ts';
 import { btrfsUnavailable } from '../support/btrfs.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { privateCheckout, reachableBy } from '../support/private-checkout.ts';
@@ -52,14 +53,10 @@ it('takes a backup under load through the synthesized state machine, restores it
     // The backup was the synthesized state machine's, run to its success state, with the agent on the host steps.
     const stateMachine = report.stateMachine as { states: number; events: string[] };
     expect(stateMachine.events).toEqual(['pgsnap backup completed']);
-    for (const step of [
-      'Begin the backup on the host',
-      "Snapshot the cluster's volumes",
-      'End the backup on the host',
-    ]) {
+    for (const step of [states.begin, states.snapshot, states.end]) {
       expect(result.stderr).toMatch(new RegExp(`\\[\\s*\\d+\\w*\\] \\d+\\. state machine: ${step}`));
     }
-    expect(result.stderr).toContain('state machine: The backup is completed');
+    expect(result.stderr).toContain(`state machine: ${states.completed}`);
     expect(readdirSync(scratch)).toEqual([]);
     // No server (or anything else) it started is still running from its directory.
     const leftovers = spawnSync('pgrep', ['-f', scratch], { encoding: 'utf8' });
@@ -84,7 +81,7 @@ it('removes everything it made when interrupted with Ctrl-C in the middle of the
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
         stderr += chunk;
         // The server is in backup mode and the snapshots are taken: the most to undo.
-        if (stderr.includes('state machine: End the backup on the host')) resolve();
+        if (stderr.includes(`state machine: ${states.end}`)) resolve();
       });
       void exited.then(() => reject(new Error(`the demo ended before it was interrupted: ${stderr}`)));
     });

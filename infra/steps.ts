@@ -1,0 +1,159 @@
+/**
+ * The kinds of step the backup state machine is built from, each made in the
+ * scope of the fragment that uses it and named by a sentence of state-names.ts:
+ * a Lambda, a write to the backup's manifest, a metric, an announcement, and a
+ * command the agent runs on the host.
+ */
+import { Duration, Stack } from 'aws-cdk-lib';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import {
+  IntegrationPattern,
+  JsonPath,
+  TaskInput,
+  type TaskStateBase,
+  Timeout,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import { CallAwsService, EventBridgePutEvents, LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type { Construct } from 'constructs';
+import type { AgentDocumentParameter } from './agent-document.ts';
+import { backupEvents, backupMetrics } from './metrics-and-events.ts';
+import type { StateName } from './state-names.ts';
+
+/**
+ * A Lambda step given `payload` (the whole state when undefined), whose
+ * result goes to `resultPath`, or replaces the state when none is given. ("$"
+ * would mean the same, but aws-local-stepfunctions 3.0.0 stores the result
+ * under a key named "$", so it is left out.)
+ */
+export function lambda(
+  scope: Construct,
+  name: StateName,
+  fn: IFunction,
+  payload: TaskInput | undefined,
+  resultPath?: string,
+): LambdaInvoke {
+  return new LambdaInvoke(scope, name, {
+    lambdaFunction: fn,
+    ...(payload ? { payload } : {}),
+    payloadResponseOnly: true,
+    ...(resultPath ? { resultPath } : {}),
+  });
+}
+
+/** A step that writes the backup's `state` (and `extra`) into its manifest, through the record-backup Lambda. */
+export function recordInManifest(
+  scope: Construct,
+  name: StateName,
+  recordBackup: IFunction,
+  state: 'snapshotting' | 'completed' | 'failed',
+  extra: Record<string, unknown>,
+): TaskStateBase {
+  return lambda(
+    scope,
+    name,
+    recordBackup,
+    TaskInput.fromObject({
+      state,
+      cluster: JsonPath.stringAt('$.cluster'),
+      backupId: JsonPath.stringAt('$.backupId'),
+      repository: JsonPath.stringAt('$.repository'),
+      ...extra,
+    }),
+    JsonPath.DISCARD,
+  ).addRetry({
+    errors: ['RepositoryUnreachableError', 'Lambda.TooManyRequestsException'],
+    interval: Duration.seconds(5),
+    backoffRate: 2,
+    maxAttempts: 4,
+  });
+}
+
+/** A step that counts one `metricName` (backupMetrics, copyMetrics) for the cluster. */
+export function countMetric(scope: Construct, name: StateName, metricName: string): CallAwsService {
+  return new CallAwsService(scope, name, {
+    service: 'cloudwatch',
+    action: 'putMetricData',
+    // PutMetricData has no resource-level permissions (acknowledged in the stack).
+    iamResources: ['*'],
+    parameters: {
+      Namespace: backupMetrics.namespace,
+      MetricData: [
+        {
+          MetricName: metricName,
+          Dimensions: [{ Name: backupMetrics.dimension, Value: JsonPath.stringAt('$.cluster') }],
+          Value: 1,
+          Unit: 'Count',
+        },
+      ],
+    },
+    resultPath: JsonPath.DISCARD,
+  });
+}
+
+/** A step that puts one pgsnap event of `detailType` (backupEvents, copyEvents) on the default bus. */
+export function announce(
+  scope: Construct,
+  name: StateName,
+  detailType: string,
+  detail: Record<string, unknown>,
+): EventBridgePutEvents {
+  return new EventBridgePutEvents(scope, name, {
+    entries: [{ source: backupEvents.source, detailType, detail: TaskInput.fromObject(detail) }],
+    resultPath: JsonPath.DISCARD,
+  });
+}
+
+/** How the state machine runs the agent: its SSM Command document, and the timeouts of the config. */
+export interface HostCommands {
+  documentName: string;
+  timeouts: { hostCommandSeconds: number; heartbeatSeconds: number };
+}
+
+/** A step run by the agent on the host; the agent answers with SendTaskSuccess/Failure and heartbeats. */
+export function onHost(
+  scope: Construct,
+  name: StateName,
+  host: HostCommands,
+  parameters: Partial<Record<AgentDocumentParameter, string>>,
+  resultPath: string,
+  timeoutSeconds: number,
+): CallAwsService {
+  // A heartbeat no shorter than the timeout adds nothing, and AWS requires it to be shorter (Task state).
+  const heartbeatSeconds =
+    host.timeouts.heartbeatSeconds < timeoutSeconds ? host.timeouts.heartbeatSeconds : undefined;
+  return new CallAwsService(scope, name, {
+    service: 'ssm',
+    action: 'sendCommand',
+    integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+    // SendCommand on the hosts is granted by the caller, scoped by instance id or tags.
+    iamResources: [
+      Stack.of(scope).formatArn({ service: 'ssm', resource: 'document', resourceName: host.documentName }),
+    ],
+    parameters: {
+      DocumentName: host.documentName,
+      InstanceIds: JsonPath.array(JsonPath.stringAt('$.instanceId')),
+      Comment: JsonPath.format(
+        'pgsnap {} of {}',
+        JsonPath.stringAt('$.backupId'),
+        JsonPath.stringAt('$.cluster'),
+      ),
+      Parameters: {
+        ...Object.fromEntries(
+          Object.entries(parameters).map(([key, value]) => [
+            key,
+            JsonPath.isEncodedJsonPath(value) ? JsonPath.array(value) : [value],
+          ]),
+        ),
+        cluster: JsonPath.array(JsonPath.stringAt('$.cluster')),
+        repository: JsonPath.array(JsonPath.stringAt('$.repository')),
+        backupId: JsonPath.array(JsonPath.stringAt('$.backupId')),
+        taskToken: JsonPath.array(JsonPath.taskToken),
+        // The agent heartbeats by the configured setting even where the state has no heartbeat (abort).
+        heartbeatSeconds: [String(host.timeouts.heartbeatSeconds)],
+      },
+    },
+    ...(heartbeatSeconds ? { heartbeatTimeout: Timeout.duration(Duration.seconds(heartbeatSeconds)) } : {}),
+    taskTimeout: Timeout.duration(Duration.seconds(timeoutSeconds)),
+    resultPath,
+  });
+}
