@@ -59,13 +59,17 @@ export class Moto {
    * as MOTO_PORT too: its Step Functions engine calls the other services back
    * on that port. Another process may take the port in between: then moto
    * exits and the next free port is tried.
+   *
+   * `servicesPort` gives the engine another port to call back instead: a
+   * server in front of moto that answers some calls itself (Lambda Invoke
+   * without docker) and passes the rest on.
    */
-  static async start(): Promise<Moto> {
+  static async start(options: { servicesPort?: number } = {}): Promise<Moto> {
     if (motoMissing) throw new Error(motoMissing);
     let lastError: unknown;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        return await Moto.startOn(await freePort());
+        return await Moto.startOn(await freePort(), options.servicesPort);
       } catch (error) {
         lastError = error;
       }
@@ -73,11 +77,11 @@ export class Moto {
     throw lastError;
   }
 
-  private static async startOn(port: number): Promise<Moto> {
+  private static async startOn(port: number, servicesPort = port): Promise<Moto> {
     const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // No proxy or AWS settings of the caller's leak into the emulator.
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, MOTO_PORT: String(port) },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, MOTO_PORT: String(servicesPort) },
     });
     running.add(child);
     child.once('exit', () => running.delete(child));
