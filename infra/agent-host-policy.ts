@@ -55,7 +55,8 @@ export class AgentHostPolicy extends Construct {
             resources: [bucket.arnForObjects(`${prefix}${cluster}/*`)],
           }),
           new PolicyStatement({
-            actions: ['s3:ListBucket'],
+            // ListBucketVersions: a WAL fetch refuses a key with more than one version (Repository.fetchWal).
+            actions: ['s3:ListBucket', 's3:ListBucketVersions'],
             resources: [bucket.bucketArn],
             conditions: { StringLike: { 's3:prefix': [`${prefix}${cluster}/*`] } },
           }),
