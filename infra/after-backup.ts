@@ -51,7 +51,6 @@ export class AfterBackup extends Construct {
       resource: 'snapshot',
       resourceName: '*',
     });
-    const managedClusters = config.clusters.map((c) => c.name);
     let role: Role | undefined;
     let target: DrTarget | undefined;
     if (dr && copied.length > 0) {
@@ -245,11 +244,15 @@ export class AfterBackup extends Construct {
         ...(role ? { role } : {}),
       });
       this.functions.applyRetention = applyRetention;
+      // Only the snapshots of clusters that have a retention policy; the code checks each snapshot's own
+      // tags against the manifest before deleting it (domain/ebs/retention.ts).
       applyRetention.addToRolePolicy(
         new PolicyStatement({
           actions: ['ec2:DeleteSnapshot'],
           resources: [sourceSnapshots],
-          conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: managedClusters } },
+          conditions: {
+            StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: retained.map((c) => c.name) },
+          },
         }),
       );
       // After a failed delete, whether the snapshot is locked; a Describe with no resource-level permissions.

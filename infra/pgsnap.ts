@@ -272,14 +272,32 @@ export class Pgsnap extends Construct {
         inputMaxLength: { '$.backupId': '20260101T030000Z-a1b2c3'.length, '$.cluster': 63 },
       }),
     );
+    // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
+    this.repository.writeOnce(
+      config.clusters
+        .filter((cluster) => !cluster.repository.bucketName)
+        .flatMap((cluster) => {
+          const root = `${cluster.repository.prefix}${cluster.name}`;
+          return [
+            `${root}/cluster.json`,
+            `${root}/wal/*`,
+            `${root}/backups/*/backup_label`,
+            `${root}/backups/*/tablespace_map`,
+            `${root}/backups/*.backup`,
+          ];
+        }),
+    );
     this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
+      environment: config.name,
       stateMachineArn,
       repositories: config.clusters.map((cluster) => ({
         bucket: repositoryOf(cluster),
         prefix: cluster.repository.prefix,
         cluster: cluster.name,
       })),
-      ...(this.repository.key ? { repositoryKey: this.repository.key } : {}),
+      ...(this.repository.key
+        ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
+        : {}),
     });
   }
 }

@@ -5,6 +5,7 @@
  * expired), or an existing bucket imported by name.
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
@@ -64,5 +65,31 @@ export class RepositoryBucket extends Construct {
       ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
+  }
+
+  /**
+   * Makes the objects under `keyPatterns` (e.g. `pgsnap/orders-db/wal/*`)
+   * write-once, whoever writes them: the bucket denies a PutObject (and a
+   * CompleteMultipartUpload, the same action) that is not conditional on the
+   * key being absent (`If-None-Match: *`), so an object once there can be
+   * neither overwritten nor replaced, and a host that loses its own
+   * client-side check gains nothing
+   * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
+   * Multipart uploads are refused altogether under these keys (their first
+   * request carries no condition); pgsnap writes single PutObjects. An
+   * imported bucket is its owner's to configure: nothing is added.
+   */
+  writeOnce(keyPatterns: string[]): void {
+    if (!this.key || keyPatterns.length === 0) return;
+    this.bucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'WalAndArtifactsAreWriteOnce',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: keyPatterns.map((pattern) => this.bucket.arnForObjects(pattern)),
+        conditions: { Null: { 's3:if-none-match': 'true' } },
+      }),
+    );
   }
 }

@@ -29,7 +29,13 @@ export const retentionPolicySchema = z.strictObject({
 });
 export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
 
-export type KeepReason = 'policy' | 'newest completed' | 'in progress' | 'locked snapshot' | 'recent failure';
+export type KeepReason =
+  | 'policy'
+  | 'newest completed'
+  | 'in progress'
+  | 'locked snapshot'
+  | 'recent failure'
+  | 'unverified';
 
 export interface RetentionPlan {
   keep: Array<{ backupId: string; state: Manifest['state']; reason: KeepReason }>;
@@ -88,10 +94,16 @@ export function planRetention(input: {
   now: Date;
   /** backupIds whose snapshots are locked against deletion. */
   locked?: ReadonlySet<string>;
+  /**
+   * backupIds whose manifest the snapshots contradict (see applyRetention's
+   * `verify`): kept, and not counted as completed, so that a forged manifest
+   * can neither be deleted with what it names nor push real backups out.
+   */
+  unverified?: ReadonlySet<string>;
 }): RetentionPlan {
   const policy = validatePolicy(input.policy);
   const backups = [...input.backups].sort((a, b) => a.backupId.localeCompare(b.backupId));
-  const completed = backups.filter((m) => m.state === 'completed');
+  const completed = backups.filter((m) => m.state === 'completed' && !input.unverified?.has(m.backupId));
   const newest = completed.at(-1);
   const byPolicy = new Set<string>();
   if (policy.keepLast !== undefined)
@@ -103,17 +115,19 @@ export function planRetention(input: {
   const keep: RetentionPlan['keep'] = [];
   const remove: RetentionPlan['remove'] = [];
   for (const m of backups) {
-    const reason: KeepReason | undefined = input.locked?.has(m.backupId)
-      ? 'locked snapshot'
-      : m.backupId === newest?.backupId
-        ? 'newest completed'
-        : inProgress.includes(m.state)
-          ? 'in progress'
-          : byPolicy.has(m.backupId)
-            ? 'policy'
-            : m.state !== 'completed' && (!newest || m.backupId > newest.backupId)
-              ? 'recent failure'
-              : undefined;
+    const reason: KeepReason | undefined = input.unverified?.has(m.backupId)
+      ? 'unverified'
+      : input.locked?.has(m.backupId)
+        ? 'locked snapshot'
+        : m.backupId === newest?.backupId
+          ? 'newest completed'
+          : inProgress.includes(m.state)
+            ? 'in progress'
+            : byPolicy.has(m.backupId)
+              ? 'policy'
+              : m.state !== 'completed' && (!newest || m.backupId > newest.backupId)
+                ? 'recent failure'
+                : undefined;
     if (reason) keep.push({ backupId: m.backupId, state: m.state, reason });
     else remove.push({ backupId: m.backupId, state: m.state });
   }
@@ -124,11 +138,23 @@ export function planRetention(input: {
   return { keep, remove, ...walCut(keptManifests, input.walFiles, segmentSize) };
 }
 
-/** Deletes a backup's snapshots; names the ones that are locked (which stay, and keep the backup). */
-export type SnapshotDeleter = (manifest: Manifest) => Promise<{ locked: string[] }>;
+/**
+ * Deletes a backup's snapshots; names the ones that are locked, and those it
+ * refused to delete because they are not the backup's (both stay, and keep
+ * the backup).
+ */
+export type SnapshotDeleter = (manifest: Manifest) => Promise<{ locked: string[]; refused?: string[] }>;
+
+/**
+ * Checks the manifests against what the snapshot provider itself records;
+ * returns, by backupId, why a manifest cannot be trusted.
+ */
+export type ManifestVerifier = (manifests: Manifest[]) => Promise<ReadonlyMap<string, string>>;
 
 export interface RetentionResult extends RetentionPlan {
   lockedSnapshots: Array<{ backupId: string; snapshotIds: string[] }>;
+  /** Backups kept because their snapshots contradict their manifest: for an operator to look at. */
+  unverified: Array<{ backupId: string; reason: string }>;
 }
 
 /** Applies the policy to one repository; with `dryRun`, only says what would go. */
@@ -139,6 +165,8 @@ export async function applyRetention(
     now?: Date;
     dryRun: boolean;
     deleteSnapshots: SnapshotDeleter;
+    /** Manifests are written by the host; where the snapshots can say otherwise, they are checked. */
+    verify?: ManifestVerifier;
     progress?: (message: string) => void;
   },
 ): Promise<RetentionResult> {
@@ -147,20 +175,39 @@ export async function applyRetention(
     const manifest = await repository.readManifest(backupId);
     if (manifest) backups.push(manifest);
   }
+  const problems = new Map(options.verify ? await options.verify(backups) : []);
+  // A manifest of another cluster under this cluster's prefix is not this cluster's backup.
+  for (const m of backups) {
+    if (m.cluster !== repository.cluster && !problems.has(m.backupId))
+      problems.set(m.backupId, `its manifest names cluster ${m.cluster}, not ${repository.cluster}`);
+  }
+  const unverifiedIds = new Set(problems.keys());
+  const unverified = [...problems].map(([backupId, reason]) => ({ backupId, reason }));
+  for (const { backupId, reason } of unverified)
+    options.progress?.(`backup ${backupId} stays and is not counted: ${reason}`);
   const wal = await repository.listWal();
   const plan = planRetention({
     backups,
     walFiles: wal.map((w) => w.name),
     policy: options.policy,
     now: options.now ?? new Date(),
+    unverified: unverifiedIds,
   });
-  if (options.dryRun) return { ...plan, lockedSnapshots: [] };
+  if (options.dryRun) return { ...plan, lockedSnapshots: [], unverified };
 
   const lockedSnapshots: RetentionResult['lockedSnapshots'] = [];
   const locked = new Set<string>();
   for (const { backupId } of plan.remove) {
     const manifest = backups.find((m) => m.backupId === backupId)!;
     const result = await options.deleteSnapshots(manifest);
+    if (result.refused && result.refused.length > 0) {
+      const reason = `snapshot(s) ${result.refused.join(', ')} are not tagged as this backup's; nothing of them was deleted`;
+      unverified.push({ backupId, reason });
+      unverifiedIds.add(backupId);
+      locked.add(backupId);
+      options.progress?.(`backup ${backupId} stays: ${reason}`);
+      continue;
+    }
     if (result.locked.length > 0) {
       // Reported, not an error: a locked snapshot is someone's deliberate protection.
       lockedSnapshots.push({ backupId, snapshotIds: result.locked });
@@ -180,6 +227,7 @@ export async function applyRetention(
     policy: options.policy,
     now: options.now ?? new Date(),
     locked,
+    unverified: unverifiedIds,
   });
   for (const name of final.removeWal) await repository.deleteWal(wal.find((w) => w.name === name)!.key);
   if (final.removeWal.length > 0)
@@ -190,5 +238,6 @@ export async function applyRetention(
     removeWal: final.removeWal,
     ...(final.walFrom ? { walFrom: final.walFrom } : {}),
     lockedSnapshots,
+    unverified,
   };
 }

@@ -155,9 +155,34 @@ export class Repository {
   /** The verified content of an archived file, or undefined when it is not in the repository. */
   async fetchWal(pin: ClusterPin, name: string): Promise<Buffer | undefined> {
     const key = this.walKey(pin, name);
-    const object = await this.store.get(key);
+    // Asked at the same time as the object: a restore_command waits for one round trip, not two.
+    const [object] = await Promise.all([this.store.get(key), this.#requireOneVersion(name, key)]);
     if (!object) return undefined;
     return this.#decode(name, object, key, pin.walSegmentSize);
+  }
+
+  /**
+   * The sha256 in a WAL object's header is written by whoever writes the
+   * object, so it proves the bytes were not damaged, not that they were
+   * archived by this cluster's server. What a writer cannot forge is the
+   * bucket's history: the repository bucket is versioned and keeps every
+   * version past an overwrite or a delete (infra/repository-bucket.ts), and
+   * its policy refuses any WAL write that could replace an object. A WAL key
+   * was written exactly once by the archiver, so a key with a second version
+   * (or a delete marker) was replaced or deleted and written again since:
+   * a restore refuses it rather than replay WAL someone else put there.
+   * Where the store keeps no versions (a directory, a bucket without
+   * versioning) there is nothing to check.
+   */
+  async #requireOneVersion(name: string, key: string): Promise<void> {
+    const versions = await this.store.versionCount?.(key);
+    if (versions === undefined || versions <= 1) return;
+    throw new CorruptObjectError(
+      `${this.where(key)} has ${versions} versions: ${name} was overwritten, or deleted and written again, ` +
+        'after it was archived, so its content cannot be trusted and the restore stops here. List the versions ' +
+        '(aws s3api list-object-versions), find out who wrote them (CloudTrail data events, the access logs), and ' +
+        'restore the first version only once you know it is the archived one.',
+    );
   }
 
   /**
@@ -168,7 +193,11 @@ export class Repository {
    */
   async fetchWalWhilePinning(pinning: Promise<ClusterPin>, name: string): Promise<Buffer | undefined> {
     const guess = this.walKey({ walCompression: newPinCodec }, name);
-    const [pin, object] = await Promise.all([pinning, this.store.get(guess)]);
+    const [pin, object] = await Promise.all([
+      pinning,
+      this.store.get(guess),
+      this.#requireOneVersion(name, guess),
+    ]);
     if (this.walKey(pin, name) !== guess) return this.fetchWal(pin, name);
     return object && this.#decode(name, object, guess, pin.walSegmentSize);
   }

@@ -9,6 +9,8 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
+  ListObjectVersionsCommand,
+  type ListObjectVersionsCommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
   S3Client,
@@ -158,6 +160,37 @@ export class S3Store implements ObjectStore {
     } catch (error) {
       throw this.explain(error, 'DeleteObject', key);
     }
+  }
+
+  async versionCount(key: string): Promise<number | undefined> {
+    const full = this.key(key);
+    let count = 0;
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    do {
+      let page: ListObjectVersionsCommandOutput;
+      try {
+        page = await this.client.send(
+          new ListObjectVersionsCommand({
+            Bucket: this.location.bucket,
+            Prefix: full,
+            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+            ...(versionMarker ? { VersionIdMarker: versionMarker } : {}),
+          }),
+        );
+      } catch (error) {
+        // An S3-compatible server without versions (s3rver answers 405 MethodNotAllowed, others 501); AWS S3
+        // always answers, versioned bucket or not, so nobody can make it skip the check.
+        const status = (error as S3ServiceException).$metadata?.httpStatusCode;
+        if (status === 501 || status === 405) return undefined;
+        throw this.explain(error, 'ListObjectVersions', key);
+      }
+      // The prefix also matches longer keys (…0003.zst.tmp): only this key's versions count.
+      count += [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key === full).length;
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker);
+    return count;
   }
 
   async list(prefix: string): Promise<string[]> {

@@ -29,6 +29,12 @@ export interface ObjectStore {
   put(key: string, body: Buffer, options?: PutOptions): Promise<void>;
   /** Removes the object; removing one that is not there is not an error (retention may run twice). */
   delete(key: string): Promise<void>;
+  /**
+   * How many versions (delete markers included) the store keeps of `key`, or
+   * undefined where it keeps none (a directory, an S3-compatible server
+   * without versioning).
+   */
+  versionCount?(key: string): Promise<number | undefined>;
   /** Names one level below `prefix` (which ends in `/`): objects and "directories" alike, sorted. */
   list(prefix: string): Promise<string[]>;
   /** Releases connections, so a short-lived process can exit at once. */

@@ -308,8 +308,24 @@ describe('retention at the end of the workflow', () => {
       }),
     );
     repository.close();
-    aws.add({ SnapshotId: 'snap-locked', region: source.region, owner: source.account, locked: true });
-    aws.add({ SnapshotId: 'snap-unlocked', region: source.region, owner: source.account });
+    // Tagged as CreateSnapshots tags every snapshot it takes: retention checks the tags against the manifest.
+    const tags = (id: string) => [
+      { Key: 'pgsnap:cluster', Value: 'orders-db' },
+      { Key: 'pgsnap:backup-id', Value: id },
+    ];
+    aws.add({
+      SnapshotId: 'snap-locked',
+      region: source.region,
+      owner: source.account,
+      locked: true,
+      Tags: tags(older),
+    });
+    aws.add({
+      SnapshotId: 'snap-unlocked',
+      region: source.region,
+      owner: source.account,
+      Tags: tags(evenOlder),
+    });
 
     const { run, backupId } = await backup();
     expect(run.failure).toBeUndefined();

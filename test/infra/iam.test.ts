@@ -94,7 +94,8 @@ interface Deployed {
   /** The role that acts in DR: the DR account's copy role, or the copier itself in the same account. */
   drActor: Principal;
   drRoleArn: string;
-  host: Principal;
+  /** The database host of each cluster, with that cluster's host policy attached to its role. */
+  hosts: Principal[];
   clusters: ClusterScope[];
   sourceBucketArn: string;
   sourceKeyArn: string;
@@ -157,7 +158,6 @@ function deploy(input: EnvironmentInput): Deployed {
     const copier = world.roles.find((r) => r.name === names.copierRoleName)!;
     const drRoleArn = `arn:aws:iam::${names.account}:role/${names.roleName}`;
     const crossAccount = names.account !== source.account;
-    const hostPolicyId = logicalIdOf(sourceStack, pgsnap.hostPolicy.policy);
     const clusters = parsed.clusters.map((c, index) => ({
       name: c.name,
       instanceArn: `arn:aws:ec2:${source.region}:${source.account}:instance/${
@@ -178,19 +178,20 @@ function deploy(input: EnvironmentInput): Deployed {
       copier,
       drActor: crossAccount ? world.roles.find((r) => r.arn === drRoleArn)! : copier,
       drRoleArn,
-      host: {
-        name: 'the database host of orders-db',
-        arn: `arn:aws:iam::${source.account}:role/orders-db-host`,
+      hosts: parsed.clusters.map((c) => ({
+        name: `the database host of ${c.name}`,
+        arn: `arn:aws:iam::${source.account}:role/${c.name}-host`,
         account: source.account,
         policies: [
           {
-            name: 'AgentHostPolicy',
+            name: `AgentHostPolicy-${c.name}`,
             policy: sourceTemplate.resolve(
-              sourceTemplate.resource(hostPolicyId).Properties?.PolicyDocument,
+              sourceTemplate.resource(logicalIdOf(sourceStack, pgsnap.hostPolicy.policies.get(c.name)!))
+                .Properties?.PolicyDocument,
             ) as never,
           },
         ],
-      },
+      })),
       clusters,
       sourceBucketArn: sourceTemplate.getAtt(logicalIdOf(sourceStack, pgsnap.repository.bucket), 'Arn'),
       sourceKeyArn: sourceTemplate.getAtt(logicalIdOf(sourceStack, pgsnap.repository.key!), 'Arn'),
@@ -227,7 +228,11 @@ function s3Requests(
   keys: string[],
   listPrefix: string,
 ): Sent[] {
-  const viaS3 = { 'kms:ViaService': `s3.${region}.amazonaws.com` };
+  // With S3 Bucket Keys, S3 asks KMS with the bucket's ARN as the encryption context.
+  const viaS3 = {
+    'kms:ViaService': `s3.${region}.amazonaws.com`,
+    'kms:EncryptionContext:aws:s3:arn': bucketArn,
+  };
   const objects = (action: string) =>
     keys.map((key) => ({ as, request: { action, resource: `${bucketArn}/${key}` } }));
   switch (operation) {
@@ -240,11 +245,24 @@ function s3Requests(
       return objects('s3:GetObject');
     case 'PutObject':
       return [
-        ...objects('s3:PutObject'),
+        // Everything but a manifest is written once, with If-None-Match (Repository: putIfAbsent).
+        ...keys.map((key) => ({
+          as,
+          request: {
+            action: 's3:PutObject',
+            resource: `${bucketArn}/${key}`,
+            ...(key.endsWith('/manifest.json') ? {} : { context: { 's3:if-none-match': '*' } }),
+          },
+        })),
         { as, request: { action: 'kms:GenerateDataKey', resource: keyArn, context: viaS3 } },
       ];
     case 'DeleteObject':
       return objects('s3:DeleteObject');
+    case 'ListObjectVersions':
+      return keys.map((key) => ({
+        as,
+        request: { action: 's3:ListBucketVersions', resource: bucketArn, context: { 's3:prefix': key } },
+      }));
     case 'ListObjectsV2':
       return [
         {
@@ -281,6 +299,8 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
         },
       },
     }));
+  // Only a WAL fetch asks for an object's versions (Repository.fetchWal), which no Lambda does.
+  if (command.client === 's3' && command.operation === 'ListObjectVersions') return [];
   if (command.client === 's3') {
     // record-backup and create-snapshots only read and rewrite the backup's manifest (create-snapshots records
     // its call there, for idempotency); the others also read the cluster's pin.
@@ -572,63 +592,150 @@ for (const [mode, input] of Object.entries(modes)) {
       const commands = [
         ...(await sentCommands('agent/cli/task-token.ts')),
         ...(await sentCommands('domain/repository/s3-store.ts')),
-      ];
-      const orders = d.clusters[0]!;
+      ].filter((c) => c.operation !== 'DeleteObject');
       const refused: string[] = [];
-      for (const command of commands) {
-        const requests: IamRequest[] =
-          command.client === 'sfn'
-            ? // AWS checks these against the state machine of the token (the Service Authorization Reference lists no resource).
-              [{ action: `states:${command.operation}`, resource: d.stateMachineArn }]
-            : s3Requests(
-                'own',
-                command.operation,
-                d.sourceBucketArn,
-                d.sourceKeyArn,
-                source.region,
-                [
-                  `${orders.prefix}wal/000000010000000000000003.zst`,
-                  `${orders.prefix}backups/${backupId}/backup_label`,
-                ],
-                `${orders.prefix}wal/`,
-              ).map((s) => s.request);
-        for (const request of requests) {
-          const decision = await d.world.decide(d.host, request);
-          if (decision !== 'Allowed') refused.push(`${request.action} on ${request.resource} → ${decision}`);
+      for (const [index, own] of d.clusters.entries()) {
+        const host = d.hosts[index]!;
+        for (const command of commands) {
+          const requests: IamRequest[] =
+            command.client === 'sfn'
+              ? // AWS checks these against the state machine of the token (the Service Authorization Reference lists no resource).
+                [{ action: `states:${command.operation}`, resource: d.stateMachineArn }]
+              : s3Requests(
+                  'own',
+                  command.operation,
+                  d.sourceBucketArn,
+                  d.sourceKeyArn,
+                  source.region,
+                  [
+                    `${own.prefix}cluster.json`,
+                    `${own.prefix}wal/000000010000000000000003.zst`,
+                    `${own.prefix}backups/${backupId}/backup_label`,
+                    `${own.prefix}backups/${backupId}/manifest.json`,
+                  ],
+                  `${own.prefix}wal/`,
+                ).map((s) => s.request);
+          for (const request of requests) {
+            const decision = await d.world.decide(host, request);
+            if (decision !== 'Allowed')
+              refused.push(`${host.name}: ${request.action} on ${request.resource} → ${decision}`);
+          }
         }
       }
       expect(refused).toEqual([]);
     });
 
     it('the database host can neither delete nor change any snapshot', async () => {
-      for (const cluster of d.clusters) {
-        for (const action of ['ec2:DeleteSnapshot', 'ec2:ModifySnapshotAttribute', 'ec2:LockSnapshot']) {
-          const decision = await d.world.decide(d.host, {
-            action,
-            resource: cluster.sourceSnapshotArn,
-            context: { [`aws:ResourceTag/${snapshotTags.cluster}`]: cluster.name },
-          });
-          expect(decision, `${action} on ${cluster.name}'s snapshot`).not.toBe('Allowed');
+      for (const host of d.hosts) {
+        for (const cluster of d.clusters) {
+          for (const action of ['ec2:DeleteSnapshot', 'ec2:ModifySnapshotAttribute', 'ec2:LockSnapshot']) {
+            const decision = await d.world.decide(host, {
+              action,
+              resource: cluster.sourceSnapshotArn,
+              context: { [`aws:ResourceTag/${snapshotTags.cluster}`]: cluster.name },
+            });
+            expect(decision, `${host.name}: ${action} on ${cluster.name}'s snapshot`).not.toBe('Allowed');
+          }
         }
       }
     });
 
-    // EXPECTED TO FAIL TODAY: the one host policy covers every cluster's prefix; scoping it per cluster
-    // (one host, one cluster) is issue 16's work. Remove `.fails` when that lands.
-    it.fails('the database host of one cluster cannot overwrite or delete another cluster’s repository objects', async () => {
-      const billing = d.clusters[1]!;
-      for (const action of ['s3:PutObject', 's3:DeleteObject']) {
-        const decision = await d.world.decide(d.host, {
-          action,
-          resource: `${d.sourceBucketArn}/${billing.prefix}wal/000000010000000000000003.zst`,
-        });
-        expect(decision, `${action} on billing-db's WAL`).not.toBe('Allowed');
+    it('the database host of one cluster cannot read, write or list another cluster’s repository objects', async () => {
+      const [orders, billing] = d.hosts;
+      const allowed: string[] = [];
+      for (const [host, other] of [
+        [orders!, d.clusters[1]!],
+        [billing!, d.clusters[0]!],
+      ] as const) {
+        const wal = `${d.sourceBucketArn}/${other.prefix}wal/000000010000000000000003.zst`;
+        const requests: IamRequest[] = [
+          { action: 's3:GetObject', resource: wal },
+          { action: 's3:PutObject', resource: wal, context: { 's3:if-none-match': '*' } },
+          { action: 's3:PutObject', resource: `${d.sourceBucketArn}/${other.prefix}cluster.json` },
+          { action: 's3:DeleteObject', resource: wal },
+          {
+            action: 's3:ListBucket',
+            resource: d.sourceBucketArn,
+            context: { 's3:prefix': `${other.prefix}wal/` },
+          },
+        ];
+        for (const request of requests) {
+          if ((await d.world.decide(host, request)) === 'Allowed')
+            allowed.push(`${host.name}: ${request.action} on ${request.resource}`);
+        }
+      }
+      expect(allowed).toEqual([]);
+    });
+
+    it('no database host may delete a repository object, not even its own cluster’s', async () => {
+      const allowed: string[] = [];
+      for (const [index, host] of d.hosts.entries()) {
+        const own = d.clusters[index]!;
+        for (const key of [
+          'wal/000000010000000000000003.zst',
+          `backups/${backupId}/manifest.json`,
+          'cluster.json',
+        ]) {
+          for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion']) {
+            const resource = `${d.sourceBucketArn}/${own.prefix}${key}`;
+            if ((await d.world.decide(host, { action, resource })) === 'Allowed')
+              allowed.push(`${host.name}: ${action} on ${resource}`);
+          }
+        }
+      }
+      expect(allowed).toEqual([]);
+    });
+
+    it('the bucket refuses any write of a WAL object, the pin or an artifact that could overwrite one', async () => {
+      // Whoever asks, even a principal whose own policy allows everything: the bucket policy denies.
+      const anyone: Principal = {
+        name: 'an administrator of the source account',
+        arn: `arn:aws:iam::${source.account}:role/admin`,
+        account: source.account,
+        policies: [
+          {
+            name: 'admin',
+            policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
+          },
+        ],
+      };
+      for (const [index, own] of d.clusters.entries()) {
+        for (const key of [
+          'wal/000000010000000000000003.zst',
+          'wal/00000002.history.zst',
+          'cluster.json',
+          `backups/${backupId}/backup_label`,
+          `backups/${backupId}/000000010000000000000002.00000028.backup`,
+        ]) {
+          const resource = `${d.sourceBucketArn}/${own.prefix}${key}`;
+          for (const principal of [d.hosts[index]!, anyone]) {
+            expect(
+              await d.world.decide(principal, { action: 's3:PutObject', resource }),
+              `${principal.name}: an overwriting PutObject of ${key}`,
+            ).toBe('ExplicitlyDenied');
+            expect(
+              await d.world.decide(principal, {
+                action: 's3:PutObject',
+                resource,
+                context: { 's3:if-none-match': '*' },
+              }),
+              `${principal.name}: a write-once PutObject of ${key}`,
+            ).toBe('Allowed');
+          }
+        }
+        // The manifests change as a backup goes on: they are not write-once.
+        expect(
+          await d.world.decide(d.hosts[index]!, {
+            action: 's3:PutObject',
+            resource: `${d.sourceBucketArn}/${own.prefix}backups/${backupId}/manifest.json`,
+          }),
+        ).toBe('Allowed');
       }
     });
 
     it('nothing but the state machine’s own role can SendCommand with the agent document', async () => {
       const allowed: string[] = [];
-      for (const principal of [...d.world.roles, d.host]) {
+      for (const principal of [...d.world.roles, ...d.hosts]) {
         const decision = await d.world.decide(principal, {
           action: 'ssm:SendCommand',
           resource: d.documentArn,
@@ -662,7 +769,7 @@ for (const [mode, input] of Object.entries(modes)) {
         expect(await assume(d.copier, { 'sts:ExternalId': 'pgsnap-prod-guessed' })).not.toBe('Allowed');
         for (const other of [
           ...d.world.roles.filter((r) => r.account === source.account && r !== d.copier),
-          d.host,
+          ...d.hosts,
         ]) {
           expect(await assume(other, { 'sts:ExternalId': externalId }), other.name).not.toBe('Allowed');
         }

@@ -6,7 +6,13 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteSnapshotCommand, DescribeLockedSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DeleteSnapshotCommand,
+  DescribeLockedSnapshotsCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  type Snapshot,
+} from '@aws-sdk/client-ec2';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -21,7 +27,22 @@ let dir: string;
 
 const identity = { systemIdentifier: '7311111111111111111', walSegmentSize: 16 * 1024 * 1024 };
 
+/** The snapshots EC2 knows, with the tags CreateSnapshots and CopySnapshot put on them. */
+let snapshots: Snapshot[];
+
+function tagged(snapshotId: string, cluster: string, backupId: string): Snapshot {
+  return {
+    SnapshotId: snapshotId,
+    State: 'completed',
+    Tags: [
+      { Key: 'pgsnap:cluster', Value: cluster },
+      { Key: 'pgsnap:backup-id', Value: backupId },
+    ],
+  };
+}
+
 function manifest(backupId: string, day: number, snapshotId: string): Manifest {
+  snapshots.push(tagged(snapshotId, 'orders-db', backupId));
   const at = `2026-11-${String(day).padStart(2, '0')}T03:00:00.000Z`;
   return testManifest({
     backupId,
@@ -52,6 +73,7 @@ async function backupIds(url: string): Promise<string[]> {
 }
 
 beforeEach(async () => {
+  snapshots = [];
   dir = mkdtempSync(join(tmpdir(), 'pgsnap-retention-'));
   for (const side of ['source', 'dr']) mkdirSync(join(dir, side));
   await seed(`file://${dir}/source`, 'snap-src');
@@ -69,6 +91,9 @@ beforeEach(async () => {
       Expiration: new Date(Date.now() + 900_000),
     },
   });
+  ec2.on(DescribeSnapshotsCommand).callsFake((input: { SnapshotIds?: string[] }) => ({
+    Snapshots: snapshots.filter((s) => input.SnapshotIds?.includes(s.SnapshotId!)),
+  }));
   ec2.on(DeleteSnapshotCommand).callsFake((input: { SnapshotId: string }) => {
     if (input.SnapshotId.endsWith('-locked')) {
       throw Object.assign(new Error(`${input.SnapshotId} is locked`), { name: 'SnapshotLocked' });
@@ -130,6 +155,72 @@ describe('apply-retention', () => {
     expect(await backupIds(`file://${dir}/dr`)).toEqual([
       '20261102T030000Z-000002',
       '20261103T030000Z-000003',
+    ]);
+  });
+
+  test('a failed manifest that names another cluster’s snapshots deletes nothing of theirs, and is reported', async () => {
+    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
+    delete process.env.PGSNAP_DR;
+    // billing-db's real snapshot, tagged by CreateSnapshots for billing-db's backup.
+    snapshots.push(tagged('snap-billing', 'billing-db', '20261101T030000Z-b00001'));
+    // What a compromised host of orders-db writes: a failed, old backup "of" that snapshot.
+    const repository = await openRepository(`file://${dir}/source`, 'orders-db');
+    await repository.writeManifest(
+      testManifest({
+        backupId: '20261101T020000Z-0f0f0f',
+        state: 'failed',
+        ...identity,
+        snapshots: [{ provider: 'ebs', snapshotId: 'snap-billing', volumeId: 'vol-9', state: 'completed' }],
+        timings: { startedAt: '2026-11-01T02:00:00.000Z' },
+      }),
+    );
+    repository.close();
+    const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
+    const deleted = ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId);
+    expect(deleted).not.toContain('snap-billing');
+    expect(outcome.source?.unverified).toEqual([
+      {
+        backupId: '20261101T020000Z-0f0f0f',
+        reason: expect.stringContaining('snap-billing is tagged pgsnap:cluster=billing-db'),
+      },
+    ]);
+    expect(await backupIds(`file://${dir}/source`)).toContain('20261101T020000Z-0f0f0f');
+  });
+
+  test('forged completed manifests whose snapshots are not theirs push no real backup out of keepLast', async () => {
+    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 2 } });
+    delete process.env.PGSNAP_DR;
+    const repository = await openRepository(`file://${dir}/source`, 'orders-db');
+    for (const [backupId, day] of [
+      ['20261110T030000Z-ffff01', 10],
+      ['20261111T030000Z-ffff02', 11],
+    ] as const) {
+      const at = `2026-11-${day}T03:00:00.000Z`;
+      await repository.writeManifest(
+        testManifest({
+          backupId,
+          state: 'completed',
+          ...identity,
+          startWalFile: '0000000100000000000000FF',
+          // Real snapshots of the newest real backup, named again: their tags say which backup they are.
+          snapshots: [{ provider: 'ebs', snapshotId: 'snap-src-new', volumeId: 'vol-1', state: 'completed' }],
+          timings: { startedAt: at, completedAt: at },
+          updatedAt: at,
+        }),
+      );
+    }
+    repository.close();
+    const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
+    expect(outcome.source?.removed).toEqual(['20261101T030000Z-000001']);
+    expect(outcome.source?.kept).toEqual(
+      expect.arrayContaining(['20261102T030000Z-000002', '20261103T030000Z-000003']),
+    );
+    expect(outcome.source?.unverified.map((u) => u.backupId)).toEqual([
+      '20261110T030000Z-ffff01',
+      '20261111T030000Z-ffff02',
+    ]);
+    expect(ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId)).toEqual([
+      'snap-src-old',
     ]);
   });
 

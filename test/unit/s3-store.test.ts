@@ -2,11 +2,20 @@
  * What the S3 backend asks of S3 that a local s3rver cannot show: encryption
  * and storage-class headers, and conditional writes (s3rver ignores them).
  */
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { parseRepositoryUrl, type S3Location } from '#domain/repository/location';
+import { Repository } from '#domain/repository/repository';
 import { S3Store } from '#domain/repository/s3-store';
+import { encodeWalObject } from '#domain/repository/wal-object';
 
 const s3 = mockClient(S3Client);
 const notFound = Object.assign(new Error('NotFound'), {
@@ -81,5 +90,59 @@ describe('the S3 backend', () => {
     await expect(store('s3://backups/pg').exists('db/cluster.json')).rejects.toMatchObject({
       name: 'RepositoryUnreachableError',
     });
+  });
+});
+
+describe('a WAL fetch from a versioned bucket', () => {
+  const name = '000000010000000000000003';
+  const key = `pg/orders-db/wal/${name}.zst`;
+  const pin = { walCompression: 'zstd' } as never;
+  const segment = Buffer.alloc(16 * 1024 * 1024, 7);
+
+  beforeEach(async () => {
+    s3.reset();
+    const object = await encodeWalObject(name, segment);
+    // The part of a response body the store reads.
+    s3.on(GetObjectCommand).resolves({
+      Body: { transformToByteArray: async () => new Uint8Array(object) },
+    } as never);
+  });
+
+  it('returns a WAL file written once', async () => {
+    s3.on(ListObjectVersionsCommand).resolves({
+      Versions: [
+        { Key: key, VersionId: 'v1', IsLatest: true },
+        { Key: `${key}.other`, VersionId: 'x' },
+      ],
+    });
+    const repository = new Repository(store('s3://backups/pg'), 'orders-db');
+    expect((await repository.fetchWal(pin, name))?.equals(segment)).toBe(true);
+    expect(s3.commandCalls(ListObjectVersionsCommand)[0]!.args[0].input).toMatchObject({
+      Bucket: 'backups',
+      Prefix: key,
+    });
+  });
+
+  it('refuses a WAL key with a second version, whatever the sha256 in its header says', async () => {
+    s3.on(ListObjectVersionsCommand).resolves({
+      Versions: [
+        { Key: key, VersionId: 'v2', IsLatest: true },
+        { Key: key, VersionId: 'v1', IsLatest: false },
+      ],
+    });
+    const repository = new Repository(store('s3://backups/pg'), 'orders-db');
+    await expect(repository.fetchWal(pin, name)).rejects.toMatchObject({
+      name: 'CorruptObjectError',
+      message: expect.stringContaining('has 2 versions'),
+    });
+  });
+
+  it('refuses a WAL key that was deleted and written again', async () => {
+    s3.on(ListObjectVersionsCommand).resolves({
+      Versions: [{ Key: key, VersionId: 'v2', IsLatest: true }],
+      DeleteMarkers: [{ Key: key, VersionId: 'd1', IsLatest: false }],
+    });
+    const repository = new Repository(store('s3://backups/pg'), 'orders-db');
+    await expect(repository.fetchWal(pin, name)).rejects.toMatchObject({ name: 'CorruptObjectError' });
   });
 });

@@ -5,7 +5,12 @@
  * error codes). aws-sdk-client-mock: moto 5.2.1 has neither LockSnapshot nor
  * DescribeLockedSnapshots.
  */
-import { DeleteSnapshotCommand, DescribeLockedSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DeleteSnapshotCommand,
+  DescribeLockedSnapshotsCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, expect, test } from 'vitest';
 import { ebsSnapshotDeleter } from '#domain/ebs/retention';
@@ -13,7 +18,7 @@ import type { Manifest } from '#domain/repository/manifest';
 import { startedManifest } from '../support/started-manifest.ts';
 
 const ec2 = mockClient(EC2Client);
-const deleter = ebsSnapshotDeleter(new EC2Client({ region: 'eu-west-1' }));
+const deleter = ebsSnapshotDeleter(new EC2Client({ region: 'eu-west-1' }), 'orders-db');
 const backup: Manifest = {
   ...startedManifest('orders-db', '20261121T143000Z-a1b2c3'),
   state: 'completed',
@@ -21,7 +26,21 @@ const backup: Manifest = {
 };
 const refused = (name: string) => Object.assign(new Error('refused'), { name });
 
-beforeEach(() => ec2.reset());
+beforeEach(() => {
+  ec2.reset();
+  ec2.on(DescribeSnapshotsCommand).resolves({
+    Snapshots: [
+      {
+        SnapshotId: 'snap-1',
+        State: 'completed',
+        Tags: [
+          { Key: 'pgsnap:cluster', Value: 'orders-db' },
+          { Key: 'pgsnap:backup-id', Value: '20261121T143000Z-a1b2c3' },
+        ],
+      },
+    ],
+  });
+});
 
 test('a locked snapshot is reported locked whatever the name of the delete error', async () => {
   ec2.on(DeleteSnapshotCommand).rejects(refused('InvalidParameterValue'));
