@@ -67,6 +67,8 @@ export class AgentHostPolicy extends Construct {
         ],
       });
       acknowledge(policy, {
+        'AwsSolutions-IAM5[Resource::*]':
+          'SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat support no resource-level permissions; the task token scopes them',
         [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}${cluster}/*]`]: `the agent of ${cluster} reads and writes WAL and artifacts under its own cluster's prefix, and nowhere else`,
       });
       if (props.repositoryKey && props.keyBucket === bucket) {
