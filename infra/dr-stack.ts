@@ -10,6 +10,7 @@
 import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import {
   AccountPrincipal,
+  AnyPrincipal,
   ArnPrincipal,
   Effect,
   PolicyDocument,
@@ -29,7 +30,7 @@ import { grantOperations } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge } from './acknowledge.ts';
 import type { EnvironmentConfig } from './config.ts';
-import { type DrNames, drNames, isCrossAccountDr } from './dr-config.ts';
+import { type DrConfig, type DrNames, drNames, isCrossAccountDr } from './dr-config.ts';
 
 export interface DrStackProps extends StackProps {
   environment: EnvironmentConfig;
@@ -169,11 +170,40 @@ export class DrStack extends Stack {
         new PolicyStatement({
           sid: 'SourceWalReplicationChecksVersioning',
           principals: [new ArnPrincipal(sourceRole(names.replicationRoleName))],
-          actions: ['s3:GetBucketVersioning', 's3:PutBucketVersioning'],
+          actions: ['s3:GetBucketVersioning'],
           resources: [this.bucket.bucketArn],
         }),
       );
     }
+    // Whatever any policy in either account says: the source's principals (the replication role, the
+    // copier, and the role the copier assumes here) can never switch off versioning, expire versions,
+    // change this policy or Object Lock, or delete old versions. What DR retention needs (deleting the
+    // current object of an expired backup, which leaves a version behind) stays possible.
+    const sourcePrincipals = [
+      sourceRole(names.replicationRoleName),
+      sourceRole(names.copierRoleName),
+      ...(crossAccount ? [`arn:${this.partition}:iam::${names.account}:role/${names.roleName}`] : []),
+    ];
+    this.bucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'SourcePrincipalsCannotUndoTheHistory',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: [
+          's3:PutBucketVersioning',
+          's3:PutLifecycleConfiguration',
+          's3:PutBucketPolicy',
+          's3:DeleteBucketPolicy',
+          's3:PutBucketObjectLockConfiguration',
+          's3:PutReplicationConfiguration',
+          's3:DeleteObjectVersion',
+          's3:PutObjectRetention',
+          's3:BypassGovernanceRetention',
+        ],
+        resources: [this.bucket.bucketArn, this.bucket.arnForObjects('*')],
+        conditions: { ArnLike: { 'aws:PrincipalArn': sourcePrincipals } },
+      }),
+    );
 
     if (crossAccount) {
       this.role = new Role(this, 'CopyRole', {
@@ -184,7 +214,9 @@ export class DrStack extends Stack {
           ArnEquals: { 'aws:PrincipalArn': sourceRole(names.copierRoleName) },
         }),
         maxSessionDuration: Duration.hours(1),
-        inlinePolicies: { copy: this.copyPolicy(names, sourceAccount, sourceRegion, clusterNames) },
+        inlinePolicies: {
+          copy: this.copyPolicy(names, sourceAccount, sourceRegion, clusterNames, dr.snapshotLock),
+        },
       });
       // The copies are re-encrypted with the DR key, and the DR objects encrypted with it.
       this.key.grantEncryptDecrypt(this.role);
@@ -229,6 +261,7 @@ export class DrStack extends Stack {
     sourceAccount: string,
     sourceRegion: string,
     clusterNames: string[],
+    lock: DrConfig['snapshotLock'],
   ): PolicyDocument {
     const snapshots = (region: string) => `arn:${this.partition}:ec2:${region}::snapshot/*`;
     return new PolicyDocument({
@@ -251,11 +284,28 @@ export class DrStack extends Stack {
           conditions: { StringEquals: { 'ec2:CreateAction': 'CopySnapshot' } },
         }),
         new PolicyStatement({
-          sid: 'DeleteAndLockOwnCopies',
-          actions: ['ec2:DeleteSnapshot', 'ec2:LockSnapshot'],
+          sid: 'DeleteOwnCopies',
+          actions: ['ec2:DeleteSnapshot'],
           resources: [snapshots(names.region)],
           conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
         }),
+        // A lock can be set, never shortened below the configured duration: a governance lock can be
+        // shortened by LockSnapshot itself (https://docs.aws.amazon.com/ebs/latest/userguide/snapshot-lock-iam.html),
+        // so the role may lock only for at least `days`. Compliance mode, past its cooling-off period, cannot
+        // be shortened by anyone; it is what the README recommends.
+        ...(lock
+          ? [
+              new PolicyStatement({
+                sid: 'LockOwnCopiesForTheConfiguredDuration',
+                actions: ['ec2:LockSnapshot'],
+                resources: [snapshots(names.region)],
+                conditions: {
+                  StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames },
+                  NumericGreaterThanEquals: { 'ec2:SnapshotLockDuration': lock.days },
+                },
+              }),
+            ]
+          : []),
         new PolicyStatement({
           sid: 'DescribeSnapshots',
           // DescribeLockedSnapshots: whether a copy whose delete failed is locked.

@@ -385,12 +385,84 @@ async function grantsOfBackup(
   return grants;
 }
 
+/** Locks completed copies, or deletes failed ones in the DR region; the copies to record. */
+async function settleCopies(
+  drEc2: EC2Client,
+  request: {
+    target: DrTarget;
+    backupId: string;
+    snapshots: SnapshotOfSet[];
+    copySet?: DrCopySet;
+  } & CopyOutcome,
+): Promise<ManifestCopy[]> {
+  const { target, backupId } = request;
+  if (request.outcome === 'completed') {
+    if (!request.copySet) throw new Error('completed copies need the copy set');
+    const copies = request.copySet.copies.map((c) => ({ ...c, state: 'completed' }));
+    // Locked copies cannot be deleted, in the DR account either, until the lock expires.
+    const lock = target.snapshotLock;
+    if (lock) {
+      for (const copy of copies) {
+        if (!copy.snapshotId) continue;
+        await drEc2.send(
+          new LockSnapshotCommand({
+            SnapshotId: copy.snapshotId,
+            LockMode: lock.mode,
+            LockDuration: lock.days,
+          }),
+        );
+      }
+    }
+    return copies;
+  }
+  for (const copy of await snapshotsOfBackup(drEc2, backupId)) {
+    // A copy locked before the failure (snapshotLock) stays; DR retention reports it until the lock ends.
+    await deleteSnapshotUnlessLocked(drEc2, copy.SnapshotId!);
+  }
+  return request.snapshots.map((s) => {
+    const started = request.copySet?.copies.find((c) => c.sourceSnapshotId === s.snapshotId);
+    return {
+      account: target.account,
+      region: target.region,
+      sourceSnapshotId: s.snapshotId,
+      ...(started?.snapshotId ? { snapshotId: started.snapshotId } : {}),
+      volumeId: s.volumeId,
+      state: 'failed',
+      reason: request.reason,
+    };
+  });
+}
+
+/** Takes back the grants on the source keys and the sharing of the source snapshots. */
+async function unshare(
+  source: SourceClients,
+  target: DrTarget,
+  backupId: string,
+  snapshots: SnapshotOfSet[],
+): Promise<void> {
+  const sourceIds = snapshots.map((s) => s.snapshotId);
+  for (const grant of await grantsOfBackup(source, target, backupId, sourceIds)) {
+    await source.kms.send(new RevokeGrantCommand({ KeyId: grant.keyId, GrantId: grant.grantId }));
+  }
+  for (const snapshotId of sourceIds) {
+    await source.ec2.send(
+      new ModifySnapshotAttributeCommand({
+        SnapshotId: snapshotId,
+        Attribute: 'createVolumePermission',
+        OperationType: 'remove',
+        UserIds: [target.account],
+      }),
+    );
+  }
+}
+
 /**
- * Records how the copies ended, in the source manifest (which stays
- * completed) and the DR-side manifest (completed, or failed with the reason),
- * then takes back the sharing and the grants. On failure every copy of the
- * backup in the DR account is deleted, found by its tags (a half-made copy
- * restores nothing), also when the step that started them never returned.
+ * Records how the copies ended: takes back the sharing and the grants
+ * first, then writes the source manifest (which stays completed) and the
+ * DR-side manifest (completed, or failed with the reason). On failure every
+ * copy of the backup in the DR account is deleted, found by its tags (a
+ * half-made copy restores nothing), also when the step that started them
+ * never returned.
  */
 export async function finishDrCopies(
   clients: { source: SourceClients; drEc2: EC2Client },
@@ -407,41 +479,13 @@ export async function finishDrCopies(
   const { target, backupId } = request;
   const now = new Date().toISOString();
   let copies: ManifestCopy[];
-  if (request.outcome === 'completed') {
-    if (!request.copySet) throw new Error('completed copies need the copy set');
-    copies = request.copySet.copies.map((c) => ({ ...c, state: 'completed' }));
-    // Locked copies cannot be deleted, in the DR account either, until the lock expires.
-    const lock = target.snapshotLock;
-    if (lock) {
-      for (const copy of copies) {
-        if (!copy.snapshotId) continue;
-        await clients.drEc2.send(
-          new LockSnapshotCommand({
-            SnapshotId: copy.snapshotId,
-            LockMode: lock.mode,
-            LockDuration: lock.days,
-          }),
-        );
-      }
-    }
-  } else {
-    const reason = request.reason;
-    for (const copy of await snapshotsOfBackup(clients.drEc2, backupId)) {
-      // A copy locked before the failure (snapshotLock) stays; DR retention reports it until the lock ends.
-      await deleteSnapshotUnlessLocked(clients.drEc2, copy.SnapshotId!);
-    }
-    copies = request.snapshots.map((s) => {
-      const started = request.copySet?.copies.find((c) => c.sourceSnapshotId === s.snapshotId);
-      return {
-        account: target.account,
-        region: target.region,
-        sourceSnapshotId: s.snapshotId,
-        ...(started?.snapshotId ? { snapshotId: started.snapshotId } : {}),
-        volumeId: s.volumeId,
-        state: 'failed',
-        reason,
-      };
-    });
+  // The sharing and the grants are taken back whatever happens here (a lock or a delete refused), and
+  // before any manifest is rewritten: a failure past this point never leaves the source snapshots
+  // readable by the DR account.
+  try {
+    copies = await settleCopies(clients.drEc2, request);
+  } finally {
+    if (isCrossAccount(target)) await unshare(clients.source, target, backupId, request.snapshots);
   }
 
   const manifest = await repositories.source.readManifest(backupId);
@@ -455,23 +499,6 @@ export async function finishDrCopies(
       ...drManifestOf(manifest, copies, request.outcome),
       ...(request.outcome === 'failed' ? { failure: { reason: request.reason, at: now } } : {}),
     });
-  }
-
-  if (isCrossAccount(target)) {
-    const sourceIds = request.snapshots.map((s) => s.snapshotId);
-    for (const grant of await grantsOfBackup(clients.source, target, backupId, sourceIds)) {
-      await clients.source.kms.send(new RevokeGrantCommand({ KeyId: grant.keyId, GrantId: grant.grantId }));
-    }
-    for (const snapshotId of sourceIds) {
-      await clients.source.ec2.send(
-        new ModifySnapshotAttributeCommand({
-          SnapshotId: snapshotId,
-          Attribute: 'createVolumePermission',
-          OperationType: 'remove',
-          UserIds: [target.account],
-        }),
-      );
-    }
   }
   return { copies };
 }

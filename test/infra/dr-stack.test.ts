@@ -169,7 +169,7 @@ describe('the DR stack', () => {
       Action: 'ec2:CopySnapshot',
       Condition: { StringEquals: { 'aws:RequestTag/pgsnap:cluster': ['orders-db'] } },
     });
-    expect(bySid.DeleteAndLockOwnCopies).toMatchObject({
+    expect(bySid.DeleteOwnCopies).toMatchObject({
       Condition: { StringEquals: { 'aws:ResourceTag/pgsnap:cluster': ['orders-db'] } },
     });
     expect(bySid.UseSourceKeysThroughEbs).toMatchObject({

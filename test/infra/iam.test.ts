@@ -418,7 +418,15 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
     }
     case 'ec2:LockSnapshot':
       return [
-        { as: 'dr', request: { action: 'ec2:LockSnapshot', resource: c.drSnapshotArn, context: ownedBy } },
+        {
+          as: 'dr',
+          request: {
+            action: 'ec2:LockSnapshot',
+            resource: c.drSnapshotArn,
+            // The configured snapshotLock.days of the cross-account mode (modes above).
+            context: { ...ownedBy, 'ec2:SnapshotLockDuration': '35' },
+          },
+        },
       ];
     // Sharing, grants and AssumeRole are what a copy to another account needs (isCrossAccount in the code).
     case 'ec2:ModifySnapshotAttribute':
@@ -746,6 +754,72 @@ for (const [mode, input] of Object.entries(modes)) {
     });
 
     if (input.dr?.account) {
+      it('the source’s principals can neither shorten a DR lock nor undo the DR bucket’s history', async () => {
+        const allowed: string[] = [];
+        const orders = d.clusters[0]!;
+        const ownedBy = { [`aws:ResourceTag/${snapshotTags.cluster}`]: orders.name };
+        const replication = d.world.roles.find(
+          (r) =>
+            r.name ===
+            drNames(environmentSchema.parse(input), environmentSchema.parse(input).dr!).replicationRoleName,
+        );
+        expect(replication).toBeDefined();
+        const attempts: Array<[Principal, IamRequest]> = [
+          [
+            d.drActor,
+            {
+              action: 'ec2:LockSnapshot',
+              resource: orders.drSnapshotArn,
+              context: { ...ownedBy, 'ec2:SnapshotLockDuration': '1' },
+            },
+          ],
+          [d.drActor, { action: 'ec2:UnlockSnapshot', resource: orders.drSnapshotArn, context: ownedBy }],
+          [replication!, { action: 's3:PutBucketVersioning', resource: d.drBucketArn }],
+          ...[d.drActor, replication!, d.copier].flatMap(
+            (p): Array<[Principal, IamRequest]> => [
+              [p, { action: 's3:PutBucketVersioning', resource: d.drBucketArn }],
+              [p, { action: 's3:PutLifecycleConfiguration', resource: d.drBucketArn }],
+              [p, { action: 's3:PutBucketPolicy', resource: d.drBucketArn }],
+              [
+                p,
+                {
+                  action: 's3:DeleteObjectVersion',
+                  resource: `${d.drBucketArn}/${orders.prefix}wal/000000010000000000000003.zst`,
+                },
+              ],
+              [
+                p,
+                {
+                  action: 's3:BypassGovernanceRetention',
+                  resource: `${d.drBucketArn}/${orders.prefix}backups/${backupId}/manifest.json`,
+                },
+              ],
+            ],
+          ),
+        ];
+        for (const [principal, request] of attempts) {
+          // Even with every right in its own account: the DR bucket's policy denies.
+          const mighty = request.action.startsWith('s3:')
+            ? {
+                ...principal,
+                policies: [
+                  ...principal.policies,
+                  {
+                    name: 'all',
+                    policy: {
+                      Version: '2012-10-17',
+                      Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }],
+                    },
+                  },
+                ],
+              }
+            : principal;
+          if ((await d.world.decide(mighty, request)) === 'Allowed')
+            allowed.push(`${principal.name}: ${request.action} on ${request.resource}`);
+        }
+        expect(allowed).toEqual([]);
+      });
+
       it('the DR role trusts only the source copier, and only with the external id', async () => {
         const assume = (principal: Principal, context: Record<string, string>) =>
           d.world.decide(

@@ -536,6 +536,41 @@ describe('record-copies', () => {
     );
   });
 
+  test('a lock the DR account refuses still takes back the sharing and the grant, before any manifest is rewritten', async () => {
+    process.env.PGSNAP_DR = JSON.stringify({
+      ...target('cross-account'),
+      snapshotLock: { mode: 'compliance', days: 35 },
+    });
+    const dr = await copySnapshots(event());
+    const before = await (async () => {
+      const src = await sourceRepository();
+      try {
+        return await src.readManifest(backupId);
+      } finally {
+        src.close();
+      }
+    })();
+    ec2.resetHistory();
+    kms.resetHistory();
+    ec2
+      .on(LockSnapshotCommand)
+      .rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
+    await expect(recordCopies(event({ outcome: 'completed', dr }))).rejects.toMatchObject({
+      name: 'UnauthorizedOperation',
+    });
+    expect(kms.commandCalls(RevokeGrantCommand)).toHaveLength(1);
+    expect(
+      ec2.commandCalls(ModifySnapshotAttributeCommand).map((c) => c.args[0].input.OperationType),
+    ).toEqual(['remove', 'remove']);
+    // The step is retried or fails; the manifests still say what they said before it.
+    const src = await sourceRepository();
+    try {
+      expect(await src.readManifest(backupId)).toEqual(before);
+    } finally {
+      src.close();
+    }
+  });
+
   test('completed without snapshotLock locks nothing', async () => {
     useTarget('cross-account');
     const dr = await copySnapshots(event());
