@@ -153,16 +153,7 @@ async function shareWithDrAccount(
       }),
     );
   }
-  for (const snapshotId of snapshotIds) {
-    await source.ec2.send(
-      new ModifySnapshotAttributeCommand({
-        SnapshotId: snapshotId,
-        Attribute: 'createVolumePermission',
-        OperationType: 'add',
-        UserIds: [target.account],
-      }),
-    );
-  }
+  await setSharing(source.ec2, snapshotIds, target.account, 'add');
 }
 
 /**
@@ -444,13 +435,23 @@ async function unshare(
   for (const grant of await grantsOfBackup(source, target, backupId, sourceIds)) {
     await source.kms.send(new RevokeGrantCommand({ KeyId: grant.keyId, GrantId: grant.grantId }));
   }
-  for (const snapshotId of sourceIds) {
-    await source.ec2.send(
+  await setSharing(source.ec2, sourceIds, target.account, 'remove');
+}
+
+/** Shares the snapshots with the DR account (`add`), or takes the sharing back (`remove`). */
+async function setSharing(
+  ec2: EC2Client,
+  snapshotIds: string[],
+  account: string,
+  operation: 'add' | 'remove',
+): Promise<void> {
+  for (const snapshotId of snapshotIds) {
+    await ec2.send(
       new ModifySnapshotAttributeCommand({
         SnapshotId: snapshotId,
         Attribute: 'createVolumePermission',
-        OperationType: 'remove',
-        UserIds: [target.account],
+        OperationType: operation,
+        UserIds: [account],
       }),
     );
   }
