@@ -31,6 +31,41 @@ export const artifactSchema = z.strictObject({
 });
 export type ArtifactRecord = z.infer<typeof artifactSchema>;
 
+/**
+ * What a restore needs to make a volume again from its snapshot and put it
+ * back where it was: recorded at backup time from DescribeVolumes (size,
+ * type, performance, encryption, zone) and from the host (`begin --volumes`:
+ * mount point, file system, what the volume holds). Absent in manifests
+ * written before pgsnap recorded it; a restore of those says what is missing.
+ */
+export const volumeRecordSchema = z.strictObject({
+  /** What of the cluster the volume holds, with each part's path on the source host. */
+  holds: z
+    .array(
+      z.strictObject({
+        role: z.enum(['data', 'tablespace', 'wal']),
+        path: z.string(),
+        tablespaceOid: z.optional(z.string().check(z.regex(/^\d+$/))),
+      }),
+    )
+    .check(z.minLength(1)),
+  mountPoint: z.string(),
+  fstype: z.string(),
+  fsUuid: z.optional(z.string()),
+  /** The partition number, when the file system is on a partition of the volume. */
+  partition: z.optional(z.int().check(z.positive())),
+  /** The attachment's device name (/dev/sdf), as EC2 reports it. */
+  deviceName: z.optional(z.string()),
+  sizeGiB: z.int().check(z.positive()),
+  volumeType: z.string(),
+  iops: z.optional(z.int().check(z.positive())),
+  throughput: z.optional(z.int().check(z.positive())),
+  encrypted: z.boolean(),
+  kmsKeyId: z.optional(z.string()),
+  availabilityZone: z.string(),
+});
+export type VolumeRecord = z.infer<typeof volumeRecordSchema>;
+
 export const manifestSnapshotSchema = z.strictObject({
   provider: z.string(),
   snapshotId: z.string(),
@@ -40,6 +75,8 @@ export const manifestSnapshotSchema = z.strictObject({
   role: z.optional(z.enum(['data', 'tablespace', 'wal'])),
   path: z.optional(z.string()),
   tablespaceOid: z.optional(z.string().check(z.regex(/^\d+$/))),
+  /** EBS: the source volume, as a restore makes it again. */
+  volume: z.optional(volumeRecordSchema),
 });
 export type ManifestSnapshot = z.infer<typeof manifestSnapshotSchema>;
 

@@ -8,6 +8,8 @@
  * The same keys in a bucket and in a directory.
  */
 import { backupIdPattern, validateBackupId } from '../backup/input.ts';
+import { parseRestoreRecord, type RestoreRecord, validateRestoreRecord } from '../restore/record.ts';
+import { restoreIdPattern } from '../restore/request.ts';
 import {
   type ClusterIdentity,
   type ClusterPin,
@@ -283,6 +285,32 @@ export class Repository {
     for (const artifact of manifest.artifacts)
       await this.store.delete(this.backupKey(manifest.backupId, artifact.name));
     await this.store.delete(this.backupKey(manifest.backupId, 'manifest.json'));
+  }
+
+  restoreKey(restoreId: string): string {
+    if (!restoreIdPattern.test(restoreId)) throw new Error(`not a restoreId: ${restoreId}`);
+    return `${this.cluster}/restores/${restoreId}.json`;
+  }
+
+  async writeRestoreRecord(record: RestoreRecord): Promise<void> {
+    const key = this.restoreKey(record.restoreId);
+    const valid = validateRestoreRecord(record, this.where(key));
+    await this.store.put(key, Buffer.from(`${JSON.stringify(valid, null, 2)}\n`));
+  }
+
+  async readRestoreRecord(restoreId: string): Promise<RestoreRecord | undefined> {
+    const key = this.restoreKey(restoreId);
+    const bytes = await this.store.get(key);
+    return bytes && parseRestoreRecord(bytes, this.where(key));
+  }
+
+  /** restoreIds in the repository, oldest first (a restoreId sorts by when it was asked for). */
+  async listRestoreIds(): Promise<string[]> {
+    const names = await this.store.list(`${this.cluster}/restores/`);
+    return names
+      .filter((name) => name.endsWith('.json'))
+      .map((name) => name.slice(0, -'.json'.length))
+      .filter((id) => restoreIdPattern.test(id));
   }
 
   close(): void {

@@ -1,0 +1,123 @@
+/**
+ * `<cluster>/restores/<restoreId>.json`: the record of one restore or drill,
+ * written by the restore state machine at every phase so that a failure
+ * leaves a trace, and read by the target host (which volumes to mount where,
+ * what to recover to, what to check). The host never writes it: it answers
+ * the state machine, which records the answer.
+ */
+import { backupIdPattern } from '../backup/input.ts';
+import { ManifestInvalidError } from '../repository/errors.ts';
+import { volumeRecordSchema } from '../repository/manifest.ts';
+import * as z from '../zod.ts';
+import { hostReportSchema } from './host-report.ts';
+import { recoveryTargetSchema, restoreChecksSchema, restoreIdPattern, restoreModes } from './request.ts';
+
+export const restoreRecordSchemaVersion = 1;
+
+/**
+ * requested → volumes (created) → attached → restoring (on the host) → running
+ * (checked; restore and standby modes end here) → completed (a drill, torn
+ * down); or failed from any of them, with the reason, after the cleanup.
+ */
+export const restoreStates = [
+  'requested',
+  'volumes',
+  'attached',
+  'restoring',
+  'running',
+  'completed',
+  'failed',
+] as const;
+export type RestoreState = (typeof restoreStates)[number];
+
+const timestamp = z.iso.datetime();
+
+/** One volume the restore makes from one snapshot of the backup, and where it goes on the target host. */
+export const restoreVolumeSchema = z.strictObject({
+  snapshotId: z.string(),
+  /** The new volume, once CreateVolume returned. */
+  volumeId: z.optional(z.string()),
+  /** The device name it is attached as (/dev/sdf…). */
+  device: z.optional(z.string()),
+  source: volumeRecordSchema,
+});
+export type RestoreVolume = z.infer<typeof restoreVolumeSchema>;
+
+export const restoreRecordSchema = z.strictObject({
+  schemaVersion: z.literal(restoreRecordSchemaVersion),
+  restoreId: z.string().check(z.regex(restoreIdPattern)),
+  cluster: z.string(),
+  backupId: z.string().check(z.regex(backupIdPattern)),
+  mode: z.enum(restoreModes),
+  state: z.enum(restoreStates),
+  target: z.optional(recoveryTargetSchema),
+  checks: restoreChecksSchema,
+  primaryConninfo: z.optional(z.string()),
+  mountRoot: z.optional(z.string()),
+  port: z.optional(z.int()),
+  /** The repository the backup and its WAL are in, as the target host reaches it. */
+  repository: z.string(),
+  instance: z.optional(
+    z.strictObject({
+      instanceId: z.string(),
+      availabilityZone: z.string(),
+      /** The restore launched it (and a drill terminates it). */
+      launched: z.boolean(),
+    }),
+  ),
+  volumes: z.array(restoreVolumeSchema),
+  /** The backup's consistency point and the WAL the restore needs, as checked before anything was made. */
+  wal: z.optional(z.strictObject({ first: z.string(), last: z.optional(z.string()), stopLsn: z.string() })),
+  /** What the host reported: mounts, timings on the host, checks, the last replayed commit. */
+  host: z.optional(hostReportSchema),
+  timings: z.strictObject({
+    requestedAt: timestamp,
+    instanceReadyAt: z.optional(timestamp),
+    volumesCreatedAt: z.optional(timestamp),
+    volumesAvailableAt: z.optional(timestamp),
+    attachedAt: z.optional(timestamp),
+    /** The restored server accepted connections: the end of the RTO. */
+    acceptingAt: z.optional(timestamp),
+    finishedAt: z.optional(timestamp),
+  }),
+  /** Recovery time: from the request until the restored server accepted connections. */
+  rtoSeconds: z.optional(z.number().check(z.nonnegative())),
+  /** The data the restore kept: the last commit replayed, against the target asked for. */
+  dataKept: z.optional(
+    z.strictObject({
+      lastReplayedCommit: z.optional(timestamp),
+      replayLsn: z.optional(z.string()),
+      target: z.optional(z.string()),
+    }),
+  ),
+  /** What the cleanup found and removed. */
+  cleanup: z.optional(
+    z.strictObject({
+      volumesDeleted: z.array(z.string()),
+      instanceTerminated: z.optional(z.string()),
+      unmounted: z.optional(z.boolean()),
+    }),
+  ),
+  failure: z.optional(z.strictObject({ error: z.string(), reason: z.string(), at: timestamp })),
+  updatedAt: timestamp,
+});
+export type RestoreRecord = z.infer<typeof restoreRecordSchema>;
+
+export function parseRestoreRecord(bytes: Buffer, where: string): RestoreRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new ManifestInvalidError(`${where} is not JSON; it was truncated or edited`);
+  }
+  return validateRestoreRecord(value, where);
+}
+
+export function validateRestoreRecord(value: unknown, where: string): RestoreRecord {
+  const parsed = restoreRecordSchema.safeParse(value);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new ManifestInvalidError(`${where} is not a valid restore record: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}

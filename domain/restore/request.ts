@@ -1,0 +1,90 @@
+/**
+ * The restore state machine's input: which backup, to which point, onto
+ * which instance, and what to do with the cluster once it runs. Validated
+ * once, at the edge (the first step, and `pgsnap restore start`).
+ */
+import { randomBytes } from 'node:crypto';
+import { backupIdPattern, clusterNamePattern } from '../backup/input.ts';
+import * as z from '../zod.ts';
+
+export const restoreModes = ['restore', 'drill', 'standby'] as const;
+export type RestoreMode = (typeof restoreModes)[number];
+
+/** What a restoreId is: `r-` and a backupId's shape, so restores sort by when they were asked for. */
+export const restoreIdPattern = /^r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
+
+export function newRestoreId(now = new Date()): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
+  return `r-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Where recovery stops; none: at the end of the archived WAL. */
+export const recoveryTargetSchema = z.union([
+  z.strictObject({ time: z.iso.datetime({ offset: true }) }),
+  z.strictObject({
+    lsn: z.string().check(z.regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i, 'an LSN such as 16/B374D848')),
+  }),
+  z.strictObject({ name: z.string().check(z.regex(/^[A-Za-z0-9 ._:-]{1,63}$/, 'a restore point name')) }),
+  z.strictObject({ immediate: z.literal(true) }),
+]);
+export type RecoveryTargetRequest = z.infer<typeof recoveryTargetSchema>;
+
+const ec2Id = (prefix: string) =>
+  z
+    .string()
+    .check(z.regex(new RegExp(`^${prefix}-[0-9a-f]{8,17}$`), `an id such as ${prefix}-0123456789abcdef0`));
+
+export const instanceRequestSchema = z.union([
+  z.strictObject({ instanceId: ec2Id('i') }),
+  z.strictObject({
+    launch: z.strictObject({
+      /** A launch template id (lt-…) or name. */
+      launchTemplate: z.string().check(z.regex(/^[A-Za-z0-9()./_-]{3,128}$/)),
+      version: z.optional(z.string().check(z.regex(/^(\$Latest|\$Default|[0-9]{1,10})$/))),
+      subnetId: ec2Id('subnet'),
+    }),
+  }),
+]);
+export type InstanceRequest = z.infer<typeof instanceRequestSchema>;
+
+/** What the restored cluster is checked for before it counts as restored. */
+export const restoreChecksSchema = z.strictObject({
+  /** pg_amcheck's scope: none, the heap and btree indexes of every database (`all`), or one database. */
+  amcheck: z._default(z.union([z.enum(['none', 'all']), z.strictObject({ database: z.string() })]), 'all'),
+  /** An operator's query whose first column of the first row must read `expect` (as text). */
+  sql: z.optional(
+    z.strictObject({
+      database: z._default(z.string(), 'postgres'),
+      query: z.string().check(z.minLength(1), z.maxLength(4000)),
+      expect: z._default(z.string(), 't'),
+    }),
+  ),
+});
+export type RestoreChecks = z.infer<typeof restoreChecksSchema>;
+
+export const restoreRequestSchema = z.strictObject({
+  cluster: z.string().check(z.regex(clusterNamePattern)),
+  /** A backupId, or "latest": the newest completed backup. */
+  backupId: z._default(z.union([z.literal('latest'), z.string().check(z.regex(backupIdPattern))]), 'latest'),
+  target: z.optional(recoveryTargetSchema),
+  instance: instanceRequestSchema,
+  mode: z._default(z.enum(restoreModes), 'restore'),
+  /** EBS provisioned rate for volume initialization, MiB/s (100–300); none: EBS's default. */
+  initializationRate: z.optional(z.int().check(z.gte(100), z.lte(300))),
+  /** Re-encrypt the new volumes with this KMS key (its ARN or id); none: the snapshots' own key. */
+  kmsKeyId: z.optional(z.string().check(z.minLength(1))),
+  checks: z._default(restoreChecksSchema, { amcheck: 'all' }),
+  /** standby: how the restored server reaches its primary. */
+  primaryConninfo: z.optional(z.string().check(z.maxLength(1000))),
+  /** Where the target host places the volumes: their recorded mount points below this directory (default: at them). */
+  mountRoot: z.optional(z.string().check(z.regex(/^\/[A-Za-z0-9._/-]*$/))),
+  /** The port the restored server listens on (default: the source's). */
+  port: z.optional(z.int().check(z.gte(1), z.lte(65535))),
+  /** Set by `pgsnap restore start` and the drill schedule; otherwise derived from the execution. */
+  restoreId: z.optional(z.string().check(z.regex(restoreIdPattern))),
+});
+export type RestoreRequest = z.infer<typeof restoreRequestSchema>;
+export type RestoreRequestInput = z.input<typeof restoreRequestSchema>;
