@@ -86,3 +86,23 @@ export class ManifestStateError extends PreconditionError {
     this.state = about.state;
   }
 }
+
+/** The WAL a restore needs is not all in the repository: the message names the first missing segment. */
+export class WalGapError extends PreconditionError {
+  override name = 'WalGapError';
+}
+
+/** A check of the restored cluster failed (pg_amcheck, checksums, the operator's SQL check). */
+export class RestoreCheckFailedError extends Error {
+  override name = 'RestoreCheckFailedError';
+}
+
+/** Recovery ended, or the server stopped, before it reached the target asked for. */
+export class RecoveryTargetNotReachedError extends Error {
+  override name = 'RecoveryTargetNotReachedError';
+}
+
+/** A volume of the restore did not become available or attached in time, or EC2 put it in error. */
+export class VolumeFailedError extends Error {
+  override name = 'VolumeFailedError';
+}

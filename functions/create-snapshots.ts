@@ -1,6 +1,6 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { createSnapshotSet, type SnapshotSet } from '#domain/ebs/snapshots';
+import { createSnapshotSet, hostVolumeSchema, type SnapshotSet } from '#domain/ebs/snapshots';
 import { PreconditionError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -15,7 +15,7 @@ const eventSchema = z.object({
   /** From the configuration; when empty, the volumes that begin reported. */
   volumeIds: z.array(z.string()),
   begin: z.object({
-    volumes: z.optional(z.array(z.object({ volumeId: z.string() }))),
+    volumes: z.optional(z.array(hostVolumeSchema)),
     /** What `pgsnap begin --volumes` could not place on an EBS volume. */
     problems: z.optional(z.array(z.string())),
   }),
@@ -37,7 +37,12 @@ export const createSnapshotsHandler =
       request.volumeIds.length > 0 ? request.volumeIds : (request.begin.volumes ?? []).map((v) => v.volumeId);
     const repository = url ? await openRepository(url, request.cluster) : undefined;
     try {
-      return await createSnapshotSet(ec2, { ...request, volumeIds, ...(repository ? { repository } : {}) });
+      return await createSnapshotSet(ec2, {
+        ...request,
+        volumeIds,
+        ...(request.begin.volumes ? { hostVolumes: request.begin.volumes } : {}),
+        ...(repository ? { repository } : {}),
+      });
     } finally {
       repository?.close();
     }

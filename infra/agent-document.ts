@@ -85,7 +85,7 @@ export const agentSettingsLine = 'settings=/etc/pgsnap/pgsnap.env';
  * by root here. (SSM still keeps the parameter in its command history, and
  * the rendered script in its root-only orchestration directory.)
  */
-export const agentDocumentScript = [
+export const agentDocumentPrelude = [
   'set -euo pipefail',
   'export PATH=/usr/local/bin:/usr/bin:/bin',
   agentSettingsLine,
@@ -99,6 +99,10 @@ export const agentDocumentScript = [
   '  set -a; . "$settings"; set +a',
   'fi',
   "export PGSNAP_TASK_TOKEN='{{ taskToken }}'",
+];
+
+export const agentDocumentScript = [
+  ...agentDocumentPrelude,
   "case '{{ command }}' in",
   "  begin) set -- begin --volumes --label '{{ label }}' --backup-id '{{ backupId }}' --max-duration '{{ maxDuration }}'",
   '         if [ \'{{ fast }}\' = true ]; then set -- "$@" --fast; fi ;;',

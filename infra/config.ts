@@ -36,6 +36,57 @@ export const scheduleSchema = z.strictObject({
   label: checkedBy(validateLabel).default('scheduled').describe('Written into backup_label.'),
 });
 
+export const drillSchema = z.strictObject({
+  schedule: z
+    .string()
+    .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
+    .describe('When to drill: an EventBridge Scheduler expression, e.g. `cron(0 6 ? * SUN *)`.'),
+  timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
+  launch: z
+    .strictObject({
+      launchTemplate: z
+        .string()
+        .regex(/^[A-Za-z0-9()./_-]{3,128}$/)
+        .describe(
+          "The drill instance's launch template (id or name); its instance profile's role must be named pgsnap-*.",
+        ),
+      version: z
+        .string()
+        .regex(/^(\$Latest|\$Default|[0-9]{1,10})$/)
+        .optional()
+        .describe('The template version; default `$Default`.'),
+      subnetId: z
+        .string()
+        .regex(/^subnet-[0-9a-f]{8,17}$/)
+        .describe('Where the drill instance runs.'),
+    })
+    .describe('The instance each drill launches, and terminates when done.'),
+  checks: z
+    .strictObject({
+      amcheck: z.union([z.enum(['none', 'all']), z.strictObject({ database: z.string() })]).default('all'),
+      sql: z
+        .strictObject({
+          database: z.string().default('postgres'),
+          query: z.string().min(1).max(4000),
+          expect: z.string().default('t'),
+        })
+        .optional(),
+    })
+    .default({ amcheck: 'all' })
+    .describe(
+      "What the restored cluster is checked for: pg_amcheck's scope and an SQL check with its expected answer.",
+    ),
+  days: z
+    .int()
+    .min(1)
+    .max(7)
+    .default(7)
+    .describe(
+      'The alarm fires when no drill succeeded in this many days (at most 7: a CloudWatch alarm looks back one week at most).',
+    ),
+});
+export type DrillConfig = z.infer<typeof drillSchema>;
+
 export const clusterSchema = z.strictObject({
   name: checkedBy(validateClusterName).describe(
     "The cluster's name (`orders-db`): the repository prefix, tags and metric dimension.",
@@ -104,6 +155,11 @@ export const clusterSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe("Copy this cluster's backups to the environment's DR account/region, when it has one."),
+  drills: drillSchema
+    .optional()
+    .describe(
+      'Scheduled restore drills of the latest backup, on an instance launched for each; none: no drills.',
+    ),
 });
 
 /** The shortest heartbeatSeconds accepted (see its message). */

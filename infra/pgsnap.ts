@@ -23,6 +23,7 @@ import { hostStatements } from './cluster-hosts.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config.ts';
 import { drNames, isCrossAccountDr } from './dr-config.ts';
 import { RepositoryBucket } from './repository-bucket.ts';
+import { Restore } from './restore.ts';
 import { WalReplication } from './wal-replication.ts';
 
 export interface PgsnapProps {
@@ -39,6 +40,7 @@ export class Pgsnap extends Construct {
   readonly hostPolicy: AgentHostPolicy;
   readonly alarms: BackupAlarms;
   readonly document: AgentDocument;
+  readonly restore: Restore;
 
   constructor(scope: Construct, id: string, props: PgsnapProps) {
     super(scope, id);
@@ -264,6 +266,16 @@ export class Pgsnap extends Construct {
         walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
       });
     }
+    this.restore = new Restore(this, 'Restore', {
+      stateMachineName: `pgsnap-${config.name}-restore`,
+      clusters: config.clusters.map((cluster) => ({
+        name: cluster.name,
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+        drills: cluster.drills,
+      })),
+      timeouts: config.timeouts,
+    });
     // cdk synth fails on any of AWS's documented limits the definition or a schedule breaks.
     this.node.addValidation(
       new AwsLimits(this, {

@@ -17,7 +17,11 @@ import { CallAwsService, EventBridgePutEvents, LambdaInvoke } from 'aws-cdk-lib/
 import type { Construct } from 'constructs';
 import type { AgentDocumentParameter } from './agent-document.ts';
 import { backupEvents, backupMetrics } from './metrics-and-events.ts';
+import type { RestoreStateName } from './restore-state-names.ts';
 import type { StateName } from './state-names.ts';
+
+/** A state of either state machine. */
+type AnyStateName = StateName | RestoreStateName;
 
 /**
  * A Lambda step given `payload` (the whole state when undefined), whose
@@ -27,7 +31,7 @@ import type { StateName } from './state-names.ts';
  */
 export function lambda(
   scope: Construct,
-  name: StateName,
+  name: AnyStateName,
   fn: IFunction,
   payload: TaskInput | undefined,
   resultPath?: string,
@@ -69,7 +73,7 @@ export function recordInManifest(
 }
 
 /** A step that counts one `metricName` (backupMetrics, copyMetrics) for the cluster. */
-export function countMetric(scope: Construct, name: StateName, metricName: string): CallAwsService {
+export function countMetric(scope: Construct, name: AnyStateName, metricName: string): CallAwsService {
   return new CallAwsService(scope, name, {
     service: 'cloudwatch',
     action: 'putMetricData',
@@ -93,7 +97,7 @@ export function countMetric(scope: Construct, name: StateName, metricName: strin
 /** A step that puts one pgsnap event of `detailType` (backupEvents, copyEvents) on the default bus. */
 export function announce(
   scope: Construct,
-  name: StateName,
+  name: AnyStateName,
   detailType: string,
   detail: Record<string, unknown>,
 ): EventBridgePutEvents {
@@ -109,7 +113,7 @@ export interface HostCommands {
   timeouts: { hostCommandSeconds: number; heartbeatSeconds: number };
 }
 
-/** A step run by the agent on the host; the agent answers with SendTaskSuccess/Failure and heartbeats. */
+/** A step run by the agent on the backup's host; the agent answers with SendTaskSuccess/Failure and heartbeats. */
 export function onHost(
   scope: Construct,
   name: StateName,
@@ -118,6 +122,34 @@ export function onHost(
   resultPath: string,
   timeoutSeconds: number,
 ): CallAwsService {
+  return sendCommand(scope, name, host, {
+    instanceIdPath: '$.instanceId',
+    subjectPath: '$.backupId',
+    parameters: { ...parameters, backupId: JsonPath.stringAt('$.backupId') },
+    resultPath,
+    timeoutSeconds,
+  });
+}
+
+/**
+ * A step that runs `host.documentName` on one instance through SSM Run
+ * Command and waits for the agent's task token answer; the cluster, the
+ * repository, the token and the heartbeat setting are passed to every command.
+ */
+export function sendCommand(
+  scope: Construct,
+  name: AnyStateName,
+  host: HostCommands,
+  options: {
+    instanceIdPath: string;
+    /** What the command is about (the backupId, the restoreId), for SSM's command history. */
+    subjectPath: string;
+    parameters: Record<string, string>;
+    resultPath: string;
+    timeoutSeconds: number;
+  },
+): CallAwsService {
+  const { timeoutSeconds } = options;
   // A heartbeat no shorter than the timeout adds nothing, and AWS requires it to be shorter (Task state).
   const heartbeatSeconds =
     host.timeouts.heartbeatSeconds < timeoutSeconds ? host.timeouts.heartbeatSeconds : undefined;
@@ -131,22 +163,21 @@ export function onHost(
     ],
     parameters: {
       DocumentName: host.documentName,
-      InstanceIds: JsonPath.array(JsonPath.stringAt('$.instanceId')),
+      InstanceIds: JsonPath.array(JsonPath.stringAt(options.instanceIdPath)),
       Comment: JsonPath.format(
         'pgsnap {} of {}',
-        JsonPath.stringAt('$.backupId'),
+        JsonPath.stringAt(options.subjectPath),
         JsonPath.stringAt('$.cluster'),
       ),
       Parameters: {
         ...Object.fromEntries(
-          Object.entries(parameters).map(([key, value]) => [
+          Object.entries(options.parameters).map(([key, value]) => [
             key,
             JsonPath.isEncodedJsonPath(value) ? JsonPath.array(value) : [value],
           ]),
         ),
         cluster: JsonPath.array(JsonPath.stringAt('$.cluster')),
         repository: JsonPath.array(JsonPath.stringAt('$.repository')),
-        backupId: JsonPath.array(JsonPath.stringAt('$.backupId')),
         taskToken: JsonPath.array(JsonPath.taskToken),
         // The agent heartbeats by the configured setting even where the state has no heartbeat (abort).
         heartbeatSeconds: [String(host.timeouts.heartbeatSeconds)],
@@ -154,6 +185,6 @@ export function onHost(
     },
     ...(heartbeatSeconds ? { heartbeatTimeout: Timeout.duration(Duration.seconds(heartbeatSeconds)) } : {}),
     taskTimeout: Timeout.duration(Duration.seconds(timeoutSeconds)),
-    resultPath,
+    resultPath: options.resultPath,
   });
 }

@@ -273,12 +273,21 @@ function drManifestOf(
     state,
     snapshots: copies
       .filter((c) => c.snapshotId)
-      .map((c) => ({
-        provider: 'ebs',
-        snapshotId: c.snapshotId!,
-        ...(c.volumeId ? { volumeId: c.volumeId } : {}),
-        state: c.state,
-      })),
+      .map((c) => {
+        // The source volume's record, for a restore in the DR region: the copy is encrypted with the DR
+        // key (which a volume made from it uses by default), and its zone is the restore's instance's.
+        const source = manifest.snapshots.find((s) => s.snapshotId === c.sourceSnapshotId)?.volume;
+        const { kmsKeyId: _sourceKey, ...volume } = source ?? { kmsKeyId: undefined };
+        return {
+          provider: 'ebs',
+          snapshotId: c.snapshotId!,
+          ...(c.volumeId ? { volumeId: c.volumeId } : {}),
+          state: c.state,
+          ...(source
+            ? { volume: { ...(volume as typeof source), encrypted: true, availabilityZone: c.region } }
+            : {}),
+        };
+      }),
     copies,
     updatedAt: new Date().toISOString(),
   };

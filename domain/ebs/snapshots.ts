@@ -15,6 +15,7 @@ import {
   DescribeVolumesCommand,
   type EC2Client,
   type Snapshot,
+  type Volume,
 } from '@aws-sdk/client-ec2';
 import {
   ManifestStateError,
@@ -23,7 +24,7 @@ import {
   SnapshotSetUnknownError,
   TimeoutError,
 } from '../errors.ts';
-import type { Manifest } from '../repository/manifest.ts';
+import type { Manifest, VolumeRecord } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import * as z from '../zod.ts';
 
@@ -60,6 +61,61 @@ export interface SnapshotSetRequest {
    * call never takes a second set (see createSnapshotSet).
    */
   repository?: Repository;
+  /** What `pgsnap begin --volumes` found of each volume: kept in the manifest for a restore. */
+  hostVolumes?: HostVolume[];
+}
+
+/** One volume as the host's discovery reports it (`begin --volumes`). */
+export const hostVolumeSchema = z.object({
+  volumeId: z.string(),
+  mountPoint: z.optional(z.string()),
+  fstype: z.optional(z.string()),
+  fsUuid: z.optional(z.string()),
+  partition: z.optional(z.int()),
+  paths: z.optional(
+    z.array(
+      z.object({
+        role: z.enum(['data', 'tablespace', 'wal']),
+        path: z.string(),
+        tablespaceOid: z.optional(z.string()),
+      }),
+    ),
+  ),
+});
+export type HostVolume = z.infer<typeof hostVolumeSchema>;
+
+/**
+ * The record a restore makes the volume again from: EC2's description of
+ * the source volume and the host's of its file system; none when the host
+ * did not report where the volume is mounted (an older agent).
+ */
+export function volumeRecordOf(
+  volume: Volume,
+  instanceId: string,
+  host: HostVolume | undefined,
+): VolumeRecord | undefined {
+  if (!host?.mountPoint || !host.fstype || !host.paths?.length) return undefined;
+  return {
+    holds: host.paths.map((p) => ({
+      role: p.role,
+      path: p.path,
+      ...(p.tablespaceOid ? { tablespaceOid: p.tablespaceOid } : {}),
+    })),
+    mountPoint: host.mountPoint,
+    fstype: host.fstype,
+    ...(host.fsUuid ? { fsUuid: host.fsUuid } : {}),
+    ...(host.partition ? { partition: host.partition } : {}),
+    ...(volume.Attachments?.find((a) => a.InstanceId === instanceId)?.Device
+      ? { deviceName: volume.Attachments.find((a) => a.InstanceId === instanceId)!.Device! }
+      : {}),
+    sizeGiB: volume.Size ?? 1,
+    volumeType: volume.VolumeType ?? 'gp3',
+    ...(volume.Iops ? { iops: volume.Iops } : {}),
+    ...(volume.Throughput ? { throughput: volume.Throughput } : {}),
+    encrypted: volume.Encrypted ?? false,
+    ...(volume.KmsKeyId ? { kmsKeyId: volume.KmsKeyId } : {}),
+    availabilityZone: volume.AvailabilityZone ?? '',
+  };
 }
 
 function describe(snapshot: Snapshot): SnapshotOfSet {
@@ -194,6 +250,16 @@ export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequ
     ),
   ]);
   const rootDevice = instances.Reservations?.[0]?.Instances?.[0]?.RootDeviceName;
+  const records = new Map(
+    (volumes.Volumes ?? []).map((volume) => [
+      volume.VolumeId!,
+      volumeRecordOf(
+        volume,
+        request.instanceId,
+        request.hostVolumes?.find((h) => h.volumeId === volume.VolumeId),
+      ),
+    ]),
+  );
   const attached = (volumes.Volumes ?? []).map((volume) => ({
     volumeId: volume.VolumeId!,
     device: volume.Attachments?.find((a) => a.InstanceId === request.instanceId)?.Device,
@@ -257,7 +323,7 @@ export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequ
       `CreateSnapshots of ${request.instanceId} returned no snapshot of ${notTaken.join(', ')}; the backup is not valid`,
     );
   }
-  if (repository && intent) await recordSnapshotIds(repository, intent, { snapshots, createdAt });
+  if (repository && intent) await recordSnapshotIds(repository, intent, { snapshots, createdAt }, records);
   return { snapshots, createdAt };
 }
 
@@ -289,16 +355,21 @@ async function recordSnapshotIds(
   repository: Repository,
   manifest: Manifest,
   set: SnapshotSet,
+  volumes = new Map<string, VolumeRecord | undefined>(),
 ): Promise<void> {
   await repository.writeManifest({
     ...manifest,
     state: 'snapshotting',
-    snapshots: set.snapshots.map((s) => ({
-      provider: 'ebs',
-      snapshotId: s.snapshotId,
-      volumeId: s.volumeId,
-      state: s.state,
-    })),
+    snapshots: set.snapshots.map((s) => {
+      const volume = volumes.get(s.volumeId);
+      return {
+        provider: 'ebs',
+        snapshotId: s.snapshotId,
+        volumeId: s.volumeId,
+        state: s.state,
+        ...(volume ? { volume } : {}),
+      };
+    }),
     updatedAt: set.createdAt,
   });
 }

@@ -47,7 +47,8 @@ export const restoreRecordSchema = z.strictObject({
   schemaVersion: z.literal(restoreRecordSchemaVersion),
   restoreId: z.string().check(z.regex(restoreIdPattern)),
   cluster: z.string(),
-  backupId: z.string().check(z.regex(backupIdPattern)),
+  /** Absent only in the record of a request refused before its backup was found. */
+  backupId: z.optional(z.string().check(z.regex(backupIdPattern))),
   mode: z.enum(restoreModes),
   state: z.enum(restoreStates),
   target: z.optional(recoveryTargetSchema),

@@ -4,7 +4,7 @@
  * once, at the edge (the first step, and `pgsnap restore start`).
  */
 import { randomBytes } from 'node:crypto';
-import { backupIdPattern, clusterNamePattern } from '../backup/input.ts';
+import { backupIdFrom, backupIdPattern, clusterNamePattern } from '../backup/input.ts';
 import * as z from '../zod.ts';
 
 export const restoreModes = ['restore', 'drill', 'standby'] as const;
@@ -19,6 +19,17 @@ export function newRestoreId(now = new Date()): string {
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}/, '');
   return `r-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The restoreId of an execution: the request's, else the execution's name
+ * when it is one (`pgsnap restore start` and the drill schedule name it so),
+ * else derived from its start time and name, the same on every retry.
+ */
+export function restoreIdOfExecution(execution: { name: string; startTime: Date }, given?: string): string {
+  if (given) return given;
+  if (restoreIdPattern.test(execution.name)) return execution.name;
+  return `r-${backupIdFrom(execution.startTime, execution.name)}`;
 }
 
 /** Where recovery stops; none: at the end of the archived WAL. */

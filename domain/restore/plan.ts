@@ -1,0 +1,193 @@
+/**
+ * What the restore state machine checks before it makes anything: the backup
+ * exists and is completed, its artifacts verify, every snapshot carries what
+ * a restore needs to make its volume again, the target is after the backup's
+ * consistency point, and the WAL from the backup's start is in the
+ * repository without a gap. Nothing is created for a request that fails
+ * here; the restore record says why.
+ */
+import { ManifestStateError, PreconditionError, WalGapError } from '../errors.ts';
+import type { Manifest, VolumeRecord } from '../repository/manifest.ts';
+import type { Repository } from '../repository/repository.ts';
+import { parseSegmentName, segmentName } from '../wal/file.ts';
+import { parseLsn, walFileName } from '../wal/lsn.ts';
+import { type RestoreRecord, type RestoreVolume, restoreRecordSchemaVersion } from './record.ts';
+import type { RecoveryTargetRequest, RestoreRequest } from './request.ts';
+
+/** The newest completed backup of the cluster, or the one asked for, which must be completed. */
+export async function backupToRestore(repository: Repository, backupId: string): Promise<Manifest> {
+  if (backupId !== 'latest') {
+    const manifest = await repository.readManifest(backupId);
+    if (!manifest) {
+      throw new ManifestStateError(
+        `there is no backup ${backupId} of ${repository.cluster} in ${repository.url}; pgsnap backups list shows what there is`,
+        { backupId, state: 'none' },
+      );
+    }
+    if (manifest.state !== 'completed') {
+      throw new ManifestStateError(
+        `backup ${backupId} is ${manifest.state}, not completed${manifest.failure ? ` (${manifest.failure.reason})` : ''}; ` +
+          'only a completed backup can be restored: choose another with pgsnap backups list',
+        { backupId, state: manifest.state },
+      );
+    }
+    return manifest;
+  }
+  const ids = await repository.listBackupIds();
+  for (const id of ids.reverse()) {
+    const manifest = await repository.readManifest(id);
+    if (manifest?.state === 'completed') return manifest;
+  }
+  throw new ManifestStateError(
+    `${repository.url} has no completed backup of ${repository.cluster} to restore (${ids.length} backups, none completed)`,
+  );
+}
+
+/** Every artifact of the manifest, read back and checked against its sha256 and size. */
+export async function verifyArtifacts(repository: Repository, manifest: Manifest): Promise<void> {
+  if (!manifest.artifacts.some((a) => a.name === 'backup_label')) {
+    throw new PreconditionError(`backup ${manifest.backupId} has no backup_label; it cannot be restored`);
+  }
+  // readArtifact throws CorruptObjectError on a wrong digest or size.
+  for (const artifact of manifest.artifacts) await repository.readArtifact(manifest.backupId, artifact);
+}
+
+/** The snapshots a restore makes volumes from, with what each volume needs; refuses a manifest that lacks it. */
+export function volumesToRestore(manifest: Manifest): RestoreVolume[] {
+  const ebs = manifest.snapshots;
+  const missing = ebs.filter((s) => !s.volume).map((s) => s.snapshotId);
+  if (ebs.length === 0 || missing.length > 0) {
+    throw new PreconditionError(
+      `backup ${manifest.backupId} does not record what its volumes were (mount point, file system, size, type) ` +
+        `for ${missing.length > 0 ? `snapshot ${missing.join(', ')}` : 'any snapshot'}: it was taken before pgsnap kept ` +
+        'them in the manifest. Restore it by hand (README, "Restoring by hand"), or restore a newer backup.',
+    );
+  }
+  if (!ebs.some((s) => s.volume!.holds.some((h) => h.role === 'data'))) {
+    throw new PreconditionError(`backup ${manifest.backupId} has no snapshot of its data directory`);
+  }
+  return ebs.map((s) => ({ snapshotId: s.snapshotId, source: s.volume as VolumeRecord }));
+}
+
+/** The target in the words of the flags (`--target-time …`), for messages and the record. */
+export function describeTarget(target: RecoveryTargetRequest | undefined): string {
+  if (!target) return 'the end of the archived WAL';
+  if ('time' in target) return `time ${target.time}`;
+  if ('lsn' in target) return `LSN ${target.lsn}`;
+  if ('name' in target) return `restore point ${target.name}`;
+  return "the backup's consistency point (immediate)";
+}
+
+/** A target before the consistency point would stop recovery on files that are not consistent yet. */
+export function checkTargetAfterConsistency(
+  target: RecoveryTargetRequest | undefined,
+  manifest: Manifest,
+): void {
+  if (!target) return;
+  const stop = `the backup's consistency point (${manifest.stopLsn} at ${manifest.timings.stoppedAt})`;
+  if (
+    'lsn' in target &&
+    manifest.stopLsn &&
+    parseLsn(target.lsn.toUpperCase()) < parseLsn(manifest.stopLsn)
+  ) {
+    throw new PreconditionError(
+      `the target LSN ${target.lsn} is before ${stop}: choose a later target, or restore an earlier backup`,
+    );
+  }
+  if (
+    'time' in target &&
+    manifest.timings.stoppedAt &&
+    Date.parse(target.time) < Date.parse(manifest.timings.stoppedAt)
+  ) {
+    throw new PreconditionError(
+      `the target time ${target.time} is before ${stop}: choose a later time, or restore an earlier backup`,
+    );
+  }
+}
+
+/**
+ * The WAL a restore reads, from the backup's first segment: every segment to
+ * the consistency point must be there, and from there on the archive must be
+ * without a hole up to its newest segment on the backup's timeline (or up to
+ * the target LSN's segment). A time or a restore point cannot be placed in a
+ * segment before recovery reads it, so for those the whole archived run
+ * after the backup counts.
+ */
+export async function checkWalContinuity(
+  repository: Repository,
+  manifest: Manifest,
+  target: RecoveryTargetRequest | undefined,
+): Promise<{ first: string; last: string | undefined; stopLsn: string }> {
+  const size = manifest.walSegmentSize;
+  const first = manifest.wal?.first ?? manifest.startWalFile;
+  const stopFile = manifest.wal?.last ?? manifest.stopWalFile;
+  if (!manifest.stopLsn || !stopFile) {
+    throw new PreconditionError(
+      `backup ${manifest.backupId} has no stop LSN: it never ended and cannot be restored`,
+    );
+  }
+  const timeline = parseSegmentName(first, size).timeline;
+  const present = new Set(
+    (await repository.listWal())
+      .map((w) => w.name)
+      .filter((name) => /^[0-9A-F]{24}$/.test(name) && parseSegmentName(name, size).timeline === timeline),
+  );
+  const from = parseSegmentName(first, size).segno;
+  const newest = [...present].reduce((max, name) => {
+    const segno = parseSegmentName(name, size).segno;
+    return segno > max ? segno : max;
+  }, from - 1n);
+  const needed =
+    target && 'lsn' in target
+      ? parseSegmentName(walFileName(timeline, parseLsn(target.lsn.toUpperCase()), size), size).segno
+      : parseSegmentName(stopFile, size).segno;
+  const last = newest > needed ? newest : needed;
+  for (let segno = from; segno <= last; segno++) {
+    const name = segmentName(timeline, segno, size);
+    if (present.has(name)) continue;
+    const why =
+      segno <= needed
+        ? `the restore needs every segment from ${first} to ${segmentName(timeline, needed, size)}`
+        : `later segments (up to ${segmentName(timeline, newest, size)}) are archived, so recovery would stop at the hole`;
+    throw new WalGapError(
+      `WAL segment ${name} of ${repository.cluster} is missing from ${repository.url}: ${why}. ` +
+        "Check the source's archiving (pg_stat_archiver, pgsnap doctor) or choose a target before it.",
+    );
+  }
+  return {
+    first,
+    last: newest >= from ? segmentName(timeline, newest, size) : undefined,
+    stopLsn: manifest.stopLsn,
+  };
+}
+
+/** The record of a restore request that passed every check, before anything is made. */
+export async function planRestore(
+  repository: Repository,
+  request: RestoreRequest & { restoreId: string; repository: string },
+  now = new Date(),
+): Promise<RestoreRecord> {
+  const manifest = await backupToRestore(repository, request.backupId);
+  checkTargetAfterConsistency(request.target, manifest);
+  await verifyArtifacts(repository, manifest);
+  const volumes = volumesToRestore(manifest);
+  const wal = await checkWalContinuity(repository, manifest, request.target);
+  return {
+    schemaVersion: restoreRecordSchemaVersion,
+    restoreId: request.restoreId,
+    cluster: request.cluster,
+    backupId: manifest.backupId,
+    mode: request.mode,
+    state: 'requested',
+    ...(request.target ? { target: request.target } : {}),
+    checks: request.checks,
+    ...(request.primaryConninfo ? { primaryConninfo: request.primaryConninfo } : {}),
+    ...(request.mountRoot ? { mountRoot: request.mountRoot } : {}),
+    ...(request.port ? { port: request.port } : {}),
+    repository: request.repository,
+    volumes,
+    wal,
+    timings: { requestedAt: now.toISOString() },
+    updatedAt: now.toISOString(),
+  };
+}

@@ -1,0 +1,34 @@
+/** Lambda for "Attach the volumes to the instance". */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { parseWith } from '#domain/parse';
+import { openRepository } from '#domain/repository/open';
+import { recordVolumes } from '#domain/restore/steps';
+import { attachRestoreVolumes } from '#domain/restore/volumes';
+import * as z from '#domain/zod';
+
+const eventSchema = z.object({
+  restoreId: z.string(),
+  cluster: z.string(),
+  repository: z.string(),
+  instanceId: z.string(),
+});
+
+export const attachRestoreVolumesHandler =
+  (ec2: EC2Client) =>
+  async (event: unknown): Promise<{ devices: Record<string, string>; at: string }> => {
+    const request = parseWith(eventSchema, event, 'the attach-restore-volumes event');
+    const repository = await openRepository(request.repository, request.cluster);
+    try {
+      const record = (await repository.readRestoreRecord(request.restoreId))!;
+      const volumes = await attachRestoreVolumes(ec2, record.volumes, request.instanceId);
+      await recordVolumes(repository, request.restoreId, volumes, 'attached');
+      return {
+        devices: Object.fromEntries(volumes.map((v) => [v.volumeId!, v.device!])),
+        at: new Date().toISOString(),
+      };
+    } finally {
+      repository.close();
+    }
+  };
+
+export const handler = attachRestoreVolumesHandler(new EC2Client({}));

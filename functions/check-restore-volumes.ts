@@ -1,0 +1,53 @@
+/**
+ * Lambda for "Check whether the volumes are available" and "Check whether
+ * the volumes are attached": one poll, bounded by the time since the step
+ * that asked for them; when all are ready, the record says so.
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { VolumeFailedError } from '#domain/errors';
+import { parseWith } from '#domain/parse';
+import { openRepository } from '#domain/repository/open';
+import { recordRestore } from '#domain/restore/steps';
+import { checkRestoreVolumes, type VolumeProgress } from '#domain/restore/volumes';
+import * as z from '#domain/zod';
+
+const environmentSchema = z.object({
+  PGSNAP_VOLUME_MINUTES: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1))), 30),
+});
+
+const eventSchema = z.object({
+  restoreId: z.string(),
+  cluster: z.string(),
+  repository: z.string(),
+  wanted: z.enum(['available', 'attached']),
+  instanceId: z.optional(z.string()),
+  since: z.iso.datetime(),
+});
+
+export const checkRestoreVolumesHandler =
+  (ec2: EC2Client) =>
+  async (event: unknown): Promise<VolumeProgress> => {
+    const env = parseWith(environmentSchema, process.env, 'the check-restore-volumes environment');
+    const request = parseWith(eventSchema, event, 'the check-restore-volumes event');
+    const repository = await openRepository(request.repository, request.cluster);
+    try {
+      const record = (await repository.readRestoreRecord(request.restoreId))!;
+      const progress = await checkRestoreVolumes(ec2, record.volumes, request.wanted, request.instanceId);
+      if (progress.ready) {
+        await recordRestore(repository, request.restoreId, { phase: request.wanted });
+      } else if (Date.now() - Date.parse(request.since) > env.PGSNAP_VOLUME_MINUTES * 60_000) {
+        const waiting = Object.entries(progress.states)
+          .filter(([, state]) => state !== request.wanted)
+          .map(([id, state]) => `${id} ${state}`);
+        throw new VolumeFailedError(
+          `the restore's volumes are not ${request.wanted} after ${env.PGSNAP_VOLUME_MINUTES} minutes ` +
+            `(${waiting.join(', ')}); check the EBS console for the volume's state and the account's volume limits`,
+        );
+      }
+      return progress;
+    } finally {
+      repository.close();
+    }
+  };
+
+export const handler = checkRestoreVolumesHandler(new EC2Client({}));

@@ -1,0 +1,22 @@
+/** Lambda for "Check the restore request": the restore state machine's first step. */
+
+import { jsonText, parseWith } from '#domain/parse';
+import { openRepository } from '#domain/repository/open';
+import {
+  prepareRestore,
+  prepareRestoreEventSchema,
+  type RestorePlan,
+  restoreClustersSchema,
+} from '#domain/restore/steps';
+import * as z from '#domain/zod';
+
+const environmentSchema = z.object({ PGSNAP_CLUSTERS: jsonText(restoreClustersSchema) });
+
+export async function handler(event: unknown): Promise<RestorePlan> {
+  const { PGSNAP_CLUSTERS } = parseWith(environmentSchema, process.env, 'the prepare-restore environment');
+  return prepareRestore(
+    openRepository,
+    parseWith(prepareRestoreEventSchema, event, 'the prepare-restore event'),
+    PGSNAP_CLUSTERS,
+  );
+}

@@ -1,0 +1,16 @@
+/** Lambda for "Terminate the launched instance": only instances the restore launched, found by its tag. */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { parseWith } from '#domain/parse';
+import { terminateLaunched } from '#domain/restore/instance';
+import * as z from '#domain/zod';
+
+const eventSchema = z.object({ restoreId: z.string() });
+
+export const terminateRestoreInstanceHandler =
+  (ec2: EC2Client) =>
+  async (event: unknown): Promise<{ terminated: string[] }> => {
+    const request = parseWith(eventSchema, event, 'the terminate-restore-instance event');
+    return { terminated: await terminateLaunched(ec2, request.restoreId) };
+  };
+
+export const handler = terminateRestoreInstanceHandler(new EC2Client({}));

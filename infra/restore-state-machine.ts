@@ -1,0 +1,65 @@
+/**
+ * The restore state machine, assembled from its fragments: the restore and a
+ * drill's teardown (restore-steps.ts), whose every failure takes the one
+ * cleanup path (restore-cleanup-steps.ts). State names are in
+ * restore-state-names.ts. Deployed in the source stack and in the DR stack,
+ * where it restores from the DR copies with the DR account's rights alone.
+ */
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { acknowledge, arnReference, wildcardReasons } from './acknowledge.ts';
+import { RestoreCleanupSteps } from './restore-cleanup-steps.ts';
+import { type RestoreFunctions, RestoreSteps } from './restore-steps.ts';
+import type { HostCommands } from './steps.ts';
+
+export interface RestoreStateMachineProps {
+  stateMachineName: string;
+  functions: RestoreFunctions;
+  /** The restore document (restore-document.ts) and the timeouts of the configuration. */
+  host: HostCommands;
+  /** How long the host may take to mount, recover and check. */
+  restoreSeconds: number;
+}
+
+export class RestoreStateMachine extends Construct {
+  readonly stateMachine: StateMachine;
+
+  constructor(scope: Construct, id: string, props: RestoreStateMachineProps) {
+    super(scope, id);
+    const cleanup = new RestoreCleanupSteps(this, 'Cleanup', {
+      functions: props.functions,
+      host: props.host,
+    });
+    const definition = new RestoreSteps(this, 'Restore', {
+      functions: props.functions,
+      host: props.host,
+      cleanup,
+      restoreSeconds: props.restoreSeconds,
+    });
+    const logs = new LogGroup(this, 'Logs', {
+      retention: RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.stateMachine = new StateMachine(this, 'StateMachine', {
+      stateMachineName: props.stateMachineName,
+      stateMachineType: StateMachineType.STANDARD,
+      definitionBody: DefinitionBody.fromChainable(definition),
+      comment:
+        'pgsnap: restores a backup of one PostgreSQL cluster from its EBS snapshots onto an instance (restore, drill or standby); the restoreId is the execution name, or is derived from it',
+      tracingEnabled: true,
+      // Every state, but not its data: the SSM steps' parameters carry the task token.
+      logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: false },
+    });
+    acknowledge(this, {
+      'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; nor do cloudwatch:PutMetricData (the restore counters) and the log delivery actions`,
+      ...Object.fromEntries(
+        Object.values(props.functions).map((fn) => [
+          `AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`,
+          wildcardReasons.lambdaVersions,
+        ]),
+      ),
+    });
+  }
+}
