@@ -6,7 +6,7 @@ import { instanceState } from '#domain/restore/instance';
 import * as z from '#domain/zod';
 
 const environmentSchema = z.object({
-  PGSNAP_INSTANCE_MINUTES: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1))), 15),
+  PGSNAP_INSTANCE_SECONDS: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1))), 900),
 });
 
 const eventSchema = z.object({ instanceId: z.string(), since: z.iso.datetime() });
@@ -23,9 +23,9 @@ export const checkRestoreInstanceHandler =
       );
     }
     const running = state === 'running';
-    if (!running && Date.now() - Date.parse(request.since) > env.PGSNAP_INSTANCE_MINUTES * 60_000) {
+    if (!running && Date.now() - Date.parse(request.since) > env.PGSNAP_INSTANCE_SECONDS * 1000) {
       throw new TimeoutError(
-        `instance ${request.instanceId} is still ${state} after ${env.PGSNAP_INSTANCE_MINUTES} minutes; ` +
+        `instance ${request.instanceId} is still ${state} after ${env.PGSNAP_INSTANCE_SECONDS} s; ` +
           'check its launch template (AMI, instance type, subnet capacity)',
       );
     }

@@ -12,7 +12,7 @@ import { checkRestoreVolumes, type VolumeProgress } from '#domain/restore/volume
 import * as z from '#domain/zod';
 
 const environmentSchema = z.object({
-  PGSNAP_VOLUME_MINUTES: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1))), 30),
+  PGSNAP_VOLUME_SECONDS: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1))), 1800),
 });
 
 const eventSchema = z.object({
@@ -35,12 +35,12 @@ export const checkRestoreVolumesHandler =
       const progress = await checkRestoreVolumes(ec2, record.volumes, request.wanted, request.instanceId);
       if (progress.ready) {
         await recordRestore(repository, request.restoreId, { phase: request.wanted });
-      } else if (Date.now() - Date.parse(request.since) > env.PGSNAP_VOLUME_MINUTES * 60_000) {
+      } else if (Date.now() - Date.parse(request.since) > env.PGSNAP_VOLUME_SECONDS * 1000) {
         const waiting = Object.entries(progress.states)
           .filter(([, state]) => state !== request.wanted)
           .map(([id, state]) => `${id} ${state}`);
         throw new VolumeFailedError(
-          `the restore's volumes are not ${request.wanted} after ${env.PGSNAP_VOLUME_MINUTES} minutes ` +
+          `the restore's volumes are not ${request.wanted} after ${env.PGSNAP_VOLUME_SECONDS} s ` +
             `(${waiting.join(', ')}); check the EBS console for the volume's state and the account's volume limits`,
         );
       }

@@ -26,16 +26,32 @@ export interface AgentDocumentContent {
 export interface SynthesizedForLocalRun {
   definition: Asl;
   agentDocument: AgentDocumentContent;
+  /** The restore state machine and its SSM document. */
+  restoreDefinition: Asl;
+  restoreDocument: AgentDocumentContent;
 }
 
 type Template = { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
 type Fragment = string | { Ref: string } | { 'Fn::GetAtt': [string, string] } | Record<string, unknown>;
 
-function onlyResource(template: Template, type: string): Record<string, unknown> {
-  const found = Object.values(template.Resources).filter((resource) => resource.Type === type);
-  if (found.length !== 1) throw new Error(`expected one ${type} in the template, found ${found.length}`);
+function onlyResource(
+  template: Template,
+  type: string,
+  which: (properties: Record<string, unknown>) => boolean = () => true,
+): Record<string, unknown> {
+  const found = Object.values(template.Resources).filter(
+    (resource) => resource.Type === type && which(resource.Properties),
+  );
+  if (found.length !== 1) throw new Error(`expected one such ${type} in the template, found ${found.length}`);
   return found[0]!.Properties;
 }
+
+/** The backup's or the restore's: told apart by the name, `pgsnap-<env>-backup` or `-restore`. */
+const named = (kind: 'backup' | 'restore') => (properties: Record<string, unknown>) =>
+  String(properties.StateMachineName ?? '').endsWith(`-${kind}`);
+/** The agent's documents: told apart by what their description says they run. */
+const described = (kind: 'backup' | 'restore') => (properties: Record<string, unknown>) =>
+  String((properties.Content as { description?: string }).description).includes(`for a ${kind}`);
 
 /**
  * The state machine's ASL, with references to other resources (Lambda
@@ -46,8 +62,9 @@ export function stateMachineDefinition(
   template: Template,
   account = '111122223333',
   region = 'eu-west-1',
+  kind: 'backup' | 'restore' = 'backup',
 ): Asl {
-  const definition = onlyResource(template, 'AWS::StepFunctions::StateMachine').DefinitionString as
+  const definition = onlyResource(template, 'AWS::StepFunctions::StateMachine', named(kind)).DefinitionString as
     | { 'Fn::Join': [string, Fragment[]] }
     | string;
   if (typeof definition === 'string') return JSON.parse(definition);
@@ -66,8 +83,11 @@ export function stateMachineDefinition(
 }
 
 /** The agent's SSM document: its parameters and its script. */
-export function agentDocumentContent(template: Template): AgentDocumentContent {
-  const content = onlyResource(template, 'AWS::SSM::Document').Content as {
+export function agentDocumentContent(
+  template: Template,
+  kind: 'backup' | 'restore' = 'backup',
+): AgentDocumentContent {
+  const content = onlyResource(template, 'AWS::SSM::Document', described(kind)).Content as {
     parameters: AgentDocumentContent['parameters'];
     mainSteps: Array<{ inputs: { runCommand: string[] } }>;
   };
@@ -85,5 +105,7 @@ export function synthesizeForLocalRun(environment: EnvironmentInput, outdir: str
   return {
     definition: stateMachineDefinition(template, environment.account, environment.region),
     agentDocument: agentDocumentContent(template),
+    restoreDefinition: stateMachineDefinition(template, environment.account, environment.region, 'restore'),
+    restoreDocument: agentDocumentContent(template, 'restore'),
   };
 }

@@ -15,16 +15,12 @@ import { createSnapshotsHandler } from '../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../functions/delete-snapshots.ts';
 import { prepareBackupHandler } from '../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../functions/record-backup.ts';
-import { agentSettingsLine } from '../infra/agent-document.ts';
 import type { SynthesizedForLocalRun } from '../infra/local-synth.ts';
 import { states } from '../infra/state-names.ts';
-import { renderDocument, replaceLine, runScript } from './agent-document.ts';
+import { hostCommands } from './host-commands.ts';
 import type { LocalEc2 } from './local-ec2.ts';
-import { type Json, type LocalBackupRun, runLocalBackup, type TaskHandler } from './state-machine.ts';
+import { type Json, type LocalBackupRun, runLocalBackup } from './state-machine.ts';
 import { TaskTokenEndpoint } from './task-token-endpoint.ts';
-
-/** Lines of the agent document the local run changes: PATH gets the local agent, settings come from `env`. */
-const documentPathLine = 'export PATH=/usr/local/bin:/usr/bin:/bin';
 
 export interface LocalBackupRequest {
   synthesized: SynthesizedForLocalRun;
@@ -81,39 +77,19 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
   });
   const result: Partial<LocalBackupResult> = {};
   const endpoint = await TaskTokenEndpoint.start();
-  const onHost: TaskHandler = async (input) => {
-    const parameters = (input as { Parameters: Record<string, string[]> }).Parameters;
-    const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, value[0]]));
-    let script = renderDocument(synthesized.agentDocument, values);
-    script = replaceLine(script, documentPathLine, `export PATH=${request.agentBinDir}:/usr/bin:/bin`);
-    script = replaceLine(
-      script,
-      agentSettingsLine,
-      'settings= # settings from the environment of pgsnap demo',
-    );
-    if (request.signal?.aborted) throw new Error('interrupted: no more host commands');
-    const answer = endpoint.answerFor(values.taskToken ?? '');
-    const exited = runScript(
-      script,
-      { ...request.agentEnv, ...endpoint.env },
-      (line) => detail(`agent: ${line}`),
-      request.signal,
-    );
-    request.hostCommands?.add(exited);
-    void exited.finally(() => request.hostCommands?.delete(exited)).catch(() => {});
-    const document = (await Promise.race([
-      answer,
-      exited.then(async (ran) => {
-        // In AWS a silent agent leaves the task to time out; here it is said at once.
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
-        throw new Error(`the agent exited ${ran.code} without answering Step Functions: ${ran.stderr}`);
-      }),
-    ])) as Record<string, Json>;
-    await exited;
-    if (values.command === 'begin') result.begin = document;
-    if (values.command === 'end') result.end = document;
-    return document;
-  };
+  const onHost = hostCommands({
+    document: synthesized.agentDocument,
+    endpoint,
+    agentBinDir: request.agentBinDir,
+    agentEnv: request.agentEnv,
+    detail,
+    signal: request.signal,
+    hostCommands: request.hostCommands,
+    onAnswer: (command, document) => {
+      if (command === 'begin') result.begin = document;
+      if (command === 'end') result.end = document;
+    },
+  });
   const ec2Client = ec2.client;
   const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${request.backupId}`;
   const sfn = localExecutions({ executionArn, name: request.backupId, startDate: new Date() });

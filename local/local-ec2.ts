@@ -1,19 +1,32 @@
 /**
- * The part of the EC2 API the backup's Lambdas call, answered on one machine
- * by a local snapshot provider (btrfs or copy): the host is one "instance",
- * each of the cluster's directories one "volume", and CreateSnapshots takes the
- * provider's snapshots of the requested volumes. `pgsnap demo` gives it to the
- * very handlers that run in Lambda, so the state machine's snapshot steps run
- * unchanged. A local snapshot is complete when taken.
+ * The part of the EC2 API the backup's and the restore's Lambdas call,
+ * answered on one machine by a local snapshot provider (btrfs or copy): the
+ * host is one "instance", each of the cluster's directories one "volume", and
+ * CreateSnapshots takes the provider's snapshots of the requested volumes.
+ * For a restore, CreateVolume makes a writable clone of a snapshot (the
+ * provider's restore), AttachVolume marks it attached, and the host finds it
+ * through the local volumes file (`PGSNAP_LOCAL_VOLUMES`) where `pgsnap
+ * mount` looks instead of NVMe serials; RunInstances "launches" another
+ * instance id on this same host. `pgsnap demo` and the e2e tests give it to
+ * the very handlers that run in Lambda, so the state machines' EC2 steps run
+ * unchanged. A local snapshot is complete when taken, a clone available when made.
  */
+import { writeFileSync } from 'node:fs';
 import {
+  AttachVolumeCommand,
   CreateSnapshotsCommand,
+  CreateVolumeCommand,
   DeleteSnapshotCommand,
+  DeleteVolumeCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
+  DetachVolumeCommand,
   type EC2Client,
+  type Filter,
+  RunInstancesCommand,
   type Tag,
+  TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { SnapshotProvider, VolumeSnapshot } from '../agent/providers/provider.ts';
@@ -25,6 +38,33 @@ export interface LocalVolume {
   /** What the volume holds; none for the root volume. */
   holds?: ClusterPath;
 }
+
+/** A volume CreateVolume made: a writable clone of a snapshot. */
+interface ClonedVolume {
+  volumeId: string;
+  snapshotId: string;
+  path: string;
+  tags: Tag[];
+  state: 'creating' | 'available' | 'in-use';
+  attachment?: { instanceId: string; device: string };
+}
+
+interface LocalInstance {
+  instanceId: string;
+  tags: Tag[];
+  state: 'pending' | 'running' | 'terminated';
+}
+
+/** Faults a test can ask for, as EC2 would show them. */
+export interface LocalEc2Faults {
+  /** CreateVolume makes volumes that never become available. */
+  volumesStayCreating?: boolean;
+  /** AttachVolume fails with this error name. */
+  attachFails?: string;
+}
+
+/** The zone every local volume and instance is in. */
+export const localZone = 'local-1a';
 
 interface LocalSnapshot {
   snapshotId: string;
@@ -38,12 +78,46 @@ export class LocalEc2 {
   private readonly snapshots = new Map<string, LocalSnapshot>();
   private next = 1;
 
+  private readonly clones = new Map<string, ClonedVolume>();
+  private readonly instances = new Map<string, LocalInstance>();
+  /** Faults to show; a test sets them before the step that should meet them. */
+  readonly faults: LocalEc2Faults = {};
+
   constructor(
     private readonly provider: SnapshotProvider,
     readonly instanceId: string,
     private readonly volumes: LocalVolume[],
     private readonly rootDevice = '/dev/xvda',
-  ) {}
+    private readonly restore: { workDir?: string; volumesFile?: string } = {},
+  ) {
+    this.instances.set(instanceId, { instanceId, tags: [], state: 'running' });
+    this.writeVolumesFile();
+  }
+
+  /** The volumes file the host reads (PGSNAP_LOCAL_VOLUMES): each volume id and the directory it is. */
+  private writeVolumesFile(): void {
+    if (!this.restore.volumesFile) return;
+    const volumes = [
+      ...this.volumes.filter((v) => v.holds).map((v) => ({ volumeId: v.volumeId, path: v.holds!.path })),
+      ...[...this.clones.values()].map((c) => ({ volumeId: c.volumeId, path: c.path })),
+    ];
+    writeFileSync(this.restore.volumesFile, `${JSON.stringify({ volumes }, null, 2)}\n`);
+  }
+
+  /** The volumes a restore made that still exist (a test checks that nothing is left). */
+  get clonedVolumes(): Array<{ volumeId: string; state: string; path: string; tags: Tag[] }> {
+    return [...this.clones.values()].map((c) => ({
+      volumeId: c.volumeId,
+      state: c.state,
+      path: c.path,
+      tags: c.tags,
+    }));
+  }
+
+  /** The instances RunInstances launched, with their state. */
+  get launchedInstances(): Array<{ instanceId: string; state: string }> {
+    return [...this.instances.values()].filter((i) => i.instanceId !== this.instanceId);
+  }
 
   /** The same object typed as the SDK client the domain code takes; it answers only the commands below. */
   get client(): EC2Client {
@@ -56,18 +130,19 @@ export class LocalEc2 {
   }
 
   async send(command: unknown): Promise<unknown> {
-    if (command instanceof DescribeInstancesCommand) {
-      return {
-        Reservations: [{ Instances: [{ InstanceId: this.instanceId, RootDeviceName: this.rootDevice }] }],
-      };
-    }
-    if (command instanceof DescribeVolumesCommand) {
-      return {
-        Volumes: this.volumes.map((v) => ({
-          VolumeId: v.volumeId,
-          Attachments: [{ InstanceId: this.instanceId, Device: v.device }],
-        })),
-      };
+    if (command instanceof DescribeInstancesCommand) return this.describeInstances(command);
+    if (command instanceof DescribeVolumesCommand) return this.describeVolumes(command);
+    if (command instanceof CreateVolumeCommand) return this.createVolume(command);
+    if (command instanceof AttachVolumeCommand) return this.attachVolume(command);
+    if (command instanceof DetachVolumeCommand) return this.detachVolume(command);
+    if (command instanceof DeleteVolumeCommand) return this.deleteVolume(command);
+    if (command instanceof RunInstancesCommand) return this.runInstance(command);
+    if (command instanceof TerminateInstancesCommand) {
+      for (const id of command.input.InstanceIds ?? []) {
+        const instance = this.instances.get(id);
+        if (instance && id !== this.instanceId) instance.state = 'terminated';
+      }
+      return {};
     }
     if (command instanceof CreateSnapshotsCommand) return this.create(command);
     if (command instanceof DescribeSnapshotsCommand) return this.describe(command);
@@ -80,6 +155,163 @@ export class LocalEc2 {
       return {};
     }
     throw new Error(`the local EC2 does not answer ${(command as object).constructor.name}`);
+  }
+
+  private describeInstances(command: DescribeInstancesCommand) {
+    const { InstanceIds, Filters } = command.input;
+    let found = [...this.instances.values()];
+    if (InstanceIds) {
+      const missing = InstanceIds.filter((id) => !this.instances.has(id));
+      if (missing.length > 0)
+        throw ec2Error('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
+      found = found.filter((i) => InstanceIds.includes(i.instanceId));
+    }
+    for (const filter of Filters ?? []) {
+      if (filter.Name === 'instance-state-name')
+        found = found.filter((i) => filter.Values?.includes(i.state));
+      else found = found.filter((i) => matchesTag(i.tags, filter));
+    }
+    const instances = found.map((instance) => {
+      // A launched instance is running from the second look on.
+      const shown = { ...instance };
+      if (instance.state === 'pending') instance.state = 'running';
+      const attached = [
+        ...(instance.instanceId === this.instanceId
+          ? this.volumes.map((v) => ({ DeviceName: v.device }))
+          : []),
+        ...[...this.clones.values()]
+          .filter((c) => c.attachment?.instanceId === instance.instanceId)
+          .map((c) => ({ DeviceName: c.attachment!.device, Ebs: { VolumeId: c.volumeId } })),
+      ];
+      return {
+        InstanceId: shown.instanceId,
+        RootDeviceName: this.rootDevice,
+        State: { Name: shown.state },
+        Placement: { AvailabilityZone: localZone },
+        Tags: shown.tags,
+        BlockDeviceMappings: attached,
+      };
+    });
+    return { Reservations: instances.length > 0 ? [{ Instances: instances }] : [] };
+  }
+
+  private describeVolumes(command: DescribeVolumesCommand) {
+    const source = this.volumes.map((v) => ({
+      VolumeId: v.volumeId,
+      State: 'in-use',
+      Size: 1,
+      VolumeType: 'gp3',
+      Iops: 3000,
+      Throughput: 125,
+      Encrypted: false,
+      AvailabilityZone: localZone,
+      Tags: [] as Tag[],
+      Attachments: [{ InstanceId: this.instanceId, Device: v.device, State: 'attached' }],
+    }));
+    const cloned = [...this.clones.values()].map((c) => ({
+      VolumeId: c.volumeId,
+      SnapshotId: c.snapshotId,
+      State: c.state,
+      Size: 1,
+      VolumeType: 'gp3',
+      Encrypted: false,
+      AvailabilityZone: localZone,
+      Tags: c.tags,
+      Attachments: c.attachment
+        ? [{ InstanceId: c.attachment.instanceId, Device: c.attachment.device, State: 'attached' }]
+        : [],
+    }));
+    let found = [...source, ...cloned];
+    if (command.input.VolumeIds) found = found.filter((v) => command.input.VolumeIds!.includes(v.VolumeId));
+    for (const filter of command.input.Filters ?? []) {
+      if (filter.Name === 'attachment.instance-id') {
+        found = found.filter((v) => v.Attachments.some((a) => filter.Values?.includes(a.InstanceId)));
+      } else if (filter.Name === 'volume-id') {
+        found = found.filter((v) => filter.Values?.includes(v.VolumeId));
+      } else {
+        found = found.filter((v) => matchesTag(v.Tags, filter));
+      }
+    }
+    return { Volumes: found };
+  }
+
+  private async createVolume(command: CreateVolumeCommand) {
+    const { SnapshotId, TagSpecifications, ClientToken, AvailabilityZone } = command.input;
+    if (AvailabilityZone !== localZone) {
+      throw ec2Error(
+        'InvalidZone.NotFound',
+        `The zone '${AvailabilityZone}' does not exist (the local zone is ${localZone})`,
+      );
+    }
+    const again = [...this.clones.values()].find(
+      (c) => ClientToken && c.volumeId === `vol-${tokenHex(ClientToken)}`,
+    );
+    if (again) return { VolumeId: again.volumeId, State: 'creating' };
+    const snapshot = this.snapshots.get(SnapshotId ?? '');
+    if (!snapshot) throw ec2Error('InvalidSnapshot.NotFound', `The snapshot '${SnapshotId}' does not exist.`);
+    if (!this.restore.workDir)
+      throw new Error('the local EC2 was made without a directory for restored volumes');
+    const volumeId = ClientToken
+      ? `vol-${tokenHex(ClientToken)}`
+      : `vol-${(this.next++).toString(16).padStart(17, '0')}`;
+    const path = this.provider.scratchTarget(snapshot.taken, this.restore.workDir, volumeId);
+    await this.provider.restore(snapshot.taken, path);
+    this.clones.set(volumeId, {
+      volumeId,
+      snapshotId: snapshot.snapshotId,
+      path,
+      tags: TagSpecifications?.[0]?.Tags ?? [],
+      state: this.faults.volumesStayCreating ? 'creating' : 'available',
+    });
+    this.writeVolumesFile();
+    return { VolumeId: volumeId, State: 'creating' };
+  }
+
+  private attachVolume(command: AttachVolumeCommand) {
+    const clone = this.clones.get(command.input.VolumeId ?? '');
+    if (!clone)
+      throw ec2Error('InvalidVolume.NotFound', `The volume '${command.input.VolumeId}' does not exist.`);
+    if (this.faults.attachFails)
+      throw ec2Error(this.faults.attachFails, `local fault: attaching ${clone.volumeId} fails`);
+    if (clone.state !== 'available')
+      throw ec2Error('IncorrectState', `vol ${clone.volumeId} is ${clone.state}`);
+    clone.attachment = { instanceId: command.input.InstanceId!, device: command.input.Device! };
+    clone.state = 'in-use';
+    return { State: 'attaching' };
+  }
+
+  private detachVolume(command: DetachVolumeCommand) {
+    const clone = this.clones.get(command.input.VolumeId ?? '');
+    if (!clone)
+      throw ec2Error('InvalidVolume.NotFound', `The volume '${command.input.VolumeId}' does not exist.`);
+    delete clone.attachment;
+    clone.state = 'available';
+    return { State: 'detaching' };
+  }
+
+  private async deleteVolume(command: DeleteVolumeCommand) {
+    const clone = this.clones.get(command.input.VolumeId ?? '');
+    if (!clone)
+      throw ec2Error('InvalidVolume.NotFound', `The volume '${command.input.VolumeId}' does not exist.`);
+    if (clone.attachment) throw ec2Error('VolumeInUse', `Volume ${clone.volumeId} is currently attached`);
+    await this.provider.discard(clone.path);
+    this.clones.delete(clone.volumeId);
+    this.writeVolumesFile();
+    return {};
+  }
+
+  private runInstance(command: RunInstancesCommand) {
+    const instanceId = `i-${(this.next++).toString(16).padStart(17, '0')}`;
+    this.instances.set(instanceId, {
+      instanceId,
+      tags: command.input.TagSpecifications?.find((t) => t.ResourceType === 'instance')?.Tags ?? [],
+      state: 'pending',
+    });
+    return {
+      Instances: [
+        { InstanceId: instanceId, State: { Name: 'pending' }, Placement: { AvailabilityZone: localZone } },
+      ],
+    };
   }
 
   private async create(command: CreateSnapshotsCommand) {
@@ -150,4 +382,21 @@ export class LocalEc2 {
       s.tags.some((t) => t.Key === snapshotTags.backupId && t.Value === backupId),
     );
   }
+}
+
+function ec2Error(name: string, message: string): Error {
+  return Object.assign(new Error(message), { name });
+}
+
+function matchesTag(tags: Tag[], filter: Filter): boolean {
+  if (!filter.Name?.startsWith('tag:')) throw new Error(`the local EC2 does not filter by ${filter.Name}`);
+  const key = filter.Name.slice('tag:'.length);
+  return tags.some((t) => t.Key === key && filter.Values?.includes(t.Value ?? ''));
+}
+
+/** A volume id from a ClientToken, the same for the same token (CreateVolume's idempotency). */
+function tokenHex(token: string): string {
+  let hash = 0n;
+  for (const char of token) hash = (hash * 131n + BigInt(char.codePointAt(0)!)) % 2n ** 68n;
+  return hash.toString(16).padStart(17, '0').slice(-17);
 }

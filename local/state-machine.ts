@@ -26,17 +26,59 @@ export interface LocalBackupRun {
 
 export const taskToken = 'AAAAKgAAAAIAAAAAAAAAAdGVzdC10b2tlbg==';
 
-export async function runLocalBackup(
+/** The states of one state machine that a local run binds itself: metrics and events recorded, waits and retries cut. */
+export interface LocalStates {
+  metrics: string[];
+  events: string[];
+  waits: string[];
+  retries: string[];
+}
+
+const backupStates: LocalStates = {
+  metrics: [states.countCompleted, states.countFailed],
+  events: [states.announceCompleted, states.announceFailed],
+  waits: [states.waitForSnapshots, states.waitForCopies],
+  retries: [
+    states.snapshot,
+    states.checkSnapshots,
+    states.deleteSnapshots,
+    states.countCompleted,
+    states.countFailed,
+    states.announceCompleted,
+    states.announceFailed,
+    states.prepare,
+    states.copy,
+    states.checkCopies,
+    states.recordCopies,
+    states.recordFailedCopies,
+    states.countCopyFailed,
+    states.announceCopyFailed,
+    states.applyRetention,
+  ],
+};
+
+export interface LocalRunOptions {
+  /** As `pgsnap backup start` names it (the backupId), or as the console does (a UUID). */
+  executionName: string;
+  input: Json;
+  stateMachineArn: string;
+  handlers: Partial<Record<string, TaskHandler>>;
+  /** Called as each state is entered, for progress. */
+  onStateEntered?: (name: string) => void;
+}
+
+export function runLocalBackup(
   definition: Record<string, unknown>,
-  options: {
-    /** As `pgsnap backup start` names it (the backupId), or as the console does (a UUID). */
-    executionName: string;
-    input: Json;
-    stateMachineArn: string;
-    handlers: Partial<Record<StateName, TaskHandler>>;
-    /** Called as each state is entered, for progress. */
-    onStateEntered?: (name: string) => void;
-  },
+  options: LocalRunOptions & { handlers: Partial<Record<StateName, TaskHandler>> },
+): Promise<LocalBackupRun> {
+  return runLocally(definition, options, backupStates);
+}
+
+/** Runs a synthesized definition locally, `local` naming its metric, event, wait and retried states. */
+export async function runLocally(
+  definition: Record<string, unknown>,
+  options: LocalRunOptions,
+  local: LocalStates,
 ): Promise<LocalBackupRun> {
   const run: LocalBackupRun = { entered: [], events: [], metrics: [] };
   const record =
@@ -62,33 +104,12 @@ export async function runLocalBackup(
   const execution = machine.run(options.input, {
     overrides: {
       taskResourceLocalHandlers: {
-        [states.countCompleted]: record('metric'),
-        [states.countFailed]: record('metric'),
-        [states.announceCompleted]: record('event'),
-        [states.announceFailed]: record('event'),
+        ...Object.fromEntries(local.metrics.map((name) => [name, record('metric')])),
+        ...Object.fromEntries(local.events.map((name) => [name, record('event')])),
         ...options.handlers,
       } as never,
-      waitTimeOverrides: {
-        [states.waitForSnapshots]: 0,
-        [states.waitForCopies]: 0,
-      },
-      retryIntervalOverrides: {
-        [states.snapshot]: 0,
-        [states.checkSnapshots]: 0,
-        [states.deleteSnapshots]: 0,
-        [states.countCompleted]: 0,
-        [states.countFailed]: 0,
-        [states.announceCompleted]: 0,
-        [states.announceFailed]: 0,
-        [states.prepare]: 0,
-        [states.copy]: 0,
-        [states.checkCopies]: 0,
-        [states.recordCopies]: 0,
-        [states.recordFailedCopies]: 0,
-        [states.countCopyFailed]: 0,
-        [states.announceCopyFailed]: 0,
-        [states.applyRetention]: 0,
-      },
+      waitTimeOverrides: Object.fromEntries(local.waits.map((name) => [name, 0])),
+      retryIntervalOverrides: Object.fromEntries(local.retries.map((name) => [name, 0])),
     },
     // aws-local-stepfunctions sets $$.Execution.StartTime itself, to when the run starts, as Step Functions does.
     context: {
