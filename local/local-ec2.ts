@@ -53,6 +53,8 @@ interface LocalInstance {
   instanceId: string;
   tags: Tag[];
   state: 'pending' | 'running' | 'terminated';
+  /** By RunInstances, not there from the start. */
+  launched: boolean;
 }
 
 /** Faults a test can ask for, as EC2 would show them. */
@@ -90,7 +92,7 @@ export class LocalEc2 {
     private readonly rootDevice = '/dev/xvda',
     private readonly restore: { workDir?: string; volumesFile?: string } = {},
   ) {
-    this.instances.set(instanceId, { instanceId, tags: [], state: 'running' });
+    this.instances.set(instanceId, { instanceId, tags: [], state: 'running', launched: false });
     this.writeVolumesFile();
   }
 
@@ -102,6 +104,11 @@ export class LocalEc2 {
       ...[...this.clones.values()].map((c) => ({ volumeId: c.volumeId, path: c.path })),
     ];
     writeFileSync(this.restore.volumesFile, `${JSON.stringify({ volumes }, null, 2)}\n`);
+  }
+
+  /** Another instance in the account (a restore's given target), running. */
+  addInstance(instanceId: string): void {
+    this.instances.set(instanceId, { instanceId, tags: [], state: 'running', launched: false });
   }
 
   /** The volumes a restore made that still exist (a test checks that nothing is left). */
@@ -116,7 +123,9 @@ export class LocalEc2 {
 
   /** The instances RunInstances launched, with their state. */
   get launchedInstances(): Array<{ instanceId: string; state: string }> {
-    return [...this.instances.values()].filter((i) => i.instanceId !== this.instanceId);
+    return [...this.instances.values()]
+      .filter((i) => i.launched)
+      .map((i) => ({ instanceId: i.instanceId, state: i.state }));
   }
 
   /** The same object typed as the SDK client the domain code takes; it answers only the commands below. */
@@ -208,6 +217,10 @@ export class LocalEc2 {
       Tags: [] as Tag[],
       Attachments: [{ InstanceId: this.instanceId, Device: v.device, State: 'attached' }],
     }));
+    for (const clone of this.clones.values()) {
+      // A volume held in `creating` by the fault becomes available once the fault is lifted.
+      if (clone.state === 'creating' && !this.faults.volumesStayCreating) clone.state = 'available';
+    }
     const cloned = [...this.clones.values()].map((c) => ({
       VolumeId: c.volumeId,
       SnapshotId: c.snapshotId,
@@ -306,6 +319,7 @@ export class LocalEc2 {
       instanceId,
       tags: command.input.TagSpecifications?.find((t) => t.ResourceType === 'instance')?.Tags ?? [],
       state: 'pending',
+      launched: true,
     });
     return {
       Instances: [

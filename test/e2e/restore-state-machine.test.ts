@@ -1,0 +1,238 @@
+/**
+ * The synthesized restore state machine, run locally with every Lambda step
+ * bound to its handler and EC2 answered by the local EC2 (volumes are clones
+ * of the backup's snapshots), and the host's steps answered here the way the
+ * agent answers them: a restore and a drill that succeed, and every failure
+ * path, each ending with nothing left behind and the reason in the record.
+ * (test/e2e/restore-on-host-e2e.test.ts runs the same definition with the
+ * real agent and PostgreSQL.)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import type { HostReport } from '#domain/restore/host-report';
+import type { RestoreRecord } from '#domain/restore/record';
+import { type SynthesizedForLocalRun, synthesizeForLocalRun } from '../../infra/local-synth.ts';
+import { restoreStates as states } from '../../infra/restore-state-names.ts';
+import { runRestoreLocally } from '../../local/local-restore.ts';
+import type { Json, TaskHandler } from '../../local/state-machine.ts';
+import { backupId, completedBackup, instanceId, type RestoreFixture } from '../support/restore-fixture.ts';
+
+let synthesized: SynthesizedForLocalRun;
+beforeAll(() => {
+  const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-cdk-'));
+  try {
+    synthesized = synthesizeForLocalRun(
+      {
+        name: 'test',
+        account: '111122223333',
+        region: 'eu-west-1',
+        clusters: [{ name: 'orders-db', instance: { instanceId } }],
+      },
+      outdir,
+    );
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+});
+
+let fixture: RestoreFixture;
+beforeEach(async () => {
+  fixture = await completedBackup();
+});
+afterEach(() => fixture.destroy());
+
+const report = (fields: Partial<HostReport> = {}): HostReport => ({
+  mounts: [],
+  pgdata: '/restored/pgdata',
+  timings: {
+    mountedAt: new Date().toISOString(),
+    startedAt: new Date().toISOString(),
+    consistentAt: new Date().toISOString(),
+    targetReachedAt: new Date().toISOString(),
+    acceptingAt: new Date().toISOString(),
+  },
+  checks: {
+    consistency: { ok: true, detail: 'consistent at 0/3000100' },
+    amcheck: { ok: true, detail: 'pg_amcheck: no corruption' },
+    checksums: { ok: true, detail: '0 checksum failures' },
+  },
+  lastReplayedCommit: '2026-11-21T14:40:00.000Z',
+  replayLsn: '0/3000200',
+  ok: true,
+  ...fields,
+});
+
+/** The host as the agent answers: what it reported, or a SendTaskFailure with the error's name. */
+function host(answer: HostReport | { error: string; message: string }): Record<string, TaskHandler> {
+  const restore: TaskHandler = () => {
+    if ('error' in answer) throw Object.assign(new Error(answer.message), { name: answer.error });
+    return answer as unknown as Json;
+  };
+  const teardown: TaskHandler = () => ({ unmounted: [] });
+  return { [states.restoreOnHost]: restore, [states.teardown]: teardown, [states.cleanupTeardown]: teardown };
+}
+
+async function restore(
+  input: Record<string, Json>,
+  answer: Parameters<typeof host>[0],
+  waitSeconds?: { volumes: number },
+) {
+  const restoreId = 'r-20261121T150000Z-0c0ffe';
+  fixture.ec2.addInstance(otherInstance.instanceId);
+  const result = await runRestoreLocally({
+    synthesized,
+    executionName: restoreId,
+    input: { cluster: 'orders-db', ...input },
+    clusters: [{ name: 'orders-db', repository: fixture.url }],
+    ec2: fixture.ec2,
+    agentBinDir: '/nonexistent',
+    agentEnv: {},
+    detail: () => {},
+    override: host(answer),
+    // A volume held back by the fault becomes available at last, while the cleanup waits to delete it.
+    onStateEntered: (name) => {
+      if (name === states.cleanupStartRelease) fixture.ec2.faults.volumesStayCreating = false;
+    },
+    ...(waitSeconds ? { waitSeconds } : {}),
+  });
+  const record = (await fixture.repository.readRestoreRecord(restoreId)) as RestoreRecord;
+  return { ...result, record };
+}
+
+const otherInstance = { instanceId: 'i-0000000000000000b' };
+const launch = { launch: { launchTemplate: 'pgsnap-drill', subnetId: 'subnet-0123456789abcdef0' } };
+
+describe('a restore that succeeds', () => {
+  test('a drill of the latest backup makes, attaches, checks, and then removes every volume and the instance it launched', async () => {
+    const { run, record } = await restore({ backupId: 'latest', mode: 'drill', instance: launch }, report());
+    expect(run.failure).toBeUndefined();
+    expect(record.state).toBe('completed');
+    expect(record.backupId).toBe(backupId);
+    expect(record.volumes.map((v) => v.source.holds[0]!.role).sort()).toEqual(['data', 'wal']);
+    expect(record.volumes.every((v) => v.volumeId && v.device)).toBe(true);
+    expect(record.host?.checks.amcheck?.ok).toBe(true);
+    expect(record.rtoSeconds).toBeGreaterThanOrEqual(0);
+    expect(record.dataKept?.lastReplayedCommit).toBe('2026-11-21T14:40:00.000Z');
+    expect(record.cleanup?.volumesDeleted.sort()).toEqual(record.volumes.map((v) => v.volumeId!).sort());
+    expect(fixture.ec2.clonedVolumes).toEqual([]);
+    expect(fixture.ec2.launchedInstances.map((i) => i.state)).toEqual(['terminated']);
+    expect(run.metrics.map((m) => m.name)).toEqual(['DrillSucceeded']);
+    expect(run.events.map((e) => e.detailType)).toEqual(['pgsnap drill completed']);
+  });
+
+  test('a restore onto a given instance leaves its volumes attached there and the cluster running', async () => {
+    const { run, record } = await restore(
+      { backupId, target: { time: '2026-11-21T14:45:00Z' }, instance: otherInstance },
+      report(),
+    );
+    expect(run.failure).toBeUndefined();
+    expect(record.state).toBe('running');
+    expect(record.target).toEqual({ time: '2026-11-21T14:45:00Z' });
+    expect(fixture.ec2.clonedVolumes.map((v) => v.state)).toEqual(['in-use', 'in-use']);
+    expect(fixture.ec2.launchedInstances).toEqual([]);
+    expect(run.metrics.map((m) => m.name)).toEqual(['RestoreSucceeded']);
+    expect(run.events[0]?.detail).toMatchObject({ cluster: 'orders-db', backupId, mode: 'restore' });
+  });
+});
+
+describe('every failure ends with nothing left and the reason in the record', () => {
+  const nothingLeft = () => {
+    expect(fixture.ec2.clonedVolumes).toEqual([]);
+    expect(fixture.ec2.launchedInstances.filter((i) => i.state !== 'terminated')).toEqual([]);
+  };
+
+  test('a volume that never becomes available', async () => {
+    fixture.ec2.faults.volumesStayCreating = true;
+    const { run, record } = await restore({ mode: 'drill', instance: launch }, report(), { volumes: 1 });
+    expect(run.failure?.error).toBe('VolumeFailedError');
+    expect(record.state).toBe('failed');
+    expect(record.failure?.reason).toMatch(/not available after 1 s .*creating/);
+    expect(record.cleanup?.volumesDeleted).toHaveLength(2);
+    nothingLeft();
+    expect(run.metrics.map((m) => m.name)).toEqual(['DrillFailed']);
+    expect(run.events.map((e) => e.detailType)).toEqual(['pgsnap restore failed']);
+  });
+
+  test('an attach that fails', async () => {
+    fixture.ec2.faults.attachFails = 'InvalidParameterValue';
+    const { run, record } = await restore({ mode: 'drill', instance: launch }, report());
+    expect(run.failure?.error).toBe('InvalidParameterValue');
+    expect(record.failure?.reason).toMatch(/attaching .* fails/);
+    nothingLeft();
+  });
+
+  test('a mount point in use on the host', async () => {
+    const { run, record } = await restore(
+      { mode: 'drill', instance: launch },
+      {
+        error: 'MountPointInUseError',
+        message: '/var/lib/postgresql is in use: /dev/nvme1n1 is mounted there',
+      },
+    );
+    expect(run.failure?.error).toBe('MountPointInUseError');
+    expect(record.failure?.reason).toBe('/var/lib/postgresql is in use: /dev/nvme1n1 is mounted there');
+    nothingLeft();
+  });
+
+  test('recovery that does not reach the target', async () => {
+    const { run, record } = await restore(
+      { instance: otherInstance, target: { time: '2026-11-22T00:00:00Z' } },
+      {
+        error: 'RecoveryTargetNotReachedError',
+        message: 'FATAL: recovery ended before configured recovery target was reached',
+      },
+    );
+    expect(run.failure?.error).toBe('RecoveryTargetNotReachedError');
+    expect(record.state).toBe('failed');
+    expect(record.failure?.reason).toMatch(/recovery ended before/);
+    // A given instance is never terminated; the volumes made for it are gone.
+    nothingLeft();
+    expect(run.metrics.map((m) => m.name)).toEqual(['RestoreFailed']);
+  });
+
+  test('a check that fails', async () => {
+    const failing = report({
+      checks: {
+        consistency: { ok: true, detail: 'consistent' },
+        sql: { ok: false, detail: "select count(*) > 0 from orders answered 'f', expected 't'" },
+      },
+      ok: false,
+    });
+    const { run, record } = await restore({ mode: 'drill', instance: launch }, failing);
+    expect(run.failure?.error).toBe('RestoreCheckFailedError');
+    expect(record.state).toBe('failed');
+    expect(record.host?.checks.sql?.ok).toBe(false);
+    expect(record.failure?.reason).toMatch(/sql: select count\(\*\) > 0 from orders answered 'f'/);
+    nothingLeft();
+  });
+
+  test('a WAL gap refuses the request before anything is made, naming the missing segment', async () => {
+    fixture.archive(['000000010000000000000005']);
+    const { run, record } = await restore({ mode: 'drill', instance: launch }, report());
+    expect(run.failure?.error).toBe('WalGapError');
+    expect(record.state).toBe('failed');
+    expect(record.failure?.reason).toMatch(/WAL segment 000000010000000000000004 of orders-db is missing/);
+    expect(record.volumes).toEqual([]);
+    expect(run.entered).not.toContain(states.createVolumes);
+    expect(fixture.ec2.launchedInstances).toEqual([]);
+    expect(run.metrics.map((m) => m.name)).toEqual(['DrillFailed']);
+  });
+
+  test('the source host is refused as the target', async () => {
+    const { run, record } = await restore({ instance: { instanceId } }, report());
+    expect(run.failure?.error).toBe('PreconditionError');
+    expect(record.failure?.reason).toMatch(/is the host of orders-db/);
+    nothingLeft();
+  });
+
+  test('a target before the backup consistency point is refused', async () => {
+    const { run, record } = await restore(
+      { instance: otherInstance, target: { lsn: '0/2000100' } },
+      report(),
+    );
+    expect(run.failure?.error).toBe('PreconditionError');
+    expect(record.failure?.reason).toMatch(/before the backup's consistency point/);
+  });
+});
