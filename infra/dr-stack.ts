@@ -31,6 +31,7 @@ import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge } from './acknowledge.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { type DrConfig, type DrNames, drNames, isCrossAccountDr } from './dr-config.ts';
+import { Restore } from './restore.ts';
 
 export interface DrStackProps extends StackProps {
   environment: EnvironmentConfig;
@@ -47,6 +48,7 @@ export class DrStack extends Stack {
   readonly bucket: Bucket;
   readonly key: Key;
   readonly role: Role | undefined;
+  readonly restore: Restore;
 
   constructor(scope: Construct, id: string, props: DrStackProps) {
     const { environment, ...stackProps } = props;
@@ -204,6 +206,17 @@ export class DrStack extends Stack {
         conditions: { ArnLike: { 'aws:PrincipalArn': sourcePrincipals } },
       }),
     );
+
+    // Restoring in the DR region from the DR copies, with this account's rights alone.
+    this.restore = new Restore(this, 'Restore', {
+      stateMachineName: `pgsnap-${environment.name}-dr-restore`,
+      clusters: clusters.map((cluster) => ({
+        name: cluster.name,
+        bucket: this.bucket,
+        prefix: cluster.repository.prefix,
+      })),
+      timeouts: environment.timeouts,
+    });
 
     if (crossAccount) {
       this.role = new Role(this, 'CopyRole', {

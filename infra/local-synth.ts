@@ -64,9 +64,8 @@ export function stateMachineDefinition(
   region = 'eu-west-1',
   kind: 'backup' | 'restore' = 'backup',
 ): Asl {
-  const definition = onlyResource(template, 'AWS::StepFunctions::StateMachine', named(kind)).DefinitionString as
-    | { 'Fn::Join': [string, Fragment[]] }
-    | string;
+  const definition = onlyResource(template, 'AWS::StepFunctions::StateMachine', named(kind))
+    .DefinitionString as { 'Fn::Join': [string, Fragment[]] } | string;
   if (typeof definition === 'string') return JSON.parse(definition);
   const text = definition['Fn::Join'][1]
     .map((part) => {

@@ -24,6 +24,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { grantOperations } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
+import { restoreTags } from '#domain/restore/volumes';
 import { BackupFunction } from '../../infra/backup-function.ts';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config.ts';
 import { drNames } from '../../infra/dr-config.ts';
@@ -275,6 +276,139 @@ function s3Requests(
   }
 }
 
+const restoreHandlers = new Set([
+  'prepare-restore',
+  'find-restore-instance',
+  'check-restore-instance',
+  'create-restore-volumes',
+  'check-restore-volumes',
+  'attach-restore-volumes',
+  'record-restore',
+  'release-restore-volumes',
+  'terminate-restore-instance',
+]);
+const restoreId = 'r-20260101T040000Z-d0d0d0';
+
+/** The volumes and instances a restore makes, as their tags show them. */
+function madeByRestore(c: ClusterScope) {
+  return {
+    volume: `arn:aws:ec2:${source.region}:${source.account}:volume/vol-0e1b2c3d4e5f60001`,
+    instance: `arn:aws:ec2:${source.region}:${source.account}:instance/i-0e1b2c3d4e5f60001`,
+    tags: {
+      [`aws:ResourceTag/${restoreTags.cluster}`]: c.name,
+      [`aws:ResourceTag/${restoreTags.restoreId}`]: restoreId,
+    },
+    requestTags: {
+      [`aws:RequestTag/${restoreTags.cluster}`]: c.name,
+      [`aws:RequestTag/${restoreTags.restoreId}`]: restoreId,
+      'aws:TagKeys': [restoreTags.cluster, restoreTags.restoreId, 'Name'],
+    },
+  };
+}
+
+/** Where a restore Lambda sends `command`: the restore records, the backup's objects, what the restore makes. */
+function restoreRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
+  const made = madeByRestore(c);
+  const own = (request: IamRequest): Sent => ({ as: 'own', request });
+  if (command.client === 's3') {
+    const record = `${c.prefix}restores/${restoreId}.json`;
+    const reads =
+      handler === 'prepare-restore'
+        ? [
+            record,
+            `${c.prefix}backups/${backupId}/manifest.json`,
+            `${c.prefix}backups/${backupId}/backup_label`,
+          ]
+        : handler === 'find-restore-instance'
+          ? [record, `${c.prefix}backups/${backupId}/manifest.json`]
+          : [record];
+    // The bundle's repository code can delete; a restore has nothing but its records to delete.
+    const keys = command.operation === 'PutObject' || command.operation === 'DeleteObject' ? [record] : reads;
+    const listPrefix = handler === 'prepare-restore' ? c.prefix : `${c.prefix}restores/`;
+    return s3Requests(
+      'own',
+      command.operation,
+      d.sourceBucketArn,
+      d.sourceKeyArn,
+      source.region,
+      keys,
+      listPrefix,
+    ).map(
+      // A restore record is rewritten at every phase, as a manifest is.
+      (sent) =>
+        sent.request.action === 's3:PutObject'
+          ? { ...sent, request: { action: 's3:PutObject', resource: sent.request.resource } }
+          : sent,
+    );
+  }
+  const region = source.region;
+  const any = (resource: string) => `arn:aws:ec2:${region}:${source.account}:${resource}/*`;
+  switch (`${command.client}:${command.operation}`) {
+    case 'ec2:DescribeInstances':
+    case 'ec2:DescribeVolumes':
+      return [own({ action: `ec2:${command.operation}`, resource: '*' })];
+    case 'ec2:RunInstances':
+      return [
+        own({ action: 'ec2:RunInstances', resource: any('instance'), context: made.requestTags }),
+        own({ action: 'ec2:RunInstances', resource: any('volume'), context: made.requestTags }),
+        ...['network-interface', 'subnet', 'security-group', 'launch-template', 'key-pair'].map((r) =>
+          own({ action: 'ec2:RunInstances', resource: any(r) }),
+        ),
+        own({ action: 'ec2:RunInstances', resource: `arn:aws:ec2:${region}::image/ami-0123456789abcdef0` }),
+        own({
+          action: 'ec2:CreateTags',
+          resource: any('instance'),
+          context: { ...made.requestTags, 'ec2:CreateAction': 'RunInstances' },
+        }),
+        own({
+          action: 'iam:PassRole',
+          resource: `arn:aws:iam::${source.account}:role/pgsnap-drill-instance`,
+          context: { 'iam:PassedToService': 'ec2.amazonaws.com' },
+        }),
+      ];
+    case 'ec2:CreateVolume':
+      return [
+        own({ action: 'ec2:CreateVolume', resource: any('volume'), context: made.requestTags }),
+        own({
+          action: 'ec2:CreateVolume',
+          resource: c.sourceSnapshotArn,
+          context: { [`aws:ResourceTag/${snapshotTags.cluster}`]: c.name },
+        }),
+        own({
+          action: 'ec2:CreateTags',
+          resource: any('volume'),
+          context: { ...made.requestTags, 'ec2:CreateAction': 'CreateVolume' },
+        }),
+        ...['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKeyWithoutPlaintext'].map(
+          (action) =>
+            own({
+              action,
+              resource: d.volumeKeyArn,
+              context: { 'kms:ViaService': `ec2.${region}.amazonaws.com` },
+            }),
+        ),
+      ];
+    case 'ec2:AttachVolume':
+      return [
+        own({ action: 'ec2:AttachVolume', resource: made.volume, context: made.tags }),
+        own({ action: 'ec2:AttachVolume', resource: made.instance }),
+      ];
+    case 'ec2:DetachVolume':
+      return [
+        own({ action: 'ec2:DetachVolume', resource: made.volume, context: made.tags }),
+        own({ action: 'ec2:DetachVolume', resource: made.instance }),
+      ];
+    case 'ec2:DeleteVolume':
+      return [own({ action: 'ec2:DeleteVolume', resource: made.volume, context: made.tags })];
+    case 'ec2:TerminateInstances':
+      return [own({ action: 'ec2:TerminateInstances', resource: made.instance, context: made.tags })];
+    default:
+      throw new Error(
+        `${command.client}:${command.operation} (sent by ${handler}) is not in the restore table`,
+      );
+  }
+}
+
 /**
  * Where `handler` sends `command` for cluster `c`, as the ARNs and condition
  * keys AWS evaluates. Throws for a command it does not know.
@@ -301,6 +435,7 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
     }));
   // Only a WAL fetch asks for an object's versions (Repository.fetchWal), which no Lambda does.
   if (command.client === 's3' && command.operation === 'ListObjectVersions') return [];
+  if (restoreHandlers.has(handler)) return restoreRequestsOf(command, handler, d, c);
   if (command.client === 's3') {
     // record-backup and create-snapshots only read and rewrite the backup's manifest (create-snapshots records
     // its call there, for idempotency); the others also read the cluster's pin.
@@ -527,6 +662,40 @@ for (const [mode, input] of Object.entries(modes)) {
         }
       }
       expect(refused).toEqual([]);
+    });
+
+    it('a restore can delete, detach or terminate only what a restore made: never a source volume or the database host', async () => {
+      const refused: string[] = [];
+      const allowed: string[] = [];
+      const role = (handler: string) => d.functions.find((f) => f.handler === handler)!.role;
+      for (const c of d.clusters) {
+        const sourceTags = { [`aws:ResourceTag/${restoreTags.cluster}`]: c.name };
+        for (const [handler, request] of [
+          [
+            'release-restore-volumes',
+            { action: 'ec2:DeleteVolume', resource: c.volumeArn, context: sourceTags },
+          ],
+          [
+            'release-restore-volumes',
+            { action: 'ec2:DetachVolume', resource: c.volumeArn, context: sourceTags },
+          ],
+          [
+            'terminate-restore-instance',
+            { action: 'ec2:TerminateInstances', resource: c.instanceArn, context: sourceTags },
+          ],
+          [
+            'attach-restore-volumes',
+            { action: 'ec2:AttachVolume', resource: c.volumeArn, context: sourceTags },
+          ],
+        ] as const) {
+          const decision = await d.world.decide(role(handler), request);
+          (decision === 'Allowed' ? allowed : refused).push(
+            `${handler}: ${request.action} on ${request.resource}`,
+          );
+        }
+      }
+      expect(allowed).toEqual([]);
+      expect(refused.length).toBe(d.clusters.length * 4);
     });
 
     it('the state machine may invoke, send and announce what its Task states do', async () => {
