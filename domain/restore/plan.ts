@@ -141,6 +141,7 @@ export async function checkWalContinuity(
     target && 'lsn' in target
       ? parseSegmentName(walFileName(timeline, parseLsn(target.lsn.toUpperCase()), size), size).segno
       : parseSegmentName(stopFile, size).segno;
+  // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take.
   const last = newest > needed ? newest : needed;
   for (let segno = from; segno <= last; segno++) {
     const name = segmentName(timeline, segno, size);

@@ -198,11 +198,17 @@ export async function releaseRestoreVolumes(
     const id = volume.VolumeId!;
     states[id] = volume.State ?? 'unknown';
     try {
-      if (
-        volume.State === 'in-use' &&
-        volume.Attachments?.some((a) => a.State === 'attached' || a.State === 'attaching')
-      ) {
-        await ec2.send(new DetachVolumeCommand({ VolumeId: id, Force: options.force }));
+      const attachment = volume.Attachments?.find((a) => a.State === 'attached' || a.State === 'attaching');
+      if (volume.State === 'in-use' && attachment) {
+        await ec2.send(
+          new DetachVolumeCommand({
+            VolumeId: id,
+            // Named although optional: it detaches exactly that attachment (and moto requires it).
+            ...(attachment.InstanceId ? { InstanceId: attachment.InstanceId } : {}),
+            ...(attachment.Device ? { Device: attachment.Device } : {}),
+            Force: options.force,
+          }),
+        );
         states[id] = 'detaching';
       } else if (volume.State === 'available' || volume.State === 'error') {
         await ec2.send(new DeleteVolumeCommand({ VolumeId: id }));
