@@ -43,7 +43,7 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
   },
   restore: {
     load: () => import('../commands/restore.ts').then((m) => m.restoreCommand),
-    summary: 'prepare a restored data directory: artifacts, stale files, recovery target',
+    summary: 'prepare a restored data directory here; restore start: a restore or drill in AWS',
   },
   drill: {
     load: () => import('../commands/drill.ts').then((m) => m.drillCommand),
@@ -64,6 +64,10 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
   backups: {
     load: () => import('../commands/backups.ts').then((m) => m.backupsCommand),
     summary: 'the catalog: backups list, backups show ID',
+  },
+  restores: {
+    load: () => import('../commands/restores.ts').then((m) => m.restoresCommand),
+    summary: 'the restore and drill records: restores list, restores show ID',
   },
   discover: {
     load: () => import('../commands/discover.ts').then((m) => m.discoverCommand),
@@ -121,6 +125,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;
+  }
+  // `restore start` starts a restore in AWS; `restore` alone prepares (or, with --restore-id, runs) one here.
+  if (name === 'restore' && args[0] === 'start') {
+    return (await import('../commands/restore-start.ts')).restoreStartCommand(args.slice(1));
   }
   const command = commands[name];
   if (!command) throw new UsageError(`pgsnap: unknown command ${JSON.stringify(name)}\n\n${usage()}`);

@@ -34,11 +34,19 @@ export async function backupsCommand(args: string[]): Promise<number> {
     const repository = await open(requireRepositoryChoice('backups', values));
     try {
       const manifests = await listManifests(repository);
+      const drilled = await lastDrills(repository);
       out.result(
-        { cluster: repository.cluster, repository: repository.store.url, backups: manifests },
+        {
+          cluster: repository.cluster,
+          repository: repository.store.url,
+          backups: manifests.map((m) => ({
+            ...m,
+            ...(drilled.get(m.backupId) ? { drilledAt: drilled.get(m.backupId) } : {}),
+          })),
+        },
         manifests.length === 0
           ? [`no backups of ${repository.cluster} in ${repository.store.url}`]
-          : listLines(manifests),
+          : listLines(manifests, drilled),
       );
       return 0;
     } finally {
@@ -72,7 +80,19 @@ async function listManifests(repository: Repository): Promise<Manifest[]> {
   return manifests.filter((m): m is Manifest => m !== undefined);
 }
 
-function listLines(manifests: Manifest[]): string[] {
+/** When each backup was last drilled with success: a drill record of it that completed. */
+async function lastDrills(repository: Repository): Promise<Map<string, string>> {
+  const drilled = new Map<string, string>();
+  for (const id of await repository.listRestoreIds()) {
+    const record = await repository.readRestoreRecord(id);
+    if (record?.mode !== 'drill' || record.state !== 'completed' || !record.backupId) continue;
+    const at = record.timings.finishedAt ?? record.updatedAt;
+    if ((drilled.get(record.backupId) ?? '') < at) drilled.set(record.backupId, at);
+  }
+  return drilled;
+}
+
+function listLines(manifests: Manifest[], drilled: Map<string, string>): string[] {
   const rows = manifests.map((m) => [
     m.backupId,
     m.state,
@@ -80,9 +100,10 @@ function listLines(manifests: Manifest[]): string[] {
     m.startLsn,
     m.stopLsn ?? '-',
     copiesSummary(m),
+    drilled.get(m.backupId)?.replace(/\.\d+Z$/, 'Z') ?? 'never',
     m.label,
   ]);
-  const header = ['BACKUP ID', 'STATE', 'STARTED', 'START LSN', 'STOP LSN', 'COPIES', 'LABEL'];
+  const header = ['BACKUP ID', 'STATE', 'STARTED', 'START LSN', 'STOP LSN', 'COPIES', 'DRILLED', 'LABEL'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [header, ...rows].map((r) =>
     r

@@ -1,0 +1,64 @@
+/** A restore record as lines for a person: what was restored, how long each phase took, what the checks said. */
+
+import { describeTarget } from '#domain/restore/plan';
+import type { RestoreRecord } from '#domain/restore/record';
+import { table } from '../cli/output.ts';
+
+const phases: Array<[keyof RestoreRecord['timings'], string]> = [
+  ['instanceReadyAt', 'instance ready'],
+  ['volumesCreatedAt', 'volumes created'],
+  ['volumesAvailableAt', 'volumes available'],
+  ['attachedAt', 'volumes attached'],
+  ['acceptingAt', 'accepting connections'],
+  ['finishedAt', 'finished'],
+];
+
+function since(record: RestoreRecord, at: string | undefined): string | undefined {
+  if (!at) return undefined;
+  return `${at} (+${Math.round((Date.parse(at) - Date.parse(record.timings.requestedAt)) / 1000)}s)`;
+}
+
+export function recordLines(record: RestoreRecord): string[] {
+  const host = record.host;
+  return [
+    ...table([
+      ['restoreId', record.restoreId],
+      ['backupId', record.backupId],
+      ['mode', record.mode],
+      ['state', record.state],
+      ['target', describeTarget(record.target)],
+      [
+        'instance',
+        record.instance
+          ? `${record.instance.instanceId}${record.instance.launched ? ' (launched)' : ''}`
+          : undefined,
+      ],
+      ['failure', record.failure ? `${record.failure.error}: ${record.failure.reason}` : undefined],
+      ['requested', record.timings.requestedAt],
+      ...phases.map(([key, name]): [string, unknown] => [name, since(record, record.timings[key])]),
+      ['host mounted', host ? since(record, host.timings.mountedAt) : undefined],
+      ['host started', host ? since(record, host.timings.startedAt) : undefined],
+      ['host consistent', host ? since(record, host.timings.consistentAt) : undefined],
+      ['target reached', host ? since(record, host.timings.targetReachedAt) : undefined],
+      ['RTO', record.rtoSeconds !== undefined ? `${record.rtoSeconds.toFixed(1)} s` : undefined],
+      ['last replayed commit', record.dataKept?.lastReplayedCommit],
+      [
+        'volumes',
+        record.volumes
+          .map((v) => `${v.volumeId ?? '(not made)'} from ${v.snapshotId} at ${v.source.mountPoint}`)
+          .join('; ') || undefined,
+      ],
+      [
+        'cleanup',
+        record.cleanup
+          ? `deleted ${record.cleanup.volumesDeleted.join(', ') || 'no volume'}${record.cleanup.instanceTerminated ? `, terminated ${record.cleanup.instanceTerminated}` : ''}`
+          : undefined,
+      ],
+    ]),
+    ...(host
+      ? Object.entries(host.checks)
+          .filter(([, outcome]) => outcome)
+          .map(([name, outcome]) => `check ${name}: ${outcome!.ok ? 'ok' : 'FAILED'}: ${outcome!.detail}`)
+      : []),
+  ];
+}

@@ -1,0 +1,40 @@
+/**
+ * A restore execution of the restore state machine: started by `pgsnap
+ * restore start` (or a drill schedule) named after its restoreId, so that
+ * starting the same restore twice starts it once.
+ */
+import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { InvalidInputError } from '../errors.ts';
+import { parseWith } from '../parse.ts';
+import { newRestoreId, type RestoreRequestInput, restoreRequestSchema } from './request.ts';
+
+export interface StartedRestore {
+  restoreId: string;
+  executionArn: string;
+}
+
+export async function startRestoreExecution(
+  sfn: SFNClient,
+  request: { stateMachineArn: string; input: RestoreRequestInput },
+): Promise<StartedRestore> {
+  const input = parseWith(restoreRequestSchema, request.input, 'the restore request');
+  const restoreId = input.restoreId ?? newRestoreId();
+  try {
+    const started = await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: request.stateMachineArn,
+        name: restoreId,
+        input: JSON.stringify({ ...input, restoreId }),
+      }),
+    );
+    return { restoreId, executionArn: started.executionArn! };
+  } catch (error) {
+    if (error instanceof ExecutionAlreadyExists) {
+      throw new InvalidInputError(
+        `restore ${restoreId} was already started with another input; leave --restore-id out for a new one`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
