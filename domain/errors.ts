@@ -86,3 +86,28 @@ export class ManifestStateError extends PreconditionError {
     this.state = about.state;
   }
 }
+
+/**
+ * The restored server stopped before recovery reached its target: the WAL
+ * ends before it ("recovery ended before configured recovery target was
+ * reached"), or recovery hit another FATAL. The message quotes the server's
+ * log line.
+ */
+export class RecoveryTargetNotReachedError extends Error {
+  override name = 'RecoveryTargetNotReachedError';
+}
+
+/** A restore's mount point already has a file system mounted, or files in it; nothing was mounted over it. */
+export class MountPointInUseError extends PreconditionError {
+  override name = 'MountPointInUseError';
+}
+
+/** A volume of the restore is not attached to this host (no NVMe disk with its id as serial, no local volume). */
+export class VolumeNotFoundError extends PreconditionError {
+  override name = 'VolumeNotFoundError';
+}
+
+/** A file system spans more than one volume (LVM, md): pgsnap mount puts back one volume per file system. */
+export class UnsupportedVolumeLayoutError extends PreconditionError {
+  override name = 'UnsupportedVolumeLayoutError';
+}

@@ -22,18 +22,17 @@ export interface DataCheck {
  * undefined when the tool or the server's version cannot do it.
  */
 export function runAmcheck(
-  cluster: Cluster,
+  cluster: Pick<Cluster, 'clientArgs' | 'major'>,
   scope: string[] = ['-d', 'postgres'],
+  options: { installMissing?: boolean } = {},
 ): { ok: boolean; output: string } | undefined {
   const amcheckBin = clientBin('pg_amcheck');
   if (!amcheckBin || cluster.major < 14) return undefined;
-  const result = asPostgres(
-    amcheckBin,
-    [...cluster.clientArgs, ...scope, '--install-missing', '--heapallindexed'],
-    {
-      allowFailure: true,
-    },
-  );
+  // A standby cannot CREATE EXTENSION: there amcheck must come from the primary.
+  const install = options.installMissing === false ? [] : ['--install-missing'];
+  const result = asPostgres(amcheckBin, [...cluster.clientArgs, ...scope, ...install, '--heapallindexed'], {
+    allowFailure: true,
+  });
   return { ok: result.status === 0, output: (result.stdout + result.stderr).trim() };
 }
 
