@@ -215,9 +215,29 @@ function outermostFirst(record: RestoreRecord): RestoreVolume[] {
   return [...record.volumes].sort((a, b) => a.source.mountPoint.length - b.source.mountPoint.length);
 }
 
+/**
+ * Puts every volume of the record in place, parents first. When one cannot
+ * be, those this call placed are taken away again before the error goes on:
+ * a refused restore leaves the host as it found it.
+ */
 export function mountVolumes(record: RestoreRecord, host: Host = thisHost()): PlacedVolume[] {
   refuseSpanningFileSystems(record);
   const placed: PlacedVolume[] = [];
+  try {
+    placeEach(record, host, placed);
+  } catch (error) {
+    for (const done of placed.filter((p) => !p.already).reverse()) {
+      if (done.options === 'symlink') unlinkSync(done.mountPoint);
+      else spawnSync('umount', [done.mountPoint]);
+    }
+    throw error;
+  }
+  // In the record's order, whatever order they were mounted in.
+  const order = record.volumes.map((v) => v.volumeId);
+  return placed.sort((a, b) => order.indexOf(a.volumeId) - order.indexOf(b.volumeId));
+}
+
+function placeEach(record: RestoreRecord, host: Host, placed: PlacedVolume[]): void {
   for (const volume of outermostFirst(record)) {
     const volumeId = volumeIdOf(volume);
     const source = sourceOf(volume, host);
@@ -287,7 +307,6 @@ export function mountVolumes(record: RestoreRecord, host: Host = thisHost()): Pl
       already: false,
     });
   }
-  return placed;
 }
 
 export interface RemovedVolume {

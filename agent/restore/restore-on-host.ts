@@ -55,7 +55,7 @@ export async function readRecord(repository: Repository, restoreId: string): Pro
 
 function recoveryTarget(target: RecoveryTargetRequest | undefined): RecoveryTarget | undefined {
   if (!target) return undefined;
-  if ('time' in target) return { kind: 'time', value: target.time };
+  if ('time' in target) return { kind: 'time', value: new Date(target.time).toISOString() };
   if ('lsn' in target) return { kind: 'lsn', value: target.lsn };
   if ('name' in target) return { kind: 'name', value: target.name };
   return { kind: 'immediate' };

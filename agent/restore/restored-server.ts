@@ -149,15 +149,20 @@ const targetNotReached = 'recovery ended before configured recovery target was r
 /** Why the server stopped: the recovery target line, else its first FATAL or PANIC. */
 function stoppedBecause(server: RestoredServer): RecoveryTargetNotReachedError | undefined {
   const lines = serverLog(server).split('\n');
-  const line =
-    lines.find((l) => l.includes(targetNotReached)) ?? lines.find((l) => /\b(FATAL|PANIC):/.test(l));
-  if (!line) return undefined;
+  let at = lines.findIndex((l) => l.includes(targetNotReached));
+  if (at < 0) at = lines.findIndex((l) => /\b(FATAL|PANIC):/.test(l));
+  if (at < 0) return undefined;
+  // "configuration file … contains errors" follows the line that names the error.
+  const line = [lines[at - 1], lines[at]]
+    .filter((l): l is string => l !== undefined && (l === lines[at] || /contains errors/.test(lines[at]!)))
+    .map((l) => l.trim())
+    .join(' / ');
   const target = line.includes(targetNotReached)
     ? 'the archived WAL ends before the recovery target: restore to an earlier target, or check that the ' +
       "WAL up to it reached the repository (the source's archiver)"
     : 'recovery stopped';
   return new RecoveryTargetNotReachedError(
-    `the restored server on ${server.pgdata} stopped: ${target}. Its log says: ${line.trim()}`,
+    `the restored server on ${server.pgdata} stopped: ${target}. Its log says: ${line}`,
   );
 }
 
@@ -196,6 +201,9 @@ export async function waitForRecovery(
   options: { timeoutMs: number; progress: (message: string) => void; pollMs?: number },
 ): Promise<Progress> {
   const deadline = Date.now() + options.timeoutMs;
+  // pg_ctl -W returns once the postmaster is forked, before it writes postmaster.pid.
+  const startGrace = Date.now() + 30_000;
+  let seenRunning = false;
   const progress: Progress = { inRecovery: true };
   let lastError = '';
   for (;;) {
@@ -231,7 +239,9 @@ export async function waitForRecovery(
     } finally {
       await client?.end().catch(() => {});
     }
-    if (!serverIsRunning(server)) {
+    const running = serverIsRunning(server);
+    seenRunning ||= running;
+    if (!running && (seenRunning || Date.now() > startGrace)) {
       // The postmaster may have just gone: its log has the reason.
       throw (
         stoppedBecause(server) ??
