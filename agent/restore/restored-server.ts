@@ -5,7 +5,7 @@
  * refuses to run as root, so as root pg_ctl runs through runuser.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { PreconditionError, RecoveryTargetNotReachedError, TimeoutError } from '#domain/errors';
 import type { RestoreMode } from '#domain/restore/request';
@@ -105,11 +105,14 @@ function postmasterPid(pgdata: string): number | undefined {
   }
   const pid = Number(text.split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  // A snapshot of a running cluster carries its postmaster.pid: that pid may be alive, running elsewhere.
+  // A server's working directory is its data directory.
   try {
-    process.kill(pid, 0);
-    return pid;
+    return realpathSync(`/proc/${pid}/cwd`) === realpathSync(pgdata) ? pid : undefined;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    // Another user's process, alive: it may be this server, which only root or its owner can tell.
+    return code === 'EACCES' || code === 'EPERM' ? pid : undefined;
   }
 }
 

@@ -7,8 +7,17 @@
  * to recover to and what to check. Then the cluster comes up with the rows a
  * user expects and a host report, and every way it must refuse or fail does.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,8 +26,8 @@ import type { HostReport } from '#domain/restore/host-report';
 import type { RestoreRecord } from '#domain/restore/record';
 import { newRestoreId } from '#domain/restore/request';
 import { TaskFailure, TaskTokenEndpoint } from '../../local/task-token-endpoint.ts';
-import { Cluster, freePort, ownedDir } from '../support/cluster.ts';
-import { pgsnap } from '../support/pgsnap.ts';
+import { Cluster, chownTree, freePort, ownedDir } from '../support/cluster.ts';
+import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 
 const run = promisify(execFile);
@@ -373,6 +382,92 @@ describe.skipIf(notRoot !== undefined)('pgsnap restore --restore-id', () => {
     }
     // The cleanup path took away what was mounted before the refusal, and left the operator's file.
     expect(existsSync(join(taken, 'someone-elses-file'))).toBe(true);
+  });
+
+  it('brings up a standby of the running source, replayed past the backup, following its primary', async () => {
+    const attached = await attach('standby', {
+      mode: 'standby',
+      primaryConninfo: `host=127.0.0.1 port=${backup.source.port} user=postgres application_name=restored`,
+      checks: {
+        amcheck: 'none',
+        sql: { database: 'postgres', query: 'SELECT count(*) >= 100 FROM t', expect: 't' },
+      },
+    });
+    try {
+      const restored = await pgsnap(['restore', ...attached.flags], attached.env, { timeoutMs: 120_000 });
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(restored.json).toMatchObject({
+        ok: true,
+        checks: { sql: { ok: true }, checksums: { ok: true } },
+      });
+      // Still a standby, set to follow the source.
+      const client = await import('pg').then(
+        (pg) =>
+          new pg.default.Client({
+            host: '127.0.0.1',
+            port: attached.port,
+            user: 'postgres',
+            database: 'postgres',
+          }),
+      );
+      await client.connect();
+      try {
+        expect((await client.query('SELECT pg_is_in_recovery() AS r')).rows[0].r).toBe(true);
+        expect((await client.query('SHOW primary_conninfo')).rows[0].primary_conninfo).toContain(
+          `port=${backup.source.port}`,
+        );
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await teardown(attached);
+    }
+  });
+
+  it('as a user who cannot mount, links each local volume at its mount point, and unmount removes the links', async () => {
+    const attached = await attach('non-root', {});
+    chownTree(join(backup.work, 'non-root'));
+    const asPostgresUser = (command: string[]) =>
+      spawnSync(
+        'runuser',
+        [
+          '-u',
+          'postgres',
+          '--',
+          'env',
+          `PGSNAP_LOCAL_VOLUMES=${attached.env.PGSNAP_LOCAL_VOLUMES}`,
+          process.execPath,
+          pgsnapBin,
+          ...command,
+        ],
+        { encoding: 'utf8', cwd: '/' },
+      );
+    const target = join(attached.mountRoot, backup.source.dataDir);
+    const mounted = asPostgresUser(['mount', ...attached.flags]);
+    expect(mounted.status, mounted.stderr).toBe(0);
+    expect(JSON.parse(mounted.stdout)).toMatchObject({
+      mounts: [
+        {
+          volumeId: volumeIds.data,
+          device: join(backup.work, 'non-root', 'vol-data'),
+          mountPoint: target,
+          options: 'symlink',
+        },
+        { volumeId: volumeIds.tablespace, options: 'symlink' },
+      ],
+    });
+    expect(readlinkSync(target)).toBe(join(backup.work, 'non-root', 'vol-data'));
+    expect(mountsUnder(attached.mountRoot)).toEqual([]);
+    const again = asPostgresUser(['mount', ...attached.flags]);
+    expect(JSON.parse(again.stdout)).toMatchObject({ mounts: [{ already: true }, { already: true }] });
+    const unmounted = asPostgresUser(['unmount', ...attached.flags]);
+    expect(unmounted.status, unmounted.stderr).toBe(0);
+    expect(JSON.parse(unmounted.stdout)).toMatchObject({
+      volumes: [{ action: 'unlinked' }, { action: 'unlinked' }],
+    });
+    expect(existsSync(target)).toBe(false);
+    // The volumes themselves are untouched.
+    expect(existsSync(join(backup.work, 'non-root', 'vol-data', 'PG_VERSION'))).toBe(true);
   });
 
   it('refuses a volume that is not attached, naming it', async () => {
