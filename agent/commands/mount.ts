@@ -3,11 +3,16 @@ import { parse } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { restoreIdOf } from '../cli/restore-id.ts';
+import {
+  answeringStepFunctions,
+  heartbeatIntervalMs,
+  taskTokenFlag,
+  taskTokenOf,
+} from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
-import { mountVolumes } from '../restore/mount-volumes.ts';
-import { readRecord } from '../restore/restore-on-host.ts';
+import { mountRestore } from '../restore/mount-volumes.ts';
 
-export const mountUsage = `pgsnap mount --restore-id R --cluster C --repo URL [--json]
+export const mountUsage = `pgsnap mount --restore-id R --cluster C --repo URL [--task-token-file F [--heartbeat-seconds S]] [--json]
 
 Reads the restore record R from the repository and mounts each of its volumes
 at (mountRoot) + the mount point it had on the source host, creating the
@@ -19,16 +24,25 @@ PGSNAP_LOCAL_VOLUMES names a local volumes file, as the entry with that id
 XFS twins of a mounted file system (the same UUID) are mounted with nouuid.
 A mount point with something else mounted, or with files in it, is refused
 (MountPointInUseError); a file system over several volumes (LVM, md) is
-refused. A volume already mounted there from the same device is left as it is.`;
+refused. A volume already mounted there from the same device is left as it is.
+With a task token (PGSNAP_TASK_TOKEN or --task-token-file) the answer goes to
+Step Functions: SendTaskSuccess with {restoreId, mounts}, or SendTaskFailure
+with the error's name.`;
 
 export async function mountCommand(args: string[]): Promise<number> {
-  const { values } = parse('mount', args, { 'restore-id': { type: 'string' } });
+  const { values } = parse('mount', args, { 'restore-id': { type: 'string' }, ...taskTokenFlag });
   if (values.help) return printUsage(mountUsage);
   const restoreId = restoreIdOf('mount', values['restore-id']);
   const ctx = createContext(values);
   const repository = await open(requireRepositoryChoice('mount', values));
   try {
-    const mounts = mountVolumes(await readRecord(repository, restoreId));
+    const progress = (message: string) => ctx.out.progress(message);
+    const mounts = await answeringStepFunctions(
+      taskTokenOf(values),
+      () => mountRestore(repository, restoreId),
+      (placed) => ({ restoreId, mounts: placed }),
+      { progress, heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']) },
+    );
     ctx.out.result(
       { restoreId, mounts },
       mounts.map(

@@ -29,11 +29,13 @@ import {
   UnsupportedVolumeLayoutError,
   VolumeNotFoundError,
 } from '#domain/errors';
+import type { Repository } from '#domain/repository/repository';
 import type { RestoreRecord, RestoreVolume } from '#domain/restore/record';
 import type { FindmntOutput, SysfsReader } from '../volumes/block-devices.ts';
 import { findmnt, hostSysfs } from '../volumes/discover.ts';
 import { findEbsDevice, holdersOf } from '../volumes/ebs-device.ts';
 import { type LocalVolume, localVolumes, localVolumesVariable } from '../volumes/local-volumes.ts';
+import { readRecord } from './read-record.ts';
 
 /** What the host has: sysfs, its mounts, the local volumes, and whether pgsnap may mount. */
 export interface Host {
@@ -213,6 +215,11 @@ function refuseSpanningFileSystems(record: RestoreRecord): void {
 /** Parents first: a volume mounted inside another's mount point goes on top of it. */
 function outermostFirst(record: RestoreRecord): RestoreVolume[] {
   return [...record.volumes].sort((a, b) => a.source.mountPoint.length - b.source.mountPoint.length);
+}
+
+/** `pgsnap mount`: the restore record read from the repository, its volumes put in place. */
+export async function mountRestore(repository: Repository, restoreId: string): Promise<PlacedVolume[]> {
+  return mountVolumes(await readRecord(repository, restoreId));
 }
 
 /**

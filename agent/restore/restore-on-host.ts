@@ -20,6 +20,7 @@ import { connectionTarget } from '../postgres/client.ts';
 import { appendOwnedFile } from '../postgres/owned-paths.ts';
 import { type Host, mountVolumes, restoredPath, thisHost } from './mount-volumes.ts';
 import type { RecoveryTarget } from './prepare.ts';
+import { readRecord } from './read-record.ts';
 import { restoreBackup } from './restore-backup.ts';
 import { checkRestoredServer } from './restored-checks.ts';
 import {
@@ -40,17 +41,6 @@ export interface HostRestoreOptions {
   progress: (message: string) => void;
   host?: Host;
   env?: NodeJS.ProcessEnv;
-}
-
-export async function readRecord(repository: Repository, restoreId: string): Promise<RestoreRecord> {
-  const record = await repository.readRestoreRecord(restoreId);
-  if (!record) {
-    throw new PreconditionError(
-      `there is no restore record ${restoreId} in ${repository.url} (${repository.restoreKey(restoreId)}): ` +
-        'the restore state machine writes it before it asks the host; check --repo, --cluster and the restore id',
-    );
-  }
-  return record;
 }
 
 function recoveryTarget(target: RecoveryTargetRequest | undefined): RecoveryTarget | undefined {

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
 import { type Host, type RemovedVolume, thisHost, unmountVolumes } from './mount-volumes.ts';
-import { readRecord, restoredLayout } from './restore-on-host.ts';
+import { readRecord } from './read-record.ts';
+import { restoredLayout } from './restore-on-host.ts';
 import { findPgBin, type ServerControl, serverIsRunning, stopServer } from './restored-server.ts';
 
 export interface UnmountOptions {

@@ -1,0 +1,15 @@
+/** The restore record a target host acts on, from the repository; a missing one says where it was looked for. */
+import { PreconditionError } from '#domain/errors';
+import type { Repository } from '#domain/repository/repository';
+import type { RestoreRecord } from '#domain/restore/record';
+
+export async function readRecord(repository: Repository, restoreId: string): Promise<RestoreRecord> {
+  const record = await repository.readRestoreRecord(restoreId);
+  if (!record) {
+    throw new PreconditionError(
+      `there is no restore record ${restoreId} in ${repository.url} (${repository.restoreKey(restoreId)}): ` +
+        'the restore state machine writes it before it asks the host; check --repo, --cluster and the restore id',
+    );
+  }
+  return record;
+}
