@@ -35,7 +35,7 @@ import type { FindmntOutput, SysfsReader } from '../volumes/block-devices.ts';
 import { findmnt, hostSysfs } from '../volumes/discover.ts';
 import { findEbsDevice, holdersOf } from '../volumes/ebs-device.ts';
 import { type LocalVolume, localVolumes, localVolumesVariable } from '../volumes/local-volumes.ts';
-import { readRecord } from './read-record.ts';
+import { readRecordInProgress } from './read-record.ts';
 
 /** What the host has: sysfs, its mounts, the local volumes, and whether pgsnap may mount. */
 export interface Host {
@@ -219,7 +219,7 @@ function outermostFirst(record: RestoreRecord): RestoreVolume[] {
 
 /** `pgsnap mount`: the restore record read from the repository, its volumes put in place. */
 export async function mountRestore(repository: Repository, restoreId: string): Promise<PlacedVolume[]> {
-  return mountVolumes(await readRecord(repository, restoreId));
+  return mountVolumes(await readRecordInProgress(repository, restoreId));
 }
 
 /**

@@ -13,3 +13,18 @@ export async function readRecord(repository: Repository, restoreId: string): Pro
   }
   return record;
 }
+
+/** mount and restore act on a restore in progress; a finished one (completed, failed) has been cleaned up. */
+export async function readRecordInProgress(
+  repository: Repository,
+  restoreId: string,
+): Promise<RestoreRecord> {
+  const record = await readRecord(repository, restoreId);
+  if (record.state === 'completed' || record.state === 'failed') {
+    throw new PreconditionError(
+      `restore ${restoreId} is ${record.state}${record.failure ? ` (${record.failure.reason})` : ''}: its volumes ` +
+        'were cleaned up. Start a new restore (pgsnap restore start) rather than mounting this one again',
+    );
+  }
+  return record;
+}

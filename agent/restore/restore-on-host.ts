@@ -20,7 +20,7 @@ import { connectionTarget } from '../postgres/client.ts';
 import { appendOwnedFile } from '../postgres/owned-paths.ts';
 import { type Host, mountVolumes, restoredPath, thisHost } from './mount-volumes.ts';
 import type { RecoveryTarget } from './prepare.ts';
-import { readRecord } from './read-record.ts';
+import { readRecordInProgress } from './read-record.ts';
 import { restoreBackup } from './restore-backup.ts';
 import { checkRestoredServer } from './restored-checks.ts';
 import {
@@ -83,7 +83,7 @@ export async function restoreOnHost(
   options: HostRestoreOptions,
 ): Promise<HostReport> {
   const env = options.env ?? process.env;
-  const record = await readRecord(repository, options.restoreId);
+  const record = await readRecordInProgress(repository, options.restoreId);
   const placed = mountVolumes(record, options.host ?? thisHost(env));
   const mountedAt = new Date().toISOString();
   for (const p of placed)

@@ -470,6 +470,54 @@ describe.skipIf(notRoot !== undefined)('pgsnap restore --restore-id', () => {
     expect(existsSync(join(backup.work, 'non-root', 'vol-data', 'PG_VERSION'))).toBe(true);
   });
 
+  it('begin --volumes names the local volumes that hold the cluster, with what a restore record needs', async () => {
+    const dir = join(backup.work, 'begin');
+    mkdirSync(dir, { mode: 0o711 });
+    const localVolumes = join(dir, 'local-volumes.json');
+    writeFileSync(
+      localVolumes,
+      JSON.stringify({
+        volumes: [
+          { volumeId: volumeIds.data, path: backup.source.dataDir },
+          { volumeId: volumeIds.tablespace, path: backup.tablespaceDir },
+        ],
+      }),
+    );
+    const env = {
+      ...backup.source.env,
+      PGSNAP_STATE_DIR: join(dir, 'state'),
+      PGSNAP_LOCAL_VOLUMES: localVolumes,
+    };
+    const begun = await pgsnap(['begin', '--label', 'volumes', '--volumes', '--json'], env);
+    try {
+      expect(begun.code, begun.stderr).toBe(0);
+      expect(begun.json).toMatchObject({
+        problems: [],
+        volumes: [
+          {
+            volumeId: volumeIds.data,
+            disk: 'dir',
+            holds: ['pgdata', 'pg_wal'],
+            mountPoint: backup.source.dataDir,
+            paths: [
+              { role: 'data', path: backup.source.dataDir },
+              { role: 'wal', path: join(backup.source.dataDir, 'pg_wal') },
+            ],
+          },
+          {
+            volumeId: volumeIds.tablespace,
+            holds: ['tablespace ts'],
+            mountPoint: backup.tablespaceDir,
+            paths: [{ role: 'tablespace', path: backup.tablespaceDir, tablespaceOid: backup.tablespaceOid }],
+          },
+        ],
+      });
+    } finally {
+      const aborted = await pgsnap(['abort', '--backup-id', String(begun.json?.backupId)], env);
+      expect(aborted.code, aborted.stderr).toBe(0);
+    }
+  });
+
   it('refuses a volume that is not attached, naming it', async () => {
     const attached = await attach('missing', { target: { immediate: true } });
     const missing = 'vol-0000000000000dfff';
