@@ -265,7 +265,7 @@ export async function waitForRecovery(
   }
 }
 
-/** Stops the server: the unit, or pg_ctl -m fast, then -m immediate past `fastMs`. */
+/** Stops the server: the unit, or pg_ctl -m fast, then -m immediate when fast has not stopped it within `fastSeconds`. */
 export function stopServer(server: RestoredServer, fastSeconds = 60): 'stopped' | 'not running' {
   if ('systemdUnit' in server.control) {
     const unit = server.control.systemdUnit;
