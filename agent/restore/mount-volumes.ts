@@ -33,7 +33,7 @@ import type { Repository } from '#domain/repository/repository';
 import type { RestoreRecord, RestoreVolume } from '#domain/restore/record';
 import type { FindmntOutput, SysfsReader } from '../volumes/block-devices.ts';
 import { findmnt, hostSysfs } from '../volumes/discover.ts';
-import { findEbsDevice, holdersOf } from '../volumes/ebs-device.ts';
+import { findEbsDevice, holdersOf, partitionOf } from '../volumes/ebs-device.ts';
 import { type LocalVolume, localVolumes, localVolumesVariable } from '../volumes/local-volumes.ts';
 import { readRecordInProgress } from './read-record.ts';
 
@@ -81,8 +81,19 @@ function volumeIdOf(volume: RestoreVolume): string {
 function sourceOf(volume: RestoreVolume, host: Host): Source {
   const volumeId = volumeIdOf(volume);
   const local = host.local.find((v) => v.volumeId === volumeId);
-  if (local)
-    return local.device ? { kind: 'device', device: local.device } : { kind: 'dir', path: local.path };
+  if (local && !local.device) return { kind: 'dir', path: local.path };
+  if (local?.device) {
+    const partition = volume.source.partition;
+    if (partition === undefined) return { kind: 'device', device: local.device };
+    const part = partitionOf(local.device.replace(/^\/dev\//, ''), partition, host.sys);
+    if (!part) {
+      throw new VolumeNotFoundError(
+        `${local.device} (volume ${volumeId} in ${localVolumesVariable}) has no partition ${partition}, ` +
+          'where the file system was on the source',
+      );
+    }
+    return { kind: 'device', device: `/dev/${part}` };
+  }
   const found = findEbsDevice(
     volumeId,
     {
@@ -178,6 +189,14 @@ function probe(device: string): { type?: string; uuid?: string } {
   const type = field('TYPE');
   const uuid = field('UUID');
   return { ...(type ? { type } : {}), ...(uuid ? { uuid } : {}) };
+}
+
+/** The UUIDs of the XFS file systems mounted here: findmnt's, or blkid's where findmnt has none (no udev). */
+function mountedXfsUuids(mounts: FindmntOutput): string[] {
+  return mounts.filesystems
+    .filter((fs) => fs.fstype === 'xfs')
+    .map((fs) => fs.uuid ?? (fs.source.startsWith('/dev/') ? probe(mountSource(fs.source)).uuid : undefined))
+    .filter((uuid): uuid is string => uuid !== undefined);
 }
 
 function run(command: string, args: string[]): void {
@@ -298,7 +317,7 @@ function placeEach(record: RestoreRecord, host: Host, placed: PlacedVolume[]): v
     const fstype = type ?? volume.source.fstype;
     const options: string[] = [];
     // A file system with this UUID already mounted (the source's own volume, on the same host): XFS refuses it.
-    if (fstype === 'xfs' && uuid && mounts.filesystems.some((fs) => fs.uuid === uuid)) options.push('nouuid');
+    if (fstype === 'xfs' && uuid && mountedXfsUuids(mounts).includes(uuid)) options.push('nouuid');
     mkdirSync(target, { recursive: true });
     run('mount', [
       ...(fstype && fstype !== 'dir' ? ['-t', fstype] : []),

@@ -3,7 +3,7 @@
  * server, the mounts from findmnt, the disks and EBS ids from sysfs (or the
  * local volumes of PGSNAP_LOCAL_VOLUMES).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../postgres/client.ts';
@@ -72,6 +72,19 @@ export function findmnt(): FindmntOutput {
   return JSON.parse(text) as FindmntOutput;
 }
 
+/** A file system's UUID from blkid, for hosts where findmnt shows none (no udev database, as in containers). */
+function blkidUuid(device: string): string | undefined {
+  const result = spawnSync('blkid', ['-p', '-o', 'value', '-s', 'UUID', device], { encoding: 'utf8' });
+  return result.status === 0 && result.stdout.trim() ? result.stdout.trim() : undefined;
+}
+
 export async function discover(): Promise<Discovery> {
-  return discoverVolumes(await clusterPaths(), findmnt(), hostSysfs(), localVolumes());
+  const found = discoverVolumes(await clusterPaths(), findmnt(), hostSysfs(), localVolumes());
+  for (const volume of found.volumes) {
+    if (volume.fsUuid || volume.fstype === 'dir') continue;
+    const source = found.paths.find((p) => p.mount === volume.mountPoint)?.source.replace(/\[.*\]$/, '');
+    const uuid = source?.startsWith('/dev/') ? blkidUuid(source) : undefined;
+    if (uuid) volume.fsUuid = uuid;
+  }
+  return found;
 }
