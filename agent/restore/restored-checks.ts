@@ -12,7 +12,7 @@ import { messageOf } from '#domain/errors';
 import type { CheckOutcome, HostReport } from '#domain/restore/host-report';
 import type { RestoreRecord } from '#domain/restore/record';
 import { type Client, connect } from '../postgres/client.ts';
-import { runAmcheck } from './checks.ts';
+import { runAmcheckInBackground } from './checks.ts';
 import { type RestoredServer, serverLog } from './restored-server.ts';
 
 async function withClient<T>(
@@ -50,15 +50,15 @@ function consistency(server: RestoredServer): CheckOutcome {
   };
 }
 
-function amcheck(
+async function amcheck(
   server: RestoredServer,
   scope: RestoreRecord['checks']['amcheck'],
   connection: { clientArgs: string[]; inRecovery: boolean },
-): CheckOutcome | undefined {
+): Promise<CheckOutcome | undefined> {
   if (scope === 'none') return undefined;
   const major = Number(readFileSync(join(server.pgdata, 'PG_VERSION'), 'utf8').trim());
   const args = scope === 'all' ? ['--all'] : ['-d', scope.database];
-  const run = runAmcheck({ clientArgs: connection.clientArgs, major }, args, {
+  const run = await runAmcheckInBackground({ clientArgs: connection.clientArgs, major }, args, {
     installMissing: !connection.inRecovery,
   });
   const where = scope === 'all' ? 'every database' : `database ${scope.database}`;
@@ -124,7 +124,12 @@ export async function checkRestoredServer(
   record: RestoreRecord,
   connection: { clientArgs: string[]; inRecovery: boolean },
 ): Promise<HostReport['checks']> {
-  const amcheckOutcome = amcheck(server, record.checks.amcheck, connection);
+  const amcheckOutcome = await amcheck(server, record.checks.amcheck, connection).catch(
+    (error: unknown): CheckOutcome => ({
+      ok: false,
+      detail: `pg_amcheck could not run: ${messageOf(error)}`,
+    }),
+  );
   return {
     consistency: consistency(server),
     ...(amcheckOutcome ? { amcheck: amcheckOutcome } : {}),
