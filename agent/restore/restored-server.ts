@@ -124,7 +124,16 @@ export function serverIsRunning(server: RestoredServer): boolean {
   return postmasterPid(server.pgdata) !== undefined;
 }
 
-/** The server's log: pg_ctl's -l file, the newest file of PGDATA/log, or the unit's journal. */
+/** What a log says since the server last started: a log file that came with the snapshot holds the source's past. */
+function sinceLastStart(text: string): string {
+  const at = text.lastIndexOf('starting PostgreSQL');
+  return at < 0 ? text : text.slice(text.lastIndexOf('\n', at) + 1);
+}
+
+/**
+ * The server's log since it was started: pg_ctl's -l file, the newest file of
+ * PGDATA/log (logging_collector), or the unit's journal.
+ */
 export function serverLog(server: RestoredServer): string {
   const parts: string[] = [];
   if (server.logFile && existsSync(server.logFile)) parts.push(readFileSync(server.logFile, 'utf8'));
@@ -135,14 +144,14 @@ export function serverLog(server: RestoredServer): string {
         .filter((path) => path !== server.logFile && statSync(path).isFile())
         .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs)
         .at(-1);
-      if (newest) parts.push(readFileSync(newest, 'utf8'));
+      if (newest) parts.push(sinceLastStart(readFileSync(newest, 'utf8')));
     } catch {}
   }
   if ('systemdUnit' in server.control) {
     const journal = spawnSync('journalctl', ['-u', server.control.systemdUnit, '-n', '200', '--no-pager'], {
       encoding: 'utf8',
     });
-    if (journal.status === 0) parts.push(journal.stdout);
+    if (journal.status === 0) parts.push(sinceLastStart(journal.stdout));
   }
   return parts.join('\n');
 }
