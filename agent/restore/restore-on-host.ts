@@ -25,6 +25,7 @@ import { restoreBackup } from './restore-backup.ts';
 import { checkRestoredServer } from './restored-checks.ts';
 import {
   findPgBin,
+  postmasterRunsIn,
   type RestoredServer,
   type ServerControl,
   startServer,
@@ -90,23 +91,6 @@ export async function restoreOnHost(
     options.progress(`${p.volumeId} ${p.already ? 'was already' : 'is'} at ${p.mountPoint} (${p.device})`);
 
   const { pgdata, tablespaces, walDir } = restoredLayout(record);
-  const target = record.mode === 'standby' ? undefined : recoveryTarget(record.target);
-  const prepared = await restoreBackup(repository, choice, {
-    backupId: record.backupId,
-    pgdata,
-    ...(target ? { target, targetAction: 'promote' as const } : {}),
-    ...(Object.keys(tablespaces).length > 0 ? { tablespaces } : {}),
-    keepArchiving: false,
-    ...(walDir ? { walDir } : {}),
-    ...(record.mode === 'standby' ? { standby: { primaryConninfo: record.primaryConninfo ?? '' } } : {}),
-    prefetch: { ahead: 0 },
-  });
-  if (record.port !== undefined) {
-    appendOwnedFile(join(pgdata, 'postgresql.auto.conf'), `port = ${record.port}\n`, statSync(pgdata));
-  }
-  const preparedAt = new Date().toISOString();
-  options.progress(`${pgdata} is prepared to recover backup ${record.backupId}`);
-
   const control: ServerControl = options.systemdUnit
     ? { systemdUnit: options.systemdUnit }
     : { pgBin: findPgBin(pgdata, options.pgBin, env) };
@@ -120,12 +104,40 @@ export async function restoreOnHost(
     env: serverEnv,
     ...('pgBin' in control ? { logFile: join(pgdata, 'log', `pgsnap-${record.restoreId}.log`) } : {}),
   };
-  startServer(server);
-  const startedAt = new Date().toISOString();
-  options.progress(`PostgreSQL started on ${pgdata}; waiting for recovery`);
+  let stopLsn: string | undefined;
+  let preparedAt: string | undefined;
+  let startedAt: string | undefined;
+  if (postmasterRunsIn(pgdata)) {
+    // A retry of this restore (the answer was lost): the volumes are this restore's, and so is the server on them.
+    stopLsn = (await repository.readManifest(record.backupId))?.stopLsn;
+    options.progress(
+      `a server already runs on ${pgdata}: this restore was started before; waiting for it again`,
+    );
+  } else {
+    const target = record.mode === 'standby' ? undefined : recoveryTarget(record.target);
+    const prepared = await restoreBackup(repository, choice, {
+      backupId: record.backupId,
+      pgdata,
+      ...(target ? { target, targetAction: 'promote' as const } : {}),
+      ...(Object.keys(tablespaces).length > 0 ? { tablespaces } : {}),
+      keepArchiving: false,
+      ...(walDir ? { walDir } : {}),
+      ...(record.mode === 'standby' ? { standby: { primaryConninfo: record.primaryConninfo ?? '' } } : {}),
+      prefetch: { ahead: 0 },
+    });
+    stopLsn = prepared.stopLsn;
+    if (record.port !== undefined) {
+      appendOwnedFile(join(pgdata, 'postgresql.auto.conf'), `port = ${record.port}\n`, statSync(pgdata));
+    }
+    preparedAt = new Date().toISOString();
+    options.progress(`${pgdata} is prepared to recover backup ${record.backupId}`);
+    startServer(server);
+    startedAt = new Date().toISOString();
+    options.progress(`PostgreSQL started on ${pgdata}; waiting for recovery`);
+  }
   const reached = await waitForRecovery(
     server,
-    { mode: record.mode, ...(prepared.stopLsn ? { stopLsn: prepared.stopLsn } : {}) },
+    { mode: record.mode, ...(stopLsn ? { stopLsn } : {}) },
     { timeoutMs: options.timeoutMs, progress: options.progress },
   );
   options.progress(
@@ -149,8 +161,8 @@ export async function restoreOnHost(
     pgdata,
     timings: {
       mountedAt,
-      preparedAt,
-      startedAt,
+      ...(preparedAt ? { preparedAt } : {}),
+      ...(startedAt ? { startedAt } : {}),
       ...(reached.consistentAt ? { consistentAt: reached.consistentAt } : {}),
       ...(reached.targetReachedAt ? { targetReachedAt: reached.targetReachedAt } : {}),
       ...(reached.acceptingAt ? { acceptingAt: reached.acceptingAt } : {}),

@@ -95,6 +95,11 @@ export function startServer(server: RestoredServer): void {
   );
 }
 
+/** Whether a postmaster runs in `pgdata` (not merely a postmaster.pid that came with a snapshot). */
+export function postmasterRunsIn(pgdata: string): boolean {
+  return postmasterPid(pgdata) !== undefined;
+}
+
 /** The postmaster's pid while it runs, from postmaster.pid. */
 function postmasterPid(pgdata: string): number | undefined {
   let text: string;

@@ -276,6 +276,12 @@ describe.skipIf(notRoot !== undefined)('pgsnap restore --restore-id', () => {
         [pgdata, join(attached.mountRoot, backup.tablespaceDir)].sort(),
       );
 
+      // The same restore again (a retry after a lost answer): it finds its server running and reports again.
+      const retried = await pgsnap(['restore', ...attached.flags], attached.env, { timeoutMs: 120_000 });
+      expect(retried.code, retried.stderr).toBe(0);
+      expect(retried.json).toMatchObject({ ok: true, pgdata, checks: { sql: { ok: true } } });
+      expect((retried.json as unknown as HostReport).timings.startedAt).toBeUndefined();
+
       // mount again while it runs: the volumes are already there, from the same sources.
       const again = await pgsnap(['mount', ...attached.flags], attached.env);
       expect(again.code, again.stderr).toBe(0);
