@@ -97,7 +97,12 @@ export class RestoreCheckFailedError extends Error {
   override name = 'RestoreCheckFailedError';
 }
 
-/** Recovery ended, or the server stopped, before it reached the target asked for. */
+/**
+ * The restored server stopped before recovery reached its target: the WAL
+ * ends before it ("recovery ended before configured recovery target was
+ * reached"), or recovery hit another FATAL. The message quotes the server's
+ * log line.
+ */
 export class RecoveryTargetNotReachedError extends Error {
   override name = 'RecoveryTargetNotReachedError';
 }
@@ -105,4 +110,19 @@ export class RecoveryTargetNotReachedError extends Error {
 /** A volume of the restore did not become available or attached in time, or EC2 put it in error. */
 export class VolumeFailedError extends Error {
   override name = 'VolumeFailedError';
+}
+
+/** A restore's mount point already has a file system mounted, or files in it; nothing was mounted over it. */
+export class MountPointInUseError extends PreconditionError {
+  override name = 'MountPointInUseError';
+}
+
+/** A volume of the restore is not attached to this host (no NVMe disk with its id as serial, no local volume). */
+export class VolumeNotFoundError extends PreconditionError {
+  override name = 'VolumeNotFoundError';
+}
+
+/** A file system spans more than one volume (LVM, md): pgsnap mount puts back one volume per file system. */
+export class UnsupportedVolumeLayoutError extends PreconditionError {
+  override name = 'UnsupportedVolumeLayoutError';
 }

@@ -43,7 +43,15 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
   },
   restore: {
     load: () => import('../commands/restore.ts').then((m) => m.restoreCommand),
-    summary: 'prepare a restored data directory here; restore start: a restore or drill in AWS',
+    summary: 'prepare a restored data directory; --restore-id: the whole restore here; start: one in AWS',
+  },
+  mount: {
+    load: () => import('../commands/mount.ts').then((m) => m.mountCommand),
+    summary: "on a restore's target host: mount its volumes at their recorded places",
+  },
+  unmount: {
+    load: () => import('../commands/unmount.ts').then((m) => m.unmountCommand),
+    summary: 'take away what mount placed for a restore (--stop-server stops its server first)',
   },
   drill: {
     load: () => import('../commands/drill.ts').then((m) => m.drillCommand),

@@ -11,11 +11,21 @@ import { parse, refuseTogether } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { restoreIdOf } from '../cli/restore-id.ts';
+import {
+  answeringStepFunctions,
+  heartbeatIntervalMs,
+  taskTokenFlag,
+  taskTokenOf,
+} from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { RecoveryTarget } from '../restore/prepare.ts';
 import { type RestoreResult, restoreBackup } from '../restore/restore-backup.ts';
+import { restoreOnHost } from '../restore/restore-on-host.ts';
 
-export const restoreUsage = `pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
+export const restoreUsage = `pgsnap restore --restore-id R --repo URL --cluster NAME [--systemd-unit U | --pg-bin DIR]
+               [--recovery-timeout SECONDS] [--task-token-file F [--heartbeat-seconds S]] [--json]
+pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
                [--target-action promote|pause|shutdown] [--standby --primary-conninfo CONNINFO]
                [--waldir DIR] [--keep-archiving] [--prefetch N [--spool-dir DIR]] [--json]
@@ -34,6 +44,25 @@ start the server on DIR.
 --spool-dir DIR  where prefetched segments wait (default: pg_wal/pgsnap-prefetch
                  of DIR, on the file system of pg_wal, so that taking one is a
                  rename)`;
+
+const hostRestoreUsage = `
+With --restore-id, the whole restore on a target host, as the restore state
+machine asks for it: reads the restore record R from the repository, mounts
+its volumes (as pgsnap mount), prepares PGDATA as above from the record
+(backup, target, standby with primary_conninfo, tablespaces and pg_wal below
+the record's mountRoot, archiving off, the record's port), starts PostgreSQL
+(systemctl start U, or pg_ctl -D PGDATA start as its owner, pg_ctl from
+--pg-bin, PGSNAP_PG_BIN, /usr/lib/postgresql/<version>/bin or PATH), waits
+until it is consistent and has promoted at its target (a standby: replayed
+past the backup's stop LSN), and runs the record's checks (consistency,
+pg_amcheck, checksum failures, the SQL check). Prints the host report; with a
+task token (PGSNAP_TASK_TOKEN or --task-token-file) sends it with
+SendTaskSuccess, also when a check failed (ok: false), and SendTaskFailure
+with the error's name when the restore cannot go on (MountPointInUseError,
+VolumeNotFoundError, RecoveryTargetNotReachedError, ...). The restored server
+is reached with the libpq settings (PGHOST, PGUSER, ...) and the record's port.
+
+--recovery-timeout S   give up waiting for recovery after S seconds (default 21600)`;
 
 const targetActions = ['promote', 'pause', 'shutdown'] as const;
 
@@ -113,8 +142,89 @@ export function parseTablespaces(specs: string[] | undefined): Record<string, st
   return locations;
 }
 
+/** Flags of the prepare-only mode, which --restore-id replaces with the restore record. */
+const prepareFlags = [
+  'backup-id',
+  'pgdata',
+  'tablespace',
+  'target-time',
+  'target-lsn',
+  'target-name',
+  'target',
+  'target-action',
+  'standby',
+  'primary-conninfo',
+  'keep-archiving',
+  'waldir',
+  'prefetch',
+  'spool-dir',
+] as const;
+
+async function hostRestore(values: {
+  'restore-id'?: string;
+  'systemd-unit'?: string;
+  'pg-bin'?: string;
+  'recovery-timeout'?: string;
+  'task-token'?: string;
+  'task-token-file'?: string;
+  'heartbeat-seconds'?: string;
+  json: boolean;
+  repo?: string;
+  cluster?: string;
+}): Promise<number> {
+  refuseTogether('restore', values, ['systemd-unit', 'pg-bin']);
+  const restoreId = restoreIdOf('restore', values['restore-id']);
+  const timeout = values['recovery-timeout'] ?? '21600';
+  if (!/^[1-9][0-9]{0,7}$/.test(timeout)) {
+    throw new UsageError(`--recovery-timeout ${timeout}: give a whole number of seconds, e.g. 3600`);
+  }
+  const ctx = createContext(values);
+  const choice = requireRepositoryChoice('restore', values);
+  const progress = (message: string) => ctx.out.progress(message);
+  const repository = await open(choice);
+  try {
+    const report = await answeringStepFunctions(
+      taskTokenOf(values),
+      () =>
+        restoreOnHost(repository, choice, {
+          restoreId,
+          ...(values['systemd-unit'] ? { systemdUnit: values['systemd-unit'] } : {}),
+          ...(values['pg-bin'] ? { pgBin: values['pg-bin'] } : {}),
+          timeoutMs: Number(timeout) * 1000,
+          progress,
+        }),
+      (result) => ({ ...result }),
+      { progress, heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']) },
+    );
+    ctx.out.result({ ...report }, [
+      ...report.mounts.map(
+        (m) => `mounted: ${m.volumeId} ${m.device} at ${m.mountPoint}${m.options ? ` (${m.options})` : ''}`,
+      ),
+      ...table([
+        ['pgdata', report.pgdata],
+        ['replayed to', report.replayLsn],
+        ['last replayed commit', report.lastReplayedCommit],
+        ['accepting since', report.timings.acceptingAt],
+      ]),
+      ...Object.entries(report.checks).map(
+        ([name, c]) => `check ${name}: ${c.ok ? 'ok' : 'FAILED'}: ${c.detail}`,
+      ),
+      report.ok ? 'restored: every check passed' : 'restored, but a check failed',
+    ]);
+    // The restore itself went through; a failed check is the report's to tell (exit 1 for a person at a shell).
+    return report.ok ? 0 : 1;
+  } finally {
+    repository.close();
+  }
+}
+
 export async function restoreCommand(args: string[]): Promise<number> {
   const { values } = parse('restore', args, {
+    'restore-id': { type: 'string' },
+    'systemd-unit': { type: 'string' },
+    'pg-bin': { type: 'string' },
+    'recovery-timeout': { type: 'string' },
+    ...taskTokenFlag,
     'backup-id': { type: 'string' },
     pgdata: { type: 'string' },
     repo: { type: 'string' },
@@ -131,7 +241,26 @@ export async function restoreCommand(args: string[]): Promise<number> {
     prefetch: { type: 'string' },
     'spool-dir': { type: 'string' },
   });
-  if (values.help) return printUsage(restoreUsage);
+  if (values.help) return printUsage(`${restoreUsage}\n${hostRestoreUsage}`);
+  if (values['restore-id'] !== undefined) {
+    const given = prepareFlags.filter((flag) => values[flag] !== undefined && values[flag] !== false);
+    if (given.length > 0) {
+      throw new UsageError(
+        `pgsnap restore: --restore-id takes the backup, target and places from the restore record; ` +
+          `cannot specify it with ${given.map((f) => `--${f}`).join(', ')}`,
+      );
+    }
+    return hostRestore(values);
+  }
+  for (const flag of [
+    'systemd-unit',
+    'pg-bin',
+    'recovery-timeout',
+    'task-token',
+    'task-token-file',
+  ] as const) {
+    if (values[flag] !== undefined) throw new UsageError(`pgsnap restore: --${flag} goes with --restore-id`);
+  }
   if (!values['backup-id'])
     throw new UsageError('pgsnap restore: --backup-id is required (pgsnap backups list shows them)');
   if (!values.pgdata)

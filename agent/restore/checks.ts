@@ -4,6 +4,7 @@
  * (pg_amcheck --heapallindexed), and, with data checksums on, every page's
  * checksum after a clean shutdown (pg_checksums --check).
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { asPostgres, type Cluster, clientBin } from './cluster.ts';
 
@@ -22,19 +23,42 @@ export interface DataCheck {
  * undefined when the tool or the server's version cannot do it.
  */
 export function runAmcheck(
-  cluster: Cluster,
+  cluster: Pick<Cluster, 'clientArgs' | 'major'>,
   scope: string[] = ['-d', 'postgres'],
+  options: { installMissing?: boolean } = {},
 ): { ok: boolean; output: string } | undefined {
   const amcheckBin = clientBin('pg_amcheck');
   if (!amcheckBin || cluster.major < 14) return undefined;
-  const result = asPostgres(
-    amcheckBin,
-    [...cluster.clientArgs, ...scope, '--install-missing', '--heapallindexed'],
-    {
-      allowFailure: true,
-    },
-  );
+  // A standby cannot CREATE EXTENSION: there amcheck must come from the primary.
+  const install = options.installMissing === false ? [] : ['--install-missing'];
+  const result = asPostgres(amcheckBin, [...cluster.clientArgs, ...scope, ...install, '--heapallindexed'], {
+    allowFailure: true,
+  });
   return { ok: result.status === 0, output: (result.stdout + result.stderr).trim() };
+}
+
+/**
+ * runAmcheck without blocking: on a restore's target host pg_amcheck may run
+ * for hours, and the task token's heartbeats must go on meanwhile.
+ */
+export function runAmcheckInBackground(
+  cluster: Pick<Cluster, 'clientArgs' | 'major'>,
+  scope: string[],
+  options: { installMissing?: boolean } = {},
+): Promise<{ ok: boolean; output: string } | undefined> {
+  const amcheckBin = clientBin('pg_amcheck');
+  if (!amcheckBin || cluster.major < 14) return Promise.resolve(undefined);
+  const install = options.installMissing === false ? [] : ['--install-missing'];
+  const args = [...cluster.clientArgs, ...scope, ...install, '--heapallindexed'];
+  const [command, commandArgs] =
+    process.getuid?.() === 0
+      ? ['runuser', ['-u', 'postgres', '--', amcheckBin, ...args]]
+      : [amcheckBin, args];
+  return new Promise((resolve) => {
+    execFile(command, commandArgs, { cwd: '/', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ ok: !error, output: `${stdout}${stderr}`.trim() });
+    });
+  });
 }
 
 /** Runs the checks; stops the cluster (cleanly, as pg_checksums needs). */

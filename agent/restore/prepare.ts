@@ -146,6 +146,15 @@ export function sha256(content: string): string {
   return createHash('sha256').update(Buffer.from(content, 'utf8')).digest('hex');
 }
 
+/**
+ * recovery_target_time is checked when the configuration is read, before the
+ * time zone abbreviations are loaded: PostgreSQL 15 refuses `…T00:00:00Z`
+ * ("invalid value for parameter") and takes `…T00:00:00+00:00`.
+ */
+function targetValue(target: RecoveryTarget): string {
+  return target.kind === 'time' ? target.value!.replace(/Z$/i, '+00:00') : target.value!;
+}
+
 /** A postgresql.conf string: the GUC parser reads backslash escapes as well as doubled quotes. */
 function quote(value: string): string {
   return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
@@ -237,7 +246,10 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   if (options.target) {
     const name =
       options.target.kind === 'immediate' ? 'recovery_target' : `recovery_target_${options.target.kind}`;
-    settings.push([name, quote(options.target.kind === 'immediate' ? 'immediate' : options.target.value!)]);
+    settings.push([
+      name,
+      quote(options.target.kind === 'immediate' ? 'immediate' : targetValue(options.target)),
+    ]);
     settings.push(['recovery_target_action', options.targetAction ?? 'promote']);
   }
   // A snapshot of a standby carries its primary_conninfo; a restored copy must not follow that primary.

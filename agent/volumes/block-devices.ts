@@ -7,6 +7,8 @@
  * Store" (AWS docs, "Amazon EBS and NVMe"); on Xen instances (xvd*, sd*) the
  * host cannot see the volume id, only the device name.
  */
+import type { ClusterPath } from './cluster-paths.ts';
+import type { LocalVolume } from './local-volumes.ts';
 
 /** Reads sysfs, relative to its root (`/sys` on a host, a recording in tests). */
 export interface SysfsReader {
@@ -14,20 +16,19 @@ export interface SysfsReader {
   list(path: string): string[];
 }
 
-/** `findmnt --json --list --output TARGET,SOURCE,FSTYPE,MAJ:MIN`. */
+/** `findmnt --json --list --output TARGET,SOURCE,FSTYPE,MAJ:MIN,UUID`. */
 export interface FindmntOutput {
-  filesystems: Array<{ target: string; source: string; fstype: string; 'maj:min': string }>;
+  filesystems: Array<{
+    target: string;
+    source: string;
+    fstype: string;
+    'maj:min': string;
+    /** The file system's UUID (null when it has none, absent in recordings made without the column). */
+    uuid?: string | null;
+  }>;
 }
 
-export type PathRole = 'pgdata' | 'pg_wal' | 'tablespace';
-
-export interface ClusterPath {
-  role: PathRole;
-  /** The real path (symlinks resolved). */
-  path: string;
-  /** The tablespace's name. */
-  name?: string;
-}
+export type { ClusterPath } from './cluster-paths.ts';
 
 export interface Disk {
   /** Kernel name: nvme1n1, xvdf. */
@@ -41,25 +42,62 @@ export interface PathPlacement extends ClusterPath {
   mount: string;
   source: string;
   fstype: string;
+  fsUuid?: string;
   /** The mount's own block device (dm-0, md0, nvme1n1p1…). */
   device: string;
+  /** The partition number, when the file system is on a partition of a disk. */
+  partition?: number;
   disks: Disk[];
+}
+
+/** One part of the cluster on a volume, as a restore puts it back (the manifest's volume `holds`). */
+export interface VolumePath {
+  role: 'data' | 'tablespace' | 'wal';
+  path: string;
+  /** The tablespace's OID, as in tablespace_map. */
+  tablespaceOid?: string;
+}
+
+/** An EBS volume (or a local volume) that holds part of the cluster. */
+export interface DiscoveredVolume {
+  volumeId: string;
+  disk: string;
+  /** What it holds, as words (`pgdata`, `pg_wal`, `tablespace archive_ts`); the create-snapshots step reads them. */
+  holds: string[];
+  /** Where its file system is mounted, and what it is: what `pgsnap mount` needs to put it back. */
+  mountPoint: string;
+  fstype: string;
+  fsUuid?: string;
+  partition?: number;
+  paths: VolumePath[];
 }
 
 export interface Discovery {
   paths: PathPlacement[];
   /** Every EBS volume that holds part of the cluster, once, with what it holds. */
-  volumes: Array<{ volumeId: string; disk: string; holds: string[] }>;
+  volumes: DiscoveredVolume[];
   /** What stops a consistent snapshot set; empty when the volumes are all known. */
   problems: string[];
+}
+
+/** The words `holds` has always used: the create-snapshots step and operators read them. */
+export function holdsLabel(path: ClusterPath): string {
+  if (path.role === 'tablespace') return `tablespace ${path.name ?? path.oid}`;
+  return path.role === 'data' ? 'pgdata' : 'pg_wal';
+}
+
+function volumePath(path: ClusterPath): VolumePath {
+  return { role: path.role, path: path.path, ...(path.oid ? { tablespaceOid: path.oid } : {}) };
+}
+
+function isUnder(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
 
 const ebsModel = 'Amazon Elastic Block Store';
 
 function mountOf(path: string, findmnt: FindmntOutput) {
-  const containing = findmnt.filesystems.filter(
-    (fs) => path === fs.target || path.startsWith(fs.target === '/' ? '/' : `${fs.target}/`),
-  );
+  const containing = findmnt.filesystems.filter((fs) => isUnder(path, fs.target));
   // The innermost mount wins; the last one listed when two are stacked on one target.
   return containing.reduce<(typeof containing)[number] | undefined>(
     (best, fs) => (!best || fs.target.length >= best.target.length ? fs : best),
@@ -92,11 +130,63 @@ function describeDisk(disk: string, sys: SysfsReader): Disk {
   return { disk, ...(volumeId ? { volumeId } : {}), ...(model ? { model } : {}) };
 }
 
-export function discoverVolumes(paths: ClusterPath[], findmnt: FindmntOutput, sys: SysfsReader): Discovery {
+function partitionNumber(device: string, sys: SysfsReader): number | undefined {
+  const text = sys.read(`class/block/${device}/partition`)?.trim();
+  return text && /^[1-9][0-9]*$/.test(text) ? Number(text) : undefined;
+}
+
+/**
+ * Places each path of the cluster on its volume. A path under a local volume
+ * (PGSNAP_LOCAL_VOLUMES: the one-machine harness) is held by it; every other
+ * path goes from its mount to the disks under it and their EBS ids.
+ */
+export function discoverVolumes(
+  paths: ClusterPath[],
+  findmnt: FindmntOutput,
+  sys: SysfsReader,
+  localVolumes: LocalVolume[] = [],
+): Discovery {
   const problems: string[] = [];
   const placements: PathPlacement[] = [];
+  const volumes = new Map<string, DiscoveredVolume>();
+  const add = (volume: Omit<DiscoveredVolume, 'holds' | 'paths'>, clusterPath: ClusterPath) => {
+    const found = volumes.get(volume.volumeId) ?? { ...volume, holds: [], paths: [] };
+    const label = holdsLabel(clusterPath);
+    if (!found.holds.includes(label)) found.holds.push(label);
+    if (!found.paths.some((p) => p.role === clusterPath.role && p.path === clusterPath.path))
+      found.paths.push(volumePath(clusterPath));
+    volumes.set(volume.volumeId, found);
+  };
   for (const clusterPath of paths) {
-    const what = clusterPath.role === 'tablespace' ? `tablespace ${clusterPath.name}` : clusterPath.role;
+    const what = holdsLabel(clusterPath);
+    const local = localVolumes
+      .filter((v) => isUnder(clusterPath.path, v.path))
+      .sort((a, b) => b.path.length - a.path.length)[0];
+    if (local) {
+      // The local volume's own mount when it is one (a loop device), else a plain directory.
+      const mounted = findmnt.filesystems.filter((fs) => fs.target === local.path).at(-1);
+      const disk = local.device ? local.device.replace(/^\/dev\//, '') : 'dir';
+      placements.push({
+        ...clusterPath,
+        mount: local.path,
+        source: mounted?.source ?? local.device ?? local.path,
+        fstype: mounted?.fstype ?? 'dir',
+        ...(mounted?.uuid ? { fsUuid: mounted.uuid } : {}),
+        device: disk,
+        disks: [{ disk, volumeId: local.volumeId }],
+      });
+      add(
+        {
+          volumeId: local.volumeId,
+          disk,
+          mountPoint: local.path,
+          fstype: mounted?.fstype ?? 'dir',
+          ...(mounted?.uuid ? { fsUuid: mounted.uuid } : {}),
+        },
+        clusterPath,
+      );
+      continue;
+    }
     const mount = mountOf(clusterPath.path, findmnt);
     if (!mount) {
       problems.push(`${what} (${clusterPath.path}) is on no mount findmnt lists`);
@@ -111,6 +201,9 @@ export function discoverVolumes(paths: ClusterPath[], findmnt: FindmntOutput, sy
       continue;
     }
     const disks = disksUnder(device, sys).map((disk) => describeDisk(disk, sys));
+    // A partition straight on a disk; under LVM or md the volumes are members, not partitions of the file system.
+    const partition =
+      disks.length === 1 && disks[0]!.disk !== device ? partitionNumber(device, sys) : undefined;
     for (const disk of disks) {
       if (disk.volumeId) continue;
       problems.push(
@@ -121,23 +214,15 @@ export function discoverVolumes(paths: ClusterPath[], findmnt: FindmntOutput, sy
               'volumeIds in the pgsnap configuration',
       );
     }
-    placements.push({
-      ...clusterPath,
-      mount: mount.target,
-      source: mount.source,
+    const fs = {
       fstype: mount.fstype,
-      device,
-      disks,
-    });
-  }
-  const volumes = new Map<string, { volumeId: string; disk: string; holds: string[] }>();
-  for (const placement of placements) {
-    const label = placement.role === 'tablespace' ? `tablespace ${placement.name}` : placement.role;
-    for (const disk of placement.disks) {
-      if (!disk.volumeId) continue;
-      const volume = volumes.get(disk.volumeId) ?? { volumeId: disk.volumeId, disk: disk.disk, holds: [] };
-      if (!volume.holds.includes(label)) volume.holds.push(label);
-      volumes.set(disk.volumeId, volume);
+      ...(mount.uuid ? { fsUuid: mount.uuid } : {}),
+      ...(partition ? { partition } : {}),
+    };
+    placements.push({ ...clusterPath, mount: mount.target, source: mount.source, ...fs, device, disks });
+    for (const disk of disks) {
+      if (disk.volumeId)
+        add({ volumeId: disk.volumeId, disk: disk.disk, mountPoint: mount.target, ...fs }, clusterPath);
     }
   }
   return { paths: placements, volumes: [...volumes.values()], problems };

@@ -40,8 +40,8 @@ test('discover --json places PGDATA, pg_wal and the tablespace on their mounts a
     problems: string[];
   };
   expect(found.paths.map((p) => [p.role, p.name, p.path])).toEqual([
-    ['pgdata', undefined, realpathSync(cluster.dataDir)],
-    ['pg_wal', undefined, realpathSync(join(cluster.dataDir, 'pg_wal'))],
+    ['data', undefined, realpathSync(cluster.dataDir)],
+    ['wal', undefined, realpathSync(join(cluster.dataDir, 'pg_wal'))],
     ['tablespace', 'archive_ts', realpathSync(tablespaceDir)],
   ]);
   for (const placement of found.paths) expect(placement.mount, placement.role).toBe(mountOf(placement.path));

@@ -1,0 +1,63 @@
+/** `pgsnap unmount`: takes away what pgsnap mount placed for a restore (the drill's teardown, the cleanup path). */
+import { parse, refuseTogether } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { restoreIdOf } from '../cli/restore-id.ts';
+import {
+  answeringStepFunctions,
+  heartbeatIntervalMs,
+  taskTokenFlag,
+  taskTokenOf,
+} from '../cli/task-token.ts';
+import { printUsage } from '../cli/usage.ts';
+import { unmountRestore } from '../restore/unmount-restore.ts';
+
+export const unmountUsage = `pgsnap unmount --restore-id R --cluster C --repo URL [--stop-server [--systemd-unit U | --pg-bin DIR]]
+               [--task-token-file F [--heartbeat-seconds S]] [--json]
+
+Unmounts the volumes of restore R that pgsnap mount placed: only mounts of the
+record's volumes' devices at their places, or the links it made. Nothing
+mounted is success, and says so. With --stop-server the restored server is
+stopped first (systemctl stop U, or pg_ctl -m fast, then -m immediate after
+60 s); without it a server still running there is refused. With a task token
+the answer goes to Step Functions (SendTaskSuccess / SendTaskFailure).`;
+
+export async function unmountCommand(args: string[]): Promise<number> {
+  const { values } = parse('unmount', args, {
+    'restore-id': { type: 'string' },
+    'stop-server': { type: 'boolean', default: false },
+    'systemd-unit': { type: 'string' },
+    'pg-bin': { type: 'string' },
+    ...taskTokenFlag,
+  });
+  if (values.help) return printUsage(unmountUsage);
+  refuseTogether('unmount', values, ['systemd-unit', 'pg-bin']);
+  const restoreId = restoreIdOf('unmount', values['restore-id']);
+  const ctx = createContext(values);
+  const repository = await open(requireRepositoryChoice('unmount', values));
+  try {
+    const progress = (message: string) => ctx.out.progress(message);
+    const result = await answeringStepFunctions(
+      taskTokenOf(values),
+      () =>
+        unmountRestore(repository, {
+          restoreId,
+          stopServer: values['stop-server'],
+          ...(values['systemd-unit'] ? { systemdUnit: values['systemd-unit'] } : {}),
+          ...(values['pg-bin'] ? { pgBin: values['pg-bin'] } : {}),
+        }),
+      (done) => ({ ...done }),
+      { progress, heartbeatMs: heartbeatIntervalMs(values['heartbeat-seconds']) },
+    );
+    const lines = [
+      `server on ${result.pgdata}: ${result.server}`,
+      ...result.volumes.map((v) => `${v.volumeId} at ${v.mountPoint}: ${v.action}`),
+    ];
+    if (result.volumes.every((v) => v.action === 'not mounted'))
+      lines.push('nothing of this restore was mounted');
+    ctx.out.result({ ...result }, lines);
+  } finally {
+    repository.close();
+  }
+  return 0;
+}
