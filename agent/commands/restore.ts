@@ -188,7 +188,10 @@ async function hostRestore(values: {
       () =>
         restoreOnHost(repository, choice, {
           restoreId,
-          ...(values['systemd-unit'] ? { systemdUnit: values['systemd-unit'] } : {}),
+          // The SSM document passes no unit: the host's settings file (PGSNAP_SYSTEMD_UNIT) names it.
+          ...((values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT)
+            ? { systemdUnit: values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT! }
+            : {}),
           ...(values['pg-bin'] ? { pgBin: values['pg-bin'] } : {}),
           timeoutMs: Number(timeout) * 1000,
           progress,

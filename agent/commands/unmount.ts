@@ -43,7 +43,10 @@ export async function unmountCommand(args: string[]): Promise<number> {
         unmountRestore(repository, {
           restoreId,
           stopServer: values['stop-server'],
-          ...(values['systemd-unit'] ? { systemdUnit: values['systemd-unit'] } : {}),
+          // The SSM document passes no unit: the host's settings file (PGSNAP_SYSTEMD_UNIT) names it.
+          ...((values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT)
+            ? { systemdUnit: values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT! }
+            : {}),
           ...(values['pg-bin'] ? { pgBin: values['pg-bin'] } : {}),
         }),
       (done) => ({ ...done }),
