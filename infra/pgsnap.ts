@@ -14,6 +14,7 @@ import { acknowledge, bucketFinding, nagArn } from './acknowledge.ts';
 import { AfterBackup } from './after-backup.ts';
 import { AgentDocument, agentDocumentParameters } from './agent-document.ts';
 import { AgentHostPolicy } from './agent-host-policy.ts';
+import { ArchiveAlarms } from './archive-alarms.ts';
 import { AwsLimits } from './aws-limits.ts';
 import { BackupAlarms } from './backup-alarms.ts';
 import { BackupFunction } from './backup-function.ts';
@@ -253,6 +254,7 @@ export class Pgsnap extends Construct {
       stateMachine: this.backup.stateMachine,
     });
     afterBackup.attach(this.backup.stateMachine, this.alarms.topic);
+    new ArchiveAlarms(this, 'ArchiveAlarms', { clusters: config.clusters, topic: this.alarms.topic });
     const dr = config.dr;
     const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
     if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
