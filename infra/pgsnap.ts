@@ -22,6 +22,7 @@ import { BackupSchedules } from './backup-schedules.ts';
 import { BackupStateMachine } from './backup-state-machine.ts';
 import { hostStatements } from './cluster-hosts.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config.ts';
+import { PgsnapDashboard } from './dashboard.ts';
 import { drNames, isCrossAccountDr } from './dr-config.ts';
 import { RepositoryBucket } from './repository-bucket.ts';
 import { WalReplication } from './wal-replication.ts';
@@ -300,6 +301,13 @@ export class Pgsnap extends Construct {
       ...(this.repository.key
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
+    });
+    // Last: its status widget shows every alarm made above.
+    new PgsnapDashboard(this, 'Dashboard', {
+      config,
+      stateMachine: this.backup.stateMachine,
+      alarmsUnder: this,
+      copiesToDr: config.dr !== undefined,
     });
   }
 }
