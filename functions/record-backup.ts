@@ -6,6 +6,7 @@ import { parseWith } from '#domain/parse';
 import type { ManifestSnapshot } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const target = { cluster: z.string(), backupId: z.string(), repository: z.string() };
 
@@ -22,7 +23,7 @@ const eventSchema = z.discriminatedUnion('state', [
 const ebs = (snapshots: z.infer<typeof snapshotListSchema>): ManifestSnapshot[] =>
   snapshots.map((s) => ({ provider: 'ebs', snapshotId: s.snapshotId, volumeId: s.volumeId, state: s.state }));
 
-export async function handler(event: unknown): Promise<{ state: LifecycleState }> {
+async function handle(event: unknown): Promise<{ state: LifecycleState }> {
   const request = parseWith(eventSchema, event, 'the record-backup event');
   const repository = await openRepository(request.repository, request.cluster);
   try {
@@ -41,3 +42,5 @@ export async function handler(event: unknown): Promise<{ state: LifecycleState }
     repository.close();
   }
 }
+
+export const handler = logged('record-backup', handle);

@@ -18,6 +18,7 @@ import { ArchiveAlarms } from './archive-alarms.ts';
 import { AwsLimits } from './aws-limits.ts';
 import { BackupAlarms } from './backup-alarms.ts';
 import { BackupFunction } from './backup-function.ts';
+import { BackupLogQueries } from './backup-log-queries.ts';
 import { BackupSchedules } from './backup-schedules.ts';
 import { BackupStateMachine } from './backup-state-machine.ts';
 import { hostStatements } from './cluster-hosts.ts';
@@ -302,6 +303,7 @@ export class Pgsnap extends Construct {
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
     });
+    new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });
     // Last: its status widget shows every alarm made above.
     new PgsnapDashboard(this, 'Dashboard', {
       config,

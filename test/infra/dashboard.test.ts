@@ -70,3 +70,15 @@ describe('the dashboard', () => {
     ]);
   });
 });
+
+describe('the saved Logs Insights query', () => {
+  test('"everything about backup X" searches every Lambda’s log group by backupId, oldest line first', () => {
+    const [query] = Object.values(synthesized.template.findResources('AWS::Logs::QueryDefinition'));
+    expect(query!.Properties.Name).toBe('pgsnap-test/everything about backup BACKUP-ID');
+    expect(query!.Properties.QueryString).toContain('| filter backupId = "BACKUP-ID"');
+    expect(query!.Properties.QueryString).toContain('| sort @timestamp asc');
+    expect(query!.Properties.QueryString).toContain('error.name');
+    const functions = Object.keys(synthesized.template.findResources('AWS::Lambda::Function')).length;
+    expect(query!.Properties.LogGroupNames).toHaveLength(functions);
+  });
+});
