@@ -11,6 +11,7 @@ import { parse, refuseTogether } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { RecoveryTarget } from '../restore/prepare.ts';
 import { type RestoreResult, restoreBackup } from '../restore/restore-backup.ts';
@@ -159,10 +160,14 @@ export async function restoreCommand(args: string[]): Promise<number> {
   const target = parseRecoveryTarget(values);
   const ctx = createContext(values);
   const choice = requireRepositoryChoice('restore', values);
+  const out = progressOutput(ctx.out);
 
   const repository = await open(choice);
   let result: RestoreResult;
   try {
+    out.progress(
+      `preparing ${values.pgdata} from backup ${backupId}: artifacts, stale files, recovery settings`,
+    );
     result = await restoreBackup(repository, choice, {
       backupId,
       pgdata: values.pgdata,
@@ -175,10 +180,11 @@ export async function restoreCommand(args: string[]): Promise<number> {
       prefetch: { ahead, ...(values['spool-dir'] ? { spoolDir: values['spool-dir'] } : {}) },
     });
   } finally {
+    out.stop();
     repository.close();
   }
   const { target: shown } = result;
-  ctx.out.result({ ...result }, [
+  out.result({ ...result }, [
     ...table([
       ['backupId', result.backupId],
       ['pgdata', result.pgdata],

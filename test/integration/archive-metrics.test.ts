@@ -14,7 +14,7 @@ import { archivingGate } from '../support/backup-mode.ts';
 import { freePort } from '../support/cluster.ts';
 import { clusterForTest } from '../support/fixtures.ts';
 import { Moto, skipWithoutMoto } from '../support/moto.ts';
-import { pgsnapBin } from '../support/pgsnap.ts';
+import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { spawnWatched } from '../support/processes.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -173,5 +173,19 @@ describe.skipIf(skipWithoutMoto)('archive health from the agent service', () => 
       return scraped.value('pgsnap_archive_ready_files') === 0 ? scraped : undefined;
     });
     expect(recovered.value('pgsnap_archive_lag_seconds')).toBe(0);
+  });
+});
+
+describe('pgsnap agent refuses metrics flags it cannot honour', () => {
+  it.each([
+    [['--metrics-listen', '127.0.0.1:9187'], 'needs the cluster whose archiving to watch'],
+    [['--cluster', 'orders-db', '--metrics-listen', '0.0.0.0:9187'], 'loopback address only'],
+    [['--cluster', 'orders-db', '--metrics-cloudwatch', 'off'], 'give --metrics-listen'],
+    [['--cluster', 'orders-db', '--metrics-interval', '30m'], 'outside 1s to 10m'],
+    [['--cluster', 'orders-db'], 'set AWS_REGION'],
+  ])('pgsnap agent %j', async (flags, message) => {
+    const result = await pgsnap(['agent', ...flags], { PGSNAP_STATE_DIR: '/nonexistent/pgsnap-state' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
   });
 });
