@@ -1,10 +1,10 @@
 /**
  * The operator's CloudWatch dashboard: the fleet on top (every alarm's state,
  * backups completed and failed, the state machine's execution times), then a
- * row per cluster (backups against its RPO, WAL archive lag and ready files,
- * pg_wal's free space, DR copies). Only metrics something emits: the state
- * machine's counters (infra/metrics-and-events.ts), Step Functions' own
- * metrics, and the agent's archive health (domain/host-metrics.ts).
+ * row per cluster (backups against its RPO, the durations of completed
+ * backups, WAL archive lag and ready files, pg_wal's free space, DR copies). Only metrics something emits: the state
+ * machine's counters and record-backup's durations (infra/metrics-and-events.ts),
+ * Step Functions' own metrics, and the agent's archive health (domain/host-metrics.ts).
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import {
@@ -21,7 +21,7 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
 import { hostMetric } from './archive-alarms.ts';
 import type { EnvironmentConfig } from './config.ts';
-import { backupMetrics, copyMetrics, hostMetrics } from './metrics-and-events.ts';
+import { backupDurationMetrics, backupMetrics, copyMetrics, hostMetrics } from './metrics-and-events.ts';
 
 export interface PgsnapDashboardProps {
   config: EnvironmentConfig;
@@ -34,12 +34,12 @@ export interface PgsnapDashboardProps {
 
 const width = 24;
 
-function backupMetric(cluster: string, name: string, period: Duration, label: string) {
+function backupMetric(cluster: string, name: string, period: Duration, label: string, statistic = 'Sum') {
   return new Metric({
     namespace: backupMetrics.namespace,
     metricName: name,
     dimensionsMap: { [backupMetrics.dimension]: cluster },
-    statistic: 'Sum',
+    statistic,
     period,
     label,
   });
@@ -134,6 +134,30 @@ export class PgsnapDashboard extends Construct {
         width: 6,
         height: 6,
       });
+      // One datapoint per completed backup (record-backup publishes them).
+      const durations = new GraphWidget({
+        title: `${name}: durations of completed backups`,
+        left: [
+          backupMetric(
+            name,
+            backupDurationMetrics.backupMode,
+            Duration.hours(1),
+            'in backup mode',
+            'Maximum',
+          ),
+          backupMetric(
+            name,
+            backupDurationMetrics.snapshots,
+            Duration.hours(1),
+            'snapshots completing',
+            'Maximum',
+          ),
+          backupMetric(name, backupDurationMetrics.backup, Duration.hours(1), 'whole backup', 'Maximum'),
+        ],
+        leftYAxis: { min: 0, showUnits: false, label: 's' },
+        width: 6,
+        height: 6,
+      });
       const lagThreshold: HorizontalAnnotation = {
         value: cluster.walRpoMinutes * 60,
         label: 'archiving stalled',
@@ -143,7 +167,7 @@ export class PgsnapDashboard extends Construct {
         left: [hostMetric(name, hostMetrics.archiveLag, 'Maximum').with({ label: 'lag (s)' })],
         leftAnnotations: [lagThreshold],
         leftYAxis: { min: 0, showUnits: false, label: 's' },
-        width: 6,
+        width: 4,
         height: 6,
       });
       const ready = new GraphWidget({
@@ -155,7 +179,7 @@ export class PgsnapDashboard extends Construct {
         right: [hostMetric(name, hostMetrics.archiveFailures, 'Sum').with({ label: 'archive failures' })],
         leftYAxis: { min: 0, showUnits: false },
         rightYAxis: { min: 0, showUnits: false },
-        width: 6,
+        width: 4,
         height: 6,
       });
       const free = new GraphWidget({
@@ -163,10 +187,10 @@ export class PgsnapDashboard extends Construct {
         left: [hostMetric(name, hostMetrics.walVolumeFreeBytes, 'Minimum').with({ label: 'free bytes' })],
         leftAnnotations: [{ value: cluster.walMinFreeMiB * 1024 * 1024, label: 'pg_wal filling' }],
         leftYAxis: { min: 0 },
-        width: 6,
+        width: 4,
         height: 6,
       });
-      this.dashboard.addWidgets(backups, lag, ready, free);
+      this.dashboard.addWidgets(backups, durations, lag, ready, free);
     }
   }
 }

@@ -25,6 +25,7 @@ import { hostStatements } from './cluster-hosts.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config.ts';
 import { PgsnapDashboard } from './dashboard.ts';
 import { drNames, isCrossAccountDr } from './dr-config.ts';
+import { backupMetrics } from './metrics-and-events.ts';
 import { RepositoryBucket } from './repository-bucket.ts';
 import { WalReplication } from './wal-replication.ts';
 
@@ -190,7 +191,19 @@ export class Pgsnap extends Construct {
     const recordBackup = new BackupFunction(this, 'RecordBackup', {
       handler: 'record-backup',
       description: "pgsnap: records the snapshots, the completion or the failure in the backup's manifest",
+      environment: {
+        PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
+        PGSNAP_METRICS_DIMENSION: backupMetrics.dimension,
+      },
     });
+    // The completed backup's durations (domain/backup/durations.ts); PutMetricData has no resource-level permissions.
+    recordBackup.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'cloudwatch:namespace': backupMetrics.namespace } },
+      }),
+    );
     // CreateSnapshots records its call and the snapshot ids in the manifest too (idempotency).
     for (const fn of [recordBackup, createSnapshots]) {
       for (const cluster of config.clusters) {

@@ -37,6 +37,7 @@ describe('the dashboard', () => {
       const titles = widgets.map((w) => String(w.properties.title ?? w.properties.markdown ?? ''));
       expect(titles.filter((t) => t.startsWith(`${cluster}:`))).toEqual([
         `${cluster}: backups per hour (RPO 26 h without one)`,
+        `${cluster}: durations of completed backups`,
         `${cluster}: WAL archive lag`,
         `${cluster}: WAL files waiting`,
         `${cluster}: pg_wal free space`,
@@ -51,7 +52,7 @@ describe('the dashboard', () => {
     }
   });
 
-  test('shows only metrics something emits: the state machine, Step Functions, the agent', () => {
+  test('shows only metrics something emits: the state machine, record-backup, Step Functions, the agent', () => {
     const { widgets } = dashboardBody();
     const names = new Set(
       widgets.flatMap((w) =>
@@ -62,6 +63,9 @@ describe('the dashboard', () => {
       'AWS/States ExecutionTime',
       'pgsnap BackupCompleted',
       'pgsnap BackupFailed',
+      'pgsnap BackupModeSeconds',
+      'pgsnap BackupSeconds',
+      'pgsnap SnapshotSeconds',
       'pgsnap/hosts ArchiveFailures',
       'pgsnap/hosts ArchiveLagSeconds',
       'pgsnap/hosts PusherBacklog',

@@ -486,6 +486,18 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
           },
         },
       ];
+    case 'cloudwatch:PutMetricData':
+      // record-backup's durations, in the state machine's namespace.
+      return [
+        {
+          as: 'own',
+          request: {
+            action: 'cloudwatch:PutMetricData',
+            resource: '*',
+            context: { 'cloudwatch:namespace': backupMetrics.namespace },
+          },
+        },
+      ];
     default:
       throw new Error(`${key} (sent by ${handler}) is not in the table of requests; add where it goes`);
   }
