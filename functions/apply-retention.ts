@@ -11,6 +11,7 @@ import { applyEbsRetention, type RetentionSummary } from '#domain/ebs/retention'
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const ec2 = new EC2Client({});
 const sts = new STSClient({});
@@ -30,7 +31,7 @@ export interface RetentionOutcome {
   dr?: RetentionSummary;
 }
 
-export async function handler(event: unknown): Promise<RetentionOutcome> {
+async function handle(event: unknown): Promise<RetentionOutcome> {
   const env = parseWith(environmentSchema, process.env, 'the apply-retention environment');
   const request = parseWith(eventSchema, event, 'the apply-retention event');
   const clusterPolicy = env.PGSNAP_RETENTION[request.cluster];
@@ -56,3 +57,5 @@ export async function handler(event: unknown): Promise<RetentionOutcome> {
   }
   return outcome;
 }
+
+export const handler = logged('apply-retention', handle);

@@ -5,6 +5,7 @@ import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const sts = new STSClient({});
 
@@ -26,7 +27,7 @@ const eventSchema = z.object({
   copyPoll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),
 });
 
-export async function handler(event: unknown): Promise<CopyProgress> {
+async function handle(event: unknown): Promise<CopyProgress> {
   const env = parseWith(environmentSchema, process.env, 'the check-copies environment');
   const request = parseWith(eventSchema, event, 'the check-copies event');
   const session = await openDrSession(sts, env.PGSNAP_DR, {
@@ -46,3 +47,5 @@ export async function handler(event: unknown): Promise<CopyProgress> {
     session.close();
   }
 }
+
+export const handler = logged('check-copies', handle);

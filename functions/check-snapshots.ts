@@ -3,6 +3,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { checkSnapshotSet, type SnapshotProgress, snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({
   PGSNAP_FIRST_POLL_SECONDS: z.pipe(z.coerce.number(), z.int().check(z.gte(1))),
@@ -35,4 +36,4 @@ export const checkSnapshotsHandler =
     });
   };
 
-export const handler = checkSnapshotsHandler(new EC2Client({}));
+export const handler = logged('check-snapshots', checkSnapshotsHandler(new EC2Client({})));

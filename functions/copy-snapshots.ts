@@ -8,6 +8,7 @@ import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const sts = new STSClient({});
 
@@ -22,7 +23,7 @@ const eventSchema = z.object({
   }),
 });
 
-export async function handler(event: unknown): Promise<DrCopySet> {
+async function handle(event: unknown): Promise<DrCopySet> {
   const { PGSNAP_DR: target } = parseWith(environmentSchema, process.env, 'the copy-snapshots environment');
   const request = parseWith(eventSchema, event, 'the copy-snapshots event');
   if (!target.clusters[request.cluster]) {
@@ -60,3 +61,5 @@ export async function handler(event: unknown): Promise<DrCopySet> {
     source.kms.destroy();
   }
 }
+
+export const handler = logged('copy-snapshots', handle);

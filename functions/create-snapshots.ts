@@ -5,6 +5,7 @@ import { PreconditionError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
   cluster: z.string(),
@@ -48,4 +49,4 @@ export const createSnapshotsHandler =
     }
   };
 
-export const handler = createSnapshotsHandler(new EC2Client({}));
+export const handler = logged('create-snapshots', createSnapshotsHandler(new EC2Client({})));

@@ -3,6 +3,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { deleteSnapshotSet } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({ backupId: z.string().check(z.minLength(1)) });
 
@@ -12,4 +13,4 @@ export const deleteSnapshotsHandler =
   (event: unknown): Promise<{ deleted: string[] }> =>
     deleteSnapshotSet(ec2, parseWith(eventSchema, event, 'the delete-snapshots event'));
 
-export const handler = deleteSnapshotsHandler(new EC2Client({}));
+export const handler = logged('delete-snapshots', deleteSnapshotsHandler(new EC2Client({})));

@@ -4,6 +4,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup/plan';
 import { jsonText, parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({
   PGSNAP_CLUSTERS: jsonText(clusterTargetsSchema),
@@ -27,4 +28,7 @@ export const prepareBackupHandler =
     return planBackup(clients, parseWith(eventSchema, event, 'the prepare-backup event'), PGSNAP_CLUSTERS);
   };
 
-export const handler = prepareBackupHandler({ ec2: new EC2Client({}), sfn: new SFNClient({}) });
+export const handler = logged(
+  'prepare-backup',
+  prepareBackupHandler({ ec2: new EC2Client({}), sfn: new SFNClient({}) }),
+);

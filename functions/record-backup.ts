@@ -1,17 +1,26 @@
 /** Lambda for the manifest steps: snapshots recorded, backup completed, backup failed. */
 
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { backupDurationData } from '#domain/backup/durations';
 import { type LifecycleState, recordStep } from '#domain/backup/lifecycle';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
-import type { ManifestSnapshot } from '#domain/repository/manifest';
+import type { Manifest, ManifestSnapshot } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
+import { logged, logger } from './commons/logged.ts';
 
 const target = { cluster: z.string(), backupId: z.string(), repository: z.string() };
 
 const eventSchema = z.discriminatedUnion('state', [
   z.object({ ...target, state: z.literal('snapshotting'), snapshots: snapshotListSchema }),
-  z.object({ ...target, state: z.literal('completed'), snapshots: snapshotListSchema }),
+  z.object({
+    ...target,
+    state: z.literal('completed'),
+    snapshots: snapshotListSchema,
+    /** When CreateSnapshots returned: the snapshots' completion time is counted from it. */
+    snapshotsCreatedAt: z.optional(z.string()),
+  }),
   z.object({
     ...target,
     state: z.literal('failed'),
@@ -22,11 +31,11 @@ const eventSchema = z.discriminatedUnion('state', [
 const ebs = (snapshots: z.infer<typeof snapshotListSchema>): ManifestSnapshot[] =>
   snapshots.map((s) => ({ provider: 'ebs', snapshotId: s.snapshotId, volumeId: s.volumeId, state: s.state }));
 
-export async function handler(event: unknown): Promise<{ state: LifecycleState }> {
+async function handle(event: unknown): Promise<{ state: LifecycleState }> {
   const request = parseWith(eventSchema, event, 'the record-backup event');
   const repository = await openRepository(request.repository, request.cluster);
   try {
-    const { state } = await recordStep(
+    const { state, manifest } = await recordStep(
       repository,
       request.backupId,
       request.state === 'failed'
@@ -36,8 +45,42 @@ export async function handler(event: unknown): Promise<{ state: LifecycleState }
             snapshots: ebs(request.snapshots),
           },
     );
+    if (request.state === 'completed' && manifest)
+      await publishDurations(manifest, request.snapshotsCreatedAt);
     return { state };
   } finally {
     repository.close();
   }
 }
+
+const environmentSchema = z.object({
+  /** The state machine's namespace and dimension (infra/metrics-and-events.ts); unset: nothing is published. */
+  PGSNAP_METRICS_NAMESPACE: z.optional(z.string()),
+  PGSNAP_METRICS_DIMENSION: z.optional(z.string()),
+});
+
+let cloudwatch: CloudWatchClient | undefined;
+
+/**
+ * The completed backup's durations, for the dashboard. The backup is completed whether or not CloudWatch
+ * takes them: a failure to publish is logged, and the step goes on.
+ */
+async function publishDurations(manifest: Manifest, snapshotsCreatedAt: string | undefined): Promise<void> {
+  const env = parseWith(environmentSchema, process.env, 'the record-backup environment');
+  if (!env.PGSNAP_METRICS_NAMESPACE || !env.PGSNAP_METRICS_DIMENSION) return;
+  const data = backupDurationData(manifest, {
+    dimension: env.PGSNAP_METRICS_DIMENSION,
+    ...(snapshotsCreatedAt ? { snapshotsCreatedAt } : {}),
+  });
+  if (data.length === 0) return;
+  cloudwatch ??= new CloudWatchClient({});
+  try {
+    await cloudwatch.send(
+      new PutMetricDataCommand({ Namespace: env.PGSNAP_METRICS_NAMESPACE, MetricData: data }),
+    );
+  } catch (error) {
+    logger.warn('the backup durations were not published', error as Error);
+  }
+}
+
+export const handler = logged('record-backup', handle);

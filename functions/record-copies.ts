@@ -12,6 +12,7 @@ import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const sts = new STSClient({});
 
@@ -43,7 +44,7 @@ const eventSchema = z.discriminatedUnion('outcome', [
   }),
 ]);
 
-export async function handler(event: unknown): Promise<{ copies: z.infer<typeof manifestCopySchema>[] }> {
+async function handle(event: unknown): Promise<{ copies: z.infer<typeof manifestCopySchema>[] }> {
   const { PGSNAP_DR } = parseWith(environmentSchema, process.env, 'the record-copies environment');
   const request = parseWith(eventSchema, event, 'the record-copies event');
   const source = {
@@ -78,3 +79,5 @@ export async function handler(event: unknown): Promise<{ copies: z.infer<typeof 
     source.kms.destroy();
   }
 }
+
+export const handler = logged('record-copies', handle);

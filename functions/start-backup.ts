@@ -3,12 +3,13 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { type StartedBackup, startBackupExecution } from '#domain/backup/execution';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const sfn = new SFNClient({});
 
 const environmentSchema = z.object({ PGSNAP_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')) });
 
-export async function handler(event: unknown): Promise<StartedBackup> {
+async function handle(event: unknown): Promise<StartedBackup> {
   const { PGSNAP_STATE_MACHINE_ARN } = parseWith(
     environmentSchema,
     process.env,
@@ -16,3 +17,5 @@ export async function handler(event: unknown): Promise<StartedBackup> {
   );
   return startBackupExecution(sfn, { stateMachineArn: PGSNAP_STATE_MACHINE_ARN, input: event });
 }
+
+export const handler = logged('start-backup', handle);

@@ -22,6 +22,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledge, bucketFinding } from './acknowledge.ts';
+import { hostMetrics } from './metrics-and-events.ts';
 
 export interface AgentHostPolicyProps {
   /** Names the policies: `pgsnap-<environment>-host-<cluster>`. */
@@ -64,11 +65,20 @@ export class AgentHostPolicy extends Construct {
             resources: [bucket.bucketArn],
             conditions: { StringLike: { 's3:prefix': [`${prefix}${cluster}/*`] } },
           }),
+          // Archive health (agent/metrics/). PutMetricData has no resource-level permissions; its namespace
+          // condition keeps hosts out of the state machine's namespace, where a BackupCompleted would silence
+          // the RPO alarm. Which cluster's dimension a host writes cannot be limited (no such condition key).
+          new PolicyStatement({
+            actions: ['cloudwatch:PutMetricData'],
+            resources: ['*'],
+            conditions: { StringEquals: { 'cloudwatch:namespace': hostMetrics.namespace } },
+          }),
         ],
       });
       acknowledge(policy, {
         'AwsSolutions-IAM5[Resource::*]':
-          'SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat support no resource-level permissions; the task token scopes them',
+          'SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat support no resource-level permissions; the task token scopes them. ' +
+          "PutMetricData has none either; it is limited to the hosts' namespace (cloudwatch:namespace)",
         [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}${cluster}/*]`]: `the agent of ${cluster} reads and writes WAL and artifacts under its own cluster's prefix, and nowhere else`,
       });
       if (props.repositoryKey && props.keyBucket === bucket) {

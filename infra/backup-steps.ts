@@ -138,6 +138,7 @@ export class BackupSteps extends StateMachineFragment {
     });
     const markCompleted = recordInManifest(this, states.markCompleted, functions.recordBackup, 'completed', {
       snapshots: JsonPath.objectAt('$.snapshotSet.snapshots'),
+      snapshotsCreatedAt: JsonPath.stringAt('$.snapshotSet.createdAt'),
     });
     const countCompleted = countMetric(this, states.countCompleted, backupMetrics.completed).addRetry({
       maxAttempts: 2,

@@ -146,6 +146,27 @@ export const clusterSchema = z.strictObject({
     .max(168)
     .default(26)
     .describe('The RPO alarm fires when no backup of this cluster completed within this many hours.'),
+  walRpoMinutes: z
+    .int()
+    .min(1)
+    .max(1440)
+    .default(15)
+    .describe(
+      'The "archiving stalled" alarm fires when WAL has waited this long to be archived (the agent\'s `ArchiveLagSeconds`): what a restore would lose.',
+    ),
+  walMinFreeMiB: z
+    .int()
+    .min(1)
+    .default(2048)
+    .describe(
+      'The "pg_wal filling" alarm fires when the file system of pg_wal has less than this free (the agent\'s `WalVolumeFreeBytes`).',
+    ),
+  watchArchiving: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Alarm on the archive health that `pgsnap agent --cluster` publishes from the host (archiving stalled, pg_wal filling, agent silent). Off for a host that runs no agent service.',
+    ),
   retention: retentionSchema
     .optional()
     .describe(

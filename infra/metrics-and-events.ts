@@ -23,3 +23,9 @@ export const copyMetrics = { failed: 'CopyFailed' } as const;
 
 /** The detail type of a failed DR copy's announcement (from the source of `backupEvents`). */
 export const copyEvents = { failed: 'pgsnap copy failed' } as const;
+
+/** The durations of a completed backup, published by record-backup in `backupMetrics`' namespace. */
+export { backupDurationMetrics } from '#domain/backup/durations';
+
+/** What the agent on each database host publishes (domain/host-metrics.ts): archive health. */
+export { hostMetrics } from '#domain/host-metrics';

@@ -14,14 +14,18 @@ import { acknowledge, bucketFinding, nagArn } from './acknowledge.ts';
 import { AfterBackup } from './after-backup.ts';
 import { AgentDocument, agentDocumentParameters } from './agent-document.ts';
 import { AgentHostPolicy } from './agent-host-policy.ts';
+import { ArchiveAlarms } from './archive-alarms.ts';
 import { AwsLimits } from './aws-limits.ts';
 import { BackupAlarms } from './backup-alarms.ts';
 import { BackupFunction } from './backup-function.ts';
+import { BackupLogQueries } from './backup-log-queries.ts';
 import { BackupSchedules } from './backup-schedules.ts';
 import { BackupStateMachine } from './backup-state-machine.ts';
 import { hostStatements } from './cluster-hosts.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config.ts';
+import { PgsnapDashboard } from './dashboard.ts';
 import { drNames, isCrossAccountDr } from './dr-config.ts';
+import { backupMetrics } from './metrics-and-events.ts';
 import { RepositoryBucket } from './repository-bucket.ts';
 import { Restore } from './restore.ts';
 import { WalReplication } from './wal-replication.ts';
@@ -189,7 +193,19 @@ export class Pgsnap extends Construct {
     const recordBackup = new BackupFunction(this, 'RecordBackup', {
       handler: 'record-backup',
       description: "pgsnap: records the snapshots, the completion or the failure in the backup's manifest",
+      environment: {
+        PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
+        PGSNAP_METRICS_DIMENSION: backupMetrics.dimension,
+      },
     });
+    // The completed backup's durations (domain/backup/durations.ts); PutMetricData has no resource-level permissions.
+    recordBackup.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'cloudwatch:namespace': backupMetrics.namespace } },
+      }),
+    );
     // CreateSnapshots records its call and the snapshot ids in the manifest too (idempotency).
     for (const fn of [recordBackup, createSnapshots]) {
       for (const cluster of config.clusters) {
@@ -255,6 +271,7 @@ export class Pgsnap extends Construct {
       stateMachine: this.backup.stateMachine,
     });
     afterBackup.attach(this.backup.stateMachine, this.alarms.topic);
+    new ArchiveAlarms(this, 'ArchiveAlarms', { clusters: config.clusters, topic: this.alarms.topic });
     const dr = config.dr;
     const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
     if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
@@ -310,6 +327,14 @@ export class Pgsnap extends Construct {
       ...(this.repository.key
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
+    });
+    new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });
+    // Last: its status widget shows every alarm made above.
+    new PgsnapDashboard(this, 'Dashboard', {
+      config,
+      stateMachine: this.backup.stateMachine,
+      alarmsUnder: this,
+      copiesToDr: config.dr !== undefined,
     });
   }
 }

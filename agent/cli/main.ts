@@ -81,6 +81,10 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
     load: () => import('../commands/discover.ts').then((m) => m.discoverCommand),
     summary: 'which volumes (EBS ids, devices, mounts) hold the cluster',
   },
+  doctor: {
+    load: () => import('../commands/doctor.ts').then((m) => m.doctorCommand),
+    summary: 'every check that a backup and a restore from this host will work, with what to do',
+  },
   backup: {
     load: () => import('../commands/backup.ts').then((m) => m.backupCommand),
     summary: 'backup start --cluster X [--wait]: a backup in AWS, followed',

@@ -1,9 +1,13 @@
 /** `pgsnap agent`: the resident agent service, which holds backup sessions so that begin needs no holder. */
+import { formatDuration, parseDuration, validateClusterName } from '#domain/backup/input';
+import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { printUsage } from '../cli/usage.ts';
+import type { MonitorConfig } from '../metrics/monitor.ts';
 import { defaultStateRoot } from '../session/state.ts';
 
-export const agentUsage = `pgsnap agent [--state-dir DIR]
+export const agentUsage = `pgsnap agent [--state-dir DIR] [--cluster NAME [--metrics-interval D]
+             [--metrics-listen 127.0.0.1:PORT] [--metrics-cloudwatch on|off] [--spool-dir DIR]]
 
 Runs the agent service in the foreground until SIGTERM (run it under systemd,
 see the README). While it runs, pgsnap begin asks it to hold the backup
@@ -11,11 +15,86 @@ session instead of starting a holder process, which saves one Node.js start
 per backup; sessions of several clusters are held at once. Without it, begin
 starts a holder as before. Stopping the service aborts the backups it holds.
 It listens on agent.sock (0600) in the state directory (0700), which must be
-the one begin, end and status use (PGSNAP_STATE_DIR or --state-dir).`;
+the one begin, end and status use (PGSNAP_STATE_DIR or --state-dir).
+
+With a cluster named (--cluster or PGSNAP_CLUSTER) it also watches that
+cluster's WAL archiving, connecting with the PG* settings of its environment
+(a role with pg_monitor): every --metrics-interval (default 1m) it samples
+pg_stat_archiver, the .ready files, pg_wal's free space and the async
+pusher's backlog, and publishes ArchiveLagSeconds, ReadyFiles,
+ArchiveFailures, WalVolumeFreeBytes (and PusherBacklog) to CloudWatch in the
+namespace pgsnap/hosts (AWS_REGION and the instance role; the README's
+Monitoring section says what each alarm on them means).
+
+--metrics-listen H:P   also serve them for Prometheus (OpenMetrics) on
+                       http://H:P/metrics; loopback addresses only
+--metrics-cloudwatch   off: do not publish to CloudWatch (default on)
+--spool-dir DIR        the state directory wal-push --async uses, when it is
+                       not this one`;
+
+const flags = {
+  'metrics-interval': { type: 'string' },
+  'metrics-listen': { type: 'string' },
+  'metrics-cloudwatch': { type: 'string' },
+  'spool-dir': { type: 'string' },
+} as const;
+
+/** One minute: CloudWatch's standard resolution, and what the "agent silent" alarm expects. */
+const defaultIntervalMs = 60_000;
 
 export async function agentCommand(args: string[]): Promise<number> {
-  const { values } = parse('agent', args, {});
+  const { values } = parse('agent', args, flags);
   if (values.help) return printUsage(agentUsage);
+  const stateRoot = values['state-dir'] ?? defaultStateRoot();
+  const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
   const { runAgentService } = await import('../session/service.ts');
-  return runAgentService(values['state-dir'] ?? defaultStateRoot());
+  if (cluster === undefined) {
+    const given = Object.keys(flags).filter((flag) => values[flag as keyof typeof flags] !== undefined);
+    if (given.length > 0) {
+      throw new UsageError(
+        `pgsnap agent: ${given.map((f) => `--${f}`).join(', ')} needs the cluster whose archiving to watch: ` +
+          'give --cluster NAME or set PGSNAP_CLUSTER',
+      );
+    }
+    return runAgentService(stateRoot);
+  }
+  validateClusterName(cluster);
+  const cloudwatch = values['metrics-cloudwatch'] ?? 'on';
+  if (cloudwatch !== 'on' && cloudwatch !== 'off') {
+    throw new UsageError(
+      `pgsnap agent: --metrics-cloudwatch is on or off, not ${JSON.stringify(cloudwatch)}`,
+    );
+  }
+  const intervalMs = values['metrics-interval']
+    ? parseDuration(values['metrics-interval'], '--metrics-interval')
+    : defaultIntervalMs;
+  if (intervalMs < 1_000 || intervalMs > 10 * 60_000) {
+    throw new UsageError(
+      `pgsnap agent: --metrics-interval ${formatDuration(intervalMs)} is outside 1s to 10m ` +
+        '(the "agent silent" alarm fires after 10 minutes without a sample)',
+    );
+  }
+  const { parseListen } = await import('../metrics/openmetrics.ts');
+  const listen = values['metrics-listen'] ? parseListen(values['metrics-listen']) : undefined;
+  if (cloudwatch === 'off' && !listen) {
+    throw new UsageError(
+      'pgsnap agent: with --metrics-cloudwatch off, give --metrics-listen, or the samples go nowhere',
+    );
+  }
+  if (cloudwatch === 'on' && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) {
+    throw new UsageError(
+      "pgsnap agent: publishing to CloudWatch needs the instance's region: set AWS_REGION in the service's " +
+        'environment (or --metrics-cloudwatch off)',
+    );
+  }
+  const publisher =
+    cloudwatch === 'on' ? (await import('../metrics/cloudwatch.ts')).cloudWatchPublisher() : undefined;
+  const monitor: MonitorConfig = {
+    cluster,
+    intervalMs,
+    spoolRoot: values['spool-dir'] ?? stateRoot,
+    ...(listen ? { listen } : {}),
+    ...(publisher ? { publisher } : {}),
+  };
+  return runAgentService(stateRoot, { monitor });
 }

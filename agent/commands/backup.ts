@@ -5,6 +5,7 @@ import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { createOutput, table } from '../cli/output.ts';
+import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 
 export const backupUsage = `pgsnap backup start --cluster NAME [--label L] [--fast] [--backup-id ID]
@@ -44,7 +45,7 @@ export async function backupCommand(args: string[]): Promise<number> {
   }
   const { values } = parse('backup start', rest, flags);
   if (values.help) return printUsage(backupUsage);
-  const out = createOutput(values.json);
+  const out = progressOutput(createOutput(values.json));
   const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
   if (!cluster) throw new UsageError('pgsnap backup start: give --cluster NAME (or PGSNAP_CLUSTER)');
   const stateMachineArn = values['state-machine'] ?? process.env.PGSNAP_STATE_MACHINE_ARN;
@@ -92,6 +93,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     if (outcome.status !== 'SUCCEEDED') return 1;
     return running ? 3 : 0;
   } finally {
+    out.stop();
     sfn.destroy();
   }
 }

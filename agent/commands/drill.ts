@@ -14,6 +14,7 @@ import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createProvider, localProviders } from '../providers/create.ts';
 import type { SnapshotProvider } from '../providers/provider.ts';
@@ -61,10 +62,10 @@ export async function drillCommand(args: string[]): Promise<number> {
     throw new UsageError('pgsnap drill: --backup-id is required (pgsnap backups list shows them)');
   const backupId = validateBackupId(values['backup-id']);
   const ctx = createContext(values);
+  const out = progressOutput(ctx.out);
   const choice = requireRepositoryChoice('drill', values);
   const started = Date.now();
-  const progress = (message: string) =>
-    ctx.out.progress(`[${formatDuration(Date.now() - started)}] ${message}`);
+  const progress = (message: string) => out.progress(`[${formatDuration(Date.now() - started)}] ${message}`);
 
   const repository = await open(choice);
   let manifest: Manifest | undefined;
@@ -120,7 +121,7 @@ export async function drillCommand(args: string[]): Promise<number> {
     progress('checking the data: pg_amcheck --heapallindexed on every database, pg_checksums');
     const check = await checkRestoredCluster(cluster);
     const report: DrillReport = { backupId, provider: providerName, restoreMs, check, ok: check.ok };
-    ctx.out.result({ ...report }, [
+    out.result({ ...report }, [
       `drill of backup ${backupId}: ${check.ok ? 'PASSED' : 'FAILED'}`,
       `  restore and recovery  ${formatDuration(restoreMs)} (${providerName})`,
       `  consistent            ${check.consistent ? 'yes' : 'NO'}`,
@@ -134,5 +135,6 @@ export async function drillCommand(args: string[]): Promise<number> {
       await recovered?.discard();
       rmSync(work, { recursive: true, force: true, maxRetries: 5 });
     } else progress(`kept ${work}`);
+    out.stop();
   }
 }

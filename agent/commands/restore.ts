@@ -18,6 +18,7 @@ import {
   taskTokenFlag,
   taskTokenOf,
 } from '../cli/task-token.ts';
+import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { RecoveryTarget } from '../restore/prepare.ts';
 import { type RestoreResult, restoreBackup } from '../restore/restore-backup.ts';
@@ -291,10 +292,14 @@ export async function restoreCommand(args: string[]): Promise<number> {
   const target = parseRecoveryTarget(values);
   const ctx = createContext(values);
   const choice = requireRepositoryChoice('restore', values);
+  const out = progressOutput(ctx.out);
 
   const repository = await open(choice);
   let result: RestoreResult;
   try {
+    out.progress(
+      `preparing ${values.pgdata} from backup ${backupId}: artifacts, stale files, recovery settings`,
+    );
     result = await restoreBackup(repository, choice, {
       backupId,
       pgdata: values.pgdata,
@@ -307,10 +312,11 @@ export async function restoreCommand(args: string[]): Promise<number> {
       prefetch: { ahead, ...(values['spool-dir'] ? { spoolDir: values['spool-dir'] } : {}) },
     });
   } finally {
+    out.stop();
     repository.close();
   }
   const { target: shown } = result;
-  ctx.out.result({ ...result }, [
+  out.result({ ...result }, [
     ...table([
       ['backupId', result.backupId],
       ['pgdata', result.pgdata],

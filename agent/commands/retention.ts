@@ -12,6 +12,7 @@ import { parse } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createProvider, localProviders } from '../providers/create.ts';
 
@@ -76,16 +77,17 @@ export async function retentionCommand(args: string[]): Promise<number> {
   if (values.help) return printUsage(retentionUsage);
   const policy = policyFrom(values);
   const ctx = createContext(values);
+  const out = progressOutput(ctx.out);
   const repository = await open(requireRepositoryChoice('retention', values));
   try {
     const result = await applyRetention(repository, {
       policy,
       dryRun: values['dry-run'],
       deleteSnapshots,
-      progress: ctx.out.progress,
+      progress: out.progress,
     });
     const verb = values['dry-run'] ? 'would delete' : 'deleted';
-    ctx.out.result({ dryRun: values['dry-run'], policy, ...result }, [
+    out.result({ dryRun: values['dry-run'], policy, ...result }, [
       ...result.keep.map((k) => `keep    ${k.backupId} (${k.state}, ${k.reason})`),
       ...result.remove.map((r) => `${verb.padEnd(7)} ${r.backupId} (${r.state})`),
       ...result.lockedSnapshots.map((l) => `locked  ${l.backupId}: ${l.snapshotIds.join(', ')} (kept)`),
@@ -98,6 +100,7 @@ export async function retentionCommand(args: string[]): Promise<number> {
     ]);
     return 0;
   } finally {
+    out.stop();
     repository.close();
   }
 }

@@ -10,6 +10,7 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { validateBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
+import type { MonitorConfig } from '../metrics/monitor.ts';
 import { maxDurationLimitMs, type SessionConfig } from './config.ts';
 import { type AgentRequest, answerError, listen, request } from './control.ts';
 import { type HeldSession, holdSession } from './session.ts';
@@ -49,8 +50,13 @@ function checkConfig(stateRoot: string, config: SessionConfig): SessionConfig {
   };
 }
 
+export interface AgentServiceOptions {
+  /** Watch this cluster's WAL archiving too (metrics/monitor.ts). */
+  monitor?: MonitorConfig;
+}
+
 /** Runs until SIGTERM or SIGINT, which abort the sessions still held (a held session cannot outlive us). */
-export async function runAgentService(stateRoot: string): Promise<number> {
+export async function runAgentService(stateRoot: string, options: AgentServiceOptions = {}): Promise<number> {
   ensurePrivateDir(stateRoot);
   const socketPath = agentSocketPath(stateRoot);
   const running = await request(socketPath, { op: 'status' }).catch(() => undefined);
@@ -115,6 +121,9 @@ export async function runAgentService(stateRoot: string): Promise<number> {
         throw new UsageError(`unknown request ${JSON.stringify((message as { op?: unknown }).op)}`);
     }
   });
+  const monitor = options.monitor
+    ? await (await import('../metrics/monitor.ts')).startMonitor(options.monitor, log)
+    : undefined;
   log(`listening on ${socketPath}`);
   // A closed terminal is no reason to drop the backups held here.
   process.on('SIGHUP', () => {});
@@ -126,6 +135,7 @@ export async function runAgentService(stateRoot: string): Promise<number> {
   log(`received ${signal}; aborting ${sessions.size} session(s) and stopping`);
   server.close();
   rmSync(socketPath, { force: true });
+  await monitor?.stop();
   await Promise.all(
     [...sessions.values()].map(({ held }) => held.abort(`the agent service received ${signal}`)),
   );

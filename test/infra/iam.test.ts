@@ -29,6 +29,7 @@ import { BackupFunction } from '../../infra/backup-function.ts';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config.ts';
 import { drNames } from '../../infra/dr-config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
+import { backupMetrics, hostMetrics } from '../../infra/metrics-and-events.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
 import { ResolvedTemplate } from '../support/cloudformation.ts';
 import { type IamRequest, IamWorld, type Principal } from '../support/iam.ts';
@@ -620,6 +621,18 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
           },
         },
       ];
+    case 'cloudwatch:PutMetricData':
+      // record-backup's durations, in the state machine's namespace.
+      return [
+        {
+          as: 'own',
+          request: {
+            action: 'cloudwatch:PutMetricData',
+            resource: '*',
+            context: { 'cloudwatch:namespace': backupMetrics.namespace },
+          },
+        },
+      ];
     default:
       throw new Error(`${key} (sent by ${handler}) is not in the table of requests; add where it goes`);
   }
@@ -765,11 +778,13 @@ for (const [mode, input] of Object.entries(modes)) {
       }
     });
 
-    it('the database host may answer the state machine and use its own cluster’s repository', async () => {
+    it('the database host may answer the state machine, use its own cluster’s repository and publish archive health', async () => {
       const commands = [
         ...(await sentCommands('agent/cli/task-token.ts')),
         ...(await sentCommands('domain/repository/s3-store.ts')),
+        ...(await sentCommands('agent/metrics/cloudwatch.ts')),
       ].filter((c) => c.operation !== 'DeleteObject');
+      expect(commands).toContainEqual({ client: 'cloudwatch', operation: 'PutMetricData' });
       const refused: string[] = [];
       for (const [index, own] of d.clusters.entries()) {
         const host = d.hosts[index]!;
@@ -778,20 +793,28 @@ for (const [mode, input] of Object.entries(modes)) {
             command.client === 'sfn'
               ? // AWS checks these against the state machine of the token (the Service Authorization Reference lists no resource).
                 [{ action: `states:${command.operation}`, resource: d.stateMachineArn }]
-              : s3Requests(
-                  'own',
-                  command.operation,
-                  d.sourceBucketArn,
-                  d.sourceKeyArn,
-                  source.region,
-                  [
-                    `${own.prefix}cluster.json`,
-                    `${own.prefix}wal/000000010000000000000003.zst`,
-                    `${own.prefix}backups/${backupId}/backup_label`,
-                    `${own.prefix}backups/${backupId}/manifest.json`,
-                  ],
-                  `${own.prefix}wal/`,
-                ).map((s) => s.request);
+              : command.client === 'cloudwatch'
+                ? [
+                    {
+                      action: `cloudwatch:${command.operation}`,
+                      resource: '*',
+                      context: { 'cloudwatch:namespace': hostMetrics.namespace },
+                    },
+                  ]
+                : s3Requests(
+                    'own',
+                    command.operation,
+                    d.sourceBucketArn,
+                    d.sourceKeyArn,
+                    source.region,
+                    [
+                      `${own.prefix}cluster.json`,
+                      `${own.prefix}wal/000000010000000000000003.zst`,
+                      `${own.prefix}backups/${backupId}/backup_label`,
+                      `${own.prefix}backups/${backupId}/manifest.json`,
+                    ],
+                    `${own.prefix}wal/`,
+                  ).map((s) => s.request);
           for (const request of requests) {
             const decision = await d.world.decide(host, request);
             if (decision !== 'Allowed')
@@ -800,6 +823,17 @@ for (const [mode, input] of Object.entries(modes)) {
         }
       }
       expect(refused).toEqual([]);
+    });
+
+    it('the database host cannot publish into the backup state machine’s namespace (a forged BackupCompleted)', async () => {
+      for (const host of d.hosts) {
+        const decision = await d.world.decide(host, {
+          action: 'cloudwatch:PutMetricData',
+          resource: '*',
+          context: { 'cloudwatch:namespace': backupMetrics.namespace },
+        });
+        expect(decision, host.name).not.toBe('Allowed');
+      }
     });
 
     it('the database host can neither delete nor change any snapshot', async () => {

@@ -367,7 +367,7 @@ describe('schedules and alarms', () => {
     }
   });
 
-  test('each cluster has a failed-backup alarm and an RPO alarm on its own metrics', () => {
+  test('each cluster has every alarm on its own metrics: failed backup, RPO, archiving stalled, pg_wal filling, agent silent', () => {
     const alarms = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties,
     );
@@ -386,9 +386,45 @@ describe('schedules and alarms', () => {
       expect(
         alarms
           .filter((a) => JSON.stringify(a.Dimensions ?? []).includes(cluster))
-          .map((a) => a.MetricName)
+          .map((a) => `${a.Namespace} ${a.MetricName}`)
           .sort(),
-      ).toEqual(['BackupCompleted', 'BackupFailed']);
+      ).toEqual([
+        'pgsnap BackupCompleted',
+        'pgsnap BackupFailed',
+        'pgsnap/hosts ArchiveLagSeconds',
+        'pgsnap/hosts ReadyFiles',
+        'pgsnap/hosts WalVolumeFreeBytes',
+      ]);
+    }
+  });
+
+  test('the archive alarms watch walRpoMinutes, walMinFreeMiB and ten minutes of silence, and say what to check first', () => {
+    const alarms = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties)
+      .filter((a) => a.Namespace === 'pgsnap/hosts' && JSON.stringify(a.Dimensions).includes('orders-db'));
+    const byMetric = Object.fromEntries(alarms.map((a) => [a.MetricName, a]));
+    expect(byMetric.ArchiveLagSeconds).toMatchObject({
+      Statistic: 'Maximum',
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 15 * 60,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(byMetric.WalVolumeFreeBytes).toMatchObject({
+      Statistic: 'Minimum',
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 2048 * 1024 * 1024,
+    });
+    expect(byMetric.ReadyFiles).toMatchObject({
+      Statistic: 'SampleCount',
+      Period: 600,
+      EvaluationPeriods: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      TreatMissingData: 'breaching',
+    });
+    for (const alarm of alarms) {
+      expect(alarm.AlarmDescription).toMatch(/Check first/);
+      expect(alarm.AlarmActions).toHaveLength(1);
     }
   });
 

@@ -1,0 +1,58 @@
+/** `pgsnap doctor`: will a backup and a restore from this host work? */
+import { parse } from '../cli/args.ts';
+import { createContext } from '../cli/context.ts';
+import { open } from '../cli/repository-options.ts';
+import { printUsage } from '../cli/usage.ts';
+import { connect } from '../postgres/client.ts';
+
+export const doctorUsage = `pgsnap doctor --repo URL --cluster NAME [--local] [--spool-dir DIR] [--json]
+
+Checks, on a database host, everything a backup and a restore from it need,
+and says for each failure what to do: the agent's version; the connection and
+the role's rights; wal_level, archive_mode, that archive_command is pgsnap's
+and the archiver healthy; pg_wal's free space; the repository reachable,
+pinned to this cluster, its newest WAL file fetched and verified; the instance
+role's credentials and rights (probes that change nothing: a made-up task
+token, EC2 DryRun) and one archive-health sample published; the SSM agent
+running; PGDATA, tablespaces and pg_wal on EBS volumes; the clock
+synchronized. Connects with the PG* settings, as the agent does.
+
+--local          a host without AWS (btrfs, copy or exec provider): skip the
+                 instance role, SSM and EBS checks
+--spool-dir DIR  the state directory wal-push --async uses, when it is not
+                 this one
+
+Exits 0 when nothing fails (warnings say what pgsnap cannot confirm), 3 when
+a check fails.`;
+
+const flags = {
+  local: { type: 'boolean', default: false },
+  'spool-dir': { type: 'string' },
+} as const;
+
+export async function doctorCommand(args: string[]): Promise<number> {
+  const { values } = parse('doctor', args, flags);
+  if (values.help) return printUsage(doctorUsage);
+  const ctx = createContext(values);
+  const { runDoctor } = await import('../doctor/doctor.ts');
+  const { defaultAwsClients } = await import('../doctor/aws-checks.ts');
+  const host = await import('../doctor/host-checks.ts');
+  const { discover } = await import('../volumes/discover.ts');
+  const choice = ctx.repository;
+  const report = await runDoctor({
+    connect: () => connect({ applicationName: 'pgsnap doctor' }),
+    repository: choice && { ...choice, open: () => open(choice) },
+    spoolRoot: values['spool-dir'] ?? ctx.stateRoot,
+    aws: values.local ? undefined : defaultAwsClients,
+    host: { processNames: () => host.procProcessNames(), run: host.runProgram, discover },
+  });
+  const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
+  const lines = report.checks.map((c) => `${mark[c.status]}  ${c.check}: ${c.message}`);
+  lines.push(
+    report.ok
+      ? 'backups and restores from this host should work'
+      : 'fix the failures above: a backup or a restore from this host would not work',
+  );
+  ctx.out.result({ ...report }, lines);
+  return report.ok ? 0 : 3;
+}
