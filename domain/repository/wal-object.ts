@@ -9,10 +9,9 @@
  * original file without pgsnap.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { familySync, GLIBC, MUSL } from 'detect-libc';
 import * as z from '../zod.ts';
 import { CorruptObjectError } from './errors.ts';
+import { zstdCodec } from './zstd.ts';
 
 export const walCodecs = ['zstd'] as const;
 export type WalCodec = (typeof walCodecs)[number];
@@ -33,11 +32,6 @@ const headerSchema = z.strictObject({
 
 export type WalObjectHeader = z.infer<typeof headerSchema>;
 
-interface Zstd {
-  compress(data: Buffer, level: number): Promise<Buffer>;
-  decompress(data: Buffer): Promise<Buffer>;
-}
-
 /**
  * zstd's level 1. On real segments it compressed 1.5 to 2.4 times faster than
  * level 3 at a ratio within 10 % (better on some): the pusher shares the
@@ -45,53 +39,13 @@ interface Zstd {
  */
 export const zstdLevel = 1;
 
-let zstd: Zstd | undefined;
-
-/**
- * The codec is a native module (prebuilt for Linux, macOS and Windows), loaded
- * on first use only: commands that never touch WAL do not pay for it. Its
- * bindings are called directly: the package's wrapper (1.2.2, pinned) drops
- * the level argument and always compresses at level 3.
- */
-function loadZstd(): Zstd {
-  if (!zstd) {
-    try {
-      zstd = createRequire(import.meta.url)(zstdBinding()) as Zstd;
-    } catch (error) {
-      throw new Error(
-        `cannot load the zstd codec (@mongodb-js/zstd): ${(error as Error).message}. ` +
-          'Reinstall pgsnap (npm install, or the agent tarball for this platform) so that its prebuilt ' +
-          'binary is there.',
-        { cause: error },
-      );
-    }
-  }
-  return zstd;
-}
-
-/**
- * The prebuilt binding for this platform. The package's loader (bindings.js)
- * tells glibc from musl with process.report.getReport(), a whole diagnostic
- * report: 10 ms of every wal-fetch and wal-push start on these machines.
- * detect-libc reads the ELF interpreter of node instead; where it cannot tell,
- * the package's loader decides.
- */
-function zstdBinding(): string {
-  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
-    const family = familySync();
-    if (family === GLIBC) return `@mongodb-js/zstd-linux-${process.arch}-gnu`;
-    if (family === MUSL) return `@mongodb-js/zstd-linux-${process.arch}-musl`;
-  }
-  return '@mongodb-js/zstd/bindings.js';
-}
-
 export function sha256(content: Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
 
 export async function encodeWalObject(name: string, content: Buffer): Promise<Buffer> {
   // The codec works in libuv's thread pool: the checksum is computed meanwhile, on this thread.
-  const compressing = loadZstd().compress(content, zstdLevel);
+  const compressing = zstdCodec().compress(content, zstdLevel);
   const checksum = sha256(content);
   const compressed = await compressing;
   const header: WalObjectHeader = {
@@ -222,7 +176,7 @@ export async function decodeWalObject(
   }
   let content: Buffer;
   try {
-    content = await loadZstd().decompress(object.subarray(start));
+    content = await zstdCodec().decompress(object.subarray(start), Math.max(header.bytes, 1));
   } catch (error) {
     throw new CorruptObjectError(`${where} does not decompress: ${(error as Error).message}`, {
       cause: error,
