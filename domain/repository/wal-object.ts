@@ -93,13 +93,19 @@ export const largestWalFileBytes = 1 << 30;
 const zstdBlockMaximum = 128 << 10;
 
 /**
- * The most that zstd frames can decompress to, read from their block
- * headers without decompressing (RFC 8878 §3.1.1): a raw or RLE block says
- * its size, a compressed one makes at most Block_Maximum_Size. The encoder
- * fills its blocks, so for pgsnap's objects this is the size of the file
- * exactly; for a crafted one (a million RLE blocks of 128 KiB from 4 bytes
- * each) it is what the decoder would allocate, which is then refused before
- * any of it is. Undefined for what is not a sequence of zstd frames.
+ * The most that zstd frames can decompress to, read from their headers
+ * without decompressing (RFC 8878 §3.1.1): a raw or RLE block says its size, a
+ * compressed one makes at most Block_Maximum_Size, and a frame that records
+ * its Frame_Content_Size makes no more than that, since libzstd refuses a
+ * frame that decodes to more than it says (node:zlib is also given the size
+ * as maxOutputLength; the native binding sizes its output by it: a forged
+ * frame of 8 GiB in RLE blocks that says 16 MiB took 50 MB there, and failed). libzstd
+ * 1.5.7 (node:zlib in Node.js 24) splits blocks below 128 KiB, so for its
+ * frames the content size is what bounds them; the older encoder fills its
+ * blocks. For pgsnap's objects this is the size of the file exactly; for a
+ * crafted one (a million RLE blocks of 128 KiB from 4 bytes each) it is what
+ * the decoder would allocate, which is then refused before any of it is.
+ * Undefined for what is not a sequence of zstd frames.
  */
 export function zstdDecodedBound(data: Buffer): number | undefined {
   let at = 0;
@@ -116,7 +122,17 @@ export function zstdDecodedBound(data: Buffer): number | undefined {
     const singleSegment = (descriptor >> 5) & 1;
     const checksum = (descriptor >> 2) & 1;
     const contentSizeBytes = [singleSegment ? 1 : 0, 2, 4, 8][descriptor >> 6]!;
-    at += 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]! + contentSizeBytes;
+    const contentSizeAt = at + 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]!;
+    if (contentSizeAt + contentSizeBytes > data.length) return undefined;
+    // A 2-byte Frame_Content_Size is stored minus 256 (RFC 8878 §3.1.1.1.4).
+    const contentSize =
+      contentSizeBytes === 0
+        ? undefined
+        : contentSizeBytes === 8
+          ? Number(data.readBigUInt64LE(contentSizeAt))
+          : data.readUIntLE(contentSizeAt, contentSizeBytes) + (contentSizeBytes === 2 ? 256 : 0);
+    at = contentSizeAt + contentSizeBytes;
+    let blocks = 0;
     for (let last = false; !last; ) {
       if (at + 3 > data.length) return undefined;
       const block = data.readUIntLE(at, 3);
@@ -124,9 +140,10 @@ export function zstdDecodedBound(data: Buffer): number | undefined {
       const type = (block >> 1) & 3;
       const size = block >>> 3;
       if (type === 3) return undefined; // reserved
-      bound += type === 2 ? zstdBlockMaximum : size;
+      blocks += type === 2 ? zstdBlockMaximum : size;
       at += 3 + (type === 1 ? 1 : size);
     }
+    bound += contentSize === undefined ? blocks : Math.min(contentSize, blocks);
     if (checksum) at += 4;
   }
   return at === data.length ? bound : undefined;

@@ -51,9 +51,13 @@ function zlibCodec(z: ZlibZstd): ZstdCodec {
     );
   return {
     source: `node:zlib (libzstd ${process.versions.zstd ?? 'unknown'})`,
-    // In libuv's thread pool, as the native binding does.
+    // In libuv's thread pool, as the native binding does. Without the pledged size the asynchronous call
+    // leaves Frame_Content_Size out of the frame, which is what bounds a decode (zstdDecodedBound).
     compress: (data, level) =>
-      run(z.zstdCompress, data, { params: { [z.constants.ZSTD_c_compressionLevel]: level } }),
+      run(z.zstdCompress, data, {
+        pledgedSrcSize: data.length,
+        params: { [z.constants.ZSTD_c_compressionLevel]: level },
+      }),
     decompress: (data, maxBytes) => run(z.zstdDecompress, data, { maxOutputLength: maxBytes }),
   };
 }
