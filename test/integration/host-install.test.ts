@@ -158,8 +158,13 @@ it.skipIf(noQemu !== undefined)(
     mkdirSync(prefix);
     const bin = join(prefix, 'pgsnap');
     execFileSync('install', ['-m', '0755', join(project, 'dist/pgsnap-linux-arm64'), bin]);
-    const env = { PATH: pathWithoutNode, QEMU_LD_PREFIX: arm64Libraries, PGSNAP_STATE_DIR: join(prefix, 'state') };
-    const arm64 = (args: string[]) => execFileSync(qemu, [bin, ...args], { env, cwd: prefix, encoding: 'utf8' });
+    const env = {
+      PATH: pathWithoutNode,
+      QEMU_LD_PREFIX: arm64Libraries,
+      PGSNAP_STATE_DIR: join(prefix, 'state'),
+    };
+    const arm64 = (args: string[]) =>
+      execFileSync(qemu, [bin, ...args], { env, cwd: prefix, encoding: 'utf8' });
 
     const version = arm64(['--version']);
     expect(version).toMatch(/^Node\.js v24\.\d+\.\d+ \(single executable, linux-arm64\)$/m);
