@@ -8,7 +8,8 @@
  * qemu-user-static and the arm64 C libraries) where they are installed; it is
  * skipped loudly otherwise, and CI, which installs them, must run it.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import {
   chmodSync,
   existsSync,
@@ -104,15 +105,22 @@ it('runs begin, end, wal-push and wal-fetch from the x64 executable alone, outsi
   expect(line).not.toMatch(/node|\.mjs/);
 });
 
-it('pgsnap agent install writes the executable, the unit and a root-only settings file, and keeps the settings on upgrade', () => {
+it('pgsnap agent install writes the executable, the unit and a root-only settings file; an upgrade keeps the settings and the agent service its backup', async () => {
   const root = join(host, 'root');
   mkdirSync(root);
   const executable = join(host, 'x64', 'bin', 'pgsnap');
   const env = { PATH: pathWithoutNode, PGSNAP_STATE_DIR: join(host, 'x64', 'state') };
-  const install = () =>
+  const install = (args: string[] = []) =>
     JSON.parse(
-      execFileSync(executable, ['agent', 'install', '--root', root, '--json'], { env, encoding: 'utf8' }),
-    ) as { files: Array<{ path: string; action: string }>; next: string };
+      execFileSync(executable, ['agent', 'install', '--root', root, '--json', ...args], {
+        env,
+        encoding: 'utf8',
+      }),
+    ) as {
+      files: Array<{ path: string; action: string }>;
+      service?: { sessions: Array<{ backupId: string }> };
+      next: string;
+    };
 
   const first = install();
   expect(first.files).toEqual([
@@ -136,13 +144,49 @@ it('pgsnap agent install writes the executable, the unit and a root-only setting
     expect(statSync(join(root, path)).mode & 0o777).toBe(mode);
   }
 
-  // An upgrade: the executable is renamed over (a new inode, so running processes keep theirs), the
-  // operator's settings stay.
+  // An upgrade while the installed agent service holds a backup: the executable is renamed over (a new
+  // inode; the service keeps running the old one), install names the backup and restarts nothing, the
+  // operator's settings stay, and the backup ends normally afterwards.
   execFileSync('sh', ['-c', `echo PGSNAP_CLUSTER=orders-db >> ${join(root, 'etc/pgsnap/pgsnap.env')}`]);
-  const inode = statSync(installed).ino;
-  const second = install();
-  expect(second.files.map((file) => file.action)).toEqual(['replaced', 'replaced', 'kept']);
-  expect(statSync(installed).ino).not.toBe(inode);
+  const stateDir = join(host, 'service-state');
+  const service = spawn(installed, ['agent'], {
+    env: { PATH: pathWithoutNode, PGSNAP_STATE_DIR: stateDir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  try {
+    await new Promise<void>((resolveListening, reject) => {
+      service.stderr.on(
+        'data',
+        (chunk: Buffer) => chunk.toString().includes('listening on') && resolveListening(),
+      );
+      service.on('exit', (code) => reject(new Error(`pgsnap agent exited with ${code}`)));
+    });
+    const backupEnv = { ...env, ...cluster.env, PGSNAP_STATE_DIR: stateDir };
+    const begun = JSON.parse(
+      execFileSync(installed, ['begin', '--label', 'upgrade', '--fast', '--json'], {
+        env: backupEnv,
+        encoding: 'utf8',
+      }),
+    ) as { backupId: string };
+    const inode = statSync(installed).ino;
+    const second = install(['--state-dir', stateDir]);
+    expect(second.files.map((file) => file.action)).toEqual(['replaced', 'replaced', 'kept']);
+    expect(statSync(installed).ino).not.toBe(inode);
+    expect(second.service?.sessions.map((session) => session.backupId)).toEqual([begun.backupId]);
+    expect(second.next).toContain(`holds backup ${begun.backupId}`);
+    expect(second.next).toContain('restarting it aborts');
+    expect(service.exitCode).toBe(null);
+    const ended = JSON.parse(
+      execFileSync(installed, ['end', '--output', join(host, 'upgrade-artifacts'), '--json'], {
+        env: backupEnv,
+        encoding: 'utf8',
+      }),
+    ) as { backupId: string };
+    expect(ended.backupId).toBe(begun.backupId);
+  } finally {
+    service.kill('SIGTERM');
+    await once(service, 'exit');
+  }
   expect(readFileSync(join(root, 'etc/pgsnap/pgsnap.env'), 'utf8')).toContain('PGSNAP_CLUSTER=orders-db\n');
 
   // --print writes nothing and shows both files.
