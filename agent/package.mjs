@@ -11,7 +11,8 @@
 // libc6-arm64-cross libstdc++6-arm64-cross), else without a code cache, which this script says.
 //
 // Each executable is written under a temporary name and renamed into place; when the bundle, the Node.js
-// and the code cache choice are those of the executable already there, it is left as it is.
+// and the code cache choice are those of the executable already there, it is left as it is. The bundle,
+// blobs and configurations in the cache carry this process's pid: two builds at once do not share them.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -25,7 +26,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { cache, nodeVersion, pinnedNode } from './node-binaries.mjs';
 
@@ -33,8 +35,10 @@ const require = createRequire(import.meta.url);
 /** Node.js's marker in its binary that a blob is injected (the documented postject sentinel). */
 const sentinelFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
+process.chdir(dirname(dirname(fileURLToPath(import.meta.url))));
 mkdirSync(cache, { recursive: true });
 mkdirSync('dist', { recursive: true });
+const bundled = join(cache, `pgsnap-${process.pid}.cjs`);
 const script = await bundle();
 const targets = [
   { arch: 'x64', node: pinnedNode('x64') },
@@ -90,6 +94,7 @@ for (const target of targets) {
     `dist/pgsnap-linux-${target.arch}: Node.js ${nodeVersion}, ${useCodeCache ? 'with' : 'without'} a V8 code cache`,
   );
 }
+rmSync(bundled, { force: true });
 
 /**
  * The agent as one CommonJS script (a single executable's main script cannot be split, and is CommonJS).
@@ -97,7 +102,7 @@ for (const target of targets) {
  * none there, and says so (pgsnap demo).
  */
 async function bundle() {
-  const outfile = join(cache, 'pgsnap.cjs');
+  const outfile = bundled;
   await build({
     entryPoints: ['agent/cli/main.ts'],
     outfile,
@@ -135,17 +140,21 @@ function blobRunner(target) {
 
 /** The blob of the single executable, made by `runner` (a Node.js of the pinned version), in the cache. */
 function writeBlob(target, runner, useCodeCache) {
-  const blob = join(cache, `pgsnap-linux-${target.arch}.blob`);
-  const config = join(cache, `sea-${target.arch}.json`);
+  const blob = join(cache, `pgsnap-linux-${target.arch}-${process.pid}.blob`);
+  const config = join(cache, `sea-${target.arch}-${process.pid}.json`);
   writeFileSync(
     config,
     JSON.stringify({
-      main: join(cache, 'pgsnap.cjs'),
+      main: bundled,
       output: blob,
       disableExperimentalSEAWarning: true,
       useCodeCache,
     }),
   );
-  execFileSync(runner[0], [...runner.slice(1), '--experimental-sea-config', config], { stdio: 'ignore' });
+  try {
+    execFileSync(runner[0], [...runner.slice(1), '--experimental-sea-config', config], { stdio: 'ignore' });
+  } finally {
+    rmSync(config, { force: true });
+  }
   return blob;
 }
