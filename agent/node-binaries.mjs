@@ -29,13 +29,19 @@ export function pinnedNode(arch) {
   mkdirSync(cache, { recursive: true });
   const tarball = join(cache, `${name}.tgz`);
   if (!existsSync(tarball)) {
-    execFileSync(
-      'npm',
-      ['pack', `node-linux-${arch}@${nodeVersion}`, '--pack-destination', cache, '--silent'],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    // Packed into a directory of this process's and renamed into place: two test files may ask at once.
+    const packing = join(cache, `.pack-${process.pid}`);
+    mkdirSync(packing, { recursive: true });
+    try {
+      execFileSync(
+        'npm',
+        ['pack', `node-linux-${arch}@${nodeVersion}`, '--pack-destination', packing, '--silent'],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      renameSync(join(packing, `${name}.tgz`), tarball);
+    } finally {
+      rmSync(packing, { recursive: true, force: true });
+    }
   }
   const actual = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
   if (actual !== integrity[arch]) {
