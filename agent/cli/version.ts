@@ -4,7 +4,11 @@ import { version } from '../../package.json';
 import { singleExecutable } from './self.ts';
 
 export function versionText(): string {
-  const how = singleExecutable() ? 'single executable' : `running ${process.argv[1]}`;
+  // Set by the single executable's dispatcher (agent/package.mjs): whether V8 took the code cache made for it.
+  const cache = (globalThis as { __pgsnapCodeCache?: string }).__pgsnapCodeCache;
+  const how = singleExecutable()
+    ? `single executable, V8 code cache ${cache ?? 'none'}`
+    : `running ${process.argv[1]}`;
   return [
     `pgsnap ${version}`,
     `Node.js ${process.version} (${how}, ${process.platform}-${process.arch})`,

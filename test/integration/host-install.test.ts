@@ -79,7 +79,7 @@ it('runs begin, end, wal-push and wal-fetch from the x64 executable alone, outsi
   const started = spawnSync(bin, ['--version'], { env, cwd: prefix, encoding: 'utf8' });
   expect(started.stderr).toBe('');
   const version = started.stdout;
-  expect(version).toMatch(/^Node\.js v24\.\d+\.\d+ \(single executable, linux-x64\)$/m);
+  expect(version).toMatch(/^Node\.js v24\.\d+\.\d+ \(single executable, V8 code cache used, linux-x64\)$/m);
   expect(version).toMatch(/^WAL codec: zstd from node:zlib/m);
 
   // begin starts the holder from the same file (no script to pass it), which holds the session until end.
@@ -216,7 +216,7 @@ it.skipIf(noQemu !== undefined)(
     const started = spawnSync(qemu, [bin, '--version'], { env, cwd: prefix, encoding: 'utf8' });
     expect(started.stderr).toBe('');
     const version = started.stdout;
-    expect(version).toMatch(/^Node\.js v24\.\d+\.\d+ \(single executable, linux-arm64\)$/m);
+    expect(version).toMatch(/^Node\.js v24\.\d+\.\d+ \(single executable, V8 code cache used, linux-arm64\)$/m);
     expect(version).toMatch(/^WAL codec: zstd from node:zlib/m);
 
     mkdirSync(join(prefix, 'repo'));
