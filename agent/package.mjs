@@ -1,18 +1,19 @@
 // `npm run package`: the agent for database hosts as two single executables, dist/pgsnap-linux-x64 and
-// dist/pgsnap-linux-arm64 (Node.js single executable applications): the agent bundled into one CommonJS
-// script, that script prepared as a blob by the same Node.js the executable carries, and the blob injected
-// into a copy of that Node.js with postject. Nothing else is installed on a host.
+// dist/pgsnap-linux-arm64 (Node.js single executable applications): a small dispatcher as the executable's
+// script, each command bundled as an asset of its own (see bundle()), the blob prepared by the same Node.js
+// the executable carries, and injected into a copy of that Node.js with postject. Nothing else is
+// installed on a host.
 //
 // The Node.js binaries come from the npm registry, pinned by version and integrity (agent/node-binaries.mjs).
 //
-// The V8 code cache halves the start of the executable (the whole bundle is otherwise compiled at every
-// start). It must be made by the Node.js of the target's architecture: the arm64 blob is made by the arm64
-// Node.js under qemu-aarch64-static where it is installed (apt-get install qemu-user-static
-// libc6-arm64-cross libstdc++6-arm64-cross), else without a code cache, which this script says.
+// Each asset carries a V8 code cache, which roughly halves the start (without one, every start compiles the
+// command's code). V8 takes only a cache made by its own build for its own architecture: the arm64 caches
+// are made by the arm64 Node.js under qemu-aarch64-static where it is installed (apt-get install
+// qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross), else left out, which this script says.
 //
-// Each executable is written under a temporary name and renamed into place; when the bundle, the Node.js
-// and the code cache choice are those of the executable already there, it is left as it is. The bundle,
-// blobs and configurations in the cache carry this process's pid: two builds at once do not share them.
+// Each executable is written under a temporary name and renamed into place; when the assets, the Node.js
+// and the code cache choice are those of the executable already there, it is left as it is. The files in
+// the cache are in a directory of this process's: two builds at once do not share them.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {

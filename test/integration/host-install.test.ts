@@ -75,7 +75,7 @@ it('runs begin, end, wal-push and wal-fetch from the x64 executable alone, outsi
   const run = (args: string[]) =>
     JSON.parse(execFileSync(bin, args, { env, cwd: prefix, encoding: 'utf8' })) as Record<string, unknown>;
 
-  // Nothing on stderr: no warning that the V8 code cache was rejected (made by another Node.js or CPU).
+  // Nothing on stderr, and the V8 code cache made for this Node.js and CPU taken.
   const started = spawnSync(bin, ['--version'], { env, cwd: prefix, encoding: 'utf8' });
   expect(started.stderr).toBe('');
   const version = started.stdout;
