@@ -16,8 +16,9 @@
  * and restore_command pay it for every WAL file where the fast path does not
  * answer (`wal-push --help`: the command's code loaded and started, nothing
  * done), from the bundle (`node dist/pgsnap.mjs`, split per command) and from
- * the single executable (dist/pgsnap-linux-x64, Node.js 24, one script with its
- * V8 code cache), with a bare `-e 0` of the executable's Node.js. Goal: the
+ * the single executable (dist/pgsnap-linux-x64, Node.js 24, each command an
+ * asset with its V8 code cache), with a bare `-e 0` of the executable's
+ * Node.js. Goal: the
  * single executable starts no slower than the bundle (median).
  *
  * usage: npx tsx bench/agent-overhead.ts [runs=20] [major=15]
