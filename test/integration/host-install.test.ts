@@ -216,7 +216,9 @@ it.skipIf(noQemu !== undefined)(
     const started = spawnSync(qemu, [bin, '--version'], { env, cwd: prefix, encoding: 'utf8' });
     expect(started.stderr).toBe('');
     const version = started.stdout;
-    expect(version).toMatch(/^Node\.js v24\.\d+\.\d+ \(single executable, V8 code cache used, linux-arm64\)$/m);
+    expect(version).toMatch(
+      /^Node\.js v24\.\d+\.\d+ \(single executable, V8 code cache used, linux-arm64\)$/m,
+    );
     expect(version).toMatch(/^WAL codec: zstd from node:zlib/m);
 
     mkdirSync(join(prefix, 'repo'));
