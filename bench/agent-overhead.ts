@@ -12,18 +12,52 @@
  * itself), and a bare `node -e 0`. Goal: the agent adds at most 300 ms per
  * pair (median).
  *
+ * Beside them, in the same runs, the start of one command as archive_command
+ * and restore_command pay it for every WAL file where the fast path does not
+ * answer (`wal-push --help`: the command's code loaded and started, nothing
+ * done), from the bundle (`node dist/pgsnap.mjs`, split per command) and from
+ * the single executable (dist/pgsnap-linux-x64, Node.js 24, each command an
+ * asset with its V8 code cache), with a bare `-e 0` of the executable's
+ * Node.js. Goal: the
+ * single executable starts no slower than the bundle (median).
+ *
  * usage: npx tsx bench/agent-overhead.ts [runs=20] [major=15]
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Cluster, type Major, systemBin } from '../test/support/cluster.ts';
 import { pgsnap, pgsnapBin } from '../test/support/pgsnap.ts';
 import { loadAverage } from './lib/machine.ts';
 import { median } from './lib/stats.ts';
 
 const runs = Number(process.argv[2] ?? 20);
+const project = resolve(import.meta.dirname, '..');
+// Both executables, as npm run package makes them (left as they are when up to date).
+spawnSync(process.execPath, [join(project, 'agent/package.mjs')], { cwd: project, stdio: 'inherit' });
+const executable = join(project, 'dist/pgsnap-linux-x64');
+const node24 = spawnSync(process.execPath, [join(project, 'agent/node-binaries.mjs'), 'x64'], {
+  encoding: 'utf8',
+}).stdout.trim();
+
+/** Wall time of one command, in ms; it must succeed. */
+function timed(file: string, args: string[]): number {
+  const t = performance.now();
+  const result = spawnSync(file, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const ms = performance.now() - t;
+  if (result.status !== 0)
+    throw new Error(`${file} ${args.join(' ')}: exit ${result.status}\n${result.stderr}`);
+  return ms;
+}
+
+interface Starts {
+  bundle: number;
+  /** The same bundle on the executable's Node.js: what the single-file format itself costs or saves. */
+  bundle24: number;
+  executable: number;
+  node24: number;
+}
 const major = Number(process.argv[3] ?? 15) as Major;
 
 /** Server-side durations of the backup calls, in order, from the log. */
@@ -74,7 +108,7 @@ try {
   });
   const serviceEnv = { ...cluster.env, PGSNAP_STATE_DIR: serviceStateDir };
   const holderEnv = { ...cluster.env, PGSNAP_STATE_DIR: holderStateDir };
-  const rows: Array<{ service: Pair; holder: Pair; psql: number; node: number }> = [];
+  const rows: Array<{ service: Pair; holder: Pair; psql: number; node: number; starts: Starts }> = [];
   for (let i = 0; i < runs; i++) {
     const held = await pair(serviceEnv, `bench service ${i}`);
     const spawned = await pair(holderEnv, `bench holder ${i}`);
@@ -100,7 +134,13 @@ try {
     t = performance.now();
     spawnSync(process.execPath, ['-e', '0']);
     const node = performance.now() - t;
-    rows.push({ service: held, holder: spawned, psql, node });
+    const starts = {
+      bundle: timed(process.execPath, [pgsnapBin, 'wal-push', '--help']),
+      bundle24: timed(node24, [pgsnapBin, 'wal-push', '--help']),
+      executable: timed(executable, ['wal-push', '--help']),
+      node24: timed(node24, ['-e', '0']),
+    };
+    rows.push({ service: held, holder: spawned, psql, node, starts });
   }
 
   const log = cluster.log();
@@ -130,7 +170,7 @@ try {
     '       |          agent service (pgsnap agent)           |       holder spawned by begin (no service)      |',
   );
   console.log(
-    '   run |  begin pg_start    end pg_stop arch.w overhead |  begin pg_start    end pg_stop arch.w overhead | psql s+s(true) node -e 0',
+    '   run |  begin pg_start    end pg_stop arch.w overhead |  begin pg_start    end pg_stop arch.w overhead | psql s+s(true) node -e 0 | bundle bndl24  s.exe node24 -e 0',
   );
   const line = (
     name: string,
@@ -142,9 +182,10 @@ try {
     ho: number,
     psql: number,
     node: number,
+    st: Starts,
   ) =>
     `${name.padStart(6)} | ${f(s.begin)}   ${f(sp.start)} ${f(s.end)}  ${f(sp.stop)} ${f(s.archiveWait)}   ${f(so)} | ` +
-    `${f(h.begin)}   ${f(hp.start)} ${f(h.end)}  ${f(hp.stop)} ${f(h.archiveWait)}   ${f(ho)} |         ${f(psql)}    ${f(node)}`;
+    `${f(h.begin)}   ${f(hp.start)} ${f(h.end)}  ${f(hp.stop)} ${f(h.archiveWait)}   ${f(ho)} |         ${f(psql)}    ${f(node)} | ${f(st.bundle)} ${f(st.bundle24)} ${f(st.executable)}      ${f(st.node24)}`;
   rows.forEach((row, i) => {
     console.log(
       line(
@@ -157,6 +198,7 @@ try {
         holderOverheads[i]!,
         row.psql,
         row.node,
+        row.starts,
       ),
     );
   });
@@ -166,6 +208,12 @@ try {
     archiveWait: median(rows.map((r) => r[mode].archiveWait)),
   });
   const nodeStart = median(rows.map((r) => r.node));
+  const medianStarts: Starts = {
+    bundle: median(rows.map((r) => r.starts.bundle)),
+    bundle24: median(rows.map((r) => r.starts.bundle24)),
+    executable: median(rows.map((r) => r.starts.executable)),
+    node24: median(rows.map((r) => r.starts.node24)),
+  };
   console.log(
     line(
       'median',
@@ -177,6 +225,7 @@ try {
       median(holderOverheads),
       median(rows.map((r) => r.psql)),
       nodeStart,
+      medianStarts,
     ),
   );
   const verdict = (ms: number) => `${ms.toFixed(0)} ms (goal <= 300 ms: ${ms <= 300 ? 'met' : 'NOT met'})`;
@@ -186,6 +235,15 @@ try {
       `two bare Node.js starts cost ${(2 * nodeStart).toFixed(0)} ms of it\n` +
       `  with a holder spawned by begin: ${verdict(median(holderOverheads))}; ` +
       `three bare Node.js starts cost ${(3 * nodeStart).toFixed(0)} ms of it`,
+  );
+  console.log(
+    '\nstart of pgsnap wal-push --help (median), beside bare starts:\n' +
+      `  node dist/pgsnap.mjs (Node.js ${process.versions.node}, split bundle): ${medianStarts.bundle.toFixed(0)} ms; ` +
+      `node -e 0: ${nodeStart.toFixed(0)} ms\n` +
+      `  node24 dist/pgsnap.mjs (the same bundle on the executable's Node.js): ${medianStarts.bundle24.toFixed(0)} ms\n` +
+      `  dist/pgsnap-linux-x64 (single executable):           ${medianStarts.executable.toFixed(0)} ms; ` +
+      `its Node.js -e 0: ${medianStarts.node24.toFixed(0)} ms\n` +
+      `  single executable no slower than the bundle: ${medianStarts.executable <= medianStarts.bundle ? 'met' : 'NOT met'}`,
   );
   console.log(
     `load average at the start: ${loadAtStart}; at the end: ${loadAverage()} (on ${cpus().length} cores)`,

@@ -4,6 +4,7 @@ import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageE
 import type { SessionConfig } from '../session/config.ts';
 import type { ArchiverConfig } from '../wal/archiver.ts';
 import type { PrefetcherConfig } from '../wal/prefetcher.ts';
+import { singleExecutable } from './self.ts';
 
 type Run = (args: string[]) => Promise<number>;
 
@@ -101,6 +102,11 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
  * the host install leaves it out.
  */
 async function loadDemo(): Promise<Run> {
+  if (singleExecutable()) {
+    throw new PreconditionError(
+      'pgsnap demo runs from a project checkout (npm install && npm start), not from the single executable',
+    );
+  }
   const bundle = new URL('./demo.mjs', import.meta.url);
   if (!existsSync(bundle)) {
     throw new PreconditionError(
@@ -118,7 +124,7 @@ function usage(): string {
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
     'Connection settings come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD / PGPASSFILE.',
-    'Every command takes --json (one JSON document on stdout) and --help.',
+    'Every command takes --json (one JSON document on stdout) and --help; pgsnap --version says which build runs.',
     'Exit codes: 0 ok, 1 failure, 2 usage error, 3 a precondition is not met.',
   ].join('\n');
 }
@@ -133,6 +139,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === '__wal-prefetcher') {
     return (await import('../wal/prefetcher.ts')).runPrefetcher(JSON.parse(args[0]!) as PrefetcherConfig);
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`${(await import('./version.ts')).versionText()}\n`);
+    return 0;
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);

@@ -11,12 +11,12 @@ import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { parseLsn } from '#domain/wal/lsn';
 import type { RepositoryChoice } from '../cli/repository-options.ts';
+import { selfCommand } from '../cli/self.ts';
 import { pgVersionOf, systemIdentifierOf } from '../postgres/pgdata.ts';
 import {
   commandLimitBefore16,
   defaultPrefetchSpool,
   expandedLength,
-  selfCommand,
   walFetchLine,
 } from '../wal/shell-lines.ts';
 import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';

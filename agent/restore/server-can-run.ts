@@ -74,28 +74,37 @@ function describe(path: string): string {
 }
 
 /**
- * Refuses, before the server needs it, a pgsnap command line (Node.js and the
- * script, as selfCommand gives them) that the server's user `uid` could not
- * run as `setting`, saying which directory or file stops it and what to do.
+ * Refuses, before the server needs it, a pgsnap command line (the single
+ * executable, or Node.js and the script, as selfCommand gives them) that the
+ * server's user `uid` could not run as `setting`, saying which directory or
+ * file stops it and what to do.
  */
 export function requireServerCanRun(command: string[], uid: number, setting: string): void {
-  const [node, script] = command as [string, string];
+  const [program, script] = command as [string, string | undefined];
   const user = userName(uid) ?? `uid ${uid}`;
-  const chunks = join(dirname(existsSync(script) ? realpathSync(script) : script), 'chunks');
-  const agentChecks = [
-    ...pathChecks(script, '-r'),
-    ...(existsSync(chunks) ? [{ path: chunks, access: '-x' as const }] : []),
-  ];
-  const blocked = firstBlocked(uid, [...pathChecks(node, '-x'), ...agentChecks]);
+  const agentChecks: Blocked[] = [];
+  if (script !== undefined) {
+    const chunks = join(dirname(existsSync(script) ? realpathSync(script) : script), 'chunks');
+    agentChecks.push(
+      ...pathChecks(script, '-r'),
+      ...(existsSync(chunks) ? [{ path: chunks, access: '-x' as const }] : []),
+    );
+  }
+  const blocked = firstBlocked(uid, [...pathChecks(program, '-x'), ...agentChecks]);
   if (!blocked) return;
   const what =
-    blocked.access === '-x' && blocked.path !== node ? 'enter' : blocked.access === '-x' ? 'run' : 'read';
-  const inNode = pathChecks(node, '-x').some((check) => check.path === blocked.path);
-  const fix = inNode
-    ? `Node.js is at ${node}: install Node.js where ${user} can run it (the distribution's nodejs package, or ` +
-      `under /opt or /usr/local)${blocked.path === node ? '' : `, or let ${user} through (chmod o+x ${blocked.path})`}`
-    : `install the agent where ${user} can reach it (tar -xzf dist/pgsnap-agent.tar.gz -C /usr/local, then run ` +
-      `/usr/local/bin/pgsnap), or let ${user} through (chmod o+${blocked.access === '-x' ? 'x' : 'r'} ${blocked.path})`;
+    blocked.access === '-x' && blocked.path !== program ? 'enter' : blocked.access === '-x' ? 'run' : 'read';
+  const inProgram = pathChecks(program, '-x').some((check) => check.path === blocked.path);
+  const letThrough = `let ${user} through (chmod o+${blocked.access === '-x' ? 'x' : 'r'} ${blocked.path})`;
+  const fix =
+    script === undefined
+      ? `install pgsnap where ${user} can run it (install -m 0755 pgsnap-linux-<arch> /usr/local/bin/pgsnap)` +
+        `${blocked.path === program ? '' : `, or ${letThrough}`}`
+      : inProgram
+        ? `Node.js is at ${program}: install Node.js where ${user} can run it (the distribution's nodejs package, ` +
+          `or under /opt or /usr/local)${blocked.path === program ? '' : `, or let ${user} through (chmod o+x ${blocked.path})`}`
+        : `install the agent where ${user} can reach it (tar -xzf dist/pgsnap-agent.tar.gz -C /usr/local, then run ` +
+          `/usr/local/bin/pgsnap), or ${letThrough}`;
   throw new PreconditionError(
     `PostgreSQL runs ${setting} as ${user}, who cannot ${what} ${blocked.path}${describe(blocked.path)}, ` +
       `so pgsnap (${command.join(' ')}) would fail there: ${fix}`,

@@ -8,6 +8,7 @@ import { openSync } from 'node:fs';
 import { formatDuration, newBackupId } from '#domain/backup/input';
 import { ConnectionError, messageOf, PreconditionError } from '#domain/errors';
 import type { Context } from '../cli/context.ts';
+import { selfSpawn } from '../cli/self.ts';
 import { abort } from './abort.ts';
 import { recordStarted } from './catalog.ts';
 import type { SessionConfig } from './config.ts';
@@ -172,15 +173,11 @@ async function spawnHolder(
   // Loaded here: with the agent service running, begin never spawns anything.
   const { spawn } = await import('node:child_process');
   const log = openSync(ctx.state.logPath, 'a', 0o600);
-  const child = spawn(
-    process.execPath,
-    [...process.execArgv, process.argv[1]!, '__holder', JSON.stringify(config)],
-    {
-      detached: true,
-      stdio: ['ignore', log, log, 'pipe'],
-      env: process.env,
-    },
-  );
+  const child = spawn(...selfSpawn(['__holder', JSON.stringify(config)]), {
+    detached: true,
+    stdio: ['ignore', log, log, 'pipe'],
+    env: process.env,
+  });
   const stopProgress = reportWaiting(ctx, config);
   // The holder aborts on SIGTERM, whatever it is doing.
   const stopHolder = () => child.kill('SIGTERM');

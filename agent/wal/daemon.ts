@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { selfSpawn } from '../cli/self.ts';
 import { createLockFile } from '../session/lock-file.ts';
 
 /** The pid files of the two helpers, in their spool directories. */
@@ -71,16 +72,12 @@ export function spawnDaemon(
   options: { cwd: string; log: string; env?: Record<string, string> },
 ): void {
   const log = openLog(options.log);
-  const child = spawn(
-    process.execPath,
-    [...process.execArgv, process.argv[1]!, command, JSON.stringify(config)],
-    {
-      detached: true,
-      stdio: ['ignore', log, log],
-      cwd: options.cwd,
-      env: { ...process.env, ...options.env },
-    },
-  );
+  const child = spawn(...selfSpawn([command, JSON.stringify(config)]), {
+    detached: true,
+    stdio: ['ignore', log, log],
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+  });
   closeSync(log);
   child.unref();
 }

@@ -12,6 +12,7 @@
 import { type BigIntStats, closeSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopRecoveryExitCode } from '#domain/errors';
+import { selfCommand } from '../cli/self.ts';
 import { walDirectoryOf } from '../postgres/pgdata.ts';
 import { archiverLockName, prefetcherLockName } from './daemon.ts';
 
@@ -41,11 +42,6 @@ function literal(value: string): string {
 /** A value for postgresql.conf: single quotes doubled, and backslashes too (the GUC parser reads escapes). */
 export function confQuote(value: string): string {
   return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
-}
-
-/** pgsnap as PostgreSQL must start it: this Node.js and this script, by absolute path (its PATH is not ours). */
-export function selfCommand(): string[] {
-  return [process.execPath, process.argv[1]!];
 }
 
 /** Shell: whether the helper whose pid file `lock` is in the spool `$s` is alive. */

@@ -9,10 +9,9 @@
  * original file without pgsnap.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { familySync, GLIBC, MUSL } from 'detect-libc';
 import * as z from '../zod.ts';
 import { CorruptObjectError } from './errors.ts';
+import { zstdCodec } from './zstd.ts';
 
 export const walCodecs = ['zstd'] as const;
 export type WalCodec = (typeof walCodecs)[number];
@@ -33,11 +32,6 @@ const headerSchema = z.strictObject({
 
 export type WalObjectHeader = z.infer<typeof headerSchema>;
 
-interface Zstd {
-  compress(data: Buffer, level: number): Promise<Buffer>;
-  decompress(data: Buffer): Promise<Buffer>;
-}
-
 /**
  * zstd's level 1. On real segments it compressed 1.5 to 2.4 times faster than
  * level 3 at a ratio within 10 % (better on some): the pusher shares the
@@ -45,53 +39,13 @@ interface Zstd {
  */
 export const zstdLevel = 1;
 
-let zstd: Zstd | undefined;
-
-/**
- * The codec is a native module (prebuilt for Linux, macOS and Windows), loaded
- * on first use only: commands that never touch WAL do not pay for it. Its
- * bindings are called directly: the package's wrapper (1.2.2, pinned) drops
- * the level argument and always compresses at level 3.
- */
-function loadZstd(): Zstd {
-  if (!zstd) {
-    try {
-      zstd = createRequire(import.meta.url)(zstdBinding()) as Zstd;
-    } catch (error) {
-      throw new Error(
-        `cannot load the zstd codec (@mongodb-js/zstd): ${(error as Error).message}. ` +
-          'Reinstall pgsnap (npm install, or the agent tarball for this platform) so that its prebuilt ' +
-          'binary is there.',
-        { cause: error },
-      );
-    }
-  }
-  return zstd;
-}
-
-/**
- * The prebuilt binding for this platform. The package's loader (bindings.js)
- * tells glibc from musl with process.report.getReport(), a whole diagnostic
- * report: 10 ms of every wal-fetch and wal-push start on these machines.
- * detect-libc reads the ELF interpreter of node instead; where it cannot tell,
- * the package's loader decides.
- */
-function zstdBinding(): string {
-  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
-    const family = familySync();
-    if (family === GLIBC) return `@mongodb-js/zstd-linux-${process.arch}-gnu`;
-    if (family === MUSL) return `@mongodb-js/zstd-linux-${process.arch}-musl`;
-  }
-  return '@mongodb-js/zstd/bindings.js';
-}
-
 export function sha256(content: Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
 
 export async function encodeWalObject(name: string, content: Buffer): Promise<Buffer> {
   // The codec works in libuv's thread pool: the checksum is computed meanwhile, on this thread.
-  const compressing = loadZstd().compress(content, zstdLevel);
+  const compressing = zstdCodec().compress(content, zstdLevel);
   const checksum = sha256(content);
   const compressed = await compressing;
   const header: WalObjectHeader = {
@@ -139,13 +93,19 @@ export const largestWalFileBytes = 1 << 30;
 const zstdBlockMaximum = 128 << 10;
 
 /**
- * The most that zstd frames can decompress to, read from their block
- * headers without decompressing (RFC 8878 §3.1.1): a raw or RLE block says
- * its size, a compressed one makes at most Block_Maximum_Size. The encoder
- * fills its blocks, so for pgsnap's objects this is the size of the file
- * exactly; for a crafted one (a million RLE blocks of 128 KiB from 4 bytes
- * each) it is what the decoder would allocate, which is then refused before
- * any of it is. Undefined for what is not a sequence of zstd frames.
+ * The most that zstd frames can decompress to, read from their headers
+ * without decompressing (RFC 8878 §3.1.1): a raw or RLE block says its size, a
+ * compressed one makes at most Block_Maximum_Size, and a frame that records
+ * its Frame_Content_Size makes no more than that, since libzstd refuses a
+ * frame that decodes to more than it says (node:zlib is also given the size
+ * as maxOutputLength; the native binding sizes its output by it: a forged
+ * frame of 8 GiB in RLE blocks that says 16 MiB took 50 MB there, and failed). libzstd
+ * 1.5.7 (node:zlib in Node.js 24) splits blocks below 128 KiB, so for its
+ * frames the content size is what bounds them; the older encoder fills its
+ * blocks. For pgsnap's objects this is the size of the file exactly; for a
+ * crafted one (a million RLE blocks of 128 KiB from 4 bytes each) it is what
+ * the decoder would allocate, which is then refused before any of it is.
+ * Undefined for what is not a sequence of zstd frames.
  */
 export function zstdDecodedBound(data: Buffer): number | undefined {
   let at = 0;
@@ -162,7 +122,17 @@ export function zstdDecodedBound(data: Buffer): number | undefined {
     const singleSegment = (descriptor >> 5) & 1;
     const checksum = (descriptor >> 2) & 1;
     const contentSizeBytes = [singleSegment ? 1 : 0, 2, 4, 8][descriptor >> 6]!;
-    at += 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]! + contentSizeBytes;
+    const contentSizeAt = at + 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]!;
+    if (contentSizeAt + contentSizeBytes > data.length) return undefined;
+    // A 2-byte Frame_Content_Size is stored minus 256 (RFC 8878 §3.1.1.1.4).
+    const contentSize =
+      contentSizeBytes === 0
+        ? undefined
+        : contentSizeBytes === 8
+          ? Number(data.readBigUInt64LE(contentSizeAt))
+          : data.readUIntLE(contentSizeAt, contentSizeBytes) + (contentSizeBytes === 2 ? 256 : 0);
+    at = contentSizeAt + contentSizeBytes;
+    let blocks = 0;
     for (let last = false; !last; ) {
       if (at + 3 > data.length) return undefined;
       const block = data.readUIntLE(at, 3);
@@ -170,9 +140,10 @@ export function zstdDecodedBound(data: Buffer): number | undefined {
       const type = (block >> 1) & 3;
       const size = block >>> 3;
       if (type === 3) return undefined; // reserved
-      bound += type === 2 ? zstdBlockMaximum : size;
+      blocks += type === 2 ? zstdBlockMaximum : size;
       at += 3 + (type === 1 ? 1 : size);
     }
+    bound += contentSize === undefined ? blocks : Math.min(contentSize, blocks);
     if (checksum) at += 4;
   }
   return at === data.length ? bound : undefined;
@@ -222,7 +193,7 @@ export async function decodeWalObject(
   }
   let content: Buffer;
   try {
-    content = await loadZstd().decompress(object.subarray(start));
+    content = await zstdCodec().decompress(object.subarray(start), Math.max(header.bytes, 1));
   } catch (error) {
     throw new CorruptObjectError(`${where} does not decompress: ${(error as Error).message}`, {
       cause: error,

@@ -39,10 +39,10 @@ function recordedHost(fixture: 'nitro-separate-volumes' | 'instance-store'): Hos
   ) as { findmnt: FindmntOutput; sys: Record<string, string> };
   const paths =
     fixture === 'instance-store'
-      ? [{ role: 'pgdata' as const, path: '/mnt/nvme/pg' }]
+      ? [{ role: 'data' as const, path: '/mnt/nvme/pg' }]
       : [
-          { role: 'pgdata' as const, path: '/var/lib/postgresql/15/main' },
-          { role: 'pg_wal' as const, path: '/pgwal/15/main' },
+          { role: 'data' as const, path: '/var/lib/postgresql/15/main' },
+          { role: 'wal' as const, path: '/pgwal/15/main' },
         ];
   return {
     processNames: () => ['systemd', 'amazon-ssm-agen', 'postgres'],

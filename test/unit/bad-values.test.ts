@@ -20,9 +20,17 @@ describe('--max-duration', () => {
   });
 });
 
-/** A zstd frame of `blocks` RLE blocks of 128 KiB each: 4 bytes a block, 128 KiB of zeros out. */
-function rleBomb(blocks: number): Buffer {
-  const frame = [Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58])]; // magic, descriptor, window 8 MiB
+/**
+ * A zstd frame of `blocks` RLE blocks of 128 KiB each: 4 bytes a block, 128 KiB of zeros out; with
+ * `contentSize`, a frame that says it holds that many bytes.
+ */
+function rleBomb(blocks: number, contentSize?: number): Buffer {
+  // magic, descriptor (a 4-byte Frame_Content_Size, or none), window 8 MiB
+  const frame = [Buffer.from([0x28, 0xb5, 0x2f, 0xfd, contentSize === undefined ? 0x00 : 0x80, 0x58])];
+  if (contentSize !== undefined) {
+    frame.push(Buffer.alloc(4));
+    frame[1]!.writeUInt32LE(contentSize);
+  }
   for (let i = 0; i < blocks; i++) {
     const header = ((128 << 10) << 3) | (1 << 1) | (i === blocks - 1 ? 1 : 0);
     frame.push(Buffer.from([header & 0xff, (header >> 8) & 0xff, (header >> 16) & 0xff, 0x00]));
@@ -65,6 +73,19 @@ describe('a WAL object is never decompressed past the segment size', () => {
     await expect(decoding).rejects.toThrow(CorruptObjectError);
     await expect(decodeWalObject(name, object, 'the object', segmentSize)).rejects.toThrow(
       /would decompress to up to 8589934592 bytes, more than a WAL file of this cluster can be/,
+    );
+  });
+
+  test('a frame that says its content size is bounded by it: blocks split below 128 KiB do not count as full', () => {
+    // 200 RLE blocks of 128 KiB would be 25 MiB; the frame says 16 MiB, and libzstd decodes no more than that.
+    expect(zstdDecodedBound(rleBomb(200, segmentSize))).toBe(segmentSize);
+    expect(zstdDecodedBound(rleBomb(2, segmentSize))).toBe(2 * (128 << 10));
+  });
+
+  test('a crafted object whose frame says less than its blocks make is refused as corrupt when decoded', async () => {
+    const object = await craftedObject(name, rleBomb(1024, segmentSize), segmentSize); // 128 MiB out
+    await expect(decodeWalObject(name, object, 'the object', segmentSize)).rejects.toThrow(
+      /the object does not decompress/,
     );
   });
 

@@ -1,0 +1,17 @@
+/** `pgsnap --version`: pgsnap's version, the Node.js it runs on, and the WAL codec that Node.js gives it. */
+import { zstdCodec } from '#domain/repository/zstd';
+import { version } from '../../package.json';
+import { singleExecutable } from './self.ts';
+
+export function versionText(): string {
+  // Set by the single executable's dispatcher (agent/package.mjs): whether V8 took the code cache made for it.
+  const cache = (globalThis as { __pgsnapCodeCache?: string }).__pgsnapCodeCache;
+  const how = singleExecutable()
+    ? `single executable, V8 code cache ${cache ?? 'none'}`
+    : `running ${process.argv[1]}`;
+  return [
+    `pgsnap ${version}`,
+    `Node.js ${process.version} (${how}, ${process.platform}-${process.arch})`,
+    `WAL codec: zstd from ${zstdCodec().source}`,
+  ].join('\n');
+}
