@@ -20,33 +20,29 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import { formatDuration, newBackupId } from '#domain/backup/input';
 import { PreconditionError } from '#domain/errors';
-import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../agent/cli/args.ts';
 import { createOutput, type Output } from '../agent/cli/output.ts';
 import { open, type RepositoryChoice } from '../agent/cli/repository-options.ts';
 import { printUsage } from '../agent/cli/usage.ts';
 import { createProvider } from '../agent/providers/create.ts';
 import type { SnapshotProvider } from '../agent/providers/provider.ts';
-import { checkRestoredCluster, type DataCheck } from '../agent/restore/checks.ts';
 import {
   asPostgres,
   Cluster,
   clientBin,
+  freePort,
   type Major,
   newestAvailableMajor,
   ownedDir,
   serverUid,
 } from '../agent/restore/cluster.ts';
-import type { RecoveryTarget } from '../agent/restore/prepare.ts';
-import { recoverFromSnapshots } from '../agent/restore/recover.ts';
 import { waitForArchive } from '../agent/session/archive-wait.ts';
-import { recordLocalSnapshots } from '../agent/session/catalog.ts';
 import { clusterPaths } from '../agent/volumes/cluster-paths.ts';
 import type * as LocalSynth from '../infra/local-synth.ts';
 import { states } from '../infra/state-names.ts';
 import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
 import type { LocalBackupResult } from './local-backup.ts';
-import type { LocalVolume } from './local-ec2.ts';
+import type { LocalEc2, LocalVolume } from './local-ec2.ts';
 import { stageAgent } from './staged-agent.ts';
 import { startWriter, type Writer } from './writer.ts';
 
@@ -78,17 +74,24 @@ export const demoUsage = `pgsnap demo [--keep] [--json]
 Runs a whole backup and restore drill on this machine with no AWS: a throwaway
 PostgreSQL cluster under load archiving into a file:// repository, a backup
 driven by the CDK app's state machine executed locally (btrfs volume snapshots
-when run as root with btrfs-progs, else copies), two recoveries (end of backup,
-a point in time), and a data check. Exits 0 only if the restored data checked out.`;
+when run as root with btrfs-progs, else copies), then two drills by the CDK
+app's restore state machine, as in AWS: volumes made from the snapshots,
+mounted, recovered (to the end of the backup, to a point in time), started and
+checked, and removed. Exits 0 only if the restored data checked out.`;
 
 interface DrillResult {
   name: string;
-  restoreMs: number;
+  restoreId: string;
+  /** Request to accepting connections, as the restore record has it. */
+  rtoSeconds: number | undefined;
   expectedRows: number;
   foundRows: number;
   extraRows: number;
-  amcheck: DataCheck['amcheck'];
+  amcheck: 'passed' | 'failed' | 'skipped';
+  /** What the restore removed once checked: every volume it made, and the instance it launched. */
+  leftBehind: number;
   ok: boolean;
+  failure?: string;
 }
 
 function shellQuote(value: string): string {
@@ -193,16 +196,8 @@ export async function demoCommand(args: string[]): Promise<number> {
     });
     const pointInTime = await markPointInTime(demo, writerClient);
     await archiveLastSegment(demo, source, writerClient);
-    const artifacts = await readBackupArtifacts(repository, backup.backupId);
     const walFiles = readdirSync(join(repository.url.slice('file://'.length), 'demo', 'wal')).length;
-    const drills = await runDrills(demo, {
-      backup,
-      artifacts,
-      provider: layout.provider,
-      repository,
-      agent,
-      pointInTime,
-    });
+    const drills = await runDrills(demo, { backup, synthesized, repository, pointInTime });
     return printReport(demo, { backup, provider: layout.provider, repository, walFiles, drills });
   } finally {
     process.off('SIGINT', onSignal);
@@ -346,6 +341,10 @@ interface Backup {
   inBackupMs: number;
   /** The writer's last committed row when the state machine entered its end step: the end-of-backup drill finds these. */
   committedBeforeEnd: number;
+  /** The local EC2 that holds the backup's snapshots, and the agent as installed: what a drill restores with. */
+  ec2: LocalEc2;
+  agentBinDir: string;
+  agentEnv: NodeJS.ProcessEnv;
 }
 
 /**
@@ -389,7 +388,13 @@ async function takeBackup(
     import('./local-backup.ts'),
     import('./local-ec2.ts'),
   ]);
-  const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes);
+  // The volumes file is the local EC2's attach: begin --volumes and mount find the volumes there.
+  const volumesFile = join(work, 'volumes.json');
+  const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes, '/dev/xvda', {
+    workDir: ownedDir(join(work, 'restored'), 0o711),
+    volumesFile,
+  });
+  made.discards.push(() => ec2.discardAll());
   const backupId = newBackupId();
   made.discards.push(() => provider.delete(ec2.takenFor(backupId)));
   // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
@@ -397,6 +402,12 @@ async function takeBackup(
   writeFileSync(join(agentBinDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
     mode: 0o755,
   });
+  const agentEnv = {
+    ...process.env,
+    ...source.env,
+    PGSNAP_STATE_DIR: join(work, 'state'),
+    PGSNAP_LOCAL_VOLUMES: volumesFile,
+  };
   let committedBeforeEnd = 0;
   progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
   const backup = await runBackupLocally({
@@ -415,7 +426,7 @@ async function takeBackup(
     signal: running.signal,
     hostCommands: made.hostCommands,
     // The agent takes its connection from the libpq environment, as on a database host.
-    agentEnv: { ...process.env, ...source.env, PGSNAP_STATE_DIR: join(work, 'state') },
+    agentEnv,
     // The state machine's steps are shown; stopping it once interrupted is the abort signal's work.
     progress: say,
     detail,
@@ -433,9 +444,18 @@ async function takeBackup(
   const snapshotMs = backup.snapshotMs ?? 0;
   const inBackupMs = Date.parse(String(ended.stoppedAt)) - Date.parse(String(ended.startedAt));
   detail(`in backup mode from ${String(ended.startLsn)} to ${String(ended.stopLsn)}`);
-  // The manifest names EC2's view of the snapshots; a drill here needs the provider's.
-  await recordLocalSnapshots(repository, backupId, provider.name, ec2.takenFor(backupId), 'described');
-  return { backupId, run: backup.run, session, ended, snapshotMs, inBackupMs, committedBeforeEnd };
+  return {
+    backupId,
+    run: backup.run,
+    session,
+    ended,
+    snapshotMs,
+    inBackupMs,
+    committedBeforeEnd,
+    ec2,
+    agentBinDir,
+    agentEnv,
+  };
 }
 
 /**
@@ -480,138 +500,142 @@ async function archiveLastSegment(
   made.writerClient = undefined;
 }
 
-interface Artifacts {
-  manifest: Manifest;
-  label: { text: string; sha256: string };
-  map: { text: string; sha256: string } | undefined;
-}
-
-/** The backup's manifest, backup_label and tablespace_map, from the repository, as a drill reads them. */
-async function readBackupArtifacts(repository: RepositoryChoice, backupId: string): Promise<Artifacts> {
-  const repo = await open(repository);
-  let manifest: Manifest;
-  let label: { text: string; sha256: string };
-  let map: { text: string; sha256: string } | undefined;
-  try {
-    manifest = (await repo.readManifest(backupId))!;
-    const artifact = async (name: string) => {
-      const record = manifest.artifacts.find((a) => a.name === name);
-      return (
-        record && {
-          text: (await repo.readArtifact(backupId, record)).toString('utf8'),
-          sha256: record.sha256,
-        }
-      );
-    };
-    label = (await artifact('backup_label'))!;
-    map = await artifact('tablespace_map');
-  } finally {
-    repo.close();
-  }
-  return { manifest, label, map };
-}
-
 /** The two drills, one after the other: to the end of the backup, and to the point in time. */
 async function runDrills(
   demo: Demo,
   {
     backup,
-    artifacts,
-    provider,
+    synthesized,
     repository,
-    agent,
     pointInTime,
   }: {
     backup: Backup;
-    artifacts: Artifacts;
-    provider: SnapshotProvider;
+    synthesized: LocalSynth.SynthesizedForLocalRun;
     repository: RepositoryChoice;
-    agent: string[];
     pointInTime: { at: string; pointInTimeRows: number };
   },
 ): Promise<DrillResult[]> {
-  const restore = { backupId: backup.backupId, artifacts, provider, repository, agent };
-  return [
+  const drills: DrillResult[] = [];
+  drills.push(
     await drill(
       demo,
-      restore,
-      'end of backup (recovery_target = immediate)',
-      { kind: 'immediate' },
-      backup.committedBeforeEnd,
+      { backup, synthesized, repository },
+      {
+        name: 'end of backup (recovery_target = immediate)',
+        target: { immediate: true },
+        expectedRows: backup.committedBeforeEnd,
+        exact: false,
+      },
     ),
+  );
+  drills.push(
     await drill(
       demo,
-      restore,
-      `point in time (recovery_target_time = ${pointInTime.at})`,
-      { kind: 'time', value: pointInTime.at },
-      pointInTime.pointInTimeRows,
+      { backup, synthesized, repository },
+      {
+        name: `point in time (recovery_target_time = ${pointInTime.at})`,
+        target: {
+          time: new Date(pointInTime.at.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')).toISOString(),
+        },
+        expectedRows: pointInTime.pointInTimeRows,
+        exact: true,
+      },
     ),
-  ];
+  );
+  return drills;
 }
 
 /**
- * One drill: the snapshots cloned and recovered from the repository to
- * `target` beside the running source, the rows counted, pg_amcheck and the
- * checksums checked, the clone discarded.
+ * One drill, as in AWS: the restore state machine the CDK app synthesizes,
+ * run locally in drill mode with the same Lambda handlers (the local EC2
+ * makes each volume as a writable clone of its snapshot and "launches" an
+ * instance on this host) and the same restore document on the host (the
+ * staged agent mounts, recovers, starts and checks the cluster beside the
+ * source, on a port of its own), then removes everything it made. The
+ * rows are counted by the drill's own SQL check.
  */
 async function drill(
-  { work, made, progress, detail }: Demo,
+  { work, progress, detail }: Demo,
   {
-    backupId,
-    artifacts: { manifest, label, map },
-    provider,
+    backup,
+    synthesized,
     repository,
-    agent,
-  }: {
-    backupId: string;
-    artifacts: Artifacts;
-    provider: SnapshotProvider;
-    repository: RepositoryChoice;
-    /** The staged pgsnap, for the restored server's restore_command. */
-    agent: string[];
-  },
-  name: string,
-  target: RecoveryTarget,
-  expectedRows: number,
-): Promise<DrillResult> {
-  progress(`drill "${name}": the snapshots cloned, recovered from the repository beside the running source`);
-  const recovered = await recoverFromSnapshots({
-    backupId: backupId,
-    cluster: 'demo',
-    systemIdentifier: manifest.systemIdentifier,
-    label,
-    ...(map ? { map } : {}),
-    provider,
-    snapshots: manifest.snapshots,
-    repository,
+  }: { backup: Backup; synthesized: LocalSynth.SynthesizedForLocalRun; repository: RepositoryChoice },
+  {
+    name,
     target,
-    work,
-    name: target.kind,
-    pgsnap: agent,
+    expectedRows,
+    exact,
+  }: { name: string; target: Record<string, unknown>; expectedRows: number; exact: boolean },
+): Promise<DrillResult> {
+  progress(`drill "${name}": the restore state machine runs, locally, from the backup's snapshots`);
+  const { runRestoreLocally } = await import('./local-restore.ts');
+  const { newRestoreId } = await import('#domain/restore/request');
+  const restoreId = newRestoreId();
+  const port = await freePort();
+  const run = await runRestoreLocally({
+    synthesized,
+    executionName: restoreId,
+    input: {
+      cluster: 'demo',
+      backupId: backup.backupId,
+      target: target as never,
+      mode: 'drill',
+      instance: { launch: { launchTemplate: 'pgsnap-demo-drill', subnetId: 'subnet-0000000000000000a' } },
+      mountRoot: ownedDir(join(work, restoreId), 0o711),
+      port,
+      checks: {
+        amcheck: 'all',
+        sql: {
+          // Every row committed by then is back; after a point in time, not one row written after it.
+          query: exact
+            ? `SELECT count(*) FILTER (WHERE id <= ${expectedRows}) || '/' || count(*) FILTER (WHERE id > ${expectedRows}) FROM demo_events`
+            : `SELECT count(*) FILTER (WHERE id <= ${expectedRows}) FROM demo_events`,
+          expect: exact ? `${expectedRows}/0` : `${expectedRows}`,
+        },
+      },
+    },
+    clusters: [{ name: 'demo', repository: repository.url }],
+    ec2: backup.ec2,
+    agentBinDir: backup.agentBinDir,
+    agentEnv: backup.agentEnv,
+    detail,
+    signal: running.signal,
+    onStateEntered: (state) => detail(`restore state machine: ${state}`),
   });
-  made.discards.push(recovered.discard);
-  const [row] = await recovered.cluster.query<{ found: string; extra: string }>(
-    'SELECT count(*) FILTER (WHERE id <= $1) AS found, count(*) FILTER (WHERE id > $1) AS extra FROM demo_events',
-    [expectedRows],
-  );
-  const check = await checkRestoredCluster(recovered.cluster);
-  await recovered.discard();
-  const foundRows = Number(row!.found);
-  const extraRows = Number(row!.extra);
-  const exact = target.kind === 'time';
-  const ok = foundRows === expectedRows && (!exact || extraRows === 0) && check.ok;
+  const repo = await open(repository);
+  const record = await repo.readRestoreRecord(restoreId).finally(() => repo.close());
+  const sql = record?.host?.checks.sql;
+  const [found, extra] = (/returned "(\d+)(?:\/(\d+))?"/.exec(sql?.detail ?? '') ?? []).slice(1).map(Number);
+  const foundRows = found ?? 0;
+  const extraRows = extra ?? 0;
+  const amcheck = record?.host?.checks.amcheck;
+  const leftBehind =
+    backup.ec2.clonedVolumes.length +
+    backup.ec2.launchedInstances.filter((i: { state: string }) => i.state !== 'terminated').length;
+  const ok =
+    !run.run.failure &&
+    record?.state === 'completed' &&
+    foundRows === expectedRows &&
+    (!exact || extraRows === 0) &&
+    leftBehind === 0;
   detail(
     `${ok ? 'ok' : 'FAILED'}: ${foundRows} of ${expectedRows} rows${exact ? `, ${extraRows} after the target` : ''}, ` +
-      `pg_amcheck ${check.amcheck}, checksums ${check.checksums}, ${formatDuration(recovered.restoreMs)}`,
+      `${amcheck?.detail ?? 'pg_amcheck not run'}; RTO ${record?.rtoSeconds?.toFixed(1) ?? '?'} s; ` +
+      `${leftBehind === 0 ? 'nothing left behind' : `${leftBehind} volumes or instances left behind`}` +
+      (run.run.failure ? `; ${run.run.failure.error}: ${run.run.failure.cause}` : ''),
   );
   return {
     name,
-    restoreMs: recovered.restoreMs,
+    restoreId,
+    rtoSeconds: record?.rtoSeconds,
     expectedRows,
     foundRows,
     extraRows,
-    amcheck: check.amcheck,
+    amcheck: amcheck ? (amcheck.ok ? 'passed' : 'failed') : 'skipped',
+    leftBehind,
     ok,
+    ...(run.run.failure ? { failure: `${run.run.failure.error}: ${run.run.failure.cause}` } : {}),
   };
 }
 
@@ -662,7 +686,7 @@ function printReport(
     `  WAL archived      ${walFiles} files in ${repository.url}`,
     ...drills.map(
       (d) =>
-        `  drill             ${d.name}: ${d.ok ? 'ok' : 'FAILED'}, ${d.foundRows}/${d.expectedRows} rows, amcheck ${d.amcheck}, restore ${formatDuration(d.restoreMs)}`,
+        `  drill             ${d.name}: ${d.ok ? 'ok' : 'FAILED'}, ${d.foundRows}/${d.expectedRows} rows, amcheck ${d.amcheck}, RTO ${d.rtoSeconds?.toFixed(1) ?? '?'} s${d.failure ? ` (${d.failure})` : ''}`,
     ),
     `  data check        ${ok ? 'PASSED' : 'FAILED'}`,
   ]);

@@ -106,6 +106,14 @@ export class LocalEc2 {
     writeFileSync(this.restore.volumesFile, `${JSON.stringify({ volumes }, null, 2)}\n`);
   }
 
+  /** Removes every volume a restore made and left (an interrupted demo). */
+  async discardAll(): Promise<void> {
+    for (const clone of [...this.clones.values()]) {
+      await this.provider.discard(clone.path).catch(() => {});
+      this.clones.delete(clone.volumeId);
+    }
+  }
+
   /** Another instance in the account (a restore's given target), running. */
   addInstance(instanceId: string): void {
     this.instances.set(instanceId, { instanceId, tags: [], state: 'running', launched: false });

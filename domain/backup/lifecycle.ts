@@ -240,6 +240,12 @@ export function applyStep(
   }
   // Every other step starts from a manifest: checkStep refused `none` for them or called it a repeat.
   const manifest = current!;
+  // EC2's view of a snapshot (id, state) does not carry what its volume was: the record made at creation stays.
+  const keepVolumes = (snapshots: ManifestSnapshot[]): ManifestSnapshot[] =>
+    snapshots.map((s) => {
+      const volume = s.volume ?? manifest.snapshots.find((m) => m.snapshotId === s.snapshotId)?.volume;
+      return volume ? { ...s, volume } : s;
+    });
   switch (step.step) {
     case 'snapshotsTaken':
     case 'snapshotsDeleted':
@@ -248,7 +254,7 @@ export function applyStep(
         manifest: {
           ...manifest,
           state: rule.to === 'same' ? manifest.state : rule.to,
-          snapshots: step.snapshots,
+          snapshots: keepVolumes(step.snapshots),
           updatedAt: now,
         },
         changed: true,
@@ -258,7 +264,7 @@ export function applyStep(
         manifest: {
           ...manifest,
           state: 'completed',
-          snapshots: step.snapshots.map((s) => ({ ...s, state: 'completed' })),
+          snapshots: keepVolumes(step.snapshots).map((s) => ({ ...s, state: 'completed' })),
           timings: { ...manifest.timings, completedAt: manifest.timings.completedAt ?? now },
           updatedAt: now,
         },
