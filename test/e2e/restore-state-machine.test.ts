@@ -10,19 +10,47 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { HostReport } from '#domain/restore/host-report';
 import type { RestoreRecord } from '#domain/restore/record';
-import { type SynthesizedForLocalRun, synthesizeForLocalRun } from '../../infra/local-synth.ts';
+import { environmentSchema } from '../../infra/config.ts';
+import { DrStack } from '../../infra/dr-stack.ts';
+import {
+  agentDocumentContent,
+  type SynthesizedForLocalRun,
+  stateMachineDefinition,
+  synthesizeForLocalRun,
+} from '../../infra/local-synth.ts';
 import { restoreStates as states } from '../../infra/restore-state-names.ts';
 import { runRestoreLocally } from '../../local/local-restore.ts';
 import type { Json, TaskHandler } from '../../local/state-machine.ts';
 import { backupId, completedBackup, instanceId, type RestoreFixture } from '../support/restore-fixture.ts';
 
 let synthesized: SynthesizedForLocalRun;
+/** The DR stack's restore state machine and document, as deployed in the DR account and region. */
+let drSynthesized: SynthesizedForLocalRun;
 beforeAll(() => {
   const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-cdk-'));
   try {
+    const app = new App({ outdir: join(outdir, 'dr'), context: { 'aws:cdk:bundling-stacks': [] } });
+    const dr = new DrStack(app, 'pgsnap-test-dr', {
+      environment: environmentSchema.parse({
+        name: 'test',
+        account: '111122223333',
+        region: 'eu-west-1',
+        clusters: [{ name: 'orders-db', instance: { instanceId } }],
+        dr: { region: 'eu-central-1', account: '444455556666', externalId: 'pgsnap-test-external-id' },
+      }),
+    });
+    const template = app.synth().getStackByName(dr.stackName).template;
+    synthesized = undefined as never;
+    drSynthesized = {
+      definition: undefined as never,
+      agentDocument: undefined as never,
+      restoreDefinition: stateMachineDefinition(template, '444455556666', 'eu-central-1', 'restore'),
+      restoreDocument: agentDocumentContent(template, 'restore'),
+    };
     synthesized = synthesizeForLocalRun(
       {
         name: 'test',
@@ -78,11 +106,12 @@ async function restore(
   input: Record<string, Json>,
   answer: Parameters<typeof host>[0],
   waitSeconds?: { volumes: number },
+  definitions: SynthesizedForLocalRun = synthesized,
 ) {
   const restoreId = 'r-20261121T150000Z-0c0ffe';
   fixture.ec2.addInstance(otherInstance.instanceId);
   const result = await runRestoreLocally({
-    synthesized,
+    synthesized: definitions,
     executionName: restoreId,
     input: { cluster: 'orders-db', ...input },
     clusters: [{ name: 'orders-db', repository: fixture.url }],
@@ -134,6 +163,36 @@ describe('a restore that succeeds', () => {
     expect(fixture.ec2.launchedInstances).toEqual([]);
     expect(run.metrics.map((m) => m.name)).toEqual(['RestoreSucceeded']);
     expect(run.events[0]?.detail).toMatchObject({ cluster: 'orders-db', backupId, mode: 'restore' });
+  });
+});
+
+describe('a standby and the DR side', () => {
+  test('a standby of the source comes up and stays, its volumes attached', async () => {
+    const { run, record } = await restore(
+      { mode: 'standby', instance: otherInstance, primaryConninfo: 'host=db1 user=replicator' },
+      report(),
+    );
+    expect(run.failure).toBeUndefined();
+    expect(record).toMatchObject({
+      mode: 'standby',
+      state: 'running',
+      primaryConninfo: 'host=db1 user=replicator',
+    });
+    expect(fixture.ec2.clonedVolumes.map((v) => v.state)).toEqual(['in-use', 'in-use']);
+  });
+
+  test("the DR stack's own restore state machine drills from the DR repository and leaves nothing", async () => {
+    expect(drSynthesized.restoreDefinition.StartAt).toBe(states.prepare);
+    const { run, record } = await restore(
+      { mode: 'drill', instance: launch },
+      report(),
+      undefined,
+      drSynthesized,
+    );
+    expect(run.failure).toBeUndefined();
+    expect(record.state).toBe('completed');
+    expect(fixture.ec2.clonedVolumes).toEqual([]);
+    expect(run.metrics.map((m) => m.name)).toEqual(['DrillSucceeded']);
   });
 });
 
