@@ -29,11 +29,12 @@ test('every pgsnap command line in the README uses a command and flags that its 
   // Backslash-continued lines read as one.
   const lines = blocks.flatMap((block) => block.replace(/\\\n\s*/g, ' ').split('\n'));
   const usages = new Map<string, string>();
+  // `restore start` is a command of its own, with its own usage.
   const usageOf = (command: string) => {
     if (!usages.has(command)) {
       usages.set(
         command,
-        execFileSync(process.execPath, [pgsnapBin, command, '--help'], { encoding: 'utf8' }),
+        execFileSync(process.execPath, [pgsnapBin, ...command.split(' '), '--help'], { encoding: 'utf8' }),
       );
     }
     return usages.get(command)!;
@@ -41,7 +42,7 @@ test('every pgsnap command line in the README uses a command and flags that its 
   const problems: string[] = [];
   let checked = 0;
   for (const line of lines) {
-    for (const match of line.matchAll(/(?:^|[\s;(|&'=])pgsnap ([a-z][a-z-]*)([^|;&'#]*)/g)) {
+    for (const match of line.matchAll(/(?:^|[\s;(|&'=])pgsnap ([a-z][a-z-]*(?: start(?= ))?)([^|;&'#]*)/g)) {
       const command = match[1]!;
       let usage: string;
       try {
