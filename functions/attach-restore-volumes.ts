@@ -5,6 +5,7 @@ import { openRepository } from '#domain/repository/open';
 import { recordVolumes } from '#domain/restore/steps';
 import { attachRestoreVolumes } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
   restoreId: z.string(),
@@ -31,4 +32,4 @@ export const attachRestoreVolumesHandler =
     }
   };
 
-export const handler = attachRestoreVolumesHandler(new EC2Client({}));
+export const handler = logged('attach-restore-volumes', attachRestoreVolumesHandler(new EC2Client({})));

@@ -4,6 +4,7 @@ import { InstanceNotFoundError, TimeoutError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { instanceState } from '#domain/restore/instance';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({
   PGSNAP_INSTANCE_SECONDS: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1))), 900),
@@ -32,4 +33,4 @@ export const checkRestoreInstanceHandler =
     return { running, state };
   };
 
-export const handler = checkRestoreInstanceHandler(new EC2Client({}));
+export const handler = logged('check-restore-instance', checkRestoreInstanceHandler(new EC2Client({})));

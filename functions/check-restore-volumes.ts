@@ -10,6 +10,7 @@ import { openRepository } from '#domain/repository/open';
 import { recordRestore } from '#domain/restore/steps';
 import { checkRestoreVolumes, type VolumeProgress } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({
   PGSNAP_VOLUME_SECONDS: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1))), 1800),
@@ -50,4 +51,4 @@ export const checkRestoreVolumesHandler =
     }
   };
 
-export const handler = checkRestoreVolumesHandler(new EC2Client({}));
+export const handler = logged('check-restore-volumes', checkRestoreVolumesHandler(new EC2Client({})));

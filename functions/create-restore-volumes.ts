@@ -5,6 +5,7 @@ import { openRepository } from '#domain/repository/open';
 import { recordVolumes } from '#domain/restore/steps';
 import { createRestoreVolumes } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
   restoreId: z.string(),
@@ -32,4 +33,4 @@ export const createRestoreVolumesHandler =
     }
   };
 
-export const handler = createRestoreVolumesHandler(new EC2Client({}));
+export const handler = logged('create-restore-volumes', createRestoreVolumesHandler(new EC2Client({})));

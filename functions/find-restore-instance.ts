@@ -6,6 +6,7 @@ import { type TargetInstance, targetInstance } from '#domain/restore/instance';
 import { instanceRequestSchema } from '#domain/restore/request';
 import { recordRestore } from '#domain/restore/steps';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
   restoreId: z.string(),
@@ -38,4 +39,4 @@ export const findRestoreInstanceHandler =
     }
   };
 
-export const handler = findRestoreInstanceHandler(new EC2Client({}));
+export const handler = logged('find-restore-instance', findRestoreInstanceHandler(new EC2Client({})));

@@ -9,10 +9,11 @@ import {
   restoreClustersSchema,
 } from '#domain/restore/steps';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({ PGSNAP_CLUSTERS: jsonText(restoreClustersSchema) });
 
-export async function handler(event: unknown): Promise<RestorePlan> {
+async function handle(event: unknown): Promise<RestorePlan> {
   const { PGSNAP_CLUSTERS } = parseWith(environmentSchema, process.env, 'the prepare-restore environment');
   return prepareRestore(
     openRepository,
@@ -20,3 +21,5 @@ export async function handler(event: unknown): Promise<RestorePlan> {
     PGSNAP_CLUSTERS,
   );
 }
+
+export const handler = logged('prepare-restore', handle);

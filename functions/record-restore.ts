@@ -3,6 +3,7 @@ import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import { type RecordUpdate, recordRestore, recordUpdateSchema } from '#domain/restore/steps';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const target = { restoreId: z.string(), cluster: z.string(), repository: z.string() };
 
@@ -20,7 +21,7 @@ const eventSchema = z.union([
   }),
 ]);
 
-export async function handler(event: unknown): Promise<{ state: string; rtoSeconds?: number }> {
+async function handle(event: unknown): Promise<{ state: string; rtoSeconds?: number }> {
   const request = parseWith(eventSchema, event, 'the record-restore event');
   const update: RecordUpdate =
     'update' in request
@@ -40,3 +41,5 @@ export async function handler(event: unknown): Promise<{ state: string; rtoSecon
     repository.close();
   }
 }
+
+export const handler = logged('record-restore', handle);

@@ -8,6 +8,7 @@ import { VolumeFailedError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { releaseRestoreVolumes } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const maxPasses = 60;
 
@@ -45,4 +46,4 @@ export const releaseRestoreVolumesHandler =
     };
   };
 
-export const handler = releaseRestoreVolumesHandler(new EC2Client({}));
+export const handler = logged('release-restore-volumes', releaseRestoreVolumesHandler(new EC2Client({})));

@@ -3,6 +3,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { parseWith } from '#domain/parse';
 import { terminateLaunched } from '#domain/restore/instance';
 import * as z from '#domain/zod';
+import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({ restoreId: z.string() });
 
@@ -13,4 +14,7 @@ export const terminateRestoreInstanceHandler =
     return { terminated: await terminateLaunched(ec2, request.restoreId) };
   };
 
-export const handler = terminateRestoreInstanceHandler(new EC2Client({}));
+export const handler = logged(
+  'terminate-restore-instance',
+  terminateRestoreInstanceHandler(new EC2Client({})),
+);

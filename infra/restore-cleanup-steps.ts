@@ -6,7 +6,6 @@
  * restore launched (never one it was given), mark the record failed with the
  * reason, count and announce the failure, fail. Entered with `$.error`.
  */
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import {
   Choice,
   Condition,

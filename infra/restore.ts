@@ -239,11 +239,12 @@ export class Restore extends Construct {
       [wildcard('volume')]: createdByRestore,
       [wildcard('network-interface')]:
         "RunInstances from the operator's launch template uses its network interfaces, subnet, security groups, key pair and AMI",
-      [wildcard('subnet')]: 'the subnet of the launch request',
-      [wildcard('security-group')]: "the launch template's security groups",
+      [wildcard('subnet')]: 'the subnet the restore request (or drills.launch) names, not known before',
+      [wildcard('security-group')]: "the launch template's security groups, chosen by the operator",
       [wildcard('launch-template')]: "the operator's launch template, named in the request",
-      [wildcard('key-pair')]: "the launch template's key pair",
-      [wildcard('image')]: "the launch template's AMI",
+      [wildcard('key-pair')]:
+        "the key pair the operator's launch template names, if any; RunInstances needs it to launch",
+      [wildcard('image')]: "the AMI the operator's launch template names, in this or another account",
       [`AwsSolutions-IAM5[Resource::${nagArn(this, 'iam', 'role/pgsnap-*').replace(/:iam:[^:]*:/, ':iam::')}]`]:
         'passes only roles named pgsnap-*, and only to EC2 (iam:PassedToService)',
     });

@@ -249,7 +249,15 @@ describe('the DR stack', () => {
 
   test('in the same account there is no role to assume; the key lets the source copier use it through EC2 and S3', () => {
     const { dr } = synth(sameAccount);
-    dr.resourceCountIs('AWS::IAM::Role', 0);
+    // The DR region's own restore has its roles (its Lambdas, its state machine); none is for another principal.
+    const trusted = Object.values(dr.findResources('AWS::IAM::Role')).flatMap((role) =>
+      (
+        role.Properties.AssumeRolePolicyDocument.Statement as Array<{ Principal: Record<string, unknown> }>
+      ).map((statement) => statement.Principal),
+    );
+    expect(trusted.length).toBeGreaterThan(0);
+    for (const principal of trusted) expect(Object.keys(principal)).toEqual(['Service']);
+    dr.resourcePropertiesCountIs('AWS::IAM::Role', { RoleName: 'pgsnap-prod-dr-copy' }, 0);
     const key = Object.values(dr.findResources('AWS::KMS::Key'))[0]!;
     const copier = (key.Properties.KeyPolicy.Statement as Array<Record<string, unknown>>).find(
       (s) => s.Sid === 'SourceCopierUsesTheKeyThroughEbsAndS3',

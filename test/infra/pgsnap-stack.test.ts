@@ -6,6 +6,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import type { CfnStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { agentDocumentParameters } from '../../infra/agent-document.ts';
+import { restoreDocumentParameters } from '../../infra/restore-document.ts';
 import {
   type SynthesizedStack,
   stateMachineDefinition,
@@ -258,22 +259,33 @@ describe("AWS's documented limits, at synth", () => {
   });
 });
 
-describe('the SSM document', () => {
-  test('runs on EC2 instances only (TargetType)', () => {
-    synthesized.template.hasResourceProperties('AWS::SSM::Document', { TargetType: '/AWS::EC2::Instance' });
+describe('the SSM documents', () => {
+  test('run on EC2 instances only (TargetType)', () => {
+    const documents = Object.values(synthesized.template.findResources('AWS::SSM::Document'));
+    expect(documents.length).toBeGreaterThan(0);
+    for (const document of documents) expect(document.Properties.TargetType).toBe('/AWS::EC2::Instance');
   });
 
-  test('holds every parameter to an anchored allowedPattern or a list of allowedValues', () => {
-    const documents = Object.values(synthesized.template.findResources('AWS::SSM::Document'));
-    expect(documents).toHaveLength(1);
-    const parameters = documents[0]!.Properties.Content.parameters as Record<string, Record<string, unknown>>;
-    expect(Object.keys(parameters).sort()).toEqual(Object.keys(agentDocumentParameters).sort());
-    for (const [name, parameter] of Object.entries(parameters)) {
-      const pattern = parameter.allowedPattern as string | undefined;
-      const values = parameter.allowedValues as string[] | undefined;
-      expect(pattern !== undefined || values !== undefined, name).toBe(true);
-      // Anchored at both ends: a pattern that matches a part lets anything through around it.
-      if (pattern) expect(pattern, name).toMatch(/^\^.*\$$/);
+  test('each document (the agent and the restore) holds every parameter to an anchored allowedPattern or a list of allowedValues', () => {
+    const documents = Object.values(synthesized.template.findResources('AWS::SSM::Document')).map(
+      (d) => d.Properties.Content.parameters as Record<string, Record<string, unknown>>,
+    );
+    // One for the backup's agent commands, one for the restore's: each stack runs exactly these two.
+    expect(documents.map((parameters) => Object.keys(parameters).sort())).toEqual(
+      expect.arrayContaining([
+        Object.keys(agentDocumentParameters).sort(),
+        Object.keys(restoreDocumentParameters).sort(),
+      ]),
+    );
+    expect(documents).toHaveLength(2);
+    for (const parameters of documents) {
+      for (const [name, parameter] of Object.entries(parameters)) {
+        const pattern = parameter.allowedPattern as string | undefined;
+        const values = parameter.allowedValues as string[] | undefined;
+        expect(pattern !== undefined || values !== undefined, name).toBe(true);
+        // Anchored at both ends: a pattern that matches a part lets anything through around it.
+        if (pattern) expect(pattern, name).toMatch(/^\^.*\$$/);
+      }
     }
   });
 });
@@ -281,7 +293,8 @@ describe('the SSM document', () => {
 describe('the Lambdas', () => {
   test('run the current Node.js runtime with structured JSON logs and tracing', () => {
     const functions = synthesized.template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(6);
+    // Six for the backup state machine and its schedules, nine for the restore state machine.
+    expect(Object.keys(functions)).toHaveLength(6 + 9);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -293,7 +306,8 @@ describe('the Lambdas', () => {
 
   test('the first step knows each cluster from the configuration', () => {
     const functions = Object.values(synthesized.template.findResources('AWS::Lambda::Function'));
-    const prepare = functions.find((fn) => fn.Properties.Environment?.Variables?.PGSNAP_CLUSTERS);
+    // The restore's first step knows the clusters too, by their repositories only.
+    const prepare = functions.find((fn) => fn.Properties.Description?.startsWith('pgsnap: checks a backup'));
     const clusters = JSON.stringify(prepare!.Properties.Environment.Variables.PGSNAP_CLUSTERS);
     expect(clusters).toContain('i-0123456789abcdef0');
     expect(clusters).toContain('billing-db');

@@ -80,21 +80,21 @@ test('snapshots exactly the requested volumes, is found again by tag, completes,
 
 test('refuses a volume that is not attached, and an instance that is not this host', async () => {
   const backupId = '20261121T120000Z-bbbbbb';
-  await expect(
-    createSnapshotSet(ec2.client, {
-      cluster: 'demo',
-      backupId,
-      instanceId,
-      volumeIds: ['vol-00000000000000009'],
-    }),
-  ).rejects.toThrow(/vol-00000000000000009 of cluster demo is not attached/);
-  await expect(
-    createSnapshotSet(ec2.client, {
-      cluster: 'demo',
-      backupId,
-      instanceId: 'i-0000000000000000b',
-      volumeIds: ['vol-00000000000000001'],
-    }),
-  ).rejects.toThrow(/not this host/);
+  const request = { cluster: 'demo', backupId, instanceId, volumeIds: ['vol-00000000000000009'] };
+  await expect(createSnapshotSet(ec2.client, request)).rejects.toThrow(
+    /vol-00000000000000009 of cluster demo is not attached/,
+  );
+  // An instance the local account does not have is refused as EC2 refuses it, by DescribeInstances.
+  const unknown = { ...request, instanceId: 'i-0000000000000000b', volumeIds: ['vol-00000000000000001'] };
+  await expect(createSnapshotSet(ec2.client, unknown)).rejects.toMatchObject({
+    name: 'InvalidInstanceID.NotFound',
+    message: expect.stringContaining('i-0000000000000000b'),
+  });
+  // Another instance of the account (a restore's target) has none of this host's volumes attached.
+  ec2.addInstance('i-0000000000000000c');
+  const other = { ...unknown, instanceId: 'i-0000000000000000c' };
+  await expect(createSnapshotSet(ec2.client, other)).rejects.toThrow(
+    /vol-00000000000000001 of cluster demo is not attached to i-0000000000000000c/,
+  );
   expect(ec2.takenFor(backupId)).toEqual([]);
 });
