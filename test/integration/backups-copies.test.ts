@@ -73,7 +73,7 @@ describe('pgsnap backups with DR copies', () => {
     expect(lines[1]).toMatch(/20261121T143000Z-a1b2c3 .* 444455556666\/us-west-2 completed /);
     expect(lines[2]).toMatch(/20261122T143000Z-d4e5f6 .* 444455556666\/us-west-2 pending 1\/2 completed /);
     expect(lines[3]).toMatch(/20261123T143000Z-0a0b0c .* 444455556666\/us-west-2 failed /);
-    expect(lines[4]).toMatch(/20261124T143000Z-111111 .* - +nightly$/);
+    expect(lines[4]).toMatch(/20261124T143000Z-111111 .* - +never +nightly$/);
   });
 
   test('list --json carries the copies of each manifest', async () => {
