@@ -23,9 +23,6 @@ import { BackupSteps } from './backup-steps.ts';
 import { CleanupSteps } from './cleanup-steps.ts';
 import { states } from './state-names.ts';
 
-// after-backup.ts reads the metrics from here.
-export { backupEvents, backupMetrics } from './metrics-and-events.ts';
-
 export interface BackupStateMachineProps {
   stateMachineName: string;
   functions: {
