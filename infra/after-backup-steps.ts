@@ -9,9 +9,6 @@ import type { Construct } from 'constructs';
 import { DrCopySteps } from './dr-copy-steps.ts';
 import { RetentionSteps } from './retention-steps.ts';
 
-// after-backup.ts reads the failed-copy metric from here.
-export { copyEvents, copyMetrics } from './metrics-and-events.ts';
-
 export interface AfterBackupFunctions {
   copySnapshots?: IFunction;
   checkCopies?: IFunction;

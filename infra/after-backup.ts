@@ -19,11 +19,11 @@ import { grantOperations } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from './acknowledge.ts';
-import { type AfterBackupFunctions, afterBackupSteps, copyMetrics } from './after-backup-steps.ts';
+import { type AfterBackupFunctions, afterBackupSteps } from './after-backup-steps.ts';
 import { BackupFunction } from './backup-function.ts';
-import { backupMetrics } from './backup-state-machine.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { drNames, isCrossAccountDr } from './dr-config.ts';
+import { backupMetrics, copyMetrics } from './metrics-and-events.ts';
 
 export interface AfterBackupProps {
   config: EnvironmentConfig;

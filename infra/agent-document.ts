@@ -114,31 +114,51 @@ export const agentDocumentScript = [
   "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
 ];
 
-export class AgentDocument extends Construct {
+/**
+ * An SSM Command document that runs `script` as root on an EC2 instance with
+ * `parameters`: Run Command then refuses any target but an EC2 instance, the
+ * only kind of database host pgsnap backs up or restores onto.
+ */
+export class PgsnapDocument extends Construct {
   readonly documentName: string;
 
-  constructor(scope: Construct, id: string) {
+  constructor(
+    scope: Construct,
+    id: string,
+    props: { description: string; parameters: object; script: string[]; timeoutSeconds: number },
+  ) {
     super(scope, id);
     const document = new CfnDocument(this, 'Document', {
       documentType: 'Command',
-      // Run Command then refuses any target but an EC2 instance, the only kind of database host pgsnap backs up.
       targetType: '/AWS::EC2::Instance',
       documentFormat: 'JSON',
       updateMethod: 'NewVersion',
       content: {
         schemaVersion: '2.2',
-        description: 'Runs the pgsnap agent (begin, end or abort) for a backup driven by Step Functions.',
-        parameters: agentDocumentParameters,
+        description: props.description,
+        parameters: props.parameters,
         mainSteps: [
           {
             action: 'aws:runShellScript',
             name: 'runPgsnap',
             precondition: { StringEquals: ['platformType', 'Linux'] },
-            inputs: { runCommand: agentDocumentScript, timeoutSeconds: '7200' },
+            inputs: { runCommand: props.script, timeoutSeconds: String(props.timeoutSeconds) },
           },
         ],
       },
     });
     this.documentName = document.ref;
+  }
+}
+
+/** The backup's document: begin, end or abort of one backup. */
+export class AgentDocument extends PgsnapDocument {
+  constructor(scope: Construct, id: string) {
+    super(scope, id, {
+      description: 'Runs the pgsnap agent (begin, end or abort) for a backup driven by Step Functions.',
+      parameters: agentDocumentParameters,
+      script: agentDocumentScript,
+      timeoutSeconds: 7200,
+    });
   }
 }

@@ -6,25 +6,15 @@
  * state names are in state-names.ts, the metrics and events in
  * metrics-and-events.ts.
  */
-import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import {
-  DefinitionBody,
-  LogLevel,
-  type State,
-  StateMachine,
-  StateMachineType,
-  Succeed,
-} from 'aws-cdk-lib/aws-stepfunctions';
+import { type State, type StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { acknowledge, arnReference, nagArn, wildcardReasons } from './acknowledge.ts';
+import { acknowledge, nagArn } from './acknowledge.ts';
 import { BackupSteps } from './backup-steps.ts';
 import { CleanupSteps } from './cleanup-steps.ts';
 import { states } from './state-names.ts';
-
-// after-backup.ts reads the metrics from here.
-export { backupEvents, backupMetrics } from './metrics-and-events.ts';
+import { pgsnapStateMachine } from './steps.ts';
 
 export interface BackupStateMachineProps {
   stateMachineName: string;
@@ -58,29 +48,15 @@ export class BackupStateMachine extends Construct {
       next: props.afterCompleted ? props.afterCompleted(this, done) : done,
     });
 
-    const logs = new LogGroup(this, 'Logs', {
-      retention: RetentionDays.ONE_YEAR,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.stateMachine = new StateMachine(this, 'StateMachine', {
+    this.stateMachine = pgsnapStateMachine(this, {
       stateMachineName: props.stateMachineName,
-      stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromChainable(definition),
+      definition,
       comment:
         'pgsnap: a consistent snapshot backup of one PostgreSQL cluster; the backupId is the execution name, or is derived from the name and start time',
-      tracingEnabled: true,
-      // Every state, but not its data: the SSM step's parameters carry the task token (anyone who reads the
-      // logs could answer for the host), and inputs and outputs carry hosts' answers.
-      logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: false },
+      counters: 'the backup counters',
+      functions: Object.values(props.functions),
     });
     acknowledge(this, {
-      'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; nor do cloudwatch:PutMetricData (the backup counters) and the log delivery actions`,
-      ...Object.fromEntries(
-        Object.values(props.functions).map((fn) => [
-          `AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`,
-          wildcardReasons.lambdaVersions,
-        ]),
-      ),
       [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'instance/*')}]`]:
         'ssm:SendCommand to a cluster selected by tags is allowed on instances carrying exactly those tags (condition)',
     });

@@ -7,11 +7,10 @@
  * (`pgsnap unmount --restore-id`). The parameters are held to strict
  * patterns, as the backup's are (agent-document.ts).
  */
-import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { clusterNamePattern } from '#domain/backup/input';
 import { restoreIdPattern } from '#domain/restore/request';
-import { agentDocumentParameters, agentDocumentPrelude } from './agent-document.ts';
+import { agentDocumentParameters, agentDocumentPrelude, PgsnapDocument } from './agent-document.ts';
 
 export const restoreDocumentParameters = {
   command: {
@@ -45,30 +44,14 @@ export const restoreDocumentScript = [
   "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
 ];
 
-export class RestoreDocument extends Construct {
-  readonly documentName: string;
-
+export class RestoreDocument extends PgsnapDocument {
   constructor(scope: Construct, id: string) {
-    super(scope, id);
-    const document = new CfnDocument(this, 'Document', {
-      documentType: 'Command',
-      targetType: '/AWS::EC2::Instance',
-      documentFormat: 'JSON',
-      updateMethod: 'NewVersion',
-      content: {
-        schemaVersion: '2.2',
-        description: 'Runs the pgsnap agent for a restore driven by Step Functions (restore or teardown).',
-        parameters: restoreDocumentParameters,
-        mainSteps: [
-          {
-            action: 'aws:runShellScript',
-            name: 'runPgsnap',
-            precondition: { StringEquals: ['platformType', 'Linux'] },
-            inputs: { runCommand: restoreDocumentScript, timeoutSeconds: '28800' },
-          },
-        ],
-      },
+    super(scope, id, {
+      description: 'Runs the pgsnap agent for a restore driven by Step Functions (restore or teardown).',
+      parameters: restoreDocumentParameters,
+      script: restoreDocumentScript,
+      // A restore recovers as much WAL as the target needs: up to the restore's own timeout (4 h by default).
+      timeoutSeconds: 28800,
     });
-    this.documentName = document.ref;
   }
 }

@@ -5,14 +5,11 @@
  * restore-state-names.ts. Deployed in the source stack and in the DR stack,
  * where it restores from the DR copies with the DR account's rights alone.
  */
-import { RemovalPolicy } from 'aws-cdk-lib';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { acknowledge, arnReference, wildcardReasons } from './acknowledge.ts';
 import { RestoreCleanupSteps } from './restore-cleanup-steps.ts';
 import { type RestoreFunctions, RestoreSteps } from './restore-steps.ts';
-import type { HostCommands } from './steps.ts';
+import { type HostCommands, pgsnapStateMachine } from './steps.ts';
 
 export interface RestoreStateMachineProps {
   stateMachineName: string;
@@ -38,28 +35,13 @@ export class RestoreStateMachine extends Construct {
       cleanup,
       restoreSeconds: props.restoreSeconds,
     });
-    const logs = new LogGroup(this, 'Logs', {
-      retention: RetentionDays.ONE_YEAR,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.stateMachine = new StateMachine(this, 'StateMachine', {
+    this.stateMachine = pgsnapStateMachine(this, {
       stateMachineName: props.stateMachineName,
-      stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromChainable(definition),
+      definition,
       comment:
         'pgsnap: restores a backup of one PostgreSQL cluster from its EBS snapshots onto an instance (restore, drill or standby); the restoreId is the execution name, or is derived from it',
-      tracingEnabled: true,
-      // Every state, but not its data: the SSM steps' parameters carry the task token.
-      logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: false },
-    });
-    acknowledge(this, {
-      'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; nor do cloudwatch:PutMetricData (the restore counters) and the log delivery actions`,
-      ...Object.fromEntries(
-        Object.values(props.functions).map((fn) => [
-          `AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`,
-          wildcardReasons.lambdaVersions,
-        ]),
-      ),
+      counters: 'the restore and drill counters',
+      functions: Object.values(props.functions),
     });
   }
 }

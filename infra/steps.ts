@@ -4,17 +4,24 @@
  * a Lambda, a write to the backup's manifest, a metric, an announcement, and a
  * command the agent runs on the host.
  */
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
+  DefinitionBody,
+  type IChainable,
   IntegrationPattern,
   JsonPath,
+  LogLevel,
+  StateMachine,
+  StateMachineType,
   TaskInput,
   type TaskStateBase,
   Timeout,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { CallAwsService, EventBridgePutEvents, LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { acknowledge, arnReference, wildcardReasons } from './acknowledge.ts';
 import type { AgentDocumentParameter } from './agent-document.ts';
 import { backupEvents, backupMetrics } from './metrics-and-events.ts';
 import type { RestoreStateName } from './restore-state-names.ts';
@@ -187,4 +194,46 @@ export function sendCommand(
     taskTimeout: Timeout.duration(Duration.seconds(timeoutSeconds)),
     resultPath: options.resultPath,
   });
+}
+
+/**
+ * A Standard state machine as pgsnap deploys each: traced, every state logged
+ * for a year but not its data (the SSM steps' parameters carry the task
+ * token: anyone who reads the logs could answer for the host, and inputs and
+ * outputs carry hosts' answers), and the wildcards CDK's grants need
+ * acknowledged with their reasons.
+ */
+export function pgsnapStateMachine(
+  scope: Construct,
+  props: {
+    stateMachineName: string;
+    definition: IChainable;
+    comment: string;
+    /** What it counts: the reason for its PutMetricData on "*". */
+    counters: string;
+    functions: IFunction[];
+  },
+): StateMachine {
+  const logs = new LogGroup(scope, 'Logs', {
+    retention: RetentionDays.ONE_YEAR,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  const stateMachine = new StateMachine(scope, 'StateMachine', {
+    stateMachineName: props.stateMachineName,
+    stateMachineType: StateMachineType.STANDARD,
+    definitionBody: DefinitionBody.fromChainable(props.definition),
+    comment: props.comment,
+    tracingEnabled: true,
+    logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: false },
+  });
+  acknowledge(scope, {
+    'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; nor do cloudwatch:PutMetricData (${props.counters}) and the log delivery actions`,
+    ...Object.fromEntries(
+      props.functions.map((fn) => [
+        `AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`,
+        wildcardReasons.lambdaVersions,
+      ]),
+    ),
+  });
+  return stateMachine;
 }

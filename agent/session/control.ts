@@ -6,7 +6,13 @@
  */
 import { chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
-import { BackupInvalidError, ConnectionError, PreconditionError, TimeoutError } from '#domain/errors';
+import {
+  BackupInvalidError,
+  ConnectionError,
+  PreconditionError,
+  TimeoutError,
+  UsageError,
+} from '#domain/errors';
 import type { SessionConfig } from './config.ts';
 
 /**
@@ -121,6 +127,7 @@ function requestOnce(
 }
 
 const typedErrors: Record<string, new (message: string) => Error> = {
+  UsageError,
   PreconditionError,
   BackupInvalidError,
   ConnectionError,

@@ -6,7 +6,7 @@
  * watches pg_wal/archive_status for `.ready` files, pushes them in parallel,
  * and, only once an object is stored with its checksum, leaves
  * `<file>.<status key>.ok` (or `<file>.error` with the reason) in its spool.
- * The archive_command (wal-commands.ts) finds the `.ok` with the shell and
+ * The archive_command (shell-lines.ts) finds the `.ok` with the shell and
  * returns at once, without starting Node.js. PostgreSQL removes a segment only
  * after archive_command returned 0 for it, which happens only once its `.ok`
  * exists, so nothing can be lost between the two. The status key ties an

@@ -6,7 +6,7 @@
  * The restore_command writes the name it was asked for to `want`; the helper
  * keeps the N segments after it in the spool and drops the rest. Objects in
  * the repository never change, so a spooled file is always the right content.
- * The shell part of the restore_command (wal-commands.ts) moves spooled
+ * The shell part of the restore_command (shell-lines.ts) moves spooled
  * segments into place without starting pgsnap; the helper learns that
  * recovery moved on by seeing them go.
  *
