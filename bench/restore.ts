@@ -14,7 +14,11 @@
  * as the demo makes its own (bench/lib/restore-source.ts). Everything made is
  * removed at the end, also after a failure or a signal.
  *
- * usage: npx tsx bench/restore.ts [pgbench scale=5]   (root for btrfs; else the copy provider)
+ * Rounds alternate which of the two goes first (the first reads the
+ * snapshots' blocks into the page cache); each phase is reported as its median
+ * over the rounds, with every round's figure.
+ *
+ * usage: npx tsx bench/restore.ts [pgbench scale=5] [rounds=3]   (root for btrfs; else the copy provider)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,15 +26,17 @@ import { join } from 'node:path';
 import { openRepository } from '#domain/repository/open';
 import type { RestoreRecord } from '#domain/restore/record';
 import { freePort, newestAvailableMajor, ownedDir } from '../agent/restore/cluster.ts';
-import { copyAndRecover } from './lib/copy-restore.ts';
+import { type CopyRestoreTimings, copyAndRecover } from './lib/copy-restore.ts';
 import { removeLeftovers } from './lib/leftovers.ts';
 import { loadAverage } from './lib/machine.ts';
 import { cleanUp, cleanUpOnSignals, onCleanup, stopChildren } from './lib/processes.ts';
 import { Report, resultsPath } from './lib/report.ts';
-import { backUpSource, clusterName } from './lib/restore-source.ts';
+import { backUpSource, clusterName, type Source } from './lib/restore-source.ts';
+import { median } from './lib/stats.ts';
 import { columns } from './lib/table.ts';
 
 const scale = Number(process.argv[2] ?? 5);
+const rounds = Number(process.argv[3] ?? 3);
 /**
  * List prices, us-east-1 (the same in eu-west-1): Step Functions Standard
  * workflows $0.025 per 1,000 state transitions (https://aws.amazon.com/step-functions/pricing/,
@@ -56,28 +62,38 @@ cleanUpOnSignals(
   (signal) => report.write(`interrupted by ${signal}`),
 );
 
-const seconds = (from: number, to: number) => ((to - from) / 1000).toFixed(2);
 const at = (iso: string | undefined) => (iso ? Date.parse(iso) : Number.NaN);
 
-try {
-  const made = await backUpSource(work, scale, (m) => report.progress(m), running.signal);
-  // Run before the volumes and the directory go: a server and mounts that a failed drill left.
-  onCleanup(() => removeLeftovers(work, major));
-  const { backupId, ec2, provider } = made;
-  const snapshots = ec2.takenFor(backupId);
+/** The phases both columns report, in order; each restore has some of them. */
+const phases = [
+  ['check', 'check the request, launch the instance'],
+  ['create', 'create the volumes (clones of the snapshots)'],
+  ['available', 'volumes available'],
+  ['attach', 'attach the volumes'],
+  ['mount', 'mount on the host (SSM document, agent start)'],
+  ['copy', 'copy (cp -a)'],
+  ['prepare', 'prepare (backup_label, restore_command)'],
+  ['start', 'start (pg_ctl start)'],
+  ['consistent', 'consistent (first connection accepted)'],
+  ['promoted', 'promoted at the target'],
+  ['rto', 'request to accepting connections (RTO)'],
+  ['after', 'after: checks + teardown / stop + remove'],
+] as const;
+type Phase = (typeof phases)[number][0];
+type Measured = Partial<Record<Phase, number>>;
 
-  report.progress('drill by the restore state machine, run locally');
-  const [{ runRestoreLocally }, { newRestoreId }] = await Promise.all([
-    import('../local/local-restore.ts'),
-    import('#domain/restore/request'),
-  ]);
-  const restoreId = newRestoreId();
+/** One drill by the restore state machine; its phases (ms) from the restore record. */
+async function drillOnce(
+  made: Source,
+  runRestoreLocally: typeof import('../local/local-restore.ts').runRestoreLocally,
+  restoreId: string,
+): Promise<{ measured: Measured; entered: string[]; checks: string }> {
   const drill = await runRestoreLocally({
     synthesized: made.synthesized,
     executionName: restoreId,
     input: {
       cluster: clusterName,
-      backupId,
+      backupId: made.backupId,
       target: { immediate: true },
       mode: 'drill',
       instance: { launch: { launchTemplate: 'pgsnap-bench-drill', subnetId: 'subnet-0000000000000000a' } },
@@ -86,7 +102,7 @@ try {
       checks: { amcheck: 'all' },
     },
     clusters: [{ name: clusterName, repository: made.repositoryUrl }],
-    ec2,
+    ec2: made.ec2,
     agentBinDir: made.agentBinDir,
     agentEnv: made.agentEnv,
     detail: () => {},
@@ -96,99 +112,57 @@ try {
   const record = (await repository.readRestoreRecord(restoreId)) as RestoreRecord | undefined;
   if (drill.run.failure || record?.state !== 'completed' || !record.host) {
     throw new Error(
-      `the drill failed: ${drill.run.failure ? `${drill.run.failure.error}: ${drill.run.failure.cause}` : `record ${record?.state}`}`,
+      `drill ${restoreId} failed: ${drill.run.failure ? `${drill.run.failure.error}: ${drill.run.failure.cause}` : `its record is ${record?.state}`}`,
     );
   }
-
-  report.progress('cp -a of the same snapshots, and the same recovery');
-  const copy = await copyAndRecover({
-    snapshots,
-    btrfs: provider.name === 'btrfs',
-    work,
-    backupId,
-    repositoryUrl: made.repositoryUrl,
-    cluster: clusterName,
-    agentBinDir: made.agentBinDir,
-    agentEnv: made.agentEnv,
-    port: await freePort(),
-    progress: (m) => report.progress(m),
-  });
-
   const t = record.timings;
   const h = record.host.timings;
-  const requested = at(t.requestedAt);
-  const w = [46, 12, 18];
-  const row = (phase: string, drillCell: string, copyCell: string) =>
-    report.say(columns(w, [phase, drillCell, copyCell]));
-  const cell = (from: number, to: number, start: number) =>
-    Number.isFinite(from) && Number.isFinite(to) ? `${seconds(from, to)} (${seconds(start, to)})` : '–';
-  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-  report.say(`bench/restore: backup ${backupId} restored twice, to the end of the backup (target immediate)`);
-  report.say(
-    `  provider: ${provider.name}${made.noBtrfs ? ` (no btrfs: ${made.noBtrfs})` : ' (snapshots are btrfs subvolume snapshots; CreateVolume is a writable snapshot)'}`,
-  );
-  report.say(`  data: ${made.load}; ${made.sizes.map((s) => `${s.role} ${mib(s.bytes)}`).join(', ')}`);
-  report.say(`  load average before the restores: ${loadAverage()}`);
-  report.say();
-  row('phase: seconds (since the start)', 'drill', 'cp -a + recovery');
-  row('check the request, launch the instance', cell(requested, at(t.instanceReadyAt), requested), '–');
-  row(
-    'create the volumes (clones of the snapshots)',
-    cell(at(t.instanceReadyAt), at(t.volumesCreatedAt), requested),
-    '–',
-  );
-  row('volumes available', cell(at(t.volumesCreatedAt), at(t.volumesAvailableAt), requested), '–');
-  row('attach the volumes', cell(at(t.volumesAvailableAt), at(t.attachedAt), requested), '–');
-  row('mount on the host (SSM document, agent)', cell(at(t.attachedAt), at(h.mountedAt), requested), '–');
-  row(
-    `copy (cp -a${provider.name === 'btrfs' ? ' --reflink=never' : ''}, ${mib(copy.copiedBytes)} to ${copy.copiedTo})`,
-    '–',
-    cell(copy.startedAt, copy.copiedAt, copy.startedAt),
-  );
-  row(
-    'prepare (backup_label, restore_command)',
-    cell(at(h.mountedAt), at(h.preparedAt), requested),
-    cell(copy.copiedAt, copy.preparedAt, copy.startedAt),
-  );
-  row(
-    'start (pg_ctl start)',
-    cell(at(h.preparedAt), at(h.startedAt), requested),
-    cell(copy.preparedAt, copy.serverStartedAt, copy.startedAt),
-  );
-  row(
-    'consistent (first connection accepted)',
-    cell(at(h.startedAt), at(h.consistentAt), requested),
-    cell(copy.serverStartedAt, copy.consistentAt, copy.startedAt),
-  );
-  row(
-    'promoted at the target',
-    cell(at(h.consistentAt), at(h.targetReachedAt), requested),
-    cell(copy.consistentAt, copy.promotedAt, copy.startedAt),
-  );
-  row(
-    'request to accepting connections (RTO)',
-    `${record.rtoSeconds?.toFixed(2) ?? '?'} s`,
-    `${seconds(copy.startedAt, copy.promotedAt)} s`,
-  );
-  row(
-    'after: checks and teardown / stop and remove',
-    seconds(at(t.acceptingAt), at(t.finishedAt)),
-    (copy.removedMs / 1000).toFixed(2),
-  );
-  report.say(
-    `  drill checks: ${Object.values(record.host.checks)
-      .map((c) => c.detail)
-      .join('; ')}`,
-  );
-  report.say(
-    '  (consistent and promoted are polled every 500 ms by both, as the host does: ±0.5 s each; the drill ran first)',
-  );
+  const steps: Array<[Phase, string | undefined, string | undefined]> = [
+    ['check', t.requestedAt, t.instanceReadyAt],
+    ['create', t.instanceReadyAt, t.volumesCreatedAt],
+    ['available', t.volumesCreatedAt, t.volumesAvailableAt],
+    ['attach', t.volumesAvailableAt, t.attachedAt],
+    ['mount', t.attachedAt, h.mountedAt],
+    ['prepare', h.mountedAt, h.preparedAt],
+    ['start', h.preparedAt, h.startedAt],
+    ['consistent', h.startedAt, h.consistentAt],
+    ['promoted', h.consistentAt, h.targetReachedAt],
+    ['after', t.acceptingAt, t.finishedAt],
+  ];
+  const measured: Measured = Object.fromEntries(steps.map(([phase, from, to]) => [phase, at(to) - at(from)]));
+  measured.rto = (record.rtoSeconds ?? Number.NaN) * 1000;
+  const checks = Object.values(record.host.checks)
+    .map((c) => c.detail)
+    .join('; ');
+  return { measured, entered: drill.run.entered, checks };
+}
 
-  // Every state entered is a billed transition; the Lambda steps are those whose resource is a function.
+function copyPhases(c: CopyRestoreTimings): Measured {
+  return {
+    copy: c.copiedAt - c.startedAt,
+    prepare: c.preparedAt - c.copiedAt,
+    start: c.serverStartedAt - c.preparedAt,
+    consistent: c.consistentAt - c.serverStartedAt,
+    promoted: c.promotedAt - c.consistentAt,
+    rto: c.promotedAt - c.startedAt,
+    after: c.removedMs,
+  };
+}
+
+/** Median (each round), in seconds; – for a phase the restore does not have. */
+function cell(measured: Measured[], phase: Phase): string {
+  const values = measured.map((m) => m[phase]).filter((v): v is number => v !== undefined);
+  if (values.length === 0) return '–';
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  return values.length === 1 ? s(values[0]!) : `${s(median(values))} (${values.map(s).join(' ')})`;
+}
+
+/** Every state entered is a billed transition; the Lambda steps are those whose resource is a function. */
+function transitionsByKind(made: Source, entered: string[]): Map<string, number> {
   const states = made.synthesized.restoreDefinition.States;
   const byKind = new Map<string, number>();
-  for (const name of drill.run.entered) {
-    const resource = String(states[name]?.Resource ?? states[name]?.Type ?? '');
+  for (const name of entered) {
+    const resource = String(states[name]?.Resource ?? '');
     const kind = resource.startsWith('arn:aws:lambda:')
       ? 'Lambda'
       : resource.includes(':ssm:')
@@ -197,26 +171,97 @@ try {
           ? 'CloudWatch PutMetricData'
           : resource.includes(':events:')
             ? 'EventBridge PutEvents'
-            : 'Choice/Wait/Pass/Succeed';
+            : 'flow (Choice, Wait, Pass, Succeed)';
     byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
   }
-  const transitions = drill.run.entered.length;
+  return byKind;
+}
+
+try {
+  const made = await backUpSource(work, scale, (m) => report.progress(m), running.signal);
+  // Run before the volumes and the directory go: a server and mounts that a failed drill left.
+  onCleanup(() => removeLeftovers(work, major));
+  const [{ runRestoreLocally }, { newRestoreId }] = await Promise.all([
+    import('../local/local-restore.ts'),
+    import('#domain/restore/request'),
+  ]);
+  const drills: Measured[] = [];
+  const copies: Measured[] = [];
+  let entered: string[] = [];
+  let checks = '';
+  let copied: CopyRestoreTimings | undefined;
+  const loadBefore = loadAverage();
+  for (let round = 1; round <= rounds; round++) {
+    const drill = async () => {
+      report.progress(`round ${round}: a drill by the restore state machine, run locally`);
+      const done = await drillOnce(made, runRestoreLocally, newRestoreId());
+      if (entered.length > 0 && done.entered.length !== entered.length) {
+        report.progress(`round ${round}: ${done.entered.length} transitions, not ${entered.length}`);
+      }
+      ({ entered, checks } = done);
+      drills.push(done.measured);
+    };
+    const copy = async () => {
+      report.progress(`round ${round}: cp -a of the same snapshots, and the same recovery`);
+      copied = await copyAndRecover({
+        snapshots: made.ec2.takenFor(made.backupId),
+        btrfs: made.provider.name === 'btrfs',
+        work,
+        backupId: made.backupId,
+        repositoryUrl: made.repositoryUrl,
+        cluster: clusterName,
+        agentBinDir: made.agentBinDir,
+        agentEnv: made.agentEnv,
+        port: await freePort(),
+        progress: () => {},
+      });
+      copies.push(copyPhases(copied));
+    };
+    for (const next of round % 2 === 1 ? [drill, copy] : [copy, drill]) await next();
+  }
+
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  report.say(
+    `bench/restore: backup ${made.backupId} restored to its end (target immediate), ${rounds} rounds of a drill by the restore state machine and cp -a + recovery`,
+  );
+  report.say(
+    `  provider: ${made.provider.name}${made.noBtrfs ? ` (no btrfs: ${made.noBtrfs})` : ' (btrfs subvolume snapshots; CreateVolume is a writable snapshot of one)'}`,
+  );
+  report.say(`  data: ${made.load}; ${made.sizes.map((s) => `${s.role} ${mib(s.bytes)}`).join(', ')}`);
+  report.say(
+    `  cp -a${made.provider.name === 'btrfs' ? ' --reflink=never' : ''}: ${mib(copied!.copiedBytes)} onto ${copied!.copiedTo}, beside the snapshots`,
+  );
+  report.say(`  load average before the restores: ${loadBefore}; after: ${loadAverage()}`);
+  report.say();
+  const w = [46, 24, 24];
+  report.say(columns(w, ['phase, s: median (each round)', 'drill', 'cp -a + recovery']));
+  for (const [phase, words] of phases)
+    report.say(columns(w, [words, cell(drills, phase), cell(copies, phase)]));
+  report.say(`  drill checks: ${checks}`);
+  report.say(
+    '  (consistent and promoted: polled every 500 ms by both, as the host does; rounds alternate which goes first)',
+  );
+
+  const byKind = transitionsByKind(made, entered);
   const lambdas = byKind.get('Lambda') ?? 0;
-  const stepFunctionsCost = transitions * price.transition;
+  const stepFunctionsCost = entered.length * price.transition;
   const lambdaCost = lambdas * (price.lambdaRequest + lambdaGbSeconds * price.lambdaGbSecond);
   report.say();
   report.say(
-    `  Step Functions: ${transitions} state transitions in the drill (${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')})`,
+    `  Step Functions: ${entered.length} state transitions in one drill (${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')})`,
   );
   report.say(
     `  cost of one drill at list price: Step Functions $${stepFunctionsCost.toFixed(5)} ` +
       `+ Lambda $${lambdaCost.toFixed(6)} (${lambdas} invocations) = $${(stepFunctionsCost + lambdaCost).toFixed(5)}`,
   );
   report.say(
-    '  (Standard workflows $0.025 per 1,000 state transitions, aws.amazon.com/step-functions/pricing; Lambda ' +
-      '$0.20 per million requests + 256 MB x 300 ms assumed per invocation, aws.amazon.com/lambda/pricing. ' +
-      'Locally every volume is available and attached at the first look: in AWS each further poll adds ' +
-      'check + choice + wait, 3 transitions)',
+    '  (Standard workflows: $0.025 per 1,000 state transitions, aws.amazon.com/step-functions/pricing;',
+  );
+  report.say(
+    '  Lambda: $0.20 per million requests, 256 MB x 300 ms assumed per invocation, aws.amazon.com/lambda/pricing.',
+  );
+  report.say(
+    '  Here every volume is available and attached at the first look; in AWS each further poll adds 3: check, choice, wait)',
   );
   report.write('completed');
 } catch (error) {

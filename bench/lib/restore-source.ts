@@ -69,11 +69,14 @@ export async function backUpSource(
   if (noBtrfs === undefined) {
     progress('three btrfs volumes on loop devices: PGDATA, a tablespace, pg_wal');
     const volumes = new BtrfsVolumes(join(work, 'volumes'));
+    // Room for the data (about 16 MB per pgbench scale), pgbench's churn during the backup, and the
+    // peer's full copy beside the snapshot; the images are sparse files, so room costs nothing unused.
+    const volumeMb = Math.max(1024, scale * 100);
     onCleanup(() => volumes.destroy());
     layout = {
-      dataDir: volumes.create('pgdata', 1024).subvolume,
-      tablespaceDir: volumes.create('tablespace', 1024).subvolume,
-      walDir: volumes.create('pgwal', 1024).subvolume,
+      dataDir: volumes.create('pgdata', volumeMb).subvolume,
+      tablespaceDir: volumes.create('tablespace', volumeMb).subvolume,
+      walDir: volumes.create('pgwal', volumeMb).subvolume,
       provider: await createProvider('btrfs', {}),
     };
   } else {
