@@ -18,7 +18,8 @@
  * snapshots' blocks into the page cache); each phase is reported as its median
  * over the rounds, with every round's figure.
  *
- * usage: npx tsx bench/restore.ts [pgbench scale=5] [rounds=3]   (root for btrfs; else the copy provider)
+ * usage: npx tsx bench/restore.ts [pgbench scale=5] [rounds=3]
+ *   root for btrfs volumes, else (or with BENCH_PROVIDER=copy) the copy provider
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -229,7 +230,8 @@ try {
   );
   report.say(`  data: ${made.load}; ${made.sizes.map((s) => `${s.role} ${mib(s.bytes)}`).join(', ')}`);
   report.say(
-    `  cp -a${made.provider.name === 'btrfs' ? ' --reflink=never' : ''}: ${mib(copied!.copiedBytes)} onto ${copied!.copiedTo}, beside the snapshots`,
+    `  cp -a${made.provider.name === 'btrfs' ? ' --reflink=never' : ''}: ${mib(copied!.copiedBytes)} onto ${copied!.copiedTo}` +
+      (made.provider.name === 'btrfs' ? ', beside the snapshots' : ', in the work directory'),
   );
   report.say(`  load average before the restores: ${loadBefore}; after: ${loadAverage()}`);
   report.say();

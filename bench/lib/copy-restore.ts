@@ -75,7 +75,7 @@ export async function copyAndRecover(request: CopyRestoreRequest): Promise<CopyR
   const copiedAt = Date.now();
   const { stdout } = await run('du', ['-sbc', ...copies.values()], {});
   const copiedBytes = Number(/^(\d+)\ttotal$/m.exec(stdout)?.[1]);
-  const { stdout: fs } = await run('stat', ['-f', '-c', '%T', copies.get('data')!], {});
+  const { stdout: fs } = await run('findmnt', ['-n', '-o', 'FSTYPE', '--target', copies.get('data')!], {});
   const pgdata = copies.get('data')!;
   try {
     const tablespaces = snapshots
