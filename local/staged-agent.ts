@@ -14,9 +14,15 @@ import { dirname, join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import { firstBlocked, pathChecks, requireServerCanRun } from '../agent/restore/server-can-run.ts';
 
-/** Installs the agent under `dir` and returns the command line (Node.js, script) the servers run. */
-export function stageAgent(dir: string, uid: number): string[] {
-  const tarball = join(dirname(realpathSync(process.argv[1]!)), 'pgsnap-agent.tar.gz');
+/**
+ * Installs the agent under `dir` and returns the command line (Node.js, script) the servers run;
+ * from the tarball beside the running pgsnap.mjs unless another is given (a bench run from the checkout).
+ */
+export function stageAgent(
+  dir: string,
+  uid: number,
+  tarball = join(dirname(realpathSync(process.argv[1]!)), 'pgsnap-agent.tar.gz'),
+): string[] {
   if (!existsSync(tarball)) {
     throw new PreconditionError(
       `pgsnap demo installs the agent from the build beside it (${tarball}) and runs from the project checkout: ` +
