@@ -19,6 +19,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
+import { restoreMetrics } from '#domain/restore/steps';
 import { hostMetric } from './archive-alarms.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { backupDurationMetrics, backupMetrics, copyMetrics, hostMetrics } from './metrics-and-events.ts';
@@ -190,7 +191,20 @@ export class PgsnapDashboard extends Construct {
         width: 4,
         height: 6,
       });
-      this.dashboard.addWidgets(backups, durations, lag, ready, free);
+      // The restore state machine counts each outcome; the record of each (phases, RTO) is in the repository.
+      const restores = new GraphWidget({
+        title: `${name}: restores and drills per day`,
+        left: [
+          backupMetric(name, restoreMetrics.drillSucceeded, Duration.days(1), 'drill passed'),
+          backupMetric(name, restoreMetrics.drillFailed, Duration.days(1), 'drill failed'),
+          backupMetric(name, restoreMetrics.restoreSucceeded, Duration.days(1), 'restore passed'),
+          backupMetric(name, restoreMetrics.restoreFailed, Duration.days(1), 'restore failed'),
+        ],
+        leftYAxis: { min: 0, showUnits: false },
+        width: 6,
+        height: 6,
+      });
+      this.dashboard.addWidgets(backups, durations, lag, ready, free, restores);
     }
   }
 }

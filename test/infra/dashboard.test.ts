@@ -41,6 +41,7 @@ describe('the dashboard', () => {
         `${cluster}: WAL archive lag`,
         `${cluster}: WAL files waiting`,
         `${cluster}: pg_wal free space`,
+        `${cluster}: restores and drills per day`,
       ]);
       const lag = widgets.find((w) => w.properties.title === `${cluster}: WAL archive lag`)!;
       expect(JSON.stringify(lag.properties.metrics)).toContain(
@@ -52,7 +53,7 @@ describe('the dashboard', () => {
     }
   });
 
-  test('shows only metrics something emits: the state machine, record-backup, Step Functions, the agent', () => {
+  test('shows only metrics something emits: the state machines, record-backup, Step Functions, the agent', () => {
     const { widgets } = dashboardBody();
     const names = new Set(
       widgets.flatMap((w) =>
@@ -65,6 +66,10 @@ describe('the dashboard', () => {
       'pgsnap BackupFailed',
       'pgsnap BackupModeSeconds',
       'pgsnap BackupSeconds',
+      'pgsnap DrillFailed',
+      'pgsnap DrillSucceeded',
+      'pgsnap RestoreFailed',
+      'pgsnap RestoreSucceeded',
       'pgsnap SnapshotSeconds',
       'pgsnap/hosts ArchiveFailures',
       'pgsnap/hosts ArchiveLagSeconds',
