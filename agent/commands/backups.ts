@@ -6,7 +6,7 @@ import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
-import { createOutput, table } from '../cli/output.ts';
+import { columns, createOutput, table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
 import { copiesSummary, copyLines } from './backup-copies.ts';
@@ -103,13 +103,9 @@ function listLines(manifests: Manifest[], drilled: Map<string, string>): string[
     drilled.get(m.backupId)?.replace(/\.\d+Z$/, 'Z') ?? 'never',
     m.label,
   ]);
-  const header = ['BACKUP ID', 'STATE', 'STARTED', 'START LSN', 'STOP LSN', 'COPIES', 'DRILLED', 'LABEL'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) =>
-    r
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd(),
+  return columns(
+    ['BACKUP ID', 'STATE', 'STARTED', 'START LSN', 'STOP LSN', 'COPIES', 'DRILLED', 'LABEL'],
+    rows,
   );
 }
 

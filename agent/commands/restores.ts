@@ -3,7 +3,7 @@ import { UsageError } from '#domain/errors';
 import type { RestoreRecord } from '#domain/restore/record';
 import { restoreIdPattern } from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
-import { createOutput } from '../cli/output.ts';
+import { columns, createOutput } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
 import { recordLines } from './restore-record-lines.ts';
@@ -72,12 +72,5 @@ function listLines(records: RestoreRecord[]): string[] {
     r.rtoSeconds !== undefined ? `${r.rtoSeconds.toFixed(0)}s` : '-',
     r.failure ? `${r.failure.error}: ${r.failure.reason}`.slice(0, 80) : '',
   ]);
-  const header = ['RESTORE ID', 'MODE', 'STATE', 'BACKUP ID', 'RTO', 'FAILURE'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) =>
-    row
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd(),
-  );
+  return columns(['RESTORE ID', 'MODE', 'STATE', 'BACKUP ID', 'RTO', 'FAILURE'], rows);
 }
