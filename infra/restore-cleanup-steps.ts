@@ -14,12 +14,11 @@ import {
   JsonPath,
   type State,
   StateMachineFragment,
-  TaskInput,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { restoreEvents } from '#domain/restore/steps';
 import { restoreStates as states } from './restore-state-names.ts';
-import { ec2Retry, onTarget, type RestoreFunctions, releaseLoop } from './restore-steps.ts';
+import { ec2Retry, onTarget, type RestoreFunctions, removeWhatTheRestoreMade } from './restore-steps.ts';
 import { announce, countMetric, type HostCommands, lambda } from './steps.ts';
 
 export interface RestoreCleanupStepsProps {
@@ -36,25 +35,22 @@ export class RestoreCleanupSteps extends StateMachineFragment {
     const { functions: fns } = props;
     const hasInstance = new Choice(this, states.hasInstance);
     const teardown = onTarget(this, states.cleanupTeardown, props.host, 'teardown', '$.teardown', 600);
-    const terminate = lambda(
-      this,
-      states.cleanupTerminate,
-      fns.terminateRestoreInstance,
-      TaskInput.fromObject({ restoreId: JsonPath.stringAt('$.restoreId') }),
-      '$.terminated',
-    ).addRetry(ec2Retry);
-    const { start: startRelease, release } = releaseLoop(
+    // The host may not have unmounted (it may be gone): the volumes are detached anyway.
+    const {
+      start: startRelease,
+      release,
+      terminate,
+    } = removeWhatTheRestoreMade(
       this,
       {
         start: states.cleanupStartRelease,
         release: states.cleanupRelease,
         all: states.cleanupAllReleased,
         wait: states.cleanupWaitForRelease,
+        terminate: states.cleanupTerminate,
       },
-      fns.releaseRestoreVolumes,
-      // The host may not have unmounted (it may be gone): the volumes are detached anyway.
+      fns,
       true,
-      terminate,
     );
     // The whole state: what the cleanup released and terminated is there only as far as it got.
     const markFailed = lambda(this, states.markFailed, fns.recordRestore, undefined, '$.recorded').addRetry(

@@ -91,14 +91,24 @@ export function onTarget(
   });
 }
 
-/** Release (detach, delete) the restore's volumes, one pass at a time, until none is left. */
-export function releaseLoop(
+/**
+ * Remove what the restore made: release (detach, delete) its volumes, one
+ * pass at a time until none is left, then terminate the instance it launched.
+ * The drill's teardown and the cleanup path both end a restore this way.
+ */
+export function removeWhatTheRestoreMade(
   scope: Construct,
-  names: { start: string; release: string; all: string; wait: string },
-  fn: IFunction,
+  names: { start: string; release: string; all: string; wait: string; terminate: string },
+  fns: Pick<RestoreFunctions, 'releaseRestoreVolumes' | 'terminateRestoreInstance'>,
   force: boolean,
-  next: IChainable,
-): { start: State; release: TaskStateBase } {
+): { start: State; release: TaskStateBase; terminate: TaskStateBase } {
+  const terminate = lambda(
+    scope,
+    names.terminate as never,
+    fns.terminateRestoreInstance,
+    TaskInput.fromObject({ restoreId: JsonPath.stringAt('$.restoreId') }),
+    '$.terminated',
+  ).addRetry(ec2Retry);
   const start = new Pass(scope, names.start, {
     result: Result.fromObject({ passes: 0, deleted: [] }),
     resultPath: '$.release',
@@ -106,7 +116,7 @@ export function releaseLoop(
   const release = lambda(
     scope,
     names.release as never,
-    fn,
+    fns.releaseRestoreVolumes,
     TaskInput.fromObject({
       restoreId: JsonPath.stringAt('$.restoreId'),
       force,
@@ -118,8 +128,10 @@ export function releaseLoop(
   const wait = new Wait(scope, names.wait, { time: WaitTime.duration(Duration.seconds(5)) });
   start
     .next(release)
-    .next(all.when(Condition.numberEquals('$.release.remaining', 0), next).otherwise(wait.next(release)));
-  return { start, release };
+    .next(
+      all.when(Condition.numberEquals('$.release.remaining', 0), terminate).otherwise(wait.next(release)),
+    );
+  return { start, release, terminate };
 }
 
 export interface RestoreStepsProps {
@@ -257,24 +269,21 @@ export class RestoreSteps extends StateMachineFragment {
     const isDrill = new Choice(this, states.isDrill);
 
     const teardown = onTarget(this, states.teardown, host, 'teardown', '$.teardown', 600);
-    const terminate = lambda(
-      this,
-      states.terminate,
-      fns.terminateRestoreInstance,
-      TaskInput.fromObject({ restoreId: JsonPath.stringAt('$.restoreId') }),
-      '$.terminated',
-    ).addRetry(ec2Retry);
-    const { start: startRelease, release } = releaseLoop(
+    const {
+      start: startRelease,
+      release,
+      terminate,
+    } = removeWhatTheRestoreMade(
       this,
       {
         start: states.startRelease,
         release: states.release,
         all: states.allReleased,
         wait: states.waitForRelease,
+        terminate: states.terminate,
       },
-      fns.releaseRestoreVolumes,
+      fns,
       false,
-      terminate,
     );
     const markCompleted = recordPhase(this, states.markCompleted, fns.recordRestore, {
       phase: 'completed',
