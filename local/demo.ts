@@ -12,7 +12,7 @@
  * also after Ctrl-C.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,7 +43,7 @@ import { states } from '../infra/state-names.ts';
 import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
 import type { LocalBackupResult } from './local-backup.ts';
 import type { LocalEc2, LocalVolume } from './local-ec2.ts';
-import { stageAgent } from './staged-agent.ts';
+import { agentOnPath, stageAgent, walPushLine } from './staged-agent.ts';
 import { startWriter, type Writer } from './writer.ts';
 
 const execFileAsync = promisify(execFile);
@@ -92,10 +92,6 @@ interface DrillResult {
   leftBehind: number;
   ok: boolean;
   failure?: string;
-}
-
-function shellQuote(value: string): string {
-  return /^[\w./:=@%-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
 }
 
 /** What every phase of the demo speaks through, and what it has made so far. */
@@ -264,9 +260,7 @@ async function startSource(
   };
   // What the servers run (archive_command, the drills' restore_command), where their user can run it.
   const agent = stageAgent(join(work, 'agent'), serverUid());
-  const walPush = [...agent, 'wal-push', '%p', '--repo', repository.url, '--cluster', repository.cluster]
-    .map(shellQuote)
-    .join(' ');
+  const walPush = walPushLine(agent, repository.url, repository.cluster);
   progress(
     `starting a throwaway PostgreSQL ${major} cluster, archiving with pgsnap wal-push into ${repository.url}`,
   );
@@ -398,10 +392,7 @@ async function takeBackup(
   const backupId = newBackupId();
   made.discards.push(() => provider.delete(ec2.takenFor(backupId)));
   // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
-  const agentBinDir = ownedDir(join(work, 'bin'), 0o755);
-  writeFileSync(join(agentBinDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
-    mode: 0o755,
-  });
+  const agentBinDir = agentOnPath(ownedDir(join(work, 'bin'), 0o755), agent);
   const agentEnv = {
     ...process.env,
     ...source.env,

@@ -9,7 +9,16 @@
  * the servers' user cannot run this one. The directory goes with the demo's.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import { firstBlocked, pathChecks, requireServerCanRun } from '../agent/restore/server-can-run.ts';
@@ -51,4 +60,25 @@ export function stageAgent(
   const command = [node, join(dir, 'lib', 'pgsnap', 'pgsnap.mjs')];
   requireServerCanRun(command, uid, 'archive_command and restore_command');
   return command;
+}
+
+/** A word for sh: as it is when it needs no quoting, else in single quotes. */
+export function shellQuote(value: string): string {
+  return /^[\w./:=@%-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
+}
+
+/** The archive_command that runs the staged agent's wal-push into `repository` for `cluster`. */
+export function walPushLine(agent: string[], repository: string, cluster: string): string {
+  return [...agent, 'wal-push', '%p', '--repo', repository, '--cluster', cluster].map(shellQuote).join(' ');
+}
+
+/**
+ * `binDir/pgsnap` running the staged agent: the agent as installed on a host
+ * (/usr/local/bin/pgsnap), which the SSM documents find on their PATH.
+ */
+export function agentOnPath(binDir: string, agent: string[]): string {
+  writeFileSync(join(binDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
+    mode: 0o755,
+  });
+  return binDir;
 }

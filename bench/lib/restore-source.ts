@@ -8,7 +8,6 @@
  * locally, whose LocalEc2 then answers the restore's EC2 calls. Every step
  * registers its undoing with onCleanup.
  */
-import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { newBackupId } from '#domain/backup/input';
 import { createProvider } from '../../agent/providers/create.ts';
@@ -25,7 +24,7 @@ import { clusterPaths } from '../../agent/volumes/cluster-paths.ts';
 import { type SynthesizedForLocalRun, synthesizeForLocalRun } from '../../infra/local-synth.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../../local/btrfs-volumes.ts';
 import type { LocalEc2, LocalVolume } from '../../local/local-ec2.ts';
-import { stageAgent } from '../../local/staged-agent.ts';
+import { agentOnPath, stageAgent, walPushLine } from '../../local/staged-agent.ts';
 import { onCleanup, run, start } from './processes.ts';
 
 /** The host as the local EC2 presents it. */
@@ -48,9 +47,6 @@ export interface Source {
   /** What loaded the data. */
   load: string;
 }
-
-const shellQuote = (value: string): string =>
-  /^[\w./:=@%-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
 
 async function du(path: string): Promise<number> {
   const { stdout } = await run('du', ['-sb', path], {});
@@ -96,9 +92,7 @@ export async function backUpSource(
     serverUid(),
     resolve(import.meta.dirname, '../../dist/pgsnap-agent.tar.gz'),
   );
-  const walPush = [...agent, 'wal-push', '%p', '--repo', repositoryUrl, '--cluster', clusterName]
-    .map(shellQuote)
-    .join(' ');
+  const walPush = walPushLine(agent, repositoryUrl, clusterName);
   const major = newestAvailableMajor();
   progress(`PostgreSQL ${major}, archiving with pgsnap wal-push into ${repositoryUrl}`);
   const source = await Cluster.create({
@@ -172,10 +166,7 @@ export async function backUpSource(
   });
   // The snapshots and the clones are on the volumes or in the work directory, and go with them.
   const backupId = newBackupId();
-  const agentBinDir = ownedDir(join(work, 'bin'), 0o755);
-  writeFileSync(join(agentBinDir, 'pgsnap'), `#!/bin/sh\nexec ${agent.map(shellQuote).join(' ')} "$@"\n`, {
-    mode: 0o755,
-  });
+  const agentBinDir = agentOnPath(ownedDir(join(work, 'bin'), 0o755), agent);
   const agentEnv = {
     ...process.env,
     ...source.env,
