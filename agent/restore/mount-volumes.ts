@@ -263,11 +263,33 @@ export function mountVolumes(record: RestoreRecord, host: Host = thisHost()): Pl
   return placed.sort((a, b) => order.indexOf(a.volumeId) - order.indexOf(b.volumeId));
 }
 
+/**
+ * Refuses a mount point reached through a symbolic link: pgsnap creates the
+ * directories on the way as root, and a link someone else placed there would
+ * take the mount (and the mkdir) elsewhere, over a directory of their choosing.
+ */
+export function refuseLinksOnTheWay(target: string, volumeId: string): void {
+  let path = '';
+  for (const part of dirname(target).split('/').filter(Boolean)) {
+    path = `${path}/${part}`;
+    const found = lstatSync(path, { throwIfNoEntry: false });
+    if (!found) return;
+    if (found.isSymbolicLink()) {
+      throw new MountPointInUseError(
+        `mount point ${target} for volume ${volumeId} is reached through ${path}, a symbolic link to ` +
+          `${readlinkSync(path)}: pgsnap mounts only where every directory on the way is a real one. ` +
+          "Replace the link by the directory, or restore below another directory (the request's mountRoot)",
+      );
+    }
+  }
+}
+
 function placeEach(record: RestoreRecord, host: Host, placed: PlacedVolume[]): void {
   for (const volume of outermostFirst(record)) {
     const volumeId = volumeIdOf(volume);
     const source = sourceOf(volume, host);
     const target = restoredPath(record, volume.source.mountPoint);
+    refuseLinksOnTheWay(target, volumeId);
     const mounts = host.mounts();
     if (source.kind === 'device') {
       const holders = holdersOf(source.device, host.sys);

@@ -38,18 +38,26 @@ export type ArtifactRecord = z.infer<typeof artifactSchema>;
  * mount point, file system, what the volume holds). Absent in manifests
  * written before pgsnap recorded it; a restore of those says what is missing.
  */
+/**
+ * An absolute path without `.` or `..` segments: a restore mounts the volume
+ * there (below its mountRoot), so a recorded path must not climb out of it.
+ */
+export const plainAbsolutePath = z
+  .string()
+  .check(z.regex(/^\/(?!(.*\/)?\.\.?(\/|$))/, 'an absolute path without . or .. segments'));
+
 export const volumeRecordSchema = z.strictObject({
   /** What of the cluster the volume holds, with each part's path on the source host. */
   holds: z
     .array(
       z.strictObject({
         role: z.enum(['data', 'tablespace', 'wal']),
-        path: z.string(),
+        path: plainAbsolutePath,
         tablespaceOid: z.optional(z.string().check(z.regex(/^\d+$/))),
       }),
     )
     .check(z.minLength(1)),
-  mountPoint: z.string(),
+  mountPoint: plainAbsolutePath,
   fstype: z.string(),
   fsUuid: z.optional(z.string()),
   /** The partition number, when the file system is on a partition of the volume. */

@@ -3,9 +3,12 @@
  * spans several volumes (LVM, md), a disk that device-mapper took when it
  * was attached, and a volume that is not attached, each saying what to do.
  */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import type { RestoreRecord } from '#domain/restore/record';
-import { type Host, mountVolumes } from '../../agent/restore/mount-volumes.ts';
+import { type RestoreRecord, validateRestoreRecord } from '#domain/restore/record';
+import { type Host, mountVolumes, refuseLinksOnTheWay } from '../../agent/restore/mount-volumes.ts';
 import { recordedSysfs } from '../../agent/volumes/block-devices.ts';
 
 const source = (mountPoint: string) => ({
@@ -97,5 +100,45 @@ describe('pgsnap mount refuses', () => {
         message: expect.stringContaining('no volume id'),
       }),
     );
+  });
+
+  test('a recorded mount point that climbs out of the mountRoot with ..', () => {
+    expect(() =>
+      validateRestoreRecord(
+        record([{ volumeId: 'vol-0a1b2c3d4e5f60001', mountPoint: '/../etc' }]),
+        'the record',
+      ),
+    ).toThrow(/volumes\.0\.source\.mountPoint: an absolute path without \. or \.\. segments/);
+    expect(() =>
+      validateRestoreRecord(
+        record([{ volumeId: 'vol-0a1b2c3d4e5f60001', mountPoint: '/srv/./pg' }]),
+        'the record',
+      ),
+    ).toThrow(/mountPoint/);
+    expect(
+      validateRestoreRecord(record([{ volumeId: 'vol-0a1b2c3d4e5f60001', mountPoint: '/srv/.pg' }]), 'r'),
+    ).toBeTruthy();
+  });
+
+  test('a mount point reached through a symbolic link, naming the link and where it points', () => {
+    const root = mkdtempSync(join(tmpdir(), 'pgsnap-mount-link-'));
+    try {
+      mkdirSync(join(root, 'elsewhere'));
+      symlinkSync(join(root, 'elsewhere'), join(root, 'srv'));
+      expect(() => refuseLinksOnTheWay(join(root, 'srv', 'pg', 'main'), 'vol-0a1b2c3d4e5f60001')).toThrow(
+        expect.objectContaining({
+          name: 'MountPointInUseError',
+          message: expect.stringContaining(
+            `reached through ${join(root, 'srv')}, a symbolic link to ${join(root, 'elsewhere')}`,
+          ),
+        }),
+      );
+      // Real directories on the way, and ones not made yet, are fine.
+      expect(() =>
+        refuseLinksOnTheWay(join(root, 'elsewhere', 'pg', 'main'), 'vol-0a1b2c3d4e5f60001'),
+      ).not.toThrow();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
