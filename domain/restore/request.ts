@@ -92,10 +92,12 @@ export const restoreRequestSchema = z.strictObject({
   primaryConninfo: z.optional(z.string().check(z.maxLength(1000))),
   /** Where the target host places the volumes: their recorded mount points below this directory (default: at them). */
   mountRoot: z.optional(
-    z.string().check(
-      z.regex(/^\/[A-Za-z0-9._/-]*$/),
-      z.regex(/^\/(?!(.*\/)?\.\.?(\/|$))/, 'an absolute path without . or .. segments'),
-    ),
+    z
+      .string()
+      .check(
+        z.regex(/^\/[A-Za-z0-9._/-]*$/),
+        z.regex(/^\/(?!(.*\/)?\.\.?(\/|$))/, 'an absolute path without . or .. segments'),
+      ),
   ),
   /** The port the restored server listens on (default: the source's). */
   port: z.optional(z.int().check(z.gte(1), z.lte(65535))),
