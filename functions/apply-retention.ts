@@ -1,61 +1,43 @@
 /**
- * Lambda for "Apply retention" (at the end of every backup, and on the
- * cluster's retention schedule): the cluster's policy at the source, and its
- * DR policy in the DR repository with the DR account's EC2.
+ * Lambda for "Apply retention": the cluster's policy over one repository and
+ * the snapshots of the Lambda's own account and region. The source stack runs
+ * it at the end of every backup and on the cluster's retention schedule, over
+ * the source repository; the DR stack runs it in the DR account on the same
+ * schedule, over the DR repository and the DR copies, with the DR policy. No
+ * principal of the source account deletes anything in DR.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { STSClient } from '@aws-sdk/client-sts';
 import { retentionPolicySchema } from '#domain/backup/retention';
-import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { applyEbsRetention, type RetentionSummary } from '#domain/ebs/retention';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
-const ec2 = new EC2Client({});
-const sts = new STSClient({});
-
 const environmentSchema = z.object({
-  /** The retention policy of each cluster that has one. */
-  PGSNAP_RETENTION: jsonText(
-    z.record(z.string(), z.extend(retentionPolicySchema, { dr: z.optional(retentionPolicySchema) })),
-  ),
-  PGSNAP_DR: z.optional(drTargetVariable),
+  /** The retention policy of each cluster that has one, for the repositories this function serves. */
+  PGSNAP_RETENTION: jsonText(z.record(z.string(), retentionPolicySchema)),
 });
 
 const eventSchema = z.object({ cluster: z.string(), repository: z.string() });
 
-export interface RetentionOutcome {
-  source?: RetentionSummary;
-  dr?: RetentionSummary;
-}
+/** What retention did, or nothing for a cluster without a policy (it keeps everything). */
+export type RetentionOutcome = RetentionSummary | Record<string, never>;
 
-async function handle(event: unknown): Promise<RetentionOutcome> {
-  const env = parseWith(environmentSchema, process.env, 'the apply-retention environment');
-  const request = parseWith(eventSchema, event, 'the apply-retention event');
-  const clusterPolicy = env.PGSNAP_RETENTION[request.cluster];
-  // A cluster without a policy keeps everything: nothing to do, and nothing went wrong.
-  if (!clusterPolicy) return {};
-  const { dr: drPolicy, ...sourcePolicy } = clusterPolicy;
-  const outcome: RetentionOutcome = {};
-  const repository = await openRepository(request.repository, request.cluster);
-  try {
-    outcome.source = await applyEbsRetention(repository, ec2, sourcePolicy);
-  } finally {
-    repository.close();
-  }
-  const target = env.PGSNAP_DR;
-  if (target?.clusters[request.cluster]) {
-    const session = await openDrSession(sts, target, { sessionName: `pgsnap-retention-${request.cluster}` });
+/** The handler with its EC2 client given: the Lambda's own account and region's. */
+export const applyRetentionHandler =
+  (ec2: EC2Client) =>
+  async (event: unknown): Promise<RetentionOutcome> => {
+    const env = parseWith(environmentSchema, process.env, 'the apply-retention environment');
+    const request = parseWith(eventSchema, event, 'the apply-retention event');
+    const policy = env.PGSNAP_RETENTION[request.cluster];
+    if (!policy) return {};
+    const repository = await openRepository(request.repository, request.cluster);
     try {
-      const dr = await session.openRepository(request.cluster);
-      outcome.dr = await applyEbsRetention(dr, session.ec2, drPolicy ?? sourcePolicy);
+      return await applyEbsRetention(repository, ec2, policy);
     } finally {
-      session.close();
+      repository.close();
     }
-  }
-  return outcome;
-}
+  };
 
-export const handler = logged('apply-retention', handle);
+export const handler = logged('apply-retention', applyRetentionHandler(new EC2Client({})));

@@ -3,15 +3,15 @@
  * steps in after-backup-steps.ts, the copier role with its fixed name (the DR
  * stack trusts exactly that ARN), their permissions, the alarm on failed
  * copies, and one EventBridge Scheduler schedule per cluster that runs
- * retention on its own.
+ * retention on its own. Retention here is the source's only: the DR copies
+ * are retained by the DR stack, in the DR account, and the copier may create,
+ * tag and lock there but never delete.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -22,8 +22,9 @@ import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } fro
 import { type AfterBackupFunctions, afterBackupSteps } from './after-backup-steps.ts';
 import { BackupFunction } from './backup-function.ts';
 import type { EnvironmentConfig } from './config.ts';
-import { drNames, isCrossAccountDr } from './dr-config.ts';
+import { drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
 import { backupMetrics, copyMetrics } from './metrics-and-events.ts';
+import { Retention } from './retention.ts';
 
 export interface AfterBackupProps {
   config: EnvironmentConfig;
@@ -33,6 +34,7 @@ export interface AfterBackupProps {
 
 export class AfterBackup extends Construct {
   readonly functions: AfterBackupFunctions = {};
+  readonly retention: Retention | undefined;
   private readonly config: EnvironmentConfig;
 
   constructor(scope: Construct, id: string, props: AfterBackupProps) {
@@ -57,7 +59,6 @@ export class AfterBackup extends Construct {
       const names = drNames(config, dr);
       const crossAccount = isCrossAccountDr(config, dr);
       const drRoleArn = `arn:${stack.partition}:iam::${names.account}:role/${names.roleName}`;
-      const prefixOf = (c: (typeof copied)[number]) => c.repository.prefix.replace(/\/+$/, '');
       target = {
         sourceAccount: config.account ?? stack.account,
         sourceRegion: config.region ?? stack.region,
@@ -66,29 +67,16 @@ export class AfterBackup extends Construct {
         kmsKeyArn: `arn:${stack.partition}:kms:${names.region}:${names.account}:${names.keyAlias}`,
         ...(crossAccount ? { roleArn: drRoleArn, externalId: dr.externalId! } : {}),
         ...(dr.snapshotLock ? { snapshotLock: dr.snapshotLock } : {}),
-        clusters: Object.fromEntries(
-          copied.map((c) => [
-            c.name,
-            {
-              repository: `s3://${names.bucketName}${prefixOf(c) ? `/${prefixOf(c)}` : ''}?region=${names.region}`,
-            },
-          ]),
-        ),
+        clusters: Object.fromEntries(copied.map((c) => [c.name, { repository: drRepositoryUrl(names, c) }])),
       };
       role = new Role(this, 'CopierRole', {
         roleName: names.copierRoleName,
-        description: `pgsnap ${config.name}: copies backups to DR and applies retention`,
+        description: `pgsnap ${config.name}: copies backups to DR`,
         assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
         managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
       });
       const sourceKeys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
-      // DescribeLockedSnapshots: whether a snapshot whose delete failed is locked (retention, failed copies).
-      role.addToPolicy(
-        new PolicyStatement({
-          actions: ['ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots'],
-          resources: ['*'],
-        }),
-      );
+      role.addToPolicy(new PolicyStatement({ actions: ['ec2:DescribeSnapshots'], resources: ['*'] }));
       if (crossAccount) {
         role.addToPolicy(new PolicyStatement({ actions: ['sts:AssumeRole'], resources: [drRoleArn] }));
         role.addToPolicy(
@@ -136,13 +124,20 @@ export class AfterBackup extends Construct {
             conditions: { StringEquals: { 'ec2:CreateAction': 'CopySnapshot' } },
           }),
         );
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['ec2:DeleteSnapshot', 'ec2:LockSnapshot'],
-            resources: [drSnapshots],
-            conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copiedNames } },
-          }),
-        );
+        // Locks never shorter than the configured days (a governance lock can be shortened by LockSnapshot
+        // itself); no DeleteSnapshot: the DR copies are deleted by DR retention, in the DR stack.
+        if (dr.snapshotLock) {
+          role.addToPolicy(
+            new PolicyStatement({
+              actions: ['ec2:LockSnapshot'],
+              resources: [drSnapshots],
+              conditions: {
+                StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copiedNames },
+                NumericGreaterThanEquals: { 'ec2:SnapshotLockDuration': dr.snapshotLock.days },
+              },
+            }),
+          );
+        }
         role.addToPolicy(
           new PolicyStatement({
             actions: [
@@ -183,7 +178,7 @@ export class AfterBackup extends Construct {
         );
         role.addToPolicy(
           new PolicyStatement({
-            actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+            actions: ['s3:GetObject', 's3:PutObject'],
             resources: copied.map(
               (c) => `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}${c.name}/*`,
             ),
@@ -226,70 +221,31 @@ export class AfterBackup extends Construct {
       );
     }
     if (retained.length > 0) {
-      const applyRetention = new BackupFunction(this, 'ApplyRetention', {
-        handler: 'apply-retention',
-        description: "pgsnap: deletes backups and WAL past the cluster's retention, at the source and in DR",
-        environment: {
-          ...environment,
-          PGSNAP_RETENTION: JSON.stringify(
-            Object.fromEntries(
-              retained.map((c) => [
-                c.name,
-                { keepLast: c.retention!.keepLast, keepDays: c.retention!.keepDays, dr: c.retention!.dr },
-              ]),
-            ),
-          ),
-        },
-        timeout: Duration.minutes(15),
-        ...(role ? { role } : {}),
+      this.retention = new Retention(this, 'Retention', {
+        side: 'source',
+        clusters: retained.map((c) => ({
+          name: c.name,
+          policy: c.retention!,
+          schedule: c.retention!.schedule,
+          repositoryUrl: props.repositoryOf(c).url,
+        })),
       });
-      this.functions.applyRetention = applyRetention;
-      // Only the snapshots of clusters that have a retention policy; the code checks each snapshot's own
-      // tags against the manifest before deleting it (domain/ebs/retention.ts).
-      applyRetention.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['ec2:DeleteSnapshot'],
-          resources: [sourceSnapshots],
-          conditions: {
-            StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: retained.map((c) => c.name) },
-          },
-        }),
-      );
-      // After a failed delete, whether the snapshot is locked; a Describe with no resource-level permissions.
-      applyRetention.addToRolePolicy(
-        new PolicyStatement({ actions: ['ec2:DescribeLockedSnapshots'], resources: ['*'] }),
-      );
-      const schedulerRole = new Role(this, 'RetentionSchedulerRole', {
-        assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
-        description: 'pgsnap: lets EventBridge Scheduler run retention',
-      });
-      for (const cluster of retained) {
-        new Schedule(this, `${cluster.name}-retention`, {
-          description: `pgsnap retention of ${cluster.name}`,
-          schedule: ScheduleExpression.expression(cluster.retention!.schedule),
-          target: new LambdaInvoke(applyRetention, {
-            input: ScheduleTargetInput.fromObject({
-              cluster: cluster.name,
-              repository: props.repositoryOf(cluster).url,
-            }),
-            role: schedulerRole,
-          }),
-        });
-      }
-      acknowledge(schedulerRole, {
-        [`AwsSolutions-IAM5[Resource::${arnReference(applyRetention)}:*]`]: wildcardReasons.lambdaVersions,
-      });
+      this.functions.applyRetention = this.retention.function;
     }
 
-    // Source repository: copy reads the backup, record rewrites the manifest, retention deletes.
+    // Source repository: copy reads the backup and record rewrites the manifest; only retention deletes.
     const all = Object.values(this.functions);
     for (const cluster of config.clusters) {
       const { bucket } = props.repositoryOf(cluster);
       const prefix = `${cluster.repository.prefix}${cluster.name}/*`;
       for (const f of all) {
-        bucket.grantReadWrite(f, prefix);
-        acknowledge(role ?? f, {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}]`]: `reads the backups of ${cluster.name}, rewrites their manifests and deletes what retention lets go, under its prefix only`,
+        if (f === this.functions.applyRetention) bucket.grantReadWrite(f, prefix);
+        else {
+          bucket.grantRead(f, prefix);
+          bucket.grantPut(f, prefix);
+        }
+        acknowledge(f === this.functions.applyRetention ? f : (role ?? f), {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}]`]: `reads the backups of ${cluster.name}, rewrites their manifests (and, for retention, deletes what it lets go), under its prefix only`,
         });
       }
     }
@@ -352,6 +308,7 @@ export class AfterBackup extends Construct {
         ]),
       ),
     });
+    this.retention?.failedAlarm.addAlarmAction(new SnsAction(topic));
     if (!this.functions.copySnapshots) return;
     for (const cluster of this.config.clusters.filter((c) => c.copyToDr)) {
       new Alarm(this, `${cluster.name}-CopyFailed`, {

@@ -112,3 +112,9 @@ export function drNames(environment: { name: string; account?: string | undefine
 export function isCrossAccountDr(environment: { account?: string | undefined }, dr: DrConfig): boolean {
   return dr.account !== undefined && dr.account !== environment.account;
 }
+
+/** The DR repository of a copied cluster, as the Lambdas open it: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
+export function drRepositoryUrl(names: DrNames, cluster: { repository: { prefix: string } }): string {
+  const prefix = cluster.repository.prefix.replace(/\/+$/, '');
+  return `s3://${names.bucketName}${prefix ? `/${prefix}` : ''}?region=${names.region}`;
+}

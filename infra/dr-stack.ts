@@ -28,10 +28,11 @@ import {
 import type { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
-import { acknowledge } from './acknowledge.ts';
+import { acknowledge, bucketFinding } from './acknowledge.ts';
 import type { EnvironmentConfig } from './config.ts';
-import { type DrConfig, type DrNames, drNames, isCrossAccountDr } from './dr-config.ts';
+import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
 import { Restore } from './restore.ts';
+import { Retention } from './retention.ts';
 
 export interface DrStackProps extends StackProps {
   environment: EnvironmentConfig;
@@ -49,6 +50,8 @@ export class DrStack extends Stack {
   readonly key: Key;
   readonly role: Role | undefined;
   readonly restore: Restore;
+  /** DR retention; none when no copied cluster has a retention policy. */
+  readonly retention: Retention | undefined;
 
   constructor(scope: Construct, id: string, props: DrStackProps) {
     const { environment, ...stackProps } = props;
@@ -178,9 +181,9 @@ export class DrStack extends Stack {
       );
     }
     // Whatever any policy in either account says: the source's principals (the replication role, the
-    // copier, and the role the copier assumes here) can never switch off versioning, expire versions,
-    // change this policy or Object Lock, or delete old versions. What DR retention needs (deleting the
-    // current object of an expired backup, which leaves a version behind) stays possible.
+    // copier, and the role the copier assumes here) can never delete an object, switch off versioning,
+    // expire versions, change this policy or Object Lock, or delete old versions. Deleting what DR no
+    // longer keeps is DR retention's, a role of this stack (below).
     const sourcePrincipals = [
       sourceRole(names.replicationRoleName),
       sourceRole(names.copierRoleName),
@@ -192,6 +195,7 @@ export class DrStack extends Stack {
         effect: Effect.DENY,
         principals: [new AnyPrincipal()],
         actions: [
+          's3:DeleteObject',
           's3:PutBucketVersioning',
           's3:PutLifecycleConfiguration',
           's3:PutBucketPolicy',
@@ -218,6 +222,42 @@ export class DrStack extends Stack {
       timeouts: environment.timeouts,
     });
 
+    // DR retention, in this account alone: the cluster's DR policy (its source policy when it has none)
+    // over the DR repository and the DR copies in this region. It is the only one that deletes in DR.
+    const retained = clusters.filter((c) => c.retention);
+    if (retained.length > 0) {
+      this.retention = new Retention(this, 'Retention', {
+        side: 'DR',
+        clusters: retained.map((c) => ({
+          name: c.name,
+          policy: c.retention!.dr ?? c.retention!,
+          schedule: c.retention!.schedule,
+          repositoryUrl: drRepositoryUrl(names, c),
+        })),
+      });
+      const fn = this.retention.function;
+      // Reads, and deletes the current object: never an old version (which the bucket keeps, under Object
+      // Lock when asked), and it writes nothing.
+      for (const c of retained) {
+        const prefix = `${c.repository.prefix}${c.name}/*`;
+        this.bucket.grantRead(fn, prefix);
+        fn.addToRolePolicy(
+          new PolicyStatement({
+            actions: ['s3:DeleteObject'],
+            resources: [this.bucket.arnForObjects(prefix)],
+          }),
+        );
+        acknowledge(fn, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(this.bucket)}/${prefix}]`]: `the DR backups and WAL of ${c.name}, under its prefix only`,
+        });
+      }
+      acknowledge(fn, {
+        'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the retained clusters’ objects',
+        'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
+        'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantRead: listing the DR catalog and WAL',
+      });
+    }
+
     if (crossAccount) {
       this.role = new Role(this, 'CopyRole', {
         roleName: names.roleName,
@@ -234,8 +274,10 @@ export class DrStack extends Stack {
       // The copies are re-encrypted with the DR key, and the DR objects encrypted with it.
       this.key.grantEncryptDecrypt(this.role);
       this.key.grant(this.role, 'kms:CreateGrant', 'kms:DescribeKey');
+      // Reads and writes, never deletes: what DR keeps is for DR retention, in this account, to let go.
       for (const cluster of clusters) {
-        this.bucket.grantReadWrite(this.role, `${cluster.repository.prefix}${cluster.name}/*`);
+        this.bucket.grantRead(this.role, `${cluster.repository.prefix}${cluster.name}/*`);
+        this.bucket.grantPut(this.role, `${cluster.repository.prefix}${cluster.name}/*`);
       }
       acknowledge(this.role, {
         [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:${sourceRegion}:${sourceAccount}:key/*]`]:
@@ -244,21 +286,18 @@ export class DrStack extends Stack {
         [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${sourceRegion}::snapshot/*]`]:
           'the source snapshot ids are not known in advance; they can be copied only when the source shares them',
         [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${names.region}::snapshot/*]`]:
-          'copy ids are not known in advance; copies are created and tagged only with a configured cluster tag, ' +
-          'deleted only when carrying one',
+          'copy ids are not known in advance; copies are created and tagged, and locked, only with a configured ' +
+          'cluster tag',
         'AwsSolutions-IAM5[Resource::*]': 'ec2:DescribeSnapshots supports no resource-level permissions',
         'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
           'CDK key grant on the DR key: re-encryption of the copies',
         'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
           'CDK key grant on the DR key: SSE-KMS objects and copies',
-        'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantReadWrite on the copied clusters’ prefixes',
-        'AwsSolutions-IAM5[Action::s3:GetBucket*]':
-          'CDK grantReadWrite: bucket location and settings, read only',
+        'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead on the copied clusters’ prefixes',
+        'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
         'AwsSolutions-IAM5[Action::s3:List*]':
-          'CDK grantReadWrite: listing the catalog for retention and restore',
-        'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
-          'CDK grantReadWrite: DR retention deletes expired backups',
-        'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
+          'CDK grantRead: listing the catalog to find what is already copied',
+        'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantPut: aborting its own multipart uploads',
         ...Object.fromEntries(
           clusters.map((c) => [
             `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as never)}.Arn>/${c.repository.prefix}${c.name}/*]`,
@@ -296,12 +335,6 @@ export class DrStack extends Stack {
           resources: [snapshots(names.region)],
           conditions: { StringEquals: { 'ec2:CreateAction': 'CopySnapshot' } },
         }),
-        new PolicyStatement({
-          sid: 'DeleteOwnCopies',
-          actions: ['ec2:DeleteSnapshot'],
-          resources: [snapshots(names.region)],
-          conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
-        }),
         // A lock can be set, never shortened below the configured duration: a governance lock can be
         // shortened by LockSnapshot itself (https://docs.aws.amazon.com/ebs/latest/userguide/snapshot-lock-iam.html),
         // so the role may lock only for at least `days`. Compliance mode, past its cooling-off period, cannot
@@ -321,8 +354,7 @@ export class DrStack extends Stack {
           : []),
         new PolicyStatement({
           sid: 'DescribeSnapshots',
-          // DescribeLockedSnapshots: whether a copy whose delete failed is locked.
-          actions: ['ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots'],
+          actions: ['ec2:DescribeSnapshots'],
           resources: ['*'],
         }),
         new PolicyStatement({

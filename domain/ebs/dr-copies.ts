@@ -14,7 +14,9 @@
  * back.
  *
  * A failed copy never fails the backup: the source manifest stays completed
- * and records the copy as failed; the DR-side manifest is marked failed.
+ * and records the copy as failed; the DR-side manifest is marked failed and
+ * names the copies, which DR retention deletes from the DR account: nothing
+ * here deletes in DR.
  */
 import {
   CopySnapshotCommand,
@@ -37,7 +39,6 @@ import type { Manifest, ManifestCopy } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { type DrTarget, isCrossAccount } from './dr-target.ts';
 import {
-  deleteSnapshotUnlessLocked,
   nextWaitSeconds,
   type PollSettings,
   type SnapshotOfSet,
@@ -385,7 +386,13 @@ async function grantsOfBackup(
   return grants;
 }
 
-/** Locks completed copies, or deletes failed ones in the DR region; the copies to record. */
+/**
+ * Locks completed copies; for failed ones, finds every copy of the backup in
+ * the DR region by its tags (also those a step that never returned started)
+ * and records them as failed. They are not deleted here: no principal of the
+ * source account may delete in DR. DR retention, which runs in the DR
+ * account, deletes them with the failed DR-side manifest that names them.
+ */
 async function settleCopies(
   drEc2: EC2Client,
   request: {
@@ -415,17 +422,16 @@ async function settleCopies(
     }
     return copies;
   }
-  for (const copy of await snapshotsOfBackup(drEc2, backupId)) {
-    // A copy locked before the failure (snapshotLock) stays; DR retention reports it until the lock ends.
-    await deleteSnapshotUnlessLocked(drEc2, copy.SnapshotId!);
-  }
+  const made = await snapshotsOfBackup(drEc2, backupId);
   return request.snapshots.map((s) => {
-    const started = request.copySet?.copies.find((c) => c.sourceSnapshotId === s.snapshotId);
+    const snapshotId =
+      request.copySet?.copies.find((c) => c.sourceSnapshotId === s.snapshotId)?.snapshotId ??
+      made.find((m) => sourceIdOf(m) === s.snapshotId)?.SnapshotId;
     return {
       account: target.account,
       region: target.region,
       sourceSnapshotId: s.snapshotId,
-      ...(started?.snapshotId ? { snapshotId: started.snapshotId } : {}),
+      ...(snapshotId ? { snapshotId } : {}),
       volumeId: s.volumeId,
       state: 'failed',
       reason: request.reason,
@@ -469,10 +475,11 @@ async function setSharing(
 /**
  * Records how the copies ended: takes back the sharing and the grants
  * first, then writes the source manifest (which stays completed) and the
- * DR-side manifest (completed, or failed with the reason). On failure every
- * copy of the backup in the DR account is deleted, found by its tags (a
- * half-made copy restores nothing), also when the step that started them
- * never returned.
+ * DR-side manifest (completed, or failed with the reason). On failure the
+ * DR-side manifest names every copy of the backup found in the DR region by
+ * its tags, also when the step that started them never returned, so that DR
+ * retention (in the DR account) deletes them: a half-made copy restores
+ * nothing, and the source account may not delete there.
  */
 export async function finishDrCopies(
   clients: { source: SourceClients; drEc2: EC2Client },
@@ -504,7 +511,7 @@ export async function finishDrCopies(
   }
   await repositories.source.writeManifest({ ...manifest, copies, updatedAt: now });
   const drManifest = await repositories.dr.readManifest(backupId);
-  if (drManifest) {
+  if (drManifest || copies.some((c) => c.snapshotId)) {
     await repositories.dr.writeManifest({
       ...drManifestOf(manifest, copies, request.outcome),
       ...(request.outcome === 'failed' ? { failure: { reason: request.reason, at: now } } : {}),

@@ -11,13 +11,15 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { newBackupId } from '#domain/backup/input';
+import type { RetentionSummary } from '#domain/ebs/retention';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
-import { handler as applyRetention } from '../../functions/apply-retention.ts';
+import { handler as applyRetention, applyRetentionHandler } from '../../functions/apply-retention.ts';
 import { handler as checkCopies } from '../../functions/check-copies.ts';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
 import { handler as copySnapshots } from '../../functions/copy-snapshots.ts';
@@ -137,8 +139,7 @@ interface DrRun {
   metrics: string[];
 }
 
-async function backup(): Promise<DrRun> {
-  const backupId = newBackupId();
+async function backup(backupId = newBackupId()): Promise<DrRun> {
   const events: DrRun['events'] = [];
   const metrics: string[] = [];
   const run = await runLocalBackup(definition, {
@@ -264,7 +265,7 @@ describe('DR copies in the backup workflow', () => {
     expect(events.map((e) => e.detailType)).toEqual(['pgsnap backup completed']);
   });
 
-  test('a copy in error leaves the backup completed, deletes the failed copies, and raises its own event and metric', async () => {
+  test('a copy in error leaves the backup completed, leaves the failed copies to DR retention, and raises its own event and metric', async () => {
     aws.reset({ copyFails: true });
     const { run, backupId, events, metrics } = await backup();
     expect(run.failure).toBeUndefined();
@@ -277,11 +278,60 @@ describe('DR copies in the backup workflow', () => {
     const sourceManifest = (await read(sourceUrl, backupId))!;
     expect(sourceManifest.state).toBe('completed');
     expect(sourceManifest.copies?.map((c) => c.state)).toEqual(['failed', 'failed']);
-    expect((await read(drUrl, backupId))?.state).toBe('failed');
-    expect(aws.in(dr.region, dr.account)).toEqual([]);
+    // The source account deletes nothing in DR: the failed DR manifest names the copies for DR retention.
+    const failedCopies = aws.in(dr.region, dr.account);
+    expect(failedCopies.map((c) => c.State)).toEqual(['error', 'error']);
+    const drManifest = (await read(drUrl, backupId))!;
+    expect(drManifest.state).toBe('failed');
+    expect(drManifest.snapshots.map((s) => s.snapshotId).sort()).toEqual(
+      failedCopies.map((c) => c.SnapshotId).sort(),
+    );
     // The source snapshots are the backup: they stay, and are no longer shared.
     expect(aws.in(source.region, source.account).map((s) => s.sharedWith.size)).toEqual([0, 0]);
     expect(aws.grants.size).toBe(0);
+  });
+
+  test('DR retention, run as the DR account, deletes the failed copies once a later copy completes, and keeps that one', async () => {
+    aws.reset({ copyFails: true });
+    // A minute apart: backupIds sort by their start, to the second.
+    const failed = await backup(newBackupId(new Date(Date.now() - 60_000)));
+    aws.behaviour = {};
+    const good = await backup();
+    expect(good.run.failure).toBeUndefined();
+    expect((await read(drUrl, good.backupId))?.state).toBe('completed');
+    expect(aws.in(dr.region, dr.account)).toHaveLength(4);
+
+    // The DR stack's retention Lambda: the DR account's own credentials, in the DR region.
+    const drEc2 = new EC2Client({
+      region: dr.region,
+      credentials: { accessKeyId: dr.accessKeyId, secretAccessKey: 'secret' },
+    });
+    const outcome = (await applyRetentionHandler(drEc2)({
+      cluster: 'orders-db',
+      repository: drUrl,
+    })) as RetentionSummary;
+    drEc2.destroy();
+    expect(outcome.removed).toEqual([failed.backupId]);
+    expect(outcome.kept).toEqual([good.backupId]);
+    expect(await read(drUrl, failed.backupId)).toBeUndefined();
+    const left = aws.in(dr.region, dr.account);
+    expect(left.map((c) => c.State)).toEqual(['completed', 'completed']);
+    expect(left.map((c) => c.SnapshotId).sort()).toEqual(
+      (await read(drUrl, good.backupId))!.snapshots.map((s) => s.snapshotId).sort(),
+    );
+    // Every delete in DR, over both backups, was the DR Lambda's (the DR account's own credentials, no
+    // session token), none the source's nor the role the source assumes (whose credentials carry one).
+    const drDeletes = await Promise.all(
+      aws.ec2.commandCalls(DeleteSnapshotCommand).map(async (call) => {
+        const client = call.thisValue as EC2Client;
+        const credentials = await client.config.credentials();
+        return [await client.config.region(), credentials.accessKeyId, credentials.sessionToken];
+      }),
+    );
+    expect(drDeletes.filter(([region]) => region === dr.region)).toEqual([
+      [dr.region, dr.accessKeyId, undefined],
+      [dr.region, dr.accessKeyId, undefined],
+    ]);
   });
 });
 
@@ -331,7 +381,7 @@ describe('retention at the end of the workflow', () => {
     expect(run.failure).toBeUndefined();
     const output = run.output as { retention?: Record<string, Json>; retentionError?: Json };
     expect(output.retentionError).toBeUndefined();
-    expect(output.retention?.source).toMatchObject({
+    expect(output.retention).toMatchObject({
       removed: [evenOlder],
       lockedSnapshots: [{ backupId: older, snapshotIds: ['snap-locked'] }],
     });

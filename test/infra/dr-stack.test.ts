@@ -169,9 +169,8 @@ describe('the DR stack', () => {
       Action: 'ec2:CopySnapshot',
       Condition: { StringEquals: { 'aws:RequestTag/pgsnap:cluster': ['orders-db'] } },
     });
-    expect(bySid.DeleteOwnCopies).toMatchObject({
-      Condition: { StringEquals: { 'aws:ResourceTag/pgsnap:cluster': ['orders-db'] } },
-    });
+    // It deletes nothing: what DR no longer keeps is DR retention's, a role of the DR account's own.
+    expect(JSON.stringify(statements)).not.toMatch(/Delete/);
     expect(bySid.UseSourceKeysThroughEbs).toMatchObject({
       Action: [
         'kms:Decrypt',
@@ -187,6 +186,39 @@ describe('the DR stack', () => {
     );
     // scratch-db is not copied: nothing names it.
     expect(JSON.stringify(dr.toJSON())).not.toContain('scratch-db');
+  });
+
+  test('DR retention runs in the DR account on the cluster’s schedule, with its DR policy, over the DR repository', () => {
+    for (const input of [crossAccount, sameAccount]) {
+      const { dr } = synth(input);
+      const schedules = Object.values(
+        dr.findResources('AWS::Scheduler::Schedule', {
+          Properties: { Description: 'pgsnap DR retention of orders-db' },
+        }),
+      );
+      expect(schedules).toHaveLength(1);
+      expect(schedules[0]!.Properties.ScheduleExpression).toBe('rate(1 day)');
+      expect(JSON.parse(schedules[0]!.Properties.Target.Input)).toEqual({
+        cluster: 'orders-db',
+        repository: `s3://pgsnap-dr-prod-${input.dr!.account ?? source.account}-us-west-2/pgsnap?region=us-west-2`,
+      });
+      const retention = Object.values(
+        dr.findResources('AWS::Lambda::Function', {
+          Properties: { Description: "pgsnap: deletes DR backups and WAL past the cluster's retention" },
+        }),
+      );
+      expect(retention).toHaveLength(1);
+      // The DR policy, not the source's keepLast 7.
+      expect(JSON.parse(retention[0]!.Properties.Environment.Variables.PGSNAP_RETENTION)).toEqual({
+        'orders-db': { keepDays: 35 },
+      });
+      // A failed run is an alarm, in the DR account where it runs.
+      dr.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'Errors',
+        Namespace: 'AWS/Lambda',
+        AlarmDescription: Match.stringLikeRegexp('DR retention failed'),
+      });
+    }
   });
 
   test('the grant the copier asks KMS for is the one its policy allows and the one the DR role may use', () => {
@@ -332,7 +364,7 @@ describe('the source stack', () => {
     const { source } = synth(crossAccount);
     const schedules = Object.values(
       source.findResources('AWS::Scheduler::Schedule', {
-        Properties: { Description: 'pgsnap retention of orders-db' },
+        Properties: { Description: 'pgsnap source retention of orders-db' },
       }),
     );
     expect(schedules).toHaveLength(1);

@@ -32,7 +32,7 @@ import { DrStack } from '../../infra/dr-stack.ts';
 import { backupMetrics, hostMetrics } from '../../infra/metrics-and-events.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
 import { ResolvedTemplate } from '../support/cloudformation.ts';
-import { type IamRequest, IamWorld, type Principal } from '../support/iam.ts';
+import { type IamRequest, IamWorld, type Principal, rolesOf } from '../support/iam.ts';
 import { type SentCommand, sentCommands } from '../support/sent-commands.ts';
 
 const source = { account: '111122223333', region: 'eu-west-1' };
@@ -89,8 +89,14 @@ interface ClusterScope {
 interface Deployed {
   world: IamWorld;
   crossAccount: boolean;
+  /** The configured DR snapshot lock, if any. */
+  snapshotLock: { mode: string; days: number } | undefined;
   sourceTemplate: ResolvedTemplate;
   functions: Array<{ handler: string; role: Principal }>;
+  /** The DR stack's Lambdas (DR retention, restore from the DR copies), each acting as the DR account. */
+  drFunctions: Array<{ handler: string; role: Principal }>;
+  /** The roles the source stack makes: none of them may delete anything in DR. */
+  sourceRoles: Principal[];
   stateMachineRole: Principal;
   copier: Principal;
   /** The role that acts in DR: the DR account's copy role, or the copier itself in the same account. */
@@ -101,6 +107,7 @@ interface Deployed {
   clusters: ClusterScope[];
   sourceBucketArn: string;
   sourceKeyArn: string;
+  drAccount: string;
   drBucketArn: string;
   drKeyArn: string;
   /** A customer managed key of the source account that encrypts the volumes (not in the templates). */
@@ -146,8 +153,8 @@ function deploy(input: EnvironmentInput): Deployed {
         ],
       },
     });
-    const roleOf = (construct: IConstruct, template = sourceTemplate) => {
-      const arn = template.getAtt(logicalIdOf(sourceStack, construct), 'Arn');
+    const roleOf = (construct: IConstruct, template = sourceTemplate, stack: Stack = sourceStack) => {
+      const arn = template.getAtt(logicalIdOf(stack, construct), 'Arn');
       const role = world.roles.find((r) => r.arn === arn);
       if (!role) throw new Error(`no role ${arn}`);
       return role;
@@ -156,6 +163,10 @@ function deploy(input: EnvironmentInput): Deployed {
       .findAll()
       .filter((c): c is BackupFunction => c instanceof BackupFunction)
       .map((fn) => ({ handler: fn.handlerName, role: roleOf(fn.role!) }));
+    const drFunctions = drStack.node
+      .findAll()
+      .filter((c): c is BackupFunction => c instanceof BackupFunction)
+      .map((fn) => ({ handler: fn.handlerName, role: roleOf(fn.role!, drTemplate, drStack) }));
     const pgsnap = sourceStack.pgsnap;
     const copier = world.roles.find((r) => r.name === names.copierRoleName)!;
     const drRoleArn = `arn:aws:iam::${names.account}:role/${names.roleName}`;
@@ -174,8 +185,11 @@ function deploy(input: EnvironmentInput): Deployed {
     return {
       world,
       crossAccount,
+      snapshotLock: parsed.dr?.snapshotLock,
       sourceTemplate,
       functions,
+      drFunctions,
+      sourceRoles: rolesOf(sourceTemplate),
       stateMachineRole: roleOf(pgsnap.backup.stateMachine.role),
       copier,
       drActor: crossAccount ? world.roles.find((r) => r.arn === drRoleArn)! : copier,
@@ -197,6 +211,7 @@ function deploy(input: EnvironmentInput): Deployed {
       clusters,
       sourceBucketArn: sourceTemplate.getAtt(logicalIdOf(sourceStack, pgsnap.repository.bucket), 'Arn'),
       sourceKeyArn: sourceTemplate.getAtt(logicalIdOf(sourceStack, pgsnap.repository.key!), 'Arn'),
+      drAccount: names.account,
       drBucketArn: `arn:aws:s3:::${names.bucketName}`,
       drKeyArn: drTemplate.getAtt(logicalIdOf(drStack, drStack.key), 'Arn'),
       volumeKeyArn,
@@ -218,7 +233,7 @@ interface Sent {
 }
 
 const backupId = '20260101T030000Z-a1b2c3';
-const copierHandlers = new Set(['copy-snapshots', 'check-copies', 'record-copies', 'apply-retention']);
+const copierHandlers = new Set(['copy-snapshots', 'check-copies', 'record-copies']);
 
 /** What S3 with SSE-KMS asks of KMS as the requester of a read or a write (bucket keys included). */
 function s3Requests(
@@ -290,11 +305,44 @@ const restoreHandlers = new Set([
 ]);
 const restoreId = 'r-20260101T040000Z-d0d0d0';
 
-/** The volumes and instances a restore makes, as their tags show them. */
-function madeByRestore(c: ClusterScope) {
+/** Where a restore runs: at the source from the source snapshots, or in DR from the DR copies. */
+interface RestorePlace {
+  account: string;
+  region: string;
+  bucketArn: string;
+  keyArn: string;
+  /** The snapshot the restore makes a volume from, and the key that encrypts it. */
+  snapshotArn: string;
+  volumeKeyArn: string;
+}
+
+function sourcePlace(d: Deployed, c: ClusterScope): RestorePlace {
   return {
-    volume: `arn:aws:ec2:${source.region}:${source.account}:volume/vol-0e1b2c3d4e5f60001`,
-    instance: `arn:aws:ec2:${source.region}:${source.account}:instance/i-0e1b2c3d4e5f60001`,
+    ...source,
+    bucketArn: d.sourceBucketArn,
+    keyArn: d.sourceKeyArn,
+    snapshotArn: c.sourceSnapshotArn,
+    volumeKeyArn: d.volumeKeyArn,
+  };
+}
+
+function drPlace(d: Deployed, c: ClusterScope): RestorePlace {
+  return {
+    account: d.drAccount,
+    region: drRegion,
+    bucketArn: d.drBucketArn,
+    keyArn: d.drKeyArn,
+    snapshotArn: c.drSnapshotArn,
+    // The copies are re-encrypted with the DR key.
+    volumeKeyArn: d.drKeyArn,
+  };
+}
+
+/** The volumes and instances a restore makes, as their tags show them. */
+function madeByRestore(c: ClusterScope, at: RestorePlace) {
+  return {
+    volume: `arn:aws:ec2:${at.region}:${at.account}:volume/vol-0e1b2c3d4e5f60001`,
+    instance: `arn:aws:ec2:${at.region}:${at.account}:instance/i-0e1b2c3d4e5f60001`,
     tags: {
       [`aws:ResourceTag/${restoreTags.cluster}`]: c.name,
       [`aws:ResourceTag/${restoreTags.restoreId}`]: restoreId,
@@ -308,8 +356,14 @@ function madeByRestore(c: ClusterScope) {
 }
 
 /** Where a restore Lambda sends `command`: the restore records, the backup's objects, what the restore makes. */
-function restoreRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
-  const made = madeByRestore(c);
+function restoreRequestsOf(
+  command: SentCommand,
+  handler: string,
+  d: Deployed,
+  c: ClusterScope,
+  at: RestorePlace = sourcePlace(d, c),
+): Sent[] {
+  const made = madeByRestore(c, at);
   const own = (request: IamRequest): Sent => ({ as: 'own', request });
   if (command.client === 's3') {
     const record = `${c.prefix}restores/${restoreId}.json`;
@@ -326,15 +380,7 @@ function restoreRequestsOf(command: SentCommand, handler: string, d: Deployed, c
     // The bundle's repository code can delete; a restore has nothing but its records to delete.
     const keys = command.operation === 'PutObject' || command.operation === 'DeleteObject' ? [record] : reads;
     const listPrefix = handler === 'prepare-restore' ? c.prefix : `${c.prefix}restores/`;
-    return s3Requests(
-      'own',
-      command.operation,
-      d.sourceBucketArn,
-      d.sourceKeyArn,
-      source.region,
-      keys,
-      listPrefix,
-    ).map(
+    return s3Requests('own', command.operation, at.bucketArn, at.keyArn, at.region, keys, listPrefix).map(
       // A restore record is rewritten at every phase, as a manifest is.
       (sent) =>
         sent.request.action === 's3:PutObject'
@@ -342,8 +388,8 @@ function restoreRequestsOf(command: SentCommand, handler: string, d: Deployed, c
           : sent,
     );
   }
-  const region = source.region;
-  const any = (resource: string) => `arn:aws:ec2:${region}:${source.account}:${resource}/*`;
+  const region = at.region;
+  const any = (resource: string) => `arn:aws:ec2:${region}:${at.account}:${resource}/*`;
   switch (`${command.client}:${command.operation}`) {
     case 'ec2:DescribeInstances':
     case 'ec2:DescribeVolumes':
@@ -363,7 +409,7 @@ function restoreRequestsOf(command: SentCommand, handler: string, d: Deployed, c
         }),
         own({
           action: 'iam:PassRole',
-          resource: `arn:aws:iam::${source.account}:role/pgsnap-drill-instance`,
+          resource: `arn:aws:iam::${at.account}:role/pgsnap-drill-instance`,
           context: { 'iam:PassedToService': 'ec2.amazonaws.com' },
         }),
       ];
@@ -372,7 +418,7 @@ function restoreRequestsOf(command: SentCommand, handler: string, d: Deployed, c
         own({ action: 'ec2:CreateVolume', resource: any('volume'), context: made.requestTags }),
         own({
           action: 'ec2:CreateVolume',
-          resource: c.sourceSnapshotArn,
+          resource: at.snapshotArn,
           context: { [`aws:ResourceTag/${snapshotTags.cluster}`]: c.name },
         }),
         own({
@@ -384,7 +430,7 @@ function restoreRequestsOf(command: SentCommand, handler: string, d: Deployed, c
           (action) =>
             own({
               action,
-              resource: d.volumeKeyArn,
+              resource: at.volumeKeyArn,
               context: { 'kms:ViaService': `ec2.${region}.amazonaws.com` },
             }),
         ),
@@ -455,7 +501,9 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
       listPrefix,
     );
     if (!copierHandlers.has(handler)) return sent;
-    // The same objects in the DR repository, written as the DR side.
+    // The copy steps read and write, here and in the DR repository (as the DR side), and delete in
+    // neither: the bundle's repository code can; only retention deletes, each side its own.
+    if (command.operation === 'DeleteObject') return [];
     return [
       ...sent,
       ...s3Requests('dr', command.operation, d.drBucketArn, d.drKeyArn, drRegion, keys, listPrefix),
@@ -499,13 +547,7 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
         as: 'own' as const,
         request: { action: 'ec2:DeleteSnapshot', resource: c.sourceSnapshotArn, context: ownedBy },
       };
-      const inDr = {
-        as: 'dr' as const,
-        request: { action: 'ec2:DeleteSnapshot', resource: c.drSnapshotArn, context: ownedBy },
-      };
-      if (handler === 'delete-snapshots') return [atSource];
-      if (handler === 'record-copies') return [inDr];
-      if (handler === 'apply-retention') return [atSource, inDr];
+      if (handler === 'delete-snapshots' || handler === 'apply-retention') return [atSource];
       throw new Error(`ec2:DeleteSnapshot from ${handler} is not in the table of requests`);
     }
     case 'ec2:DescribeLockedSnapshots': {
@@ -514,10 +556,7 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
         as: 'own' as const,
         request: { action: 'ec2:DescribeLockedSnapshots', resource: '*' },
       };
-      const inDr = { as: 'dr' as const, request: { action: 'ec2:DescribeLockedSnapshots', resource: '*' } };
-      if (handler === 'delete-snapshots') return [atSource];
-      if (handler === 'record-copies') return [inDr];
-      if (handler === 'apply-retention') return [atSource, inDr];
+      if (handler === 'delete-snapshots' || handler === 'apply-retention') return [atSource];
       throw new Error(`ec2:DescribeLockedSnapshots from ${handler} is not in the table of requests`);
     }
     case 'ec2:CopySnapshot': {
@@ -553,6 +592,8 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
       ];
     }
     case 'ec2:LockSnapshot':
+      // Sent only with a configured snapshotLock (the cross-account mode above).
+      if (!d.snapshotLock) return [];
       return [
         {
           as: 'dr',
@@ -638,6 +679,38 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
   }
 }
 
+/**
+ * Where a Lambda of the DR stack sends `command` for cluster `c`: DR
+ * retention over the DR repository and the DR copies, restores from the DR
+ * copies; all as the DR account, with the function's own role.
+ */
+function drRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
+  const at = drPlace(d, c);
+  if (restoreHandlers.has(handler)) return restoreRequestsOf(command, handler, d, c, at);
+  if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
+  const own = (request: IamRequest): Sent => ({ as: 'own', request });
+  if (command.client === 's3') {
+    // Retention reads and deletes; it never writes (the bundle's repository code can), nor lists versions.
+    if (command.operation === 'ListObjectVersions' || command.operation === 'PutObject') return [];
+    const keys = [
+      `${c.prefix}cluster.json`,
+      `${c.prefix}backups/${backupId}/manifest.json`,
+      `${c.prefix}wal/000000010000000000000003.zst`,
+    ];
+    return s3Requests('own', command.operation, at.bucketArn, at.keyArn, at.region, keys, c.prefix);
+  }
+  const ownedBy = { [`aws:ResourceTag/${snapshotTags.cluster}`]: c.name };
+  switch (`${command.client}:${command.operation}`) {
+    case 'ec2:DescribeSnapshots':
+    case 'ec2:DescribeLockedSnapshots':
+      return [own({ action: `ec2:${command.operation}`, resource: '*' })];
+    case 'ec2:DeleteSnapshot':
+      return [own({ action: 'ec2:DeleteSnapshot', resource: c.drSnapshotArn, context: ownedBy })];
+    default:
+      throw new Error(`${command.client}:${command.operation} (sent by DR ${handler}) is not in the table`);
+  }
+}
+
 for (const [mode, input] of Object.entries(modes)) {
   describe(mode, () => {
     let d: Deployed;
@@ -675,6 +748,101 @@ for (const [mode, input] of Object.entries(modes)) {
         }
       }
       expect(refused).toEqual([]);
+    });
+
+    it('each Lambda of the DR stack may send every command its code sends, as the DR account', async () => {
+      expect(new Set(d.drFunctions.map((f) => f.handler))).toEqual(
+        new Set(['apply-retention', ...restoreHandlers]),
+      );
+      const refused: string[] = [];
+      for (const { handler, role } of d.drFunctions) {
+        for (const command of await sentCommands(`functions/${handler}.ts`)) {
+          for (const cluster of d.clusters) {
+            for (const { request } of drRequestsOf(command, handler, d, cluster)) {
+              const decision = await d.world.decide(role, request);
+              if (decision !== 'Allowed')
+                refused.push(`DR ${handler}: ${request.action} on ${request.resource} → ${decision}`);
+            }
+          }
+        }
+      }
+      expect(refused).toEqual([]);
+    });
+
+    it('no role of the source stack may delete a DR copy or a DR object; across accounts, not even with all of S3 in its own policies', async () => {
+      const allowed: string[] = [];
+      const parsed = environmentSchema.parse(input);
+      const replication = d.world.roles.find(
+        (r) => r.name === drNames(parsed, parsed.dr!).replicationRoleName,
+      )!;
+      // The DR bucket's policy denies these by name, in either mode; across accounts it grants no other
+      // principal of the source account anything, so their own policies cannot reach it.
+      const deniedByName = new Set([d.copier.arn, replication.arn, d.drActor.arn]);
+      const mightyInS3 = (principal: Principal): Principal => ({
+        ...principal,
+        policies: [
+          ...principal.policies,
+          {
+            name: 'all of s3',
+            policy: {
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }],
+            },
+          },
+        ],
+      });
+      const actors = [...d.sourceRoles, ...(d.crossAccount ? [d.drActor] : [])];
+      expect(actors.map((a) => a.arn)).toContain(d.copier.arn);
+      for (const principal of actors) {
+        for (const c of d.clusters) {
+          const ownedBy = { [`aws:ResourceTag/${snapshotTags.cluster}`]: c.name };
+          const deleteCopy = { action: 'ec2:DeleteSnapshot', resource: c.drSnapshotArn, context: ownedBy };
+          if ((await d.world.decide(principal, deleteCopy)) === 'Allowed')
+            allowed.push(`${principal.name}: ec2:DeleteSnapshot on ${c.drSnapshotArn}`);
+          for (const key of ['wal/000000010000000000000003.zst', `backups/${backupId}/manifest.json`]) {
+            const resource = `${d.drBucketArn}/${c.prefix}${key}`;
+            for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion']) {
+              const asked =
+                d.crossAccount || deniedByName.has(principal.arn) ? mightyInS3(principal) : principal;
+              if ((await d.world.decide(asked, { action, resource })) === 'Allowed')
+                allowed.push(`${principal.name}: ${action} on ${resource}`);
+            }
+          }
+        }
+      }
+      expect(allowed).toEqual([]);
+    });
+
+    it('DR retention, in the DR account, may delete its clusters’ DR copies and objects, and nothing else', async () => {
+      const retention = d.drFunctions.find((f) => f.handler === 'apply-retention')!.role;
+      expect(retention.account).toBe(d.drAccount);
+      const [orders] = d.clusters;
+      const ownedBy = (cluster: string) => ({ [`aws:ResourceTag/${snapshotTags.cluster}`]: cluster });
+      const decide = (request: IamRequest) => d.world.decide(retention, request);
+      const wal = `${d.drBucketArn}/${orders!.prefix}wal/000000010000000000000003.zst`;
+      expect(
+        await decide({
+          action: 'ec2:DeleteSnapshot',
+          resource: orders!.drSnapshotArn,
+          context: ownedBy('orders-db'),
+        }),
+      ).toBe('Allowed');
+      expect(await decide({ action: 's3:DeleteObject', resource: wal })).toBe('Allowed');
+      for (const request of [
+        // A snapshot of no retained cluster, or untagged; a source snapshot; an old object version.
+        { action: 'ec2:DeleteSnapshot', resource: orders!.drSnapshotArn, context: ownedBy('other-db') },
+        { action: 'ec2:DeleteSnapshot', resource: orders!.drSnapshotArn },
+        { action: 'ec2:DeleteSnapshot', resource: orders!.sourceSnapshotArn, context: ownedBy('orders-db') },
+        { action: 's3:DeleteObjectVersion', resource: wal },
+        {
+          action: 's3:DeleteObject',
+          resource: `${d.drBucketArn}/other/other-db/wal/000000010000000000000003.zst`,
+        },
+        { action: 's3:PutBucketVersioning', resource: d.drBucketArn },
+        { action: 'ec2:UnlockSnapshot', resource: orders!.drSnapshotArn, context: ownedBy('orders-db') },
+      ]) {
+        expect(await decide(request), `${request.action} on ${request.resource}`).not.toBe('Allowed');
+      }
     });
 
     it('a restore can delete, detach or terminate only what a restore made: never a source volume or the database host', async () => {

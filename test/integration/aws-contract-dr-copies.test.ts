@@ -12,22 +12,35 @@
  * - pending copies (moto's are completed at once);
  * - CreateGrant's idempotence by name (moto makes a second grant).
  */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   AttachVolumeCommand,
   CopySnapshotCommand,
   CreateSnapshotsCommand,
   CreateVolumeCommand,
   DescribeSnapshotAttributeCommand,
+  DescribeSnapshotsCommand,
   EC2Client,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { CreateKeyCommand, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { checkDrCopies, grantOperations, startDrCopies } from '#domain/ebs/dr-copies';
+import {
+  checkDrCopies,
+  copyBackupToDrRepository,
+  finishDrCopies,
+  grantOperations,
+  startDrCopies,
+} from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { openDrSession } from '#domain/ebs/dr-target';
+import { applyEbsRetention } from '#domain/ebs/retention';
 import type { SnapshotOfSet } from '#domain/ebs/snapshots';
+import { openRepository } from '#domain/repository/open';
+import { testManifest } from '../support/manifests.ts';
 import { Moto, motoAccount, skipWithoutMoto } from '../support/moto.ts';
 
 const sourceRegion = 'us-east-1';
@@ -128,6 +141,77 @@ describe.skipIf(skipWithoutMoto)('DR copies against moto EC2, KMS and STS', () =
     expect(progress).toMatchObject({ completed: true, progress: '100%' });
     expect(progress.copies.map((c) => c.state)).toEqual(snapshots.map(() => 'completed'));
     drEc2.destroy();
+  });
+
+  test('same account: a failed copy is left in DR, named by the failed DR manifest; DR retention in the DR region deletes it once a later copy completes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgsnap-dr-retention-'));
+    const drEc2 = new EC2Client(moto.client(drRegion));
+    for (const side of ['source', 'dr']) mkdirSync(join(dir, side));
+    const src = await openRepository(`file://${dir}/source`, cluster);
+    const dr = await openRepository(`file://${dir}/dr`, cluster);
+    const identity = { systemIdentifier: '7311111111111111111', walSegmentSize: 16 * 1024 * 1024 };
+    try {
+      await src.pin(identity, 'moto');
+      const target = sameAccount();
+      /** One backup copied to DR: completed, or failed after the copies started. */
+      const copied = async (backupId: string, outcome: 'completed' | 'failed') => {
+        const snapshots = await snapshotSet();
+        const at = `${backupId.slice(0, 4)}-${backupId.slice(4, 6)}-${backupId.slice(6, 8)}T15:00:00.000Z`;
+        await src.writeManifest(
+          testManifest({
+            backupId,
+            state: 'completed',
+            ...identity,
+            snapshots: snapshots.map((s) => ({ provider: 'ebs', ...s })),
+            timings: { startedAt: at, completedAt: at },
+          }),
+        );
+        const copySet = await startDrCopies({ source, drEc2 }, { target, cluster, backupId, snapshots });
+        await copyBackupToDrRepository(src, dr, { backupId, copySet });
+        await finishDrCopies(
+          { source, drEc2 },
+          { source: src, dr },
+          outcome === 'completed'
+            ? { target, backupId, snapshots, copySet, outcome }
+            : { target, backupId, snapshots, copySet, outcome, reason: 'CopyFailedError: in state error' },
+        );
+        return copySet.copies.map((c) => c.snapshotId!);
+      };
+      const inDr = async () =>
+        (
+          await drEc2.send(
+            new DescribeSnapshotsCommand({
+              OwnerIds: ['self'],
+              Filters: [{ Name: 'tag:pgsnap:cluster', Values: [cluster] }],
+            }),
+          )
+        ).Snapshots!.map((s) => s.SnapshotId!);
+
+      // A minute before the next: backupIds sort by their start, to the second.
+      const failedId = `20261121T1459${String(++counter).padStart(2, '0')}Z-d4e5f6`;
+      const failedCopies = await copied(failedId, 'failed');
+      // Nothing was deleted from the source side: the copies are there, and the DR manifest names them.
+      expect(await inDr()).toEqual(expect.arrayContaining(failedCopies));
+      expect(await dr.readManifest(failedId)).toMatchObject({
+        state: 'failed',
+        snapshots: failedCopies.map((snapshotId) => expect.objectContaining({ snapshotId })),
+      });
+      const goodId = newBackupId();
+      const goodCopies = await copied(goodId, 'completed');
+
+      const summary = await applyEbsRetention(dr, drEc2, { keepLast: 1 });
+      expect(summary).toMatchObject({ removed: [failedId], unverified: [] });
+      expect(summary.kept).toContain(goodId);
+      const left = await inDr();
+      for (const id of failedCopies) expect(left).not.toContain(id);
+      expect(left).toEqual(expect.arrayContaining(goodCopies));
+      expect(await dr.readManifest(failedId)).toBeUndefined();
+    } finally {
+      src.close();
+      dr.close();
+      drEc2.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the DR session assumes the DR role with its external id and acts as the DR account', async () => {

@@ -1,7 +1,8 @@
 /**
- * The retention Lambda: the source policy with the source account's EC2, the
- * DR policy with the DR account's (the assumed role) in the DR region; locked
- * snapshots reported, their backups kept.
+ * The retention Lambda: the repository's policy with the Lambda's own EC2
+ * (the source stack's over the source repository, the DR stack's, in the DR
+ * account, over the DR repository); locked snapshots reported, their backups
+ * kept; forged manifests believed only as far as the snapshots' tags agree.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,16 +14,15 @@ import {
   EC2Client,
   type Snapshot,
 } from '@aws-sdk/client-ec2';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { RetentionSummary } from '#domain/ebs/retention';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import { handler as applyRetention } from '../../functions/apply-retention.ts';
 import { testManifest } from '../support/manifests.ts';
 
 const ec2 = mockClient(EC2Client);
-const sts = mockClient(STSClient);
 let dir: string;
 
 const identity = { systemIdentifier: '7311111111111111111', walSegmentSize: 16 * 1024 * 1024 };
@@ -75,22 +75,12 @@ async function backupIds(url: string): Promise<string[]> {
 beforeEach(async () => {
   snapshots = [];
   dir = mkdtempSync(join(tmpdir(), 'pgsnap-retention-'));
-  for (const side of ['source', 'dr']) mkdirSync(join(dir, side));
+  mkdirSync(join(dir, 'source'));
   await seed(`file://${dir}/source`, 'snap-src');
-  await seed(`file://${dir}/dr`, 'snap-dr');
   ec2.reset();
-  sts.reset();
   process.env.AWS_ACCESS_KEY_ID = 'AKIASOURCE';
   process.env.AWS_SECRET_ACCESS_KEY = 'secret';
   process.env.AWS_REGION = 'eu-west-1';
-  sts.on(AssumeRoleCommand).resolves({
-    Credentials: {
-      AccessKeyId: 'ASIADR',
-      SecretAccessKey: 's',
-      SessionToken: 't',
-      Expiration: new Date(Date.now() + 900_000),
-    },
-  });
   ec2.on(DescribeSnapshotsCommand).callsFake((input: { SnapshotIds?: string[] }) => ({
     Snapshots: snapshots.filter((s) => input.SnapshotIds?.includes(s.SnapshotId!)),
   }));
@@ -106,23 +96,13 @@ beforeEach(async () => {
       LockState: 'governance',
     })),
   }));
-  process.env.PGSNAP_DR = JSON.stringify({
-    sourceAccount: '111122223333',
-    sourceRegion: 'eu-west-1',
-    account: '444455556666',
-    region: 'us-west-2',
-    kmsKeyArn: 'arn:aws:kms:us-west-2:444455556666:alias/pgsnap-prod-dr',
-    roleArn: 'arn:aws:iam::444455556666:role/pgsnap-prod-dr-copy',
-    externalId: 'pgsnap-prod-7f3a',
-    clusters: { 'orders-db': { repository: `file://${dir}/dr` } },
-  });
 });
 
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('apply-retention', () => {
-  test('applies the source policy with the source EC2 and the DR policy with the DR account’s EC2 in the DR region', async () => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1, dr: { keepLast: 2 } } });
+  test('applies the policy with the Lambda’s own EC2 and credentials, deleting whole backups, and assumes no role', async () => {
+    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
     const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
     const deletes = await Promise.all(
       ec2.commandCalls(DeleteSnapshotCommand).map(async (call) => {
@@ -137,30 +117,27 @@ describe('apply-retention', () => {
     expect(deletes).toEqual([
       ['snap-src-old', 'eu-west-1', 'AKIASOURCE'],
       ['snap-src-locked', 'eu-west-1', 'AKIASOURCE'],
-      ['snap-dr-old', 'us-west-2', 'ASIADR'],
     ]);
-    expect(sts.commandCalls(AssumeRoleCommand)[0]!.args[0].input).toMatchObject({
-      RoleArn: 'arn:aws:iam::444455556666:role/pgsnap-prod-dr-copy',
-      ExternalId: 'pgsnap-prod-7f3a',
-    });
-    expect(outcome.source).toMatchObject({
+    expect(outcome).toMatchObject({
       removed: ['20261101T030000Z-000001'],
       lockedSnapshots: [{ backupId: '20261102T030000Z-000002', snapshotIds: ['snap-src-locked'] }],
     });
-    expect(outcome.dr).toMatchObject({ removed: ['20261101T030000Z-000001'], lockedSnapshots: [] });
     expect(await backupIds(`file://${dir}/source`)).toEqual([
-      '20261102T030000Z-000002',
-      '20261103T030000Z-000003',
-    ]);
-    expect(await backupIds(`file://${dir}/dr`)).toEqual([
       '20261102T030000Z-000002',
       '20261103T030000Z-000003',
     ]);
   });
 
+  test('refuses an environment that still carries a DR policy: DR retention is the DR stack’s own', async () => {
+    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1, dr: { keepLast: 2 } } });
+    await expect(
+      applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` }),
+    ).rejects.toThrow(/PGSNAP_RETENTION/);
+    expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
+  });
+
   test('a failed manifest that names another cluster’s snapshots deletes nothing of theirs, and is reported', async () => {
     process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
-    delete process.env.PGSNAP_DR;
     // billing-db's real snapshot, tagged by CreateSnapshots for billing-db's backup.
     snapshots.push(tagged('snap-billing', 'billing-db', '20261101T030000Z-b00001'));
     // What a compromised host of orders-db writes: a failed, old backup "of" that snapshot.
@@ -178,7 +155,7 @@ describe('apply-retention', () => {
     const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
     const deleted = ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId);
     expect(deleted).not.toContain('snap-billing');
-    expect(outcome.source?.unverified).toEqual([
+    expect((outcome as RetentionSummary).unverified).toEqual([
       {
         backupId: '20261101T020000Z-0f0f0f',
         reason: expect.stringContaining('snap-billing is tagged pgsnap:cluster=billing-db'),
@@ -189,7 +166,6 @@ describe('apply-retention', () => {
 
   test('forged completed manifests whose snapshots are not theirs push no real backup out of keepLast', async () => {
     process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 2 } });
-    delete process.env.PGSNAP_DR;
     const repository = await openRepository(`file://${dir}/source`, 'orders-db');
     for (const [backupId, day] of [
       ['20261110T030000Z-ffff01', 10],
@@ -211,11 +187,11 @@ describe('apply-retention', () => {
     }
     repository.close();
     const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
-    expect(outcome.source?.removed).toEqual(['20261101T030000Z-000001']);
-    expect(outcome.source?.kept).toEqual(
+    expect((outcome as RetentionSummary).removed).toEqual(['20261101T030000Z-000001']);
+    expect((outcome as RetentionSummary).kept).toEqual(
       expect.arrayContaining(['20261102T030000Z-000002', '20261103T030000Z-000003']),
     );
-    expect(outcome.source?.unverified.map((u) => u.backupId)).toEqual([
+    expect((outcome as RetentionSummary).unverified.map((u) => u.backupId)).toEqual([
       '20261110T030000Z-ffff01',
       '20261111T030000Z-ffff02',
     ]);

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import {
   CopySnapshotCommand,
   DeleteSnapshotCommand,
-  DescribeLockedSnapshotsCommand,
   DescribeSnapshotsCommand,
   EC2Client,
   LockSnapshotCommand,
@@ -437,7 +436,6 @@ describe('record-copies', () => {
         { GrantId: 'grant-other', Name: 'someone-elses' },
       ],
     });
-    ec2.on(DeleteSnapshotCommand).resolves({});
   });
 
   test('completed: both manifests record the completed copies; the sharing and the grant are taken back', async () => {
@@ -484,7 +482,7 @@ describe('record-copies', () => {
     expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
   });
 
-  test('failed: the backup stays completed, the copies are deleted in the DR account and the DR manifest says why', async () => {
+  test('failed: the backup stays completed; no copy is deleted from the source side, the DR manifest names them and says why', async () => {
     useTarget('cross-account');
     const dr = await copySnapshots(event());
     ec2
@@ -495,11 +493,8 @@ describe('record-copies', () => {
     ec2.resetHistory();
     const error = { Error: 'CopyFailedError', Cause: 'DR copy snap-dr00000000000002 is in state error' };
     await recordCopies(event({ outcome: 'failed', dr, copyError: error }));
-    const deleted = await sentBy(ec2, DeleteSnapshotCommand);
-    expect(deleted.map((d) => [d.region, d.accessKeyId, d.input.SnapshotId])).toEqual([
-      ['us-west-2', 'ASIADRACCOUNT', 'snap-dr00000000000001'],
-      ['us-west-2', 'ASIADRACCOUNT', 'snap-dr00000000000002'],
-    ]);
+    // DR retention, in the DR account, deletes them: the source account has no delete rights there.
+    expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
     const src = await sourceRepository();
     const drRepo = await openRepository(drUrl, 'orders-db');
     try {
@@ -507,15 +502,47 @@ describe('record-copies', () => {
       expect(sourceManifest.state).toBe('completed');
       expect(sourceManifest.copies?.map((c) => c.state)).toEqual(['failed', 'failed']);
       expect(sourceManifest.copies?.[0]?.reason).toContain('CopyFailedError');
-      expect(await drRepo.readManifest(backupId)).toMatchObject({
+      const drManifest = await drRepo.readManifest(backupId);
+      expect(drManifest).toMatchObject({
         state: 'failed',
         failure: { reason: expect.stringContaining('snap-dr00000000000002 is in state error') },
       });
+      expect(drManifest!.snapshots.map((s) => s.snapshotId)).toEqual(dr.copies.map((c) => c.snapshotId));
     } finally {
       src.close();
       drRepo.close();
     }
     expect(kms.commandCalls(RevokeGrantCommand)).toHaveLength(1);
+  });
+
+  test('failed when the step that started the copies never returned: the copies found by their tags are named in a failed DR manifest', async () => {
+    useTarget('cross-account');
+    const copies = snapshotSet.snapshots.map((s, i) => ({
+      SnapshotId: `snap-dr-orphan${i}`,
+      Tags: [
+        { Key: 'pgsnap:cluster', Value: 'orders-db' },
+        { Key: 'pgsnap:backup-id', Value: backupId },
+        { Key: 'pgsnap:source-snapshot-id', Value: s.snapshotId },
+      ],
+    }));
+    ec2
+      .on(DescribeSnapshotsCommand, { Filters: [{ Name: 'tag:pgsnap:backup-id', Values: [backupId] }] })
+      .resolves({ Snapshots: copies });
+    await recordCopies(event({ outcome: 'failed', copyError: { Error: 'States.Timeout' } }));
+    expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
+    const src = await sourceRepository();
+    const drRepo = await openRepository(drUrl, 'orders-db');
+    try {
+      expect(
+        (await src.readManifest(backupId))!.copies?.map((c) => [c.sourceSnapshotId, c.snapshotId]),
+      ).toEqual(snapshotSet.snapshots.map((s, i) => [s.snapshotId, `snap-dr-orphan${i}`]));
+      const drManifest = (await drRepo.readManifest(backupId))!;
+      expect(drManifest.state).toBe('failed');
+      expect(drManifest.snapshots.map((s) => s.snapshotId)).toEqual(copies.map((c) => c.SnapshotId));
+    } finally {
+      src.close();
+      drRepo.close();
+    }
   });
 
   test('completed with snapshotLock: each DR copy is locked in the DR account and region', async () => {
@@ -576,33 +603,6 @@ describe('record-copies', () => {
     const dr = await copySnapshots(event());
     await recordCopies(event({ outcome: 'completed', dr }));
     expect(ec2.commandCalls(LockSnapshotCommand)).toHaveLength(0);
-  });
-
-  test('failed after a copy was locked: the locked copy stays, the others go, and the failure is recorded', async () => {
-    useTarget('cross-account');
-    const dr = await copySnapshots(event());
-    ec2
-      .on(DescribeSnapshotsCommand, { Filters: [{ Name: 'tag:pgsnap:backup-id', Values: [backupId] }] })
-      .resolves({
-        Snapshots: dr.copies.map((c) => ({ SnapshotId: c.snapshotId })),
-      });
-    ec2
-      .on(DeleteSnapshotCommand, { SnapshotId: dr.copies[0]!.snapshotId })
-      .rejects(Object.assign(new Error('locked'), { name: 'SnapshotLocked' }));
-    ec2.on(DescribeLockedSnapshotsCommand).resolves({
-      Snapshots: [{ SnapshotId: dr.copies[0]!.snapshotId, LockState: 'compliance-cooloff' }],
-    });
-    const copyError = { Error: 'SnapshotLockFailed', Cause: 'the second copy could not be locked' };
-    await recordCopies(event({ outcome: 'failed', dr, copyError }));
-    expect(ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId)).toEqual(
-      dr.copies.map((c) => c.snapshotId),
-    );
-    const src = await sourceRepository();
-    try {
-      expect((await src.readManifest(backupId))!.copies?.map((c) => c.state)).toEqual(['failed', 'failed']);
-    } finally {
-      src.close();
-    }
   });
 
   test('failed before any copy started: the source manifest records the failure for each snapshot', async () => {

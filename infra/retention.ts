@@ -1,0 +1,110 @@
+/**
+ * Retention of one account and region: the apply-retention Lambda with its
+ * own role, which may delete only the snapshots of this region tagged with a
+ * retained cluster (the code also checks each snapshot's tags against the
+ * manifest, domain/ebs/retention.ts), and one EventBridge Scheduler schedule
+ * per cluster, and an alarm when a run fails. The source stack makes one over
+ * the source repository (its alarm goes to the stack's topic); the DR
+ * stack another over the DR repository, so that the DR copies are deleted by
+ * the DR account alone.
+ */
+import { Duration, Stack } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Construct } from 'constructs';
+import type { RetentionPolicy } from '#domain/backup/retention';
+import { snapshotTags } from '#domain/ebs/snapshots';
+import { acknowledge, arnReference, nagArn, wildcardReasons } from './acknowledge.ts';
+import { BackupFunction } from './backup-function.ts';
+
+export interface RetainedCluster {
+  name: string;
+  policy: RetentionPolicy;
+  /** An EventBridge Scheduler expression. */
+  schedule: string;
+  /** The repository retention applies to, as the agent names it. */
+  repositoryUrl: string;
+}
+
+export interface RetentionProps {
+  clusters: RetainedCluster[];
+  /** Where the repository is: for the function's description. */
+  side: 'source' | 'DR';
+}
+
+export class Retention extends Construct {
+  readonly function: BackupFunction;
+  /** Retention failed (a run that threw: a repository or EC2 it could not reach, a delete refused). */
+  readonly failedAlarm: Alarm;
+
+  constructor(scope: Construct, id: string, props: RetentionProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const names = props.clusters.map((c) => c.name);
+    this.function = new BackupFunction(this, 'ApplyRetention', {
+      handler: 'apply-retention',
+      description: `pgsnap: deletes ${props.side} backups and WAL past the cluster's retention`,
+      environment: {
+        PGSNAP_RETENTION: JSON.stringify(
+          Object.fromEntries(
+            props.clusters.map((c) => [c.name, { keepLast: c.policy.keepLast, keepDays: c.policy.keepDays }]),
+          ),
+        ),
+      },
+      timeout: Duration.minutes(15),
+    });
+    const fn = this.function;
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ec2:DeleteSnapshot'],
+        resources: [
+          stack.formatArn({ service: 'ec2', account: '', resource: 'snapshot', resourceName: '*' }),
+        ],
+        conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: names } },
+      }),
+    );
+    // The tags of the snapshots a manifest names; after a failed delete, whether the snapshot is locked.
+    // Both are Describe calls with no resource-level permissions.
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots'],
+        resources: ['*'],
+      }),
+    );
+    acknowledge(fn, {
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'snapshot/*', { account: false })}]`]:
+        'snapshot ids are not known in advance; only snapshots tagged with a retained cluster can be deleted',
+    });
+
+    const schedulerRole = new Role(this, 'SchedulerRole', {
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      description: `pgsnap: lets EventBridge Scheduler run ${props.side} retention`,
+    });
+    for (const cluster of props.clusters) {
+      new Schedule(this, `${cluster.name}-retention`, {
+        description: `pgsnap ${props.side} retention of ${cluster.name}`,
+        schedule: ScheduleExpression.expression(cluster.schedule),
+        target: new LambdaInvoke(fn, {
+          input: ScheduleTargetInput.fromObject({ cluster: cluster.name, repository: cluster.repositoryUrl }),
+          role: schedulerRole,
+        }),
+      });
+    }
+    acknowledge(schedulerRole, {
+      [`AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`]: wildcardReasons.lambdaVersions,
+    });
+    // A run that fails deletes nothing more and is retried by the next; failing for a day is worth a look.
+    this.failedAlarm = new Alarm(this, 'Failed', {
+      alarmDescription:
+        `pgsnap ${props.side} retention failed in the last day: what it should delete stays (and costs) until ` +
+        'it succeeds. Its log group has the reason (the errorType and errorMessage of the failed invocation).',
+      metric: fn.metricErrors({ period: Duration.days(1), statistic: 'Sum' }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+  }
+}
