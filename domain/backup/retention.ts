@@ -87,6 +87,20 @@ function walCut(
   return { removeWal, walFrom: oldest.startWalFile };
 }
 
+/**
+ * Oldest first. A backupId sorts by its start to the second, then by a random
+ * suffix: two backups started within one second (back-to-back `pgsnap run`)
+ * are ordered by their manifests' start time, to the millisecond, so that
+ * "the newest" is the one that started last.
+ */
+function byStart(a: Manifest, b: Manifest): number {
+  return (
+    a.backupId.slice(0, 16).localeCompare(b.backupId.slice(0, 16)) ||
+    Date.parse(a.timings.startedAt) - Date.parse(b.timings.startedAt) ||
+    a.backupId.localeCompare(b.backupId)
+  );
+}
+
 export function planRetention(input: {
   backups: Manifest[];
   walFiles: string[];
@@ -102,7 +116,7 @@ export function planRetention(input: {
   unverified?: ReadonlySet<string>;
 }): RetentionPlan {
   const policy = validatePolicy(input.policy);
-  const backups = [...input.backups].sort((a, b) => a.backupId.localeCompare(b.backupId));
+  const backups = [...input.backups].sort(byStart);
   const completed = backups.filter((m) => m.state === 'completed' && !input.unverified?.has(m.backupId));
   const newest = completed.at(-1);
   const byPolicy = new Set<string>();
@@ -125,7 +139,7 @@ export function planRetention(input: {
             ? 'in progress'
             : byPolicy.has(m.backupId)
               ? 'policy'
-              : m.state !== 'completed' && (!newest || m.backupId > newest.backupId)
+              : m.state !== 'completed' && (!newest || backups.indexOf(m) > backups.indexOf(newest))
                 ? 'recent failure'
                 : undefined;
     if (reason) keep.push({ backupId: m.backupId, state: m.state, reason });

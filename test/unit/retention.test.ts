@@ -255,6 +255,29 @@ describe('retention decisions', () => {
     expect(plan.removeWal).toEqual(['000000010000000000000001', '000000010000000000000003']);
   });
 
+  it('of two backups started within one second, the newest is the one that started last, whatever their suffixes', () => {
+    const [first, second] = backups(['completed', 'completed']);
+    // Back-to-back runs: the same second in the backupId, the later one with the smaller random suffix.
+    const earlier = {
+      ...first!,
+      backupId: '20260105T000000Z-ffffff',
+      timings: { startedAt: '2026-01-05T00:00:00.100Z' },
+    };
+    const later = {
+      ...second!,
+      backupId: '20260105T000000Z-000000',
+      timings: { startedAt: '2026-01-05T00:00:00.900Z' },
+    };
+    const plan = planRetention({
+      backups: [earlier, later],
+      walFiles: [],
+      policy: { keepLast: 1 },
+      now: new Date('2026-01-06T00:00:00Z'),
+    });
+    expect(plan.keep).toEqual([{ backupId: later.backupId, state: 'completed', reason: 'newest completed' }]);
+    expect(plan.remove.map((r) => r.backupId)).toEqual([earlier.backupId]);
+  });
+
   it('refuses a policy that keeps nothing in particular', () => {
     expect(() => planRetention({ backups: [], walFiles: [], policy: {}, now: new Date() })).toThrow(
       /--keep-last N and\/or --keep-days D/,
