@@ -84,6 +84,14 @@ export const drillSchema = z.strictObject({
     .describe(
       'The alarm fires when no drill succeeded in this many days (at most 7: a CloudWatch alarm looks back one week at most).',
     ),
+  rtoMinutes: z
+    .number()
+    .positive()
+    .max(1440)
+    .optional()
+    .describe(
+      'The recovery time objective: an alarm fires when a drill took longer, from its request to the restored server accepting connections.',
+    ),
 });
 export type DrillConfig = z.infer<typeof drillSchema>;
 

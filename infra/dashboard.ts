@@ -204,7 +204,20 @@ export class PgsnapDashboard extends Construct {
         width: 6,
         height: 6,
       });
-      this.dashboard.addWidgets(backups, durations, lag, ready, free, restores);
+      const rto = new GraphWidget({
+        title: `${name}: RTO (request to accepting connections)`,
+        left: [
+          backupMetric(name, restoreMetrics.drillRtoSeconds, Duration.days(1), 'drill', 'Maximum'),
+          backupMetric(name, restoreMetrics.restoreRtoSeconds, Duration.days(1), 'restore', 'Maximum'),
+        ],
+        ...(cluster.drills?.rtoMinutes
+          ? { leftAnnotations: [{ value: cluster.drills.rtoMinutes * 60, label: 'RTO objective' }] }
+          : {}),
+        leftYAxis: { min: 0, label: 'seconds', showUnits: false },
+        width: 6,
+        height: 6,
+      });
+      this.dashboard.addWidgets(backups, durations, lag, ready, free, restores, rto);
     }
   }
 }

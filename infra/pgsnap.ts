@@ -292,6 +292,7 @@ export class Pgsnap extends Construct {
         drills: cluster.drills,
       })),
       timeouts: config.timeouts,
+      topic: this.alarms.topic,
     });
     // cdk synth fails on any of AWS's documented limits the definition or a schedule breaks.
     this.node.addValidation(

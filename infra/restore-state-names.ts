@@ -29,6 +29,8 @@ export const restoreStates = {
   waitForRelease: 'Wait for the drill volumes to detach',
   terminate: 'Terminate the drill instance',
   markCompleted: 'Mark the drill completed',
+  rtoKnown: 'Is the RTO known?',
+  noteRto: 'Note the RTO',
   countSucceeded: 'Count the successful restore',
   announceCompleted: 'Announce the restore',
   completed: 'The restore is completed',

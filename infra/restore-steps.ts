@@ -32,7 +32,7 @@ import {
 import type { Construct } from 'constructs';
 import { restoreEvents, restoreMetrics } from '#domain/restore/steps';
 import { restoreStates as states } from './restore-state-names.ts';
-import { announce, countMetric, type HostCommands, lambda, sendCommand } from './steps.ts';
+import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from './steps.ts';
 
 export interface RestoreFunctions {
   prepareRestore: IFunction;
@@ -292,6 +292,14 @@ export class RestoreSteps extends StateMachineFragment {
         terminated: JsonPath.listAt('$.terminated.terminated'),
       },
     });
+    // The RTO as a metric too (the record has it): known once the host saw the server accept connections.
+    const rtoKnown = new Choice(this, states.rtoKnown);
+    const noteRto = secondsMetric(
+      this,
+      states.noteRto,
+      JsonPath.stringAt('$.outcome.rto'),
+      '$.recorded.rtoSeconds',
+    );
     const countSucceeded = countMetric(this, states.countSucceeded, JsonPath.stringAt('$.outcome.succeeded'));
     const announceCompleted = announce(
       this,
@@ -325,6 +333,7 @@ export class RestoreSteps extends StateMachineFragment {
       step.addCatch(props.cleanup, caught);
     }
     // Once recorded, the restore is good: failing to count or announce it must not undo it.
+    noteRto.addCatch(countSucceeded, { resultPath: '$.rtoError' });
     countSucceeded.addCatch(announceCompleted, { resultPath: '$.countError' });
     announceCompleted.addCatch(completed, { resultPath: '$.announceError' });
     prepare.addCatch(refusedDrill, caught);
@@ -355,7 +364,11 @@ export class RestoreSteps extends StateMachineFragment {
           .when(Condition.booleanEquals('$.volumes.ready', true), attach)
           .otherwise(waitForAvailable.next(checkAvailable)),
       );
-    const succeeded = countSucceeded.next(announceCompleted).next(completed);
+    countSucceeded.next(announceCompleted).next(completed);
+    noteRto.next(countSucceeded);
+    const succeeded = rtoKnown
+      .when(Condition.isPresent('$.recorded.rtoSeconds'), noteRto)
+      .otherwise(countSucceeded);
     attach
       .next(checkAttached)
       .next(

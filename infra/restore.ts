@@ -11,10 +11,12 @@
  */
 import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { restoreMetrics } from '#domain/restore/steps';
@@ -40,6 +42,8 @@ export interface RestoreProps {
   timeouts: { heartbeatSeconds: number };
   /** How long the host may take to mount, recover and check (default 4 hours). */
   restoreSeconds?: number;
+  /** Where the drill alarms notify (the stack's alarm topic); none in the DR stack. */
+  topic?: ITopic;
 }
 
 export class Restore extends Construct {
@@ -307,7 +311,10 @@ export class Restore extends Construct {
     this.drills(props);
   }
 
-  /** Per cluster with `drills`: a schedule that starts a drill of the latest backup, and the alarm on its absence. */
+  /**
+   * Per cluster with `drills`: a schedule that starts a drill of the latest backup, the alarm on its
+   * absence, and with `rtoMinutes` the alarm on a drill slower than that.
+   */
   private drills(props: RestoreProps): void {
     const clusters = props.clusters.filter((c) => c.drills);
     if (clusters.length === 0) return;
@@ -333,7 +340,7 @@ export class Restore extends Construct {
         }),
       });
       // One datapoint a day; the alarm fires when none of the last drillDays had a successful drill.
-      new Alarm(this, `${cluster.name}-NoDrill`, {
+      const noDrill = new Alarm(this, `${cluster.name}-NoDrill`, {
         alarmDescription:
           `No restore drill of ${cluster.name} succeeded in ${drills.days} days: nobody knows whether its backups restore. ` +
           "Check the drill schedule and the restore state machine's last executions, and the restore records (pgsnap restores list).",
@@ -350,6 +357,28 @@ export class Restore extends Construct {
         comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
         treatMissingData: TreatMissingData.BREACHING,
       });
+      if (props.topic) noDrill.addAlarmAction(new SnsAction(props.topic));
+      if (drills.rtoMinutes) {
+        // No drill is the alarm above; this one is a drill that restored, but slower than the objective.
+        const slow = new Alarm(this, `${cluster.name}-DrillRtoOverObjective`, {
+          alarmDescription:
+            `A restore drill of ${cluster.name} took longer than its ${drills.rtoMinutes}-minute RTO objective, from the ` +
+            'request to the restored server accepting connections. Its restore record (pgsnap restores show) has each ' +
+            "phase's time: the volumes, the instance, or the WAL to replay since the backup.",
+          metric: new Metric({
+            namespace: backupMetrics.namespace,
+            metricName: restoreMetrics.drillRtoSeconds,
+            dimensionsMap: { [backupMetrics.dimension]: cluster.name },
+            statistic: 'Maximum',
+            period: Duration.days(1),
+          }),
+          threshold: drills.rtoMinutes * 60,
+          evaluationPeriods: 1,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        });
+        if (props.topic) slow.addAlarmAction(new SnsAction(props.topic));
+      }
     }
   }
 }

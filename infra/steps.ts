@@ -81,6 +81,26 @@ export function recordInManifest(
 
 /** A step that counts one `metricName` (backupMetrics, copyMetrics) for the cluster. */
 export function countMetric(scope: Construct, name: AnyStateName, metricName: string): CallAwsService {
+  return putMetric(scope, name, metricName, 1, 'Count');
+}
+
+/** A step that puts one datum of `metricName` for the cluster, its value in seconds read at `valuePath`. */
+export function secondsMetric(
+  scope: Construct,
+  name: AnyStateName,
+  metricName: string,
+  valuePath: string,
+): CallAwsService {
+  return putMetric(scope, name, metricName, JsonPath.numberAt(valuePath), 'Seconds');
+}
+
+function putMetric(
+  scope: Construct,
+  name: AnyStateName,
+  metricName: string,
+  value: number,
+  unit: 'Count' | 'Seconds',
+): CallAwsService {
   return new CallAwsService(scope, name, {
     service: 'cloudwatch',
     action: 'putMetricData',
@@ -92,8 +112,8 @@ export function countMetric(scope: Construct, name: AnyStateName, metricName: st
         {
           MetricName: metricName,
           Dimensions: [{ Name: backupMetrics.dimension, Value: JsonPath.stringAt('$.cluster') }],
-          Value: 1,
-          Unit: 'Count',
+          Value: value,
+          Unit: unit,
         },
       ],
     },

@@ -30,7 +30,13 @@ import { TaskTokenEndpoint } from './task-token-endpoint.ts';
 
 /** What a local restore run binds itself: its counters and announcements recorded, its waits and retries cut. */
 export const restoreLocalStates: LocalStates = {
-  metrics: [states.countRefusedDrill, states.countRefused, states.countSucceeded, states.countFailed],
+  metrics: [
+    states.countRefusedDrill,
+    states.countRefused,
+    states.noteRto,
+    states.countSucceeded,
+    states.countFailed,
+  ],
   events: [states.announceRefused, states.announceCompleted, states.announceFailed],
   waits: [
     states.waitForInstance,

@@ -21,7 +21,7 @@ export interface LocalBackupRun {
   /** States in the order they were entered. */
   entered: string[];
   events: Array<{ detailType: string; detail: Record<string, Json> }>;
-  metrics: Array<{ name: string; cluster: string }>;
+  metrics: Array<{ name: string; cluster: string; value: number }>;
 }
 
 export const taskToken = 'AAAAKgAAAAIAAAAAAAAAAdGVzdC10b2tlbg==';
@@ -93,7 +93,11 @@ export async function runLocally(
       } else {
         for (const datum of parameters.MetricData as Array<Record<string, Json>>) {
           const dimensions = datum.Dimensions as Array<{ Name: string; Value: string }>;
-          run.metrics.push({ name: datum.MetricName as string, cluster: dimensions[0]!.Value });
+          run.metrics.push({
+            name: datum.MetricName as string,
+            cluster: dimensions[0]!.Value,
+            value: datum.Value as number,
+          });
         }
       }
       return {};

@@ -36,7 +36,7 @@ export interface RestorePlan {
   /** How the volumes are made: re-encrypted with another key, at a provisioned initialization rate. */
   volumeOptions: { kmsKeyId?: string; initializationRate?: number };
   /** The metrics and event of the outcome, by mode (a drill counts as a drill). */
-  outcome: { succeeded: string; failed: string; completedEvent: string };
+  outcome: { succeeded: string; failed: string; rto: string; completedEvent: string };
   /** Where recovery stops, in words. */
   recoveryTarget: string;
 }
@@ -46,6 +46,9 @@ export const restoreMetrics = {
   restoreFailed: 'RestoreFailed',
   drillSucceeded: 'DrillSucceeded',
   drillFailed: 'DrillFailed',
+  /** Seconds from the request to the restored server accepting connections, per successful restore or drill. */
+  restoreRtoSeconds: 'RestoreRtoSeconds',
+  drillRtoSeconds: 'DrillRtoSeconds',
 } as const;
 
 export const restoreEvents = {
@@ -116,6 +119,7 @@ export async function prepareRestore(
       outcome: {
         succeeded: drill ? restoreMetrics.drillSucceeded : restoreMetrics.restoreSucceeded,
         failed: drill ? restoreMetrics.drillFailed : restoreMetrics.restoreFailed,
+        rto: drill ? restoreMetrics.drillRtoSeconds : restoreMetrics.restoreRtoSeconds,
         completedEvent: drill ? restoreEvents.drillCompleted : restoreEvents.completed,
       },
       recoveryTarget: describeTarget(record.target),

@@ -147,7 +147,11 @@ describe('a restore that succeeds', () => {
     expect(record.cleanup?.volumesDeleted.sort()).toEqual(record.volumes.map((v) => v.volumeId!).sort());
     expect(fixture.ec2.clonedVolumes).toEqual([]);
     expect(fixture.ec2.launchedInstances.map((i) => i.state)).toEqual(['terminated']);
-    expect(run.metrics.map((m) => m.name)).toEqual(['DrillSucceeded']);
+    // The RTO of the record, as a metric too (what the dashboard graphs and rtoMinutes alarms on).
+    expect(run.metrics).toEqual([
+      { name: 'DrillRtoSeconds', cluster: 'orders-db', value: record.rtoSeconds },
+      { name: 'DrillSucceeded', cluster: 'orders-db', value: 1 },
+    ]);
     expect(run.events.map((e) => e.detailType)).toEqual(['pgsnap drill completed']);
   });
 
@@ -161,17 +165,24 @@ describe('a restore that succeeds', () => {
     expect(record.target).toEqual({ time: '2026-11-21T14:45:00Z' });
     expect(fixture.ec2.clonedVolumes.map((v) => v.state)).toEqual(['in-use', 'in-use']);
     expect(fixture.ec2.launchedInstances).toEqual([]);
-    expect(run.metrics.map((m) => m.name)).toEqual(['RestoreSucceeded']);
+    expect(run.metrics.map((m) => [m.name, m.value])).toEqual([
+      ['RestoreRtoSeconds', record.rtoSeconds],
+      ['RestoreSucceeded', 1],
+    ]);
     expect(run.events[0]?.detail).toMatchObject({ cluster: 'orders-db', backupId, mode: 'restore' });
   });
 });
 
 describe('a standby and the DR side', () => {
-  test('a standby of the source comes up and stays, its volumes attached', async () => {
+  test('a standby of the source comes up and stays, its volumes attached; without hot_standby it has no RTO to note', async () => {
+    // A standby that does not accept connections (hot_standby = off): the host reports no acceptingAt.
+    const { acceptingAt: _never, ...timings } = report().timings;
     const { run, record } = await restore(
       { mode: 'standby', instance: otherInstance, primaryConninfo: 'host=db1 user=replicator' },
-      report(),
+      report({ timings }),
     );
+    expect(record.rtoSeconds).toBeUndefined();
+    expect(run.metrics.map((m) => m.name)).toEqual(['RestoreSucceeded']);
     expect(run.failure).toBeUndefined();
     expect(record).toMatchObject({
       mode: 'standby',
@@ -192,7 +203,7 @@ describe('a standby and the DR side', () => {
     expect(run.failure).toBeUndefined();
     expect(record.state).toBe('completed');
     expect(fixture.ec2.clonedVolumes).toEqual([]);
-    expect(run.metrics.map((m) => m.name)).toEqual(['DrillSucceeded']);
+    expect(run.metrics.map((m) => m.name)).toEqual(['DrillRtoSeconds', 'DrillSucceeded']);
   });
 });
 

@@ -42,6 +42,7 @@ describe('the dashboard', () => {
         `${cluster}: WAL files waiting`,
         `${cluster}: pg_wal free space`,
         `${cluster}: restores and drills per day`,
+        `${cluster}: RTO (request to accepting connections)`,
       ]);
       const lag = widgets.find((w) => w.properties.title === `${cluster}: WAL archive lag`)!;
       expect(JSON.stringify(lag.properties.metrics)).toContain(
@@ -53,7 +54,7 @@ describe('the dashboard', () => {
     }
   });
 
-  test('shows only metrics something emits: the state machines, record-backup, Step Functions, the agent', () => {
+  test('shows only metrics something emits: the state machines (the restore one notes each RTO), record-backup, Step Functions, the agent', () => {
     const { widgets } = dashboardBody();
     const names = new Set(
       widgets.flatMap((w) =>
@@ -67,8 +68,10 @@ describe('the dashboard', () => {
       'pgsnap BackupModeSeconds',
       'pgsnap BackupSeconds',
       'pgsnap DrillFailed',
+      'pgsnap DrillRtoSeconds',
       'pgsnap DrillSucceeded',
       'pgsnap RestoreFailed',
+      'pgsnap RestoreRtoSeconds',
       'pgsnap RestoreSucceeded',
       'pgsnap SnapshotSeconds',
       'pgsnap/hosts ArchiveFailures',

@@ -412,6 +412,65 @@ describe('schedules and alarms', () => {
     }
   });
 
+  test('a cluster with drills gets a drill schedule, a no-drill alarm and, with rtoMinutes, an RTO alarm, both to the topic', () => {
+    const { template } = synthStack({
+      ...testEnvironment,
+      clusters: [
+        {
+          ...testEnvironment.clusters[0]!,
+          drills: {
+            schedule: 'cron(0 6 ? * SUN *)',
+            launch: { launchTemplate: 'pgsnap-drill', subnetId: 'subnet-0123456789abcdef0' },
+            days: 7,
+            rtoMinutes: 15,
+          },
+        },
+        testEnvironment.clusters[1]!,
+      ],
+    });
+    const drill = Object.values(
+      template.findResources('AWS::Scheduler::Schedule', {
+        Properties: { Description: 'pgsnap restore drill of orders-db' },
+      }),
+    );
+    expect(drill).toHaveLength(1);
+    expect(drill[0]!.Properties.ScheduleExpression).toBe('cron(0 6 ? * SUN *)');
+    expect(JSON.stringify(drill[0]!.Properties.Target.Arn)).toMatch(/RestoreStateMachine/);
+    expect(JSON.parse(drill[0]!.Properties.Target.Input)).toMatchObject({
+      cluster: 'orders-db',
+      backupId: 'latest',
+      mode: 'drill',
+      instance: { launch: { launchTemplate: 'pgsnap-drill', subnetId: 'subnet-0123456789abcdef0' } },
+    });
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+    const onOrders = (metric: string) =>
+      alarms.find((a) => a.MetricName === metric && JSON.stringify(a.Dimensions).includes('orders-db'));
+    expect(onOrders('DrillSucceeded')).toMatchObject({
+      Namespace: 'pgsnap',
+      ComparisonOperator: 'LessThanThreshold',
+      Period: 86_400,
+      EvaluationPeriods: 7,
+      TreatMissingData: 'breaching',
+    });
+    expect(onOrders('DrillRtoSeconds')).toMatchObject({
+      Namespace: 'pgsnap',
+      Statistic: 'Maximum',
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 900,
+      TreatMissingData: 'notBreaching',
+    });
+    for (const metric of ['DrillSucceeded', 'DrillRtoSeconds']) {
+      expect(JSON.stringify(onOrders(metric)!.AlarmActions), metric).toMatch(/AlarmsTopic/);
+    }
+    // billing-db has no drills: no drill alarm names it.
+    expect(
+      alarms.filter(
+        (a) =>
+          String(a.MetricName).startsWith('Drill') && JSON.stringify(a.Dimensions).includes('billing-db'),
+      ),
+    ).toEqual([]);
+  });
+
   test('the archive alarms watch walRpoMinutes, walMinFreeMiB and ten minutes of silence, and say what to check first', () => {
     const alarms = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm'))
       .map((a) => a.Properties)
