@@ -273,7 +273,7 @@ describe('a backup through the synthesized state machine', () => {
         }),
       },
     ]);
-    expect(run.metrics).toEqual([{ name: 'BackupCompleted', cluster: 'orders-db' }]);
+    expect(run.metrics).toEqual([{ name: 'BackupCompleted', cluster: 'orders-db', value: 1 }]);
     const manifest = await manifestOf(backupId);
     expect(manifest).toMatchObject({
       state: 'completed',
@@ -344,7 +344,7 @@ describe('a backup through the synthesized state machine', () => {
           detail: expect.objectContaining({ backupId, error: 'PreconditionError', cleanup: { deleted: [] } }),
         },
       ]);
-      expect(run.metrics).toEqual([{ name: 'BackupFailed', cluster: 'orders-db' }]);
+      expect(run.metrics).toEqual([{ name: 'BackupFailed', cluster: 'orders-db', value: 1 }]);
       // The backup never started, so it was never catalogued.
       expect(await manifestOf(backupId)).toBeUndefined();
     } finally {
