@@ -1,10 +1,13 @@
 /**
  * The operator's CloudWatch dashboard: the fleet on top (every alarm's state,
  * backups completed and failed, the state machine's execution times), then a
- * row per cluster (backups against its RPO, the durations of completed
- * backups, WAL archive lag and ready files, pg_wal's free space, DR copies). Only metrics something emits: the state
- * machine's counters and record-backup's durations (infra/metrics-and-events.ts),
- * Step Functions' own metrics, and the agent's archive health (domain/host-metrics.ts).
+ * row per cluster (how old its newest backup is, at the source and in DR;
+ * backups against its RPO, the durations of completed backups, WAL archive
+ * lag and ready files, pg_wal's free space, DR copies, restores and drills and
+ * their RTO). Only metrics something emits: the state machines' counters,
+ * record-backup's durations (infra/metrics-and-events.ts), report-backup-age's
+ * ages (domain/backup/freshness.ts), Step Functions' own metrics, and the
+ * agent's archive health (domain/host-metrics.ts).
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import {
@@ -13,12 +16,14 @@ import {
   Dashboard,
   GraphWidget,
   type HorizontalAnnotation,
+  MathExpression,
   Metric,
   SingleValueWidget,
   TextWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
+import { freshnessMetrics } from '#domain/backup/freshness';
 import { restoreMetrics } from '#domain/restore/steps';
 import { hostMetric } from './archive-alarms.ts';
 import type { EnvironmentConfig } from './config.ts';
@@ -217,7 +222,26 @@ export class PgsnapDashboard extends Construct {
         width: 6,
         height: 6,
       });
-      this.dashboard.addWidgets(backups, durations, lag, ready, free, restores, rto);
+      // CloudWatch cannot tell how long ago a datapoint was: report-backup-age puts the age itself.
+      const hoursAgo = (metric: string, label: string, id: string) =>
+        new MathExpression({
+          expression: `${id} / 3600`,
+          usingMetrics: { [id]: backupMetric(name, metric, Duration.minutes(15), label, 'Maximum') },
+          label,
+          period: Duration.minutes(15),
+        });
+      const age = new SingleValueWidget({
+        title: `${name}: newest completed backup, hours ago`,
+        metrics: [
+          hoursAgo(freshnessMetrics.backupAge, 'at the source', 'source'),
+          ...(props.copiesToDr && cluster.copyToDr
+            ? [hoursAgo(freshnessMetrics.drCopyAge, 'in DR', 'dr')]
+            : []),
+        ],
+        width: 4,
+        height: 6,
+      });
+      this.dashboard.addWidgets(age, backups, durations, lag, ready, free, restores, rto);
     }
   }
 }

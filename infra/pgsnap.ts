@@ -16,6 +16,7 @@ import { AgentDocument, agentDocumentParameters } from './agent-document.ts';
 import { AgentHostPolicy } from './agent-host-policy.ts';
 import { ArchiveAlarms } from './archive-alarms.ts';
 import { AwsLimits } from './aws-limits.ts';
+import { BackupAge } from './backup-age.ts';
 import { BackupAlarms } from './backup-alarms.ts';
 import { BackupFunction } from './backup-function.ts';
 import { BackupLogQueries } from './backup-log-queries.ts';
@@ -328,6 +329,15 @@ export class Pgsnap extends Construct {
       ...(this.repository.key
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
+    });
+    new BackupAge(this, 'BackupAge', {
+      clusters: config.clusters.map((cluster) => ({
+        name: cluster.name,
+        repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
+        bucket: repositoryOf(cluster),
+        prefix: `${cluster.repository.prefix}${cluster.name}/`,
+        copiedToDr: config.dr !== undefined && cluster.copyToDr,
+      })),
     });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });
     // Last: its status widget shows every alarm made above.

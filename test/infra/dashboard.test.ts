@@ -36,6 +36,7 @@ describe('the dashboard', () => {
     for (const cluster of ['orders-db', 'billing-db']) {
       const titles = widgets.map((w) => String(w.properties.title ?? w.properties.markdown ?? ''));
       expect(titles.filter((t) => t.startsWith(`${cluster}:`))).toEqual([
+        `${cluster}: newest completed backup, hours ago`,
         `${cluster}: backups per hour (RPO 26 h without one)`,
         `${cluster}: durations of completed backups`,
         `${cluster}: WAL archive lag`,
@@ -54,11 +55,14 @@ describe('the dashboard', () => {
     }
   });
 
-  test('shows only metrics something emits: the state machines (the restore one notes each RTO), record-backup, Step Functions, the agent', () => {
+  test('shows only metrics something emits: the state machines (the restore one notes each RTO), record-backup, report-backup-age, Step Functions, the agent', () => {
     const { widgets } = dashboardBody();
     const names = new Set(
       widgets.flatMap((w) =>
-        ((w.properties.metrics as unknown[][] | undefined) ?? []).map((m) => `${m[0]} ${m[1]}`),
+        ((w.properties.metrics as unknown[][] | undefined) ?? [])
+          // A metric math expression is [{expression, …}]; the metrics it uses are listed too.
+          .filter((m) => typeof m[0] === 'string')
+          .map((m) => `${m[0]} ${m[1]}`),
       ),
     );
     expect([...names].sort()).toEqual([
@@ -70,6 +74,7 @@ describe('the dashboard', () => {
       'pgsnap DrillFailed',
       'pgsnap DrillRtoSeconds',
       'pgsnap DrillSucceeded',
+      'pgsnap NewestBackupAgeSeconds',
       'pgsnap RestoreFailed',
       'pgsnap RestoreRtoSeconds',
       'pgsnap RestoreSucceeded',

@@ -486,7 +486,11 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
   if (command.client === 's3') {
     // record-backup and create-snapshots only read and rewrite the backup's manifest (create-snapshots records
     // its call there, for idempotency); the others also read the cluster's pin.
-    const manifestOnly = handler === 'record-backup' || handler === 'create-snapshots';
+    // report-backup-age only reads the manifests (the bundle's repository code can write and delete).
+    if (handler === 'report-backup-age' && ['PutObject', 'DeleteObject'].includes(command.operation))
+      return [];
+    const manifestOnly =
+      handler === 'record-backup' || handler === 'create-snapshots' || handler === 'report-backup-age';
     const keys = manifestOnly
       ? [`${c.prefix}backups/${backupId}/manifest.json`]
       : [`${c.prefix}cluster.json`, `${c.prefix}backups/${backupId}/manifest.json`];
@@ -663,7 +667,7 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
         },
       ];
     case 'cloudwatch:PutMetricData':
-      // record-backup's durations, in the state machine's namespace.
+      // record-backup's durations and report-backup-age's ages, in the state machine's namespace.
       return [
         {
           as: 'own',

@@ -293,8 +293,9 @@ describe('the SSM documents', () => {
 describe('the Lambdas', () => {
   test('run the current Node.js runtime with structured JSON logs and tracing', () => {
     const functions = synthesized.template.findResources('AWS::Lambda::Function');
-    // Six for the backup state machine and its schedules, nine for the restore state machine.
-    expect(Object.keys(functions)).toHaveLength(6 + 9);
+    // Six for the backup state machine and its schedules, nine for the restore state machine, one that
+    // reports the age of the newest backups.
+    expect(Object.keys(functions)).toHaveLength(6 + 9 + 1);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -368,7 +369,12 @@ describe('least privilege', () => {
 
 describe('schedules and alarms', () => {
   test('each configured schedule invokes start-backup for its cluster', () => {
-    const schedules = Object.values(synthesized.template.findResources('AWS::Scheduler::Schedule'));
+    const all = Object.values(synthesized.template.findResources('AWS::Scheduler::Schedule'));
+    // Besides them, one reports the age of the newest backups.
+    expect(all.map((s) => s.Properties.Description)).toContain(
+      'pgsnap: the age of the newest backups, for the dashboard',
+    );
+    const schedules = all.filter((s) => JSON.stringify(s.Properties.Target.Arn).includes('StartBackup'));
     expect(schedules.map((s) => s.Properties.ScheduleExpression).sort()).toEqual([
       'cron(0 3 * * ? *)',
       'rate(1 hour)',

@@ -1,0 +1,58 @@
+/**
+ * How old the newest restorable backup of a cluster is, at the source and in
+ * DR: the figure an operator looks for first, which CloudWatch cannot derive
+ * from counts of completed backups. A backup counts at the source when it is
+ * completed, in DR when every one of its DR copies is completed too. The age
+ * runs from the backup's start (its data is at least that old).
+ */
+import type { Manifest } from '../repository/manifest.ts';
+import type { Repository } from '../repository/repository.ts';
+
+/** The metrics report-backup-age puts (namespace and dimension of the state machine's metrics). */
+export const freshnessMetrics = {
+  backupAge: 'NewestBackupAgeSeconds',
+  drCopyAge: 'NewestDrCopyAgeSeconds',
+} as const;
+
+export interface BackupFreshness {
+  cluster: string;
+  /** The newest completed backup, and seconds since it started; absent when none was found. */
+  newest?: { backupId: string; ageSeconds: number };
+  /** The newest completed backup whose DR copies are all completed; absent when none was found. */
+  newestInDr?: { backupId: string; ageSeconds: number };
+  /** Manifests read: at most `limit`, newest first. */
+  read: number;
+}
+
+const copiedToDr = (m: Manifest): boolean =>
+  (m.copies?.length ?? 0) > 0 && m.copies!.every((c) => c.state === 'completed');
+
+/**
+ * Reads the catalog newest first until it has found both (or only the source
+ * one when `withDr` is false), reading no more than `limit` manifests: a
+ * catalog whose newest completed backup is further back than that has no
+ * figure, and the RPO alarm speaks for it.
+ */
+export async function backupFreshness(
+  repository: Repository,
+  options: { withDr: boolean; now?: Date; limit?: number },
+): Promise<BackupFreshness> {
+  const now = (options.now ?? new Date()).getTime();
+  const limit = options.limit ?? 50;
+  const ageOf = (m: Manifest) => ({
+    backupId: m.backupId,
+    ageSeconds: Math.max(0, Math.round((now - Date.parse(m.timings.startedAt)) / 1000)),
+  });
+  const result: BackupFreshness = { cluster: repository.cluster, read: 0 };
+  const ids = (await repository.listBackupIds()).reverse();
+  for (const id of ids) {
+    if (result.read >= limit) break;
+    if (result.newest && (!options.withDr || result.newestInDr)) break;
+    const manifest = await repository.readManifest(id);
+    result.read++;
+    if (manifest?.state !== 'completed') continue;
+    result.newest ??= ageOf(manifest);
+    if (options.withDr && !result.newestInDr && copiedToDr(manifest)) result.newestInDr = ageOf(manifest);
+  }
+  return result;
+}

@@ -1,0 +1,64 @@
+/**
+ * Lambda on a schedule (every 15 minutes): for each cluster, the age of its
+ * newest completed backup and of its newest backup completed in DR, as
+ * CloudWatch metrics (NewestBackupAgeSeconds, NewestDrCopyAgeSeconds) for the
+ * dashboard. It only reads the repositories.
+ */
+import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { type BackupFreshness, backupFreshness, freshnessMetrics } from '#domain/backup/freshness';
+import { jsonText, parseWith } from '#domain/parse';
+import { openRepository } from '#domain/repository/open';
+import * as z from '#domain/zod';
+import { logged, logger } from './commons/logged.ts';
+
+const environmentSchema = z.object({
+  /** The clusters: name, repository URL, and whether they are copied to DR. */
+  PGSNAP_FRESHNESS: jsonText(
+    z.array(z.strictObject({ name: z.string(), repository: z.string(), copiedToDr: z.boolean() })),
+  ),
+  PGSNAP_METRICS_NAMESPACE: z.string(),
+  PGSNAP_METRICS_DIMENSION: z.string(),
+});
+
+/** The handler with its CloudWatch client given. */
+export const reportBackupAgeHandler =
+  (cloudwatch: CloudWatchClient) =>
+  async (_event: unknown): Promise<{ clusters: BackupFreshness[] }> => {
+    const env = parseWith(environmentSchema, process.env, 'the report-backup-age environment');
+    const clusters: BackupFreshness[] = [];
+    const failed: string[] = [];
+    // One cluster's unreachable repository does not keep the others' figures from the dashboard.
+    for (const cluster of env.PGSNAP_FRESHNESS) {
+      try {
+        const repository = await openRepository(cluster.repository, cluster.name);
+        let freshness: BackupFreshness;
+        try {
+          freshness = await backupFreshness(repository, { withDr: cluster.copiedToDr });
+        } finally {
+          repository.close();
+        }
+        clusters.push(freshness);
+        const dimensions = [{ Name: env.PGSNAP_METRICS_DIMENSION, Value: cluster.name }];
+        const data: MetricDatum[] = [
+          ...(freshness.newest
+            ? [{ MetricName: freshnessMetrics.backupAge, Value: freshness.newest.ageSeconds }]
+            : []),
+          ...(freshness.newestInDr
+            ? [{ MetricName: freshnessMetrics.drCopyAge, Value: freshness.newestInDr.ageSeconds }]
+            : []),
+        ].map((d) => ({ ...d, Unit: 'Seconds', Dimensions: dimensions }));
+        if (data.length > 0) {
+          await cloudwatch.send(
+            new PutMetricDataCommand({ Namespace: env.PGSNAP_METRICS_NAMESPACE, MetricData: data }),
+          );
+        }
+      } catch (error) {
+        logger.error(`the backup age of ${cluster.name} was not reported`, error as Error);
+        failed.push(`${cluster.name} (${(error as Error).name}: ${(error as Error).message})`);
+      }
+    }
+    if (failed.length > 0) throw new Error(`the backup age of ${failed.join(', ')} was not reported`);
+    return { clusters };
+  };
+
+export const handler = logged('report-backup-age', reportBackupAgeHandler(new CloudWatchClient({})));

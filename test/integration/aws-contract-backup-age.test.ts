@@ -1,0 +1,126 @@
+/**
+ * report-backup-age against moto's CloudWatch: the age of each cluster's
+ * newest completed backup, and of its newest backup whose DR copies are all
+ * completed, put as metrics and read back as an operator's dashboard would;
+ * a cluster whose catalog cannot be read does not keep the others' figures
+ * out, and the run fails naming it.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CloudWatchClient, GetMetricStatisticsCommand, ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Manifest } from '#domain/repository/manifest';
+import { openRepository } from '#domain/repository/open';
+import { reportBackupAgeHandler } from '../../functions/report-backup-age.ts';
+import { testManifest } from '../support/manifests.ts';
+import { Moto, skipWithoutMoto } from '../support/moto.ts';
+
+const region = 'eu-west-1';
+const hour = 3_600_000;
+
+describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', () => {
+  let moto: Moto;
+  let cloudwatch: CloudWatchClient;
+  let dir: string;
+  beforeAll(async () => {
+    moto = await Moto.start();
+    cloudwatch = new CloudWatchClient(moto.client(region));
+    dir = mkdtempSync(join(tmpdir(), 'pgsnap-age-'));
+  });
+  afterAll(async () => {
+    cloudwatch?.destroy();
+    await moto?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const copy = (state: string) => ({
+    account: '444455556666',
+    region: 'us-west-2',
+    sourceSnapshotId: 'snap-1',
+    snapshotId: 'snap-dr-1',
+    state,
+  });
+
+  async function catalog(cluster: string, backups: Array<[hoursAgo: number, Partial<Manifest>]>) {
+    mkdirSync(join(dir, cluster), { recursive: true });
+    const repository = await openRepository(`file://${dir}/${cluster}`, cluster);
+    for (const [hoursAgo, fields] of backups) {
+      const at = new Date(Date.now() - hoursAgo * hour);
+      const stamp = at
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d{3}/, '');
+      await repository.writeManifest(
+        testManifest({
+          cluster,
+          backupId: `${stamp}-${String(hoursAgo).padStart(6, '0')}`,
+          timings: { startedAt: at.toISOString() },
+          ...fields,
+        }),
+      );
+    }
+    repository.close();
+  }
+
+  async function newest(metric: string, cluster: string): Promise<number | undefined> {
+    const answer = await cloudwatch.send(
+      new GetMetricStatisticsCommand({
+        Namespace: 'pgsnap',
+        MetricName: metric,
+        Dimensions: [{ Name: 'Cluster', Value: cluster }],
+        StartTime: new Date(Date.now() - hour),
+        EndTime: new Date(Date.now() + hour),
+        Period: 60,
+        Statistics: ['Maximum'],
+      }),
+    );
+    return answer.Datapoints?.[0]?.Maximum;
+  }
+
+  test('puts the age of the newest completed backup, and of the newest one completed in DR', async () => {
+    await catalog('orders-db', [
+      [30, { state: 'completed', copies: [copy('completed')] }],
+      [6, { state: 'completed', copies: [copy('pending')] }],
+      [1, { state: 'failed' }],
+    ]);
+    await catalog('scratch-db', [[2, { state: 'started' }]]);
+    process.env.PGSNAP_METRICS_NAMESPACE = 'pgsnap';
+    process.env.PGSNAP_METRICS_DIMENSION = 'Cluster';
+    process.env.PGSNAP_FRESHNESS = JSON.stringify([
+      { name: 'orders-db', repository: `file://${dir}/orders-db`, copiedToDr: true },
+      { name: 'scratch-db', repository: `file://${dir}/scratch-db`, copiedToDr: false },
+    ]);
+    const outcome = await reportBackupAgeHandler(cloudwatch)({});
+    expect(
+      outcome.clusters.map((c) => [
+        c.cluster,
+        c.newest?.backupId.slice(-6),
+        c.newestInDr?.backupId.slice(-6),
+      ]),
+    ).toEqual([
+      ['orders-db', '000006', '000030'],
+      ['scratch-db', undefined, undefined],
+    ]);
+    const source = await newest('NewestBackupAgeSeconds', 'orders-db');
+    const inDr = await newest('NewestDrCopyAgeSeconds', 'orders-db');
+    // Hours, give or take the seconds the test took.
+    expect(source! / 3600).toBeCloseTo(6, 1);
+    expect(inDr! / 3600).toBeCloseTo(30, 1);
+    // A cluster with no completed backup has no figure (its RPO alarm speaks for it).
+    const listed = await cloudwatch.send(
+      new ListMetricsCommand({ Namespace: 'pgsnap', Dimensions: [{ Name: 'Cluster', Value: 'scratch-db' }] }),
+    );
+    expect(listed.Metrics ?? []).toEqual([]);
+  });
+
+  test('a cluster whose catalog cannot be read fails the run by name, after the others are reported', async () => {
+    await catalog('billing-db', [[3, { state: 'completed' }]]);
+    process.env.PGSNAP_FRESHNESS = JSON.stringify([
+      { name: 'ledger-db', repository: 'file:///nonexistent/pgsnap-age-test', copiedToDr: false },
+      { name: 'billing-db', repository: `file://${dir}/billing-db`, copiedToDr: false },
+    ]);
+    await expect(reportBackupAgeHandler(cloudwatch)({})).rejects.toThrow(/the backup age of ledger-db \(/);
+    expect((await newest('NewestBackupAgeSeconds', 'billing-db'))! / 3600).toBeCloseTo(3, 1);
+  });
+});
