@@ -6,6 +6,7 @@
  * runs from the backup's start (its data is at least that old).
  */
 import type { Manifest } from '../repository/manifest.ts';
+import { newestBackup } from '../repository/newest.ts';
 import type { Repository } from '../repository/repository.ts';
 
 /** The metrics report-backup-age puts (namespace and dimension of the state machine's metrics). */
@@ -20,18 +21,18 @@ export interface BackupFreshness {
   newest?: { backupId: string; ageSeconds: number };
   /** The newest completed backup whose DR copies are all completed; absent when none was found. */
   newestInDr?: { backupId: string; ageSeconds: number };
-  /** Manifests read: at most `limit`, newest first. */
+  /** Manifests read, newest first: at most `limit` for each of the two. */
   read: number;
 }
 
 const copiedToDr = (m: Manifest): boolean =>
-  (m.copies?.length ?? 0) > 0 && m.copies!.every((c) => c.state === 'completed');
+  m.state === 'completed' && (m.copies?.length ?? 0) > 0 && m.copies!.every((c) => c.state === 'completed');
 
 /**
- * Reads the catalog newest first until it has found both (or only the source
- * one when `withDr` is false), reading no more than `limit` manifests: a
- * catalog whose newest completed backup is further back than that has no
- * figure, and the RPO alarm speaks for it.
+ * The newest completed backup, and with `withDr` the newest copied to DR,
+ * each reading no more than `limit` manifests: a catalog whose newest such
+ * backup is further back than that has no figure, and the RPO alarm speaks
+ * for it.
  */
 export async function backupFreshness(
   repository: Repository,
@@ -43,16 +44,12 @@ export async function backupFreshness(
     backupId: m.backupId,
     ageSeconds: Math.max(0, Math.round((now - Date.parse(m.timings.startedAt)) / 1000)),
   });
-  const result: BackupFreshness = { cluster: repository.cluster, read: 0 };
-  const ids = (await repository.listBackupIds()).reverse();
-  for (const id of ids) {
-    if (result.read >= limit) break;
-    if (result.newest && (!options.withDr || result.newestInDr)) break;
-    const manifest = await repository.readManifest(id);
-    result.read++;
-    if (manifest?.state !== 'completed') continue;
-    result.newest ??= ageOf(manifest);
-    if (options.withDr && !result.newestInDr && copiedToDr(manifest)) result.newestInDr = ageOf(manifest);
-  }
-  return result;
+  const atSource = await newestBackup(repository, (m) => m.state === 'completed', { limit });
+  const inDr = options.withDr ? await newestBackup(repository, copiedToDr, { limit }) : undefined;
+  return {
+    cluster: repository.cluster,
+    ...(atSource.manifest ? { newest: ageOf(atSource.manifest) } : {}),
+    ...(inDr?.manifest ? { newestInDr: ageOf(inDr.manifest) } : {}),
+    read: atSource.read + (inDr?.read ?? 0),
+  };
 }

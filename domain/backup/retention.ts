@@ -11,7 +11,7 @@
  * something already gone.
  */
 import { UsageError } from '../errors.ts';
-import type { Manifest } from '../repository/manifest.ts';
+import { byStart, type Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { parseSegmentName, walFileKind } from '../wal/file.ts';
 import * as z from '../zod.ts';
@@ -85,20 +85,6 @@ function walCut(
     return parseSegmentName(name.slice(0, 24), segmentSize).segno < from;
   });
   return { removeWal, walFrom: oldest.startWalFile };
-}
-
-/**
- * Oldest first. A backupId sorts by its start to the second, then by a random
- * suffix: two backups started within one second (back-to-back `pgsnap run`)
- * are ordered by their manifests' start time, to the millisecond, so that
- * "the newest" is the one that started last.
- */
-function byStart(a: Manifest, b: Manifest): number {
-  return (
-    a.backupId.slice(0, 16).localeCompare(b.backupId.slice(0, 16)) ||
-    Date.parse(a.timings.startedAt) - Date.parse(b.timings.startedAt) ||
-    a.backupId.localeCompare(b.backupId)
-  );
 }
 
 export function planRetention(input: {

@@ -165,3 +165,17 @@ export function parseManifest(bytes: Buffer, where: string): Manifest {
   }
   return validateManifest(value, where);
 }
+
+/**
+ * Oldest first. A backupId sorts by its start to the second, then by a random
+ * suffix: two backups started within one second (back-to-back `pgsnap run`)
+ * are ordered by their manifests' start time, to the millisecond, so that
+ * "the newest" is the one that started last.
+ */
+export function byStart(a: Manifest, b: Manifest): number {
+  return (
+    a.backupId.slice(0, 16).localeCompare(b.backupId.slice(0, 16)) ||
+    Date.parse(a.timings.startedAt) - Date.parse(b.timings.startedAt) ||
+    a.backupId.localeCompare(b.backupId)
+  );
+}

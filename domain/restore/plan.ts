@@ -8,6 +8,7 @@
  */
 import { ManifestStateError, PreconditionError, WalGapError } from '../errors.ts';
 import type { Manifest, VolumeRecord } from '../repository/manifest.ts';
+import { newestBackup } from '../repository/newest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { parseSegmentName, segmentName } from '../wal/file.ts';
 import { parseLsn, walFileName } from '../wal/lsn.ts';
@@ -33,13 +34,10 @@ export async function backupToRestore(repository: Repository, backupId: string):
     }
     return manifest;
   }
-  const ids = await repository.listBackupIds();
-  for (const id of ids.reverse()) {
-    const manifest = await repository.readManifest(id);
-    if (manifest?.state === 'completed') return manifest;
-  }
+  const { manifest, read } = await newestBackup(repository, (m) => m.state === 'completed');
+  if (manifest) return manifest;
   throw new ManifestStateError(
-    `${repository.url} has no completed backup of ${repository.cluster} to restore (${ids.length} backups, none completed)`,
+    `${repository.url} has no completed backup of ${repository.cluster} to restore (${read} backups, none completed)`,
   );
 }
 
