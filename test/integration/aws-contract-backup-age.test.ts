@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import { reportBackupAgeHandler } from '../../functions/report-backup-age.ts';
-import { testManifest } from '../support/manifests.ts';
+import { testCopy, testManifest } from '../support/manifests.ts';
 import { Moto, skipWithoutMoto } from '../support/moto.ts';
 
 const region = 'eu-west-1';
@@ -32,14 +32,6 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
     cloudwatch?.destroy();
     await moto?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  const copy = (state: string) => ({
-    account: '444455556666',
-    region: 'us-west-2',
-    sourceSnapshotId: 'snap-1',
-    snapshotId: 'snap-dr-1',
-    state,
   });
 
   async function catalog(cluster: string, backups: Array<[hoursAgo: number, Partial<Manifest>]>) {
@@ -80,8 +72,8 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
 
   test('puts the age of the newest completed backup, and of the newest one completed in DR', async () => {
     await catalog('orders-db', [
-      [30, { state: 'completed', copies: [copy('completed')] }],
-      [6, { state: 'completed', copies: [copy('pending')] }],
+      [30, { state: 'completed', copies: [testCopy('completed')] }],
+      [6, { state: 'completed', copies: [testCopy('pending')] }],
       [1, { state: 'failed' }],
     ]);
     await catalog('scratch-db', [[2, { state: 'started' }]]);

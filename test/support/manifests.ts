@@ -1,5 +1,5 @@
 /** Manifests that tests write into a repository themselves, as `begin` and `end` would have. */
-import type { Manifest } from '#domain/repository/manifest';
+import type { Manifest, ManifestCopy } from '#domain/repository/manifest';
 
 /**
  * A backup of orders-db as `begin` records it (state started, no snapshots,
@@ -26,5 +26,16 @@ export function testManifest(fields: Partial<Manifest> = {}): Manifest {
     host: 'db1',
     updatedAt: '2026-11-21T14:30:00.000Z',
     ...fields,
+  };
+}
+
+/** A DR copy of a backup's one snapshot, in `state` (pending, completed, failed...). */
+export function testCopy(state: string): ManifestCopy {
+  return {
+    account: '444455556666',
+    region: 'us-west-2',
+    sourceSnapshotId: 'snap-1',
+    snapshotId: 'snap-dr-1',
+    state,
   };
 }

@@ -9,7 +9,7 @@ import type { Manifest } from '#domain/repository/manifest';
 import { newestBackup } from '#domain/repository/newest';
 import { Repository } from '#domain/repository/repository';
 import { backupToRestore } from '#domain/restore/plan';
-import { testManifest } from '../support/manifests.ts';
+import { testCopy, testManifest } from '../support/manifests.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 
 let repository: Repository;
@@ -34,16 +34,9 @@ describe('the newest completed backup', () => {
   });
 
   test('skips newer failed backups, and in DR those whose copies are not all completed', async () => {
-    const copy = (state: string) => ({
-      account: '444455556666',
-      region: 'us-west-2',
-      sourceSnapshotId: 'snap-1',
-      snapshotId: 'snap-dr-1',
-      state,
-    });
-    await write('20261120T030000Z-000001', '2026-11-20T03:00:00.000Z', { copies: [copy('completed')] });
+    await write('20261120T030000Z-000001', '2026-11-20T03:00:00.000Z', { copies: [testCopy('completed')] });
     await write('20261121T030000Z-000002', '2026-11-21T03:00:00.000Z', {
-      copies: [copy('completed'), copy('pending')],
+      copies: [testCopy('completed'), testCopy('pending')],
     });
     await write('20261122T030000Z-000003', '2026-11-22T03:00:00.000Z', { state: 'failed' });
     const freshness = await backupFreshness(repository, {
