@@ -233,14 +233,19 @@ export class AfterBackup extends Construct {
       this.functions.applyRetention = this.retention.function;
     }
 
-    // Source repository: copy reads the backup and record rewrites the manifest; only retention deletes.
+    // Source repository: copy reads the backup and record rewrites the manifest; only retention deletes, the
+    // current objects only (never an old version), and it writes nothing.
     const all = Object.values(this.functions);
     for (const cluster of config.clusters) {
       const { bucket } = props.repositoryOf(cluster);
       const prefix = `${cluster.repository.prefix}${cluster.name}/*`;
       for (const f of all) {
-        if (f === this.functions.applyRetention) bucket.grantReadWrite(f, prefix);
-        else {
+        if (f === this.functions.applyRetention) {
+          bucket.grantRead(f, prefix);
+          f.addToRolePolicy(
+            new PolicyStatement({ actions: ['s3:DeleteObject'], resources: [bucket.arnForObjects(prefix)] }),
+          );
+        } else {
           bucket.grantRead(f, prefix);
           bucket.grantPut(f, prefix);
         }

@@ -486,9 +486,11 @@ function requestsOf(command: SentCommand, handler: string, d: Deployed, c: Clust
   if (command.client === 's3') {
     // record-backup and create-snapshots only read and rewrite the backup's manifest (create-snapshots records
     // its call there, for idempotency); the others also read the cluster's pin.
-    // report-backup-age only reads the manifests (the bundle's repository code can write and delete).
+    // report-backup-age only reads the manifests, and retention reads and deletes: neither writes (the
+    // bundle's repository code can).
     if (handler === 'report-backup-age' && ['PutObject', 'DeleteObject'].includes(command.operation))
       return [];
+    if (handler === 'apply-retention' && command.operation === 'PutObject') return [];
     const manifestOnly =
       handler === 'record-backup' || handler === 'create-snapshots' || handler === 'report-backup-age';
     const keys = manifestOnly
@@ -811,6 +813,26 @@ for (const [mode, input] of Object.entries(modes)) {
               if ((await d.world.decide(asked, { action, resource })) === 'Allowed')
                 allowed.push(`${principal.name}: ${action} on ${resource}`);
             }
+          }
+        }
+      }
+      expect(allowed).toEqual([]);
+    });
+
+    it('retention deletes current objects only: neither side may delete an object version or write', async () => {
+      const source = d.functions.find((f) => f.handler === 'apply-retention')!.role;
+      const dr = d.drFunctions.find((f) => f.handler === 'apply-retention')!.role;
+      const allowed: string[] = [];
+      for (const c of d.clusters) {
+        for (const [role, bucketArn] of [
+          [source, d.sourceBucketArn],
+          [dr, d.drBucketArn],
+        ] as const) {
+          const wal = `${bucketArn}/${c.prefix}wal/000000010000000000000003.zst`;
+          expect(await d.world.decide(role, { action: 's3:DeleteObject', resource: wal })).toBe('Allowed');
+          for (const action of ['s3:DeleteObjectVersion', 's3:PutObject', 's3:PutObjectRetention']) {
+            if ((await d.world.decide(role, { action, resource: wal })) === 'Allowed')
+              allowed.push(`${role.name}: ${action} on ${wal}`);
           }
         }
       }
