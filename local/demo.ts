@@ -42,8 +42,15 @@ import type * as LocalSynth from '../infra/local-synth.ts';
 import { states } from '../infra/state-names.ts';
 import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
 import type { LocalBackupResult } from './local-backup.ts';
-import type { LocalEc2, LocalVolume } from './local-ec2.ts';
-import { agentOnPath, stageAgent, walPushLine } from './staged-agent.ts';
+import type { LocalEc2 } from './local-ec2.ts';
+import {
+  agentOnPath,
+  localAgentEnv,
+  localHostVolumes,
+  localRootDevice,
+  stageAgent,
+  walPushLine,
+} from './staged-agent.ts';
 import { startWriter, type Writer } from './writer.ts';
 
 const execFileAsync = promisify(execFile);
@@ -367,14 +374,7 @@ async function takeBackup(
 ): Promise<Backup> {
   // Each of the cluster's directories stands for an EBS volume of the host; the root volume holds none of it.
   const paths = await clusterPaths(writerClient);
-  const hostVolumes: LocalVolume[] = [
-    { volumeId: 'vol-0000000000000000f', device: '/dev/xvda' },
-    ...paths.map((holds, index) => ({
-      volumeId: `vol-${(index + 1).toString(16).padStart(17, '0')}`,
-      device: `/dev/sd${String.fromCharCode(102 + index)}`,
-      holds,
-    })),
-  ];
+  const hostVolumes = localHostVolumes(paths);
   for (const v of hostVolumes.slice(1))
     detail(`${v.volumeId} ${v.device}: ${v.holds!.role} ${v.holds!.path}`);
   // Loaded here, after the environment above is set: the AWS SDK reads it when its clients are made.
@@ -384,7 +384,7 @@ async function takeBackup(
   ]);
   // The volumes file is the local EC2's attach: begin --volumes and mount find the volumes there.
   const volumesFile = join(work, 'volumes.json');
-  const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes, '/dev/xvda', {
+  const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes, localRootDevice, {
     workDir: ownedDir(join(work, 'restored'), 0o711),
     volumesFile,
   });
@@ -393,12 +393,7 @@ async function takeBackup(
   made.discards.push(() => provider.delete(ec2.takenFor(backupId)));
   // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
   const agentBinDir = agentOnPath(ownedDir(join(work, 'bin'), 0o755), agent);
-  const agentEnv = {
-    ...process.env,
-    ...source.env,
-    PGSNAP_STATE_DIR: join(work, 'state'),
-    PGSNAP_LOCAL_VOLUMES: volumesFile,
-  };
+  const agentEnv = localAgentEnv(source.env, work, volumesFile);
   let committedBeforeEnd = 0;
   progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
   const backup = await runBackupLocally({

@@ -7,6 +7,8 @@
  * (dist/pgsnap-agent.tar.gz, what goes to /usr/local on a database host) into
  * a directory the demo owns, and Node.js is linked, or copied, beside it when
  * the servers' user cannot run this one. The directory goes with the demo's.
+ * Also the host as the local runs (the demo, bench/restore) show it to that
+ * agent: its volumes and its environment.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -22,6 +24,8 @@ import {
 import { dirname, join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import { firstBlocked, pathChecks, requireServerCanRun } from '../agent/restore/server-can-run.ts';
+import type { ClusterPath } from '../agent/volumes/cluster-paths.ts';
+import type { LocalVolume } from './local-ec2.ts';
 
 /**
  * Installs the agent under `dir` and returns the command line (Node.js, script) the servers run;
@@ -81,4 +85,42 @@ export function agentOnPath(binDir: string, agent: string[]): string {
     mode: 0o755,
   });
   return binDir;
+}
+
+/**
+ * The environment of the agent a local run's servers and state machine call:
+ * the libpq connection of the source, its state directory under `work`, and
+ * the volumes file that stands for the local EC2's attachments.
+ */
+export function localAgentEnv(
+  sourceEnv: NodeJS.ProcessEnv,
+  work: string,
+  volumesFile: string,
+): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...sourceEnv,
+    PGSNAP_STATE_DIR: join(work, 'state'),
+    PGSNAP_LOCAL_VOLUMES: volumesFile,
+  };
+}
+
+/** The root device of the local host's instance. */
+export const localRootDevice = '/dev/xvda';
+
+/**
+ * The local host's volumes: a root volume holding none of the cluster, then
+ * one EBS-like volume for each of the cluster's directories (/dev/sdf, /dev/sdg…).
+ * Here, not in local-ec2.ts, which loads the AWS SDK: the local runs load it
+ * only once their environment is set.
+ */
+export function localHostVolumes(paths: ClusterPath[]): LocalVolume[] {
+  return [
+    { volumeId: 'vol-0000000000000000f', device: localRootDevice },
+    ...paths.map((holds, index) => ({
+      volumeId: `vol-${(index + 1).toString(16).padStart(17, '0')}`,
+      device: `/dev/sd${String.fromCharCode(102 + index)}`,
+      holds,
+    })),
+  ];
 }

@@ -23,8 +23,15 @@ import { waitForArchive } from '../../agent/session/archive-wait.ts';
 import { clusterPaths } from '../../agent/volumes/cluster-paths.ts';
 import { type SynthesizedForLocalRun, synthesizeForLocalRun } from '../../infra/local-synth.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../../local/btrfs-volumes.ts';
-import type { LocalEc2, LocalVolume } from '../../local/local-ec2.ts';
-import { agentOnPath, stageAgent, walPushLine } from '../../local/staged-agent.ts';
+import type { LocalEc2 } from '../../local/local-ec2.ts';
+import {
+  agentOnPath,
+  localAgentEnv,
+  localHostVolumes,
+  localRootDevice,
+  stageAgent,
+  walPushLine,
+} from '../../local/staged-agent.ts';
 import { onCleanup, run, start } from './processes.ts';
 
 /** The host as the local EC2 presents it. */
@@ -146,33 +153,21 @@ export async function backUpSource(
 
   const client = await source.client();
   const paths = await clusterPaths(client);
-  const hostVolumes: LocalVolume[] = [
-    { volumeId: 'vol-0000000000000000f', device: '/dev/xvda' },
-    ...paths.map((holds, index) => ({
-      volumeId: `vol-${(index + 1).toString(16).padStart(17, '0')}`,
-      device: `/dev/sd${String.fromCharCode(102 + index)}`,
-      holds,
-    })),
-  ];
+  const hostVolumes = localHostVolumes(paths);
   // Loaded once the environment is set, as the demo does: the AWS SDK reads it when its clients are made.
   const [{ runBackupLocally }, { LocalEc2 }] = await Promise.all([
     import('../../local/local-backup.ts'),
     import('../../local/local-ec2.ts'),
   ]);
   const volumesFile = join(work, 'volumes.json');
-  const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes, '/dev/xvda', {
+  const ec2 = new LocalEc2(provider, localInstanceId, hostVolumes, localRootDevice, {
     workDir: ownedDir(join(work, 'restored'), 0o711),
     volumesFile,
   });
   // The snapshots and the clones are on the volumes or in the work directory, and go with them.
   const backupId = newBackupId();
   const agentBinDir = agentOnPath(ownedDir(join(work, 'bin'), 0o755), agent);
-  const agentEnv = {
-    ...process.env,
-    ...source.env,
-    PGSNAP_STATE_DIR: join(work, 'state'),
-    PGSNAP_LOCAL_VOLUMES: volumesFile,
-  };
+  const agentEnv = localAgentEnv(source.env, work, volumesFile);
   progress(`backup ${backupId} by the backup state machine, run locally`);
   const backup = await runBackupLocally({
     synthesized,
