@@ -6,7 +6,7 @@
  * runs from the backup's start (its data is at least that old).
  */
 import type { Manifest } from '../repository/manifest.ts';
-import { newestBackup } from '../repository/newest.ts';
+import { newestBackups } from '../repository/newest.ts';
 import type { Repository } from '../repository/repository.ts';
 
 /** The metrics report-backup-age puts (namespace and dimension of the state machine's metrics). */
@@ -21,7 +21,7 @@ export interface BackupFreshness {
   newest?: { backupId: string; ageSeconds: number };
   /** The newest completed backup whose DR copies are all completed; absent when none was found. */
   newestInDr?: { backupId: string; ageSeconds: number };
-  /** Manifests read, newest first: at most `limit` for each of the two. */
+  /** Manifests read, newest first, in one walk for both: at most `limit`. */
   read: number;
 }
 
@@ -30,9 +30,9 @@ const copiedToDr = (m: Manifest): boolean =>
 
 /**
  * The newest completed backup, and with `withDr` the newest copied to DR,
- * each reading no more than `limit` manifests: a catalog whose newest such
- * backup is further back than that has no figure, and the RPO alarm speaks
- * for it.
+ * in one walk reading no more than `limit` manifests: a catalog whose newest
+ * such backup is further back than that has no figure, and the RPO alarm
+ * speaks for it.
  */
 export async function backupFreshness(
   repository: Repository,
@@ -44,12 +44,17 @@ export async function backupFreshness(
     backupId: m.backupId,
     ageSeconds: Math.max(0, Math.round((now - Date.parse(m.timings.startedAt)) / 1000)),
   });
-  const atSource = await newestBackup(repository, (m) => m.state === 'completed', { limit });
-  const inDr = options.withDr ? await newestBackup(repository, copiedToDr, { limit }) : undefined;
+  const completed = (m: Manifest) => m.state === 'completed';
+  const { manifests, read } = await newestBackups(
+    repository,
+    options.withDr ? [completed, copiedToDr] : [completed],
+    { limit },
+  );
+  const [atSource, inDr] = manifests;
   return {
     cluster: repository.cluster,
-    ...(atSource.manifest ? { newest: ageOf(atSource.manifest) } : {}),
-    ...(inDr?.manifest ? { newestInDr: ageOf(inDr.manifest) } : {}),
-    read: atSource.read + (inDr?.read ?? 0),
+    ...(atSource ? { newest: ageOf(atSource) } : {}),
+    ...(inDr ? { newestInDr: ageOf(inDr) } : {}),
+    read,
   };
 }

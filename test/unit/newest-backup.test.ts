@@ -45,6 +45,8 @@ describe('the newest completed backup', () => {
     });
     expect(freshness.newest).toEqual({ backupId: '20261121T030000Z-000002', ageSeconds: 86_400 });
     expect(freshness.newestInDr).toEqual({ backupId: '20261120T030000Z-000001', ageSeconds: 2 * 86_400 });
+    // One walk for both: each of the three manifests read once.
+    expect(freshness.read).toBe(3);
   });
 
   test('reads no more than its limit, and then has none', async () => {
