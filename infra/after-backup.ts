@@ -228,42 +228,35 @@ export class AfterBackup extends Construct {
           policy: c.retention!,
           schedule: c.retention!.schedule,
           repositoryUrl: props.repositoryOf(c).url,
+          bucket: props.repositoryOf(c).bucket,
+          objects: `${c.repository.prefix}${c.name}/*`,
         })),
       });
       this.functions.applyRetention = this.retention.function;
     }
 
-    // Source repository: copy reads the backup and record rewrites the manifest; only retention deletes, the
-    // current objects only (never an old version), and it writes nothing.
+    // Source repository: copy reads the backup and record rewrites the manifest (retention's rights are
+    // its own, infra/retention.ts).
     const all = Object.values(this.functions);
+    const copiers = all.filter((f) => f !== this.functions.applyRetention);
     for (const cluster of config.clusters) {
       const { bucket } = props.repositoryOf(cluster);
       const prefix = `${cluster.repository.prefix}${cluster.name}/*`;
-      for (const f of all) {
-        if (f === this.functions.applyRetention) {
-          bucket.grantRead(f, prefix);
-          f.addToRolePolicy(
-            new PolicyStatement({ actions: ['s3:DeleteObject'], resources: [bucket.arnForObjects(prefix)] }),
-          );
-        } else {
-          bucket.grantRead(f, prefix);
-          bucket.grantPut(f, prefix);
-        }
-        acknowledge(f === this.functions.applyRetention ? f : (role ?? f), {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}]`]: `reads the backups of ${cluster.name}, rewrites their manifests (and, for retention, deletes what it lets go), under its prefix only`,
+      for (const f of copiers) {
+        bucket.grantRead(f, prefix);
+        bucket.grantPut(f, prefix);
+        acknowledge(role ?? f, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}]`]: `reads the backups of ${cluster.name} and rewrites their manifests, under its prefix only`,
         });
       }
     }
     const grantReasons = {
       'AwsSolutions-IAM5[Action::s3:GetObject*]':
-        'CDK grantReadWrite: object reads, limited to the cluster prefixes',
-      'AwsSolutions-IAM5[Action::s3:GetBucket*]':
-        'CDK grantReadWrite: bucket location and settings, read only',
+        'CDK grantRead: object reads, limited to the cluster prefixes',
+      'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
       'AwsSolutions-IAM5[Action::s3:List*]':
-        'CDK grantReadWrite: listing the catalog and the WAL for retention',
-      'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
-        'CDK grantReadWrite: retention deletes backups and WAL it lets go',
-      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
+        'CDK grantRead: listing the catalog to find what is already copied',
+      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantPut: aborting its own multipart uploads',
       'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
         'CDK key grant for the repository key, needed for SSE-KMS objects',
       'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':

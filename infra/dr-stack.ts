@@ -28,7 +28,7 @@ import {
 import type { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
-import { acknowledge, bucketFinding } from './acknowledge.ts';
+import { acknowledge } from './acknowledge.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
 import { Restore } from './restore.ts';
@@ -233,28 +233,9 @@ export class DrStack extends Stack {
           policy: c.retention!.dr ?? c.retention!,
           schedule: c.retention!.schedule,
           repositoryUrl: drRepositoryUrl(names, c),
+          bucket: this.bucket,
+          objects: `${c.repository.prefix}${c.name}/*`,
         })),
-      });
-      const fn = this.retention.function;
-      // Reads, and deletes the current object: never an old version (which the bucket keeps, under Object
-      // Lock when asked), and it writes nothing.
-      for (const c of retained) {
-        const prefix = `${c.repository.prefix}${c.name}/*`;
-        this.bucket.grantRead(fn, prefix);
-        fn.addToRolePolicy(
-          new PolicyStatement({
-            actions: ['s3:DeleteObject'],
-            resources: [this.bucket.arnForObjects(prefix)],
-          }),
-        );
-        acknowledge(fn, {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(this.bucket)}/${prefix}]`]: `the DR backups and WAL of ${c.name}, under its prefix only`,
-        });
-      }
-      acknowledge(fn, {
-        'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the retained clusters’ objects',
-        'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
-        'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantRead: listing the DR catalog and WAL',
       });
     }
 

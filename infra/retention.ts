@@ -2,7 +2,9 @@
  * Retention of one account and region: the apply-retention Lambda with its
  * own role, which may delete only the snapshots of this region tagged with a
  * retained cluster (the code also checks each snapshot's tags against the
- * manifest, domain/ebs/retention.ts), and one EventBridge Scheduler schedule
+ * manifest, domain/ebs/retention.ts) and only the current objects under the
+ * retained clusters' prefixes (never an object version, and it writes
+ * nothing), and one EventBridge Scheduler schedule
  * per cluster, and an alarm when a run fails. The source stack makes one over
  * the source repository (its alarm goes to the stack's topic); the DR
  * stack another over the DR repository, so that the DR copies are deleted by
@@ -11,12 +13,13 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
 import type { RetentionPolicy } from '#domain/backup/retention';
 import { snapshotTags } from '#domain/ebs/snapshots';
-import { acknowledge, arnReference, nagArn, wildcardReasons } from './acknowledge.ts';
+import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from './acknowledge.ts';
 import { BackupFunction } from './backup-function.ts';
 
 export interface RetainedCluster {
@@ -24,8 +27,11 @@ export interface RetainedCluster {
   policy: RetentionPolicy;
   /** An EventBridge Scheduler expression. */
   schedule: string;
-  /** The repository retention applies to, as the agent names it. */
+  /** The repository retention applies to, as the agent names it, and its bucket. */
   repositoryUrl: string;
+  bucket: IBucket;
+  /** The cluster's objects in the bucket: `<prefix><cluster>/*`. */
+  objects: string;
 }
 
 export interface RetentionProps {
@@ -76,7 +82,24 @@ export class Retention extends Construct {
     acknowledge(fn, {
       [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'snapshot/*', { account: false })}]`]:
         'snapshot ids are not known in advance; only snapshots tagged with a retained cluster can be deleted',
+      'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the retained clusters’ objects',
+      'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
+      'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantRead: listing the catalog and the WAL',
     });
+    // Reads, and deletes the current object: never an old version (which the versioned bucket keeps, under
+    // Object Lock when asked, until its noncurrent-version expiry).
+    for (const cluster of props.clusters) {
+      cluster.bucket.grantRead(fn, cluster.objects);
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['s3:DeleteObject'],
+          resources: [cluster.bucket.arnForObjects(cluster.objects)],
+        }),
+      );
+      acknowledge(fn, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${cluster.objects}]`]: `the backups and WAL of ${cluster.name} (${props.side}), under its prefix only`,
+      });
+    }
 
     const schedulerRole = new Role(this, 'SchedulerRole', {
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
