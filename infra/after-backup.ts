@@ -8,7 +8,7 @@
  * tag and lock there but never delete.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -20,10 +20,11 @@ import type { DrTarget } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from './acknowledge.ts';
 import { type AfterBackupFunctions, afterBackupSteps } from './after-backup-steps.ts';
+import { clusterMetric } from './archive-alarms.ts';
 import { BackupFunction } from './backup-function.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
-import { backupMetrics, copyMetrics } from './metrics-and-events.ts';
+import { copyMetrics } from './metrics-and-events.ts';
 import { Retention } from './retention.ts';
 
 export interface AfterBackupProps {
@@ -311,13 +312,7 @@ export class AfterBackup extends Construct {
     for (const cluster of this.config.clusters.filter((c) => c.copyToDr)) {
       new Alarm(this, `${cluster.name}-CopyFailed`, {
         alarmDescription: `A DR copy of a ${cluster.name} backup failed; the backup itself is completed at the source`,
-        metric: new Metric({
-          namespace: backupMetrics.namespace,
-          metricName: copyMetrics.failed,
-          dimensionsMap: { [backupMetrics.dimension]: cluster.name },
-          statistic: 'Sum',
-          period: Duration.minutes(5),
-        }),
+        metric: clusterMetric(cluster.name, copyMetrics.failed, 'Sum', Duration.minutes(5)),
         threshold: 1,
         evaluationPeriods: 1,
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -11,7 +11,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { ClusterConfig } from './config.ts';
-import { hostMetrics } from './metrics-and-events.ts';
+import { backupMetrics, hostMetrics } from './metrics-and-events.ts';
 
 export interface ArchiveAlarmsProps {
   clusters: ClusterConfig[];
@@ -24,6 +24,17 @@ export function hostMetric(cluster: string, name: string, statistic: string, per
     namespace: hostMetrics.namespace,
     metricName: name,
     dimensionsMap: { [hostMetrics.dimension]: cluster },
+    statistic,
+    period,
+  });
+}
+
+/** The metric `name` of `cluster` from the state machines and Lambdas (namespace pgsnap), by `statistic` per `period`. */
+export function clusterMetric(cluster: string, name: string, statistic: string, period: Duration) {
+  return new Metric({
+    namespace: backupMetrics.namespace,
+    metricName: name,
+    dimensionsMap: { [backupMetrics.dimension]: cluster },
     statistic,
     period,
   });

@@ -5,7 +5,7 @@
  * of this cluster in N hours".
  */
 import { Duration } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { EventField, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
 import { SnsTopic } from 'aws-cdk-lib/aws-events-targets';
@@ -15,6 +15,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { clusterMetric } from './archive-alarms.ts';
 import type { ClusterConfig, EnvironmentConfig } from './config.ts';
 import { backupEvents, backupMetrics } from './metrics-and-events.ts';
 
@@ -69,13 +70,7 @@ export class BackupAlarms extends Construct {
 
     for (const cluster of props.clusters) {
       const metric = (metricName: string, period: Duration) =>
-        new Metric({
-          namespace: backupMetrics.namespace,
-          metricName,
-          dimensionsMap: { [backupMetrics.dimension]: cluster.name },
-          statistic: 'Sum',
-          period,
-        });
+        clusterMetric(cluster.name, metricName, 'Sum', period);
       new Alarm(this, `${cluster.name}-BackupFailed`, {
         alarmDescription: `A backup of ${cluster.name} failed; the failure event and the execution history say why.`,
         metric: metric(backupMetrics.failed, Duration.minutes(5)),

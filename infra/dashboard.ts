@@ -17,7 +17,6 @@ import {
   GraphWidget,
   type HorizontalAnnotation,
   MathExpression,
-  Metric,
   SingleValueWidget,
   TextWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
@@ -25,7 +24,7 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
 import { freshnessMetrics } from '#domain/backup/freshness';
 import { restoreMetrics } from '#domain/restore/steps';
-import { hostMetric } from './archive-alarms.ts';
+import { clusterMetric, hostMetric } from './archive-alarms.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { backupDurationMetrics, backupMetrics, copyMetrics, hostMetrics } from './metrics-and-events.ts';
 
@@ -41,14 +40,7 @@ export interface PgsnapDashboardProps {
 const width = 24;
 
 function backupMetric(cluster: string, name: string, period: Duration, label: string, statistic = 'Sum') {
-  return new Metric({
-    namespace: backupMetrics.namespace,
-    metricName: name,
-    dimensionsMap: { [backupMetrics.dimension]: cluster },
-    statistic,
-    period,
-    label,
-  });
+  return clusterMetric(cluster, name, statistic, period).with({ label });
 }
 
 export class PgsnapDashboard extends Construct {

@@ -10,7 +10,7 @@
  * can never remove a source volume or a database host.
  */
 import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -22,9 +22,9 @@ import { snapshotTags } from '#domain/ebs/snapshots';
 import { restoreMetrics } from '#domain/restore/steps';
 import { restoreTags } from '#domain/restore/volumes';
 import { acknowledge, bucketFinding, nagArn } from './acknowledge.ts';
+import { clusterMetric } from './archive-alarms.ts';
 import { BackupFunction } from './backup-function.ts';
 import type { DrillConfig } from './config.ts';
-import { backupMetrics } from './metrics-and-events.ts';
 import { RestoreDocument } from './restore-document.ts';
 import { RestoreStateMachine } from './restore-state-machine.ts';
 import type { RestoreFunctions } from './restore-steps.ts';
@@ -344,13 +344,7 @@ export class Restore extends Construct {
         alarmDescription:
           `No restore drill of ${cluster.name} succeeded in ${drills.days} days: nobody knows whether its backups restore. ` +
           "Check the drill schedule and the restore state machine's last executions, and the restore records (pgsnap restores list).",
-        metric: new Metric({
-          namespace: backupMetrics.namespace,
-          metricName: restoreMetrics.drillSucceeded,
-          dimensionsMap: { [backupMetrics.dimension]: cluster.name },
-          statistic: 'Sum',
-          period: Duration.days(1),
-        }),
+        metric: clusterMetric(cluster.name, restoreMetrics.drillSucceeded, 'Sum', Duration.days(1)),
         threshold: 1,
         evaluationPeriods: drills.days,
         datapointsToAlarm: drills.days,
@@ -365,13 +359,7 @@ export class Restore extends Construct {
             `A restore drill of ${cluster.name} took longer than its ${drills.rtoMinutes}-minute RTO objective, from the ` +
             'request to the restored server accepting connections. Its restore record (pgsnap restores show) has each ' +
             "phase's time: the volumes, the instance, or the WAL to replay since the backup.",
-          metric: new Metric({
-            namespace: backupMetrics.namespace,
-            metricName: restoreMetrics.drillRtoSeconds,
-            dimensionsMap: { [backupMetrics.dimension]: cluster.name },
-            statistic: 'Maximum',
-            period: Duration.days(1),
-          }),
+          metric: clusterMetric(cluster.name, restoreMetrics.drillRtoSeconds, 'Maximum', Duration.days(1)),
           threshold: drills.rtoMinutes * 60,
           evaluationPeriods: 1,
           comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
