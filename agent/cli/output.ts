@@ -20,7 +20,6 @@ export function createOutput(json: boolean): Output {
   };
 }
 
-/** Aligns `key: value` pairs for people. */
 /** Rows under a header, each column as wide as its widest cell, two spaces apart (the catalog listings). */
 export function columns(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -32,6 +31,7 @@ export function columns(header: string[], rows: string[][]): string[] {
   );
 }
 
+/** Aligns `key: value` pairs for people. */
 export function table(pairs: Array<[string, unknown]>): string[] {
   const shown = pairs.filter(([, value]) => value !== undefined && value !== '');
   const width = Math.max(...shown.map(([key]) => key.length));
