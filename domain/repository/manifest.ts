@@ -32,13 +32,6 @@ export const artifactSchema = z.strictObject({
 export type ArtifactRecord = z.infer<typeof artifactSchema>;
 
 /**
- * What a restore needs to make a volume again from its snapshot and put it
- * back where it was: recorded at backup time from DescribeVolumes (size,
- * type, performance, encryption, zone) and from the host (`begin --volumes`:
- * mount point, file system, what the volume holds). Absent in manifests
- * written before pgsnap recorded it; a restore of those says what is missing.
- */
-/**
  * An absolute path without `.` or `..` segments: a restore mounts the volume
  * there (below its mountRoot), so a recorded path must not climb out of it.
  */
@@ -46,6 +39,13 @@ export const plainAbsolutePath = z
   .string()
   .check(z.regex(/^\/(?!(.*\/)?\.\.?(\/|$))/, 'an absolute path without . or .. segments'));
 
+/**
+ * What a restore needs to make a volume again from its snapshot and put it
+ * back where it was: recorded at backup time from DescribeVolumes (size,
+ * type, performance, encryption, zone) and from the host (`begin --volumes`:
+ * mount point, file system, what the volume holds). Absent in manifests
+ * written before pgsnap recorded it; a restore of those says what is missing.
+ */
 export const volumeRecordSchema = z.strictObject({
   /** What of the cluster the volume holds, with each part's path on the source host. */
   holds: z

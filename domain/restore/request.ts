@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { backupIdFrom, backupIdPattern, clusterNamePattern } from '../backup/input.ts';
+import { plainAbsolutePath } from '../repository/manifest.ts';
 import * as z from '../zod.ts';
 
 export const restoreModes = ['restore', 'drill', 'standby'] as const;
@@ -91,14 +92,7 @@ export const restoreRequestSchema = z.strictObject({
   /** standby: how the restored server reaches its primary. */
   primaryConninfo: z.optional(z.string().check(z.maxLength(1000))),
   /** Where the target host places the volumes: their recorded mount points below this directory (default: at them). */
-  mountRoot: z.optional(
-    z
-      .string()
-      .check(
-        z.regex(/^\/[A-Za-z0-9._/-]*$/),
-        z.regex(/^\/(?!(.*\/)?\.\.?(\/|$))/, 'an absolute path without . or .. segments'),
-      ),
-  ),
+  mountRoot: z.optional(plainAbsolutePath.check(z.regex(/^\/[A-Za-z0-9._/-]*$/))),
   /** The port the restored server listens on (default: the source's). */
   port: z.optional(z.int().check(z.gte(1), z.lte(65535))),
   /** Set by `pgsnap restore start` and the drill schedule; otherwise derived from the execution. */
