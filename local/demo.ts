@@ -38,19 +38,13 @@ import {
 } from '../agent/restore/cluster.ts';
 import { waitForArchive } from '../agent/session/archive-wait.ts';
 import { clusterPaths } from '../agent/volumes/cluster-paths.ts';
+import { plainArchiveCommandLine } from '../agent/wal/shell-lines.ts';
 import type * as LocalSynth from '../infra/local-synth.ts';
 import { states } from '../infra/state-names.ts';
 import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
 import type { LocalBackupResult } from './local-backup.ts';
 import type { LocalEc2 } from './local-ec2.ts';
-import {
-  agentOnPath,
-  localAgentEnv,
-  localHostVolumes,
-  localRootDevice,
-  stageAgent,
-  walPushLine,
-} from './staged-agent.ts';
+import { agentOnPath, localAgentEnv, localHostVolumes, localRootDevice, stageAgent } from './staged-agent.ts';
 import { startWriter, type Writer } from './writer.ts';
 
 const execFileAsync = promisify(execFile);
@@ -267,7 +261,11 @@ async function startSource(
   };
   // What the servers run (archive_command, the drills' restore_command), where their user can run it.
   const agent = stageAgent(join(work, 'agent'), serverUid());
-  const walPush = walPushLine(agent, repository.url, repository.cluster);
+  const walPush = plainArchiveCommandLine({
+    url: repository.url,
+    cluster: repository.cluster,
+    pgsnap: agent,
+  });
   progress(
     `starting a throwaway PostgreSQL ${major} cluster, archiving with pgsnap wal-push into ${repository.url}`,
   );

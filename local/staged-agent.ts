@@ -25,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import { firstBlocked, pathChecks, requireServerCanRun } from '../agent/restore/server-can-run.ts';
 import type { ClusterPath } from '../agent/volumes/cluster-paths.ts';
+import { shellQuote } from '../agent/wal/shell-lines.ts';
 import type { LocalVolume } from './local-ec2.ts';
 
 /**
@@ -64,16 +65,6 @@ export function stageAgent(
   const command = [node, join(dir, 'lib', 'pgsnap', 'pgsnap.mjs')];
   requireServerCanRun(command, uid, 'archive_command and restore_command');
   return command;
-}
-
-/** A word for sh: as it is when it needs no quoting, else in single quotes. */
-export function shellQuote(value: string): string {
-  return /^[\w./:=@%-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
-}
-
-/** The archive_command that runs the staged agent's wal-push into `repository` for `cluster`. */
-export function walPushLine(agent: string[], repository: string, cluster: string): string {
-  return [...agent, 'wal-push', '%p', '--repo', repository, '--cluster', cluster].map(shellQuote).join(' ');
 }
 
 /**

@@ -21,6 +21,7 @@ import {
 } from '../../agent/restore/cluster.ts';
 import { waitForArchive } from '../../agent/session/archive-wait.ts';
 import { clusterPaths } from '../../agent/volumes/cluster-paths.ts';
+import { plainArchiveCommandLine } from '../../agent/wal/shell-lines.ts';
 import { type SynthesizedForLocalRun, synthesizeForLocalRun } from '../../infra/local-synth.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../../local/btrfs-volumes.ts';
 import type { LocalEc2 } from '../../local/local-ec2.ts';
@@ -30,7 +31,6 @@ import {
   localHostVolumes,
   localRootDevice,
   stageAgent,
-  walPushLine,
 } from '../../local/staged-agent.ts';
 import { onCleanup, run, start } from './processes.ts';
 
@@ -99,7 +99,7 @@ export async function backUpSource(
     serverUid(),
     resolve(import.meta.dirname, '../../dist/pgsnap-agent.tar.gz'),
   );
-  const walPush = walPushLine(agent, repositoryUrl, clusterName);
+  const walPush = plainArchiveCommandLine({ url: repositoryUrl, cluster: clusterName, pgsnap: agent });
   const major = newestAvailableMajor();
   progress(`PostgreSQL ${major}, archiving with pgsnap wal-push into ${repositoryUrl}`);
   const source = await Cluster.create({
