@@ -1,10 +1,9 @@
 /**
- * The README's configuration reference, made from the schema (config.ts) so the two cannot disagree: one
- * row per field with its path, type, default and meaning (the field's `.describe()`). `npm run docs`
- * writes it between the README's markers; test/infra/config-reference.test.ts fails when they differ.
+ * The configuration reference of docs/configuration.md, made from the schema (config.ts) so the two cannot
+ * disagree: one row per field with its path, type, default and meaning (the field's `.describe()`).
+ * `npm run docs` (scripts/docs.ts) writes it between the page's markers; test/infra/readme.test.ts fails
+ * when they differ.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { z } from 'zod';
 import { configSchema } from './config.ts';
 
@@ -87,20 +86,4 @@ export function configReference(): string {
   const out = ['| field | type | default | meaning |', '| --- | --- | --- | --- |'];
   rows(schema, '', out);
   return out.join('\n');
-}
-
-/** The README with the reference between its markers replaced by `reference`. */
-export function withReference(readme: string, reference: string): string {
-  const begin = readme.indexOf(referenceMarkers.begin);
-  const end = readme.indexOf(referenceMarkers.end);
-  if (begin < 0 || end < begin) {
-    throw new Error(`README.md has no ${referenceMarkers.begin} ... ${referenceMarkers.end} block`);
-  }
-  return `${readme.slice(0, begin + referenceMarkers.begin.length)}\n${reference}\n${readme.slice(end)}`;
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const path = resolve(import.meta.dirname, '../README.md');
-  writeFileSync(path, withReference(readFileSync(path, 'utf8'), configReference()));
-  console.log(`wrote the configuration reference into ${path}`);
 }

@@ -17,7 +17,13 @@ import { open, type RepositoryChoice } from '../cli/repository-options.ts';
 import type { VolumeSnapshot } from '../providers/provider.ts';
 import type { SessionRecord, StoppedRecord } from './state.ts';
 
-/** A mistake in archive_command, found when the backup is about to be catalogued. */
+/**
+ * A WAL segment between the backup's start and stop is not in the repository when `end` catalogues the
+ * backup: a mistake in archive_command.
+ *
+ * What to do: Check that archive_command archives into the same `--repo` and `--cluster` as the backup
+ * (`pgsnap doctor` says), then take the backup again.
+ */
 export class WalMissingError extends PreconditionError {
   override name = 'WalMissingError';
 }

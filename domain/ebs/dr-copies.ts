@@ -60,9 +60,16 @@ export const grantOperations: GrantOperation[] = [
   'GenerateDataKeyWithoutPlaintext',
 ];
 
-/** A copy could not be made, ended in error, or was given up; the backup itself stays completed. */
 const grantName = (backupId: string) => `pgsnap-dr-${backupId}`;
 
+/**
+ * A DR copy could not be made, ended in error, or was given up after `dr.copyHours`; the backup itself stays
+ * completed, both manifests record the failure and the cluster's `CopyFailed` alarm fires.
+ *
+ * What to do: Read the copy's execution and the message (snapshots under the AWS managed key `aws/ebs`
+ * cannot be shared with another account: use a customer managed key). The next backup is copied again; DR
+ * retention removes the half-made copies.
+ */
 export class CopyFailedError extends Error {
   override name = 'CopyFailedError';
 }

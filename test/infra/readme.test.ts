@@ -1,35 +1,98 @@
 /**
- * The README says what the code does: its configuration reference is the one the schema makes, and every
- * pgsnap command line it shows uses a command and flags that the command's own usage lists.
+ * The README and the pages behind it (CONTRIBUTING.md, docs/) say what the code does: the README stays a
+ * front page, every generated table is the one its source makes, every pgsnap command line shown uses a
+ * command and flags that the command's own usage lists, and every link leads to a file and heading that
+ * exist.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { expect, test } from 'vitest';
-import { configReference, referenceMarkers, withReference } from '../../infra/config-reference.ts';
+import { generatedTables, regenerate } from '../../scripts/docs.ts';
 import { pgsnapBin } from '../support/pgsnap.ts';
 
-const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
+const root = resolve(import.meta.dirname, '../..');
+const pages = [
+  'README.md',
+  'CONTRIBUTING.md',
+  ...readdirSync(resolve(root, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => `docs/${name}`),
+];
+const textOf = (page: string) => readFileSync(resolve(root, page), 'utf8');
 
-test('the configuration reference in the README is the one the schema makes (npm run docs)', () => {
-  expect(readme).toContain(referenceMarkers.begin);
-  expect(withReference(readme, configReference())).toBe(readme);
+/** A page's lines outside fenced blocks, and its fenced blocks with the language each opening names. */
+function split(text: string): { prose: string[]; blocks: { language: string; text: string }[] } {
+  const prose: string[] = [];
+  const blocks: { language: string; text: string }[] = [];
+  let open: { language: string; lines: string[] } | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('```')) {
+      if (open) blocks.push({ language: open.language, text: open.lines.join('\n') });
+      open = open ? undefined : { language: line.slice(3).trim(), lines: [] };
+    } else if (open) open.lines.push(line);
+    else prose.push(line);
+  }
+  return { prose, blocks };
+}
+
+/** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens, repeats numbered. */
+function anchorsOf(text: string): Set<string> {
+  const seen = new Map<string, number>();
+  const anchors = new Set<string>();
+  for (const line of split(text).prose) {
+    const heading = line.match(/^#{1,6} (.*)$/)?.[1];
+    if (heading === undefined) continue;
+    const base = heading
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/ /g, '-');
+    const count = seen.get(base) ?? 0;
+    seen.set(base, count + 1);
+    anchors.add(count === 0 ? base : `${base}-${count}`);
+  }
+  return anchors;
+}
+
+test('the README is a front page: at most 400 lines, the rest in docs/', () => {
+  expect(textOf('README.md').split('\n').length).toBeLessThanOrEqual(400);
+  expect(pages).toContain('docs/errors.md');
+  expect(pages).toContain('docs/configuration.md');
 });
 
-test('every pgsnap command line in the README uses a command and flags that its usage lists', () => {
-  // Shell blocks only: walk the fences, each opening one naming its language.
-  const blocks: string[] = [];
-  let open: { language: string; lines: string[] } | undefined;
-  for (const line of readme.split('\n')) {
-    if (line.startsWith('```')) {
-      if (open && ['sh', 'bash', 'ini', ''].includes(open.language)) blocks.push(open.lines.join('\n'));
-      open = open ? undefined : { language: line.slice(3).trim(), lines: [] };
-    } else open?.lines.push(line);
+test.each(generatedTables)('$file is the one its source makes (run npm run docs)', (table) => {
+  const { current, generated } = regenerate(table);
+  expect(current).toContain(table.markers.begin);
+  expect(current, `${table.file} is stale: run npm run docs`).toBe(generated);
+});
+
+test('every link in the README, CONTRIBUTING.md and docs/ leads to a file and heading that exist', () => {
+  const problems: string[] = [];
+  let checked = 0;
+  for (const page of pages) {
+    const prose = split(textOf(page))
+      .prose.join('\n')
+      .replace(/`[^`\n]*`/g, '');
+    for (const match of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const target = match[1]!;
+      if (/^[a-z]+:/.test(target)) continue;
+      checked++;
+      const [path = '', anchor] = target.split('#');
+      const file = path ? resolve(root, dirname(page), path) : resolve(root, page);
+      if (!existsSync(file)) {
+        problems.push(`${page}: ${target}: no such file`);
+      } else if (anchor !== undefined && !anchorsOf(readFileSync(file, 'utf8')).has(anchor)) {
+        problems.push(`${page}: ${target}: no heading #${anchor} in ${relative(root, file)}`);
+      }
+    }
   }
-  // Backslash-continued lines read as one.
-  const lines = blocks.flatMap((block) => block.replace(/\\\n\s*/g, ' ').split('\n'));
+  expect(problems).toEqual([]);
+  expect(checked).toBeGreaterThan(30);
+});
+
+test('every pgsnap command line in the README, CONTRIBUTING.md and docs/ uses a command and flags that its usage lists', () => {
   const usages = new Map<string, string>();
-  // `restore start` is a command of its own, with its own usage.
+  // `backup start`, `restore start` and `agent install` are commands of their own, with their own usage.
   const usageOf = (command: string) => {
     if (!usages.has(command)) {
       usages.set(
@@ -41,23 +104,35 @@ test('every pgsnap command line in the README uses a command and flags that its 
   };
   const problems: string[] = [];
   let checked = 0;
-  for (const line of lines) {
-    for (const match of line.matchAll(/(?:^|[\s;(|&'=])pgsnap ([a-z][a-z-]*(?: start(?= ))?)([^|;&'#]*)/g)) {
-      const command = match[1]!;
-      let usage: string;
-      try {
-        usage = usageOf(command);
-      } catch {
-        problems.push(`${command}: not a pgsnap command (in: ${line.trim()})`);
-        continue;
-      }
-      checked++;
-      for (const flag of (match[2] ?? '').matchAll(/(?:^|\s|\[)(--[a-z][a-z-]*)/g)) {
-        if (!usage.includes(flag[1]!))
-          problems.push(`${command} ${flag[1]}: not in its usage (in: ${line.trim()})`);
+  for (const page of pages) {
+    const { prose, blocks } = split(textOf(page));
+    // Shell blocks, backslash-continued lines read as one; and, in the prose, code spans that give flags.
+    const lines = [
+      ...blocks
+        .filter((block) => ['sh', 'bash', 'ini', ''].includes(block.language))
+        .flatMap((block) => block.text.replace(/\\\n\s*/g, ' ').split('\n')),
+      ...[...prose.join('\n').matchAll(/`(pgsnap [a-z][^`]*--[^`]*)`/g)].map((span) => span[1]!),
+    ];
+    for (const line of lines) {
+      for (const match of line.matchAll(
+        /(?:^|[\s;(|&'=])pgsnap ([a-z][a-z-]*(?: (?:start|install)(?= ))?)([^|;&'#]*)/g,
+      )) {
+        const command = match[1]!;
+        let usage: string;
+        try {
+          usage = usageOf(command);
+        } catch {
+          problems.push(`${page}: ${command}: not a pgsnap command (in: ${line.trim()})`);
+          continue;
+        }
+        checked++;
+        for (const flag of (match[2] ?? '').matchAll(/(?:^|\s|\[)(--[a-z][a-z-]*)/g)) {
+          if (!usage.includes(flag[1]!))
+            problems.push(`${page}: ${command} ${flag[1]}: not in its usage (in: ${line.trim()})`);
+        }
       }
     }
   }
   expect(problems).toEqual([]);
-  expect(checked).toBeGreaterThan(10);
+  expect(checked).toBeGreaterThan(30);
 });

@@ -1,7 +1,7 @@
 /**
- * The supported runtimes the README states agree with what is built: the host
- * executables carry the same Node.js release line the Lambdas run on, and the
- * checkout's `engines` admits it.
+ * The supported runtimes that docs/building.md (and, in short, the README) state agree with what is
+ * built: the host executables carry the same Node.js release line the Lambdas run on, and the checkout's
+ * `engines` admits it.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -17,9 +17,10 @@ it('the host executables and the Lambdas are on the same Node.js release line, w
   const [major, minor] = nodeVersion.split('.').map(Number) as [number, number];
   expect(major % 2, 'an LTS line is even').toBe(0);
   expect(lambdaBundling.target).toBe(`node${major}`);
-  const readme = readFileSync(resolve(project, 'README.md'), 'utf8');
-  expect(readme).toContain(`Node.js ${nodeVersion}`);
-  expect(readme).toContain(`\`nodejs${major}.x\``);
+  const building = readFileSync(resolve(project, 'docs/building.md'), 'utf8');
+  expect(building).toContain(`Node.js ${nodeVersion}`);
+  expect(building).toContain(`\`nodejs${major}.x\``);
+  expect(readFileSync(resolve(project, 'README.md'), 'utf8')).toContain(`carry Node.js ${major} `);
   const engines = (
     JSON.parse(readFileSync(resolve(project, 'package.json'), 'utf8')) as {
       engines: { node: string };
