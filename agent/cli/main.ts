@@ -4,7 +4,7 @@ import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageE
 import type { SessionConfig } from '../session/config.ts';
 import type { ArchiverConfig } from '../wal/archiver.ts';
 import type { PrefetcherConfig } from '../wal/prefetcher.ts';
-import { singleExecutable } from './self.ts';
+import { singleExecutable } from '../host/self.ts';
 
 type Run = (args: string[]) => Promise<number>;
 
@@ -43,7 +43,7 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
     summary: 'the resident agent service: holds backup sessions for begin (a systemd service)',
   },
   restore: {
-    load: () => import('../commands/restore.ts').then((m) => m.restoreCommand),
+    load: () => import('../commands/restore-prepare.ts').then((m) => m.restorePrepareCommand),
     summary: 'prepare a restored data directory; --restore-id: the whole restore here; start: one in AWS',
   },
   mount: {
@@ -116,6 +116,14 @@ async function loadDemo(): Promise<Run> {
   return ((await import(bundle.href)) as { demoCommand: Run }).demoCommand;
 }
 
+/** Whether `restore`'s arguments ask for the whole restore here (--restore-id), before any `--`. */
+function givesRestoreId(args: string[]): boolean {
+  const separator = args.indexOf('--');
+  return (separator < 0 ? args : args.slice(0, separator)).some(
+    (arg) => arg === '--restore-id' || arg.startsWith('--restore-id='),
+  );
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
   return [
@@ -148,9 +156,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;
   }
-  // `restore start` starts a restore in AWS; `restore` alone prepares (or, with --restore-id, runs) one here.
+  // `restore start` starts a restore in AWS; `restore --restore-id` runs one here; `restore` alone prepares one.
   if (name === 'restore' && args[0] === 'start') {
     return (await import('../commands/restore-start.ts')).restoreStartCommand(args.slice(1));
+  }
+  if (name === 'restore' && givesRestoreId(args)) {
+    return (await import('../commands/restore-host.ts')).restoreHostCommand(args);
   }
   const command = commands[name];
   if (!command) throw new UsageError(`pgsnap: unknown command ${JSON.stringify(name)}\n\n${usage()}`);

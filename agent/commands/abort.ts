@@ -1,14 +1,14 @@
 /** `pgsnap abort`: end the backup session without artifacts. */
 import { validateBackupId } from '#domain/backup/input';
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
+import { createContext } from '../host/context.ts';
 import { table } from '../cli/output.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
-} from '../cli/task-token.ts';
+} from '../host/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { abort } from '../session/abort.ts';
 

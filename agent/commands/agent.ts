@@ -3,11 +3,11 @@ import { resolve } from 'node:path';
 import { formatDuration, parseDuration, validateClusterName } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { parse, refuseTogether } from '../cli/args.ts';
-import { createOutput } from '../cli/output.ts';
-import { singleExecutable } from '../cli/self.ts';
+import { createOutput } from '../host/output.ts';
+import { singleExecutable } from '../host/self.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { MonitorConfig } from '../metrics/monitor.ts';
-import { defaultStateRoot } from '../session/state.ts';
+import { defaultStateRoot } from '../host/state.ts';
 
 export const agentUsage = `pgsnap agent [--state-dir DIR] [--cluster NAME [--metrics-interval D]
              [--metrics-listen 127.0.0.1:PORT] [--metrics-cloudwatch on|off] [--spool-dir DIR]]

@@ -4,7 +4,8 @@ import { type ExecutionOutcome, followExecution, startBackupExecution } from '#d
 import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
-import { createOutput, table } from '../cli/output.ts';
+import { table } from '../cli/output.ts';
+import { createOutput } from '../host/output.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 

@@ -1,7 +1,7 @@
 /** `pgsnap discover`: which volumes (EBS ids, devices, mounts) hold PGDATA, the tablespaces and pg_wal. */
 import { exitCodes } from '#domain/errors';
 import { parse } from '../cli/args.ts';
-import { createOutput } from '../cli/output.ts';
+import { createOutput } from '../host/output.ts';
 import { printUsage } from '../cli/usage.ts';
 import { discover } from '../volumes/discover.ts';
 

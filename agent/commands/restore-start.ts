@@ -11,10 +11,11 @@ import { describeTarget } from '#domain/restore/plan';
 import type { RestoreRecord } from '#domain/restore/record';
 import type { RecoveryTargetRequest, RestoreRequestInput } from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
-import { createOutput, table } from '../cli/output.ts';
-import { open, repositoryChoice } from '../cli/repository-options.ts';
+import { table } from '../cli/output.ts';
+import { createOutput } from '../host/output.ts';
+import { open, repositoryChoice } from '../host/repository.ts';
 import { printUsage } from '../cli/usage.ts';
-import { recordLines } from './restore-record-lines.ts';
+import { recordLines } from '../cli/restore-lines.ts';
 
 export const restoreStartUsage = `pgsnap restore start --cluster NAME [--backup-id ID | --latest]
         [--target-time T | --target-lsn L | --target-name N | --target-immediate]

@@ -1,14 +1,14 @@
 /** `pgsnap unmount`: takes away what pgsnap mount placed for a restore (the drill's teardown, the cleanup path). */
 import { parse, refuseTogether } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
-import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { createContext } from '../host/context.ts';
+import { open, requireRepositoryChoice } from '../host/repository.ts';
 import { restoreIdOf } from '../cli/restore-id.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
-} from '../cli/task-token.ts';
+} from '../host/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
 import { unmountRestore } from '../restore/unmount-restore.ts';
 

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import { requireWalFileName } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
-import { requireRepositoryChoice } from '../cli/repository-options.ts';
+import { requireRepositoryChoice } from '../host/repository.ts';
 import { printUsage } from '../cli/usage.ts';
 import { fetchWalFile } from '../wal/fetch.ts';
 import { prefetcherConfig } from '../wal/prefetcher-config.ts';

@@ -6,11 +6,11 @@ import { formatDuration, parseDuration } from '#domain/backup/input';
 import { messageOf, UsageError } from '#domain/errors';
 import { requireWalFileName } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
-import { createOutput } from '../cli/output.ts';
-import { open, type RepositoryChoice, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { createOutput } from '../host/output.ts';
+import { open, type RepositoryChoice, requireRepositoryChoice } from '../host/repository.ts';
 import { printUsage } from '../cli/usage.ts';
 import { systemIdentifierOf } from '../postgres/pgdata.ts';
-import { defaultStateRoot } from '../session/state-root.ts';
+import { defaultStateRoot } from '../host/settings.ts';
 import type { ArchiverConfig } from '../wal/archiver.ts';
 import { archiverLockName, lockHolder, privateDirectory, spawnDaemon } from '../wal/daemon.ts';
 import {

@@ -34,7 +34,7 @@ import {
 import { dirname, isAbsolute, join } from 'node:path';
 import { PreconditionError, UsageError } from '#domain/errors';
 import { request } from '../session/control.ts';
-import { agentSocketPath } from '../session/state.ts';
+import { agentSocketPath } from '../host/state.ts';
 
 export const unitPath = '/etc/systemd/system/pgsnap-agent.service';
 export const settingsPath = '/etc/pgsnap/pgsnap.env';

@@ -7,11 +7,3 @@ export interface SessionConfig {
   fast: boolean;
   maxDurationMs: number;
 }
-
-/**
- * The longest maximum duration: Node.js keeps a timer's delay in a signed
- * 32-bit millisecond count, and a longer one is set to 1 ms (with only a
- * TimeoutOverflowWarning), which would expire the backup at once. About 24.8
- * days, far past any snapshot.
- */
-export const maxDurationLimitMs = 2 ** 31 - 1;

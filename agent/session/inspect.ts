@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { request } from './control.ts';
-import type { ClusterState, OutcomeRecord, SessionRecord, StoppedRecord } from './state.ts';
+import type { ClusterState, OutcomeRecord, SessionRecord, StoppedRecord } from '../host/state.ts';
 
 export type Inspection =
   | { kind: 'none'; outcome: OutcomeRecord | undefined }

@@ -31,7 +31,7 @@ import {
 import type { SessionConfig } from './config.ts';
 import { type ControlRequest, listen } from './control.ts';
 import { preflight } from './preflight.ts';
-import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from './state.ts';
+import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from '../host/state.ts';
 
 /** What begin is told once: backup mode started, or why not. */
 export type SessionReport =

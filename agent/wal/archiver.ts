@@ -30,7 +30,7 @@ import { messageOf } from '#domain/errors';
 import { type ClusterIdentity, type ClusterPin, checkClusterPin } from '#domain/repository/cluster-pin';
 import type { PushResult, Repository } from '#domain/repository/repository';
 import { checkSegment, requireWalFileName } from '#domain/wal/file';
-import { open, type RepositoryChoice } from '../cli/repository-options.ts';
+import { open, type RepositoryChoice } from '../host/repository.ts';
 import { dataDirectoryIdentity, pgVersionOf, walDirectoryOf } from '../postgres/pgdata.ts';
 import { archiverLockName, daemonLog, postmasterAlive, releasePidLock, takePidLock } from './daemon.ts';
 import { errorStatusName, okStatusName, statusKeyOf } from './shell-lines.ts';

@@ -22,7 +22,7 @@ import { messageOf } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
 import { nextSegmentName, walFileKind } from '#domain/wal/file';
-import { open, type RepositoryChoice } from '../cli/repository-options.ts';
+import { open, type RepositoryChoice } from '../host/repository.ts';
 import { daemonLog, postmasterAlive, prefetcherLockName, releasePidLock, takePidLock } from './daemon.ts';
 import { placeFile } from './place-file.ts';
 import { missingMarkerName } from './shell-lines.ts';

@@ -14,7 +14,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { answeringStepFunctions } from '../../agent/cli/task-token.ts';
+import { answeringStepFunctions } from '../../agent/host/task-token.ts';
 import { Moto, motoAccount, skipWithoutMoto } from '../support/moto.ts';
 
 const region = 'us-east-1';

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { createLockFile } from '../../agent/session/lock-file.ts';
+import { createLockFile } from '../../agent/host/lock-file.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-lock-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
