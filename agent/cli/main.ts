@@ -1,9 +1,7 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
 import { existsSync } from 'node:fs';
 import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageError } from '#domain/errors';
-import type { SessionConfig } from '../session/config.ts';
-import type { ArchiverConfig } from '../wal/archiver.ts';
-import type { PrefetcherConfig } from '../wal/prefetcher.ts';
+import { backgroundConfig } from '../host/background-config.ts';
 import { singleExecutable } from '../host/self.ts';
 
 type Run = (args: string[]) => Promise<number>;
@@ -140,13 +138,16 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === '__holder') {
-    return (await import('../session/holder.ts')).runHolder(JSON.parse(args[0]!) as SessionConfig);
+    const { runHolder, sessionConfigSchema } = await import('../session/holder.ts');
+    return runHolder(backgroundConfig(name, sessionConfigSchema, args[0]));
   }
   if (name === '__wal-archiver') {
-    return (await import('../wal/archiver.ts')).runArchiver(JSON.parse(args[0]!) as ArchiverConfig);
+    const { runArchiver, archiverConfigSchema } = await import('../wal/archiver.ts');
+    return runArchiver(backgroundConfig(name, archiverConfigSchema, args[0]));
   }
   if (name === '__wal-prefetcher') {
-    return (await import('../wal/prefetcher.ts')).runPrefetcher(JSON.parse(args[0]!) as PrefetcherConfig);
+    const { runPrefetcher, prefetcherConfigSchema } = await import('../wal/prefetcher.ts');
+    return runPrefetcher(backgroundConfig(name, prefetcherConfigSchema, args[0]));
   }
   if (name === '--version' || name === 'version') {
     process.stdout.write(`${(await import('./version.ts')).versionText()}\n`);

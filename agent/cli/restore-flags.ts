@@ -6,8 +6,8 @@
  */
 import { UsageError } from '#domain/errors';
 import { parseLsn } from '#domain/wal/lsn';
-import type { RecoveryTarget } from '../restore/prepare.ts';
 import { taskTokenFlag } from '../host/task-token.ts';
+import type { RecoveryTarget } from '../restore/prepare.ts';
 import { parse, refuseTogether } from './args.ts';
 
 export const restoreUsage = `pgsnap restore --restore-id R --repo URL --cluster NAME [--systemd-unit U | --pg-bin DIR]
@@ -177,4 +177,10 @@ export const prepareFlags = [
 ] as const;
 
 /** Flags of the whole restore here, which the prepare-only mode does not take. */
-export const hostFlags = ['systemd-unit', 'pg-bin', 'recovery-timeout', 'task-token', 'task-token-file'] as const;
+export const hostFlags = [
+  'systemd-unit',
+  'pg-bin',
+  'recovery-timeout',
+  'task-token',
+  'task-token-file',
+] as const;

@@ -1,17 +1,17 @@
 /** `pgsnap end`: stop the backup, confirm its WAL is archived, hand over the artifacts byte for byte. */
 import { validateBackupId } from '#domain/backup/input';
 import { parse } from '../cli/args.ts';
-import { createContext } from '../host/context.ts';
 import { table } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
+import { settingsFrom } from '../host/settings.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
 } from '../host/task-token.ts';
-import { printUsage } from '../cli/usage.ts';
 import { end } from '../session/end.ts';
-import { settingsFrom } from '../host/settings.ts';
 
 export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token-file F [--heartbeat-seconds S]] [--json]
 

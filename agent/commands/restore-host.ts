@@ -5,8 +5,8 @@
 import { UsageError } from '#domain/errors';
 import { refuseTogether } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
-import { restoreIdOf } from '../cli/restore-id.ts';
 import { hostRestoreUsage, parseRestoreFlags, prepareFlags, restoreUsage } from '../cli/restore-flags.ts';
+import { restoreIdOf } from '../cli/restore-id.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createContext } from '../host/context.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';

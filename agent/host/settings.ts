@@ -69,7 +69,8 @@ export const settingDescriptors = {
     type: 'count',
     default: 'a heartbeat every 60s',
     commands: 'begin, end, abort, restore, mount, unmount',
-    description: "the Task state's HeartbeatSeconds, whole seconds; the agent heartbeats three times within it",
+    description:
+      "the Task state's HeartbeatSeconds, whole seconds; the agent heartbeats three times within it",
   },
   pgBin: {
     env: 'PGSNAP_PG_BIN',
@@ -199,6 +200,14 @@ export interface Settings {
   prefetch: number;
 }
 
+/** A setting's environment variable alone, for code that has no flags to apply (a variable set to '' is unset). */
+export function fromEnvironment(
+  name: 'pgBin' | 'localVolumes' | 'systemdUnit',
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  return env[settingDescriptors[name].env] || undefined;
+}
+
 /** `flags`, then the environment, onto the settings; a bad value is a usage error naming its flag. */
 export function settingsFrom(flags: SettingFlags = {}, env: NodeJS.ProcessEnv = process.env): Settings {
   const cluster = flags.cluster ?? env.PGSNAP_CLUSTER;
@@ -208,7 +217,7 @@ export function settingsFrom(flags: SettingFlags = {}, env: NodeJS.ProcessEnv = 
     stateDir: flags['state-dir'] ?? defaultStateRoot(env),
     pgBin: flags['pg-bin'] ?? env.PGSNAP_PG_BIN,
     systemdUnit: flags['systemd-unit'] ?? env.PGSNAP_SYSTEMD_UNIT,
-    localVolumes: env.PGSNAP_LOCAL_VOLUMES || undefined,
+    localVolumes: fromEnvironment('localVolumes', env),
     backupStateMachine: flags['state-machine'] ?? env.PGSNAP_STATE_MACHINE_ARN,
     restoreStateMachine: flags['state-machine'] ?? env.PGSNAP_RESTORE_STATE_MACHINE_ARN,
     maxDurationMs: flags['max-duration'] ? maxDuration(flags['max-duration']) : defaultMaxDurationMs,
@@ -234,7 +243,9 @@ export function settingsFrom(flags: SettingFlags = {}, env: NodeJS.ProcessEnv = 
 export function durationOrSeconds(text: string, flag: string): number {
   if (/^[0-9]+$/.test(text)) {
     if (!/^[1-9][0-9]{0,7}$/.test(text)) {
-      throw new UsageError(`${flag} ${text}: give a duration such as 6h or 90m, or a whole number of seconds`);
+      throw new UsageError(
+        `${flag} ${text}: give a duration such as 6h or 90m, or a whole number of seconds`,
+      );
     }
     return Number(text) * 1000;
   }

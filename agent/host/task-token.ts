@@ -18,7 +18,6 @@ export const taskTokenFlag = {
   'task-token-file': { type: 'string' },
 } as const;
 
-
 /**
  * How often to send SendTaskHeartbeat for a Task state whose HeartbeatSeconds
  * is `heartbeatSeconds` (the --heartbeat-seconds flag): a third of it.
@@ -32,7 +31,6 @@ export function heartbeatIntervalMs(heartbeatSeconds: string | undefined): numbe
   }
   return Math.floor((Number(heartbeatSeconds) * 1000) / 3);
 }
-
 
 /**
  * The task token, from PGSNAP_TASK_TOKEN, --task-token-file or --task-token.

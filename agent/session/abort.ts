@@ -5,10 +5,10 @@
  */
 import { messageOf, PreconditionError } from '#domain/errors';
 import type { Context } from '../host/context.ts';
+import type { OutcomeRecord } from '../host/state.ts';
 import { recordEnded } from './catalog.ts';
 import { answerError, request } from './control.ts';
 import { type Inspection, inspect } from './inspect.ts';
-import type { OutcomeRecord } from '../host/state.ts';
 
 export type AbortResult =
   | { aborted: true; backupId: string; reason: string }

@@ -9,13 +9,13 @@ import { formatDuration, newBackupId } from '#domain/backup/input';
 import { ConnectionError, messageOf, PreconditionError } from '#domain/errors';
 import type { Context } from '../host/context.ts';
 import { selfSpawn } from '../host/self.ts';
+import { agentSocketPath, type SessionRecord } from '../host/state.ts';
 import { abort } from './abort.ts';
 import { recordStarted } from './catalog.ts';
 import type { SessionConfig } from './config.ts';
 import { answerError, request } from './control.ts';
 import { inspect } from './inspect.ts';
 import type { SessionReport } from './session.ts';
-import { agentSocketPath, type SessionRecord } from '../host/state.ts';
 
 export interface BeginOptions {
   label: string;

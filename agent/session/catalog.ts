@@ -14,8 +14,8 @@ import type { ArtifactRecord, Manifest, ManifestSnapshot } from '#domain/reposit
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';
 import { open, type RepositoryChoice } from '../host/repository.ts';
-import type { VolumeSnapshot } from '../providers/provider.ts';
 import type { SessionRecord, StoppedRecord } from '../host/state.ts';
+import type { VolumeSnapshot } from '../providers/provider.ts';
 
 /** A mistake in archive_command, found when the backup is about to be catalogued. */
 export class WalMissingError extends PreconditionError {

@@ -1,4 +1,6 @@
 /** What `begin` asks for: which cluster's state, and the backup to start. */
+import * as z from '#domain/zod';
+
 export interface SessionConfig {
   stateRoot: string;
   key: string;
@@ -7,3 +9,13 @@ export interface SessionConfig {
   fast: boolean;
   maxDurationMs: number;
 }
+
+/** SessionConfig as the holder reads it from its argv. */
+export const sessionConfigSchema = z.strictObject({
+  stateRoot: z.string(),
+  key: z.string(),
+  backupId: z.string(),
+  label: z.string(),
+  fast: z.boolean(),
+  maxDurationMs: z.number(),
+}) satisfies z.ZodMiniType<SessionConfig>;

@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { PreconditionError } from '#domain/errors';
 import * as z from '#domain/zod';
-import { localVolumesVariable } from '../host/settings.ts';
+import { fromEnvironment, localVolumesVariable } from '../host/settings.ts';
 
 export { localVolumesVariable };
 
@@ -33,7 +33,7 @@ const localVolumesSchema = z.strictObject({ volumes: z.array(localVolumeSchema) 
 
 /** The entries of the file PGSNAP_LOCAL_VOLUMES names; none when it is unset. */
 export function localVolumes(env: NodeJS.ProcessEnv = process.env): LocalVolume[] {
-  const file = env[localVolumesVariable];
+  const file = fromEnvironment('localVolumes', env);
   if (!file) return [];
   let value: unknown;
   try {

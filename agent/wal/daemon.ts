@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { selfSpawn } from '../host/self.ts';
 import { createLockFile } from '../host/lock-file.ts';
+import { selfSpawn } from '../host/self.ts';
 
 /** The pid files of the two helpers, in their spool directories. */
 export const archiverLockName = 'archiver.pid';
