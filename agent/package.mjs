@@ -119,7 +119,7 @@ async function bundle() {
   const kept = {};
   for (const [, path] of source.matchAll(/import\('(\.{1,2}\/[\w/.-]+\.ts)'\)/g)) {
     const asset = path.startsWith('../commands/')
-      ? path.slice('../commands/'.length, -3)
+      ? commandAsset(path.slice('../commands/'.length, -3))
       : ({ '../session/holder.ts': '__holder', '../wal/archiver.ts': '__wal-archiver' }[path] ??
         { '../wal/prefetcher.ts': '__wal-prefetcher', './version.ts': 'main' }[path]);
     if (!asset)
@@ -149,6 +149,14 @@ async function bundle() {
   );
   writeFileSync(join(work, 'dispatch.cjs'), dispatcher(names));
   return names;
+}
+
+/**
+ * The asset of a command file: the command's name in argv, which the dispatcher picks by. The three forms of
+ * `pgsnap restore` (start, --restore-id, and prepare) are one asset.
+ */
+function commandAsset(file) {
+  return file.startsWith('restore-') ? 'restore' : file;
 }
 
 /** Makes every dynamic import of agent/cli/main.ts that is not `name`'s an empty module. */

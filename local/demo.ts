@@ -21,9 +21,9 @@ import type pg from 'pg';
 import { formatDuration, newBackupId } from '#domain/backup/input';
 import { PreconditionError } from '#domain/errors';
 import { parse } from '../agent/cli/args.ts';
-import { createOutput, type Output } from '../agent/cli/output.ts';
-import { open, type RepositoryChoice } from '../agent/cli/repository-options.ts';
 import { printUsage } from '../agent/cli/usage.ts';
+import { createOutput, type Output } from '../agent/host/output.ts';
+import { open, type RepositoryChoice } from '../agent/host/repository.ts';
 import { createProvider } from '../agent/providers/create.ts';
 import type { SnapshotProvider } from '../agent/providers/provider.ts';
 import {

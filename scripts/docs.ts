@@ -5,6 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { settingsTable } from '../agent/host/settings.ts';
 import { configReference, referenceMarkers } from '../infra/config-reference.ts';
 import { errorsTable } from './errors-table.ts';
 
@@ -29,6 +30,7 @@ export function markersFor(source: string): GeneratedTable['markers'] {
 export const generatedTables: GeneratedTable[] = [
   { file: 'docs/configuration.md', markers: referenceMarkers, generate: configReference },
   { file: 'docs/errors.md', markers: markersFor("the error classes' doc comments"), generate: errorsTable },
+  { file: 'docs/settings.md', markers: markersFor('agent/host/settings.ts'), generate: settingsTable },
 ];
 
 /** `text` with the part between `table`'s markers replaced by `content`. */

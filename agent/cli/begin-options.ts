@@ -1,8 +1,7 @@
 /** The flags of a begin, which `pgsnap begin` and `pgsnap run` both take, mapped onto begin's options. */
-import { formatDuration, parseDuration, validateBackupId, validateLabel } from '#domain/backup/input';
-import { UsageError } from '#domain/errors';
-import { type BeginOptions, defaultMaxDurationMs } from '../session/begin.ts';
-import { maxDurationLimitMs } from '../session/config.ts';
+import { validateBackupId, validateLabel } from '#domain/backup/input';
+import { settingsFrom } from '../host/settings.ts';
+import type { BeginOptions } from '../session/begin.ts';
 
 export const beginFlags = {
   label: { type: 'string' },
@@ -11,27 +10,20 @@ export const beginFlags = {
   'backup-id': { type: 'string' },
 } as const;
 
-function parseMaxDuration(text: string): number {
-  const millis = parseDuration(text, '--max-duration');
-  if (millis > maxDurationLimitMs) {
-    throw new UsageError(
-      `--max-duration ${text} is longer than pgsnap can time (at most ${formatDuration(maxDurationLimitMs)}, ` +
-        'about 24 days); a backup is held for the minutes its snapshots take: give, for example, 1h or 6h',
-    );
-  }
-  return millis;
-}
-
 export function parseBeginOptions(values: {
   label?: string;
   fast?: boolean;
   'max-duration'?: string;
   'backup-id'?: string;
 }): BeginOptions {
+  const label = validateLabel(values.label ?? '');
+  const { maxDurationMs } = settingsFrom(
+    values['max-duration'] !== undefined ? { 'max-duration': values['max-duration'] } : {},
+  );
   return {
-    label: validateLabel(values.label ?? ''),
+    label,
     fast: values.fast ?? false,
-    maxDurationMs: values['max-duration'] ? parseMaxDuration(values['max-duration']) : defaultMaxDurationMs,
+    maxDurationMs,
     ...(values['backup-id'] ? { backupId: validateBackupId(values['backup-id']) } : {}),
   };
 }

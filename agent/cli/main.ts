@@ -1,10 +1,8 @@
 /** The `pgsnap` command line: dispatch, and the one place where errors become exit codes. */
 import { existsSync } from 'node:fs';
 import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageError } from '#domain/errors';
-import type { SessionConfig } from '../session/config.ts';
-import type { ArchiverConfig } from '../wal/archiver.ts';
-import type { PrefetcherConfig } from '../wal/prefetcher.ts';
-import { singleExecutable } from './self.ts';
+import { backgroundConfig } from '../host/background-config.ts';
+import { singleExecutable } from '../host/self.ts';
 
 type Run = (args: string[]) => Promise<number>;
 
@@ -43,7 +41,7 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
     summary: 'the resident agent service: holds backup sessions for begin (a systemd service)',
   },
   restore: {
-    load: () => import('../commands/restore.ts').then((m) => m.restoreCommand),
+    load: () => import('../commands/restore-prepare.ts').then((m) => m.restorePrepareCommand),
     summary: 'prepare a restored data directory; --restore-id: the whole restore here; start: one in AWS',
   },
   mount: {
@@ -116,6 +114,14 @@ async function loadDemo(): Promise<Run> {
   return ((await import(bundle.href)) as { demoCommand: Run }).demoCommand;
 }
 
+/** Whether `restore`'s arguments ask for the whole restore here (--restore-id), before any `--`. */
+function givesRestoreId(args: string[]): boolean {
+  const separator = args.indexOf('--');
+  return (separator < 0 ? args : args.slice(0, separator)).some(
+    (arg) => arg === '--restore-id' || arg.startsWith('--restore-id='),
+  );
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
   return [
@@ -132,13 +138,16 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === '__holder') {
-    return (await import('../session/holder.ts')).runHolder(JSON.parse(args[0]!) as SessionConfig);
+    const { runHolder, sessionConfigSchema } = await import('../session/holder.ts');
+    return runHolder(backgroundConfig(name, sessionConfigSchema, args[0]));
   }
   if (name === '__wal-archiver') {
-    return (await import('../wal/archiver.ts')).runArchiver(JSON.parse(args[0]!) as ArchiverConfig);
+    const { runArchiver, archiverConfigSchema } = await import('../wal/archiver.ts');
+    return runArchiver(backgroundConfig(name, archiverConfigSchema, args[0]));
   }
   if (name === '__wal-prefetcher') {
-    return (await import('../wal/prefetcher.ts')).runPrefetcher(JSON.parse(args[0]!) as PrefetcherConfig);
+    const { runPrefetcher, prefetcherConfigSchema } = await import('../wal/prefetcher.ts');
+    return runPrefetcher(backgroundConfig(name, prefetcherConfigSchema, args[0]));
   }
   if (name === '--version' || name === 'version') {
     process.stdout.write(`${(await import('./version.ts')).versionText()}\n`);
@@ -148,9 +157,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;
   }
-  // `restore start` starts a restore in AWS; `restore` alone prepares (or, with --restore-id, runs) one here.
+  // `restore start` starts a restore in AWS; `restore --restore-id` runs one here; `restore` alone prepares one.
   if (name === 'restore' && args[0] === 'start') {
     return (await import('../commands/restore-start.ts')).restoreStartCommand(args.slice(1));
+  }
+  if (name === 'restore' && givesRestoreId(args)) {
+    return (await import('../commands/restore-host.ts')).restoreHostCommand(args);
   }
   const command = commands[name];
   if (!command) throw new UsageError(`pgsnap: unknown command ${JSON.stringify(name)}\n\n${usage()}`);

@@ -6,7 +6,7 @@
  */
 import ora, { type Ora } from 'ora';
 import { formatDuration } from '#domain/backup/input';
-import type { Output } from './output.ts';
+import type { Output } from '../host/output.ts';
 
 export interface ProgressOutput extends Output {
   /** Ends the phase under way; call it in a finally, or the spinner keeps the process alive. */

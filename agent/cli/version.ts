@@ -1,7 +1,7 @@
 /** `pgsnap --version`: pgsnap's version, the Node.js it runs on, and the WAL codec that Node.js gives it. */
 import { zstdCodec } from '#domain/repository/zstd';
 import { version } from '../../package.json';
-import { singleExecutable } from './self.ts';
+import { singleExecutable } from '../host/self.ts';
 
 export function versionText(): string {
   // Set by the single executable's dispatcher (agent/package.mjs): whether V8 took the code cache made for it.

@@ -1,15 +1,15 @@
 /** `pgsnap abort`: end the backup session without artifacts. */
 import { validateBackupId } from '#domain/backup/input';
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
-} from '../cli/task-token.ts';
-import { printUsage } from '../cli/usage.ts';
+} from '../host/task-token.ts';
 import { abort } from '../session/abort.ts';
 
 export const abortUsage = `pgsnap abort [--backup-id ID] [--reason R] [--task-token-file F [--heartbeat-seconds S]] [--json]

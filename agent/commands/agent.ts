@@ -1,13 +1,13 @@
 /** `pgsnap agent`: the resident agent service, which holds backup sessions so that begin needs no holder. */
 import { resolve } from 'node:path';
-import { formatDuration, parseDuration, validateClusterName } from '#domain/backup/input';
+import { formatDuration } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { parse, refuseTogether } from '../cli/args.ts';
-import { createOutput } from '../cli/output.ts';
-import { singleExecutable } from '../cli/self.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createOutput } from '../host/output.ts';
+import { singleExecutable } from '../host/self.ts';
+import { settingsFrom } from '../host/settings.ts';
 import type { MonitorConfig } from '../metrics/monitor.ts';
-import { defaultStateRoot } from '../session/state.ts';
 
 export const agentUsage = `pgsnap agent [--state-dir DIR] [--cluster NAME [--metrics-interval D]
              [--metrics-listen 127.0.0.1:PORT] [--metrics-cloudwatch on|off] [--spool-dir DIR]]
@@ -53,15 +53,14 @@ const flags = {
   'spool-dir': { type: 'string' },
 } as const;
 
-/** One minute: CloudWatch's standard resolution, and what the "agent silent" alarm expects. */
-const defaultIntervalMs = 60_000;
-
 export async function agentCommand(args: string[]): Promise<number> {
   if (args[0] === 'install') return installCommand(args.slice(1));
   const { values } = parse('agent', args, flags);
   if (values.help) return printUsage(agentUsage);
-  const stateRoot = values['state-dir'] ?? defaultStateRoot();
-  const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
+  const { cluster, stateDir: stateRoot } = settingsFrom({
+    ...(values.cluster !== undefined ? { cluster: values.cluster } : {}),
+    ...(values['state-dir'] !== undefined ? { 'state-dir': values['state-dir'] } : {}),
+  });
   const { runAgentService } = await import('../session/service.ts');
   if (cluster === undefined) {
     const given = Object.keys(flags).filter((flag) => values[flag as keyof typeof flags] !== undefined);
@@ -73,16 +72,13 @@ export async function agentCommand(args: string[]): Promise<number> {
     }
     return runAgentService(stateRoot);
   }
-  validateClusterName(cluster);
   const cloudwatch = values['metrics-cloudwatch'] ?? 'on';
   if (cloudwatch !== 'on' && cloudwatch !== 'off') {
     throw new UsageError(
       `pgsnap agent: --metrics-cloudwatch is on or off, not ${JSON.stringify(cloudwatch)}`,
     );
   }
-  const intervalMs = values['metrics-interval']
-    ? parseDuration(values['metrics-interval'], '--metrics-interval')
-    : defaultIntervalMs;
+  const intervalMs = settingsFrom({ 'metrics-interval': values['metrics-interval'] }).metricsIntervalMs;
   if (intervalMs < 1_000 || intervalMs > 10 * 60_000) {
     throw new UsageError(
       `pgsnap agent: --metrics-interval ${formatDuration(intervalMs)} is outside 1s to 10m ` +
@@ -155,7 +151,7 @@ async function installCommand(args: string[]): Promise<number> {
     root,
     bin,
     executable,
-    stateRoot: values['state-dir'] ?? defaultStateRoot(),
+    stateRoot: settingsFrom({ 'state-dir': values['state-dir'] }).stateDir,
   });
   out.result({ ...report }, [
     ...report.files.map((file) => `${file.action.padEnd(8)} ${file.path}`),

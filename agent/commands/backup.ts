@@ -4,9 +4,11 @@ import { type ExecutionOutcome, followExecution, startBackupExecution } from '#d
 import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
-import { createOutput, table } from '../cli/output.ts';
+import { table } from '../cli/output.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createOutput } from '../host/output.ts';
+import { settingsFrom } from '../host/settings.ts';
 
 export const backupUsage = `pgsnap backup start --cluster NAME [--label L] [--fast] [--backup-id ID]
                     [--state-machine ARN] [--wait] [--json]
@@ -46,9 +48,12 @@ export async function backupCommand(args: string[]): Promise<number> {
   const { values } = parse('backup start', rest, flags);
   if (values.help) return printUsage(backupUsage);
   const out = progressOutput(createOutput(values.json));
-  const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
+  const settings = settingsFrom({
+    ...(values.cluster !== undefined ? { cluster: values.cluster } : {}),
+    ...(values['state-machine'] !== undefined ? { 'state-machine': values['state-machine'] } : {}),
+  });
+  const { cluster, backupStateMachine: stateMachineArn } = settings;
   if (!cluster) throw new UsageError('pgsnap backup start: give --cluster NAME (or PGSNAP_CLUSTER)');
-  const stateMachineArn = values['state-machine'] ?? process.env.PGSNAP_STATE_MACHINE_ARN;
   if (!stateMachineArn) {
     throw new UsageError(
       'pgsnap backup start: give --state-machine ARN or set PGSNAP_STATE_MACHINE_ARN ' +

@@ -6,10 +6,11 @@ import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
-import { columns, createOutput, table } from '../cli/output.ts';
-import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { copiesSummary, copyLines } from '../cli/backup-copies.ts';
+import { columns, table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
-import { copiesSummary, copyLines } from './backup-copies.ts';
+import { createOutput } from '../host/output.ts';
+import { open, requireRepositoryChoice } from '../host/repository.ts';
 
 export const backupsUsage = `pgsnap backups list [--json]
 pgsnap backups show ID [--verify] [--json]

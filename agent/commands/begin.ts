@@ -2,17 +2,17 @@
 import { messageOf, UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { beginFlags, parseBeginOptions } from '../cli/begin-options.ts';
-import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
+import type { SessionRecord } from '../host/state.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
-} from '../cli/task-token.ts';
-import { printUsage } from '../cli/usage.ts';
+} from '../host/task-token.ts';
 import { begin } from '../session/begin.ts';
-import type { SessionRecord } from '../session/state.ts';
 import type { Discovery } from '../volumes/block-devices.ts';
 
 export const beginUsage = `pgsnap begin --label L [--fast] [--max-duration 1h] [--backup-id ID] [--volumes] [--task-token-file F [--heartbeat-seconds S]] [--json]

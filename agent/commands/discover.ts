@@ -1,8 +1,8 @@
 /** `pgsnap discover`: which volumes (EBS ids, devices, mounts) hold PGDATA, the tablespaces and pg_wal. */
 import { exitCodes } from '#domain/errors';
 import { parse } from '../cli/args.ts';
-import { createOutput } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createOutput } from '../host/output.ts';
 import { discover } from '../volumes/discover.ts';
 
 export const discoverUsage = `pgsnap discover [--json]

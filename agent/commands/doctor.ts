@@ -1,8 +1,8 @@
 /** `pgsnap doctor`: will a backup and a restore from this host work? */
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
-import { open } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
+import { open } from '../host/repository.ts';
 import { connect } from '../postgres/client.ts';
 
 export const doctorUsage = `pgsnap doctor --repo URL --cluster NAME [--local] [--spool-dir DIR] [--json]

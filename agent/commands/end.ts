@@ -1,16 +1,17 @@
 /** `pgsnap end`: stop the backup, confirm its WAL is archived, hand over the artifacts byte for byte. */
-import { parseDuration, validateBackupId } from '#domain/backup/input';
+import { validateBackupId } from '#domain/backup/input';
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
+import { settingsFrom } from '../host/settings.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
-} from '../cli/task-token.ts';
-import { printUsage } from '../cli/usage.ts';
-import { defaultArchiveTimeoutMs, end } from '../session/end.ts';
+} from '../host/task-token.ts';
+import { end } from '../session/end.ts';
 
 export const endUsage = `pgsnap end [--backup-id ID] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token-file F [--heartbeat-seconds S]] [--json]
 
@@ -44,9 +45,7 @@ export async function endCommand(args: string[]): Promise<number> {
     () =>
       end(ctx, {
         ...(values.output ? { output: values.output } : {}),
-        archiveTimeoutMs: values['archive-timeout']
-          ? parseDuration(values['archive-timeout'], '--archive-timeout')
-          : defaultArchiveTimeoutMs,
+        archiveTimeoutMs: settingsFrom({ 'archive-timeout': values['archive-timeout'] }).archiveTimeoutMs,
         snapshotsPending: values['snapshots-pending'],
         ...(values['backup-id'] !== undefined ? { backupId: validateBackupId(values['backup-id']) } : {}),
       }),

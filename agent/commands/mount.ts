@@ -1,15 +1,15 @@
 /** `pgsnap mount`: on a restore's target host, the volumes made from a backup's snapshots, at their recorded places. */
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
-import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { restoreIdOf } from '../cli/restore-id.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
+import { open, requireRepositoryChoice } from '../host/repository.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
-} from '../cli/task-token.ts';
-import { printUsage } from '../cli/usage.ts';
+} from '../host/task-token.ts';
 import { mountRestore } from '../restore/mount-volumes.ts';
 
 export const mountUsage = `pgsnap mount --restore-id R --cluster C --repo URL [--task-token-file F [--heartbeat-seconds S]] [--json]

@@ -1,7 +1,7 @@
 /** `pgsnap preflight`: can a backup start and end here? */
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
 import { connect } from '../postgres/client.ts';
 import { preflight } from '../session/preflight.ts';
 

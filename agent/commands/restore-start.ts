@@ -4,17 +4,19 @@
  */
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { followExecution } from '#domain/backup/execution';
-import { validateBackupId, validateClusterName } from '#domain/backup/input';
+import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { startRestoreExecution } from '#domain/restore/execution';
 import { describeTarget } from '#domain/restore/plan';
 import type { RestoreRecord } from '#domain/restore/record';
 import type { RecoveryTargetRequest, RestoreRequestInput } from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
-import { createOutput, table } from '../cli/output.ts';
-import { open, repositoryChoice } from '../cli/repository-options.ts';
+import { table } from '../cli/output.ts';
+import { recordLines } from '../cli/restore-lines.ts';
 import { printUsage } from '../cli/usage.ts';
-import { recordLines } from './restore-record-lines.ts';
+import { createOutput } from '../host/output.ts';
+import { open, repositoryChoice } from '../host/repository.ts';
+import { settingsFrom } from '../host/settings.ts';
 
 export const restoreStartUsage = `pgsnap restore start --cluster NAME [--backup-id ID | --latest]
         [--target-time T | --target-lsn L | --target-name N | --target-immediate]
@@ -160,14 +162,12 @@ export async function restoreStartCommand(args: string[]): Promise<number> {
   const { values } = parse('restore start', args, flags);
   if (values.help) return printUsage(restoreStartUsage);
   const out = createOutput(values.json);
-  const cluster = validateClusterName(
-    values.cluster ??
-      process.env.PGSNAP_CLUSTER ??
-      (() => {
-        throw new UsageError('pgsnap restore start: give --cluster NAME (or PGSNAP_CLUSTER)');
-      })(),
-  );
-  const stateMachineArn = values['state-machine'] ?? process.env.PGSNAP_RESTORE_STATE_MACHINE_ARN;
+  const { cluster, restoreStateMachine: stateMachineArn } = settingsFrom({
+    ...(values.cluster !== undefined ? { cluster: values.cluster } : {}),
+    ...(values['state-machine'] !== undefined ? { 'state-machine': values['state-machine'] } : {}),
+  });
+  if (cluster === undefined)
+    throw new UsageError('pgsnap restore start: give --cluster NAME (or PGSNAP_CLUSTER)');
   if (!stateMachineArn) {
     throw new UsageError(
       'pgsnap restore start: give --state-machine ARN or set PGSNAP_RESTORE_STATE_MACHINE_ARN (the pgsnap ' +

@@ -3,10 +3,11 @@ import { UsageError } from '#domain/errors';
 import type { RestoreRecord } from '#domain/restore/record';
 import { restoreIdPattern } from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
-import { columns, createOutput } from '../cli/output.ts';
-import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
+import { columns } from '../cli/output.ts';
+import { recordLines } from '../cli/restore-lines.ts';
 import { printUsage } from '../cli/usage.ts';
-import { recordLines } from './restore-record-lines.ts';
+import { createOutput } from '../host/output.ts';
+import { open, requireRepositoryChoice } from '../host/repository.ts';
 
 export const restoresUsage = `pgsnap restores list [--json]
 pgsnap restores show ID [--json]

@@ -9,11 +9,11 @@ import {
 import { UsageError } from '#domain/errors';
 import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
-import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
+import { open, requireRepositoryChoice } from '../host/repository.ts';
 import { createProvider, localProviders } from '../providers/create.ts';
 
 export const retentionUsage = `pgsnap retention (--keep-last N | --keep-days D | both) [--dry-run] --repo URL --cluster NAME [--json]

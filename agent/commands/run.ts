@@ -4,17 +4,18 @@ import { newBackupId } from '#domain/backup/input';
 import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { beginFlags, parseBeginOptions } from '../cli/begin-options.ts';
-import { type Context, createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
+import { type Context, createContext } from '../host/context.ts';
+import { defaultArchiveTimeoutMs } from '../host/settings.ts';
+import type { SessionRecord } from '../host/state.ts';
 import { connect } from '../postgres/client.ts';
 import { createProvider } from '../providers/create.ts';
 import type { SnapshotProvider, VolumeSnapshot } from '../providers/provider.ts';
 import { abort } from '../session/abort.ts';
 import { type BeginOptions, begin } from '../session/begin.ts';
 import { recordLocalSnapshots } from '../session/catalog.ts';
-import { defaultArchiveTimeoutMs, type EndResult, end } from '../session/end.ts';
-import type { SessionRecord } from '../session/state.ts';
+import { type EndResult, end } from '../session/end.ts';
 import { type ClusterPath, clusterPaths } from '../volumes/cluster-paths.ts';
 
 export const runUsage = `pgsnap run [--label L] [--fast] [--max-duration 1h] [--output DIR] [--json] -- CMD ARGS...

@@ -1,9 +1,9 @@
 /** `pgsnap status`: what pg_is_in_backup() and pg_backup_start_time() once told, for pgsnap's backups. */
 import { formatDuration } from '#domain/backup/input';
 import { parse } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
 import { status } from '../session/status.ts';
 
 export const statusUsage = `pgsnap status [--json]

@@ -1,15 +1,16 @@
 /** `pgsnap unmount`: takes away what pgsnap mount placed for a restore (the drill's teardown, the cleanup path). */
 import { parse, refuseTogether } from '../cli/args.ts';
-import { createContext } from '../cli/context.ts';
-import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { restoreIdOf } from '../cli/restore-id.ts';
+import { printUsage } from '../cli/usage.ts';
+import { createContext } from '../host/context.ts';
+import { open, requireRepositoryChoice } from '../host/repository.ts';
+import { settingsFrom } from '../host/settings.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
   taskTokenFlag,
   taskTokenOf,
-} from '../cli/task-token.ts';
-import { printUsage } from '../cli/usage.ts';
+} from '../host/task-token.ts';
 import { unmountRestore } from '../restore/unmount-restore.ts';
 
 export const unmountUsage = `pgsnap unmount --restore-id R --cluster C --repo URL [--stop-server [--systemd-unit U | --pg-bin DIR]]
@@ -33,6 +34,9 @@ export async function unmountCommand(args: string[]): Promise<number> {
   if (values.help) return printUsage(unmountUsage);
   refuseTogether('unmount', values, ['systemd-unit', 'pg-bin']);
   const restoreId = restoreIdOf('unmount', values['restore-id']);
+  const { systemdUnit } = settingsFrom(
+    values['systemd-unit'] !== undefined ? { 'systemd-unit': values['systemd-unit'] } : {},
+  );
   const ctx = createContext(values);
   const repository = await open(requireRepositoryChoice('unmount', values));
   try {
@@ -44,9 +48,7 @@ export async function unmountCommand(args: string[]): Promise<number> {
           restoreId,
           stopServer: values['stop-server'],
           // The SSM document passes no unit: the host's settings file (PGSNAP_SYSTEMD_UNIT) names it.
-          ...((values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT)
-            ? { systemdUnit: values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT! }
-            : {}),
+          ...(systemdUnit ? { systemdUnit } : {}),
           ...(values['pg-bin'] ? { pgBin: values['pg-bin'] } : {}),
         }),
       (done) => ({ ...done }),

@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import { messageOf, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import { requireWalFileName } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
-import { requireRepositoryChoice } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
+import { requireRepositoryChoice } from '../host/repository.ts';
 import { fetchWalFile } from '../wal/fetch.ts';
 import { prefetcherConfig } from '../wal/prefetcher-config.ts';
 import {

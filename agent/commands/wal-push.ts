@@ -2,15 +2,15 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { formatDuration, parseDuration } from '#domain/backup/input';
+import { formatDuration } from '#domain/backup/input';
 import { messageOf, UsageError } from '#domain/errors';
 import { requireWalFileName } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
-import { createOutput } from '../cli/output.ts';
-import { open, type RepositoryChoice, requireRepositoryChoice } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
+import { createOutput } from '../host/output.ts';
+import { open, type RepositoryChoice, requireRepositoryChoice } from '../host/repository.ts';
+import { defaultStateRoot, settingsFrom } from '../host/settings.ts';
 import { systemIdentifierOf } from '../postgres/pgdata.ts';
-import { defaultStateRoot } from '../session/state-root.ts';
 import type { ArchiverConfig } from '../wal/archiver.ts';
 import { archiverLockName, lockHolder, privateDirectory, spawnDaemon } from '../wal/daemon.ts';
 import {
@@ -93,7 +93,9 @@ export async function walPushCommand(args: string[]): Promise<number> {
   }
 
   const parallel = parseParallel(values.parallel);
-  const timeoutMs = values.timeout ? parseDuration(values.timeout, '--timeout') : 60_000;
+  const { walPushTimeoutMs: timeoutMs, stateDir } = settingsFrom({
+    ...(values.timeout !== undefined ? { timeout: values.timeout } : {}),
+  });
   return pushAsync({
     name: basename(path),
     path,
@@ -101,7 +103,7 @@ export async function walPushCommand(args: string[]): Promise<number> {
     choice,
     parallel,
     timeoutMs,
-    spoolRoot: values['spool-dir'] ?? defaultStateRoot(),
+    spoolRoot: values['spool-dir'] ?? stateDir,
   });
 }
 

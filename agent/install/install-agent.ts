@@ -33,8 +33,8 @@ import {
 } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { PreconditionError, UsageError } from '#domain/errors';
+import { agentSocketPath } from '../host/state.ts';
 import { request } from '../session/control.ts';
-import { agentSocketPath } from '../session/state.ts';
 
 export const unitPath = '/etc/systemd/system/pgsnap-agent.service';
 export const settingsPath = '/etc/pgsnap/pgsnap.env';

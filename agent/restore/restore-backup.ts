@@ -10,8 +10,8 @@ import { PreconditionError } from '#domain/errors';
 import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { parseLsn } from '#domain/wal/lsn';
-import type { RepositoryChoice } from '../cli/repository-options.ts';
-import { selfCommand } from '../cli/self.ts';
+import type { RepositoryChoice } from '../host/repository.ts';
+import { selfCommand } from '../host/self.ts';
 import { pgVersionOf, systemIdentifierOf } from '../postgres/pgdata.ts';
 import {
   commandLimitBefore16,

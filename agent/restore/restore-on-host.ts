@@ -15,7 +15,7 @@ import type { Repository } from '#domain/repository/repository';
 import { type HostReport, hostReportSchema } from '#domain/restore/host-report';
 import type { RestoreRecord } from '#domain/restore/record';
 import type { RecoveryTargetRequest } from '#domain/restore/request';
-import type { RepositoryChoice } from '../cli/repository-options.ts';
+import type { RepositoryChoice } from '../host/repository.ts';
 import { connectionTarget } from '../postgres/client.ts';
 import { appendOwnedFile } from '../postgres/owned-paths.ts';
 import { type Host, mountVolumes, restoredPath, thisHost } from './mount-volumes.ts';

@@ -10,6 +10,7 @@ import { delimiter, join } from 'node:path';
 import { PreconditionError, RecoveryTargetNotReachedError, TimeoutError } from '#domain/errors';
 import type { RestoreMode } from '#domain/restore/request';
 import { parseLsn } from '#domain/wal/lsn';
+import { fromEnvironment } from '../host/settings.ts';
 import { type Client, connect } from '../postgres/client.ts';
 import { makeDirectoryAsOwner } from '../postgres/owned-paths.ts';
 import { userName } from './server-can-run.ts';
@@ -35,7 +36,7 @@ export function findPgBin(
   const major = readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim();
   const candidates = [
     given,
-    env.PGSNAP_PG_BIN,
+    fromEnvironment('pgBin', env),
     `/usr/lib/postgresql/${major}/bin`,
     ...(env.PATH ?? '').split(delimiter).filter(Boolean),
   ].filter((dir): dir is string => dir !== undefined && dir !== '');

@@ -4,11 +4,11 @@
  * mode, and the catalog told.
  */
 import { messageOf, PreconditionError } from '#domain/errors';
-import type { Context } from '../cli/context.ts';
+import type { Context } from '../host/context.ts';
+import type { OutcomeRecord } from '../host/state.ts';
 import { recordEnded } from './catalog.ts';
 import { answerError, request } from './control.ts';
 import { type Inspection, inspect } from './inspect.ts';
-import type { OutcomeRecord } from './state.ts';
 
 export type AbortResult =
   | { aborted: true; backupId: string; reason: string }

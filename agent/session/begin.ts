@@ -7,15 +7,15 @@ import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import { formatDuration, newBackupId } from '#domain/backup/input';
 import { ConnectionError, messageOf, PreconditionError } from '#domain/errors';
-import type { Context } from '../cli/context.ts';
-import { selfSpawn } from '../cli/self.ts';
+import type { Context } from '../host/context.ts';
+import { selfSpawn } from '../host/self.ts';
+import { agentSocketPath, type SessionRecord } from '../host/state.ts';
 import { abort } from './abort.ts';
 import { recordStarted } from './catalog.ts';
 import type { SessionConfig } from './config.ts';
 import { answerError, request } from './control.ts';
 import { inspect } from './inspect.ts';
 import type { SessionReport } from './session.ts';
-import { agentSocketPath, type SessionRecord } from './state.ts';
 
 export interface BeginOptions {
   label: string;
@@ -23,8 +23,6 @@ export interface BeginOptions {
   maxDurationMs: number;
   backupId?: string;
 }
-
-export const defaultMaxDurationMs = 3_600_000;
 
 /**
  * Starts the holder and waits until the server is in backup mode. Aborting

@@ -13,9 +13,9 @@ import { RepositoryUnreachableError } from '#domain/repository/errors';
 import type { ArtifactRecord, Manifest, ManifestSnapshot } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';
-import { open, type RepositoryChoice } from '../cli/repository-options.ts';
+import { open, type RepositoryChoice } from '../host/repository.ts';
+import type { SessionRecord, StoppedRecord } from '../host/state.ts';
 import type { VolumeSnapshot } from '../providers/provider.ts';
-import type { SessionRecord, StoppedRecord } from './state.ts';
 
 /**
  * A WAL segment between the backup's start and stop is not in the repository when `end` catalogues the

@@ -1,4 +1,6 @@
 /** What `begin` asks for: which cluster's state, and the backup to start. */
+import * as z from '#domain/zod';
+
 export interface SessionConfig {
   stateRoot: string;
   key: string;
@@ -8,10 +10,12 @@ export interface SessionConfig {
   maxDurationMs: number;
 }
 
-/**
- * The longest maximum duration: Node.js keeps a timer's delay in a signed
- * 32-bit millisecond count, and a longer one is set to 1 ms (with only a
- * TimeoutOverflowWarning), which would expire the backup at once. About 24.8
- * days, far past any snapshot.
- */
-export const maxDurationLimitMs = 2 ** 31 - 1;
+/** SessionConfig as the holder reads it from its argv. */
+export const sessionConfigSchema = z.strictObject({
+  stateRoot: z.string(),
+  key: z.string(),
+  backupId: z.string(),
+  label: z.string(),
+  fast: z.boolean(),
+  maxDurationMs: z.number(),
+}) satisfies z.ZodMiniType<SessionConfig>;

@@ -8,13 +8,13 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BackupInvalidError, PreconditionError } from '#domain/errors';
-import type { Context } from '../cli/context.ts';
+import type { Context } from '../host/context.ts';
+import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../host/state.ts';
 import { connect } from '../postgres/client.ts';
 import { waitForArchive } from './archive-wait.ts';
 import { recordEnded, type StoredBackup, storeBackup } from './catalog.ts';
 import { answerError, request } from './control.ts';
 import { type Inspection, inspect } from './inspect.ts';
-import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from './state.ts';
 
 export interface Artifact {
   name: string;
@@ -47,8 +47,6 @@ export interface EndResult {
   /** The backup's catalog entry, when a repository is configured. */
   manifest?: { url: string; state: string };
 }
-
-export const defaultArchiveTimeoutMs = 600_000;
 
 const invalidBecause: Record<Exclude<Outcome, 'completed' | 'failed'>, string> = {
   aborted: 'it was aborted',

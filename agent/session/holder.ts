@@ -8,6 +8,9 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import type { SessionConfig } from './config.ts';
+
+export { sessionConfigSchema } from './config.ts';
+
 import { holdSession, type SessionReport } from './session.ts';
 
 /** File descriptor on which the holder tells `begin` that backup mode started (or why not). */

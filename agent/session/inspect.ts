@@ -4,8 +4,8 @@
  * backup when the session closed.
  */
 import { readFileSync } from 'node:fs';
+import type { ClusterState, OutcomeRecord, SessionRecord, StoppedRecord } from '../host/state.ts';
 import { request } from './control.ts';
-import type { ClusterState, OutcomeRecord, SessionRecord, StoppedRecord } from './state.ts';
 
 export type Inspection =
   | { kind: 'none'; outcome: OutcomeRecord | undefined }

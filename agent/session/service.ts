@@ -10,11 +10,12 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { validateBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
+import { maxDurationLimitMs } from '../host/settings.ts';
+import { agentSocketPath, ClusterState, ensurePrivateDir } from '../host/state.ts';
 import type { MonitorConfig } from '../metrics/monitor.ts';
-import { maxDurationLimitMs, type SessionConfig } from './config.ts';
+import type { SessionConfig } from './config.ts';
 import { type AgentRequest, answerError, listen, request } from './control.ts';
 import { type HeldSession, holdSession } from './session.ts';
-import { agentSocketPath, ClusterState, ensurePrivateDir } from './state.ts';
 
 interface Held {
   config: SessionConfig;

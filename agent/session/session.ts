@@ -19,6 +19,7 @@ import {
   walFileName,
   walFileNameBefore,
 } from '#domain/wal/lsn';
+import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from '../host/state.ts';
 import {
   type Client,
   connect,
@@ -31,7 +32,6 @@ import {
 import type { SessionConfig } from './config.ts';
 import { type ControlRequest, listen } from './control.ts';
 import { preflight } from './preflight.ts';
-import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from './state.ts';
 
 /** What begin is told once: backup mode started, or why not. */
 export type SessionReport =

@@ -1,5 +1,5 @@
 /** What is in progress here and how the last backup ended: what pg_is_in_backup() once told. */
-import type { Context } from '../cli/context.ts';
+import type { Context } from '../host/context.ts';
 import { inspect } from './inspect.ts';
 
 export async function status(ctx: Context): Promise<Record<string, unknown>> {

@@ -18,8 +18,9 @@
 import { readFileSync } from 'node:fs';
 import { PreconditionError } from '#domain/errors';
 import * as z from '#domain/zod';
+import { fromEnvironment, localVolumesVariable } from '../host/settings.ts';
 
-export const localVolumesVariable = 'PGSNAP_LOCAL_VOLUMES';
+export { localVolumesVariable };
 
 const localVolumeSchema = z.strictObject({
   volumeId: z.string().check(z.regex(/^vol-[0-9a-f]{8,17}$/, 'a volume id such as vol-0123456789abcdef0')),
@@ -32,7 +33,7 @@ const localVolumesSchema = z.strictObject({ volumes: z.array(localVolumeSchema) 
 
 /** The entries of the file PGSNAP_LOCAL_VOLUMES names; none when it is unset. */
 export function localVolumes(env: NodeJS.ProcessEnv = process.env): LocalVolume[] {
-  const file = env[localVolumesVariable];
+  const file = fromEnvironment('localVolumes', env);
   if (!file) return [];
   let value: unknown;
   try {

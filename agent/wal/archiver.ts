@@ -30,7 +30,9 @@ import { messageOf } from '#domain/errors';
 import { type ClusterIdentity, type ClusterPin, checkClusterPin } from '#domain/repository/cluster-pin';
 import type { PushResult, Repository } from '#domain/repository/repository';
 import { checkSegment, requireWalFileName } from '#domain/wal/file';
-import { open, type RepositoryChoice } from '../cli/repository-options.ts';
+import * as z from '#domain/zod';
+import { repositoryChoiceSchema } from '../host/background-config.ts';
+import { open, type RepositoryChoice } from '../host/repository.ts';
 import { dataDirectoryIdentity, pgVersionOf, walDirectoryOf } from '../postgres/pgdata.ts';
 import { archiverLockName, daemonLog, postmasterAlive, releasePidLock, takePidLock } from './daemon.ts';
 import { errorStatusName, okStatusName, statusKeyOf } from './shell-lines.ts';
@@ -117,6 +119,15 @@ function currentKey(walDir: string, name: string): string | undefined {
     return undefined;
   }
 }
+
+/** ArchiverConfig as the archiver reads it from its argv. */
+export const archiverConfigSchema = z.strictObject({
+  pgdata: z.string(),
+  spool: z.string(),
+  repository: repositoryChoiceSchema,
+  parallel: z.number(),
+  idleExitMs: z.number(),
+}) satisfies z.ZodMiniType<ArchiverConfig>;
 
 export interface ArchiverConfig {
   pgdata: string;

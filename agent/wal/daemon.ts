@@ -7,14 +7,14 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { selfSpawn } from '../cli/self.ts';
-import { createLockFile } from '../session/lock-file.ts';
+import { createLockFile } from '../host/lock-file.ts';
+import { selfSpawn } from '../host/self.ts';
 
 /** The pid files of the two helpers, in their spool directories. */
 export const archiverLockName = 'archiver.pid';
 export const prefetcherLockName = 'prefetcher.pid';
 
-export { privateDirectory } from '../session/private-dir.ts';
+export { privateDirectory } from '../host/private-dir.ts';
 
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
 import { nextSegmentName, type WalFileKind } from '#domain/wal/file';
-import { open, type RepositoryChoice } from '../cli/repository-options.ts';
+import { open, type RepositoryChoice } from '../host/repository.ts';
 import { lockHolder, prefetcherLockName, spawnDaemon } from './daemon.ts';
 import { placeFile } from './place-file.ts';
 import { type PrefetcherConfig, writeWant } from './prefetcher.ts';

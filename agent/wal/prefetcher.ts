@@ -22,10 +22,22 @@ import { messageOf } from '#domain/errors';
 import type { ClusterPin } from '#domain/repository/cluster-pin';
 import type { Repository } from '#domain/repository/repository';
 import { nextSegmentName, walFileKind } from '#domain/wal/file';
-import { open, type RepositoryChoice } from '../cli/repository-options.ts';
+import * as z from '#domain/zod';
+import { repositoryChoiceSchema } from '../host/background-config.ts';
+import { open, type RepositoryChoice } from '../host/repository.ts';
 import { daemonLog, postmasterAlive, prefetcherLockName, releasePidLock, takePidLock } from './daemon.ts';
 import { placeFile } from './place-file.ts';
 import { missingMarkerName } from './shell-lines.ts';
+
+/** PrefetcherConfig as the prefetcher reads it from its argv. */
+export const prefetcherConfigSchema = z.strictObject({
+  spool: z.string(),
+  repository: repositoryChoiceSchema,
+  ahead: z.number(),
+  idleExitMs: z.number(),
+  first: z.optional(z.string()),
+  pgdata: z.optional(z.string()),
+}) satisfies z.ZodMiniType<PrefetcherConfig>;
 
 export interface PrefetcherConfig {
   spool: string;

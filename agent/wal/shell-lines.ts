@@ -12,7 +12,7 @@
 import { type BigIntStats, closeSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopRecoveryExitCode } from '#domain/errors';
-import { selfCommand } from '../cli/self.ts';
+import { selfCommand } from '../host/self.ts';
 import { walDirectoryOf } from '../postgres/pgdata.ts';
 import { archiverLockName, prefetcherLockName } from './daemon.ts';
 

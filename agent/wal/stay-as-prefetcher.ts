@@ -2,7 +2,7 @@
 import { dirname, join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import type { WalFileKind } from '#domain/wal/file';
-import { open } from '../cli/repository-options.ts';
+import { open } from '../host/repository.ts';
 import { daemonLog, logTo, prefetcherLockName, releasePidLock } from './daemon.ts';
 import { placeFile } from './place-file.ts';
 import { type PrefetcherConfig, prefetch, takePrefetcherLock, writeWant } from './prefetcher.ts';

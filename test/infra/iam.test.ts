@@ -974,7 +974,7 @@ for (const [mode, input] of Object.entries(modes)) {
 
     it('the database host may answer the state machine, use its own cluster’s repository and publish archive health', async () => {
       const commands = [
-        ...(await sentCommands('agent/cli/task-token.ts')),
+        ...(await sentCommands('agent/host/task-token.ts')),
         ...(await sentCommands('domain/repository/s3-store.ts')),
         ...(await sentCommands('agent/metrics/cloudwatch.ts')),
       ].filter((c) => c.operation !== 'DeleteObject');

@@ -1,5 +1,5 @@
 /**
- * The agent's --task-token reports (agent/cli/task-token.ts) against moto's Step
+ * The agent's --task-token reports (agent/host/task-token.ts) against moto's Step
  * Functions engine, with task tokens of real executions: moto (with its
  * `stepfunctions.execute_state_machine` setting) runs a state machine whose
  * task `sqs:sendMessage.waitForTaskToken` puts the token on a moto SQS queue
@@ -14,7 +14,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { answeringStepFunctions } from '../../agent/cli/task-token.ts';
+import { answeringStepFunctions } from '../../agent/host/task-token.ts';
 import { Moto, motoAccount, skipWithoutMoto } from '../support/moto.ts';
 
 const region = 'us-east-1';

@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { defaultStateRoot } from '../../agent/session/state-root.ts';
+import { defaultStateRoot } from '../../agent/host/settings.ts';
 import { restoreCommandLine } from '../../agent/wal/shell-lines.ts';
 import { pgsnapBin } from '../support/pgsnap.ts';
 

@@ -1,7 +1,7 @@
 /** The resident agent service (`pgsnap agent`) for a test: started on a state directory, always stopped. */
 import { onTestFinished } from 'vitest';
+import { agentSocketPath } from '../../agent/host/state.ts';
 import { request } from '../../agent/session/control.ts';
-import { agentSocketPath } from '../../agent/session/state.ts';
 import { pgsnapBin } from './pgsnap.ts';
 import { spawnWatched, type Watched } from './processes.ts';
 

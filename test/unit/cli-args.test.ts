@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from '../../agent/cli/args.ts';
-import { parseTablespaces } from '../../agent/commands/restore.ts';
+import { parseTablespaces } from '../../agent/cli/restore-flags.ts';
 
 describe('flag parsing', () => {
   const options = {

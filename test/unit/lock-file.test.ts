@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { createLockFile } from '../../agent/session/lock-file.ts';
+import { createLockFile } from '../../agent/host/lock-file.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'pgsnap-lock-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -39,7 +39,7 @@ test('a reader in another process never sees a lock without its content', async 
       '--input-type=module',
       '-e',
       `import { existsSync, rmSync } from 'node:fs';
-       import { createLockFile } from ${JSON.stringify(join(import.meta.dirname, '../../agent/session/lock-file.ts'))};
+       import { createLockFile } from ${JSON.stringify(join(import.meta.dirname, '../../agent/host/lock-file.ts'))};
        let taken = 0;
        while (!existsSync(${JSON.stringify(stop)}) || taken <= 100) {
          if (createLockFile(${JSON.stringify(lock)}, '{"backupId":"b","pid":1}\\n')) taken++;

@@ -10,7 +10,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { BackupInvalidError } from '#domain/errors';
-import { answeringStepFunctions, heartbeatIntervalMs, taskTokenOf } from '../../agent/cli/task-token.ts';
+import { answeringStepFunctions, heartbeatIntervalMs, taskTokenOf } from '../../agent/host/task-token.ts';
 
 const sfn = mockClient(SFNClient);
 const client = new SFNClient({ region: 'eu-west-1' });

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, test } from 'vitest';
-import type { Output } from '../../agent/cli/output.ts';
 import { isTerminal, terminalProgress } from '../../agent/cli/terminal-progress.ts';
+import type { Output } from '../../agent/host/output.ts';
 
 /** A terminal as ora sees one: a TTY stream that can move its cursor; what it was sent, kept. */
 function fakeTerminal() {

@@ -1,8 +1,8 @@
 /** Which repository a command uses: --repo / PGSNAP_REPO and --cluster / PGSNAP_CLUSTER, validated once here. */
 
-import { validateClusterName } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
+import { settingsFrom } from './settings.ts';
 
 export interface RepositoryValues {
   repo?: string;
@@ -19,16 +19,15 @@ export function repositoryChoice(
   values: RepositoryValues,
   env: NodeJS.ProcessEnv = process.env,
 ): RepositoryChoice | undefined {
-  const url = values.repo ?? env.PGSNAP_REPO;
+  const { repo: url, cluster } = settingsOf(values, env);
   if (url === undefined || url === '') return undefined;
-  const cluster = values.cluster ?? env.PGSNAP_CLUSTER;
   if (!cluster) {
     throw new UsageError(
       `a repository needs a cluster name: give --cluster NAME (or PGSNAP_CLUSTER), ` +
         'the name this cluster has in the repository, e.g. --cluster orders-db',
     );
   }
-  return { url, cluster: validateClusterName(cluster) };
+  return { url, cluster };
 }
 
 export function requireRepositoryChoice(command: string, values: RepositoryValues): RepositoryChoice {
@@ -42,6 +41,17 @@ export function requireRepositoryChoice(command: string, values: RepositoryValue
     );
   }
   return choice;
+}
+
+/** Only the two flags a repository takes, so that a command's other flags are read where it reads them. */
+function settingsOf(values: RepositoryValues, env: NodeJS.ProcessEnv) {
+  return settingsFrom(
+    {
+      ...(values.repo !== undefined ? { repo: values.repo } : {}),
+      ...(values.cluster !== undefined ? { cluster: values.cluster } : {}),
+    },
+    env,
+  );
 }
 
 /** Opens the repository; its code (and the AWS SDK for s3://) is loaded only now. */

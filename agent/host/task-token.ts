@@ -10,15 +10,13 @@
 import { readFileSync } from 'node:fs';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { messageOf, UsageError } from '#domain/errors';
+import { defaultHeartbeatMs, taskTokenVariable } from './settings.ts';
 
 export const taskTokenFlag = {
   'task-token': { type: 'string' },
   'heartbeat-seconds': { type: 'string' },
   'task-token-file': { type: 'string' },
 } as const;
-
-/** Without --heartbeat-seconds (a task token given by hand), a heartbeat every minute. */
-const defaultHeartbeatMs = 60_000;
 
 /**
  * How often to send SendTaskHeartbeat for a Task state whose HeartbeatSeconds
@@ -33,9 +31,6 @@ export function heartbeatIntervalMs(heartbeatSeconds: string | undefined): numbe
   }
   return Math.floor((Number(heartbeatSeconds) * 1000) / 3);
 }
-
-/** The environment variable the SSM document passes the token in. */
-export const taskTokenVariable = 'PGSNAP_TASK_TOKEN';
 
 /**
  * The task token, from PGSNAP_TASK_TOKEN, --task-token-file or --task-token.

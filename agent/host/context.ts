@@ -1,8 +1,8 @@
 /** What every command resolves first: which cluster, and where its local state lives. */
-import { validateClusterName } from '#domain/backup/input';
-import { ClusterState, clusterKey, defaultStateRoot } from '../session/state.ts';
 import { createOutput, type Output } from './output.ts';
-import { type RepositoryChoice, repositoryChoice } from './repository-options.ts';
+import { type RepositoryChoice, repositoryChoice } from './repository.ts';
+import { settingsFrom } from './settings.ts';
+import { ClusterState, clusterKey } from './state.ts';
 
 export interface Context {
   out: Output;
@@ -19,14 +19,15 @@ export function createContext(values: {
   repo?: string;
   'state-dir'?: string;
 }): Context {
-  const cluster = values.cluster ?? process.env.PGSNAP_CLUSTER;
-  if (cluster !== undefined) validateClusterName(cluster);
-  const stateRoot = values['state-dir'] ?? defaultStateRoot();
+  const { cluster, stateDir } = settingsFrom({
+    ...(values.cluster !== undefined ? { cluster: values.cluster } : {}),
+    ...(values['state-dir'] !== undefined ? { 'state-dir': values['state-dir'] } : {}),
+  });
   return {
     out: createOutput(values.json ?? false),
-    stateRoot,
+    stateRoot: stateDir,
     cluster,
-    state: new ClusterState(stateRoot, clusterKey(cluster)),
+    state: new ClusterState(stateDir, clusterKey(cluster)),
     repository: repositoryChoice(values),
   };
 }

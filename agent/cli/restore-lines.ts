@@ -2,7 +2,7 @@
 
 import { describeTarget } from '#domain/restore/plan';
 import type { RestoreRecord } from '#domain/restore/record';
-import { table } from '../cli/output.ts';
+import { table } from './output.ts';
 
 const phases: Array<[keyof RestoreRecord['timings'], string]> = [
   ['instanceReadyAt', 'instance ready'],

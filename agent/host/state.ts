@@ -58,7 +58,7 @@ export interface OutcomeRecord {
   startedAt?: string;
 }
 
-export { defaultStateRoot } from './state-root.ts';
+export { defaultStateRoot } from './settings.ts';
 
 /** The agent service's control socket, in the state root beside the clusters' directories. */
 export function agentSocketPath(stateRoot: string): string {

@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import {
+  durationOrSeconds,
+  settingDescriptors,
+  settingsFrom,
+  settingsTable,
+} from '../../agent/host/settings.ts';
+
+describe('agent settings', () => {
+  test('a flag wins over its variable, a variable over the default', () => {
+    const env = { PGSNAP_CLUSTER: 'from-env', PGSNAP_REPO: 'file:///env', HOME: '/home/x' };
+    expect(settingsFrom({}, env)).toMatchObject({
+      cluster: 'from-env',
+      repo: 'file:///env',
+      maxDurationMs: 3_600_000,
+    });
+    expect(settingsFrom({ cluster: 'from-flag', 'max-duration': '2h' }, env)).toMatchObject({
+      cluster: 'from-flag',
+      maxDurationMs: 7_200_000,
+    });
+    expect(settingsFrom({ 'state-dir': '/srv/state' }, env).stateDir).toBe('/srv/state');
+    expect(settingsFrom({}, { PGSNAP_STATE_DIR: '/var/state' }).stateDir).toBe('/var/state');
+  });
+
+  test('the two state machines come from the same flag and different variables', () => {
+    const env = { PGSNAP_STATE_MACHINE_ARN: 'arn:backup', PGSNAP_RESTORE_STATE_MACHINE_ARN: 'arn:restore' };
+    expect(settingsFrom({}, env)).toMatchObject({
+      backupStateMachine: 'arn:backup',
+      restoreStateMachine: 'arn:restore',
+    });
+  });
+
+  test('a bad cluster name or duration is refused with the flag it came from', () => {
+    expect(() => settingsFrom({ cluster: 'Bad Name' }, {})).toThrow(/cluster name "Bad Name" is not valid/);
+    expect(() => settingsFrom({}, { PGSNAP_CLUSTER: 'Bad Name' })).toThrow(
+      /cluster name "Bad Name" is not valid/,
+    );
+    expect(() => settingsFrom({ 'archive-timeout': '600' }, {})).toThrow(
+      /--archive-timeout "600" is not a duration/,
+    );
+    expect(() => settingsFrom({ 'max-duration': '30d' }, {})).toThrow(
+      /--max-duration 30d is longer than pgsnap can time/,
+    );
+  });
+
+  test('one duration syntax; --recovery-timeout still takes the bare seconds it took before', () => {
+    expect(settingsFrom({ 'recovery-timeout': '3600' }, {}).recoveryTimeoutMs).toBe(3_600_000);
+    expect(settingsFrom({ 'recovery-timeout': '1h30m' }, {}).recoveryTimeoutMs).toBe(5_400_000);
+    expect(settingsFrom({}, {}).recoveryTimeoutMs).toBe(21_600_000);
+    expect(durationOrSeconds('90s', '--x')).toBe(90_000);
+    expect(() => durationOrSeconds('0', '--x')).toThrow(/--x 0: give a duration/);
+    expect(() => durationOrSeconds('ten', '--x')).toThrow(/--x "ten" is not a duration/);
+  });
+
+  test('every PGSNAP_* variable the agent reads is in the settings table', () => {
+    const table = settingsTable();
+    const variables = Object.values(settingDescriptors).flatMap((d) => ('env' in d ? [d.env] : []));
+    expect(variables.length).toBeGreaterThan(5);
+    for (const variable of variables) expect(table).toContain(`\`${variable}\``);
+    // docs/settings.md is the table as npm run docs writes it.
+    expect(readFileSync('docs/settings.md', 'utf8')).toContain(table);
+  });
+});
