@@ -109,9 +109,7 @@ export async function drillCommand(args: string[]): Promise<number> {
         `on a throwaway server to the end of the backup (${manifest.stopLsn})`,
     );
     recovered = await recoverFromSnapshots({
-      backupId,
-      cluster: manifest.cluster,
-      systemIdentifier: manifest.systemIdentifier,
+      manifest,
       label: { text: label, sha256: manifest.artifacts.find((a) => a.name === 'backup_label')!.sha256 },
       ...(map ? { map } : {}),
       provider,

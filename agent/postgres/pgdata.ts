@@ -55,6 +55,31 @@ export function dataDirectoryIdentity(pgdata: string): ClusterIdentity {
   return { systemIdentifier, walSegmentSize: header.segmentSize, ...(pgVersion ? { pgVersion } : {}) };
 }
 
+/** DBState in pg_control.h, as pg_controldata prints it. */
+const clusterStates = [
+  'starting up',
+  'shut down',
+  'shut down in recovery',
+  'shutting down',
+  'in crash recovery',
+  'in archive recovery',
+  'in production',
+];
+
+/**
+ * Where pg_control says the cluster is: its state and its latest checkpoint's
+ * location, from the start of ControlFileData (system_identifier,
+ * pg_control_version, catalog_version_no, state, time, checkPoint), which no
+ * version since 9.0 has moved.
+ */
+export function controlStateOf(pgdata: string): { state: string; checkpointLsn: bigint } {
+  const path = join(pgdata, 'global', 'pg_control');
+  const head = readHead(path, 40);
+  if (head.length < 40) throw new Error(`${path} is truncated`);
+  const state = head.readInt32LE(16);
+  return { state: clusterStates[state] ?? `unknown state ${state}`, checkpointLsn: head.readBigUInt64LE(32) };
+}
+
 /**
  * The settings a server recovering this cluster's WAL with hot standby must
  * have at least as high as its primary had, by their postgresql.conf names.

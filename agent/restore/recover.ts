@@ -7,22 +7,21 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError, RecoveryTargetNotReachedError } from '#domain/errors';
-import type { ManifestSnapshot } from '#domain/repository/manifest';
+import type { Manifest, ManifestSnapshot } from '#domain/repository/manifest';
 import type { RepositoryChoice } from '../cli/repository-options.ts';
 import { selfCommand } from '../cli/self.ts';
 import { writeOwnedFile } from '../postgres/owned-paths.ts';
-import { primarySettingsOf, systemIdentifierOf } from '../postgres/pgdata.ts';
+import { primarySettingsOf } from '../postgres/pgdata.ts';
 import type { SnapshotProvider } from '../providers/provider.ts';
 import { walFetchLine } from '../wal/shell-lines.ts';
 import { Cluster, ownedDir, serverUid } from './cluster.ts';
 import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';
 import { failureInLog } from './restored-server.ts';
 import { requireServerCanRun } from './server-can-run.ts';
+import { requireBackupSnapshot } from './snapshot-check.ts';
 
 export interface RecoverRequest {
-  backupId: string;
-  cluster: string;
-  systemIdentifier: string;
+  manifest: Manifest;
   label: { text: string; sha256: string };
   map?: { text: string; sha256: string };
   provider: SnapshotProvider;
@@ -50,6 +49,7 @@ export interface Recovered {
 
 export async function recoverFromSnapshots(request: RecoverRequest): Promise<Recovered> {
   const { provider, work, name } = request;
+  const { backupId } = request.manifest;
   const started = Date.now();
   const made: string[] = [];
   let cluster: Cluster | undefined;
@@ -64,19 +64,14 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
       const role = snapshot.role ?? 'data';
       const key = role === 'tablespace' ? `tablespace-${snapshot.tablespaceOid}` : role;
       const volume = { role, source: snapshot.path ?? '', snapshot: snapshot.snapshotId };
-      const target = provider.scratchTarget(volume, work, `${request.backupId}-${name}-${key}`);
+      const target = provider.scratchTarget(volume, work, `${backupId}-${name}-${key}`);
       await provider.restore(volume, target);
       made.push(target);
       targets.set(key, target);
     }
     pgdata = targets.get('data');
-    if (!pgdata)
-      throw new PreconditionError(`backup ${request.backupId} has no snapshot of its data directory`);
-    if (systemIdentifierOf(pgdata) !== request.systemIdentifier) {
-      throw new PreconditionError(
-        `the restored snapshot of backup ${request.backupId} is not of cluster ${request.cluster}`,
-      );
-    }
+    if (!pgdata) throw new PreconditionError(`backup ${backupId} has no snapshot of its data directory`);
+    requireBackupSnapshot(pgdata, request.manifest);
     const tablespaces = Object.fromEntries(
       request.snapshots
         .filter((s) => s.role === 'tablespace')
@@ -137,7 +132,7 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
       throw error;
     }
     throw new RecoveryTargetNotReachedError(
-      `the throwaway server recovering backup ${request.backupId} stopped; its log says: ${reason}${keptWhat}`,
+      `the throwaway server recovering backup ${backupId} stopped; its log says: ${reason}${keptWhat}`,
       { cause: error },
     );
   }
