@@ -178,7 +178,7 @@ function onlyAsset(name, kept) {
 
 /**
  * The executable's script: runs the asset of the command named in argv (process.argv[1] is the executable
- * again, see agent/cli/self.ts), with the V8 code cache made for it at build time when there is one. The
+ * again, see agent/host/self.ts), with the V8 code cache made for it at build time when there is one. The
  * asset is wrapped as CommonJS wraps a module; `require` is the executable's, which loads built-in modules
  * only, all the asset needs.
  */

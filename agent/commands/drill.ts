@@ -26,13 +26,17 @@ export const drillUsage = `pgsnap drill --backup-id ID --repo URL --cluster NAME
 Restores backup ID from its local snapshots (copy or btrfs) into a scratch
 place, recovers it to the end of the backup on a throwaway server, and checks
 it: consistency reached, pg_amcheck --heapallindexed on every database, and
-pg_checksums when data checksums are on. Exits 0 only if every check passed.`;
+pg_checksums when data checksums are on. Exits 0 only if every check passed.
+--keep keeps the restored data directory and the throwaway server's log,
+also when recovery or a check failed.`;
 
 export interface DrillReport {
   backupId: string;
   provider: string;
   restoreMs: number;
   check: DataCheck;
+  /** The restored data directory, with --keep. */
+  kept?: string;
   ok: boolean;
 }
 
@@ -105,9 +109,7 @@ export async function drillCommand(args: string[]): Promise<number> {
         `on a throwaway server to the end of the backup (${manifest.stopLsn})`,
     );
     recovered = await recoverFromSnapshots({
-      backupId,
-      cluster: manifest.cluster,
-      systemIdentifier: manifest.systemIdentifier,
+      manifest,
       label: { text: label, sha256: manifest.artifacts.find((a) => a.name === 'backup_label')!.sha256 },
       ...(map ? { map } : {}),
       provider,
@@ -116,16 +118,24 @@ export async function drillCommand(args: string[]): Promise<number> {
       target: { kind: 'immediate' },
       work,
       name: 'drill',
+      keep: values.keep,
     });
     const { cluster, restoreMs } = recovered;
     progress('checking the data: pg_amcheck --heapallindexed on every database, pg_checksums');
     const check = await checkRestoredCluster(cluster);
-    const report: DrillReport = { backupId, provider: providerName, restoreMs, check, ok: check.ok };
+    const report: DrillReport = {
+      backupId,
+      provider: providerName,
+      restoreMs,
+      check,
+      ok: check.ok,
+      ...(values.keep ? { kept: recovered.pgdata } : {}),
+    };
     out.result({ ...report }, [
       `drill of backup ${backupId}: ${check.ok ? 'PASSED' : 'FAILED'}`,
       `  restore and recovery  ${formatDuration(restoreMs)} (${providerName})`,
       `  consistent            ${check.consistent ? 'yes' : 'NO'}`,
-      `  pg_amcheck            ${check.amcheck} (${check.tables} tables)`,
+      `  pg_amcheck            ${check.amcheck} (${check.tables} tables in ${check.databases} databases)`,
       `  data checksums        ${check.checksums}`,
       ...check.problems.map((p) => `  problem: ${p}`),
     ]);
@@ -134,7 +144,11 @@ export async function drillCommand(args: string[]): Promise<number> {
     if (!values.keep) {
       await recovered?.discard();
       rmSync(work, { recursive: true, force: true, maxRetries: 5 });
-    } else progress(`kept ${work}`);
+    } else if (recovered) {
+      progress(
+        `kept the restored data directory ${recovered.pgdata} and the server's log ${recovered.cluster.logFile}`,
+      );
+    }
     out.stop();
   }
 }

@@ -21,6 +21,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeSync,
 } from 'node:fs';
@@ -76,6 +77,32 @@ export function appendOwnedFile(path: string, content: string, owner: Owner): vo
   }
   try {
     writeOwned(fd, path, content, owner);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The text of `path`, a regular file with one link, never read through a
+ * link: root must not copy what a planted link points at into a file the
+ * data directory's owner reads. Empty when there is no file.
+ */
+export function readOwnedFile(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    refuseLink(path, error, `reads ${basename(path)}`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.nlink > 1) {
+      throw new PreconditionError(
+        `${path} is not a regular file (${stat.nlink} links); pgsnap will not read it: remove it and run the restore again`,
+      );
+    }
+    return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
   }

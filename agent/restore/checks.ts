@@ -12,7 +12,9 @@ export interface DataCheck {
   consistent: boolean;
   amcheck: 'passed' | 'failed' | 'not available';
   checksums: 'passed' | 'failed' | 'off' | 'not available';
+  /** Tables over every database that takes connections. */
   tables: number;
+  databases: number;
   /** The tools' complaints, when a check failed. */
   problems: string[];
   ok: boolean;
@@ -66,9 +68,18 @@ export async function checkRestoredCluster(cluster: Cluster): Promise<DataCheck>
   const problems: string[] = [];
   const consistent = cluster.log().includes('consistent recovery state reached');
   if (!consistent) problems.push('the server log never said "consistent recovery state reached"');
-  const [count] = await cluster.query<{ n: string }>(
-    "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' AND relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)",
+  const databases = await cluster.query<{ datname: string }>(
+    'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname',
   );
+  let tables = 0;
+  for (const { datname } of databases) {
+    const [count] = await cluster.query<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' AND relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)",
+      [],
+      datname,
+    );
+    tables += Number(count?.n ?? 0);
+  }
   const [checksumSetting] = await cluster.query<{ v: string }>(
     "SELECT current_setting('data_checksums') AS v",
   );
@@ -91,7 +102,8 @@ export async function checkRestoredCluster(cluster: Cluster): Promise<DataCheck>
     consistent,
     amcheck,
     checksums,
-    tables: Number(count?.n ?? 0),
+    tables,
+    databases: databases.length,
     problems,
     ok: consistent && amcheck !== 'failed' && checksums !== 'failed',
   };

@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type pg from 'pg';
 import { appendOwnedFile, type Owner, ownedDirectory } from '../postgres/owned-paths.ts';
+import { shellQuote } from '../wal/shell-lines.ts';
+import { failureInLog } from './restored-server.ts';
 
 export type Major = number;
 
@@ -129,6 +131,12 @@ export interface ClusterOptions {
   /** initdb into this (empty) directory, with pg_wal at `walDir` when given: volumes of one's own. */
   initdbAt?: { dataDir: string; walDir?: string };
   root?: string;
+  /**
+   * Settings for the server's command line, where they win over postgresql.conf and
+   * postgresql.auto.conf: for a data directory an operator configured. With them, the
+   * port and socket directory go there too.
+   */
+  commandLine?: Record<string, string>;
 }
 
 const running = new Set<Cluster>();
@@ -144,6 +152,7 @@ export class Cluster {
     readonly socketDir: string,
     readonly archiveDir: string,
     readonly port: number,
+    private readonly commandLine?: Record<string, string>,
   ) {}
 
   get bin(): string {
@@ -170,7 +179,7 @@ export class Cluster {
     const socketDir = ownedDir(join(root, 'sock'));
     const archiveDir = options.archiveDir ?? ownedDir(join(root, 'archive'));
     const port = await freePort();
-    const cluster = new Cluster(major, root, dataDir, socketDir, archiveDir, port);
+    const cluster = new Cluster(major, root, dataDir, socketDir, archiveDir, port, options.commandLine);
     if (!options.dataDir) {
       asPostgres(join(binDir(major), 'initdb'), [
         '-D',
@@ -211,16 +220,33 @@ export class Cluster {
 
   start(): void {
     running.add(this);
+    const settings = this.commandLine && {
+      port: String(this.port),
+      unix_socket_directories: this.socketDir,
+      ...this.commandLine,
+    };
+    // pg_ctl hands -o to the shell that starts postgres.
+    const options = settings
+      ? [
+          '-o',
+          Object.entries(settings)
+            .map(([key, value]) => `-c ${shellQuote(`${key}=${value}`)}`)
+            .join(' '),
+        ]
+      : [];
     const result = asPostgres(
       join(this.bin, 'pg_ctl'),
-      ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start'],
+      ['-D', this.dataDir, '-l', this.logFile, ...options, '-w', '-t', '60', 'start'],
       {
         allowFailure: true,
       },
     );
     if (result.status !== 0) {
+      const log = this.log();
+      const reason = failureInLog(log);
       throw new Error(
-        `PostgreSQL ${this.major} did not start in ${this.dataDir}; its log ends:\n${this.log().slice(-3000)}`,
+        `PostgreSQL ${this.major} did not start in ${this.dataDir}${reason ? `: ${reason}` : ''}; ` +
+          `its log (${this.logFile}) ends:\n${log.slice(-3000)}`,
       );
     }
   }
@@ -242,13 +268,13 @@ export class Cluster {
     rmSync(this.root, { recursive: true, force: true });
   }
 
-  async client(): Promise<pg.Client> {
+  async client(database = 'postgres'): Promise<pg.Client> {
     const { default: driver } = await import('pg');
     const client = new driver.Client({
       host: this.socketDir,
       port: this.port,
       user: 'postgres',
-      database: 'postgres',
+      database,
     });
     client.on('error', () => {});
     await client.connect();
@@ -258,8 +284,9 @@ export class Cluster {
   async query<T extends pg.QueryResultRow = Record<string, unknown>>(
     sql: string,
     params: unknown[] = [],
+    database = 'postgres',
   ): Promise<T[]> {
-    const client = await this.client();
+    const client = await this.client(database);
     try {
       return (await client.query<T>(sql, params)).rows;
     } finally {

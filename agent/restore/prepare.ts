@@ -18,11 +18,11 @@ import {
 import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import {
-  appendOwnedFile,
   emptyDirectory,
   makeDirectoryAsOwner,
   type Owner,
   ownedDirectory,
+  readOwnedFile,
   removeTree,
   writeOwnedFile,
 } from '../postgres/owned-paths.ts';
@@ -47,6 +47,17 @@ const runtimeDirs = [
   'pg_stat_tmp',
   'pg_subtrans',
 ];
+
+/** The settings that each name a recovery target: at most one may be set (PostgreSQL 12+). */
+const recoveryTargets = [
+  'recovery_target',
+  'recovery_target_lsn',
+  'recovery_target_name',
+  'recovery_target_time',
+  'recovery_target_xid',
+];
+
+const restoreMarker = '# pgsnap restore';
 
 export interface RecoveryTarget {
   kind: 'time' | 'lsn' | 'name' | 'immediate';
@@ -243,19 +254,38 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   if (!options.keepArchiving) settings.push(['archive_mode', 'off']);
   // Pinned, so that recovery never follows a timeline some other restore pushed into the archive.
   settings.push(['recovery_target_timeline', quote('current')]);
-  if (options.target) {
-    const name =
-      options.target.kind === 'immediate' ? 'recovery_target' : `recovery_target_${options.target.kind}`;
+  const targetName =
+    options.target &&
+    (options.target.kind === 'immediate' ? 'recovery_target' : `recovery_target_${options.target.kind}`);
+  // Every other target emptied: one the operator left in postgresql.conf would otherwise stay in force, or
+  // make PostgreSQL refuse to start ("multiple recovery targets specified"). Only a setting's last value counts.
+  for (const name of recoveryTargets) {
+    if (name !== targetName) settings.push([name, quote('')]);
+  }
+  if (options.target && targetName) {
     settings.push([
-      name,
+      targetName,
       quote(options.target.kind === 'immediate' ? 'immediate' : targetValue(options.target)),
     ]);
     settings.push(['recovery_target_action', options.targetAction ?? 'promote']);
   }
   // A snapshot of a standby carries its primary_conninfo; a restored copy must not follow that primary.
   settings.push(['primary_conninfo', quote(options.standby?.primaryConninfo ?? '')]);
-  // postgresql.auto.conf is read last, so these win over whatever the copied postgresql.conf says.
+  // postgresql.auto.conf is read last, so these win over whatever the copied postgresql.conf says. An earlier
+  // restore's block is replaced, not followed by a second one: its target must not outlive it.
+  const autoConf = join(pgdata, 'postgresql.auto.conf');
+  const replaced = new Set(settings.map(([key]) => key));
+  const kept = readOwnedFile(autoConf)
+    .split('\n')
+    .filter((line) => {
+      const key = /^\s*([\w.]+)\s*=?/.exec(line)?.[1]?.toLowerCase();
+      return (
+        line.trim() !== restoreMarker && !(key && (replaced.has(key) || key.startsWith('recovery_target')))
+      );
+    })
+    .join('\n')
+    .replace(/\n*$/, '\n');
   const lines = settings.map(([key, value]) => `${key} = ${value}`).join('\n');
-  appendOwnedFile(join(pgdata, 'postgresql.auto.conf'), `# pgsnap restore\n${lines}\n`, owner);
+  writeOwnedFile(autoConf, `${kept === '\n' ? '' : kept}${restoreMarker}\n${lines}\n`, 0o600, owner);
   writeOwnedFile(join(pgdata, options.standby ? 'standby.signal' : 'recovery.signal'), '', 0o600, owner);
 }

@@ -4,23 +4,24 @@
  * prepared from the repository's artifacts with a WAL directory of its own,
  * and a throwaway server recovering it. Shared by `pgsnap drill` and the demo.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PreconditionError } from '#domain/errors';
-import type { ManifestSnapshot } from '#domain/repository/manifest';
+import { PreconditionError, RecoveryTargetNotReachedError } from '#domain/errors';
+import type { Manifest, ManifestSnapshot } from '#domain/repository/manifest';
 import type { RepositoryChoice } from '../host/repository.ts';
 import { selfCommand } from '../host/self.ts';
-import { systemIdentifierOf } from '../postgres/pgdata.ts';
+import { writeOwnedFile } from '../postgres/owned-paths.ts';
+import { primarySettingsOf } from '../postgres/pgdata.ts';
 import type { SnapshotProvider } from '../providers/provider.ts';
 import { walFetchLine } from '../wal/shell-lines.ts';
 import { Cluster, ownedDir, serverUid } from './cluster.ts';
 import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';
+import { failureInLog } from './restored-server.ts';
 import { requireServerCanRun } from './server-can-run.ts';
+import { requireBackupSnapshot } from './snapshot-check.ts';
 
 export interface RecoverRequest {
-  backupId: string;
-  cluster: string;
-  systemIdentifier: string;
+  manifest: Manifest;
   label: { text: string; sha256: string };
   map?: { text: string; sha256: string };
   provider: SnapshotProvider;
@@ -33,10 +34,14 @@ export interface RecoverRequest {
   name: string;
   /** pgsnap as the restored server's restore_command runs it (default: this one, selfCommand). */
   pgsnap?: string[];
+  /** Keep what was restored when recovery fails (the server stopped), for the operator to look into. */
+  keep?: boolean;
 }
 
 export interface Recovered {
   cluster: Cluster;
+  /** The restored data directory. */
+  pgdata: string;
   restoreMs: number;
   /** Stops the server and removes everything the recovery made. */
   discard(): Promise<void>;
@@ -44,9 +49,11 @@ export interface Recovered {
 
 export async function recoverFromSnapshots(request: RecoverRequest): Promise<Recovered> {
   const { provider, work, name } = request;
+  const { backupId } = request.manifest;
   const started = Date.now();
   const made: string[] = [];
   let cluster: Cluster | undefined;
+  let pgdata: string | undefined;
   const discard = async () => {
     cluster?.stopSync('immediate');
     for (const target of made.reverse()) await provider.discard(target);
@@ -57,19 +64,14 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
       const role = snapshot.role ?? 'data';
       const key = role === 'tablespace' ? `tablespace-${snapshot.tablespaceOid}` : role;
       const volume = { role, source: snapshot.path ?? '', snapshot: snapshot.snapshotId };
-      const target = provider.scratchTarget(volume, work, `${request.backupId}-${name}-${key}`);
+      const target = provider.scratchTarget(volume, work, `${backupId}-${name}-${key}`);
       await provider.restore(volume, target);
       made.push(target);
       targets.set(key, target);
     }
-    const pgdata = targets.get('data');
-    if (!pgdata)
-      throw new PreconditionError(`backup ${request.backupId} has no snapshot of its data directory`);
-    if (systemIdentifierOf(pgdata) !== request.systemIdentifier) {
-      throw new PreconditionError(
-        `the restored snapshot of backup ${request.backupId} is not of cluster ${request.cluster}`,
-      );
-    }
+    pgdata = targets.get('data');
+    if (!pgdata) throw new PreconditionError(`backup ${backupId} has no snapshot of its data directory`);
+    requireBackupSnapshot(pgdata, request.manifest);
     const tablespaces = Object.fromEntries(
       request.snapshots
         .filter((s) => s.role === 'tablespace')
@@ -94,16 +96,44 @@ export async function recoverFromSnapshots(request: RecoverRequest): Promise<Rec
       targetAction: 'promote',
     });
     const major = Number(readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim());
+    const root = ownedDir(join(work, `${name}-server`));
+    // The source's pg_hba.conf may refuse us (peer auth from root): its own, trust on a socket in a 0700 directory.
+    const hbaFile = join(root, 'pg_hba.conf');
+    writeOwnedFile(hbaFile, 'local all all trust\n', 0o600, statSync(root));
     cluster = await Cluster.create({
       major,
-      root: ownedDir(join(work, `${name}-server`)),
+      root,
       dataDir: pgdata,
       archiveDir: ownedDir(join(work, `${name}-unused-archive`)),
+      commandLine: {
+        // Hot standby needs these at least as high as the primary had them, or recovery aborts
+        // ("insufficient parameter settings"); pg_control has the primary's.
+        ...Object.fromEntries(Object.entries(primarySettingsOf(pgdata)).map(([k, v]) => [k, String(v)])),
+        hba_file: hbaFile,
+        listen_addresses: '',
+        // Everything into pg_ctl's log, whatever the source's postgresql.conf says, to read why recovery failed.
+        logging_collector: 'off',
+        log_destination: 'stderr',
+        // Never into the source's repository: a promoted copy archives a timeline of its own.
+        archive_mode: 'off',
+      },
     });
     await cluster.waitForPromotion(600_000);
-    return { cluster, restoreMs: Date.now() - started, discard };
+    return { cluster, pgdata, restoreMs: Date.now() - started, discard };
   } catch (error) {
-    await discard();
-    throw error;
+    cluster?.stopSync('immediate');
+    const log = join(work, `${name}-server`, 'server.log');
+    const reason = existsSync(log) ? failureInLog(readFileSync(log, 'utf8')) : undefined;
+    const kept = request.keep && pgdata !== undefined;
+    if (!kept) await discard();
+    const keptWhat = kept ? `. Kept the restored data directory ${pgdata} and the server's log ${log}` : '';
+    if (!reason) {
+      if (error instanceof Error) error.message += keptWhat;
+      throw error;
+    }
+    throw new RecoveryTargetNotReachedError(
+      `the throwaway server recovering backup ${backupId} stopped; its log says: ${reason}${keptWhat}`,
+      { cause: error },
+    );
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Restoring a backup into a data directory restored from its snapshot: the
- * directory checked to be the backup's cluster, the backup's artifacts read
+ * directory checked to hold that snapshot (snapshot-check.ts), the backup's artifacts read
  * from the repository, the restore_command chosen, and the directory
  * prepared (prepare.ts) for PostgreSQL to recover.
  */
@@ -12,7 +12,7 @@ import type { Repository } from '#domain/repository/repository';
 import { parseLsn } from '#domain/wal/lsn';
 import type { RepositoryChoice } from '../host/repository.ts';
 import { selfCommand } from '../host/self.ts';
-import { pgVersionOf, systemIdentifierOf } from '../postgres/pgdata.ts';
+import { pgVersionOf } from '../postgres/pgdata.ts';
 import {
   commandLimitBefore16,
   defaultPrefetchSpool,
@@ -21,6 +21,7 @@ import {
 } from '../wal/shell-lines.ts';
 import { prepareDataDirectory, type RecoveryTarget } from './prepare.ts';
 import { requireServerCanRun } from './server-can-run.ts';
+import { requireBackupSnapshot } from './snapshot-check.ts';
 
 export interface RestoreRequest {
   backupId: string;
@@ -59,7 +60,7 @@ export async function restoreBackup(
   const { backupId, pgdata } = request;
   const manifest = await completedManifest(repository, backupId);
   if (request.target) checkTargetAfterConsistency(request.target, request.targetFlag, manifest);
-  const found = checkSameCluster(pgdata, backupId, manifest);
+  requireBackupSnapshot(pgdata, manifest);
   const label = await readArtifact(repository, manifest, 'backup_label');
   if (!label)
     throw new PreconditionError(
@@ -87,7 +88,7 @@ export async function restoreBackup(
   return {
     backupId,
     pgdata,
-    systemIdentifier: found,
+    systemIdentifier: manifest.systemIdentifier,
     stopLsn: manifest.stopLsn,
     target: request.target ?? { kind: 'end of WAL' },
     mode: request.standby ? 'standby' : 'recovery',
@@ -144,23 +145,6 @@ function checkTargetAfterConsistency(
         'restored files are consistent. Choose a later time, or restore an earlier backup.',
     );
   }
-}
-
-/** The system identifier of `pgdata`, which must be the backup's cluster's. */
-function checkSameCluster(pgdata: string, backupId: string, manifest: Manifest): string {
-  let found: string;
-  try {
-    found = systemIdentifierOf(pgdata);
-  } catch (error) {
-    throw new PreconditionError(`${pgdata} is not a restored data directory: ${(error as Error).message}`);
-  }
-  if (found !== manifest.systemIdentifier) {
-    throw new PreconditionError(
-      `${pgdata} holds the cluster with system identifier ${found}, but backup ${backupId} was taken of ` +
-        `${manifest.cluster} (system identifier ${manifest.systemIdentifier}); restore this backup's own snapshot`,
-    );
-  }
-  return found;
 }
 
 async function readArtifact(

@@ -164,17 +164,29 @@ export function serverLog(server: RestoredServer): string {
 
 const targetNotReached = 'recovery ended before configured recovery target was reached';
 
-/** Why the server stopped: the recovery target line, else its first FATAL or PANIC. */
-function stoppedBecause(server: RestoredServer): RecoveryTargetNotReachedError | undefined {
-  const lines = serverLog(server).split('\n');
+/**
+ * Why a server stopped, in its log's words: the recovery target line, else
+ * its first FATAL or PANIC with the DETAIL that follows (which names, say, the
+ * setting below the primary's).
+ */
+export function failureInLog(log: string): string | undefined {
+  const lines = log.split('\n');
   let at = lines.findIndex((l) => l.includes(targetNotReached));
   if (at < 0) at = lines.findIndex((l) => /\b(FATAL|PANIC):/.test(l));
   if (at < 0) return undefined;
   // "configuration file … contains errors" follows the line that names the error.
-  const line = [lines[at - 1], lines[at]]
-    .filter((l): l is string => l !== undefined && (l === lines[at] || /contains errors/.test(lines[at]!)))
+  const before = /contains errors/.test(lines[at]!) ? [lines[at - 1]] : [];
+  const after = /\bDETAIL:/.test(lines[at + 1] ?? '') ? [lines[at + 1]] : [];
+  return [...before, lines[at], ...after]
+    .filter((l): l is string => l !== undefined)
     .map((l) => l.trim())
     .join(' / ');
+}
+
+/** Why the server stopped, from its log. */
+function stoppedBecause(server: RestoredServer): RecoveryTargetNotReachedError | undefined {
+  const line = failureInLog(serverLog(server));
+  if (line === undefined) return undefined;
   const target = line.includes(targetNotReached)
     ? 'the archived WAL ends before the recovery target: restore to an earlier target, or check that the ' +
       "WAL up to it reached the repository (the source's archiver)"
