@@ -47,5 +47,6 @@ export function requireRepositoryChoice(command: string, values: RepositoryValue
 /** Opens the repository; its code (and the AWS SDK for s3://) is loaded only now. */
 export async function open(choice: RepositoryChoice): Promise<Repository> {
   const { openRepository } = await import('#domain/repository/open');
-  return openRepository(choice.url, choice.cluster);
+  const { awsTimeouts } = await import('./aws-timeouts.ts');
+  return openRepository(choice.url, choice.cluster, { timeouts: awsTimeouts() });
 }

@@ -4,6 +4,7 @@ import { type ExecutionOutcome, followExecution, startBackupExecution } from '#d
 import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
+import { awsClientConfig } from '../cli/aws-timeouts.ts';
 import { createOutput, table } from '../cli/output.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
@@ -57,7 +58,7 @@ export async function backupCommand(args: string[]): Promise<number> {
   }
   const backupId = values['backup-id'] ? validateBackupId(values['backup-id']) : undefined;
 
-  const sfn = new SFNClient({});
+  const sfn = new SFNClient(awsClientConfig());
   try {
     const started = await startBackupExecution(sfn, {
       stateMachineArn,

@@ -11,6 +11,7 @@ import { describeTarget } from '#domain/restore/plan';
 import type { RestoreRecord } from '#domain/restore/record';
 import type { RecoveryTargetRequest, RestoreRequestInput } from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
+import { awsClientConfig } from '../cli/aws-timeouts.ts';
 import { createOutput, table } from '../cli/output.ts';
 import { open, repositoryChoice } from '../cli/repository-options.ts';
 import { printUsage } from '../cli/usage.ts';
@@ -175,7 +176,7 @@ export async function restoreStartCommand(args: string[]): Promise<number> {
     );
   }
   const input = restoreRequestFromFlags(values as Values, cluster);
-  const sfn = new SFNClient({});
+  const sfn = new SFNClient(awsClientConfig());
   try {
     const started = await startRestoreExecution(sfn, { stateMachineArn, input });
     if (!values.wait) {

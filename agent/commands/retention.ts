@@ -9,6 +9,7 @@ import {
 import { UsageError } from '#domain/errors';
 import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../cli/args.ts';
+import { awsClientConfig } from '../cli/aws-timeouts.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';
 import { open, requireRepositoryChoice } from '../cli/repository-options.ts';
@@ -39,7 +40,7 @@ const deleteSnapshots: SnapshotDeleter = async (manifest: Manifest) => {
   if (ebs.length > 0) {
     const { EC2Client } = await import('@aws-sdk/client-ec2');
     const { deleteSnapshotUnlessLocked } = await import('#domain/ebs/snapshots');
-    const ec2 = new EC2Client({});
+    const ec2 = new EC2Client(awsClientConfig());
     try {
       for (const s of ebs) {
         if ((await deleteSnapshotUnlessLocked(ec2, s.snapshotId)) === 'locked') locked.push(s.snapshotId);

@@ -6,6 +6,18 @@ export class RepositoryUnreachableError extends Error {
   override name = 'RepositoryUnreachableError';
 }
 
+/**
+ * A repository call got no answer within its time limit (PGSNAP_AWS_CONNECT_TIMEOUT,
+ * PGSNAP_AWS_REQUEST_TIMEOUT): the endpoint accepted the connection and went
+ * silent, or never accepted it. Appears when the network path to S3 is broken
+ * (a blackholed endpoint, a missing VPC endpoint route, a proxy); check that
+ * path, or raise the limits for a slow link. A kind of unreachable: trying
+ * again later may work, and archive_command is retried by PostgreSQL.
+ */
+export class RepositoryTimeoutError extends RepositoryUnreachableError {
+  override name = 'RepositoryTimeoutError';
+}
+
 /** The repository refused the request (credentials, bucket policy, a missing bucket or directory). */
 export class RepositoryAccessError extends Error {
   override name = 'RepositoryAccessError';
