@@ -12,7 +12,7 @@ import { preflight } from '../session/preflight.ts';
 import { agentVersion } from '../version.ts';
 import { type AwsClients, awsChecks } from './aws-checks.ts';
 import { type CheckResult, fail, ok, skip } from './check.ts';
-import { clockCheck, type HostProbe, ssmAgentCheck, volumesCheck } from './host-checks.ts';
+import { clockCheck, type HostProbe, spoolSpaceCheck, ssmAgentCheck, volumesCheck } from './host-checks.ts';
 import {
   archiveCommandCheck,
   archiverHealthCheck,
@@ -202,6 +202,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   } else {
     report(skip('aws', 'not on AWS (--local): the instance role, the SSM agent and EBS are not checked'));
   }
+  await step('spool', async () => [spoolSpaceCheck(options.spoolRoot)]);
   await step('clock', async () => [clockCheck(options.host)]);
   return { ok: !checks.some((c) => c.status === 'fail'), agentVersion, checks };
 }
