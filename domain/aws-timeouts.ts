@@ -8,7 +8,7 @@
 export interface AwsTimeouts {
   /** TCP connect (and TLS handshake) to the endpoint, in ms. */
   connectMs: number;
-  /** Silence on an open connection before the request is given up, in ms; each retry gets it again. */
+  /** One attempt, request and response, in ms; each retry gets it again. */
   requestMs: number;
 }
 
@@ -20,7 +20,14 @@ export const awsMaxAttempts = 4;
 /** The SDK client settings for `timeouts`: a requestHandler shorthand every v3 client accepts. */
 export function awsClientTimeouts(timeouts: AwsTimeouts = defaultAwsTimeouts) {
   return {
-    requestHandler: { connectionTimeout: timeouts.connectMs, requestTimeout: timeouts.requestMs },
+    requestHandler: {
+      connectionTimeout: timeouts.connectMs,
+      requestTimeout: timeouts.requestMs,
+      // Without it, @smithy/node-http-handler 4.x only logs "a request has exceeded the configured
+      // requestTimeout" and goes on waiting (seen against a blackholed endpoint).
+      throwOnRequestTimeout: true,
+      socketTimeout: timeouts.requestMs,
+    },
   };
 }
 
