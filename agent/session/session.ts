@@ -198,9 +198,17 @@ class Holding {
     );
     const mine = new Date(rows[0]!.since).toISOString();
     const serverPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-    const earlier = (await otherBackupSessions(client)).filter(
-      (s) => s.since < mine || (s.since === mine && s.serverPid < serverPid),
-    );
+    const earlierSessions = async () =>
+      (await otherBackupSessions(client)).filter(
+        (s) => s.since < mine || (s.since === mine && s.serverPid < serverPid),
+      );
+    let earlier = await earlierSessions();
+    // A session closed just now (abort, end, then begin at once) leaves pg_stat_activity a moment after its
+    // client has gone: give it that moment before calling it a backup in progress.
+    for (let waited = 0; earlier.length > 0 && waited < 3_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      earlier = await earlierSessions();
+    }
     if (earlier.length > 0) {
       throw new PreconditionError(
         `another pgsnap backup of this cluster is in progress on the server: ${earlier.map(describeBackupSession).join('; ')}. ` +
