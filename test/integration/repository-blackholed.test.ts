@@ -103,8 +103,14 @@ describe('a blackholed S3 endpoint', () => {
     // The backup had started, and its session was closed: the server ended backup mode itself.
     await expect.poll(() => pgsnapSessions(cluster), { timeout: 10_000 }).toEqual([]);
     await expect.poll(() => cluster.log(), { timeout: 10_000 }).toContain(backupAbortedLogLine);
-    const status = await pgsnap(['status', '--json'], env);
-    expect(status.json).toMatchObject({ inProgress: false, last: { outcome: 'aborted' } });
+    const status = await pgsnap(['status', '--json', '--cluster', 'bh'], env);
+    expect(status.json).toMatchObject({
+      inProgress: false,
+      last: {
+        outcome: 'aborted',
+        reason: expect.stringContaining('the repository did not record the backup'),
+      },
+    });
   });
 
   it('doctor prints each check as it runs, fails the one that times out naming its limit, and runs the rest', async () => {
