@@ -7,6 +7,7 @@ import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
+import { awsClientConfig } from '../host/aws-timeouts.ts';
 import { createOutput } from '../host/output.ts';
 import { settingsFrom } from '../host/settings.ts';
 
@@ -62,7 +63,7 @@ export async function backupCommand(args: string[]): Promise<number> {
   }
   const backupId = values['backup-id'] ? validateBackupId(values['backup-id']) : undefined;
 
-  const sfn = new SFNClient({});
+  const sfn = new SFNClient(awsClientConfig());
   try {
     const started = await startBackupExecution(sfn, {
       stateMachineArn,

@@ -1,9 +1,24 @@
 /** `pgsnap doctor`: will a backup and a restore from this host work? */
+import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { printUsage } from '../cli/usage.ts';
+import type { CheckResult } from '../doctor/check.ts';
 import { createContext } from '../host/context.ts';
 import { open } from '../host/repository.ts';
 import { connect } from '../postgres/client.ts';
+
+/** PGSNAP_DOCTOR_CHECK_TIMEOUT: each check's time limit in seconds (default 60). */
+function checkLimitMs(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.PGSNAP_DOCTOR_CHECK_TIMEOUT;
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UsageError(
+      `PGSNAP_DOCTOR_CHECK_TIMEOUT=${JSON.stringify(text)} is not a number of seconds above 0, e.g. 60`,
+    );
+  }
+  return Math.round(value * 1000);
+}
 
 export const doctorUsage = `pgsnap doctor --repo URL --cluster NAME [--local] [--spool-dir DIR] [--json]
 
@@ -23,7 +38,9 @@ synchronized. Connects with the PG* settings, as the agent does.
                  this one
 
 Exits 0 when nothing fails (warnings say what pgsnap cannot confirm), 3 when
-a check fails.`;
+a check fails. Each check is printed on stderr as it runs and gets
+PGSNAP_DOCTOR_CHECK_TIMEOUT seconds (default 60); one that does not answer in
+time fails, and the next checks still run.`;
 
 const flags = {
   local: { type: 'boolean', default: false },
@@ -39,20 +56,28 @@ export async function doctorCommand(args: string[]): Promise<number> {
   const host = await import('../doctor/host-checks.ts');
   const { discover } = await import('../volumes/discover.ts');
   const choice = ctx.repository;
+  const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
+  const line = (c: CheckResult) => `${mark[c.status]}  ${c.check}: ${c.message}`;
   const report = await runDoctor({
+    checkLimitMs: checkLimitMs(),
+    // As it goes, on stderr: a check that waits shows which one it is, and stdout stays the one result.
+    onStart: (check) => ctx.out.progress(`checking ${check}...`),
+    onCheck: (c) => ctx.out.progress(line(c)),
     connect: () => connect({ applicationName: 'pgsnap doctor' }),
     repository: choice && { ...choice, open: () => open(choice) },
     spoolRoot: values['spool-dir'] ?? ctx.stateRoot,
     aws: values.local ? undefined : defaultAwsClients,
     host: { processNames: () => host.procProcessNames(), run: host.runProgram, discover },
   });
-  const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
-  const lines = report.checks.map((c) => `${mark[c.status]}  ${c.check}: ${c.message}`);
+  const lines = report.checks.map(line);
   lines.push(
     report.ok
       ? 'backups and restores from this host should work'
       : 'fix the failures above: a backup or a restore from this host would not work',
   );
   ctx.out.result({ ...report }, lines);
-  return report.ok ? 0 : 3;
+  const code = report.ok ? 0 : 3;
+  // A check given up at its limit may still wait on a socket: it must not keep doctor from exiting.
+  setTimeout(() => process.exit(code), 1_000).unref();
+  return code;
 }

@@ -14,6 +14,7 @@ import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { recordLines } from '../cli/restore-lines.ts';
 import { printUsage } from '../cli/usage.ts';
+import { awsClientConfig } from '../host/aws-timeouts.ts';
 import { createOutput } from '../host/output.ts';
 import { open, repositoryChoice } from '../host/repository.ts';
 import { settingsFrom } from '../host/settings.ts';
@@ -175,7 +176,7 @@ export async function restoreStartCommand(args: string[]): Promise<number> {
     );
   }
   const input = restoreRequestFromFlags(values as Values, cluster);
-  const sfn = new SFNClient({});
+  const sfn = new SFNClient(awsClientConfig());
   try {
     const started = await startRestoreExecution(sfn, { stateMachineArn, input });
     if (!values.wait) {

@@ -12,6 +12,7 @@ import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
+import { awsClientConfig } from '../host/aws-timeouts.ts';
 import { createContext } from '../host/context.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';
 import { createProvider, localProviders } from '../providers/create.ts';
@@ -39,7 +40,7 @@ const deleteSnapshots: SnapshotDeleter = async (manifest: Manifest) => {
   if (ebs.length > 0) {
     const { EC2Client } = await import('@aws-sdk/client-ec2');
     const { deleteSnapshotUnlessLocked } = await import('#domain/ebs/snapshots');
-    const ec2 = new EC2Client({});
+    const ec2 = new EC2Client(awsClientConfig());
     try {
       for (const s of ebs) {
         if ((await deleteSnapshotUnlessLocked(ec2, s.snapshotId)) === 'locked') locked.push(s.snapshotId);

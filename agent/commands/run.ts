@@ -15,6 +15,7 @@ import type { SnapshotProvider, VolumeSnapshot } from '../providers/provider.ts'
 import { abort } from '../session/abort.ts';
 import { type BeginOptions, begin } from '../session/begin.ts';
 import { recordLocalSnapshots } from '../session/catalog.ts';
+import { request } from '../session/control.ts';
 import { type EndResult, end } from '../session/end.ts';
 import { type ClusterPath, clusterPaths } from '../volumes/cluster-paths.ts';
 
@@ -37,7 +38,8 @@ export async function runCommand(args: string[]): Promise<number> {
   const interrupts = listenForInterrupts();
   let session: SessionRecord;
   try {
-    session = await begin(ctx, options, interrupts.beginning);
+    // The session watches this process: killed with SIGKILL, it could not abort the backup itself.
+    session = await begin(ctx, { ...options, ownerPid: process.pid }, interrupts.beginning);
   } catch (error) {
     interrupts.stop();
     if (!interrupts.signal) throw error;
@@ -198,10 +200,21 @@ async function runSnapshotCommand(
   interrupts.forwardTo(running);
   // With --json, stdout carries one document: the command's own output goes to stderr.
   running.stdout?.pipe(process.stderr);
-  return new Promise((resolve) => {
-    running.on('error', (error) => resolve({ code: null, signal: null, error }));
-    running.on('exit', (code, signal) => resolve({ code, signal }));
-  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
+    (resolve) => {
+      running.on('error', (error) => resolve({ code: null, signal: null, error }));
+      running.on('exit', (code, signal) => resolve({ code, signal }));
+    },
+  );
+  // Told to the session, which stops the command's group if this run is killed before it ends.
+  if (running.pid !== undefined) {
+    await request(ctx.state.socketPath, {
+      op: 'command',
+      backupId: session.backupId,
+      group: running.pid,
+    }).catch(() => undefined);
+  }
+  return exited;
 }
 
 async function endBackup(

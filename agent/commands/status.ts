@@ -8,7 +8,9 @@ import { status } from '../session/status.ts';
 
 export const statusUsage = `pgsnap status [--json]
 
-Tells whether a backup is in progress here and how the last one ended.`;
+Tells whether a backup is in progress here and how the last one ended. When
+this state directory knows of none, the server is asked (PG* settings) for a
+pgsnap backup begun by another user or with another state directory.`;
 
 export async function statusCommand(args: string[]): Promise<number> {
   const { values } = parse('status', args, {});
@@ -26,6 +28,8 @@ export async function statusCommand(args: string[]): Promise<number> {
         ['expiresAt', doc.expiresAt],
         ['holderPid', doc.holderPid],
         ['serverPid', doc.serverPid],
+        ['role', doc.role],
+        ['client', doc.client],
         ['stopLsn', doc.stopLsn],
         ['note', doc.note],
       ])

@@ -12,7 +12,7 @@ import { open, type RepositoryChoice, requireRepositoryChoice } from '../host/re
 import { defaultStateRoot, settingsFrom } from '../host/settings.ts';
 import { systemIdentifierOf } from '../postgres/pgdata.ts';
 import type { ArchiverConfig } from '../wal/archiver.ts';
-import { archiverLockName, lockHolder, privateDirectory, spawnDaemon } from '../wal/daemon.ts';
+import { archiverLockName, lockHolder, privateDirectory, spawnDaemon, spoolFull } from '../wal/daemon.ts';
 import {
   archiveCommandLine,
   confQuote,
@@ -228,6 +228,13 @@ async function pushAsync(options: {
     }
     if (Date.now() - checkedArchiver > 1_000) {
       checkedArchiver = Date.now();
+      // Neither the pusher's .ok nor its .error can be written there: say so now, so that PostgreSQL counts
+      // a failure and retries, instead of waiting for an answer that cannot come.
+      const full = spoolFull(spool);
+      if (full) {
+        process.stderr.write(`pgsnap: ${options.name} not archived: ${full}\n`);
+        return 1;
+      }
       if (lockHolder(join(spool, archiverLockName)) === undefined) {
         spawnDaemon('__wal-archiver', config, {
           cwd: options.pgdata,

@@ -15,6 +15,7 @@ import { SendTaskHeartbeatCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
 import { messageOf } from '#domain/errors';
 import { hostMetrics } from '#domain/host-metrics';
+import { awsClientConfig } from '../host/aws-timeouts.ts';
 import { type CheckResult, errorName, fail, ok, warn } from './check.ts';
 
 export interface AwsClients {
@@ -125,9 +126,9 @@ export async function defaultAwsClients(): Promise<AwsClients> {
     import('@aws-sdk/client-ec2'),
   ]);
   return {
-    sts: new STSClient({}),
-    sfn: new SFNClient({}),
-    cloudwatch: new CloudWatchClient({}),
-    ec2: new EC2Client({}),
+    sts: new STSClient(awsClientConfig()),
+    sfn: new SFNClient(awsClientConfig()),
+    cloudwatch: new CloudWatchClient(awsClientConfig()),
+    ec2: new EC2Client(awsClientConfig()),
   };
 }

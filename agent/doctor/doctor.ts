@@ -2,16 +2,17 @@
  * `pgsnap doctor`: every check that a backup and a restore from this host
  * will work, in the order an operator would fix them, each saying what to do.
  */
+import { seconds } from '#domain/aws-timeouts';
 import { messageOf } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
-import { sampleArchiveHealth } from '../metrics/archive-health.ts';
+import { type ArchiveHealth, sampleArchiveHealth } from '../metrics/archive-health.ts';
 import { metricData } from '../metrics/cloudwatch.ts';
 import { type Client, serverFacts } from '../postgres/client.ts';
 import { preflight } from '../session/preflight.ts';
 import { agentVersion } from '../version.ts';
 import { type AwsClients, awsChecks } from './aws-checks.ts';
 import { type CheckResult, fail, ok, skip } from './check.ts';
-import { clockCheck, type HostProbe, ssmAgentCheck, volumesCheck } from './host-checks.ts';
+import { clockCheck, type HostProbe, spoolSpaceCheck, ssmAgentCheck, volumesCheck } from './host-checks.ts';
 import {
   archiveCommandCheck,
   archiverHealthCheck,
@@ -29,6 +30,12 @@ export interface DoctorOptions {
   /** Undefined: not on AWS (--local), the AWS, SSM and EBS checks are skipped. */
   aws: (() => Promise<AwsClients>) | undefined;
   host: HostProbe;
+  /** Each check's time limit (default defaultCheckLimitMs). */
+  checkLimitMs?: number;
+  /** Told before each check (or group of checks) runs, so a slow one shows which it is. */
+  onStart?: (check: string) => void;
+  /** Told each result as soon as it is known. */
+  onCheck?: (result: CheckResult) => void;
 }
 
 export interface DoctorReport {
@@ -52,56 +59,123 @@ function versionCheck(): CheckResult {
   return ok('version', text);
 }
 
-export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
-  const checks: CheckResult[] = [versionCheck()];
-  let client: Client | undefined;
+/** Each check's time limit unless told otherwise: past it, the check fails and the next one runs. */
+export const defaultCheckLimitMs = 60_000;
+
+/**
+ * A doctor check that did not finish within its time limit (PGSNAP_DOCTOR_CHECK_TIMEOUT): what it asks
+ * (PostgreSQL, the repository, an AWS endpoint) accepted the request and never answered. The other checks
+ * still run.
+ *
+ * What to do: Check the network path to what the check names, or raise PGSNAP_DOCTOR_CHECK_TIMEOUT for a
+ * slow one.
+ */
+export class CheckTimeoutError extends Error {
+  override name = 'CheckTimeoutError';
+}
+
+/** `work`, or a CheckTimeoutError once `limitMs` passes; `work` is left running (its clients are closed later). */
+async function withinLimit<T>(check: string, limitMs: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new CheckTimeoutError(
+            `${check}: no answer within ${seconds(limitMs)}, the time limit of each check ` +
+              '(PGSNAP_DOCTOR_CHECK_TIMEOUT); check the network path to what it talks to',
+          ),
+        ),
+      limitMs,
+    );
+  });
   try {
-    client = await options.connect();
-    checks.push(ok('connection', 'connected to PostgreSQL'));
-  } catch (error) {
-    checks.push(fail('connection', messageOf(error)));
+    return await Promise.race([work, limit]);
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
+  const limitMs = options.checkLimitMs ?? defaultCheckLimitMs;
+  const checks: CheckResult[] = [];
+  const report = (...results: CheckResult[]) => {
+    for (const result of results) {
+      checks.push(result);
+      options.onCheck?.(result);
+    }
+  };
+  /**
+   * Runs one check (or a group that shares its answers), within the time limit; its results are
+   * reported as soon as they are known, and a failure or a timeout is the check's own result.
+   */
+  const step = async (check: string, work: () => Promise<CheckResult[]>, failed = fail): Promise<void> => {
+    options.onStart?.(check);
+    try {
+      report(...(await withinLimit(check, limitMs, work())));
+    } catch (error) {
+      report(failed(check, messageOf(error)));
+    }
+  };
+
+  report(versionCheck());
+  let client: Client | undefined;
+  let connectionGivenUp = false;
+  await step('connection', async () => {
+    const connected = await options.connect();
+    // A connection that comes after the limit is closed, not used.
+    if (connectionGivenUp) {
+      await connected.end().catch(() => {});
+      return [];
+    }
+    client = connected;
+    return [ok('connection', 'connected to PostgreSQL')];
+  });
+  connectionGivenUp = client === undefined;
 
   let sample: ReturnType<typeof metricData> | undefined;
   try {
     if (client) {
-      const report = await preflight(client);
-      checks.push(...preflightChecks(report));
-      checks.push(await archiveCommandCheck(client, options.repository));
-      const health = await sampleArchiveHealth(client, {
-        ...(options.repository ? { cluster: options.repository.cluster } : {}),
-        spoolRoot: options.spoolRoot,
+      const c = client;
+      await step('preflight', async () => preflightChecks(await preflight(c)));
+      await step('archive_command', async () => [await archiveCommandCheck(c, options.repository)]);
+      let health: ArchiveHealth | undefined;
+      await step('archiver', async () => {
+        health = await sampleArchiveHealth(c, {
+          ...(options.repository ? { cluster: options.repository.cluster } : {}),
+          spoolRoot: options.spoolRoot,
+        });
+        return [archiverHealthCheck(health), await walRoomCheck(c, health)];
       });
-      checks.push(archiverHealthCheck(health), await walRoomCheck(client, health));
-      if (options.repository) sample = metricData(options.repository.cluster, health, 0);
+      if (options.repository && health) sample = metricData(options.repository.cluster, health, 0);
 
-      if (options.repository) {
-        const facts = await serverFacts(client);
-        let repository: Repository | undefined;
-        try {
-          repository = await options.repository.open();
-          checks.push(
-            ...(await repositoryChecks(repository, {
-              systemIdentifier: facts.systemIdentifier,
-              walSegmentSize: facts.segmentSize,
-              lastArchivedWal: health.lastArchivedWal,
-            })),
-          );
-        } catch (error) {
-          checks.push(
-            fail('repository.reachable', `cannot open ${options.repository.url}: ${messageOf(error)}`),
-          );
-        } finally {
-          repository?.close();
-        }
+      const named = options.repository;
+      if (named) {
+        await step(
+          'repository.reachable',
+          async () => {
+            const facts = await serverFacts(c);
+            const repository = await named.open();
+            try {
+              return await repositoryChecks(repository, {
+                systemIdentifier: facts.systemIdentifier,
+                walSegmentSize: facts.segmentSize,
+                lastArchivedWal: health?.lastArchivedWal ?? null,
+              });
+            } finally {
+              repository.close();
+            }
+          },
+          (check, message) => fail(check, `cannot check ${named.url}: ${message}`),
+        );
       }
     } else {
-      checks.push(
+      report(
         skip('postgres', 'no connection: the settings, the archiver and the repository are not checked'),
       );
     }
     if (!options.repository) {
-      checks.push(
+      report(
         fail(
           'repository',
           'no repository named: give --repo URL and --cluster NAME (or PGSNAP_REPO and PGSNAP_CLUSTER), ' +
@@ -110,28 +184,27 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       );
     }
   } finally {
-    await client?.end().catch(() => {});
+    // A query a timed-out check left waiting must not keep doctor from finishing.
+    if (client) await withinLimit('closing the connection', 2_000, client.end()).catch(() => {});
   }
 
   if (options.aws) {
     const policy = options.repository
       ? `the pgsnap host policy of ${options.repository.cluster} (pgsnap-<environment>-host-${options.repository.cluster})`
       : 'the pgsnap host policy of this cluster';
+    const aws = options.aws;
     let clients: AwsClients | undefined;
-    try {
-      clients = await options.aws();
-      checks.push(...(await awsChecks(clients, policy, sample)));
-    } catch (error) {
-      checks.push(fail('aws.credentials', messageOf(error)));
-    } finally {
-      if (clients) for (const c of Object.values(clients)) c.destroy();
-    }
-    checks.push(ssmAgentCheck(options.host), await volumesCheck(options.host));
+    await step('aws.credentials', async () => {
+      clients = await aws();
+      return awsChecks(clients, policy, sample);
+    });
+    if (clients) for (const c of Object.values(clients)) c.destroy();
+    await step('ssm-agent', async () => [ssmAgentCheck(options.host)]);
+    await step('volumes', async () => [await volumesCheck(options.host)]);
   } else {
-    checks.push(
-      skip('aws', 'not on AWS (--local): the instance role, the SSM agent and EBS are not checked'),
-    );
+    report(skip('aws', 'not on AWS (--local): the instance role, the SSM agent and EBS are not checked'));
   }
-  checks.push(clockCheck(options.host));
+  await step('spool', async () => [spoolSpaceCheck(options.spoolRoot)]);
+  await step('clock', async () => [clockCheck(options.host)]);
   return { ok: !checks.some((c) => c.status === 'fail'), agentVersion, checks };
 }

@@ -1,7 +1,7 @@
 /** The host: the SSM agent that runs the state machine's commands, the volumes under the cluster, the clock. */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import type { Discovery } from '../volumes/block-devices.ts';
 import { type CheckResult, fail, ok, warn } from './check.ts';
@@ -88,4 +88,35 @@ export function clockCheck(probe: HostProbe): CheckResult {
     'cannot tell whether the clock is synchronized (neither timedatectl nor chronyc answered); ' +
       'recovery targets and signed AWS requests depend on it',
   );
+}
+
+/** Below this, the async spool is about to refuse its status files (a few hundred bytes per WAL file). */
+const spoolLowBytes = 64 * 1024 * 1024;
+
+/**
+ * The room left where wal-push --async keeps its status files: with none, every
+ * archive_command fails (ENOSPC) until space is freed.
+ */
+export function spoolSpaceCheck(spoolRoot: string): CheckResult {
+  let dir = spoolRoot;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  let free: number;
+  try {
+    const fs = statfsSync(dir);
+    free = fs.bavail * fs.bsize;
+  } catch (error) {
+    return warn('spool', `cannot tell the free space of ${spoolRoot}: ${messageOf(error)}`);
+  }
+  const mib = (free / 1024 / 1024).toFixed(1);
+  if (free < 1024 * 1024) {
+    return fail(
+      'spool',
+      `${spoolRoot} (wal-push --async's spool) has ${mib} MiB free: archive_command fails there; free space ` +
+        'or give --spool-dir a directory on another file system',
+    );
+  }
+  if (free < spoolLowBytes) {
+    return warn('spool', `${spoolRoot} (wal-push --async's spool) has only ${mib} MiB free`);
+  }
+  return ok('spool', `${spoolRoot} (wal-push --async's spool) has ${mib} MiB free`);
 }

@@ -11,8 +11,9 @@ import { linkSync, rmSync, writeFileSync } from 'node:fs';
 /** Creates `path` holding `content` (mode 0600); false when it already exists. */
 export function createLockFile(path: string, content: string): boolean {
   const temporary = `${path}.new-${process.pid}`;
-  writeFileSync(temporary, content, { mode: 0o600 });
   try {
+    // Inside the try: a write that fails half-way (ENOSPC on a full spool) leaves a file to remove too.
+    writeFileSync(temporary, content, { mode: 0o600 });
     linkSync(temporary, path);
     return true;
   } catch (error) {

@@ -57,5 +57,6 @@ function settingsOf(values: RepositoryValues, env: NodeJS.ProcessEnv) {
 /** Opens the repository; its code (and the AWS SDK for s3://) is loaded only now. */
 export async function open(choice: RepositoryChoice): Promise<Repository> {
   const { openRepository } = await import('#domain/repository/open');
-  return openRepository(choice.url, choice.cluster);
+  const { awsTimeouts } = await import('./aws-timeouts.ts');
+  return openRepository(choice.url, choice.cluster, { timeouts: awsTimeouts() });
 }

@@ -141,6 +141,27 @@ export const settingDescriptors = {
     commands: 'restore',
     description: 'how long restore waits for recovery; bare seconds (21600) are still accepted',
   },
+  awsConnectTimeout: {
+    env: 'PGSNAP_AWS_CONNECT_TIMEOUT',
+    type: 'count',
+    default: '5 (seconds)',
+    description:
+      'seconds every AWS call (S3 repository, Step Functions, CloudWatch, EC2, STS) may take to connect',
+  },
+  awsRequestTimeout: {
+    env: 'PGSNAP_AWS_REQUEST_TIMEOUT',
+    type: 'count',
+    default: '30 (seconds)',
+    description:
+      'seconds every AWS call may wait for its answer; a call past it fails as RepositoryTimeoutError',
+  },
+  doctorCheckTimeout: {
+    env: 'PGSNAP_DOCTOR_CHECK_TIMEOUT',
+    type: 'count',
+    default: '60 (seconds)',
+    commands: 'doctor',
+    description: "each doctor check's time limit in seconds; one past it fails and the next checks still run",
+  },
   prefetch: {
     flag: 'prefetch',
     type: 'count',

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { messageOf, UsageError } from '#domain/errors';
+import { awsClientConfig } from './aws-timeouts.ts';
 import { defaultHeartbeatMs, taskTokenVariable } from './settings.ts';
 
 export const taskTokenFlag = {
@@ -82,7 +83,7 @@ export async function answeringStepFunctions<T>(
   if (taskToken === undefined) return work();
   // Loaded on demand: most commands never talk to Step Functions.
   const sfn = await import('./step-functions.ts');
-  const client = options.client ?? new sfn.SFNClient({});
+  const client = options.client ?? new sfn.SFNClient(awsClientConfig());
   const heartbeat = setInterval(() => {
     client.send(new sfn.SendTaskHeartbeatCommand({ taskToken })).catch((error: unknown) => {
       options.progress(`Step Functions did not take the heartbeat: ${messageOf(error)}`);

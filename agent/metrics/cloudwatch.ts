@@ -1,6 +1,7 @@
 /** Archive health as CloudWatch metrics: one PutMetricData per sample, in the hosts' namespace. */
 import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { hostMetrics } from '#domain/host-metrics';
+import { awsClientConfig } from '../host/aws-timeouts.ts';
 import type { ArchiveHealth } from './archive-health.ts';
 
 /** The data of one sample; `failuresSincePrevious` is the increase of failed_count since the one before. */
@@ -36,7 +37,7 @@ export interface MetricsPublisher {
 }
 
 /** Region and credentials from the usual AWS_* settings and the instance role. */
-export function cloudWatchPublisher(client = new CloudWatchClient({})): MetricsPublisher {
+export function cloudWatchPublisher(client = new CloudWatchClient(awsClientConfig())): MetricsPublisher {
   return {
     async publish(data) {
       await client.send(new PutMetricDataCommand({ Namespace: hostMetrics.namespace, MetricData: data }));

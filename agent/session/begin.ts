@@ -22,6 +22,8 @@ export interface BeginOptions {
   fast: boolean;
   maxDurationMs: number;
   backupId?: string;
+  /** The `pgsnap run` the backup belongs to: the session aborts once that process is gone. */
+  ownerPid?: number;
 }
 
 /**
@@ -65,6 +67,7 @@ export async function begin(
     label: options.label,
     fast: options.fast,
     maxDurationMs: options.maxDurationMs,
+    ...(options.ownerPid !== undefined ? { ownerPid: options.ownerPid } : {}),
   };
   let session: SessionRecord;
   try {

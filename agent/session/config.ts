@@ -8,6 +8,8 @@ export interface SessionConfig {
   label: string;
   fast: boolean;
   maxDurationMs: number;
+  /** The `pgsnap run` the backup belongs to: once it is gone (kill -9 included), the session aborts. */
+  ownerPid?: number;
 }
 
 /** SessionConfig as the holder reads it from its argv. */

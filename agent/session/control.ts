@@ -24,7 +24,9 @@ import type { SessionConfig } from './config.ts';
 export type ControlRequest =
   | { op: 'status' }
   | { op: 'end'; backupId?: string }
-  | { op: 'abort'; reason: string; backupId?: string };
+  | { op: 'abort'; reason: string; backupId?: string }
+  /** `pgsnap run`'s snapshot command: its process group, stopped if the run is gone before it ends. */
+  | { op: 'command'; backupId: string; group: number };
 
 export type AgentRequest =
   | { op: 'status' }

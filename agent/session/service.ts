@@ -48,6 +48,7 @@ function checkConfig(stateRoot: string, config: SessionConfig): SessionConfig {
     label: validateLabel(config.label),
     fast: config.fast === true,
     maxDurationMs: config.maxDurationMs,
+    ...(Number.isInteger(config.ownerPid) && config.ownerPid! > 0 ? { ownerPid: config.ownerPid! } : {}),
   };
 }
 

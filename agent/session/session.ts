@@ -31,7 +31,9 @@ import {
 } from '../postgres/client.ts';
 import type { SessionConfig } from './config.ts';
 import { type ControlRequest, listen } from './control.ts';
+import { identify, type ProcessIdentity, stillRunning, stopProcessGroup } from './owner.ts';
 import { preflight } from './preflight.ts';
+import { describeBackupSession, otherBackupSessions } from './server-sessions.ts';
 
 /** What begin is told once: backup mode started, or why not. */
 export type SessionReport =
@@ -56,6 +58,7 @@ export interface HeldSession {
 }
 
 const heartbeatMs = 5_000;
+const ownerCheckMs = 500;
 
 /**
  * Opens the session, runs pg_backup_start and holds it until `end`, `abort`,
@@ -84,6 +87,9 @@ class Holding {
   private finishing = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private expiry: NodeJS.Timeout | undefined;
+  private ownerWatch: NodeJS.Timeout | undefined;
+  /** The snapshot command's process group, once `pgsnap run` has said it (op `command`). */
+  private commandGroup: number | undefined;
   private resolveFinished: (exitCode: number) => void = () => {};
   /** Resolves once the session is closed and its outcome recorded, with the holder's exit code. */
   readonly finished = new Promise<number>((resolve) => {
@@ -108,12 +114,32 @@ class Holding {
     };
     this.state.writeSession(this.session);
     this.state.passLock(config.backupId, hooks.pid);
+    if (config.ownerPid !== undefined) this.watchOwner(identify(config.ownerPid));
+  }
+
+  /** The `pgsnap run` the backup belongs to: once it is gone, its snapshot command is stopped and the backup aborted. */
+  private watchOwner(owner: ProcessIdentity): void {
+    this.ownerWatch = setInterval(() => {
+      if (this.finishing || stillRunning(owner)) return;
+      clearInterval(this.ownerWatch);
+      void (async () => {
+        const group = this.commandGroup;
+        if (group !== undefined) await stopProcessGroup(group);
+        await this.finish(
+          'aborted',
+          `pgsnap run (pid ${owner.pid}) is gone before it ended the backup (killed?)` +
+            (group !== undefined ? `; its snapshot command (process group ${group}) was stopped` : ''),
+          1,
+        );
+      })();
+    }, ownerCheckMs);
   }
 
   async start(): Promise<void> {
     this.server = await listen(this.state.socketPath, (request) => this.answer(request));
     const client = await this.connect();
     const facts = await this.checkPreflight(client);
+    await this.refuseSecondBackup(client);
     await this.startBackupMode(client, facts);
     this.watch(client, facts.backendPid);
     this.hooks.report({ ok: true, session: this.session });
@@ -157,6 +183,39 @@ class Holding {
     for (const warning of findings.filter((f) => !f.ok)) this.hooks.log(`warning: ${warning.message}`);
     await hardenSession(client, facts.versionNum);
     return facts;
+  }
+
+  /**
+   * One backup per cluster, whoever started the other: PostgreSQL allows
+   * concurrent non-exclusive backups, but two pgsnap backups of one cluster
+   * (root's and postgres's, two state directories) would race for the same
+   * snapshot and catalog. The server's pg_stat_activity sees them all. Of two
+   * begins racing, the session that connected first goes on: the other sees it.
+   */
+  private async refuseSecondBackup(client: Client): Promise<void> {
+    const { rows } = await client.query<{ since: Date }>(
+      'SELECT backend_start AS since FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+    );
+    const mine = new Date(rows[0]!.since).toISOString();
+    const serverPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const earlierSessions = async () =>
+      (await otherBackupSessions(client)).filter(
+        (s) => s.since < mine || (s.since === mine && s.serverPid < serverPid),
+      );
+    let earlier = await earlierSessions();
+    // A session closed just now (abort, end, then begin at once) leaves pg_stat_activity a moment after its
+    // client has gone: give it that moment before calling it a backup in progress.
+    for (let waited = 0; earlier.length > 0 && waited < 3_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      earlier = await earlierSessions();
+    }
+    if (earlier.length > 0) {
+      throw new PreconditionError(
+        `another pgsnap backup of this cluster is in progress on the server: ${earlier.map(describeBackupSession).join('; ')}. ` +
+          'One backup runs at a time: wait for it to end, or end it with pgsnap end or pgsnap abort as the user ' +
+          'who began it (with its state directory), or discard it with SELECT pg_terminate_backend(pid)',
+      );
+    }
   }
 
   /** pg_backup_start, and the session recorded as in backup mode with what a restore needs of it. */
@@ -227,6 +286,10 @@ class Holding {
       case 'end':
         this.refuseAnother(request.backupId, 'end');
         return { ...(await this.end()) };
+      case 'command':
+        this.refuseAnother(request.backupId, 'end');
+        this.commandGroup = request.group;
+        return { backupId: this.session.backupId, group: request.group };
     }
   }
 
@@ -266,6 +329,7 @@ class Holding {
     if (this.finishing) return this.finished;
     this.finishing = true;
     clearInterval(this.heartbeat);
+    clearInterval(this.ownerWatch);
     clearTimeout(this.expiry);
     this.hooks.log(`${outcome}: ${reason}`);
     await this.client?.end().catch(() => {});

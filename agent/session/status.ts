@@ -1,9 +1,57 @@
 /** What is in progress here and how the last backup ended: what pg_is_in_backup() once told. */
+import { messageOf } from '#domain/errors';
 import type { Context } from '../host/context.ts';
 import { inspect } from './inspect.ts';
+import { otherBackupSessions, type ServerBackupSession } from './server-sessions.ts';
+
+/**
+ * The pgsnap backup sessions on the server, whoever began them; undefined
+ * (with why) when the server cannot be asked. Only asked when this state
+ * directory knows of no backup: the one it knows is the one it reports.
+ */
+async function serverSessions(): Promise<{ sessions: ServerBackupSession[] } | { error: string }> {
+  const { connect } = await import('../postgres/client.ts');
+  try {
+    const client = await connect({ applicationName: 'pgsnap status' });
+    try {
+      return { sessions: await otherBackupSessions(client) };
+    } finally {
+      await client.end().catch(() => {});
+    }
+  } catch (error) {
+    return { error: messageOf(error) };
+  }
+}
+
+/** A backup this state directory did not begin: another OS user's, another state directory's. */
+function elsewhere(s: ServerBackupSession, last: unknown): Record<string, unknown> {
+  return {
+    inProgress: true,
+    state: 'elsewhere',
+    backupId: s.backupId,
+    startedAt: s.since,
+    serverPid: s.serverPid,
+    role: s.role,
+    ...(s.client ? { client: s.client } : {}),
+    note:
+      'begun by another user or with another state directory (PGSNAP_STATE_DIR): end or abort it there, ' +
+      'or discard it with SELECT pg_terminate_backend(serverPid)',
+    last,
+  };
+}
 
 export async function status(ctx: Context): Promise<Record<string, unknown>> {
   const current = await inspect(ctx.state);
+  if (current.kind === 'none' || current.kind === 'lost') {
+    const last = current.outcome ?? null;
+    const server = await serverSessions();
+    if ('sessions' in server && server.sessions[0]) return elsewhere(server.sessions[0], last);
+    return {
+      inProgress: false,
+      last,
+      ...('error' in server ? { server: `not asked: ${server.error}` } : {}),
+    };
+  }
   switch (current.kind) {
     case 'active': {
       const s = current.session;
@@ -33,9 +81,5 @@ export async function status(ctx: Context): Promise<Record<string, unknown>> {
         note: 'backup mode has ended; run pgsnap end to finish handing over the artifacts',
         last: ctx.state.readOutcome() ?? null,
       };
-    case 'lost':
-      return { inProgress: false, last: current.outcome };
-    case 'none':
-      return { inProgress: false, last: current.outcome ?? null };
   }
 }

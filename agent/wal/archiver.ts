@@ -148,8 +148,14 @@ function archiveOrder(a: string, b: string): number {
 /** Writes a status file so that the waiting wal-push sees it whole or not at all. */
 function writeStatus(spool: string, file: string, text: string): void {
   const temporary = join(spool, `.${file}.${process.pid}`);
-  writeFileSync(temporary, text, { mode: 0o600 });
-  renameSync(temporary, join(spool, file));
+  try {
+    writeFileSync(temporary, text, { mode: 0o600 });
+    renameSync(temporary, join(spool, file));
+  } catch (error) {
+    // A full spool (ENOSPC) must not leave a temporary behind each time it is tried.
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
 
 export async function runArchiver(config: ArchiverConfig): Promise<number> {
@@ -206,8 +212,13 @@ export async function runArchiver(config: ArchiverConfig): Promise<number> {
     } catch (error) {
       const delayMs = Math.min((retryAt.get(name)?.delayMs ?? 250) * 2, 30_000);
       retryAt.set(name, { at: Date.now() + delayMs, delayMs });
-      writeStatus(config.spool, errorStatusName(name), `${(error as Error).name}: ${messageOf(error)}\n`);
       daemonLog(`${name}: ${messageOf(error)} (retrying in ${delayMs}ms)`);
+      try {
+        writeStatus(config.spool, errorStatusName(name), `${(error as Error).name}: ${messageOf(error)}\n`);
+      } catch (statusError) {
+        // The spool is full: wal-push sees that for itself (spoolFull) and reports it to PostgreSQL.
+        daemonLog(`${name}: cannot write its status in ${config.spool}: ${messageOf(statusError)}`);
+      }
     } finally {
       inFlight.delete(name);
       wake();

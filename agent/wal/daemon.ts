@@ -5,7 +5,7 @@
  * started it and PostgreSQL never waits for it.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLockFile } from '../host/lock-file.ts';
 import { selfSpawn } from '../host/self.ts';
@@ -63,6 +63,28 @@ export function takePidLock(path: string): boolean {
 
 export function releasePidLock(path: string): void {
   if (readPid(path) === process.pid) rmSync(path, { force: true });
+}
+
+/**
+ * Why nothing can be written in `spool` (ENOSPC, EDQUOT, EROFS), or undefined
+ * when a page can. A full spool stops the helper from writing its status and
+ * pid files; the asker must report that rather than wait for an answer that
+ * cannot come.
+ */
+export function spoolFull(spool: string): string | undefined {
+  const probe = join(spool, `.space-probe-${process.pid}`);
+  try {
+    writeFileSync(probe, Buffer.alloc(4096), { mode: 0o600 });
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') {
+      return `the spool ${spool} has no room (${code}): free space on its file system or give wal-push --spool-dir on another`;
+    }
+    throw error;
+  } finally {
+    rmSync(probe, { force: true });
+  }
 }
 
 /** Starts `pgsnap <hidden command> <config>` detached, logging to `log`, and does not wait for it. */

@@ -13,6 +13,18 @@ export class RepositoryUnreachableError extends Error {
 }
 
 /**
+ * A repository call got no answer within its time limit: the endpoint accepted the connection and went
+ * silent, or never accepted it (a blackholed endpoint, a missing VPC endpoint route, a proxy). A kind of
+ * unreachable: trying again later may work, and PostgreSQL retries archive_command.
+ *
+ * What to do: Check the network path to S3 named in the message, or raise PGSNAP_AWS_CONNECT_TIMEOUT and
+ * PGSNAP_AWS_REQUEST_TIMEOUT (seconds) for a slow link.
+ */
+export class RepositoryTimeoutError extends RepositoryUnreachableError {
+  override name = 'RepositoryTimeoutError';
+}
+
+/**
  * The repository refused the request (credentials, bucket policy, a missing bucket or directory).
  *
  * What to do: Check the instance role's policy (`pgsnap-<environment>-host-<cluster>`), the bucket's name

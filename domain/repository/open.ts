@@ -1,18 +1,31 @@
 /** Opens a repository from its URL and a cluster name. */
+import type { AwsTimeouts } from '../aws-timeouts.ts';
 import { validateClusterName } from '../backup/input.ts';
 import { FileStore } from './file-store.ts';
 import { parseRepositoryUrl, type RepositoryLocation } from './location.ts';
 import { Repository } from './repository.ts';
 import type { ObjectStore } from './store.ts';
 
-export async function openStore(location: RepositoryLocation): Promise<ObjectStore> {
+export interface OpenOptions {
+  /** Limits on each S3 call (the SDK's would wait for ever on a silent endpoint). */
+  timeouts?: AwsTimeouts;
+}
+
+export async function openStore(
+  location: RepositoryLocation,
+  options: OpenOptions = {},
+): Promise<ObjectStore> {
   if (location.kind === 'file') return new FileStore(location);
   // Loaded on demand: the AWS SDK is most of the agent's start-up time, and file:// never needs it.
   const { S3Store } = await import('./s3-store.ts');
-  return new S3Store(location);
+  return new S3Store(location, options.timeouts ? { timeouts: options.timeouts } : {});
 }
 
-export async function openRepository(url: string, cluster: string): Promise<Repository> {
+export async function openRepository(
+  url: string,
+  cluster: string,
+  options: OpenOptions = {},
+): Promise<Repository> {
   const location = parseRepositoryUrl(url);
-  return new Repository(await openStore(location), validateClusterName(cluster));
+  return new Repository(await openStore(location, options), validateClusterName(cluster));
 }

@@ -16,26 +16,39 @@ import {
   S3Client,
   type S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { RepositoryAccessError, RepositoryUnreachableError } from './errors.ts';
+import {
+  type AwsTimeouts,
+  awsClientTimeouts,
+  defaultAwsTimeouts,
+  isAwsTimeout,
+  seconds,
+} from '../aws-timeouts.ts';
+import { RepositoryAccessError, RepositoryTimeoutError, RepositoryUnreachableError } from './errors.ts';
 import type { S3Location } from './location.ts';
 import { checkKey, type ObjectStore, type PutOptions } from './store.ts';
 
 export interface S3StoreOptions {
   /** For tests and tools that bring their own client (e.g. one with a mocked transport). */
   client?: S3Client;
+  /** How long one call may take; every attempt gets the limits again. */
+  timeouts?: AwsTimeouts;
 }
+
+const maxAttempts = 4;
 
 export class S3Store implements ObjectStore {
   readonly url: string;
   private readonly client: S3Client;
   /** Some S3-compatible servers reject conditional writes; then existence is checked before writing only. */
   private conditionalWrites = true;
+  private readonly timeouts: AwsTimeouts;
 
   constructor(
     private readonly location: S3Location,
     options: S3StoreOptions = {},
   ) {
     this.url = location.url;
+    this.timeouts = options.timeouts ?? defaultAwsTimeouts;
     // The SDK warns on every start under Node 20 that later releases need 22: it would fill the server
     // log through archive_command and restore_command, once per file.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -45,7 +58,8 @@ export class S3Store implements ObjectStore {
         ...(location.region ? { region: location.region } : {}),
         ...(location.endpoint ? { endpoint: location.endpoint } : {}),
         forcePathStyle: location.forcePathStyle,
-        maxAttempts: 4,
+        maxAttempts,
+        ...awsClientTimeouts(this.timeouts),
       });
   }
 
@@ -63,6 +77,17 @@ export class S3Store implements ObjectStore {
     const status = e.$metadata?.httpStatusCode;
     const detail = status ? `${e.name} (HTTP ${status})` : `${e.code ?? e.name}: ${e.message}`;
     const what = `${action} ${this.where(key)} failed: ${detail}`;
+    if (isAwsTimeout(error)) {
+      const endpoint =
+        this.location.endpoint ?? `S3${this.location.region ? ` in ${this.location.region}` : ''}`;
+      return new RepositoryTimeoutError(
+        `${action} ${this.where(key)} timed out after ${seconds(this.timeouts.requestMs)} talking to ${endpoint} ` +
+          `(connect limit ${seconds(this.timeouts.connectMs)}, ${maxAttempts} attempts); check the network path to ` +
+          'the endpoint (security group, VPC endpoint or NAT route, proxy), or raise PGSNAP_AWS_REQUEST_TIMEOUT ' +
+          'and PGSNAP_AWS_CONNECT_TIMEOUT (seconds) for a slow link',
+        { cause: error },
+      );
+    }
     if (status === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId') {
       return new RepositoryAccessError(
         `${what}; check the AWS credentials of the user running pgsnap and the bucket policy ` +

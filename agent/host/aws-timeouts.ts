@@ -1,0 +1,40 @@
+/**
+ * The agent's limits on every AWS call (S3 repository, Step Functions,
+ * CloudWatch, EC2, STS): PGSNAP_AWS_CONNECT_TIMEOUT and
+ * PGSNAP_AWS_REQUEST_TIMEOUT, in seconds (decimals allowed), defaults 5 and 30.
+ * archive_command and restore_command run without the operator's environment:
+ * there the defaults apply unless the variables are set in PostgreSQL's own.
+ */
+import {
+  type AwsTimeouts,
+  awsClientTimeouts,
+  awsMaxAttempts,
+  defaultAwsTimeouts,
+} from '#domain/aws-timeouts';
+import { UsageError } from '#domain/errors';
+import { settingDescriptors } from './settings.ts';
+
+function secondsFrom(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallbackMs;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UsageError(
+      `${name}=${JSON.stringify(text)} is not a number of seconds above 0, e.g. ${name}=30`,
+    );
+  }
+  return Math.round(value * 1000);
+}
+
+/** The limits this process uses, from the environment. */
+export function awsTimeouts(env: NodeJS.ProcessEnv = process.env): AwsTimeouts {
+  return {
+    connectMs: secondsFrom(env, settingDescriptors.awsConnectTimeout.env, defaultAwsTimeouts.connectMs),
+    requestMs: secondsFrom(env, settingDescriptors.awsRequestTimeout.env, defaultAwsTimeouts.requestMs),
+  };
+}
+
+/** What every AWS client the agent creates is given: the time limits and the attempts. */
+export function awsClientConfig(env: NodeJS.ProcessEnv = process.env) {
+  return { maxAttempts: awsMaxAttempts, ...awsClientTimeouts(awsTimeouts(env)) };
+}
