@@ -28,11 +28,11 @@ import {
 import type { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
-import { acknowledge } from './acknowledge.ts';
-import type { EnvironmentConfig } from './config.ts';
-import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
-import { Restore } from './restore.ts';
-import { Retention } from './retention.ts';
+import type { EnvironmentConfig } from './config/config.ts';
+import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
+import { acknowledge } from './guards/acknowledge.ts';
+import { Restore } from './restore/restore-in-aws.ts';
+import { Retention } from './retention/scheduled-retention.ts';
 
 export interface DrStackProps extends StackProps {
   environment: EnvironmentConfig;

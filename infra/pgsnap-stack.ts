@@ -1,7 +1,7 @@
 /** One stack per configured environment: `pgsnap-<name>`. */
 import { Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { EnvironmentConfig } from './config.ts';
+import type { EnvironmentConfig } from './config/config.ts';
 import { Pgsnap } from './pgsnap.ts';
 
 export interface PgsnapStackProps extends StackProps {

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { expect, test } from 'vitest';
-import { configReference, referenceMarkers, withReference } from '../../infra/config-reference.ts';
+import { configReference, referenceMarkers, withReference } from '../../infra/config/config-reference.ts';
 import { pgsnapBin } from '../support/pgsnap.ts';
 
 const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');

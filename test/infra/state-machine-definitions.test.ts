@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, test } from 'vitest';
-import { type EnvironmentInput, environmentSchema } from '../../infra/config.ts';
+import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
-import { stateMachineDefinition } from '../../infra/local-synth.ts';
+import { stateMachineDefinition } from '../../infra/local-run/synthesize.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
 import { testEnvironment } from '../support/backup-stack.ts';
 

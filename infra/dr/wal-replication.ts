@@ -12,7 +12,7 @@ import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { acknowledge, arnReference } from './acknowledge.ts';
+import { acknowledge, arnReference } from '../guards/acknowledge.ts';
 import type { DrNames } from './dr-config.ts';
 
 export interface WalReplicationProps {

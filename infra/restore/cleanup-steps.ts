@@ -17,9 +17,9 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { restoreEvents } from '#domain/restore/steps';
-import { restoreStates as states } from './restore-state-names.ts';
+import { announce, countMetric, type HostCommands, lambda } from '../steps.ts';
 import { ec2Retry, onTarget, type RestoreFunctions, removeWhatTheRestoreMade } from './restore-steps.ts';
-import { announce, countMetric, type HostCommands, lambda } from './steps.ts';
+import { restoreStates as states } from './state-names.ts';
 
 export interface RestoreCleanupStepsProps {
   functions: Pick<RestoreFunctions, 'recordRestore' | 'releaseRestoreVolumes' | 'terminateRestoreInstance'>;

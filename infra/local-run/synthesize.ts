@@ -5,9 +5,9 @@
  * so that the local run executes exactly what a deployment would.
  */
 import { App } from 'aws-cdk-lib';
-import type { EnvironmentInput } from './config.ts';
-import { environmentSchema } from './config.ts';
-import { PgsnapStack } from './pgsnap-stack.ts';
+import type { EnvironmentInput } from '../config/config.ts';
+import { environmentSchema } from '../config/config.ts';
+import { PgsnapStack } from '../pgsnap-stack.ts';
 
 export type Asl = Record<string, unknown> & {
   StartAt: string;

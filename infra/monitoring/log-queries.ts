@@ -5,7 +5,7 @@
  */
 import { QueryDefinition, QueryString } from 'aws-cdk-lib/aws-logs';
 import { Construct, type IConstruct } from 'constructs';
-import { BackupFunction } from './backup-function.ts';
+import { BackupFunction } from '../lambda/handler-function.ts';
 
 export interface BackupLogQueriesProps {
   environment: string;

@@ -5,7 +5,7 @@
 import { Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import type { ClusterConfig } from './config.ts';
+import type { ClusterConfig } from '../config/config.ts';
 
 /**
  * Statements allowing `actions` on the clusters' instances. `tagConditionKey`

@@ -15,8 +15,8 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { ClusterConfig, EnvironmentConfig } from '../config/config.ts';
 import { clusterMetric } from './archive-alarms.ts';
-import type { ClusterConfig, EnvironmentConfig } from './config.ts';
 import { backupEvents, backupMetrics } from './metrics-and-events.ts';
 
 export interface BackupAlarmsProps {

@@ -10,7 +10,7 @@
 import type { Construct } from 'constructs';
 import { clusterNamePattern } from '#domain/backup/input';
 import { restoreIdPattern } from '#domain/restore/request';
-import { agentDocumentParameters, agentDocumentPrelude, PgsnapDocument } from './agent-document.ts';
+import { agentDocumentParameters, agentDocumentPrelude, PgsnapDocument } from '../backup/agent-document.ts';
 
 export const restoreDocumentParameters = {
   command: {

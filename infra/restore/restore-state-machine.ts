@@ -7,9 +7,9 @@
  */
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { RestoreCleanupSteps } from './restore-cleanup-steps.ts';
+import { type HostCommands, pgsnapStateMachine } from '../steps.ts';
+import { RestoreCleanupSteps } from './cleanup-steps.ts';
 import { type RestoreFunctions, RestoreSteps } from './restore-steps.ts';
-import { type HostCommands, pgsnapStateMachine } from './steps.ts';
 
 export interface RestoreStateMachineProps {
   stateMachineName: string;

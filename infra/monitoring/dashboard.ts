@@ -5,7 +5,7 @@
  * backups against its RPO, the durations of completed backups, WAL archive
  * lag and ready files, pg_wal's free space, DR copies, restores and drills and
  * their RTO). Only metrics something emits: the state machines' counters,
- * record-backup's durations (infra/metrics-and-events.ts), report-backup-age's
+ * record-backup's durations (infra/monitoring/metrics-and-events.ts), report-backup-age's
  * ages (domain/backup/freshness.ts), Step Functions' own metrics, and the
  * agent's archive health (domain/host-metrics.ts).
  */
@@ -24,8 +24,8 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
 import { freshnessMetrics } from '#domain/backup/freshness';
 import { restoreMetrics } from '#domain/restore/steps';
+import type { EnvironmentConfig } from '../config/config.ts';
 import { clusterMetric, hostMetric } from './archive-alarms.ts';
-import type { EnvironmentConfig } from './config.ts';
 import { backupDurationMetrics, backupMetrics, copyMetrics, hostMetrics } from './metrics-and-events.ts';
 
 export interface PgsnapDashboardProps {

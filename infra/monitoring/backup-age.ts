@@ -10,8 +10,8 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
-import { acknowledge, arnReference, bucketFinding, wildcardReasons } from './acknowledge.ts';
-import { BackupFunction } from './backup-function.ts';
+import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
+import { BackupFunction } from '../lambda/handler-function.ts';
 import { backupMetrics } from './metrics-and-events.ts';
 
 export interface BackupAgeCluster {

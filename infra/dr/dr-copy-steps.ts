@@ -21,9 +21,9 @@ import {
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { copyEvents, copyMetrics } from './metrics-and-events.ts';
-import { states } from './state-names.ts';
-import { announce, countMetric, lambda } from './steps.ts';
+import { states } from '../backup/state-names.ts';
+import { copyEvents, copyMetrics } from '../monitoring/metrics-and-events.ts';
+import { announce, countMetric, lambda } from '../steps.ts';
 
 export interface DrCopyStepsProps {
   functions: { copySnapshots: IFunction; checkCopies: IFunction; recordCopies: IFunction };

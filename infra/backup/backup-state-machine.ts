@@ -10,11 +10,11 @@ import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { type State, type StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { acknowledge, nagArn } from './acknowledge.ts';
+import { acknowledge, nagArn } from '../guards/acknowledge.ts';
+import { pgsnapStateMachine } from '../steps.ts';
 import { BackupSteps } from './backup-steps.ts';
 import { CleanupSteps } from './cleanup-steps.ts';
 import { states } from './state-names.ts';
-import { pgsnapStateMachine } from './steps.ts';
 
 export interface BackupStateMachineProps {
   stateMachineName: string;

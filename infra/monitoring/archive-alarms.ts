@@ -10,7 +10,7 @@ import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import type { ClusterConfig } from './config.ts';
+import type { ClusterConfig } from '../config/config.ts';
 import { backupMetrics, hostMetrics } from './metrics-and-events.ts';
 
 export interface ArchiveAlarmsProps {

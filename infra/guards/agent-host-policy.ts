@@ -21,8 +21,8 @@ import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { hostMetrics } from '../monitoring/metrics-and-events.ts';
 import { acknowledge, bucketFinding } from './acknowledge.ts';
-import { hostMetrics } from './metrics-and-events.ts';
 
 export interface AgentHostPolicyProps {
   /** Names the policies: `pgsnap-<environment>-host-<cluster>`. */

@@ -9,9 +9,9 @@ import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/a
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { acknowledge, arnReference, wildcardReasons } from './acknowledge.ts';
-import { BackupFunction } from './backup-function.ts';
-import type { ClusterConfig } from './config.ts';
+import type { ClusterConfig } from '../config/config.ts';
+import { acknowledge, arnReference, wildcardReasons } from '../guards/acknowledge.ts';
+import { BackupFunction } from '../lambda/handler-function.ts';
 
 export interface BackupSchedulesProps {
   clusters: ClusterConfig[];

@@ -17,9 +17,9 @@ import {
   TaskInput,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { backupEvents, backupMetrics } from './metrics-and-events.ts';
+import { backupEvents, backupMetrics } from '../monitoring/metrics-and-events.ts';
+import { announce, countMetric, type HostCommands, lambda, onHost, recordInManifest } from '../steps.ts';
 import { states } from './state-names.ts';
-import { announce, countMetric, type HostCommands, lambda, onHost, recordInManifest } from './steps.ts';
 
 export interface CleanupStepsProps {
   functions: { deleteSnapshots: IFunction; recordBackup: IFunction };

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { validateClusterName, validateLabel } from '#domain/backup/input';
-import { drSchema, retentionSchema } from './dr-config.ts';
+import { drSchema, retentionSchema } from '../dr/dr-config.ts';
 
 /** Turns one of the agent's validators into a zod check, so a value is judged the same on both sides. */
 function checkedBy(validate: (value: string) => string) {
@@ -178,7 +178,7 @@ export const clusterSchema = z.strictObject({
   retention: retentionSchema
     .optional()
     .describe(
-      'Retention at the source and in DR (infra/dr-config.ts); none: backups are kept until deleted by hand.',
+      'Retention at the source and in DR (infra/dr/dr-config.ts); none: backups are kept until deleted by hand.',
     ),
   copyToDr: z
     .boolean()
@@ -261,7 +261,7 @@ export const environmentSchema = z.strictObject({
     }),
   dr: drSchema
     .optional()
-    .describe('Disaster-recovery copies to another region and/or account (infra/dr-config.ts).'),
+    .describe('Disaster-recovery copies to another region and/or account (infra/dr/dr-config.ts).'),
 });
 
 export const configSchema = z.strictObject({

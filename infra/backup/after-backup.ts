@@ -18,14 +18,14 @@ import { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
-import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from './acknowledge.ts';
+import type { EnvironmentConfig } from '../config/config.ts';
+import { drNames, drRepositoryUrl, isCrossAccountDr } from '../dr/dr-config.ts';
+import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
+import { BackupFunction } from '../lambda/handler-function.ts';
+import { clusterMetric } from '../monitoring/archive-alarms.ts';
+import { copyMetrics } from '../monitoring/metrics-and-events.ts';
+import { Retention } from '../retention/scheduled-retention.ts';
 import { type AfterBackupFunctions, afterBackupSteps } from './after-backup-steps.ts';
-import { clusterMetric } from './archive-alarms.ts';
-import { BackupFunction } from './backup-function.ts';
-import type { EnvironmentConfig } from './config.ts';
-import { drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
-import { copyMetrics } from './metrics-and-events.ts';
-import { Retention } from './retention.ts';
 
 export interface AfterBackupProps {
   config: EnvironmentConfig;
@@ -237,7 +237,7 @@ export class AfterBackup extends Construct {
     }
 
     // Source repository: copy reads the backup and record rewrites the manifest (retention's rights are
-    // its own, infra/retention.ts).
+    // its own, infra/retention/scheduled-retention.ts).
     const all = Object.values(this.functions);
     const copiers = all.filter((f) => f !== this.functions.applyRetention);
     for (const cluster of config.clusters) {

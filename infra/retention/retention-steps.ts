@@ -14,8 +14,8 @@ import {
   TaskInput,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { states } from './state-names.ts';
-import { lambda } from './steps.ts';
+import { states } from '../backup/state-names.ts';
+import { lambda } from '../steps.ts';
 
 export interface RetentionStepsProps {
   applyRetention: IFunction;

@@ -30,9 +30,9 @@ import {
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { backupEvents, backupMetrics } from './metrics-and-events.ts';
+import { backupEvents, backupMetrics } from '../monitoring/metrics-and-events.ts';
+import { announce, countMetric, type HostCommands, lambda, onHost, recordInManifest } from '../steps.ts';
 import { states } from './state-names.ts';
-import { announce, countMetric, type HostCommands, lambda, onHost, recordInManifest } from './steps.ts';
 
 export interface BackupStepsProps {
   functions: {

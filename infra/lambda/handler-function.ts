@@ -11,9 +11,9 @@ import { ApplicationLogLevel, LoggingFormat, Runtime, Tracing } from 'aws-cdk-li
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { acknowledge, wildcardReasons } from './acknowledge.ts';
+import { acknowledge, wildcardReasons } from '../guards/acknowledge.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
  * How the handlers are bundled. The AWS SDK is bundled too, the versions

@@ -6,8 +6,8 @@
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { State } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { DrCopySteps } from './dr-copy-steps.ts';
-import { RetentionSteps } from './retention-steps.ts';
+import { DrCopySteps } from '../dr/dr-copy-steps.ts';
+import { RetentionSteps } from '../retention/retention-steps.ts';
 
 export interface AfterBackupFunctions {
   copySnapshots?: IFunction;

@@ -31,8 +31,8 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { restoreEvents, restoreMetrics } from '#domain/restore/steps';
-import { restoreStates as states } from './restore-state-names.ts';
-import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from './steps.ts';
+import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from '../steps.ts';
+import { restoreStates as states } from './state-names.ts';
 
 export interface RestoreFunctions {
   prepareRestore: IFunction;
