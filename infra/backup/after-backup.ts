@@ -21,7 +21,7 @@ import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { drNames, drRepositoryUrl, isCrossAccountDr } from '../dr/dr-config.ts';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
-import { BackupFunction } from '../lambda/handler-function.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 import { clusterMetric } from '../monitoring/archive-alarms.ts';
 import { copyMetrics } from '../monitoring/metrics-and-events.ts';
 import { Retention } from '../retention/scheduled-retention.ts';
@@ -201,7 +201,13 @@ export class AfterBackup extends Construct {
       PGSNAP_COPY_HOURS: String(dr?.copyHours ?? 24),
     };
     const fn = (id: string, handler: string, description: string, timeout = Duration.minutes(2)) =>
-      new BackupFunction(this, id, { handler, description, environment, timeout, ...(role ? { role } : {}) });
+      new HandlerFunction(this, id, {
+        handler,
+        description,
+        environment,
+        timeout,
+        ...(role ? { role } : {}),
+      });
     if (target) {
       this.functions.copySnapshots = fn(
         'CopySnapshots',

@@ -11,7 +11,7 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { ClusterConfig } from '../config/config.ts';
 import { acknowledge, arnReference, wildcardReasons } from '../guards/acknowledge.ts';
-import { BackupFunction } from '../lambda/handler-function.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 
 export interface BackupSchedulesProps {
   clusters: ClusterConfig[];
@@ -19,11 +19,11 @@ export interface BackupSchedulesProps {
 }
 
 export class BackupSchedules extends Construct {
-  readonly startBackup: BackupFunction;
+  readonly startBackup: HandlerFunction;
 
   constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
     super(scope, id);
-    this.startBackup = new BackupFunction(this, 'StartBackup', {
+    this.startBackup = new HandlerFunction(this, 'StartBackup', {
       handler: 'start-backup',
       description: 'pgsnap: starts a scheduled backup execution named after a new backupId',
       environment: { PGSNAP_STATE_MACHINE_ARN: props.stateMachine.stateMachineArn },

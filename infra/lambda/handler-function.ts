@@ -33,7 +33,7 @@ export const lambdaBundling = {
   banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
 };
 
-export interface BackupFunctionProps {
+export interface HandlerFunctionProps {
   /** The file in functions/ without extension, e.g. `create-snapshots`. */
   handler: string;
   description: string;
@@ -43,11 +43,11 @@ export interface BackupFunctionProps {
   role?: IRole;
 }
 
-export class BackupFunction extends NodejsFunction {
+export class HandlerFunction extends NodejsFunction {
   /** The file in functions/ it runs, e.g. `create-snapshots`. */
   readonly handlerName: string;
 
-  constructor(scope: Construct, id: string, props: BackupFunctionProps) {
+  constructor(scope: Construct, id: string, props: HandlerFunctionProps) {
     super(scope, id, {
       entry: join(root, 'functions', `${props.handler}.ts`),
       handler: 'handler',

@@ -11,7 +11,7 @@ import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/a
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
-import { BackupFunction } from '../lambda/handler-function.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 import { backupMetrics } from './metrics-and-events.ts';
 
 export interface BackupAgeCluster {
@@ -25,11 +25,11 @@ export interface BackupAgeCluster {
 }
 
 export class BackupAge extends Construct {
-  readonly function: BackupFunction;
+  readonly function: HandlerFunction;
 
   constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[] }) {
     super(scope, id);
-    const fn = new BackupFunction(this, 'ReportBackupAge', {
+    const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
       description:
         "pgsnap: reports the age of each cluster's newest completed backup, at the source and in DR",

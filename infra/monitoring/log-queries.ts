@@ -5,11 +5,11 @@
  */
 import { QueryDefinition, QueryString } from 'aws-cdk-lib/aws-logs';
 import { Construct, type IConstruct } from 'constructs';
-import { BackupFunction } from '../lambda/handler-function.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 
 export interface BackupLogQueriesProps {
   environment: string;
-  /** Every BackupFunction under it is searched. */
+  /** Every HandlerFunction under it is searched. */
   functionsUnder: IConstruct;
 }
 
@@ -21,7 +21,7 @@ export class BackupLogQueries extends Construct {
     super(scope, id);
     const functions = props.functionsUnder.node
       .findAll()
-      .filter((c): c is BackupFunction => c instanceof BackupFunction);
+      .filter((c): c is HandlerFunction => c instanceof HandlerFunction);
     new QueryDefinition(this, 'EverythingAboutBackup', {
       queryDefinitionName: `pgsnap-${props.environment}/everything about backup ${backupIdPlaceholder}`,
       queryString: new QueryString({

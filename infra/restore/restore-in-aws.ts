@@ -23,7 +23,7 @@ import { restoreMetrics } from '#domain/restore/steps';
 import { restoreTags } from '#domain/restore/volumes';
 import type { DrillConfig } from '../config/config.ts';
 import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
-import { BackupFunction } from '../lambda/handler-function.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 import { clusterMetric } from '../monitoring/archive-alarms.ts';
 import { RestoreDocument } from './restore-document.ts';
 import { RestoreStateMachine } from './restore-state-machine.ts';
@@ -78,7 +78,7 @@ export class Restore extends Construct {
     );
 
     const fn = (handler: string, description: string, environment: Record<string, string> = {}) =>
-      new BackupFunction(this, handler, { handler, description: `pgsnap: ${description}`, environment });
+      new HandlerFunction(this, handler, { handler, description: `pgsnap: ${description}`, environment });
     this.functions = {
       prepareRestore: fn('prepare-restore', 'checks a restore request against the backup and its WAL', {
         PGSNAP_CLUSTERS: clustersVariable,

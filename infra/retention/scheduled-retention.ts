@@ -20,7 +20,7 @@ import { Construct } from 'constructs';
 import type { RetentionPolicy } from '#domain/backup/retention';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
-import { BackupFunction } from '../lambda/handler-function.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 
 export interface RetainedCluster {
   name: string;
@@ -41,7 +41,7 @@ export interface RetentionProps {
 }
 
 export class Retention extends Construct {
-  readonly function: BackupFunction;
+  readonly function: HandlerFunction;
   /** Retention failed (a run that threw: a repository or EC2 it could not reach, a delete refused). */
   readonly failedAlarm: Alarm;
 
@@ -49,7 +49,7 @@ export class Retention extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const names = props.clusters.map((c) => c.name);
-    this.function = new BackupFunction(this, 'ApplyRetention', {
+    this.function = new HandlerFunction(this, 'ApplyRetention', {
       handler: 'apply-retention',
       description: `pgsnap: deletes ${props.side} backups and WAL past the cluster's retention`,
       environment: {

@@ -28,7 +28,7 @@ import { restoreTags } from '#domain/restore/volumes';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { drNames } from '../../infra/dr/dr-config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
-import { BackupFunction } from '../../infra/lambda/handler-function.ts';
+import { HandlerFunction } from '../../infra/lambda/handler-function.ts';
 import { backupMetrics, hostMetrics } from '../../infra/monitoring/metrics-and-events.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
 import { ResolvedTemplate } from '../support/cloudformation.ts';
@@ -161,11 +161,11 @@ function deploy(input: EnvironmentInput): Deployed {
     };
     const functions = sourceStack.node
       .findAll()
-      .filter((c): c is BackupFunction => c instanceof BackupFunction)
+      .filter((c): c is HandlerFunction => c instanceof HandlerFunction)
       .map((fn) => ({ handler: fn.handlerName, role: roleOf(fn.role!) }));
     const drFunctions = drStack.node
       .findAll()
-      .filter((c): c is BackupFunction => c instanceof BackupFunction)
+      .filter((c): c is HandlerFunction => c instanceof HandlerFunction)
       .map((fn) => ({ handler: fn.handlerName, role: roleOf(fn.role!, drTemplate, drStack) }));
     const pgsnap = sourceStack.pgsnap;
     const copier = world.roles.find((r) => r.name === names.copierRoleName)!;
