@@ -1,31 +1,35 @@
 /**
- * The source account's side of DR copies and retention: the Lambdas of the
- * steps in after-backup-steps.ts, the copier role with its fixed name (the DR
- * stack trusts exactly that ARN), their permissions, the alarm on failed
- * copies, and one EventBridge Scheduler schedule per cluster that runs
- * retention on its own. Retention here is the source's only: the DR copies
- * are retained by the DR stack, in the DR account, and the copier may create,
- * tag and lock there but never delete.
+ * What follows a completed backup, on the source account's side: the DR copy
+ * (its Lambdas, running as the copier of dr/dr-copier.ts) and source
+ * retention (retention/), their steps in the state machine, their rights on
+ * the repository, and the alarms on failed copies. Retention here is the
+ * source's only: the DR copies are retained by the DR stack, in the DR
+ * account, and the copier may create, tag and lock there but never delete.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { grantOperations } from '#domain/ebs/dr-copies';
-import type { DrTarget } from '#domain/ebs/dr-target';
-import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from '../config/config.ts';
-import { drNames, drRepositoryUrl, isCrossAccountDr } from '../dr/dr-config.ts';
+import { drNames } from '../dr/dr-config.ts';
+import { drCopier } from '../dr/dr-copier.ts';
+import { DrCopySteps } from '../dr/dr-copy-steps.ts';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
-import { clusterMetric } from '../monitoring/archive-alarms.ts';
-import { copyMetrics } from '../monitoring/metrics-and-events.ts';
+import { copyFailedAlarms } from '../monitoring/copy-alarms.ts';
+import { RetentionSteps } from '../retention/retention-steps.ts';
 import { Retention } from '../retention/scheduled-retention.ts';
-import { type AfterBackupFunctions, afterBackupSteps } from './after-backup-steps.ts';
+
+/** The functions of the steps after a completed backup; each only where the configuration has it. */
+export interface AfterBackupFunctions {
+  copySnapshots?: IFunction;
+  checkCopies?: IFunction;
+  recordCopies?: IFunction;
+  applyRetention?: IFunction;
+}
 
 export interface AfterBackupProps {
   config: EnvironmentConfig;
@@ -48,151 +52,9 @@ export class AfterBackup extends Construct {
     const retained = config.clusters.filter((c) => c.retention);
     if (copied.length === 0 && retained.length === 0) return;
 
-    const sourceSnapshots = stack.formatArn({
-      service: 'ec2',
-      account: '',
-      resource: 'snapshot',
-      resourceName: '*',
-    });
-    let role: Role | undefined;
-    let target: DrTarget | undefined;
-    if (dr && copied.length > 0) {
-      const names = drNames(config, dr);
-      const crossAccount = isCrossAccountDr(config, dr);
-      const drRoleArn = `arn:${stack.partition}:iam::${names.account}:role/${names.roleName}`;
-      target = {
-        sourceAccount: config.account ?? stack.account,
-        sourceRegion: config.region ?? stack.region,
-        account: names.account,
-        region: names.region,
-        kmsKeyArn: `arn:${stack.partition}:kms:${names.region}:${names.account}:${names.keyAlias}`,
-        ...(crossAccount ? { roleArn: drRoleArn, externalId: dr.externalId! } : {}),
-        ...(dr.snapshotLock ? { snapshotLock: dr.snapshotLock } : {}),
-        clusters: Object.fromEntries(copied.map((c) => [c.name, { repository: drRepositoryUrl(names, c) }])),
-      };
-      role = new Role(this, 'CopierRole', {
-        roleName: names.copierRoleName,
-        description: `pgsnap ${config.name}: copies backups to DR`,
-        assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
-        managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
-      });
-      const sourceKeys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
-      role.addToPolicy(new PolicyStatement({ actions: ['ec2:DescribeSnapshots'], resources: ['*'] }));
-      if (crossAccount) {
-        role.addToPolicy(new PolicyStatement({ actions: ['sts:AssumeRole'], resources: [drRoleArn] }));
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['ec2:ModifySnapshotAttribute'],
-            resources: [sourceSnapshots],
-            conditions: {
-              StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copied.map((c) => c.name) },
-            },
-          }),
-        );
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['kms:CreateGrant'],
-            resources: [sourceKeys],
-            conditions: {
-              StringEquals: { 'kms:GranteePrincipal': drRoleArn },
-              'ForAllValues:StringEquals': { 'kms:GrantOperations': grantOperations },
-            },
-          }),
-        );
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['kms:DescribeKey', 'kms:ListGrants', 'kms:RevokeGrant'],
-            resources: [sourceKeys],
-          }),
-        );
-      } else {
-        const drSnapshots = `arn:${stack.partition}:ec2:${names.region}::snapshot/*`;
-        const copiedNames = copied.map((c) => c.name);
-        role.addToPolicy(
-          new PolicyStatement({ actions: ['ec2:CopySnapshot'], resources: [sourceSnapshots] }),
-        );
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['ec2:CopySnapshot'],
-            resources: [drSnapshots],
-            conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: copiedNames } },
-          }),
-        );
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['ec2:CreateTags'],
-            resources: [drSnapshots],
-            conditions: { StringEquals: { 'ec2:CreateAction': 'CopySnapshot' } },
-          }),
-        );
-        // Locks never shorter than the configured days (a governance lock can be shortened by LockSnapshot
-        // itself); no DeleteSnapshot: the DR copies are deleted by DR retention, in the DR stack.
-        if (dr.snapshotLock) {
-          role.addToPolicy(
-            new PolicyStatement({
-              actions: ['ec2:LockSnapshot'],
-              resources: [drSnapshots],
-              conditions: {
-                StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copiedNames },
-                NumericGreaterThanEquals: { 'ec2:SnapshotLockDuration': dr.snapshotLock.days },
-              },
-            }),
-          );
-        }
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: [
-              'kms:Decrypt',
-              'kms:DescribeKey',
-              'kms:CreateGrant',
-              'kms:ReEncryptFrom',
-              'kms:GenerateDataKeyWithoutPlaintext',
-            ],
-            resources: [sourceKeys],
-            conditions: { StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } },
-          }),
-        );
-        // The DR key's policy names the account principal (KMS refuses a key policy naming a role that does not
-        // exist yet, and the DR stack is deployed first), which only lets IAM policies decide: the copier needs its
-        // own statement for the key, which EBS uses to re-encrypt the copies and S3 to encrypt the DR objects. Its
-        // id is unknown here, so the key is named by its alias (kms:ResourceAliases) and used only through EBS
-        // and S3 in the DR region (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html).
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: [
-              'kms:Decrypt',
-              'kms:DescribeKey',
-              'kms:CreateGrant',
-              'kms:ReEncryptFrom',
-              'kms:ReEncryptTo',
-              'kms:GenerateDataKey',
-              'kms:GenerateDataKeyWithoutPlaintext',
-            ],
-            resources: [`arn:${stack.partition}:kms:${names.region}:${names.account}:key/*`],
-            conditions: {
-              'ForAnyValue:StringEquals': { 'kms:ResourceAliases': names.keyAlias },
-              StringEquals: {
-                'kms:ViaService': [`ec2.${names.region}.amazonaws.com`, `s3.${names.region}.amazonaws.com`],
-              },
-            },
-          }),
-        );
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['s3:GetObject', 's3:PutObject'],
-            resources: copied.map(
-              (c) => `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}${c.name}/*`,
-            ),
-          }),
-        );
-        role.addToPolicy(
-          new PolicyStatement({
-            actions: ['s3:ListBucket'],
-            resources: [`arn:${stack.partition}:s3:::${names.bucketName}`],
-          }),
-        );
-      }
-    }
+    const copier = dr && copied.length > 0 ? drCopier(this, config, dr, copied) : undefined;
+    const role = copier?.role;
+    const target = copier?.target;
 
     const environment = {
       ...(target ? { PGSNAP_DR: stack.toJsonString(target) } : {}),
@@ -298,9 +160,20 @@ export class AfterBackup extends Construct {
     }
   }
 
-  /** The steps for the state machine, ending in `done`. */
+  /**
+   * Builds the steps in `scope` (the state machine's construct), ending in `done`: the DR copy, then
+   * retention, each only where the configuration has its functions; returns the first one.
+   */
   steps(scope: Construct, done: Succeed): State {
-    return afterBackupSteps(scope, done, this.functions);
+    const { copySnapshots, checkCopies, recordCopies, applyRetention } = this.functions;
+    const retention = applyRetention
+      ? new RetentionSteps(scope, 'Retention', { applyRetention, next: done }).startState
+      : done;
+    if (!(copySnapshots && checkCopies && recordCopies)) return retention;
+    return new DrCopySteps(scope, 'DrCopy', {
+      functions: { copySnapshots, checkCopies, recordCopies },
+      next: retention,
+    }).startState;
   }
 
   /** Acknowledges on the state machine what invoking these functions adds; adds the failed-copy alarm. */
@@ -315,15 +188,10 @@ export class AfterBackup extends Construct {
     });
     this.retention?.failedAlarm.addAlarmAction(new SnsAction(topic));
     if (!this.functions.copySnapshots) return;
-    for (const cluster of this.config.clusters.filter((c) => c.copyToDr)) {
-      new Alarm(this, `${cluster.name}-CopyFailed`, {
-        alarmDescription: `A DR copy of a ${cluster.name} backup failed; the backup itself is completed at the source`,
-        metric: clusterMetric(cluster.name, copyMetrics.failed, 'Sum', Duration.minutes(5)),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      }).addAlarmAction(new SnsAction(topic));
-    }
+    copyFailedAlarms(
+      this,
+      this.config.clusters.filter((c) => c.copyToDr).map((c) => c.name),
+      topic,
+    );
   }
 }

@@ -2,7 +2,7 @@
  * The backup state machine, assembled from its fragments: the backup
  * (backup-steps.ts), whose every failure after begin takes the one cleanup
  * path (cleanup-steps.ts), and after a completed backup the DR copy and
- * retention (after-backup-steps.ts) where the configuration has them. The
+ * retention (after-backup.ts) where the configuration has them. The
  * state names are in state-names.ts, the metrics and events in
  * metrics-and-events.ts.
  */

@@ -1,8 +1,8 @@
 /**
  * The restore state machine, assembled from its fragments: the restore and a
  * drill's teardown (restore-steps.ts), whose every failure takes the one
- * cleanup path (restore-cleanup-steps.ts). State names are in
- * restore-state-names.ts. Deployed in the source stack and in the DR stack,
+ * cleanup path (cleanup-steps.ts). State names are in
+ * state-names.ts. Deployed in the source stack and in the DR stack,
  * where it restores from the DR copies with the DR account's rights alone.
  */
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';

@@ -40,7 +40,7 @@ export const restoreStates = {
   countRefused: 'Count the refused restore',
   announceRefused: 'Announce the refused restore',
   refused: 'The restore request is refused',
-  // The one cleanup path (restore-cleanup-steps.ts)
+  // The one cleanup path (cleanup-steps.ts)
   hasInstance: 'Was a target instance chosen?',
   cleanupTeardown: 'Unmount on the host after the failure',
   cleanupStartRelease: "Start releasing the failed restore's volumes",

@@ -11,7 +11,7 @@
  * the DR account alone.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import type { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
@@ -21,6 +21,7 @@ import type { RetentionPolicy } from '#domain/backup/retention';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
+import { retentionFailedAlarm } from '../monitoring/retention-alarm.ts';
 
 export interface RetainedCluster {
   name: string;
@@ -118,16 +119,6 @@ export class Retention extends Construct {
     acknowledge(schedulerRole, {
       [`AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`]: wildcardReasons.lambdaVersions,
     });
-    // A run that fails deletes nothing more and is retried by the next; failing for a day is worth a look.
-    this.failedAlarm = new Alarm(this, 'Failed', {
-      alarmDescription:
-        `pgsnap ${props.side} retention failed in the last day: what it should delete stays (and costs) until ` +
-        'it succeeds. Its log group has the reason (the errorType and errorMessage of the failed invocation).',
-      metric: fn.metricErrors({ period: Duration.days(1), statistic: 'Sum' }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
+    this.failedAlarm = retentionFailedAlarm(this, fn, props.side);
   }
 }
