@@ -1,17 +1,17 @@
 /**
  * The repository bucket: WAL and backup artifacts. Created with what an
- * operator of a backup store expects (no public access, TLS only, SSE-KMS,
- * versioning so an overwrite or delete can be undone, noncurrent versions
- * expired), or an existing bucket imported by name.
+ * operator of a backup store expects (repositoryBucketIn, which the DR stack's
+ * bucket uses too), or an existing bucket imported by name.
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
   Bucket,
   BucketEncryption,
   type IBucket,
+  ObjectLockRetention,
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -21,6 +21,70 @@ export interface RepositoryBucketProps {
   bucketName?: string;
   /** Noncurrent object versions are kept this long. */
   noncurrentVersionDays?: number;
+}
+
+export interface RepositoryBucketOptions {
+  /** The key that encrypts the objects (SSE-KMS, with a bucket key). */
+  key: IKey;
+  /** A fixed name (the DR bucket's, which the source stack names); otherwise CloudFormation's. */
+  bucketName?: string;
+  /** Where the bucket's access logs go in the access-log bucket. */
+  accessLogsPrefix: string;
+  /** Noncurrent object versions are kept this long. */
+  noncurrentVersionDays: number;
+  /** Who owns the objects others write (default: the writer, ACLs disabled only by the bucket policy). */
+  objectOwnership?: ObjectOwnership;
+  /** Object Lock's default retention for every new object version. */
+  objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
+}
+
+/**
+ * The one definition of a pgsnap repository bucket, for the source stack
+ * (RepositoryBucket) and the DR stack: no public access, TLS only, SSE-KMS
+ * with `key`, versioning (replication needs it; it also lets an overwrite or
+ * delete be undone), noncurrent versions expired, incomplete uploads aborted,
+ * access logs in a bucket of their own, both kept when the stack goes. Made in
+ * `scope` as `AccessLogs` and `Bucket`, so that each stack keeps the logical
+ * ids its deployments already have.
+ */
+export function repositoryBucketIn(scope: Construct, options: RepositoryBucketOptions): Bucket {
+  const accessLogs = new Bucket(scope, 'AccessLogs', {
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    encryption: BucketEncryption.S3_MANAGED,
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    lifecycleRules: [{ expiration: Duration.days(365) }],
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  const { objectLock } = options;
+  return new Bucket(scope, 'Bucket', {
+    ...(options.bucketName ? { bucketName: options.bucketName } : {}),
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    encryption: BucketEncryption.KMS,
+    encryptionKey: options.key,
+    bucketKeyEnabled: true,
+    ...(options.objectOwnership ? { objectOwnership: options.objectOwnership } : {}),
+    versioned: true,
+    serverAccessLogsBucket: accessLogs,
+    serverAccessLogsPrefix: options.accessLogsPrefix,
+    ...(objectLock
+      ? {
+          objectLockEnabled: true,
+          objectLockDefaultRetention:
+            objectLock.mode === 'COMPLIANCE'
+              ? ObjectLockRetention.compliance(Duration.days(objectLock.days))
+              : ObjectLockRetention.governance(Duration.days(objectLock.days)),
+        }
+      : {}),
+    lifecycleRules: [
+      {
+        noncurrentVersionExpiration: Duration.days(options.noncurrentVersionDays),
+        abortIncompleteMultipartUploadAfter: Duration.days(7),
+      },
+    ],
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
 }
 
 export class RepositoryBucket extends Construct {
@@ -40,30 +104,10 @@ export class RepositoryBucket extends Construct {
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    const accessLogs = new Bucket(this, 'AccessLogs', {
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      encryption: BucketEncryption.S3_MANAGED,
-      objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.bucket = new Bucket(this, 'Bucket', {
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      encryption: BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
-      versioned: true,
-      serverAccessLogsBucket: accessLogs,
-      serverAccessLogsPrefix: 'repository/',
-      lifecycleRules: [
-        {
-          noncurrentVersionExpiration: Duration.days(props.noncurrentVersionDays ?? 30),
-          abortIncompleteMultipartUploadAfter: Duration.days(7),
-        },
-      ],
-      removalPolicy: RemovalPolicy.RETAIN,
+    this.bucket = repositoryBucketIn(this, {
+      key: this.key,
+      accessLogsPrefix: 'repository/',
+      noncurrentVersionDays: props.noncurrentVersionDays ?? 30,
     });
   }
 
