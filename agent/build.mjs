@@ -69,7 +69,7 @@ const result = await build({
 // aws-cdk-lib (it comes from the project's node_modules: the demo runs from a checkout). Not for hosts.
 const synth = await build({
   ...common,
-  entryPoints: ['infra/local-synth.ts'],
+  entryPoints: ['infra/local-run/synthesize.ts'],
   outfile: 'dist/local-synth.mjs',
   external: [...common.external, 'aws-cdk-lib', 'constructs', 'cdk-nag'],
 });

@@ -23,7 +23,7 @@ import { openRepository } from '#domain/repository/open';
 import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../functions/create-snapshots.ts';
 import { handler as prepareBackup } from '../functions/prepare-backup.ts';
-import { states } from '../infra/state-names.ts';
+import { states } from '../infra/backup/state-names.ts';
 import { type Json, runLocalBackup } from '../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
 import { FakeEc2 } from '../test/support/fake-ec2.ts';

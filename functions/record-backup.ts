@@ -54,7 +54,7 @@ async function handle(event: unknown): Promise<{ state: LifecycleState }> {
 }
 
 const environmentSchema = z.object({
-  /** The state machine's namespace and dimension (infra/metrics-and-events.ts); unset: nothing is published. */
+  /** The state machine's namespace and dimension (infra/monitoring/metrics-and-events.ts); unset: nothing is published. */
   PGSNAP_METRICS_NAMESPACE: z.optional(z.string()),
   PGSNAP_METRICS_DIMENSION: z.optional(z.string()),
 });

@@ -1,7 +1,7 @@
 /** The CDK app: one pgsnap stack per environment of the configuration (cdk.json context "pgsnap:config"). */
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadConfig } from './config.ts';
+import { loadConfig } from './config/config.ts';
 import { DrStack } from './dr-stack.ts';
 import { PgsnapStack } from './pgsnap-stack.ts';
 

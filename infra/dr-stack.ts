@@ -18,21 +18,16 @@ import {
   Role,
 } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import {
-  BlockPublicAccess,
-  Bucket,
-  BucketEncryption,
-  ObjectLockRetention,
-  ObjectOwnership,
-} from 'aws-cdk-lib/aws-s3';
+import { type Bucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
-import { acknowledge } from './acknowledge.ts';
-import type { EnvironmentConfig } from './config.ts';
-import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
-import { Restore } from './restore.ts';
-import { Retention } from './retention.ts';
+import type { EnvironmentConfig } from './config/config.ts';
+import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
+import { acknowledge } from './guards/acknowledge.ts';
+import { repositoryBucketIn } from './guards/repository-bucket.ts';
+import { Restore } from './restore/restore-in-aws.ts';
+import { Retention } from './retention/scheduled-retention.ts';
 
 export interface DrStackProps extends StackProps {
   environment: EnvironmentConfig;
@@ -116,43 +111,15 @@ export class DrStack extends Stack {
       );
     }
 
-    const accessLogs = new Bucket(this, 'AccessLogs', {
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      encryption: BucketEncryption.S3_MANAGED,
-      objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.bucket = new Bucket(this, 'Bucket', {
+    this.bucket = repositoryBucketIn(this, {
+      key: this.key,
       bucketName: names.bucketName,
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      encryption: BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
+      accessLogsPrefix: 'dr/',
       // Replicated objects belong to the DR account, whoever wrote them.
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      // Replication needs versioning on both sides; it also lets an overwrite or delete be undone.
-      versioned: true,
-      serverAccessLogsBucket: accessLogs,
-      serverAccessLogsPrefix: 'dr/',
-      ...(dr.objectLock
-        ? {
-            objectLockEnabled: true,
-            objectLockDefaultRetention:
-              dr.objectLock.mode === 'COMPLIANCE'
-                ? ObjectLockRetention.compliance(Duration.days(dr.objectLock.days))
-                : ObjectLockRetention.governance(Duration.days(dr.objectLock.days)),
-          }
-        : {}),
-      lifecycleRules: [
-        {
-          noncurrentVersionExpiration: Duration.days((dr.objectLock?.days ?? 0) + 30),
-          abortIncompleteMultipartUploadAfter: Duration.days(7),
-        },
-      ],
-      removalPolicy: RemovalPolicy.RETAIN,
+      ...(dr.objectLock ? { objectLock: dr.objectLock } : {}),
+      // Versions stay past the lock, and a month more.
+      noncurrentVersionDays: (dr.objectLock?.days ?? 0) + 30,
     });
     const walObjects = clusters.map((c) =>
       this.bucket.arnForObjects(`${c.repository.prefix}${c.name}/wal/*`),

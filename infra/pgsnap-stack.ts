@@ -1,8 +1,179 @@
-/** One stack per configured environment: `pgsnap-<name>`. */
+/**
+ * One stack per configured environment, `pgsnap-<name>`, holding one Pgsnap:
+ * everything pgsnap deploys for one environment, as one construct a team can
+ * add to its own CDK app. Pgsnap only assembles the workflows' constructs: the
+ * repository bucket, the agent's SSM document, the backup state machine and
+ * its Lambdas, schedules, restore, DR replication, alarms and the dashboard,
+ * and the policy for the database hosts.
+ */
+
 import { Stack, type StackProps } from 'aws-cdk-lib';
-import type { Construct } from 'constructs';
-import type { EnvironmentConfig } from './config.ts';
-import { Pgsnap } from './pgsnap.ts';
+import type { Bucket, IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { AfterBackup } from './backup/after-backup.ts';
+import { AgentDocument, agentDocumentParameters } from './backup/agent-document.ts';
+import { BackupFunctions } from './backup/backup-functions.ts';
+import { BackupStateMachine } from './backup/backup-state-machine.ts';
+import { BackupSchedules } from './backup/schedules.ts';
+import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
+import { drNames, isCrossAccountDr } from './dr/dr-config.ts';
+import { WalReplication } from './dr/wal-replication.ts';
+import { AgentHostPolicy } from './guards/agent-host-policy.ts';
+import { AwsLimits } from './guards/aws-limits.ts';
+import { hostStatements } from './guards/cluster-hosts.ts';
+import { RepositoryBucket } from './guards/repository-bucket.ts';
+import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
+import { BackupAge } from './monitoring/backup-age.ts';
+import { BackupAlarms } from './monitoring/backup-alarms.ts';
+import { PgsnapDashboard } from './monitoring/dashboard.ts';
+import { BackupLogQueries } from './monitoring/log-queries.ts';
+import { Restore } from './restore/restore-in-aws.ts';
+
+export interface PgsnapProps {
+  /** The environment's configuration; validated (and defaulted) here if it was not already. */
+  environment: EnvironmentInput | EnvironmentConfig;
+}
+
+export class Pgsnap extends Construct {
+  readonly repository: RepositoryBucket;
+  readonly backup: BackupStateMachine;
+  readonly hostPolicy: AgentHostPolicy;
+  readonly alarms: BackupAlarms;
+  readonly document: AgentDocument;
+  readonly restore: Restore;
+
+  constructor(scope: Construct, id: string, props: PgsnapProps) {
+    super(scope, id);
+    const config = environmentSchema.parse(props.environment);
+    const stateMachineName = `pgsnap-${config.name}-backup`;
+    const stateMachineArn = BackupStateMachine.arnFor(this, stateMachineName);
+
+    this.repository = new RepositoryBucket(this, 'Repository');
+    const bucketOf = new Map<string, IBucket>();
+    const repositoryOf = (cluster: EnvironmentConfig['clusters'][number]): IBucket => {
+      const name = cluster.repository.bucketName;
+      if (!name) return this.repository.bucket;
+      let bucket = bucketOf.get(name);
+      if (!bucket) {
+        bucket = new RepositoryBucket(this, `Repository-${name}`, { bucketName: name }).bucket;
+        bucketOf.set(name, bucket);
+      }
+      return bucket;
+    };
+
+    this.document = new AgentDocument(this, 'AgentDocument');
+
+    const functions = new BackupFunctions(this, {
+      config,
+      stateMachineName,
+      stateMachineArn,
+      repositoryOf,
+    });
+    const afterBackup = new AfterBackup(this, 'AfterBackup', {
+      config,
+      repositoryOf: (cluster) => {
+        const bucket = repositoryOf(cluster);
+        return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
+      },
+    });
+    this.backup = new BackupStateMachine(this, 'Backup', {
+      stateMachineName,
+      functions,
+      documentName: this.document.documentName,
+      timeouts: config.timeouts,
+      afterCompleted: (scope, done) => afterBackup.steps(scope, done),
+    });
+    for (const statement of hostStatements(this, config.clusters, ['ssm:SendCommand'], 'ssm:resourceTag')) {
+      this.backup.stateMachine.addToRolePolicy(statement);
+    }
+
+    new BackupSchedules(this, 'Schedules', {
+      clusters: config.clusters,
+      stateMachine: this.backup.stateMachine,
+    });
+    this.alarms = new BackupAlarms(this, 'Alarms', {
+      clusters: config.clusters,
+      notifications: config.notifications,
+      stateMachine: this.backup.stateMachine,
+    });
+    afterBackup.attach(this.backup.stateMachine, this.alarms.topic);
+    new ArchiveAlarms(this, 'ArchiveAlarms', { clusters: config.clusters, topic: this.alarms.topic });
+    const dr = config.dr;
+    const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
+    if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
+      new WalReplication(this, 'WalReplication', {
+        bucket: this.repository.bucket as Bucket,
+        key: this.repository.key,
+        names: drNames(config, dr),
+        crossAccount: isCrossAccountDr(config, dr),
+        walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
+      });
+    }
+    this.restore = new Restore(this, 'Restore', {
+      stateMachineName: `pgsnap-${config.name}-restore`,
+      clusters: config.clusters.map((cluster) => ({
+        name: cluster.name,
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+        drills: cluster.drills,
+      })),
+      timeouts: config.timeouts,
+      topic: this.alarms.topic,
+    });
+    // cdk synth fails on any of AWS's documented limits the definition or a schedule breaks.
+    this.node.addValidation(
+      new AwsLimits(this, {
+        parameters: agentDocumentParameters,
+        // The execution name (backupId) has a fixed form, a cluster name at most 63 characters (domain/backup/input.ts).
+        inputMaxLength: { '$.backupId': '20260101T030000Z-a1b2c3'.length, '$.cluster': 63 },
+      }),
+    );
+    // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
+    this.repository.writeOnce(
+      config.clusters
+        .filter((cluster) => !cluster.repository.bucketName)
+        .flatMap((cluster) => {
+          const root = `${cluster.repository.prefix}${cluster.name}`;
+          return [
+            `${root}/cluster.json`,
+            `${root}/wal/*`,
+            `${root}/backups/*/backup_label`,
+            `${root}/backups/*/tablespace_map`,
+            `${root}/backups/*.backup`,
+          ];
+        }),
+    );
+    this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
+      environment: config.name,
+      stateMachineArn,
+      repositories: config.clusters.map((cluster) => ({
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      ...(this.repository.key
+        ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
+        : {}),
+    });
+    new BackupAge(this, 'BackupAge', {
+      clusters: config.clusters.map((cluster) => ({
+        name: cluster.name,
+        repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
+        bucket: repositoryOf(cluster),
+        prefix: `${cluster.repository.prefix}${cluster.name}/`,
+        copiedToDr: config.dr !== undefined && cluster.copyToDr,
+      })),
+    });
+    new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });
+    // Last: its status widget shows every alarm made above.
+    new PgsnapDashboard(this, 'Dashboard', {
+      config,
+      stateMachine: this.backup.stateMachine,
+      alarmsUnder: this,
+      copiesToDr: config.dr !== undefined,
+    });
+  }
+}
 
 export interface PgsnapStackProps extends StackProps {
   environment: EnvironmentConfig;

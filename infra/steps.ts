@@ -21,11 +21,11 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { CallAwsService, EventBridgePutEvents, LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { acknowledge, arnReference, wildcardReasons } from './acknowledge.ts';
-import type { AgentDocumentParameter } from './agent-document.ts';
-import { backupEvents, backupMetrics } from './metrics-and-events.ts';
-import type { RestoreStateName } from './restore-state-names.ts';
-import type { StateName } from './state-names.ts';
+import type { AgentDocumentParameter } from './backup/agent-document.ts';
+import type { StateName } from './backup/state-names.ts';
+import { acknowledge, arnReference, wildcardReasons } from './guards/acknowledge.ts';
+import { backupEvents, backupMetrics } from './monitoring/metrics-and-events.ts';
+import type { RestoreStateName } from './restore/state-names.ts';
 
 /** A state of either state machine. */
 type AnyStateName = StateName | RestoreStateName;

@@ -5,7 +5,7 @@
  * the state machine's host steps, and by the tests of the document.
  */
 import { spawn } from 'node:child_process';
-import type { AgentDocumentContent } from '../infra/local-synth.ts';
+import type { AgentDocumentContent } from '../infra/local-run/synthesize.ts';
 
 /** Refuses a value as SSM would (`refused: …`), or returns the script with every value pasted in. */
 export function renderDocument(

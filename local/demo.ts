@@ -39,8 +39,8 @@ import {
 import { waitForArchive } from '../agent/session/archive-wait.ts';
 import { clusterPaths } from '../agent/volumes/cluster-paths.ts';
 import { plainArchiveCommandLine } from '../agent/wal/shell-lines.ts';
-import type * as LocalSynth from '../infra/local-synth.ts';
-import { states } from '../infra/state-names.ts';
+import { states } from '../infra/backup/state-names.ts';
+import type * as LocalSynth from '../infra/local-run/synthesize.ts';
 import { BtrfsVolumes, btrfsUnavailable } from './btrfs-volumes.ts';
 import type { LocalBackupResult } from './local-backup.ts';
 import type { LocalEc2 } from './local-ec2.ts';

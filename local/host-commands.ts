@@ -4,8 +4,8 @@
  * pointed at the local agent and its settings taken from the environment,
  * run with bash; the agent answers through the local task-token endpoint.
  */
-import { agentSettingsLine } from '../infra/agent-document.ts';
-import type { AgentDocumentContent } from '../infra/local-synth.ts';
+import { agentSettingsLine } from '../infra/backup/agent-document.ts';
+import type { AgentDocumentContent } from '../infra/local-run/synthesize.ts';
 import { renderDocument, replaceLine, runScript } from './agent-document.ts';
 import type { Json, TaskHandler } from './state-machine.ts';
 import type { TaskTokenEndpoint } from './task-token-endpoint.ts';

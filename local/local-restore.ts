@@ -15,8 +15,8 @@ import { handler as prepareRestore } from '../functions/prepare-restore.ts';
 import { handler as recordRestore } from '../functions/record-restore.ts';
 import { releaseRestoreVolumesHandler } from '../functions/release-restore-volumes.ts';
 import { terminateRestoreInstanceHandler } from '../functions/terminate-restore-instance.ts';
-import type { SynthesizedForLocalRun } from '../infra/local-synth.ts';
-import { restoreStates as states } from '../infra/restore-state-names.ts';
+import type { SynthesizedForLocalRun } from '../infra/local-run/synthesize.ts';
+import { restoreStates as states } from '../infra/restore/state-names.ts';
 import { hostCommands } from './host-commands.ts';
 import type { LocalEc2 } from './local-ec2.ts';
 import {

@@ -9,7 +9,7 @@
  */
 import './promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { type StateName, states } from '../infra/state-names.ts';
+import { type StateName, states } from '../infra/backup/state-names.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type TaskHandler = (input: Json) => Promise<Json> | Json;

@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { settingsTable } from '../agent/host/settings.ts';
-import { configReference, referenceMarkers } from '../infra/config-reference.ts';
+import { configReference, referenceMarkers } from '../infra/config/config-reference.ts';
 import { errorsTable } from './errors-table.ts';
 
 const root = resolve(import.meta.dirname, '..');

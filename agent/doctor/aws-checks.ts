@@ -5,7 +5,7 @@
  * AccessDenied to one who may not), one archive-health sample published as the
  * agent service would, and EC2's DryRun to check that the host may NOT delete
  * snapshots (a host that is broken into should not be able to destroy its
- * backups; infra/agent-host-policy.ts grants no EC2 action).
+ * backups; infra/guards/agent-host-policy.ts grants no EC2 action).
  */
 
 import type { MetricDatum } from '@aws-sdk/client-cloudwatch';

@@ -14,7 +14,7 @@
  * connection to its successor), so install says what it holds and leaves the
  * restart to the operator.
  *
- * The settings file is sourced by root (the SSM document, infra/agent-document.ts),
+ * The settings file is sourced by root (the SSM document, infra/backup/agent-document.ts),
  * which refuses it unless it and its directory belong to root and only root
  * may write them; install creates it so, and never overwrites one that is there.
  */

@@ -22,7 +22,7 @@ import {
 import { waitForArchive } from '../../agent/session/archive-wait.ts';
 import { clusterPaths } from '../../agent/volumes/cluster-paths.ts';
 import { plainArchiveCommandLine } from '../../agent/wal/shell-lines.ts';
-import { type SynthesizedForLocalRun, synthesizeForLocalRun } from '../../infra/local-synth.ts';
+import { type SynthesizedForLocalRun, synthesizeForLocalRun } from '../../infra/local-run/synthesize.ts';
 import { BtrfsVolumes, btrfsUnavailable } from '../../local/btrfs-volumes.ts';
 import type { LocalEc2 } from '../../local/local-ec2.ts';
 import {

@@ -6,7 +6,7 @@
  *
  * A manifest is written by the database host, which may be compromised;
  * the snapshots' tags are not: only the CreateSnapshots and CopySnapshot
- * steps set them (the hosts have no EC2 rights, see infra/agent-host-policy.ts).
+ * steps set them (the hosts have no EC2 rights, see infra/guards/agent-host-policy.ts).
  * So retention believes a manifest only as far as its snapshots' own tags
  * (cluster and backupId) agree with it, and deletes no snapshot whose tags
  * name another cluster or backup, whatever a manifest says.

@@ -168,7 +168,7 @@ export class Repository {
    * object, so it proves the bytes were not damaged, not that they were
    * archived by this cluster's server. What a writer cannot forge is the
    * bucket's history: the repository bucket is versioned and keeps every
-   * version past an overwrite or a delete (infra/repository-bucket.ts), and
+   * version past an overwrite or a delete (infra/guards/repository-bucket.ts), and
    * its policy refuses any WAL write that could replace an object. A WAL key
    * was written exactly once by the archiver, so a key with a second version
    * (or a delete marker) was replaced or deleted and written again since:

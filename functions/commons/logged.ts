@@ -5,7 +5,7 @@
  * a failure logged with its error's name, message, cause and, for an AWS call
  * that failed, that call's request id ($metadata), before it is rethrown for
  * the state machine's Retry and Catch. The saved Logs Insights query of the
- * stack (infra/backup-log-queries.ts) finds every line of one backup by its
+ * stack (infra/monitoring/log-queries.ts) finds every line of one backup by its
  * backupId.
  *
  * Outside Lambda (`pgsnap demo`, the e2e tests run the handlers in-process)

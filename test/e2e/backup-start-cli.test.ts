@@ -3,7 +3,7 @@
  * local stand-in for the Step Functions API.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { states } from '../../infra/state-names.ts';
+import { states } from '../../infra/backup/state-names.ts';
 import { TaskTokenEndpoint } from '../../local/task-token-endpoint.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 

@@ -64,7 +64,7 @@ import { createSnapshotsHandler } from '../../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../../functions/delete-snapshots.ts';
 import { prepareBackupHandler } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
-import type { EnvironmentInput } from '../../infra/config.ts';
+import type { EnvironmentInput } from '../../infra/config/config.ts';
 import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { Cluster } from '../support/cluster.ts';
@@ -107,7 +107,7 @@ const impatient = stateMachineDefinition(
 /**
  * The definition with its references resolved in moto: the SSM document
  * (created there from the template's content) by its name; the Lambda
- * functions are already ARNs in moto's account (infra/local-synth.ts), which
+ * functions are already ARNs in moto's account (infra/local-run/synthesize.ts), which
  * the front answers.
  */
 function resolved(asl: typeof synthesized): typeof synthesized {

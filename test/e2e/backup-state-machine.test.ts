@@ -20,8 +20,8 @@ import { handler as createSnapshots } from '../../functions/create-snapshots.ts'
 import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts';
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
-import type { EnvironmentInput } from '../../infra/config.ts';
-import { type StateName, states } from '../../infra/state-names.ts';
+import { type StateName, states } from '../../infra/backup/state-names.ts';
+import type { EnvironmentInput } from '../../infra/config/config.ts';
 import {
   type Json,
   type LocalBackupRun,

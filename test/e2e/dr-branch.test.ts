@@ -28,8 +28,8 @@ import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts'
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { handler as recordCopies } from '../../functions/record-copies.ts';
-import type { EnvironmentInput } from '../../infra/config.ts';
-import { states } from '../../infra/state-names.ts';
+import { states } from '../../infra/backup/state-names.ts';
+import type { EnvironmentInput } from '../../infra/config/config.ts';
 import {
   type Json,
   type LocalBackupRun,

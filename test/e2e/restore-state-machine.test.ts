@@ -14,15 +14,15 @@ import { App } from 'aws-cdk-lib';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { HostReport } from '#domain/restore/host-report';
 import type { RestoreRecord } from '#domain/restore/record';
-import { environmentSchema } from '../../infra/config.ts';
+import { environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import {
   agentDocumentContent,
   type SynthesizedForLocalRun,
   stateMachineDefinition,
   synthesizeForLocalRun,
-} from '../../infra/local-synth.ts';
-import { restoreStates as states } from '../../infra/restore-state-names.ts';
+} from '../../infra/local-run/synthesize.ts';
+import { restoreStates as states } from '../../infra/restore/state-names.ts';
 import { runRestoreLocally } from '../../local/local-restore.ts';
 import type { Json, TaskHandler } from '../../local/state-machine.ts';
 import { backupId, completedBackup, instanceId, type RestoreFixture } from '../support/restore-fixture.ts';

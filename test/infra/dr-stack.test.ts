@@ -12,7 +12,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, test } from 'vitest';
 import { grantOperations } from '#domain/ebs/dr-copies';
-import { type EnvironmentInput, environmentSchema } from '../../infra/config.ts';
+import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
 import { stateMachineDefinition } from '../support/backup-stack.ts';

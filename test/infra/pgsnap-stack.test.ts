@@ -5,8 +5,8 @@ import validateAsl from 'asl-validator';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { CfnStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { agentDocumentParameters } from '../../infra/agent-document.ts';
-import { restoreDocumentParameters } from '../../infra/restore-document.ts';
+import { agentDocumentParameters } from '../../infra/backup/agent-document.ts';
+import { restoreDocumentParameters } from '../../infra/restore/restore-document.ts';
 import {
   type SynthesizedStack,
   stateMachineDefinition,

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
-import { lambdaBundling } from '../../infra/backup-function.ts';
+import { lambdaBundling } from '../../infra/lambda/handler-function.ts';
 
 const project = resolve(import.meta.dirname, '../..');
 

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { states } from '../../infra/state-names.ts';
+import { states } from '../../infra/backup/state-names.ts';
 import { btrfsUnavailable } from '../support/btrfs.ts';
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { privateCheckout, reachableBy } from '../support/private-checkout.ts';

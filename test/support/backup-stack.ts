@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import type { EnvironmentInput } from '../../infra/config.ts';
-import { environmentSchema } from '../../infra/config.ts';
-import { type Asl, stateMachineDefinition as definitionOf } from '../../infra/local-synth.ts';
+import type { EnvironmentInput } from '../../infra/config/config.ts';
+import { environmentSchema } from '../../infra/config/config.ts';
+import { type Asl, stateMachineDefinition as definitionOf } from '../../infra/local-run/synthesize.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
 
 /** Two clusters: one host named by instance id, one selected by tags. */

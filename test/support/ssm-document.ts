@@ -5,7 +5,7 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { agentDocumentParameters, agentDocumentScript } from '../../infra/agent-document.ts';
+import { agentDocumentParameters, agentDocumentScript } from '../../infra/backup/agent-document.ts';
 import { renderDocument, replaceLine, runScript } from '../../local/agent-document.ts';
 
 export type DocumentParameter = keyof typeof agentDocumentParameters;

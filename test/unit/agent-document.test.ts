@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { newBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
-import { agentDocumentParameters, agentSettingsLine } from '../../infra/agent-document.ts';
+import { agentDocumentParameters, agentSettingsLine } from '../../infra/backup/agent-document.ts';
 import { replaceLine } from '../../local/agent-document.ts';
 import {
   type DocumentParameter,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { agentDocumentParameters } from '../../infra/agent-document.ts';
-import { scheduleViolations, taskStateViolations } from '../../infra/aws-limits.ts';
+import { agentDocumentParameters } from '../../infra/backup/agent-document.ts';
+import { scheduleViolations, taskStateViolations } from '../../infra/guards/aws-limits.ts';
 
 const bounds = {
   parameters: agentDocumentParameters,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { parseConfig } from '../../infra/config.ts';
+import { parseConfig } from '../../infra/config/config.ts';
 
 const cluster = { name: 'orders-db', instance: { instanceId: 'i-0123456789abcdef0' } };
 

@@ -20,9 +20,9 @@ import { checkSnapshotsHandler } from '../../functions/check-snapshots.ts';
 import { handler as copySnapshots } from '../../functions/copy-snapshots.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { handler as recordCopies } from '../../functions/record-copies.ts';
-import { agentDocumentParameters } from '../../infra/agent-document.ts';
-import { scheduleSchema } from '../../infra/config.ts';
-import { retentionSchema } from '../../infra/dr-config.ts';
+import { agentDocumentParameters } from '../../infra/backup/agent-document.ts';
+import { scheduleSchema } from '../../infra/config/config.ts';
+import { retentionSchema } from '../../infra/dr/dr-config.ts';
 import { testManifest } from '../support/manifests.ts';
 
 const accepts = (check: () => unknown) => {

@@ -1,6 +1,6 @@
 import { build } from 'esbuild';
 import { expect, test } from 'vitest';
-import { lambdaBundling } from '../../infra/backup-function.ts';
+import { lambdaBundling } from '../../infra/lambda/handler-function.ts';
 
 test('the Lambdas carry the pinned AWS SDK, not the runtime’s (LockSnapshot, IfNoneMatch)', async () => {
   expect(lambdaBundling.externalModules.some((m) => m.startsWith('@aws-sdk'))).toBe(false);

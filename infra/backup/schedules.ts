@@ -1,0 +1,57 @@
+/**
+ * EventBridge Scheduler schedules, one per configured cluster schedule. Each
+ * invokes the start-backup Lambda, which names the execution after a new
+ * backupId (Scheduler cannot compute one), exactly as `pgsnap backup start` does.
+ */
+import { TimeZone } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { ClusterConfig } from '../config/config.ts';
+import { acknowledge, arnReference, wildcardReasons } from '../guards/acknowledge.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
+
+export interface BackupSchedulesProps {
+  clusters: ClusterConfig[];
+  stateMachine: IStateMachine;
+}
+
+export class BackupSchedules extends Construct {
+  readonly startBackup: HandlerFunction;
+
+  constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
+    super(scope, id);
+    this.startBackup = new HandlerFunction(this, 'StartBackup', {
+      handler: 'start-backup',
+      description: 'pgsnap: starts a scheduled backup execution named after a new backupId',
+      environment: { PGSNAP_STATE_MACHINE_ARN: props.stateMachine.stateMachineArn },
+    });
+    props.stateMachine.grantStartExecution(this.startBackup);
+    const role = new Role(this, 'SchedulerRole', {
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      description: 'pgsnap schedules: invoke the start-backup Lambda',
+    });
+    acknowledge(role, {
+      [`AwsSolutions-IAM5[Resource::${arnReference(this.startBackup)}:*]`]: wildcardReasons.lambdaVersions,
+    });
+    for (const cluster of props.clusters) {
+      for (const schedule of cluster.schedules) {
+        new Schedule(this, `${cluster.name}-${schedule.name}`, {
+          description: `pgsnap backup of ${cluster.name} (${schedule.name})`,
+          schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
+          target: new LambdaInvoke(this.startBackup, {
+            input: ScheduleTargetInput.fromObject({
+              cluster: cluster.name,
+              label: schedule.label,
+              trigger: 'schedule',
+            }),
+            retryAttempts: 2,
+            role,
+          }),
+        });
+      }
+    }
+  }
+}

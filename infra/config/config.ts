@@ -1,0 +1,305 @@
+/**
+ * The one configuration that drives the CDK app: environments (one stack
+ * each) and the clusters they back up. Validated once, here; every construct
+ * receives the parsed, defaulted result.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { validateClusterName, validateLabel } from '#domain/backup/input';
+import { drSchema, retentionSchema } from '../dr/dr-config.ts';
+
+/** Turns one of the agent's validators into a zod check, so a value is judged the same on both sides. */
+function checkedBy(validate: (value: string) => string) {
+  return z.string().superRefine((value, ctx) => {
+    try {
+      validate(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    }
+  });
+}
+
+const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'an EC2 instance id, e.g. i-0123456789abcdef0');
+const volumeId = z.string().regex(/^vol-[0-9a-f]{8,17}$/, 'an EBS volume id, e.g. vol-0123456789abcdef0');
+const tagValue = z.string().regex(/^[\w .:/=+@-]{1,256}$/, 'a tag value without quotes or wildcards');
+
+export const scheduleSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and -')
+    .describe('Names the schedule; unique within the cluster.'),
+  expression: z
+    .string()
+    .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
+    .describe('EventBridge Scheduler expression: `cron(0 3 * * ? *)` or `rate(6 hours)`.'),
+  timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
+  label: checkedBy(validateLabel).default('scheduled').describe('Written into backup_label.'),
+});
+
+export const drillSchema = z.strictObject({
+  schedule: z
+    .string()
+    .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
+    .describe('When to drill: an EventBridge Scheduler expression, e.g. `cron(0 6 ? * SUN *)`.'),
+  timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
+  launch: z
+    .strictObject({
+      launchTemplate: z
+        .string()
+        .regex(/^[A-Za-z0-9()./_-]{3,128}$/)
+        .describe(
+          "The drill instance's launch template (id or name); its instance profile's role must be named pgsnap-*.",
+        ),
+      version: z
+        .string()
+        .regex(/^(\$Latest|\$Default|[0-9]{1,10})$/)
+        .optional()
+        .describe('The template version; default `$Default`.'),
+      subnetId: z
+        .string()
+        .regex(/^subnet-[0-9a-f]{8,17}$/)
+        .describe('Where the drill instance runs.'),
+    })
+    .describe('The instance each drill launches, and terminates when done.'),
+  checks: z
+    .strictObject({
+      amcheck: z.union([z.enum(['none', 'all']), z.strictObject({ database: z.string() })]).default('all'),
+      sql: z
+        .strictObject({
+          database: z.string().default('postgres'),
+          query: z.string().min(1).max(4000),
+          expect: z.string().default('t'),
+        })
+        .optional(),
+    })
+    .default({ amcheck: 'all' })
+    .describe(
+      "What the restored cluster is checked for: pg_amcheck's scope and an SQL check with its expected answer.",
+    ),
+  days: z
+    .int()
+    .min(1)
+    .max(7)
+    .default(7)
+    .describe(
+      'The alarm fires when no drill succeeded in this many days (at most 7: a CloudWatch alarm looks back one week at most).',
+    ),
+  rtoMinutes: z
+    .number()
+    .positive()
+    .max(1440)
+    .optional()
+    .describe(
+      'The recovery time objective: an alarm fires when a drill took longer, from its request to the restored server accepting connections.',
+    ),
+});
+export type DrillConfig = z.infer<typeof drillSchema>;
+
+export const clusterSchema = z.strictObject({
+  name: checkedBy(validateClusterName).describe(
+    "The cluster's name (`orders-db`): the repository prefix, tags and metric dimension.",
+  ),
+  instance: z
+    .union([
+      z.strictObject({ instanceId: instanceId.describe('The instance that runs the cluster.') }),
+      z.strictObject({
+        tags: z
+          .record(z.string().regex(/^[\w .:/=+@-]{1,128}$/), tagValue)
+          .refine((tags) => Object.keys(tags).length > 0, 'give at least one tag')
+          .describe('Tags that select exactly one running instance.'),
+      }),
+    ])
+    .describe('The database host: an instance id, or tags that select exactly one running instance.'),
+  volumeIds: z
+    .array(volumeId)
+    .min(1)
+    .optional()
+    .describe(
+      'The volumes that hold PGDATA, tablespaces and pg_wal. When absent, the volumes that `pgsnap begin` reports (from `pgsnap discover`) are used.',
+    ),
+  repository: z
+    .strictObject({
+      bucketName: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
+        .optional()
+        .describe("An existing bucket to use instead of the stack's own."),
+      prefix: z
+        .string()
+        .regex(/^([A-Za-z0-9._-]+\/)*$/, 'empty, or path segments each ending in /')
+        .default('')
+        .describe("Where in the bucket: the cluster's objects are under `<prefix><cluster>/`."),
+    })
+    .default({ prefix: '' })
+    .describe(
+      "Where WAL and artifacts go: the stack's own bucket unless `bucketName` names an existing one.",
+    ),
+  schedules: z
+    .array(scheduleSchema)
+    .default([])
+    .describe('EventBridge Scheduler schedules that start backups.'),
+  fastCheckpoint: z
+    .boolean()
+    .default(false)
+    .describe('Request an immediate checkpoint instead of a spread one.'),
+  maxBackupMinutes: z
+    .int()
+    .min(1)
+    .max(1440)
+    .default(60)
+    .describe('Past this the holder aborts the backup, whatever else happens.'),
+  rpoHours: z
+    .int()
+    .min(1)
+    .max(168)
+    .default(26)
+    .describe('The RPO alarm fires when no backup of this cluster completed within this many hours.'),
+  walRpoMinutes: z
+    .int()
+    .min(1)
+    .max(1440)
+    .default(15)
+    .describe(
+      'The "archiving stalled" alarm fires when WAL has waited this long to be archived (the agent\'s `ArchiveLagSeconds`): what a restore would lose.',
+    ),
+  walMinFreeMiB: z
+    .int()
+    .min(1)
+    .default(2048)
+    .describe(
+      'The "pg_wal filling" alarm fires when the file system of pg_wal has less than this free (the agent\'s `WalVolumeFreeBytes`).',
+    ),
+  watchArchiving: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Alarm on the archive health that `pgsnap agent --cluster` publishes from the host (archiving stalled, pg_wal filling, agent silent). Off for a host that runs no agent service.',
+    ),
+  retention: retentionSchema
+    .optional()
+    .describe(
+      'Retention at the source and in DR (infra/dr/dr-config.ts); none: backups are kept until deleted by hand.',
+    ),
+  copyToDr: z
+    .boolean()
+    .default(true)
+    .describe("Copy this cluster's backups to the environment's DR account/region, when it has one."),
+  drills: drillSchema
+    .optional()
+    .describe(
+      'Scheduled restore drills of the latest backup, on an instance launched for each; none: no drills.',
+    ),
+});
+
+/** The shortest heartbeatSeconds accepted (see its message). */
+export const minHeartbeatSeconds = 60;
+
+export const environmentSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,30}$/)
+    .describe('Names the stack: `pgsnap-<name>`.'),
+  account: z
+    .string()
+    .regex(/^\d{12}$/)
+    .optional()
+    .describe('The AWS account the stack deploys to (needed for DR copies).'),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
+    .optional()
+    .describe('The AWS region the stack deploys to.'),
+  clusters: z.array(clusterSchema).min(1).describe('The clusters this environment backs up.'),
+  notifications: z
+    .strictObject({
+      emails: z.array(z.email()).default([]).describe('Subscribed to alarms and failure events.'),
+      onSuccess: z
+        .boolean()
+        .default(false)
+        .describe('Also announce completed backups on the topic, not only failures.'),
+    })
+    .default({ emails: [], onSuccess: false })
+    .describe('Who hears of alarms and failures.'),
+  timeouts: z
+    .strictObject({
+      hostCommandSeconds: z
+        .int()
+        .min(1)
+        .default(1800)
+        .describe('How long `begin` and `end` may run on the host (a spread checkpoint, the archive wait).'),
+      heartbeatSeconds: z
+        .int()
+        .min(
+          minHeartbeatSeconds,
+          `at least ${minHeartbeatSeconds}: the clock starts when the state machine sends the command, and the ` +
+            'first heartbeat comes only once SSM has delivered it to the host and pgsnap has started (seconds, at ' +
+            'times tens of seconds), then every third of heartbeatSeconds',
+        )
+        .default(300)
+        .describe(
+          "Silence this long from the host means it is gone. The agent heartbeats three times within it; less than hostCommandSeconds (and than 300 s, the abort's timeout, for the abort to heartbeat).",
+        ),
+      firstPollSeconds: z
+        .int()
+        .min(1)
+        .default(15)
+        .describe('Waits between snapshot polls start here and double up to `maxPollSeconds`.'),
+      maxPollSeconds: z.int().min(1).default(300).describe('The longest wait between snapshot polls.'),
+      snapshotHours: z
+        .int()
+        .min(1)
+        .max(72)
+        .default(24)
+        .describe('Snapshots not completed after this many hours fail the backup.'),
+    })
+    .default({
+      hostCommandSeconds: 1800,
+      heartbeatSeconds: 300,
+      firstPollSeconds: 15,
+      maxPollSeconds: 300,
+      snapshotHours: 24,
+    }),
+  dr: drSchema
+    .optional()
+    .describe('Disaster-recovery copies to another region and/or account (infra/dr/dr-config.ts).'),
+});
+
+export const configSchema = z.strictObject({
+  environments: z.array(environmentSchema).min(1).describe('One stack each.'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type EnvironmentConfig = z.infer<typeof environmentSchema>;
+export type ClusterConfig = z.infer<typeof clusterSchema>;
+/** What the config file may leave out (defaults filled in by parsing). */
+export type EnvironmentInput = z.input<typeof environmentSchema>;
+
+/** Parses a configuration, naming every wrong field with its path. */
+export function parseConfig(value: unknown, source = 'the pgsnap configuration'): Config {
+  const result = configSchema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map(
+      (issue) => `  - ${issue.path.join('.') || '(top)'}: ${issue.message}`,
+    );
+    throw new Error(`${source} is not valid:\n${problems.join('\n')}`);
+  }
+  for (const environment of result.data.environments) {
+    const names = environment.clusters.map((cluster) => cluster.name);
+    const repeated = names.find((name, index) => names.indexOf(name) !== index);
+    if (repeated) throw new Error(`${source}: cluster ${repeated} appears twice in ${environment.name}`);
+  }
+  return result.data;
+}
+
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(
+      `cannot read the pgsnap configuration ${path} (${(error as Error).message}); ` +
+        'copy pgsnap.config.json and point cdk.json context "pgsnap:config" at it',
+    );
+  }
+  return parseConfig(JSON.parse(text), path);
+}

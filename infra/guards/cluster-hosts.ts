@@ -1,0 +1,41 @@
+/**
+ * IAM statements scoped to the clusters' database hosts: by instance id where
+ * the configuration names one, by the selecting tags otherwise.
+ */
+import { Stack } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Construct } from 'constructs';
+import type { ClusterConfig } from '../config/config.ts';
+
+/**
+ * Statements allowing `actions` on the clusters' instances. `tagConditionKey`
+ * is the service's key for a resource tag: `aws:ResourceTag` for EC2,
+ * `ssm:resourceTag` for SSM SendCommand.
+ */
+export function hostStatements(
+  scope: Construct,
+  clusters: ClusterConfig[],
+  actions: string[],
+  tagConditionKey: 'aws:ResourceTag' | 'ssm:resourceTag',
+): PolicyStatement[] {
+  const stack = Stack.of(scope);
+  const instanceArn = (id: string) =>
+    stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: id });
+  const statements: PolicyStatement[] = [];
+  const ids = clusters.flatMap((c) => ('instanceId' in c.instance ? [c.instance.instanceId] : []));
+  if (ids.length > 0) statements.push(new PolicyStatement({ actions, resources: ids.map(instanceArn) }));
+  for (const cluster of clusters) {
+    if (!('tags' in cluster.instance)) continue;
+    const conditions = Object.fromEntries(
+      Object.entries(cluster.instance.tags).map(([key, value]) => [`${tagConditionKey}/${key}`, value]),
+    );
+    statements.push(
+      new PolicyStatement({
+        actions,
+        resources: [instanceArn('*')],
+        conditions: { StringEquals: conditions },
+      }),
+    );
+  }
+  return statements;
+}

@@ -1,0 +1,139 @@
+/**
+ * The repository bucket: WAL and backup artifacts. Created with what an
+ * operator of a backup store expects (repositoryBucketIn, which the DR stack's
+ * bucket uses too), or an existing bucket imported by name.
+ */
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type IBucket,
+  ObjectLockRetention,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+export interface RepositoryBucketProps {
+  /** Import this bucket instead of creating one. */
+  bucketName?: string;
+  /** Noncurrent object versions are kept this long. */
+  noncurrentVersionDays?: number;
+}
+
+export interface RepositoryBucketOptions {
+  /** The key that encrypts the objects (SSE-KMS, with a bucket key). */
+  key: IKey;
+  /** A fixed name (the DR bucket's, which the source stack names); otherwise CloudFormation's. */
+  bucketName?: string;
+  /** Where the bucket's access logs go in the access-log bucket. */
+  accessLogsPrefix: string;
+  /** Noncurrent object versions are kept this long. */
+  noncurrentVersionDays: number;
+  /** Who owns the objects others write (default: the writer, ACLs disabled only by the bucket policy). */
+  objectOwnership?: ObjectOwnership;
+  /** Object Lock's default retention for every new object version. */
+  objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
+}
+
+/**
+ * The one definition of a pgsnap repository bucket, for the source stack
+ * (RepositoryBucket) and the DR stack: no public access, TLS only, SSE-KMS
+ * with `key`, versioning (replication needs it; it also lets an overwrite or
+ * delete be undone), noncurrent versions expired, incomplete uploads aborted,
+ * access logs in a bucket of their own, both kept when the stack goes. Made in
+ * `scope` as `AccessLogs` and `Bucket`, so that each stack keeps the logical
+ * ids its deployments already have.
+ */
+export function repositoryBucketIn(scope: Construct, options: RepositoryBucketOptions): Bucket {
+  const accessLogs = new Bucket(scope, 'AccessLogs', {
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    encryption: BucketEncryption.S3_MANAGED,
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    lifecycleRules: [{ expiration: Duration.days(365) }],
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  const { objectLock } = options;
+  return new Bucket(scope, 'Bucket', {
+    ...(options.bucketName ? { bucketName: options.bucketName } : {}),
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    encryption: BucketEncryption.KMS,
+    encryptionKey: options.key,
+    bucketKeyEnabled: true,
+    ...(options.objectOwnership ? { objectOwnership: options.objectOwnership } : {}),
+    versioned: true,
+    serverAccessLogsBucket: accessLogs,
+    serverAccessLogsPrefix: options.accessLogsPrefix,
+    ...(objectLock
+      ? {
+          objectLockEnabled: true,
+          objectLockDefaultRetention:
+            objectLock.mode === 'COMPLIANCE'
+              ? ObjectLockRetention.compliance(Duration.days(objectLock.days))
+              : ObjectLockRetention.governance(Duration.days(objectLock.days)),
+        }
+      : {}),
+    lifecycleRules: [
+      {
+        noncurrentVersionExpiration: Duration.days(options.noncurrentVersionDays),
+        abortIncompleteMultipartUploadAfter: Duration.days(7),
+      },
+    ],
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+}
+
+export class RepositoryBucket extends Construct {
+  readonly bucket: IBucket;
+  /** The key that encrypts a created bucket; imported buckets bring their own. */
+  readonly key: Key | undefined;
+
+  constructor(scope: Construct, id: string, props: RepositoryBucketProps = {}) {
+    super(scope, id);
+    if (props.bucketName) {
+      this.bucket = Bucket.fromBucketName(this, 'Imported', props.bucketName);
+      this.key = undefined;
+      return;
+    }
+    this.key = new Key(this, 'Key', {
+      description: 'pgsnap repository: WAL and backup artifacts',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.bucket = repositoryBucketIn(this, {
+      key: this.key,
+      accessLogsPrefix: 'repository/',
+      noncurrentVersionDays: props.noncurrentVersionDays ?? 30,
+    });
+  }
+
+  /**
+   * Makes the objects under `keyPatterns` (e.g. `pgsnap/orders-db/wal/*`)
+   * write-once, whoever writes them: the bucket denies a PutObject (and a
+   * CompleteMultipartUpload, the same action) that is not conditional on the
+   * key being absent (`If-None-Match: *`), so an object once there can be
+   * neither overwritten nor replaced, and a host that loses its own
+   * client-side check gains nothing
+   * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
+   * Multipart uploads are refused altogether under these keys (their first
+   * request carries no condition); pgsnap writes single PutObjects. An
+   * imported bucket is its owner's to configure: nothing is added.
+   */
+  writeOnce(keyPatterns: string[]): void {
+    if (!this.key || keyPatterns.length === 0) return;
+    this.bucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'WalAndArtifactsAreWriteOnce',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: keyPatterns.map((pattern) => this.bucket.arnForObjects(pattern)),
+        conditions: { Null: { 's3:if-none-match': 'true' } },
+      }),
+    );
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The age of each cluster's newest completed backup, at the source and in DR,
+ * as metrics: the report-backup-age Lambda, run every 15 minutes by an
+ * EventBridge Scheduler schedule, with read access to the clusters'
+ * repository prefixes and PutMetricData in the state machine's namespace only.
+ */
+import { Duration } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Construct } from 'constructs';
+import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
+import { backupMetrics } from './metrics-and-events.ts';
+
+export interface BackupAgeCluster {
+  name: string;
+  /** The repository URL, as the agent names it. */
+  repository: string;
+  bucket: IBucket;
+  /** `<prefix><cluster>/` */
+  prefix: string;
+  copiedToDr: boolean;
+}
+
+export class BackupAge extends Construct {
+  readonly function: HandlerFunction;
+
+  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[] }) {
+    super(scope, id);
+    const fn = new HandlerFunction(this, 'ReportBackupAge', {
+      handler: 'report-backup-age',
+      description:
+        "pgsnap: reports the age of each cluster's newest completed backup, at the source and in DR",
+      environment: {
+        PGSNAP_FRESHNESS: JSON.stringify(
+          props.clusters.map((c) => ({ name: c.name, repository: c.repository, copiedToDr: c.copiedToDr })),
+        ),
+        PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
+        PGSNAP_METRICS_DIMENSION: backupMetrics.dimension,
+      },
+      timeout: Duration.minutes(2),
+    });
+    this.function = fn;
+    // PutMetricData has no resource-level permissions; the namespace condition holds it to pgsnap's.
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'cloudwatch:namespace': backupMetrics.namespace } },
+      }),
+    );
+    for (const cluster of props.clusters) {
+      const backups = `${cluster.prefix}backups/*`;
+      cluster.bucket.grantRead(fn, backups);
+      acknowledge(fn, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${backups}]`]: `reads the manifests of ${cluster.name}'s backups, under its prefix only`,
+      });
+    }
+    acknowledge(fn, {
+      'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the clusters’ manifests',
+      'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
+      'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantRead: listing the clusters’ catalogs',
+    });
+
+    const role = new Role(this, 'SchedulerRole', {
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      description: 'pgsnap: lets EventBridge Scheduler report the age of the newest backups',
+    });
+    new Schedule(this, 'Schedule', {
+      description: 'pgsnap: the age of the newest backups, for the dashboard',
+      schedule: ScheduleExpression.rate(Duration.minutes(15)),
+      target: new LambdaInvoke(fn, { input: ScheduleTargetInput.fromObject({}), role }),
+    });
+    acknowledge(role, {
+      [`AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`]: wildcardReasons.lambdaVersions,
+    });
+  }
+}

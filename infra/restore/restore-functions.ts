@@ -1,0 +1,266 @@
+/**
+ * The restore's Lambdas, with exactly the rights each step needs. What a
+ * restore may touch is bounded by tags: it creates volumes and instances only
+ * tagged with a configured cluster and a restoreId, and detaches, deletes and
+ * terminates only what carries a restoreId tag, so it can never remove a
+ * source volume or a database host. Built in the caller's scope (the Restore
+ * construct), so that their logical ids are those a deployed stack already has.
+ */
+import { Stack } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Construct } from 'constructs';
+import { snapshotTags } from '#domain/ebs/snapshots';
+import { restoreTags } from '#domain/restore/volumes';
+import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
+import type { RestoreCluster } from './restore-in-aws.ts';
+import type { RestoreFunctions } from './restore-steps.ts';
+
+/** Snapshots and images have no account in their ARN. */
+const accountless = (resource: string) => resource === 'snapshot' || resource === 'image';
+
+/** Every `resource` of EC2 in this account and region (`arn:…:ec2:<region>:<account>:<resource>/*`). */
+export function restoreEc2Arn(scope: Construct, resource: string): string {
+  return Stack.of(scope).formatArn({
+    service: 'ec2',
+    resource,
+    resourceName: '*',
+    ...(accountless(resource) ? { account: '' } : {}),
+  });
+}
+
+/** The cdk-nag finding for the wildcard of restoreEc2Arn. */
+export function ec2Wildcard(scope: Construct, resource: string): string {
+  return `AwsSolutions-IAM5[Resource::${nagArn(scope, 'ec2', `${resource}/*`, accountless(resource) ? { account: false } : {})}]`;
+}
+
+/** Builds the restore's Lambdas for `clusters` in `scope`. */
+export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): RestoreFunctions {
+  const stack = Stack.of(scope);
+  const clusterNames = clusters.map((c) => c.name);
+  const ec2Arn = (resource: string) => restoreEc2Arn(scope, resource);
+  const ofClusters = { [`aws:ResourceTag/${restoreTags.cluster}`]: clusterNames };
+  // Only what a restore made carries a restoreId tag; a source volume or a database host never does.
+  const madeByRestore = {
+    StringEquals: ofClusters,
+    Null: { [`aws:ResourceTag/${restoreTags.restoreId}`]: 'false' },
+  };
+  const taggedAtCreation = {
+    StringEquals: { [`aws:RequestTag/${restoreTags.cluster}`]: clusterNames },
+    Null: { [`aws:RequestTag/${restoreTags.restoreId}`]: 'false' },
+  };
+  const describe = (...actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
+  const clustersVariable = JSON.stringify(
+    clusters.map((c) => ({ name: c.name, repository: `s3://${c.bucket.bucketName}/${c.prefix}` })),
+  );
+
+  const fn = (handler: string, description: string, environment: Record<string, string> = {}) =>
+    new HandlerFunction(scope, handler, { handler, description: `pgsnap: ${description}`, environment });
+  const functions: RestoreFunctions = {
+    prepareRestore: fn('prepare-restore', 'checks a restore request against the backup and its WAL', {
+      PGSNAP_CLUSTERS: clustersVariable,
+    }),
+    findRestoreInstance: fn('find-restore-instance', 'launches or checks the instance a restore goes to'),
+    checkRestoreInstance: fn('check-restore-instance', "checks whether a restore's instance is running"),
+    createRestoreVolumes: fn('create-restore-volumes', "makes a volume from each of a backup's snapshots"),
+    checkRestoreVolumes: fn(
+      'check-restore-volumes',
+      "checks whether a restore's volumes are available or attached",
+    ),
+    attachRestoreVolumes: fn('attach-restore-volumes', "attaches a restore's volumes to its instance"),
+    recordRestore: fn('record-restore', "writes each phase into the restore's record"),
+    releaseRestoreVolumes: fn(
+      'release-restore-volumes',
+      "detaches and deletes a restore's volumes, by their tag",
+    ),
+    terminateRestoreInstance: fn(
+      'terminate-restore-instance',
+      'terminates the instance a restore launched, by its tag',
+    ),
+  };
+  const f = functions;
+
+  // The repository: everything of the cluster read (manifests, artifacts, the WAL listing), restore records written.
+  for (const cluster of clusters) {
+    const root = `${cluster.prefix}${cluster.name}`;
+    cluster.bucket.grantRead(f.prepareRestore, `${root}/*`);
+    cluster.bucket.grantRead(f.findRestoreInstance, `${root}/backups/*`);
+    for (const writer of [
+      f.prepareRestore,
+      f.findRestoreInstance,
+      f.createRestoreVolumes,
+      f.checkRestoreVolumes,
+      f.attachRestoreVolumes,
+      f.recordRestore,
+    ]) {
+      cluster.bucket.grantReadWrite(writer, `${root}/restores/*`);
+      acknowledge(writer, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/restores/*]`]: `reads and rewrites the records of ${cluster.name}'s restores, under its prefix only`,
+      });
+    }
+    acknowledge(f.prepareRestore, {
+      [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/*]`]: `reads ${cluster.name}'s manifests and artifacts and lists its WAL, to check a restore before anything is made`,
+    });
+    acknowledge(f.findRestoreInstance, {
+      [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/backups/*]`]: `reads ${cluster.name}'s manifests, to refuse the source host as a restore target`,
+    });
+  }
+
+  f.prepareRestore.addToRolePolicy(describe('ec2:DescribeVolumes'));
+  f.findRestoreInstance.addToRolePolicy(describe('ec2:DescribeInstances', 'ec2:DescribeVolumes'));
+  f.findRestoreInstance.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:RunInstances'],
+      resources: [ec2Arn('instance'), ec2Arn('volume')],
+      conditions: taggedAtCreation,
+    }),
+  );
+  f.findRestoreInstance.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:RunInstances'],
+      resources: ['network-interface', 'subnet', 'security-group', 'launch-template', 'key-pair']
+        .map(ec2Arn)
+        .concat(ec2Arn('image')),
+    }),
+  );
+  f.findRestoreInstance.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:CreateTags'],
+      resources: [ec2Arn('instance'), ec2Arn('volume')],
+      conditions: { StringEquals: { 'ec2:CreateAction': 'RunInstances' } },
+    }),
+  );
+  // A drill instance's profile: only roles named for pgsnap, passed only to EC2.
+  f.findRestoreInstance.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['iam:PassRole'],
+      resources: [
+        stack.formatArn({ service: 'iam', region: '', resource: 'role', resourceName: 'pgsnap-*' }),
+      ],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+    }),
+  );
+  f.checkRestoreInstance.addToRolePolicy(describe('ec2:DescribeInstances'));
+
+  f.createRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:CreateVolume'],
+      resources: [ec2Arn('volume')],
+      conditions: taggedAtCreation,
+    }),
+  );
+  f.createRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:CreateVolume'],
+      resources: [ec2Arn('snapshot')],
+      conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
+    }),
+  );
+  f.createRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:CreateTags'],
+      resources: [ec2Arn('volume')],
+      conditions: { StringEquals: { 'ec2:CreateAction': 'CreateVolume' } },
+    }),
+  );
+  // Volumes from encrypted snapshots: EBS uses the key on the caller's behalf, and only through EC2.
+  f.createRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({
+      actions: [
+        'kms:CreateGrant',
+        'kms:Decrypt',
+        'kms:DescribeKey',
+        'kms:GenerateDataKeyWithoutPlaintext',
+        'kms:ReEncryptFrom',
+        'kms:ReEncryptTo',
+      ],
+      resources: [stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
+      conditions: { StringEquals: { 'kms:ViaService': `ec2.${stack.region}.amazonaws.com` } },
+    }),
+  );
+  f.checkRestoreVolumes.addToRolePolicy(describe('ec2:DescribeVolumes'));
+  f.attachRestoreVolumes.addToRolePolicy(describe('ec2:DescribeInstances', 'ec2:DescribeVolumes'));
+  f.attachRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:AttachVolume'],
+      resources: [ec2Arn('volume')],
+      conditions: madeByRestore,
+    }),
+  );
+  f.attachRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({ actions: ['ec2:AttachVolume'], resources: [ec2Arn('instance')] }),
+  );
+  f.releaseRestoreVolumes.addToRolePolicy(describe('ec2:DescribeVolumes'));
+  f.releaseRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:DetachVolume', 'ec2:DeleteVolume'],
+      resources: [ec2Arn('volume')],
+      conditions: madeByRestore,
+    }),
+  );
+  f.releaseRestoreVolumes.addToRolePolicy(
+    new PolicyStatement({ actions: ['ec2:DetachVolume'], resources: [ec2Arn('instance')] }),
+  );
+  f.terminateRestoreInstance.addToRolePolicy(describe('ec2:DescribeInstances'));
+  f.terminateRestoreInstance.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:TerminateInstances'],
+      resources: [ec2Arn('instance')],
+      conditions: madeByRestore,
+    }),
+  );
+  const wildcard = (resource: string) => ec2Wildcard(scope, resource);
+  const createdByRestore =
+    'new resources, whose ids are not known before; allowed only when tagged with a configured cluster and a restoreId (aws:RequestTag)';
+  const onlyMadeByRestore =
+    'only resources a restore made (tagged with a restoreId and a configured cluster, aws:ResourceTag)';
+  acknowledge(f.findRestoreInstance, {
+    [wildcard('instance')]: createdByRestore,
+    [wildcard('volume')]: createdByRestore,
+    [wildcard('network-interface')]:
+      "RunInstances from the operator's launch template uses its network interfaces, subnet, security groups, key pair and AMI",
+    [wildcard('subnet')]: 'the subnet the restore request (or drills.launch) names, not known before',
+    [wildcard('security-group')]: "the launch template's security groups, chosen by the operator",
+    [wildcard('launch-template')]: "the operator's launch template, named in the request",
+    [wildcard('key-pair')]:
+      "the key pair the operator's launch template names, if any; RunInstances needs it to launch",
+    [wildcard('image')]: "the AMI the operator's launch template names, in scope or another account",
+    [`AwsSolutions-IAM5[Resource::${nagArn(scope, 'iam', 'role/pgsnap-*').replace(/:iam:[^:]*:/, ':iam::')}]`]:
+      'passes only roles named pgsnap-*, and only to EC2 (iam:PassedToService)',
+  });
+  acknowledge(f.createRestoreVolumes, {
+    [wildcard('volume')]: createdByRestore,
+    [wildcard('snapshot')]: 'only snapshots tagged with a configured cluster (aws:ResourceTag)',
+    [`AwsSolutions-IAM5[Resource::${nagArn(scope, 'kms', 'key/*')}]`]:
+      "the snapshots' keys are chosen at backup (and DR copy) time; used only through EC2 (kms:ViaService)",
+    'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+      'EBS re-encrypts a volume made from a snapshot with another key',
+  });
+  acknowledge(f.attachRestoreVolumes, {
+    [wildcard('volume')]: onlyMadeByRestore,
+    [wildcard('instance')]:
+      'the target instance is given by the operator or launched by the restore; only volumes a restore made can be attached',
+  });
+  acknowledge(f.releaseRestoreVolumes, {
+    [wildcard('volume')]: onlyMadeByRestore,
+    [wildcard('instance')]:
+      'detaching from whichever instance holds them; only volumes a restore made can be detached',
+  });
+  acknowledge(f.terminateRestoreInstance, { [wildcard('instance')]: onlyMadeByRestore });
+  for (const writer of Object.values(f)) {
+    acknowledge(writer, {
+      'AwsSolutions-IAM5[Action::s3:GetObject*]':
+        'CDK grantRead: object reads, limited to the cluster prefixes',
+      'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
+      'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantRead: listing the catalog and the WAL',
+      'AwsSolutions-IAM5[Action::s3:DeleteObject*]': 'CDK grantReadWrite: limited to the restore records',
+      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantReadWrite: aborting its own multipart uploads',
+      'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
+        'CDK key grant for the repository key, needed for SSE-KMS objects',
+      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+        'CDK key grant for the repository key, needed for SSE-KMS objects',
+    });
+  }
+
+  return functions;
+}

@@ -1,0 +1,386 @@
+/**
+ * The restore itself (DESIGN.md "A restore, step by step"): check the
+ * request, launch or find the target instance and wait until it runs, make a
+ * volume from each snapshot in its zone and wait until they are available,
+ * attach them and wait until they are attached, restore on the host (mount,
+ * recover, start, check), record what the host reported; a drill then tears
+ * everything down. Every failure after the first step goes to `cleanup` with
+ * the error in `$.error`; a refused request made nothing and ends at once.
+ *
+ * The state after the first step is the RestorePlan (domain/restore/steps.ts);
+ * everything else about the restore is in its record in the repository.
+ */
+import { Duration } from 'aws-cdk-lib';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import {
+  Choice,
+  Condition,
+  Fail,
+  type IChainable,
+  type INextable,
+  JsonPath,
+  Pass,
+  Result,
+  type State,
+  StateMachineFragment,
+  Succeed,
+  TaskInput,
+  type TaskStateBase,
+  Wait,
+  WaitTime,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import type { Construct } from 'constructs';
+import { restoreEvents, restoreMetrics } from '#domain/restore/steps';
+import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from '../steps.ts';
+import { restoreStates as states } from './state-names.ts';
+
+export interface RestoreFunctions {
+  prepareRestore: IFunction;
+  findRestoreInstance: IFunction;
+  checkRestoreInstance: IFunction;
+  createRestoreVolumes: IFunction;
+  checkRestoreVolumes: IFunction;
+  attachRestoreVolumes: IFunction;
+  recordRestore: IFunction;
+  releaseRestoreVolumes: IFunction;
+  terminateRestoreInstance: IFunction;
+}
+
+/** The fields every restore step passes to its Lambda. */
+export const restoreOf = {
+  restoreId: JsonPath.stringAt('$.restoreId'),
+  cluster: JsonPath.stringAt('$.cluster'),
+  repository: JsonPath.stringAt('$.repository'),
+};
+
+/** EC2 errors worth a retry on any restore step: throttling and EC2's own faults (EC2 API reference, error codes). */
+export const ec2Retry = {
+  errors: ['RequestLimitExceeded', 'InternalError', 'ServiceUnavailable', 'Lambda.TooManyRequestsException'],
+  interval: Duration.seconds(5),
+  backoffRate: 2,
+  maxAttempts: 4,
+};
+
+/** A step that writes one phase into the restore record. */
+export function recordPhase(
+  scope: Construct,
+  name: (typeof states)[keyof typeof states],
+  fn: IFunction,
+  update: Record<string, unknown>,
+): TaskStateBase {
+  return lambda(scope, name, fn, TaskInput.fromObject({ ...restoreOf, update }), '$.recorded').addRetry(
+    ec2Retry,
+  );
+}
+
+/** The restore's on-host steps: the restore document on the target instance. */
+export function onTarget(
+  scope: Construct,
+  name: (typeof states)[keyof typeof states],
+  host: HostCommands,
+  command: 'restore' | 'teardown',
+  resultPath: string,
+  timeoutSeconds: number,
+): TaskStateBase {
+  return sendCommand(scope, name, host, {
+    instanceIdPath: '$.target.instanceId',
+    subjectPath: '$.restoreId',
+    parameters: { command, restoreId: JsonPath.stringAt('$.restoreId') },
+    resultPath,
+    timeoutSeconds,
+  });
+}
+
+/**
+ * Remove what the restore made: release (detach, delete) its volumes, one
+ * pass at a time until none is left, then terminate the instance it launched.
+ * The drill's teardown and the cleanup path both end a restore this way.
+ */
+export function removeWhatTheRestoreMade(
+  scope: Construct,
+  names: { start: string; release: string; all: string; wait: string; terminate: string },
+  fns: Pick<RestoreFunctions, 'releaseRestoreVolumes' | 'terminateRestoreInstance'>,
+  force: boolean,
+): { start: State; release: TaskStateBase; terminate: TaskStateBase } {
+  const terminate = lambda(
+    scope,
+    names.terminate as never,
+    fns.terminateRestoreInstance,
+    TaskInput.fromObject({ restoreId: JsonPath.stringAt('$.restoreId') }),
+    '$.terminated',
+  ).addRetry(ec2Retry);
+  const start = new Pass(scope, names.start, {
+    result: Result.fromObject({ passes: 0, deleted: [] }),
+    resultPath: '$.release',
+  });
+  const release = lambda(
+    scope,
+    names.release as never,
+    fns.releaseRestoreVolumes,
+    TaskInput.fromObject({
+      restoreId: JsonPath.stringAt('$.restoreId'),
+      force,
+      release: JsonPath.objectAt('$.release'),
+    }),
+    '$.release',
+  ).addRetry(ec2Retry);
+  const all = new Choice(scope, names.all);
+  const wait = new Wait(scope, names.wait, { time: WaitTime.duration(Duration.seconds(5)) });
+  start
+    .next(release)
+    .next(
+      all.when(Condition.numberEquals('$.release.remaining', 0), terminate).otherwise(wait.next(release)),
+    );
+  return { start, release, terminate };
+}
+
+export interface RestoreStepsProps {
+  functions: RestoreFunctions;
+  host: HostCommands;
+  /** Where every failure after the first step goes (the cleanup path). */
+  cleanup: IChainable;
+  /** How long the host may take to recover and check the cluster. */
+  restoreSeconds: number;
+}
+
+export class RestoreSteps extends StateMachineFragment {
+  readonly startState: State;
+  readonly endStates: INextable[] = [];
+
+  constructor(scope: Construct, id: string, props: RestoreStepsProps) {
+    super(scope, id);
+    const { functions: fns, host } = props;
+    const caught = { errors: ['States.ALL'], resultPath: '$.error' };
+
+    const prepare = lambda(
+      this,
+      states.prepare,
+      fns.prepareRestore,
+      TaskInput.fromObject({
+        input: JsonPath.entirePayload,
+        executionName: JsonPath.executionName,
+        executionStartTime: JsonPath.executionStartTime,
+      }),
+    ).addRetry({ ...ec2Retry, errors: ['RepositoryUnreachableError', 'Lambda.TooManyRequestsException'] });
+    const refusedDrill = new Choice(this, states.refusedDrill);
+    const countRefusedDrill = countMetric(this, states.countRefusedDrill, restoreMetrics.drillFailed);
+    const countRefused = countMetric(this, states.countRefused, restoreMetrics.restoreFailed);
+    const announceRefused = announce(this, states.announceRefused, restoreEvents.failed, {
+      cluster: JsonPath.stringAt('$.cluster'),
+      error: JsonPath.stringAt('$.error.Error'),
+      cause: JsonPath.stringAt('$.error.Cause'),
+    });
+    const refused = new Fail(this, states.refused, {
+      errorPath: '$.error.Error',
+      causePath: '$.error.Cause',
+    });
+
+    const findInstance = lambda(
+      this,
+      states.findInstance,
+      fns.findRestoreInstance,
+      TaskInput.fromObject({
+        ...restoreOf,
+        backupId: JsonPath.stringAt('$.backupId'),
+        instance: JsonPath.objectAt('$.instance'),
+      }),
+      '$.target',
+    ).addRetry(ec2Retry);
+    const checkInstance = lambda(
+      this,
+      states.checkInstance,
+      fns.checkRestoreInstance,
+      TaskInput.fromObject({
+        instanceId: JsonPath.stringAt('$.target.instanceId'),
+        since: JsonPath.stringAt('$.target.at'),
+      }),
+      '$.instanceState',
+    ).addRetry(ec2Retry);
+    const instanceRunning = new Choice(this, states.instanceRunning);
+    const waitForInstance = new Wait(this, states.waitForInstance, {
+      time: WaitTime.duration(Duration.seconds(10)),
+    });
+
+    const createVolumes = lambda(
+      this,
+      states.createVolumes,
+      fns.createRestoreVolumes,
+      TaskInput.fromObject({
+        ...restoreOf,
+        availabilityZone: JsonPath.stringAt('$.target.availabilityZone'),
+        options: JsonPath.objectAt('$.volumeOptions'),
+      }),
+      '$.created',
+    ).addRetry(ec2Retry);
+    const checkVolumes = (
+      name: typeof states.checkAvailable | typeof states.checkAttached,
+      wanted: string,
+      since: string,
+    ) =>
+      lambda(
+        this,
+        name,
+        fns.checkRestoreVolumes,
+        TaskInput.fromObject({
+          ...restoreOf,
+          wanted,
+          instanceId: JsonPath.stringAt('$.target.instanceId'),
+          since: JsonPath.stringAt(since),
+        }),
+        '$.volumes',
+      ).addRetry(ec2Retry);
+    const checkAvailable = checkVolumes(states.checkAvailable, 'available', '$.created.at');
+    const allAvailable = new Choice(this, states.allAvailable);
+    const waitForAvailable = new Wait(this, states.waitForAvailable, {
+      time: WaitTime.duration(Duration.seconds(5)),
+    });
+    const attach = lambda(
+      this,
+      states.attachVolumes,
+      fns.attachRestoreVolumes,
+      TaskInput.fromObject({ ...restoreOf, instanceId: JsonPath.stringAt('$.target.instanceId') }),
+      '$.attach',
+    ).addRetry(ec2Retry);
+    const checkAttached = checkVolumes(states.checkAttached, 'attached', '$.attach.at');
+    const allAttached = new Choice(this, states.allAttached);
+    const waitForAttached = new Wait(this, states.waitForAttached, {
+      time: WaitTime.duration(Duration.seconds(3)),
+    });
+
+    const restoreOnHost = onTarget(
+      this,
+      states.restoreOnHost,
+      host,
+      'restore',
+      '$.host',
+      props.restoreSeconds,
+    ).addRetry({
+      // A launched instance's SSM agent registers a minute or two after the instance runs (SendCommand:
+      // InvalidInstanceId, "the instance is not registered with SSM").
+      errors: ['Ssm.InvalidInstanceIdException'],
+      interval: Duration.seconds(20),
+      backoffRate: 1,
+      maxAttempts: 15,
+    });
+    const recordRunning = recordPhase(this, states.recordRunning, fns.recordRestore, {
+      phase: 'running',
+      host: JsonPath.objectAt('$.host'),
+    });
+    const isDrill = new Choice(this, states.isDrill);
+
+    const teardown = onTarget(this, states.teardown, host, 'teardown', '$.teardown', 600);
+    const {
+      start: startRelease,
+      release,
+      terminate,
+    } = removeWhatTheRestoreMade(
+      this,
+      {
+        start: states.startRelease,
+        release: states.release,
+        all: states.allReleased,
+        wait: states.waitForRelease,
+        terminate: states.terminate,
+      },
+      fns,
+      false,
+    );
+    const markCompleted = recordPhase(this, states.markCompleted, fns.recordRestore, {
+      phase: 'completed',
+      cleanup: {
+        deleted: JsonPath.listAt('$.release.deleted'),
+        terminated: JsonPath.listAt('$.terminated.terminated'),
+      },
+    });
+    // The RTO as a metric too (the record has it): known once the host saw the server accept connections.
+    const rtoKnown = new Choice(this, states.rtoKnown);
+    const noteRto = secondsMetric(
+      this,
+      states.noteRto,
+      JsonPath.stringAt('$.outcome.rto'),
+      '$.recorded.rtoSeconds',
+    );
+    const countSucceeded = countMetric(this, states.countSucceeded, JsonPath.stringAt('$.outcome.succeeded'));
+    const announceCompleted = announce(
+      this,
+      states.announceCompleted,
+      JsonPath.stringAt('$.outcome.completedEvent'),
+      {
+        cluster: JsonPath.stringAt('$.cluster'),
+        restoreId: JsonPath.stringAt('$.restoreId'),
+        backupId: JsonPath.stringAt('$.backupId'),
+        mode: JsonPath.stringAt('$.mode'),
+        target: JsonPath.stringAt('$.recoveryTarget'),
+        instanceId: JsonPath.stringAt('$.target.instanceId'),
+      },
+    );
+    const completed = new Succeed(this, states.completed);
+
+    for (const step of [
+      findInstance,
+      checkInstance,
+      createVolumes,
+      checkAvailable,
+      attach,
+      checkAttached,
+      restoreOnHost,
+      recordRunning,
+      teardown,
+      release,
+      terminate,
+      markCompleted,
+    ]) {
+      step.addCatch(props.cleanup, caught);
+    }
+    // Once recorded, the restore is good: failing to count or announce it must not undo it.
+    noteRto.addCatch(countSucceeded, { resultPath: '$.rtoError' });
+    countSucceeded.addCatch(announceCompleted, { resultPath: '$.countError' });
+    announceCompleted.addCatch(completed, { resultPath: '$.announceError' });
+    prepare.addCatch(refusedDrill, caught);
+    countRefusedDrill.addCatch(announceRefused, { resultPath: JsonPath.DISCARD });
+    countRefused.addCatch(announceRefused, { resultPath: JsonPath.DISCARD });
+    announceRefused.addCatch(refused, { resultPath: JsonPath.DISCARD });
+
+    refusedDrill
+      .when(
+        Condition.and(Condition.isPresent('$.mode'), Condition.stringEquals('$.mode', 'drill')),
+        countRefusedDrill.next(announceRefused),
+      )
+      .otherwise(countRefused.next(announceRefused));
+    announceRefused.next(refused);
+
+    prepare
+      .next(findInstance)
+      .next(checkInstance)
+      .next(
+        instanceRunning
+          .when(Condition.booleanEquals('$.instanceState.running', true), createVolumes)
+          .otherwise(waitForInstance.next(checkInstance)),
+      );
+    createVolumes
+      .next(checkAvailable)
+      .next(
+        allAvailable
+          .when(Condition.booleanEquals('$.volumes.ready', true), attach)
+          .otherwise(waitForAvailable.next(checkAvailable)),
+      );
+    countSucceeded.next(announceCompleted).next(completed);
+    noteRto.next(countSucceeded);
+    const succeeded = rtoKnown
+      .when(Condition.isPresent('$.recorded.rtoSeconds'), noteRto)
+      .otherwise(countSucceeded);
+    attach
+      .next(checkAttached)
+      .next(
+        allAttached
+          .when(Condition.booleanEquals('$.volumes.ready', true), restoreOnHost)
+          .otherwise(waitForAttached.next(checkAttached)),
+      );
+    restoreOnHost
+      .next(recordRunning)
+      .next(isDrill.when(Condition.stringEquals('$.mode', 'drill'), teardown).otherwise(succeeded));
+    teardown.next(startRelease);
+    terminate.next(markCompleted).next(succeeded);
+    this.startState = prepare;
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * Where each command a Lambda sends goes (which ARN, which condition keys AWS
+ * sets), at the source (`requestsOf`) and in DR (`drRequestsOf`); it throws on
+ * a command it does not know, so a new command cannot go unchecked.
+ */
+import { grantOperations } from '#domain/ebs/dr-copies';
+import { snapshotTags } from '#domain/ebs/snapshots';
+import { backupMetrics } from '../../infra/monitoring/metrics-and-events.ts';
+import type { IamRequest } from './iam.ts';
+import { type ClusterScope, type Deployed, drRegion, externalId, source } from './iam-deployment.ts';
+import { drPlace, restoreHandlers, restoreRequestsOf } from './iam-restore-requests.ts';
+import { backupId, copierHandlers, type Sent, s3Requests } from './iam-s3-requests.ts';
+import type { SentCommand } from './sent-commands.ts';
+
+export function requestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
+  const key = `${command.client}:${command.operation}`;
+  const tags = {
+    [`aws:RequestTag/${snapshotTags.cluster}`]: c.name,
+    [`aws:RequestTag/${snapshotTags.backupId}`]: backupId,
+    'aws:TagKeys': [snapshotTags.cluster, snapshotTags.backupId],
+  };
+  const ownedBy = { [`aws:ResourceTag/${snapshotTags.cluster}`]: c.name };
+  const ebsUses = (keyArn: string, region: string, actions: string[]) =>
+    actions.map((action) => ({
+      as: 'dr' as const,
+      request: {
+        action,
+        resource: keyArn,
+        context: {
+          'kms:ViaService': `ec2.${region}.amazonaws.com`,
+          ...(action === 'kms:CreateGrant' ? { 'kms:GrantIsForAWSResource': 'true' } : {}),
+        },
+      },
+    }));
+  // Only a WAL fetch asks for an object's versions (Repository.fetchWal), which no Lambda does.
+  if (command.client === 's3' && command.operation === 'ListObjectVersions') return [];
+  if (restoreHandlers.has(handler)) return restoreRequestsOf(command, handler, d, c);
+  if (command.client === 's3') {
+    // record-backup and create-snapshots only read and rewrite the backup's manifest (create-snapshots records
+    // its call there, for idempotency); the others also read the cluster's pin.
+    // report-backup-age only reads the manifests, and retention reads and deletes: neither writes (the
+    // bundle's repository code can).
+    if (handler === 'report-backup-age' && ['PutObject', 'DeleteObject'].includes(command.operation))
+      return [];
+    if (handler === 'apply-retention' && command.operation === 'PutObject') return [];
+    const manifestOnly =
+      handler === 'record-backup' || handler === 'create-snapshots' || handler === 'report-backup-age';
+    const keys = manifestOnly
+      ? [`${c.prefix}backups/${backupId}/manifest.json`]
+      : [`${c.prefix}cluster.json`, `${c.prefix}backups/${backupId}/manifest.json`];
+    const listPrefix = manifestOnly ? `${c.prefix}backups/` : c.prefix;
+    const sent = s3Requests(
+      'own',
+      command.operation,
+      d.sourceBucketArn,
+      d.sourceKeyArn,
+      source.region,
+      keys,
+      listPrefix,
+    );
+    if (!copierHandlers.has(handler)) return sent;
+    // The copy steps read and write, here and in the DR repository (as the DR side), and delete in
+    // neither: the bundle's repository code can; only retention deletes, each side its own.
+    if (command.operation === 'DeleteObject') return [];
+    return [
+      ...sent,
+      ...s3Requests('dr', command.operation, d.drBucketArn, d.drKeyArn, drRegion, keys, listPrefix),
+    ];
+  }
+  switch (key) {
+    case 'ec2:DescribeInstances':
+    case 'ec2:DescribeVolumes':
+      return [{ as: 'own', request: { action: `ec2:${command.operation}`, resource: '*' } }];
+    case 'ec2:DescribeSnapshots':
+      return [
+        { as: 'own', request: { action: 'ec2:DescribeSnapshots', resource: '*' } },
+        ...(copierHandlers.has(handler)
+          ? [{ as: 'dr' as const, request: { action: 'ec2:DescribeSnapshots', resource: '*' } }]
+          : []),
+      ];
+    case 'ec2:CreateSnapshots': {
+      const instanceTags = Object.fromEntries(
+        Object.entries(c.instanceTags).map(([k, v]) => [`aws:ResourceTag/${k}`, v]),
+      );
+      const newSnapshots = `arn:aws:ec2:${source.region}::snapshot/*`;
+      return [
+        {
+          as: 'own',
+          request: { action: 'ec2:CreateSnapshots', resource: c.instanceArn, context: instanceTags },
+        },
+        { as: 'own', request: { action: 'ec2:CreateSnapshots', resource: c.volumeArn } },
+        { as: 'own', request: { action: 'ec2:CreateSnapshots', resource: newSnapshots, context: tags } },
+        {
+          as: 'own',
+          request: {
+            action: 'ec2:CreateTags',
+            resource: newSnapshots,
+            context: { ...tags, 'ec2:CreateAction': 'CreateSnapshots' },
+          },
+        },
+      ];
+    }
+    case 'ec2:DeleteSnapshot': {
+      const atSource = {
+        as: 'own' as const,
+        request: { action: 'ec2:DeleteSnapshot', resource: c.sourceSnapshotArn, context: ownedBy },
+      };
+      if (handler === 'delete-snapshots' || handler === 'apply-retention') return [atSource];
+      throw new Error(`ec2:DeleteSnapshot from ${handler} is not in the table of requests`);
+    }
+    case 'ec2:DescribeLockedSnapshots': {
+      // Asked after a failed delete, wherever that delete was (above): no resource-level permissions.
+      const atSource = {
+        as: 'own' as const,
+        request: { action: 'ec2:DescribeLockedSnapshots', resource: '*' },
+      };
+      if (handler === 'delete-snapshots' || handler === 'apply-retention') return [atSource];
+      throw new Error(`ec2:DescribeLockedSnapshots from ${handler} is not in the table of requests`);
+    }
+    case 'ec2:CopySnapshot': {
+      const newCopies = `arn:aws:ec2:${drRegion}::snapshot/*`;
+      return [
+        { as: 'dr', request: { action: 'ec2:CopySnapshot', resource: c.sourceSnapshotArn } },
+        { as: 'dr', request: { action: 'ec2:CopySnapshot', resource: newCopies, context: tags } },
+        {
+          as: 'dr',
+          request: {
+            action: 'ec2:CreateTags',
+            resource: newCopies,
+            context: { ...tags, 'ec2:CreateAction': 'CopySnapshot' },
+          },
+        },
+        // EBS re-encrypts the copy with the DR key, as the requester (Amazon EBS encryption requirements).
+        ...ebsUses(d.drKeyArn, drRegion, [
+          'kms:CreateGrant',
+          'kms:Decrypt',
+          'kms:DescribeKey',
+          'kms:GenerateDataKeyWithoutPlaintext',
+          'kms:ReEncryptTo',
+        ]),
+        // ...and reads the source with the volumes' key; across accounts through the grant (not modelled).
+        ...(d.crossAccount
+          ? []
+          : ebsUses(d.volumeKeyArn, source.region, [
+              'kms:CreateGrant',
+              'kms:Decrypt',
+              'kms:DescribeKey',
+              'kms:ReEncryptFrom',
+            ])),
+      ];
+    }
+    case 'ec2:LockSnapshot':
+      // Sent only with a configured snapshotLock (the cross-account mode above).
+      if (!d.snapshotLock) return [];
+      return [
+        {
+          as: 'dr',
+          request: {
+            action: 'ec2:LockSnapshot',
+            resource: c.drSnapshotArn,
+            // The configured snapshotLock.days of the cross-account mode (modes above).
+            context: { ...ownedBy, 'ec2:SnapshotLockDuration': '35' },
+          },
+        },
+      ];
+    // Sharing, grants and AssumeRole are what a copy to another account needs (isCrossAccount in the code).
+    case 'ec2:ModifySnapshotAttribute':
+      return d.crossAccount
+        ? [
+            {
+              as: 'own',
+              request: {
+                action: 'ec2:ModifySnapshotAttribute',
+                resource: c.sourceSnapshotArn,
+                context: ownedBy,
+              },
+            },
+          ]
+        : [];
+    case 'kms:DescribeKey':
+    case 'kms:ListGrants':
+    case 'kms:RevokeGrant':
+      return d.crossAccount ? [{ as: 'own', request: { action: key, resource: d.volumeKeyArn } }] : [];
+    case 'kms:CreateGrant':
+      return d.crossAccount
+        ? [
+            {
+              as: 'own',
+              request: {
+                action: key,
+                resource: d.volumeKeyArn,
+                context: { 'kms:GranteePrincipal': d.drRoleArn, 'kms:GrantOperations': grantOperations },
+              },
+            },
+          ]
+        : [];
+    case 'sts:AssumeRole':
+      return d.crossAccount
+        ? [
+            {
+              as: 'own',
+              request: {
+                action: 'sts:AssumeRole',
+                resource: d.drRoleArn,
+                context: { 'sts:ExternalId': externalId },
+              },
+            },
+          ]
+        : [];
+    case 'sfn:StartExecution':
+    case 'sfn:ListExecutions':
+      return [{ as: 'own', request: { action: `states:${command.operation}`, resource: d.stateMachineArn } }];
+    case 'sfn:DescribeExecution':
+      return [
+        {
+          as: 'own',
+          request: {
+            action: 'states:DescribeExecution',
+            resource: `arn:aws:states:${source.region}:${source.account}:execution:pgsnap-prod-backup:${backupId}`,
+          },
+        },
+      ];
+    case 'cloudwatch:PutMetricData':
+      // record-backup's durations and report-backup-age's ages, in the state machine's namespace.
+      return [
+        {
+          as: 'own',
+          request: {
+            action: 'cloudwatch:PutMetricData',
+            resource: '*',
+            context: { 'cloudwatch:namespace': backupMetrics.namespace },
+          },
+        },
+      ];
+    default:
+      throw new Error(`${key} (sent by ${handler}) is not in the table of requests; add where it goes`);
+  }
+}
+
+/**
+ * Where a Lambda of the DR stack sends `command` for cluster `c`: DR
+ * retention over the DR repository and the DR copies, restores from the DR
+ * copies; all as the DR account, with the function's own role.
+ */
+export function drRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
+  const at = drPlace(d, c);
+  if (restoreHandlers.has(handler)) return restoreRequestsOf(command, handler, d, c, at);
+  if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
+  const own = (request: IamRequest): Sent => ({ as: 'own', request });
+  if (command.client === 's3') {
+    // Retention reads and deletes; it never writes (the bundle's repository code can), nor lists versions.
+    if (command.operation === 'ListObjectVersions' || command.operation === 'PutObject') return [];
+    const keys = [
+      `${c.prefix}cluster.json`,
+      `${c.prefix}backups/${backupId}/manifest.json`,
+      `${c.prefix}wal/000000010000000000000003.zst`,
+    ];
+    return s3Requests('own', command.operation, at.bucketArn, at.keyArn, at.region, keys, c.prefix);
+  }
+  const ownedBy = { [`aws:ResourceTag/${snapshotTags.cluster}`]: c.name };
+  switch (`${command.client}:${command.operation}`) {
+    case 'ec2:DescribeSnapshots':
+    case 'ec2:DescribeLockedSnapshots':
+      return [own({ action: `ec2:${command.operation}`, resource: '*' })];
+    case 'ec2:DeleteSnapshot':
+      return [own({ action: 'ec2:DeleteSnapshot', resource: c.drSnapshotArn, context: ownedBy })];
+    default:
+      throw new Error(`${command.client}:${command.operation} (sent by DR ${handler}) is not in the table`);
+  }
+}
