@@ -2,6 +2,7 @@
 import { STSClient } from '@aws-sdk/client-sts';
 import { type CopyProgress, checkDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
+import { backupIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import * as z from '#domain/zod';
@@ -17,7 +18,7 @@ const environmentSchema = z.object({
 });
 
 const eventSchema = z.object({
-  backupId: z.string(),
+  backupId: backupIdSchema,
   dr: z.object({
     account: z.string(),
     region: z.string(),

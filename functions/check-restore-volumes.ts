@@ -5,6 +5,7 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { VolumeFailedError } from '#domain/errors';
+import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import { recordRestore } from '#domain/restore/steps';
@@ -17,8 +18,8 @@ const environmentSchema = z.object({
 });
 
 const eventSchema = z.object({
-  restoreId: z.string(),
-  cluster: z.string(),
+  restoreId: restoreIdSchema,
+  cluster: clusterNameSchema,
   repository: z.string(),
   wanted: z.enum(['available', 'attached']),
   instanceId: z.optional(z.string()),

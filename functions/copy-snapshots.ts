@@ -5,6 +5,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { copyBackupToDrRepository, type DrCopySet, startDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
+import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
@@ -15,8 +16,8 @@ const sts = new STSClient({});
 const environmentSchema = z.object({ PGSNAP_DR: drTargetVariable });
 
 const eventSchema = z.object({
-  cluster: z.string(),
-  backupId: z.string(),
+  cluster: clusterNameSchema,
+  backupId: backupIdSchema,
   repository: z.string(),
   snapshotSet: z.object({
     snapshots: snapshotListSchema,

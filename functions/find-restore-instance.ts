@@ -1,5 +1,6 @@
 /** Lambda for "Launch or find the target instance". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { backupIdSchema, clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import { type TargetInstance, targetInstance } from '#domain/restore/instance';
@@ -9,9 +10,9 @@ import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
-  restoreId: z.string(),
-  cluster: z.string(),
-  backupId: z.string(),
+  restoreId: restoreIdSchema,
+  cluster: clusterNameSchema,
+  backupId: backupIdSchema,
   repository: z.string(),
   instance: instanceRequestSchema,
 });

@@ -4,13 +4,14 @@ import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwat
 import { backupDurationData } from '#domain/backup/durations';
 import { type LifecycleState, recordStep } from '#domain/backup/lifecycle';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
+import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import type { Manifest, ManifestSnapshot } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged, logger } from './commons/logged.ts';
 
-const target = { cluster: z.string(), backupId: z.string(), repository: z.string() };
+const target = { cluster: clusterNameSchema, backupId: backupIdSchema, repository: z.string() };
 
 const eventSchema = z.discriminatedUnion('state', [
   z.object({ ...target, state: z.literal('snapshotting'), snapshots: snapshotListSchema }),

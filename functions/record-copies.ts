@@ -8,6 +8,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { finishDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
+import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
@@ -19,8 +20,8 @@ const sts = new STSClient({});
 const environmentSchema = z.object({ PGSNAP_DR: drTargetVariable });
 
 const target = {
-  cluster: z.string(),
-  backupId: z.string(),
+  cluster: clusterNameSchema,
+  backupId: backupIdSchema,
   repository: z.string(),
   snapshotSet: z.object({
     snapshots: snapshotListSchema,

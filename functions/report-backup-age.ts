@@ -6,6 +6,7 @@
  */
 import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { type BackupFreshness, backupFreshness, freshnessMetrics } from '#domain/backup/freshness';
+import { clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
@@ -14,7 +15,7 @@ import { logged, logger } from './commons/logged.ts';
 const environmentSchema = z.object({
   /** The clusters: name, repository URL, and whether they are copied to DR. */
   PGSNAP_FRESHNESS: jsonText(
-    z.array(z.strictObject({ name: z.string(), repository: z.string(), copiedToDr: z.boolean() })),
+    z.array(z.strictObject({ name: clusterNameSchema, repository: z.string(), copiedToDr: z.boolean() })),
   ),
   PGSNAP_METRICS_NAMESPACE: z.string(),
   PGSNAP_METRICS_DIMENSION: z.string(),

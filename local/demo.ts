@@ -18,8 +18,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type pg from 'pg';
-import { formatDuration, newBackupId } from '#domain/backup/input';
+import { formatDuration } from '#domain/backup/input';
 import { PreconditionError } from '#domain/errors';
+import { newBackupId } from '#domain/ids';
 import { parse } from '../agent/cli/args.ts';
 import { createOutput, type Output } from '../agent/cli/output.ts';
 import { open, type RepositoryChoice } from '../agent/cli/repository-options.ts';
@@ -554,7 +555,7 @@ async function drill(
 ): Promise<DrillResult> {
   progress(`drill "${name}": the restore state machine runs, locally, from the backup's snapshots`);
   const { runRestoreLocally } = await import('./local-restore.ts');
-  const { newRestoreId } = await import('#domain/restore/request');
+  const { newRestoreId } = await import('#domain/ids');
   const restoreId = newRestoreId();
   const port = await freePort();
   const run = await runRestoreLocally({

@@ -1,6 +1,8 @@
 /** The flags of a begin, which `pgsnap begin` and `pgsnap run` both take, mapped onto begin's options. */
-import { formatDuration, parseDuration, validateBackupId, validateLabel } from '#domain/backup/input';
+
+import { formatDuration, parseDuration, validateLabel } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { validateBackupId } from '#domain/ids';
 import { type BeginOptions, defaultMaxDurationMs } from '../session/begin.ts';
 import { maxDurationLimitMs } from '../session/config.ts';
 

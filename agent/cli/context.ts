@@ -1,5 +1,5 @@
 /** What every command resolves first: which cluster, and where its local state lives. */
-import { validateClusterName } from '#domain/backup/input';
+import { validateClusterName } from '#domain/ids';
 import { ClusterState, clusterKey, defaultStateRoot } from '../session/state.ts';
 import { createOutput, type Output } from './output.ts';
 import { type RepositoryChoice, repositoryChoice } from './repository-options.ts';

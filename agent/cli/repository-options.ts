@@ -1,7 +1,7 @@
 /** Which repository a command uses: --repo / PGSNAP_REPO and --cluster / PGSNAP_CLUSTER, validated once here. */
 
-import { validateClusterName } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { validateClusterName } from '#domain/ids';
 import type { Repository } from '#domain/repository/repository';
 
 export interface RepositoryValues {

@@ -1,7 +1,8 @@
 /** `pgsnap agent`: the resident agent service, which holds backup sessions so that begin needs no holder. */
 import { resolve } from 'node:path';
-import { formatDuration, parseDuration, validateClusterName } from '#domain/backup/input';
+import { formatDuration, parseDuration } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { validateClusterName } from '#domain/ids';
 import { parse, refuseTogether } from '../cli/args.ts';
 import { createOutput } from '../cli/output.ts';
 import { singleExecutable } from '../cli/self.ts';

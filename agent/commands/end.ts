@@ -1,5 +1,7 @@
 /** `pgsnap end`: stop the backup, confirm its WAL is archived, hand over the artifacts byte for byte. */
-import { parseDuration, validateBackupId } from '#domain/backup/input';
+
+import { parseDuration } from '#domain/backup/input';
+import { validateBackupId } from '#domain/ids';
 import { parse } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';
 import { table } from '../cli/output.ts';

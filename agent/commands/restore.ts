@@ -4,8 +4,8 @@
  * correctly, from the backup's artifacts and WAL in the repository.
  */
 
-import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { validateBackupId } from '#domain/ids';
 import { parseLsn } from '#domain/wal/lsn';
 import { parse, refuseTogether } from '../cli/args.ts';
 import { createContext } from '../cli/context.ts';

@@ -5,8 +5,9 @@
  */
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
-import { formatDuration, newBackupId } from '#domain/backup/input';
+import { formatDuration } from '#domain/backup/input';
 import { ConnectionError, messageOf, PreconditionError } from '#domain/errors';
+import { newBackupId } from '#domain/ids';
 import type { Context } from '../cli/context.ts';
 import { selfSpawn } from '../cli/self.ts';
 import { abort } from './abort.ts';

@@ -8,8 +8,9 @@
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { validateBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
+import { validateLabel } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
+import { validateBackupId, validateClusterName } from '#domain/ids';
 import type { MonitorConfig } from '../metrics/monitor.ts';
 import { maxDurationLimitMs, type SessionConfig } from './config.ts';
 import { type AgentRequest, answerError, listen, request } from './control.ts';

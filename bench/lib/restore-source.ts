@@ -9,7 +9,7 @@
  * registers its undoing with onCleanup.
  */
 import { join, resolve } from 'node:path';
-import { newBackupId } from '#domain/backup/input';
+import { newBackupId } from '#domain/ids';
 import { createProvider } from '../../agent/providers/create.ts';
 import type { SnapshotProvider } from '../../agent/providers/provider.ts';
 import {

@@ -1,45 +1,26 @@
 /**
  * The restore state machine's steps that are not EC2 calls alone: the first
  * step (the request checked and recorded), the record updated at each phase,
- * and the host's report judged. The state every step reads is RestorePlan;
- * everything else is in the restore record.
+ * and the host's report judged. The state every step reads is RestorePlan
+ * (plan.ts); everything else is in the restore record.
  */
 import { InvalidInputError, RestoreCheckFailedError } from '../errors.ts';
 import { parseWith } from '../parse.ts';
+import { type HostReport, hostReportSchema } from '../repository/host-report.ts';
 import type { Repository } from '../repository/repository.ts';
-import * as z from '../zod.ts';
-import { type HostReport, hostReportSchema } from './host-report.ts';
-import { describeTarget, planRestore } from './plan.ts';
-import { type RestoreRecord, type RestoreVolume, restoreRecordSchemaVersion } from './record.ts';
 import {
-  type InstanceRequest,
-  type RestoreMode,
-  type RestoreRequest,
-  restoreIdOfExecution,
-  restoreRequestSchema,
-} from './request.ts';
+  type RestoreRecord,
+  type RestoreVolume,
+  restoreRecordSchemaVersion,
+} from '../repository/restore-record.ts';
+import * as z from '../zod.ts';
+import { describeTarget, planRestore, type RestorePlan } from './plan.ts';
+import { type RestoreRequest, restoreIdOfExecution, restoreRequestSchema } from './request.ts';
 
 /** What the restore Lambdas know of each cluster: where its repository is (in the DR stack, the DR one). */
 export const restoreClusterSchema = z.object({ name: z.string(), repository: z.string() });
 export const restoreClustersSchema = z.array(restoreClusterSchema);
 export type RestoreCluster = z.infer<typeof restoreClusterSchema>;
-
-/** The state the restore state machine carries between its steps. */
-export interface RestorePlan {
-  restoreId: string;
-  cluster: string;
-  backupId: string;
-  repository: string;
-  mode: RestoreMode;
-  /** The request's instance: given, or to launch. */
-  instance: InstanceRequest;
-  /** How the volumes are made: re-encrypted with another key, at a provisioned initialization rate. */
-  volumeOptions: { kmsKeyId?: string; initializationRate?: number };
-  /** The metrics and event of the outcome, by mode (a drill counts as a drill). */
-  outcome: { succeeded: string; failed: string; rto: string; completedEvent: string };
-  /** Where recovery stops, in words. */
-  recoveryTarget: string;
-}
 
 export const restoreMetrics = {
   restoreSucceeded: 'RestoreSucceeded',

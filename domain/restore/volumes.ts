@@ -20,7 +20,7 @@ import {
   type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { VolumeFailedError } from '../errors.ts';
-import type { RestoreRecord, RestoreVolume } from './record.ts';
+import type { RestoreRecord, RestoreVolume } from '../repository/restore-record.ts';
 
 /** Tags on every volume and instance a restore makes; the cleanup finds them by these. */
 export const restoreTags = { restoreId: 'pgsnap:restore-id', cluster: 'pgsnap:cluster' } as const;
