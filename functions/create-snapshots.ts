@@ -1,6 +1,7 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { createSnapshotSet, hostVolumeSchema, type SnapshotSet } from '#domain/ebs/snapshots';
+import { createSnapshotSet } from '#domain/ebs/create-snapshot-set';
+import { hostVolumeSchema, type SnapshotSet } from '#domain/ebs/snapshots';
 import { PreconditionError } from '#domain/errors';
 import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';

@@ -1,6 +1,6 @@
 /** Lambda for "Delete the backup's snapshots", on the failure path. */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { deleteSnapshotSet } from '#domain/ebs/snapshots';
+import { deleteSnapshotSet } from '#domain/ebs/delete-snapshots';
 import { backupIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';

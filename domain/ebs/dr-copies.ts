@@ -37,10 +37,9 @@ import { ManifestStateError, TimeoutError } from '../errors.ts';
 import { checkClusterPin } from '../repository/cluster-pin.ts';
 import type { Manifest, ManifestCopy } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
+import { nextWaitSeconds, type PollSettings } from './check-snapshot-set.ts';
 import { type DrTarget, isCrossAccount } from './dr-target.ts';
 import {
-  nextWaitSeconds,
-  type PollSettings,
   type SnapshotOfSet,
   snapshotsById,
   snapshotsOfBackup,

@@ -16,6 +16,7 @@ import {
   DescribeVolumesCommand,
   DetachVolumeCommand,
   type EC2Client,
+  paginateDescribeVolumes,
   type Volume,
   type VolumeType,
 } from '@aws-sdk/client-ec2';
@@ -36,17 +37,11 @@ function tagsOf(record: Pick<RestoreRecord, 'restoreId' | 'cluster'>, name: stri
 /** Every volume tagged with the restore, across pages. */
 export async function volumesOfRestore(ec2: EC2Client, restoreId: string): Promise<Volume[]> {
   const found: Volume[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ec2.send(
-      new DescribeVolumesCommand({
-        Filters: [{ Name: `tag:${restoreTags.restoreId}`, Values: [restoreId] }],
-        ...(NextToken ? { NextToken } : {}),
-      }),
-    );
-    found.push(...(page.Volumes ?? []));
-    NextToken = page.NextToken;
-  } while (NextToken);
+  const pages = paginateDescribeVolumes(
+    { client: ec2 },
+    { Filters: [{ Name: `tag:${restoreTags.restoreId}`, Values: [restoreId] }] },
+  );
+  for await (const page of pages) found.push(...(page.Volumes ?? []));
   return found;
 }
 
