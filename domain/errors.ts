@@ -60,6 +60,11 @@ export class SnapshotFailedError extends Error {
   override name = 'SnapshotFailedError';
 }
 
+/** A DR copy could not be made, ended in error, or was given up; the backup itself stays completed. */
+export class CopyFailedError extends Error {
+  override name = 'CopyFailedError';
+}
+
 /**
  * An earlier CreateSnapshots of the backup may have taken a set that cannot
  * be found yet: the backup is given up rather than snapshotted twice.
