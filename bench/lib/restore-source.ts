@@ -1,6 +1,6 @@
 /**
  * The backup a restore benchmark restores, made as `pgsnap demo` makes its
- * own (local/demo.ts, takeBackup): a throwaway cluster whose PGDATA, a
+ * own (local/demo/backup.ts, takeBackup): a throwaway cluster whose PGDATA, a
  * tablespace and pg_wal are on three btrfs volumes when the machine allows
  * (else in directories, copied by the copy provider), archiving with the
  * staged agent's wal-push into a file:// repository, pgbench data in the
