@@ -8,7 +8,7 @@ import { VolumeFailedError } from '#domain/errors';
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import { recordRestore } from '#domain/restore/steps';
+import { recordRestore } from '#domain/restore/lifecycle';
 import { checkRestoreVolumes, type VolumeProgress } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';

@@ -3,7 +3,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import { recordVolumes } from '#domain/restore/steps';
+import { recordVolumes } from '#domain/restore/lifecycle';
 import { createRestoreVolumes } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';

@@ -4,8 +4,8 @@ import { backupIdSchema, clusterNameSchema, restoreIdSchema } from '#domain/ids'
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import { type TargetInstance, targetInstance } from '#domain/restore/instance';
+import { recordRestore } from '#domain/restore/lifecycle';
 import { instanceRequestSchema } from '#domain/restore/request';
-import { recordRestore } from '#domain/restore/steps';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 

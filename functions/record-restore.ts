@@ -2,7 +2,7 @@
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import { type RecordUpdate, recordRestore, recordUpdateSchema } from '#domain/restore/steps';
+import { type RecordUpdate, recordRestore, recordUpdateSchema } from '#domain/restore/lifecycle';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
