@@ -25,7 +25,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRepository } from '#domain/repository/open';
-import type { RestoreRecord } from '#domain/restore/record';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { freePort, newestAvailableMajor, ownedDir } from '../agent/restore/cluster.ts';
 import { type CopyRestoreTimings, copyAndRecover } from './lib/copy-restore.ts';
 import { removeLeftovers } from './lib/leftovers.ts';
@@ -184,7 +184,7 @@ try {
   onCleanup(() => removeLeftovers(work, major));
   const [{ runRestoreLocally }, { newRestoreId }] = await Promise.all([
     import('../local/local-restore.ts'),
-    import('#domain/restore/request'),
+    import('#domain/ids'),
   ]);
   const drills: Measured[] = [];
   const copies: Measured[] = [];

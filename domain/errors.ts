@@ -106,6 +106,18 @@ export class SnapshotFailedError extends Error {
 }
 
 /**
+ * A DR copy could not be made, ended in error, or was given up after `dr.copyHours`; the backup itself stays
+ * completed, both manifests record the failure and the cluster's `CopyFailed` alarm fires.
+ *
+ * What to do: Read the copy's execution and the message (snapshots under the AWS managed key `aws/ebs`
+ * cannot be shared with another account: use a customer managed key). The next backup is copied again; DR
+ * retention removes the half-made copies.
+ */
+export class CopyFailedError extends Error {
+  override name = 'CopyFailedError';
+}
+
+/**
  * An earlier CreateSnapshots of the backup may have taken a set that cannot be found yet: the backup is
  * given up rather than snapshotted twice.
  *

@@ -9,6 +9,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { retentionPolicySchema } from '#domain/backup/retention';
 import { applyEbsRetention, type RetentionSummary } from '#domain/ebs/retention';
+import { clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
@@ -19,7 +20,7 @@ const environmentSchema = z.object({
   PGSNAP_RETENTION: jsonText(z.record(z.string(), retentionPolicySchema)),
 });
 
-const eventSchema = z.object({ cluster: z.string(), repository: z.string() });
+const eventSchema = z.object({ cluster: clusterNameSchema, repository: z.string() });
 
 /** What retention did, or nothing for a cluster without a policy (it keeps everything). */
 export type RetentionOutcome = RetentionSummary | Record<string, never>;

@@ -1,15 +1,16 @@
 /** Lambda for "Attach the volumes to the instance". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import { recordVolumes } from '#domain/restore/steps';
+import { recordVolumes } from '#domain/restore/lifecycle';
 import { attachRestoreVolumes } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
-  restoreId: z.string(),
-  cluster: z.string(),
+  restoreId: restoreIdSchema,
+  cluster: clusterNameSchema,
   repository: z.string(),
   instanceId: z.string(),
 });

@@ -2,12 +2,11 @@
 import { STSClient } from '@aws-sdk/client-sts';
 import { type CopyProgress, checkDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
+import { backupIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
-
-const sts = new STSClient({});
 
 const environmentSchema = z.object({
   PGSNAP_DR: drTargetVariable,
@@ -17,7 +16,7 @@ const environmentSchema = z.object({
 });
 
 const eventSchema = z.object({
-  backupId: z.string(),
+  backupId: backupIdSchema,
   dr: z.object({
     account: z.string(),
     region: z.string(),
@@ -27,25 +26,28 @@ const eventSchema = z.object({
   copyPoll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),
 });
 
-async function handle(event: unknown): Promise<CopyProgress> {
-  const env = parseWith(environmentSchema, process.env, 'the check-copies environment');
-  const request = parseWith(eventSchema, event, 'the check-copies event');
-  const session = await openDrSession(sts, env.PGSNAP_DR, {
-    sessionName: `pgsnap-check-${request.backupId}`,
-  });
-  try {
-    return await checkDrCopies(session.ec2, {
-      copySet: request.dr,
-      attempt: request.copyPoll.attempt,
-      settings: {
-        firstPollSeconds: env.PGSNAP_FIRST_POLL_SECONDS,
-        maxPollSeconds: env.PGSNAP_MAX_POLL_SECONDS,
-        snapshotHours: env.PGSNAP_COPY_HOURS,
-      },
+/** The handler with its STS client given (which assumes the DR role when the copy crosses accounts). */
+export const checkCopiesHandler =
+  (sts: STSClient) =>
+  async (event: unknown): Promise<CopyProgress> => {
+    const env = parseWith(environmentSchema, process.env, 'the check-copies environment');
+    const request = parseWith(eventSchema, event, 'the check-copies event');
+    const session = await openDrSession(sts, env.PGSNAP_DR, {
+      sessionName: `pgsnap-check-${request.backupId}`,
     });
-  } finally {
-    session.close();
-  }
-}
+    try {
+      return await checkDrCopies(session.ec2, {
+        copySet: request.dr,
+        attempt: request.copyPoll.attempt,
+        settings: {
+          firstPollSeconds: env.PGSNAP_FIRST_POLL_SECONDS,
+          maxPollSeconds: env.PGSNAP_MAX_POLL_SECONDS,
+          snapshotHours: env.PGSNAP_COPY_HOURS,
+        },
+      });
+    } finally {
+      session.close();
+    }
+  };
 
-export const handler = logged('check-copies', handle);
+export const handler = logged('check-copies', checkCopiesHandler(new STSClient({})));

@@ -5,9 +5,10 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { VolumeFailedError } from '#domain/errors';
+import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import { recordRestore } from '#domain/restore/steps';
+import { recordRestore } from '#domain/restore/lifecycle';
 import { checkRestoreVolumes, type VolumeProgress } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
@@ -17,8 +18,8 @@ const environmentSchema = z.object({
 });
 
 const eventSchema = z.object({
-  restoreId: z.string(),
-  cluster: z.string(),
+  restoreId: restoreIdSchema,
+  cluster: clusterNameSchema,
   repository: z.string(),
   wanted: z.enum(['available', 'attached']),
   instanceId: z.optional(z.string()),

@@ -1,6 +1,7 @@
 /** Lambda for "Check whether the snapshots are completed": one poll, and the wait before the next. */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { checkSnapshotSet, type SnapshotProgress, snapshotListSchema } from '#domain/ebs/snapshots';
+import { checkSnapshotSet, type SnapshotProgress } from '#domain/ebs/check-snapshot-set';
+import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';

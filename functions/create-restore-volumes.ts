@@ -1,15 +1,16 @@
 /** Lambda for "Create volumes from the snapshots". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import { recordVolumes } from '#domain/restore/steps';
+import { recordVolumes } from '#domain/restore/lifecycle';
 import { createRestoreVolumes } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
-  restoreId: z.string(),
-  cluster: z.string(),
+  restoreId: restoreIdSchema,
+  cluster: clusterNameSchema,
   repository: z.string(),
   availabilityZone: z.string(),
   options: z.object({ kmsKeyId: z.optional(z.string()), initializationRate: z.optional(z.int()) }),

@@ -1,15 +1,17 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { createSnapshotSet, hostVolumeSchema, type SnapshotSet } from '#domain/ebs/snapshots';
+import { createSnapshotSet } from '#domain/ebs/create-snapshot-set';
+import { hostVolumeSchema, type SnapshotSet } from '#domain/ebs/snapshots';
 import { PreconditionError } from '#domain/errors';
+import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
-  cluster: z.string(),
-  backupId: z.string(),
+  cluster: clusterNameSchema,
+  backupId: backupIdSchema,
   instanceId: z.string(),
   /** The backup's repository: the call and its snapshot ids are recorded in the manifest (idempotency). */
   repository: z.optional(z.string()),

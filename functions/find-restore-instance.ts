@@ -1,17 +1,18 @@
 /** Lambda for "Launch or find the target instance". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { backupIdSchema, clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import { type TargetInstance, targetInstance } from '#domain/restore/instance';
+import { recordRestore } from '#domain/restore/lifecycle';
 import { instanceRequestSchema } from '#domain/restore/request';
-import { recordRestore } from '#domain/restore/steps';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
-  restoreId: z.string(),
-  cluster: z.string(),
-  backupId: z.string(),
+  restoreId: restoreIdSchema,
+  cluster: clusterNameSchema,
+  backupId: backupIdSchema,
   repository: z.string(),
   instance: instanceRequestSchema,
 });

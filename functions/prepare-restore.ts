@@ -2,12 +2,8 @@
 
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import {
-  prepareRestore,
-  prepareRestoreEventSchema,
-  type RestorePlan,
-  restoreClustersSchema,
-} from '#domain/restore/steps';
+import type { RestorePlan } from '#domain/restore/plan';
+import { prepareRestore, prepareRestoreEventSchema, restoreClustersSchema } from '#domain/restore/steps';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 

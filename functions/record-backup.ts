@@ -1,16 +1,17 @@
 /** Lambda for the manifest steps: snapshots recorded, backup completed, backup failed. */
 
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { backupDurationData } from '#domain/backup/durations';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { publishBackupDurations } from '#domain/backup/durations';
 import { type LifecycleState, recordStep } from '#domain/backup/lifecycle';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
+import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import type { Manifest, ManifestSnapshot } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged, logger } from './commons/logged.ts';
 
-const target = { cluster: z.string(), backupId: z.string(), repository: z.string() };
+const target = { cluster: clusterNameSchema, backupId: backupIdSchema, repository: z.string() };
 
 const eventSchema = z.discriminatedUnion('state', [
   z.object({ ...target, state: z.literal('snapshotting'), snapshots: snapshotListSchema }),
@@ -31,56 +32,57 @@ const eventSchema = z.discriminatedUnion('state', [
 const ebs = (snapshots: z.infer<typeof snapshotListSchema>): ManifestSnapshot[] =>
   snapshots.map((s) => ({ provider: 'ebs', snapshotId: s.snapshotId, volumeId: s.volumeId, state: s.state }));
 
-async function handle(event: unknown): Promise<{ state: LifecycleState }> {
-  const request = parseWith(eventSchema, event, 'the record-backup event');
-  const repository = await openRepository(request.repository, request.cluster);
-  try {
-    const { state, manifest } = await recordStep(
-      repository,
-      request.backupId,
-      request.state === 'failed'
-        ? { step: 'fail', reason: `${request.error.Error}: ${request.error.Cause ?? 'no cause given'}` }
-        : {
-            step: request.state === 'snapshotting' ? 'snapshotsTaken' : 'snapshotsCompleted',
-            snapshots: ebs(request.snapshots),
-          },
-    );
-    if (request.state === 'completed' && manifest)
-      await publishDurations(manifest, request.snapshotsCreatedAt);
-    return { state };
-  } finally {
-    repository.close();
-  }
-}
-
 const environmentSchema = z.object({
   /** The state machine's namespace and dimension (infra/monitoring/metrics-and-events.ts); unset: nothing is published. */
   PGSNAP_METRICS_NAMESPACE: z.optional(z.string()),
   PGSNAP_METRICS_DIMENSION: z.optional(z.string()),
 });
 
-let cloudwatch: CloudWatchClient | undefined;
+/** The handler with its CloudWatch client given (the completed backup's durations, for the dashboard). */
+export const recordBackupHandler =
+  (cloudwatch: CloudWatchClient) =>
+  async (event: unknown): Promise<{ state: LifecycleState }> => {
+    const request = parseWith(eventSchema, event, 'the record-backup event');
+    const repository = await openRepository(request.repository, request.cluster);
+    try {
+      const { state, manifest } = await recordStep(
+        repository,
+        request.backupId,
+        request.state === 'failed'
+          ? { step: 'fail', reason: `${request.error.Error}: ${request.error.Cause ?? 'no cause given'}` }
+          : {
+              step: request.state === 'snapshotting' ? 'snapshotsTaken' : 'snapshotsCompleted',
+              snapshots: ebs(request.snapshots),
+            },
+      );
+      if (request.state === 'completed' && manifest)
+        await publishDurations(cloudwatch, manifest, request.snapshotsCreatedAt);
+      return { state };
+    } finally {
+      repository.close();
+    }
+  };
 
 /**
- * The completed backup's durations, for the dashboard. The backup is completed whether or not CloudWatch
- * takes them: a failure to publish is logged, and the step goes on.
+ * The backup is completed whether or not CloudWatch takes its durations: a failure to publish is logged,
+ * and the step goes on.
  */
-async function publishDurations(manifest: Manifest, snapshotsCreatedAt: string | undefined): Promise<void> {
+async function publishDurations(
+  cloudwatch: CloudWatchClient,
+  manifest: Manifest,
+  snapshotsCreatedAt: string | undefined,
+): Promise<void> {
   const env = parseWith(environmentSchema, process.env, 'the record-backup environment');
   if (!env.PGSNAP_METRICS_NAMESPACE || !env.PGSNAP_METRICS_DIMENSION) return;
-  const data = backupDurationData(manifest, {
-    dimension: env.PGSNAP_METRICS_DIMENSION,
-    ...(snapshotsCreatedAt ? { snapshotsCreatedAt } : {}),
-  });
-  if (data.length === 0) return;
-  cloudwatch ??= new CloudWatchClient({});
   try {
-    await cloudwatch.send(
-      new PutMetricDataCommand({ Namespace: env.PGSNAP_METRICS_NAMESPACE, MetricData: data }),
-    );
+    await publishBackupDurations(cloudwatch, manifest, {
+      namespace: env.PGSNAP_METRICS_NAMESPACE,
+      dimension: env.PGSNAP_METRICS_DIMENSION,
+      ...(snapshotsCreatedAt ? { snapshotsCreatedAt } : {}),
+    });
   } catch (error) {
     logger.warn('the backup durations were not published', error as Error);
   }
 }
 
-export const handler = logged('record-backup', handle);
+export const handler = logged('record-backup', recordBackupHandler(new CloudWatchClient({})));

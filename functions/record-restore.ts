@@ -1,11 +1,12 @@
 /** Lambda for the restore record's steps: the restored cluster and its checks, the completion, the failure. */
+import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
-import { type RecordUpdate, recordRestore, recordUpdateSchema } from '#domain/restore/steps';
+import { type RecordUpdate, recordRestore, recordUpdateSchema } from '#domain/restore/lifecycle';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
-const target = { restoreId: z.string(), cluster: z.string(), repository: z.string() };
+const target = { restoreId: restoreIdSchema, cluster: clusterNameSchema, repository: z.string() };
 
 const eventSchema = z.union([
   z.object({ ...target, update: recordUpdateSchema }),

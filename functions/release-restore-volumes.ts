@@ -5,6 +5,7 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { VolumeFailedError } from '#domain/errors';
+import { restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { releaseRestoreVolumes } from '#domain/restore/volumes';
 import * as z from '#domain/zod';
@@ -13,7 +14,7 @@ import { logged } from './commons/logged.ts';
 const maxPasses = 60;
 
 const eventSchema = z.object({
-  restoreId: z.string(),
+  restoreId: restoreIdSchema,
   force: z.boolean(),
   release: z._default(z.object({ passes: z.int(), deleted: z.array(z.string()) }), {
     passes: 0,

@@ -4,8 +4,9 @@
  * CloudWatch metrics (NewestBackupAgeSeconds, NewestDrCopyAgeSeconds) for the
  * dashboard. It only reads the repositories.
  */
-import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { type BackupFreshness, backupFreshness, freshnessMetrics } from '#domain/backup/freshness';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { type BackupFreshness, backupFreshness, publishFreshness } from '#domain/backup/freshness';
+import { clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
@@ -14,7 +15,7 @@ import { logged, logger } from './commons/logged.ts';
 const environmentSchema = z.object({
   /** The clusters: name, repository URL, and whether they are copied to DR. */
   PGSNAP_FRESHNESS: jsonText(
-    z.array(z.strictObject({ name: z.string(), repository: z.string(), copiedToDr: z.boolean() })),
+    z.array(z.strictObject({ name: clusterNameSchema, repository: z.string(), copiedToDr: z.boolean() })),
   ),
   PGSNAP_METRICS_NAMESPACE: z.string(),
   PGSNAP_METRICS_DIMENSION: z.string(),
@@ -38,20 +39,10 @@ export const reportBackupAgeHandler =
           repository.close();
         }
         clusters.push(freshness);
-        const dimensions = [{ Name: env.PGSNAP_METRICS_DIMENSION, Value: cluster.name }];
-        const data: MetricDatum[] = [
-          ...(freshness.newest
-            ? [{ MetricName: freshnessMetrics.backupAge, Value: freshness.newest.ageSeconds }]
-            : []),
-          ...(freshness.newestInDr
-            ? [{ MetricName: freshnessMetrics.drCopyAge, Value: freshness.newestInDr.ageSeconds }]
-            : []),
-        ].map((d) => ({ ...d, Unit: 'Seconds', Dimensions: dimensions }));
-        if (data.length > 0) {
-          await cloudwatch.send(
-            new PutMetricDataCommand({ Namespace: env.PGSNAP_METRICS_NAMESPACE, MetricData: data }),
-          );
-        }
+        await publishFreshness(cloudwatch, freshness, {
+          namespace: env.PGSNAP_METRICS_NAMESPACE,
+          dimension: env.PGSNAP_METRICS_DIMENSION,
+        });
       } catch (error) {
         logger.error(`the backup age of ${cluster.name} was not reported`, error as Error);
         failed.push(`${cluster.name} (${(error as Error).name}: ${(error as Error).message})`);

@@ -5,17 +5,18 @@ import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
-const sfn = new SFNClient({});
-
 const environmentSchema = z.object({ PGSNAP_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')) });
 
-async function handle(event: unknown): Promise<StartedBackup> {
-  const { PGSNAP_STATE_MACHINE_ARN } = parseWith(
-    environmentSchema,
-    process.env,
-    'the start-backup environment',
-  );
-  return startBackupExecution(sfn, { stateMachineArn: PGSNAP_STATE_MACHINE_ARN, input: event });
-}
+/** The handler with its Step Functions client given. */
+export const startBackupHandler =
+  (sfn: SFNClient) =>
+  async (event: unknown): Promise<StartedBackup> => {
+    const { PGSNAP_STATE_MACHINE_ARN } = parseWith(
+      environmentSchema,
+      process.env,
+      'the start-backup environment',
+    );
+    return startBackupExecution(sfn, { stateMachineArn: PGSNAP_STATE_MACHINE_ARN, input: event });
+  };
 
-export const handler = logged('start-backup', handle);
+export const handler = logged('start-backup', startBackupHandler(new SFNClient({})));

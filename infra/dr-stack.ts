@@ -20,7 +20,7 @@ import {
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { type Bucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { grantOperations } from '#domain/ebs/dr-copies';
+import { grantOperations } from '#domain/ebs/dr-sharing';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from './config/config.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';

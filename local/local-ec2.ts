@@ -22,7 +22,7 @@ import {
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
-  type EC2Client,
+  EC2Client,
   type Filter,
   RunInstancesCommand,
   type Tag,
@@ -136,9 +136,17 @@ export class LocalEc2 {
       .map((i) => ({ instanceId: i.instanceId, state: i.state }));
   }
 
-  /** The same object typed as the SDK client the domain code takes; it answers only the commands below. */
+  private asClient: EC2Client | undefined;
+
+  /**
+   * An EC2Client whose every call this object answers (only the commands below). It is one by its
+   * prototype, because the SDK's paginators (paginateDescribeSnapshots…) refuse any other client.
+   */
   get client(): EC2Client {
-    return this as unknown as EC2Client;
+    this.asClient ??= Object.assign(Object.create(EC2Client.prototype) as EC2Client, {
+      send: (command: unknown) => this.send(command),
+    });
+    return this.asClient;
   }
 
   /** The provider's snapshots of a backup, for the manifest and the drill. */

@@ -1,5 +1,6 @@
 /** The flags of a begin, which `pgsnap begin` and `pgsnap run` both take, mapped onto begin's options. */
-import { validateBackupId, validateLabel } from '#domain/backup/input';
+import { validateLabel } from '#domain/backup/input';
+import { validateBackupId } from '#domain/ids';
 import { settingsFrom } from '../host/settings.ts';
 import type { BeginOptions } from '../session/begin.ts';
 

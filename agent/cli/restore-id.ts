@@ -1,6 +1,6 @@
 /** `--restore-id`, as mount, restore and unmount take it. */
 import { UsageError } from '#domain/errors';
-import { restoreIdPattern } from '#domain/restore/request';
+import { restoreIdPattern } from '#domain/ids';
 
 export function restoreIdOf(command: string, value: string | undefined): string {
   if (value === undefined)

@@ -1,7 +1,7 @@
 /** A restore record as lines for a person: what was restored, how long each phase took, what the checks said. */
 
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { describeTarget } from '#domain/restore/plan';
-import type { RestoreRecord } from '#domain/restore/record';
 import { table } from './output.ts';
 
 const phases: Array<[keyof RestoreRecord['timings'], string]> = [

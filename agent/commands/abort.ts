@@ -1,5 +1,5 @@
 /** `pgsnap abort`: end the backup session without artifacts. */
-import { validateBackupId } from '#domain/backup/input';
+import { validateBackupId } from '#domain/ids';
 import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';

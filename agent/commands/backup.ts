@@ -1,8 +1,8 @@
 /** `pgsnap backup start`: start a backup in AWS (an execution of the state machine) and follow it. */
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { type ExecutionOutcome, followExecution, startBackupExecution } from '#domain/backup/execution';
-import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { validateBackupId } from '#domain/ids';
 import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';

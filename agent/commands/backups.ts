@@ -1,7 +1,7 @@
 /** `pgsnap backups list` and `pgsnap backups show ID`: the catalog, read from the repository. */
 
-import { validateBackupId } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { validateBackupId } from '#domain/ids';
 import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';

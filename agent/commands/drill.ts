@@ -8,8 +8,9 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatDuration, validateBackupId } from '#domain/backup/input';
+import { formatDuration } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
+import { validateBackupId } from '#domain/ids';
 import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../cli/args.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';

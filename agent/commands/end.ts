@@ -1,5 +1,5 @@
 /** `pgsnap end`: stop the backup, confirm its WAL is archived, hand over the artifacts byte for byte. */
-import { validateBackupId } from '#domain/backup/input';
+import { validateBackupId } from '#domain/ids';
 import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';

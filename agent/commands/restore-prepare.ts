@@ -4,8 +4,9 @@
  * so that PostgreSQL recovers it correctly, from the backup's artifacts and WAL
  * in the repository.
  */
-import { validateBackupId } from '#domain/backup/input';
+
 import { UsageError } from '#domain/errors';
+import { validateBackupId } from '#domain/ids';
 import { table } from '../cli/output.ts';
 import {
   hostFlags,

@@ -4,12 +4,13 @@
  */
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { followExecution } from '#domain/backup/execution';
-import { validateBackupId } from '#domain/backup/input';
+
 import { UsageError } from '#domain/errors';
+import { validateBackupId } from '#domain/ids';
+import type { RecoveryTargetRequest, RestoreRecord } from '#domain/repository/restore-record';
 import { startRestoreExecution } from '#domain/restore/execution';
 import { describeTarget } from '#domain/restore/plan';
-import type { RestoreRecord } from '#domain/restore/record';
-import type { RecoveryTargetRequest, RestoreRequestInput } from '#domain/restore/request';
+import type { RestoreRequestInput } from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { recordLines } from '../cli/restore-lines.ts';

@@ -1,7 +1,7 @@
 /** `pgsnap restores list` and `pgsnap restores show ID`: the restore and drill records, from the repository. */
 import { UsageError } from '#domain/errors';
-import type { RestoreRecord } from '#domain/restore/record';
-import { restoreIdPattern } from '#domain/restore/request';
+import { restoreIdPattern } from '#domain/ids';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { parse } from '../cli/args.ts';
 import { columns } from '../cli/output.ts';
 import { recordLines } from '../cli/restore-lines.ts';

@@ -39,7 +39,7 @@ const deleteSnapshots: SnapshotDeleter = async (manifest: Manifest) => {
   const ebs = live.filter((s) => s.provider === 'ebs');
   if (ebs.length > 0) {
     const { EC2Client } = await import('@aws-sdk/client-ec2');
-    const { deleteSnapshotUnlessLocked } = await import('#domain/ebs/snapshots');
+    const { deleteSnapshotUnlessLocked } = await import('#domain/ebs/delete-snapshots');
     const ec2 = new EC2Client(awsClientConfig());
     try {
       for (const s of ebs) {

@@ -1,7 +1,7 @@
 /** `pgsnap run -- CMD…`: begin, run any snapshot command, end; abort if it fails or is interrupted. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { newBackupId } from '#domain/backup/input';
 import { BackupInvalidError, messageOf, UsageError } from '#domain/errors';
+import { newBackupId } from '#domain/ids';
 import { parse } from '../cli/args.ts';
 import { beginFlags, parseBeginOptions } from '../cli/begin-options.ts';
 import { table } from '../cli/output.ts';

@@ -9,8 +9,9 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { formatDuration, parseDuration, validateClusterName } from '#domain/backup/input';
+import { formatDuration, parseDuration } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { validateClusterName } from '#domain/ids';
 
 /** How a setting's text is read. */
 export type SettingType = 'name' | 'text' | 'path' | 'url' | 'arn' | 'duration' | 'count';

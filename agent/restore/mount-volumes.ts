@@ -30,7 +30,7 @@ import {
   VolumeNotFoundError,
 } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
-import type { RestoreRecord, RestoreVolume } from '#domain/restore/record';
+import type { RestoreRecord, RestoreVolume } from '#domain/repository/restore-record';
 import type { FindmntOutput, SysfsReader } from '../volumes/block-devices.ts';
 import { findmnt, hostSysfs } from '../volumes/discover.ts';
 import { findEbsDevice, holdersOf, partitionOf } from '../volumes/ebs-device.ts';

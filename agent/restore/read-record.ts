@@ -1,7 +1,7 @@
 /** The restore record a target host acts on, from the repository; a missing one says where it was looked for. */
 import { PreconditionError } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
-import type { RestoreRecord } from '#domain/restore/record';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 
 export async function readRecord(repository: Repository, restoreId: string): Promise<RestoreRecord> {
   const record = await repository.readRestoreRecord(restoreId);

@@ -11,10 +11,9 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
+import { type HostReport, hostReportSchema } from '#domain/repository/host-report';
 import type { Repository } from '#domain/repository/repository';
-import { type HostReport, hostReportSchema } from '#domain/restore/host-report';
-import type { RestoreRecord } from '#domain/restore/record';
-import type { RecoveryTargetRequest } from '#domain/restore/request';
+import type { RecoveryTargetRequest, RestoreRecord } from '#domain/repository/restore-record';
 import type { RepositoryChoice } from '../host/repository.ts';
 import { connectionTarget } from '../postgres/client.ts';
 import { appendOwnedFile } from '../postgres/owned-paths.ts';

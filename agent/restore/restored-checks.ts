@@ -9,8 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { messageOf } from '#domain/errors';
-import type { CheckOutcome, HostReport } from '#domain/restore/host-report';
-import type { RestoreRecord } from '#domain/restore/record';
+import type { CheckOutcome, HostReport } from '#domain/repository/host-report';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { type Client, connect } from '../postgres/client.ts';
 import { runAmcheckInBackground } from './checks.ts';
 import { type RestoredServer, serverLog } from './restored-server.ts';

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { PreconditionError, RecoveryTargetNotReachedError, TimeoutError } from '#domain/errors';
-import type { RestoreMode } from '#domain/restore/request';
+import type { RestoreMode } from '#domain/repository/restore-record';
 import { parseLsn } from '#domain/wal/lsn';
 import { fromEnvironment } from '../host/settings.ts';
 import { type Client, connect } from '../postgres/client.ts';

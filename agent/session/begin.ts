@@ -5,8 +5,9 @@
  */
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
-import { formatDuration, newBackupId } from '#domain/backup/input';
+import { formatDuration } from '#domain/backup/input';
 import { ConnectionError, messageOf, PreconditionError } from '#domain/errors';
+import { newBackupId } from '#domain/ids';
 import type { Context } from '../host/context.ts';
 import { selfSpawn } from '../host/self.ts';
 import { agentSocketPath, type SessionRecord } from '../host/state.ts';

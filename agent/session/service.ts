@@ -8,8 +8,9 @@
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { validateBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
+import { validateLabel } from '#domain/backup/input';
 import { PreconditionError, UsageError } from '#domain/errors';
+import { validateBackupId, validateClusterName } from '#domain/ids';
 import { maxDurationLimitMs } from '../host/settings.ts';
 import { agentSocketPath, ClusterState, ensurePrivateDir } from '../host/state.ts';
 import type { MonitorConfig } from '../metrics/monitor.ts';

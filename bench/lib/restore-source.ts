@@ -1,6 +1,6 @@
 /**
  * The backup a restore benchmark restores, made as `pgsnap demo` makes its
- * own (local/demo.ts, takeBackup): a throwaway cluster whose PGDATA, a
+ * own (local/demo/backup.ts, takeBackup): a throwaway cluster whose PGDATA, a
  * tablespace and pg_wal are on three btrfs volumes when the machine allows
  * (else in directories, copied by the copy provider), archiving with the
  * staged agent's wal-push into a file:// repository, pgbench data in the
@@ -9,7 +9,7 @@
  * registers its undoing with onCleanup.
  */
 import { join, resolve } from 'node:path';
-import { newBackupId } from '#domain/backup/input';
+import { newBackupId } from '#domain/ids';
 import { createProvider } from '../../agent/providers/create.ts';
 import type { SnapshotProvider } from '../../agent/providers/provider.ts';
 import {

@@ -4,7 +4,7 @@
  * backup mode, the whole backup, and the snapshots' completion. The
  * record-backup Lambda publishes them when it records a backup as completed.
  */
-import type { MetricDatum } from '@aws-sdk/client-cloudwatch';
+import { type CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import type { Manifest } from '../repository/manifest.ts';
 
 export const backupDurationMetrics = {
@@ -36,4 +36,18 @@ export function backupDurationData(
     datum(backupDurationMetrics.backup, seconds(startedAt, completedAt)),
     datum(backupDurationMetrics.snapshots, seconds(options.snapshotsCreatedAt ?? stoppedAt, completedAt)),
   ];
+}
+
+/** Publishes the completed backup's durations in `namespace`; nothing for a backup without them. */
+export async function publishBackupDurations(
+  cloudwatch: CloudWatchClient,
+  manifest: Manifest,
+  options: { namespace: string; dimension: string; snapshotsCreatedAt?: string },
+): Promise<void> {
+  const data = backupDurationData(manifest, {
+    dimension: options.dimension,
+    ...(options.snapshotsCreatedAt ? { snapshotsCreatedAt: options.snapshotsCreatedAt } : {}),
+  });
+  if (data.length === 0) return;
+  await cloudwatch.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: data }));
 }

@@ -13,16 +13,10 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { InvalidInputError } from '../errors.ts';
+import { backupIdFrom, isBackupId, newBackupId, validateBackupId, validateClusterName } from '../ids.ts';
 import { parseWith } from '../parse.ts';
 import * as z from '../zod.ts';
-import {
-  backupIdFrom,
-  isBackupId,
-  newBackupId,
-  validateBackupId,
-  validateClusterName,
-  validateLabel,
-} from './input.ts';
+import { validateLabel } from './input.ts';
 
 function checkedBy(validate: (value: string) => string) {
   return z.string().check(

@@ -5,6 +5,7 @@
  * completed, in DR when every one of its DR copies is completed too. The age
  * runs from the backup's start (its data is at least that old).
  */
+import { type CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import type { Manifest } from '../repository/manifest.ts';
 import { newestBackups } from '../repository/newest.ts';
 import type { Repository } from '../repository/repository.ts';
@@ -57,4 +58,23 @@ export async function backupFreshness(
     ...(inDr ? { newestInDr: ageOf(inDr) } : {}),
     read,
   };
+}
+
+/** Publishes a cluster's freshness (the ages found) in `namespace`, dimensioned by its name. */
+export async function publishFreshness(
+  cloudwatch: CloudWatchClient,
+  freshness: BackupFreshness,
+  options: { namespace: string; dimension: string },
+): Promise<void> {
+  const dimensions = [{ Name: options.dimension, Value: freshness.cluster }];
+  const data: MetricDatum[] = [
+    ...(freshness.newest
+      ? [{ MetricName: freshnessMetrics.backupAge, Value: freshness.newest.ageSeconds }]
+      : []),
+    ...(freshness.newestInDr
+      ? [{ MetricName: freshnessMetrics.drCopyAge, Value: freshness.newestInDr.ageSeconds }]
+      : []),
+  ].map((d) => ({ ...d, Unit: 'Seconds', Dimensions: dimensions }));
+  if (data.length === 0) return;
+  await cloudwatch.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: data }));
 }

@@ -1,12 +1,12 @@
 /** Validation of operator input, at the edge, with messages that say what to do. */
-import { createHash, randomBytes } from 'node:crypto';
 import { UsageError } from '../errors.ts';
 
 /*
  * Each rule here is the one source of what an input may be: the SSM
- * document's allowedPatterns and the manifest schema are made from these
- * patterns, not written again. They are kept to what both JavaScript and the
- * (Java) regular expressions SSM evaluates read the same way: no \d, no flags.
+ * document's allowedPatterns are made from these patterns, not written again.
+ * They are kept to what both JavaScript and the (Java) regular expressions SSM
+ * evaluates read the same way: no \d, no flags. The ids and the cluster name
+ * are in ../ids.ts.
  */
 
 /**
@@ -52,57 +52,6 @@ export function validateLabel(label: string): string {
     throw new UsageError('--label must not start with "-" or a space');
   }
   return label;
-}
-
-/** What a backupId is (see newBackupId); the manifest, the catalog's listing and the SSM document use it. */
-export const backupIdPattern = /^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
-
-/** The time part of a backupId: UTC, to the second (`20261121T143000Z`). */
-function backupIdStamp(time: Date): string {
-  return time
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}/, '');
-}
-
-/** A backupId sorts by time and is unique: `20261121T143000Z-a1b2c3`. */
-export function newBackupId(now = new Date()): string {
-  return `${backupIdStamp(now)}-${randomBytes(3).toString('hex')}`;
-}
-
-/**
- * The backupId of something that has a time and a name, the same every time
- * it is asked: the time to the second, then the first six hex digits of the
- * SHA-256 of the name (its UTF-8 bytes), so that any name gives a valid one.
- */
-export function backupIdFrom(time: Date, name: string): string {
-  return `${backupIdStamp(time)}-${createHash('sha256').update(name, 'utf8').digest('hex').slice(0, 6)}`;
-}
-
-export function isBackupId(text: string): boolean {
-  return backupIdPattern.test(text);
-}
-
-export function validateBackupId(backupId: string): string {
-  if (!backupIdPattern.test(backupId)) {
-    throw new UsageError(
-      `--backup-id ${JSON.stringify(backupId)} is not a backupId; expected the form 20261121T143000Z-a1b2c3`,
-    );
-  }
-  return backupId;
-}
-
-/** What a cluster name is; the SSM document uses it. */
-export const clusterNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-
-export function validateClusterName(name: string): string {
-  if (!clusterNamePattern.test(name)) {
-    throw new UsageError(
-      `cluster name ${JSON.stringify(name)} is not valid: use 1-63 lower-case letters, digits, . _ -, ` +
-        'starting with a letter or digit (e.g. orders-db)',
-    );
-  }
-  return name;
 }
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

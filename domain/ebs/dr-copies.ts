@@ -18,29 +18,15 @@
  * names the copies, which DR retention deletes from the DR account: nothing
  * here deletes in DR.
  */
-import {
-  CopySnapshotCommand,
-  type EC2Client,
-  LockSnapshotCommand,
-  ModifySnapshotAttributeCommand,
-  type Snapshot,
-} from '@aws-sdk/client-ec2';
-import {
-  CreateGrantCommand,
-  DescribeKeyCommand,
-  type GrantOperation,
-  type KMSClient,
-  ListGrantsCommand,
-  RevokeGrantCommand,
-} from '@aws-sdk/client-kms';
-import { ManifestStateError, TimeoutError } from '../errors.ts';
+import { CopySnapshotCommand, type EC2Client, type Snapshot } from '@aws-sdk/client-ec2';
+import { CopyFailedError, ManifestStateError, TimeoutError } from '../errors.ts';
 import { checkClusterPin } from '../repository/cluster-pin.ts';
 import type { Manifest, ManifestCopy } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
+import { nextWaitSeconds, type PollSettings } from './check-snapshot-set.ts';
+import { type SourceClients, shareWithDrAccount } from './dr-sharing.ts';
 import { type DrTarget, isCrossAccount } from './dr-target.ts';
 import {
-  nextWaitSeconds,
-  type PollSettings,
   type SnapshotOfSet,
   snapshotsById,
   snapshotsOfBackup,
@@ -51,29 +37,6 @@ import {
 /** Tag on a DR copy naming the snapshot it was copied from. */
 export const copyTags = { sourceSnapshotId: 'pgsnap:source-snapshot-id' } as const;
 
-/** What the DR account may do with the source key, and no more: what EBS needs to copy the snapshot. */
-export const grantOperations: GrantOperation[] = [
-  'Decrypt',
-  'DescribeKey',
-  'CreateGrant',
-  'ReEncryptFrom',
-  'GenerateDataKeyWithoutPlaintext',
-];
-
-const grantName = (backupId: string) => `pgsnap-dr-${backupId}`;
-
-/**
- * A DR copy could not be made, ended in error, or was given up after `dr.copyHours`; the backup itself stays
- * completed, both manifests record the failure and the cluster's `CopyFailed` alarm fires.
- *
- * What to do: Read the copy's execution and the message (snapshots under the AWS managed key `aws/ebs`
- * cannot be shared with another account: use a customer managed key). The next backup is copied again; DR
- * retention removes the half-made copies.
- */
-export class CopyFailedError extends Error {
-  override name = 'CopyFailedError';
-}
-
 /** The copies of one backup while they are made: what the later steps need to follow and clean up. */
 export interface DrCopySet {
   account: string;
@@ -83,85 +46,8 @@ export interface DrCopySet {
   startedAt: string;
 }
 
-export interface SourceClients {
-  /** EC2 and KMS in the source account and region. */
-  ec2: EC2Client;
-  kms: KMSClient;
-}
-
-function sourceIdOf(snapshot: Snapshot): string | undefined {
+export function sourceIdOf(snapshot: Snapshot): string | undefined {
   return snapshot.Tags?.find((t) => t.Key === copyTags.sourceSnapshotId)?.Value;
-}
-
-/**
- * The keys that encrypt the source snapshots, which the DR account must be
- * granted. An unencrypted snapshot needs none: it is shared as it is and its
- * copy is encrypted with the DR key. An encrypted snapshot whose key EC2 does
- * not report cannot be granted, and the copy in the DR account would fail
- * later with an error that does not say why; it is refused here, as is a
- * snapshot that does not exist.
- */
-async function keysOfSourceSnapshots(
-  source: SourceClients,
-  target: DrTarget,
-  backupId: string,
-  snapshotIds: string[],
-): Promise<Set<string>> {
-  const described = await snapshotsById(source.ec2, snapshotIds);
-  const missing = snapshotIds.filter((id) => !described.some((s) => s.SnapshotId === id));
-  if (missing.length > 0) {
-    throw new CopyFailedError(
-      `snapshot ${missing.join(', ')} of backup ${backupId} does not exist in ${target.sourceRegion}; ` +
-        'there is nothing to copy to DR',
-    );
-  }
-  const keys = new Set<string>();
-  for (const snapshot of described) {
-    if (!snapshot.Encrypted) continue;
-    if (!snapshot.KmsKeyId) {
-      throw new CopyFailedError(
-        `snapshot ${snapshot.SnapshotId} of backup ${backupId} is encrypted, but EC2 reports no KMS key for it, ` +
-          `so account ${target.account} cannot be granted its use and the copy would fail; encrypt the ` +
-          "cluster's volumes with a customer managed key (EBS encryption by default can name one) and take a new backup",
-      );
-    }
-    keys.add(snapshot.KmsKeyId);
-  }
-  return keys;
-}
-
-/**
- * Shares the source snapshots with the DR account and grants the DR role the
- * use of their keys. Refuses snapshots under the AWS managed key, which no
- * other account can ever use.
- */
-async function shareWithDrAccount(
-  source: SourceClients,
-  target: DrTarget,
-  backupId: string,
-  snapshotIds: string[],
-): Promise<void> {
-  const keys = await keysOfSourceSnapshots(source, target, backupId, snapshotIds);
-  for (const keyId of keys) {
-    const key = await source.kms.send(new DescribeKeyCommand({ KeyId: keyId }));
-    if (key.KeyMetadata?.KeyManager === 'AWS') {
-      throw new CopyFailedError(
-        `the snapshots of backup ${backupId} are encrypted with the AWS managed key ${keyId}, which cannot be ` +
-          `shared with account ${target.account}; encrypt the cluster's volumes with a customer managed key ` +
-          '(EBS encryption by default can name one) and take a new backup',
-      );
-    }
-    await source.kms.send(
-      new CreateGrantCommand({
-        KeyId: keyId,
-        GranteePrincipal: target.roleArn,
-        Operations: grantOperations,
-        // A grant of the same name and parameters is the same grant: a retried step creates no second one.
-        Name: grantName(backupId),
-      }),
-    );
-  }
-  await setSharing(source.ec2, snapshotIds, target.account, 'add');
 }
 
 /**
@@ -271,7 +157,7 @@ export async function copyBackupToDrRepository(
 }
 
 /** The DR-side manifest: the source manifest with the DR copies as its snapshots. */
-function drManifestOf(
+export function drManifestOf(
   manifest: Manifest,
   copies: ManifestCopy[],
   state: 'snapshotting' | 'completed' | 'failed',
@@ -359,170 +245,4 @@ export async function checkDrCopies(
       state: found.find((s) => s.SnapshotId === c.snapshotId)?.State ?? c.state,
     })),
   };
-}
-
-export type CopyOutcome = { outcome: 'completed' } | { outcome: 'failed'; reason: string };
-
-/** The grants `startDrCopies` made on the keys of the source snapshots, found by their name. */
-async function grantsOfBackup(
-  source: SourceClients,
-  target: DrTarget,
-  backupId: string,
-  snapshotIds: string[],
-): Promise<Array<{ keyId: string; grantId: string }>> {
-  const described = await snapshotsById(source.ec2, snapshotIds);
-  const keys = new Set(described.flatMap((s) => (s.Encrypted && s.KmsKeyId ? [s.KmsKeyId] : [])));
-  const grants: Array<{ keyId: string; grantId: string }> = [];
-  for (const keyId of keys) {
-    let Marker: string | undefined;
-    do {
-      const page = await source.kms.send(
-        new ListGrantsCommand({
-          KeyId: keyId,
-          GranteePrincipal: target.roleArn,
-          ...(Marker ? { Marker } : {}),
-        }),
-      );
-      for (const grant of page.Grants ?? []) {
-        if (grant.Name === grantName(backupId) && grant.GrantId)
-          grants.push({ keyId, grantId: grant.GrantId });
-      }
-      Marker = page.Truncated ? page.NextMarker : undefined;
-    } while (Marker);
-  }
-  return grants;
-}
-
-/**
- * Locks completed copies; for failed ones, finds every copy of the backup in
- * the DR region by its tags (also those a step that never returned started)
- * and records them as failed. They are not deleted here: no principal of the
- * source account may delete in DR. DR retention, which runs in the DR
- * account, deletes them with the failed DR-side manifest that names them.
- */
-async function settleCopies(
-  drEc2: EC2Client,
-  request: {
-    target: DrTarget;
-    backupId: string;
-    snapshots: SnapshotOfSet[];
-    copySet?: DrCopySet;
-  } & CopyOutcome,
-): Promise<ManifestCopy[]> {
-  const { target, backupId } = request;
-  if (request.outcome === 'completed') {
-    if (!request.copySet) throw new Error('completed copies need the copy set');
-    const copies = request.copySet.copies.map((c) => ({ ...c, state: 'completed' }));
-    // Locked copies cannot be deleted, in the DR account either, until the lock expires.
-    const lock = target.snapshotLock;
-    if (lock) {
-      for (const copy of copies) {
-        if (!copy.snapshotId) continue;
-        await drEc2.send(
-          new LockSnapshotCommand({
-            SnapshotId: copy.snapshotId,
-            LockMode: lock.mode,
-            LockDuration: lock.days,
-          }),
-        );
-      }
-    }
-    return copies;
-  }
-  const made = await snapshotsOfBackup(drEc2, backupId);
-  return request.snapshots.map((s) => {
-    const snapshotId =
-      request.copySet?.copies.find((c) => c.sourceSnapshotId === s.snapshotId)?.snapshotId ??
-      made.find((m) => sourceIdOf(m) === s.snapshotId)?.SnapshotId;
-    return {
-      account: target.account,
-      region: target.region,
-      sourceSnapshotId: s.snapshotId,
-      ...(snapshotId ? { snapshotId } : {}),
-      volumeId: s.volumeId,
-      state: 'failed',
-      reason: request.reason,
-    };
-  });
-}
-
-/** Takes back the grants on the source keys and the sharing of the source snapshots. */
-async function unshare(
-  source: SourceClients,
-  target: DrTarget,
-  backupId: string,
-  snapshots: SnapshotOfSet[],
-): Promise<void> {
-  const sourceIds = snapshots.map((s) => s.snapshotId);
-  for (const grant of await grantsOfBackup(source, target, backupId, sourceIds)) {
-    await source.kms.send(new RevokeGrantCommand({ KeyId: grant.keyId, GrantId: grant.grantId }));
-  }
-  await setSharing(source.ec2, sourceIds, target.account, 'remove');
-}
-
-/** Shares the snapshots with the DR account (`add`), or takes the sharing back (`remove`). */
-async function setSharing(
-  ec2: EC2Client,
-  snapshotIds: string[],
-  account: string,
-  operation: 'add' | 'remove',
-): Promise<void> {
-  for (const snapshotId of snapshotIds) {
-    await ec2.send(
-      new ModifySnapshotAttributeCommand({
-        SnapshotId: snapshotId,
-        Attribute: 'createVolumePermission',
-        OperationType: operation,
-        UserIds: [account],
-      }),
-    );
-  }
-}
-
-/**
- * Records how the copies ended: takes back the sharing and the grants
- * first, then writes the source manifest (which stays completed) and the
- * DR-side manifest (completed, or failed with the reason). On failure the
- * DR-side manifest names every copy of the backup found in the DR region by
- * its tags, also when the step that started them never returned, so that DR
- * retention (in the DR account) deletes them: a half-made copy restores
- * nothing, and the source account may not delete there.
- */
-export async function finishDrCopies(
-  clients: { source: SourceClients; drEc2: EC2Client },
-  repositories: { source: Repository; dr: Repository },
-  request: {
-    target: DrTarget;
-    backupId: string;
-    /** The source snapshots. */
-    snapshots: SnapshotOfSet[];
-    /** The copies, when they were started. */
-    copySet?: DrCopySet;
-  } & CopyOutcome,
-): Promise<{ copies: ManifestCopy[] }> {
-  const { target, backupId } = request;
-  const now = new Date().toISOString();
-  let copies: ManifestCopy[];
-  // The sharing and the grants are taken back whatever happens here (a lock or a delete refused), and
-  // before any manifest is rewritten: a failure past this point never leaves the source snapshots
-  // readable by the DR account.
-  try {
-    copies = await settleCopies(clients.drEc2, request);
-  } finally {
-    if (isCrossAccount(target)) await unshare(clients.source, target, backupId, request.snapshots);
-  }
-
-  const manifest = await repositories.source.readManifest(backupId);
-  if (!manifest) {
-    throw new ManifestStateError(`backup ${backupId} has no manifest in ${repositories.source.url}`);
-  }
-  await repositories.source.writeManifest({ ...manifest, copies, updatedAt: now });
-  const drManifest = await repositories.dr.readManifest(backupId);
-  if (drManifest || copies.some((c) => c.snapshotId)) {
-    await repositories.dr.writeManifest({
-      ...drManifestOf(manifest, copies, request.outcome),
-      ...(request.outcome === 'failed' ? { failure: { reason: request.reason, at: now } } : {}),
-    });
-  }
-  return { copies };
 }

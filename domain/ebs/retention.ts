@@ -20,7 +20,8 @@ import {
 } from '../backup/retention.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
-import { deleteSnapshotUnlessLocked, snapshotsById, snapshotTags } from './snapshots.ts';
+import { deleteSnapshotUnlessLocked } from './delete-snapshots.ts';
+import { snapshotsById, snapshotTags } from './snapshots.ts';
 
 const liveEbsIds = (manifest: Manifest): string[] =>
   manifest.snapshots.filter((s) => s.provider === 'ebs' && s.state !== 'deleted').map((s) => s.snapshotId);

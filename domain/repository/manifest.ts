@@ -9,7 +9,7 @@
  * stored and the WAL from start to stop is in the repository; `completed`
  * means the snapshots are complete too, and only then is the backup restorable.
  */
-import { backupIdPattern } from '../backup/input.ts';
+import { backupIdPattern } from '../ids.ts';
 import * as z from '../zod.ts';
 import { ManifestInvalidError } from './errors.ts';
 

@@ -1,6 +1,6 @@
 /** Opens a repository from its URL and a cluster name. */
 import type { AwsTimeouts } from '../aws-timeouts.ts';
-import { validateClusterName } from '../backup/input.ts';
+import { validateClusterName } from '../ids.ts';
 import { FileStore } from './file-store.ts';
 import { parseRepositoryUrl, type RepositoryLocation } from './location.ts';
 import { Repository } from './repository.ts';

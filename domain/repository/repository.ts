@@ -7,9 +7,7 @@
  *
  * The same keys in a bucket and in a directory.
  */
-import { backupIdPattern, validateBackupId } from '../backup/input.ts';
-import { parseRestoreRecord, type RestoreRecord, validateRestoreRecord } from '../restore/record.ts';
-import { restoreIdPattern } from '../restore/request.ts';
+import { backupIdPattern, restoreIdPattern, validateBackupId } from '../ids.ts';
 import {
   type ClusterIdentity,
   type ClusterPin,
@@ -21,6 +19,7 @@ import {
 import { CorruptObjectError, RepositoryConflictError, UnknownClusterError } from './errors.ts';
 import { InOrder } from './in-order.ts';
 import { type ArtifactRecord, type Manifest, parseManifest, validateManifest } from './manifest.ts';
+import { parseRestoreRecord, type RestoreRecord, validateRestoreRecord } from './restore-record.ts';
 import type { ObjectStore } from './store.ts';
 import { decodeWalObject, encodeWalObject, readWalObjectHeader, sha256, walExtension } from './wal-object.ts';
 

@@ -7,12 +7,11 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
   ListObjectVersionsCommand,
   type ListObjectVersionsCommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
+  paginateListObjectsV2,
   S3Client,
   type S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -221,25 +220,18 @@ export class S3Store implements ObjectStore {
   async list(prefix: string): Promise<string[]> {
     const full = this.location.prefix ? `${this.location.prefix}/${prefix}` : prefix;
     const names = new Set<string>();
-    let token: string | undefined;
-    do {
-      let page: ListObjectsV2CommandOutput;
-      try {
-        page = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.location.bucket,
-            Prefix: full,
-            Delimiter: '/',
-            ...(token ? { ContinuationToken: token } : {}),
-          }),
-        );
-      } catch (error) {
-        throw this.explain(error, 'ListObjectsV2', prefix || '.');
+    const pages = paginateListObjectsV2(
+      { client: this.client },
+      { Bucket: this.location.bucket, Prefix: full, Delimiter: '/' },
+    );
+    try {
+      for await (const page of pages) {
+        for (const p of page.CommonPrefixes ?? []) names.add(p.Prefix!.slice(full.length).replace(/\/$/, ''));
+        for (const o of page.Contents ?? []) names.add(o.Key!.slice(full.length));
       }
-      for (const p of page.CommonPrefixes ?? []) names.add(p.Prefix!.slice(full.length).replace(/\/$/, ''));
-      for (const o of page.Contents ?? []) names.add(o.Key!.slice(full.length));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    } catch (error) {
+      throw this.explain(error, 'ListObjectsV2', prefix || '.');
+    }
     names.delete('');
     return [...names].sort();
   }

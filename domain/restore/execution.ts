@@ -5,8 +5,9 @@
  */
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { InvalidInputError } from '../errors.ts';
+import { newRestoreId } from '../ids.ts';
 import { parseWith } from '../parse.ts';
-import { newRestoreId, type RestoreRequestInput, restoreRequestSchema } from './request.ts';
+import { type RestoreRequestInput, restoreRequestSchema } from './request.ts';
 
 export interface StartedRestore {
   restoreId: string;

@@ -4,16 +4,40 @@
  * a restore needs to make its volume again, the target is after the backup's
  * consistency point, and the WAL from the backup's start is in the
  * repository without a gap. Nothing is created for a request that fails
- * here; the restore record says why.
+ * here; the restore record says why. RestorePlan is the state every later
+ * step of the restore state machine reads.
  */
 import { ManifestStateError, PreconditionError, WalGapError } from '../errors.ts';
 import type { Manifest, VolumeRecord } from '../repository/manifest.ts';
 import { newestBackup } from '../repository/newest.ts';
 import type { Repository } from '../repository/repository.ts';
+import {
+  type RecoveryTargetRequest,
+  type RestoreMode,
+  type RestoreRecord,
+  type RestoreVolume,
+  restoreRecordSchemaVersion,
+} from '../repository/restore-record.ts';
 import { parseSegmentName, segmentName } from '../wal/file.ts';
 import { parseLsn, walFileName } from '../wal/lsn.ts';
-import { type RestoreRecord, type RestoreVolume, restoreRecordSchemaVersion } from './record.ts';
-import type { RecoveryTargetRequest, RestoreRequest } from './request.ts';
+import type { InstanceRequest, RestoreRequest } from './request.ts';
+
+/** The state the restore state machine carries between its steps. */
+export interface RestorePlan {
+  restoreId: string;
+  cluster: string;
+  backupId: string;
+  repository: string;
+  mode: RestoreMode;
+  /** The request's instance: given, or to launch. */
+  instance: InstanceRequest;
+  /** How the volumes are made: re-encrypted with another key, at a provisioned initialization rate. */
+  volumeOptions: { kmsKeyId?: string; initializationRate?: number };
+  /** The metrics and event of the outcome, by mode (a drill counts as a drill). */
+  outcome: { succeeded: string; failed: string; rto: string; completedEvent: string };
+  /** Where recovery stops, in words. */
+  recoveryTarget: string;
+}
 
 /** The newest completed backup of the cluster, or the one asked for, which must be completed. */
 export async function backupToRestore(repository: Repository, backupId: string): Promise<Manifest> {

@@ -3,24 +3,16 @@
  * which instance, and what to do with the cluster once it runs. Validated
  * once, at the edge (the first step, and `pgsnap restore start`).
  */
-import { randomBytes } from 'node:crypto';
-import { backupIdFrom, backupIdPattern, clusterNamePattern } from '../backup/input.ts';
+import {
+  backupIdFrom,
+  backupIdSchema,
+  clusterNameSchema,
+  restoreIdPattern,
+  restoreIdSchema,
+} from '../ids.ts';
 import { plainAbsolutePath } from '../repository/manifest.ts';
+import { recoveryTargetSchema, restoreChecksSchema, restoreModes } from '../repository/restore-record.ts';
 import * as z from '../zod.ts';
-
-export const restoreModes = ['restore', 'drill', 'standby'] as const;
-export type RestoreMode = (typeof restoreModes)[number];
-
-/** What a restoreId is: `r-` and a backupId's shape, so restores sort by when they were asked for. */
-export const restoreIdPattern = /^r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
-
-export function newRestoreId(now = new Date()): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}/, '');
-  return `r-${stamp}-${randomBytes(3).toString('hex')}`;
-}
 
 /**
  * The restoreId of an execution: the request's, else the execution's name
@@ -32,17 +24,6 @@ export function restoreIdOfExecution(execution: { name: string; startTime: Date 
   if (restoreIdPattern.test(execution.name)) return execution.name;
   return `r-${backupIdFrom(execution.startTime, execution.name)}`;
 }
-
-/** Where recovery stops; none: at the end of the archived WAL. */
-export const recoveryTargetSchema = z.union([
-  z.strictObject({ time: z.iso.datetime({ offset: true }) }),
-  z.strictObject({
-    lsn: z.string().check(z.regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i, 'an LSN such as 16/B374D848')),
-  }),
-  z.strictObject({ name: z.string().check(z.regex(/^[A-Za-z0-9 ._:-]{1,63}$/, 'a restore point name')) }),
-  z.strictObject({ immediate: z.literal(true) }),
-]);
-export type RecoveryTargetRequest = z.infer<typeof recoveryTargetSchema>;
 
 const ec2Id = (prefix: string) =>
   z
@@ -62,25 +43,10 @@ export const instanceRequestSchema = z.union([
 ]);
 export type InstanceRequest = z.infer<typeof instanceRequestSchema>;
 
-/** What the restored cluster is checked for before it counts as restored. */
-export const restoreChecksSchema = z.strictObject({
-  /** pg_amcheck's scope: none, the heap and btree indexes of every database (`all`), or one database. */
-  amcheck: z._default(z.union([z.enum(['none', 'all']), z.strictObject({ database: z.string() })]), 'all'),
-  /** An operator's query whose first column of the first row must read `expect` (as text). */
-  sql: z.optional(
-    z.strictObject({
-      database: z._default(z.string(), 'postgres'),
-      query: z.string().check(z.minLength(1), z.maxLength(4000)),
-      expect: z._default(z.string(), 't'),
-    }),
-  ),
-});
-export type RestoreChecks = z.infer<typeof restoreChecksSchema>;
-
 export const restoreRequestSchema = z.strictObject({
-  cluster: z.string().check(z.regex(clusterNamePattern)),
+  cluster: clusterNameSchema,
   /** A backupId, or "latest": the newest completed backup. */
-  backupId: z._default(z.union([z.literal('latest'), z.string().check(z.regex(backupIdPattern))]), 'latest'),
+  backupId: z._default(z.union([z.literal('latest'), backupIdSchema]), 'latest'),
   target: z.optional(recoveryTargetSchema),
   instance: instanceRequestSchema,
   mode: z._default(z.enum(restoreModes), 'restore'),
@@ -96,7 +62,7 @@ export const restoreRequestSchema = z.strictObject({
   /** The port the restored server listens on (default: the source's). */
   port: z.optional(z.int().check(z.gte(1), z.lte(65535))),
   /** Set by `pgsnap restore start` and the drill schedule; otherwise derived from the execution. */
-  restoreId: z.optional(z.string().check(z.regex(restoreIdPattern))),
+  restoreId: z.optional(restoreIdSchema),
 });
 export type RestoreRequest = z.infer<typeof restoreRequestSchema>;
 export type RestoreRequestInput = z.input<typeof restoreRequestSchema>;

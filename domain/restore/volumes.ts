@@ -16,11 +16,12 @@ import {
   DescribeVolumesCommand,
   DetachVolumeCommand,
   type EC2Client,
+  paginateDescribeVolumes,
   type Volume,
   type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { VolumeFailedError } from '../errors.ts';
-import type { RestoreRecord, RestoreVolume } from './record.ts';
+import type { RestoreRecord, RestoreVolume } from '../repository/restore-record.ts';
 
 /** Tags on every volume and instance a restore makes; the cleanup finds them by these. */
 export const restoreTags = { restoreId: 'pgsnap:restore-id', cluster: 'pgsnap:cluster' } as const;
@@ -36,17 +37,11 @@ function tagsOf(record: Pick<RestoreRecord, 'restoreId' | 'cluster'>, name: stri
 /** Every volume tagged with the restore, across pages. */
 export async function volumesOfRestore(ec2: EC2Client, restoreId: string): Promise<Volume[]> {
   const found: Volume[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ec2.send(
-      new DescribeVolumesCommand({
-        Filters: [{ Name: `tag:${restoreTags.restoreId}`, Values: [restoreId] }],
-        ...(NextToken ? { NextToken } : {}),
-      }),
-    );
-    found.push(...(page.Volumes ?? []));
-    NextToken = page.NextToken;
-  } while (NextToken);
+  const pages = paginateDescribeVolumes(
+    { client: ec2 },
+    { Filters: [{ Name: `tag:${restoreTags.restoreId}`, Values: [restoreId] }] },
+  );
+  for await (const page of pages) found.push(...(page.Volumes ?? []));
   return found;
 }
 

@@ -7,7 +7,8 @@
  */
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { backupIdPattern, clusterNamePattern, labelPattern } from '#domain/backup/input';
+import { labelPattern } from '#domain/backup/input';
+import { backupIdPattern, clusterNamePattern } from '#domain/ids';
 
 /** The document's parameters: what each admits is the interface between state machine and host. */
 export const agentDocumentParameters = {

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { validateClusterName, validateLabel } from '#domain/backup/input';
+import { validateLabel } from '#domain/backup/input';
+import { validateClusterName } from '#domain/ids';
 import { drSchema, retentionSchema } from '../dr/dr-config.ts';
 
 /** Turns one of the agent's validators into a zod check, so a value is judged the same on both sides. */

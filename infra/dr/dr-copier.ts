@@ -9,7 +9,7 @@
 import { Stack } from 'aws-cdk-lib';
 import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { grantOperations } from '#domain/ebs/dr-copies';
+import { grantOperations } from '#domain/ebs/dr-sharing';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from '../config/config.ts';

@@ -8,8 +8,7 @@
  * patterns, as the backup's are (agent-document.ts).
  */
 import type { Construct } from 'constructs';
-import { clusterNamePattern } from '#domain/backup/input';
-import { restoreIdPattern } from '#domain/restore/request';
+import { clusterNamePattern, restoreIdPattern } from '#domain/ids';
 import { agentDocumentParameters, agentDocumentPrelude, PgsnapDocument } from '../backup/agent-document.ts';
 
 export const restoreDocumentParameters = {

@@ -6,14 +6,16 @@
  * source volume or a database host. Built in the caller's scope (the Restore
  * construct), so that their logical ids are those a deployed stack already has.
  */
+
 import { Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { restoreTags } from '#domain/restore/volumes';
+import type { DrillConfig } from '../config/config.ts';
 import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
-import type { RestoreCluster } from './restore-in-aws.ts';
 import type { RestoreFunctions } from './restore-steps.ts';
 
 /** Snapshots and images have no account in their ARN. */
@@ -32,6 +34,14 @@ export function restoreEc2Arn(scope: Construct, resource: string): string {
 /** The cdk-nag finding for the wildcard of restoreEc2Arn. */
 export function ec2Wildcard(scope: Construct, resource: string): string {
   return `AwsSolutions-IAM5[Resource::${nagArn(scope, 'ec2', `${resource}/*`, accountless(resource) ? { account: false } : {})}]`;
+}
+
+/** A cluster the restore state machine may restore: its repository and its drills. */
+export interface RestoreCluster {
+  name: string;
+  bucket: IBucket;
+  prefix: string;
+  drills?: DrillConfig | undefined;
 }
 
 /** Builds the restore's Lambdas for `clusters` in `scope`. */

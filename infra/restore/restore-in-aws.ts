@@ -6,25 +6,19 @@
  */
 import { TimeZone } from 'aws-cdk-lib';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import type { DrillConfig } from '../config/config.ts';
 import { acknowledge } from '../guards/acknowledge.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
 import { RestoreDocument } from './restore-document.ts';
-import { ec2Wildcard, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
+import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
+
+export type { RestoreCluster } from './restore-functions.ts';
+
 import { RestoreStateMachine } from './restore-state-machine.ts';
 import type { RestoreFunctions } from './restore-steps.ts';
-
-export interface RestoreCluster {
-  name: string;
-  bucket: IBucket;
-  prefix: string;
-  drills?: DrillConfig | undefined;
-}
 
 export interface RestoreProps {
   stateMachineName: string;

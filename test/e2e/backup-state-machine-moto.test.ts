@@ -58,7 +58,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { newBackupId } from '#domain/backup/input';
+import { newBackupId } from '#domain/ids';
 import { checkSnapshotsHandler } from '../../functions/check-snapshots.ts';
 import { createSnapshotsHandler } from '../../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../../functions/delete-snapshots.ts';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { newBackupId } from '#domain/backup/input';
+import { newBackupId } from '#domain/ids';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../../functions/create-snapshots.ts';
 import { handler as deleteSnapshots } from '../../functions/delete-snapshots.ts';

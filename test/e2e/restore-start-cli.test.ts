@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { openRepository } from '#domain/repository/open';
-import type { RestoreRecord } from '#domain/restore/record';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { restoreStates as states } from '../../infra/restore/state-names.ts';
 import { TaskTokenEndpoint } from '../../local/task-token-endpoint.ts';
 import { pgsnap } from '../support/pgsnap.ts';

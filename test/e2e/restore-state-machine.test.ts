@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import type { HostReport } from '#domain/restore/host-report';
-import type { RestoreRecord } from '#domain/restore/record';
+import type { HostReport } from '#domain/repository/host-report';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import {

@@ -28,15 +28,11 @@ import {
 import { CreateKeyCommand, KMSClient, ListGrantsCommand } from '@aws-sdk/client-kms';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  checkDrCopies,
-  copyBackupToDrRepository,
-  finishDrCopies,
-  grantOperations,
-  startDrCopies,
-} from '#domain/ebs/dr-copies';
+import { checkDrCopies, copyBackupToDrRepository, startDrCopies } from '#domain/ebs/dr-copies';
+import { grantOperations } from '#domain/ebs/dr-sharing';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { openDrSession } from '#domain/ebs/dr-target';
+import { finishDrCopies } from '#domain/ebs/finish-dr-copies';
 import { applyEbsRetention } from '#domain/ebs/retention';
 import type { SnapshotOfSet } from '#domain/ebs/snapshots';
 import { openRepository } from '#domain/repository/open';

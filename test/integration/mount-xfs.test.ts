@@ -10,8 +10,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RestoreRecord } from '#domain/restore/record';
-import { newRestoreId } from '#domain/restore/request';
+import { newRestoreId } from '#domain/ids';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 

@@ -3,7 +3,7 @@
  * sets), at the source (`requestsOf`) and in DR (`drRequestsOf`); it throws on
  * a command it does not know, so a new command cannot go unchecked.
  */
-import { grantOperations } from '#domain/ebs/dr-copies';
+import { grantOperations } from '#domain/ebs/dr-sharing';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { backupMetrics } from '../../infra/monitoring/metrics-and-events.ts';
 import type { IamRequest } from './iam.ts';

@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSnapshotSet } from '#domain/ebs/snapshots';
+import { createSnapshotSet } from '#domain/ebs/create-snapshot-set';
 import { openRepository } from '#domain/repository/open';
 import type { Repository } from '#domain/repository/repository';
 import { CopyProvider } from '../../agent/providers/copy.ts';

@@ -8,7 +8,8 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { newBackupId, validateClusterName, validateLabel } from '#domain/backup/input';
+import { validateLabel } from '#domain/backup/input';
+import { newBackupId, validateClusterName } from '#domain/ids';
 import { agentDocumentParameters, agentSettingsLine } from '../../infra/backup/agent-document.ts';
 import { replaceLine } from '../../local/agent-document.ts';
 import {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backupIdOfExecution } from '#domain/backup/execution';
-import { validateBackupId } from '#domain/backup/input';
+import { validateBackupId } from '#domain/ids';
 
 const startTime = new Date('2026-11-21T14:30:00.123Z');
 /** The console's default name: a random UUID. */

@@ -6,14 +6,9 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { parseExecutionInput } from '#domain/backup/execution';
-import {
-  maxLabelLength,
-  newBackupId,
-  validateBackupId,
-  validateClusterName,
-  validateLabel,
-} from '#domain/backup/input';
+import { maxLabelLength, validateLabel } from '#domain/backup/input';
 import { type RetentionPolicy, validatePolicy } from '#domain/backup/retention';
+import { newBackupId, validateBackupId, validateClusterName } from '#domain/ids';
 import { validateManifest } from '#domain/repository/manifest';
 import { handler as applyRetention } from '../../functions/apply-retention.ts';
 import { checkSnapshotsHandler } from '../../functions/check-snapshots.ts';

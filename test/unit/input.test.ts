@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  newBackupId,
-  parseDuration,
-  validateBackupId,
-  validateClusterName,
-  validateLabel,
-} from '#domain/backup/input';
+import { parseDuration, validateLabel } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
+import { newBackupId, validateBackupId, validateClusterName } from '#domain/ids';
 
 describe('labels', () => {
   it('accepts ordinary labels', () => {

@@ -8,12 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import {
-  checkSnapshotSet,
-  createSnapshotSet,
-  deleteSnapshotSet,
-  visibilityGraceMs,
-} from '#domain/ebs/snapshots';
+import { checkSnapshotSet } from '#domain/ebs/check-snapshot-set';
+import { createSnapshotSet } from '#domain/ebs/create-snapshot-set';
+import { deleteSnapshotSet } from '#domain/ebs/delete-snapshots';
+import { visibilityGraceMs } from '#domain/ebs/snapshots';
 import { CopyProvider } from '../../agent/providers/copy.ts';
 import { LocalEc2 } from '../../local/local-ec2.ts';
 

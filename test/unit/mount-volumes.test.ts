@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { type RestoreRecord, validateRestoreRecord } from '#domain/restore/record';
+import { type RestoreRecord, validateRestoreRecord } from '#domain/repository/restore-record';
 import { type Host, mountVolumes, refuseLinksOnTheWay } from '../../agent/restore/mount-volumes.ts';
 import { recordedSysfs } from '../../agent/volumes/block-devices.ts';
 

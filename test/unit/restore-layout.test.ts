@@ -4,7 +4,7 @@
  * tablespaces and a WAL volume of its own remapped there.
  */
 import { describe, expect, test } from 'vitest';
-import type { RestoreRecord } from '#domain/restore/record';
+import type { RestoreRecord } from '#domain/repository/restore-record';
 import { restoredPath } from '../../agent/restore/mount-volumes.ts';
 import { restoredLayout } from '../../agent/restore/restore-on-host.ts';
 

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
-import { createSnapshotSet } from '#domain/ebs/snapshots';
+import { createSnapshotSet } from '#domain/ebs/create-snapshot-set';
 import { Repository } from '#domain/repository/repository';
 import { MemoryStore } from '../support/memory-store.ts';
 import { startedManifest } from '../support/started-manifest.ts';

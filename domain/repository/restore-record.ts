@@ -5,14 +5,42 @@
  * what to recover to, what to check). The host never writes it: it answers
  * the state machine, which records the answer.
  */
-import { backupIdPattern } from '../backup/input.ts';
-import { ManifestInvalidError } from '../repository/errors.ts';
-import { volumeRecordSchema } from '../repository/manifest.ts';
+import { backupIdPattern, restoreIdPattern } from '../ids.ts';
 import * as z from '../zod.ts';
+import { ManifestInvalidError } from './errors.ts';
 import { hostReportSchema } from './host-report.ts';
-import { recoveryTargetSchema, restoreChecksSchema, restoreIdPattern, restoreModes } from './request.ts';
+import { volumeRecordSchema } from './manifest.ts';
 
 export const restoreRecordSchemaVersion = 1;
+
+export const restoreModes = ['restore', 'drill', 'standby'] as const;
+export type RestoreMode = (typeof restoreModes)[number];
+
+/** Where recovery stops; none: at the end of the archived WAL. */
+export const recoveryTargetSchema = z.union([
+  z.strictObject({ time: z.iso.datetime({ offset: true }) }),
+  z.strictObject({
+    lsn: z.string().check(z.regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i, 'an LSN such as 16/B374D848')),
+  }),
+  z.strictObject({ name: z.string().check(z.regex(/^[A-Za-z0-9 ._:-]{1,63}$/, 'a restore point name')) }),
+  z.strictObject({ immediate: z.literal(true) }),
+]);
+export type RecoveryTargetRequest = z.infer<typeof recoveryTargetSchema>;
+
+/** What the restored cluster is checked for before it counts as restored. */
+export const restoreChecksSchema = z.strictObject({
+  /** pg_amcheck's scope: none, the heap and btree indexes of every database (`all`), or one database. */
+  amcheck: z._default(z.union([z.enum(['none', 'all']), z.strictObject({ database: z.string() })]), 'all'),
+  /** An operator's query whose first column of the first row must read `expect` (as text). */
+  sql: z.optional(
+    z.strictObject({
+      database: z._default(z.string(), 'postgres'),
+      query: z.string().check(z.minLength(1), z.maxLength(4000)),
+      expect: z._default(z.string(), 't'),
+    }),
+  ),
+});
+export type RestoreChecks = z.infer<typeof restoreChecksSchema>;
 
 /**
  * requested → volumes (created) → attached → restoring (on the host) → running

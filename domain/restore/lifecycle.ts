@@ -1,0 +1,184 @@
+/**
+ * The lifecycle of a restore record (`<cluster>/restores/<restoreId>.json`):
+ * which phase moves it to which state, and which of its timings each phase
+ * stamps. The restore Lambdas change a record only through `applyUpdate`,
+ * `recordRestore` and `recordVolumes`, which read this table; the first step
+ * (steps.ts) writes it `requested`, or `failed` when the request is refused.
+ *
+ *     (none) ─prepare→ requested ─volumesCreated→ volumes ─attached→ attached ─running→ running ─completed→ completed
+ *     (none) ─refused→ failed;  any state ─failed→ failed (after the cleanup, with the reason)
+ *     instance, available and volumesAttached amend the record and keep its state.
+ *
+ * A restore or a standby ends `running`; a drill, torn down, `completed`.
+ */
+import { InvalidInputError, RestoreCheckFailedError } from '../errors.ts';
+import { type HostReport, hostReportSchema } from '../repository/host-report.ts';
+import type { Repository } from '../repository/repository.ts';
+import type { RestoreRecord, RestoreState, RestoreVolume } from '../repository/restore-record.ts';
+import * as z from '../zod.ts';
+import { describeTarget } from './plan.ts';
+
+type Timing = Exclude<keyof RestoreRecord['timings'], 'requestedAt'>;
+
+export interface RestorePhaseRule {
+  /** The state the phase leaves the record in; `same`: it amends the record and keeps its state. */
+  to: RestoreState | 'same';
+  /** The timing it stamps with the time it is recorded. */
+  stamps?: Timing;
+}
+
+export type RestorePhase = RecordUpdate['phase'] | 'volumesCreated' | 'volumesAttached';
+
+/** Every phase after the first step, what state it moves the record to and what time it stamps. */
+export const restoreLifecycle: Readonly<Record<RestorePhase, RestorePhaseRule>> = {
+  instance: { to: 'same', stamps: 'instanceReadyAt' },
+  volumesCreated: { to: 'volumes', stamps: 'volumesCreatedAt' },
+  available: { to: 'same', stamps: 'volumesAvailableAt' },
+  // The devices the volumes were attached as, before the attach is confirmed.
+  volumesAttached: { to: 'same' },
+  attached: { to: 'attached', stamps: 'attachedAt' },
+  // The time the restored server accepted connections is the host's (acceptingAt), not the record's.
+  running: { to: 'running' },
+  completed: { to: 'completed', stamps: 'finishedAt' },
+  failed: { to: 'failed', stamps: 'finishedAt' },
+};
+
+/** The record moved by `phase` at `at`: its state, the timing the phase stamps, and updatedAt. */
+function moved(record: RestoreRecord, phase: RestorePhase, at: string): RestoreRecord {
+  const rule = restoreLifecycle[phase];
+  return {
+    ...record,
+    ...(rule.to === 'same' ? {} : { state: rule.to }),
+    updatedAt: at,
+    timings: { ...record.timings, ...(rule.stamps ? { [rule.stamps]: at } : {}) },
+  };
+}
+
+/** A change to the restore record, one per phase. */
+export const recordUpdateSchema = z.discriminatedUnion('phase', [
+  z.object({
+    phase: z.literal('instance'),
+    instance: z.object({ instanceId: z.string(), availabilityZone: z.string(), launched: z.boolean() }),
+  }),
+  z.object({ phase: z.literal('available') }),
+  z.object({ phase: z.literal('attached') }),
+  z.object({ phase: z.literal('running'), host: hostReportSchema }),
+  z.object({
+    phase: z.literal('completed'),
+    cleanup: z.optional(
+      z.object({ deleted: z.optional(z.array(z.string())), terminated: z.optional(z.array(z.string())) }),
+    ),
+  }),
+  z.object({
+    phase: z.literal('failed'),
+    error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
+    cleanup: z.optional(
+      z.object({ deleted: z.optional(z.array(z.string())), terminated: z.optional(z.array(z.string())) }),
+    ),
+  }),
+]);
+export type RecordUpdate = z.infer<typeof recordUpdateSchema>;
+
+/**
+ * The cause Step Functions gives a caught error: the message alone, or (a
+ * Lambda's error) the whole JSON payload, of which the message is the reason.
+ */
+export function reasonOf(error: { Error: string; Cause?: string | undefined }): string {
+  const cause = error.Cause ?? 'no cause given';
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // Not JSON: the cause is the message.
+  }
+  return cause;
+}
+
+/** The record after `update`; pure, so the e2e tests and the Lambda agree on what each phase writes. */
+export function applyUpdate(record: RestoreRecord, update: RecordUpdate, now = new Date()): RestoreRecord {
+  const at = now.toISOString();
+  const next = moved(record, update.phase, at);
+  switch (update.phase) {
+    case 'instance':
+      next.instance = update.instance;
+      return next;
+    case 'available':
+    case 'attached':
+      return next;
+    case 'running': {
+      const host: HostReport = update.host;
+      next.host = host;
+      if (host.timings.acceptingAt) {
+        next.timings.acceptingAt = host.timings.acceptingAt;
+        next.rtoSeconds = Math.max(
+          0,
+          (Date.parse(host.timings.acceptingAt) - Date.parse(record.timings.requestedAt)) / 1000,
+        );
+      }
+      next.dataKept = {
+        ...(host.lastReplayedCommit ? { lastReplayedCommit: host.lastReplayedCommit } : {}),
+        ...(host.replayLsn ? { replayLsn: host.replayLsn } : {}),
+        target: describeTarget(record.target),
+      };
+      return next;
+    }
+    case 'completed':
+      next.cleanup = {
+        volumesDeleted: update.cleanup?.deleted ?? [],
+        ...(update.cleanup?.terminated?.[0] ? { instanceTerminated: update.cleanup.terminated[0] } : {}),
+        unmounted: true,
+      };
+      return next;
+    case 'failed':
+      next.failure = { error: update.error.Error, reason: reasonOf(update.error), at };
+      next.cleanup = {
+        volumesDeleted: update.cleanup?.deleted ?? [],
+        ...(update.cleanup?.terminated?.[0] ? { instanceTerminated: update.cleanup.terminated[0] } : {}),
+      };
+      return next;
+  }
+}
+
+/** The checks that failed, in words; empty when the host's report passed. */
+export function failedChecks(host: HostReport): string[] {
+  return Object.entries(host.checks)
+    .filter(([, outcome]) => outcome && !outcome.ok)
+    .map(([name, outcome]) => `${name}: ${outcome!.detail}`);
+}
+
+/** Records `update`; the host's report with a failed check is recorded, then fails the restore. */
+export async function recordRestore(
+  repository: Repository,
+  restoreId: string,
+  update: RecordUpdate,
+): Promise<{ state: string; rtoSeconds?: number }> {
+  const record = await repository.readRestoreRecord(restoreId);
+  if (!record) {
+    throw new InvalidInputError(
+      `restore ${restoreId} has no record in ${repository.url}; it was never prepared`,
+    );
+  }
+  const next = applyUpdate(record, update);
+  await repository.writeRestoreRecord(next);
+  if (update.phase === 'running') {
+    const failed = failedChecks(update.host);
+    if (failed.length > 0 || !update.host.ok) {
+      throw new RestoreCheckFailedError(
+        `the restored cluster ${record.cluster} (backup ${record.backupId}) failed its checks: ${failed.join('; ') || 'the host reported a failure'}`,
+      );
+    }
+  }
+  return { state: next.state, ...(next.rtoSeconds !== undefined ? { rtoSeconds: next.rtoSeconds } : {}) };
+}
+
+/** The volumes of the record, with the ids the create step got back (`volumes`) or their devices (`attached`). */
+export async function recordVolumes(
+  repository: Repository,
+  restoreId: string,
+  volumes: RestoreVolume[],
+  state: 'volumes' | 'attached',
+): Promise<void> {
+  const record = (await repository.readRestoreRecord(restoreId))!;
+  const phase = state === 'volumes' ? 'volumesCreated' : 'volumesAttached';
+  await repository.writeRestoreRecord({ ...moved(record, phase, new Date().toISOString()), volumes });
+}
