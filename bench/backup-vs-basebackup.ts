@@ -1,104 +1,7 @@
 /**
- * bench/backup-vs-basebackup: what a backup costs a busy server, pgsnap with
- * btrfs snapshots against pg_basebackup, on the same cluster at several sizes,
- * each with a spread and with an immediate start checkpoint.
- *
- * For each size, one PostgreSQL 15 cluster with PGDATA (pg_wal inside) on a
- * btrfs volume on a loop device, loaded with `pgbench -i` (server-side
- * generation, logged tables), then, each under a pgbench load of its own:
- * - `pgsnap run --provider btrfs`: pgsnap's default mode. pg_backup_start(fast
- *   => false) requests a spread checkpoint, throttled like the regular ones
- *   (checkpoint_completion_target x checkpoint_timeout): what an operator
- *   runs to back up without slowing the database. The goals are this mode's.
- * - `pgsnap run --provider btrfs --fast`: pg_backup_start(fast => true), an
- *   immediate checkpoint, at full speed.
- * - `pg_basebackup -X stream -c spread` (its default) and `-c fast`, into a
- *   plain directory on the same disk: like for like with both pgsnap modes.
- * - with `--with-checkpoint`, `CHECKPOINT` alone, as a reference: the immediate
- *   checkpoint every fast start forces, and what no fast start can go below
- *   (left out by default to keep the run to about half an hour).
- * For each backup: its wall time (process start to exit), TPS during it as a
- * share of the TPS in the baseline before it, the transactions lost against
- * that rate, the latency, and the WAL the server wrote in between
- * (pg_wal_lsn_diff). Goal (issue 6): pgsnap's time grows at most 1.2x from the
- * smallest to the largest size, and its TPS stays at or above 95 % of
- * baseline at every size.
- *
- * The checkpoint regime is the same in the baseline as during the backup:
- * - checkpoint_timeout = 30s, the minimum (with the default 5 min a spread
- *   checkpoint lasts 4.5 min and so would every spread backup), and
- *   checkpoint_completion_target at its default 0.9: a regular checkpoint is
- *   spread over about 27 s of every 30 s, the same 90 % of the time as with
- *   any timeout, but on a shorter cycle (more full-page writes in the WAL
- *   than with a production timeout). max_wal_size = 4GB, so that none is
- *   triggered by WAL. (The load of the cluster runs with 30min, unmeasured.)
- * - Each pgbench run starts right after a CHECKPOINT (every run starts from the
- *   same state, and the timer from a known point); the first regular (timed)
- *   checkpoint starts about 30 s later, with 30 s of the load's dirty pages to
- *   write, as in a steady state. The baseline is the 45 s from 1 s before its
- *   logged start: one whole regular checkpoint, the pause after it, and the
- *   first half of the next one. The backup then starts about 14 s into that
- *   one, mid-cycle, about the average phase of a backup started at a random
- *   time: a spread start waits for the running checkpoint to end and then for
- *   one of its own, spread over another 27 s (so a spread backup lasts about
- *   40 s whatever the size); a fast start makes the running checkpoint finish
- *   at full speed and then runs an immediate one. The baseline's share of time
- *   inside checkpoints and its complete checkpoints, from the server log, are
- *   printed beside it.
- *
- * Choices that shape the figures:
- * - fsync is on while measuring (the test fixture turns it off, and so does the
- *   load, which is not measured): production runs with it,
- *   and it makes every commit wait for the disk, which is where a backup
- *   competes with the load (the checkpoint pg_backup_start requests, the btrfs
- *   transaction commit behind a snapshot, pg_basebackup reading every file and
- *   writing and syncing its copy).
- * - The load is unthrottled (`pgbench -c 2 -j 2`). At a fixed rate below
- *   capacity (`-R`) TPS stays at the rate by construction and a TPS goal is met
- *   whatever the backup costs; only latency would move. Unthrottled, every bit
- *   of disk or CPU the backup takes shows up as lost TPS. With fsync on the
- *   load is bound by commit flushes, not by the 2 cores, so the share measures
- *   interference rather than pgbench merely losing a core. Latency is printed
- *   beside it.
- * - TPS is counted from pgbench's per-transaction log (`-l`: completion time
- *   and latency of every transaction), not its `-P 1` lines: a fast pgsnap
- *   backup lasts a few seconds, and one-second progress lines cannot resolve a
- *   window that short, let alone the checkpoints inside it. The server log's
- *   checkpoint lines split each window into "in a checkpoint" and "outside".
- *   pgbench is ended by terminating its sessions, which makes it close its
- *   logs; a log that does not cover the window is an error.
- * - pgsnap's snapshots are deleted after each measurement (a kept snapshot
- *   makes later writes share extents, which would tax the next baseline),
- *   pg_basebackup's copy too.
- * - One run of each mode per size (the whole run has to fit in about half an
- *   hour); the code takes the median when `runs` is raised.
- *
- * The machine is shared: other processes add noise to every figure. So each
- * row also gets the lowest and highest TPS over 5 s steps of its windows, and
- * the machine's CPU and I/O pressure (PSI) in both: a share is only as good as
- * the calm around it.
- *
- * With `--control[=N]` (3 by default), only pgsnap's default mode is measured,
- * N times, each run followed by the same backup start and stop from psql
- * (PostgreSQL's own part: its checkpoint, no pgsnap process, no snapshot) and
- * by a control: the same window (same phase, same length) with nothing run in
- * it, so that the noise and the checkpoint phase alone can be told from the
- * backup's cost, and PostgreSQL's part of it from pgsnap's. A run with either
- * option is recorded in a file of its own.
- *
- * The load runs in a database of its own (`bench`), and the backups connect
- * to `postgres`, as an application and a backup tool do in production (and
- * as the README asks of pgsnap's PGDATABASE). pg_backup_start runs in a
- * statement, whose snapshot keeps its backend's xmin for the whole wait for
- * the checkpoint (about 40 s here, minutes with a production
- * checkpoint_timeout); PostgreSQL holds back pruning and vacuum only for the
- * tables of the database that backend is connected to, so in the load's own
- * database every row pgbench updates in that time stays, dead, in its HOT
- * chain (pgbench_branches has one row per scale unit, updated by every
- * transaction), and TPS sinks the longer the wait lasts. `--same-database`
- * runs the load in `postgres` too, to measure that.
- *
- * usage: npx tsx bench/backup-vs-basebackup.ts [sizes in GB, default 1,4,8] [--with-checkpoint | --control[=N]] [--same-database]
+ * bench/backup-vs-basebackup: what a backup costs a busy server, pgsnap with btrfs snapshots against
+ * pg_basebackup, on the same cluster at several sizes. How it measures, and why each choice, is in
+ * bench/README.md ("How the backup-cost bench measures").
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -106,6 +9,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { btrfsUnavailable } from '../test/support/btrfs.ts';
 import { systemBin } from '../test/support/cluster.ts';
+import { backupCostPrinter, type Mode, type SizeResult } from './lib/backup-cost-report.ts';
 import { basebackup, type Detail, deleteSnapshots, pgsnapBackup } from './lib/backups.ts';
 import { clusterOnBtrfs } from './lib/btrfs-cluster.ts';
 import { sleep } from './lib/clock.ts';
@@ -119,9 +23,7 @@ import {
   wasInterrupted,
 } from './lib/processes.ts';
 import { Report, resultsPath } from './lib/report.ts';
-import { median } from './lib/stats.ts';
-import { columns, pct, secs } from './lib/table.ts';
-import { type LoadWindows, type Measured, underLoad } from './lib/under-load.ts';
+import { type LoadWindows, underLoad } from './lib/under-load.ts';
 
 const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('--'));
@@ -175,19 +77,6 @@ const measuredSettings = {
   checkpoint_timeout: "'30s'",
 };
 
-type ModeKey =
-  | 'pgsnap'
-  | 'postgres-only'
-  | 'control'
-  | 'pgsnap-fast'
-  | 'basebackup-spread'
-  | 'basebackup-fast'
-  | 'checkpoint';
-interface Mode {
-  key: ModeKey;
-  name: string;
-  runs: number;
-}
 /**
  * In the order they are measured at each size, round by round; one run each, so that 1, 4 and 8 GB fit in
  * about half an hour. With --control, pgsnap's default mode and the control instead, alternating.
@@ -221,15 +110,6 @@ cleanUpOnSignals(
   (signal) => progress(`${signal}: stopping what this benchmark started`),
   (signal) => report.write(`interrupted by ${signal}`),
 );
-
-interface SizeResult {
-  gb: number;
-  scale: number;
-  dbBytes: number;
-  /** The checkpoint settings as the server reported them while measuring. */
-  server: string;
-  runs: Record<ModeKey, Measured<Detail>[]>;
-}
 
 /** Everything one size makes is removed before the next size is loaded, to free its disk. */
 async function measureSize(root: string, gb: number): Promise<SizeResult> {
@@ -325,173 +205,7 @@ async function measureSizeIn(dir: string, gb: number): Promise<SizeResult> {
   return { gb, scale, dbBytes, server, runs };
 }
 
-const share = (m: Measured<unknown>) => m.during.tps / m.base.tps;
-/** Transactions the load did not complete during the backup, against its baseline rate; unlike the share, it grows with the length of the backup. */
-const lost = (m: Measured<unknown>) => ((m.base.tps - m.during.tps) * m.wallMs) / 1000;
-
-const widths = [23, 7, 8, 7, 7, 7, 8, 7, 7, 7, 9, 7, 7, 7, 7];
-
-function printSize(r: SizeResult): void {
-  say(`${r.gb} GB: database ${(r.dbBytes / 2 ** 30).toFixed(2)} GiB (pgbench scale ${r.scale}); ${r.server}`);
-  say(
-    columns(widths, [
-      'backup',
-      'wall s',
-      'TPS base',
-      'during',
-      'share',
-      'lost tx',
-      'lat base',
-      'during',
-      'p95',
-      'WAL MB',
-      'base ckpt',
-      'ckpt s',
-      'buffers',
-      'in ckpt',
-      'outside',
-    ]),
-  );
-  const rows: Array<[string, Measured<Detail>]> = modes.flatMap((mode) =>
-    r.runs[mode.key].map((m, i): [string, Measured<Detail>] => [
-      mode.runs > 1 ? `${mode.name} ${i + 1}` : mode.name,
-      m,
-    ]),
-  );
-  for (const [name, m] of rows) {
-    say(
-      columns(widths, [
-        name,
-        (m.wallMs / 1000).toFixed(2),
-        m.base.tps.toFixed(0),
-        m.during.tps.toFixed(0),
-        pct(share(m)),
-        lost(m).toFixed(0),
-        m.base.meanMs.toFixed(1),
-        m.during.meanMs.toFixed(1),
-        m.during.p95Ms.toFixed(1),
-        (m.walBytes / 2 ** 20).toFixed(1),
-        `${(m.baseInCheckpoint * 100).toFixed(0)}%/${m.baseCompleteCheckpoints.length}`,
-        (m.checkpoints.reduce((sum, c) => sum + c.to - c.from, 0) / 1000).toFixed(2),
-        String(m.checkpoints.reduce((sum, c) => sum + c.buffers, 0)),
-        m.inCheckpoints.ms >= 1000 ? pct(m.inCheckpoints.tps / m.base.tps) : '-',
-        m.outsideCheckpoints.ms >= 1000 ? pct(m.outsideCheckpoints.tps / m.base.tps) : '-',
-      ]),
-    );
-  }
-  for (const [name, m] of rows) {
-    const notes: string[] = [];
-    const p = m.detail.pgsnap;
-    if (p) {
-      notes.push(
-        `pg_backup_start ${secs(p.startCallMs)}, in backup mode ${secs(p.heldMs - p.startCallMs)} ` +
-          `(to pg_backup_stop, ${p.stopCallMs} ms), archive wait ${p.archiveWaitMs} ms`,
-      );
-    }
-    if (m.detail.copiedBytes !== undefined) {
-      notes.push(`copied ${(m.detail.copiedBytes / 2 ** 30).toFixed(2)} GiB`);
-    }
-    notes.push(
-      m.startedIntoCheckpointMs === undefined
-        ? 'started with no checkpoint running'
-        : `started ${secs(m.startedIntoCheckpointMs)} into a running checkpoint`,
-    );
-    const during = m.checkpoints.map((c) =>
-      c.running
-        ? `${c.kind} (still running when the log was read; ${secs(c.to - c.from)} of it in the window)`
-        : `${c.kind} ${secs(c.to - c.from)} (${c.buffers} buffers, sync ${secs(c.syncMs)})`,
-    );
-    notes.push(`checkpoints overlapping it: ${during.length ? during.join(', ') : 'none'}`);
-    say(`  ${name}: ${notes.join('; ')}`);
-    const tpsSteps = (x: { min: number; max: number }) => `${x.min.toFixed(0)}-${x.max.toFixed(0)}`;
-    const stall = (x: { cpu: number; io: number } | undefined) =>
-      x ? `cpu ${pct(x.cpu)}, io ${pct(x.io)}` : 'not available';
-    say(
-      `    noise: TPS in 5 s steps, baseline ${tpsSteps(m.baseSteps)}` +
-        (m.duringSteps ? `, during ${tpsSteps(m.duringSteps)}` : '') +
-        `; machine stalled (PSI some), baseline ${stall(m.baseStall)}, during ${stall(m.duringStall)}`,
-    );
-    say(
-      `    per second (share of baseline TPS in tenths, + at or above it; | checkpoint starts, ! ends): ${m.profile}`,
-    );
-  }
-  say();
-}
-
-/** The modes that take a backup; the CHECKPOINT reference, PostgreSQL alone and the control are not. */
-const backupModes = modes.filter((m) => !['checkpoint', 'control', 'postgres-only'].includes(m.key));
-
-function printSummary(results: SizeResult[]): void {
-  say('Summary (median of the runs of each mode at each size)');
-  const w = [23, 5, 7, 9, 7, 7, 9];
-  say(columns(w, ['backup', 'size', 'wall s', 'TPS share', 'lost tx', 'WAL MB', 'base ckpt']));
-  for (const mode of modes) {
-    for (const r of results) {
-      const runs = r.runs[mode.key];
-      say(
-        columns(w, [
-          mode.name,
-          `${r.gb} GB`,
-          (median(runs.map((m) => m.wallMs)) / 1000).toFixed(2),
-          pct(median(runs.map(share))),
-          median(runs.map(lost)).toFixed(0),
-          (median(runs.map((m) => m.walBytes)) / 2 ** 20).toFixed(1),
-          `${(median(runs.map((m) => m.baseInCheckpoint)) * 100).toFixed(0)} %`,
-        ]),
-      );
-    }
-  }
-  say();
-  const all = results.flatMap((r) => modes.flatMap((mode) => r.runs[mode.key]));
-  const withoutRegular = all.filter((m) => !m.baseCompleteCheckpoints.some((c) => c.kind === 'time')).length;
-  say(
-    `baselines: ${all.length - withoutRegular} of ${all.length} held a whole regular (timed) checkpoint; ` +
-      `inside checkpoints ${pct(Math.min(...all.map((m) => m.baseInCheckpoint)))} to ` +
-      `${pct(Math.max(...all.map((m) => m.baseInCheckpoint)))} of the time`,
-  );
-  const first = results[0]!;
-  const last = results.at(-1)!;
-  const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  for (const mode of backupModes) {
-    const name = mode.key === 'pgsnap' ? `${mode.name}, the goals` : `${mode.name} (for comparison)`;
-    const runs = (r: SizeResult) => r.runs[mode.key];
-    if (results.length > 1) {
-      const growth = median(runs(last).map((m) => m.wallMs)) / median(runs(first).map((m) => m.wallMs));
-      say(
-        `${name}: backup time ${first.gb} GB -> ${last.gb} GB grows ${growth.toFixed(2)}x ` +
-          `(goal <= 1.2x: ${verdict(growth <= 1.2)})`,
-      );
-    }
-    const shares = results.map((r) => median(runs(r).map(share)));
-    const lowest = Math.min(...shares);
-    say(
-      `${name}: TPS during backup ${shares.map(pct).join(' / ')} of baseline at ${results.map((r) => `${r.gb}`).join(' / ')} GB ` +
-        `(goal >= 95 % at every size: ${verdict(lowest >= 0.95)})`,
-    );
-  }
-  if (controlRounds) {
-    for (const r of results) {
-      say(
-        `${r.gb} GB, TPS share of each round: ` +
-          modes.map((m) => `${m.name} ${r.runs[m.key].map((x) => pct(share(x))).join(', ')}`).join('; '),
-      );
-    }
-    // The control is the same window with nothing in it: what the load does there anyway (the phase of its
-    // checkpoints, the machine's noise). A backup's share over the control's share of its round is what the
-    // backup itself costs.
-    for (const mode of modes.filter((m) => m.key !== 'control')) {
-      const ratios = results.map((r) =>
-        r.runs[mode.key].map((x, round) => share(x) / share(r.runs.control[round]!)),
-      );
-      say(
-        `${mode.name}, TPS share over the control's share of the same round: ` +
-          results
-            .map((r, i) => `${r.gb} GB ${ratios[i]!.map(pct).join(', ')} (median ${pct(median(ratios[i]!))})`)
-            .join('; '),
-      );
-    }
-  }
-}
+const { printSize, printSummary } = backupCostPrinter({ say, modes, controlRounds });
 
 async function main(): Promise<void> {
   const missing = btrfsUnavailable();

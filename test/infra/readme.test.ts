@@ -136,3 +136,27 @@ test('every pgsnap command line in the README, CONTRIBUTING.md and docs/ uses a 
   expect(problems).toEqual([]);
   expect(checked).toBeGreaterThan(30);
 });
+
+/** The source folders the layout rule covers, and the two that hold one file per handler or command by design. */
+const sourceFolders = ['agent', 'domain', 'functions', 'infra', 'local', 'bench', 'scripts'];
+const onePerFile = new Set(['functions', 'agent/commands']);
+
+function sourceFiles(folder: string): string[] {
+  return readdirSync(resolve(root, folder), { withFileTypes: true }).flatMap((entry) => {
+    const path = `${folder}/${entry.name}`;
+    if (entry.isDirectory()) return entry.name === 'results' ? [] : sourceFiles(path);
+    return /\.(ts|mjs)$/.test(entry.name) ? [path] : [];
+  });
+}
+
+test('no source or bench file is over 450 lines, and no folder holds more than 15 source files', () => {
+  const files = sourceFolders.flatMap(sourceFiles);
+  const long = files
+    .map((file) => ({ file, lines: textOf(file).split('\n').length - 1 }))
+    .filter(({ lines }) => lines > 450);
+  expect(long, 'split these along their ideas').toEqual([]);
+  const perFolder = new Map<string, number>();
+  for (const file of files) perFolder.set(dirname(file), (perFolder.get(dirname(file)) ?? 0) + 1);
+  const crowded = [...perFolder].filter(([folder, count]) => count > 15 && !onePerFile.has(folder));
+  expect(crowded, 'give these folders subfolders by idea').toEqual([]);
+});
