@@ -4,7 +4,7 @@
  * backupId (Scheduler cannot compute one), exactly as `pgsnap backup start` does.
  */
 import { TimeZone } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Role } from 'aws-cdk-lib/aws-iam';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
@@ -12,6 +12,7 @@ import { Construct } from 'constructs';
 import { acknowledge, arnReference, wildcardReasons } from './acknowledge.ts';
 import { BackupFunction } from './backup-function.ts';
 import type { ClusterConfig } from './config.ts';
+import { schedulerPrincipal } from './scheduler-principal.ts';
 
 export interface BackupSchedulesProps {
   clusters: ClusterConfig[];
@@ -30,7 +31,7 @@ export class BackupSchedules extends Construct {
     });
     props.stateMachine.grantStartExecution(this.startBackup);
     const role = new Role(this, 'SchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      assumedBy: schedulerPrincipal(this),
       description: 'pgsnap schedules: invoke the start-backup Lambda',
     });
     acknowledge(role, {

@@ -12,7 +12,7 @@
 import { Duration, Stack, TimeZone } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
@@ -28,6 +28,7 @@ import type { DrillConfig } from './config.ts';
 import { RestoreDocument } from './restore-document.ts';
 import { RestoreStateMachine } from './restore-state-machine.ts';
 import type { RestoreFunctions } from './restore-steps.ts';
+import { schedulerPrincipal } from './scheduler-principal.ts';
 
 export interface RestoreCluster {
   name: string;
@@ -61,6 +62,8 @@ export class Restore extends Construct {
         resource,
         resourceName: '*',
         ...(resource === 'snapshot' || resource === 'image' ? { account: '' } : {}),
+        // A subnet shared through RAM has its owner's account in its ARN.
+        ...(resource === 'subnet' ? { account: '*' } : {}),
       });
     const ofClusters = { [`aws:ResourceTag/${restoreTags.cluster}`]: clusterNames };
     // Only what a restore made carries a restoreId tag; a source volume or a database host never does.
@@ -72,6 +75,29 @@ export class Restore extends Construct {
       StringEquals: { [`aws:RequestTag/${restoreTags.cluster}`]: clusterNames },
       Null: { [`aws:RequestTag/${restoreTags.restoreId}`]: 'false' },
     };
+    // The volumes RunInstances makes with the instance carry the restore-root tag (domain/restore/instance.ts).
+    const launchedWithInstance = {
+      StringEquals: { [`aws:RequestTag/${restoreTags.cluster}`]: clusterNames },
+      Null: { [`aws:RequestTag/${restoreTags.restoreRoot}`]: 'false' },
+    };
+    const keys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+    const viaEc2 = { 'kms:ViaService': `ec2.${stack.region}.amazonaws.com` };
+    /*
+     * "You must grant users permission to call the following actions in order to use EBS encryption:
+     * kms:CreateGrant, kms:Decrypt, kms:DescribeKey, kms:GenerateDataKeyWithoutPlainText, kms:ReEncrypt"
+     * (EBS, Requirements for Amazon EBS encryption); EC2 makes the grant with the caller's identity when
+     * it attaches or launches with a volume under a customer managed key. Grants only for AWS resources.
+     */
+    const ebsEncryption = (actions: string[]) => [
+      new PolicyStatement({
+        actions: ['kms:CreateGrant'],
+        resources: [keys],
+        conditions: { StringEquals: viaEc2, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      }),
+      ...(actions.length > 0
+        ? [new PolicyStatement({ actions, resources: [keys], conditions: { StringEquals: viaEc2 } })]
+        : []),
+    ];
     const describe = (...actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
     const clustersVariable = JSON.stringify(
       props.clusters.map((c) => ({ name: c.name, repository: `s3://${c.bucket.bucketName}/${c.prefix}` })),
@@ -115,6 +141,8 @@ export class Restore extends Construct {
         f.checkRestoreVolumes,
         f.attachRestoreVolumes,
         f.recordRestore,
+        f.releaseRestoreVolumes,
+        f.terminateRestoreInstance,
       ]) {
         cluster.bucket.grantReadWrite(writer, `${root}/restores/*`);
         acknowledge(writer, {
@@ -134,10 +162,41 @@ export class Restore extends Construct {
     f.findRestoreInstance.addToRolePolicy(
       new PolicyStatement({
         actions: ['ec2:RunInstances'],
-        resources: [ec2Arn('instance'), ec2Arn('volume')],
+        resources: [ec2Arn('instance')],
         conditions: taggedAtCreation,
       }),
     );
+    f.findRestoreInstance.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ec2:RunInstances'],
+        resources: [ec2Arn('volume')],
+        conditions: launchedWithInstance,
+      }),
+    );
+    for (const statement of ebsEncryption([
+      'kms:Decrypt',
+      'kms:DescribeKey',
+      'kms:GenerateDataKeyWithoutPlaintext',
+      'kms:ReEncryptFrom',
+      'kms:ReEncryptTo',
+    ]))
+      f.findRestoreInstance.addToRolePolicy(statement);
+    // A launch template may name its AMI as resolve:ssm:<parameter>; RunInstances reads it as the caller.
+    f.findRestoreInstance.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ssm:GetParameters'],
+        resources: [
+          stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: '*' }),
+          stack.formatArn({
+            service: 'ssm',
+            account: '',
+            resource: 'parameter',
+            resourceName: 'aws/service/*',
+          }),
+        ],
+      }),
+    );
+    f.findRestoreInstance.addToRolePolicy(describe('ec2:DescribeLaunchTemplateVersions'));
     f.findRestoreInstance.addToRolePolicy(
       new PolicyStatement({
         actions: ['ec2:RunInstances'],
@@ -213,6 +272,7 @@ export class Restore extends Construct {
     f.attachRestoreVolumes.addToRolePolicy(
       new PolicyStatement({ actions: ['ec2:AttachVolume'], resources: [ec2Arn('instance')] }),
     );
+    for (const statement of ebsEncryption([])) f.attachRestoreVolumes.addToRolePolicy(statement);
     f.releaseRestoreVolumes.addToRolePolicy(describe('ec2:DescribeVolumes'));
     f.releaseRestoreVolumes.addToRolePolicy(
       new PolicyStatement({
@@ -240,10 +300,20 @@ export class Restore extends Construct {
       'only resources a restore made (tagged with a restoreId and a configured cluster, aws:ResourceTag)';
     acknowledge(f.findRestoreInstance, {
       [wildcard('instance')]: createdByRestore,
-      [wildcard('volume')]: createdByRestore,
+      [wildcard('volume')]:
+        'new volumes made with the launched instance; allowed only when tagged with a configured cluster and restore-root (aws:RequestTag)',
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'kms', 'key/*')}]`]:
+        "the launch template's volume keys are the operator's; used only through EC2 (kms:ViaService), grants only for AWS resources",
+      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+        'EBS re-encrypts a volume made from a snapshot with another key',
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ssm', 'parameter/*')}]`]:
+        'an AMI named as resolve:ssm:<parameter> in the launch template, chosen by the operator',
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ssm', 'parameter/aws/service/*', { account: false })}]`]:
+        "AWS's public AMI parameters (resolve:ssm:/aws/service/...)",
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'ec2', 'subnet/*').replace(/:ec2:([^:]*):[^:]*:/, ':ec2:$1:*:')}]`]:
+        'the subnet the restore request (or drills.launch) names, in this account or shared through RAM by another',
       [wildcard('network-interface')]:
         "RunInstances from the operator's launch template uses its network interfaces, subnet, security groups, key pair and AMI",
-      [wildcard('subnet')]: 'the subnet the restore request (or drills.launch) names, not known before',
       [wildcard('security-group')]: "the launch template's security groups, chosen by the operator",
       [wildcard('launch-template')]: "the operator's launch template, named in the request",
       [wildcard('key-pair')]:
@@ -261,6 +331,8 @@ export class Restore extends Construct {
         'EBS re-encrypts a volume made from a snapshot with another key',
     });
     acknowledge(f.attachRestoreVolumes, {
+      [`AwsSolutions-IAM5[Resource::${nagArn(this, 'kms', 'key/*')}]`]:
+        "EC2 creates a grant on the volume's key as the caller when it attaches a volume under a customer managed key; only through EC2, only for AWS resources",
       [wildcard('volume')]: onlyMadeByRestore,
       [wildcard('instance')]:
         'the target instance is given by the operator or launched by the restore; only volumes a restore made can be attached',
@@ -319,7 +391,7 @@ export class Restore extends Construct {
     const clusters = props.clusters.filter((c) => c.drills);
     if (clusters.length === 0) return;
     const role = new Role(this, 'DrillSchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      assumedBy: schedulerPrincipal(this),
       description: 'pgsnap drill schedules: start the restore state machine',
     });
     for (const cluster of clusters) {
