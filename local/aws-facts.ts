@@ -29,7 +29,8 @@ export const awsFacts = {
       },
       {
         url: 'https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html',
-        says: 'RunInstances: resource types instance*, network-interface*, security-group*, subnet*, volume*, image, key-pair, launch-template … condition aws:RequestTag/${TagKey} on each created resource',
+        // The page's actions table, summarized (it has no sentence to quote).
+        says: 'RunInstances — resource types: instance, network-interface, security-group, subnet, volume (required), image, key-pair, launch-template; condition keys aws:RequestTag/<TagKey>, aws:TagKeys',
       },
     ] satisfies Source[],
   },
