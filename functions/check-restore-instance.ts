@@ -18,13 +18,19 @@ export const checkRestoreInstanceHandler =
     const env = parseWith(environmentSchema, process.env, 'the check-restore-instance environment');
     const request = parseWith(eventSchema, event, 'the check-restore-instance event');
     const state = await instanceState(ec2, request.instanceId);
-    if (['shutting-down', 'terminated', 'stopping', 'stopped', 'gone'].includes(state)) {
+    // 'not visible yet' (NotFound, right after RunInstances) is waited for as 'pending' is, within the same bound.
+    if (['shutting-down', 'terminated', 'stopping', 'stopped'].includes(state)) {
       throw new InstanceNotFoundError(
         `the restore's instance ${request.instanceId} is ${state}; it must be running to take the volumes`,
       );
     }
     const running = state === 'running';
     if (!running && Date.now() - Date.parse(request.since) > env.PGSNAP_INSTANCE_SECONDS * 1000) {
+      if (state === 'not visible yet') {
+        throw new InstanceNotFoundError(
+          `instance ${request.instanceId} does not exist: EC2 has not shown it in ${env.PGSNAP_INSTANCE_SECONDS} s since it was launched or chosen`,
+        );
+      }
       throw new TimeoutError(
         `instance ${request.instanceId} is still ${state} after ${env.PGSNAP_INSTANCE_SECONDS} s; ` +
           'check its launch template (AMI, instance type, subnet capacity)',

@@ -5,12 +5,15 @@
  */
 import {
   DescribeInstancesCommand,
+  DescribeLaunchTemplateVersionsCommand,
   DescribeVolumesCommand,
   type EC2Client,
   type Instance,
+  type InstanceNetworkInterfaceSpecification,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import { ec2Errors, isEventual, type Patience, retrying } from '../ebs/ec2-api.ts';
 import { InstanceNotFoundError, PreconditionError } from '../errors.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import type { InstanceRequest } from './request.ts';
@@ -28,7 +31,7 @@ async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Ins
     const output = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     return output.Reservations?.[0]?.Instances?.[0];
   } catch (error) {
-    if ((error as Error).name === 'InvalidInstanceID.NotFound') return undefined;
+    if ((error as Error).name === ec2Errors.instanceNotFound) return undefined;
     throw error;
   }
 }
@@ -55,23 +58,44 @@ export async function targetInstance(
 ): Promise<TargetInstance> {
   if ('launch' in request.instance) {
     const { launchTemplate, version, subnetId } = request.instance.launch;
-    const byId = /^lt-[0-9a-f]{8,17}$/.test(launchTemplate);
-    const tags = [
-      { Key: restoreTags.restoreId, Value: request.restoreId },
-      { Key: restoreTags.cluster, Value: request.cluster },
-      { Key: 'Name', Value: `pgsnap ${request.cluster} restore ${request.restoreId}` },
-    ];
+    const template = {
+      ...(/^lt-[0-9a-f]{8,17}$/.test(launchTemplate)
+        ? { LaunchTemplateId: launchTemplate }
+        : { LaunchTemplateName: launchTemplate }),
+      Version: version ?? '$Default',
+    };
+    const name = `pgsnap ${request.cluster} restore ${request.restoreId}`;
     const output = await ec2.send(
       new RunInstancesCommand({
-        LaunchTemplate: {
-          ...(byId ? { LaunchTemplateId: launchTemplate } : { LaunchTemplateName: launchTemplate }),
-          Version: version ?? '$Default',
-        },
-        SubnetId: subnetId,
+        LaunchTemplate: template,
+        ...(await subnetOverride(ec2, template, subnetId)),
         MinCount: 1,
         MaxCount: 1,
         ClientToken: request.restoreId,
-        TagSpecifications: [{ ResourceType: 'instance', Tags: tags }],
+        /*
+         * RunInstances creates the instance, its volumes and its network interfaces, and IAM authorizes
+         * each with the tags given for its own type. The volumes it creates (the root volume, the
+         * template's) carry restoreRoot, never restoreId: they go with the instance on termination,
+         * and the release of the restore's volumes, which finds them by restoreId, never touches them.
+         */
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: restoreTags.restoreId, Value: request.restoreId },
+              { Key: restoreTags.cluster, Value: request.cluster },
+              { Key: 'Name', Value: name },
+            ],
+          },
+          {
+            ResourceType: 'volume',
+            Tags: [
+              { Key: restoreTags.restoreRoot, Value: request.restoreId },
+              { Key: restoreTags.cluster, Value: request.cluster },
+              { Key: 'Name', Value: `${name} (launched with the instance)` },
+            ],
+          },
+        ],
       }),
     );
     const instance = output.Instances?.[0];
@@ -103,13 +127,61 @@ export async function targetInstance(
   };
 }
 
-/** Whether the instance is running (a launched one must be before its volumes are attached). */
-export async function instanceState(ec2: EC2Client, instanceId: string): Promise<string> {
-  return (await describeInstance(ec2, instanceId))?.State?.Name ?? 'gone';
+/**
+ * The subnet of the request, where RunInstances takes it. A launch template
+ * that defines network interfaces refuses an instance-level SubnetId
+ * ("Network interfaces and an instance-level subnet ID may not be specified on
+ * the same request", InvalidParameterCombination): the subnet then goes into
+ * the template's interfaces, which the request's NetworkInterfaces replace.
+ */
+async function subnetOverride(
+  ec2: EC2Client,
+  template: { LaunchTemplateId?: string; LaunchTemplateName?: string; Version: string },
+  subnetId: string | undefined,
+): Promise<{ SubnetId?: string; NetworkInterfaces?: InstanceNetworkInterfaceSpecification[] }> {
+  if (!subnetId) return {};
+  const { Version, ...named } = template;
+  const output = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ ...named, Versions: [Version] }));
+  const interfaces = output.LaunchTemplateVersions?.[0]?.LaunchTemplateData?.NetworkInterfaces ?? [];
+  if (interfaces.length === 0) return { SubnetId: subnetId };
+  return {
+    NetworkInterfaces: interfaces.map((i) => ({
+      DeviceIndex: i.DeviceIndex ?? 0,
+      ...(i.Groups ? { Groups: i.Groups } : {}),
+      ...(i.AssociatePublicIpAddress !== undefined
+        ? { AssociatePublicIpAddress: i.AssociatePublicIpAddress }
+        : {}),
+      ...(i.DeleteOnTermination !== undefined ? { DeleteOnTermination: i.DeleteOnTermination } : {}),
+      ...(i.Description ? { Description: i.Description } : {}),
+      ...(i.InterfaceType ? { InterfaceType: i.InterfaceType } : {}),
+      ...(i.NetworkCardIndex !== undefined ? { NetworkCardIndex: i.NetworkCardIndex } : {}),
+      SubnetId: (i.DeviceIndex ?? 0) === 0 ? subnetId : i.SubnetId,
+    })),
+  };
 }
 
-/** Terminates the instances the restore launched, found by its tag; returns their ids. */
-export async function terminateLaunched(ec2: EC2Client, restoreId: string): Promise<string[]> {
+/**
+ * The instance's state; `not visible yet` when EC2 answers NotFound, which
+ * right after RunInstances "doesn't mean the instance doesn't exist" (EC2 API,
+ * eventual consistency): the caller decides how long that may last.
+ */
+export async function instanceState(ec2: EC2Client, instanceId: string): Promise<string> {
+  return (await describeInstance(ec2, instanceId))?.State?.Name ?? 'not visible yet';
+}
+
+/**
+ * Terminates the instances the restore launched: the one its record names
+ * and any found by its tag (a launch whose step never returned), since a
+ * tag-filtered Describe lags a launch as much as the instance's id does. A
+ * NotFound on termination "doesn't mean the instance was or will be
+ * terminated": it is asked again, with backoff.
+ */
+export async function terminateLaunched(
+  ec2: EC2Client,
+  restoreId: string,
+  recorded: string[] = [],
+  patience?: Patience,
+): Promise<string[]> {
   const output = await ec2.send(
     new DescribeInstancesCommand({
       Filters: [
@@ -118,7 +190,14 @@ export async function terminateLaunched(ec2: EC2Client, restoreId: string): Prom
       ],
     }),
   );
-  const ids = (output.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => i.InstanceId!));
-  if (ids.length > 0) await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
+  const tagged = (output.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => i.InstanceId!));
+  const ids = [...new Set([...recorded, ...tagged])];
+  if (ids.length > 0) {
+    await retrying(
+      () => ec2.send(new TerminateInstancesCommand({ InstanceIds: ids })),
+      isEventual(ec2Errors.instanceNotFound),
+      patience,
+    );
+  }
   return ids;
 }

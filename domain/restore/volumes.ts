@@ -20,11 +20,20 @@ import {
   type Volume,
   type VolumeType,
 } from '@aws-sdk/client-ec2';
+import { ec2Errors, isAttachmentPointInUse, isEventual, type Patience, retrying } from '../ebs/ec2-api.ts';
 import { VolumeFailedError } from '../errors.ts';
 import type { RestoreRecord, RestoreVolume } from '../repository/restore-record.ts';
 
-/** Tags on every volume and instance a restore makes; the cleanup finds them by these. */
-export const restoreTags = { restoreId: 'pgsnap:restore-id', cluster: 'pgsnap:cluster' } as const;
+/**
+ * Tags on every volume and instance a restore makes; the cleanup finds them
+ * by `restoreId`. The volumes RunInstances makes with a launched instance
+ * carry `restoreRoot` instead: they are the instance's, and go with it.
+ */
+export const restoreTags = {
+  restoreId: 'pgsnap:restore-id',
+  cluster: 'pgsnap:cluster',
+  restoreRoot: 'pgsnap:restore-root',
+} as const;
 
 function tagsOf(record: Pick<RestoreRecord, 'restoreId' | 'cluster'>, name: string) {
   return [
@@ -140,17 +149,29 @@ const deviceNames = 'fghijklmnop'.split('').map((letter) => `/dev/sd${letter}`);
 
 /**
  * Attaches each volume that is not yet attached to the instance, at a device
- * name the instance does not use. The host finds the volume by its EBS id,
+ * name the instance does not use, as a fresh DescribeInstances shows it. That
+ * view may lag (an attach of a step that timed out and is retried): a name
+ * EC2 then refuses ("Attachment point … is already in use") is skipped and
+ * the next one tried. NotFound for the instance or a volume the restore just
+ * made is waited out with backoff. The host finds the volume by its EBS id,
  * not by this name (on Nitro instances the kernel names NVMe disks itself).
  */
 export async function attachRestoreVolumes(
   ec2: EC2Client,
   volumes: RestoreVolume[],
   instanceId: string,
+  patience?: Patience,
 ): Promise<RestoreVolume[]> {
-  const instance = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })))
-    .Reservations?.[0]?.Instances?.[0];
+  const eventual = isEventual(ec2Errors.instanceNotFound, ec2Errors.volumeNotFound);
+  const instance = await retrying(
+    async () =>
+      (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }))).Reservations?.[0]
+        ?.Instances?.[0],
+    eventual,
+    patience,
+  );
   const used = new Set((instance?.BlockDeviceMappings ?? []).map((m) => m.DeviceName));
+  if (instance?.RootDeviceName) used.add(instance.RootDeviceName);
   const current = await describeExisting(
     ec2,
     volumes.map((v) => v.volumeId!),
@@ -163,35 +184,68 @@ export async function attachRestoreVolumes(
       attached.push({ ...volume, device: attachment.Device! });
       continue;
     }
-    const device = deviceNames.find((name) => !used.has(name));
-    if (!device)
-      throw new VolumeFailedError(
-        `instance ${instanceId} has no free device name for volume ${volume.volumeId}`,
-      );
-    used.add(device);
-    await ec2.send(
-      new AttachVolumeCommand({ VolumeId: volume.volumeId!, InstanceId: instanceId, Device: device }),
-    );
-    attached.push({ ...volume, device });
+    for (;;) {
+      const device = deviceNames.find((name) => !used.has(name));
+      if (!device)
+        throw new VolumeFailedError(
+          `instance ${instanceId} has no free device name for volume ${volume.volumeId} ` +
+            `(${deviceNames[0]}–${deviceNames.at(-1)} are all in use)`,
+        );
+      used.add(device);
+      try {
+        await retrying(
+          () =>
+            ec2.send(
+              new AttachVolumeCommand({ VolumeId: volume.volumeId!, InstanceId: instanceId, Device: device }),
+            ),
+          eventual,
+          patience,
+        );
+        attached.push({ ...volume, device });
+        break;
+      } catch (error) {
+        if (!isAttachmentPointInUse(error)) throw error;
+      }
+    }
   }
   return attached;
 }
 
 /**
- * One pass of the cleanup over every volume tagged with the restore: attached
- * ones detached (forced on the failure path, where the host may not have
- * unmounted), available ones deleted. Repeated until none is left.
+ * One pass of the cleanup over the restore's volumes: those its record names
+ * and those tagged with it (a CreateVolume whose step never returned), since
+ * a tag-filtered Describe may not show a volume just made. Attached ones are
+ * detached (forced on the failure path, where the host may not have
+ * unmounted), available ones deleted. Repeated until none is left. A recorded
+ * volume not visible counts as remaining until `graceOver`: right after
+ * CreateVolume that means "not propagated yet", not "gone".
  */
 export async function releaseRestoreVolumes(
   ec2: EC2Client,
   restoreId: string,
-  options: { force: boolean },
+  options: { force: boolean; recorded?: string[]; alreadyDeleted?: string[]; graceOver?: boolean },
 ): Promise<{ remaining: number; deleted: string[]; states: Record<string, string> }> {
   const deleted: string[] = [];
   const states: Record<string, string> = {};
-  for (const volume of await volumesOfRestore(ec2, restoreId)) {
+  const gone = new Set(options.alreadyDeleted ?? []);
+  const recorded = (options.recorded ?? []).filter((id) => !gone.has(id));
+  const volumes = new Map<string, Volume>();
+  for (const volume of [
+    ...(await describeExisting(ec2, recorded)),
+    ...(await volumesOfRestore(ec2, restoreId)),
+  ])
+    volumes.set(volume.VolumeId!, volume);
+  for (const id of recorded) {
+    if (!volumes.has(id)) states[id] = options.graceOver ? 'deleted' : 'not visible yet';
+  }
+  for (const volume of volumes.values()) {
     const id = volume.VolumeId!;
     states[id] = volume.State ?? 'unknown';
+    if (volume.Tags?.some((t) => t.Key === restoreTags.restoreRoot)) {
+      // A launched instance's own volume (named by a stale record?): it goes with the instance.
+      delete states[id];
+      continue;
+    }
     try {
       const attachment = volume.Attachments?.find((a) => a.State === 'attached' || a.State === 'attaching');
       if (volume.State === 'in-use' && attachment) {
@@ -213,7 +267,7 @@ export async function releaseRestoreVolumes(
     } catch (error) {
       // Gone already, or moving between states since it was described: the next pass sees where it went.
       const name = (error as Error).name;
-      if (name === 'InvalidVolume.NotFound') {
+      if (name === ec2Errors.volumeNotFound) {
         states[id] = 'deleted';
         deleted.push(id);
       } else if (

@@ -4,13 +4,14 @@
  * backupId (Scheduler cannot compute one), exactly as `pgsnap backup start` does.
  */
 import { TimeZone } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Role } from 'aws-cdk-lib/aws-iam';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { ClusterConfig } from '../config/config.ts';
 import { acknowledge, arnReference, wildcardReasons } from '../guards/acknowledge.ts';
+import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 
 export interface BackupSchedulesProps {
@@ -30,7 +31,7 @@ export class BackupSchedules extends Construct {
     });
     props.stateMachine.grantStartExecution(this.startBackup);
     const role = new Role(this, 'SchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      assumedBy: schedulerPrincipal(this),
       description: 'pgsnap schedules: invoke the start-backup Lambda',
     });
     acknowledge(role, {

@@ -5,12 +5,13 @@
  * repository prefixes and PutMetricData in the state machine's namespace only.
  */
 import { Duration } from 'aws-cdk-lib';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
+import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { backupMetrics } from './metrics-and-events.ts';
 
@@ -65,7 +66,7 @@ export class BackupAge extends Construct {
     });
 
     const role = new Role(this, 'SchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      assumedBy: schedulerPrincipal(this),
       description: 'pgsnap: lets EventBridge Scheduler report the age of the newest backups',
     });
     new Schedule(this, 'Schedule', {

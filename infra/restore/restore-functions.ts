@@ -28,12 +28,15 @@ export function restoreEc2Arn(scope: Construct, resource: string): string {
     resource,
     resourceName: '*',
     ...(accountless(resource) ? { account: '' } : {}),
+    // A subnet shared through RAM has its owner's account in its ARN.
+    ...(resource === 'subnet' ? { account: '*' } : {}),
   });
 }
 
 /** The cdk-nag finding for the wildcard of restoreEc2Arn. */
 export function ec2Wildcard(scope: Construct, resource: string): string {
-  return `AwsSolutions-IAM5[Resource::${nagArn(scope, 'ec2', `${resource}/*`, accountless(resource) ? { account: false } : {})}]`;
+  const arn = nagArn(scope, 'ec2', `${resource}/*`, accountless(resource) ? { account: false } : {});
+  return `AwsSolutions-IAM5[Resource::${resource === 'subnet' ? arn.replace(/:ec2:([^:]*):[^:]*:/, ':ec2:$1:*:') : arn}]`;
 }
 
 /** A cluster the restore state machine may restore: its repository and its drills. */
@@ -59,6 +62,29 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
     StringEquals: { [`aws:RequestTag/${restoreTags.cluster}`]: clusterNames },
     Null: { [`aws:RequestTag/${restoreTags.restoreId}`]: 'false' },
   };
+  // The volumes RunInstances makes with the instance carry the restore-root tag (domain/restore/instance.ts).
+  const launchedWithInstance = {
+    StringEquals: { [`aws:RequestTag/${restoreTags.cluster}`]: clusterNames },
+    Null: { [`aws:RequestTag/${restoreTags.restoreRoot}`]: 'false' },
+  };
+  const keys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+  const viaEc2 = { 'kms:ViaService': `ec2.${stack.region}.amazonaws.com` };
+  /*
+   * "You must grant users permission to call the following actions in order to use EBS encryption:
+   * kms:CreateGrant, kms:Decrypt, kms:DescribeKey, kms:GenerateDataKeyWithoutPlainText, kms:ReEncrypt"
+   * (EBS, Requirements for Amazon EBS encryption); EC2 makes the grant with the caller's identity when
+   * it attaches or launches with a volume under a customer managed key. Grants only for AWS resources.
+   */
+  const ebsEncryption = (actions: string[]) => [
+    new PolicyStatement({
+      actions: ['kms:CreateGrant'],
+      resources: [keys],
+      conditions: { StringEquals: viaEc2, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    }),
+    ...(actions.length > 0
+      ? [new PolicyStatement({ actions, resources: [keys], conditions: { StringEquals: viaEc2 } })]
+      : []),
+  ];
   const describe = (...actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
   const clustersVariable = JSON.stringify(
     clusters.map((c) => ({ name: c.name, repository: `s3://${c.bucket.bucketName}/${c.prefix}` })),
@@ -108,6 +134,13 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
         [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/restores/*]`]: `reads and rewrites the records of ${cluster.name}'s restores, under its prefix only`,
       });
     }
+    // Release and termination read the ids the restore recorded, beside the tags (which EC2 shows late).
+    for (const reader of [f.releaseRestoreVolumes, f.terminateRestoreInstance]) {
+      cluster.bucket.grantRead(reader, `${root}/restores/*`);
+      acknowledge(reader, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/restores/*]`]: `reads the records of ${cluster.name}'s restores, for the ids they made`,
+      });
+    }
     acknowledge(f.prepareRestore, {
       [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/*]`]: `reads ${cluster.name}'s manifests and artifacts and lists its WAL, to check a restore before anything is made`,
     });
@@ -121,10 +154,41 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
   f.findRestoreInstance.addToRolePolicy(
     new PolicyStatement({
       actions: ['ec2:RunInstances'],
-      resources: [ec2Arn('instance'), ec2Arn('volume')],
+      resources: [ec2Arn('instance')],
       conditions: taggedAtCreation,
     }),
   );
+  f.findRestoreInstance.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ec2:RunInstances'],
+      resources: [ec2Arn('volume')],
+      conditions: launchedWithInstance,
+    }),
+  );
+  for (const statement of ebsEncryption([
+    'kms:Decrypt',
+    'kms:DescribeKey',
+    'kms:GenerateDataKeyWithoutPlaintext',
+    'kms:ReEncryptFrom',
+    'kms:ReEncryptTo',
+  ]))
+    f.findRestoreInstance.addToRolePolicy(statement);
+  // A launch template may name its AMI as resolve:ssm:<parameter>; RunInstances reads it as the caller.
+  f.findRestoreInstance.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ssm:GetParameters'],
+      resources: [
+        stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: '*' }),
+        stack.formatArn({
+          service: 'ssm',
+          account: '',
+          resource: 'parameter',
+          resourceName: 'aws/service/*',
+        }),
+      ],
+    }),
+  );
+  f.findRestoreInstance.addToRolePolicy(describe('ec2:DescribeLaunchTemplateVersions'));
   f.findRestoreInstance.addToRolePolicy(
     new PolicyStatement({
       actions: ['ec2:RunInstances'],
@@ -200,6 +264,7 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
   f.attachRestoreVolumes.addToRolePolicy(
     new PolicyStatement({ actions: ['ec2:AttachVolume'], resources: [ec2Arn('instance')] }),
   );
+  for (const statement of ebsEncryption([])) f.attachRestoreVolumes.addToRolePolicy(statement);
   f.releaseRestoreVolumes.addToRolePolicy(describe('ec2:DescribeVolumes'));
   f.releaseRestoreVolumes.addToRolePolicy(
     new PolicyStatement({
@@ -226,10 +291,20 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
     'only resources a restore made (tagged with a restoreId and a configured cluster, aws:ResourceTag)';
   acknowledge(f.findRestoreInstance, {
     [wildcard('instance')]: createdByRestore,
-    [wildcard('volume')]: createdByRestore,
+    [wildcard('volume')]:
+      'new volumes made with the launched instance; allowed only when tagged with a configured cluster and restore-root (aws:RequestTag)',
+    [`AwsSolutions-IAM5[Resource::${nagArn(scope, 'kms', 'key/*')}]`]:
+      "the launch template's volume keys are the operator's; used only through EC2 (kms:ViaService), grants only for AWS resources",
+    'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
+      'EBS re-encrypts a volume made from a snapshot with another key',
+    [`AwsSolutions-IAM5[Resource::${nagArn(scope, 'ssm', 'parameter/*')}]`]:
+      'an AMI named as resolve:ssm:<parameter> in the launch template, chosen by the operator',
+    [`AwsSolutions-IAM5[Resource::${nagArn(scope, 'ssm', 'parameter/aws/service/*', { account: false })}]`]:
+      "AWS's public AMI parameters (resolve:ssm:/aws/service/...)",
     [wildcard('network-interface')]:
       "RunInstances from the operator's launch template uses its network interfaces, subnet, security groups, key pair and AMI",
-    [wildcard('subnet')]: 'the subnet the restore request (or drills.launch) names, not known before',
+    [wildcard('subnet')]:
+      'the subnet the restore request (or drills.launch) names, in this account or shared through RAM by another',
     [wildcard('security-group')]: "the launch template's security groups, chosen by the operator",
     [wildcard('launch-template')]: "the operator's launch template, named in the request",
     [wildcard('key-pair')]:
@@ -247,6 +322,8 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
       'EBS re-encrypts a volume made from a snapshot with another key',
   });
   acknowledge(f.attachRestoreVolumes, {
+    [`AwsSolutions-IAM5[Resource::${nagArn(scope, 'kms', 'key/*')}]`]:
+      "EC2 creates a grant on the volume's key as the caller when it attaches a volume under a customer managed key; only through EC2, only for AWS resources",
     [wildcard('volume')]: onlyMadeByRestore,
     [wildcard('instance')]:
       'the target instance is given by the operator or launched by the restore; only volumes a restore made can be attached',

@@ -5,12 +5,13 @@
  * their alarms (monitoring/drill-alarms.ts).
  */
 import { TimeZone } from 'aws-cdk-lib';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { acknowledge } from '../guards/acknowledge.ts';
+import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
 import { RestoreDocument } from './restore-document.ts';
 import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
@@ -72,7 +73,7 @@ export class Restore extends Construct {
     const clusters = props.clusters.filter((c) => c.drills);
     if (clusters.length === 0) return;
     const role = new Role(this, 'DrillSchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      assumedBy: schedulerPrincipal(this),
       description: 'pgsnap drill schedules: start the restore state machine',
     });
     for (const cluster of clusters) {

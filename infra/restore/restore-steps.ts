@@ -18,6 +18,7 @@ import {
   Fail,
   type IChainable,
   type INextable,
+  JitterType,
   JsonPath,
   Pass,
   Result,
@@ -30,6 +31,7 @@ import {
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { throttlingErrors } from '#domain/ebs/ec2-api';
 import { restoreEvents, restoreMetrics } from '#domain/restore/steps';
 import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from '../steps.ts';
 import { restoreStates as states } from './state-names.ts';
@@ -53,12 +55,19 @@ export const restoreOf = {
   repository: JsonPath.stringAt('$.repository'),
 };
 
-/** EC2 errors worth a retry on any restore step: throttling and EC2's own faults (EC2 API reference, error codes). */
+/**
+ * EC2 errors worth a retry on any restore step: throttling and EC2's own
+ * faults (EC2 API reference, error codes), after an exponential backoff with
+ * full jitter, so that the many steps a throttled account fails at once do not
+ * all come back together.
+ */
 export const ec2Retry = {
-  errors: ['RequestLimitExceeded', 'InternalError', 'ServiceUnavailable', 'Lambda.TooManyRequestsException'],
+  errors: [...throttlingErrors, 'InternalError', 'ServiceUnavailable', 'Lambda.TooManyRequestsException'],
   interval: Duration.seconds(5),
   backoffRate: 2,
-  maxAttempts: 4,
+  maxAttempts: 6,
+  maxDelay: Duration.seconds(60),
+  jitterStrategy: JitterType.FULL,
 };
 
 /** A step that writes one phase into the restore record. */
@@ -88,7 +97,7 @@ export function onTarget(
     parameters: { command, restoreId: JsonPath.stringAt('$.restoreId') },
     resultPath,
     timeoutSeconds,
-  });
+  }).addRetry({ ...ec2Retry, errors: ['Ssm.ThrottlingException', 'Ssm.InternalServerErrorException'] });
 }
 
 /**
@@ -106,7 +115,8 @@ export function removeWhatTheRestoreMade(
     scope,
     names.terminate as never,
     fns.terminateRestoreInstance,
-    TaskInput.fromObject({ restoreId: JsonPath.stringAt('$.restoreId') }),
+    // The record names the instance the restore launched, even while its tag does not show.
+    TaskInput.fromObject(restoreOf),
     '$.terminated',
   ).addRetry(ec2Retry);
   const start = new Pass(scope, names.start, {
@@ -117,11 +127,7 @@ export function removeWhatTheRestoreMade(
     scope,
     names.release as never,
     fns.releaseRestoreVolumes,
-    TaskInput.fromObject({
-      restoreId: JsonPath.stringAt('$.restoreId'),
-      force,
-      release: JsonPath.objectAt('$.release'),
-    }),
+    TaskInput.fromObject({ ...restoreOf, force, release: JsonPath.objectAt('$.release') }),
     '$.release',
   ).addRetry(ec2Retry);
   const all = new Choice(scope, names.all);

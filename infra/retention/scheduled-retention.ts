@@ -12,7 +12,7 @@
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import type { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
@@ -20,6 +20,7 @@ import { Construct } from 'constructs';
 import type { RetentionPolicy } from '#domain/backup/retention';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
+import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { retentionFailedAlarm } from '../monitoring/retention-alarm.ts';
 
@@ -103,7 +104,7 @@ export class Retention extends Construct {
     }
 
     const schedulerRole = new Role(this, 'SchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com'),
+      assumedBy: schedulerPrincipal(this),
       description: `pgsnap: lets EventBridge Scheduler run ${props.side} retention`,
     });
     for (const cluster of props.clusters) {

@@ -10,12 +10,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import { App } from 'aws-cdk-lib';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { HostReport } from '#domain/repository/host-report';
 import type { RestoreRecord } from '#domain/repository/restore-record';
 import { environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
+import { HandlerFunction } from '../../infra/lambda/handler-function.ts';
 import {
   agentDocumentContent,
   type SynthesizedForLocalRun,
@@ -23,14 +25,20 @@ import {
   synthesizeForLocalRun,
 } from '../../infra/local-run/synthesize.ts';
 import { restoreStates as states } from '../../infra/restore/state-names.ts';
+import type { awsFacts } from '../../local/aws-facts.ts';
 import { runRestoreLocally } from '../../local/local-restore.ts';
 import type { Json, TaskHandler } from '../../local/state-machine.ts';
+import { kmsRequestsOf } from '../support/aws-requests.ts';
+import { ResolvedTemplate } from '../support/cloudformation.ts';
+import { IamWorld } from '../support/iam.ts';
 import { backupId, completedBackup, instanceId, type RestoreFixture } from '../support/restore-fixture.ts';
 
 let synthesized: SynthesizedForLocalRun;
+/** The DR key the DR copies are under, and whether each EC2 call may use it as the DR stack's Lambdas, by the IAM evaluation. */
+let drKey: { arn: string; mayUse: Record<keyof typeof awsFacts.ebsEncryption.byCall, boolean> };
 /** The DR stack's restore state machine and document, as deployed in the DR account and region. */
 let drSynthesized: SynthesizedForLocalRun;
-beforeAll(() => {
+beforeAll(async () => {
   const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-cdk-'));
   try {
     const app = new App({ outdir: join(outdir, 'dr'), context: { 'aws:cdk:bundling-stacks': [] } });
@@ -44,6 +52,30 @@ beforeAll(() => {
       }),
     });
     const template = app.synth().getStackByName(dr.stackName).template;
+    const drPlace = { account: '444455556666', region: 'eu-central-1' };
+    const resolved = new ResolvedTemplate(template, { ...drPlace, stackName: dr.stackName });
+    const world = new IamWorld([resolved]);
+    const roleOf = (handler: string) => {
+      const fn = dr.node
+        .findAll()
+        .find((c): c is HandlerFunction => c instanceof HandlerFunction && c.handlerName === handler)!;
+      const arn = resolved.getAtt(dr.getLogicalId(fn.role!.node.defaultChild as never), 'Arn');
+      return world.roles.find((r) => r.arn === arn)!;
+    };
+    const arn = resolved.getAtt(dr.getLogicalId(dr.key.node.defaultChild as never), 'Arn');
+    const callers = {
+      CreateVolume: 'create-restore-volumes',
+      AttachVolume: 'attach-restore-volumes',
+      RunInstances: 'find-restore-instance',
+    } as const;
+    const mayUse = {} as typeof drKey.mayUse;
+    for (const [call, handler] of Object.entries(callers) as Array<[keyof typeof callers, string]>) {
+      const decisions = await Promise.all(
+        kmsRequestsOf(call, arn, drPlace).map((request) => world.decide(roleOf(handler), request)),
+      );
+      mayUse[call] = decisions.every((d) => d === 'Allowed');
+    }
+    drKey = { arn, mayUse };
     synthesized = undefined as never;
     drSynthesized = {
       definition: undefined as never,
@@ -102,13 +134,32 @@ function host(answer: HostReport | { error: string; message: string }): Record<s
   return { [states.restoreOnHost]: restore, [states.teardown]: teardown, [states.cleanupTeardown]: teardown };
 }
 
+/** The restoreId every run of this file has (the execution's name). */
+const restoreId = 'r-20261121T150000Z-0c0ffe';
+
+function withPeeks(
+  handlers: Record<string, TaskHandler>,
+  peek: Record<string, () => unknown>,
+): Record<string, TaskHandler> {
+  return Object.fromEntries(
+    Object.entries(handlers).map(([name, handler]) => [
+      name,
+      (async (input: Json) => {
+        await peek[name]?.();
+        return handler(input as never);
+      }) as TaskHandler,
+    ]),
+  );
+}
+
 async function restore(
   input: Record<string, Json>,
   answer: Parameters<typeof host>[0],
   waitSeconds?: { volumes: number },
   definitions: SynthesizedForLocalRun = synthesized,
+  /** Host steps that look at EC2 before answering as the agent would. */
+  peek: Record<string, () => unknown> = {},
 ) {
-  const restoreId = 'r-20261121T150000Z-0c0ffe';
   fixture.ec2.addInstance(otherInstance.instanceId);
   const result = await runRestoreLocally({
     synthesized: definitions,
@@ -119,7 +170,7 @@ async function restore(
     agentBinDir: '/nonexistent',
     agentEnv: {},
     detail: () => {},
-    override: host(answer),
+    override: withPeeks(host(answer), peek),
     // A volume held back by the fault becomes available at last, while the cleanup waits to delete it.
     onStateEntered: (name) => {
       if (name === states.cleanupStartRelease) fixture.ec2.faults.volumesStayCreating = false;
@@ -304,5 +355,106 @@ describe('every failure ends with nothing left and the reason in the record', ()
     );
     expect(run.failure?.error).toBe('PreconditionError');
     expect(record.failure?.reason).toMatch(/before the backup's consistency point/);
+  });
+});
+
+describe("with AWS's documented semantics enforced (local/aws-facts.ts)", () => {
+  const nothingLeft = () => {
+    expect(fixture.ec2.clonedVolumes).toEqual([]);
+    expect(fixture.ec2.rootVolumes).toEqual([]);
+    expect(fixture.ec2.launchedInstances.filter((i) => i.state !== 'terminated')).toEqual([]);
+  };
+
+  test('a launched drill, with what it made shown late, a device name taken unseen and a template with network interfaces, passes and leaves nothing', async () => {
+    Object.assign(fixture.ec2.semantics, { notFoundLooks: 2, tagLagLooks: 3 });
+    fixture.ec2.faults.unseenDevice = '/dev/sdf';
+    fixture.ec2.addLaunchTemplate('pgsnap-drill', { networkInterfaces: true });
+    let rootTags: string[] = [];
+    const { run, record } = await restore(
+      { mode: 'drill', instance: launch },
+      report(),
+      undefined,
+      synthesized,
+      {
+        [states.restoreOnHost]: () => {
+          rootTags = fixture.ec2.rootVolumes.flatMap((r) => r.tags.map((t) => t.Key!));
+        },
+      },
+    );
+    expect(run.failure).toBeUndefined();
+    expect(record.state).toBe('completed');
+    expect(record.volumes.map((v) => v.device)).not.toContain('/dev/sdf');
+    // The instance's own root volume is tagged apart from the restore's volumes, and went with the instance.
+    expect(rootTags).toContain('pgsnap:restore-root');
+    expect(rootTags).not.toContain('pgsnap:restore-id');
+    expect(record.cleanup?.volumesDeleted.sort()).toEqual(record.volumes.map((v) => v.volumeId!).sort());
+    expect(record.cleanup?.instanceTerminated).toBe(record.instance?.instanceId);
+    nothingLeft();
+  });
+
+  test('a DR restore of copies under the DR key passes with the rights the DR stack grants, and leaves nothing', async () => {
+    expect(drKey.mayUse).toEqual({ CreateVolume: true, AttachVolume: true, RunInstances: true });
+    fixture.ec2.snapshotKmsKeyId = drKey.arn;
+    fixture.ec2.semantics.mayUseKey = (key, call) => key === drKey.arn && drKey.mayUse[call];
+    let encrypted: string[] = [];
+    const { run, record } = await restore(
+      { mode: 'drill', instance: launch },
+      report(),
+      undefined,
+      drSynthesized,
+      {
+        [states.restoreOnHost]: async () => {
+          const { Volumes } = (await fixture.ec2.send(
+            new DescribeVolumesCommand({ Filters: [{ Name: 'tag:pgsnap:restore-id', Values: [restoreId] }] }),
+          )) as { Volumes: Array<{ KmsKeyId?: string }> };
+          encrypted = Volumes.map((v) => v.KmsKeyId ?? 'none');
+        },
+      },
+    );
+    expect(run.failure).toBeUndefined();
+    expect(record.state).toBe('completed');
+    expect(encrypted).toEqual([drKey.arn, drKey.arn]);
+    nothingLeft();
+  });
+
+  test('an attach EC2 refuses because the caller may not have a grant made on the volume key fails, and leaves nothing', async () => {
+    fixture.ec2.snapshotKmsKeyId = drKey.arn;
+    fixture.ec2.semantics.mayUseKey = (_key, call) => call !== 'AttachVolume';
+    const { run, record } = await restore(
+      { mode: 'drill', instance: launch },
+      report(),
+      undefined,
+      drSynthesized,
+    );
+    expect(run.failure?.error).toBe('UnauthorizedOperation');
+    expect(record.state).toBe('failed');
+    expect(record.failure?.reason).toMatch(/kms:CreateGrant/);
+    nothingLeft();
+  });
+
+  test('a restore whose instance and volumes are not visible for the first checks, and whose tags show later still, fails its check and still leaves nothing', async () => {
+    // Longer than the cleanup's tag-filtered looks last: only the ids the restore recorded find what it made.
+    Object.assign(fixture.ec2.semantics, { notFoundLooks: 4, tagLagLooks: 100 });
+    const failing = report({
+      checks: {
+        consistency: { ok: true, detail: 'consistent' },
+        sql: { ok: false, detail: 'select 1 answered 2' },
+      },
+      ok: false,
+    });
+    const { run, record } = await restore({ mode: 'drill', instance: launch }, failing);
+    expect(run.failure?.error).toBe('RestoreCheckFailedError');
+    expect(record.cleanup?.volumesDeleted).toHaveLength(2);
+    expect(record.cleanup?.instanceTerminated).toBe(record.instance?.instanceId);
+    nothingLeft();
+  });
+
+  test('a launch whose root volume key the caller may not use ends at launch, and leaves nothing', async () => {
+    fixture.ec2.addLaunchTemplate('pgsnap-drill', { rootKmsKeyId: drKey.arn });
+    fixture.ec2.semantics.mayUseKey = (_key, call) => call !== 'RunInstances';
+    const { run, record } = await restore({ mode: 'drill', instance: launch }, report());
+    expect(run.failure?.error).toBe('InstanceNotFoundError');
+    expect(record.failure?.reason).toMatch(/is terminated/);
+    nothingLeft();
   });
 });

@@ -226,8 +226,12 @@ describe('the DR stack', () => {
     const sourceStatements = Object.values(source.findResources('AWS::IAM::Policy')).flatMap(
       (p) => p.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>,
     );
+    // The restore's grants, which EC2 makes for a volume it attaches or launches, are for AWS resources only.
+    const forAwsResource = (s: Record<string, unknown>) =>
+      (s.Condition as { Bool?: Record<string, string> } | undefined)?.Bool?.['kms:GrantIsForAWSResource'] ===
+      'true';
     const grantConditions = sourceStatements
-      .filter((s) => s.Action === 'kms:CreateGrant')
+      .filter((s) => s.Action === 'kms:CreateGrant' && !forAwsResource(s))
       .map((s) => (s.Condition as Record<string, Record<string, unknown>>)['ForAllValues:StringEquals']);
     // dr-copies sends CreateGrant with exactly grantOperations: a policy allowing fewer is AccessDenied.
     expect(grantConditions).toEqual([{ 'kms:GrantOperations': grantOperations }]);

@@ -69,6 +69,11 @@ export function madeByRestore(c: ClusterScope, at: RestorePlace) {
       [`aws:RequestTag/${restoreTags.restoreId}`]: restoreId,
       'aws:TagKeys': [restoreTags.cluster, restoreTags.restoreId, 'Name'],
     },
+    launchedVolumeTags: {
+      [`aws:RequestTag/${restoreTags.cluster}`]: c.name,
+      [`aws:RequestTag/${restoreTags.restoreRoot}`]: restoreId,
+      'aws:TagKeys': [restoreTags.cluster, restoreTags.restoreRoot, 'Name'],
+    },
   };
 }
 
@@ -110,11 +115,13 @@ export function restoreRequestsOf(
   switch (`${command.client}:${command.operation}`) {
     case 'ec2:DescribeInstances':
     case 'ec2:DescribeVolumes':
+    case 'ec2:DescribeLaunchTemplateVersions':
       return [own({ action: `ec2:${command.operation}`, resource: '*' })];
     case 'ec2:RunInstances':
       return [
         own({ action: 'ec2:RunInstances', resource: any('instance'), context: made.requestTags }),
-        own({ action: 'ec2:RunInstances', resource: any('volume'), context: made.requestTags }),
+        // Per created resource type, each with its own tags (test/infra/iam-aws-semantics.test.ts derives them).
+        own({ action: 'ec2:RunInstances', resource: any('volume'), context: made.launchedVolumeTags }),
         ...['network-interface', 'subnet', 'security-group', 'launch-template', 'key-pair'].map((r) =>
           own({ action: 'ec2:RunInstances', resource: any(r) }),
         ),

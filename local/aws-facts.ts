@@ -1,0 +1,153 @@
+/**
+ * AWS's documented semantics of the EC2 calls a restore makes, in one place:
+ * the oracle the IAM evaluation (test/support/aws-requests.ts) and the local
+ * EC2 (local/local-ec2.ts) consult, so that neither shares the restore code's
+ * assumptions. Each fact names the page it comes from and quotes it.
+ */
+import { ec2Errors, eventualConsistencySeconds } from '#domain/ebs/ec2-api';
+
+export interface Source {
+  url: string;
+  says: string;
+}
+
+/** An EC2 resource type as IAM names it in an ARN (`arn:aws:ec2:region:account:<type>/<id>`). */
+export type Ec2ResourceType = 'instance' | 'volume' | 'network-interface';
+
+export const awsFacts = {
+  /**
+   * RunInstances creates an instance, its EBS volumes (the root volume
+   * always) and its network interfaces, and IAM authorizes each created
+   * resource with the request tags given for its own type.
+   */
+  runInstancesCreates: {
+    resources: ['instance', 'volume', 'network-interface'] as Ec2ResourceType[],
+    sources: [
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html',
+        says: 'TagSpecification.N — The tags to apply to the resources that are created during instance launch. You can specify tags for the following resources only: Instances, Volumes, Spot Instance requests, Network interfaces.',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html',
+        // The page's actions table, summarized (it has no sentence to quote).
+        says: 'RunInstances — resource types: instance, network-interface, security-group, subnet, volume (required), image, key-pair, launch-template; condition keys aws:RequestTag/<TagKey>, aws:TagKeys',
+      },
+    ] satisfies Source[],
+  },
+  /** CreateVolume creates a volume, tagged with its own TagSpecification, from a snapshot it reads. */
+  createVolumeCreates: {
+    resources: ['volume'] as Ec2ResourceType[],
+    sources: [
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVolume.html',
+        says: 'TagSpecification.N — The tags to apply to the volume during creation.',
+      },
+    ] satisfies Source[],
+  },
+  /**
+   * Using a customer managed key for EBS (CreateVolume from an encrypted
+   * snapshot, RunInstances with an encrypted block device, AttachVolume of an
+   * encrypted volume) needs the caller's KMS rights; EC2 creates a grant with
+   * the caller's identity, for an AWS resource.
+   */
+  ebsEncryption: {
+    callerActions: [
+      'kms:CreateGrant',
+      'kms:Decrypt',
+      'kms:DescribeKey',
+      'kms:GenerateDataKeyWithoutPlaintext',
+      'kms:ReEncryptFrom',
+      'kms:ReEncryptTo',
+    ],
+    /** What each call makes KMS check as the caller, for a volume under a customer managed key. */
+    byCall: {
+      CreateVolume: [
+        'kms:CreateGrant',
+        'kms:Decrypt',
+        'kms:DescribeKey',
+        'kms:GenerateDataKeyWithoutPlaintext',
+      ],
+      RunInstances: [
+        'kms:CreateGrant',
+        'kms:Decrypt',
+        'kms:DescribeKey',
+        'kms:GenerateDataKeyWithoutPlaintext',
+      ],
+      AttachVolume: ['kms:CreateGrant'],
+    } as Record<'CreateVolume' | 'RunInstances' | 'AttachVolume', string[]>,
+    /** The condition keys KMS sees on the grant EC2 makes. */
+    grantContext: (region: string) => ({
+      'kms:ViaService': `ec2.${region}.amazonaws.com`,
+      'kms:GrantIsForAWSResource': 'true',
+    }),
+    sources: [
+      {
+        url: 'https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html',
+        says: 'You must grant users permission to call the following actions in order to use EBS encryption: kms:CreateGrant, kms:Decrypt, kms:DescribeKey, kms:GenerateDataKeyWithoutPlainText, kms:ReEncrypt',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html',
+        says: "use the kms:GrantIsForAWSResource condition key to allow the user to create grants on the KMS key only when the grant is created on the user's behalf by an AWS service",
+      },
+    ] satisfies Source[],
+  },
+  /**
+   * What EC2 shows late: a resource just made answers NotFound by its id, and
+   * is missing from tag-filtered Describes, for up to a few minutes.
+   */
+  eventualConsistency: {
+    notFoundAfterCreate: {
+      RunInstances: ec2Errors.instanceNotFound,
+      CreateVolume: ec2Errors.volumeNotFound,
+    },
+    toleranceSeconds: eventualConsistencySeconds,
+    sources: [
+      {
+        url: 'https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html',
+        says: "If you successfully run the RunInstances command, and then immediately run another command using the instance ID that was provided in the response of RunInstances, it might return an InvalidInstanceID.NotFound error. This doesn't mean the instance doesn't exist.",
+      },
+      {
+        url: 'https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html',
+        says: "If you get an InvalidInstanceID.NotFound error after running TerminateInstances, this doesn't mean that the instance was or will be terminated. Your instance could still be running.",
+      },
+      {
+        url: 'https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html',
+        says: 'Run the Describe command repeatedly, starting with a couple of seconds of wait time, and increasing gradually up to a few minutes of wait time.',
+      },
+    ] satisfies Source[],
+  },
+  /** Errors the restore's calls meet, as EC2 answers them. */
+  errors: {
+    attachmentPointInUse: {
+      code: ec2Errors.invalidParameterValue,
+      message: (device: string, instanceId: string) =>
+        `Attachment point ${device} is already in use for instance ${instanceId}`,
+      source: {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html',
+        says: 'InvalidParameterValue — A value specified in a parameter is not valid, is unsupported, or cannot be used.',
+      } satisfies Source,
+    },
+    networkInterfacesWithSubnet: {
+      code: ec2Errors.invalidParameterCombination,
+      message: 'Network interfaces and an instance-level subnet ID may not be specified on the same request',
+      source: {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html',
+        says: 'InvalidParameterCombination — Indicates an incorrect combination of parameters, or a missing parameter.',
+      } satisfies Source,
+    },
+    unauthorized: {
+      code: ec2Errors.unauthorized,
+      source: {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html',
+        says: 'UnauthorizedOperation — You are not authorized to perform this operation.',
+      } satisfies Source,
+    },
+    throttled: {
+      code: ec2Errors.throttled,
+      source: {
+        url: 'https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html',
+        says: 'If an API request exceeds the API request rate for its category, the request returns the RequestLimitExceeded error code.',
+      } satisfies Source,
+    },
+  },
+} as const;
