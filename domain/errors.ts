@@ -126,3 +126,22 @@ export class VolumeNotFoundError extends PreconditionError {
 export class UnsupportedVolumeLayoutError extends PreconditionError {
   override name = 'UnsupportedVolumeLayoutError';
 }
+
+/**
+ * The restore record in the repository is not the one the state machine
+ * wrote: its digest differs from the one the restore document carries. Hosts
+ * can sometimes write there, so a target acts only on the record it was sent.
+ */
+export class RestoreRecordMismatchError extends PreconditionError {
+  override name = 'RestoreRecordMismatchError';
+}
+
+/**
+ * A path the restore would act on as root is not plain (a link on the way, a
+ * mount point outside mountRoot, a directory of an unexpected owner): the
+ * restored volumes and the record come from a database host, and are not
+ * followed where they lead.
+ */
+export class UnsafeRestorePathError extends PreconditionError {
+  override name = 'UnsafeRestorePathError';
+}

@@ -85,7 +85,14 @@ export function onTarget(
   return sendCommand(scope, name, host, {
     instanceIdPath: '$.target.instanceId',
     subjectPath: '$.restoreId',
-    parameters: { command, restoreId: JsonPath.stringAt('$.restoreId') },
+    // The record's digest from the attach step: the host acts only on the record the state machine wrote.
+    parameters: {
+      command,
+      restoreId: JsonPath.stringAt('$.restoreId'),
+      recordSha256: JsonPath.stringAt('$.attach.recordSha256'),
+    },
+    // The target takes its repository from its own root-owned settings, never from the command.
+    withRepository: false,
     resultPath,
     timeoutSeconds,
   });

@@ -174,6 +174,8 @@ export function sendCommand(
     parameters: Record<string, string>;
     resultPath: string;
     timeoutSeconds: number;
+    /** Pass `$.repository` (the backup's document); a restore target reads its repository from its own settings. */
+    withRepository?: boolean;
   },
 ): CallAwsService {
   const { timeoutSeconds } = options;
@@ -204,7 +206,9 @@ export function sendCommand(
           ]),
         ),
         cluster: JsonPath.array(JsonPath.stringAt('$.cluster')),
-        repository: JsonPath.array(JsonPath.stringAt('$.repository')),
+        ...(options.withRepository === false
+          ? {}
+          : { repository: JsonPath.array(JsonPath.stringAt('$.repository')) }),
         taskToken: JsonPath.array(JsonPath.taskToken),
         // The agent heartbeats by the configured setting even where the state has no heartbeat (abort).
         heartbeatSeconds: [String(host.timeouts.heartbeatSeconds)],

@@ -21,11 +21,12 @@ import {
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { RecoveryTarget } from '../restore/prepare.ts';
+import { recordDigestOf } from '../restore/read-record.ts';
 import { type RestoreResult, restoreBackup } from '../restore/restore-backup.ts';
 import { restoreOnHost } from '../restore/restore-on-host.ts';
 
 export const restoreUsage = `pgsnap restore --restore-id R --repo URL --cluster NAME [--systemd-unit U | --pg-bin DIR]
-               [--recovery-timeout SECONDS] [--task-token-file F [--heartbeat-seconds S]] [--json]
+               [--record-sha256 DIGEST] [--recovery-timeout SECONDS] [--task-token-file F [--heartbeat-seconds S]] [--json]
 pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
                [--target-action promote|pause|shutdown] [--standby --primary-conninfo CONNINFO]
@@ -53,7 +54,7 @@ its volumes (as pgsnap mount), prepares PGDATA as above from the record
 (backup, target, standby with primary_conninfo, tablespaces and pg_wal below
 the record's mountRoot, archiving off, the record's port), starts PostgreSQL
 (systemctl start U, or pg_ctl -D PGDATA start as its owner, pg_ctl from
---pg-bin, PGSNAP_PG_BIN, /usr/lib/postgresql/<version>/bin or PATH), waits
+--pg-bin, PGSNAP_PG_BIN or /usr/lib/postgresql/<version>/bin), waits
 until it is consistent and has promoted at its target (a standby: replayed
 past the backup's stop LSN), and runs the record's checks (consistency,
 pg_amcheck, checksum failures, the SQL check). Prints the host report; with a
@@ -63,6 +64,8 @@ with the error's name when the restore cannot go on (MountPointInUseError,
 VolumeNotFoundError, RecoveryTargetNotReachedError, ...). The restored server
 is reached with the libpq settings (PGHOST, PGUSER, ...) and the record's port.
 
+--record-sha256 D      act only on a record with this digest (the restore document passes
+                       the one the state machine recorded); any other is refused
 --recovery-timeout S   give up waiting for recovery after S seconds (default 21600)`;
 
 const targetActions = ['promote', 'pause', 'shutdown'] as const;
@@ -166,6 +169,7 @@ async function hostRestore(values: {
   'systemd-unit'?: string;
   'pg-bin'?: string;
   'recovery-timeout'?: string;
+  'record-sha256'?: string;
   'task-token'?: string;
   'task-token-file'?: string;
   'heartbeat-seconds'?: string;
@@ -179,6 +183,7 @@ async function hostRestore(values: {
   if (!/^[1-9][0-9]{0,7}$/.test(timeout)) {
     throw new UsageError(`--recovery-timeout ${timeout}: give a whole number of seconds, e.g. 3600`);
   }
+  const recordSha256 = recordDigestOf('restore', values['record-sha256']);
   const ctx = createContext(values);
   const choice = requireRepositoryChoice('restore', values);
   const progress = (message: string) => ctx.out.progress(message);
@@ -189,6 +194,7 @@ async function hostRestore(values: {
       () =>
         restoreOnHost(repository, choice, {
           restoreId,
+          ...(recordSha256 ? { recordSha256 } : {}),
           // The SSM document passes no unit: the host's settings file (PGSNAP_SYSTEMD_UNIT) names it.
           ...((values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT)
             ? { systemdUnit: values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT! }
@@ -228,6 +234,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
     'systemd-unit': { type: 'string' },
     'pg-bin': { type: 'string' },
     'recovery-timeout': { type: 'string' },
+    'record-sha256': { type: 'string' },
     ...taskTokenFlag,
     'backup-id': { type: 'string' },
     pgdata: { type: 'string' },
@@ -260,6 +267,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
     'systemd-unit',
     'pg-bin',
     'recovery-timeout',
+    'record-sha256',
     'task-token',
     'task-token-file',
   ] as const) {
@@ -290,6 +298,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
   if (values['spool-dir'] !== undefined && ahead === 0)
     throw new UsageError('--spool-dir needs --prefetch N');
   const target = parseRecoveryTarget(values);
+  const recordSha256 = recordDigestOf('restore', values['record-sha256']);
   const ctx = createContext(values);
   const choice = requireRepositoryChoice('restore', values);
   const out = progressOutput(ctx.out);

@@ -10,16 +10,18 @@ import {
   taskTokenOf,
 } from '../cli/task-token.ts';
 import { printUsage } from '../cli/usage.ts';
+import { recordDigestOf } from '../restore/read-record.ts';
 import { unmountRestore } from '../restore/unmount-restore.ts';
 
 export const unmountUsage = `pgsnap unmount --restore-id R --cluster C --repo URL [--stop-server [--systemd-unit U | --pg-bin DIR]]
-               [--task-token-file F [--heartbeat-seconds S]] [--json]
+               [--record-sha256 DIGEST] [--task-token-file F [--heartbeat-seconds S]] [--json]
 
 Unmounts the volumes of restore R that pgsnap mount placed: only mounts of the
 record's volumes' devices at their places, or the links it made. Nothing
 mounted is success, and says so. With --stop-server the restored server is
 stopped first (systemctl stop U, or pg_ctl -m fast, then -m immediate after
-60 s); without it a server still running there is refused. With a task token
+60 s); without it a server still running there is refused. With
+--record-sha256, a record with another digest is refused. With a task token
 the answer goes to Step Functions (SendTaskSuccess / SendTaskFailure).`;
 
 export async function unmountCommand(args: string[]): Promise<number> {
@@ -28,11 +30,13 @@ export async function unmountCommand(args: string[]): Promise<number> {
     'stop-server': { type: 'boolean', default: false },
     'systemd-unit': { type: 'string' },
     'pg-bin': { type: 'string' },
+    'record-sha256': { type: 'string' },
     ...taskTokenFlag,
   });
   if (values.help) return printUsage(unmountUsage);
   refuseTogether('unmount', values, ['systemd-unit', 'pg-bin']);
   const restoreId = restoreIdOf('unmount', values['restore-id']);
+  const recordSha256 = recordDigestOf('unmount', values['record-sha256']);
   const ctx = createContext(values);
   const repository = await open(requireRepositoryChoice('unmount', values));
   try {
@@ -42,6 +46,7 @@ export async function unmountCommand(args: string[]): Promise<number> {
       () =>
         unmountRestore(repository, {
           restoreId,
+          ...(recordSha256 ? { recordSha256 } : {}),
           stopServer: values['stop-server'],
           // The SSM document passes no unit: the host's settings file (PGSNAP_SYSTEMD_UNIT) names it.
           ...((values['systemd-unit'] ?? process.env.PGSNAP_SYSTEMD_UNIT)

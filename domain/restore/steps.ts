@@ -10,7 +10,13 @@ import type { Repository } from '../repository/repository.ts';
 import * as z from '../zod.ts';
 import { type HostReport, hostReportSchema } from './host-report.ts';
 import { describeTarget, planRestore } from './plan.ts';
-import { type RestoreRecord, type RestoreVolume, restoreRecordSchemaVersion } from './record.ts';
+import {
+  type RestoreRecord,
+  type RestoreVolume,
+  recordDigest,
+  restoreRecordSchemaVersion,
+  validateRestoreRecord,
+} from './record.ts';
 import {
   type InstanceRequest,
   type RestoreMode,
@@ -291,20 +297,28 @@ export async function recordRestore(
   return { state: next.state, ...(next.rtoSeconds !== undefined ? { rtoSeconds: next.rtoSeconds } : {}) };
 }
 
-/** The volumes of the record, with the ids the create step got back. */
+/**
+ * The volumes of the record, with the ids the create step got back (and the
+ * devices the attach step got). Returns the record's digest (recordDigest):
+ * after the attach step, the layout the target host acts on is final, and the
+ * state machine hands this digest to the host, which refuses any other record.
+ */
 export async function recordVolumes(
   repository: Repository,
   restoreId: string,
   volumes: RestoreVolume[],
   state: 'volumes' | 'attached',
-): Promise<void> {
+): Promise<string> {
   const record = (await repository.readRestoreRecord(restoreId))!;
   const at = new Date().toISOString();
-  await repository.writeRestoreRecord({
+  const next: RestoreRecord = {
     ...record,
     volumes,
     state: state === 'volumes' ? 'volumes' : record.state,
     timings: { ...record.timings, ...(state === 'volumes' ? { volumesCreatedAt: at } : {}) },
     updatedAt: at,
-  });
+  };
+  await repository.writeRestoreRecord(next);
+  // Digested as the host will read it: parsed by the record's schema.
+  return recordDigest(validateRestoreRecord(next, `restore ${restoreId}`));
 }
