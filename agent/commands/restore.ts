@@ -298,7 +298,6 @@ export async function restoreCommand(args: string[]): Promise<number> {
   if (values['spool-dir'] !== undefined && ahead === 0)
     throw new UsageError('--spool-dir needs --prefetch N');
   const target = parseRecoveryTarget(values);
-  const recordSha256 = recordDigestOf('restore', values['record-sha256']);
   const ctx = createContext(values);
   const choice = requireRepositoryChoice('restore', values);
   const out = progressOutput(ctx.out);

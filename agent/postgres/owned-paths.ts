@@ -190,11 +190,14 @@ function runAsOwner(command: string, args: string[], owner: Owner): void {
 
 /**
  * Refuses `path` when it, or any directory on the way to it, is a symbolic
- * link: root then acts on the path by name (mkdir, mount, chown, pg_ctl -D),
+ * link, when pgsnap runs as root: root then acts on the path by name (mkdir, mount, chown, pg_ctl -D),
  * and a link planted on a restored volume would take that elsewhere. A part
  * not there yet ends the walk: whoever creates it does so without following.
  */
 export function refuseLinksOnPath(path: string, what: string): void {
+  // Not root, pgsnap acts with its user's rights: a link leads nowhere that user could not go anyway (the
+  // non-root demo links each local volume at its mount point).
+  if (!isRoot()) return;
   let at = '';
   for (const part of path.split('/').filter(Boolean)) {
     at = `${at}/${part}`;
