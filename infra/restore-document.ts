@@ -5,10 +5,10 @@
  * launches or is given, can run nothing on a host but a restore of one
  * recorded restore (`pgsnap restore --restore-id`) and its teardown
  * (`pgsnap unmount --restore-id`). The parameters are held to strict
- * patterns, as the backup's are (agent-document.ts). The repository is not
- * one of them: the target restores only from the repository in its own
- * root-owned settings (PGSNAP_REPO in pgsnap.env), and only the record whose
- * digest the state machine passes (recordSha256).
+ * patterns, as the backup's are (agent-document.ts). As there, the repository
+ * is not one of them: the target restores only from the repository in its
+ * own root-owned settings (PGSNAP_REPO in pgsnap.env), and only the record
+ * whose digest the state machine passes (recordSha256).
  */
 import type { Construct } from 'constructs';
 import { clusterNamePattern } from '#domain/backup/input';

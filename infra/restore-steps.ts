@@ -91,8 +91,6 @@ export function onTarget(
       restoreId: JsonPath.stringAt('$.restoreId'),
       recordSha256: JsonPath.stringAt('$.attach.recordSha256'),
     },
-    // The target takes its repository from its own root-owned settings, never from the command.
-    withRepository: false,
     resultPath,
     timeoutSeconds,
   });

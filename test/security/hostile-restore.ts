@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { type RestoreRecord, recordDigest } from '#domain/restore/record';
 import { newRestoreId } from '#domain/restore/request';
-import { Cluster, ownedDir } from '../support/cluster.ts';
+import { Cluster, freePort, ownedDir } from '../support/cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 
@@ -143,6 +143,8 @@ export async function target(
     state: 'attached',
     checks: { amcheck: 'none' },
     mountRoot,
+    // The source still runs on this machine: the restored server listens elsewhere.
+    port: await freePort(),
     repository: backup.repo.url,
     volumes: [
       {
