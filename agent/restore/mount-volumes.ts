@@ -73,11 +73,11 @@ type Source = { kind: 'device'; device: string } | { kind: 'dir'; path: string }
  * and below mountRoot, whatever the schema let through.
  */
 export function restoredPath(record: Pick<RestoreRecord, 'mountRoot'>, path: string): string {
-  const root = record.mountRoot ?? '/';
+  const root = normalize(record.mountRoot ?? '/').replace(/(.)\/$/, '$1');
   const placed = normalize(`${record.mountRoot ?? ''}/${path}`).replace(/(.)\/$/, '$1');
   const plain = (p: string) => plainAbsolutePathPattern.test(p);
   if (
-    !plain(root) ||
+    !plain(record.mountRoot ?? '/') ||
     !plain(path) ||
     !plain(placed) ||
     !(root === '/' || placed === root || placed.startsWith(`${root}/`))

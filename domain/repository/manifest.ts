@@ -33,13 +33,12 @@ export type ArtifactRecord = z.infer<typeof artifactSchema>;
 
 /**
  * An absolute path of plain names: letters, digits and `._+@=:,-` in each
- * segment, no `.` or `..` segment, no empty one, no trailing `/` (only `/`
- * itself). A restore target mounts the volume there as root (below its
+ * segment, no `.` or `..` segment, no empty one (a trailing `/` is allowed). A restore target mounts the volume there as root (below its
  * mountRoot), and these paths come from a database host, which may lie: a
  * newline (which `.` in a regex does not match), a control character or a
  * `..` would take the mount out of mountRoot once normalised.
  */
-export const plainAbsolutePathPattern = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._+@=:,-]+)+)$/;
+export const plainAbsolutePathPattern = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._+@=:,-]+)+\/?)$/;
 
 export const plainAbsolutePath = z
   .string()
