@@ -30,6 +30,18 @@ export default defineConfig({
       },
       {
         extends: true,
+        // The hostile-host suite: the real agent as root against real PostgreSQL, mounts and loop devices.
+        test: {
+          name: 'security',
+          include: ['test/security/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
+        },
+      },
+      {
+        extends: true,
         // Synthesizing the CDK app takes seconds per test file; the Lambdas are not bundled.
         test: {
           name: 'infra',

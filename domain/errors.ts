@@ -233,3 +233,29 @@ export class VolumeNotFoundError extends PreconditionError {
 export class UnsupportedVolumeLayoutError extends PreconditionError {
   override name = 'UnsupportedVolumeLayoutError';
 }
+
+/**
+ * The restore record in the repository is not the one the state machine wrote: its digest differs from the
+ * one the restore document carries. Hosts can sometimes write there, so a target acts only on the record it
+ * was sent.
+ *
+ * What to do: Treat it as an attack on the repository: find who rewrote `<cluster>/restores/<restoreId>.json`
+ * (S3 access logs, object versions), check the bucket policy denies hosts writes to `restores/*`, and start
+ * the restore again.
+ */
+export class RestoreRecordMismatchError extends PreconditionError {
+  override name = 'RestoreRecordMismatchError';
+}
+
+/**
+ * A path the restore would act on as root is not plain (a link on the way, a mount point outside mountRoot,
+ * a directory of an unexpected owner): the restored volumes and the record come from a database host, and
+ * are not followed where they lead.
+ *
+ * What to do: Check the backup's recorded layout and the restored volumes for the link or path the message
+ * names; a layout that needs links cannot be restored by pgsnap as root. Make mountRoot and its parents
+ * root-owned and not writable by others.
+ */
+export class UnsafeRestorePathError extends PreconditionError {
+  override name = 'UnsafeRestorePathError';
+}

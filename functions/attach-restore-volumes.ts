@@ -17,14 +17,16 @@ const eventSchema = z.object({
 
 export const attachRestoreVolumesHandler =
   (ec2: EC2Client) =>
-  async (event: unknown): Promise<{ devices: Record<string, string>; at: string }> => {
+  async (event: unknown): Promise<{ devices: Record<string, string>; at: string; recordSha256: string }> => {
     const request = parseWith(eventSchema, event, 'the attach-restore-volumes event');
     const repository = await openRepository(request.repository, request.cluster);
     try {
       const record = (await repository.readRestoreRecord(request.restoreId))!;
       const volumes = await attachRestoreVolumes(ec2, record.volumes, request.instanceId);
-      await recordVolumes(repository, request.restoreId, volumes, 'attached');
+      const recordSha256 = await recordVolumes(repository, request.restoreId, volumes, 'attached');
       return {
+        // The restore document hands it to the host, which acts only on a record with this digest.
+        recordSha256,
         devices: Object.fromEntries(volumes.map((v) => [v.volumeId!, v.device!])),
         at: new Date().toISOString(),
       };

@@ -160,8 +160,9 @@ export function onHost(
 
 /**
  * A step that runs `host.documentName` on one instance through SSM Run
- * Command and waits for the agent's task token answer; the cluster, the
- * repository, the token and the heartbeat setting are passed to every command.
+ * Command and waits for the agent's task token answer; the cluster, the token
+ * and the heartbeat setting are passed to every command. The repository is
+ * not: each host uses the one in its own root-owned settings.
  */
 export function sendCommand(
   scope: Construct,
@@ -204,7 +205,6 @@ export function sendCommand(
           ]),
         ),
         cluster: JsonPath.array(JsonPath.stringAt('$.cluster')),
-        repository: JsonPath.array(JsonPath.stringAt('$.repository')),
         taskToken: JsonPath.array(JsonPath.taskToken),
         // The agent heartbeats by the configured setting even where the state has no heartbeat (abort).
         heartbeatSeconds: [String(host.timeouts.heartbeatSeconds)],

@@ -13,6 +13,12 @@ export function renderDocument(
   values: Record<string, string | undefined>,
 ): string {
   let script = content.runCommand.join('\n');
+  // SendCommand refuses a parameter the document does not declare (InvalidParameters).
+  for (const name of Object.keys(values)) {
+    if (values[name] !== undefined && !(name in content.parameters)) {
+      throw new Error(`refused: ${name} is not a parameter of the document`);
+    }
+  }
   for (const [name, parameter] of Object.entries(content.parameters)) {
     const value = values[name] ?? parameter.default;
     if (value === undefined) throw new Error(`parameter ${name} is required`);

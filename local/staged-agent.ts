@@ -80,19 +80,23 @@ export function agentOnPath(binDir: string, agent: string[]): string {
 
 /**
  * The environment of the agent a local run's servers and state machine call:
- * the libpq connection of the source, its state directory under `work`, and
- * the volumes file that stands for the local EC2's attachments.
+ * the libpq connection of the source, its state directory under `work`, the
+ * volumes file that stands for the local EC2's attachments, and the
+ * repository (PGSNAP_REPO, as pgsnap.env names it on a host: the restore
+ * document takes none).
  */
 export function localAgentEnv(
   sourceEnv: NodeJS.ProcessEnv,
   work: string,
   volumesFile: string,
+  repositoryUrl: string,
 ): NodeJS.ProcessEnv {
   return {
     ...process.env,
     ...sourceEnv,
     PGSNAP_STATE_DIR: join(work, 'state'),
     PGSNAP_LOCAL_VOLUMES: volumesFile,
+    PGSNAP_REPO: repositoryUrl,
   };
 }
 

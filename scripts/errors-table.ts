@@ -48,6 +48,15 @@ const otherNames: Record<string, { when: string; whatToDo: string; always?: true
     when: "Lambda throttled the step's function (the account's or function's concurrency is used up).",
     whatToDo: "Retried by the step; if it still fails, raise the account's Lambda concurrency.",
   },
+  'Ssm.ThrottlingException': {
+    when: "Systems Manager throttled the account's SendCommand requests.",
+    whatToDo:
+      'Retried by the step with full jitter; met only once the retries ran out. Start fewer restores or backups at once in the account.',
+  },
+  'Ssm.InternalServerErrorException': {
+    when: 'Systems Manager failed the request on its side.',
+    whatToDo: 'Retried by the step; once the retries ran out, start the execution again.',
+  },
   'Ssm.InvalidInstanceIdException': {
     when: "The restore's target instance is not registered with SSM (yet): a launched instance's SSM agent registers a minute or two after it runs.",
     whatToDo:

@@ -11,7 +11,7 @@ import type { RecoveryTarget } from '../restore/prepare.ts';
 import { parse, refuseTogether } from './args.ts';
 
 export const restoreUsage = `pgsnap restore --restore-id R --repo URL --cluster NAME [--systemd-unit U | --pg-bin DIR]
-               [--recovery-timeout SECONDS] [--task-token-file F [--heartbeat-seconds S]] [--json]
+               [--record-sha256 DIGEST] [--recovery-timeout SECONDS] [--task-token-file F [--heartbeat-seconds S]] [--json]
 pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
                [--target-action promote|pause|shutdown] [--standby --primary-conninfo CONNINFO]
@@ -39,7 +39,7 @@ its volumes (as pgsnap mount), prepares PGDATA as above from the record
 (backup, target, standby with primary_conninfo, tablespaces and pg_wal below
 the record's mountRoot, archiving off, the record's port), starts PostgreSQL
 (systemctl start U, or pg_ctl -D PGDATA start as its owner, pg_ctl from
---pg-bin, PGSNAP_PG_BIN, /usr/lib/postgresql/<version>/bin or PATH), waits
+--pg-bin, PGSNAP_PG_BIN or /usr/lib/postgresql/<version>/bin), waits
 until it is consistent and has promoted at its target (a standby: replayed
 past the backup's stop LSN), and runs the record's checks (consistency,
 pg_amcheck, checksum failures, the SQL check). Prints the host report; with a
@@ -49,6 +49,8 @@ with the error's name when the restore cannot go on (MountPointInUseError,
 VolumeNotFoundError, RecoveryTargetNotReachedError, ...). The restored server
 is reached with the libpq settings (PGHOST, PGUSER, ...) and the record's port.
 
+--record-sha256 D      act only on a record with this digest (the restore document passes
+                       the one the state machine recorded); any other is refused
 --recovery-timeout S   give up waiting for recovery after S seconds, or a duration such as 6h
                        (default 21600)`;
 
@@ -57,6 +59,7 @@ export const restoreFlags = {
   'systemd-unit': { type: 'string' },
   'pg-bin': { type: 'string' },
   'recovery-timeout': { type: 'string' },
+  'record-sha256': { type: 'string' },
   ...taskTokenFlag,
   'backup-id': { type: 'string' },
   pgdata: { type: 'string' },
@@ -181,6 +184,7 @@ export const hostFlags = [
   'systemd-unit',
   'pg-bin',
   'recovery-timeout',
+  'record-sha256',
   'task-token',
   'task-token-file',
 ] as const;

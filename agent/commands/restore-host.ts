@@ -12,6 +12,7 @@ import { createContext } from '../host/context.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';
 import { settingsFrom } from '../host/settings.ts';
 import { answeringStepFunctions, heartbeatIntervalMs, taskTokenOf } from '../host/task-token.ts';
+import { recordDigestOf } from '../restore/read-record.ts';
 import { restoreOnHost } from '../restore/restore-on-host.ts';
 
 export async function restoreHostCommand(args: string[]): Promise<number> {
@@ -26,6 +27,7 @@ export async function restoreHostCommand(args: string[]): Promise<number> {
   }
   refuseTogether('restore', values, ['systemd-unit', 'pg-bin']);
   const restoreId = restoreIdOf('restore', values['restore-id']);
+  const recordSha256 = recordDigestOf('restore', values['record-sha256']);
   const settings = settingsFrom({
     ...(values['recovery-timeout'] !== undefined ? { 'recovery-timeout': values['recovery-timeout'] } : {}),
     ...(values['systemd-unit'] !== undefined ? { 'systemd-unit': values['systemd-unit'] } : {}),
@@ -40,6 +42,7 @@ export async function restoreHostCommand(args: string[]): Promise<number> {
       () =>
         restoreOnHost(repository, choice, {
           restoreId,
+          ...(recordSha256 ? { recordSha256 } : {}),
           // The SSM document passes no unit: the host's settings file (PGSNAP_SYSTEMD_UNIT) names it.
           ...(settings.systemdUnit ? { systemdUnit: settings.systemdUnit } : {}),
           ...(values['pg-bin'] ? { pgBin: values['pg-bin'] } : {}),

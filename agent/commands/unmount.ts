@@ -11,16 +11,18 @@ import {
   taskTokenFlag,
   taskTokenOf,
 } from '../host/task-token.ts';
+import { recordDigestOf } from '../restore/read-record.ts';
 import { unmountRestore } from '../restore/unmount-restore.ts';
 
 export const unmountUsage = `pgsnap unmount --restore-id R --cluster C --repo URL [--stop-server [--systemd-unit U | --pg-bin DIR]]
-               [--task-token-file F [--heartbeat-seconds S]] [--json]
+               [--record-sha256 DIGEST] [--task-token-file F [--heartbeat-seconds S]] [--json]
 
 Unmounts the volumes of restore R that pgsnap mount placed: only mounts of the
 record's volumes' devices at their places, or the links it made. Nothing
 mounted is success, and says so. With --stop-server the restored server is
 stopped first (systemctl stop U, or pg_ctl -m fast, then -m immediate after
-60 s); without it a server still running there is refused. With a task token
+60 s); without it a server still running there is refused. With
+--record-sha256, a record with another digest is refused. With a task token
 the answer goes to Step Functions (SendTaskSuccess / SendTaskFailure).`;
 
 export async function unmountCommand(args: string[]): Promise<number> {
@@ -29,6 +31,7 @@ export async function unmountCommand(args: string[]): Promise<number> {
     'stop-server': { type: 'boolean', default: false },
     'systemd-unit': { type: 'string' },
     'pg-bin': { type: 'string' },
+    'record-sha256': { type: 'string' },
     ...taskTokenFlag,
   });
   if (values.help) return printUsage(unmountUsage);
@@ -37,6 +40,7 @@ export async function unmountCommand(args: string[]): Promise<number> {
   const { systemdUnit } = settingsFrom(
     values['systemd-unit'] !== undefined ? { 'systemd-unit': values['systemd-unit'] } : {},
   );
+  const recordSha256 = recordDigestOf('unmount', values['record-sha256']);
   const ctx = createContext(values);
   const repository = await open(requireRepositoryChoice('unmount', values));
   try {
@@ -46,6 +50,7 @@ export async function unmountCommand(args: string[]): Promise<number> {
       () =>
         unmountRestore(repository, {
           restoreId,
+          ...(recordSha256 ? { recordSha256 } : {}),
           stopServer: values['stop-server'],
           // The SSM document passes no unit: the host's settings file (PGSNAP_SYSTEMD_UNIT) names it.
           ...(systemdUnit ? { systemdUnit } : {}),

@@ -22,11 +22,12 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   rmSync,
   writeSync,
 } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { PreconditionError } from '#domain/errors';
+import { PreconditionError, UnsafeRestorePathError } from '#domain/errors';
 
 export interface Owner {
   uid: number;
@@ -211,5 +212,86 @@ function runAsOwner(command: string, args: string[], owner: Owner): void {
       `${command} ${args.join(' ')} as uid ${owner.uid} failed: ${result.error?.message ?? result.stderr.trim()}`,
       { cause: result.error },
     );
+  }
+}
+
+/**
+ * Refuses `path` when it, or any directory on the way to it, is a symbolic
+ * link, when pgsnap runs as root: root then acts on the path by name (mkdir, mount, chown, pg_ctl -D),
+ * and a link planted on a restored volume would take that elsewhere. A part
+ * not there yet ends the walk: whoever creates it does so without following.
+ */
+export function refuseLinksOnPath(path: string, what: string): void {
+  // Not root, pgsnap acts with its user's rights: a link leads nowhere that user could not go anyway (the
+  // non-root demo links each local volume at its mount point).
+  if (!isRoot()) return;
+  let at = '';
+  for (const part of path.split('/').filter(Boolean)) {
+    at = `${at}/${part}`;
+    const found = lstatSync(at, { throwIfNoEntry: false });
+    if (!found) return;
+    if (found.isSymbolicLink()) {
+      throw new UnsafeRestorePathError(
+        `${what} ${path} is reached through ${at}, a symbolic link: pgsnap acts as root only on paths whose every ` +
+          'directory is a real one, and does not follow links on restored volumes. Check who planted it; the ' +
+          'restore stops here',
+      );
+    }
+    if (at !== path && !found.isDirectory()) {
+      throw new UnsafeRestorePathError(`${what} ${path} is reached through ${at}, which is not a directory`);
+    }
+  }
+}
+
+/**
+ * `ownedDirectory` for a path that crosses restored volumes: no link on the
+ * way is followed (refuseLinksOnPath), each missing parent is made as a
+ * directory of `owner` through ownedDirectory (never through a link), and the
+ * last one is made or taken over with `mode`.
+ */
+export function ownedDirectoryOnPlainPath(path: string, owner: Owner | undefined, mode: number): string {
+  refuseLinksOnPath(path, 'the directory');
+  const missing: string[] = [];
+  for (let dir = dirname(path); !lstatSync(dir, { throwIfNoEntry: false }); dir = dirname(dir))
+    missing.unshift(dir);
+  for (const dir of missing) ownedDirectory(dir, owner, mode);
+  return ownedDirectory(path, owner, mode);
+}
+
+/**
+ * Reads at most `maxBytes` of a regular file without following a link at
+ * its last component (O_NOFOLLOW; callers check the directories on the way).
+ * Anything else (a link, a FIFO, a device) is refused, and the refusal never
+ * quotes content: it may land in a record others read.
+ */
+export function readPlainFile(path: string, maxBytes: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'EMLINK') {
+      throw new UnsafeRestorePathError(
+        `${path} is a symbolic link; pgsnap reads it only as a regular file and does not follow links on ` +
+          'restored volumes (check where it points: it may have been planted)',
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) {
+      throw new UnsafeRestorePathError(`${path} is not a regular file; pgsnap will not read it`);
+    }
+    const buffer = Buffer.alloc(maxBytes);
+    let length = 0;
+    while (length < maxBytes) {
+      const read = readSync(fd, buffer, length, maxBytes - length, null);
+      if (read === 0) break;
+      length += read;
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    closeSync(fd);
   }
 }

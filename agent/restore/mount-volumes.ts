@@ -26,11 +26,14 @@ import { dirname, normalize } from 'node:path';
 import {
   MountPointInUseError,
   PreconditionError,
+  UnsafeRestorePathError,
   UnsupportedVolumeLayoutError,
   VolumeNotFoundError,
 } from '#domain/errors';
+import { plainAbsolutePathPattern } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import type { RestoreRecord, RestoreVolume } from '#domain/repository/restore-record';
+import { ownedDirectory, ownedDirectoryOnPlainPath, refuseLinksOnPath } from '../postgres/owned-paths.ts';
 import type { FindmntOutput, SysfsReader } from '../volumes/block-devices.ts';
 import { findmnt, hostSysfs } from '../volumes/discover.ts';
 import { findEbsDevice, holdersOf, partitionOf } from '../volumes/ebs-device.ts';
@@ -63,9 +66,73 @@ export interface PlacedVolume {
 
 type Source = { kind: 'device'; device: string } | { kind: 'dir'; path: string };
 
-/** Where a restore places a path of the source host: below mountRoot when the record has one. */
+/**
+ * Where a restore places a path of the source host: below mountRoot when the
+ * record has one. The record's paths come from a database host: the result
+ * is checked again after normalisation, a plain path (no newline, no `..`)
+ * and below mountRoot, whatever the schema let through.
+ */
 export function restoredPath(record: Pick<RestoreRecord, 'mountRoot'>, path: string): string {
-  return normalize(`${record.mountRoot ?? ''}/${path}`).replace(/(.)\/$/, '$1');
+  const root = normalize(record.mountRoot ?? '/').replace(/(.)\/$/, '$1');
+  const placed = normalize(`${record.mountRoot ?? ''}/${path}`).replace(/(.)\/$/, '$1');
+  const plain = (p: string) => plainAbsolutePathPattern.test(p);
+  if (
+    !plain(record.mountRoot ?? '/') ||
+    !plain(path) ||
+    !plain(placed) ||
+    !(root === '/' || placed === root || placed.startsWith(`${root}/`))
+  ) {
+    throw new UnsafeRestorePathError(
+      `the restore record places ${JSON.stringify(path)} below ${JSON.stringify(root)}, which is not a plain path ` +
+        'below the mount root (letters, digits, ._+@=:,- and no . or .. segment): pgsnap mounts and acts only ' +
+        'below mountRoot. The record was written wrongly or rewritten; start a new restore',
+    );
+  }
+  return placed;
+}
+
+/** The file systems pgsnap mounts from a restored volume; anything else (a FUSE helper, a network one) is refused. */
+export const mountableFileSystems = ['ext4', 'xfs', 'btrfs'] as const;
+
+/**
+ * What every restored volume is mounted with: no setuid or device file on it
+ * takes effect, and nothing on it runs (a restored volume is the source
+ * host's, whose PostgreSQL superuser could write anything there).
+ */
+export const restoredMountOptions = ['nosuid', 'nodev', 'noexec'] as const;
+
+/**
+ * Makes sure the mount root (`/` when the record has none) is a real
+ * directory of root's that only root may write, and every directory above it
+ * too (a world-writable one with the sticky bit, /tmp, passes: its entries
+ * are their owners'); a missing mount root is made so. Nothing else could
+ * then move or replace what pgsnap mounts below it.
+ */
+export function requireRootOwnedMountRoot(mountRoot: string | undefined): void {
+  const root = mountRoot ?? '/';
+  refuseLinksOnPath(root, 'the mount root');
+  let at = '';
+  for (const part of ['', ...root.split('/').filter(Boolean)]) {
+    at = part === '' ? '/' : `${at === '/' ? '' : at}/${part}`;
+    let found = lstatSync(at, { throwIfNoEntry: false });
+    if (!found) {
+      ownedDirectory(at, { uid: 0, gid: 0 }, 0o755);
+      found = lstatSync(at);
+    }
+    const isRootItself = at === root;
+    const othersWrite = (found.mode & 0o022) !== 0;
+    const sticky = (found.mode & 0o1000) !== 0;
+    if (!found.isDirectory() || found.uid !== 0 || (othersWrite && (isRootItself || !sticky))) {
+      throw new UnsafeRestorePathError(
+        `the mount root ${root} is not safe to mount below as root: ${at} ${
+          found.isDirectory()
+            ? `belongs to uid ${found.uid} with mode ${(found.mode & 0o7777).toString(8)}`
+            : 'is not a directory'
+        }. It and every directory above it must belong to root and be writable by root only ` +
+          `(chown root: ${at}; chmod go-w ${at}), or restore below another mountRoot`,
+      );
+    }
+  }
 }
 
 function volumeIdOf(volume: RestoreVolume): string {
@@ -94,19 +161,17 @@ function sourceOf(volume: RestoreVolume, host: Host): Source {
     }
     return { kind: 'device', device: `/dev/${part}` };
   }
+  // By its id only: the record's device name would name whatever disk of this host has it.
   const found = findEbsDevice(
     volumeId,
-    {
-      ...(volume.source.partition ? { partition: volume.source.partition } : {}),
-      ...(volume.device ? { deviceName: volume.device } : {}),
-    },
+    volume.source.partition ? { partition: volume.source.partition } : {},
     host.sys,
   );
   if (!found) {
     const where = volume.source.partition ? ` (partition ${volume.source.partition})` : '';
     throw new VolumeNotFoundError(
-      `volume ${volumeId}${where} is not attached to this host: no NVMe disk has serial ${volumeId.replace('-', '')}` +
-        `${volume.device ? ` and there is no ${volume.device}` : ''}. Attach it to this instance ` +
+      `volume ${volumeId}${where} is not attached to this host: no NVMe disk has serial ${volumeId.replace('-', '')} ` +
+        '(a restore target must be a Nitro instance, whose disks carry their volume id). Attach it to this instance ' +
         `(aws ec2 attach-volume --volume-id ${volumeId} …) and run pgsnap mount again` +
         `${host.local.length > 0 ? `; ${localVolumesVariable} lists no such volume either` : ''}`,
     );
@@ -285,6 +350,7 @@ export function refuseLinksOnTheWay(target: string, volumeId: string): void {
 }
 
 function placeEach(record: RestoreRecord, host: Host, placed: PlacedVolume[]): void {
+  if (host.isRoot) requireRootOwnedMountRoot(record.mountRoot);
   for (const volume of outermostFirst(record)) {
     const volumeId = volumeIdOf(volume);
     const source = sourceOf(volume, host);
@@ -311,9 +377,11 @@ function placeEach(record: RestoreRecord, host: Host, placed: PlacedVolume[]): v
     }
     if (source.kind === 'dir') {
       if (host.isRoot) {
-        mkdirSync(target, { recursive: true });
-        run('mount', ['--bind', source.path, target]);
-        placed.push({ volumeId, device: source.path, mountPoint: target, options: 'bind', already: false });
+        ownedDirectoryOnPlainPath(target, { uid: 0, gid: 0 }, 0o755);
+        // util-linux applies the flags of a bind mount with a remount of its own (mount(8), --bind).
+        const options = ['bind', ...restoredMountOptions].join(',');
+        run('mount', ['--bind', '-o', restoredMountOptions.join(','), source.path, target]);
+        placed.push({ volumeId, device: source.path, mountPoint: target, options, already: false });
       } else {
         // Without root nothing can be mounted: the non-root demo links the directory at the mount point.
         mkdirSync(dirname(target), { recursive: true });
@@ -335,23 +403,24 @@ function placeEach(record: RestoreRecord, host: Host, placed: PlacedVolume[]): v
           '(the SSM document does)',
       );
     }
-    const { type, uuid } = probe(source.device);
-    const fstype = type ?? volume.source.fstype;
-    const options: string[] = [];
+    // The type on the device, not the record's: and only one of the file systems pgsnap mounts.
+    const { type: fstype, uuid } = probe(source.device);
+    if (!fstype || !(mountableFileSystems as readonly string[]).includes(fstype)) {
+      throw new UnsupportedVolumeLayoutError(
+        `${source.device} (volume ${volumeId}) holds ${fstype ? `a ${fstype} file system` : 'no file system blkid knows'}: ` +
+          `pgsnap mounts only ${mountableFileSystems.join(', ')} from a restored volume`,
+      );
+    }
+    const options: string[] = [...restoredMountOptions];
     // A file system with this UUID already mounted (the source's own volume, on the same host): XFS refuses it.
     if (fstype === 'xfs' && uuid && mountedXfsUuids(mounts).includes(uuid)) options.push('nouuid');
-    mkdirSync(target, { recursive: true });
-    run('mount', [
-      ...(fstype && fstype !== 'dir' ? ['-t', fstype] : []),
-      ...(options.length ? ['-o', options.join(',')] : []),
-      source.device,
-      target,
-    ]);
+    ownedDirectoryOnPlainPath(target, { uid: 0, gid: 0 }, 0o755);
+    run('mount', ['-t', fstype, '-o', options.join(','), source.device, target]);
     placed.push({
       volumeId,
       device: source.device,
       mountPoint: target,
-      ...(options.length ? { options: options.join(',') } : {}),
+      options: options.join(','),
       already: false,
     });
   }

@@ -4,17 +4,7 @@
  * research notes §3).
  */
 import { createHash } from 'node:crypto';
-import {
-  chownSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-} from 'node:fs';
+import { existsSync, lstatSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import {
@@ -22,6 +12,7 @@ import {
   makeDirectoryAsOwner,
   type Owner,
   ownedDirectory,
+  ownedDirectoryOnPlainPath,
   readOwnedFile,
   removeTree,
   writeOwnedFile,
@@ -230,8 +221,8 @@ export function prepareDataDirectory(options: PrepareOptions): void {
   const owner = statSync(pgdata);
   if (options.walDir) {
     removeTree(join(pgdata, 'pg_wal'), owner);
-    mkdirSync(options.walDir, { recursive: true, mode: 0o700 });
-    chownSync(options.walDir, owner.uid, owner.gid);
+    // Root hands it to the server's user: never through a link on the way (a restored WAL volume may hold one).
+    ownedDirectoryOnPlainPath(options.walDir, owner, 0o700);
     symlinkSync(options.walDir, join(pgdata, 'pg_wal'));
   }
   // unlink(2): a link among them goes, its target stays.

@@ -16,23 +16,27 @@ import type { Repository } from '#domain/repository/repository';
 import type { RecoveryTargetRequest, RestoreRecord } from '#domain/repository/restore-record';
 import type { RepositoryChoice } from '../host/repository.ts';
 import { connectionTarget } from '../postgres/client.ts';
-import { appendOwnedFile } from '../postgres/owned-paths.ts';
+import { appendOwnedFile, refuseLinksOnPath } from '../postgres/owned-paths.ts';
 import { type Host, mountVolumes, restoredPath, thisHost } from './mount-volumes.ts';
 import type { RecoveryTarget } from './prepare.ts';
 import { readRecordInProgress } from './read-record.ts';
 import { restoreBackup } from './restore-backup.ts';
+import { readRestoreMarker, writeRestoreMarker } from './restore-marker.ts';
 import { checkRestoredServer } from './restored-checks.ts';
 import {
   findPgBin,
-  postmasterRunsIn,
   type RestoredServer,
+  requireServerOwner,
   type ServerControl,
+  serverIsRunning,
   startServer,
   waitForRecovery,
 } from './restored-server.ts';
 
 export interface HostRestoreOptions {
   restoreId: string;
+  /** The record's digest as the state machine wrote it (the restore document's); any other record is refused. */
+  recordSha256?: string;
   /** systemd unit that starts the restored server; otherwise pg_ctl from pgBin (or found). */
   systemdUnit?: string;
   pgBin?: string;
@@ -83,13 +87,18 @@ export async function restoreOnHost(
   options: HostRestoreOptions,
 ): Promise<HostReport> {
   const env = options.env ?? process.env;
-  const record = await readRecordInProgress(repository, options.restoreId);
+  const record = await readRecordInProgress(repository, options.restoreId, options.recordSha256);
   const placed = mountVolumes(record, options.host ?? thisHost(env));
   const mountedAt = new Date().toISOString();
   for (const p of placed)
     options.progress(`${p.volumeId} ${p.already ? 'was already' : 'is'} at ${p.mountPoint} (${p.device})`);
 
   const { pgdata, tablespaces, walDir } = restoredLayout(record);
+  // What root acts on below the mounts is the restored volumes' content: no link on the way, the expected owner.
+  requireServerOwner(pgdata);
+  for (const path of [...Object.values(tablespaces), ...(walDir ? [walDir] : [])]) {
+    refuseLinksOnPath(path, 'the restored directory');
+  }
   const control: ServerControl = options.systemdUnit
     ? { systemdUnit: options.systemdUnit }
     : { pgBin: findPgBin(pgdata, options.pgBin, env) };
@@ -106,12 +115,17 @@ export async function restoreOnHost(
   let stopLsn: string | undefined;
   let preparedAt: string | undefined;
   let startedAt: string | undefined;
-  if (postmasterRunsIn(pgdata)) {
-    // A retry of this restore (the answer was lost): the volumes are this restore's, and so is the server on them.
-    stopLsn = (await repository.readManifest(record.backupId))?.stopLsn;
-    options.progress(
-      `a server already runs on ${pgdata}: this restore was started before; waiting for it again`,
-    );
+  const marker = readRestoreMarker(record.restoreId, env);
+  if (marker && marker.pgdata === pgdata) {
+    // A retry of this restore (the answer was lost): it prepared PGDATA before, and said so in its own state.
+    stopLsn = marker.stopLsn;
+    if (serverIsRunning(server)) {
+      options.progress(`this restore prepared ${pgdata} before and its server runs: waiting for it again`);
+    } else {
+      options.progress(`this restore prepared ${pgdata} before: starting its server again`);
+      startServer(server);
+      startedAt = new Date().toISOString();
+    }
   } else {
     const target = record.mode === 'standby' ? undefined : recoveryTarget(record.target);
     const prepared = await restoreBackup(repository, choice, {
@@ -129,6 +143,10 @@ export async function restoreOnHost(
       appendOwnedFile(join(pgdata, 'postgresql.auto.conf'), `port = ${record.port}\n`, statSync(pgdata));
     }
     preparedAt = new Date().toISOString();
+    writeRestoreMarker(
+      { restoreId: record.restoreId, pgdata, ...(stopLsn ? { stopLsn } : {}), preparedAt },
+      env,
+    );
     options.progress(`${pgdata} is prepared to recover backup ${record.backupId}`);
     startServer(server);
     startedAt = new Date().toISOString();

@@ -6,14 +6,12 @@
  * check that cannot run is a failed check with the reason, never skipped
  * silently.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import type { CheckOutcome, HostReport } from '#domain/repository/host-report';
 import type { RestoreRecord } from '#domain/repository/restore-record';
 import { type Client, connect } from '../postgres/client.ts';
 import { runAmcheckInBackground } from './checks.ts';
-import { type RestoredServer, serverLog } from './restored-server.ts';
+import { pgVersionOf, type RestoredServer, serverLog } from './restored-server.ts';
 
 async function withClient<T>(
   server: RestoredServer,
@@ -56,7 +54,7 @@ async function amcheck(
   connection: { clientArgs: string[]; inRecovery: boolean },
 ): Promise<CheckOutcome | undefined> {
   if (scope === 'none') return undefined;
-  const major = Number(readFileSync(join(server.pgdata, 'PG_VERSION'), 'utf8').trim());
+  const major = Number(pgVersionOf(server.pgdata));
   const args = scope === 'all' ? ['--all'] : ['-d', scope.database];
   const run = await runAmcheckInBackground({ clientArgs: connection.clientArgs, major }, args, {
     installMissing: !connection.inRecovery,

@@ -5,14 +5,19 @@
  * refuses to run as root, so as root pg_ctl runs through runuser.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { PreconditionError, RecoveryTargetNotReachedError, TimeoutError } from '#domain/errors';
+import { existsSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  PreconditionError,
+  RecoveryTargetNotReachedError,
+  TimeoutError,
+  UnsafeRestorePathError,
+} from '#domain/errors';
 import type { RestoreMode } from '#domain/repository/restore-record';
 import { parseLsn } from '#domain/wal/lsn';
 import { fromEnvironment } from '../host/settings.ts';
 import { type Client, connect } from '../postgres/client.ts';
-import { makeDirectoryAsOwner } from '../postgres/owned-paths.ts';
+import { makeDirectoryAsOwner, readPlainFile, refuseLinksOnPath } from '../postgres/owned-paths.ts';
 import { userName } from './server-can-run.ts';
 
 /** How the server is started: the operator's systemd unit, or pg_ctl from these binaries. */
@@ -27,45 +32,113 @@ export interface RestoredServer {
   logFile?: string;
 }
 
-/** pg_ctl's directory: --pg-bin, PGSNAP_PG_BIN, Debian's /usr/lib/postgresql/<PG_VERSION>/bin, or PATH. */
+/** PG_VERSION as PostgreSQL writes it: a major version (`16`), or `9.6` before 10. */
+const pgVersionPattern = /^(\d{1,3}(?:\.\d{1,3})?)\n?$/;
+
+/**
+ * The data directory's major version, from PG_VERSION read without following
+ * a link (on the way or at the file) and held to a version number. Its
+ * content is never quoted: a restored PG_VERSION may be a link to a file
+ * only root can read, and the error lands in the restore record.
+ */
+export function pgVersionOf(pgdata: string): string {
+  const path = join(pgdata, 'PG_VERSION');
+  refuseLinksOnPath(path, 'PG_VERSION');
+  const text = readPlainFile(path, 16).toString('latin1');
+  const match = pgVersionPattern.exec(text);
+  if (!match) {
+    throw new UnsafeRestorePathError(
+      `${path} does not hold a PostgreSQL version number (it should read like 16 or 9.6): the data ` +
+        'directory is not one pgsnap will start; check the volumes the restore mounted',
+    );
+  }
+  return match[1]!;
+}
+
+/**
+ * pg_ctl's directory: --pg-bin, PGSNAP_PG_BIN, or the system's
+ * /usr/lib/postgresql/<major>/bin, <major> a checked version number. Never a
+ * directory chosen by what was restored (nor PATH): root runs what is there.
+ */
 export function findPgBin(
   pgdata: string,
   given: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
-  const major = readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim();
-  const candidates = [
-    given,
-    fromEnvironment('pgBin', env),
-    `/usr/lib/postgresql/${major}/bin`,
-    ...(env.PATH ?? '').split(delimiter).filter(Boolean),
-  ].filter((dir): dir is string => dir !== undefined && dir !== '');
+  const major = pgVersionOf(pgdata);
+  const candidates = [given, fromEnvironment('pgBin', env), `/usr/lib/postgresql/${major}/bin`].filter(
+    (dir): dir is string => dir !== undefined && dir !== '',
+  );
   const found = candidates.find((dir) => existsSync(join(dir, 'pg_ctl')));
   if (!found || (given !== undefined && found !== given)) {
     throw new PreconditionError(
       given !== undefined
         ? `--pg-bin ${given} has no pg_ctl; give the directory of PostgreSQL ${major}'s binaries`
-        : `no pg_ctl for PostgreSQL ${major} (the data directory's version) in PGSNAP_PG_BIN, ` +
-            `/usr/lib/postgresql/${major}/bin or PATH: install postgresql-${major}, or give --pg-bin DIR ` +
+        : `no pg_ctl for PostgreSQL ${major} (the data directory's version) in PGSNAP_PG_BIN or ` +
+            `/usr/lib/postgresql/${major}/bin: install postgresql-${major}, or give --pg-bin DIR ` +
             '(or --systemd-unit U to start it with systemd)',
     );
   }
   return found;
 }
 
-/** Runs a server binary as the owner of PGDATA: directly when that is us, through runuser as root. */
-function asOwner(pgdata: string, file: string, args: string[]) {
-  const uid = statSync(pgdata).uid;
+/** The user a restored data directory must belong to when pgsnap runs as root. */
+const serverUserName = 'postgres';
+
+/**
+ * Refuses a data directory pgsnap would start as an unexpected user: one
+ * that belongs to root (PostgreSQL refuses root, and root would run pg_ctl
+ * on it itself), or, as root, to anyone but the `postgres` user (a restored
+ * volume chooses its own owner: it may name a user the server must never
+ * run as); not as root, to anyone but us.
+ */
+export function requireServerOwner(pgdata: string): { uid: number; gid: number; name: string } {
+  refuseLinksOnPath(pgdata, 'the data directory');
   const me = process.getuid?.();
-  if (uid === me) return spawnSync(file, args, { encoding: 'utf8', cwd: '/' });
-  const name = userName(uid);
-  if (me !== 0 || !name) {
-    throw new PreconditionError(
-      `${pgdata} belongs to uid ${uid}${name ? ` (${name})` : ''}, and PostgreSQL runs as the owner of its data ` +
-        'directory: run pgsnap as root or as that user',
+  // As root no link was on the way (refused above); not root, the demo's links at mount points are ours.
+  const stat = me === 0 ? lstatSync(pgdata) : statSync(pgdata);
+  if (!stat.isDirectory()) {
+    throw new UnsafeRestorePathError(`the data directory ${pgdata} is not a directory`);
+  }
+  const name = userName(stat.uid);
+  const expected = me === 0 ? userUid(serverUserName) : me;
+  if (stat.uid === 0 || stat.uid !== expected || !name) {
+    throw new UnsafeRestorePathError(
+      `the data directory ${pgdata} belongs to uid ${stat.uid}${name ? ` (${name})` : ''}, not to ` +
+        `${me === 0 ? `the ${serverUserName} user` : 'the user running pgsnap'}: pgsnap starts a restored ` +
+        'server only as that user, and never as root. Check the restored volume (its owner comes from the source)',
     );
   }
-  return spawnSync('runuser', ['-u', name, '--', file, ...args], { encoding: 'utf8', cwd: '/' });
+  return { uid: stat.uid, gid: stat.gid, name };
+}
+
+function userUid(name: string): number | undefined {
+  const result = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  return result.status === 0 ? Number(result.stdout.trim()) : undefined;
+}
+
+/**
+ * The restored server's environment: an allow-list (PATH, the locale, the
+ * time zone, PGDATA and the port), not the caller's. pgsnap runs as root
+ * with pgsnap.env sourced (PGPASSWORD, AWS_* settings): a postmaster, and
+ * every program its superuser runs, would read them in /proc/<pid>/environ.
+ */
+export function serverEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      ([name, value]) =>
+        value !== undefined &&
+        (['PATH', 'LANG', 'LANGUAGE', 'TZ', 'PGDATA', 'PGPORT'].includes(name) || name.startsWith('LC_')),
+    ),
+  );
+}
+
+/** Runs a server binary as the owner of PGDATA, with the server's environment: directly when that is us, through runuser as root. */
+function asOwner(pgdata: string, file: string, args: string[], env: NodeJS.ProcessEnv) {
+  const owner = requireServerOwner(pgdata);
+  const options = { encoding: 'utf8' as const, cwd: '/', env: serverEnvironment(env) };
+  if (owner.uid === process.getuid?.()) return spawnSync(file, args, options);
+  return spawnSync('runuser', ['-u', owner.name, '--', file, ...args], options);
 }
 
 function check(result: ReturnType<typeof spawnSync>, what: string, hint: string): void {
@@ -85,27 +158,22 @@ export function startServer(server: RestoredServer): void {
     );
     return;
   }
-  const owner = statSync(server.pgdata);
+  const owner = requireServerOwner(server.pgdata);
   makeDirectoryAsOwner(join(server.pgdata, 'log'), owner, 0o700);
   // -W: pgsnap waits itself, for consistency and the target, which can take longer than pg_ctl's -t.
   const pgCtl = join(server.control.pgBin, 'pg_ctl');
   check(
-    asOwner(server.pgdata, pgCtl, ['-D', server.pgdata, '-l', server.logFile!, '-W', 'start']),
+    asOwner(server.pgdata, pgCtl, ['-D', server.pgdata, '-l', server.logFile!, '-W', 'start'], server.env),
     `pg_ctl start on ${server.pgdata}`,
     `Its log: ${server.logFile}`,
   );
-}
-
-/** Whether a postmaster runs in `pgdata` (not merely a postmaster.pid that came with a snapshot). */
-export function postmasterRunsIn(pgdata: string): boolean {
-  return postmasterPid(pgdata) !== undefined;
 }
 
 /** The postmaster's pid while it runs, from postmaster.pid. */
 function postmasterPid(pgdata: string): number | undefined {
   let text: string;
   try {
-    text = readFileSync(join(pgdata, 'postmaster.pid'), 'utf8');
+    text = readPlainFile(join(pgdata, 'postmaster.pid'), 4096).toString('utf8');
   } catch {
     return undefined;
   }
@@ -142,15 +210,22 @@ function sinceLastStart(text: string): string {
  */
 export function serverLog(server: RestoredServer): string {
   const parts: string[] = [];
-  if (server.logFile && existsSync(server.logFile)) parts.push(readFileSync(server.logFile, 'utf8'));
+  // The logs are in the restored PGDATA: read as regular files only, never through a link (lstat, O_NOFOLLOW).
+  const read = (path: string) => readPlainFile(path, logBytes).toString('utf8');
+  if (server.logFile && existsSync(server.logFile)) {
+    try {
+      parts.push(read(server.logFile));
+    } catch {}
+  }
   for (const dir of ['log', 'pg_log'].map((d) => join(server.pgdata, d))) {
     try {
+      if (!lstatSync(dir).isDirectory()) continue;
       const newest = readdirSync(dir)
         .map((name) => join(dir, name))
-        .filter((path) => path !== server.logFile && statSync(path).isFile())
-        .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs)
+        .filter((path) => path !== server.logFile && lstatSync(path).isFile())
+        .sort((a, b) => lstatSync(a).mtimeMs - lstatSync(b).mtimeMs)
         .at(-1);
-      if (newest) parts.push(sinceLastStart(readFileSync(newest, 'utf8')));
+      if (newest) parts.push(sinceLastStart(read(newest)));
     } catch {}
   }
   if ('systemdUnit' in server.control) {
@@ -161,6 +236,9 @@ export function serverLog(server: RestoredServer): string {
   }
   return parts.join('\n');
 }
+
+/** How much of a log is read: enough for the lines since the last start. */
+const logBytes = 16 * 1024 * 1024;
 
 const targetNotReached = 'recovery ended before configured recovery target was reached';
 
@@ -306,19 +384,15 @@ export function stopServer(server: RestoredServer, fastSeconds = 60): 'stopped' 
   }
   if (postmasterPid(server.pgdata) === undefined) return 'not running';
   const pgCtl = join(server.control.pgBin, 'pg_ctl');
-  const fast = asOwner(server.pgdata, pgCtl, [
-    '-D',
+  const fast = asOwner(
     server.pgdata,
-    '-m',
-    'fast',
-    '-w',
-    '-t',
-    String(fastSeconds),
-    'stop',
-  ]);
+    pgCtl,
+    ['-D', server.pgdata, '-m', 'fast', '-w', '-t', String(fastSeconds), 'stop'],
+    server.env,
+  );
   if (fast.status !== 0 && postmasterPid(server.pgdata) !== undefined) {
     check(
-      asOwner(server.pgdata, pgCtl, ['-D', server.pgdata, '-m', 'immediate', '-w', 'stop']),
+      asOwner(server.pgdata, pgCtl, ['-D', server.pgdata, '-m', 'immediate', '-w', 'stop'], server.env),
       `pg_ctl stop -m immediate on ${server.pgdata}`,
       'Stop the server by hand (kill the postmaster), then unmount again',
     );

@@ -5,17 +5,20 @@
  * the record's volumes' devices, the links it made). Nothing there is
  * success: the cleanup path may run after a mount that never happened.
  */
-import { existsSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { PreconditionError } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
 import { type Host, type RemovedVolume, thisHost, unmountVolumes } from './mount-volumes.ts';
 import { readRecord } from './read-record.ts';
+import { removeRestoreMarker } from './restore-marker.ts';
 import { restoredLayout } from './restore-on-host.ts';
 import { findPgBin, type ServerControl, serverIsRunning, stopServer } from './restored-server.ts';
 
 export interface UnmountOptions {
   restoreId: string;
+  /** The record's digest as the state machine wrote it; any other record is refused. */
+  recordSha256?: string;
   stopServer: boolean;
   systemdUnit?: string;
   pgBin?: string;
@@ -33,10 +36,10 @@ export async function unmountRestore(
   repository: Repository,
   options: UnmountOptions,
 ): Promise<UnmountResult> {
-  const record = await readRecord(repository, options.restoreId);
+  const record = await readRecord(repository, options.restoreId, options.recordSha256);
   const { pgdata } = restoredLayout(record);
   let server: UnmountResult['server'] = 'not running';
-  if (existsSync(join(pgdata, 'PG_VERSION'))) {
+  if (lstatSync(join(pgdata, 'PG_VERSION'), { throwIfNoEntry: false })) {
     const control: ServerControl = options.systemdUnit
       ? { systemdUnit: options.systemdUnit }
       : { pgBin: findPgBin(pgdata, options.pgBin) };
@@ -49,10 +52,7 @@ export async function unmountRestore(
       );
     }
   }
-  return {
-    restoreId: record.restoreId,
-    pgdata,
-    server,
-    volumes: unmountVolumes(record, options.host ?? thisHost()),
-  };
+  const volumes = unmountVolumes(record, options.host ?? thisHost());
+  removeRestoreMarker(record.restoreId, process.env);
+  return { restoreId: record.restoreId, pgdata, server, volumes };
 }

@@ -1,9 +1,11 @@
 /**
- * The block device of an attached EBS volume, from its volume id: on Nitro
- * instances the NVMe disk whose serial is the id without its dash
- * (`vol0123…`; AWS docs, "Amazon EBS and NVMe"), and on Xen instances the
- * attachment's device name (/dev/sdf appears as /dev/xvdf). With a partition
- * number, the partition of that disk.
+ * The block device of an attached EBS volume, from its volume id: the NVMe
+ * disk whose serial is the id without its dash (`vol0123…`; AWS docs, "Amazon
+ * EBS and NVMe", Nitro instances). With a partition number, the partition of
+ * that disk. Only the id counts: a device name comes from the restore record,
+ * which a database host may have written, and would name one of the target's
+ * own disks; Xen instances, whose disks carry no volume id, cannot be
+ * restore targets.
  */
 import type { SysfsReader } from './block-devices.ts';
 
@@ -30,20 +32,15 @@ export function partitionOf(disk: string, partition: number, sys: SysfsReader): 
 }
 
 /**
- * Where an attached volume is, or undefined when this host shows no such
- * disk (not attached yet, or attached elsewhere). `deviceName` is the
- * attachment's name as EC2 reports it, for Xen instances.
+ * Where an attached volume is, or undefined when this host shows no disk
+ * with its id (not attached yet, attached elsewhere, or a Xen instance).
  */
 export function findEbsDevice(
   volumeId: string,
-  options: { partition?: number; deviceName?: string },
+  options: { partition?: number },
   sys: SysfsReader,
 ): FoundDevice | undefined {
-  let disk = ebsDiskOf(volumeId, sys);
-  if (!disk && options.deviceName) {
-    const name = options.deviceName.replace(/^\/dev\//, '');
-    disk = [name, name.replace(/^sd/, 'xvd')].find((candidate) => sys.list('block').includes(candidate));
-  }
+  const disk = ebsDiskOf(volumeId, sys);
   if (!disk) return undefined;
   if (options.partition === undefined) return { device: `/dev/${disk}`, disk };
   const part = partitionOf(disk, options.partition, sys);

@@ -167,7 +167,7 @@ export async function backUpSource(
   // The snapshots and the clones are on the volumes or in the work directory, and go with them.
   const backupId = newBackupId();
   const agentBinDir = agentOnPath(ownedDir(join(work, 'bin'), 0o755), agent);
-  const agentEnv = localAgentEnv(source.env, work, volumesFile);
+  const agentEnv = localAgentEnv(source.env, work, volumesFile, repositoryUrl);
   progress(`backup ${backupId} by the backup state machine, run locally`);
   const backup = await runBackupLocally({
     synthesized,

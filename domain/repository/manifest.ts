@@ -32,12 +32,22 @@ export const artifactSchema = z.strictObject({
 export type ArtifactRecord = z.infer<typeof artifactSchema>;
 
 /**
- * An absolute path without `.` or `..` segments: a restore mounts the volume
- * there (below its mountRoot), so a recorded path must not climb out of it.
+ * An absolute path of plain names: letters, digits and `._+@=:,-` in each
+ * segment, no `.` or `..` segment, no empty one (a trailing `/` is allowed). A restore target mounts the volume there as root (below its
+ * mountRoot), and these paths come from a database host, which may lie: a
+ * newline (which `.` in a regex does not match), a control character or a
+ * `..` would take the mount out of mountRoot once normalised.
  */
+export const plainAbsolutePathPattern = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._+@=:,-]+)+\/?)$/;
+
 export const plainAbsolutePath = z
   .string()
-  .check(z.regex(/^\/(?!(.*\/)?\.\.?(\/|$))/, 'an absolute path without . or .. segments'));
+  .check(
+    z.regex(
+      plainAbsolutePathPattern,
+      'an absolute path of plain names (letters, digits, ._+@=:,-) without . or .. segments',
+    ),
+  );
 
 /**
  * What a restore needs to make a volume again from its snapshot and put it

@@ -4,12 +4,20 @@
  * leaves a trace, and read by the target host (which volumes to mount where,
  * what to recover to, what to check). The host never writes it: it answers
  * the state machine, which records the answer.
+ *
+ * A database host may still be able to write `restores/*` (an old bucket
+ * policy, a shared repository), so the target does not take the record on
+ * trust: the state machine hands it, through the restore document, the
+ * digest of what the host acts on (recordDigest), taken by the Lambda that
+ * wrote the record's last layout, and the host refuses a record that does not
+ * match it.
  */
+import { createHash } from 'node:crypto';
 import { backupIdPattern, restoreIdPattern } from '../ids.ts';
 import * as z from '../zod.ts';
 import { ManifestInvalidError } from './errors.ts';
 import { hostReportSchema } from './host-report.ts';
-import { volumeRecordSchema } from './manifest.ts';
+import { plainAbsolutePath, volumeRecordSchema } from './manifest.ts';
 
 export const restoreRecordSchemaVersion = 1;
 
@@ -65,8 +73,8 @@ export const restoreVolumeSchema = z.strictObject({
   snapshotId: z.string(),
   /** The new volume, once CreateVolume returned. */
   volumeId: z.optional(z.string()),
-  /** The device name it is attached as (/dev/sdf…). */
-  device: z.optional(z.string()),
+  /** The device name it is attached as (/dev/sdf…); the host finds the volume by its id, never by this. */
+  device: z.optional(z.string().check(z.regex(/^\/dev\/[a-z0-9]+$/))),
   source: volumeRecordSchema,
 });
 export type RestoreVolume = z.infer<typeof restoreVolumeSchema>;
@@ -82,7 +90,8 @@ export const restoreRecordSchema = z.strictObject({
   target: z.optional(recoveryTargetSchema),
   checks: restoreChecksSchema,
   primaryConninfo: z.optional(z.string()),
-  mountRoot: z.optional(z.string()),
+  /** Where the target places the volumes; the target checks again that every mount stays below it. */
+  mountRoot: z.optional(plainAbsolutePath),
   port: z.optional(z.int()),
   /** The repository the backup and its WAL are in, as the target host reaches it. */
   repository: z.string(),
@@ -150,3 +159,46 @@ export function validateRestoreRecord(value: unknown, where: string): RestoreRec
   }
   return parsed.data;
 }
+
+/** Every field of the record that the target host acts on: what it mounts where, recovers to, checks and starts. */
+function actedOn(record: RestoreRecord): Record<string, unknown> {
+  return {
+    restoreId: record.restoreId,
+    cluster: record.cluster,
+    backupId: record.backupId,
+    mode: record.mode,
+    target: record.target,
+    checks: record.checks,
+    primaryConninfo: record.primaryConninfo,
+    mountRoot: record.mountRoot,
+    port: record.port,
+    volumes: record.volumes,
+  };
+}
+
+/** JSON with every object's keys sorted and undefined left out: the same text for the same values. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The sha256 (hex) of what the target host acts on in `record`: the layout
+ * (volumes, mount points, mountRoot), the backup, the target, the checks and
+ * the port. It does not change when the state machine records the host's
+ * answer or the restore's end, so the restore and its teardown carry the same
+ * digest; any rewrite of what the host would act on changes it.
+ */
+export function recordDigest(record: RestoreRecord): string {
+  return createHash('sha256')
+    .update(canonicalJson(actedOn(record)))
+    .digest('hex');
+}
+
+export const recordDigestPattern = /^[0-9a-f]{64}$/;

@@ -14,7 +14,13 @@
 import { InvalidInputError, RestoreCheckFailedError } from '../errors.ts';
 import { type HostReport, hostReportSchema } from '../repository/host-report.ts';
 import type { Repository } from '../repository/repository.ts';
-import type { RestoreRecord, RestoreState, RestoreVolume } from '../repository/restore-record.ts';
+import {
+  type RestoreRecord,
+  type RestoreState,
+  type RestoreVolume,
+  recordDigest,
+  validateRestoreRecord,
+} from '../repository/restore-record.ts';
 import * as z from '../zod.ts';
 import { describeTarget } from './plan.ts';
 
@@ -171,14 +177,21 @@ export async function recordRestore(
   return { state: next.state, ...(next.rtoSeconds !== undefined ? { rtoSeconds: next.rtoSeconds } : {}) };
 }
 
-/** The volumes of the record, with the ids the create step got back (`volumes`) or their devices (`attached`). */
+/**
+ * The volumes of the record, with the ids the create step got back (`volumes`) or their devices
+ * (`attached`). Returns the record's digest (recordDigest): after the attach step, the layout the target
+ * host acts on is final, and the state machine hands this digest to the host, which refuses any other record.
+ */
 export async function recordVolumes(
   repository: Repository,
   restoreId: string,
   volumes: RestoreVolume[],
   state: 'volumes' | 'attached',
-): Promise<void> {
+): Promise<string> {
   const record = (await repository.readRestoreRecord(restoreId))!;
   const phase = state === 'volumes' ? 'volumesCreated' : 'volumesAttached';
-  await repository.writeRestoreRecord({ ...moved(record, phase, new Date().toISOString()), volumes });
+  const next = { ...moved(record, phase, new Date().toISOString()), volumes };
+  await repository.writeRestoreRecord(next);
+  // Digested as the host will read it: parsed by the record's schema.
+  return recordDigest(validateRestoreRecord(next, `restore ${restoreId}`));
 }

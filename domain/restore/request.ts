@@ -58,7 +58,7 @@ export const restoreRequestSchema = z.strictObject({
   /** standby: how the restored server reaches its primary. */
   primaryConninfo: z.optional(z.string().check(z.maxLength(1000))),
   /** Where the target host places the volumes: their recorded mount points below this directory (default: at them). */
-  mountRoot: z.optional(plainAbsolutePath.check(z.regex(/^\/[A-Za-z0-9._/-]*$/))),
+  mountRoot: z.optional(plainAbsolutePath),
   /** The port the restored server listens on (default: the source's). */
   port: z.optional(z.int().check(z.gte(1), z.lte(65535))),
   /** Set by `pgsnap restore start` and the drill schedule; otherwise derived from the execution. */

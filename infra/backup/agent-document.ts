@@ -4,6 +4,11 @@
  * every parameter is held to a strict allowedPattern or allowedValues that
  * admits no quote, `$`, backquote, backslash or newline; each value is also
  * placed inside single quotes, so even a space stays one argument.
+ *
+ * The repository is not a parameter: the agent uses the one in root's own
+ * settings (PGSNAP_REPO in /etc/pgsnap/pgsnap.env). Whoever may send a
+ * command must not be able to point root at another repository (a file://
+ * directory another user writes, another bucket) to restore or record from.
  */
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
@@ -51,11 +56,6 @@ export const agentDocumentParameters = {
     description: 'Why the backup is aborted (abort).',
     default: 'aborted by the state machine',
     allowedPattern: '^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,199}$',
-  },
-  repository: {
-    type: 'String',
-    description: 'The repository URL, the same the state machine records the manifest in.',
-    allowedPattern: '^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|file:///[A-Za-z0-9._/-]+)$',
   },
   heartbeatSeconds: {
     type: 'String',
@@ -112,7 +112,8 @@ export const agentDocumentScript = [
   "  end) set -- end --snapshots-pending --backup-id '{{ backupId }}' ;;",
   "  abort) set -- abort --backup-id '{{ backupId }}' --reason '{{ reason }}' ;;",
   'esac',
-  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
+  // No --repo: the repository is root's PGSNAP_REPO (pgsnap.env, sourced above), never a document parameter.
+  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
 ];
 
 /**

@@ -78,7 +78,16 @@ export class RestoreCleanupSteps extends StateMachineFragment {
     markFailed.addCatch(countFailed, { resultPath: '$.recordError' });
     countFailed.addCatch(announceFailed, { resultPath: JsonPath.DISCARD });
     announceFailed.addCatch(failed, { resultPath: JsonPath.DISCARD });
-    hasInstance.when(Condition.isPresent('$.target.instanceId'), teardown).otherwise(startRelease);
+    // Before the attach step nothing was mounted, and there is no record digest for the host to check.
+    hasInstance
+      .when(
+        Condition.and(
+          Condition.isPresent('$.target.instanceId'),
+          Condition.isPresent('$.attach.recordSha256'),
+        ),
+        teardown,
+      )
+      .otherwise(startRelease);
     teardown.next(startRelease);
     terminate.next(markFailed).next(countFailed).next(announceFailed).next(failed);
     this.startState = hasInstance;

@@ -5,10 +5,14 @@
  * launches or is given, can run nothing on a host but a restore of one
  * recorded restore (`pgsnap restore --restore-id`) and its teardown
  * (`pgsnap unmount --restore-id`). The parameters are held to strict
- * patterns, as the backup's are (agent-document.ts).
+ * patterns, as the backup's are (agent-document.ts). As there, the repository
+ * is not one of them: the target restores only from the repository in its
+ * own root-owned settings (PGSNAP_REPO in pgsnap.env), and only the record
+ * whose digest the state machine passes (recordSha256).
  */
 import type { Construct } from 'constructs';
 import { clusterNamePattern, restoreIdPattern } from '#domain/ids';
+import { recordDigestPattern } from '#domain/repository/restore-record';
 import { agentDocumentParameters, agentDocumentPrelude, PgsnapDocument } from '../backup/agent-document.ts';
 
 export const restoreDocumentParameters = {
@@ -27,7 +31,12 @@ export const restoreDocumentParameters = {
     description: 'The restore, whose record in the repository says what to mount and recover.',
     allowedPattern: restoreIdPattern.source,
   },
-  repository: agentDocumentParameters.repository,
+  recordSha256: {
+    type: 'String',
+    description:
+      'The digest of the restore record as the state machine wrote it; the host refuses a record with any other.',
+    allowedPattern: recordDigestPattern.source,
+  },
   heartbeatSeconds: agentDocumentParameters.heartbeatSeconds,
   taskToken: agentDocumentParameters.taskToken,
 } as const;
@@ -40,7 +49,8 @@ export const restoreDocumentScript = [
   "  restore) set -- restore --restore-id '{{ restoreId }}' ;;",
   "  teardown) set -- unmount --restore-id '{{ restoreId }}' --stop-server ;;",
   'esac',
-  "exec pgsnap \"$@\" --cluster '{{ cluster }}' --repo '{{ repository }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
+  // No --repo: the repository is root's PGSNAP_REPO (pgsnap.env, sourced above), never a document parameter.
+  "exec pgsnap \"$@\" --record-sha256 '{{ recordSha256 }}' --cluster '{{ cluster }}' --heartbeat-seconds '{{ heartbeatSeconds }}' --json",
 ];
 
 export class RestoreDocument extends PgsnapDocument {

@@ -94,7 +94,12 @@ export function onTarget(
   return sendCommand(scope, name, host, {
     instanceIdPath: '$.target.instanceId',
     subjectPath: '$.restoreId',
-    parameters: { command, restoreId: JsonPath.stringAt('$.restoreId') },
+    // The record's digest from the attach step: the host acts only on the record the state machine wrote.
+    parameters: {
+      command,
+      restoreId: JsonPath.stringAt('$.restoreId'),
+      recordSha256: JsonPath.stringAt('$.attach.recordSha256'),
+    },
     resultPath,
     timeoutSeconds,
   }).addRetry({ ...ec2Retry, errors: ['Ssm.ThrottlingException', 'Ssm.InternalServerErrorException'] });

@@ -75,7 +75,7 @@ export async function takeBackup(
   made.discards.push(() => provider.delete(ec2.takenFor(backupId)));
   // The agent as installed on a host (/usr/local/bin/pgsnap): the one the servers run.
   const agentBinDir = agentOnPath(ownedDir(join(work, 'bin'), 0o755), agent);
-  const agentEnv = localAgentEnv(source.env, work, volumesFile);
+  const agentEnv = localAgentEnv(source.env, work, volumesFile, repository.url);
   let committedBeforeEnd = 0;
   progress(`backup ${backupId}: the state machine runs, locally (aws-local-stepfunctions)`);
   const backup = await runBackupLocally({

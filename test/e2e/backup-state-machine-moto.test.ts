@@ -243,7 +243,11 @@ async function runOnHost(values: Record<string, string>): Promise<void> {
     return;
   }
   host.commands.push(values.command!);
-  const result = await runDocument(renderAgentDocument(values), shimDir, agentEnv);
+  // The repository as the host's pgsnap.env names it: the document passes none.
+  const result = await runDocument(renderAgentDocument(values), shimDir, {
+    ...agentEnv,
+    PGSNAP_REPO: repo.url,
+  });
   if (result.code !== 0) host.failures.push(`${values.command} exited ${result.code}: ${result.stderr}`);
 }
 

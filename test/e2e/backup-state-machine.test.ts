@@ -143,7 +143,8 @@ function onHost(log: HostLog): TaskHandler {
     const values = Object.fromEntries(Object.entries(parameters).map(([key, value]) => [key, value[0]!]));
     log.commands.push(values.command!);
     const answer = stepFunctions.answerFor(values.taskToken!);
-    const exited = runDocument(renderAgentDocument(values), shimDir, env);
+    // The repository as the host's pgsnap.env names it: the document passes none.
+    const exited = runDocument(renderAgentDocument(values), shimDir, { ...env, PGSNAP_REPO: repo.url });
     const document = (await Promise.race([
       answer,
       exited.then(async (result) => {

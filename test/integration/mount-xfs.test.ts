@@ -150,9 +150,15 @@ describe.skipIf(skip !== undefined)('pgsnap mount on block devices', () => {
     expect(mounted.code, mounted.stderr).toBe(0);
     expect(mounted.json).toEqual({
       restoreId,
-      mounts: [{ volumeId, device: twin, mountPoint: target, options: 'nouuid', already: false }],
+      mounts: [
+        { volumeId, device: twin, mountPoint: target, options: 'nosuid,nodev,noexec,nouuid', already: false },
+      ],
     });
     expect(findmntAt(target)).toEqual([{ source: twin, options: expect.stringContaining('nouuid') }]);
+    // A restored volume is the source host's: nothing on it is setuid, a device or a program here.
+    expect(findmntAt(target)[0]!.options.split(',')).toEqual(
+      expect.arrayContaining(['nosuid', 'nodev', 'noexec', 'nouuid']),
+    );
 
     const again = await pgsnap(['mount', ...flags], env);
     expect(again.code, again.stderr).toBe(0);

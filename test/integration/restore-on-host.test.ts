@@ -243,11 +243,11 @@ describe.skipIf(notRoot !== undefined)('pgsnap restore --restore-id', () => {
         ok: true,
         pgdata,
         mounts: [
-          { volumeId: volumeIds.data, mountPoint: pgdata, options: 'bind' },
+          { volumeId: volumeIds.data, mountPoint: pgdata, options: 'bind,nosuid,nodev,noexec' },
           {
             volumeId: volumeIds.tablespace,
             mountPoint: join(attached.mountRoot, backup.tablespaceDir),
-            options: 'bind',
+            options: 'bind,nosuid,nodev,noexec',
           },
         ],
         checks: {

@@ -50,8 +50,7 @@ function run(values: Partial<Record<Name, string>>): string[] {
 
 const token = 'AQCEAAAAKgAAAAMAAAAAAAAAAaB+c/9Xz=='.padEnd(900, 'Ab0+/');
 const backupId = newBackupId();
-const repository = 's3://backups.example/pgsnap';
-const valid = { cluster: 'orders-db', backupId, repository, taskToken: token, heartbeatSeconds: '300' };
+const valid = { cluster: 'orders-db', backupId, taskToken: token, heartbeatSeconds: '300' };
 
 describe('values the document accepts reach pgsnap intact, one argument each', () => {
   test('begin with a label that has spaces and punctuation, and a fast checkpoint', () => {
@@ -68,8 +67,6 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       '--fast',
       '--cluster',
       'orders-db',
-      '--repo',
-      repository,
       '--heartbeat-seconds',
       '300',
       '--json',
@@ -85,8 +82,6 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       backupId,
       '--cluster',
       'orders-db',
-      '--repo',
-      repository,
       '--heartbeat-seconds',
       '300',
       '--json',
@@ -100,8 +95,6 @@ describe('values the document accepts reach pgsnap intact, one argument each', (
       'the state machine caught States.Timeout',
       '--cluster',
       'orders-db',
-      '--repo',
-      repository,
       '--heartbeat-seconds',
       '300',
       '--json',
@@ -214,6 +207,27 @@ describe('hostile values are refused before anything runs', () => {
       /refused: taskToken/,
     );
     expect(() => run({ ...valid, command: 'begin', label: 'a'.repeat(129) })).toThrow(/refused: label/);
+  });
+});
+
+describe("the repository is root's, never a parameter", () => {
+  test('a file:// or any other repository in the command is refused, as SSM refuses an undeclared parameter', () => {
+    for (const repository of [
+      'file:///tmp/attacker',
+      's3://another-bucket/pg',
+      's3://backups.example/pgsnap',
+    ]) {
+      expect(() => render({ ...valid, command: 'begin', repository } as never)).toThrow(
+        /refused: repository/,
+      );
+    }
+  });
+
+  test('the script names no repository: pgsnap takes PGSNAP_REPO from the settings file', () => {
+    for (const command of ['begin', 'end', 'abort']) {
+      expect(render({ ...valid, command })).not.toMatch(/--repo\b/);
+      expect(run({ ...valid, command })).not.toContain('--repo');
+    }
   });
 });
 

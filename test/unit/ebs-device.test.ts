@@ -1,7 +1,7 @@
 /**
  * pgsnap mount finds a restore's volume on the target host by its EBS id: the
  * NVMe disk whose serial is the id without its dash, the recorded partition
- * of it, the Xen device name; and sees when LVM or md took the disk.
+ * of it, never a device name from the record; and sees when LVM or md took the disk.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,15 +35,14 @@ describe('finding an attached EBS volume by its id', () => {
     expect(findEbsDevice('vol-0a1b2c3d4e5f60003', { partition: 2 }, nitro)).toBeUndefined();
   });
 
-  test('a volume not attached here is not found, even with a device name no disk has', () => {
-    expect(findEbsDevice('vol-0ffffffffffffffff', { deviceName: '/dev/sdq' }, nitro)).toBeUndefined();
+  test('a volume not attached here is not found', () => {
+    expect(findEbsDevice('vol-0ffffffffffffffff', {}, nitro)).toBeUndefined();
   });
 
-  test('on Xen, the attachment device name (/dev/sdf appears as xvdf)', () => {
-    expect(findEbsDevice('vol-0a1b2c3d4e5f60009', { deviceName: '/dev/sdf' }, sysfs('xen'))).toEqual({
-      device: '/dev/xvdf',
-      disk: 'xvdf',
-    });
+  test('on Xen, whose disks carry no volume id, no disk is taken for the volume (xvdf is there)', () => {
+    const xen = sysfs('xen');
+    expect(xen.list('block')).toContain('xvdf');
+    expect(findEbsDevice('vol-0a1b2c3d4e5f60009', {}, xen)).toBeUndefined();
   });
 
   test('a disk that device-mapper holds (LVM took it) shows its holders', () => {

@@ -108,7 +108,15 @@ describe('pgsnap mount refuses', () => {
         record([{ volumeId: 'vol-0a1b2c3d4e5f60001', mountPoint: '/../etc' }]),
         'the record',
       ),
-    ).toThrow(/volumes\.0\.source\.mountPoint: an absolute path without \. or \.\. segments/);
+    ).toThrow(
+      /volumes\.0\.source\.mountPoint: an absolute path of plain names .*without \. or \.\. segments/,
+    );
+    // A newline hides the `..` from a regex whose `.` stops at it; a control character is no plain name either.
+    for (const mountPoint of ['/srv\n/../../etc', '/srv/\t', '/srv/a b']) {
+      expect(() =>
+        validateRestoreRecord(record([{ volumeId: 'vol-0a1b2c3d4e5f60001', mountPoint }]), 'the record'),
+      ).toThrow(/mountPoint/);
+    }
     expect(() =>
       validateRestoreRecord(
         record([{ volumeId: 'vol-0a1b2c3d4e5f60001', mountPoint: '/srv/./pg' }]),

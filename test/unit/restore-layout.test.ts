@@ -62,6 +62,17 @@ describe('the restored layout', () => {
     });
   });
 
+  test('a path that leaves mountRoot once normalised is refused, whatever the schema let through', () => {
+    for (const path of ['/x\n/../../etc', '/../etc', '/srv/../../etc']) {
+      expect(() => restoredPath({ mountRoot: '/restore' }, path)).toThrow(
+        expect.objectContaining({ name: 'UnsafeRestorePathError' }),
+      );
+    }
+    expect(() => restoredPath({ mountRoot: '/restore/../etc' }, '/data')).toThrow(
+      expect.objectContaining({ name: 'UnsafeRestorePathError' }),
+    );
+  });
+
   test('a mount point joins mountRoot with one slash, whatever the ends', () => {
     expect(restoredPath({ mountRoot: '/restore/' }, '/data')).toBe('/restore/data');
     expect(restoredPath({ mountRoot: '/restore' }, '/')).toBe('/restore');
