@@ -17,7 +17,8 @@ import type { RecoveryTargetRequest, RestoreRecord } from '#domain/repository/re
 import type { RepositoryChoice } from '../host/repository.ts';
 import { connectionTarget } from '../postgres/client.ts';
 import { appendOwnedFile, refuseLinksOnPath } from '../postgres/owned-paths.ts';
-import { type Host, mountVolumes, restoredPath, thisHost } from './mount-volumes.ts';
+import { type Host, mountVolumes, thisHost } from './mount-volumes.ts';
+import { restoredPath } from './restore-paths.ts';
 import type { RecoveryTarget } from './prepare.ts';
 import { readRecordInProgress } from './read-record.ts';
 import { restoreBackup } from './restore-backup.ts';

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { type RestoreRecord, validateRestoreRecord } from '#domain/repository/restore-record';
-import { type Host, mountVolumes, refuseLinksOnTheWay } from '../../agent/restore/mount-volumes.ts';
+import { type Host, mountVolumes } from '../../agent/restore/mount-volumes.ts';
+import { refuseLinksOnTheWay } from '../../agent/restore/restore-paths.ts';
 import { recordedSysfs } from '../../agent/volumes/block-devices.ts';
 
 const source = (mountPoint: string) => ({

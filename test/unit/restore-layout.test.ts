@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import type { RestoreRecord } from '#domain/repository/restore-record';
-import { restoredPath } from '../../agent/restore/mount-volumes.ts';
+import { restoredPath } from '../../agent/restore/restore-paths.ts';
 import { restoredLayout } from '../../agent/restore/restore-on-host.ts';
 
 const volume = (mountPoint: string, holds: RestoreRecord['volumes'][number]['source']['holds']) => ({
