@@ -33,7 +33,7 @@ const credentials = { accessKeyId: 'AKIAFLEETBENCH000000', secretAccessKey: 'fle
 
 const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
 
-type Stack = { middlewareStack: { add: (mw: unknown, options: Record<string, unknown>) => void } };
+type Stack = EC2Client | SFNClient | KMSClient;
 
 function answeredBy(
   client: Stack,
@@ -42,7 +42,7 @@ function answeredBy(
   answer: (action: string, input: Record<string, unknown>) => Record<string, unknown>,
   service: string,
 ): void {
-  client.middlewareStack.add(
+  (client.middlewareStack as { add: (middleware: unknown, options: object) => void }).add(
     (_next: unknown, context: { commandName?: string }) =>
       async (args: { input: Record<string, unknown> }) => {
         const action = (context.commandName ?? 'Unknown').replace(/Command$/, '');

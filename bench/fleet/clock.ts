@@ -178,9 +178,11 @@ export class VirtualClock {
     await this.settle();
     while (!finished) {
       const next = this.timers.pop();
-      if (!next) throw new Error('the simulation is stuck: nothing left to run and the fleet has not finished');
+      if (!next)
+        throw new Error('the simulation is stuck: nothing left to run and the fleet has not finished');
       if (this.cancelled.delete(next.id)) continue;
-      if (next.at - start > limitMs) throw new Error(`the simulation ran past ${limitMs / 3_600_000} h of virtual time`);
+      if (next.at - start > limitMs)
+        throw new Error(`the simulation ran past ${limitMs / 3_600_000} h of virtual time`);
       this.now = Math.max(this.now, next.at);
       this.fired++;
       next.fn(...next.args);

@@ -60,7 +60,7 @@ export class RegionModel {
   readonly pending = new Gauge();
   readonly copies = new Gauge();
   private readonly buckets = new Map<BucketName, TokenBucket>();
-  private readonly lastCreateOnVolume = new Map<string, number>();
+  readonly lastCreateOnVolume = new Map<string, number>();
 
   constructor(
     readonly region: string,
@@ -178,7 +178,8 @@ export class Ec2Model {
   private createSnapshots(region: RegionModel, input: Input): Input {
     const spec = input.InstanceSpecification as { InstanceId: string; ExcludeDataVolumeIds?: string[] };
     const instance = this.instances.get(spec.InstanceId);
-    if (!instance) this.refuse('InvalidInstanceID.NotFound', `The instance ID '${spec.InstanceId}' does not exist`);
+    if (!instance)
+      this.refuse('InvalidInstanceID.NotFound', `The instance ID '${spec.InstanceId}' does not exist`);
     const excluded = new Set(spec.ExcludeDataVolumeIds ?? []);
     const volumes = instance.volumes.filter((v) => !excluded.has(v.volumeId));
     if (region.pending.value + volumes.length > ebsQuotas.pendingSnapshotsPerRegion) {
@@ -192,19 +193,26 @@ export class Ec2Model {
         (s) => s.volumeId === volume.volumeId && s.state === 'pending' && !s.copy,
       ).length;
       if (onVolume >= ebsQuotas.concurrentSnapshotsPerVolume) {
-        this.refuse('ConcurrentSnapshotLimitExceeded', `Too many concurrent snapshots of ${volume.volumeId}.`);
+        this.refuse(
+          'ConcurrentSnapshotLimitExceeded',
+          `Too many concurrent snapshots of ${volume.volumeId}.`,
+        );
       }
       const last = region.lastCreateOnVolume.get(volume.volumeId);
       if (last !== undefined && this.clock.now - last < 15_000) {
-        this.refuse('SnapshotCreationPerVolumeRateExceeded', `Snapshots of ${volume.volumeId} are too frequent.`);
+        this.refuse(
+          'SnapshotCreationPerVolumeRateExceeded',
+          `Snapshots of ${volume.volumeId} are too frequent.`,
+        );
       }
     }
-    const tags = ((input.TagSpecifications as Array<{ Tags: Tag[] }> | undefined) ?? []).flatMap((s) => s.Tags);
+    const tags = ((input.TagSpecifications as Array<{ Tags: Tag[] }> | undefined) ?? []).flatMap(
+      (s) => s.Tags,
+    );
     const created = volumes.map((volume) => {
       region.lastCreateOnVolume.set(volume.volumeId, this.clock.now);
       const seconds =
-        this.transfer.snapshotFixedSeconds +
-        (volume.changedGiB * 1024) / this.transfer.snapshotMiBPerSecond;
+        this.transfer.snapshotFixedSeconds + (volume.changedGiB * 1024) / this.transfer.snapshotMiBPerSecond;
       return this.startSnapshot(region, {
         volumeId: volume.volumeId,
         tags,
@@ -243,7 +251,8 @@ export class Ec2Model {
 
   private view(s: ModelSnapshot): Input {
     const span = Math.max(1, s.completeAt - s.startTime);
-    const progress = s.state === 'completed' ? 100 : Math.floor((100 * (this.clock.now - s.startTime)) / span);
+    const progress =
+      s.state === 'completed' ? 100 : Math.floor((100 * (this.clock.now - s.startTime)) / span);
     return {
       SnapshotId: s.snapshotId,
       VolumeId: s.volumeId,
@@ -282,7 +291,8 @@ export class Ec2Model {
   private copySnapshot(destination: RegionModel, input: Input): Input {
     const source = this.region(String(input.SourceRegion));
     const original = source.snapshots.get(String(input.SourceSnapshotId));
-    if (!original) this.refuse('InvalidSnapshot.NotFound', `The snapshot '${input.SourceSnapshotId}' does not exist.`);
+    if (!original)
+      this.refuse('InvalidSnapshot.NotFound', `The snapshot '${input.SourceSnapshotId}' does not exist.`);
     if (original.state !== 'completed') {
       this.refuse('IncorrectState', `Snapshot '${original.snapshotId}' is not completed.`);
     }
@@ -293,9 +303,14 @@ export class Ec2Model {
       );
     }
     if (destination.pending.value >= ebsQuotas.pendingSnapshotsPerRegion) {
-      this.refuse('PendingSnapshotLimitExceeded', 'The maximum number of pending snapshots has been reached.');
+      this.refuse(
+        'PendingSnapshotLimitExceeded',
+        'The maximum number of pending snapshots has been reached.',
+      );
     }
-    const tags = ((input.TagSpecifications as Array<{ Tags: Tag[] }> | undefined) ?? []).flatMap((s) => s.Tags);
+    const tags = ((input.TagSpecifications as Array<{ Tags: Tag[] }> | undefined) ?? []).flatMap(
+      (s) => s.Tags,
+    );
     const seconds =
       this.transfer.copyFixedSeconds + (original.changedGiB * 1024) / this.transfer.copyMiBPerSecond;
     const copy = this.startSnapshot(destination, {
@@ -312,7 +327,8 @@ export class Ec2Model {
 
   private deleteSnapshot(region: RegionModel, input: Input): Input {
     const snapshot = region.snapshots.get(String(input.SnapshotId));
-    if (!snapshot) this.refuse('InvalidSnapshot.NotFound', `The snapshot '${input.SnapshotId}' does not exist.`);
+    if (!snapshot)
+      this.refuse('InvalidSnapshot.NotFound', `The snapshot '${input.SnapshotId}' does not exist.`);
     if (snapshot.state === 'pending') {
       region.pending.add(-1);
       if (snapshot.copy) region.copies.add(-1);

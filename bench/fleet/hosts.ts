@@ -8,8 +8,9 @@
  * beyond it Step Functions' SSM integration fails the task with
  * `Ssm.ThrottlingException`, which the definition's Retry and Catch see.
  */
-import type { VirtualClock } from './clock.ts';
+
 import type { CallLog } from './clients.ts';
+import type { VirtualClock } from './clock.ts';
 import { awsError, buckets, TokenBucket } from './quotas.ts';
 import type { Draw } from './random.ts';
 import type { SfnModel } from './sfn.ts';
@@ -40,7 +41,11 @@ export class Hosts {
     private readonly sfn: SfnModel,
     private readonly draw: Draw,
   ) {
-    this.sendCommand = new TokenBucket(buckets['ssm:SendCommand'].size, buckets['ssm:SendCommand'].refill, clock.now);
+    this.sendCommand = new TokenBucket(
+      buckets['ssm:SendCommand'].size,
+      buckets['ssm:SendCommand'].refill,
+      clock.now,
+    );
   }
 
   private seconds(median: number): number {
@@ -63,7 +68,9 @@ export class Hosts {
       let answer: Json = {};
       if (command === 'begin') {
         const fast = (parameters.fast?.[0] ?? 'true') === 'true';
-        await this.clock.sleep(this.seconds(fast ? hostLatency.fastCheckpoint : hostLatency.spreadCheckpoint));
+        await this.clock.sleep(
+          this.seconds(fast ? hostLatency.fastCheckpoint : hostLatency.spreadCheckpoint),
+        );
         times.backupModeFrom = this.clock.now;
         answer = { startLsn: '0/2000028', holderPid: 4242 };
       } else if (command === 'end') {
@@ -72,7 +79,8 @@ export class Hosts {
         answer = { stopLsn: '0/2000138' };
       } else {
         await this.clock.sleep(this.seconds(hostLatency.abort));
-        if (times.backupModeFrom !== undefined && times.backupModeTo === undefined) times.backupModeTo = this.clock.now;
+        if (times.backupModeFrom !== undefined && times.backupModeTo === undefined)
+          times.backupModeTo = this.clock.now;
         answer = { aborted: true };
       }
       // The agent answers with its task token; a throttled answer is retried by the agent's SDK.

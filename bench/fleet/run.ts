@@ -9,8 +9,8 @@
  */
 import '../../local/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { type DrTarget } from '#domain/ebs/dr-target';
 import { checkDrCopies, startDrCopies } from '#domain/ebs/dr-copies';
+import type { DrTarget } from '#domain/ebs/dr-target';
 import { backupIdFrom } from '#domain/ids';
 import { checkSnapshotsHandler } from '../../functions/check-snapshots.ts';
 import { createSnapshotsHandler } from '../../functions/create-snapshots.ts';
@@ -20,11 +20,18 @@ import { states } from '../../infra/backup/state-names.ts';
 import { type CallLog, type ModelWorld, modelClients } from './clients.ts';
 import { VirtualClock } from './clock.ts';
 import { Ec2Model, type FleetVolume, type TransferModel } from './ec2.ts';
-import { type HostTimes, Hosts } from './hosts.ts';
+import { Hosts, type HostTimes } from './hosts.ts';
 import { throttlingCodes } from './quotas.ts';
 import { Draw } from './random.ts';
 import { SfnModel } from './sfn.ts';
-import { benchCluster, drAccount, drRegion, type FleetDeployment, fleetAccount, fleetRegion } from './synth.ts';
+import {
+  benchCluster,
+  drAccount,
+  drRegion,
+  type FleetDeployment,
+  fleetAccount,
+  fleetRegion,
+} from './synth.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Handler = (input: Json) => Promise<Json>;
@@ -120,7 +127,11 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
     const repositoryOf = (name: string) => `s3://pgsnap-fleet-${fleetAccount}/pgsnap/${name}`;
     for (const [i, cluster] of clusters.entries()) {
       const instanceId = (cluster.instance as { instanceId: string }).instanceId;
-      world.ec2.addInstance(instanceId, [{ Key: 'pgsnap:cluster', Value: cluster.name }], fleetVolumes(i, instanceId, draw));
+      world.ec2.addInstance(
+        instanceId,
+        [{ Key: 'pgsnap:cluster', Value: cluster.name }],
+        fleetVolumes(i, instanceId, draw),
+      );
     }
     Object.assign(process.env, deployment.lambdaSettings, {
       PGSNAP_CLUSTERS: JSON.stringify(
@@ -159,7 +170,9 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
 
     const runOne = async (index: number): Promise<BackupOutcome> => {
       const cluster = clusters[index]!;
-      await clock.sleep(spec.windowMinutes > 0 ? draw.uniform(0, spec.windowMinutes * 60_000) : draw.uniform(0, 900));
+      await clock.sleep(
+        spec.windowMinutes > 0 ? draw.uniform(0, spec.windowMinutes * 60_000) : draw.uniform(0, 900),
+      );
       const log: CallLog = { calls: new Map(), errors: new Map() };
       const clients = modelClients(world, log, { source: fleetRegion, dr: drRegion });
       const times: HostTimes = {};
@@ -229,7 +242,12 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
           const request = input as { cluster: string; backupId: string; snapshotSet: { snapshots: never[] } };
           const copySet = await startDrCopies(
             { source: { ec2: clients.ec2, kms: clients.kms }, drEc2: clients.drEc2 },
-            { target, cluster: request.cluster, backupId: request.backupId, snapshots: request.snapshotSet.snapshots },
+            {
+              target,
+              cluster: request.cluster,
+              backupId: request.backupId,
+              snapshots: request.snapshotSet.snapshots,
+            },
           );
           await clock.sleep(draw.lognormal(300, 0.4, 50, 5_000)); // cluster.json, artifacts, DR manifest to S3
           return copySet;
@@ -306,8 +324,13 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
         world.sfn.finish(executionArn, 'FAILED');
       }
       await events;
-      if (outcome.status === 'completed' && completedAt !== undefined) outcome.backupMs = completedAt - startedAt;
-      if (times.backupModeFrom !== undefined && times.backupModeTo !== undefined && outcome.status === 'completed') {
+      if (outcome.status === 'completed' && completedAt !== undefined)
+        outcome.backupMs = completedAt - startedAt;
+      if (
+        times.backupModeFrom !== undefined &&
+        times.backupModeTo !== undefined &&
+        outcome.status === 'completed'
+      ) {
         outcome.windowMs = times.backupModeTo - times.backupModeFrom;
       }
       if (outcome.status === 'failed') outcome.byThrottling = isThrottling(outcome.failure);
@@ -318,10 +341,7 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
       return outcome;
     };
 
-    const outcomes = await clock.run(
-      Promise.all(clusters.map((_, i) => runOne(i))),
-      7 * 24 * 3_600_000,
-    );
+    const outcomes = await clock.run(Promise.all(clusters.map((_, i) => runOne(i))), 7 * 24 * 3_600_000);
     const refusals = new Map<string, number>(world.sfn.refusals);
     for (const [code, n] of world.ec2.refusals) refusals.set(code, (refusals.get(code) ?? 0) + n);
     if (hosts.refused > 0) refusals.set('Ssm.ThrottlingException', hosts.refused);

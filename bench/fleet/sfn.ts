@@ -76,7 +76,8 @@ export class SfnModel {
       case 'DescribeExecution': {
         this.take('sfn:DescribeExecution', action);
         const execution = this.byArn.get(String(input.executionArn));
-        if (!execution) throw awsError('ExecutionDoesNotExist', `Execution Does Not Exist: '${input.executionArn}'`);
+        if (!execution)
+          throw awsError('ExecutionDoesNotExist', `Execution Does Not Exist: '${input.executionArn}'`);
         return { ...execution };
       }
       case 'SendTaskSuccess':

@@ -98,13 +98,18 @@ export function synthesizeFleet(): FleetDeployment {
   const definition = stateMachineDefinition(one.source, fleetAccount, fleetRegion, 'backup');
   const lambdaSettings: Record<string, string> = {};
   for (const fn of ofType(one.source, 'AWS::Lambda::Function')) {
-    const variables = (fn.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
+    const variables = (fn.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)
+      ?.Variables;
     for (const [key, value] of Object.entries(variables ?? {})) {
-      if (/^PGSNAP_.*_(SECONDS|HOURS|MINUTES)$/.test(key) && typeof value === 'string') lambdaSettings[key] = value;
+      if (/^PGSNAP_.*_(SECONDS|HOURS|MINUTES)$/.test(key) && typeof value === 'string')
+        lambdaSettings[key] = value;
     }
   }
   const windows = ofType(one.source, 'AWS::Scheduler::Schedule')
-    .map((s) => s.Properties.FlexibleTimeWindow as { Mode?: string; MaximumWindowInMinutes?: number } | undefined)
+    .map(
+      (s) =>
+        s.Properties.FlexibleTimeWindow as { Mode?: string; MaximumWindowInMinutes?: number } | undefined,
+    )
     .filter((w) => w?.Mode === 'FLEXIBLE' && w.MaximumWindowInMinutes)
     .map((w) => w!.MaximumWindowInMinutes!);
   const published = new Set<string>([
