@@ -320,7 +320,9 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
         world.sfn.finish(executionArn, 'SUCCEEDED');
       } catch (error) {
         const cause = (error as { cause?: { name: string; message: string } }).cause;
-        outcome.failure = `${cause?.name ?? (error as Error).name}: ${lastErrors.at(0) ?? cause?.message ?? ''}`;
+        // The first error a step met is what sent the backup down the failure path.
+        outcome.failure =
+          lastErrors.at(0) ?? `${cause?.name ?? (error as Error).name}: ${cause?.message ?? ''}`;
         world.sfn.finish(executionArn, 'FAILED');
       }
       await events;
