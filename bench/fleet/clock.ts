@@ -109,6 +109,11 @@ export class VirtualClock {
     return new Promise((resolve) => this.setTimer(() => resolve(), Math.max(0, ms), []));
   }
 
+  /** Calls `fn` after `ms` of virtual time (whether or not the clock is installed over the globals). */
+  after(ms: number, fn: () => void): void {
+    this.setTimer(fn, ms, []);
+  }
+
   private setTimer(fn: (...args: unknown[]) => void, ms: number, args: unknown[]): number {
     const id = this.nextId++;
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;

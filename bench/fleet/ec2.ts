@@ -240,12 +240,12 @@ export class Ec2Model {
     region.snapshots.set(snapshot.snapshotId, snapshot);
     region.pending.add(1);
     if (snapshot.copy) region.copies.add(1);
-    setTimeout(() => {
+    this.clock.after(seconds * 1000, () => {
       if (snapshot.state !== 'pending' || !region.snapshots.has(snapshot.snapshotId)) return;
       snapshot.state = 'completed';
       region.pending.add(-1);
       if (snapshot.copy) region.copies.add(-1);
-    }, seconds * 1000);
+    });
     return snapshot;
   }
 
