@@ -1,0 +1,132 @@
+/**
+ * What the fleet bench runs and prices, read from the CDK app at run time:
+ * the backup state machine's definition (with its DR copy steps), the
+ * settings its Lambdas are deployed with, the schedules' flexible window, and
+ * the alarms and metrics each cluster adds. Synthesized for one and for two
+ * clusters: what the second adds is what every further cluster adds.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { backupDurationMetrics } from '#domain/backup/durations';
+import { freshnessMetrics } from '#domain/backup/freshness';
+import { hostMetrics } from '#domain/host-metrics';
+import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
+import { DrStack } from '../../infra/dr-stack.ts';
+import { type Asl, stateMachineDefinition } from '../../infra/local-run/synthesize.ts';
+import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
+
+type Template = { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+
+export const fleetAccount = '111122223333';
+export const fleetRegion = 'eu-west-1';
+export const drAccount = '444455556666';
+export const drRegion = 'us-west-2';
+
+/** The cluster the bench synthesizes for; the fleet's clusters are like it. */
+export function benchCluster(index: number): EnvironmentInput['clusters'][number] {
+  return {
+    name: `db-${String(index).padStart(4, '0')}`,
+    instance: { instanceId: `i-${index.toString(16).padStart(17, '0')}` },
+    volumeIds: [0, 1, 2].map((v) => `vol-${(index * 4 + v + 1).toString(16).padStart(17, '0')}`),
+    repository: { prefix: 'pgsnap/' },
+    schedules: [{ name: 'hourly', expression: 'rate(1 hour)' }],
+    fastCheckpoint: true,
+    retention: { keepLast: 24, dr: { keepDays: 7 } },
+  };
+}
+
+function environment(clusters: number): EnvironmentInput {
+  return {
+    name: 'fleet',
+    account: fleetAccount,
+    region: fleetRegion,
+    clusters: Array.from({ length: clusters }, (_, i) => benchCluster(i)),
+    dr: { account: drAccount, region: drRegion, externalId: 'pgsnap-fleet-7f3a9c2e' },
+  };
+}
+
+function synthesize(clusters: number): { source: Template; dr: Template } {
+  const outdir = mkdtempSync(join(tmpdir(), 'pgsnap-fleet-cdk-'));
+  try {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] }, outdir });
+    const parsed = environmentSchema.parse(environment(clusters));
+    const source = new PgsnapStack(app, 'pgsnap-fleet', { environment: parsed });
+    const dr = new DrStack(app, 'pgsnap-fleet-dr', { environment: parsed });
+    const assembly = app.synth();
+    return {
+      source: assembly.getStackByName(source.stackName).template as Template,
+      dr: assembly.getStackByName(dr.stackName).template as Template,
+    };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+const ofType = (template: Template, type: string) =>
+  Object.values(template.Resources).filter((r) => r.Type === type);
+
+export interface FleetDeployment {
+  definition: Asl;
+  /** The plain-string PGSNAP_* settings of the backup Lambdas (poll intervals, timeouts). */
+  lambdaSettings: Record<string, string>;
+  /** The schedules' flexible window in minutes, when they have one. */
+  flexibleWindowMinutes?: number;
+  /** Alarms every cluster adds, and those the fleet has once (both stacks). */
+  alarmsPerCluster: number;
+  alarmsPerFleet: number;
+  /** Custom metrics (name × Cluster dimension) each cluster publishes. */
+  metricsPerCluster: number;
+  /** Backups per cluster per month from its schedules (730 h a month). */
+  backupsPerMonth: number;
+}
+
+function metricNamesInDefinition(definition: Asl): Set<string> {
+  const names = new Set<string>();
+  const text = JSON.stringify(definition);
+  for (const match of text.matchAll(/"MetricName":"([^"]+)"/g)) names.add(match[1]!);
+  return names;
+}
+
+export function synthesizeFleet(): FleetDeployment {
+  const one = synthesize(1);
+  const two = synthesize(2);
+  const alarms = (t: { source: Template; dr: Template }) =>
+    ofType(t.source, 'AWS::CloudWatch::Alarm').length + ofType(t.dr, 'AWS::CloudWatch::Alarm').length;
+  const alarmsPerCluster = alarms(two) - alarms(one);
+  const definition = stateMachineDefinition(one.source, fleetAccount, fleetRegion, 'backup');
+  const lambdaSettings: Record<string, string> = {};
+  for (const fn of ofType(one.source, 'AWS::Lambda::Function')) {
+    const variables = (fn.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)
+      ?.Variables;
+    for (const [key, value] of Object.entries(variables ?? {})) {
+      if (/^PGSNAP_.*_(SECONDS|HOURS|MINUTES)$/.test(key) && typeof value === 'string')
+        lambdaSettings[key] = value;
+    }
+  }
+  const windows = ofType(one.source, 'AWS::Scheduler::Schedule')
+    .map(
+      (s) =>
+        s.Properties.FlexibleTimeWindow as { Mode?: string; MaximumWindowInMinutes?: number } | undefined,
+    )
+    .filter((w) => w?.Mode === 'FLEXIBLE' && w.MaximumWindowInMinutes)
+    .map((w) => w!.MaximumWindowInMinutes!);
+  const published = new Set<string>([
+    ...Object.entries(hostMetrics)
+      .filter(([key]) => key !== 'namespace' && key !== 'dimension' && key !== 'pusherBacklog')
+      .map(([, name]) => name),
+    ...Object.values(backupDurationMetrics),
+    ...Object.values(freshnessMetrics),
+    ...metricNamesInDefinition(definition),
+  ]);
+  return {
+    definition,
+    lambdaSettings,
+    ...(windows.length > 0 ? { flexibleWindowMinutes: Math.max(...windows) } : {}),
+    alarmsPerCluster,
+    alarmsPerFleet: alarms(one) - alarmsPerCluster,
+    metricsPerCluster: published.size,
+    backupsPerMonth: 730,
+  };
+}
