@@ -35,6 +35,8 @@ export function quietKnownWarnings(): void {
   process.on('warning', (warning) => {
     if (isKnownWarning(warning)) return;
     const code = (warning as Error & { code?: string }).code;
-    process.stderr.write(`(node:${process.pid}) ${code ? `[${code}] ` : ''}${warning.name}: ${warning.message}\n`);
+    process.stderr.write(
+      `(node:${process.pid}) ${code ? `[${code}] ` : ''}${warning.name}: ${warning.message}\n`,
+    );
   });
 }
