@@ -211,7 +211,21 @@ describe('pgsnap restores', () => {
       ['restores', 'show', 'r-20261122T150000Z-bbbbbb', '--repo', repo, '--cluster', 'orders-db'],
       env(),
     );
-    expect(missing.code).toBe(2);
+    // A record that is not there is a precondition (exit 3), as for every command that needs one.
+    expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/pgsnap restores list shows those there are/);
+  });
+
+  test('a backup that is not there is exit 3 for backups show and for restore alike, naming the catalog', async () => {
+    const flags = ['--repo', repo, '--cluster', 'orders-db'];
+    const show = await pgsnap(['backups', 'show', '20261125T143000Z-dddddd', ...flags], env());
+    const restore = await pgsnap(
+      ['restore', '--backup-id', '20261125T143000Z-dddddd', '--pgdata', join(scratch, 'restored'), ...flags],
+      env(),
+    );
+    for (const result of [show, restore]) {
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toMatch(/there is no backup 20261125T143000Z-dddddd .*pgsnap backups list shows/);
+    }
   });
 });
