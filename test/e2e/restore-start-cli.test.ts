@@ -101,6 +101,27 @@ describe('pgsnap restore start', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ restoreId: name });
   });
 
+  test('--target-time keeps the microseconds given', async () => {
+    const result = await pgsnap(
+      [
+        'restore',
+        'start',
+        '--cluster',
+        'orders-db',
+        '--instance-id',
+        'i-0123456789abcdef0',
+        '--target-time',
+        '2026-11-21T15:45:00.123456+01:00',
+        '--json',
+      ],
+      env(),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(endpoint.requests[0]!.input.input as string)).toMatchObject({
+      target: { time: '2026-11-21T14:45:00.123456Z' },
+    });
+  });
+
   test('refuses conflicting or missing flags, saying what to give, and starts nothing', async () => {
     const cases: Array<[string[], RegExp]> = [
       [
