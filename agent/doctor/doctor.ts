@@ -127,6 +127,13 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       if (clients) for (const c of Object.values(clients)) c.destroy();
     }
     checks.push(ssmAgentCheck(options.host), await volumesCheck(options.host));
+    // With no AWS at all, the credentials, the SSM agent and EBS all fail: the likelier mistake is a host
+    // that uses local providers and a file:// repository, checked without --local.
+    const noCredentials = checks.find((c) => c.check === 'aws.credentials' && c.status === 'fail');
+    if (noCredentials) {
+      noCredentials.message +=
+        '; or, on a host that is not on AWS (local snapshot providers, a file:// repository), run pgsnap doctor --local, which leaves out the AWS, SSM and EBS checks';
+    }
   } else {
     checks.push(
       skip('aws', 'not on AWS (--local): the instance role, the SSM agent and EBS are not checked'),

@@ -102,6 +102,16 @@ describe('with a password role from PGPASSFILE', () => {
     expect(report.checks.find((c) => c.check === 'connection')).toMatchObject({ status: 'ok' });
   });
 
+  test('doctor on a host without AWS suggests --local, and prints no warning', async () => {
+    const result = await pgsnap(['doctor', '--repo', repo, '--cluster', 'shipped'], env);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toMatch(
+      /^FAIL {2}aws\.credentials: no usable AWS credentials .*; or, on a host that is not on AWS .* run pgsnap doctor --local/m,
+    );
+    expect(result.stderr).not.toMatch(warning);
+    expect(result.stdout).not.toMatch(warning);
+  });
+
   test('preflight connects through PGPASSFILE without a warning', async () => {
     const result = await pgsnap(['preflight', '--json'], env);
     expect(result.json, result.stderr).toBeDefined();
