@@ -118,6 +118,27 @@ describe('with a password role from PGPASSFILE', () => {
     expect(result.stderr).not.toMatch(warning);
   });
 
+  test('wal-push refuses a garbage timeline history file, and stores the real one given afterwards', async () => {
+    const file = join(scratch, '00000002.history');
+    const push = () =>
+      pgsnap(['wal-push', file, '--pgdata', cluster.dataDir, '--repo', repo, '--cluster', 'history'], env);
+    writeFileSync(file, '<html>502 Bad Gateway</html>\n');
+    const refused = await push();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/00000002\.history is not a timeline history file/);
+    const real = '1\t0/3000158\tno recovery target specified\n';
+    writeFileSync(file, real);
+    const stored = await push();
+    expect(stored.code, stored.stderr).toBe(0);
+    const fetched = join(scratch, 'fetched.history');
+    const fetch = await pgsnap(
+      ['wal-fetch', '00000002.history', fetched, '--repo', repo, '--cluster', 'history'],
+      env,
+    );
+    expect(fetch.code, fetch.stderr).toBe(0);
+    expect(readFileSync(fetched, 'utf8')).toBe(real);
+  });
+
   test('as archive_command, wal-push writes no warning into the server log', async () => {
     const line = await pgsnap(
       ['wal-push', '--print-command', '--pgdata', cluster.dataDir, '--repo', repo, '--cluster', 'shipped'],
