@@ -5,16 +5,27 @@
  * dist/pgsnap-linux-x64 with the Node.js it carries.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Cluster, ownedDir } from '../support/cluster.ts';
 import { pgsnap, testedExecutable } from '../support/pgsnap.ts';
+import { LocalS3 } from '../support/s3.ts';
 import { waitFor } from '../support/wait.ts';
 
 const { version } = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as {
   version: string;
 };
+/** A port nothing listens on: one the system gave out and took back. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolveListening) => server.listen(0, '127.0.0.1', resolveListening));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolveClosed) => server.close(resolveClosed));
+  return port;
+}
+
 /** What Node.js prints for a warning: `(node:PID) [CODE] SomeWarning: ...`. */
 const warning = /Warning\b/;
 
@@ -52,6 +63,30 @@ describe('pgsnap, as shipped', () => {
       expect(result.stderr, what).toBe('');
       expect(result.stdout, what).toMatch(new RegExp(`^pgsnap ${what}\\b`));
     }
+  });
+});
+
+describe('backups list on a repository it cannot read', () => {
+  let s3: LocalS3;
+  beforeAll(async () => {
+    s3 = await LocalS3.start();
+  });
+  afterAll(() => s3?.destroy());
+
+  test('names the missing bucket, or the refused connection, as the reason', async () => {
+    const missing = await pgsnap(
+      ['backups', 'list', '--repo', s3.url('repo', 'no-such-bucket'), '--cluster', 'orders-db'],
+      s3.env,
+    );
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(
+      /ListObjectsV2 s3:\/\/no-such-bucket\/repo\/orders-db\/backups\/ failed: NoSuchBucket .*create the bucket/,
+    );
+    const refusedUrl = `s3://pgsnap-test/repo?endpoint=${encodeURIComponent(`http://127.0.0.1:${await closedPort()}`)}&path-style=true&region=us-east-1`;
+    const refused = await pgsnap(['backups', 'list', '--repo', refusedUrl, '--cluster', 'orders-db'], s3.env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/ECONNREFUSED.*the repository is unreachable/);
+    for (const result of [missing, refused]) expect(result.stderr).not.toMatch(/invalid repository key/);
   });
 });
 
