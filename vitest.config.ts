@@ -61,6 +61,20 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      {
+        extends: true,
+        // The CLI test files again, run against the single executable that is shipped (test/support/pgsnap.ts
+        // runs PGSNAP_TEST_BIN when it is set), built once by its own global setup.
+        test: {
+          name: 'executable',
+          include: ['test/e2e/*-cli.test.ts'],
+          globalSetup: ['test/support/global-setup.ts', 'test/support/executable-setup.ts'],
+          env: { PGSNAP_TEST_BIN: 'dist/pgsnap-linux-x64' },
+          setupFiles: ['local/promise-with-resolvers.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+        },
+      },
     ],
   },
 });

@@ -53,8 +53,6 @@ const common = {
   minifySyntax: true,
   logLevel: 'warning',
   write: false,
-  // agent/version.ts: what `pgsnap doctor` reports.
-  define: { __PGSNAP_VERSION__: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
 };
 
 const result = await build({

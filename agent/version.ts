@@ -1,5 +1,8 @@
-/** The agent's version, stamped into the bundle by agent/build.mjs from package.json. */
-declare const __PGSNAP_VERSION__: string | undefined;
+/**
+ * The agent's version: package.json's, read by both builds (the bundle, agent/build.mjs, and the single
+ * executable, agent/package.mjs, each inline package.json), so `pgsnap --version` and `pgsnap doctor` say the
+ * same in either.
+ */
+import { version } from '../package.json';
 
-export const agentVersion: string =
-  typeof __PGSNAP_VERSION__ === 'string' ? __PGSNAP_VERSION__ : 'unbundled (a development checkout)';
+export const agentVersion: string = version;

@@ -44,12 +44,23 @@ export class TaskTokenEndpoint {
         const action = String(request.headers['x-amz-target'] ?? '').replace('AWSStepFunctions.', '');
         const input = JSON.parse(body || '{}');
         const handler = endpoint!.handlers.get(action);
-        response.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
         if (handler) {
           endpoint!.requests.push({ action, input });
-          response.end(JSON.stringify(handler(input)));
+          let answer: unknown;
+          try {
+            answer = handler(input);
+          } catch (error) {
+            // An error a handler throws is Step Functions' error of that name (ExecutionAlreadyExists...).
+            const { name, message } = error as Error;
+            response.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+            response.end(JSON.stringify({ __type: name, message }));
+            return;
+          }
+          response.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+          response.end(JSON.stringify(answer));
           return;
         }
+        response.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
         endpoint!.receive(action, input);
         response.end('{}');
       });
@@ -61,7 +72,7 @@ export class TaskTokenEndpoint {
     return endpoint;
   }
 
-  /** Answers `action` (e.g. `StartExecution`) with what `handler` returns. */
+  /** Answers `action` (e.g. `StartExecution`) with what `handler` returns, or the AWS error named as the one it throws. */
   handle(action: string, handler: (input: Record<string, unknown>) => unknown): void {
     this.handlers.set(action, handler);
   }

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import { backgroundConfig } from '../host/background-config.ts';
 import { singleExecutable } from '../host/self.ts';
+import { quietKnownWarnings } from '../host/warnings.ts';
 
 type Run = (args: string[]) => Promise<number>;
 
@@ -169,6 +170,7 @@ export async function main(argv: string[]): Promise<number> {
   return (await command.load())(args);
 }
 
+quietKnownWarnings();
 const argv = process.argv.slice(2);
 // The restore_command: any failure, also one before wal-fetch's code is loaded (an install being replaced)
 // or outside its own error handling, must stop recovery, not read as "no such file" (exit 1).

@@ -5,6 +5,7 @@
  * with a message naming the form it goes with.
  */
 import { UsageError } from '#domain/errors';
+import { recoveryTargetTime } from '#domain/restore/request';
 import { parseLsn } from '#domain/wal/lsn';
 import { taskTokenFlag } from '../host/task-token.ts';
 import type { RecoveryTarget } from '../restore/prepare.ts';
@@ -116,14 +117,14 @@ export function parseRecoveryTarget(values: {
     };
   }
   if (values['target-time'] !== undefined) {
-    const time = Date.parse(values['target-time']);
-    if (Number.isNaN(time) || !/[zZ]|[+-]\d\d(:?\d\d)?$/.test(values['target-time'])) {
+    const time = recoveryTargetTime(values['target-time']);
+    if (time === undefined) {
       throw new UsageError(
         `--target-time ${JSON.stringify(values['target-time'])} is not a time with a zone; use e.g. 2026-11-21T14:30:00Z`,
       );
     }
     return {
-      target: { kind: 'time', value: new Date(time).toISOString() },
+      target: { kind: 'time', value: time },
       flag: `--target-time ${values['target-time']}`,
     };
   }

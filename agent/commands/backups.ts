@@ -1,6 +1,6 @@
 /** `pgsnap backups list` and `pgsnap backups show ID`: the catalog, read from the repository. */
 
-import { UsageError } from '#domain/errors';
+import { PreconditionError, UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/ids';
 import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
@@ -60,7 +60,7 @@ export async function backupsCommand(args: string[]): Promise<number> {
     try {
       const manifest = await repository.readManifest(backupId);
       if (!manifest) {
-        throw new UsageError(
+        throw new PreconditionError(
           `there is no backup ${backupId} of ${repository.cluster} in ${repository.store.url}; ` +
             'pgsnap backups list shows those there are',
         );

@@ -10,7 +10,7 @@ import { validateBackupId } from '#domain/ids';
 import type { RecoveryTargetRequest, RestoreRecord } from '#domain/repository/restore-record';
 import { startRestoreExecution } from '#domain/restore/execution';
 import { describeTarget } from '#domain/restore/plan';
-import type { RestoreRequestInput } from '#domain/restore/request';
+import { type RestoreRequestInput, recoveryTargetTime } from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { recordLines } from '../cli/restore-lines.ts';
@@ -83,14 +83,15 @@ export function restoreRequestFromFlags(values: Values, cluster: string): Restor
     ['target-time', 'target-lsn', 'target-name', 'target-immediate'],
     'target',
   );
-  if (targetFlag === 'target-time' && Number.isNaN(Date.parse(values['target-time']!))) {
+  const time = targetFlag === 'target-time' ? recoveryTargetTime(values['target-time']!) : undefined;
+  if (targetFlag === 'target-time' && time === undefined) {
     throw new UsageError(
       `--target-time ${JSON.stringify(values['target-time'])} is not a time; use ISO 8601 with a zone, e.g. 2026-11-21T14:45:00Z`,
     );
   }
   const target: RecoveryTargetRequest | undefined =
     targetFlag === 'target-time'
-      ? { time: new Date(values['target-time']!).toISOString() }
+      ? { time: time! }
       : targetFlag === 'target-lsn'
         ? { lsn: values['target-lsn']! }
         : targetFlag === 'target-name'

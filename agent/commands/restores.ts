@@ -1,5 +1,5 @@
 /** `pgsnap restores list` and `pgsnap restores show ID`: the restore and drill records, from the repository. */
-import { UsageError } from '#domain/errors';
+import { PreconditionError, UsageError } from '#domain/errors';
 import { restoreIdPattern } from '#domain/ids';
 import type { RestoreRecord } from '#domain/repository/restore-record';
 import { parse } from '../cli/args.ts';
@@ -51,7 +51,7 @@ export async function restoresCommand(args: string[]): Promise<number> {
     try {
       const record = await repository.readRestoreRecord(restoreId);
       if (!record) {
-        throw new UsageError(
+        throw new PreconditionError(
           `there is no restore ${restoreId} of ${repository.cluster} in ${repository.store.url}; pgsnap restores list shows those there are`,
         );
       }

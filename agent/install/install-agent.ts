@@ -52,6 +52,7 @@ export interface InstallRequest {
 }
 
 export interface InstalledFile {
+  /** The file as written: under --root when one is given (an image being built), so it can be looked at. */
   path: string;
   action: 'written' | 'kept' | 'replaced';
 }
@@ -156,10 +157,10 @@ export async function installAgent(req: InstallRequest): Promise<InstallReport> 
     mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
     const existed = statSync(target, { throwIfNoEntry: false }) !== undefined;
     replaceAtomically(target, mode, source);
-    files.push({ path, action: existed ? 'replaced' : 'written' });
+    files.push({ path: target, action: existed ? 'replaced' : 'written' });
   };
   if (req.executable && sameFile(req.executable, join(req.root, req.bin))) {
-    files.push({ path: req.bin, action: 'kept' });
+    files.push({ path: join(req.root, req.bin), action: 'kept' });
   } else if (req.executable) {
     place(req.bin, 0o755, { from: req.executable });
   }
@@ -171,10 +172,10 @@ export async function installAgent(req: InstallRequest): Promise<InstallReport> 
   const settings = join(req.root, settingsPath);
   if (statSync(settings, { throwIfNoEntry: false })) {
     requireRootOnly(settings);
-    files.push({ path: settingsPath, action: 'kept' });
+    files.push({ path: settings, action: 'kept' });
   } else {
     writeFileSync(settings, settingsFile(), { flag: 'wx', mode: 0o600 });
-    files.push({ path: settingsPath, action: 'written' });
+    files.push({ path: settings, action: 'written' });
   }
 
   const answer = await request(agentSocketPath(req.stateRoot), { op: 'status' }).catch(() => undefined);

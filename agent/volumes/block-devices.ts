@@ -109,6 +109,20 @@ function deviceNamed(majMin: string, sys: SysfsReader): string | undefined {
   return sys.list('class/block').find((name) => sys.read(`class/block/${name}/dev`)?.trim() === majMin);
 }
 
+/**
+ * The block device a mount is on: by its device number, else by its source. btrfs gives each of its file
+ * systems (and subvolumes) an anonymous device number (0:N), so findmnt's maj:min names no block device
+ * there; its source does (`/dev/loop0[/data]`, the subvolume in brackets; `/dev/mapper/NAME` for device-mapper).
+ */
+function mountDevice(mount: { source: string; 'maj:min': string }, sys: SysfsReader): string | undefined {
+  const byNumber = deviceNamed(mount['maj:min'], sys);
+  if (byNumber) return byNumber;
+  const name = /^\/dev\/(?:mapper\/)?([^[\s/]+)(?:\[.*\])?$/.exec(mount.source)?.[1];
+  if (!name) return undefined;
+  if (sys.read(`class/block/${name}/dev`) !== undefined) return name;
+  return sys.list('class/block').find((block) => sys.read(`class/block/${block}/dm/name`)?.trim() === name);
+}
+
 /** The disks under a block device: through device-mapper/md members and from a partition to its disk. */
 function disksUnder(device: string, sys: SysfsReader, seen = new Set<string>()): string[] {
   if (seen.has(device)) return [];
@@ -192,7 +206,7 @@ export function discoverVolumes(
       problems.push(`${what} (${clusterPath.path}) is on no mount findmnt lists`);
       continue;
     }
-    const device = deviceNamed(mount['maj:min'], sys);
+    const device = mountDevice(mount, sys);
     if (!device) {
       problems.push(
         `${what} (${clusterPath.path}) is on ${mount.source} (${mount.fstype}, device ${mount['maj:min']}), ` +
@@ -209,7 +223,10 @@ export function discoverVolumes(
       problems.push(
         disk.model?.includes('Instance Storage')
           ? `${what} is on ${disk.disk}, an instance store disk: it is lost with the instance and cannot be snapshotted`
-          : `${what} is on ${disk.disk}${disk.model ? ` (${disk.model})` : ''}, which shows no EBS volume id ` +
+          : /^loop\d+$/.test(disk.disk)
+            ? `${what} is on ${disk.disk}, a loop device (a file on another file system), not an EBS volume: ` +
+              'EBS cannot snapshot it; on one machine, take snapshots with a local provider instead'
+            : `${what} is on ${disk.disk}${disk.model ? ` (${disk.model})` : ''}, which shows no EBS volume id ` +
               '(EBS on Xen instances shows none; other disks are not EBS): if it is EBS, list its volume id as ' +
               'volumeIds in the pgsnap configuration',
       );

@@ -29,7 +29,7 @@ import { basename, join } from 'node:path';
 import { messageOf } from '#domain/errors';
 import { type ClusterIdentity, type ClusterPin, checkClusterPin } from '#domain/repository/cluster-pin';
 import type { PushResult, Repository } from '#domain/repository/repository';
-import { checkSegment, requireWalFileName } from '#domain/wal/file';
+import { checkSegment, checkTimelineHistory, requireWalFileName } from '#domain/wal/file';
 import * as z from '#domain/zod';
 import { repositoryChoiceSchema } from '../host/background-config.ts';
 import { open, type RepositoryChoice } from '../host/repository.ts';
@@ -66,6 +66,7 @@ function identityOf(name: string, content: Buffer, pgdata: string): ClusterIdent
       ...(pgVersion ? { pgVersion } : {}),
     };
   }
+  if (kind === 'history') checkTimelineHistory(name, content);
   try {
     return dataDirectoryIdentity(pgdata);
   } catch (error) {

@@ -4,6 +4,8 @@
  * whether another one of the same cluster is running. Shared by `pgsnap backup
  * start`, the schedule's Lambda and the state machine's first step.
  */
+
+import { isDeepStrictEqual } from 'node:util';
 import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
@@ -96,13 +98,43 @@ export async function startBackupExecution(
     );
     return { backupId, executionArn: started.executionArn! };
   } catch (error) {
-    if (error instanceof ExecutionAlreadyExists) {
-      throw new InvalidInputError(
-        `backup ${backupId} was already started with another input; pick a new backupId or leave it out`,
-        { cause: error },
-      );
-    }
-    throw error;
+    if (!(error instanceof ExecutionAlreadyExists)) throw error;
+    const existing = await existingExecution(sfn, request.stateMachineArn, backupId, input);
+    if (existing?.sameInput && existing.status === 'RUNNING') return { backupId, executionArn: existing.arn };
+    throw new InvalidInputError(
+      existing?.sameInput
+        ? `backup ${backupId} already ran: its execution ${existing.status}${existing.stoppedAt ? ` at ${existing.stoppedAt}` : ''} ` +
+            `(a backupId names one execution); leave --backup-id out for a new backup, pgsnap backups show ${backupId} for that one`
+        : `backup ${backupId} was already started with another input; pick a new backupId or leave it out`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * The execution named `name` that StartExecution says exists: its status, when it stopped, and whether its
+ * input is `input`. Step Functions answers a repeated start with the same name and input with the running
+ * execution, but with ExecutionAlreadyExists once that execution has stopped, as for another input (names are
+ * unique for 90 days): only its description tells the two apart. Undefined when it cannot be read.
+ */
+export async function existingExecution(
+  sfn: SFNClient,
+  stateMachineArn: string,
+  name: string,
+  input: unknown,
+): Promise<{ arn: string; status: string; stoppedAt?: string; sameInput: boolean } | undefined> {
+  const arn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+  try {
+    const described = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
+    if (!described?.status) return undefined;
+    return {
+      arn,
+      status: described.status,
+      ...(described.stopDate ? { stoppedAt: described.stopDate.toISOString() } : {}),
+      sameInput: isDeepStrictEqual(JSON.parse(described.input ?? 'null'), JSON.parse(JSON.stringify(input))),
+    };
+  } catch {
+    return undefined;
   }
 }
 

@@ -71,16 +71,17 @@ export class S3Store implements ObjectStore {
     return `s3://${this.location.bucket}/${this.key(key)}`;
   }
 
-  private explain(error: unknown, action: string, key: string): Error {
+  /** The error for a failed call on `target` (an object's s3:// URL, or a listed prefix's), saying what to do. */
+  private explain(error: unknown, action: string, target: string): Error {
     const e = error as S3ServiceException & { code?: string };
     const status = e.$metadata?.httpStatusCode;
     const detail = status ? `${e.name} (HTTP ${status})` : `${e.code ?? e.name}: ${e.message}`;
-    const what = `${action} ${this.where(key)} failed: ${detail}`;
+    const what = `${action} ${target} failed: ${detail}`;
     if (isAwsTimeout(error)) {
       const endpoint =
         this.location.endpoint ?? `S3${this.location.region ? ` in ${this.location.region}` : ''}`;
       return new RepositoryTimeoutError(
-        `${action} ${this.where(key)} timed out after ${seconds(this.timeouts.requestMs)} talking to ${endpoint} ` +
+        `${action} ${target} timed out after ${seconds(this.timeouts.requestMs)} talking to ${endpoint} ` +
           `(connect limit ${seconds(this.timeouts.connectMs)}, ${maxAttempts} attempts); check the network path to ` +
           'the endpoint (security group, VPC endpoint or NAT route, proxy), or raise PGSNAP_AWS_REQUEST_TIMEOUT ' +
           'and PGSNAP_AWS_CONNECT_TIMEOUT (seconds) for a slow link',
@@ -118,7 +119,7 @@ export class S3Store implements ObjectStore {
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
       if ((error as Error).name === 'NoSuchKey') return undefined;
-      throw this.explain(error, 'GetObject', key);
+      throw this.explain(error, 'GetObject', this.where(key));
     }
   }
 
@@ -131,7 +132,7 @@ export class S3Store implements ObjectStore {
       if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) {
         return false;
       }
-      throw this.explain(error, 'HeadObject', key);
+      throw this.explain(error, 'HeadObject', this.where(key));
     }
   }
 
@@ -152,7 +153,7 @@ export class S3Store implements ObjectStore {
         this.conditionalWrites = false;
         return this.putIfAbsent(key, body, options);
       }
-      throw this.explain(error, 'PutObject', key);
+      throw this.explain(error, 'PutObject', this.where(key));
     }
   }
 
@@ -160,7 +161,7 @@ export class S3Store implements ObjectStore {
     try {
       await this.send(key, body, options, false);
     } catch (error) {
-      throw this.explain(error, 'PutObject', key);
+      throw this.explain(error, 'PutObject', this.where(key));
     }
   }
 
@@ -182,7 +183,7 @@ export class S3Store implements ObjectStore {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
     } catch (error) {
-      throw this.explain(error, 'DeleteObject', key);
+      throw this.explain(error, 'DeleteObject', this.where(key));
     }
   }
 
@@ -207,7 +208,7 @@ export class S3Store implements ObjectStore {
         // always answers, versioned bucket or not, so nobody can make it skip the check.
         const status = (error as S3ServiceException).$metadata?.httpStatusCode;
         if (status === 501 || status === 405) return undefined;
-        throw this.explain(error, 'ListObjectVersions', key);
+        throw this.explain(error, 'ListObjectVersions', this.where(key));
       }
       // The prefix also matches longer keys (…0003.zst.tmp): only this key's versions count.
       count += [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key === full).length;
@@ -230,7 +231,8 @@ export class S3Store implements ObjectStore {
         for (const o of page.Contents ?? []) names.add(o.Key!.slice(full.length));
       }
     } catch (error) {
-      throw this.explain(error, 'ListObjectsV2', prefix || '.');
+      // A prefix ends in `/`, which is not an object's key (checkKey refuses it): named as it is listed.
+      throw this.explain(error, 'ListObjectsV2', `s3://${this.location.bucket}/${full}`);
     }
     names.delete('');
     return [...names].sort();

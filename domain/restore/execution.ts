@@ -4,6 +4,7 @@
  * starting the same restore twice starts it once.
  */
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { existingExecution } from '../backup/execution.ts';
 import { InvalidInputError } from '../errors.ts';
 import { newRestoreId } from '../ids.ts';
 import { parseWith } from '../parse.ts';
@@ -30,12 +31,17 @@ export async function startRestoreExecution(
     );
     return { restoreId, executionArn: started.executionArn! };
   } catch (error) {
-    if (error instanceof ExecutionAlreadyExists) {
-      throw new InvalidInputError(
-        `restore ${restoreId} was already started with another input; leave --restore-id out for a new one`,
-        { cause: error },
-      );
-    }
-    throw error;
+    if (!(error instanceof ExecutionAlreadyExists)) throw error;
+    const given = { ...input, restoreId };
+    const existing = await existingExecution(sfn, request.stateMachineArn, restoreId, given);
+    if (existing?.sameInput && existing.status === 'RUNNING')
+      return { restoreId, executionArn: existing.arn };
+    throw new InvalidInputError(
+      existing?.sameInput
+        ? `restore ${restoreId} already ran: its execution ${existing.status}${existing.stoppedAt ? ` at ${existing.stoppedAt}` : ''} ` +
+            `(a restoreId names one execution); leave --restore-id out for a new one, pgsnap restores show ${restoreId} for that one`
+        : `restore ${restoreId} was already started with another input; leave --restore-id out for a new one`,
+      { cause: error },
+    );
   }
 }

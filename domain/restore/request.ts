@@ -25,6 +25,32 @@ export function restoreIdOfExecution(execution: { name: string; startTime: Date 
   return `r-${backupIdFrom(execution.startTime, execution.name)}`;
 }
 
+/**
+ * A recovery target time as UTC ISO 8601, its fraction of a second kept as given: PostgreSQL's timestamps
+ * count microseconds, and a target cut to the millisecond (Date's resolution) could stop recovery before
+ * the very commit asked for. At least three digits of fraction, so a whole second reads as JavaScript
+ * writes it (`...:00.000Z`); undefined when `given` is not a time with a zone.
+ */
+export function recoveryTargetTime(given: string): string | undefined {
+  const parts =
+    /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,6}))?\s*([zZ]|[+-]\d{2}(?::?\d{2})?)$/.exec(
+      given.trim(),
+    );
+  if (!parts) {
+    const time = Date.parse(given);
+    return Number.isNaN(time) || !/[zZ]|[+-]\d\d(:?\d\d)?$/.test(given)
+      ? undefined
+      : new Date(time).toISOString();
+  }
+  const [, date, clock, fraction = '', zone = 'Z'] = parts;
+  const offset = /^[zZ]$/.test(zone)
+    ? 'Z'
+    : zone.replace(/^([+-]\d{2}):?(\d{2})?$/, (_, h, m) => `${h}:${m ?? '00'}`);
+  const whole = Date.parse(`${date}T${clock}${offset}`);
+  if (Number.isNaN(whole)) return undefined;
+  return new Date(whole).toISOString().replace(/\.000Z$/, `.${fraction.padEnd(3, '0')}Z`);
+}
+
 const ec2Id = (prefix: string) =>
   z
     .string()

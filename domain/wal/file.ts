@@ -128,3 +128,35 @@ export function checkSegment(name: string, content: Buffer, kind: 'segment' | 'p
   }
   return header;
 }
+
+/**
+ * Checks that a timeline history file is one (timeline.c, readTimeLineHistory): each line `<parent
+ * timeline>\t<switch LSN>\t<reason>`, the parents increasing and below the file's own timeline, comments
+ * (`#`) and blank lines aside. PostgreSQL archives a history file once and never rewrites it, and the
+ * repository keeps the first content it is given: garbage stored under the name would stand in for the real
+ * file for good, so it is refused and the archiver asks again with the real one.
+ */
+export function checkTimelineHistory(name: string, content: Buffer): void {
+  const timeline = Number.parseInt(name.slice(0, 8), 16);
+  const refuse = (why: string) =>
+    new Error(`${name} is not a timeline history file (${why}); not archived, so the real one still can be`);
+  const text = content.toString('utf8');
+  if (text.includes('\0') || !Buffer.from(text, 'utf8').equals(content)) throw refuse('not text');
+  let previous = 0;
+  let entries = 0;
+  for (const [index, line] of text.split('\n').entries()) {
+    if (/^\s*(#.*)?$/.test(line)) continue;
+    const fields = /^\s*(\d+)\t([0-9A-F]{1,8})\/([0-9A-F]{1,8})(\t.*)?$/i.exec(line);
+    if (!fields)
+      throw refuse(
+        `line ${index + 1} is not "<timeline>\\t<LSN>\\t<reason>": ${JSON.stringify(line.slice(0, 80))}`,
+      );
+    const parent = Number(fields[1]);
+    if (parent <= previous || parent >= timeline) {
+      throw refuse(`line ${index + 1} names timeline ${parent}, not one between ${previous} and ${timeline}`);
+    }
+    previous = parent;
+    entries += 1;
+  }
+  if (entries === 0) throw refuse('no timeline switch in it');
+}

@@ -93,6 +93,42 @@ describe('pgsnap backup start', () => {
     ]);
   });
 
+  test('a backupId whose execution has finished is said to have run, not to have had another input', async () => {
+    const backupId = '20261121T143000Z-a1b2c3';
+    const input = { cluster: 'orders-db', trigger: 'cli' };
+    const exists = () => {
+      throw Object.assign(new Error(`Execution Already Exists: '${backupId}'`), {
+        name: 'ExecutionAlreadyExists',
+      });
+    };
+    endpoint.handle('StartExecution', exists);
+    endpoint.handle('DescribeExecution', (request) => ({
+      executionArn: request.executionArn,
+      stateMachineArn,
+      name: backupId,
+      status: 'SUCCEEDED',
+      startDate: Date.parse('2026-11-21T14:30:00Z') / 1000,
+      stopDate: Date.parse('2026-11-21T14:31:00Z') / 1000,
+      input: JSON.stringify(input),
+    }));
+    const again = await pgsnap(['backup', 'start', '--cluster', 'orders-db', '--backup-id', backupId], env());
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(
+      `backup ${backupId} already ran: its execution SUCCEEDED at 2026-11-21T14:31:00.000Z`,
+    );
+    expect(again.stderr).not.toContain('another input');
+    expect(endpoint.requests.find((r) => r.action === 'DescribeExecution')?.input).toEqual({
+      executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${backupId}`,
+    });
+
+    const other = await pgsnap(
+      ['backup', 'start', '--cluster', 'orders-db', '--backup-id', backupId, '--label', 'other'],
+      env(),
+    );
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain(`backup ${backupId} was already started with another input`);
+  });
+
   test('--wait exits 1 with the error and cause when the backup failed', async () => {
     history([
       entered(2, states.begin),

@@ -101,6 +101,27 @@ describe('pgsnap restore start', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ restoreId: name });
   });
 
+  test('--target-time keeps the microseconds given', async () => {
+    const result = await pgsnap(
+      [
+        'restore',
+        'start',
+        '--cluster',
+        'orders-db',
+        '--instance-id',
+        'i-0123456789abcdef0',
+        '--target-time',
+        '2026-11-21T15:45:00.123456+01:00',
+        '--json',
+      ],
+      env(),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(endpoint.requests[0]!.input.input as string)).toMatchObject({
+      target: { time: '2026-11-21T14:45:00.123456Z' },
+    });
+  });
+
   test('refuses conflicting or missing flags, saying what to give, and starts nothing', async () => {
     const cases: Array<[string[], RegExp]> = [
       [
@@ -211,7 +232,21 @@ describe('pgsnap restores', () => {
       ['restores', 'show', 'r-20261122T150000Z-bbbbbb', '--repo', repo, '--cluster', 'orders-db'],
       env(),
     );
-    expect(missing.code).toBe(2);
+    // A record that is not there is a precondition (exit 3), as for every command that needs one.
+    expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/pgsnap restores list shows those there are/);
+  });
+
+  test('a backup that is not there is exit 3 for backups show and for restore alike, naming the catalog', async () => {
+    const flags = ['--repo', repo, '--cluster', 'orders-db'];
+    const show = await pgsnap(['backups', 'show', '20261125T143000Z-dddddd', ...flags], env());
+    const restore = await pgsnap(
+      ['restore', '--backup-id', '20261125T143000Z-dddddd', '--pgdata', join(scratch, 'restored'), ...flags],
+      env(),
+    );
+    for (const result of [show, restore]) {
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.stderr).toMatch(/there is no backup 20261125T143000Z-dddddd .*pgsnap backups list shows/);
+    }
   });
 });

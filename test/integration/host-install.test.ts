@@ -126,10 +126,11 @@ it('pgsnap agent install writes the executable, the unit and a root-only setting
     };
 
   const first = install();
+  // The files as written, under --root: where an image builder looks for them.
   expect(first.files).toEqual([
-    { path: '/usr/local/bin/pgsnap', action: 'written' },
-    { path: '/etc/systemd/system/pgsnap-agent.service', action: 'written' },
-    { path: '/etc/pgsnap/pgsnap.env', action: 'written' },
+    { path: join(root, 'usr/local/bin/pgsnap'), action: 'written' },
+    { path: join(root, 'etc/systemd/system/pgsnap-agent.service'), action: 'written' },
+    { path: join(root, 'etc/pgsnap/pgsnap.env'), action: 'written' },
   ]);
   expect(first.next).toContain('systemctl enable --now pgsnap-agent');
   const installed = join(root, 'usr/local/bin/pgsnap');

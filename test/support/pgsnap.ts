@@ -1,8 +1,24 @@
-/** Runs the bundled pgsnap CLI as an operator would, and reads its answer. */
+/**
+ * Runs the pgsnap CLI as an operator would, and reads its answer: the bundle (dist/pgsnap.mjs) on this
+ * Node.js, or, when PGSNAP_TEST_BIN names one, that executable itself (the `executable` vitest project sets it
+ * to the single executable dist/pgsnap-linux-x64, so the same test files run against what is shipped).
+ */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 
 export const pgsnapBin = resolve(import.meta.dirname, '../../dist/pgsnap.mjs');
+
+/** The single executable under test, or undefined when the tests run the bundle. */
+export const testedExecutable: string | undefined = process.env.PGSNAP_TEST_BIN
+  ? resolve(import.meta.dirname, '../..', process.env.PGSNAP_TEST_BIN)
+  : undefined;
+
+/** The program and leading arguments that run pgsnap as the tests run it (see testedExecutable). */
+export function pgsnapCommand(options: { bin?: string; node?: string } = {}): [string, string[]] {
+  if (testedExecutable && options.bin === undefined && options.node === undefined)
+    return [testedExecutable, []];
+  return [options.node ?? process.execPath, [options.bin ?? pgsnapBin]];
+}
 
 export interface CliResult {
   code: number;
@@ -24,7 +40,8 @@ export function pgsnap(
   } = {},
 ): Promise<CliResult> {
   return new Promise((resolveResult, reject) => {
-    const child = spawn(options.node ?? process.execPath, [options.bin ?? pgsnapBin, ...args], {
+    const [program, leading] = pgsnapCommand(options);
+    const child = spawn(program, [...leading, ...args], {
       env: { PATH: process.env.PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -168,4 +168,25 @@ describe('pgsnap discover: which EBS volumes hold the cluster', () => {
       expect.stringMatching(/pg_wal \(\/run\/pg_wal\) is on tmpfs .*not a block device/),
     ]);
   });
+
+  test('btrfs on a loop device is found by its source (btrfs reports no block device number) and named a loop device', () => {
+    const findmnt: FindmntOutput = {
+      filesystems: [
+        { target: '/', source: '/dev/nvme0n1p1', fstype: 'ext4', 'maj:min': '259:1' },
+        { target: '/srv/pg', source: '/dev/loop3[/data]', fstype: 'btrfs', 'maj:min': '0:48', uuid: 'b1' },
+      ],
+    };
+    const sys = recordedSysfs({
+      'class/block/nvme0n1p1/dev': '259:1',
+      'class/block/loop3/dev': '7:3',
+      'block/loop3/dev': '7:3',
+    });
+    const found = discoverVolumes([{ role: 'data', path: '/srv/pg/15/main' }], findmnt, sys);
+    expect(found.paths[0]).toMatchObject({ mount: '/srv/pg', device: 'loop3', fstype: 'btrfs' });
+    expect(found.problems).toEqual([
+      'pgdata is on loop3, a loop device (a file on another file system), not an EBS volume: EBS cannot ' +
+        'snapshot it; on one machine, take snapshots with a local provider instead',
+    ]);
+    expect(found.problems.join('')).not.toMatch(/not a block device/);
+  });
 });

@@ -23,7 +23,12 @@ test('virtual time: a 2 h wait passes at once, timers fire in order, Date follow
     const order: string[] = [];
     const work = (async () => {
       await Promise.all([
-        new Promise<void>((resolve) => setTimeout(() => (order.push('2h'), resolve()), 2 * 3_600_000)),
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            order.push('2h');
+            resolve();
+          }, 2 * 3_600_000),
+        ),
         clock.sleep(1_000).then(() => order.push('1s')),
       ]);
       return new Date().toISOString();

@@ -6,6 +6,7 @@
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
@@ -144,5 +145,32 @@ describe('a WAL fetch from a versioned bucket', () => {
     });
     const repository = new Repository(store('s3://backups/pg'), 'orders-db');
     await expect(repository.fetchWal(pin, name)).rejects.toMatchObject({ name: 'CorruptObjectError' });
+  });
+});
+
+describe('a listing that fails', () => {
+  beforeEach(() => s3.reset());
+
+  it('names the missing bucket and the prefix listed, not the prefix as a bad key', async () => {
+    s3.on(ListObjectsV2Command).rejects(
+      Object.assign(new Error('The specified bucket does not exist'), {
+        name: 'NoSuchBucket',
+        $metadata: { httpStatusCode: 404 },
+      }),
+    );
+    await expect(store('s3://backups/pg').list('db/backups/')).rejects.toThrow(
+      'ListObjectsV2 s3://backups/pg/db/backups/ failed: NoSuchBucket (HTTP 404); create the bucket or fix the repository URL',
+    );
+  });
+
+  it('says a refused connection is an unreachable repository', async () => {
+    s3.on(ListObjectsV2Command).rejects(
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { name: 'Error', code: 'ECONNREFUSED' }),
+    );
+    const listing = store('s3://backups').list('db/backups/');
+    await expect(listing).rejects.toThrow(
+      /^ListObjectsV2 s3:\/\/backups\/db\/backups\/ failed: ECONNREFUSED: connect ECONNREFUSED .*the repository is unreachable/,
+    );
+    await expect(listing).rejects.toMatchObject({ name: 'RepositoryUnreachableError' });
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkSegment,
+  checkTimelineHistory,
   nextSegmentName,
   readSegmentHeader,
   segmentRange,
@@ -82,5 +83,30 @@ describe('segment headers', () => {
     expect(() =>
       checkSegment('000000010000000000000005.partial', segment(1, 5n).subarray(0, 8192), 'partial'),
     ).not.toThrow();
+  });
+});
+
+describe('a timeline history file', () => {
+  const real = '1\t0/3000158\tno recovery target specified\n\n2\t0/5000000\tat restore point "before"\n';
+
+  it('is taken as PostgreSQL writes it, comments and blank lines aside', () => {
+    expect(() => checkTimelineHistory('00000003.history', Buffer.from(real))).not.toThrow();
+    expect(() =>
+      checkTimelineHistory('00000002.history', Buffer.from('# a comment\n1\tFF/0000A8\t\n')),
+    ).not.toThrow();
+  });
+
+  it('is refused when it is not one, saying why', () => {
+    const cases: Array<[string, string | Buffer, RegExp]> = [
+      ['00000003.history', 'garbage\n', /line 1 is not "<timeline>\\t<LSN>\\t<reason>"/],
+      ['00000003.history', '', /no timeline switch/],
+      ['00000002.history', real, /names timeline 2, not one between 1 and 2/],
+      ['00000003.history', '2\t0/1\tx\n1\t0/2\tx\n', /line 2 names timeline 1/],
+      ['00000002.history', Buffer.from([0x31, 0x09, 0x30, 0x2f, 0x31, 0x00, 0xff]), /not text/],
+    ];
+    for (const [name, content, why] of cases) {
+      expect(() => checkTimelineHistory(name, Buffer.from(content))).toThrow(why);
+      expect(() => checkTimelineHistory(name, Buffer.from(content))).toThrow(/the real one still can be/);
+    }
   });
 });
