@@ -45,7 +45,11 @@ export async function status(ctx: Context): Promise<Record<string, unknown>> {
   if (current.kind === 'none' || current.kind === 'lost') {
     const last = current.outcome ?? null;
     const server = await serverSessions();
-    if ('sessions' in server && server.sessions[0]) return elsewhere(server.sessions[0], last);
+    // The backend of a backup this directory already recorded as ended can linger for a moment (one
+    // waiting for its checkpoint leaves when it next checks its client): it is not a backup held elsewhere.
+    const other =
+      'sessions' in server ? server.sessions.find((s) => s.backupId !== last?.backupId) : undefined;
+    if (other) return elsewhere(other, last);
     return {
       inProgress: false,
       last,
