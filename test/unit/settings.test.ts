@@ -64,7 +64,9 @@ describe('agent settings', () => {
   });
 
   test('every PGSNAP_* name in the agent, and each agent variable the harness sets, is a setting', () => {
-    const settings = new Set(Object.values(settingDescriptors).flatMap((d) => ('env' in d ? [d.env] : [])));
+    const settings = new Set<string>(
+      Object.values(settingDescriptors).flatMap((d) => ('env' in d ? [d.env] : [])),
+    );
     // What the agent hands to the snapshot commands it runs (pgsnap run, the exec provider): never read by it.
     const givenToCommands = new Set(['PGSNAP_BACKUP_ID', 'PGSNAP_START_LSN', 'PGSNAP_PATHS']);
     // The Lambdas' environment, which local/ sets for the functions it runs: not the agent's.
