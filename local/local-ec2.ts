@@ -136,13 +136,7 @@ export class LocalEc2 {
     private readonly rootDevice = '/dev/xvda',
     private readonly restore: { workDir?: string; volumesFile?: string } = {},
   ) {
-    this.instances.set(instanceId, {
-      instanceId,
-      tags: [],
-      state: 'running',
-      launched: false,
-      unseen: seen(),
-    });
+    this.addInstance(instanceId);
     this.writeVolumesFile();
   }
 

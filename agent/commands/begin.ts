@@ -5,7 +5,7 @@ import { beginFlags, parseBeginOptions } from '../cli/begin-options.ts';
 import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createContext } from '../host/context.ts';
-import type { SessionRecord } from '../host/state.ts';
+import type { BackupSession } from '../host/state.ts';
 import {
   answeringStepFunctions,
   heartbeatIntervalMs,
@@ -26,7 +26,7 @@ With a repository (--repo and --cluster, or PGSNAP_REPO and PGSNAP_CLUSTER),
 the backup is catalogued there as started; a repository that belongs to
 another cluster, or cannot be reached, aborts the backup at once.`;
 
-export function describeSession(session: SessionRecord): Array<[string, unknown]> {
+export function describeSession(session: BackupSession): Array<[string, unknown]> {
   return [
     ['backupId', session.backupId],
     ['label', session.label],
@@ -36,17 +36,14 @@ export function describeSession(session: SessionRecord): Array<[string, unknown]
     ['systemIdentifier', session.systemIdentifier],
     ['serverVersion', session.serverVersion],
     ['startedAt', session.startedAt],
-    [
-      'backupFrom',
-      session.fromStandby === undefined ? undefined : session.fromStandby ? 'standby' : 'primary',
-    ],
+    ['backupFrom', session.fromStandby ? 'standby' : 'primary'],
     ['holderPid', session.holderPid],
     ['serverPid', session.serverPid],
     ['expiresAt', session.expiresAt],
   ];
 }
 
-export function beginDocument(session: SessionRecord): Record<string, unknown> {
+export function beginDocument(session: BackupSession): Record<string, unknown> {
   return Object.fromEntries(describeSession(session).filter(([, value]) => value !== undefined));
 }
 
@@ -60,7 +57,7 @@ export async function beginCommand(args: string[]): Promise<number> {
   const ctx = createContext(values);
   // --volumes: also say which EBS volumes hold the cluster, for the state machine to snapshot.
   let volumes: Pick<Discovery, 'volumes' | 'problems'> | undefined;
-  const document = (session: SessionRecord) => ({ ...beginDocument(session), ...volumes });
+  const document = (session: BackupSession) => ({ ...beginDocument(session), ...volumes });
   const session = await answeringStepFunctions(
     taskTokenOf(values),
     async () => {

@@ -1,24 +1,11 @@
 /** `pgsnap doctor`: will a backup and a restore from this host work? */
-import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { CheckResult } from '../doctor/check.ts';
 import { createContext } from '../host/context.ts';
 import { open } from '../host/repository.ts';
+import { secondsFromEnvironment } from '../host/settings.ts';
 import { connect } from '../postgres/client.ts';
-
-/** PGSNAP_DOCTOR_CHECK_TIMEOUT: each check's time limit in seconds (default 60). */
-function checkLimitMs(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const text = env.PGSNAP_DOCTOR_CHECK_TIMEOUT;
-  if (text === undefined || text === '') return undefined;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new UsageError(
-      `PGSNAP_DOCTOR_CHECK_TIMEOUT=${JSON.stringify(text)} is not a number of seconds above 0, e.g. 60`,
-    );
-  }
-  return Math.round(value * 1000);
-}
 
 export const doctorUsage = `pgsnap doctor --repo URL --cluster NAME [--local] [--spool-dir DIR] [--json]
 
@@ -59,7 +46,7 @@ export async function doctorCommand(args: string[]): Promise<number> {
   const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
   const line = (c: CheckResult) => `${mark[c.status]}  ${c.check}: ${c.message}`;
   const report = await runDoctor({
-    checkLimitMs: checkLimitMs(),
+    checkLimitMs: secondsFromEnvironment('doctorCheckTimeout'),
     // As it goes, on stderr: a check that waits shows which one it is, and stdout stays the one result.
     onStart: (check) => ctx.out.progress(`checking ${check}...`),
     onCheck: (c) => ctx.out.progress(line(c)),

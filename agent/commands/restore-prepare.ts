@@ -21,6 +21,7 @@ import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createContext } from '../host/context.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';
+import { settingsFrom } from '../host/settings.ts';
 import { type RestoreResult, restoreBackup } from '../restore/restore-backup.ts';
 
 export async function restorePrepareCommand(args: string[]): Promise<number> {
@@ -47,10 +48,7 @@ export async function restorePrepareCommand(args: string[]): Promise<number> {
   }
   if (values.standby && action) throw new UsageError('cannot specify both --standby and --target-action');
   const tablespaces = parseTablespaces(values.tablespace);
-  const ahead = values.prefetch === undefined ? 0 : Number(values.prefetch);
-  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 64) {
-    throw new UsageError('--prefetch must be a whole number of segments from 0 to 64');
-  }
+  const ahead = settingsFrom(values).prefetch;
   if (values['spool-dir'] !== undefined && ahead === 0)
     throw new UsageError('--spool-dir needs --prefetch N');
   const target = parseRecoveryTarget(values);

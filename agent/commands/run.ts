@@ -8,7 +8,7 @@ import { table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
 import { type Context, createContext } from '../host/context.ts';
 import { defaultArchiveTimeoutMs } from '../host/settings.ts';
-import type { SessionRecord } from '../host/state.ts';
+import type { BackupSession } from '../host/state.ts';
 import { connect } from '../postgres/client.ts';
 import { createProvider } from '../providers/create.ts';
 import type { SnapshotProvider, VolumeSnapshot } from '../providers/provider.ts';
@@ -36,7 +36,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const snapshot = await planSnapshot(values, command);
   // Listen from the start: a slow begin (a spread checkpoint) is interrupted as often as the command.
   const interrupts = listenForInterrupts();
-  let session: SessionRecord;
+  let session: BackupSession;
   try {
     // The session watches this process: killed with SIGKILL, it could not abort the backup itself.
     session = await begin(ctx, { ...options, ownerPid: process.pid }, interrupts.beginning);
@@ -153,7 +153,7 @@ function listenForInterrupts(): Interrupts {
 /** Takes the snapshot inside the backup; `failure` says why it was not taken. */
 async function takeSnapshot(
   ctx: Context,
-  session: SessionRecord,
+  session: BackupSession,
   { provider, paths, command }: SnapshotPlan,
   interrupts: Interrupts,
 ): Promise<{ snapshots: VolumeSnapshot[]; failure?: string }> {
@@ -187,7 +187,7 @@ async function takeSnapshot(
 
 async function runSnapshotCommand(
   ctx: Context,
-  session: SessionRecord,
+  session: BackupSession,
   command: string[],
   interrupts: Interrupts,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }> {
@@ -195,7 +195,7 @@ async function runSnapshotCommand(
     // A process group of its own, so that a signal reaches the script and everything it started.
     detached: true,
     stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
-    env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn ?? '' },
+    env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn },
   });
   interrupts.forwardTo(running);
   // With --json, stdout carries one document: the command's own output goes to stderr.
@@ -219,7 +219,7 @@ async function runSnapshotCommand(
 
 async function endBackup(
   ctx: Context,
-  session: SessionRecord,
+  session: BackupSession,
   output: string | undefined,
   snapshot: SnapshotPlan,
   snapshots: VolumeSnapshot[],
@@ -239,7 +239,7 @@ async function endBackup(
 
 async function deleteSnapshots(
   ctx: Context,
-  session: SessionRecord,
+  session: BackupSession,
   { provider }: SnapshotPlan,
   snapshots: VolumeSnapshot[],
 ): Promise<void> {

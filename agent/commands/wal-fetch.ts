@@ -5,6 +5,7 @@ import { requireWalFileName } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
 import { printUsage } from '../cli/usage.ts';
 import { requireRepositoryChoice } from '../host/repository.ts';
+import { settingsFrom } from '../host/settings.ts';
 import { fetchWalFile } from '../wal/fetch.ts';
 import { prefetcherConfig } from '../wal/prefetcher-config.ts';
 import {
@@ -69,10 +70,7 @@ export async function walFetchCommand(args: string[]): Promise<number> {
 async function walFetch(args: string[]): Promise<number> {
   const { values, positionals } = parse('wal-fetch', args, flags, true);
   if (values.help) return printUsage(walFetchUsage);
-  const ahead = Number(values.prefetch ?? 0);
-  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 64) {
-    throw new UsageError('--prefetch must be a whole number of segments from 0 to 64');
-  }
+  const ahead = settingsFrom(values).prefetch;
   if (values['print-command']) {
     if (positionals.length > 0) throw new UsageError('--print-command takes no file');
     return printRestoreCommand(values, ahead);

@@ -11,26 +11,13 @@ import {
   awsMaxAttempts,
   defaultAwsTimeouts,
 } from '#domain/aws-timeouts';
-import { UsageError } from '#domain/errors';
-import { settingDescriptors } from './settings.ts';
-
-function secondsFrom(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
-  const text = env[name];
-  if (text === undefined || text === '') return fallbackMs;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new UsageError(
-      `${name}=${JSON.stringify(text)} is not a number of seconds above 0, e.g. ${name}=30`,
-    );
-  }
-  return Math.round(value * 1000);
-}
+import { secondsFromEnvironment } from './settings.ts';
 
 /** The limits this process uses, from the environment. */
 export function awsTimeouts(env: NodeJS.ProcessEnv = process.env): AwsTimeouts {
   return {
-    connectMs: secondsFrom(env, settingDescriptors.awsConnectTimeout.env, defaultAwsTimeouts.connectMs),
-    requestMs: secondsFrom(env, settingDescriptors.awsRequestTimeout.env, defaultAwsTimeouts.requestMs),
+    connectMs: secondsFromEnvironment('awsConnectTimeout', env) ?? defaultAwsTimeouts.connectMs,
+    requestMs: secondsFromEnvironment('awsRequestTimeout', env) ?? defaultAwsTimeouts.requestMs,
   };
 }
 

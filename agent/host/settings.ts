@@ -230,6 +230,36 @@ export function fromEnvironment(
   return env[settingDescriptors[name].env] || undefined;
 }
 
+/**
+ * A setting in seconds (decimals allowed) from its environment variable alone,
+ * in milliseconds; undefined when unset. Read when used, not by settingsFrom:
+ * a bad AWS time limit must not stop a command that never calls AWS.
+ */
+export function secondsFromEnvironment(
+  name: 'awsConnectTimeout' | 'awsRequestTimeout' | 'doctorCheckTimeout',
+  env: NodeJS.ProcessEnv = process.env,
+): number | undefined {
+  const variable = settingDescriptors[name].env;
+  const text = env[variable];
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UsageError(
+      `${variable}=${JSON.stringify(text)} is not a number of seconds above 0, e.g. ${variable}=30`,
+    );
+  }
+  return Math.round(value * 1000);
+}
+
+/** How many WAL files wal-fetch keeps downloaded ahead of recovery: 0 (none) to 64. */
+function prefetchCount(text: string | undefined): number {
+  const ahead = Number(text ?? 0);
+  if (!Number.isInteger(ahead) || ahead < 0 || ahead > 64) {
+    throw new UsageError('--prefetch must be a whole number of segments from 0 to 64');
+  }
+  return ahead;
+}
+
 /** `flags`, then the environment, onto the settings; a bad value is a usage error naming its flag. */
 export function settingsFrom(flags: SettingFlags = {}, env: NodeJS.ProcessEnv = process.env): Settings {
   const cluster = flags.cluster ?? env.PGSNAP_CLUSTER;
@@ -254,7 +284,7 @@ export function settingsFrom(flags: SettingFlags = {}, env: NodeJS.ProcessEnv = 
       flags['recovery-timeout'] !== undefined
         ? durationOrSeconds(flags['recovery-timeout'], '--recovery-timeout')
         : defaultRecoveryTimeoutMs,
-    prefetch: flags.prefetch === undefined ? 0 : Number(flags.prefetch),
+    prefetch: prefetchCount(flags.prefetch),
   };
 }
 

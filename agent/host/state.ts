@@ -11,31 +11,48 @@ import { connectionTarget } from '../postgres/client.ts';
 import { createLockFile } from './lock-file.ts';
 import { privateDirectory } from './private-dir.ts';
 
-export interface SessionRecord {
+/** What a session record holds from its first moment, before the server is in backup mode. */
+interface SessionBase {
   backupId: string;
   label: string;
   fast: boolean;
   /** The process holding the session: a holder of its own, or the agent service. */
   holderPid: number;
   heldBy?: 'holder' | 'agent';
-  serverPid?: number;
   startedAt: string;
   maxDurationMs: number;
   expiresAt: string;
-  state: 'starting' | 'in-backup' | 'stopping';
-  startLsn?: string;
-  startWalFile?: string;
-  timeline?: number;
-  systemIdentifier?: string;
-  serverVersion?: string;
-  versionNum?: number;
-  segmentSize?: number;
-  fromStandby?: boolean;
+}
+
+/** What pg_backup_start and the server told, recorded once the server is in backup mode. */
+export interface BackupStart {
+  serverPid: number;
+  startLsn: string;
+  startWalFile: string;
+  timeline: number;
+  systemIdentifier: string;
+  serverVersion: string;
+  versionNum: number;
+  segmentSize: number;
+  fromStandby: boolean;
   /** How long pg_backup_start took, as the holder saw it. */
   startCallMs?: number;
 }
 
-export interface StoppedRecord extends SessionRecord {
+/** A session connecting and checking, not yet in backup mode. */
+export interface StartingSession extends SessionBase {
+  state: 'starting';
+}
+
+/** A session whose server is in backup mode, or whose pg_backup_stop is under way. */
+export interface BackupSession extends SessionBase, BackupStart {
+  state: 'in-backup' | 'stopping';
+}
+
+export type SessionRecord = StartingSession | BackupSession;
+
+export interface StoppedRecord extends SessionBase, BackupStart {
+  state: 'stopping';
   stopLsn: string;
   stopWalFile: string;
   stopTimeline: number;

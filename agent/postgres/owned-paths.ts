@@ -38,10 +38,14 @@ const { O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY
 
 const isRoot = () => process.getuid?.() === 0;
 
-function refuseLink(path: string, error: unknown, what: string): never {
+/** O_NOFOLLOW on a symbolic link fails with ELOOP (open(2)). */
+function isLinkRefusal(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
-  // O_NOFOLLOW on a symbolic link fails with ELOOP (open(2)).
-  if (code === 'ELOOP' || code === 'EMLINK') {
+  return code === 'ELOOP' || code === 'EMLINK';
+}
+
+function refuseLink(path: string, error: unknown, what: string): never {
+  if (isLinkRefusal(error)) {
     throw new PreconditionError(
       `${path} is a symbolic link; pgsnap ${what} and does not follow links in a directory another user ` +
         `controls. Replace it with a regular file (check where it pointed: it may have been planted)`,
@@ -49,6 +53,48 @@ function refuseLink(path: string, error: unknown, what: string): never {
     );
   }
   throw error;
+}
+
+/** How readWithoutFollowing reads, and what it says when it will not. */
+interface PlainRead {
+  /** Read at most this much; all of it without. */
+  maxBytes?: number;
+  /** Also refuse a file with more than one link (a hard link to a file of someone else). */
+  oneLink?: boolean;
+  /** The error for a symbolic link at `path`. */
+  link(error: unknown): Error;
+  /** The error for anything not a regular file (a FIFO, a device, a directory; with oneLink, a hard link). */
+  notFile(links: number): Error;
+}
+
+/**
+ * Reads a regular file without following a link at its last component
+ * (O_NOFOLLOW; O_NONBLOCK, so that a FIFO planted there cannot hang the
+ * read); what is there is checked on the open descriptor, not by a path
+ * that could change in between.
+ */
+function readWithoutFollowing(path: string, how: PlainRead): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    throw isLinkRefusal(error) ? how.link(error) : error;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || (how.oneLink && stat.nlink > 1)) throw how.notFile(stat.nlink);
+    if (how.maxBytes === undefined) return readFileSync(fd);
+    const buffer = Buffer.alloc(how.maxBytes);
+    let length = 0;
+    while (length < how.maxBytes) {
+      const read = readSync(fd, buffer, length, how.maxBytes - length, null);
+      if (read === 0) break;
+      length += read;
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Writes through an open descriptor of a regular file, then gives it to `owner`. */
@@ -89,23 +135,18 @@ export function appendOwnedFile(path: string, content: string, owner: Owner): vo
  * data directory's owner reads. Empty when there is no file.
  */
 export function readOwnedFile(path: string): string {
-  let fd: number;
   try {
-    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    return readWithoutFollowing(path, {
+      oneLink: true,
+      link: (error) => refuseLink(path, error, `reads ${basename(path)}`),
+      notFile: (links) =>
+        new PreconditionError(
+          `${path} is not a regular file (${links} links); pgsnap will not read it: remove it and run the restore again`,
+        ),
+    }).toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
-    refuseLink(path, error, `reads ${basename(path)}`);
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile() || stat.nlink > 1) {
-      throw new PreconditionError(
-        `${path} is not a regular file (${stat.nlink} links); pgsnap will not read it: remove it and run the restore again`,
-      );
-    }
-    return readFileSync(fd, 'utf8');
-  } finally {
-    closeSync(fd);
+    throw error;
   }
 }
 
@@ -265,33 +306,14 @@ export function ownedDirectoryOnPlainPath(path: string, owner: Owner | undefined
  * quotes content: it may land in a record others read.
  */
 export function readPlainFile(path: string, maxBytes: number): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP' || code === 'EMLINK') {
-      throw new UnsafeRestorePathError(
+  return readWithoutFollowing(path, {
+    maxBytes,
+    link: (error) =>
+      new UnsafeRestorePathError(
         `${path} is a symbolic link; pgsnap reads it only as a regular file and does not follow links on ` +
           'restored volumes (check where it points: it may have been planted)',
         { cause: error },
-      );
-    }
-    throw error;
-  }
-  try {
-    if (!fstatSync(fd).isFile()) {
-      throw new UnsafeRestorePathError(`${path} is not a regular file; pgsnap will not read it`);
-    }
-    const buffer = Buffer.alloc(maxBytes);
-    let length = 0;
-    while (length < maxBytes) {
-      const read = readSync(fd, buffer, length, maxBytes - length, null);
-      if (read === 0) break;
-      length += read;
-    }
-    return buffer.subarray(0, length);
-  } finally {
-    closeSync(fd);
-  }
+      ),
+    notFile: () => new UnsafeRestorePathError(`${path} is not a regular file; pgsnap will not read it`),
+  });
 }

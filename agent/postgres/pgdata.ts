@@ -20,11 +20,17 @@ function readHead(path: string, bytes: number): Buffer {
   }
 }
 
+/** The first `bytes` of global/pg_control (8192 bytes long in every version): the one reader of it. */
+function controlFileHead(pgdata: string, bytes: number, atLeast = bytes): { path: string; head: Buffer } {
+  const path = join(pgdata, 'global', 'pg_control');
+  const head = readHead(path, bytes);
+  if (head.length < atLeast) throw new Error(`${path} is truncated`);
+  return { path, head };
+}
+
 /** ControlFileData begins with system_identifier (uint64, native order; little-endian here). */
 export function systemIdentifierOf(pgdata: string): string {
-  const head = readHead(join(pgdata, 'global', 'pg_control'), 8);
-  if (head.length < 8) throw new Error(`${join(pgdata, 'global', 'pg_control')} is truncated`);
-  return head.readBigUInt64LE(0).toString();
+  return controlFileHead(pgdata, 8).head.readBigUInt64LE(0).toString();
 }
 
 export function pgVersionOf(pgdata: string): string | undefined {
@@ -73,9 +79,7 @@ const clusterStates = [
  * version since 9.0 has moved.
  */
 export function controlStateOf(pgdata: string): { state: string; checkpointLsn: bigint } {
-  const path = join(pgdata, 'global', 'pg_control');
-  const head = readHead(path, 40);
-  if (head.length < 40) throw new Error(`${path} is truncated`);
+  const { head } = controlFileHead(pgdata, 40);
   const state = head.readInt32LE(16);
   return { state: clusterStates[state] ?? `unknown state ${state}`, checkpointLsn: head.readBigUInt64LE(32) };
 }
@@ -102,8 +106,7 @@ export interface PrimarySettings {
  * floatFormat, the double 1234567.0 that is there to be recognised.
  */
 export function primarySettingsOf(pgdata: string): PrimarySettings {
-  const path = join(pgdata, 'global', 'pg_control');
-  const control = readHead(path, 512);
+  const { path, head: control } = controlFileHead(pgdata, 512, 0);
   for (let at = 40; at + 8 <= control.length; at += 8) {
     if (control.readDoubleLE(at) !== 1234567.0) continue;
     const int = (back: number) => control.readInt32LE(at - back);

@@ -8,7 +8,7 @@ import type { Context } from '../host/context.ts';
 import type { OutcomeRecord } from '../host/state.ts';
 import { recordEnded } from './catalog.ts';
 import { answerError, request } from './control.ts';
-import { type Inspection, inspect } from './inspect.ts';
+import { heldBackup, type Inspection, inspect, isHeldHere } from './inspect.ts';
 
 export type AbortResult =
   | { aborted: true; backupId: string; reason: string }
@@ -84,26 +84,21 @@ function notInProgress(
   backupId: string,
   last: OutcomeRecord | undefined,
 ): AbortResult | undefined {
-  const other =
-    current.kind === 'active'
-      ? { id: current.session.backupId, how: current.session.state }
-      : current.kind === 'stopped'
-        ? { id: current.stopped.backupId, how: 'stopped, its artifacts not yet handed over' }
-        : undefined;
-  if (other?.id === backupId) return undefined;
+  const other = heldBackup(current);
+  if (isHeldHere(backupId, other)) return undefined;
   const outcome = current.kind === 'lost' ? current.outcome : last;
   const ended =
     outcome?.backupId === backupId
       ? `backup ${backupId} already ended: ${outcome.outcome} at ${outcome.at} (${outcome.reason})`
       : `backup ${backupId} is not in progress here`;
   const note = other
-    ? `${ended}; backup ${other.id} is (${other.how}), and is left as it is`
+    ? `${ended}; backup ${other.backupId} is (${other.how}), and is left as it is`
     : `${ended}; nothing to abort`;
   return {
     aborted: false,
     backupId,
     note,
-    ...(other ? { inProgress: other.id } : {}),
+    ...(other ? { inProgress: other.backupId } : {}),
     ...(outcome?.backupId === backupId ? { outcome } : {}),
   };
 }

@@ -10,7 +10,7 @@ import { ConnectionError, messageOf, PreconditionError } from '#domain/errors';
 import { newBackupId } from '#domain/ids';
 import type { Context } from '../host/context.ts';
 import { selfSpawn } from '../host/self.ts';
-import { agentSocketPath, type SessionRecord } from '../host/state.ts';
+import { agentSocketPath, type BackupSession } from '../host/state.ts';
 import { abort } from './abort.ts';
 import { recordStarted } from './catalog.ts';
 import type { SessionConfig } from './config.ts';
@@ -36,7 +36,7 @@ export async function begin(
   ctx: Context,
   options: BeginOptions,
   signal?: AbortSignal,
-): Promise<SessionRecord> {
+): Promise<BackupSession> {
   const backupId = options.backupId ?? newBackupId();
   const { state } = ctx;
 
@@ -70,7 +70,7 @@ export async function begin(
     maxDurationMs: options.maxDurationMs,
     ...(options.ownerPid !== undefined ? { ownerPid: options.ownerPid } : {}),
   };
-  let session: SessionRecord;
+  let session: BackupSession;
   try {
     session = (await askAgentService(ctx, config, signal)) ?? (await spawnHolder(ctx, config, signal));
   } catch (error) {
@@ -125,7 +125,7 @@ async function askAgentService(
   ctx: Context,
   config: SessionConfig,
   signal?: AbortSignal,
-): Promise<SessionRecord | undefined> {
+): Promise<BackupSession | undefined> {
   const stopProgress = reportWaiting(ctx, config);
   let settled = false;
   const abortSession = async () => {
@@ -155,7 +155,7 @@ async function askAgentService(
       throw signal.reason;
     }
     if (!answer.ok) throw holderError(answer.error);
-    return (answer.result as { session: SessionRecord }).session;
+    return (answer.result as { session: BackupSession }).session;
   } finally {
     settled = true;
     stopProgress();
@@ -171,7 +171,7 @@ async function spawnHolder(
   ctx: Context,
   config: SessionConfig,
   signal?: AbortSignal,
-): Promise<SessionRecord> {
+): Promise<BackupSession> {
   // Loaded here: with the agent service running, begin never spawns anything.
   const { spawn } = await import('node:child_process');
   const log = openSync(ctx.state.logPath, 'a', 0o600);
@@ -184,7 +184,7 @@ async function spawnHolder(
   // The holder aborts on SIGTERM, whatever it is doing.
   const stopHolder = () => child.kill('SIGTERM');
   signal?.addEventListener('abort', stopHolder, { once: true });
-  return new Promise<SessionRecord>((resolve, reject) => {
+  return new Promise<BackupSession>((resolve, reject) => {
     let text = '';
     const channel = child.stdio[3] as NodeJS.ReadableStream;
     channel.setEncoding('utf8');

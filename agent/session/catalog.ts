@@ -14,7 +14,7 @@ import type { ArtifactRecord, Manifest, ManifestSnapshot } from '#domain/reposit
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';
 import { open, type RepositoryChoice } from '../host/repository.ts';
-import type { SessionRecord, StoppedRecord } from '../host/state.ts';
+import type { BackupSession, StoppedRecord } from '../host/state.ts';
 import type { VolumeSnapshot } from '../providers/provider.ts';
 
 /**
@@ -28,11 +28,11 @@ export class WalMissingError extends PreconditionError {
   override name = 'WalMissingError';
 }
 
-function identityOf(session: SessionRecord): ClusterIdentity {
-  const versionNum = session.versionNum ?? 0;
+function identityOf(session: BackupSession): ClusterIdentity {
+  const { versionNum } = session;
   return {
-    systemIdentifier: session.systemIdentifier!,
-    walSegmentSize: session.segmentSize!,
+    systemIdentifier: session.systemIdentifier,
+    walSegmentSize: session.segmentSize,
     ...(versionNum
       ? {
           pgVersion:
@@ -44,7 +44,7 @@ function identityOf(session: SessionRecord): ClusterIdentity {
   };
 }
 
-function startedManifest(repository: Repository, session: SessionRecord): Manifest {
+function startedManifest(repository: Repository, session: BackupSession): Manifest {
   const now = new Date().toISOString();
   return {
     schemaVersion: 1,
@@ -52,13 +52,13 @@ function startedManifest(repository: Repository, session: SessionRecord): Manife
     backupId: session.backupId,
     label: session.label,
     state: 'started',
-    systemIdentifier: session.systemIdentifier!,
-    serverVersion: session.serverVersion!,
+    systemIdentifier: session.systemIdentifier,
+    serverVersion: session.serverVersion,
     backupFrom: session.fromStandby ? 'standby' : 'primary',
-    walSegmentSize: session.segmentSize!,
-    timeline: session.timeline!,
-    startLsn: session.startLsn!,
-    startWalFile: session.startWalFile!,
+    walSegmentSize: session.segmentSize,
+    timeline: session.timeline,
+    startLsn: session.startLsn,
+    startWalFile: session.startWalFile,
     artifacts: [],
     snapshots: [],
     timings: { startedAt: session.startedAt },
@@ -81,7 +81,7 @@ async function withRetry<T>(what: string, progress: (message: string) => void, f
 }
 
 /** Pins the cluster in the repository and writes the manifest as `started`. */
-export async function recordStarted(choice: RepositoryChoice, session: SessionRecord): Promise<Manifest> {
+export async function recordStarted(choice: RepositoryChoice, session: BackupSession): Promise<Manifest> {
   const repository = await open(choice);
   try {
     await repository.pin(identityOf(session), 'pgsnap begin');
@@ -127,9 +127,9 @@ export async function storeBackup(
       checkStep(await repository.readManifest(stopped.backupId), step, target);
       const needed =
         stopped.stopTimeline === stopped.timeline
-          ? segmentRange(stopped.startWalFile!, stopped.stopWalFile, pin.walSegmentSize)
+          ? segmentRange(stopped.startWalFile, stopped.stopWalFile, pin.walSegmentSize)
           : [
-              stopped.startWalFile!,
+              stopped.startWalFile,
               stopped.stopWalFile,
               `${stopped.stopTimeline.toString(16).toUpperCase().padStart(8, '0')}.history`,
             ];
@@ -160,7 +160,7 @@ export async function storeBackup(
             stopLsn: stopped.stopLsn,
             stopWalFile: stopped.stopWalFile,
             stopTimeline: stopped.stopTimeline,
-            wal: { first: stopped.startWalFile!, last: stopped.stopWalFile },
+            wal: { first: stopped.startWalFile, last: stopped.stopWalFile },
             artifacts: records,
             stoppedAt: stopped.stoppedAt,
             archiveWaitMs: options.archiveWaitMs,

@@ -14,7 +14,7 @@ import { connect } from '../postgres/client.ts';
 import { waitForArchive } from './archive-wait.ts';
 import { recordEnded, type StoredBackup, storeBackup } from './catalog.ts';
 import { answerError, request } from './control.ts';
-import { type Inspection, inspect } from './inspect.ts';
+import { heldBackup, type Inspection, inspect, isHeldHere } from './inspect.ts';
 
 export interface Artifact {
   name: string;
@@ -84,13 +84,9 @@ async function invalid(
  * anything is touched: that one goes on, and its manifest stays as it is.
  */
 function refuseAnother(current: Inspection, backupId: string, last: OutcomeRecord | undefined): void {
-  const other =
-    current.kind === 'active'
-      ? current.session.backupId
-      : current.kind === 'stopped'
-        ? current.stopped.backupId
-        : undefined;
-  if (other === backupId) return;
+  const held = heldBackup(current);
+  if (isHeldHere(backupId, held)) return;
+  const other = held?.backupId;
   if (other !== undefined) {
     throw new PreconditionError(
       `backup ${backupId} is not in progress here: backup ${other} is, and is left as it is; ` +
@@ -210,8 +206,8 @@ export async function end(
       archiveWaitMs = await waitForArchive(client, {
         files,
         timeoutMs: options.archiveTimeoutMs,
-        versionNum: stopped.versionNum!,
-        fromStandby: stopped.fromStandby ?? false,
+        versionNum: stopped.versionNum,
+        fromStandby: stopped.fromStandby,
         progress: ctx.out.progress,
       });
     }
@@ -261,13 +257,13 @@ export async function end(
   return {
     backupId: stopped.backupId,
     label: stopped.label,
-    startLsn: stopped.startLsn!,
+    startLsn: stopped.startLsn,
     stopLsn: stopped.stopLsn,
-    startWalFile: stopped.startWalFile!,
+    startWalFile: stopped.startWalFile,
     stopWalFile: stopped.stopWalFile,
-    timeline: stopped.timeline!,
+    timeline: stopped.timeline,
     stopTimeline: stopped.stopTimeline,
-    systemIdentifier: stopped.systemIdentifier!,
+    systemIdentifier: stopped.systemIdentifier,
     backupFrom: stopped.fromStandby ? 'standby' : 'primary',
     startedAt: stopped.startedAt,
     stoppedAt: stopped.stoppedAt,

@@ -13,6 +13,30 @@ export type Inspection =
   | { kind: 'stopped'; stopped: StoppedRecord }
   | { kind: 'lost'; outcome: OutcomeRecord };
 
+/** The backup held here: in a session, or stopped with its artifacts not yet handed over. */
+export interface HeldBackup {
+  backupId: string;
+  /** Its state, in words: `in-backup`, `stopping`, or stopped and waiting for end. */
+  how: string;
+}
+
+export function heldBackup(current: Inspection): HeldBackup | undefined {
+  if (current.kind === 'active') return { backupId: current.session.backupId, how: current.session.state };
+  if (current.kind === 'stopped') {
+    return { backupId: current.stopped.backupId, how: 'stopped, its artifacts not yet handed over' };
+  }
+  return undefined;
+}
+
+/**
+ * Whether a request naming `asked` (or no backup: whichever is held) is about
+ * the backup held here. end, abort and the session itself refuse one that is
+ * not, leaving the held backup as it is.
+ */
+export function isHeldHere(asked: string | undefined, held: { backupId: string } | undefined): boolean {
+  return held !== undefined && (asked === undefined || asked === held.backupId);
+}
+
 export async function inspect(state: ClusterState): Promise<Inspection> {
   const live = await request(state.socketPath, { op: 'status' });
   if (live?.ok)

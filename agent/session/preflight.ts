@@ -20,12 +20,39 @@ async function scalar<T>(client: Client, sql: string, params: unknown[] = []): P
   return rows[0]!.value;
 }
 
+/** What each check is given: the session that will hold the backup, what the server is, and who we are. */
+interface Checking {
+  client: Client;
+  facts: ServerFacts;
+  role: string;
+}
+
+function finding(check: string, ok: boolean, severity: Finding['severity'], message: string): Finding {
+  return { check, ok, severity, message };
+}
+
+/** The checks, in the order they are reported. */
+const checks: Array<(c: Checking) => Promise<Finding>> = [
+  mayRunBackupFunctions,
+  walLevelKeepsEnough,
+  archiveModeOn,
+  archivingConfigured,
+  archiverHealthy,
+  archiveStatusReadable,
+  historyFileReadable,
+  backupDatabaseQuiet,
+  oneBackend,
+];
+
 export async function preflight(client: Client): Promise<PreflightReport> {
   const facts = await serverFacts(client);
+  const role = await scalar<string>(client, 'SELECT current_user AS value');
   const findings: Finding[] = [];
-  const add = (check: string, ok: boolean, severity: Finding['severity'], message: string) =>
-    findings.push({ check, ok, severity, message });
+  for (const check of checks) findings.push(await check({ client, facts, role }));
+  return { facts, findings, ok: findings.every((f) => f.ok || f.severity === 'warning') };
+}
 
+async function mayRunBackupFunctions({ client, facts, role }: Checking): Promise<Finding> {
   const [startFn, stopFn] =
     facts.versionNum >= 150000
       ? ['pg_backup_start(text, boolean)', 'pg_backup_stop(boolean)']
@@ -38,8 +65,7 @@ export async function preflight(client: Client): Promise<PreflightReport> {
           AND has_function_privilege(current_user, $2, 'EXECUTE') AS value`,
       [startFn, stopFn],
     ));
-  const role = await scalar<string>(client, 'SELECT current_user AS value');
-  add(
+  return finding(
     'role',
     mayBackup,
     'error',
@@ -47,10 +73,12 @@ export async function preflight(client: Client): Promise<PreflightReport> {
       ? `role ${role} may run ${startFn.split('(')[0]} and ${stopFn.split('(')[0]}`
       : `role ${role} may not run the backup functions: GRANT EXECUTE ON FUNCTION ${startFn}, ${stopFn} TO ${role}`,
   );
+}
 
+async function walLevelKeepsEnough({ client }: Checking): Promise<Finding> {
   const walLevel = await setting(client, 'wal_level');
   const walOk = walLevel === 'replica' || walLevel === 'logical';
-  add(
+  return finding(
     'wal_level',
     walOk,
     'error',
@@ -58,12 +86,14 @@ export async function preflight(client: Client): Promise<PreflightReport> {
       ? `wal_level is ${walLevel}`
       : `wal_level is ${walLevel}; set wal_level = replica in postgresql.conf and restart the server`,
   );
+}
 
+async function archiveModeOn({ client, facts }: Checking): Promise<Finding> {
   const archiveMode = await setting(client, 'archive_mode');
   const modeOk = facts.inRecovery
     ? archiveMode === 'always'
     : archiveMode === 'on' || archiveMode === 'always';
-  add(
+  return finding(
     'archive_mode',
     modeOk,
     'error',
@@ -74,12 +104,14 @@ export async function preflight(client: Client): Promise<PreflightReport> {
           'the WAL a backup needs, and restart it'
         : `archive_mode is ${archiveMode}; set archive_mode = on and restart the server`,
   );
+}
 
+async function archivingConfigured({ client, facts }: Checking): Promise<Finding> {
   const archiveCommand = await setting(client, 'archive_command');
   const archiveLibrary = facts.versionNum >= 150000 ? await setting(client, 'archive_library') : '';
   // SHOW answers '(disabled)' for a configured archive_command while archive_mode is off (show_archive_command).
   const commandSet = (archiveCommand !== '' && archiveCommand !== '(disabled)') || archiveLibrary !== '';
-  add(
+  return finding(
     'archive_command',
     commandSet,
     'error',
@@ -92,7 +124,9 @@ export async function preflight(client: Client): Promise<PreflightReport> {
           "archive_command (e.g. 'pgsnap wal-push %p') or archive_library is set"
         : "no archive_command or archive_library is set; set archive_command = 'pgsnap wal-push %p' and reload",
   );
+}
 
+async function archiverHealthy({ client }: Checking): Promise<Finding> {
   const archiver = (
     await client.query<{
       last_archived_wal: string | null;
@@ -105,7 +139,7 @@ export async function preflight(client: Client): Promise<PreflightReport> {
   const failing =
     archiver.last_failed_time !== null &&
     (archiver.last_archived_time === null || archiver.last_failed_time > archiver.last_archived_time);
-  add(
+  return finding(
     'archiver',
     !failing,
     'error',
@@ -116,12 +150,14 @@ export async function preflight(client: Client): Promise<PreflightReport> {
         ? `the archiver is healthy; last archived ${archiver.last_archived_wal}`
         : 'the archiver has not archived anything yet, and has not failed',
   );
+}
 
+async function archiveStatusReadable({ client, facts, role }: Checking): Promise<Finding> {
   const canSeeArchiveStatus =
     facts.versionNum >= 120000 &&
     (facts.isSuperuser ||
       (await scalar<boolean>(client, "SELECT pg_has_role('pg_monitor', 'MEMBER') AS value")));
-  add(
+  return finding(
     'archive_status',
     canSeeArchiveStatus,
     'warning',
@@ -130,25 +166,13 @@ export async function preflight(client: Client): Promise<PreflightReport> {
       : `role ${role} cannot read pg_wal/archive_status, so end falls back to pg_stat_archiver; ` +
           `GRANT pg_monitor TO ${role}`,
   );
+}
 
-  if (!facts.inRecovery) {
-    const canReadHistory =
-      facts.isSuperuser ||
-      (await scalar<boolean>(
-        client,
-        "SELECT has_function_privilege(current_user, 'pg_read_binary_file(text)', 'EXECUTE') AS value",
-      ));
-    add(
-      'history_file',
-      canReadHistory,
-      'warning',
-      canReadHistory
-        ? 'end can read the backup history file from pg_wal'
-        : `role ${role} cannot read the backup history file; GRANT EXECUTE ON FUNCTION pg_read_binary_file(text) TO ${role}`,
-    );
-  } else {
+/** A primary's end reads the backup history file; a standby writes none, but needs full_page_writes. */
+async function historyFileReadable({ client, facts, role }: Checking): Promise<Finding> {
+  if (facts.inRecovery) {
     const fullPageWrites = await setting(client, 'full_page_writes');
-    add(
+    return finding(
       'full_page_writes',
       fullPageWrites === 'on',
       'error',
@@ -157,9 +181,28 @@ export async function preflight(client: Client): Promise<PreflightReport> {
         : 'full_page_writes is off; a backup from a standby needs it on, on the primary too',
     );
   }
+  const canReadHistory =
+    facts.isSuperuser ||
+    (await scalar<boolean>(
+      client,
+      "SELECT has_function_privilege(current_user, 'pg_read_binary_file(text)', 'EXECUTE') AS value",
+    ));
+  return finding(
+    'history_file',
+    canReadHistory,
+    'warning',
+    canReadHistory
+      ? 'end can read the backup history file from pg_wal'
+      : `role ${role} cannot read the backup history file; GRANT EXECUTE ON FUNCTION pg_read_binary_file(text) TO ${role}`,
+  );
+}
 
-  // pg_backup_start runs in a statement, whose snapshot keeps this backend's xmin for the whole wait for the
-  // checkpoint; PostgreSQL holds back pruning and vacuum for it only in the tables of this database.
+/**
+ * pg_backup_start runs in a statement, whose snapshot keeps this backend's
+ * xmin for the whole wait for the checkpoint; PostgreSQL holds back pruning
+ * and vacuum for it only in the tables of this database.
+ */
+async function backupDatabaseQuiet({ client, facts }: Checking): Promise<Finding> {
   const { database, others, waitSeconds } = (
     await client.query<{ database: string; others: number; waitSeconds: number }>(
       `SELECT current_database() AS database,
@@ -173,7 +216,7 @@ export async function preflight(client: Client): Promise<PreflightReport> {
   if (facts.inRecovery) {
     // No pruning here; but hot_standby_feedback sends this backend's xmin to the primary, for every database.
     const feedback = (await setting(client, 'hot_standby_feedback')) === 'on';
-    add(
+    return finding(
       'backup_database',
       !feedback,
       'warning',
@@ -183,26 +226,28 @@ export async function preflight(client: Client): Promise<PreflightReport> {
             'updated or deleted meanwhile, in any database'
         : 'hot_standby_feedback is off: the snapshot pg_backup_start keeps while it waits does not reach the primary',
     );
-  } else
-    add(
-      'backup_database',
-      others === 0,
-      'warning',
-      others === 0
-        ? `no other session uses database ${database}, where pg_backup_start holds a snapshot while it waits ` +
-            'for the checkpoint'
-        : `${others} other session${others === 1 ? '' : 's'} use${others === 1 ? 's' : ''} database ${database}, ` +
-            'where pg_backup_start runs: its statement keeps a snapshot while it waits for the checkpoint (about ' +
-            `${waitSeconds} s, checkpoint_completion_target x checkpoint_timeout, unless --fast), and meanwhile ` +
-            "PostgreSQL cannot prune or vacuum the rows updated or deleted in this database's tables, which slows " +
-            'a busy workload more the longer it lasts. Set PGDATABASE for pgsnap to a database no workload uses ' +
-            `(${database === 'postgres' ? 'CREATE DATABASE pgsnap' : 'postgres, or CREATE DATABASE pgsnap'})`,
-    );
+  }
+  return finding(
+    'backup_database',
+    others === 0,
+    'warning',
+    others === 0
+      ? `no other session uses database ${database}, where pg_backup_start holds a snapshot while it waits ` +
+          'for the checkpoint'
+      : `${others} other session${others === 1 ? '' : 's'} use${others === 1 ? 's' : ''} database ${database}, ` +
+          'where pg_backup_start runs: its statement keeps a snapshot while it waits for the checkpoint (about ' +
+          `${waitSeconds} s, checkpoint_completion_target x checkpoint_timeout, unless --fast), and meanwhile ` +
+          "PostgreSQL cannot prune or vacuum the rows updated or deleted in this database's tables, which slows " +
+          'a busy workload more the longer it lasts. Set PGDATABASE for pgsnap to a database no workload uses ' +
+          `(${database === 'postgres' ? 'CREATE DATABASE pgsnap' : 'postgres, or CREATE DATABASE pgsnap'})`,
+  );
+}
 
-  // Outside a transaction a pooler in transaction mode may answer each statement from another backend.
+/** Outside a transaction a pooler in transaction mode may answer each statement from another backend. */
+async function oneBackend({ client, facts }: Checking): Promise<Finding> {
   const secondPid = await scalar<number>(client, 'SELECT pg_backend_pid() AS value');
   const sameSession = secondPid === facts.backendPid;
-  add(
+  return finding(
     'session',
     sameSession,
     'error',
@@ -211,6 +256,4 @@ export async function preflight(client: Client): Promise<PreflightReport> {
       : 'consecutive statements ran on different backends: a pooler in transaction mode cannot hold a backup ' +
           'session; point PGHOST/PGPORT at the server itself',
   );
-
-  return { facts, findings, ok: findings.every((f) => f.ok || f.severity === 'warning') };
 }

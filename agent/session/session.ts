@@ -19,7 +19,13 @@ import {
   walFileName,
   walFileNameBefore,
 } from '#domain/wal/lsn';
-import { ClusterState, type Outcome, type SessionRecord, type StoppedRecord } from '../host/state.ts';
+import {
+  type BackupSession,
+  ClusterState,
+  type Outcome,
+  type SessionRecord,
+  type StoppedRecord,
+} from '../host/state.ts';
 import {
   type Client,
   connect,
@@ -31,13 +37,14 @@ import {
 } from '../postgres/client.ts';
 import type { SessionConfig } from './config.ts';
 import { type ControlRequest, listen } from './control.ts';
+import { isHeldHere } from './inspect.ts';
 import { identify, type ProcessIdentity, stillRunning, stopProcessGroup } from './owner.ts';
 import { preflight } from './preflight.ts';
 import { describeBackupSession, otherBackupSessions } from './server-sessions.ts';
 
 /** What begin is told once: backup mode started, or why not. */
 export type SessionReport =
-  | { ok: true; session: SessionRecord }
+  | { ok: true; session: BackupSession }
   | { ok: false; error: { name: string; message: string } };
 
 export interface SessionHooks {
@@ -140,9 +147,9 @@ class Holding {
     const client = await this.connect();
     const facts = await this.checkPreflight(client);
     await this.refuseSecondBackup(client);
-    await this.startBackupMode(client, facts);
+    const session = await this.startBackupMode(client, facts);
     this.watch(client, facts.backendPid);
-    this.hooks.report({ ok: true, session: this.session });
+    this.hooks.report({ ok: true, session });
   }
 
   failToStart(error: Error): void {
@@ -219,14 +226,14 @@ class Holding {
   }
 
   /** pg_backup_start, and the session recorded as in backup mode with what a restore needs of it. */
-  private async startBackupMode(client: Client, facts: ServerFacts): Promise<void> {
+  private async startBackupMode(client: Client, facts: ServerFacts): Promise<BackupSession> {
     // The backup starts when pg_backup_start is called (its START TIME), not when the holder did.
     const backupStartedAt = new Date().toISOString();
     const callStarted = performance.now();
     const startLsn = await startBackup(client, facts.versionNum, this.config.label, this.config.fast);
     const startCallMs = Math.round(performance.now() - callStarted);
     const timeline = await currentTimeline(client);
-    this.session = {
+    const session: BackupSession = {
       ...this.session,
       state: 'in-backup',
       startedAt: backupStartedAt,
@@ -241,8 +248,10 @@ class Holding {
       fromStandby: facts.inRecovery,
       startCallMs,
     };
-    this.state.writeSession(this.session);
+    this.session = session;
+    this.state.writeSession(session);
     this.hooks.log(`backup ${this.config.backupId} started at ${startLsn} on backend ${facts.backendPid}`);
+    return session;
   }
 
   /** The heartbeat, which notices a session moved to another backend, and the maximum duration. */
@@ -295,7 +304,7 @@ class Holding {
 
   /** A request for another backup must leave this one as it is: the asker did not start it. */
   private refuseAnother(backupId: string | undefined, op: 'end' | 'abort'): void {
-    if (backupId === undefined || backupId === this.session.backupId) return;
+    if (isHeldHere(backupId, this.session)) return;
     throw new PreconditionError(
       `backup ${backupId} is not in progress here: backup ${this.session.backupId} is, and pgsnap ${op} ` +
         'leaves it as it is',
@@ -309,10 +318,11 @@ class Holding {
         `backup ${this.session.backupId} is ${this.session.state}, not in backup mode yet; wait for begin to return`,
       );
     }
-    this.session = { ...this.session, state: 'stopping' };
-    this.state.writeSession(this.session);
+    const stopping: BackupSession = { ...this.session, state: 'stopping' };
+    this.session = stopping;
+    this.state.writeSession(stopping);
     try {
-      const stopped = await stop(this.client, this.session);
+      const stopped = await stop(this.client, stopping);
       this.state.writeStopped(stopped);
       setImmediate(() => void this.finish('stopped', `backup mode ended at ${stopped.stopLsn}`, 0));
       return stopped;
@@ -359,13 +369,13 @@ class Holding {
 }
 
 /** Stops the backup and collects everything a restore needs, before anything can lose it. */
-async function stop(client: Client, session: SessionRecord): Promise<StoppedRecord> {
+async function stop(client: Client, session: BackupSession): Promise<StoppedRecord> {
   const callStarted = performance.now();
-  const result = await stopBackup(client, session.versionNum!);
+  const result = await stopBackup(client, session.versionNum);
   const stopCallMs = Math.round(performance.now() - callStarted);
   const stoppedAt = new Date().toISOString();
   const label = parseBackupLabel(result.labelFile);
-  const segmentSize = session.segmentSize!;
+  const segmentSize = session.segmentSize;
   const stopLsn = parseLsn(result.lsn);
   let historyFileName: string | undefined;
   let historyFile: string | undefined;

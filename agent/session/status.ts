@@ -68,8 +68,7 @@ export async function status(ctx: Context): Promise<Record<string, unknown>> {
         elapsedMs: s.elapsedMs,
         expiresAt: s.expiresAt,
         holderPid: s.holderPid,
-        serverPid: s.serverPid,
-        startLsn: s.startLsn,
+        ...(s.state === 'starting' ? {} : { serverPid: s.serverPid, startLsn: s.startLsn }),
         last: ctx.state.readOutcome() ?? null,
       };
     }

@@ -5,12 +5,13 @@
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { InstanceNotFoundError, InvalidInputError } from '../errors.ts';
+import { clusterNameSchema } from '../ids.ts';
 import * as z from '../zod.ts';
 import { backupIdOfExecution, findEarlierRunningBackup, parseExecutionInput } from './execution.ts';
 
 /** What the state machine's Lambdas know of each cluster (from the deployment configuration). */
 export const clusterTargetSchema = z.strictObject({
-  name: z.string(),
+  name: clusterNameSchema,
   instanceId: z.optional(z.string()),
   instanceTags: z.optional(z.record(z.string(), z.string())),
   volumeIds: z._default(z.array(z.string()), []),

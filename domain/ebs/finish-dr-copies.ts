@@ -15,6 +15,16 @@ import { type SnapshotOfSet, snapshotsOfBackup } from './snapshots.ts';
 
 export type CopyOutcome = { outcome: 'completed' } | { outcome: 'failed'; reason: string };
 
+/** How a backup's DR copies ended, with what the copies were of. */
+export type EndedCopies = {
+  target: DrTarget;
+  backupId: string;
+  /** The source snapshots. */
+  snapshots: SnapshotOfSet[];
+  /** The copies, when they were started. */
+  copySet?: DrCopySet;
+} & CopyOutcome;
+
 /**
  * Locks completed copies; for failed ones, finds every copy of the backup in
  * the DR region by its tags (also those a step that never returned started)
@@ -22,15 +32,7 @@ export type CopyOutcome = { outcome: 'completed' } | { outcome: 'failed'; reason
  * source account may delete in DR. DR retention, which runs in the DR
  * account, deletes them with the failed DR-side manifest that names them.
  */
-async function settleCopies(
-  drEc2: EC2Client,
-  request: {
-    target: DrTarget;
-    backupId: string;
-    snapshots: SnapshotOfSet[];
-    copySet?: DrCopySet;
-  } & CopyOutcome,
-): Promise<ManifestCopy[]> {
+async function settleCopies(drEc2: EC2Client, request: EndedCopies): Promise<ManifestCopy[]> {
   const { target, backupId } = request;
   if (request.outcome === 'completed') {
     if (!request.copySet) throw new Error('completed copies need the copy set');
@@ -80,14 +82,7 @@ async function settleCopies(
 export async function finishDrCopies(
   clients: { source: SourceClients; drEc2: EC2Client },
   repositories: { source: Repository; dr: Repository },
-  request: {
-    target: DrTarget;
-    backupId: string;
-    /** The source snapshots. */
-    snapshots: SnapshotOfSet[];
-    /** The copies, when they were started. */
-    copySet?: DrCopySet;
-  } & CopyOutcome,
+  request: EndedCopies,
 ): Promise<{ copies: ManifestCopy[] }> {
   const { target, backupId } = request;
   const now = new Date().toISOString();

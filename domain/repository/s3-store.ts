@@ -190,6 +190,8 @@ export class S3Store implements ObjectStore {
   async versionCount(key: string): Promise<number | undefined> {
     const full = this.key(key);
     let count = 0;
+    // A loop by hand: ListObjectVersions pages on two markers (key and version id), and the SDK ships no
+    // paginator for it (@aws-sdk/client-s3 has paginateListObjectsV2, paginateListParts, … but not this one).
     let keyMarker: string | undefined;
     let versionMarker: string | undefined;
     do {

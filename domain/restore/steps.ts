@@ -5,6 +5,7 @@
  * the record's later phases are in lifecycle.ts.
  */
 import { InvalidInputError } from '../errors.ts';
+import { clusterNameSchema } from '../ids.ts';
 import { parseWith } from '../parse.ts';
 import type { Repository } from '../repository/repository.ts';
 import { type RestoreRecord, restoreRecordSchemaVersion } from '../repository/restore-record.ts';
@@ -13,7 +14,7 @@ import { describeTarget, planRestore, type RestorePlan } from './plan.ts';
 import { type RestoreRequest, restoreIdOfExecution, restoreRequestSchema } from './request.ts';
 
 /** What the restore Lambdas know of each cluster: where its repository is (in the DR stack, the DR one). */
-export const restoreClusterSchema = z.object({ name: z.string(), repository: z.string() });
+export const restoreClusterSchema = z.object({ name: clusterNameSchema, repository: z.string() });
 export const restoreClustersSchema = z.array(restoreClusterSchema);
 export type RestoreCluster = z.infer<typeof restoreClusterSchema>;
 

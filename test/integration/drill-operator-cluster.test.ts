@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OperatorCluster, operatorCluster } from '../support/operator-cluster.ts';
-import { pgsnap } from '../support/pgsnap.ts';
+import { copyProviderBackup, pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 
 describe.each([15, 18])('on an operator-made PostgreSQL %i cluster', (major) => {
@@ -23,21 +23,11 @@ describe.each([15, 18])('on an operator-made PostgreSQL %i cluster', (major) => 
     source = await operatorCluster({ major, archiveCommand: repo.archiveCommand() });
     scratch = mkdtempSync(join(tmpdir(), 'pgsnap-drill-test-'));
     chmodSync(scratch, 0o711);
-    const ran = await pgsnap(
-      [
-        'run',
-        '--provider',
-        'copy',
-        '--snapshot-dir',
-        join(source.cluster.root, 'snapshots'),
-        '--fast',
-        '--json',
-        ...repo.flags,
-      ],
+    backupId = await copyProviderBackup(
+      source.cluster.root,
       { ...source.env, PGSNAP_STATE_DIR: join(source.cluster.root, 'state') },
+      repo.flags,
     );
-    expect(ran.code, ran.stderr).toBe(0);
-    backupId = ran.json!.backupId as string;
   }, 120_000);
 
   afterAll(() => {

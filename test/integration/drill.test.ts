@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { Cluster } from '../support/cluster.ts';
-import { pgsnap } from '../support/pgsnap.ts';
+import { copyProviderBackup, pgsnap } from '../support/pgsnap.ts';
 import { testRepository } from '../support/repository.ts';
 
 it('drills a copy-provider backup from the repository while the source keeps running, and cleans up', async () => {
@@ -22,21 +22,7 @@ it('drills a copy-provider backup from the repository while the source keeps run
     );
     await source.query('CREATE INDEX ON t (v)');
     const env = { ...source.env, PGSNAP_STATE_DIR: join(source.root, 'state') };
-    const ran = await pgsnap(
-      [
-        'run',
-        '--provider',
-        'copy',
-        '--snapshot-dir',
-        join(source.root, 'snapshots'),
-        '--fast',
-        '--json',
-        ...repo.flags,
-      ],
-      env,
-    );
-    expect(ran.code, ran.stderr).toBe(0);
-    const backupId = ran.json!.backupId as string;
+    const backupId = await copyProviderBackup(source.root, env, repo.flags);
     const shown = await pgsnap(['backups', 'show', backupId, '--json', ...repo.flags], env);
     expect(shown.json).toMatchObject({
       state: 'completed',

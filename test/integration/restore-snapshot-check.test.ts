@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { controlStateOf } from '../../agent/postgres/pgdata.ts';
 import { asPostgres, binDir, freePort, ownedDir } from '../support/cluster.ts';
 import { type OperatorCluster, operatorCluster } from '../support/operator-cluster.ts';
-import { pgsnap } from '../support/pgsnap.ts';
+import { copyProviderBackup, pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 
 let repo: TestRepository;
@@ -29,21 +29,7 @@ beforeAll(async () => {
   scratch = ownedDir(mkdtempSync(join(tmpdir(), 'pgsnap-restore-check-')));
   chmodSync(scratch, 0o711);
   const env = { ...source.env, PGSNAP_STATE_DIR: join(source.cluster.root, 'state') };
-  const ran = await pgsnap(
-    [
-      'run',
-      '--provider',
-      'copy',
-      '--snapshot-dir',
-      join(source.cluster.root, 'snapshots'),
-      '--fast',
-      '--json',
-      ...repo.flags,
-    ],
-    env,
-  );
-  expect(ran.code, ran.stderr).toBe(0);
-  backupId = ran.json!.backupId as string;
+  backupId = await copyProviderBackup(source.cluster.root, env, repo.flags);
   const shown = await pgsnap(['backups', 'show', backupId, '--json', ...repo.flags], {});
   snapshot = (shown.json!.snapshots as Array<{ snapshotId: string }>)[0]!.snapshotId;
   stopLsn = shown.json!.stopLsn as string;

@@ -4,7 +4,7 @@
  * to the single executable dist/pgsnap-linux-x64, so the same test files run against what is shipped).
  */
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export const pgsnapBin = resolve(import.meta.dirname, '../../dist/pgsnap.mjs');
 
@@ -69,4 +69,31 @@ export function pgsnap(
       resolveResult({ code: code ?? -1, stdout, stderr, json });
     });
   });
+}
+
+/**
+ * A backup of the cluster at `root` with `pgsnap run --provider copy --fast`
+ * into the repository of `repoFlags`, its snapshots in `root`/snapshots; the
+ * backupId. `env` reaches the cluster and names the state directory.
+ */
+export async function copyProviderBackup(
+  root: string,
+  env: NodeJS.ProcessEnv,
+  repoFlags: string[],
+): Promise<string> {
+  const ran = await pgsnap(
+    [
+      'run',
+      '--provider',
+      'copy',
+      '--snapshot-dir',
+      join(root, 'snapshots'),
+      '--fast',
+      '--json',
+      ...repoFlags,
+    ],
+    env,
+  );
+  if (ran.code !== 0) throw new Error(`pgsnap run exited ${ran.code}: ${ran.stderr}`);
+  return ran.json!.backupId as string;
 }

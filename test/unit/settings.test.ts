@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import {
   durationOrSeconds,
@@ -61,4 +62,41 @@ describe('agent settings', () => {
     // docs/settings.md is the table as npm run docs writes it.
     expect(readFileSync('docs/settings.md', 'utf8')).toContain(table);
   });
+
+  test('every PGSNAP_* name in the agent, and each agent variable the harness sets, is a setting', () => {
+    const settings = new Set<string>(
+      Object.values(settingDescriptors).flatMap((d) => ('env' in d ? [d.env] : [])),
+    );
+    // What the agent hands to the snapshot commands it runs (pgsnap run, the exec provider): never read by it.
+    const givenToCommands = new Set(['PGSNAP_BACKUP_ID', 'PGSNAP_START_LSN', 'PGSNAP_PATHS']);
+    // The Lambdas' environment, which local/ sets for the functions it runs: not the agent's.
+    const lambdaVariables = new Set(sourceFiles('functions').flatMap((file) => pgsnapNames(file)));
+    const unlisted: string[] = [];
+    for (const file of sourceFiles('agent')) {
+      const text = readFileSync(file, 'utf8');
+      for (const name of pgsnapNames(file)) {
+        if (givenToCommands.has(name)) {
+          expect(text, `${file} reads ${name}`).not.toMatch(new RegExp(`env(\\.|\\[')${name}`));
+        } else if (!settings.has(name)) unlisted.push(`${file}: ${name}`);
+      }
+    }
+    for (const file of sourceFiles('local')) {
+      for (const name of pgsnapNames(file)) {
+        if (!settings.has(name) && !lambdaVariables.has(name)) unlisted.push(`${file}: ${name}`);
+      }
+    }
+    expect(unlisted).toEqual([]);
+  });
 });
+
+/** The TypeScript and JavaScript sources below `dir`. */
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((path) => /\.(ts|mjs|js)$/.test(path))
+    .map((path) => join(dir, path));
+}
+
+/** The PGSNAP_* names a file mentions (not the build's __PGSNAP_VERSION__). */
+function pgsnapNames(file: string): string[] {
+  return [...new Set(readFileSync(file, 'utf8').match(/(?<![A-Za-z0-9_])PGSNAP_[A-Z_]+/g) ?? [])];
+}
