@@ -26,6 +26,7 @@ import type { EnvironmentConfig } from './config/config.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
 import { acknowledge } from './guards/acknowledge.ts';
 import { repositoryBucketIn } from './guards/repository-bucket.ts';
+import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 import { Retention } from './retention/scheduled-retention.ts';
 
@@ -45,6 +46,8 @@ export class DrStack extends Stack {
   readonly key: Key;
   readonly role: Role | undefined;
   readonly restore: Restore;
+  /** What restore and drill targets in DR hold: read the DR bucket, answer the DR restore. */
+  readonly restoreTargetPolicy: RestoreTargetPolicy;
   /** DR retention; none when no copied cluster has a retention policy. */
   readonly retention: Retention | undefined;
 
@@ -187,6 +190,16 @@ export class DrStack extends Stack {
         prefix: cluster.repository.prefix,
       })),
       timeouts: environment.timeouts,
+    });
+
+    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
+      name: `${environment.name}-dr`,
+      repositories: clusters.map((cluster) => ({
+        bucket: this.bucket,
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      repositoryKey: { key: this.key, bucket: this.bucket },
     });
 
     // DR retention, in this account alone: the cluster's DR policy (its source policy when it has none)

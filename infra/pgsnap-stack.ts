@@ -22,6 +22,7 @@ import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
 import { RepositoryBucket } from './guards/repository-bucket.ts';
+import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
@@ -38,6 +39,8 @@ export class Pgsnap extends Construct {
   readonly repository: RepositoryBucket;
   readonly backup: BackupStateMachine;
   readonly hostPolicy: AgentHostPolicy;
+  /** What restore and drill targets hold instead of the host policy: read only. */
+  readonly restoreTargetPolicy: RestoreTargetPolicy;
   readonly alarms: BackupAlarms;
   readonly document: AgentDocument;
   readonly restore: Restore;
@@ -154,6 +157,15 @@ export class Pgsnap extends Construct {
       ...(this.repository.key
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
+    });
+    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
+      name: config.name,
+      repositories: config.clusters.map((cluster) => ({
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
     });
     new BackupAge(this, 'BackupAge', {
       clusters: config.clusters.map((cluster) => ({

@@ -52,7 +52,8 @@ export function repositoryBucketIn(scope: Construct, options: RepositoryBucketOp
     blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
     enforceSSL: true,
     encryption: BucketEncryption.S3_MANAGED,
-    objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    // No ACLs: S3 server access logging writes through the bucket policy CDK adds for logging.s3.amazonaws.com.
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
     lifecycleRules: [{ expiration: Duration.days(365) }],
     removalPolicy: RemovalPolicy.RETAIN,
   });
