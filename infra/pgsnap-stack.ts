@@ -21,7 +21,7 @@ import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
-import { RepositoryBucket } from './guards/repository-bucket.ts';
+import { RepositoryBucket, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
@@ -135,16 +135,7 @@ export class Pgsnap extends Construct {
     this.repository.writeOnce(
       config.clusters
         .filter((cluster) => !cluster.repository.bucketName)
-        .flatMap((cluster) => {
-          const root = `${cluster.repository.prefix}${cluster.name}`;
-          return [
-            `${root}/cluster.json`,
-            `${root}/wal/*`,
-            `${root}/backups/*/backup_label`,
-            `${root}/backups/*/tablespace_map`,
-            `${root}/backups/*.backup`,
-          ];
-        }),
+        .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
     );
     this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
       environment: config.name,

@@ -18,7 +18,7 @@ const record = (snapshotIds: string[]): RestoreRecord => ({
   cluster: 'orders-db',
   backupId: '20261121T120000Z-0a1b2c',
   mode: 'drill',
-  state: 'instance',
+  state: 'requested',
   checks: { amcheck: 'all' },
   repository: 's3://bucket/pg',
   volumes: snapshotIds.map((snapshotId) => ({
