@@ -195,7 +195,9 @@ export class DrStack extends Stack {
           effect: Effect.DENY,
           principals: [new AnyPrincipal()],
           actions: ['s3:PutObject', 's3:ReplicateObject', 's3:PutObjectTagging', 's3:PutObjectAcl'],
-          resources: clusters.map((c) => this.bucket.arnForObjects(`${c.repository.prefix}${c.name}/restores/*`)),
+          resources: clusters.map((c) =>
+            this.bucket.arnForObjects(`${c.repository.prefix}${c.name}/restores/*`),
+          ),
           conditions: { ArnLike: { 'aws:PrincipalArn': sourcePrincipals } },
         }),
       );

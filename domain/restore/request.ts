@@ -79,12 +79,10 @@ export const restoreRequestSchema = z.strictObject({
   checks: z._default(restoreChecksSchema, { amcheck: 'all' }),
   /** standby: how the restored server reaches its primary. */
   primaryConninfo: z.optional(
-    z
-      .string()
-      .check(
-        z.maxLength(1000),
-        z.refine((conninfo) => !conninfoHasPassword(conninfo), conninfoPasswordRefused),
-      ),
+    z.string().check(
+      z.maxLength(1000),
+      z.refine((conninfo) => !conninfoHasPassword(conninfo), conninfoPasswordRefused),
+    ),
   ),
   /** Where the target host places the volumes: their recorded mount points below this directory (default: at them). */
   mountRoot: z.optional(plainAbsolutePath),

@@ -4,9 +4,9 @@
  * as do the agent's --primary-conninfo flags; a passfile is the way.
  */
 import { expect, it } from 'vitest';
+import { conninfoHasPassword, restoreRequestSchema } from '#domain/restore/request';
 import { restorePrepareCommand } from '../../agent/commands/restore-prepare.ts';
 import { restoreRequestFromFlags } from '../../agent/commands/restore-start.ts';
-import { conninfoHasPassword, restoreRequestSchema } from '#domain/restore/request';
 
 const withPassword = [
   'host=primary user=replicator password=secret',

@@ -60,10 +60,7 @@ it("makes volumes from the restored cluster's own snapshots", async () => {
 });
 
 it("refuses another cluster's snapshot, or an untagged one, before any volume is made", async () => {
-  for (const ids of [
-    ['snap-00000000000000001', 'snap-00000000000000002'],
-    ['snap-00000000000000003'],
-  ]) {
+  for (const ids of [['snap-00000000000000001', 'snap-00000000000000002'], ['snap-00000000000000003']]) {
     ec2.resetHistory();
     await expect(
       createRestoreVolumes(ec2 as never as EC2Client, record(ids), { availabilityZone: 'eu-west-1a' }),
