@@ -259,3 +259,16 @@ export class RestoreRecordMismatchError extends PreconditionError {
 export class UnsafeRestorePathError extends PreconditionError {
   override name = 'UnsafeRestorePathError';
 }
+
+/**
+ * A snapshot the restore would make a volume from is not tagged with the restored cluster in EC2
+ * (`pgsnap:cluster`): the record names a snapshot of another cluster, or one pgsnap did not take.
+ * Nothing was created.
+ *
+ * What to do: Check the backup's manifest and the snapshot's tags in EC2 (`aws ec2 describe-snapshots
+ * --snapshot-ids …`); a manifest naming another cluster's snapshots was not written by pgsnap: find who
+ * wrote it (S3 access logs, object versions) before restoring from it.
+ */
+export class SnapshotOfAnotherClusterError extends PreconditionError {
+  override name = 'SnapshotOfAnotherClusterError';
+}

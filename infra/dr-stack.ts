@@ -25,7 +25,8 @@ import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from './config/config.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
 import { acknowledge } from './guards/acknowledge.ts';
-import { repositoryBucketIn } from './guards/repository-bucket.ts';
+import { repositoryBucketIn, writeOnceIn, writeOnceKeys } from './guards/repository-bucket.ts';
+import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 import { Retention } from './retention/scheduled-retention.ts';
 
@@ -45,6 +46,8 @@ export class DrStack extends Stack {
   readonly key: Key;
   readonly role: Role | undefined;
   readonly restore: Restore;
+  /** What restore and drill targets in DR hold: read the DR bucket, answer the DR restore. */
+  readonly restoreTargetPolicy: RestoreTargetPolicy;
   /** DR retention; none when no copied cluster has a retention policy. */
   readonly retention: Retention | undefined;
 
@@ -177,6 +180,38 @@ export class DrStack extends Stack {
         conditions: { ArnLike: { 'aws:PrincipalArn': sourcePrincipals } },
       }),
     );
+    // As at the source: the pin, the WAL and the artifacts never change once written, whoever writes them
+    // (replication writes WAL with s3:ReplicateObject, and a source overwrite is refused at the source).
+    writeOnceIn(
+      this.bucket,
+      clusters.flatMap((c) => writeOnceKeys(`${c.repository.prefix}${c.name}`)),
+    );
+    // DR owns DR: the WAL arrives only by replication, and the restore records are written by this stack's
+    // restore Lambdas alone. No source principal writes either, whatever its own policies say.
+    if (clusters.length > 0) {
+      this.bucket.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'SourcePrincipalsWriteNoWalAndNoRestoreRecord',
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          actions: ['s3:PutObject', 's3:ReplicateObject', 's3:PutObjectTagging', 's3:PutObjectAcl'],
+          resources: clusters.map((c) =>
+            this.bucket.arnForObjects(`${c.repository.prefix}${c.name}/restores/*`),
+          ),
+          conditions: { ArnLike: { 'aws:PrincipalArn': sourcePrincipals } },
+        }),
+      );
+      this.bucket.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'SourceCopierWritesNoWal',
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          actions: ['s3:PutObject'],
+          resources: walObjects,
+          conditions: { ArnLike: { 'aws:PrincipalArn': sourcePrincipals } },
+        }),
+      );
+    }
 
     // Restoring in the DR region from the DR copies, with this account's rights alone.
     this.restore = new Restore(this, 'Restore', {
@@ -187,6 +222,16 @@ export class DrStack extends Stack {
         prefix: cluster.repository.prefix,
       })),
       timeouts: environment.timeouts,
+    });
+
+    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
+      name: `${environment.name}-dr`,
+      repositories: clusters.map((cluster) => ({
+        bucket: this.bucket,
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      repositoryKey: { key: this.key, bucket: this.bucket },
     });
 
     // DR retention, in this account alone: the cluster's DR policy (its source policy when it has none)

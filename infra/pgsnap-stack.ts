@@ -21,7 +21,8 @@ import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
-import { RepositoryBucket } from './guards/repository-bucket.ts';
+import { RepositoryBucket, writeOnceKeys } from './guards/repository-bucket.ts';
+import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
@@ -38,6 +39,8 @@ export class Pgsnap extends Construct {
   readonly repository: RepositoryBucket;
   readonly backup: BackupStateMachine;
   readonly hostPolicy: AgentHostPolicy;
+  /** What restore and drill targets hold instead of the host policy: read only. */
+  readonly restoreTargetPolicy: RestoreTargetPolicy;
   readonly alarms: BackupAlarms;
   readonly document: AgentDocument;
   readonly restore: Restore;
@@ -132,16 +135,7 @@ export class Pgsnap extends Construct {
     this.repository.writeOnce(
       config.clusters
         .filter((cluster) => !cluster.repository.bucketName)
-        .flatMap((cluster) => {
-          const root = `${cluster.repository.prefix}${cluster.name}`;
-          return [
-            `${root}/cluster.json`,
-            `${root}/wal/*`,
-            `${root}/backups/*/backup_label`,
-            `${root}/backups/*/tablespace_map`,
-            `${root}/backups/*.backup`,
-          ];
-        }),
+        .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
     );
     this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
       environment: config.name,
@@ -154,6 +148,15 @@ export class Pgsnap extends Construct {
       ...(this.repository.key
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
+    });
+    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
+      name: config.name,
+      repositories: config.clusters.map((cluster) => ({
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
     });
     new BackupAge(this, 'BackupAge', {
       clusters: config.clusters.map((cluster) => ({

@@ -7,6 +7,7 @@
 
 import { UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/ids';
+import { conninfoHasPassword, conninfoPasswordRefused } from '#domain/restore/request';
 import { table } from '../cli/output.ts';
 import {
   hostFlags,
@@ -45,6 +46,9 @@ export async function restorePrepareCommand(args: string[]): Promise<number> {
     throw new UsageError(
       '--standby and --primary-conninfo go together: a standby needs the primary to follow',
     );
+  }
+  if (values['primary-conninfo'] && conninfoHasPassword(values['primary-conninfo'])) {
+    throw new UsageError(`--primary-conninfo: ${conninfoPasswordRefused}`);
   }
   if (values.standby && action) throw new UsageError('cannot specify both --standby and --target-action');
   const tablespaces = parseTablespaces(values.tablespace);

@@ -10,7 +10,12 @@ import { validateBackupId } from '#domain/ids';
 import type { RecoveryTargetRequest, RestoreRecord } from '#domain/repository/restore-record';
 import { startRestoreExecution } from '#domain/restore/execution';
 import { describeTarget } from '#domain/restore/plan';
-import { type RestoreRequestInput, recoveryTargetTime } from '#domain/restore/request';
+import {
+  conninfoHasPassword,
+  conninfoPasswordRefused,
+  type RestoreRequestInput,
+  recoveryTargetTime,
+} from '#domain/restore/request';
 import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
 import { recordLines } from '../cli/restore-lines.ts';
@@ -119,6 +124,9 @@ export function restoreRequestFromFlags(values: Values, cluster: string): Restor
     throw new UsageError(
       "pgsnap restore start: --standby needs --primary-conninfo 'host=… user=…', how the standby reaches its primary",
     );
+  }
+  if (values['primary-conninfo'] && conninfoHasPassword(values['primary-conninfo'])) {
+    throw new UsageError(`pgsnap restore start: --primary-conninfo: ${conninfoPasswordRefused}`);
   }
   const rate = values['initialization-rate'];
   if (rate !== undefined && !/^[0-9]+$/.test(rate)) {

@@ -20,16 +20,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync,
   closeSync,
-  copyFileSync,
+  fchmodSync,
   fsyncSync,
   mkdirSync,
   openSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { PreconditionError, UsageError } from '#domain/errors';
@@ -72,7 +73,7 @@ Description=pgsnap agent service: holds PostgreSQL backup sessions
 After=network-online.target postgresql.service
 
 [Service]
-ExecStart=${bin} agent
+ExecStart=${systemdQuote(bin)} agent
 EnvironmentFile=-${settingsPath}
 Restart=on-failure
 RestartSec=2
@@ -101,20 +102,35 @@ export function settingsFile(): string {
 `;
 }
 
-/** Writes `content` (or copies `from`) next to `path` and renames it over `path`, fsyncing both. */
+/**
+ * Creates `path` (never an existing file or a link: `wx`) with `mode` set
+ * before a byte is written, so no other user can open it while it is being
+ * filled: the umask may only narrow the mode open gives, and fchmod then sets
+ * exactly `mode` on the empty file. Returns its descriptor.
+ */
+export function createWithMode(path: string, mode: number): number {
+  const fd = openSync(path, 'wx', mode & 0o700);
+  try {
+    fchmodSync(fd, mode);
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/** Writes `content` (or the bytes of `from`) next to `path` and renames it over `path`, fsyncing both. */
 function replaceAtomically(path: string, mode: number, source: { content: string } | { from: string }): void {
   const temporary = join(dirname(path), `.${randomBytes(6).toString('hex')}.pgsnap-install`);
   try {
-    if ('from' in source) copyFileSync(source.from, temporary);
-    else writeFileSync(temporary, source.content, { flag: 'wx', mode });
-    const fd = openSync(temporary, 'r+');
+    const fd = createWithMode(temporary, mode);
     try {
+      if ('from' in source) copyInto(fd, source.from);
+      else writeSync(fd, source.content);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    // copyFileSync keeps the source's mode; the umask may have narrowed writeFileSync's.
-    chmodSync(temporary, mode);
     renameSync(temporary, path);
   } finally {
     rmSync(temporary, { force: true });
@@ -125,6 +141,35 @@ function replaceAtomically(path: string, mode: number, source: { content: string
   } finally {
     closeSync(dir);
   }
+}
+
+/** Copies the bytes of `from` into `fd` (copyFileSync would make the file with the source's mode). */
+function copyInto(fd: number, from: string): void {
+  const input = openSync(from, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(input, chunk, 0, chunk.length, null);
+      if (n === 0) return;
+      for (let written = 0; written < n; ) written += writeSync(fd, chunk, written, n - written);
+    }
+  } finally {
+    closeSync(input);
+  }
+}
+
+/**
+ * `value` as one systemd command-line word: double-quoted, with `\` and `"`
+ * escaped, and `%` and `$` doubled (systemd expands specifiers and variables
+ * in ExecStart, also inside quotes; systemd.service(5), "Command lines").
+ */
+export function systemdQuote(value: string): string {
+  if ([...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
+    throw new UsageError(
+      `--bin must not contain control characters (newline, tab): ${JSON.stringify(value)}`,
+    );
+  }
+  return `"${value.replace(/[\\"]/g, '\\$&').replace(/%/g, '%%').replace(/\$/g, '$$$$')}"`;
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -115,6 +115,9 @@ export interface ArchiveCommandOptions {
  * as long as a push takes, where starting pgsnap would take a Node.js start
  * more. Otherwise — no pusher, an `.error`, or still no answer — start
  * pgsnap, which starts the pusher, waits, and reports an error to PostgreSQL.
+ * An `.ok` counts only in a spool owned by the user the line runs as (`test
+ * -O`), as in restoreCommandLine: another user's spool could say "archived"
+ * for a file the repository never received.
  */
 export function archiveCommandLine(options: ArchiveCommandOptions): string {
   const pgsnap = (options.pgsnap ?? selfCommand()).map(literal).join(' ');
@@ -123,7 +126,8 @@ export function archiveCommandLine(options: ArchiveCommandOptions): string {
     'ok="$s/%f.$(stat -c %%i-%%s-%%.9Y %p 2>/dev/null).ok"',
     'n=0',
     'while :',
-    'do test -f "$ok" && exit 0',
+    // Only from a spool of ours (test -O), as the restore line: an `.ok` someone else made means nothing.
+    'do test -O "$s" && test -f "$ok" && exit 0',
     `test $n -lt 250 && test ! -f "$s/%f.error" && ${helperAlive(archiverLockName)} || break`,
     'n=$((n+1))',
     'sleep 0.02',

@@ -56,6 +56,28 @@ const ec2Id = (prefix: string) =>
     .string()
     .check(z.regex(new RegExp(`^${prefix}-[0-9a-f]{8,17}$`), `an id such as ${prefix}-0123456789abcdef0`));
 
+/**
+ * Whether a libpq connection string carries a password: a `password` keyword
+ * (`password=…`, any spacing) or, in the URI form, `user:password@` or a
+ * `password` query parameter. A primary_conninfo lands in the restore record,
+ * in postgresql.auto.conf and in pg_stat_wal_receiver, readable well beyond
+ * root: the password belongs in a passfile (`passfile=/…` or the server
+ * user's ~/.pgpass) instead.
+ */
+export function conninfoHasPassword(conninfo: string): boolean {
+  const uri = /^\s*postgres(?:ql)?:\/\/([^/?#]*)(?:[/?#]|$)/i.exec(conninfo);
+  if (uri) {
+    const userinfo = uri[1]!.includes('@') ? uri[1]!.slice(0, uri[1]!.lastIndexOf('@')) : '';
+    return userinfo.includes(':') || /[?&]password=/i.test(conninfo);
+  }
+  return /(?:^|\s)password\s*=/i.test(conninfo);
+}
+
+/** What to say when a primary_conninfo carries a password. */
+export const conninfoPasswordRefused =
+  'primary_conninfo must not carry a password (it is stored in the restore record and postgresql.auto.conf, ' +
+  "readable by others): put it in a passfile, e.g. 'host=… user=replicator passfile=/var/lib/postgresql/.pgpass'";
+
 export const instanceRequestSchema = z.union([
   z.strictObject({ instanceId: ec2Id('i') }),
   z.strictObject({
@@ -82,7 +104,12 @@ export const restoreRequestSchema = z.strictObject({
   kmsKeyId: z.optional(z.string().check(z.minLength(1))),
   checks: z._default(restoreChecksSchema, { amcheck: 'all' }),
   /** standby: how the restored server reaches its primary. */
-  primaryConninfo: z.optional(z.string().check(z.maxLength(1000))),
+  primaryConninfo: z.optional(
+    z.string().check(
+      z.maxLength(1000),
+      z.refine((conninfo) => !conninfoHasPassword(conninfo), conninfoPasswordRefused),
+    ),
+  ),
   /** Where the target host places the volumes: their recorded mount points below this directory (default: at them). */
   mountRoot: z.optional(plainAbsolutePath),
   /** The port the restored server listens on (default: the source's). */

@@ -21,7 +21,8 @@ import {
   type VolumeType,
 } from '@aws-sdk/client-ec2';
 import { ec2Errors, isAttachmentPointInUse, isEventual, type Patience, retrying } from '../ebs/ec2-api.ts';
-import { VolumeFailedError } from '../errors.ts';
+import { snapshotsById, snapshotTags } from '../ebs/snapshots.ts';
+import { SnapshotOfAnotherClusterError, VolumeFailedError } from '../errors.ts';
 import type { RestoreRecord, RestoreVolume } from '../repository/restore-record.ts';
 
 /**
@@ -55,7 +56,29 @@ export async function volumesOfRestore(ec2: EC2Client, restoreId: string): Promi
 }
 
 /**
- * A volume per snapshot, in `availabilityZone`. CreateVolume takes a
+ * Refuses, before any volume is made, a snapshot that EC2 does not show
+ * tagged with the restored cluster: the snapshot ids come from a manifest,
+ * which the role's IAM condition (aws:ResourceTag/pgsnap:cluster, any
+ * configured cluster) does not tie to this restore's cluster.
+ */
+async function requireSnapshotsOf(ec2: EC2Client, cluster: string, snapshotIds: string[]): Promise<void> {
+  if (snapshotIds.length === 0) return;
+  const found = await snapshotsById(ec2, snapshotIds);
+  for (const id of snapshotIds) {
+    const tags = found.find((s) => s.SnapshotId === id)?.Tags ?? [];
+    const tagged = tags.find((t) => t.Key === snapshotTags.cluster)?.Value;
+    if (tagged !== cluster) {
+      throw new SnapshotOfAnotherClusterError(
+        `snapshot ${id} is ${tagged === undefined ? 'not tagged with a cluster' : `tagged with cluster ${tagged}`} ` +
+          `in EC2 (${snapshotTags.cluster}), not with ${cluster}, the cluster being restored: no volume made`,
+      );
+    }
+  }
+}
+
+/**
+ * A volume per snapshot, in `availabilityZone`, once EC2 shows every
+ * snapshot tagged with the record's cluster. CreateVolume takes a
  * ClientToken (EC2 idempotency guide), so a retried step makes no second
  * volume: the token is the restore and the snapshot.
  */
@@ -64,6 +87,11 @@ export async function createRestoreVolumes(
   record: RestoreRecord,
   options: { availabilityZone: string; kmsKeyId?: string; initializationRate?: number },
 ): Promise<RestoreVolume[]> {
+  await requireSnapshotsOf(
+    ec2,
+    record.cluster,
+    record.volumes.filter((v) => !v.volumeId).map((v) => v.snapshotId),
+  );
   const made: RestoreVolume[] = [];
   for (const [index, volume] of record.volumes.entries()) {
     if (volume.volumeId) {

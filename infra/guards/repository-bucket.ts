@@ -3,13 +3,14 @@
  * operator of a backup store expects (repositoryBucketIn, which the DR stack's
  * bucket uses too), or an existing bucket imported by name.
  */
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { AnyPrincipal, Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
   Bucket,
   BucketEncryption,
+  type CfnBucket,
   type IBucket,
   ObjectLockRetention,
   ObjectOwnership,
@@ -32,7 +33,7 @@ export interface RepositoryBucketOptions {
   accessLogsPrefix: string;
   /** Noncurrent object versions are kept this long. */
   noncurrentVersionDays: number;
-  /** Who owns the objects others write (default: the writer, ACLs disabled only by the bucket policy). */
+  /** Who owns the objects others write (default: the bucket owner, ACLs disabled). */
   objectOwnership?: ObjectOwnership;
   /** Object Lock's default retention for every new object version. */
   objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
@@ -52,22 +53,22 @@ export function repositoryBucketIn(scope: Construct, options: RepositoryBucketOp
     blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
     enforceSSL: true,
     encryption: BucketEncryption.S3_MANAGED,
-    objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    // No ACLs: S3 server access logging writes through the bucket policy below.
+    objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
     lifecycleRules: [{ expiration: Duration.days(365) }],
     removalPolicy: RemovalPolicy.RETAIN,
   });
   const { objectLock } = options;
-  return new Bucket(scope, 'Bucket', {
+  const bucket = new Bucket(scope, 'Bucket', {
     ...(options.bucketName ? { bucketName: options.bucketName } : {}),
     blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
     enforceSSL: true,
     encryption: BucketEncryption.KMS,
     encryptionKey: options.key,
     bucketKeyEnabled: true,
-    ...(options.objectOwnership ? { objectOwnership: options.objectOwnership } : {}),
+    // ACLs disabled: whoever writes, the bucket's account owns the objects and policies alone decide.
+    objectOwnership: options.objectOwnership ?? ObjectOwnership.BUCKET_OWNER_ENFORCED,
     versioned: true,
-    serverAccessLogsBucket: accessLogs,
-    serverAccessLogsPrefix: options.accessLogsPrefix,
     ...(objectLock
       ? {
           objectLockEnabled: true,
@@ -85,6 +86,28 @@ export function repositoryBucketIn(scope: Construct, options: RepositoryBucketOp
     ],
     removalPolicy: RemovalPolicy.RETAIN,
   });
+  /*
+   * Access logs with ACLs disabled: the logging service writes by the log bucket's policy, from this bucket
+   * and account only (S3 user guide, "Permissions for log delivery"). Set on the L1 bucket, as CDK would do
+   * only under a feature flag; with ACLs it would grant LogDeliveryWrite, which BucketOwnerEnforced refuses.
+   */
+  (bucket.node.defaultChild as CfnBucket).loggingConfiguration = {
+    destinationBucketName: accessLogs.bucketName,
+    logFilePrefix: options.accessLogsPrefix,
+  };
+  accessLogs.addToResourcePolicy(
+    new PolicyStatement({
+      sid: 'S3ServerAccessLogsPolicy',
+      principals: [new ServicePrincipal('logging.s3.amazonaws.com')],
+      actions: ['s3:PutObject'],
+      resources: [accessLogs.arnForObjects(`${options.accessLogsPrefix}*`)],
+      conditions: {
+        ArnLike: { 'aws:SourceArn': bucket.bucketArn },
+        StringEquals: { 'aws:SourceAccount': Stack.of(scope).account },
+      },
+    }),
+  );
+  return bucket;
 }
 
 export class RepositoryBucket extends Construct {
@@ -112,28 +135,52 @@ export class RepositoryBucket extends Construct {
   }
 
   /**
-   * Makes the objects under `keyPatterns` (e.g. `pgsnap/orders-db/wal/*`)
-   * write-once, whoever writes them: the bucket denies a PutObject (and a
-   * CompleteMultipartUpload, the same action) that is not conditional on the
-   * key being absent (`If-None-Match: *`), so an object once there can be
-   * neither overwritten nor replaced, and a host that loses its own
-   * client-side check gains nothing
-   * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
-   * Multipart uploads are refused altogether under these keys (their first
-   * request carries no condition); pgsnap writes single PutObjects. An
-   * imported bucket is its owner's to configure: nothing is added.
+   * Makes the objects under `keyPatterns` write-once in a bucket this stack
+   * created (writeOnceIn); an imported bucket is its owner's to configure:
+   * nothing is added.
    */
   writeOnce(keyPatterns: string[]): void {
-    if (!this.key || keyPatterns.length === 0) return;
-    this.bucket.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'WalAndArtifactsAreWriteOnce',
-        effect: Effect.DENY,
-        principals: [new AnyPrincipal()],
-        actions: ['s3:PutObject'],
-        resources: keyPatterns.map((pattern) => this.bucket.arnForObjects(pattern)),
-        conditions: { Null: { 's3:if-none-match': 'true' } },
-      }),
-    );
+    if (this.key) writeOnceIn(this.bucket, keyPatterns);
   }
+}
+
+/**
+ * The write-once keys of one cluster's repository: the pin, the WAL and the
+ * artifacts never change once written (DESIGN.md); the manifests and restore
+ * records do.
+ */
+export function writeOnceKeys(root: string): string[] {
+  return [
+    `${root}/cluster.json`,
+    `${root}/wal/*`,
+    `${root}/backups/*/backup_label`,
+    `${root}/backups/*/tablespace_map`,
+    `${root}/backups/*.backup`,
+  ];
+}
+
+/**
+ * Makes the objects under `keyPatterns` (e.g. `pgsnap/orders-db/wal/*`) of
+ * `bucket` write-once, whoever writes them: the bucket denies a PutObject (and
+ * a CompleteMultipartUpload, the same action) that is not conditional on the
+ * key being absent (`If-None-Match: *`), so an object once there can be
+ * neither overwritten nor replaced, and a host that loses its own client-side
+ * check gains nothing
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
+ * Multipart uploads are refused altogether under these keys (their first
+ * request carries no condition); pgsnap writes single PutObjects. Replication
+ * writes with s3:ReplicateObject, which this does not touch.
+ */
+export function writeOnceIn(bucket: IBucket, keyPatterns: string[]): void {
+  if (keyPatterns.length === 0) return;
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: 'WalAndArtifactsAreWriteOnce',
+      effect: Effect.DENY,
+      principals: [new AnyPrincipal()],
+      actions: ['s3:PutObject'],
+      resources: keyPatterns.map((pattern) => bucket.arnForObjects(pattern)),
+      conditions: { Null: { 's3:if-none-match': 'true' } },
+    }),
+  );
 }

@@ -213,6 +213,8 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
   );
   f.checkRestoreInstance.addToRolePolicy(describe('ec2:DescribeInstances'));
 
+  // The snapshots' own pgsnap:cluster tags, checked against the restored cluster before CreateVolume.
+  f.createRestoreVolumes.addToRolePolicy(describe('ec2:DescribeSnapshots'));
   f.createRestoreVolumes.addToRolePolicy(
     new PolicyStatement({
       actions: ['ec2:CreateVolume'],

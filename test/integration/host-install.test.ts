@@ -137,7 +137,7 @@ it('pgsnap agent install writes the executable, the unit and a root-only setting
   expect(readFileSync(installed).equals(readFileSync(executable))).toBe(true);
   expect(statSync(installed).mode & 0o777).toBe(0o755);
   const unit = readFileSync(join(root, 'etc/systemd/system/pgsnap-agent.service'), 'utf8');
-  expect(unit).toContain('ExecStart=/usr/local/bin/pgsnap agent\n');
+  expect(unit).toContain('ExecStart="/usr/local/bin/pgsnap" agent\n');
   expect(unit).toContain('EnvironmentFile=-/etc/pgsnap/pgsnap.env\n');
   // What the SSM document checks before it sources the settings as root.
   for (const [path, mode] of [
@@ -195,7 +195,7 @@ it('pgsnap agent install writes the executable, the unit and a root-only setting
 
   // --print writes nothing and shows both files.
   const printed = execFileSync(executable, ['agent', 'install', '--print'], { env, encoding: 'utf8' });
-  expect(printed).toContain('[Service]\nExecStart=/usr/local/bin/pgsnap agent');
+  expect(printed).toContain('[Service]\nExecStart="/usr/local/bin/pgsnap" agent');
   expect(printed).toContain('#PGSNAP_REPO=');
 });
 

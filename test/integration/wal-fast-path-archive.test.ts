@@ -6,8 +6,16 @@
  * write load, with the restore_command line, are in
  * wal-fast-path-restore.test.ts.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -325,6 +333,31 @@ describe('the archive_command fast path', () => {
     expect(archive()).toBe(0);
     writeFileSync(`${path}.new`, 'other');
     renameSync(`${path}.new`, path);
+    expect(archive()).not.toBe(0);
+  });
+
+  it('does not trust an .ok in a spool another user owns, as the restore line does not: the file goes to pgsnap', () => {
+    const dir = tempDirForTest('pgsnap-fast-path-owner-');
+    const spool = join(dir, 'spool');
+    execFileSync('mkdir', ['-p', '-m', '700', spool, join(dir, 'pg_wal')]);
+    const segment = '000000010000000000000007';
+    const path = join(dir, 'pg_wal', segment);
+    writeFileSync(path, 'segment');
+    writeFileSync(join(spool, okStatusName(segment, statusKey(path))), '');
+    const shell = archiveCommandLine({
+      spool,
+      spoolRoot: dir,
+      url: 'file:///nonexistent',
+      cluster: 'orders-db',
+      pgsnap: ['/bin/false'],
+    })
+      .replaceAll('%p', `pg_wal/${segment}`)
+      .replaceAll('%f', segment)
+      .replaceAll('%%', '%');
+    const archive = () => spawnSync('sh', ['-c', shell], { cwd: dir, stdio: 'ignore' }).status;
+    expect(archive()).toBe(0);
+    // Someone else's spool (here nobody's), with the very status the pusher would write: not believed.
+    chownSync(spool, 65534, 65534);
     expect(archive()).not.toBe(0);
   });
 });

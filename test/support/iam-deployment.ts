@@ -85,6 +85,10 @@ export interface Deployed {
   drRoleArn: string;
   /** The database host of each cluster, with that cluster's host policy attached to its role. */
   hosts: Principal[];
+  /** A restore or drill target of each cluster, with that cluster's restore target policy attached to its role. */
+  restoreTargets: Principal[];
+  /** The same in the DR account, with the DR stack's restore target policy of each copied cluster. */
+  drRestoreTargets: Principal[];
   clusters: ClusterScope[];
   sourceBucketArn: string;
   sourceKeyArn: string;
@@ -140,6 +144,23 @@ export function deploy(input: EnvironmentInput): Deployed {
       if (!role) throw new Error(`no role ${arn}`);
       return role;
     };
+    /** A role of `account` named `role`, with the managed policies of the templates attached. */
+    const attached = (
+      name: string,
+      account: string,
+      role: string,
+      policies: Array<[ResolvedTemplate, Stack, IConstruct]>,
+    ): Principal => ({
+      name,
+      arn: `arn:aws:iam::${account}:role/${role}`,
+      account,
+      policies: policies.map(([template, stack, policy]) => ({
+        name: logicalIdOf(stack, policy),
+        policy: template.resolve(
+          template.resource(logicalIdOf(stack, policy)).Properties?.PolicyDocument,
+        ) as never,
+      })),
+    });
     const functions = sourceStack.node
       .findAll()
       .filter((c): c is HandlerFunction => c instanceof HandlerFunction)
@@ -189,6 +210,18 @@ export function deploy(input: EnvironmentInput): Deployed {
           },
         ],
       })),
+      restoreTargets: parsed.clusters.map((c) =>
+        attached(`a restore target of ${c.name}`, source.account, `${c.name}-restore`, [
+          [sourceTemplate, sourceStack, sourceStack.pgsnap.restoreTargetPolicy.policies.get(c.name)!],
+        ]),
+      ),
+      drRestoreTargets: parsed.clusters
+        .filter((c) => c.copyToDr)
+        .map((c) =>
+          attached(`a DR restore target of ${c.name}`, names.account, `${c.name}-dr-restore`, [
+            [drTemplate, drStack, drStack.restoreTargetPolicy.policies.get(c.name)!],
+          ]),
+        ),
       clusters,
       sourceBucketArn: sourceTemplate.getAtt(logicalIdOf(sourceStack, pgsnap.repository.bucket), 'Arn'),
       sourceKeyArn: sourceTemplate.getAtt(logicalIdOf(sourceStack, pgsnap.repository.key!), 'Arn'),

@@ -114,6 +114,7 @@ export function restoreRequestsOf(
   const any = (resource: string) => `arn:aws:ec2:${region}:${at.account}:${resource}/*`;
   switch (`${command.client}:${command.operation}`) {
     case 'ec2:DescribeInstances':
+    case 'ec2:DescribeSnapshots':
     case 'ec2:DescribeVolumes':
     case 'ec2:DescribeLaunchTemplateVersions':
       return [own({ action: `ec2:${command.operation}`, resource: '*' })];
