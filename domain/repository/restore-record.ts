@@ -105,7 +105,15 @@ export const restoreRecordSchema = z.strictObject({
   ),
   volumes: z.array(restoreVolumeSchema),
   /** The backup's consistency point and the WAL the restore needs, as checked before anything was made. */
-  wal: z.optional(z.strictObject({ first: z.string(), last: z.optional(z.string()), stopLsn: z.string() })),
+  wal: z.optional(
+    z.strictObject({
+      first: z.string(),
+      last: z.optional(z.string()),
+      stopLsn: z.string(),
+      /** Set when the check stopped at its time budget: segments after this one were not listed. */
+      checkedTo: z.optional(z.string()),
+    }),
+  ),
   /** What the host reported: mounts, timings on the host, checks, the last replayed commit. */
   host: z.optional(hostReportSchema),
   timings: z.strictObject({

@@ -127,6 +127,9 @@ export function checkTargetAfterConsistency(
   }
 }
 
+/** How long the WAL check may list before it settles for what it has seen (within a 60 s Lambda). */
+export const walCheckBudgetMs = 40_000;
+
 /**
  * The WAL a restore reads, from the backup's first segment: every segment to
  * the consistency point must be there, and from there on the archive must be
@@ -134,12 +137,21 @@ export function checkTargetAfterConsistency(
  * the target LSN's segment). A time or a restore point cannot be placed in a
  * segment before recovery reads it, so for those the whole archived run
  * after the backup counts.
+ *
+ * The listing starts after the segment before the backup's first (S3's
+ * StartAfter), goes in name order, which on one timeline is segment order,
+ * and stops at the first name of a later timeline: a cluster with a million
+ * archived segments costs the check only the segments since the backup, one
+ * page in memory at a time. Past `budgetMs`, once every segment the restore
+ * needs has been seen, it stops and records the last segment it saw
+ * (`checkedTo`): recovery reports any hole after that itself.
  */
 export async function checkWalContinuity(
   repository: Repository,
   manifest: Manifest,
   target: RecoveryTargetRequest | undefined,
-): Promise<{ first: string; last: string | undefined; stopLsn: string }> {
+  budgetMs = walCheckBudgetMs,
+): Promise<{ first: string; last: string | undefined; stopLsn: string; checkedTo?: string }> {
   const size = manifest.walSegmentSize;
   const first = manifest.wal?.first ?? manifest.startWalFile;
   const stopFile = manifest.wal?.last ?? manifest.stopWalFile;
@@ -149,39 +161,41 @@ export async function checkWalContinuity(
     );
   }
   const timeline = parseSegmentName(first, size).timeline;
-  const present = new Set(
-    (await repository.listWal())
-      .map((w) => w.name)
-      .filter((name) => /^[0-9A-F]{24}$/.test(name) && parseSegmentName(name, size).timeline === timeline),
-  );
   const from = parseSegmentName(first, size).segno;
-  const newest = [...present].reduce((max, name) => {
-    const segno = parseSegmentName(name, size).segno;
-    return segno > max ? segno : max;
-  }, from - 1n);
   const needed =
     target && 'lsn' in target
       ? parseSegmentName(walFileName(timeline, parseLsn(target.lsn.toUpperCase()), size), size).segno
       : parseSegmentName(stopFile, size).segno;
-  // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take.
-  const last = newest > needed ? newest : needed;
-  for (let segno = from; segno <= last; segno++) {
+  const gap = (segno: bigint, newest: bigint | undefined): WalGapError => {
     const name = segmentName(timeline, segno, size);
-    if (present.has(name)) continue;
     const why =
       segno <= needed
         ? `the restore needs every segment from ${first} to ${segmentName(timeline, needed, size)}`
-        : `later segments (up to ${segmentName(timeline, newest, size)}) are archived, so recovery would stop at the hole`;
-    throw new WalGapError(
+        : `later segments (up to ${segmentName(timeline, newest ?? segno, size)}) are archived, so recovery would stop at the hole`;
+    return new WalGapError(
       `WAL segment ${name} of ${repository.cluster} is missing from ${repository.url}: ${why}. ` +
         "Check the source's archiving (pg_stat_archiver, pgsnap doctor) or choose a target before it.",
     );
-  }
-  return {
-    first,
-    last: newest >= from ? segmentName(timeline, newest, size) : undefined,
-    stopLsn: manifest.stopLsn,
   };
+  const deadline = Date.now() + budgetMs;
+  const startAfter = from > 0n ? segmentName(timeline, from - 1n, size) : undefined;
+  let expected = from;
+  let cut = false;
+  for await (const name of repository.scanWal(startAfter)) {
+    if (!/^[0-9A-F]{24}$/.test(name)) continue;
+    const segment = parseSegmentName(name, size);
+    if (segment.timeline > timeline) break;
+    if (segment.timeline < timeline || segment.segno < expected) continue;
+    if (segment.segno > expected) throw gap(expected, segment.segno);
+    expected = segment.segno + 1n;
+    if (expected > needed && Date.now() >= deadline) {
+      cut = true;
+      break;
+    }
+  }
+  if (expected <= needed) throw gap(expected, undefined);
+  const last = expected > from ? segmentName(timeline, expected - 1n, size) : undefined;
+  return { first, last, stopLsn: manifest.stopLsn, ...(cut && last ? { checkedTo: last } : {}) };
 }
 
 /** The record of a restore request that passed every check, before anything is made. */
