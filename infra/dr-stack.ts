@@ -185,6 +185,7 @@ export class DrStack extends Stack {
         name: cluster.name,
         bucket: this.bucket,
         prefix: cluster.repository.prefix,
+        recoveryHours: cluster.recoveryHours,
       })),
       timeouts: environment.timeouts,
     });

@@ -116,6 +116,7 @@ export class Pgsnap extends Construct {
         bucket: repositoryOf(cluster),
         prefix: cluster.repository.prefix,
         drills: cluster.drills,
+        recoveryHours: cluster.recoveryHours,
       })),
       timeouts: config.timeouts,
       topic: this.alarms.topic,

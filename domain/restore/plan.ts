@@ -20,6 +20,8 @@ import {
 } from '../repository/restore-record.ts';
 import { parseSegmentName, segmentName } from '../wal/file.ts';
 import { parseLsn, walFileName } from '../wal/lsn.ts';
+import { modelFullSpeed, planInitializationRate } from './full-speed.ts';
+import type { HostTime } from './host-time.ts';
 import type { InstanceRequest, RestoreRequest } from './request.ts';
 
 /** The state the restore state machine carries between its steps. */
@@ -34,9 +36,11 @@ export interface RestorePlan {
   /** How the volumes are made: re-encrypted with another key, at a provisioned initialization rate. */
   volumeOptions: { kmsKeyId?: string; initializationRate?: number };
   /** The metrics and event of the outcome, by mode (a drill counts as a drill). */
-  outcome: { succeeded: string; failed: string; rto: string; completedEvent: string };
+  outcome: { succeeded: string; failed: string; rto: string; fullSpeed: string; completedEvent: string };
   /** Where recovery stops, in words. */
   recoveryTarget: string;
+  /** The host's recovery timeout and the host step's own, sized for this backup (host-time.ts). */
+  hostTime: HostTime;
 }
 
 /** The newest completed backup of the cluster, or the one asked for, which must be completed. */
@@ -198,6 +202,35 @@ export async function checkWalContinuity(
   return { first, last, stopLsn: manifest.stopLsn, ...(cut && last ? { checkedTo: last } : {}) };
 }
 
+/**
+ * How the volumes will initialize: at the rate asked for, at the slowest rate
+ * that meets `fullSpeedMinutes` (refused when none can), or at EBS's default;
+ * sized by the recorded volume sizes, an upper bound of the data a snapshot
+ * holds, and by the largest volume, since each initializes at its own rate.
+ */
+export function planInitialization(
+  volumes: RestoreVolume[],
+  request: Pick<RestoreRequest, 'initializationRate' | 'fullSpeedMinutes'>,
+): NonNullable<RestoreRecord['initialization']> {
+  if (request.initializationRate && request.fullSpeedMinutes) {
+    throw new PreconditionError(
+      'give either an initialization rate or a full-speed objective, not both: the objective chooses the rate',
+    );
+  }
+  const sizes = volumes.map((v) => v.source.sizeGiB * 2 ** 30);
+  const chosen = request.fullSpeedMinutes
+    ? planInitializationRate(sizes, request.fullSpeedMinutes)
+    : modelFullSpeed(Math.max(0, ...sizes), request.initializationRate);
+  const billedGiB = chosen.basis === 'provisioned' ? Math.ceil(sizes.reduce((a, b) => a + b, 0) / 2 ** 30) : undefined;
+  return {
+    rateMiBps: chosen.rateMiBps,
+    basis: chosen.basis,
+    fullSpeedSeconds: chosen.seconds,
+    ...(request.fullSpeedMinutes ? { objectiveMinutes: request.fullSpeedMinutes } : {}),
+    ...(billedGiB !== undefined ? { billedGiB } : {}),
+  };
+}
+
 /** The record of a restore request that passed every check, before anything is made. */
 export async function planRestore(
   repository: Repository,
@@ -209,6 +242,7 @@ export async function planRestore(
   await verifyArtifacts(repository, manifest);
   const volumes = volumesToRestore(manifest);
   const wal = await checkWalContinuity(repository, manifest, request.target);
+  const initialization = planInitialization(volumes, request);
   return {
     schemaVersion: restoreRecordSchemaVersion,
     restoreId: request.restoreId,
@@ -224,6 +258,7 @@ export async function planRestore(
     repository: request.repository,
     volumes,
     wal,
+    initialization,
     timings: { requestedAt: now.toISOString() },
     updatedAt: now.toISOString(),
   };

@@ -185,6 +185,14 @@ export const clusterSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe("Copy this cluster's backups to the environment's DR account/region, when it has one."),
+  recoveryHours: z
+    .number()
+    .positive()
+    .max(46)
+    .default(6)
+    .describe(
+      "How long a restore's recovery may take on the target host (passed as the agent's `--recovery-timeout`); the state machine's host step allows this plus pg_amcheck's time for the backup's size (domain/restore/host-time.ts).",
+    ),
   drills: drillSchema
     .optional()
     .describe(

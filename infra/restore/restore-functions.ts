@@ -45,6 +45,8 @@ export interface RestoreCluster {
   bucket: IBucket;
   prefix: string;
   drills?: DrillConfig | undefined;
+  /** The configuration's recoveryHours; none: the agent's default. */
+  recoveryHours?: number | undefined;
 }
 
 /** Builds the restore's Lambdas for `clusters` in `scope`. */
@@ -87,7 +89,11 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
   ];
   const describe = (...actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
   const clustersVariable = JSON.stringify(
-    clusters.map((c) => ({ name: c.name, repository: `s3://${c.bucket.bucketName}/${c.prefix}` })),
+    clusters.map((c) => ({
+      name: c.name,
+      repository: `s3://${c.bucket.bucketName}/${c.prefix}`,
+      ...(c.recoveryHours ? { recoverySeconds: Math.round(c.recoveryHours * 3600) } : {}),
+    })),
   );
 
   const fn = (handler: string, description: string, environment: Record<string, string> = {}) =>

@@ -13,6 +13,7 @@ import { Construct } from 'constructs';
 import { acknowledge } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
+import { maxHostStepSeconds } from '#domain/restore/host-time';
 import { RestoreDocument } from './restore-document.ts';
 import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
 
@@ -25,8 +26,6 @@ export interface RestoreProps {
   stateMachineName: string;
   clusters: RestoreCluster[];
   timeouts: { heartbeatSeconds: number };
-  /** How long the host may take to mount, recover and check (default 4 hours). */
-  restoreSeconds?: number;
   /** Where the drill alarms notify (the stack's alarm topic); none in the DR stack. */
   topic?: ITopic;
 }
@@ -46,12 +45,9 @@ export class Restore extends Construct {
       functions: this.functions,
       host: {
         documentName: this.document.documentName,
-        timeouts: {
-          heartbeatSeconds: props.timeouts.heartbeatSeconds,
-          hostCommandSeconds: props.restoreSeconds ?? 14_400,
-        },
+        // The host step's own timeout comes from the plan (domain/restore/host-time.ts).
+        timeouts: { heartbeatSeconds: props.timeouts.heartbeatSeconds, hostCommandSeconds: maxHostStepSeconds },
       },
-      restoreSeconds: props.restoreSeconds ?? 14_400,
     });
     // The restore document runs nothing but a recorded restore and its teardown, on any instance it is sent to.
     this.stateMachine.stateMachine.addToRolePolicy(
