@@ -163,6 +163,7 @@ export class Pgsnap extends Construct {
         bucket: repositoryOf(cluster),
         prefix: `${cluster.repository.prefix}${cluster.name}/`,
         copiedToDr: config.dr !== undefined && cluster.copyToDr,
+        drills: cluster.drills !== undefined,
       })),
     });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });

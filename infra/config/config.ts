@@ -80,10 +80,26 @@ export const drillSchema = z.strictObject({
   days: z
     .int()
     .min(1)
-    .max(7)
-    .default(7)
+    .max(90)
+    .default(8)
     .describe(
-      'The alarm fires when no drill succeeded in this many days (at most 7: a CloudWatch alarm looks back one week at most).',
+      'The alarm fires when no drill succeeded in this many days (from the DaysSinceLastDrill metric report-backup-age publishes; give a weekly drill a day of slack).',
+    ),
+  initializationRate: z
+    .int()
+    .min(100)
+    .max(300)
+    .optional()
+    .describe(
+      "The drill's volumes initialize at this provisioned rate, MiB/s (CreateVolume VolumeInitializationRate; billed per GiB): pg_amcheck reads every block, which at EBS's default rate comes from S3 on first read.",
+    ),
+  fullSpeedMinutes: z
+    .number()
+    .positive()
+    .max(10_080)
+    .optional()
+    .describe(
+      'Instead of a rate: the slowest provisioned rate that initializes the largest volume within this many minutes; a drill whose objective 300 MiB/s cannot meet is refused, and alarms.',
     ),
   rtoMinutes: z
     .number()

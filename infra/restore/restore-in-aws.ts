@@ -84,6 +84,8 @@ export class Restore extends Construct {
             mode: 'drill',
             instance: { launch: drills.launch },
             checks: drills.checks,
+            ...(drills.initializationRate ? { initializationRate: drills.initializationRate } : {}),
+            ...(drills.fullSpeedMinutes ? { fullSpeedMinutes: drills.fullSpeedMinutes } : {}),
           }),
           retryAttempts: 2,
           role,
