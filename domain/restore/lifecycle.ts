@@ -156,7 +156,8 @@ export function timeToFullSpeed(record: RestoreRecord): number | undefined {
   const created = record.timings.volumesCreatedAt;
   if (!record.initialization || !created || record.rtoSeconds === undefined) return undefined;
   const fromRequest =
-    (Date.parse(created) - Date.parse(record.timings.requestedAt)) / 1000 + record.initialization.fullSpeedSeconds;
+    (Date.parse(created) - Date.parse(record.timings.requestedAt)) / 1000 +
+    record.initialization.fullSpeedSeconds;
   return Math.max(record.rtoSeconds, Math.round(fromRequest));
 }
 
@@ -192,7 +193,9 @@ export async function recordRestore(
   return {
     state: next.state,
     ...(next.rtoSeconds !== undefined ? { rtoSeconds: next.rtoSeconds } : {}),
-    ...(next.timeToFullSpeedSeconds !== undefined ? { timeToFullSpeedSeconds: next.timeToFullSpeedSeconds } : {}),
+    ...(next.timeToFullSpeedSeconds !== undefined
+      ? { timeToFullSpeedSeconds: next.timeToFullSpeedSeconds }
+      : {}),
   };
 }
 

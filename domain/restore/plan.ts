@@ -221,7 +221,8 @@ export function planInitialization(
   const chosen = request.fullSpeedMinutes
     ? planInitializationRate(sizes, request.fullSpeedMinutes)
     : modelFullSpeed(Math.max(0, ...sizes), request.initializationRate);
-  const billedGiB = chosen.basis === 'provisioned' ? Math.ceil(sizes.reduce((a, b) => a + b, 0) / 2 ** 30) : undefined;
+  const billedGiB =
+    chosen.basis === 'provisioned' ? Math.ceil(sizes.reduce((a, b) => a + b, 0) / 2 ** 30) : undefined;
   return {
     rateMiBps: chosen.rateMiBps,
     basis: chosen.basis,

@@ -108,7 +108,9 @@ export async function prepareRestore(
         succeeded: drill ? restoreMetrics.drillSucceeded : restoreMetrics.restoreSucceeded,
         failed: drill ? restoreMetrics.drillFailed : restoreMetrics.restoreFailed,
         rto: drill ? restoreMetrics.drillRtoSeconds : restoreMetrics.restoreRtoSeconds,
-        fullSpeed: drill ? restoreMetrics.drillTimeToFullSpeedSeconds : restoreMetrics.restoreTimeToFullSpeedSeconds,
+        fullSpeed: drill
+          ? restoreMetrics.drillTimeToFullSpeedSeconds
+          : restoreMetrics.restoreTimeToFullSpeedSeconds,
         completedEvent: drill ? restoreEvents.drillCompleted : restoreEvents.completed,
       },
       recoveryTarget: describeTarget(record.target),

@@ -10,10 +10,10 @@ import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/a
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { maxHostStepSeconds } from '#domain/restore/host-time';
 import { acknowledge } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
-import { maxHostStepSeconds } from '#domain/restore/host-time';
 import { RestoreDocument } from './restore-document.ts';
 import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
 
@@ -46,7 +46,10 @@ export class Restore extends Construct {
       host: {
         documentName: this.document.documentName,
         // The host step's own timeout comes from the plan (domain/restore/host-time.ts).
-        timeouts: { heartbeatSeconds: props.timeouts.heartbeatSeconds, hostCommandSeconds: maxHostStepSeconds },
+        timeouts: {
+          heartbeatSeconds: props.timeouts.heartbeatSeconds,
+          hostCommandSeconds: maxHostStepSeconds,
+        },
       },
     });
     // The restore document runs nothing but a recorded restore and its teardown, on any instance it is sent to.
