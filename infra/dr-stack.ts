@@ -26,6 +26,7 @@ import type { EnvironmentConfig } from './config/config.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
 import { acknowledge } from './guards/acknowledge.ts';
 import { repositoryBucketIn } from './guards/repository-bucket.ts';
+import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 import { Retention } from './retention/scheduled-retention.ts';
 
@@ -186,8 +187,21 @@ export class DrStack extends Stack {
         bucket: this.bucket,
         prefix: cluster.repository.prefix,
         recoveryHours: cluster.recoveryHours,
+        key: this.key,
       })),
       timeouts: environment.timeouts,
+      environment: `${environment.name}-dr`,
+    });
+    outputs(this, {
+      DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
+      DrRestoreStateMachineArn: [
+        this.restore.stateMachine.stateMachine.stateMachineArn,
+        'PGSNAP_RESTORE_STATE_MACHINE_ARN for a restore in DR',
+      ],
+      DrRestoreDocumentName: [
+        this.restore.document.documentName,
+        'The SSM document a DR restore runs on its target',
+      ],
     });
 
     // DR retention, in this account alone: the cluster's DR policy (its source policy when it has none)
