@@ -81,12 +81,20 @@ export class DrillKit extends Construct {
       instanceProfileName: name,
       roles: [this.role.roleName],
     });
-    const group = new SecurityGroup(this, 'Group', {
-      vpc: Vpc.fromVpcAttributes(this, 'Vpc', { vpcId: props.kit.vpcId, availabilityZones: [] }),
-      description: `pgsnap drill hosts of ${props.cluster}: no inbound, HTTPS out to SSM, S3, STS, Step Functions, KMS, CloudWatch`,
-      allowAllOutbound: false,
+    // L1: the VPC is known by its id alone, and an L2 group would want its zones.
+    const group = new CfnSecurityGroup(this, 'Group', {
+      vpcId: props.kit.vpcId,
+      groupDescription: `pgsnap drill hosts of ${props.cluster}: no inbound, HTTPS out to SSM, S3, STS, Step Functions, KMS, CloudWatch`,
+      securityGroupEgress: [
+        {
+          ipProtocol: 'tcp',
+          fromPort: 443,
+          toPort: 443,
+          cidrIp: '0.0.0.0/0',
+          description: 'AWS endpoints over HTTPS',
+        },
+      ],
     });
-    group.addEgressRule(Peer.anyIpv4(), Port.tcp(443), 'AWS endpoints over HTTPS');
     this.launchTemplateName = name;
     new CfnLaunchTemplate(this, 'Template', {
       launchTemplateName: name,
