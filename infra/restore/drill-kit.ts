@@ -13,7 +13,7 @@
  * A restore target's read-only policy in infra/guards may replace the policy
  * here once both exist (merge note).
  */
-import { CfnLaunchTemplate, Peer, Port, SecurityGroup, Vpc } from 'aws-cdk-lib/aws-ec2';
+import { CfnLaunchTemplate, CfnSecurityGroup } from 'aws-cdk-lib/aws-ec2';
 import {
   CfnInstanceProfile,
   ManagedPolicy,
@@ -103,9 +103,7 @@ export class DrillKit extends Construct {
         instanceType: props.kit.instanceType,
         iamInstanceProfile: { arn: profile.attrArn },
         metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled', httpPutResponseHopLimit: 1 },
-        networkInterfaces: [
-          { deviceIndex: 0, associatePublicIpAddress: false, groups: [group.securityGroupId] },
-        ],
+        networkInterfaces: [{ deviceIndex: 0, associatePublicIpAddress: false, groups: [group.attrGroupId] }],
         ebsOptimized: true,
         tagSpecifications: [{ resourceType: 'instance', tags: [{ key: 'Name', value: name }] }],
       },

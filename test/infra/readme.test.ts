@@ -181,6 +181,7 @@ test('docs/restore.md leads from zero to a first drill: numbered steps, cdk boot
   // The drill launches the template the kit makes: pgsnap-<environment>-drill-<cluster>.
   expect(section).toMatch(/--launch-template pgsnap-prod-drill-orders-db/);
   expect(readFileSync(resolve(root, 'infra/restore/drill-kit.ts'), 'utf8')).toContain(
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the template literal as written in the kit's source.
     'pgsnap-${environment}-drill-${cluster}',
   );
 });
