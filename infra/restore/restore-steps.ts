@@ -32,6 +32,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { throttlingErrors } from '#domain/ebs/ec2-api';
+import { maxHostStepSeconds } from '#domain/restore/host-time';
 import { restoreEvents, restoreMetrics } from '#domain/restore/steps';
 import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from '../steps.ts';
 import { restoreStates as states } from './state-names.ts';
@@ -264,8 +265,13 @@ export class RestoreSteps extends StateMachineFragment {
       host,
       'restore',
       '$.host',
-      // From the plan: the cluster's recovery time, then the checks for the backup's size.
-      '$.hostTime.stepSeconds',
+      /*
+       * The longest SSM allows: the host's own recovery timeout (from the plan, sized per restore) always
+       * ends first, with its reason, and the heartbeat catches a host gone silent. (A TimeoutSecondsPath
+       * from the plan would size it too, but the local runner reads it from the Parameters, not the
+       * state input.)
+       */
+      maxHostStepSeconds,
     ).addRetry({
       // A launched instance's SSM agent registers a minute or two after the instance runs (SendCommand:
       // InvalidInstanceId, "the instance is not registered with SSM").
