@@ -22,7 +22,9 @@ const eventSchema = z.union([
   }),
 ]);
 
-async function handle(event: unknown): Promise<{ state: string; rtoSeconds?: number }> {
+async function handle(
+  event: unknown,
+): Promise<{ state: string; rtoSeconds?: number; timeToFullSpeedSeconds?: number }> {
   const request = parseWith(eventSchema, event, 'the record-restore event');
   const update: RecordUpdate =
     'update' in request

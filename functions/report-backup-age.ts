@@ -15,7 +15,15 @@ import { logged, logger } from './commons/logged.ts';
 const environmentSchema = z.object({
   /** The clusters: name, repository URL, and whether they are copied to DR. */
   PGSNAP_FRESHNESS: jsonText(
-    z.array(z.strictObject({ name: clusterNameSchema, repository: z.string(), copiedToDr: z.boolean() })),
+    z.array(
+      z.strictObject({
+        name: clusterNameSchema,
+        repository: z.string(),
+        copiedToDr: z.boolean(),
+        /** The cluster has scheduled drills: report days since the last successful one. */
+        drills: z.optional(z.boolean()),
+      }),
+    ),
   ),
   PGSNAP_METRICS_NAMESPACE: z.string(),
   PGSNAP_METRICS_DIMENSION: z.string(),
@@ -34,7 +42,10 @@ export const reportBackupAgeHandler =
         const repository = await openRepository(cluster.repository, cluster.name);
         let freshness: BackupFreshness;
         try {
-          freshness = await backupFreshness(repository, { withDr: cluster.copiedToDr });
+          freshness = await backupFreshness(repository, {
+            withDr: cluster.copiedToDr,
+            drills: cluster.drills ?? false,
+          });
         } finally {
           repository.close();
         }

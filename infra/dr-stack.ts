@@ -27,6 +27,7 @@ import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr
 import { acknowledge } from './guards/acknowledge.ts';
 import { repositoryBucketIn, writeOnceIn, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
+import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 import { Retention } from './retention/scheduled-retention.ts';
 
@@ -220,8 +221,22 @@ export class DrStack extends Stack {
         name: cluster.name,
         bucket: this.bucket,
         prefix: cluster.repository.prefix,
+        recoveryHours: cluster.recoveryHours,
+        key: this.key,
       })),
       timeouts: environment.timeouts,
+      environment: `${environment.name}-dr`,
+    });
+    outputs(this, {
+      DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
+      DrRestoreStateMachineArn: [
+        this.restore.stateMachine.stateMachine.stateMachineArn,
+        'PGSNAP_RESTORE_STATE_MACHINE_ARN for a restore in DR',
+      ],
+      DrRestoreDocumentName: [
+        this.restore.document.documentName,
+        'The SSM document a DR restore runs on its target',
+      ],
     });
 
     this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {

@@ -28,6 +28,7 @@ import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
 import { PgsnapDashboard } from './monitoring/dashboard.ts';
 import { BackupLogQueries } from './monitoring/log-queries.ts';
+import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 
 export interface PgsnapProps {
@@ -119,9 +120,26 @@ export class Pgsnap extends Construct {
         bucket: repositoryOf(cluster),
         prefix: cluster.repository.prefix,
         drills: cluster.drills,
+        recoveryHours: cluster.recoveryHours,
+        key: cluster.repository.bucketName ? undefined : this.repository.key,
       })),
       timeouts: config.timeouts,
       topic: this.alarms.topic,
+      environment: config.name,
+    });
+    // What the CLI's hints and docs/restore.md send operators to (aws cloudformation describe-stacks).
+    outputs(this, {
+      RepositoryBucket: [this.repository.bucket.bucketName, 'The repository bucket (PGSNAP_REPO=s3://<it>/)'],
+      BackupStateMachineArn: [this.backup.stateMachine.stateMachineArn, 'PGSNAP_STATE_MACHINE_ARN'],
+      RestoreStateMachineArn: [
+        this.restore.stateMachine.stateMachine.stateMachineArn,
+        'PGSNAP_RESTORE_STATE_MACHINE_ARN (pgsnap restore start)',
+      ],
+      AgentDocumentName: [this.document.documentName, 'The SSM document the backup state machine runs'],
+      RestoreDocumentName: [
+        this.restore.document.documentName,
+        'The SSM document a restore runs on its target',
+      ],
     });
     // cdk synth fails on any of AWS's documented limits the definition or a schedule breaks.
     this.node.addValidation(
@@ -165,6 +183,7 @@ export class Pgsnap extends Construct {
         bucket: repositoryOf(cluster),
         prefix: `${cluster.repository.prefix}${cluster.name}/`,
         copiedToDr: config.dr !== undefined && cluster.copyToDr,
+        drills: cluster.drills !== undefined,
       })),
     });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });

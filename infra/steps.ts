@@ -174,13 +174,16 @@ export function sendCommand(
     subjectPath: string;
     parameters: Record<string, string>;
     resultPath: string;
-    timeoutSeconds: number;
+    /** Seconds, or a path to them in the state (TimeoutSecondsPath), which must exceed the heartbeat. */
+    timeoutSeconds: number | string;
   },
 ): CallAwsService {
   const { timeoutSeconds } = options;
   // A heartbeat no shorter than the timeout adds nothing, and AWS requires it to be shorter (Task state).
   const heartbeatSeconds =
-    host.timeouts.heartbeatSeconds < timeoutSeconds ? host.timeouts.heartbeatSeconds : undefined;
+    typeof timeoutSeconds === 'string' || host.timeouts.heartbeatSeconds < timeoutSeconds
+      ? host.timeouts.heartbeatSeconds
+      : undefined;
   return new CallAwsService(scope, name, {
     service: 'ssm',
     action: 'sendCommand',
@@ -211,7 +214,10 @@ export function sendCommand(
       },
     },
     ...(heartbeatSeconds ? { heartbeatTimeout: Timeout.duration(Duration.seconds(heartbeatSeconds)) } : {}),
-    taskTimeout: Timeout.duration(Duration.seconds(timeoutSeconds)),
+    taskTimeout:
+      typeof timeoutSeconds === 'string'
+        ? Timeout.at(timeoutSeconds)
+        : Timeout.duration(Duration.seconds(timeoutSeconds)),
     resultPath: options.resultPath,
   });
 }

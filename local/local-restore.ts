@@ -34,6 +34,7 @@ export const restoreLocalStates: LocalStates = {
     states.countRefusedDrill,
     states.countRefused,
     states.noteRto,
+    states.noteFullSpeed,
     states.countSucceeded,
     states.countFailed,
   ],

@@ -1,6 +1,7 @@
 /** A restore record as lines for a person: what was restored, how long each phase took, what the checks said. */
 
 import type { RestoreRecord } from '#domain/repository/restore-record';
+import { initializationPriceSource } from '#domain/restore/full-speed';
 import { describeTarget } from '#domain/restore/plan';
 import { table } from './output.ts';
 
@@ -40,7 +41,21 @@ export function recordLines(record: RestoreRecord): string[] {
       ['host started', host ? since(record, host.timings.startedAt) : undefined],
       ['host consistent', host ? since(record, host.timings.consistentAt) : undefined],
       ['target reached', host ? since(record, host.timings.targetReachedAt) : undefined],
-      ['RTO', record.rtoSeconds !== undefined ? `${record.rtoSeconds.toFixed(1)} s` : undefined],
+      ['RTO', record.rtoSeconds !== undefined ? `${record.rtoSeconds.toFixed(1)} s to open` : undefined],
+      [
+        'time to full speed',
+        record.timeToFullSpeedSeconds !== undefined
+          ? `${record.timeToFullSpeedSeconds.toFixed(0)} s${record.initialization?.basis === 'estimate' ? ' (estimate)' : ''}`
+          : undefined,
+      ],
+      [
+        'initialization',
+        record.initialization
+          ? record.initialization.basis === 'provisioned'
+            ? `provisioned ${record.initialization.rateMiBps} MiB/s${record.initialization.objectiveMinutes ? ` (for full speed within ${record.initialization.objectiveMinutes} min)` : ''}, ${record.initialization.billedGiB} GiB billed (${initializationPriceSource})`
+            : `EBS's default rate (estimated at ${record.initialization.rateMiBps} MiB/s)`
+          : undefined,
+      ],
       ['last replayed commit', record.dataKept?.lastReplayedCommit],
       [
         'volumes',

@@ -4,12 +4,13 @@
  */
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { followExecution } from '#domain/backup/execution';
-
+import { parseDuration } from '#domain/backup/input';
 import { UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/ids';
 import type { RecoveryTargetRequest, RestoreRecord } from '#domain/repository/restore-record';
 import { startRestoreExecution } from '#domain/restore/execution';
-import { describeTarget } from '#domain/restore/plan';
+import { describeFullSpeed, planInitializationRate } from '#domain/restore/full-speed';
+import { backupToRestore, describeTarget, volumesToRestore } from '#domain/restore/plan';
 import {
   conninfoHasPassword,
   conninfoPasswordRefused,
@@ -28,7 +29,8 @@ import { settingsFrom } from '../host/settings.ts';
 export const restoreStartUsage = `pgsnap restore start --cluster NAME [--backup-id ID | --latest]
         [--target-time T | --target-lsn L | --target-name N | --target-immediate]
         (--instance-id I | --launch-template LT --subnet S [--launch-template-version V])
-        [--drill | --standby --primary-conninfo C] [--initialization-rate MIBS] [--kms-key K]
+        [--drill | --standby --primary-conninfo C] [--kms-key K]
+        [--initialization-rate MIBS | --full-speed-within DURATION [--initialization-price USD_PER_GIB]]
         [--amcheck all|none|DATABASE] [--check-sql Q [--check-expect V] [--check-database D]]
         [--restore-id ID] [--state-machine ARN] [--wait] [--repo URL] [--json]
 
@@ -39,9 +41,14 @@ backup and the WAL to the target first, makes a volume from each snapshot in
 the instance's zone, attaches them, and on the instance mounts them, recovers
 to the target, starts PostgreSQL and checks it. --drill launches an instance
 from the template and removes everything once checked; restore and --standby
-leave the cluster running. With --wait it prints each phase and exits 0 only
-if the restore passed; with --repo (or PGSNAP_REPO) it then prints the restore
-record. AWS credentials and region come from the usual AWS_* settings.`;
+leave the cluster running. --full-speed-within 60m picks the slowest EBS
+provisioned initialization rate (100-300 MiB/s) that brings the largest volume
+to full speed in time, shows it and what it is billed (GiB initialized, at
+--initialization-price when given) before starting, and refuses an objective
+300 MiB/s cannot meet. With --wait it prints each phase and exits 0 only if
+the restore passed; with --repo (or PGSNAP_REPO) it then prints the restore
+record: time to open, time to full speed, each phase. AWS credentials and
+region come from the usual AWS_* settings.`;
 
 const flags = {
   'backup-id': { type: 'string' },
@@ -58,6 +65,8 @@ const flags = {
   standby: { type: 'boolean' },
   'primary-conninfo': { type: 'string' },
   'initialization-rate': { type: 'string' },
+  'full-speed-within': { type: 'string' },
+  'initialization-price': { type: 'string' },
   'kms-key': { type: 'string' },
   amcheck: { type: 'string' },
   'check-sql': { type: 'string' },
@@ -132,6 +141,10 @@ export function restoreRequestFromFlags(values: Values, cluster: string): Restor
   if (rate !== undefined && !/^[0-9]+$/.test(rate)) {
     throw new UsageError(`--initialization-rate ${JSON.stringify(rate)} is not a number of MiB/s (100-300)`);
   }
+  oneOf(values, ['initialization-rate', 'full-speed-within'], 'way to set the initialization rate');
+  const within = values['full-speed-within'];
+  const fullSpeedMinutes =
+    within !== undefined ? parseDuration(within, '--full-speed-within') / 60_000 : undefined;
   const amcheck = values.amcheck;
   return {
     cluster,
@@ -148,6 +161,7 @@ export function restoreRequestFromFlags(values: Values, cluster: string): Restor
         },
     mode: mode === 'drill' ? 'drill' : mode === 'standby' ? 'standby' : 'restore',
     ...(rate !== undefined ? { initializationRate: Number(rate) } : {}),
+    ...(fullSpeedMinutes !== undefined ? { fullSpeedMinutes } : {}),
     ...(values['kms-key'] ? { kmsKeyId: values['kms-key'] } : {}),
     ...(values['primary-conninfo'] ? { primaryConninfo: values['primary-conninfo'] } : {}),
     ...(values['restore-id'] ? { restoreId: values['restore-id'] } : {}),
@@ -186,6 +200,29 @@ export async function restoreStartCommand(args: string[]): Promise<number> {
     );
   }
   const input = restoreRequestFromFlags(values as Values, cluster);
+  const choice = repositoryChoice(values);
+  if (input.fullSpeedMinutes !== undefined) {
+    const price = values['initialization-price'];
+    if (price !== undefined && !/^[0-9]+(\.[0-9]+)?$/.test(price)) {
+      throw new UsageError(`--initialization-price ${JSON.stringify(price)} is not a price in USD per GiB`);
+    }
+    if (!choice) {
+      out.progress(
+        `full speed within ${input.fullSpeedMinutes} min: the restore state machine picks the rate (give --repo to see it first)`,
+      );
+    } else {
+      // The same choice the first step makes, shown (or refused) before anything starts.
+      const repository = await open({ ...choice, cluster });
+      try {
+        const manifest = await backupToRestore(repository, input.backupId ?? 'latest');
+        const sizes = volumesToRestore(manifest).map((v) => v.source.sizeGiB * 2 ** 30);
+        const plan = planInitializationRate(sizes, input.fullSpeedMinutes, price ? Number(price) : undefined);
+        out.progress(`backup ${manifest.backupId}: ${describeFullSpeed(plan)}`);
+      } finally {
+        repository.close();
+      }
+    }
+  }
   const sfn = new SFNClient(awsClientConfig());
   try {
     const started = await startRestoreExecution(sfn, { stateMachineArn, input });
@@ -206,7 +243,6 @@ export async function restoreStartCommand(args: string[]): Promise<number> {
     const outcome = await followExecution(sfn, started.executionArn, {
       progress: (state) => out.progress(`[${Math.round((Date.now() - began) / 1000)}s] ${state}`),
     });
-    const choice = repositoryChoice(values);
     let record: RestoreRecord | undefined;
     if (choice) {
       const repository = await open({ ...choice, cluster });

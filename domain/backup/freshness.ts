@@ -14,6 +14,12 @@ import type { Repository } from '../repository/repository.ts';
 export const freshnessMetrics = {
   backupAge: 'NewestBackupAgeSeconds',
   drCopyAge: 'NewestDrCopyAgeSeconds',
+  /**
+   * Days since the newest successful drill ended: the "no drill" alarm's
+   * metric, a level rather than a count of drills, so the alarm looks back one
+   * period, not a week (CloudWatch's longest look back is 7 days).
+   */
+  daysSinceDrill: 'DaysSinceLastDrill',
 } as const;
 
 export interface BackupFreshness {
@@ -24,6 +30,25 @@ export interface BackupFreshness {
   newestInDr?: { backupId: string; ageSeconds: number };
   /** Manifests read, newest first, in one walk for both: at most `limit`. */
   read: number;
+  /** With `drills`: the newest drill that completed, and days since it ended; absent when none was found. */
+  newestDrill?: { restoreId: string; days: number };
+}
+
+/** The newest completed drill among the newest `limit` restore records, and days since it finished. */
+export async function newestDrill(
+  repository: Repository,
+  options: { now?: Date; limit?: number } = {},
+): Promise<{ restoreId: string; days: number } | undefined> {
+  const now = (options.now ?? new Date()).getTime();
+  // restoreIds sort by when they were asked for: the newest first, at most `limit` read.
+  const ids = (await repository.listRestoreIds()).reverse().slice(0, options.limit ?? 50);
+  for (const id of ids) {
+    const record = await repository.readRestoreRecord(id);
+    if (record?.mode !== 'drill' || record.state !== 'completed') continue;
+    const ended = Date.parse(record.timings.finishedAt ?? record.updatedAt);
+    return { restoreId: id, days: Math.max(0, Math.round(((now - ended) / 86_400_000) * 100) / 100) };
+  }
+  return undefined;
 }
 
 const copiedToDr = (m: Manifest): boolean =>
@@ -37,7 +62,7 @@ const copiedToDr = (m: Manifest): boolean =>
  */
 export async function backupFreshness(
   repository: Repository,
-  options: { withDr: boolean; now?: Date; limit?: number },
+  options: { withDr: boolean; drills?: boolean; now?: Date; limit?: number },
 ): Promise<BackupFreshness> {
   const now = (options.now ?? new Date()).getTime();
   const limit = options.limit ?? 50;
@@ -52,7 +77,9 @@ export async function backupFreshness(
     { limit },
   );
   const [atSource, inDr] = manifests;
+  const drill = options.drills ? await newestDrill(repository, options) : undefined;
   return {
+    ...(drill ? { newestDrill: drill } : {}),
     cluster: repository.cluster,
     ...(atSource ? { newest: ageOf(atSource) } : {}),
     ...(inDr ? { newestInDr: ageOf(inDr) } : {}),
@@ -74,7 +101,20 @@ export async function publishFreshness(
     ...(freshness.newestInDr
       ? [{ MetricName: freshnessMetrics.drCopyAge, Value: freshness.newestInDr.ageSeconds }]
       : []),
-  ].map((d) => ({ ...d, Unit: 'Seconds', Dimensions: dimensions }));
+  ]
+    .map((d): MetricDatum => ({ ...d, Unit: 'Seconds', Dimensions: dimensions }))
+    .concat(
+      freshness.newestDrill
+        ? [
+            {
+              MetricName: freshnessMetrics.daysSinceDrill,
+              Value: freshness.newestDrill.days,
+              Unit: 'None',
+              Dimensions: dimensions,
+            },
+          ]
+        : [],
+    );
   if (data.length === 0) return;
   await cloudwatch.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: data }));
 }

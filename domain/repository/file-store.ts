@@ -145,6 +145,10 @@ export class FileStore implements ObjectStore {
     }
   }
 
+  async *scan(prefix: string, startAfter?: string): AsyncIterable<string> {
+    for (const name of await this.list(prefix)) if (startAfter === undefined || name > startAfter) yield name;
+  }
+
   close(): void {}
 
   /** Writes and fsyncs a hidden temporary file beside `path` (same directory, so link/rename stay atomic). */

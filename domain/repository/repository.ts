@@ -274,6 +274,23 @@ export class Repository {
     }));
   }
 
+  /**
+   * The archived WAL files whose names sort after `startAfter`, in name
+   * order, without listing or holding the earlier ones where the store can
+   * start a listing at a key (S3's StartAfter).
+   */
+  async *scanWal(startAfter?: string): AsyncIterable<string> {
+    const prefix = `${this.cluster}/wal/`;
+    if (this.store.scan) {
+      for await (const file of this.store.scan(prefix, startAfter)) yield file.replace(compressionSuffix, '');
+      return;
+    }
+    for (const file of await this.store.list(prefix)) {
+      const name = file.replace(compressionSuffix, '');
+      if (startAfter === undefined || name > startAfter) yield name;
+    }
+  }
+
   async deleteWal(key: string): Promise<void> {
     if (!key.startsWith(`${this.cluster}/wal/`)) throw new Error(`not a WAL key of ${this.cluster}: ${key}`);
     await this.store.delete(key);

@@ -105,7 +105,15 @@ export const restoreRecordSchema = z.strictObject({
   ),
   volumes: z.array(restoreVolumeSchema),
   /** The backup's consistency point and the WAL the restore needs, as checked before anything was made. */
-  wal: z.optional(z.strictObject({ first: z.string(), last: z.optional(z.string()), stopLsn: z.string() })),
+  wal: z.optional(
+    z.strictObject({
+      first: z.string(),
+      last: z.optional(z.string()),
+      stopLsn: z.string(),
+      /** Set when the check stopped at its time budget: segments after this one were not listed. */
+      checkedTo: z.optional(z.string()),
+    }),
+  ),
   /** What the host reported: mounts, timings on the host, checks, the last replayed commit. */
   host: z.optional(hostReportSchema),
   timings: z.strictObject({
@@ -118,8 +126,29 @@ export const restoreRecordSchema = z.strictObject({
     acceptingAt: z.optional(timestamp),
     finishedAt: z.optional(timestamp),
   }),
-  /** Recovery time: from the request until the restored server accepted connections. */
+  /** Time to open: from the request until the restored server accepted connections. */
   rtoSeconds: z.optional(z.number().check(z.nonnegative())),
+  /**
+   * How the volumes initialize (domain/restore/full-speed.ts): at a provisioned rate (chosen for a
+   * full-speed objective, or asked for) or at EBS's default, and the model's seconds from their
+   * creation until every block is on them (an estimate at the default rate).
+   */
+  initialization: z.optional(
+    z.strictObject({
+      rateMiBps: z.number().check(z.positive()),
+      basis: z.enum(['provisioned', 'estimate']),
+      fullSpeedSeconds: z.number().check(z.nonnegative()),
+      /** The objective the rate was chosen for, in minutes. */
+      objectiveMinutes: z.optional(z.number().check(z.positive())),
+      /** GiB initialized at a provisioned rate: what AWS bills for it. */
+      billedGiB: z.optional(z.number().check(z.nonnegative())),
+    }),
+  ),
+  /**
+   * Time to full speed: from the request until every restored volume is initialized (never before
+   * time to open); an estimate when `initialization.basis` is `estimate`.
+   */
+  timeToFullSpeedSeconds: z.optional(z.number().check(z.nonnegative())),
   /** The data the restore kept: the last commit replayed, against the target asked for. */
   dataKept: z.optional(
     z.strictObject({

@@ -240,6 +240,31 @@ export class S3Store implements ObjectStore {
     return [...names].sort();
   }
 
+  async *scan(prefix: string, startAfter?: string): AsyncIterable<string> {
+    const full = this.location.prefix ? `${this.location.prefix}/${prefix}` : prefix;
+    // StartAfter lets S3 begin the listing at the key, not at the prefix's first (ListObjectsV2).
+    const pages = paginateListObjectsV2(
+      { client: this.client },
+      {
+        Bucket: this.location.bucket,
+        Prefix: full,
+        Delimiter: '/',
+        ...(startAfter ? { StartAfter: `${full}${startAfter}` } : {}),
+      },
+    );
+    try {
+      for await (const page of pages) {
+        const names = [
+          ...(page.CommonPrefixes ?? []).map((p) => p.Prefix!.slice(full.length).replace(/\/$/, '')),
+          ...(page.Contents ?? []).map((o) => o.Key!.slice(full.length)),
+        ];
+        for (const name of names.sort()) if (name !== '') yield name;
+      }
+    } catch (error) {
+      throw this.explain(error, 'ListObjectsV2', prefix || '.');
+    }
+  }
+
   close(): void {
     this.client.destroy();
   }

@@ -37,6 +37,12 @@ export interface ObjectStore {
   versionCount?(key: string): Promise<number | undefined>;
   /** Names one level below `prefix` (which ends in `/`): objects and "directories" alike, sorted. */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Names one level below `prefix` that sort after `startAfter`, in order, a
+   * page at a time: a reader that needs only the tail of a long listing (the
+   * WAL from a backup's first segment on) neither lists nor holds the rest.
+   */
+  scan?(prefix: string, startAfter?: string): AsyncIterable<string>;
   /** Releases connections, so a short-lived process can exit at once. */
   close(): void;
 }

@@ -120,6 +120,8 @@ export function applyUpdate(record: RestoreRecord, update: RecordUpdate, now = n
           0,
           (Date.parse(host.timings.acceptingAt) - Date.parse(record.timings.requestedAt)) / 1000,
         );
+        const fullSpeed = timeToFullSpeed(next);
+        if (fullSpeed !== undefined) next.timeToFullSpeedSeconds = fullSpeed;
       }
       next.dataKept = {
         ...(host.lastReplayedCommit ? { lastReplayedCommit: host.lastReplayedCommit } : {}),
@@ -145,6 +147,20 @@ export function applyUpdate(record: RestoreRecord, update: RecordUpdate, now = n
   }
 }
 
+/**
+ * Time to full speed: the volumes' creation plus the model's initialization
+ * time (full-speed.ts), counted from the request, and never before the
+ * server opened. Undefined when the record lacks either.
+ */
+export function timeToFullSpeed(record: RestoreRecord): number | undefined {
+  const created = record.timings.volumesCreatedAt;
+  if (!record.initialization || !created || record.rtoSeconds === undefined) return undefined;
+  const fromRequest =
+    (Date.parse(created) - Date.parse(record.timings.requestedAt)) / 1000 +
+    record.initialization.fullSpeedSeconds;
+  return Math.max(record.rtoSeconds, Math.round(fromRequest));
+}
+
 /** The checks that failed, in words; empty when the host's report passed. */
 export function failedChecks(host: HostReport): string[] {
   return Object.entries(host.checks)
@@ -157,7 +173,7 @@ export async function recordRestore(
   repository: Repository,
   restoreId: string,
   update: RecordUpdate,
-): Promise<{ state: string; rtoSeconds?: number }> {
+): Promise<{ state: string; rtoSeconds?: number; timeToFullSpeedSeconds?: number }> {
   const record = await repository.readRestoreRecord(restoreId);
   if (!record) {
     throw new InvalidInputError(
@@ -174,7 +190,13 @@ export async function recordRestore(
       );
     }
   }
-  return { state: next.state, ...(next.rtoSeconds !== undefined ? { rtoSeconds: next.rtoSeconds } : {}) };
+  return {
+    state: next.state,
+    ...(next.rtoSeconds !== undefined ? { rtoSeconds: next.rtoSeconds } : {}),
+    ...(next.timeToFullSpeedSeconds !== undefined
+      ? { timeToFullSpeedSeconds: next.timeToFullSpeedSeconds }
+      : {}),
+  };
 }
 
 /**

@@ -20,6 +20,8 @@ import {
 } from '../repository/restore-record.ts';
 import { parseSegmentName, segmentName } from '../wal/file.ts';
 import { parseLsn, walFileName } from '../wal/lsn.ts';
+import { modelFullSpeed, planInitializationRate } from './full-speed.ts';
+import type { HostTime } from './host-time.ts';
 import type { InstanceRequest, RestoreRequest } from './request.ts';
 
 /** The state the restore state machine carries between its steps. */
@@ -34,9 +36,11 @@ export interface RestorePlan {
   /** How the volumes are made: re-encrypted with another key, at a provisioned initialization rate. */
   volumeOptions: { kmsKeyId?: string; initializationRate?: number };
   /** The metrics and event of the outcome, by mode (a drill counts as a drill). */
-  outcome: { succeeded: string; failed: string; rto: string; completedEvent: string };
+  outcome: { succeeded: string; failed: string; rto: string; fullSpeed: string; completedEvent: string };
   /** Where recovery stops, in words. */
   recoveryTarget: string;
+  /** The host's recovery timeout and the host step's own, sized for this backup (host-time.ts). */
+  hostTime: HostTime;
 }
 
 /** The newest completed backup of the cluster, or the one asked for, which must be completed. */
@@ -127,6 +131,9 @@ export function checkTargetAfterConsistency(
   }
 }
 
+/** How long the WAL check may list before it settles for what it has seen (within a 60 s Lambda). */
+export const walCheckBudgetMs = 40_000;
+
 /**
  * The WAL a restore reads, from the backup's first segment: every segment to
  * the consistency point must be there, and from there on the archive must be
@@ -134,12 +141,21 @@ export function checkTargetAfterConsistency(
  * the target LSN's segment). A time or a restore point cannot be placed in a
  * segment before recovery reads it, so for those the whole archived run
  * after the backup counts.
+ *
+ * The listing starts after the segment before the backup's first (S3's
+ * StartAfter), goes in name order, which on one timeline is segment order,
+ * and stops at the first name of a later timeline: a cluster with a million
+ * archived segments costs the check only the segments since the backup, one
+ * page in memory at a time. Past `budgetMs`, once every segment the restore
+ * needs has been seen, it stops and records the last segment it saw
+ * (`checkedTo`): recovery reports any hole after that itself.
  */
 export async function checkWalContinuity(
   repository: Repository,
   manifest: Manifest,
   target: RecoveryTargetRequest | undefined,
-): Promise<{ first: string; last: string | undefined; stopLsn: string }> {
+  budgetMs = walCheckBudgetMs,
+): Promise<{ first: string; last: string | undefined; stopLsn: string; checkedTo?: string }> {
   const size = manifest.walSegmentSize;
   const first = manifest.wal?.first ?? manifest.startWalFile;
   const stopFile = manifest.wal?.last ?? manifest.stopWalFile;
@@ -149,38 +165,70 @@ export async function checkWalContinuity(
     );
   }
   const timeline = parseSegmentName(first, size).timeline;
-  const present = new Set(
-    (await repository.listWal())
-      .map((w) => w.name)
-      .filter((name) => /^[0-9A-F]{24}$/.test(name) && parseSegmentName(name, size).timeline === timeline),
-  );
   const from = parseSegmentName(first, size).segno;
-  const newest = [...present].reduce((max, name) => {
-    const segno = parseSegmentName(name, size).segno;
-    return segno > max ? segno : max;
-  }, from - 1n);
   const needed =
     target && 'lsn' in target
       ? parseSegmentName(walFileName(timeline, parseLsn(target.lsn.toUpperCase()), size), size).segno
       : parseSegmentName(stopFile, size).segno;
-  // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take.
-  const last = newest > needed ? newest : needed;
-  for (let segno = from; segno <= last; segno++) {
+  const gap = (segno: bigint, newest: bigint | undefined): WalGapError => {
     const name = segmentName(timeline, segno, size);
-    if (present.has(name)) continue;
     const why =
       segno <= needed
         ? `the restore needs every segment from ${first} to ${segmentName(timeline, needed, size)}`
-        : `later segments (up to ${segmentName(timeline, newest, size)}) are archived, so recovery would stop at the hole`;
-    throw new WalGapError(
+        : `later segments (up to ${segmentName(timeline, newest ?? segno, size)}) are archived, so recovery would stop at the hole`;
+    return new WalGapError(
       `WAL segment ${name} of ${repository.cluster} is missing from ${repository.url}: ${why}. ` +
         "Check the source's archiving (pg_stat_archiver, pgsnap doctor) or choose a target before it.",
     );
+  };
+  const deadline = Date.now() + budgetMs;
+  const startAfter = from > 0n ? segmentName(timeline, from - 1n, size) : undefined;
+  let expected = from;
+  let cut = false;
+  for await (const name of repository.scanWal(startAfter)) {
+    if (!/^[0-9A-F]{24}$/.test(name)) continue;
+    const segment = parseSegmentName(name, size);
+    if (segment.timeline > timeline) break;
+    if (segment.timeline < timeline || segment.segno < expected) continue;
+    if (segment.segno > expected) throw gap(expected, segment.segno);
+    expected = segment.segno + 1n;
+    if (expected > needed && Date.now() >= deadline) {
+      cut = true;
+      break;
+    }
   }
+  if (expected <= needed) throw gap(expected, undefined);
+  const last = expected > from ? segmentName(timeline, expected - 1n, size) : undefined;
+  return { first, last, stopLsn: manifest.stopLsn, ...(cut && last ? { checkedTo: last } : {}) };
+}
+
+/**
+ * How the volumes will initialize: at the rate asked for, at the slowest rate
+ * that meets `fullSpeedMinutes` (refused when none can), or at EBS's default;
+ * sized by the recorded volume sizes, an upper bound of the data a snapshot
+ * holds, and by the largest volume, since each initializes at its own rate.
+ */
+export function planInitialization(
+  volumes: RestoreVolume[],
+  request: Pick<RestoreRequest, 'initializationRate' | 'fullSpeedMinutes'>,
+): NonNullable<RestoreRecord['initialization']> {
+  if (request.initializationRate && request.fullSpeedMinutes) {
+    throw new PreconditionError(
+      'give either an initialization rate or a full-speed objective, not both: the objective chooses the rate',
+    );
+  }
+  const sizes = volumes.map((v) => v.source.sizeGiB * 2 ** 30);
+  const chosen = request.fullSpeedMinutes
+    ? planInitializationRate(sizes, request.fullSpeedMinutes)
+    : modelFullSpeed(Math.max(0, ...sizes), request.initializationRate);
+  const billedGiB =
+    chosen.basis === 'provisioned' ? Math.ceil(sizes.reduce((a, b) => a + b, 0) / 2 ** 30) : undefined;
   return {
-    first,
-    last: newest >= from ? segmentName(timeline, newest, size) : undefined,
-    stopLsn: manifest.stopLsn,
+    rateMiBps: chosen.rateMiBps,
+    basis: chosen.basis,
+    fullSpeedSeconds: chosen.seconds,
+    ...(request.fullSpeedMinutes ? { objectiveMinutes: request.fullSpeedMinutes } : {}),
+    ...(billedGiB !== undefined ? { billedGiB } : {}),
   };
 }
 
@@ -195,6 +243,7 @@ export async function planRestore(
   await verifyArtifacts(repository, manifest);
   const volumes = volumesToRestore(manifest);
   const wal = await checkWalContinuity(repository, manifest, request.target);
+  const initialization = planInitialization(volumes, request);
   return {
     schemaVersion: restoreRecordSchemaVersion,
     restoreId: request.restoreId,
@@ -210,6 +259,7 @@ export async function planRestore(
     repository: request.repository,
     volumes,
     wal,
+    initialization,
     timings: { requestedAt: now.toISOString() },
     updatedAt: now.toISOString(),
   };

@@ -100,6 +100,8 @@ export const restoreRequestSchema = z.strictObject({
   mode: z._default(z.enum(restoreModes), 'restore'),
   /** EBS provisioned rate for volume initialization, MiB/s (100–300); none: EBS's default. */
   initializationRate: z.optional(z.int().check(z.gte(100), z.lte(300))),
+  /** Full speed within this many minutes: the slowest initialization rate that meets it (full-speed.ts); refused when 300 MiB/s cannot. */
+  fullSpeedMinutes: z.optional(z.number().check(z.positive(), z.lte(10_080))),
   /** Re-encrypt the new volumes with this KMS key (its ARN or id); none: the snapshots' own key. */
   kmsKeyId: z.optional(z.string().check(z.minLength(1))),
   checks: z._default(restoreChecksSchema, { amcheck: 'all' }),

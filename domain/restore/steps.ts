@@ -10,11 +10,17 @@ import { parseWith } from '../parse.ts';
 import type { Repository } from '../repository/repository.ts';
 import { type RestoreRecord, restoreRecordSchemaVersion } from '../repository/restore-record.ts';
 import * as z from '../zod.ts';
+import { hostTime } from './host-time.ts';
 import { describeTarget, planRestore, type RestorePlan } from './plan.ts';
 import { type RestoreRequest, restoreIdOfExecution, restoreRequestSchema } from './request.ts';
 
 /** What the restore Lambdas know of each cluster: where its repository is (in the DR stack, the DR one). */
-export const restoreClusterSchema = z.object({ name: clusterNameSchema, repository: z.string() });
+export const restoreClusterSchema = z.object({
+  name: clusterNameSchema,
+  repository: z.string(),
+  /** The configuration's recovery time for the cluster (`recoveryHours`); none: the agent's default. */
+  recoverySeconds: z.optional(z.int().check(z.positive())),
+});
 export const restoreClustersSchema = z.array(restoreClusterSchema);
 export type RestoreCluster = z.infer<typeof restoreClusterSchema>;
 
@@ -26,6 +32,9 @@ export const restoreMetrics = {
   /** Seconds from the request to the restored server accepting connections, per successful restore or drill. */
   restoreRtoSeconds: 'RestoreRtoSeconds',
   drillRtoSeconds: 'DrillRtoSeconds',
+  /** Seconds from the request until every restored volume is initialized (an estimate without a provisioned rate). */
+  restoreTimeToFullSpeedSeconds: 'RestoreTimeToFullSpeedSeconds',
+  drillTimeToFullSpeedSeconds: 'DrillTimeToFullSpeedSeconds',
 } as const;
 
 export const restoreEvents = {
@@ -90,16 +99,29 @@ export async function prepareRestore(
       mode: record.mode,
       instance: request.instance,
       volumeOptions: {
-        ...(request.initializationRate ? { initializationRate: request.initializationRate } : {}),
+        // The rate asked for, or the one chosen for a full-speed objective (planInitialization).
+        ...(record.initialization?.basis === 'provisioned'
+          ? { initializationRate: record.initialization.rateMiBps }
+          : {}),
         ...(request.kmsKeyId ? { kmsKeyId: request.kmsKeyId } : {}),
       },
       outcome: {
         succeeded: drill ? restoreMetrics.drillSucceeded : restoreMetrics.restoreSucceeded,
         failed: drill ? restoreMetrics.drillFailed : restoreMetrics.restoreFailed,
         rto: drill ? restoreMetrics.drillRtoSeconds : restoreMetrics.restoreRtoSeconds,
+        fullSpeed: drill
+          ? restoreMetrics.drillTimeToFullSpeedSeconds
+          : restoreMetrics.restoreTimeToFullSpeedSeconds,
         completedEvent: drill ? restoreEvents.drillCompleted : restoreEvents.completed,
       },
       recoveryTarget: describeTarget(record.target),
+      hostTime: hostTime({
+        recoverySeconds: cluster.recoverySeconds,
+        dataBytes: record.volumes.reduce((sum, v) => sum + v.source.sizeGiB * 2 ** 30, 0),
+        amcheck: record.checks.amcheck !== 'none',
+        initializationRate:
+          record.initialization?.basis === 'provisioned' ? record.initialization.rateMiBps : undefined,
+      }),
     };
   } finally {
     repository.close();

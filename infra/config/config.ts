@@ -48,8 +48,9 @@ export const drillSchema = z.strictObject({
       launchTemplate: z
         .string()
         .regex(/^[A-Za-z0-9()./_-]{3,128}$/)
+        .optional()
         .describe(
-          "The drill instance's launch template (id or name); its instance profile's role must be named pgsnap-*.",
+          "The drill instance's launch template (id or name); its instance profile's role must be named pgsnap-*. None: the kit's.",
         ),
       version: z
         .string()
@@ -62,6 +63,28 @@ export const drillSchema = z.strictObject({
         .describe('Where the drill instance runs.'),
     })
     .describe('The instance each drill launches, and terminates when done.'),
+  kit: z
+    .strictObject({
+      imageId: z
+        .string()
+        .regex(/^(ami-[0-9a-f]{8,17}|resolve:ssm:[A-Za-z0-9_./:-]{1,1000})$/)
+        .describe(
+          'The drill AMI (`ami-…` or `resolve:ssm:/parameter`): PostgreSQL of the source major, the agent, the SSM agent.',
+        ),
+      vpcId: z
+        .string()
+        .regex(/^vpc-[0-9a-f]{8,17}$/)
+        .describe("The VPC of the drill subnet (the security group's)."),
+      instanceType: z
+        .string()
+        .regex(/^[a-z0-9]+\.[a-z0-9]+$/)
+        .default('m6i.large')
+        .describe('The instance type.'),
+    })
+    .optional()
+    .describe(
+      'Make the drill host kit: an instance profile (read-only restore policy and AmazonSSMManagedInstanceCore), a security group (HTTPS out only) and a launch template (IMDSv2, no public address) named pgsnap-<environment>-drill-<cluster>, used when launch names no template.',
+    ),
   checks: z
     .strictObject({
       amcheck: z.union([z.enum(['none', 'all']), z.strictObject({ database: z.string() })]).default('all'),
@@ -80,10 +103,26 @@ export const drillSchema = z.strictObject({
   days: z
     .int()
     .min(1)
-    .max(7)
-    .default(7)
+    .max(90)
+    .default(8)
     .describe(
-      'The alarm fires when no drill succeeded in this many days (at most 7: a CloudWatch alarm looks back one week at most).',
+      'The alarm fires when no drill succeeded in this many days (from the DaysSinceLastDrill metric report-backup-age publishes; give a weekly drill a day of slack).',
+    ),
+  initializationRate: z
+    .int()
+    .min(100)
+    .max(300)
+    .optional()
+    .describe(
+      "The drill's volumes initialize at this provisioned rate, MiB/s (CreateVolume VolumeInitializationRate; billed per GiB): pg_amcheck reads every block, which at EBS's default rate comes from S3 on first read.",
+    ),
+  fullSpeedMinutes: z
+    .number()
+    .positive()
+    .max(10_080)
+    .optional()
+    .describe(
+      'Instead of a rate: the slowest provisioned rate that initializes the largest volume within this many minutes; a drill whose objective 300 MiB/s cannot meet is refused, and alarms.',
     ),
   rtoMinutes: z
     .number()
@@ -95,6 +134,15 @@ export const drillSchema = z.strictObject({
     ),
 });
 export type DrillConfig = z.infer<typeof drillSchema>;
+
+/** A drill names a launch template or has the kit make one. */
+export function drillTemplateProblem(drills: DrillConfig): string | undefined {
+  if (!drills.launch.launchTemplate && !drills.kit)
+    return 'give drills.launch.launchTemplate, or drills.kit to make one';
+  if (drills.launch.launchTemplate && drills.kit)
+    return 'give drills.launch.launchTemplate or drills.kit, not both';
+  return undefined;
+}
 
 export const clusterSchema = z.strictObject({
   name: checkedBy(validateClusterName).describe(
@@ -185,6 +233,14 @@ export const clusterSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe("Copy this cluster's backups to the environment's DR account/region, when it has one."),
+  recoveryHours: z
+    .number()
+    .positive()
+    .max(46)
+    .default(6)
+    .describe(
+      "How long a restore's recovery may take on the target host (passed as the agent's `--recovery-timeout`); the state machine's host step allows this plus pg_amcheck's time for the backup's size (domain/restore/host-time.ts).",
+    ),
   drills: drillSchema
     .optional()
     .describe(
@@ -288,6 +344,10 @@ export function parseConfig(value: unknown, source = 'the pgsnap configuration')
     const names = environment.clusters.map((cluster) => cluster.name);
     const repeated = names.find((name, index) => names.indexOf(name) !== index);
     if (repeated) throw new Error(`${source}: cluster ${repeated} appears twice in ${environment.name}`);
+    for (const cluster of environment.clusters) {
+      const problem = cluster.drills && drillTemplateProblem(cluster.drills);
+      if (problem) throw new Error(`${source}: ${environment.name}.${cluster.name}.drills: ${problem}`);
+    }
   }
   return result.data;
 }

@@ -23,6 +23,8 @@ export interface BackupAgeCluster {
   /** `<prefix><cluster>/` */
   prefix: string;
   copiedToDr: boolean;
+  /** Scheduled drills: days since the last successful one is reported too (the "no drill" alarm's metric). */
+  drills?: boolean;
 }
 
 export class BackupAge extends Construct {
@@ -36,7 +38,12 @@ export class BackupAge extends Construct {
         "pgsnap: reports the age of each cluster's newest completed backup, at the source and in DR",
       environment: {
         PGSNAP_FRESHNESS: JSON.stringify(
-          props.clusters.map((c) => ({ name: c.name, repository: c.repository, copiedToDr: c.copiedToDr })),
+          props.clusters.map((c) => ({
+            name: c.name,
+            repository: c.repository,
+            copiedToDr: c.copiedToDr,
+            ...(c.drills ? { drills: true } : {}),
+          })),
         ),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
         PGSNAP_METRICS_DIMENSION: backupMetrics.dimension,
@@ -58,6 +65,13 @@ export class BackupAge extends Construct {
       acknowledge(fn, {
         [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${backups}]`]: `reads the manifests of ${cluster.name}'s backups, under its prefix only`,
       });
+      if (cluster.drills) {
+        const restores = `${cluster.prefix}restores/*`;
+        cluster.bucket.grantRead(fn, restores);
+        acknowledge(fn, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${restores}]`]: `reads ${cluster.name}'s restore records, for days since its last drill`,
+        });
+      }
     }
     acknowledge(fn, {
       'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the clusters’ manifests',

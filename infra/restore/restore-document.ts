@@ -13,6 +13,7 @@
 import type { Construct } from 'constructs';
 import { clusterNamePattern, restoreIdPattern } from '#domain/ids';
 import { recordDigestPattern } from '#domain/repository/restore-record';
+import { defaultRecoverySeconds, maxHostStepSeconds } from '#domain/restore/host-time';
 import { agentDocumentParameters, agentDocumentPrelude, PgsnapDocument } from '../backup/agent-document.ts';
 
 export const restoreDocumentParameters = {
@@ -37,6 +38,13 @@ export const restoreDocumentParameters = {
       'The digest of the restore record as the state machine wrote it; the host refuses a record with any other.',
     allowedPattern: recordDigestPattern.source,
   },
+  recoverySeconds: {
+    type: 'String',
+    description:
+      "restore: how long the host waits for recovery (seconds); the state machine's step allows more (domain/restore/host-time.ts).",
+    default: String(defaultRecoverySeconds),
+    allowedPattern: '^[1-9][0-9]{0,5}$',
+  },
   heartbeatSeconds: agentDocumentParameters.heartbeatSeconds,
   taskToken: agentDocumentParameters.taskToken,
 } as const;
@@ -46,7 +54,7 @@ export type RestoreDocumentParameter = keyof typeof restoreDocumentParameters;
 export const restoreDocumentScript = [
   ...agentDocumentPrelude,
   "case '{{ command }}' in",
-  "  restore) set -- restore --restore-id '{{ restoreId }}' ;;",
+  "  restore) set -- restore --restore-id '{{ restoreId }}' --recovery-timeout '{{ recoverySeconds }}' ;;",
   "  teardown) set -- unmount --restore-id '{{ restoreId }}' --stop-server ;;",
   'esac',
   // No --repo: the repository is root's PGSNAP_REPO (pgsnap.env, sourced above), never a document parameter.
@@ -59,8 +67,8 @@ export class RestoreDocument extends PgsnapDocument {
       description: 'Runs the pgsnap agent for a restore driven by Step Functions (restore or teardown).',
       parameters: restoreDocumentParameters,
       script: restoreDocumentScript,
-      // A restore recovers as much WAL as the target needs: up to the restore's own timeout (4 h by default).
-      timeoutSeconds: 28800,
+      // The longest SSM allows: the state machine's host step (sized per restore) is the one that ends it.
+      timeoutSeconds: maxHostStepSeconds,
     });
   }
 }

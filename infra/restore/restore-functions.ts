@@ -9,6 +9,7 @@
 
 import { Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { snapshotTags } from '#domain/ebs/snapshots';
@@ -45,6 +46,10 @@ export interface RestoreCluster {
   bucket: IBucket;
   prefix: string;
   drills?: DrillConfig | undefined;
+  /** The repository bucket's key, when this stack made it (the drill kit's role decrypts with it). */
+  key?: IKey | undefined;
+  /** The configuration's recoveryHours; none: the agent's default. */
+  recoveryHours?: number | undefined;
 }
 
 /** Builds the restore's Lambdas for `clusters` in `scope`. */
@@ -87,7 +92,11 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
   ];
   const describe = (...actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
   const clustersVariable = JSON.stringify(
-    clusters.map((c) => ({ name: c.name, repository: `s3://${c.bucket.bucketName}/${c.prefix}` })),
+    clusters.map((c) => ({
+      name: c.name,
+      repository: `s3://${c.bucket.bucketName}/${c.prefix}`,
+      ...(c.recoveryHours ? { recoverySeconds: Math.round(c.recoveryHours * 3600) } : {}),
+    })),
   );
 
   const fn = (handler: string, description: string, environment: Record<string, string> = {}) =>

@@ -10,9 +10,11 @@ import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/a
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { maxHostStepSeconds } from '#domain/restore/host-time';
 import { acknowledge } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
+import { DrillKit } from './drill-kit.ts';
 import { RestoreDocument } from './restore-document.ts';
 import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
 
@@ -25,10 +27,10 @@ export interface RestoreProps {
   stateMachineName: string;
   clusters: RestoreCluster[];
   timeouts: { heartbeatSeconds: number };
-  /** How long the host may take to mount, recover and check (default 4 hours). */
-  restoreSeconds?: number;
-  /** Where the drill alarms notify (the stack's alarm topic); none in the DR stack. */
+  /** Where the drill alarms notify (the stack's alarm topic). */
   topic?: ITopic;
+  /** Names the drill kits: `pgsnap-<environment>-drill-<cluster>`. */
+  environment: string;
 }
 
 export class Restore extends Construct {
@@ -46,12 +48,12 @@ export class Restore extends Construct {
       functions: this.functions,
       host: {
         documentName: this.document.documentName,
+        // The host step's own timeout comes from the plan (domain/restore/host-time.ts).
         timeouts: {
           heartbeatSeconds: props.timeouts.heartbeatSeconds,
-          hostCommandSeconds: props.restoreSeconds ?? 14_400,
+          hostCommandSeconds: maxHostStepSeconds,
         },
       },
-      restoreSeconds: props.restoreSeconds ?? 14_400,
     });
     // The restore document runs nothing but a recorded restore and its teardown, on any instance it is sent to.
     this.stateMachine.stateMachine.addToRolePolicy(
@@ -78,6 +80,18 @@ export class Restore extends Construct {
     });
     for (const cluster of clusters) {
       const drills = cluster.drills!;
+      const kit =
+        drills.kit &&
+        new DrillKit(this, `${cluster.name}-drill-kit`, {
+          environment: props.environment,
+          cluster: cluster.name,
+          bucket: cluster.bucket,
+          prefix: cluster.prefix,
+          key: cluster.key,
+          restoreStateMachineArn: this.stateMachine.stateMachine.stateMachineArn,
+          kit: drills.kit,
+        });
+      const launchTemplate = drills.launch.launchTemplate ?? kit!.launchTemplateName;
       new Schedule(this, `${cluster.name}-drill`, {
         description: `pgsnap restore drill of ${cluster.name}`,
         schedule: ScheduleExpression.expression(drills.schedule, TimeZone.of(drills.timezone)),
@@ -86,8 +100,10 @@ export class Restore extends Construct {
             cluster: cluster.name,
             backupId: 'latest',
             mode: 'drill',
-            instance: { launch: drills.launch },
+            instance: { launch: { ...drills.launch, launchTemplate } },
             checks: drills.checks,
+            ...(drills.initializationRate ? { initializationRate: drills.initializationRate } : {}),
+            ...(drills.fullSpeedMinutes ? { fullSpeedMinutes: drills.fullSpeedMinutes } : {}),
           }),
           retryAttempts: 2,
           role,

@@ -16,8 +16,6 @@ export interface RestoreStateMachineProps {
   functions: RestoreFunctions;
   /** The restore document (restore-document.ts) and the timeouts of the configuration. */
   host: HostCommands;
-  /** How long the host may take to mount, recover and check. */
-  restoreSeconds: number;
 }
 
 export class RestoreStateMachine extends Construct {
@@ -33,7 +31,6 @@ export class RestoreStateMachine extends Construct {
       functions: props.functions,
       host: props.host,
       cleanup,
-      restoreSeconds: props.restoreSeconds,
     });
     this.stateMachine = pgsnapStateMachine(this, {
       stateMachineName: props.stateMachineName,

@@ -32,6 +32,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { throttlingErrors } from '#domain/ebs/ec2-api';
+import { maxHostStepSeconds } from '#domain/restore/host-time';
 import { restoreEvents, restoreMetrics } from '#domain/restore/steps';
 import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from '../steps.ts';
 import { restoreStates as states } from './state-names.ts';
@@ -89,7 +90,7 @@ export function onTarget(
   host: HostCommands,
   command: 'restore' | 'teardown',
   resultPath: string,
-  timeoutSeconds: number,
+  timeoutSeconds: number | string,
 ): TaskStateBase {
   return sendCommand(scope, name, host, {
     instanceIdPath: '$.target.instanceId',
@@ -99,6 +100,8 @@ export function onTarget(
       command,
       restoreId: JsonPath.stringAt('$.restoreId'),
       recordSha256: JsonPath.stringAt('$.attach.recordSha256'),
+      // The host's recovery timeout, always shorter than this step's (domain/restore/host-time.ts).
+      ...(command === 'restore' ? { recoverySeconds: JsonPath.stringAt('$.hostTime.recoverySeconds') } : {}),
     },
     resultPath,
     timeoutSeconds,
@@ -150,8 +153,6 @@ export interface RestoreStepsProps {
   host: HostCommands;
   /** Where every failure after the first step goes (the cleanup path). */
   cleanup: IChainable;
-  /** How long the host may take to recover and check the cluster. */
-  restoreSeconds: number;
 }
 
 export class RestoreSteps extends StateMachineFragment {
@@ -264,7 +265,13 @@ export class RestoreSteps extends StateMachineFragment {
       host,
       'restore',
       '$.host',
-      props.restoreSeconds,
+      /*
+       * The longest SSM allows: the host's own recovery timeout (from the plan, sized per restore) always
+       * ends first, with its reason, and the heartbeat catches a host gone silent. (A TimeoutSecondsPath
+       * from the plan would size it too, but the local runner reads it from the Parameters, not the
+       * state input.)
+       */
+      maxHostStepSeconds,
     ).addRetry({
       // A launched instance's SSM agent registers a minute or two after the instance runs (SendCommand:
       // InvalidInstanceId, "the instance is not registered with SSM").
@@ -311,6 +318,14 @@ export class RestoreSteps extends StateMachineFragment {
       JsonPath.stringAt('$.outcome.rto'),
       '$.recorded.rtoSeconds',
     );
+    // The second RTO number: until every restored volume is initialized (domain/restore/full-speed.ts).
+    const fullSpeedKnown = new Choice(this, states.fullSpeedKnown);
+    const noteFullSpeed = secondsMetric(
+      this,
+      states.noteFullSpeed,
+      JsonPath.stringAt('$.outcome.fullSpeed'),
+      '$.recorded.timeToFullSpeedSeconds',
+    );
     const countSucceeded = countMetric(this, states.countSucceeded, JsonPath.stringAt('$.outcome.succeeded'));
     const announceCompleted = announce(
       this,
@@ -345,6 +360,7 @@ export class RestoreSteps extends StateMachineFragment {
     }
     // Once recorded, the restore is good: failing to count or announce it must not undo it.
     noteRto.addCatch(countSucceeded, { resultPath: '$.rtoError' });
+    noteFullSpeed.addCatch(countSucceeded, { resultPath: '$.rtoError' });
     countSucceeded.addCatch(announceCompleted, { resultPath: '$.countError' });
     announceCompleted.addCatch(completed, { resultPath: '$.announceError' });
     prepare.addCatch(refusedDrill, caught);
@@ -376,7 +392,17 @@ export class RestoreSteps extends StateMachineFragment {
           .otherwise(waitForAvailable.next(checkAvailable)),
       );
     countSucceeded.next(announceCompleted).next(completed);
-    noteRto.next(countSucceeded);
+    noteRto.next(
+      fullSpeedKnown
+        .when(
+          Condition.and(
+            Condition.isPresent('$.outcome.fullSpeed'),
+            Condition.isPresent('$.recorded.timeToFullSpeedSeconds'),
+          ),
+          noteFullSpeed.next(countSucceeded),
+        )
+        .otherwise(countSucceeded),
+    );
     const succeeded = rtoKnown
       .when(Condition.isPresent('$.recorded.rtoSeconds'), noteRto)
       .otherwise(countSucceeded);

@@ -31,6 +31,8 @@ export const restoreStates = {
   markCompleted: 'Mark the drill completed',
   rtoKnown: 'Is the RTO known?',
   noteRto: 'Note the RTO',
+  fullSpeedKnown: 'Is the time to full speed known?',
+  noteFullSpeed: 'Note the time to full speed',
   countSucceeded: 'Count the successful restore',
   announceCompleted: 'Announce the restore',
   completed: 'The restore is completed',

@@ -198,9 +198,13 @@ describe('a restore that succeeds', () => {
     expect(record.cleanup?.volumesDeleted.sort()).toEqual(record.volumes.map((v) => v.volumeId!).sort());
     expect(fixture.ec2.clonedVolumes).toEqual([]);
     expect(fixture.ec2.launchedInstances.map((i) => i.state)).toEqual(['terminated']);
-    // The RTO of the record, as a metric too (what the dashboard graphs and rtoMinutes alarms on).
+    // Both RTO numbers of the record, as metrics too (what the dashboard graphs and rtoMinutes alarms on):
+    // time to full speed an estimate at EBS's default rate, never before the server opened.
+    expect(record.initialization).toMatchObject({ basis: 'estimate', rateMiBps: 40 });
+    expect(record.timeToFullSpeedSeconds).toBeGreaterThanOrEqual(record.rtoSeconds!);
     expect(run.metrics).toEqual([
       { name: 'DrillRtoSeconds', cluster: 'orders-db', value: record.rtoSeconds },
+      { name: 'DrillTimeToFullSpeedSeconds', cluster: 'orders-db', value: record.timeToFullSpeedSeconds },
       { name: 'DrillSucceeded', cluster: 'orders-db', value: 1 },
     ]);
     expect(run.events.map((e) => e.detailType)).toEqual(['pgsnap drill completed']);
@@ -218,6 +222,7 @@ describe('a restore that succeeds', () => {
     expect(fixture.ec2.launchedInstances).toEqual([]);
     expect(run.metrics.map((m) => [m.name, m.value])).toEqual([
       ['RestoreRtoSeconds', record.rtoSeconds],
+      ['RestoreTimeToFullSpeedSeconds', record.timeToFullSpeedSeconds],
       ['RestoreSucceeded', 1],
     ]);
     expect(run.events[0]?.detail).toMatchObject({ cluster: 'orders-db', backupId, mode: 'restore' });
@@ -254,7 +259,11 @@ describe('a standby and the DR side', () => {
     expect(run.failure).toBeUndefined();
     expect(record.state).toBe('completed');
     expect(fixture.ec2.clonedVolumes).toEqual([]);
-    expect(run.metrics.map((m) => m.name)).toEqual(['DrillRtoSeconds', 'DrillSucceeded']);
+    expect(run.metrics.map((m) => m.name)).toEqual([
+      'DrillRtoSeconds',
+      'DrillTimeToFullSpeedSeconds',
+      'DrillSucceeded',
+    ]);
   });
 });
 

@@ -451,11 +451,13 @@ describe('schedules and alarms', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
     const onOrders = (metric: string) =>
       alarms.find((a) => a.MetricName === metric && JSON.stringify(a.Dimensions).includes('orders-db'));
-    expect(onOrders('DrillSucceeded')).toMatchObject({
+    // Days since the last successful drill, read over the last hour: no 7-day look back to sit on.
+    expect(onOrders('DaysSinceLastDrill')).toMatchObject({
       Namespace: 'pgsnap',
-      ComparisonOperator: 'LessThanThreshold',
-      Period: 86_400,
-      EvaluationPeriods: 7,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 7,
+      Period: 3600,
+      EvaluationPeriods: 1,
       TreatMissingData: 'breaching',
     });
     expect(onOrders('DrillRtoSeconds')).toMatchObject({
@@ -465,14 +467,13 @@ describe('schedules and alarms', () => {
       Threshold: 900,
       TreatMissingData: 'notBreaching',
     });
-    for (const metric of ['DrillSucceeded', 'DrillRtoSeconds']) {
+    for (const metric of ['DaysSinceLastDrill', 'DrillRtoSeconds']) {
       expect(JSON.stringify(onOrders(metric)!.AlarmActions), metric).toMatch(/AlarmsTopic/);
     }
     // billing-db has no drills: no drill alarm names it.
     expect(
       alarms.filter(
-        (a) =>
-          String(a.MetricName).startsWith('Drill') && JSON.stringify(a.Dimensions).includes('billing-db'),
+        (a) => /Drill/.test(String(a.MetricName)) && JSON.stringify(a.Dimensions).includes('billing-db'),
       ),
     ).toEqual([]);
   });

@@ -160,3 +160,28 @@ test('no source or bench file is over 450 lines, and no folder holds more than 1
   const crowded = [...perFolder].filter(([folder, count]) => count > 15 && !onePerFile.has(folder));
   expect(crowded, 'give these folders subfolders by idea').toEqual([]);
 });
+
+test('docs/restore.md leads from zero to a first drill: numbered steps, cdk bootstrap and deploy, the stack outputs it names, the kit template the drill launches', () => {
+  const text = textOf('docs/restore.md');
+  const start = text.indexOf('## From zero to a first drill');
+  expect(start, 'the section exists').toBeGreaterThan(0);
+  const end = text.indexOf('\n## ', start + 1);
+  const section = text.slice(start, end === -1 ? undefined : end);
+  const steps = [...section.matchAll(/^(\d+)\. /gm)].map((m) => Number(m[1]));
+  expect(steps).toEqual(steps.map((_, i) => i + 1));
+  expect(steps.length).toBeGreaterThanOrEqual(6);
+  expect(section).toMatch(/`npx cdk bootstrap aws:\/\/\d{12}\/[a-z]+-[a-z]+-\d`/);
+  expect(section).toMatch(/`npx cdk deploy pgsnap-[a-z0-9-]+`/);
+  expect(section).toMatch(/how many clusters|holds the clusters/);
+  // Every output the path names is one the stack defines.
+  const stack = readFileSync(resolve(root, 'infra/pgsnap-stack.ts'), 'utf8');
+  for (const output of section.matchAll(/`(\w+(?:Arn|Bucket|Name))`/g)) {
+    expect(stack, `${output[1]} is a CfnOutput of the stack`).toMatch(new RegExp(`\\b${output[1]}: \\[`));
+  }
+  // The drill launches the template the kit makes: pgsnap-<environment>-drill-<cluster>.
+  expect(section).toMatch(/--launch-template pgsnap-prod-drill-orders-db/);
+  expect(readFileSync(resolve(root, 'infra/restore/drill-kit.ts'), 'utf8')).toContain(
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the template literal as written in the kit's source.
+    'pgsnap-${environment}-drill-${cluster}',
+  );
+});

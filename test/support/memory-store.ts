@@ -29,5 +29,16 @@ export class MemoryStore implements ObjectStore {
     }
     return [...names].sort();
   }
+  /** Every scan's start (`startAfter`) and how many names it handed out, for tests of bounded listings. */
+  readonly scans: Array<{ prefix: string; startAfter: string | undefined; read: number }> = [];
+  async *scan(prefix: string, startAfter?: string) {
+    const scan = { prefix, startAfter, read: 0 };
+    this.scans.push(scan);
+    for (const name of await this.list(prefix)) {
+      if (startAfter !== undefined && name <= startAfter) continue;
+      scan.read++;
+      yield name;
+    }
+  }
   close() {}
 }
