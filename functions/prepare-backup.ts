@@ -1,6 +1,7 @@
 /** Lambda for "Check the request and find the cluster": the state machine's first step. */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { sdkRetry } from '#domain/aws-retry';
 import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup/plan';
 import { jsonText, parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
@@ -30,5 +31,5 @@ export const prepareBackupHandler =
 
 export const handler = logged(
   'prepare-backup',
-  prepareBackupHandler({ ec2: new EC2Client({}), sfn: new SFNClient({}) }),
+  prepareBackupHandler({ ec2: new EC2Client(sdkRetry), sfn: new SFNClient(sdkRetry) }),
 );

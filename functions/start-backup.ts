@@ -1,5 +1,6 @@
 /** Lambda that a schedule invokes: starts a backup execution named after a new backupId. */
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { sdkRetry } from '#domain/aws-retry';
 import { type StartedBackup, startBackupExecution } from '#domain/backup/execution';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
@@ -19,4 +20,4 @@ export const startBackupHandler =
     return startBackupExecution(sfn, { stateMachineArn: PGSNAP_STATE_MACHINE_ARN, input: event });
   };
 
-export const handler = logged('start-backup', startBackupHandler(new SFNClient({})));
+export const handler = logged('start-backup', startBackupHandler(new SFNClient(sdkRetry)));

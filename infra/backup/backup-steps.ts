@@ -12,7 +12,6 @@
  * in domain/backup/execution.ts); the state after it is the BackupPlan
  * (domain/backup/plan.ts), to which each step adds its result.
  */
-import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import {
   Choice,
@@ -30,6 +29,7 @@ import {
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { stateRetries } from '#domain/aws-retry';
 import { backupEvents, backupMetrics } from '../monitoring/metrics-and-events.ts';
 import { announce, countMetric, type HostCommands, lambda, onHost, recordInManifest } from '../steps.ts';
 import { states } from './state-names.ts';
@@ -106,12 +106,8 @@ export class BackupSteps extends StateMachineFragment {
         begin: JsonPath.objectAt('$.begin'),
       }),
       '$.snapshotSet',
-    ).addRetry({
-      errors: ['RequestLimitExceeded', 'InternalError', 'SnapshotCreationPerVolumeRateExceeded'],
-      interval: Duration.seconds(2),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
+      stateRetries.snapshotCapacity,
+    );
     const recordSnapshots = recordInManifest(
       this,
       states.recordSnapshots,
@@ -126,12 +122,7 @@ export class BackupSteps extends StateMachineFragment {
       functions.checkSnapshots,
       undefined, // the whole state: the snapshot set and the last poll
       '$.poll',
-    ).addRetry({
-      errors: ['RequestLimitExceeded', 'InternalError'],
-      interval: Duration.seconds(5),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
+    );
     const allCompleted = new Choice(this, states.allSnapshotsCompleted);
     const waitForSnapshots = new Wait(this, states.waitForSnapshots, {
       time: WaitTime.secondsPath('$.poll.waitSeconds'),
