@@ -6,7 +6,7 @@ import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { InstanceNotFoundError, InvalidInputError } from '../errors.ts';
 import * as z from '../zod.ts';
-import { backupIdOfExecution, findEarlierRunningBackup, parseExecutionInput } from './execution.ts';
+import { backupIdOfExecution, parseExecutionInput } from './execution.ts';
 
 /** What the state machine's Lambdas know of each cluster (from the deployment configuration). */
 export const clusterTargetSchema = z.strictObject({
@@ -34,8 +34,6 @@ export interface BackupPlan {
   volumeIds: string[];
   maxBackupMinutes: number;
   repository: string;
-  /** Set when an earlier backup of this cluster is still running: this one then ends without doing anything. */
-  runningBackupId?: string;
 }
 
 export interface PlanRequest {
@@ -85,12 +83,6 @@ export async function planBackup(
         `(configured: ${clusters.map((c) => c.name).join(', ')})`,
     );
   }
-  const runningBackupId = await findEarlierRunningBackup(clients.sfn, {
-    stateMachineArn: request.stateMachineArn,
-    cluster: target.name,
-    executionArn: request.executionArn,
-    startedAt,
-  });
   const plan = {
     backupId,
     cluster: target.name,
@@ -101,6 +93,5 @@ export async function planBackup(
     maxBackupMinutes: target.maxBackupMinutes,
     repository: target.repository,
   };
-  if (runningBackupId) return { ...plan, instanceId: target.instanceId ?? '', runningBackupId };
   return { ...plan, instanceId: await findInstance(clients.ec2, target) };
 }

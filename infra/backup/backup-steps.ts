@@ -74,9 +74,8 @@ export class BackupSteps extends StateMachineFragment {
       errorPath: '$.error.Error',
       causePath: '$.error.Cause',
     });
-    const anotherRunning = new Choice(this, states.anotherRunning);
     const leaveToRunning = new Succeed(this, states.leaveToRunning, {
-      comment: 'Another execution backs up this cluster; two backups of one cluster never run at once.',
+      comment: 'The host runs another backup of this cluster (BackupInProgressError); one backup of a cluster at a time.',
     });
 
     const begin = onHost(
@@ -152,15 +151,15 @@ export class BackupSteps extends StateMachineFragment {
       checkSnapshots,
       markCompleted,
     ];
+    // Nothing was begun on the host: the running backup covers this one, and there is nothing to clean up.
+    begin.addCatch(leaveToRunning, { errors: ['BackupInProgressError'], resultPath: '$.running' });
     for (const step of afterBegin) step.addCatch(props.cleanup, caught('States.ALL'));
     // Once the manifest says completed, the backup is good: failing to count or announce it must not undo it.
     countCompleted.addCatch(announceCompleted, { resultPath: '$.countError' });
     announceCompleted.addCatch(props.next, { resultPath: '$.announceError' });
     prepare.addCatch(refused, caught('States.ALL'));
 
-    prepare.next(
-      anotherRunning.when(Condition.isPresent('$.runningBackupId'), leaveToRunning).otherwise(begin),
-    );
+    prepare.next(begin);
     begin
       .next(snapshot)
       .next(recordSnapshots)
