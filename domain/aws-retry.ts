@@ -118,10 +118,10 @@ export function longestWaitSeconds(policy: StateRetryPolicy): number {
 /**
  * The state machines' policies. `throttled` goes on every Lambda and AWS SDK
  * step. `snapshotCapacity` goes on the create-snapshots step, which runs in
- * backup mode: its waits are capped so that the longest (about 1.5 min) stays
- * far inside the smallest backup-mode window (`maxBackupMinutes` ≥ 5), and it
- * runs before `end`, so no retry after `end` could have run keeps the server
- * in backup mode. Steps after `end` retry with `throttled` outside the window.
+ * backup mode: its waits are capped, a minute at most in all (a tenth of the
+ * default 60-minute `maxBackupMinutes`, which the host enforces whatever the
+ * retries do), and it runs before `end`, so no retry after `end` could have
+ * run keeps the server in backup mode. Steps after `end` retry with `throttled` outside the window.
  */
 export const stateRetries = {
   throttled: {
