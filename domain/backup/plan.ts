@@ -1,9 +1,9 @@
 /**
  * The first step of a backup: check the request, find the cluster's host and
- * settings, and see whether another backup of the cluster is already running.
+ * settings. Whether another backup of the cluster runs is the host's answer at
+ * begin (BackupInProgressError): nothing here lists executions.
  */
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import type { SFNClient } from '@aws-sdk/client-sfn';
 import { InstanceNotFoundError, InvalidInputError } from '../errors.ts';
 import * as z from '../zod.ts';
 import { backupIdOfExecution, parseExecutionInput } from './execution.ts';
@@ -69,7 +69,7 @@ async function findInstance(ec2: EC2Client, target: ClusterTarget): Promise<stri
 }
 
 export async function planBackup(
-  clients: { ec2: EC2Client; sfn: SFNClient },
+  clients: { ec2: EC2Client },
   request: PlanRequest,
   clusters: ClusterTarget[],
 ): Promise<BackupPlan> {

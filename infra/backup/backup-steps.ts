@@ -75,7 +75,8 @@ export class BackupSteps extends StateMachineFragment {
       causePath: '$.error.Cause',
     });
     const leaveToRunning = new Succeed(this, states.leaveToRunning, {
-      comment: 'The host runs another backup of this cluster (BackupInProgressError); one backup of a cluster at a time.',
+      comment:
+        'The host runs another backup of this cluster (BackupInProgressError); one backup of a cluster at a time.',
     });
 
     const begin = onHost(

@@ -35,7 +35,8 @@ export class BackupSchedules extends Construct {
     super(scope, id);
     this.startBackup = new HandlerFunction(this, 'StartBackup', {
       handler: 'start-backup',
-      description: 'pgsnap: starts a scheduled backup execution named after the cluster and the scheduled time',
+      description:
+        'pgsnap: starts a scheduled backup execution named after the cluster and the scheduled time',
       environment: { PGSNAP_STATE_MACHINE_ARN: props.stateMachine.stateMachineArn },
     });
     props.stateMachine.grantStartExecution(this.startBackup);

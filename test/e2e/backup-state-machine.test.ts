@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { newBackupId } from '#domain/ids';
@@ -117,7 +117,6 @@ afterAll(async () => {
 beforeEach(() => {
   stepFunctions.calls.length = 0;
   sfn.reset();
-  sfn.on(ListExecutionsCommand).resolves({ executions: [] });
 });
 
 interface HostLog {
@@ -539,27 +538,48 @@ describe('a backup through the synthesized state machine', () => {
     expect(abortLines()).toBe(aborted);
   });
 
-  test('another backup of the cluster is running: this one ends at once, touching nothing', async () => {
+  test('another backup of the cluster runs on the host: begin is refused and this one ends, touching nothing', async () => {
     ec2.reset({ completeAfterPolls: 1 });
-    const earlier = '20261121T000000Z-000001';
-    sfn.on(ListExecutionsCommand).resolves({
-      executions: [
-        {
-          name: earlier,
-          executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${earlier}`,
-          stateMachineArn,
-          startDate: new Date('2026-11-21T00:00:00Z'),
-          status: 'RUNNING',
-        },
-      ],
+    const operatorBackupId = newBackupId();
+    const operatorFlags = ['--cluster', 'orders-db', '--backup-id', operatorBackupId];
+    const begun = await pgsnap(['begin', '--label', 'operator', ...operatorFlags], env);
+    expect(begun.code, begun.stderr).toBe(0);
+    try {
+      const { run, log } = await backup();
+      expect(run.failure).toBeUndefined();
+      expect(run.output).toMatchObject({ running: { Error: 'BackupInProgressError' } });
+      expect(JSON.stringify(run.output)).toContain(operatorBackupId);
+      expect(run.entered.at(-1)).toBe(states.leaveToRunning);
+      expect(log.commands).toEqual(['begin']);
+      expect(ec2.calls).toEqual([]);
+      expect(run.events).toEqual([]);
+      // Nobody asked Step Functions which executions run.
+      expect(sfn.calls()).toEqual([]);
+    } finally {
+      await pgsnap(['abort', ...operatorFlags], env);
+    }
+    await expectBackupModeLeft();
+  });
+
+  test('CreateSnapshots refused for throttling, then for pending snapshots: retried with jitter, the backup completes in its window', async () => {
+    const refused = (name: string) => Object.assign(new Error(`${name} (e2e)`), { name });
+    ec2.reset({
+      completeAfterPolls: 1,
+      createRefusals: [refused('RequestLimitExceeded'), refused('PendingSnapshotLimitExceeded')],
     });
-    sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify({ cluster: 'orders-db' }) });
-    const { run, log } = await backup();
+    const { run, log, backupId } = await backup();
     expect(run.failure).toBeUndefined();
-    expect(run.output).toMatchObject({ runningBackupId: earlier });
-    expect(run.entered.at(-1)).toBe(states.leaveToRunning);
-    expect(log.commands).toEqual([]);
-    expect(ec2.calls).toEqual([]);
-    expect(run.events).toEqual([]);
+    expect(run.entered).toContain(states.markCompleted);
+    expect(ec2.calls.filter((c) => c === 'CreateSnapshots')).toHaveLength(3);
+    // One set of snapshots, of exactly the cluster's volumes.
+    expect([...ec2.snapshots.values()].map((s) => s.VolumeId).sort()).toEqual([volumes.data, volumes.wal]);
+    const manifest = await manifestOf(backupId);
+    expect(manifest).toMatchObject({ state: 'completed' });
+    // The window the host enforces is the configured one, and the retries stayed far inside it:
+    // two full-jitter waits of at most 2 s and 4 s.
+    expect(log.commands).toEqual(['begin', 'end']);
+    const window = log.endReturned! - log.beginReturned!;
+    expect(window).toBeLessThan(30_000);
+    await expectBackupModeLeft();
   });
 });

@@ -133,7 +133,7 @@ describe('prepare-backup', () => {
     );
   });
 
-  test('asks Step Functions nothing: whether another backup runs is the host\'s answer at begin', async () => {
+  test("asks Step Functions nothing: whether another backup runs is the host's answer at begin", async () => {
     const plan = await prepareBackup(event({ cluster: 'orders-db' }));
     expect(plan).toMatchObject({ backupId, cluster: 'orders-db', instanceId: 'i-0123456789abcdef0' });
     expect(sfn.calls()).toHaveLength(0);
@@ -168,7 +168,8 @@ describe('start-backup', () => {
     const names = new Set<string>();
     sfn.on(StartExecutionCommand).callsFake((input) => {
       // Step Functions: a name already used in this state machine (with another input, or closed) is refused.
-      if (names.has(input.name)) throw new ExecutionAlreadyExists({ message: 'Execution Already Exists', $metadata: {} });
+      if (names.has(input.name))
+        throw new ExecutionAlreadyExists({ message: 'Execution Already Exists', $metadata: {} });
       names.add(input.name);
       return { executionArn: executionArn(input.name), startDate: new Date() };
     });
@@ -192,7 +193,9 @@ describe('start-backup', () => {
   });
 
   test('any other refusal fails the delivery, for Scheduler to retry', async () => {
-    sfn.on(StartExecutionCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    sfn
+      .on(StartExecutionCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
     await expect(startBackup(delivery)).rejects.toMatchObject({ name: 'ThrottlingException' });
   });
 });
