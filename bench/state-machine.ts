@@ -16,8 +16,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { mockClient } from 'aws-sdk-client-mock';
 import { newBackupId } from '#domain/ids';
 import { openRepository } from '#domain/repository/open';
 import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
@@ -63,7 +61,6 @@ process.env.PGSNAP_CLUSTERS = JSON.stringify([
 process.env.PGSNAP_FIRST_POLL_SECONDS = String(timeouts.firstPollSeconds);
 process.env.PGSNAP_MAX_POLL_SECONDS = String(timeouts.maxPollSeconds);
 process.env.PGSNAP_SNAPSHOT_HOURS = String(timeouts.snapshotHours);
-mockClient(SFNClient).on(ListExecutionsCommand).resolves({ executions: [] });
 
 let simulatedSeconds = 0;
 const ec2 = new FakeEc2(instanceId, [

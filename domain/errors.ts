@@ -25,6 +25,18 @@ export class PreconditionError extends Error {
 }
 
 /**
+ * Another backup of the cluster is in progress, or starting, on its host: a cluster has one backup at a time,
+ * and the host is the one place that knows for sure (no listing of executions needed). Exit code 3.
+ *
+ * What to do: Nothing when a schedule started this backup: the running one covers it, and the state machine
+ * ends this execution in "Leave it to the running backup". Otherwise wait for the running backup to end
+ * (`pgsnap status`), or end it with `pgsnap end` or `pgsnap abort`, and start again.
+ */
+export class BackupInProgressError extends PreconditionError {
+  override name = 'BackupInProgressError';
+}
+
+/**
  * The backup session was lost or aborted (the server restarted, its backend was terminated, the holder or
  * the agent service was killed or stopped, `--max-duration` passed): PostgreSQL aborted the backup, which is
  * not valid.

@@ -7,6 +7,7 @@
  * principal of the source account deletes anything in DR.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { retentionPolicySchema } from '#domain/backup/retention';
 import { applyEbsRetention, type RetentionSummary } from '#domain/ebs/retention';
 import { clusterNameSchema } from '#domain/ids';
@@ -41,4 +42,4 @@ export const applyRetentionHandler =
     }
   };
 
-export const handler = logged('apply-retention', applyRetentionHandler(new EC2Client({})));
+export const handler = logged('apply-retention', applyRetentionHandler(new EC2Client(sdkRetry)));

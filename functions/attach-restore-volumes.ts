@@ -1,5 +1,6 @@
 /** Lambda for "Attach the volumes to the instance". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -35,4 +36,4 @@ export const attachRestoreVolumesHandler =
     }
   };
 
-export const handler = logged('attach-restore-volumes', attachRestoreVolumesHandler(new EC2Client({})));
+export const handler = logged('attach-restore-volumes', attachRestoreVolumesHandler(new EC2Client(sdkRetry)));

@@ -1,5 +1,6 @@
 /** Lambda for "Check whether the DR copies are completed": one poll, and the wait before the next. */
 import { STSClient } from '@aws-sdk/client-sts';
+import { sdkRetry } from '#domain/aws-retry';
 import { type CopyProgress, checkDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable, openDrSession } from '#domain/ebs/dr-target';
 import { backupIdSchema } from '#domain/ids';
@@ -50,4 +51,4 @@ export const checkCopiesHandler =
     }
   };
 
-export const handler = logged('check-copies', checkCopiesHandler(new STSClient({})));
+export const handler = logged('check-copies', checkCopiesHandler(new STSClient(sdkRetry)));

@@ -1,5 +1,6 @@
 /** Lambda for "Check whether the instance is running": one poll, bounded by the time since it was asked for. */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { InstanceNotFoundError, TimeoutError } from '#domain/errors';
 import { parseWith } from '#domain/parse';
 import { instanceState } from '#domain/restore/instance';
@@ -39,4 +40,4 @@ export const checkRestoreInstanceHandler =
     return { running, state };
   };
 
-export const handler = logged('check-restore-instance', checkRestoreInstanceHandler(new EC2Client({})));
+export const handler = logged('check-restore-instance', checkRestoreInstanceHandler(new EC2Client(sdkRetry)));

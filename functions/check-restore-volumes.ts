@@ -4,6 +4,7 @@
  * that asked for them; when all are ready, the record says so.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { VolumeFailedError } from '#domain/errors';
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
@@ -52,4 +53,4 @@ export const checkRestoreVolumesHandler =
     }
   };
 
-export const handler = logged('check-restore-volumes', checkRestoreVolumesHandler(new EC2Client({})));
+export const handler = logged('check-restore-volumes', checkRestoreVolumesHandler(new EC2Client(sdkRetry)));

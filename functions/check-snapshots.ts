@@ -1,5 +1,6 @@
 /** Lambda for "Check whether the snapshots are completed": one poll, and the wait before the next. */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { checkSnapshotSet, type SnapshotProgress } from '#domain/ebs/check-snapshot-set';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { parseWith } from '#domain/parse';
@@ -37,4 +38,4 @@ export const checkSnapshotsHandler =
     });
   };
 
-export const handler = logged('check-snapshots', checkSnapshotsHandler(new EC2Client({})));
+export const handler = logged('check-snapshots', checkSnapshotsHandler(new EC2Client(sdkRetry)));

@@ -1,4 +1,5 @@
 import { STSClient } from '@aws-sdk/client-sts';
+import { sdkRetry } from '#domain/aws-retry';
 import { copyBackupToDrRepository, type DrCopySet, startDrCopies } from '#domain/ebs/dr-copies';
 import { drTargetVariable } from '#domain/ebs/dr-target';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
@@ -58,4 +59,4 @@ export const copySnapshotsHandler =
     }
   };
 
-export const handler = logged('copy-snapshots', copySnapshotsHandler(new STSClient({})));
+export const handler = logged('copy-snapshots', copySnapshotsHandler(new STSClient(sdkRetry)));

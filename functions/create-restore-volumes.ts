@@ -1,5 +1,6 @@
 /** Lambda for "Create volumes from the snapshots". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -34,4 +35,4 @@ export const createRestoreVolumesHandler =
     }
   };
 
-export const handler = logged('create-restore-volumes', createRestoreVolumesHandler(new EC2Client({})));
+export const handler = logged('create-restore-volumes', createRestoreVolumesHandler(new EC2Client(sdkRetry)));

@@ -1,5 +1,6 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { createSnapshotSet } from '#domain/ebs/create-snapshot-set';
 import { hostVolumeSchema, type SnapshotSet } from '#domain/ebs/snapshots';
 import { PreconditionError } from '#domain/errors';
@@ -51,4 +52,4 @@ export const createSnapshotsHandler =
     }
   };
 
-export const handler = logged('create-snapshots', createSnapshotsHandler(new EC2Client({})));
+export const handler = logged('create-snapshots', createSnapshotsHandler(new EC2Client(sdkRetry)));

@@ -1,5 +1,6 @@
 /** Lambda for "Delete the backup's snapshots", on the failure path. */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { deleteSnapshotSet } from '#domain/ebs/delete-snapshots';
 import { backupIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
@@ -14,4 +15,4 @@ export const deleteSnapshotsHandler =
   (event: unknown): Promise<{ deleted: string[] }> =>
     deleteSnapshotSet(ec2, parseWith(eventSchema, event, 'the delete-snapshots event'));
 
-export const handler = logged('delete-snapshots', deleteSnapshotsHandler(new EC2Client({})));
+export const handler = logged('delete-snapshots', deleteSnapshotsHandler(new EC2Client(sdkRetry)));

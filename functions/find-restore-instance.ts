@@ -1,5 +1,6 @@
 /** Lambda for "Launch or find the target instance". */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { backupIdSchema, clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -40,4 +41,4 @@ export const findRestoreInstanceHandler =
     }
   };
 
-export const handler = logged('find-restore-instance', findRestoreInstanceHandler(new EC2Client({})));
+export const handler = logged('find-restore-instance', findRestoreInstanceHandler(new EC2Client(sdkRetry)));

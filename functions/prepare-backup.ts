@@ -1,6 +1,6 @@
 /** Lambda for "Check the request and find the cluster": the state machine's first step. */
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { SFNClient } from '@aws-sdk/client-sfn';
+import { sdkRetry } from '#domain/aws-retry';
 import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup/plan';
 import { jsonText, parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
@@ -22,13 +22,10 @@ const eventSchema = z.object({
 
 /** The handler with its clients given: AWS's in Lambda, local stand-ins in `pgsnap demo`. */
 export const prepareBackupHandler =
-  (clients: { ec2: EC2Client; sfn: SFNClient }) =>
+  (clients: { ec2: EC2Client }) =>
   (event: unknown): Promise<BackupPlan> => {
     const { PGSNAP_CLUSTERS } = parseWith(environmentSchema, process.env, 'the prepare-backup environment');
     return planBackup(clients, parseWith(eventSchema, event, 'the prepare-backup event'), PGSNAP_CLUSTERS);
   };
 
-export const handler = logged(
-  'prepare-backup',
-  prepareBackupHandler({ ec2: new EC2Client({}), sfn: new SFNClient({}) }),
-);
+export const handler = logged('prepare-backup', prepareBackupHandler({ ec2: new EC2Client(sdkRetry) }));

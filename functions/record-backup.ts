@@ -1,6 +1,7 @@
 /** Lambda for the manifest steps: snapshots recorded, backup completed, backup failed. */
 
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { sdkRetry } from '#domain/aws-retry';
 import { publishBackupDurations } from '#domain/backup/durations';
 import { type LifecycleState, recordStep } from '#domain/backup/lifecycle';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
@@ -85,4 +86,4 @@ async function publishDurations(
   }
 }
 
-export const handler = logged('record-backup', recordBackupHandler(new CloudWatchClient({})));
+export const handler = logged('record-backup', recordBackupHandler(new CloudWatchClient(sdkRetry)));

@@ -1,4 +1,5 @@
 import { STSClient } from '@aws-sdk/client-sts';
+import { sdkRetry } from '#domain/aws-retry';
 import { drTargetVariable } from '#domain/ebs/dr-target';
 import { finishDrCopies } from '#domain/ebs/finish-dr-copies';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
@@ -73,4 +74,4 @@ export const recordCopiesHandler =
     }
   };
 
-export const handler = logged('record-copies', recordCopiesHandler(new STSClient({})));
+export const handler = logged('record-copies', recordCopiesHandler(new STSClient(sdkRetry)));

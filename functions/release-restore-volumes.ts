@@ -5,6 +5,7 @@
  * of passes.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { VolumeFailedError } from '#domain/errors';
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
@@ -70,4 +71,7 @@ async function recordedVolumes(request: { restoreId: string; cluster?: string; r
   }
 }
 
-export const handler = logged('release-restore-volumes', releaseRestoreVolumesHandler(new EC2Client({})));
+export const handler = logged(
+  'release-restore-volumes',
+  releaseRestoreVolumesHandler(new EC2Client(sdkRetry)),
+);

@@ -5,6 +5,7 @@
  * dashboard. It only reads the repositories.
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { sdkRetry } from '#domain/aws-retry';
 import { type BackupFreshness, backupFreshness, publishFreshness } from '#domain/backup/freshness';
 import { clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
@@ -63,4 +64,4 @@ export const reportBackupAgeHandler =
     return { clusters };
   };
 
-export const handler = logged('report-backup-age', reportBackupAgeHandler(new CloudWatchClient({})));
+export const handler = logged('report-backup-age', reportBackupAgeHandler(new CloudWatchClient(sdkRetry)));

@@ -1,6 +1,7 @@
-/** Lambda that a schedule invokes: starts a backup execution named after a new backupId. */
+/** Lambda that a schedule invokes: starts a backup execution named after the cluster and the scheduled time. */
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { type StartedBackup, startBackupExecution } from '#domain/backup/execution';
+import { sdkRetry } from '#domain/aws-retry';
+import { type ScheduledBackup, startScheduledBackup } from '#domain/backup/execution';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
@@ -10,13 +11,13 @@ const environmentSchema = z.object({ PGSNAP_STATE_MACHINE_ARN: z.string().check(
 /** The handler with its Step Functions client given. */
 export const startBackupHandler =
   (sfn: SFNClient) =>
-  async (event: unknown): Promise<StartedBackup> => {
+  async (event: unknown): Promise<ScheduledBackup> => {
     const { PGSNAP_STATE_MACHINE_ARN } = parseWith(
       environmentSchema,
       process.env,
       'the start-backup environment',
     );
-    return startBackupExecution(sfn, { stateMachineArn: PGSNAP_STATE_MACHINE_ARN, input: event });
+    return startScheduledBackup(sfn, { stateMachineArn: PGSNAP_STATE_MACHINE_ARN, event });
   };
 
-export const handler = logged('start-backup', startBackupHandler(new SFNClient({})));
+export const handler = logged('start-backup', startBackupHandler(new SFNClient(sdkRetry)));

@@ -3,6 +3,7 @@
  * launched, by the id its record names and by its tag.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { sdkRetry } from '#domain/aws-retry';
 import { clusterNameSchema, restoreIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -37,5 +38,5 @@ export const terminateRestoreInstanceHandler =
 
 export const handler = logged(
   'terminate-restore-instance',
-  terminateRestoreInstanceHandler(new EC2Client({})),
+  terminateRestoreInstanceHandler(new EC2Client(sdkRetry)),
 );

@@ -259,6 +259,7 @@ export class DrStack extends Stack {
           name: c.name,
           policy: c.retention!.dr ?? c.retention!,
           schedule: c.retention!.schedule,
+          flexibleWindowMinutes: c.retention!.flexibleWindowMinutes,
           repositoryUrl: drRepositoryUrl(names, c),
           bucket: this.bucket,
           objects: `${c.repository.prefix}${c.name}/*`,

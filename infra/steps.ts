@@ -11,8 +11,10 @@ import {
   DefinitionBody,
   type IChainable,
   IntegrationPattern,
+  JitterType,
   JsonPath,
   LogLevel,
+  type RetryProps,
   StateMachine,
   StateMachineType,
   TaskInput,
@@ -21,6 +23,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { CallAwsService, EventBridgePutEvents, LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { type StateRetryPolicy, stateRetries } from '#domain/aws-retry';
 import type { AgentDocumentParameter } from './backup/agent-document.ts';
 import type { StateName } from './backup/state-names.ts';
 import { acknowledge, arnReference, wildcardReasons } from './guards/acknowledge.ts';
@@ -30,11 +33,24 @@ import type { RestoreStateName } from './restore/state-names.ts';
 /** A state of either state machine. */
 type AnyStateName = StateName | RestoreStateName;
 
+/** CDK's Retry for one of the policies of domain/aws-retry.ts. */
+export function retryOf(policy: StateRetryPolicy): RetryProps {
+  return {
+    errors: [...policy.errors],
+    interval: Duration.seconds(policy.intervalSeconds),
+    backoffRate: policy.backoffRate,
+    maxAttempts: policy.maxAttempts,
+    maxDelay: Duration.seconds(policy.maxDelaySeconds),
+    jitterStrategy: JitterType.FULL,
+  };
+}
+
 /**
  * A Lambda step given `payload` (the whole state when undefined), whose
  * result goes to `resultPath`, or replaces the state when none is given. ("$"
  * would mean the same, but aws-local-stepfunctions 3.0.0 stores the result
- * under a key named "$", so it is left out.)
+ * under a key named "$", so it is left out.) Its first Retry is `retry`:
+ * throttling and AWS's faults unless a step needs another policy.
  */
 export function lambda(
   scope: Construct,
@@ -42,13 +58,16 @@ export function lambda(
   fn: IFunction,
   payload: TaskInput | undefined,
   resultPath?: string,
+  retry: StateRetryPolicy = stateRetries.throttled,
 ): LambdaInvoke {
-  return new LambdaInvoke(scope, name, {
+  const step = new LambdaInvoke(scope, name, {
     lambdaFunction: fn,
     ...(payload ? { payload } : {}),
     payloadResponseOnly: true,
     ...(resultPath ? { resultPath } : {}),
   });
+  step.addRetry(retryOf(retry));
+  return step;
 }
 
 /** A step that writes the backup's `state` (and `extra`) into its manifest, through the record-backup Lambda. */
@@ -72,7 +91,7 @@ export function recordInManifest(
     }),
     JsonPath.DISCARD,
   ).addRetry({
-    errors: ['RepositoryUnreachableError', 'Lambda.TooManyRequestsException'],
+    errors: ['RepositoryUnreachableError'],
     interval: Duration.seconds(5),
     backoffRate: 2,
     maxAttempts: 4,
@@ -101,7 +120,7 @@ function putMetric(
   value: number,
   unit: 'Count' | 'Seconds',
 ): CallAwsService {
-  return new CallAwsService(scope, name, {
+  const step = new CallAwsService(scope, name, {
     service: 'cloudwatch',
     action: 'putMetricData',
     // PutMetricData has no resource-level permissions (acknowledged in the stack).
@@ -119,6 +138,8 @@ function putMetric(
     },
     resultPath: JsonPath.DISCARD,
   });
+  step.addRetry(retryOf(stateRetries.throttled));
+  return step;
 }
 
 /** A step that puts one pgsnap event of `detailType` (backupEvents, copyEvents) on the default bus. */
@@ -128,10 +149,12 @@ export function announce(
   detailType: string,
   detail: Record<string, unknown>,
 ): EventBridgePutEvents {
-  return new EventBridgePutEvents(scope, name, {
+  const step = new EventBridgePutEvents(scope, name, {
     entries: [{ source: backupEvents.source, detailType, detail: TaskInput.fromObject(detail) }],
     resultPath: JsonPath.DISCARD,
   });
+  step.addRetry(retryOf(stateRetries.throttled));
+  return step;
 }
 
 /** How the state machine runs the agent: its SSM Command document, and the timeouts of the config. */
@@ -184,7 +207,7 @@ export function sendCommand(
     typeof timeoutSeconds === 'string' || host.timeouts.heartbeatSeconds < timeoutSeconds
       ? host.timeouts.heartbeatSeconds
       : undefined;
-  return new CallAwsService(scope, name, {
+  const step = new CallAwsService(scope, name, {
     service: 'ssm',
     action: 'sendCommand',
     integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
@@ -220,6 +243,8 @@ export function sendCommand(
         : Timeout.duration(Duration.seconds(timeoutSeconds)),
     resultPath: options.resultPath,
   });
+  step.addRetry(retryOf(stateRetries.sendCommand));
+  return step;
 }
 
 /**

@@ -9,7 +9,6 @@
  *   through a local SendTaskSuccess/SendTaskFailure endpoint;
  * - the metric and event steps are shown as progress.
  */
-import { ListExecutionsCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { checkSnapshotsHandler } from '../functions/check-snapshots.ts';
 import { createSnapshotsHandler } from '../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../functions/delete-snapshots.ts';
@@ -52,18 +51,6 @@ export interface LocalBackupResult {
   snapshotMs?: number;
 }
 
-/** ListExecutions as Step Functions would answer it here: this execution is the only one running. */
-function localExecutions(execution: { executionArn: string; name: string; startDate: Date }): SFNClient {
-  return {
-    send: async (command: unknown) => {
-      if (!(command instanceof ListExecutionsCommand)) {
-        throw new Error(`the local run does not answer ${(command as object).constructor.name}`);
-      }
-      return { executions: [{ ...execution, status: 'RUNNING', stateMachineArn: '' }] };
-    },
-  } as unknown as SFNClient;
-}
-
 export async function runBackupLocally(request: LocalBackupRequest): Promise<LocalBackupResult> {
   const { synthesized, ec2, progress, detail } = request;
   const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-demo-backup';
@@ -91,8 +78,6 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
     },
   });
   const ec2Client = ec2.client;
-  const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${request.backupId}`;
-  const sfn = localExecutions({ executionArn, name: request.backupId, startDate: new Date() });
   const createSnapshots = createSnapshotsHandler(ec2Client);
   const started = Date.now();
   try {
@@ -106,7 +91,7 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
       },
       handlers: {
         [states.prepare]: (input) =>
-          prepareBackupHandler({ ec2: ec2Client, sfn })(input) as unknown as Promise<Json>,
+          prepareBackupHandler({ ec2: ec2Client })(input) as unknown as Promise<Json>,
         [states.begin]: onHost,
         [states.snapshot]: async (input) => {
           const at = Date.now();

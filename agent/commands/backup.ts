@@ -87,7 +87,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     }
     out.progress(`backup ${started.backupId} of ${cluster} started (${started.executionArn})`);
     const outcome = await followExecution(sfn, started.executionArn, { progress: out.progress });
-    const running = (outcome.output as { runningBackupId?: string } | undefined)?.runningBackupId;
+    const running = runningBackupOf(outcome.output);
     out.result(
       { ...started, ...outcome, ...(running ? { runningBackupId: running } : {}) },
       table([
@@ -102,4 +102,15 @@ export async function backupCommand(args: string[]): Promise<number> {
     out.stop();
     sfn.destroy();
   }
+}
+
+/**
+ * The backup the host was already running when this execution's begin was
+ * refused (BackupInProgressError, caught into `$.running` and ended in "Leave
+ * it to the backup already running"): its backupId, as the host's message names it.
+ */
+function runningBackupOf(output: unknown): string | undefined {
+  const cause = (output as { running?: { Cause?: string } } | undefined)?.running?.Cause;
+  if (cause === undefined) return undefined;
+  return /\d{8}T\d{6}Z-[0-9a-f]{6}/.exec(cause)?.[0] ?? 'unknown';
 }

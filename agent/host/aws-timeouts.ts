@@ -5,6 +5,8 @@
  * archive_command and restore_command run without the operator's environment:
  * there the defaults apply unless the variables are set in PostgreSQL's own.
  */
+
+import { sdkRetry } from '#domain/aws-retry';
 import {
   type AwsTimeouts,
   awsClientTimeouts,
@@ -23,5 +25,9 @@ export function awsTimeouts(env: NodeJS.ProcessEnv = process.env): AwsTimeouts {
 
 /** What every AWS client the agent creates is given: the time limits and the attempts. */
 export function awsClientConfig(env: NodeJS.ProcessEnv = process.env) {
-  return { maxAttempts: awsMaxAttempts, ...awsClientTimeouts(awsTimeouts(env)) };
+  return {
+    retryMode: sdkRetry.retryMode,
+    maxAttempts: awsMaxAttempts,
+    ...awsClientTimeouts(awsTimeouts(env)),
+  };
 }

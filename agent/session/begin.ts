@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import { formatDuration } from '#domain/backup/input';
-import { ConnectionError, messageOf, PreconditionError } from '#domain/errors';
+import { BackupInProgressError, ConnectionError, messageOf, PreconditionError } from '#domain/errors';
 import { newBackupId } from '#domain/ids';
 import type { Context } from '../host/context.ts';
 import { selfSpawn } from '../host/self.ts';
@@ -43,7 +43,7 @@ export async function begin(
   const current = await inspect(state);
   if (current.kind === 'active') {
     const s = current.session;
-    throw new PreconditionError(
+    throw new BackupInProgressError(
       `backup ${s.backupId} (label ${JSON.stringify(s.label)}) is in progress here since ${s.startedAt}, ` +
         `held by pid ${s.holderPid}; end it with pgsnap end or pgsnap abort before starting another`,
     );
@@ -57,7 +57,7 @@ export async function begin(
 
   signal?.throwIfAborted();
   if (!state.tryLock(backupId)) {
-    throw new PreconditionError(
+    throw new BackupInProgressError(
       `another pgsnap begin for this cluster is starting right now (${JSON.stringify(state.readLock())}); try again`,
     );
   }

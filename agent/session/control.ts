@@ -7,6 +7,7 @@
 import { chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import {
+  BackupInProgressError,
   BackupInvalidError,
   ConnectionError,
   PreconditionError,
@@ -131,6 +132,7 @@ function requestOnce(
 const typedErrors: Record<string, new (message: string) => Error> = {
   UsageError,
   PreconditionError,
+  BackupInProgressError,
   BackupInvalidError,
   ConnectionError,
   TimeoutError,

@@ -227,7 +227,7 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
       };
       const handlers: Record<string, Handler> = {
         ...Object.fromEntries(unmodelled.map((name) => [name, after(50, () => ({}))])),
-        [states.prepare]: lambda(prepareBackupHandler({ ec2: clients.ec2, sfn: clients.sfn })),
+        [states.prepare]: lambda(prepareBackupHandler({ ec2: clients.ec2 })),
         [states.begin]: hostStep,
         [states.snapshot]: lambda((input) =>
           createSnapshotsHandler(clients.ec2)({ ...(input as Record<string, Json>), repository: undefined }),

@@ -10,7 +10,6 @@ import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
   GetExecutionHistoryCommand,
-  ListExecutionsCommand,
   type SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
@@ -138,44 +137,47 @@ export async function existingExecution(
   }
 }
 
+/** What a schedule passes to the start-backup Lambda: the request, and Scheduler's `<aws.scheduler.scheduled-time>`. */
+export const scheduledStartSchema = z.strictObject({
+  ...executionInputSchema.shape,
+  /** The time the schedule was due (not when Scheduler delivered it, which the flexible window moves). */
+  scheduledTime: z.iso.datetime({ offset: true }),
+});
+
+export interface ScheduledBackup extends StartedBackup {
+  /** True when this delivery found its execution already started: Scheduler delivers at least once. */
+  alreadyStarted: boolean;
+}
+
 /**
- * The backupId of an earlier running execution that backs up the same cluster,
- * if any (derived as that execution's first step derived it, whatever its
- * name). Two executions started together both see each other; only the later
- * one (by start time, then name) steps aside. Step Functions cannot filter
- * executions by input, so each running one is read.
+ * Starts the backup a schedule is due for, in an execution named after the
+ * cluster and the scheduled time (backupIdFrom), so that a second delivery of
+ * the same schedule, or a second schedule of the cluster due at the same
+ * moment, is refused by Step Functions itself (ExecutionAlreadyExists, or the
+ * running execution's ARN for the same name and input, per the StartExecution
+ * API reference): one call, no listing of executions. Whether another backup
+ * of the cluster runs is the host's to answer (BackupInProgressError at begin).
  */
-export async function findEarlierRunningBackup(
+export async function startScheduledBackup(
   sfn: SFNClient,
-  request: { stateMachineArn: string; cluster: string; executionArn: string; startedAt: Date },
-): Promise<string | undefined> {
-  const mine = { startedAt: request.startedAt.getTime(), name: request.executionArn.split(':').pop() ?? '' };
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(
-      new ListExecutionsCommand({
+  request: { stateMachineArn: string; event: unknown },
+): Promise<ScheduledBackup> {
+  const { scheduledTime, ...input } = parseWith(scheduledStartSchema, request.event, 'the scheduled start');
+  const backupId = backupIdFrom(new Date(scheduledTime), input.cluster);
+  const executionArn = `${request.stateMachineArn.replace(':stateMachine:', ':execution:')}:${backupId}`;
+  try {
+    const started = await sfn.send(
+      new StartExecutionCommand({
         stateMachineArn: request.stateMachineArn,
-        statusFilter: 'RUNNING',
-        ...(nextToken ? { nextToken } : {}),
+        name: backupId,
+        input: JSON.stringify(parseExecutionInput(input)),
       }),
     );
-    for (const execution of page.executions ?? []) {
-      if (execution.executionArn === request.executionArn) continue;
-      const theirs = { startedAt: execution.startDate?.getTime() ?? 0, name: execution.name ?? '' };
-      const earlier =
-        theirs.startedAt < mine.startedAt || (theirs.startedAt === mine.startedAt && theirs.name < mine.name);
-      if (!earlier) continue;
-      const described = await sfn.send(
-        new DescribeExecutionCommand({ executionArn: execution.executionArn }),
-      );
-      const input = executionInputSchema.safeParse(JSON.parse(described.input ?? '{}'));
-      if (input.success && input.data.cluster === request.cluster) {
-        return backupIdOfExecution({ name: theirs.name, startTime: new Date(theirs.startedAt) });
-      }
-    }
-    nextToken = page.nextToken;
-  } while (nextToken);
-  return undefined;
+    return { backupId, executionArn: started.executionArn ?? executionArn, alreadyStarted: false };
+  } catch (error) {
+    if (error instanceof ExecutionAlreadyExists) return { backupId, executionArn, alreadyStarted: true };
+    throw error;
+  }
 }
 
 export interface ExecutionOutcome {

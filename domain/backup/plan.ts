@@ -1,13 +1,13 @@
 /**
  * The first step of a backup: check the request, find the cluster's host and
- * settings, and see whether another backup of the cluster is already running.
+ * settings. Whether another backup of the cluster runs is the host's answer at
+ * begin (BackupInProgressError): nothing here lists executions.
  */
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import type { SFNClient } from '@aws-sdk/client-sfn';
 import { InstanceNotFoundError, InvalidInputError } from '../errors.ts';
 import { clusterNameSchema } from '../ids.ts';
 import * as z from '../zod.ts';
-import { backupIdOfExecution, findEarlierRunningBackup, parseExecutionInput } from './execution.ts';
+import { backupIdOfExecution, parseExecutionInput } from './execution.ts';
 
 /** What the state machine's Lambdas know of each cluster (from the deployment configuration). */
 export const clusterTargetSchema = z.strictObject({
@@ -35,8 +35,6 @@ export interface BackupPlan {
   volumeIds: string[];
   maxBackupMinutes: number;
   repository: string;
-  /** Set when an earlier backup of this cluster is still running: this one then ends without doing anything. */
-  runningBackupId?: string;
 }
 
 export interface PlanRequest {
@@ -72,7 +70,7 @@ async function findInstance(ec2: EC2Client, target: ClusterTarget): Promise<stri
 }
 
 export async function planBackup(
-  clients: { ec2: EC2Client; sfn: SFNClient },
+  clients: { ec2: EC2Client },
   request: PlanRequest,
   clusters: ClusterTarget[],
 ): Promise<BackupPlan> {
@@ -86,12 +84,6 @@ export async function planBackup(
         `(configured: ${clusters.map((c) => c.name).join(', ')})`,
     );
   }
-  const runningBackupId = await findEarlierRunningBackup(clients.sfn, {
-    stateMachineArn: request.stateMachineArn,
-    cluster: target.name,
-    executionArn: request.executionArn,
-    startedAt,
-  });
   const plan = {
     backupId,
     cluster: target.name,
@@ -102,6 +94,5 @@ export async function planBackup(
     maxBackupMinutes: target.maxBackupMinutes,
     repository: target.repository,
   };
-  if (runningBackupId) return { ...plan, instanceId: target.instanceId ?? '', runningBackupId };
   return { ...plan, instanceId: await findInstance(clients.ec2, target) };
 }

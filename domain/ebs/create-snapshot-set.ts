@@ -3,6 +3,7 @@
  * (one point in time across volumes), recorded in the manifest before and
  * after the call so that a repeated step never takes a second set.
  */
+
 import {
   CreateSnapshotsCommand,
   type CreateSnapshotsCommandOutput,
@@ -12,6 +13,7 @@ import {
   type Snapshot,
   type Volume,
 } from '@aws-sdk/client-ec2';
+import { isThrottledOrAtCapacity } from '../aws-retry.ts';
 import {
   ManifestStateError,
   PreconditionError,
@@ -187,12 +189,14 @@ export async function createSnapshotSet(ec2: EC2Client, request: SnapshotSetRequ
       }),
     );
   } catch (error) {
-    // A request EC2 refused with a client error (4xx: RequestLimitExceeded,
-    // SnapshotCreationPerVolumeRateExceeded, a bad parameter) took no snapshot, so the intent is
-    // taken back and a retry may call again. A server error (InternalError, 5xx) or no answer at
-    // all leaves it unknown whether the set was taken: the intent stays.
+    // A request EC2 refused with a client error (4xx: a bad parameter), or by name for throttling
+    // or capacity (RequestLimitExceeded comes with HTTP 503; SnapshotCreationPerVolumeRateExceeded,
+    // PendingSnapshotLimitExceeded…), took no snapshot, so the intent is taken back and the state
+    // machine's retry may call again. Another server error (InternalError) or no answer at all
+    // leaves it unknown whether the set was taken: the intent stays.
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (repository && intent && status !== undefined && status >= 400 && status < 500) {
+    const refused = (status !== undefined && status >= 400 && status < 500) || isThrottledOrAtCapacity(error);
+    if (repository && intent && refused) {
       await repository.writeManifest({
         ...intent,
         state: manifest!.state,

@@ -9,6 +9,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
+import { sdkRetry } from '../aws-retry.ts';
 import { PreconditionError } from '../errors.ts';
 import { jsonText } from '../parse.ts';
 import { parseRepositoryUrl } from '../repository/location.ts';
@@ -99,7 +100,7 @@ export async function openDrSession(
   options: { sessionName: string },
 ): Promise<DrSession> {
   if (!isCrossAccount(target)) {
-    const ec2 = new EC2Client({ region: target.region });
+    const ec2 = new EC2Client({ ...sdkRetry, region: target.region });
     return {
       ec2,
       openRepository: (cluster) => openRepository(drRepositoryUrl(target, cluster), cluster),
@@ -125,7 +126,7 @@ export async function openDrSession(
     ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}),
     ...(c.Expiration ? { expiration: c.Expiration } : {}),
   };
-  const ec2 = new EC2Client({ region: target.region, credentials });
+  const ec2 = new EC2Client({ ...sdkRetry, region: target.region, credentials });
   const opened: Repository[] = [];
   return {
     ec2,
@@ -141,6 +142,7 @@ export async function openDrSession(
         ...(location.endpoint ? { endpoint: location.endpoint } : {}),
         forcePathStyle: location.forcePathStyle,
         maxAttempts: 4,
+        retryMode: sdkRetry.retryMode,
       });
       const repository = new Repository(new S3Store(location, { client }), cluster);
       opened.push(repository);

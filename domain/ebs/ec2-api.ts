@@ -12,6 +12,8 @@
  * *Eventual consistency in the Amazon EC2 API*)
  */
 
+import { throttlingErrors as awsThrottling } from '../aws-retry.ts';
+
 /** Error codes of the EC2 API (EC2 API reference, *Error codes for the Amazon EC2 API*). */
 export const ec2Errors = {
   instanceNotFound: 'InvalidInstanceID.NotFound',
@@ -26,8 +28,13 @@ export const ec2Errors = {
   throttled: 'RequestLimitExceeded',
 } as const;
 
-/** Throttling, by service: EC2's RequestLimitExceeded, SSM's and most others' ThrottlingException. */
-export const throttlingErrors = [ec2Errors.throttled, 'ThrottlingException', 'Ssm.ThrottlingException'];
+/** Throttling of the services a restore step calls (domain/aws-retry.ts names every service's). */
+export const throttlingErrors: readonly string[] = [
+  ...awsThrottling.ec2,
+  ...awsThrottling.ssm,
+  ...awsThrottling.sts,
+  ...awsThrottling.kms,
+];
 
 /**
  * How long a resource the restore just made (RunInstances, CreateVolume) may
@@ -42,36 +49,7 @@ export function isAttachmentPointInUse(error: unknown): boolean {
   return name === ec2Errors.invalidParameterValue && /Attachment point .* is already in use/i.test(message);
 }
 
-export interface Patience {
-  attempts: number;
-  baseMs: number;
-  capMs: number;
-  sleep?: (ms: number) => Promise<void>;
-}
-
-/** A few seconds, then longer, for about a minute in all: within one Lambda step. */
-export const defaultPatience: Patience = { attempts: 8, baseMs: 250, capMs: 15_000 };
-
-/**
- * `operation`, tried again while `retryable(error)`, after an exponential
- * backoff with full jitter (a random wait between 0 and min(cap, base·2ⁿ), as
- * AWS's *Exponential Backoff And Jitter* recommends), at most `attempts` times.
- */
-export async function retrying<T>(
-  operation: () => Promise<T>,
-  retryable: (error: unknown) => boolean,
-  patience: Patience = defaultPatience,
-): Promise<T> {
-  const sleep = patience.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await operation();
-    } catch (error) {
-      if (attempt >= patience.attempts || !retryable(error)) throw error;
-      await sleep(Math.random() * Math.min(patience.capMs, patience.baseMs * 2 ** attempt));
-    }
-  }
-}
+export { defaultPatience, type Patience, retrying } from '../aws-retry.ts';
 
 /** An error that a just-made resource, or a throttled API, answers for a while. */
 export function isEventual(...notFound: string[]): (error: unknown) => boolean {

@@ -3,6 +3,7 @@
  * new one, never a part), so no temporary names are needed. Credentials come
  * from the AWS SDK's default chain.
  */
+
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -15,6 +16,7 @@ import {
   S3Client,
   type S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { sdkRetry } from '../aws-retry.ts';
 import {
   type AwsTimeouts,
   awsClientTimeouts,
@@ -58,6 +60,7 @@ export class S3Store implements ObjectStore {
         ...(location.endpoint ? { endpoint: location.endpoint } : {}),
         forcePathStyle: location.forcePathStyle,
         maxAttempts,
+        retryMode: sdkRetry.retryMode,
         ...awsClientTimeouts(this.timeouts),
       });
   }

@@ -7,6 +7,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import type { STSClient } from '@aws-sdk/client-sts';
+import { sdkRetry } from '#domain/aws-retry';
 import type { SourceClients } from '#domain/ebs/dr-sharing';
 import { type DrSession, type DrTarget, openDrSession } from '#domain/ebs/dr-target';
 import { openRepository } from '#domain/repository/open';
@@ -26,8 +27,8 @@ export async function openDrClients(
   request: { sessionName: string; repository: string; cluster: string },
 ): Promise<DrClients> {
   const source = {
-    ec2: new EC2Client({ region: target.sourceRegion }),
-    kms: new KMSClient({ region: target.sourceRegion }),
+    ec2: new EC2Client({ ...sdkRetry, region: target.sourceRegion }),
+    kms: new KMSClient({ ...sdkRetry, region: target.sourceRegion }),
   };
   const closeSource = () => {
     source.ec2.destroy();

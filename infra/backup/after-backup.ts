@@ -96,6 +96,7 @@ export class AfterBackup extends Construct {
           name: c.name,
           policy: c.retention!,
           schedule: c.retention!.schedule,
+          flexibleWindowMinutes: c.retention!.flexibleWindowMinutes,
           repositoryUrl: props.repositoryOf(c).url,
           bucket: props.repositoryOf(c).bucket,
           objects: `${c.repository.prefix}${c.name}/*`,

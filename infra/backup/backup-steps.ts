@@ -12,7 +12,6 @@
  * in domain/backup/execution.ts); the state after it is the BackupPlan
  * (domain/backup/plan.ts), to which each step adds its result.
  */
-import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import {
   Choice,
@@ -30,6 +29,7 @@ import {
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { stateRetries } from '#domain/aws-retry';
 import { backupEvents, backupMetrics } from '../monitoring/metrics-and-events.ts';
 import { announce, countMetric, type HostCommands, lambda, onHost, recordInManifest } from '../steps.ts';
 import { states } from './state-names.ts';
@@ -74,9 +74,9 @@ export class BackupSteps extends StateMachineFragment {
       errorPath: '$.error.Error',
       causePath: '$.error.Cause',
     });
-    const anotherRunning = new Choice(this, states.anotherRunning);
     const leaveToRunning = new Succeed(this, states.leaveToRunning, {
-      comment: 'Another execution backs up this cluster; two backups of one cluster never run at once.',
+      comment:
+        'The host runs another backup of this cluster (BackupInProgressError); one backup of a cluster at a time.',
     });
 
     const begin = onHost(
@@ -106,12 +106,8 @@ export class BackupSteps extends StateMachineFragment {
         begin: JsonPath.objectAt('$.begin'),
       }),
       '$.snapshotSet',
-    ).addRetry({
-      errors: ['RequestLimitExceeded', 'InternalError', 'SnapshotCreationPerVolumeRateExceeded'],
-      interval: Duration.seconds(2),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
+      stateRetries.snapshotCapacity,
+    );
     const recordSnapshots = recordInManifest(
       this,
       states.recordSnapshots,
@@ -126,12 +122,7 @@ export class BackupSteps extends StateMachineFragment {
       functions.checkSnapshots,
       undefined, // the whole state: the snapshot set and the last poll
       '$.poll',
-    ).addRetry({
-      errors: ['RequestLimitExceeded', 'InternalError'],
-      interval: Duration.seconds(5),
-      backoffRate: 2,
-      maxAttempts: 3,
-    });
+    );
     const allCompleted = new Choice(this, states.allSnapshotsCompleted);
     const waitForSnapshots = new Wait(this, states.waitForSnapshots, {
       time: WaitTime.secondsPath('$.poll.waitSeconds'),
@@ -161,15 +152,15 @@ export class BackupSteps extends StateMachineFragment {
       checkSnapshots,
       markCompleted,
     ];
+    // Nothing was begun on the host: the running backup covers this one, and there is nothing to clean up.
+    begin.addCatch(leaveToRunning, { errors: ['BackupInProgressError'], resultPath: '$.running' });
     for (const step of afterBegin) step.addCatch(props.cleanup, caught('States.ALL'));
     // Once the manifest says completed, the backup is good: failing to count or announce it must not undo it.
     countCompleted.addCatch(announceCompleted, { resultPath: '$.countError' });
     announceCompleted.addCatch(props.next, { resultPath: '$.announceError' });
     prepare.addCatch(refused, caught('States.ALL'));
 
-    prepare.next(
-      anotherRunning.when(Condition.isPresent('$.runningBackupId'), leaveToRunning).otherwise(begin),
-    );
+    prepare.next(begin);
     begin
       .next(snapshot)
       .next(recordSnapshots)

@@ -1,11 +1,20 @@
 /**
- * EventBridge Scheduler schedules, one per configured cluster schedule. Each
- * invokes the start-backup Lambda, which names the execution after a new
- * backupId (Scheduler cannot compute one), exactly as `pgsnap backup start` does.
+ * EventBridge Scheduler schedules, one per configured cluster schedule, each
+ * with its flexible time window so that a fleet's backups do not start in the
+ * same second. Each invokes the start-backup Lambda with Scheduler's
+ * `<aws.scheduler.scheduled-time>`; the Lambda names the execution after the
+ * cluster and that time, so that a second delivery (Scheduler delivers at
+ * least once) is refused by Step Functions itself.
  */
-import { TimeZone } from 'aws-cdk-lib';
+import { Duration, TimeZone } from 'aws-cdk-lib';
 import { Role } from 'aws-cdk-lib/aws-iam';
-import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import {
+  ContextAttribute,
+  Schedule,
+  ScheduleExpression,
+  ScheduleTargetInput,
+  TimeWindow,
+} from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -26,7 +35,8 @@ export class BackupSchedules extends Construct {
     super(scope, id);
     this.startBackup = new HandlerFunction(this, 'StartBackup', {
       handler: 'start-backup',
-      description: 'pgsnap: starts a scheduled backup execution named after a new backupId',
+      description:
+        'pgsnap: starts a scheduled backup execution named after the cluster and the scheduled time',
       environment: { PGSNAP_STATE_MACHINE_ARN: props.stateMachine.stateMachineArn },
     });
     props.stateMachine.grantStartExecution(this.startBackup);
@@ -42,11 +52,13 @@ export class BackupSchedules extends Construct {
         new Schedule(this, `${cluster.name}-${schedule.name}`, {
           description: `pgsnap backup of ${cluster.name} (${schedule.name})`,
           schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
+          timeWindow: TimeWindow.flexible(Duration.minutes(schedule.flexibleWindowMinutes)),
           target: new LambdaInvoke(this.startBackup, {
             input: ScheduleTargetInput.fromObject({
               cluster: cluster.name,
               label: schedule.label,
               trigger: 'schedule',
+              scheduledTime: ContextAttribute.scheduledTime,
             }),
             retryAttempts: 2,
             role,

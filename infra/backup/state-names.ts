@@ -9,7 +9,6 @@ export const states = {
   // The backup (backup-steps.ts)
   prepare: 'Check the request and find the cluster',
   refused: 'The backup request is refused',
-  anotherRunning: 'Is another backup of this cluster running?',
   leaveToRunning: 'Leave it to the backup already running',
   begin: 'Begin the backup on the host',
   snapshot: "Snapshot the cluster's volumes",

@@ -35,6 +35,15 @@ export const scheduleSchema = z.strictObject({
     .describe('EventBridge Scheduler expression: `cron(0 3 * * ? *)` or `rate(6 hours)`.'),
   timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
   label: checkedBy(validateLabel).default('scheduled').describe('Written into backup_label.'),
+  flexibleWindowMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(1440)
+    .default(5)
+    .describe(
+      "Scheduler's flexible time window: each start falls at a random moment up to this many minutes after the scheduled time, so that a fleet's backups do not all start in the same second (1–1440).",
+    ),
 });
 
 export const drillSchema = z.strictObject({
@@ -43,6 +52,16 @@ export const drillSchema = z.strictObject({
     .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
     .describe('When to drill: an EventBridge Scheduler expression, e.g. `cron(0 6 ? * SUN *)`.'),
   timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
+  flexibleWindowMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(1440)
+    .default(1440)
+    .describe(
+      "Scheduler's flexible time window of the drill: it starts at a random moment up to this many minutes after the scheduled time (default a day, Scheduler's longest), spreading a fleet's drills.",
+    ),
+
   launch: z
     .strictObject({
       launchTemplate: z

@@ -61,6 +61,13 @@ export const retentionSchema = z
       .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
       .default('rate(1 day)')
       .describe('Retention also runs on this schedule (besides at the end of every backup).'),
+    flexibleWindowMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(1440)
+      .default(60)
+      .describe("Scheduler's flexible time window of the retention schedule, in minutes (1–1440)."),
   })
   .refine((r) => r.keepLast !== undefined || r.keepDays !== undefined, 'give keepLast and/or keepDays');
 export type RetentionConfig = z.infer<typeof retentionSchema>;

@@ -52,7 +52,7 @@ export class DrCopySteps extends StateMachineFragment {
       TaskInput.fromObject({ ...ofBackup, snapshotSet: JsonPath.objectAt('$.snapshotSet') }),
       '$.dr',
     ).addRetry({
-      errors: ['RequestLimitExceeded', 'InternalError', 'RepositoryUnreachableError'],
+      errors: ['RepositoryUnreachableError'],
       interval: Duration.seconds(5),
       backoffRate: 2,
       maxAttempts: 3,
@@ -64,11 +64,7 @@ export class DrCopySteps extends StateMachineFragment {
       functions.checkCopies,
       undefined, // the whole state: the copies and the last poll
       '$.copyPoll',
-    ).addRetry({
-      errors: ['RequestLimitExceeded', 'InternalError'],
-      interval: Duration.seconds(5),
-      maxAttempts: 3,
-    });
+    );
     const allCopied = new Choice(this, states.allCopiesCompleted);
     const waitForCopies = new Wait(this, states.waitForCopies, {
       time: WaitTime.secondsPath('$.copyPoll.waitSeconds'),

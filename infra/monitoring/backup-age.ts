@@ -7,7 +7,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
@@ -86,6 +86,7 @@ export class BackupAge extends Construct {
     new Schedule(this, 'Schedule', {
       description: 'pgsnap: the age of the newest backups, for the dashboard',
       schedule: ScheduleExpression.rate(Duration.minutes(15)),
+      timeWindow: TimeWindow.flexible(Duration.minutes(5)),
       target: new LambdaInvoke(fn, { input: ScheduleTargetInput.fromObject({}), role }),
     });
     acknowledge(role, {

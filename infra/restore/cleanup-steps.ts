@@ -18,7 +18,7 @@ import {
 import type { Construct } from 'constructs';
 import { restoreEvents } from '#domain/restore/steps';
 import { announce, countMetric, type HostCommands, lambda } from '../steps.ts';
-import { ec2Retry, onTarget, type RestoreFunctions, removeWhatTheRestoreMade } from './restore-steps.ts';
+import { onTarget, type RestoreFunctions, removeWhatTheRestoreMade } from './restore-steps.ts';
 import { restoreStates as states } from './state-names.ts';
 
 export interface RestoreCleanupStepsProps {
@@ -53,9 +53,7 @@ export class RestoreCleanupSteps extends StateMachineFragment {
       true,
     );
     // The whole state: what the cleanup released and terminated is there only as far as it got.
-    const markFailed = lambda(this, states.markFailed, fns.recordRestore, undefined, '$.recorded').addRetry(
-      ec2Retry,
-    );
+    const markFailed = lambda(this, states.markFailed, fns.recordRestore, undefined, '$.recorded');
     const countFailed = countMetric(this, states.countFailed, JsonPath.stringAt('$.outcome.failed')).addRetry(
       {
         maxAttempts: 2,

@@ -4,9 +4,9 @@
  * (restore-functions.ts), the restore state machine, the scheduled drills and
  * their alarms (monitoring/drill-alarms.ts).
  */
-import { TimeZone } from 'aws-cdk-lib';
+import { Duration, TimeZone } from 'aws-cdk-lib';
 import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
-import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -95,6 +95,7 @@ export class Restore extends Construct {
       new Schedule(this, `${cluster.name}-drill`, {
         description: `pgsnap restore drill of ${cluster.name}`,
         schedule: ScheduleExpression.expression(drills.schedule, TimeZone.of(drills.timezone)),
+        timeWindow: TimeWindow.flexible(Duration.minutes(drills.flexibleWindowMinutes)),
         target: new StepFunctionsStartExecution(this.stateMachine.stateMachine, {
           input: ScheduleTargetInput.fromObject({
             cluster: cluster.name,

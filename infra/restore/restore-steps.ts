@@ -18,7 +18,6 @@ import {
   Fail,
   type IChainable,
   type INextable,
-  JitterType,
   JsonPath,
   Pass,
   Result,
@@ -31,10 +30,18 @@ import {
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { throttlingErrors } from '#domain/ebs/ec2-api';
+import { stateRetries } from '#domain/aws-retry';
 import { maxHostStepSeconds } from '#domain/restore/host-time';
 import { restoreEvents, restoreMetrics } from '#domain/restore/steps';
-import { announce, countMetric, type HostCommands, lambda, secondsMetric, sendCommand } from '../steps.ts';
+import {
+  announce,
+  countMetric,
+  type HostCommands,
+  lambda,
+  retryOf,
+  secondsMetric,
+  sendCommand,
+} from '../steps.ts';
 import { restoreStates as states } from './state-names.ts';
 
 export interface RestoreFunctions {
@@ -56,20 +63,8 @@ export const restoreOf = {
   repository: JsonPath.stringAt('$.repository'),
 };
 
-/**
- * EC2 errors worth a retry on any restore step: throttling and EC2's own
- * faults (EC2 API reference, error codes), after an exponential backoff with
- * full jitter, so that the many steps a throttled account fails at once do not
- * all come back together.
- */
-export const ec2Retry = {
-  errors: [...throttlingErrors, 'InternalError', 'ServiceUnavailable', 'Lambda.TooManyRequestsException'],
-  interval: Duration.seconds(5),
-  backoffRate: 2,
-  maxAttempts: 6,
-  maxDelay: Duration.seconds(60),
-  jitterStrategy: JitterType.FULL,
-};
+/** Throttling and AWS's faults on any restore step (domain/aws-retry.ts); lambda() adds it to each Lambda step. */
+export const ec2Retry = retryOf(stateRetries.throttled);
 
 /** A step that writes one phase into the restore record. */
 export function recordPhase(
@@ -78,9 +73,7 @@ export function recordPhase(
   fn: IFunction,
   update: Record<string, unknown>,
 ): TaskStateBase {
-  return lambda(scope, name, fn, TaskInput.fromObject({ ...restoreOf, update }), '$.recorded').addRetry(
-    ec2Retry,
-  );
+  return lambda(scope, name, fn, TaskInput.fromObject({ ...restoreOf, update }), '$.recorded');
 }
 
 /** The restore's on-host steps: the restore document on the target instance. */
@@ -105,7 +98,7 @@ export function onTarget(
     },
     resultPath,
     timeoutSeconds,
-  }).addRetry({ ...ec2Retry, errors: ['Ssm.ThrottlingException', 'Ssm.InternalServerErrorException'] });
+  }).addRetry({ ...ec2Retry, errors: ['Ssm.InternalServerErrorException'] });
 }
 
 /**
@@ -126,7 +119,7 @@ export function removeWhatTheRestoreMade(
     // The record names the instance the restore launched, even while its tag does not show.
     TaskInput.fromObject(restoreOf),
     '$.terminated',
-  ).addRetry(ec2Retry);
+  );
   const start = new Pass(scope, names.start, {
     result: Result.fromObject({ passes: 0, deleted: [] }),
     resultPath: '$.release',
@@ -137,7 +130,7 @@ export function removeWhatTheRestoreMade(
     fns.releaseRestoreVolumes,
     TaskInput.fromObject({ ...restoreOf, force, release: JsonPath.objectAt('$.release') }),
     '$.release',
-  ).addRetry(ec2Retry);
+  );
   const all = new Choice(scope, names.all);
   const wait = new Wait(scope, names.wait, { time: WaitTime.duration(Duration.seconds(5)) });
   start
@@ -173,7 +166,7 @@ export class RestoreSteps extends StateMachineFragment {
         executionName: JsonPath.executionName,
         executionStartTime: JsonPath.executionStartTime,
       }),
-    ).addRetry({ ...ec2Retry, errors: ['RepositoryUnreachableError', 'Lambda.TooManyRequestsException'] });
+    ).addRetry({ ...ec2Retry, errors: ['RepositoryUnreachableError'] });
     const refusedDrill = new Choice(this, states.refusedDrill);
     const countRefusedDrill = countMetric(this, states.countRefusedDrill, restoreMetrics.drillFailed);
     const countRefused = countMetric(this, states.countRefused, restoreMetrics.restoreFailed);
@@ -197,7 +190,7 @@ export class RestoreSteps extends StateMachineFragment {
         instance: JsonPath.objectAt('$.instance'),
       }),
       '$.target',
-    ).addRetry(ec2Retry);
+    );
     const checkInstance = lambda(
       this,
       states.checkInstance,
@@ -207,7 +200,7 @@ export class RestoreSteps extends StateMachineFragment {
         since: JsonPath.stringAt('$.target.at'),
       }),
       '$.instanceState',
-    ).addRetry(ec2Retry);
+    );
     const instanceRunning = new Choice(this, states.instanceRunning);
     const waitForInstance = new Wait(this, states.waitForInstance, {
       time: WaitTime.duration(Duration.seconds(10)),
@@ -223,7 +216,7 @@ export class RestoreSteps extends StateMachineFragment {
         options: JsonPath.objectAt('$.volumeOptions'),
       }),
       '$.created',
-    ).addRetry(ec2Retry);
+    );
     const checkVolumes = (
       name: typeof states.checkAvailable | typeof states.checkAttached,
       wanted: string,
@@ -240,7 +233,7 @@ export class RestoreSteps extends StateMachineFragment {
           since: JsonPath.stringAt(since),
         }),
         '$.volumes',
-      ).addRetry(ec2Retry);
+      );
     const checkAvailable = checkVolumes(states.checkAvailable, 'available', '$.created.at');
     const allAvailable = new Choice(this, states.allAvailable);
     const waitForAvailable = new Wait(this, states.waitForAvailable, {
@@ -252,7 +245,7 @@ export class RestoreSteps extends StateMachineFragment {
       fns.attachRestoreVolumes,
       TaskInput.fromObject({ ...restoreOf, instanceId: JsonPath.stringAt('$.target.instanceId') }),
       '$.attach',
-    ).addRetry(ec2Retry);
+    );
     const checkAttached = checkVolumes(states.checkAttached, 'attached', '$.attach.at');
     const allAttached = new Choice(this, states.allAttached);
     const waitForAttached = new Wait(this, states.waitForAttached, {

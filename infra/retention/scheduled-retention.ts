@@ -14,7 +14,7 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import type { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
 import type { RetentionPolicy } from '#domain/backup/retention';
@@ -29,6 +29,8 @@ export interface RetainedCluster {
   policy: RetentionPolicy;
   /** An EventBridge Scheduler expression. */
   schedule: string;
+  /** Scheduler's flexible time window, in minutes. */
+  flexibleWindowMinutes: number;
   /** The repository retention applies to, as the agent names it, and its bucket. */
   repositoryUrl: string;
   bucket: IBucket;
@@ -111,6 +113,7 @@ export class Retention extends Construct {
       new Schedule(this, `${cluster.name}-retention`, {
         description: `pgsnap ${props.side} retention of ${cluster.name}`,
         schedule: ScheduleExpression.expression(cluster.schedule),
+        timeWindow: TimeWindow.flexible(Duration.minutes(cluster.flexibleWindowMinutes)),
         target: new LambdaInvoke(fn, {
           input: ScheduleTargetInput.fromObject({ cluster: cluster.name, repository: cluster.repositoryUrl }),
           role: schedulerRole,

@@ -152,7 +152,15 @@ describe('pgsnap backup start', () => {
       {
         id: 5,
         type: 'ExecutionSucceeded',
-        executionSucceededEventDetails: { output: '{"runningBackupId":"20261121T120000Z-000001"}' },
+        executionSucceededEventDetails: {
+          output: JSON.stringify({
+            running: {
+              Error: 'BackupInProgressError',
+              Cause:
+                'backup 20261121T120000Z-000001 (label "scheduled") is in progress here since 2026-11-21T12:00:00Z',
+            },
+          }),
+        },
       },
     ]);
     const result = await pgsnap(['backup', 'start', '--cluster', 'orders-db', '--wait'], env());

@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { newBackupId } from '#domain/ids';
@@ -117,7 +117,6 @@ afterAll(async () => {
 beforeEach(() => {
   stepFunctions.calls.length = 0;
   sfn.reset();
-  sfn.on(ListExecutionsCommand).resolves({ executions: [] });
 });
 
 interface HostLog {
@@ -484,7 +483,7 @@ describe('a backup through the synthesized state machine', () => {
     expect(abortLines()).toBe(aborted + 1);
   });
 
-  test("an operator's own backup is held on the host: the execution is refused, cleans up, and leaves that backup held", async () => {
+  test('another backup of the cluster is held on the host: begin is refused, the execution leaves it to that backup, touching nothing and asking Step Functions nothing', async () => {
     ec2.reset({ completeAfterPolls: 1 });
     const aborted = abortLines();
     // A manual begin (or pgsnap run from cron) on the host, outside Step Functions.
@@ -494,28 +493,26 @@ describe('a backup through the synthesized state machine', () => {
     const operatorBackupId = begun.json!.backupId as string;
     try {
       const { run, log, backupId } = await backup();
-      expect(run.failure).toMatchObject({
-        error: 'PreconditionError',
-        cause: expect.stringContaining(
-          `backup ${operatorBackupId} (label "operator nightly") is in progress`,
-        ),
+      expect(run.failure).toBeUndefined();
+      expect(run.entered.at(-1)).toBe(states.leaveToRunning);
+      expect(run.output).toMatchObject({
+        running: {
+          Error: 'BackupInProgressError',
+          Cause: expect.stringContaining(
+            `backup ${operatorBackupId} (label "operator nightly") is in progress`,
+          ),
+        },
       });
-      expect(log.commands).toEqual(['begin', 'abort']);
-      // The cleanup's abort succeeded, for its own backupId, and said it left the other backup alone.
+      // Nothing was begun for this execution, so nothing is cleaned up: no abort, no snapshot, no event.
+      expect(log.commands).toEqual(['begin']);
       expect(stepFunctions.calls.map((c) => c.action).filter((a) => a !== 'SendTaskHeartbeat')).toEqual([
         'SendTaskFailure',
-        'SendTaskSuccess',
       ]);
-      expect(log.abortResult).toMatchObject({
-        aborted: false,
-        backupId,
-        inProgress: operatorBackupId,
-      });
-      expect(ec2.calls).not.toContain('CreateSnapshots');
-      expect(run.events.map((e) => [e.detailType, e.detail.backupId, e.detail.error])).toEqual([
-        ['pgsnap backup failed', backupId, 'PreconditionError'],
-      ]);
+      expect(ec2.calls).toEqual([]);
+      expect(run.events).toEqual([]);
       expect(await manifestOf(backupId)).toBeUndefined();
+      // Nobody asked Step Functions which executions run.
+      expect(sfn.calls()).toEqual([]);
 
       // The operator's backup is untouched: its session is held, the server logged no abort, status shows it.
       expect(await pgsnapSessions(cluster)).toEqual([
@@ -539,27 +536,25 @@ describe('a backup through the synthesized state machine', () => {
     expect(abortLines()).toBe(aborted);
   });
 
-  test('another backup of the cluster is running: this one ends at once, touching nothing', async () => {
-    ec2.reset({ completeAfterPolls: 1 });
-    const earlier = '20261121T000000Z-000001';
-    sfn.on(ListExecutionsCommand).resolves({
-      executions: [
-        {
-          name: earlier,
-          executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${earlier}`,
-          stateMachineArn,
-          startDate: new Date('2026-11-21T00:00:00Z'),
-          status: 'RUNNING',
-        },
-      ],
+  test('CreateSnapshots refused for throttling, then for pending snapshots: retried with jitter, the backup completes in its window', async () => {
+    const refused = (name: string) => Object.assign(new Error(`${name} (e2e)`), { name });
+    ec2.reset({
+      completeAfterPolls: 1,
+      createRefusals: [refused('RequestLimitExceeded'), refused('PendingSnapshotLimitExceeded')],
     });
-    sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify({ cluster: 'orders-db' }) });
-    const { run, log } = await backup();
+    const { run, log, backupId } = await backup();
     expect(run.failure).toBeUndefined();
-    expect(run.output).toMatchObject({ runningBackupId: earlier });
-    expect(run.entered.at(-1)).toBe(states.leaveToRunning);
-    expect(log.commands).toEqual([]);
-    expect(ec2.calls).toEqual([]);
-    expect(run.events).toEqual([]);
+    expect(run.entered).toContain(states.markCompleted);
+    expect(ec2.calls.filter((c) => c === 'CreateSnapshots')).toHaveLength(3);
+    // One set of snapshots, of exactly the cluster's volumes.
+    expect([...ec2.snapshots.values()].map((s) => s.VolumeId).sort()).toEqual([volumes.data, volumes.wal]);
+    const manifest = await manifestOf(backupId);
+    expect(manifest).toMatchObject({ state: 'completed' });
+    // The window the host enforces is the configured one, and the retries stayed far inside it:
+    // two full-jitter waits of at most 2 s and 4 s.
+    expect(log.commands).toEqual(['begin', 'end']);
+    const window = log.endReturned! - log.beginReturned!;
+    expect(window).toBeLessThan(30_000);
+    await expectBackupModeLeft();
   });
 });

@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { RetentionSummary } from '#domain/ebs/retention';
@@ -202,7 +202,6 @@ beforeEach(() => {
   drUrl = `file://${dir}/dr`;
   aws.reset();
   sfn.reset();
-  sfn.on(ListExecutionsCommand).resolves({ executions: [] });
   process.env.AWS_ACCESS_KEY_ID = source.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY = 'secret';
   process.env.AWS_REGION = source.region;

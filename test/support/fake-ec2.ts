@@ -33,6 +33,8 @@ export interface FakeEc2Behaviour {
   errorOn?: { volumeId: string; atPoll: number };
   /** CreateSnapshots fails with this error (after creating nothing). */
   createFails?: Error;
+  /** CreateSnapshots answers these errors first, one per call (throttling, EBS capacity), then works. */
+  createRefusals?: Error[];
 }
 
 export class FakeEc2 {
@@ -77,6 +79,8 @@ export class FakeEc2 {
     mock.on(CreateSnapshotsCommand).callsFake((input) => {
       this.calls.push('CreateSnapshots');
       if (this.behaviour.createFails) throw this.behaviour.createFails;
+      const refusal = this.behaviour.createRefusals?.shift();
+      if (refusal) throw refusal;
       const excluded = new Set(input.InstanceSpecification.ExcludeDataVolumeIds ?? []);
       const taken = this.volumes.filter(
         (v) =>

@@ -9,6 +9,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
 import type { ClusterTarget } from '#domain/backup/plan';
+import { backupIdFrom } from '#domain/ids';
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as startBackup } from '../../functions/start-backup.ts';
 
@@ -46,7 +47,6 @@ beforeEach(() => {
   sfn.reset();
   process.env.PGSNAP_CLUSTERS = JSON.stringify(clusters);
   process.env.PGSNAP_STATE_MACHINE_ARN = stateMachineArn;
-  sfn.on(ListExecutionsCommand).resolves({ executions: [] });
 });
 
 const event = (input: unknown, name = backupId) => ({
@@ -133,91 +133,69 @@ describe('prepare-backup', () => {
     );
   });
 
-  test('steps aside for an earlier running backup of the same cluster, and only that', async () => {
-    const running = (name: string, start: string, cluster: string) => {
-      sfn
-        .on(DescribeExecutionCommand, { executionArn: executionArn(name) })
-        .resolves({ input: JSON.stringify({ cluster }) });
-      return {
-        name,
-        executionArn: executionArn(name),
-        startDate: new Date(start),
-        stateMachineArn,
-        status: 'RUNNING' as const,
-      };
-    };
-    sfn.on(ListExecutionsCommand).resolves({
-      executions: [
-        running('20261121T142000Z-000001', '2026-11-21T14:20:00Z', 'billing-db'),
-        running('20261121T143500Z-000002', '2026-11-21T14:35:00Z', 'orders-db'),
-        {
-          name: backupId,
-          executionArn: executionArn(backupId),
-          startDate: new Date(startedAt),
-          stateMachineArn,
-          status: 'RUNNING',
-        },
-      ],
-    });
-    expect(await prepareBackup(event({ cluster: 'orders-db' }))).not.toHaveProperty('runningBackupId');
-
-    sfn.on(ListExecutionsCommand).resolves({
-      executions: [running('20261121T142500Z-000003', '2026-11-21T14:25:00Z', 'orders-db')],
-    });
-    expect(await prepareBackup(event({ cluster: 'orders-db' }))).toMatchObject({
-      runningBackupId: '20261121T142500Z-000003',
-    });
-  });
-
-  test('names an earlier running backup started from the console by the backupId its own first step derived', async () => {
-    sfn.on(DescribeExecutionCommand).resolves({ input: JSON.stringify({ cluster: 'orders-db' }) });
-    sfn.on(ListExecutionsCommand).resolves({
-      executions: [
-        {
-          name: consoleName,
-          executionArn: executionArn(consoleName),
-          startDate: new Date('2026-11-21T14:29:00.456Z'),
-          stateMachineArn,
-          status: 'RUNNING',
-        },
-      ],
-    });
-    const earlier = await prepareBackup({
-      ...event({ cluster: 'orders-db' }, consoleName),
-      executionStartTime: '2026-11-21T14:29:00.456Z',
-    });
-    expect(await prepareBackup(event({ cluster: 'orders-db' }))).toMatchObject({
-      runningBackupId: earlier.backupId,
-    });
-    expect(earlier.backupId).toBe('20261121T142900Z-92dc8c');
+  test("asks Step Functions nothing: whether another backup runs is the host's answer at begin", async () => {
+    const plan = await prepareBackup(event({ cluster: 'orders-db' }));
+    expect(plan).toMatchObject({ backupId, cluster: 'orders-db', instanceId: 'i-0123456789abcdef0' });
+    expect(sfn.calls()).toHaveLength(0);
   });
 });
 
 describe('start-backup', () => {
-  test('starts an execution named after a new backupId with the validated input', async () => {
+  const scheduledTime = '2026-11-21T14:00:00Z';
+  const delivery = { cluster: 'orders-db', label: 'nightly', trigger: 'schedule', scheduledTime };
+
+  test('starts an execution named after the cluster and the scheduled time, with the validated input', async () => {
     sfn
       .on(StartExecutionCommand)
       .callsFake((input) => ({ executionArn: executionArn(input.name), startDate: new Date() }));
-    const started = await startBackup({ cluster: 'orders-db', label: 'nightly', trigger: 'schedule' });
-    expect(started.backupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-    const call = sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input;
-    expect(call).toEqual({
+    const started = await startBackup(delivery);
+    expect(started).toEqual({
+      backupId: backupIdFrom(new Date(scheduledTime), 'orders-db'),
+      executionArn: executionArn(started.backupId),
+      alreadyStarted: false,
+    });
+    expect(started.backupId).toMatch(/^20261121T140000Z-[0-9a-f]{6}$/);
+    expect(sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input).toEqual({
       stateMachineArn,
       name: started.backupId,
       input: JSON.stringify({ cluster: 'orders-db', label: 'nightly', trigger: 'schedule' }),
     });
-    expect(started.executionArn).toBe(executionArn(started.backupId));
+    // Another cluster due at the same moment gets its own execution.
+    expect((await startBackup({ ...delivery, cluster: 'billing-db' })).backupId).not.toBe(started.backupId);
+  });
+
+  test('a duplicate delivery is refused by Step Functions itself, without a list or describe call', async () => {
+    const names = new Set<string>();
+    sfn.on(StartExecutionCommand).callsFake((input) => {
+      // Step Functions: a name already used in this state machine (with another input, or closed) is refused.
+      if (names.has(input.name))
+        throw new ExecutionAlreadyExists({ message: 'Execution Already Exists', $metadata: {} });
+      names.add(input.name);
+      return { executionArn: executionArn(input.name), startDate: new Date() };
+    });
+    const first = await startBackup(delivery);
+    const second = await startBackup({ ...delivery, label: 'hourly' });
+    expect(second).toEqual({ ...first, alreadyStarted: true });
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(2);
+    expect(sfn.commandCalls(ListExecutionsCommand)).toHaveLength(0);
+    expect(sfn.commandCalls(DescribeExecutionCommand)).toHaveLength(0);
+    expect(sfn.calls()).toHaveLength(2);
   });
 
   test('bad input starts nothing', async () => {
-    await expect(startBackup({ cluster: 'orders-db', label: '$(reboot)' })).rejects.toMatchObject({
+    await expect(startBackup({ ...delivery, label: '$(reboot)' })).rejects.toMatchObject({
+      name: 'InvalidInputError',
+    });
+    await expect(startBackup({ cluster: 'orders-db', trigger: 'schedule' })).rejects.toMatchObject({
       name: 'InvalidInputError',
     });
     expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
   });
 
-  test('the same backupId with another input is refused rather than taken for the first', async () => {
-    sfn.on(StartExecutionCommand).rejects(new ExecutionAlreadyExists({ message: 'exists', $metadata: {} }));
-    await expect(startBackup({ cluster: 'orders-db' })).rejects.toMatchObject({ name: 'InvalidInputError' });
+  test('any other refusal fails the delivery, for Scheduler to retry', async () => {
+    sfn
+      .on(StartExecutionCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    await expect(startBackup(delivery)).rejects.toMatchObject({ name: 'ThrottlingException' });
   });
 });
