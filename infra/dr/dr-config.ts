@@ -5,7 +5,7 @@
  * DR resource has a name fixed by the environment, known to both sides.
  */
 import { z } from 'zod';
-import { retentionPolicySchema } from '#domain/backup/retention';
+import { policyKeepsSomething, retentionPolicySchema } from '#domain/backup/retention';
 
 const accountId = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
 
@@ -62,7 +62,7 @@ export const retentionSchema = z
       .default('rate(1 day)')
       .describe('Retention also runs on this schedule (besides at the end of every backup).'),
   })
-  .refine((r) => r.keepLast !== undefined || r.keepDays !== undefined, 'give keepLast and/or keepDays');
+  .refine(policyKeepsSomething, 'give keepLast, keepDays and/or thin (hours, days, weeks, months)');
 export type RetentionConfig = z.infer<typeof retentionSchema>;
 
 export interface DrNames {
