@@ -22,6 +22,7 @@ import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
 import { RepositoryBucket } from './guards/repository-bucket.ts';
+import { SnapshotQuota } from './guards/snapshot-quota.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
@@ -128,6 +129,8 @@ export class Pgsnap extends Construct {
         inputMaxLength: { '$.backupId': '20260101T030000Z-a1b2c3'.length, '$.cluster': 63 },
       }),
     );
+    // ...and on a retention that would keep more snapshots than a Region allows.
+    this.node.addValidation(new SnapshotQuota(config));
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
     this.repository.writeOnce(
       config.clusters

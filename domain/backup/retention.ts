@@ -60,7 +60,9 @@ const flagRules: Record<keyof RetentionPolicy, string> = {
 
 /** Whether a policy names at least one rule that keeps backups. */
 export function policyKeepsSomething(policy: RetentionPolicy): boolean {
-  return policy.keepLast !== undefined || policy.keepDays !== undefined || thinningKeepsSomething(policy.thin);
+  return (
+    policy.keepLast !== undefined || policy.keepDays !== undefined || thinningKeepsSomething(policy.thin)
+  );
 }
 
 export function validatePolicy(policy: RetentionPolicy): RetentionPolicy {
