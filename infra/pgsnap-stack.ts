@@ -15,6 +15,7 @@ import { AgentDocument, agentDocumentParameters } from './backup/agent-document.
 import { BackupFunctions } from './backup/backup-functions.ts';
 import { BackupStateMachine } from './backup/backup-state-machine.ts';
 import { BackupSchedules } from './backup/schedules.ts';
+import { SnapshotBudget } from './backup/snapshot-budget.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
 import { drNames, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
@@ -77,9 +78,18 @@ export class Pgsnap extends Construct {
         return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
       },
     });
+    const budget = new SnapshotBudget(this, config);
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
-      functions,
+      functions: {
+        prepareBackup: functions.prepareBackup,
+        createSnapshots: functions.createSnapshots,
+        checkSnapshots: functions.checkSnapshots,
+        deleteSnapshots: functions.deleteSnapshots,
+        recordBackup: functions.recordBackup,
+        acquireSnapshotBudget: budget.acquire,
+        releaseSnapshotBudget: budget.release,
+      },
       documentName: this.document.documentName,
       timeouts: config.timeouts,
       afterCompleted: (scope, done) => afterBackup.steps(scope, done),
