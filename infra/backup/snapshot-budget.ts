@@ -7,7 +7,7 @@
  * backup costs four requests (about $0.000003).
  */
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
@@ -18,16 +18,16 @@ export function leaseSeconds(timeouts: EnvironmentConfig['timeouts']): number {
 }
 
 export class SnapshotBudget {
-  readonly table: TableV2;
+  readonly table: Table;
   readonly acquire: HandlerFunction;
   readonly release: HandlerFunction;
 
   constructor(scope: Construct, config: EnvironmentConfig) {
     const stack = Stack.of(scope);
-    this.table = new TableV2(scope, 'Budgets', {
+    this.table = new Table(scope, 'Budgets', {
       partitionKey: { name: 'budget', type: AttributeType.STRING },
-      billing: Billing.onDemand(),
-      encryption: TableEncryptionV2.awsManagedKey(),
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      encryption: TableEncryption.AWS_MANAGED,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       // Leases lapse on their own: nothing in the table outlives the backups it counts.
       removalPolicy: RemovalPolicy.DESTROY,
