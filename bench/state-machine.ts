@@ -22,6 +22,7 @@ import { handler as checkSnapshots } from '../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../functions/create-snapshots.ts';
 import { handler as prepareBackup } from '../functions/prepare-backup.ts';
 import { states } from '../infra/backup/state-names.ts';
+import { localBudgetHandlers, setLocalBudgetEnvironment } from '../local/snapshot-budget.ts';
 import { type Json, runLocalBackup } from '../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
 import { FakeEc2 } from '../test/support/fake-ec2.ts';
@@ -82,11 +83,18 @@ const lambda =
   };
 const answer = (document: Json) => () => document;
 
+setLocalBudgetEnvironment();
 const run = await runLocalBackup(definition, {
   executionName: newBackupId(),
   stateMachineArn,
   input: { cluster: 'orders-db', trigger: 'schedule' },
   handlers: {
+    ...Object.fromEntries(
+      Object.entries(localBudgetHandlers()).map(([name, handle]) => [
+        name,
+        lambda(async (i) => handle(i as Json)),
+      ]),
+    ),
     [states.prepare]: lambda(prepareBackup),
     // As pgsnap begin does, the manifest is written as started: Create Snapshots records its call in it.
     [states.begin]: async (input) => {

@@ -141,6 +141,19 @@ export class SnapshotSetUnknownError extends Error {
 }
 
 /**
+ * No share of an account budget (pending EBS snapshots, concurrent DR copies) is free: other backups hold it.
+ * The state machine retries with backoff and full jitter before `begin`, so the wait never lengthens the
+ * time the database spends in backup mode; only after its last retry does the execution fail.
+ *
+ * What to do: Nothing for a burst: the backup starts when a share comes free. If it recurs, spread the
+ * schedules (flexible windows), or look for executions that end without returning their share (the lease
+ * expires after `timeouts.snapshotHours`); `budgets` in the configuration sets the shares.
+ */
+export class BudgetExhaustedError extends Error {
+  override name = 'BudgetExhaustedError';
+}
+
+/**
  * The cluster's database host could not be found, or more than one instance matched its tags.
  *
  * What to do: Check the cluster's `instance` in the configuration: the instance id exists and runs, or

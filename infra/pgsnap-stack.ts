@@ -15,6 +15,7 @@ import { AgentDocument, agentDocumentParameters } from './backup/agent-document.
 import { BackupFunctions } from './backup/backup-functions.ts';
 import { BackupStateMachine } from './backup/backup-state-machine.ts';
 import { BackupSchedules } from './backup/schedules.ts';
+import { SnapshotBudget } from './backup/snapshot-budget.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
 import { drNames, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
@@ -23,6 +24,7 @@ import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
 import { RepositoryBucket, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
+import { SnapshotQuota } from './guards/snapshot-quota.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
@@ -80,9 +82,18 @@ export class Pgsnap extends Construct {
         return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
       },
     });
+    const budget = new SnapshotBudget(this, config);
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
-      functions,
+      functions: {
+        prepareBackup: functions.prepareBackup,
+        createSnapshots: functions.createSnapshots,
+        checkSnapshots: functions.checkSnapshots,
+        deleteSnapshots: functions.deleteSnapshots,
+        recordBackup: functions.recordBackup,
+        acquireSnapshotBudget: budget.acquire,
+        releaseSnapshotBudget: budget.release,
+      },
       documentName: this.document.documentName,
       timeouts: config.timeouts,
       afterCompleted: (scope, done) => afterBackup.steps(scope, done),
@@ -149,6 +160,8 @@ export class Pgsnap extends Construct {
         inputMaxLength: { '$.backupId': '20260101T030000Z-a1b2c3'.length, '$.cluster': 63 },
       }),
     );
+    // ...and on a retention that would keep more snapshots than a Region allows.
+    this.node.addValidation(new SnapshotQuota(config));
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
     this.repository.writeOnce(
       config.clusters

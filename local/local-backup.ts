@@ -18,6 +18,7 @@ import { states } from '../infra/backup/state-names.ts';
 import type { SynthesizedForLocalRun } from '../infra/local-run/synthesize.ts';
 import { hostCommands } from './host-commands.ts';
 import type { LocalEc2 } from './local-ec2.ts';
+import { localBudgetHandlers, setLocalBudgetEnvironment } from './snapshot-budget.ts';
 import { type Json, type LocalBackupRun, runLocalBackup } from './state-machine.ts';
 import { TaskTokenEndpoint } from './task-token-endpoint.ts';
 
@@ -62,6 +63,7 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
     PGSNAP_MAX_POLL_SECONDS: '5',
     PGSNAP_SNAPSHOT_HOURS: '1',
   });
+  setLocalBudgetEnvironment();
   const result: Partial<LocalBackupResult> = {};
   const endpoint = await TaskTokenEndpoint.start();
   const onHost = hostCommands({
@@ -90,6 +92,7 @@ export async function runBackupLocally(request: LocalBackupRequest): Promise<Loc
         progress(`state machine: ${name}`);
       },
       handlers: {
+        ...localBudgetHandlers(),
         [states.prepare]: (input) =>
           prepareBackupHandler({ ec2: ec2Client })(input) as unknown as Promise<Json>,
         [states.begin]: onHost,

@@ -17,9 +17,11 @@ import { createContext } from '../host/context.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';
 import { createProvider, localProviders } from '../providers/create.ts';
 
-export const retentionUsage = `pgsnap retention (--keep-last N | --keep-days D | both) [--dry-run] --repo URL --cluster NAME [--json]
+export const retentionUsage = `pgsnap retention [--keep-last N] [--keep-days D] [--thin H,D,W,M] [--dry-run] --repo URL --cluster NAME [--json]
 
-Keeps the last N completed backups and/or those younger than D days, and
+Keeps the last N completed backups, those younger than D days, and/or one
+backup per hour for H hours, per day for D days, per week for W weeks and per
+month for M months (--thin 24,7,4,12; at least one rule is needed), and
 always the newest completed backup, backups in progress and backups with a
 locked snapshot. Deletes the others (snapshots, then artifacts, then the
 manifest) and the WAL older than the oldest kept backup's start; timeline
@@ -52,7 +54,16 @@ const deleteSnapshots: SnapshotDeleter = async (manifest: Manifest) => {
   return { locked };
 };
 
-function policyFrom(values: { 'keep-last'?: string; 'keep-days'?: string }): RetentionPolicy {
+/** `--thin H,D,W,M`: hours, days, weeks, months; a missing trailing field is 0. */
+function thinningFrom(text: string | undefined): RetentionPolicy['thin'] {
+  if (text === undefined) return undefined;
+  if (!/^\d+(,\d+){0,3}$/.test(text))
+    throw new UsageError(`--thin takes H,D,W,M (e.g. 24,7,4,12); got ${JSON.stringify(text)}`);
+  const [hours = 0, days = 0, weeks = 0, months = 0] = text.split(',').map(Number);
+  return { hours, days, weeks, months };
+}
+
+function policyFrom(values: { 'keep-last'?: string; 'keep-days'?: string; thin?: string }): RetentionPolicy {
   const number = (flag: string, text: string | undefined) => {
     if (text === undefined) return undefined;
     const value = Number(text);
@@ -62,9 +73,11 @@ function policyFrom(values: { 'keep-last'?: string; 'keep-days'?: string }): Ret
   };
   const keepLast = number('keep-last', values['keep-last']);
   const keepDays = number('keep-days', values['keep-days']);
+  const thin = thinningFrom(values.thin);
   return validatePolicy({
     ...(keepLast !== undefined ? { keepLast } : {}),
     ...(keepDays !== undefined ? { keepDays } : {}),
+    ...(thin !== undefined ? { thin } : {}),
   });
 }
 
@@ -72,6 +85,7 @@ export async function retentionCommand(args: string[]): Promise<number> {
   const { values } = parse('retention', args, {
     'keep-last': { type: 'string' },
     'keep-days': { type: 'string' },
+    thin: { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
     repo: { type: 'string' },
   });

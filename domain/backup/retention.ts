@@ -1,8 +1,9 @@
 /**
  * Retention: which backups go, and which WAL no kept backup needs any more.
  *
- * A backup is kept when the policy keeps it (the last N completed, and/or those
- * younger than D days), and always when it is the newest completed backup, in
+ * A backup is kept when the policy keeps it (the last N completed, those
+ * younger than D days, and/or those a grandfather-father-son thinning keeps,
+ * see thinning.ts), and always when it is the newest completed backup, in
  * progress, or has a locked snapshot. Failed and aborted backups older than the
  * newest completed one go. WAL goes when it is older than the start segment of
  * the oldest kept backup; timeline `.history` files always stay, since any
@@ -15,17 +16,20 @@ import { byStart, type Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { parseSegmentName, walFileKind } from '../wal/file.ts';
 import * as z from '../zod.ts';
+import { thin, thinnedCount, thinningKeepsSomething, thinningSchema } from './thinning.ts';
 
 /**
  * A retention policy: the one rule for the CLI's flags, the environment's configuration (infra) and
- * the apply-retention Lambda's environment. At least one of the two is needed where a policy is
- * given whole (validatePolicy, the configuration).
+ * the apply-retention Lambda's environment. At least one rule is needed where a policy is given
+ * whole (validatePolicy, the configuration).
  */
 export const retentionPolicySchema = z.strictObject({
   /** Keep the last N completed backups. */
   keepLast: z.optional(z.int().check(z.gte(1))),
   /** Keep the completed backups younger than D days. */
   keepDays: z.optional(z.number().check(z.positive())),
+  /** Keep one backup per hour, day, week and month for so many of each (grandfather-father-son). */
+  thin: z.optional(thinningSchema),
 });
 export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
 
@@ -51,16 +55,24 @@ const inProgress: ReadonlyArray<Manifest['state']> = ['started', 'snapshotting',
 const flagRules: Record<keyof RetentionPolicy, string> = {
   keepLast: '--keep-last must be a whole number of at least 1',
   keepDays: '--keep-days must be more than 0',
+  thin: '--thin takes H,D,W,M: whole numbers of hours, days, weeks and months, 0 or more',
 };
 
+/** Whether a policy names at least one rule that keeps backups. */
+export function policyKeepsSomething(policy: RetentionPolicy): boolean {
+  return (
+    policy.keepLast !== undefined || policy.keepDays !== undefined || thinningKeepsSomething(policy.thin)
+  );
+}
+
 export function validatePolicy(policy: RetentionPolicy): RetentionPolicy {
-  if (policy.keepLast === undefined && policy.keepDays === undefined) {
-    throw new UsageError('retention needs --keep-last N and/or --keep-days D');
+  if (!policyKeepsSomething(policy)) {
+    throw new UsageError('retention needs --keep-last N, --keep-days D and/or --thin H,D,W,M');
   }
   const parsed = retentionPolicySchema.safeParse(policy);
   if (!parsed.success) {
     const field = parsed.error.issues[0]?.path[0] as keyof RetentionPolicy;
-    throw new UsageError(`${flagRules[field]}; got ${policy[field]}`);
+    throw new UsageError(`${flagRules[field]}; got ${JSON.stringify(policy[field])}`);
   }
   return parsed.data;
 }
@@ -112,6 +124,10 @@ export function planRetention(input: {
     const limit = input.now.getTime() - policy.keepDays * 86_400_000;
     for (const m of completed) if (Date.parse(m.timings.startedAt) >= limit) byPolicy.add(m.backupId);
   }
+  if (policy.thin) {
+    const dated = completed.map((m) => ({ backupId: m.backupId, startedAt: m.timings.startedAt }));
+    for (const backupId of thin(dated, policy.thin, input.now).keys()) byPolicy.add(backupId);
+  }
   const keep: RetentionPlan['keep'] = [];
   const remove: RetentionPlan['remove'] = [];
   for (const m of backups) {
@@ -136,6 +152,19 @@ export function planRetention(input: {
   if (!newest) return { keep, remove, removeWal: [] };
   const segmentSize = newest.walSegmentSize;
   return { keep, remove, ...walCut(keptManifests, input.walFiles, segmentSize) };
+}
+
+/**
+ * The most completed backups a policy keeps for a cluster backed up every
+ * `everyHours` hours (an upper bound: the rules' sets may overlap), the newest
+ * completed one included. What the snapshot-quota projections multiply by.
+ */
+export function projectedBackups(policy: RetentionPolicy, everyHours: number): number {
+  let count = 1;
+  if (policy.keepLast !== undefined) count += policy.keepLast;
+  if (policy.keepDays !== undefined) count += Math.ceil((policy.keepDays * 24) / everyHours) + 1;
+  if (policy.thin) count += thinnedCount(policy.thin, everyHours);
+  return count;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface BackupStateMachineProps {
     checkSnapshots: IFunction;
     deleteSnapshots: IFunction;
     recordBackup: IFunction;
+    acquireSnapshotBudget: IFunction;
+    releaseSnapshotBudget: IFunction;
   };
   /** The SSM Command document that runs the agent. */
   documentName: string;

@@ -3,7 +3,10 @@
  * begin on the host, snapshot exactly the cluster's volumes, end on the host
  * as soon as every snapshot is pending, wait with growing pauses until every
  * snapshot is completed, then mark the manifest completed, count and announce
- * the backup. The manifest gets the snapshot ids before end runs, and is
+ * the backup. Before begin it takes a share of the account's pending-snapshot
+ * budget (snapshot-budget.ts), waiting there (Retry with full jitter), not in
+ * backup mode; the share is returned once the snapshots are completed, or on
+ * the cleanup path. The manifest gets the snapshot ids before end runs, and is
  * marked completed only when every snapshot is. Every failure after begin
  * goes to `cleanup` with the error in `$.error`.
  *
@@ -12,6 +15,7 @@
  * in domain/backup/execution.ts); the state after it is the BackupPlan
  * (domain/backup/plan.ts), to which each step adds its result.
  */
+import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import {
   Choice,
@@ -19,6 +23,7 @@ import {
   Fail,
   type IChainable,
   type INextable,
+  JitterType,
   JsonPath,
   type State,
   StateMachineFragment,
@@ -40,6 +45,8 @@ export interface BackupStepsProps {
     createSnapshots: IFunction;
     checkSnapshots: IFunction;
     recordBackup: IFunction;
+    acquireSnapshotBudget: IFunction;
+    releaseSnapshotBudget: IFunction;
   };
   host: HostCommands;
   /** Where every failure after begin goes (the cleanup path). */
@@ -77,6 +84,41 @@ export class BackupSteps extends StateMachineFragment {
     const leaveToRunning = new Succeed(this, states.leaveToRunning, {
       comment:
         'The host runs another backup of this cluster (BackupInProgressError); one backup of a cluster at a time.',
+    });
+
+    const acquireBudget = lambda(
+      this,
+      states.acquireBudget,
+      functions.acquireSnapshotBudget,
+      TaskInput.fromObject({
+        backupId: JsonPath.stringAt('$.backupId'),
+        cluster: JsonPath.stringAt('$.cluster'),
+        volumeIds: JsonPath.listAt('$.volumeIds'),
+      }),
+      '$.budget',
+    ).addRetry({
+      // Waits up to about six hours for a share, spread by full jitter so that waiters do not return in step.
+      errors: ['BudgetExhaustedError'],
+      interval: Duration.seconds(30),
+      backoffRate: 2,
+      maxDelay: Duration.minutes(10),
+      maxAttempts: 40,
+      jitterStrategy: JitterType.FULL,
+    });
+    const releaseBudget = lambda(
+      this,
+      states.releaseBudget,
+      functions.releaseSnapshotBudget,
+      TaskInput.fromObject({
+        backupId: JsonPath.stringAt('$.backupId'),
+        cluster: JsonPath.stringAt('$.cluster'),
+      }),
+      JsonPath.DISCARD,
+    ).addRetry({
+      interval: Duration.seconds(2),
+      backoffRate: 2,
+      maxAttempts: 3,
+      jitterStrategy: JitterType.FULL,
     });
 
     const begin = onHost(
@@ -159,8 +201,12 @@ export class BackupSteps extends StateMachineFragment {
     countCompleted.addCatch(announceCompleted, { resultPath: '$.countError' });
     announceCompleted.addCatch(props.next, { resultPath: '$.announceError' });
     prepare.addCatch(refused, caught('States.ALL'));
+    // No share after the last retry: nothing was begun, nothing to clean up (a lease taken lapses by itself).
+    acquireBudget.addCatch(refused, caught('States.ALL'));
+    // The snapshots are completed: a share not returned lapses with its lease, and must not fail the backup.
+    releaseBudget.addCatch(markCompleted, { resultPath: '$.budgetError' });
 
-    prepare.next(begin);
+    prepare.next(acquireBudget.next(begin));
     begin
       .next(snapshot)
       .next(recordSnapshots)
@@ -170,7 +216,7 @@ export class BackupSteps extends StateMachineFragment {
         allCompleted
           .when(
             Condition.booleanEquals('$.poll.completed', true),
-            markCompleted.next(countCompleted).next(announceCompleted).next(props.next),
+            releaseBudget.next(markCompleted).next(countCompleted).next(announceCompleted).next(props.next),
           )
           .otherwise(waitForSnapshots.next(checkSnapshots)),
       );

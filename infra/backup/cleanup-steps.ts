@@ -1,7 +1,7 @@
 /**
  * The one cleanup path every failure after begin takes (DESIGN.md "A backup,
  * step by step"): abort on the host if it may still be in backup mode, delete
- * the snapshots, mark the manifest failed with the reason, count and announce
+ * the snapshots, return the backup's share of the pending-snapshot budget, mark the manifest failed with the reason, count and announce
  * the failure, fail. It is entered with the caught error in `$.error`.
  */
 import { Duration } from 'aws-cdk-lib';
@@ -11,6 +11,7 @@ import {
   Condition,
   Fail,
   type INextable,
+  JitterType,
   JsonPath,
   type State,
   StateMachineFragment,
@@ -22,7 +23,7 @@ import { announce, countMetric, type HostCommands, lambda, onHost, recordInManif
 import { states } from './state-names.ts';
 
 export interface CleanupStepsProps {
-  functions: { deleteSnapshots: IFunction; recordBackup: IFunction };
+  functions: { deleteSnapshots: IFunction; recordBackup: IFunction; releaseSnapshotBudget: IFunction };
   host: HostCommands;
 }
 
@@ -53,6 +54,22 @@ export class CleanupSteps extends StateMachineFragment {
       TaskInput.fromObject({ backupId: JsonPath.stringAt('$.backupId') }),
       '$.cleanup',
     ).addRetry({ errors: ['States.ALL'], interval: Duration.seconds(10), backoffRate: 2, maxAttempts: 4 });
+    const releaseBudget = lambda(
+      this,
+      states.releaseBudgetOnFailure,
+      props.functions.releaseSnapshotBudget,
+      TaskInput.fromObject({
+        backupId: JsonPath.stringAt('$.backupId'),
+        cluster: JsonPath.stringAt('$.cluster'),
+      }),
+      JsonPath.DISCARD,
+    ).addRetry({
+      errors: ['States.ALL'],
+      interval: Duration.seconds(2),
+      backoffRate: 2,
+      maxAttempts: 3,
+      jitterStrategy: JitterType.FULL,
+    });
     const markFailed = recordInManifest(this, states.markFailed, props.functions.recordBackup, 'failed', {
       error: JsonPath.objectAt('$.error'),
     });
@@ -75,13 +92,16 @@ export class CleanupSteps extends StateMachineFragment {
 
     // A cleanup step that fails is recorded and the path goes on: the failure is announced whatever happens.
     abort.addCatch(deleteSnapshots, { resultPath: '$.abort' });
-    deleteSnapshots.addCatch(markFailed, { resultPath: '$.cleanup' });
+    deleteSnapshots.addCatch(releaseBudget, { resultPath: '$.cleanup' });
+    // A share not returned lapses with its lease.
+    releaseBudget.addCatch(markFailed, { resultPath: '$.budgetError' });
     markFailed.addCatch(countFailed, { resultPath: '$.manifestError' });
     countFailed.addCatch(announceFailed, { resultPath: JsonPath.DISCARD });
     announceFailed.addCatch(failed, { resultPath: JsonPath.DISCARD });
     stillInBackup.when(Condition.isPresent('$.end'), deleteSnapshots).otherwise(abort);
     abort.next(deleteSnapshots);
-    deleteSnapshots.next(markFailed);
+    deleteSnapshots.next(releaseBudget);
+    releaseBudget.next(markFailed);
     markFailed.next(countFailed);
     countFailed.next(announceFailed);
     announceFailed.next(failed);

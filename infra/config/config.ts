@@ -338,6 +338,33 @@ export const environmentSchema = z.strictObject({
   dr: drSchema
     .optional()
     .describe('Disaster-recovery copies to another region and/or account (infra/dr/dr-config.ts).'),
+  budgets: z
+    .strictObject({
+      pendingSnapshots: z
+        .int()
+        .min(1)
+        .max(100)
+        .default(90)
+        .describe(
+          "Pending EBS snapshots this environment's backups may hold at once, of the account's 100 per Region (not adjustable); a backup waits for its share before `begin`. Environments sharing an account split the 100.",
+        ),
+      unlistedVolumes: z
+        .int()
+        .min(1)
+        .max(40)
+        .default(3)
+        .describe('The share a backup takes when its cluster lists no `volumeIds`.'),
+      copies: z
+        .int()
+        .min(1)
+        .max(20)
+        .default(20)
+        .describe(
+          'Concurrent DR snapshot copies, of the 20 per destination Region (not adjustable); oldest backup first.',
+        ),
+    })
+    .default({ pendingSnapshots: 90, unlistedVolumes: 3, copies: 20 })
+    .describe("AWS's account quotas held as budgets (a DynamoDB semaphore the stack creates)."),
 });
 
 export const configSchema = z.strictObject({

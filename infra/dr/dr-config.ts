@@ -5,7 +5,7 @@
  * DR resource has a name fixed by the environment, known to both sides.
  */
 import { z } from 'zod';
-import { retentionPolicySchema } from '#domain/backup/retention';
+import { policyKeepsSomething, retentionPolicySchema } from '#domain/backup/retention';
 
 const accountId = z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id');
 
@@ -69,7 +69,7 @@ export const retentionSchema = z
       .default(60)
       .describe("Scheduler's flexible time window of the retention schedule, in minutes (1–1440)."),
   })
-  .refine((r) => r.keepLast !== undefined || r.keepDays !== undefined, 'give keepLast and/or keepDays');
+  .refine(policyKeepsSomething, 'give keepLast, keepDays and/or thin (hours, days, weeks, months)');
 export type RetentionConfig = z.infer<typeof retentionSchema>;
 
 export interface DrNames {

@@ -40,6 +40,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   AttachVolumeCommand,
   CreateVolumeCommand,
@@ -58,12 +59,15 @@ import {
 } from '@aws-sdk/client-sfn';
 import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { DynamoDbBudgetStore } from '#domain/budget/dynamodb-store';
 import { newBackupId } from '#domain/ids';
+import { acquireSnapshotBudgetHandler } from '../../functions/acquire-snapshot-budget.ts';
 import { checkSnapshotsHandler } from '../../functions/check-snapshots.ts';
 import { createSnapshotsHandler } from '../../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../../functions/delete-snapshots.ts';
 import { prepareBackupHandler } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
+import { releaseSnapshotBudgetHandler } from '../../functions/release-snapshot-budget.ts';
 import type { EnvironmentInput } from '../../infra/config/config.ts';
 import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
@@ -160,7 +164,11 @@ function bindFunctions(): void {
   // The handlers' EC2 calls go through the front, where a test can change moto's answer.
   const handlerEc2 = client(EC2Client, front.endpoint);
   const create = createSnapshotsHandler(handlerEc2);
+  // The budget in moto's DynamoDB, through the front: conditional writes as in AWS.
+  const budget = new DynamoDbBudgetStore(client(DynamoDBClient, front.endpoint), budgetTable);
   const handlers: Record<string, LambdaHandler> = {
+    AcquireSnapshotBudget: acquireSnapshotBudgetHandler(() => budget),
+    ReleaseSnapshotBudget: releaseSnapshotBudgetHandler(() => budget),
     PrepareBackup: prepareBackupHandler({ ec2: handlerEc2 }),
     CreateSnapshots: async (event) => {
       const result = await create(event);
@@ -270,9 +278,22 @@ function withState(body: string, volumeId: string | undefined, from: string, to:
   );
 }
 
+const budgetTable = 'pgsnap-e2e-budgets';
+const budgetKey = `pending-snapshots#${motoAccount}#${region}`;
+
 /** A fresh moto with one instance: its boot volume and the cluster's data and WAL volumes attached. */
 async function freshAccount(): Promise<void> {
   await moto.reset();
+  const dynamodb = client(DynamoDBClient, moto.endpoint);
+  await dynamodb.send(
+    new CreateTableCommand({
+      TableName: budgetTable,
+      AttributeDefinitions: [{ AttributeName: 'budget', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'budget', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+  dynamodb.destroy();
   const run = await ec2.send(
     new RunInstancesCommand({ ImageId: 'ami-12c6146b', MinCount: 1, MaxCount: 1, InstanceType: 't3.micro' }),
   );
@@ -303,6 +324,12 @@ async function freshAccount(): Promise<void> {
       Content: JSON.stringify(documentContent),
     }),
   );
+}
+
+/** The pending-snapshot budget as moto's DynamoDB holds it. */
+async function budgetHeld() {
+  const store = new DynamoDbBudgetStore(client(DynamoDBClient, moto.endpoint), budgetTable);
+  return (await store.read(budgetKey))?.record;
 }
 
 interface MotoRun {
@@ -457,6 +484,12 @@ describe.skipIf(skipWithoutMoto)("a backup through the synthesized state machine
     process.env.PGSNAP_FIRST_POLL_SECONDS = '1';
     process.env.PGSNAP_MAX_POLL_SECONDS = '2';
     process.env.PGSNAP_SNAPSHOT_HOURS = '24';
+    Object.assign(process.env, {
+      PGSNAP_PENDING_SNAPSHOTS_KEY: budgetKey,
+      PGSNAP_PENDING_SNAPSHOTS_BUDGET: '90',
+      PGSNAP_UNLISTED_VOLUMES: '3',
+      PGSNAP_BUDGET_LEASE_SECONDS: '3600',
+    });
     bindFunctions();
   });
 
@@ -549,6 +582,12 @@ describe.skipIf(skipWithoutMoto)("a backup through the synthesized state machine
       'Check whether the snapshots are completed',
     ]);
     expect(run.entered).toContain('Wait before checking the snapshots again');
+    // The budget share (two volumes) was taken before begin and returned once the snapshots were completed.
+    expect(run.entered.indexOf('Take a share of the pending-snapshot budget')).toBe(
+      run.entered.indexOf('Begin the backup on the host') - 1,
+    );
+    expect(front.received('dynamodb', 'PutItem')).toHaveLength(2);
+    expect(await budgetHeld()).toEqual({ held: 0, leases: {} });
     await expectBackupModeLeft();
   });
 
@@ -618,6 +657,8 @@ describe.skipIf(skipWithoutMoto)("a backup through the synthesized state machine
     });
     await expectBackupModeLeft();
     expect(abortLines()).toBe(aborted + 1);
+    // The cleanup path returned the share.
+    expect(await budgetHeld()).toEqual({ held: 0, leases: {} });
   });
 
   test('a snapshot ends in error: every snapshot of the set is deleted and the failure names the snapshot', async () => {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import type { MemoryBudgetStore } from '#domain/budget/semaphore';
 import { newBackupId } from '#domain/ids';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
 import { handler as createSnapshots } from '../../functions/create-snapshots.ts';
@@ -22,6 +23,7 @@ import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { type StateName, states } from '../../infra/backup/state-names.ts';
 import type { EnvironmentInput } from '../../infra/config/config.ts';
+import { localBudgetHandlers, setLocalBudgetEnvironment } from '../../local/snapshot-budget.ts';
 import {
   type Json,
   type LocalBackupRun,
@@ -105,6 +107,7 @@ beforeAll(async () => {
   process.env.PGSNAP_FIRST_POLL_SECONDS = '15';
   process.env.PGSNAP_MAX_POLL_SECONDS = '300';
   process.env.PGSNAP_SNAPSHOT_HOURS = '24';
+  setLocalBudgetEnvironment();
 });
 
 afterAll(async () => {
@@ -171,6 +174,8 @@ async function backup(
     /** The execution's name; a new backupId, as `pgsnap backup start` names it, unless given. */
     executionName?: string;
     input?: Json;
+    /** The pending-snapshot budget's store: shared between runs that compete for it. */
+    budget?: MemoryBudgetStore;
   } = {},
 ): Promise<{ run: LocalBackupRun; log: HostLog; backupId: string; startTime?: string }> {
   const log: HostLog = { commands: [] };
@@ -182,6 +187,7 @@ async function backup(
     stateMachineArn,
     input: options.input ?? { cluster: 'orders-db', label: 'e2e backup', trigger: 'cli' },
     handlers: {
+      ...localBudgetHandlers(options.budget),
       [states.prepare]: (input) => {
         startTime = (input as { executionStartTime: string }).executionStartTime;
         return prepareBackup(input) as unknown as Json;

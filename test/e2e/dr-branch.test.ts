@@ -30,6 +30,7 @@ import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { handler as recordCopies } from '../../functions/record-copies.ts';
 import { states } from '../../infra/backup/state-names.ts';
 import type { EnvironmentInput } from '../../infra/config/config.ts';
+import { localBudgetHandlers, setLocalBudgetEnvironment } from '../../local/snapshot-budget.ts';
 import {
   type Json,
   type LocalBackupRun,
@@ -147,6 +148,7 @@ async function backup(backupId = newBackupId()): Promise<DrRun> {
     stateMachineArn,
     input: { cluster: 'orders-db', label: 'e2e', trigger: 'cli' },
     handlers: {
+      ...localBudgetHandlers(),
       [states.prepare]: invoke(prepareBackup),
       [states.begin]: host,
       [states.snapshot]: invoke(createSnapshots),
@@ -218,6 +220,7 @@ beforeEach(() => {
   process.env.PGSNAP_FIRST_POLL_SECONDS = '15';
   process.env.PGSNAP_MAX_POLL_SECONDS = '300';
   process.env.PGSNAP_SNAPSHOT_HOURS = '24';
+  setLocalBudgetEnvironment();
   process.env.PGSNAP_COPY_HOURS = '24';
   process.env.PGSNAP_DR = JSON.stringify({
     sourceAccount: source.account,

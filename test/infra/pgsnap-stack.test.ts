@@ -164,17 +164,37 @@ describe('the state machine', () => {
       'Announce the completed backup',
       'The backup is completed',
     ]);
+    // The budget share is taken before begin (a refusal has nothing to clean up) and returned once the
+    // snapshots are completed: failing to return it (it lapses) must not fail a good backup.
+    expect(catchTarget('Take a share of the pending-snapshot budget')).toBe('The backup request is refused');
+    expect(asl.States['Take a share of the pending-snapshot budget']!.Next).toBe(
+      'Begin the backup on the host',
+    );
+    expect(catchTarget('Return the share of the pending-snapshot budget')).toBe(
+      'Mark the backup completed in the manifest',
+    );
+    const budget = [
+      'Take a share of the pending-snapshot budget',
+      'Return the share of the pending-snapshot budget',
+    ];
     const tasks = Object.entries(asl.States).filter(([, s]) => s.Type === 'Task');
     const cleanup = [
       'Abort the backup on the host',
       "Delete the backup's snapshots",
+      "Return the failed backup's share of the pending-snapshot budget",
       'Mark the backup failed in the manifest',
       'Count the failed backup',
       'Announce the failed backup',
     ];
     // Every task is either before begin, on the success path, or on the cleanup path: none is left uncaught.
     expect(tasks.map(([name]) => name).sort()).toEqual(
-      ['Check the request and find the cluster', ...successPath, ...afterCompleted, ...cleanup].sort(),
+      [
+        'Check the request and find the cluster',
+        ...budget,
+        ...successPath,
+        ...afterCompleted,
+        ...cleanup,
+      ].sort(),
     );
     let state = 'Abort the backup on the host';
     const walked: string[] = [];
@@ -293,9 +313,9 @@ describe('the SSM documents', () => {
 describe('the Lambdas', () => {
   test('run the current Node.js runtime with structured JSON logs and tracing', () => {
     const functions = synthesized.template.findResources('AWS::Lambda::Function');
-    // Six for the backup state machine and its schedules, nine for the restore state machine, one that
-    // reports the age of the newest backups.
-    expect(Object.keys(functions)).toHaveLength(6 + 9 + 1);
+    // Six for the backup state machine and its schedules, two that take and return budget shares, nine for
+    // the restore state machine, one that reports the age of the newest backups.
+    expect(Object.keys(functions)).toHaveLength(6 + 2 + 9 + 1);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',

@@ -102,6 +102,7 @@ export class ResolvedTemplate {
       'AWS::SNS::Topic': `arn:aws:sns:${region}:${account}:${physical}`,
       'AWS::Logs::LogGroup': `arn:aws:logs:${region}:${account}:log-group:${physical}:*`,
       'AWS::Events::EventBus': `arn:aws:events:${region}:${account}:event-bus/${physical}`,
+      'AWS::DynamoDB::Table': `arn:aws:dynamodb:${region}:${account}:table/${physical}`,
     };
     if (attribute === 'Arn' && arns[resource.Type]) return arns[resource.Type]!;
     if (attribute === 'Name' && resource.Type === 'AWS::StepFunctions::StateMachine') return physical;

@@ -99,6 +99,8 @@ export interface Deployed {
   volumeKeyArn: string;
   documentArn: string;
   stateMachineArn: string;
+  /** The pending-snapshot budget's DynamoDB table. */
+  budgetTableArn: string;
 }
 
 export function logicalIdOf(stack: Stack, construct: IConstruct): string {
@@ -229,6 +231,7 @@ export function deploy(input: EnvironmentInput): Deployed {
       drBucketArn: `arn:aws:s3:::${names.bucketName}`,
       drKeyArn: drTemplate.getAtt(logicalIdOf(drStack, drStack.key), 'Arn'),
       volumeKeyArn,
+      budgetTableArn: sourceTemplate.getAtt(sourceTemplate.ofType('AWS::DynamoDB::Table')[0]![0], 'Arn'),
       documentArn: `arn:aws:ssm:${source.region}:${source.account}:document/${sourceTemplate.ref(
         logicalIdOf(sourceStack, pgsnap.document.node.findChild('Document')),
       )}`,

@@ -220,6 +220,10 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
           },
         },
       ];
+    case 'dynamodb:GetItem':
+    case 'dynamodb:PutItem':
+      // The budget Lambdas read and write the budget item of the stack's own table, and nothing else.
+      return [{ as: 'own', request: { action: key, resource: d.budgetTableArn } }];
     case 'cloudwatch:PutMetricData':
       // record-backup's durations and report-backup-age's ages, in the state machine's namespace.
       return [

@@ -57,8 +57,18 @@ const policyArb = fc
   .record({
     keepLast: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
     keepDays: fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }),
+    thin: fc.option(
+      fc.record({
+        hours: fc.integer({ min: 0, max: 48 }),
+        days: fc.integer({ min: 0, max: 7 }),
+        weeks: fc.integer({ min: 0, max: 3 }),
+        months: fc.integer({ min: 0, max: 2 }),
+      }),
+      { nil: undefined },
+    ),
   })
-  .filter((p) => p.keepLast !== undefined || p.keepDays !== undefined);
+  .filter((p) => p.keepLast !== undefined || p.keepDays !== undefined || p.thin !== undefined)
+  .map((p) => (p.thin && Object.values(p.thin).every((n) => n === 0) ? { ...p, thin: { days: 1 } } : p));
 
 function hex(n: number) {
   return n.toString(16).toUpperCase().padStart(8, '0');
@@ -280,7 +290,7 @@ describe('retention decisions', () => {
 
   it('refuses a policy that keeps nothing in particular', () => {
     expect(() => planRetention({ backups: [], walFiles: [], policy: {}, now: new Date() })).toThrow(
-      /--keep-last N and\/or --keep-days D/,
+      /--keep-last N, --keep-days D and\/or --thin H,D,W,M/,
     );
   });
 });

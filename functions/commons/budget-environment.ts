@@ -1,0 +1,15 @@
+/** The environment of the budget Lambdas (infra/backup/snapshot-budget.ts sets it). */
+import * as z from '#domain/zod';
+
+const positiveInt = z.pipe(z.coerce.number(), z.int().check(z.gte(1)));
+
+export const budgetEnvironmentSchema = z.object({
+  /** The budget's item: `pending-snapshots#<account>#<region>`. */
+  PGSNAP_PENDING_SNAPSHOTS_KEY: z.string().check(z.minLength(1)),
+  /** Units (pending snapshots) the backups of this environment may hold at once. */
+  PGSNAP_PENDING_SNAPSHOTS_BUDGET: positiveInt,
+  /** Units a backup takes when its cluster lists no volumes. */
+  PGSNAP_UNLISTED_VOLUMES: positiveInt,
+  /** A share not returned lapses after this long. */
+  PGSNAP_BUDGET_LEASE_SECONDS: positiveInt,
+});
