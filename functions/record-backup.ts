@@ -31,7 +31,8 @@ const eventSchema = z.discriminatedUnion('state', [
   z.object({
     ...target,
     state: z.literal('failed'),
-    error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
+    // A task failure without a cause reaches the catch with `Cause: null` (moto's engine sends it so).
+    error: z.object({ Error: z.string(), Cause: z.optional(z.nullable(z.string())) }),
   }),
 ]);
 

@@ -45,7 +45,12 @@ export const endProposalSchema = z.object({
   artifacts: z
     .array(
       z.object({
-        name: z.string().check(z.regex(/^(backup_label|tablespace_map|[0-9A-F]{8}\.history)$/)),
+        // backup_label, tablespace_map, the backup history file (<segment>.<offset>.backup), a timeline's history.
+        name: z
+          .string()
+          .check(
+            z.regex(/^(backup_label|tablespace_map|[0-9A-F]{24}\.[0-9A-F]{8}\.backup|[0-9A-F]{8}\.history)$/),
+          ),
         sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
         bytes: z.int().check(z.nonnegative()),
       }),
