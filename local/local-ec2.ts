@@ -1,17 +1,3 @@
-/**
- * The part of the EC2 API the backup's and the restore's Lambdas call,
- * answered on one machine by a local snapshot provider (btrfs or copy): the
- * host is one "instance", each of the cluster's directories one "volume", and
- * CreateSnapshots takes the provider's snapshots of the requested volumes.
- * For a restore, CreateVolume makes a writable clone of a snapshot (the
- * provider's restore), AttachVolume marks it attached, and the host finds it
- * through the local volumes file (`PGSNAP_LOCAL_VOLUMES`) where `pgsnap
- * mount` looks instead of NVMe serials; RunInstances "launches" another
- * instance id on this same host. `pgsnap demo` and the e2e tests give it to
- * the very handlers that run in Lambda, so the state machines' EC2 steps run
- * unchanged. A local snapshot is complete when taken, a clone available when made.
- */
-import { writeFileSync } from 'node:fs';
 import {
   AttachVolumeCommand,
   CreateSnapshotsCommand,
@@ -23,216 +9,31 @@ import {
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
-  EC2Client,
-  type Filter,
   RunInstancesCommand,
-  type Tag,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { snapshotTags } from '#domain/ebs/snapshots';
-import type { SnapshotProvider, VolumeSnapshot } from '../agent/providers/provider.ts';
-import type { ClusterPath } from '../agent/volumes/cluster-paths.ts';
 import { awsFacts } from './aws-facts.ts';
 
-export interface LocalVolume {
-  volumeId: string;
-  device: string;
-  /** What the volume holds; none for the root volume. */
-  holds?: ClusterPath;
-}
+import {
+  ec2Error,
+  instanceNotFound,
+  LocalEc2State,
+  type LocalSnapshot,
+  localZone,
+  tokenHex,
+  volumeNotFound,
+} from './local-ec2-state.ts';
 
-/** A volume CreateVolume made: a writable clone of a snapshot. */
-interface ClonedVolume {
-  volumeId: string;
-  snapshotId: string;
-  path: string;
-  tags: Tag[];
-  state: 'creating' | 'available' | 'in-use';
-  attachment?: { instanceId: string; device: string };
-  /** The customer managed key it is encrypted with, if any. */
-  kmsKeyId?: string;
-  /** Looks (by id, by tag) that do not see it yet: EC2's eventual consistency. */
-  unseen: Unseen;
-}
+export {
+  type LocalEc2Faults,
+  type LocalEc2Semantics,
+  type LocalLaunchTemplate,
+  type LocalVolume,
+  localZone,
+} from './local-ec2-state.ts';
 
-interface Unseen {
-  byId: number;
-  byTag: number;
-}
-
-interface LocalInstance {
-  instanceId: string;
-  tags: Tag[];
-  state: 'pending' | 'running' | 'terminated';
-  stateReason?: string;
-  /** By RunInstances, not there from the start. */
-  launched: boolean;
-  /** The root volume RunInstances made with it, deleted with it. */
-  root?: { volumeId: string; tags: Tag[]; kmsKeyId?: string };
-  unseen: Unseen;
-}
-
-/** A launch template the local EC2 knows (others launch as a plain template would). */
-export interface LocalLaunchTemplate {
-  /** It defines network interfaces (then RunInstances refuses an instance-level SubnetId). */
-  networkInterfaces?: boolean;
-  /** Its root volume is encrypted with this customer managed key. */
-  rootKmsKeyId?: string;
-}
-
-/**
- * AWS's documented behaviour the local EC2 enforces (local/aws-facts.ts):
- * how many looks a just-made resource stays invisible, and who may use which
- * key through EC2 (the caller's kms:CreateGrant, as the IAM evaluation decides).
- */
-export interface LocalEc2Semantics {
-  /** Looks by id (Describe, Attach, Terminate) that answer NotFound after a create. */
-  notFoundLooks: number;
-  /** Tag-filtered Describes that miss a resource after its create. */
-  tagLagLooks: number;
-  /** Whether `call` may use `keyId` for the caller; all by default. */
-  mayUseKey: (keyId: string, call: keyof typeof awsFacts.ebsEncryption.byCall) => boolean;
-}
-
-/** Faults a test can ask for, as EC2 would show them. */
-export interface LocalEc2Faults {
-  /** CreateVolume makes volumes that never become available. */
-  volumesStayCreating?: boolean;
-  /** AttachVolume fails with this error name. */
-  attachFails?: string;
-  /** A device name in use on every instance that DescribeInstances does not show (a stale view). */
-  unseenDevice?: string;
-}
-
-/** The zone every local volume and instance is in. */
-export const localZone = 'local-1a';
-
-interface LocalSnapshot {
-  snapshotId: string;
-  volumeId: string;
-  tags: Tag[];
-  startTime: Date;
-  taken: VolumeSnapshot;
-}
-
-export class LocalEc2 {
-  private readonly snapshots = new Map<string, LocalSnapshot>();
-  private next = 1;
-
-  private readonly clones = new Map<string, ClonedVolume>();
-  private readonly instances = new Map<string, LocalInstance>();
-  /** Faults to show; a test sets them before the step that should meet them. */
-  readonly faults: LocalEc2Faults = {};
-  /** AWS's semantics as enforced; a test makes them stricter (the e2e tests) or leaves them lenient (the demo). */
-  readonly semantics: LocalEc2Semantics = { notFoundLooks: 0, tagLagLooks: 0, mayUseKey: () => true };
-  /** The customer managed key the snapshots are encrypted with (DR copies are under the DR key). */
-  snapshotKmsKeyId: string | undefined;
-  private readonly launchTemplates = new Map<string, LocalLaunchTemplate>();
-
-  constructor(
-    private readonly provider: SnapshotProvider,
-    readonly instanceId: string,
-    private readonly volumes: LocalVolume[],
-    private readonly rootDevice = '/dev/xvda',
-    private readonly restore: { workDir?: string; volumesFile?: string } = {},
-  ) {
-    this.addInstance(instanceId);
-    this.writeVolumesFile();
-  }
-
-  /** A launch template by name, as the operator made it. */
-  addLaunchTemplate(name: string, template: LocalLaunchTemplate): void {
-    this.launchTemplates.set(name, template);
-  }
-
-  private fresh(): Unseen {
-    return { byId: this.semantics.notFoundLooks, byTag: this.semantics.tagLagLooks };
-  }
-
-  /** Whether this look by id sees the resource; a look that does not is counted. */
-  private seesById(unseen: Unseen): boolean {
-    if (unseen.byId <= 0) return true;
-    unseen.byId--;
-    return false;
-  }
-
-  private seesByTag(unseen: Unseen): boolean {
-    if (unseen.byTag <= 0) return true;
-    unseen.byTag--;
-    return false;
-  }
-
-  /** The volumes file the host reads (PGSNAP_LOCAL_VOLUMES): each volume id and the directory it is. */
-  private writeVolumesFile(): void {
-    if (!this.restore.volumesFile) return;
-    const volumes = [
-      ...this.volumes.filter((v) => v.holds).map((v) => ({ volumeId: v.volumeId, path: v.holds!.path })),
-      ...[...this.clones.values()].map((c) => ({ volumeId: c.volumeId, path: c.path })),
-    ];
-    writeFileSync(this.restore.volumesFile, `${JSON.stringify({ volumes }, null, 2)}\n`);
-  }
-
-  /** Removes every volume a restore made and left (an interrupted demo). */
-  async discardAll(): Promise<void> {
-    for (const clone of [...this.clones.values()]) {
-      await this.provider.discard(clone.path).catch(() => {});
-      this.clones.delete(clone.volumeId);
-    }
-  }
-
-  /** Another instance in the account (a restore's given target), running. */
-  addInstance(instanceId: string): void {
-    this.instances.set(instanceId, {
-      instanceId,
-      tags: [],
-      state: 'running',
-      launched: false,
-      unseen: seen(),
-    });
-  }
-
-  /** The volumes a restore made that still exist (a test checks that nothing is left). */
-  get clonedVolumes(): Array<{ volumeId: string; state: string; path: string; tags: Tag[] }> {
-    return [...this.clones.values()].map((c) => ({
-      volumeId: c.volumeId,
-      state: c.state,
-      path: c.path,
-      tags: c.tags,
-    }));
-  }
-
-  /** The root volumes of launched instances that still exist (deleted with their instance). */
-  get rootVolumes(): Array<{ volumeId: string; instanceId: string; tags: Tag[] }> {
-    return [...this.instances.values()]
-      .filter((i) => i.root && i.state !== 'terminated')
-      .map((i) => ({ volumeId: i.root!.volumeId, instanceId: i.instanceId, tags: i.root!.tags }));
-  }
-
-  /** The instances RunInstances launched, with their state. */
-  get launchedInstances(): Array<{ instanceId: string; state: string }> {
-    return [...this.instances.values()]
-      .filter((i) => i.launched)
-      .map((i) => ({ instanceId: i.instanceId, state: i.state }));
-  }
-
-  private asClient: EC2Client | undefined;
-
-  /**
-   * An EC2Client whose every call this object answers (only the commands below). It is one by its
-   * prototype, because the SDK's paginators (paginateDescribeSnapshots…) refuse any other client.
-   */
-  get client(): EC2Client {
-    this.asClient ??= Object.assign(Object.create(EC2Client.prototype) as EC2Client, {
-      send: (command: unknown) => this.send(command),
-    });
-    return this.asClient;
-  }
-
-  /** The provider's snapshots of a backup, for the manifest and the drill. */
-  takenFor(backupId: string): VolumeSnapshot[] {
-    return this.ofBackup(backupId).map((s) => s.taken);
-  }
-
+export class LocalEc2 extends LocalEc2State {
   async send(command: unknown): Promise<unknown> {
     if (command instanceof DescribeInstancesCommand) return this.describeInstances(command);
     if (command instanceof DescribeVolumesCommand) return this.describeVolumes(command);
@@ -265,123 +66,6 @@ export class LocalEc2 {
       return {};
     }
     throw new Error(`the local EC2 does not answer ${(command as object).constructor.name}`);
-  }
-
-  private describeInstances(command: DescribeInstancesCommand) {
-    const { InstanceIds, Filters } = command.input;
-    let found = [...this.instances.values()];
-    if (InstanceIds) {
-      const missing = InstanceIds.filter((id) => {
-        const instance = this.instances.get(id);
-        return !instance || !this.seesById(instance.unseen);
-      });
-      if (missing.length > 0) throw instanceNotFound(missing[0]!);
-      found = found.filter((i) => InstanceIds.includes(i.instanceId));
-    }
-    for (const filter of Filters ?? []) {
-      if (filter.Name === 'instance-state-name')
-        found = found.filter((i) => filter.Values?.includes(i.state));
-      else found = found.filter((i) => matchesTag(i.tags, filter) && this.seesByTag(i.unseen));
-    }
-    const instances = found.map((instance) => {
-      // A launched instance is running from the second look on.
-      const shown = { ...instance };
-      if (instance.state === 'pending') instance.state = 'running';
-      const attached = [
-        ...(instance.instanceId === this.instanceId
-          ? this.volumes.map((v) => ({ DeviceName: v.device }))
-          : []),
-        ...(instance.root
-          ? [{ DeviceName: this.rootDevice, Ebs: { VolumeId: instance.root.volumeId } }]
-          : []),
-        ...[...this.clones.values()]
-          .filter((c) => c.attachment?.instanceId === instance.instanceId)
-          .map((c) => ({ DeviceName: c.attachment!.device, Ebs: { VolumeId: c.volumeId } })),
-      ];
-      return {
-        InstanceId: shown.instanceId,
-        RootDeviceName: this.rootDevice,
-        State: { Name: shown.state },
-        ...(shown.stateReason
-          ? { StateReason: { Code: shown.stateReason, Message: shown.stateReason } }
-          : {}),
-        Placement: { AvailabilityZone: localZone },
-        Tags: shown.tags,
-        BlockDeviceMappings: attached,
-      };
-    });
-    return { Reservations: instances.length > 0 ? [{ Instances: instances }] : [] };
-  }
-
-  private describeVolumes(command: DescribeVolumesCommand) {
-    const source = this.volumes.map((v) => ({
-      VolumeId: v.volumeId,
-      State: 'in-use',
-      Size: 1,
-      VolumeType: 'gp3',
-      Iops: 3000,
-      Throughput: 125,
-      Encrypted: false,
-      AvailabilityZone: localZone,
-      Tags: [] as Tag[],
-      Attachments: [{ InstanceId: this.instanceId, Device: v.device, State: 'attached' }],
-      unseen: undefined as Unseen | undefined,
-    }));
-    for (const clone of this.clones.values()) {
-      // A volume held in `creating` by the fault becomes available once the fault is lifted.
-      if (clone.state === 'creating' && !this.faults.volumesStayCreating) clone.state = 'available';
-    }
-    const cloned = [...this.clones.values()].map((c) => ({
-      VolumeId: c.volumeId,
-      SnapshotId: c.snapshotId,
-      State: c.state,
-      Size: 1,
-      VolumeType: 'gp3',
-      Encrypted: Boolean(c.kmsKeyId),
-      ...(c.kmsKeyId ? { KmsKeyId: c.kmsKeyId } : {}),
-      AvailabilityZone: localZone,
-      Tags: c.tags,
-      Attachments: c.attachment
-        ? [{ InstanceId: c.attachment.instanceId, Device: c.attachment.device, State: 'attached' }]
-        : [],
-      unseen: c.unseen as Unseen | undefined,
-    }));
-    const roots = this.rootVolumes.map((r) => ({
-      VolumeId: r.volumeId,
-      State: 'in-use',
-      Size: 8,
-      VolumeType: 'gp3',
-      Encrypted: false,
-      AvailabilityZone: localZone,
-      Tags: r.tags,
-      Attachments: [{ InstanceId: r.instanceId, Device: this.rootDevice, State: 'attached' }],
-      unseen: this.instances.get(r.instanceId)!.unseen as Unseen | undefined,
-    }));
-    let found: Array<{
-      VolumeId: string;
-      Tags: Tag[];
-      Attachments: Array<{ InstanceId: string }>;
-      unseen?: Unseen | undefined;
-    }> = [...source, ...cloned, ...roots];
-    const sees = (v: { unseen?: Unseen | undefined }, look: 'byId' | 'byTag') =>
-      !v.unseen || (look === 'byId' ? this.seesById(v.unseen) : this.seesByTag(v.unseen));
-    if (command.input.VolumeIds) {
-      for (const id of command.input.VolumeIds) {
-        const volume = found.find((v) => v.VolumeId === id);
-        if (!volume || !sees(volume, 'byId')) throw volumeNotFound(id);
-      }
-      found = found.filter((v) => command.input.VolumeIds!.includes(v.VolumeId));
-    }
-    for (const filter of command.input.Filters ?? []) {
-      if (filter.Name === 'attachment.instance-id') {
-        found = found.filter((v) => v.Attachments.some((a) => filter.Values?.includes(a.InstanceId)));
-      } else if (filter.Name === 'volume-id') {
-        found = found.filter((v) => filter.Values?.includes(v.VolumeId) && sees(v, 'byId'));
-      } else {
-        found = found.filter((v) => matchesTag(v.Tags, filter) && sees(v, 'byTag'));
-      }
-    }
-    return { Volumes: found.map(({ unseen: _unseen, ...v }) => v) };
   }
 
   private async createVolume(command: CreateVolumeCommand) {
@@ -529,26 +213,6 @@ export class LocalEc2 {
   }
 
   /** A running instance's root volume can be neither detached nor deleted (it goes with the instance). */
-  private refuseRootVolume(volumeId: string | undefined): void {
-    const root = this.rootVolumes.find((r) => r.volumeId === volumeId);
-    if (root) {
-      throw ec2Error(
-        'IncorrectState',
-        `Unable to detach root volume '${volumeId}' from instance '${root.instanceId}'`,
-      );
-    }
-  }
-
-  /** The caller's use of a customer managed key through EC2, refused as the IAM evaluation decides. */
-  private requireKey(keyId: string, call: keyof typeof awsFacts.ebsEncryption.byCall): void {
-    if (!this.semantics.mayUseKey(keyId, call)) {
-      throw ec2Error(
-        awsFacts.errors.unauthorized.code,
-        `You are not authorized to perform this operation: ${call} needs ${awsFacts.ebsEncryption.byCall[call].join(', ')} on ${keyId}`,
-      );
-    }
-  }
-
   private async create(command: CreateSnapshotsCommand) {
     const { InstanceSpecification: spec, TagSpecifications } = command.input;
     if (spec?.InstanceId !== this.instanceId) {
@@ -585,67 +249,4 @@ export class LocalEc2 {
     });
     return { Snapshots: made.map((s) => this.describeOne(s)) };
   }
-
-  private describe(command: DescribeSnapshotsCommand) {
-    const { SnapshotIds, Filters } = command.input;
-    let found = [...this.snapshots.values()];
-    if (SnapshotIds) found = found.filter((s) => SnapshotIds.includes(s.snapshotId));
-    for (const filter of Filters ?? []) {
-      if (!filter.Name?.startsWith('tag:'))
-        throw new Error(`the local EC2 does not filter by ${filter.Name}`);
-      const key = filter.Name.slice('tag:'.length);
-      found = found.filter((s) =>
-        s.tags.some((t) => t.Key === key && filter.Values?.includes(t.Value ?? '')),
-      );
-    }
-    return { Snapshots: found.map((s) => this.describeOne(s)) };
-  }
-
-  private describeOne(snapshot: LocalSnapshot) {
-    return {
-      SnapshotId: snapshot.snapshotId,
-      VolumeId: snapshot.volumeId,
-      State: 'completed',
-      Progress: '100%',
-      Encrypted: Boolean(this.snapshotKmsKeyId),
-      ...(this.snapshotKmsKeyId ? { KmsKeyId: this.snapshotKmsKeyId } : {}),
-      StartTime: snapshot.startTime,
-      Tags: snapshot.tags,
-    };
-  }
-
-  private ofBackup(backupId: string): LocalSnapshot[] {
-    return [...this.snapshots.values()].filter((s) =>
-      s.tags.some((t) => t.Key === snapshotTags.backupId && t.Value === backupId),
-    );
-  }
-}
-
-function seen(): Unseen {
-  return { byId: 0, byTag: 0 };
-}
-
-function instanceNotFound(id: string): Error {
-  return ec2Error('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
-}
-
-function volumeNotFound(id: string): Error {
-  return ec2Error('InvalidVolume.NotFound', `The volume '${id}' does not exist.`);
-}
-
-function ec2Error(name: string, message: string): Error {
-  return Object.assign(new Error(message), { name });
-}
-
-function matchesTag(tags: Tag[], filter: Filter): boolean {
-  if (!filter.Name?.startsWith('tag:')) throw new Error(`the local EC2 does not filter by ${filter.Name}`);
-  const key = filter.Name.slice('tag:'.length);
-  return tags.some((t) => t.Key === key && filter.Values?.includes(t.Value ?? ''));
-}
-
-/** A volume id from a ClientToken, the same for the same token (CreateVolume's idempotency). */
-function tokenHex(token: string): string {
-  let hash = 0n;
-  for (const char of token) hash = (hash * 131n + BigInt(char.codePointAt(0)!)) % 2n ** 68n;
-  return hash.toString(16).padStart(17, '0').slice(-17);
 }
