@@ -45,7 +45,6 @@ import {
   restoredPath,
 } from './restore-paths.ts';
 
-
 /** What the host has: sysfs, its mounts, the local volumes, and whether pgsnap may mount. */
 export interface Host {
   sys: SysfsReader;

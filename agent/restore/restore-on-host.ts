@@ -18,11 +18,11 @@ import type { RepositoryChoice } from '../host/repository.ts';
 import { connectionTarget } from '../postgres/client.ts';
 import { appendOwnedFile, refuseLinksOnPath } from '../postgres/owned-paths.ts';
 import { type Host, mountVolumes, thisHost } from './mount-volumes.ts';
-import { restoredPath } from './restore-paths.ts';
 import type { RecoveryTarget } from './prepare.ts';
 import { readRecordInProgress } from './read-record.ts';
 import { restoreBackup } from './restore-backup.ts';
 import { readRestoreMarker, writeRestoreMarker } from './restore-marker.ts';
+import { restoredPath } from './restore-paths.ts';
 import { checkRestoredServer } from './restored-checks.ts';
 import {
   findPgBin,
