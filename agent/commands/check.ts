@@ -6,12 +6,13 @@
  */
 import { formatDuration, parseDuration } from '#domain/backup/input';
 import { PreconditionError } from '#domain/errors';
+import { parseLsn, walFileNameBefore } from '#domain/wal/lsn';
 import { parse } from '../cli/args.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createOutput } from '../host/output.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';
 import { defaultCheckTimeoutMs } from '../host/settings.ts';
-import { type Client, connect, serverFacts } from '../postgres/client.ts';
+import { type Client, connect, currentTimeline, serverFacts } from '../postgres/client.ts';
 
 export const checkUsage = `pgsnap check --repo URL --cluster NAME [--timeout D] [--json]
 
@@ -56,7 +57,7 @@ export async function checkCommand(args: string[]): Promise<number> {
             `but this server is ${facts.systemIdentifier}: check --cluster, --repo and archive_command`,
         );
       }
-      const segment = await switchWal(client);
+      const segment = await switchWal(client, facts.segmentSize);
       out.progress(
         `switched WAL: waiting for ${segment} in ${repository.url} (at most ${formatDuration(timeoutMs)})`,
       );
@@ -102,13 +103,13 @@ export async function checkCommand(args: string[]): Promise<number> {
  * switch is a no-op; a restore point writes a record first (pgBackRest does
  * the same), when the role may create one.
  */
-async function switchWal(client: Client): Promise<string> {
+async function switchWal(client: Client, segmentSize: number): Promise<string> {
   await client.query("SELECT pg_create_restore_point('pgsnap check')").catch(() => {});
   try {
-    const { rows } = await client.query<{ segment: string }>(
-      'SELECT pg_walfile_name(pg_switch_wal()) AS segment',
-    );
-    return rows[0]!.segment;
+    const { rows } = await client.query<{ lsn: string }>('SELECT pg_switch_wal()::text AS lsn');
+    // pg_switch_wal() returns the end of the switch record; the segment holding the byte before it is the one
+    // finished (not pg_walfile_name(), which maps a segment boundary to the previous segment only up to 16).
+    return walFileNameBefore(await currentTimeline(client), parseLsn(rows[0]!.lsn), segmentSize);
   } catch (error) {
     if ((error as { code?: string }).code !== '42501') throw error;
     throw new PreconditionError(

@@ -5,8 +5,8 @@
  */
 import { describe, expect, test } from 'vitest';
 import type { RestoreRecord } from '#domain/repository/restore-record';
-import { restoredPath } from '../../agent/restore/restore-paths.ts';
 import { restoredLayout } from '../../agent/restore/restore-on-host.ts';
+import { restoredPath } from '../../agent/restore/restore-paths.ts';
 
 const volume = (mountPoint: string, holds: RestoreRecord['volumes'][number]['source']['holds']) => ({
   snapshotId: 'snap-00000000000000001',
