@@ -59,7 +59,7 @@ export async function checkCommand(args: string[]): Promise<number> {
       }
       const segment = await switchWal(client, facts.segmentSize);
       out.progress(
-        `switched WAL: waiting for ${segment} in ${repository.url} (at most ${formatDuration(timeoutMs)})`,
+        `switched WAL: waiting for ${segment} in ${repository.store.url} (at most ${formatDuration(timeoutMs)})`,
       );
       const started = Date.now();
       let archived = false;
@@ -72,7 +72,7 @@ export async function checkCommand(args: string[]): Promise<number> {
       const report: CheckReport = {
         segment,
         systemIdentifier: facts.systemIdentifier,
-        repository: repository.url,
+        repository: repository.store.url,
         archived,
         waitedMs: Date.now() - started,
         ...(archived ? {} : { lastFailure: await lastFailure(client) }),
@@ -80,9 +80,9 @@ export async function checkCommand(args: string[]): Promise<number> {
       out.result(
         { ...report },
         archived
-          ? [`ok: ${segment} reached ${repository.url} in ${formatDuration(report.waitedMs)}`]
+          ? [`ok: ${segment} reached ${repository.store.url} in ${formatDuration(report.waitedMs)}`]
           : [
-              `FAILED: ${segment} is not in ${repository.url} after ${formatDuration(timeoutMs)}`,
+              `FAILED: ${segment} is not in ${repository.store.url} after ${formatDuration(timeoutMs)}`,
               report.lastFailure?.wal
                 ? `  pg_stat_archiver: last failed ${report.lastFailure.wal} at ${report.lastFailure.at}; ` +
                   "the server log has archive_command's message"

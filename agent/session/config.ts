@@ -20,4 +20,5 @@ export const sessionConfigSchema = z.strictObject({
   label: z.string(),
   fast: z.boolean(),
   maxDurationMs: z.number(),
+  ownerPid: z.optional(z.number()),
 }) satisfies z.ZodMiniType<SessionConfig>;
