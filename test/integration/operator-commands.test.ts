@@ -22,6 +22,13 @@ import { type OperatorCluster, operatorCluster } from '../support/operator-clust
 import { pgsnap, pgsnapBin } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 
+/** The restorable window, as backups list and show print it in JSON. */
+interface Window {
+  earliest: { backupId: string };
+  latest: { segment: string };
+  gaps: Array<{ first: string; last: string; segments: number }>;
+}
+
 describe('on an operator-made PostgreSQL 15 cluster, with the repository in the settings file', () => {
   let repo: TestRepository;
   let source: OperatorCluster;
@@ -129,7 +136,7 @@ describe('on an operator-made PostgreSQL 15 cluster, with the repository in the 
     });
     // The copy of a PGDATA with 20,000 orders: tens of MiB on this host.
     expect(entry!.bytes as number).toBeGreaterThan(10 * 2 ** 20);
-    const window = listed.json!.window as Record<string, any>;
+    const window = listed.json!.window as Window;
     expect(window.earliest.backupId).toBe(backupId);
     expect(window.gaps).toEqual([]);
     expect(entry!.restorableTo).toBe(window.latest.segment);
@@ -157,7 +164,7 @@ describe('on an operator-made PostgreSQL 15 cluster, with the repository in the 
     const shown = await pgsnap(['backups', 'show', backupId, '--json'], env);
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.json!.restorableTo).toBe(segments[0]);
-    expect((shown.json!.window as Record<string, any>).gaps).toEqual([
+    expect((shown.json!.window as Window).gaps).toEqual([
       { first: segments[1], last: segments[1], segments: 1 },
     ]);
     expect((shown.json!.snapshotBytes as number[])[0]).toBeGreaterThan(10 * 2 ** 20);
