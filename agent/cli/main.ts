@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import { backgroundConfig } from '../host/background-config.ts';
 import { singleExecutable } from '../host/self.ts';
+import { loadSettingsFile } from '../host/settings.ts';
 import { quietKnownWarnings } from '../host/warnings.ts';
 
 type Run = (args: string[]) => Promise<number>;
@@ -71,7 +72,11 @@ const commands: Record<string, { load: () => Promise<Run>; summary: string }> = 
   },
   backups: {
     load: () => import('../commands/backups.ts').then((m) => m.backupsCommand),
-    summary: 'the catalog: backups list, backups show ID',
+    summary: 'the catalog: backups list, backups show ID, with the restorable window',
+  },
+  check: {
+    load: () => import('../commands/check.ts').then((m) => m.checkCommand),
+    summary: 'force a WAL switch and wait for that segment in the repository (archiving works end to end)',
   },
   restores: {
     load: () => import('../commands/restores.ts').then((m) => m.restoresCommand),
@@ -131,6 +136,7 @@ function usage(): string {
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
     'Connection settings come from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD / PGPASSFILE.',
+    'Settings (PGSNAP_REPO, PGSNAP_CLUSTER, ...) also come from /etc/pgsnap/pgsnap.env or the file PGSNAP_CONFIG names.',
     'Every command takes --json (one JSON document on stdout) and --help; pgsnap --version says which build runs.',
     'Exit codes: 0 ok, 1 failure, 2 usage error, 3 a precondition is not met.',
   ].join('\n');
@@ -158,6 +164,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;
   }
+  // Every command, archive_command and restore_command too, below the environment and the flags.
+  loadSettingsFile();
   // `restore start` starts a restore in AWS; `restore --restore-id` runs one here; `restore` alone prepares one.
   if (name === 'restore' && args[0] === 'start') {
     return (await import('../commands/restore-start.ts')).restoreStartCommand(args.slice(1));

@@ -13,7 +13,7 @@ import { parse, refuseTogether } from './args.ts';
 
 export const restoreUsage = `pgsnap restore --restore-id R --repo URL --cluster NAME [--systemd-unit U | --pg-bin DIR]
                [--record-sha256 DIGEST] [--recovery-timeout SECONDS] [--task-token-file F [--heartbeat-seconds S]] [--json]
-pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME
+pgsnap restore --backup-id ID --pgdata DIR --repo URL --cluster NAME [--from-snapshot]
                [--tablespace OID=DIR ...] [--target-time T | --target-lsn L | --target-name N | --target immediate]
                [--target-action promote|pause|shutdown] [--standby --primary-conninfo CONNINFO]
                [--waldir DIR] [--keep-archiving] [--prefetch N [--spool-dir DIR]] [--json]
@@ -24,6 +24,12 @@ writes backup_label and tablespace_map byte for byte after checking their
 sha256, turns archiving off (unless --keep-archiving), and sets
 restore_command to pgsnap wal-fetch, the signal file and the target. Then
 start the server on DIR.
+
+--from-snapshot  first put the backup's snapshots in place, for the local
+                 providers (copy, btrfs): DIR (new or empty) becomes a copy
+                 or a writable btrfs snapshot of the backup's data directory,
+                 each tablespace's the directory --tablespace OID=DIR names;
+                 removed again if the preparation then fails
 
 --prefetch N     restore_command keeps the next N segments fetched and
                  verified ahead of recovery, and moves them into place with
@@ -63,6 +69,7 @@ export const restoreFlags = {
   'record-sha256': { type: 'string' },
   ...taskTokenFlag,
   'backup-id': { type: 'string' },
+  'from-snapshot': { type: 'boolean', default: false },
   pgdata: { type: 'string' },
   repo: { type: 'string' },
   tablespace: { type: 'string', multiple: true },
@@ -165,6 +172,7 @@ export function parseTablespaces(specs: string[] | undefined): Record<string, st
 /** Flags of the prepare-only mode, which --restore-id replaces with the restore record. */
 export const prepareFlags = [
   'backup-id',
+  'from-snapshot',
   'pgdata',
   'tablespace',
   'target-time',

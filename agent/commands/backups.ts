@@ -1,24 +1,38 @@
 /** `pgsnap backups list` and `pgsnap backups show ID`: the catalog, read from the repository. */
 
+import { type RestorableWindow, restorableWindow } from '#domain/backup/restorable-window';
 import { PreconditionError, UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/ids';
 import type { Manifest } from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
 import { segmentRange } from '#domain/wal/file';
 import { parse } from '../cli/args.ts';
-import { copiesSummary, copyLines } from '../cli/backup-copies.ts';
+import {
+  copiesSummary,
+  copyLines,
+  formatBytes,
+  snapshotLines,
+  snapshotsSummary,
+  windowLines,
+} from '../cli/backup-copies.ts';
 import { columns, table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createOutput } from '../host/output.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';
+import { snapshotBytes } from '../providers/snapshot-size.ts';
 
 export const backupsUsage = `pgsnap backups list [--json]
 pgsnap backups show ID [--verify] [--json]
 
 Reads the catalog of --repo / PGSNAP_REPO for --cluster / PGSNAP_CLUSTER.
-list shows every backup, oldest first; show prints one manifest. With
---verify, show also reads every artifact back and checks its sha256, and
-checks that every WAL segment from start to stop is in the repository.`;
+list shows every backup, oldest first: its snapshot set, size where the
+provider knows it (EBS: the volumes; copy, btrfs: the bytes on this host),
+and how far a restore of it reaches in the archived WAL; then the restorable
+window: from the stop of the oldest completed backup to the end of the WAL
+archived without a gap after the newest, with every gap in the WAL named.
+show prints one manifest, its snapshots and the same window. With --verify,
+show also reads every artifact back and checks its sha256, and checks that
+every WAL segment from start to stop is in the repository.`;
 
 export async function backupsCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -36,18 +50,23 @@ export async function backupsCommand(args: string[]): Promise<number> {
     try {
       const manifests = await listManifests(repository);
       const drilled = await lastDrills(repository);
+      const { window, latestAt } = await windowOf(repository, manifests);
+      const sizes = await Promise.all(manifests.map((m) => setBytes(m)));
       out.result(
         {
           cluster: repository.cluster,
           repository: repository.store.url,
-          backups: manifests.map((m) => ({
+          backups: manifests.map((m, i) => ({
             ...m,
+            ...(sizes[i] !== undefined ? { bytes: sizes[i] } : {}),
+            ...(window?.reachable[m.backupId] ? { restorableTo: window.reachable[m.backupId] } : {}),
             ...(drilled.get(m.backupId) ? { drilledAt: drilled.get(m.backupId) } : {}),
           })),
+          window: window ? { ...window, ...(latestAt ? { latestAt } : {}) } : null,
         },
         manifests.length === 0
           ? [`no backups of ${repository.cluster} in ${repository.store.url}`]
-          : listLines(manifests, drilled),
+          : [...listLines(manifests, drilled, sizes, window), '', ...windowLines(window, latestAt)],
       );
       return 0;
     } finally {
@@ -66,13 +85,54 @@ export async function backupsCommand(args: string[]): Promise<number> {
         );
       }
       const verified = values.verify ? await verify(repository, manifest) : undefined;
-      out.result({ ...manifest, ...(verified ? { verified } : {}) }, showLines(manifest, verified));
+      const { window, latestAt } = await windowOf(repository, await listManifests(repository));
+      const bytes = await Promise.all(manifest.snapshots.map((snapshot) => snapshotBytes(snapshot)));
+      const restorableTo = window?.reachable[manifest.backupId];
+      out.result(
+        {
+          ...manifest,
+          snapshotBytes: bytes.map((b) => b ?? null),
+          ...(restorableTo ? { restorableTo } : {}),
+          window: window ? { ...window, ...(latestAt ? { latestAt } : {}) } : null,
+          ...(verified ? { verified } : {}),
+        },
+        [
+          ...showLines(manifest, verified, restorableTo),
+          ...snapshotLines(manifest, bytes),
+          ...windowLines(window, latestAt),
+        ],
+      );
       return 0;
     } finally {
       repository.close();
     }
   }
   throw new UsageError('usage: pgsnap backups list | pgsnap backups show ID (see pgsnap backups --help)');
+}
+
+/** The repository's restorable window, and when its latest segment was archived (where the store says). */
+async function windowOf(
+  repository: Repository,
+  manifests: Manifest[],
+): Promise<{ window: RestorableWindow | undefined; latestAt: string | undefined }> {
+  const segmentSize = manifests[0]?.walSegmentSize;
+  if (segmentSize === undefined) return { window: undefined, latestAt: undefined };
+  const wal = await repository.listWal();
+  const window = restorableWindow(
+    manifests,
+    wal.map((w) => w.name),
+    segmentSize,
+  );
+  const key = window && wal.find((w) => w.name === window.latest.segment)?.key;
+  const at = key ? await repository.store.modifiedAt?.(key) : undefined;
+  return { window, latestAt: at?.toISOString().replace(/\.\d+Z$/, 'Z') };
+}
+
+/** The snapshot set's size, when the provider knows every snapshot's. */
+async function setBytes(manifest: Manifest): Promise<number | undefined> {
+  if (manifest.snapshots.length === 0) return undefined;
+  const bytes = await Promise.all(manifest.snapshots.map((s) => snapshotBytes(s)));
+  return bytes.some((b) => b === undefined) ? undefined : bytes.reduce((a, b) => a! + b!, 0);
 }
 
 async function listManifests(repository: Repository): Promise<Manifest[]> {
@@ -93,19 +153,39 @@ async function lastDrills(repository: Repository): Promise<Map<string, string>> 
   return drilled;
 }
 
-function listLines(manifests: Manifest[], drilled: Map<string, string>): string[] {
-  const rows = manifests.map((m) => [
+function listLines(
+  manifests: Manifest[],
+  drilled: Map<string, string>,
+  sizes: Array<number | undefined>,
+  window: RestorableWindow | undefined,
+): string[] {
+  const rows = manifests.map((m, i) => [
     m.backupId,
     m.state,
     m.timings.startedAt.replace(/\.\d+Z$/, 'Z'),
     m.startLsn,
     m.stopLsn ?? '-',
+    snapshotsSummary(m),
+    formatBytes(sizes[i]),
+    window?.reachable[m.backupId] ?? '-',
     copiesSummary(m),
     drilled.get(m.backupId)?.replace(/\.\d+Z$/, 'Z') ?? 'never',
     m.label,
   ]);
   return columns(
-    ['BACKUP ID', 'STATE', 'STARTED', 'START LSN', 'STOP LSN', 'COPIES', 'DRILLED', 'LABEL'],
+    [
+      'BACKUP ID',
+      'STATE',
+      'STARTED',
+      'START LSN',
+      'STOP LSN',
+      'SNAPSHOTS',
+      'SIZE',
+      'RESTORABLE TO',
+      'COPIES',
+      'DRILLED',
+      'LABEL',
+    ],
     rows,
   );
 }
@@ -133,7 +213,11 @@ async function verify(repository: Repository, manifest: Manifest): Promise<Verif
   return { artifacts: 'ok', walSegments: segments.length };
 }
 
-function showLines(m: Manifest, verified: Verification | undefined): string[] {
+function showLines(
+  m: Manifest,
+  verified: Verification | undefined,
+  restorableTo: string | undefined,
+): string[] {
   return [
     ...table([
       ['backupId', m.backupId],
@@ -151,7 +235,10 @@ function showLines(m: Manifest, verified: Verification | undefined): string[] {
       ['startedAt', m.timings.startedAt],
       ['stoppedAt', m.timings.stoppedAt],
       ['completedAt', m.timings.completedAt],
-      ['snapshots', m.snapshots.map((s) => s.snapshotId).join(', ')],
+      [
+        'restorableTo',
+        restorableTo ? `the end of ${restorableTo} (the WAL archived without a gap)` : undefined,
+      ],
       ['verified', verified ? `artifacts ok, ${verified.walSegments} WAL segments present` : undefined],
     ]),
     ...m.artifacts.map((a) => `artifact ${a.name}: ${a.bytes} bytes, sha256 ${a.sha256}`),

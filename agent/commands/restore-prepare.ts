@@ -23,6 +23,7 @@ import { printUsage } from '../cli/usage.ts';
 import { createContext } from '../host/context.ts';
 import { open, requireRepositoryChoice } from '../host/repository.ts';
 import { settingsFrom } from '../host/settings.ts';
+import { type Materialized, materializeSnapshots } from '../providers/materialize.ts';
 import { type RestoreResult, restoreBackup } from '../restore/restore-backup.ts';
 
 export async function restorePrepareCommand(args: string[]): Promise<number> {
@@ -62,7 +63,16 @@ export async function restorePrepareCommand(args: string[]): Promise<number> {
 
   const repository = await open(choice);
   let result: RestoreResult;
+  let materialized: Materialized | undefined;
   try {
+    if (values['from-snapshot']) {
+      const manifest = await repository.readManifest(backupId);
+      if (manifest?.state === 'completed') {
+        out.progress(`putting the snapshots of backup ${backupId} in place at ${values.pgdata}`);
+        materialized = await materializeSnapshots(manifest, values.pgdata, tablespaces);
+      }
+      // Otherwise restoreBackup says what is wrong with the backup.
+    }
     out.progress(
       `preparing ${values.pgdata} from backup ${backupId}: artifacts, stale files, recovery settings`,
     );
@@ -77,26 +87,41 @@ export async function restorePrepareCommand(args: string[]): Promise<number> {
       ...(values.standby ? { standby: { primaryConninfo: values['primary-conninfo']! } } : {}),
       prefetch: { ahead, ...(values['spool-dir'] ? { spoolDir: values['spool-dir'] } : {}) },
     });
+  } catch (error) {
+    await materialized?.discard();
+    throw error;
   } finally {
     out.stop();
     repository.close();
   }
   const { target: shown } = result;
-  out.result({ ...result }, [
-    ...table([
-      ['backupId', result.backupId],
-      ['pgdata', result.pgdata],
-      ['consistent at', result.stopLsn],
-      [
-        'target',
-        shown.kind === 'end of WAL'
-          ? 'end of the archived WAL'
-          : `${shown.kind}${shown.value ? ` ${shown.value}` : ''}`,
-      ],
-      ['archiving', result.archiving],
-      ['restore_command', result.restoreCommand],
-    ]),
-    `ready: start the server on ${result.pgdata} (pg_ctl -D ${result.pgdata} start)`,
-  ]);
+  out.result(
+    {
+      ...result,
+      ...(materialized
+        ? { fromSnapshot: { provider: materialized.provider, targets: materialized.targets } }
+        : {}),
+    },
+    [
+      ...table([
+        ['backupId', result.backupId],
+        ['pgdata', result.pgdata],
+        [
+          'from snapshot',
+          materialized ? `${materialized.provider}: ${materialized.targets.join(', ')}` : undefined,
+        ],
+        ['consistent at', result.stopLsn],
+        [
+          'target',
+          shown.kind === 'end of WAL'
+            ? 'end of the archived WAL'
+            : `${shown.kind}${shown.value ? ` ${shown.value}` : ''}`,
+        ],
+        ['archiving', result.archiving],
+        ['restore_command', result.restoreCommand],
+      ]),
+      `ready: start the server on ${result.pgdata} (pg_ctl -D ${result.pgdata} start)`,
+    ],
+  );
   return 0;
 }

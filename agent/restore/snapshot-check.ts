@@ -23,9 +23,15 @@ export function howToPutSnapshot(manifest: Manifest, pgdata: string): string {
   if (!data) return `backup ${manifest.backupId} records no snapshot; it cannot be restored`;
   switch (data.provider) {
     case 'copy':
-      return `copy its snapshot there first: cp -a ${data.snapshotId}/. ${pgdata} (as root, into an empty directory)`;
+      return (
+        `give --from-snapshot (with a new or empty ${pgdata}), and pgsnap restore copies its snapshot there; ` +
+        `or copy it yourself first: cp -a ${data.snapshotId}/. ${pgdata} (as root, into an empty directory)`
+      );
     case 'btrfs':
-      return `put its snapshot there first: btrfs subvolume snapshot ${data.snapshotId} ${pgdata} (${pgdata} must not exist yet)`;
+      return (
+        `give --from-snapshot (with a new or empty ${pgdata}), and pgsnap restore puts its snapshot there; or ` +
+        `yourself first: btrfs subvolume snapshot ${data.snapshotId} ${pgdata} (${pgdata} must not exist yet)`
+      );
     default:
       return (
         `create volumes from its snapshots (${manifest.snapshots.map((s) => s.snapshotId).join(', ')}) and mount ` +

@@ -93,6 +93,17 @@ export class FileStore implements ObjectStore {
     }
   }
 
+  async modifiedAt(key: string): Promise<Date | undefined> {
+    await this.checkRoot();
+    const path = this.path(key);
+    try {
+      return (await stat(path)).mtime;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw this.explain(error as NodeJS.ErrnoException, 'stat', path);
+    }
+  }
+
   async putIfAbsent(key: string, body: Buffer): Promise<'created' | 'exists'> {
     const path = this.path(key);
     const temporary = await this.writeTemporary(path, body);

@@ -139,6 +139,21 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  async modifiedAt(key: string): Promise<Date | undefined> {
+    try {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }),
+      );
+      return head.LastModified;
+    } catch (error) {
+      const e = error as S3ServiceException;
+      if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) {
+        return undefined;
+      }
+      throw this.explain(error, 'HeadObject', key);
+    }
+  }
+
   async putIfAbsent(key: string, body: Buffer, options: PutOptions = {}): Promise<'created' | 'exists'> {
     // If-None-Match makes the write itself conditional on S3; the check before it covers servers that ignore it.
     if (!options.checked && (await this.exists(key))) return 'exists';

@@ -35,6 +35,8 @@ export interface ObjectStore {
    * without versioning).
    */
   versionCount?(key: string): Promise<number | undefined>;
+  /** When the object was last written, or undefined when there is none (`backups list`: the newest WAL's time). */
+  modifiedAt?(key: string): Promise<Date | undefined>;
   /** Names one level below `prefix` (which ends in `/`): objects and "directories" alike, sorted. */
   list(prefix: string): Promise<string[]>;
   /**

@@ -20,6 +20,7 @@ import {
   statusOf,
 } from '../support/backup-mode.ts';
 import { repositoryForTest } from '../support/fixtures.ts';
+import { operatorCluster } from '../support/operator-cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 
 /** A backupId this host never saw: the state machine's, whose begin was refused. */
@@ -251,4 +252,38 @@ describe('end and abort act only on the backup they name', () => {
     expect(cluster.log()).not.toContain(backupAbortedLogLine);
     await expectNotInBackup(cluster, env);
   });
+});
+
+describe('on an operator-made PostgreSQL 15 cluster (peer auth, a pgpass role, the logging collector)', () => {
+  it('abort of another backup leaves the one in progress held; end ends it, the server out of backup mode', async () => {
+    const repo = repositoryForTest('file');
+    const source = await operatorCluster({ major: 15, archiveCommand: repo.archiveCommand() });
+    try {
+      const env = {
+        ...source.env,
+        PGSNAP_STATE_DIR: join(source.cluster.root, 'state'),
+        PGSNAP_REPO: repo.url,
+        PGSNAP_CLUSTER: repo.cluster,
+      };
+      const sessions = () =>
+        source.psql("SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'pgsnap:%'");
+      const held = await begin(env, '--label', 'operator');
+      expect(sessions()).toBe(`pgsnap:${held.backupId}`);
+
+      const other = await pgsnap(['abort', '--backup-id', foreign, '--json'], env);
+      expect(other.code, other.stderr).toBe(0);
+      expect(sessions()).toBe(`pgsnap:${held.backupId}`);
+      expect(await statusOf(env)).toMatchObject({ inProgress: true, backupId: held.backupId });
+
+      const ended = await pgsnap(['end', '--backup-id', held.backupId, '--json'], env);
+      expect(ended.code, ended.stderr).toBe(0);
+      expect(ended.json).toMatchObject({ backupId: held.backupId, label: 'operator' });
+      expect(sessions()).toBe('');
+      expect(
+        readdirSync(join(repo.url.replace('file://', ''), repo.cluster, 'backups', held.backupId)),
+      ).toContain('backup_label');
+    } finally {
+      source.cluster.destroy();
+    }
+  }, 120_000);
 });

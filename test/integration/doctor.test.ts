@@ -27,6 +27,7 @@ import { archivingGate } from '../support/backup-mode.ts';
 import { Cluster, freePort } from '../support/cluster.ts';
 import { clusterForTest, repositoryForTest, type TestCluster } from '../support/fixtures.ts';
 import { Moto, skipWithoutMoto } from '../support/moto.ts';
+import { operatorCluster } from '../support/operator-cluster.ts';
 import { pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
 import { waitFor } from '../support/wait.ts';
@@ -276,4 +277,25 @@ describe.skipIf(skipWithoutMoto)('pgsnap doctor', () => {
       expect(failures(report.checks).map((c) => c.check)).toEqual(['ssm-agent', 'clock']);
     });
   });
+});
+
+describe('pgsnap doctor on an operator-made PostgreSQL 15 cluster', () => {
+  it('passes --local as the pgpass role over TCP, peer auth and the logging collector notwithstanding', async () => {
+    const repo = testRepository('file');
+    const source = await operatorCluster({ major: 15, archiveCommand: repo.archiveCommand() });
+    try {
+      const env = { ...source.env, PGSNAP_STATE_DIR: join(source.cluster.root, 'state') };
+      source.psql('SELECT pg_switch_wal()');
+      const result = await pgsnap(['doctor', '--local', '--json', ...repo.flags], env);
+      const report = result.json as { ok: boolean; checks: CheckResult[] };
+      expect(failures(report.checks)).toEqual([]);
+      expect(result.code, result.stderr + result.stdout).toBe(0);
+      expect(report.checks).toContainEqual(
+        expect.objectContaining({ check: 'repository.wal', status: 'ok' }),
+      );
+    } finally {
+      source.cluster.destroy();
+      repo.destroy();
+    }
+  }, 120_000);
 });

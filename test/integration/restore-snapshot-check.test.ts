@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { controlStateOf } from '../../agent/postgres/pgdata.ts';
-import { asPostgres, binDir, freePort, ownedDir } from '../support/cluster.ts';
+import { asPostgres, binDir, clientBin, freePort, ownedDir } from '../support/cluster.ts';
 import { type OperatorCluster, operatorCluster } from '../support/operator-cluster.ts';
 import { copyProviderBackup, pgsnap } from '../support/pgsnap.ts';
 import { type TestRepository, testRepository } from '../support/repository.ts';
@@ -121,4 +121,46 @@ it('a second restore replaces the first one’s target; a promoted restore is re
   const refused = await restore(pgdata);
   expect(refused.code).toBe(3);
   expect(refused.stderr).toContain(`is after the backup's stop (${stopLsn})`);
+}, 120_000);
+
+it('with --from-snapshot, puts the copy snapshot in place itself: a restore in one command', async () => {
+  const occupied = ownedDir(join(scratch, 'occupied'));
+  execFileSync('touch', [join(occupied, 'keep-me')]);
+  const refused = await restore(occupied, '--from-snapshot');
+  expect(refused.code).toBe(3);
+  expect(refused.stderr).toContain(`--from-snapshot puts the snapshot at ${occupied}, which is not empty`);
+  expect(readdirSync(occupied)).toEqual(['keep-me']);
+
+  const pgdata = ownedDir(join(scratch, 'one-command'));
+  const restored = await restore(pgdata, '--from-snapshot', '--target', 'immediate', '--json');
+  expect(restored.code, restored.stderr).toBe(0);
+  expect(restored.json).toMatchObject({ pgdata, fromSnapshot: { provider: 'copy', targets: [pgdata] } });
+  expect(readdirSync(pgdata)).toContain('backup_label');
+
+  const port = await freePort();
+  const sock = ownedDir(join(scratch, 'one-command-sock'));
+  const pgCtl = join(binDir(15), 'pg_ctl');
+  const started = asPostgres(pgCtl, [
+    '-D',
+    pgdata,
+    '-l',
+    join(scratch, 'one-command.log'),
+    '-o',
+    `-c port=${port} -c listen_addresses= -c unix_socket_directories=${sock} -c logging_collector=off`,
+    '-w',
+    'start',
+  ]);
+  expect(started.status).toBe(0);
+  try {
+    for (let i = 0; i < 600 && controlStateOf(pgdata).state !== 'in production'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(controlStateOf(pgdata).state).toBe('in production');
+    const count = asPostgres(clientBin('psql')!, [
+      ...['-h', sock, '-p', String(port), '-d', 'app', '-XAt', '-c', 'SELECT count(*) FROM orders'],
+    ]);
+    expect(count.stdout.trim()).toBe('20000');
+  } finally {
+    asPostgres(pgCtl, ['-D', pgdata, '-m', 'fast', '-w', 'stop']);
+  }
 }, 120_000);
