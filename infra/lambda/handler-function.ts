@@ -3,6 +3,7 @@
  * pinned AWS SDK: the current Node.js runtime, ESM, structured JSON logs, a
  * log group with retention, X-Ray tracing.
  */
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
@@ -13,7 +14,17 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { acknowledge, wildcardReasons } from '../guards/acknowledge.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/**
+ * The project's root: the nearest directory above this file that holds functions/ (infra/lambda/ in the
+ * checkout; dist/ once bundled into the synthesis `pgsnap demo` loads, one level less deep).
+ */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'functions')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+const root = projectRoot();
 
 /**
  * How the handlers are bundled. The AWS SDK is bundled too, the versions
