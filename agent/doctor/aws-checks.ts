@@ -41,7 +41,8 @@ export async function awsChecks(
       fail(
         'aws.credentials',
         `no usable AWS credentials (${messageOf(error)}): attach an instance profile whose role has ${policyName}, ` +
-          'and set AWS_REGION',
+          'and set AWS_REGION; or, on a host that is not on AWS (local snapshot providers, a file:// repository), ' +
+          'run pgsnap doctor --local, which leaves out the AWS, SSM and EBS checks',
       ),
     ];
   }
