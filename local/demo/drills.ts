@@ -1,6 +1,6 @@
-import { join } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
 import { open, type RepositoryChoice } from '../../agent/host/repository.ts';
-import { freePort, ownedDir } from '../../agent/restore/cluster.ts';
+import { freePort } from '../../agent/restore/cluster.ts';
 import type * as LocalSynth from '../../infra/local-run/synthesize.ts';
 
 import type { Backup } from './backup.ts';
@@ -76,7 +76,7 @@ export async function runDrills(
  * rows are counted by the drill's own SQL check.
  */
 export async function drill(
-  { work, progress, detail }: Demo,
+  { work, made, progress, detail }: Demo,
   {
     backup,
     synthesized,
@@ -94,6 +94,11 @@ export async function drill(
   const { newRestoreId } = await import('#domain/ids');
   const restoreId = newRestoreId();
   const port = await freePort();
+  // The restore's mount root beside the work directory, not in it: the target refuses to mount as root below
+  // a directory another user owns, and the work directory is the servers' user's.
+  const mountRoot = `${work}-${restoreId}`;
+  mkdirSync(mountRoot, { mode: 0o755 });
+  made.discards.push(async () => rmSync(mountRoot, { recursive: true, force: true }));
   const run = await runRestoreLocally({
     synthesized,
     executionName: restoreId,
@@ -103,7 +108,7 @@ export async function drill(
       target: target as never,
       mode: 'drill',
       instance: { launch: { launchTemplate: 'pgsnap-demo-drill', subnetId: 'subnet-0000000000000000a' } },
-      mountRoot: ownedDir(join(work, restoreId), 0o711),
+      mountRoot,
       port,
       checks: {
         amcheck: 'all',
