@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { exitCodeFor, messageOf, PreconditionError, stopRecoveryExitCode, UsageError } from '#domain/errors';
 import { backgroundConfig } from '../host/background-config.ts';
 import { singleExecutable } from '../host/self.ts';
-import { loadSettingsFile } from '../host/settings.ts';
+import { loadSettingsFile } from '../host/settings-file.ts';
 import { quietKnownWarnings } from '../host/warnings.ts';
 
 type Run = (args: string[]) => Promise<number>;

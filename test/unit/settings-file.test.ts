@@ -2,7 +2,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { loadSettingsFile, parseSettingsFile, settingsFrom } from '../../agent/host/settings.ts';
+import { settingsFrom } from '../../agent/host/settings.ts';
+import { loadSettingsFile, parseSettingsFile } from '../../agent/host/settings-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgsnap-settings-file-'));
 chmodSync(dir, 0o755);
