@@ -183,7 +183,7 @@ describe('the backup session', () => {
     const second = await pgsnap(['begin', '--label', 'second', '--json'], env);
     expect(second.code).toBe(3);
     const error = (second.json as { error: { name: string; message: string } }).error;
-    expect(error.name).toBe('PreconditionError');
+    expect(error.name).toBe('BackupInProgressError');
     expect(error.message).toContain(`backup ${begun.backupId} (label "first") is in progress`);
     expect(error.message).toContain('pgsnap end or pgsnap abort');
     expect(await pgsnapSessions(cluster)).toEqual([
