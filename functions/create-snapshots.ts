@@ -1,6 +1,7 @@
 /** Lambda for "Snapshot the cluster's volumes". */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { sdkRetry } from '#domain/aws-retry';
+import { beginProposalSchema, recordBegun } from '#domain/backup/proposal';
 import { createSnapshotSet } from '#domain/ebs/create-snapshot-set';
 import { hostVolumeSchema, type SnapshotSet } from '#domain/ebs/snapshots';
 import { PreconditionError } from '#domain/errors';
@@ -22,6 +23,8 @@ const eventSchema = z.object({
     volumes: z.optional(z.array(hostVolumeSchema)),
     /** What `pgsnap begin --volumes` could not place on an EBS volume. */
     problems: z.optional(z.array(z.string())),
+    /** Present in begin's answer: the backup it started, which this step records (proposal.ts). */
+    startLsn: z.optional(z.string()),
   }),
 });
 
@@ -41,6 +44,12 @@ export const createSnapshotsHandler =
       request.volumeIds.length > 0 ? request.volumeIds : (request.begin.volumes ?? []).map((v) => v.volumeId);
     const repository = url ? await openRepository(url, request.cluster) : undefined;
     try {
+      // The host proposed what it started; the orchestrator records it (a host writes no manifest).
+      if (repository && request.begin.startLsn !== undefined) {
+        const answer = (event as { begin: unknown }).begin;
+        const proposal = parseWith(beginProposalSchema, answer, "the host's answer to begin");
+        await recordBegun(repository, request.backupId, proposal, request.instanceId);
+      }
       return await createSnapshotSet(ec2, {
         ...request,
         volumeIds,

@@ -1,9 +1,13 @@
-/** Lambda for the manifest steps: snapshots recorded, backup completed, backup failed. */
+/**
+ * Lambda for the manifest steps: snapshots recorded, backup completed (with the host's proposed stop,
+ * checked and recorded first), backup failed. The orchestrator records; the host only proposes.
+ */
 
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { sdkRetry } from '#domain/aws-retry';
 import { publishBackupDurations } from '#domain/backup/durations';
 import { type LifecycleState, recordStep } from '#domain/backup/lifecycle';
+import { endProposalSchema, recordStopped } from '#domain/backup/proposal';
 import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
@@ -22,11 +26,14 @@ const eventSchema = z.discriminatedUnion('state', [
     snapshots: snapshotListSchema,
     /** When CreateSnapshots returned: the snapshots' completion time is counted from it. */
     snapshotsCreatedAt: z.optional(z.string()),
+    /** The host's answer to end: its stop, recorded once checked (domain/backup/proposal.ts). */
+    end: z.optional(endProposalSchema),
   }),
   z.object({
     ...target,
     state: z.literal('failed'),
-    error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
+    // A task failure without a cause reaches the catch with `Cause: null` (moto's engine sends it so).
+    error: z.object({ Error: z.string(), Cause: z.optional(z.nullable(z.string())) }),
   }),
 ]);
 
@@ -46,6 +53,10 @@ export const recordBackupHandler =
     const request = parseWith(eventSchema, event, 'the record-backup event');
     const repository = await openRepository(request.repository, request.cluster);
     try {
+      // The host proposed its stop; the orchestrator checks it and records it before completing.
+      if (request.state === 'completed' && request.end) {
+        await recordStopped(repository, request.backupId, request.end);
+      }
       const { state, manifest } = await recordStep(
         repository,
         request.backupId,

@@ -30,8 +30,11 @@ export async function abortCommand(args: string[]): Promise<number> {
   });
   if (values.help) return printUsage(abortUsage);
   const ctx = createContext(values);
+  const taskToken = taskTokenOf(values);
+  // Answering the state machine, this host proposes; the orchestrator records the manifest.
+  ctx.proposeOnly = taskToken !== undefined;
   const result = await answeringStepFunctions(
-    taskTokenOf(values),
+    taskToken,
     () =>
       abort(
         ctx,

@@ -24,7 +24,9 @@ pgsnap end.
 
 With a repository (--repo and --cluster, or PGSNAP_REPO and PGSNAP_CLUSTER),
 the backup is catalogued there as started; a repository that belongs to
-another cluster, or cannot be reached, aborts the backup at once.`;
+another cluster, or cannot be reached, aborts the backup at once. With a task
+token (the state machine), begin writes no manifest: it proposes what it
+started in its answer, and the state machine records it.`;
 
 export function describeSession(session: BackupSession): Array<[string, unknown]> {
   return [
@@ -34,6 +36,7 @@ export function describeSession(session: BackupSession): Array<[string, unknown]
     ['startWalFile', session.startWalFile],
     ['timeline', session.timeline],
     ['systemIdentifier', session.systemIdentifier],
+    ['walSegmentSize', session.segmentSize],
     ['serverVersion', session.serverVersion],
     ['startedAt', session.startedAt],
     ['backupFrom', session.fromStandby ? 'standby' : 'primary'],
@@ -55,11 +58,14 @@ export async function beginCommand(args: string[]): Promise<number> {
   });
   if (values.help) return printUsage(beginUsage);
   const ctx = createContext(values);
+  const taskToken = taskTokenOf(values);
+  // Answering the state machine, this host proposes; the orchestrator records the manifest.
+  ctx.proposeOnly = taskToken !== undefined;
   // --volumes: also say which EBS volumes hold the cluster, for the state machine to snapshot.
   let volumes: Pick<Discovery, 'volumes' | 'problems'> | undefined;
   const document = (session: BackupSession) => ({ ...beginDocument(session), ...volumes });
   const session = await answeringStepFunctions(
-    taskTokenOf(values),
+    taskToken,
     async () => {
       if (values.label === undefined) {
         throw new UsageError('pgsnap begin: --label is required, e.g. pgsnap begin --label nightly');

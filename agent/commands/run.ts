@@ -14,7 +14,7 @@ import { createProvider } from '../providers/create.ts';
 import type { SnapshotProvider, VolumeSnapshot } from '../providers/provider.ts';
 import { abort } from '../session/abort.ts';
 import { type BeginOptions, begin } from '../session/begin.ts';
-import { recordLocalSnapshots } from '../session/catalog.ts';
+import { recordLocalSnapshots, recordSnapshotReferences } from '../session/catalog.ts';
 import { request } from '../session/control.ts';
 import { type EndResult, end } from '../session/end.ts';
 import { type ClusterPath, clusterPaths } from '../volumes/cluster-paths.ts';
@@ -24,7 +24,11 @@ pgsnap run --provider copy --snapshot-dir DIR | --provider btrfs | --provider ex
 
 Begins a backup, takes the snapshot, and ends the backup. The snapshot is CMD
 (run with PGSNAP_BACKUP_ID and PGSNAP_START_LSN in its environment) or a
-provider that captures the data directory, every tablespace and pg_wal. If the
+provider that captures the data directory, every tablespace and pg_wal. CMD
+names what it took by printing one line per snapshot on its stdout:
+  pgsnap-snapshot: REF
+A backup is completed only with a snapshot: when CMD names none, the backup
+ends stopped, with a note, and is not counted as a backup by retention. If the
 snapshot fails or the run is interrupted, the backup is aborted, what was
 captured is deleted, and the exit code is non-zero.`;
 
@@ -182,7 +186,26 @@ async function takeSnapshot(
     const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
     return { snapshots: [], failure: `${command.join(' ')} failed (${how})` };
   }
+  if (exit.references.length === 0) {
+    ctx.out.progress(
+      `${command.join(' ')} printed no "${snapshotLinePrefix} REF" line: the backup is not completed without a snapshot`,
+    );
+  } else if (ctx.repository) {
+    await recordSnapshotReferences(ctx.repository, session.backupId, exit.references);
+  }
   return { snapshots: [] };
+}
+
+/** How a snapshot command names what it took: one line per snapshot on its stdout. */
+export const snapshotLinePrefix = 'pgsnap-snapshot:';
+
+/** The references in the `pgsnap-snapshot: REF` lines of `text`. */
+export function snapshotReferences(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(snapshotLinePrefix))
+    .map((line) => line.slice(snapshotLinePrefix.length).trim())
+    .filter((reference) => reference !== '');
 }
 
 async function runSnapshotCommand(
@@ -190,20 +213,34 @@ async function runSnapshotCommand(
   session: BackupSession,
   command: string[],
   interrupts: Interrupts,
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }> {
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error; references: string[] }> {
   const running = spawn(command[0]!, command.slice(1), {
     // A process group of its own, so that a signal reaches the script and everything it started.
     detached: true,
-    stdio: ['inherit', ctx.out.json ? 'pipe' : 'inherit', 'inherit'],
+    stdio: ['inherit', 'pipe', 'inherit'],
     env: { ...process.env, PGSNAP_BACKUP_ID: session.backupId, PGSNAP_START_LSN: session.startLsn },
   });
   interrupts.forwardTo(running);
-  // With --json, stdout carries one document: the command's own output goes to stderr.
-  running.stdout?.pipe(process.stderr);
+  // Read for its pgsnap-snapshot lines, and passed on; with --json, stdout carries one document, so to stderr.
+  let printed = '';
+  running.stdout?.setEncoding('utf8');
+  running.stdout?.on('data', (chunk: string) => {
+    printed += chunk;
+  });
+  running.stdout?.pipe(ctx.out.json ? process.stderr : process.stdout, { end: false });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
     (resolve) => {
       running.on('error', (error) => resolve({ code: null, signal: null, error }));
-      running.on('exit', (code, signal) => resolve({ code, signal }));
+      running.on('exit', (code, signal) => {
+        // Every line the command printed is read, unless something it left running holds its stdout.
+        const done = () => resolve({ code, signal });
+        if (!running.stdout || running.stdout.readableEnded) return done();
+        const timer = setTimeout(done, 1_000);
+        running.stdout.once('end', () => {
+          clearTimeout(timer);
+          done();
+        });
+      });
     },
   );
   // Told to the session, which stops the command's group if this run is killed before it ends.
@@ -214,7 +251,7 @@ async function runSnapshotCommand(
       group: running.pid,
     }).catch(() => undefined);
   }
-  return exited;
+  return { ...(await exited), references: snapshotReferences(printed) };
 }
 
 async function endBackup(

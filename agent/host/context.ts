@@ -11,6 +11,12 @@ export interface Context {
   state: ClusterState;
   /** Where backups are catalogued (--repo / PGSNAP_REPO), if anywhere. */
   repository: RepositoryChoice | undefined;
+  /**
+   * Answering a task token of the state machine: the orchestrator (its Lambdas) records the manifest,
+   * and this host only proposes, in its task result. The host still writes what is write-once and
+   * verifiable (WAL, the pin, the artifacts). Without a token the agent is the orchestrator.
+   */
+  proposeOnly?: boolean;
 }
 
 export function createContext(values: {

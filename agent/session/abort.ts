@@ -105,7 +105,7 @@ function notInProgress(
 
 /** The abort itself has happened; a catalog that cannot be updated is reported, not fatal. */
 async function catalogAbort(ctx: Context, backupId: string, reason: string): Promise<void> {
-  if (!ctx.repository) return;
+  if (!ctx.repository || ctx.proposeOnly) return;
   try {
     await recordEnded(ctx.repository, backupId, 'aborted', reason);
   } catch (error) {

@@ -80,7 +80,7 @@ export async function begin(
   }
   if (ctx.repository) {
     try {
-      await recordStarted(ctx.repository, session);
+      await recordStarted(ctx.repository, session, { manifest: !ctx.proposeOnly });
     } catch (error) {
       // A backup the repository cannot catalogue (another cluster's name, unreachable) is not kept running.
       await abort(ctx, `the repository did not record the backup: ${messageOf(error)}`, backupId).catch(

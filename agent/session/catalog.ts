@@ -80,11 +80,20 @@ async function withRetry<T>(what: string, progress: (message: string) => void, f
   }
 }
 
-/** Pins the cluster in the repository and writes the manifest as `started`. */
-export async function recordStarted(choice: RepositoryChoice, session: BackupSession): Promise<Manifest> {
+/**
+ * Pins the cluster in the repository and writes the manifest as `started`; with `manifest: false`
+ * (a host answering the state machine) only the pin, which is write-once: the state machine records
+ * the manifest from what begin proposes.
+ */
+export async function recordStarted(
+  choice: RepositoryChoice,
+  session: BackupSession,
+  options: { manifest: boolean } = { manifest: true },
+): Promise<Manifest | undefined> {
   const repository = await open(choice);
   try {
     await repository.pin(identityOf(session), 'pgsnap begin');
+    if (!options.manifest) return undefined;
     const { manifest } = await recordStep(repository, session.backupId, {
       step: 'begin',
       manifest: startedManifest(repository, session),
@@ -96,7 +105,8 @@ export async function recordStarted(choice: RepositoryChoice, session: BackupSes
 }
 
 export interface StoredBackup {
-  manifest: Manifest;
+  /** The manifest's state afterwards (as the orchestrator left it, when this end only proposes). */
+  state: Manifest['state'] | 'none';
   /** Where each artifact is in the repository, by name. */
   urls: Record<string, string>;
   manifestUrl: string;
@@ -114,7 +124,13 @@ export async function storeBackup(
   choice: RepositoryChoice,
   stopped: StoppedRecord,
   artifacts: Array<{ name: string; content: string }>,
-  options: { archiveWaitMs: number; snapshotsPending: boolean; progress: (message: string) => void },
+  options: {
+    archiveWaitMs: number;
+    snapshotsPending: boolean;
+    /** False: store the artifacts and check the WAL, but leave the manifest to the orchestrator. */
+    record?: boolean;
+    progress: (message: string) => void;
+  },
 ): Promise<StoredBackup> {
   const repository = await open(choice);
   try {
@@ -124,7 +140,8 @@ export async function storeBackup(
       const begun = startedManifest(repository, stopped);
       const step = options.snapshotsPending ? ('stop' as const) : ('end' as const);
       // Before anything is stored: a backup aborted or failed meanwhile must not get artifacts.
-      checkStep(await repository.readManifest(stopped.backupId), step, target);
+      const current = await repository.readManifest(stopped.backupId);
+      checkStep(current, step, target);
       const needed =
         stopped.stopTimeline === stopped.timeline
           ? segmentRange(stopped.startWalFile, stopped.stopWalFile, pin.walSegmentSize)
@@ -151,6 +168,8 @@ export async function storeBackup(
         );
         urls[artifact.name] = repository.where(repository.backupKey(stopped.backupId, artifact.name));
       }
+      const manifestUrl = repository.where(repository.backupKey(stopped.backupId, 'manifest.json'));
+      if (options.record === false) return { state: current?.state ?? 'none', urls, manifestUrl };
       const { manifest, changed } = applyStep(
         await repository.readManifest(stopped.backupId),
         {
@@ -169,11 +188,7 @@ export async function storeBackup(
         target,
       );
       if (changed) await repository.writeManifest(manifest!);
-      return {
-        manifest: manifest!,
-        urls,
-        manifestUrl: repository.where(repository.backupKey(stopped.backupId, 'manifest.json')),
-      };
+      return { state: manifest!.state, urls, manifestUrl };
     });
   } finally {
     repository.close();
@@ -208,6 +223,31 @@ export async function recordLocalSnapshots(
   const repository = await open(choice);
   try {
     await recordStep(repository, backupId, { step, snapshots: records });
+  } finally {
+    repository.close();
+  }
+}
+
+/**
+ * Records the snapshots an operator's command took (`pgsnap run -- CMD` printing `pgsnap-snapshot: REF`,
+ * `pgsnap end --snapshot REF`) by their references: on one machine without AWS the agent is the
+ * orchestrator, and these are its account of the snapshot set.
+ */
+export async function recordSnapshotReferences(
+  choice: RepositoryChoice,
+  backupId: string,
+  references: string[],
+): Promise<void> {
+  const repository = await open(choice);
+  try {
+    await recordStep(repository, backupId, {
+      step: 'snapshotsTaken',
+      snapshots: references.map((reference) => ({
+        provider: 'command',
+        snapshotId: reference,
+        state: 'taken',
+      })),
+    });
   } finally {
     repository.close();
   }

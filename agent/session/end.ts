@@ -12,7 +12,7 @@ import type { Context } from '../host/context.ts';
 import { type Outcome, type OutcomeRecord, type StoppedRecord, writeFileDurably } from '../host/state.ts';
 import { connect } from '../postgres/client.ts';
 import { waitForArchive } from './archive-wait.ts';
-import { recordEnded, type StoredBackup, storeBackup } from './catalog.ts';
+import { recordEnded, recordSnapshotReferences, type StoredBackup, storeBackup } from './catalog.ts';
 import { answerError, request } from './control.ts';
 import { heldBackup, type Inspection, inspect, isHeldHere } from './inspect.ts';
 
@@ -69,7 +69,7 @@ async function invalid(
   aborted?: { reason: string },
 ): Promise<BackupInvalidError> {
   const invalidError = new BackupInvalidError(message);
-  if (ctx.repository) {
+  if (ctx.repository && !ctx.proposeOnly) {
     const state = aborted ? 'aborted' : 'failed';
     const reason = aborted?.reason ?? `${invalidError.name}: ${message}`;
     await recordEnded(ctx.repository, backupId, state, reason).catch((error: Error) =>
@@ -174,7 +174,14 @@ export function artifactsOf(stopped: StoppedRecord): Array<{ name: string; conte
 
 export async function end(
   ctx: Context,
-  options: { output?: string; archiveTimeoutMs: number; snapshotsPending?: boolean; backupId?: string },
+  options: {
+    output?: string;
+    archiveTimeoutMs: number;
+    snapshotsPending?: boolean;
+    backupId?: string;
+    /** The snapshots taken of this backup (`--snapshot REF`), recorded before the backup is ended. */
+    snapshots?: string[];
+  },
 ): Promise<EndResult> {
   // Connecting for the archive wait overlaps the stop: a connection, and loading pg, cost as much as the stop.
   const connecting = connect().then(
@@ -231,9 +238,13 @@ export async function end(
   });
   let stored: StoredBackup | undefined;
   if (ctx.repository) {
+    if (options.snapshots?.length && !ctx.proposeOnly) {
+      await recordSnapshotReferences(ctx.repository, stopped.backupId, options.snapshots);
+    }
     stored = await storeBackup(ctx.repository, stopped, artifacts, {
       archiveWaitMs,
       snapshotsPending: options.snapshotsPending ?? false,
+      record: !ctx.proposeOnly,
       progress: ctx.out.progress,
     });
     for (const artifact of artifacts) artifact.url = stored.urls[artifact.name];
@@ -271,6 +282,6 @@ export async function end(
     ...(stopped.startCallMs !== undefined ? { startCallMs: stopped.startCallMs } : {}),
     stopCallMs: stopped.stopCallMs,
     artifacts,
-    ...(stored ? { manifest: { url: stored.manifestUrl, state: stored.manifest.state } } : {}),
+    ...(stored ? { manifest: { url: stored.manifestUrl, state: stored.state } } : {}),
   };
 }

@@ -6,6 +6,7 @@
  *
  *     (none) ─begin→ started ─snapshotsTaken→ snapshotting ─stop→ stopped ─snapshotsCompleted→ completed
  *                        └────────────────────────┴─end (snapshots already complete)──────────────→ completed
+ *                        └─end (no snapshot recorded)→ stopped, with a note: never completed from end alone
  *     started, snapshotting, stopped ─abort→ aborted ─fail→ failed (and fail from those three directly)
  *
  * A step asked for again once it has happened, or once the backup has gone
@@ -131,6 +132,16 @@ export const lifecycle: Readonly<Record<StepName, StepRule>> = {
   },
 };
 
+/** Whether the manifest names a snapshot that was not deleted: without one, nothing can be restored. */
+export const hasLiveSnapshots = (manifest: Pick<Manifest, 'snapshots'>): boolean =>
+  manifest.snapshots.some((s) => s.state !== 'deleted');
+
+/** The note on a backup that ended with no snapshot recorded. */
+export const noSnapshotNote =
+  'no snapshot was recorded for this backup, so it is not completed: give the snapshot reference to ' +
+  'pgsnap end (--snapshot REF), print pgsnap-snapshot: REF lines from the command of pgsnap run, or let the ' +
+  'state machine take the snapshots';
+
 const sameIds = (a: ManifestSnapshot[], b: ManifestSnapshot[]) =>
   JSON.stringify(a.map((s) => s.snapshotId).sort()) === JSON.stringify(b.map((s) => s.snapshotId).sort());
 
@@ -215,7 +226,9 @@ export function applyStep(
     case 'stop':
     case 'end': {
       const base = current ?? step.begun;
-      const state = rule.to as BackupState;
+      // A backup is completed only with a snapshot set: `end` with none recorded leaves it stopped.
+      const snapshotless = step.step === 'end' && !hasLiveSnapshots(base);
+      const state = snapshotless ? 'stopped' : (rule.to as BackupState);
       const { stop } = step;
       return {
         manifest: {
@@ -232,6 +245,7 @@ export function applyStep(
             archiveWaitMs: Math.round(stop.archiveWaitMs),
             ...(state === 'completed' ? { completedAt: now } : {}),
           },
+          ...(snapshotless ? { note: noSnapshotNote } : {}),
           updatedAt: now,
         },
         changed: true,
@@ -260,6 +274,15 @@ export function applyStep(
         changed: true,
       };
     case 'snapshotsCompleted':
+      if (step.snapshots.length === 0) {
+        throw new ManifestStateError(
+          `${rule.doing(target.backupId)}: no snapshot was given; nothing to restore`,
+          {
+            backupId: target.backupId,
+            state: manifest.state,
+          },
+        );
+      }
       return {
         manifest: {
           ...manifest,

@@ -16,6 +16,7 @@ import { byStart, type Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { parseSegmentName, walFileKind } from '../wal/file.ts';
 import * as z from '../zod.ts';
+import { hasLiveSnapshots } from './lifecycle.ts';
 import { thin, thinnedCount, thinningKeepsSomething, thinningSchema } from './thinning.ts';
 
 /**
@@ -147,7 +148,10 @@ export function planRetention(input: {
     if (reason) keep.push({ backupId: m.backupId, state: m.state, reason });
     else remove.push({ backupId: m.backupId, state: m.state });
   }
-  const keptManifests = backups.filter((m) => keep.some((k) => k.backupId === m.backupId));
+  // The cut follows the backups counted (verified); an unverified manifest is kept but never moves it.
+  const keptManifests = backups.filter(
+    (m) => keep.some((k) => k.backupId === m.backupId) && !input.unverified?.has(m.backupId),
+  );
   // Nothing completed yet: no backup can be restored, so no WAL can be said to be unneeded.
   if (!newest) return { keep, remove, removeWal: [] };
   const segmentSize = newest.walSegmentSize;
@@ -205,6 +209,11 @@ export async function applyRetention(
     if (manifest) backups.push(manifest);
   }
   const problems = new Map(options.verify ? await options.verify(backups) : []);
+  // Never counted without a snapshot: a completed manifest that names none is not one the orchestrator wrote.
+  for (const m of backups) {
+    if (m.state === 'completed' && !hasLiveSnapshots(m) && !problems.has(m.backupId))
+      problems.set(m.backupId, 'its manifest says completed but names no snapshot');
+  }
   // A manifest of another cluster under this cluster's prefix is not this cluster's backup.
   for (const m of backups) {
     if (m.cluster !== repository.cluster && !problems.has(m.backupId))

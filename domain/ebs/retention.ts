@@ -21,7 +21,7 @@ import {
 import type { Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { deleteSnapshotUnlessLocked } from './delete-snapshots.ts';
-import { snapshotsById, snapshotTags } from './snapshots.ts';
+import { snapshotsById, snapshotsOfBackup, snapshotTags } from './snapshots.ts';
 
 const liveEbsIds = (manifest: Manifest): string[] =>
   manifest.snapshots.filter((s) => s.provider === 'ebs' && s.state !== 'deleted').map((s) => s.snapshotId);
@@ -70,6 +70,19 @@ export function ebsManifestVerifier(ec2: EC2Client, cluster: string): ManifestVe
         if (problem) {
           problems.set(manifest.backupId, problem);
           break;
+        }
+      }
+      // A backup given up has no completed snapshot left (the cleanup deletes them): EC2 saying otherwise
+      // means the manifest is not the orchestrator's account, and nothing is acted on by it.
+      if ((manifest.state === 'failed' || manifest.state === 'aborted') && !problems.has(manifest.backupId)) {
+        const completed = (await snapshotsOfBackup(ec2, manifest.backupId)).find(
+          (s) => s.State === 'completed' && tagOf(s, snapshotTags.cluster) === cluster,
+        );
+        if (completed) {
+          problems.set(
+            manifest.backupId,
+            `its manifest says ${manifest.state}, but EC2 has its snapshot ${completed.SnapshotId} completed`,
+          );
         }
       }
     }

@@ -145,6 +145,8 @@ export const manifestSchema = z.strictObject({
     archiveWaitMs: z.optional(z.int().check(z.nonnegative())),
   }),
   failure: z.optional(z.strictObject({ reason: z.string(), at: timestamp })),
+  /** Why a backup that ended stays short of `completed` (no snapshot was recorded for it). */
+  note: z.optional(z.string()),
   host: z.string(),
   updatedAt: timestamp,
 });

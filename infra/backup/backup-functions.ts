@@ -182,6 +182,12 @@ export class BackupFunctions {
       for (const cluster of config.clusters) {
         const backups = `${cluster.repository.prefix}${cluster.name}/backups/*`;
         repositoryOf(cluster).grantReadWrite(fn, backups);
+        // Checking what the host proposed: the pin's system identifier and the WAL from start to stop.
+        repositoryOf(cluster).grantRead(fn, `${cluster.repository.prefix}${cluster.name}/cluster.json`);
+        repositoryOf(cluster).grantRead(fn, `${cluster.repository.prefix}${cluster.name}/wal/*`);
+        acknowledge(fn, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(repositoryOf(cluster))}/${cluster.repository.prefix}${cluster.name}/wal/*]`]: `reads ${cluster.name}'s WAL to check a backup's range is archived`,
+        });
         acknowledge(fn, {
           [`AwsSolutions-IAM5[Resource::${bucketFinding(repositoryOf(cluster))}/${backups}]`]: `reads and rewrites the manifests of ${cluster.name}'s backups, under its prefix only`,
         });

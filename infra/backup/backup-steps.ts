@@ -169,9 +169,11 @@ export class BackupSteps extends StateMachineFragment {
     const waitForSnapshots = new Wait(this, states.waitForSnapshots, {
       time: WaitTime.secondsPath('$.poll.waitSeconds'),
     });
+    // The host proposed its stop in end's answer: recorded here, checked, with the snapshots EC2 saw complete.
     const markCompleted = recordInManifest(this, states.markCompleted, functions.recordBackup, 'completed', {
       snapshots: JsonPath.objectAt('$.snapshotSet.snapshots'),
       snapshotsCreatedAt: JsonPath.stringAt('$.snapshotSet.createdAt'),
+      end: JsonPath.objectAt('$.end'),
     });
     const countCompleted = countMetric(this, states.countCompleted, backupMetrics.completed).addRetry({
       maxAttempts: 2,

@@ -17,7 +17,7 @@
  * WAL, pin and artifacts are enforced by the bucket (RepositoryBucket.writeOnce).
  */
 import { Stack } from 'aws-cdk-lib';
-import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -58,6 +58,18 @@ export class AgentHostPolicy extends Construct {
           new PolicyStatement({
             actions: ['s3:GetObject', 's3:PutObject'],
             resources: [bucket.arnForObjects(`${prefix}${cluster}/*`)],
+          }),
+          // The orchestrator records, hosts only propose (DESIGN.md "Trust"): manifests and restore records are
+          // the Lambdas' to write; a host answers begin and end through its task token instead. An explicit
+          // Deny, so that no Allow elsewhere on the host's role can give the write back.
+          new PolicyStatement({
+            sid: 'HostsNeverWriteManifestsOrRestoreRecords',
+            effect: Effect.DENY,
+            actions: ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion'],
+            resources: [
+              bucket.arnForObjects(`${prefix}${cluster}/backups/*/manifest.json`),
+              bucket.arnForObjects(`${prefix}${cluster}/restores/*`),
+            ],
           }),
           new PolicyStatement({
             // ListBucketVersions: a WAL fetch refuses a key with more than one version (Repository.fetchWal).

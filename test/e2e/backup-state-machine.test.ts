@@ -529,8 +529,8 @@ describe('a backup through the synthesized state machine', () => {
       expect(status.json).toMatchObject({ inProgress: true, state: 'in-backup', backupId: operatorBackupId });
       expect(await manifestOf(operatorBackupId)).toMatchObject({ state: 'started' });
 
-      // And it ends normally afterwards: complete in the repository.
-      const ended = await pgsnap(['end', ...operatorFlags], env);
+      // And it ends normally afterwards, naming the snapshot the operator took: complete in the repository.
+      const ended = await pgsnap(['end', '--snapshot', 'operator-snapshot-1', ...operatorFlags], env);
       expect(ended.code, ended.stderr).toBe(0);
       expect(ended.json).toMatchObject({ backupId: operatorBackupId, label: 'operator nightly' });
       expect(await manifestOf(operatorBackupId)).toMatchObject({ state: 'completed' });

@@ -318,7 +318,7 @@ for (const [mode, input] of Object.entries(modes)) {
                       `${own.prefix}cluster.json`,
                       `${own.prefix}wal/000000010000000000000003.zst`,
                       `${own.prefix}backups/${backupId}/backup_label`,
-                      `${own.prefix}backups/${backupId}/manifest.json`,
+                      // Not the manifest: the orchestrator records it (the next tests).
                     ],
                     `${own.prefix}wal/`,
                   ).map((s) => s.request);
@@ -385,6 +385,35 @@ for (const [mode, input] of Object.entries(modes)) {
       expect(allowed).toEqual([]);
     });
 
+    it('a database host cannot write its own cluster’s manifests or restore records: the orchestrator records them', async () => {
+      const allowed: string[] = [];
+      for (const [index, host] of d.hosts.entries()) {
+        const own = d.clusters[index]!;
+        for (const key of [`backups/${backupId}/manifest.json`, 'restores/20261207T080000Z-abc123.json']) {
+          const resource = `${d.sourceBucketArn}/${own.prefix}${key}`;
+          // With and without If-None-Match: a first write is as much the orchestrator's as a rewrite.
+          for (const request of [
+            { action: 's3:PutObject', resource },
+            { action: 's3:PutObject', resource, context: { 's3:if-none-match': '*' } },
+            { action: 's3:DeleteObject', resource },
+          ]) {
+            if ((await d.world.decide(host, request)) === 'Allowed')
+              allowed.push(`${host.name}: ${request.action} on ${request.resource}`);
+          }
+        }
+        // What stays the host's: write-once WAL and artifacts.
+        const wal = `${d.sourceBucketArn}/${own.prefix}wal/000000010000000000000003.zst`;
+        expect(
+          await d.world.decide(host, {
+            action: 's3:PutObject',
+            resource: wal,
+            context: { 's3:if-none-match': '*' },
+          }),
+        ).toBe('Allowed');
+      }
+      expect(allowed).toEqual([]);
+    });
+
     it('no database host may delete a repository object, not even its own cluster’s', async () => {
       const allowed: string[] = [];
       for (const [index, host] of d.hosts.entries()) {
@@ -441,13 +470,13 @@ for (const [mode, input] of Object.entries(modes)) {
             ).toBe('Allowed');
           }
         }
-        // The manifests change as a backup goes on: they are not write-once.
+        // The manifests change as a backup goes on: not write-once, and the orchestrator's to write, never a host's.
         expect(
           await d.world.decide(d.hosts[index]!, {
             action: 's3:PutObject',
             resource: `${d.sourceBucketArn}/${own.prefix}backups/${backupId}/manifest.json`,
           }),
-        ).toBe('Allowed');
+        ).toBe('ExplicitlyDenied');
       }
     });
 

@@ -46,7 +46,13 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
     const manifestOnly =
       handler === 'record-backup' || handler === 'create-snapshots' || handler === 'report-backup-age';
     const keys = manifestOnly
-      ? [`${c.prefix}backups/${backupId}/manifest.json`]
+      ? [
+          `${c.prefix}backups/${backupId}/manifest.json`,
+          // record-backup and create-snapshots check what the host proposed against the pin and the WAL.
+          ...(handler === 'report-backup-age' || command.operation !== 'GetObject'
+            ? []
+            : [`${c.prefix}cluster.json`, `${c.prefix}wal/000000010000000000000003.zst`]),
+        ]
       : [`${c.prefix}cluster.json`, `${c.prefix}backups/${backupId}/manifest.json`];
     const listPrefix = manifestOnly ? `${c.prefix}backups/` : c.prefix;
     const sent = s3Requests(

@@ -107,8 +107,9 @@ const matrix: Record<StepName, Record<LifecycleState, LifecycleState | '=' | 're
     aborted: 'refused',
   },
   end: {
-    none: 'completed',
-    started: 'completed',
+    // No snapshot recorded before the end: never completed from end alone (see the test below).
+    none: 'stopped',
+    started: 'stopped',
     snapshotting: 'completed',
     stopped: 'refused',
     completed: '=',
@@ -183,6 +184,21 @@ describe('the manifest lifecycle, every step from every state', () => {
       expect(manifest?.updatedAt).toBe(later);
     },
   );
+
+  test('end with no snapshot recorded leaves the backup stopped with a note; with one, it completes', () => {
+    const without = applyStep(manifestIn('started'), steps.end, { backupId, where }, later).manifest!;
+    expect(without).toMatchObject({ state: 'stopped', note: expect.stringContaining('--snapshot REF') });
+    expect(without.timings.completedAt).toBeUndefined();
+    const taken = applyStep(
+      manifestIn('started'),
+      { step: 'snapshotsTaken', snapshots },
+      { backupId, where },
+      later,
+    );
+    expect(applyStep(taken.manifest, steps.end, { backupId, where }, later).manifest?.state).toBe(
+      'completed',
+    );
+  });
 
   test.each(cases.filter((c) => c.expected === '='))(
     '$step from $state is a repeat: ok, and the manifest is left as it is',
