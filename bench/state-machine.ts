@@ -100,8 +100,21 @@ const run = await runLocalBackup(definition, {
     [states.begin]: async (input) => {
       const [backupId] = (input as { Parameters: { backupId: [string] } }).Parameters.backupId;
       const repository = await openRepository(repositoryUrl, 'orders-db');
-      await repository.writeManifest(startedManifest('orders-db', backupId));
-      return { startLsn: '0/2000028', holderPid: 1 };
+      const started = startedManifest('orders-db', backupId);
+      await repository.writeManifest(started);
+      // begin's answer is a proposal the orchestrator checks (domain/backup/proposal.ts).
+      return {
+        backupId,
+        label: started.label,
+        startLsn: started.startLsn,
+        startWalFile: started.startWalFile,
+        timeline: started.timeline,
+        systemIdentifier: started.systemIdentifier,
+        serverVersion: started.serverVersion,
+        startedAt: started.timings.startedAt,
+        backupFrom: started.backupFrom,
+        holderPid: 1,
+      };
     },
     [states.snapshot]: lambda(createSnapshots),
     [states.recordSnapshots]: lambda(async () => ({ state: 'snapshotting' })),

@@ -11,7 +11,7 @@ import {
   taskTokenFlag,
   taskTokenOf,
 } from '../host/task-token.ts';
-import { end } from '../session/end.ts';
+import { end, noSnapshotNote } from '../session/end.ts';
 
 export const endUsage = `pgsnap end [--backup-id ID] [--snapshot REF...] [--output DIR] [--archive-timeout 10m] [--snapshots-pending] [--task-token-file F [--heartbeat-seconds S]] [--json]
 
@@ -85,6 +85,12 @@ export async function endCommand(args: string[]): Promise<number> {
           .map((line) => `  ${line}`),
       );
   }
-  ctx.out.result({ ...result }, lines);
+  // Outside the state machine and without --snapshots-pending, nothing will complete a stopped backup.
+  const note =
+    result.manifest?.state === 'stopped' && !taskToken && !values['snapshots-pending']
+      ? noSnapshotNote(result.backupId)
+      : undefined;
+  if (note) lines.push(`note: ${note}`);
+  ctx.out.result({ ...result, ...(note ? { note } : {}) }, lines);
   return 0;
 }

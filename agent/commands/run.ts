@@ -16,7 +16,7 @@ import { abort } from '../session/abort.ts';
 import { type BeginOptions, begin } from '../session/begin.ts';
 import { recordLocalSnapshots, recordSnapshotReferences } from '../session/catalog.ts';
 import { request } from '../session/control.ts';
-import { type EndResult, end } from '../session/end.ts';
+import { type EndResult, end, noSnapshotNote } from '../session/end.ts';
 import { type ClusterPath, clusterPaths } from '../volumes/cluster-paths.ts';
 
 export const runUsage = `pgsnap run [--label L] [--fast] [--max-duration 1h] [--output DIR] [--json] -- CMD ARGS...
@@ -28,7 +28,8 @@ provider that captures the data directory, every tablespace and pg_wal. CMD
 names what it took by printing one line per snapshot on its stdout:
   pgsnap-snapshot: REF
 A backup is completed only with a snapshot: when CMD names none, the backup
-ends stopped, with a note, and is not counted as a backup by retention. If the
+ends stopped, with a note, is not counted as a backup by retention, and run
+exits 3. If the
 snapshot fails or the run is interrupted, the backup is aborted, what was
 captured is deleted, and the exit code is non-zero.`;
 
@@ -65,8 +66,16 @@ export async function runCommand(args: string[]): Promise<number> {
     return reportAborted(ctx, session.backupId, failure, interrupts.signal);
   }
   const result = await endBackup(ctx, session, values.output, snapshot, taken.snapshots);
-  printEnded(ctx, result, snapshot, taken.snapshots);
-  return 0;
+  const unsnapshotted = result.manifest?.state === 'stopped';
+  printEnded(
+    ctx,
+    result,
+    snapshot,
+    taken.snapshots,
+    unsnapshotted ? noSnapshotNote(result.backupId) : undefined,
+  );
+  // CMD named no snapshot: the backup is not one a restore can use, and a script must not take it for one.
+  return unsnapshotted ? 3 : 0;
 }
 
 function parseRunArgs(args: string[]) {
@@ -294,9 +303,10 @@ function printEnded(
   result: EndResult,
   { provider }: SnapshotPlan,
   snapshots: VolumeSnapshot[],
+  note?: string,
 ): void {
   ctx.out.result(
-    { ...result, ...(provider ? { provider: provider.name, snapshots } : {}) },
+    { ...result, ...(provider ? { provider: provider.name, snapshots } : {}), ...(note ? { note } : {}) },
     table([
       ['backupId', result.backupId],
       ['startLsn', result.startLsn],
@@ -306,6 +316,7 @@ function printEnded(
         a.name,
         `${a.path ?? '(not written)'} sha256 ${a.sha256}`,
       ]),
+      ['note', note],
     ]),
   );
 }

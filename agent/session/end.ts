@@ -285,3 +285,12 @@ export async function end(
     ...(stored ? { manifest: { url: stored.manifestUrl, state: stored.state } } : {}),
   };
 }
+
+/** Why a backup ended stopped rather than completed: nothing named a snapshot taken while it ran. */
+export function noSnapshotNote(backupId: string): string {
+  return (
+    `backup ${backupId} is stopped, not completed: no snapshot was named for it, so no restore can use it ` +
+    `and retention does not count it. The snapshot command must print "pgsnap-snapshot: REF" for ` +
+    'each snapshot it took (pgsnap end takes --snapshot REF)'
+  );
+}

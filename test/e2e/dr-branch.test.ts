@@ -94,7 +94,11 @@ function manifestOf(backupId: string, state: Manifest['state'], extra: Partial<M
   });
 }
 
-/** What `pgsnap begin` and `pgsnap end` write into the repository, and answer. */
+/**
+ * What `pgsnap begin` and `pgsnap end` do with a task token: the host pins the
+ * cluster and stores WAL and artifacts (write-once), writes no manifest, and
+ * proposes what it started and stopped; the orchestrator records the manifest.
+ */
 const host: TaskHandler = async (input): Promise<Json> => {
   const parameters = (input as { Parameters: Record<string, string[]> }).Parameters;
   const command = parameters.command![0]!;
@@ -102,25 +106,35 @@ const host: TaskHandler = async (input): Promise<Json> => {
   const repository = await openRepository(sourceUrl, 'orders-db');
   try {
     if (command === 'begin') {
-      await repository.pin(identity, 'e2e');
-      await repository.writeManifest(manifestOf(backupId, 'started'));
-      return { startLsn: '0/2000028', timeline: 1 };
+      const pin = await repository.pin(identity, 'e2e');
+      await repository.pushWal(pin, '000000010000000000000002', Buffer.alloc(identity.walSegmentSize));
+      return {
+        backupId,
+        label: 'e2e',
+        startLsn: '0/2000028',
+        startWalFile: '000000010000000000000002',
+        timeline: 1,
+        systemIdentifier: identity.systemIdentifier,
+        serverVersion: '17.2',
+        startedAt: new Date().toISOString(),
+        backupFrom: 'primary',
+      };
     }
     if (command === 'end') {
-      const manifest = (await repository.readManifest(backupId))!;
       const label = await repository.putArtifact(
         backupId,
         'backup_label',
         Buffer.from(`LABEL: ${backupId}\n`),
       );
-      await repository.writeManifest({
-        ...manifest,
-        state: 'stopped',
+      return {
+        backupId,
         stopLsn: '0/2000138',
         stopWalFile: '000000010000000000000002',
+        stopTimeline: 1,
+        stoppedAt: new Date().toISOString(),
+        archiveWaitMs: 0,
         artifacts: [label],
-      });
-      return { stopLsn: '0/2000138' };
+      };
     }
     return {};
   } finally {
