@@ -3,6 +3,7 @@
  * real btrfs volumes (PGDATA, a tablespace and pg_wal each on its own loop
  * device) restored from its snapshots; the copy and exec providers.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +151,53 @@ describe('btrfs provider with a repository', () => {
         await source.query('INSERT INTO t VALUES (0)');
         // Its scratch subvolumes are gone again.
         expect(readdirSync(join(wal.mountPoint, '.pgsnap', ran.json!.backupId as string))).toEqual(['pgwal']);
+
+        // The same backup restored in one command: --from-snapshot clones each volume's snapshot in its
+        // own file system, beside the running source, and recovery reads the repository's WAL.
+        const backupId = ran.json!.backupId as string;
+        const shown = await pgsnap(['backups', 'show', backupId, '--json', ...repo.flags], {});
+        const oid = (shown.json!.snapshots as Array<{ role: string; tablespaceOid?: string }>).find(
+          (s) => s.role === 'tablespace',
+        )!.tablespaceOid!;
+        const pgdata = join(data.mountPoint, 'restored');
+        const tsTarget = join(tablespace.mountPoint, 'restored-ts');
+        const walDir = ownedDir(join(root, 'restored-wal'));
+        const restoredPrepare = await pgsnap(
+          [
+            ...['restore', '--backup-id', backupId, '--pgdata', pgdata, '--from-snapshot'],
+            ...['--tablespace', `${oid}=${tsTarget}`, '--waldir', walDir, '--target', 'immediate', '--json'],
+            ...repo.flags,
+          ],
+          {},
+        );
+        expect(restoredPrepare.code, restoredPrepare.stderr).toBe(0);
+        expect(restoredPrepare.json).toMatchObject({
+          fromSnapshot: { provider: 'btrfs', targets: [pgdata, tsTarget] },
+        });
+        // Cloned, not copied: each target is a btrfs subvolume of the volume its snapshot is on.
+        expect(execFileSync('btrfs', ['subvolume', 'show', pgdata], { encoding: 'utf8' })).toContain(
+          'restored',
+        );
+        expect(execFileSync('btrfs', ['subvolume', 'show', tsTarget], { encoding: 'utf8' })).toContain(
+          'restored-ts',
+        );
+        const restoredServer = await Cluster.create({
+          major: 15,
+          root: ownedDir(join(root, 'restored-server')),
+          dataDir: pgdata,
+        });
+        try {
+          await restoredServer.waitForPromotion();
+          const [row] = await restoredServer.query<{ n: string }>('SELECT count(*) AS n FROM t');
+          expect(Number(row!.n)).toBe(10000);
+        } finally {
+          restoredServer.stopSync('immediate');
+        }
+        // The source's WAL volume was never touched by the restore.
+        expect(readdirSync(wal.subvolume).filter((f) => /^[0-9A-F]{24}$/.test(f))).toEqual(
+          expect.arrayContaining(walBefore),
+        );
+        await source.query('INSERT INTO t VALUES (-1)');
       } finally {
         source?.stopSync('immediate');
         volumes.destroy();
