@@ -67,7 +67,10 @@ describe('end and abort act only on the backup they name', () => {
     expect(await manifestState(held.backupId)).toBe('started');
     expect(await manifestState(foreign)).toBeUndefined();
 
-    const ended = await pgsnap(['end', '--backup-id', held.backupId, '--snapshot', 'vg0/pgdata@nightly', '--json'], env);
+    const ended = await pgsnap(
+      ['end', '--backup-id', held.backupId, '--snapshot', 'vg0/pgdata@nightly', '--json'],
+      env,
+    );
     expect(ended.code, ended.stderr).toBe(0);
     expect(ended.json).toMatchObject({ backupId: held.backupId, label: 'operator' });
     expect(await manifestState(held.backupId)).toBe('completed');
