@@ -214,6 +214,13 @@ export async function applyRetention(
     if (m.state === 'completed' && !hasLiveSnapshots(m) && !problems.has(m.backupId))
       problems.set(m.backupId, 'its manifest says completed but names no snapshot');
   }
+  // The WAL cut follows the kept backups' start: each completed one's start is read from its backup_label,
+  // which is write-once, not taken from the manifest alone (a forged start would cut the WAL a backup needs).
+  for (const m of backups) {
+    if (m.state !== 'completed' || problems.has(m.backupId)) continue;
+    const reason = await startDisagreement(repository, m);
+    if (reason) problems.set(m.backupId, reason);
+  }
   // A manifest of another cluster under this cluster's prefix is not this cluster's backup.
   for (const m of backups) {
     if (m.cluster !== repository.cluster && !problems.has(m.backupId))
@@ -278,4 +285,19 @@ export async function applyRetention(
     lockedSnapshots,
     unverified,
   };
+}
+
+/**
+ * Why a completed manifest's start WAL file is not to be believed: its stored
+ * backup_label (written once, by the backup itself) names another, or is not
+ * there. Undefined when they agree.
+ */
+async function startDisagreement(repository: Repository, manifest: Manifest): Promise<string | undefined> {
+  const label = await repository.store.get(repository.backupKey(manifest.backupId, 'backup_label'));
+  if (!label) return 'its manifest says completed but the repository has no backup_label for it';
+  const start = /^START WAL LOCATION: .*\(file ([0-9A-F]{24})\)$/m.exec(label.toString('utf8'))?.[1];
+  if (start !== manifest.startWalFile) {
+    return `its manifest starts at WAL ${manifest.startWalFile}, its backup_label at ${start ?? '(none)'}`;
+  }
+  return undefined;
 }

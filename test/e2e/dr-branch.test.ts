@@ -19,6 +19,7 @@ import type { RetentionSummary } from '#domain/ebs/retention';
 import { newBackupId } from '#domain/ids';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
+import type { Repository } from '#domain/repository/repository';
 import { handler as applyRetention, applyRetentionHandler } from '../../functions/apply-retention.ts';
 import { handler as checkCopies } from '../../functions/check-copies.ts';
 import { handler as checkSnapshots } from '../../functions/check-snapshots.ts';
@@ -124,7 +125,7 @@ const host: TaskHandler = async (input): Promise<Json> => {
       const label = await repository.putArtifact(
         backupId,
         'backup_label',
-        Buffer.from(`LABEL: ${backupId}\n`),
+        Buffer.from(`START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n`),
       );
       return {
         backupId,
@@ -351,12 +352,23 @@ describe('DR copies in the backup workflow', () => {
   });
 });
 
+/** A completed backup as the orchestrator leaves it: its manifest, and the backup_label it started from. */
+async function writeWithLabel(repository: Repository, manifest: Manifest): Promise<void> {
+  const label = await repository.putArtifact(
+    manifest.backupId,
+    'backup_label',
+    Buffer.from(`START WAL LOCATION: ${manifest.startLsn} (file ${manifest.startWalFile})\n`),
+  );
+  await repository.writeManifest({ ...manifest, artifacts: [label] });
+}
+
 describe('retention at the end of the workflow', () => {
   test('a backup past the policy whose snapshot is locked stays and is reported, and the workflow succeeds', async () => {
     const older = '20200101T000000Z-0000aa';
     const repository = await openRepository(sourceUrl, 'orders-db');
     await repository.pin(identity, 'e2e');
-    await repository.writeManifest(
+    await writeWithLabel(
+      repository,
       manifestOf(older, 'completed', {
         snapshots: [
           { provider: 'ebs', snapshotId: 'snap-locked', volumeId: volumes.data, state: 'completed' },
@@ -365,7 +377,8 @@ describe('retention at the end of the workflow', () => {
       }),
     );
     const evenOlder = '20190101T000000Z-0000bb';
-    await repository.writeManifest(
+    await writeWithLabel(
+      repository,
       manifestOf(evenOlder, 'completed', {
         snapshots: [
           { provider: 'ebs', snapshotId: 'snap-unlocked', volumeId: volumes.data, state: 'completed' },

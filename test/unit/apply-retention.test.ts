@@ -57,9 +57,19 @@ function manifest(backupId: string, day: number, snapshotId: string): Manifest {
 async function seed(url: string, prefix: string): Promise<void> {
   const repository = await openRepository(url, 'orders-db');
   await repository.pin(identity, 'test');
-  await repository.writeManifest(manifest('20261101T030000Z-000001', 1, `${prefix}-old`));
-  await repository.writeManifest(manifest('20261102T030000Z-000002', 2, `${prefix}-locked`));
-  await repository.writeManifest(manifest('20261103T030000Z-000003', 3, `${prefix}-new`));
+  for (const m of [
+    manifest('20261101T030000Z-000001', 1, `${prefix}-old`),
+    manifest('20261102T030000Z-000002', 2, `${prefix}-locked`),
+    manifest('20261103T030000Z-000003', 3, `${prefix}-new`),
+  ]) {
+    // Its backup_label, which retention reads the start from (the manifest alone could be forged).
+    const label = await repository.putArtifact(
+      m.backupId,
+      'backup_label',
+      Buffer.from(`START WAL LOCATION: ${m.startLsn} (file ${m.startWalFile})\n`),
+    );
+    await repository.writeManifest({ ...m, artifacts: [label] });
+  }
   repository.close();
 }
 
