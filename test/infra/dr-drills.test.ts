@@ -58,8 +58,9 @@ function synth(input: EnvironmentInput, outdir?: string) {
   }
 }
 
-type Resource = { Properties: Record<string, any> };
-const values = (found: Record<string, unknown>) => Object.values(found) as Resource[];
+/** A resource as findResources gives it (its properties untyped). */
+type Resource = ReturnType<Template['findResources']>[string];
+const values = (found: Record<string, Resource>): Resource[] => Object.values(found);
 
 describe('DR drills', () => {
   const { dr, drStack } = synth(environment({ drills: drDrills }));
@@ -86,7 +87,7 @@ describe('DR drills', () => {
       Properties: { RoleName: 'pgsnap-prod-dr-drill-orders-db' },
     });
     expect(Object.keys(roles)).toHaveLength(1);
-    const [roleId, role] = Object.entries(roles)[0]! as [string, Resource];
+    const [roleId, role] = Object.entries(roles)[0]!;
     expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
     // The one definition of what a restore target may do, attached to the kit's role: no policy of its own.
     const policies = values(
@@ -178,7 +179,7 @@ describe('DR drills', () => {
     const topics = Object.keys(dr.findResources('AWS::SNS::Topic'));
     expect(topics).toHaveLength(1);
     dr.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'dba@example.com' });
-    const alarms = Object.entries(dr.findResources('AWS::CloudWatch::Alarm')) as Array<[string, Resource]>;
+    const alarms = Object.entries(dr.findResources('AWS::CloudWatch::Alarm'));
     const names = alarms.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort();
     expect(names).toEqual(
       expect.arrayContaining([
