@@ -249,7 +249,7 @@ export class DrStack extends Stack {
       targetPolicies: this.restoreTargetPolicy.policies,
     });
     this.alarms.restoreFailed(this.restore.stateMachine.stateMachine);
-    if (dr.drills) drDrillAge(this, names, clusters);
+    if (dr.drills) drDrillAge(this, { names, bucket: this.bucket, clusters });
     outputs(this, {
       DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
       DrRestoreStateMachineArn: [

@@ -16,15 +16,14 @@ import { type DrNames, drRepositoryUrl } from './dr-config.ts';
 
 /** The DR drills' age reporter over the DR repository (`DrillAge`); it reports the DR copies' backup age too. */
 export function drDrillAge(
-  scope: Construct & { bucket: IBucket },
-  names: DrNames,
-  clusters: ClusterConfig[],
+  scope: Construct,
+  dr: { names: DrNames; bucket: IBucket; clusters: ClusterConfig[] },
 ): BackupAge {
   return new BackupAge(scope, 'DrillAge', {
-    clusters: clusters.map((c) => ({
+    clusters: dr.clusters.map((c) => ({
       name: c.name,
-      repository: drRepositoryUrl(names, c),
-      bucket: scope.bucket,
+      repository: drRepositoryUrl(dr.names, c),
+      bucket: dr.bucket,
       prefix: `${c.repository.prefix}${c.name}/`,
       copiedToDr: false,
       drills: true,

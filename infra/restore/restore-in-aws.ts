@@ -1,8 +1,10 @@
 /**
  * Restoring in AWS, as one construct for the source stack and the DR stack:
  * the restore SSM document (restore-document.ts), the restore Lambdas
- * (restore-functions.ts), the restore state machine, the scheduled drills and
- * their alarms (monitoring/drill-alarms.ts).
+ * (restore-functions.ts), the restore state machine, the scheduled drills
+ * (started by the start-drill Lambda), each cluster's drill kit when it asks
+ * for one (drill-kit.ts, holding the cluster's restore target policy), and
+ * the drills' alarms (monitoring/drill-alarms.ts).
  */
 import { Duration, TimeZone } from 'aws-cdk-lib';
 import { type ManagedPolicy, PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
