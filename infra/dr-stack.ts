@@ -23,7 +23,9 @@ import type { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-sharing';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from './config/config.ts';
+import { DrAlarms } from './dr/dr-alarms.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
+import { drDrillAge } from './dr/dr-drills.ts';
 import { acknowledge } from './guards/acknowledge.ts';
 import { repositoryBucketIn, writeOnceIn, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
@@ -49,6 +51,8 @@ export class DrStack extends Stack {
   readonly restore: Restore;
   /** What restore and drill targets in DR hold: read the DR bucket, answer the DR restore. */
   readonly restoreTargetPolicy: RestoreTargetPolicy;
+  /** The DR topic and the DR alarms' actions. */
+  readonly alarms: DrAlarms;
   /** DR retention; none when no copied cluster has a retention policy. */
   readonly retention: Retention | undefined;
 
@@ -214,7 +218,22 @@ export class DrStack extends Stack {
       );
     }
 
-    // Restoring in the DR region from the DR copies, with this account's rights alone.
+    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
+      name: `${environment.name}-dr`,
+      repositories: clusters.map((cluster) => ({
+        bucket: this.bucket,
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      repositoryKey: { key: this.key, bucket: this.bucket },
+    });
+
+    this.alarms = new DrAlarms(this, 'Alarms', {
+      environment: environment.name,
+      emails: environment.notifications.emails,
+    });
+    // Restoring in the DR region from the DR copies, with this account's rights alone; DR drills of every
+    // copied cluster when dr.drills says where (infra/dr/dr-drills.ts).
     this.restore = new Restore(this, 'Restore', {
       stateMachineName: `pgsnap-${environment.name}-dr-restore`,
       clusters: clusters.map((cluster) => ({
@@ -222,11 +241,15 @@ export class DrStack extends Stack {
         bucket: this.bucket,
         prefix: cluster.repository.prefix,
         recoveryHours: cluster.recoveryHours,
-        key: this.key,
+        drills: dr.drills,
       })),
       timeouts: environment.timeouts,
       environment: `${environment.name}-dr`,
+      topic: this.alarms.topic,
+      targetPolicies: this.restoreTargetPolicy.policies,
     });
+    this.alarms.restoreFailed(this.restore.stateMachine.stateMachine);
+    if (dr.drills) drDrillAge(this, { names, bucket: this.bucket, clusters });
     outputs(this, {
       DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
       DrRestoreStateMachineArn: [
@@ -237,16 +260,7 @@ export class DrStack extends Stack {
         this.restore.document.documentName,
         'The SSM document a DR restore runs on its target',
       ],
-    });
-
-    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
-      name: `${environment.name}-dr`,
-      repositories: clusters.map((cluster) => ({
-        bucket: this.bucket,
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      repositoryKey: { key: this.key, bucket: this.bucket },
+      DrAlarmTopicArn: [this.alarms.topic.topicArn, 'Where the DR alarms notify (subscribe here)'],
     });
 
     // DR retention, in this account alone: the cluster's DR policy (its source policy when it has none)
@@ -265,6 +279,7 @@ export class DrStack extends Stack {
           objects: `${c.repository.prefix}${c.name}/*`,
         })),
       });
+      this.alarms.notify(this.retention.failedAlarm);
     }
 
     if (crossAccount) {

@@ -124,6 +124,15 @@ export class Pgsnap extends Construct {
         walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
       });
     }
+    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
+      name: config.name,
+      repositories: config.clusters.map((cluster) => ({
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+        cluster: cluster.name,
+      })),
+      repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
+    });
     this.restore = new Restore(this, 'Restore', {
       stateMachineName: `pgsnap-${config.name}-restore`,
       clusters: config.clusters.map((cluster) => ({
@@ -132,11 +141,11 @@ export class Pgsnap extends Construct {
         prefix: cluster.repository.prefix,
         drills: cluster.drills,
         recoveryHours: cluster.recoveryHours,
-        key: cluster.repository.bucketName ? undefined : this.repository.key,
       })),
       timeouts: config.timeouts,
       topic: this.alarms.topic,
       environment: config.name,
+      targetPolicies: this.restoreTargetPolicy.policies,
     });
     // What the CLI's hints and docs/restore.md send operators to (aws cloudformation describe-stacks).
     outputs(this, {
@@ -179,15 +188,6 @@ export class Pgsnap extends Construct {
       ...(this.repository.key
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
-    });
-    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
-      name: config.name,
-      repositories: config.clusters.map((cluster) => ({
-        bucket: repositoryOf(cluster),
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
     });
     new BackupAge(this, 'BackupAge', {
       clusters: config.clusters.map((cluster) => ({

@@ -6,8 +6,9 @@
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { existingExecution } from '../backup/execution.ts';
 import { InvalidInputError } from '../errors.ts';
-import { newRestoreId } from '../ids.ts';
+import { backupIdFrom, newRestoreId } from '../ids.ts';
 import { parseWith } from '../parse.ts';
+import * as z from '../zod.ts';
 import { type RestoreRequestInput, restoreRequestSchema } from './request.ts';
 
 export interface StartedRestore {
@@ -43,5 +44,57 @@ export async function startRestoreExecution(
         : `restore ${restoreId} was already started with another input; leave --restore-id out for a new one`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * What a drill schedule passes to the start-drill Lambda: the drill request (the configuration's, fixed at
+ * synth), and Scheduler's `<aws.scheduler.scheduled-time>`.
+ */
+export const scheduledDrillSchema = z.looseObject({
+  /** The time the schedule was due (not when Scheduler delivered it, which the flexible window moves). */
+  scheduledTime: z.iso.datetime({ offset: true }),
+});
+
+export interface ScheduledDrill extends StartedRestore {
+  /** True when this delivery found its execution already started: Scheduler delivers at least once. */
+  alreadyStarted: boolean;
+}
+
+/** The restoreId of the drill of `cluster` a schedule was due for at `scheduledTime`: the same on every delivery. */
+export function scheduledDrillId(cluster: string, scheduledTime: Date): string {
+  return `r-${backupIdFrom(scheduledTime, cluster)}`;
+}
+
+/**
+ * Starts the drill a schedule is due for, in an execution named after the cluster and the scheduled time
+ * (scheduledDrillId), so that a second delivery of the same schedule is refused by Step Functions itself
+ * (ExecutionAlreadyExists, or the running execution's ARN for the same name and input, per the
+ * StartExecution API reference), as startScheduledBackup does for backups. The name is a restoreId, so the
+ * restore record is found under it too.
+ */
+export async function startScheduledDrill(
+  sfn: SFNClient,
+  request: { stateMachineArn: string; event: unknown },
+): Promise<ScheduledDrill> {
+  const { scheduledTime, ...given } = parseWith(scheduledDrillSchema, request.event, 'the scheduled drill');
+  const input = parseWith(restoreRequestSchema, given, 'the scheduled drill');
+  if (input.mode !== 'drill') {
+    throw new InvalidInputError(`a drill schedule starts drills only, not mode ${input.mode}`);
+  }
+  const restoreId = scheduledDrillId(input.cluster, new Date(scheduledTime));
+  const executionArn = `${request.stateMachineArn.replace(':stateMachine:', ':execution:')}:${restoreId}`;
+  try {
+    const started = await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: request.stateMachineArn,
+        name: restoreId,
+        input: JSON.stringify({ ...input, restoreId }),
+      }),
+    );
+    return { restoreId, executionArn: started.executionArn ?? executionArn, alreadyStarted: false };
+  } catch (error) {
+    if (error instanceof ExecutionAlreadyExists) return { restoreId, executionArn, alreadyStarted: true };
+    throw error;
   }
 }

@@ -336,6 +336,13 @@ export const environmentSchema = z.strictObject({
       snapshotHours: 24,
     }),
   dr: drSchema
+    .extend({
+      drills: drillSchema
+        .optional()
+        .describe(
+          "Scheduled restore drills in the DR region, from the DR copies, of every copied cluster: as a cluster's drills, with the DR region's subnet and AMI (the DR stack's kit is pgsnap-<environment>-dr-drill-<cluster>).",
+        ),
+    })
     .optional()
     .describe('Disaster-recovery copies to another region and/or account (infra/dr/dr-config.ts).'),
   budgets: z
@@ -394,6 +401,9 @@ export function parseConfig(value: unknown, source = 'the pgsnap configuration')
       const problem = cluster.drills && drillTemplateProblem(cluster.drills);
       if (problem) throw new Error(`${source}: ${environment.name}.${cluster.name}.drills: ${problem}`);
     }
+    const drDrills = environment.dr?.drills;
+    const problem = drDrills && drillTemplateProblem(drDrills);
+    if (problem) throw new Error(`${source}: ${environment.name}.dr.drills: ${problem}`);
   }
   return result.data;
 }

@@ -9,13 +9,11 @@ import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-clo
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { EventField, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
 import { SnsTopic } from 'aws-cdk-lib/aws-events-targets';
-import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
-import { Topic } from 'aws-cdk-lib/aws-sns';
-import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { Topic } from 'aws-cdk-lib/aws-sns';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { ClusterConfig, EnvironmentConfig } from '../config/config.ts';
+import { alarmTopic } from './alarm-topic.ts';
 import { clusterMetric } from './archive-alarms.ts';
 import { backupEvents, backupMetrics } from './metrics-and-events.ts';
 
@@ -30,16 +28,7 @@ export class BackupAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: BackupAlarmsProps) {
     super(scope, id);
-    const key = new Key(this, 'Key', { description: 'pgsnap notifications', enableKeyRotation: true });
-    for (const service of ['events.amazonaws.com', 'cloudwatch.amazonaws.com']) {
-      key.grant(new ServicePrincipal(service), 'kms:Decrypt', 'kms:GenerateDataKey*');
-    }
-    this.topic = new Topic(this, 'Topic', {
-      displayName: 'pgsnap backups',
-      masterKey: key,
-      enforceSSL: true,
-    });
-    for (const email of props.notifications.emails) this.topic.addSubscription(new EmailSubscription(email));
+    this.topic = alarmTopic(this, { displayName: 'pgsnap backups', emails: props.notifications.emails });
     const action = new SnsAction(this.topic);
 
     const detailTypes: string[] = [backupEvents.failed];

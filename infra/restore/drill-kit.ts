@@ -3,37 +3,26 @@
  * (and the VPC and subnet it runs in) to drill: the instance profile of the
  * drill instance, its security group and its launch template.
  *
- * The role reads the cluster's repository prefix and nothing else, decrypts
- * with the repository key, answers the restore state machine (SendTask*), and
- * has AmazonSSMManagedInstanceCore for Run Command. Its name begins with
- * `pgsnap-` (the find-restore-instance Lambda may pass only such roles).
+ * The role holds the cluster's restore target policy, the one definition of
+ * what a restore target may do (infra/guards/restore-target-policy.ts: read
+ * the cluster's repository prefix, decrypt through S3, answer its task, write
+ * nothing), and AmazonSSMManagedInstanceCore for Run Command. Its name begins
+ * with `pgsnap-` (the find-restore-instance Lambda may pass only such roles).
  * The launch template requires IMDSv2 and gives no public address: its one
  * network interface carries the group and `AssociatePublicIpAddress: false`,
  * and the restore puts the request's subnet into it (domain/restore/instance.ts).
- * A restore target's read-only policy in infra/guards may replace the policy
- * here once both exist (merge note).
+ * The DR stack makes the same kit in the DR region with the DR policy.
  */
 import { CfnLaunchTemplate, CfnSecurityGroup } from 'aws-cdk-lib/aws-ec2';
-import {
-  CfnInstanceProfile,
-  ManagedPolicy,
-  PolicyStatement,
-  Role,
-  ServicePrincipal,
-} from 'aws-cdk-lib/aws-iam';
-import type { IKey } from 'aws-cdk-lib/aws-kms';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { CfnInstanceProfile, ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { acknowledge, bucketFinding } from '../guards/acknowledge.ts';
+import { acknowledge } from '../guards/acknowledge.ts';
 
 export interface DrillKitProps {
   environment: string;
   cluster: string;
-  bucket: IBucket;
-  /** `<prefix>` of the cluster's repository (the cluster's objects are under `<prefix><cluster>/`). */
-  prefix: string;
-  key?: IKey | undefined;
-  restoreStateMachineArn: string;
+  /** The cluster's restore target policy (RestoreTargetPolicy), attached to the kit's role. */
+  policy: ManagedPolicy;
   kit: { vpcId: string; imageId: string; instanceType: string };
 }
 
@@ -49,34 +38,14 @@ export class DrillKit extends Construct {
   constructor(scope: Construct, id: string, props: DrillKitProps) {
     super(scope, id);
     const name = drillKitName(props.environment, props.cluster);
-    const root = `${props.prefix}${props.cluster}`;
-    const policy = new ManagedPolicy(this, 'RestorePolicy', {
-      description: `pgsnap: a drill host of ${props.cluster} reads its repository and answers the restore state machine`,
-      statements: [
-        new PolicyStatement({
-          actions: ['s3:GetObject'],
-          resources: [props.bucket.arnForObjects(`${root}/*`)],
-        }),
-        new PolicyStatement({
-          actions: ['s3:ListBucket'],
-          resources: [props.bucket.bucketArn],
-          conditions: { StringLike: { 's3:prefix': [`${root}/*`] } },
-        }),
-        new PolicyStatement({
-          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
-          resources: [props.restoreStateMachineArn],
-        }),
-        ...(props.key
-          ? [new PolicyStatement({ actions: ['kms:Decrypt'], resources: [props.key.keyArn] })]
-          : []),
-      ],
-    });
     this.role = new Role(this, 'Role', {
       roleName: name,
       assumedBy: new ServicePrincipal('ec2.amazonaws.com'),
       description: `pgsnap: the drill instance of ${props.cluster}`,
-      managedPolicies: [policy, ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+      managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
     });
+    // Through the policy's own Roles list: the policy is the stack's, shared with the operators' targets.
+    props.policy.attachToRole(this.role);
     const profile = new CfnInstanceProfile(this, 'Profile', {
       instanceProfileName: name,
       roles: [this.role.roleName],
@@ -107,9 +76,6 @@ export class DrillKit extends Construct {
         ebsOptimized: true,
         tagSpecifications: [{ resourceType: 'instance', tags: [{ key: 'Name', value: name }] }],
       },
-    });
-    acknowledge(policy, {
-      [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${root}/*]`]: `reads ${props.cluster}'s repository (WAL, artifacts, restore records) under its prefix only`,
     });
     acknowledge(this.role, {
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]':

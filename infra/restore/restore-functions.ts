@@ -9,7 +9,6 @@
 
 import { Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { snapshotTags } from '#domain/ebs/snapshots';
@@ -46,8 +45,6 @@ export interface RestoreCluster {
   bucket: IBucket;
   prefix: string;
   drills?: DrillConfig | undefined;
-  /** The repository bucket's key, when this stack made it (the drill kit's role decrypts with it). */
-  key?: IKey | undefined;
   /** The configuration's recoveryHours; none: the agent's default. */
   recoveryHours?: number | undefined;
 }

@@ -1,18 +1,27 @@
 /**
  * Restoring in AWS, as one construct for the source stack and the DR stack:
  * the restore SSM document (restore-document.ts), the restore Lambdas
- * (restore-functions.ts), the restore state machine, the scheduled drills and
- * their alarms (monitoring/drill-alarms.ts).
+ * (restore-functions.ts), the restore state machine, the scheduled drills
+ * (started by the start-drill Lambda), each cluster's drill kit when it asks
+ * for one (drill-kit.ts, holding the cluster's restore target policy), and
+ * the drills' alarms (monitoring/drill-alarms.ts).
  */
 import { Duration, TimeZone } from 'aws-cdk-lib';
-import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
-import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
-import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import { type ManagedPolicy, PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
+import {
+  ContextAttribute,
+  Schedule,
+  ScheduleExpression,
+  ScheduleTargetInput,
+  TimeWindow,
+} from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { maxHostStepSeconds } from '#domain/restore/host-time';
-import { acknowledge } from '../guards/acknowledge.ts';
+import { acknowledge, arnReference, wildcardReasons } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
 import { DrillKit } from './drill-kit.ts';
 import { RestoreDocument } from './restore-document.ts';
@@ -31,6 +40,11 @@ export interface RestoreProps {
   topic?: ITopic;
   /** Names the drill kits: `pgsnap-<environment>-drill-<cluster>`. */
   environment: string;
+  /**
+   * Each cluster's restore target policy (infra/guards/restore-target-policy.ts), by cluster name: what a
+   * drill kit's instance role holds, so that one definition says what a restore target may do.
+   */
+  targetPolicies?: ReadonlyMap<string, ManagedPolicy>;
 }
 
 export class Restore extends Construct {
@@ -69,34 +83,50 @@ export class Restore extends Construct {
 
   /**
    * Per cluster with `drills`: a schedule that starts a drill of the latest backup, the alarm on its
-   * absence, and with `rtoMinutes` the alarm on a drill slower than that.
+   * absence, and with `rtoMinutes` the alarm on a drill slower than that. Each schedule invokes the
+   * start-drill Lambda with Scheduler's `<aws.scheduler.scheduled-time>`, which names the execution after
+   * the cluster and that time (domain/restore/execution.ts): Scheduler delivers at least once, and a second
+   * delivery is refused by Step Functions itself rather than drilling twice.
    */
   private drills(props: RestoreProps): void {
     const clusters = props.clusters.filter((c) => c.drills);
     if (clusters.length === 0) return;
+    const startDrill = new HandlerFunction(this, 'StartDrill', {
+      handler: 'start-drill',
+      description:
+        'pgsnap: starts a scheduled drill execution named after the cluster and the scheduled time',
+      environment: { PGSNAP_RESTORE_STATE_MACHINE_ARN: this.stateMachine.stateMachine.stateMachineArn },
+    });
+    this.stateMachine.stateMachine.grantStartExecution(startDrill);
     const role = new Role(this, 'DrillSchedulerRole', {
       assumedBy: schedulerPrincipal(this),
-      description: 'pgsnap drill schedules: start the restore state machine',
+      description: 'pgsnap drill schedules: invoke the start-drill Lambda',
+    });
+    acknowledge(role, {
+      [`AwsSolutions-IAM5[Resource::${arnReference(startDrill)}:*]`]: wildcardReasons.lambdaVersions,
     });
     for (const cluster of clusters) {
       const drills = cluster.drills!;
-      const kit =
-        drills.kit &&
-        new DrillKit(this, `${cluster.name}-drill-kit`, {
+      let launchTemplate = drills.launch.launchTemplate;
+      if (!launchTemplate) {
+        const policy = props.targetPolicies?.get(cluster.name);
+        if (!drills.kit || !policy) {
+          throw new Error(
+            `the drills of ${cluster.name} name no launch template, and no drill kit can be made (drills.kit and its restore target policy)`,
+          );
+        }
+        launchTemplate = new DrillKit(this, `${cluster.name}-drill-kit`, {
           environment: props.environment,
           cluster: cluster.name,
-          bucket: cluster.bucket,
-          prefix: cluster.prefix,
-          key: cluster.key,
-          restoreStateMachineArn: this.stateMachine.stateMachine.stateMachineArn,
+          policy,
           kit: drills.kit,
-        });
-      const launchTemplate = drills.launch.launchTemplate ?? kit!.launchTemplateName;
+        }).launchTemplateName;
+      }
       new Schedule(this, `${cluster.name}-drill`, {
         description: `pgsnap restore drill of ${cluster.name}`,
         schedule: ScheduleExpression.expression(drills.schedule, TimeZone.of(drills.timezone)),
         timeWindow: TimeWindow.flexible(Duration.minutes(drills.flexibleWindowMinutes)),
-        target: new StepFunctionsStartExecution(this.stateMachine.stateMachine, {
+        target: new LambdaInvoke(startDrill, {
           input: ScheduleTargetInput.fromObject({
             cluster: cluster.name,
             backupId: 'latest',
@@ -105,6 +135,7 @@ export class Restore extends Construct {
             checks: drills.checks,
             ...(drills.initializationRate ? { initializationRate: drills.initializationRate } : {}),
             ...(drills.fullSpeedMinutes ? { fullSpeedMinutes: drills.fullSpeedMinutes } : {}),
+            scheduledTime: ContextAttribute.scheduledTime,
           }),
           retryAttempts: 2,
           role,

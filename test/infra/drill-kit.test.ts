@@ -55,6 +55,25 @@ describe('the drill host kit and the outputs', () => {
     const roles = Object.values(template.findResources('AWS::IAM::Role', { Properties: { RoleName: name } }));
     expect(roles).toHaveLength(1);
     expect(JSON.stringify(roles[0]!.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
+    // What the kit's role may do is the cluster's restore target policy, attached to it: no policy of its own.
+    const roleId = Object.keys(
+      template.findResources('AWS::IAM::Role', { Properties: { RoleName: name } }),
+    )[0]!;
+    const policies = Object.values(template.findResources('AWS::IAM::ManagedPolicy'));
+    expect(
+      policies
+        .map((p) => p.Properties.ManagedPolicyName as string)
+        .filter((n) => !n.includes('-host-'))
+        .sort(),
+    ).toEqual([
+      `pgsnap-${testEnvironment.name}-restore-billing-db`,
+      `pgsnap-${testEnvironment.name}-restore-orders-db`,
+    ]);
+    expect(
+      policies.find(
+        (p) => p.Properties.ManagedPolicyName === `pgsnap-${testEnvironment.name}-restore-orders-db`,
+      )!.Properties.Roles,
+    ).toEqual([{ Ref: roleId }]);
     const group = Object.values(template.findResources('AWS::EC2::SecurityGroup'))[0]!.Properties;
     expect(group.SecurityGroupIngress).toBeUndefined();
     expect(group.SecurityGroupEgress).toEqual([expect.objectContaining({ FromPort: 443, ToPort: 443 })]);
@@ -66,7 +85,10 @@ describe('the drill host kit and the outputs', () => {
     expect(JSON.parse(drill.Properties.Target.Input)).toMatchObject({
       instance: { launch: { launchTemplate: name, subnetId: 'subnet-0123456789abcdef0' } },
       fullSpeedMinutes: 60,
+      scheduledTime: '<aws.scheduler.scheduled-time>',
     });
+    // Through start-drill, which names the execution after the cluster and the scheduled time.
+    expect(JSON.stringify(drill.Properties.Target.Arn)).toMatch(/StartDrill/);
   });
 
   test('cdk-nag passes with the kit, every finding acknowledged with its reason', () => {

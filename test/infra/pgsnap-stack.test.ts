@@ -461,12 +461,19 @@ describe('schedules and alarms', () => {
     );
     expect(drill).toHaveLength(1);
     expect(drill[0]!.Properties.ScheduleExpression).toBe('cron(0 6 ? * SUN *)');
-    expect(JSON.stringify(drill[0]!.Properties.Target.Arn)).toMatch(/RestoreStateMachine/);
+    // Through start-drill, which starts the restore state machine in an execution named after the cluster
+    // and the scheduled time (a second delivery drills once).
+    expect(JSON.stringify(drill[0]!.Properties.Target.Arn)).toMatch(/StartDrill/);
+    const startDrill = Object.values(template.findResources('AWS::Lambda::Function')).find(
+      (f) => f.Properties.Environment?.Variables?.PGSNAP_RESTORE_STATE_MACHINE_ARN,
+    )!;
+    expect(JSON.stringify(startDrill.Properties.Environment.Variables)).toMatch(/RestoreStateMachine/);
     expect(JSON.parse(drill[0]!.Properties.Target.Input)).toMatchObject({
       cluster: 'orders-db',
       backupId: 'latest',
       mode: 'drill',
       instance: { launch: { launchTemplate: 'pgsnap-drill', subnetId: 'subnet-0123456789abcdef0' } },
+      scheduledTime: '<aws.scheduler.scheduled-time>',
     });
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
     const onOrders = (metric: string) =>

@@ -173,11 +173,17 @@ test('docs/restore.md leads from zero to a first drill: numbered steps, cdk boot
   expect(section).toMatch(/`npx cdk bootstrap aws:\/\/\d{12}\/[a-z]+-[a-z]+-\d`/);
   expect(section).toMatch(/`npx cdk deploy pgsnap-[a-z0-9-]+`/);
   expect(section).toMatch(/how many clusters|holds the clusters/);
-  // Every output the path names is one the stack defines.
-  const stack = readFileSync(resolve(root, 'infra/pgsnap-stack.ts'), 'utf8');
+  // Every output the path names is one the source or the DR stack defines.
+  const stacks = ['infra/pgsnap-stack.ts', 'infra/dr-stack.ts']
+    .map((file) => readFileSync(resolve(root, file), 'utf8'))
+    .join('\n');
   for (const output of section.matchAll(/`(\w+(?:Arn|Bucket|Name))`/g)) {
-    expect(stack, `${output[1]} is a CfnOutput of the stack`).toMatch(new RegExp(`\\b${output[1]}: \\[`));
+    expect(stacks, `${output[1]} is a CfnOutput of a stack`).toMatch(new RegExp(`\\b${output[1]}: \\[`));
   }
+  // The path goes on to a drill in DR, on the DR kit's template.
+  expect(section).toMatch(/`dr\.drills`/);
+  expect(section).toMatch(/`npx cdk deploy pgsnap-prod-dr`/);
+  expect(section).toMatch(/pgsnap-prod-dr-drill-orders-db/);
   // The drill launches the template the kit makes: pgsnap-<environment>-drill-<cluster>.
   expect(section).toMatch(/--launch-template pgsnap-prod-drill-orders-db/);
   expect(readFileSync(resolve(root, 'infra/restore/drill-kit.ts'), 'utf8')).toContain(

@@ -32,6 +32,10 @@ export function environment(dr: Record<string, unknown>): EnvironmentInput {
         volumeIds: ['vol-0a1b2c3d4e5f60001'],
         repository: { prefix: 'pgsnap/' },
         retention: { keepLast: 7, dr: { keepDays: 35 } },
+        drills: {
+          schedule: 'cron(0 6 ? * SUN *)',
+          launch: { launchTemplate: 'pgsnap-drill', subnetId: 'subnet-0123456789abcdef0' },
+        },
       },
       {
         name: 'billing-db',
@@ -40,7 +44,13 @@ export function environment(dr: Record<string, unknown>): EnvironmentInput {
         retention: { keepLast: 3 },
       },
     ],
-    dr: dr as EnvironmentInput['dr'],
+    dr: {
+      ...dr,
+      drills: {
+        schedule: 'cron(0 7 ? * SAT *)',
+        launch: { launchTemplate: 'pgsnap-dr-drill', subnetId: 'subnet-0fedcba9876543210' },
+      },
+    } as EnvironmentInput['dr'],
   };
 }
 
@@ -99,6 +109,8 @@ export interface Deployed {
   volumeKeyArn: string;
   documentArn: string;
   stateMachineArn: string;
+  restoreStateMachineArn: string;
+  drRestoreStateMachineArn: string;
   /** The pending-snapshot budget's DynamoDB table. */
   budgetTableArn: string;
 }
@@ -236,6 +248,8 @@ export function deploy(input: EnvironmentInput): Deployed {
         logicalIdOf(sourceStack, pgsnap.document.node.findChild('Document')),
       )}`,
       stateMachineArn: `arn:aws:states:${source.region}:${source.account}:stateMachine:pgsnap-prod-backup`,
+      restoreStateMachineArn: `arn:aws:states:${source.region}:${source.account}:stateMachine:pgsnap-prod-restore`,
+      drRestoreStateMachineArn: `arn:aws:states:${drRegion}:${names.account}:stateMachine:pgsnap-prod-dr-restore`,
     };
   } finally {
     rmSync(outdir, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { snapshotTags } from '#domain/ebs/snapshots';
 import { backupMetrics } from '../../infra/monitoring/metrics-and-events.ts';
 import type { IamRequest } from './iam.ts';
 import { type ClusterScope, type Deployed, drRegion, externalId, source } from './iam-deployment.ts';
-import { drPlace, restoreHandlers, restoreRequestsOf } from './iam-restore-requests.ts';
+import { drPlace, restoreHandlers, restoreId, restoreRequestsOf } from './iam-restore-requests.ts';
 import { backupId, copierHandlers, type Sent, s3Requests } from './iam-s3-requests.ts';
 import type { SentCommand } from './sent-commands.ts';
 
@@ -215,7 +215,16 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
         : [];
     case 'sfn:StartExecution':
     case 'sfn:ListExecutions':
-      return [{ as: 'own', request: { action: `states:${command.operation}`, resource: d.stateMachineArn } }];
+      // start-drill starts the restore state machine; start-backup the backup state machine.
+      return [
+        {
+          as: 'own',
+          request: {
+            action: `states:${command.operation}`,
+            resource: handler === 'start-drill' ? d.restoreStateMachineArn : d.stateMachineArn,
+          },
+        },
+      ];
     case 'sfn:DescribeExecution':
       return [
         {
@@ -255,8 +264,10 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
 export function drRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
   const at = drPlace(d, c);
   if (restoreHandlers.has(handler)) return restoreRequestsOf(command, handler, d, c, at);
-  if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
   const own = (request: IamRequest): Sent => ({ as: 'own', request });
+  if (handler === 'start-drill' || handler === 'report-backup-age')
+    return drDrillRequestsOf(command, handler, d, c);
+  if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
   if (command.client === 's3') {
     // Retention reads and deletes; it never writes (the bundle's repository code can), nor lists versions.
     if (command.operation === 'ListObjectVersions' || command.operation === 'PutObject') return [];
@@ -277,4 +288,40 @@ export function drRequestsOf(command: SentCommand, handler: string, d: Deployed,
     default:
       throw new Error(`${command.client}:${command.operation} (sent by DR ${handler}) is not in the table`);
   }
+}
+
+/**
+ * DR drills' Lambdas: start-drill starts the DR restore state machine; the DR report-backup-age reads the DR
+ * repository's manifests and restore records (days since the last DR drill) and writes nothing there.
+ */
+function drDrillRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
+  const at = drPlace(d, c);
+  const own = (request: IamRequest): Sent => ({ as: 'own', request });
+  const key = `${command.client}:${command.operation}`;
+  if (handler === 'start-drill') {
+    if (key !== 'sfn:StartExecution') throw new Error(`${key} (sent by DR ${handler}) is not in the table`);
+    return [own({ action: 'states:StartExecution', resource: d.drRestoreStateMachineArn })];
+  }
+  if (command.client === 's3') {
+    if (['PutObject', 'DeleteObject', 'ListObjectVersions'].includes(command.operation)) return [];
+    const keys = [`${c.prefix}backups/${backupId}/manifest.json`, `${c.prefix}restores/${restoreId}.json`];
+    return s3Requests(
+      'own',
+      command.operation,
+      at.bucketArn,
+      at.keyArn,
+      at.region,
+      keys,
+      `${c.prefix}backups/`,
+    );
+  }
+  if (key !== 'cloudwatch:PutMetricData')
+    throw new Error(`${key} (sent by DR ${handler}) is not in the table`);
+  return [
+    own({
+      action: 'cloudwatch:PutMetricData',
+      resource: '*',
+      context: { 'cloudwatch:namespace': backupMetrics.namespace },
+    }),
+  ];
 }
