@@ -172,7 +172,11 @@ describe.skipIf(skipWithoutMoto)('a host that got manifests written cannot steer
 
   test('real backups flipped to failed and the newest start moved forward: nothing real is deleted', async () => {
     for (const { backupId } of real.slice(0, 2)) {
-      await forge(backupId, (m) => ({ ...m, state: 'failed', failure: { reason: 'forged', at: m.updatedAt } }));
+      await forge(backupId, (m) => ({
+        ...m,
+        state: 'failed',
+        failure: { reason: 'forged', at: m.updatedAt },
+      }));
     }
     await forge(real[2]!.backupId, (m) => ({ ...m, startWalFile: segment(8), startLsn: '0/8000028' }));
     const snapshotsBefore = await snapshotsLeft();
