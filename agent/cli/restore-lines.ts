@@ -2,6 +2,7 @@
 
 import type { RestoreRecord } from '#domain/repository/restore-record';
 import { initializationPriceSource } from '#domain/restore/full-speed';
+import { modelTimeToFullSpeed } from '#domain/restore/lifecycle';
 import { describeTarget } from '#domain/restore/plan';
 import { table } from './output.ts';
 
@@ -17,6 +18,29 @@ const phases: Array<[keyof RestoreRecord['timings'], string]> = [
 function since(record: RestoreRecord, at: string | undefined): string | undefined {
   if (!at) return undefined;
   return `${at} (+${Math.round((Date.parse(at) - Date.parse(record.timings.requestedAt)) / 1000)}s)`;
+}
+
+/** The time to full speed, saying whose figure it is: EBS's (a provisioned rate, measured) or the model's. */
+function fullSpeedLine(record: RestoreRecord): string | undefined {
+  if (record.timeToFullSpeedSeconds === undefined) return undefined;
+  const seconds = `${record.timeToFullSpeedSeconds.toFixed(0)} s`;
+  const model = modelTimeToFullSpeed(record);
+  if (record.initialization?.measured?.remainingSeconds !== undefined) {
+    return `${seconds} (EBS's estimate once open; the model said ${model ?? '?'} s)`;
+  }
+  return `${seconds} (${record.initialization?.basis === 'estimate' ? 'estimate' : 'model'})`;
+}
+
+/** What DescribeVolumeStatus said of the volumes once the server was open. */
+function measuredLine(record: RestoreRecord): string | undefined {
+  const measured = record.initialization?.measured;
+  if (!measured) return undefined;
+  if (measured.progress === undefined) {
+    return `${since(record, measured.at)}: EBS gave initialization details for ${measured.reported} of ${measured.volumes} volumes (they can take 5 minutes to appear)`;
+  }
+  const left =
+    measured.remainingSeconds !== undefined ? `, ${measured.remainingSeconds} s left by EBS's estimate` : '';
+  return `${since(record, measured.at)}: ${measured.progress}% initialized${left}`;
 }
 
 export function recordLines(record: RestoreRecord): string[] {
@@ -42,12 +66,8 @@ export function recordLines(record: RestoreRecord): string[] {
       ['host consistent', host ? since(record, host.timings.consistentAt) : undefined],
       ['target reached', host ? since(record, host.timings.targetReachedAt) : undefined],
       ['RTO', record.rtoSeconds !== undefined ? `${record.rtoSeconds.toFixed(1)} s to open` : undefined],
-      [
-        'time to full speed',
-        record.timeToFullSpeedSeconds !== undefined
-          ? `${record.timeToFullSpeedSeconds.toFixed(0)} s${record.initialization?.basis === 'estimate' ? ' (estimate)' : ''}`
-          : undefined,
-      ],
+      ['time to full speed', fullSpeedLine(record)],
+      ['initialization measured', measuredLine(record)],
       [
         'initialization',
         record.initialization
