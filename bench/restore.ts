@@ -21,7 +21,7 @@
  * usage: npx tsx bench/restore.ts [pgbench scale=5] [rounds=3]
  *   root for btrfs volumes, else (or with BENCH_PROVIDER=copy) the copy provider
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRepository } from '#domain/repository/open';
@@ -85,6 +85,17 @@ const phases = [
 type Phase = (typeof phases)[number][0];
 type Measured = Partial<Record<Phase, number>>;
 
+/**
+ * The drill's mount root beside the work directory, not in it: the target refuses to mount as root below a
+ * directory another user owns, and the work directory is the servers' user's (as local/demo/drills.ts).
+ */
+function rootOwnedMountRoot(restoreId: string): string {
+  const mountRoot = `${work}-${restoreId}`;
+  mkdirSync(mountRoot, { mode: 0o755 });
+  onCleanup(() => rmSync(mountRoot, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
+  return mountRoot;
+}
+
 /** One drill by the restore state machine; its phases (ms) from the restore record. */
 async function drillOnce(
   made: Source,
@@ -100,7 +111,7 @@ async function drillOnce(
       target: { immediate: true },
       mode: 'drill',
       instance: { launch: { launchTemplate: 'pgsnap-bench-drill', subnetId: 'subnet-0000000000000000a' } },
-      mountRoot: ownedDir(join(work, restoreId), 0o711),
+      mountRoot: rootOwnedMountRoot(restoreId),
       port: await freePort(),
       checks: { amcheck: 'all' },
     },
