@@ -43,7 +43,20 @@ function measuredLine(record: RestoreRecord): string | undefined {
   return `${since(record, measured.at)}: ${measured.progress}% initialized${left}`;
 }
 
-export function recordLines(record: RestoreRecord): string[] {
+/** How the volumes initialized and, at a provisioned rate, what it is billed (priced when a price is given). */
+function initializationLine(record: RestoreRecord, pricePerGiB?: number): string | undefined {
+  const init = record.initialization;
+  if (!init) return undefined;
+  if (init.basis !== 'provisioned') return `EBS's default rate (estimated at ${init.rateMiBps} MiB/s)`;
+  const objective = init.objectiveMinutes ? ` (for full speed within ${init.objectiveMinutes} min)` : '';
+  const billed =
+    pricePerGiB !== undefined && init.billedGiB !== undefined
+      ? `${init.billedGiB} GiB billed: $${(Math.round(init.billedGiB * pricePerGiB * 100) / 100).toFixed(2)} at $${pricePerGiB}/GiB`
+      : `${init.billedGiB} GiB billed (${initializationPriceSource})`;
+  return `provisioned ${init.rateMiBps} MiB/s${objective}, ${billed}`;
+}
+
+export function recordLines(record: RestoreRecord, options: { pricePerGiB?: number } = {}): string[] {
   const host = record.host;
   return [
     ...table([
@@ -68,14 +81,7 @@ export function recordLines(record: RestoreRecord): string[] {
       ['RTO', record.rtoSeconds !== undefined ? `${record.rtoSeconds.toFixed(1)} s to open` : undefined],
       ['time to full speed', fullSpeedLine(record)],
       ['initialization measured', measuredLine(record)],
-      [
-        'initialization',
-        record.initialization
-          ? record.initialization.basis === 'provisioned'
-            ? `provisioned ${record.initialization.rateMiBps} MiB/s${record.initialization.objectiveMinutes ? ` (for full speed within ${record.initialization.objectiveMinutes} min)` : ''}, ${record.initialization.billedGiB} GiB billed (${initializationPriceSource})`
-            : `EBS's default rate (estimated at ${record.initialization.rateMiBps} MiB/s)`
-          : undefined,
-      ],
+      ['initialization', initializationLine(record, options.pricePerGiB)],
       ['last replayed commit', record.dataKept?.lastReplayedCommit],
       [
         'volumes',

@@ -81,6 +81,10 @@ describe("time to full speed measured by EBS (DescribeVolumeStatus' Initializati
     expect(lines).toMatch(/time to full speed:\s+3000 s \(EBS's estimate once open; the model said 3660 s\)/);
     expect(lines).toMatch(/20% initialized, 2400 s left by EBS's estimate/);
     expect(lines).toMatch(/provisioned 143 MiB\/s, 600 GiB billed/);
+    // restore start --wait --initialization-price: the cost of the rate bought.
+    expect(recordLines(next, { pricePerGiB: 0.01 }).join('\n')).toMatch(
+      /initialization:\s+provisioned 143 MiB\/s, 600 GiB billed: \$6\.00 at \$0\.01\/GiB/,
+    );
   });
 
   it('at the default rate: the progress is recorded, the time to full speed stays the estimate', async () => {
