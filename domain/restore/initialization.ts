@@ -58,7 +58,9 @@ export async function measureInitialization(
   const all = volumeIds.map((id) => details.get(id));
   const known = all.filter((d) => d !== undefined);
   const progress =
-    known.length === volumeIds.length ? Math.min(100, ...known.map((d) => d.Progress ?? 0)) : undefined;
+    volumeIds.length > 0 && known.length === volumeIds.length
+      ? Math.min(100, ...known.map((d) => d.Progress ?? 0))
+      : undefined;
   const estimates = known.map((d) =>
     d.InitializationType === 'provisioned-rate' ? d.EstimatedTimeToCompleteInSeconds : undefined,
   );
