@@ -21,11 +21,12 @@
  * usage: npx tsx bench/restore.ts [pgbench scale=5] [rounds=3]
  *   root for btrfs volumes, else (or with BENCH_PROVIDER=copy) the copy provider
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRepository } from '#domain/repository/open';
 import type { RestoreRecord } from '#domain/repository/restore-record';
+import { initializationRateRange, modelFullSpeed } from '#domain/restore/full-speed';
 import { freePort, newestAvailableMajor, ownedDir } from '../agent/restore/cluster.ts';
 import { type CopyRestoreTimings, copyAndRecover } from './lib/copy-restore.ts';
 import { removeLeftovers } from './lib/leftovers.ts';
@@ -78,10 +79,22 @@ const phases = [
   ['consistent', 'consistent (first connection accepted)'],
   ['promoted', 'promoted at the target'],
   ['rto', 'request to accepting connections (RTO)'],
+  ['fullSpeed', 'request to full speed (the record: the model)'],
   ['after', 'after: checks + teardown / stop + remove'],
 ] as const;
 type Phase = (typeof phases)[number][0];
 type Measured = Partial<Record<Phase, number>>;
+
+/**
+ * The drill's mount root beside the work directory, not in it: the target refuses to mount as root below a
+ * directory another user owns, and the work directory is the servers' user's (as local/demo/drills.ts).
+ */
+function rootOwnedMountRoot(restoreId: string): string {
+  const mountRoot = `${work}-${restoreId}`;
+  mkdirSync(mountRoot, { mode: 0o755 });
+  onCleanup(() => rmSync(mountRoot, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
+  return mountRoot;
+}
 
 /** One drill by the restore state machine; its phases (ms) from the restore record. */
 async function drillOnce(
@@ -98,7 +111,7 @@ async function drillOnce(
       target: { immediate: true },
       mode: 'drill',
       instance: { launch: { launchTemplate: 'pgsnap-bench-drill', subnetId: 'subnet-0000000000000000a' } },
-      mountRoot: ownedDir(join(work, restoreId), 0o711),
+      mountRoot: rootOwnedMountRoot(restoreId),
       port: await freePort(),
       checks: { amcheck: 'all' },
     },
@@ -132,6 +145,9 @@ async function drillOnce(
   ];
   const measured: Measured = Object.fromEntries(steps.map(([phase, from, to]) => [phase, at(to) - at(from)]));
   measured.rto = (record.rtoSeconds ?? Number.NaN) * 1000;
+  // Time to full speed as the record has it: the local clones are whole at once, so this is the model's
+  // figure for the recorded volume sizes in AWS (domain/restore/full-speed.ts), beside the measured phases.
+  measured.fullSpeed = (record.timeToFullSpeedSeconds ?? Number.NaN) * 1000;
   const checks = Object.values(record.host.checks)
     .map((c) => c.detail)
     .join('; ');
@@ -146,6 +162,8 @@ function copyPhases(c: CopyRestoreTimings): Measured {
     consistent: c.consistentAt - c.serverStartedAt,
     promoted: c.promotedAt - c.consistentAt,
     rto: c.promotedAt - c.startedAt,
+    // A copy is whole on its disk when it opens: at full speed from the start.
+    fullSpeed: c.promotedAt - c.startedAt,
     after: c.removedMs,
   };
 }
@@ -156,6 +174,21 @@ function cell(measured: Measured[], phase: Phase): string {
   if (values.length === 0) return '–';
   const s = (ms: number) => (ms / 1000).toFixed(2);
   return values.length === 1 ? s(values[0]!) : `${s(median(values))} (${values.map(s).join(' ')})`;
+}
+
+/**
+ * The model's time to full speed in AWS of this bench's data (domain/restore/full-speed.ts): each volume
+ * fetches its blocks from S3 on first read, so the largest volume decides; at EBS's default rate an
+ * estimate (AWS publishes no figure), at a provisioned rate what EBS initializes at.
+ */
+function fullSpeedModel(volumeBytes: number[]): string {
+  const largest = Math.max(0, ...volumeBytes);
+  const at = (rate?: number) => {
+    const model = modelFullSpeed(largest, rate);
+    return `${model.seconds} s at ${model.rateMiBps} MiB/s${model.basis === 'estimate' ? ' (estimate, default rate)' : ''}`;
+  };
+  const { min, max } = initializationRateRange;
+  return `time to full speed in AWS, the model for the largest volume's ${(largest / 2 ** 20).toFixed(0)} MiB after the volumes are made: ${at()}; provisioned ${at(min)}, ${at(max)}`;
 }
 
 /** Every state entered is a billed transition; the Lambda steps are those whose resource is a function. */
@@ -240,6 +273,7 @@ try {
   for (const [phase, words] of phases)
     report.say(columns(w, [words, cell(drills, phase), cell(copies, phase)]));
   report.say(`  drill checks: ${checks}`);
+  report.say(`  ${fullSpeedModel(made.sizes.map((v) => v.bytes))}`);
   report.say(
     '  (consistent and promoted: polled every 500 ms by both, as the host does; rounds alternate which goes first)',
   );

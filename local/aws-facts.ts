@@ -116,6 +116,44 @@ export const awsFacts = {
       },
     ] satisfies Source[],
   },
+  /**
+   * Volume initialization: a volume made from a snapshot fetches its blocks
+   * from S3; with a provisioned rate (CreateVolume VolumeInitializationRate,
+   * 100–300 MiB/s) DescribeVolumeStatus reports the progress and EBS's own
+   * estimate of the time left, which pgsnap records as the measured time to
+   * full speed (domain/restore/initialization.ts); at the default rate it
+   * reports progress only, and pgsnap's figure stays an estimate.
+   */
+  volumeInitialization: {
+    rateRange: { min: 100, max: 300 },
+    types: ['default', 'provisioned-rate', 'volume-copy'] as const,
+    /** DescribeVolumeStatus gives EstimatedTimeToCompleteInSeconds only for this type. */
+    estimatedTimeOnlyFor: 'provisioned-rate',
+    /** How stale DescribeVolumeStatus' initialization details may be. */
+    updatedWithinSeconds: 300,
+    sources: [
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVolume.html',
+        says: 'VolumeInitializationRate — Specifies the Amazon EBS Provisioned Rate for Volume Initialization (volume initialization rate), in MiB/s, at which to download the snapshot blocks from Amazon S3 to the volume. [...] This parameter is supported only for volumes created from snapshots. [...] Valid range: 100 - 300 MiB/s',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_VolumeStatusItem.html',
+        says: 'InitializationStatusDetails — Information about the volume initialization. It can take up to 5 minutes for the volume initialization information to be updated. Only available for volumes created from snapshots. Not available for empty volumes created without a snapshot.',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InitializationStatusDetails.html',
+        says: 'estimatedTimeToCompleteInSeconds — The estimated remaining time, in seconds, for volume initialization to complete. Returns 0 when volume initialization has completed. Only available for volumes created with Amazon EBS Provisioned Rate for Volume Initialization.',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InitializationStatusDetails.html',
+        says: 'initializationType — default: Volume initialized using the default volume initialization rate or fast snapshot restore. provisioned-rate: Volume initialized using an Amazon EBS Provisioned Rate for Volume Initialization. volume-copy: Volume copy initialized at the rate for volume copies. progress — The current volume initialization progress as a percentage (0-100). Returns 100 when volume initialization has completed.',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/ebs/latest/userguide/initalize-volume.html',
+        says: 'Full volume performance is achieved only once all storage blocks have been downloaded and written to the volume. [...] The default volume initialization rate fluctuates throughout the initialization process, which could make completion times unpredictable.',
+      },
+    ] satisfies Source[],
+  },
   /** Errors the restore's calls meet, as EC2 answers them. */
   errors: {
     attachmentPointInUse: {

@@ -35,6 +35,10 @@ export interface ClonedVolume {
   kmsKeyId?: string;
   /** Looks (by id, by tag) that do not see it yet: EC2's eventual consistency. */
   unseen: Unseen;
+  /** When CreateVolume made it, its size and the initialization rate asked for (DescribeVolumeStatus). */
+  createdAt: number;
+  sizeGiB: number;
+  initializationRate?: number;
 }
 
 export interface Unseen {

@@ -7,12 +7,14 @@ import {
   DescribeInstancesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeSnapshotsCommand,
+  DescribeVolumeStatusCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { snapshotTags } from '#domain/ebs/snapshots';
+import { assumedDefaultMiBps } from '#domain/restore/full-speed';
 import { awsFacts } from './aws-facts.ts';
 
 import {
@@ -37,6 +39,7 @@ export class LocalEc2 extends LocalEc2State {
   async send(command: unknown): Promise<unknown> {
     if (command instanceof DescribeInstancesCommand) return this.describeInstances(command);
     if (command instanceof DescribeVolumesCommand) return this.describeVolumes(command);
+    if (command instanceof DescribeVolumeStatusCommand) return this.describeVolumeStatus(command);
     if (command instanceof CreateVolumeCommand) return this.createVolume(command);
     if (command instanceof AttachVolumeCommand) return this.attachVolume(command);
     if (command instanceof DetachVolumeCommand) return this.detachVolume(command);
@@ -100,9 +103,42 @@ export class LocalEc2 extends LocalEc2State {
       state: this.faults.volumesStayCreating ? 'creating' : 'available',
       ...(kmsKeyId ? { kmsKeyId } : {}),
       unseen: this.fresh(),
+      createdAt: Date.now(),
+      sizeGiB: command.input.Size ?? 1,
+      ...(command.input.VolumeInitializationRate
+        ? { initializationRate: command.input.VolumeInitializationRate }
+        : {}),
     });
     this.writeVolumesFile();
     return { VolumeId: volumeId, State: 'creating' };
+  }
+
+  /**
+   * Each volume's initialization as EBS reports it (awsFacts.volumeInitialization): the size fetched at the
+   * rate asked for, or at pgsnap's assumed default rate; an estimate of the time left only at a provisioned
+   * rate. The local volumes are small, so a restore here is at full speed within seconds.
+   */
+  private describeVolumeStatus(command: DescribeVolumeStatusCommand) {
+    const facts = awsFacts.volumeInitialization;
+    const VolumeStatuses = (command.input.VolumeIds ?? []).map((id) => {
+      const clone = this.clones.get(id);
+      if (!clone || !this.seesById(clone.unseen)) throw volumeNotFound(id);
+      const bytes = clone.sizeGiB * 2 ** 30;
+      const rate = (clone.initializationRate ?? assumedDefaultMiBps) * 2 ** 20;
+      const fetched = Math.min(bytes, ((Date.now() - clone.createdAt) / 1000) * rate);
+      const provisioned = clone.initializationRate !== undefined;
+      return {
+        VolumeId: id,
+        AvailabilityZone: localZone,
+        VolumeStatus: { Status: 'ok' },
+        InitializationStatusDetails: {
+          InitializationType: provisioned ? facts.estimatedTimeOnlyFor : facts.types[0],
+          Progress: Math.floor((fetched / bytes) * 100),
+          ...(provisioned ? { EstimatedTimeToCompleteInSeconds: Math.ceil((bytes - fetched) / rate) } : {}),
+        },
+      };
+    });
+    return { VolumeStatuses };
   }
 
   private attachVolume(command: AttachVolumeCommand) {

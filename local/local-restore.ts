@@ -11,6 +11,7 @@ import { checkRestoreInstanceHandler } from '../functions/check-restore-instance
 import { checkRestoreVolumesHandler } from '../functions/check-restore-volumes.ts';
 import { createRestoreVolumesHandler } from '../functions/create-restore-volumes.ts';
 import { findRestoreInstanceHandler } from '../functions/find-restore-instance.ts';
+import { measureRestoreInitializationHandler } from '../functions/measure-restore-initialization.ts';
 import { handler as prepareRestore } from '../functions/prepare-restore.ts';
 import { handler as recordRestore } from '../functions/record-restore.ts';
 import { releaseRestoreVolumesHandler } from '../functions/release-restore-volumes.ts';
@@ -56,6 +57,7 @@ export const restoreLocalStates: LocalStates = {
     states.checkAttached,
     states.restoreOnHost,
     states.recordRunning,
+    states.measureInitialization,
     states.release,
     states.terminate,
     states.markCompleted,
@@ -141,6 +143,7 @@ export async function runRestoreLocally(request: LocalRestoreRequest): Promise<L
           [states.checkAttached]: lambda(checkRestoreVolumesHandler(client)),
           [states.restoreOnHost]: onHost,
           [states.recordRunning]: lambda(recordRestore),
+          [states.measureInitialization]: lambda(measureRestoreInitializationHandler(client)),
           [states.teardown]: onHost,
           [states.release]: lambda(releaseRestoreVolumesHandler(client)),
           [states.terminate]: lambda(terminateRestoreInstanceHandler(client)),

@@ -1,13 +1,15 @@
 /** `pgsnap doctor`: will a backup and a restore from this host work? */
+import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { CheckResult } from '../doctor/check.ts';
 import { createContext } from '../host/context.ts';
 import { open } from '../host/repository.ts';
-import { secondsFromEnvironment } from '../host/settings.ts';
+import { fromEnvironment, secondsFromEnvironment } from '../host/settings.ts';
 import { connect } from '../postgres/client.ts';
 
 export const doctorUsage = `pgsnap doctor --repo URL --cluster NAME [--local] [--spool-dir DIR] [--json]
+pgsnap doctor --restore-target [--repo URL --cluster NAME | --major N] [--local] [--json]
 
 Checks, on a database host, everything a backup and a restore from it need,
 and says for each failure what to do: the agent's version; the connection and
@@ -19,8 +21,21 @@ token, EC2 DryRun) and one archive-health sample published; the SSM agent
 running; PGDATA, tablespaces and pg_wal on EBS volumes; the clock
 synchronized. Connects with the PG* settings, as the agent does.
 
+With --restore-target, checks a restore or drill host (the drill AMI)
+instead: the agent where the restore document runs it; PostgreSQL of the
+source's major version where the restore looks (PGSNAP_PG_BIN, else
+/usr/lib/postgresql/N/bin), with the libraries the source preloads; the
+postgres user with the source's uid; the SSM agent running or enabled; and
+the AWS endpoints the host talks to (STS, S3, SSM and its messages, Step
+Functions, KMS, CloudWatch) reachable. The source's version, libraries and
+uid come from the newest completed backup of --cluster in --repo, or --major.
+
 --local          a host without AWS (btrfs, copy or exec provider): skip the
-                 instance role, SSM and EBS checks
+                 instance role, SSM and EBS checks (the SSM agent and the
+                 endpoints with --restore-target)
+--restore-target check a restore target, not a database host
+--major N        the PostgreSQL major version to look for (with
+                 --restore-target, without a repository)
 --spool-dir DIR  the state directory wal-push --async uses, when it is not
                  this one
 
@@ -32,6 +47,8 @@ time fails, and the next checks still run.`;
 const flags = {
   local: { type: 'boolean', default: false },
   'spool-dir': { type: 'string' },
+  'restore-target': { type: 'boolean', default: false },
+  major: { type: 'string' },
 } as const;
 
 export async function doctorCommand(args: string[]): Promise<number> {
@@ -45,22 +62,43 @@ export async function doctorCommand(args: string[]): Promise<number> {
   const choice = ctx.repository;
   const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
   const line = (c: CheckResult) => `${mark[c.status]}  ${c.check}: ${c.message}`;
-  const report = await runDoctor({
-    checkLimitMs: secondsFromEnvironment('doctorCheckTimeout'),
-    // As it goes, on stderr: a check that waits shows which one it is, and stdout stays the one result.
-    onStart: (check) => ctx.out.progress(`checking ${check}...`),
-    onCheck: (c) => ctx.out.progress(line(c)),
-    connect: () => connect({ applicationName: 'pgsnap doctor' }),
-    repository: choice && { ...choice, open: () => open(choice) },
-    spoolRoot: values['spool-dir'] ?? ctx.stateRoot,
-    aws: values.local ? undefined : defaultAwsClients,
-    host: { processNames: () => host.procProcessNames(), run: host.runProgram, discover },
-  });
+  if (values.major !== undefined && !values['restore-target']) {
+    throw new UsageError('--major goes with --restore-target: a database host checks its own server');
+  }
+  const major = values.major;
+  if (major !== undefined && !/^(?:9\.6|[1-9]\d)$/.test(major)) {
+    throw new UsageError(`--major ${major}: give a PostgreSQL major version such as 15 (or 9.6)`);
+  }
+  const hostProbe = { processNames: () => host.procProcessNames(), run: host.runProgram, discover };
+  const report = values['restore-target']
+    ? await (await import('../doctor/restore-target.ts')).runRestoreTargetDoctor({
+        ...(major ? { major } : {}),
+        repository: choice && { ...choice, open: () => open(choice) },
+        pgBin: fromEnvironment('pgBin'),
+        local: values.local,
+        env: process.env,
+        host: hostProbe,
+        checkLimitMs: secondsFromEnvironment('doctorCheckTimeout'),
+        onStart: (check) => ctx.out.progress(`checking ${check}...`),
+        onCheck: (c) => ctx.out.progress(line(c)),
+      })
+    : await runDoctor({
+        checkLimitMs: secondsFromEnvironment('doctorCheckTimeout'),
+        // As it goes, on stderr: a check that waits shows which one it is, and stdout stays the one result.
+        onStart: (check) => ctx.out.progress(`checking ${check}...`),
+        onCheck: (c) => ctx.out.progress(line(c)),
+        connect: () => connect({ applicationName: 'pgsnap doctor' }),
+        repository: choice && { ...choice, open: () => open(choice) },
+        spoolRoot: values['spool-dir'] ?? ctx.stateRoot,
+        aws: values.local ? undefined : defaultAwsClients,
+        host: hostProbe,
+      });
   const lines = report.checks.map(line);
+  const what = values['restore-target'] ? 'a restore to this host' : 'a backup or a restore from this host';
   lines.push(
     report.ok
-      ? 'backups and restores from this host should work'
-      : 'fix the failures above: a backup or a restore from this host would not work',
+      ? `${values['restore-target'] ? 'a restore to this host' : 'backups and restores from this host'} should work`
+      : `fix the failures above: ${what} would not work`,
   );
   ctx.out.result({ ...report }, lines);
   const code = report.ok ? 0 : 3;

@@ -30,7 +30,7 @@ export const restoreStartUsage = `pgsnap restore start --cluster NAME [--backup-
         [--target-time T | --target-lsn L | --target-name N | --target-immediate]
         (--instance-id I | --launch-template LT --subnet S [--launch-template-version V])
         [--drill | --standby --primary-conninfo C] [--kms-key K]
-        [--initialization-rate MIBS | --full-speed-within DURATION [--initialization-price USD_PER_GIB]]
+        [--initialization-rate MIBS | --full-speed-within DURATION] [--initialization-price USD_PER_GIB]
         [--amcheck all|none|DATABASE] [--check-sql Q [--check-expect V] [--check-database D]]
         [--restore-id ID] [--state-machine ARN] [--wait] [--repo URL] [--json]
 
@@ -47,7 +47,9 @@ to full speed in time, shows it and what it is billed (GiB initialized, at
 --initialization-price when given) before starting, and refuses an objective
 300 MiB/s cannot meet. With --wait it prints each phase and exits 0 only if
 the restore passed; with --repo (or PGSNAP_REPO) it then prints the restore
-record: time to open, time to full speed, each phase. AWS credentials and
+record: time to open, time to full speed (EBS's own estimate at a provisioned
+rate, measured once the server opened; the model's otherwise), each phase, and
+the GiB a provisioned rate bills (priced at --initialization-price). AWS credentials and
 region come from the usual AWS_* settings.`;
 
 const flags = {
@@ -201,11 +203,12 @@ export async function restoreStartCommand(args: string[]): Promise<number> {
   }
   const input = restoreRequestFromFlags(values as Values, cluster);
   const choice = repositoryChoice(values);
+  // The price per GiB of a provisioned rate, for the plan shown before starting and the cost after --wait.
+  const price = values['initialization-price'];
+  if (price !== undefined && !/^[0-9]+(\.[0-9]+)?$/.test(price)) {
+    throw new UsageError(`--initialization-price ${JSON.stringify(price)} is not a price in USD per GiB`);
+  }
   if (input.fullSpeedMinutes !== undefined) {
-    const price = values['initialization-price'];
-    if (price !== undefined && !/^[0-9]+(\.[0-9]+)?$/.test(price)) {
-      throw new UsageError(`--initialization-price ${JSON.stringify(price)} is not a price in USD per GiB`);
-    }
     if (!choice) {
       out.progress(
         `full speed within ${input.fullSpeedMinutes} min: the restore state machine picks the rate (give --repo to see it first)`,
@@ -259,7 +262,7 @@ export async function restoreStartCommand(args: string[]): Promise<number> {
         ['error', outcome.error],
         ['cause', outcome.cause],
       ]),
-      ...(record ? recordLines(record) : []),
+      ...(record ? recordLines(record, price !== undefined ? { pricePerGiB: Number(price) } : {}) : []),
     ]);
     return outcome.status === 'SUCCEEDED' ? 0 : 1;
   } finally {

@@ -47,7 +47,7 @@ export interface DoctorReport {
 /** The oldest Node.js the agent runs on (package.json engines). */
 const minNode = [20, 19];
 
-function versionCheck(): CheckResult {
+export function versionCheck(): CheckResult {
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
   const text = `pgsnap ${agentVersion} on Node.js ${process.versions.node}`;
   if (major < minNode[0]! || (major === minNode[0] && minor < minNode[1]!)) {
@@ -96,7 +96,8 @@ async function withinLimit<T>(check: string, limitMs: number, work: Promise<T>):
   }
 }
 
-export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
+/** The checks reported so far, and how to report and run more (each check within its time limit). */
+export function checkRunner(options: Pick<DoctorOptions, 'checkLimitMs' | 'onStart' | 'onCheck'>) {
   const limitMs = options.checkLimitMs ?? defaultCheckLimitMs;
   const checks: CheckResult[] = [];
   const report = (...results: CheckResult[]) => {
@@ -117,6 +118,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       report(failed(check, messageOf(error)));
     }
   };
+  return { checks, report, step, limitMs };
+}
+
+export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
+  const { checks, report, step } = checkRunner(options);
 
   report(versionCheck());
   let client: Client | undefined;

@@ -37,6 +37,9 @@ export interface BackupStart {
   fromStandby: boolean;
   /** How long pg_backup_start took, as the holder saw it. */
   startCallMs?: number;
+  /** What a restore target must match (the manifest's `server`), when the role may read them. */
+  sharedPreloadLibraries?: string[];
+  serverUid?: number;
 }
 
 /** A session connecting and checking, not yet in backup mode. */

@@ -118,6 +118,20 @@ export interface ServerFacts {
   segmentSize: number;
   backendPid: number;
   isSuperuser: boolean;
+  /**
+   * shared_preload_libraries and the data directory, which PostgreSQL shows only to a superuser or a
+   * member of pg_read_all_settings (pg_settings hides them from others): what a restore target needs too.
+   */
+  sharedPreloadLibraries?: string[];
+  dataDirectory?: string;
+}
+
+/** shared_preload_libraries as a list: comma-separated names, each maybe double-quoted. */
+export function preloadList(setting: string): string[] {
+  return setting
+    .split(',')
+    .map((name) => name.trim().replace(/^"(.*)"$/, '$1'))
+    .filter((name) => name !== '');
 }
 
 export async function serverFacts(client: Client): Promise<ServerFacts> {
@@ -129,13 +143,17 @@ export async function serverFacts(client: Client): Promise<ServerFacts> {
     segment_size: string;
     backend_pid: number;
     is_superuser: boolean;
+    preload: string | null;
+    data_directory: string | null;
   }>(`SELECT current_setting('server_version_num') AS version_num,
              current_setting('server_version') AS version,
              (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
              pg_is_in_recovery() AS in_recovery,
              (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size,
              pg_backend_pid() AS backend_pid,
-             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS is_superuser`);
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS is_superuser,
+             (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload,
+             (SELECT setting FROM pg_settings WHERE name = 'data_directory') AS data_directory`);
   const row = rows[0]!;
   const versionNum = Number(row.version_num);
   // Before 11 pg_settings reports wal_segment_size in 8 kB blocks, later in bytes.
@@ -153,6 +171,8 @@ export async function serverFacts(client: Client): Promise<ServerFacts> {
     segmentSize,
     backendPid: row.backend_pid,
     isSuperuser: row.is_superuser,
+    ...(row.preload !== null ? { sharedPreloadLibraries: preloadList(row.preload) } : {}),
+    ...(row.data_directory ? { dataDirectory: row.data_directory } : {}),
   };
 }
 

@@ -54,6 +54,16 @@ function startedManifest(repository: Repository, session: BackupSession): Manife
     state: 'started',
     systemIdentifier: session.systemIdentifier,
     serverVersion: session.serverVersion,
+    ...(session.sharedPreloadLibraries || session.serverUid !== undefined
+      ? {
+          server: {
+            ...(session.sharedPreloadLibraries
+              ? { sharedPreloadLibraries: session.sharedPreloadLibraries }
+              : {}),
+            ...(session.serverUid !== undefined ? { uid: session.serverUid } : {}),
+          },
+        }
+      : {}),
     backupFrom: session.fromStandby ? 'standby' : 'primary',
     walSegmentSize: session.segmentSize,
     timeline: session.timeline,

@@ -7,7 +7,7 @@
  * backup mode started, where the log goes, what ending means for the
  * process) comes in as hooks.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { BackupInvalidError, messageOf, PreconditionError } from '#domain/errors';
@@ -247,6 +247,8 @@ class Holding {
       segmentSize: facts.segmentSize,
       fromStandby: facts.inRecovery,
       startCallMs,
+      ...(facts.sharedPreloadLibraries ? { sharedPreloadLibraries: facts.sharedPreloadLibraries } : {}),
+      ...(facts.dataDirectory ? ownerOf(facts.dataDirectory) : {}),
     };
     this.session = session;
     this.state.writeSession(session);
@@ -426,5 +428,14 @@ async function readWalDirFile(client: Client, name: string): Promise<string | un
     } catch {
       return undefined;
     }
+  }
+}
+
+/** The uid that owns the data directory, when this host can see it (the agent runs beside the server). */
+function ownerOf(dataDirectory: string): { serverUid?: number } {
+  try {
+    return { serverUid: statSync(dataDirectory).uid };
+  } catch {
+    return {};
   }
 }

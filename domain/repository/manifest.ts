@@ -123,6 +123,17 @@ export const manifestSchema = z.strictObject({
   state: z.enum(backupStates),
   systemIdentifier: z.string().check(z.regex(/^\d+$/)),
   serverVersion: z.string(),
+  /**
+   * What a restore target must match beyond the major version (pgsnap doctor --restore-target): the
+   * libraries the server preloads and the uid that owns its data directory. Absent when the backup role
+   * could not read them (a superuser or pg_read_all_settings can).
+   */
+  server: z.optional(
+    z.strictObject({
+      sharedPreloadLibraries: z.optional(z.array(z.string())),
+      uid: z.optional(z.int().check(z.nonnegative())),
+    }),
+  ),
   backupFrom: z.enum(['primary', 'standby']),
   walSegmentSize: z.int().check(z.positive()),
   timeline: z.int().check(z.positive()),

@@ -142,11 +142,26 @@ export const restoreRecordSchema = z.strictObject({
       objectiveMinutes: z.optional(z.number().check(z.positive())),
       /** GiB initialized at a provisioned rate: what AWS bills for it. */
       billedGiB: z.optional(z.number().check(z.nonnegative())),
+      /**
+       * What EBS reported once the server was open (DescribeVolumeStatus, domain/restore/initialization.ts):
+       * the least progress of the volumes and, at a provisioned rate, EBS's estimate of the longest time left.
+       */
+      measured: z.optional(
+        z.strictObject({
+          at: timestamp,
+          /** The restore's volumes, and how many of them EBS gave initialization details for. */
+          volumes: z.number().check(z.int(), z.nonnegative()),
+          reported: z.number().check(z.int(), z.nonnegative()),
+          progress: z.optional(z.number().check(z.gte(0), z.lte(100))),
+          remainingSeconds: z.optional(z.number().check(z.nonnegative())),
+        }),
+      ),
     }),
   ),
   /**
    * Time to full speed: from the request until every restored volume is initialized (never before
-   * time to open); an estimate when `initialization.basis` is `estimate`.
+   * time to open): EBS's own figure when `initialization.measured.remainingSeconds` is there, otherwise
+   * the model's (an estimate when `initialization.basis` is `estimate`).
    */
   timeToFullSpeedSeconds: z.optional(z.number().check(z.nonnegative())),
   /** The data the restore kept: the last commit replayed, against the target asked for. */

@@ -7,7 +7,7 @@
  *
  *     (none) ─prepare→ requested ─volumesCreated→ volumes ─attached→ attached ─running→ running ─completed→ completed
  *     (none) ─refused→ failed;  any state ─failed→ failed (after the cleanup, with the reason)
- *     instance, available and volumesAttached amend the record and keep its state.
+ *     instance, available, volumesAttached and initialization amend the record and keep its state.
  *
  * A restore or a standby ends `running`; a drill, torn down, `completed`.
  */
@@ -45,6 +45,8 @@ export const restoreLifecycle: Readonly<Record<RestorePhase, RestorePhaseRule>> 
   attached: { to: 'attached', stamps: 'attachedAt' },
   // The time the restored server accepted connections is the host's (acceptingAt), not the record's.
   running: { to: 'running' },
+  // What EBS said of the volumes' initialization once the server was open (initialization.ts).
+  initialization: { to: 'same' },
   completed: { to: 'completed', stamps: 'finishedAt' },
   failed: { to: 'failed', stamps: 'finishedAt' },
 };
@@ -69,6 +71,16 @@ export const recordUpdateSchema = z.discriminatedUnion('phase', [
   z.object({ phase: z.literal('available') }),
   z.object({ phase: z.literal('attached') }),
   z.object({ phase: z.literal('running'), host: hostReportSchema }),
+  z.object({
+    phase: z.literal('initialization'),
+    measured: z.object({
+      at: z.iso.datetime(),
+      volumes: z.number(),
+      reported: z.number(),
+      progress: z.optional(z.number()),
+      remainingSeconds: z.optional(z.number()),
+    }),
+  }),
   z.object({
     phase: z.literal('completed'),
     cleanup: z.optional(
@@ -130,6 +142,13 @@ export function applyUpdate(record: RestoreRecord, update: RecordUpdate, now = n
       };
       return next;
     }
+    case 'initialization': {
+      if (!next.initialization) return next;
+      next.initialization = { ...next.initialization, measured: update.measured };
+      const fullSpeed = timeToFullSpeed(next);
+      if (fullSpeed !== undefined) next.timeToFullSpeedSeconds = fullSpeed;
+      return next;
+    }
     case 'completed':
       next.cleanup = {
         volumesDeleted: update.cleanup?.deleted ?? [],
@@ -148,17 +167,34 @@ export function applyUpdate(record: RestoreRecord, update: RecordUpdate, now = n
 }
 
 /**
- * Time to full speed: the volumes' creation plus the model's initialization
- * time (full-speed.ts), counted from the request, and never before the
- * server opened. Undefined when the record lacks either.
+ * Time to full speed, counted from the request and never before the server
+ * opened: when EBS gave its estimate of the time left (a provisioned rate,
+ * initialization.ts), the moment it said so plus that time; otherwise the
+ * volumes' creation plus the model's initialization time (full-speed.ts).
+ * Undefined when the record lacks either.
  */
 export function timeToFullSpeed(record: RestoreRecord): number | undefined {
   const created = record.timings.volumesCreatedAt;
   if (!record.initialization || !created || record.rtoSeconds === undefined) return undefined;
+  const measured = record.initialization.measured;
   const fromRequest =
-    (Date.parse(created) - Date.parse(record.timings.requestedAt)) / 1000 +
-    record.initialization.fullSpeedSeconds;
+    measured?.remainingSeconds !== undefined
+      ? secondsBetween(record.timings.requestedAt, measured.at) + measured.remainingSeconds
+      : secondsBetween(record.timings.requestedAt, created) + record.initialization.fullSpeedSeconds;
   return Math.max(record.rtoSeconds, Math.round(fromRequest));
+}
+
+/** The model's time to full speed from the request, whatever EBS measured (bench/restore and the CLI show both). */
+export function modelTimeToFullSpeed(record: RestoreRecord): number | undefined {
+  const created = record.timings.volumesCreatedAt;
+  if (!record.initialization || !created) return undefined;
+  return Math.round(
+    secondsBetween(record.timings.requestedAt, created) + record.initialization.fullSpeedSeconds,
+  );
+}
+
+function secondsBetween(from: string, to: string): number {
+  return (Date.parse(to) - Date.parse(from)) / 1000;
 }
 
 /** The checks that failed, in words; empty when the host's report passed. */

@@ -110,6 +110,10 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
       "checks whether a restore's volumes are available or attached",
     ),
     attachRestoreVolumes: fn('attach-restore-volumes', "attaches a restore's volumes to its instance"),
+    measureRestoreInitialization: fn(
+      'measure-restore-initialization',
+      "records what EBS says of a restore's volume initialization",
+    ),
     recordRestore: fn('record-restore', "writes each phase into the restore's record"),
     releaseRestoreVolumes: fn(
       'release-restore-volumes',
@@ -133,6 +137,7 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
       f.createRestoreVolumes,
       f.checkRestoreVolumes,
       f.attachRestoreVolumes,
+      f.measureRestoreInitialization,
       f.recordRestore,
       // Release and termination read the ids the restore recorded, beside the tags (which EC2 shows late); their
       // bundle holds the repository's writes too, so they are granted as the other writers are.
@@ -270,6 +275,8 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
     new PolicyStatement({ actions: ['ec2:AttachVolume'], resources: [ec2Arn('instance')] }),
   );
   for (const statement of ebsEncryption([])) f.attachRestoreVolumes.addToRolePolicy(statement);
+  // DescribeVolumeStatus has no resource-level permissions (Service Authorization Reference): `*` only.
+  f.measureRestoreInitialization.addToRolePolicy(describe('ec2:DescribeVolumeStatus'));
   f.releaseRestoreVolumes.addToRolePolicy(describe('ec2:DescribeVolumes'));
   f.releaseRestoreVolumes.addToRolePolicy(
     new PolicyStatement({

@@ -51,6 +51,7 @@ export interface RestoreFunctions {
   createRestoreVolumes: IFunction;
   checkRestoreVolumes: IFunction;
   attachRestoreVolumes: IFunction;
+  measureRestoreInitialization: IFunction;
   recordRestore: IFunction;
   releaseRestoreVolumes: IFunction;
   terminateRestoreInstance: IFunction;
@@ -277,6 +278,14 @@ export class RestoreSteps extends StateMachineFragment {
       phase: 'running',
       host: JsonPath.objectAt('$.host'),
     });
+    // EBS's own time to full speed when a rate was provisioned (domain/restore/initialization.ts).
+    const measureInitialization = lambda(
+      this,
+      states.measureInitialization,
+      fns.measureRestoreInitialization,
+      TaskInput.fromObject(restoreOf),
+      '$.recorded',
+    );
     const isDrill = new Choice(this, states.isDrill);
 
     const teardown = onTarget(this, states.teardown, host, 'teardown', '$.teardown', 600);
@@ -352,6 +361,8 @@ export class RestoreSteps extends StateMachineFragment {
       step.addCatch(props.cleanup, caught);
     }
     // Once recorded, the restore is good: failing to count or announce it must not undo it.
+    // A measure that fails leaves the model's figure in the record: the restore itself is good.
+    measureInitialization.addCatch(isDrill, { resultPath: '$.measureError' });
     noteRto.addCatch(countSucceeded, { resultPath: '$.rtoError' });
     noteFullSpeed.addCatch(countSucceeded, { resultPath: '$.rtoError' });
     countSucceeded.addCatch(announceCompleted, { resultPath: '$.countError' });
@@ -408,6 +419,7 @@ export class RestoreSteps extends StateMachineFragment {
       );
     restoreOnHost
       .next(recordRunning)
+      .next(measureInitialization)
       .next(isDrill.when(Condition.stringEquals('$.mode', 'drill'), teardown).otherwise(succeeded));
     teardown.next(startRelease);
     terminate.next(markCompleted).next(succeeded);

@@ -20,6 +20,7 @@ export const restoreStates = {
   waitForAttached: 'Wait for the attachments',
   restoreOnHost: 'Restore on the host',
   recordRunning: 'Record the restored cluster and its checks',
+  measureInitialization: "Measure the volumes' initialization",
   isDrill: 'Is it a drill?',
   // A drill's teardown (restore-steps.ts)
   teardown: 'Tear down the drill on the host',

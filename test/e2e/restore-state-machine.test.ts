@@ -201,6 +201,9 @@ describe('a restore that succeeds', () => {
     // Both RTO numbers of the record, as metrics too (what the dashboard graphs and rtoMinutes alarms on):
     // time to full speed an estimate at EBS's default rate, never before the server opened.
     expect(record.initialization).toMatchObject({ basis: 'estimate', rateMiBps: 40 });
+    // EBS reports the progress at the default rate, but no time left: the figure stays the estimate.
+    expect(record.initialization?.measured).toMatchObject({ volumes: 2, reported: 2 });
+    expect(record.initialization?.measured?.remainingSeconds).toBeUndefined();
     expect(record.timeToFullSpeedSeconds).toBeGreaterThanOrEqual(record.rtoSeconds!);
     expect(run.metrics).toEqual([
       { name: 'DrillRtoSeconds', cluster: 'orders-db', value: record.rtoSeconds },
@@ -208,6 +211,27 @@ describe('a restore that succeeds', () => {
       { name: 'DrillSucceeded', cluster: 'orders-db', value: 1 },
     ]);
     expect(run.events.map((e) => e.detailType)).toEqual(['pgsnap drill completed']);
+  });
+
+  test("a drill at a provisioned initialization rate records EBS's own time to full speed, measured once the server opened", async () => {
+    const { run, record } = await restore(
+      { backupId: 'latest', mode: 'drill', instance: launch, initializationRate: 100 },
+      report(),
+    );
+    expect(run.failure).toBeUndefined();
+    expect(record.initialization).toMatchObject({ basis: 'provisioned', rateMiBps: 100 });
+    const measured = record.initialization!.measured!;
+    expect(measured).toMatchObject({ volumes: 2, reported: 2 });
+    expect(measured.remainingSeconds).toBeGreaterThan(0);
+    const fromRequest =
+      (Date.parse(measured.at) - Date.parse(record.timings.requestedAt)) / 1000 + measured.remainingSeconds!;
+    expect(record.timeToFullSpeedSeconds).toBe(Math.max(record.rtoSeconds!, Math.round(fromRequest)));
+    expect(run.metrics).toContainEqual({
+      name: 'DrillTimeToFullSpeedSeconds',
+      cluster: 'orders-db',
+      value: record.timeToFullSpeedSeconds,
+    });
+    expect(fixture.ec2.clonedVolumes).toEqual([]);
   });
 
   test('a restore onto a given instance leaves its volumes attached there and the cluster running', async () => {

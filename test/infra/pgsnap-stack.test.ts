@@ -313,9 +313,10 @@ describe('the SSM documents', () => {
 describe('the Lambdas', () => {
   test('run the current Node.js runtime with structured JSON logs and tracing', () => {
     const functions = synthesized.template.findResources('AWS::Lambda::Function');
-    // Six for the backup state machine and its schedules, two that take and return budget shares, nine for
-    // the restore state machine, one that reports the age of the newest backups.
-    expect(Object.keys(functions)).toHaveLength(6 + 2 + 9 + 1);
+    // Six for the backup state machine and its schedules, two that take and return budget shares, ten for
+    // the restore state machine (measure-restore-initialization the tenth), one that reports the age of the
+    // newest backups.
+    expect(Object.keys(functions)).toHaveLength(6 + 2 + 10 + 1);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',

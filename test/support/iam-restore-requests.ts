@@ -16,6 +16,7 @@ export const restoreHandlers = new Set([
   'create-restore-volumes',
   'check-restore-volumes',
   'attach-restore-volumes',
+  'measure-restore-initialization',
   'record-restore',
   'release-restore-volumes',
   'terminate-restore-instance',
@@ -116,6 +117,7 @@ export function restoreRequestsOf(
     case 'ec2:DescribeInstances':
     case 'ec2:DescribeSnapshots':
     case 'ec2:DescribeVolumes':
+    case 'ec2:DescribeVolumeStatus':
     case 'ec2:DescribeLaunchTemplateVersions':
       return [own({ action: `ec2:${command.operation}`, resource: '*' })];
     case 'ec2:RunInstances':
