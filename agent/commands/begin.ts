@@ -40,6 +40,9 @@ export function describeSession(session: BackupSession): Array<[string, unknown]
     ['serverVersion', session.serverVersion],
     ['startedAt', session.startedAt],
     ['backupFrom', session.fromStandby ? 'standby' : 'primary'],
+    // What a restore target must match (pgsnap doctor --restore-target); the orchestrator records it.
+    ['sharedPreloadLibraries', session.sharedPreloadLibraries],
+    ['serverUid', session.serverUid],
     ['holderPid', session.holderPid],
     ['serverPid', session.serverPid],
     ['expiresAt', session.expiresAt],

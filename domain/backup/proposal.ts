@@ -31,6 +31,9 @@ export const beginProposalSchema = z.object({
   startedAt: z.iso.datetime(),
   backupFrom: z.enum(['primary', 'standby']),
   walSegmentSize: z.optional(z.int().check(z.positive())),
+  /** Advice for a restore target (pgsnap doctor --restore-target), never acted on by a privileged actor. */
+  sharedPreloadLibraries: z.optional(z.array(z.string().check(z.maxLength(200))).check(z.maxLength(100))),
+  serverUid: z.optional(z.int().check(z.nonnegative())),
 });
 export type BeginProposal = z.infer<typeof beginProposalSchema>;
 
@@ -97,6 +100,16 @@ export async function recordBegun(
       state: 'started',
       systemIdentifier: proposal.systemIdentifier,
       serverVersion: proposal.serverVersion,
+      ...(proposal.sharedPreloadLibraries || proposal.serverUid !== undefined
+        ? {
+            server: {
+              ...(proposal.sharedPreloadLibraries
+                ? { sharedPreloadLibraries: proposal.sharedPreloadLibraries }
+                : {}),
+              ...(proposal.serverUid !== undefined ? { uid: proposal.serverUid } : {}),
+            },
+          }
+        : {}),
       backupFrom: proposal.backupFrom,
       walSegmentSize: pin.walSegmentSize,
       timeline: proposal.timeline,
