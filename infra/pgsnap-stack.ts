@@ -75,14 +75,15 @@ export class Pgsnap extends Construct {
       stateMachineArn,
       repositoryOf,
     });
+    const budget = new SnapshotBudget(this, config);
     const afterBackup = new AfterBackup(this, 'AfterBackup', {
       config,
       repositoryOf: (cluster) => {
         const bucket = repositoryOf(cluster);
         return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
       },
+      budgetTable: budget.table,
     });
-    const budget = new SnapshotBudget(this, config);
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
       functions: {
