@@ -86,14 +86,14 @@ describe('the DR copy budget', () => {
 
 describe('time-based DR copies', () => {
   const backupTime = new Date('2026-01-05T03:00:00Z');
-  const after = (minutes: number) => new Date(backupTime.getTime() + minutes * 60_000);
+  const minutesLater = (minutes: number) => new Date(backupTime.getTime() + minutes * 60_000);
 
   test('the completion duration is what is left of the DR RPO, in 15-minute steps, between 15 minutes and 48 hours', () => {
-    expect(completionDurationMinutes(120, backupTime, after(10))).toBe(105);
-    expect(completionDurationMinutes(120, backupTime, after(16))).toBe(90);
-    expect(completionDurationMinutes(120, backupTime, after(110))).toBe(15);
-    expect(completionDurationMinutes(120, backupTime, after(300))).toBe(15);
-    expect(completionDurationMinutes(10_080, backupTime, after(0))).toBe(2_880);
+    expect(completionDurationMinutes(120, backupTime, minutesLater(10))).toBe(105);
+    expect(completionDurationMinutes(120, backupTime, minutesLater(16))).toBe(90);
+    expect(completionDurationMinutes(120, backupTime, minutesLater(110))).toBe(15);
+    expect(completionDurationMinutes(120, backupTime, minutesLater(300))).toBe(15);
+    expect(completionDurationMinutes(10_080, backupTime, minutesLater(0))).toBe(2_880);
   });
 
   test('with a DR RPO, CopySnapshot is asked for a time-based copy; without one, a standard copy', async () => {
@@ -107,7 +107,7 @@ describe('time-based DR copies', () => {
       backupId: '20260105T030000Z-aaaaaa',
       snapshots: snapshots(1),
       backupTime: backupTime.toISOString(),
-      now: after(40),
+      now: minutesLater(40),
     };
     await startDrCopies({ source, drEc2: client }, { ...request, target: { ...target, rpoMinutes: 120 } });
     await startDrCopies({ source, drEc2: client }, { ...request, target });
