@@ -21,7 +21,7 @@ import { drCopier } from '../dr/dr-copier.ts';
 import { DrCopySteps } from '../dr/dr-copy-steps.ts';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
-import { copyFailedAlarms } from '../monitoring/copy-alarms.ts';
+import { copyFailedAlarms, copyLagAlarm } from '../monitoring/copy-alarms.ts';
 import { RetentionSteps } from '../retention/retention-steps.ts';
 import { Retention } from '../retention/scheduled-retention.ts';
 
@@ -220,5 +220,6 @@ export class AfterBackup extends Construct {
       this.config.clusters.filter((c) => c.copyToDr).map((c) => c.name),
       topic,
     );
+    copyLagAlarm(this, topic);
   }
 }

@@ -80,6 +80,14 @@ export const retentionSchema = z
   .refine(policyKeepsSomething, 'give keepLast, keepDays and/or thin (hours, days, weeks, months)');
 export type RetentionConfig = z.infer<typeof retentionSchema>;
 
+/**
+ * A copied cluster's DR RPO in minutes: `dr.rpoMinutes`, or else its own RPO
+ * plus the time a copy is given (`rpoHours` + `copyHours`).
+ */
+export function drRpoMinutes(dr: DrConfig, cluster: { rpoHours: number }): number {
+  return dr.rpoMinutes ?? (cluster.rpoHours + dr.copyHours) * 60;
+}
+
 export interface DrNames {
   account: string;
   region: string;

@@ -8,6 +8,7 @@ import { CopySnapshotCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-s
 import { KMSClient } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, test } from 'vitest';
+import { clustersBehindDrRpo } from '#domain/backup/freshness';
 import { MemoryBudgetStore } from '#domain/budget/semaphore';
 import { completionDurationMinutes, startDrCopies } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
@@ -114,5 +115,29 @@ describe('time-based DR copies', () => {
     const asked = ec2.commandCalls(CopySnapshotCommand).map((c) => c.args[0].input.CompletionDurationMinutes);
     expect(asked).toEqual([75, undefined]);
     ec2.restore();
+  });
+});
+
+describe('copy lag against the DR RPO', () => {
+  test('a copied cluster is behind when its newest backup in DR, or with none its newest backup, is older than its DR RPO', () => {
+    const found = [
+      {
+        cluster: 'fresh',
+        newest: { backupId: 'a', ageSeconds: 600 },
+        newestInDr: { backupId: 'a', ageSeconds: 600 },
+        read: 1,
+      },
+      {
+        cluster: 'lagging',
+        newest: { backupId: 'b', ageSeconds: 600 },
+        newestInDr: { backupId: 'c', ageSeconds: 9_000 },
+        read: 2,
+      },
+      { cluster: 'never-copied', newest: { backupId: 'd', ageSeconds: 9_000 }, read: 1 },
+      { cluster: 'just-started', newest: { backupId: 'e', ageSeconds: 60 }, read: 1 },
+      { cluster: 'not-copied', newest: { backupId: 'f', ageSeconds: 99_000 }, read: 1 },
+    ];
+    const rpo = { fresh: 7_200, lagging: 7_200, 'never-copied': 7_200, 'just-started': 7_200 };
+    expect(clustersBehindDrRpo(found, rpo)).toEqual(['lagging', 'never-copied']);
   });
 });
