@@ -15,8 +15,7 @@ import { snapshotListSchema } from '#domain/ebs/snapshots';
 import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
-import type { ShareTaken } from './acquire-snapshot-budget.ts';
-import { copyBudgetEnvironmentSchema } from './commons/budget-environment.ts';
+import { copyBudgetEnvironmentSchema, type ShareTaken } from './commons/budget-environment.ts';
 import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({ ...copyBudgetEnvironmentSchema.shape, PGSNAP_DR: drTargetVariable });

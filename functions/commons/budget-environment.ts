@@ -25,3 +25,10 @@ export const copyBudgetEnvironmentSchema = z.object({
   /** A waiting copy keeps its place in the queue this long after its last ask. */
   PGSNAP_COPY_WAIT_SECONDS: positiveInt,
 });
+
+/** What a budget Lambda answers once it holds a share. */
+export interface ShareTaken {
+  units: number;
+  held: number;
+  limit: number;
+}
