@@ -204,9 +204,9 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
           try {
             return (await fn(input)) as Json;
           } catch (error) {
-            // A refused share is a wait, not what failed the backup.
-            if ((error as Error).name !== 'BudgetExhaustedError')
-              lastErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
+            // A refused share is a wait, not what failed the backup; its Retry is a state transition, billed.
+            if ((error as Error).name === 'BudgetExhaustedError') outcome.transitions++;
+            else lastErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
             throw error;
           }
         };
