@@ -10,19 +10,13 @@ import { acquire, type BudgetStore } from '#domain/budget/semaphore';
 import { backupIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
-import { budgetEnvironmentSchema } from './commons/budget-environment.ts';
+import { budgetEnvironmentSchema, type ShareTaken } from './commons/budget-environment.ts';
 import { logged } from './commons/logged.ts';
 
 const eventSchema = z.object({
   backupId: backupIdSchema,
   volumeIds: z._default(z.array(z.string()), []),
 });
-
-export interface ShareTaken {
-  units: number;
-  held: number;
-  limit: number;
-}
 
 /** The handler with its store given: DynamoDB in Lambda, memory in the local runs. */
 export const acquireSnapshotBudgetHandler =

@@ -17,6 +17,8 @@ const eventSchema = z.object({
   repository: z.string(),
   snapshotSet: z.object({
     snapshots: snapshotListSchema,
+    /** When the snapshots were taken: time-based copies complete within the DR RPO from it. */
+    createdAt: z.optional(z.iso.datetime()),
   }),
 });
 
@@ -49,6 +51,7 @@ export const copySnapshotsHandler =
           cluster: request.cluster,
           backupId: request.backupId,
           snapshots: request.snapshotSet.snapshots,
+          ...(request.snapshotSet.createdAt ? { backupTime: request.snapshotSet.createdAt } : {}),
         },
       );
       const dr = await session.openRepository(request.cluster);

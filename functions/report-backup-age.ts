@@ -1,12 +1,20 @@
 /**
  * Lambda on a schedule (every 15 minutes): for each cluster, the age of its
  * newest completed backup and of its newest backup completed in DR, as
- * CloudWatch metrics (NewestBackupAgeSeconds, NewestDrCopyAgeSeconds) for the
- * dashboard. It only reads the repositories.
+ * CloudWatch metrics (NewestBackupAgeSeconds, NewestDrCopyAgeSeconds: the
+ * cluster's DR copy lag) for the dashboard, and for the environment how many
+ * copied clusters are behind their DR RPO (ClustersBehindDrRpo, the copy-lag
+ * alarm's one metric). It only reads the repositories.
  */
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { sdkRetry } from '#domain/aws-retry';
-import { type BackupFreshness, backupFreshness, publishFreshness } from '#domain/backup/freshness';
+import {
+  type BackupFreshness,
+  backupFreshness,
+  clustersBehindDrRpo,
+  fleetFreshnessMetrics,
+  publishFreshness,
+} from '#domain/backup/freshness';
 import { clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -23,6 +31,8 @@ const environmentSchema = z.object({
         copiedToDr: z.boolean(),
         /** The cluster has scheduled drills: report days since the last successful one. */
         drills: z.optional(z.boolean()),
+        /** Copied to DR: its DR RPO, past which its newest backup in DR counts as behind. */
+        drRpoSeconds: z.optional(z.int().check(z.gte(1))),
       }),
     ),
   ),
@@ -33,7 +43,7 @@ const environmentSchema = z.object({
 /** The handler with its CloudWatch client given. */
 export const reportBackupAgeHandler =
   (cloudwatch: CloudWatchClient) =>
-  async (_event: unknown): Promise<{ clusters: BackupFreshness[] }> => {
+  async (_event: unknown): Promise<{ clusters: BackupFreshness[]; behindDrRpo: string[] }> => {
     const env = parseWith(environmentSchema, process.env, 'the report-backup-age environment');
     const clusters: BackupFreshness[] = [];
     const failed: string[] = [];
@@ -60,8 +70,31 @@ export const reportBackupAgeHandler =
         failed.push(`${cluster.name} (${(error as Error).name}: ${(error as Error).message})`);
       }
     }
+    const drRpoSeconds = Object.fromEntries(
+      env.PGSNAP_FRESHNESS.filter((c) => c.copiedToDr && c.drRpoSeconds).map((c) => [
+        c.name,
+        c.drRpoSeconds!,
+      ]),
+    );
+    const behindDrRpo = clustersBehindDrRpo(clusters, drRpoSeconds);
+    if (Object.keys(drRpoSeconds).length > 0) {
+      // Published even when some clusters were not reported: the alarm counts those it can see.
+      await cloudwatch.send(
+        new PutMetricDataCommand({
+          Namespace: env.PGSNAP_METRICS_NAMESPACE,
+          MetricData: [
+            {
+              MetricName: fleetFreshnessMetrics.clustersBehindDrRpo,
+              Value: behindDrRpo.length,
+              Unit: 'Count',
+            },
+          ],
+        }),
+      );
+      if (behindDrRpo.length > 0) logger.warn(`behind their DR RPO: ${behindDrRpo.join(', ')}`);
+    }
     if (failed.length > 0) throw new Error(`the backup age of ${failed.join(', ')} was not reported`);
-    return { clusters };
+    return { clusters, behindDrRpo };
   };
 
 export const handler = logged('report-backup-age', reportBackupAgeHandler(new CloudWatchClient(sdkRetry)));

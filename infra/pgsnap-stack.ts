@@ -17,7 +17,7 @@ import { BackupStateMachine } from './backup/backup-state-machine.ts';
 import { BackupSchedules } from './backup/schedules.ts';
 import { SnapshotBudget } from './backup/snapshot-budget.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
-import { drNames, isCrossAccountDr } from './dr/dr-config.ts';
+import { drNames, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
@@ -75,14 +75,15 @@ export class Pgsnap extends Construct {
       stateMachineArn,
       repositoryOf,
     });
+    const budget = new SnapshotBudget(this, config);
     const afterBackup = new AfterBackup(this, 'AfterBackup', {
       config,
       repositoryOf: (cluster) => {
         const bucket = repositoryOf(cluster);
         return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
       },
+      budgetTable: budget.table,
     });
-    const budget = new SnapshotBudget(this, config);
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
       functions: {
@@ -197,6 +198,7 @@ export class Pgsnap extends Construct {
         prefix: `${cluster.repository.prefix}${cluster.name}/`,
         copiedToDr: config.dr !== undefined && cluster.copyToDr,
         drills: cluster.drills !== undefined,
+        ...(config.dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(config.dr, cluster) } : {}),
       })),
     });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });

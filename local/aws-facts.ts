@@ -154,6 +154,38 @@ export const awsFacts = {
       },
     ] satisfies Source[],
   },
+  /**
+   * DR copies: at most 20 at once per destination Region (the copy budget's
+   * ceiling, infra/config/config.ts `budgets.copies`), and a time-based copy's
+   * completion duration and throughput (domain/ebs/dr-copies.ts).
+   */
+  snapshotCopies: {
+    concurrentPerDestinationRegion: 20,
+    completionDurationMinutes: { min: 15, max: 2_880, step: 15 },
+    throughputMiBPerSecond: { perCopy: 500, perRegionPair: 2_000 },
+    sources: [
+      {
+        url: 'https://docs.aws.amazon.com/ebs/latest/userguide/ebs-resource-quotas.html',
+        says: 'Concurrent snapshot copies per destination Region | Each supported Region: 20 | No | The maximum number of concurrent snapshot copies to a single destination Region.',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/ebs/latest/userguide/time-based-copies.html',
+        says: 'With time-based snapshot and EBS-backed AMI copy operations, you specify a completion duration, between 15 minutes and 48 hours, in which the copy is to be completed. The completion duration must be specified in 15 minute increments.',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/ebs/latest/userguide/time-based-copies.html',
+        says: 'Snapshot copy operation throughput quota ... 500 MiB/s | No; Cumulative snapshot copy throughput quota | The maximum cumulative throughput that can be achieved by concurrent time-based snapshot copy operations between a source and destination Region. ... 2,000 MiB/s | Yes',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/ebs/latest/userguide/time-based-copies.html',
+        says: 'If you initiate a time-based snapshot copy request and your available cumulative snapshot copy throughput quota is ... less than the required throughput rate but greater than zero, the request succeeds but it will take longer',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopySnapshot.html',
+        says: 'CompletionDurationMinutes — Specify a completion duration, in 15 minute increments, to initiate a time-based snapshot copy. Time-based snapshot copy operations complete within the specified duration. ... If you do not specify a value, the snapshot copy operation is completed on a best-effort basis.',
+      },
+    ] satisfies Source[],
+  },
   /** Errors the restore's calls meet, as EC2 answers them. */
   errors: {
     attachmentPointInUse: {

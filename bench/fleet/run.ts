@@ -9,13 +9,18 @@
  */
 import '../../local/promise-with-resolvers.ts';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { MemoryBudgetStore } from '#domain/budget/semaphore';
 import { checkDrCopies, startDrCopies } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { backupIdFrom } from '#domain/ids';
+import { acquireCopyBudgetHandler } from '../../functions/acquire-copy-budget.ts';
+import { acquireSnapshotBudgetHandler } from '../../functions/acquire-snapshot-budget.ts';
 import { checkSnapshotsHandler } from '../../functions/check-snapshots.ts';
 import { createSnapshotsHandler } from '../../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../../functions/delete-snapshots.ts';
 import { prepareBackupHandler } from '../../functions/prepare-backup.ts';
+import { releaseCopyBudgetHandler } from '../../functions/release-copy-budget.ts';
+import { releaseSnapshotBudgetHandler } from '../../functions/release-snapshot-budget.ts';
 import { states } from '../../infra/backup/state-names.ts';
 import { type CallLog, type ModelWorld, modelClients } from './clients.ts';
 import { VirtualClock } from './clock.ts';
@@ -155,6 +160,9 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
       externalId: 'pgsnap-fleet-7f3a9c2e',
       clusters: Object.fromEntries(clusters.map((c) => [c.name, { repository: `s3://pgsnap-dr/${c.name}` }])),
     };
+    process.env.PGSNAP_DR = JSON.stringify(target);
+    // The budget table's items (pending snapshots, the DR copy queue), one store for the fleet, as in DynamoDB.
+    const budgets = new MemoryBudgetStore();
     const pollSettings = {
       firstPollSeconds: Number(deployment.lambdaSettings.PGSNAP_FIRST_POLL_SECONDS ?? 15),
       maxPollSeconds: Number(deployment.lambdaSettings.PGSNAP_MAX_POLL_SECONDS ?? 300),
@@ -196,7 +204,9 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
           try {
             return (await fn(input)) as Json;
           } catch (error) {
-            lastErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
+            // A refused share is a wait, not what failed the backup; its Retry is a state transition, billed.
+            if ((error as Error).name === 'BudgetExhaustedError') outcome.transitions++;
+            else lastErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
             throw error;
           }
         };
@@ -228,6 +238,12 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
       const handlers: Record<string, Handler> = {
         ...Object.fromEntries(unmodelled.map((name) => [name, after(50, () => ({}))])),
         [states.prepare]: lambda(prepareBackupHandler({ ec2: clients.ec2 })),
+        [states.acquireBudget]: lambda(acquireSnapshotBudgetHandler(() => budgets)),
+        [states.releaseBudget]: lambda(releaseSnapshotBudgetHandler(() => budgets)),
+        [states.releaseBudgetOnFailure]: lambda(releaseSnapshotBudgetHandler(() => budgets)),
+        [states.acquireCopies]: lambda(acquireCopyBudgetHandler(() => budgets)),
+        [states.releaseCopies]: lambda(releaseCopyBudgetHandler(() => budgets)),
+        [states.releaseCopiesOnFailure]: lambda(releaseCopyBudgetHandler(() => budgets)),
         [states.begin]: hostStep,
         [states.snapshot]: lambda((input) =>
           createSnapshotsHandler(clients.ec2)({ ...(input as Record<string, Json>), repository: undefined }),

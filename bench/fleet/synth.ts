@@ -101,8 +101,10 @@ export function synthesizeFleet(): FleetDeployment {
     const variables = (fn.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)
       ?.Variables;
     for (const [key, value] of Object.entries(variables ?? {})) {
-      if (/^PGSNAP_.*_(SECONDS|HOURS|MINUTES)$/.test(key) && typeof value === 'string')
-        lambdaSettings[key] = value;
+      const setting =
+        /^PGSNAP_.*_(SECONDS|HOURS|MINUTES)$/.test(key) ||
+        /^PGSNAP_(COPIES|PENDING_SNAPSHOTS)_(KEY|BUDGET)$|^PGSNAP_UNLISTED_VOLUMES$/.test(key);
+      if (setting && typeof value === 'string') lambdaSettings[key] = value;
     }
   }
   const windows = ofType(one.source, 'AWS::Scheduler::Schedule')

@@ -118,3 +118,30 @@ export async function publishFreshness(
   if (data.length === 0) return;
   await cloudwatch.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: data }));
 }
+
+/**
+ * The one DR copy-lag figure for the whole environment (no cluster
+ * dimension: one metric and one alarm, whatever the fleet's size): how many
+ * copied clusters' newest backup in DR is older than their DR RPO. Each
+ * cluster's own lag is its NewestDrCopyAgeSeconds, on the dashboard.
+ */
+export const fleetFreshnessMetrics = { clustersBehindDrRpo: 'ClustersBehindDrRpo' } as const;
+
+/**
+ * The copied clusters behind their DR RPO (`drRpoSeconds` by cluster name):
+ * the newest backup in DR older than it, or none in DR while the newest
+ * completed backup at the source is already older than it.
+ */
+export function clustersBehindDrRpo(
+  found: BackupFreshness[],
+  drRpoSeconds: Record<string, number>,
+): string[] {
+  return found
+    .filter((f) => {
+      const rpo = drRpoSeconds[f.cluster];
+      if (rpo === undefined) return false;
+      const age = f.newestInDr?.ageSeconds ?? f.newest?.ageSeconds;
+      return age !== undefined && age > rpo;
+    })
+    .map((f) => f.cluster);
+}

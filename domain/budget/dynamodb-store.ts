@@ -4,8 +4,9 @@
  * (ConditionExpression: a conditional write, DynamoDB's own compare-and-set;
  * docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html).
  * Reads are strongly consistent, so a writer sees the last write. The item
- * holds `held`, the leases as a map, and `version`; at 90 leases it is a few
- * KB, far below DynamoDB's 400 KB per item.
+ * holds `held`, the leases and the waiters (semaphore.ts: the queue, oldest
+ * first) as maps, and `version`; at 90 leases and a few hundred waiters it is
+ * some tens of KB, below DynamoDB's 400 KB per item.
  */
 import {
   ConditionalCheckFailedException,
@@ -20,6 +21,10 @@ const leasesSchema = z.record(
   z.string(),
   z.object({ units: z.int(), expiresAt: z.string(), takenAt: z.string() }),
 );
+const waitersSchema = z.record(
+  z.string(),
+  z.object({ units: z.int(), order: z.string(), expiresAt: z.string() }),
+);
 
 export class DynamoDbBudgetStore implements BudgetStore {
   constructor(
@@ -32,9 +37,11 @@ export class DynamoDbBudgetStore implements BudgetStore {
       new GetItemCommand({ TableName: this.tableName, Key: { budget: { S: key } }, ConsistentRead: true }),
     );
     if (!Item) return undefined;
+    const waiters = waitersSchema.parse(JSON.parse(Item.waiters?.S ?? '{}'));
     const record: BudgetRecord = {
       held: Number(Item.held?.N ?? '0'),
       leases: leasesSchema.parse(JSON.parse(Item.leases?.S ?? '{}')),
+      ...(Object.keys(waiters).length > 0 ? { waiters } : {}),
     };
     return { record, version: Number(Item.version?.N ?? '0') };
   }
@@ -49,6 +56,7 @@ export class DynamoDbBudgetStore implements BudgetStore {
             held: { N: String(record.held) },
             // One attribute: the whole map is replaced with the record, under the version check.
             leases: { S: JSON.stringify(record.leases) },
+            waiters: { S: JSON.stringify(record.waiters ?? {}) },
             version: { N: String((version ?? 0) + 1) },
             updatedAt: { S: new Date().toISOString() },
           },

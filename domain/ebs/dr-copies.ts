@@ -34,6 +34,32 @@ import {
   visibilityGraceMs,
 } from './snapshots.ts';
 
+/**
+ * CopySnapshot's CompletionDurationMinutes, a time-based copy: "between 15
+ * minutes and 48 hours ... in 15 minute increments"
+ * (docs.aws.amazon.com/ebs/latest/userguide/time-based-copies.html; the
+ * API reference: 15–2880). The throughput a time-based copy uses is its data
+ * over the duration, at most 500 MiB/s per copy and 2,000 MiB/s for all
+ * time-based copies between two Regions (adjustable); past that EBS does not
+ * refuse the copy, it finishes late and emits copyMissedCompletionDuration,
+ * which the copy-lag alarm sees. The copy budget (at most 20 copies at once)
+ * and this duration bound the pair's throughput; docs/dr.md says how to size it.
+ */
+export const timeBasedCopy = { minMinutes: 15, maxMinutes: 2_880, stepMinutes: 15 } as const;
+
+/**
+ * The completion duration of a DR copy started `now` of a backup taken at
+ * `backupTime`, so that it is in DR within `rpoMinutes` of the backup: what is
+ * left of the RPO, rounded down to 15 minutes, and never under 15 (a copy that
+ * waited past its RPO is asked for as soon as EBS allows) nor over 48 hours.
+ */
+export function completionDurationMinutes(rpoMinutes: number, backupTime: Date, now: Date): number {
+  const { minMinutes, maxMinutes, stepMinutes } = timeBasedCopy;
+  const leftMinutes = rpoMinutes - (now.getTime() - backupTime.getTime()) / 60_000;
+  const stepped = Math.floor(leftMinutes / stepMinutes) * stepMinutes;
+  return Math.min(maxMinutes, Math.max(minMinutes, stepped));
+}
+
 /** Tag on a DR copy naming the snapshot it was copied from. */
 export const copyTags = { sourceSnapshotId: 'pgsnap:source-snapshot-id' } as const;
 
@@ -62,10 +88,17 @@ export async function startDrCopies(
     cluster: string;
     backupId: string;
     snapshots: SnapshotOfSet[];
+    /** When the snapshots were taken: with the target's rpoMinutes, the copies are time-based from it. */
+    backupTime?: string;
     now?: Date;
   },
 ): Promise<DrCopySet> {
   const { target, cluster, backupId } = request;
+  const now = request.now ?? new Date();
+  const duration =
+    target.rpoMinutes !== undefined && request.backupTime !== undefined
+      ? completionDurationMinutes(target.rpoMinutes, new Date(request.backupTime), now)
+      : undefined;
   const sourceIds = request.snapshots.map((s) => s.snapshotId);
   if (isCrossAccount(target)) await shareWithDrAccount(clients.source, target, backupId, sourceIds);
   const existing = await snapshotsOfBackup(clients.drEc2, backupId);
@@ -81,6 +114,7 @@ export async function startDrCopies(
             SourceSnapshotId: snapshot.snapshotId,
             Encrypted: true,
             KmsKeyId: target.kmsKeyArn,
+            ...(duration !== undefined ? { CompletionDurationMinutes: duration } : {}),
             Description: `pgsnap DR copy of ${snapshot.snapshotId} (backup ${backupId} of ${cluster})`,
             TagSpecifications: [
               {
@@ -109,7 +143,7 @@ export async function startDrCopies(
     account: target.account,
     region: target.region,
     copies,
-    startedAt: (request.now ?? new Date()).toISOString(),
+    startedAt: now.toISOString(),
   };
 }
 

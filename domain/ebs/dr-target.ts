@@ -40,6 +40,11 @@ export const drTargetSchema = z
         days: z.int().check(z.gte(1), z.lte(36_500)),
       }),
     ),
+    /**
+     * The DR RPO in minutes: copies are time-based, each to complete within what is left of it
+     * (completionDurationMinutes in dr-copies.ts); absent, copies are standard (best effort).
+     */
+    rpoMinutes: z.optional(z.int().check(z.gte(15))),
     /** The DR repository of each cluster that is copied: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
     clusters: z.record(z.string(), z.strictObject({ repository: z.string() })),
   })

@@ -13,3 +13,22 @@ export const budgetEnvironmentSchema = z.object({
   /** A share not returned lapses after this long. */
   PGSNAP_BUDGET_LEASE_SECONDS: positiveInt,
 });
+
+/** The environment of the DR copy budget Lambdas (infra/dr/copy-budget.ts sets it). */
+export const copyBudgetEnvironmentSchema = z.object({
+  /** The budget's item: `copies#<DR account>#<DR region>` (EBS counts concurrent copies per destination Region). */
+  PGSNAP_COPIES_KEY: z.string().check(z.minLength(1)),
+  /** Snapshot copies the backups of this environment may run at once, of the 20 per destination Region. */
+  PGSNAP_COPIES_BUDGET: positiveInt,
+  /** A share not returned lapses after this long: the copy timeout and an hour. */
+  PGSNAP_COPY_LEASE_SECONDS: positiveInt,
+  /** A waiting copy keeps its place in the queue this long after its last ask. */
+  PGSNAP_COPY_WAIT_SECONDS: positiveInt,
+});
+
+/** What a budget Lambda answers once it holds a share. */
+export interface ShareTaken {
+  units: number;
+  held: number;
+  limit: number;
+}

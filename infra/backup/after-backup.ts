@@ -8,18 +8,20 @@
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/config.ts';
+import { CopyBudget, clustersTooBigForCopies } from '../dr/copy-budget.ts';
 import { drNames } from '../dr/dr-config.ts';
 import { drCopier } from '../dr/dr-copier.ts';
 import { DrCopySteps } from '../dr/dr-copy-steps.ts';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
-import { copyFailedAlarms } from '../monitoring/copy-alarms.ts';
+import { copyFailedAlarms, copyLagAlarm } from '../monitoring/copy-alarms.ts';
 import { RetentionSteps } from '../retention/retention-steps.ts';
 import { Retention } from '../retention/scheduled-retention.ts';
 
@@ -28,6 +30,8 @@ export interface AfterBackupFunctions {
   copySnapshots?: IFunction;
   checkCopies?: IFunction;
   recordCopies?: IFunction;
+  acquireCopyBudget?: IFunction;
+  releaseCopyBudget?: IFunction;
   applyRetention?: IFunction;
 }
 
@@ -35,6 +39,8 @@ export interface AfterBackupProps {
   config: EnvironmentConfig;
   /** The repository bucket of a cluster, and its URL (as the agent uses it). */
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
+  /** The budget table (infra/backup/snapshot-budget.ts): the DR copy budget is an item in it. */
+  budgetTable: ITable;
 }
 
 export class AfterBackup extends Construct {
@@ -88,6 +94,21 @@ export class AfterBackup extends Construct {
         'pgsnap: records how the DR copies ended',
         Duration.minutes(5),
       );
+      const tooBig = clustersTooBigForCopies(config);
+      if (tooBig.length > 0) {
+        throw new Error(
+          `the DR copies of ${tooBig.join(', ')} would need more shares than the whole copy budget; ` +
+            'raise budgets.copies (at most 20) or copy fewer volumes',
+        );
+      }
+      const budget = new CopyBudget(this, {
+        config,
+        table: props.budgetTable,
+        destination: { account: target.account, region: target.region },
+        environment,
+      });
+      this.functions.acquireCopyBudget = budget.acquire;
+      this.functions.releaseCopyBudget = budget.release;
     }
     if (retained.length > 0) {
       this.retention = new Retention(this, 'Retention', {
@@ -108,7 +129,10 @@ export class AfterBackup extends Construct {
     // Source repository: copy reads the backup and record rewrites the manifest (retention's rights are
     // its own, infra/retention/scheduled-retention.ts).
     const all = Object.values(this.functions);
-    const copiers = all.filter((f) => f !== this.functions.applyRetention);
+    const { acquireCopyBudget, releaseCopyBudget } = this.functions;
+    const copiers = all.filter(
+      (f) => f !== this.functions.applyRetention && f !== acquireCopyBudget && f !== releaseCopyBudget,
+    );
     for (const cluster of config.clusters) {
       const { bucket } = props.repositoryOf(cluster);
       const prefix = `${cluster.repository.prefix}${cluster.name}/*`;
@@ -166,13 +190,15 @@ export class AfterBackup extends Construct {
    * retention, each only where the configuration has its functions; returns the first one.
    */
   steps(scope: Construct, done: Succeed): State {
-    const { copySnapshots, checkCopies, recordCopies, applyRetention } = this.functions;
+    const { copySnapshots, checkCopies, recordCopies, acquireCopyBudget, releaseCopyBudget, applyRetention } =
+      this.functions;
     const retention = applyRetention
       ? new RetentionSteps(scope, 'Retention', { applyRetention, next: done }).startState
       : done;
-    if (!(copySnapshots && checkCopies && recordCopies)) return retention;
+    if (!(copySnapshots && checkCopies && recordCopies && acquireCopyBudget && releaseCopyBudget))
+      return retention;
     return new DrCopySteps(scope, 'DrCopy', {
-      functions: { copySnapshots, checkCopies, recordCopies },
+      functions: { copySnapshots, checkCopies, recordCopies, acquireCopyBudget, releaseCopyBudget },
       next: retention,
     }).startState;
   }
@@ -194,5 +220,6 @@ export class AfterBackup extends Construct {
       this.config.clusters.filter((c) => c.copyToDr).map((c) => c.name),
       topic,
     );
+    copyLagAlarm(this, topic);
   }
 }

@@ -40,6 +40,14 @@ export const drSchema = z.strictObject({
     .describe(
       'Copies not completed this many hours after they were started are given up (the backup stays).',
     ),
+  rpoMinutes: z
+    .int()
+    .min(15)
+    .max(10_080)
+    .optional()
+    .describe(
+      "The DR RPO: how old the newest backup copied to DR may be, from its snapshots' time. With it, copies are time-based (CopySnapshot's CompletionDurationMinutes is what is left of it, 15–2880 in 15-minute steps; charged per GiB, see EBS pricing) and the copy-lag alarm fires past it; without it, copies are best effort and the alarm fires past the cluster's `rpoHours` plus `copyHours`.",
+    ),
   replicateWal: z
     .boolean()
     .default(true)
@@ -71,6 +79,14 @@ export const retentionSchema = z
   })
   .refine(policyKeepsSomething, 'give keepLast, keepDays and/or thin (hours, days, weeks, months)');
 export type RetentionConfig = z.infer<typeof retentionSchema>;
+
+/**
+ * A copied cluster's DR RPO in minutes: `dr.rpoMinutes`, or else its own RPO
+ * plus the time a copy is given (`rpoHours` + `copyHours`).
+ */
+export function drRpoMinutes(dr: DrConfig, cluster: { rpoHours: number }): number {
+  return dr.rpoMinutes ?? (cluster.rpoHours + dr.copyHours) * 60;
+}
 
 export interface DrNames {
   account: string;

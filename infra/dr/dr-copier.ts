@@ -45,6 +45,7 @@ export function drCopier(
     kmsKeyArn: `arn:${stack.partition}:kms:${names.region}:${names.account}:${names.keyAlias}`,
     ...(crossAccount ? { roleArn: drRoleArn, externalId: dr.externalId! } : {}),
     ...(dr.snapshotLock ? { snapshotLock: dr.snapshotLock } : {}),
+    ...(dr.rpoMinutes !== undefined ? { rpoMinutes: dr.rpoMinutes } : {}),
     clusters: Object.fromEntries(copied.map((c) => [c.name, { repository: drRepositoryUrl(names, c) }])),
   };
   const role = new Role(scope, 'CopierRole', {

@@ -1,8 +1,11 @@
 /**
- * The DR copy of a completed backup: copy it to DR, wait for the copies with
- * growing pauses, record them. A copy that fails never fails the backup: it
- * takes its own path (record the failure in both manifests, count it for its
- * alarm, announce it), and either way the workflow goes on to `next`.
+ * The DR copy of a completed backup: take a share of the DR copy budget (one
+ * unit per snapshot, in the destination Region's queue, oldest backup first:
+ * copy-budget.ts), copy it to DR, wait for the copies with growing pauses,
+ * return the share, record them. A copy that fails never fails the backup: it
+ * takes its own path (return the share, record the failure in both manifests,
+ * count it for its alarm, announce it), and either way the workflow goes on
+ * to `next`.
  */
 import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -11,6 +14,7 @@ import {
   Condition,
   type IChainable,
   type INextable,
+  JitterType,
   JsonPath,
   Pass,
   Result,
@@ -25,8 +29,17 @@ import { states } from '../backup/state-names.ts';
 import { copyEvents, copyMetrics } from '../monitoring/metrics-and-events.ts';
 import { announce, countMetric, lambda } from '../steps.ts';
 
+/** Asks of a backup waiting in the DR copy queue before its copy is given up (about a minute apart). */
+export const copyQueueAttempts = 720;
+
 export interface DrCopyStepsProps {
-  functions: { copySnapshots: IFunction; checkCopies: IFunction; recordCopies: IFunction };
+  functions: {
+    copySnapshots: IFunction;
+    checkCopies: IFunction;
+    recordCopies: IFunction;
+    acquireCopyBudget: IFunction;
+    releaseCopyBudget: IFunction;
+  };
   /** What follows the copy, whether it succeeded or failed. */
   next: IChainable;
 }
@@ -44,6 +57,39 @@ export class DrCopySteps extends StateMachineFragment {
       backupId: JsonPath.stringAt('$.backupId'),
       repository: JsonPath.stringAt('$.repository'),
     };
+
+    const acquireCopies = lambda(
+      this,
+      states.acquireCopies,
+      functions.acquireCopyBudget,
+      TaskInput.fromObject({ ...ofBackup, snapshotSet: JsonPath.objectAt('$.snapshotSet') }),
+      '$.copyBudget',
+    ).addRetry({
+      // The queue: a waiter asks again within two minutes (full jitter), keeping its place between asks
+      // (PGSNAP_COPY_WAIT_SECONDS), for about twelve hours; a freed share waits at most that pause for the
+      // oldest waiter, and each ask is one state transition.
+      errors: ['BudgetExhaustedError'],
+      interval: Duration.seconds(20),
+      backoffRate: 2,
+      maxDelay: Duration.minutes(2),
+      maxAttempts: copyQueueAttempts,
+      jitterStrategy: JitterType.FULL,
+    });
+    const returnShare = (name: typeof states.releaseCopies | typeof states.releaseCopiesOnFailure) =>
+      lambda(
+        this,
+        name,
+        functions.releaseCopyBudget,
+        TaskInput.fromObject({ backupId: JsonPath.stringAt('$.backupId') }),
+        JsonPath.DISCARD,
+      ).addRetry({
+        interval: Duration.seconds(2),
+        backoffRate: 2,
+        maxAttempts: 3,
+        jitterStrategy: JitterType.FULL,
+      });
+    const releaseCopies = returnShare(states.releaseCopies);
+    const releaseOnFailure = returnShare(states.releaseCopiesOnFailure);
 
     const copy = lambda(
       this,
@@ -102,20 +148,29 @@ export class DrCopySteps extends StateMachineFragment {
       cause: JsonPath.stringAt('$.copyError.Cause'),
     }).addRetry({ maxAttempts: 2 });
 
-    for (const step of [copy, checkCopies, recordCopies])
+    for (const step of [acquireCopies, copy, checkCopies, recordCopies])
       step.addCatch(noteFailed, { resultPath: '$.copyError' });
+    // A share not returned lapses with its lease: failing to return it must not fail the copy or its record.
+    releaseCopies.addCatch(recordCopies, { resultPath: '$.copyBudgetError' });
+    releaseOnFailure.addCatch(recordFailed, { resultPath: '$.copyBudgetError' });
     recordFailed.addCatch(countFailed, { resultPath: '$.copyCleanup' });
     countFailed.addCatch(announceFailed, { resultPath: JsonPath.DISCARD });
     announceFailed.addCatch(props.next, { resultPath: JsonPath.DISCARD });
-    noteFailed.next(recordFailed).next(countFailed).next(announceFailed).next(props.next);
+    noteFailed
+      .next(releaseOnFailure)
+      .next(recordFailed)
+      .next(countFailed)
+      .next(announceFailed)
+      .next(props.next);
 
+    acquireCopies.next(copy);
     copy.next(copyStarted.when(Condition.isPresent('$.dr.copies[0]'), checkCopies).otherwise(props.next));
     checkCopies.next(
       allCopied
-        .when(Condition.booleanEquals('$.copyPoll.completed', true), recordCopies)
+        .when(Condition.booleanEquals('$.copyPoll.completed', true), releaseCopies)
         .otherwise(waitForCopies.next(checkCopies)),
     );
-    recordCopies.next(props.next);
-    this.startState = copy;
+    releaseCopies.next(recordCopies).next(props.next);
+    this.startState = acquireCopies;
   }
 }

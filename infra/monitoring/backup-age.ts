@@ -25,6 +25,8 @@ export interface BackupAgeCluster {
   copiedToDr: boolean;
   /** Scheduled drills: days since the last successful one is reported too (the "no drill" alarm's metric). */
   drills?: boolean;
+  /** Copied to DR: its DR RPO in minutes, counted in ClustersBehindDrRpo (the copy-lag alarm's metric). */
+  drRpoMinutes?: number;
 }
 
 export class BackupAge extends Construct {
@@ -43,6 +45,7 @@ export class BackupAge extends Construct {
             repository: c.repository,
             copiedToDr: c.copiedToDr,
             ...(c.drills ? { drills: true } : {}),
+            ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
           })),
         ),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,

@@ -15,6 +15,7 @@ import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { MemoryBudgetStore } from '#domain/budget/semaphore';
 import type { RetentionSummary } from '#domain/ebs/retention';
 import { newBackupId } from '#domain/ids';
 import type { Manifest } from '#domain/repository/manifest';
@@ -155,7 +156,14 @@ interface DrRun {
   metrics: string[];
 }
 
-async function backup(backupId = newBackupId()): Promise<DrRun> {
+interface BackupOptions {
+  /** The budgets' store, shared by backups that compete for a share. */
+  budget?: MemoryBudgetStore;
+  /** Handlers that stand in for the usual ones. */
+  handlers?: Partial<Record<string, TaskHandler>>;
+}
+
+async function backup(backupId = newBackupId(), options: BackupOptions = {}): Promise<DrRun> {
   const events: DrRun['events'] = [];
   const metrics: string[] = [];
   const run = await runLocalBackup(definition, {
@@ -163,7 +171,7 @@ async function backup(backupId = newBackupId()): Promise<DrRun> {
     stateMachineArn,
     input: { cluster: 'orders-db', label: 'e2e', trigger: 'cli' },
     handlers: {
-      ...localBudgetHandlers(),
+      ...localBudgetHandlers(options.budget),
       [states.prepare]: invoke(prepareBackup),
       [states.begin]: host,
       [states.snapshot]: invoke(createSnapshots),
@@ -192,6 +200,7 @@ async function backup(backupId = newBackupId()): Promise<DrRun> {
         return {};
       },
       [states.applyRetention]: invoke(applyRetention),
+      ...options.handlers,
     },
   });
   return {
@@ -349,6 +358,94 @@ describe('DR copies in the backup workflow', () => {
       [dr.region, dr.accessKeyId, undefined],
       [dr.region, dr.accessKeyId, undefined],
     ]);
+  });
+});
+
+describe('the DR copy queue', () => {
+  // One volume per backup, one copy at a time: each backup's copy takes the whole budget.
+  const oneVolume = () => {
+    setLocalBudgetEnvironment(90, 1);
+    const clusters = JSON.parse(process.env.PGSNAP_CLUSTERS!) as Array<Record<string, unknown>>;
+    process.env.PGSNAP_CLUSTERS = JSON.stringify(clusters.map((c) => ({ ...c, volumeIds: [volumes.data] })));
+    // Both backups stay, to be looked at.
+    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 2 } });
+  };
+
+  test('with a copy budget of one, the second backup waits for the first copy to return its share, then copies', async () => {
+    oneVolume();
+    const budget = new MemoryBudgetStore();
+    const shares = localBudgetHandlers(budget);
+    const log: string[] = [];
+    const first = newBackupId(new Date(Date.now() - 60_000));
+    const second = newBackupId();
+    let refusals = 0;
+    let secondRefused: () => void = () => {};
+    const refused = { promise: new Promise<void>((resolve) => (secondRefused = resolve)) };
+    const logged =
+      (what: string, handle: TaskHandler): TaskHandler =>
+      async (input) => {
+        const backupId = (input as { backupId: string }).backupId;
+        try {
+          const result = await handle(input);
+          log.push(`${what} ${backupId === first ? 'first' : 'second'}`);
+          return result;
+        } catch (error) {
+          refusals++;
+          secondRefused();
+          // What the Retry's pause would be: the first copy goes on meanwhile.
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          throw error;
+        }
+      };
+    const handlers = {
+      [states.acquireCopies]: logged('took', shares[states.acquireCopies]),
+      [states.releaseCopies]: logged('returned', shares[states.releaseCopies]),
+    };
+    let secondRun: Promise<DrRun> | undefined;
+    const firstRun = await backup(first, {
+      budget,
+      handlers: {
+        ...handlers,
+        // While the first copy runs, the second backup completes and asks for a share.
+        [states.checkCopies]: async (input) => {
+          if (!secondRun) {
+            secondRun = backup(second, { budget, handlers });
+            await refused.promise;
+          }
+          return invoke(checkCopies)(input);
+        },
+      },
+    });
+    const secondDone = await secondRun!;
+
+    expect(firstRun.run.failure).toBeUndefined();
+    expect(secondDone.run.failure).toBeUndefined();
+    expect(refusals).toBeGreaterThan(0);
+    expect(log).toEqual(['took first', 'returned first', 'took second', 'returned second']);
+    for (const backupId of [first, second]) {
+      const manifest = (await read(sourceUrl, backupId))!;
+      expect(manifest.copies?.map((c) => c.state)).toEqual(['completed']);
+      expect((await read(drUrl, backupId))?.state).toBe('completed');
+    }
+    expect(aws.in(dr.region, dr.account).map((c) => c.State)).toEqual(['completed', 'completed']);
+    expect((await budget.read('copies#local'))?.record).toEqual({ held: 0, leases: {} });
+  });
+
+  test('a failed copy returns its share: the next backup copies without waiting for a lease to lapse', async () => {
+    oneVolume();
+    const budget = new MemoryBudgetStore();
+    aws.reset({ copyFails: true });
+    const failed = await backup(newBackupId(new Date(Date.now() - 60_000)), { budget });
+    expect(failed.run.failure).toBeUndefined();
+    expect(failed.run.entered).toContain(states.releaseCopiesOnFailure);
+    expect((await read(sourceUrl, failed.backupId))?.copies?.map((c) => c.state)).toEqual(['failed']);
+    expect((await budget.read('copies#local'))?.record).toEqual({ held: 0, leases: {} });
+
+    aws.behaviour = {};
+    const next = await backup(newBackupId(), { budget });
+    expect(next.run.failure).toBeUndefined();
+    expect(next.run.entered.filter((s) => s === states.acquireCopies)).toHaveLength(1);
+    expect((await read(drUrl, next.backupId))?.state).toBe('completed');
   });
 });
 

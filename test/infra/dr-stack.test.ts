@@ -351,12 +351,19 @@ describe('the source stack', () => {
     const result = validateAsl(definition);
     expect(result.errorsText()).toBe('');
     const states = definition.States;
-    expect(states['Announce the completed backup']!.Next).toBe('Copy the backup to DR');
+    // The copy waits in the DR copy budget's queue, and returns its share before it is recorded.
+    expect(states['Announce the completed backup']!.Next).toBe('Take a share of the DR copy budget');
+    expect(states['Take a share of the DR copy budget']!.Next).toBe('Copy the backup to DR');
+    expect(states['Return the share of the DR copy budget']!.Next).toBe('Record the completed DR copies');
+    expect(states['Note the failed DR copy']!.Next).toBe(
+      "Return the failed copy's share of the DR copy budget",
+    );
     expect(states['Record the completed DR copies']!.Next).toBe('Apply retention');
     expect(states['Announce the failed DR copy']!.Next).toBe('Apply retention');
     expect(states['Apply retention']!.Next).toBe('The backup is completed');
     // The copy path never reaches the backup's own failure path.
     const copyCatches = [
+      'Take a share of the DR copy budget',
       'Copy the backup to DR',
       'Check whether the DR copies are completed',
       'Record the completed DR copies',
@@ -387,6 +394,61 @@ describe('the source stack', () => {
       Namespace: 'pgsnap',
       Dimensions: [{ Name: 'Cluster', Value: 'orders-db' }],
     });
+  });
+
+  test('copy lag is one alarm for the whole environment, on a metric without a cluster dimension', () => {
+    const { source } = synth(crossAccount);
+    const lag = source.findResources('AWS::CloudWatch::Alarm', {
+      Properties: { MetricName: 'ClustersBehindDrRpo' },
+    });
+    expect(Object.values(lag)).toHaveLength(1);
+    expect(Object.values(lag)[0]!.Properties).toMatchObject({
+      Namespace: 'pgsnap',
+      Statistic: 'Maximum',
+      Threshold: 1,
+      TreatMissingData: 'breaching',
+    });
+    expect(Object.values(lag)[0]!.Properties.Dimensions).toBeUndefined();
+    // The report knows each copied cluster's DR RPO (rpoHours + copyHours by default); not the uncopied one.
+    const report = Object.values(
+      source.findResources('AWS::Lambda::Function', {
+        Properties: { Description: Match.stringLikeRegexp('reports the age') },
+      }),
+    )[0]!;
+    // The variable holds the bucket's name as a token: read as text.
+    const clusters = JSON.stringify(report.Properties.Environment.Variables.PGSNAP_FRESHNESS);
+    expect(clusters.match(/drRpoSeconds/g)).toHaveLength(1);
+    const at = clusters.search(/drRpoSeconds\\":180000/);
+    expect(at).toBeGreaterThan(clusters.indexOf('orders-db'));
+    expect(at).toBeLessThan(clusters.indexOf('scratch-db'));
+  });
+
+  test('the DR copy budget: its item is the destination Region, its size budgets.copies, and a DR RPO makes copies time-based', () => {
+    const { source } = synth({
+      ...crossAccount,
+      budgets: { copies: 12 },
+      dr: { ...crossAccount.dr!, rpoMinutes: 120 },
+    });
+    const acquire = Object.values(
+      source.findResources('AWS::Lambda::Function', {
+        Properties: { Description: Match.stringLikeRegexp('share of the DR copy budget') },
+      }),
+    )[0]!;
+    const variables = acquire.Properties.Environment.Variables;
+    expect(variables.PGSNAP_COPIES_KEY).toBe('copies#444455556666#us-west-2');
+    expect(variables.PGSNAP_COPIES_BUDGET).toBe('12');
+    expect(JSON.stringify(variables.PGSNAP_DR)).toContain('rpoMinutes');
+  });
+
+  test('a copied cluster with more volumes than the copy budget is refused at synth', () => {
+    const tooBig = environment({ region: 'us-west-2' });
+    tooBig.budgets = { copies: 2 };
+    tooBig.clusters[0]!.volumeIds = [
+      'vol-0a1b2c3d4e5f60001',
+      'vol-0a1b2c3d4e5f60002',
+      'vol-0a1b2c3d4e5f60003',
+    ];
+    expect(() => synth(tooBig)).toThrow(/orders-db \(3 volumes, budgets.copies 2\).*raise budgets.copies/);
   });
 
   test('the copier role has its fixed name, may assume only the DR role, and grants only to it', () => {

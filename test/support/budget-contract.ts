@@ -3,7 +3,8 @@
  * (test/unit/budget.test.ts) and DynamoDB in moto_server
  * (test/integration/aws-contract-budget.test.ts). Concurrent takers never hold
  * more than the budget, a retried take is one share, a return frees it, and a
- * share never returned lapses with its lease.
+ * share never returned lapses with its lease; with an order (the DR copy
+ * queue), the oldest waiting backup gets the next share.
  */
 import { expect, test } from 'vitest';
 import { acquire, type BudgetStore, release } from '#domain/budget/semaphore';
@@ -59,5 +60,95 @@ export function budgetContract(store: () => BudgetStore): void {
 
   test('a backup needing more than the whole budget is refused at once, saying so', async () => {
     await expect(acquire(store(), share(key(), 'huge', 11))).rejects.toThrow(/more than all of it \(10\)/);
+  });
+
+  // The DR copy queue: 20 concurrent copies, one unit per snapshot copied, ordered by the backup's time.
+  const copies = (k: string, holder: string, order: string, units = 1) => ({
+    key: k,
+    holder,
+    units,
+    limit: 2,
+    leaseSeconds: 3_600,
+    order,
+    waitSeconds: 300,
+  });
+  const hour = (h: number) => `2026-01-05T${String(h).padStart(2, '0')}:00:00.000Z`;
+
+  test('oldest first: a freed share goes to the oldest waiting backup, not to a younger one that asks first', async () => {
+    const k = key();
+    await acquire(store(), copies(k, 'running', hour(0), 2));
+    await expect(acquire(store(), copies(k, 'older', hour(1), 2))).rejects.toThrow(BudgetExhaustedError);
+    await expect(acquire(store(), copies(k, 'younger', hour(2), 2))).rejects.toThrow(BudgetExhaustedError);
+    await release(store(), k, 'running');
+    // The younger asks first after the release: the share is kept for the older one.
+    await expect(acquire(store(), copies(k, 'younger', hour(2), 2))).rejects.toThrow(
+      /2 kept for 1 older backup\(s\) waiting; younger needs 2/,
+    );
+    await acquire(store(), copies(k, 'older', hour(1), 2));
+    const record = (await store().read(k))!.record;
+    expect(Object.keys(record.leases)).toEqual(['older']);
+    expect(Object.keys(record.waiters ?? {})).toEqual(['younger']);
+    await release(store(), k, 'older');
+    await acquire(store(), copies(k, 'younger', hour(2), 2));
+    expect((await store().read(k))!.record).toEqual({ held: 2, leases: { younger: expect.anything() } });
+  });
+
+  test('a younger backup goes ahead when there is room for every older waiter too', async () => {
+    const k = key();
+    await acquire(store(), copies(k, 'running', hour(0), 1));
+    await expect(acquire(store(), copies(k, 'big', hour(1), 2))).rejects.toThrow(BudgetExhaustedError);
+    // One unit free, two kept for the older waiter: the small younger one waits as well.
+    await expect(acquire(store(), copies(k, 'small', hour(2), 1))).rejects.toThrow(BudgetExhaustedError);
+    await release(store(), k, 'running');
+    await acquire(store(), copies(k, 'big', hour(1), 2));
+    await expect(acquire(store(), copies(k, 'small', hour(2), 1))).rejects.toThrow(BudgetExhaustedError);
+    await release(store(), k, 'big');
+    await acquire(store(), copies(k, 'small', hour(2), 1));
+    // Nobody older waits now: a younger one fits beside it.
+    await acquire(store(), copies(k, 'later', hour(3), 1));
+    expect((await store().read(k))!.record.held).toBe(2);
+  });
+
+  test('a waiter keeps its place from its first ask, and loses it when it stops asking', async () => {
+    const k = key();
+    const t0 = Date.parse('2026-01-05T06:00:00Z');
+    const at = (s: number) => () => new Date(t0 + s * 1000);
+    await acquire(store(), copies(k, 'running', hour(0), 2), at(0));
+    await expect(acquire(store(), copies(k, 'stopped', hour(1), 2), at(1))).rejects.toThrow();
+    await expect(acquire(store(), copies(k, 'asking', hour(2), 2), at(2))).rejects.toThrow();
+    await release(store(), k, 'running', at(3));
+    // The stopped execution's place holds for waitSeconds (300 s) after its last ask...
+    await expect(acquire(store(), copies(k, 'asking', hour(2), 2), at(200))).rejects.toThrow(/older/);
+    // ...and is gone after it: the queue does not wait for a dead waiter.
+    await acquire(store(), copies(k, 'asking', hour(2), 2), at(302));
+    expect(Object.keys((await store().read(k))!.record.leases)).toEqual(['asking']);
+  });
+
+  test('ten waiting backups racing for two copy slots over many rounds are served oldest first', async () => {
+    const k = key();
+    const backups = Array.from({ length: 10 }, (_, i) => ({ holder: `backup-${i}`, order: hour(i + 1) }));
+    const served: string[] = [];
+    const waiting = new Set(backups.map((b) => b.holder));
+    // The slots are taken when they first ask: all ten wait in the queue (youngest asking first).
+    await acquire(store(), copies(k, 'running', hour(0), 2));
+    const first = await Promise.allSettled(
+      [...backups].reverse().map((b) => acquire(store(), copies(k, b.holder, b.order))),
+    );
+    expect(first.every((r) => r.status === 'rejected')).toBe(true);
+    await release(store(), k, 'running');
+    // Every round, every waiter asks at once (in a shuffled order), then whoever got a share finishes.
+    for (let round = 0; waiting.size > 0 && round < 20; round++) {
+      const asking = backups.filter((b) => waiting.has(b.holder)).reverse();
+      const results = await Promise.allSettled(
+        asking.map((b) => acquire(store(), copies(k, b.holder, b.order))),
+      );
+      const granted = asking.filter((_, i) => results[i]!.status === 'fulfilled').map((b) => b.holder);
+      for (const holder of granted.sort()) {
+        served.push(holder);
+        waiting.delete(holder);
+        await release(store(), k, holder);
+      }
+    }
+    expect(served).toEqual(backups.map((b) => b.holder));
   });
 }

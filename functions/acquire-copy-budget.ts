@@ -1,0 +1,61 @@
+/**
+ * Lambda for "Take a share of the DR copy budget", before CopySnapshot: one
+ * unit per snapshot to copy, in the queue of the destination Region's copies
+ * (EBS runs at most 20 at once per destination Region, not adjustable), oldest
+ * backup first: a refusal (BudgetExhaustedError, which the state machine
+ * retries with backoff and full jitter) keeps the backup's place, ranked by
+ * when its snapshots were taken (domain/budget/semaphore.ts). A cluster not
+ * copied to DR takes nothing.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDbBudgetStore } from '#domain/budget/dynamodb-store';
+import { acquire, type BudgetStore } from '#domain/budget/semaphore';
+import { drTargetVariable } from '#domain/ebs/dr-target';
+import { snapshotListSchema } from '#domain/ebs/snapshots';
+import { backupIdSchema, clusterNameSchema } from '#domain/ids';
+import { parseWith } from '#domain/parse';
+import * as z from '#domain/zod';
+import { copyBudgetEnvironmentSchema, type ShareTaken } from './commons/budget-environment.ts';
+import { logged } from './commons/logged.ts';
+
+const environmentSchema = z.object({ ...copyBudgetEnvironmentSchema.shape, PGSNAP_DR: drTargetVariable });
+
+const eventSchema = z.object({
+  cluster: clusterNameSchema,
+  backupId: backupIdSchema,
+  snapshotSet: z.object({
+    snapshots: snapshotListSchema,
+    /** When the snapshots were taken: the backup's place in the queue. */
+    createdAt: z.iso.datetime(),
+  }),
+});
+
+/** The handler with its store given: DynamoDB in Lambda, memory in the local runs. */
+export const acquireCopyBudgetHandler =
+  (store: () => BudgetStore) =>
+  async (event: unknown): Promise<ShareTaken> => {
+    const env = parseWith(environmentSchema, process.env, 'the copy budget environment');
+    const request = parseWith(eventSchema, event, 'the acquire-copy-budget event');
+    if (!env.PGSNAP_DR.clusters[request.cluster])
+      return { units: 0, held: 0, limit: env.PGSNAP_COPIES_BUDGET };
+    const units = request.snapshotSet.snapshots.length;
+    const record = await acquire(store(), {
+      key: env.PGSNAP_COPIES_KEY,
+      holder: request.backupId,
+      units,
+      limit: env.PGSNAP_COPIES_BUDGET,
+      leaseSeconds: env.PGSNAP_COPY_LEASE_SECONDS,
+      order: new Date(request.snapshotSet.createdAt).toISOString(),
+      waitSeconds: env.PGSNAP_COPY_WAIT_SECONDS,
+    });
+    return { units, held: record.held, limit: env.PGSNAP_COPIES_BUDGET };
+  };
+
+let dynamodb: DynamoDbBudgetStore | undefined;
+export const handler = logged(
+  'acquire-copy-budget',
+  acquireCopyBudgetHandler(() => {
+    dynamodb ??= new DynamoDbBudgetStore(new DynamoDBClient({}), process.env.PGSNAP_BUDGET_TABLE ?? '');
+    return dynamodb;
+  }),
+);
