@@ -6,15 +6,23 @@
  */
 import { Duration, TimeZone } from 'aws-cdk-lib';
 import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
-import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
-import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import {
+  ContextAttribute,
+  Schedule,
+  ScheduleExpression,
+  ScheduleTargetInput,
+  TimeWindow,
+} from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { maxHostStepSeconds } from '#domain/restore/host-time';
-import { acknowledge } from '../guards/acknowledge.ts';
+import { acknowledge, arnReference, wildcardReasons } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
 import { DrillKit } from './drill-kit.ts';
+import { drillExpression } from './drill-schedule.ts';
 import { RestoreDocument } from './restore-document.ts';
 import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
 
@@ -69,14 +77,26 @@ export class Restore extends Construct {
 
   /**
    * Per cluster with `drills`: a schedule that starts a drill of the latest backup, the alarm on its
-   * absence, and with `rtoMinutes` the alarm on a drill slower than that.
+   * absence, and with `rtoMinutes` the alarm on a drill slower than that. The schedules invoke the
+   * start-drill Lambda, which names the execution after the cluster and the time the drill was due, so a
+   * second delivery (Scheduler delivers at least once) is refused by Step Functions, not drilled twice.
    */
   private drills(props: RestoreProps): void {
     const clusters = props.clusters.filter((c) => c.drills);
     if (clusters.length === 0) return;
+    const startDrill = new HandlerFunction(this, 'StartDrill', {
+      handler: 'start-drill',
+      description:
+        'pgsnap: starts a scheduled drill execution named after the cluster and the scheduled time',
+      environment: { PGSNAP_STATE_MACHINE_ARN: this.stateMachine.stateMachine.stateMachineArn },
+    });
+    this.stateMachine.stateMachine.grantStartExecution(startDrill);
     const role = new Role(this, 'DrillSchedulerRole', {
       assumedBy: schedulerPrincipal(this),
-      description: 'pgsnap drill schedules: start the restore state machine',
+      description: 'pgsnap drill schedules: invoke the start-drill Lambda',
+    });
+    acknowledge(role, {
+      [`AwsSolutions-IAM5[Resource::${arnReference(startDrill)}:*]`]: wildcardReasons.lambdaVersions,
     });
     for (const cluster of clusters) {
       const drills = cluster.drills!;
@@ -94,10 +114,14 @@ export class Restore extends Construct {
       const launchTemplate = drills.launch.launchTemplate ?? kit!.launchTemplateName;
       new Schedule(this, `${cluster.name}-drill`, {
         description: `pgsnap restore drill of ${cluster.name}`,
-        schedule: ScheduleExpression.expression(drills.schedule, TimeZone.of(drills.timezone)),
+        schedule: ScheduleExpression.expression(
+          drillExpression(cluster.name, drills.schedule),
+          TimeZone.of(drills.timezone),
+        ),
         timeWindow: TimeWindow.flexible(Duration.minutes(drills.flexibleWindowMinutes)),
-        target: new StepFunctionsStartExecution(this.stateMachine.stateMachine, {
+        target: new LambdaInvoke(startDrill, {
           input: ScheduleTargetInput.fromObject({
+            scheduledTime: ContextAttribute.scheduledTime,
             cluster: cluster.name,
             backupId: 'latest',
             mode: 'drill',
