@@ -32,6 +32,11 @@ export function environment(dr: Record<string, unknown>): EnvironmentInput {
         volumeIds: ['vol-0a1b2c3d4e5f60001'],
         repository: { prefix: 'pgsnap/' },
         retention: { keepLast: 7, dr: { keepDays: 35 } },
+        // Scheduled drills: the start-drill Lambda is deployed and its rights checked too.
+        drills: {
+          schedule: 'rate(7 days)',
+          launch: { launchTemplate: 'pgsnap-drill', subnetId: 'subnet-0123456789abcdef0' },
+        },
       },
       {
         name: 'billing-db',

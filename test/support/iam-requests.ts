@@ -208,8 +208,12 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
           ]
         : [];
     case 'sfn:StartExecution':
-    case 'sfn:ListExecutions':
-      return [{ as: 'own', request: { action: `states:${command.operation}`, resource: d.stateMachineArn } }];
+    case 'sfn:ListExecutions': {
+      // start-drill starts the restore state machine (a scheduled drill); the others the backup one.
+      const resource =
+        handler === 'start-drill' ? d.stateMachineArn.replace(/-backup$/, '-restore') : d.stateMachineArn;
+      return [{ as: 'own', request: { action: `states:${command.operation}`, resource } }];
+    }
     case 'sfn:DescribeExecution':
       return [
         {
