@@ -89,7 +89,6 @@ async function publishDurations(
   try {
     await publishBackupDurations(cloudwatch, manifest, {
       namespace: env.PGSNAP_METRICS_NAMESPACE,
-      dimension: env.PGSNAP_METRICS_DIMENSION,
       ...(snapshotsCreatedAt ? { snapshotsCreatedAt } : {}),
     });
   } catch (error) {

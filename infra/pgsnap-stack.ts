@@ -24,7 +24,7 @@ import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
 import { RepositoryBucket, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
-import { SnapshotQuota } from './guards/snapshot-quota.ts';
+import { SnapshotQuota, warnNearSnapshotQuota } from './guards/snapshot-quota.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
@@ -172,6 +172,7 @@ export class Pgsnap extends Construct {
     );
     // ...and on a retention that would keep more snapshots than a Region allows.
     this.node.addValidation(new SnapshotQuota(config));
+    warnNearSnapshotQuota(this, config);
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
     this.repository.writeOnce(
       config.clusters

@@ -1,5 +1,6 @@
 /** `pgsnap backups list` and `pgsnap backups show ID`: the catalog, read from the repository. */
 
+import { fleetView } from '#domain/backup/fleet-view';
 import { type RestorableWindow, restorableWindow } from '#domain/backup/restorable-window';
 import { PreconditionError, UsageError } from '#domain/errors';
 import { validateBackupId } from '#domain/ids';
@@ -15,13 +16,15 @@ import {
   snapshotsSummary,
   windowLines,
 } from '../cli/backup-copies.ts';
+import { fleetLines } from '../cli/fleet-lines.ts';
 import { columns, table } from '../cli/output.ts';
 import { printUsage } from '../cli/usage.ts';
 import { createOutput } from '../host/output.ts';
-import { open, requireRepositoryChoice } from '../host/repository.ts';
+import { open, openWhole, requireRepositoryChoice } from '../host/repository.ts';
 import { snapshotBytes } from '../providers/snapshot-size.ts';
 
 export const backupsUsage = `pgsnap backups list [--json]
+pgsnap backups list --all [--rpo-hours H] [--json]
 pgsnap backups show ID [--verify] [--json]
 
 Reads the catalog of --repo / PGSNAP_REPO for --cluster / PGSNAP_CLUSTER.
@@ -32,18 +35,49 @@ window: from the stop of the oldest completed backup to the end of the WAL
 archived without a gap after the newest, with every gap in the WAL named.
 show prints one manifest, its snapshots and the same window. With --verify,
 show also reads every artifact back and checks its sha256, and checks that
-every WAL segment from start to stop is in the repository.`;
+every WAL segment from start to stop is in the repository.
+list --all shows every cluster of --repo (no --cluster needed): its newest
+completed backup and its age, against --rpo-hours when given (the RPO is the
+deployment's configuration, not in the repository), how far its DR copies lag
+behind it, and its last successful drill.`;
 
 export async function backupsCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(
     'backups',
     args,
-    { verify: { type: 'boolean', default: false } },
+    {
+      verify: { type: 'boolean', default: false },
+      all: { type: 'boolean', default: false },
+      'rpo-hours': { type: 'string' },
+    },
     true,
   );
   if (values.help) return printUsage(backupsUsage);
   const [action, ...rest] = positionals;
   const out = createOutput(values.json);
+  if (values['rpo-hours'] !== undefined && !values.all) {
+    throw new UsageError('pgsnap backups: --rpo-hours goes with backups list --all');
+  }
+  if (action === 'list' && rest.length === 0 && values.all) {
+    if (values.verify) throw new UsageError('pgsnap backups list: --verify goes with backups show ID');
+    if (values.cluster !== undefined) {
+      throw new UsageError(
+        'pgsnap backups list: give --all or --cluster, not both (--all lists every cluster)',
+      );
+    }
+    const rpoHours = values['rpo-hours'] === undefined ? undefined : hours(values['rpo-hours']);
+    const store = await openWhole('backups', values);
+    try {
+      const views = await fleetView(store, rpoHours === undefined ? {} : { rpoHours });
+      out.result(
+        { repository: store.url, ...(rpoHours !== undefined ? { rpoHours } : {}), clusters: views },
+        fleetLines(store.url, views, rpoHours),
+      );
+      return 0;
+    } finally {
+      store.close();
+    }
+  }
   if (action === 'list' && rest.length === 0) {
     if (values.verify) throw new UsageError('pgsnap backups list: --verify goes with backups show ID');
     const repository = await open(requireRepositoryChoice('backups', values));
@@ -107,7 +141,19 @@ export async function backupsCommand(args: string[]): Promise<number> {
       repository.close();
     }
   }
-  throw new UsageError('usage: pgsnap backups list | pgsnap backups show ID (see pgsnap backups --help)');
+  throw new UsageError(
+    'usage: pgsnap backups list [--all] | pgsnap backups show ID (see pgsnap backups --help)',
+  );
+}
+
+function hours(text: string): number {
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0)) {
+    throw new UsageError(
+      `--rpo-hours ${JSON.stringify(text)} is not a positive number of hours, e.g. --rpo-hours 24`,
+    );
+  }
+  return value;
 }
 
 /** The repository's restorable window, and when its latest segment was archived (where the store says). */

@@ -1,6 +1,7 @@
 /** `pgsnap doctor`: will a backup and a restore from this host work? */
 import { UsageError } from '#domain/errors';
 import { parse } from '../cli/args.ts';
+import { policyFrom, retentionFlags } from '../cli/retention-flags.ts';
 import { printUsage } from '../cli/usage.ts';
 import type { CheckResult } from '../doctor/check.ts';
 import { createContext } from '../host/context.ts';
@@ -9,6 +10,7 @@ import { fromEnvironment, secondsFromEnvironment } from '../host/settings.ts';
 import { connect } from '../postgres/client.ts';
 
 export const doctorUsage = `pgsnap doctor --repo URL --cluster NAME [--local] [--spool-dir DIR] [--json]
+             [--fleet [--keep-last N] [--keep-days D] [--thin H,D,W,M]]
 pgsnap doctor --restore-target [--repo URL --cluster NAME | --major N] [--local] [--json]
 
 Checks, on a database host, everything a backup and a restore from it need,
@@ -38,6 +40,11 @@ uid come from the newest completed backup of --cluster in --repo, or --major.
                  --restore-target, without a repository)
 --spool-dir DIR  the state directory wal-push --async uses, when it is not
                  this one
+--fleet          also count the EBS snapshots every cluster of the repository
+                 keeps, per Region, against EBS's 100,000 per Region (a
+                 warning from 80 %): projected with the retention that
+                 --keep-last, --keep-days and --thin give (as pgsnap retention
+                 takes them), else as the catalogs hold them now
 
 Exits 0 when nothing fails (warnings say what pgsnap cannot confirm), 3 when
 a check fails. Each check is printed on stderr as it runs and gets
@@ -49,11 +56,17 @@ const flags = {
   'spool-dir': { type: 'string' },
   'restore-target': { type: 'boolean', default: false },
   major: { type: 'string' },
+  fleet: { type: 'boolean', default: false },
+  ...retentionFlags,
 } as const;
 
 export async function doctorCommand(args: string[]): Promise<number> {
   const { values } = parse('doctor', args, flags);
   if (values.help) return printUsage(doctorUsage);
+  const policy = policyFrom(values);
+  if (policy && !values.fleet) {
+    throw new UsageError('pgsnap doctor: --keep-last, --keep-days and --thin go with --fleet');
+  }
   const ctx = createContext(values);
   const { runDoctor } = await import('../doctor/doctor.ts');
   const { defaultAwsClients } = await import('../doctor/aws-checks.ts');
@@ -90,6 +103,7 @@ export async function doctorCommand(args: string[]): Promise<number> {
         connect: () => connect({ applicationName: 'pgsnap doctor' }),
         repository: choice && { ...choice, open: () => open(choice) },
         spoolRoot: values['spool-dir'] ?? ctx.stateRoot,
+        ...(values.fleet ? { fleet: policy ? { policy } : {} } : {}),
         aws: values.local ? undefined : defaultAwsClients,
         host: hostProbe,
       });

@@ -1,15 +1,10 @@
 /** `pgsnap retention`: apply a retention policy to a repository (snapshots, artifacts, manifests, WAL). */
 
-import {
-  applyRetention,
-  type RetentionPolicy,
-  type SnapshotDeleter,
-  validatePolicy,
-} from '#domain/backup/retention';
-import { UsageError } from '#domain/errors';
+import { applyRetention, type SnapshotDeleter, validatePolicy } from '#domain/backup/retention';
 import type { Manifest } from '#domain/repository/manifest';
 import { parse } from '../cli/args.ts';
 import { table } from '../cli/output.ts';
+import { policyFrom, retentionFlags } from '../cli/retention-flags.ts';
 import { progressOutput } from '../cli/terminal-progress.ts';
 import { printUsage } from '../cli/usage.ts';
 import { awsClientConfig } from '../host/aws-timeouts.ts';
@@ -54,43 +49,14 @@ const deleteSnapshots: SnapshotDeleter = async (manifest: Manifest) => {
   return { locked };
 };
 
-/** `--thin H,D,W,M`: hours, days, weeks, months; a missing trailing field is 0. */
-function thinningFrom(text: string | undefined): RetentionPolicy['thin'] {
-  if (text === undefined) return undefined;
-  if (!/^\d+(,\d+){0,3}$/.test(text))
-    throw new UsageError(`--thin takes H,D,W,M (e.g. 24,7,4,12); got ${JSON.stringify(text)}`);
-  const [hours = 0, days = 0, weeks = 0, months = 0] = text.split(',').map(Number);
-  return { hours, days, weeks, months };
-}
-
-function policyFrom(values: { 'keep-last'?: string; 'keep-days'?: string; thin?: string }): RetentionPolicy {
-  const number = (flag: string, text: string | undefined) => {
-    if (text === undefined) return undefined;
-    const value = Number(text);
-    if (!/^\d+(\.\d+)?$/.test(text))
-      throw new UsageError(`--${flag} takes a number; got ${JSON.stringify(text)}`);
-    return value;
-  };
-  const keepLast = number('keep-last', values['keep-last']);
-  const keepDays = number('keep-days', values['keep-days']);
-  const thin = thinningFrom(values.thin);
-  return validatePolicy({
-    ...(keepLast !== undefined ? { keepLast } : {}),
-    ...(keepDays !== undefined ? { keepDays } : {}),
-    ...(thin !== undefined ? { thin } : {}),
-  });
-}
-
 export async function retentionCommand(args: string[]): Promise<number> {
   const { values } = parse('retention', args, {
-    'keep-last': { type: 'string' },
-    'keep-days': { type: 'string' },
-    thin: { type: 'string' },
+    ...retentionFlags,
     'dry-run': { type: 'boolean', default: false },
     repo: { type: 'string' },
   });
   if (values.help) return printUsage(retentionUsage);
-  const policy = policyFrom(values);
+  const policy = validatePolicy(policyFrom(values) ?? {});
   const ctx = createContext(values);
   const out = progressOutput(ctx.out);
   const repository = await open(requireRepositoryChoice('retention', values));

@@ -3,6 +3,7 @@
  * will work, in the order an operator would fix them, each saying what to do.
  */
 import { seconds } from '#domain/aws-timeouts';
+import type { RetentionPolicy } from '#domain/backup/retention';
 import { messageOf } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
 import { type ArchiveHealth, sampleArchiveHealth } from '../metrics/archive-health.ts';
@@ -12,6 +13,7 @@ import { preflight } from '../session/preflight.ts';
 import { agentVersion } from '../version.ts';
 import { type AwsClients, awsChecks } from './aws-checks.ts';
 import { type CheckResult, fail, ok, skip } from './check.ts';
+import { snapshotQuotaCheck } from './fleet-checks.ts';
 import { clockCheck, type HostProbe, spoolSpaceCheck, ssmAgentCheck, volumesCheck } from './host-checks.ts';
 import {
   archiveCommandCheck,
@@ -30,6 +32,11 @@ export interface DoctorOptions {
   /** Undefined: not on AWS (--local), the AWS, SSM and EBS checks are skipped. */
   aws: (() => Promise<AwsClients>) | undefined;
   host: HostProbe;
+  /**
+   * With --fleet: the snapshots every cluster of the repository keeps, per Region, against EBS's quota,
+   * projected with `policy` when given (fleet-checks.ts).
+   */
+  fleet?: { policy?: RetentionPolicy };
   /** Each check's time limit (default defaultCheckLimitMs). */
   checkLimitMs?: number;
   /** Told before each check (or group of checks) runs, so a slow one shows which it is. */
@@ -192,6 +199,19 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   } finally {
     // A query a timed-out check left waiting must not keep doctor from finishing.
     if (client) await withinLimit('closing the connection', 2_000, client.end()).catch(() => {});
+  }
+
+  const fleet = options.fleet;
+  const named = options.repository;
+  if (fleet && named) {
+    await step('snapshots.quota', async () => {
+      const repository = await named.open();
+      try {
+        return await snapshotQuotaCheck(repository.store, fleet.policy);
+      } finally {
+        repository.close();
+      }
+    });
   }
 
   if (options.aws) {

@@ -2,6 +2,7 @@
 
 import { UsageError } from '#domain/errors';
 import type { Repository } from '#domain/repository/repository';
+import type { ObjectStore } from '#domain/repository/store';
 import { settingsFrom } from './settings.ts';
 
 export interface RepositoryValues {
@@ -59,4 +60,21 @@ export async function open(choice: RepositoryChoice): Promise<Repository> {
   const { openRepository } = await import('#domain/repository/open');
   const { awsTimeouts } = await import('./aws-timeouts.ts');
   return openRepository(choice.url, choice.cluster, { timeouts: awsTimeouts() });
+}
+
+/**
+ * The whole repository, for the commands that read every cluster of it (`backups list --all`): the
+ * repository's URL from --repo / PGSNAP_REPO, no cluster needed.
+ */
+export async function openWhole(command: string, values: RepositoryValues): Promise<ObjectStore> {
+  const url = settingsFrom(values.repo !== undefined ? { repo: values.repo } : {}).repo;
+  if (url === undefined || url === '') {
+    throw new UsageError(
+      `pgsnap ${command}: no repository: give --repo s3://bucket/prefix or --repo file:///dir (or set PGSNAP_REPO)`,
+    );
+  }
+  const { openStore } = await import('#domain/repository/open');
+  const { parseRepositoryUrl } = await import('#domain/repository/location');
+  const { awsTimeouts } = await import('./aws-timeouts.ts');
+  return openStore(parseRepositoryUrl(url), { timeouts: awsTimeouts() });
 }

@@ -72,6 +72,7 @@ export function figuresOf(run: FleetRun, deployment: FleetDeployment): Figures {
   const costPerClusterMonth =
     deployment.backupsPerMonth * costPerBackup +
     deployment.metricsPerCluster * price.metricMonth +
+    (deployment.metricsPerFleet * price.metricMonth) / run.spec.clusters +
     deployment.alarmsPerCluster * price.alarmMonth +
     (deployment.alarmsPerFleet * price.alarmMonth) / run.spec.clusters;
   return {

@@ -78,6 +78,10 @@ export interface FleetDeployment {
   alarmsPerFleet: number;
   /** Custom metrics (name × Cluster dimension) each cluster publishes. */
   metricsPerCluster: number;
+  /** Custom metrics without the Cluster dimension, once per fleet (record-backup's durations). */
+  metricsPerFleet: number;
+  /** Each Lambda's memory, MiB, by the function named in the definition's Task resources. */
+  lambdaMemoryMiB: Record<string, number>;
   /** Backups per cluster per month from its schedules (730 h a month). */
   backupsPerMonth: number;
 }
@@ -97,7 +101,10 @@ export function synthesizeFleet(): FleetDeployment {
   const alarmsPerCluster = alarms(two) - alarms(one);
   const definition = stateMachineDefinition(one.source, fleetAccount, fleetRegion, 'backup');
   const lambdaSettings: Record<string, string> = {};
-  for (const fn of ofType(one.source, 'AWS::Lambda::Function')) {
+  const lambdaMemoryMiB: Record<string, number> = {};
+  for (const [id, fn] of Object.entries(one.source.Resources)) {
+    if (fn.Type !== 'AWS::Lambda::Function') continue;
+    lambdaMemoryMiB[id] = Number(fn.Properties.MemorySize ?? 128);
     const variables = (fn.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)
       ?.Variables;
     for (const [key, value] of Object.entries(variables ?? {})) {
@@ -118,7 +125,6 @@ export function synthesizeFleet(): FleetDeployment {
     ...Object.entries(hostMetrics)
       .filter(([key]) => key !== 'namespace' && key !== 'dimension' && key !== 'pusherBacklog')
       .map(([, name]) => name),
-    ...Object.values(backupDurationMetrics),
     ...Object.values(freshnessMetrics),
     ...metricNamesInDefinition(definition),
   ]);
@@ -129,6 +135,9 @@ export function synthesizeFleet(): FleetDeployment {
     alarmsPerCluster,
     alarmsPerFleet: alarms(one) - alarmsPerCluster,
     metricsPerCluster: published.size,
+    // Published without the Cluster dimension (domain/backup/durations.ts): the fleet's, not each cluster's.
+    metricsPerFleet: Object.values(backupDurationMetrics).length,
+    lambdaMemoryMiB,
     backupsPerMonth: 730,
   };
 }

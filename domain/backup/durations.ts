@@ -3,6 +3,12 @@
  * in the state machine's namespace (beside BackupCompleted): the window in
  * backup mode, the whole backup, and the snapshots' completion. The
  * record-backup Lambda publishes them when it records a backup as completed.
+ *
+ * Fleet-wide, without the cluster dimension: each name × cluster would be a
+ * custom metric of its own ($0.30 a month each at list price), and nothing
+ * alarms on them; the dashboard shows the fleet's distribution, and one
+ * cluster's backups have their times in their manifests (`pgsnap backups
+ * show`, `pgsnap backups list --all`).
  */
 import { type CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import type { Manifest } from '../repository/manifest.ts';
@@ -19,14 +25,13 @@ export const backupDurationMetrics = {
 /** The metric data of a completed backup; none for a manifest without the times (not completed). */
 export function backupDurationData(
   manifest: Manifest,
-  options: { dimension: string; snapshotsCreatedAt?: string },
+  options: { snapshotsCreatedAt?: string },
 ): MetricDatum[] {
   const { startedAt, stoppedAt, completedAt } = manifest.timings;
   if (manifest.state !== 'completed' || !stoppedAt || !completedAt) return [];
   const seconds = (from: string, to: string) => Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000);
   const datum = (name: string, value: number): MetricDatum => ({
     MetricName: name,
-    Dimensions: [{ Name: options.dimension, Value: manifest.cluster }],
     Timestamp: new Date(completedAt),
     Value: value,
     Unit: 'Seconds',
@@ -42,10 +47,9 @@ export function backupDurationData(
 export async function publishBackupDurations(
   cloudwatch: CloudWatchClient,
   manifest: Manifest,
-  options: { namespace: string; dimension: string; snapshotsCreatedAt?: string },
+  options: { namespace: string; snapshotsCreatedAt?: string },
 ): Promise<void> {
   const data = backupDurationData(manifest, {
-    dimension: options.dimension,
     ...(options.snapshotsCreatedAt ? { snapshotsCreatedAt: options.snapshotsCreatedAt } : {}),
   });
   if (data.length === 0) return;

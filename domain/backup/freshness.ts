@@ -51,7 +51,8 @@ export async function newestDrill(
   return undefined;
 }
 
-const copiedToDr = (m: Manifest): boolean =>
+/** Completed, with every DR copy completed: restorable in DR. */
+export const copiedToDr = (m: Manifest): boolean =>
   m.state === 'completed' && (m.copies?.length ?? 0) > 0 && m.copies!.every((c) => c.state === 'completed');
 
 /**

@@ -1,80 +1,55 @@
 /**
- * The snapshots a configured fleet keeps, projected per Region against EBS's
- * "Snapshots per Region" quota (100,000; docs.aws.amazon.com/ebs/latest/userguide/ebs-resource-quotas.html),
- * so that `cdk synth` fails on a retention that would run into it, instead of
- * CreateSnapshots failing months later. Hourly backups kept 7 days for 500
- * clusters of 2 volumes are 168,000; thinned (24 hourly, 7 daily, 4 weekly,
- * 12 monthly) about 49,000.
- *
- * Each cluster counts (its volumes) × (the most backups its retention keeps at
- * its most frequent schedule's cadence, domain/backup/retention.ts
- * projectedBackups); its DR copies count in the DR Region with the DR policy.
- * A cluster without retention keeps every backup and cannot be projected: it
- * is named, not counted.
+ * `cdk synth` against EBS's "Snapshots per Region" quota: the environment's
+ * clusters, their volumes, their most frequent schedule's cadence and their
+ * retention (the DR policy in the DR Region), projected by the function
+ * `pgsnap doctor --fleet` uses too (domain/backup/snapshot-projection.ts).
+ * Over the quota fails the synth; near it (80 %) is a warning.
  */
-import type { IValidation } from 'constructs';
-import { projectedBackups, type RetentionPolicy } from '#domain/backup/retention';
+import { Annotations } from 'aws-cdk-lib';
+import type { Construct, IValidation } from 'constructs';
+import {
+  assumedVolumesPerCluster,
+  type ClusterKeeping,
+  everyHours,
+  projectSnapshots as projectKeeping,
+  quotaFindings,
+  type SnapshotProjection,
+  snapshotsPerRegionQuota,
+} from '#domain/backup/snapshot-projection';
 import type { EnvironmentConfig } from '../config/config.ts';
 
-/** EBS's default "Snapshots per Region" quota. */
-export const snapshotsPerRegionQuota = 100_000;
-
-/** Volumes counted for a cluster that lists none (PGDATA, pg_wal and a tablespace). */
-export const assumedVolumesPerCluster = 3;
-
-/** Hours between backups of a schedule expression: exact for rate(), the tightest reading of a cron's hours. */
-export function everyHours(expression: string): number {
-  const rate = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
-  if (rate) {
-    const n = Number(rate[1]);
-    return rate[2]!.startsWith('minute') ? n / 60 : rate[2]!.startsWith('hour') ? n : n * 24;
-  }
-  const cron = /^cron\((\S+) (\S+) /.exec(expression);
-  if (!cron) return 24;
-  const [, minutes, hours] = cron as unknown as [string, string, string];
-  const perHour =
-    minutes === '*'
-      ? 60
-      : /^\*\/(\d+)$/.test(minutes)
-        ? 60 / Number(minutes.slice(2))
-        : minutes.split(',').length;
-  if (hours === '*') return 1 / perHour;
-  const step = /^(?:\*|\d+(?:-\d+)?)\/(\d+)$/.exec(hours);
-  if (step) return Number(step[1]) / perHour;
-  const range = /^(\d+)-(\d+)$/.exec(hours);
-  const count = range ? Number(range[2]) - Number(range[1]) + 1 : hours.split(',').length;
-  return 24 / (count * perHour);
-}
-
-export interface SnapshotProjection {
-  region: string;
-  snapshots: number;
-  /** Clusters that keep every backup (no retention). */
-  unbounded: string[];
-}
+export { everyHours, type SnapshotProjection, snapshotsPerRegionQuota };
 
 /** Snapshots the environment's clusters keep, per Region (the stack's, and the DR Region). */
 export function projectSnapshots(config: EnvironmentConfig): SnapshotProjection[] {
-  const source: SnapshotProjection = {
-    region: config.region ?? 'the stack Region',
-    snapshots: 0,
-    unbounded: [],
-  };
-  const dr: SnapshotProjection | undefined = config.dr
-    ? { region: config.dr.region, snapshots: 0, unbounded: [] }
-    : undefined;
-  for (const cluster of config.clusters) {
-    const volumes = cluster.volumeIds?.length ?? assumedVolumesPerCluster;
-    const cadence = Math.min(24 * 7, ...cluster.schedules.map((s) => everyHours(s.expression)));
-    const add = (into: SnapshotProjection, policy: RetentionPolicy | undefined) => {
-      if (!policy) into.unbounded.push(cluster.name);
-      else into.snapshots += volumes * projectedBackups(policy, cadence);
-    };
-    add(source, cluster.retention);
-    if (dr && cluster.copyToDr) add(dr, cluster.retention?.dr ?? cluster.retention);
-  }
+  const source = config.region ?? 'the stack Region';
   // A DR copy to the same Region (another account) lands in another account's quota: still its own line.
-  return dr ? [source, dr] : [source];
+  const dr =
+    config.dr && (config.dr.region === source ? `${config.dr.region} (DR account)` : config.dr.region);
+  const clusters = config.clusters.map(
+    (cluster): ClusterKeeping => ({
+      cluster: cluster.name,
+      volumes: cluster.volumeIds?.length ?? assumedVolumesPerCluster,
+      everyHours: Math.min(24 * 7, ...cluster.schedules.map((s) => everyHours(s.expression))),
+      keeps: [
+        { region: source, policy: cluster.retention },
+        ...(dr && cluster.copyToDr
+          ? [{ region: dr, policy: cluster.retention?.dr ?? cluster.retention }]
+          : []),
+      ],
+    }),
+  );
+  return projectKeeping(clusters, dr ? [source, dr] : [source]);
+}
+
+/** A synth warning on each Region the projection puts near the quota (over it is the validation's). */
+export function warnNearSnapshotQuota(scope: Construct, config: EnvironmentConfig): void {
+  for (const finding of quotaFindings(projectSnapshots(config)).filter((f) => f.level === 'near')) {
+    Annotations.of(scope).addWarningV2(
+      'pgsnap:snapshot-quota-near',
+      `environment ${config.name}: ${finding.message}`,
+    );
+  }
 }
 
 /** The validation: each Region's projection within the quota. */
@@ -85,14 +60,8 @@ export class SnapshotQuota implements IValidation {
   ) {}
 
   validate(): string[] {
-    return projectSnapshots(this.config)
-      .filter((p) => p.snapshots > this.quota)
-      .map(
-        (p) =>
-          `environment ${this.config.name}: its retention keeps up to ${p.snapshots} snapshots in ${p.region}; ` +
-          `EBS allows ${this.quota} per Region (ebs-resource-quotas): thin the retention ` +
-          '(retention.thin: hours, days, weeks, months) or keep fewer' +
-          (p.unbounded.length > 0 ? `; ${p.unbounded.length} cluster(s) without retention not counted` : ''),
-      );
+    return quotaFindings(projectSnapshots(this.config), this.quota)
+      .filter((f) => f.level === 'over')
+      .map((f) => `environment ${this.config.name}: ${f.message}`);
   }
 }

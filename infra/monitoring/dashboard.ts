@@ -1,13 +1,17 @@
 /**
- * The operator's CloudWatch dashboard: the fleet on top (every alarm's state,
- * backups completed and failed, the state machine's execution times), then a
- * row per cluster (how old its newest backup is, at the source and in DR;
- * backups against its RPO, the durations of completed backups, WAL archive
- * lag and ready files, pg_wal's free space, DR copies, restores and drills and
- * their RTO). Only metrics something emits: the state machines' counters,
- * record-backup's durations (infra/monitoring/metrics-and-events.ts), report-backup-age's
- * ages (domain/backup/freshness.ts), Step Functions' own metrics, and the
- * agent's archive health (domain/host-metrics.ts).
+ * The operator's CloudWatch dashboard, the same size for 2 clusters or 500:
+ * the fleet on top (the alarms' states, backups completed and failed, the
+ * state machine's execution times), then rows of the clusters that need a look
+ * first, each a CloudWatch Metrics Insights query over every cluster's metric
+ * (`SELECT MAX(ArchiveLagSeconds) FROM SCHEMA("pgsnap/hosts", Cluster) GROUP BY
+ * Cluster ORDER BY MAX() DESC LIMIT 10`): the oldest newest backups, the most
+ * failures, the longest archive lag, the least pg_wal free space, the drills.
+ * A widget per cluster made the dashboard (and its body, 1 MB at most) grow
+ * with the fleet; a cluster's own figures are in `pgsnap backups list --all`
+ * and the console's metrics. Only metrics something emits: the state machines'
+ * counters, record-backup's fleet-wide durations (domain/backup/durations.ts),
+ * report-backup-age's ages (domain/backup/freshness.ts), Step Functions' own
+ * metrics, and the agent's archive health (domain/host-metrics.ts).
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import {
@@ -15,9 +19,8 @@ import {
   AlarmStatusWidget,
   Dashboard,
   GraphWidget,
-  type HorizontalAnnotation,
   MathExpression,
-  SingleValueWidget,
+  Metric,
   TextWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
@@ -25,22 +28,69 @@ import { Construct, type IConstruct } from 'constructs';
 import { freshnessMetrics } from '#domain/backup/freshness';
 import { restoreMetrics } from '#domain/restore/steps';
 import type { EnvironmentConfig } from '../config/config.ts';
-import { clusterMetric, hostMetric } from './archive-alarms.ts';
 import { backupDurationMetrics, backupMetrics, copyMetrics, hostMetrics } from './metrics-and-events.ts';
 
 export interface PgsnapDashboardProps {
   config: EnvironmentConfig;
   stateMachine: IStateMachine;
-  /** Where the alarms are: every Alarm under it is on the fleet's status widget. */
+  /** Where the alarms are: every Alarm under it is on the fleet's status widget (up to the widget's 100). */
   alarmsUnder: IConstruct;
-  /** Whether DR copies are made (their failures are counted). */
+  /** Whether DR copies are made (their failures and ages are shown). */
   copiesToDr: boolean;
 }
 
 const width = 24;
 
-function backupMetric(cluster: string, name: string, period: Duration, label: string, statistic = 'Sum') {
-  return clusterMetric(cluster, name, statistic, period).with({ label });
+/** The most clusters a "look first" widget lists. */
+export const topClusters = 10;
+
+/** CloudWatch's alarm status widget shows at most 100 alarms. */
+const alarmWidgetLimit = 100;
+
+/**
+ * A Metrics Insights query over every cluster's `metric` in `namespace`: the `top` clusters by
+ * `fn`, highest first (`order: 'ASC'`: lowest first), one line each.
+ */
+export function fleetQuery(
+  namespace: string,
+  metric: string,
+  fn: 'MAX' | 'MIN' | 'SUM',
+  order: 'DESC' | 'ASC' = 'DESC',
+  top = topClusters,
+): string {
+  const dimension = backupMetrics.dimension;
+  return (
+    `SELECT ${fn}(${metric}) FROM SCHEMA("${namespace}", ${dimension}) ` +
+    `GROUP BY ${dimension} ORDER BY ${fn}() ${order} LIMIT ${top}`
+  );
+}
+
+function queryWidget(
+  title: string,
+  query: string,
+  options: { period?: Duration; label?: string; width?: number } = {},
+): GraphWidget {
+  return new GraphWidget({
+    title,
+    left: [
+      new MathExpression({
+        expression: query,
+        usingMetrics: {},
+        period: options.period ?? Duration.minutes(5),
+        // A query grouped by cluster: each line is labelled with its cluster (CloudWatch's dynamic label).
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudWatch's dynamic label, not a template
+        label: options.label ?? '${LABEL}',
+      }),
+    ],
+    leftYAxis: { min: 0, showUnits: false },
+    width: options.width ?? 6,
+    height: 6,
+  });
+}
+
+/** A fleet-wide metric (no cluster dimension) of the state machine's namespace. */
+function fleetMetric(name: string, statistic: string, label: string, period = Duration.hours(1)) {
+  return new Metric({ namespace: backupMetrics.namespace, metricName: name, statistic, period, label });
 }
 
 export class PgsnapDashboard extends Construct {
@@ -54,40 +104,45 @@ export class PgsnapDashboard extends Construct {
       defaultInterval: Duration.days(7),
     });
     const alarms = props.alarmsUnder.node.findAll().filter((c): c is Alarm => c instanceof Alarm);
-    const day = Duration.days(1);
+    const pgsnap = backupMetrics.namespace;
+    const hosts = hostMetrics.namespace;
 
     this.dashboard.addWidgets(
       new TextWidget({
         markdown:
           `# pgsnap ${config.name}\nBackups of ${config.clusters.length} cluster(s) in ${Stack.of(this).region}. ` +
-          "Each alarm's description says what to check first; the README's Monitoring section says more.",
+          `Each graph below lists the ${topClusters} clusters to look at first; \`pgsnap backups list --all\` ` +
+          "shows every cluster's newest backup, DR lag and last drill. Each alarm's description says what to check first.",
         width,
         height: 2,
       }),
     );
     this.dashboard.addWidgets(
       new AlarmStatusWidget({
-        title: 'Every alarm',
-        alarms,
+        title:
+          alarms.length > alarmWidgetLimit
+            ? `Alarms (the first ${alarmWidgetLimit} of ${alarms.length}; the console's alarm list has every one)`
+            : 'Every alarm',
+        alarms: alarms.slice(0, alarmWidgetLimit),
         width,
-        height: Math.min(8, 2 + Math.ceil(alarms.length / 4)),
+        height: Math.min(8, 2 + Math.ceil(Math.min(alarms.length, alarmWidgetLimit) / 4)),
       }),
     );
+    const day = Duration.days(1);
     this.dashboard.addWidgets(
-      new SingleValueWidget({
-        title: 'Backups completed, last 24 hours',
-        metrics: config.clusters.map((c) => backupMetric(c.name, backupMetrics.completed, day, c.name)),
-        period: day,
-        width: 8,
-        height: 4,
-      }),
-      new SingleValueWidget({
-        title: 'Backups failed, last 24 hours',
-        metrics: config.clusters.map((c) => backupMetric(c.name, backupMetrics.failed, day, c.name)),
-        period: day,
-        width: 8,
-        height: 4,
-      }),
+      queryWidget(
+        'Backups completed per day, all clusters',
+        `SELECT SUM(${backupMetrics.completed}) FROM SCHEMA("${pgsnap}", ${backupMetrics.dimension})`,
+        { period: day, label: 'completed', width: 8 },
+      ),
+      queryWidget(
+        'Backups failed per day: the clusters with most',
+        fleetQuery(pgsnap, backupMetrics.failed, 'SUM'),
+        {
+          period: day,
+          width: 8,
+        },
+      ),
       new GraphWidget({
         title: 'Backup executions: duration (all clusters)',
         left: [
@@ -107,133 +162,80 @@ export class PgsnapDashboard extends Construct {
         height: 4,
       }),
     );
-
-    for (const cluster of config.clusters) {
-      const name = cluster.name;
-      this.dashboard.addWidgets(
-        new TextWidget({
-          markdown:
-            `## ${name}\nRPO: a completed backup every ${cluster.rpoHours} h; WAL archived within ` +
-            `${cluster.walRpoMinutes} min; alarm under ${cluster.walMinFreeMiB} MiB free in pg_wal.`,
-          width,
-          height: 2,
-        }),
-      );
-      const backups = new GraphWidget({
-        title: `${name}: backups per hour (RPO ${cluster.rpoHours} h without one)`,
+    // report-backup-age puts each cluster's age every 15 minutes: CloudWatch cannot tell a datapoint's age.
+    this.dashboard.addWidgets(
+      queryWidget(
+        'Newest completed backup, seconds ago: the oldest',
+        fleetQuery(pgsnap, freshnessMetrics.backupAge, 'MAX'),
+        { period: Duration.minutes(15) },
+      ),
+      ...(props.copiesToDr
+        ? [
+            queryWidget(
+              'Newest backup in DR, seconds ago: the oldest',
+              fleetQuery(pgsnap, freshnessMetrics.drCopyAge, 'MAX'),
+              { period: Duration.minutes(15) },
+            ),
+            queryWidget(
+              'DR copies failed: the clusters with most',
+              fleetQuery(pgsnap, copyMetrics.failed, 'SUM'),
+              {
+                period: Duration.hours(1),
+              },
+            ),
+          ]
+        : []),
+      // One datapoint per completed backup, for the whole fleet (record-backup publishes them).
+      new GraphWidget({
+        title: 'Durations of completed backups (all clusters)',
         left: [
-          backupMetric(name, backupMetrics.completed, Duration.hours(1), 'completed'),
-          backupMetric(name, backupMetrics.failed, Duration.hours(1), 'failed'),
-          ...(props.copiesToDr && cluster.copyToDr
-            ? [backupMetric(name, copyMetrics.failed, Duration.hours(1), 'DR copy failed')]
-            : []),
-        ],
-        leftYAxis: { min: 0, showUnits: false },
-        width: 6,
-        height: 6,
-      });
-      // One datapoint per completed backup (record-backup publishes them).
-      const durations = new GraphWidget({
-        title: `${name}: durations of completed backups`,
-        left: [
-          backupMetric(
-            name,
-            backupDurationMetrics.backupMode,
-            Duration.hours(1),
-            'in backup mode',
-            'Maximum',
-          ),
-          backupMetric(
-            name,
-            backupDurationMetrics.snapshots,
-            Duration.hours(1),
-            'snapshots completing',
-            'Maximum',
-          ),
-          backupMetric(name, backupDurationMetrics.backup, Duration.hours(1), 'whole backup', 'Maximum'),
+          fleetMetric(backupDurationMetrics.backupMode, 'Maximum', 'in backup mode (longest)'),
+          fleetMetric(backupDurationMetrics.backupMode, 'p50', 'in backup mode (median)'),
+          fleetMetric(backupDurationMetrics.snapshots, 'Maximum', 'snapshots completing (longest)'),
+          fleetMetric(backupDurationMetrics.backup, 'Maximum', 'whole backup (longest)'),
         ],
         leftYAxis: { min: 0, showUnits: false, label: 's' },
         width: 6,
         height: 6,
-      });
-      const lagThreshold: HorizontalAnnotation = {
-        value: cluster.walRpoMinutes * 60,
-        label: 'archiving stalled',
-      };
-      const lag = new GraphWidget({
-        title: `${name}: WAL archive lag`,
-        left: [hostMetric(name, hostMetrics.archiveLag, 'Maximum').with({ label: 'lag (s)' })],
-        leftAnnotations: [lagThreshold],
-        leftYAxis: { min: 0, showUnits: false, label: 's' },
-        width: 4,
-        height: 6,
-      });
-      const ready = new GraphWidget({
-        title: `${name}: WAL files waiting`,
-        left: [
-          hostMetric(name, hostMetrics.readyFiles, 'Maximum').with({ label: 'ready files' }),
-          hostMetric(name, hostMetrics.pusherBacklog, 'Maximum').with({ label: 'async pusher backlog' }),
-        ],
-        right: [hostMetric(name, hostMetrics.archiveFailures, 'Sum').with({ label: 'archive failures' })],
-        leftYAxis: { min: 0, showUnits: false },
-        rightYAxis: { min: 0, showUnits: false },
-        width: 4,
-        height: 6,
-      });
-      const free = new GraphWidget({
-        title: `${name}: pg_wal free space`,
-        left: [hostMetric(name, hostMetrics.walVolumeFreeBytes, 'Minimum').with({ label: 'free bytes' })],
-        leftAnnotations: [{ value: cluster.walMinFreeMiB * 1024 * 1024, label: 'pg_wal filling' }],
-        leftYAxis: { min: 0 },
-        width: 4,
-        height: 6,
-      });
-      // The restore state machine counts each outcome; the record of each (phases, RTO) is in the repository.
-      const restores = new GraphWidget({
-        title: `${name}: restores and drills per day`,
-        left: [
-          backupMetric(name, restoreMetrics.drillSucceeded, Duration.days(1), 'drill passed'),
-          backupMetric(name, restoreMetrics.drillFailed, Duration.days(1), 'drill failed'),
-          backupMetric(name, restoreMetrics.restoreSucceeded, Duration.days(1), 'restore passed'),
-          backupMetric(name, restoreMetrics.restoreFailed, Duration.days(1), 'restore failed'),
-        ],
-        leftYAxis: { min: 0, showUnits: false },
-        width: 6,
-        height: 6,
-      });
-      const rto = new GraphWidget({
-        title: `${name}: RTO (request to accepting connections)`,
-        left: [
-          backupMetric(name, restoreMetrics.drillRtoSeconds, Duration.days(1), 'drill', 'Maximum'),
-          backupMetric(name, restoreMetrics.restoreRtoSeconds, Duration.days(1), 'restore', 'Maximum'),
-        ],
-        ...(cluster.drills?.rtoMinutes
-          ? { leftAnnotations: [{ value: cluster.drills.rtoMinutes * 60, label: 'RTO objective' }] }
-          : {}),
-        leftYAxis: { min: 0, label: 'seconds', showUnits: false },
-        width: 6,
-        height: 6,
-      });
-      // CloudWatch cannot tell how long ago a datapoint was: report-backup-age puts the age itself.
-      const hoursAgo = (metric: string, label: string, id: string) =>
-        new MathExpression({
-          expression: `${id} / 3600`,
-          usingMetrics: { [id]: backupMetric(name, metric, Duration.minutes(15), label, 'Maximum') },
-          label,
-          period: Duration.minutes(15),
-        });
-      const age = new SingleValueWidget({
-        title: `${name}: newest completed backup, hours ago`,
-        metrics: [
-          hoursAgo(freshnessMetrics.backupAge, 'at the source', 'source'),
-          ...(props.copiesToDr && cluster.copyToDr
-            ? [hoursAgo(freshnessMetrics.drCopyAge, 'in DR', 'dr')]
-            : []),
-        ],
-        width: 4,
-        height: 6,
-      });
-      this.dashboard.addWidgets(age, backups, durations, lag, ready, free, restores, rto);
-    }
+      }),
+    );
+    this.dashboard.addWidgets(
+      queryWidget('WAL archive lag, seconds: the longest', fleetQuery(hosts, hostMetrics.archiveLag, 'MAX')),
+      queryWidget('WAL files waiting: the most', fleetQuery(hosts, hostMetrics.readyFiles, 'MAX')),
+      queryWidget(
+        'pg_wal free bytes: the least',
+        fleetQuery(hosts, hostMetrics.walVolumeFreeBytes, 'MIN', 'ASC'),
+      ),
+      queryWidget('WAL archive failures: the most', fleetQuery(hosts, hostMetrics.archiveFailures, 'SUM')),
+    );
+    // The restore state machine counts each outcome; the record of each (phases, RTO) is in the repository.
+    this.dashboard.addWidgets(
+      queryWidget(
+        'Days since the last drill: the longest',
+        fleetQuery(pgsnap, freshnessMetrics.daysSinceDrill, 'MAX'),
+        {
+          period: Duration.hours(1),
+        },
+      ),
+      queryWidget(
+        'Drills failed per day: the clusters with most',
+        fleetQuery(pgsnap, restoreMetrics.drillFailed, 'SUM'),
+        {
+          period: day,
+        },
+      ),
+      queryWidget(
+        'Drill RTO, seconds: the slowest',
+        fleetQuery(pgsnap, restoreMetrics.drillRtoSeconds, 'MAX'),
+        {
+          period: day,
+        },
+      ),
+      queryWidget(
+        'Restores failed per day: the clusters with most',
+        fleetQuery(pgsnap, restoreMetrics.restoreFailed, 'SUM'),
+        { period: day },
+      ),
+    );
   }
 }

@@ -24,6 +24,7 @@ import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { drillAlarms } from '../monitoring/drill-alarms.ts';
 import { DrillKit } from './drill-kit.ts';
+import { drillExpression } from './drill-schedule.ts';
 import { RestoreDocument } from './restore-document.ts';
 import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } from './restore-functions.ts';
 
@@ -124,7 +125,10 @@ export class Restore extends Construct {
       }
       new Schedule(this, `${cluster.name}-drill`, {
         description: `pgsnap restore drill of ${cluster.name}`,
-        schedule: ScheduleExpression.expression(drills.schedule, TimeZone.of(drills.timezone)),
+        schedule: ScheduleExpression.expression(
+          drillExpression(cluster.name, drills.schedule),
+          TimeZone.of(drills.timezone),
+        ),
         timeWindow: TimeWindow.flexible(Duration.minutes(drills.flexibleWindowMinutes)),
         target: new LambdaInvoke(startDrill, {
           input: ScheduleTargetInput.fromObject({

@@ -32,8 +32,9 @@ export function environment(dr: Record<string, unknown>): EnvironmentInput {
         volumeIds: ['vol-0a1b2c3d4e5f60001'],
         repository: { prefix: 'pgsnap/' },
         retention: { keepLast: 7, dr: { keepDays: 35 } },
+        // Scheduled drills: the start-drill Lambda is deployed and its rights checked too.
         drills: {
-          schedule: 'cron(0 6 ? * SUN *)',
+          schedule: 'rate(7 days)',
           launch: { launchTemplate: 'pgsnap-drill', subnetId: 'subnet-0123456789abcdef0' },
         },
       },

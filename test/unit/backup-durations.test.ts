@@ -53,11 +53,9 @@ describe('the durations of a completed backup', () => {
     const input = call!.args[0].input;
     expect(input.Namespace).toBe('pgsnap');
     const byName = Object.fromEntries(input.MetricData!.map((d) => [d.MetricName, d]));
-    expect(byName.BackupModeSeconds).toMatchObject({
-      Value: 12,
-      Unit: 'Seconds',
-      Dimensions: [{ Name: 'Cluster', Value: 'orders-db' }],
-    });
+    expect(byName.BackupModeSeconds).toMatchObject({ Value: 12, Unit: 'Seconds' });
+    // Fleet-wide: no cluster dimension, so the fleet pays for three metrics, not three per cluster.
+    for (const datum of input.MetricData!) expect(datum.Dimensions).toBeUndefined();
     const completedAt = Date.parse(byName.BackupSeconds!.Timestamp!.toISOString());
     expect(byName.BackupSeconds!.Value).toBe((completedAt - Date.parse(stopped.timings.startedAt)) / 1000);
     expect(byName.SnapshotSeconds!.Value).toBe((completedAt - Date.parse('2026-11-21T14:30:10.000Z')) / 1000);
@@ -77,6 +75,6 @@ describe('the durations of a completed backup', () => {
   });
 
   test('a backup that is not completed has no durations', () => {
-    expect(backupDurationData(stopped, { dimension: 'Cluster' })).toEqual([]);
+    expect(backupDurationData(stopped, {})).toEqual([]);
   });
 });
