@@ -25,7 +25,7 @@ import { hostStatements } from './guards/cluster-hosts.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { SnapshotQuota } from './guards/snapshot-quota.ts';
-import { HandlerFunction } from './lambda/handler-function.ts';
+import { lambdaRolesOf } from './lambda/handler-function.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
@@ -217,15 +217,6 @@ export class Pgsnap extends Construct {
       lambdaRolesOf(this),
     );
   }
-}
-
-/** The role ARNs of the Lambdas under `scope`: the orchestrator's principals, which record. */
-export function lambdaRolesOf(scope: Construct): string[] {
-  const roles = scope.node
-    .findAll()
-    .filter((c): c is HandlerFunction => c instanceof HandlerFunction)
-    .map((fn) => fn.role!.roleArn);
-  return [...new Set(roles)];
 }
 
 export interface PgsnapStackProps extends StackProps {

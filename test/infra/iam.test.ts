@@ -60,7 +60,7 @@ for (const [mode, input] of Object.entries(modes)) {
       const files = readdirSync(join(import.meta.dirname, '..', '..', 'functions'))
         .filter((f) => f.endsWith('.ts'))
         .map((f) => f.slice(0, -3));
-      expect(new Set(d.functions.map((f) => f.handler))).toEqual(new Set(files));
+      expect(new Set([...d.functions, ...d.drFunctions].map((f) => f.handler))).toEqual(new Set(files));
     });
 
     it('each Lambda may send every command its code sends, to the resources it sends it to', async () => {
@@ -85,7 +85,7 @@ for (const [mode, input] of Object.entries(modes)) {
 
     it('each Lambda of the DR stack may send every command its code sends, as the DR account', async () => {
       expect(new Set(d.drFunctions.map((f) => f.handler))).toEqual(
-        new Set(['apply-retention', ...restoreHandlers]),
+        new Set(['apply-retention', 'record-dr-backup', ...restoreHandlers]),
       );
       const refused: string[] = [];
       for (const { handler, role } of d.drFunctions) {
