@@ -51,7 +51,6 @@ export const recordCopiesHandler =
     });
     const { source, session, repository } = clients;
     try {
-      const dr = await session.openRepository(request.cluster);
       const common = {
         target: PGSNAP_DR,
         backupId: request.backupId,
@@ -60,7 +59,7 @@ export const recordCopiesHandler =
       };
       return await finishDrCopies(
         { source, drEc2: session.ec2 },
-        { source: repository, dr },
+        { source: repository },
         request.outcome === 'completed'
           ? { ...common, outcome: 'completed' }
           : {

@@ -20,15 +20,24 @@ import {
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { type Bucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { proposedManifestName } from '#domain/ebs/dr-copies';
 import { grantOperations } from '#domain/ebs/dr-sharing';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from './config/config.ts';
 import { DrAlarms } from './dr/dr-alarms.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
 import { drDrillAge } from './dr/dr-drills.ts';
+import { DrRecorder } from './dr/dr-recorder.ts';
 import { acknowledge } from './guards/acknowledge.ts';
-import { repositoryBucketIn, writeOnceIn, writeOnceKeys } from './guards/repository-bucket.ts';
+import {
+  recordKeys,
+  recordsWrittenOnlyBy,
+  repositoryBucketIn,
+  writeOnceIn,
+  writeOnceKeys,
+} from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
+import { lambdaRolesOf } from './lambda/handler-function.ts';
 import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 import { Retention } from './retention/scheduled-retention.ts';
@@ -186,10 +195,14 @@ export class DrStack extends Stack {
       }),
     );
     // As at the source: the pin, the WAL and the artifacts never change once written, whoever writes them
-    // (replication writes WAL with s3:ReplicateObject, and a source overwrite is refused at the source).
+    // (replication writes WAL with s3:ReplicateObject, and a source overwrite is refused at the source);
+    // nor does what the source proposes as a backup's manifest (dr-recorder.ts).
     writeOnceIn(
       this.bucket,
-      clusters.flatMap((c) => writeOnceKeys(`${c.repository.prefix}${c.name}`)),
+      clusters.flatMap((c) => [
+        ...writeOnceKeys(`${c.repository.prefix}${c.name}`),
+        `${c.repository.prefix}${c.name}/backups/*/${proposedManifestName}`,
+      ]),
     );
     // DR owns DR: the WAL arrives only by replication, and the restore records are written by this stack's
     // restore Lambdas alone. No source principal writes either, whatever its own policies say.
@@ -280,6 +293,24 @@ export class DrStack extends Stack {
         })),
       });
       this.alarms.notify(this.retention.failedAlarm);
+    }
+
+    // DR owns DR: its manifests are recorded here, from the copies this account sees, and only this stack's
+    // Lambdas (the recorder, DR retention, the DR restore) write manifests and restore records in its bucket.
+    if (clusters.length > 0) {
+      new DrRecorder(this, 'Recorder', {
+        bucket: this.bucket,
+        clusters: clusters.map((c) => ({
+          name: c.name,
+          prefix: c.repository.prefix,
+          repositoryUrl: drRepositoryUrl(names, c),
+        })),
+      });
+      recordsWrittenOnlyBy(
+        this.bucket,
+        clusters.flatMap((c) => recordKeys(`${c.repository.prefix}${c.name}`)),
+        lambdaRolesOf(this),
+      );
     }
 
     if (crossAccount) {

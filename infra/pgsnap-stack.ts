@@ -22,9 +22,10 @@ import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
-import { RepositoryBucket, writeOnceKeys } from './guards/repository-bucket.ts';
+import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { SnapshotQuota, warnNearSnapshotQuota } from './guards/snapshot-quota.ts';
+import { lambdaRolesOf } from './lambda/handler-function.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
 import { BackupAge } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
@@ -210,6 +211,14 @@ export class Pgsnap extends Construct {
       alarmsUnder: this,
       copiesToDr: config.dr !== undefined,
     });
+    // The orchestrator records, hosts only propose (DESIGN.md "Trust"): the Lambdas made above, and no one
+    // else, write the manifests and the restore records, whatever a host's or anyone's own policies say.
+    this.repository.recordsWrittenOnlyBy(
+      config.clusters
+        .filter((cluster) => !cluster.repository.bucketName)
+        .flatMap((cluster) => recordKeys(`${cluster.repository.prefix}${cluster.name}`)),
+      lambdaRolesOf(this),
+    );
   }
 }
 

@@ -149,9 +149,11 @@ export async function startDrCopies(
 
 /**
  * Copies what a restore from the DR account needs besides the snapshots and
- * the WAL: cluster.json, the artifacts (checked against their sha256 on the
- * way), and a DR-side manifest whose snapshots are the DR copies, written last
- * and `snapshotting` until the copies are completed.
+ * the WAL: cluster.json and the artifacts (checked against their sha256 on
+ * the way), then proposes the source manifest, which the DR stack's recorder
+ * checks against the copies and records as the DR-side manifest
+ * (record-dr-backup.ts): the source writes no manifest in DR. Returns the
+ * proposed manifest.
  */
 export async function copyBackupToDrRepository(
   source: Repository,
@@ -180,14 +182,28 @@ export async function copyBackupToDrRepository(
       await source.readArtifact(request.backupId, artifact),
     );
   }
-  const drManifest = drManifestOf(manifest, request.copySet.copies, 'snapshotting');
-  await dr.writeManifest(drManifest);
+  // Proposed, not recorded: the DR stack's recorder writes the DR manifest from DR facts (record-dr-backup.ts).
+  await proposeDrManifest(dr, manifest);
   await source.writeManifest({
     ...manifest,
     copies: request.copySet.copies,
     updatedAt: new Date().toISOString(),
   });
-  return drManifest;
+  return manifest;
+}
+
+/** The source manifest as the source's copier proposes it, beside the artifacts in the DR repository. */
+export const proposedManifestName = 'source-manifest.json';
+
+/**
+ * The source's side: puts its completed manifest into the DR repository as
+ * a proposal, once (a retried copy finds it there and leaves it).
+ */
+export async function proposeDrManifest(dr: Repository, manifest: Manifest): Promise<void> {
+  await dr.store.putIfAbsent(
+    dr.backupKey(manifest.backupId, proposedManifestName),
+    Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`),
+  );
 }
 
 /** The DR-side manifest: the source manifest with the DR copies as its snapshots. */

@@ -1,14 +1,15 @@
 /**
  * How the DR copies of a backup end: locked when completed, recorded as
  * failed otherwise (never deleted from the source account: DR retention, in
- * the DR account, deletes them), the sharing and grants taken back, and both
- * manifests written.
+ * the DR account, deletes them), the sharing and grants taken back, and the
+ * source manifest written. The DR-side manifest is the DR stack's to record
+ * (record-dr-backup.ts).
  */
 import { type EC2Client, LockSnapshotCommand } from '@aws-sdk/client-ec2';
 import { ManifestStateError } from '../errors.ts';
 import type { ManifestCopy } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
-import { type DrCopySet, drManifestOf, sourceIdOf } from './dr-copies.ts';
+import { type DrCopySet, sourceIdOf } from './dr-copies.ts';
 import { type SourceClients, unshare } from './dr-sharing.ts';
 import { type DrTarget, isCrossAccount } from './dr-target.ts';
 import { type SnapshotOfSet, snapshotsOfBackup } from './snapshots.ts';
@@ -72,16 +73,16 @@ async function settleCopies(drEc2: EC2Client, request: EndedCopies): Promise<Man
 
 /**
  * Records how the copies ended: takes back the sharing and the grants
- * first, then writes the source manifest (which stays completed) and the
- * DR-side manifest (completed, or failed with the reason). On failure the
- * DR-side manifest names every copy of the backup found in the DR region by
- * its tags, also when the step that started them never returned, so that DR
- * retention (in the DR account) deletes them: a half-made copy restores
- * nothing, and the source account may not delete there.
+ * first, then writes the source manifest (which stays completed). On failure
+ * it names every copy of the backup found in the DR region by its tags, also
+ * when the step that started them never returned. In DR, the recorder of the
+ * DR stack writes the DR-side manifest from the copies' own states (a copy in
+ * error makes it failed, for DR retention to delete): the source account may
+ * neither delete nor record there.
  */
 export async function finishDrCopies(
   clients: { source: SourceClients; drEc2: EC2Client },
-  repositories: { source: Repository; dr: Repository },
+  repositories: { source: Repository },
   request: EndedCopies,
 ): Promise<{ copies: ManifestCopy[] }> {
   const { target, backupId } = request;
@@ -100,13 +101,7 @@ export async function finishDrCopies(
   if (!manifest) {
     throw new ManifestStateError(`backup ${backupId} has no manifest in ${repositories.source.url}`);
   }
+  // The source's manifest only: the DR-side one is the DR stack's to record, from DR facts (record-dr-backup.ts).
   await repositories.source.writeManifest({ ...manifest, copies, updatedAt: now });
-  const drManifest = await repositories.dr.readManifest(backupId);
-  if (drManifest || copies.some((c) => c.snapshotId)) {
-    await repositories.dr.writeManifest({
-      ...drManifestOf(manifest, copies, request.outcome),
-      ...(request.outcome === 'failed' ? { failure: { reason: request.reason, at: now } } : {}),
-    });
-  }
   return { copies };
 }

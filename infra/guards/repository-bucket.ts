@@ -142,6 +142,63 @@ export class RepositoryBucket extends Construct {
   writeOnce(keyPatterns: string[]): void {
     if (this.key) writeOnceIn(this.bucket, keyPatterns);
   }
+
+  /**
+   * Lets only `writers` write the objects under `keyPatterns` of a bucket
+   * this stack created (recordsWrittenOnlyBy); an imported bucket is its
+   * owner's to configure: nothing is added.
+   */
+  recordsWrittenOnlyBy(keyPatterns: string[], writers: string[]): void {
+    if (this.key) recordsWrittenOnlyBy(this.bucket, keyPatterns, writers);
+  }
+}
+
+/**
+ * The keys of one cluster's repository that the orchestrator records and no
+ * one else writes: the manifests and the restore records (DESIGN.md, "Trust").
+ */
+export function recordKeys(root: string): string[] {
+  return [`${root}/backups/*/manifest.json`, `${root}/restores/*`];
+}
+
+/** Every way to create, replace, delete or pin an object (version) under a key. */
+const objectWrites = [
+  's3:PutObject',
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  's3:PutObjectRetention',
+  's3:PutObjectLegalHold',
+  's3:PutObjectTagging',
+  's3:PutObjectAcl',
+  's3:ReplicateObject',
+  's3:ReplicateDelete',
+  's3:RestoreObject',
+];
+
+/**
+ * Only `writers` (role ARNs: the stack's Lambdas, which record) may write,
+ * delete, lock or tag the objects under `keyPatterns` (recordKeys) of
+ * `bucket`: everyone else is denied by the bucket, whatever their own
+ * policies allow. So a database host, whose PostgreSQL superuser can reach
+ * the instance role, cannot forge the manifests retention acts on or the
+ * restore records a restore target acts on, even when an operator's policy
+ * grants it all of S3; and in DR no source principal can. For an IAM role,
+ * aws:PrincipalArn is the role's ARN whichever session uses it
+ * (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn).
+ * An administrator who must repair a record edits this statement first.
+ */
+export function recordsWrittenOnlyBy(bucket: IBucket, keyPatterns: string[], writers: string[]): void {
+  if (keyPatterns.length === 0) return;
+  bucket.addToResourcePolicy(
+    new PolicyStatement({
+      sid: 'OnlyTheOrchestratorWritesManifestsAndRestoreRecords',
+      effect: Effect.DENY,
+      principals: [new AnyPrincipal()],
+      actions: objectWrites,
+      resources: keyPatterns.map((pattern) => bucket.arnForObjects(pattern)),
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': writers } },
+    }),
+  );
 }
 
 /**

@@ -11,7 +11,7 @@ import type { IRole } from 'aws-cdk-lib/aws-iam';
 import { ApplicationLogLevel, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { Construct } from 'constructs';
+import type { Construct, IConstruct } from 'constructs';
 import { acknowledge, wildcardReasons } from '../guards/acknowledge.ts';
 
 /**
@@ -86,4 +86,13 @@ export class HandlerFunction extends NodejsFunction {
       'AwsSolutions-IAM5[Resource::*]': `${wildcardReasons.xray}; so do EC2 Describe* calls, which only read`,
     });
   }
+}
+
+/** The role ARNs of the Lambdas under `scope`: the orchestrator's principals, which record. */
+export function lambdaRolesOf(scope: IConstruct): string[] {
+  const roles = scope.node
+    .findAll()
+    .filter((c): c is HandlerFunction => c instanceof HandlerFunction)
+    .map((fn) => fn.role!.roleArn);
+  return [...new Set(roles)];
 }

@@ -139,14 +139,18 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
       f.attachRestoreVolumes,
       f.measureRestoreInitialization,
       f.recordRestore,
-      // Release and termination read the ids the restore recorded, beside the tags (which EC2 shows late); their
-      // bundle holds the repository's writes too, so they are granted as the other writers are.
-      f.releaseRestoreVolumes,
-      f.terminateRestoreInstance,
     ]) {
       cluster.bucket.grantReadWrite(writer, `${root}/restores/*`);
       acknowledge(writer, {
         [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/restores/*]`]: `reads and rewrites the records of ${cluster.name}'s restores, under its prefix only`,
+      });
+    }
+    // Release and termination only read the ids the restore recorded, beside the tags (which EC2 shows late):
+    // they run on the cleanup path, after whatever failed, and have no record to write.
+    for (const reader of [f.releaseRestoreVolumes, f.terminateRestoreInstance]) {
+      cluster.bucket.grantRead(reader, `${root}/restores/*`);
+      acknowledge(reader, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/restores/*]`]: `reads the records of ${cluster.name}'s restores, under its prefix only`,
       });
     }
     acknowledge(f.prepareRestore, {

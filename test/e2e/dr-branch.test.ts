@@ -16,6 +16,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { MemoryBudgetStore } from '#domain/budget/semaphore';
+import { recordDrBackup } from '#domain/ebs/record-dr-backup';
 import type { RetentionSummary } from '#domain/ebs/retention';
 import { newBackupId } from '#domain/ids';
 import type { Manifest } from '#domain/repository/manifest';
@@ -203,12 +204,32 @@ async function backup(backupId = newBackupId(), options: BackupOptions = {}): Pr
       ...options.handlers,
     },
   });
+  if (run.entered.includes(states.copy)) await recordInDr(backupId);
   return {
     run,
     backupId,
     events: [...run.events, ...events],
     metrics: [...run.metrics.map((m) => m.name), ...metrics],
   };
+}
+
+/**
+ * What the DR account's EventBridge rule does when EBS ends the copies: the DR stack's recorder writes the
+ * DR manifest from the copies the DR account sees (the source writes none), with the DR account's own
+ * credentials in the DR region.
+ */
+async function recordInDr(backupId: string): Promise<void> {
+  const drEc2 = new EC2Client({
+    region: dr.region,
+    credentials: { accessKeyId: dr.accessKeyId, secretAccessKey: 'secret' },
+  });
+  const repository = await openRepository(drUrl, 'orders-db');
+  try {
+    await recordDrBackup(drEc2, repository, { backupId, account: dr.account, region: dr.region });
+  } finally {
+    repository.close();
+    drEc2.destroy();
+  }
 }
 
 async function read(url: string, backupId: string): Promise<Manifest | undefined> {
@@ -304,7 +325,8 @@ describe('DR copies in the backup workflow', () => {
     const sourceManifest = (await read(sourceUrl, backupId))!;
     expect(sourceManifest.state).toBe('completed');
     expect(sourceManifest.copies?.map((c) => c.state)).toEqual(['failed', 'failed']);
-    // The source account deletes nothing in DR: the failed DR manifest names the copies for DR retention.
+    // The source account deletes nothing in DR: the DR stack's recorder names the copies in error in a
+    // failed DR manifest, for DR retention.
     const failedCopies = aws.in(dr.region, dr.account);
     expect(failedCopies.map((c) => c.State)).toEqual(['error', 'error']);
     const drManifest = (await read(drUrl, backupId))!;

@@ -26,9 +26,23 @@ import { backupMetrics, hostMetrics } from '../../infra/monitoring/metrics-and-e
 import type { IamRequest, Principal } from '../support/iam.ts';
 import { type Deployed, deploy, externalId, modes, source } from '../support/iam-deployment.ts';
 import { drRequestsOf, requestsOf } from '../support/iam-requests.ts';
-import { restoreHandlers } from '../support/iam-restore-requests.ts';
+import { cleanupReaders, restoreHandlers, restoreId } from '../support/iam-restore-requests.ts';
 import { backupId, s3Requests } from '../support/iam-s3-requests.ts';
 import { type SentCommand, sentCommands } from '../support/sent-commands.ts';
+
+/** `principal` with all of S3 in its own policies: what a bucket policy alone must refuse. */
+function allOfS3(principal: Principal): Principal {
+  return {
+    ...principal,
+    policies: [
+      ...principal.policies,
+      {
+        name: 'all of s3',
+        policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] },
+      },
+    ],
+  };
+}
 
 for (const [mode, input] of Object.entries(modes)) {
   describe(mode, () => {
@@ -46,7 +60,7 @@ for (const [mode, input] of Object.entries(modes)) {
       const files = readdirSync(join(import.meta.dirname, '..', '..', 'functions'))
         .filter((f) => f.endsWith('.ts'))
         .map((f) => f.slice(0, -3));
-      expect(new Set(d.functions.map((f) => f.handler))).toEqual(new Set(files));
+      expect(new Set([...d.functions, ...d.drFunctions].map((f) => f.handler))).toEqual(new Set(files));
     });
 
     it('each Lambda may send every command its code sends, to the resources it sends it to', async () => {
@@ -71,7 +85,13 @@ for (const [mode, input] of Object.entries(modes)) {
 
     it('each Lambda of the DR stack may send every command its code sends, as the DR account', async () => {
       expect(new Set(d.drFunctions.map((f) => f.handler))).toEqual(
-        new Set(['apply-retention', 'start-drill', 'report-backup-age', ...restoreHandlers]),
+        new Set([
+          'apply-retention',
+          'start-drill',
+          'report-backup-age',
+          'record-dr-backup',
+          ...restoreHandlers,
+        ]),
       );
       const refused: string[] = [];
       for (const { handler, role } of d.drFunctions) {
@@ -216,6 +236,28 @@ for (const [mode, input] of Object.entries(modes)) {
       }
       expect(allowed).toEqual([]);
       expect(refused.length).toBe(d.clusters.length * 4);
+    });
+
+    it('the restore’s cleanup Lambdas read the restore records and can neither write nor delete one, here or in DR', async () => {
+      const allowed: string[] = [];
+      for (const [functions, bucketArn] of [
+        [d.functions, d.sourceBucketArn],
+        [d.drFunctions, d.drBucketArn],
+      ] as const) {
+        for (const { handler, role } of functions.filter((f) => cleanupReaders.has(f.handler))) {
+          for (const c of d.clusters) {
+            const record = `${bucketArn}/${c.prefix}restores/${restoreId}.json`;
+            expect(await d.world.decide(role, { action: 's3:GetObject', resource: record }), handler).toBe(
+              'Allowed',
+            );
+            for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']) {
+              if ((await d.world.decide(role, { action, resource: record })) === 'Allowed')
+                allowed.push(`${handler} (${role.name}): ${action} on ${record}`);
+            }
+          }
+        }
+      }
+      expect(allowed).toEqual([]);
     });
 
     it('the state machine may invoke, send and announce what its Task states do', async () => {
@@ -410,6 +452,43 @@ for (const [mode, input] of Object.entries(modes)) {
             context: { 's3:if-none-match': '*' },
           }),
         ).toBe('Allowed');
+      }
+      expect(allowed).toEqual([]);
+    });
+
+    it('the bucket lets no host write a manifest or a restore record, even one whose own policies allow all of S3', async () => {
+      const allowed: string[] = [];
+      const recordKeys = [`backups/${backupId}/manifest.json`, 'restores/r-20260101T040000Z-d0d0d0.json'];
+      for (const [index, host] of [...d.hosts, ...d.restoreTargets].entries()) {
+        const own = d.clusters[index % d.clusters.length]!;
+        const mighty = allOfS3(host);
+        for (const key of recordKeys) {
+          const resource = `${d.sourceBucketArn}/${own.prefix}${key}`;
+          for (const request of [
+            { action: 's3:PutObject', resource },
+            // A first write is as much the orchestrator's as a rewrite.
+            { action: 's3:PutObject', resource, context: { 's3:if-none-match': '*' } },
+            { action: 's3:DeleteObject', resource },
+            { action: 's3:DeleteObjectVersion', resource },
+            { action: 's3:PutObjectRetention', resource },
+            { action: 's3:PutObjectLegalHold', resource },
+            { action: 's3:PutObjectTagging', resource },
+          ]) {
+            const decision = await d.world.decide(mighty, request);
+            if (decision !== 'ExplicitlyDenied')
+              allowed.push(`${host.name}: ${request.action} on ${request.resource} → ${decision}`);
+          }
+        }
+        // What stays a host's to write: the write-once WAL and artifacts.
+        if (index < d.hosts.length) {
+          expect(
+            await d.world.decide(mighty, {
+              action: 's3:PutObject',
+              resource: `${d.sourceBucketArn}/${own.prefix}wal/000000010000000000000003.zst`,
+              context: { 's3:if-none-match': '*' },
+            }),
+          ).toBe('Allowed');
+        }
       }
       expect(allowed).toEqual([]);
     });

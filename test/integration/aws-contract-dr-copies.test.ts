@@ -33,6 +33,7 @@ import { grantOperations } from '#domain/ebs/dr-sharing';
 import type { DrTarget } from '#domain/ebs/dr-target';
 import { openDrSession } from '#domain/ebs/dr-target';
 import { finishDrCopies } from '#domain/ebs/finish-dr-copies';
+import { recordDrBackup } from '#domain/ebs/record-dr-backup';
 import { applyEbsRetention } from '#domain/ebs/retention';
 import type { SnapshotOfSet } from '#domain/ebs/snapshots';
 import { openRepository } from '#domain/repository/open';
@@ -139,7 +140,7 @@ describe.skipIf(skipWithoutMoto)('DR copies against moto EC2, KMS and STS', () =
     drEc2.destroy();
   });
 
-  test('same account: a failed copy is left in DR, named by the failed DR manifest; DR retention in the DR region deletes it once a later copy completes', async () => {
+  test('same account: the DR stack records each copied backup from the copies EC2 shows; DR retention in the DR region deletes the older one’s copies', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pgsnap-dr-retention-'));
     const drEc2 = new EC2Client(moto.client(drRegion));
     for (const side of ['source', 'dr']) mkdirSync(join(dir, side));
@@ -149,8 +150,8 @@ describe.skipIf(skipWithoutMoto)('DR copies against moto EC2, KMS and STS', () =
     try {
       await src.pin(identity, 'moto');
       const target = sameAccount();
-      /** One backup copied to DR: completed, or failed after the copies started. */
-      const copied = async (backupId: string, outcome: 'completed' | 'failed') => {
+      /** One backup copied to DR, and recorded there by the DR stack's recorder (moto completes copies at once). */
+      const copied = async (backupId: string) => {
         const snapshots = await snapshotSet();
         const at = `${backupId.slice(0, 4)}-${backupId.slice(4, 6)}-${backupId.slice(6, 8)}T15:00:00.000Z`;
         await src.writeManifest(
@@ -166,11 +167,14 @@ describe.skipIf(skipWithoutMoto)('DR copies against moto EC2, KMS and STS', () =
         await copyBackupToDrRepository(src, dr, { backupId, copySet });
         await finishDrCopies(
           { source, drEc2 },
-          { source: src, dr },
-          outcome === 'completed'
-            ? { target, backupId, snapshots, copySet, outcome }
-            : { target, backupId, snapshots, copySet, outcome, reason: 'CopyFailedError: in state error' },
+          { source: src },
+          { target, backupId, snapshots, copySet, outcome: 'completed' },
         );
+        // The source wrote no DR manifest: the recorder writes it from the copies moto shows.
+        expect(await dr.readManifest(backupId)).toBeUndefined();
+        expect(
+          await recordDrBackup(drEc2, dr, { backupId, account: target.account, region: drRegion }),
+        ).toMatchObject({ recorded: true, state: 'completed' });
         return copySet.copies.map((c) => c.snapshotId!);
       };
       const inDr = async () =>
@@ -184,24 +188,23 @@ describe.skipIf(skipWithoutMoto)('DR copies against moto EC2, KMS and STS', () =
         ).Snapshots!.map((s) => s.SnapshotId!);
 
       // A minute before the next: backupIds sort by their start, to the second.
-      const failedId = `20261121T1459${String(++counter).padStart(2, '0')}Z-d4e5f6`;
-      const failedCopies = await copied(failedId, 'failed');
-      // Nothing was deleted from the source side: the copies are there, and the DR manifest names them.
-      expect(await inDr()).toEqual(expect.arrayContaining(failedCopies));
-      expect(await dr.readManifest(failedId)).toMatchObject({
-        state: 'failed',
-        snapshots: failedCopies.map((snapshotId) => expect.objectContaining({ snapshotId })),
+      const olderId = `20261121T1459${String(++counter).padStart(2, '0')}Z-d4e5f6`;
+      const olderCopies = await copied(olderId);
+      expect(await inDr()).toEqual(expect.arrayContaining(olderCopies));
+      expect(await dr.readManifest(olderId)).toMatchObject({
+        state: 'completed',
+        snapshots: olderCopies.map((snapshotId) => expect.objectContaining({ snapshotId })),
       });
-      const goodId = newBackupId();
-      const goodCopies = await copied(goodId, 'completed');
+      const newerId = newBackupId();
+      const newerCopies = await copied(newerId);
 
       const summary = await applyEbsRetention(dr, drEc2, { keepLast: 1 });
-      expect(summary).toMatchObject({ removed: [failedId], unverified: [] });
-      expect(summary.kept).toContain(goodId);
+      expect(summary).toMatchObject({ removed: [olderId], unverified: [] });
+      expect(summary.kept).toContain(newerId);
       const left = await inDr();
-      for (const id of failedCopies) expect(left).not.toContain(id);
-      expect(left).toEqual(expect.arrayContaining(goodCopies));
-      expect(await dr.readManifest(failedId)).toBeUndefined();
+      for (const id of olderCopies) expect(left).not.toContain(id);
+      expect(left).toEqual(expect.arrayContaining(newerCopies));
+      expect(await dr.readManifest(olderId)).toBeUndefined();
     } finally {
       src.close();
       dr.close();

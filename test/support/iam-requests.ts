@@ -3,6 +3,7 @@
  * sets), at the source (`requestsOf`) and in DR (`drRequestsOf`); it throws on
  * a command it does not know, so a new command cannot go unchecked.
  */
+import { proposedManifestName } from '#domain/ebs/dr-copies';
 import { grantOperations } from '#domain/ebs/dr-sharing';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { backupMetrics } from '../../infra/monitoring/metrics-and-events.ts';
@@ -68,9 +69,19 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
     // The copy steps read and write, here and in the DR repository (as the DR side), and delete in
     // neither: the bundle's repository code can; only retention deletes, each side its own.
     if (command.operation === 'DeleteObject') return [];
+    // In DR they write no manifest: they put the pin, the artifacts and the proposed manifest, each once,
+    // and the DR stack's recorder records (record-dr-backup); they still read the DR manifest a retry finds.
+    const drKeys =
+      command.operation === 'PutObject'
+        ? [
+            `${c.prefix}cluster.json`,
+            `${c.prefix}backups/${backupId}/backup_label`,
+            `${c.prefix}backups/${backupId}/${proposedManifestName}`,
+          ]
+        : keys;
     return [
       ...sent,
-      ...s3Requests('dr', command.operation, d.drBucketArn, d.drKeyArn, drRegion, keys, listPrefix),
+      ...s3Requests('dr', command.operation, d.drBucketArn, d.drKeyArn, drRegion, drKeys, listPrefix),
     ];
   }
   switch (key) {
@@ -267,6 +278,27 @@ export function drRequestsOf(command: SentCommand, handler: string, d: Deployed,
   const own = (request: IamRequest): Sent => ({ as: 'own', request });
   if (handler === 'start-drill' || handler === 'report-backup-age')
     return drDrillRequestsOf(command, handler, d, c);
+  if (handler === 'record-dr-backup') {
+    // The recorder reads the pin, the proposal and the artifacts, and writes the manifest (and deletes nothing:
+    // the bundle's repository code can).
+    if (command.client === 's3') {
+      if (command.operation === 'DeleteObject' || command.operation === 'ListObjectVersions') return [];
+      const manifest = `${c.prefix}backups/${backupId}/manifest.json`;
+      const keys =
+        command.operation === 'PutObject'
+          ? [manifest]
+          : [
+              `${c.prefix}cluster.json`,
+              `${c.prefix}backups/${backupId}/${proposedManifestName}`,
+              `${c.prefix}backups/${backupId}/backup_label`,
+              manifest,
+            ];
+      return s3Requests('own', command.operation, at.bucketArn, at.keyArn, at.region, keys, c.prefix);
+    }
+    if (`${command.client}:${command.operation}` === 'ec2:DescribeSnapshots')
+      return [own({ action: 'ec2:DescribeSnapshots', resource: '*' })];
+    throw new Error(`${command.client}:${command.operation} (sent by DR ${handler}) is not in the table`);
+  }
   if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
   if (command.client === 's3') {
     // Retention reads and deletes; it never writes (the bundle's repository code can), nor lists versions.

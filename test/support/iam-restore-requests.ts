@@ -22,6 +22,8 @@ export const restoreHandlers = new Set([
   'terminate-restore-instance',
 ]);
 export const restoreId = 'r-20260101T040000Z-d0d0d0';
+/** The restore's cleanup Lambdas: they read the record's ids and write no record. */
+export const cleanupReaders = new Set(['release-restore-volumes', 'terminate-restore-instance']);
 
 /** Where a restore runs: at the source from the source snapshots, or in DR from the DR copies. */
 export interface RestorePlace {
@@ -89,6 +91,8 @@ export function restoreRequestsOf(
   const made = madeByRestore(c, at);
   const own = (request: IamRequest): Sent => ({ as: 'own', request });
   if (command.client === 's3') {
+    // The cleanup steps only read the ids the record names (their bundle's repository code can write).
+    if (cleanupReaders.has(handler) && ['PutObject', 'DeleteObject'].includes(command.operation)) return [];
     const record = `${c.prefix}restores/${restoreId}.json`;
     const reads =
       handler === 'prepare-restore'

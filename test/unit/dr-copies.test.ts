@@ -25,8 +25,9 @@ import {
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { type AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { proposedManifestName } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
-import type { Manifest } from '#domain/repository/manifest';
+import { type Manifest, parseManifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import { handler as checkCopies } from '../../functions/check-copies.ts';
 import { handler as copySnapshots } from '../../functions/copy-snapshots.ts';
@@ -203,20 +204,21 @@ describe('copy-snapshots to another region of the same account', () => {
     ]);
   });
 
-  test('writes cluster.json, the artifacts and a DR manifest of the copies, and records the copies at the source', async () => {
+  test('writes cluster.json, the artifacts and the proposed manifest, but no DR manifest, and records the copies at the source', async () => {
     useTarget('same-account');
     await copySnapshots(event());
     const dr = await openRepository(drUrl, 'orders-db');
     const src = await sourceRepository();
     try {
       expect((await dr.requirePin()).systemIdentifier).toBe(completed.systemIdentifier);
-      const drManifest = (await dr.readManifest(backupId))!;
-      expect(drManifest.state).toBe('snapshotting');
-      expect(drManifest.snapshots.map((s) => s.snapshotId)).toEqual([
-        'snap-dr00000000000001',
-        'snap-dr00000000000002',
-      ]);
-      expect((await dr.readArtifact(backupId, drManifest.artifacts[0]!)).toString()).toContain('START WAL');
+      // The DR stack's recorder records the DR manifest from the copies (record-dr-backup.test.ts).
+      expect(await dr.readManifest(backupId)).toBeUndefined();
+      const proposed = parseManifest(
+        (await dr.store.get(dr.backupKey(backupId, proposedManifestName)))!,
+        'the proposal',
+      );
+      expect(proposed).toMatchObject({ backupId, state: 'completed', snapshots: completed.snapshots });
+      expect((await dr.readArtifact(backupId, proposed.artifacts[0]!)).toString()).toContain('START WAL');
       const sourceManifest = (await src.readManifest(backupId))!;
       expect(sourceManifest.state).toBe('completed');
       expect(sourceManifest.snapshots.map((s) => s.snapshotId)).toEqual(
@@ -453,9 +455,8 @@ describe('record-copies', () => {
         [drAccount, 'us-west-2', 'completed'],
         [drAccount, 'us-west-2', 'completed'],
       ]);
-      const drManifest = (await drRepo.readManifest(backupId))!;
-      expect(drManifest.state).toBe('completed');
-      expect(drManifest.snapshots.map((s) => s.state)).toEqual(['completed', 'completed']);
+      // The source records no manifest in DR: the DR stack's recorder does.
+      expect(await drRepo.readManifest(backupId)).toBeUndefined();
     } finally {
       src.close();
       drRepo.close();
@@ -482,7 +483,7 @@ describe('record-copies', () => {
     expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
   });
 
-  test('failed: the backup stays completed; no copy is deleted from the source side, the DR manifest names them and says why', async () => {
+  test('failed: the backup stays completed and says why; no copy is deleted, and no DR manifest written, from the source side', async () => {
     useTarget('cross-account');
     const dr = await copySnapshots(event());
     ec2
@@ -502,12 +503,8 @@ describe('record-copies', () => {
       expect(sourceManifest.state).toBe('completed');
       expect(sourceManifest.copies?.map((c) => c.state)).toEqual(['failed', 'failed']);
       expect(sourceManifest.copies?.[0]?.reason).toContain('CopyFailedError');
-      const drManifest = await drRepo.readManifest(backupId);
-      expect(drManifest).toMatchObject({
-        state: 'failed',
-        failure: { reason: expect.stringContaining('snap-dr00000000000002 is in state error') },
-      });
-      expect(drManifest!.snapshots.map((s) => s.snapshotId)).toEqual(dr.copies.map((c) => c.snapshotId));
+      expect(sourceManifest.copies?.map((c) => c.snapshotId)).toEqual(dr.copies.map((c) => c.snapshotId));
+      expect(await drRepo.readManifest(backupId)).toBeUndefined();
     } finally {
       src.close();
       drRepo.close();
@@ -515,7 +512,7 @@ describe('record-copies', () => {
     expect(kms.commandCalls(RevokeGrantCommand)).toHaveLength(1);
   });
 
-  test('failed when the step that started the copies never returned: the copies found by their tags are named in a failed DR manifest', async () => {
+  test('failed when the step that started the copies never returned: the copies found by their tags are named in the source manifest', async () => {
     useTarget('cross-account');
     const copies = snapshotSet.snapshots.map((s, i) => ({
       SnapshotId: `snap-dr-orphan${i}`,
@@ -536,9 +533,7 @@ describe('record-copies', () => {
       expect(
         (await src.readManifest(backupId))!.copies?.map((c) => [c.sourceSnapshotId, c.snapshotId]),
       ).toEqual(snapshotSet.snapshots.map((s, i) => [s.snapshotId, `snap-dr-orphan${i}`]));
-      const drManifest = (await drRepo.readManifest(backupId))!;
-      expect(drManifest.state).toBe('failed');
-      expect(drManifest.snapshots.map((s) => s.snapshotId)).toEqual(copies.map((c) => c.SnapshotId));
+      expect(await drRepo.readManifest(backupId)).toBeUndefined();
     } finally {
       src.close();
       drRepo.close();

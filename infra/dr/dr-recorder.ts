@@ -1,0 +1,76 @@
+/**
+ * DR owns DR (DESIGN.md, "Trust"): the DR stack's recorder writes each DR-side
+ * manifest from DR facts (functions/record-dr-backup.ts), called by an
+ * EventBridge rule of the DR account and Region whenever EBS ends a snapshot
+ * copy there. It reads the copied cluster's objects and writes its manifests,
+ * nothing else; the source's principals may write no manifest in the DR
+ * bucket (the DR stack's bucket policy).
+ */
+import { Duration, Stack } from 'aws-cdk-lib';
+import { Rule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { acknowledge, bucketFinding } from '../guards/acknowledge.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
+
+export interface DrRecorderProps {
+  bucket: IBucket;
+  /** The copied clusters: name, repository prefix and DR repository URL. */
+  clusters: Array<{ name: string; prefix: string; repositoryUrl: string }>;
+}
+
+export class DrRecorder extends Construct {
+  readonly function: HandlerFunction;
+
+  constructor(scope: Construct, id: string, props: DrRecorderProps) {
+    super(scope, id);
+    const fn = new HandlerFunction(this, 'RecordDrBackup', {
+      handler: 'record-dr-backup',
+      description: "pgsnap: records a backup's DR manifest from the DR copies EC2 shows",
+      environment: {
+        PGSNAP_DR_REPOSITORIES: JSON.stringify(
+          Object.fromEntries(props.clusters.map((c) => [c.name, c.repositoryUrl])),
+        ),
+        PGSNAP_DR_ACCOUNT: Stack.of(this).account,
+      },
+    });
+    this.function = fn;
+    // DescribeSnapshots supports no resource-level permissions.
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['ec2:DescribeSnapshots'], resources: ['*'] }));
+    for (const cluster of props.clusters) {
+      const root = `${cluster.prefix}${cluster.name}`;
+      // The pin, the proposal and the artifacts read; the manifests, and nothing else, written.
+      props.bucket.grantRead(fn, `${root}/*`);
+      props.bucket.grantPut(fn, `${root}/backups/*/manifest.json`);
+      acknowledge(fn, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${root}/*]`]: `reads ${cluster.name}'s DR pin, proposals and artifacts, under its prefix only`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${root}/backups/*/manifest.json]`]: `writes ${cluster.name}'s DR manifests, and no other object`,
+      });
+    }
+    acknowledge(fn, {
+      'AwsSolutions-IAM5[Resource::*]': 'ec2:DescribeSnapshots supports no resource-level permissions',
+      'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the copied clusters’ objects',
+      'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
+      'AwsSolutions-IAM5[Action::s3:List*]': 'CDK grantRead: listing the catalog',
+      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantPut: aborting its own multipart uploads',
+      'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]': 'CDK key grant on the DR key, for SSE-KMS objects',
+      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]': 'CDK key grant on the DR key, for SSE-KMS objects',
+    });
+    // "EBS Snapshot Notification" with event copySnapshot, sent in the Region of the copy (EBS user guide,
+    // "Amazon EventBridge for Amazon EBS"). EventBridge invokes asynchronously, so a failed call is retried by
+    // Lambda (twice, a minute and then two later): a copy's event can come before the source's proposal,
+    // which the recorder then refuses to do without.
+    fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(1) });
+    new Rule(this, 'CopyEnded', {
+      description: 'pgsnap: a snapshot copy ended in the DR Region; record its backup in DR',
+      eventPattern: {
+        source: ['aws.ec2'],
+        detailType: ['EBS Snapshot Notification'],
+        detail: { event: ['copySnapshot'] },
+      },
+      targets: [new LambdaFunction(fn, { retryAttempts: 8, maxEventAge: Duration.hours(6) })],
+    });
+  }
+}
