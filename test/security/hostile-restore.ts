@@ -62,7 +62,7 @@ export async function takeBackup(): Promise<Backup> {
   expect(begun.code, begun.stderr).toBe(0);
   const snapshot = join(work, 'snap-data');
   await run('cp', ['-a', source.dataDir, snapshot]);
-  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+  const ended = await pgsnap(['end', '--snapshot', snapshot, '--json', ...repo.flags], env);
   expect(ended.code, ended.stderr).toBe(0);
   await source.query('SELECT pg_switch_wal()');
   for (let i = 0; i < 200; i++) {

@@ -57,10 +57,13 @@ export async function copyBackup(
   const begun = await pgsnap(['begin', '--label', options.label, '--fast', '--json', ...options.flags], env);
   expect(begun.code, begun.stderr).toBe(0);
   const backupDir = ownedDir(join(source.root, 'backup'));
+  const taken: string[] = [];
   for (const copy of options.copies ?? ['data']) {
     await promisify(execFile)('cp', ['-a', source.dataDir, join(backupDir, copy)]);
+    // Named to end, as an operator names the snapshot taken: a backup is completed only with one.
+    taken.push('--snapshot', join(backupDir, copy));
   }
-  const ended = await pgsnap(['end', '--json', ...options.flags], env);
+  const ended = await pgsnap(['end', '--json', ...taken, ...options.flags], env);
   expect(ended.code, `${ended.stderr}\n${source.log().slice(-3000)}`).toBe(0);
   return { backupId: begun.json!.backupId as string, backupDir };
 }
