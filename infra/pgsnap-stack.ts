@@ -16,6 +16,7 @@ import { BackupFunctions } from './backup/backup-functions.ts';
 import { BackupStateMachine } from './backup/backup-state-machine.ts';
 import { BackupSchedules } from './backup/schedules.ts';
 import { SnapshotBudget } from './backup/snapshot-budget.ts';
+import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
 import { drNames, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
@@ -68,12 +69,19 @@ export class Pgsnap extends Construct {
     };
 
     this.document = new AgentDocument(this, 'AgentDocument');
+    const repositoryUrl = (cluster: EnvironmentConfig['clusters'][number]) =>
+      `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`;
+    const catalog = new ClusterCatalog(this, 'Catalog', {
+      bucket: this.repository.bucket,
+      clusters: catalogClusters(config.clusters, repositoryUrl),
+    });
 
     const functions = new BackupFunctions(this, {
       config,
       stateMachineName,
       stateMachineArn,
       repositoryOf,
+      catalog,
     });
     const afterBackup = new AfterBackup(this, 'AfterBackup', {
       config,
@@ -137,6 +145,7 @@ export class Pgsnap extends Construct {
       timeouts: config.timeouts,
       topic: this.alarms.topic,
       environment: config.name,
+      catalog,
     });
     // What the CLI's hints and docs/restore.md send operators to (aws cloudformation describe-stacks).
     outputs(this, {

@@ -9,8 +9,8 @@ import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import type { ClusterTarget } from '#domain/backup/plan';
 import { snapshotTags } from '#domain/ebs/snapshots';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
 import { hostStatements } from '../guards/cluster-hosts.ts';
@@ -24,10 +24,9 @@ export interface BackupFunctionsProps {
   stateMachineArn: string;
   /** The repository bucket of a cluster. */
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => IBucket;
+  /** What prepare-backup knows of the clusters. */
+  catalog: ClusterCatalog;
 }
-
-/** Lambda environment variables share a 4 KB limit. */
-const maxClustersVariableBytes = 3_500;
 
 export class BackupFunctions {
   readonly prepareBackup: HandlerFunction;
@@ -39,28 +38,11 @@ export class BackupFunctions {
   constructor(scope: Construct, props: BackupFunctionsProps) {
     const { config, stateMachineName, stateMachineArn, repositoryOf } = props;
     const stack = Stack.of(scope);
-    const targets: ClusterTarget[] = config.clusters.map((cluster) => ({
-      name: cluster.name,
-      ...('instanceId' in cluster.instance
-        ? { instanceId: cluster.instance.instanceId }
-        : { instanceTags: cluster.instance.tags }),
-      volumeIds: cluster.volumeIds ?? [],
-      fastCheckpoint: cluster.fastCheckpoint,
-      maxBackupMinutes: cluster.maxBackupMinutes,
-      repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
-    }));
-    const clustersVariable = JSON.stringify(targets);
-    if (Buffer.byteLength(clustersVariable) > maxClustersVariableBytes) {
-      throw new Error(
-        `environment ${config.name}: too many clusters for one stack; split them into environments`,
-      );
-    }
-
     const prepareBackup = new HandlerFunction(scope, 'PrepareBackup', {
       handler: 'prepare-backup',
       description: 'pgsnap: checks a backup request and finds the cluster',
-      environment: { PGSNAP_CLUSTERS: clustersVariable },
     });
+    props.catalog.grantRead(prepareBackup);
     prepareBackup.addToRolePolicy(
       new PolicyStatement({ actions: ['states:ListExecutions'], resources: [stateMachineArn] }),
     );
