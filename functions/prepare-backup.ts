@@ -20,9 +20,9 @@ const eventSchema = z.object({
 /** The handler with its clients given: AWS's in Lambda, local stand-ins in `pgsnap demo`. */
 export const prepareBackupHandler =
   (clients: { ec2: EC2Client }) =>
-  async (event: unknown): Promise<BackupPlan> => {
-    const catalog = await readCatalog();
-    return planBackup(clients, parseWith(eventSchema, event, 'the prepare-backup event'), catalog);
+  (event: unknown): Promise<BackupPlan> => {
+    const request = parseWith(eventSchema, event, 'the prepare-backup event');
+    return readCatalog().then((catalog) => planBackup(clients, request, catalog));
   };
 
 export const handler = logged('prepare-backup', prepareBackupHandler({ ec2: new EC2Client(sdkRetry) }));

@@ -71,9 +71,19 @@ export class Pgsnap extends Construct {
     this.document = new AgentDocument(this, 'AgentDocument');
     const repositoryUrl = (cluster: EnvironmentConfig['clusters'][number]) =>
       `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`;
+    const discover = config.discover;
     const catalog = new ClusterCatalog(this, 'Catalog', {
       bucket: this.repository.bucket,
       clusters: catalogClusters(config.clusters, repositoryUrl),
+      discover: discover && {
+        tag: discover.tag,
+        repository: `s3://${this.repository.bucket.bucketName}/${discover.defaults.prefix}`,
+        defaults: {
+          fastCheckpoint: discover.defaults.fastCheckpoint,
+          maxBackupMinutes: discover.defaults.maxBackupMinutes,
+          recoverySeconds: Math.round(discover.defaults.recoveryHours * 3600),
+        },
+      },
     });
 
     const functions = new BackupFunctions(this, {
@@ -106,13 +116,20 @@ export class Pgsnap extends Construct {
       timeouts: config.timeouts,
       afterCompleted: (scope, done) => afterBackup.steps(scope, done),
     });
-    for (const statement of hostStatements(this, config.clusters, ['ssm:SendCommand'], 'ssm:resourceTag')) {
+    for (const statement of hostStatements(
+      this,
+      config.clusters,
+      ['ssm:SendCommand'],
+      'ssm:resourceTag',
+      discover?.tag,
+    )) {
       this.backup.stateMachine.addToRolePolicy(statement);
     }
 
     new BackupSchedules(this, 'Schedules', {
       clusters: config.clusters,
       stateMachine: this.backup.stateMachine,
+      fleet: discover && { schedules: discover.defaults.schedules, catalog },
     });
     this.alarms = new BackupAlarms(this, 'Alarms', {
       clusters: config.clusters,

@@ -65,11 +65,17 @@ export class BackupFunctions {
       description: "pgsnap: snapshots the cluster's volumes in one CreateSnapshots call",
     });
     const clusterNames = config.clusters.map((c) => c.name);
+    // Found by tags, a cluster's name is known only when its backup starts: any name, on a tagged host's volumes.
+    const ofClusters = (key: string) =>
+      config.discover
+        ? { StringLike: { [`${key}/${snapshotTags.cluster}`]: '?*' } }
+        : { StringEquals: { [`${key}/${snapshotTags.cluster}`]: clusterNames } };
     for (const statement of hostStatements(
       scope,
       config.clusters,
       ['ec2:CreateSnapshots'],
       'aws:ResourceTag',
+      config.discover?.tag,
     )) {
       createSnapshots.addToRolePolicy(statement);
     }
@@ -89,7 +95,7 @@ export class BackupFunctions {
       new PolicyStatement({
         actions: ['ec2:CreateSnapshots'],
         resources: [snapshotArn],
-        conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: clusterNames } },
+        conditions: ofClusters('aws:RequestTag'),
       }),
     );
     createSnapshots.addToRolePolicy(
@@ -130,7 +136,7 @@ export class BackupFunctions {
       new PolicyStatement({
         actions: ['ec2:DeleteSnapshot'],
         resources: [snapshotArn],
-        conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
+        conditions: ofClusters('aws:ResourceTag'),
       }),
     );
 
@@ -161,6 +167,14 @@ export class BackupFunctions {
     );
     // CreateSnapshots records its call and the snapshot ids in the manifest too (idempotency).
     for (const fn of [recordBackup, createSnapshots]) {
+      if (config.discover) {
+        const backups = `${config.discover.defaults.prefix}*/backups/*`;
+        props.catalog.bucket.grantReadWrite(fn, backups);
+        acknowledge(fn, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(props.catalog.bucket)}/${backups}]`]:
+            'reads and rewrites the manifests of the backups of clusters found by tags, whose names are known only at run time',
+        });
+      }
       for (const cluster of config.clusters) {
         const backups = `${cluster.repository.prefix}${cluster.name}/backups/*`;
         repositoryOf(cluster).grantReadWrite(fn, backups);

@@ -32,7 +32,8 @@ export class ClusterCatalog extends Construct {
   /** `s3://<bucket>/_pgsnap/catalog-<hash>.json`, for PGSNAP_CATALOG. */
   readonly url: string;
   readonly key: string;
-  private readonly bucket: IBucket;
+  /** The bucket that holds it: the stack's repository bucket. */
+  readonly bucket: IBucket;
 
   constructor(scope: Construct, id: string, props: ClusterCatalogProps) {
     super(scope, id);

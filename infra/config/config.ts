@@ -153,6 +153,7 @@ export const drillSchema = z.strictObject({
     ),
 });
 export type DrillConfig = z.infer<typeof drillSchema>;
+export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 
 /** A drill names a launch template or has the kit make one. */
 export function drillTemplateProblem(drills: DrillConfig): string | undefined {
@@ -267,6 +268,50 @@ export const clusterSchema = z.strictObject({
     ),
 });
 
+export const discoverSchema = z
+  .strictObject({
+    tag: z
+      .string()
+      .regex(/^[\w .:/=+@-]{1,128}$/)
+      .default('pgsnap:cluster')
+      .describe(
+        "The tag whose value names the cluster an instance runs: a running instance tagged `<tag>=<name>` is cluster <name>'s host, found when a backup starts (no redeploy to add a host). A host may override the defaults with its tags `pgsnap:volumes` (volume ids separated by spaces), `pgsnap:fast-checkpoint` (true/false) and `pgsnap:max-backup-minutes`.",
+      ),
+    defaults: z
+      .strictObject({
+        prefix: z
+          .string()
+          .regex(/^([A-Za-z0-9._-]+\/)*$/, 'empty, or path segments each ending in /')
+          .default('')
+          .describe(
+            "Where in the stack's bucket: a discovered cluster's objects are under `<prefix><cluster>/`.",
+          ),
+        schedules: z
+          .array(scheduleSchema)
+          .default([])
+          .describe(
+            'Fleet schedules: each start backs up every running tagged host not listed in `clusters`, one execution per cluster named after it and the scheduled time.',
+          ),
+        fastCheckpoint: z.boolean().default(false).describe('Request an immediate checkpoint.'),
+        maxBackupMinutes: z
+          .int()
+          .min(1)
+          .max(1440)
+          .default(60)
+          .describe('Past this the holder aborts the backup.'),
+        recoveryHours: z
+          .number()
+          .positive()
+          .max(46)
+          .default(6)
+          .describe("How long a restore's recovery may take on the target host."),
+      })
+      .default({ prefix: '', schedules: [], fastCheckpoint: false, maxBackupMinutes: 60, recoveryHours: 6 })
+      .describe("The settings of every discovered cluster, unless its host's tags say otherwise."),
+  })
+  .describe('Clusters found by tags, beside (or instead of) those listed in `clusters`.');
+export type DiscoverConfig = z.infer<typeof discoverSchema>;
+
 /** The shortest heartbeatSeconds accepted (see its message). */
 export const minHeartbeatSeconds = 60;
 
@@ -285,7 +330,12 @@ export const environmentSchema = z.strictObject({
     .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
     .optional()
     .describe('The AWS region the stack deploys to.'),
-  clusters: z.array(clusterSchema).min(1).describe('The clusters this environment backs up.'),
+  clusters: z
+    .array(clusterSchema)
+    .describe(
+      'The clusters this environment backs up, by name: at least one, unless `discover` finds them by tags (then `[]` will do).',
+    ),
+  discover: discoverSchema.optional(),
   notifications: z
     .strictObject({
       emails: z.array(z.email()).default([]).describe('Subscribed to alarms and failure events.'),
@@ -387,6 +437,11 @@ export function parseConfig(value: unknown, source = 'the pgsnap configuration')
     throw new Error(`${source} is not valid:\n${problems.join('\n')}`);
   }
   for (const environment of result.data.environments) {
+    if (environment.clusters.length === 0 && !environment.discover) {
+      throw new Error(
+        `${source}: ${environment.name} lists no clusters; list some, or find them by tags (discover)`,
+      );
+    }
     const names = environment.clusters.map((cluster) => cluster.name);
     const repeated = names.find((name, index) => names.indexOf(name) !== index);
     if (repeated) throw new Error(`${source}: cluster ${repeated} appears twice in ${environment.name}`);
