@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CustomResource, Stack } from 'aws-cdk-lib';
-import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { CatalogCluster, CatalogDiscovery, CatalogInput } from '#domain/catalog';
@@ -54,16 +54,20 @@ export class ClusterCatalog extends Construct {
     this.url = `s3://${props.bucket.bucketName}/${this.key}`;
 
     const writer = catalogWriterOf(stack);
-    props.bucket.grantPut(writer, this.key);
-    props.bucket.grantDelete(writer, `${catalogPrefix}*`);
+    writer.addToRolePolicy(
+      new PolicyStatement({ actions: ['s3:PutObject'], resources: [props.bucket.arnForObjects(this.key)] }),
+    );
+    writer.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:DeleteObject'],
+        resources: [props.bucket.arnForObjects(`${catalogPrefix}*`)],
+      }),
+    );
+    // SSE-KMS: a PutObject makes a data key under the bucket's key.
+    props.bucket.encryptionKey?.grant(writer, 'kms:GenerateDataKey');
     acknowledge(writer, {
       [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${catalogPrefix}*]`]:
         "deletes the stack's earlier catalogs, named after their content, once a deployment has written the new one",
-      'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantPut: aborting its own multipart uploads',
-      'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]':
-        'CDK key grant for the repository key, needed for SSE-KMS objects',
-      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]':
-        'CDK key grant for the repository key, needed for SSE-KMS objects',
     });
     new CustomResource(this, 'Object', {
       serviceToken: writer.functionArn,
@@ -74,7 +78,10 @@ export class ClusterCatalog extends Construct {
 
   /** Lets `reader` read this catalog, and names it in its PGSNAP_CATALOG. */
   grantRead(reader: IGrantable & { addEnvironment(key: string, value: string): unknown }): void {
-    this.bucket.grantRead(reader, this.key);
+    reader.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['s3:GetObject'], resources: [this.bucket.arnForObjects(this.key)] }),
+    );
+    this.bucket.encryptionKey?.grantDecrypt(reader);
     reader.addEnvironment('PGSNAP_CATALOG', this.url);
   }
 }
