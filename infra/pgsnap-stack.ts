@@ -23,6 +23,7 @@ import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
+import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { SnapshotQuota } from './guards/snapshot-quota.ts';
@@ -186,6 +187,8 @@ export class Pgsnap extends Construct {
         inputMaxLength: { '$.backupId': '20260101T030000Z-a1b2c3'.length, '$.cluster': 63 },
       }),
     );
+    // ...and on a function whose environment Lambda would refuse, measured with the deployed names' lengths.
+    this.node.addValidation(new LambdaEnvironmentSize(this));
     // ...and on a retention that would keep more snapshots than a Region allows.
     this.node.addValidation(new SnapshotQuota(config));
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
