@@ -20,7 +20,7 @@ import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } fro
 
 export type { RestoreCluster } from './restore-functions.ts';
 
-import { ClusterCatalog } from '../config/cluster-catalog.ts';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import { RestoreStateMachine } from './restore-state-machine.ts';
 import type { RestoreFunctions } from './restore-steps.ts';
 
@@ -32,8 +32,8 @@ export interface RestoreProps {
   topic?: ITopic;
   /** Names the drill kits: `pgsnap-<environment>-drill-<cluster>`. */
   environment: string;
-  /** What prepare-restore knows of the clusters; none: a catalog of `clusters` in the first one's bucket. */
-  catalog?: ClusterCatalog;
+  /** What prepare-restore knows of the clusters (infra/config/cluster-catalog.ts). */
+  catalog: ClusterCatalog;
 }
 
 export class Restore extends Construct {
@@ -43,20 +43,7 @@ export class Restore extends Construct {
 
   constructor(scope: Construct, id: string, props: RestoreProps) {
     super(scope, id);
-    const catalog =
-      props.catalog ??
-      new ClusterCatalog(this, 'Catalog', {
-        bucket: props.clusters[0]!.bucket,
-        clusters: props.clusters.map((c) => ({
-          name: c.name,
-          volumeIds: [],
-          fastCheckpoint: false,
-          maxBackupMinutes: 60,
-          repository: `s3://${c.bucket.bucketName}/${c.prefix}`,
-          ...(c.recoveryHours ? { recoverySeconds: Math.round(c.recoveryHours * 3600) } : {}),
-        })),
-      });
-    this.functions = restoreFunctions(this, props.clusters, catalog);
+    this.functions = restoreFunctions(this, props.clusters, props.catalog);
 
     this.document = new RestoreDocument(this, 'Document');
     this.stateMachine = new RestoreStateMachine(this, 'StateMachine', {
