@@ -5,46 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { validateLabel } from '#domain/backup/input';
 import { validateClusterName } from '#domain/ids';
 import { drSchema, retentionSchema } from '../dr/dr-config.ts';
+import { discoverSchema } from './discover.ts';
+import { checkedBy, scheduleSchema } from './schedule.ts';
 
-/** Turns one of the agent's validators into a zod check, so a value is judged the same on both sides. */
-function checkedBy(validate: (value: string) => string) {
-  return z.string().superRefine((value, ctx) => {
-    try {
-      validate(value);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    }
-  });
-}
+export { scheduleSchema };
 
 const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'an EC2 instance id, e.g. i-0123456789abcdef0');
 const volumeId = z.string().regex(/^vol-[0-9a-f]{8,17}$/, 'an EBS volume id, e.g. vol-0123456789abcdef0');
 const tagValue = z.string().regex(/^[\w .:/=+@-]{1,256}$/, 'a tag value without quotes or wildcards');
-
-export const scheduleSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and -')
-    .describe('Names the schedule; unique within the cluster.'),
-  expression: z
-    .string()
-    .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
-    .describe('EventBridge Scheduler expression: `cron(0 3 * * ? *)` or `rate(6 hours)`.'),
-  timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
-  label: checkedBy(validateLabel).default('scheduled').describe('Written into backup_label.'),
-  flexibleWindowMinutes: z
-    .number()
-    .int()
-    .min(1)
-    .max(1440)
-    .default(5)
-    .describe(
-      "Scheduler's flexible time window: each start falls at a random moment up to this many minutes after the scheduled time, so that a fleet's backups do not all start in the same second (1–1440).",
-    ),
-});
 
 export const drillSchema = z.strictObject({
   schedule: z
@@ -154,6 +124,7 @@ export const drillSchema = z.strictObject({
 });
 export type DrillConfig = z.infer<typeof drillSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
+export type { DiscoverConfig } from './discover.ts';
 
 /** A drill names a launch template or has the kit make one. */
 export function drillTemplateProblem(drills: DrillConfig): string | undefined {
@@ -267,50 +238,6 @@ export const clusterSchema = z.strictObject({
       'Scheduled restore drills of the latest backup, on an instance launched for each; none: no drills.',
     ),
 });
-
-export const discoverSchema = z
-  .strictObject({
-    tag: z
-      .string()
-      .regex(/^[\w .:/=+@-]{1,128}$/)
-      .default('pgsnap:cluster')
-      .describe(
-        "The tag whose value names the cluster an instance runs: a running instance tagged `<tag>=<name>` is cluster <name>'s host, found when a backup starts (no redeploy to add a host). A host may override the defaults with its tags `pgsnap:volumes` (volume ids separated by spaces), `pgsnap:fast-checkpoint` (true/false) and `pgsnap:max-backup-minutes`.",
-      ),
-    defaults: z
-      .strictObject({
-        prefix: z
-          .string()
-          .regex(/^([A-Za-z0-9._-]+\/)*$/, 'empty, or path segments each ending in /')
-          .default('')
-          .describe(
-            "Where in the stack's bucket: a discovered cluster's objects are under `<prefix><cluster>/`.",
-          ),
-        schedules: z
-          .array(scheduleSchema)
-          .default([])
-          .describe(
-            'Fleet schedules: each start backs up every running tagged host not listed in `clusters`, one execution per cluster named after it and the scheduled time.',
-          ),
-        fastCheckpoint: z.boolean().default(false).describe('Request an immediate checkpoint.'),
-        maxBackupMinutes: z
-          .int()
-          .min(1)
-          .max(1440)
-          .default(60)
-          .describe('Past this the holder aborts the backup.'),
-        recoveryHours: z
-          .number()
-          .positive()
-          .max(46)
-          .default(6)
-          .describe("How long a restore's recovery may take on the target host."),
-      })
-      .default({ prefix: '', schedules: [], fastCheckpoint: false, maxBackupMinutes: 60, recoveryHours: 6 })
-      .describe("The settings of every discovered cluster, unless its host's tags say otherwise."),
-  })
-  .describe('Clusters found by tags, beside (or instead of) those listed in `clusters`.');
-export type DiscoverConfig = z.infer<typeof discoverSchema>;
 
 /** The shortest heartbeatSeconds accepted (see its message). */
 export const minHeartbeatSeconds = 60;

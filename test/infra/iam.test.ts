@@ -71,7 +71,7 @@ for (const [mode, input] of Object.entries(modes)) {
 
     it('each Lambda of the DR stack may send every command its code sends, as the DR account', async () => {
       expect(new Set(d.drFunctions.map((f) => f.handler))).toEqual(
-        new Set(['apply-retention', ...restoreHandlers]),
+        new Set(['apply-retention', 'write-catalog', ...restoreHandlers]),
       );
       const refused: string[] = [];
       for (const { handler, role } of d.drFunctions) {
