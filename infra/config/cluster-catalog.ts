@@ -24,7 +24,6 @@ export interface ClusterCatalogProps {
   discover?: CatalogDiscovery | undefined;
 }
 
-const writerId = 'CatalogWriter';
 /** Where catalogs live in their bucket. */
 export const catalogPrefix = '_pgsnap/catalog-';
 
@@ -53,7 +52,10 @@ export class ClusterCatalog extends Construct {
     this.bucket = props.bucket;
     this.url = `s3://${props.bucket.bucketName}/${this.key}`;
 
-    const writer = catalogWriterOf(stack);
+    const writer = new HandlerFunction(this, 'Writer', {
+      handler: 'write-catalog',
+      description: "pgsnap: writes the stack's cluster catalog into its repository bucket at deploy",
+    });
     writer.addToRolePolicy(
       new PolicyStatement({ actions: ['s3:PutObject'], resources: [props.bucket.arnForObjects(this.key)] }),
     );
@@ -84,16 +86,6 @@ export class ClusterCatalog extends Construct {
     this.bucket.encryptionKey?.grantDecrypt(reader);
     reader.addEnvironment('PGSNAP_CATALOG', this.url);
   }
-}
-
-/** One writer Lambda per stack, whatever the number of catalogs in it. */
-function catalogWriterOf(stack: Stack): HandlerFunction {
-  const existing = stack.node.tryFindChild(writerId);
-  if (existing) return existing as HandlerFunction;
-  return new HandlerFunction(stack, writerId, {
-    handler: 'write-catalog',
-    description: "pgsnap: writes the stack's cluster catalog into its repository bucket at deploy",
-  });
 }
 
 /** What the catalog says of each configured cluster; `repositoryOf` is its `s3://bucket/prefix`. */
