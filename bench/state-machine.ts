@@ -23,7 +23,7 @@ import { handler as createSnapshots } from '../functions/create-snapshots.ts';
 import { handler as prepareBackup } from '../functions/prepare-backup.ts';
 import { states } from '../infra/backup/state-names.ts';
 import { localBudgetHandlers, setLocalBudgetEnvironment } from '../local/snapshot-budget.ts';
-import { type Json, runLocalBackup } from '../local/state-machine.ts';
+import { type Json, runLocalBackup, setLocalCatalog } from '../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../test/support/backup-stack.ts';
 import { FakeEc2 } from '../test/support/fake-ec2.ts';
 import { startedManifest } from '../test/support/started-manifest.ts';
@@ -49,16 +49,18 @@ const timeouts = { firstPollSeconds: 15, maxPollSeconds: 300, snapshotHours: 24 
 const repositoryDir = mkdtempSync(join(tmpdir(), 'pgsnap-bench-'));
 process.on('exit', () => rmSync(repositoryDir, { recursive: true, force: true }));
 const repositoryUrl = pathToFileURL(repositoryDir).href;
-process.env.PGSNAP_CLUSTERS = JSON.stringify([
-  {
-    name: 'orders-db',
-    instanceId,
-    volumeIds: volumes,
-    fastCheckpoint: false,
-    maxBackupMinutes: 60,
-    repository: repositoryUrl,
-  },
-]);
+setLocalCatalog({
+  clusters: [
+    {
+      name: 'orders-db',
+      instanceId,
+      volumeIds: volumes,
+      fastCheckpoint: false,
+      maxBackupMinutes: 60,
+      repository: repositoryUrl,
+    },
+  ],
+});
 process.env.PGSNAP_FIRST_POLL_SECONDS = String(timeouts.firstPollSeconds);
 process.env.PGSNAP_MAX_POLL_SECONDS = String(timeouts.maxPollSeconds);
 process.env.PGSNAP_SNAPSHOT_HOURS = String(timeouts.snapshotHours);

@@ -1,14 +1,11 @@
 /** Lambda for "Check the request and find the cluster": the state machine's first step. */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { sdkRetry } from '#domain/aws-retry';
-import { type BackupPlan, clusterTargetsSchema, planBackup } from '#domain/backup/plan';
-import { jsonText, parseWith } from '#domain/parse';
+import { type BackupPlan, planBackup } from '#domain/backup/plan';
+import { readCatalog } from '#domain/catalog';
+import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
-
-const environmentSchema = z.object({
-  PGSNAP_CLUSTERS: jsonText(clusterTargetsSchema),
-});
 
 /** What the state machine passes from its context object ($$.Execution, $$.StateMachine). */
 const eventSchema = z.object({
@@ -24,8 +21,8 @@ const eventSchema = z.object({
 export const prepareBackupHandler =
   (clients: { ec2: EC2Client }) =>
   (event: unknown): Promise<BackupPlan> => {
-    const { PGSNAP_CLUSTERS } = parseWith(environmentSchema, process.env, 'the prepare-backup environment');
-    return planBackup(clients, parseWith(eventSchema, event, 'the prepare-backup event'), PGSNAP_CLUSTERS);
+    const request = parseWith(eventSchema, event, 'the prepare-backup event');
+    return readCatalog().then((catalog) => planBackup(clients, request, catalog));
   };
 
 export const handler = logged('prepare-backup', prepareBackupHandler({ ec2: new EC2Client(sdkRetry) }));

@@ -23,6 +23,7 @@ import type { Construct } from 'constructs';
 import { proposedManifestName } from '#domain/ebs/dr-copies';
 import { grantOperations } from '#domain/ebs/dr-sharing';
 import { snapshotTags } from '#domain/ebs/snapshots';
+import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import type { EnvironmentConfig } from './config/config.ts';
 import { DrAlarms } from './dr/dr-alarms.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
@@ -247,7 +248,13 @@ export class DrStack extends Stack {
     });
     // Restoring in the DR region from the DR copies, with this account's rights alone; DR drills of every
     // copied cluster when dr.drills says where (infra/dr/dr-drills.ts).
+    // The DR restore's catalog: the copied clusters, each at its prefix in the DR bucket.
+    const catalog = new ClusterCatalog(this, 'Catalog', {
+      bucket: this.bucket,
+      clusters: catalogClusters(clusters, (c) => `s3://${this.bucket.bucketName}/${c.repository.prefix}`),
+    });
     this.restore = new Restore(this, 'Restore', {
+      catalog,
       stateMachineName: `pgsnap-${environment.name}-dr-restore`,
       clusters: clusters.map((cluster) => ({
         name: cluster.name,

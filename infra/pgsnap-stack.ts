@@ -16,12 +16,14 @@ import { BackupFunctions } from './backup/backup-functions.ts';
 import { BackupStateMachine } from './backup/backup-state-machine.ts';
 import { BackupSchedules } from './backup/schedules.ts';
 import { SnapshotBudget } from './backup/snapshot-budget.ts';
+import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
 import { drNames, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
+import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { SnapshotQuota, warnNearSnapshotQuota } from './guards/snapshot-quota.ts';
@@ -69,12 +71,29 @@ export class Pgsnap extends Construct {
     };
 
     this.document = new AgentDocument(this, 'AgentDocument');
+    const repositoryUrl = (cluster: EnvironmentConfig['clusters'][number]) =>
+      `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`;
+    const discover = config.discover;
+    const catalog = new ClusterCatalog(this, 'Catalog', {
+      bucket: this.repository.bucket,
+      clusters: catalogClusters(config.clusters, repositoryUrl),
+      discover: discover && {
+        tag: discover.tag,
+        repository: `s3://${this.repository.bucket.bucketName}/${discover.defaults.prefix}`,
+        defaults: {
+          fastCheckpoint: discover.defaults.fastCheckpoint,
+          maxBackupMinutes: discover.defaults.maxBackupMinutes,
+          recoverySeconds: Math.round(discover.defaults.recoveryHours * 3600),
+        },
+      },
+    });
 
     const functions = new BackupFunctions(this, {
       config,
       stateMachineName,
       stateMachineArn,
       repositoryOf,
+      catalog,
     });
     const budget = new SnapshotBudget(this, config);
     const afterBackup = new AfterBackup(this, 'AfterBackup', {
@@ -100,13 +119,20 @@ export class Pgsnap extends Construct {
       timeouts: config.timeouts,
       afterCompleted: (scope, done) => afterBackup.steps(scope, done),
     });
-    for (const statement of hostStatements(this, config.clusters, ['ssm:SendCommand'], 'ssm:resourceTag')) {
+    for (const statement of hostStatements(
+      this,
+      config.clusters,
+      ['ssm:SendCommand'],
+      'ssm:resourceTag',
+      discover?.tag,
+    )) {
       this.backup.stateMachine.addToRolePolicy(statement);
     }
 
     new BackupSchedules(this, 'Schedules', {
       clusters: config.clusters,
       stateMachine: this.backup.stateMachine,
+      fleet: discover && { schedules: discover.defaults.schedules, catalog },
     });
     this.alarms = new BackupAlarms(this, 'Alarms', {
       clusters: config.clusters,
@@ -148,6 +174,7 @@ export class Pgsnap extends Construct {
       topic: this.alarms.topic,
       environment: config.name,
       targetPolicies: this.restoreTargetPolicy.policies,
+      catalog,
     });
     // What the CLI's hints and docs/restore.md send operators to (aws cloudformation describe-stacks).
     outputs(this, {
@@ -171,6 +198,8 @@ export class Pgsnap extends Construct {
         inputMaxLength: { '$.backupId': '20260101T030000Z-a1b2c3'.length, '$.cluster': 63 },
       }),
     );
+    // ...and on a function whose environment Lambda would refuse, measured with the deployed names' lengths.
+    this.node.addValidation(new LambdaEnvironmentSize(this));
     // ...and on a retention that would keep more snapshots than a Region allows.
     this.node.addValidation(new SnapshotQuota(config));
     warnNearSnapshotQuota(this, config);

@@ -19,7 +19,7 @@ import type { SynthesizedForLocalRun } from '../infra/local-run/synthesize.ts';
 import { hostCommands } from './host-commands.ts';
 import type { LocalEc2 } from './local-ec2.ts';
 import { localBudgetHandlers, setLocalBudgetEnvironment } from './snapshot-budget.ts';
-import { type Json, type LocalBackupRun, runLocalBackup } from './state-machine.ts';
+import { type Json, type LocalBackupRun, runLocalBackup, setLocalCatalog } from './state-machine.ts';
 import { TaskTokenEndpoint } from './task-token-endpoint.ts';
 
 export interface LocalBackupRequest {
@@ -27,7 +27,7 @@ export interface LocalBackupRequest {
   backupId: string;
   cluster: string;
   label: string;
-  /** The configuration the Lambdas read (PGSNAP_CLUSTERS) for this one cluster. */
+  /** The configuration the Lambdas read (the catalog, domain/catalog.ts) for this one cluster. */
   target: { volumeIds: string[]; fastCheckpoint: boolean; maxBackupMinutes: number; repository: string };
   ec2: LocalEc2;
   /** A directory with an executable `pgsnap` (the agent as installed on a host). */
@@ -55,10 +55,8 @@ export interface LocalBackupResult {
 export async function runBackupLocally(request: LocalBackupRequest): Promise<LocalBackupResult> {
   const { synthesized, ec2, progress, detail } = request;
   const stateMachineArn = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pgsnap-demo-backup';
+  setLocalCatalog({ clusters: [{ name: request.cluster, instanceId: ec2.instanceId, ...request.target }] });
   Object.assign(process.env, {
-    PGSNAP_CLUSTERS: JSON.stringify([
-      { name: request.cluster, instanceId: ec2.instanceId, ...request.target },
-    ]),
     PGSNAP_FIRST_POLL_SECONDS: '1',
     PGSNAP_MAX_POLL_SECONDS: '5',
     PGSNAP_SNAPSHOT_HOURS: '1',

@@ -25,6 +25,7 @@ import {
   type LocalBackupRun,
   type LocalStates,
   runLocally,
+  setLocalCatalog,
   type TaskHandler,
 } from './state-machine.ts';
 import { TaskTokenEndpoint } from './task-token-endpoint.ts';
@@ -75,7 +76,7 @@ export interface LocalRestoreRequest {
   executionName: string;
   /** The restore state machine's input (domain/restore/request.ts). */
   input: Json;
-  /** The clusters the Lambdas know (PGSNAP_CLUSTERS): the name and its repository. */
+  /** The clusters the Lambdas know (their catalog, domain/catalog.ts): the name and its repository. */
   clusters: Array<{ name: string; repository: string }>;
   ec2: LocalEc2;
   agentBinDir: string;
@@ -100,8 +101,15 @@ export interface LocalRestoreResult {
 
 export async function runRestoreLocally(request: LocalRestoreRequest): Promise<LocalRestoreResult> {
   const { ec2 } = request;
+  setLocalCatalog({
+    clusters: request.clusters.map((cluster) => ({
+      ...cluster,
+      volumeIds: [],
+      fastCheckpoint: false,
+      maxBackupMinutes: 60,
+    })),
+  });
   Object.assign(process.env, {
-    PGSNAP_CLUSTERS: JSON.stringify(request.clusters),
     PGSNAP_VOLUME_SECONDS: String(request.waitSeconds?.volumes ?? 300),
     PGSNAP_INSTANCE_SECONDS: String(request.waitSeconds?.instance ?? 300),
   });

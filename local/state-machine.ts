@@ -8,7 +8,11 @@
  * when taken, and a retry here is for a local fault.
  */
 import './promise-with-resolvers.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { type CatalogInput, catalogSchema } from '#domain/catalog';
 import { type StateName, states } from '../infra/backup/state-names.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -22,6 +26,25 @@ export interface LocalBackupRun {
   entered: string[];
   events: Array<{ detailType: string; detail: Record<string, Json> }>;
   metrics: Array<{ name: string; cluster: string; value: number }>;
+}
+
+let catalogDirectory: string | undefined;
+let catalogFiles = 0;
+
+/**
+ * Gives the Lambdas of a local run their cluster catalog as the stack would (domain/catalog.ts): a file,
+ * named in PGSNAP_CATALOG, in a directory of this process removed when it exits.
+ */
+export function setLocalCatalog(catalog: Omit<CatalogInput, 'schemaVersion'>): string {
+  if (!catalogDirectory) {
+    const directory = mkdtempSync(join(tmpdir(), 'pgsnap-catalog-'));
+    process.once('exit', () => rmSync(directory, { recursive: true, force: true }));
+    catalogDirectory = directory;
+  }
+  const file = join(catalogDirectory, `catalog-${++catalogFiles}.json`);
+  writeFileSync(file, JSON.stringify(catalogSchema.parse({ schemaVersion: 1, ...catalog })));
+  process.env.PGSNAP_CATALOG = file;
+  return file;
 }
 
 export const taskToken = 'AAAAKgAAAAIAAAAAAAAAAdGVzdC10b2tlbg==';

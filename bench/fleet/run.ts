@@ -22,6 +22,7 @@ import { prepareBackupHandler } from '../../functions/prepare-backup.ts';
 import { releaseCopyBudgetHandler } from '../../functions/release-copy-budget.ts';
 import { releaseSnapshotBudgetHandler } from '../../functions/release-snapshot-budget.ts';
 import { states } from '../../infra/backup/state-names.ts';
+import { setLocalCatalog } from '../../local/state-machine.ts';
 import { type CallLog, type ModelWorld, modelClients } from './clients.ts';
 import { VirtualClock } from './clock.ts';
 import { Ec2Model, type FleetVolume, type TransferModel } from './ec2.ts';
@@ -138,17 +139,16 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
         fleetVolumes(i, instanceId, draw),
       );
     }
-    Object.assign(process.env, deployment.lambdaSettings, {
-      PGSNAP_CLUSTERS: JSON.stringify(
-        clusters.map((c) => ({
-          name: c.name,
-          instanceId: (c.instance as { instanceId: string }).instanceId,
-          volumeIds: c.volumeIds,
-          fastCheckpoint: c.fastCheckpoint ?? false,
-          maxBackupMinutes: 60,
-          repository: repositoryOf(c.name),
-        })),
-      ),
+    Object.assign(process.env, deployment.lambdaSettings);
+    setLocalCatalog({
+      clusters: clusters.map((c) => ({
+        name: c.name,
+        instanceId: (c.instance as { instanceId: string }).instanceId,
+        volumeIds: c.volumeIds,
+        fastCheckpoint: c.fastCheckpoint ?? false,
+        maxBackupMinutes: 60,
+        repository: repositoryOf(c.name),
+      })),
     });
     const target: DrTarget = {
       sourceAccount: fleetAccount,

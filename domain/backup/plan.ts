@@ -4,25 +4,12 @@
  * begin (BackupInProgressError): nothing here lists executions.
  */
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { type Catalog, type CatalogCluster, describeConfigured, findCluster } from '../catalog.ts';
 import { InstanceNotFoundError, InvalidInputError } from '../errors.ts';
-import { clusterNameSchema } from '../ids.ts';
-import * as z from '../zod.ts';
 import { backupIdOfExecution, parseExecutionInput } from './execution.ts';
 
-/** What the state machine's Lambdas know of each cluster (from the deployment configuration). */
-export const clusterTargetSchema = z.strictObject({
-  name: clusterNameSchema,
-  instanceId: z.optional(z.string()),
-  instanceTags: z.optional(z.record(z.string(), z.string())),
-  volumeIds: z._default(z.array(z.string()), []),
-  fastCheckpoint: z.boolean(),
-  maxBackupMinutes: z.int(),
-  /** The repository URL the agent and the manifest steps use: `s3://bucket/prefix`. */
-  repository: z.string(),
-});
-export type ClusterTarget = z.output<typeof clusterTargetSchema>;
-
-export const clusterTargetsSchema = z.array(clusterTargetSchema);
+/** What the state machine's Lambdas know of each cluster (domain/catalog.ts). */
+export type ClusterTarget = CatalogCluster;
 
 /** The state every later step of the state machine reads. */
 export interface BackupPlan {
@@ -72,16 +59,16 @@ async function findInstance(ec2: EC2Client, target: ClusterTarget): Promise<stri
 export async function planBackup(
   clients: { ec2: EC2Client },
   request: PlanRequest,
-  clusters: ClusterTarget[],
+  catalog: Catalog,
 ): Promise<BackupPlan> {
   const input = parseExecutionInput(request.input);
   const startedAt = new Date(request.executionStartTime);
   const backupId = backupIdOfExecution({ name: request.executionName, startTime: startedAt });
-  const target = clusters.find((cluster) => cluster.name === input.cluster);
+  const target = await findCluster(clients.ec2, catalog, input.cluster);
   if (!target) {
     throw new InvalidInputError(
       `the backup request is not valid: cluster: ${input.cluster} is not configured here ` +
-        `(configured: ${clusters.map((c) => c.name).join(', ')})`,
+        `(${describeConfigured(catalog)})`,
     );
   }
   const plan = {

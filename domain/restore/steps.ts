@@ -4,8 +4,8 @@
  * is refused). It returns the RestorePlan (plan.ts) every later step reads;
  * the record's later phases are in lifecycle.ts.
  */
+import { type Catalog, describeConfigured, restoreClusterOf } from '../catalog.ts';
 import { InvalidInputError } from '../errors.ts';
-import { clusterNameSchema } from '../ids.ts';
 import { parseWith } from '../parse.ts';
 import type { Repository } from '../repository/repository.ts';
 import { type RestoreRecord, restoreRecordSchemaVersion } from '../repository/restore-record.ts';
@@ -13,16 +13,6 @@ import * as z from '../zod.ts';
 import { hostTime } from './host-time.ts';
 import { describeTarget, planRestore, type RestorePlan } from './plan.ts';
 import { type RestoreRequest, restoreIdOfExecution, restoreRequestSchema } from './request.ts';
-
-/** What the restore Lambdas know of each cluster: where its repository is (in the DR stack, the DR one). */
-export const restoreClusterSchema = z.object({
-  name: clusterNameSchema,
-  repository: z.string(),
-  /** The configuration's recovery time for the cluster (`recoveryHours`); none: the agent's default. */
-  recoverySeconds: z.optional(z.int().check(z.positive())),
-});
-export const restoreClustersSchema = z.array(restoreClusterSchema);
-export type RestoreCluster = z.infer<typeof restoreClusterSchema>;
 
 export const restoreMetrics = {
   restoreSucceeded: 'RestoreSucceeded',
@@ -53,14 +43,14 @@ export const prepareRestoreEventSchema = z.object({
 export async function prepareRestore(
   open: (url: string, cluster: string) => Promise<Repository>,
   event: z.infer<typeof prepareRestoreEventSchema>,
-  clusters: RestoreCluster[],
+  catalog: Catalog,
 ): Promise<RestorePlan> {
   const request = parseWith(restoreRequestSchema, event.input, 'the restore request');
-  const cluster = clusters.find((c) => c.name === request.cluster);
+  const cluster = restoreClusterOf(catalog, request.cluster);
   if (!cluster) {
     throw new InvalidInputError(
       `the restore request is not valid: cluster: ${request.cluster} is not configured here ` +
-        `(configured: ${clusters.map((c) => c.name).join(', ') || 'none'})`,
+        `(${describeConfigured(catalog)})`,
     );
   }
   const restoreId = restoreIdOfExecution(

@@ -9,8 +9,8 @@ import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import type { ClusterTarget } from '#domain/backup/plan';
 import { snapshotTags } from '#domain/ebs/snapshots';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
 import { hostStatements } from '../guards/cluster-hosts.ts';
@@ -24,10 +24,9 @@ export interface BackupFunctionsProps {
   stateMachineArn: string;
   /** The repository bucket of a cluster. */
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => IBucket;
+  /** What prepare-backup knows of the clusters. */
+  catalog: ClusterCatalog;
 }
-
-/** Lambda environment variables share a 4 KB limit. */
-const maxClustersVariableBytes = 3_500;
 
 export class BackupFunctions {
   readonly prepareBackup: HandlerFunction;
@@ -39,28 +38,11 @@ export class BackupFunctions {
   constructor(scope: Construct, props: BackupFunctionsProps) {
     const { config, stateMachineName, stateMachineArn, repositoryOf } = props;
     const stack = Stack.of(scope);
-    const targets: ClusterTarget[] = config.clusters.map((cluster) => ({
-      name: cluster.name,
-      ...('instanceId' in cluster.instance
-        ? { instanceId: cluster.instance.instanceId }
-        : { instanceTags: cluster.instance.tags }),
-      volumeIds: cluster.volumeIds ?? [],
-      fastCheckpoint: cluster.fastCheckpoint,
-      maxBackupMinutes: cluster.maxBackupMinutes,
-      repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
-    }));
-    const clustersVariable = JSON.stringify(targets);
-    if (Buffer.byteLength(clustersVariable) > maxClustersVariableBytes) {
-      throw new Error(
-        `environment ${config.name}: too many clusters for one stack; split them into environments`,
-      );
-    }
-
     const prepareBackup = new HandlerFunction(scope, 'PrepareBackup', {
       handler: 'prepare-backup',
       description: 'pgsnap: checks a backup request and finds the cluster',
-      environment: { PGSNAP_CLUSTERS: clustersVariable },
     });
+    props.catalog.grantRead(prepareBackup);
     prepareBackup.addToRolePolicy(
       new PolicyStatement({ actions: ['states:ListExecutions'], resources: [stateMachineArn] }),
     );
@@ -83,11 +65,17 @@ export class BackupFunctions {
       description: "pgsnap: snapshots the cluster's volumes in one CreateSnapshots call",
     });
     const clusterNames = config.clusters.map((c) => c.name);
+    // Found by tags, a cluster's name is known only when its backup starts: any name, on a tagged host's volumes.
+    const ofClusters = (key: string) =>
+      config.discover
+        ? { StringLike: { [`${key}/${snapshotTags.cluster}`]: '?*' } }
+        : { StringEquals: { [`${key}/${snapshotTags.cluster}`]: clusterNames } };
     for (const statement of hostStatements(
       scope,
       config.clusters,
       ['ec2:CreateSnapshots'],
       'aws:ResourceTag',
+      config.discover?.tag,
     )) {
       createSnapshots.addToRolePolicy(statement);
     }
@@ -107,7 +95,7 @@ export class BackupFunctions {
       new PolicyStatement({
         actions: ['ec2:CreateSnapshots'],
         resources: [snapshotArn],
-        conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: clusterNames } },
+        conditions: ofClusters('aws:RequestTag'),
       }),
     );
     createSnapshots.addToRolePolicy(
@@ -148,7 +136,7 @@ export class BackupFunctions {
       new PolicyStatement({
         actions: ['ec2:DeleteSnapshot'],
         resources: [snapshotArn],
-        conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
+        conditions: ofClusters('aws:ResourceTag'),
       }),
     );
 
@@ -179,6 +167,14 @@ export class BackupFunctions {
     );
     // CreateSnapshots records its call and the snapshot ids in the manifest too (idempotency).
     for (const fn of [recordBackup, createSnapshots]) {
+      if (config.discover) {
+        const backups = `${config.discover.defaults.prefix}*/backups/*`;
+        props.catalog.bucket.grantReadWrite(fn, backups);
+        acknowledge(fn, {
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(props.catalog.bucket)}/${backups}]`]:
+            'reads and rewrites the manifests of the backups of clusters found by tags, whose names are known only at run time',
+        });
+      }
       for (const cluster of config.clusters) {
         const backups = `${cluster.repository.prefix}${cluster.name}/backups/*`;
         repositoryOf(cluster).grantReadWrite(fn, backups);

@@ -5,46 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { validateLabel } from '#domain/backup/input';
 import { validateClusterName } from '#domain/ids';
 import { drSchema, retentionSchema } from '../dr/dr-config.ts';
+import { discoverSchema } from './discover.ts';
+import { checkedBy, scheduleSchema } from './schedule.ts';
 
-/** Turns one of the agent's validators into a zod check, so a value is judged the same on both sides. */
-function checkedBy(validate: (value: string) => string) {
-  return z.string().superRefine((value, ctx) => {
-    try {
-      validate(value);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    }
-  });
-}
+export { scheduleSchema };
 
 const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'an EC2 instance id, e.g. i-0123456789abcdef0');
 const volumeId = z.string().regex(/^vol-[0-9a-f]{8,17}$/, 'an EBS volume id, e.g. vol-0123456789abcdef0');
 const tagValue = z.string().regex(/^[\w .:/=+@-]{1,256}$/, 'a tag value without quotes or wildcards');
-
-export const scheduleSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9-]{1,32}$/, 'lower-case letters, digits and -')
-    .describe('Names the schedule; unique within the cluster.'),
-  expression: z
-    .string()
-    .regex(/^(cron|rate)\(.+\)$/, 'cron(...) or rate(...)')
-    .describe('EventBridge Scheduler expression: `cron(0 3 * * ? *)` or `rate(6 hours)`.'),
-  timezone: z.string().default('UTC').describe('IANA time zone the expression is read in.'),
-  label: checkedBy(validateLabel).default('scheduled').describe('Written into backup_label.'),
-  flexibleWindowMinutes: z
-    .number()
-    .int()
-    .min(1)
-    .max(1440)
-    .default(5)
-    .describe(
-      "Scheduler's flexible time window: each start falls at a random moment up to this many minutes after the scheduled time, so that a fleet's backups do not all start in the same second (1–1440).",
-    ),
-});
 
 export const drillSchema = z.strictObject({
   schedule: z
@@ -153,6 +123,8 @@ export const drillSchema = z.strictObject({
     ),
 });
 export type DrillConfig = z.infer<typeof drillSchema>;
+export type ScheduleConfig = z.infer<typeof scheduleSchema>;
+export type { DiscoverConfig } from './discover.ts';
 
 /** A drill names a launch template or has the kit make one. */
 export function drillTemplateProblem(drills: DrillConfig): string | undefined {
@@ -285,7 +257,12 @@ export const environmentSchema = z.strictObject({
     .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
     .optional()
     .describe('The AWS region the stack deploys to.'),
-  clusters: z.array(clusterSchema).min(1).describe('The clusters this environment backs up.'),
+  clusters: z
+    .array(clusterSchema)
+    .describe(
+      'The clusters this environment backs up, by name: at least one, unless `discover` finds them by tags (then `[]` will do).',
+    ),
+  discover: discoverSchema.optional(),
   notifications: z
     .strictObject({
       emails: z.array(z.email()).default([]).describe('Subscribed to alarms and failure events.'),
@@ -394,6 +371,11 @@ export function parseConfig(value: unknown, source = 'the pgsnap configuration')
     throw new Error(`${source} is not valid:\n${problems.join('\n')}`);
   }
   for (const environment of result.data.environments) {
+    if (environment.clusters.length === 0 && !environment.discover) {
+      throw new Error(
+        `${source}: ${environment.name} lists no clusters; list some, or find them by tags (discover)`,
+      );
+    }
     const names = environment.clusters.map((cluster) => cluster.name);
     const repeated = names.find((name, index) => names.indexOf(name) !== index);
     if (repeated) throw new Error(`${source}: cluster ${repeated} appears twice in ${environment.name}`);

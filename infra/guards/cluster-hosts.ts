@@ -1,6 +1,7 @@
 /**
  * IAM statements scoped to the clusters' database hosts: by instance id where
- * the configuration names one, by the selecting tags otherwise.
+ * the configuration names one, by the selecting tags otherwise, and for
+ * clusters found by tags, by the discovery tag.
  */
 import { Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -17,6 +18,8 @@ export function hostStatements(
   clusters: ClusterConfig[],
   actions: string[],
   tagConditionKey: 'aws:ResourceTag' | 'ssm:resourceTag',
+  /** The discovery tag (config `discover.tag`): any instance carrying it is some cluster's host. */
+  discoverTag?: string,
 ): PolicyStatement[] {
   const stack = Stack.of(scope);
   const instanceArn = (id: string) =>
@@ -34,6 +37,16 @@ export function hostStatements(
         actions,
         resources: [instanceArn('*')],
         conditions: { StringEquals: conditions },
+      }),
+    );
+  }
+  if (discoverTag) {
+    // Which cluster a tagged host runs is its tag's value; prepare-backup found it by that very tag.
+    statements.push(
+      new PolicyStatement({
+        actions,
+        resources: [instanceArn('*')],
+        conditions: { StringLike: { [`${tagConditionKey}/${discoverTag}`]: '?*' } },
       }),
     );
   }

@@ -13,6 +13,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { restoreTags } from '#domain/restore/volumes';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { DrillConfig } from '../config/config.ts';
 import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
@@ -50,7 +51,11 @@ export interface RestoreCluster {
 }
 
 /** Builds the restore's Lambdas for `clusters` in `scope`. */
-export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): RestoreFunctions {
+export function restoreFunctions(
+  scope: Construct,
+  clusters: RestoreCluster[],
+  catalog: ClusterCatalog,
+): RestoreFunctions {
   const stack = Stack.of(scope);
   const clusterNames = clusters.map((c) => c.name);
   const ec2Arn = (resource: string) => restoreEc2Arn(scope, resource);
@@ -88,20 +93,12 @@ export function restoreFunctions(scope: Construct, clusters: RestoreCluster[]): 
       : []),
   ];
   const describe = (...actions: string[]) => new PolicyStatement({ actions, resources: ['*'] });
-  const clustersVariable = JSON.stringify(
-    clusters.map((c) => ({
-      name: c.name,
-      repository: `s3://${c.bucket.bucketName}/${c.prefix}`,
-      ...(c.recoveryHours ? { recoverySeconds: Math.round(c.recoveryHours * 3600) } : {}),
-    })),
-  );
-
   const fn = (handler: string, description: string, environment: Record<string, string> = {}) =>
     new HandlerFunction(scope, handler, { handler, description: `pgsnap: ${description}`, environment });
+  const prepareRestore = fn('prepare-restore', 'checks a restore request against the backup and its WAL');
+  catalog.grantRead(prepareRestore);
   const functions: RestoreFunctions = {
-    prepareRestore: fn('prepare-restore', 'checks a restore request against the backup and its WAL', {
-      PGSNAP_CLUSTERS: clustersVariable,
-    }),
+    prepareRestore,
     findRestoreInstance: fn('find-restore-instance', 'launches or checks the instance a restore goes to'),
     checkRestoreInstance: fn('check-restore-instance', "checks whether a restore's instance is running"),
     createRestoreVolumes: fn('create-restore-volumes', "makes a volume from each of a backup's snapshots"),

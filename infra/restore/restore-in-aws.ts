@@ -30,6 +30,7 @@ import { ec2Wildcard, type RestoreCluster, restoreEc2Arn, restoreFunctions } fro
 
 export type { RestoreCluster } from './restore-functions.ts';
 
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import { RestoreStateMachine } from './restore-state-machine.ts';
 import type { RestoreFunctions } from './restore-steps.ts';
 
@@ -46,6 +47,8 @@ export interface RestoreProps {
    * drill kit's instance role holds, so that one definition says what a restore target may do.
    */
   targetPolicies?: ReadonlyMap<string, ManagedPolicy>;
+  /** What prepare-restore knows of the clusters (infra/config/cluster-catalog.ts). */
+  catalog: ClusterCatalog;
 }
 
 export class Restore extends Construct {
@@ -55,7 +58,7 @@ export class Restore extends Construct {
 
   constructor(scope: Construct, id: string, props: RestoreProps) {
     super(scope, id);
-    this.functions = restoreFunctions(this, props.clusters);
+    this.functions = restoreFunctions(this, props.clusters, props.catalog);
 
     this.document = new RestoreDocument(this, 'Document');
     this.stateMachine = new RestoreStateMachine(this, 'StateMachine', {

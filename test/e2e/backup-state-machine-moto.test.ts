@@ -69,6 +69,7 @@ import { prepareBackupHandler } from '../../functions/prepare-backup.ts';
 import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { releaseSnapshotBudgetHandler } from '../../functions/release-snapshot-budget.ts';
 import type { EnvironmentInput } from '../../infra/config/config.ts';
+import { setLocalCatalog } from '../../local/state-machine.ts';
 import { backupAbortedLogLine, pgsnapSessions } from '../support/backup-mode.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
 import { Cluster } from '../support/cluster.ts';
@@ -82,7 +83,7 @@ const region = 'eu-west-1';
 const documentName = 'pgsnap-e2e-agent';
 
 // The definition does not name the instance or the volumes (the first step reads them from
-// PGSNAP_CLUSTERS): these are placeholders for the synthesis, moto's own ids are used at run time.
+// the catalog): these are placeholders for the synthesis, moto's own ids are used at run time.
 const environment: EnvironmentInput = {
   name: 'e2e',
   account: motoAccount,
@@ -306,16 +307,18 @@ async function freshAccount(): Promise<void> {
     return VolumeId!;
   };
   volumes = { data: await attach('/dev/sdf'), wal: await attach('/dev/sdg') };
-  process.env.PGSNAP_CLUSTERS = JSON.stringify([
-    {
-      name: 'orders-db',
-      instanceId,
-      volumeIds: [volumes.data, volumes.wal],
-      fastCheckpoint: true,
-      maxBackupMinutes: 60,
-      repository: repo.url,
-    },
-  ]);
+  setLocalCatalog({
+    clusters: [
+      {
+        name: 'orders-db',
+        instanceId,
+        volumeIds: [volumes.data, volumes.wal],
+        fastCheckpoint: true,
+        maxBackupMinutes: 60,
+        repository: repo.url,
+      },
+    ],
+  });
   await ssm.send(
     new CreateDocumentCommand({
       Name: documentName,

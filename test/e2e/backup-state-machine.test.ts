@@ -28,6 +28,7 @@ import {
   type Json,
   type LocalBackupRun,
   runLocalBackup,
+  setLocalCatalog,
   type TaskHandler,
   taskToken,
 } from '../../local/state-machine.ts';
@@ -94,16 +95,18 @@ beforeAll(async () => {
   env = { ...cluster.env, ...stepFunctions.env, PGSNAP_STATE_DIR: join(scratch, 'state') };
   // The installed agent: /usr/local/bin/pgsnap on a host.
   shimDir = fakeBinDir(join(scratch, 'bin'), `#!/bin/sh\nexec ${process.execPath} ${pgsnapBin} "$@"\n`);
-  process.env.PGSNAP_CLUSTERS = JSON.stringify([
-    {
-      name: 'orders-db',
-      instanceId,
-      volumeIds: [volumes.data, volumes.wal],
-      fastCheckpoint: true,
-      maxBackupMinutes: 60,
-      repository: repo.url,
-    },
-  ]);
+  setLocalCatalog({
+    clusters: [
+      {
+        name: 'orders-db',
+        instanceId,
+        volumeIds: [volumes.data, volumes.wal],
+        fastCheckpoint: true,
+        maxBackupMinutes: 60,
+        repository: repo.url,
+      },
+    ],
+  });
   process.env.PGSNAP_FIRST_POLL_SECONDS = '15';
   process.env.PGSNAP_MAX_POLL_SECONDS = '300';
   process.env.PGSNAP_SNAPSHOT_HOURS = '24';

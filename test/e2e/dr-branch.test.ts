@@ -38,6 +38,7 @@ import {
   type Json,
   type LocalBackupRun,
   runLocalBackup,
+  setLocalCatalog,
   type TaskHandler,
 } from '../../local/state-machine.ts';
 import { stateMachineDefinition, synthStack } from '../support/backup-stack.ts';
@@ -252,16 +253,18 @@ beforeEach(() => {
   process.env.AWS_ACCESS_KEY_ID = source.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY = 'secret';
   process.env.AWS_REGION = source.region;
-  process.env.PGSNAP_CLUSTERS = JSON.stringify([
-    {
-      name: 'orders-db',
-      instanceId,
-      volumeIds: [volumes.data, volumes.wal],
-      fastCheckpoint: false,
-      maxBackupMinutes: 60,
-      repository: sourceUrl,
-    },
-  ]);
+  setLocalCatalog({
+    clusters: [
+      {
+        name: 'orders-db',
+        instanceId,
+        volumeIds: [volumes.data, volumes.wal],
+        fastCheckpoint: false,
+        maxBackupMinutes: 60,
+        repository: sourceUrl,
+      },
+    ],
+  });
   process.env.PGSNAP_FIRST_POLL_SECONDS = '15';
   process.env.PGSNAP_MAX_POLL_SECONDS = '300';
   process.env.PGSNAP_SNAPSHOT_HOURS = '24';

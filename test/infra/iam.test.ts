@@ -90,6 +90,7 @@ for (const [mode, input] of Object.entries(modes)) {
           'start-drill',
           'report-backup-age',
           'record-dr-backup',
+          'write-catalog',
           ...restoreHandlers,
         ]),
       );

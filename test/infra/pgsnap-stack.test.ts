@@ -315,8 +315,8 @@ describe('the Lambdas', () => {
     const functions = synthesized.template.findResources('AWS::Lambda::Function');
     // Six for the backup state machine and its schedules, two that take and return budget shares, ten for
     // the restore state machine (measure-restore-initialization the tenth), one that reports the age of the
-    // newest backups.
-    expect(Object.keys(functions)).toHaveLength(6 + 2 + 10 + 1);
+    // newest backups, one that writes the cluster catalog at deploy.
+    expect(Object.keys(functions)).toHaveLength(6 + 2 + 10 + 1 + 1);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -326,13 +326,22 @@ describe('the Lambdas', () => {
     }
   });
 
-  test('the first step knows each cluster from the configuration', () => {
+  test('the first steps know each cluster from the catalog the stack writes into its bucket, not from their environment', () => {
+    const catalogs = Object.values(synthesized.template.findResources('Custom::PgsnapCatalog'));
+    expect(catalogs).toHaveLength(1);
+    const { Bucket, Key, Body } = catalogs[0]!.Properties;
+    expect(Key).toMatch(/^_pgsnap\/catalog-[0-9a-f]{16}\.json$/);
+    const body = JSON.stringify(Body);
+    expect(body).toContain('i-0123456789abcdef0');
+    expect(body).toContain('billing-db');
     const functions = Object.values(synthesized.template.findResources('AWS::Lambda::Function'));
-    // The restore's first step knows the clusters too, by their repositories only.
-    const prepare = functions.find((fn) => fn.Properties.Description?.startsWith('pgsnap: checks a backup'));
-    const clusters = JSON.stringify(prepare!.Properties.Environment.Variables.PGSNAP_CLUSTERS);
-    expect(clusters).toContain('i-0123456789abcdef0');
-    expect(clusters).toContain('billing-db');
+    // The backup's first step and the restore's read it, and only it, by its URL.
+    for (const description of ['pgsnap: checks a backup', 'pgsnap: checks a restore']) {
+      const fn = functions.find((f) => f.Properties.Description?.startsWith(description));
+      const variables = fn!.Properties.Environment.Variables;
+      expect(variables.PGSNAP_CLUSTERS).toBeUndefined();
+      expect(variables.PGSNAP_CATALOG).toEqual({ 'Fn::Join': ['', ['s3://', Bucket, `/${Key}`]] });
+    }
   });
 });
 

@@ -33,6 +33,7 @@ import { findRestoreInstanceHandler } from '../../functions/find-restore-instanc
 import { handler as prepareRestore } from '../../functions/prepare-restore.ts';
 import { releaseRestoreVolumesHandler } from '../../functions/release-restore-volumes.ts';
 import { terminateRestoreInstanceHandler } from '../../functions/terminate-restore-instance.ts';
+import { setLocalCatalog } from '../../local/state-machine.ts';
 import { Moto, skipWithoutMoto } from '../support/moto.ts';
 import { startedManifest } from '../support/started-manifest.ts';
 
@@ -84,8 +85,9 @@ describe.skipIf(skipWithoutMoto)('the restore EC2 steps against moto EC2', () =>
     );
     s3.destroy();
     repositoryUrl = `s3://pgsnap-repo/prod?endpoint=${encodeURIComponent(moto.endpoint)}&path-style=true&region=${region}`;
-    Object.assign(process.env, moto.env, {
-      PGSNAP_CLUSTERS: JSON.stringify([{ name: cluster, repository: repositoryUrl }]),
+    Object.assign(process.env, moto.env);
+    setLocalCatalog({
+      clusters: [{ name: cluster, repository: repositoryUrl, fastCheckpoint: false, maxBackupMinutes: 60 }],
     });
 
     repository = await openRepository(repositoryUrl, cluster);

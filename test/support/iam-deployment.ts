@@ -45,6 +45,8 @@ export function environment(dr: Record<string, unknown>): EnvironmentInput {
         retention: { keepLast: 3 },
       },
     ],
+    // Clusters found by tags too: the fleet schedule's start-fleet Lambda is deployed and checked.
+    discover: { defaults: { prefix: 'fleet/', schedules: [{ name: 'hourly', expression: 'rate(1 hour)' }] } },
     dr: {
       ...dr,
       drills: {
@@ -114,6 +116,9 @@ export interface Deployed {
   drRestoreStateMachineArn: string;
   /** The pending-snapshot budget's DynamoDB table. */
   budgetTableArn: string;
+  /** The key of each stack's cluster catalog in its bucket (infra/config/cluster-catalog.ts). */
+  catalogKey: string;
+  drCatalogKey: string;
 }
 
 export function logicalIdOf(stack: Stack, construct: IConstruct): string {
@@ -199,7 +204,16 @@ export function deploy(input: EnvironmentInput): Deployed {
       drSnapshotArn: `arn:aws:ec2:${drRegion}::snapshot/snap-0d1b2c3d4e5f6000${index}`,
       prefix: `${c.repository.prefix}${c.name}/`,
     }));
+    const catalogKeyOf = (stackName: string) => {
+      const resources = Object.values(assembly.getStackByName(stackName).template.Resources) as Array<{
+        Type: string;
+        Properties: { Key: string };
+      }>;
+      return resources.find((r) => r.Type === 'Custom::PgsnapCatalog')!.Properties.Key;
+    };
     return {
+      catalogKey: catalogKeyOf(sourceStack.stackName),
+      drCatalogKey: catalogKeyOf(drStack.stackName),
       world,
       crossAccount,
       snapshotLock: parsed.dr?.snapshotLock,

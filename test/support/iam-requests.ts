@@ -35,7 +35,21 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
     }));
   // Only a WAL fetch asks for an object's versions (Repository.fetchWal), which no Lambda does.
   if (command.client === 's3' && command.operation === 'ListObjectVersions') return [];
-  if (restoreHandlers.has(handler)) return restoreRequestsOf(command, handler, d, c);
+  const catalog = catalogRequestsOf(
+    command,
+    handler,
+    d.sourceBucketArn,
+    d.sourceKeyArn,
+    source.region,
+    d.catalogKey,
+  );
+  if (catalog) return catalog;
+  if (restoreHandlers.has(handler)) {
+    return [
+      ...restoreRequestsOf(command, handler, d, c),
+      ...catalogReadOf(command, handler, d.sourceBucketArn, d.sourceKeyArn, source.region, d.catalogKey),
+    ];
+  }
   if (command.client === 's3') {
     // record-backup and create-snapshots only read and rewrite the backup's manifest (create-snapshots records
     // its call there, for idempotency); the others also read the cluster's pin.
@@ -274,7 +288,15 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
  */
 export function drRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
   const at = drPlace(d, c);
-  if (restoreHandlers.has(handler)) return restoreRequestsOf(command, handler, d, c, at);
+  const catalog = catalogRequestsOf(command, handler, d.drBucketArn, d.drKeyArn, drRegion, d.drCatalogKey);
+  if (catalog) return catalog;
+  if (restoreHandlers.has(handler)) {
+    return [
+      ...restoreRequestsOf(command, handler, d, c, at),
+      ...catalogReadOf(command, handler, d.drBucketArn, d.drKeyArn, drRegion, d.drCatalogKey),
+    ];
+  }
+  if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
   const own = (request: IamRequest): Sent => ({ as: 'own', request });
   if (handler === 'start-drill' || handler === 'report-backup-age')
     return drDrillRequestsOf(command, handler, d, c);
@@ -356,4 +378,48 @@ function drDrillRequestsOf(command: SentCommand, handler: string, d: Deployed, c
       context: { 'cloudwatch:namespace': backupMetrics.namespace },
     }),
   ];
+}
+
+/**
+ * The cluster catalog's requests: its writer puts the new one and deletes the old, the first steps and
+ * start-fleet read it (with the repository objects prepare-restore reads besides). Undefined: not a catalog request.
+ */
+function catalogRequestsOf(
+  command: SentCommand,
+  handler: string,
+  bucketArn: string,
+  keyArn: string,
+  region: string,
+  catalogKey: string,
+): Sent[] | undefined {
+  if (command.client !== 's3') return undefined;
+  if (handler === 'write-catalog') {
+    const old = `${catalogKey.slice(0, catalogKey.lastIndexOf('-') + 1)}0000000000000000.json`;
+    if (command.operation === 'DeleteObject')
+      return s3Requests('own', 'DeleteObject', bucketArn, keyArn, region, [old], '');
+    return s3Requests('own', command.operation, bucketArn, keyArn, region, [catalogKey], '').map((sent) =>
+      sent.request.action === 's3:PutObject'
+        ? { ...sent, request: { action: 's3:PutObject', resource: sent.request.resource } }
+        : sent,
+    );
+  }
+  if (command.operation !== 'GetObject') return undefined;
+  if (handler === 'start-fleet' || handler === 'prepare-backup') {
+    return s3Requests('own', 'GetObject', bucketArn, keyArn, region, [catalogKey], '');
+  }
+  return undefined;
+}
+
+/** prepare-restore reads the catalog beside the repository's objects. */
+function catalogReadOf(
+  command: SentCommand,
+  handler: string,
+  bucketArn: string,
+  keyArn: string,
+  region: string,
+  catalogKey: string,
+): Sent[] {
+  if (handler !== 'prepare-restore' || command.client !== 's3' || command.operation !== 'GetObject')
+    return [];
+  return s3Requests('own', 'GetObject', bucketArn, keyArn, region, [catalogKey], '');
 }

@@ -69,8 +69,11 @@ describe('agent settings', () => {
     );
     // What the agent hands to the snapshot commands it runs (pgsnap run, the exec provider): never read by it.
     const givenToCommands = new Set(['PGSNAP_BACKUP_ID', 'PGSNAP_START_LSN', 'PGSNAP_PATHS']);
-    // The Lambdas' environment, which local/ sets for the functions it runs: not the agent's.
-    const lambdaVariables = new Set(sourceFiles('functions').flatMap((file) => pgsnapNames(file)));
+    // The Lambdas' environment, which local/ sets for the functions it runs: not the agent's. The catalog's
+    // URL (PGSNAP_CATALOG) is read by the domain module every first step shares.
+    const lambdaVariables = new Set(
+      [...sourceFiles('functions'), 'domain/catalog.ts'].flatMap((file) => pgsnapNames(file)),
+    );
     const unlisted: string[] = [];
     for (const file of sourceFiles('agent')) {
       const text = readFileSync(file, 'utf8');

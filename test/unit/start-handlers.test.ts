@@ -12,6 +12,7 @@ import type { ClusterTarget } from '#domain/backup/plan';
 import { backupIdFrom } from '#domain/ids';
 import { handler as prepareBackup } from '../../functions/prepare-backup.ts';
 import { handler as startBackup } from '../../functions/start-backup.ts';
+import { setLocalCatalog } from '../../local/state-machine.ts';
 
 const ec2 = mockClient(EC2Client);
 const sfn = mockClient(SFNClient);
@@ -45,7 +46,7 @@ const clusters: ClusterTarget[] = [
 beforeEach(() => {
   ec2.reset();
   sfn.reset();
-  process.env.PGSNAP_CLUSTERS = JSON.stringify(clusters);
+  setLocalCatalog({ clusters });
   process.env.PGSNAP_STATE_MACHINE_ARN = stateMachineArn;
 });
 

@@ -1,0 +1,107 @@
+/**
+ * The cluster catalog (domain/catalog.ts) as the stack deploys it: one JSON
+ * object in a repository bucket, under `_pgsnap/catalog-<hash>.json` (a
+ * cluster name never starts with `_`, so no cluster's prefix holds it),
+ * written by a custom resource at deploy. The Lambdas that read it get its URL
+ * in `PGSNAP_CATALOG` and read rights on that one key; a new catalog is a new
+ * key, so the functions' configuration changes with it and no container keeps
+ * an old one. A Lambda environment holds 4 KB; this holds every cluster.
+ */
+import { createHash } from 'node:crypto';
+import { CustomResource, Stack } from 'aws-cdk-lib';
+import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { CatalogCluster, CatalogDiscovery, CatalogInput } from '#domain/catalog';
+import { acknowledge, bucketFinding } from '../guards/acknowledge.ts';
+import { HandlerFunction } from '../lambda/handler-function.ts';
+import type { ClusterConfig } from './config.ts';
+
+export interface ClusterCatalogProps {
+  /** The bucket that holds it: the stack's repository bucket. */
+  bucket: IBucket;
+  clusters: CatalogCluster[];
+  discover?: CatalogDiscovery | undefined;
+}
+
+/** Where catalogs live in their bucket. */
+export const catalogPrefix = '_pgsnap/catalog-';
+
+export class ClusterCatalog extends Construct {
+  /** `s3://<bucket>/_pgsnap/catalog-<hash>.json`, for PGSNAP_CATALOG. */
+  readonly url: string;
+  readonly key: string;
+  /** The bucket that holds it: the stack's repository bucket. */
+  readonly bucket: IBucket;
+
+  constructor(scope: Construct, id: string, props: ClusterCatalogProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const catalog: CatalogInput = {
+      schemaVersion: 1,
+      clusters: props.clusters,
+      ...(props.discover ? { discover: props.discover } : {}),
+    };
+    // Named after its content as deployed (tokens resolved to their references), so that the name changes
+    // exactly when the catalog does.
+    const hash = createHash('sha256')
+      .update(JSON.stringify(stack.resolve(catalog)))
+      .digest('hex')
+      .slice(0, 16);
+    this.key = `${catalogPrefix}${hash}.json`;
+    this.bucket = props.bucket;
+    this.url = `s3://${props.bucket.bucketName}/${this.key}`;
+
+    const writer = new HandlerFunction(this, 'Writer', {
+      handler: 'write-catalog',
+      description: "pgsnap: writes the stack's cluster catalog into its repository bucket at deploy",
+    });
+    writer.addToRolePolicy(
+      new PolicyStatement({ actions: ['s3:PutObject'], resources: [props.bucket.arnForObjects(this.key)] }),
+    );
+    writer.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:DeleteObject'],
+        resources: [props.bucket.arnForObjects(`${catalogPrefix}*`)],
+      }),
+    );
+    // SSE-KMS: a PutObject makes a data key under the bucket's key.
+    props.bucket.encryptionKey?.grant(writer, 'kms:GenerateDataKey');
+    acknowledge(writer, {
+      [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${catalogPrefix}*]`]:
+        "deletes the stack's earlier catalogs, named after their content, once a deployment has written the new one",
+    });
+    new CustomResource(this, 'Object', {
+      serviceToken: writer.functionArn,
+      resourceType: 'Custom::PgsnapCatalog',
+      properties: { Bucket: props.bucket.bucketName, Key: this.key, Body: stack.toJsonString(catalog) },
+    });
+  }
+
+  /** Lets `reader` read this catalog, and names it in its PGSNAP_CATALOG. */
+  grantRead(reader: IGrantable & { addEnvironment(key: string, value: string): unknown }): void {
+    reader.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['s3:GetObject'], resources: [this.bucket.arnForObjects(this.key)] }),
+    );
+    this.bucket.encryptionKey?.grantDecrypt(reader);
+    reader.addEnvironment('PGSNAP_CATALOG', this.url);
+  }
+}
+
+/** What the catalog says of each configured cluster; `repositoryOf` is its `s3://bucket/prefix`. */
+export function catalogClusters(
+  clusters: ClusterConfig[],
+  repositoryOf: (cluster: ClusterConfig) => string,
+): CatalogCluster[] {
+  return clusters.map((cluster) => ({
+    name: cluster.name,
+    ...('instanceId' in cluster.instance
+      ? { instanceId: cluster.instance.instanceId }
+      : { instanceTags: cluster.instance.tags }),
+    volumeIds: cluster.volumeIds ?? [],
+    fastCheckpoint: cluster.fastCheckpoint,
+    maxBackupMinutes: cluster.maxBackupMinutes,
+    repository: repositoryOf(cluster),
+    ...(cluster.recoveryHours ? { recoverySeconds: Math.round(cluster.recoveryHours * 3600) } : {}),
+  }));
+}
