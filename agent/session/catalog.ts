@@ -10,9 +10,14 @@ import { applyStep, checkStep, recordStep } from '#domain/backup/lifecycle';
 import { messageOf, PreconditionError } from '#domain/errors';
 import type { ClusterIdentity } from '#domain/repository/cluster-pin';
 import { RepositoryUnreachableError } from '#domain/repository/errors';
-import type { ArtifactRecord, Manifest, ManifestSnapshot } from '#domain/repository/manifest';
+import {
+  type ArtifactRecord,
+  type Manifest,
+  type ManifestSnapshot,
+  serverRecord,
+} from '#domain/repository/manifest';
 import type { Repository } from '#domain/repository/repository';
-import { segmentRange } from '#domain/wal/file';
+import { walOfBackup } from '#domain/wal/file';
 import { open, type RepositoryChoice } from '../host/repository.ts';
 import type { BackupSession, StoppedRecord } from '../host/state.ts';
 import type { VolumeSnapshot } from '../providers/provider.ts';
@@ -54,16 +59,7 @@ function startedManifest(repository: Repository, session: BackupSession): Manife
     state: 'started',
     systemIdentifier: session.systemIdentifier,
     serverVersion: session.serverVersion,
-    ...(session.sharedPreloadLibraries || session.serverUid !== undefined
-      ? {
-          server: {
-            ...(session.sharedPreloadLibraries
-              ? { sharedPreloadLibraries: session.sharedPreloadLibraries }
-              : {}),
-            ...(session.serverUid !== undefined ? { uid: session.serverUid } : {}),
-          },
-        }
-      : {}),
+    ...serverRecord(session.sharedPreloadLibraries, session.serverUid),
     backupFrom: session.fromStandby ? 'standby' : 'primary',
     walSegmentSize: session.segmentSize,
     timeline: session.timeline,
@@ -152,14 +148,7 @@ export async function storeBackup(
       // Before anything is stored: a backup aborted or failed meanwhile must not get artifacts.
       const current = await repository.readManifest(stopped.backupId);
       checkStep(current, step, target);
-      const needed =
-        stopped.stopTimeline === stopped.timeline
-          ? segmentRange(stopped.startWalFile, stopped.stopWalFile, pin.walSegmentSize)
-          : [
-              stopped.startWalFile,
-              stopped.stopWalFile,
-              `${stopped.stopTimeline.toString(16).toUpperCase().padStart(8, '0')}.history`,
-            ];
+      const needed = walOfBackup(stopped, stopped, pin.walSegmentSize);
       if (stopped.historyFileName) needed.push(stopped.historyFileName);
       const missing: string[] = [];
       for (const name of needed) if (!(await repository.hasWal(pin, name))) missing.push(name);

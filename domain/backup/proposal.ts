@@ -10,9 +10,9 @@
  */
 import { ManifestStateError, PreconditionError } from '../errors.ts';
 import { backupIdSchema } from '../ids.ts';
-import type { ArtifactRecord, Manifest } from '../repository/manifest.ts';
+import { type ArtifactRecord, type Manifest, serverRecord } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
-import { segmentRange } from '../wal/file.ts';
+import { walOfBackup } from '../wal/file.ts';
 import * as z from '../zod.ts';
 import { recordStep } from './lifecycle.ts';
 
@@ -100,16 +100,7 @@ export async function recordBegun(
       state: 'started',
       systemIdentifier: proposal.systemIdentifier,
       serverVersion: proposal.serverVersion,
-      ...(proposal.sharedPreloadLibraries || proposal.serverUid !== undefined
-        ? {
-            server: {
-              ...(proposal.sharedPreloadLibraries
-                ? { sharedPreloadLibraries: proposal.sharedPreloadLibraries }
-                : {}),
-              ...(proposal.serverUid !== undefined ? { uid: proposal.serverUid } : {}),
-            },
-          }
-        : {}),
+      ...serverRecord(proposal.sharedPreloadLibraries, proposal.serverUid),
       backupFrom: proposal.backupFrom,
       walSegmentSize: pin.walSegmentSize,
       timeline: proposal.timeline,
@@ -161,14 +152,7 @@ export async function recordStopped(
     throw new PreconditionError(`recording the end of backup ${backupId}: the host stored no backup_label`);
   }
   const pin = await repository.requirePin();
-  const needed =
-    proposal.stopTimeline === current.timeline
-      ? segmentRange(current.startWalFile, proposal.stopWalFile, pin.walSegmentSize)
-      : [
-          current.startWalFile,
-          proposal.stopWalFile,
-          `${proposal.stopTimeline.toString(16).toUpperCase().padStart(8, '0')}.history`,
-        ];
+  const needed = walOfBackup(current, proposal, pin.walSegmentSize);
   const missing: string[] = [];
   for (const name of needed) if (!(await repository.hasWal(pin, name))) missing.push(name);
   if (missing.length > 0) {

@@ -202,3 +202,17 @@ export function byStart(a: Manifest, b: Manifest): number {
     a.backupId.localeCompare(b.backupId)
   );
 }
+
+/** The manifest's `server` field from what the backup read, or nothing when it read neither. */
+export function serverRecord(
+  sharedPreloadLibraries: string[] | undefined,
+  uid: number | undefined,
+): Pick<Manifest, 'server'> {
+  if (!sharedPreloadLibraries && uid === undefined) return {};
+  return {
+    server: {
+      ...(sharedPreloadLibraries ? { sharedPreloadLibraries } : {}),
+      ...(uid !== undefined ? { uid } : {}),
+    },
+  };
+}

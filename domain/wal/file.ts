@@ -160,3 +160,21 @@ export function checkTimelineHistory(name: string, content: Buffer): void {
   }
   if (entries === 0) throw refuse('no timeline switch in it');
 }
+
+/**
+ * The WAL files a backup needs in the repository to be restored: every segment from its start to its
+ * stop on one timeline; across a timeline switch, the start and stop segments and the new timeline's history.
+ */
+export function walOfBackup(
+  start: { startWalFile: string; timeline: number },
+  stop: { stopWalFile: string; stopTimeline: number },
+  segmentSize: number,
+): string[] {
+  return stop.stopTimeline === start.timeline
+    ? segmentRange(start.startWalFile, stop.stopWalFile, segmentSize)
+    : [
+        start.startWalFile,
+        stop.stopWalFile,
+        `${stop.stopTimeline.toString(16).toUpperCase().padStart(8, '0')}.history`,
+      ];
+}

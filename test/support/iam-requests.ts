@@ -296,7 +296,6 @@ export function drRequestsOf(command: SentCommand, handler: string, d: Deployed,
       ...catalogReadOf(command, handler, d.drBucketArn, d.drKeyArn, drRegion, d.drCatalogKey),
     ];
   }
-  if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
   const own = (request: IamRequest): Sent => ({ as: 'own', request });
   if (handler === 'start-drill' || handler === 'report-backup-age')
     return drDrillRequestsOf(command, handler, d, c);
