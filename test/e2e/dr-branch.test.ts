@@ -390,8 +390,18 @@ describe('the DR copy queue', () => {
   // One volume per backup, one copy at a time: each backup's copy takes the whole budget.
   const oneVolume = () => {
     setLocalBudgetEnvironment(90, 1);
-    const clusters = JSON.parse(process.env.PGSNAP_CLUSTERS!) as Array<Record<string, unknown>>;
-    process.env.PGSNAP_CLUSTERS = JSON.stringify(clusters.map((c) => ({ ...c, volumeIds: [volumes.data] })));
+    setLocalCatalog({
+      clusters: [
+        {
+          name: 'orders-db',
+          instanceId,
+          volumeIds: [volumes.data],
+          fastCheckpoint: false,
+          maxBackupMinutes: 60,
+          repository: sourceUrl,
+        },
+      ],
+    });
     // Both backups stay, to be looked at.
     process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 2 } });
   };

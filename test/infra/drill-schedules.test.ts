@@ -78,8 +78,8 @@ describe('scheduled drills of a fleet', () => {
         Properties: { Description: Match.stringLikeRegexp('starts a scheduled drill') },
       }),
     );
-    expect(JSON.stringify(startDrill!.Properties.Environment.Variables.PGSNAP_STATE_MACHINE_ARN)).toMatch(
-      /RestoreStateMachine/,
-    );
+    expect(
+      JSON.stringify(startDrill!.Properties.Environment.Variables.PGSNAP_RESTORE_STATE_MACHINE_ARN),
+    ).toMatch(/RestoreStateMachine/);
   });
 });
