@@ -154,11 +154,19 @@ describe.skipIf(skipWithoutMoto)('DR copies against moto EC2, KMS and STS', () =
       const copied = async (backupId: string) => {
         const snapshots = await snapshotSet();
         const at = `${backupId.slice(0, 4)}-${backupId.slice(4, 6)}-${backupId.slice(6, 8)}T15:00:00.000Z`;
+        const manifest = testManifest({ backupId });
+        // Its backup_label, as every completed backup has: retention reads the start from it.
+        const label = await src.putArtifact(
+          backupId,
+          'backup_label',
+          Buffer.from(`START WAL LOCATION: ${manifest.startLsn} (file ${manifest.startWalFile})\n`),
+        );
         await src.writeManifest(
           testManifest({
             backupId,
             state: 'completed',
             ...identity,
+            artifacts: [label],
             snapshots: snapshots.map((s) => ({ provider: 'ebs', ...s })),
             timings: { startedAt: at, completedAt: at },
           }),

@@ -75,7 +75,7 @@ async function takeBackup(): Promise<Backup> {
     await run('cp', ['-a', dir, join(source.root, 'snapshot', name)]);
   }
   await source.query('INSERT INTO t SELECT generate_series(61, 100)');
-  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+  const ended = await pgsnap(['end', '--snapshot', snapshot, '--json', ...repo.flags], env);
   expect(ended.code, ended.stderr).toBe(0);
   await source.query("SELECT pg_create_restore_point('before-the-mistake')");
   await source.query('INSERT INTO t SELECT generate_series(101, 150)');

@@ -147,7 +147,10 @@ it('end with the repository unreachable keeps the artifacts, does not complete t
   // The server's archiver, after three failures in a row, retries only after 60 s (or when a new file is
   // ready): end waits for that retry. Under a full suite's load that came close to the helper's 90 s once
   // (end was killed at 86 s of waiting), so this call gets more, and a failure shows the server's log.
-  const ended = await pgsnap(['end', '--json', ...repo.flags], env, { timeoutMs: 240_000 });
+  // The snapshot taken while the backup ran is named to the end that completes it.
+  const ended = await pgsnap(['end', '--snapshot', 'vg0/pgdata@end-outage', '--json', ...repo.flags], env, {
+    timeoutMs: 240_000,
+  });
   expect(ended.code, `${ended.stderr}\nserver log:\n${source.log().slice(-4000)}`).toBe(0);
   expect(ended.stderr).toMatch(/resuming the end of backup/);
   const shown = await pgsnap(['backups', 'show', backupId, '--verify', '--json', ...repo.flags], env);
@@ -178,7 +181,7 @@ it('end that cannot store the artifacts keeps them locally and stores them when 
   });
 
   await allowNewFiles();
-  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+  const ended = await pgsnap(['end', '--snapshot', 'vg0/pgdata@read-only', '--json', ...repo.flags], env);
   expect(ended.code, ended.stderr).toBe(0);
   expect(ended.json!.manifest).toMatchObject({ state: 'completed' });
   const shown = await pgsnap(['backups', 'show', backupId, '--verify', '--json', ...repo.flags], env);

@@ -58,7 +58,10 @@ describe.each<BackendKind>(['file', 's3'])('a backup catalogued in a %s reposito
 
       await run('cp', ['-a', source.dataDir, join(backupDir, 'data')]);
       committedBeforeEnd = writer.lastCommitted;
-      const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+      const ended = await pgsnap(
+        ['end', '--snapshot', join(backupDir, 'data'), '--json', ...repo.flags],
+        env,
+      );
       expect(ended.code, ended.stderr).toBe(0);
       expect(ended.json!.manifest).toMatchObject({ state: 'completed' });
     } finally {

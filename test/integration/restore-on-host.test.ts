@@ -65,7 +65,7 @@ async function takeBackup(): Promise<Backup> {
   await run('cp', ['-a', source.dataDir, snapshots.data]);
   await run('cp', ['-a', tablespaceDir, snapshots.tablespace]);
   await source.query("INSERT INTO t SELECT g, 'during the backup' FROM generate_series(61, 100) g");
-  const ended = await pgsnap(['end', '--json', ...repo.flags], env);
+  const ended = await pgsnap(['end', '--snapshot', snapshots.data, '--json', ...repo.flags], env);
   expect(ended.code, ended.stderr).toBe(0);
   await source.query("SELECT pg_create_restore_point('before-the-mistake')");
   await source.query("INSERT INTO t SELECT g, 'the mistake' FROM generate_series(101, 150) g");
