@@ -269,7 +269,7 @@ export class DrStack extends Stack {
       targetPolicies: this.restoreTargetPolicy.policies,
     });
     this.alarms.restoreFailed(this.restore.stateMachine.stateMachine);
-    if (dr.drills) drDrillAge(this, { names, bucket: this.bucket, clusters });
+    if (dr.drills) drDrillAge(this, { names, bucket: this.bucket, clusters, days: dr.drills.days });
     outputs(this, {
       DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
       DrRestoreStateMachineArn: [

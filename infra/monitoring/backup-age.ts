@@ -1,18 +1,23 @@
 /**
- * The age of each cluster's newest completed backup, at the source and in DR,
- * as metrics: the report-backup-age Lambda, run every 15 minutes by an
- * EventBridge Scheduler schedule, with read access to the clusters'
- * repository prefixes and PutMetricData in the state machine's namespace only.
+ * The fleet's freshness: the report-backup-age Lambda, run every 15 minutes by
+ * an EventBridge Scheduler schedule, with read access to the clusters'
+ * repository prefixes, GetMetricData (the hosts' archive lag) and
+ * PutMetricData in the state machine's namespace only; it logs each cluster's
+ * ages and publishes the fleet counts, and the alarms over those counts are
+ * made here (fleet-alarms.ts): one each, whatever the fleet's size.
  */
 import { Duration } from 'aws-cdk-lib';
+import type { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
+import { fleetAlarms } from './fleet-alarms.ts';
 import { backupMetrics } from './metrics-and-events.ts';
 
 export interface BackupAgeCluster {
@@ -27,17 +32,25 @@ export interface BackupAgeCluster {
   drills?: boolean;
   /** Copied to DR: its DR RPO in minutes, counted in ClustersBehindDrRpo (the copy-lag alarm's metric). */
   drRpoMinutes?: number;
+  /** Its RPO: counted in ClustersOverRpo past it, and in ClustersWithoutBackup without any backup. */
+  rpoHours?: number;
+  /** With drills: counted in ClustersWithoutRecentDrill after this many days without a successful one. */
+  drillDays?: number;
+  /** Its host runs the agent service: counted in ClustersWithoutArchiveHealth when it publishes nothing. */
+  watchArchiving?: boolean;
 }
 
 export class BackupAge extends Construct {
   readonly function: HandlerFunction;
+  /** The alarms over the fleet counts it publishes (the copy-lag one is the AfterBackup construct's). */
+  readonly alarms: Alarm[];
 
-  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[] }) {
+  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[]; topic?: ITopic }) {
     super(scope, id);
     const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
       description:
-        "pgsnap: reports the age of each cluster's newest completed backup, at the source and in DR",
+        "pgsnap: logs each cluster's newest backup's age and counts the clusters over their objectives",
       environment: {
         PGSNAP_FRESHNESS: JSON.stringify(
           props.clusters.map((c) => ({
@@ -46,10 +59,12 @@ export class BackupAge extends Construct {
             copiedToDr: c.copiedToDr,
             ...(c.drills ? { drills: true } : {}),
             ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
+            ...(c.rpoHours ? { rpoSeconds: c.rpoHours * 3600 } : {}),
+            ...(c.drills && c.drillDays ? { drillDays: c.drillDays } : {}),
+            ...(c.watchArchiving ? { watchArchiving: true } : {}),
           })),
         ),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
-        PGSNAP_METRICS_DIMENSION: backupMetrics.dimension,
       },
       timeout: Duration.minutes(2),
     });
@@ -62,6 +77,10 @@ export class BackupAge extends Construct {
         conditions: { StringEquals: { 'cloudwatch:namespace': backupMetrics.namespace } },
       }),
     );
+    if (props.clusters.some((c) => c.watchArchiving)) {
+      // GetMetricData has no resource-level permissions: it reads the hosts' archive lag (domain/host-metrics.ts).
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }));
+    }
     for (const cluster of props.clusters) {
       const backups = `${cluster.prefix}backups/*`;
       cluster.bucket.grantRead(fn, backups);
@@ -87,11 +106,20 @@ export class BackupAge extends Construct {
       description: 'pgsnap: lets EventBridge Scheduler report the age of the newest backups',
     });
     new Schedule(this, 'Schedule', {
-      description: 'pgsnap: the age of the newest backups, for the dashboard',
+      description: 'pgsnap: the age of the newest backups, and the fleet counts the alarms watch',
       schedule: ScheduleExpression.rate(Duration.minutes(15)),
       timeWindow: TimeWindow.flexible(Duration.minutes(5)),
       target: new LambdaInvoke(fn, { input: ScheduleTargetInput.fromObject({}), role }),
     });
+    this.alarms = fleetAlarms(
+      this,
+      {
+        rpo: props.clusters.some((c) => c.rpoHours),
+        drills: props.clusters.some((c) => c.drills && c.drillDays),
+        archiveHealth: props.clusters.some((c) => c.watchArchiving),
+      },
+      props.topic,
+    );
     acknowledge(role, {
       [`AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`]: wildcardReasons.lambdaVersions,
     });
