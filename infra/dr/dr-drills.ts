@@ -9,6 +9,7 @@
  * no record).
  */
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import type { ClusterConfig } from '../config/config.ts';
 import { BackupAge } from '../monitoring/backup-age.ts';
@@ -17,9 +18,10 @@ import { type DrNames, drRepositoryUrl } from './dr-config.ts';
 /** The DR drills' age reporter over the DR repository (`DrillAge`); it reports the DR copies' backup age too. */
 export function drDrillAge(
   scope: Construct,
-  dr: { names: DrNames; bucket: IBucket; clusters: ClusterConfig[]; days: number },
+  dr: { names: DrNames; bucket: IBucket; clusters: ClusterConfig[]; days: number; topic?: ITopic },
 ): BackupAge {
   return new BackupAge(scope, 'DrillAge', {
+    ...(dr.topic ? { topic: dr.topic } : {}),
     clusters: dr.clusters.map((c) => ({
       name: c.name,
       repository: drRepositoryUrl(dr.names, c),

@@ -156,19 +156,18 @@ export class PgsnapDashboard extends Construct {
     );
     const day = Duration.days(1);
     this.dashboard.addWidgets(
-      queryWidget(
-        'Backups completed per day, all clusters',
-        `SELECT SUM(${backupMetrics.completed}) FROM SCHEMA("${pgsnap}", ${backupMetrics.dimension})`,
-        { period: day, label: 'completed', width: 8 },
-      ),
-      queryWidget(
-        'Backups failed per day: the clusters with most',
-        fleetQuery(pgsnap, backupMetrics.failed, 'SUM'),
-        {
-          period: day,
-          width: 8,
-        },
-      ),
+      // The state machine counts completed and failed backups for the fleet (no Cluster dimension): the
+      // failure events name each cluster, and `pgsnap backups list --all` shows each one's newest backup.
+      new GraphWidget({
+        title: 'Backups per day, all clusters',
+        left: [
+          fleetMetric(backupMetrics.completed, 'Sum', 'completed', day),
+          fleetMetric(backupMetrics.failed, 'Sum', 'failed', day),
+        ],
+        leftYAxis: { min: 0, showUnits: false },
+        width: 16,
+        height: 4,
+      }),
       new GraphWidget({
         title: 'Backup executions: duration (all clusters)',
         left: [
@@ -218,13 +217,13 @@ export class PgsnapDashboard extends Construct {
       ...(props.copiesToDr
         ? [
             ...ages('Newest backup in DR, seconds ago: the oldest', 'drCopyAgeSeconds'),
-            queryWidget(
-              'DR copies failed: the clusters with most',
-              fleetQuery(pgsnap, copyMetrics.failed, 'SUM'),
-              {
-                period: Duration.hours(1),
-              },
-            ),
+            new GraphWidget({
+              title: "DR copies failed, all clusters (each one's event names it)",
+              left: [fleetMetric(copyMetrics.failed, 'Sum', 'failed copies')],
+              leftYAxis: { min: 0, showUnits: false },
+              width: 6,
+              height: 6,
+            }),
           ]
         : []),
       // One datapoint per completed backup, for the whole fleet (record-backup publishes them).

@@ -165,12 +165,14 @@ describe('DR drills', () => {
         repository: `s3://pgsnap-dr-prod-${drAccount}-us-west-2/pgsnap?region=us-west-2`,
         copiedToDr: false,
         drills: true,
+        drillDays: 8,
       },
       {
         name: 'billing-db',
         repository: `s3://pgsnap-dr-prod-${drAccount}-us-west-2?region=us-west-2`,
         copiedToDr: false,
         drills: true,
+        drillDays: 8,
       },
     ]);
   });
@@ -185,8 +187,8 @@ describe('DR drills', () => {
       expect.arrayContaining([
         'AlarmsRestoreExecutionsFailed',
         'RestoreordersdbDrillRtoOverObjective',
-        'RestoreordersdbNoDrill',
-        'RestorebillingdbNoDrill',
+        // One for the fleet: report-backup-age counts the clusters without a recent DR drill.
+        'DrillAgeClustersWithoutRecentDrill',
         'RetentionFailed',
       ]),
     );
