@@ -91,7 +91,7 @@ const lines = [
   `  a completed backup: ${transitions} state transitions (the longest success path, each poll once), ` +
     `${lambdas.length} Lambda invocations, ${gbSeconds.toFixed(3)} GB-s: $${perBackup.toFixed(5)}`,
   `  monitoring: ${deployment.metricsPerCluster} custom metrics per cluster (${dollars(deployment.metricsPerCluster * price.metricMonth)}), ` +
-    `${deployment.metricsPerFleet} per fleet, ${deployment.failureMetricsPerCluster.join(' and ')} only while failing; ` +
+    `${deployment.metricsPerFleet} per fleet${deployment.failureMetricsPerCluster.length > 0 ? `, ${deployment.failureMetricsPerCluster.join(' and ')} only while failing` : ''}; ` +
     `${deployment.metricsRequestedPerCluster} metrics read (${dollars(deployment.metricsRequestedPerCluster * metricRequested)}); ` +
     `${deployment.alarmsPerCluster} alarms per cluster ` +
     `(${dollars(deployment.alarmsPerCluster * price.alarmMonth)}), ${deployment.alarmsPerFleet} per fleet: ${dollars(monitoring)}`,

@@ -95,11 +95,26 @@ export interface FleetDeployment {
   backupsPerMonth: number;
 }
 
-function metricNamesInDefinition(definition: Asl): Set<string> {
-  const names = new Set<string>();
-  const text = JSON.stringify(definition);
-  for (const match of text.matchAll(/"MetricName":"([^"]+)"/g)) names.add(match[1]!);
-  return names;
+/** The metrics the definition puts, each with whether it carries a dimension (the Cluster). */
+function metricsInDefinition(definition: Asl): Map<string, boolean> {
+  const metrics = new Map<string, boolean>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const item of node) visit(item);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    const record = node as Record<string, unknown>;
+    if (typeof record.MetricName === 'string') {
+      metrics.set(
+        record.MetricName,
+        (metrics.get(record.MetricName) ?? false) || record.Dimensions !== undefined,
+      );
+    }
+    for (const value of Object.values(record)) visit(value);
+  };
+  visit(definition);
+  return metrics;
 }
 
 export function synthesizeFleet(): FleetDeployment {
@@ -131,12 +146,14 @@ export function synthesizeFleet(): FleetDeployment {
     .filter((w) => w?.Mode === 'FLEXIBLE' && w.MaximumWindowInMinutes)
     .map((w) => w!.MaximumWindowInMinutes!);
   const onFailure: string[] = [backupMetrics.failed, copyMetrics.failed];
-  const inDefinition = [...metricNamesInDefinition(definition)];
-  // The host's two with the Cluster dimension (domain/host-metrics.ts), and the state machine's counters.
+  const inDefinition = metricsInDefinition(definition);
+  const perCluster = [...inDefinition].filter(([, dimensioned]) => dimensioned).map(([name]) => name);
+  const perFleet = [...inDefinition].filter(([, dimensioned]) => !dimensioned).map(([name]) => name);
+  // The host's two with the Cluster dimension (domain/host-metrics.ts), and the state machine's own.
   const published = new Set<string>([
     hostMetrics.archiveLag,
     hostMetrics.walVolumeFreeBytes,
-    ...inDefinition.filter((name) => !onFailure.includes(name)),
+    ...perCluster.filter((name) => !onFailure.includes(name)),
   ]);
   return {
     definition,
@@ -145,9 +162,10 @@ export function synthesizeFleet(): FleetDeployment {
     alarmsPerCluster,
     alarmsPerFleet: alarms(one) - alarmsPerCluster,
     metricsPerCluster: published.size,
-    failureMetricsPerCluster: inDefinition.filter((name) => onFailure.includes(name)),
+    failureMetricsPerCluster: perCluster.filter((name) => onFailure.includes(name)),
     // Published without the Cluster dimension: the fleet's, not each cluster's.
     metricsPerFleet:
+      perFleet.length +
       Object.values(backupDurationMetrics).length +
       Object.values(fleetFreshnessMetrics).length +
       Object.values(fleetHostMetrics).length,
