@@ -215,7 +215,7 @@ export const clusterSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      'Alarm on the archive health that `pgsnap agent --cluster` publishes from the host (archiving stalled, pg_wal filling, agent silent). Off for a host that runs no agent service.',
+      'Alarm on the archive health that `pgsnap agent --cluster` publishes from the host (archiving stalled, pg_wal filling; a host that publishes none is counted in ClustersWithoutArchiveHealth). Off for a host that runs no agent service.',
     ),
   retention: retentionSchema
     .optional()
