@@ -45,6 +45,16 @@ const environmentSchema = z.object({
       }),
     ),
   ),
+  /** The objectives of a cluster that does not give its own (what most clusters share). */
+  PGSNAP_FRESHNESS_DEFAULTS: z.optional(
+    jsonText(
+      z.strictObject({
+        rpoSeconds: z.optional(z.int().check(z.gte(1))),
+        drillDays: z.optional(z.int().check(z.gte(1))),
+        watchArchiving: z.optional(z.boolean()),
+      }),
+    ),
+  ),
   PGSNAP_METRICS_NAMESPACE: z.string(),
 });
 
@@ -53,10 +63,12 @@ export const reportBackupAgeHandler =
   (cloudwatch: CloudWatchClient) =>
   async (_event: unknown): Promise<{ clusters: BackupFreshness[]; counts: FleetCounts }> => {
     const env = parseWith(environmentSchema, process.env, 'the report-backup-age environment');
+    const defaults = env.PGSNAP_FRESHNESS_DEFAULTS ?? {};
+    const all = env.PGSNAP_FRESHNESS.map((c) => ({ ...defaults, ...c }));
     const clusters: BackupFreshness[] = [];
     const failed: string[] = [];
     // One cluster's unreachable repository does not keep the others out of the counts.
-    for (const cluster of env.PGSNAP_FRESHNESS) {
+    for (const cluster of all) {
       try {
         const repository = await openRepository(cluster.repository, cluster.name);
         let freshness: BackupFreshness;
@@ -80,11 +92,11 @@ export const reportBackupAgeHandler =
         failed.push(`${cluster.name} (${(error as Error).name}: ${(error as Error).message})`);
       }
     }
-    const watched = env.PGSNAP_FRESHNESS.filter((c) => c.watchArchiving).map((c) => c.name);
+    const watched = all.filter((c) => c.watchArchiving).map((c) => c.name);
     const alive =
       watched.length > 0 ? await clustersWithArchiveHealth(cloudwatch, watched) : new Set<string>();
     const counts = fleetCounts(
-      env.PGSNAP_FRESHNESS.map((c) => ({
+      all.map((c) => ({
         cluster: c.name,
         ...(c.rpoSeconds ? { rpoSeconds: c.rpoSeconds } : {}),
         ...(c.drills && c.drillDays ? { drillDays: c.drillDays } : {}),
@@ -96,10 +108,10 @@ export const reportBackupAgeHandler =
     );
     // A count is published only where some cluster can be in it, so the alarms made for it see a datum.
     const applies: Record<keyof FleetCounts, boolean> = {
-      ClustersBehindDrRpo: env.PGSNAP_FRESHNESS.some((c) => c.copiedToDr && c.drRpoSeconds),
-      ClustersOverRpo: env.PGSNAP_FRESHNESS.some((c) => c.rpoSeconds),
-      ClustersWithoutBackup: env.PGSNAP_FRESHNESS.some((c) => c.rpoSeconds),
-      ClustersWithoutRecentDrill: env.PGSNAP_FRESHNESS.some((c) => c.drills && c.drillDays),
+      ClustersBehindDrRpo: all.some((c) => c.copiedToDr && c.drRpoSeconds),
+      ClustersOverRpo: all.some((c) => c.rpoSeconds),
+      ClustersWithoutBackup: all.some((c) => c.rpoSeconds),
+      ClustersWithoutRecentDrill: all.some((c) => c.drills && c.drillDays),
       ClustersWithoutArchiveHealth: watched.length > 0,
     };
     const published = (Object.keys(counts) as Array<keyof FleetCounts>).filter((name) => applies[name]);

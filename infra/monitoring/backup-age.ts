@@ -40,6 +40,37 @@ export interface BackupAgeCluster {
   watchArchiving?: boolean;
 }
 
+/** The objectives report-backup-age counts a cluster against (functions/report-backup-age.ts). */
+interface Objectives {
+  rpoSeconds?: number;
+  drillDays?: number;
+  watchArchiving: boolean;
+}
+
+function objectivesOf(c: BackupAgeCluster): Objectives {
+  return {
+    ...(c.rpoHours ? { rpoSeconds: c.rpoHours * 3600 } : {}),
+    ...(c.drills && c.drillDays ? { drillDays: c.drillDays } : {}),
+    watchArchiving: c.watchArchiving ?? false,
+  };
+}
+
+/** Each objective's most common value among the clusters (absent: most clusters have none). */
+function commonObjectives(all: Objectives[]): Objectives {
+  const common = <K extends keyof Objectives>(key: K): Objectives[K] | undefined => {
+    const counts = new Map<Objectives[K] | undefined, number>();
+    for (const o of all) counts.set(o[key], (counts.get(o[key]) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  };
+  const rpoSeconds = common('rpoSeconds');
+  const drillDays = common('drillDays');
+  return {
+    ...(rpoSeconds ? { rpoSeconds } : {}),
+    ...(drillDays ? { drillDays } : {}),
+    watchArchiving: common('watchArchiving') ?? false,
+  };
+}
+
 export class BackupAge extends Construct {
   readonly function: HandlerFunction;
   /** The alarms over the fleet counts it publishes (the copy-lag one is the AfterBackup construct's). */
@@ -47,22 +78,30 @@ export class BackupAge extends Construct {
 
   constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[]; topic?: ITopic }) {
     super(scope, id);
+    const defaults = commonObjectives(props.clusters.map(objectivesOf));
     const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
       description:
         "pgsnap: logs each cluster's newest backup's age and counts the clusters over their objectives",
       environment: {
+        // The objectives most clusters share are said once (the environment holds 4 KB for the whole fleet).
+        PGSNAP_FRESHNESS_DEFAULTS: JSON.stringify(defaults),
         PGSNAP_FRESHNESS: JSON.stringify(
-          props.clusters.map((c) => ({
-            name: c.name,
-            repository: c.repository,
-            copiedToDr: c.copiedToDr,
-            ...(c.drills ? { drills: true } : {}),
-            ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
-            ...(c.rpoHours ? { rpoSeconds: c.rpoHours * 3600 } : {}),
-            ...(c.drills && c.drillDays ? { drillDays: c.drillDays } : {}),
-            ...(c.watchArchiving ? { watchArchiving: true } : {}),
-          })),
+          props.clusters.map((c) => {
+            const objectives = objectivesOf(c);
+            return {
+              name: c.name,
+              repository: c.repository,
+              copiedToDr: c.copiedToDr,
+              ...(c.drills ? { drills: true } : {}),
+              ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
+              ...Object.fromEntries(
+                Object.entries(objectives).filter(
+                  ([key, value]) => defaults[key as keyof Objectives] !== value,
+                ),
+              ),
+            };
+          }),
         ),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
       },

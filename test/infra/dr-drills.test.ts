@@ -158,6 +158,11 @@ describe('DR drills', () => {
       (f) => f.Properties.Environment?.Variables?.PGSNAP_FRESHNESS,
     );
     expect(reporters).toHaveLength(1);
+    // Their shared objective, said once: no successful DR drill in 8 days is counted.
+    expect(JSON.parse(reporters[0]!.Properties.Environment.Variables.PGSNAP_FRESHNESS_DEFAULTS)).toEqual({
+      drillDays: 8,
+      watchArchiving: false,
+    });
     const clusters = JSON.parse(reporters[0]!.Properties.Environment.Variables.PGSNAP_FRESHNESS);
     expect(clusters).toEqual([
       {
@@ -165,14 +170,12 @@ describe('DR drills', () => {
         repository: `s3://pgsnap-dr-prod-${drAccount}-us-west-2/pgsnap?region=us-west-2`,
         copiedToDr: false,
         drills: true,
-        drillDays: 8,
       },
       {
         name: 'billing-db',
         repository: `s3://pgsnap-dr-prod-${drAccount}-us-west-2?region=us-west-2`,
         copiedToDr: false,
         drills: true,
-        drillDays: 8,
       },
     ]);
   });
