@@ -531,7 +531,8 @@ describe('schedules and alarms', () => {
     // billing-db has no drills: no drill alarm names it.
     expect(
       alarms.filter(
-        (a) => /Drill/.test(String(a.MetricName)) && JSON.stringify(a.Dimensions).includes('billing-db'),
+        (a) =>
+          /Drill/.test(String(a.MetricName)) && JSON.stringify(a.Dimensions ?? []).includes('billing-db'),
       ),
     ).toEqual([]);
   });
