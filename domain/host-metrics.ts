@@ -63,6 +63,8 @@ export async function clustersWithArchiveHealth(
 ): Promise<Set<string>> {
   const alive = new Set<string>();
   const start = new Date(now.getTime() - archiveHealthWindowSeconds * 1000);
+  // The agent stamps each sample with the host's clock, which may run a little ahead of this one.
+  const end = new Date(now.getTime() + 5 * 60 * 1000);
   for (let i = 0; i < clusters.length; i += 500) {
     const batch = clusters.slice(i, i + 500);
     const queries: MetricDataQuery[] = batch.map((cluster, n) => ({
@@ -83,7 +85,7 @@ export async function clustersWithArchiveHealth(
         new GetMetricDataCommand({
           MetricDataQueries: queries,
           StartTime: start,
-          EndTime: now,
+          EndTime: end,
           ...(token ? { NextToken: token } : {}),
         }),
       );
