@@ -4,7 +4,9 @@
  * machine's states a completed backup passes (the longest path of its
  * definition that does not end in a Fail state, each poll loop passed once),
  * the Lambdas among them and their memory, the custom metrics each cluster
- * publishes with the Cluster dimension and those the fleet publishes once, and
+ * publishes with the Cluster dimension all month (those published only when
+ * something fails are billed by the hour they arrive: listed, not priced) and
+ * those the fleet publishes once, the archive lag report-backup-age reads, and
  * the alarms every further cluster adds (synthesized for one and two clusters).
  * Prices as bench/fleet/report.ts (us-east-1). bench/fleet measures the
  * transitions of real runs, polls and retries included; this is the floor.
@@ -75,8 +77,11 @@ const perBackup =
   gbSeconds * price.lambdaGbSecond +
   // BackupCompleted and the durations: one PutMetricData each, one completion event.
   3 * price.metricOrEventRequest;
+/** GetMetricData: $0.01 per 1,000 metrics requested. */
+const metricRequested = 0.01 / 1000;
 const monitoring =
   deployment.metricsPerCluster * price.metricMonth +
+  deployment.metricsRequestedPerCluster * metricRequested +
   (deployment.metricsPerFleet * price.metricMonth) / clusters +
   deployment.alarmsPerCluster * price.alarmMonth +
   (deployment.alarmsPerFleet * price.alarmMonth) / clusters;
@@ -86,7 +91,9 @@ const lines = [
   `  a completed backup: ${transitions} state transitions (the longest success path, each poll once), ` +
     `${lambdas.length} Lambda invocations, ${gbSeconds.toFixed(3)} GB-s: $${perBackup.toFixed(5)}`,
   `  monitoring: ${deployment.metricsPerCluster} custom metrics per cluster (${dollars(deployment.metricsPerCluster * price.metricMonth)}), ` +
-    `${deployment.metricsPerFleet} per fleet; ${deployment.alarmsPerCluster} alarms per cluster ` +
+    `${deployment.metricsPerFleet} per fleet${deployment.failureMetricsPerCluster.length > 0 ? `, ${deployment.failureMetricsPerCluster.join(' and ')} only while failing` : ''}; ` +
+    `${deployment.metricsRequestedPerCluster} metrics read (${dollars(deployment.metricsRequestedPerCluster * metricRequested)}); ` +
+    `${deployment.alarmsPerCluster} alarms per cluster ` +
     `(${dollars(deployment.alarmsPerCluster * price.alarmMonth)}), ${deployment.alarmsPerFleet} per fleet: ${dollars(monitoring)}`,
 ];
 for (const [cadence, backups] of [

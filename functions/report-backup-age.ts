@@ -1,20 +1,23 @@
 /**
  * Lambda on a schedule (every 15 minutes): for each cluster, the age of its
- * newest completed backup and of its newest backup completed in DR, as
- * CloudWatch metrics (NewestBackupAgeSeconds, NewestDrCopyAgeSeconds: the
- * cluster's DR copy lag) for the dashboard, and for the environment how many
- * copied clusters are behind their DR RPO (ClustersBehindDrRpo, the copy-lag
- * alarm's one metric). It only reads the repositories.
+ * newest completed backup, of its newest backup completed in DR and days
+ * since its last drill, as one JSON log line per cluster (`freshness`: the
+ * dashboard's Logs Insights widgets read them), and for the environment the
+ * fleet counts (domain/backup/freshness.ts `fleetFreshnessMetrics`): clusters
+ * over their RPO, without a backup, without a recent drill, behind their DR
+ * RPO, and whose host published no archive health; one metric each without
+ * a cluster dimension, one alarm each, and a log line naming the clusters a
+ * count holds. It only reads the repositories and the hosts' archive lag.
  */
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { sdkRetry } from '#domain/aws-retry';
 import {
   type BackupFreshness,
   backupFreshness,
-  clustersBehindDrRpo,
-  fleetFreshnessMetrics,
-  publishFreshness,
+  type FleetCounts,
+  fleetCounts,
 } from '#domain/backup/freshness';
+import { clustersWithArchiveHealth } from '#domain/host-metrics';
 import { clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -22,7 +25,7 @@ import * as z from '#domain/zod';
 import { logged, logger } from './commons/logged.ts';
 
 const environmentSchema = z.object({
-  /** The clusters: name, repository URL, and whether they are copied to DR. */
+  /** The clusters: name, repository URL, whether they are copied to DR, and their objectives. */
   PGSNAP_FRESHNESS: jsonText(
     z.array(
       z.strictObject({
@@ -31,24 +34,41 @@ const environmentSchema = z.object({
         copiedToDr: z.boolean(),
         /** The cluster has scheduled drills: report days since the last successful one. */
         drills: z.optional(z.boolean()),
+        /** With drills: more days than this without a successful one is counted in ClustersWithoutRecentDrill. */
+        drillDays: z.optional(z.int().check(z.gte(1))),
         /** Copied to DR: its DR RPO, past which its newest backup in DR counts as behind. */
         drRpoSeconds: z.optional(z.int().check(z.gte(1))),
+        /** Its RPO, past which its newest completed backup counts in ClustersOverRpo. */
+        rpoSeconds: z.optional(z.int().check(z.gte(1))),
+        /** Its host publishes archive health: none in the last 15 minutes counts in ClustersWithoutArchiveHealth. */
+        watchArchiving: z.optional(z.boolean()),
+      }),
+    ),
+  ),
+  /** The objectives of a cluster that does not give its own (what most clusters share). */
+  PGSNAP_FRESHNESS_DEFAULTS: z.optional(
+    jsonText(
+      z.strictObject({
+        rpoSeconds: z.optional(z.int().check(z.gte(1))),
+        drillDays: z.optional(z.int().check(z.gte(1))),
+        watchArchiving: z.optional(z.boolean()),
       }),
     ),
   ),
   PGSNAP_METRICS_NAMESPACE: z.string(),
-  PGSNAP_METRICS_DIMENSION: z.string(),
 });
 
 /** The handler with its CloudWatch client given. */
 export const reportBackupAgeHandler =
   (cloudwatch: CloudWatchClient) =>
-  async (_event: unknown): Promise<{ clusters: BackupFreshness[]; behindDrRpo: string[] }> => {
+  async (_event: unknown): Promise<{ clusters: BackupFreshness[]; counts: FleetCounts }> => {
     const env = parseWith(environmentSchema, process.env, 'the report-backup-age environment');
+    const defaults = env.PGSNAP_FRESHNESS_DEFAULTS ?? {};
+    const all = env.PGSNAP_FRESHNESS.map((c) => ({ ...defaults, ...c }));
     const clusters: BackupFreshness[] = [];
     const failed: string[] = [];
-    // One cluster's unreachable repository does not keep the others' figures from the dashboard.
-    for (const cluster of env.PGSNAP_FRESHNESS) {
+    // One cluster's unreachable repository does not keep the others out of the counts.
+    for (const cluster of all) {
       try {
         const repository = await openRepository(cluster.repository, cluster.name);
         let freshness: BackupFreshness;
@@ -61,40 +81,60 @@ export const reportBackupAgeHandler =
           repository.close();
         }
         clusters.push(freshness);
-        await publishFreshness(cloudwatch, freshness, {
-          namespace: env.PGSNAP_METRICS_NAMESPACE,
-          dimension: env.PGSNAP_METRICS_DIMENSION,
+        logger.info('freshness', {
+          cluster: freshness.cluster,
+          backupAgeSeconds: freshness.newest?.ageSeconds,
+          drCopyAgeSeconds: freshness.newestInDr?.ageSeconds,
+          daysSinceDrill: freshness.newestDrill?.days,
         });
       } catch (error) {
         logger.error(`the backup age of ${cluster.name} was not reported`, error as Error);
         failed.push(`${cluster.name} (${(error as Error).name}: ${(error as Error).message})`);
       }
     }
-    const drRpoSeconds = Object.fromEntries(
-      env.PGSNAP_FRESHNESS.filter((c) => c.copiedToDr && c.drRpoSeconds).map((c) => [
-        c.name,
-        c.drRpoSeconds!,
-      ]),
+    const watched = all.filter((c) => c.watchArchiving).map((c) => c.name);
+    const alive =
+      watched.length > 0 ? await clustersWithArchiveHealth(cloudwatch, watched) : new Set<string>();
+    const counts = fleetCounts(
+      all.map((c) => ({
+        cluster: c.name,
+        ...(c.rpoSeconds ? { rpoSeconds: c.rpoSeconds } : {}),
+        ...(c.drills && c.drillDays ? { drillDays: c.drillDays } : {}),
+        ...(c.copiedToDr && c.drRpoSeconds ? { drRpoSeconds: c.drRpoSeconds } : {}),
+        ...(c.watchArchiving ? { watchArchiving: true } : {}),
+      })),
+      clusters,
+      alive,
     );
-    const behindDrRpo = clustersBehindDrRpo(clusters, drRpoSeconds);
-    if (Object.keys(drRpoSeconds).length > 0) {
-      // Published even when some clusters were not reported: the alarm counts those it can see.
+    // A count is published only where some cluster can be in it, so the alarms made for it see a datum.
+    const applies: Record<keyof FleetCounts, boolean> = {
+      ClustersBehindDrRpo: all.some((c) => c.copiedToDr && c.drRpoSeconds),
+      ClustersOverRpo: all.some((c) => c.rpoSeconds),
+      ClustersWithoutBackup: all.some((c) => c.rpoSeconds),
+      ClustersWithoutRecentDrill: all.some((c) => c.drills && c.drillDays),
+      ClustersWithoutArchiveHealth: watched.length > 0,
+    };
+    const published = (Object.keys(counts) as Array<keyof FleetCounts>).filter((name) => applies[name]);
+    if (published.length > 0) {
+      // Published even when some clusters were not reported: the alarms count those the run could see.
       await cloudwatch.send(
         new PutMetricDataCommand({
           Namespace: env.PGSNAP_METRICS_NAMESPACE,
-          MetricData: [
-            {
-              MetricName: fleetFreshnessMetrics.clustersBehindDrRpo,
-              Value: behindDrRpo.length,
-              Unit: 'Count',
-            },
-          ],
+          MetricData: published.map((name) => ({
+            MetricName: name,
+            Value: counts[name].length,
+            Unit: 'Count',
+          })),
         }),
       );
-      if (behindDrRpo.length > 0) logger.warn(`behind their DR RPO: ${behindDrRpo.join(', ')}`);
     }
+    // The line an alarm's description points at: which clusters each count holds.
+    const named = Object.fromEntries(
+      published.filter((n) => counts[n].length > 0).map((n) => [n, counts[n]]),
+    );
+    if (Object.keys(named).length > 0) logger.warn('counted', { counted: named });
     if (failed.length > 0) throw new Error(`the backup age of ${failed.join(', ')} was not reported`);
-    return { clusters, behindDrRpo };
+    return { clusters, counts };
   };
 
 export const handler = logged('report-backup-age', reportBackupAgeHandler(new CloudWatchClient(sdkRetry)));

@@ -269,7 +269,14 @@ export class DrStack extends Stack {
       targetPolicies: this.restoreTargetPolicy.policies,
     });
     this.alarms.restoreFailed(this.restore.stateMachine.stateMachine);
-    if (dr.drills) drDrillAge(this, { names, bucket: this.bucket, clusters });
+    if (dr.drills)
+      drDrillAge(this, {
+        names,
+        bucket: this.bucket,
+        clusters,
+        days: dr.drills.days,
+        topic: this.alarms.topic,
+      });
     outputs(this, {
       DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
       DrRestoreStateMachineArn: [

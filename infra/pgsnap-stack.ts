@@ -221,7 +221,7 @@ export class Pgsnap extends Construct {
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
     });
-    new BackupAge(this, 'BackupAge', {
+    const backupAge = new BackupAge(this, 'BackupAge', {
       clusters: config.clusters.map((cluster) => ({
         name: cluster.name,
         repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
@@ -230,7 +230,11 @@ export class Pgsnap extends Construct {
         copiedToDr: config.dr !== undefined && cluster.copyToDr,
         drills: cluster.drills !== undefined,
         ...(config.dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(config.dr, cluster) } : {}),
+        rpoHours: cluster.rpoHours,
+        ...(cluster.drills ? { drillDays: cluster.drills.days } : {}),
+        watchArchiving: cluster.watchArchiving,
       })),
+      topic: this.alarms.topic,
     });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });
     // Last: its status widget shows every alarm made above.
@@ -239,6 +243,7 @@ export class Pgsnap extends Construct {
       stateMachine: this.backup.stateMachine,
       alarmsUnder: this,
       copiesToDr: config.dr !== undefined,
+      freshnessLog: backupAge.function.logGroup,
     });
     // The orchestrator records, hosts only propose (DESIGN.md "Trust"): the Lambdas made above, and no one
     // else, write the manifests and the restore records, whatever a host's or anyone's own policies say.

@@ -98,9 +98,19 @@ export function recordInManifest(
   });
 }
 
-/** A step that counts one `metricName` (backupMetrics, copyMetrics) for the cluster. */
-export function countMetric(scope: Construct, name: AnyStateName, metricName: string): CallAwsService {
-  return putMetric(scope, name, metricName, 1, 'Count');
+/**
+ * A step that counts one `metricName` for the cluster, or with `fleet` for the whole environment, without
+ * the Cluster dimension: each name × cluster is a custom metric of its own ($0.30 a month), so a count
+ * no alarm needs per cluster (BackupCompleted, BackupFailed, CopyFailed: the events name the cluster,
+ * the repository has its backups) is the fleet's.
+ */
+export function countMetric(
+  scope: Construct,
+  name: AnyStateName,
+  metricName: string,
+  options: { fleet?: boolean } = {},
+): CallAwsService {
+  return putMetric(scope, name, metricName, 1, 'Count', !options.fleet);
 }
 
 /** A step that puts one datum of `metricName` for the cluster, its value in seconds read at `valuePath`. */
@@ -119,6 +129,7 @@ function putMetric(
   metricName: string,
   value: number,
   unit: 'Count' | 'Seconds',
+  perCluster = true,
 ): CallAwsService {
   const step = new CallAwsService(scope, name, {
     service: 'cloudwatch',
@@ -130,7 +141,9 @@ function putMetric(
       MetricData: [
         {
           MetricName: metricName,
-          Dimensions: [{ Name: backupMetrics.dimension, Value: JsonPath.stringAt('$.cluster') }],
+          ...(perCluster
+            ? { Dimensions: [{ Name: backupMetrics.dimension, Value: JsonPath.stringAt('$.cluster') }] }
+            : {}),
           Value: value,
           Unit: unit,
         },

@@ -25,7 +25,8 @@ export interface LocalBackupRun {
   /** States in the order they were entered. */
   entered: string[];
   events: Array<{ detailType: string; detail: Record<string, Json> }>;
-  metrics: Array<{ name: string; cluster: string; value: number }>;
+  /** Each metric datum; `cluster` only where it carries the Cluster dimension (the backup's counts are the fleet's). */
+  metrics: Array<{ name: string; cluster?: string; value: number }>;
 }
 
 let catalogDirectory: string | undefined;
@@ -121,10 +122,12 @@ export async function runLocally(
         }
       } else {
         for (const datum of parameters.MetricData as Array<Record<string, Json>>) {
-          const dimensions = datum.Dimensions as Array<{ Name: string; Value: string }>;
+          // The backup's counts are the fleet's (no Cluster dimension); the restore's carry the cluster.
+          const dimensions = datum.Dimensions as Array<{ Name: string; Value: string }> | undefined;
+          const cluster = dimensions?.[0]?.Value;
           run.metrics.push({
             name: datum.MetricName as string,
-            cluster: dimensions[0]!.Value,
+            ...(cluster ? { cluster } : {}),
             value: datum.Value as number,
           });
         }

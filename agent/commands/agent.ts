@@ -82,7 +82,7 @@ export async function agentCommand(args: string[]): Promise<number> {
   if (intervalMs < 1_000 || intervalMs > 10 * 60_000) {
     throw new UsageError(
       `pgsnap agent: --metrics-interval ${formatDuration(intervalMs)} is outside 1s to 10m ` +
-        '(the "agent silent" alarm fires after 10 minutes without a sample)',
+        "(the fleet's ClustersWithoutArchiveHealth alarm counts a host without a sample for 15 minutes)",
     );
   }
   const { parseListen } = await import('../metrics/openmetrics.ts');

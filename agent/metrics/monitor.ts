@@ -2,7 +2,7 @@
  * The agent service's archive-health monitor: every interval, one sample of
  * the cluster (archive-health.ts), published to CloudWatch and kept for the
  * OpenMetrics endpoint. A sample that cannot be taken publishes nothing: the
- * stack's "agent silent" alarm then says so, rather than a made-up zero.
+ * stack's ClustersWithoutArchiveHealth alarm then says so, rather than a made-up zero.
  */
 import type { Server } from 'node:http';
 import { messageOf } from '#domain/errors';

@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { backupDurationMetrics } from '#domain/backup/durations';
-import { freshnessMetrics } from '#domain/backup/freshness';
-import { hostMetrics } from '#domain/host-metrics';
+import { fleetFreshnessMetrics } from '#domain/backup/freshness';
+import { fleetHostMetrics, hostMetrics } from '#domain/host-metrics';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import { type Asl, stateMachineDefinition } from '../../infra/local-run/synthesize.ts';
+import { backupMetrics, copyMetrics } from '../../infra/monitoring/metrics-and-events.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
 
 type Template = { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
@@ -76,21 +77,44 @@ export interface FleetDeployment {
   /** Alarms every cluster adds, and those the fleet has once (both stacks). */
   alarmsPerCluster: number;
   alarmsPerFleet: number;
-  /** Custom metrics (name × Cluster dimension) each cluster publishes. */
+  /** Custom metrics (name × Cluster dimension) each cluster publishes all month (every sample or backup). */
   metricsPerCluster: number;
-  /** Custom metrics without the Cluster dimension, once per fleet (record-backup's durations). */
+  /**
+   * Custom metrics with the Cluster dimension published only when something fails (BackupFailed,
+   * CopyFailed): CloudWatch bills a metric by the hours it receives data, so they cost nothing while
+   * nothing fails (listed, not priced).
+   */
+  failureMetricsPerCluster: string[];
+  /** Custom metrics without the Cluster dimension, once per fleet (durations, fleet counts, hosts' counts). */
   metricsPerFleet: number;
+  /** Metrics report-backup-age asks GetMetricData for per cluster and month (the hosts' archive lag). */
+  metricsRequestedPerCluster: number;
   /** Each Lambda's memory, MiB, by the function named in the definition's Task resources. */
   lambdaMemoryMiB: Record<string, number>;
   /** Backups per cluster per month from its schedules (730 h a month). */
   backupsPerMonth: number;
 }
 
-function metricNamesInDefinition(definition: Asl): Set<string> {
-  const names = new Set<string>();
-  const text = JSON.stringify(definition);
-  for (const match of text.matchAll(/"MetricName":"([^"]+)"/g)) names.add(match[1]!);
-  return names;
+/** The metrics the definition puts, each with whether it carries a dimension (the Cluster). */
+function metricsInDefinition(definition: Asl): Map<string, boolean> {
+  const metrics = new Map<string, boolean>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const item of node) visit(item);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    const record = node as Record<string, unknown>;
+    if (typeof record.MetricName === 'string') {
+      metrics.set(
+        record.MetricName,
+        (metrics.get(record.MetricName) ?? false) || record.Dimensions !== undefined,
+      );
+    }
+    for (const value of Object.values(record)) visit(value);
+  };
+  visit(definition);
+  return metrics;
 }
 
 export function synthesizeFleet(): FleetDeployment {
@@ -121,12 +145,15 @@ export function synthesizeFleet(): FleetDeployment {
     )
     .filter((w) => w?.Mode === 'FLEXIBLE' && w.MaximumWindowInMinutes)
     .map((w) => w!.MaximumWindowInMinutes!);
+  const onFailure: string[] = [backupMetrics.failed, copyMetrics.failed];
+  const inDefinition = metricsInDefinition(definition);
+  const perCluster = [...inDefinition].filter(([, dimensioned]) => dimensioned).map(([name]) => name);
+  const perFleet = [...inDefinition].filter(([, dimensioned]) => !dimensioned).map(([name]) => name);
+  // The host's two with the Cluster dimension (domain/host-metrics.ts), and the state machine's own.
   const published = new Set<string>([
-    ...Object.entries(hostMetrics)
-      .filter(([key]) => key !== 'namespace' && key !== 'dimension' && key !== 'pusherBacklog')
-      .map(([, name]) => name),
-    ...Object.values(freshnessMetrics),
-    ...metricNamesInDefinition(definition),
+    hostMetrics.archiveLag,
+    hostMetrics.walVolumeFreeBytes,
+    ...perCluster.filter((name) => !onFailure.includes(name)),
   ]);
   return {
     definition,
@@ -135,8 +162,15 @@ export function synthesizeFleet(): FleetDeployment {
     alarmsPerCluster,
     alarmsPerFleet: alarms(one) - alarmsPerCluster,
     metricsPerCluster: published.size,
-    // Published without the Cluster dimension (domain/backup/durations.ts): the fleet's, not each cluster's.
-    metricsPerFleet: Object.values(backupDurationMetrics).length,
+    failureMetricsPerCluster: perCluster.filter((name) => onFailure.includes(name)),
+    // Published without the Cluster dimension: the fleet's, not each cluster's.
+    metricsPerFleet:
+      perFleet.length +
+      Object.values(backupDurationMetrics).length +
+      Object.values(fleetFreshnessMetrics).length +
+      Object.values(fleetHostMetrics).length,
+    // One SampleCount per cluster per run, every 15 minutes (domain/host-metrics.ts clustersWithArchiveHealth).
+    metricsRequestedPerCluster: 4 * 730,
     lambdaMemoryMiB,
     backupsPerMonth: 730,
   };

@@ -5,22 +5,9 @@
  * completed, in DR when every one of its DR copies is completed too. The age
  * runs from the backup's start (its data is at least that old).
  */
-import { type CloudWatchClient, type MetricDatum, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import type { Manifest } from '../repository/manifest.ts';
 import { newestBackups } from '../repository/newest.ts';
 import type { Repository } from '../repository/repository.ts';
-
-/** The metrics report-backup-age puts (namespace and dimension of the state machine's metrics). */
-export const freshnessMetrics = {
-  backupAge: 'NewestBackupAgeSeconds',
-  drCopyAge: 'NewestDrCopyAgeSeconds',
-  /**
-   * Days since the newest successful drill ended: the "no drill" alarm's
-   * metric, a level rather than a count of drills, so the alarm looks back one
-   * period, not a week (CloudWatch's longest look back is 7 days).
-   */
-  daysSinceDrill: 'DaysSinceLastDrill',
-} as const;
 
 export interface BackupFreshness {
   cluster: string;
@@ -88,45 +75,87 @@ export async function backupFreshness(
   };
 }
 
-/** Publishes a cluster's freshness (the ages found) in `namespace`, dimensioned by its name. */
-export async function publishFreshness(
-  cloudwatch: CloudWatchClient,
-  freshness: BackupFreshness,
-  options: { namespace: string; dimension: string },
-): Promise<void> {
-  const dimensions = [{ Name: options.dimension, Value: freshness.cluster }];
-  const data: MetricDatum[] = [
-    ...(freshness.newest
-      ? [{ MetricName: freshnessMetrics.backupAge, Value: freshness.newest.ageSeconds }]
-      : []),
-    ...(freshness.newestInDr
-      ? [{ MetricName: freshnessMetrics.drCopyAge, Value: freshness.newestInDr.ageSeconds }]
-      : []),
-  ]
-    .map((d): MetricDatum => ({ ...d, Unit: 'Seconds', Dimensions: dimensions }))
-    .concat(
-      freshness.newestDrill
-        ? [
-            {
-              MetricName: freshnessMetrics.daysSinceDrill,
-              Value: freshness.newestDrill.days,
-              Unit: 'None',
-              Dimensions: dimensions,
-            },
-          ]
-        : [],
-    );
-  if (data.length === 0) return;
-  await cloudwatch.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: data }));
+/**
+ * The fleet counts report-backup-age publishes every 15 minutes, without the
+ * Cluster dimension: one custom metric and one alarm each, whatever the
+ * fleet's size (a metric with a Cluster dimension is a metric per cluster,
+ * $0.30 a month each, and its alarm $0.10 more). Which clusters a count holds
+ * is in report-backup-age's log line of the same run (`counted`), and each
+ * cluster's figures in its `freshness` line (the dashboard's Logs Insights
+ * widgets read them).
+ */
+export const fleetFreshnessMetrics = {
+  /** Copied clusters whose newest backup in DR is older than their DR RPO. */
+  clustersBehindDrRpo: 'ClustersBehindDrRpo',
+  /** Clusters whose newest completed backup is older than their RPO (rpoHours), or that have none. */
+  clustersOverRpo: 'ClustersOverRpo',
+  /** Clusters with no completed backup at all among their newest manifests. */
+  clustersWithoutBackup: 'ClustersWithoutBackup',
+  /** Clusters with scheduled drills and no successful drill in their `drills.days`. */
+  clustersWithoutRecentDrill: 'ClustersWithoutRecentDrill',
+  /** Clusters whose host should publish archive health and published none in the last 15 minutes. */
+  clustersWithoutArchiveHealth: 'ClustersWithoutArchiveHealth',
+} as const;
+
+/** What report-backup-age knows of a cluster's objectives, from the deployment. */
+export interface FreshnessObjectives {
+  cluster: string;
+  /** No completed backup for longer than this is over the RPO. */
+  rpoSeconds?: number;
+  /** With scheduled drills: no successful drill for more days than this is counted. */
+  drillDays?: number;
+  /** Copied to DR: its DR RPO. */
+  drRpoSeconds?: number;
+  /** Its host runs the agent service and publishes archive health. */
+  watchArchiving?: boolean;
 }
 
+/** The clusters each fleet count holds, by metric name (the count is the list's length). */
+export type FleetCounts = Record<
+  (typeof fleetFreshnessMetrics)[keyof typeof fleetFreshnessMetrics],
+  string[]
+>;
+
 /**
- * The one DR copy-lag figure for the whole environment (no cluster
- * dimension: one metric and one alarm, whatever the fleet's size): how many
- * copied clusters' newest backup in DR is older than their DR RPO. Each
- * cluster's own lag is its NewestDrCopyAgeSeconds, on the dashboard.
+ * The fleet counts from what one run found (`found`, the clusters whose
+ * repository could be read) and which clusters' hosts published archive
+ * health recently (`withArchiveHealth`). A cluster whose repository could not
+ * be read is in no backup count: the run fails naming it (the reporter's
+ * Errors), and its last counts stay.
  */
-export const fleetFreshnessMetrics = { clustersBehindDrRpo: 'ClustersBehindDrRpo' } as const;
+export function fleetCounts(
+  objectives: FreshnessObjectives[],
+  found: BackupFreshness[],
+  withArchiveHealth: ReadonlySet<string>,
+): FleetCounts {
+  const byName = new Map(found.map((f) => [f.cluster, f]));
+  const counts: FleetCounts = {
+    ClustersBehindDrRpo: clustersBehindDrRpo(
+      found,
+      Object.fromEntries(
+        objectives.filter((o) => o.drRpoSeconds !== undefined).map((o) => [o.cluster, o.drRpoSeconds!]),
+      ),
+    ),
+    ClustersOverRpo: [],
+    ClustersWithoutBackup: [],
+    ClustersWithoutRecentDrill: [],
+    ClustersWithoutArchiveHealth: [],
+  };
+  for (const o of objectives) {
+    if (o.watchArchiving && !withArchiveHealth.has(o.cluster))
+      counts.ClustersWithoutArchiveHealth.push(o.cluster);
+    const f = byName.get(o.cluster);
+    if (!f) continue;
+    if (!f.newest) counts.ClustersWithoutBackup.push(o.cluster);
+    if (o.rpoSeconds !== undefined && (!f.newest || f.newest.ageSeconds > o.rpoSeconds)) {
+      counts.ClustersOverRpo.push(o.cluster);
+    }
+    if (o.drillDays !== undefined && (!f.newestDrill || f.newestDrill.days > o.drillDays)) {
+      counts.ClustersWithoutRecentDrill.push(o.cluster);
+    }
+  }
+  return counts;
+}
 
 /**
  * The copied clusters behind their DR RPO (`drRpoSeconds` by cluster name):

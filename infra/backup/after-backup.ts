@@ -21,7 +21,7 @@ import { drCopier } from '../dr/dr-copier.ts';
 import { DrCopySteps } from '../dr/dr-copy-steps.ts';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
-import { copyFailedAlarms, copyLagAlarm } from '../monitoring/copy-alarms.ts';
+import { copyFailedNotices, copyLagAlarm } from '../monitoring/copy-alarms.ts';
 import { RetentionSteps } from '../retention/retention-steps.ts';
 import { Retention } from '../retention/scheduled-retention.ts';
 
@@ -215,11 +215,7 @@ export class AfterBackup extends Construct {
     });
     this.retention?.failedAlarm.addAlarmAction(new SnsAction(topic));
     if (!this.functions.copySnapshots) return;
-    copyFailedAlarms(
-      this,
-      this.config.clusters.filter((c) => c.copyToDr).map((c) => c.name),
-      topic,
-    );
+    copyFailedNotices(this, topic);
     copyLagAlarm(this, topic);
   }
 }

@@ -175,7 +175,9 @@ export class BackupSteps extends StateMachineFragment {
       snapshotsCreatedAt: JsonPath.stringAt('$.snapshotSet.createdAt'),
       end: JsonPath.objectAt('$.end'),
     });
-    const countCompleted = countMetric(this, states.countCompleted, backupMetrics.completed).addRetry({
+    const countCompleted = countMetric(this, states.countCompleted, backupMetrics.completed, {
+      fleet: true,
+    }).addRetry({
       maxAttempts: 2,
     });
     const announceCompleted = announce(this, states.announceCompleted, backupEvents.completed, {

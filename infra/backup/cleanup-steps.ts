@@ -73,9 +73,11 @@ export class CleanupSteps extends StateMachineFragment {
     const markFailed = recordInManifest(this, states.markFailed, props.functions.recordBackup, 'failed', {
       error: JsonPath.objectAt('$.error'),
     });
-    const countFailed = countMetric(this, states.countFailed, backupMetrics.failed).addRetry({
-      maxAttempts: 2,
-    });
+    const countFailed = countMetric(this, states.countFailed, backupMetrics.failed, { fleet: true }).addRetry(
+      {
+        maxAttempts: 2,
+      },
+    );
     const announceFailed = announce(this, states.announceFailed, backupEvents.failed, {
       cluster: JsonPath.stringAt('$.cluster'),
       backupId: JsonPath.stringAt('$.backupId'),

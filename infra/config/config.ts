@@ -95,7 +95,7 @@ export const drillSchema = z.strictObject({
     .max(90)
     .default(8)
     .describe(
-      'The alarm fires when no drill succeeded in this many days (from the DaysSinceLastDrill metric report-backup-age publishes; give a weekly drill a day of slack).',
+      "The fleet's ClustersWithoutRecentDrill alarm counts the cluster when no drill succeeded in this many days (report-backup-age reads the restore records; give a weekly drill a day of slack).",
     ),
   initializationRate: z
     .int()
@@ -193,7 +193,9 @@ export const clusterSchema = z.strictObject({
     .min(1)
     .max(168)
     .default(26)
-    .describe('The RPO alarm fires when no backup of this cluster completed within this many hours.'),
+    .describe(
+      "The fleet's RPO alarm (ClustersOverRpo) counts this cluster when its newest completed backup started more than this many hours ago, or it has none.",
+    ),
   walRpoMinutes: z
     .int()
     .min(1)
@@ -213,7 +215,7 @@ export const clusterSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      'Alarm on the archive health that `pgsnap agent --cluster` publishes from the host (archiving stalled, pg_wal filling, agent silent). Off for a host that runs no agent service.',
+      'Alarm on the archive health that `pgsnap agent --cluster` publishes from the host (archiving stalled, pg_wal filling; a host that publishes none is counted in ClustersWithoutArchiveHealth). Off for a host that runs no agent service.',
     ),
   retention: retentionSchema
     .optional()

@@ -139,7 +139,9 @@ export class DrCopySteps extends StateMachineFragment {
       undefined, // the whole state: the copies if they were started, and the error
       '$.copyCleanup',
     ).addRetry({ errors: ['States.ALL'], interval: Duration.seconds(10), backoffRate: 2, maxAttempts: 3 });
-    const countFailed = countMetric(this, states.countCopyFailed, copyMetrics.failed).addRetry({
+    const countFailed = countMetric(this, states.countCopyFailed, copyMetrics.failed, {
+      fleet: true,
+    }).addRetry({
       maxAttempts: 2,
     });
     const announceFailed = announce(this, states.announceCopyFailed, copyEvents.failed, {

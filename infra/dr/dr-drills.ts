@@ -1,14 +1,15 @@
 /**
  * What DR drills need in the DR stack besides the restore construct's
  * schedules, kits and alarms (infra/restore/restore-in-aws.ts, given
- * `dr.drills`): the "days since the last successful drill" metric of each
- * copied cluster, read from the DR repository's restore records by a
- * report-backup-age of the DR account, in the DR region, where the DR
- * drills' "no drill" alarms look for it (a metric lives in one Region, and
+ * `dr.drills`): the count of copied clusters without a recent successful DR
+ * drill, read from the DR repository's restore records by a
+ * report-backup-age of the DR account, in the DR region, with its one
+ * "no recent drill" alarm (a metric lives in one Region, and
  * the source's reporter reads the source repository, where DR drills write
  * no record).
  */
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import type { ClusterConfig } from '../config/config.ts';
 import { BackupAge } from '../monitoring/backup-age.ts';
@@ -17,9 +18,10 @@ import { type DrNames, drRepositoryUrl } from './dr-config.ts';
 /** The DR drills' age reporter over the DR repository (`DrillAge`); it reports the DR copies' backup age too. */
 export function drDrillAge(
   scope: Construct,
-  dr: { names: DrNames; bucket: IBucket; clusters: ClusterConfig[] },
+  dr: { names: DrNames; bucket: IBucket; clusters: ClusterConfig[]; days: number; topic?: ITopic },
 ): BackupAge {
   return new BackupAge(scope, 'DrillAge', {
+    ...(dr.topic ? { topic: dr.topic } : {}),
     clusters: dr.clusters.map((c) => ({
       name: c.name,
       repository: drRepositoryUrl(dr.names, c),
@@ -27,6 +29,7 @@ export function drDrillAge(
       prefix: `${c.repository.prefix}${c.name}/`,
       copiedToDr: false,
       drills: true,
+      drillDays: dr.days,
     })),
   });
 }

@@ -1,6 +1,8 @@
 /**
- * Per cluster, the alarms on the archive health the agent publishes from the
- * database host (agent/metrics/): a snapshot restores to the moment it was
+ * Per cluster, the two alarms on the archive health the agent publishes from
+ * the database host (agent/metrics/), each with the cluster's own threshold
+ * (a host that publishes nothing is the fleet's ClustersWithoutArchiveHealth
+ * alarm, fleet-alarms.ts): a snapshot restores to the moment it was
  * taken, and everything after it is archived WAL, so the recovery point an
  * operator really has is the age of the last archived WAL file, not of the
  * last snapshot.
@@ -40,9 +42,6 @@ export function clusterMetric(cluster: string, name: string, statistic: string, 
   });
 }
 
-/** How long the host may say nothing before "agent silent". */
-export const agentSilentMinutes = 10;
-
 export class ArchiveAlarms extends Construct {
   constructor(scope: Construct, id: string, props: ArchiveAlarmsProps) {
     super(scope, id);
@@ -63,7 +62,7 @@ export class ArchiveAlarms extends Construct {
         evaluationPeriods: 3,
         datapointsToAlarm: 3,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        // No data is the "agent silent" alarm's to report.
+        // No data is the fleet's ClustersWithoutArchiveHealth alarm's to report (fleet-alarms.ts).
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }).addAlarmAction(action);
       new Alarm(this, `${name}-WalFilling`, {
@@ -79,19 +78,6 @@ export class ArchiveAlarms extends Construct {
         datapointsToAlarm: 2,
         comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
-      }).addAlarmAction(action);
-      // The agent publishes ReadyFiles with every sample, also when nothing waits (0).
-      new Alarm(this, `${name}-AgentSilent`, {
-        alarmDescription:
-          `No archive health from the host of ${name} for ${agentSilentMinutes} minutes: the host, the agent ` +
-          'service or PostgreSQL is down, or the host cannot reach CloudWatch, and nobody is watching its WAL ' +
-          'archiving. Check first that the instance runs, then the service (systemctl status pgsnap-agent, ' +
-          'journalctl -u pgsnap-agent: it logs why a sample failed), then that PostgreSQL accepts its connection.',
-        metric: hostMetric(name, hostMetrics.readyFiles, 'SampleCount', Duration.minutes(agentSilentMinutes)),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.BREACHING,
       }).addAlarmAction(action);
     }
   }

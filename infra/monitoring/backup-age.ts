@@ -1,18 +1,23 @@
 /**
- * The age of each cluster's newest completed backup, at the source and in DR,
- * as metrics: the report-backup-age Lambda, run every 15 minutes by an
- * EventBridge Scheduler schedule, with read access to the clusters'
- * repository prefixes and PutMetricData in the state machine's namespace only.
+ * The fleet's freshness: the report-backup-age Lambda, run every 15 minutes by
+ * an EventBridge Scheduler schedule, with read access to the clusters'
+ * repository prefixes, GetMetricData (the hosts' archive lag) and
+ * PutMetricData in the state machine's namespace only; it logs each cluster's
+ * ages and publishes the fleet counts, and the alarms over those counts are
+ * made here (fleet-alarms.ts): one each, whatever the fleet's size.
  */
 import { Duration } from 'aws-cdk-lib';
+import type { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
+import { fleetAlarms } from './fleet-alarms.ts';
 import { backupMetrics } from './metrics-and-events.ts';
 
 export interface BackupAgeCluster {
@@ -27,29 +32,78 @@ export interface BackupAgeCluster {
   drills?: boolean;
   /** Copied to DR: its DR RPO in minutes, counted in ClustersBehindDrRpo (the copy-lag alarm's metric). */
   drRpoMinutes?: number;
+  /** Its RPO: counted in ClustersOverRpo past it, and in ClustersWithoutBackup without any backup. */
+  rpoHours?: number;
+  /** With drills: counted in ClustersWithoutRecentDrill after this many days without a successful one. */
+  drillDays?: number;
+  /** Its host runs the agent service: counted in ClustersWithoutArchiveHealth when it publishes nothing. */
+  watchArchiving?: boolean;
+}
+
+/** The objectives report-backup-age counts a cluster against (functions/report-backup-age.ts). */
+interface Objectives {
+  rpoSeconds?: number;
+  drillDays?: number;
+  watchArchiving: boolean;
+}
+
+function objectivesOf(c: BackupAgeCluster): Objectives {
+  return {
+    ...(c.rpoHours ? { rpoSeconds: c.rpoHours * 3600 } : {}),
+    ...(c.drills && c.drillDays ? { drillDays: c.drillDays } : {}),
+    watchArchiving: c.watchArchiving ?? false,
+  };
+}
+
+/** Each objective's most common value among the clusters (absent: most clusters have none). */
+function commonObjectives(all: Objectives[]): Objectives {
+  const common = <K extends keyof Objectives>(key: K): Objectives[K] | undefined => {
+    const counts = new Map<Objectives[K] | undefined, number>();
+    for (const o of all) counts.set(o[key], (counts.get(o[key]) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  };
+  const rpoSeconds = common('rpoSeconds');
+  const drillDays = common('drillDays');
+  return {
+    ...(rpoSeconds ? { rpoSeconds } : {}),
+    ...(drillDays ? { drillDays } : {}),
+    watchArchiving: common('watchArchiving') ?? false,
+  };
 }
 
 export class BackupAge extends Construct {
   readonly function: HandlerFunction;
+  /** The alarms over the fleet counts it publishes (the copy-lag one is the AfterBackup construct's). */
+  readonly alarms: Alarm[];
 
-  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[] }) {
+  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[]; topic?: ITopic }) {
     super(scope, id);
+    const defaults = commonObjectives(props.clusters.map(objectivesOf));
     const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
       description:
-        "pgsnap: reports the age of each cluster's newest completed backup, at the source and in DR",
+        "pgsnap: logs each cluster's newest backup's age and counts the clusters over their objectives",
       environment: {
+        // The objectives most clusters share are said once (the environment holds 4 KB for the whole fleet).
+        PGSNAP_FRESHNESS_DEFAULTS: JSON.stringify(defaults),
         PGSNAP_FRESHNESS: JSON.stringify(
-          props.clusters.map((c) => ({
-            name: c.name,
-            repository: c.repository,
-            copiedToDr: c.copiedToDr,
-            ...(c.drills ? { drills: true } : {}),
-            ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
-          })),
+          props.clusters.map((c) => {
+            const objectives = objectivesOf(c);
+            return {
+              name: c.name,
+              repository: c.repository,
+              copiedToDr: c.copiedToDr,
+              ...(c.drills ? { drills: true } : {}),
+              ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
+              ...Object.fromEntries(
+                Object.entries(objectives).filter(
+                  ([key, value]) => defaults[key as keyof Objectives] !== value,
+                ),
+              ),
+            };
+          }),
         ),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
-        PGSNAP_METRICS_DIMENSION: backupMetrics.dimension,
       },
       timeout: Duration.minutes(2),
     });
@@ -62,6 +116,10 @@ export class BackupAge extends Construct {
         conditions: { StringEquals: { 'cloudwatch:namespace': backupMetrics.namespace } },
       }),
     );
+    if (props.clusters.some((c) => c.watchArchiving)) {
+      // GetMetricData has no resource-level permissions: it reads the hosts' archive lag (domain/host-metrics.ts).
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }));
+    }
     for (const cluster of props.clusters) {
       const backups = `${cluster.prefix}backups/*`;
       cluster.bucket.grantRead(fn, backups);
@@ -87,11 +145,20 @@ export class BackupAge extends Construct {
       description: 'pgsnap: lets EventBridge Scheduler report the age of the newest backups',
     });
     new Schedule(this, 'Schedule', {
-      description: 'pgsnap: the age of the newest backups, for the dashboard',
+      description: 'pgsnap: the age of the newest backups, and the fleet counts the alarms watch',
       schedule: ScheduleExpression.rate(Duration.minutes(15)),
       timeWindow: TimeWindow.flexible(Duration.minutes(5)),
       target: new LambdaInvoke(fn, { input: ScheduleTargetInput.fromObject({}), role }),
     });
+    this.alarms = fleetAlarms(
+      this,
+      {
+        rpo: props.clusters.some((c) => c.rpoHours),
+        drills: props.clusters.some((c) => c.drills && c.drillDays),
+        archiveHealth: props.clusters.some((c) => c.watchArchiving),
+      },
+      props.topic,
+    );
     acknowledge(role, {
       [`AwsSolutions-IAM5[Resource::${arnReference(fn)}:*]`]: wildcardReasons.lambdaVersions,
     });

@@ -1,8 +1,10 @@
 /**
  * Telling people: an SNS topic (email subscriptions from the configuration),
- * the failure (and optionally completion) events forwarded to it, and per
- * cluster an alarm for a failed backup and the RPO alarm, "no completed backup
- * of this cluster in N hours".
+ * the failure (and optionally completion) events forwarded to it (each names
+ * its cluster and backup: no per-cluster alarm on BackupFailed, which cost
+ * $0.10 a cluster-month to say less), and an alarm on failed executions. The
+ * RPO alarm, "a cluster's newest completed backup is older than rpoHours", is
+ * one for the fleet over report-backup-age's count (fleet-alarms.ts).
  */
 import { Duration } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
@@ -14,8 +16,7 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { ClusterConfig, EnvironmentConfig } from '../config/config.ts';
 import { alarmTopic } from './alarm-topic.ts';
-import { clusterMetric } from './archive-alarms.ts';
-import { backupEvents, backupMetrics } from './metrics-and-events.ts';
+import { backupEvents } from './metrics-and-events.ts';
 
 export interface BackupAlarmsProps {
   clusters: ClusterConfig[];
@@ -56,30 +57,5 @@ export class BackupAlarms extends Construct {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
     executionProblems.addAlarmAction(action);
-
-    for (const cluster of props.clusters) {
-      const metric = (metricName: string, period: Duration) =>
-        clusterMetric(cluster.name, metricName, 'Sum', period);
-      new Alarm(this, `${cluster.name}-BackupFailed`, {
-        alarmDescription: `A backup of ${cluster.name} failed; the failure event and the execution history say why.`,
-        metric: metric(backupMetrics.failed, Duration.minutes(5)),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      }).addAlarmAction(action);
-      // One datapoint per hour; the alarm fires when none of the last rpoHours had a completed backup.
-      new Alarm(this, `${cluster.name}-Rpo`, {
-        alarmDescription:
-          `No backup of ${cluster.name} completed in ${cluster.rpoHours} hours: ` +
-          'the recovery point objective is at risk. Check the schedules and the last executions.',
-        metric: metric(backupMetrics.completed, Duration.hours(1)),
-        threshold: 1,
-        evaluationPeriods: cluster.rpoHours,
-        datapointsToAlarm: cluster.rpoHours,
-        comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.BREACHING,
-      }).addAlarmAction(action);
-    }
   }
 }

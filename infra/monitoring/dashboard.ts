@@ -10,8 +10,11 @@
  * with the fleet; a cluster's own figures are in `pgsnap backups list --all`
  * and the console's metrics. Only metrics something emits: the state machines'
  * counters, record-backup's fleet-wide durations (domain/backup/durations.ts),
- * report-backup-age's ages (domain/backup/freshness.ts), Step Functions' own
- * metrics, and the agent's archive health (domain/host-metrics.ts).
+ * report-backup-age's fleet counts (domain/backup/freshness.ts), Step
+ * Functions' own metrics, and the agent's archive health
+ * (domain/host-metrics.ts). Each cluster's ages are no metric (a metric per
+ * cluster is $0.30 a month): a Logs Insights table over report-backup-age's
+ * `freshness` lines shows the oldest.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import {
@@ -19,13 +22,17 @@ import {
   AlarmStatusWidget,
   Dashboard,
   GraphWidget,
+  LogQueryVisualizationType,
+  LogQueryWidget,
   MathExpression,
   Metric,
   TextWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
+import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
-import { freshnessMetrics } from '#domain/backup/freshness';
+import { fleetFreshnessMetrics } from '#domain/backup/freshness';
+import { fleetHostMetrics } from '#domain/host-metrics';
 import { restoreMetrics } from '#domain/restore/steps';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { backupDurationMetrics, backupMetrics, copyMetrics, hostMetrics } from './metrics-and-events.ts';
@@ -37,6 +44,8 @@ export interface PgsnapDashboardProps {
   alarmsUnder: IConstruct;
   /** Whether DR copies are made (their failures and ages are shown). */
   copiesToDr: boolean;
+  /** report-backup-age's log group: each cluster's ages, one `freshness` line per cluster and run. */
+  freshnessLog?: ILogGroup;
 }
 
 const width = 24;
@@ -88,9 +97,26 @@ function queryWidget(
   });
 }
 
-/** A fleet-wide metric (no cluster dimension) of the state machine's namespace. */
-function fleetMetric(name: string, statistic: string, label: string, period = Duration.hours(1)) {
-  return new Metric({ namespace: backupMetrics.namespace, metricName: name, statistic, period, label });
+/** A fleet-wide metric (no cluster dimension) of `namespace` (the state machine's by default). */
+function fleetMetric(
+  name: string,
+  statistic: string,
+  label: string,
+  period = Duration.hours(1),
+  namespace: string = backupMetrics.namespace,
+) {
+  return new Metric({ namespace, metricName: name, statistic, period, label });
+}
+
+/**
+ * The clusters with the oldest `field` in report-backup-age's latest `freshness` line of each, highest
+ * first: the ages it logs instead of publishing a metric per cluster.
+ */
+export function freshnessQuery(field: string): string {
+  return (
+    `filter message = "freshness" | stats latest(${field}) as newest by cluster ` +
+    `| sort newest desc | limit ${topClusters}`
+  );
 }
 
 export class PgsnapDashboard extends Construct {
@@ -130,19 +156,18 @@ export class PgsnapDashboard extends Construct {
     );
     const day = Duration.days(1);
     this.dashboard.addWidgets(
-      queryWidget(
-        'Backups completed per day, all clusters',
-        `SELECT SUM(${backupMetrics.completed}) FROM SCHEMA("${pgsnap}", ${backupMetrics.dimension})`,
-        { period: day, label: 'completed', width: 8 },
-      ),
-      queryWidget(
-        'Backups failed per day: the clusters with most',
-        fleetQuery(pgsnap, backupMetrics.failed, 'SUM'),
-        {
-          period: day,
-          width: 8,
-        },
-      ),
+      // The state machine counts completed and failed backups for the fleet (no Cluster dimension): the
+      // failure events name each cluster, and `pgsnap backups list --all` shows each one's newest backup.
+      new GraphWidget({
+        title: 'Backups per day, all clusters',
+        left: [
+          fleetMetric(backupMetrics.completed, 'Sum', 'completed', day),
+          fleetMetric(backupMetrics.failed, 'Sum', 'failed', day),
+        ],
+        leftYAxis: { min: 0, showUnits: false },
+        width: 16,
+        height: 4,
+      }),
       new GraphWidget({
         title: 'Backup executions: duration (all clusters)',
         left: [
@@ -162,27 +187,43 @@ export class PgsnapDashboard extends Construct {
         height: 4,
       }),
     );
-    // report-backup-age puts each cluster's age every 15 minutes: CloudWatch cannot tell a datapoint's age.
+    // report-backup-age logs each cluster's ages every 15 minutes (CloudWatch cannot tell a datapoint's age),
+    // and counts the clusters over their objectives: the counts are the alarms' metrics.
+    const ages = (title: string, field: string) =>
+      props.freshnessLog
+        ? [
+            new LogQueryWidget({
+              title,
+              logGroupNames: [props.freshnessLog.logGroupName],
+              queryString: freshnessQuery(field),
+              view: LogQueryVisualizationType.TABLE,
+              width: 6,
+              height: 6,
+            }),
+          ]
+        : [];
+    const counts = Object.values(fleetFreshnessMetrics)
+      .filter((name) => props.copiesToDr || name !== fleetFreshnessMetrics.clustersBehindDrRpo)
+      .map((name) => fleetMetric(name, 'Maximum', name, Duration.minutes(15)));
     this.dashboard.addWidgets(
-      queryWidget(
-        'Newest completed backup, seconds ago: the oldest',
-        fleetQuery(pgsnap, freshnessMetrics.backupAge, 'MAX'),
-        { period: Duration.minutes(15) },
-      ),
+      new GraphWidget({
+        title: "Clusters over their objectives (the alarms' counts)",
+        left: counts,
+        leftYAxis: { min: 0, showUnits: false },
+        width: 6,
+        height: 6,
+      }),
+      ...ages('Newest completed backup, seconds ago: the oldest', 'backupAgeSeconds'),
       ...(props.copiesToDr
         ? [
-            queryWidget(
-              'Newest backup in DR, seconds ago: the oldest',
-              fleetQuery(pgsnap, freshnessMetrics.drCopyAge, 'MAX'),
-              { period: Duration.minutes(15) },
-            ),
-            queryWidget(
-              'DR copies failed: the clusters with most',
-              fleetQuery(pgsnap, copyMetrics.failed, 'SUM'),
-              {
-                period: Duration.hours(1),
-              },
-            ),
+            ...ages('Newest backup in DR, seconds ago: the oldest', 'drCopyAgeSeconds'),
+            new GraphWidget({
+              title: "DR copies failed, all clusters (each one's event names it)",
+              left: [fleetMetric(copyMetrics.failed, 'Sum', 'failed copies')],
+              leftYAxis: { min: 0, showUnits: false },
+              width: 6,
+              height: 6,
+            }),
           ]
         : []),
       // One datapoint per completed backup, for the whole fleet (record-backup publishes them).
@@ -201,22 +242,51 @@ export class PgsnapDashboard extends Construct {
     );
     this.dashboard.addWidgets(
       queryWidget('WAL archive lag, seconds: the longest', fleetQuery(hosts, hostMetrics.archiveLag, 'MAX')),
-      queryWidget('WAL files waiting: the most', fleetQuery(hosts, hostMetrics.readyFiles, 'MAX')),
+      new GraphWidget({
+        title: 'WAL files waiting, all hosts (pgsnap doctor on a host has its own)',
+        left: [
+          fleetMetric(
+            fleetHostMetrics.readyFiles,
+            'Maximum',
+            'the most on one host',
+            Duration.minutes(5),
+            hosts,
+          ),
+          fleetMetric(
+            fleetHostMetrics.pusherBacklog,
+            'Maximum',
+            'async pusher backlog',
+            Duration.minutes(5),
+            hosts,
+          ),
+        ],
+        leftYAxis: { min: 0, showUnits: false },
+        width: 6,
+        height: 6,
+      }),
       queryWidget(
         'pg_wal free bytes: the least',
         fleetQuery(hosts, hostMetrics.walVolumeFreeBytes, 'MIN', 'ASC'),
       ),
-      queryWidget('WAL archive failures: the most', fleetQuery(hosts, hostMetrics.archiveFailures, 'SUM')),
+      new GraphWidget({
+        title: 'WAL archive failures, all hosts',
+        left: [
+          fleetMetric(
+            fleetHostMetrics.archiveFailures,
+            'Sum',
+            'failed archive_command runs',
+            Duration.minutes(5),
+            hosts,
+          ),
+        ],
+        leftYAxis: { min: 0, showUnits: false },
+        width: 6,
+        height: 6,
+      }),
     );
     // The restore state machine counts each outcome; the record of each (phases, RTO) is in the repository.
     this.dashboard.addWidgets(
-      queryWidget(
-        'Days since the last drill: the longest',
-        fleetQuery(pgsnap, freshnessMetrics.daysSinceDrill, 'MAX'),
-        {
-          period: Duration.hours(1),
-        },
-      ),
+      ...ages('Days since the last drill: the longest', 'daysSinceDrill'),
       queryWidget(
         'Drills failed per day: the clusters with most',
         fleetQuery(pgsnap, restoreMetrics.drillFailed, 'SUM'),

@@ -24,10 +24,14 @@ describe('the dashboard', () => {
     expect(status.type).toBe('alarm');
     const alarmCount = Object.keys(synthesized.template.findResources('AWS::CloudWatch::Alarm')).length;
     expect((status.properties.alarms as unknown[]).length).toBe(alarmCount);
-    expect(widgets.slice(2, 5).map((w) => w.properties.title)).toEqual([
-      'Backups completed per day, all clusters',
-      'Backups failed per day: the clusters with most',
+    expect(widgets.slice(2, 4).map((w) => w.properties.title)).toEqual([
+      'Backups per day, all clusters',
       'Backup executions: duration (all clusters)',
+    ]);
+    // The fleet's counts, without the Cluster dimension (the failure events name each cluster).
+    expect(widgets[2]!.properties.metrics).toEqual([
+      ['pgsnap', 'BackupCompleted', expect.objectContaining({ stat: 'Sum', period: 86400 })],
+      ['pgsnap', 'BackupFailed', expect.objectContaining({ stat: 'Sum', period: 86400 })],
     ]);
   });
 
@@ -87,17 +91,29 @@ describe('the dashboard', () => {
       'pgsnap BackupFailed',
       'pgsnap BackupModeSeconds',
       'pgsnap BackupSeconds',
-      'pgsnap DaysSinceLastDrill',
+      'pgsnap ClustersOverRpo',
+      'pgsnap ClustersWithoutArchiveHealth',
+      'pgsnap ClustersWithoutBackup',
+      'pgsnap ClustersWithoutRecentDrill',
       'pgsnap DrillFailed',
       'pgsnap DrillRtoSeconds',
-      'pgsnap NewestBackupAgeSeconds',
       'pgsnap RestoreFailed',
       'pgsnap SnapshotSeconds',
       'pgsnap/hosts ArchiveFailures',
       'pgsnap/hosts ArchiveLagSeconds',
+      'pgsnap/hosts PusherBacklog',
       'pgsnap/hosts ReadyFiles',
       'pgsnap/hosts WalVolumeFreeBytes',
     ]);
+    // Each cluster's ages are report-backup-age's log lines, not a metric per cluster: Logs Insights tables.
+    const ages = widgets.filter((w) => w.type === 'log');
+    expect(ages.map((w) => w.properties.title)).toEqual([
+      'Newest completed backup, seconds ago: the oldest',
+      'Days since the last drill: the longest',
+    ]);
+    expect(String(ages[0]!.properties.query)).toContain(
+      'filter message = "freshness" | stats latest(backupAgeSeconds) as newest by cluster | sort newest desc | limit 10',
+    );
     // The fleet-wide durations carry no cluster dimension (record-backup publishes them so).
     const durations = metrics.filter((m) => m[1] === 'BackupModeSeconds');
     expect(durations.length).toBeGreaterThan(0);

@@ -158,6 +158,11 @@ describe('DR drills', () => {
       (f) => f.Properties.Environment?.Variables?.PGSNAP_FRESHNESS,
     );
     expect(reporters).toHaveLength(1);
+    // Their shared objective, said once: no successful DR drill in 8 days is counted.
+    expect(JSON.parse(reporters[0]!.Properties.Environment.Variables.PGSNAP_FRESHNESS_DEFAULTS)).toEqual({
+      drillDays: 8,
+      watchArchiving: false,
+    });
     const clusters = JSON.parse(reporters[0]!.Properties.Environment.Variables.PGSNAP_FRESHNESS);
     expect(clusters).toEqual([
       {
@@ -185,8 +190,8 @@ describe('DR drills', () => {
       expect.arrayContaining([
         'AlarmsRestoreExecutionsFailed',
         'RestoreordersdbDrillRtoOverObjective',
-        'RestoreordersdbNoDrill',
-        'RestorebillingdbNoDrill',
+        // One for the fleet: report-backup-age counts the clusters without a recent DR drill.
+        'DrillAgeClustersWithoutRecentDrill',
         'RetentionFailed',
       ]),
     );

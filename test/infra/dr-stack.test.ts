@@ -387,13 +387,26 @@ describe('the source stack', () => {
     );
   });
 
-  test('a failed DR copy has its own alarm', () => {
+  test('a failed DR copy notifies the topic with its event, naming the cluster and the backup', () => {
     const { source } = synth(crossAccount);
-    source.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'CopyFailed',
-      Namespace: 'pgsnap',
-      Dimensions: [{ Name: 'Cluster', Value: 'orders-db' }],
-    });
+    // One rule for the fleet, not an alarm per cluster over its CopyFailed metric.
+    expect(
+      Object.keys(
+        source.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'CopyFailed' } }),
+      ),
+    ).toEqual([]);
+    const rules = Object.values(
+      source.findResources('AWS::Events::Rule', {
+        Properties: { EventPattern: { source: ['pgsnap'], 'detail-type': ['pgsnap copy failed'] } },
+      }),
+    );
+    expect(rules).toHaveLength(1);
+    const target = (
+      rules[0]!.Properties.Targets as Array<{ InputTransformer: { InputTemplate: string } }>
+    )[0]!;
+    expect(target.InputTransformer.InputTemplate).toMatch(
+      /cluster <detail-cluster>, backup <detail-backupId>/,
+    );
   });
 
   test('copy lag is one alarm for the whole environment, on a metric without a cluster dimension', () => {
@@ -412,7 +425,7 @@ describe('the source stack', () => {
     // The report knows each copied cluster's DR RPO (rpoHours + copyHours by default); not the uncopied one.
     const report = Object.values(
       source.findResources('AWS::Lambda::Function', {
-        Properties: { Description: Match.stringLikeRegexp('reports the age') },
+        Properties: { Description: Match.stringLikeRegexp('newest backup') },
       }),
     )[0]!;
     // The variable holds the bucket's name as a token: read as text.

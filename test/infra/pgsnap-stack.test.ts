@@ -402,7 +402,7 @@ describe('schedules and alarms', () => {
     const all = Object.values(synthesized.template.findResources('AWS::Scheduler::Schedule'));
     // Besides them, one reports the age of the newest backups.
     expect(all.map((s) => s.Properties.Description)).toContain(
-      'pgsnap: the age of the newest backups, for the dashboard',
+      'pgsnap: the age of the newest backups, and the fleet counts the alarms watch',
     );
     const schedules = all.filter((s) => JSON.stringify(s.Properties.Target.Arn).includes('StartBackup'));
     expect(schedules.map((s) => s.Properties.ScheduleExpression).sort()).toEqual([
@@ -417,38 +417,56 @@ describe('schedules and alarms', () => {
     }
   });
 
-  test('each cluster has every alarm on its own metrics: failed backup, RPO, archiving stalled, pg_wal filling, agent silent', () => {
+  test('each cluster has the alarms only its own thresholds need: archiving stalled, pg_wal filling', () => {
     const alarms = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties,
     );
-    const rpo = alarms.find(
-      (a) => a.MetricName === 'BackupCompleted' && JSON.stringify(a.Dimensions).includes('orders-db'),
-    );
-    expect(rpo).toMatchObject({
-      Namespace: 'pgsnap',
-      ComparisonOperator: 'LessThanThreshold',
-      Threshold: 1,
-      Period: 3600,
-      EvaluationPeriods: 26,
-      TreatMissingData: 'breaching',
-    });
     for (const cluster of ['orders-db', 'billing-db']) {
       expect(
         alarms
           .filter((a) => JSON.stringify(a.Dimensions ?? []).includes(cluster))
           .map((a) => `${a.Namespace} ${a.MetricName}`)
           .sort(),
-      ).toEqual([
-        'pgsnap BackupCompleted',
-        'pgsnap BackupFailed',
-        'pgsnap/hosts ArchiveLagSeconds',
-        'pgsnap/hosts ReadyFiles',
-        'pgsnap/hosts WalVolumeFreeBytes',
-      ]);
+      ).toEqual(['pgsnap/hosts ArchiveLagSeconds', 'pgsnap/hosts WalVolumeFreeBytes']);
     }
   });
 
-  test('a cluster with drills gets a drill schedule, a no-drill alarm and, with rtoMinutes, an RTO alarm, both to the topic', () => {
+  test('the RPO, no-backup and silent-host alarms are one each for the fleet, over counts; no datum breaches', () => {
+    const alarms = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties,
+    );
+    for (const count of ['ClustersOverRpo', 'ClustersWithoutBackup', 'ClustersWithoutArchiveHealth']) {
+      const on = alarms.filter((a) => a.MetricName === count);
+      expect(on, count).toHaveLength(1);
+      expect(on[0], count).toMatchObject({
+        Namespace: 'pgsnap',
+        Statistic: 'Maximum',
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        TreatMissingData: 'breaching',
+      });
+      expect(on[0]!.Dimensions, count).toBeUndefined();
+      expect(on[0]!.AlarmDescription, count).toMatch(/counted/);
+      expect(JSON.stringify(on[0]!.AlarmActions), count).toMatch(/AlarmsTopic/);
+    }
+    // The reporter knows each cluster's RPO and whether its host publishes archive health.
+    const report = Object.values(synthesized.template.findResources('AWS::Lambda::Function')).find(
+      (f) => f.Properties.Environment?.Variables?.PGSNAP_FRESHNESS,
+    )!;
+    // Both clusters share the defaults: 26 hours, and a host that publishes archive health.
+    expect(JSON.parse(report.Properties.Environment.Variables.PGSNAP_FRESHNESS_DEFAULTS)).toEqual({
+      rpoSeconds: 93600,
+      watchArchiving: true,
+    });
+    const clusters = JSON.stringify(report.Properties.Environment.Variables.PGSNAP_FRESHNESS);
+    expect(clusters).not.toMatch(/rpoSeconds|watchArchiving/);
+    const getMetricData = Object.values(synthesized.template.findResources('AWS::IAM::Policy'))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>)
+      .filter((st) => [st.Action].flat().includes('cloudwatch:GetMetricData'));
+    expect(getMetricData).toEqual([expect.objectContaining({ Resource: '*' })]);
+  });
+
+  test('a cluster with drills gets a drill schedule, is counted by the no-recent-drill alarm and, with rtoMinutes, has an RTO alarm, both to the topic', () => {
     const { template } = synthStack({
       ...testEnvironment,
       clusters: [
@@ -488,15 +506,18 @@ describe('schedules and alarms', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
     const onOrders = (metric: string) =>
       alarms.find((a) => a.MetricName === metric && JSON.stringify(a.Dimensions).includes('orders-db'));
-    // Days since the last successful drill, read over the last hour: no 7-day look back to sit on.
-    expect(onOrders('DaysSinceLastDrill')).toMatchObject({
-      Namespace: 'pgsnap',
-      ComparisonOperator: 'GreaterThanThreshold',
-      Threshold: 7,
-      Period: 3600,
-      EvaluationPeriods: 1,
-      TreatMissingData: 'breaching',
-    });
+    // Days since the last successful drill: report-backup-age counts orders-db after its 7 days, one alarm.
+    const noDrill = alarms.filter((a) => a.MetricName === 'ClustersWithoutRecentDrill');
+    expect(noDrill).toHaveLength(1);
+    expect(noDrill[0]).toMatchObject({ Namespace: 'pgsnap', Threshold: 1, TreatMissingData: 'breaching' });
+    expect(JSON.stringify(noDrill[0]!.AlarmActions)).toMatch(/AlarmsTopic/);
+    const report = Object.values(template.findResources('AWS::Lambda::Function')).find(
+      (f) => f.Properties.Environment?.Variables?.PGSNAP_FRESHNESS,
+    )!;
+    // orders-db alone has drills, so its 7 days are its own or the environment's default.
+    const variables = JSON.stringify(report.Properties.Environment.Variables);
+    expect(variables).toMatch(/drillDays\\":7/);
+    expect(variables).toMatch(/orders-db\\",\\"repository[^\]]*drills\\":true/);
     expect(onOrders('DrillRtoSeconds')).toMatchObject({
       Namespace: 'pgsnap',
       Statistic: 'Maximum',
@@ -504,18 +525,19 @@ describe('schedules and alarms', () => {
       Threshold: 900,
       TreatMissingData: 'notBreaching',
     });
-    for (const metric of ['DaysSinceLastDrill', 'DrillRtoSeconds']) {
+    for (const metric of ['DrillRtoSeconds']) {
       expect(JSON.stringify(onOrders(metric)!.AlarmActions), metric).toMatch(/AlarmsTopic/);
     }
     // billing-db has no drills: no drill alarm names it.
     expect(
       alarms.filter(
-        (a) => /Drill/.test(String(a.MetricName)) && JSON.stringify(a.Dimensions).includes('billing-db'),
+        (a) =>
+          /Drill/.test(String(a.MetricName)) && JSON.stringify(a.Dimensions ?? []).includes('billing-db'),
       ),
     ).toEqual([]);
   });
 
-  test('the archive alarms watch walRpoMinutes, walMinFreeMiB and ten minutes of silence, and say what to check first', () => {
+  test('the archive alarms watch walRpoMinutes and walMinFreeMiB, and say what to check first', () => {
     const alarms = Object.values(synthesized.template.findResources('AWS::CloudWatch::Alarm'))
       .map((a) => a.Properties)
       .filter((a) => a.Namespace === 'pgsnap/hosts' && JSON.stringify(a.Dimensions).includes('orders-db'));
@@ -531,14 +553,8 @@ describe('schedules and alarms', () => {
       ComparisonOperator: 'LessThanThreshold',
       Threshold: 2048 * 1024 * 1024,
     });
-    expect(byMetric.ReadyFiles).toMatchObject({
-      Statistic: 'SampleCount',
-      Period: 600,
-      EvaluationPeriods: 1,
-      ComparisonOperator: 'LessThanThreshold',
-      Threshold: 1,
-      TreatMissingData: 'breaching',
-    });
+    // A silent host is the fleet's ClustersWithoutArchiveHealth alarm, not one per cluster.
+    expect(Object.keys(byMetric).sort()).toEqual(['ArchiveLagSeconds', 'WalVolumeFreeBytes']);
     for (const alarm of alarms) {
       expect(alarm.AlarmDescription).toMatch(/Check first/);
       expect(alarm.AlarmActions).toHaveLength(1);

@@ -1,14 +1,20 @@
 /**
  * report-backup-age against moto's CloudWatch: the age of each cluster's
  * newest completed backup, and of its newest backup whose DR copies are all
- * completed, put as metrics and read back as an operator's dashboard would;
- * a cluster whose catalog cannot be read does not keep the others' figures
- * out, and the run fails naming it.
+ * completed, found; the fleet counts put without a cluster dimension and read
+ * back as the alarms would, a host without archive health counted; a cluster
+ * whose catalog cannot be read does not keep the others out of the counts,
+ * and the run fails naming it.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CloudWatchClient, GetMetricStatisticsCommand, ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
+import {
+  CloudWatchClient,
+  GetMetricStatisticsCommand,
+  ListMetricsCommand,
+  PutMetricDataCommand,
+} from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
@@ -55,12 +61,11 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
     repository.close();
   }
 
-  async function newest(metric: string, cluster: string): Promise<number | undefined> {
+  async function newest(metric: string): Promise<number | undefined> {
     const answer = await cloudwatch.send(
       new GetMetricStatisticsCommand({
         Namespace: 'pgsnap',
         MetricName: metric,
-        Dimensions: [{ Name: 'Cluster', Value: cluster }],
         StartTime: new Date(Date.now() - hour),
         EndTime: new Date(Date.now() + hour),
         Period: 60,
@@ -70,7 +75,7 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
     return answer.Datapoints?.[0]?.Maximum;
   }
 
-  test('puts the age of the newest completed backup, and of the newest one completed in DR', async () => {
+  test('finds the newest backups and counts the clusters over their objectives, a silent host among them', async () => {
     await catalog('orders-db', [
       [30, { state: 'completed', copies: [testCopy('completed')] }],
       [6, { state: 'completed', copies: [testCopy('pending')] }],
@@ -78,7 +83,20 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
     ]);
     await catalog('scratch-db', [[2, { state: 'started' }]]);
     process.env.PGSNAP_METRICS_NAMESPACE = 'pgsnap';
-    process.env.PGSNAP_METRICS_DIMENSION = 'Cluster';
+    // Both hosts should publish archive health; only orders-db's did.
+    await cloudwatch.send(
+      new PutMetricDataCommand({
+        Namespace: 'pgsnap/hosts',
+        MetricData: [
+          {
+            MetricName: 'ArchiveLagSeconds',
+            Dimensions: [{ Name: 'Cluster', Value: 'orders-db' }],
+            Value: 0,
+          },
+        ],
+      }),
+    );
+    process.env.PGSNAP_FRESHNESS_DEFAULTS = JSON.stringify({ rpoSeconds: 26 * 3600, watchArchiving: true });
     process.env.PGSNAP_FRESHNESS = JSON.stringify([
       { name: 'orders-db', repository: `file://${dir}/orders-db`, copiedToDr: true },
       { name: 'scratch-db', repository: `file://${dir}/scratch-db`, copiedToDr: false },
@@ -94,16 +112,18 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
       ['orders-db', '000006', '000030'],
       ['scratch-db', undefined, undefined],
     ]);
-    const source = await newest('NewestBackupAgeSeconds', 'orders-db');
-    const inDr = await newest('NewestDrCopyAgeSeconds', 'orders-db');
+    const ages = Object.fromEntries(outcome.clusters.map((c) => [c.cluster, c]));
     // Hours, give or take the seconds the test took.
-    expect(source! / 3600).toBeCloseTo(6, 1);
-    expect(inDr! / 3600).toBeCloseTo(30, 1);
-    // A cluster with no completed backup has no figure (its RPO alarm speaks for it).
-    const listed = await cloudwatch.send(
-      new ListMetricsCommand({ Namespace: 'pgsnap', Dimensions: [{ Name: 'Cluster', Value: 'scratch-db' }] }),
-    );
-    expect(listed.Metrics ?? []).toEqual([]);
+    expect(ages['orders-db']!.newest!.ageSeconds / 3600).toBeCloseTo(6, 1);
+    expect(ages['orders-db']!.newestInDr!.ageSeconds / 3600).toBeCloseTo(30, 1);
+    // scratch-db has no completed backup (over its RPO too), and its host published no archive health.
+    expect(await newest('ClustersWithoutBackup')).toBe(1);
+    expect(await newest('ClustersOverRpo')).toBe(1);
+    expect(await newest('ClustersWithoutArchiveHealth')).toBe(1);
+    expect(outcome.counts.ClustersWithoutArchiveHealth).toEqual(['scratch-db']);
+    // No metric per cluster: nothing in pgsnap carries a dimension.
+    const listed = await cloudwatch.send(new ListMetricsCommand({ Namespace: 'pgsnap' }));
+    expect((listed.Metrics ?? []).filter((m) => (m.Dimensions ?? []).length > 0)).toEqual([]);
   });
 
   test('a cluster whose catalog cannot be read fails the run by name, after the others are reported', async () => {
@@ -112,7 +132,9 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
       { name: 'ledger-db', repository: 'file:///nonexistent/pgsnap-age-test', copiedToDr: false },
       { name: 'billing-db', repository: `file://${dir}/billing-db`, copiedToDr: false },
     ]);
+    process.env.PGSNAP_FRESHNESS_DEFAULTS = JSON.stringify({ rpoSeconds: 2 * 3600 });
     await expect(reportBackupAgeHandler(cloudwatch)({})).rejects.toThrow(/the backup age of ledger-db \(/);
-    expect((await newest('NewestBackupAgeSeconds', 'billing-db'))! / 3600).toBeCloseTo(3, 1);
+    // billing-db's 3-hour-old backup was still counted over its 2-hour RPO.
+    expect(await newest('ClustersOverRpo')).toBe(1);
   });
 });

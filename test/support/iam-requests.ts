@@ -264,8 +264,11 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
     case 'dynamodb:PutItem':
       // The budget Lambdas read and write the budget item of the stack's own table, and nothing else.
       return [{ as: 'own', request: { action: key, resource: d.budgetTableArn } }];
+    case 'cloudwatch:GetMetricData':
+      // report-backup-age reads the hosts' archive lag (ClustersWithoutArchiveHealth); no resource-level permissions.
+      return [{ as: 'own', request: { action: key, resource: '*' } }];
     case 'cloudwatch:PutMetricData':
-      // record-backup's durations and report-backup-age's ages, in the state machine's namespace.
+      // record-backup's durations and report-backup-age's fleet counts, in the state machine's namespace.
       return [
         {
           as: 'own',
@@ -296,6 +299,8 @@ export function drRequestsOf(command: SentCommand, handler: string, d: Deployed,
       ...catalogReadOf(command, handler, d.drBucketArn, d.drKeyArn, drRegion, d.drCatalogKey),
     ];
   }
+  if (!['apply-retention', 'start-drill', 'report-backup-age', 'record-dr-backup'].includes(handler))
+    throw new Error(`${handler} in the DR stack is not in the table`);
   const own = (request: IamRequest): Sent => ({ as: 'own', request });
   if (handler === 'start-drill' || handler === 'report-backup-age')
     return drDrillRequestsOf(command, handler, d, c);
@@ -320,7 +325,8 @@ export function drRequestsOf(command: SentCommand, handler: string, d: Deployed,
       return [own({ action: 'ec2:DescribeSnapshots', resource: '*' })];
     throw new Error(`${command.client}:${command.operation} (sent by DR ${handler}) is not in the table`);
   }
-  if (handler !== 'apply-retention') throw new Error(`${handler} in the DR stack is not in the table`);
+  if (!['apply-retention', 'start-drill', 'report-backup-age', 'record-dr-backup'].includes(handler))
+    throw new Error(`${handler} in the DR stack is not in the table`);
   if (command.client === 's3') {
     // Retention reads and deletes; it never writes (the bundle's repository code can), nor lists versions.
     if (command.operation === 'ListObjectVersions' || command.operation === 'PutObject') return [];
@@ -368,6 +374,8 @@ function drDrillRequestsOf(command: SentCommand, handler: string, d: Deployed, c
       `${c.prefix}backups/`,
     );
   }
+  // The DR reporter is given no host to watch (no watchArchiving cluster), so it never asks for archive lag.
+  if (key === 'cloudwatch:GetMetricData') return [];
   if (key !== 'cloudwatch:PutMetricData')
     throw new Error(`${key} (sent by DR ${handler}) is not in the table`);
   return [
