@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { WalFileKind } from '#domain/wal/file';
+import { parseBackupLabel } from '#domain/wal/lsn';
 import type { RepositoryChoice } from '../host/repository.ts';
 import { defaultStateRoot } from '../host/settings.ts';
 import { walDirectoryOf } from '../postgres/pgdata.ts';
@@ -48,10 +49,7 @@ function prefetchSpool(cwd: string, choice: RepositoryChoice): string {
 function backupStartSegment(pgdata: string): string | undefined {
   for (const file of ['backup_label', 'backup_label.old']) {
     try {
-      const match = /^START WAL LOCATION: .*\(file ([0-9A-F]{24})\)$/m.exec(
-        readFileSync(join(pgdata, file), 'utf8'),
-      );
-      if (match) return match[1];
+      return parseBackupLabel(readFileSync(join(pgdata, file), 'utf8')).startWalFile;
     } catch {}
   }
   return undefined;

@@ -15,6 +15,7 @@ import { UsageError } from '../errors.ts';
 import { byStart, type Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { parseSegmentName, walFileKind } from '../wal/file.ts';
+import { parseBackupLabel } from '../wal/lsn.ts';
 import * as z from '../zod.ts';
 import { hasLiveSnapshots } from './lifecycle.ts';
 import { thin, thinnedCount, thinningKeepsSomething, thinningSchema } from './thinning.ts';
@@ -295,9 +296,14 @@ export async function applyRetention(
 async function startDisagreement(repository: Repository, manifest: Manifest): Promise<string | undefined> {
   const label = await repository.store.get(repository.backupKey(manifest.backupId, 'backup_label'));
   if (!label) return 'its manifest says completed but the repository has no backup_label for it';
-  const start = /^START WAL LOCATION: .*\(file ([0-9A-F]{24})\)$/m.exec(label.toString('utf8'))?.[1];
+  let start: string;
+  try {
+    start = parseBackupLabel(label.toString('utf8')).startWalFile;
+  } catch (error) {
+    return `its backup_label cannot be read (${(error as Error).message})`;
+  }
   if (start !== manifest.startWalFile) {
-    return `its manifest starts at WAL ${manifest.startWalFile}, its backup_label at ${start ?? '(none)'}`;
+    return `its manifest starts at WAL ${manifest.startWalFile}, its backup_label at ${start}`;
   }
   return undefined;
 }

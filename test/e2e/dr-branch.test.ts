@@ -128,7 +128,9 @@ const host: TaskHandler = async (input): Promise<Json> => {
       const label = await repository.putArtifact(
         backupId,
         'backup_label',
-        Buffer.from(`START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n`),
+        Buffer.from(
+          `START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nCHECKPOINT LOCATION: 0/2000060\n`,
+        ),
       );
       return {
         backupId,
@@ -489,7 +491,9 @@ async function writeWithLabel(repository: Repository, manifest: Manifest): Promi
   const label = await repository.putArtifact(
     manifest.backupId,
     'backup_label',
-    Buffer.from(`START WAL LOCATION: ${manifest.startLsn} (file ${manifest.startWalFile})\n`),
+    Buffer.from(
+      `START WAL LOCATION: ${manifest.startLsn} (file ${manifest.startWalFile})\nCHECKPOINT LOCATION: 0/2000060\n`,
+    ),
   );
   await repository.writeManifest({ ...manifest, artifacts: [label] });
 }

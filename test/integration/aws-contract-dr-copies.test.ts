@@ -159,7 +159,9 @@ describe.skipIf(skipWithoutMoto)('DR copies against moto EC2, KMS and STS', () =
         const label = await src.putArtifact(
           backupId,
           'backup_label',
-          Buffer.from(`START WAL LOCATION: ${manifest.startLsn} (file ${manifest.startWalFile})\n`),
+          Buffer.from(
+            `START WAL LOCATION: ${manifest.startLsn} (file ${manifest.startWalFile})\nCHECKPOINT LOCATION: 0/2000060\n`,
+          ),
         );
         await src.writeManifest(
           testManifest({

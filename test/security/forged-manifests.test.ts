@@ -116,7 +116,9 @@ describe.skipIf(skipWithoutMoto)('a host that got manifests written cannot steer
       const label = await repo.putArtifact(
         backupId,
         'backup_label',
-        Buffer.from(`START WAL LOCATION: 0/${startWalFile.slice(-1)}000028 (file ${startWalFile})\n`),
+        Buffer.from(
+          `START WAL LOCATION: 0/${startWalFile.slice(-1)}000028 (file ${startWalFile})\nCHECKPOINT LOCATION: 0/2000060\n`,
+        ),
       );
       await recordStopped(repo, backupId, {
         backupId,

@@ -66,7 +66,9 @@ async function seed(url: string, prefix: string): Promise<void> {
     const label = await repository.putArtifact(
       m.backupId,
       'backup_label',
-      Buffer.from(`START WAL LOCATION: ${m.startLsn} (file ${m.startWalFile})\n`),
+      Buffer.from(
+        `START WAL LOCATION: ${m.startLsn} (file ${m.startWalFile})\nCHECKPOINT LOCATION: 0/2000060\n`,
+      ),
     );
     await repository.writeManifest({ ...m, artifacts: [label] });
   }
@@ -135,6 +137,43 @@ describe('apply-retention', () => {
     expect(await backupIds(`file://${dir}/source`)).toEqual([
       '20261102T030000Z-000002',
       '20261103T030000Z-000003',
+    ]);
+  });
+
+  test('a completed backup whose backup_label is not one PostgreSQL wrote stays, unverified, and is not counted', async () => {
+    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
+    const repository = await openRepository(`file://${dir}/source`, 'orders-db');
+    const newest = (await repository.readManifest('20261103T030000Z-000003'))!;
+    // A label naming the start file but without the checkpoint line every real label carries.
+    const label = await repository.putArtifact(
+      '20261104T030000Z-000004',
+      'backup_label',
+      Buffer.from(`START WAL LOCATION: ${newest.startLsn} (file ${newest.startWalFile})\n`),
+    );
+    snapshots.push(tagged('snap-src-newer', 'orders-db', '20261104T030000Z-000004'));
+    await repository.writeManifest({
+      ...newest,
+      backupId: '20261104T030000Z-000004',
+      snapshots: [{ provider: 'ebs', snapshotId: 'snap-src-newer', volumeId: 'vol-1', state: 'completed' }],
+      timings: { startedAt: '2026-11-04T03:00:00.000Z', completedAt: '2026-11-04T03:00:00.000Z' },
+      artifacts: [label],
+    });
+    repository.close();
+    const outcome = (await applyRetention({
+      cluster: 'orders-db',
+      repository: `file://${dir}/source`,
+    })) as RetentionSummary;
+    expect(outcome.unverified).toEqual([
+      {
+        backupId: '20261104T030000Z-000004',
+        reason: expect.stringMatching(/backup_label cannot be read.*CHECKPOINT LOCATION/),
+      },
+    ]);
+    // keepLast 1 kept the newest backup it could believe, the unverified one stays, and so does the locked one.
+    expect(await backupIds(`file://${dir}/source`)).toEqual([
+      '20261102T030000Z-000002',
+      '20261103T030000Z-000003',
+      '20261104T030000Z-000004',
     ]);
   });
 
