@@ -296,10 +296,18 @@ export class Repository {
     await this.store.delete(key);
   }
 
-  /** Artifacts first, the manifest last: a manifest never points at an artifact already gone. */
+  /**
+   * Everything under the backup's prefix, the manifest last: a manifest never
+   * points at an artifact already gone, and nothing beside it (a DR proposal,
+   * `source-manifest.json`) outlives it.
+   */
   async deleteBackup(manifest: Manifest): Promise<void> {
-    for (const artifact of manifest.artifacts)
-      await this.store.delete(this.backupKey(manifest.backupId, artifact.name));
+    const names = new Set(manifest.artifacts.map((artifact) => artifact.name));
+    for (const name of await this.store.list(
+      `${this.cluster}/backups/${validateBackupId(manifest.backupId)}/`,
+    ))
+      if (name !== 'manifest.json') names.add(name);
+    for (const name of names) await this.store.delete(this.backupKey(manifest.backupId, name));
     await this.store.delete(this.backupKey(manifest.backupId, 'manifest.json'));
   }
 

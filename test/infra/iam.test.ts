@@ -18,6 +18,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { proposedManifestName } from '#domain/ebs/dr-copies';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { restoreTags } from '#domain/restore/volumes';
 import { environmentSchema } from '../../infra/config/config.ts';
@@ -164,6 +165,13 @@ for (const [mode, input] of Object.entries(modes)) {
         ] as const) {
           const wal = `${bucketArn}/${c.prefix}wal/000000010000000000000003.zst`;
           expect(await d.world.decide(role, { action: 's3:DeleteObject', resource: wal })).toBe('Allowed');
+          // A backup goes whole, with what lies beside its manifest (in DR, the source's proposal).
+          for (const name of ['backup_label', 'manifest.json', proposedManifestName]) {
+            const key = `${bucketArn}/${c.prefix}backups/${backupId}/${name}`;
+            expect(await d.world.decide(role, { action: 's3:DeleteObject', resource: key }), key).toBe(
+              'Allowed',
+            );
+          }
           for (const action of ['s3:DeleteObjectVersion', 's3:PutObject', 's3:PutObjectRetention']) {
             if ((await d.world.decide(role, { action, resource: wal })) === 'Allowed')
               allowed.push(`${role.name}: ${action} on ${wal}`);

@@ -4,7 +4,7 @@
  * account, over the DR repository); locked snapshots reported, their backups
  * kept; forged manifests believed only as far as the snapshots' tags agree.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { proposedManifestName } from '#domain/ebs/dr-copies';
 import type { RetentionSummary } from '#domain/ebs/retention';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
@@ -71,6 +72,8 @@ async function seed(url: string, prefix: string): Promise<void> {
       ),
     );
     await repository.writeManifest({ ...m, artifacts: [label] });
+    // In DR, the source's proposal sits beside the manifest (DR's recorder wrote the manifest from it).
+    await repository.store.put(repository.backupKey(m.backupId, proposedManifestName), Buffer.from('{}'));
   }
   repository.close();
 }
@@ -138,6 +141,8 @@ describe('apply-retention', () => {
       '20261102T030000Z-000002',
       '20261103T030000Z-000003',
     ]);
+    // Nothing of the removed backup is left behind, its proposal included.
+    expect(existsSync(join(dir, 'source', 'orders-db', 'backups', '20261101T030000Z-000001'))).toBe(false);
   });
 
   test('a completed backup whose backup_label is not one PostgreSQL wrote stays, unverified, and is not counted', async () => {
