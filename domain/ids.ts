@@ -23,7 +23,7 @@ export const restoreIdPattern = /^r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/;
 export const clusterNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /** The time part of a backupId: UTC, to the second (`20261121T143000Z`). */
-function idStamp(time: Date): string {
+export function idStamp(time: Date): string {
   return time
     .toISOString()
     .replace(/[-:]/g, '')

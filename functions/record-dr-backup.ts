@@ -3,12 +3,14 @@
  * (domain/ebs/record-dr-backup.ts). EventBridge calls it in the DR account and
  * Region when EBS ends a snapshot copy ("EBS Snapshot Notification",
  * copySnapshot); an operator may call it with `{cluster, backupId}` to record
- * again. The source account writes no manifest in DR.
+ * again; a schedule calls it with `{sweep: true}` to record again what a lost
+ * event left unrecorded. The source account writes no manifest in DR.
  */
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { sdkRetry } from '#domain/aws-retry';
-import { type DrRecord, recordDrBackup } from '#domain/ebs/record-dr-backup';
+import { type DrRecord, type DrSweep, recordDrBackup, sweepDrBackups } from '#domain/ebs/record-dr-backup';
 import { snapshotTags } from '#domain/ebs/snapshots';
+import { messageOf } from '#domain/errors';
 import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
@@ -35,14 +37,42 @@ const copyEndedSchema = z.object({
   }),
 });
 const recordAgainSchema = z.object({ cluster: clusterNameSchema, backupId: backupIdSchema });
-const eventSchema = z.union([copyEndedSchema, recordAgainSchema]);
+const sweepSchema = z.object({ sweep: z.literal(true) });
+const eventSchema = z.union([copyEndedSchema, recordAgainSchema, sweepSchema]);
 
-/** The handler with the DR account's EC2 client given. */
+/** How far back a sweep looks: past the longest a copy waits in the queue and runs (bench/fleet: hours). */
+export const sweepLookBackHours = 48;
+
+/** The handler with the DR account's EC2 client (and, for tests, the clock) given. */
 export const recordDrBackupHandler =
-  (ec2: EC2Client) =>
-  async (event: unknown): Promise<DrRecord> => {
+  (ec2: EC2Client, now: () => Date = () => new Date()) =>
+  async (event: unknown): Promise<DrRecord | { swept: Record<string, DrSweep> }> => {
     const env = parseWith(environmentSchema, process.env, 'the record-dr-backup environment');
     const request = parseWith(eventSchema, event, 'the record-dr-backup event');
+    if ('sweep' in request) {
+      // One cluster's repository out of reach does not keep the others unswept; the run fails after them.
+      const swept: Record<string, DrSweep> = {};
+      const failed: string[] = [];
+      for (const [cluster, url] of Object.entries(env.PGSNAP_DR_REPOSITORIES)) {
+        try {
+          const repository = await openRepository(url, cluster);
+          try {
+            swept[cluster] = await sweepDrBackups(ec2, repository, {
+              account: env.PGSNAP_DR_ACCOUNT,
+              region: env.AWS_REGION,
+              lookBackHours: sweepLookBackHours,
+              now: now(),
+            });
+          } finally {
+            repository.close();
+          }
+        } catch (error) {
+          failed.push(`${cluster}: ${messageOf(error)}`);
+        }
+      }
+      if (failed.length > 0) throw new Error(`the DR sweep could not read ${failed.join('; ')}`);
+      return { swept };
+    }
     const backup = 'detail' in request ? await backupOfCopy(ec2, request.detail.snapshot_id) : request;
     if ('reason' in backup) return { recorded: false, reason: backup.reason };
     const repositoryUrl = env.PGSNAP_DR_REPOSITORIES[backup.cluster];

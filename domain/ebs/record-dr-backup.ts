@@ -18,6 +18,7 @@
  */
 import type { EC2Client, Snapshot } from '@aws-sdk/client-ec2';
 import { ManifestStateError } from '../errors.ts';
+import { idStamp } from '../ids.ts';
 import type { Manifest, ManifestCopy } from '../repository/manifest.ts';
 import { parseManifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
@@ -117,6 +118,42 @@ export async function recordDrBackup(
     updatedAt: now,
   });
   return { recorded: true, backupId, state, snapshotIds: copies.map((c) => c.snapshotId!) };
+}
+
+/** What a sweep found to record again: each backup it looked at, with what the recorder did. */
+export type DrSweep = Array<{ backupId: string } & DrRecord>;
+
+/**
+ * Records again every recent backup of `dr` that has the source's proposal
+ * but no final DR manifest (none, or `snapshotting`): EventBridge delivers
+ * EBS's copy events at least once but may lose one, and a lost last event
+ * would leave a DR backup unrecorded, so DR retention and DR restores would
+ * not see it. Only backups whose id is at most `lookBackHours` old are read
+ * (a backupId starts with its time), so a sweep's cost does not grow with
+ * the retained history. A proposal that cannot be recorded (no copy yet, not
+ * a completed backup of this cluster) is reported, not thrown.
+ */
+export async function sweepDrBackups(
+  drEc2: EC2Client,
+  dr: Repository,
+  request: { account: string; region: string; lookBackHours: number; now?: Date },
+): Promise<DrSweep> {
+  const now = request.now ?? new Date();
+  const since = idStamp(new Date(now.getTime() - request.lookBackHours * 3_600_000));
+  const swept: DrSweep = [];
+  for (const backupId of await dr.listBackupIds()) {
+    if (backupId < since) continue;
+    const manifest = await dr.readManifest(backupId);
+    if (manifest && manifest.state !== 'snapshotting') continue;
+    if (!(await dr.store.get(dr.backupKey(backupId, proposedManifestName)))) continue;
+    try {
+      swept.push({ backupId, ...(await recordDrBackup(drEc2, dr, { ...request, backupId, now })) });
+    } catch (error) {
+      if (!(error instanceof ManifestStateError)) throw error;
+      swept.push({ backupId, recorded: false, reason: error.message });
+    }
+  }
+  return swept;
 }
 
 /** Completed before pending before error: which of two copies of one snapshot to keep. */

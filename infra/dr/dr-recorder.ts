@@ -2,12 +2,13 @@
  * DR owns DR (DESIGN.md, "Trust"): the DR stack's recorder writes each DR-side
  * manifest from DR facts (functions/record-dr-backup.ts), called by an
  * EventBridge rule of the DR account and Region whenever EBS ends a snapshot
- * copy there. It reads the copied cluster's objects and writes its manifests,
+ * copy there, and every six hours to sweep: EventBridge may lose an event, and
+ * a lost last one would leave a DR backup unrecorded. It reads the copied cluster's objects and writes its manifests,
  * nothing else; the source's principals may write no manifest in the DR
  * bucket (the DR stack's bucket policy).
  */
 import { Duration, Stack } from 'aws-cdk-lib';
-import { Rule } from 'aws-cdk-lib/aws-events';
+import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -29,6 +30,8 @@ export class DrRecorder extends Construct {
     const fn = new HandlerFunction(this, 'RecordDrBackup', {
       handler: 'record-dr-backup',
       description: "pgsnap: records a backup's DR manifest from the DR copies EC2 shows",
+      // A sweep reads every copied cluster's recent backups: a listing and a read or two each.
+      timeout: Duration.minutes(5),
       environment: {
         PGSNAP_DR_REPOSITORIES: JSON.stringify(
           Object.fromEntries(props.clusters.map((c) => [c.name, c.repositoryUrl])),
@@ -71,6 +74,14 @@ export class DrRecorder extends Construct {
         detail: { event: ['copySnapshot'] },
       },
       targets: [new LambdaFunction(fn, { retryAttempts: 8, maxEventAge: Duration.hours(6) })],
+    });
+    // The sweep looks back 48 hours (functions/record-dr-backup.ts), so each backup is looked at eight times.
+    new Rule(this, 'Sweep', {
+      description: 'pgsnap: record again the recent DR backups a lost copy event left unrecorded',
+      schedule: Schedule.rate(Duration.hours(6)),
+      targets: [
+        new LambdaFunction(fn, { event: RuleTargetInput.fromObject({ sweep: true }), retryAttempts: 2 }),
+      ],
     });
   }
 }

@@ -387,6 +387,17 @@ describe('the source stack', () => {
     );
   });
 
+  test('the DR recorder is also run every six hours to sweep, for a copy event EventBridge lost', () => {
+    const { dr } = synth(crossAccount);
+    const sweeps = Object.values(
+      dr.findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: 'rate(6 hours)' } }),
+    );
+    expect(sweeps).toHaveLength(1);
+    const target = (sweeps[0]!.Properties.Targets as Array<{ Arn: unknown; Input: string }>)[0]!;
+    expect(JSON.stringify(target.Arn)).toMatch(/RecordDrBackup/);
+    expect(JSON.parse(target.Input)).toEqual({ sweep: true });
+  });
+
   test('a failed DR copy notifies the topic with its event, naming the cluster and the backup', () => {
     const { source } = synth(crossAccount);
     // One rule for the fleet, not an alarm per cluster over its CopyFailed metric.

@@ -18,6 +18,9 @@ import { testManifest } from '../support/manifests.ts';
 
 const ec2 = mockClient(EC2Client);
 const record = recordDrBackupHandler(new EC2Client({ region: 'us-west-2' }));
+/** The scheduled sweep, run at `now`. */
+const sweep = (now: Date) =>
+  recordDrBackupHandler(new EC2Client({ region: 'us-west-2' }), () => now)({ sweep: true });
 const drAccount = '444455556666';
 const backupId = '20261121T143000Z-a1b2c3';
 const sources = ['snap-0000000000000000a', 'snap-0000000000000000b'];
@@ -245,5 +248,35 @@ describe('record-dr-backup', () => {
       recorded: false,
       reason: 'payroll-db is not a cluster this DR stack copies',
     });
+  });
+
+  test('a sweep records again what a lost copy event left unrecorded, and only recent backups without a final manifest', async () => {
+    await proposed();
+    seeCopies(copies(['completed', 'completed']));
+    // The copies ended but their events were lost: nothing is recorded until the sweep.
+    expect(await drManifest()).toBeUndefined();
+    const now = new Date('2026-11-22T10:00:00Z');
+    const swept = await sweep(now);
+    expect(swept).toEqual({
+      swept: { 'orders-db': [expect.objectContaining({ backupId, recorded: true, state: 'completed' })] },
+    });
+    expect((await drManifest())?.state).toBe('completed');
+    // Recorded and final: a second sweep reads it and leaves it.
+    expect(await sweep(now)).toEqual({ swept: { 'orders-db': [] } });
+    // Past the look-back, a backup is not read at all.
+    rmSync(join(dir, 'orders-db', 'backups', backupId, 'manifest.json'));
+    expect(await sweep(new Date('2026-11-24T15:00:00Z'))).toEqual({ swept: { 'orders-db': [] } });
+  });
+
+  test('a sweep reports a proposal it cannot record yet, and goes on', async () => {
+    await proposed();
+    seeCopies([]);
+    const swept = await sweep(new Date('2026-11-21T15:00:00Z'));
+    expect(swept).toEqual({
+      swept: {
+        'orders-db': [{ backupId, recorded: false, reason: `no DR copy of backup ${backupId} is there` }],
+      },
+    });
+    expect(await drManifest()).toBeUndefined();
   });
 });
