@@ -7,7 +7,7 @@
  * out) is refused as Step Functions refuses it, with TaskTimedOut.
  */
 import type { TaskAnswers } from '#domain/budget/queue';
-import type { Json, TaskHandler } from './state-machine.ts';
+import type { Json } from './state-machine.ts';
 
 export class TaskTimedOut extends Error {
   override name = 'TaskTimedOut';
@@ -37,7 +37,7 @@ export class LocalTaskTokens implements TaskAnswers {
   }
 
   /** The local handler of a `.waitForTaskToken` Lambda step calling `handle` (its Parameters hold the Payload). */
-  task(handle: (event: unknown) => Promise<unknown>): TaskHandler {
+  task(handle: (event: Json) => Promise<unknown>): (input: Json) => Promise<Json> {
     return async (input) => {
       const token = `local-task-token-${++this.issued}`;
       const promise = new Promise<Json>((resolve) => this.waiting.set(token, resolve));

@@ -266,7 +266,7 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
       return [{ as: 'own', request: { action: key, resource: d.budgetTableArn } }];
     case 'sfn:SendTaskSuccess':
       // The budget Lambdas answer the task tokens of the waiters they hand a share; no resource-level permissions.
-      return [{ as: 'own', request: { action: key, resource: '*' } }];
+      return [{ as: 'own', request: { action: `states:${command.operation}`, resource: '*' } }];
     case 'cloudwatch:GetMetricData':
       // report-backup-age reads the hosts' archive lag (ClustersWithoutArchiveHealth); no resource-level permissions.
       return [{ as: 'own', request: { action: key, resource: '*' } }];
