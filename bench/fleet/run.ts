@@ -248,15 +248,45 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
         ...Object.fromEntries(unmodelled.map((name) => [name, after(50, () => ({}))])),
         [states.prepare]: lambda(prepareBackupHandler({ ec2: clients.ec2 })),
         [states.acquireBudget]: tokens.task(
-          lambda(acquireSnapshotBudgetHandler(() => budgets, () => answers)),
+          lambda(
+            acquireSnapshotBudgetHandler(
+              () => budgets,
+              () => answers,
+            ),
+          ),
         ),
-        [states.releaseBudget]: lambda(releaseSnapshotBudgetHandler(() => budgets, () => answers)),
-        [states.releaseBudgetOnFailure]: lambda(releaseSnapshotBudgetHandler(() => budgets, () => answers)),
+        [states.releaseBudget]: lambda(
+          releaseSnapshotBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
+        [states.releaseBudgetOnFailure]: lambda(
+          releaseSnapshotBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
         [states.acquireCopies]: tokens.task(
-          lambda(acquireCopyBudgetHandler(() => budgets, () => answers)),
+          lambda(
+            acquireCopyBudgetHandler(
+              () => budgets,
+              () => answers,
+            ),
+          ),
         ),
-        [states.releaseCopies]: lambda(releaseCopyBudgetHandler(() => budgets, () => answers)),
-        [states.releaseCopiesOnFailure]: lambda(releaseCopyBudgetHandler(() => budgets, () => answers)),
+        [states.releaseCopies]: lambda(
+          releaseCopyBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
+        [states.releaseCopiesOnFailure]: lambda(
+          releaseCopyBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
         [states.begin]: hostStep,
         [states.snapshot]: lambda((input) =>
           createSnapshotsHandler(clients.ec2)({ ...(input as Record<string, Json>), repository: undefined }),
