@@ -23,6 +23,7 @@ import { releaseCopyBudgetHandler } from '../../functions/release-copy-budget.ts
 import { releaseSnapshotBudgetHandler } from '../../functions/release-snapshot-budget.ts';
 import { states } from '../../infra/backup/state-names.ts';
 import { setLocalCatalog } from '../../local/state-machine.ts';
+import { LocalTaskTokens } from '../../local/task-tokens.ts';
 import { type CallLog, type ModelWorld, modelClients } from './clients.ts';
 import { VirtualClock } from './clock.ts';
 import { Ec2Model, type FleetVolume, type TransferModel } from './ec2.ts';
@@ -163,6 +164,8 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
     process.env.PGSNAP_DR = JSON.stringify(target);
     // The budget table's items (pending snapshots, the DR copy queue), one store for the fleet, as in DynamoDB.
     const budgets = new MemoryBudgetStore();
+    // The acquire steps wait for their task tokens, answered by whichever budget Lambda hands them a share.
+    const tokens = new LocalTaskTokens();
     const pollSettings = {
       firstPollSeconds: Number(deployment.lambdaSettings.PGSNAP_FIRST_POLL_SECONDS ?? 15),
       maxPollSeconds: Number(deployment.lambdaSettings.PGSNAP_MAX_POLL_SECONDS ?? 300),
@@ -204,9 +207,7 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
           try {
             return (await fn(input)) as Json;
           } catch (error) {
-            // A refused share is a wait, not what failed the backup; its Retry is a state transition, billed.
-            if ((error as Error).name === 'BudgetExhaustedError') outcome.transitions++;
-            else lastErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
+            lastErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
             throw error;
           }
         };
@@ -235,15 +236,57 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
           throw error;
         }
       };
+      // SendTaskSuccess as this execution's Lambdas call it: counted, and under Step Functions' bucket.
+      const answers = {
+        succeed: async (token: string, output: unknown) => {
+          log.calls.set('SFN:SendTaskSuccess', (log.calls.get('SFN:SendTaskSuccess') ?? 0) + 1);
+          world.sfn.answer('SendTaskSuccess', {});
+          await tokens.succeed(token, output);
+        },
+      };
       const handlers: Record<string, Handler> = {
         ...Object.fromEntries(unmodelled.map((name) => [name, after(50, () => ({}))])),
         [states.prepare]: lambda(prepareBackupHandler({ ec2: clients.ec2 })),
-        [states.acquireBudget]: lambda(acquireSnapshotBudgetHandler(() => budgets)),
-        [states.releaseBudget]: lambda(releaseSnapshotBudgetHandler(() => budgets)),
-        [states.releaseBudgetOnFailure]: lambda(releaseSnapshotBudgetHandler(() => budgets)),
-        [states.acquireCopies]: lambda(acquireCopyBudgetHandler(() => budgets)),
-        [states.releaseCopies]: lambda(releaseCopyBudgetHandler(() => budgets)),
-        [states.releaseCopiesOnFailure]: lambda(releaseCopyBudgetHandler(() => budgets)),
+        [states.acquireBudget]: tokens.task(
+          lambda(
+            acquireSnapshotBudgetHandler(
+              () => budgets,
+              () => answers,
+            ),
+          ),
+        ),
+        [states.releaseBudget]: lambda(
+          releaseSnapshotBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
+        [states.releaseBudgetOnFailure]: lambda(
+          releaseSnapshotBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
+        [states.acquireCopies]: tokens.task(
+          lambda(
+            acquireCopyBudgetHandler(
+              () => budgets,
+              () => answers,
+            ),
+          ),
+        ),
+        [states.releaseCopies]: lambda(
+          releaseCopyBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
+        [states.releaseCopiesOnFailure]: lambda(
+          releaseCopyBudgetHandler(
+            () => budgets,
+            () => answers,
+          ),
+        ),
         [states.begin]: hostStep,
         [states.snapshot]: lambda((input) =>
           createSnapshotsHandler(clients.ec2)({ ...(input as Record<string, Json>), repository: undefined }),
@@ -313,6 +356,8 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
       let completedAt: number | undefined;
       const events = (async () => {
         for await (const event of execution.eventLogs) {
+          // Step Functions bills a retry as a transition (a waiting share's ask again after its timeout, too).
+          if (event.type === 'StateRetried') outcome.transitions++;
           if (event.type !== 'StateEntered') continue;
           outcome.transitions++;
           const second = Math.floor(clock.now / 1000);

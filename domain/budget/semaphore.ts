@@ -23,6 +23,15 @@
  * was stopped) loses its place once `waitSeconds` pass without a new attempt,
  * so a dead waiter cannot hold the queue. Nothing polls and nothing runs
  * besides the takers: the order is in the one conditionally written item.
+ *
+ * Woken, not polled: a waiter may leave its Step Functions task token (the
+ * acquire step is a `.waitForTaskToken` task). Every write (a return, a take,
+ * one that finds leases lapsed) hands the free units to the waiters in queue
+ * order, by the same rule as a take, as leases in that same conditional
+ * write, and names the waiters it woke so the caller answers their tokens
+ * (queue.ts). A wake-up that is lost (the answer fails, the Lambda dies
+ * between the write and the answer) strands nobody: the waiter's task times
+ * out, its step asks again, and finds the lease already its own.
  */
 import { BudgetExhaustedError } from '../errors.ts';
 
@@ -41,6 +50,17 @@ export interface Waiter {
   order: string;
   /** ISO time after which the place is lost unless the waiter asks again. */
   expiresAt: string;
+  /** The waiting task's token: answered when a return or a take hands the waiter its share. */
+  token?: string;
+  /** How long the lease it is handed lasts. */
+  leaseSeconds?: number;
+}
+
+/** A waiter that a write turned into a holder: its token is to be answered. */
+export interface Woken {
+  holder: string;
+  units: number;
+  token?: string;
 }
 
 export interface BudgetRecord {
@@ -90,6 +110,21 @@ export interface BudgetShare {
   order?: string;
   /** How long a waiter keeps its place without asking again: longer than the longest pause between asks. */
   waitSeconds?: number;
+  /** The asking task's token: refused, the holder waits to be woken (see the file's comment). */
+  token?: string;
+}
+
+/** What a return needs to hand the freed units to the waiters: the budget and a lease's length. */
+export interface Handover {
+  limit: number;
+}
+
+/** What a take or a return did: the record written (or read), whether the taker holds its share, who was woken. */
+export interface BudgetOutcome {
+  record: BudgetRecord;
+  taken: boolean;
+  woken: Woken[];
+  refusal?: BudgetExhaustedError;
 }
 
 /** Conflicting writers are retried this often before the caller's own retry takes over. */
@@ -101,23 +136,65 @@ interface Change {
   refusal?: BudgetExhaustedError;
 }
 
+/**
+ * Hands the free units to the waiters, oldest first, by the rule of a take: a waiter is granted when the
+ * budget holds its units and those of every older waiter not granted. Only a waiter that left a token (or
+ * a lease length) is handed a share: one that polls takes it itself when it asks again.
+ */
+export function handOver(
+  record: BudgetRecord,
+  limit: number,
+  at: Date,
+): { record: BudgetRecord; woken: Woken[] } {
+  const waiters = Object.entries(record.waiters ?? {}).sort(([ah, a], [bh, b]) =>
+    before(a.order, ah, b.order, bh) ? -1 : 1,
+  );
+  let held = record.held;
+  let reserved = 0;
+  const leases = { ...record.leases };
+  const left: Record<string, Waiter> = {};
+  const woken: Woken[] = [];
+  for (const [holder, waiter] of waiters) {
+    if (waiter.leaseSeconds !== undefined && held + reserved + waiter.units <= limit) {
+      held += waiter.units;
+      leases[holder] = {
+        units: waiter.units,
+        takenAt: at.toISOString(),
+        expiresAt: new Date(at.getTime() + waiter.leaseSeconds * 1000).toISOString(),
+      };
+      woken.push({ holder, units: waiter.units, ...(waiter.token ? { token: waiter.token } : {}) });
+    } else {
+      reserved += waiter.units;
+      left[holder] = waiter;
+    }
+  }
+  if (woken.length === 0) return { record, woken };
+  return { record: { held, leases, ...(Object.keys(left).length > 0 ? { waiters: left } : {}) }, woken };
+}
+
 async function update(
   store: BudgetStore,
   key: string,
   change: (record: BudgetRecord) => Change,
   now: () => Date,
-): Promise<BudgetRecord> {
+  limit?: number,
+): Promise<Omit<BudgetOutcome, 'taken'>> {
   for (let attempt = 0; ; attempt++) {
     const current = await store.read(key);
-    const record = withoutLapsed(current?.record ?? { held: 0, leases: {} }, now());
-    const { next, refusal } = change(record);
-    if (next === undefined) {
-      if (refusal) throw refusal;
-      return record;
-    }
-    if (await store.write(key, next, current?.version)) {
-      if (refusal) throw refusal;
-      return next;
+    const stored = current?.record ?? { held: 0, leases: {} };
+    const at = now();
+    const record = withoutLapsed(stored, at);
+    const changed = change(record);
+    // Whatever the change, units that are free (returned, lapsed) go to the waiters in the same write.
+    const handed =
+      limit === undefined
+        ? { record: changed.next ?? record, woken: [] }
+        : handOver(changed.next ?? record, limit, at);
+    const next = changed.next ?? (handed.woken.length > 0 ? handed.record : undefined);
+    const refusal = changed.refusal;
+    if (next === undefined) return { record, woken: [], ...(refusal ? { refusal } : {}) };
+    if (await store.write(key, handed.record, current?.version)) {
+      return { record: handed.record, woken: handed.woken, ...(refusal ? { refusal } : {}) };
     }
     if (attempt + 1 >= maxConflicts) {
       throw new BudgetExhaustedError(
@@ -130,48 +207,49 @@ async function update(
 }
 
 /**
- * Takes `units` of the budget for `holder`, or throws BudgetExhaustedError
- * naming what is held (and, with an `order`, leaves the holder's place in the
- * queue). Taking it again is a no-op (a retried step): the lease is the
- * holder's, whatever it asks the second time.
+ * Takes `units` of the budget for `holder`, or refuses with BudgetExhaustedError
+ * naming what is held (and, with an `order` or a `token`, leaves the holder's
+ * place in the queue). Taking it again is a no-op (a retried step): the lease
+ * is the holder's, whatever it asks the second time, including a lease a
+ * return handed it while it waited. Never throws the refusal: see `acquire`.
  */
-export async function acquire(
+export async function take(
   store: BudgetStore,
   share: BudgetShare,
   now: () => Date = () => new Date(),
-): Promise<BudgetRecord> {
+): Promise<BudgetOutcome> {
   if (share.units > share.limit) {
     throw new BudgetExhaustedError(
       `${share.holder} needs ${share.units} of budget ${share.key}, more than all of it (${share.limit}); ` +
         'raise the budget or snapshot fewer volumes at once',
     );
   }
-  return update(
+  const outcome = await update(
     store,
     share.key,
     (record): Change => {
       if (record.leases[share.holder]) return {};
       const waiters = record.waiters ?? {};
-      const ahead = Object.entries(waiters).filter(
-        ([holder, waiter]) =>
-          holder !== share.holder && before(waiter.order, holder, share.order, share.holder),
+      const { [share.holder]: own, ...others } = waiters;
+      // A waiter's place is kept from its first ask: a later ask does not move it back.
+      const order = own && (share.order === undefined || own.order < share.order) ? own.order : share.order;
+      const ahead = Object.entries(others).filter(([holder, waiter]) =>
+        before(waiter.order, holder, order, share.holder),
       );
       const reserved = ahead.reduce((sum, [, waiter]) => sum + waiter.units, 0);
       const at = now();
-      const { [share.holder]: own, ...others } = waiters;
       if (record.held + reserved + share.units > share.limit) {
         const refusal = new BudgetExhaustedError(
           `budget ${share.key}: ${record.held} of ${share.limit} held by ${Object.keys(record.leases).length} ` +
             `backup(s)${ahead.length > 0 ? `, ${reserved} kept for ${ahead.length} older backup(s) waiting` : ''}; ` +
             `${share.holder} needs ${share.units}`,
         );
-        if (share.order === undefined) return { refusal };
-        // The place is kept from the first ask: a later ask does not move the waiter back.
-        const order = own && own.order < share.order ? own.order : share.order;
+        if (order === undefined && share.token === undefined) return { refusal };
         const waiter: Waiter = {
           units: share.units,
-          order,
+          order: order ?? at.toISOString(),
           expiresAt: new Date(at.getTime() + (share.waitSeconds ?? 600) * 1000).toISOString(),
+          ...(share.token === undefined ? {} : { token: share.token, leaseSeconds: share.leaseSeconds }),
         };
         return { next: { ...record, waiters: { ...others, [share.holder]: waiter } }, refusal };
       }
@@ -189,16 +267,45 @@ export async function acquire(
       };
     },
     now,
+    share.limit,
   );
+  const taken = outcome.record.leases[share.holder] !== undefined;
+  // Handed its own share in the write that queued it: the taker answers for itself, not as one woken.
+  const woken = outcome.woken.filter((w) => w.holder !== share.holder);
+  if (taken) {
+    const { refusal: _none, ...granted } = outcome;
+    return { ...granted, woken, taken };
+  }
+  return { ...outcome, woken, taken };
 }
 
-/** Returns `holder`'s share, if it holds one. Returning it twice is a no-op. */
-export async function release(
+/**
+ * Takes `units` of the budget for `holder` (see `take`), or throws
+ * BudgetExhaustedError: the step that polls retries it. Woken waiters are the
+ * caller of `take`'s to answer; this one does not wake anybody.
+ */
+export async function acquire(
+  store: BudgetStore,
+  share: BudgetShare,
+  now: () => Date = () => new Date(),
+): Promise<BudgetRecord> {
+  const outcome = await take(store, share, now);
+  if (outcome.refusal) throw outcome.refusal;
+  return outcome.record;
+}
+
+/**
+ * Returns `holder`'s share, if it holds one, and with `handover` hands the
+ * freed units (and any lapsed) to the waiters that left a token, in queue
+ * order, in the same write. Returning it twice is a no-op.
+ */
+export async function giveBack(
   store: BudgetStore,
   key: string,
   holder: string,
+  handover?: Handover,
   now: () => Date = () => new Date(),
-): Promise<BudgetRecord> {
+): Promise<Omit<BudgetOutcome, 'taken' | 'refusal'>> {
   return update(
     store,
     key,
@@ -209,7 +316,18 @@ export async function release(
       return { next: { ...record, held: record.held - lease.units, leases } };
     },
     now,
+    handover?.limit,
   );
+}
+
+/** Returns `holder`'s share, if it holds one. Returning it twice is a no-op. */
+export async function release(
+  store: BudgetStore,
+  key: string,
+  holder: string,
+  now: () => Date = () => new Date(),
+): Promise<BudgetRecord> {
+  return (await giveBack(store, key, holder, undefined, now)).record;
 }
 
 /** A store in memory: one machine, one process (the local runs and the tests). */

@@ -12,6 +12,8 @@ export const budgetEnvironmentSchema = z.object({
   PGSNAP_UNLISTED_VOLUMES: positiveInt,
   /** A share not returned lapses after this long. */
   PGSNAP_BUDGET_LEASE_SECONDS: positiveInt,
+  /** A waiting backup keeps its place in the queue this long after its last ask (longer than its step's timeout). */
+  PGSNAP_BUDGET_WAIT_SECONDS: z.optional(positiveInt),
 });
 
 /** The environment of the DR copy budget Lambdas (infra/dr/copy-budget.ts sets it). */
@@ -27,8 +29,12 @@ export const copyBudgetEnvironmentSchema = z.object({
 });
 
 /** What a budget Lambda answers once it holds a share. */
-export interface ShareTaken {
-  units: number;
+export type { ShareTaken } from '#domain/budget/queue';
+
+/** What the acquire Lambda of a `.waitForTaskToken` step returns (the task's result is what its token is answered). */
+export interface AskAnswered {
+  taken: boolean;
+  /** Waiters this ask woke (units that had lapsed, handed over in the same write). */
+  woken: number;
   held: number;
-  limit: number;
 }

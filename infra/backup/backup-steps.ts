@@ -4,8 +4,7 @@
  * as soon as every snapshot is pending, wait with growing pauses until every
  * snapshot is completed, then mark the manifest completed, count and announce
  * the backup. Before begin it takes a share of the account's pending-snapshot
- * budget (snapshot-budget.ts), waiting there (Retry with full jitter), not in
- * backup mode; the share is returned once the snapshots are completed, or on
+ * budget (snapshot-budget.ts), waiting there to be woken, not in backup mode; the share is returned once the snapshots are completed, or on
  * the cleanup path. The manifest gets the snapshot ids before end runs, and is
  * marked completed only when every snapshot is. Every failure after begin
  * goes to `cleanup` with the error in `$.error`.
@@ -37,6 +36,7 @@ import type { Construct } from 'constructs';
 import { stateRetries } from '#domain/aws-retry';
 import { backupEvents, backupMetrics } from '../monitoring/metrics-and-events.ts';
 import { announce, countMetric, type HostCommands, lambda, onHost, recordInManifest } from '../steps.ts';
+import { snapshotShareTimeoutSeconds, waitForShare } from './snapshot-budget.ts';
 import { states } from './state-names.ts';
 
 export interface BackupStepsProps {
@@ -86,25 +86,19 @@ export class BackupSteps extends StateMachineFragment {
         'The host runs another backup of this cluster (BackupInProgressError); one backup of a cluster at a time.',
     });
 
-    const acquireBudget = lambda(
+    // Waits up to six hours for a share, woken by a return (snapshot-budget.ts), asking again every five minutes.
+    const acquireBudget = waitForShare(
       this,
       states.acquireBudget,
       functions.acquireSnapshotBudget,
-      TaskInput.fromObject({
+      {
         backupId: JsonPath.stringAt('$.backupId'),
         cluster: JsonPath.stringAt('$.cluster'),
         volumeIds: JsonPath.listAt('$.volumeIds'),
-      }),
+      },
       '$.budget',
-    ).addRetry({
-      // Waits up to about six hours for a share, spread by full jitter so that waiters do not return in step.
-      errors: ['BudgetExhaustedError'],
-      interval: Duration.seconds(30),
-      backoffRate: 2,
-      maxDelay: Duration.minutes(10),
-      maxAttempts: 40,
-      jitterStrategy: JitterType.FULL,
-    });
+      { timeoutSeconds: snapshotShareTimeoutSeconds, attempts: (6 * 3_600) / snapshotShareTimeoutSeconds },
+    );
     const releaseBudget = lambda(
       this,
       states.releaseBudget,

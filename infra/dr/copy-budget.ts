@@ -5,15 +5,19 @@
  * are completed or on the failed copy's path. The shares live in the budget
  * table of the pending-snapshot budget (infra/backup/snapshot-budget.ts), in
  * their own item, `copies#<DR account>#<DR region>`, whose waiters form the
- * queue, oldest backup first (domain/budget/semaphore.ts).
+ * queue, oldest backup first (domain/budget/semaphore.ts); a waiting copy is
+ * woken by a return (domain/budget/queue.ts), not polled.
  */
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
+import { grantTaskAnswers } from '../backup/snapshot-budget.ts';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 
-/** A waiting copy asks again within two minutes (dr-copy-steps.ts): its place lasts five times that. */
-export const copyWaitSeconds = 600;
+/** How long a waiting copy waits to be woken before it asks again: a lost wake-up costs at most this. */
+export const copyShareTimeoutSeconds = 600;
+/** A waiting copy keeps its place this long after its last ask: its step's timeout and the retry's pause. */
+export const copyWaitSeconds = 900;
 
 export class CopyBudget {
   readonly acquire: HandlerFunction;
@@ -50,8 +54,10 @@ export class CopyBudget {
       description: "pgsnap: returns a backup's share of the DR copy budget",
       environment,
     });
-    for (const fn of [this.acquire, this.release])
+    for (const fn of [this.acquire, this.release]) {
       props.table.grant(fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
+      grantTaskAnswers(fn);
+    }
   }
 }
 

@@ -25,12 +25,14 @@ import {
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { waitForShare } from '../backup/snapshot-budget.ts';
 import { states } from '../backup/state-names.ts';
 import { copyEvents, copyMetrics } from '../monitoring/metrics-and-events.ts';
 import { announce, countMetric, lambda } from '../steps.ts';
+import { copyShareTimeoutSeconds } from './copy-budget.ts';
 
-/** Asks of a backup waiting in the DR copy queue before its copy is given up (about a minute apart). */
-export const copyQueueAttempts = 720;
+/** Asks of a backup waiting in the DR copy queue before its copy is given up (one per step timeout). */
+export const copyQueueAttempts = 84;
 
 export interface DrCopyStepsProps {
   functions: {
@@ -58,23 +60,16 @@ export class DrCopySteps extends StateMachineFragment {
       repository: JsonPath.stringAt('$.repository'),
     };
 
-    const acquireCopies = lambda(
+    // The queue: a waiter is woken by a return that hands it its units (copy-budget.ts), and asks again
+    // when its step times out (a lost wake-up), for about fourteen hours.
+    const acquireCopies = waitForShare(
       this,
       states.acquireCopies,
       functions.acquireCopyBudget,
-      TaskInput.fromObject({ ...ofBackup, snapshotSet: JsonPath.objectAt('$.snapshotSet') }),
+      { ...ofBackup, snapshotSet: JsonPath.objectAt('$.snapshotSet') },
       '$.copyBudget',
-    ).addRetry({
-      // The queue: a waiter asks again within two minutes (full jitter), keeping its place between asks
-      // (PGSNAP_COPY_WAIT_SECONDS), for about twelve hours; a freed share waits at most that pause for the
-      // oldest waiter, and each ask is one state transition.
-      errors: ['BudgetExhaustedError'],
-      interval: Duration.seconds(20),
-      backoffRate: 2,
-      maxDelay: Duration.minutes(2),
-      maxAttempts: copyQueueAttempts,
-      jitterStrategy: JitterType.FULL,
-    });
+      { timeoutSeconds: copyShareTimeoutSeconds, attempts: copyQueueAttempts },
+    );
     const returnShare = (name: typeof states.releaseCopies | typeof states.releaseCopiesOnFailure) =>
       lambda(
         this,

@@ -63,6 +63,7 @@ import { DynamoDbBudgetStore } from '#domain/budget/dynamodb-store';
 import { newBackupId } from '#domain/ids';
 import { acquireSnapshotBudgetHandler } from '../../functions/acquire-snapshot-budget.ts';
 import { checkSnapshotsHandler } from '../../functions/check-snapshots.ts';
+import { stepFunctionsAnswers } from '../../functions/commons/task-answers.ts';
 import { createSnapshotsHandler } from '../../functions/create-snapshots.ts';
 import { deleteSnapshotsHandler } from '../../functions/delete-snapshots.ts';
 import { prepareBackupHandler } from '../../functions/prepare-backup.ts';
@@ -168,8 +169,15 @@ function bindFunctions(): void {
   // The budget in moto's DynamoDB, through the front: conditional writes as in AWS.
   const budget = new DynamoDbBudgetStore(client(DynamoDBClient, front.endpoint), budgetTable);
   const handlers: Record<string, LambdaHandler> = {
-    AcquireSnapshotBudget: acquireSnapshotBudgetHandler(() => budget),
-    ReleaseSnapshotBudget: releaseSnapshotBudgetHandler(() => budget),
+    // The acquire step waits for its task token: the handlers answer moto's engine with SendTaskSuccess.
+    AcquireSnapshotBudget: acquireSnapshotBudgetHandler(
+      () => budget,
+      () => stepFunctionsAnswers(sfn),
+    ),
+    ReleaseSnapshotBudget: releaseSnapshotBudgetHandler(
+      () => budget,
+      () => stepFunctionsAnswers(sfn),
+    ),
     PrepareBackup: prepareBackupHandler({ ec2: handlerEc2 }),
     CreateSnapshots: async (event) => {
       const result = await create(event);

@@ -33,7 +33,7 @@ import { handler as recordBackup } from '../../functions/record-backup.ts';
 import { handler as recordCopies } from '../../functions/record-copies.ts';
 import { states } from '../../infra/backup/state-names.ts';
 import type { EnvironmentInput } from '../../infra/config/config.ts';
-import { localBudgetHandlers, setLocalBudgetEnvironment } from '../../local/snapshot-budget.ts';
+import { budgetTokens, localBudgetHandlers, setLocalBudgetEnvironment } from '../../local/snapshot-budget.ts';
 import {
   type Json,
   type LocalBackupRun,
@@ -408,46 +408,49 @@ describe('the DR copy queue', () => {
     process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 2 } });
   };
 
-  test('with a copy budget of one, the second backup waits for the first copy to return its share, then copies', async () => {
+  test('with a copy budget of one, the second backup waits in the queue and is woken by the first copy returning its share', async () => {
     oneVolume();
     const budget = new MemoryBudgetStore();
     const shares = localBudgetHandlers(budget);
     const log: string[] = [];
     const first = newBackupId(new Date(Date.now() - 60_000));
     const second = newBackupId();
-    let refusals = 0;
-    let secondRefused: () => void = () => {};
-    const refused = { promise: new Promise<void>((resolve) => (secondRefused = resolve)) };
+    const asks = { first: 0, second: 0 };
+    const who = (input: unknown) => {
+      const payload =
+        (input as { Payload?: { backupId: string } }).Payload ?? (input as { backupId: string });
+      return payload.backupId === first ? 'first' : 'second';
+    };
     const logged =
-      (what: string, handle: TaskHandler): TaskHandler =>
+      (what: string, handle: TaskHandler, asking: boolean): TaskHandler =>
       async (input) => {
-        const backupId = (input as { backupId: string }).backupId;
-        try {
-          const result = await handle(input);
-          log.push(`${what} ${backupId === first ? 'first' : 'second'}`);
-          return result;
-        } catch (error) {
-          refusals++;
-          secondRefused();
-          // What the Retry's pause would be: the first copy goes on meanwhile.
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          throw error;
-        }
+        // A take is logged once it is answered; a return as it starts (it wakes the waiter before it ends).
+        if (asking) asks[who(input)]++;
+        else log.push(`${what} ${who(input)}`);
+        const result = await handle(input);
+        if (asking) log.push(`${what} ${who(input)}`);
+        return result;
       };
     const handlers = {
-      [states.acquireCopies]: logged('took', shares[states.acquireCopies]),
-      [states.releaseCopies]: logged('returned', shares[states.releaseCopies]),
+      [states.acquireCopies]: logged('took', shares[states.acquireCopies], true),
+      [states.releaseCopies]: logged('returned', shares[states.releaseCopies], false),
+    };
+    const waiting = async () => {
+      for (;;) {
+        if ((await budget.read('copies#local'))?.record.waiters?.[second]) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
     };
     let secondRun: Promise<DrRun> | undefined;
     const firstRun = await backup(first, {
       budget,
       handlers: {
         ...handlers,
-        // While the first copy runs, the second backup completes and asks for a share.
+        // While the first copy runs, the second backup completes and joins the queue.
         [states.checkCopies]: async (input) => {
           if (!secondRun) {
             secondRun = backup(second, { budget, handlers });
-            await refused.promise;
+            await waiting();
           }
           return invoke(checkCopies)(input);
         },
@@ -457,8 +460,17 @@ describe('the DR copy queue', () => {
 
     expect(firstRun.run.failure).toBeUndefined();
     expect(secondDone.run.failure).toBeUndefined();
-    expect(refusals).toBeGreaterThan(0);
     expect(log).toEqual(['took first', 'returned first', 'took second', 'returned second']);
+    // Asked once and woken by the return: no second ask, no timeout.
+    expect(asks).toEqual({ first: 1, second: 1 });
+    // The copy budget's answers (the snapshot budget's, limit 90, answered each backup's own take at once).
+    const copyAnswers = budgetTokens(budget).answered.filter(
+      (a) => (a.output as { limit: number }).limit === 1,
+    );
+    expect(copyAnswers.map((a) => a.output)).toEqual([
+      { units: 1, held: 1, limit: 1 },
+      { units: 1, held: 1, limit: 1 },
+    ]);
     for (const backupId of [first, second]) {
       const manifest = (await read(sourceUrl, backupId))!;
       expect(manifest.copies?.map((c) => c.state)).toEqual(['completed']);

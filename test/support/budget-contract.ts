@@ -7,6 +7,7 @@
  * queue), the oldest waiting backup gets the next share.
  */
 import { expect, test } from 'vitest';
+import { giveBackAndWake, takeOrWait } from '#domain/budget/queue';
 import { acquire, type BudgetStore, release } from '#domain/budget/semaphore';
 import { BudgetExhaustedError } from '#domain/errors';
 
@@ -150,5 +151,107 @@ export function budgetContract(store: () => BudgetStore): void {
       }
     }
     expect(served).toEqual(backups.map((b) => b.holder));
+  });
+
+  // Woken, not polled: waiters leave their task token; a return hands them the units and answers them.
+  const answered = () => {
+    const answers: Array<{ token: string; output: unknown }> = [];
+    return {
+      answers,
+      succeed: async (token: string, output: unknown) => {
+        answers.push({ token, output });
+      },
+    };
+  };
+  const waiting = (k: string, holder: string, order: string, units: number, token: string) => ({
+    ...copies(k, holder, order, units),
+    token,
+  });
+
+  test('a return wakes the oldest waiters its units fit, in queue order; a younger one waits for the next return', async () => {
+    const k = key();
+    const tokens = answered();
+    await takeOrWait(store(), tokens, waiting(k, 'running', hour(0), 2, 't-running'));
+    const younger = await takeOrWait(store(), tokens, waiting(k, 'younger', hour(2), 1, 't-younger'));
+    const older = await takeOrWait(store(), tokens, waiting(k, 'older', hour(1), 2, 't-older'));
+    expect([younger.taken, older.taken]).toEqual([false, false]);
+    expect(tokens.answers.map((a) => a.token)).toEqual(['t-running']);
+
+    // Two units free: the older waiter needs both, so the younger one (who asked first) still waits.
+    expect(await giveBackAndWake(store(), tokens, { key: k, limit: 2 }, 'running')).toMatchObject({
+      woken: 1,
+    });
+    expect(tokens.answers.map((a) => a.token)).toEqual(['t-running', 't-older']);
+    expect(tokens.answers[1]!.output).toEqual({ units: 2, held: 2, limit: 2 });
+    await giveBackAndWake(store(), tokens, { key: k, limit: 2 }, 'older');
+    expect(tokens.answers.map((a) => a.token)).toEqual(['t-running', 't-older', 't-younger']);
+    const record = (await store().read(k))!.record;
+    expect(record.waiters).toBeUndefined();
+    expect(Object.keys(record.leases)).toEqual(['younger']);
+  });
+
+  test('a lost wake-up strands nobody: the waiter asks again when its step times out and finds the share its own', async () => {
+    const k = key();
+    const tokens = answered();
+    await takeOrWait(store(), tokens, waiting(k, 'running', hour(0), 2, 't-running'));
+    await takeOrWait(store(), tokens, waiting(k, 'waiter', hour(1), 2, 't-waiter-1'));
+    // The answer to the waiter fails (its task timed out, SendTaskSuccess throttled past the SDK's retries).
+    const losing = {
+      succeed: async () => {
+        throw Object.assign(new Error('Task Timed Out'), { name: 'TaskTimedOut' });
+      },
+    };
+    expect(await giveBackAndWake(store(), losing, { key: k, limit: 2 }, 'running')).toMatchObject({
+      woken: 1,
+      lost: 1,
+    });
+    // States.Timeout, the step's Retry: a new attempt, a new token, answered at once.
+    const again = await takeOrWait(store(), tokens, waiting(k, 'waiter', hour(1), 2, 't-waiter-2'));
+    expect(again.taken).toBe(true);
+    expect(tokens.answers.map((a) => a.token)).toEqual(['t-running', 't-waiter-2']);
+    expect((await store().read(k))!.record.held).toBe(2);
+  });
+
+  test('a return racing a refused take (between its read and its write) cannot strand it: the take reads again and gets the share', async () => {
+    const k = key();
+    const tokens = answered();
+    await takeOrWait(store(), tokens, waiting(k, 'running', hour(0), 2, 't-running'));
+    const inner = store();
+    let raced = false;
+    // The taker's first write (its place in the queue, after a refusal) loses to the return that ran meanwhile.
+    const racing: BudgetStore = {
+      read: (key) => inner.read(key),
+      write: async (key, record, version) => {
+        if (!raced && record.waiters?.taker) {
+          raced = true;
+          await giveBackAndWake(inner, tokens, { key: k, limit: 2 }, 'running');
+        }
+        return inner.write(key, record, version);
+      },
+    };
+    const taker = await takeOrWait(racing, tokens, waiting(k, 'taker', hour(1), 2, 't-taker'));
+    expect(raced).toBe(true);
+    expect(taker.taken).toBe(true);
+    expect(tokens.answers.map((a) => a.token)).toEqual(['t-running', 't-taker']);
+    const record = (await store().read(k))!.record;
+    expect(Object.keys(record.leases)).toEqual(['taker']);
+    expect(record.waiters).toBeUndefined();
+  });
+
+  test('units of a lapsed lease go to the waiters with the next take: the taker answers them', async () => {
+    const k = key();
+    const tokens = answered();
+    const t0 = Date.parse('2026-01-05T00:00:00Z');
+    const at = (s: number) => () => new Date(t0 + s * 1000);
+    await takeOrWait(
+      store(),
+      tokens,
+      { ...waiting(k, 'crashed', hour(0), 2, 't-crashed'), leaseSeconds: 60 },
+      at(0),
+    );
+    await takeOrWait(store(), tokens, waiting(k, 'waiter', hour(1), 2, 't-waiter'), at(10));
+    const late = await takeOrWait(store(), tokens, waiting(k, 'late', hour(2), 1, 't-late'), at(61));
+    expect(late).toMatchObject({ taken: false, woken: 1 });
+    expect(tokens.answers.map((a) => a.token)).toEqual(['t-crashed', 't-waiter']);
   });
 }

@@ -264,6 +264,9 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
     case 'dynamodb:PutItem':
       // The budget Lambdas read and write the budget item of the stack's own table, and nothing else.
       return [{ as: 'own', request: { action: key, resource: d.budgetTableArn } }];
+    case 'sfn:SendTaskSuccess':
+      // The budget Lambdas answer the task tokens of the waiters they hand a share; no resource-level permissions.
+      return [{ as: 'own', request: { action: `states:${command.operation}`, resource: '*' } }];
     case 'cloudwatch:GetMetricData':
       // report-backup-age reads the hosts' archive lag (ClustersWithoutArchiveHealth); no resource-level permissions.
       return [{ as: 'own', request: { action: key, resource: '*' } }];

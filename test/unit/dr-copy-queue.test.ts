@@ -56,7 +56,7 @@ describe('the DR copy budget', () => {
       held: 3,
       limit: 3,
     });
-    expect(await release({ backupId: '20260105T030000Z-aaaaaa' })).toEqual({ held: 0 });
+    expect(await release({ backupId: '20260105T030000Z-aaaaaa' })).toEqual({ held: 0, woken: 0, lost: 0 });
   });
 
   test('a cluster not copied to DR takes nothing', async () => {
