@@ -23,6 +23,7 @@ import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
+import { DiscoveredHosts } from './guards/discovered-hosts.ts';
 import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
@@ -45,6 +46,8 @@ export class Pgsnap extends Construct {
   readonly repository: RepositoryBucket;
   readonly backup: BackupStateMachine;
   readonly hostPolicy: AgentHostPolicy;
+  /** With `discover`: the instance profile tagged hosts run with, and the vendor of their cluster's credentials. */
+  readonly discoveredHosts: DiscoveredHosts | undefined;
   /** What restore and drill targets hold instead of the host policy: read only. */
   readonly restoreTargetPolicy: RestoreTargetPolicy;
   readonly alarms: BackupAlarms;
@@ -221,6 +224,24 @@ export class Pgsnap extends Construct {
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
     });
+    this.discoveredHosts =
+      discover &&
+      new DiscoveredHosts(this, 'DiscoveredHosts', {
+        environment: config.name,
+        bucket: this.repository.bucket,
+        prefix: discover.defaults.prefix,
+        repositoryKey: this.repository.key,
+        catalog,
+      });
+    if (this.discoveredHosts) {
+      outputs(this, {
+        DiscoveredHostInstanceProfile: [
+          this.discoveredHosts.instanceProfile.instanceProfileName,
+          'The instance profile to launch hosts found by tags with',
+        ],
+        CredentialsUrl: [this.discoveredHosts.url.url, 'PGSNAP_CREDENTIALS_URL on hosts found by tags'],
+      });
+    }
     const backupAge = new BackupAge(this, 'BackupAge', {
       clusters: config.clusters.map((cluster) => ({
         name: cluster.name,
