@@ -46,6 +46,7 @@ import { acknowledge, bucketFinding } from './acknowledge.ts';
 import { agentHostStatements, hostMetricsStatement, sendTaskStatement } from './agent-host-policy.ts';
 
 /** The session tag the vendor sets and the discovered-cluster role's policy reads (domain/host-credentials.ts). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, resolved by IAM, not by JavaScript
 export const clusterPrincipalTag = '${aws:PrincipalTag/pgsnap:cluster}';
 
 export interface DiscoveredHostsProps {
