@@ -103,7 +103,12 @@ export async function clusterOfInstance(
   if (!discover) {
     throw new CredentialsRefusedError('this environment finds no cluster by tags (no discover block)');
   }
-  const found = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+  // An id EC2 does not know is an error, not an empty answer (InvalidInstanceID.NotFound, EC2 API
+  // Reference, "Error codes"): that is a refusal, not a failure of the vendor.
+  const found = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })).catch((error) => {
+    if ((error as Error).name.startsWith('InvalidInstanceID.')) return { Reservations: [] };
+    throw error;
+  });
   const instance = (found.Reservations ?? []).flatMap((r) => r.Instances ?? [])[0];
   if (!instance || instance.InstanceId !== instanceId) {
     throw new CredentialsRefusedError(`instance ${instanceId} was not found`);

@@ -122,6 +122,10 @@ describe('the credential vendor', () => {
     expect(await refusal(fromInstance())).toContain('has no pgsnap:cluster tag');
     describeAnswers(undefined);
     expect(await refusal(fromInstance())).toContain('was not found');
+    ec2
+      .on(DescribeInstancesCommand)
+      .rejects(Object.assign(new Error('unknown'), { name: 'InvalidInstanceID.NotFound' }));
+    expect(await refusal(fromInstance())).toContain('was not found');
     describeAnswers(instance('stopped', { 'pgsnap:cluster': 'inventory-db' }));
     expect(await refusal(fromInstance())).toContain('is stopped, not running');
   });
