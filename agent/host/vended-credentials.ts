@@ -106,11 +106,17 @@ export function vendedCredentials(url: string, options: VendedCredentialsOptions
       );
     }
     const text = await answer.text();
-    if (answer.status !== 200) {
+    if (answer.status === 403) {
       const message = safeMessage(text);
       throw new PreconditionError(
-        `the credential vendor ${target.origin} refused this host (HTTP ${answer.status}${message ? `: ${message}` : ''}); ` +
+        `the credential vendor ${target.origin} refused this host (HTTP 403${message ? `: ${message}` : ''}); ` +
           'launch it with the pgsnap-<environment>-discovered-host instance profile and tag it with its cluster',
+      );
+    }
+    if (answer.status !== 200) {
+      throw new PreconditionError(
+        `the credential vendor ${target.origin} failed (HTTP ${answer.status}); try again, and if it keeps ` +
+          "failing read the vend-credentials Lambda's log",
       );
     }
     const body = JSON.parse(text) as Record<string, unknown>;
