@@ -207,11 +207,14 @@ export class Pgsnap extends Construct {
     this.node.addValidation(new SnapshotQuota(config));
     warnNearSnapshotQuota(this, config);
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
-    this.repository.writeOnce(
-      config.clusters
+    // Clusters found by tags too: every cluster under the discovered prefix, whatever its name.
+    const discoveredRoots = discover ? [`${discover.defaults.prefix}*`] : [];
+    this.repository.writeOnce([
+      ...config.clusters
         .filter((cluster) => !cluster.repository.bucketName)
         .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
-    );
+      ...discoveredRoots.flatMap(writeOnceKeys),
+    ]);
     this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
       environment: config.name,
       stateMachineArn,
@@ -269,9 +272,12 @@ export class Pgsnap extends Construct {
     // The orchestrator records, hosts only propose (DESIGN.md "Trust"): the Lambdas made above, and no one
     // else, write the manifests and the restore records, whatever a host's or anyone's own policies say.
     this.repository.recordsWrittenOnlyBy(
-      config.clusters
-        .filter((cluster) => !cluster.repository.bucketName)
-        .flatMap((cluster) => recordKeys(`${cluster.repository.prefix}${cluster.name}`)),
+      [
+        ...config.clusters
+          .filter((cluster) => !cluster.repository.bucketName)
+          .flatMap((cluster) => recordKeys(`${cluster.repository.prefix}${cluster.name}`)),
+        ...discoveredRoots.flatMap(recordKeys),
+      ],
       lambdaRolesOf(this),
     );
   }

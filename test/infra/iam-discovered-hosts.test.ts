@@ -112,6 +112,39 @@ describe('hosts found by tags', () => {
     expect(await decideAs('inventory-db', put('inventory-db/restores/r.json'))).toBe('ExplicitlyDenied');
   });
 
+  it("the bucket keeps a discovered cluster's WAL and artifacts write-once and its records the Lambdas' alone, whatever the session's policies say", async () => {
+    const mighty: Principal = {
+      ...clusterRole,
+      policies: [
+        ...clusterRole.policies,
+        {
+          name: 'all of s3',
+          policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] },
+        },
+      ],
+    };
+    const as = (request: IamRequest) =>
+      d.world.decide(mighty, {
+        ...request,
+        context: { ...request.context, [`aws:PrincipalTag/${tagKey}`]: 'inventory-db' },
+      });
+    const overwrite = {
+      action: 's3:PutObject',
+      resource: object('inventory-db/wal/000000010000000000000003.zst'),
+    };
+    expect(await as(overwrite)).toBe('ExplicitlyDenied');
+    expect(await as(put('inventory-db/wal/000000010000000000000003.zst'))).toBe('Allowed');
+    expect(
+      await as({
+        action: 's3:PutObject',
+        resource: object(`inventory-db/backups/${backupId}/manifest.json`),
+      }),
+    ).toBe('ExplicitlyDenied');
+    expect(await as({ action: 's3:DeleteObject', resource: object('other-db/restores/r.json') })).toBe(
+      'ExplicitlyDenied',
+    );
+  });
+
   it('the role tagged hosts run with writes nothing in S3 and tags nothing; it answers tasks and invokes the vendor', async () => {
     const nothing: IamRequest[] = [
       put('inventory-db/wal/000000010000000000000003.zst'),
