@@ -23,6 +23,7 @@ import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
+import { DiscoveredHosts } from './guards/discovered-hosts.ts';
 import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
@@ -45,6 +46,8 @@ export class Pgsnap extends Construct {
   readonly repository: RepositoryBucket;
   readonly backup: BackupStateMachine;
   readonly hostPolicy: AgentHostPolicy;
+  /** With `discover`: the instance profile tagged hosts run with, and the vendor of their cluster's credentials. */
+  readonly discoveredHosts: DiscoveredHosts | undefined;
   /** What restore and drill targets hold instead of the host policy: read only. */
   readonly restoreTargetPolicy: RestoreTargetPolicy;
   readonly alarms: BackupAlarms;
@@ -204,11 +207,14 @@ export class Pgsnap extends Construct {
     this.node.addValidation(new SnapshotQuota(config));
     warnNearSnapshotQuota(this, config);
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
-    this.repository.writeOnce(
-      config.clusters
+    // Clusters found by tags too: every cluster under the discovered prefix, whatever its name.
+    const discoveredRoots = discover ? [`${discover.defaults.prefix}*`] : [];
+    this.repository.writeOnce([
+      ...config.clusters
         .filter((cluster) => !cluster.repository.bucketName)
         .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
-    );
+      ...discoveredRoots.flatMap(writeOnceKeys),
+    ]);
     this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
       environment: config.name,
       stateMachineArn,
@@ -221,6 +227,24 @@ export class Pgsnap extends Construct {
         ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
         : {}),
     });
+    this.discoveredHosts =
+      discover &&
+      new DiscoveredHosts(this, 'DiscoveredHosts', {
+        environment: config.name,
+        bucket: this.repository.bucket,
+        prefix: discover.defaults.prefix,
+        repositoryKey: this.repository.key,
+        catalog,
+      });
+    if (this.discoveredHosts) {
+      outputs(this, {
+        DiscoveredHostInstanceProfile: [
+          this.discoveredHosts.instanceProfile.instanceProfileName,
+          'The instance profile to launch hosts found by tags with',
+        ],
+        CredentialsUrl: [this.discoveredHosts.url.url, 'PGSNAP_CREDENTIALS_URL on hosts found by tags'],
+      });
+    }
     const backupAge = new BackupAge(this, 'BackupAge', {
       clusters: config.clusters.map((cluster) => ({
         name: cluster.name,
@@ -248,9 +272,12 @@ export class Pgsnap extends Construct {
     // The orchestrator records, hosts only propose (DESIGN.md "Trust"): the Lambdas made above, and no one
     // else, write the manifests and the restore records, whatever a host's or anyone's own policies say.
     this.repository.recordsWrittenOnlyBy(
-      config.clusters
-        .filter((cluster) => !cluster.repository.bucketName)
-        .flatMap((cluster) => recordKeys(`${cluster.repository.prefix}${cluster.name}`)),
+      [
+        ...config.clusters
+          .filter((cluster) => !cluster.repository.bucketName)
+          .flatMap((cluster) => recordKeys(`${cluster.repository.prefix}${cluster.name}`)),
+        ...discoveredRoots.flatMap(recordKeys),
+      ],
       lambdaRolesOf(this),
     );
   }

@@ -59,7 +59,11 @@ function settingsOf(values: RepositoryValues, env: NodeJS.ProcessEnv) {
 export async function open(choice: RepositoryChoice): Promise<Repository> {
   const { openRepository } = await import('#domain/repository/open');
   const { awsTimeouts } = await import('./aws-timeouts.ts');
-  return openRepository(choice.url, choice.cluster, { timeouts: awsTimeouts() });
+  const credentials = await repositoryCredentials(choice.url);
+  return openRepository(choice.url, choice.cluster, {
+    timeouts: awsTimeouts(),
+    ...(credentials ? { credentials } : {}),
+  });
 }
 
 /**
@@ -76,5 +80,16 @@ export async function openWhole(command: string, values: RepositoryValues): Prom
   const { openStore } = await import('#domain/repository/open');
   const { parseRepositoryUrl } = await import('#domain/repository/location');
   const { awsTimeouts } = await import('./aws-timeouts.ts');
-  return openStore(parseRepositoryUrl(url), { timeouts: awsTimeouts() });
+  const credentials = await repositoryCredentials(url);
+  return openStore(parseRepositoryUrl(url), {
+    timeouts: awsTimeouts(),
+    ...(credentials ? { credentials } : {}),
+  });
+}
+
+/** For an s3:// repository on a host found by tags (PGSNAP_CREDENTIALS_URL), the vended credentials. */
+async function repositoryCredentials(url: string) {
+  if (!url.startsWith('s3://')) return undefined;
+  const { credentialsFromSettings } = await import('./vended-credentials.ts');
+  return credentialsFromSettings();
 }

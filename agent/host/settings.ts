@@ -87,6 +87,14 @@ export const settingDescriptors = {
     commands: 'restore, unmount',
     description: 'the systemd unit that runs the restored server (the SSM document passes none)',
   },
+  credentialsUrl: {
+    env: 'PGSNAP_CREDENTIALS_URL',
+    type: 'url',
+    description:
+      "on a host found by tags: the stack's credential vendor (output CredentialsUrl); the repository is then " +
+      "used with the credentials it vends for this instance's cluster, signed for with the instance's own. " +
+      'Unset: the AWS SDK default chain',
+  },
   localVolumes: {
     env: 'PGSNAP_LOCAL_VOLUMES',
     type: 'path',
@@ -231,7 +239,7 @@ export interface Settings {
 
 /** A setting's environment variable alone, for code that has no flags to apply (a variable set to '' is unset). */
 export function fromEnvironment(
-  name: 'pgBin' | 'localVolumes' | 'systemdUnit',
+  name: 'pgBin' | 'localVolumes' | 'systemdUnit' | 'credentialsUrl',
   env: NodeJS.ProcessEnv = process.env,
 ): string | undefined {
   return env[settingDescriptors[name].env] || undefined;

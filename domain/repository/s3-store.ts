@@ -1,7 +1,7 @@
 /**
  * The `s3://` backend. PutObject is atomic (readers see the old object or the
  * new one, never a part), so no temporary names are needed. Credentials come
- * from the AWS SDK's default chain.
+ * from the AWS SDK's default chain unless the caller gives a provider.
  */
 
 import {
@@ -33,6 +33,13 @@ export interface S3StoreOptions {
   client?: S3Client;
   /** How long one call may take; every attempt gets the limits again. */
   timeouts?: AwsTimeouts;
+  /** A credential provider instead of the SDK's default chain (PGSNAP_CREDENTIALS_URL on the agent). */
+  credentials?: () => Promise<{
+    accessKeyId: string;
+    secretAccessKey: string;
+    sessionToken?: string;
+    expiration?: Date;
+  }>;
 }
 
 const maxAttempts = 4;
@@ -59,6 +66,7 @@ export class S3Store implements ObjectStore {
         ...(location.region ? { region: location.region } : {}),
         ...(location.endpoint ? { endpoint: location.endpoint } : {}),
         forcePathStyle: location.forcePathStyle,
+        ...(options.credentials ? { credentials: options.credentials } : {}),
         maxAttempts,
         retryMode: sdkRetry.retryMode,
         ...awsClientTimeouts(this.timeouts),

@@ -226,6 +226,18 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
           ]
         : [];
     case 'sts:AssumeRole':
+      if (handler === 'vend-credentials') {
+        // The discovered-cluster role, with the host's cluster as a session tag (infra/guards/discovered-hosts.ts).
+        const resource = `arn:aws:iam::${source.account}:role/pgsnap-prod-discovered-cluster`;
+        const context = {
+          'aws:RequestTag/pgsnap:cluster': 'inventory-db',
+          'aws:TagKeys': ['pgsnap:cluster'],
+        };
+        return [
+          { as: 'own', request: { action: 'sts:AssumeRole', resource } },
+          { as: 'own', request: { action: 'sts:TagSession', resource, context } },
+        ];
+      }
       return d.crossAccount
         ? [
             {
@@ -414,7 +426,7 @@ function catalogRequestsOf(
     );
   }
   if (command.operation !== 'GetObject') return undefined;
-  if (handler === 'start-fleet' || handler === 'prepare-backup') {
+  if (handler === 'start-fleet' || handler === 'prepare-backup' || handler === 'vend-credentials') {
     return s3Requests('own', 'GetObject', bucketArn, keyArn, region, [catalogKey], '');
   }
   return undefined;
