@@ -8,6 +8,7 @@
  */
 
 import { Stack, type StackProps } from 'aws-cdk-lib';
+import type { ManagedPolicy } from 'aws-cdk-lib/aws-iam';
 import type { Bucket, IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { AfterBackup } from './backup/after-backup.ts';
@@ -23,6 +24,7 @@ import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
+import { ClusterShards } from './guards/cluster-shards.ts';
 import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
@@ -44,9 +46,10 @@ export interface PgsnapProps {
 export class Pgsnap extends Construct {
   readonly repository: RepositoryBucket;
   readonly backup: BackupStateMachine;
-  readonly hostPolicy: AgentHostPolicy;
+  /** Each cluster's host policy, by cluster name (in its shard when there are many clusters). */
+  readonly hostPolicy: { readonly policies: ReadonlyMap<string, ManagedPolicy> };
   /** What restore and drill targets hold instead of the host policy: read only. */
-  readonly restoreTargetPolicy: RestoreTargetPolicy;
+  readonly restoreTargetPolicy: { readonly policies: ReadonlyMap<string, ManagedPolicy> };
   readonly alarms: BackupAlarms;
   readonly document: AgentDocument;
   readonly restore: Restore;
@@ -56,6 +59,14 @@ export class Pgsnap extends Construct {
     const config = environmentSchema.parse(props.environment);
     const stateMachineName = `pgsnap-${config.name}-backup`;
     const stateMachineArn = BackupStateMachine.arnFor(this, stateMachineName);
+
+    // Per-cluster resources in nested stacks once the clusters are many (CloudFormation's 500 per stack).
+    const shards = new ClusterShards(
+      this,
+      config.clusters.map((c) => c.name),
+    );
+    const scopeOf = (cluster: string, here: Construct) => shards.scopeOf(cluster, here);
+    const clustersOf = (names: readonly string[]) => config.clusters.filter((c) => names.includes(c.name));
 
     this.repository = new RepositoryBucket(this, 'Repository');
     const bucketOf = new Map<string, IBucket>();
@@ -138,9 +149,15 @@ export class Pgsnap extends Construct {
       clusters: config.clusters,
       notifications: config.notifications,
       stateMachine: this.backup.stateMachine,
+      scopeOf,
     });
     afterBackup.attach(this.backup.stateMachine, this.alarms.topic);
-    new ArchiveAlarms(this, 'ArchiveAlarms', { clusters: config.clusters, topic: this.alarms.topic });
+    for (const shard of shards.shards) {
+      new ArchiveAlarms(shard.scope, 'ArchiveAlarms', {
+        clusters: clustersOf(shard.clusters),
+        topic: this.alarms.topic,
+      });
+    }
     const dr = config.dr;
     const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
     if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
@@ -152,15 +169,20 @@ export class Pgsnap extends Construct {
         walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
       });
     }
-    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
-      name: config.name,
-      repositories: config.clusters.map((cluster) => ({
-        bucket: repositoryOf(cluster),
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
-    });
+    const targetPolicies = new Map<string, ManagedPolicy>();
+    for (const shard of shards.shards) {
+      const policy = new RestoreTargetPolicy(shard.scope, 'RestoreTargetPolicy', {
+        name: config.name,
+        repositories: clustersOf(shard.clusters).map((cluster) => ({
+          bucket: repositoryOf(cluster),
+          prefix: cluster.repository.prefix,
+          cluster: cluster.name,
+        })),
+        repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
+      });
+      for (const [cluster, managed] of policy.policies) targetPolicies.set(cluster, managed);
+    }
+    this.restoreTargetPolicy = { policies: targetPolicies };
     this.restore = new Restore(this, 'Restore', {
       stateMachineName: `pgsnap-${config.name}-restore`,
       clusters: config.clusters.map((cluster) => ({
@@ -175,6 +197,7 @@ export class Pgsnap extends Construct {
       environment: config.name,
       targetPolicies: this.restoreTargetPolicy.policies,
       catalog,
+      scopeOf,
     });
     // What the CLI's hints and docs/restore.md send operators to (aws cloudformation describe-stacks).
     outputs(this, {
@@ -209,18 +232,23 @@ export class Pgsnap extends Construct {
         .filter((cluster) => !cluster.repository.bucketName)
         .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
     );
-    this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
-      environment: config.name,
-      stateMachineArn,
-      repositories: config.clusters.map((cluster) => ({
-        bucket: repositoryOf(cluster),
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      ...(this.repository.key
-        ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
-        : {}),
-    });
+    const hostPolicies = new Map<string, ManagedPolicy>();
+    for (const shard of shards.shards) {
+      const policy = new AgentHostPolicy(shard.scope, 'AgentHostPolicy', {
+        environment: config.name,
+        stateMachineArn,
+        repositories: clustersOf(shard.clusters).map((cluster) => ({
+          bucket: repositoryOf(cluster),
+          prefix: cluster.repository.prefix,
+          cluster: cluster.name,
+        })),
+        ...(this.repository.key
+          ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
+          : {}),
+      });
+      for (const [cluster, managed] of policy.policies) hostPolicies.set(cluster, managed);
+    }
+    this.hostPolicy = { policies: hostPolicies };
     new BackupAge(this, 'BackupAge', {
       clusters: config.clusters.map((cluster) => ({
         name: cluster.name,

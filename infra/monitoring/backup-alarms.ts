@@ -21,6 +21,8 @@ export interface BackupAlarmsProps {
   clusters: ClusterConfig[];
   notifications: EnvironmentConfig['notifications'];
   stateMachine: IStateMachine;
+  /** Where a cluster's alarms go (infra/guards/cluster-shards.ts); none: here. */
+  scopeOf?: ((cluster: string, here: Construct) => Construct) | undefined;
 }
 
 export class BackupAlarms extends Construct {
@@ -58,9 +60,10 @@ export class BackupAlarms extends Construct {
     executionProblems.addAlarmAction(action);
 
     for (const cluster of props.clusters) {
+      const scope = props.scopeOf?.(cluster.name, this) ?? this;
       const metric = (metricName: string, period: Duration) =>
         clusterMetric(cluster.name, metricName, 'Sum', period);
-      new Alarm(this, `${cluster.name}-BackupFailed`, {
+      new Alarm(scope, `${cluster.name}-BackupFailed`, {
         alarmDescription: `A backup of ${cluster.name} failed; the failure event and the execution history say why.`,
         metric: metric(backupMetrics.failed, Duration.minutes(5)),
         threshold: 1,
@@ -69,7 +72,7 @@ export class BackupAlarms extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
       }).addAlarmAction(action);
       // One datapoint per hour; the alarm fires when none of the last rpoHours had a completed backup.
-      new Alarm(this, `${cluster.name}-Rpo`, {
+      new Alarm(scope, `${cluster.name}-Rpo`, {
         alarmDescription:
           `No backup of ${cluster.name} completed in ${cluster.rpoHours} hours: ` +
           'the recovery point objective is at risk. Check the schedules and the last executions.',
