@@ -33,6 +33,8 @@ export const catalogClusterSchema = z.strictObject({
   repository: z.string(),
   /** How long a restore's recovery may take on the target host; none: the agent's default. */
   recoverySeconds: z.optional(z.int().check(z.positive())),
+  /** The DR repository of a cluster copied to DR: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
+  drRepository: z.optional(z.string()),
 });
 export type CatalogCluster = z.output<typeof catalogClusterSchema>;
 

@@ -19,7 +19,7 @@ import { BackupSchedules } from './backup/schedules.ts';
 import { SnapshotBudget } from './backup/snapshot-budget.ts';
 import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
-import { drNames, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
+import { drNames, drRepositoryUrl, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
@@ -85,9 +85,12 @@ export class Pgsnap extends Construct {
     const repositoryUrl = (cluster: EnvironmentConfig['clusters'][number]) =>
       `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`;
     const discover = config.discover;
+    const dr = config.dr;
     const catalog = new ClusterCatalog(this, 'Catalog', {
       bucket: this.repository.bucket,
-      clusters: catalogClusters(config.clusters, repositoryUrl),
+      clusters: catalogClusters(config.clusters, repositoryUrl, (cluster) =>
+        dr && cluster.copyToDr ? drRepositoryUrl(drNames(config, dr), cluster) : undefined,
+      ),
       discover: discover && {
         tag: discover.tag,
         repository: `s3://${this.repository.bucket.bucketName}/${discover.defaults.prefix}`,
@@ -114,6 +117,8 @@ export class Pgsnap extends Construct {
         return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
       },
       budgetTable: budget.table,
+      catalog,
+      scopeOf,
     });
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
@@ -158,7 +163,6 @@ export class Pgsnap extends Construct {
         topic: this.alarms.topic,
       });
     }
-    const dr = config.dr;
     const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
     if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
       new WalReplication(this, 'WalReplication', {

@@ -14,6 +14,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { CopyBudget, clustersTooBigForCopies } from '../dr/copy-budget.ts';
 import { drNames } from '../dr/dr-config.ts';
@@ -41,17 +42,23 @@ export interface AfterBackupProps {
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
   /** The budget table (infra/backup/snapshot-budget.ts): the DR copy budget is an item in it. */
   budgetTable: ITable;
+  /** The cluster catalog: the copy functions read each copied cluster's DR repository there. */
+  catalog: ClusterCatalog;
+  /** Where a cluster's copy alarm goes (infra/guards/cluster-shards.ts); none: here. */
+  scopeOf?: ((cluster: string, here: Construct) => Construct) | undefined;
 }
 
 export class AfterBackup extends Construct {
   readonly functions: AfterBackupFunctions = {};
   readonly retention: Retention | undefined;
   private readonly config: EnvironmentConfig;
+  private readonly scopeOf: AfterBackupProps['scopeOf'];
 
   constructor(scope: Construct, id: string, props: AfterBackupProps) {
     super(scope, id);
     const { config } = props;
     this.config = config;
+    this.scopeOf = props.scopeOf;
     const stack = Stack.of(this);
     const dr = config.dr;
     const copied = dr ? config.clusters.filter((c) => c.copyToDr) : [];
@@ -109,6 +116,14 @@ export class AfterBackup extends Construct {
       });
       this.functions.acquireCopyBudget = budget.acquire;
       this.functions.releaseCopyBudget = budget.release;
+      for (const reader of [
+        this.functions.copySnapshots,
+        this.functions.checkCopies,
+        this.functions.recordCopies,
+        budget.acquire,
+      ]) {
+        props.catalog.grantRead(reader as HandlerFunction);
+      }
     }
     if (retained.length > 0) {
       this.retention = new Retention(this, 'Retention', {
@@ -215,11 +230,9 @@ export class AfterBackup extends Construct {
     });
     this.retention?.failedAlarm.addAlarmAction(new SnsAction(topic));
     if (!this.functions.copySnapshots) return;
-    copyFailedAlarms(
-      this,
-      this.config.clusters.filter((c) => c.copyToDr).map((c) => c.name),
-      topic,
-    );
+    for (const cluster of this.config.clusters.filter((c) => c.copyToDr)) {
+      copyFailedAlarms(this.scopeOf?.(cluster.name, this) ?? this, [cluster.name], topic);
+    }
     copyLagAlarm(this, topic);
   }
 }

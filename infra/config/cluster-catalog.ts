@@ -92,16 +92,21 @@ export class ClusterCatalog extends Construct {
 export function catalogClusters(
   clusters: ClusterConfig[],
   repositoryOf: (cluster: ClusterConfig) => string,
+  drRepositoryOf: (cluster: ClusterConfig) => string | undefined = () => undefined,
 ): CatalogCluster[] {
-  return clusters.map((cluster) => ({
-    name: cluster.name,
-    ...('instanceId' in cluster.instance
-      ? { instanceId: cluster.instance.instanceId }
-      : { instanceTags: cluster.instance.tags }),
-    volumeIds: cluster.volumeIds ?? [],
-    fastCheckpoint: cluster.fastCheckpoint,
-    maxBackupMinutes: cluster.maxBackupMinutes,
-    repository: repositoryOf(cluster),
-    ...(cluster.recoveryHours ? { recoverySeconds: Math.round(cluster.recoveryHours * 3600) } : {}),
-  }));
+  return clusters.map((cluster) => {
+    const drRepository = drRepositoryOf(cluster);
+    return {
+      name: cluster.name,
+      ...('instanceId' in cluster.instance
+        ? { instanceId: cluster.instance.instanceId }
+        : { instanceTags: cluster.instance.tags }),
+      volumeIds: cluster.volumeIds ?? [],
+      fastCheckpoint: cluster.fastCheckpoint,
+      maxBackupMinutes: cluster.maxBackupMinutes,
+      repository: repositoryOf(cluster),
+      ...(cluster.recoveryHours ? { recoverySeconds: Math.round(cluster.recoveryHours * 3600) } : {}),
+      ...(drRepository ? { drRepository } : {}),
+    };
+  });
 }

@@ -90,7 +90,9 @@ describe(`${count} listed clusters, 2 volumes and an hourly schedule each, some 
       const typeOf = (id: string) => resources[id]?.Type;
       for (const fn of stack.node.findAll().filter((c): c is CfnFunction => c instanceof CfnFunction)) {
         const variables = (
-          stack.resolve(fn.environment) as { variables?: Record<string, Parameters<typeof deployedLengthOf>[0]> }
+          stack.resolve(fn.environment) as {
+            variables?: Record<string, Parameters<typeof deployedLengthOf>[0]>;
+          }
         )?.variables;
         const bytes = Object.entries(variables ?? {}).reduce(
           (sum, [key, value]) => sum + Buffer.byteLength(key) + deployedLengthOf(value, typeOf),
