@@ -65,6 +65,8 @@ export const catalogSchema = z.strictObject({
   schemaVersion: z.literal(1),
   clusters: z.array(catalogClusterSchema),
   discover: z.optional(catalogDiscoverySchema),
+  /** What report-backup-age checks of each cluster; its own schema reads it (functions/report-backup-age.ts). */
+  freshness: z.optional(z.array(z.record(z.string(), z.unknown()))),
 });
 export type Catalog = z.output<typeof catalogSchema>;
 export type CatalogInput = z.input<typeof catalogSchema>;

@@ -15,27 +15,28 @@ import {
   fleetFreshnessMetrics,
   publishFreshness,
 } from '#domain/backup/freshness';
+import { readCatalog } from '#domain/catalog';
 import { clusterNameSchema } from '#domain/ids';
 import { jsonText, parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged, logger } from './commons/logged.ts';
 
+const freshnessSchema = z.array(
+  z.strictObject({
+    name: clusterNameSchema,
+    repository: z.string(),
+    copiedToDr: z.boolean(),
+    /** The cluster has scheduled drills: report days since the last successful one. */
+    drills: z.optional(z.boolean()),
+    /** Copied to DR: its DR RPO, past which its newest backup in DR counts as behind. */
+    drRpoSeconds: z.optional(z.int().check(z.gte(1))),
+  }),
+);
+
 const environmentSchema = z.object({
-  /** The clusters: name, repository URL, and whether they are copied to DR. */
-  PGSNAP_FRESHNESS: jsonText(
-    z.array(
-      z.strictObject({
-        name: clusterNameSchema,
-        repository: z.string(),
-        copiedToDr: z.boolean(),
-        /** The cluster has scheduled drills: report days since the last successful one. */
-        drills: z.optional(z.boolean()),
-        /** Copied to DR: its DR RPO, past which its newest backup in DR counts as behind. */
-        drRpoSeconds: z.optional(z.int().check(z.gte(1))),
-      }),
-    ),
-  ),
+  /** The clusters: name, repository URL, and whether they are copied to DR; none: the catalog's `freshness`. */
+  PGSNAP_FRESHNESS: z.optional(jsonText(freshnessSchema)),
   PGSNAP_METRICS_NAMESPACE: z.string(),
   PGSNAP_METRICS_DIMENSION: z.string(),
 });
@@ -45,10 +46,13 @@ export const reportBackupAgeHandler =
   (cloudwatch: CloudWatchClient) =>
   async (_event: unknown): Promise<{ clusters: BackupFreshness[]; behindDrRpo: string[] }> => {
     const env = parseWith(environmentSchema, process.env, 'the report-backup-age environment');
+    const freshness =
+      env.PGSNAP_FRESHNESS ??
+      parseWith(freshnessSchema, (await readCatalog()).freshness ?? [], "the catalog's freshness list");
     const clusters: BackupFreshness[] = [];
     const failed: string[] = [];
     // One cluster's unreachable repository does not keep the others' figures from the dashboard.
-    for (const cluster of env.PGSNAP_FRESHNESS) {
+    for (const cluster of freshness) {
       try {
         const repository = await openRepository(cluster.repository, cluster.name);
         let freshness: BackupFreshness;
@@ -71,10 +75,7 @@ export const reportBackupAgeHandler =
       }
     }
     const drRpoSeconds = Object.fromEntries(
-      env.PGSNAP_FRESHNESS.filter((c) => c.copiedToDr && c.drRpoSeconds).map((c) => [
-        c.name,
-        c.drRpoSeconds!,
-      ]),
+      freshness.filter((c) => c.copiedToDr && c.drRpoSeconds).map((c) => [c.name, c.drRpoSeconds!]),
     );
     const behindDrRpo = clustersBehindDrRpo(clusters, drRpoSeconds);
     if (Object.keys(drRpoSeconds).length > 0) {

@@ -31,7 +31,7 @@ import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { SnapshotQuota, warnNearSnapshotQuota } from './guards/snapshot-quota.ts';
 import { lambdaRolesOf } from './lambda/handler-function.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
-import { BackupAge } from './monitoring/backup-age.ts';
+import { BackupAge, freshnessOf } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
 import { PgsnapDashboard } from './monitoring/dashboard.ts';
 import { BackupLogQueries } from './monitoring/log-queries.ts';
@@ -86,7 +86,17 @@ export class Pgsnap extends Construct {
       `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`;
     const discover = config.discover;
     const dr = config.dr;
+    const backupAgeClusters = config.clusters.map((cluster) => ({
+      name: cluster.name,
+      repository: repositoryUrl(cluster),
+      bucket: repositoryOf(cluster),
+      prefix: `${cluster.repository.prefix}${cluster.name}/`,
+      copiedToDr: dr !== undefined && cluster.copyToDr,
+      drills: cluster.drills !== undefined,
+      ...(dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(dr, cluster) } : {}),
+    }));
     const catalog = new ClusterCatalog(this, 'Catalog', {
+      freshness: freshnessOf(backupAgeClusters),
       bucket: this.repository.bucket,
       clusters: catalogClusters(config.clusters, repositoryUrl, (cluster) =>
         dr && cluster.copyToDr ? drRepositoryUrl(drNames(config, dr), cluster) : undefined,
@@ -253,17 +263,7 @@ export class Pgsnap extends Construct {
       for (const [cluster, managed] of policy.policies) hostPolicies.set(cluster, managed);
     }
     this.hostPolicy = { policies: hostPolicies };
-    new BackupAge(this, 'BackupAge', {
-      clusters: config.clusters.map((cluster) => ({
-        name: cluster.name,
-        repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
-        bucket: repositoryOf(cluster),
-        prefix: `${cluster.repository.prefix}${cluster.name}/`,
-        copiedToDr: config.dr !== undefined && cluster.copyToDr,
-        drills: cluster.drills !== undefined,
-        ...(config.dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(config.dr, cluster) } : {}),
-      })),
-    });
+    new BackupAge(this, 'BackupAge', { clusters: backupAgeClusters, catalog });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });
     // Last: its status widget shows every alarm made above.
     new PgsnapDashboard(this, 'Dashboard', {

@@ -22,6 +22,8 @@ export interface ClusterCatalogProps {
   bucket: IBucket;
   clusters: CatalogCluster[];
   discover?: CatalogDiscovery | undefined;
+  /** What report-backup-age checks of each cluster (infra/monitoring/backup-age.ts). */
+  freshness?: Array<Record<string, unknown>> | undefined;
 }
 
 /** Where catalogs live in their bucket. */
@@ -41,6 +43,7 @@ export class ClusterCatalog extends Construct {
       schemaVersion: 1,
       clusters: props.clusters,
       ...(props.discover ? { discover: props.discover } : {}),
+      ...(props.freshness ? { freshness: props.freshness } : {}),
     };
     // Named after its content as deployed (tokens resolved to their references), so that the name changes
     // exactly when the catalog does.

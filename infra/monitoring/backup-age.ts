@@ -10,6 +10,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
@@ -29,31 +30,43 @@ export interface BackupAgeCluster {
   drRpoMinutes?: number;
 }
 
+/** What report-backup-age checks of each cluster (PGSNAP_FRESHNESS, or the catalog's `freshness`). */
+export function freshnessOf(clusters: BackupAgeCluster[]): Array<Record<string, unknown>> {
+  return clusters.map((c) => ({
+    name: c.name,
+    repository: c.repository,
+    copiedToDr: c.copiedToDr,
+    ...(c.drills ? { drills: true } : {}),
+    ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
+  }));
+}
+
 export class BackupAge extends Construct {
   readonly function: HandlerFunction;
 
-  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[] }) {
+  /**
+   * `catalog`: the catalog that holds `freshnessOf(clusters)` (a fleet's list passes Lambda's 4 KB at about
+   * 30 clusters); none: the list is in PGSNAP_FRESHNESS.
+   */
+  constructor(
+    scope: Construct,
+    id: string,
+    props: { clusters: BackupAgeCluster[]; catalog?: ClusterCatalog | undefined },
+  ) {
     super(scope, id);
     const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
       description:
         "pgsnap: reports the age of each cluster's newest completed backup, at the source and in DR",
       environment: {
-        PGSNAP_FRESHNESS: JSON.stringify(
-          props.clusters.map((c) => ({
-            name: c.name,
-            repository: c.repository,
-            copiedToDr: c.copiedToDr,
-            ...(c.drills ? { drills: true } : {}),
-            ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
-          })),
-        ),
+        ...(props.catalog ? {} : { PGSNAP_FRESHNESS: JSON.stringify(freshnessOf(props.clusters)) }),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
         PGSNAP_METRICS_DIMENSION: backupMetrics.dimension,
       },
       timeout: Duration.minutes(2),
     });
     this.function = fn;
+    props.catalog?.grantRead(fn);
     // PutMetricData has no resource-level permissions; the namespace condition holds it to pgsnap's.
     fn.addToRolePolicy(
       new PolicyStatement({
