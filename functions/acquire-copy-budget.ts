@@ -16,6 +16,7 @@ import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 import { copyBudgetEnvironmentSchema, type ShareTaken } from './commons/budget-environment.ts';
+import { withDrRepositories } from './commons/dr-target.ts';
 import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({ ...copyBudgetEnvironmentSchema.shape, PGSNAP_DR: drTargetVariable });
@@ -36,7 +37,7 @@ export const acquireCopyBudgetHandler =
   async (event: unknown): Promise<ShareTaken> => {
     const env = parseWith(environmentSchema, process.env, 'the copy budget environment');
     const request = parseWith(eventSchema, event, 'the acquire-copy-budget event');
-    if (!env.PGSNAP_DR.clusters[request.cluster])
+    if (!(await withDrRepositories(env.PGSNAP_DR)).clusters[request.cluster])
       return { units: 0, held: 0, limit: env.PGSNAP_COPIES_BUDGET };
     const units = request.snapshotSet.snapshots.length;
     const record = await acquire(store(), {

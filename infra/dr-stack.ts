@@ -27,7 +27,7 @@ import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import type { EnvironmentConfig } from './config/config.ts';
 import { DrAlarms } from './dr/dr-alarms.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
-import { drDrillAge } from './dr/dr-drills.ts';
+import { drDrillAge, drDrillAgeClusters } from './dr/dr-drills.ts';
 import { DrRecorder } from './dr/dr-recorder.ts';
 import { acknowledge } from './guards/acknowledge.ts';
 import {
@@ -39,6 +39,7 @@ import {
 } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { lambdaRolesOf } from './lambda/handler-function.ts';
+import { freshnessOf } from './monitoring/backup-age.ts';
 import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 import { Retention } from './retention/scheduled-retention.ts';
@@ -249,9 +250,12 @@ export class DrStack extends Stack {
     // Restoring in the DR region from the DR copies, with this account's rights alone; DR drills of every
     // copied cluster when dr.drills says where (infra/dr/dr-drills.ts).
     // The DR restore's catalog: the copied clusters, each at its prefix in the DR bucket.
+    // With DR drills, it holds what their age reporter checks too.
+    const drills = dr.drills && { names, bucket: this.bucket, clusters, days: dr.drills.days };
     const catalog = new ClusterCatalog(this, 'Catalog', {
       bucket: this.bucket,
       clusters: catalogClusters(clusters, (c) => `s3://${this.bucket.bucketName}/${c.repository.prefix}`),
+      ...(drills ? { freshness: freshnessOf(drDrillAgeClusters(drills)) } : {}),
     });
     this.restore = new Restore(this, 'Restore', {
       catalog,
@@ -269,14 +273,7 @@ export class DrStack extends Stack {
       targetPolicies: this.restoreTargetPolicy.policies,
     });
     this.alarms.restoreFailed(this.restore.stateMachine.stateMachine);
-    if (dr.drills)
-      drDrillAge(this, {
-        names,
-        bucket: this.bucket,
-        clusters,
-        days: dr.drills.days,
-        topic: this.alarms.topic,
-      });
+    if (drills) drDrillAge(this, { ...drills, catalog, topic: this.alarms.topic });
     outputs(this, {
       DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
       DrRestoreStateMachineArn: [

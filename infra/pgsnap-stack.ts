@@ -8,6 +8,7 @@
  */
 
 import { Stack, type StackProps } from 'aws-cdk-lib';
+import type { ManagedPolicy } from 'aws-cdk-lib/aws-iam';
 import type { Bucket, IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { AfterBackup } from './backup/after-backup.ts';
@@ -18,18 +19,19 @@ import { BackupSchedules } from './backup/schedules.ts';
 import { SnapshotBudget } from './backup/snapshot-budget.ts';
 import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
-import { drNames, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
+import { drNames, drRepositoryUrl, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
+import { ClusterShards } from './guards/cluster-shards.ts';
 import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { SnapshotQuota, warnNearSnapshotQuota } from './guards/snapshot-quota.ts';
 import { lambdaRolesOf } from './lambda/handler-function.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
-import { BackupAge } from './monitoring/backup-age.ts';
+import { BackupAge, freshnessOf } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
 import { PgsnapDashboard } from './monitoring/dashboard.ts';
 import { BackupLogQueries } from './monitoring/log-queries.ts';
@@ -44,9 +46,10 @@ export interface PgsnapProps {
 export class Pgsnap extends Construct {
   readonly repository: RepositoryBucket;
   readonly backup: BackupStateMachine;
-  readonly hostPolicy: AgentHostPolicy;
+  /** Each cluster's host policy, by cluster name (in its shard when there are many clusters). */
+  readonly hostPolicy: { readonly policies: ReadonlyMap<string, ManagedPolicy> };
   /** What restore and drill targets hold instead of the host policy: read only. */
-  readonly restoreTargetPolicy: RestoreTargetPolicy;
+  readonly restoreTargetPolicy: { readonly policies: ReadonlyMap<string, ManagedPolicy> };
   readonly alarms: BackupAlarms;
   readonly document: AgentDocument;
   readonly restore: Restore;
@@ -56,6 +59,14 @@ export class Pgsnap extends Construct {
     const config = environmentSchema.parse(props.environment);
     const stateMachineName = `pgsnap-${config.name}-backup`;
     const stateMachineArn = BackupStateMachine.arnFor(this, stateMachineName);
+
+    // Per-cluster resources in nested stacks once the clusters are many (CloudFormation's 500 per stack).
+    const shards = new ClusterShards(
+      this,
+      config.clusters.map((c) => c.name),
+    );
+    const scopeOf = (cluster: string, here: Construct) => shards.scopeOf(cluster, here);
+    const clustersOf = (names: readonly string[]) => config.clusters.filter((c) => names.includes(c.name));
 
     this.repository = new RepositoryBucket(this, 'Repository');
     const bucketOf = new Map<string, IBucket>();
@@ -74,9 +85,25 @@ export class Pgsnap extends Construct {
     const repositoryUrl = (cluster: EnvironmentConfig['clusters'][number]) =>
       `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`;
     const discover = config.discover;
+    const dr = config.dr;
+    const backupAgeClusters = config.clusters.map((cluster) => ({
+      name: cluster.name,
+      repository: repositoryUrl(cluster),
+      bucket: repositoryOf(cluster),
+      prefix: `${cluster.repository.prefix}${cluster.name}/`,
+      copiedToDr: dr !== undefined && cluster.copyToDr,
+      drills: cluster.drills !== undefined,
+      ...(dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(dr, cluster) } : {}),
+      rpoHours: cluster.rpoHours,
+      ...(cluster.drills ? { drillDays: cluster.drills.days } : {}),
+      watchArchiving: cluster.watchArchiving,
+    }));
     const catalog = new ClusterCatalog(this, 'Catalog', {
+      freshness: freshnessOf(backupAgeClusters),
       bucket: this.repository.bucket,
-      clusters: catalogClusters(config.clusters, repositoryUrl),
+      clusters: catalogClusters(config.clusters, repositoryUrl, (cluster) =>
+        dr && cluster.copyToDr ? drRepositoryUrl(drNames(config, dr), cluster) : undefined,
+      ),
       discover: discover && {
         tag: discover.tag,
         repository: `s3://${this.repository.bucket.bucketName}/${discover.defaults.prefix}`,
@@ -103,6 +130,7 @@ export class Pgsnap extends Construct {
         return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
       },
       budgetTable: budget.table,
+      catalog,
     });
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
@@ -140,8 +168,12 @@ export class Pgsnap extends Construct {
       stateMachine: this.backup.stateMachine,
     });
     afterBackup.attach(this.backup.stateMachine, this.alarms.topic);
-    new ArchiveAlarms(this, 'ArchiveAlarms', { clusters: config.clusters, topic: this.alarms.topic });
-    const dr = config.dr;
+    for (const shard of shards.shards) {
+      new ArchiveAlarms(shard.scope, 'ArchiveAlarms', {
+        clusters: clustersOf(shard.clusters),
+        topic: this.alarms.topic,
+      });
+    }
     const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
     if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
       new WalReplication(this, 'WalReplication', {
@@ -152,15 +184,20 @@ export class Pgsnap extends Construct {
         walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
       });
     }
-    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
-      name: config.name,
-      repositories: config.clusters.map((cluster) => ({
-        bucket: repositoryOf(cluster),
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
-    });
+    const targetPolicies = new Map<string, ManagedPolicy>();
+    for (const shard of shards.shards) {
+      const policy = new RestoreTargetPolicy(shard.scope, 'RestoreTargetPolicy', {
+        name: config.name,
+        repositories: clustersOf(shard.clusters).map((cluster) => ({
+          bucket: repositoryOf(cluster),
+          prefix: cluster.repository.prefix,
+          cluster: cluster.name,
+        })),
+        repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
+      });
+      for (const [cluster, managed] of policy.policies) targetPolicies.set(cluster, managed);
+    }
+    this.restoreTargetPolicy = { policies: targetPolicies };
     this.restore = new Restore(this, 'Restore', {
       stateMachineName: `pgsnap-${config.name}-restore`,
       clusters: config.clusters.map((cluster) => ({
@@ -175,6 +212,7 @@ export class Pgsnap extends Construct {
       environment: config.name,
       targetPolicies: this.restoreTargetPolicy.policies,
       catalog,
+      scopeOf,
     });
     // What the CLI's hints and docs/restore.md send operators to (aws cloudformation describe-stacks).
     outputs(this, {
@@ -209,31 +247,26 @@ export class Pgsnap extends Construct {
         .filter((cluster) => !cluster.repository.bucketName)
         .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
     );
-    this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
-      environment: config.name,
-      stateMachineArn,
-      repositories: config.clusters.map((cluster) => ({
-        bucket: repositoryOf(cluster),
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      ...(this.repository.key
-        ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
-        : {}),
-    });
+    const hostPolicies = new Map<string, ManagedPolicy>();
+    for (const shard of shards.shards) {
+      const policy = new AgentHostPolicy(shard.scope, 'AgentHostPolicy', {
+        environment: config.name,
+        stateMachineArn,
+        repositories: clustersOf(shard.clusters).map((cluster) => ({
+          bucket: repositoryOf(cluster),
+          prefix: cluster.repository.prefix,
+          cluster: cluster.name,
+        })),
+        ...(this.repository.key
+          ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
+          : {}),
+      });
+      for (const [cluster, managed] of policy.policies) hostPolicies.set(cluster, managed);
+    }
+    this.hostPolicy = { policies: hostPolicies };
     const backupAge = new BackupAge(this, 'BackupAge', {
-      clusters: config.clusters.map((cluster) => ({
-        name: cluster.name,
-        repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
-        bucket: repositoryOf(cluster),
-        prefix: `${cluster.repository.prefix}${cluster.name}/`,
-        copiedToDr: config.dr !== undefined && cluster.copyToDr,
-        drills: cluster.drills !== undefined,
-        ...(config.dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(config.dr, cluster) } : {}),
-        rpoHours: cluster.rpoHours,
-        ...(cluster.drills ? { drillDays: cluster.drills.days } : {}),
-        watchArchiving: cluster.watchArchiving,
-      })),
+      clusters: backupAgeClusters,
+      catalog,
       topic: this.alarms.topic,
     });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });

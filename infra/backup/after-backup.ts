@@ -14,6 +14,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { CopyBudget, clustersTooBigForCopies } from '../dr/copy-budget.ts';
 import { drNames } from '../dr/dr-config.ts';
@@ -41,6 +42,8 @@ export interface AfterBackupProps {
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
   /** The budget table (infra/backup/snapshot-budget.ts): the DR copy budget is an item in it. */
   budgetTable: ITable;
+  /** The cluster catalog: the copy functions read each copied cluster's DR repository there. */
+  catalog: ClusterCatalog;
 }
 
 export class AfterBackup extends Construct {
@@ -109,6 +112,14 @@ export class AfterBackup extends Construct {
       });
       this.functions.acquireCopyBudget = budget.acquire;
       this.functions.releaseCopyBudget = budget.release;
+      for (const reader of [
+        this.functions.copySnapshots,
+        this.functions.checkCopies,
+        this.functions.recordCopies,
+        budget.acquire,
+      ]) {
+        props.catalog.grantRead(reader as HandlerFunction);
+      }
     }
     if (retained.length > 0) {
       this.retention = new Retention(this, 'Retention', {

@@ -10,14 +10,14 @@ import { Stack } from 'aws-cdk-lib';
 import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-sharing';
-import type { DrTarget } from '#domain/ebs/dr-target';
+import type { DrTargetInput } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from '../config/config.ts';
-import { type DrConfig, drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
+import { type DrConfig, drNames, isCrossAccountDr } from './dr-config.ts';
 
 export interface DrCopier {
   role: Role;
-  target: DrTarget;
+  target: DrTargetInput;
 }
 
 /** Makes the copier's role in `scope` for the `copied` clusters of `config`, which copies to `dr`. */
@@ -37,7 +37,7 @@ export function drCopier(
   const names = drNames(config, dr);
   const crossAccount = isCrossAccountDr(config, dr);
   const drRoleArn = `arn:${stack.partition}:iam::${names.account}:role/${names.roleName}`;
-  const target: DrTarget = {
+  const target: DrTargetInput = {
     sourceAccount: config.account ?? stack.account,
     sourceRegion: config.region ?? stack.region,
     account: names.account,
@@ -46,7 +46,6 @@ export function drCopier(
     ...(crossAccount ? { roleArn: drRoleArn, externalId: dr.externalId! } : {}),
     ...(dr.snapshotLock ? { snapshotLock: dr.snapshotLock } : {}),
     ...(dr.rpoMinutes !== undefined ? { rpoMinutes: dr.rpoMinutes } : {}),
-    clusters: Object.fromEntries(copied.map((c) => [c.name, { repository: drRepositoryUrl(names, c) }])),
   };
   const role = new Role(scope, 'CopierRole', {
     roleName: names.copierRoleName,

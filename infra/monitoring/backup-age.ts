@@ -14,6 +14,7 @@ import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'a
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
@@ -71,43 +72,56 @@ function commonObjectives(all: Objectives[]): Objectives {
   };
 }
 
+/**
+ * What report-backup-age checks of each cluster, for the catalog's `freshness` (functions/report-backup-age.ts):
+ * the objectives most clusters share said once, each cluster with those it does not share.
+ */
+export function freshnessOf(clusters: BackupAgeCluster[]): Record<string, unknown> {
+  const defaults = commonObjectives(clusters.map(objectivesOf));
+  return {
+    defaults,
+    clusters: clusters.map((c) => {
+      const objectives = objectivesOf(c);
+      return {
+        name: c.name,
+        repository: c.repository,
+        copiedToDr: c.copiedToDr,
+        ...(c.drills ? { drills: true } : {}),
+        ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
+        ...Object.fromEntries(
+          Object.entries(objectives).filter(([key, value]) => defaults[key as keyof Objectives] !== value),
+        ),
+      };
+    }),
+  };
+}
+
 export class BackupAge extends Construct {
   readonly function: HandlerFunction;
   /** The alarms over the fleet counts it publishes (the copy-lag one is the AfterBackup construct's). */
   readonly alarms: Alarm[];
 
-  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[]; topic?: ITopic }) {
+  /**
+   * `catalog`: the catalog that holds `freshnessOf(clusters)` (a fleet's list passes Lambda's 4 KB at about
+   * 30 clusters); the function reads it there.
+   */
+  constructor(
+    scope: Construct,
+    id: string,
+    props: { clusters: BackupAgeCluster[]; catalog: ClusterCatalog; topic?: ITopic | undefined },
+  ) {
     super(scope, id);
-    const defaults = commonObjectives(props.clusters.map(objectivesOf));
     const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
       description:
         "pgsnap: logs each cluster's newest backup's age and counts the clusters over their objectives",
       environment: {
-        // The objectives most clusters share are said once (the environment holds 4 KB for the whole fleet).
-        PGSNAP_FRESHNESS_DEFAULTS: JSON.stringify(defaults),
-        PGSNAP_FRESHNESS: JSON.stringify(
-          props.clusters.map((c) => {
-            const objectives = objectivesOf(c);
-            return {
-              name: c.name,
-              repository: c.repository,
-              copiedToDr: c.copiedToDr,
-              ...(c.drills ? { drills: true } : {}),
-              ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
-              ...Object.fromEntries(
-                Object.entries(objectives).filter(
-                  ([key, value]) => defaults[key as keyof Objectives] !== value,
-                ),
-              ),
-            };
-          }),
-        ),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
       },
       timeout: Duration.minutes(2),
     });
     this.function = fn;
+    props.catalog.grantRead(fn);
     // PutMetricData has no resource-level permissions; the namespace condition holds it to pgsnap's.
     fn.addToRolePolicy(
       new PolicyStatement({
