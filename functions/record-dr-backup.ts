@@ -7,17 +7,18 @@
  */
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { sdkRetry } from '#domain/aws-retry';
+import { readCatalog } from '#domain/catalog';
 import { type DrRecord, recordDrBackup } from '#domain/ebs/record-dr-backup';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { backupIdSchema, clusterNameSchema } from '#domain/ids';
-import { jsonText, parseWith } from '#domain/parse';
+import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({
-  /** The DR repository of each copied cluster, by cluster name. */
-  PGSNAP_DR_REPOSITORIES: jsonText(z.record(z.string(), z.string())),
+  /** The DR stack's catalog: the DR repository of each copied cluster (a fleet's passes Lambda's 4 KB). */
+  PGSNAP_CATALOG: z.string(),
   /** The DR account, which owns the copies. */
   PGSNAP_DR_ACCOUNT: z.string().check(z.regex(/^\d{12}$/)),
   AWS_REGION: z.string(),
@@ -45,7 +46,7 @@ export const recordDrBackupHandler =
     const request = parseWith(eventSchema, event, 'the record-dr-backup event');
     const backup = 'detail' in request ? await backupOfCopy(ec2, request.detail.snapshot_id) : request;
     if ('reason' in backup) return { recorded: false, reason: backup.reason };
-    const repositoryUrl = env.PGSNAP_DR_REPOSITORIES[backup.cluster];
+    const repositoryUrl = (await readCatalog()).clusters.find((c) => c.name === backup.cluster)?.repository;
     if (!repositoryUrl)
       return { recorded: false, reason: `${backup.cluster} is not a cluster this DR stack copies` };
     const repository = await openRepository(repositoryUrl, backup.cluster);

@@ -25,6 +25,7 @@ import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
 import { ClusterShards } from './guards/cluster-shards.ts';
+import { clusterRoots } from './guards/fleet-grants.ts';
 import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
@@ -181,7 +182,7 @@ export class Pgsnap extends Construct {
         key: this.repository.key,
         names: drNames(config, dr),
         crossAccount: isCrossAccountDr(config, dr),
-        walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
+        clusters: replicated.map((c) => ({ name: c.name, prefix: c.repository.prefix })),
       });
     }
     const targetPolicies = new Map<string, ManagedPolicy>();
@@ -242,11 +243,13 @@ export class Pgsnap extends Construct {
     this.node.addValidation(new SnapshotQuota(config));
     warnNearSnapshotQuota(this, config);
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
-    this.repository.writeOnce(
+    // By repository prefix past a few dozen clusters: a bucket policy holds 20 KB (guards/fleet-grants.ts).
+    const inStackBucket = clusterRoots(
       config.clusters
         .filter((cluster) => !cluster.repository.bucketName)
-        .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
+        .map((cluster) => ({ name: cluster.name, prefix: cluster.repository.prefix })),
     );
+    this.repository.writeOnce(inStackBucket.flatMap(writeOnceKeys));
     const hostPolicies = new Map<string, ManagedPolicy>();
     for (const shard of shards.shards) {
       const policy = new AgentHostPolicy(shard.scope, 'AgentHostPolicy', {
@@ -280,12 +283,7 @@ export class Pgsnap extends Construct {
     });
     // The orchestrator records, hosts only propose (DESIGN.md "Trust"): the Lambdas made above, and no one
     // else, write the manifests and the restore records, whatever a host's or anyone's own policies say.
-    this.repository.recordsWrittenOnlyBy(
-      config.clusters
-        .filter((cluster) => !cluster.repository.bucketName)
-        .flatMap((cluster) => recordKeys(`${cluster.repository.prefix}${cluster.name}`)),
-      lambdaRolesOf(this),
-    );
+    this.repository.recordsWrittenOnlyBy(inStackBucket.flatMap(recordKeys), lambdaRolesOf(this));
   }
 }
 

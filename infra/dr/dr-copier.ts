@@ -13,6 +13,7 @@ import { grantOperations } from '#domain/ebs/dr-sharing';
 import type { DrTargetInput } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from '../config/config.ts';
+import { byRepository, clusterTagCondition } from '../guards/fleet-grants.ts';
 import { type DrConfig, drNames, isCrossAccountDr } from './dr-config.ts';
 
 export interface DrCopier {
@@ -61,9 +62,10 @@ export function drCopier(
       new PolicyStatement({
         actions: ['ec2:ModifySnapshotAttribute'],
         resources: [sourceSnapshots],
-        conditions: {
-          StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copied.map((c) => c.name) },
-        },
+        conditions: clusterTagCondition(
+          `aws:ResourceTag/${snapshotTags.cluster}`,
+          copied.map((c) => c.name),
+        ),
       }),
     );
     role.addToPolicy(
@@ -90,7 +92,7 @@ export function drCopier(
       new PolicyStatement({
         actions: ['ec2:CopySnapshot'],
         resources: [drSnapshots],
-        conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: copiedNames } },
+        conditions: clusterTagCondition(`aws:RequestTag/${snapshotTags.cluster}`, copiedNames),
       }),
     );
     role.addToPolicy(
@@ -108,7 +110,7 @@ export function drCopier(
           actions: ['ec2:LockSnapshot'],
           resources: [drSnapshots],
           conditions: {
-            StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copiedNames },
+            ...clusterTagCondition(`aws:ResourceTag/${snapshotTags.cluster}`, copiedNames),
             NumericGreaterThanEquals: { 'ec2:SnapshotLockDuration': dr.snapshotLock.days },
           },
         }),
@@ -155,9 +157,15 @@ export function drCopier(
     role.addToPolicy(
       new PolicyStatement({
         actions: ['s3:GetObject', 's3:PutObject'],
-        resources: copied.map(
-          (c) => `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}${c.name}/*`,
-        ),
+        resources: [
+          ...new Set(
+            copied.map((c) =>
+              byRepository(copied.length)
+                ? `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}*`
+                : `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}${c.name}/*`,
+            ),
+          ),
+        ],
       }),
     );
     role.addToPolicy(

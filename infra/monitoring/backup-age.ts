@@ -16,6 +16,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
+import { grantScopes } from '../guards/fleet-grants.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { fleetAlarms } from './fleet-alarms.ts';
@@ -134,19 +135,26 @@ export class BackupAge extends Construct {
       // GetMetricData has no resource-level permissions: it reads the hosts' archive lag (domain/host-metrics.ts).
       fn.addToRolePolicy(new PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }));
     }
-    for (const cluster of props.clusters) {
-      const backups = `${cluster.prefix}backups/*`;
-      cluster.bucket.grantRead(fn, backups);
+    // `prefix` is `<repository prefix><cluster>/`; by repository past a few dozen clusters (fleet-grants.ts).
+    const scopesOf = (clusters: BackupAgeCluster[]) =>
+      grantScopes(clusters, (c) => ({
+        name: c.name,
+        bucket: c.bucket,
+        prefix: c.prefix.slice(0, c.prefix.length - c.name.length - 1),
+      }));
+    for (const { bucket, root, whose } of scopesOf(props.clusters)) {
+      const backups = `${root}/backups/*`;
+      bucket.grantRead(fn, backups);
       acknowledge(fn, {
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${backups}]`]: `reads the manifests of ${cluster.name}'s backups, under its prefix only`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${backups}]`]: `reads the manifests of ${whose} backups, under their prefix only`,
       });
-      if (cluster.drills) {
-        const restores = `${cluster.prefix}restores/*`;
-        cluster.bucket.grantRead(fn, restores);
-        acknowledge(fn, {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${restores}]`]: `reads ${cluster.name}'s restore records, for days since its last drill`,
-        });
-      }
+    }
+    for (const { bucket, root, whose } of scopesOf(props.clusters.filter((c) => c.drills))) {
+      const restores = `${root}/restores/*`;
+      bucket.grantRead(fn, restores);
+      acknowledge(fn, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${restores}]`]: `reads ${whose} restore records, for days since the last drill`,
+      });
     }
     acknowledge(fn, {
       'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the clusters’ manifests',
