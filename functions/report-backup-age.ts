@@ -22,7 +22,7 @@ import {
 import { readCatalog } from '#domain/catalog';
 import { clustersWithArchiveHealth } from '#domain/host-metrics';
 import { clusterNameSchema } from '#domain/ids';
-import { jsonText, parseWith } from '#domain/parse';
+import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged, logger } from './commons/logged.ts';

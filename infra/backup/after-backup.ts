@@ -50,12 +50,10 @@ export interface AfterBackupProps {
 export class AfterBackup extends Construct {
   readonly functions: AfterBackupFunctions = {};
   readonly retention: Retention | undefined;
-  private readonly config: EnvironmentConfig;
 
   constructor(scope: Construct, id: string, props: AfterBackupProps) {
     super(scope, id);
     const { config } = props;
-    this.config = config;
     const stack = Stack.of(this);
     const dr = config.dr;
     const copied = dr ? config.clusters.filter((c) => c.copyToDr) : [];
