@@ -33,6 +33,8 @@ export const catalogClusterSchema = z.strictObject({
   repository: z.string(),
   /** How long a restore's recovery may take on the target host; none: the agent's default. */
   recoverySeconds: z.optional(z.int().check(z.positive())),
+  /** The DR repository of a cluster copied to DR: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
+  drRepository: z.optional(z.string()),
 });
 export type CatalogCluster = z.output<typeof catalogClusterSchema>;
 
@@ -63,6 +65,11 @@ export const catalogSchema = z.strictObject({
   schemaVersion: z.literal(1),
   clusters: z.array(catalogClusterSchema),
   discover: z.optional(catalogDiscoverySchema),
+  /**
+   * What report-backup-age checks of each cluster (`{ defaults, clusters }`); its own schema reads it
+   * (functions/report-backup-age.ts).
+   */
+  freshness: z.optional(z.record(z.string(), z.unknown())),
 });
 export type Catalog = z.output<typeof catalogSchema>;
 export type CatalogInput = z.input<typeof catalogSchema>;

@@ -23,6 +23,7 @@ import {
   copyBudgetEnvironmentSchema,
   type ShareTaken,
 } from './commons/budget-environment.ts';
+import { withDrRepositories } from './commons/dr-target.ts';
 import { logged } from './commons/logged.ts';
 import { lambdaAnswers } from './commons/task-answers.ts';
 
@@ -46,7 +47,7 @@ export const acquireCopyBudgetHandler =
   async (event: unknown): Promise<ShareTaken | AskAnswered> => {
     const env = parseWith(environmentSchema, process.env, 'the copy budget environment');
     const request = parseWith(eventSchema, event, 'the acquire-copy-budget event');
-    if (!env.PGSNAP_DR.clusters[request.cluster]) {
+    if (!(await withDrRepositories(env.PGSNAP_DR)).clusters[request.cluster]) {
       const nothing: ShareTaken = { units: 0, held: 0, limit: env.PGSNAP_COPIES_BUDGET };
       if (request.taskToken) await answers().succeed(request.taskToken, nothing);
       return nothing;

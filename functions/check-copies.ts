@@ -7,6 +7,7 @@ import { backupIdSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import * as z from '#domain/zod';
+import { withDrRepositories } from './commons/dr-target.ts';
 import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({
@@ -33,7 +34,7 @@ export const checkCopiesHandler =
   async (event: unknown): Promise<CopyProgress> => {
     const env = parseWith(environmentSchema, process.env, 'the check-copies environment');
     const request = parseWith(eventSchema, event, 'the check-copies event');
-    const session = await openDrSession(sts, env.PGSNAP_DR, {
+    const session = await openDrSession(sts, await withDrRepositories(env.PGSNAP_DR), {
       sessionName: `pgsnap-check-${request.backupId}`,
     });
     try {

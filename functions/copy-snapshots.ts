@@ -7,6 +7,7 @@ import { backupIdSchema, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import * as z from '#domain/zod';
 import { openDrClients } from './commons/dr-clients.ts';
+import { withDrRepositories } from './commons/dr-target.ts';
 import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({ PGSNAP_DR: drTargetVariable });
@@ -26,7 +27,8 @@ const eventSchema = z.object({
 export const copySnapshotsHandler =
   (sts: STSClient) =>
   async (event: unknown): Promise<DrCopySet> => {
-    const { PGSNAP_DR: target } = parseWith(environmentSchema, process.env, 'the copy-snapshots environment');
+    const { PGSNAP_DR } = parseWith(environmentSchema, process.env, 'the copy-snapshots environment');
+    const target = await withDrRepositories(PGSNAP_DR);
     const request = parseWith(eventSchema, event, 'the copy-snapshots event');
     if (!target.clusters[request.cluster]) {
       // Not copied: an empty set, which the state machine reads as "nothing to wait for".

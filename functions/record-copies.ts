@@ -8,6 +8,7 @@ import { parseWith } from '#domain/parse';
 import { manifestCopySchema } from '#domain/repository/manifest';
 import * as z from '#domain/zod';
 import { openDrClients } from './commons/dr-clients.ts';
+import { withDrRepositories } from './commons/dr-target.ts';
 import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({ PGSNAP_DR: drTargetVariable });
@@ -42,7 +43,12 @@ const eventSchema = z.discriminatedUnion('outcome', [
 export const recordCopiesHandler =
   (sts: STSClient) =>
   async (event: unknown): Promise<{ copies: z.infer<typeof manifestCopySchema>[] }> => {
-    const { PGSNAP_DR } = parseWith(environmentSchema, process.env, 'the record-copies environment');
+    const { PGSNAP_DR: configured } = parseWith(
+      environmentSchema,
+      process.env,
+      'the record-copies environment',
+    );
+    const PGSNAP_DR = await withDrRepositories(configured);
     const request = parseWith(eventSchema, event, 'the record-copies event');
     const clients = await openDrClients(sts, PGSNAP_DR, {
       sessionName: `pgsnap-record-${request.backupId}`,

@@ -8,18 +8,19 @@
  */
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { sdkRetry } from '#domain/aws-retry';
+import { readCatalog } from '#domain/catalog';
 import { type DrRecord, type DrSweep, recordDrBackup, sweepDrBackups } from '#domain/ebs/record-dr-backup';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { messageOf } from '#domain/errors';
 import { backupIdSchema, clusterNameSchema } from '#domain/ids';
-import { jsonText, parseWith } from '#domain/parse';
+import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged } from './commons/logged.ts';
 
 const environmentSchema = z.object({
-  /** The DR repository of each copied cluster, by cluster name. */
-  PGSNAP_DR_REPOSITORIES: jsonText(z.record(z.string(), z.string())),
+  /** The DR stack's catalog: the DR repository of each copied cluster (a fleet's passes Lambda's 4 KB). */
+  PGSNAP_CATALOG: z.string(),
   /** The DR account, which owns the copies. */
   PGSNAP_DR_ACCOUNT: z.string().check(z.regex(/^\d{12}$/)),
   AWS_REGION: z.string(),
@@ -53,7 +54,7 @@ export const recordDrBackupHandler =
       // One cluster's repository out of reach does not keep the others unswept; the run fails after them.
       const swept: Record<string, DrSweep> = {};
       const failed: string[] = [];
-      for (const [cluster, url] of Object.entries(env.PGSNAP_DR_REPOSITORIES)) {
+      for (const { name: cluster, repository: url } of (await readCatalog()).clusters) {
         try {
           const repository = await openRepository(url, cluster);
           try {
@@ -75,7 +76,7 @@ export const recordDrBackupHandler =
     }
     const backup = 'detail' in request ? await backupOfCopy(ec2, request.detail.snapshot_id) : request;
     if ('reason' in backup) return { recorded: false, reason: backup.reason };
-    const repositoryUrl = env.PGSNAP_DR_REPOSITORIES[backup.cluster];
+    const repositoryUrl = (await readCatalog()).clusters.find((c) => c.name === backup.cluster)?.repository;
     if (!repositoryUrl)
       return { recorded: false, reason: `${backup.cluster} is not a cluster this DR stack copies` };
     const repository = await openRepository(repositoryUrl, backup.cluster);

@@ -8,6 +8,8 @@
  * RPO, and whose host published no archive health; one metric each without
  * a cluster dimension, one alarm each, and a log line naming the clusters a
  * count holds. It only reads the repositories and the hosts' archive lag.
+ * Which clusters, and their objectives, are the catalog's `freshness`
+ * (PGSNAP_CATALOG): the environment carries only the catalog's location.
  */
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { sdkRetry } from '#domain/aws-retry';
@@ -17,44 +19,42 @@ import {
   type FleetCounts,
   fleetCounts,
 } from '#domain/backup/freshness';
+import { readCatalog } from '#domain/catalog';
 import { clustersWithArchiveHealth } from '#domain/host-metrics';
 import { clusterNameSchema } from '#domain/ids';
-import { jsonText, parseWith } from '#domain/parse';
+import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
 import { logged, logger } from './commons/logged.ts';
 
-const environmentSchema = z.object({
-  /** The clusters: name, repository URL, whether they are copied to DR, and their objectives. */
-  PGSNAP_FRESHNESS: jsonText(
-    z.array(
-      z.strictObject({
-        name: clusterNameSchema,
-        repository: z.string(),
-        copiedToDr: z.boolean(),
-        /** The cluster has scheduled drills: report days since the last successful one. */
-        drills: z.optional(z.boolean()),
-        /** With drills: more days than this without a successful one is counted in ClustersWithoutRecentDrill. */
-        drillDays: z.optional(z.int().check(z.gte(1))),
-        /** Copied to DR: its DR RPO, past which its newest backup in DR counts as behind. */
-        drRpoSeconds: z.optional(z.int().check(z.gte(1))),
-        /** Its RPO, past which its newest completed backup counts in ClustersOverRpo. */
-        rpoSeconds: z.optional(z.int().check(z.gte(1))),
-        /** Its host publishes archive health: none in the last 15 minutes counts in ClustersWithoutArchiveHealth. */
-        watchArchiving: z.optional(z.boolean()),
-      }),
-    ),
-  ),
+const objectivesSchema = z.strictObject({
+  /** Its RPO, past which its newest completed backup counts in ClustersOverRpo. */
+  rpoSeconds: z.optional(z.int().check(z.gte(1))),
+  /** With drills: more days than this without a successful one is counted in ClustersWithoutRecentDrill. */
+  drillDays: z.optional(z.int().check(z.gte(1))),
+  /** Its host publishes archive health: none in the last 15 minutes counts in ClustersWithoutArchiveHealth. */
+  watchArchiving: z.optional(z.boolean()),
+});
+
+/** The catalog's `freshness` (infra/monitoring/backup-age.ts `freshnessOf`): what to check of each cluster. */
+const freshnessSchema = z.strictObject({
   /** The objectives of a cluster that does not give its own (what most clusters share). */
-  PGSNAP_FRESHNESS_DEFAULTS: z.optional(
-    jsonText(
-      z.strictObject({
-        rpoSeconds: z.optional(z.int().check(z.gte(1))),
-        drillDays: z.optional(z.int().check(z.gte(1))),
-        watchArchiving: z.optional(z.boolean()),
-      }),
-    ),
+  defaults: objectivesSchema,
+  clusters: z.array(
+    z.strictObject({
+      ...objectivesSchema.shape,
+      name: clusterNameSchema,
+      repository: z.string(),
+      copiedToDr: z.boolean(),
+      /** The cluster has scheduled drills: report days since the last successful one. */
+      drills: z.optional(z.boolean()),
+      /** Copied to DR: its DR RPO, past which its newest backup in DR counts as behind. */
+      drRpoSeconds: z.optional(z.int().check(z.gte(1))),
+    }),
   ),
+});
+
+const environmentSchema = z.object({
   PGSNAP_METRICS_NAMESPACE: z.string(),
 });
 
@@ -63,8 +63,14 @@ export const reportBackupAgeHandler =
   (cloudwatch: CloudWatchClient) =>
   async (_event: unknown): Promise<{ clusters: BackupFreshness[]; counts: FleetCounts }> => {
     const env = parseWith(environmentSchema, process.env, 'the report-backup-age environment');
-    const defaults = env.PGSNAP_FRESHNESS_DEFAULTS ?? {};
-    const all = env.PGSNAP_FRESHNESS.map((c) => ({ ...defaults, ...c }));
+    // The list is in the catalog, not the environment: a fleet's passes Lambda's 4 KB at about 30 clusters.
+    const catalog = await readCatalog();
+    const freshness = parseWith(
+      freshnessSchema,
+      catalog.freshness ?? { defaults: {}, clusters: [] },
+      `the freshness list of the catalog ${process.env.PGSNAP_CATALOG}`,
+    );
+    const all = freshness.clusters.map((c) => ({ ...freshness.defaults, ...c }));
     const clusters: BackupFreshness[] = [];
     const failed: string[] = [];
     // One cluster's unreachable repository does not keep the others out of the counts.

@@ -19,8 +19,12 @@ export const startFleetHandler =
       process.env,
       'the start-fleet environment',
     );
-    const catalog = await readCatalog();
-    return startFleetBackups(clients, { stateMachineArn: PGSNAP_STATE_MACHINE_ARN, catalog, event });
+    // Read only for discovery: a schedule of listed clusters names them.
+    return startFleetBackups(clients, {
+      stateMachineArn: PGSNAP_STATE_MACHINE_ARN,
+      catalog: () => readCatalog(),
+      event,
+    });
   };
 
 export const handler = logged(

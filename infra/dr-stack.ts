@@ -27,9 +27,10 @@ import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import type { EnvironmentConfig } from './config/config.ts';
 import { DrAlarms } from './dr/dr-alarms.ts';
 import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
-import { drDrillAge } from './dr/dr-drills.ts';
+import { drDrillAge, drDrillAgeClusters } from './dr/dr-drills.ts';
 import { DrRecorder } from './dr/dr-recorder.ts';
 import { acknowledge } from './guards/acknowledge.ts';
+import { clusterRoots, clusterTagCondition, grantScopes } from './guards/fleet-grants.ts';
 import {
   recordKeys,
   recordsWrittenOnlyBy,
@@ -39,6 +40,7 @@ import {
 } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { lambdaRolesOf } from './lambda/handler-function.ts';
+import { freshnessOf } from './monitoring/backup-age.ts';
 import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
 import { Retention } from './retention/scheduled-retention.ts';
@@ -139,8 +141,8 @@ export class DrStack extends Stack {
       // Versions stay past the lock, and a month more.
       noncurrentVersionDays: (dr.objectLock?.days ?? 0) + 30,
     });
-    const walObjects = clusters.map((c) =>
-      this.bucket.arnForObjects(`${c.repository.prefix}${c.name}/wal/*`),
+    const walObjects = clusterRoots(clusters.map((c) => ({ name: c.name, prefix: c.repository.prefix }))).map(
+      (root) => this.bucket.arnForObjects(`${root}/wal/*`),
     );
     if (walObjects.length > 0) {
       this.bucket.addToResourcePolicy(
@@ -198,12 +200,11 @@ export class DrStack extends Stack {
     // As at the source: the pin, the WAL and the artifacts never change once written, whoever writes them
     // (replication writes WAL with s3:ReplicateObject, and a source overwrite is refused at the source);
     // nor does what the source proposes as a backup's manifest (dr-recorder.ts).
+    // By repository prefix past a few dozen clusters: a bucket policy holds 20 KB (guards/fleet-grants.ts).
+    const roots = clusterRoots(clusters.map((c) => ({ name: c.name, prefix: c.repository.prefix })));
     writeOnceIn(
       this.bucket,
-      clusters.flatMap((c) => [
-        ...writeOnceKeys(`${c.repository.prefix}${c.name}`),
-        `${c.repository.prefix}${c.name}/backups/*/${proposedManifestName}`,
-      ]),
+      roots.flatMap((root) => [...writeOnceKeys(root), `${root}/backups/*/${proposedManifestName}`]),
     );
     // DR owns DR: the WAL arrives only by replication, and the restore records are written by this stack's
     // restore Lambdas alone. No source principal writes either, whatever its own policies say.
@@ -214,8 +215,8 @@ export class DrStack extends Stack {
           effect: Effect.DENY,
           principals: [new AnyPrincipal()],
           actions: ['s3:PutObject', 's3:ReplicateObject', 's3:PutObjectTagging', 's3:PutObjectAcl'],
-          resources: clusters.map((c) =>
-            this.bucket.arnForObjects(`${c.repository.prefix}${c.name}/restores/*`),
+          resources: clusterRoots(clusters.map((c) => ({ name: c.name, prefix: c.repository.prefix }))).map(
+            (root) => this.bucket.arnForObjects(`${root}/restores/*`),
           ),
           conditions: { ArnLike: { 'aws:PrincipalArn': sourcePrincipals } },
         }),
@@ -249,9 +250,12 @@ export class DrStack extends Stack {
     // Restoring in the DR region from the DR copies, with this account's rights alone; DR drills of every
     // copied cluster when dr.drills says where (infra/dr/dr-drills.ts).
     // The DR restore's catalog: the copied clusters, each at its prefix in the DR bucket.
+    // With DR drills, it holds what their age reporter checks too.
+    const drills = dr.drills && { names, bucket: this.bucket, clusters, days: dr.drills.days };
     const catalog = new ClusterCatalog(this, 'Catalog', {
       bucket: this.bucket,
       clusters: catalogClusters(clusters, (c) => `s3://${this.bucket.bucketName}/${c.repository.prefix}`),
+      ...(drills ? { freshness: freshnessOf(drDrillAgeClusters(drills)) } : {}),
     });
     this.restore = new Restore(this, 'Restore', {
       catalog,
@@ -269,14 +273,7 @@ export class DrStack extends Stack {
       targetPolicies: this.restoreTargetPolicy.policies,
     });
     this.alarms.restoreFailed(this.restore.stateMachine.stateMachine);
-    if (dr.drills)
-      drDrillAge(this, {
-        names,
-        bucket: this.bucket,
-        clusters,
-        days: dr.drills.days,
-        topic: this.alarms.topic,
-      });
+    if (drills) drDrillAge(this, { ...drills, catalog, topic: this.alarms.topic });
     outputs(this, {
       DrRepositoryBucket: [this.bucket.bucketName, 'The DR repository bucket'],
       DrRestoreStateMachineArn: [
@@ -314,17 +311,10 @@ export class DrStack extends Stack {
     if (clusters.length > 0) {
       new DrRecorder(this, 'Recorder', {
         bucket: this.bucket,
-        clusters: clusters.map((c) => ({
-          name: c.name,
-          prefix: c.repository.prefix,
-          repositoryUrl: drRepositoryUrl(names, c),
-        })),
+        clusters: clusters.map((c) => ({ name: c.name, prefix: c.repository.prefix })),
+        catalog,
       });
-      recordsWrittenOnlyBy(
-        this.bucket,
-        clusters.flatMap((c) => recordKeys(`${c.repository.prefix}${c.name}`)),
-        lambdaRolesOf(this),
-      );
+      recordsWrittenOnlyBy(this.bucket, roots.flatMap(recordKeys), lambdaRolesOf(this));
     }
 
     if (crossAccount) {
@@ -344,9 +334,14 @@ export class DrStack extends Stack {
       this.key.grantEncryptDecrypt(this.role);
       this.key.grant(this.role, 'kms:CreateGrant', 'kms:DescribeKey');
       // Reads and writes, never deletes: what DR keeps is for DR retention, in this account, to let go.
-      for (const cluster of clusters) {
-        this.bucket.grantRead(this.role, `${cluster.repository.prefix}${cluster.name}/*`);
-        this.bucket.grantPut(this.role, `${cluster.repository.prefix}${cluster.name}/*`);
+      const scopes = grantScopes(clusters, (c) => ({
+        name: c.name,
+        bucket: this.bucket,
+        prefix: c.repository.prefix,
+      }));
+      for (const { root } of scopes) {
+        this.bucket.grantRead(this.role, `${root}/*`);
+        this.bucket.grantPut(this.role, `${root}/*`);
       }
       acknowledge(this.role, {
         [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:${sourceRegion}:${sourceAccount}:key/*]`]:
@@ -368,9 +363,9 @@ export class DrStack extends Stack {
           'CDK grantRead: listing the catalog to find what is already copied',
         'AwsSolutions-IAM5[Action::s3:Abort*]': 'CDK grantPut: aborting its own multipart uploads',
         ...Object.fromEntries(
-          clusters.map((c) => [
-            `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as never)}.Arn>/${c.repository.prefix}${c.name}/*]`,
-            `the artifacts, manifests and cluster.json of ${c.name}, under its prefix only`,
+          scopes.map(({ root, whose }) => [
+            `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as never)}.Arn>/${root}/*]`,
+            `the artifacts, manifests and cluster.json of ${whose} backups, under their prefix only`,
           ]),
         ),
       });
@@ -396,7 +391,7 @@ export class DrStack extends Stack {
           sid: 'CreateTaggedCopies',
           actions: ['ec2:CopySnapshot'],
           resources: [snapshots(names.region)],
-          conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: clusterNames } },
+          conditions: clusterTagCondition(`aws:RequestTag/${snapshotTags.cluster}`, clusterNames),
         }),
         new PolicyStatement({
           sid: 'TagCopiesAsTheyAreMade',
@@ -415,7 +410,7 @@ export class DrStack extends Stack {
                 actions: ['ec2:LockSnapshot'],
                 resources: [snapshots(names.region)],
                 conditions: {
-                  StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames },
+                  ...clusterTagCondition(`aws:ResourceTag/${snapshotTags.cluster}`, clusterNames),
                   NumericGreaterThanEquals: { 'ec2:SnapshotLockDuration': lock.days },
                 },
               }),

@@ -8,6 +8,7 @@
  */
 
 import { Stack, type StackProps } from 'aws-cdk-lib';
+import type { ManagedPolicy } from 'aws-cdk-lib/aws-iam';
 import type { Bucket, IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { AfterBackup } from './backup/after-backup.ts';
@@ -18,19 +19,21 @@ import { BackupSchedules } from './backup/schedules.ts';
 import { SnapshotBudget } from './backup/snapshot-budget.ts';
 import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import { type EnvironmentConfig, type EnvironmentInput, environmentSchema } from './config/config.ts';
-import { drNames, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
+import { drNames, drRepositoryUrl, drRpoMinutes, isCrossAccountDr } from './dr/dr-config.ts';
 import { WalReplication } from './dr/wal-replication.ts';
 import { AgentHostPolicy } from './guards/agent-host-policy.ts';
 import { AwsLimits } from './guards/aws-limits.ts';
 import { hostStatements } from './guards/cluster-hosts.ts';
+import { ClusterShards } from './guards/cluster-shards.ts';
 import { DiscoveredHosts } from './guards/discovered-hosts.ts';
+import { clusterRoots } from './guards/fleet-grants.ts';
 import { LambdaEnvironmentSize } from './guards/lambda-environment.ts';
 import { RepositoryBucket, recordKeys, writeOnceKeys } from './guards/repository-bucket.ts';
 import { RestoreTargetPolicy } from './guards/restore-target-policy.ts';
 import { SnapshotQuota, warnNearSnapshotQuota } from './guards/snapshot-quota.ts';
 import { lambdaRolesOf } from './lambda/handler-function.ts';
 import { ArchiveAlarms } from './monitoring/archive-alarms.ts';
-import { BackupAge } from './monitoring/backup-age.ts';
+import { BackupAge, freshnessOf } from './monitoring/backup-age.ts';
 import { BackupAlarms } from './monitoring/backup-alarms.ts';
 import { PgsnapDashboard } from './monitoring/dashboard.ts';
 import { BackupLogQueries } from './monitoring/log-queries.ts';
@@ -45,11 +48,12 @@ export interface PgsnapProps {
 export class Pgsnap extends Construct {
   readonly repository: RepositoryBucket;
   readonly backup: BackupStateMachine;
-  readonly hostPolicy: AgentHostPolicy;
+  /** Each cluster's host policy, by cluster name (in its shard when there are many clusters). */
+  readonly hostPolicy: { readonly policies: ReadonlyMap<string, ManagedPolicy> };
   /** With `discover`: the instance profile tagged hosts run with, and the vendor of their cluster's credentials. */
   readonly discoveredHosts: DiscoveredHosts | undefined;
   /** What restore and drill targets hold instead of the host policy: read only. */
-  readonly restoreTargetPolicy: RestoreTargetPolicy;
+  readonly restoreTargetPolicy: { readonly policies: ReadonlyMap<string, ManagedPolicy> };
   readonly alarms: BackupAlarms;
   readonly document: AgentDocument;
   readonly restore: Restore;
@@ -59,6 +63,14 @@ export class Pgsnap extends Construct {
     const config = environmentSchema.parse(props.environment);
     const stateMachineName = `pgsnap-${config.name}-backup`;
     const stateMachineArn = BackupStateMachine.arnFor(this, stateMachineName);
+
+    // Per-cluster resources in nested stacks once the clusters are many (CloudFormation's 500 per stack).
+    const shards = new ClusterShards(
+      this,
+      config.clusters.map((c) => c.name),
+    );
+    const scopeOf = (cluster: string, here: Construct) => shards.scopeOf(cluster, here);
+    const clustersOf = (names: readonly string[]) => config.clusters.filter((c) => names.includes(c.name));
 
     this.repository = new RepositoryBucket(this, 'Repository');
     const bucketOf = new Map<string, IBucket>();
@@ -77,9 +89,25 @@ export class Pgsnap extends Construct {
     const repositoryUrl = (cluster: EnvironmentConfig['clusters'][number]) =>
       `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`;
     const discover = config.discover;
+    const dr = config.dr;
+    const backupAgeClusters = config.clusters.map((cluster) => ({
+      name: cluster.name,
+      repository: repositoryUrl(cluster),
+      bucket: repositoryOf(cluster),
+      prefix: `${cluster.repository.prefix}${cluster.name}/`,
+      copiedToDr: dr !== undefined && cluster.copyToDr,
+      drills: cluster.drills !== undefined,
+      ...(dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(dr, cluster) } : {}),
+      rpoHours: cluster.rpoHours,
+      ...(cluster.drills ? { drillDays: cluster.drills.days } : {}),
+      watchArchiving: cluster.watchArchiving,
+    }));
     const catalog = new ClusterCatalog(this, 'Catalog', {
+      freshness: freshnessOf(backupAgeClusters),
       bucket: this.repository.bucket,
-      clusters: catalogClusters(config.clusters, repositoryUrl),
+      clusters: catalogClusters(config.clusters, repositoryUrl, (cluster) =>
+        dr && cluster.copyToDr ? drRepositoryUrl(drNames(config, dr), cluster) : undefined,
+      ),
       discover: discover && {
         tag: discover.tag,
         repository: `s3://${this.repository.bucket.bucketName}/${discover.defaults.prefix}`,
@@ -106,6 +134,7 @@ export class Pgsnap extends Construct {
         return { bucket, url: `s3://${bucket.bucketName}/${cluster.repository.prefix}` };
       },
       budgetTable: budget.table,
+      catalog,
     });
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,
@@ -143,8 +172,12 @@ export class Pgsnap extends Construct {
       stateMachine: this.backup.stateMachine,
     });
     afterBackup.attach(this.backup.stateMachine, this.alarms.topic);
-    new ArchiveAlarms(this, 'ArchiveAlarms', { clusters: config.clusters, topic: this.alarms.topic });
-    const dr = config.dr;
+    for (const shard of shards.shards) {
+      new ArchiveAlarms(shard.scope, 'ArchiveAlarms', {
+        clusters: clustersOf(shard.clusters),
+        topic: this.alarms.topic,
+      });
+    }
     const replicated = config.clusters.filter((c) => c.copyToDr && !c.repository.bucketName);
     if (dr?.replicateWal && this.repository.key && replicated.length > 0) {
       new WalReplication(this, 'WalReplication', {
@@ -152,18 +185,23 @@ export class Pgsnap extends Construct {
         key: this.repository.key,
         names: drNames(config, dr),
         crossAccount: isCrossAccountDr(config, dr),
-        walPrefixes: replicated.map((c) => `${c.repository.prefix}${c.name}/wal/`),
+        clusters: replicated.map((c) => ({ name: c.name, prefix: c.repository.prefix })),
       });
     }
-    this.restoreTargetPolicy = new RestoreTargetPolicy(this, 'RestoreTargetPolicy', {
-      name: config.name,
-      repositories: config.clusters.map((cluster) => ({
-        bucket: repositoryOf(cluster),
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
-    });
+    const targetPolicies = new Map<string, ManagedPolicy>();
+    for (const shard of shards.shards) {
+      const policy = new RestoreTargetPolicy(shard.scope, 'RestoreTargetPolicy', {
+        name: config.name,
+        repositories: clustersOf(shard.clusters).map((cluster) => ({
+          bucket: repositoryOf(cluster),
+          prefix: cluster.repository.prefix,
+          cluster: cluster.name,
+        })),
+        repositoryKey: this.repository.key && { key: this.repository.key, bucket: this.repository.bucket },
+      });
+      for (const [cluster, managed] of policy.policies) targetPolicies.set(cluster, managed);
+    }
+    this.restoreTargetPolicy = { policies: targetPolicies };
     this.restore = new Restore(this, 'Restore', {
       stateMachineName: `pgsnap-${config.name}-restore`,
       clusters: config.clusters.map((cluster) => ({
@@ -178,6 +216,7 @@ export class Pgsnap extends Construct {
       environment: config.name,
       targetPolicies: this.restoreTargetPolicy.policies,
       catalog,
+      scopeOf,
     });
     // What the CLI's hints and docs/restore.md send operators to (aws cloudformation describe-stacks).
     outputs(this, {
@@ -207,26 +246,32 @@ export class Pgsnap extends Construct {
     this.node.addValidation(new SnapshotQuota(config));
     warnNearSnapshotQuota(this, config);
     // The pin, the WAL and the artifacts never change once written (DESIGN.md); the manifests do.
+    // By repository prefix past a few dozen clusters: a bucket policy holds 20 KB (guards/fleet-grants.ts).
+    const inStackBucket = clusterRoots(
+      config.clusters
+        .filter((cluster) => !cluster.repository.bucketName)
+        .map((cluster) => ({ name: cluster.name, prefix: cluster.repository.prefix })),
+    );
     // Clusters found by tags too: every cluster under the discovered prefix, whatever its name.
     const discoveredRoots = discover ? [`${discover.defaults.prefix}*`] : [];
-    this.repository.writeOnce([
-      ...config.clusters
-        .filter((cluster) => !cluster.repository.bucketName)
-        .flatMap((cluster) => writeOnceKeys(`${cluster.repository.prefix}${cluster.name}`)),
-      ...discoveredRoots.flatMap(writeOnceKeys),
-    ]);
-    this.hostPolicy = new AgentHostPolicy(this, 'AgentHostPolicy', {
-      environment: config.name,
-      stateMachineArn,
-      repositories: config.clusters.map((cluster) => ({
-        bucket: repositoryOf(cluster),
-        prefix: cluster.repository.prefix,
-        cluster: cluster.name,
-      })),
-      ...(this.repository.key
-        ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
-        : {}),
-    });
+    this.repository.writeOnce([...inStackBucket, ...discoveredRoots].flatMap(writeOnceKeys));
+    const hostPolicies = new Map<string, ManagedPolicy>();
+    for (const shard of shards.shards) {
+      const policy = new AgentHostPolicy(shard.scope, 'AgentHostPolicy', {
+        environment: config.name,
+        stateMachineArn,
+        repositories: clustersOf(shard.clusters).map((cluster) => ({
+          bucket: repositoryOf(cluster),
+          prefix: cluster.repository.prefix,
+          cluster: cluster.name,
+        })),
+        ...(this.repository.key
+          ? { repositoryKey: this.repository.key, keyBucket: this.repository.bucket }
+          : {}),
+      });
+      for (const [cluster, managed] of policy.policies) hostPolicies.set(cluster, managed);
+    }
+    this.hostPolicy = { policies: hostPolicies };
     this.discoveredHosts =
       discover &&
       new DiscoveredHosts(this, 'DiscoveredHosts', {
@@ -246,18 +291,8 @@ export class Pgsnap extends Construct {
       });
     }
     const backupAge = new BackupAge(this, 'BackupAge', {
-      clusters: config.clusters.map((cluster) => ({
-        name: cluster.name,
-        repository: `s3://${repositoryOf(cluster).bucketName}/${cluster.repository.prefix}`,
-        bucket: repositoryOf(cluster),
-        prefix: `${cluster.repository.prefix}${cluster.name}/`,
-        copiedToDr: config.dr !== undefined && cluster.copyToDr,
-        drills: cluster.drills !== undefined,
-        ...(config.dr && cluster.copyToDr ? { drRpoMinutes: drRpoMinutes(config.dr, cluster) } : {}),
-        rpoHours: cluster.rpoHours,
-        ...(cluster.drills ? { drillDays: cluster.drills.days } : {}),
-        watchArchiving: cluster.watchArchiving,
-      })),
+      clusters: backupAgeClusters,
+      catalog,
       topic: this.alarms.topic,
     });
     new BackupLogQueries(this, 'LogQueries', { environment: config.name, functionsUnder: this });
@@ -272,12 +307,7 @@ export class Pgsnap extends Construct {
     // The orchestrator records, hosts only propose (DESIGN.md "Trust"): the Lambdas made above, and no one
     // else, write the manifests and the restore records, whatever a host's or anyone's own policies say.
     this.repository.recordsWrittenOnlyBy(
-      [
-        ...config.clusters
-          .filter((cluster) => !cluster.repository.bucketName)
-          .flatMap((cluster) => recordKeys(`${cluster.repository.prefix}${cluster.name}`)),
-        ...discoveredRoots.flatMap(recordKeys),
-      ],
+      [...inStackBucket, ...discoveredRoots].flatMap(recordKeys),
       lambdaRolesOf(this),
     );
   }

@@ -1,5 +1,6 @@
 /**
- * The fleet schedule's start: every running instance tagged with the
+ * A fleet schedule's start. A schedule shared by listed clusters names them
+ * (`clusters`), and each gets one backup execution. Otherwise every running instance tagged with the
  * catalog's discovery tag is a cluster's host, and each such cluster not
  * listed in the catalog (a listed one has its own schedules) gets one backup
  * execution named after it and the scheduled time (startScheduledBackup), so
@@ -19,6 +20,11 @@ import { startScheduledBackup } from './execution.ts';
 export const fleetStartSchema = z.strictObject({
   label: z.optional(z.string()),
   scheduledTime: z.iso.datetime({ offset: true }),
+  /**
+   * Listed clusters that share this cadence (infra/backup/schedules.ts groups them): one schedule starts each
+   * of them, and no instance is looked up. None: the clusters found by the discovery tag.
+   */
+  clusters: z.optional(z.array(z.string().check(z.regex(clusterNamePattern))).check(z.minLength(1))),
 });
 
 export interface FleetStart {
@@ -61,22 +67,31 @@ export async function taggedClusters(ec2: EC2Client, tag: string): Promise<Map<s
   return clusters;
 }
 
-export async function startFleetBackups(
-  clients: { ec2: EC2Client; sfn: SFNClient },
-  request: { stateMachineArn: string; catalog: Catalog; event: unknown },
-): Promise<FleetStart> {
-  const { label, scheduledTime } = parseWith(fleetStartSchema, request.event, 'the fleet start');
-  const discover = request.catalog.discover;
-  const result: FleetStart = { started: [], alreadyStarted: [], skipped: [] };
-  if (!discover) return result;
-  const listed = new Set(request.catalog.clusters.map((c) => c.name));
-  const failures: string[] = [];
-  for (const [name, instances] of await taggedClusters(clients.ec2, discover.tag)) {
+/** The clusters the discovery tag names that the catalog does not list (a listed one has its own schedules). */
+async function discoveredClusters(ec2: EC2Client, catalog: Catalog, result: FleetStart): Promise<string[]> {
+  if (!catalog.discover) return [];
+  const listed = new Set(catalog.clusters.map((c) => c.name));
+  const names: string[] = [];
+  for (const [name, instances] of await taggedClusters(ec2, catalog.discover.tag)) {
     if (!clusterNamePattern.test(name)) {
       for (const instanceId of instances) result.skipped.push({ instanceId, value: name });
-      continue;
+    } else if (!listed.has(name)) {
+      names.push(name);
     }
-    if (listed.has(name)) continue;
+  }
+  return names;
+}
+
+export async function startFleetBackups(
+  clients: { ec2: EC2Client; sfn: SFNClient },
+  request: { stateMachineArn: string; catalog: Catalog | (() => Promise<Catalog>); event: unknown },
+): Promise<FleetStart> {
+  const { label, scheduledTime, clusters } = parseWith(fleetStartSchema, request.event, 'the fleet start');
+  const result: FleetStart = { started: [], alreadyStarted: [], skipped: [] };
+  const catalog = async () => (typeof request.catalog === 'function' ? request.catalog() : request.catalog);
+  const names = clusters ?? (await discoveredClusters(clients.ec2, await catalog(), result));
+  const failures: string[] = [];
+  for (const name of names) {
     try {
       const event = { cluster: name, trigger: 'schedule', scheduledTime, ...(label ? { label } : {}) };
       const started = await startScheduledBackup(clients.sfn, {

@@ -45,8 +45,11 @@ export const drTargetSchema = z
      * (completionDurationMinutes in dr-copies.ts); absent, copies are standard (best effort).
      */
     rpoMinutes: z.optional(z.int().check(z.gte(15))),
-    /** The DR repository of each cluster that is copied: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
-    clusters: z.record(z.string(), z.strictObject({ repository: z.string() })),
+    /**
+     * The DR repository of each cluster that is copied: `s3://<dr bucket>/<prefix>?region=<dr region>`. The
+     * stack writes them into the cluster catalog instead (functions/commons/dr-target.ts): none here.
+     */
+    clusters: z._default(z.record(z.string(), z.strictObject({ repository: z.string() })), {}),
   })
   .check(
     z.superRefine((target, ctx) => {
@@ -68,6 +71,8 @@ export const drTargetSchema = z
     }),
   );
 export type DrTarget = z.infer<typeof drTargetSchema>;
+/** A DR target as written: without its clusters when the catalog has them. */
+export type DrTargetInput = z.input<typeof drTargetSchema>;
 
 /** The DR target as JSON in an environment variable (PGSNAP_DR). */
 export const drTargetVariable = jsonText(drTargetSchema);

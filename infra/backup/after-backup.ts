@@ -14,12 +14,14 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { State, StateMachine, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { CopyBudget, clustersTooBigForCopies } from '../dr/copy-budget.ts';
 import { drNames } from '../dr/dr-config.ts';
 import { drCopier } from '../dr/dr-copier.ts';
 import { DrCopySteps } from '../dr/dr-copy-steps.ts';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
+import { grantScopes } from '../guards/fleet-grants.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { copyFailedNotices, copyLagAlarm } from '../monitoring/copy-alarms.ts';
 import { RetentionSteps } from '../retention/retention-steps.ts';
@@ -41,17 +43,17 @@ export interface AfterBackupProps {
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
   /** The budget table (infra/backup/snapshot-budget.ts): the DR copy budget is an item in it. */
   budgetTable: ITable;
+  /** The cluster catalog: the copy functions read each copied cluster's DR repository there. */
+  catalog: ClusterCatalog;
 }
 
 export class AfterBackup extends Construct {
   readonly functions: AfterBackupFunctions = {};
   readonly retention: Retention | undefined;
-  private readonly config: EnvironmentConfig;
 
   constructor(scope: Construct, id: string, props: AfterBackupProps) {
     super(scope, id);
     const { config } = props;
-    this.config = config;
     const stack = Stack.of(this);
     const dr = config.dr;
     const copied = dr ? config.clusters.filter((c) => c.copyToDr) : [];
@@ -109,6 +111,14 @@ export class AfterBackup extends Construct {
       });
       this.functions.acquireCopyBudget = budget.acquire;
       this.functions.releaseCopyBudget = budget.release;
+      for (const reader of [
+        this.functions.copySnapshots,
+        this.functions.checkCopies,
+        this.functions.recordCopies,
+        budget.acquire,
+      ]) {
+        props.catalog.grantRead(reader as HandlerFunction);
+      }
     }
     if (retained.length > 0) {
       this.retention = new Retention(this, 'Retention', {
@@ -133,14 +143,18 @@ export class AfterBackup extends Construct {
     const copiers = all.filter(
       (f) => f !== this.functions.applyRetention && f !== acquireCopyBudget && f !== releaseCopyBudget,
     );
-    for (const cluster of config.clusters) {
-      const { bucket } = props.repositoryOf(cluster);
-      const prefix = `${cluster.repository.prefix}${cluster.name}/*`;
+    const scopes = grantScopes(config.clusters, (cluster) => ({
+      name: cluster.name,
+      bucket: props.repositoryOf(cluster).bucket,
+      prefix: cluster.repository.prefix,
+    }));
+    for (const { bucket, root, whose } of scopes) {
+      const prefix = `${root}/*`;
       for (const f of copiers) {
         bucket.grantRead(f, prefix);
         bucket.grantPut(f, prefix);
         acknowledge(role ?? f, {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}]`]: `reads the backups of ${cluster.name} and rewrites their manifests, under its prefix only`,
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${prefix}]`]: `reads ${whose} backups and rewrites their manifests, under their prefix only`,
         });
       }
     }
@@ -174,9 +188,13 @@ export class AfterBackup extends Construct {
               [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:${target.region}:${target.account}:key/*]`]:
                 "the DR key's id is not known to the source stack; only the key with the DR alias, and only through EBS and S3",
               ...Object.fromEntries(
-                copied.map((c) => [
-                  `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${drNames(config, dr).bucketName}/${c.repository.prefix}${c.name}/*]`,
-                  `the DR artifacts and manifests of ${c.name}, under its prefix only`,
+                grantScopes(copied, (c) => ({
+                  name: c.name,
+                  bucket: props.repositoryOf(c).bucket,
+                  prefix: c.repository.prefix,
+                })).map(({ root, whose }) => [
+                  `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${drNames(config, dr).bucketName}/${root}${root.endsWith('*') ? '' : '/*'}]`,
+                  `the DR artifacts and manifests of ${whose} backups, under their prefix only`,
                 ]),
               ),
             }

@@ -14,6 +14,7 @@ import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { EnvironmentConfig } from '../config/config.ts';
 import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
 import { hostStatements } from '../guards/cluster-hosts.ts';
+import { clusterTagCondition, grantScopes } from '../guards/fleet-grants.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { backupMetrics } from '../monitoring/metrics-and-events.ts';
 
@@ -69,7 +70,7 @@ export class BackupFunctions {
     const ofClusters = (key: string) =>
       config.discover
         ? { StringLike: { [`${key}/${snapshotTags.cluster}`]: '?*' } }
-        : { StringEquals: { [`${key}/${snapshotTags.cluster}`]: clusterNames } };
+        : clusterTagCondition(`${key}/${snapshotTags.cluster}`, clusterNames);
     for (const statement of hostStatements(
       scope,
       config.clusters,
@@ -175,17 +176,25 @@ export class BackupFunctions {
             'reads and rewrites the manifests of the backups of clusters found by tags, whose names are known only at run time',
         });
       }
-      for (const cluster of config.clusters) {
-        const backups = `${cluster.repository.prefix}${cluster.name}/backups/*`;
-        repositoryOf(cluster).grantReadWrite(fn, backups);
+      const scopes = grantScopes(config.clusters, (cluster) => ({
+        name: cluster.name,
+        bucket: repositoryOf(cluster),
+        prefix: cluster.repository.prefix,
+      }));
+      for (const { bucket, root, whose } of scopes) {
+        const backups = `${root}/backups/*`;
+        bucket.grantReadWrite(fn, backups);
         // Checking what the host proposed: the pin's system identifier and the WAL from start to stop.
-        repositoryOf(cluster).grantRead(fn, `${cluster.repository.prefix}${cluster.name}/cluster.json`);
-        repositoryOf(cluster).grantRead(fn, `${cluster.repository.prefix}${cluster.name}/wal/*`);
+        bucket.grantRead(fn, `${root}/cluster.json`);
+        bucket.grantRead(fn, `${root}/wal/*`);
         acknowledge(fn, {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(repositoryOf(cluster))}/${cluster.repository.prefix}${cluster.name}/wal/*]`]: `reads ${cluster.name}'s WAL to check a backup's range is archived`,
-        });
-        acknowledge(fn, {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(repositoryOf(cluster))}/${backups}]`]: `reads and rewrites the manifests of ${cluster.name}'s backups, under its prefix only`,
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${root}/wal/*]`]: `reads ${whose} WAL to check a backup's range is archived`,
+          [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${backups}]`]: `reads and rewrites the manifests of ${whose} backups, under their prefix only`,
+          ...(root.endsWith('*')
+            ? {
+                [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${root}/cluster.json]`]: `reads ${whose} pins, to check a backup's system identifier`,
+              }
+            : {}),
         });
       }
     }

@@ -5,6 +5,12 @@
  * `<aws.scheduler.scheduled-time>`; the Lambda names the execution after the
  * cluster and that time, so that a second delivery (Scheduler delivers at
  * least once) is refused by Step Functions itself.
+ *
+ * A cadence that several listed clusters share (the same expression, time
+ * zone, label and window) is one schedule per `clustersPerSchedule` of them,
+ * invoking start-fleet with their names, as a discovered fleet's cadence is:
+ * a schedule per cluster carried 500 listed clusters past CloudFormation's
+ * 500 resources per stack. A cadence of one cluster keeps its own schedule.
  */
 import { Duration, TimeZone } from 'aws-cdk-lib';
 import { PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
@@ -31,6 +37,30 @@ export interface BackupSchedulesProps {
   fleet?: { schedules: ScheduleConfig[]; catalog: ClusterCatalog } | undefined;
 }
 
+/** The most clusters one grouped schedule names: its input stays a few KB (names are at most 63 characters). */
+export const clustersPerSchedule = 100;
+
+/** The schedules of listed clusters, grouped by what a delivery needs to know: one cadence each. */
+export function cadencesOf(
+  clusters: ClusterConfig[],
+): Array<{ schedule: ScheduleConfig; clusters: string[] }> {
+  const cadences = new Map<string, { schedule: ScheduleConfig; clusters: string[] }>();
+  for (const cluster of clusters) {
+    for (const schedule of cluster.schedules) {
+      const key = JSON.stringify([
+        schedule.expression,
+        schedule.timezone,
+        schedule.label,
+        schedule.flexibleWindowMinutes,
+      ]);
+      const cadence = cadences.get(key) ?? { schedule, clusters: [] };
+      cadence.clusters.push(cluster.name);
+      cadences.set(key, cadence);
+    }
+  }
+  return [...cadences.values()];
+}
+
 export class BackupSchedules extends Construct {
   readonly startBackup: HandlerFunction;
 
@@ -50,19 +80,44 @@ export class BackupSchedules extends Construct {
     acknowledge(role, {
       [`AwsSolutions-IAM5[Resource::${arnReference(this.startBackup)}:*]`]: wildcardReasons.lambdaVersions,
     });
-    if (props.fleet) this.fleetSchedules(props.fleet, props.stateMachine, role);
-    for (const cluster of props.clusters) {
-      for (const schedule of cluster.schedules) {
-        new Schedule(this, `${cluster.name}-${schedule.name}`, {
-          description: `pgsnap backup of ${cluster.name} (${schedule.name})`,
+    const cadences = cadencesOf(props.clusters);
+    const startFleet =
+      props.fleet?.schedules.length || cadences.some((c) => c.clusters.length > 1)
+        ? this.startFleet(props.stateMachine, role, props.fleet)
+        : undefined;
+    if (props.fleet && startFleet) this.fleetSchedules(props.fleet.schedules, startFleet, role);
+    for (const { schedule, clusters } of cadences) {
+      if (clusters.length === 1 || !startFleet) {
+        const [cluster] = clusters as [string];
+        new Schedule(this, `${cluster}-${schedule.name}`, {
+          description: `pgsnap backup of ${cluster} (${schedule.name})`,
           schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
           timeWindow: TimeWindow.flexible(Duration.minutes(schedule.flexibleWindowMinutes)),
           target: new LambdaInvoke(this.startBackup, {
             input: ScheduleTargetInput.fromObject({
-              cluster: cluster.name,
+              cluster,
               label: schedule.label,
               trigger: 'schedule',
               scheduledTime: ContextAttribute.scheduledTime,
+            }),
+            retryAttempts: 2,
+            role,
+          }),
+        });
+        continue;
+      }
+      for (let first = 0; first < clusters.length; first += clustersPerSchedule) {
+        const group = clusters.slice(first, first + clustersPerSchedule);
+        // Named after the group's first cluster: adding a cluster to a cadence does not rename the others.
+        new Schedule(this, `${group[0]}-${schedule.name}-group`, {
+          description: `pgsnap backup of ${group.length} clusters, ${group[0]} to ${group.at(-1)} (${schedule.name})`,
+          schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
+          timeWindow: TimeWindow.flexible(Duration.minutes(schedule.flexibleWindowMinutes)),
+          target: new LambdaInvoke(startFleet, {
+            input: ScheduleTargetInput.fromObject({
+              label: schedule.label,
+              scheduledTime: ContextAttribute.scheduledTime,
+              clusters: group,
             }),
             retryAttempts: 2,
             role,
@@ -72,27 +127,36 @@ export class BackupSchedules extends Construct {
     }
   }
 
-  /** One schedule per fleet cadence, invoking start-fleet (domain/backup/fleet.ts). */
-  private fleetSchedules(
-    fleet: NonNullable<BackupSchedulesProps['fleet']>,
+  /** The start-fleet Lambda (domain/backup/fleet.ts): the catalog and the instances only for discovery. */
+  private startFleet(
     stateMachine: IStateMachine,
     role: Role,
-  ): void {
-    if (fleet.schedules.length === 0) return;
+    fleet: BackupSchedulesProps['fleet'],
+  ): HandlerFunction {
     const startFleet = new HandlerFunction(this, 'StartFleet', {
       handler: 'start-fleet',
-      description: "pgsnap: starts a backup of every cluster found by its host's tags, one execution each",
+      description:
+        'pgsnap: starts the backups of a cadence, one execution per cluster (listed or found by tags)',
       environment: { PGSNAP_STATE_MACHINE_ARN: stateMachine.stateMachineArn },
       timeout: Duration.minutes(10),
     });
     stateMachine.grantStartExecution(startFleet);
-    fleet.catalog.grantRead(startFleet);
-    // DescribeInstances has no resource-level permissions in EC2.
-    startFleet.addToRolePolicy(new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
     acknowledge(role, {
       [`AwsSolutions-IAM5[Resource::${arnReference(startFleet)}:*]`]: wildcardReasons.lambdaVersions,
     });
-    for (const schedule of fleet.schedules) {
+    if (fleet?.schedules.length) {
+      fleet.catalog.grantRead(startFleet);
+      // DescribeInstances has no resource-level permissions in EC2.
+      startFleet.addToRolePolicy(
+        new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }),
+      );
+    }
+    return startFleet;
+  }
+
+  /** One schedule per fleet cadence, invoking start-fleet (domain/backup/fleet.ts). */
+  private fleetSchedules(schedules: ScheduleConfig[], startFleet: HandlerFunction, role: Role): void {
+    for (const schedule of schedules) {
       new Schedule(this, `fleet-${schedule.name}`, {
         description: `pgsnap backup of every tagged cluster (${schedule.name})`,
         schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),

@@ -22,6 +22,8 @@ export interface ClusterCatalogProps {
   bucket: IBucket;
   clusters: CatalogCluster[];
   discover?: CatalogDiscovery | undefined;
+  /** What report-backup-age checks of each cluster (infra/monitoring/backup-age.ts `freshnessOf`). */
+  freshness?: Record<string, unknown> | undefined;
 }
 
 /** Where catalogs live in their bucket. */
@@ -41,6 +43,7 @@ export class ClusterCatalog extends Construct {
       schemaVersion: 1,
       clusters: props.clusters,
       ...(props.discover ? { discover: props.discover } : {}),
+      ...(props.freshness ? { freshness: props.freshness } : {}),
     };
     // Named after its content as deployed (tokens resolved to their references), so that the name changes
     // exactly when the catalog does.
@@ -92,16 +95,21 @@ export class ClusterCatalog extends Construct {
 export function catalogClusters(
   clusters: ClusterConfig[],
   repositoryOf: (cluster: ClusterConfig) => string,
+  drRepositoryOf: (cluster: ClusterConfig) => string | undefined = () => undefined,
 ): CatalogCluster[] {
-  return clusters.map((cluster) => ({
-    name: cluster.name,
-    ...('instanceId' in cluster.instance
-      ? { instanceId: cluster.instance.instanceId }
-      : { instanceTags: cluster.instance.tags }),
-    volumeIds: cluster.volumeIds ?? [],
-    fastCheckpoint: cluster.fastCheckpoint,
-    maxBackupMinutes: cluster.maxBackupMinutes,
-    repository: repositoryOf(cluster),
-    ...(cluster.recoveryHours ? { recoverySeconds: Math.round(cluster.recoveryHours * 3600) } : {}),
-  }));
+  return clusters.map((cluster) => {
+    const drRepository = drRepositoryOf(cluster);
+    return {
+      name: cluster.name,
+      ...('instanceId' in cluster.instance
+        ? { instanceId: cluster.instance.instanceId }
+        : { instanceTags: cluster.instance.tags }),
+      volumeIds: cluster.volumeIds ?? [],
+      fastCheckpoint: cluster.fastCheckpoint,
+      maxBackupMinutes: cluster.maxBackupMinutes,
+      repository: repositoryOf(cluster),
+      ...(cluster.recoveryHours ? { recoverySeconds: Math.round(cluster.recoveryHours * 3600) } : {}),
+      ...(drRepository ? { drRepository } : {}),
+    };
+  });
 }

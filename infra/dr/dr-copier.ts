@@ -10,14 +10,15 @@ import { Stack } from 'aws-cdk-lib';
 import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { grantOperations } from '#domain/ebs/dr-sharing';
-import type { DrTarget } from '#domain/ebs/dr-target';
+import type { DrTargetInput } from '#domain/ebs/dr-target';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import type { EnvironmentConfig } from '../config/config.ts';
-import { type DrConfig, drNames, drRepositoryUrl, isCrossAccountDr } from './dr-config.ts';
+import { byRepository, clusterTagCondition } from '../guards/fleet-grants.ts';
+import { type DrConfig, drNames, isCrossAccountDr } from './dr-config.ts';
 
 export interface DrCopier {
   role: Role;
-  target: DrTarget;
+  target: DrTargetInput;
 }
 
 /** Makes the copier's role in `scope` for the `copied` clusters of `config`, which copies to `dr`. */
@@ -37,7 +38,7 @@ export function drCopier(
   const names = drNames(config, dr);
   const crossAccount = isCrossAccountDr(config, dr);
   const drRoleArn = `arn:${stack.partition}:iam::${names.account}:role/${names.roleName}`;
-  const target: DrTarget = {
+  const target: DrTargetInput = {
     sourceAccount: config.account ?? stack.account,
     sourceRegion: config.region ?? stack.region,
     account: names.account,
@@ -46,7 +47,6 @@ export function drCopier(
     ...(crossAccount ? { roleArn: drRoleArn, externalId: dr.externalId! } : {}),
     ...(dr.snapshotLock ? { snapshotLock: dr.snapshotLock } : {}),
     ...(dr.rpoMinutes !== undefined ? { rpoMinutes: dr.rpoMinutes } : {}),
-    clusters: Object.fromEntries(copied.map((c) => [c.name, { repository: drRepositoryUrl(names, c) }])),
   };
   const role = new Role(scope, 'CopierRole', {
     roleName: names.copierRoleName,
@@ -62,9 +62,10 @@ export function drCopier(
       new PolicyStatement({
         actions: ['ec2:ModifySnapshotAttribute'],
         resources: [sourceSnapshots],
-        conditions: {
-          StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copied.map((c) => c.name) },
-        },
+        conditions: clusterTagCondition(
+          `aws:ResourceTag/${snapshotTags.cluster}`,
+          copied.map((c) => c.name),
+        ),
       }),
     );
     role.addToPolicy(
@@ -91,7 +92,7 @@ export function drCopier(
       new PolicyStatement({
         actions: ['ec2:CopySnapshot'],
         resources: [drSnapshots],
-        conditions: { StringEquals: { [`aws:RequestTag/${snapshotTags.cluster}`]: copiedNames } },
+        conditions: clusterTagCondition(`aws:RequestTag/${snapshotTags.cluster}`, copiedNames),
       }),
     );
     role.addToPolicy(
@@ -109,7 +110,7 @@ export function drCopier(
           actions: ['ec2:LockSnapshot'],
           resources: [drSnapshots],
           conditions: {
-            StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: copiedNames },
+            ...clusterTagCondition(`aws:ResourceTag/${snapshotTags.cluster}`, copiedNames),
             NumericGreaterThanEquals: { 'ec2:SnapshotLockDuration': dr.snapshotLock.days },
           },
         }),
@@ -156,9 +157,15 @@ export function drCopier(
     role.addToPolicy(
       new PolicyStatement({
         actions: ['s3:GetObject', 's3:PutObject'],
-        resources: copied.map(
-          (c) => `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}${c.name}/*`,
-        ),
+        resources: [
+          ...new Set(
+            copied.map((c) =>
+              byRepository(copied.length)
+                ? `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}*`
+                : `arn:${stack.partition}:s3:::${names.bucketName}/${c.repository.prefix}${c.name}/*`,
+            ),
+          ),
+        ],
       }),
     );
     role.addToPolicy(

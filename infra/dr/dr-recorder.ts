@@ -13,13 +13,17 @@ import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import { acknowledge, bucketFinding } from '../guards/acknowledge.ts';
+import { grantScopes } from '../guards/fleet-grants.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 
 export interface DrRecorderProps {
   bucket: IBucket;
-  /** The copied clusters: name, repository prefix and DR repository URL. */
-  clusters: Array<{ name: string; prefix: string; repositoryUrl: string }>;
+  /** The copied clusters: name and repository prefix. */
+  clusters: Array<{ name: string; prefix: string }>;
+  /** The DR stack's catalog, which names each copied cluster's DR repository. */
+  catalog: ClusterCatalog;
 }
 
 export class DrRecorder extends Construct {
@@ -32,24 +36,25 @@ export class DrRecorder extends Construct {
       description: "pgsnap: records a backup's DR manifest from the DR copies EC2 shows",
       // A sweep reads every copied cluster's recent backups: a listing and a read or two each.
       timeout: Duration.minutes(5),
-      environment: {
-        PGSNAP_DR_REPOSITORIES: JSON.stringify(
-          Object.fromEntries(props.clusters.map((c) => [c.name, c.repositoryUrl])),
-        ),
-        PGSNAP_DR_ACCOUNT: Stack.of(this).account,
-      },
+      environment: { PGSNAP_DR_ACCOUNT: Stack.of(this).account },
     });
     this.function = fn;
+    // Each copied cluster's DR repository is in the DR catalog, not the environment (4 KB: about 40 clusters).
+    props.catalog.grantRead(fn);
     // DescribeSnapshots supports no resource-level permissions.
     fn.addToRolePolicy(new PolicyStatement({ actions: ['ec2:DescribeSnapshots'], resources: ['*'] }));
-    for (const cluster of props.clusters) {
-      const root = `${cluster.prefix}${cluster.name}`;
+    const scopes = grantScopes(props.clusters, (c) => ({
+      name: c.name,
+      bucket: props.bucket,
+      prefix: c.prefix,
+    }));
+    for (const { root, whose } of scopes) {
       // The pin, the proposal and the artifacts read; the manifests, and nothing else, written.
       props.bucket.grantRead(fn, `${root}/*`);
       props.bucket.grantPut(fn, `${root}/backups/*/manifest.json`);
       acknowledge(fn, {
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${root}/*]`]: `reads ${cluster.name}'s DR pin, proposals and artifacts, under its prefix only`,
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${root}/backups/*/manifest.json]`]: `writes ${cluster.name}'s DR manifests, and no other object`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${root}/*]`]: `reads ${whose} DR pins, proposals and artifacts, under their prefix only`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${root}/backups/*/manifest.json]`]: `writes ${whose} DR manifests, and no other object`,
       });
     }
     acknowledge(fn, {

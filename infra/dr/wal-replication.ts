@@ -13,6 +13,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledge, arnReference } from '../guards/acknowledge.ts';
+import { clusterRoots } from '../guards/fleet-grants.ts';
 import type { DrNames } from './dr-config.ts';
 
 export interface WalReplicationProps {
@@ -21,8 +22,8 @@ export interface WalReplicationProps {
   key: IKey;
   names: DrNames;
   crossAccount: boolean;
-  /** `<prefix><cluster>/wal/` of each copied cluster. */
-  walPrefixes: string[];
+  /** The copied clusters: each one's WAL, `<prefix><cluster>/wal/`, is replicated. */
+  clusters: Array<{ name: string; prefix: string }>;
 }
 
 export class WalReplication extends Construct {
@@ -32,6 +33,10 @@ export class WalReplication extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const { names } = props;
+    const walPrefixes = props.clusters.map((c) => `${c.prefix}${c.name}/wal/`);
+    // The role's objects: each cluster's WAL while they are few, by repository prefix past that (a replication
+    // rule filters by a plain prefix, so the rules stay one per cluster: at most 1,000 per bucket).
+    const walObjects = clusterRoots(props.clusters).map((root) => `${root}/wal/*`);
     const drBucketArn = `arn:${stack.partition}:s3:::${names.bucketName}`;
     const drKeyArn = `arn:${stack.partition}:kms:${names.region}:${names.account}:${names.keyAlias}`;
     this.role = new Role(this, 'Role', {
@@ -52,13 +57,13 @@ export class WalReplication extends Construct {
           's3:GetObjectVersionAcl',
           's3:GetObjectVersionTagging',
         ],
-        resources: props.walPrefixes.map((p) => props.bucket.arnForObjects(`${p}*`)),
+        resources: walObjects.map((objects) => props.bucket.arnForObjects(objects)),
       }),
     );
     this.role.addToPolicy(
       new PolicyStatement({
         actions: ['s3:ReplicateObject', 's3:ReplicateTags', 's3:ObjectOwnerOverrideToBucketOwner'],
-        resources: props.walPrefixes.map((p) => `${drBucketArn}/${p}*`),
+        resources: walObjects.map((objects) => `${drBucketArn}/${objects}`),
       }),
     );
     props.key.grantDecrypt(this.role);
@@ -73,7 +78,7 @@ export class WalReplication extends Construct {
     const cfn = props.bucket.node.defaultChild as CfnBucket;
     cfn.replicationConfiguration = {
       role: this.role.roleArn,
-      rules: props.walPrefixes.map((prefix, index) => ({
+      rules: walPrefixes.map((prefix, index) => ({
         id: `wal-${index}`,
         status: 'Enabled',
         priority: index,
@@ -91,15 +96,15 @@ export class WalReplication extends Construct {
     };
     acknowledge(this.role, {
       ...Object.fromEntries(
-        props.walPrefixes.map((p) => [
-          `AwsSolutions-IAM5[Resource::${arnReference(props.bucket)}/${p}*]`,
-          'replication reads every version of the WAL objects under this cluster prefix only',
+        walObjects.map((objects) => [
+          `AwsSolutions-IAM5[Resource::${arnReference(props.bucket)}/${objects}]`,
+          'replication reads every version of the copied clusters’ WAL objects only',
         ]),
       ),
       ...Object.fromEntries(
-        props.walPrefixes.map((p) => [
-          `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${names.bucketName}/${p}*]`,
-          'replicas are written under the same cluster WAL prefix of the DR bucket only',
+        walObjects.map((objects) => [
+          `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${names.bucketName}/${objects}]`,
+          'replicas are written under the copied clusters’ WAL prefixes of the DR bucket only',
         ]),
       ),
       [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:${names.region}:${names.account}:key/*]`]:

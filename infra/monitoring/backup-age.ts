@@ -14,7 +14,9 @@ import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'a
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import { acknowledge, arnReference, bucketFinding, wildcardReasons } from '../guards/acknowledge.ts';
+import { grantScopes } from '../guards/fleet-grants.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { fleetAlarms } from './fleet-alarms.ts';
@@ -71,43 +73,56 @@ function commonObjectives(all: Objectives[]): Objectives {
   };
 }
 
+/**
+ * What report-backup-age checks of each cluster, for the catalog's `freshness` (functions/report-backup-age.ts):
+ * the objectives most clusters share said once, each cluster with those it does not share.
+ */
+export function freshnessOf(clusters: BackupAgeCluster[]): Record<string, unknown> {
+  const defaults = commonObjectives(clusters.map(objectivesOf));
+  return {
+    defaults,
+    clusters: clusters.map((c) => {
+      const objectives = objectivesOf(c);
+      return {
+        name: c.name,
+        repository: c.repository,
+        copiedToDr: c.copiedToDr,
+        ...(c.drills ? { drills: true } : {}),
+        ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
+        ...Object.fromEntries(
+          Object.entries(objectives).filter(([key, value]) => defaults[key as keyof Objectives] !== value),
+        ),
+      };
+    }),
+  };
+}
+
 export class BackupAge extends Construct {
   readonly function: HandlerFunction;
   /** The alarms over the fleet counts it publishes (the copy-lag one is the AfterBackup construct's). */
   readonly alarms: Alarm[];
 
-  constructor(scope: Construct, id: string, props: { clusters: BackupAgeCluster[]; topic?: ITopic }) {
+  /**
+   * `catalog`: the catalog that holds `freshnessOf(clusters)` (a fleet's list passes Lambda's 4 KB at about
+   * 30 clusters); the function reads it there.
+   */
+  constructor(
+    scope: Construct,
+    id: string,
+    props: { clusters: BackupAgeCluster[]; catalog: ClusterCatalog; topic?: ITopic | undefined },
+  ) {
     super(scope, id);
-    const defaults = commonObjectives(props.clusters.map(objectivesOf));
     const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
       description:
         "pgsnap: logs each cluster's newest backup's age and counts the clusters over their objectives",
       environment: {
-        // The objectives most clusters share are said once (the environment holds 4 KB for the whole fleet).
-        PGSNAP_FRESHNESS_DEFAULTS: JSON.stringify(defaults),
-        PGSNAP_FRESHNESS: JSON.stringify(
-          props.clusters.map((c) => {
-            const objectives = objectivesOf(c);
-            return {
-              name: c.name,
-              repository: c.repository,
-              copiedToDr: c.copiedToDr,
-              ...(c.drills ? { drills: true } : {}),
-              ...(c.copiedToDr && c.drRpoMinutes ? { drRpoSeconds: c.drRpoMinutes * 60 } : {}),
-              ...Object.fromEntries(
-                Object.entries(objectives).filter(
-                  ([key, value]) => defaults[key as keyof Objectives] !== value,
-                ),
-              ),
-            };
-          }),
-        ),
         PGSNAP_METRICS_NAMESPACE: backupMetrics.namespace,
       },
       timeout: Duration.minutes(2),
     });
     this.function = fn;
+    props.catalog.grantRead(fn);
     // PutMetricData has no resource-level permissions; the namespace condition holds it to pgsnap's.
     fn.addToRolePolicy(
       new PolicyStatement({
@@ -120,19 +135,26 @@ export class BackupAge extends Construct {
       // GetMetricData has no resource-level permissions: it reads the hosts' archive lag (domain/host-metrics.ts).
       fn.addToRolePolicy(new PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }));
     }
-    for (const cluster of props.clusters) {
-      const backups = `${cluster.prefix}backups/*`;
-      cluster.bucket.grantRead(fn, backups);
+    // `prefix` is `<repository prefix><cluster>/`; by repository past a few dozen clusters (fleet-grants.ts).
+    const scopesOf = (clusters: BackupAgeCluster[]) =>
+      grantScopes(clusters, (c) => ({
+        name: c.name,
+        bucket: c.bucket,
+        prefix: c.prefix.slice(0, c.prefix.length - c.name.length - 1),
+      }));
+    for (const { bucket, root, whose } of scopesOf(props.clusters)) {
+      const backups = `${root}/backups/*`;
+      bucket.grantRead(fn, backups);
       acknowledge(fn, {
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${backups}]`]: `reads the manifests of ${cluster.name}'s backups, under its prefix only`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${backups}]`]: `reads the manifests of ${whose} backups, under their prefix only`,
       });
-      if (cluster.drills) {
-        const restores = `${cluster.prefix}restores/*`;
-        cluster.bucket.grantRead(fn, restores);
-        acknowledge(fn, {
-          [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${restores}]`]: `reads ${cluster.name}'s restore records, for days since its last drill`,
-        });
-      }
+    }
+    for (const { bucket, root, whose } of scopesOf(props.clusters.filter((c) => c.drills))) {
+      const restores = `${root}/restores/*`;
+      bucket.grantRead(fn, restores);
+      acknowledge(fn, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${restores}]`]: `reads ${whose} restore records, for days since the last drill`,
+      });
     }
     acknowledge(fn, {
       'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the clusters’ manifests',

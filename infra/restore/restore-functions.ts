@@ -16,6 +16,7 @@ import { restoreTags } from '#domain/restore/volumes';
 import type { ClusterCatalog } from '../config/cluster-catalog.ts';
 import type { DrillConfig } from '../config/config.ts';
 import { acknowledge, bucketFinding, nagArn } from '../guards/acknowledge.ts';
+import { clusterTagCondition, grantScopes } from '../guards/fleet-grants.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import type { RestoreFunctions } from './restore-steps.ts';
 
@@ -59,19 +60,21 @@ export function restoreFunctions(
   const stack = Stack.of(scope);
   const clusterNames = clusters.map((c) => c.name);
   const ec2Arn = (resource: string) => restoreEc2Arn(scope, resource);
-  const ofClusters = { [`aws:ResourceTag/${restoreTags.cluster}`]: clusterNames };
+  // The cluster tag's values while the clusters are few, any value past that (infra/guards/fleet-grants.ts).
+  const ofClusters = (key: 'aws:ResourceTag' | 'aws:RequestTag') =>
+    clusterTagCondition(`${key}/${restoreTags.cluster}`, clusterNames);
   // Only what a restore made carries a restoreId tag; a source volume or a database host never does.
   const madeByRestore = {
-    StringEquals: ofClusters,
+    ...ofClusters('aws:ResourceTag'),
     Null: { [`aws:ResourceTag/${restoreTags.restoreId}`]: 'false' },
   };
   const taggedAtCreation = {
-    StringEquals: { [`aws:RequestTag/${restoreTags.cluster}`]: clusterNames },
+    ...ofClusters('aws:RequestTag'),
     Null: { [`aws:RequestTag/${restoreTags.restoreId}`]: 'false' },
   };
   // The volumes RunInstances makes with the instance carry the restore-root tag (domain/restore/instance.ts).
   const launchedWithInstance = {
-    StringEquals: { [`aws:RequestTag/${restoreTags.cluster}`]: clusterNames },
+    ...ofClusters('aws:RequestTag'),
     Null: { [`aws:RequestTag/${restoreTags.restoreRoot}`]: 'false' },
   };
   const keys = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
@@ -124,10 +127,9 @@ export function restoreFunctions(
   const f = functions;
 
   // The repository: everything of the cluster read (manifests, artifacts, the WAL listing), restore records written.
-  for (const cluster of clusters) {
-    const root = `${cluster.prefix}${cluster.name}`;
-    cluster.bucket.grantRead(f.prepareRestore, `${root}/*`);
-    cluster.bucket.grantRead(f.findRestoreInstance, `${root}/backups/*`);
+  for (const { bucket, root, whose } of grantScopes(clusters, (c) => c)) {
+    bucket.grantRead(f.prepareRestore, `${root}/*`);
+    bucket.grantRead(f.findRestoreInstance, `${root}/backups/*`);
     for (const writer of [
       f.prepareRestore,
       f.findRestoreInstance,
@@ -137,24 +139,24 @@ export function restoreFunctions(
       f.measureRestoreInitialization,
       f.recordRestore,
     ]) {
-      cluster.bucket.grantReadWrite(writer, `${root}/restores/*`);
+      bucket.grantReadWrite(writer, `${root}/restores/*`);
       acknowledge(writer, {
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/restores/*]`]: `reads and rewrites the records of ${cluster.name}'s restores, under its prefix only`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${root}/restores/*]`]: `reads and rewrites the records of ${whose} restores, under its prefix only`,
       });
     }
     // Release and termination only read the ids the restore recorded, beside the tags (which EC2 shows late):
     // they run on the cleanup path, after whatever failed, and have no record to write.
     for (const reader of [f.releaseRestoreVolumes, f.terminateRestoreInstance]) {
-      cluster.bucket.grantRead(reader, `${root}/restores/*`);
+      bucket.grantRead(reader, `${root}/restores/*`);
       acknowledge(reader, {
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/restores/*]`]: `reads the records of ${cluster.name}'s restores, under its prefix only`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${root}/restores/*]`]: `reads the records of ${whose} restores, under its prefix only`,
       });
     }
     acknowledge(f.prepareRestore, {
-      [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/*]`]: `reads ${cluster.name}'s manifests and artifacts and lists its WAL, to check a restore before anything is made`,
+      [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${root}/*]`]: `reads ${whose} manifests and artifacts and lists its WAL, to check a restore before anything is made`,
     });
     acknowledge(f.findRestoreInstance, {
-      [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${root}/backups/*]`]: `reads ${cluster.name}'s manifests, to refuse the source host as a restore target`,
+      [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${root}/backups/*]`]: `reads ${whose} manifests, to refuse the source host as a restore target`,
     });
   }
 
@@ -238,7 +240,7 @@ export function restoreFunctions(
     new PolicyStatement({
       actions: ['ec2:CreateVolume'],
       resources: [ec2Arn('snapshot')],
-      conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: clusterNames } },
+      conditions: clusterTagCondition(`aws:ResourceTag/${snapshotTags.cluster}`, clusterNames),
     }),
   );
   f.createRestoreVolumes.addToRolePolicy(

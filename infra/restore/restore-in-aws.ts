@@ -49,6 +49,8 @@ export interface RestoreProps {
   targetPolicies?: ReadonlyMap<string, ManagedPolicy>;
   /** What prepare-restore knows of the clusters (infra/config/cluster-catalog.ts). */
   catalog: ClusterCatalog;
+  /** Where a cluster's drill kit, drill schedule and drill alarms go (infra/guards/cluster-shards.ts); none: here. */
+  scopeOf?: ((cluster: string, here: Construct) => Construct) | undefined;
 }
 
 export class Restore extends Construct {
@@ -111,6 +113,7 @@ export class Restore extends Construct {
     });
     for (const cluster of clusters) {
       const drills = cluster.drills!;
+      const scope = props.scopeOf?.(cluster.name, this) ?? this;
       let launchTemplate = drills.launch.launchTemplate;
       if (!launchTemplate) {
         const policy = props.targetPolicies?.get(cluster.name);
@@ -119,14 +122,14 @@ export class Restore extends Construct {
             `the drills of ${cluster.name} name no launch template, and no drill kit can be made (drills.kit and its restore target policy)`,
           );
         }
-        launchTemplate = new DrillKit(this, `${cluster.name}-drill-kit`, {
+        launchTemplate = new DrillKit(scope, `${cluster.name}-drill-kit`, {
           environment: props.environment,
           cluster: cluster.name,
           policy,
           kit: drills.kit,
         }).launchTemplateName;
       }
-      new Schedule(this, `${cluster.name}-drill`, {
+      new Schedule(scope, `${cluster.name}-drill`, {
         description: `pgsnap restore drill of ${cluster.name}`,
         schedule: ScheduleExpression.expression(
           drillExpression(cluster.name, drills.schedule),
@@ -148,7 +151,7 @@ export class Restore extends Construct {
           role,
         }),
       });
-      drillAlarms(this, cluster.name, drills, props.topic);
+      drillAlarms(scope, cluster.name, drills, props.topic);
     }
   }
 }

@@ -20,6 +20,7 @@ import { Construct } from 'constructs';
 import type { RetentionPolicy } from '#domain/backup/retention';
 import { snapshotTags } from '#domain/ebs/snapshots';
 import { acknowledge, arnReference, bucketFinding, nagArn, wildcardReasons } from '../guards/acknowledge.ts';
+import { clusterTagCondition, grantScopes } from '../guards/fleet-grants.ts';
 import { schedulerPrincipal } from '../guards/scheduler-principal.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import { retentionFailedAlarm } from '../monitoring/retention-alarm.ts';
@@ -72,7 +73,7 @@ export class Retention extends Construct {
         resources: [
           stack.formatArn({ service: 'ec2', account: '', resource: 'snapshot', resourceName: '*' }),
         ],
-        conditions: { StringEquals: { [`aws:ResourceTag/${snapshotTags.cluster}`]: names } },
+        conditions: clusterTagCondition(`aws:ResourceTag/${snapshotTags.cluster}`, names),
       }),
     );
     // The tags of the snapshots a manifest names; after a failed delete, whether the snapshot is locked.
@@ -92,16 +93,20 @@ export class Retention extends Construct {
     });
     // Reads, and deletes the current object: never an old version (which the versioned bucket keeps, under
     // Object Lock when asked, until its noncurrent-version expiry).
-    for (const cluster of props.clusters) {
-      cluster.bucket.grantRead(fn, cluster.objects);
+    // By repository prefix past a few dozen clusters (infra/guards/fleet-grants.ts); `objects` is `<prefix><cluster>/*`.
+    const scopes = grantScopes(props.clusters, (c) => ({
+      name: c.name,
+      bucket: c.bucket,
+      prefix: c.objects.slice(0, c.objects.length - c.name.length - 2),
+    }));
+    for (const { bucket, root, whose } of scopes) {
+      const objects = `${root}/*`;
+      bucket.grantRead(fn, objects);
       fn.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['s3:DeleteObject'],
-          resources: [cluster.bucket.arnForObjects(cluster.objects)],
-        }),
+        new PolicyStatement({ actions: ['s3:DeleteObject'], resources: [bucket.arnForObjects(objects)] }),
       );
       acknowledge(fn, {
-        [`AwsSolutions-IAM5[Resource::${bucketFinding(cluster.bucket)}/${cluster.objects}]`]: `the backups and WAL of ${cluster.name} (${props.side}), under its prefix only`,
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${objects}]`]: `the backups and WAL of ${whose} (${props.side}), under their prefix only`,
       });
     }
 

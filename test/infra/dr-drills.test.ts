@@ -15,6 +15,7 @@ import { describe, expect, test } from 'vitest';
 import { type EnvironmentInput, environmentSchema, parseConfig } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
+import { catalogOf } from '../support/backup-stack.ts';
 
 const source = { account: '111122223333', region: 'eu-west-1' };
 const drAccount = '444455556666';
@@ -154,17 +155,14 @@ describe('DR drills', () => {
   });
 
   test('the DR drills’ age comes from the DR repository’s restore records, in the DR region', () => {
-    const reporters = values(dr.findResources('AWS::Lambda::Function')).filter(
-      (f) => f.Properties.Environment?.Variables?.PGSNAP_FRESHNESS,
+    const reporters = values(dr.findResources('AWS::Lambda::Function')).filter((f) =>
+      String(f.Properties.Description).includes('counts the clusters over their objectives'),
     );
     expect(reporters).toHaveLength(1);
-    // Their shared objective, said once: no successful DR drill in 8 days is counted.
-    expect(JSON.parse(reporters[0]!.Properties.Environment.Variables.PGSNAP_FRESHNESS_DEFAULTS)).toEqual({
-      drillDays: 8,
-      watchArchiving: false,
-    });
-    const clusters = JSON.parse(reporters[0]!.Properties.Environment.Variables.PGSNAP_FRESHNESS);
-    expect(clusters).toEqual([
+    // Its list is in the DR catalog; their shared objective, said once: no successful DR drill in 8 days.
+    const freshness = catalogOf(dr).freshness!;
+    expect(freshness.defaults).toEqual({ drillDays: 8, watchArchiving: false });
+    expect(freshness.clusters).toEqual([
       {
         name: 'orders-db',
         repository: `s3://pgsnap-dr-prod-${drAccount}-us-west-2/pgsnap?region=us-west-2`,

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { agentDocumentParameters } from '../../infra/backup/agent-document.ts';
 import { restoreDocumentParameters } from '../../infra/restore/restore-document.ts';
 import {
+  catalogOf,
   type SynthesizedStack,
   stateMachineDefinition,
   synthStack,
@@ -449,17 +450,19 @@ describe('schedules and alarms', () => {
       expect(on[0]!.AlarmDescription, count).toMatch(/counted/);
       expect(JSON.stringify(on[0]!.AlarmActions), count).toMatch(/AlarmsTopic/);
     }
-    // The reporter knows each cluster's RPO and whether its host publishes archive health.
-    const report = Object.values(synthesized.template.findResources('AWS::Lambda::Function')).find(
-      (f) => f.Properties.Environment?.Variables?.PGSNAP_FRESHNESS,
+    // The reporter knows each cluster's RPO and whether its host publishes archive health, from the catalog.
+    const report = Object.values(synthesized.template.findResources('AWS::Lambda::Function')).find((f) =>
+      String(f.Properties.Description).includes('counts the clusters over their objectives'),
     )!;
+    expect(Object.keys(report.Properties.Environment.Variables).sort()).toEqual([
+      'PGSNAP_CATALOG',
+      'PGSNAP_METRICS_NAMESPACE',
+    ]);
+    const freshness = catalogOf(synthesized.template).freshness!;
     // Both clusters share the defaults: 26 hours, and a host that publishes archive health.
-    expect(JSON.parse(report.Properties.Environment.Variables.PGSNAP_FRESHNESS_DEFAULTS)).toEqual({
-      rpoSeconds: 93600,
-      watchArchiving: true,
-    });
-    const clusters = JSON.stringify(report.Properties.Environment.Variables.PGSNAP_FRESHNESS);
-    expect(clusters).not.toMatch(/rpoSeconds|watchArchiving/);
+    expect(freshness.defaults).toEqual({ rpoSeconds: 93600, watchArchiving: true });
+    expect(JSON.stringify(freshness.clusters)).not.toMatch(/rpoSeconds|watchArchiving/);
+    expect(freshness.clusters.map((c) => c.name)).toEqual(['orders-db', 'billing-db']);
     const getMetricData = Object.values(synthesized.template.findResources('AWS::IAM::Policy'))
       .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>)
       .filter((st) => [st.Action].flat().includes('cloudwatch:GetMetricData'));
@@ -511,13 +514,11 @@ describe('schedules and alarms', () => {
     expect(noDrill).toHaveLength(1);
     expect(noDrill[0]).toMatchObject({ Namespace: 'pgsnap', Threshold: 1, TreatMissingData: 'breaching' });
     expect(JSON.stringify(noDrill[0]!.AlarmActions)).toMatch(/AlarmsTopic/);
-    const report = Object.values(template.findResources('AWS::Lambda::Function')).find(
-      (f) => f.Properties.Environment?.Variables?.PGSNAP_FRESHNESS,
-    )!;
     // orders-db alone has drills, so its 7 days are its own or the environment's default.
-    const variables = JSON.stringify(report.Properties.Environment.Variables);
-    expect(variables).toMatch(/drillDays\\":7/);
-    expect(variables).toMatch(/orders-db\\",\\"repository[^\]]*drills\\":true/);
+    const freshness = catalogOf(template).freshness!;
+    const orders = { ...freshness.defaults, ...freshness.clusters.find((c) => c.name === 'orders-db') };
+    expect(orders).toMatchObject({ drills: true, drillDays: 7 });
+    expect(freshness.clusters.find((c) => c.name === 'billing-db')!.drills).toBeUndefined();
     expect(onOrders('DrillRtoSeconds')).toMatchObject({
       Namespace: 'pgsnap',
       Statistic: 'Maximum',

@@ -6,7 +6,7 @@
  * whose catalog cannot be read does not keep the others out of the counts,
  * and the run fails naming it.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -61,6 +61,19 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
     repository.close();
   }
 
+  /** The catalog report-backup-age reads its list from, in a file PGSNAP_CATALOG names. */
+  function freshnessCatalog(
+    clusters: Array<Record<string, unknown>>,
+    defaults: Record<string, unknown> = {},
+  ) {
+    const file = join(dir, 'catalog.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ schemaVersion: 1, clusters: [], freshness: { defaults, clusters } }),
+    );
+    process.env.PGSNAP_CATALOG = file;
+  }
+
   async function newest(metric: string): Promise<number | undefined> {
     const answer = await cloudwatch.send(
       new GetMetricStatisticsCommand({
@@ -96,11 +109,13 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
         ],
       }),
     );
-    process.env.PGSNAP_FRESHNESS_DEFAULTS = JSON.stringify({ rpoSeconds: 26 * 3600, watchArchiving: true });
-    process.env.PGSNAP_FRESHNESS = JSON.stringify([
-      { name: 'orders-db', repository: `file://${dir}/orders-db`, copiedToDr: true },
-      { name: 'scratch-db', repository: `file://${dir}/scratch-db`, copiedToDr: false },
-    ]);
+    freshnessCatalog(
+      [
+        { name: 'orders-db', repository: `file://${dir}/orders-db`, copiedToDr: true },
+        { name: 'scratch-db', repository: `file://${dir}/scratch-db`, copiedToDr: false },
+      ],
+      { rpoSeconds: 26 * 3600, watchArchiving: true },
+    );
     const outcome = await reportBackupAgeHandler(cloudwatch)({});
     expect(
       outcome.clusters.map((c) => [
@@ -128,11 +143,13 @@ describe.skipIf(skipWithoutMoto)('report-backup-age against moto CloudWatch', ()
 
   test('a cluster whose catalog cannot be read fails the run by name, after the others are reported', async () => {
     await catalog('billing-db', [[3, { state: 'completed' }]]);
-    process.env.PGSNAP_FRESHNESS = JSON.stringify([
-      { name: 'ledger-db', repository: 'file:///nonexistent/pgsnap-age-test', copiedToDr: false },
-      { name: 'billing-db', repository: `file://${dir}/billing-db`, copiedToDr: false },
-    ]);
-    process.env.PGSNAP_FRESHNESS_DEFAULTS = JSON.stringify({ rpoSeconds: 2 * 3600 });
+    freshnessCatalog(
+      [
+        { name: 'ledger-db', repository: 'file:///nonexistent/pgsnap-age-test', copiedToDr: false },
+        { name: 'billing-db', repository: `file://${dir}/billing-db`, copiedToDr: false },
+      ],
+      { rpoSeconds: 2 * 3600 },
+    );
     await expect(reportBackupAgeHandler(cloudwatch)({})).rejects.toThrow(/the backup age of ledger-db \(/);
     // billing-db's 3-hour-old backup was still counted over its 2-hour RPO.
     expect(await newest('ClustersOverRpo')).toBe(1);

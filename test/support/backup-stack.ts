@@ -67,3 +67,29 @@ export function synthStack(
 export function stateMachineDefinition(template: Template): Asl {
   return definitionOf(template.toJSON() as Parameters<typeof definitionOf>[0]);
 }
+
+/** A catalog's report-backup-age list (infra/monitoring/backup-age.ts `freshnessOf`). */
+export interface CatalogFreshness {
+  defaults: Record<string, unknown>;
+  clusters: Array<Record<string, unknown>>;
+}
+
+/**
+ * The catalog a template writes (its Custom::PgsnapCatalog's body) as JSON, each reference to another
+ * resource (the bucket's name) as `<LogicalId>`.
+ */
+export function catalogOf(template: Template): {
+  clusters: Array<Record<string, unknown>>;
+  freshness?: CatalogFreshness;
+} {
+  const catalogs = Object.values(template.findResources('Custom::PgsnapCatalog'));
+  if (catalogs.length !== 1) throw new Error(`${catalogs.length} catalogs in the template`);
+  const body = catalogs[0]!.Properties.Body as string | { 'Fn::Join': [string, unknown[]] };
+  const text =
+    typeof body === 'string'
+      ? body
+      : body['Fn::Join'][1]
+          .map((part) => (typeof part === 'string' ? part : `<${(part as { Ref?: string }).Ref ?? 'ref'}>`))
+          .join('');
+  return JSON.parse(text);
+}

@@ -21,6 +21,8 @@ export interface DeployedIn {
   account: string;
   region: string;
   stackName: string;
+  /** A nested stack's parameters, as its parent passes them (already resolved). */
+  parameters?: Record<string, string>;
 }
 
 /** What CloudFormation would name a resource that the template leaves unnamed. */
@@ -75,6 +77,8 @@ export class ResolvedTemplate {
       'AWS::URLSuffix': 'amazonaws.com',
     };
     if (pseudo[name]) return pseudo[name];
+    const parameter = this.where.parameters?.[name];
+    if (parameter !== undefined) return parameter;
     const resource = this.resource(name);
     switch (resource.Type) {
       case 'AWS::KMS::Key':

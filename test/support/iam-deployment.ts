@@ -3,10 +3,10 @@
  * synthesized, resolved to concrete ARNs, and the IAM world (identities,
  * resource policies) built from them, per DR mode.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type CfnElement, type Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, NestedStack, Stack } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { drNames } from '../../infra/dr/dr-config.ts';
@@ -158,6 +158,27 @@ export function deploy(input: EnvironmentInput): Deployed {
         ],
       },
     });
+    // Past 30 clusters the per-cluster policies are in nested stacks (infra/guards/cluster-shards.ts): each
+    // resolved with the parameters its parent passes it.
+    const nestedTemplates = new Map<Stack, ResolvedTemplate>();
+    const sourceTemplateOf = (construct: IConstruct): [ResolvedTemplate, Stack] => {
+      const stack = Stack.of(construct);
+      if (!(stack instanceof NestedStack)) return [sourceTemplate, sourceStack];
+      let template = nestedTemplates.get(stack);
+      if (!template) {
+        const resource = sourceTemplate.resource(logicalIdOf(sourceStack, stack.nestedStackResource!));
+        const parameters = sourceTemplate.resolve(resource.Properties?.Parameters ?? {}) as Record<
+          string,
+          string
+        >;
+        template = new ResolvedTemplate(
+          JSON.parse(readFileSync(join(assembly.directory, stack.templateFile), 'utf8')),
+          { ...source, stackName: stack.node.path, parameters },
+        );
+        nestedTemplates.set(stack, template);
+      }
+      return [template, stack];
+    };
     const roleOf = (construct: IConstruct, template = sourceTemplate, stack: Stack = sourceStack) => {
       const arn = template.getAtt(logicalIdOf(stack, construct), 'Arn');
       const role = world.roles.find((r) => r.arn === arn);
@@ -232,16 +253,22 @@ export function deploy(input: EnvironmentInput): Deployed {
         policies: [
           {
             name: `AgentHostPolicy-${c.name}`,
-            policy: sourceTemplate.resolve(
-              sourceTemplate.resource(logicalIdOf(sourceStack, pgsnap.hostPolicy.policies.get(c.name)!))
-                .Properties?.PolicyDocument,
-            ) as never,
+            policy: (() => {
+              const policy = pgsnap.hostPolicy.policies.get(c.name)!;
+              const [template, stack] = sourceTemplateOf(policy);
+              return template.resolve(
+                template.resource(logicalIdOf(stack, policy)).Properties?.PolicyDocument,
+              );
+            })() as never,
           },
         ],
       })),
       restoreTargets: parsed.clusters.map((c) =>
         attached(`a restore target of ${c.name}`, source.account, `${c.name}-restore`, [
-          [sourceTemplate, sourceStack, sourceStack.pgsnap.restoreTargetPolicy.policies.get(c.name)!],
+          [
+            ...sourceTemplateOf(sourceStack.pgsnap.restoreTargetPolicy.policies.get(c.name)!),
+            sourceStack.pgsnap.restoreTargetPolicy.policies.get(c.name)!,
+          ],
         ]),
       ),
       drRestoreTargets: parsed.clusters

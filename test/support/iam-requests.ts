@@ -70,15 +70,18 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
         ]
       : [`${c.prefix}cluster.json`, `${c.prefix}backups/${backupId}/manifest.json`];
     const listPrefix = manifestOnly ? `${c.prefix}backups/` : c.prefix;
-    const sent = s3Requests(
-      'own',
-      command.operation,
-      d.sourceBucketArn,
-      d.sourceKeyArn,
-      source.region,
-      keys,
-      listPrefix,
-    );
+    const sent = [
+      ...s3Requests(
+        'own',
+        command.operation,
+        d.sourceBucketArn,
+        d.sourceKeyArn,
+        source.region,
+        keys,
+        listPrefix,
+      ),
+      ...catalogReadOf(command, handler, d.sourceBucketArn, d.sourceKeyArn, source.region, d.catalogKey),
+    ];
     if (!copierHandlers.has(handler)) return sent;
     // The copy steps read and write, here and in the DR repository (as the DR side), and delete in
     // neither: the bundle's repository code can; only retention deletes, each side its own.
@@ -426,13 +429,30 @@ function catalogRequestsOf(
     );
   }
   if (command.operation !== 'GetObject') return undefined;
-  if (handler === 'start-fleet' || handler === 'prepare-backup' || handler === 'vend-credentials') {
+  // acquire-copy-budget reads nothing from S3 but the catalog (each copied cluster's DR repository).
+  if (
+    handler === 'start-fleet' ||
+    handler === 'prepare-backup' ||
+    handler === 'acquire-copy-budget' ||
+    handler === 'vend-credentials'
+  ) {
     return s3Requests('own', 'GetObject', bucketArn, keyArn, region, [catalogKey], '');
   }
   return undefined;
 }
 
-/** prepare-restore reads the catalog beside the repository's objects. */
+/**
+ * prepare-restore, the copy steps (each copied cluster's DR repository) and report-backup-age (the freshness
+ * list) read the catalog beside the repository's objects.
+ */
+const catalogReaders = new Set([
+  'prepare-restore',
+  'copy-snapshots',
+  'check-copies',
+  'record-copies',
+  'report-backup-age',
+]);
+
 function catalogReadOf(
   command: SentCommand,
   handler: string,
@@ -441,7 +461,6 @@ function catalogReadOf(
   region: string,
   catalogKey: string,
 ): Sent[] {
-  if (handler !== 'prepare-restore' || command.client !== 's3' || command.operation !== 'GetObject')
-    return [];
+  if (!catalogReaders.has(handler) || command.client !== 's3' || command.operation !== 'GetObject') return [];
   return s3Requests('own', 'GetObject', bucketArn, keyArn, region, [catalogKey], '');
 }

@@ -186,6 +186,33 @@ describe('a fleet schedule', () => {
     ]);
   });
 
+  test('a schedule shared by listed clusters starts each of them, without reading the catalog or the instances', async () => {
+    delete process.env.PGSNAP_CATALOG;
+    sfn.on(StartExecutionCommand).callsFake(({ name }) => ({
+      executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+    }));
+    const result = await startFleet({
+      label: 'hourly',
+      scheduledTime,
+      clusters: ['orders-db', 'billing-db'],
+    });
+    expect(result).toMatchObject({ started: ['orders-db', 'billing-db'], alreadyStarted: [], skipped: [] });
+    const starts = sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
+    expect(starts.map((s) => s.name)).toEqual([
+      backupIdFrom(new Date(scheduledTime), 'orders-db'),
+      backupIdFrom(new Date(scheduledTime), 'billing-db'),
+    ]);
+    expect(JSON.parse(starts[1]!.input!)).toMatchObject({ cluster: 'billing-db', label: 'hourly' });
+    expect(ec2.calls()).toHaveLength(0);
+  });
+
+  test('a schedule naming a cluster that is no valid name is refused before anything starts', async () => {
+    await expect(startFleet({ scheduledTime, clusters: ['Orders DB'] })).rejects.toMatchObject({
+      name: 'InvalidInputError',
+    });
+    expect(sfn.calls()).toHaveLength(0);
+  });
+
   test('a second delivery is refused by Step Functions and starts nothing, without a list or describe call', async () => {
     ec2
       .on(DescribeInstancesCommand)

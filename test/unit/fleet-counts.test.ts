@@ -4,7 +4,7 @@
  * each one metric without a cluster dimension; a missing host is counted, a
  * cluster whose host published and whose backup is fresh is not.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
@@ -96,6 +96,19 @@ describe('report-backup-age', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   beforeEach(() => cloudwatch.reset());
 
+  /** The catalog report-backup-age reads its list from, in a file PGSNAP_CATALOG names. */
+  function freshnessCatalog(
+    clusters: Array<Record<string, unknown>>,
+    defaults: Record<string, unknown> = {},
+  ) {
+    const file = join(dir, 'catalog.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ schemaVersion: 1, clusters: [], freshness: { defaults, clusters } }),
+    );
+    process.env.PGSNAP_CATALOG = file;
+  }
+
   async function catalog(cluster: string, hoursAgo?: number) {
     mkdirSync(join(dir, cluster), { recursive: true });
     const repository = await openRepository(`file://${dir}/${cluster}`, cluster);
@@ -126,7 +139,7 @@ describe('report-backup-age', () => {
     }));
     cloudwatch.on(PutMetricDataCommand).resolves({});
     process.env.PGSNAP_METRICS_NAMESPACE = 'pgsnap';
-    process.env.PGSNAP_FRESHNESS = JSON.stringify(
+    freshnessCatalog(
       ['orders-db', 'ledger-db', 'fresh-db'].map((name) => ({
         name,
         repository: `file://${dir}/${name}`,
@@ -164,7 +177,7 @@ describe('report-backup-age', () => {
   test('no host to watch: no GetMetricData, and no archive-health count', async () => {
     await catalog('quiet-db', 1);
     cloudwatch.on(PutMetricDataCommand).resolves({});
-    process.env.PGSNAP_FRESHNESS = JSON.stringify([
+    freshnessCatalog([
       { name: 'quiet-db', repository: `file://${dir}/quiet-db`, copiedToDr: false, rpoSeconds: 26 * hour },
     ]);
     await reportBackupAgeHandler(new CloudWatchClient({ region: 'eu-west-1' }))({});

@@ -4,7 +4,7 @@
  * account sees (its copies, their states and tags), and a proposal the
  * source could have forged records nothing.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeSnapshotsCommand, EC2Client, type Snapshot } from '@aws-sdk/client-ec2';
@@ -102,7 +102,16 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'pgsnap-dr-record-'));
   drUrl = `file://${dir}`;
   ec2.reset();
-  process.env.PGSNAP_DR_REPOSITORIES = JSON.stringify({ 'orders-db': drUrl });
+  // The DR catalog names the copied cluster's DR repository.
+  const catalog = join(dir, '_catalog.json');
+  writeFileSync(
+    catalog,
+    JSON.stringify({
+      schemaVersion: 1,
+      clusters: [{ name: 'orders-db', fastCheckpoint: false, maxBackupMinutes: 60, repository: drUrl }],
+    }),
+  );
+  process.env.PGSNAP_CATALOG = catalog;
   process.env.PGSNAP_DR_ACCOUNT = drAccount;
   process.env.AWS_REGION = 'us-west-2';
 });
