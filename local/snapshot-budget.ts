@@ -10,8 +10,7 @@ import { acquireSnapshotBudgetHandler } from '../functions/acquire-snapshot-budg
 import { releaseCopyBudgetHandler } from '../functions/release-copy-budget.ts';
 import { releaseSnapshotBudgetHandler } from '../functions/release-snapshot-budget.ts';
 import { states } from '../infra/backup/state-names.ts';
-import type { Json, TaskHandler } from './state-machine.ts';
-import { LocalTaskTokens } from './task-tokens.ts';
+import { type Json, LocalTaskTokens, type TaskHandler } from './state-machine.ts';
 
 /** One set of task tokens per store: runs that share a store wake each other. */
 const tokensOf = new WeakMap<MemoryBudgetStore, LocalTaskTokens>();
