@@ -12,6 +12,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { MemoryBudgetStore } from '#domain/budget/semaphore';
 import { checkDrCopies, startDrCopies } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
+import type { PollMemory } from '#domain/ebs/poll-wait';
 import { backupIdFrom } from '#domain/ids';
 import { acquireCopyBudgetHandler } from '../../functions/acquire-copy-budget.ts';
 import { acquireSnapshotBudgetHandler } from '../../functions/acquire-snapshot-budget.ts';
@@ -312,10 +313,12 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
           return copySet;
         }),
         [states.checkCopies]: lambda(async (input) => {
-          const request = input as { dr: never; copyPoll?: { attempt: number } };
+          const request = input as { dr: never; copyPoll?: { attempt: number } & Partial<PollMemory> };
+          const last = request.copyPoll;
           return checkDrCopies(clients.drEc2, {
             copySet: request.dr,
-            attempt: request.copyPoll?.attempt ?? 0,
+            attempt: last?.attempt ?? 0,
+            ...(last?.at && last.seen ? { last: { at: last.at, seen: last.seen } } : {}),
             settings: pollSettings,
           });
         }),
