@@ -70,6 +70,8 @@ export interface BackupOutcome {
   copyFailure?: string;
   copyLagMs?: number;
   transitions: number;
+  /** The billed transitions by state: where a backup's cost goes. */
+  transitionsByState: Record<string, number>;
   lambdaInvocations: number;
   calls: number;
   metricAndEventCalls: number;
@@ -194,6 +196,7 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
         byThrottling: false,
         copy: 'none',
         transitions: 0,
+        transitionsByState: {},
         lambdaInvocations: 1, // the schedule's start Lambda
         calls: 0,
         metricAndEventCalls: 0,
@@ -360,9 +363,13 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
       const events = (async () => {
         for await (const event of execution.eventLogs) {
           // Step Functions bills a retry as a transition (a waiting share's ask again after its timeout, too).
-          if (event.type === 'StateRetried') outcome.transitions++;
+          const billed = (name: string) => {
+            outcome.transitions++;
+            outcome.transitionsByState[name] = (outcome.transitionsByState[name] ?? 0) + 1;
+          };
+          if (event.type === 'StateRetried') billed(`${event.state.name} (retry)`);
           if (event.type !== 'StateEntered') continue;
-          outcome.transitions++;
+          billed(event.state.name);
           const second = Math.floor(clock.now / 1000);
           transitionsBySecond.set(second, (transitionsBySecond.get(second) ?? 0) + 1);
           const state = event.state.name;

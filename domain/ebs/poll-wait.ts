@@ -17,9 +17,10 @@
  * knowledge center, quoted in aws-facts.ts). So the rate is taken from the
  * last two polls when the snapshot moved between them (what it does now, not
  * what it did while it sat at 0 %), otherwise from StartTime; a snapshot at 0 %
- * has no rate yet, and the wait is its age so far (the polls double, as
- * before); and every wait is bounded by `firstPollSeconds` below and
- * `maxPollSeconds` above, so a wrong prediction costs at most one long wait.
+ * has no rate yet; no wait is longer than the snapshot's age (see
+ * remainingSeconds); and every wait is bounded by `firstPollSeconds` below and
+ * `maxPollSeconds` above. bench/fleet measures the choice against an EBS that
+ * reports Progress with these bends (bench/README.md).
  */
 
 /** The bounds of the wait, from the configuration (timeouts.firstPollSeconds, timeouts.maxPollSeconds). */
@@ -50,19 +51,27 @@ export function percentOf(progress: string | undefined): number {
   return Number.isFinite(value) ? Math.min(100, Math.max(0, value)) : 0;
 }
 
-/** The seconds one pending snapshot is predicted to need still. */
+/**
+ * The seconds one pending snapshot is predicted to need still: at its rate
+ * since the last poll when it moved (from 0 %, it is taken to have started
+ * moving halfway between the polls), otherwise at its average rate since
+ * StartTime; at 0 % it has no rate, and it waits half as long again as it has
+ * run. Never more than its age: a prediction misled by Progress's bends at
+ * most doubles the time until its completion is seen, as the doubling
+ * pauses did.
+ */
 function remainingSeconds(reading: SnapshotReading, now: Date, since: Date, last?: PollMemory): number {
   const percent = percentOf(reading.progress);
   const ageSeconds = Math.max(0, (now.getTime() - (reading.startTime ?? since).getTime()) / 1000);
   if (percent >= 100) return 0; // pending at 100 %: completes any moment
+  if (percent === 0) return 1.5 * ageSeconds;
   const before = last?.seen.find((s) => s.snapshotId === reading.snapshotId)?.percent;
   const sinceLastSeconds = last ? (now.getTime() - Date.parse(last.at)) / 1000 : 0;
-  if (before !== undefined && percent > before && sinceLastSeconds > 0) {
-    // Moving since the last poll: its current rate.
-    return ((100 - percent) * sinceLastSeconds) / (percent - before);
-  }
-  if (percent === 0) return ageSeconds; // no rate yet: wait as long again as it has run
-  return ((100 - percent) * ageSeconds) / percent; // its average rate since StartTime
+  const predicted =
+    before !== undefined && percent > before && sinceLastSeconds > 0
+      ? ((100 - percent) * (before === 0 ? sinceLastSeconds / 2 : sinceLastSeconds)) / (percent - before)
+      : ((100 - percent) * ageSeconds) / percent;
+  return Math.min(predicted, ageSeconds);
 }
 
 /**
