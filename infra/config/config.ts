@@ -299,14 +299,14 @@ export const environmentSchema = z.strictObject({
         .min(1)
         .default(30)
         .describe(
-          'The shortest wait between snapshot (and DR copy) polls; each wait is the time EBS\'s Progress predicts is left, at least this.',
+          "The shortest wait between snapshot (and DR copy) polls; each wait is the time EBS's Progress predicts is left, at least this.",
         ),
       maxPollSeconds: z
         .int()
         .min(1)
         .default(1800)
         .describe(
-          'The longest wait between snapshot (and DR copy) polls, however long EBS\'s Progress predicts: what a wrong prediction can delay a backup\'s record by at most.',
+          "The longest wait between snapshot (and DR copy) polls, however long EBS's Progress predicts (a wait is also never longer than the snapshots have run so far).",
         ),
       snapshotHours: z
         .int()
