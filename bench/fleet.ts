@@ -65,14 +65,16 @@ const lines: string[] = [
     `${deployment.alarmsPerCluster} alarms per cluster + ${deployment.alarmsPerFleet} per fleet (from the synthesized stacks)`,
 ];
 if (deployment.definition && sizes.length > 0) {
-  const singleOff = figuresOf(
-    await runFleet(deployment, { clusters: 1, windowMinutes: 0, seed }),
-    deployment,
-  );
+  const singleRun = await runFleet(deployment, { clusters: 1, windowMinutes: 0, seed });
+  const singleOff = figuresOf(singleRun, deployment);
   const singleOn = figuresOf(await runFleet(deployment, { clusters: 1, windowMinutes, seed }), deployment);
   lines.push(
     `  N = 1: backup-mode window p99 ${singleOff.windowP99.toFixed(1)} s, ${singleOff.callsPerBackup.toFixed(0)} API calls, ` +
       `${singleOff.transitionsPerBackup} transitions per backup (the reference for the relative goals)`,
+    `    by state: ${Object.entries(singleRun.outcomes[0]?.transitionsByState ?? {})
+      .filter(([, n]) => n > 1)
+      .map(([state, n]) => `${state} ${n}`)
+      .join(', ')} (the rest once each)`,
   );
   for (const clusters of sizes) {
     const off = await runFleet(deployment, { clusters, windowMinutes: 0, seed });

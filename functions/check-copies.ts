@@ -25,7 +25,15 @@ const eventSchema = z.object({
     copies: z.array(manifestCopySchema).check(z.minLength(1)),
     startedAt: z.iso.datetime(),
   }),
-  copyPoll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),
+  copyPoll: z._default(
+    z.object({
+      attempt: z.int().check(z.gte(0)),
+      // What the last poll saw, for the copies' current rate (domain/ebs/poll-wait.ts).
+      at: z.optional(z.iso.datetime()),
+      seen: z.optional(z.array(z.object({ snapshotId: z.string(), percent: z.number() }))),
+    }),
+    { attempt: 0 },
+  ),
 });
 
 /** The handler with its STS client given (which assumes the DR role when the copy crosses accounts). */
@@ -41,6 +49,9 @@ export const checkCopiesHandler =
       return await checkDrCopies(session.ec2, {
         copySet: request.dr,
         attempt: request.copyPoll.attempt,
+        ...(request.copyPoll.at && request.copyPoll.seen
+          ? { last: { at: request.copyPoll.at, seen: request.copyPoll.seen } }
+          : {}),
         settings: {
           firstPollSeconds: env.PGSNAP_FIRST_POLL_SECONDS,
           maxPollSeconds: env.PGSNAP_MAX_POLL_SECONDS,

@@ -18,7 +18,15 @@ const eventSchema = z.object({
     snapshots: snapshotListSchema,
     createdAt: z.iso.datetime(),
   }),
-  poll: z._default(z.object({ attempt: z.int().check(z.gte(0)) }), { attempt: 0 }),
+  poll: z._default(
+    z.object({
+      attempt: z.int().check(z.gte(0)),
+      // What the last poll saw, for the snapshots' current rate (domain/ebs/poll-wait.ts).
+      at: z.optional(z.iso.datetime()),
+      seen: z.optional(z.array(z.object({ snapshotId: z.string(), percent: z.number() }))),
+    }),
+    { attempt: 0 },
+  ),
 });
 
 /** The handler with its EC2 client given: AWS's in Lambda, the local volumes' in `pgsnap demo`. */
@@ -30,6 +38,9 @@ export const checkSnapshotsHandler =
     return checkSnapshotSet(ec2, {
       set: request.snapshotSet,
       attempt: request.poll.attempt,
+      ...(request.poll.at && request.poll.seen
+        ? { last: { at: request.poll.at, seen: request.poll.seen } }
+        : {}),
       settings: {
         firstPollSeconds: env.PGSNAP_FIRST_POLL_SECONDS,
         maxPollSeconds: env.PGSNAP_MAX_POLL_SECONDS,

@@ -186,6 +186,41 @@ export const awsFacts = {
       },
     ] satisfies Source[],
   },
+  /**
+   * What a snapshot poll reads of each snapshot (and DR copy) to choose its
+   * next wait (domain/ebs/poll-wait.ts): State, Progress as a percentage
+   * string, StartTime. Progress is not linear in time: the snapshots of one
+   * multi-volume set progress on their own but stay at 99 % until the last
+   * completes, and a snapshot may show no progress for a long while (the
+   * bench's EBS model, bench/fleet/ec2.ts, reports it so).
+   */
+  snapshotProgress: {
+    states: ['pending', 'completed', 'error', 'recoverable', 'recovering'],
+    /** Progress as DescribeSnapshots returns it: a whole percentage and "%". */
+    format: /^\d{1,3}%$/,
+    sources: [
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html',
+        says: 'progress — The progress of the snapshot, as a percentage. Type: String',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html',
+        says: 'startTime — The time stamp when the snapshot was initiated. Type: Timestamp',
+      },
+      {
+        url: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html',
+        says: 'state — The snapshot state. Type: String. Valid Values: pending | completed | error | recoverable | recovering',
+      },
+      {
+        url: 'https://repost.aws/knowledge-center/ebs-snapshot-ec2-ami-creation-slow',
+        says: 'When you create simultaneous backups of multiple EBS volumes attached to an Amazon Elastic Compute Cloud (Amazon EC2) instance, the snapshots progress independently. However, they complete together. The entire set remains at 99% until all snapshots are complete.',
+      },
+      {
+        url: 'https://repost.aws/knowledge-center/ebs-snapshot-stuck',
+        says: 'Multiple snapshots for my Amazon Elastic Block Store (Amazon EBS) volume are stuck at less than or equal to 100% progress in pending state. ... the displayed progress percentage might be stuck for an extended period of time.',
+      },
+    ] satisfies Source[],
+  },
   /** Errors the restore's calls meet, as EC2 answers them. */
   errors: {
     attachmentPointInUse: {

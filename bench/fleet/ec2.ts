@@ -29,7 +29,13 @@ interface ModelSnapshot {
   volumeId: string;
   state: 'pending' | 'completed';
   startTime: number;
+  /** When EBS starts moving data: Progress reads 0 % until then. */
+  movingAt: number;
+  /** When its own data is done: Progress reads 99 % from then until completeAt (the set's last). */
+  doneAt: number;
   completeAt: number;
+  /** How Progress bends over time (1: linear; below 1 fast then slow, above slow then fast). */
+  shape: number;
   tags: Tag[];
   description: string;
   sourceSnapshotId?: string;
@@ -209,33 +215,47 @@ export class Ec2Model {
     const tags = ((input.TagSpecifications as Array<{ Tags: Tag[] }> | undefined) ?? []).flatMap(
       (s) => s.Tags,
     );
-    const created = volumes.map((volume) => {
+    const factors = volumes.map(() => this.draw.lognormal(1, 0.25, 0.5, 3));
+    const secondsOf = (volume: FleetVolume, i: number) => ({
+      fixed: this.transfer.snapshotFixedSeconds * factors[i]!,
+      data: ((volume.changedGiB * 1024) / this.transfer.snapshotMiBPerSecond) * factors[i]!,
+    });
+    // "progress independently ... However, they complete together" (AWS knowledge center, local/aws-facts.ts).
+    const setSeconds = Math.max(...volumes.map((v, i) => secondsOf(v, i).fixed + secondsOf(v, i).data));
+    const created = volumes.map((volume, i) => {
       region.lastCreateOnVolume.set(volume.volumeId, this.clock.now);
-      const seconds =
-        this.transfer.snapshotFixedSeconds + (volume.changedGiB * 1024) / this.transfer.snapshotMiBPerSecond;
       return this.startSnapshot(region, {
         volumeId: volume.volumeId,
         tags,
         description: String(input.Description ?? ''),
         changedGiB: volume.changedGiB,
         copy: false,
-        seconds: seconds * this.draw.lognormal(1, 0.25, 0.5, 3),
+        ...secondsOf(volume, i),
+        setSeconds,
       });
     });
     return { Snapshots: created.map((s) => this.view(s)) };
   }
 
+  /** `fixed` seconds at 0 %, then `data` seconds of progress, completed with its set after `setSeconds`. */
   private startSnapshot(
     region: RegionModel,
-    s: Omit<ModelSnapshot, 'snapshotId' | 'state' | 'startTime' | 'completeAt'> & { seconds: number },
+    s: Omit<
+      ModelSnapshot,
+      'snapshotId' | 'state' | 'startTime' | 'movingAt' | 'doneAt' | 'completeAt' | 'shape'
+    > & { fixed: number; data: number; setSeconds?: number },
   ): ModelSnapshot {
-    const { seconds, ...rest } = s;
+    const { fixed, data, setSeconds, ...rest } = s;
+    const seconds = Math.max(fixed + data, setSeconds ?? 0);
     const snapshot: ModelSnapshot = {
       ...rest,
       snapshotId: nextId('snap'),
       state: 'pending',
       startTime: this.clock.now,
+      movingAt: this.clock.now + fixed * 1000,
+      doneAt: this.clock.now + (fixed + data) * 1000,
       completeAt: this.clock.now + seconds * 1000,
+      shape: this.draw.lognormal(1, 0.35, 0.5, 2),
     };
     region.snapshots.set(snapshot.snapshotId, snapshot);
     region.pending.add(1);
@@ -249,15 +269,22 @@ export class Ec2Model {
     return snapshot;
   }
 
+  /**
+   * Progress as EBS reports it, not linear in time: 0 % while EBS prepares
+   * the snapshot, then a curve of its own shape over its data, then 99 %
+   * until the last of its set completes; 100 % once completed.
+   */
   private view(s: ModelSnapshot): Input {
-    const span = Math.max(1, s.completeAt - s.startTime);
-    const progress =
-      s.state === 'completed' ? 100 : Math.floor((100 * (this.clock.now - s.startTime)) / span);
+    const moved = Math.min(
+      1,
+      Math.max(0, (this.clock.now - s.movingAt) / Math.max(1, s.doneAt - s.movingAt)),
+    );
+    const progress = s.state === 'completed' ? 100 : Math.min(99, Math.floor(100 * moved ** s.shape));
     return {
       SnapshotId: s.snapshotId,
       VolumeId: s.volumeId,
       State: s.state,
-      Progress: `${s.state === 'completed' ? 100 : Math.min(99, progress)}%`,
+      Progress: `${progress}%`,
       StartTime: new Date(s.startTime),
       Description: s.description,
       Tags: s.tags,
@@ -311,8 +338,7 @@ export class Ec2Model {
     const tags = ((input.TagSpecifications as Array<{ Tags: Tag[] }> | undefined) ?? []).flatMap(
       (s) => s.Tags,
     );
-    const seconds =
-      this.transfer.copyFixedSeconds + (original.changedGiB * 1024) / this.transfer.copyMiBPerSecond;
+    const factor = this.draw.lognormal(1, 0.25, 0.5, 3);
     const copy = this.startSnapshot(destination, {
       volumeId: original.volumeId,
       tags,
@@ -320,7 +346,8 @@ export class Ec2Model {
       sourceSnapshotId: original.snapshotId,
       changedGiB: original.changedGiB,
       copy: true,
-      seconds: seconds * this.draw.lognormal(1, 0.25, 0.5, 3),
+      fixed: this.transfer.copyFixedSeconds * factor,
+      data: ((original.changedGiB * 1024) / this.transfer.copyMiBPerSecond) * factor,
     });
     return { SnapshotId: copy.snapshotId };
   }

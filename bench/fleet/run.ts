@@ -12,6 +12,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { MemoryBudgetStore } from '#domain/budget/semaphore';
 import { checkDrCopies, startDrCopies } from '#domain/ebs/dr-copies';
 import type { DrTarget } from '#domain/ebs/dr-target';
+import type { PollMemory } from '#domain/ebs/poll-wait';
 import { backupIdFrom } from '#domain/ids';
 import { acquireCopyBudgetHandler } from '../../functions/acquire-copy-budget.ts';
 import { acquireSnapshotBudgetHandler } from '../../functions/acquire-snapshot-budget.ts';
@@ -68,6 +69,8 @@ export interface BackupOutcome {
   copyFailure?: string;
   copyLagMs?: number;
   transitions: number;
+  /** The billed transitions by state: where a backup's cost goes. */
+  transitionsByState: Record<string, number>;
   lambdaInvocations: number;
   calls: number;
   metricAndEventCalls: number;
@@ -192,6 +195,7 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
         byThrottling: false,
         copy: 'none',
         transitions: 0,
+        transitionsByState: {},
         lambdaInvocations: 1, // the schedule's start Lambda
         calls: 0,
         metricAndEventCalls: 0,
@@ -311,10 +315,12 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
           return copySet;
         }),
         [states.checkCopies]: lambda(async (input) => {
-          const request = input as { dr: never; copyPoll?: { attempt: number } };
+          const request = input as { dr: never; copyPoll?: { attempt: number } & Partial<PollMemory> };
+          const last = request.copyPoll;
           return checkDrCopies(clients.drEc2, {
             copySet: request.dr,
-            attempt: request.copyPoll?.attempt ?? 0,
+            attempt: last?.attempt ?? 0,
+            ...(last?.at && last.seen ? { last: { at: last.at, seen: last.seen } } : {}),
             settings: pollSettings,
           });
         }),
@@ -356,9 +362,13 @@ export async function runFleet(deployment: FleetDeployment, spec: FleetSpec): Pr
       const events = (async () => {
         for await (const event of execution.eventLogs) {
           // Step Functions bills a retry as a transition (a waiting share's ask again after its timeout, too).
-          if (event.type === 'StateRetried') outcome.transitions++;
+          const billed = (name: string) => {
+            outcome.transitions++;
+            outcome.transitionsByState[name] = (outcome.transitionsByState[name] ?? 0) + 1;
+          };
+          if (event.type === 'StateRetried') billed(`${event.state.name} (retry)`);
           if (event.type !== 'StateEntered') continue;
-          outcome.transitions++;
+          billed(event.state.name);
           const second = Math.floor(clock.now / 1000);
           transitionsBySecond.set(second, (transitionsBySecond.get(second) ?? 0) + 1);
           const state = event.state.name;

@@ -21,9 +21,17 @@ const leasesSchema = z.record(
   z.string(),
   z.object({ units: z.int(), expiresAt: z.string(), takenAt: z.string() }),
 );
+// Every field of a Waiter (semaphore.ts): a field left out here would be dropped on read, and a waiter
+// without its token is never woken.
 const waitersSchema = z.record(
   z.string(),
-  z.object({ units: z.int(), order: z.string(), expiresAt: z.string() }),
+  z.object({
+    units: z.int(),
+    order: z.string(),
+    expiresAt: z.string(),
+    token: z.optional(z.string()),
+    leaseSeconds: z.optional(z.number()),
+  }),
 );
 
 export class DynamoDbBudgetStore implements BudgetStore {

@@ -1,38 +1,37 @@
 /**
  * Following a snapshot set until every snapshot is completed: one poll per
- * step, the wait between polls doubling up to a maximum, a missing or failed
- * snapshot failing the backup, and a set that takes too long abandoned.
+ * step, the wait before the next predicted from EBS's Progress (poll-wait.ts),
+ * a missing or failed snapshot failing the backup, and a set that takes too
+ * long abandoned.
  */
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { SnapshotFailedError, TimeoutError } from '../errors.ts';
+import { memoryOf, nextPollSeconds, type PollMemory, type SnapshotReading } from './poll-wait.ts';
 import { type SnapshotSet, snapshotsById, visibilityGraceMs } from './snapshots.ts';
 
 export interface PollSettings {
+  /** The shortest wait between polls. */
   firstPollSeconds: number;
+  /** The longest wait between polls, however far EBS says the snapshots still have to go. */
   maxPollSeconds: number;
   /** Snapshots not completed this long after creation fail the backup. */
   snapshotHours: number;
 }
 
-export interface SnapshotProgress {
+export interface SnapshotProgress extends PollMemory {
   completed: boolean;
   /** Polls so far, this one included. */
   attempt: number;
-  /** How long to wait before the next poll: doubles from the first wait up to the maximum. */
+  /** How long to wait before the next poll: the predicted remaining time, bounded (poll-wait.ts). */
   waitSeconds: number;
   /** Lowest progress across the set, as EC2 reports it ("42%"). */
   progress: string;
 }
 
-/** The wait before poll number `attempt + 1`. */
-export function nextWaitSeconds(attempt: number, settings: PollSettings): number {
-  return Math.min(settings.maxPollSeconds, settings.firstPollSeconds * 2 ** Math.max(0, attempt - 1));
-}
-
 /** One poll of the set: completed, still pending, or failed (SnapshotFailedError, TimeoutError). */
 export async function checkSnapshotSet(
   ec2: EC2Client,
-  request: { set: SnapshotSet; attempt: number; settings: PollSettings; now?: Date },
+  request: { set: SnapshotSet; attempt: number; settings: PollSettings; now?: Date; last?: PollMemory },
 ): Promise<SnapshotProgress> {
   const ids = request.set.snapshots.map((s) => s.snapshotId);
   const snapshots = await snapshotsById(ec2, ids);
@@ -65,10 +64,19 @@ export async function checkSnapshotSet(
         `(lowest progress ${Math.min(...progress)}%); the backup is abandoned`,
     );
   }
+  const readings: SnapshotReading[] = ids.map((id) => {
+    const s = snapshots.find((found) => found.SnapshotId === id);
+    return { snapshotId: id, state: s?.State, progress: s?.Progress, startTime: s?.StartTime };
+  });
   return {
     completed,
     attempt,
-    waitSeconds: nextWaitSeconds(attempt, request.settings),
+    waitSeconds: nextPollSeconds(readings, request.settings, {
+      now,
+      since: new Date(request.set.createdAt),
+      last: request.last,
+    }),
     progress: `${Math.min(...progress)}%`,
+    ...memoryOf(readings, now),
   };
 }

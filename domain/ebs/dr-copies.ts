@@ -23,9 +23,10 @@ import { CopyFailedError, ManifestStateError, TimeoutError } from '../errors.ts'
 import { checkClusterPin } from '../repository/cluster-pin.ts';
 import type { Manifest, ManifestCopy } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
-import { nextWaitSeconds, type PollSettings } from './check-snapshot-set.ts';
+import type { PollSettings } from './check-snapshot-set.ts';
 import { type SourceClients, shareWithDrAccount } from './dr-sharing.ts';
 import { type DrTarget, isCrossAccount } from './dr-target.ts';
+import { memoryOf, nextPollSeconds, type PollMemory, type SnapshotReading } from './poll-wait.ts';
 import {
   type SnapshotOfSet,
   snapshotsById,
@@ -237,9 +238,10 @@ export function drManifestOf(
   };
 }
 
-export interface CopyProgress {
+export interface CopyProgress extends PollMemory {
   completed: boolean;
   attempt: number;
+  /** The predicted remaining time of the slowest copy, bounded (poll-wait.ts). */
   waitSeconds: number;
   progress: string;
   copies: ManifestCopy[];
@@ -253,6 +255,8 @@ export async function checkDrCopies(
     attempt: number;
     settings: PollSettings;
     now?: Date;
+    /** What the previous poll saw: the copies' current rate. */
+    last?: PollMemory;
   },
 ): Promise<CopyProgress> {
   const ids = request.copySet.copies.map((c) => c.snapshotId).filter((id): id is string => id !== undefined);
@@ -285,11 +289,21 @@ export async function checkDrCopies(
         `(lowest progress ${lowest}%); the copy is given up, the backup stays completed`,
     );
   }
+  // A time-based copy reports Progress too; EBS paces it to its completion duration.
+  const readings: SnapshotReading[] = ids.map((id) => {
+    const s = found.find((f) => f.SnapshotId === id);
+    return { snapshotId: id, state: s?.State, progress: s?.Progress, startTime: s?.StartTime };
+  });
   return {
     completed,
     attempt,
-    waitSeconds: nextWaitSeconds(attempt, request.settings),
+    waitSeconds: nextPollSeconds(readings, request.settings, {
+      now,
+      since: new Date(request.copySet.startedAt),
+      last: request.last,
+    }),
     progress: `${lowest}%`,
+    ...memoryOf(readings, now),
     copies: request.copySet.copies.map((c) => ({
       ...c,
       state: found.find((s) => s.SnapshotId === c.snapshotId)?.State ?? c.state,

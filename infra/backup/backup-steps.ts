@@ -1,8 +1,9 @@
 /**
  * The backup itself (DESIGN.md "A backup, step by step"): check the request,
  * begin on the host, snapshot exactly the cluster's volumes, end on the host
- * as soon as every snapshot is pending, wait with growing pauses until every
- * snapshot is completed, then mark the manifest completed, count and announce
+ * as soon as every snapshot is pending, wait until every snapshot is
+ * completed (each pause what EBS's Progress predicts is left:
+ * domain/ebs/poll-wait.ts), then mark the manifest completed, count and announce
  * the backup. Before begin it takes a share of the account's pending-snapshot
  * budget (snapshot-budget.ts), waiting there to be woken, not in backup mode; the share is returned once the snapshots are completed, or on
  * the cleanup path. The manifest gets the snapshot ids before end runs, and is

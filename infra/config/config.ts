@@ -297,9 +297,17 @@ export const environmentSchema = z.strictObject({
       firstPollSeconds: z
         .int()
         .min(1)
-        .default(15)
-        .describe('Waits between snapshot polls start here and double up to `maxPollSeconds`.'),
-      maxPollSeconds: z.int().min(1).default(300).describe('The longest wait between snapshot polls.'),
+        .default(30)
+        .describe(
+          "The shortest wait between snapshot (and DR copy) polls; each wait is the time EBS's Progress predicts is left, at least this.",
+        ),
+      maxPollSeconds: z
+        .int()
+        .min(1)
+        .default(1800)
+        .describe(
+          "The longest wait between snapshot (and DR copy) polls, however long EBS's Progress predicts (a wait is also never longer than the snapshots have run so far).",
+        ),
       snapshotHours: z
         .int()
         .min(1)
@@ -310,8 +318,8 @@ export const environmentSchema = z.strictObject({
     .default({
       hostCommandSeconds: 1800,
       heartbeatSeconds: 300,
-      firstPollSeconds: 15,
-      maxPollSeconds: 300,
+      firstPollSeconds: 30,
+      maxPollSeconds: 1800,
       snapshotHours: 24,
     }),
   dr: drSchema

@@ -1,8 +1,9 @@
 /**
  * The DR copy of a completed backup: take a share of the DR copy budget (one
  * unit per snapshot, in the destination Region's queue, oldest backup first:
- * copy-budget.ts), copy it to DR, wait for the copies with growing pauses,
- * return the share, record them. A copy that fails never fails the backup: it
+ * copy-budget.ts), copy it to DR, wait for the copies (each pause what
+ * EBS's Progress predicts is left: domain/ebs/poll-wait.ts), return the
+ * share, record them. A copy that fails never fails the backup: it
  * takes its own path (return the share, record the failure in both manifests,
  * count it for its alarm, announce it), and either way the workflow goes on
  * to `next`.

@@ -124,10 +124,15 @@ function resolved(asl: typeof synthesized): typeof synthesized {
 }
 const definition = resolved(synthesized);
 const impatientDefinition = resolved(impatient);
+// A Lambda task names its function in Resource, or (lambda:invoke.waitForTaskToken, the acquire step) in
+// Parameters.FunctionName, which moto's engine invokes as well.
 const functionNames = [
   ...new Set(
     Object.values(definition.States)
-      .map((state) => String(state.Resource ?? ''))
+      .flatMap((state) => [
+        String(state.Resource ?? ''),
+        String((state.Parameters as { FunctionName?: unknown } | undefined)?.FunctionName ?? ''),
+      ])
       .filter((resource) => resource.startsWith('arn:aws:lambda:')),
   ),
 ].map((arn) => arn.split(':').pop()!);

@@ -10,8 +10,8 @@ describe('the deployment configuration', () => {
     expect(config.environments[0]!.timeouts).toEqual({
       hostCommandSeconds: 1800,
       heartbeatSeconds: 300,
-      firstPollSeconds: 15,
-      maxPollSeconds: 300,
+      firstPollSeconds: 30,
+      maxPollSeconds: 1800,
       snapshotHours: 24,
     });
   });

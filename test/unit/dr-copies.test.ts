@@ -363,18 +363,30 @@ describe('check-copies', () => {
     ],
   };
 
-  test('polls the copies in the DR account and region, waiting longer after each poll', async () => {
+  test('polls the copies in the DR account and region, waiting for what their Progress says is left', async () => {
     useTarget('cross-account');
+    const startTime = new Date(Date.now() - 200_000);
     ec2.on(DescribeSnapshotsCommand).resolves({
       Snapshots: [
-        { SnapshotId: 'snap-dr1', State: 'completed', Progress: '100%' },
-        { SnapshotId: 'snap-dr2', State: 'pending', Progress: '40%' },
+        { SnapshotId: 'snap-dr1', State: 'completed', Progress: '100%', StartTime: startTime },
+        { SnapshotId: 'snap-dr2', State: 'pending', Progress: '40%', StartTime: startTime },
       ],
     });
+    // 40 % in 200 s: 300 s left, but no longer than the copy has run, and no more than the longest wait.
     const first = await checkCopies({ backupId, dr: copySet });
+    // Not moved since: its average rate again; 10 % in the 100 s since: 60 % left is 600 s; both capped at its age.
     const second = await checkCopies({ backupId, dr: copySet, copyPoll: first });
-    const third = await checkCopies({ backupId, dr: copySet, copyPoll: second });
-    expect([first, second, third].map((p) => p.waitSeconds)).toEqual([15, 30, 60]);
+    const third = await checkCopies({
+      backupId,
+      dr: copySet,
+      copyPoll: {
+        ...second,
+        at: new Date(Date.now() - 100_000).toISOString(),
+        seen: [{ snapshotId: 'snap-dr2', percent: 30 }],
+      },
+    });
+    expect([first, second, third].map((p) => p.attempt)).toEqual([1, 2, 3]);
+    expect([first, second, third].every((p) => p.waitSeconds >= 200 && p.waitSeconds <= 201)).toBe(true);
     expect(third).toMatchObject({ completed: false, progress: '40%' });
     expect(third.copies.map((c) => c.state)).toEqual(['completed', 'pending']);
     const polls = await sentBy(ec2, DescribeSnapshotsCommand);

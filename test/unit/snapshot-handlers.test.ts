@@ -167,30 +167,44 @@ describe('check-snapshots', () => {
     ],
     createdAt: new Date().toISOString(),
   };
-  const described = (states: Array<[string, string?]>) =>
+  const described = (states: Array<[string, string?]>, startTime = new Date(Date.now() - 100_000)) =>
     ec2.on(DescribeSnapshotsCommand).resolves({
       Snapshots: states.map(([State, Progress], index) => ({
         SnapshotId: `snap-${index + 1}`,
         VolumeId: 'vol',
         State: State as 'pending',
         Progress,
+        StartTime: startTime,
       })),
     });
 
-  test('while any snapshot is pending, the wait doubles from the first up to the maximum', async () => {
+  test('while any snapshot is pending, the wait is what its Progress says is left, and the poll remembers what it saw', async () => {
+    // 40 % in 100 s: 150 s left by its average rate, but never longer than it has run (100 s).
     described([
       ['completed', '100%'],
       ['pending', '40%'],
     ]);
-    const waits: number[] = [];
-    let poll = { attempt: 0 };
-    for (let i = 0; i < 8; i++) {
-      const result = await checkSnapshots({ snapshotSet, poll });
-      expect(result).toMatchObject({ completed: false, progress: '40%' });
-      waits.push(result.waitSeconds);
-      poll = { attempt: result.attempt };
-    }
-    expect(waits).toEqual([15, 30, 60, 120, 240, 300, 300, 300]);
+    const first = await checkSnapshots({ snapshotSet, poll: { attempt: 0 } });
+    expect(first).toMatchObject({ completed: false, attempt: 1, progress: '40%' });
+    expect([100, 101]).toContain(first.waitSeconds);
+    expect(first.seen).toEqual([
+      { snapshotId: 'snap-1', percent: 100 },
+      { snapshotId: 'snap-2', percent: 40 },
+    ]);
+    // 40 % more in the 50 s since that poll: the 20 % left is 25 s at that rate.
+    described([
+      ['completed', '100%'],
+      ['pending', '80%'],
+    ]);
+    const lastPoll = { ...first, at: new Date(Date.now() - 50_000).toISOString() };
+    const second = await checkSnapshots({ snapshotSet, poll: lastPoll });
+    expect(second).toMatchObject({ completed: false, attempt: 2, progress: '80%' });
+    expect([25, 26]).toContain(second.waitSeconds); // the milliseconds this test itself takes
+    // Just started, at 0 %: the shortest wait; and after a long time at 0 %, no more than the longest.
+    described([['pending', '0%']], new Date());
+    expect(await checkSnapshots({ snapshotSet, poll: { attempt: 0 } })).toMatchObject({ waitSeconds: 15 });
+    described([['pending', '0%']], new Date(Date.now() - 3_600_000));
+    expect(await checkSnapshots({ snapshotSet, poll: { attempt: 5 } })).toMatchObject({ waitSeconds: 300 });
   });
 
   test('completed once every snapshot is completed', async () => {
