@@ -10,18 +10,24 @@
  * count holds. It only reads the repositories and the hosts' archive lag.
  * Which clusters, and their objectives, are the catalog's `freshness`
  * (PGSNAP_CATALOG): the environment carries only the catalog's location.
+ * Clusters found by tags (the catalog's `discover`) are counted too, judged by
+ * `freshness.discovered`: every running instance carrying the discovery tag,
+ * found by one filtered DescribeInstances a run as start-fleet finds them, so
+ * a tagged host that was never backed up is in ClustersWithoutBackup.
  */
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { sdkRetry } from '#domain/aws-retry';
+import { taggedClusters } from '#domain/backup/fleet';
 import {
   type BackupFreshness,
   backupFreshness,
   type FleetCounts,
   fleetCounts,
 } from '#domain/backup/freshness';
-import { readCatalog } from '#domain/catalog';
+import { type Catalog, readCatalog } from '#domain/catalog';
 import { clustersWithArchiveHealth } from '#domain/host-metrics';
-import { clusterNameSchema } from '#domain/ids';
+import { clusterNamePattern, clusterNameSchema } from '#domain/ids';
 import { parseWith } from '#domain/parse';
 import { openRepository } from '#domain/repository/open';
 import * as z from '#domain/zod';
@@ -40,6 +46,8 @@ const objectivesSchema = z.strictObject({
 const freshnessSchema = z.strictObject({
   /** The objectives of a cluster that does not give its own (what most clusters share). */
   defaults: objectivesSchema,
+  /** Those of every cluster found by tags (the catalog's `discover`); none: they are not counted. */
+  discovered: z.optional(objectivesSchema),
   clusters: z.array(
     z.strictObject({
       ...objectivesSchema.shape,
@@ -58,9 +66,43 @@ const environmentSchema = z.object({
   PGSNAP_METRICS_NAMESPACE: z.string(),
 });
 
-/** The handler with its CloudWatch client given. */
+type Counted = z.output<typeof freshnessSchema>['clusters'][number];
+
+/**
+ * The clusters found by tags that the catalog does not list, each with `objectives` and the discovered
+ * repository. One paginated DescribeInstances for the whole fleet (domain/backup/fleet.ts taggedClusters),
+ * filtered as EC2's DescribeInstances reference defines its filters: "tag-key - The key of a tag assigned
+ * to the resource. Use this filter to find all resources that have a tag with a specific key, regardless
+ * of the tag value." and "instance-state-name - The state of the instance (pending | running |
+ * shutting-down | terminated | stopping | stopped)." A stopped host is not counted: it is not backed up
+ * either (start-fleet finds the same instances).
+ */
+async function discoveredClusters(
+  ec2: EC2Client,
+  catalog: Catalog,
+  objectives: z.output<typeof objectivesSchema>,
+  counted: Counted[],
+): Promise<Counted[]> {
+  const discover = catalog.discover;
+  if (!discover) return [];
+  // A listed cluster whose host carries the tag too is counted once, by its own objectives.
+  const listed = new Set([...catalog.clusters, ...counted].map((c) => c.name));
+  const found: Counted[] = [];
+  for (const [name, instances] of await taggedClusters(ec2, discover.tag)) {
+    if (!clusterNamePattern.test(name)) {
+      logger.warn(
+        `instances ${instances.join(', ')} carry ${discover.tag}=${JSON.stringify(name)}, no cluster name`,
+      );
+    } else if (!listed.has(name)) {
+      found.push({ ...objectives, name, repository: discover.repository, copiedToDr: false });
+    }
+  }
+  return found.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The handler with its CloudWatch client given (and its EC2 client, to find the clusters found by tags). */
 export const reportBackupAgeHandler =
-  (cloudwatch: CloudWatchClient) =>
+  (cloudwatch: CloudWatchClient, ec2: EC2Client = new EC2Client(sdkRetry)) =>
   async (_event: unknown): Promise<{ clusters: BackupFreshness[]; counts: FleetCounts }> => {
     const env = parseWith(environmentSchema, process.env, 'the report-backup-age environment');
     // The list is in the catalog, not the environment: a fleet's passes Lambda's 4 KB at about 30 clusters.
@@ -70,7 +112,11 @@ export const reportBackupAgeHandler =
       catalog.freshness ?? { defaults: {}, clusters: [] },
       `the freshness list of the catalog ${process.env.PGSNAP_CATALOG}`,
     );
-    const all = freshness.clusters.map((c) => ({ ...freshness.defaults, ...c }));
+    const listed = freshness.clusters.map((c) => ({ ...freshness.defaults, ...c }));
+    const all: Counted[] = [
+      ...listed,
+      ...(freshness.discovered ? await discoveredClusters(ec2, catalog, freshness.discovered, listed) : []),
+    ];
     const clusters: BackupFreshness[] = [];
     const failed: string[] = [];
     // One cluster's unreachable repository does not keep the others out of the counts.
@@ -143,4 +189,7 @@ export const reportBackupAgeHandler =
     return { clusters, counts };
   };
 
-export const handler = logged('report-backup-age', reportBackupAgeHandler(new CloudWatchClient(sdkRetry)));
+export const handler = logged(
+  'report-backup-age',
+  reportBackupAgeHandler(new CloudWatchClient(sdkRetry), new EC2Client(sdkRetry)),
+);

@@ -3,8 +3,12 @@
  * resource: on create and update it writes the catalog object the stack passes, under a key named after
  * its content, and on delete (the old key, once an update made a new one, or the stack's end) it removes
  * it. It answers CloudFormation itself at the request's pre-signed URL (custom resource request and
- * response objects, CloudFormation User Guide), so no provider framework Lambda is needed.
+ * response objects, CloudFormation User Guide), so no provider framework Lambda is needed. The body comes
+ * gzipped in base64, each deploy-time value (a bucket name) as a marker `Substitutions` resolves
+ * (infra/config/cluster-catalog.ts): an update's request carries the old properties too, and Lambda holds an
+ * asynchronous invocation's payload to 1 MB.
  */
+import { gunzipSync } from 'node:zlib';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { sdkRetry } from '#domain/aws-retry';
 import { catalogSchema } from '#domain/catalog';
@@ -19,7 +23,14 @@ const eventSchema = z.object({
   RequestId: z.string(),
   LogicalResourceId: z.string(),
   PhysicalResourceId: z.optional(z.string()),
-  ResourceProperties: z.object({ Bucket: z.string(), Key: z.string(), Body: z.string() }),
+  ResourceProperties: z.object({
+    Bucket: z.string(),
+    Key: z.string(),
+    /** The catalog's JSON, gzipped, in base64. */
+    Body: z.string(),
+    /** Each marker in the body and the deploy-time value it stands for. */
+    Substitutions: z._default(z.record(z.string(), z.string()), {}),
+  }),
 });
 type CatalogEvent = z.output<typeof eventSchema>;
 
@@ -27,7 +38,7 @@ type CatalogEvent = z.output<typeof eventSchema>;
 const gone = new Set(['NoSuchBucket', 'NoSuchKey']);
 
 async function apply(s3: S3Client, event: CatalogEvent): Promise<string> {
-  const { Bucket, Key, Body } = event.ResourceProperties;
+  const { Bucket, Key } = event.ResourceProperties;
   const url = `s3://${Bucket}/${Key}`;
   if (event.RequestType === 'Delete') {
     // A create that failed has no object (its physical id is the request id); nothing else is ours to remove.
@@ -39,9 +50,18 @@ async function apply(s3: S3Client, event: CatalogEvent): Promise<string> {
     }
     return url;
   }
+  const Body = catalogText(event.ResourceProperties);
   parseWith(jsonText(catalogSchema), Body, `the cluster catalog for ${url}`);
   await s3.send(new PutObjectCommand({ Bucket, Key, Body, ContentType: 'application/json' }));
   return url;
+}
+
+/** The catalog's JSON: the body unzipped, each marker replaced by its value. */
+function catalogText(properties: CatalogEvent['ResourceProperties']): string {
+  let text = gunzipSync(Buffer.from(properties.Body, 'base64')).toString('utf8');
+  for (const [marker, value] of Object.entries(properties.Substitutions))
+    text = text.replaceAll(marker, value);
+  return text;
 }
 
 async function answer(event: CatalogEvent, status: 'SUCCESS' | 'FAILED', physicalId: string, reason = '') {

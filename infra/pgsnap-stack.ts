@@ -102,8 +102,14 @@ export class Pgsnap extends Construct {
       ...(cluster.drills ? { drillDays: cluster.drills.days } : {}),
       watchArchiving: cluster.watchArchiving,
     }));
+    const discoveredAge = discover && {
+      bucket: this.repository.bucket,
+      prefix: discover.defaults.prefix,
+      rpoHours: discover.defaults.rpoHours,
+      watchArchiving: discover.defaults.watchArchiving,
+    };
     const catalog = new ClusterCatalog(this, 'Catalog', {
-      freshness: freshnessOf(backupAgeClusters),
+      freshness: freshnessOf(backupAgeClusters, discoveredAge),
       bucket: this.repository.bucket,
       clusters: catalogClusters(config.clusters, repositoryUrl, (cluster) =>
         dr && cluster.copyToDr ? drRepositoryUrl(drNames(config, dr), cluster) : undefined,
@@ -292,6 +298,7 @@ export class Pgsnap extends Construct {
     }
     const backupAge = new BackupAge(this, 'BackupAge', {
       clusters: backupAgeClusters,
+      discovered: discoveredAge,
       catalog,
       topic: this.alarms.topic,
     });

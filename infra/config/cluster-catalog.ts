@@ -6,14 +6,23 @@
  * in `PGSNAP_CATALOG` and read rights on that one key; a new catalog is a new
  * key, so the functions' configuration changes with it and no container keeps
  * an old one. A Lambda environment holds 4 KB; this holds every cluster.
+ *
+ * The body travels gzipped (base64) in the custom resource's properties, with
+ * each deploy-time value (a bucket name) as a marker the writer replaces: at
+ * 500 clusters the JSON is about 228 KB, and an update's request carries the
+ * old properties beside the new, past what an asynchronous Lambda invocation
+ * is held to (guards/aws-limits.ts); gzipped it is a few dozen KB, and the
+ * template keeps the rest of its 1 MB.
  */
 import { createHash } from 'node:crypto';
-import { CustomResource, Stack } from 'aws-cdk-lib';
+import { gzipSync } from 'node:zlib';
+import { CustomResource, Stack, Token } from 'aws-cdk-lib';
 import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { CatalogCluster, CatalogDiscovery, CatalogInput } from '#domain/catalog';
 import { acknowledge, bucketFinding } from '../guards/acknowledge.ts';
+import { customResourceRequestViolations } from '../guards/aws-limits.ts';
 import { HandlerFunction } from '../lambda/handler-function.ts';
 import type { ClusterConfig } from './config.ts';
 
@@ -28,6 +37,30 @@ export interface ClusterCatalogProps {
 
 /** Where catalogs live in their bucket. */
 export const catalogPrefix = '_pgsnap/catalog-';
+
+/** The longest deploy-time value a marker may stand for: a bucket name (S3: 3–63 characters). */
+const deployedValueBytes = 63;
+
+/**
+ * `text` with each deploy-time value (a CDK token) as a marker `{{pgsnap:<n>}}`, and the values by marker, for
+ * the writer to put back (functions/write-catalog.ts).
+ */
+function withMarkers(text: string): { text: string; substitutions: Record<string, string> } {
+  const substitutions: Record<string, string> = {};
+  const markerOf = new Map<string, string>();
+  const marked = text.replace(/\$\{Token\[[^\]]+\]\}/g, (token) => {
+    let marker = markerOf.get(token);
+    if (!marker) {
+      marker = `{{pgsnap:${markerOf.size}}}`;
+      markerOf.set(token, marker);
+      substitutions[marker] = token;
+    }
+    return marker;
+  });
+  if (Token.isUnresolved(marked))
+    throw new Error(`the catalog holds a value that is no string token: ${marked}`);
+  return { text: marked, substitutions };
+}
 
 export class ClusterCatalog extends Construct {
   /** `s3://<bucket>/_pgsnap/catalog-<hash>.json`, for PGSNAP_CATALOG. */
@@ -74,10 +107,24 @@ export class ClusterCatalog extends Construct {
       [`AwsSolutions-IAM5[Resource::${bucketFinding(props.bucket)}/${catalogPrefix}*]`]:
         "deletes the stack's earlier catalogs, named after their content, once a deployment has written the new one",
     });
+    const { text, substitutions } = withMarkers(JSON.stringify(catalog));
+    const body = gzipSync(text, { level: 9 }).toString('base64');
     new CustomResource(this, 'Object', {
       serviceToken: writer.functionArn,
       resourceType: 'Custom::PgsnapCatalog',
-      properties: { Bucket: props.bucket.bucketName, Key: this.key, Body: stack.toJsonString(catalog) },
+      properties: {
+        Bucket: props.bucket.bucketName,
+        Key: this.key,
+        Body: body,
+        Substitutions: substitutions,
+      },
+    });
+    // Measured as deployed: each reference as long as the longest bucket name.
+    const propertiesBytes =
+      JSON.stringify({ Bucket: '', Key: this.key, Body: body, Substitutions: substitutions }).length +
+      (1 + Object.keys(substitutions).length) * deployedValueBytes;
+    this.node.addValidation({
+      validate: () => customResourceRequestViolations(this.node.path, propertiesBytes),
     });
   }
 

@@ -39,8 +39,30 @@ export const discoverSchema = z
           .max(46)
           .default(6)
           .describe("How long a restore's recovery may take on the target host."),
+        rpoHours: z
+          .int()
+          .min(1)
+          .max(168)
+          .default(26)
+          .describe(
+            "The fleet's RPO alarm (ClustersOverRpo) counts a discovered cluster whose newest completed backup started more than this many hours ago, and ClustersWithoutBackup one with none: a tagged host that was never backed up is counted.",
+          ),
+        watchArchiving: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Tagged hosts run the agent service (`pgsnap agent --cluster`): one that publishes no archive health is counted in ClustersWithoutArchiveHealth. Off when they run none.',
+          ),
       })
-      .default({ prefix: '', schedules: [], fastCheckpoint: false, maxBackupMinutes: 60, recoveryHours: 6 })
+      .default({
+        prefix: '',
+        schedules: [],
+        fastCheckpoint: false,
+        maxBackupMinutes: 60,
+        recoveryHours: 6,
+        rpoHours: 26,
+        watchArchiving: true,
+      })
       .describe("The settings of every discovered cluster, unless its host's tags say otherwise."),
   })
   .describe('Clusters found by tags, beside (or instead of) those listed in `clusters`.');

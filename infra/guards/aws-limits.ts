@@ -14,6 +14,7 @@
  *   512 characters, ScheduleExpression at most 256, a rate of a positive whole
  *   number of minutes, hours or days or a cron of six fields, RetryPolicy
  *   MaximumRetryAttempts 0–185 and MaximumEventAgeInSeconds 60–86400.
+ * - A Lambda-backed custom resource's request (`customResourceRequestViolations`).
  */
 import { Stack } from 'aws-cdk-lib';
 import { CfnSchedule } from 'aws-cdk-lib/aws-scheduler';
@@ -205,6 +206,37 @@ export function scheduleViolations(schedule: ScheduleProperties): string[] {
     violations.push(`${where}: MaximumEventAgeInSeconds (${age}) must be from 60 to 86400`);
   }
   return violations;
+}
+
+/**
+ * The largest request CloudFormation may send a Lambda-backed custom resource that we accept. "CloudFormation
+ * invokes your Lambda function asynchronously with an event that includes a callback URL" (Lambda developer
+ * guide, "Using AWS Lambda with CloudFormation"), and Lambda's Invoke API reference: "For synchronous
+ * invocations, the maximum payload size is 6 MB. For asynchronous invocations, the maximum payload size is
+ * 1 MB." — 256 KB until 2025, as InvokeAsync still says ("The payload limit is 256KB"), and Lambda may refuse
+ * a payload under 1 MB whose "size after internal serialization exceeds the maximum allowed size for
+ * asynchronous invocations" (SerializedRequestEntityTooLargeException). We hold the older 256 KB: a 4× margin.
+ */
+export const maxCustomResourceRequestBytes = 256 * 1024;
+/**
+ * What a request carries besides the properties: request type, service token, the pre-signed response URL
+ * (about 1.5 KB), stack, request and logical ids, the physical id, the resource type.
+ */
+export const customResourceEnvelopeBytes = 4 * 1024;
+
+/**
+ * What breaks the request size of the custom resource `name` whose properties take `propertiesBytes` as
+ * deployed: an update carries the old properties beside the new (OldResourceProperties), so twice them.
+ */
+export function customResourceRequestViolations(name: string, propertiesBytes: number): string[] {
+  const request = 2 * propertiesBytes + customResourceEnvelopeBytes;
+  return request > maxCustomResourceRequestBytes
+    ? [
+        `${name}: an update's request to its Lambda would be about ${request} bytes (twice its ${propertiesBytes} ` +
+          `bytes of properties, old and new), past the ${maxCustomResourceRequestBytes} bytes held for an ` +
+          'asynchronous invocation; pass the content by S3 location (a CDK asset) instead',
+      ]
+    : [];
 }
 
 /** A definition string as synthesized (a join of text and references), with each reference as a placeholder. */

@@ -42,6 +42,19 @@ export interface BackupAgeCluster {
   watchArchiving?: boolean;
 }
 
+/**
+ * Clusters found by tags (config `discover`): report-backup-age finds them as start-fleet does (one
+ * filtered DescribeInstances a run) and counts each against these objectives, its repository
+ * `<prefix><cluster>/` in `bucket`.
+ */
+export interface BackupAgeDiscovered {
+  bucket: IBucket;
+  /** `discover.defaults.prefix`: empty, or segments each ending in `/`. */
+  prefix: string;
+  rpoHours: number;
+  watchArchiving: boolean;
+}
+
 /** The objectives report-backup-age counts a cluster against (functions/report-backup-age.ts). */
 interface Objectives {
   rpoSeconds?: number;
@@ -77,10 +90,17 @@ function commonObjectives(all: Objectives[]): Objectives {
  * What report-backup-age checks of each cluster, for the catalog's `freshness` (functions/report-backup-age.ts):
  * the objectives most clusters share said once, each cluster with those it does not share.
  */
-export function freshnessOf(clusters: BackupAgeCluster[]): Record<string, unknown> {
+export function freshnessOf(
+  clusters: BackupAgeCluster[],
+  discovered?: BackupAgeDiscovered,
+): Record<string, unknown> {
   const defaults = commonObjectives(clusters.map(objectivesOf));
   return {
     defaults,
+    // Where the catalog's `discover` (tag, repository) finds them, these are what they are judged by.
+    ...(discovered
+      ? { discovered: { rpoSeconds: discovered.rpoHours * 3600, watchArchiving: discovered.watchArchiving } }
+      : {}),
     clusters: clusters.map((c) => {
       const objectives = objectivesOf(c);
       return {
@@ -109,8 +129,15 @@ export class BackupAge extends Construct {
   constructor(
     scope: Construct,
     id: string,
-    props: { clusters: BackupAgeCluster[]; catalog: ClusterCatalog; topic?: ITopic | undefined },
+    props: {
+      clusters: BackupAgeCluster[];
+      discovered?: BackupAgeDiscovered | undefined;
+      catalog: ClusterCatalog;
+      topic?: ITopic | undefined;
+    },
   ) {
+    const discovered = props.discovered;
+    const watchArchiving = props.clusters.some((c) => c.watchArchiving) || discovered?.watchArchiving;
     super(scope, id);
     const fn = new HandlerFunction(this, 'ReportBackupAge', {
       handler: 'report-backup-age',
@@ -131,7 +158,7 @@ export class BackupAge extends Construct {
         conditions: { StringEquals: { 'cloudwatch:namespace': backupMetrics.namespace } },
       }),
     );
-    if (props.clusters.some((c) => c.watchArchiving)) {
+    if (watchArchiving) {
       // GetMetricData has no resource-level permissions: it reads the hosts' archive lag (domain/host-metrics.ts).
       fn.addToRolePolicy(new PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }));
     }
@@ -156,6 +183,17 @@ export class BackupAge extends Construct {
         [`AwsSolutions-IAM5[Resource::${bucketFinding(bucket)}/${restores}]`]: `reads ${whose} restore records, for days since the last drill`,
       });
     }
+    if (discovered) {
+      // The running instances that carry the discovery tag (domain/backup/fleet.ts taggedClusters):
+      // DescribeInstances has no resource-level permissions.
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
+      const backups = `${discovered.prefix}*/backups/*`;
+      discovered.bucket.grantRead(fn, backups);
+      acknowledge(fn, {
+        [`AwsSolutions-IAM5[Resource::${bucketFinding(discovered.bucket)}/${backups}]`]:
+          'reads the manifests of the backups of clusters found by tags, whose names are known only at run time',
+      });
+    }
     acknowledge(fn, {
       'AwsSolutions-IAM5[Action::s3:GetObject*]': 'CDK grantRead: reads of the clusters’ manifests',
       'AwsSolutions-IAM5[Action::s3:GetBucket*]': 'CDK grantRead: bucket location and settings, read only',
@@ -175,9 +213,9 @@ export class BackupAge extends Construct {
     this.alarms = fleetAlarms(
       this,
       {
-        rpo: props.clusters.some((c) => c.rpoHours),
+        rpo: props.clusters.some((c) => c.rpoHours) || discovered !== undefined,
         drills: props.clusters.some((c) => c.drills && c.drillDays),
-        archiveHealth: props.clusters.some((c) => c.watchArchiving),
+        archiveHealth: watchArchiving ?? false,
       },
       props.topic,
     );

@@ -15,7 +15,7 @@ import { grantOperations } from '#domain/ebs/dr-sharing';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
-import { stateMachineDefinition } from '../support/backup-stack.ts';
+import { catalogText, stateMachineDefinition } from '../support/backup-stack.ts';
 
 const source = { account: '111122223333', region: 'eu-west-1' };
 const drAccount = '444455556666';
@@ -436,7 +436,7 @@ describe('the source stack', () => {
     // The report knows each copied cluster's DR RPO (rpoHours + copyHours by default); not the uncopied one.
     // Its list is in the catalog (a fleet's passes Lambda's 4 KB); the body holds the bucket's name as a token.
     const [catalog] = Object.values(source.findResources('Custom::PgsnapCatalog'));
-    const body = JSON.stringify(catalog!.Properties.Body);
+    const body = JSON.stringify(catalogText(catalog!.Properties));
     const clusters = body.slice(body.indexOf('freshness'));
     expect(clusters.match(/drRpoSeconds/g)).toHaveLength(1);
     const at = clusters.search(/drRpoSeconds\\":180000/);

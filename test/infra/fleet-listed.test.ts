@@ -14,6 +14,7 @@ import { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, test } from 'vitest';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
+import { customResourceEnvelopeBytes, maxCustomResourceRequestBytes } from '../../infra/guards/aws-limits.ts';
 import { clustersPerShard } from '../../infra/guards/cluster-shards.ts';
 import { deployedLengthOf, maxEnvironmentBytes } from '../../infra/guards/lambda-environment.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
@@ -101,6 +102,14 @@ function quotaViolations(count: number): string[] {
       if (resources > maxResources) violations.push(`${name}: ${resources} resources`);
       const bytes = Buffer.byteLength(JSON.stringify(template));
       if (bytes > maxTemplateBytes) violations.push(`${name}: a template of ${bytes} bytes`);
+      // CloudFormation invokes a custom resource's Lambda asynchronously, an update with the old properties
+      // beside the new: held to 256 KB with the envelope (infra/guards/aws-limits.ts).
+      for (const [id, resource] of Object.entries(template.Resources)) {
+        if (!resource.Type.startsWith('Custom::')) continue;
+        const request = 2 * JSON.stringify(resource.Properties).length + customResourceEnvelopeBytes;
+        if (request > maxCustomResourceRequestBytes)
+          violations.push(`${name} ${id}: an update request of ${request} bytes`);
+      }
       const typeOf = (id: string) => template.Resources[id]?.Type;
       for (const fn of stack.node.findAll().filter((c): c is CfnFunction => c instanceof CfnFunction)) {
         const variables = (

@@ -1,7 +1,7 @@
 import { Stack, Token } from 'aws-cdk-lib';
 import { describe, expect, test } from 'vitest';
 import { deployedLengthOf, maxEnvironmentBytes } from '../../infra/guards/lambda-environment.ts';
-import { synthStack, testEnvironment } from '../support/backup-stack.ts';
+import { catalogText, synthStack, testEnvironment } from '../support/backup-stack.ts';
 
 /** CloudFormation's quotas per stack (CloudFormation quotas): resources, and a template read from S3. */
 const maxResources = 500;
@@ -54,7 +54,7 @@ describe('a fleet of clusters found by tags', () => {
 
   test('the catalog tells the Lambdas how clusters are found and where their repository is', () => {
     const [catalog] = Object.values(template.Resources).filter((r) => r.Type === 'Custom::PgsnapCatalog');
-    const body = JSON.stringify(catalog!.Properties.Body);
+    const body = JSON.stringify(catalogText(catalog!.Properties as Parameters<typeof catalogText>[0]));
     expect(body).toContain('\\"discover\\":{\\"tag\\":\\"pgsnap:cluster\\"');
     expect(body).toContain('/fleet/');
   });

@@ -246,4 +246,27 @@ describe('hosts found by tags', () => {
       expect(await d.world.decide(principal, sendCommand({ [tagKey]: 'inventory-db' }))).not.toBe('Allowed');
     }
   });
+
+  it("report-backup-age finds the tagged hosts and reads a discovered cluster's manifests, and nothing else of it", async () => {
+    const reporter = d.functions.find((f) => f.handler === 'report-backup-age')!.role;
+    const may = [
+      { action: 'ec2:DescribeInstances', resource: '*' },
+      { action: 's3:GetObject', resource: object(`inventory-db/backups/${backupId}/manifest.json`) },
+      list('inventory-db/backups/'),
+    ];
+    for (const request of may) {
+      expect(`${request.action} ${request.resource} ${await d.world.decide(reporter, request)}`).toBe(
+        `${request.action} ${request.resource} Allowed`,
+      );
+    }
+    const mayNot = [
+      { action: 's3:GetObject', resource: object('inventory-db/wal/000000010000000000000003.zst') },
+      { action: 's3:PutObject', resource: object(`inventory-db/backups/${backupId}/manifest.json`) },
+    ];
+    for (const request of mayNot) {
+      expect(`${request.action} ${request.resource} ${await d.world.decide(reporter, request)}`).not.toBe(
+        `${request.action} ${request.resource} Allowed`,
+      );
+    }
+  });
 });

@@ -9,6 +9,7 @@ import { agentDocumentParameters } from '../../infra/backup/agent-document.ts';
 import { restoreDocumentParameters } from '../../infra/restore/restore-document.ts';
 import {
   catalogOf,
+  catalogText,
   type SynthesizedStack,
   stateMachineDefinition,
   synthStack,
@@ -330,9 +331,9 @@ describe('the Lambdas', () => {
   test('the first steps know each cluster from the catalog the stack writes into its bucket, not from their environment', () => {
     const catalogs = Object.values(synthesized.template.findResources('Custom::PgsnapCatalog'));
     expect(catalogs).toHaveLength(1);
-    const { Bucket, Key, Body } = catalogs[0]!.Properties;
+    const { Bucket, Key } = catalogs[0]!.Properties;
     expect(Key).toMatch(/^_pgsnap\/catalog-[0-9a-f]{16}\.json$/);
-    const body = JSON.stringify(Body);
+    const body = JSON.stringify(catalogText(catalogs[0]!.Properties));
     expect(body).toContain('i-0123456789abcdef0');
     expect(body).toContain('billing-db');
     const functions = Object.values(synthesized.template.findResources('AWS::Lambda::Function'));

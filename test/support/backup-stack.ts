@@ -3,9 +3,11 @@
  * Lambdas, and the state machine's definition extracted from the template as
  * the ASL that Step Functions would run.
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -75,6 +77,20 @@ export interface CatalogFreshness {
 }
 
 /**
+ * The catalog's JSON as a template's Custom::PgsnapCatalog carries it (gzipped in base64, deploy-time values as
+ * markers: infra/config/cluster-catalog.ts), each reference to another resource (the bucket's name) as
+ * `<LogicalId>`.
+ */
+export function catalogText(properties: { Body: string; Substitutions?: Record<string, unknown> }): string {
+  let text = gunzipSync(Buffer.from(properties.Body, 'base64')).toString('utf8');
+  for (const [marker, value] of Object.entries(properties.Substitutions ?? {})) {
+    const ref = (value as { Ref?: string }).Ref;
+    text = text.replaceAll(marker, typeof value === 'string' ? value : `<${ref ?? 'ref'}>`);
+  }
+  return text;
+}
+
+/**
  * The catalog a template writes (its Custom::PgsnapCatalog's body) as JSON, each reference to another
  * resource (the bucket's name) as `<LogicalId>`.
  */
@@ -84,12 +100,6 @@ export function catalogOf(template: Template): {
 } {
   const catalogs = Object.values(template.findResources('Custom::PgsnapCatalog'));
   if (catalogs.length !== 1) throw new Error(`${catalogs.length} catalogs in the template`);
-  const body = catalogs[0]!.Properties.Body as string | { 'Fn::Join': [string, unknown[]] };
-  const text =
-    typeof body === 'string'
-      ? body
-      : body['Fn::Join'][1]
-          .map((part) => (typeof part === 'string' ? part : `<${(part as { Ref?: string }).Ref ?? 'ref'}>`))
-          .join('');
+  const text = catalogText(catalogs[0]!.Properties);
   return JSON.parse(text);
 }

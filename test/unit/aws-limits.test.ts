@@ -1,6 +1,11 @@
 import { describe, expect, test } from 'vitest';
 import { agentDocumentParameters } from '../../infra/backup/agent-document.ts';
-import { scheduleViolations, taskStateViolations } from '../../infra/guards/aws-limits.ts';
+import {
+  customResourceRequestViolations,
+  maxCustomResourceRequestBytes,
+  scheduleViolations,
+  taskStateViolations,
+} from '../../infra/guards/aws-limits.ts';
 
 const bounds = {
   parameters: agentDocumentParameters,
@@ -98,5 +103,13 @@ describe('Scheduler schedules', () => {
       'Schedule "s": MaximumRetryAttempts (186) must be from 0 to 185',
       'Schedule "s": MaximumEventAgeInSeconds (30) must be from 60 to 86400',
     ]);
+  });
+});
+
+describe('custom resource requests', () => {
+  test('an update carries old and new properties: half the held payload, less the envelope, is the most', () => {
+    expect(customResourceRequestViolations('Catalog', 40_000)).toEqual([]);
+    const [violation] = customResourceRequestViolations('Catalog', maxCustomResourceRequestBytes / 2);
+    expect(violation).toMatch(/^Catalog: an update's request .* pass the content by S3 location/);
   });
 });

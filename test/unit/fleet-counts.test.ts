@@ -7,7 +7,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import {
+  CloudWatchClient,
+  GetMetricDataCommand,
+  type GetMetricDataCommandInput,
+  PutMetricDataCommand,
+} from '@aws-sdk/client-cloudwatch';
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { type BackupFreshness, fleetCounts } from '#domain/backup/freshness';
@@ -187,5 +193,123 @@ describe('report-backup-age', () => {
       ['ClustersOverRpo', 0],
       ['ClustersWithoutBackup', 0],
     ]);
+  });
+
+  test('clusters found by tags are counted: a tagged host never backed up is without a backup, one silent host without archive health', async () => {
+    const ec2 = mockClient(EC2Client);
+    const fleet = join(dir, 'fleet');
+    mkdirSync(fleet, { recursive: true });
+    const backedUp = await openRepository(`file://${fleet}`, 'inventory-db');
+    const at = new Date(Date.now() - 2 * hour * 1000);
+    await backedUp.writeManifest(
+      testManifest({
+        cluster: 'inventory-db',
+        backupId: `${at
+          .toISOString()
+          .replace(/[-:]/g, '')
+          .replace(/\.\d{3}/, '')}-a1b2c3`,
+        state: 'completed',
+        timings: { startedAt: at.toISOString() },
+      }),
+    );
+    backedUp.close();
+    await catalog('orders-db', 1);
+    const host = (id: string, value: string) => ({
+      InstanceId: id,
+      Tags: [{ Key: 'pgsnap:cluster', Value: value }],
+    });
+    // Two pages: the whole fleet is one paginated call, never one per cluster.
+    ec2
+      .on(DescribeInstancesCommand)
+      .resolvesOnce({
+        Reservations: [{ Instances: [host('i-0000000000000001a', 'inventory-db')] }],
+        NextToken: 'page-2',
+      })
+      .resolvesOnce({
+        Reservations: [
+          {
+            Instances: [
+              host('i-0000000000000002b', 'new-db'),
+              // Listed in the catalog: counted once, by its own objectives.
+              host('i-0000000000000003c', 'orders-db'),
+              host('i-0000000000000004d', 'Not A Name'),
+            ],
+          },
+        ],
+      });
+    // inventory-db's host published its archive lag; new-db's did not.
+    cloudwatch.on(GetMetricDataCommand).callsFake((input: GetMetricDataCommandInput) => ({
+      MetricDataResults: (input.MetricDataQueries ?? []).map((q) => ({
+        Id: q.Id,
+        Values: q.MetricStat?.Metric?.Dimensions?.[0]?.Value === 'inventory-db' ? [15] : [],
+      })),
+    }));
+    cloudwatch.on(PutMetricDataCommand).resolves({});
+    process.env.PGSNAP_METRICS_NAMESPACE = 'pgsnap';
+    const file = join(dir, 'catalog.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        schemaVersion: 1,
+        clusters: [],
+        discover: {
+          tag: 'pgsnap:cluster',
+          repository: `file://${fleet}`,
+          defaults: { fastCheckpoint: false, maxBackupMinutes: 60 },
+        },
+        freshness: {
+          defaults: {},
+          discovered: { rpoSeconds: 26 * hour, watchArchiving: true },
+          clusters: [{ name: 'orders-db', repository: `file://${dir}/orders-db`, copiedToDr: false }],
+        },
+      }),
+    );
+    process.env.PGSNAP_CATALOG = file;
+
+    const outcome = await reportBackupAgeHandler(
+      new CloudWatchClient({ region: 'eu-west-1' }),
+      new EC2Client({ region: 'eu-west-1' }),
+    )({});
+
+    const described = ec2.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input);
+    expect(described).toHaveLength(2);
+    expect(described[0]!.Filters).toEqual([
+      { Name: 'tag-key', Values: ['pgsnap:cluster'] },
+      { Name: 'instance-state-name', Values: ['running'] },
+    ]);
+    expect(described[1]!.NextToken).toBe('page-2');
+    expect(outcome.clusters.map((c) => c.cluster)).toEqual(['orders-db', 'inventory-db', 'new-db']);
+    expect(outcome.counts).toMatchObject({
+      ClustersOverRpo: ['new-db'],
+      ClustersWithoutBackup: ['new-db'],
+      ClustersWithoutArchiveHealth: ['new-db'],
+    });
+    const asked = cloudwatch.commandCalls(GetMetricDataCommand)[0]!.args[0].input;
+    expect(asked.MetricDataQueries?.map((q) => q.MetricStat?.Metric?.Dimensions?.[0]?.Value)).toEqual([
+      'inventory-db',
+      'new-db',
+    ]);
+    const data = cloudwatch.commandCalls(PutMetricDataCommand)[0]!.args[0].input.MetricData ?? [];
+    expect(Object.fromEntries(data.map((d) => [d.MetricName, d.Value]))).toEqual({
+      ClustersOverRpo: 1,
+      ClustersWithoutBackup: 1,
+      ClustersWithoutArchiveHealth: 1,
+    });
+    ec2.restore();
+  });
+
+  test('a catalog without discovered objectives asks EC2 nothing', async () => {
+    const ec2 = mockClient(EC2Client);
+    await catalog('quiet-db', 1);
+    cloudwatch.on(PutMetricDataCommand).resolves({});
+    freshnessCatalog([
+      { name: 'quiet-db', repository: `file://${dir}/quiet-db`, copiedToDr: false, rpoSeconds: 26 * hour },
+    ]);
+    await reportBackupAgeHandler(
+      new CloudWatchClient({ region: 'eu-west-1' }),
+      new EC2Client({ region: 'eu-west-1' }),
+    )({});
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(0);
+    ec2.restore();
   });
 });
