@@ -1,5 +1,6 @@
 /** The configuration's `discover` block: clusters found by their hosts' tags (domain/catalog.ts). */
 import { z } from 'zod';
+import { retentionSchema } from '../dr/dr-config.ts';
 import { scheduleSchema } from './schedule.ts';
 
 export const discoverSchema = z
@@ -39,6 +40,11 @@ export const discoverSchema = z
           .max(46)
           .default(6)
           .describe("How long a restore's recovery may take on the target host."),
+        retention: retentionSchema
+          .optional()
+          .describe(
+            "Retention of every discovered cluster, as a listed cluster's `retention` (its `dr` policy is unused: discovered clusters are not copied to DR). It runs at the end of every backup and on its schedule, over every cluster directory under `prefix` that no listed cluster owns; none: their backups are kept until deleted by hand.",
+          ),
       })
       .default({ prefix: '', schedules: [], fastCheckpoint: false, maxBackupMinutes: 60, recoveryHours: 6 })
       .describe("The settings of every discovered cluster, unless its host's tags say otherwise."),
