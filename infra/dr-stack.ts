@@ -26,7 +26,7 @@ import { snapshotTags } from '#domain/ebs/snapshots';
 import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import type { EnvironmentConfig } from './config/config.ts';
 import { DrAlarms } from './dr/dr-alarms.ts';
-import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
+import { type DrConfig, type DrNames, drNames, isCrossAccountDr } from './dr/dr-config.ts';
 import { drDrillAge, drDrillAgeClusters } from './dr/dr-drills.ts';
 import { DrRecorder } from './dr/dr-recorder.ts';
 import { acknowledge } from './guards/acknowledge.ts';
