@@ -270,6 +270,27 @@ describe('apply-retention', () => {
     ]);
   });
 
+  test('a cluster found by tags has the discovery block’s policy', async () => {
+    setLocalCatalog({
+      clusters: [],
+      discover: {
+        tag: 'pgsnap:cluster',
+        repository: `file://${dir}/source`,
+        defaults: {
+          fastCheckpoint: false,
+          maxBackupMinutes: 60,
+          retention: { keepLast: 1, schedule: 'rate(1 day)' },
+        },
+      },
+    });
+    const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
+    expect((outcome as RetentionSummary).removed).toEqual(['20261101T030000Z-000001']);
+    expect(await backupIds(`file://${dir}/source`)).toEqual([
+      '20261102T030000Z-000002',
+      '20261103T030000Z-000003',
+    ]);
+  });
+
   test('a cluster without a retention policy keeps everything and touches nothing', async () => {
     retain(undefined);
     expect(await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` })).toEqual({});
