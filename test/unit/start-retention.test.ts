@@ -51,7 +51,11 @@ function catalog(discoveredRetention?: Record<string, unknown>): Omit<CatalogInp
 const invoked = () =>
   lambda.commandCalls(InvokeCommand).map((call) => {
     const { FunctionName, InvocationType, Payload } = call.args[0].input;
-    return { FunctionName, InvocationType, payload: JSON.parse(Buffer.from(Payload as Uint8Array).toString('utf8')) };
+    return {
+      FunctionName,
+      InvocationType,
+      payload: JSON.parse(Buffer.from(Payload as Uint8Array).toString('utf8')),
+    };
   });
 
 beforeEach(() => {
