@@ -151,7 +151,8 @@ export class Retention extends Construct {
         new PolicyStatement({
           actions: ['s3:ListBucket'],
           resources: [discovered.bucket.bucketArn],
-          conditions: { StringLike: { 's3:prefix': [discovered.prefix] } },
+          // At the bucket's root (no prefix) a listing names no `s3:prefix`, which no condition could match.
+          ...(discovered.prefix ? { conditions: { StringLike: { 's3:prefix': discovered.prefix } } } : {}),
         }),
       );
     }
