@@ -35,6 +35,11 @@ export const catalogClusterSchema = z.strictObject({
   recoverySeconds: z.optional(z.int().check(z.positive())),
   /** The DR repository of a cluster copied to DR: `s3://<dr bucket>/<prefix>?region=<dr region>`. */
   drRepository: z.optional(z.string()),
+  /**
+   * Its retention policy on this side (the source's in the source catalog, the DR one in the DR stack's) and
+   * the cadence of its scheduled retention; its own schema reads it (domain/backup/scheduled-retention.ts).
+   */
+  retention: z.optional(z.record(z.string(), z.unknown())),
 });
 export type CatalogCluster = z.output<typeof catalogClusterSchema>;
 
@@ -57,6 +62,8 @@ export const catalogDiscoverySchema = z.strictObject({
     fastCheckpoint: z.boolean(),
     maxBackupMinutes: z.int(),
     recoverySeconds: z.optional(z.int().check(z.positive())),
+    /** The retention of every discovered cluster, as a listed cluster's `retention`. */
+    retention: z.optional(z.record(z.string(), z.unknown())),
   }),
 });
 export type CatalogDiscovery = z.output<typeof catalogDiscoverySchema>;

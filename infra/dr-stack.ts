@@ -26,7 +26,7 @@ import { snapshotTags } from '#domain/ebs/snapshots';
 import { ClusterCatalog, catalogClusters } from './config/cluster-catalog.ts';
 import type { EnvironmentConfig } from './config/config.ts';
 import { DrAlarms } from './dr/dr-alarms.ts';
-import { type DrConfig, type DrNames, drNames, drRepositoryUrl, isCrossAccountDr } from './dr/dr-config.ts';
+import { type DrConfig, type DrNames, drNames, isCrossAccountDr } from './dr/dr-config.ts';
 import { drDrillAge, drDrillAgeClusters } from './dr/dr-drills.ts';
 import { DrRecorder } from './dr/dr-recorder.ts';
 import { acknowledge } from './guards/acknowledge.ts';
@@ -43,7 +43,7 @@ import { lambdaRolesOf } from './lambda/handler-function.ts';
 import { freshnessOf } from './monitoring/backup-age.ts';
 import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
-import { Retention } from './retention/scheduled-retention.ts';
+import { catalogRetention, Retention } from './retention/scheduled-retention.ts';
 
 export interface DrStackProps extends StackProps {
   environment: EnvironmentConfig;
@@ -254,7 +254,12 @@ export class DrStack extends Stack {
     const drills = dr.drills && { names, bucket: this.bucket, clusters, days: dr.drills.days };
     const catalog = new ClusterCatalog(this, 'Catalog', {
       bucket: this.bucket,
-      clusters: catalogClusters(clusters, (c) => `s3://${this.bucket.bucketName}/${c.repository.prefix}`),
+      clusters: catalogClusters(clusters, (c) => `s3://${this.bucket.bucketName}/${c.repository.prefix}`).map(
+        (entry, i) => {
+          const retention = clusters[i]!.retention;
+          return retention ? { ...entry, retention: catalogRetention(retention, 'DR') } : entry;
+        },
+      ),
       ...(drills ? { freshness: freshnessOf(drDrillAgeClusters(drills)) } : {}),
     });
     this.restore = new Restore(this, 'Restore', {
@@ -293,14 +298,13 @@ export class DrStack extends Stack {
     if (retained.length > 0) {
       this.retention = new Retention(this, 'Retention', {
         side: 'DR',
+        catalog,
         clusters: retained.map((c) => ({
           name: c.name,
-          policy: c.retention!.dr ?? c.retention!,
           schedule: c.retention!.schedule,
           flexibleWindowMinutes: c.retention!.flexibleWindowMinutes,
-          repositoryUrl: drRepositoryUrl(names, c),
           bucket: this.bucket,
-          objects: `${c.repository.prefix}${c.name}/*`,
+          prefix: c.repository.prefix,
         })),
       });
       this.alarms.notify(this.retention.failedAlarm);

@@ -39,6 +39,7 @@ import { PgsnapDashboard } from './monitoring/dashboard.ts';
 import { BackupLogQueries } from './monitoring/log-queries.ts';
 import { outputs } from './outputs.ts';
 import { Restore } from './restore/restore-in-aws.ts';
+import { catalogRetention } from './retention/scheduled-retention.ts';
 
 export interface PgsnapProps {
   /** The environment's configuration; validated (and defaulted) here if it was not already. */
@@ -113,7 +114,10 @@ export class Pgsnap extends Construct {
       bucket: this.repository.bucket,
       clusters: catalogClusters(config.clusters, repositoryUrl, (cluster) =>
         dr && cluster.copyToDr ? drRepositoryUrl(drNames(config, dr), cluster) : undefined,
-      ),
+      ).map((entry, i) => {
+        const retention = config.clusters[i]!.retention;
+        return retention ? { ...entry, retention: catalogRetention(retention, 'source') } : entry;
+      }),
       discover: discover && {
         tag: discover.tag,
         repository: `s3://${this.repository.bucket.bucketName}/${discover.defaults.prefix}`,
@@ -121,6 +125,9 @@ export class Pgsnap extends Construct {
           fastCheckpoint: discover.defaults.fastCheckpoint,
           maxBackupMinutes: discover.defaults.maxBackupMinutes,
           recoverySeconds: Math.round(discover.defaults.recoveryHours * 3600),
+          ...(discover.defaults.retention
+            ? { retention: catalogRetention(discover.defaults.retention, 'source') }
+            : {}),
         },
       },
     });
@@ -141,6 +148,7 @@ export class Pgsnap extends Construct {
       },
       budgetTable: budget.table,
       catalog,
+      discoveredBucket: this.repository.bucket,
     });
     this.backup = new BackupStateMachine(this, 'Backup', {
       stateMachineName,

@@ -43,8 +43,10 @@ export interface AfterBackupProps {
   repositoryOf: (cluster: EnvironmentConfig['clusters'][number]) => { bucket: IBucket; url: string };
   /** The budget table (infra/backup/snapshot-budget.ts): the DR copy budget is an item in it. */
   budgetTable: ITable;
-  /** The cluster catalog: the copy functions read each copied cluster's DR repository there. */
+  /** The cluster catalog: the copy functions read each copied cluster's DR repository there, retention policies. */
   catalog: ClusterCatalog;
+  /** The bucket of the clusters found by tags (the stack's repository bucket). */
+  discoveredBucket?: IBucket;
 }
 
 export class AfterBackup extends Construct {
@@ -58,7 +60,7 @@ export class AfterBackup extends Construct {
     const dr = config.dr;
     const copied = dr ? config.clusters.filter((c) => c.copyToDr) : [];
     const retained = config.clusters.filter((c) => c.retention);
-    if (copied.length === 0 && retained.length === 0) return;
+    if (copied.length === 0 && retained.length === 0 && !config.discover?.defaults.retention) return;
 
     const copier = dr && copied.length > 0 ? drCopier(this, config, dr, copied) : undefined;
     const role = copier?.role;
@@ -120,18 +122,24 @@ export class AfterBackup extends Construct {
         props.catalog.grantRead(reader as HandlerFunction);
       }
     }
-    if (retained.length > 0) {
+    const discoveredRetention = config.discover?.defaults.retention;
+    if (retained.length > 0 || discoveredRetention) {
       this.retention = new Retention(this, 'Retention', {
         side: 'source',
+        catalog: props.catalog,
         clusters: retained.map((c) => ({
           name: c.name,
-          policy: c.retention!,
           schedule: c.retention!.schedule,
           flexibleWindowMinutes: c.retention!.flexibleWindowMinutes,
-          repositoryUrl: props.repositoryOf(c).url,
           bucket: props.repositoryOf(c).bucket,
-          objects: `${c.repository.prefix}${c.name}/*`,
+          prefix: c.repository.prefix,
         })),
+        discovered: discoveredRetention && {
+          schedule: discoveredRetention.schedule,
+          flexibleWindowMinutes: discoveredRetention.flexibleWindowMinutes,
+          bucket: props.discoveredBucket!,
+          prefix: config.discover!.defaults.prefix,
+        },
       });
       this.functions.applyRetention = this.retention.function;
     }

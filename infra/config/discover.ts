@@ -1,5 +1,6 @@
 /** The configuration's `discover` block: clusters found by their hosts' tags (domain/catalog.ts). */
 import { z } from 'zod';
+import { retentionSchema } from '../dr/dr-config.ts';
 import { scheduleSchema } from './schedule.ts';
 
 export const discoverSchema = z
@@ -52,6 +53,11 @@ export const discoverSchema = z
           .default(true)
           .describe(
             'Tagged hosts run the agent service (`pgsnap agent --cluster`): one that publishes no archive health is counted in ClustersWithoutArchiveHealth. Off when they run none.',
+          ),
+        retention: retentionSchema
+          .optional()
+          .describe(
+            "Retention of every discovered cluster, as a listed cluster's `retention` (its `dr` policy is unused: discovered clusters are not copied to DR). It runs at the end of every backup and on its schedule, over every cluster directory under `prefix` that no listed cluster owns; none: their backups are kept until deleted by hand.",
           ),
       })
       .default({

@@ -264,6 +264,7 @@ beforeEach(() => {
         fastCheckpoint: false,
         maxBackupMinutes: 60,
         repository: sourceUrl,
+        retention: { keepLast: 1, schedule: 'rate(1 day)' },
       },
     ],
   });
@@ -282,7 +283,6 @@ beforeEach(() => {
     externalId: 'pgsnap-e2e-5c1d8e2a',
     clusters: { 'orders-db': { repository: drUrl } },
   });
-  process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
 });
 
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -354,7 +354,20 @@ describe('DR copies in the backup workflow', () => {
     expect((await read(drUrl, good.backupId))?.state).toBe('completed');
     expect(aws.in(dr.region, dr.account)).toHaveLength(4);
 
-    // The DR stack's retention Lambda: the DR account's own credentials, in the DR region.
+    // The DR stack's retention Lambda: the DR account's own credentials, in the DR region, and the DR
+    // stack's catalog.
+    setLocalCatalog({
+      clusters: [
+        {
+          name: 'orders-db',
+          volumeIds: [],
+          fastCheckpoint: false,
+          maxBackupMinutes: 60,
+          repository: drUrl,
+          retention: { keepLast: 1, schedule: 'rate(1 day)' },
+        },
+      ],
+    });
     const drEc2 = new EC2Client({
       region: dr.region,
       credentials: { accessKeyId: dr.accessKeyId, secretAccessKey: 'secret' },
@@ -401,11 +414,11 @@ describe('the DR copy queue', () => {
           fastCheckpoint: false,
           maxBackupMinutes: 60,
           repository: sourceUrl,
+          // Both backups stay, to be looked at.
+          retention: { keepLast: 2, schedule: 'rate(1 day)' },
         },
       ],
     });
-    // Both backups stay, to be looked at.
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 2 } });
   };
 
   test('with a copy budget of one, the second backup waits in the queue and is woken by the first copy returning its share', async () => {

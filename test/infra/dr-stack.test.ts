@@ -15,7 +15,7 @@ import { grantOperations } from '#domain/ebs/dr-sharing';
 import { type EnvironmentInput, environmentSchema } from '../../infra/config/config.ts';
 import { DrStack } from '../../infra/dr-stack.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
-import { catalogText, stateMachineDefinition } from '../support/backup-stack.ts';
+import { catalogOf, catalogText, stateMachineDefinition } from '../support/backup-stack.ts';
 
 const source = { account: '111122223333', region: 'eu-west-1' };
 const drAccount = '444455556666';
@@ -191,6 +191,7 @@ describe('the DR stack', () => {
   test('DR retention runs in the DR account on the cluster’s schedule, with its DR policy, over the DR repository', () => {
     for (const input of [crossAccount, sameAccount]) {
       const { dr } = synth(input);
+      // One schedule for the cadence, naming whom it retains; it invokes start-retention with the cadence.
       const schedules = Object.values(
         dr.findResources('AWS::Scheduler::Schedule', {
           Properties: { Description: 'pgsnap DR retention of orders-db' },
@@ -198,20 +199,34 @@ describe('the DR stack', () => {
       );
       expect(schedules).toHaveLength(1);
       expect(schedules[0]!.Properties.ScheduleExpression).toBe('rate(1 day)');
-      expect(JSON.parse(schedules[0]!.Properties.Target.Input)).toEqual({
-        cluster: 'orders-db',
-        repository: `s3://pgsnap-dr-prod-${input.dr!.account ?? source.account}-us-west-2/pgsnap?region=us-west-2`,
-      });
-      const retention = Object.values(
-        dr.findResources('AWS::Lambda::Function', {
-          Properties: { Description: "pgsnap: deletes DR backups and WAL past the cluster's retention" },
+      expect(schedules[0]!.Properties.Target.Arn['Fn::GetAtt'][0]).toMatch(/StartRetention/);
+      expect(JSON.parse(schedules[0]!.Properties.Target.Input)).toEqual({ schedule: 'rate(1 day)' });
+      // start-retention retains, on that cadence, each cluster of the DR catalog with a policy there:
+      // orders-db, with the DR policy (not the source's keepLast 7), over the DR repository.
+      const catalog = catalogOf(dr);
+      expect(catalog.clusters).toEqual([
+        expect.objectContaining({
+          name: 'orders-db',
+          repository: expect.stringMatching(/^s3:\/\/<\w+>\/pgsnap\/$/),
+          retention: { keepDays: 35, schedule: 'rate(1 day)' },
         }),
+      ]);
+      const functions = (description: string) =>
+        Object.values(
+          dr.findResources('AWS::Lambda::Function', { Properties: { Description: description } }),
+        );
+      const [start] = functions("pgsnap: starts DR retention of every cluster on the schedule's cadence");
+      const [apply] = functions("pgsnap: deletes DR backups and WAL past the cluster's retention");
+      expect(start!.Properties.Environment.Variables.PGSNAP_APPLY_RETENTION_FUNCTION.Ref).toMatch(
+        /ApplyRetention/,
       );
-      expect(retention).toHaveLength(1);
-      // The DR policy, not the source's keepLast 7.
-      expect(JSON.parse(retention[0]!.Properties.Environment.Variables.PGSNAP_RETENTION)).toEqual({
-        'orders-db': { keepDays: 35 },
-      });
+      // Both read the DR catalog, and nothing carries the policies in an environment.
+      for (const fn of [start!, apply!]) {
+        expect(Object.keys(fn.Properties.Environment.Variables).sort()).toEqual(
+          expect.arrayContaining(['PGSNAP_CATALOG']),
+        );
+        expect(fn.Properties.Environment.Variables.PGSNAP_RETENTION).toBeUndefined();
+      }
       // A failed run is an alarm, in the DR account where it runs.
       dr.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'Errors',
@@ -371,7 +386,7 @@ describe('the source stack', () => {
     expect(new Set(copyCatches)).toEqual(new Set(['Note the failed DR copy']));
   });
 
-  test('retention runs on its own schedule too, invoking the retention function with the cluster', () => {
+  test('retention runs on its own schedule too: start-retention, with the cadence, retains the cluster of the catalog', () => {
     const { source } = synth(crossAccount);
     const schedules = Object.values(
       source.findResources('AWS::Scheduler::Schedule', {
@@ -381,10 +396,12 @@ describe('the source stack', () => {
     expect(schedules).toHaveLength(1);
     const target = schedules[0]!.Properties.Target;
     expect(schedules[0]!.Properties.ScheduleExpression).toBe('rate(1 day)');
-    expect(target.Arn['Fn::GetAtt'][0]).toMatch(/ApplyRetention/);
-    expect(JSON.stringify(target.Input)).toContain(
-      '{\\"cluster\\":\\"orders-db\\",\\"repository\\":\\"s3://',
-    );
+    expect(target.Arn['Fn::GetAtt'][0]).toMatch(/StartRetention/);
+    expect(JSON.parse(target.Input)).toEqual({ schedule: 'rate(1 day)' });
+    // The source policy, on that cadence, in the source catalog.
+    expect(catalogOf(source).clusters.find((c) => c.name === 'orders-db')).toMatchObject({
+      retention: { keepLast: 7, schedule: 'rate(1 day)' },
+    });
   });
 
   test('the DR recorder is also run every six hours to sweep, for a copy event EventBridge lost', () => {

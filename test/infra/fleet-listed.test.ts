@@ -1,6 +1,6 @@
 /**
- * A configuration that lists many clusters (not found by tags): 2 volumes and an hourly schedule each, drills
- * for some and DR copies for others. Every template that deploys (the source stack, each of its nested
+ * A configuration that lists many clusters (not found by tags): 2 volumes, an hourly schedule and retention
+ * each, drills for some and DR copies for others. Every template that deploys (the source stack, each of its nested
  * shards, the DR stack) stays within CloudFormation's quotas, every Lambda environment within 4 KB as
  * deployed, every role within IAM's 10 managed policies (CDK moves an inline policy past IAM's size
  * into "overflow" managed policies) and its sizes, and every bucket policy within S3's 20 KB.
@@ -18,7 +18,7 @@ import { customResourceEnvelopeBytes, maxCustomResourceRequestBytes } from '../.
 import { clustersPerShard } from '../../infra/guards/cluster-shards.ts';
 import { deployedLengthOf, maxEnvironmentBytes } from '../../infra/guards/lambda-environment.ts';
 import { PgsnapStack } from '../../infra/pgsnap-stack.ts';
-import { synthStack, testEnvironment } from '../support/backup-stack.ts';
+import { catalogOf, synthStack, testEnvironment } from '../support/backup-stack.ts';
 
 /** CloudFormation's quotas per stack (CloudFormation quotas): resources, and a template read from S3. */
 const maxResources = 500;
@@ -46,6 +46,13 @@ function listedClusters(count: number): NonNullable<EnvironmentInput['clusters']
     repository: { prefix: 'pgsnap/' },
     schedules: [{ name: 'hourly', expression: 'rate(1 hour)', flexibleWindowMinutes: 15 }],
     copyToDr: i % 3 === 0,
+    // Every cluster thins its hourly backups; the copied ones keep their DR copies longer, a few on a
+    // cadence of their own.
+    retention: {
+      thin: { hours: 24, days: 7, weeks: 4 },
+      ...(i % 3 === 0 ? { dr: { thin: { days: 14, weeks: 8 } } } : {}),
+      ...(i % 7 === 0 ? { schedule: 'cron(0 5 * * ? *)', flexibleWindowMinutes: 30 } : {}),
+    },
     ...(i % 10 === 0
       ? {
           drills: {
@@ -156,7 +163,7 @@ function quotaViolations(count: number): string[] {
   }
 }
 
-describe('listed clusters, 2 volumes and an hourly schedule each, some drilled, some copied to DR', () => {
+describe('listed clusters, 2 volumes, an hourly schedule and retention each, some drilled, some copied to DR', () => {
   test('40 clusters (two shards) synthesize within every quota', () => {
     expect(quotaViolations(40)).toEqual([]);
   });
@@ -180,5 +187,43 @@ describe('listed clusters, 2 volumes and an hourly schedule each, some drilled, 
     expect(inputs.filter((input) => input.cluster === 'orders-db-001')).toEqual([
       expect.objectContaining({ cluster: 'orders-db-001', label: 'scheduled', trigger: 'schedule' }),
     ]);
+  }, 120_000);
+
+  test('retention of every cluster is one schedule per cadence and side, and each cluster’s policy is in its side’s catalog', () => {
+    const count = 250;
+    const clusters = listedClusters(count);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const environment = environmentSchema.parse({
+      name: 'fleet',
+      account: '111122223333',
+      region: 'eu-west-1',
+      clusters,
+      dr: { region: 'us-west-2' },
+    });
+    const source = new PgsnapStack(app, 'pgsnap-fleet', { environment });
+    const dr = new DrStack(app, 'pgsnap-fleet-dr', { environment });
+    const sides = { source: Template.fromStack(source), DR: Template.fromStack(dr) };
+    for (const [side, template] of Object.entries(sides)) {
+      const cadences = Object.values(template.findResources('AWS::Scheduler::Schedule'))
+        .filter((s) => String(s.Properties.Description).startsWith(`pgsnap ${side} retention`))
+        .map((s) => (JSON.parse(s.Properties.Target.Input) as { schedule: string }).schedule)
+        .sort();
+      expect(cadences).toEqual(['cron(0 5 * * ? *)', 'rate(1 day)']);
+      // Each retained cluster is in the catalog start-retention reads, with a cadence one of those schedules has.
+      const catalog = catalogOf(template);
+      const retained = side === 'source' ? clusters : clusters.filter((c) => c.copyToDr);
+      expect(catalog.clusters.map((c) => c.name).sort()).toEqual(retained.map((c) => c.name).sort());
+      for (const entry of catalog.clusters) {
+        const i = Number(String(entry.name).slice(-3));
+        expect(entry.retention).toEqual(
+          side === 'DR'
+            ? { thin: { days: 14, weeks: 8 }, schedule: i % 7 === 0 ? 'cron(0 5 * * ? *)' : 'rate(1 day)' }
+            : {
+                thin: { hours: 24, days: 7, weeks: 4 },
+                schedule: i % 7 === 0 ? 'cron(0 5 * * ? *)' : 'rate(1 day)',
+              },
+        );
+      }
+    }
   }, 120_000);
 });

@@ -1,7 +1,7 @@
 import { Stack, Token } from 'aws-cdk-lib';
 import { describe, expect, test } from 'vitest';
 import { deployedLengthOf, maxEnvironmentBytes } from '../../infra/guards/lambda-environment.ts';
-import { catalogText, synthStack, testEnvironment } from '../support/backup-stack.ts';
+import { catalogOf, catalogText, synthStack, testEnvironment } from '../support/backup-stack.ts';
 
 /** CloudFormation's quotas per stack (CloudFormation quotas): resources, and a template read from S3. */
 const maxResources = 500;
@@ -68,6 +68,75 @@ describe('a fleet of clusters found by tags', () => {
     const sendCommand = statements.filter((s) => [s.Action].flat().includes('ssm:SendCommand'));
     expect(sendCommand).toContainEqual(
       expect.objectContaining({ Condition: { StringLike: { 'ssm:resourceTag/pgsnap:cluster': '?*' } } }),
+    );
+  });
+});
+
+describe('clusters found by tags are retained with discover.defaults.retention', () => {
+  const synthesized = synthStack(
+    {
+      ...testEnvironment,
+      name: 'fleet',
+      discover: {
+        tag: 'pgsnap:cluster',
+        defaults: {
+          prefix: 'fleet/',
+          schedules: [{ name: 'hourly', expression: 'rate(1 hour)', flexibleWindowMinutes: 15 }],
+          retention: { thin: { hours: 24, days: 7 }, schedule: 'rate(1 day)', flexibleWindowMinutes: 90 },
+        },
+      },
+    },
+    { nag: true },
+  );
+  const template = synthesized.template.toJSON() as {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  const statements = Object.values(template.Resources)
+    .filter((r) => r.Type === 'AWS::IAM::Policy')
+    .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> }).Statement);
+
+  test('one retention schedule starts retention of every cluster found by tags, with their policy in the catalog', () => {
+    const schedules = Object.values(template.Resources).filter(
+      (r) =>
+        r.Type === 'AWS::Scheduler::Schedule' &&
+        String(r.Properties.Description).startsWith('pgsnap source retention'),
+    );
+    expect(schedules.map((s) => s.Properties.Description)).toEqual([
+      'pgsnap source retention of every cluster found by tags',
+    ]);
+    expect(schedules[0]!.Properties.FlexibleTimeWindow).toEqual({
+      Mode: 'FLEXIBLE',
+      MaximumWindowInMinutes: 90,
+    });
+    const target = schedules[0]!.Properties.Target as { Arn: { 'Fn::GetAtt': string[] }; Input: string };
+    expect(target.Arn['Fn::GetAtt'][0]).toMatch(/StartRetention/);
+    expect(JSON.parse(target.Input)).toEqual({ schedule: 'rate(1 day)' });
+    const { discover } = catalogOf(synthesized.template) as {
+      discover?: { defaults: Record<string, unknown> };
+    };
+    expect(discover?.defaults.retention).toEqual({ thin: { hours: 24, days: 7 }, schedule: 'rate(1 day)' });
+  });
+
+  test('the backup workflow applies retention at its end too', () => {
+    expect(JSON.stringify(template)).toContain('Apply retention');
+  });
+
+  test('start-retention lists the discovered prefix only; apply-retention deletes under it and snapshots of any cluster', () => {
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Action: 's3:ListBucket',
+        Condition: { StringLike: { 's3:prefix': 'fleet/' } },
+      }),
+    );
+    const deletes = statements.filter((s) => [s.Action].flat().includes('s3:DeleteObject'));
+    expect(deletes.map((s) => JSON.stringify(s.Resource))).toContainEqual(
+      expect.stringContaining('/fleet/*/*'),
+    );
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Action: 'ec2:DeleteSnapshot',
+        Condition: { StringLike: { 'aws:ResourceTag/pgsnap:cluster': '?*' } },
+      }),
     );
   });
 });

@@ -88,6 +88,7 @@ for (const [mode, input] of Object.entries(modes)) {
       expect(new Set(d.drFunctions.map((f) => f.handler))).toEqual(
         new Set([
           'apply-retention',
+          'start-retention',
           'start-drill',
           'report-backup-age',
           'record-dr-backup',

@@ -27,6 +27,7 @@ import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import type { Repository } from '#domain/repository/repository';
 import { applyRetentionHandler } from '../../functions/apply-retention.ts';
+import { setLocalCatalog } from '../../local/state-machine.ts';
 import { Moto, skipWithoutMoto } from '../support/moto.ts';
 
 const cluster = 'orders-db';
@@ -138,7 +139,6 @@ describe.skipIf(skipWithoutMoto)('a host that got manifests written cannot steer
   });
   afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
-    delete process.env.PGSNAP_RETENTION;
   });
 
   /** What the host writes, as it could with a write on the manifests' keys. */
@@ -152,7 +152,17 @@ describe.skipIf(skipWithoutMoto)('a host that got manifests written cannot steer
   }
 
   async function retention(keepLast: number): Promise<RetentionSummary> {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ [cluster]: { keepLast } });
+    setLocalCatalog({
+      clusters: [
+        {
+          name: cluster,
+          fastCheckpoint: false,
+          maxBackupMinutes: 60,
+          repository: url,
+          retention: { keepLast, schedule: 'rate(1 day)' },
+        },
+      ],
+    });
     return (await applyRetentionHandler(ec2)({ cluster, repository: url })) as RetentionSummary;
   }
 

@@ -86,9 +86,9 @@ export interface Deployed {
   /** The configured DR snapshot lock, if any. */
   snapshotLock: { mode: string; days: number } | undefined;
   sourceTemplate: ResolvedTemplate;
-  functions: Array<{ handler: string; role: Principal }>;
+  functions: Array<{ handler: string; role: Principal; arn: string }>;
   /** The DR stack's Lambdas (DR retention, restore from the DR copies), each acting as the DR account. */
-  drFunctions: Array<{ handler: string; role: Principal }>;
+  drFunctions: Array<{ handler: string; role: Principal; arn: string }>;
   /** The roles the source stack makes: none of them may delete anything in DR. */
   sourceRoles: Principal[];
   stateMachineRole: Principal;
@@ -205,11 +205,22 @@ export function deploy(input: EnvironmentInput): Deployed {
     const functions = sourceStack.node
       .findAll()
       .filter((c): c is HandlerFunction => c instanceof HandlerFunction)
-      .map((fn) => ({ handler: fn.handlerName, role: roleOf(fn.role!) }));
+      .map((fn) => {
+        const [template, stack] = sourceTemplateOf(fn);
+        return {
+          handler: fn.handlerName,
+          role: roleOf(fn.role!),
+          arn: template.getAtt(logicalIdOf(stack, fn), 'Arn'),
+        };
+      });
     const drFunctions = drStack.node
       .findAll()
       .filter((c): c is HandlerFunction => c instanceof HandlerFunction)
-      .map((fn) => ({ handler: fn.handlerName, role: roleOf(fn.role!, drTemplate, drStack) }));
+      .map((fn) => ({
+        handler: fn.handlerName,
+        role: roleOf(fn.role!, drTemplate, drStack),
+        arn: drTemplate.getAtt(logicalIdOf(drStack, fn), 'Arn'),
+      }));
     const pgsnap = sourceStack.pgsnap;
     const copier = world.roles.find((r) => r.name === names.copierRoleName)!;
     const drRoleArn = `arn:aws:iam::${names.account}:role/${names.roleName}`;

@@ -35,6 +35,7 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
     }));
   // Only a WAL fetch asks for an object's versions (Repository.fetchWal), which no Lambda does.
   if (command.client === 's3' && command.operation === 'ListObjectVersions') return [];
+  if (handler === 'start-retention') return startRetentionRequestsOf(command, d.functions, d.catalogKey, d);
   const catalog = catalogRequestsOf(
     command,
     handler,
@@ -309,6 +310,8 @@ export function requestsOf(command: SentCommand, handler: string, d: Deployed, c
  */
 export function drRequestsOf(command: SentCommand, handler: string, d: Deployed, c: ClusterScope): Sent[] {
   const at = drPlace(d, c);
+  if (handler === 'start-retention')
+    return startRetentionRequestsOf(command, d.drFunctions, d.drCatalogKey, d, true);
   const catalog = catalogRequestsOf(command, handler, d.drBucketArn, d.drKeyArn, drRegion, d.drCatalogKey);
   if (catalog) return catalog;
   if (restoreHandlers.has(handler)) {
@@ -353,7 +356,11 @@ export function drRequestsOf(command: SentCommand, handler: string, d: Deployed,
       `${c.prefix}backups/${backupId}/manifest.json`,
       `${c.prefix}wal/000000010000000000000003.zst`,
     ];
-    return s3Requests('own', command.operation, at.bucketArn, at.keyArn, at.region, keys, c.prefix);
+    return [
+      ...s3Requests('own', command.operation, at.bucketArn, at.keyArn, at.region, keys, c.prefix),
+      // Its policies are in the DR catalog.
+      ...catalogReadOf(command, handler, d.drBucketArn, d.drKeyArn, drRegion, d.drCatalogKey),
+    ];
   }
   const ownedBy = { [`aws:ResourceTag/${snapshotTags.cluster}`]: c.name };
   switch (`${command.client}:${command.operation}`) {
@@ -451,7 +458,33 @@ const catalogReaders = new Set([
   'check-copies',
   'record-copies',
   'report-backup-age',
+  'apply-retention',
 ]);
+
+/**
+ * start-retention reads its side's catalog and invokes that side's apply-retention; it lists a repository only
+ * for clusters found by tags (none in this deployment), and its bundle's other S3 calls are never made.
+ */
+function startRetentionRequestsOf(
+  command: SentCommand,
+  functions: Deployed['functions'],
+  catalogKey: string,
+  d: Deployed,
+  dr = false,
+): Sent[] {
+  const own = (request: IamRequest): Sent => ({ as: 'own', request });
+  if (command.client === 'lambda' && command.operation === 'Invoke') {
+    const apply = functions.find((f) => f.handler === 'apply-retention')!;
+    return [own({ action: 'lambda:InvokeFunction', resource: apply.arn })];
+  }
+  if (command.client === 's3' && command.operation === 'GetObject') {
+    return dr
+      ? s3Requests('own', 'GetObject', d.drBucketArn, d.drKeyArn, drRegion, [catalogKey], '')
+      : s3Requests('own', 'GetObject', d.sourceBucketArn, d.sourceKeyArn, source.region, [catalogKey], '');
+  }
+  if (command.client === 's3') return [];
+  throw new Error(`${command.client}:${command.operation} (sent by start-retention) is not in the table`);
+}
 
 function catalogReadOf(
   command: SentCommand,

@@ -21,6 +21,7 @@ import type { RetentionSummary } from '#domain/ebs/retention';
 import type { Manifest } from '#domain/repository/manifest';
 import { openRepository } from '#domain/repository/open';
 import { handler as applyRetention } from '../../functions/apply-retention.ts';
+import { setLocalCatalog } from '../../local/state-machine.ts';
 import { testManifest } from '../support/manifests.ts';
 
 const ec2 = mockClient(EC2Client);
@@ -115,9 +116,24 @@ beforeEach(async () => {
 
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The stack's catalog, with orders-db's policy on this side (none: it keeps everything). */
+function retain(retention: Record<string, unknown> | undefined): void {
+  setLocalCatalog({
+    clusters: [
+      {
+        name: 'orders-db',
+        fastCheckpoint: false,
+        maxBackupMinutes: 60,
+        repository: `file://${dir}/source`,
+        ...(retention ? { retention: { ...retention, schedule: 'rate(1 day)' } } : {}),
+      },
+    ],
+  });
+}
+
 describe('apply-retention', () => {
   test('applies the policy with the Lambda’s own EC2 and credentials, deleting whole backups, and assumes no role', async () => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
+    retain({ keepLast: 1 });
     const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
     const deletes = await Promise.all(
       ec2.commandCalls(DeleteSnapshotCommand).map(async (call) => {
@@ -146,7 +162,7 @@ describe('apply-retention', () => {
   });
 
   test('a completed backup whose backup_label is not one PostgreSQL wrote stays, unverified, and is not counted', async () => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
+    retain({ keepLast: 1 });
     const repository = await openRepository(`file://${dir}/source`, 'orders-db');
     const newest = (await repository.readManifest('20261103T030000Z-000003'))!;
     // A label naming the start file but without the checkpoint line every real label carries.
@@ -182,16 +198,16 @@ describe('apply-retention', () => {
     ]);
   });
 
-  test('refuses an environment that still carries a DR policy: DR retention is the DR stack’s own', async () => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1, dr: { keepLast: 2 } } });
+  test('refuses a catalog whose entry still carries a DR policy: DR retention is the DR stack’s own', async () => {
+    retain({ keepLast: 1, dr: { keepLast: 2 } });
     await expect(
       applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` }),
-    ).rejects.toThrow(/PGSNAP_RETENTION/);
+    ).rejects.toThrow(/retention of orders-db in the cluster catalog is not valid.*dr/);
     expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
   });
 
   test('a failed manifest that names another cluster’s snapshots deletes nothing of theirs, and is reported', async () => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 1 } });
+    retain({ keepLast: 1 });
     // billing-db's real snapshot, tagged by CreateSnapshots for billing-db's backup.
     snapshots.push(tagged('snap-billing', 'billing-db', '20261101T030000Z-b00001'));
     // What a compromised host of orders-db writes: a failed, old backup "of" that snapshot.
@@ -219,7 +235,7 @@ describe('apply-retention', () => {
   });
 
   test('forged completed manifests whose snapshots are not theirs push no real backup out of keepLast', async () => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'orders-db': { keepLast: 2 } });
+    retain({ keepLast: 2 });
     const repository = await openRepository(`file://${dir}/source`, 'orders-db');
     for (const [backupId, day] of [
       ['20261110T030000Z-ffff01', 10],
@@ -254,8 +270,29 @@ describe('apply-retention', () => {
     ]);
   });
 
+  test('a cluster found by tags has the discovery block’s policy', async () => {
+    setLocalCatalog({
+      clusters: [],
+      discover: {
+        tag: 'pgsnap:cluster',
+        repository: `file://${dir}/source`,
+        defaults: {
+          fastCheckpoint: false,
+          maxBackupMinutes: 60,
+          retention: { keepLast: 1, schedule: 'rate(1 day)' },
+        },
+      },
+    });
+    const outcome = await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` });
+    expect((outcome as RetentionSummary).removed).toEqual(['20261101T030000Z-000001']);
+    expect(await backupIds(`file://${dir}/source`)).toEqual([
+      '20261102T030000Z-000002',
+      '20261103T030000Z-000003',
+    ]);
+  });
+
   test('a cluster without a retention policy keeps everything and touches nothing', async () => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({});
+    retain(undefined);
     expect(await applyRetention({ cluster: 'orders-db', repository: `file://${dir}/source` })).toEqual({});
     expect(ec2.commandCalls(DeleteSnapshotCommand)).toHaveLength(0);
     expect(await backupIds(`file://${dir}/source`)).toHaveLength(3);

@@ -4,6 +4,9 @@
  * the edges of the rule, so that a copy that drifted fails here and not at
  * SendCommand, CreateGrant or a Lambda's first line in production.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { parseExecutionInput } from '#domain/backup/execution';
 import { maxLabelLength, validateLabel } from '#domain/backup/input';
@@ -18,6 +21,7 @@ import { handler as recordCopies } from '../../functions/record-copies.ts';
 import { agentDocumentParameters } from '../../infra/backup/agent-document.ts';
 import { scheduleSchema } from '../../infra/config/config.ts';
 import { retentionSchema } from '../../infra/dr/dr-config.ts';
+import { setLocalCatalog } from '../../local/state-machine.ts';
 import { testManifest } from '../support/manifests.ts';
 
 const accepts = (check: () => unknown) => {
@@ -125,10 +129,21 @@ describe('retention policies: the CLI, the configuration and the apply-retention
     process.env = { ...saved };
   });
 
-  /** The Lambda parses its environment first; a cluster without a policy then has nothing to do. */
+  /** The Lambda reads the policy from its catalog; then, with nothing in the repository, has nothing to do. */
   const lambdaAccepts = async (policy: RetentionPolicy) => {
-    process.env.PGSNAP_RETENTION = JSON.stringify({ 'other-db': policy });
-    return applyRetention({ cluster: 'orders-db', repository: 'file:///nowhere' }).then(
+    const empty = `file://${mkdtempSync(join(tmpdir(), 'pgsnap-policy-'))}`;
+    setLocalCatalog({
+      clusters: [
+        {
+          name: 'orders-db',
+          fastCheckpoint: false,
+          maxBackupMinutes: 60,
+          repository: empty,
+          retention: { ...policy, schedule: 'rate(1 day)' },
+        },
+      ],
+    });
+    return applyRetention({ cluster: 'orders-db', repository: empty }).then(
       () => true,
       () => false,
     );
