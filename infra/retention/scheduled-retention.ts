@@ -175,7 +175,7 @@ export class Retention extends Construct {
     acknowledge(schedulerRole, {
       [`AwsSolutions-IAM5[Resource::${arnReference(this.start)}:*]`]: wildcardReasons.lambdaVersions,
     });
-    this.failedAlarm = retentionFailedAlarm(this, fn, props.side);
+    this.failedAlarm = retentionFailedAlarm(this, { apply: fn, start: this.start }, props.side);
   }
 }
 
