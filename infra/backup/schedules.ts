@@ -89,39 +89,24 @@ export class BackupSchedules extends Construct {
     for (const { schedule, clusters } of cadences) {
       if (clusters.length === 1 || !startFleet) {
         const [cluster] = clusters as [string];
-        new Schedule(this, `${cluster}-${schedule.name}`, {
+        scheduleInvoking(this, `${cluster}-${schedule.name}`, {
           description: `pgsnap backup of ${cluster} (${schedule.name})`,
-          schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
-          timeWindow: TimeWindow.flexible(Duration.minutes(schedule.flexibleWindowMinutes)),
-          target: new LambdaInvoke(this.startBackup, {
-            input: ScheduleTargetInput.fromObject({
-              cluster,
-              label: schedule.label,
-              trigger: 'schedule',
-              scheduledTime: ContextAttribute.scheduledTime,
-            }),
-            retryAttempts: 2,
-            role,
-          }),
+          schedule,
+          target: this.startBackup,
+          input: { cluster, label: schedule.label, trigger: 'schedule' },
+          role,
         });
         continue;
       }
       for (let first = 0; first < clusters.length; first += clustersPerSchedule) {
         const group = clusters.slice(first, first + clustersPerSchedule);
         // Named after the group's first cluster: adding a cluster to a cadence does not rename the others.
-        new Schedule(this, `${group[0]}-${schedule.name}-group`, {
+        scheduleInvoking(this, `${group[0]}-${schedule.name}-group`, {
           description: `pgsnap backup of ${group.length} clusters, ${group[0]} to ${group.at(-1)} (${schedule.name})`,
-          schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
-          timeWindow: TimeWindow.flexible(Duration.minutes(schedule.flexibleWindowMinutes)),
-          target: new LambdaInvoke(startFleet, {
-            input: ScheduleTargetInput.fromObject({
-              label: schedule.label,
-              scheduledTime: ContextAttribute.scheduledTime,
-              clusters: group,
-            }),
-            retryAttempts: 2,
-            role,
-          }),
+          schedule,
+          target: startFleet,
+          input: { label: schedule.label, clusters: group },
+          role,
         });
       }
     }
@@ -157,19 +142,45 @@ export class BackupSchedules extends Construct {
   /** One schedule per fleet cadence, invoking start-fleet (domain/backup/fleet.ts). */
   private fleetSchedules(schedules: ScheduleConfig[], startFleet: HandlerFunction, role: Role): void {
     for (const schedule of schedules) {
-      new Schedule(this, `fleet-${schedule.name}`, {
+      scheduleInvoking(this, `fleet-${schedule.name}`, {
         description: `pgsnap backup of every tagged cluster (${schedule.name})`,
-        schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
-        timeWindow: TimeWindow.flexible(Duration.minutes(schedule.flexibleWindowMinutes)),
-        target: new LambdaInvoke(startFleet, {
-          input: ScheduleTargetInput.fromObject({
-            label: schedule.label,
-            scheduledTime: ContextAttribute.scheduledTime,
-          }),
-          retryAttempts: 2,
-          role,
-        }),
+        schedule,
+        target: startFleet,
+        input: { label: schedule.label },
+        role,
       });
     }
   }
+}
+
+/**
+ * A Scheduler schedule of `schedule`'s cadence and flexible window invoking
+ * `target` with `input` and the scheduled time (which names the execution:
+ * a duplicate delivery is refused by Step Functions).
+ */
+function scheduleInvoking(
+  scope: Construct,
+  id: string,
+  props: {
+    description: string;
+    schedule: ScheduleConfig;
+    target: HandlerFunction;
+    input: Record<string, unknown>;
+    role: Role;
+  },
+): Schedule {
+  const { schedule } = props;
+  return new Schedule(scope, id, {
+    description: props.description,
+    schedule: ScheduleExpression.expression(schedule.expression, TimeZone.of(schedule.timezone)),
+    timeWindow: TimeWindow.flexible(Duration.minutes(schedule.flexibleWindowMinutes)),
+    target: new LambdaInvoke(props.target, {
+      input: ScheduleTargetInput.fromObject({
+        ...props.input,
+        scheduledTime: ContextAttribute.scheduledTime,
+      }),
+      retryAttempts: 2,
+      role: props.role,
+    }),
+  });
 }
