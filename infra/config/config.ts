@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { validateClusterName } from '#domain/ids';
 import { drSchema, retentionSchema } from '../dr/dr-config.ts';
 import { discoverSchema } from './discover.ts';
-import { checkedBy, scheduleSchema } from './schedule.ts';
+import { checkedBy, rpoHoursSchema, scheduleSchema } from './schedule.ts';
 
 export { scheduleSchema };
 
@@ -188,14 +188,9 @@ export const clusterSchema = z.strictObject({
     .max(1440)
     .default(60)
     .describe('Past this the holder aborts the backup, whatever else happens.'),
-  rpoHours: z
-    .int()
-    .min(1)
-    .max(168)
-    .default(26)
-    .describe(
-      "The fleet's RPO alarm (ClustersOverRpo) counts this cluster when its newest completed backup started more than this many hours ago, or it has none.",
-    ),
+  rpoHours: rpoHoursSchema.describe(
+    "The fleet's RPO alarm (ClustersOverRpo) counts this cluster when its newest completed backup started more than this many hours ago, or it has none.",
+  ),
   walRpoMinutes: z
     .int()
     .min(1)

@@ -1,7 +1,7 @@
 /** The configuration's `discover` block: clusters found by their hosts' tags (domain/catalog.ts). */
 import { z } from 'zod';
 import { retentionSchema } from '../dr/dr-config.ts';
-import { scheduleSchema } from './schedule.ts';
+import { rpoHoursSchema, scheduleSchema } from './schedule.ts';
 
 export const discoverSchema = z
   .strictObject({
@@ -40,14 +40,9 @@ export const discoverSchema = z
           .max(46)
           .default(6)
           .describe("How long a restore's recovery may take on the target host."),
-        rpoHours: z
-          .int()
-          .min(1)
-          .max(168)
-          .default(26)
-          .describe(
-            "The fleet's RPO alarm (ClustersOverRpo) counts a discovered cluster whose newest completed backup started more than this many hours ago, and ClustersWithoutBackup one with none: a tagged host that was never backed up is counted.",
-          ),
+        rpoHours: rpoHoursSchema.describe(
+          "The fleet's RPO alarm (ClustersOverRpo) counts a discovered cluster whose newest completed backup started more than this many hours ago, and ClustersWithoutBackup one with none: a tagged host that was never backed up is counted.",
+        ),
         watchArchiving: z
           .boolean()
           .default(true)

@@ -34,3 +34,6 @@ export const scheduleSchema = z.strictObject({
       "Scheduler's flexible time window: each start falls at a random moment up to this many minutes after the scheduled time, so that a fleet's backups do not all start in the same second (1–1440).",
     ),
 });
+
+/** A cluster's RPO in hours, listed or found by tags (the fleet's ClustersOverRpo alarm); each says what it counts. */
+export const rpoHoursSchema = z.int().min(1).max(168).default(26);
